@@ -1,0 +1,1 @@
+"""autumn_handlers"""

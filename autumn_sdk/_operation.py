@@ -1,0 +1,45 @@
+"""The shape of one API operation, as the generated operation table describes it.
+
+``codegen`` writes ``autumn_sdk/_generated/operations.py`` as a list of these; the SDK's
+resources, the handlers and the reference server all read the same table, so no endpoint
+can be forgotten by one part and served by another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One endpoint of the Autumn API (``openapi.yml``) or of the platform API (``platform.yaml``)."""
+
+    operation_id: str
+    """The spec's ``operationId``, e.g. ``"getOrCreateCustomer"``."""
+    group: str | None
+    """The SDK group (``"customers"``); ``None`` for operations on the client itself (``check``, ``track``)."""
+    name: str
+    """The Python method name inside its group, e.g. ``"get_or_create"``."""
+    http_method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    path: str
+    """Path relative to the server URL, e.g. ``"/v1/customers.get_or_create"``."""
+    params_model: type[BaseModel] | None
+    """Model of the JSON body (POST) or of the query parameters (GET); ``None`` when it takes none."""
+    response_model: type[BaseModel] | None
+    """Model of the success body; ``None`` when the success response has no body."""
+    success_statuses: tuple[int, ...]
+    error_statuses: tuple[int, ...]
+    """Error statuses the spec declares (Autumn's own spec declares none; any 4xx/5xx may still come)."""
+    api: Literal["v1", "platform"]
+    body_style: Literal["fields", "request"]
+    """``"fields"``: the SDK method takes the body's fields as keyword arguments;
+    ``"request"``: it takes one ``request=`` argument (optional bodies, as the official SDK does)."""
+    summary: str = ""
+
+    @property
+    def qualified_name(self) -> str:
+        """``"customers.get_or_create"`` or, on the root, ``"check"``."""
+        return f"{self.group}.{self.name}" if self.group else self.name
