@@ -1,0 +1,100 @@
+"""Base classes the generated resources (``_generated/resources.py``) call into.
+
+CONTRACT between ``codegen`` (which emits the typed method signatures) and the hand-written
+SDK (which implements the calls). Generated code may use exactly these names:
+
+* ``NOT_GIVEN`` / ``NotGiven``: default of every optional keyword, so "not passed" differs from ``None``;
+* ``RequestOptions``: the per-call options every method takes as ``**options``;
+* ``SyncResource._call`` / ``_call_async`` / ``_paginate`` / ``_paginate_async`` and
+  ``AsyncResource._call`` / ``_paginate``: perform an :class:`~autumn_sdk._operation.Operation`.
+
+``body`` maps wire field names to values that may be ``NOT_GIVEN`` (dropped), plain data,
+or generated models; the implementation validates it through ``op.params_model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+from typing_extensions import TypedDict
+
+from ._operation import Operation
+
+if TYPE_CHECKING:
+    from ._retries import RetryConfig
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class NotGiven:
+    """Sentinel for "argument not passed" (distinct from an explicit ``None``)."""
+
+    _instance: NotGiven | None = None
+
+    def __new__(cls) -> NotGiven:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN = NotGiven()
+
+
+class RequestOptions(TypedDict, total=False):
+    """Per-call options accepted by every SDK method (names follow the official SDK)."""
+
+    retries: RetryConfig | int | None
+    server_url: str | None
+    timeout_ms: int | None
+    http_headers: Mapping[str, str] | None
+    idempotency_key: str | None
+
+
+class SyncResource:
+    """A group of operations bound to a sync client; also offers ``*_async`` twins."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def _call(self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]) -> T:
+        return self._client._request(op, body, options, cast_to)  # type: ignore[no-any-return]
+
+    async def _call_async(
+        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]
+    ) -> T:
+        return await self._client._request_async(op, body, options, cast_to)  # type: ignore[no-any-return]
+
+    def _paginate(
+        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, item_type: type[T]
+    ) -> Iterator[T]:
+        return self._client._paginate(op, body, options, item_type)  # type: ignore[no-any-return]
+
+    def _paginate_async(
+        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, item_type: type[T]
+    ) -> AsyncIterator[T]:
+        return self._client._paginate_async(op, body, options, item_type)  # type: ignore[no-any-return]
+
+
+class AsyncResource:
+    """A group of operations bound to an async client; methods are awaited without a suffix."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def _call(
+        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]
+    ) -> T:
+        return await self._client._request_async(op, body, options, cast_to)  # type: ignore[no-any-return]
+
+    def _paginate(
+        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, item_type: type[T]
+    ) -> AsyncIterator[T]:
+        return self._client._paginate_async(op, body, options, item_type)  # type: ignore[no-any-return]
