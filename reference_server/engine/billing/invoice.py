@@ -1,0 +1,74 @@
+"""Invoice lines and drafts produced by the billing engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+
+from .money import DEFAULT_CURRENCY
+from .periods import Period
+
+
+class LineKind(str, Enum):
+    """Why a line exists; processors and the portal group lines by it."""
+
+    BASE = "base"
+    PREPAID = "prepaid"
+    USAGE = "usage"
+    UNUSED_TIME = "unused_time"
+    REMAINING_TIME = "remaining_time"
+    QUANTITY_CHANGE = "quantity_change"
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """One invoice line. ``amount`` is signed integer minor units (credits are negative)."""
+
+    kind: LineKind
+    display_name: str
+    description: str
+    amount: int
+    plan_id: str
+    feature_id: str | None = None
+    quantity: Decimal = Decimal(1)
+    period: Period | None = None
+
+
+@dataclass(frozen=True)
+class InvoiceDraft:
+    """Lines due together, in one currency."""
+
+    lines: tuple[LineItem, ...] = ()
+    currency: str = DEFAULT_CURRENCY
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+    @property
+    def charges(self) -> int:
+        """Sum of positive lines (what a card is charged before credits)."""
+        return sum(line.amount for line in self.lines if line.amount > 0)
+
+    def plus(self, other: InvoiceDraft) -> InvoiceDraft:
+        return InvoiceDraft(self.lines + other.lines, self.currency)
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    """A usage-based item that will be billed in arrears at the end of ``period``."""
+
+    display_name: str
+    plan_id: str
+    feature_id: str
+    period: Period | None
+
+
+@dataclass(frozen=True)
+class NextCycle:
+    """What the customer pays at the next renewal (fixed lines) and what is metered until then."""
+
+    starts_at: int
+    invoice: InvoiceDraft
+    usage_lines: tuple[UsageLine, ...] = ()

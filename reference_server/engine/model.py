@@ -1,0 +1,127 @@
+"""The in-memory shapes the engine works on, loaded from and written back to the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def r10(x: float) -> float:
+    """Round to 10 decimal places, as Autumn does, so 100 - 23.47 reads 76.53."""
+    v = round(x, 10)
+    return 0.0 if v == 0 else v
+
+
+@dataclass
+class Feature:
+    id: str
+    name: str | None
+    type: str  # boolean | metered | credit_system
+    consumable: bool
+    event_names: list[str] = field(default_factory=list)
+    credit_schema: list[dict[str, Any]] = field(default_factory=list)
+    display: dict[str, Any] | None = None
+    archived: bool = False
+    created_at: int = 0
+
+    def credit_cost(self, metered_feature_id: str) -> float | None:
+        for entry in self.credit_schema:
+            if entry["metered_feature_id"] == metered_feature_id:
+                return float(entry["credit_cost"])
+        return None
+
+
+@dataclass
+class Rollover:
+    id: str
+    balance: float
+    usage: float
+    expires_at: int | None  # None: never expires
+    created_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "balance": self.balance,
+            "usage": self.usage,
+            "expires_at": self.expires_at,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Rollover:
+        return cls(d["id"], float(d["balance"]), float(d["usage"]), d.get("expires_at"), int(d["created_at"]))
+
+
+@dataclass
+class Source:
+    """One balance source: a plan item instance or a loose balance (one breakdown row)."""
+
+    pk: int
+    id: str  # public id: balance_id given at creation, else internal id
+    feature_id: str
+    plan_id: str | None
+    customer_plan_pk: int | None
+    entity_pk: int | None
+    entity_id: str | None
+    is_flag: bool
+    allowance: float
+    adjustment: float
+    prepaid: float
+    balance: float
+    unlimited: bool
+    usage_allowed: bool
+    max_purchase: float | None
+    interval: str | None  # None for continuous features; "one_off" for lifetime
+    interval_count: int
+    anchor_at: int | None
+    next_reset_at: int | None
+    expires_at: int | None
+    rollover_config: dict[str, Any] | None
+    price: dict[str, Any] | None
+    is_addon: bool
+    continuous: bool
+    created_at: int
+    rollovers: list[Rollover] = field(default_factory=list)
+    dirty: bool = False
+
+    @property
+    def start_balance(self) -> float:
+        """What a reset restores and the ceiling a refund can lift the balance to."""
+        return self.allowance + self.adjustment + self.prepaid
+
+    @property
+    def included_grant(self) -> float:
+        return self.allowance + self.adjustment
+
+    @property
+    def usage(self) -> float:
+        return r10(self.included_grant + self.prepaid - self.balance)
+
+    @property
+    def pay_per_use(self) -> bool:
+        return self.usage_allowed
+
+    def live_rollovers(self, now_ms: int) -> list[Rollover]:
+        return [r for r in self.rollovers if r.expires_at is None or r.expires_at > now_ms]
+
+    def is_live(self, now_ms: int) -> bool:
+        return self.expires_at is None or self.expires_at > now_ms
+
+    def reset_json(self) -> dict[str, Any] | None:
+        if self.continuous:
+            return None
+        if self.interval in (None, "one_off"):
+            return {"interval": "one_off", "resets_at": None}
+        out: dict[str, Any] = {"interval": self.interval, "resets_at": self.next_reset_at}
+        if self.interval_count != 1:
+            out["interval_count"] = self.interval_count
+        return out
+
+
+@dataclass
+class Controls:
+    """The billing controls that change check/track behaviour for one feature."""
+
+    overage_allowed: bool | None = None  # None: no control set
+    spend_limit: float | None = None  # overage_limit of an enabled spend limit

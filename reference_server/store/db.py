@@ -1,0 +1,97 @@
+"""Engine creation, migrations and transactions for SQLite and PostgreSQL.
+
+Writes that change balances run in one transaction that serializes per customer:
+SQLite opens it with ``BEGIN IMMEDIATE`` (one writer, WAL so readers never block); PostgreSQL
+locks the customer row with ``SELECT ... FOR UPDATE`` (see :mod:`reference_server.store.customers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
+
+DEFAULT_DATABASE_URL = "sqlite:///./autumn.db"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def normalize_url(url: str) -> str:
+    """Map ``postgresql://`` / ``postgres://`` to the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Database:
+    """One engine plus the transaction helpers the store uses."""
+
+    def __init__(self, url: str | None = None, *, pool_size: int = 20) -> None:
+        self.url = normalize_url(url or DEFAULT_DATABASE_URL)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: Engine = create_engine(
+                self.url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=8,
+                max_overflow=16,
+            )
+            self._setup_sqlite(self.engine)
+        else:
+            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=40, pool_pre_ping=False)
+
+    @staticmethod
+    def _setup_sqlite(engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A read-write transaction (BEGIN IMMEDIATE on SQLite)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (deferred BEGIN on SQLite, so it never takes the write lock)."""
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = conn.execution_options(sqlite_begin="DEFERRED")
+            with conn.begin():
+                yield conn
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest revision."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        engine = self.engine
+        if self.is_sqlite:
+            # Alembic manages its own transaction; use a plain connection without the BEGIN hook.
+            engine = create_engine(self.url, poolclass=NullPool)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        if engine is not self.engine:
+            engine.dispose()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

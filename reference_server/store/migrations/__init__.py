@@ -1,0 +1,1 @@
+"""Alembic migration environment of the reference server (run programmatically on start)."""

@@ -1,0 +1,25 @@
+"""Alembic environment: uses the connection handed over by :func:`reference_server.store.db.migrate`."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from reference_server.store.tables import metadata
+
+try:  # the billing helper's tables share the metadata; import them when present
+    import reference_server.store.billing_tables  # noqa: F401
+except ImportError:
+    pass
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url") or "sqlite:///autumn.db")
+    with engine.begin() as conn:
+        context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+        context.run_migrations()
+else:
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
