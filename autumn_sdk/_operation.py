@@ -20,7 +20,8 @@ class Operation:
     operation_id: str
     """The spec's ``operationId``, e.g. ``"getOrCreateCustomer"``."""
     group: str | None
-    """The SDK group (``"customers"``); ``None`` for operations on the client itself (``check``, ``track``)."""
+    """The SDK group (``"customers"``); ``None`` for operations on the client itself
+    (``check``, ``track``)."""
     name: str
     """The Python method name inside its group, e.g. ``"get_or_create"``."""
     http_method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
