@@ -69,7 +69,7 @@ def _to_datetime(ms: int) -> dt.datetime:
 
 
 def _to_ms(moment: dt.datetime) -> int:
-    return int(round(moment.timestamp() * 1000))
+    return round(moment.timestamp() * 1000)
 
 
 def add_months(ms: int, months: int) -> int:

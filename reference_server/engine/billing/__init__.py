@@ -1,0 +1,90 @@
+"""Pure billing logic: money, periods, pricing, proration, quotes and previews (no I/O).
+
+The server core maps stored plans and subscriptions onto :mod:`.model` dataclasses, asks :mod:`.quotes`
+what a change costs, charges the quote's ``due_now`` through a payment processor and renders previews
+with :mod:`.preview`, so the preview and the charge are computed by the same code.
+"""
+
+from .errors import BillingRuleError
+from .invoice import InvoiceDraft, LineItem, LineKind, NextCycle, UsageLine
+from .model import (
+    BasePrice,
+    BillingMethod,
+    FreeTrial,
+    ItemPrice,
+    OnDecrease,
+    OnIncrease,
+    Plan,
+    PlanItem,
+    Proration,
+    Subscription,
+    Tier,
+    TierBehavior,
+    item_from_api,
+    plan_from_api,
+    quantities_from_api,
+)
+from .periods import Interval, Period, add_interval, next_boundary_after, period_at
+from .quotes import (
+    AttachQuote,
+    CancelQuote,
+    QuantityQuote,
+    RenewalQuote,
+    quote_attach,
+    quote_cancel,
+    quote_downgrade,
+    quote_final_usage,
+    quote_new,
+    quote_quantity_change,
+    quote_renewal,
+    quote_upgrade,
+)
+from .transitions import ChangeKind, classify
+from .trials import TrialChoice, TrialEndOutcome, choose_trial, trial_end_outcome
+
+__all__ = [
+    "AttachQuote",
+    "BasePrice",
+    "BillingMethod",
+    "BillingRuleError",
+    "CancelQuote",
+    "ChangeKind",
+    "FreeTrial",
+    "Interval",
+    "InvoiceDraft",
+    "ItemPrice",
+    "LineItem",
+    "LineKind",
+    "NextCycle",
+    "OnDecrease",
+    "OnIncrease",
+    "Period",
+    "Plan",
+    "PlanItem",
+    "Proration",
+    "QuantityQuote",
+    "RenewalQuote",
+    "Subscription",
+    "Tier",
+    "TierBehavior",
+    "TrialChoice",
+    "TrialEndOutcome",
+    "UsageLine",
+    "add_interval",
+    "choose_trial",
+    "classify",
+    "item_from_api",
+    "next_boundary_after",
+    "period_at",
+    "plan_from_api",
+    "quantities_from_api",
+    "quote_attach",
+    "quote_cancel",
+    "quote_downgrade",
+    "quote_final_usage",
+    "quote_new",
+    "quote_quantity_change",
+    "quote_renewal",
+    "quote_upgrade",
+    "trial_end_outcome",
+]

@@ -1,0 +1,152 @@
+"""Render quotes as the API's preview bodies (``billing.preview_attach`` / ``preview_update`` / multi).
+
+Totals are major-unit JSON numbers (30 for $30), summed from the same integer minor units the real call
+charges, so a preview always equals the invoice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from .invoice import InvoiceDraft, LineItem, NextCycle, UsageLine
+from .money import minor_to_json
+from .quotes import AttachQuote
+
+JSON = dict[str, Any]
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def line_item_json(line: LineItem, currency: str) -> JSON:
+    body: JSON = {
+        "display_name": line.display_name,
+        "description": line.description,
+        "subtotal": minor_to_json(line.amount, currency),
+        "total": minor_to_json(line.amount, currency),
+        "discounts": [],
+        "plan_id": line.plan_id,
+        "feature_id": line.feature_id,
+        "quantity": _number(line.quantity),
+    }
+    if line.period is not None:
+        body["period"] = {"start": line.period.start, "end": line.period.end}
+    return body
+
+
+def _usage_line_json(line: UsageLine) -> JSON:
+    body: JSON = {"display_name": line.display_name, "plan_id": line.plan_id, "feature_id": line.feature_id}
+    if line.period is not None:
+        body["period"] = {"start": line.period.start, "end": line.period.end}
+    return body
+
+
+def invoice_lines_json(invoice: InvoiceDraft) -> list[JSON]:
+    return [line_item_json(line, invoice.currency) for line in invoice.lines]
+
+
+def next_cycle_json(cycles: Sequence[NextCycle], currency: str) -> JSON | None:
+    """Merge the next cycles of several quotes; the earliest start wins (it is the next renewal)."""
+    if not cycles:
+        return None
+    starts_at = min(cycle.starts_at for cycle in cycles)
+    lines = [line for cycle in cycles for line in cycle.invoice.lines]
+    total = sum(line.amount for line in lines)
+    return {
+        "starts_at": starts_at,
+        "subtotal": minor_to_json(total, currency),
+        "total": minor_to_json(total, currency),
+        "line_items": [line_item_json(line, currency) for line in lines],
+        "usage_line_items": [_usage_line_json(u) for cycle in cycles for u in cycle.usage_lines],
+    }
+
+
+def _feature_quantities(quantities: Mapping[str, Decimal]) -> list[JSON]:
+    return [{"feature_id": fid, "quantity": _number(q)} for fid, q in quantities.items()]
+
+
+def incoming_json(quote: AttachQuote) -> JSON:
+    return {
+        "plan_id": quote.plan.id,
+        "feature_quantities": _feature_quantities(quote.prepaid_quantities),
+        "effective_at": quote.starts_at if quote.scheduled else None,
+        "canceled_at": None,
+        "expires_at": None,
+    }
+
+
+def outgoing_json(
+    plan_id: str, ends_at: int, now: int, quantities: Mapping[str, Decimal] | None = None
+) -> JSON:
+    return {
+        "plan_id": plan_id,
+        "feature_quantities": _feature_quantities(quantities or {}),
+        "effective_at": ends_at,
+        "canceled_at": now if ends_at > now else None,
+        "expires_at": ends_at,
+    }
+
+
+def preview_body(
+    customer_id: str,
+    due_now: InvoiceDraft,
+    cycles: Sequence[NextCycle],
+    incoming: Sequence[JSON] = (),
+    outgoing: Sequence[JSON] = (),
+    redirect_to_checkout: bool = False,
+    checkout_type: str | None = None,
+    entity_id: str | None = None,
+) -> JSON:
+    """Full preview response body."""
+    body: JSON = {
+        "customer_id": customer_id,
+        "line_items": invoice_lines_json(due_now),
+        "subtotal": minor_to_json(due_now.total, due_now.currency),
+        "total": minor_to_json(due_now.total, due_now.currency),
+        "currency": due_now.currency,
+        "incoming": list(incoming),
+        "outgoing": list(outgoing),
+        "redirect_to_checkout": redirect_to_checkout,
+        "checkout_type": checkout_type,
+    }
+    if entity_id is not None:
+        body["entity_id"] = entity_id
+    cycle = next_cycle_json(cycles, due_now.currency)
+    if cycle is not None:
+        body["next_cycle"] = cycle
+    return body
+
+
+def attach_preview_body(
+    customer_id: str,
+    quotes: Sequence[AttachQuote],
+    redirect_to_checkout: bool = False,
+    checkout_type: str | None = None,
+    entity_id: str | None = None,
+    outgoing_quantities: Mapping[str, Mapping[str, Decimal]] | None = None,
+) -> JSON:
+    """Preview for one attach or a multi-attach."""
+    from .quotes import combine_due
+
+    due = combine_due(quotes)
+    cycles = [q.next_cycle for q in quotes if q.next_cycle is not None]
+    outgoing = [
+        outgoing_json(
+            q.outgoing_plan_id, q.outgoing_ends_at, q.now, (outgoing_quantities or {}).get(q.outgoing_plan_id)
+        )
+        for q in quotes
+        if q.outgoing_plan_id is not None and q.outgoing_ends_at is not None
+    ]
+    return preview_body(
+        customer_id,
+        due,
+        cycles,
+        incoming=[incoming_json(q) for q in quotes],
+        outgoing=outgoing,
+        redirect_to_checkout=redirect_to_checkout,
+        checkout_type=checkout_type,
+        entity_id=entity_id,
+    )
