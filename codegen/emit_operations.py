@@ -1,0 +1,74 @@
+"""``_generated/operations.py``: one :class:`~autumn_sdk._operation.Operation` per endpoint."""
+
+from __future__ import annotations
+
+from .collect import Collection, OperationInfo
+
+
+def _model_ref(collection: Collection, shape: int | None) -> str:
+    return "None" if shape is None else f"models.{collection.catalog.name_of(shape)}"
+
+
+def _operation(collection: Collection, op: OperationInfo) -> str:
+    fields = [
+        ("operation_id", repr(op.operation_id)),
+        ("group", repr(op.group)),
+        ("name", repr(op.name)),
+        ("http_method", repr(op.http_method)),
+        ("path", repr(op.path)),
+        ("params_model", _model_ref(collection, op.params_shape)),
+        ("response_model", _model_ref(collection, op.response_shape)),
+        ("success_statuses", repr(op.success_statuses)),
+        ("error_statuses", repr(op.error_statuses)),
+        ("api", repr(op.api)),
+        ("body_style", repr(op.body_style)),
+        ("summary", repr(op.summary)),
+    ]
+    body = "".join(f"    {key}={value},\n" for key, value in fields)
+    return f"{op.constant} = Operation(\n{body})\n"
+
+
+def render_operations(collection: Collection, header: str) -> str:
+    constants = [op.constant for op in collection.operations]
+    if len(set(constants)) != len(constants):
+        raise ValueError("two operations share a qualified name")
+    parts = [
+        header,
+        '"""Every endpoint of the Autumn API and the platform API, and the webhook payload models."""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from pydantic import BaseModel",
+        "",
+        "from autumn_sdk._operation import Operation",
+        "",
+        "from . import models",
+        "",
+    ]
+    parts.extend(_operation(collection, op) for op in collection.operations)
+    parts.append("OPERATIONS: tuple[Operation, ...] = (\n" + "".join(f"    {c},\n" for c in constants) + ")\n")
+    by_path: dict[str, OperationInfo] = {}
+    for op in collection.operations:
+        # GET and POST share /v1/platform/organizations: the path maps to the POST (the write);
+        # OPERATIONS_BY_ROUTE tells every (method, path) apart.
+        if op.path not in by_path or op.http_method != "GET":
+            by_path[op.path] = op
+    parts.append(
+        "# Path -> operation; where GET and POST share a path the POST is listed here, see OPERATIONS_BY_ROUTE.\n"
+        "OPERATIONS_BY_PATH: dict[str, Operation] = {\n"
+        + "".join(f"    {path!r}: {op.constant},\n" for path, op in by_path.items())
+        + "}\n"
+    )
+    parts.append(
+        "OPERATIONS_BY_ROUTE: dict[tuple[str, str], Operation] = {\n"
+        + "".join(f"    ({op.http_method!r}, {op.path!r}): {op.constant},\n" for op in collection.operations)
+        + "}\n"
+    )
+    events = "".join(
+        f"    {hook.event_type!r}: models.{collection.catalog.name_of(hook.payload_shape)},\n"
+        for hook in collection.webhooks
+    )
+    parts.append("# Webhook event type -> payload model.\n" f"WEBHOOK_EVENTS: dict[str, type[BaseModel]] = {{\n{events}}}\n")
+    names = ["OPERATIONS", "OPERATIONS_BY_PATH", "OPERATIONS_BY_ROUTE", "WEBHOOK_EVENTS", *constants]
+    parts.append("__all__ = [\n" + "".join(f"    {n!r},\n" for n in names) + "]\n")
+    return "\n".join(parts)

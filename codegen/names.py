@@ -1,0 +1,45 @@
+"""Names the heuristics in :mod:`codegen.catalog` get wrong, pinned so they survive spec updates.
+
+``NAME_OVERRIDES`` maps a default name to the name to use. For a top-level schema the key is the
+default root name (``CreateEntityResponse``); for a nested one it is the parent's final name plus
+the property label (``CustomerDataBillingControls``), which is unique because parent names are.
+``VARIANT_NAMES`` names the object options of a union (``"<Parent><Label>[<index>]"``), which the
+parent name alone cannot tell apart.
+"""
+
+from __future__ import annotations
+
+NAME_OVERRIDES: dict[str, str] = {
+    # One response shape shared by several operations is named after what it is.
+    "CreateFeatureResponse": "Feature",
+    "CreateEntityResponse": "Entity",
+    "DeleteCustomerResponse": "SuccessResponse",
+    "EventsListResponseItem": "Event",
+    "EventsAggregateResponseItem": "EventsAggregatePeriod",
+    "VercelWebhooksEventEvent": "VercelWebhooksEvent",
+    # Billing controls: the request side (customer data) and the response side (customer).
+    "CustomerDataBillingControls": "BillingControlsParams",
+    "BillingControlsParamsAutoTopup": "AutoTopup",
+    "BillingControlsParamsSpendLimit": "SpendLimit",
+    "BillingControlsParamsUsageAlert": "UsageAlert",
+    "BillingControlsParamsOverageAllowed": "OverageAllowed",
+    "CustomerDataConfig": "CustomerConfig",
+    "CustomerBillingControls": "BillingControls",
+    "BillingControlsAutoTopup": "AutoTopupStatus",
+    "MultiAttachParamsEntityData": "EntityData",
+    "EntityDataBillingControls": "EntityBillingControls",
+    # Plan items as sent in requests (the response side is PlanItem).
+    "CreatePlanParamsItem": "PlanItemParams",
+    "PlanItemParamsPrice": "PlanItemPriceParams",
+    "PlanItemParamsRollover": "PlanItemRolloverParams",
+    "CreateSchedulePhasePlanCustomizeItem": "SchedulePlanItemParams",
+    "SchedulePlanItemParamsPrice": "SchedulePlanItemPriceParams",
+    "CreateScheduleResponsePhase": "ScheduledPhase",
+}
+
+VARIANT_NAMES: dict[str, str] = {
+    # Customer.billing_controls.auto_topups[].purchase_limit is either the configured limit or the
+    # live window (count, next reset).
+    "AutoTopupStatusPurchaseLimit[0]": "AutoTopupPurchaseLimit",
+    "AutoTopupStatusPurchaseLimit[1]": "AutoTopupPurchaseWindow",
+}

@@ -1,0 +1,47 @@
+"""Loading the OpenAPI documents the generator reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SPECS = (
+    REPO_ROOT.parent / "shared" / "spec" / "openapi.yml",
+    REPO_ROOT.parent / "shared" / "spec" / "platform.yaml",
+)
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@dataclass(frozen=True)
+class SpecDocument:
+    """One parsed spec plus what the generator needs to know about where it came from."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def is_platform(self) -> bool:
+        """The platform API is its own document: its paths live under a ``/v1`` server URL."""
+        return any(p.startswith("/platform") for p in self.data.get("paths", {}))
+
+    @property
+    def server_path_prefix(self) -> str:
+        """The path part of the first server URL (``"/v1"`` for platform.yaml, ``""`` for openapi.yml)."""
+        servers = self.data.get("servers") or [{"url": ""}]
+        url = str(servers[0].get("url", ""))
+        after_scheme = url.split("://", 1)[-1]
+        slash = after_scheme.find("/")
+        return after_scheme[slash:].rstrip("/") if slash >= 0 else ""
+
+
+def load_spec(path: Path) -> SpecDocument:
+    """YAML anchors (the spec shares examples through them) are resolved by the safe loader."""
+    with path.open(encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not an OpenAPI document")
+    return SpecDocument(path=path, data=data)
