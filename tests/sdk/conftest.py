@@ -1,0 +1,48 @@
+"""Fixtures for the SDK tests: a clean environment, recorded (never real) backoff sleeps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from autumn_sdk import _drivers
+
+AUTUMN_ENV = ("AUTUMN_SECRET_KEY", "AUTUMN_URL", "AUTUMN_FAIL_OPEN", "FAIL_OPEN", "X_API_VERSION")
+TEST_URL = "https://autumn.test"
+TEST_KEY = "am_sk_test_123"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without Autumn variables from the developer's shell."""
+    for name in AUTUMN_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+class SleepRecorder:
+    """Stands in for ``time.sleep`` / ``asyncio.sleep`` in the drivers: records, never waits."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def sync(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+    async def async_(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@pytest.fixture(autouse=True)
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepRecorder:
+    recorder = SleepRecorder()
+    monkeypatch.setattr(_drivers, "sync_sleep", recorder.sync)
+    monkeypatch.setattr(_drivers, "async_sleep", recorder.async_)
+    return recorder
+
+
+@pytest.fixture
+def sdk_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    with caplog.at_level(logging.DEBUG, logger="autumn_sdk"):
+        yield caplog

@@ -1,0 +1,74 @@
+"""Small hand-made operations for transport tests that must not depend on the generated table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autumn_sdk._model import AutumnModel
+from autumn_sdk._operation import Operation
+
+
+class GateParams(AutumnModel):
+    customer_id: str
+    feature_id: str | None = None
+    send_event: bool | None = None
+    lock: dict[str, Any] | None = None
+
+
+class GateResult(AutumnModel):
+    allowed: bool
+    customer_id: str
+    balance: dict[str, Any] | None = None
+    flag: dict[str, Any] | None = None
+    entity_id: str | None = None
+
+
+class AttachParams(AutumnModel):
+    customer_id: str
+    plan_id: str
+
+
+class AttachResult(AutumnModel):
+    customer_id: str
+    payment_url: str | None = None
+
+
+class GetParams(AutumnModel):
+    customer_id: str
+
+
+class Person(AutumnModel):
+    id: str | None
+    name: str | None = None
+
+
+class PersonPage(AutumnModel):
+    list: list[Person]
+    next_cursor: str | None
+
+
+class ListParams(AutumnModel):
+    start_cursor: str | None = None
+    limit: int | None = None
+
+
+def _op(operation_id: str, group: str | None, name: str, path: str, params: Any, result: Any) -> Operation:
+    return Operation(
+        operation_id=operation_id,
+        group=group,
+        name=name,
+        http_method="POST",
+        path=path,
+        params_model=params,
+        response_model=result,
+        success_statuses=(200, 202),
+        error_statuses=(),
+        api="v1",
+        body_style="fields",
+    )
+
+
+CHECK = _op("check", None, "check", "/v1/balances.check", GateParams, GateResult)
+ATTACH = _op("attach", "billing", "attach", "/v1/billing.attach", AttachParams, AttachResult)
+GET_PERSON = _op("getCustomer", "customers", "get", "/v1/customers.get", GetParams, Person)
+LIST_PEOPLE = _op("listCustomers", "customers", "list", "/v1/customers.list", ListParams, PersonPage)
