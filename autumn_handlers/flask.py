@@ -1,0 +1,80 @@
+"""Flask adapter: a blueprint serving the autumn-js routes under the path prefix.
+
+from autumn_handlers.flask import autumn_blueprint
+
+def identify(request: flask.Request):
+    user = current_user()
+    return Identity(user.id, {"name": user.name, "email": user.email}) if user else None
+
+app.register_blueprint(autumn_blueprint(identify=identify))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from flask import Blueprint, Request, Response, request
+
+from autumn_sdk import Autumn
+
+from .core import DEFAULT_PATH_PREFIX, HandlerSettings, IncomingRequest
+from .cors import CORSConfig
+from .identity import IdentifyResult
+from .runners import SyncHandler
+
+__all__ = ["autumn_blueprint"]
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def autumn_blueprint(
+    identify: Callable[[Request], IdentifyResult | Awaitable[IdentifyResult]],
+    *,
+    secret_key: str | None = None,
+    autumn_url: str | None = None,
+    path_prefix: str = DEFAULT_PATH_PREFIX,
+    client: Autumn | None = None,
+    cors: CORSConfig | None = None,
+    fail_open: bool | None = None,
+    name: str = "autumn",
+) -> Blueprint:
+    """A blueprint answering ``POST {path_prefix}/<route>`` for the React hooks.
+
+    ``identify`` receives ``flask.request`` (it may also be ``async``); ``client`` replaces the
+    ``Autumn`` client built from ``secret_key`` (default env ``AUTUMN_SECRET_KEY``) and
+    ``autumn_url``. Every method is routed here so that unknown routes and methods get autumn-js's
+    JSON ``not_found`` instead of Flask's HTML pages.
+    """
+    settings = HandlerSettings(
+        secret_key=secret_key, autumn_url=autumn_url, path_prefix=path_prefix, cors=cors, fail_open=fail_open
+    )
+    handler: SyncHandler[Request] = SyncHandler(identify, settings, client)
+    prefix = settings.normalized_prefix
+    blueprint = Blueprint(name, __name__, url_prefix=prefix or None)
+
+    def serve(subpath: str = "") -> Response:
+        incoming = IncomingRequest(
+            method=request.method,
+            subpath=subpath,
+            body=request.get_data(cache=True),
+            headers=dict(request.headers),
+        )
+        answer = handler.handle(request._get_current_object(), incoming)  # type: ignore[attr-defined]
+        response = Response(answer.content, status=answer.status, headers=dict(answer.headers))
+        if answer.media_type is None:
+            del response.headers["Content-Type"]
+        else:
+            response.mimetype = answer.media_type
+        return response
+
+    for rule in ("/", "/<path:subpath>"):
+        blueprint.add_url_rule(
+            rule,
+            endpoint="serve" if rule == "/" else "serve_subpath",
+            view_func=serve,
+            methods=_ALL_METHODS,
+            provide_automatic_options=False,
+            strict_slashes=False,
+            merge_slashes=False,
+        )
+    return blueprint

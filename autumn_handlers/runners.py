@@ -1,0 +1,176 @@
+"""Thin sync and async drivers of :class:`~autumn_handlers.core.HandlerCore`'s pipeline.
+
+They do the two kinds of I/O the pipeline asks for (``identify`` and one SDK call) with a sync
+``Autumn`` client (Flask) or an ``AsyncAutumn`` client (Starlette, Litestar). SDK calls go through the
+public resource methods (``client.billing.attach(**body)``), so an injected client behaves exactly as
+the app configured it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from autumn_sdk import AsyncAutumn, Autumn
+from autumn_sdk._operation import Operation
+
+from .core import CallAutumn, HandlerCore, HandlerSettings, IncomingRequest, NeedIdentity, Pipeline
+from .identity import IdentifyResult
+from .responses import HandlerResponse
+
+__all__ = ["AsyncHandler", "SyncHandler"]
+
+RequestT = TypeVar("RequestT")
+
+
+def _sdk_method(client: Any, operation: Operation) -> Callable[..., Any]:
+    """The public SDK method of ``operation`` (``client.customers.get_or_create``)."""
+    target = client if operation.group is None else getattr(client, operation.group)
+    method: Callable[..., Any] = getattr(target, operation.name)
+    return method
+
+
+def _call_kwargs(call: CallAutumn) -> dict[str, Any]:
+    if call.operation.body_style == "request":
+        return {"request": call.body}
+    return dict(call.body)
+
+
+async def _await(value: Awaitable[IdentifyResult]) -> IdentifyResult:
+    return await value
+
+
+class SyncHandler(Generic[RequestT]):
+    """Runs the pipeline with blocking I/O (WSGI frameworks)."""
+
+    def __init__(
+        self,
+        identify: Callable[[RequestT], IdentifyResult | Awaitable[IdentifyResult]],
+        settings: HandlerSettings,
+        client: Autumn | None = None,
+    ) -> None:
+        self.identify = identify
+        self.core = HandlerCore(settings, has_injected_client=client is not None)
+        self._client = client
+        self._owned: dict[str, Autumn] = {}
+        self._lock = threading.Lock()
+
+    def client(self) -> Autumn:
+        """The injected client, else one per secret key, created on first use and reused."""
+        if self._client is not None:
+            return self._client
+        key = self.core.secret_key()
+        if key is None:
+            raise RuntimeError("no Autumn secret key")
+        with self._lock:
+            client = self._owned.get(key)
+            if client is None:
+                client = Autumn(
+                    secret_key=key, server_url=self.core.settings.autumn_url, fail_open=False, max_retries=0
+                )
+                self._owned[key] = client
+        return client
+
+    def _identify(self, request: RequestT) -> IdentifyResult:
+        result = self.identify(request)
+        if inspect.isawaitable(result):
+            # An async identify in a sync app: run it to completion on a private loop.
+            return asyncio.run(_await(result))
+        return result
+
+    def handle(self, request: RequestT, incoming: IncomingRequest) -> HandlerResponse:
+        pipeline: Pipeline = self.core.pipeline(incoming)
+        try:
+            effect = next(pipeline)
+            while True:
+                try:
+                    if isinstance(effect, NeedIdentity):
+                        outcome: Any = self._identify(request)
+                    else:
+                        outcome = _sdk_method(self.client(), effect.operation)(**_call_kwargs(effect))
+                except Exception as exc:
+                    effect = pipeline.throw(exc)
+                else:
+                    effect = pipeline.send(outcome)
+        except StopIteration as done:
+            response: HandlerResponse = done.value
+            return response
+        finally:
+            pipeline.close()
+
+    def close(self) -> None:
+        """Close the clients this handler created (not an injected one)."""
+        with self._lock:
+            for client in self._owned.values():
+                client.close()
+            self._owned.clear()
+
+
+class AsyncHandler(Generic[RequestT]):
+    """Runs the pipeline on an event loop (ASGI frameworks)."""
+
+    def __init__(
+        self,
+        identify: Callable[[RequestT], IdentifyResult | Awaitable[IdentifyResult]],
+        settings: HandlerSettings,
+        client: AsyncAutumn | None = None,
+    ) -> None:
+        self.identify = identify
+        self.core = HandlerCore(settings, has_injected_client=client is not None)
+        self._client = client
+        # httpx's async pools belong to one event loop, so an owned client is kept per loop.
+        self._owned: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncAutumn]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def client(self) -> AsyncAutumn:
+        """The injected client, else one per event loop and secret key, reused across requests."""
+        if self._client is not None:
+            return self._client
+        key = self.core.secret_key()
+        if key is None:
+            raise RuntimeError("no Autumn secret key")
+        per_loop = self._owned.setdefault(asyncio.get_running_loop(), {})
+        client = per_loop.get(key)
+        if client is None:
+            client = AsyncAutumn(
+                secret_key=key, server_url=self.core.settings.autumn_url, fail_open=False, max_retries=0
+            )
+            per_loop[key] = client
+        return client
+
+    async def _identify(self, request: RequestT) -> IdentifyResult:
+        result = self.identify(request)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    async def handle(self, request: RequestT, incoming: IncomingRequest) -> HandlerResponse:
+        pipeline: Pipeline = self.core.pipeline(incoming)
+        try:
+            effect = next(pipeline)
+            while True:
+                try:
+                    if isinstance(effect, NeedIdentity):
+                        outcome: Any = await self._identify(request)
+                    else:
+                        outcome = await _sdk_method(self.client(), effect.operation)(**_call_kwargs(effect))
+                except Exception as exc:
+                    effect = pipeline.throw(exc)
+                else:
+                    effect = pipeline.send(outcome)
+        except StopIteration as done:
+            response: HandlerResponse = done.value
+            return response
+        finally:
+            pipeline.close()
+
+    async def aclose(self) -> None:
+        """Close the clients this handler created on the running loop (not an injected one)."""
+        per_loop = self._owned.pop(asyncio.get_running_loop(), {})
+        for client in per_loop.values():
+            await client.aclose()

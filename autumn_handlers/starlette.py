@@ -1,0 +1,126 @@
+"""Starlette adapter (FastAPI too): the autumn-js routes as a ``Router`` to mount under the prefix.
+
+    from autumn_handlers.starlette import AutumnMount, autumn_app, autumn_routes
+
+    app = Starlette(routes=[*autumn_routes(identify=identify)])       # Starlette
+    app = Starlette(routes=[AutumnMount(identify=identify)])          # the same, as one Mount
+    fastapi_app.mount("/api/autumn", autumn_app(identify=identify))   # FastAPI
+
+``identify`` receives the ``starlette.requests.Request`` and may be sync or async.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+
+from autumn_sdk import AsyncAutumn
+
+from .core import DEFAULT_PATH_PREFIX, HandlerSettings, IncomingRequest
+from .cors import CORSConfig
+from .identity import IdentifyResult
+from .runners import AsyncHandler
+
+__all__ = ["AutumnMount", "autumn_app", "autumn_routes"]
+
+StarletteIdentify = Callable[[Request], IdentifyResult | Awaitable[IdentifyResult]]
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _endpoint(handler: AsyncHandler[Request]) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:
+        incoming = IncomingRequest(
+            method=request.method,
+            subpath=request.path_params.get("subpath", ""),
+            body=await request.body(),
+            headers=dict(request.headers),
+        )
+        answer = await handler.handle(request, incoming)
+        return Response(
+            answer.content,
+            status_code=answer.status,
+            headers=dict(answer.headers),
+            media_type=answer.media_type,
+        )
+
+    return serve
+
+
+def autumn_app(
+    identify: StarletteIdentify,
+    *,
+    secret_key: str | None = None,
+    autumn_url: str | None = None,
+    client: AsyncAutumn | None = None,
+    cors: CORSConfig | None = None,
+    fail_open: bool | None = None,
+) -> Router:
+    """An ASGI ``Router`` answering ``POST /<route>``; mount it at the prefix the hooks use.
+
+    ``client`` replaces the ``AsyncAutumn`` built from ``secret_key`` (default env
+    ``AUTUMN_SECRET_KEY``) and ``autumn_url``. Every method is routed, so unknown routes and methods
+    get autumn-js's JSON ``not_found``.
+    """
+    settings = HandlerSettings(secret_key=secret_key, autumn_url=autumn_url, cors=cors, fail_open=fail_open)
+    endpoint = _endpoint(AsyncHandler(identify, settings, client))
+    return Router(
+        routes=[
+            Route("/", endpoint, methods=_ALL_METHODS),
+            Route("/{subpath:path}", endpoint, methods=_ALL_METHODS),
+        ],
+        redirect_slashes=False,
+    )
+
+
+class AutumnMount(Mount):
+    """``Mount(path_prefix, app=autumn_app(...))`` in one object, for a Starlette ``routes`` list."""
+
+    def __init__(
+        self,
+        identify: StarletteIdentify,
+        *,
+        path: str = DEFAULT_PATH_PREFIX,
+        secret_key: str | None = None,
+        autumn_url: str | None = None,
+        client: AsyncAutumn | None = None,
+        cors: CORSConfig | None = None,
+        fail_open: bool | None = None,
+        name: str | None = "autumn",
+    ) -> None:
+        app = autumn_app(
+            identify,
+            secret_key=secret_key,
+            autumn_url=autumn_url,
+            client=client,
+            cors=cors,
+            fail_open=fail_open,
+        )
+        super().__init__(HandlerSettings(path_prefix=path).normalized_prefix, app=app, name=name)
+
+
+def autumn_routes(
+    identify: StarletteIdentify,
+    *,
+    path_prefix: str = DEFAULT_PATH_PREFIX,
+    secret_key: str | None = None,
+    autumn_url: str | None = None,
+    client: AsyncAutumn | None = None,
+    cors: CORSConfig | None = None,
+    fail_open: bool | None = None,
+) -> list[BaseRoute]:
+    """The routes to splice into ``Starlette(routes=[...])``: one :class:`AutumnMount`."""
+    return [
+        AutumnMount(
+            identify,
+            path=path_prefix,
+            secret_key=secret_key,
+            autumn_url=autumn_url,
+            client=client,
+            cors=cors,
+            fail_open=fail_open,
+        )
+    ]
