@@ -28,8 +28,17 @@ _DROPPED_KEYWORDS = frozenset(
 )
 # Constraints inside a union option would make the generator emit a wrapper class per option.
 _OPTION_CONSTRAINTS = frozenset(
-    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "pattern", "minItems",
-     "maxItems"}
+    {
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minItems",
+        "maxItems",
+    }
 )
 # Formats that would pull in extra validators or change values on a round trip (``AnyUrl`` adds "/").
 _DROPPED_FORMATS = frozenset({"email", "uri", "url"})
@@ -98,7 +107,9 @@ def _without_constraints(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_object_with_properties(schema: Any) -> bool:
-    return isinstance(schema, dict) and isinstance(schema.get("properties"), dict) and bool(schema["properties"])
+    return (
+        isinstance(schema, dict) and isinstance(schema.get("properties"), dict) and bool(schema["properties"])
+    )
 
 
 class Catalog:
@@ -113,7 +124,12 @@ class Catalog:
     # -- interning -----------------------------------------------------------------------------
 
     def add_root(
-        self, schema: dict[str, Any], components: dict[str, Any], name: str, priority: int, distinct: bool = False
+        self,
+        schema: dict[str, Any],
+        components: dict[str, Any],
+        name: str,
+        priority: int,
+        distinct: bool = False,
     ) -> int:
         """Intern a top-level schema (request body, response, event, component) under ``name``.
 
@@ -135,7 +151,12 @@ class Catalog:
         return shape_id
 
     def normalize(
-        self, schema: Any, components: dict[str, Any], label: str, links: list[Link], variant: int = 0,
+        self,
+        schema: Any,
+        components: dict[str, Any],
+        label: str,
+        links: list[Link],
+        variant: int = 0,
         variants: int = 1,
     ) -> dict[str, Any]:
         """Rewrite ``schema`` so every object with properties is a placeholder ``$ref`` to its shape."""
@@ -174,8 +195,13 @@ class Catalog:
         return out
 
     def _normalize_ref(
-        self, schema: dict[str, Any], components: dict[str, Any], label: str, links: list[Link],
-        variant: int, variants: int,
+        self,
+        schema: dict[str, Any],
+        components: dict[str, Any],
+        label: str,
+        links: list[Link],
+        variant: int,
+        variants: int,
     ) -> dict[str, Any]:
         ref = str(schema["$ref"])
         if not ref.startswith(COMPONENT_REF):
@@ -331,7 +357,9 @@ class Catalog:
 
         def claim(shape: Shape, name: str) -> None:
             if name in taken and taken[name] != shape.id:
-                raise ValueError(f"two different shapes want the name {name!r}; add an entry to codegen/names.py")
+                raise ValueError(
+                    f"two different shapes want the name {name!r}; add an entry to codegen/names.py"
+                )
             taken[name] = shape.id
             shape.name = name
 
@@ -374,7 +402,9 @@ class Catalog:
         for candidate in [*child.titles, base + label, parent + label]:
             if taken.get(candidate, child.id) == child.id:
                 return candidate
-        raise ValueError(f"no free name for a child of {parent!r} at {link.label!r}; add one to codegen/names.py")
+        raise ValueError(
+            f"no free name for a child of {parent!r} at {link.label!r}; add one to codegen/names.py"
+        )
 
     # -- output --------------------------------------------------------------------------------
 

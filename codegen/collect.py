@@ -78,7 +78,11 @@ def collect(documents: list[SpecDocument]) -> Collection:
     for document in documents:
         components = document.data.get("components", {}).get("schemas", {}) or {}
         for name, schema in components.items():
-            if isinstance(schema, dict) and isinstance(schema.get("properties"), dict) and schema["properties"]:
+            if (
+                isinstance(schema, dict)
+                and isinstance(schema.get("properties"), dict)
+                and schema["properties"]
+            ):
                 catalog.add_root(schema, components, name, PRIORITY_COMPONENT)
 
     for document in documents:
@@ -131,7 +135,10 @@ def _operation(
         query = [p for p in op.get("parameters", []) if isinstance(p, dict) and p.get("in") == "query"]
         if query:
             properties = {
-                str(p["name"]): {**p.get("schema", {}), **({"description": p["description"]} if "description" in p else {})}
+                str(p["name"]): {
+                    **p.get("schema", {}),
+                    **({"description": p["description"]} if "description" in p else {}),
+                }
                 for p in query
             }
             schema: dict[str, Any] = {"type": "object", "properties": properties}
@@ -164,9 +171,7 @@ def _operation(
                 response_shape = shape
         else:
             errors.append(status)
-            if schema_or_none is not None and (
-                "$ref" in schema_or_none or schema_or_none.get("properties")
-            ):
+            if schema_or_none is not None and ("$ref" in schema_or_none or schema_or_none.get("properties")):
                 catalog.add_root(schema_or_none, components, base + "Error", PRIORITY_ROOT)
 
     summary = str(op.get("summary") or "")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from datamodel_code_generator import DataModelType, InputFileType, PythonVersion, generate
+from datamodel_code_generator import generate
+from datamodel_code_generator.enums import DataModelType, InputFileType
+from datamodel_code_generator.format import PythonVersion
+from datamodel_code_generator.parser import LiteralType
 
 from .catalog import Catalog
 
@@ -27,7 +30,7 @@ def render_models(catalog: Catalog, header: str) -> str:
         base_class=BASE_CLASS,
         use_union_operator=True,
         use_standard_collections=True,
-        enum_field_as_literal="all",
+        enum_field_as_literal=LiteralType.All,
         field_constraints=True,
         use_double_quotes=True,
         disable_timestamp=True,

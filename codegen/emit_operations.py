@@ -46,7 +46,9 @@ def render_operations(collection: Collection, header: str) -> str:
         "",
     ]
     parts.extend(_operation(collection, op) for op in collection.operations)
-    parts.append("OPERATIONS: tuple[Operation, ...] = (\n" + "".join(f"    {c},\n" for c in constants) + ")\n")
+    parts.append(
+        "OPERATIONS: tuple[Operation, ...] = (\n" + "".join(f"    {c},\n" for c in constants) + ")\n"
+    )
     by_path: dict[str, OperationInfo] = {}
     for op in collection.operations:
         # GET and POST share /v1/platform/organizations: the path maps to the POST (the write);
@@ -54,7 +56,7 @@ def render_operations(collection: Collection, header: str) -> str:
         if op.path not in by_path or op.http_method != "GET":
             by_path[op.path] = op
     parts.append(
-        "# Path -> operation; where GET and POST share a path the POST is listed here, see OPERATIONS_BY_ROUTE.\n"
+        "# Path -> operation; where GET and POST share a path the POST is listed (see OPERATIONS_BY_ROUTE).\n"
         "OPERATIONS_BY_PATH: dict[str, Operation] = {\n"
         + "".join(f"    {path!r}: {op.constant},\n" for path, op in by_path.items())
         + "}\n"
@@ -68,7 +70,10 @@ def render_operations(collection: Collection, header: str) -> str:
         f"    {hook.event_type!r}: models.{collection.catalog.name_of(hook.payload_shape)},\n"
         for hook in collection.webhooks
     )
-    parts.append("# Webhook event type -> payload model.\n" f"WEBHOOK_EVENTS: dict[str, type[BaseModel]] = {{\n{events}}}\n")
+    parts.append(
+        "# Webhook event type -> payload model.\n"
+        f"WEBHOOK_EVENTS: dict[str, type[BaseModel]] = {{\n{events}}}\n"
+    )
     names = ["OPERATIONS", "OPERATIONS_BY_PATH", "OPERATIONS_BY_ROUTE", "WEBHOOK_EVENTS", *constants]
     parts.append("__all__ = [\n" + "".join(f"    {n!r},\n" for n in names) + "]\n")
     return "\n".join(parts)

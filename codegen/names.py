@@ -17,6 +17,9 @@ NAME_OVERRIDES: dict[str, str] = {
     "EventsListResponseItem": "Event",
     "EventsAggregateResponseItem": "EventsAggregatePeriod",
     "VercelWebhooksEventEvent": "VercelWebhooksEvent",
+    # A feature's unit names and credit costs, first met under Plan.items[].feature.
+    "PlanItemFeatureDisplay": "FeatureUnitNames",
+    "PlanItemFeatureCreditSchema": "CreditSchemaEntry",
     # Billing controls: the request side (customer data) and the response side (customer).
     "CustomerDataBillingControls": "BillingControlsParams",
     "BillingControlsParamsAutoTopup": "AutoTopup",

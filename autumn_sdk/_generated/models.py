@@ -428,6 +428,13 @@ class CreateReferralCodeResponse(AutumnModel):
     created_at: float = Field(..., description="The timestamp of when the referral code was created")
 
 
+class CreditSchemaEntry(AutumnModel):
+    metered_feature_id: str = Field(
+        ..., description="The ID of the metered feature (should be a single_use feature)."
+    )
+    credit_cost: float = Field(..., description="The credit cost of the metered feature.")
+
+
 class CustomerConfig(AutumnModel):
     """
     Miscellaneous configurations for the customer.
@@ -626,6 +633,11 @@ class FeatureQuantity(AutumnModel):
     feature_id: str = Field(..., description="The ID of the feature to set quantity for.")
     quantity: float | None = Field(None, description="The quantity of the feature.", ge=0.0)
     adjustable: bool | None = Field(None, description="Whether the customer can adjust the quantity.")
+
+
+class FeatureUnitNames(AutumnModel):
+    singular: str = Field(..., description="The singular display name for the feature.")
+    plural: str = Field(..., description="The plural display name for the feature.")
 
 
 class FinalizeBalanceParams(AutumnModel):
@@ -832,16 +844,26 @@ class PlanFreeTrial(AutumnModel):
     )
 
 
-class PlanItemFeatureCreditSchema(AutumnModel):
-    metered_feature_id: str = Field(
-        ..., description="The ID of the metered feature (should be a single_use feature)."
+class PlanItemFeature(AutumnModel):
+    """
+    The full feature object if expanded.
+    """
+
+    id: str = Field(
+        ...,
+        description="The ID of the feature, used to refer to it in other API calls like /track or /check.",
     )
-    credit_cost: float = Field(..., description="The credit cost of the metered feature.")
-
-
-class PlanItemFeatureDisplay(AutumnModel):
-    singular: str = Field(..., description="The singular display name for the feature.")
-    plural: str = Field(..., description="The plural display name for the feature.")
+    name: str | None = Field(None, description="The name of the feature.")
+    type: Literal["static", "boolean", "single_use", "continuous_use", "credit_system"] = Field(
+        ..., description="The type of the feature"
+    )
+    display: FeatureUnitNames | None = Field(
+        None, description="Singular and plural display names for the feature."
+    )
+    credit_schema: list[CreditSchemaEntry] | None = Field(
+        None, description="Credit cost schema for credit system features."
+    )
+    archived: bool | None = Field(None, description="Whether or not the feature is archived.")
 
 
 class PlanItemFilter(AutumnModel):
@@ -1188,10 +1210,10 @@ class UpdateFeatureParams(AutumnModel):
         None,
         description="Whether this feature is consumable. A consumable feature is one that periodically resets and is consumed rather than allocated (like credits, API requests, etc.). Applicable only for 'metered' features.",
     )
-    display: PlanItemFeatureDisplay | None = Field(
+    display: FeatureUnitNames | None = Field(
         None, description="Singular and plural display names for the feature in your user interface."
     )
-    credit_schema: list[PlanItemFeatureCreditSchema] | None = Field(
+    credit_schema: list[CreditSchemaEntry] | None = Field(
         None,
         description="A schema that maps 'single_use' feature IDs to credit costs. Applicable only for 'credit_system' features.",
     )
@@ -1489,10 +1511,10 @@ class CreateFeatureParams(AutumnModel):
         None,
         description="Whether this feature is consumable. A consumable feature is one that periodically resets and is consumed rather than allocated (like credits, API requests, etc.). Applicable only for 'metered' features.",
     )
-    display: PlanItemFeatureDisplay | None = Field(
+    display: FeatureUnitNames | None = Field(
         None, description="Singular and plural display names for the feature in your user interface."
     )
-    credit_schema: list[PlanItemFeatureCreditSchema] | None = Field(
+    credit_schema: list[CreditSchemaEntry] | None = Field(
         None,
         description="A schema that maps 'single_use' feature IDs to credit costs. Applicable only for 'credit_system' features.",
     )
@@ -1691,7 +1713,7 @@ class Feature(AutumnModel):
         None,
         description="Event names that trigger this feature's balance. Allows multiple features to respond to a single event.",
     )
-    credit_schema: list[PlanItemFeatureCreditSchema] | None = Field(
+    credit_schema: list[CreditSchemaEntry] | None = Field(
         None, description="For credit_system features: maps metered features to their credit costs."
     )
     display: FeatureDisplay | None = Field(
@@ -1783,26 +1805,29 @@ class ListUsersResponse(AutumnModel):
     offset: float | None = Field(None, description="Offset used in the query.")
 
 
-class PlanItemFeature(AutumnModel):
-    """
-    The full feature object if expanded.
-    """
-
-    id: str = Field(
+class PlanItem(AutumnModel):
+    feature_id: str = Field(..., description="The ID of the feature this item configures.")
+    feature: PlanItemFeature | None = Field(None, description="The full feature object if expanded.")
+    included: float = Field(
         ...,
-        description="The ID of the feature, used to refer to it in other API calls like /track or /check.",
+        description="Number of free units included. For consumable features, balance resets to this number each interval.",
     )
-    name: str | None = Field(None, description="The name of the feature.")
-    type: Literal["static", "boolean", "single_use", "continuous_use", "credit_system"] = Field(
-        ..., description="The type of the feature"
+    unlimited: bool = Field(..., description="Whether the customer has unlimited access to this feature.")
+    reset: PlanItemReset | None = Field(
+        ...,
+        description="Reset configuration for consumable features. Null for non-consumable features like seats where usage persists across billing cycles.",
     )
-    display: PlanItemFeatureDisplay | None = Field(
-        None, description="Singular and plural display names for the feature."
+    price: PlanItemPrice | None = Field(
+        ...,
+        description="Pricing configuration for usage beyond included units. Null if feature is entirely free.",
     )
-    credit_schema: list[PlanItemFeatureCreditSchema] | None = Field(
-        None, description="Credit cost schema for credit system features."
+    display: PlanPriceDisplay | None = Field(
+        None, description="Display text for showing this item in pricing pages."
     )
-    archived: bool | None = Field(None, description="Whether or not the feature is archived.")
+    rollover: PlanItemRollover | None = Field(
+        None,
+        description="Rollover configuration for unused units. If set, unused included units roll over to the next period.",
+    )
 
 
 class PlanItemPriceParams(AutumnModel):
@@ -2100,29 +2125,47 @@ class CustomerFlag(AutumnModel):
     feature: Feature | None = Field(None, description="The full feature object if expanded.")
 
 
-class PlanItem(AutumnModel):
-    feature_id: str = Field(..., description="The ID of the feature this item configures.")
-    feature: PlanItemFeature | None = Field(None, description="The full feature object if expanded.")
-    included: float = Field(
+class Plan(AutumnModel):
+    id: str = Field(..., description="Unique identifier for the plan.")
+    name: str = Field(..., description="Display name of the plan.")
+    description: str | None = Field(..., description="Optional description of the plan.")
+    group: str | None = Field(
         ...,
-        description="Number of free units included. For consumable features, balance resets to this number each interval.",
+        description="Group identifier for organizing related plans. Plans in the same group are mutually exclusive.",
     )
-    unlimited: bool = Field(..., description="Whether the customer has unlimited access to this feature.")
-    reset: PlanItemReset | None = Field(
+    version: float = Field(
+        ..., description="Version number of the plan. Incremented when plan configuration changes."
+    )
+    add_on: bool = Field(
+        ..., description="Whether this is an add-on plan that can be attached alongside a main plan."
+    )
+    auto_enable: bool = Field(
         ...,
-        description="Reset configuration for consumable features. Null for non-consumable features like seats where usage persists across billing cycles.",
+        description="If true, this plan is automatically attached when a customer is created. Used for free plans.",
     )
-    price: PlanItemPrice | None = Field(
+    price: PlanPrice | None = Field(
+        ..., description="Base recurring price for the plan. Null for free plans or usage-only plans."
+    )
+    items: list[PlanItem] = Field(
         ...,
-        description="Pricing configuration for usage beyond included units. Null if feature is entirely free.",
+        description="Feature configurations included in this plan. Each item defines included units, pricing, and reset behavior for a feature.",
     )
-    display: PlanPriceDisplay | None = Field(
-        None, description="Display text for showing this item in pricing pages."
-    )
-    rollover: PlanItemRollover | None = Field(
+    free_trial: PlanFreeTrial | None = Field(
         None,
-        description="Rollover configuration for unused units. If set, unused included units roll over to the next period.",
+        description="Free trial configuration. If set, new customers can try this plan before being charged.",
     )
+    created_at: float = Field(..., description="Unix timestamp (ms) when the plan was created.")
+    env: Literal["sandbox", "live"] = Field(
+        ..., description="Environment this plan belongs to ('sandbox' or 'live')."
+    )
+    archived: bool = Field(
+        ..., description="Whether the plan is archived. Archived plans cannot be attached to new customers."
+    )
+    base_variant_id: str | None = Field(
+        ..., description="If this is a variant, the ID of the base plan it was created from."
+    )
+    config: PlanConfig = Field(..., description="Miscellaneous plan-level configuration flags.")
+    customer_eligibility: PlanCustomerEligibility | None = None
 
 
 class PlanItemParams(AutumnModel):
@@ -2151,6 +2194,98 @@ class PlanItemParams(AutumnModel):
     )
     rollover: PlanItemRolloverParams | None = Field(
         None, description="Rollover config for unused units. If set, unused included units carry over."
+    )
+
+
+class PreviewAttachIncoming(AutumnModel):
+    plan_id: str = Field(..., description="The ID of the plan affected by this preview change.")
+    plan: Plan | None = Field(None, description="The full plan object if it was expanded in the response.")
+    feature_quantities: list[PreviewAttachIncomingFeatureQuantity] = Field(
+        ..., description="The feature quantity selections associated with this plan change."
+    )
+    effective_at: float | None = Field(
+        ...,
+        description="When this change takes effect, in milliseconds since the Unix epoch, or null if it applies immediately.",
+    )
+    canceled_at: float | None = Field(
+        ...,
+        description="When this plan was canceled, in milliseconds since the Unix epoch, or null if it is not canceled.",
+    )
+    expires_at: float | None = Field(
+        ...,
+        description="When this plan expires, in milliseconds since the Unix epoch, or null if it does not expire.",
+    )
+
+
+class PreviewAttachResponse(AutumnModel):
+    customer_id: str = Field(..., description="The ID of the customer.")
+    line_items: list[PreviewAttachLineItem]
+    subtotal: float = Field(
+        ..., description="The total amount in cents before discounts and tax for the current billing period."
+    )
+    total: float = Field(
+        ..., description="The final amount in cents after discounts and tax for the current billing period."
+    )
+    currency: str = Field(..., description="The three-letter ISO currency code (e.g., 'usd').")
+    next_cycle: PreviewAttachNextCycle | None = Field(
+        None,
+        description="Preview of the next billing cycle, if applicable. This shows what the customer will be charged in subsequent cycles.",
+    )
+    expand: list[str] | None = Field(None, description="Expand the response with additional data.")
+    incoming: list[PreviewAttachIncoming] = Field(
+        ..., description="Products or subscription changes being added or updated."
+    )
+    outgoing: list[PreviewAttachIncoming] = Field(
+        ..., description="Products or subscription changes being removed or ended."
+    )
+    redirect_to_checkout: bool = Field(
+        ..., description="Whether the customer will be redirected to a checkout page if attach is called."
+    )
+    checkout_type: Literal["stripe_checkout", "autumn_checkout"] | None = Field(
+        ...,
+        description="The type of checkout that will be used if the customer is redirected to a checkout page.",
+    )
+    tax: PreviewAttachTax | None = Field(
+        None,
+        description="Tax preview for the immediate charge. Contact us to enable the tax flag on your organisation. Shows only with flag enabled, a Stripe customer exists and has a location.",
+    )
+    invoice_credits: PreviewAttachInvoiceCredits | None = Field(
+        None, description="Stripe customer invoice credits preview."
+    )
+
+
+class PreviewUpdateResponse(AutumnModel):
+    customer_id: str = Field(..., description="The ID of the customer.")
+    line_items: list[PreviewAttachLineItem] = Field(
+        ..., description="List of line items for the current billing period."
+    )
+    subtotal: float = Field(
+        ..., description="The total amount in cents before discounts and tax for the current billing period."
+    )
+    total: float = Field(
+        ..., description="The final amount in cents after discounts and tax for the current billing period."
+    )
+    currency: str = Field(..., description="The three-letter ISO currency code (e.g., 'usd').")
+    next_cycle: PreviewAttachNextCycle | None = Field(
+        None,
+        description="Preview of the next billing cycle, if applicable. This shows what the customer will be charged in subsequent cycles.",
+    )
+    expand: list[str] | None = Field(None, description="Expand the response with additional data.")
+    incoming: list[PreviewAttachIncoming] = Field(
+        ..., description="Products or subscription changes being added or updated."
+    )
+    outgoing: list[PreviewAttachIncoming] = Field(
+        ..., description="Products or subscription changes being removed or ended."
+    )
+    intent: Literal[
+        "update_plan", "update_quantity", "cancel_immediately", "cancel_end_of_cycle", "uncancel", "none"
+    ]
+    tax: PreviewAttachTax | None = Field(
+        None,
+        description="Tax preview for the immediate charge. Contact us to enable the tax flag on your organisation. Shows only with flag enabled, a Stripe customer exists and has a location.",
+    )
+    invoice_credits: PreviewAttachInvoiceCredits | None = Field(
+        None, description="Stripe customer invoice credits preview."
     )
 
 
@@ -2439,6 +2574,74 @@ class CreateSchedulePhasePlanCustomize(AutumnModel):
     items: list[SchedulePlanItemParams] | None = Field(None, description="Override the items in the plan.")
 
 
+class CustomerPurchase(AutumnModel):
+    plan: Plan | None = Field(None, description="The full plan object if expanded.")
+    plan_id: str = Field(..., description="The unique identifier of the purchased plan.")
+    expires_at: float | None = Field(
+        ..., description="Timestamp when the purchase expires, or null for lifetime access."
+    )
+    started_at: float = Field(..., description="Timestamp when the purchase was made.")
+    quantity: float = Field(..., description="Number of units purchased.")
+
+
+class CustomerSubscription(AutumnModel):
+    id: str = Field(
+        ...,
+        description="The unique identifier of this subscription. If a subscription_id was provided at attach time, it is used; otherwise, falls back to the internal ID.",
+    )
+    plan: Plan | None = Field(None, description="The full plan object if expanded.")
+    plan_id: str = Field(..., description="The unique identifier of the subscribed plan.")
+    auto_enable: bool = Field(..., description="Whether the plan was automatically enabled for the customer.")
+    add_on: bool = Field(..., description="Whether this is an add-on plan rather than a base subscription.")
+    status: Literal["active", "scheduled"] = Field(..., description="Current status of the subscription.")
+    past_due: bool = Field(..., description="Whether the subscription has overdue payments.")
+    canceled_at: float | None = Field(
+        ..., description="Timestamp when the subscription was canceled, or null if not canceled."
+    )
+    expires_at: float | None = Field(
+        ..., description="Timestamp when the subscription will expire, or null if no expiry set."
+    )
+    trial_ends_at: float | None = Field(
+        ..., description="Timestamp when the trial period ends, or null if not on trial."
+    )
+    started_at: float = Field(..., description="Timestamp when the subscription started.")
+    current_period_start: float | None = Field(
+        ..., description="Start timestamp of the current billing period."
+    )
+    current_period_end: float | None = Field(..., description="End timestamp of the current billing period.")
+    quantity: float = Field(..., description="Number of units of this subscription (for per-seat plans).")
+
+
+class Entity(AutumnModel):
+    id: str | None = Field(..., description="The unique identifier of the entity")
+    name: str | None = Field(..., description="The name of the entity")
+    customer_id: str | None = Field(None, description="The customer ID this entity belongs to")
+    feature_id: str | None = Field(None, description="The feature ID this entity belongs to")
+    created_at: float = Field(..., description="Unix timestamp when the entity was created")
+    env: Literal["sandbox", "live"] = Field(..., description="The environment (sandbox/live)")
+    subscriptions: list[CustomerSubscription]
+    purchases: list[CustomerPurchase]
+    balances: dict[str, Balance]
+    flags: dict[str, CustomerFlag]
+    billing_controls: EntityBillingControls | None = Field(
+        None, description="Billing controls for the entity."
+    )
+    invoices: list[CustomerInvoice] | None = Field(
+        None, description="Invoices for this entity (only included when expand=invoices)"
+    )
+
+
+class ListEntitiesResponse(AutumnModel):
+    list_: list[Entity] = Field(..., alias="list", description="Items for current page.")
+    next_cursor: str | None = Field(
+        ..., description="Opaque cursor for the next page. Null when there are no more results."
+    )
+
+
+class ListPlansResponse(AutumnModel):
+    list_: list[Plan] = Field(..., alias="list")
+
+
 class MultiAttachPlanCustomize(AutumnModel):
     """
     Customize the plan to attach. Can override the price or items.
@@ -2448,69 +2651,6 @@ class MultiAttachPlanCustomize(AutumnModel):
         None, description="Override the base price of the plan. Pass null to remove the base price."
     )
     items: list[PlanItemParams] | None = Field(None, description="Override the items in the plan.")
-
-
-class Plan(AutumnModel):
-    id: str = Field(..., description="Unique identifier for the plan.")
-    name: str = Field(..., description="Display name of the plan.")
-    description: str | None = Field(..., description="Optional description of the plan.")
-    group: str | None = Field(
-        ...,
-        description="Group identifier for organizing related plans. Plans in the same group are mutually exclusive.",
-    )
-    version: float = Field(
-        ..., description="Version number of the plan. Incremented when plan configuration changes."
-    )
-    add_on: bool = Field(
-        ..., description="Whether this is an add-on plan that can be attached alongside a main plan."
-    )
-    auto_enable: bool = Field(
-        ...,
-        description="If true, this plan is automatically attached when a customer is created. Used for free plans.",
-    )
-    price: PlanPrice | None = Field(
-        ..., description="Base recurring price for the plan. Null for free plans or usage-only plans."
-    )
-    items: list[PlanItem] = Field(
-        ...,
-        description="Feature configurations included in this plan. Each item defines included units, pricing, and reset behavior for a feature.",
-    )
-    free_trial: PlanFreeTrial | None = Field(
-        None,
-        description="Free trial configuration. If set, new customers can try this plan before being charged.",
-    )
-    created_at: float = Field(..., description="Unix timestamp (ms) when the plan was created.")
-    env: Literal["sandbox", "live"] = Field(
-        ..., description="Environment this plan belongs to ('sandbox' or 'live')."
-    )
-    archived: bool = Field(
-        ..., description="Whether the plan is archived. Archived plans cannot be attached to new customers."
-    )
-    base_variant_id: str | None = Field(
-        ..., description="If this is a variant, the ID of the base plan it was created from."
-    )
-    config: PlanConfig = Field(..., description="Miscellaneous plan-level configuration flags.")
-    customer_eligibility: PlanCustomerEligibility | None = None
-
-
-class PreviewAttachIncoming(AutumnModel):
-    plan_id: str = Field(..., description="The ID of the plan affected by this preview change.")
-    plan: Plan | None = Field(None, description="The full plan object if it was expanded in the response.")
-    feature_quantities: list[PreviewAttachIncomingFeatureQuantity] = Field(
-        ..., description="The feature quantity selections associated with this plan change."
-    )
-    effective_at: float | None = Field(
-        ...,
-        description="When this change takes effect, in milliseconds since the Unix epoch, or null if it applies immediately.",
-    )
-    canceled_at: float | None = Field(
-        ...,
-        description="When this plan was canceled, in milliseconds since the Unix epoch, or null if it is not canceled.",
-    )
-    expires_at: float | None = Field(
-        ...,
-        description="When this plan expires, in milliseconds since the Unix epoch, or null if it does not expire.",
-    )
 
 
 class PreviewAttachParams(AutumnModel):
@@ -2604,43 +2744,6 @@ class PreviewAttachParams(AutumnModel):
     )
 
 
-class PreviewAttachResponse(AutumnModel):
-    customer_id: str = Field(..., description="The ID of the customer.")
-    line_items: list[PreviewAttachLineItem]
-    subtotal: float = Field(
-        ..., description="The total amount in cents before discounts and tax for the current billing period."
-    )
-    total: float = Field(
-        ..., description="The final amount in cents after discounts and tax for the current billing period."
-    )
-    currency: str = Field(..., description="The three-letter ISO currency code (e.g., 'usd').")
-    next_cycle: PreviewAttachNextCycle | None = Field(
-        None,
-        description="Preview of the next billing cycle, if applicable. This shows what the customer will be charged in subsequent cycles.",
-    )
-    expand: list[str] | None = Field(None, description="Expand the response with additional data.")
-    incoming: list[PreviewAttachIncoming] = Field(
-        ..., description="Products or subscription changes being added or updated."
-    )
-    outgoing: list[PreviewAttachIncoming] = Field(
-        ..., description="Products or subscription changes being removed or ended."
-    )
-    redirect_to_checkout: bool = Field(
-        ..., description="Whether the customer will be redirected to a checkout page if attach is called."
-    )
-    checkout_type: Literal["stripe_checkout", "autumn_checkout"] | None = Field(
-        ...,
-        description="The type of checkout that will be used if the customer is redirected to a checkout page.",
-    )
-    tax: PreviewAttachTax | None = Field(
-        None,
-        description="Tax preview for the immediate charge. Contact us to enable the tax flag on your organisation. Shows only with flag enabled, a Stripe customer exists and has a location.",
-    )
-    invoice_credits: PreviewAttachInvoiceCredits | None = Field(
-        None, description="Stripe customer invoice credits preview."
-    )
-
-
 class PreviewUpdateParams(AutumnModel):
     customer_id: str = Field(..., description="The ID of the customer to attach the plan to.")
     entity_id: str | None = Field(None, description="The ID of the entity to attach the plan to.")
@@ -2690,41 +2793,6 @@ class PreviewUpdateParams(AutumnModel):
     )
     recalculate_balances: UpdateSubscriptionRecalculateBalances | None = Field(
         None, description="Controls whether balances should be recalculated during the subscription update."
-    )
-
-
-class PreviewUpdateResponse(AutumnModel):
-    customer_id: str = Field(..., description="The ID of the customer.")
-    line_items: list[PreviewAttachLineItem] = Field(
-        ..., description="List of line items for the current billing period."
-    )
-    subtotal: float = Field(
-        ..., description="The total amount in cents before discounts and tax for the current billing period."
-    )
-    total: float = Field(
-        ..., description="The final amount in cents after discounts and tax for the current billing period."
-    )
-    currency: str = Field(..., description="The three-letter ISO currency code (e.g., 'usd').")
-    next_cycle: PreviewAttachNextCycle | None = Field(
-        None,
-        description="Preview of the next billing cycle, if applicable. This shows what the customer will be charged in subsequent cycles.",
-    )
-    expand: list[str] | None = Field(None, description="Expand the response with additional data.")
-    incoming: list[PreviewAttachIncoming] = Field(
-        ..., description="Products or subscription changes being added or updated."
-    )
-    outgoing: list[PreviewAttachIncoming] = Field(
-        ..., description="Products or subscription changes being removed or ended."
-    )
-    intent: Literal[
-        "update_plan", "update_quantity", "cancel_immediately", "cancel_end_of_cycle", "uncancel", "none"
-    ]
-    tax: PreviewAttachTax | None = Field(
-        None,
-        description="Tax preview for the immediate charge. Contact us to enable the tax flag on your organisation. Shows only with flag enabled, a Stripe customer exists and has a location.",
-    )
-    invoice_credits: PreviewAttachInvoiceCredits | None = Field(
-        None, description="Stripe customer invoice credits preview."
     )
 
 
@@ -2915,72 +2983,53 @@ class CreateSchedulePhasePlan(AutumnModel):
     )
 
 
-class CustomerPurchase(AutumnModel):
-    plan: Plan | None = Field(None, description="The full plan object if expanded.")
-    plan_id: str = Field(..., description="The unique identifier of the purchased plan.")
-    expires_at: float | None = Field(
-        ..., description="Timestamp when the purchase expires, or null for lifetime access."
-    )
-    started_at: float = Field(..., description="Timestamp when the purchase was made.")
-    quantity: float = Field(..., description="Number of units purchased.")
-
-
-class CustomerSubscription(AutumnModel):
-    id: str = Field(
+class Customer(AutumnModel):
+    id: str | None = Field(..., description="Your unique identifier for the customer.")
+    name: str | None = Field(..., description="The name of the customer.")
+    email: str | None = Field(..., description="The email address of the customer.")
+    created_at: float = Field(..., description="Timestamp of customer creation in milliseconds since epoch.")
+    fingerprint: str | None = Field(
         ...,
-        description="The unique identifier of this subscription. If a subscription_id was provided at attach time, it is used; otherwise, falls back to the internal ID.",
+        description="A unique identifier (eg. serial number) to de-duplicate customers across devices or browsers. For example: apple device ID.",
     )
-    plan: Plan | None = Field(None, description="The full plan object if expanded.")
-    plan_id: str = Field(..., description="The unique identifier of the subscribed plan.")
-    auto_enable: bool = Field(..., description="Whether the plan was automatically enabled for the customer.")
-    add_on: bool = Field(..., description="Whether this is an add-on plan rather than a base subscription.")
-    status: Literal["active", "scheduled"] = Field(..., description="Current status of the subscription.")
-    past_due: bool = Field(..., description="Whether the subscription has overdue payments.")
-    canceled_at: float | None = Field(
-        ..., description="Timestamp when the subscription was canceled, or null if not canceled."
+    stripe_id: str | None = Field(..., description="Stripe customer ID.")
+    env: Literal["sandbox", "live"] = Field(..., description="The environment this customer was created in.")
+    metadata: dict[str, Any] = Field(..., description="The metadata for the customer.")
+    send_email_receipts: bool = Field(..., description="Whether to send email receipts to the customer.")
+    billing_controls: BillingControls = Field(
+        ..., description="Billing controls for the customer (auto top-ups, etc.)"
     )
-    expires_at: float | None = Field(
-        ..., description="Timestamp when the subscription will expire, or null if no expiry set."
+    subscriptions: list[CustomerSubscription] = Field(
+        ..., description="Active and scheduled recurring plans that this customer has attached."
     )
-    trial_ends_at: float | None = Field(
-        ..., description="Timestamp when the trial period ends, or null if not on trial."
+    purchases: list[CustomerPurchase] = Field(..., description="One-time purchases made by the customer.")
+    balances: dict[str, Balance] = Field(
+        ..., description="Feature balances keyed by feature ID, showing usage limits and remaining amounts."
     )
-    started_at: float = Field(..., description="Timestamp when the subscription started.")
-    current_period_start: float | None = Field(
-        ..., description="Start timestamp of the current billing period."
+    flags: dict[str, CustomerFlag] = Field(
+        ...,
+        description="Boolean feature flags keyed by feature ID, showing enabled access for on/off features.",
     )
-    current_period_end: float | None = Field(..., description="End timestamp of the current billing period.")
-    quantity: float = Field(..., description="Number of units of this subscription (for per-seat plans).")
+    config: CustomerConfig | None = Field(None, description="Configuration for the customer.")
+    processors: CustomerProcessors | None = Field(
+        None,
+        description="Payment processors this customer is connected to (Stripe, Vercel, RevenueCat). Omitted entirely when the customer has not been created in any processor.",
+    )
+    invoices: list[CustomerInvoice] | None = Field(None, description="Invoices for this customer.")
+    entities: list[CustomerEntity] | None = Field(None, description="Entities associated with this customer.")
+    trials_used: list[CustomerTrialsUsed] | None = Field(
+        None, description="Trial usage history for this customer."
+    )
+    rewards: CustomerRewards | None = Field(None, description="Rewards earned or applied for this customer.")
+    referrals: list[CustomerReferral] | None = Field(None, description="Referral records for this customer.")
+    payment_method: Any = Field(None, description="The customer's default payment method.")
 
 
-class Entity(AutumnModel):
-    id: str | None = Field(..., description="The unique identifier of the entity")
-    name: str | None = Field(..., description="The name of the entity")
-    customer_id: str | None = Field(None, description="The customer ID this entity belongs to")
-    feature_id: str | None = Field(None, description="The feature ID this entity belongs to")
-    created_at: float = Field(..., description="Unix timestamp when the entity was created")
-    env: Literal["sandbox", "live"] = Field(..., description="The environment (sandbox/live)")
-    subscriptions: list[CustomerSubscription]
-    purchases: list[CustomerPurchase]
-    balances: dict[str, Balance]
-    flags: dict[str, CustomerFlag]
-    billing_controls: EntityBillingControls | None = Field(
-        None, description="Billing controls for the entity."
-    )
-    invoices: list[CustomerInvoice] | None = Field(
-        None, description="Invoices for this entity (only included when expand=invoices)"
-    )
-
-
-class ListEntitiesResponse(AutumnModel):
-    list_: list[Entity] = Field(..., alias="list", description="Items for current page.")
+class ListCustomersResponse(AutumnModel):
+    list_: list[Customer] = Field(..., alias="list", description="Items for current page.")
     next_cursor: str | None = Field(
         ..., description="Opaque cursor for the next page. Null when there are no more results."
     )
-
-
-class ListPlansResponse(AutumnModel):
-    list_: list[Plan] = Field(..., alias="list")
 
 
 class MultiAttachPlan(AutumnModel):
@@ -3041,55 +3090,6 @@ class CreateSchedulePhase(AutumnModel):
     starts_at: float = Field(..., description="When this phase should start, in epoch milliseconds.")
     plans: list[CreateSchedulePhasePlan] = Field(
         ..., description="Plans to materialize for this phase.", min_length=1
-    )
-
-
-class Customer(AutumnModel):
-    id: str | None = Field(..., description="Your unique identifier for the customer.")
-    name: str | None = Field(..., description="The name of the customer.")
-    email: str | None = Field(..., description="The email address of the customer.")
-    created_at: float = Field(..., description="Timestamp of customer creation in milliseconds since epoch.")
-    fingerprint: str | None = Field(
-        ...,
-        description="A unique identifier (eg. serial number) to de-duplicate customers across devices or browsers. For example: apple device ID.",
-    )
-    stripe_id: str | None = Field(..., description="Stripe customer ID.")
-    env: Literal["sandbox", "live"] = Field(..., description="The environment this customer was created in.")
-    metadata: dict[str, Any] = Field(..., description="The metadata for the customer.")
-    send_email_receipts: bool = Field(..., description="Whether to send email receipts to the customer.")
-    billing_controls: BillingControls = Field(
-        ..., description="Billing controls for the customer (auto top-ups, etc.)"
-    )
-    subscriptions: list[CustomerSubscription] = Field(
-        ..., description="Active and scheduled recurring plans that this customer has attached."
-    )
-    purchases: list[CustomerPurchase] = Field(..., description="One-time purchases made by the customer.")
-    balances: dict[str, Balance] = Field(
-        ..., description="Feature balances keyed by feature ID, showing usage limits and remaining amounts."
-    )
-    flags: dict[str, CustomerFlag] = Field(
-        ...,
-        description="Boolean feature flags keyed by feature ID, showing enabled access for on/off features.",
-    )
-    config: CustomerConfig | None = Field(None, description="Configuration for the customer.")
-    processors: CustomerProcessors | None = Field(
-        None,
-        description="Payment processors this customer is connected to (Stripe, Vercel, RevenueCat). Omitted entirely when the customer has not been created in any processor.",
-    )
-    invoices: list[CustomerInvoice] | None = Field(None, description="Invoices for this customer.")
-    entities: list[CustomerEntity] | None = Field(None, description="Entities associated with this customer.")
-    trials_used: list[CustomerTrialsUsed] | None = Field(
-        None, description="Trial usage history for this customer."
-    )
-    rewards: CustomerRewards | None = Field(None, description="Rewards earned or applied for this customer.")
-    referrals: list[CustomerReferral] | None = Field(None, description="Referral records for this customer.")
-    payment_method: Any = Field(None, description="The customer's default payment method.")
-
-
-class ListCustomersResponse(AutumnModel):
-    list_: list[Customer] = Field(..., alias="list", description="Items for current page.")
-    next_cursor: str | None = Field(
-        ..., description="Opaque cursor for the next page. Null when there are no more results."
     )
 
 
@@ -3221,6 +3221,7 @@ __all__ = [
     "CreateSchedulePhasePlan",
     "CreateSchedulePhasePlanCustomize",
     "CreateScheduleResponse",
+    "CreditSchemaEntry",
     "Customer",
     "CustomerConfig",
     "CustomerData",
@@ -3258,6 +3259,7 @@ __all__ = [
     "Feature",
     "FeatureDisplay",
     "FeatureQuantity",
+    "FeatureUnitNames",
     "FinalizeBalanceParams",
     "FreeTrialParams",
     "GenerateOAuthURLRequest",
@@ -3291,8 +3293,6 @@ __all__ = [
     "PlanFreeTrial",
     "PlanItem",
     "PlanItemFeature",
-    "PlanItemFeatureCreditSchema",
-    "PlanItemFeatureDisplay",
     "PlanItemFilter",
     "PlanItemParams",
     "PlanItemPrice",

@@ -733,7 +733,7 @@ OPERATIONS: tuple[Operation, ...] = (
     PLATFORM_LIST_USERS,
 )
 
-# Path -> operation; where GET and POST share a path the POST is listed here, see OPERATIONS_BY_ROUTE.
+# Path -> operation; where GET and POST share a path the POST is listed (see OPERATIONS_BY_ROUTE).
 OPERATIONS_BY_PATH: dict[str, Operation] = {
     "/v1/customers.get_or_create": CUSTOMERS_GET_OR_CREATE,
     "/v1/customers.get": CUSTOMERS_GET,
