@@ -73,7 +73,38 @@ _EXPORTS: dict[str, str] = {
 }
 _SUBMODULES = frozenset({"errors", "models", "webhooks", "utils"})
 
-__all__ = ["__version__", *_EXPORTS, "errors", "models", "webhooks"]
+__all__ = [
+    "FAIL_OPEN_OPERATIONS",
+    "NOT_GIVEN",
+    "APIConnectionError",
+    "APITimeoutError",
+    "AsyncAutumn",
+    "AuthenticationError",
+    "Autumn",
+    "AutumnDefaultError",
+    "AutumnError",
+    "BackoffStrategy",
+    "BadRequestError",
+    "ConflictError",
+    "InternalServerError",
+    "MissingSecretKeyError",
+    "NotFoundError",
+    "NotGiven",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RawResponse",
+    "RequestOptions",
+    "ResponseValidationError",
+    "RetryConfig",
+    "Webhook",
+    "WebhookVerificationError",
+    "__version__",
+    "errors",
+    "is_degraded",
+    "is_fail_open",
+    "models",
+    "webhooks",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -16,6 +16,14 @@ from ._operation import Operation
 T = TypeVar("T", bound=BaseModel)
 
 
+def _list_field(page_model: type[BaseModel]) -> str:
+    """The attribute holding the wire field ``list`` (models may rename it, e.g. ``list_``)."""
+    for name, info in page_model.model_fields.items():
+        if info.alias == "list" or name == "list":
+            return name
+    raise TypeError(f"{page_model.__name__} has no 'list' field to paginate")
+
+
 class CursorWalk(Generic[T]):
     """The state of one pagination: the body of the next page request and the cursors seen."""
 
@@ -33,8 +41,8 @@ class CursorWalk(Generic[T]):
         self._seen: set[str] = set()
 
     def items(self, page: BaseModel) -> list[T]:
-        """The page's items, as ``item_type``."""
-        raw = getattr(page, "list", None) or []
+        """The page's items (wire field ``list``, whatever the model calls it), as ``item_type``."""
+        raw = getattr(page, _list_field(type(page)), None) or []
         return [self._as_item(item) for item in raw]
 
     def _as_item(self, item: Any) -> T:

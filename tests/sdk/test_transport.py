@@ -143,7 +143,9 @@ async def test_retry_after_http_date(mode: str, mock: respx.MockRouter, sleeps: 
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_retry_after_beyond_cap_gives_up(mode: str, mock: respx.MockRouter, sleeps: SleepRecorder) -> None:
+async def test_retry_after_beyond_cap_gives_up(
+    mode: str, mock: respx.MockRouter, sleeps: SleepRecorder
+) -> None:
     route = mock.post("/v1/balances.check").mock(
         return_value=httpx.Response(429, headers={"Retry-After": "3600"}, json={"message": "later"})
     )
@@ -216,7 +218,12 @@ async def test_non_idempotent_call_without_key_is_never_retried(mode: str, mock:
     route = mock.post("/v1/billing.attach").mock(return_value=httpx.Response(503))
     with pytest.raises(errors.InternalServerError):
         await call(
-            make_transport(), mode, ATTACH, {"customer_id": "c", "plan_id": "p"}, AttachResult, idempotency_key=None
+            make_transport(),
+            mode,
+            ATTACH,
+            {"customer_id": "c", "plan_id": "p"},
+            AttachResult,
+            idempotency_key=None,
         )
     assert route.call_count == 1
     assert "Idempotency-Key" not in route.calls[0].request.headers
@@ -385,14 +392,24 @@ async def test_secret_key_callable_is_evaluated_per_request(mock: respx.MockRout
     transport = make_transport(secret_key=lambda: next(keys))
     transport.request(CHECK, {"customer_id": "c"}, {}, GateResult)
     transport.request(CHECK, {"customer_id": "c"}, {}, GateResult)
-    assert [c.request.headers["Authorization"] for c in route.calls] == ["Bearer am_sk_one", "Bearer am_sk_two"]
+    assert [c.request.headers["Authorization"] for c in route.calls] == [
+        "Bearer am_sk_one",
+        "Bearer am_sk_two",
+    ]
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_server_url_per_call(mode: str, mock: respx.MockRouter) -> None:
     with respx.mock(base_url="https://eu.autumn.test") as eu:
         route = eu.post("/v1/balances.check").mock(return_value=httpx.Response(200, json=CHECK_OK))
-        await call(make_transport(), mode, CHECK, {"customer_id": "c"}, GateResult, server_url="https://eu.autumn.test/")
+        await call(
+            make_transport(),
+            mode,
+            CHECK,
+            {"customer_id": "c"},
+            GateResult,
+            server_url="https://eu.autumn.test/",
+        )
     assert route.call_count == 1
 
 
@@ -400,7 +417,9 @@ async def test_server_url_per_call(mode: str, mock: respx.MockRouter) -> None:
 async def test_logs_never_contain_the_secret(
     mode: str, mock: respx.MockRouter, sdk_log: pytest.LogCaptureFixture
 ) -> None:
-    mock.post("/v1/balances.check").mock(side_effect=[httpx.Response(503), httpx.Response(200, json=CHECK_OK)])
+    mock.post("/v1/balances.check").mock(
+        side_effect=[httpx.Response(503), httpx.Response(200, json=CHECK_OK)]
+    )
     await call(make_transport(), mode, CHECK, {"customer_id": "c"}, GateResult)
     text = sdk_log.text
     assert f"POST {TEST_URL}/v1/balances.check -> 503" in text

@@ -1,0 +1,233 @@
+"""Tables of the paid billing side: payment methods, invoices, charges, hosted sessions, webhooks.
+
+They hang off the core schema's ``metadata`` so one Alembic history (revision ``0002_billing``) covers
+them. Money columns are integer minor units; quantities are stored as decimal strings so nothing is
+ever rounded through a float.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from reference_server.store.tables import PK, metadata
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("customer_pk", PK, ForeignKey("customers.pk", ondelete="CASCADE"), nullable=False),
+    Column("processor", String(16), nullable=False),
+    Column("processor_id", String(255)),
+    Column("brand", String(32), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("exp_month", Integer, nullable=False),
+    Column("exp_year", Integer, nullable=False),
+    # What an off-session charge on this card does: succeed, decline or require authentication.
+    Column("behavior", String(32), nullable=False, default="succeed"),
+    Column("is_default", Boolean, nullable=False, default=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_payment_methods_customer", "customer_pk"),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("customer_pk", PK, ForeignKey("customers.pk", ondelete="CASCADE"), nullable=False),
+    Column("entity_id", String(255)),
+    Column("status", String(16), nullable=False),  # draft | open | paid | void | uncollectible
+    Column("reason", String(32), nullable=False),  # attach | upgrade | renewal | cancel | update | topup ...
+    Column("currency", String(8), nullable=False),
+    Column("subtotal", BigInteger, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("amount_paid", BigInteger, nullable=False, default=0),
+    Column("credit_applied", BigInteger, nullable=False, default=0),
+    Column("plan_ids", JSON, nullable=False),
+    Column("processor", String(16), nullable=False),
+    Column("processor_id", String(255)),
+    Column("hosted_url", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("paid_at", BigInteger),
+    Index("ix_invoices_customer", "customer_pk", "created_at"),
+)
+
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("invoice_pk", PK, ForeignKey("invoices.pk", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("display_name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("plan_id", String(255), nullable=False),
+    Column("feature_id", String(255)),
+    Column("quantity", String(64), nullable=False),
+    Column("period_start", BigInteger),
+    Column("period_end", BigInteger),
+    Index("ix_invoice_lines_invoice", "invoice_pk"),
+)
+
+charges = Table(
+    "charges",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("invoice_pk", PK, ForeignKey("invoices.pk", ondelete="CASCADE"), nullable=False),
+    Column("payment_method_pk", PK, ForeignKey("payment_methods.pk", ondelete="SET NULL")),
+    Column("amount", BigInteger, nullable=False),  # negative for refunds
+    Column("status", String(24), nullable=False),  # succeeded | failed | requires_action | refunded
+    Column("failure_code", String(64)),
+    Column("failure_message", Text),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+credit_ledger = Table(
+    "credit_ledger",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("customer_pk", PK, ForeignKey("customers.pk", ondelete="CASCADE"), nullable=False),
+    Column("currency", String(8), nullable=False),
+    # Positive adds customer credit (a prorated downgrade/cancel); negative consumes it on an invoice.
+    Column("amount", BigInteger, nullable=False),
+    Column("invoice_pk", PK, ForeignKey("invoices.pk", ondelete="SET NULL")),
+    Column("description", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_credit_ledger_customer", "customer_pk"),
+)
+
+billing_sessions = Table(
+    "billing_sessions",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # checkout | portal | setup
+    Column("customer_pk", PK, ForeignKey("customers.pk", ondelete="CASCADE"), nullable=False),
+    Column("status", String(24), nullable=False),  # open | requires_action | complete | expired
+    Column("currency", String(8), nullable=False, default="usd"),
+    Column("amount", BigInteger, nullable=False, default=0),
+    Column("lines", JSON, nullable=False),  # the quote's lines, so the page charges exactly the preview
+    Column("action", JSON, nullable=False),  # what completing the session does (attach request, plan...)
+    Column("success_url", Text),
+    Column("return_url", Text),
+    Column("pending_payment_method_pk", PK, ForeignKey("payment_methods.pk", ondelete="SET NULL")),
+    Column("invoice_pk", PK, ForeignKey("invoices.pk", ondelete="SET NULL")),
+    Column("processor_id", String(255)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger),
+)
+
+subscription_billing = Table(
+    "subscription_billing",
+    metadata,
+    Column(
+        "customer_plan_pk",
+        PK,
+        ForeignKey("customer_plans.pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("anchor_at", BigInteger),
+    Column("prepaid_quantities", JSON, nullable=False),  # feature_id -> decimal string
+    Column("past_due", Boolean, nullable=False, default=False),
+    Column("processor_subscription_id", String(255)),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+trials_used = Table(
+    "trials_used",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("customer_pk", PK, ForeignKey("customers.pk", ondelete="CASCADE"), nullable=False),
+    Column("plan_id", String(255), nullable=False),
+    Column("fingerprint", String(255)),
+    Column("used_at", BigInteger, nullable=False),
+    UniqueConstraint("customer_pk", "plan_id", name="uq_trials_used_customer_plan"),
+)
+
+auto_topup_purchases = Table(
+    "auto_topup_purchases",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("customer_pk", PK, ForeignKey("customers.pk", ondelete="CASCADE"), nullable=False),
+    Column("feature_id", String(255), nullable=False),
+    Column("quantity", String(64), nullable=False),
+    Column("invoice_pk", PK, ForeignKey("invoices.pk", ondelete="SET NULL")),
+    Column("purchased_at", BigInteger, nullable=False),
+    Index("ix_auto_topup_purchases_customer_feature", "customer_pk", "feature_id", "purchased_at"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("org_pk", PK, ForeignKey("organizations.pk", ondelete="CASCADE"), nullable=False),
+    Column("env", String(16), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("event_types", JSON, nullable=False),  # [] means every event type
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_webhook_endpoints_org_env", "org_pk", "env"),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),  # the stable message id receivers dedupe on
+    Column("org_pk", PK, ForeignKey("organizations.pk", ondelete="CASCADE"), nullable=False),
+    Column("env", String(16), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # the exact JSON body that is signed and sent
+    Column("created_at", BigInteger, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("message_pk", PK, ForeignKey("webhook_outbox.pk", ondelete="CASCADE"), nullable=False),
+    Column("endpoint_pk", PK, ForeignKey("webhook_endpoints.pk", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", BigInteger),
+    UniqueConstraint("message_pk", "endpoint_pk", name="uq_webhook_deliveries_message_endpoint"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+BILLING_TABLES: tuple[Table, ...] = (
+    payment_methods,
+    invoices,
+    invoice_lines,
+    charges,
+    credit_ledger,
+    billing_sessions,
+    subscription_billing,
+    trials_used,
+    auto_topup_purchases,
+    webhook_endpoints,
+    webhook_outbox,
+    webhook_deliveries,
+)
+"""Tables created by migration ``0002_billing``, in dependency order."""

@@ -1,0 +1,69 @@
+"""Reads examples and code samples out of the shared OpenAPI spec for the SDK tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "spec" / "openapi.yml"
+if not SPEC_PATH.exists():
+    SPEC_PATH = Path("/work/shared/spec/openapi.yml")
+
+
+@cache
+def spec() -> dict[str, Any]:
+    with SPEC_PATH.open() as handle:
+        loaded: dict[str, Any] = yaml.safe_load(handle)
+    return loaded
+
+
+@dataclass(frozen=True)
+class CodeSample:
+    path: str
+    operation_id: str
+    source: str
+
+
+def python_code_samples() -> list[CodeSample]:
+    samples = []
+    for path, item in spec()["paths"].items():
+        for operation in item.values():
+            for sample in operation.get("x-codeSamples", []):
+                if sample.get("lang") == "python":
+                    samples.append(CodeSample(path, operation["operationId"], sample["source"]))
+    return samples
+
+
+def response_example(path: str, status: str = "200") -> Any:
+    """The spec's example body for ``path`` (``example`` or the first of ``examples``)."""
+    operation = spec()["paths"][path]["post"]
+    content = operation["responses"][status]["content"]["application/json"]
+    if "example" in content:
+        return content["example"]
+    examples = content.get("examples") or {}
+    for example in examples.values():
+        return example.get("value", example)
+    schema = content.get("schema", {})
+    if "examples" in schema:
+        return schema["examples"][0]
+    if "example" in schema:
+        return schema["example"]
+    raise LookupError(f"the spec has no example response for {path} {status}")
+
+
+def webhook_examples() -> list[tuple[str, dict[str, Any]]]:
+    """``(event type, full payload)`` for every webhook the spec documents with an example."""
+    found = []
+    for event_type, item in spec().get("webhooks", {}).items():
+        schema = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+        data_schema = schema["properties"]["data"]
+        examples = data_schema.get("examples") or (
+            [data_schema["example"]] if "example" in data_schema else []
+        )
+        for example in examples:
+            found.append((event_type, {"type": event_type, "data": example}))
+    return found
