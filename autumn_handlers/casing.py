@@ -14,16 +14,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, RootModel
+from pydantic.alias_generators import to_camel
 from pydantic_core import to_jsonable_python
 
 __all__ = ["browser_to_api", "model_to_api", "model_to_browser", "server_to_api"]
 
 
 def _field_key(model: type[BaseModel], name: str, *, by_alias: bool) -> str:
-    if not by_alias:
-        return name
+    """The JSON key of field ``name``: its wire name for the API, its camelCase alias for the browser.
+
+    A field renamed in Python (``list_`` for the wire's ``list``) carries the wire name as an explicit
+    alias (priority 2); every other field's Python name is its wire name.
+    """
     info = model.model_fields[name]
-    return info.serialization_alias or info.alias or name
+    explicit = info.alias if info.alias is not None and (info.alias_priority or 0) >= 2 else None
+    if not by_alias:
+        return explicit or name
+    if explicit is not None:
+        return to_camel(explicit)
+    return info.serialization_alias or info.alias or to_camel(name)
 
 
 def _convert(value: Any, *, by_alias: bool) -> Any:
@@ -42,11 +51,14 @@ def _convert(value: Any, *, by_alias: bool) -> Any:
 def _known_fields(model: BaseModel, *, by_alias: bool) -> dict[str, Any]:
     """The fields the schema declares and the source actually sent, nothing else."""
     cls = type(model)
-    declared = cls.model_fields
+    # pydantic counts the keys of unknown (extra) inputs as "set" too, even when such a key spells a
+    # field's Python name (a snake_case key validated by alias only): those never count as fields.
+    extras = model.__pydantic_extra__ or {}
+    provided = model.model_fields_set - extras.keys()
     return {
         _field_key(cls, name, by_alias=by_alias): _convert(getattr(model, name), by_alias=by_alias)
-        for name in declared
-        if name in model.model_fields_set
+        for name in cls.model_fields
+        if name in provided
     }
 
 
@@ -57,7 +69,10 @@ def browser_to_api(model: type[BaseModel], body: Mapping[str, Any]) -> dict[str,
     unknown key and is dropped (so ``customer_id`` cannot be smuggled past the protected fields).
     Raises ``pydantic.ValidationError`` when the body does not fit the schema.
     """
-    parsed = model.model_validate(dict(body), by_alias=True, by_name=False)
+    aliases = {info.alias or name for name, info in model.model_fields.items()}
+    python_names = set(model.model_fields) - aliases
+    camel_only = {key: value for key, value in body.items() if key not in python_names}
+    parsed = model.model_validate(camel_only, by_alias=True, by_name=False)
     return _known_fields(parsed, by_alias=False)
 
 
