@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
+import keyword
+import re
 from typing import Any
 
 from datamodel_code_generator import generate
@@ -42,6 +45,42 @@ def render_models(catalog: Catalog, header: str) -> str:
     )
     if not isinstance(code, str):
         raise TypeError("datamodel-code-generator returned several modules; expected one")
+    code = _restore_builtin_field_names(code)
     names = sorted(catalog.components())
     exports = "".join(f"    {name!r},\n" for name in names)
     return f"{code.rstrip()}\n\n\n__all__ = [\n{exports}]\n"
+
+
+_RENAMED_FIELD = re.compile(r"^(?P<indent>\s+)(?P<name>\w+)_: (?P<annotation>.+?) = Field\((?P<args>.*)\)$")
+
+
+def _restore_builtin_field_names(code: str) -> str:
+    """Undo the generator's ``list_ = Field(alias="list")`` renaming of builtin-named fields.
+
+    The wire name *is* the Python name here (``to_api()`` dumps field names), so ``list`` stays
+    ``list``; the annotation then spells the builtin as ``builtins.list`` because inside the
+    class body the bare name refers to the field.
+    """
+    out = []
+    for line in code.splitlines():
+        match = _RENAMED_FIELD.match(line)
+        name = match["name"] if match else ""
+        aliases = (f'alias="{name}"', f"alias='{name}'")
+        if (
+            match
+            and any(alias in match["args"] for alias in aliases)
+            and hasattr(builtins, name)
+            and not keyword.iskeyword(name)
+        ):
+            annotation = re.sub(rf"\b{name}\[", f"builtins.{name}[", match["annotation"])
+            args = ", ".join(arg for arg in match["args"].split(", ") if arg not in aliases)
+            line = f"{match['indent']}{name}: {annotation} = Field({args})"
+        out.append(line)
+    text = "\n".join(out) + "\n"
+    if "builtins." in text and "import builtins" not in text:
+        text = text.replace(
+            "from __future__ import annotations\n",
+            "from __future__ import annotations\n\nimport builtins\n",
+            1,
+        )
+    return text

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Literal
 
 from pydantic import Field
@@ -1677,8 +1678,8 @@ class EventsAggregateParams(AutumnModel):
 
 
 class EventsAggregateResponse(AutumnModel):
-    list_: list[EventsAggregatePeriod] = Field(
-        ..., alias="list", description="Array of time periods with aggregated values"
+    list: builtins.list[EventsAggregatePeriod] = Field(
+        ..., description="Array of time periods with aggregated values"
     )
     total: dict[str, EventsAggregateTotal] = Field(
         ..., description="Total aggregations per feature. Keys are feature IDs, values contain count and sum."
@@ -1686,7 +1687,7 @@ class EventsAggregateResponse(AutumnModel):
 
 
 class EventsListResponse(AutumnModel):
-    list_: list[Event] = Field(..., alias="list", description="Items for current page.")
+    list: builtins.list[Event] = Field(..., description="Items for current page.")
     next_cursor: str | None = Field(
         ..., description="Opaque cursor for the next page. Null when there are no more results."
     )
@@ -1788,18 +1789,18 @@ class ListCustomersParams(AutumnModel):
 
 
 class ListFeaturesResponse(AutumnModel):
-    list_: list[Feature] = Field(..., alias="list")
+    list: builtins.list[Feature] = Field(...)
 
 
 class ListOrganizationsResponse(AutumnModel):
-    list_: list[PlatformOrganization] | None = Field(None, alias="list")
+    list: builtins.list[PlatformOrganization] | None = Field(None)
     total: float | None = Field(None, description="Total number of organizations returned.")
     limit: float | None = Field(None, description="Limit used in the query.")
     offset: float | None = Field(None, description="Offset used in the query.")
 
 
 class ListUsersResponse(AutumnModel):
-    list_: list[PlatformUser] | None = Field(None, alias="list")
+    list: builtins.list[PlatformUser] | None = Field(None)
     total: float | None = Field(None, description="Total number of users returned.")
     limit: float | None = Field(None, description="Limit used in the query.")
     offset: float | None = Field(None, description="Offset used in the query.")
@@ -2632,14 +2633,14 @@ class Entity(AutumnModel):
 
 
 class ListEntitiesResponse(AutumnModel):
-    list_: list[Entity] = Field(..., alias="list", description="Items for current page.")
+    list: builtins.list[Entity] = Field(..., description="Items for current page.")
     next_cursor: str | None = Field(
         ..., description="Opaque cursor for the next page. Null when there are no more results."
     )
 
 
 class ListPlansResponse(AutumnModel):
-    list_: list[Plan] = Field(..., alias="list")
+    list: builtins.list[Plan] = Field(...)
 
 
 class MultiAttachPlanCustomize(AutumnModel):
@@ -3026,7 +3027,7 @@ class Customer(AutumnModel):
 
 
 class ListCustomersResponse(AutumnModel):
-    list_: list[Customer] = Field(..., alias="list", description="Items for current page.")
+    list: builtins.list[Customer] = Field(..., description="Items for current page.")
     next_cursor: str | None = Field(
         ..., description="Opaque cursor for the next page. Null when there are no more results."
     )
