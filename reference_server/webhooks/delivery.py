@@ -1,0 +1,181 @@
+"""Delivering outbox messages: claim, sign, POST, record; retry with exponential backoff.
+
+State lives only in ``webhook_deliveries``, so a restarted server picks up where it stopped: a claim
+expires after ``claim_ms`` and an attempt that died mid-flight is simply retried. A receiver may see a
+message more than once after such a crash, always with the same ``webhook-id``, which is what
+Standard Webhooks receivers deduplicate on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, or_, select, update
+
+from reference_server.clock import Clock
+from reference_server.store.billing_tables import webhook_deliveries, webhook_endpoints, webhook_outbox
+from reference_server.store.db import Database
+
+from .signing import sign_headers
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Retry schedule: attempt n waits ``base_delay_ms * 2**(n-1)`` (capped) before attempt n+1."""
+
+    max_attempts: int = 8
+    base_delay_ms: int = 5_000
+    max_delay_ms: int = 3_600_000
+    request_timeout_s: float = 10.0
+    claim_ms: int = 60_000
+    batch_size: int = 50
+
+    def delay_after(self, attempts: int) -> int:
+        return int(min(self.max_delay_ms, self.base_delay_ms * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    pk: int
+    attempts: int
+    message_id: str
+    payload: str
+    url: str
+    secret: str
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(tz=dt.timezone.utc)
+
+
+class WebhookDeliverer:
+    """Delivers whatever is due, one batch per :meth:`deliver_due` call."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        policy: DeliveryPolicy | None = None,
+        client: httpx.Client | None = None,
+        wall_clock: Callable[[], dt.datetime] = _utc_now,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy or DeliveryPolicy()
+        self.client = client or httpx.Client(timeout=self.policy.request_timeout_s)
+        self.wall_clock = wall_clock
+
+    def _claim(self) -> list[_Claimed]:
+        now = self.clock.now_ms()
+        d, o, e = webhook_deliveries.c, webhook_outbox.c, webhook_endpoints.c
+        claimable = and_(
+            d.status == "pending",
+            d.next_attempt_at <= now,
+            or_(d.claimed_until.is_(None), d.claimed_until < now),
+        )
+        claimed: list[_Claimed] = []
+        with self.db.write() as conn:
+            rows = conn.execute(
+                select(d.pk, d.attempts, o.id, o.payload, e.url, e.secret, e.enabled)
+                .select_from(
+                    webhook_deliveries.join(webhook_outbox, d.message_pk == o.pk).join(
+                        webhook_endpoints, d.endpoint_pk == e.pk
+                    )
+                )
+                .where(claimable)
+                .order_by(d.next_attempt_at, d.pk)
+                .limit(self.policy.batch_size)
+            ).all()
+            for row in rows:
+                taken = conn.execute(
+                    update(webhook_deliveries)
+                    .where(d.pk == row.pk, claimable)
+                    .values(claimed_until=now + self.policy.claim_ms)
+                ).rowcount
+                if taken and row.enabled:
+                    claimed.append(_Claimed(row.pk, row.attempts, row.id, row.payload, row.url, row.secret))
+        return claimed
+
+    def _send(self, item: _Claimed) -> tuple[int | None, str | None]:
+        headers = sign_headers(item.secret, item.message_id, item.payload, self.wall_clock())
+        try:
+            response = self.client.post(item.url, content=item.payload.encode(), headers=headers)
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        if 200 <= response.status_code < 300:
+            return response.status_code, None
+        return response.status_code, f"HTTP {response.status_code}"
+
+    def _record(self, item: _Claimed, status_code: int | None, error: str | None) -> None:
+        now = self.clock.now_ms()
+        attempts = item.attempts + 1
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "claimed_until": None,
+            "last_status_code": status_code,
+        }
+        if error is None:
+            values.update(status="delivered", delivered_at=now, last_error=None)
+        elif attempts >= self.policy.max_attempts:
+            values.update(status="failed", last_error=error)
+        else:
+            values.update(next_attempt_at=now + self.policy.delay_after(attempts), last_error=error)
+        with self.db.write() as conn:
+            conn.execute(
+                update(webhook_deliveries).where(webhook_deliveries.c.pk == item.pk).values(**values)
+            )
+
+    def deliver_due(self) -> int:
+        """Attempt every due delivery once; returns how many attempts were made."""
+        claimed = self._claim()
+        for item in claimed:
+            status_code, error = self._send(item)
+            self._record(item, status_code, error)
+        return len(claimed)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class WebhookWorker:
+    """Background thread that keeps calling :meth:`WebhookDeliverer.deliver_due`.
+
+    :meth:`wake` lets the API nudge it right after committing an event instead of waiting a poll interval.
+    """
+
+    def __init__(self, deliverer: WebhookDeliverer, poll_interval_s: float = 1.0) -> None:
+        self.deliverer = deliverer
+        self.poll_interval_s = poll_interval_s
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="webhook-delivery", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                attempted = self.deliverer.deliver_due()
+            except Exception:  # a database hiccup must not kill the worker; the next round retries
+                attempted = 0
+            if attempted == 0:
+                self._wake.wait(self.poll_interval_s)
+                self._wake.clear()
