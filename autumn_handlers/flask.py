@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from flask import Blueprint, Request, Response, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import PathConverter
 
 from autumn_sdk import Autumn
 
@@ -25,6 +27,17 @@ from .runners import SyncHandler
 __all__ = ["autumn_blueprint"]
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class _AnyPathConverter(PathConverter):
+    """Like ``path`` but also matches leading and doubled slashes, which autumn-js tolerates."""
+
+    regex = ".*"
+    part_isolating = False
+
+
+def _register_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("autumn_subpath", _AnyPathConverter)
 
 
 def autumn_blueprint(
@@ -67,7 +80,8 @@ def autumn_blueprint(
             response.mimetype = answer.media_type
         return response
 
-    for rule in ("/", "/<path:subpath>"):
+    blueprint.record_once(_register_converter)
+    for rule in ("/", "/<autumn_subpath:subpath>"):
         blueprint.add_url_rule(
             rule,
             endpoint="serve" if rule == "/" else "serve_subpath",
