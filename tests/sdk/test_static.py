@@ -1,0 +1,24 @@
+"""The suite's lint gate: ruff and mypy --strict over the four packages, from the repo root."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ["autumn_sdk", "autumn_handlers", "reference_server", "codegen"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+
+
+def test_ruff_is_clean() -> None:
+    result = _run("ruff", "check", *PACKAGES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean() -> None:
+    result = _run("mypy", "--strict", *[arg for package in PACKAGES for arg in ("-p", package)])
+    assert result.returncode == 0, result.stdout + result.stderr
