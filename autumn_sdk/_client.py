@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
+from typing_extensions import Unpack
 
 from ._config import DEFAULT_API_VERSION, ClientConfig, DebugLogger, SecretKey
 from ._generated.resources import (
@@ -27,6 +28,7 @@ from ._generated.resources import (
     AutumnAPI,
     AutumnAPIWithRawResponse,
 )
+from ._model import AutumnModel
 from ._operation import Operation
 from ._resource import RequestOptions
 from ._retries import DEFAULT_MAX_RETRIES, RetryConfig
@@ -61,6 +63,15 @@ def _build_config(
         default_headers=default_headers,
         debug_logger=debug_logger,
     )
+
+
+def _result_model(op: Operation) -> type[BaseModel]:
+    """The model a generic :meth:`Autumn.call` parses into (an empty success body parses as ``{}``)."""
+    return op.response_model or EmptyResponse
+
+
+class EmptyResponse(AutumnModel):
+    """The result of an operation whose success response has no declared body."""
 
 
 class Autumn(AutumnAPI):
@@ -111,6 +122,27 @@ class Autumn(AutumnAPI):
     def with_raw_response(self) -> AutumnAPIWithRawResponse:
         """The same methods, returning :class:`~autumn_sdk.RawResponse` (status, headers, parse())."""
         return AutumnAPIWithRawResponse(self)
+
+    def call(
+        self,
+        op: Operation,
+        body: Mapping[str, Any] | BaseModel | None = None,
+        /,
+        **options: Unpack[RequestOptions],
+    ) -> BaseModel:
+        """Perform any operation of the generated table by its descriptor (for generic dispatchers
+        such as the autumn-js handler): ``autumn.call(ops.CUSTOMERS_GET, {"customer_id": "c"})``."""
+        return self._transport.request(op, body, options, _result_model(op))
+
+    async def call_async(
+        self,
+        op: Operation,
+        body: Mapping[str, Any] | BaseModel | None = None,
+        /,
+        **options: Unpack[RequestOptions],
+    ) -> BaseModel:
+        """Awaitable twin of :meth:`call`."""
+        return await self._transport.request_async(op, body, options, _result_model(op))
 
     def _request(
         self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]
@@ -209,6 +241,16 @@ class AsyncAutumn(AsyncAutumnAPI):
     def with_raw_response(self) -> AsyncAutumnAPIWithRawResponse:
         """The same methods, resolving to :class:`~autumn_sdk.RawResponse`."""
         return AsyncAutumnAPIWithRawResponse(self)
+
+    async def call(
+        self,
+        op: Operation,
+        body: Mapping[str, Any] | BaseModel | None = None,
+        /,
+        **options: Unpack[RequestOptions],
+    ) -> BaseModel:
+        """Perform any operation of the generated table by its descriptor (see :meth:`Autumn.call`)."""
+        return await self._transport.request_async(op, body, options, _result_model(op))
 
     async def _request_async(
         self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_snake
 
 from ._config import ClientConfig
 from ._fail_open import fail_open_result, supports_fail_open
@@ -146,15 +147,16 @@ def resolve_idempotency_key(
 
 
 def build_headers(
-    config: ClientConfig, options: RequestOptions, idempotency_key: str | None
+    config: ClientConfig, options: RequestOptions, idempotency_key: str | None, *, has_body: bool = True
 ) -> dict[str, str]:
     headers = {
         "Authorization": f"Bearer {config.bearer_token()}",
         "x-api-version": config.api_version,
         "User-Agent": config.user_agent,
         "Accept": "application/json",
-        "Content-Type": "application/json",
     }
+    if has_body:
+        headers["Content-Type"] = "application/json"
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     extra: dict[str, str] = {**config.default_headers, **(options.get("http_headers") or {})}
@@ -215,8 +217,11 @@ def connection_error(op: Operation, exchange: Exchange) -> APIConnectionError:
     error = exchange.error
     where = _describe(op, exchange.request)
     if isinstance(error, httpx.TimeoutException):
+        limits = exchange.request.extensions.get("timeout") or {}
+        limit = limits.get("read") if isinstance(limits, dict) else None
+        within = f" within {limit:g} s" if isinstance(limit, (int, float)) else ""
         return APITimeoutError(
-            f"Autumn did not answer in time ({type(error).__name__}, {where})", request=exchange.request
+            f"Autumn did not answer{within} ({type(error).__name__}, {where})", request=exchange.request
         )
     return APIConnectionError(
         f"Could not reach Autumn at {exchange.request.url.host}: {error} ({where})", request=exchange.request
@@ -247,9 +252,11 @@ def parse_success(op: Operation, exchange: Exchange, cast_to: type[T]) -> T:
     try:
         result = cast_to.model_validate(data)
     except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(to_snake(part) if isinstance(part, str) else str(part) for part in first["loc"])
         raise ResponseValidationError(
             f"Autumn's answer to {op.qualified_name} does not match {cast_to.__name__}: "
-            f"{exc.error_count()} error(s), first: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']} "
+            f"{exc.error_count()} error(s), first at {where or '<root>'}: {first['msg']} "
             f"(HTTP {response.status_code}, {_describe(op, exchange.request)})",
             status_code=response.status_code,
             body=data,
@@ -287,7 +294,7 @@ def plan_call(
     send = SendRequest(
         method=op.http_method,
         url=url,
-        headers=build_headers(config, options, idempotency_key),
+        headers=build_headers(config, options, idempotency_key, has_body=not is_query),
         content=content,
         params=params if is_query and params else None,
         timeout=config.timeout_for(op, options.get("timeout_ms")),

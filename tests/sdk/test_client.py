@@ -373,3 +373,39 @@ def test_nested_models_and_dicts_are_both_accepted(mock: respx.MockRouter) -> No
     bodies = [json.loads(c.request.content) for c in route.calls]
     assert bodies[0] == bodies[1]
     assert bodies[0]["lock"]["lock_id"] == "l1"
+
+
+# -- generic dispatch and GET operations -----------------------------------------------------
+
+
+async def test_call_performs_any_operation_by_descriptor(stub_url: str) -> None:
+    from autumn_sdk._generated import operations as ops
+
+    with Autumn(TEST_KEY, server_url=stub_url) as autumn:
+        customer = autumn.call(ops.CUSTOMERS_GET, {"customer_id": "cus_123"})
+        features = await autumn.call_async(ops.FEATURES_LIST)
+    assert isinstance(customer, models.Customer)
+    assert isinstance(features, models.ListFeaturesResponse)
+    async with AsyncAutumn(TEST_KEY, server_url=stub_url) as async_autumn:
+        check = await async_autumn.call(ops.CHECK, {"customer_id": "cus_123", "feature_id": "messages"})
+    assert isinstance(check, models.CheckResponse)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_get_operations_send_query_parameters(mode: str, mock: respx.MockRouter) -> None:
+    route = mock.get("/v1/platform/organizations").mock(
+        return_value=httpx.Response(200, json={"list": [], "total": 0})
+    )
+    await invoke(mode, "platform.list_organizations", {"limit": 5, "offset": 10})
+    request = route.calls.last.request
+    assert dict(request.url.params) == {"limit": "5", "offset": "10"}
+    assert request.content == b""
+    assert "content-type" not in request.headers
+    assert "idempotency-key" not in request.headers
+
+
+def test_timeout_message_names_the_limit(mock: respx.MockRouter) -> None:
+    mock.post("/v1/customers.get").mock(side_effect=httpx.ReadTimeout("timed out"))
+    with pytest.raises(errors.APITimeoutError) as info:
+        sync_client(max_retries=0).customers.get(customer_id="cus_1", timeout_ms=2500)
+    assert str(info.value) == "Autumn did not answer within 2.5 s (ReadTimeout, POST /v1/customers.get)"
