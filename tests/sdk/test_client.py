@@ -409,3 +409,12 @@ def test_timeout_message_names_the_limit(mock: respx.MockRouter) -> None:
     with pytest.raises(errors.APITimeoutError) as info:
         sync_client(max_retries=0).customers.get(customer_id="cus_1", timeout_ms=2500)
     assert str(info.value) == "Autumn did not answer within 2.5 s (ReadTimeout, POST /v1/customers.get)"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_degraded_answers_are_marked(mode: str, mock: respx.MockRouter) -> None:
+    mock.post("/v1/balances.check").mock(return_value=httpx.Response(202, json=CHECK_OK))
+    result = await invoke(mode, "check", FAIL_OPEN_CALLS["check"][1])
+    assert isinstance(result, models.CheckResponse)
+    assert autumn_sdk.is_degraded(result)
+    assert not is_fail_open(result)
