@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qsl, urlsplit
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel
 
 from autumn_sdk._generated.operations import OPERATIONS_BY_ROUTE, WEBHOOK_EVENTS
+from autumn_sdk._model import AutumnModel
 from codegen.spec import DEFAULT_SPECS, HTTP_METHODS, load_spec
 
 
 @dataclass(frozen=True)
 class SpecExample:
     where: str
-    model: type[BaseModel]
+    model: type[AutumnModel]
     value: Any
+
+
+def _autumn_model(model: type[BaseModel]) -> type[AutumnModel]:
+    assert issubclass(model, AutumnModel), model
+    return model
 
 
 def _media_examples(media: dict[str, Any]) -> Iterator[Any]:
@@ -85,22 +91,28 @@ def spec_examples() -> list[SpecExample]:
                         *_curl_examples(op_spec),
                     ]
                     for n, value in enumerate(request_examples):
-                        found.append(SpecExample(f"{op.qualified_name} request #{n}", op.params_model, value))
+                        found.append(
+                            SpecExample(
+                                f"{op.qualified_name} request #{n}", _autumn_model(op.params_model), value
+                            )
+                        )
                 for status, response in (op_spec.get("responses") or {}).items():
                     if int(status) not in op.success_statuses or op.response_model is None:
                         continue
                     for n, value in enumerate(_media_examples(_json_media(response))):
                         found.append(
-                            SpecExample(f"{op.qualified_name} {status} #{n}", op.response_model, value)
+                            SpecExample(
+                                f"{op.qualified_name} {status} #{n}", _autumn_model(op.response_model), value
+                            )
                         )
         for event_type, item in (document.data.get("webhooks") or {}).items():
             model = WEBHOOK_EVENTS[event_type]
             media = _json_media(item["post"].get("requestBody"))
             for n, value in enumerate(_media_examples(media)):
-                found.append(SpecExample(f"webhook {event_type} #{n}", model, value))
+                found.append(SpecExample(f"webhook {event_type} #{n}", _autumn_model(model), value))
             data_schema = (media.get("schema") or {}).get("properties", {}).get("data", {})
             data_model = model.model_fields["data"].annotation
             assert isinstance(data_model, type) and issubclass(data_model, BaseModel)
             for n, value in enumerate(data_schema.get("examples", [])):
-                found.append(SpecExample(f"webhook {event_type} data #{n}", data_model, value))
+                found.append(SpecExample(f"webhook {event_type} data #{n}", _autumn_model(data_model), value))
     return found
