@@ -2,8 +2,8 @@
 
 They do the two kinds of I/O the pipeline asks for (``identify`` and one SDK call) with a sync
 ``Autumn`` client (Flask) or an ``AsyncAutumn`` client (Starlette, Litestar). SDK calls go through the
-public resource methods (``client.billing.attach(**body)``), so an injected client behaves exactly as
-the app configured it.
+client's public generic entry point, ``client.call(operation, body)``, so an injected client behaves
+exactly as the app configured it (retries, timeouts, headers).
 """
 
 from __future__ import annotations
@@ -16,28 +16,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from autumn_sdk import AsyncAutumn, Autumn
-from autumn_sdk._operation import Operation
 
-from .core import CallAutumn, HandlerCore, HandlerSettings, IncomingRequest, NeedIdentity, Pipeline
+from .core import HandlerCore, HandlerSettings, IncomingRequest, NeedIdentity, Pipeline
 from .identity import IdentifyResult
 from .responses import HandlerResponse
 
 __all__ = ["AsyncHandler", "SyncHandler"]
 
 RequestT = TypeVar("RequestT")
-
-
-def _sdk_method(client: Any, operation: Operation) -> Callable[..., Any]:
-    """The public SDK method of ``operation`` (``client.customers.get_or_create``)."""
-    target = client if operation.group is None else getattr(client, operation.group)
-    method: Callable[..., Any] = getattr(target, operation.name)
-    return method
-
-
-def _call_kwargs(call: CallAutumn) -> dict[str, Any]:
-    if call.operation.body_style == "request":
-        return {"request": call.body}
-    return dict(call.body)
 
 
 async def _await(value: Awaitable[IdentifyResult]) -> IdentifyResult:
@@ -91,7 +77,7 @@ class SyncHandler(Generic[RequestT]):
                     if isinstance(effect, NeedIdentity):
                         outcome: Any = self._identify(request)
                     else:
-                        outcome = _sdk_method(self.client(), effect.operation)(**_call_kwargs(effect))
+                        outcome = self.client().call(effect.operation, effect.body)
                 except Exception as exc:
                     effect = pipeline.throw(exc)
                 else:
@@ -158,7 +144,7 @@ class AsyncHandler(Generic[RequestT]):
                     if isinstance(effect, NeedIdentity):
                         outcome: Any = await self._identify(request)
                     else:
-                        outcome = await _sdk_method(self.client(), effect.operation)(**_call_kwargs(effect))
+                        outcome = await self.client().call(effect.operation, effect.body)
                 except Exception as exc:
                     effect = pipeline.throw(exc)
                 else:
