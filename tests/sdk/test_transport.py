@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -58,7 +59,7 @@ async def call(
 
 
 @pytest.fixture
-def mock() -> respx.MockRouter:
+def mock() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=TEST_URL, assert_all_called=False) as router:
         yield router
 
