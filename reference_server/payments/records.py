@@ -423,10 +423,14 @@ def create_session(
     return session_id
 
 
-def load_session(conn: Connection, session_id: str, kind: str) -> SessionRecord | None:
-    row = conn.execute(
-        select(billing_sessions).where(billing_sessions.c.id == session_id, billing_sessions.c.kind == kind)
-    ).first()
+def load_session(conn: Connection, session_id: str, kind: str, lock: bool = False) -> SessionRecord | None:
+    """A session by id; ``lock`` takes a row lock (PostgreSQL) so a double submit cannot pay twice."""
+    query = select(billing_sessions).where(
+        billing_sessions.c.id == session_id, billing_sessions.c.kind == kind
+    )
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
     if row is None:
         return None
     return SessionRecord(

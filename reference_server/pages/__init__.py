@@ -1,0 +1,10 @@
+"""Hosted billing pages a person uses in a browser: checkout, setup payment, customer portal, invoices.
+
+The core app mounts :func:`billing_page_routes`; what completing a page *does* to plans (activating the
+attached plan, cancelling from the portal) comes in through :class:`BillingHooks`, so these pages only
+deal with cards, charges and sessions.
+"""
+
+from .routes import BillingHooks, PagesContext, PortalSubscription, billing_page_routes, format_money
+
+__all__ = ["BillingHooks", "PagesContext", "PortalSubscription", "billing_page_routes", "format_money"]

@@ -1,0 +1,632 @@
+"""Starlette routes and handlers of the hosted billing pages.
+
+Every POST runs in one database transaction: the card, the charge and the hook that activates the plan
+commit together or not at all, and the session row is locked so a double submit cannot pay twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.templating import Jinja2Templates
+
+from reference_server.clock import Clock
+from reference_server.engine.billing.money import currency_exponent, minor_to_major
+from reference_server.payments.cards import TEST_CARD_HINTS, CardError, CardInput, parse_expiry
+from reference_server.payments.processor import ChargeStatus, PaymentProcessor
+from reference_server.payments.records import (
+    CustomerRef,
+    InvoiceRecord,
+    PaymentMethodInfo,
+    SessionRecord,
+    customer_invoices,
+    invoice_by_id,
+    invoice_lines_of,
+    invoice_record,
+    load_session,
+    payment_method_by_pk,
+    update_session,
+)
+from reference_server.store.db import Database
+from reference_server.store.tables import customer_plans, customers, plans
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+_CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}
+
+
+def format_money(minor: int, currency: str) -> str:
+    """``$20.00``, ``-$10.00``, ``¥1000``; unknown currencies as ``20.00 CHF``."""
+    major = minor_to_major(abs(minor), currency)
+    sign = "-" if minor < 0 else ""
+    symbol = _CURRENCY_SYMBOLS.get(currency.lower())
+    places = currency_exponent(currency)
+    text = f"{major:,.{places}f}"
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
+
+
+def _date(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class PortalSubscription:
+    plan_id: str
+    name: str
+    status: str
+    until: str | None
+    cancelable: bool
+
+
+@dataclass
+class BillingHooks:
+    """What the core does when a page completes; every hook runs inside the page's transaction."""
+
+    complete_checkout: Callable[[Connection, SessionRecord, InvoiceRecord | None, int], None] | None = None
+    complete_setup: Callable[[Connection, SessionRecord, PaymentMethodInfo, int], None] | None = None
+    cancel_subscription: Callable[[Connection, int, str, int], None] | None = None
+    subscriptions: Callable[[Connection, int, int], list[PortalSubscription]] | None = None
+    customer_now: Callable[[Connection, int], int] | None = None
+
+
+@dataclass
+class PagesContext:
+    db: Database
+    clock: Clock
+    processor: PaymentProcessor
+    hooks: BillingHooks = field(default_factory=BillingHooks)
+
+
+NOTICES = {
+    "card_saved": "Your card was saved.",
+    "canceled": "The plan was canceled. It stays active until the end of the billing period.",
+}
+
+
+def default_portal_subscriptions(conn: Connection, customer_pk: int, now: int) -> list[PortalSubscription]:
+    """The customer's active and scheduled plans, read from the core's tables."""
+    rows = conn.execute(
+        select(
+            customer_plans.c.plan_id,
+            customer_plans.c.status,
+            customer_plans.c.canceled_at,
+            customer_plans.c.expires_at,
+            customer_plans.c.current_period_end,
+            customer_plans.c.trial_ends_at,
+            plans.c.name,
+            plans.c.price,
+            plans.c.add_on,
+        )
+        .select_from(customer_plans.join(plans, customer_plans.c.plan_pk == plans.c.pk))
+        .where(
+            customer_plans.c.customer_pk == customer_pk,
+            customer_plans.c.status.in_(("active", "scheduled")),
+            customer_plans.c.entity_pk.is_(None),
+        )
+        .order_by(customer_plans.c.pk)
+    ).all()
+    result = []
+    for row in rows:
+        if row.status == "scheduled":
+            status, until = "scheduled", _date(row.expires_at or row.current_period_end)
+        elif row.canceled_at is not None:
+            status, until = "canceling", _date(row.expires_at)
+        elif row.trial_ends_at is not None and row.trial_ends_at > now:
+            status, until = "trialing", _date(row.trial_ends_at)
+        else:
+            status, until = "active", _date(row.current_period_end)
+        cancelable = row.status == "active" and row.canceled_at is None and row.current_period_end is not None
+        result.append(PortalSubscription(row.plan_id, row.name, status, until, cancelable))
+    return result
+
+
+def _customer_ref(conn: Connection, customer_pk: int) -> CustomerRef:
+    row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).one()
+    return CustomerRef(row.pk, row.id, row.email, row.name, row.stripe_id)
+
+
+def _label(customer: CustomerRef) -> str:
+    return customer.email or customer.name or customer.id
+
+
+class _Pages:
+    def __init__(self, ctx: PagesContext) -> None:
+        self.ctx = ctx
+
+    # helpers -----------------------------------------------------------------------------------------
+    def _now(self, conn: Connection, customer_pk: int) -> int:
+        hook = self.ctx.hooks.customer_now
+        return hook(conn, customer_pk) if hook else self.ctx.clock.now_ms()
+
+    def _render(self, request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        values.setdefault("hints", TEST_CARD_HINTS)
+        values.setdefault("error", None)
+        return TEMPLATES.TemplateResponse(request, template, values, status_code=status)
+
+    def _not_found(self, request: Request) -> HTMLResponse:
+        return self._render(
+            request, "done.html", 404, heading="Not found", message="This link is not valid.", link=None
+        )
+
+    def _expired(self, request: Request) -> HTMLResponse:
+        return self._render(
+            request, "done.html", 410, heading="Link expired", message="This link has expired.", link=None
+        )
+
+    @staticmethod
+    def _card_from_form(form: Mapping[str, Any]) -> CardInput:
+        month, year = parse_expiry(str(form.get("expiry", "")))
+        return CardInput(str(form.get("card_number", "")), month, year, str(form.get("cvc", "")).strip())
+
+    @staticmethod
+    def _base_url(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    def _checkout_view(
+        self, request: Request, session: SessionRecord, customer: CustomerRef, **extra: Any
+    ) -> Any:
+        draft = session.draft
+        return {
+            "lines": [
+                {"description": line.description, "amount": format_money(line.amount, draft.currency)}
+                for line in draft.lines
+            ],
+            "total": format_money(draft.total, draft.currency),
+            "customer_label": _label(customer),
+            "action": request.url_for("checkout_pay", session_id=session.id).path,
+            "button_label": f"Pay {format_money(draft.total, draft.currency)}",
+            **extra,
+        }
+
+    def _done_redirect(self, request: Request, session: SessionRecord, url: str | None) -> Response:
+        target = url or request.url_for(f"{session.kind}_complete", session_id=session.id).path
+        return RedirectResponse(target, status_code=303)
+
+    def _open_session(
+        self, conn: Connection, request: Request, session_id: str, kind: str, lock: bool = False
+    ) -> tuple[SessionRecord | None, Response | None, int]:
+        session = load_session(conn, session_id, kind, lock=lock)
+        if session is None:
+            return None, self._not_found(request), 0
+        now = self._now(conn, session.customer_pk)
+        if session.status == "open" and now >= session.expires_at and kind != "portal":
+            return None, self._expired(request), now
+        if kind == "portal" and now >= session.expires_at:
+            return None, self._expired(request), now
+        return session, None, now
+
+    # checkout ----------------------------------------------------------------------------------------
+    def checkout_page(self, request: Request, session_id: str) -> Response:
+        with self.ctx.db.read() as conn:
+            session, problem, _ = self._open_session(conn, request, session_id, "checkout")
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            if session.status == "complete":
+                return self._done_redirect(request, session, session.success_url)
+            if session.status == "requires_action":
+                return RedirectResponse(
+                    request.url_for("checkout_authenticate", session_id=session.id).path, status_code=303
+                )
+            customer = _customer_ref(conn, session.customer_pk)
+            return self._render(request, "checkout.html", **self._checkout_view(request, session, customer))
+
+    def checkout_pay(self, request: Request, session_id: str, form: Mapping[str, Any]) -> Response:
+        with self.ctx.db.write() as conn:
+            session, problem, now = self._open_session(conn, request, session_id, "checkout", lock=True)
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            if session.status == "complete":
+                return self._done_redirect(request, session, session.success_url)
+            customer = _customer_ref(conn, session.customer_pk)
+            try:
+                setup = self.ctx.processor.add_card(conn, customer, self._card_from_form(form), now)
+            except CardError as exc:
+                status = 402 if exc.code in ("card_declined", "insufficient_funds") else 400
+                view = self._checkout_view(request, session, customer, error=exc.message)
+                return self._render(request, "checkout.html", status, **view)
+            if setup.needs_authentication:
+                update_session(
+                    conn,
+                    session.pk,
+                    status="requires_action",
+                    pending_payment_method_pk=setup.payment_method.pk,
+                )
+                return RedirectResponse(
+                    request.url_for("checkout_authenticate", session_id=session.id).path, status_code=303
+                )
+            return self._finish_checkout(conn, request, session, customer, setup.payment_method, now, False)
+
+    def _finish_checkout(
+        self,
+        conn: Connection,
+        request: Request,
+        session: SessionRecord,
+        customer: CustomerRef,
+        pm: PaymentMethodInfo,
+        now: int,
+        authenticated: bool,
+    ) -> Response:
+        processor = self.ctx.processor
+        if session.invoice_pk is not None:
+            invoice = invoice_record(conn, session.invoice_pk)
+            outcome = processor.retry_invoice(conn, customer, invoice, now, pm, authenticated)
+        else:
+            outcome = processor.charge(
+                conn,
+                customer,
+                session.draft,
+                str(session.action.get("reason", "checkout")),
+                now,
+                self._base_url(request),
+                entity_id=session.action.get("entity_id"),
+                payment_method=pm,
+                authenticated=authenticated,
+            )
+        invoice_pk = outcome.invoice.pk if outcome.invoice else None
+        if outcome.status is ChargeStatus.REQUIRES_ACTION:
+            update_session(
+                conn,
+                session.pk,
+                status="requires_action",
+                pending_payment_method_pk=pm.pk,
+                invoice_pk=invoice_pk,
+            )
+            return RedirectResponse(
+                request.url_for("checkout_authenticate", session_id=session.id).path, status_code=303
+            )
+        if not outcome.succeeded:
+            update_session(
+                conn, session.pk, status="open", pending_payment_method_pk=None, invoice_pk=invoice_pk
+            )
+            refreshed = load_session(conn, session.id, "checkout")
+            assert refreshed is not None
+            view = self._checkout_view(
+                request, refreshed, customer, error=outcome.failure_message or "The payment failed."
+            )
+            return self._render(request, "checkout.html", 402, **view)
+        update_session(
+            conn,
+            session.pk,
+            status="complete",
+            completed_at=now,
+            invoice_pk=invoice_pk,
+            pending_payment_method_pk=None,
+        )
+        if self.ctx.hooks.complete_checkout is not None:
+            self.ctx.hooks.complete_checkout(conn, session, outcome.invoice, now)
+        return self._done_redirect(request, session, session.success_url)
+
+    # authentication (all session kinds) ----------------------------------------------------------------
+    def authenticate_page(self, request: Request, kind: str, session_id: str) -> Response:
+        with self.ctx.db.read() as conn:
+            session, problem, _ = self._open_session(conn, request, session_id, kind)
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            if session.status != "requires_action" or session.pending_payment_method_pk is None:
+                return RedirectResponse(request.url_for(f"{kind}_page", session_id=session.id).path, 303)
+            pm = payment_method_by_pk(conn, session.pending_payment_method_pk)
+            assert pm is not None
+            total = format_money(session.amount, session.currency) if kind == "checkout" else None
+            return self._render(
+                request,
+                "authenticate.html",
+                last4=pm.last4,
+                total=total,
+                action=request.url_for(f"{kind}_authenticate", session_id=session.id).path,
+            )
+
+    def authenticate_submit(self, request: Request, kind: str, session_id: str, decision: str) -> Response:
+        with self.ctx.db.write() as conn:
+            session, problem, now = self._open_session(conn, request, session_id, kind, lock=True)
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            if session.status != "requires_action" or session.pending_payment_method_pk is None:
+                return RedirectResponse(request.url_for(f"{kind}_page", session_id=session.id).path, 303)
+            customer = _customer_ref(conn, session.customer_pk)
+            pm = payment_method_by_pk(conn, session.pending_payment_method_pk)
+            assert pm is not None
+            if decision != "complete":
+                update_session(conn, session.pk, status="open", pending_payment_method_pk=None)
+                message = "Authentication failed. Try again or use another card."
+                if kind == "checkout":
+                    view = self._checkout_view(request, session, customer, error=message)
+                    return self._render(request, "checkout.html", 402, **view)
+                if kind == "setup":
+                    return self._render(
+                        request,
+                        "setup.html",
+                        402,
+                        **self._setup_view(request, session, customer, error=message),
+                    )
+                return self._render(
+                    request,
+                    "portal.html",
+                    402,
+                    **self._portal_view(request, conn, session, customer, now, error=message),
+                )
+            self.ctx.processor.confirm_card(conn, customer, pm)
+            if kind == "checkout":
+                return self._finish_checkout(conn, request, session, customer, pm, now, True)
+            if kind == "setup":
+                return self._finish_setup(conn, request, session, pm, now)
+            update_session(conn, session.pk, status="open", pending_payment_method_pk=None)
+            target = request.url_for("portal_page", session_id=session.id).include_query_params(
+                notice="card_saved"
+            )
+            return RedirectResponse(f"{target.path}?{target.query}", status_code=303)
+
+    def complete_page(self, request: Request, kind: str, session_id: str) -> Response:
+        with self.ctx.db.read() as conn:
+            session = load_session(conn, session_id, kind)
+            if session is None:
+                return self._not_found(request)
+            if session.status != "complete":
+                return RedirectResponse(request.url_for(f"{kind}_page", session_id=session.id).path, 303)
+            message = (
+                "Payment received. Your plan is active." if kind == "checkout" else "Your card was saved."
+            )
+            return self._render(request, "done.html", heading="Thank you", message=message, link=None)
+
+    # setup ---------------------------------------------------------------------------------------------
+    def _setup_view(
+        self, request: Request, session: SessionRecord, customer: CustomerRef, **extra: Any
+    ) -> Any:
+        return {
+            "customer_label": _label(customer),
+            "plan_id": session.action.get("plan_id"),
+            "action": request.url_for("setup_submit", session_id=session.id).path,
+            "button_label": "Save card",
+            **extra,
+        }
+
+    def setup_page(self, request: Request, session_id: str) -> Response:
+        with self.ctx.db.read() as conn:
+            session, problem, _ = self._open_session(conn, request, session_id, "setup")
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            if session.status == "complete":
+                return self._done_redirect(request, session, session.success_url)
+            customer = _customer_ref(conn, session.customer_pk)
+            return self._render(request, "setup.html", **self._setup_view(request, session, customer))
+
+    def setup_submit(self, request: Request, session_id: str, form: Mapping[str, Any]) -> Response:
+        with self.ctx.db.write() as conn:
+            session, problem, now = self._open_session(conn, request, session_id, "setup", lock=True)
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            if session.status == "complete":
+                return self._done_redirect(request, session, session.success_url)
+            customer = _customer_ref(conn, session.customer_pk)
+            try:
+                setup = self.ctx.processor.add_card(conn, customer, self._card_from_form(form), now)
+            except CardError as exc:
+                status = 402 if exc.code in ("card_declined", "insufficient_funds") else 400
+                return self._render(
+                    request,
+                    "setup.html",
+                    status,
+                    **self._setup_view(request, session, customer, error=exc.message),
+                )
+            if setup.needs_authentication:
+                update_session(
+                    conn,
+                    session.pk,
+                    status="requires_action",
+                    pending_payment_method_pk=setup.payment_method.pk,
+                )
+                return RedirectResponse(
+                    request.url_for("setup_authenticate", session_id=session.id).path, 303
+                )
+            return self._finish_setup(conn, request, session, setup.payment_method, now)
+
+    def _finish_setup(
+        self, conn: Connection, request: Request, session: SessionRecord, pm: PaymentMethodInfo, now: int
+    ) -> Response:
+        update_session(conn, session.pk, status="complete", completed_at=now, pending_payment_method_pk=None)
+        if self.ctx.hooks.complete_setup is not None:
+            self.ctx.hooks.complete_setup(conn, session, pm, now)
+        return self._done_redirect(request, session, session.success_url)
+
+    # portal --------------------------------------------------------------------------------------------
+    def _portal_view(
+        self,
+        request: Request,
+        conn: Connection,
+        session: SessionRecord,
+        customer: CustomerRef,
+        now: int,
+        **extra: Any,
+    ) -> Any:
+        lister = self.ctx.hooks.subscriptions or default_portal_subscriptions
+        pm = self.ctx.processor.default_payment_method(conn, customer)
+        return {
+            "customer_label": _label(customer),
+            "subscriptions": lister(conn, customer.pk, now),
+            "can_cancel": self.ctx.hooks.cancel_subscription is not None,
+            "cancel_action": request.url_for("portal_cancel", session_id=session.id).path,
+            "payment_method": pm,
+            "invoices": [
+                {
+                    "url": request.url_for("invoice_page", invoice_id=inv.id).path,
+                    "date": _date(inv.created_at),
+                    "status": inv.status,
+                    "total": format_money(inv.total, inv.currency),
+                }
+                for inv in customer_invoices(conn, customer.pk)
+            ],
+            "return_url": session.return_url,
+            "action": request.url_for("portal_payment_method", session_id=session.id).path,
+            "button_label": "Save card",
+            "name": customer.name,
+            "notice": None,
+            **extra,
+        }
+
+    def portal_page(self, request: Request, session_id: str) -> Response:
+        with self.ctx.db.read() as conn:
+            session, problem, now = self._open_session(conn, request, session_id, "portal")
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            customer = _customer_ref(conn, session.customer_pk)
+            notice = NOTICES.get(request.query_params.get("notice", ""))
+            return self._render(
+                request,
+                "portal.html",
+                **self._portal_view(request, conn, session, customer, now, notice=notice),
+            )
+
+    def portal_payment_method(self, request: Request, session_id: str, form: Mapping[str, Any]) -> Response:
+        with self.ctx.db.write() as conn:
+            session, problem, now = self._open_session(conn, request, session_id, "portal", lock=True)
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            customer = _customer_ref(conn, session.customer_pk)
+            try:
+                setup = self.ctx.processor.add_card(conn, customer, self._card_from_form(form), now)
+            except CardError as exc:
+                status = 402 if exc.code in ("card_declined", "insufficient_funds") else 400
+                view = self._portal_view(request, conn, session, customer, now, error=exc.message)
+                return self._render(request, "portal.html", status, **view)
+            if setup.needs_authentication:
+                update_session(
+                    conn,
+                    session.pk,
+                    status="requires_action",
+                    pending_payment_method_pk=setup.payment_method.pk,
+                )
+                return RedirectResponse(
+                    request.url_for("portal_authenticate", session_id=session.id).path, 303
+                )
+            target = request.url_for("portal_page", session_id=session.id).include_query_params(
+                notice="card_saved"
+            )
+            return RedirectResponse(f"{target.path}?{target.query}", status_code=303)
+
+    def portal_cancel(self, request: Request, session_id: str, plan_id: str) -> Response:
+        with self.ctx.db.write() as conn:
+            session, problem, now = self._open_session(conn, request, session_id, "portal", lock=True)
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            hook = self.ctx.hooks.cancel_subscription
+            if hook is None:
+                return Response("Canceling is not available here", status_code=405)
+            hook(conn, session.customer_pk, plan_id, now)
+            target = request.url_for("portal_page", session_id=session.id).include_query_params(
+                notice="canceled"
+            )
+            return RedirectResponse(f"{target.path}?{target.query}", status_code=303)
+
+    # invoices ------------------------------------------------------------------------------------------
+    def invoice_page(self, request: Request, invoice_id: str) -> Response:
+        with self.ctx.db.read() as conn:
+            row = invoice_by_id(conn, invoice_id)
+            if row is None:
+                return self._not_found(request)
+            lines = [
+                {"description": line.description, "amount": format_money(line.amount, row.currency)}
+                for line in invoice_lines_of(conn, row.pk)
+            ]
+            return self._render(
+                request,
+                "invoice.html",
+                invoice_id=row.id,
+                status=row.status,
+                date=_date(row.created_at),
+                lines=lines,
+                total=format_money(row.total, row.currency),
+            )
+
+
+def billing_page_routes(ctx: PagesContext) -> list[BaseRoute]:
+    """Routes to mount at the app root: checkout, setup, portal and invoice pages.
+
+    ``/checkout/{id}``, ``/setup/{id}`` and ``/portal/{id}`` each have an ``/authenticate`` step; checkout
+    and setup have a ``/complete`` page; ``/invoices/{id}`` shows one invoice.
+    """
+    pages = _Pages(ctx)
+
+    def sid(request: Request) -> str:
+        return str(request.path_params["session_id"])
+
+    async def checkout_page(request: Request) -> Response:
+        return await run_in_threadpool(pages.checkout_page, request, sid(request))
+
+    async def checkout_pay(request: Request) -> Response:
+        form = dict(await request.form())
+        return await run_in_threadpool(pages.checkout_pay, request, sid(request), form)
+
+    def authenticate(kind: str) -> tuple[Callable[[Request], Any], Callable[[Request], Any]]:
+        async def page(request: Request) -> Response:
+            return await run_in_threadpool(pages.authenticate_page, request, kind, sid(request))
+
+        async def submit(request: Request) -> Response:
+            form = await request.form()
+            decision = str(form.get("decision", "fail"))
+            return await run_in_threadpool(pages.authenticate_submit, request, kind, sid(request), decision)
+
+        return page, submit
+
+    def complete(kind: str) -> Callable[[Request], Any]:
+        async def page(request: Request) -> Response:
+            return await run_in_threadpool(pages.complete_page, request, kind, sid(request))
+
+        return page
+
+    async def setup_page(request: Request) -> Response:
+        return await run_in_threadpool(pages.setup_page, request, sid(request))
+
+    async def setup_submit(request: Request) -> Response:
+        form = dict(await request.form())
+        return await run_in_threadpool(pages.setup_submit, request, sid(request), form)
+
+    async def portal_page(request: Request) -> Response:
+        return await run_in_threadpool(pages.portal_page, request, sid(request))
+
+    async def portal_payment_method(request: Request) -> Response:
+        form = dict(await request.form())
+        return await run_in_threadpool(pages.portal_payment_method, request, sid(request), form)
+
+    async def portal_cancel(request: Request) -> Response:
+        form = await request.form()
+        plan_id = str(form.get("plan_id", ""))
+        return await run_in_threadpool(pages.portal_cancel, request, sid(request), plan_id)
+
+    async def invoice_page(request: Request) -> Response:
+        return await run_in_threadpool(pages.invoice_page, request, str(request.path_params["invoice_id"]))
+
+    routes: list[BaseRoute] = [
+        Route("/checkout/{session_id}", checkout_page, methods=["GET"], name="checkout_page"),
+        Route("/checkout/{session_id}", checkout_pay, methods=["POST"], name="checkout_pay"),
+        Route(
+            "/checkout/{session_id}/complete", complete("checkout"), methods=["GET"], name="checkout_complete"
+        ),
+        Route("/setup/{session_id}", setup_page, methods=["GET"], name="setup_page"),
+        Route("/setup/{session_id}", setup_submit, methods=["POST"], name="setup_submit"),
+        Route("/setup/{session_id}/complete", complete("setup"), methods=["GET"], name="setup_complete"),
+        Route("/portal/{session_id}", portal_page, methods=["GET"], name="portal_page"),
+        Route(
+            "/portal/{session_id}/payment-method",
+            portal_payment_method,
+            methods=["POST"],
+            name="portal_payment_method",
+        ),
+        Route("/portal/{session_id}/cancel", portal_cancel, methods=["POST"], name="portal_cancel"),
+        Route("/invoices/{invoice_id}", invoice_page, methods=["GET"], name="invoice_page"),
+    ]
+    for kind in ("checkout", "setup", "portal"):
+        page, submit = authenticate(kind)
+        path = f"/{kind}/{{session_id}}/authenticate"
+        routes.append(Route(path, page, methods=["GET"], name=f"{kind}_authenticate_page"))
+        routes.append(Route(path, submit, methods=["POST"], name=f"{kind}_authenticate"))
+    return routes
