@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference_server.engine.model import Feature, Source, r10
+from reference_server.engine.model import Feature, Source, num, r10
 
 
 def feature_json(f: Feature) -> dict[str, Any]:
@@ -47,10 +47,10 @@ def breakdown_row(s: Source) -> dict[str, Any]:
     return {
         "id": s.id,
         "plan_id": s.plan_id,
-        "included_grant": r10(s.included_grant),
-        "prepaid_grant": r10(s.prepaid),
-        "remaining": r10(max(0.0, s.balance)),
-        "usage": s.usage,
+        "included_grant": num(s.included_grant),
+        "prepaid_grant": num(s.prepaid),
+        "remaining": num(max(0.0, s.balance)),
+        "usage": num(s.usage),
         "unlimited": s.unlimited,
         "reset": s.reset_json(),
         "price": _price_json(s),
@@ -68,7 +68,7 @@ def derive_balance(
     unlimited = [s for s in live if s.unlimited]
     out: dict[str, Any]
     if unlimited:
-        used = r10(sum(s.usage for s in unlimited))
+        used = num(sum(s.usage for s in unlimited))
         row = breakdown_row(unlimited[0])
         row.update({"included_grant": 0, "prepaid_grant": 0, "remaining": 0, "usage": used, "unlimited": True})
         out = {
@@ -96,12 +96,12 @@ def derive_balance(
                 granted += r.balance + r.usage
                 remaining += r.balance
                 usage += r.usage
-                rollovers.append({"balance": r10(r.balance), "expires_at": r.expires_at or 0})
+                rollovers.append({"balance": num(r.balance), "expires_at": r.expires_at or 0})
         out = {
             "feature_id": feature.id,
-            "granted": r10(granted),
-            "remaining": r10(max(0.0, remaining)),
-            "usage": r10(usage),
+            "granted": num(granted),
+            "remaining": num(max(0.0, remaining)),
+            "usage": num(usage),
             "unlimited": False,
             "overage_allowed": any(s.pay_per_use for s in live),
             "max_purchase": _max_purchase(live),
@@ -126,7 +126,7 @@ def _max_purchase(sources: list[Source]) -> float | None:
         if s.max_purchase is None:
             return None
         total += s.max_purchase
-    return r10(total)
+    return num(total)
 
 
 def derive_flag(feature: Feature, sources: list[Source], now_ms: int, expand_feature: bool = False) -> (

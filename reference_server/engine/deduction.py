@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reference_server.engine.intervals import approx_interval_ms
-from reference_server.engine.model import Controls, Rollover, Source, r10
+from reference_server.engine.model import Controls, Rollover, Source, num, r10
 
 OverageBehavior = Literal["cap", "reject", "overflow", "allow"]
 
@@ -45,7 +45,8 @@ class Target:
 class DeductionResult:
     deductions: list[dict[str, Any]] = field(default_factory=list)
     applied: float = 0.0  # in units of the tracked feature
-    touched: dict[str, float] = field(default_factory=dict)  # feature_id -> positive amount deducted
+    touched: dict[str, float] = field(default_factory=dict)  # feature_id -> amount deducted (signed)
+    receipt: list[dict[str, Any]] = field(default_factory=list)  # exact per-source amounts, for locks
 
 
 def sort_key(source: Source, entity_id: str | None, own: bool) -> tuple[Any, ...]:
@@ -82,10 +83,11 @@ def _record(
             "feature_id": s.feature_id,
             "plan_id": s.plan_id,
             "reset": s.reset_json(),
-            "value": credits,
+            "value": num(credits),
         }
     )
     result.touched[s.feature_id] = r10(result.touched.get(s.feature_id, 0.0) + credits)
+    result.receipt.append({"source_pk": s.pk, "rollover_id": rollover.id if rollover else None, "amount": credits})
     s.dirty = True
 
 
@@ -250,7 +252,7 @@ def _merge_same_source(result: DeductionResult) -> None:
     merged: dict[str, dict[str, Any]] = {}
     for d in result.deductions:
         if d["balance_id"] in merged:
-            merged[d["balance_id"]]["value"] = r10(merged[d["balance_id"]]["value"] + d["value"])
+            merged[d["balance_id"]]["value"] = num(merged[d["balance_id"]]["value"] + d["value"])
         else:
             merged[d["balance_id"]] = dict(d)
     result.deductions = list(merged.values())

@@ -12,6 +12,14 @@ def r10(x: float) -> float:
     return 0.0 if v == 0 else v
 
 
+def num(x: float | int | None) -> float | int | None:
+    """A number as Autumn writes it in JSON: integral values without a decimal point."""
+    if x is None or isinstance(x, int):
+        return x
+    v = r10(x)
+    return int(v) if v.is_integer() else v
+
+
 @dataclass
 class Feature:
     id: str

@@ -7,7 +7,6 @@ the next time anyone reads it, which gives the same result as a reset "at" the b
 from __future__ import annotations
 
 import math
-import secrets
 
 from reference_server.engine.intervals import add_months, next_boundary_after
 from reference_server.engine.model import Rollover, Source, r10
@@ -63,7 +62,7 @@ def reset_source(source: Source, now_ms: int) -> bool:
     if source.rollover_config and source.balance > 0:
         source.rollovers.append(
             Rollover(
-                id="roll_" + secrets.token_hex(8),
+                id=f"roll_{source.pk}_{reset_at}",
                 balance=r10(source.balance),
                 usage=0.0,
                 expires_at=_rollover_expiry(source, reset_at),
@@ -82,7 +81,7 @@ def reset_source(source: Source, now_ms: int) -> bool:
             if source.balance > 0:
                 source.rollovers.append(
                     Rollover(
-                        id="roll_" + secrets.token_hex(8),
+                        id=f"roll_{source.pk}_{missed_boundary}",
                         balance=r10(source.balance),
                         usage=0.0,
                         expires_at=_rollover_expiry(source, missed_boundary),

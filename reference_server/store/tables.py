@@ -138,6 +138,8 @@ customers = Table(
     Column("billing_controls", JSON, nullable=False),
     Column("config", JSON, nullable=False),
     Column("clock_offset_ms", BigInteger, nullable=False, default=0),
+    # Earliest time a plan transition or a lock expiry is due; lets hot paths skip the bookkeeping.
+    Column("maintenance_due_at", BigInteger),
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("org_pk", "env", "id", name="uq_customers_org_env_id"),
 )

@@ -1,0 +1,1 @@
+"""The HTTP layer: routing from the generated operation table, auth, validation and error JSON."""

@@ -1,0 +1,63 @@
+"""Endpoints beyond the 2.3 spec: test clocks and the admin calls that define rewards and programs.
+
+Autumn's later API has ``/v1/customers.advance_test_clock``, ``/v1/rewards.create`` and
+``/v1/referral_programs.create``; ``/v1/test_clocks.advance`` moves the whole sandbox env at once.
+Test clocks only exist in sandbox.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from reference_server.errors import customer_not_found, invalid
+from reference_server.service.context import Ctx
+from reference_server.store.subjects import get_customer
+from reference_server.store.tables import customers, organizations
+
+
+def _delta(body: dict[str, Any], current_now: int) -> int:
+    if body.get("advance_to") is not None:
+        target = int(body["advance_to"])
+        if target < current_now:
+            raise invalid("advance_to: a test clock only moves forward", "invalid_inputs")
+        return target - current_now
+    ms = int(body.get("advance_by_ms") or 0)
+    ms += int(float(body.get("days") or 0) * 86_400_000) + int(float(body.get("hours") or 0) * 3_600_000)
+    if ms < 0:
+        raise invalid("a test clock only moves forward", "invalid_inputs")
+    return ms
+
+
+def _sandbox_only(ctx: Ctx) -> None:
+    if ctx.tenant.env != "sandbox":
+        raise invalid("Test clocks are only available in sandbox", "test_clock_not_allowed", 403)
+
+
+def advance_org_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """Move the sandbox env's time forward for every customer of the organization."""
+    _sandbox_only(ctx)
+    delta = _delta(body, ctx.now())
+    with ctx.db.write() as conn:
+        conn.execute(
+            update(organizations)
+            .where(organizations.c.pk == ctx.tenant.org_pk)
+            .values(sandbox_clock_offset_ms=organizations.c.sandbox_clock_offset_ms + delta)
+        )
+    return {"now": ctx.now() + delta, "offset_ms": ctx.tenant.clock_offset_ms + delta}
+
+
+def advance_customer_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """Move one customer's time forward (resets, expiries and transitions follow lazily)."""
+    _sandbox_only(ctx)
+    with ctx.db.write() as conn:
+        customer = get_customer(conn, ctx.tenant, body.get("customer_id") or "", lock=True)
+        if customer is None:
+            raise customer_not_found(str(body.get("customer_id")))
+        delta = _delta(body, ctx.now(customer.clock_offset_ms))
+        conn.execute(
+            update(customers).where(customers.c.pk == customer.pk)
+            .values(clock_offset_ms=customers.c.clock_offset_ms + delta)
+        )
+    return {"customer_id": customer.id, "now": ctx.now(customer.clock_offset_ms + delta)}

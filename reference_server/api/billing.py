@@ -1,0 +1,95 @@
+"""Where billing operations are dispatched, and where paid billing plugs in.
+
+This server handles plans WITHOUT a price itself (free plans, default plans, free add-ons,
+cancelling a free plan).  Everything that involves money (a priced plan, a switch away from a
+priced plan, previews, schedules, checkout and portal sessions) is delegated to a handler
+registered under the operation's qualified name::
+
+    from reference_server.api.billing import BillingRegistry
+
+    def register(registry: BillingRegistry) -> None:          # in reference_server/payments/api.py
+        registry.register("billing.attach", paid_attach)      # (ctx, body) -> response dict
+        registry.register("billing.preview_attach", preview_attach)
+        registry.invoice_lister = list_invoices               # (conn, customer) -> invoices for expand
+
+``create_app`` calls ``reference_server.payments.api.register`` when that module exists, and
+``create_app(billing=...)`` can pass another registration function.  A paid handler runs its own
+transaction; it can reuse :func:`reference_server.service.attach_free.resolve_attach` and the
+plan-instance functions of :mod:`reference_server.service.subscriptions`.  Without a handler the
+operation answers 501 ``not_implemented`` from :func:`missing`, the one place that says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reference_server.errors import AutumnError
+from reference_server.service import attach_free
+from reference_server.service.context import Ctx
+
+Handler = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
+
+PAID_OPERATIONS = (
+    "billing.attach",
+    "billing.update",
+    "billing.multi_attach",
+    "billing.create_schedule",
+    "billing.preview_attach",
+    "billing.preview_multi_attach",
+    "billing.preview_update",
+    "billing.setup_payment",
+    "billing.open_customer_portal",
+)
+
+
+def missing(operation: str) -> AutumnError:
+    return AutumnError(
+        501,
+        "not_implemented",
+        f"{operation} with a priced plan needs the paid billing module, which is not installed on this server",
+    )
+
+
+@dataclass
+class BillingRegistry:
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    invoice_lister: Callable[..., list[dict[str, Any]]] | None = None
+
+    def register(self, operation: str, handler: Handler) -> None:
+        if operation not in PAID_OPERATIONS:
+            raise ValueError(f"{operation} is not a billing operation")
+        self.handlers[operation] = handler
+
+    def paid(self, operation: str) -> Handler:
+        handler = self.handlers.get(operation)
+        if handler is None:
+            raise missing(operation)
+        return handler
+
+    # -- the operations as the router calls them
+
+    def attach(self, ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+        with ctx.db.write() as conn:
+            cat, customer, entity, plan, current, instances, now = attach_free.resolve_attach(ctx, conn, body)
+            current_plan = cat.plans_by_pk.get(current.plan_pk) if current else None
+            paid = attach_free.needs_paid_billing(plan, current_plan) or body.get("redirect_mode") == "always"
+            if not paid:
+                return attach_free.attach_free(ctx, conn, body, cat, customer, entity, plan, current, instances,
+                                               now)
+        return self.paid("billing.attach")(ctx, body)
+
+    def update(self, ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+        with ctx.db.write() as conn:
+            cat, customer, entity, inst, instances, now = attach_free.resolve_update(ctx, conn, body)
+            plan = cat.plans_by_pk.get(inst.plan_pk)
+            if plan is not None and plan.is_free and not body.get("feature_quantities"):
+                return attach_free.update_free(ctx, conn, body, cat, customer, entity, inst, instances, now)
+        return self.paid("billing.update")(ctx, body)
+
+    def delegate(self, operation: str) -> Handler:
+        def run(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+            return self.paid(operation)(ctx, body)
+
+        return run

@@ -1,0 +1,84 @@
+"""Autumn's default rate limits (documentation/rate-limits.mdx), enforced in process.
+
+Fixed one-window counters per (group, scope key).  Off for tests and benchmarks
+(``create_app(rate_limits=False)``); the numbers can be overridden per group.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Limit:
+    requests: int
+    window_s: float
+    per_customer: bool
+
+
+DEFAULT_LIMITS: dict[str, Limit] = {
+    "check": Limit(10_000, 1.0, True),
+    "track": Limit(10_000, 1.0, True),
+    "billing": Limit(30, 60.0, True),
+    "events": Limit(5, 1.0, True),
+    "entity_get": Limit(50, 1.0, True),
+    "list": Limit(50, 1.0, False),
+    "other": Limit(25, 1.0, False),
+}
+
+_GROUP_OF: dict[str, str] = {
+    "check": "check",
+    "customers.get": "check",
+    "customers.get_or_create": "check",
+    "track": "track",
+    "balances.create": "track",
+    "balances.update": "track",
+    "balances.delete": "track",
+    "balances.finalize": "track",
+    "billing.attach": "billing",
+    "billing.update": "billing",
+    "billing.multi_attach": "billing",
+    "billing.create_schedule": "billing",
+    "billing.setup_payment": "billing",
+    "billing.open_customer_portal": "billing",
+    "events.list": "events",
+    "events.aggregate": "events",
+    "entities.get": "entity_get",
+    "customers.list": "list",
+    "entities.list": "list",
+}
+
+
+def group_of(operation: str) -> str:
+    return _GROUP_OF.get(operation, "other")
+
+
+@dataclass
+class RateLimiter:
+    limits: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    clock: Callable[[], float] = time.monotonic
+    _counts: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hit(self, operation: str, org_key: str, customer_id: str | None) -> float | None:
+        """Count one request; returns the seconds to wait when over the limit, else None."""
+        group = group_of(operation)
+        limit = self.limits.get(group)
+        if limit is None:
+            return None
+        scope = f"{org_key}:{customer_id}" if limit.per_customer and customer_id else org_key
+        now = self.clock()
+        window = int(now // limit.window_s)
+        key = (group, scope, window)
+        with self._lock:
+            if len(self._counts) > 100_000:
+                self._counts = {k: v for k, v in self._counts.items() if k[2] >= window}
+            count = self._counts.get(key, 0) + 1
+            self._counts[key] = count
+        if count > limit.requests:
+            return max(1.0, math.ceil((window + 1) * limit.window_s - now))
+        return None

@@ -1,0 +1,291 @@
+"""Request handling: one ASGI route per operation of the generated table, plus the extras.
+
+Every request goes through :meth:`Dispatcher.handle`: parse the JSON body, authenticate the key,
+rate-limit, validate with the operation's generated params model, run the service, and shape the
+response with the generated response model.  The work after parsing is synchronous: SQLite runs it
+directly on the event loop (no thread hop per statement), PostgreSQL in one worker-thread hop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from autumn_sdk._generated.operations import OPERATIONS
+from reference_server.api import admin
+from reference_server.api.billing import BillingRegistry
+from reference_server.api.ratelimit import RateLimiter
+from reference_server.errors import AutumnError
+from reference_server.service import (
+    balances,
+    catalog_ops,
+    customers,
+    entities,
+    events,
+    platform,
+    referrals,
+)
+from reference_server.service.attach_free import plans_get, plans_list
+from reference_server.service.context import AppState, Ctx, Tenant
+from reference_server.store.tables import idempotency_keys
+from reference_server.store.tenancy import env_of_key, tenant_for_key
+
+Service = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
+
+
+def service_table(billing: BillingRegistry) -> dict[str, Service]:
+    """Qualified operation name -> the function that serves it."""
+    return {
+        "customers.get_or_create": customers.get_or_create,
+        "customers.get": customers.get,
+        "customers.list": customers.list_customers,
+        "customers.update": customers.update_customer,
+        "customers.delete": customers.delete_customer,
+        "plans.create": catalog_ops.create_plan,
+        "plans.get": plans_get,
+        "plans.list": plans_list,
+        "plans.update": catalog_ops.update_plan,
+        "plans.delete": catalog_ops.delete_plan,
+        "features.create": catalog_ops.create_feature,
+        "features.get": catalog_ops.get_feature,
+        "features.list": catalog_ops.list_features,
+        "features.update": catalog_ops.update_feature,
+        "features.delete": catalog_ops.delete_feature,
+        "billing.attach": billing.attach,
+        "billing.update": billing.update,
+        "billing.create_schedule": billing.delegate("billing.create_schedule"),
+        "billing.multi_attach": billing.delegate("billing.multi_attach"),
+        "billing.preview_attach": billing.delegate("billing.preview_attach"),
+        "billing.preview_multi_attach": billing.delegate("billing.preview_multi_attach"),
+        "billing.preview_update": billing.delegate("billing.preview_update"),
+        "billing.open_customer_portal": billing.delegate("billing.open_customer_portal"),
+        "billing.setup_payment": billing.delegate("billing.setup_payment"),
+        "balances.create": balances.create_balance,
+        "balances.update": balances.update_balance,
+        "balances.delete": balances.delete_balance,
+        "balances.finalize": balances.finalize,
+        "check": balances.check,
+        "track": balances.track,
+        "events.list": events.list_events,
+        "events.aggregate": events.aggregate,
+        "entities.create": entities.create_entity,
+        "entities.get": entities.get_entity_op,
+        "entities.list": entities.list_entities_op,
+        "entities.update": entities.update_entity,
+        "entities.delete": entities.delete_entity,
+        "referrals.create_code": referrals.create_code,
+        "referrals.redeem_code": referrals.redeem_code,
+        "rewards.redeem_code": referrals.redeem_reward,
+        "platform.create_organization": platform.create_organization,
+        "platform.list_organizations": platform.list_organizations,
+        "platform.list_users": platform.list_users,
+        "platform.update_stripe_config": platform.update_stripe,
+    }
+
+
+EXTRA_OPERATIONS: dict[str, tuple[str, Service]] = {
+    "/v1/test_clocks.advance": ("test_clocks.advance", admin.advance_org_clock),
+    "/v1/customers.advance_test_clock": ("customers.advance_test_clock", admin.advance_customer_clock),
+    "/v1/rewards.create": ("rewards.create", referrals.create_reward),
+    "/v1/referral_programs.create": ("referral_programs.create", referrals.create_program),
+}
+
+LEGACY_ALIASES: dict[str, str] = {
+    "/v1/check": "/v1/balances.check",
+    "/v1/entitled": "/v1/balances.check",
+    "/v1/track": "/v1/balances.track",
+    "/v1/events": "/v1/balances.track",
+    "/v1/balances/create": "/v1/balances.create",
+}
+
+
+def error_response(status: int, code: str, message: str, env: str, headers: dict[str, str] | None = None
+                   ) -> Response:
+    body = json.dumps({"message": message, "code": code, "env": env}).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "body"
+        reason = "is required" if err["type"] == "missing" else err["msg"]
+        parts.append(f"{path}: {reason}")
+    return parts[0] if len(parts) == 1 else "[Validation Errors] " + "; ".join(parts)
+
+
+@dataclass
+class Endpoint:
+    name: str
+    service: Service
+    params_model: type[BaseModel] | None
+    response_model: type[BaseModel] | None
+    status: int = 200
+    query_params: bool = False
+
+
+class Dispatcher:
+    def __init__(self, state: AppState, limiter: RateLimiter | None, validate_responses: bool = True) -> None:
+        self.state = state
+        self.limiter = limiter
+        self.validate_responses = validate_responses
+
+    def authenticate(self, authorization: str | None) -> Tenant:
+        if not authorization or not authorization.lower().startswith("bearer ") or not authorization[7:].strip():
+            raise AutumnError(401, "no_secret_key", "Secret key not found in Authorization header")
+        key = authorization[7:].strip()
+        if env_of_key(key) is None:
+            if key.startswith("am_pk_"):
+                raise AutumnError(401, "invalid_secret_key", "Publishable keys cannot call this endpoint")
+            raise AutumnError(401, "invalid_request", "Invalid authorization token prefix")
+        with self.state.db.read() as conn:
+            tenant = tenant_for_key(conn, key)
+        if tenant is None:
+            raise AutumnError(401, "invalid_secret_key", "Invalid secret key")
+        return tenant
+
+    def run(self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, idem_key: str | None,
+            extra: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        env = "sandbox"
+        key = (authorization or "")[7:].strip()
+        env = "live" if env_of_key(key) == "live" else "sandbox"
+        try:
+            tenant = self.authenticate(authorization)
+            ctx = Ctx(self.state, tenant)
+            if self.limiter is not None:
+                wait = self.limiter.hit(ep.name, f"{tenant.org_pk}:{tenant.env}", raw.get("customer_id"))
+                if wait is not None:
+                    raise _RateLimited(wait)
+            body = raw
+            if ep.params_model is not None:
+                try:
+                    model = ep.params_model.model_validate(raw)
+                except ValidationError as exc:
+                    raise AutumnError(400, "invalid_inputs", describe_validation_error(exc)) from exc
+                body = model.model_dump(mode="json", exclude_unset=True)
+            body.update(extra)
+            claimed = self._claim(ctx, idem_key) if idem_key else False
+            try:
+                result = ep.service(ctx, body)
+            except AutumnError as exc:
+                if claimed and exc.status != 409:
+                    self._release(ctx, idem_key or "")
+                raise
+            except Exception:
+                if claimed:
+                    self._release(ctx, idem_key or "")
+                raise
+            if ep.response_model is not None and self.validate_responses:
+                # The generated model guards the shape; the body keeps Autumn's integers (the models
+                # declare numbers as float, so a dump would write 50 as 50.0).
+                ep.response_model.model_validate(result)
+            return ep.status, result, {}
+        except _RateLimited as exc:
+            return 429, {"message": "Rate limit exceeded, please retry later", "code": "rate_limit_exceeded",
+                         "env": env}, {"Retry-After": str(int(exc.wait))}
+        except AutumnError as exc:
+            return exc.status, {"message": exc.message, "code": exc.code, "env": env}, {}
+
+    def _claim(self, ctx: Ctx, key: str) -> bool:
+        from sqlalchemy import insert
+
+        try:
+            with ctx.db.write() as conn:
+                conn.execute(insert(idempotency_keys).values(
+                    org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, scope="header", key=key, created_at=ctx.now()))
+        except IntegrityError as exc:
+            raise AutumnError(409, "duplicate_idempotency_key",
+                              f"Another request with idempotency key {key} has already been received") from exc
+        return True
+
+    def _release(self, ctx: Ctx, key: str) -> None:
+        from sqlalchemy import delete
+
+        with ctx.db.write() as conn:
+            conn.execute(delete(idempotency_keys).where(
+                idempotency_keys.c.org_pk == ctx.tenant.org_pk, idempotency_keys.c.env == ctx.tenant.env,
+                idempotency_keys.c.scope == "header", idempotency_keys.c.key == key))
+
+    def asgi_endpoint(self, ep: Endpoint) -> Callable[[Request], Any]:
+        sqlite = self.state.db.is_sqlite
+
+        async def endpoint(request: Request) -> Response:
+            env = "live" if env_of_key(request.headers.get("authorization", "")[7:].strip()) == "live" else "sandbox"
+            if ep.query_params:
+                raw: Any = dict(request.query_params)
+            else:
+                data = await request.body()
+                if not data.strip():
+                    raw = {}
+                else:
+                    try:
+                        raw = json.loads(data)
+                    except ValueError:
+                        return error_response(400, "invalid_inputs", "Request body is not valid JSON", env)
+                if not isinstance(raw, dict):
+                    return error_response(400, "invalid_inputs", "Request body must be a JSON object", env)
+            extra = {"_base_url": str(request.base_url)} if ep.name == "platform.generate_oauth_url" else {}
+            args = (ep, raw, request.headers.get("authorization"), request.headers.get("idempotency-key"), extra)
+            try:
+                if sqlite:
+                    status, result, headers = self.run(*args)
+                else:
+                    status, result, headers = await anyio.to_thread.run_sync(self.run, *args)
+            except Exception as exc:  # an unexpected failure: Autumn's internal_error shape, never a traceback
+                import logging
+
+                logging.getLogger("reference_server").exception("unhandled error in %s", ep.name)
+                return error_response(500, "internal_error", f"Internal error: {type(exc).__name__}", env)
+            return Response(json.dumps(result, separators=(",", ":")).encode(), status_code=status,
+                            media_type="application/json", headers=headers)
+
+        return endpoint
+
+
+class _RateLimited(Exception):
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+
+
+def build_routes(dispatcher: Dispatcher, billing: BillingRegistry) -> tuple[list[Route], list[dict[str, Any]]]:
+    """Routes for every operation of the table (and the extras), plus an index for /openapi.json."""
+    table = service_table(billing)
+
+    def oauth(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+        base = str(body.pop("_base_url", "http://127.0.0.1/"))
+        return platform.oauth_url(ctx, body, base)
+
+    table["platform.generate_oauth_url"] = oauth
+    routes: list[Route] = []
+    index: list[dict[str, Any]] = []
+    by_path: dict[str, Endpoint] = {}
+    for op in OPERATIONS:
+        name = op.qualified_name
+        service = table.get(name)
+        if service is None:
+            raise RuntimeError(f"operation {name} ({op.path}) has no service; add it to service_table")
+        ep = Endpoint(name, service, op.params_model, op.response_model,
+                      status=op.success_statuses[0] if op.success_statuses else 200,
+                      query_params=op.http_method == "GET")
+        routes.append(Route(op.path, dispatcher.asgi_endpoint(ep), methods=[op.http_method]))
+        index.append({"path": op.path, "method": op.http_method, "operation_id": op.operation_id, "name": name,
+                      "summary": op.summary})
+        if op.http_method == "POST":
+            by_path[op.path] = ep
+    for path, (name, service) in EXTRA_OPERATIONS.items():
+        ep = Endpoint(name, service, None, None)
+        routes.append(Route(path, dispatcher.asgi_endpoint(ep), methods=["POST"]))
+        index.append({"path": path, "method": "POST", "operation_id": name, "name": name,
+                      "summary": (service.__doc__ or "").strip().splitlines()[0] if service.__doc__ else ""})
+    for alias, target in LEGACY_ALIASES.items():
+        routes.append(Route(alias, dispatcher.asgi_endpoint(by_path[target]), methods=["POST"]))
+    return routes, index

@@ -1,0 +1,124 @@
+"""``create_app``: the ASGI application of the reference server."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from reference_server.api.billing import BillingRegistry
+from reference_server.api.ratelimit import Limit, RateLimiter
+from reference_server.api.router import Dispatcher, build_routes
+from reference_server.clock import Clock, SystemClock
+from reference_server.service.context import AppState
+from reference_server.store.catalog import CatalogCache
+from reference_server.store.db import Database
+from reference_server.store.tenancy import ensure_default_org, register_key
+
+SERVER_NAME = "autumn-reference-server"
+API_VERSION = "2.3.0"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("autumn-kit")
+    except Exception:
+        return "0.0.0"
+
+
+def _default_billing(registry: BillingRegistry) -> None:
+    """Plug in the paid billing module when it is installed (``reference_server.payments.api``)."""
+    try:
+        module = importlib.import_module("reference_server.payments.api")
+    except ModuleNotFoundError as exc:
+        if exc.name != "reference_server.payments.api":
+            raise
+        return
+    module.register(registry)
+
+
+def create_app(
+    database_url: str | None = None,
+    secret_key: str | None = None,
+    clock: Clock | None = None,
+    demo: bool = False,
+    *,
+    rate_limits: bool | dict[str, Limit] = True,
+    validate_responses: bool = True,
+    billing: Callable[[BillingRegistry], None] | None = None,
+    migrate: bool = True,
+) -> Starlette:
+    """Build the server: migrate the database, register ``secret_key`` for the default org, route.
+
+    ``rate_limits``: True for Autumn's defaults, False to switch them off (tests, benchmarks), or a
+    mapping of group -> :class:`Limit` overriding some groups.  ``billing`` registers paid-billing
+    handlers (defaults to ``reference_server.payments.api.register`` when present).
+    """
+    db = Database(database_url)
+    if migrate:
+        db.migrate()
+    state = AppState(db=db, clock=clock or SystemClock(), catalog_cache=CatalogCache(), demo=demo)
+    with db.write() as conn:
+        org = ensure_default_org(conn)
+        if secret_key:
+            register_key(conn, org.pk, secret_key, "configured")
+    if demo:
+        from reference_server.demo import seed_demo
+
+        seed_demo(state, org.pk)
+    registry = BillingRegistry()
+    (billing or _default_billing)(registry)
+    if registry.invoice_lister is not None:
+        state.extras["invoice_lister"] = registry.invoice_lister
+    limiter: RateLimiter | None = None
+    if rate_limits:
+        limiter = RateLimiter()
+        if isinstance(rate_limits, dict):
+            limiter.limits.update(rate_limits)
+    dispatcher = Dispatcher(state, limiter, validate_responses)
+    routes, index = build_routes(dispatcher, registry)
+
+    async def root(request: Request) -> JSONResponse:
+        return JSONResponse({"name": SERVER_NAME, "version": _version(), "api_version": API_VERSION})
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(_openapi_document(index))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        db.dispose()
+
+    app = Starlette(
+        routes=[Route("/", root, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"]), *routes],
+        lifespan=lifespan,
+    )
+    app.state.autumn = state
+    app.state.billing = registry
+    return app
+
+
+def _openapi_document(index: list[dict[str, Any]]) -> dict[str, Any]:
+    """The paths this server serves (request/response schemas are those of the Autumn spec)."""
+    paths: dict[str, Any] = {}
+    for entry in index:
+        paths.setdefault(entry["path"], {})[entry["method"].lower()] = {
+            "operationId": entry["operation_id"],
+            "summary": entry["summary"],
+            "x-autumn-operation": entry["name"],
+            "security": [{"secretKey": []}],
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Autumn API (reference server)", "version": API_VERSION},
+        "components": {"securitySchemes": {"secretKey": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }

@@ -1,0 +1,277 @@
+"""billing.attach and billing.update for plans without a price (§5.1-5.2, 5.6 for free plans).
+
+Free plans activate at once, free-to-free switches within a group are immediate upgrades,
+add-ons stack, and cancelling a main plan brings the group's auto_enable plan back.  A free plan
+has no billing period, so ``cancel_end_of_cycle`` on it ends it at once like ``cancel_immediately``.
+Anything that involves money is routed to the paid-billing handlers (see
+:mod:`reference_server.api.billing`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, update
+
+from reference_server.errors import AutumnError, invalid, plan_not_found
+from reference_server.service.context import Ctx
+from reference_server.service.customers import require_customer
+from reference_server.service.subscriptions import (
+    Instance,
+    activate_group_default,
+    activate_plan,
+    expire_instance,
+    load_instances,
+)
+from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.subjects import CustomerRow, EntityRow, get_entity
+from reference_server.store.tables import customer_plans
+
+
+def monthly_price(plan: Plan) -> float:
+    from reference_server.engine.intervals import MONTHS
+
+    if not plan.price:
+        return 0.0
+    interval = plan.price.get("interval", "month")
+    months = MONTHS.get(interval, 0.25 if interval == "week" else 1) * int(plan.price.get("interval_count") or 1)
+    return float(plan.price["amount"]) / months if months else float(plan.price["amount"])
+
+
+def current_main(
+    instances: list[Instance], cat: Catalog, group: str, entity_pk: int | None
+) -> Instance | None:
+    for inst in instances:
+        if inst.status != "active" or inst.entity_pk != entity_pk:
+            continue
+        plan = cat.plans_by_pk.get(inst.plan_pk)
+        if plan is not None and not plan.add_on and not plan.is_one_off and plan.group == group:
+            return inst
+    return None
+
+
+def is_upgrade(old: Plan, new: Plan) -> bool:
+    """§5.2.4: free -> anything is an upgrade, paid -> free a downgrade, else compare monthly totals."""
+    if old.is_free:
+        return True
+    if new.is_free:
+        return False
+    if old.is_one_off or new.is_one_off:
+        return True
+    return monthly_price(new) >= monthly_price(old)
+
+
+def needs_paid_billing(plan: Plan, current: Plan | None) -> bool:
+    return not plan.is_free or (current is not None and not current.is_free)
+
+
+def resolve_attach(
+    ctx: Ctx, conn: Connection, body: dict[str, Any]
+) -> tuple[Catalog, CustomerRow, EntityRow | None, Plan, Instance | None, list[Instance], int]:
+    """Load everything an attach needs (shared by the free path and the paid handlers)."""
+    from reference_server.errors import entity_not_found
+
+    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
+    plan = cat.plan_version(body["plan_id"], body.get("version"))
+    if plan is None:
+        raise plan_not_found(body["plan_id"])
+    entity = None
+    if body.get("entity_id"):
+        entity = get_entity(conn, customer.pk, body["entity_id"])
+        if entity is None:
+            raise entity_not_found(body["entity_id"])
+    instances = load_instances(conn, customer.pk)
+    current = None
+    if not plan.add_on and not plan.is_one_off:
+        current = current_main(instances, cat, plan.group, entity.pk if entity else None)
+    return cat, customer, entity, plan, current, instances, now
+
+
+def attach_free(
+    ctx: Ctx, conn: Connection, body: dict[str, Any], cat: Catalog, customer: CustomerRow,
+    entity: EntityRow | None, plan: Plan, current: Instance | None, instances: list[Instance], now: int,
+) -> dict[str, Any]:
+    entity_pk = entity.pk if entity else None
+    if body.get("subscription_id") and any(i.subscription_id == body["subscription_id"] for i in instances):
+        raise AutumnError(409, "subscription_id_already_exists",
+                          f"Subscription id {body['subscription_id']} is already used by this customer")
+    carried = None
+    if current is not None:
+        if current.plan_id == plan.id:
+            current_plan = cat.plans_by_pk.get(current.plan_pk)
+            name = current_plan.name if current_plan else plan.name
+            raise AutumnError(
+                409, "plan_already_attached",
+                f"Cannot attach because the customer's current product '{name}' is the same as the "
+                "product being attached",
+            )
+        carried = expire_instance(conn, current.pk, now)
+    if not plan.add_on:
+        # An immediate change replaces any switch that was scheduled in this group and scope.
+        for inst in instances:
+            p = cat.plans_by_pk.get(inst.plan_pk)
+            if inst.status == "scheduled" and inst.entity_pk == entity_pk and p is not None and \
+                    p.group == plan.group and not p.add_on:
+                conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(status="expired"))
+    activate_plan(
+        conn, cat, customer=customer, entity=entity, plan=plan, now=now,
+        subscription_id=body.get("subscription_id"),
+        carried_usage=carried.continuous_usage if carried else None,
+        next_reset_overrides=carried.next_resets if carried else None,
+    )
+    out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
+    if entity is not None:
+        out["entity_id"] = entity.id
+    return out
+
+
+def find_instance(
+    instances: list[Instance], cat: Catalog, body: dict[str, Any], entity_pk: int | None, customer_id: str
+) -> Instance:
+    for inst in instances:
+        if inst.entity_pk != entity_pk:
+            continue
+        if body.get("subscription_id") and inst.public_id == body["subscription_id"]:
+            return inst
+        if body.get("plan_id") and inst.plan_id == body["plan_id"] and not body.get("subscription_id"):
+            return inst
+    target = body.get("plan_id") or body.get("subscription_id")
+    raise AutumnError(404, "cus_product_not_found",
+                      f"No active subscription found for plan '{target}' on customer '{customer_id}'")
+
+
+def update_free(
+    ctx: Ctx, conn: Connection, body: dict[str, Any], cat: Catalog, customer: CustomerRow,
+    entity: EntityRow | None, inst: Instance, instances: list[Instance], now: int,
+) -> dict[str, Any]:
+    plan = cat.plans_by_pk.get(inst.plan_pk)
+    if plan is None:
+        raise plan_not_found(inst.plan_id)
+    action = body.get("cancel_action")
+    entity_pk = entity.pk if entity else None
+    if action in ("cancel_immediately", "cancel_end_of_cycle"):
+        if inst.status != "active":
+            raise invalid("Only an active plan can be cancelled")
+        conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(canceled_at=now))
+        carried = expire_instance(conn, inst.pk, now)
+        if not plan.add_on and not plan.auto_enable:
+            scheduled = [i for i in instances if i.status == "scheduled" and i.entity_pk == entity_pk]
+            if not scheduled:
+                activate_group_default(conn, cat, customer, entity, plan.group, now, carried)
+    elif action == "uncancel":
+        if inst.status != "active":
+            raise invalid("Only an active plan can be uncancelled")
+        conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk)
+                     .values(canceled_at=None, expires_at=None))
+        for other in instances:
+            p = cat.plans_by_pk.get(other.plan_pk)
+            if other.status == "scheduled" and other.entity_pk == entity_pk and p is not None \
+                    and p.group == plan.group and not p.add_on:
+                conn.execute(update(customer_plans).where(customer_plans.c.pk == other.pk)
+                             .values(status="expired"))
+    elif inst.status == "scheduled":
+        raise invalid("A scheduled plan cannot be updated")
+    out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
+    if entity is not None:
+        out["entity_id"] = entity.id
+    return out
+
+
+def resolve_update(
+    ctx: Ctx, conn: Connection, body: dict[str, Any]
+) -> tuple[Catalog, CustomerRow, EntityRow | None, Instance, list[Instance], int]:
+    from reference_server.errors import entity_not_found
+
+    if not body.get("plan_id") and not body.get("subscription_id"):
+        raise invalid("Either plan_id or subscription_id must be provided", "invalid_inputs")
+    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
+    entity = None
+    if body.get("entity_id"):
+        entity = get_entity(conn, customer.pk, body["entity_id"])
+        if entity is None:
+            raise entity_not_found(body["entity_id"])
+    instances = load_instances(conn, customer.pk)
+    inst = find_instance(instances, cat, body, entity.pk if entity else None, customer.id or "")
+    return cat, customer, entity, inst, instances, now
+
+
+def eligibility(
+    cat: Catalog, plan: Plan, instances: list[Instance], used_trial_plan_ids: set[str], entity_pk: int | None
+) -> dict[str, Any]:
+    """``customer_eligibility`` of plans.get/list (§5.10)."""
+    owned = [i for i in instances if i.plan_id == plan.id and i.entity_pk == entity_pk and i.status != "expired"]
+    out: dict[str, Any] = {}
+    if plan.is_one_off:
+        action = "purchase"
+    elif owned:
+        action = "none"
+    elif plan.add_on:
+        action = "activate"
+    else:
+        current = current_main(instances, cat, plan.group, entity_pk)
+        current_plan = cat.plans_by_pk.get(current.plan_pk) if current else None
+        if current_plan is None:
+            action = "activate"
+        else:
+            action = "upgrade" if is_upgrade(current_plan, plan) else "downgrade"
+    out["attach_action"] = action
+    if owned:
+        inst = owned[0]
+        out["status"] = "scheduled" if inst.status == "scheduled" else "active"
+        out["canceling"] = inst.canceled_at is not None
+        out["trialing"] = inst.trial_ends_at is not None
+    if plan.free_trial:
+        out["trial_available"] = plan.id not in used_trial_plan_ids and action != "downgrade"
+    return out
+
+
+def plans_get(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    from reference_server.service.catalog_ops import plan_json
+
+    with ctx.db.read() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        plan = cat.plan_version(body["plan_id"], body.get("version"))
+        if plan is None:
+            raise plan_not_found(body["plan_id"])
+        elig = _eligibility_for(ctx, conn, cat, body, [plan])
+        return plan_json(plan, cat, eligibility=elig.get(plan.pk) if elig is not None else None)
+
+
+def plans_list(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    from reference_server.service.catalog_ops import plan_json
+
+    with ctx.db.read() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        chosen = [p for p in cat.plans.values() if body.get("include_archived") or not p.archived]
+        elig = _eligibility_for(ctx, conn, cat, body, chosen)
+        return {"list": [plan_json(p, cat, eligibility=elig.get(p.pk) if elig is not None else None)
+                         for p in chosen]}
+
+
+def _eligibility_for(
+    ctx: Ctx, conn: Connection, cat: Catalog, body: dict[str, Any], chosen: list[Plan]
+) -> dict[int, dict[str, Any]] | None:
+    if not body.get("customer_id"):
+        return None
+    from reference_server.errors import customer_not_found
+    from reference_server.store.subjects import get_customer
+
+    customer = get_customer(conn, ctx.tenant, body["customer_id"])
+    if customer is None:
+        raise customer_not_found(body["customer_id"])
+    entity_pk = None
+    if body.get("entity_id"):
+        entity = get_entity(conn, customer.pk, body["entity_id"])
+        if entity is None:
+            from reference_server.errors import entity_not_found
+
+            raise entity_not_found(body["entity_id"])
+        entity_pk = entity.pk
+    instances = load_instances(conn, customer.pk, include_expired=True)
+    used = {i.plan_id for i in instances if i.trial_ends_at is not None}
+    live = [i for i in instances if i.status != "expired"]
+    return {p.pk: eligibility(cat, p, live, used, entity_pk) for p in chosen}
+
+

@@ -1,0 +1,426 @@
+"""Features and plans CRUD (billing-semantics §1.1-1.3), including plan versioning."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from reference_server.engine.balances import feature_json
+from reference_server.engine.model import Feature
+from reference_server.errors import AutumnError, feature_not_found, invalid, plan_not_found
+from reference_server.service.context import Ctx
+from reference_server.store.catalog import Catalog, Plan, bump_catalog_version, feature_from_row
+from reference_server.store.tables import customer_plans, features, plans
+
+ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+RESET_INTERVALS = ("one_off", "minute", "hour", "day", "week", "month", "quarter", "semi_annual", "year")
+
+
+# ---------------------------------------------------------------- features
+
+
+def _validate_feature(body: dict[str, Any], catalog: Catalog, feature_id: str) -> dict[str, Any]:
+    ftype = body["type"]
+    if ftype not in ("boolean", "metered", "credit_system"):
+        raise invalid("type: must be one of: boolean, metered, credit_system", "invalid_inputs")
+    consumable = body.get("consumable")
+    if ftype == "boolean":
+        consumable = False
+    elif ftype == "credit_system":
+        consumable = True
+    elif consumable is None:
+        consumable = True
+    schema = list(body.get("credit_schema") or [])
+    if ftype == "credit_system":
+        if not schema:
+            raise invalid("Credit system must have at least one credit_schema entry", "invalid_feature")
+        seen: set[str] = set()
+        for entry in schema:
+            mid = entry["metered_feature_id"]
+            if mid in seen:
+                raise invalid(f"Duplicate metered_feature_id {mid} in credit_schema", "invalid_feature")
+            seen.add(mid)
+            target = catalog.features.get(mid)
+            if target is None:
+                raise feature_not_found(mid)
+            if target.type != "metered" or not target.consumable:
+                raise invalid(
+                    f"Credit schema feature {mid} must be a consumable metered feature", "invalid_feature"
+                )
+    else:
+        schema = []
+    return {
+        "name": body.get("name") or feature_id,
+        "type": ftype,
+        "consumable": bool(consumable),
+        "event_names": list(body.get("event_names") or []),
+        "credit_schema": [
+            {"metered_feature_id": e["metered_feature_id"], "credit_cost": e["credit_cost"]} for e in schema
+        ],
+        "display": body.get("display"),
+        "archived": bool(body.get("archived", False)),
+    }
+
+
+def create_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    fid = body["feature_id"]
+    if not ID_RE.match(fid):
+        raise invalid("feature_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
+        if fid in cat.features:
+            raise AutumnError(409, "duplicate_feature_id", f"Feature with id {fid} already exists")
+        values = _validate_feature(body, cat, fid)
+        now = ctx.now()
+        try:
+            conn.execute(
+                insert(features).values(org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, id=fid, created_at=now, **values)
+            )
+        except IntegrityError as exc:
+            raise AutumnError(409, "duplicate_feature_id", f"Feature with id {fid} already exists") from exc
+        bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
+        return feature_json(Feature(id=fid, created_at=now, **values))
+
+
+def get_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    with ctx.db.read() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    f = cat.features.get(body["feature_id"])
+    if f is None:
+        raise feature_not_found(body["feature_id"])
+    return feature_json(f)
+
+
+def list_features(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    with ctx.db.read() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    return {"list": [feature_json(f) for f in cat.features.values()]}
+
+
+def update_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    fid = body["feature_id"]
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
+        current = cat.features.get(fid)
+        if current is None:
+            raise feature_not_found(fid)
+        merged = feature_json(current)
+        merged.update({k: v for k, v in body.items() if k not in ("feature_id", "new_feature_id")})
+        values = _validate_feature(merged, cat, fid)
+        new_id = body.get("new_feature_id") or fid
+        if new_id != fid:
+            if not ID_RE.match(new_id):
+                raise invalid("new_feature_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
+            if new_id in cat.features:
+                raise AutumnError(409, "duplicate_feature_id", f"Feature with id {new_id} already exists")
+        conn.execute(
+            update(features)
+            .where(features.c.org_pk == ctx.tenant.org_pk, features.c.env == ctx.tenant.env, features.c.id == fid)
+            .values(id=new_id, **values)
+        )
+        bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
+        row = conn.execute(
+            select(features).where(
+                features.c.org_pk == ctx.tenant.org_pk, features.c.env == ctx.tenant.env, features.c.id == new_id
+            )
+        ).one()
+        return feature_json(feature_from_row(row))
+
+
+def delete_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    fid = body["feature_id"]
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
+        if fid not in cat.features:
+            raise feature_not_found(fid)
+        if any(item["feature_id"] == fid for p in cat.plans_by_pk.values() for item in p.items):
+            raise AutumnError(
+                409,
+                "feature_in_use",
+                f"Feature {fid} is used in a product. Please delete the product or archive it instead.",
+            )
+        if cat.credit_systems_for.get(fid):
+            raise AutumnError(
+                409,
+                "feature_in_use",
+                f"Feature {fid} is used by credit system {cat.credit_systems_for[fid][0].id}; archive it instead.",
+            )
+        conn.execute(
+            delete(features).where(
+                features.c.org_pk == ctx.tenant.org_pk, features.c.env == ctx.tenant.env, features.c.id == fid
+            )
+        )
+        bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
+    return {"success": True}
+
+
+# ---------------------------------------------------------------- plans
+
+
+def normalize_item(item: dict[str, Any], cat: Catalog) -> dict[str, Any]:
+    """An item as stored and returned: defaults filled in, validated against its feature."""
+    fid = item["feature_id"]
+    feature = cat.features.get(fid)
+    if feature is None:
+        raise feature_not_found(fid)
+    if feature.type == "boolean":
+        return {"feature_id": fid, "included": 0, "unlimited": False, "reset": None, "price": None}
+    out: dict[str, Any] = {
+        "feature_id": fid,
+        "included": item.get("included") or 0,
+        "unlimited": bool(item.get("unlimited", False)),
+        "reset": None,
+        "price": None,
+    }
+    reset = item.get("reset")
+    if reset and feature.consumable:
+        out["reset"] = {"interval": reset["interval"], "interval_count": reset.get("interval_count") or 1}
+    price = item.get("price")
+    if price:
+        has_amount, has_tiers = price.get("amount") is not None, bool(price.get("tiers"))
+        if has_amount == has_tiers:
+            raise invalid("price: exactly one of amount or tiers must be given", "invalid_inputs")
+        method = price.get("billing_method")
+        if method not in ("prepaid", "usage_based"):
+            raise invalid("price.billing_method: must be one of: prepaid, usage_based", "invalid_inputs")
+        p = {
+            "interval": price["interval"],
+            "interval_count": price.get("interval_count") or 1,
+            "billing_units": price.get("billing_units") or 1,
+            "billing_method": method,
+            "max_purchase": price.get("max_purchase"),
+        }
+        if has_tiers:
+            p["tiers"] = price["tiers"]
+            p["tier_behavior"] = price.get("tier_behavior") or "graduated"
+            first_to = price["tiers"][0].get("to")
+            if first_to != "inf" and first_to is not None and float(first_to) <= out["included"]:
+                raise invalid("price.tiers[0].to must be greater than included", "invalid_inputs")
+        else:
+            p["amount"] = price["amount"]
+        if (
+            out["reset"]
+            and method != "prepaid"
+            and (
+                out["reset"]["interval"] != p["interval"]
+                or out["reset"]["interval_count"] != p["interval_count"]
+            )
+        ):
+            raise invalid("reset.interval must match price.interval for usage-based prices", "invalid_inputs")
+        if item.get("proration") and method == "usage_based":
+            raise invalid("proration cannot be set on a usage_based price", "invalid_inputs")
+        out["price"] = p
+        if out["reset"] is None and feature.consumable and p["interval"] != "one_off":
+            out["reset"] = {"interval": p["interval"], "interval_count": p["interval_count"]}
+    if item.get("proration"):
+        out["proration"] = item["proration"]
+    if item.get("rollover"):
+        if not feature.consumable:
+            raise invalid("rollover is not allowed on a non-consumable feature", "invalid_product_item")
+        if out["reset"] is None or out["reset"]["interval"] == "one_off":
+            raise invalid("rollover requires a reset interval", "invalid_product_item")
+        ro = item["rollover"]
+        out["rollover"] = {
+            "max": ro.get("max"),
+            "expiry_duration_type": ro.get("expiry_duration_type", "month"),
+        }
+        if ro.get("max_percentage") is not None:
+            out["rollover"]["max_percentage"] = ro["max_percentage"]
+        if ro.get("expiry_duration_length") is not None:
+            out["rollover"]["expiry_duration_length"] = ro["expiry_duration_length"]
+    if item.get("display"):
+        out["display"] = item["display"]
+    return out
+
+
+def plan_json(
+    plan: Plan, cat: Catalog, *, expand_features: bool = False, eligibility: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    items = []
+    for it in plan.items:
+        item = dict(it)
+        if expand_features and it["feature_id"] in cat.features:
+            f = cat.features[it["feature_id"]]
+            item["feature"] = {
+                "id": f.id,
+                "name": f.name,
+                "type": "boolean"
+                if f.type == "boolean"
+                else "credit_system"
+                if f.type == "credit_system"
+                else ("single_use" if f.consumable else "continuous_use"),
+                "archived": f.archived,
+            }
+        items.append(item)
+    out: dict[str, Any] = {
+        "id": plan.id,
+        "name": plan.name,
+        "description": plan.description,
+        "group": plan.group,
+        "version": plan.version,
+        "add_on": plan.add_on,
+        "auto_enable": plan.auto_enable,
+        "price": plan.price,
+        "items": items,
+        "created_at": plan.created_at,
+        "env": plan.env,
+        "archived": plan.archived,
+        "base_variant_id": None,
+        "config": {"ignore_past_due": bool(plan.config.get("ignore_past_due", False))},
+    }
+    if plan.free_trial:
+        out["free_trial"] = plan.free_trial
+    if eligibility is not None:
+        out["customer_eligibility"] = eligibility
+    return out
+
+
+def _plan_values(body: dict[str, Any], cat: Catalog) -> dict[str, Any]:
+    price = body.get("price")
+    if price is not None:
+        price = {
+            "amount": price["amount"],
+            "interval": price["interval"],
+            **({"interval_count": price["interval_count"]} if price.get("interval_count") else {}),
+        }
+    items = [normalize_item(i, cat) for i in body.get("items") or []]
+    seen: set[tuple[str, Any]] = set()
+    for i in items:
+        key = (i["feature_id"], (i["reset"] or {}).get("interval"))
+        if key in seen and cat.features[i["feature_id"]].type == "boolean":
+            raise invalid(f"Feature {i['feature_id']} appears twice in items", "invalid_inputs")
+        seen.add(key)
+    free_trial = body.get("free_trial")
+    if free_trial:
+        free_trial = {
+            "duration_length": free_trial["duration_length"],
+            "duration_type": free_trial.get("duration_type") or "month",
+            "card_required": free_trial.get("card_required", True),
+            **({"on_end": free_trial["on_end"]} if free_trial.get("on_end") else {}),
+        }
+    values = {
+        "name": body["name"],
+        "description": body.get("description"),
+        "group": body.get("group") or "",
+        "add_on": bool(body.get("add_on", False)),
+        "auto_enable": bool(body.get("auto_enable", False)),
+        "price": price,
+        "items": items,
+        "free_trial": free_trial or None,
+        "config": {"ignore_past_due": bool((body.get("config") or {}).get("ignore_past_due", False))},
+        "archived": bool(body.get("archived", False)),
+    }
+    is_free = price is None and not any(i["price"] for i in items)
+    trial_no_card = bool(free_trial) and free_trial is not None and not free_trial.get("card_required", True)
+    if values["auto_enable"] and not (is_free or trial_no_card):
+        raise invalid(
+            "auto_enable is only allowed for free plans or plans with a trial that does not require a card",
+            "invalid_inputs",
+        )
+    return values
+
+
+def _plan_from_values(pk: int, plan_id: str, version: int, created_at: int, env: str, v: dict[str, Any]) -> Plan:
+    return Plan(pk=pk, id=plan_id, version=version, created_at=created_at, env=env, is_latest=True, **v)
+
+
+def create_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    plan_id = body["plan_id"]
+    if not ID_RE.match(plan_id):
+        raise invalid("plan_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
+        if cat.versions(plan_id):
+            raise AutumnError(400, "product_already_exists", f"Product {plan_id} already exists")
+        values = _plan_values(body, cat)
+        now = ctx.now()
+        pk = conn.execute(
+            insert(plans)
+            .values(org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, id=plan_id, version=1, is_latest=True,
+                    created_at=now, **values)
+            .returning(plans.c.pk)
+        ).scalar_one()
+        bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
+        return plan_json(_plan_from_values(pk, plan_id, 1, now, ctx.tenant.env, values), cat)
+
+
+def _customer_count(conn: Connection, plan_pks: list[int]) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(customer_plans).where(customer_plans.c.plan_pk.in_(plan_pks))
+        ).scalar_one()
+    )
+
+
+def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    plan_id = body["plan_id"]
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
+        current = cat.plans.get(plan_id)
+        if current is None:
+            raise plan_not_found(plan_id)
+        merged = plan_json(current, cat)
+        for key in ("name", "description", "group", "add_on", "auto_enable", "price", "items", "free_trial",
+                    "config", "archived"):
+            if key in body:
+                merged[key] = body[key]
+        values = _plan_values(merged, cat)
+        new_id = body.get("new_plan_id") or plan_id
+        if new_id != plan_id and cat.versions(new_id):
+            raise AutumnError(400, "product_already_exists", f"Product {new_id} already exists")
+        pricing_changed = (
+            values["items"] != current.items
+            or values["price"] != current.price
+            or values["free_trial"] != current.free_trial
+        )
+        has_customers = _customer_count(conn, [current.pk]) > 0
+        disable_version = bool(body.get("disable_version", False))
+        if pricing_changed and has_customers and not disable_version:
+            conn.execute(update(plans).where(plans.c.pk == current.pk).values(is_latest=False))
+            version = current.version + 1
+            pk = conn.execute(
+                insert(plans)
+                .values(org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, id=new_id, version=version,
+                        is_latest=True, created_at=ctx.now(), **values)
+                .returning(plans.c.pk)
+            ).scalar_one()
+        else:
+            pk, version = current.pk, current.version
+            conn.execute(update(plans).where(plans.c.pk == pk).values(id=new_id, **values))
+            if new_id != plan_id:
+                conn.execute(
+                    update(plans)
+                    .where(plans.c.org_pk == ctx.tenant.org_pk, plans.c.env == ctx.tenant.env,
+                           plans.c.id == plan_id)
+                    .values(id=new_id)
+                )
+                conn.execute(update(customer_plans).where(customer_plans.c.plan_id == plan_id,
+                                                          customer_plans.c.plan_pk.in_(
+                                                              [p.pk for p in cat.versions(plan_id)]))
+                             .values(plan_id=new_id))
+        bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
+        created = current.created_at if pk == current.pk else ctx.now()
+        return plan_json(_plan_from_values(pk, new_id, version, created, ctx.tenant.env, values), cat)
+
+
+def delete_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    plan_id = body["plan_id"]
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
+        versions = cat.versions(plan_id)
+        if not versions:
+            raise plan_not_found(plan_id)
+        targets = versions if body.get("all_versions") else [versions[-1]]
+        count = _customer_count(conn, [p.pk for p in targets])
+        if count:
+            raise invalid(
+                f"Product {plan_id} has {count} customers on it and cannot be deleted. Archive it instead."
+            )
+        conn.execute(delete(plans).where(plans.c.pk.in_([p.pk for p in targets])))
+        if not body.get("all_versions") and len(versions) > 1:
+            conn.execute(update(plans).where(plans.c.pk == versions[-2].pk).values(is_latest=True))
+        bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
+    return {"success": True}

@@ -1,0 +1,51 @@
+"""Per-request context: which organization and env the key belongs to, the clock and the caches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from reference_server.clock import Clock
+from reference_server.store.db import Database
+
+if TYPE_CHECKING:
+    from reference_server.store.catalog import CatalogCache
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The organization env a secret key is scoped to."""
+
+    org_pk: int
+    org_id: str
+    env: str  # "sandbox" | "live"
+    clock_offset_ms: int
+    catalog_version: int
+    is_platform: bool = True
+
+
+@dataclass
+class AppState:
+    """Everything shared by all requests of one app instance."""
+
+    db: Database
+    clock: Clock
+    catalog_cache: CatalogCache
+    demo: bool = False
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Ctx:
+    """One request's view: state + tenant."""
+
+    state: AppState
+    tenant: Tenant
+
+    @property
+    def db(self) -> Database:
+        return self.state.db
+
+    def now(self, customer_offset_ms: int = 0) -> int:
+        """The tenant's time: the base clock plus the org env's and the customer's test clocks."""
+        return self.state.clock.now_ms() + self.tenant.clock_offset_ms + customer_offset_ms

@@ -1,0 +1,453 @@
+"""Customers: get_or_create, get (with expands), list, update, delete, and the Customer object."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from reference_server.engine.balances import derive_balance, derive_flag
+from reference_server.engine.model import Source, num
+from reference_server.engine.resets import apply_due_resets
+from reference_server.errors import AutumnError, customer_not_found, invalid, plan_not_found
+from reference_server.service.catalog_ops import plan_json
+from reference_server.service.context import Ctx
+from reference_server.service.subscriptions import (
+    Instance,
+    attach_defaults,
+    load_instances,
+    run_maintenance,
+)
+from reference_server.store.catalog import Catalog
+from reference_server.store.subjects import (
+    CustomerRow,
+    EntityRow,
+    customer_from_row,
+    get_customer,
+    list_entities,
+    load_sources,
+    save_sources,
+    scoped,
+)
+from reference_server.store.tables import (
+    customer_plans,
+    customers,
+    redemptions,
+)
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CONTROL_KEYS = ("auto_topups", "spend_limits", "usage_alerts", "overage_allowed")
+
+
+def controls_json(raw: dict[str, Any], *, entity: bool = False) -> dict[str, Any]:
+    keys = CONTROL_KEYS[1:] if entity else CONTROL_KEYS
+    return {k: list(raw.get(k) or []) for k in keys}
+
+
+def subscription_json(inst: Instance, cat: Catalog, expand_plan: bool) -> dict[str, Any]:
+    plan = cat.plans_by_pk.get(inst.plan_pk)
+    out: dict[str, Any] = {
+        "id": inst.public_id,
+        "plan_id": inst.plan_id,
+        "auto_enable": bool(plan.auto_enable) if plan else False,
+        "add_on": bool(plan.add_on) if plan else False,
+        "status": "scheduled" if inst.status == "scheduled" else "active",
+        "past_due": False,
+        "canceled_at": inst.canceled_at,
+        "expires_at": inst.expires_at,
+        "trial_ends_at": inst.trial_ends_at,
+        "started_at": inst.started_at,
+        "current_period_start": inst.current_period_start,
+        "current_period_end": inst.current_period_end,
+        "quantity": num(inst.quantity),
+    }
+    if expand_plan and plan is not None:
+        out["plan"] = plan_json(plan, cat)
+    return out
+
+
+def purchase_json(inst: Instance, cat: Catalog, expand_plan: bool) -> dict[str, Any]:
+    plan = cat.plans_by_pk.get(inst.plan_pk)
+    out: dict[str, Any] = {
+        "plan_id": inst.plan_id,
+        "expires_at": inst.expires_at,
+        "started_at": inst.started_at,
+        "quantity": num(inst.quantity),
+    }
+    if expand_plan and plan is not None:
+        out["plan"] = plan_json(plan, cat)
+    return out
+
+
+def plans_json(
+    instances: list[Instance], cat: Catalog, entity_pk: int | None, expand: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    subs, purchases = [], []
+    for inst in instances:
+        if inst.status == "expired":
+            continue
+        if entity_pk is not None and inst.entity_pk != entity_pk:
+            continue
+        if entity_pk is None and inst.entity_pk is not None:
+            continue
+        plan = cat.plans_by_pk.get(inst.plan_pk)
+        if plan is not None and plan.is_one_off:
+            purchases.append(purchase_json(inst, cat, "purchases.plan" in expand))
+        else:
+            subs.append(subscription_json(inst, cat, "subscriptions.plan" in expand))
+    return subs, purchases
+
+
+def balances_and_flags(
+    cat: Catalog, sources: list[Source], now: int, expand: set[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    by_feature: dict[str, list[Source]] = {}
+    for s in sources:
+        by_feature.setdefault(s.feature_id, []).append(s)
+    balances: dict[str, Any] = {}
+    flags: dict[str, Any] = {}
+    for fid, group in by_feature.items():
+        feature = cat.features.get(fid)
+        if feature is None:
+            continue
+        if feature.type == "boolean":
+            flag = derive_flag(feature, group, now, "flags.feature" in expand)
+            if flag is not None:
+                flags[fid] = flag
+        else:
+            bal = derive_balance(feature, group, now, "balances.feature" in expand)
+            if bal is not None:
+                balances[fid] = bal
+    return balances, flags
+
+
+def customer_json(
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    now: int,
+    expand: set[str] | None = None,
+    *,
+    persist_resets: bool = False,
+) -> dict[str, Any]:
+    expand = expand or set()
+    sources = load_sources(conn, customer.pk)
+    if apply_due_resets(sources, now) and persist_resets:
+        save_sources(conn, sources)
+    instances = load_instances(conn, customer.pk)
+    subs, purchases = plans_json(instances, cat, None, expand)
+    balances, flags = balances_and_flags(cat, sources, now, expand)
+    out: dict[str, Any] = {
+        "id": customer.id,
+        "name": customer.name,
+        "email": customer.email,
+        "created_at": customer.created_at,
+        "fingerprint": customer.fingerprint,
+        "stripe_id": customer.stripe_id,
+        "env": ctx.tenant.env,
+        "metadata": customer.metadata,
+        "send_email_receipts": customer.send_email_receipts,
+        "billing_controls": controls_json(customer.billing_controls),
+        "subscriptions": subs,
+        "purchases": purchases,
+        "balances": balances,
+        "flags": flags,
+        "config": {"disable_pooled_balance": bool(customer.config.get("disable_pooled_balance", False))},
+    }
+    if customer.stripe_id:
+        out["processors"] = {"stripe": {"id": customer.stripe_id}}
+    if "invoices" in expand:
+        out["invoices"] = list(ctx.state.extras.get("invoice_lister", _no_invoices)(conn, customer))  # type: ignore[operator]
+    if "entities" in expand:
+        out["entities"] = [
+            {
+                "id": e.id,
+                "name": e.name,
+                "customer_id": customer.id,
+                "feature_id": e.feature_id,
+                "created_at": e.created_at,
+                "env": ctx.tenant.env,
+            }
+            for e in list_entities(conn, customer.pk)
+        ]
+    if "trials_used" in expand:
+        out["trials_used"] = _trials_used(conn, cat, customer)
+    if "rewards" in expand:
+        out["rewards"] = {"discounts": []}
+    if "referrals" in expand:
+        out["referrals"] = _referrals(conn, customer)
+    if "payment_method" in expand:
+        out["payment_method"] = None
+    return out
+
+
+def _no_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
+    return []
+
+
+def _trials_used(conn: Connection, cat: Catalog, customer: CustomerRow) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(customer_plans.c.plan_id)
+        .where(customer_plans.c.customer_pk == customer.pk, customer_plans.c.trial_ends_at.is_not(None))
+        .distinct()
+    )
+    return [
+        {"plan_id": r.plan_id, "customer_id": customer.id, "fingerprint": customer.fingerprint} for r in rows
+    ]
+
+
+def _referrals(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
+    from reference_server.store.tables import reward_programs
+
+    rows = conn.execute(
+        select(redemptions, customers.c.id.label("cid"), customers.c.name.label("cname"),
+               customers.c.email.label("cemail"), reward_programs.c.id.label("program_id"))
+        .join(customers, customers.c.pk == redemptions.c.customer_pk)
+        .join(reward_programs, reward_programs.c.pk == redemptions.c.program_pk)
+        .where(redemptions.c.referrer_pk == customer.pk, redemptions.c.kind == "referral")
+        .order_by(redemptions.c.pk)
+    )
+    return [
+        {
+            "program_id": r.program_id,
+            "customer": {"id": r.cid, "name": r.cname, "email": r.cemail},
+            "reward_applied": bool(r.applied),
+            "created_at": r.created_at,
+        }
+        for r in rows
+    ]
+
+
+def require_customer(
+    ctx: Ctx, conn: Connection, cat: Catalog, customer_id: str, *, lock: bool = False
+) -> tuple[CustomerRow, int]:
+    """The customer (locked for writing when asked) after due maintenance, and its current time."""
+    customer = get_customer(conn, ctx.tenant, customer_id, lock=lock)
+    if customer is None:
+        raise customer_not_found(customer_id)
+    now = ctx.now(customer.clock_offset_ms)
+    if lock and customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
+        run_maintenance(ctx, conn, cat, customer, now)
+    return customer, now
+
+
+def needs_maintenance(ctx: Ctx, customer: CustomerRow) -> bool:
+    due = customer.maintenance_due_at
+    return due is not None and due <= ctx.now(customer.clock_offset_ms)
+
+
+def catch_up(ctx: Ctx, customer_id: str) -> None:
+    """Run due maintenance in its own write transaction (used before read-only paths)."""
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        require_customer(ctx, conn, cat, customer_id, lock=True)
+
+
+def _clean_email(email: Any) -> str | None:
+    if isinstance(email, str) and EMAIL_RE.match(email):
+        return email
+    return None
+
+
+def create_customer_row(
+    ctx: Ctx, conn: Connection, cat: Catalog, body: dict[str, Any], customer_id: str | None
+) -> CustomerRow:
+    now = ctx.now()
+    only_plan = None
+    if body.get("auto_enable_plan_id"):
+        only_plan = cat.plans.get(body["auto_enable_plan_id"])
+        if only_plan is None:
+            raise plan_not_found(body["auto_enable_plan_id"])
+        trial = only_plan.free_trial
+        if not (only_plan.is_free or (trial and not trial.get("card_required", True))):
+            raise invalid("auto_enable_plan_id must be a free plan or a plan with a trial that needs no card")
+    email = body.get("email")
+    if email is not None and _clean_email(email) is None:
+        raise invalid(f"email: invalid email address {email}", "invalid_inputs")
+    values = {
+        "org_pk": ctx.tenant.org_pk,
+        "env": ctx.tenant.env,
+        "id": customer_id,
+        "name": body.get("name"),
+        "email": email,
+        "fingerprint": body.get("fingerprint"),
+        "stripe_id": body.get("stripe_id"),
+        "metadata": body.get("metadata") or {},
+        "send_email_receipts": bool(body.get("send_email_receipts", False)),
+        "billing_controls": controls_json(body.get("billing_controls") or {}),
+        "config": body.get("config") or {},
+        "clock_offset_ms": 0,
+        "created_at": now,
+    }
+    pk = conn.execute(insert(customers).values(**values).returning(customers.c.pk)).scalar_one()
+    row = conn.execute(select(customers).where(customers.c.pk == pk)).one()
+    customer = customer_from_row(row)
+    attach_defaults(conn, cat, customer, now, only_plan=only_plan)
+    return customer
+
+
+def get_or_create(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    customer_id = body.get("customer_id")
+    expand = set(body.get("expand") or [])
+    for _attempt in range(2):
+        try:
+            with ctx.db.write() as conn:
+                cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+                customer = get_customer(conn, ctx.tenant, customer_id, lock=True) if customer_id else None
+                if customer is None:
+                    customer = create_customer_row(ctx, conn, cat, body, customer_id)
+                else:
+                    now = ctx.now(customer.clock_offset_ms)
+                    run_maintenance(ctx, conn, cat, customer, now)
+                    changes: dict[str, Any] = {}
+                    if customer.name is None and body.get("name"):
+                        changes["name"] = body["name"]
+                    if customer.email is None and _clean_email(body.get("email")):
+                        changes["email"] = body["email"]
+                    if "send_email_receipts" in body and body["send_email_receipts"] is not None:
+                        changes["send_email_receipts"] = bool(body["send_email_receipts"])
+                    if changes:
+                        conn.execute(update(customers).where(customers.c.pk == customer.pk).values(**changes))
+                        for k, v in changes.items():
+                            setattr(customer, k, v)
+                now = ctx.now(customer.clock_offset_ms)
+                return customer_json(ctx, conn, cat, customer, now, expand, persist_resets=True)
+        except IntegrityError:
+            continue  # a concurrent get_or_create created it first: read it on the retry
+    raise AutumnError(409, "customer_already_exists", f"Customer {customer_id} already exists")
+
+
+def get(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    customer_id = body["customer_id"]
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
+        return customer_json(ctx, conn, cat, customer, now, set(body.get("expand") or []), persist_resets=True)
+
+
+def _encode_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"c:{pk}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, value = raw.split(":", 1)
+        if kind != "c":
+            raise ValueError
+        return int(value)
+    except ValueError as exc:
+        raise invalid("start_cursor: invalid cursor", "invalid_inputs") from exc
+
+
+def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    limit = int(body.get("limit") or 50)
+    if not 1 <= limit <= 5000:
+        raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
+    q = select(customers).where(customers.c.org_pk == ctx.tenant.org_pk, customers.c.env == ctx.tenant.env)
+    if body.get("start_cursor"):
+        q = q.where(customers.c.pk > _decode_cursor(body["start_cursor"]))
+    if body.get("search"):
+        pattern = f"%{body['search']}%"
+        q = q.where(or_(customers.c.id.ilike(pattern), customers.c.name.ilike(pattern),
+                        customers.c.email.ilike(pattern)))
+    plan_filters = body.get("plans") or []
+    status = body.get("subscription_status")
+    if plan_filters or status:
+        sub = select(customer_plans.c.customer_pk).where(customer_plans.c.status != "expired")
+        if status:
+            sub = sub.where(customer_plans.c.status == status)
+        if plan_filters:
+            conds = []
+            with ctx.db.read() as conn:
+                cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+            for pf in plan_filters:
+                pks = [p.pk for p in cat.versions(pf["id"]) if not pf.get("versions") or p.version in pf["versions"]]
+                conds.append(customer_plans.c.plan_pk.in_(pks))
+            sub = sub.where(or_(*conds))
+        q = q.where(customers.c.pk.in_(sub))
+    if body.get("processors"):
+        if "stripe" in body["processors"]:
+            q = q.where(customers.c.stripe_id.is_not(None))
+    q = q.order_by(customers.c.pk).limit(limit + 1)
+    with ctx.db.read() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        rows = [customer_from_row(r) for r in conn.execute(q)]
+        page = rows[:limit]
+        out = [customer_json(ctx, conn, cat, c, ctx.now(c.clock_offset_ms)) for c in page]
+    next_cursor = _encode_cursor(page[-1].pk) if len(rows) > limit else None
+    return {"list": out, "next_cursor": next_cursor}
+
+
+def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    customer_id = body["customer_id"]
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
+        changes: dict[str, Any] = {}
+        for key in ("name", "fingerprint", "metadata", "stripe_id", "send_email_receipts", "config"):
+            if key in body:
+                changes[key] = body[key] if key != "metadata" else (body[key] or {})
+        if "email" in body:
+            if body["email"] is not None and _clean_email(body["email"]) is None:
+                raise invalid(f"email: invalid email address {body['email']}", "invalid_inputs")
+            changes["email"] = body["email"]
+        if body.get("billing_controls") is not None:
+            merged = controls_json(customer.billing_controls)
+            for key in CONTROL_KEYS:
+                if key in body["billing_controls"] and body["billing_controls"][key] is not None:
+                    merged[key] = body["billing_controls"][key]
+            ids = [s.get("feature_id") for s in merged["spend_limits"]]
+            if len(ids) != len(set(ids)):
+                raise invalid("billing_controls.spend_limits: duplicate feature_id", "invalid_inputs")
+            changes["billing_controls"] = merged
+        if body.get("new_customer_id") and body["new_customer_id"] != customer_id:
+            if get_customer(conn, ctx.tenant, body["new_customer_id"]) is not None:
+                raise AutumnError(409, "customer_already_exists",
+                                  f"Customer {body['new_customer_id']} already exists")
+            changes["id"] = body["new_customer_id"]
+        if changes:
+            conn.execute(update(customers).where(customers.c.pk == customer.pk).values(**changes))
+            row = conn.execute(select(customers).where(customers.c.pk == customer.pk)).one()
+            customer = customer_from_row(row)
+        return customer_json(ctx, conn, cat, customer, now, persist_resets=True)
+
+
+def delete_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        customer = get_customer(conn, ctx.tenant, body["customer_id"], lock=True)
+        if customer is None:
+            raise customer_not_found(body["customer_id"])
+        conn.execute(delete(customers).where(customers.c.pk == customer.pk))
+    return {"success": True}
+
+
+def entity_subject_json(
+    ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, entity: EntityRow, now: int,
+    expand: set[str] | None = None,
+) -> dict[str, Any]:
+    expand = expand or set()
+    sources = scoped(load_sources(conn, customer.pk), entity)
+    apply_due_resets(sources, now)
+    subs, purchases = plans_json(load_instances(conn, customer.pk), cat, entity.pk, expand)
+    balances, flags = balances_and_flags(cat, sources, now, expand)
+    out: dict[str, Any] = {
+        "id": entity.id,
+        "name": entity.name,
+        "customer_id": customer.id,
+        "feature_id": entity.feature_id,
+        "created_at": entity.created_at,
+        "env": ctx.tenant.env,
+        "subscriptions": subs,
+        "purchases": purchases,
+        "balances": balances,
+        "flags": flags,
+        "billing_controls": controls_json(entity.billing_controls, entity=True),
+    }
+    if "invoices" in expand:
+        out["invoices"] = []
+    return out

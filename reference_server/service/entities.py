@@ -1,0 +1,173 @@
+"""Entities (seats, workspaces): each one uses a unit of its non-consumable feature (§6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from reference_server.engine.deduction import InsufficientBalance, Target, deduct, order_targets
+from reference_server.engine.resets import apply_due_resets
+from reference_server.errors import AutumnError, customer_not_found, entity_not_found, feature_not_found, invalid
+from reference_server.service.balances import controls_for
+from reference_server.service.context import Ctx
+from reference_server.service.customers import (
+    controls_json,
+    create_customer_row,
+    entity_subject_json,
+    require_customer,
+)
+from reference_server.store.subjects import (
+    customer_from_row,
+    entity_from_row,
+    get_customer,
+    get_entity,
+    load_sources,
+    save_sources,
+)
+from reference_server.store.tables import customers, entities
+
+
+def _use_seats(conn: Any, customer: Any, feature_id: str, amount: float, now: int) -> None:
+    """Count ``amount`` entities as usage of the customer-level sources of their feature."""
+    sources = load_sources(conn, customer.pk, {feature_id})
+    apply_due_resets(sources, now)
+    own = [s for s in sources if s.entity_pk is None and not s.is_flag and s.is_live(now)]
+    if not own:
+        return
+    priced = any(s.price for s in own)
+    ordered = order_targets([Target(s, 1.0, True) for s in own], None)
+    controls = {feature_id: controls_for(customer, None, feature_id)}
+    try:
+        deduct(ordered, amount, controls, now, "reject" if priced and amount > 0 else "overflow", feature_id)
+    except InsufficientBalance as exc:
+        raise AutumnError(
+            400, "feature_limit_reached",
+            f"Cannot create {int(amount)} entities: the limit for feature {feature_id} has been reached",
+        ) from exc
+    save_sources(conn, sources)
+
+
+def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    customer_id = body["customer_id"]
+    feature_id = body["feature_id"]
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        feature = cat.features.get(feature_id)
+        if feature is None:
+            raise feature_not_found(feature_id)
+        if feature.type != "metered" or feature.consumable:
+            raise invalid(f"Feature {feature_id} must be a non-consumable (continuous) metered feature")
+        existing = get_customer(conn, ctx.tenant, customer_id, lock=True)
+        if existing is None:
+            try:
+                with conn.begin_nested():
+                    create_customer_row(ctx, conn, cat, dict(body.get("customer_data") or {}), customer_id)
+            except IntegrityError:
+                pass
+        customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
+        entity_id = body.get("entity_id")
+        if entity_id is None:
+            anonymous = conn.execute(
+                select(entities.c.pk).where(entities.c.customer_pk == customer.pk, entities.c.id.is_(None))
+            ).first()
+            if anonymous is not None:
+                raise invalid("Only one entity per customer may omit entity_id", "entity_id_required")
+        elif get_entity(conn, customer.pk, entity_id) is not None:
+            raise AutumnError(409, "entity_already_exists", f"Entity {entity_id} already exists")
+        _use_seats(conn, customer, feature_id, 1.0, now)
+        controls = body.get("billing_controls") or {}
+        pk = conn.execute(
+            insert(entities)
+            .values(customer_pk=customer.pk, id=entity_id, name=body.get("name"), feature_id=feature_id,
+                    billing_controls=controls_json(controls, entity=True), created_at=now)
+            .returning(entities.c.pk)
+        ).scalar_one()
+        entity = entity_from_row(conn.execute(select(entities).where(entities.c.pk == pk)).one())
+        return entity_subject_json(ctx, conn, cat, customer, entity, now)
+
+
+def _load(ctx: Ctx, conn: Any, body: dict[str, Any], lock: bool) -> tuple[Any, Any, Any, int]:
+    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    customer_id = body.get("customer_id")
+    entity_id = body["entity_id"]
+    if customer_id:
+        customer, now = require_customer(ctx, conn, cat, customer_id, lock=lock)
+        entity = get_entity(conn, customer.pk, entity_id)
+    else:
+        row = conn.execute(
+            select(entities, customers.c.id.label("cid"))
+            .join(customers, customers.c.pk == entities.c.customer_pk)
+            .where(customers.c.org_pk == ctx.tenant.org_pk, customers.c.env == ctx.tenant.env,
+                   entities.c.id == entity_id)
+            .order_by(entities.c.pk)
+        ).first()
+        if row is None:
+            raise entity_not_found(entity_id)
+        customer, now = require_customer(ctx, conn, cat, row.cid, lock=lock)
+        entity = get_entity(conn, customer.pk, entity_id)
+    if entity is None:
+        raise entity_not_found(entity_id)
+    return cat, customer, entity, now
+
+
+def get_entity_op(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        cat, customer, entity, now = _load(ctx, conn, body, True)
+        return entity_subject_json(ctx, conn, cat, customer, entity, now, set(body.get("expand") or []))
+
+
+def list_entities_op(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    limit = int(body.get("limit") or 50)
+    if not 1 <= limit <= 5000:
+        raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
+    start = int(body["start_cursor"]) if str(body.get("start_cursor") or "").isdigit() else 0
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        q = (
+            select(entities, customers.c.id.label("cid"))
+            .join(customers, customers.c.pk == entities.c.customer_pk)
+            .where(customers.c.org_pk == ctx.tenant.org_pk, customers.c.env == ctx.tenant.env,
+                   entities.c.pk > start)
+            .order_by(entities.c.pk)
+            .limit(limit + 1)
+        )
+        if body.get("customer_id"):
+            customer = get_customer(conn, ctx.tenant, body["customer_id"])
+            if customer is None:
+                raise customer_not_found(body["customer_id"])
+            q = q.where(entities.c.customer_pk == customer.pk)
+        rows = conn.execute(q).all()
+        page = rows[:limit]
+        out = []
+        for r in page:
+            crow = conn.execute(select(customers).where(customers.c.pk == r.customer_pk)).one()
+            cust = customer_from_row(crow)
+            out.append(entity_subject_json(ctx, conn, cat, cust, entity_from_row(r), ctx.now(cust.clock_offset_ms)))
+    return {"list": out, "next_cursor": str(page[-1].pk) if len(rows) > limit else None}
+
+
+def update_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        cat, customer, entity, now = _load(ctx, conn, body, True)
+        if body.get("billing_controls") is not None:
+            merged = controls_json(entity.billing_controls, entity=True)
+            for key, value in body["billing_controls"].items():
+                if key in merged and value is not None:
+                    merged[key] = value
+            conn.execute(update(entities).where(entities.c.pk == entity.pk).values(billing_controls=merged))
+            entity.billing_controls = merged
+        if "name" in body and body["name"] is not None:
+            conn.execute(update(entities).where(entities.c.pk == entity.pk).values(name=body["name"]))
+            entity.name = body["name"]
+        return entity_subject_json(ctx, conn, cat, customer, entity, now)
+
+
+def delete_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        _cat, customer, entity, now = _load(ctx, conn, body, True)
+        if entity.feature_id:
+            _use_seats(conn, customer, entity.feature_id, -1.0, now)
+        conn.execute(delete(entities).where(entities.c.pk == entity.pk))
+    return {"success": True}

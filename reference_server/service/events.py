@@ -1,0 +1,225 @@
+"""Events: the list (newest first, cursor pages) and the aggregate (zero-filled time bins) (§7)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from reference_server.engine.intervals import FIXED_MS, add_months
+from reference_server.engine.model import num
+from reference_server.errors import customer_not_found, invalid
+from reference_server.service.context import Ctx
+from reference_server.store.subjects import get_customer, load_sources
+from reference_server.store.tables import customer_plans, events
+
+RANGE_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
+
+
+def _cursor(ts: int, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"e:{ts}:{pk}".encode()).decode().rstrip("=")
+
+
+def _uncursor(cursor: str) -> tuple[int, int]:
+    try:
+        kind, ts, pk = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")
+        if kind != "e":
+            raise ValueError
+        return int(ts), int(pk)
+    except ValueError as exc:
+        raise invalid("start_cursor: invalid cursor", "invalid_inputs") from exc
+
+
+def _feature_ids(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _base_filters(ctx: Ctx, conn: Any, body: dict[str, Any]) -> tuple[list[Any], Any]:
+    conds: list[Any] = [events.c.org_pk == ctx.tenant.org_pk, events.c.env == ctx.tenant.env]
+    customer = None
+    if body.get("customer_id"):
+        customer = get_customer(conn, ctx.tenant, body["customer_id"])
+        if customer is None:
+            raise customer_not_found(body["customer_id"])
+        conds.append(events.c.customer_pk == customer.pk)
+    if body.get("entity_id"):
+        conds.append(events.c.entity_id == body["entity_id"])
+    fids = _feature_ids(body.get("feature_id"))
+    if fids is not None:
+        conds.append(events.c.feature_id.in_(fids))
+    return conds, customer
+
+
+def event_json(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "timestamp": r.timestamp,
+        "feature_id": r.feature_id,
+        "customer_id": r.customer_id,
+        "value": num(r.value),
+        "properties": r.properties or {},
+        "deductions": r.deductions,
+    }
+
+
+def list_events(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    limit = int(body.get("limit") or 50)
+    if not 1 <= limit <= 5000:
+        raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
+    with ctx.db.read() as conn:
+        conds, _customer = _base_filters(ctx, conn, body)
+        rng = body.get("custom_range")
+        if rng:
+            if rng.get("start") is not None:
+                conds.append(events.c.timestamp >= rng["start"])
+            if rng.get("end") is not None:
+                conds.append(events.c.timestamp <= rng["end"])
+        if body.get("start_cursor"):
+            ts, pk = _uncursor(body["start_cursor"])
+            conds.append(or_(events.c.timestamp < ts, and_(events.c.timestamp == ts, events.c.pk < pk)))
+        rows = conn.execute(
+            select(events).where(*conds).order_by(events.c.timestamp.desc(), events.c.pk.desc()).limit(limit + 1)
+        ).all()
+    page = rows[:limit]
+    return {
+        "list": [event_json(r) for r in page],
+        "next_cursor": _cursor(page[-1].timestamp, page[-1].pk) if len(rows) > limit else None,
+    }
+
+
+def _floor(ts: int, bin_size: str) -> int:
+    if bin_size == "hour":
+        return ts - ts % FIXED_MS["hour"]
+    day = ts - ts % FIXED_MS["day"]
+    if bin_size == "day":
+        return day
+    from datetime import datetime, timezone
+
+    dt = datetime.fromtimestamp(day / 1000, tz=timezone.utc).replace(day=1)
+    return int(dt.timestamp() * 1000)
+
+
+def _next_bin(ts: int, bin_size: str) -> int:
+    if bin_size in ("hour", "day"):
+        return ts + FIXED_MS[bin_size]
+    return add_months(ts, 1)
+
+
+def _cycle(conn: Any, customer: Any, now: int, cycles: int, last: bool) -> tuple[int, int]:
+    """The customer's billing cycle window (from the shortest monthly-or-longer reset), else 30 days."""
+    start = end = None
+    if customer is not None:
+        resets = [s for s in load_sources(conn, customer.pk) if s.next_reset_at and s.interval]
+        if resets:
+            s = min(resets, key=lambda x: x.next_reset_at or 0)
+            end = s.next_reset_at
+            assert end is not None and s.interval is not None
+            from reference_server.engine.intervals import boundary
+
+            anchor = s.anchor_at or now
+            k = 0
+            while boundary(anchor, s.interval, s.interval_count, k + 1) < end:
+                k += 1
+            start = boundary(anchor, s.interval, s.interval_count, max(0, k - cycles + 1))
+            if last:
+                end = boundary(anchor, s.interval, s.interval_count, k)
+                start = boundary(anchor, s.interval, s.interval_count, max(0, k - 1))
+    if start is None or end is None:
+        end = now
+        start = now - 30 * cycles * FIXED_MS["day"]
+    return start, min(end, now) if not last else end
+
+
+def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    fids = _feature_ids(body.get("feature_id"))
+    if not fids:
+        raise invalid("feature_id: required", "invalid_inputs")
+    rng, custom = body.get("range"), body.get("custom_range")
+    if rng and custom:
+        raise invalid("range and custom_range cannot be used together", "invalid_inputs")
+    if custom and not custom["start"] < custom["end"]:
+        raise invalid("custom_range: start must be before end", "invalid_inputs")
+    group_by = body.get("group_by")
+    if group_by and not (group_by.startswith("properties.") or group_by in ("$customer_id", "$entity_id",
+                                                                             "$plan_id")):
+        raise invalid("group_by: must start with properties. or be $customer_id, $entity_id or $plan_id",
+                      "invalid_inputs")
+    filter_by = body.get("filter_by") or {}
+    if len(filter_by) > 5:
+        raise invalid("filter_by: at most 5 filters", "invalid_inputs")
+    max_groups = int(body.get("max_groups") or 9)
+    with ctx.db.read() as conn:
+        conds, customer = _base_filters(ctx, conn, body)
+        now = ctx.now(customer.clock_offset_ms if customer else 0)
+        if custom:
+            start, end = int(custom["start"]), int(custom["end"])
+        elif (rng or "1bc") in RANGE_DAYS:
+            start, end = now - RANGE_DAYS[rng] * FIXED_MS["day"], now
+        else:
+            r = rng or "1bc"
+            start, end = _cycle(conn, customer, now, 3 if r == "3bc" else 1, r == "last_cycle")
+        bin_size = body.get("bin_size") or ("hour" if rng == "24h" else "day")
+        if "bin_size" not in body and rng == "24h":
+            bin_size = "hour"
+        conds += [events.c.timestamp >= start, events.c.timestamp <= end]
+        rows = conn.execute(select(events).where(*conds).order_by(events.c.timestamp)).all()
+        plan_of: dict[int, str] = {}
+        if group_by == "$plan_id":
+            for r in conn.execute(select(customer_plans.c.customer_pk, customer_plans.c.plan_id)
+                                  .where(customer_plans.c.status == "active")):
+                plan_of.setdefault(r.customer_pk, r.plan_id)
+
+    def group_key(r: Any) -> str:
+        if group_by == "$customer_id":
+            return str(r.customer_id)
+        if group_by == "$entity_id":
+            return str(r.entity_id)
+        if group_by == "$plan_id":
+            return plan_of.get(r.customer_pk, "none")
+        assert group_by is not None
+        return str((r.properties or {}).get(group_by.split(".", 1)[1]))
+
+    def keep(r: Any) -> bool:
+        for key, expected in filter_by.items():
+            actual = (r.properties or {}).get(key.split(".", 1)[1] if key.startswith("properties.") else key)
+            allowed = expected if isinstance(expected, list) else [expected]
+            if actual not in allowed:
+                return False
+        return True
+
+    rows = [r for r in rows if keep(r)]
+    bins: list[int] = []
+    b = _floor(start, bin_size)
+    last_bin = _floor(min(end, now), bin_size)
+    while b <= last_bin:
+        bins.append(b)
+        b = _next_bin(b, bin_size)
+    totals = {f: {"count": 0, "sum": 0.0} for f in fids}
+    groups_total: dict[str, float] = {}
+    if group_by:
+        for r in rows:
+            k = group_key(r)
+            groups_total[k] = groups_total.get(k, 0.0) + abs(float(r.value))
+    top = set(sorted(groups_total, key=lambda k: -groups_total[k])[:max_groups])
+    data: dict[int, dict[str, Any]] = {
+        p: {"period": p, "values": {f: 0.0 for f in fids}, **({"grouped_values": {f: {} for f in fids}}
+                                                               if group_by else {})}
+        for p in bins
+    }
+    for r in rows:
+        p = _floor(int(r.timestamp), bin_size)
+        totals[r.feature_id]["count"] += 1
+        totals[r.feature_id]["sum"] = round(totals[r.feature_id]["sum"] + float(r.value), 10)
+        if p not in data:
+            continue
+        entry = data[p]
+        entry["values"][r.feature_id] = round(entry["values"][r.feature_id] + float(r.value), 10)
+        if group_by:
+            k = group_key(r)
+            k = k if k in top else "Other"
+            g = entry["grouped_values"][r.feature_id]
+            g[k] = round(g.get(k, 0.0) + float(r.value), 10)
+    return {"list": [data[p] for p in bins], "total": totals}

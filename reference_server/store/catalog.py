@@ -1,0 +1,165 @@
+"""The organization's catalogue (features and plans), with a per-process cache.
+
+Check and track need the feature table (event names, credit schemas) on every call; reading it
+from the database each time would double their cost.  The cache is keyed by org env and validated
+against ``organizations.catalog_version``, which every catalogue write bumps in the same
+transaction, so a change made by another process is seen on that process's next request.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from reference_server.engine.model import Feature
+from reference_server.service.context import Tenant
+from reference_server.store.tables import features, organizations, plans
+
+
+@dataclass
+class Plan:
+    pk: int
+    id: str
+    version: int
+    name: str
+    description: str | None
+    group: str
+    add_on: bool
+    auto_enable: bool
+    price: dict[str, Any] | None
+    items: list[dict[str, Any]]
+    free_trial: dict[str, Any] | None
+    config: dict[str, Any]
+    archived: bool
+    is_latest: bool
+    created_at: int
+    env: str
+
+    @property
+    def is_free(self) -> bool:
+        """No base price and no priced item: the part of attach this server handles itself."""
+        return self.price is None and not any(item.get("price") for item in self.items)
+
+    @property
+    def is_one_off(self) -> bool:
+        prices = [self.price] if self.price else []
+        prices += [i["price"] for i in self.items if i.get("price")]
+        return bool(prices) and all(p.get("interval") == "one_off" for p in prices)
+
+
+@dataclass
+class Catalog:
+    features: dict[str, Feature] = field(default_factory=dict)
+    plans: dict[str, Plan] = field(default_factory=dict)  # latest version by plan id
+    plans_by_pk: dict[int, Plan] = field(default_factory=dict)
+    credit_systems_for: dict[str, list[Feature]] = field(default_factory=dict)
+    features_for_event: dict[str, list[Feature]] = field(default_factory=dict)
+
+    def plan_version(self, plan_id: str, version: int | None) -> Plan | None:
+        if version is None:
+            return self.plans.get(plan_id)
+        for p in self.plans_by_pk.values():
+            if p.id == plan_id and p.version == version:
+                return p
+        return None
+
+    def versions(self, plan_id: str) -> list[Plan]:
+        return sorted((p for p in self.plans_by_pk.values() if p.id == plan_id), key=lambda p: p.version)
+
+
+def feature_from_row(r: Any) -> Feature:
+    return Feature(
+        id=r.id,
+        name=r.name,
+        type=r.type,
+        consumable=bool(r.consumable),
+        event_names=list(r.event_names or []),
+        credit_schema=list(r.credit_schema or []),
+        display=r.display,
+        archived=bool(r.archived),
+        created_at=int(r.created_at),
+    )
+
+
+def plan_from_row(r: Any) -> Plan:
+    return Plan(
+        pk=r.pk,
+        id=r.id,
+        version=r.version,
+        name=r.name,
+        description=r.description,
+        group=r.group or "",
+        add_on=bool(r.add_on),
+        auto_enable=bool(r.auto_enable),
+        price=r.price,
+        items=list(r.items or []),
+        free_trial=r.free_trial,
+        config=r.config or {},
+        archived=bool(r.archived),
+        is_latest=bool(r.is_latest),
+        created_at=int(r.created_at),
+        env=r.env,
+    )
+
+
+def load_catalog(conn: Connection, org_pk: int, env: str) -> Catalog:
+    cat = Catalog()
+    for r in conn.execute(
+        select(features).where(features.c.org_pk == org_pk, features.c.env == env).order_by(features.c.pk)
+    ):
+        f = feature_from_row(r)
+        cat.features[f.id] = f
+    for f in cat.features.values():
+        for entry in f.credit_schema if f.type == "credit_system" else []:
+            cat.credit_systems_for.setdefault(entry["metered_feature_id"], []).append(f)
+        for name in f.event_names:
+            cat.features_for_event.setdefault(name, []).append(f)
+    for r in conn.execute(
+        select(plans).where(plans.c.org_pk == org_pk, plans.c.env == env).order_by(plans.c.pk)
+    ):
+        p = plan_from_row(r)
+        cat.plans_by_pk[p.pk] = p
+        if p.is_latest:
+            cat.plans[p.id] = p
+    return cat
+
+
+class CatalogCache:
+    """Per-process cache of catalogues, validated by the org's catalogue version."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, str], tuple[int, Catalog]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, conn: Connection, tenant: Tenant) -> Catalog:
+        key = (tenant.org_pk, tenant.env)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == tenant.catalog_version:
+            return entry[1]
+        version = conn.execute(
+            select(organizations.c.catalog_version).where(organizations.c.pk == tenant.org_pk)
+        ).scalar_one()
+        cat = load_catalog(conn, tenant.org_pk, tenant.env)
+        with self._lock:
+            self._entries[key] = (int(version), cat)
+        return cat
+
+    def fresh(self, conn: Connection, tenant: Tenant) -> Catalog:
+        """The catalogue as the current transaction sees it (for writes to the catalogue itself)."""
+        return load_catalog(conn, tenant.org_pk, tenant.env)
+
+    def invalidate(self, org_pk: int, env: str) -> None:
+        with self._lock:
+            self._entries.pop((org_pk, env), None)
+
+
+def bump_catalog_version(conn: Connection, cache: CatalogCache, tenant: Tenant) -> None:
+    conn.execute(
+        update(organizations)
+        .where(organizations.c.pk == tenant.org_pk)
+        .values(catalog_version=organizations.c.catalog_version + 1)
+    )
+    cache.invalidate(tenant.org_pk, tenant.env)
