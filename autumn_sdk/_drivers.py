@@ -46,7 +46,7 @@ def run_sync(plan: CallPlan[T], client: httpx.Client) -> T:
             request = _build(client, step)
             try:
                 outcome = Exchange(request, response=client.send(request))
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 outcome = Exchange(request, error=exc)
     except StopIteration as done:
         result: T = done.value
@@ -68,7 +68,7 @@ async def run_async(plan: CallPlan[T], client: httpx.AsyncClient) -> T:
             request = _build(client, step)
             try:
                 outcome = Exchange(request, response=await client.send(request))
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 outcome = Exchange(request, error=exc)
     except StopIteration as done:
         result: T = done.value

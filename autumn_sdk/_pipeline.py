@@ -77,7 +77,7 @@ class Exchange:
 
     request: httpx.Request
     response: httpx.Response | None = None
-    error: httpx.TransportError | None = None
+    error: httpx.RequestError | None = None
 
 
 Step = SendRequest | Sleep
