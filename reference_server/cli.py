@@ -1,0 +1,108 @@
+"""``autumn-server``: run the reference server, or manage its secret keys.
+
+    autumn-server [--host 127.0.0.1] [--port 8080] [--database-url URL] [--secret-key KEY] [--demo]
+    autumn-server keys create [--org ORG_ID] [--env sandbox|live] [--name NAME]
+    autumn-server keys list
+    autumn-server keys revoke KEY_ID_OR_KEY
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from reference_server.store.db import DEFAULT_DATABASE_URL, Database
+from reference_server.store.tenancy import (
+    DEFAULT_ORG_ID,
+    create_key,
+    ensure_default_org,
+    get_org,
+    list_keys,
+    revoke_key,
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="autumn-server", description="The Autumn API reference server.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--database-url", default=os.environ.get("AUTUMN_DATABASE_URL", DEFAULT_DATABASE_URL),
+                   help="sqlite:///path.db (default ./autumn.db) or postgresql://user@host/db")
+    p.add_argument("--secret-key", default=os.environ.get("AUTUMN_SECRET_KEY"),
+                   help="register this am_sk_test_/am_sk_live_ key for the default organization")
+    p.add_argument("--demo", action="store_true", help="seed a demo catalogue and customer")
+    p.add_argument("--no-rate-limits", action="store_true", help="switch Autumn's rate limits off")
+    p.add_argument("--log-level", default="info")
+    sub = p.add_subparsers(dest="command")
+    keys = sub.add_parser("keys", help="manage secret keys")
+    ks = keys.add_subparsers(dest="keys_command", required=True)
+    create = ks.add_parser("create", help="create a secret key (printed once)")
+    create.add_argument("--org", default=DEFAULT_ORG_ID)
+    create.add_argument("--env", choices=("sandbox", "live"), default="sandbox")
+    create.add_argument("--name")
+    ks.add_parser("list", help="list keys (ids and prefixes, never the keys)")
+    revoke = ks.add_parser("revoke", help="revoke a key by id or by the key itself")
+    revoke.add_argument("key")
+    return p
+
+
+def _keys(args: argparse.Namespace) -> int:
+    db = Database(args.database_url)
+    db.migrate()
+    try:
+        with db.write() as conn:
+            if args.keys_command == "create":
+                org = ensure_default_org(conn) if args.org == DEFAULT_ORG_ID else get_org(conn, args.org)
+                if org is None:
+                    print(f"unknown organization {args.org}", file=sys.stderr)
+                    return 1
+                key_id, key = create_key(conn, org.pk, args.env, args.name)
+                print(f"{key_id} {key}")
+            elif args.keys_command == "list":
+                for k in list_keys(conn):
+                    state = "revoked" if k["revoked"] else "active"
+                    print(f"{k['id']}\t{k['org_id']}\t{k['env']}\t{k['prefix']}…\t{state}\t{k['name'] or ''}")
+            elif args.keys_command == "revoke":
+                if not revoke_key(conn, args.key):
+                    print("no such active key", file=sys.stderr)
+                    return 1
+                print("revoked")
+    finally:
+        db.dispose()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "keys":
+        return _keys(args)
+    import uvicorn
+
+    from reference_server.app import create_app
+
+    secret_key = args.secret_key
+    generated = False
+    if secret_key is None:
+        db = Database(args.database_url)
+        db.migrate()
+        with db.write() as conn:
+            org = ensure_default_org(conn)
+            _key_id, secret_key = create_key(conn, org.pk, "sandbox", "generated at start")
+        db.dispose()
+        generated = True
+    app = create_app(args.database_url, secret_key=secret_key, demo=args.demo,
+                     rate_limits=not args.no_rate_limits)
+    url = f"http://{args.host}:{args.port}"
+    print(f"Autumn reference server on {url}")
+    print(f"Database: {args.database_url}")
+    print(f"Secret key{' (new)' if generated else ''}: {secret_key}")
+    if args.demo:
+        print("Demo: customer 'demo_customer', plans 'free' (default) and 'pro', features messages/credits/seats")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
