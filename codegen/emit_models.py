@@ -45,7 +45,7 @@ def render_models(catalog: Catalog, header: str) -> str:
     )
     if not isinstance(code, str):
         raise TypeError("datamodel-code-generator returned several modules; expected one")
-    code = _restore_builtin_field_names(code)
+    code = _widen_numbers(_restore_builtin_field_names(code))
     names = sorted(catalog.components())
     exports = "".join(f"    {name!r},\n" for name in names)
     return f"{code.rstrip()}\n\n\n__all__ = [\n{exports}]\n"
@@ -84,3 +84,23 @@ def _restore_builtin_field_names(code: str) -> str:
             1,
         )
     return text
+
+
+_FIELD_LINE = re.compile(r"^(?P<indent> {4})(?P<name>\w+): (?P<annotation>.+?)(?P<rest> = Field\(.*\))?$")
+
+
+def _widen_numbers(code: str) -> str:
+    """JSON ``number`` becomes ``int | float``, not ``float``.
+
+    A ``float`` field turns ``1`` into ``1.0``, so bodies and stored values would change on a round
+    trip (``{"value": 1}`` sent as ``{"value": 1.0}``, timestamps read back as floats). Pydantic's
+    smart union keeps integers integral and still applies ``ge=``/``le=`` constraints to both.
+    """
+    out = []
+    for line in code.splitlines():
+        match = _FIELD_LINE.match(line)
+        if match and re.search(r"\bfloat\b", match["annotation"]):
+            annotation = re.sub(r"\b(?<!int \| )float\b", "int | float", match["annotation"])
+            line = f"{match['indent']}{match['name']}: {annotation}{match['rest'] or ''}"
+        out.append(line)
+    return "\n".join(out) + "\n"

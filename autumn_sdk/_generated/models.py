@@ -24,7 +24,7 @@ class AttachCarryOverBalances(AutumnModel):
 
 
 class AttachCustomLineItem(AutumnModel):
-    amount: float = Field(
+    amount: int | float = Field(
         ..., description="Amount in dollars for this line item (e.g. 10.50). Can be negative for credits."
     )
     description: str = Field(..., description="Description for the line item.")
@@ -46,7 +46,7 @@ class AttachInvoice(AutumnModel):
 
     status: str | None = Field(..., description="The status of the invoice (e.g., 'paid', 'open', 'draft').")
     stripe_id: str = Field(..., description="The Stripe invoice ID.")
-    total: float = Field(..., description="The total amount of the invoice in cents.")
+    total: int | float = Field(..., description="The total amount of the invoice in cents.")
     currency: str = Field(..., description="The three-letter ISO currency code (e.g., 'usd').")
     hosted_invoice_url: str | None = Field(
         ..., description="URL to the hosted invoice page where the customer can view and pay the invoice."
@@ -108,10 +108,10 @@ class AutoTopupPurchaseLimit(AutumnModel):
     interval: Literal["hour", "day", "week", "month"] = Field(
         ..., description="The time interval for the purchase limit window."
     )
-    interval_count: float | None = Field(
+    interval_count: int | float | None = Field(
         None, description="Number of intervals in the purchase limit window.", ge=1.0
     )
-    limit: float = Field(
+    limit: int | float = Field(
         ..., description="Maximum number of auto top-ups allowed within the interval.", ge=1.0
     )
 
@@ -121,16 +121,18 @@ class AutoTopupPurchaseWindow(AutumnModel):
         ...,
         description="The time interval for the purchase limit window. Null when no purchase limit is configured.",
     )
-    interval_count: float | None = Field(
+    interval_count: int | float | None = Field(
         ...,
         description="Number of intervals in the purchase limit window. Null when no purchase limit is configured.",
     )
-    limit: float | None = Field(
+    limit: int | float | None = Field(
         ...,
         description="Maximum number of auto top-ups allowed within the interval. Null when no purchase limit is configured.",
     )
-    count: float = Field(..., description="Number of auto top-ups already consumed in the current window.")
-    next_reset_at: float = Field(
+    count: int | float = Field(
+        ..., description="Number of auto top-ups already consumed in the current window."
+    )
+    next_reset_at: int | float = Field(
         ..., description="Unix ms timestamp when the current purchase window ends and the count resets."
     )
 
@@ -138,12 +140,12 @@ class AutoTopupPurchaseWindow(AutumnModel):
 class AutoTopupStatus(AutumnModel):
     feature_id: str = Field(..., description="The ID of the feature (credit balance) to auto top-up.")
     enabled: bool | None = Field(None, description="Whether auto top-up is enabled.")
-    threshold: float = Field(
+    threshold: int | float = Field(
         ...,
         description="When the balance drops below this threshold, an auto top-up will be purchased.",
         ge=0.0,
     )
-    quantity: float = Field(..., description="Amount of credits to add per auto top-up.", ge=1.0)
+    quantity: int | float = Field(..., description="Amount of credits to add per auto top-up.", ge=1.0)
     purchase_limit: AutoTopupPurchaseLimit | AutoTopupPurchaseWindow | None = Field(
         None,
         description="Optional rate limit to cap how often auto top-ups occur. Expand billing_controls.auto_topups.purchase_limit for a count of top ups and the next_reset_at.",
@@ -154,19 +156,19 @@ class AutoTopupStatus(AutumnModel):
 
 
 class BalanceBreakdownPrice(AutumnModel):
-    amount: float | None = Field(None, description="The per-unit price amount.")
+    amount: int | float | None = Field(None, description="The per-unit price amount.")
     tiers: list[Any] | None = Field(None, description="Tiered pricing configuration if applicable.")
     tier_behavior: Literal["graduated", "volume"] | None = Field(
         None,
         description="How tiers are applied: graduated (split across bands) or volume (flat rate for the matched tier).",
     )
-    billing_units: float = Field(
+    billing_units: int | float = Field(
         ..., description="The number of units per billing increment (eg. $9 / 250 units)."
     )
     billing_method: Literal["prepaid", "usage_based"] = Field(
         ..., description="Whether usage is prepaid or billed pay-per-use."
     )
-    max_purchase: float | None = Field(
+    max_purchase: int | float | None = Field(
         ..., description="Maximum quantity that can be purchased, or null for unlimited."
     )
 
@@ -179,15 +181,15 @@ class BalanceBreakdownReset(AutumnModel):
         ...,
         description="The reset interval (hour, day, week, month, etc.) or 'multiple' if combined from different intervals.",
     )
-    interval_count: float | None = Field(
+    interval_count: int | float | None = Field(
         None, description="Number of intervals between resets (eg. 2 for bi-monthly)."
     )
-    resets_at: float | None = Field(..., description="Timestamp when the balance will next reset.")
+    resets_at: int | float | None = Field(..., description="Timestamp when the balance will next reset.")
 
 
 class BalanceRollover(AutumnModel):
-    balance: float = Field(..., description="Amount of balance rolled over from a previous period.")
-    expires_at: float = Field(..., description="Timestamp when the rollover balance expires.")
+    balance: int | float = Field(..., description="Amount of balance rolled over from a previous period.")
+    expires_at: int | float = Field(..., description="Timestamp when the rollover balance expires.")
 
 
 class BalancesLimitReachedData(AutumnModel):
@@ -212,7 +214,7 @@ class BalancesUsageAlertTriggeredDataUsageAlert(AutumnModel):
     """
 
     name: str | None = Field(None, description="User-defined label for the alert, if provided.")
-    threshold: float = Field(..., description="The threshold value that was crossed.")
+    threshold: int | float = Field(..., description="The threshold value that was crossed.")
     threshold_type: Literal["usage", "usage_percentage", "remaining", "remaining_percentage"] = Field(
         ..., description="Whether the threshold is an absolute usage count or a percentage."
     )
@@ -223,11 +225,11 @@ class BasePrice(AutumnModel):
     Base recurring price for the plan. Omit for free or usage-only plans.
     """
 
-    amount: float = Field(..., description="Base price amount for the plan.")
+    amount: int | float = Field(..., description="Base price amount for the plan.")
     interval: Literal["one_off", "week", "month", "quarter", "semi_annual", "year"] = Field(
         ..., description="Billing interval (e.g. 'month', 'year')."
     )
-    interval_count: float | None = Field(
+    interval_count: int | float | None = Field(
         None, description="Number of intervals per billing cycle. Defaults to 1."
     )
 
@@ -242,7 +244,7 @@ class BillingAutoTopupSucceededDataInvoice(AutumnModel):
         None,
         description='The status of the invoice. "paid" for auto-charged top-ups; "open" for invoice-mode top-ups where credits were granted but the invoice has not yet been paid.',
     )
-    total: float = Field(
+    total: int | float = Field(
         ...,
         description="The total amount of the invoice in the smallest currency unit (e.g. cents for USD), matching Stripe's invoice.total.",
     )
@@ -266,7 +268,7 @@ class BillingUpdatedDataPlanChangePurchase(AutumnModel):
     status: Literal["active", "scheduled", "expired"] = Field(
         ..., description="The current status of the purchase on the customer."
     )
-    expires_at: float | None = Field(
+    expires_at: int | float | None = Field(
         ...,
         description="When the purchase ends, in milliseconds since the Unix epoch, or null if no expiry is set.",
     )
@@ -282,25 +284,25 @@ class BillingUpdatedDataPlanChangeSubscription(AutumnModel):
         ..., description="The current status of the subscription on the customer."
     )
     past_due: bool = Field(..., description="Whether the subscription has overdue payments.")
-    started_at: float | None = Field(
+    started_at: int | float | None = Field(
         ..., description="When the subscription started, in milliseconds since the Unix epoch."
     )
-    canceled_at: float | None = Field(
+    canceled_at: int | float | None = Field(
         ...,
         description="When the subscription was canceled, in milliseconds since the Unix epoch, or null if not canceled.",
     )
-    expires_at: float | None = Field(
+    expires_at: int | float | None = Field(
         ...,
         description="When the subscription ends, in milliseconds since the Unix epoch, or null if no expiry is set.",
     )
-    trial_ends_at: float | None = Field(
+    trial_ends_at: int | float | None = Field(
         ...,
         description="When the trial ends, in milliseconds since the Unix epoch. Null when not actively trialing.",
     )
-    current_period_start: float | None = Field(
+    current_period_start: int | float | None = Field(
         ..., description="Start of the current billing period, or null if not applicable."
     )
-    current_period_end: float | None = Field(
+    current_period_end: int | float | None = Field(
         ..., description="End of the current billing period, or null if not applicable."
     )
 
@@ -316,7 +318,7 @@ class CheckLock(AutumnModel):
         max_length=256,
     )
     enabled: Literal[True] = Field(..., description="Must be true to enable locking.")
-    expires_at: float | None = Field(
+    expires_at: int | float | None = Field(
         None,
         description="Unix timestamp (ms) when the lock automatically expires and releases the held balance.",
     )
@@ -328,7 +330,7 @@ class CheckParams(AutumnModel):
     entity_id: str | None = Field(
         None, description="The ID of the entity for entity-scoped balances (e.g., per-seat limits)."
     )
-    required_balance: float | None = Field(
+    required_balance: int | float | None = Field(
         None,
         description="Minimum balance required for access. Returns allowed: false if the customer's balance is below this value. Defaults to 1.",
     )
@@ -351,7 +353,7 @@ class CheckParams(AutumnModel):
 
 class CheckPreviewProductFreeTrial(AutumnModel):
     duration: Literal["day", "month", "year"] = Field(..., description="The duration type of the free trial")
-    length: float = Field(..., description="The length of the duration type specified")
+    length: int | float = Field(..., description="The length of the duration type specified")
     unique_fingerprint: bool = Field(
         ..., description="Whether the free trial is limited to one per customer fingerprint"
     )
@@ -392,10 +394,10 @@ class CreateBalanceRollover(AutumnModel):
     Rollover configuration for the balance.
     """
 
-    max: float | None = None
-    max_percentage: float | None = None
+    max: int | float | None = None
+    max_percentage: int | float | None = None
     duration: Literal["month", "forever"] | None = None
-    length: float
+    length: int | float
 
 
 class CreateOrganizationRequest(AutumnModel):
@@ -426,14 +428,14 @@ class CreateReferralCodeParams(AutumnModel):
 class CreateReferralCodeResponse(AutumnModel):
     code: str = Field(..., description="The referral code that can be shared with customers")
     customer_id: str = Field(..., description="Your unique identifier for the customer")
-    created_at: float = Field(..., description="The timestamp of when the referral code was created")
+    created_at: int | float = Field(..., description="The timestamp of when the referral code was created")
 
 
 class CreditSchemaEntry(AutumnModel):
     metered_feature_id: str = Field(
         ..., description="The ID of the metered feature (should be a single_use feature)."
     )
-    credit_cost: float = Field(..., description="The credit cost of the metered feature.")
+    credit_cost: int | float = Field(..., description="The credit cost of the metered feature.")
 
 
 class CustomerConfig(AutumnModel):
@@ -451,7 +453,7 @@ class CustomerEntity(AutumnModel):
     name: str | None = Field(..., description="The name of the entity")
     customer_id: str | None = Field(None, description="The customer ID this entity belongs to")
     feature_id: str | None = Field(None, description="The feature ID this entity belongs to")
-    created_at: float = Field(..., description="Unix timestamp when the entity was created")
+    created_at: int | float = Field(..., description="Unix timestamp when the entity was created")
     env: Literal["sandbox", "live"] = Field(..., description="The environment (sandbox/live)")
 
 
@@ -462,9 +464,9 @@ class CustomerInvoice(AutumnModel):
         None, description="The billing processor that owns this invoice."
     )
     status: str = Field(..., description="The status of the invoice")
-    total: float = Field(..., description="The total amount of the invoice")
+    total: int | float = Field(..., description="The total amount of the invoice")
     currency: str = Field(..., description="The currency code for the invoice")
-    created_at: float = Field(..., description="Timestamp when the invoice was created")
+    created_at: int | float = Field(..., description="Timestamp when the invoice was created")
     hosted_invoice_url: str | None = Field(None, description="URL to the Stripe-hosted invoice page")
 
 
@@ -508,20 +510,22 @@ class CustomerRewardsDiscount(AutumnModel):
     type: Literal[
         "percentage_discount", "fixed_discount", "free_product", "invoice_credits", "feature_grant"
     ] = Field(..., description="The type of reward")
-    discount_value: float = Field(..., description="The discount value (percentage or fixed amount)")
+    discount_value: int | float = Field(..., description="The discount value (percentage or fixed amount)")
     duration_type: Literal["one_off", "months", "forever"] = Field(
         ..., description="How long the discount lasts"
     )
-    duration_value: float | None = Field(
+    duration_value: int | float | None = Field(
         None, description="Number of billing periods the discount applies for repeating durations"
     )
     currency: str | None = Field(None, description="The currency code for fixed amount discounts")
-    start: float | None = Field(None, description="Timestamp when the discount becomes active")
-    end: float | None = Field(None, description="Timestamp when the discount expires")
+    start: int | float | None = Field(None, description="Timestamp when the discount becomes active")
+    end: int | float | None = Field(None, description="Timestamp when the discount expires")
     subscription_id: str | None = Field(
         None, description="The Stripe subscription ID this discount is applied to"
     )
-    total_discount_amount: float | None = Field(None, description="Total amount saved from this discount")
+    total_discount_amount: int | float | None = Field(
+        None, description="Total amount saved from this discount"
+    )
 
 
 class CustomerTrialsUsed(AutumnModel):
@@ -577,19 +581,19 @@ class ErrorResponse(AutumnModel):
 
 
 class EventsAggregatePeriod(AutumnModel):
-    period: float = Field(..., description="Unix timestamp (epoch ms) for this time period")
-    values: dict[str, float] = Field(
+    period: int | float = Field(..., description="Unix timestamp (epoch ms) for this time period")
+    values: dict[str, int | float] = Field(
         ..., description="Aggregated values per feature: { [featureId]: number }"
     )
-    grouped_values: dict[str, dict[str, float]] | None = Field(
+    grouped_values: dict[str, dict[str, int | float]] | None = Field(
         None,
         description="Values broken down by group (only present when group_by is used): { [featureId]: { [groupValue]: number } }",
     )
 
 
 class EventsAggregateTotal(AutumnModel):
-    count: float = Field(..., description="Number of events for this feature")
-    sum: float = Field(..., description="Sum of event values for this feature")
+    count: int | float = Field(..., description="Number of events for this feature")
+    sum: int | float = Field(..., description="Sum of event values for this feature")
 
 
 class EventsListCustomRange(AutumnModel):
@@ -597,8 +601,12 @@ class EventsListCustomRange(AutumnModel):
     Filter events by time range
     """
 
-    start: float | None = Field(None, description="Filter events after this timestamp (epoch milliseconds)")
-    end: float | None = Field(None, description="Filter events before this timestamp (epoch milliseconds)")
+    start: int | float | None = Field(
+        None, description="Filter events after this timestamp (epoch milliseconds)"
+    )
+    end: int | float | None = Field(
+        None, description="Filter events before this timestamp (epoch milliseconds)"
+    )
 
 
 class EventsListParams(AutumnModel):
@@ -632,7 +640,7 @@ class FeatureQuantity(AutumnModel):
     """
 
     feature_id: str = Field(..., description="The ID of the feature to set quantity for.")
-    quantity: float | None = Field(None, description="The quantity of the feature.", ge=0.0)
+    quantity: int | float | None = Field(None, description="The quantity of the feature.", ge=0.0)
     adjustable: bool | None = Field(None, description="Whether the customer can adjust the quantity.")
 
 
@@ -646,7 +654,7 @@ class FinalizeBalanceParams(AutumnModel):
     action: Literal["confirm", "release"] = Field(
         ..., description="Use 'confirm' to commit the deduction, or 'release' to return the held balance."
     )
-    override_value: float | None = Field(
+    override_value: int | float | None = Field(
         None, description="Additional properties to attach to this finalize lock event."
     )
     properties: dict[str, Any] | None = Field(
@@ -659,7 +667,7 @@ class FreeTrialParams(AutumnModel):
     Free trial configuration. Customers can try this plan before being charged.
     """
 
-    duration_length: float = Field(..., description="Number of duration_type periods the trial lasts.")
+    duration_length: int | float = Field(..., description="Number of duration_type periods the trial lasts.")
     duration_type: Literal["day", "month", "year"] | None = Field(
         None, description="Unit of time for the trial ('day', 'month', 'year')."
     )
@@ -719,14 +727,14 @@ class GetFeatureParams(AutumnModel):
 
 class GetPlanParams(AutumnModel):
     plan_id: str = Field(..., description="The ID of the plan to retrieve.", min_length=1)
-    version: float | None = Field(
+    version: int | float | None = Field(
         None, description="The version of the plan to get. Defaults to the latest version."
     )
 
 
 class ListCustomersPlan(AutumnModel):
     id: str
-    versions: list[float] | None = None
+    versions: list[int | float] | None = None
 
 
 class ListEntitiesParams(AutumnModel):
@@ -831,7 +839,7 @@ class PlanFreeTrial(AutumnModel):
     Free trial configuration. If set, new customers can try this plan before being charged.
     """
 
-    duration_length: float = Field(..., description="Number of duration_type periods the trial lasts.")
+    duration_length: int | float = Field(..., description="Number of duration_type periods the trial lasts.")
     duration_type: Literal["day", "month", "year"] = Field(
         ..., description="Unit of time for the trial duration ('day', 'month', 'year')."
     )
@@ -882,7 +890,7 @@ class PlanItemFilter(AutumnModel):
 
 
 class PlanItemPrice(AutumnModel):
-    amount: float | None = Field(
+    amount: int | float | None = Field(
         None,
         description="Price per billing_units after included usage is consumed. Mutually exclusive with tiers.",
     )
@@ -895,10 +903,10 @@ class PlanItemPrice(AutumnModel):
         ...,
         description="Billing interval for this price. For consumable features, should match reset.interval.",
     )
-    interval_count: float | None = Field(
+    interval_count: int | float | None = Field(
         None, description="Number of intervals per billing cycle. Defaults to 1."
     )
-    billing_units: float = Field(
+    billing_units: int | float = Field(
         ...,
         description="Number of units per price increment. Usage is rounded UP to the nearest billing_units when billed (e.g. billing_units=100 means 101 usage rounds to 200).",
     )
@@ -906,16 +914,16 @@ class PlanItemPrice(AutumnModel):
         ...,
         description="'prepaid' for features like seats where customers pay upfront, 'usage_based' for pay-as-you-go after included usage.",
     )
-    max_purchase: float | None = Field(
+    max_purchase: int | float | None = Field(
         ...,
         description="Maximum units a customer can purchase beyond included. E.g. if included=100 and max_purchase=300, customer can use up to 400 total before usage is capped. Null for no limit.",
     )
 
 
 class PlanItemPriceTier(AutumnModel):
-    to: float | Literal["inf"]
-    amount: float | None = None
-    flat_amount: float | None = None
+    to: int | float | Literal["inf"]
+    amount: int | float | None = None
+    flat_amount: int | float | None = None
 
 
 class PlanItemProration(AutumnModel):
@@ -938,7 +946,7 @@ class PlanItemReset(AutumnModel):
         ...,
         description="The interval at which the feature balance resets (e.g. 'month', 'year'). For consumable features, usage resets to 0 and included units are restored.",
     )
-    interval_count: float | None = Field(
+    interval_count: int | float | None = Field(
         None, description="Number of intervals between resets. Defaults to 1."
     )
 
@@ -948,15 +956,15 @@ class PlanItemRollover(AutumnModel):
     Rollover configuration for unused units. If set, unused included units roll over to the next period.
     """
 
-    max: float | None = Field(..., description="Maximum rollover units. Null for unlimited rollover.")
-    max_percentage: float | None = Field(
+    max: int | float | None = Field(..., description="Maximum rollover units. Null for unlimited rollover.")
+    max_percentage: int | float | None = Field(
         None,
         description="Maximum rollover as a percentage (0-100) of included + prepaid grant. Mutually exclusive with max.",
     )
     expiry_duration_type: Literal["month", "forever"] = Field(
         ..., description="When rolled over units expire."
     )
-    expiry_duration_length: float | None = Field(None, description="Number of periods before expiry.")
+    expiry_duration_length: int | float | None = Field(None, description="Number of periods before expiry.")
 
 
 class PlanItemRolloverParams(AutumnModel):
@@ -964,15 +972,15 @@ class PlanItemRolloverParams(AutumnModel):
     Rollover config for unused units. If set, unused included units carry over.
     """
 
-    max: float | None = Field(None, description="Max rollover units. Omit for unlimited rollover.")
-    max_percentage: float | None = Field(
+    max: int | float | None = Field(None, description="Max rollover units. Omit for unlimited rollover.")
+    max_percentage: int | float | None = Field(
         None,
         description="Maximum rollover as a percentage (0-100) of included + prepaid grant. Mutually exclusive with max.",
     )
     expiry_duration_type: Literal["month", "forever"] = Field(
         ..., description="When rolled over units expire."
     )
-    expiry_duration_length: float | None = Field(None, description="Number of periods before expiry.")
+    expiry_duration_length: int | float | None = Field(None, description="Number of periods before expiry.")
 
 
 class PlanPriceDisplay(AutumnModel):
@@ -989,14 +997,14 @@ class PlanPriceDisplay(AutumnModel):
 class PlatformOrganization(AutumnModel):
     slug: str | None = Field(None, description="Organization slug (without master org prefix).")
     name: str | None = Field(None, description="Organization name.")
-    created_at: float | None = Field(
+    created_at: int | float | None = Field(
         None, description="Timestamp (milliseconds since epoch) when the organization was created."
     )
 
 
 class PlatformUser(AutumnModel):
     email: str | None = Field(None, description="User's email address.")
-    created_at: float | None = Field(
+    created_at: int | float | None = Field(
         None, description="Timestamp (milliseconds since epoch) when the user was created."
     )
     organizations: list[PlatformOrganization] | None = Field(
@@ -1006,7 +1014,9 @@ class PlatformUser(AutumnModel):
 
 class PreviewAttachIncomingFeatureQuantity(AutumnModel):
     feature_id: str = Field(..., description="The ID of the adjustable feature included in this change.")
-    quantity: float = Field(..., description="The quantity that will apply for this feature in the change.")
+    quantity: int | float = Field(
+        ..., description="The quantity that will apply for this feature in the change."
+    )
 
 
 class PreviewAttachInvoiceCredits(AutumnModel):
@@ -1014,7 +1024,7 @@ class PreviewAttachInvoiceCredits(AutumnModel):
     Stripe customer invoice credits preview.
     """
 
-    balance: float = Field(
+    balance: int | float = Field(
         ...,
         description="Stripe customer credit balance available, expressed as a positive number in major currency units.",
     )
@@ -1022,8 +1032,8 @@ class PreviewAttachInvoiceCredits(AutumnModel):
 
 
 class PreviewAttachLineItemDiscount(AutumnModel):
-    amount_off: float
-    percent_off: float | None = None
+    amount_off: int | float
+    percent_off: int | float | None = None
     reward_id: str | None = None
     reward_name: str | None = None
 
@@ -1033,8 +1043,10 @@ class PreviewAttachLineItemPeriod(AutumnModel):
     The period of time that this line item is being charged for.
     """
 
-    start: float = Field(..., description="The start of the period in milliseconds since the Unix epoch.")
-    end: float = Field(..., description="The end of the period in milliseconds since the Unix epoch.")
+    start: int | float = Field(
+        ..., description="The start of the period in milliseconds since the Unix epoch."
+    )
+    end: int | float = Field(..., description="The end of the period in milliseconds since the Unix epoch.")
 
 
 class PreviewAttachNextCycleUsageLineItem(AutumnModel):
@@ -1054,9 +1066,9 @@ class PreviewAttachTax(AutumnModel):
     Tax preview for the immediate charge. Contact us to enable the tax flag on your organisation. Shows only with flag enabled, a Stripe customer exists and has a location.
     """
 
-    total: float = Field(..., description="Total tax amount in major currency units.")
-    amount_inclusive: float = Field(..., description="Tax included in line item subtotals.")
-    amount_exclusive: float = Field(..., description="Tax added on top of subtotals.")
+    total: int | float = Field(..., description="Total tax amount in major currency units.")
+    amount_inclusive: int | float = Field(..., description="Tax included in line item subtotals.")
+    amount_exclusive: int | float = Field(..., description="Tax added on top of subtotals.")
     currency: str = Field(..., description="Three-letter currency code.")
     status: Literal["complete", "incomplete"] = Field(
         ...,
@@ -1077,7 +1089,7 @@ class RedeemReferralCodeResponse(AutumnModel):
 
 class RedeemRewardCodeEntitlementsGranted(AutumnModel):
     feature_id: str = Field(..., description="The ID of the feature granted by the reward")
-    balance: float = Field(..., description="The balance granted for the feature")
+    balance: int | float = Field(..., description="The balance granted for the feature")
 
 
 class RedeemRewardCodeParams(AutumnModel):
@@ -1100,7 +1112,7 @@ class SchedulePlanItemPriceTier(AutumnModel):
 
 class ScheduledPhase(AutumnModel):
     phase_id: str = Field(..., description="The ID of the persisted phase row.")
-    starts_at: float = Field(..., description="When this phase starts, in epoch milliseconds.")
+    starts_at: int | float = Field(..., description="When this phase starts, in epoch milliseconds.")
     customer_product_ids: list[str] = Field(..., description="Customer products materialized for this phase.")
 
 
@@ -1115,7 +1127,7 @@ class SetupPaymentResponse(AutumnModel):
 class SpendLimit(AutumnModel):
     feature_id: str | None = Field(None, description="Optional feature ID this spend limit applies to.")
     enabled: bool | None = Field(None, description="Whether this spend limit is enabled.")
-    overage_limit: float | None = Field(
+    overage_limit: int | float | None = Field(
         None, description="Maximum allowed overage spend for the target feature.", ge=0.0
     )
 
@@ -1138,7 +1150,7 @@ class TrackDeduction(AutumnModel):
         ...,
         description="Reset configuration for the balance this deduction came from, or null if the balance doesn't reset.",
     )
-    value: float = Field(
+    value: int | float = Field(
         ...,
         description="Amount deducted from this balance. Positive when usage was consumed, negative when credit was restored (e.g. a refund via negative track value).",
     )
@@ -1157,7 +1169,7 @@ class TrackParams(AutumnModel):
         description="Event name to track usage for. Use instead of feature_id when multiple features should be tracked from a single event.",
         min_length=1,
     )
-    value: float | None = Field(
+    value: int | float | None = Field(
         None,
         description="The amount of usage to record. Defaults to 1. Use negative values to credit balance (e.g., when removing a seat).",
     )
@@ -1173,15 +1185,15 @@ class UpdateBalanceParams(AutumnModel):
     entity_id: str | None = Field(
         None, description="The ID of the entity for entity-scoped balances (e.g., per-seat limits)."
     )
-    remaining: float | None = Field(
+    remaining: int | float | None = Field(
         None,
         description="Set the remaining balance to this exact value. Cannot be combined with add_to_balance.",
     )
-    add_to_balance: float | None = Field(
+    add_to_balance: int | float | None = Field(
         None,
         description="Add this amount to the current balance. Use negative values to subtract. Cannot be combined with current_balance.",
     )
-    usage: float | None = Field(
+    usage: int | float | None = Field(
         None, description="The usage amount to update. Cannot be combined with remaining or add_to_balance."
     )
     interval: (
@@ -1190,12 +1202,14 @@ class UpdateBalanceParams(AutumnModel):
         None,
         description="Target a specific balance by its reset interval. Use when the customer has multiple balances for the same feature with different reset intervals.",
     )
-    included_grant: float | None = Field(None, description="Set the granted balance to this exact value.")
+    included_grant: int | float | None = Field(
+        None, description="Set the granted balance to this exact value."
+    )
     balance_id: str | None = Field(
         None,
         description="Target a specific balance by its ID (set on create). Use when the customer has multiple balances for the same feature.",
     )
-    next_reset_at: float | None = Field(
+    next_reset_at: int | float | None = Field(
         None,
         description="The next reset time for the balance. If there are multiple breakdowns, this will update the breakdown with the next reset time.",
     )
@@ -1265,7 +1279,7 @@ class UpdateSubscriptionRecalculateBalances(AutumnModel):
 class UsageAlert(AutumnModel):
     feature_id: str | None = Field(None, description="The feature ID this alert applies to.")
     enabled: bool | None = Field(None, description="Whether this usage alert is enabled.")
-    threshold: float = Field(
+    threshold: int | float = Field(
         ...,
         description="The threshold value that triggers the alert. For usage or remaining, this is an absolute count. For usage_percentage or remaining_percentage, this is a percentage (0-100).",
         ge=0.0,
@@ -1324,12 +1338,12 @@ class VercelWebhooksEvent(AutumnModel):
 class AutoTopup(AutumnModel):
     feature_id: str = Field(..., description="The ID of the feature (credit balance) to auto top-up.")
     enabled: bool | None = Field(None, description="Whether auto top-up is enabled.")
-    threshold: float = Field(
+    threshold: int | float = Field(
         ...,
         description="When the balance drops below this threshold, an auto top-up will be purchased.",
         ge=0.0,
     )
-    quantity: float = Field(..., description="Amount of credits to add per auto top-up.", ge=1.0)
+    quantity: int | float = Field(..., description="Amount of credits to add per auto top-up.", ge=1.0)
     purchase_limit: AutoTopupPurchaseLimit | None = Field(
         None, description="Optional rate limit to cap how often auto top-ups occur."
     )
@@ -1343,10 +1357,10 @@ class BalanceBreakdown(AutumnModel):
     plan_id: str | None = Field(
         ..., description="The plan ID this balance originates from, or null for standalone balances."
     )
-    included_grant: float = Field(..., description="Amount granted from the plan's included usage.")
-    prepaid_grant: float = Field(..., description="Amount granted from prepaid purchases or top-ups.")
-    remaining: float = Field(..., description="Remaining balance available for use.")
-    usage: float = Field(..., description="Amount consumed in the current period.")
+    included_grant: int | float = Field(..., description="Amount granted from the plan's included usage.")
+    prepaid_grant: int | float = Field(..., description="Amount granted from prepaid purchases or top-ups.")
+    remaining: int | float = Field(..., description="Remaining balance available for use.")
+    usage: int | float = Field(..., description="Amount consumed in the current period.")
     unlimited: bool = Field(..., description="Whether this balance has unlimited usage.")
     reset: BalanceBreakdownReset | None = Field(
         ..., description="Reset configuration for this balance, or null if no reset."
@@ -1354,7 +1368,7 @@ class BalanceBreakdown(AutumnModel):
     price: BalanceBreakdownPrice | None = Field(
         ..., description="Pricing configuration if this balance has usage-based pricing."
     )
-    expires_at: float | None = Field(
+    expires_at: int | float | None = Field(
         ..., description="Timestamp when this balance expires, or null for no expiration."
     )
 
@@ -1378,11 +1392,13 @@ class BalancesUsageAlertTriggeredEvent(AutumnModel):
 class BillingAutoTopupSucceededData(AutumnModel):
     customer_id: str = Field(..., description="The ID of the customer whose balance was topped up.")
     feature_id: str = Field(..., description="The feature ID that was automatically topped up.")
-    quantity_granted: float = Field(
+    quantity_granted: int | float = Field(
         ..., description="The normalized amount of balance granted by the top-up."
     )
-    threshold: float = Field(..., description="The configured balance threshold that triggered the top-up.")
-    balance_after: float = Field(
+    threshold: int | float = Field(
+        ..., description="The configured balance threshold that triggered the top-up."
+    )
+    balance_after: int | float = Field(
         ..., description="The customer's remaining balance for the feature after the top-up."
     )
     invoice_mode: bool = Field(
@@ -1477,7 +1493,7 @@ class CreateBalanceParams(AutumnModel):
     entity_id: str | None = Field(
         None, description="The ID of the entity for entity-scoped balances (e.g., per-seat limits)."
     )
-    included_grant: float | None = Field(
+    included_grant: int | float | None = Field(
         None,
         description="The initial balance amount to grant. For metered features, this is the number of units the customer can use.",
     )
@@ -1492,7 +1508,7 @@ class CreateBalanceParams(AutumnModel):
     rollover: CreateBalanceRollover | None = Field(
         None, description="Rollover configuration for the balance."
     )
-    expires_at: float | None = Field(
+    expires_at: int | float | None = Field(
         None,
         description="Unix timestamp (milliseconds) when the balance expires. Mutually exclusive with reset.",
     )
@@ -1596,7 +1612,7 @@ class CustomerReferral(AutumnModel):
     program_id: str
     customer: CustomerReferralCustomer
     reward_applied: bool
-    created_at: float
+    created_at: int | float
 
 
 class CustomerRewards(AutumnModel):
@@ -1632,10 +1648,10 @@ class EntityData(AutumnModel):
 
 class Event(AutumnModel):
     id: str = Field(..., description="Event ID (KSUID)")
-    timestamp: float = Field(..., description="Event timestamp (epoch milliseconds)")
+    timestamp: int | float = Field(..., description="Event timestamp (epoch milliseconds)")
     feature_id: str = Field(..., description="ID of the feature that the event belongs to")
     customer_id: str = Field(..., description="Customer identifier")
-    value: float = Field(..., description="Event value/count")
+    value: int | float = Field(..., description="Event value/count")
     properties: dict[str, Any] = Field(..., description="Event properties (JSON)")
     deductions: list[TrackDeduction] | None = Field(
         ...,
@@ -1794,22 +1810,22 @@ class ListFeaturesResponse(AutumnModel):
 
 class ListOrganizationsResponse(AutumnModel):
     list: builtins.list[PlatformOrganization] | None = Field(None)
-    total: float | None = Field(None, description="Total number of organizations returned.")
-    limit: float | None = Field(None, description="Limit used in the query.")
-    offset: float | None = Field(None, description="Offset used in the query.")
+    total: int | float | None = Field(None, description="Total number of organizations returned.")
+    limit: int | float | None = Field(None, description="Limit used in the query.")
+    offset: int | float | None = Field(None, description="Offset used in the query.")
 
 
 class ListUsersResponse(AutumnModel):
     list: builtins.list[PlatformUser] | None = Field(None)
-    total: float | None = Field(None, description="Total number of users returned.")
-    limit: float | None = Field(None, description="Limit used in the query.")
-    offset: float | None = Field(None, description="Offset used in the query.")
+    total: int | float | None = Field(None, description="Total number of users returned.")
+    limit: int | float | None = Field(None, description="Limit used in the query.")
+    offset: int | float | None = Field(None, description="Offset used in the query.")
 
 
 class PlanItem(AutumnModel):
     feature_id: str = Field(..., description="The ID of the feature this item configures.")
     feature: PlanItemFeature | None = Field(None, description="The full feature object if expanded.")
-    included: float = Field(
+    included: int | float = Field(
         ...,
         description="Number of free units included. For consumable features, balance resets to this number each interval.",
     )
@@ -1836,7 +1852,7 @@ class PlanItemPriceParams(AutumnModel):
     Pricing for usage beyond included units. Omit for free features.
     """
 
-    amount: float | None = Field(
+    amount: int | float | None = Field(
         None,
         description="Price per billing_units after included usage. Either 'amount' or 'tiers' is required.",
     )
@@ -1847,28 +1863,28 @@ class PlanItemPriceParams(AutumnModel):
     interval: Literal["one_off", "week", "month", "quarter", "semi_annual", "year"] = Field(
         ..., description="Billing interval. For consumable features, should match reset.interval."
     )
-    interval_count: float | None = Field(
+    interval_count: int | float | None = Field(
         None, description="Number of intervals per billing cycle. Defaults to 1."
     )
-    billing_units: float | None = Field(
+    billing_units: int | float | None = Field(
         None,
         description="Units per price increment. Usage is rounded UP when billed (e.g. billing_units=100 means 101 rounds to 200).",
     )
     billing_method: Literal["prepaid", "usage_based"] = Field(
         ..., description="'prepaid' for upfront payment (seats), 'usage_based' for pay-as-you-go."
     )
-    max_purchase: float | None = Field(
+    max_purchase: int | float | None = Field(
         None,
         description="Max units purchasable beyond included. E.g. included=100, max_purchase=300 allows 400 total.",
     )
 
 
 class PlanPrice(AutumnModel):
-    amount: float = Field(..., description="Base price amount for the plan.")
+    amount: int | float = Field(..., description="Base price amount for the plan.")
     interval: Literal["one_off", "week", "month", "quarter", "semi_annual", "year"] = Field(
         ..., description="Billing interval (e.g. 'month', 'year')."
     )
-    interval_count: float | None = Field(
+    interval_count: int | float | None = Field(
         None, description="Number of intervals per billing cycle. Defaults to 1."
     )
     display: PlanPriceDisplay | None = Field(
@@ -1882,10 +1898,10 @@ class PreviewAttachLineItem(AutumnModel):
         description="The name of the line item to display to the customer if you're building a UI. It will either be the plan name or the feature name.",
     )
     description: str = Field(..., description="A detailed description of the line item.")
-    subtotal: float = Field(
+    subtotal: int | float = Field(
         ..., description="The amount in cents before discounts and tax for this line item."
     )
-    total: float = Field(
+    total: int | float = Field(
         ..., description="The final amount in cents after discounts and tax for this line item."
     )
     discounts: list[PreviewAttachLineItemDiscount] | None = Field(
@@ -1896,7 +1912,7 @@ class PreviewAttachLineItem(AutumnModel):
     period: PreviewAttachLineItemPeriod | None = Field(
         None, description="The period of time that this line item is being charged for."
     )
-    quantity: float = Field(..., description="The quantity of the line item.")
+    quantity: int | float = Field(..., description="The quantity of the line item.")
 
 
 class PreviewAttachNextCycle(AutumnModel):
@@ -1904,13 +1920,13 @@ class PreviewAttachNextCycle(AutumnModel):
     Preview of the next billing cycle, if applicable. This shows what the customer will be charged in subsequent cycles.
     """
 
-    starts_at: float = Field(
+    starts_at: int | float = Field(
         ..., description="Unix timestamp (milliseconds) when the next billing cycle starts."
     )
-    subtotal: float = Field(
+    subtotal: int | float = Field(
         ..., description="The total amount in cents before discounts and tax for the next cycle."
     )
-    total: float = Field(
+    total: int | float = Field(
         ..., description="The final amount in cents after discounts and tax for the next cycle."
     )
     line_items: list[PreviewAttachLineItem] = Field(
@@ -1926,7 +1942,7 @@ class SchedulePlanItemPriceParams(AutumnModel):
     Pricing for usage beyond included units. Omit for free features.
     """
 
-    amount: float | None = Field(
+    amount: int | float | None = Field(
         None,
         description="Price per billing_units after included usage. Either 'amount' or 'tiers' is required.",
     )
@@ -1937,17 +1953,17 @@ class SchedulePlanItemPriceParams(AutumnModel):
     interval: Literal["one_off", "week", "month", "quarter", "semi_annual", "year"] = Field(
         ..., description="Billing interval. For consumable features, should match reset.interval."
     )
-    interval_count: float | None = Field(
+    interval_count: int | float | None = Field(
         None, description="Number of intervals per billing cycle. Defaults to 1."
     )
-    billing_units: float | None = Field(
+    billing_units: int | float | None = Field(
         None,
         description="Units per price increment. Usage is rounded UP when billed (e.g. billing_units=100 means 101 rounds to 200).",
     )
     billing_method: Literal["prepaid", "usage_based"] = Field(
         ..., description="'prepaid' for upfront payment (seats), 'usage_based' for pay-as-you-go."
     )
-    max_purchase: float | None = Field(
+    max_purchase: int | float | None = Field(
         None,
         description="Max units purchasable beyond included. E.g. included=100, max_purchase=300 allows 400 total.",
     )
@@ -1999,17 +2015,17 @@ class VercelResourcesProvisionedEvent(AutumnModel):
 class Balance(AutumnModel):
     feature_id: str = Field(..., description="The feature ID this balance is for.")
     feature: Feature | None = Field(None, description="The full feature object if expanded.")
-    granted: float = Field(..., description="Total balance granted (included + prepaid).")
-    remaining: float = Field(..., description="Remaining balance available for use.", ge=0.0)
-    usage: float = Field(..., description="Total usage consumed in the current period.")
+    granted: int | float = Field(..., description="Total balance granted (included + prepaid).")
+    remaining: int | float = Field(..., description="Remaining balance available for use.", ge=0.0)
+    usage: int | float = Field(..., description="Total usage consumed in the current period.")
     unlimited: bool = Field(..., description="Whether this feature has unlimited usage.")
     overage_allowed: bool = Field(
         ..., description="Whether usage beyond the granted balance is allowed (with overage charges)."
     )
-    max_purchase: float | None = Field(
+    max_purchase: int | float | None = Field(
         ..., description="Maximum quantity that can be purchased as a top-up, or null for unlimited."
     )
-    next_reset_at: float | None = Field(
+    next_reset_at: int | float | None = Field(
         ..., description="Timestamp when the balance will reset, or null for no reset."
     )
     breakdown: list[BalanceBreakdown] | None = Field(
@@ -2055,7 +2071,7 @@ class CheckPreviewProductItem(AutumnModel):
         None,
         description="Single use features are used once and then depleted, like API calls or credits. Continuous use features are those being used on an ongoing-basis, like storage or seats.",
     )
-    included_usage: float | Literal["inf"] | None = Field(
+    included_usage: int | float | Literal["inf"] | None = Field(
         None, description="The amount of usage included for this feature."
     )
     interval: Literal["minute", "hour", "day", "week", "month", "quarter", "semi_annual", "year"] | None = (
@@ -2064,8 +2080,8 @@ class CheckPreviewProductItem(AutumnModel):
             description="The reset or billing interval of the product item. If null, feature will have no reset date, and if there's a price, it will be billed one-off.",
         )
     )
-    interval_count: float | None = Field(None, description="The interval count of the product item.")
-    price: float | None = Field(
+    interval_count: int | float | None = Field(None, description="The interval count of the product item.")
+    price: int | float | None = Field(
         None, description="The price of the product item. Should be `null` if tiered pricing is set."
     )
     tiers: list[Any] | None = Field(
@@ -2079,7 +2095,9 @@ class CheckPreviewProductItem(AutumnModel):
         None,
         description="Whether the feature should be prepaid upfront or billed for how much they use end of billing period.",
     )
-    billing_units: float | None = Field(None, description="The amount per billing unit (eg. $9 / 250 units)")
+    billing_units: int | float | None = Field(
+        None, description="The amount per billing unit (eg. $9 / 250 units)"
+    )
     reset_usage_when_enabled: bool | None = Field(
         None, description="Whether the usage should be reset when the product is enabled."
     )
@@ -2089,10 +2107,10 @@ class CheckPreviewProductItem(AutumnModel):
     display: CheckPreviewProductItemDisplay | None = Field(
         None, description="The display of the product item."
     )
-    quantity: float | None = Field(
+    quantity: int | float | None = Field(
         None, description="Used in customer context. Quantity of the feature the customer has prepaid for."
     )
-    next_cycle_quantity: float | None = Field(
+    next_cycle_quantity: int | float | None = Field(
         None,
         description="Used in customer context. Quantity of the feature the customer will prepay for in the next cycle.",
     )
@@ -2119,7 +2137,7 @@ class CustomerFlag(AutumnModel):
     plan_id: str | None = Field(
         ..., description="The plan ID this flag originates from, or null for standalone flags."
     )
-    expires_at: float | None = Field(
+    expires_at: int | float | None = Field(
         ..., description="Timestamp when this flag expires, or null for no expiration."
     )
     feature_id: str = Field(..., description="The feature ID this flag is for.")
@@ -2134,7 +2152,7 @@ class Plan(AutumnModel):
         ...,
         description="Group identifier for organizing related plans. Plans in the same group are mutually exclusive.",
     )
-    version: float = Field(
+    version: int | float = Field(
         ..., description="Version number of the plan. Incremented when plan configuration changes."
     )
     add_on: bool = Field(
@@ -2155,7 +2173,7 @@ class Plan(AutumnModel):
         None,
         description="Free trial configuration. If set, new customers can try this plan before being charged.",
     )
-    created_at: float = Field(..., description="Unix timestamp (ms) when the plan was created.")
+    created_at: int | float = Field(..., description="Unix timestamp (ms) when the plan was created.")
     env: Literal["sandbox", "live"] = Field(
         ..., description="Environment this plan belongs to ('sandbox' or 'live')."
     )
@@ -2175,7 +2193,7 @@ class PlanItemParams(AutumnModel):
     """
 
     feature_id: str = Field(..., description="The ID of the feature to configure.")
-    included: float | None = Field(
+    included: int | float | None = Field(
         None,
         description="Number of free units included. Balance resets to this each interval for consumable features.",
     )
@@ -2204,15 +2222,15 @@ class PreviewAttachIncoming(AutumnModel):
     feature_quantities: list[PreviewAttachIncomingFeatureQuantity] = Field(
         ..., description="The feature quantity selections associated with this plan change."
     )
-    effective_at: float | None = Field(
+    effective_at: int | float | None = Field(
         ...,
         description="When this change takes effect, in milliseconds since the Unix epoch, or null if it applies immediately.",
     )
-    canceled_at: float | None = Field(
+    canceled_at: int | float | None = Field(
         ...,
         description="When this plan was canceled, in milliseconds since the Unix epoch, or null if it is not canceled.",
     )
-    expires_at: float | None = Field(
+    expires_at: int | float | None = Field(
         ...,
         description="When this plan expires, in milliseconds since the Unix epoch, or null if it does not expire.",
     )
@@ -2221,10 +2239,10 @@ class PreviewAttachIncoming(AutumnModel):
 class PreviewAttachResponse(AutumnModel):
     customer_id: str = Field(..., description="The ID of the customer.")
     line_items: list[PreviewAttachLineItem]
-    subtotal: float = Field(
+    subtotal: int | float = Field(
         ..., description="The total amount in cents before discounts and tax for the current billing period."
     )
-    total: float = Field(
+    total: int | float = Field(
         ..., description="The final amount in cents after discounts and tax for the current billing period."
     )
     currency: str = Field(..., description="The three-letter ISO currency code (e.g., 'usd').")
@@ -2260,10 +2278,10 @@ class PreviewUpdateResponse(AutumnModel):
     line_items: list[PreviewAttachLineItem] = Field(
         ..., description="List of line items for the current billing period."
     )
-    subtotal: float = Field(
+    subtotal: int | float = Field(
         ..., description="The total amount in cents before discounts and tax for the current billing period."
     )
-    total: float = Field(
+    total: int | float = Field(
         ..., description="The final amount in cents after discounts and tax for the current billing period."
     )
     currency: str = Field(..., description="The three-letter ISO currency code (e.g., 'usd').")
@@ -2296,7 +2314,7 @@ class SchedulePlanItemParams(AutumnModel):
     """
 
     feature_id: str = Field(..., description="The ID of the feature to configure.")
-    included: float | None = Field(
+    included: int | float | None = Field(
         None,
         description="Number of free units included. Balance resets to this each interval for consumable features.",
     )
@@ -2327,7 +2345,7 @@ class TrackResponse(AutumnModel):
     event_name: str | None = Field(
         None, description="The event name that was tracked, if event_name was used instead of feature_id."
     )
-    value: float = Field(..., description="The amount of usage that was recorded.")
+    value: int | float = Field(..., description="The amount of usage that was recorded.")
     balance: Balance | None = Field(
         ...,
         description="The updated balance for the tracked feature. Null if tracking by event_name that affects multiple features.",
@@ -2366,7 +2384,7 @@ class UpdatePlanParams(AutumnModel):
     )
     config: PlanConfig | None = Field(None, description="Miscellaneous plan-level configuration flags.")
     create_in_stripe: bool | None = None
-    version: float | None = None
+    version: int | float | None = None
     archived: bool | None = None
     new_plan_id: str | None = Field(
         None,
@@ -2406,7 +2424,7 @@ class AttachParams(AutumnModel):
         None,
         description="If this plan contains prepaid features, use this field to specify the quantity of each prepaid feature. This quantity includes the included amount and billing units defined when setting up the plan.",
     )
-    version: float | None = Field(None, description="The version of the plan to attach.")
+    version: int | float | None = Field(None, description="The version of the plan to attach.")
     customize: AttachCustomize | None = Field(
         None,
         description="Customize the plan to attach. Can override the price, items, free trial, or a combination.",
@@ -2501,8 +2519,8 @@ class CheckPreviewProduct(AutumnModel):
     archived: bool = Field(
         ..., description="Whether this product has been archived and is no longer available"
     )
-    version: float = Field(..., description="The current version of the product")
-    created_at: float = Field(
+    version: int | float = Field(..., description="The current version of the product")
+    created_at: int | float = Field(
         ..., description="The timestamp of when the product was created in milliseconds since epoch"
     )
     items: list[CheckPreviewProductItem] = Field(
@@ -2578,11 +2596,11 @@ class CreateSchedulePhasePlanCustomize(AutumnModel):
 class CustomerPurchase(AutumnModel):
     plan: Plan | None = Field(None, description="The full plan object if expanded.")
     plan_id: str = Field(..., description="The unique identifier of the purchased plan.")
-    expires_at: float | None = Field(
+    expires_at: int | float | None = Field(
         ..., description="Timestamp when the purchase expires, or null for lifetime access."
     )
-    started_at: float = Field(..., description="Timestamp when the purchase was made.")
-    quantity: float = Field(..., description="Number of units purchased.")
+    started_at: int | float = Field(..., description="Timestamp when the purchase was made.")
+    quantity: int | float = Field(..., description="Number of units purchased.")
 
 
 class CustomerSubscription(AutumnModel):
@@ -2596,21 +2614,25 @@ class CustomerSubscription(AutumnModel):
     add_on: bool = Field(..., description="Whether this is an add-on plan rather than a base subscription.")
     status: Literal["active", "scheduled"] = Field(..., description="Current status of the subscription.")
     past_due: bool = Field(..., description="Whether the subscription has overdue payments.")
-    canceled_at: float | None = Field(
+    canceled_at: int | float | None = Field(
         ..., description="Timestamp when the subscription was canceled, or null if not canceled."
     )
-    expires_at: float | None = Field(
+    expires_at: int | float | None = Field(
         ..., description="Timestamp when the subscription will expire, or null if no expiry set."
     )
-    trial_ends_at: float | None = Field(
+    trial_ends_at: int | float | None = Field(
         ..., description="Timestamp when the trial period ends, or null if not on trial."
     )
-    started_at: float = Field(..., description="Timestamp when the subscription started.")
-    current_period_start: float | None = Field(
+    started_at: int | float = Field(..., description="Timestamp when the subscription started.")
+    current_period_start: int | float | None = Field(
         ..., description="Start timestamp of the current billing period."
     )
-    current_period_end: float | None = Field(..., description="End timestamp of the current billing period.")
-    quantity: float = Field(..., description="Number of units of this subscription (for per-seat plans).")
+    current_period_end: int | float | None = Field(
+        ..., description="End timestamp of the current billing period."
+    )
+    quantity: int | float = Field(
+        ..., description="Number of units of this subscription (for per-seat plans)."
+    )
 
 
 class Entity(AutumnModel):
@@ -2618,7 +2640,7 @@ class Entity(AutumnModel):
     name: str | None = Field(..., description="The name of the entity")
     customer_id: str | None = Field(None, description="The customer ID this entity belongs to")
     feature_id: str | None = Field(None, description="The feature ID this entity belongs to")
-    created_at: float = Field(..., description="Unix timestamp when the entity was created")
+    created_at: int | float = Field(..., description="Unix timestamp when the entity was created")
     env: Literal["sandbox", "live"] = Field(..., description="The environment (sandbox/live)")
     subscriptions: list[CustomerSubscription]
     purchases: list[CustomerPurchase]
@@ -2662,7 +2684,7 @@ class PreviewAttachParams(AutumnModel):
         None,
         description="If this plan contains prepaid features, use this field to specify the quantity of each prepaid feature. This quantity includes the included amount and billing units defined when setting up the plan.",
     )
-    version: float | None = Field(None, description="The version of the plan to attach.")
+    version: int | float | None = Field(None, description="The version of the plan to attach.")
     customize: AttachCustomize | None = Field(
         None,
         description="Customize the plan to attach. Can override the price, items, free trial, or a combination.",
@@ -2756,7 +2778,7 @@ class PreviewUpdateParams(AutumnModel):
         None,
         description="If this plan contains prepaid features, use this field to specify the quantity of each prepaid feature. This quantity includes the included amount and billing units defined when setting up the plan.",
     )
-    version: float | None = Field(None, description="The version of the plan to attach.")
+    version: int | float | None = Field(None, description="The version of the plan to attach.")
     customize: AttachCustomize | None = Field(
         None,
         description="Customize the plan to attach. Can override the price, items, free trial, or a combination.",
@@ -2807,7 +2829,7 @@ class SetupPaymentParams(AutumnModel):
         None,
         description="If this plan contains prepaid features, use this field to specify the quantity of each prepaid feature. This quantity includes the included amount and billing units defined when setting up the plan.",
     )
-    version: float | None = Field(None, description="The version of the plan to attach.")
+    version: int | float | None = Field(None, description="The version of the plan to attach.")
     customize: AttachCustomize | None = Field(
         None,
         description="Customize the plan to attach. Can override the price, items, free trial, or a combination.",
@@ -2885,7 +2907,7 @@ class UpdateSubscriptionParams(AutumnModel):
         None,
         description="If this plan contains prepaid features, use this field to specify the quantity of each prepaid feature. This quantity includes the included amount and billing units defined when setting up the plan.",
     )
-    version: float | None = Field(None, description="The version of the plan to attach.")
+    version: int | float | None = Field(None, description="The version of the plan to attach.")
     customize: AttachCustomize | None = Field(
         None,
         description="Customize the plan to attach. Can override the price, items, free trial, or a combination.",
@@ -2953,7 +2975,9 @@ class CheckResponse(AutumnModel):
     entity_id: str | None = Field(
         None, description="The ID of the entity, if an entity-scoped check was performed."
     )
-    required_balance: float | None = Field(None, description="The required balance that was checked against.")
+    required_balance: int | float | None = Field(
+        None, description="The required balance that was checked against."
+    )
     balance: Balance | None = Field(
         ...,
         description="The customer's balance for this feature. Null if the customer has no balance for this feature.",
@@ -2974,7 +2998,7 @@ class CreateSchedulePhasePlan(AutumnModel):
     feature_quantities: list[FeatureQuantity] | None = Field(
         None, description="Optional prepaid feature quantities for this phase's plan."
     )
-    version: float | None = Field(None, description="Optional explicit plan version to schedule.")
+    version: int | float | None = Field(None, description="Optional explicit plan version to schedule.")
     customize: CreateSchedulePhasePlanCustomize | None = Field(
         None, description="Customize the plan to schedule. Can override the price, items, or both."
     )
@@ -2988,7 +3012,9 @@ class Customer(AutumnModel):
     id: str | None = Field(..., description="Your unique identifier for the customer.")
     name: str | None = Field(..., description="The name of the customer.")
     email: str | None = Field(..., description="The email address of the customer.")
-    created_at: float = Field(..., description="Timestamp of customer creation in milliseconds since epoch.")
+    created_at: int | float = Field(
+        ..., description="Timestamp of customer creation in milliseconds since epoch."
+    )
     fingerprint: str | None = Field(
         ...,
         description="A unique identifier (eg. serial number) to de-duplicate customers across devices or browsers. For example: apple device ID.",
@@ -3042,7 +3068,7 @@ class MultiAttachPlan(AutumnModel):
         None,
         description="If this plan contains prepaid features, use this field to specify the quantity of each prepaid feature.",
     )
-    version: float | None = Field(None, description="The version of the plan to attach.")
+    version: int | float | None = Field(None, description="The version of the plan to attach.")
     subscription_id: str | None = Field(
         None,
         description="A unique ID to identify this subscription. Useful when attaching the same plan multiple times.",
@@ -3088,7 +3114,7 @@ class PreviewMultiAttachParams(AutumnModel):
 
 
 class CreateSchedulePhase(AutumnModel):
-    starts_at: float = Field(..., description="When this phase should start, in epoch milliseconds.")
+    starts_at: int | float = Field(..., description="When this phase should start, in epoch milliseconds.")
     plans: list[CreateSchedulePhasePlan] = Field(
         ..., description="Plans to materialize for this phase.", min_length=1
     )
