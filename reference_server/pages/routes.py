@@ -149,10 +149,10 @@ class _Pages:
         hook = self.ctx.hooks.customer_now
         return hook(conn, customer_pk) if hook else self.ctx.clock.now_ms()
 
-    def _render(self, request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    def _render(self, request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         values.setdefault("hints", TEST_CARD_HINTS)
         values.setdefault("error", None)
-        return TEMPLATES.TemplateResponse(request, template, values, status_code=status)
+        return TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
 
     def _not_found(self, request: Request) -> HTMLResponse:
         return self._render(
@@ -541,7 +541,7 @@ class _Pages:
                 request,
                 "invoice.html",
                 invoice_id=row.id,
-                status=row.status,
+                invoice_status=row.status,
                 date=_date(row.created_at),
                 lines=lines,
                 total=format_money(row.total, row.currency),
