@@ -2,7 +2,8 @@
 
 ``reference`` is a session fixture (imported by the handler and browser conftests): one real
 reference server (``reference_server.testing.run_server``), seeded through the SDK with features
-whose ids contain underscores (so a blind camelCase rename would show), a free and a paid plan.
+whose ids contain underscores (so a blind camelCase rename would show), a free and a paid plan, and
+a referral program.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
 from autumn_sdk import Autumn
@@ -21,6 +23,9 @@ SEATS = "team_seats"
 """Metered, not consumable: entities are created against it."""
 FLAG = "priority_support"
 """Boolean: appears under ``flags``."""
+REFERRAL_PROGRAM = "friends_program"
+"""Referral program whose reward grants ``REFERRAL_BONUS`` API calls to both sides."""
+REFERRAL_BONUS = 25
 FREE_PLAN = "free_tier"
 PAID_PLAN = "pro_monthly"
 FREE_INCLUDED = 50
@@ -38,6 +43,25 @@ class LiveAutumn:
     @staticmethod
     def new_customer_id(prefix: str) -> str:
         return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def seed_referral_program(url: str, secret_key: str) -> None:
+    """Rewards and programs have no endpoint in the 2.3 spec: the reference server's admin calls."""
+    headers = {"Authorization": f"Bearer {secret_key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as admin:
+        admin.post(
+            "/v1/rewards.create",
+            json={
+                "id": "referral_bonus",
+                "name": "Referral bonus",
+                "type": "feature_grant",
+                "grants": [{"feature_id": FEATURE, "quantity": REFERRAL_BONUS}],
+            },
+        ).raise_for_status()
+        admin.post(
+            "/v1/referral_programs.create",
+            json={"id": REFERRAL_PROGRAM, "reward_id": "referral_bonus", "received_by": "all"},
+        ).raise_for_status()
 
 
 def seed_catalog(autumn: Autumn) -> None:
@@ -67,4 +91,5 @@ def reference() -> Iterator[LiveAutumn]:
 
     with run_server() as server, Autumn(secret_key=server.secret_key, server_url=server.url) as autumn:
         seed_catalog(autumn)
+        seed_referral_program(server.url, server.secret_key)
         yield LiveAutumn(url=server.url, secret_key=server.secret_key, autumn=autumn)

@@ -12,7 +12,18 @@ from typing import Any
 import pytest
 
 from .apps import FRAMEWORKS, HandlerClient, HandlerOptions, handler_client
-from .live import FEATURE, FLAG, FREE_INCLUDED, FREE_PLAN, PAID_PLAN, PAID_PRICE, SEATS, LiveAutumn
+from .live import (
+    FEATURE,
+    FLAG,
+    FREE_INCLUDED,
+    FREE_PLAN,
+    PAID_PLAN,
+    PAID_PRICE,
+    REFERRAL_BONUS,
+    REFERRAL_PROGRAM,
+    SEATS,
+    LiveAutumn,
+)
 
 PREFIX = "/api/autumn"
 
@@ -303,3 +314,28 @@ def test_get_entity_of_the_identified_customer_only(
     foreign = post(client, "getEntity", {"entityId": "seat_1", "customerId": customer_id}, other)
     assert foreign.status == 404
     assert foreign.json["statusCode"] == 404
+
+
+def test_referral_codes_are_created_and_redeemed_for_the_identified_customers(
+    client: HandlerClient, customer_id: str, reference: LiveAutumn
+) -> None:
+    attach_free(client, customer_id)
+    created = ok(post(client, "createReferralCode", {"programId": REFERRAL_PROGRAM}, customer_id))
+    assert created["customerId"] == customer_id
+    assert created["code"]
+    assert "createdAt" in created
+    again = ok(post(client, "createReferralCode", {"programId": REFERRAL_PROGRAM}, customer_id))
+    assert again["code"] == created["code"]
+
+    own = post(client, "redeemReferralCode", {"code": created["code"]}, customer_id)
+    assert own.status == 400
+    assert own.json["code"] == "customer_cannot_redeem_own_code"
+
+    friend = reference.new_customer_id("friend")
+    attach_free(client, friend)
+    redeemed = ok(post(client, "redeemReferralCode", {"code": created["code"]}, friend))
+    assert redeemed["customerId"] == friend
+    assert redeemed["rewardId"] == "referral_bonus"
+    assert redeemed["id"]
+    referrer = ok(post(client, "getOrCreateCustomer", {}, customer_id))
+    assert referrer["balances"][FEATURE]["remaining"] == FREE_INCLUDED + REFERRAL_BONUS
