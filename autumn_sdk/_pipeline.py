@@ -48,7 +48,7 @@ R = TypeVar("R")
 logger = logging.getLogger("autumn_sdk")
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
-"""Besides every 5xx. A 409 is retried only when it is not ``duplicate_idempotency_key``."""
+"""Besides every 5xx but 501. A 409 is retried only when it is not ``duplicate_idempotency_key``."""
 _MAX_MESSAGE_CHARS = 500
 
 
@@ -229,9 +229,12 @@ def connection_error(op: Operation, exchange: Exchange) -> APIConnectionError:
 
 
 def is_retryable_status(error: AutumnDefaultError) -> bool:
+    """Transient failures only: 408/429, 409 unless the idempotency key was reused, 5xx except 501."""
     status = error.status_code
     if status == 409:
         return error.code != "duplicate_idempotency_key"
+    if status == 501:  # Not Implemented: asking again cannot help
+        return False
     return status in RETRYABLE_STATUSES or status >= 500
 
 

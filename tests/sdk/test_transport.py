@@ -158,8 +158,8 @@ async def test_retry_after_beyond_cap_gives_up(
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-async def test_client_errors_are_not_retried(mode: str, status: int, mock: respx.MockRouter) -> None:
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 501])
+async def test_permanent_errors_are_not_retried(mode: str, status: int, mock: respx.MockRouter) -> None:
     route = mock.post("/v1/balances.check").mock(return_value=httpx.Response(status, json={"message": "no"}))
     with pytest.raises(errors.AutumnDefaultError):
         await call(make_transport(), mode, CHECK, {"customer_id": "cus_1"}, GateResult)
