@@ -46,6 +46,11 @@ def render_models(catalog: Catalog, header: str) -> str:
     if not isinstance(code, str):
         raise TypeError("datamodel-code-generator returned several modules; expected one")
     code = _widen_numbers(_restore_builtin_field_names(code))
+    renamed = re.findall(r"^ +(\w+): .*\balias=", code, flags=re.MULTILINE)
+    if renamed:
+        # AutumnModel.to_api() dumps field names, so a renamed field would go out under the wrong
+        # wire name. No field of the current specs needs it; fail loudly if a new spec does.
+        raise ValueError(f"fields renamed by the generator (wire name is not a usable identifier): {renamed}")
     names = sorted(catalog.components())
     exports = "".join(f"    {name!r},\n" for name in names)
     return f"{code.rstrip()}\n\n\n__all__ = [\n{exports}]\n"

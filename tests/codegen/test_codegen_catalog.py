@@ -9,6 +9,7 @@ import pytest
 
 from autumn_sdk import models
 from codegen.collect import collect
+from codegen.emit_models import render_models
 from codegen.naming import pascal, python_name, singular, snake
 from codegen.spec import SpecDocument
 
@@ -95,3 +96,12 @@ def test_integers_stay_integers_on_the_wire() -> None:
     assert models.TrackParams(customer_id="c", feature_id="f", value=0.5).value == 0.5
     with pytest.raises(ValueError):
         models.AutoTopup(feature_id="f", threshold=1, quantity=0)  # quantity has minimum 1
+
+
+@pytest.mark.parametrize("wire_name", ["async", "model_config", "camel-case"])
+def test_wire_names_that_cannot_be_field_names_fail_loudly(wire_name: str) -> None:
+    body = {"type": "object", "title": "KParams", "properties": {wire_name: {"type": "string"}}}
+    response = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    collection = collect([_document({"/k": _op("k", body, response)})])
+    with pytest.raises(ValueError, match="renamed by the generator"):
+        render_models(collection.catalog, "# test")
