@@ -21,7 +21,7 @@ from reference_server.engine.deduction import DeductionResult, InsufficientBalan
 from reference_server.engine.model import Controls, Feature, Source, num, r10
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, entity_not_found, feature_not_found, invalid
-from reference_server.service.catalog_ops import plan_json
+from reference_server.service.catalog_ops import product_json
 from reference_server.service.context import Ctx
 from reference_server.service.customers import catch_up, needs_maintenance, require_customer
 from reference_server.service.subscriptions import load_instances, schedule_maintenance
@@ -438,7 +438,7 @@ def _preview(cat: Catalog, conn: Connection, customer: CustomerRow, feature: Fea
         "message": message,
         "feature_id": feature.id,
         "feature_name": name,
-        "products": [plan_json(p, cat) for p in products],
+        "products": [product_json(p, cat) for p in products],
     }
 
 

@@ -424,3 +424,61 @@ def delete_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             conn.execute(update(plans).where(plans.c.pk == versions[-2].pk).values(is_latest=True))
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
     return {"success": True}
+
+
+def _legacy_feature_type(f: Feature | None) -> str | None:
+    if f is None:
+        return None
+    if f.type == "boolean":
+        return "boolean"
+    return "single_use" if f.consumable or f.type == "credit_system" else "continuous_use"
+
+
+def product_json(plan: Plan, cat: Catalog) -> dict[str, Any]:
+    """A plan in Autumn's legacy "product" shape, which check previews still use."""
+    items: list[dict[str, Any]] = []
+    if plan.price:
+        items.append({"type": "price", "price": plan.price["amount"], "interval": None
+                      if plan.price["interval"] == "one_off" else plan.price["interval"],
+                      "interval_count": plan.price.get("interval_count") or 1})
+    for it in plan.items:
+        f = cat.features.get(it["feature_id"])
+        price = it.get("price")
+        reset = it.get("reset") or {}
+        entry: dict[str, Any] = {
+            "type": "priced_feature" if price else "feature",
+            "feature_id": it["feature_id"],
+            "feature_type": _legacy_feature_type(f),
+            "included_usage": "inf" if it.get("unlimited") else it.get("included", 0),
+            "interval": reset.get("interval") if reset.get("interval") != "one_off" else None,
+            "interval_count": reset.get("interval_count") or 1,
+        }
+        if price:
+            entry["usage_model"] = "prepaid" if price["billing_method"] == "prepaid" else "pay_per_use"
+            entry["billing_units"] = price.get("billing_units", 1)
+            if price.get("tiers"):
+                entry["tiers"] = price["tiers"]
+            else:
+                entry["price"] = price.get("amount")
+        items.append(entry)
+    trial = plan.free_trial
+    return {
+        "id": plan.id,
+        "name": plan.name,
+        "group": plan.group or None,
+        "env": plan.env,
+        "is_add_on": plan.add_on,
+        "is_default": plan.auto_enable,
+        "archived": plan.archived,
+        "version": plan.version,
+        "created_at": plan.created_at,
+        "items": items,
+        "free_trial": {
+            "duration": trial.get("duration_type", "month"),
+            "length": trial["duration_length"],
+            "unique_fingerprint": False,
+            "card_required": bool(trial.get("card_required", True)),
+        } if trial else None,
+        "base_variant_id": None,
+        "properties": {"is_free": plan.is_free, "is_one_off": plan.is_one_off, "has_trial": bool(trial)},
+    }
