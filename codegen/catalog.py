@@ -120,6 +120,8 @@ class Catalog:
         self._by_key: dict[str, int] = {}
         self._root_seq = 0
         self._roots: list[int] = []
+        self.enums: dict[str, dict[str, Any]] = {}
+        """Named enum components, emitted as ``Literal`` type aliases."""
 
     # -- interning -----------------------------------------------------------------------------
 
@@ -214,9 +216,12 @@ class Catalog:
             self.shapes[shape_id].root_names.append((PRIORITY_COMPONENT, self._root_seq, component_name))
             links.append(Link(label, shape_id, variant, variants))
             out: dict[str, Any] = {"$ref": f"{SHAPE_REF}{shape_id}"}
+        elif isinstance(target.get("enum"), list) and target.get("type") == "string":
+            # A named enum component (CustomerExpand) becomes a named Literal alias.
+            self.enums.setdefault(component_name, {"type": "string", "enum": list(target["enum"])})
+            out = {"$ref": COMPONENT_REF + component_name}
         else:
-            # Scalar and enum components (CustomerId, CustomerExpand) are inlined: a wrapper class
-            # around a string helps nobody.
+            # Other scalar components (CustomerId) are inlined: an alias of ``str`` helps nobody.
             out = self.normalize(target, components, label, links, variant, variants)
         if "description" in schema:
             out["description"] = schema["description"]
@@ -433,4 +438,8 @@ class Catalog:
     def components(self) -> dict[str, Any]:
         """All shapes as OpenAPI components, in a stable order (by name)."""
         named = {self.name_of(s.id): self.resolve(s.schema) for s in self.live_shapes()}
+        clashes = set(named) & set(self.enums)
+        if clashes:
+            raise ValueError(f"enum and object share a name: {sorted(clashes)}")
+        named.update(self.enums)
         return {name: named[name] for name in sorted(named)}

@@ -39,7 +39,8 @@ def render_models(catalog: Catalog, header: str) -> str:
         disable_timestamp=True,
         use_schema_description=True,
         use_field_description=False,
-        collapse_root_models=True,
+        collapse_root_models=False,
+        use_type_alias=True,
         custom_file_header=header,
         formatters=[],
     )

@@ -82,21 +82,25 @@ def _split_top_level(annotation: str) -> list[str]:
     return [piece.strip() for piece in pieces if piece.strip()]
 
 
-def input_annotation(schema: Any) -> str:
-    """The type a caller may pass for ``schema``: models also as plain mappings, lists as sequences."""
+def input_annotation(schema: Any, aliases: frozenset[str] = frozenset()) -> str:
+    """The type a caller may pass for ``schema``: models also as plain mappings, lists as sequences.
+
+    ``aliases`` are component names that are ``Literal`` aliases rather than models.
+    """
     if not isinstance(schema, dict) or not schema:
         return "Any"
     if "$ref" in schema:
-        return f"models.{schema['$ref'][len(COMPONENT_REF) :]} | Mapping[str, Any]"
+        name = schema["$ref"][len(COMPONENT_REF) :]
+        return f"models.{name}" if name in aliases else f"models.{name} | Mapping[str, Any]"
     if "anyOf" in schema:
-        return _union(input_annotation(option) for option in schema["anyOf"])
+        return _union(input_annotation(option, aliases) for option in schema["anyOf"])
     if "const" in schema:
         return _literal([schema["const"]])
     if "enum" in schema:
         return _literal(schema["enum"])
     kind = schema.get("type")
     if isinstance(kind, list):
-        return _union(input_annotation({**schema, "type": item}) for item in kind)
+        return _union(input_annotation({**schema, "type": item}, aliases) for item in kind)
     if kind == "null":
         return "None"
     if kind == "string":
@@ -108,10 +112,11 @@ def input_annotation(schema: Any) -> str:
     if kind == "boolean":
         return "bool"
     if kind == "array":
-        return f"Sequence[{input_annotation(schema.get('items', {}))}]"
+        return f"Sequence[{input_annotation(schema.get('items', {}), aliases)}]"
     if kind == "object":
         values = schema.get("additionalProperties")
-        return f"Mapping[str, {input_annotation(values) if isinstance(values, dict) else 'Any'}]"
+        value_type = input_annotation(values, aliases) if isinstance(values, dict) else "Any"
+        return f"Mapping[str, {value_type}]"
     return "Any"
 
 
@@ -144,7 +149,7 @@ def _method(catalog: Catalog, op: OperationInfo) -> Method:
             Param(
                 wire=name,
                 python=python_name(name),
-                annotation=input_annotation(props[name]),
+                annotation=input_annotation(props[name], frozenset(catalog.enums)),
                 required=name in required,
             )
             for name in ordered

@@ -7,6 +7,7 @@ import builtins
 from typing import Any, Literal
 
 from pydantic import Field
+from typing_extensions import TypeAliasType
 
 from autumn_sdk._model import AutumnModel
 
@@ -457,6 +458,24 @@ class CustomerEntity(AutumnModel):
     env: Literal["sandbox", "live"] = Field(..., description="The environment (sandbox/live)")
 
 
+CustomerExpand = TypeAliasType(
+    "CustomerExpand",
+    Literal[
+        "invoices",
+        "trials_used",
+        "rewards",
+        "entities",
+        "referrals",
+        "payment_method",
+        "subscriptions.plan",
+        "purchases.plan",
+        "balances.feature",
+        "flags.feature",
+        "billing_controls.auto_topups.purchase_limit",
+    ],
+)
+
+
 class CustomerInvoice(AutumnModel):
     plan_ids: list[str] = Field(..., description="Array of plan IDs included in this invoice")
     stripe_id: str = Field(..., description="The Stripe invoice ID")
@@ -693,24 +712,7 @@ class GenerateOAuthURLResponse(AutumnModel):
 
 class GetCustomerParams(AutumnModel):
     customer_id: str = Field(..., description="ID of the customer to fetch")
-    expand: (
-        list[
-            Literal[
-                "invoices",
-                "trials_used",
-                "rewards",
-                "entities",
-                "referrals",
-                "payment_method",
-                "subscriptions.plan",
-                "purchases.plan",
-                "balances.feature",
-                "flags.feature",
-                "billing_controls.auto_topups.purchase_limit",
-            ]
-        ]
-        | None
-    ) = Field(
+    expand: list[CustomerExpand] | None = Field(
         None,
         description="Expand related customer data like invoices or entities, or expand nested objects like balances.feature, flags.feature, subscriptions.plan, and purchases.plan.",
     )
@@ -1760,24 +1762,7 @@ class GetOrCreateCustomerParams(AutumnModel):
         None, description="Billing controls for the customer (auto top-ups, etc.)"
     )
     config: CustomerConfig | None = Field(None, description="Miscellaneous configurations for the customer.")
-    expand: (
-        list[
-            Literal[
-                "invoices",
-                "trials_used",
-                "rewards",
-                "entities",
-                "referrals",
-                "payment_method",
-                "subscriptions.plan",
-                "purchases.plan",
-                "balances.feature",
-                "flags.feature",
-                "billing_controls.auto_topups.purchase_limit",
-            ]
-        ]
-        | None
-    ) = Field(
+    expand: list[CustomerExpand] | None = Field(
         None,
         description="Fields to expand in the returned customer response, such as subscriptions.plan, purchases.plan, balances.feature, or flags.feature.",
     )
@@ -3253,6 +3238,7 @@ __all__ = [
     "CustomerConfig",
     "CustomerData",
     "CustomerEntity",
+    "CustomerExpand",
     "CustomerFlag",
     "CustomerInvoice",
     "CustomerProcessors",

@@ -44,22 +44,7 @@ class Customers(SyncResource):
         send_email_receipts: bool | NotGiven = NOT_GIVEN,
         billing_controls: models.BillingControlsParams | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         config: models.CustomerConfig | Mapping[str, Any] | NotGiven = NOT_GIVEN,
-        expand: Sequence[
-            Literal[
-                "invoices",
-                "trials_used",
-                "rewards",
-                "entities",
-                "referrals",
-                "payment_method",
-                "subscriptions.plan",
-                "purchases.plan",
-                "balances.feature",
-                "flags.feature",
-                "billing_controls.auto_topups.purchase_limit",
-            ]
-        ]
-        | NotGiven = NOT_GIVEN,
+        expand: Sequence[models.CustomerExpand] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Creates a customer if they do not exist, or returns the existing customer by your external
@@ -99,22 +84,7 @@ class Customers(SyncResource):
         send_email_receipts: bool | NotGiven = NOT_GIVEN,
         billing_controls: models.BillingControlsParams | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         config: models.CustomerConfig | Mapping[str, Any] | NotGiven = NOT_GIVEN,
-        expand: Sequence[
-            Literal[
-                "invoices",
-                "trials_used",
-                "rewards",
-                "entities",
-                "referrals",
-                "payment_method",
-                "subscriptions.plan",
-                "purchases.plan",
-                "balances.feature",
-                "flags.feature",
-                "billing_controls.auto_topups.purchase_limit",
-            ]
-        ]
-        | NotGiven = NOT_GIVEN,
+        expand: Sequence[models.CustomerExpand] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Creates a customer if they do not exist, or returns the existing customer by your external
@@ -144,22 +114,7 @@ class Customers(SyncResource):
         self,
         *,
         customer_id: str,
-        expand: Sequence[
-            Literal[
-                "invoices",
-                "trials_used",
-                "rewards",
-                "entities",
-                "referrals",
-                "payment_method",
-                "subscriptions.plan",
-                "purchases.plan",
-                "balances.feature",
-                "flags.feature",
-                "billing_controls.auto_topups.purchase_limit",
-            ]
-        ]
-        | NotGiven = NOT_GIVEN,
+        expand: Sequence[models.CustomerExpand] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Fetches a customer by ID, optionally expanding related data such as invoices or entities."""
@@ -171,22 +126,7 @@ class Customers(SyncResource):
         self,
         *,
         customer_id: str,
-        expand: Sequence[
-            Literal[
-                "invoices",
-                "trials_used",
-                "rewards",
-                "entities",
-                "referrals",
-                "payment_method",
-                "subscriptions.plan",
-                "purchases.plan",
-                "balances.feature",
-                "flags.feature",
-                "billing_controls.auto_topups.purchase_limit",
-            ]
-        ]
-        | NotGiven = NOT_GIVEN,
+        expand: Sequence[models.CustomerExpand] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Fetches a customer by ID, optionally expanding related data such as invoices or entities."""
@@ -414,22 +354,7 @@ class AsyncCustomers(AsyncResource):
         send_email_receipts: bool | NotGiven = NOT_GIVEN,
         billing_controls: models.BillingControlsParams | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         config: models.CustomerConfig | Mapping[str, Any] | NotGiven = NOT_GIVEN,
-        expand: Sequence[
-            Literal[
-                "invoices",
-                "trials_used",
-                "rewards",
-                "entities",
-                "referrals",
-                "payment_method",
-                "subscriptions.plan",
-                "purchases.plan",
-                "balances.feature",
-                "flags.feature",
-                "billing_controls.auto_topups.purchase_limit",
-            ]
-        ]
-        | NotGiven = NOT_GIVEN,
+        expand: Sequence[models.CustomerExpand] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Creates a customer if they do not exist, or returns the existing customer by your external
@@ -459,22 +384,7 @@ class AsyncCustomers(AsyncResource):
         self,
         *,
         customer_id: str,
-        expand: Sequence[
-            Literal[
-                "invoices",
-                "trials_used",
-                "rewards",
-                "entities",
-                "referrals",
-                "payment_method",
-                "subscriptions.plan",
-                "purchases.plan",
-                "balances.feature",
-                "flags.feature",
-                "billing_controls.auto_topups.purchase_limit",
-            ]
-        ]
-        | NotGiven = NOT_GIVEN,
+        expand: Sequence[models.CustomerExpand] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Fetches a customer by ID, optionally expanding related data such as invoices or entities."""

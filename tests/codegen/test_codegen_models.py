@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import re
+from typing import get_args
 
-from pydantic import BaseModel
+import pytest
+from pydantic import BaseModel, ValidationError
 
 from autumn_sdk import models
 from autumn_sdk._generated import operations as ops
@@ -24,7 +26,15 @@ def test_every_generated_class_is_an_autumn_model_and_exported() -> None:
     assert len(MODEL_CLASSES) > 150
     for model in MODEL_CLASSES.values():
         assert issubclass(model, AutumnModel)
-    assert sorted(MODEL_CLASSES) == sorted(models.__all__)
+    assert sorted([*MODEL_CLASSES, "CustomerExpand"]) == sorted(models.__all__)
+
+
+def test_named_enum_components_are_literal_aliases() -> None:
+    params = models.GetCustomerParams.model_validate({"customer_id": "c", "expand": ["invoices"]})
+    assert params.expand == ["invoices"]
+    with pytest.raises(ValidationError):
+        models.GetCustomerParams.model_validate({"customer_id": "c", "expand": ["nope"]})
+    assert "invoices" in get_args(models.CustomerExpand.__value__)
 
 
 def test_no_numbered_collision_names() -> None:
