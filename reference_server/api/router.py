@@ -9,6 +9,7 @@ directly on the event loop (no thread hop per statement), PostgreSQL in one work
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -114,10 +115,15 @@ def error_response(status: int, code: str, message: str, env: str, headers: dict
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
 def describe_validation_error(exc: ValidationError) -> str:
+    """Autumn's message: ``"<path>: <reason>"``, or ``"[Validation Errors] a; b"`` for several."""
     parts = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "body"
+    for err in exc.errors(include_url=False):
+        path = ".".join(_CAMEL.sub("_", str(p)).lower() if isinstance(p, str) else str(p) for p in err["loc"])
+        path = path or "body"
         reason = "is required" if err["type"] == "missing" else err["msg"]
         parts.append(f"{path}: {reason}")
     return parts[0] if len(parts) == 1 else "[Validation Errors] " + "; ".join(parts)
