@@ -38,6 +38,12 @@ NAME_OVERRIDES: dict[str, str] = {
     "CreateSchedulePhasePlanCustomizeItem": "SchedulePlanItemParams",
     "SchedulePlanItemParamsPrice": "SchedulePlanItemPriceParams",
     "CreateScheduleResponsePhase": "ScheduledPhase",
+    # Webhook payload parts, named for what they are rather than the event path.
+    "BalancesUsageAlertTriggeredDataUsageAlert": "TriggeredUsageAlert",
+    "BillingAutoTopupSucceededDataInvoice": "AutoTopupInvoice",
+    "BillingUpdatedDataPlanChange": "PlanChange",
+    "PlanChangeItemChange": "PlanItemChange",
+    "VercelResourcesProvisionedDataResource": "VercelResource",
 }
 
 VARIANT_NAMES: dict[str, str] = {

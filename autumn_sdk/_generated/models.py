@@ -101,6 +101,24 @@ class AttachResponse(AutumnModel):
     )
 
 
+class AutoTopupInvoice(AutumnModel):
+    """
+    The invoice created for the auto top-up.
+    """
+
+    stripe_id: str = Field(..., description="The Stripe invoice ID. Use this as a stable dedupe key.")
+    status: str | None = Field(
+        None,
+        description='The status of the invoice. "paid" for auto-charged top-ups; "open" for invoice-mode top-ups where credits were granted but the invoice has not yet been paid.',
+    )
+    total: int | float = Field(
+        ...,
+        description="The total amount of the invoice in the smallest currency unit (e.g. cents for USD), matching Stripe's invoice.total.",
+    )
+    currency: str = Field(..., description="The ISO currency code for the invoice.")
+    hosted_invoice_url: str | None = Field(None, description="URL to the hosted invoice page, if available.")
+
+
 class AutoTopupPurchaseLimit(AutumnModel):
     """
     Optional rate limit to cap how often auto top-ups occur.
@@ -209,18 +227,6 @@ class BalancesLimitReachedEvent(AutumnModel):
     data: BalancesLimitReachedData
 
 
-class BalancesUsageAlertTriggeredDataUsageAlert(AutumnModel):
-    """
-    Details of the usage alert that was triggered.
-    """
-
-    name: str | None = Field(None, description="User-defined label for the alert, if provided.")
-    threshold: int | float = Field(..., description="The threshold value that was crossed.")
-    threshold_type: Literal["usage", "usage_percentage", "remaining", "remaining_percentage"] = Field(
-        ..., description="Whether the threshold is an absolute usage count or a percentage."
-    )
-
-
 class BasePrice(AutumnModel):
     """
     Base recurring price for the plan. Omit for free or usage-only plans.
@@ -235,77 +241,27 @@ class BasePrice(AutumnModel):
     )
 
 
-class BillingAutoTopupSucceededDataInvoice(AutumnModel):
-    """
-    The invoice created for the auto top-up.
-    """
-
-    stripe_id: str = Field(..., description="The Stripe invoice ID. Use this as a stable dedupe key.")
-    status: str | None = Field(
-        None,
-        description='The status of the invoice. "paid" for auto-charged top-ups; "open" for invoice-mode top-ups where credits were granted but the invoice has not yet been paid.',
+class BillingAutoTopupSucceededData(AutumnModel):
+    customer_id: str = Field(..., description="The ID of the customer whose balance was topped up.")
+    feature_id: str = Field(..., description="The feature ID that was automatically topped up.")
+    quantity_granted: int | float = Field(
+        ..., description="The normalized amount of balance granted by the top-up."
     )
-    total: int | float = Field(
-        ...,
-        description="The total amount of the invoice in the smallest currency unit (e.g. cents for USD), matching Stripe's invoice.total.",
+    threshold: int | float = Field(
+        ..., description="The configured balance threshold that triggered the top-up."
     )
-    currency: str = Field(..., description="The ISO currency code for the invoice.")
-    hosted_invoice_url: str | None = Field(None, description="URL to the hosted invoice page, if available.")
-
-
-class BillingUpdatedDataPlanChangeItemChange(AutumnModel):
-    action: Literal["created", "deleted"] = Field(
-        ..., description="Whether the feature was added to or removed from the plan."
+    balance_after: int | float = Field(
+        ..., description="The customer's remaining balance for the feature after the top-up."
     )
-    feature_id: str = Field(..., description="The ID of the feature that was added or removed.")
+    invoice_mode: bool = Field(
+        ..., description="Whether the auto top-up created a send_invoice invoice instead of auto-charging."
+    )
+    invoice: AutoTopupInvoice = Field(..., description="The invoice created for the auto top-up.")
 
 
-class BillingUpdatedDataPlanChangePurchase(AutumnModel):
-    """
-    The purchase as it stands after this change. Present when the plan is a one-off purchase.
-    """
-
-    plan_id: str = Field(..., description="The ID of the customer plan.")
-    status: Literal["active", "scheduled", "expired"] = Field(
-        ..., description="The current status of the purchase on the customer."
-    )
-    expires_at: int | float | None = Field(
-        ...,
-        description="When the purchase ends, in milliseconds since the Unix epoch, or null if no expiry is set.",
-    )
-
-
-class BillingUpdatedDataPlanChangeSubscription(AutumnModel):
-    """
-    The subscription as it stands after this change. Present when the plan is billed as a recurring subscription.
-    """
-
-    plan_id: str = Field(..., description="The ID of the customer plan.")
-    status: Literal["active", "scheduled", "expired"] = Field(
-        ..., description="The current status of the subscription on the customer."
-    )
-    past_due: bool = Field(..., description="Whether the subscription has overdue payments.")
-    started_at: int | float | None = Field(
-        ..., description="When the subscription started, in milliseconds since the Unix epoch."
-    )
-    canceled_at: int | float | None = Field(
-        ...,
-        description="When the subscription was canceled, in milliseconds since the Unix epoch, or null if not canceled.",
-    )
-    expires_at: int | float | None = Field(
-        ...,
-        description="When the subscription ends, in milliseconds since the Unix epoch, or null if no expiry is set.",
-    )
-    trial_ends_at: int | float | None = Field(
-        ...,
-        description="When the trial ends, in milliseconds since the Unix epoch. Null when not actively trialing.",
-    )
-    current_period_start: int | float | None = Field(
-        ..., description="Start of the current billing period, or null if not applicable."
-    )
-    current_period_end: int | float | None = Field(
-        ..., description="End of the current billing period, or null if not applicable."
-    )
+class BillingAutoTopupSucceededEvent(AutumnModel):
+    type: Literal["billing.auto_topup_succeeded"] = Field(..., description="The webhook event type.")
+    data: BillingAutoTopupSucceededData
 
 
 class CheckLock(AutumnModel):
@@ -805,6 +761,54 @@ class OverageAllowed(AutumnModel):
     enabled: bool | None = Field(None, description="Whether overage is allowed for this feature.")
 
 
+class PlanChangePurchase(AutumnModel):
+    """
+    The purchase as it stands after this change. Present when the plan is a one-off purchase.
+    """
+
+    plan_id: str = Field(..., description="The ID of the customer plan.")
+    status: Literal["active", "scheduled", "expired"] = Field(
+        ..., description="The current status of the purchase on the customer."
+    )
+    expires_at: int | float | None = Field(
+        ...,
+        description="When the purchase ends, in milliseconds since the Unix epoch, or null if no expiry is set.",
+    )
+
+
+class PlanChangeSubscription(AutumnModel):
+    """
+    The subscription as it stands after this change. Present when the plan is billed as a recurring subscription.
+    """
+
+    plan_id: str = Field(..., description="The ID of the customer plan.")
+    status: Literal["active", "scheduled", "expired"] = Field(
+        ..., description="The current status of the subscription on the customer."
+    )
+    past_due: bool = Field(..., description="Whether the subscription has overdue payments.")
+    started_at: int | float | None = Field(
+        ..., description="When the subscription started, in milliseconds since the Unix epoch."
+    )
+    canceled_at: int | float | None = Field(
+        ...,
+        description="When the subscription was canceled, in milliseconds since the Unix epoch, or null if not canceled.",
+    )
+    expires_at: int | float | None = Field(
+        ...,
+        description="When the subscription ends, in milliseconds since the Unix epoch, or null if no expiry is set.",
+    )
+    trial_ends_at: int | float | None = Field(
+        ...,
+        description="When the trial ends, in milliseconds since the Unix epoch. Null when not actively trialing.",
+    )
+    current_period_start: int | float | None = Field(
+        ..., description="Start of the current billing period, or null if not applicable."
+    )
+    current_period_end: int | float | None = Field(
+        ..., description="End of the current billing period, or null if not applicable."
+    )
+
+
 class PlanConfig(AutumnModel):
     """
     Miscellaneous plan-level configuration flags.
@@ -853,6 +857,13 @@ class PlanFreeTrial(AutumnModel):
         None,
         description="Behavior when the trial ends. 'bill' charges the customer (default). 'revert' expires the trial and restores the customer's previous plan.",
     )
+
+
+class PlanItemChange(AutumnModel):
+    action: Literal["created", "deleted"] = Field(
+        ..., description="Whether the feature was added to or removed from the plan."
+    )
+    feature_id: str = Field(..., description="The ID of the feature that was added or removed.")
 
 
 class PlanItemFeature(AutumnModel):
@@ -1181,6 +1192,18 @@ class TrackParams(AutumnModel):
     lock: CheckLock | None = None
 
 
+class TriggeredUsageAlert(AutumnModel):
+    """
+    Details of the usage alert that was triggered.
+    """
+
+    name: str | None = Field(None, description="User-defined label for the alert, if provided.")
+    threshold: int | float = Field(..., description="The threshold value that was crossed.")
+    threshold_type: Literal["usage", "usage_percentage", "remaining", "remaining_percentage"] = Field(
+        ..., description="Whether the threshold is an absolute usage count or a percentage."
+    )
+
+
 class UpdateBalanceParams(AutumnModel):
     customer_id: str = Field(..., description="The ID of the customer.")
     feature_id: str = Field(..., description="The ID of the feature.")
@@ -1295,6 +1318,15 @@ class UsageAlert(AutumnModel):
     )
 
 
+class VercelResource(AutumnModel):
+    """
+    The resource that was provisioned.
+    """
+
+    id: str = Field(..., description="The unique identifier of the provisioned resource.")
+    name: str = Field(..., description="The display name of the provisioned resource.")
+
+
 class VercelResourcesDeletedData(AutumnModel):
     resource: CustomerProcessorsStripe = Field(..., description="The resource that was deleted.")
     installation_id: str = Field(..., description="The Vercel integration configuration ID.")
@@ -1305,13 +1337,17 @@ class VercelResourcesDeletedEvent(AutumnModel):
     data: VercelResourcesDeletedData
 
 
-class VercelResourcesProvisionedDataResource(AutumnModel):
-    """
-    The resource that was provisioned.
-    """
+class VercelResourcesProvisionedData(AutumnModel):
+    resource: VercelResource = Field(..., description="The resource that was provisioned.")
+    installation_id: str = Field(..., description="The Vercel integration configuration ID.")
+    access_token: str = Field(
+        ..., description="An access token that can be used to patch the resource's secrets."
+    )
 
-    id: str = Field(..., description="The unique identifier of the provisioned resource.")
-    name: str = Field(..., description="The display name of the provisioned resource.")
+
+class VercelResourcesProvisionedEvent(AutumnModel):
+    type: Literal["vercel.resources.provisioned"] = Field(..., description="The webhook event type.")
+    data: VercelResourcesProvisionedData
 
 
 class VercelResourcesRotateSecretsData(AutumnModel):
@@ -1381,7 +1417,7 @@ class BalancesUsageAlertTriggeredData(AutumnModel):
     entity_id: str | None = Field(
         None, description="The entity ID the alert applies to, if the usage was entity-scoped."
     )
-    usage_alert: BalancesUsageAlertTriggeredDataUsageAlert = Field(
+    usage_alert: TriggeredUsageAlert = Field(
         ..., description="Details of the usage alert that was triggered."
     )
 
@@ -1389,31 +1425,6 @@ class BalancesUsageAlertTriggeredData(AutumnModel):
 class BalancesUsageAlertTriggeredEvent(AutumnModel):
     type: Literal["balances.usage_alert_triggered"] = Field(..., description="The webhook event type.")
     data: BalancesUsageAlertTriggeredData
-
-
-class BillingAutoTopupSucceededData(AutumnModel):
-    customer_id: str = Field(..., description="The ID of the customer whose balance was topped up.")
-    feature_id: str = Field(..., description="The feature ID that was automatically topped up.")
-    quantity_granted: int | float = Field(
-        ..., description="The normalized amount of balance granted by the top-up."
-    )
-    threshold: int | float = Field(
-        ..., description="The configured balance threshold that triggered the top-up."
-    )
-    balance_after: int | float = Field(
-        ..., description="The customer's remaining balance for the feature after the top-up."
-    )
-    invoice_mode: bool = Field(
-        ..., description="Whether the auto top-up created a send_invoice invoice instead of auto-charging."
-    )
-    invoice: BillingAutoTopupSucceededDataInvoice = Field(
-        ..., description="The invoice created for the auto top-up."
-    )
-
-
-class BillingAutoTopupSucceededEvent(AutumnModel):
-    type: Literal["billing.auto_topup_succeeded"] = Field(..., description="The webhook event type.")
-    data: BillingAutoTopupSucceededData
 
 
 class BillingControls(AutumnModel):
@@ -1453,29 +1464,6 @@ class BillingControlsParams(AutumnModel):
     overage_allowed: list[OverageAllowed] | None = Field(
         None,
         description="List of overage allowed controls per feature. When enabled, usage can exceed balance.",
-    )
-
-
-class BillingUpdatedDataPlanChange(AutumnModel):
-    action: Literal["activated", "scheduled", "updated", "expired"] = Field(
-        ...,
-        description="The lifecycle action applied to this plan: activated (newly active on the customer), scheduled (queued for a future start), updated (mutated in place), or expired (ended).",
-    )
-    subscription: BillingUpdatedDataPlanChangeSubscription | None = Field(
-        None,
-        description="The subscription as it stands after this change. Present when the plan is billed as a recurring subscription.",
-    )
-    purchase: BillingUpdatedDataPlanChangePurchase | None = Field(
-        None,
-        description="The purchase as it stands after this change. Present when the plan is a one-off purchase.",
-    )
-    previous_attributes: dict[str, Any] | None = Field(
-        ...,
-        description="Sparse map of scalar fields whose values changed, holding their previous values. Null when the plan is newly activated or scheduled.",
-    )
-    item_changes: list[BillingUpdatedDataPlanChangeItemChange] = Field(
-        ...,
-        description="Features that were added to or removed from this plan. Only populated for updated plans.",
     )
 
 
@@ -1807,6 +1795,29 @@ class ListUsersResponse(AutumnModel):
     offset: int | float | None = Field(None, description="Offset used in the query.")
 
 
+class PlanChange(AutumnModel):
+    action: Literal["activated", "scheduled", "updated", "expired"] = Field(
+        ...,
+        description="The lifecycle action applied to this plan: activated (newly active on the customer), scheduled (queued for a future start), updated (mutated in place), or expired (ended).",
+    )
+    subscription: PlanChangeSubscription | None = Field(
+        None,
+        description="The subscription as it stands after this change. Present when the plan is billed as a recurring subscription.",
+    )
+    purchase: PlanChangePurchase | None = Field(
+        None,
+        description="The purchase as it stands after this change. Present when the plan is a one-off purchase.",
+    )
+    previous_attributes: dict[str, Any] | None = Field(
+        ...,
+        description="Sparse map of scalar fields whose values changed, holding their previous values. Null when the plan is newly activated or scheduled.",
+    )
+    item_changes: list[PlanItemChange] = Field(
+        ...,
+        description="Features that were added to or removed from this plan. Only populated for updated plans.",
+    )
+
+
 class PlanItem(AutumnModel):
     feature_id: str = Field(..., description="The ID of the feature this item configures.")
     feature: PlanItemFeature | None = Field(None, description="The full feature object if expanded.")
@@ -1982,21 +1993,6 @@ class UpdateEntityParams(AutumnModel):
     )
 
 
-class VercelResourcesProvisionedData(AutumnModel):
-    resource: VercelResourcesProvisionedDataResource = Field(
-        ..., description="The resource that was provisioned."
-    )
-    installation_id: str = Field(..., description="The Vercel integration configuration ID.")
-    access_token: str = Field(
-        ..., description="An access token that can be used to patch the resource's secrets."
-    )
-
-
-class VercelResourcesProvisionedEvent(AutumnModel):
-    type: Literal["vercel.resources.provisioned"] = Field(..., description="The webhook event type.")
-    data: VercelResourcesProvisionedData
-
-
 class Balance(AutumnModel):
     feature_id: str = Field(..., description="The feature ID this balance is for.")
     feature: Feature | None = Field(None, description="The full feature object if expanded.")
@@ -2027,7 +2023,7 @@ class BillingUpdatedData(AutumnModel):
     entity_id: str | None = Field(
         None, description="The ID of the entity, if the changes are scoped to a specific entity."
     )
-    plan_changes: list[BillingUpdatedDataPlanChange] = Field(
+    plan_changes: list[PlanChange] = Field(
         ..., description="The plans that were activated, scheduled, updated, or expired."
     )
     tags: list[str] = Field(
@@ -3184,6 +3180,7 @@ __all__ = [
     "AttachRequiredAction",
     "AttachResponse",
     "AutoTopup",
+    "AutoTopupInvoice",
     "AutoTopupPurchaseLimit",
     "AutoTopupPurchaseWindow",
     "AutoTopupStatus",
@@ -3195,19 +3192,13 @@ __all__ = [
     "BalancesLimitReachedData",
     "BalancesLimitReachedEvent",
     "BalancesUsageAlertTriggeredData",
-    "BalancesUsageAlertTriggeredDataUsageAlert",
     "BalancesUsageAlertTriggeredEvent",
     "BasePrice",
     "BillingAutoTopupSucceededData",
-    "BillingAutoTopupSucceededDataInvoice",
     "BillingAutoTopupSucceededEvent",
     "BillingControls",
     "BillingControlsParams",
     "BillingUpdatedData",
-    "BillingUpdatedDataPlanChange",
-    "BillingUpdatedDataPlanChangeItemChange",
-    "BillingUpdatedDataPlanChangePurchase",
-    "BillingUpdatedDataPlanChangeSubscription",
     "BillingUpdatedEvent",
     "CheckLock",
     "CheckParams",
@@ -3301,10 +3292,14 @@ __all__ = [
     "OpenCustomerPortalResponse",
     "OverageAllowed",
     "Plan",
+    "PlanChange",
+    "PlanChangePurchase",
+    "PlanChangeSubscription",
     "PlanConfig",
     "PlanCustomerEligibility",
     "PlanFreeTrial",
     "PlanItem",
+    "PlanItemChange",
     "PlanItemFeature",
     "PlanItemFilter",
     "PlanItemParams",
@@ -3349,6 +3344,7 @@ __all__ = [
     "TrackDeduction",
     "TrackParams",
     "TrackResponse",
+    "TriggeredUsageAlert",
     "UpdateBalanceParams",
     "UpdateCustomerParams",
     "UpdateEntityParams",
@@ -3360,10 +3356,10 @@ __all__ = [
     "UpdateSubscriptionParams",
     "UpdateSubscriptionRecalculateBalances",
     "UsageAlert",
+    "VercelResource",
     "VercelResourcesDeletedData",
     "VercelResourcesDeletedEvent",
     "VercelResourcesProvisionedData",
-    "VercelResourcesProvisionedDataResource",
     "VercelResourcesProvisionedEvent",
     "VercelResourcesRotateSecretsData",
     "VercelResourcesRotateSecretsEvent",
