@@ -302,6 +302,7 @@ def plan_call(
         params=params if is_query and params else None,
         timeout=config.timeout_for(op, options.get("timeout_ms")),
     )
+    debugging = config.debug_logger is not None or logger.isEnabledFor(logging.DEBUG)
     started = time.monotonic()
     retry_index = 0
     while True:
@@ -313,11 +314,12 @@ def plan_call(
         retry_after: float | None = None
         if exchange.response is not None:
             response = exchange.response
-            _debug(
-                config,
-                f"{op.http_method} {url} -> {response.status_code} in {elapsed_ms:.1f} ms "
-                f"(attempt {retry_index + 1})",
-            )
+            if debugging:
+                _debug(
+                    config,
+                    f"{op.http_method} {url} -> {response.status_code} in {elapsed_ms:.1f} ms "
+                    f"(attempt {retry_index + 1})",
+                )
             if capture is not None:
                 capture.response = response
             if response.is_success:
@@ -327,11 +329,12 @@ def plan_call(
             retryable = may_repeat and is_retryable_status(failure)
             retry_after = parse_retry_after(response.headers.get("retry-after"))
         else:
-            _debug(
-                config,
-                f"{op.http_method} {url} -> {type(exchange.error).__name__} in {elapsed_ms:.1f} ms "
-                f"(attempt {retry_index + 1})",
-            )
+            if debugging:
+                _debug(
+                    config,
+                    f"{op.http_method} {url} -> {type(exchange.error).__name__} in {elapsed_ms:.1f} ms "
+                    f"(attempt {retry_index + 1})",
+                )
             failure = connection_error(op, exchange)
             retryable = may_repeat and policy.retry_connection_errors
         if retryable:
