@@ -136,3 +136,24 @@ async def test_raw_response_views_wrap_every_method() -> None:
     async_raw = resources.AsyncAutumnAPIWithRawResponse(resources.AsyncAutumnAPI(client))
     created = await async_raw.features.create(name="F", type_="metered", feature_id="f")
     assert created.parse().id == "f"
+
+
+def test_every_fields_style_method_takes_exactly_the_params_model_fields() -> None:
+    api = resources.AutumnAPI(RecordingClient())
+    for op in ops.OPERATIONS:
+        method = getattr(getattr(api, op.group) if op.group else api, op.name)
+        parameters = inspect.signature(method).parameters
+        if op.body_style == "request":
+            assert list(parameters) == ["request", "options"], op.qualified_name
+            continue
+        assert op.params_model is not None
+        keywords = [name.removesuffix("_") for name in parameters if name != "options"]
+        assert sorted(keywords) == sorted(op.params_model.model_fields), op.qualified_name
+        for name, parameter in parameters.items():
+            if name == "options":
+                continue
+            field = op.params_model.model_fields[name.removesuffix("_")]
+            assert (parameter.default is inspect.Parameter.empty) == field.is_required(), (
+                op.qualified_name,
+                name,
+            )
