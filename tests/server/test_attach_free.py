@@ -1,0 +1,101 @@
+"""billing.attach / billing.update for plans without a price (§5.1, 5.2, 5.6 for free plans)."""
+
+from __future__ import annotations
+
+from .conftest import Api
+
+MONTH = {"interval": "month"}
+
+
+def _catalogue(api: Api) -> None:
+    api.feature("messages")
+    api.feature("seats", consumable=False)
+    api.feature("sso", "boolean")
+    api.plan("free", [{"feature_id": "messages", "included": 100, "reset": MONTH},
+                      {"feature_id": "seats", "included": 2}], auto_enable=True)
+    api.plan("team", [{"feature_id": "messages", "included": 500, "reset": MONTH},
+                      {"feature_id": "seats", "included": 10}, {"feature_id": "sso"}])
+    api.plan("boost", [{"feature_id": "messages", "included": 50}], add_on=True)
+
+
+def test_free_to_free_switch_is_immediate(api: Api) -> None:
+    _catalogue(api)
+    api.customer("u1")
+    api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats")
+    first_reset = api.balance("u1", "messages")["next_reset_at"]  # type: ignore[index]
+    api.track("u1", "messages", 30)
+    res = api("billing.attach", customer_id="u1", plan_id="team")
+    assert res == {"customer_id": "u1", "payment_url": None}
+    cust = api("customers.get", customer_id="u1")
+    assert [s["plan_id"] for s in cust["subscriptions"]] == ["team"]
+    msgs = cust["balances"]["messages"]
+    assert (msgs["granted"], msgs["usage"]) == (500, 0) and msgs["next_reset_at"] == first_reset
+    assert cust["balances"]["seats"]["usage"] == 1  # continuous usage carries over
+    assert cust["flags"]["sso"]["plan_id"] == "team"
+    err = api.error("billing.attach", customer_id="u1", plan_id="team")
+    assert (err.status, err.code) == (409, "plan_already_attached")
+
+
+def test_add_ons_stack(api: Api) -> None:
+    _catalogue(api)
+    api.customer("u1")
+    api("billing.attach", customer_id="u1", plan_id="boost")
+    api("billing.attach", customer_id="u1", plan_id="boost")
+    b = api.balance("u1", "messages")
+    assert b is not None and b["granted"] == 200 and len(b["breakdown"]) == 3
+    cust = api("customers.get", customer_id="u1")
+    assert sorted(s["plan_id"] for s in cust["subscriptions"]) == ["boost", "boost", "free"]
+
+
+def test_cancel_brings_default_back_and_uncancel(api: Api) -> None:
+    _catalogue(api)
+    api.customer("u1")
+    api("billing.attach", customer_id="u1", plan_id="team")
+    api("billing.update", customer_id="u1", plan_id="team", cancel_action="cancel_immediately")
+    cust = api("customers.get", customer_id="u1")
+    assert [s["plan_id"] for s in cust["subscriptions"]] == ["free"]
+    assert cust["balances"]["messages"]["granted"] == 100
+    err = api.error("billing.update", customer_id="u1", plan_id="team", cancel_action="cancel_immediately")
+    assert (err.status, err.code) == (404, "cus_product_not_found")
+    api("billing.update", customer_id="u1", plan_id="free", cancel_action="uncancel")
+
+
+def test_attach_errors_and_entity_scope(api: Api) -> None:
+    _catalogue(api)
+    api.customer("u1")
+    assert api.error("billing.attach", customer_id="ghost", plan_id="team").code == "customer_not_found"
+    assert api.error("billing.attach", customer_id="u1", plan_id="ghost").code == "product_not_found"
+    assert api.error("billing.attach", customer_id="u1", plan_id="team", entity_id="ghost").code == \
+        "entity_not_found"
+    api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats")
+    api("billing.attach", customer_id="u1", plan_id="team", entity_id="e1")
+    ent = api("entities.get", customer_id="u1", entity_id="e1")
+    assert [s["plan_id"] for s in ent["subscriptions"]] == ["team"]
+    assert ent["balances"]["messages"]["granted"] == 600  # entity's 500 + the customer's shared 100
+    assert [s["plan_id"] for s in api("customers.get", customer_id="u1")["subscriptions"]] == ["free"]
+
+
+def test_priced_plans_go_to_paid_billing(api: Api) -> None:
+    _catalogue(api)
+    api.plan("pro", [{"feature_id": "messages", "included": 1000, "reset": MONTH}],
+             price={"amount": 20, "interval": "month"})
+    api.customer("u1")
+    r = api.raw("/v1/billing.attach", {"customer_id": "u1", "plan_id": "pro"})
+    billing = api.server.app.state.billing
+    if "billing.attach" in billing.handlers:
+        assert r.status_code in (200, 201), r.text
+    else:
+        assert r.status_code == 501 and r.json()["code"] == "not_implemented"
+
+
+def test_customer_eligibility(api: Api) -> None:
+    _catalogue(api)
+    api.plan("pro", [{"feature_id": "messages", "included": 1000, "reset": MONTH}],
+             price={"amount": 20, "interval": "month"}, free_trial={"duration_length": 7, "duration_type": "day"})
+    api.customer("u1")
+    plans = {p["id"]: p["customer_eligibility"] for p in api("plans.list", customer_id="u1")["list"]}
+    assert plans["free"]["attach_action"] == "none" and plans["free"]["status"] == "active"
+    assert plans["team"]["attach_action"] == "upgrade"
+    assert plans["boost"]["attach_action"] == "activate"
+    assert plans["pro"]["attach_action"] == "upgrade" and plans["pro"]["trial_available"] is True
+    assert api("plans.get", plan_id="team", customer_id="u1")["customer_eligibility"]["attach_action"] == "upgrade"
