@@ -5,7 +5,9 @@ duplicates (``Interval3`` ... ``Interval80``). Here every inline object schema i
 *structure* (descriptions, titles and examples ignored), so one shape becomes one class however
 many operations repeat it, and each shape is then named once, top-down, from the most meaningful
 place it occurs: a component name, a request title, an operation's response, a webhook event, a
-nested ``title``, or finally its parent's name plus the property that holds it.
+nested ``title``, or finally its parent's name plus the property that holds it. A shape that is
+a component minus some optional fields (``customers.update`` returns a customer without the
+expandable lists) is served by that component's class.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ SHAPE_REF = "#/shape/"
 
 COMPONENT_REF = "#/components/schemas/"
 
-# Schema keywords that carry no structure for the generated models.
+# Schema keywords that carry no structure for the generated models. ``default`` is dropped on
+# purpose: every optional field defaults to None, so "not sent" never turns into the server's
+# default on the wire (``to_api()`` sends only what was set) and responses don't invent values.
 _DROPPED_KEYWORDS = frozenset(
     {"title", "example", "examples", "default", "propertyNames", "prefixItems", "readOnly", "writeOnly"}
 )
@@ -46,6 +50,8 @@ _DROPPED_FORMATS = frozenset({"email", "uri", "url"})
 # becomes ``AttachCustomize``), unless that collides.
 _ROLE_SUFFIXES = ("Params", "Response", "Request", "Event")
 
+# A shape is absorbed into a component only when it is that component minus optional fields and
+# still has at least this many fields (so tiny shapes like {"success"} never get swallowed).
 _MIN_ABSORBED_FIELDS = 3
 
 PRIORITY_COMPONENT = 0
