@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from reference_server.api.billing import BillingRegistry
+from reference_server.api.billing import AppExtension, BillingRegistry
 from reference_server.api.ratelimit import Limit, RateLimiter
 from reference_server.api.router import Dispatcher, build_routes
 from reference_server.clock import Clock, SystemClock
@@ -78,6 +78,7 @@ def create_app(
     (billing or _default_billing)(registry)
     if registry.invoice_lister is not None:
         state.extras["invoice_lister"] = registry.invoice_lister
+    extension = registry.app_setup(state) if registry.app_setup is not None else AppExtension()
     limiter: RateLimiter | None = None
     if rate_limits:
         limiter = RateLimiter()
@@ -94,11 +95,20 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        for start in extension.on_startup:
+            start()
         yield
+        for stop in extension.on_shutdown:
+            stop()
         db.dispose()
 
     app = Starlette(
-        routes=[Route("/", root, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"]), *routes],
+        routes=[
+            Route("/", root, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            *routes,
+            *extension.routes,
+        ],
         lifespan=lifespan,
     )
     app.state.autumn = state

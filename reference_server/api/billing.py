@@ -25,9 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.routing import BaseRoute
+
 from reference_server.errors import AutumnError
 from reference_server.service import attach_free
-from reference_server.service.context import Ctx
+from reference_server.service.context import AppState, Ctx
 
 Handler = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
 
@@ -53,9 +55,19 @@ def missing(operation: str) -> AutumnError:
 
 
 @dataclass
+class AppExtension:
+    """What paid billing adds to the app: its pages and background work started with the app."""
+
+    routes: list[BaseRoute] = field(default_factory=list)
+    on_startup: list[Callable[[], None]] = field(default_factory=list)
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass
 class BillingRegistry:
     handlers: dict[str, Handler] = field(default_factory=dict)
     invoice_lister: Callable[..., list[dict[str, Any]]] | None = None
+    app_setup: Callable[[AppState], AppExtension] | None = None
 
     def register(self, operation: str, handler: Handler) -> None:
         if operation not in PAID_OPERATIONS:

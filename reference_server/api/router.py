@@ -239,7 +239,8 @@ class Dispatcher:
                         return error_response(400, "invalid_inputs", "Request body is not valid JSON", env)
                 if not isinstance(raw, dict):
                     return error_response(400, "invalid_inputs", "Request body must be a JSON object", env)
-            extra = {"_base_url": str(request.base_url)} if ep.name == "platform.generate_oauth_url" else {}
+            wants_url = ep.name == "platform.generate_oauth_url" or ep.name.startswith("billing.")
+            extra = {"_base_url": str(request.base_url)} if wants_url else {}
             args = (ep, raw, request.headers.get("authorization"), request.headers.get("idempotency-key"), extra)
             try:
                 if sqlite:

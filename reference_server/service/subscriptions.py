@@ -321,6 +321,9 @@ def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: Customer
     due = customer.maintenance_due_at
     if due is None or due > now:
         return
+    billing = ctx.state.extras.get("billing_maintenance")
+    if billing is not None:  # paid billing: renewals, trial ends, period-end switches (payments.flows)
+        billing(ctx, conn, cat, customer, now)  # type: ignore[operator]
     instances = load_instances(conn, customer.pk)
     # Expire ended instances first, then start scheduled ones, in time order.
     for inst in sorted(instances, key=lambda i: (i.expires_at or 0)):
@@ -366,6 +369,11 @@ def _next_due(conn: Connection, customer_pk: int) -> int | None:
             )
         ).scalar(),
         conn.execute(select(func.min(locks.c.expires_at)).where(locks.c.customer_pk == customer_pk)).scalar(),
+        conn.execute(
+            select(func.min(customer_plans.c.current_period_end)).where(
+                customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active"
+            )
+        ).scalar(),
     ]
     present = [int(c) for c in candidates if c is not None]
     return min(present) if present else None

@@ -144,6 +144,8 @@ subscription_billing = Table(
     ),
     Column("anchor_at", BigInteger),
     Column("prepaid_quantities", JSON, nullable=False),  # feature_id -> decimal string
+    # The plan as attached when ``customize`` changed it (renewals bill this, not the catalogue).
+    Column("custom_plan", JSON),
     Column("past_due", Boolean, nullable=False, default=False),
     Column("processor_subscription_id", String(255)),
     Column("updated_at", BigInteger, nullable=False),

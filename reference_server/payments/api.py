@@ -1,0 +1,769 @@
+"""The paid billing operations, registered with the core's :class:`BillingRegistry`.
+
+``create_app`` calls :func:`register`, which plugs in attach/update/previews/multi-attach/schedules,
+setup-payment and portal sessions, the invoice list for ``expand: ["invoices"]``, the hosted pages, the
+renewal maintenance hook and the webhook delivery worker.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from reference_server.api.billing import AppExtension, BillingRegistry
+from reference_server.clock import Clock
+from reference_server.engine.billing import (
+    AttachQuote,
+    BillingRuleError,
+    ChangeKind,
+    FreeTrial,
+    TrialChoice,
+    choose_trial,
+    quantities_from_api,
+    quote_attach,
+    quote_cancel,
+    quote_quantity_change,
+)
+from reference_server.engine.billing.checkout import checkout_type, needs_checkout
+from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.engine.billing.preview import (
+    attach_preview_body,
+    outgoing_json,
+    preview_body,
+)
+from reference_server.engine.billing.quotes import check_multi_attach, combine_due
+from reference_server.errors import AutumnError, invalid
+from reference_server.pages import BillingHooks, PagesContext, billing_page_routes
+from reference_server.service.attach_free import resolve_attach, resolve_update
+from reference_server.service.context import AppState, Ctx, Tenant
+from reference_server.service.customers import require_customer
+from reference_server.service.subscriptions import (
+    activate_plan,
+    expire_instance,
+    load_instances,
+    schedule_maintenance,
+)
+from reference_server.store.billing_tables import subscription_billing
+from reference_server.store.catalog import Catalog
+from reference_server.store.subjects import CustomerRow, get_entity
+from reference_server.store.tables import balance_sources, customer_plans, customers, organizations
+from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
+
+from .convert import customized_plan, engine_plan, engine_subscription, instance_plan
+from .flows import (
+    AttachState,
+    activate_default,
+    apply_attach,
+    change,
+    charge_draft,
+    customer_ref,
+    emit_billing_updated,
+    expire_scheduled_in_group,
+    group_default,
+    run_billing_maintenance,
+    save_billing_state,
+    trial_used,
+)
+from .local import LocalProcessor
+from .processor import ChargeOutcome, PaymentProcessor
+from .records import InvoiceRecord, PaymentMethodInfo, SessionRecord, invoice_record
+from .sessions import create_checkout_session, create_portal_session, create_setup_session
+
+PROCESSOR_KEY = "payment_processor"
+BASE_URL_KEY = "billing_base_url"
+
+
+# -- configuration ---------------------------------------------------------------------------------------
+
+
+def processor_from_env() -> PaymentProcessor:
+    """Local unless ``AUTUMN_PAYMENT_PROCESSOR=stripe`` (``STRIPE_SECRET_KEY``, optional ``STRIPE_API_BASE``)."""
+    if os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local") == "stripe":
+        from .stripe_processor import StripeProcessor
+
+        return StripeProcessor(os.environ["STRIPE_SECRET_KEY"], os.environ.get("STRIPE_API_BASE"))
+    return LocalProcessor()
+
+
+def processor_for(state: AppState) -> PaymentProcessor:
+    processor = state.extras.get(PROCESSOR_KEY)
+    if processor is None:
+        processor = processor_from_env()
+        state.extras[PROCESSOR_KEY] = processor
+    return processor  # type: ignore[return-value]
+
+
+def _base_url(ctx: Ctx, body: dict[str, Any]) -> str:
+    """The public URL the request came in on (remembered for renewals, which have no request)."""
+    given = body.pop("_base_url", None)
+    if given:
+        ctx.state.extras[BASE_URL_KEY] = str(given).rstrip("/")
+    return str(
+        ctx.state.extras.get(BASE_URL_KEY) or os.environ.get("AUTUMN_PUBLIC_URL") or "http://127.0.0.1"
+    )
+
+
+def _rule(exc: BillingRuleError) -> AutumnError:
+    return AutumnError(exc.status, exc.code, exc.message)
+
+
+def _response(customer: CustomerRow, entity_id: str | None, **values: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"customer_id": customer.id}
+    if entity_id is not None:
+        out["entity_id"] = entity_id
+    out.update(values)
+    return out
+
+
+# -- attach ----------------------------------------------------------------------------------------------
+
+
+def _trial_for(conn: Connection, state: AttachState) -> TrialChoice | None:
+    customize = state.body.get("customize") or {}
+    skip = "free_trial" in customize and customize["free_trial"] is None
+    eplan = engine_plan(state.plan, state.cat)
+    override: FreeTrial | None = eplan.free_trial if customize.get("free_trial") else None
+    used = trial_used(conn, state.customer.pk, state.plan.id)
+    return choose_trial(eplan, state.now, used, override=override, skip_trial=skip)
+
+
+def prepare_attach(
+    ctx: Ctx, conn: Connection, body: dict[str, Any]
+) -> tuple[AttachState, AttachQuote, TrialChoice | None]:
+    """Resolve and price one attach (shared by attach, previews, multi-attach and checkout completion)."""
+    cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, body)
+    customize = body.get("customize")
+    plan = customized_plan(plan, customize)
+    state = AttachState(
+        ctx, conn, cat, customer, entity, plan, bool(customize), current, instances, now, body
+    )
+    if body.get("subscription_id") and any(i.subscription_id == body["subscription_id"] for i in instances):
+        raise AutumnError(
+            409,
+            "subscription_id_already_exists",
+            f"Subscription id {body['subscription_id']} is already used by this customer",
+        )
+    current_sub = engine_subscription(conn, cat, current) if current is not None else None
+    trial = _trial_for(conn, state)
+    try:
+        quote = quote_attach(
+            current_sub,
+            engine_plan(plan, cat),
+            now,
+            quantities_from_api(body.get("feature_quantities")),
+            trial,
+            proration_behavior=str(body.get("proration_behavior") or "prorate_immediately"),
+            plan_schedule=body.get("plan_schedule"),
+        )
+    except BillingRuleError as exc:
+        raise _rule(exc) from exc
+    if quote.kind is ChangeKind.DOWNGRADE or quote.trial_ends_at is None:
+        trial = None
+    return state, quote, trial
+
+
+def _redirect(
+    ctx: Ctx, state: AttachState, quote: AttachQuote, trial: TrialChoice | None
+) -> tuple[bool, bool]:
+    """(needs checkout, has a payment method)."""
+    processor = processor_for(ctx.state)
+    pm = processor.default_payment_method(state.conn, customer_ref(state.customer))
+    redirect = needs_checkout(
+        engine_plan(state.plan, state.cat),
+        quote,
+        pm is not None,
+        str(state.body.get("redirect_mode") or "if_required"),
+        trial.card_required if trial else True,
+        invoice_mode=bool(state.body.get("invoice_mode")),
+    )
+    return redirect, pm is not None
+
+
+def _action(ctx: Ctx, op: str, body: dict[str, Any]) -> dict[str, Any]:
+    clean = {k: v for k, v in body.items() if not k.startswith("_")}
+    return {
+        "op": op,
+        "body": clean,
+        "org_pk": ctx.tenant.org_pk,
+        "env": ctx.tenant.env,
+        "reason": op,
+        "entity_id": body.get("entity_id"),
+    }
+
+
+def _failed_payment(
+    ctx: Ctx,
+    conn: Connection,
+    customer: CustomerRow,
+    outcome: ChargeOutcome,
+    draft: InvoiceDraft,
+    action: dict[str, Any],
+    now: int,
+    base_url: str,
+    success_url: str | None,
+    entity_id: str | None,
+) -> dict[str, Any]:
+    """A charge that needs the customer: hand out a checkout page that collects this invoice."""
+    invoice_pk = outcome.invoice.pk if outcome.invoice is not None else None
+    _, url = create_checkout_session(conn, customer.pk, draft, action, now, base_url, success_url, invoice_pk)
+    out = _response(customer, entity_id, payment_url=url, required_action=outcome.required_action())
+    if outcome.invoice is not None:
+        out["invoice"] = invoice_record(conn, outcome.invoice.pk).to_api()
+    return out
+
+
+def attach_in(
+    ctx: Ctx, conn: Connection, body: dict[str, Any], base_url: str, paid: bool = False
+) -> dict[str, Any]:
+    """Attach inside ``conn``'s transaction; ``paid`` means a checkout already collected the money."""
+    state, quote, trial = prepare_attach(ctx, conn, body)
+    entity_id = state.entity.id if state.entity else None
+    invoice = None
+    if not paid:
+        redirect, _ = _redirect(ctx, state, quote, trial)
+        action = _action(ctx, "attach", body)
+        if redirect:
+            _, url = create_checkout_session(
+                conn, state.customer.pk, quote.due_now, action, state.now, base_url, body.get("success_url")
+            )
+            return _response(state.customer, entity_id, payment_url=url)
+        outcome = charge_draft(
+            processor_for(ctx.state),
+            conn,
+            state.customer,
+            quote.due_now,
+            quote.kind.value,
+            state.now,
+            base_url,
+            state.entity,
+        )
+        if outcome is not None and not outcome.succeeded:
+            return _failed_payment(
+                ctx,
+                conn,
+                state.customer,
+                outcome,
+                quote.due_now,
+                action,
+                state.now,
+                base_url,
+                body.get("success_url"),
+                entity_id,
+            )
+        invoice = outcome.invoice if outcome is not None else None
+    changes = apply_attach(state, quote, trial)
+    emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
+    out = _response(state.customer, entity_id, payment_url=None)
+    if invoice is not None:
+        out["invoice"] = invoice.to_api()
+    return out
+
+
+def paid_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    base_url = _base_url(ctx, body)
+    with ctx.db.write() as conn:
+        return attach_in(ctx, conn, body, base_url)
+
+
+def _outgoing_quantities(conn: Connection, state: AttachState) -> dict[str, dict[str, Decimal]]:
+    if state.current is None:
+        return {}
+    sub = engine_subscription(conn, state.cat, state.current)
+    return {state.current.plan_id: dict(sub.prepaid_quantities)} if sub else {}
+
+
+def preview_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    _base_url(ctx, body)
+    with ctx.db.write() as conn:
+        state, quote, trial = prepare_attach(ctx, conn, body)
+        redirect, has_pm = _redirect(ctx, state, quote, trial)
+        out = attach_preview_body(
+            state.customer.id or "",
+            [quote],
+            redirect,
+            checkout_type(quote, redirect, has_pm),
+            state.entity.id if state.entity else None,
+            _outgoing_quantities(conn, state),
+        )
+        conn.rollback()  # a preview changes nothing, not even maintenance bookkeeping
+        return out
+
+
+# -- multi attach ----------------------------------------------------------------------------------------
+
+
+def _plan_bodies(body: dict[str, Any]) -> list[dict[str, Any]]:
+    plans = body.get("plans") or []
+    if not plans:
+        raise invalid("plans: at least one plan is required", "invalid_inputs")
+    shared = {k: body[k] for k in ("customer_id", "entity_id") if body.get(k) is not None}
+    return [{**shared, **{k: v for k, v in p.items() if v is not None}} for p in plans]
+
+
+def _prepare_multi(
+    ctx: Ctx, conn: Connection, body: dict[str, Any]
+) -> list[tuple[AttachState, AttachQuote, TrialChoice | None]]:
+    prepared = [prepare_attach(ctx, conn, b) for b in _plan_bodies(body)]
+    first = prepared[0][0]
+    owned = [i.plan_id for i in first.instances if i.status == "active" and i.entity_pk == first.entity_pk]
+    try:
+        check_multi_attach([engine_plan(s.plan, s.cat) for s, _, _ in prepared], owned)
+    except BillingRuleError as exc:
+        raise _rule(exc) from exc
+    return prepared
+
+
+def multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    base_url = _base_url(ctx, body)
+    with ctx.db.write() as conn:
+        return multi_attach_in(ctx, conn, body, base_url)
+
+
+def multi_attach_in(
+    ctx: Ctx, conn: Connection, body: dict[str, Any], base_url: str, paid: bool = False
+) -> dict[str, Any]:
+    prepared = _prepare_multi(ctx, conn, body)
+    first = prepared[0][0]
+    entity_id = first.entity.id if first.entity else None
+    try:
+        due = combine_due([q for _, q, _ in prepared])
+    except BillingRuleError as exc:
+        raise _rule(exc) from exc
+    invoice = None
+    if not paid:
+        processor = processor_for(ctx.state)
+        has_pm = processor.default_payment_method(conn, customer_ref(first.customer)) is not None
+        redirect = (
+            any(_redirect(ctx, s, q, t)[0] for s, q, t in prepared)
+            if not has_pm
+            else body.get("redirect_mode") == "always"
+        )
+        action = _action(ctx, "multi_attach", body)
+        if redirect:
+            _, url = create_checkout_session(
+                conn, first.customer.pk, due, action, first.now, base_url, body.get("success_url")
+            )
+            return _response(first.customer, entity_id, payment_url=url)
+        outcome = charge_draft(
+            processor, conn, first.customer, due, "multi_attach", first.now, base_url, first.entity
+        )
+        if outcome is not None and not outcome.succeeded:
+            return _failed_payment(
+                ctx,
+                conn,
+                first.customer,
+                outcome,
+                due,
+                action,
+                first.now,
+                base_url,
+                body.get("success_url"),
+                entity_id,
+            )
+        invoice = outcome.invoice if outcome is not None else None
+    changes: list[dict[str, Any]] = []
+    for state, quote, trial in prepared:
+        state.instances = load_instances(conn, state.customer.pk)
+        changes += apply_attach(state, quote, trial)
+    emit_billing_updated(ctx, conn, first.customer, first.entity, changes, first.now)
+    out = _response(first.customer, entity_id, payment_url=None)
+    if invoice is not None:
+        out["invoice"] = invoice.to_api()
+    return out
+
+
+def preview_multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    _base_url(ctx, body)
+    with ctx.db.write() as conn:
+        prepared = _prepare_multi(ctx, conn, body)
+        first = prepared[0][0]
+        processor = processor_for(ctx.state)
+        has_pm = processor.default_payment_method(conn, customer_ref(first.customer)) is not None
+        redirect = any(_redirect(ctx, s, q, t)[0] for s, q, t in prepared)
+        try:
+            out = attach_preview_body(
+                first.customer.id or "",
+                [q for _, q, _ in prepared],
+                redirect,
+                checkout_type(prepared[0][1], redirect, has_pm),
+                first.entity.id if first.entity else None,
+            )
+        except BillingRuleError as exc:
+            raise _rule(exc) from exc
+        conn.rollback()
+        return out
+
+
+# -- update ----------------------------------------------------------------------------------------------
+
+
+def _intent(body: dict[str, Any]) -> str:
+    action = body.get("cancel_action")
+    if action in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
+        return str(action)
+    if body.get("feature_quantities"):
+        return "update_quantity"
+    if body.get("customize"):
+        return "update_plan"
+    return "none"
+
+
+def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str, Any]:
+    cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, body)
+    plan = instance_plan(conn, cat, inst)
+    sub = engine_subscription(conn, cat, inst)
+    if plan is None or sub is None:
+        raise invalid(f"Plan {inst.plan_id} is not available")
+    intent = _intent(body)
+    result: dict[str, Any] = {
+        "cat": cat,
+        "customer": customer,
+        "entity": entity,
+        "inst": inst,
+        "instances": instances,
+        "now": now,
+        "plan": plan,
+        "sub": sub,
+        "intent": intent,
+        "due": InvoiceDraft(),
+        "next_cycle": None,
+        "ends_at": None,
+        "quantities": None,
+    }
+    prorate = body.get("proration_behavior") != "none"
+    if intent in ("cancel_immediately", "cancel_end_of_cycle"):
+        if inst.status != "active":
+            raise invalid("Only an active plan can be cancelled")
+        cancel = quote_cancel(sub, now, intent == "cancel_immediately" or sub.period_end is None, prorate)
+        result.update(due=cancel.due_now, ends_at=cancel.ends_at)
+    elif intent == "uncancel":
+        if inst.status != "active":
+            raise invalid("Only an active plan can be uncancelled")
+    elif intent == "update_quantity":
+        if inst.status == "scheduled":
+            raise invalid("A scheduled plan cannot be updated")
+        try:
+            quote = quote_quantity_change(
+                sub, quantities_from_api(body.get("feature_quantities")), now, body.get("proration_behavior")
+            )
+        except BillingRuleError as exc:
+            raise _rule(exc) from exc
+        result.update(due=quote.due_now, next_cycle=quote.next_cycle, quantities=quote)
+    return result
+
+
+def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) -> dict[str, Any]:
+    cat: Catalog = q["cat"]
+    customer: CustomerRow = q["customer"]
+    entity = q["entity"]
+    inst = q["inst"]
+    plan = q["plan"]
+    now: int = q["now"]
+    intent = q["intent"]
+    entity_id = entity.id if entity else None
+    processor = processor_for(ctx.state)
+    outcome = charge_draft(processor, conn, customer, q["due"], intent, now, base_url, entity)
+    if outcome is not None and not outcome.succeeded:
+        return _failed_payment(
+            ctx,
+            conn,
+            customer,
+            outcome,
+            q["due"],
+            _action(ctx, "update_invoice", {}),
+            now,
+            base_url,
+            None,
+            entity_id,
+        )
+    changes: list[dict[str, Any]] = []
+    entity_pk = entity.pk if entity else None
+    if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
+        conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(canceled_at=now))
+        carried = expire_instance(conn, inst.pk, now)
+        changes.append(change(conn, "expired", inst.pk, {"status": "active"}))
+        if not plan.add_on:
+            changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
+            changes += activate_default(conn, cat, customer, entity, plan.group, now, carried, plan.id)
+    elif intent == "cancel_end_of_cycle":
+        ends_at = q["ends_at"]
+        previous = {"canceled_at": inst.canceled_at, "expires_at": inst.expires_at}
+        conn.execute(
+            update(customer_plans)
+            .where(customer_plans.c.pk == inst.pk)
+            .values(canceled_at=now, expires_at=ends_at)
+        )
+        schedule_maintenance(conn, customer.pk, ends_at)
+        changes.append(change(conn, "updated", inst.pk, previous))
+        default = group_default(cat, plan.group, plan.id) if not plan.add_on else None
+        if default is not None:
+            changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
+            pk = activate_plan(
+                conn,
+                cat,
+                customer=customer,
+                entity=entity,
+                plan=default,
+                now=now,
+                status="scheduled",
+                starts_at=ends_at,
+            )
+            save_billing_state(conn, pk, None, {}, now)
+            changes.append(change(conn, "scheduled", pk))
+    elif intent == "uncancel":
+        previous = {"canceled_at": inst.canceled_at, "expires_at": inst.expires_at}
+        conn.execute(
+            update(customer_plans)
+            .where(customer_plans.c.pk == inst.pk)
+            .values(canceled_at=None, expires_at=None)
+        )
+        changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
+        changes.append(change(conn, "updated", inst.pk, previous))
+    elif intent == "update_quantity":
+        quote = q["quantities"]
+        for feature_id, delta in quote.balance_deltas.items():
+            _add_prepaid(conn, inst.pk, feature_id, float(delta))
+        conn.execute(
+            update(subscription_billing)
+            .where(subscription_billing.c.customer_plan_pk == inst.pk)
+            .values(
+                prepaid_quantities={k: str(v) for k, v in quote.prepaid_quantities.items()}, updated_at=now
+            )
+        )
+        changes.append(change(conn, "updated", inst.pk, {}))
+    emit_billing_updated(ctx, conn, customer, entity, changes, now)
+    out = _response(customer, entity_id, payment_url=None)
+    if outcome is not None and outcome.invoice is not None:
+        out["invoice"] = outcome.invoice.to_api()
+    return out
+
+
+def _add_prepaid(conn: Connection, instance_pk: int, feature_id: str, delta: float) -> None:
+    """A quantity change moves the purchased grant and the balance by the same amount (usage is kept)."""
+    row = conn.execute(
+        select(balance_sources.c.pk, balance_sources.c.prepaid, balance_sources.c.balance)
+        .where(balance_sources.c.customer_plan_pk == instance_pk, balance_sources.c.feature_id == feature_id)
+        .order_by(balance_sources.c.pk)
+        .limit(1)
+    ).first()
+    if row is None:
+        return
+    conn.execute(
+        update(balance_sources)
+        .where(balance_sources.c.pk == row.pk)
+        .values(prepaid=float(row.prepaid) + delta, balance=float(row.balance) + delta)
+    )
+
+
+def paid_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    base_url = _base_url(ctx, body)
+    with ctx.db.write() as conn:
+        return _apply_update(ctx, conn, _update_quotes(ctx, conn, body), base_url)
+
+
+def preview_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    _base_url(ctx, body)
+    with ctx.db.write() as conn:
+        q = _update_quotes(ctx, conn, body)
+        inst, now = q["inst"], q["now"]
+        sub = q["sub"]
+        cycles = []
+        if q["next_cycle"] is not None:
+            cycles.append(q["next_cycle"])
+        outgoing = []
+        if q["ends_at"] is not None:
+            outgoing.append(outgoing_json(inst.plan_id, q["ends_at"], now, dict(sub.prepaid_quantities)))
+        incoming = []
+        if q["quantities"] is not None:
+            incoming.append(
+                {
+                    "plan_id": inst.plan_id,
+                    "feature_quantities": [
+                        {"feature_id": k, "quantity": float(v) if v != v.to_integral_value() else int(v)}
+                        for k, v in q["quantities"].prepaid_quantities.items()
+                    ],
+                    "effective_at": None,
+                    "canceled_at": None,
+                    "expires_at": None,
+                }
+            )
+        out = preview_body(
+            q["customer"].id or "",
+            q["due"],
+            cycles,
+            incoming,
+            outgoing,
+            False,
+            None,
+            q["entity"].id if q["entity"] else None,
+        )
+        out["intent"] = q["intent"]
+        conn.rollback()
+        return out
+
+
+# -- sessions --------------------------------------------------------------------------------------------
+
+
+def _customer_and_entity(
+    ctx: Ctx, conn: Connection, body: dict[str, Any]
+) -> tuple[CustomerRow, str | None, int]:
+    from reference_server.errors import entity_not_found
+
+    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
+    entity_id = body.get("entity_id")
+    if entity_id and get_entity(conn, customer.pk, entity_id) is None:
+        raise entity_not_found(entity_id)
+    return customer, entity_id, now
+
+
+def setup_payment(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    base_url = _base_url(ctx, body)
+    with ctx.db.write() as conn:
+        customer, entity_id, now = _customer_and_entity(ctx, conn, body)
+        action = _action(ctx, "setup", body)
+        action["plan_id"] = body.get("plan_id")
+        _, url = create_setup_session(conn, customer.pk, action, now, base_url, body.get("success_url"))
+        return _response(customer, entity_id, url=url)
+
+
+def open_customer_portal(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    base_url = _base_url(ctx, body)
+    with ctx.db.write() as conn:
+        customer, _, now = _customer_and_entity(ctx, conn, body)
+        _, url = create_portal_session(conn, customer.pk, now, base_url, body.get("return_url"))
+        return {"customer_id": customer.id, "url": url}
+
+
+def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
+    """``customer.invoices`` for ``expand: ["invoices"]``."""
+    from reference_server.engine.billing.money import minor_to_json
+    from reference_server.store.billing_tables import invoices
+
+    rows = conn.execute(
+        select(invoices)
+        .where(invoices.c.customer_pk == customer.pk)
+        .order_by(invoices.c.created_at.desc(), invoices.c.pk.desc())
+    ).all()
+    return [
+        {
+            "plan_ids": list(r.plan_ids or []),
+            "stripe_id": r.processor_id or r.id,
+            "status": r.status,
+            "total": minor_to_json(int(r.total), r.currency),
+            "currency": r.currency,
+            "created_at": r.created_at,
+            "hosted_invoice_url": r.hosted_url,
+        }
+        for r in rows
+    ]
+
+
+# -- page hooks and app wiring ---------------------------------------------------------------------------
+
+
+def _tenant(conn: Connection, org_pk: int, env: str) -> Tenant:
+    row = conn.execute(select(organizations).where(organizations.c.pk == org_pk)).one()
+    offset = row.sandbox_clock_offset_ms if env == "sandbox" else row.live_clock_offset_ms
+    return Tenant(
+        org_pk=row.pk,
+        org_id=row.id,
+        env=env,
+        clock_offset_ms=int(offset or 0),
+        catalog_version=int(row.catalog_version),
+    )
+
+
+def _ctx_for_customer(state: AppState, conn: Connection, customer_pk: int) -> Ctx:
+    row = conn.execute(select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)).one()
+    return Ctx(state, _tenant(conn, row.org_pk, row.env))
+
+
+def _hooks(state: AppState) -> BillingHooks:
+    def customer_now(conn: Connection, customer_pk: int) -> int:
+        ctx = _ctx_for_customer(state, conn, customer_pk)
+        offset = conn.execute(
+            select(customers.c.clock_offset_ms).where(customers.c.pk == customer_pk)
+        ).scalar()
+        return ctx.now(int(offset or 0))
+
+    def complete_checkout(
+        conn: Connection, session: SessionRecord, invoice: InvoiceRecord | None, now: int
+    ) -> None:
+        ctx = _ctx_for_customer(state, conn, session.customer_pk)
+        op = session.action.get("op")
+        body = dict(session.action.get("body") or {})
+        base = str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
+        if op == "attach":
+            attach_in(ctx, conn, body, base, paid=True)
+        elif op == "multi_attach":
+            multi_attach_in(ctx, conn, body, base, paid=True)
+
+    def complete_setup(conn: Connection, session: SessionRecord, pm: PaymentMethodInfo, now: int) -> None:
+        plan_id = session.action.get("plan_id")
+        if not plan_id:
+            return
+        ctx = _ctx_for_customer(state, conn, session.customer_pk)
+        body = {
+            k: v
+            for k, v in (session.action.get("body") or {}).items()
+            if k in ("customer_id", "entity_id", "plan_id", "feature_quantities", "customize")
+        }
+        attach_in(ctx, conn, body, str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1"))
+
+    def cancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
+        ctx = _ctx_for_customer(state, conn, customer_pk)
+        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
+        body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "cancel_end_of_cycle"}
+        _apply_update(
+            ctx,
+            conn,
+            _update_quotes(ctx, conn, body),
+            str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1"),
+        )
+
+    return BillingHooks(
+        complete_checkout=complete_checkout,
+        complete_setup=complete_setup,
+        cancel_subscription=cancel_subscription,
+        customer_now=customer_now,
+    )
+
+
+def maintenance_hook(state: AppState) -> Any:
+    def run(ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, now: int) -> None:
+        base = str(
+            state.extras.get(BASE_URL_KEY) or os.environ.get("AUTUMN_PUBLIC_URL") or "http://127.0.0.1"
+        )
+        run_billing_maintenance(ctx, conn, cat, customer, now, processor_for(state), base)
+
+    return run
+
+
+def setup_app(state: AppState) -> AppExtension:
+    """Routes, maintenance hook and webhook worker of the paid billing side."""
+    state.extras["billing_maintenance"] = maintenance_hook(state)
+    clock: Clock = state.clock
+    pages = PagesContext(state.db, clock, processor_for(state), _hooks(state))
+    worker = WebhookWorker(WebhookDeliverer(state.db, clock, DeliveryPolicy()))
+    state.extras["webhook_worker"] = worker
+    return AppExtension(
+        routes=billing_page_routes(pages), on_startup=[worker.start], on_shutdown=[worker.stop]
+    )
+
+
+def register(registry: BillingRegistry) -> None:
+    registry.register("billing.attach", paid_attach)
+    registry.register("billing.preview_attach", preview_attach)
+    registry.register("billing.multi_attach", multi_attach)
+    registry.register("billing.preview_multi_attach", preview_multi_attach)
+    registry.register("billing.update", paid_update)
+    registry.register("billing.preview_update", preview_update)
+    registry.register("billing.setup_payment", setup_payment)
+    registry.register("billing.open_customer_portal", open_customer_portal)
+    registry.invoice_lister = list_invoices
+    registry.app_setup = setup_app

@@ -1,0 +1,142 @@
+"""Mapping the core's catalogue and plan instances onto the billing engine's dataclasses."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from reference_server.engine.billing import Plan as EnginePlan
+from reference_server.engine.billing import Subscription, plan_from_api
+from reference_server.engine.billing.money import to_decimal
+from reference_server.service.subscriptions import Instance
+from reference_server.store.billing_tables import subscription_billing
+from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.tables import balance_sources
+
+
+def engine_plan(plan: Plan, cat: Catalog) -> EnginePlan:
+    names = {fid: feature.name for fid, feature in cat.features.items() if feature.name}
+    return plan_from_api(
+        {
+            "id": plan.id,
+            "name": plan.name,
+            "price": plan.price,
+            "items": plan.items,
+            "group": plan.group,
+            "add_on": plan.add_on,
+            "auto_enable": plan.auto_enable,
+            "free_trial": plan.free_trial,
+            "version": plan.version,
+        },
+        names,
+    )
+
+
+def _item_matches(item: dict[str, Any], flt: dict[str, Any]) -> bool:
+    if flt.get("feature_id") and item.get("feature_id") != flt["feature_id"]:
+        return False
+    price = item.get("price") or {}
+    if flt.get("billing_method") and price.get("billing_method") != flt["billing_method"]:
+        return False
+    return not (flt.get("interval") and price.get("interval") != flt["interval"])
+
+
+def customized_plan(plan: Plan, customize: dict[str, Any] | None) -> Plan:
+    """The plan with ``customize`` applied (price, items or add/remove items, free trial)."""
+    if not customize:
+        return plan
+    changes: dict[str, Any] = {}
+    if "price" in customize:
+        changes["price"] = copy.deepcopy(customize["price"])
+    items = copy.deepcopy(plan.items)
+    if customize.get("items") is not None:
+        items = copy.deepcopy(customize["items"])
+    else:
+        for flt in customize.get("remove_items") or ():
+            items = [item for item in items if not _item_matches(item, flt)]
+        items.extend(copy.deepcopy(customize.get("add_items") or []))
+    changes["items"] = items
+    if "free_trial" in customize:
+        changes["free_trial"] = copy.deepcopy(customize["free_trial"])
+    return dataclasses.replace(plan, **changes)
+
+
+def plan_snapshot(plan: Plan) -> dict[str, Any]:
+    """What ``subscription_billing.custom_plan`` stores for a customized plan."""
+    return {"price": plan.price, "items": plan.items, "free_trial": plan.free_trial}
+
+
+def billing_row(conn: Connection, instance_pk: int) -> Any:
+    return conn.execute(
+        select(subscription_billing).where(subscription_billing.c.customer_plan_pk == instance_pk)
+    ).first()
+
+
+def instance_plan(conn: Connection, cat: Catalog, inst: Instance) -> Plan | None:
+    """The plan an instance bills: the stored customized version, else the catalogue version."""
+    plan = cat.plans_by_pk.get(inst.plan_pk)
+    if plan is None:
+        return None
+    row = billing_row(conn, inst.pk)
+    if row is not None and row.custom_plan:
+        return dataclasses.replace(
+            plan,
+            price=row.custom_plan.get("price"),
+            items=row.custom_plan.get("items") or [],
+            free_trial=row.custom_plan.get("free_trial"),
+        )
+    return plan
+
+
+def instance_quantities(conn: Connection, inst: Instance) -> dict[str, Decimal]:
+    row = billing_row(conn, inst.pk)
+    if row is None:
+        return {}
+    return {fid: Decimal(str(q)) for fid, q in (row.prepaid_quantities or {}).items()}
+
+
+def engine_subscription(conn: Connection, cat: Catalog, inst: Instance) -> Subscription | None:
+    """The instance as the engine sees it, with this period's usage of its usage-based items."""
+    plan = instance_plan(conn, cat, inst)
+    if plan is None:
+        return None
+    eplan = engine_plan(plan, cat)
+    row = billing_row(conn, inst.pk)
+    anchor = row.anchor_at if row is not None and row.anchor_at is not None else None
+    if anchor is None:
+        anchor = inst.current_period_start if inst.current_period_start is not None else inst.started_at
+    usage: dict[str, Decimal] = {}
+    usage_features = [item for item in eplan.items if item.usage_based]
+    if usage_features:
+        rows = conn.execute(
+            select(balance_sources.c.feature_id, balance_sources.c.balance).where(
+                balance_sources.c.customer_plan_pk == inst.pk
+            )
+        ).all()
+        for item in usage_features:
+            overage = sum(
+                (
+                    max(Decimal(0), -to_decimal(float(r.balance)))
+                    for r in rows
+                    if r.feature_id == item.feature_id
+                ),
+                Decimal(0),
+            )
+            usage[item.feature_id] = item.included * Decimal(str(inst.quantity)) + overage
+    return Subscription(
+        plan=eplan,
+        anchor=int(anchor),
+        started_at=inst.started_at,
+        period_start=inst.current_period_start,
+        period_end=inst.current_period_end,
+        prepaid_quantities=instance_quantities(conn, inst),
+        usage=usage,
+        trial_ends_at=inst.trial_ends_at,
+        canceled_at=inst.canceled_at,
+        expires_at=inst.expires_at,
+        quantity=max(1, int(inst.quantity)),
+    )

@@ -1,0 +1,528 @@
+"""Paid plan changes applied to the core's plan instances: attach, cancel, quantities and renewals.
+
+The engine prices a change (:mod:`reference_server.engine.billing.quotes`); these functions make it
+happen in the caller's transaction: charge through the processor, create, schedule or expire plan
+instances through :mod:`reference_server.service.subscriptions`, keep the billing state
+(``subscription_billing``) and write ``billing.updated`` to the webhook outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from reference_server.engine.billing import (
+    AttachQuote,
+    ChangeKind,
+    FreeTrial,
+    TrialChoice,
+    TrialEndOutcome,
+    quote_final_usage,
+    quote_new,
+    quote_renewal,
+    trial_end_outcome,
+)
+from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.service.context import Ctx
+from reference_server.service.subscriptions import (
+    ExpiredState,
+    Instance,
+    activate_plan,
+    create_item_sources,
+    default_plans,
+    entity_usage,
+    expire_instance,
+    load_instances,
+    schedule_maintenance,
+)
+from reference_server.store.billing_tables import subscription_billing, trials_used
+from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row
+from reference_server.store.tables import customer_plans, entities
+from reference_server.webhooks import BILLING_UPDATED, billing_updated, enqueue, plan_change
+
+from .convert import engine_plan, engine_subscription, instance_plan, instance_quantities, plan_snapshot
+from .processor import ChargeOutcome, PaymentProcessor
+from .records import CustomerRef
+
+DEFAULT_BASE_URL = "http://127.0.0.1"
+
+
+def customer_ref(customer: CustomerRow) -> CustomerRef:
+    return CustomerRef(
+        customer.pk, customer.id or f"cus_{customer.pk}", customer.email, customer.name, customer.stripe_id
+    )
+
+
+def subscription_payload(conn: Connection, instance_pk: int) -> dict[str, Any]:
+    row = conn.execute(select(customer_plans).where(customer_plans.c.pk == instance_pk)).one()
+    past_due = conn.execute(
+        select(subscription_billing.c.past_due).where(subscription_billing.c.customer_plan_pk == instance_pk)
+    ).scalar()
+    return {
+        "plan_id": row.plan_id,
+        "status": row.status,
+        "past_due": bool(past_due),
+        "started_at": row.started_at,
+        "canceled_at": row.canceled_at,
+        "expires_at": row.expires_at,
+        "trial_ends_at": row.trial_ends_at,
+        "current_period_start": row.current_period_start,
+        "current_period_end": row.current_period_end,
+    }
+
+
+def change(
+    conn: Connection,
+    action: str,
+    instance_pk: int,
+    previous: dict[str, Any] | None = None,
+    one_off: bool = False,
+) -> dict[str, Any]:
+    payload = subscription_payload(conn, instance_pk)
+    if one_off:
+        purchase = {
+            "plan_id": payload["plan_id"],
+            "status": payload["status"],
+            "expires_at": payload["expires_at"],
+        }
+        return plan_change(action, purchase=purchase, previous_attributes=previous)
+    return plan_change(action, subscription=payload, previous_attributes=previous)
+
+
+def emit_billing_updated(
+    ctx: Ctx,
+    conn: Connection,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    changes: Sequence[dict[str, Any]],
+    now: int,
+    tags: Sequence[str] = (),
+) -> None:
+    if not changes:
+        return
+    enqueue(
+        conn,
+        ctx.tenant.org_pk,
+        ctx.tenant.env,
+        BILLING_UPDATED,
+        billing_updated(customer.id or "", changes, entity.id if entity else None, tags),
+        now,
+    )
+
+
+def save_billing_state(
+    conn: Connection,
+    instance_pk: int,
+    anchor: int | None,
+    quantities: dict[str, Decimal],
+    now: int,
+    custom: Plan | None = None,
+) -> None:
+    conn.execute(
+        insert(subscription_billing).values(
+            customer_plan_pk=instance_pk,
+            anchor_at=anchor,
+            prepaid_quantities={k: str(v) for k, v in quantities.items()},
+            custom_plan=plan_snapshot(custom) if custom is not None else None,
+            past_due=False,
+            updated_at=now,
+        )
+    )
+
+
+def trial_used(conn: Connection, customer_pk: int, plan_id: str) -> bool:
+    """A trial is used once per customer per plan (recorded here and visible on past instances)."""
+    recorded = conn.execute(
+        select(trials_used.c.pk).where(
+            trials_used.c.customer_pk == customer_pk, trials_used.c.plan_id == plan_id
+        )
+    ).first()
+    if recorded is not None:
+        return True
+    return any(
+        i.plan_id == plan_id and i.trial_ends_at is not None
+        for i in load_instances(conn, customer_pk, include_expired=True)
+    )
+
+
+def record_trial(conn: Connection, customer: CustomerRow, plan_id: str, now: int) -> None:
+    if (
+        conn.execute(
+            select(trials_used.c.pk).where(
+                trials_used.c.customer_pk == customer.pk, trials_used.c.plan_id == plan_id
+            )
+        ).first()
+        is None
+    ):
+        conn.execute(
+            insert(trials_used).values(
+                customer_pk=customer.pk, plan_id=plan_id, fingerprint=customer.fingerprint, used_at=now
+            )
+        )
+
+
+def expire_scheduled_in_group(
+    conn: Connection, cat: Catalog, instances: Sequence[Instance], group: str, entity_pk: int | None
+) -> list[dict[str, Any]]:
+    """An immediate change or a new downgrade replaces the switch scheduled in this group and scope."""
+    changes = []
+    for inst in instances:
+        plan = cat.plans_by_pk.get(inst.plan_pk)
+        if (
+            inst.status == "scheduled"
+            and inst.entity_pk == entity_pk
+            and plan is not None
+            and plan.group == group
+            and not plan.add_on
+        ):
+            conn.execute(
+                update(customer_plans).where(customer_plans.c.pk == inst.pk).values(status="expired")
+            )
+            changes.append(change(conn, "expired", inst.pk, {"status": "scheduled"}))
+    return changes
+
+
+@dataclass
+class AttachState:
+    """Everything an attach resolved: who, which plan (customized), what the customer has now."""
+
+    ctx: Ctx
+    conn: Connection
+    cat: Catalog
+    customer: CustomerRow
+    entity: EntityRow | None
+    plan: Plan
+    customized: bool
+    current: Instance | None
+    instances: list[Instance]
+    now: int
+    body: dict[str, Any]
+
+    @property
+    def entity_pk(self) -> int | None:
+        return self.entity.pk if self.entity else None
+
+
+def apply_attach(state: AttachState, quote: AttachQuote, trial: TrialChoice | None) -> list[dict[str, Any]]:
+    """Make a priced attach real; returns the ``plan_changes`` for ``billing.updated``."""
+    conn, cat, now = state.conn, state.cat, state.now
+    plan, current = state.plan, state.current
+    custom = plan if state.customized else None
+    quantities = dict(quote.prepaid_quantities)
+    floats = {k: float(v) for k, v in quantities.items()}
+    changes: list[dict[str, Any]] = []
+    if quote.kind is ChangeKind.SAME:
+        assert current is not None
+        previous = {"canceled_at": current.canceled_at, "expires_at": current.expires_at}
+        conn.execute(
+            update(customer_plans)
+            .where(customer_plans.c.pk == current.pk)
+            .values(canceled_at=None, expires_at=None)
+        )
+        changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
+        changes.append(change(conn, "updated", current.pk, previous))
+        return changes
+    if quote.kind is ChangeKind.DOWNGRADE:
+        assert current is not None
+        changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
+        previous = {"canceled_at": current.canceled_at, "expires_at": current.expires_at}
+        conn.execute(
+            update(customer_plans)
+            .where(customer_plans.c.pk == current.pk)
+            .values(canceled_at=now, expires_at=quote.starts_at)
+        )
+        changes.append(change(conn, "updated", current.pk, previous))
+        new_pk = activate_plan(
+            conn,
+            cat,
+            customer=state.customer,
+            entity=state.entity,
+            plan=plan,
+            now=now,
+            status="scheduled",
+            starts_at=quote.starts_at,
+            subscription_id=state.body.get("subscription_id"),
+            feature_quantities=floats,
+            current_period_start=quote.period.start if quote.period else None,
+            current_period_end=quote.period.end if quote.period else None,
+        )
+        save_billing_state(conn, new_pk, quote.anchor, quantities, now, custom)
+        schedule_maintenance(conn, state.customer.pk, quote.starts_at)
+        changes.append(change(conn, "scheduled", new_pk))
+        return changes
+    carried: ExpiredState | None = None
+    if quote.kind is ChangeKind.UPGRADE and current is not None:
+        carried = expire_instance(conn, current.pk, now)
+        changes.append(change(conn, "expired", current.pk, {"status": "active"}))
+    if not plan.add_on and not plan.is_one_off:
+        changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
+    period = quote.period
+    new_pk = activate_plan(
+        conn,
+        cat,
+        customer=state.customer,
+        entity=state.entity,
+        plan=plan,
+        now=now,
+        subscription_id=state.body.get("subscription_id"),
+        feature_quantities=floats,
+        carried_usage=carried.continuous_usage if carried else None,
+        next_reset_overrides=carried.next_resets if carried else None,
+        trial_ends_at=quote.trial_ends_at,
+        current_period_start=period.start if period else None,
+        current_period_end=period.end if period else None,
+    )
+    save_billing_state(conn, new_pk, quote.anchor, quantities, now, custom)
+    if trial is not None:
+        record_trial(conn, state.customer, plan.id, now)
+    if period is not None:
+        schedule_maintenance(conn, state.customer.pk, period.end)
+    changes.append(change(conn, "activated", new_pk, one_off=plan.is_one_off))
+    return changes
+
+
+def activate_default(
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    group: str,
+    now: int,
+    carried: ExpiredState | None,
+    exclude_plan_id: str,
+) -> list[dict[str, Any]]:
+    """Bring back the group's auto_enable plan when a paid main plan ends (never the plan that ended)."""
+    changes = []
+    for plan in default_plans(cat):
+        if plan.group == group and not plan.add_on and plan.id != exclude_plan_id and plan.is_free:
+            pk = activate_plan(
+                conn,
+                cat,
+                customer=customer,
+                entity=entity,
+                plan=plan,
+                now=now,
+                carried_usage=carried.continuous_usage if carried else None,
+            )
+            changes.append(change(conn, "activated", pk))
+    return changes
+
+
+def group_default(cat: Catalog, group: str, exclude_plan_id: str) -> Plan | None:
+    for plan in default_plans(cat):
+        if plan.group == group and not plan.add_on and plan.id != exclude_plan_id and plan.is_free:
+            return plan
+    return None
+
+
+def _entity_of(conn: Connection, entity_pk: int | None) -> EntityRow | None:
+    if entity_pk is None:
+        return None
+    row = conn.execute(select(entities).where(entities.c.pk == entity_pk)).first()
+    return entity_from_row(row) if row is not None else None
+
+
+def charge_draft(
+    processor: PaymentProcessor,
+    conn: Connection,
+    customer: CustomerRow,
+    draft: InvoiceDraft,
+    reason: str,
+    now: int,
+    base_url: str,
+    entity: EntityRow | None = None,
+) -> ChargeOutcome | None:
+    """Invoice ``draft`` unless it has no lines (free changes create no invoice)."""
+    if not draft.lines:
+        return None
+    return processor.charge(
+        conn, customer_ref(customer), draft, reason, now, base_url, entity_id=entity.id if entity else None
+    )
+
+
+def _activate_scheduled(
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    inst: Instance,
+    at: int,
+    processor: PaymentProcessor,
+    base_url: str,
+    carried: ExpiredState | None,
+) -> list[dict[str, Any]]:
+    """Start a scheduled plan at its start time: bill its first period, give it balances."""
+    plan = instance_plan(conn, cat, inst)
+    if plan is None:
+        return []
+    entity = _entity_of(conn, inst.entity_pk)
+    quantities = instance_quantities(conn, inst)
+    eplan = engine_plan(plan, cat)
+    values: dict[str, Any] = {"status": "active", "started_at": at}
+    past_due = False
+    if not plan.is_free:
+        quote = quote_new(eplan, at, quantities)
+        outcome = charge_draft(processor, conn, customer, quote.due_now, "renewal", at, base_url, entity)
+        past_due = outcome is not None and not outcome.succeeded
+        if quote.period is not None:
+            values.update(current_period_start=quote.period.start, current_period_end=quote.period.end)
+            conn.execute(
+                update(subscription_billing)
+                .where(subscription_billing.c.customer_plan_pk == inst.pk)
+                .values(anchor_at=at, past_due=past_due)
+            )
+            schedule_maintenance(conn, customer.pk, quote.period.end)
+    conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(**values))
+    usage = dict(carried.continuous_usage) if carried else {}
+    if entity is None:
+        for item in plan.items:
+            feature = cat.features.get(item["feature_id"])
+            if (
+                feature is not None
+                and feature.type == "metered"
+                and not feature.consumable
+                and feature.id not in usage
+            ):
+                usage[feature.id] = entity_usage(conn, customer.pk, feature.id)
+    create_item_sources(
+        conn,
+        cat,
+        customer_pk=customer.pk,
+        entity_pk=inst.entity_pk,
+        instance_pk=inst.pk,
+        plan=plan,
+        now=at,
+        anchor_at=at,
+        quantity=inst.quantity,
+        feature_quantities={k: float(v) for k, v in quantities.items()},
+        carried_usage=usage,
+    )
+    return [change(conn, "activated", inst.pk)]
+
+
+def _trial_of(plan: Plan) -> FreeTrial | None:
+    raw = plan.free_trial
+    if not raw:
+        return None
+    return FreeTrial(
+        int(raw.get("duration_length") or 1),
+        str(raw.get("duration_type") or "month"),
+        bool(raw.get("card_required", True)),
+        str(raw.get("on_end") or "bill"),
+    )
+
+
+def process_boundary(
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    inst: Instance,
+    processor: PaymentProcessor,
+    base_url: str,
+) -> None:
+    """Handle one period end of a paid instance: renew, end a trial, or end a canceling plan."""
+    assert inst.current_period_end is not None
+    boundary = inst.current_period_end
+    plan = instance_plan(conn, cat, inst)
+    sub = engine_subscription(conn, cat, inst)
+    if plan is None or sub is None:
+        conn.execute(
+            update(customer_plans).where(customer_plans.c.pk == inst.pk).values(current_period_end=None)
+        )
+        return
+    entity = _entity_of(conn, inst.entity_pk)
+    changes: list[dict[str, Any]] = []
+    tags: list[str] = []
+    ending = inst.expires_at is not None and inst.expires_at <= boundary
+    trial_ending = inst.trial_ends_at is not None and inst.trial_ends_at <= boundary
+    pm = processor.default_payment_method(conn, customer_ref(customer))
+    if trial_ending and not ending:
+        tags.append("trial_ended")
+        if trial_end_outcome(_trial_of(plan), pm is not None) is not TrialEndOutcome.BILL:
+            ending = True
+    if ending:
+        if not trial_ending:
+            charge_draft(
+                processor, conn, customer, quote_final_usage(sub), "final_usage", boundary, base_url, entity
+            )
+        carried = expire_instance(conn, inst.pk, boundary)
+        changes.append(change(conn, "expired", inst.pk, {"status": "active"}))
+        successors = [
+            i
+            for i in load_instances(conn, customer.pk)
+            if i.status == "scheduled"
+            and i.entity_pk == inst.entity_pk
+            and i.starts_at is not None
+            and i.starts_at <= boundary
+            and (p := cat.plans_by_pk.get(i.plan_pk)) is not None
+            and p.group == plan.group
+            and not p.add_on
+        ]
+        if successors:
+            for successor in successors:
+                changes += _activate_scheduled(
+                    ctx, conn, cat, customer, successor, boundary, processor, base_url, carried
+                )
+        elif not plan.add_on:
+            changes += activate_default(conn, cat, customer, entity, plan.group, boundary, carried, plan.id)
+        emit_billing_updated(ctx, conn, customer, entity, changes, boundary, tags)
+        return
+    renewal = quote_renewal(sub, boundary)
+    outcome = charge_draft(processor, conn, customer, renewal.invoice, "renewal", boundary, base_url, entity)
+    past_due = outcome is not None and not outcome.succeeded
+    previous = {
+        "current_period_start": inst.current_period_start,
+        "current_period_end": inst.current_period_end,
+    }
+    conn.execute(
+        update(customer_plans)
+        .where(customer_plans.c.pk == inst.pk)
+        .values(current_period_start=renewal.next_period.start, current_period_end=renewal.next_period.end)
+    )
+    conn.execute(
+        update(subscription_billing)
+        .where(subscription_billing.c.customer_plan_pk == inst.pk)
+        .values(past_due=past_due, updated_at=boundary)
+    )
+    schedule_maintenance(conn, customer.pk, renewal.next_period.end)
+    changes.append(change(conn, "updated", inst.pk, previous))
+    emit_billing_updated(ctx, conn, customer, entity, changes, boundary, tags)
+
+
+MAX_BOUNDARIES_PER_RUN = 1000
+
+
+def run_billing_maintenance(
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    now: int,
+    processor: PaymentProcessor,
+    base_url: str,
+) -> None:
+    """Process every period end that has passed, oldest first (a long-idle customer catches up)."""
+    for _ in range(MAX_BOUNDARIES_PER_RUN):
+        due = [
+            i
+            for i in load_instances(conn, customer.pk)
+            if i.status == "active" and i.current_period_end is not None and i.current_period_end <= now
+        ]
+        if not due:
+            return
+        process_boundary(
+            ctx,
+            conn,
+            cat,
+            customer,
+            min(due, key=lambda i: (i.current_period_end or 0, i.pk)),
+            processor,
+            base_url,
+        )
+
