@@ -65,3 +65,8 @@ def page(browser: Browser) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
+
+
+from handlers.live import reference  # noqa: E402  (the seeded reference server, shared with handlers)
+
+__all__ = ["browser", "page", "reference", "web_dist"]
