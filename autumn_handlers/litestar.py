@@ -4,7 +4,8 @@
 
     app = Litestar(route_handlers=[autumn_router(identify=identify)])
 
-``identify`` receives the ``litestar.Request`` and may be sync or async.
+``identify`` receives the ``litestar.Request`` and may be sync or async
+(a sync one runs on the event loop, so it should not block).
 """
 
 from __future__ import annotations

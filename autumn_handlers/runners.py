@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -108,10 +107,9 @@ class AsyncHandler(Generic[RequestT]):
         self.identify = identify
         self.core = HandlerCore(settings, has_injected_client=client is not None)
         self._client = client
-        # httpx's async pools belong to one event loop, so an owned client is kept per loop.
-        self._owned: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncAutumn]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # httpx's async pools belong to one event loop, so an owned client is kept per loop; the
+        # clients of loops that have closed since (a test client's, a restarted worker's) are dropped.
+        self._owned: dict[asyncio.AbstractEventLoop, dict[str, AsyncAutumn]] = {}
 
     def client(self) -> AsyncAutumn:
         """The injected client, else one per event loop and secret key, reused across requests."""
@@ -120,6 +118,8 @@ class AsyncHandler(Generic[RequestT]):
         key = self.core.secret_key()
         if key is None:
             raise RuntimeError("no Autumn secret key")
+        for loop in [loop for loop in self._owned if loop.is_closed()]:
+            del self._owned[loop]
         per_loop = self._owned.setdefault(asyncio.get_running_loop(), {})
         client = per_loop.get(key)
         if client is None:
@@ -130,6 +130,8 @@ class AsyncHandler(Generic[RequestT]):
         return client
 
     async def _identify(self, request: RequestT) -> IdentifyResult:
+        # A sync identify runs on the loop, like a JavaScript one: it should only read the request
+        # (headers, cookies, a session already loaded by middleware); I/O belongs in an async identify.
         result = self.identify(request)
         if inspect.isawaitable(result):
             return await result

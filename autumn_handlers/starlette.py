@@ -6,7 +6,8 @@
     app = Starlette(routes=[AutumnMount(identify=identify)])          # the same, as one Mount
     fastapi_app.mount("/api/autumn", autumn_app(identify=identify))   # FastAPI
 
-``identify`` receives the ``starlette.requests.Request`` and may be sync or async.
+``identify`` receives the ``starlette.requests.Request`` and may be sync or async
+(a sync one runs on the event loop, so it should not block).
 """
 
 from __future__ import annotations
