@@ -1,9 +1,9 @@
 """``autumn-server``: run the reference server, or manage its secret keys.
 
-    autumn-server [--host 127.0.0.1] [--port 8080] [--database-url URL] [--secret-key KEY] [--demo]
-    autumn-server keys create [--org ORG_ID] [--env sandbox|live] [--name NAME]
-    autumn-server keys list
-    autumn-server keys revoke KEY_ID_OR_KEY
+autumn-server [--host 127.0.0.1] [--port 8080] [--database-url URL] [--secret-key KEY] [--demo]
+autumn-server keys create [--org ORG_ID] [--env sandbox|live] [--name NAME]
+autumn-server keys list
+autumn-server keys revoke KEY_ID_OR_KEY
 """
 
 from __future__ import annotations
@@ -28,10 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="autumn-server", description="The Autumn API reference server.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--database-url", default=os.environ.get("AUTUMN_DATABASE_URL", DEFAULT_DATABASE_URL),
-                   help="sqlite:///path.db (default ./autumn.db) or postgresql://user@host/db")
-    p.add_argument("--secret-key", default=os.environ.get("AUTUMN_SECRET_KEY"),
-                   help="register this am_sk_test_/am_sk_live_ key for the default organization")
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("AUTUMN_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="sqlite:///path.db (default ./autumn.db) or postgresql://user@host/db",
+    )
+    p.add_argument(
+        "--secret-key",
+        default=os.environ.get("AUTUMN_SECRET_KEY"),
+        help="register this am_sk_test_/am_sk_live_ key for the default organization",
+    )
     p.add_argument("--demo", action="store_true", help="seed a demo catalogue and customer")
     p.add_argument("--no-rate-limits", action="store_true", help="switch Autumn's rate limits off")
     p.add_argument("--log-level", default="info")
@@ -92,14 +98,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             _key_id, secret_key = create_key(conn, org.pk, "sandbox", "generated at start")
         db.dispose()
         generated = True
-    app = create_app(args.database_url, secret_key=secret_key, demo=args.demo,
-                     rate_limits=not args.no_rate_limits)
+    app = create_app(
+        args.database_url, secret_key=secret_key, demo=args.demo, rate_limits=not args.no_rate_limits
+    )
     url = f"http://{args.host}:{args.port}"
     print(f"Autumn reference server on {url}")
     print(f"Database: {args.database_url}")
     print(f"Secret key{' (new)' if generated else ''}: {secret_key}")
     if args.demo:
-        print("Demo: customer 'demo_customer', plans 'free' (default) and 'pro', features messages/credits/seats")
+        print("Demo: customer 'demo_customer', plans 'free' (default) and 'pro'; messages, credits, seats")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 

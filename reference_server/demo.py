@@ -10,7 +10,7 @@ DEMO_CUSTOMER_ID = "demo_customer"
 
 
 def seed_demo(state: AppState, org_pk: int) -> None:
-    """Create features, a free default plan, a pro plan with credits and seats, and a customer (idempotent)."""
+    """Create features, a free default plan, a pro plan and a customer (idempotent)."""
     from reference_server.service.context import Tenant
     from reference_server.store.tables import organizations
 
@@ -18,39 +18,65 @@ def seed_demo(state: AppState, org_pk: int) -> None:
         from sqlalchemy import select
 
         row = conn.execute(select(organizations).where(organizations.c.pk == org_pk)).one()
-    tenant = Tenant(org_pk=org_pk, org_id=row.id, env="sandbox", clock_offset_ms=int(row.sandbox_clock_offset_ms),
-                    catalog_version=int(row.catalog_version))
+    tenant = Tenant(
+        org_pk=org_pk,
+        org_id=row.id,
+        env="sandbox",
+        clock_offset_ms=int(row.sandbox_clock_offset_ms),
+        catalog_version=int(row.catalog_version),
+    )
     ctx = Ctx(state, tenant)
     existing = catalog_ops.list_features(ctx, {})["list"]
     if any(f["id"] == "messages" for f in existing):
         return
-    catalog_ops.create_feature(ctx, {"feature_id": "messages", "name": "Messages", "type": "metered",
-                                     "consumable": True})
-    catalog_ops.create_feature(ctx, {"feature_id": "ai_actions", "name": "AI actions", "type": "metered",
-                                     "consumable": True})
-    catalog_ops.create_feature(ctx, {"feature_id": "credits", "name": "Credits", "type": "credit_system",
-                                     "credit_schema": [{"metered_feature_id": "ai_actions", "credit_cost": 5}]})
-    catalog_ops.create_feature(ctx, {"feature_id": "seats", "name": "Seats", "type": "metered",
-                                     "consumable": False})
+    catalog_ops.create_feature(
+        ctx, {"feature_id": "messages", "name": "Messages", "type": "metered", "consumable": True}
+    )
+    catalog_ops.create_feature(
+        ctx, {"feature_id": "ai_actions", "name": "AI actions", "type": "metered", "consumable": True}
+    )
+    catalog_ops.create_feature(
+        ctx,
+        {
+            "feature_id": "credits",
+            "name": "Credits",
+            "type": "credit_system",
+            "credit_schema": [{"metered_feature_id": "ai_actions", "credit_cost": 5}],
+        },
+    )
+    catalog_ops.create_feature(
+        ctx, {"feature_id": "seats", "name": "Seats", "type": "metered", "consumable": False}
+    )
     catalog_ops.create_feature(ctx, {"feature_id": "analytics", "name": "Analytics", "type": "boolean"})
-    catalog_ops.create_plan(ctx, {
-        "plan_id": "free", "name": "Free", "auto_enable": True,
-        "items": [
-            {"feature_id": "messages", "included": 50, "reset": {"interval": "month"}},
-            {"feature_id": "seats", "included": 1},
-        ],
-    })
-    catalog_ops.create_plan(ctx, {
-        "plan_id": "pro", "name": "Pro", "price": {"amount": 20, "interval": "month"},
-        "items": [
-            {"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}},
-            {"feature_id": "credits", "included": 500, "reset": {"interval": "month"}},
-            {"feature_id": "seats", "included": 5},
-            {"feature_id": "analytics"},
-        ],
-    })
-    customers.get_or_create(ctx, {"customer_id": DEMO_CUSTOMER_ID, "name": "Demo Customer",
-                                  "email": "demo@example.com"})
+    catalog_ops.create_plan(
+        ctx,
+        {
+            "plan_id": "free",
+            "name": "Free",
+            "auto_enable": True,
+            "items": [
+                {"feature_id": "messages", "included": 50, "reset": {"interval": "month"}},
+                {"feature_id": "seats", "included": 1},
+            ],
+        },
+    )
+    catalog_ops.create_plan(
+        ctx,
+        {
+            "plan_id": "pro",
+            "name": "Pro",
+            "price": {"amount": 20, "interval": "month"},
+            "items": [
+                {"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}},
+                {"feature_id": "credits", "included": 500, "reset": {"interval": "month"}},
+                {"feature_id": "seats", "included": 5},
+                {"feature_id": "analytics"},
+            ],
+        },
+    )
+    customers.get_or_create(
+        ctx, {"customer_id": DEMO_CUSTOMER_ID, "name": "Demo Customer", "email": "demo@example.com"}
+    )
 
 
 __all__ = ["DEMO_CUSTOMER_ID", "seed_demo", "tenant_for_key"]

@@ -130,8 +130,14 @@ def _pg_admin_connect() -> Any:
     last: Exception | None = None
     for user in ("root", "postgres"):
         try:
-            return psycopg.connect(host=POSTGRES_HOST, port=POSTGRES_PORT, user=user, dbname="postgres",
-                                   autocommit=True, connect_timeout=5), user
+            return psycopg.connect(
+                host=POSTGRES_HOST,
+                port=POSTGRES_PORT,
+                user=user,
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=5,
+            ), user
         except psycopg.OperationalError as exc:
             last = exc
     raise RuntimeError(f"PostgreSQL is not reachable on {POSTGRES_HOST}:{POSTGRES_PORT}: {last}")
@@ -148,7 +154,7 @@ def postgres_available() -> bool:
 
 @contextlib.contextmanager
 def fresh_postgres_url() -> Iterator[str]:
-    """``CREATE DATABASE autumn_test_<random>`` on 127.0.0.1:5432 (user root or postgres), dropped afterwards."""
+    """``CREATE DATABASE autumn_test_<random>`` on 127.0.0.1:5432 (user root or postgres), dropped after."""
     name = f"autumn_test_{secrets.token_hex(6)}"
     conn, user = _pg_admin_connect()
     try:
@@ -181,10 +187,10 @@ def fresh_database_url(kind: str) -> Iterator[str]:
 __all__ = [
     "DEFAULT_TEST_KEY",
     "RunningServer",
+    "free_port",
     "fresh_database_url",
     "fresh_postgres_url",
     "fresh_sqlite_url",
-    "free_port",
     "postgres_available",
     "run_server",
     "serve_app",

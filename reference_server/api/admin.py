@@ -57,7 +57,8 @@ def advance_customer_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise customer_not_found(str(body.get("customer_id")))
         delta = _delta(body, ctx.now(customer.clock_offset_ms))
         conn.execute(
-            update(customers).where(customers.c.pk == customer.pk)
+            update(customers)
+            .where(customers.c.pk == customer.pk)
             .values(clock_offset_ms=customers.c.clock_offset_ms + delta)
         )
     return {"customer_id": customer.id, "now": ctx.now(customer.clock_offset_ms + delta)}

@@ -50,7 +50,7 @@ def missing(operation: str) -> AutumnError:
     return AutumnError(
         501,
         "not_implemented",
-        f"{operation} with a priced plan needs the paid billing module, which is not installed on this server",
+        f"{operation} with a priced plan needs the paid billing module, which is not installed here",
     )
 
 
@@ -88,8 +88,9 @@ class BillingRegistry:
             current_plan = cat.plans_by_pk.get(current.plan_pk) if current else None
             paid = attach_free.needs_paid_billing(plan, current_plan) or body.get("redirect_mode") == "always"
             if not paid:
-                return attach_free.attach_free(ctx, conn, body, cat, customer, entity, plan, current, instances,
-                                               now)
+                return attach_free.attach_free(
+                    ctx, conn, body, cat, customer, entity, plan, current, instances, now
+                )
         return self.paid("billing.attach")(ctx, body)
 
     def update(self, ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:

@@ -109,8 +109,9 @@ LEGACY_ALIASES: dict[str, str] = {
 }
 
 
-def error_response(status: int, code: str, message: str, env: str, headers: dict[str, str] | None = None
-                   ) -> Response:
+def error_response(
+    status: int, code: str, message: str, env: str, headers: dict[str, str] | None = None
+) -> Response:
     body = json.dumps({"message": message, "code": code, "env": env}).encode()
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
@@ -146,7 +147,11 @@ class Dispatcher:
         self.validate_responses = validate_responses
 
     def authenticate(self, authorization: str | None) -> Tenant:
-        if not authorization or not authorization.lower().startswith("bearer ") or not authorization[7:].strip():
+        if (
+            not authorization
+            or not authorization.lower().startswith("bearer ")
+            or not authorization[7:].strip()
+        ):
             raise AutumnError(401, "no_secret_key", "Secret key not found in Authorization header")
         key = authorization[7:].strip()
         if env_of_key(key) is None:
@@ -159,8 +164,14 @@ class Dispatcher:
             raise AutumnError(401, "invalid_secret_key", "Invalid secret key")
         return tenant
 
-    def run(self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, idem_key: str | None,
-            extra: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def run(
+        self,
+        ep: Endpoint,
+        raw: dict[str, Any],
+        authorization: str | None,
+        idem_key: str | None,
+        extra: dict[str, Any],
+    ) -> tuple[int, Any, dict[str, str]]:
         env = "sandbox"
         key = (authorization or "")[7:].strip()
         env = "live" if env_of_key(key) == "live" else "sandbox"
@@ -196,8 +207,15 @@ class Dispatcher:
                 ep.response_model.model_validate(result)
             return ep.status, result, {}
         except _RateLimited as exc:
-            return 429, {"message": "Rate limit exceeded, please retry later", "code": "rate_limit_exceeded",
-                         "env": env}, {"Retry-After": str(int(exc.wait))}
+            return (
+                429,
+                {
+                    "message": "Rate limit exceeded, please retry later",
+                    "code": "rate_limit_exceeded",
+                    "env": env,
+                },
+                {"Retry-After": str(int(exc.wait))},
+            )
         except AutumnError as exc:
             return exc.status, {"message": exc.message, "code": exc.code, "env": env}, {}
 
@@ -206,26 +224,45 @@ class Dispatcher:
 
         try:
             with ctx.db.write() as conn:
-                conn.execute(insert(idempotency_keys).values(
-                    org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, scope="header", key=key, created_at=ctx.now()))
+                conn.execute(
+                    insert(idempotency_keys).values(
+                        org_pk=ctx.tenant.org_pk,
+                        env=ctx.tenant.env,
+                        scope="header",
+                        key=key,
+                        created_at=ctx.now(),
+                    )
+                )
         except IntegrityError as exc:
-            raise AutumnError(409, "duplicate_idempotency_key",
-                              f"Another request with idempotency key {key} has already been received") from exc
+            raise AutumnError(
+                409,
+                "duplicate_idempotency_key",
+                f"Another request with idempotency key {key} has already been received",
+            ) from exc
         return True
 
     def _release(self, ctx: Ctx, key: str) -> None:
         from sqlalchemy import delete
 
         with ctx.db.write() as conn:
-            conn.execute(delete(idempotency_keys).where(
-                idempotency_keys.c.org_pk == ctx.tenant.org_pk, idempotency_keys.c.env == ctx.tenant.env,
-                idempotency_keys.c.scope == "header", idempotency_keys.c.key == key))
+            conn.execute(
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.org_pk == ctx.tenant.org_pk,
+                    idempotency_keys.c.env == ctx.tenant.env,
+                    idempotency_keys.c.scope == "header",
+                    idempotency_keys.c.key == key,
+                )
+            )
 
     def asgi_endpoint(self, ep: Endpoint) -> Callable[[Request], Any]:
         sqlite = self.state.db.is_sqlite
 
         async def endpoint(request: Request) -> Response:
-            env = "live" if env_of_key(request.headers.get("authorization", "")[7:].strip()) == "live" else "sandbox"
+            env = (
+                "live"
+                if env_of_key(request.headers.get("authorization", "")[7:].strip()) == "live"
+                else "sandbox"
+            )
             if ep.query_params:
                 raw: Any = dict(request.query_params)
             else:
@@ -241,19 +278,31 @@ class Dispatcher:
                     return error_response(400, "invalid_inputs", "Request body must be a JSON object", env)
             wants_url = ep.name == "platform.generate_oauth_url" or ep.name.startswith("billing.")
             extra = {"_base_url": str(request.base_url)} if wants_url else {}
-            args = (ep, raw, request.headers.get("authorization"), request.headers.get("idempotency-key"), extra)
+            args = (
+                ep,
+                raw,
+                request.headers.get("authorization"),
+                request.headers.get("idempotency-key"),
+                extra,
+            )
             try:
                 if sqlite:
                     status, result, headers = self.run(*args)
                 else:
                     status, result, headers = await anyio.to_thread.run_sync(self.run, *args)
-            except Exception as exc:  # an unexpected failure: Autumn's internal_error shape, never a traceback
+            except (
+                Exception
+            ) as exc:  # an unexpected failure: Autumn's internal_error shape, never a traceback
                 import logging
 
                 logging.getLogger("reference_server").exception("unhandled error in %s", ep.name)
                 return error_response(500, "internal_error", f"Internal error: {type(exc).__name__}", env)
-            return Response(json.dumps(result, separators=(",", ":")).encode(), status_code=status,
-                            media_type="application/json", headers=headers)
+            return Response(
+                json.dumps(result, separators=(",", ":")).encode(),
+                status_code=status,
+                media_type="application/json",
+                headers=headers,
+            )
 
         return endpoint
 
@@ -263,7 +312,9 @@ class _RateLimited(Exception):
         self.wait = wait
 
 
-def build_routes(dispatcher: Dispatcher, billing: BillingRegistry) -> tuple[list[Route], list[dict[str, Any]]]:
+def build_routes(
+    dispatcher: Dispatcher, billing: BillingRegistry
+) -> tuple[list[Route], list[dict[str, Any]]]:
     """Routes for every operation of the table (and the extras), plus an index for /openapi.json."""
     table = service_table(billing)
 
@@ -280,19 +331,38 @@ def build_routes(dispatcher: Dispatcher, billing: BillingRegistry) -> tuple[list
         service = table.get(name)
         if service is None:
             raise RuntimeError(f"operation {name} ({op.path}) has no service; add it to service_table")
-        ep = Endpoint(name, service, op.params_model, op.response_model,
-                      status=op.success_statuses[0] if op.success_statuses else 200,
-                      query_params=op.http_method == "GET")
+        ep = Endpoint(
+            name,
+            service,
+            op.params_model,
+            op.response_model,
+            status=op.success_statuses[0] if op.success_statuses else 200,
+            query_params=op.http_method == "GET",
+        )
         routes.append(Route(op.path, dispatcher.asgi_endpoint(ep), methods=[op.http_method]))
-        index.append({"path": op.path, "method": op.http_method, "operation_id": op.operation_id, "name": name,
-                      "summary": op.summary})
+        index.append(
+            {
+                "path": op.path,
+                "method": op.http_method,
+                "operation_id": op.operation_id,
+                "name": name,
+                "summary": op.summary,
+            }
+        )
         if op.http_method == "POST":
             by_path[op.path] = ep
     for path, (name, service) in EXTRA_OPERATIONS.items():
         ep = Endpoint(name, service, None, None)
         routes.append(Route(path, dispatcher.asgi_endpoint(ep), methods=["POST"]))
-        index.append({"path": path, "method": "POST", "operation_id": name, "name": name,
-                      "summary": (service.__doc__ or "").strip().splitlines()[0] if service.__doc__ else ""})
+        index.append(
+            {
+                "path": path,
+                "method": "POST",
+                "operation_id": name,
+                "name": name,
+                "summary": (service.__doc__ or "").strip().splitlines()[0] if service.__doc__ else "",
+            }
+        )
     for alias, target in LEGACY_ALIASES.items():
         routes.append(Route(alias, dispatcher.asgi_endpoint(by_path[target]), methods=["POST"]))
     return routes, index

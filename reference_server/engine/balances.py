@@ -70,7 +70,9 @@ def derive_balance(
     if unlimited:
         used = num(sum(s.usage for s in unlimited))
         row = breakdown_row(unlimited[0])
-        row.update({"included_grant": 0, "prepaid_grant": 0, "remaining": 0, "usage": used, "unlimited": True})
+        row.update(
+            {"included_grant": 0, "prepaid_grant": 0, "remaining": 0, "usage": used, "unlimited": True}
+        )
         out = {
             "feature_id": feature.id,
             "granted": 0,
@@ -129,14 +131,19 @@ def _max_purchase(sources: list[Source]) -> float | None:
     return num(total)
 
 
-def derive_flag(feature: Feature, sources: list[Source], now_ms: int, expand_feature: bool = False) -> (
-    dict[str, Any] | None
-):
+def derive_flag(
+    feature: Feature, sources: list[Source], now_ms: int, expand_feature: bool = False
+) -> dict[str, Any] | None:
     live = [s for s in sources if s.is_flag and s.is_live(now_ms)]
     if not live:
         return None
     s = live[0]
-    out: dict[str, Any] = {"id": s.id, "plan_id": s.plan_id, "expires_at": s.expires_at, "feature_id": feature.id}
+    out: dict[str, Any] = {
+        "id": s.id,
+        "plan_id": s.plan_id,
+        "expires_at": s.expires_at,
+        "feature_id": feature.id,
+    }
     if expand_feature:
         out["feature"] = feature_json(feature)
     return out

@@ -8,9 +8,7 @@ from reference_server.engine.balances import current_overage
 from reference_server.engine.model import Controls, Source, r10
 
 
-def metered_allowed(
-    sources: list[Source], required: float, controls: Controls | None, now_ms: int
-) -> bool:
+def metered_allowed(sources: list[Source], required: float, controls: Controls | None, now_ms: int) -> bool:
     live = [s for s in sources if s.is_live(now_ms) and not s.is_flag]
     if not live:
         return False

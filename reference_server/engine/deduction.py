@@ -51,8 +51,9 @@ class DeductionResult:
 
 def sort_key(source: Source, entity_id: str | None, own: bool) -> tuple[Any, ...]:
     entity_first = (source.entity_id is None) if entity_id else (source.entity_id is not None)
-    has_reset = source.next_reset_at is not None and source.interval not in (None, "one_off")
-    interval_len = approx_interval_ms(source.interval, source.interval_count) if has_reset else math.inf
+    interval = source.interval
+    has_reset = source.next_reset_at is not None and interval is not None and interval != "one_off"
+    interval_len = approx_interval_ms(interval, source.interval_count) if has_reset and interval else math.inf
     return (
         0 if own else 1,
         int(entity_first),
@@ -87,7 +88,9 @@ def _record(
         }
     )
     result.touched[s.feature_id] = r10(result.touched.get(s.feature_id, 0.0) + credits)
-    result.receipt.append({"source_pk": s.pk, "rollover_id": rollover.id if rollover else None, "amount": credits})
+    result.receipt.append(
+        {"source_pk": s.pk, "rollover_id": rollover.id if rollover else None, "amount": credits}
+    )
     s.dirty = True
 
 
@@ -161,9 +164,7 @@ def deduct(
             fid = t.source.feature_id
             ctl = controls.get(fid)
             if ctl is not None and ctl.spend_limit is not None and fid not in spend_room:
-                current = sum(
-                    max(0.0, -x.source.balance) for x in targets if x.source.feature_id == fid
-                )
+                current = sum(max(0.0, -x.source.balance) for x in targets if x.source.feature_id == fid)
                 spend_room[fid] = max(0.0, ctl.spend_limit - current)
         for t in targets:
             if need <= 0:
@@ -199,9 +200,9 @@ def deduct(
         need = 0.0
 
     if need > 0 and behavior == "reject":
-        for t, (bal, rolls) in zip(targets, snapshot):
+        for t, (bal, rolls) in zip(targets, snapshot, strict=True):
             t.source.balance = bal
-            for r, (rb, ru) in zip(t.source.rollovers, rolls):
+            for r, (rb, ru) in zip(t.source.rollovers, rolls, strict=True):
                 r.balance, r.usage = rb, ru
         raise InsufficientBalance(value, feature_id or targets[0].source.feature_id)
     result.applied = r10(value - need)

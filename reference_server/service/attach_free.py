@@ -34,7 +34,9 @@ def monthly_price(plan: Plan) -> float:
     if not plan.price:
         return 0.0
     interval = plan.price.get("interval", "month")
-    months = MONTHS.get(interval, 0.25 if interval == "week" else 1) * int(plan.price.get("interval_count") or 1)
+    months = MONTHS.get(interval, 0.25 if interval == "week" else 1) * int(
+        plan.price.get("interval_count") or 1
+    )
     return float(plan.price["amount"]) / months if months else float(plan.price["amount"])
 
 
@@ -89,20 +91,32 @@ def resolve_attach(
 
 
 def attach_free(
-    ctx: Ctx, conn: Connection, body: dict[str, Any], cat: Catalog, customer: CustomerRow,
-    entity: EntityRow | None, plan: Plan, current: Instance | None, instances: list[Instance], now: int,
+    ctx: Ctx,
+    conn: Connection,
+    body: dict[str, Any],
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    plan: Plan,
+    current: Instance | None,
+    instances: list[Instance],
+    now: int,
 ) -> dict[str, Any]:
     entity_pk = entity.pk if entity else None
     if body.get("subscription_id") and any(i.subscription_id == body["subscription_id"] for i in instances):
-        raise AutumnError(409, "subscription_id_already_exists",
-                          f"Subscription id {body['subscription_id']} is already used by this customer")
+        raise AutumnError(
+            409,
+            "subscription_id_already_exists",
+            f"Subscription id {body['subscription_id']} is already used by this customer",
+        )
     carried = None
     if current is not None:
         if current.plan_id == plan.id:
             current_plan = cat.plans_by_pk.get(current.plan_pk)
             name = current_plan.name if current_plan else plan.name
             raise AutumnError(
-                409, "plan_already_attached",
+                409,
+                "plan_already_attached",
                 f"Cannot attach because the customer's current product '{name}' is the same as the "
                 "product being attached",
             )
@@ -111,11 +125,23 @@ def attach_free(
         # An immediate change replaces any switch that was scheduled in this group and scope.
         for inst in instances:
             p = cat.plans_by_pk.get(inst.plan_pk)
-            if inst.status == "scheduled" and inst.entity_pk == entity_pk and p is not None and \
-                    p.group == plan.group and not p.add_on:
-                conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(status="expired"))
+            if (
+                inst.status == "scheduled"
+                and inst.entity_pk == entity_pk
+                and p is not None
+                and p.group == plan.group
+                and not p.add_on
+            ):
+                conn.execute(
+                    update(customer_plans).where(customer_plans.c.pk == inst.pk).values(status="expired")
+                )
     activate_plan(
-        conn, cat, customer=customer, entity=entity, plan=plan, now=now,
+        conn,
+        cat,
+        customer=customer,
+        entity=entity,
+        plan=plan,
+        now=now,
         subscription_id=body.get("subscription_id"),
         carried_usage=carried.continuous_usage if carried else None,
         next_reset_overrides=carried.next_resets if carried else None,
@@ -137,13 +163,23 @@ def find_instance(
         if body.get("plan_id") and inst.plan_id == body["plan_id"] and not body.get("subscription_id"):
             return inst
     target = body.get("plan_id") or body.get("subscription_id")
-    raise AutumnError(404, "cus_product_not_found",
-                      f"No active subscription found for plan '{target}' on customer '{customer_id}'")
+    raise AutumnError(
+        404,
+        "cus_product_not_found",
+        f"No active subscription found for plan '{target}' on customer '{customer_id}'",
+    )
 
 
 def update_free(
-    ctx: Ctx, conn: Connection, body: dict[str, Any], cat: Catalog, customer: CustomerRow,
-    entity: EntityRow | None, inst: Instance, instances: list[Instance], now: int,
+    ctx: Ctx,
+    conn: Connection,
+    body: dict[str, Any],
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    inst: Instance,
+    instances: list[Instance],
+    now: int,
 ) -> dict[str, Any]:
     plan = cat.plans_by_pk.get(inst.plan_pk)
     if plan is None:
@@ -162,14 +198,23 @@ def update_free(
     elif action == "uncancel":
         if inst.status != "active":
             raise invalid("Only an active plan can be uncancelled")
-        conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk)
-                     .values(canceled_at=None, expires_at=None))
+        conn.execute(
+            update(customer_plans)
+            .where(customer_plans.c.pk == inst.pk)
+            .values(canceled_at=None, expires_at=None)
+        )
         for other in instances:
             p = cat.plans_by_pk.get(other.plan_pk)
-            if other.status == "scheduled" and other.entity_pk == entity_pk and p is not None \
-                    and p.group == plan.group and not p.add_on:
-                conn.execute(update(customer_plans).where(customer_plans.c.pk == other.pk)
-                             .values(status="expired"))
+            if (
+                other.status == "scheduled"
+                and other.entity_pk == entity_pk
+                and p is not None
+                and p.group == plan.group
+                and not p.add_on
+            ):
+                conn.execute(
+                    update(customer_plans).where(customer_plans.c.pk == other.pk).values(status="expired")
+                )
     elif inst.status == "scheduled":
         raise invalid("A scheduled plan cannot be updated")
     out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
@@ -201,7 +246,9 @@ def eligibility(
     cat: Catalog, plan: Plan, instances: list[Instance], used_trial_plan_ids: set[str], entity_pk: int | None
 ) -> dict[str, Any]:
     """``customer_eligibility`` of plans.get/list (§5.10)."""
-    owned = [i for i in instances if i.plan_id == plan.id and i.entity_pk == entity_pk and i.status != "expired"]
+    owned = [
+        i for i in instances if i.plan_id == plan.id and i.entity_pk == entity_pk and i.status != "expired"
+    ]
     out: dict[str, Any] = {}
     if plan.is_one_off:
         action = "purchase"
@@ -246,8 +293,11 @@ def plans_list(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         chosen = [p for p in cat.plans.values() if body.get("include_archived") or not p.archived]
         elig = _eligibility_for(ctx, conn, cat, body, chosen)
-        return {"list": [plan_json(p, cat, eligibility=elig.get(p.pk) if elig is not None else None)
-                         for p in chosen]}
+        return {
+            "list": [
+                plan_json(p, cat, eligibility=elig.get(p.pk) if elig is not None else None) for p in chosen
+            ]
+        }
 
 
 def _eligibility_for(
@@ -273,5 +323,3 @@ def _eligibility_for(
     used = {i.plan_id for i in instances if i.trial_ends_at is not None}
     live = [i for i in instances if i.status != "expired"]
     return {p.pk: eligibility(cat, p, live, used, entity_pk) for p in chosen}
-
-

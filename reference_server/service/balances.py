@@ -17,7 +17,13 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.balances import derive_balance, derive_flag
 from reference_server.engine.check import metered_allowed
-from reference_server.engine.deduction import DeductionResult, InsufficientBalance, Target, deduct, order_targets
+from reference_server.engine.deduction import (
+    DeductionResult,
+    InsufficientBalance,
+    Target,
+    deduct,
+    order_targets,
+)
 from reference_server.engine.model import Controls, Feature, Source, num, r10
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, entity_not_found, feature_not_found, invalid
@@ -50,8 +56,11 @@ def controls_for(customer: CustomerRow, entity: EntityRow | None, feature_id: st
                 c.overage_allowed = bool(e.get("enabled", False))
         for e in raw.get("spend_limits") or []:
             if e.get("feature_id") == feature_id:
-                c.spend_limit = float(e["overage_limit"]) if e.get("enabled") and e.get("overage_limit") is not None \
+                c.spend_limit = (
+                    float(e["overage_limit"])
+                    if e.get("enabled") and e.get("overage_limit") is not None
                     else None
+                )
     return c
 
 
@@ -63,8 +72,11 @@ def involved_feature_ids(cat: Catalog, feats: list[Feature]) -> set[str]:
 
 
 def build_targets(cat: Catalog, feature: Feature, subject: list[Source], now: int) -> list[Target]:
-    targets = [Target(s, 1.0, True) for s in subject if s.feature_id == feature.id and not s.is_flag
-               and s.is_live(now)]
+    targets = [
+        Target(s, 1.0, True)
+        for s in subject
+        if s.feature_id == feature.id and not s.is_flag and s.is_live(now)
+    ]
     for cs in cat.credit_systems_for.get(feature.id, []):
         cost = cs.credit_cost(feature.id) or 0.0
         if cost <= 0:
@@ -77,9 +89,7 @@ def _controls_map(customer: CustomerRow, entity: EntityRow | None, ids: set[str]
     return {fid: controls_for(customer, entity, fid) for fid in ids}
 
 
-def _resolve_subject(
-    conn: Connection, customer: CustomerRow, entity_id: str | None
-) -> EntityRow | None:
+def _resolve_subject(conn: Connection, customer: CustomerRow, entity_id: str | None) -> EntityRow | None:
     if not entity_id:
         return None
     entity = get_entity(conn, customer.pk, entity_id)
@@ -135,7 +145,9 @@ def record_event(
     return event_id
 
 
-def _balance_of(cat: Catalog, fid: str, subject: list[Source], now: int, expand: bool) -> dict[str, Any] | None:
+def _balance_of(
+    cat: Catalog, fid: str, subject: list[Source], now: int, expand: bool
+) -> dict[str, Any] | None:
     feature = cat.features[fid]
     return derive_balance(feature, [s for s in subject if s.feature_id == fid], now, expand)
 
@@ -188,7 +200,7 @@ def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 raise feature_not_found(fid)
             feats = [feature]
         else:
-            feats = list(cat.features_for_event.get(event_name, []))
+            feats = list(cat.features_for_event.get(str(event_name), []))
             if not feats:
                 raise AutumnError(404, "invalid_request", f"No features found for event name: {event_name}")
         customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
@@ -212,8 +224,15 @@ def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         deductions = [d for _, r in results for d in r.deductions]
         timestamp = int(body.get("timestamp") or now)
         record_event(
-            conn, ctx, customer, entity_id=entity.id if entity else None, name=fid or event_name,
-            value=value, properties=body.get("properties"), deductions=deductions, timestamp=timestamp,
+            conn,
+            ctx,
+            customer,
+            entity_id=entity.id if entity else None,
+            name=str(fid or event_name),
+            value=value,
+            properties=body.get("properties"),
+            deductions=deductions,
+            timestamp=timestamp,
         )
         if lock is not None:
             _store_lock(conn, ctx, customer, entity, feats[0], lock, value, results, now)
@@ -293,9 +312,16 @@ def _store_lock(
         with conn.begin_nested():
             conn.execute(
                 insert(locks).values(
-                    org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, lock_id=lock_id, customer_pk=customer.pk,
-                    entity_id=entity.id if entity else None, feature_id=feature.id, value=value,
-                    receipt=receipt, expires_at=expires_at, created_at=now,
+                    org_pk=ctx.tenant.org_pk,
+                    env=ctx.tenant.env,
+                    lock_id=lock_id,
+                    customer_pk=customer.pk,
+                    entity_id=entity.id if entity else None,
+                    feature_id=feature.id,
+                    value=value,
+                    receipt=receipt,
+                    expires_at=expires_at,
+                    created_at=now,
                 )
             )
     except IntegrityError as exc:
@@ -303,8 +329,10 @@ def _store_lock(
     schedule_maintenance(conn, customer.pk, expires_at)
 
 
-def _give_back(sources_by_pk: dict[int, Source], receipt: list[dict[str, Any]], amount: float) -> list[dict[str, Any]]:
-    """Return ``amount`` (in the receipt's units, newest entries first) to exactly the sources it came from."""
+def _give_back(
+    sources_by_pk: dict[int, Source], receipt: list[dict[str, Any]], amount: float
+) -> list[dict[str, Any]]:
+    """Return ``amount`` (receipt units, newest entries first) to exactly the sources it came from."""
     touched: list[dict[str, Any]] = []
     need = amount
     for entry in reversed(receipt):
@@ -325,13 +353,26 @@ def _give_back(sources_by_pk: dict[int, Source], receipt: list[dict[str, Any]], 
             s.balance = r10(s.balance + part)
         s.dirty = True
         need = r10(need - part)
-        touched.append({"balance_id": s.id, "feature_id": s.feature_id, "plan_id": s.plan_id,
-                        "reset": s.reset_json(), "value": num(-part)})
+        touched.append(
+            {
+                "balance_id": s.id,
+                "feature_id": s.feature_id,
+                "plan_id": s.plan_id,
+                "reset": s.reset_json(),
+                "value": num(-part),
+            }
+        )
     return touched
 
 
 def _apply_lock_delta(
-    ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, row: Any, final: float, now: int,
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    row: Any,
+    final: float,
+    now: int,
     properties: dict[str, Any] | None,
 ) -> None:
     locked = float(row.value)
@@ -357,8 +398,17 @@ def _apply_lock_delta(
             save_sources(conn, sources)
         else:
             deductions = []
-        record_event(conn, ctx, customer, entity_id=row.entity_id, name=row.feature_id, value=delta,
-                     properties=properties, deductions=deductions, timestamp=now)
+        record_event(
+            conn,
+            ctx,
+            customer,
+            entity_id=row.entity_id,
+            name=row.feature_id,
+            value=delta,
+            properties=properties,
+            deductions=deductions,
+            timestamp=now,
+        )
     conn.execute(delete(locks).where(locks.c.pk == row.pk))
 
 
@@ -378,8 +428,9 @@ def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         raise invalid("action: must be one of: confirm, release", "invalid_inputs")
     not_found = invalid(f"Lock not found for ID: {lock_id}")
     with ctx.db.write() as conn:
-        q = select(locks).where(locks.c.org_pk == ctx.tenant.org_pk, locks.c.env == ctx.tenant.env,
-                                locks.c.lock_id == lock_id)
+        q = select(locks).where(
+            locks.c.org_pk == ctx.tenant.org_pk, locks.c.env == ctx.tenant.env, locks.c.lock_id == lock_id
+        )
         row = conn.execute(q).first()
         if row is None:
             raise not_found
@@ -392,9 +443,11 @@ def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         customer, now = require_customer(ctx, conn, cat, customer.id or "", lock=True)
         row = conn.execute(q.with_for_update() if conn.dialect.name == "postgresql" else q).first()
         expired = row is None or row.expires_at <= now
-        if not expired:
-            final = 0.0 if action == "release" else float(
-                body["override_value"] if body.get("override_value") is not None else row.value
+        if row is not None and not expired:
+            final = (
+                0.0
+                if action == "release"
+                else float(body["override_value"] if body.get("override_value") is not None else row.value)
             )
             _apply_lock_delta(ctx, conn, cat, customer, row, final, now, body.get("properties"))
     if expired:
@@ -405,12 +458,20 @@ def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- check
 
 
-def _preview(cat: Catalog, conn: Connection, customer: CustomerRow, feature: Feature, has_balance: bool,
-             ) -> dict[str, Any]:
+def _preview(
+    cat: Catalog,
+    conn: Connection,
+    customer: CustomerRow,
+    feature: Feature,
+    has_balance: bool,
+) -> dict[str, Any]:
     owned = {i.plan_pk for i in load_instances(conn, customer.pk)}
     owned_ids = {cat.plans_by_pk[pk].id for pk in owned if pk in cat.plans_by_pk}
-    containing = [p for p in cat.plans.values()
-                  if not p.archived and any(i["feature_id"] == feature.id for i in p.items)]
+    containing = [
+        p
+        for p in cat.plans.values()
+        if not p.archived and any(i["feature_id"] == feature.id for i in p.items)
+    ]
     mains = [p for p in containing if not p.add_on and p.id not in owned_ids]
     addons = [p for p in containing if p.add_on and (p.is_one_off or p.id not in owned_ids)]
     products = mains + addons
@@ -427,11 +488,15 @@ def _preview(cat: Catalog, conn: Connection, customer: CustomerRow, feature: Fea
         title = "Feature Unavailable"
     target = products[0].name if products else "a plan that includes it"
     if has_balance:
-        message = (f"You have reached the usage limit for {name.lower()}. "
-                   f"Please upgrade to {target} to continue using this feature.")
+        message = (
+            f"You have reached the usage limit for {name.lower()}. "
+            f"Please upgrade to {target} to continue using this feature."
+        )
     else:
-        message = (f"Your current plan does not include the {name} feature. "
-                   f"Please upgrade to {target} to use this feature.")
+        message = (
+            f"Your current plan does not include the {name} feature. "
+            f"Please upgrade to {target} to use this feature."
+        )
     return {
         "scenario": "usage_limit" if has_balance else "feature_flag",
         "title": title,
@@ -443,8 +508,13 @@ def _preview(cat: Catalog, conn: Connection, customer: CustomerRow, feature: Fea
 
 
 def _evaluate(
-    cat: Catalog, feature: Feature, subject: list[Source], required: float, customer: CustomerRow,
-    entity: EntityRow | None, now: int,
+    cat: Catalog,
+    feature: Feature,
+    subject: list[Source],
+    required: float,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    now: int,
 ) -> tuple[Feature, float, bool]:
     """Which feature is evaluated (itself or a credit system), the converted requirement, and the decision."""
 
@@ -452,8 +522,9 @@ def _evaluate(
         return any(s.feature_id == f.id and not s.is_flag and s.is_live(now) for s in subject)
 
     def allowed(f: Feature, req: float) -> bool:
-        return metered_allowed([s for s in subject if s.feature_id == f.id], req,
-                               controls_for(customer, entity, f.id), now)
+        return metered_allowed(
+            [s for s in subject if s.feature_id == f.id], req, controls_for(customer, entity, f.id), now
+        )
 
     systems = cat.credit_systems_for.get(feature.id, [])
     if not systems:
@@ -505,13 +576,25 @@ def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         sources = load_sources(conn, customer.pk, involved_feature_ids(cat, [feature]))
         apply_due_resets(sources, now)
         subject = scoped(sources, entity)
-        return _check_response(ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand)
+        return _check_response(
+            ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand
+        )
 
 
 def _check_response(
-    ctx: Ctx, conn: Connection, cat: Catalog, feature: Feature, subject: list[Source], required: float,
-    customer: CustomerRow, entity: EntityRow | None, now: int, body: dict[str, Any], expand: bool,
-    *, forced: bool | None = None,
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    feature: Feature,
+    subject: list[Source],
+    required: float,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    now: int,
+    body: dict[str, Any],
+    expand: bool,
+    *,
+    forced: bool | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "allowed": False,
@@ -531,8 +614,8 @@ def _check_response(
         out["allowed"] = allowed if forced is None else forced
         out["balance"] = _balance_of(cat, evaluated.id, subject, now, expand)
     if body.get("with_preview"):
-        out["preview"] = None if out["allowed"] else _preview(
-            cat, conn, customer, feature, out["balance"] is not None
+        out["preview"] = (
+            None if out["allowed"] else _preview(cat, conn, customer, feature, out["balance"] is not None)
         )
     return out
 
@@ -566,20 +649,32 @@ def _check_and_deduct(
                 result = None
         if result is None:
             # Nothing changes: answer with the balance as it was before the request.
-            response = _check_response(ctx, conn, cat, feature, subject, required, customer, entity, now, body,
-                                       expand, forced=False)
+            response = _check_response(
+                ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand, forced=False
+            )
             if len(ids) >= 1:
-                response["balances"] = {fid: _balance_of(cat, fid, subject, now, expand) for fid in sorted(ids)}
+                response["balances"] = {
+                    fid: _balance_of(cat, fid, subject, now, expand) for fid in sorted(ids)
+                }
             save_sources(conn, sources)
             return response
         save_sources(conn, sources)
-        record_event(conn, ctx, customer, entity_id=entity.id if entity else None, name=feature.id,
-                     value=required, properties=body.get("properties"), deductions=result.deductions,
-                     timestamp=now)
+        record_event(
+            conn,
+            ctx,
+            customer,
+            entity_id=entity.id if entity else None,
+            name=feature.id,
+            value=required,
+            properties=body.get("properties"),
+            deductions=result.deductions,
+            timestamp=now,
+        )
         if lock is not None:
             _store_lock(conn, ctx, customer, entity, feature, lock, required, [(feature, result)], now)
-        response = _check_response(ctx, conn, cat, feature, subject, required, customer, entity, now, body,
-                                   expand, forced=True)
+        response = _check_response(
+            ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand, forced=True
+        )
         chosen = evaluated.id
         for fid in [feature.id] + [cs.id for cs in cat.credit_systems_for.get(feature.id, [])]:
             if result.touched.get(fid, 0) != 0:
@@ -616,8 +711,11 @@ def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if feature.type == "boolean":
             if grant is not None or unlimited:
                 raise invalid("Boolean features take neither included_grant nor unlimited")
-            existing = [s for s in scoped(load_sources(conn, customer.pk, {feature.id}), entity)
-                        if s.is_flag and s.is_live(now)]
+            existing = [
+                s
+                for s in scoped(load_sources(conn, customer.pk, {feature.id}), entity)
+                if s.is_flag and s.is_live(now)
+            ]
             if existing:
                 raise AutumnError(409, "invalid_request", f"Customer already has feature {feature.id}")
             values: dict[str, Any] = {"is_flag": True}
@@ -668,23 +766,30 @@ def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             }
         try:
             with conn.begin_nested():
-                insert_source(conn, {
-                    "customer_pk": customer.pk,
-                    "entity_pk": entity.pk if entity else None,
-                    "feature_id": feature.id,
-                    "balance_id": body.get("balance_id"),
-                    "expires_at": expires_at,
-                    "created_at": now,
-                    **values,
-                })
+                insert_source(
+                    conn,
+                    {
+                        "customer_pk": customer.pk,
+                        "entity_pk": entity.pk if entity else None,
+                        "feature_id": feature.id,
+                        "balance_id": body.get("balance_id"),
+                        "expires_at": expires_at,
+                        "created_at": now,
+                        **values,
+                    },
+                )
         except IntegrityError as exc:
-            raise AutumnError(409, "invalid_request",
-                              f"Balance with id {body.get('balance_id')} already exists for this customer") from exc
+            raise AutumnError(
+                409,
+                "invalid_request",
+                f"Balance with id {body.get('balance_id')} already exists for this customer",
+            ) from exc
     return {"success": True}
 
 
-def _matching(sources: list[Source], feature_id: str, entity: EntityRow | None, body: dict[str, Any],
-              now: int) -> list[Source]:
+def _matching(
+    sources: list[Source], feature_id: str, entity: EntityRow | None, body: dict[str, Any], now: int
+) -> list[Source]:
     out = []
     for s in sources:
         if s.feature_id != feature_id or not s.is_live(now):
@@ -718,8 +823,11 @@ def update_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         apply_due_resets(sources, now)
         matching = _matching(sources, feature.id, entity, body, now)
         if not matching:
-            raise AutumnError(404, "balance_not_found",
-                              f"No balances to update for feature {feature.id} on customer {customer.id}")
+            raise AutumnError(
+                404,
+                "balance_not_found",
+                f"No balances to update for feature {feature.id} on customer {customer.id}",
+            )
         if body.get("included_grant") is not None:
             s = matching[0]
             s.adjustment = r10(float(body["included_grant"]) - s.allowance)
@@ -728,8 +836,10 @@ def update_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         ordered = order_targets([Target(s, 1.0, True) for s in matching], entity.id if entity else None)
 
         def total_remaining() -> float:
-            return r10(sum(s.balance for s in matching) + sum(r.balance for s in matching
-                                                                for r in s.live_rollovers(now)))
+            return r10(
+                sum(s.balance for s in matching)
+                + sum(r.balance for s in matching for r in s.live_rollovers(now))
+            )
 
         target: float | None = None
         if remaining is not None:
@@ -755,9 +865,11 @@ def update_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("next_reset_at") is not None:
             from sqlalchemy import update as sa_update
 
-            conn.execute(sa_update(balance_sources)
-                         .where(balance_sources.c.pk.in_([s.pk for s in matching]))
-                         .values(anchor_at=int(body["next_reset_at"])))
+            conn.execute(
+                sa_update(balance_sources)
+                .where(balance_sources.c.pk.in_([s.pk for s in matching]))
+                .values(anchor_at=int(body["next_reset_at"]))
+            )
     return {"success": True}
 
 
@@ -795,7 +907,9 @@ def delete_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             gone = {s.pk for s in matching}
             rest = [s for s in sources if s.pk not in gone and s.feature_id == body["feature_id"]]
             rest_subject = scoped(rest, entity)
-            ordered = order_targets([Target(s, 1.0, True) for s in rest_subject], entity.id if entity else None)
+            ordered = order_targets(
+                [Target(s, 1.0, True) for s in rest_subject], entity.id if entity else None
+            )
             deduct(ordered, used, {}, now, "cap", body["feature_id"])
             save_sources(conn, rest)
         else:

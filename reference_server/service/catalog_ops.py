@@ -29,9 +29,7 @@ def _validate_feature(body: dict[str, Any], catalog: Catalog, feature_id: str) -
     consumable = body.get("consumable")
     if ftype == "boolean":
         consumable = False
-    elif ftype == "credit_system":
-        consumable = True
-    elif consumable is None:
+    elif ftype == "credit_system" or consumable is None:
         consumable = True
     schema = list(body.get("credit_schema") or [])
     if ftype == "credit_system":
@@ -77,7 +75,9 @@ def create_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         now = ctx.now()
         try:
             conn.execute(
-                insert(features).values(org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, id=fid, created_at=now, **values)
+                insert(features).values(
+                    org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, id=fid, created_at=now, **values
+                )
             )
         except IntegrityError as exc:
             raise AutumnError(409, "duplicate_feature_id", f"Feature with id {fid} already exists") from exc
@@ -118,13 +118,17 @@ def update_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 raise AutumnError(409, "duplicate_feature_id", f"Feature with id {new_id} already exists")
         conn.execute(
             update(features)
-            .where(features.c.org_pk == ctx.tenant.org_pk, features.c.env == ctx.tenant.env, features.c.id == fid)
+            .where(
+                features.c.org_pk == ctx.tenant.org_pk, features.c.env == ctx.tenant.env, features.c.id == fid
+            )
             .values(id=new_id, **values)
         )
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         row = conn.execute(
             select(features).where(
-                features.c.org_pk == ctx.tenant.org_pk, features.c.env == ctx.tenant.env, features.c.id == new_id
+                features.c.org_pk == ctx.tenant.org_pk,
+                features.c.env == ctx.tenant.env,
+                features.c.id == new_id,
             )
         ).one()
         return feature_json(feature_from_row(row))
@@ -146,7 +150,7 @@ def delete_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise AutumnError(
                 409,
                 "feature_in_use",
-                f"Feature {fid} is used by credit system {cat.credit_systems_for[fid][0].id}; archive it instead.",
+                f"Feature {fid} is used by credit system {cat.credit_systems_for[fid][0].id}; archive it.",
             )
         conn.execute(
             delete(features).where(
@@ -323,7 +327,9 @@ def _plan_values(body: dict[str, Any], cat: Catalog) -> dict[str, Any]:
     return values
 
 
-def _plan_from_values(pk: int, plan_id: str, version: int, created_at: int, env: str, v: dict[str, Any]) -> Plan:
+def _plan_from_values(
+    pk: int, plan_id: str, version: int, created_at: int, env: str, v: dict[str, Any]
+) -> Plan:
     return Plan(pk=pk, id=plan_id, version=version, created_at=created_at, env=env, is_latest=True, **v)
 
 
@@ -339,8 +345,15 @@ def create_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         now = ctx.now()
         pk = conn.execute(
             insert(plans)
-            .values(org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, id=plan_id, version=1, is_latest=True,
-                    created_at=now, **values)
+            .values(
+                org_pk=ctx.tenant.org_pk,
+                env=ctx.tenant.env,
+                id=plan_id,
+                version=1,
+                is_latest=True,
+                created_at=now,
+                **values,
+            )
             .returning(plans.c.pk)
         ).scalar_one()
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
@@ -363,8 +376,18 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if current is None:
             raise plan_not_found(plan_id)
         merged = plan_json(current, cat)
-        for key in ("name", "description", "group", "add_on", "auto_enable", "price", "items", "free_trial",
-                    "config", "archived"):
+        for key in (
+            "name",
+            "description",
+            "group",
+            "add_on",
+            "auto_enable",
+            "price",
+            "items",
+            "free_trial",
+            "config",
+            "archived",
+        ):
             if key in body:
                 merged[key] = body[key]
         values = _plan_values(merged, cat)
@@ -383,8 +406,15 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             version = current.version + 1
             pk = conn.execute(
                 insert(plans)
-                .values(org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, id=new_id, version=version,
-                        is_latest=True, created_at=ctx.now(), **values)
+                .values(
+                    org_pk=ctx.tenant.org_pk,
+                    env=ctx.tenant.env,
+                    id=new_id,
+                    version=version,
+                    is_latest=True,
+                    created_at=ctx.now(),
+                    **values,
+                )
                 .returning(plans.c.pk)
             ).scalar_one()
         else:
@@ -393,14 +423,21 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             if new_id != plan_id:
                 conn.execute(
                     update(plans)
-                    .where(plans.c.org_pk == ctx.tenant.org_pk, plans.c.env == ctx.tenant.env,
-                           plans.c.id == plan_id)
+                    .where(
+                        plans.c.org_pk == ctx.tenant.org_pk,
+                        plans.c.env == ctx.tenant.env,
+                        plans.c.id == plan_id,
+                    )
                     .values(id=new_id)
                 )
-                conn.execute(update(customer_plans).where(customer_plans.c.plan_id == plan_id,
-                                                          customer_plans.c.plan_pk.in_(
-                                                              [p.pk for p in cat.versions(plan_id)]))
-                             .values(plan_id=new_id))
+                conn.execute(
+                    update(customer_plans)
+                    .where(
+                        customer_plans.c.plan_id == plan_id,
+                        customer_plans.c.plan_pk.in_([p.pk for p in cat.versions(plan_id)]),
+                    )
+                    .values(plan_id=new_id)
+                )
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         created = current.created_at if pk == current.pk else ctx.now()
         return plan_json(_plan_from_values(pk, new_id, version, created, ctx.tenant.env, values), cat)
@@ -438,9 +475,14 @@ def product_json(plan: Plan, cat: Catalog) -> dict[str, Any]:
     """A plan in Autumn's legacy "product" shape, which check previews still use."""
     items: list[dict[str, Any]] = []
     if plan.price:
-        items.append({"type": "price", "price": plan.price["amount"], "interval": None
-                      if plan.price["interval"] == "one_off" else plan.price["interval"],
-                      "interval_count": plan.price.get("interval_count") or 1})
+        items.append(
+            {
+                "type": "price",
+                "price": plan.price["amount"],
+                "interval": None if plan.price["interval"] == "one_off" else plan.price["interval"],
+                "interval_count": plan.price.get("interval_count") or 1,
+            }
+        )
     for it in plan.items:
         f = cat.features.get(it["feature_id"])
         price = it.get("price")
@@ -478,7 +520,9 @@ def product_json(plan: Plan, cat: Catalog) -> dict[str, Any]:
             "length": trial["duration_length"],
             "unique_fingerprint": False,
             "card_required": bool(trial.get("card_required", True)),
-        } if trial else None,
+        }
+        if trial
+        else None,
         "base_variant_id": None,
         "properties": {"is_free": plan.is_free, "is_one_off": plan.is_one_off, "has_trial": bool(trial)},
     }

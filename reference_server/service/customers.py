@@ -204,8 +204,13 @@ def _referrals(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
     from reference_server.store.tables import reward_programs
 
     rows = conn.execute(
-        select(redemptions, customers.c.id.label("cid"), customers.c.name.label("cname"),
-               customers.c.email.label("cemail"), reward_programs.c.id.label("program_id"))
+        select(
+            redemptions,
+            customers.c.id.label("cid"),
+            customers.c.name.label("cname"),
+            customers.c.email.label("cemail"),
+            reward_programs.c.id.label("program_id"),
+        )
         .join(customers, customers.c.pk == redemptions.c.customer_pk)
         .join(reward_programs, reward_programs.c.pk == redemptions.c.program_pk)
         .where(redemptions.c.referrer_pk == customer.pk, redemptions.c.kind == "referral")
@@ -326,7 +331,9 @@ def get(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
-        return customer_json(ctx, conn, cat, customer, now, set(body.get("expand") or []), persist_resets=True)
+        return customer_json(
+            ctx, conn, cat, customer, now, set(body.get("expand") or []), persist_resets=True
+        )
 
 
 def _encode_cursor(pk: int) -> str:
@@ -353,8 +360,13 @@ def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         q = q.where(customers.c.pk > _decode_cursor(body["start_cursor"]))
     if body.get("search"):
         pattern = f"%{body['search']}%"
-        q = q.where(or_(customers.c.id.ilike(pattern), customers.c.name.ilike(pattern),
-                        customers.c.email.ilike(pattern)))
+        q = q.where(
+            or_(
+                customers.c.id.ilike(pattern),
+                customers.c.name.ilike(pattern),
+                customers.c.email.ilike(pattern),
+            )
+        )
     plan_filters = body.get("plans") or []
     status = body.get("subscription_status")
     if plan_filters or status:
@@ -366,12 +378,15 @@ def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             with ctx.db.read() as conn:
                 cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
             for pf in plan_filters:
-                pks = [p.pk for p in cat.versions(pf["id"]) if not pf.get("versions") or p.version in pf["versions"]]
+                pks = [
+                    p.pk
+                    for p in cat.versions(pf["id"])
+                    if not pf.get("versions") or p.version in pf["versions"]
+                ]
                 conds.append(customer_plans.c.plan_pk.in_(pks))
             sub = sub.where(or_(*conds))
         q = q.where(customers.c.pk.in_(sub))
-    if body.get("processors"):
-        if "stripe" in body["processors"]:
+    if body.get("processors") and "stripe" in body["processors"]:
             q = q.where(customers.c.stripe_id.is_not(None))
     q = q.order_by(customers.c.pk).limit(limit + 1)
     with ctx.db.read() as conn:
@@ -407,8 +422,9 @@ def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             changes["billing_controls"] = merged
         if body.get("new_customer_id") and body["new_customer_id"] != customer_id:
             if get_customer(conn, ctx.tenant, body["new_customer_id"]) is not None:
-                raise AutumnError(409, "customer_already_exists",
-                                  f"Customer {body['new_customer_id']} already exists")
+                raise AutumnError(
+                    409, "customer_already_exists", f"Customer {body['new_customer_id']} already exists"
+                )
             changes["id"] = body["new_customer_id"]
         if changes:
             conn.execute(update(customers).where(customers.c.pk == customer.pk).values(**changes))
@@ -427,7 +443,12 @@ def delete_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def entity_subject_json(
-    ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, entity: EntityRow, now: int,
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow,
+    now: int,
     expand: set[str] | None = None,
 ) -> dict[str, Any]:
     expand = expand or set()

@@ -9,7 +9,13 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.deduction import InsufficientBalance, Target, deduct, order_targets
 from reference_server.engine.resets import apply_due_resets
-from reference_server.errors import AutumnError, customer_not_found, entity_not_found, feature_not_found, invalid
+from reference_server.errors import (
+    AutumnError,
+    customer_not_found,
+    entity_not_found,
+    feature_not_found,
+    invalid,
+)
 from reference_server.service.balances import controls_for
 from reference_server.service.context import Ctx
 from reference_server.service.customers import (
@@ -43,7 +49,8 @@ def _use_seats(conn: Any, customer: Any, feature_id: str, amount: float, now: in
         deduct(ordered, amount, controls, now, "reject" if priced and amount > 0 else "overflow", feature_id)
     except InsufficientBalance as exc:
         raise AutumnError(
-            400, "feature_limit_reached",
+            400,
+            "feature_limit_reached",
             f"Cannot create {int(amount)} entities: the limit for feature {feature_id} has been reached",
         ) from exc
     save_sources(conn, sources)
@@ -80,8 +87,14 @@ def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         controls = body.get("billing_controls") or {}
         pk = conn.execute(
             insert(entities)
-            .values(customer_pk=customer.pk, id=entity_id, name=body.get("name"), feature_id=feature_id,
-                    billing_controls=controls_json(controls, entity=True), created_at=now)
+            .values(
+                customer_pk=customer.pk,
+                id=entity_id,
+                name=body.get("name"),
+                feature_id=feature_id,
+                billing_controls=controls_json(controls, entity=True),
+                created_at=now,
+            )
             .returning(entities.c.pk)
         ).scalar_one()
         entity = entity_from_row(conn.execute(select(entities).where(entities.c.pk == pk)).one())
@@ -99,8 +112,11 @@ def _load(ctx: Ctx, conn: Any, body: dict[str, Any], lock: bool) -> tuple[Any, A
         row = conn.execute(
             select(entities, customers.c.id.label("cid"))
             .join(customers, customers.c.pk == entities.c.customer_pk)
-            .where(customers.c.org_pk == ctx.tenant.org_pk, customers.c.env == ctx.tenant.env,
-                   entities.c.id == entity_id)
+            .where(
+                customers.c.org_pk == ctx.tenant.org_pk,
+                customers.c.env == ctx.tenant.env,
+                entities.c.id == entity_id,
+            )
             .order_by(entities.c.pk)
         ).first()
         if row is None:
@@ -128,8 +144,11 @@ def list_entities_op(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         q = (
             select(entities, customers.c.id.label("cid"))
             .join(customers, customers.c.pk == entities.c.customer_pk)
-            .where(customers.c.org_pk == ctx.tenant.org_pk, customers.c.env == ctx.tenant.env,
-                   entities.c.pk > start)
+            .where(
+                customers.c.org_pk == ctx.tenant.org_pk,
+                customers.c.env == ctx.tenant.env,
+                entities.c.pk > start,
+            )
             .order_by(entities.c.pk)
             .limit(limit + 1)
         )
@@ -144,7 +163,9 @@ def list_entities_op(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         for r in page:
             crow = conn.execute(select(customers).where(customers.c.pk == r.customer_pk)).one()
             cust = customer_from_row(crow)
-            out.append(entity_subject_json(ctx, conn, cat, cust, entity_from_row(r), ctx.now(cust.clock_offset_ms)))
+            out.append(
+                entity_subject_json(ctx, conn, cat, cust, entity_from_row(r), ctx.now(cust.clock_offset_ms))
+            )
     return {"list": out, "next_cursor": str(page[-1].pk) if len(rows) > limit else None}
 
 

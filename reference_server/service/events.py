@@ -81,7 +81,10 @@ def list_events(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             ts, pk = _uncursor(body["start_cursor"])
             conds.append(or_(events.c.timestamp < ts, and_(events.c.timestamp == ts, events.c.pk < pk)))
         rows = conn.execute(
-            select(events).where(*conds).order_by(events.c.timestamp.desc(), events.c.pk.desc()).limit(limit + 1)
+            select(events)
+            .where(*conds)
+            .order_by(events.c.timestamp.desc(), events.c.pk.desc())
+            .limit(limit + 1)
         ).all()
     page = rows[:limit]
     return {
@@ -143,10 +146,13 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     if custom and not custom["start"] < custom["end"]:
         raise invalid("custom_range: start must be before end", "invalid_inputs")
     group_by = body.get("group_by")
-    if group_by and not (group_by.startswith("properties.") or group_by in ("$customer_id", "$entity_id",
-                                                                             "$plan_id")):
-        raise invalid("group_by: must start with properties. or be $customer_id, $entity_id or $plan_id",
-                      "invalid_inputs")
+    if group_by and not (
+        group_by.startswith("properties.") or group_by in ("$customer_id", "$entity_id", "$plan_id")
+    ):
+        raise invalid(
+            "group_by: must start with properties. or be $customer_id, $entity_id or $plan_id",
+            "invalid_inputs",
+        )
     filter_by = body.get("filter_by") or {}
     if len(filter_by) > 5:
         raise invalid("filter_by: at most 5 filters", "invalid_inputs")
@@ -156,7 +162,7 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         now = ctx.now(customer.clock_offset_ms if customer else 0)
         if custom:
             start, end = int(custom["start"]), int(custom["end"])
-        elif (rng or "1bc") in RANGE_DAYS:
+        elif rng is not None and rng in RANGE_DAYS:
             start, end = now - RANGE_DAYS[rng] * FIXED_MS["day"], now
         else:
             r = rng or "1bc"
@@ -168,8 +174,11 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         rows = conn.execute(select(events).where(*conds).order_by(events.c.timestamp)).all()
         plan_of: dict[int, str] = {}
         if group_by == "$plan_id":
-            for r in conn.execute(select(customer_plans.c.customer_pk, customer_plans.c.plan_id)
-                                  .where(customer_plans.c.status == "active")):
+            for r in conn.execute(
+                select(customer_plans.c.customer_pk, customer_plans.c.plan_id).where(
+                    customer_plans.c.status == "active"
+                )
+            ):
                 plan_of.setdefault(r.customer_pk, r.plan_id)
 
     def group_key(r: Any) -> str:
@@ -205,8 +214,11 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             groups_total[k] = groups_total.get(k, 0.0) + abs(float(r.value))
     top = set(sorted(groups_total, key=lambda k: -groups_total[k])[:max_groups])
     data: dict[int, dict[str, Any]] = {
-        p: {"period": p, "values": {f: 0.0 for f in fids}, **({"grouped_values": {f: {} for f in fids}}
-                                                               if group_by else {})}
+        p: {
+            "period": p,
+            "values": {f: 0.0 for f in fids},
+            **({"grouped_values": {f: {} for f in fids}} if group_by else {}),
+        }
         for p in bins
     }
     for r in rows:

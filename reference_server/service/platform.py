@@ -23,7 +23,7 @@ def _tenant_slug(ctx: Ctx, slug: str) -> str:
 
 def _public_slug(ctx: Ctx, slug: str) -> str:
     prefix = f"{ctx.tenant.org_id}_"
-    return slug[len(prefix):] if slug.startswith(prefix) else slug
+    return slug[len(prefix) :] if slug.startswith(prefix) else slug
 
 
 def create_organization(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -36,8 +36,9 @@ def create_organization(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         row = conn.execute(select(organizations).where(organizations.c.slug == slug)).first()
         if row is None:
-            org = create_org(conn, body["name"], slug, parent_org_pk=ctx.tenant.org_pk,
-                             owner_email=body["user_email"])
+            org = create_org(
+                conn, body["name"], slug, parent_org_pk=ctx.tenant.org_pk, owner_email=body["user_email"]
+            )
             org_pk = org.pk
         else:
             org_pk = row.pk
@@ -57,8 +58,11 @@ def list_organizations(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         raise invalid("limit must be 1..100 and offset >= 0", "invalid_inputs")
     with ctx.db.read() as conn:
         rows = conn.execute(
-            select(organizations).where(organizations.c.parent_org_pk == ctx.tenant.org_pk)
-            .order_by(organizations.c.pk).limit(limit).offset(offset)
+            select(organizations)
+            .where(organizations.c.parent_org_pk == ctx.tenant.org_pk)
+            .order_by(organizations.c.pk)
+            .limit(limit)
+            .offset(offset)
         ).all()
     items = [{"slug": _public_slug(ctx, r.slug), "name": r.name, "created_at": r.created_at} for r in rows]
     return {"list": items, "total": len(items), "limit": limit, "offset": offset}
@@ -83,15 +87,20 @@ def list_users(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                     .where(memberships.c.user_pk == r.pk, organizations.c.parent_org_pk == ctx.tenant.org_pk)
                 ).all()
                 item["organizations"] = [
-                    {"slug": _public_slug(ctx, o.slug), "name": o.name, "created_at": o.created_at} for o in orgs
+                    {"slug": _public_slug(ctx, o.slug), "name": o.name, "created_at": o.created_at}
+                    for o in orgs
                 ]
             items.append(item)
     return {"list": items, "total": len(items), "limit": limit, "offset": offset}
 
 
 def _tenant_org(ctx: Ctx, conn: Any, slug: str) -> Any:
-    row = conn.execute(select(organizations).where(organizations.c.slug == _tenant_slug(ctx, slug),
-                                                   organizations.c.parent_org_pk == ctx.tenant.org_pk)).first()
+    row = conn.execute(
+        select(organizations).where(
+            organizations.c.slug == _tenant_slug(ctx, slug),
+            organizations.c.parent_org_pk == ctx.tenant.org_pk,
+        )
+    ).first()
     if row is None:
         raise AutumnError(404, "not_found", f"Organization {slug} not found")
     return row

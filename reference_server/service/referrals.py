@@ -49,9 +49,15 @@ def create_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if rtype == "free_product" and body.get("free_plan_id") not in cat.plans:
             raise plan_not_found(str(body.get("free_plan_id")))
         values = {
-            "org_pk": ctx.tenant.org_pk, "env": ctx.tenant.env, "id": body["id"], "name": body.get("name"),
-            "type": rtype, "discount_value": float(body.get("discount_value") or 0), "grants": grants,
-            "free_plan_id": body.get("free_plan_id"), "promo_codes": list(body.get("promo_codes") or []),
+            "org_pk": ctx.tenant.org_pk,
+            "env": ctx.tenant.env,
+            "id": body["id"],
+            "name": body.get("name"),
+            "type": rtype,
+            "discount_value": float(body.get("discount_value") or 0),
+            "grants": grants,
+            "free_plan_id": body.get("free_plan_id"),
+            "promo_codes": list(body.get("promo_codes") or []),
             "created_at": ctx.now(),
         }
         try:
@@ -59,9 +65,13 @@ def create_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 conn.execute(insert(rewards).values(**values))
         except IntegrityError as exc:
             raise AutumnError(409, "reward_already_exists", f"Reward {body['id']} already exists") from exc
-        row = conn.execute(select(rewards).where(rewards.c.org_pk == ctx.tenant.org_pk,
-                                                 rewards.c.env == ctx.tenant.env,
-                                                 rewards.c.id == body["id"])).one()
+        row = conn.execute(
+            select(rewards).where(
+                rewards.c.org_pk == ctx.tenant.org_pk,
+                rewards.c.env == ctx.tenant.env,
+                rewards.c.id == body["id"],
+            )
+        ).one()
         return _reward_json(row)
 
 
@@ -76,33 +86,54 @@ def create_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     if received_by not in ("referrer", "all"):
         raise invalid("received_by: must be one of: referrer, all", "invalid_inputs")
     with ctx.db.write() as conn:
-        reward = conn.execute(select(rewards).where(rewards.c.org_pk == ctx.tenant.org_pk,
-                                                    rewards.c.env == ctx.tenant.env,
-                                                    rewards.c.id == body.get("reward_id"))).first()
+        reward = conn.execute(
+            select(rewards).where(
+                rewards.c.org_pk == ctx.tenant.org_pk,
+                rewards.c.env == ctx.tenant.env,
+                rewards.c.id == body.get("reward_id"),
+            )
+        ).first()
         if reward is None:
             raise AutumnError(404, "reward_not_found", f"Reward {body.get('reward_id')} not found")
         now = ctx.now()
         try:
             with conn.begin_nested():
-                conn.execute(insert(reward_programs).values(
-                    org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, id=body["id"], reward_id=reward.id,
-                    trigger=trigger, received_by=received_by, max_redemptions=body.get("max_redemptions"),
-                    plan_ids=list(body.get("plan_ids") or []), created_at=now,
-                ))
+                conn.execute(
+                    insert(reward_programs).values(
+                        org_pk=ctx.tenant.org_pk,
+                        env=ctx.tenant.env,
+                        id=body["id"],
+                        reward_id=reward.id,
+                        trigger=trigger,
+                        received_by=received_by,
+                        max_redemptions=body.get("max_redemptions"),
+                        plan_ids=list(body.get("plan_ids") or []),
+                        created_at=now,
+                    )
+                )
         except IntegrityError as exc:
-            raise AutumnError(409, "reward_program_already_exists",
-                              f"Reward program {body['id']} already exists") from exc
+            raise AutumnError(
+                409, "reward_program_already_exists", f"Reward program {body['id']} already exists"
+            ) from exc
     return {
-        "id": body["id"], "reward_id": reward.id, "trigger": trigger, "received_by": received_by,
-        "max_redemptions": body.get("max_redemptions"), "plan_ids": list(body.get("plan_ids") or []),
+        "id": body["id"],
+        "reward_id": reward.id,
+        "trigger": trigger,
+        "received_by": received_by,
+        "max_redemptions": body.get("max_redemptions"),
+        "plan_ids": list(body.get("plan_ids") or []),
         "created_at": now,
     }
 
 
 def _program(conn: Connection, ctx: Ctx, program_id: str) -> Any:
-    row = conn.execute(select(reward_programs).where(reward_programs.c.org_pk == ctx.tenant.org_pk,
-                                                     reward_programs.c.env == ctx.tenant.env,
-                                                     reward_programs.c.id == program_id)).first()
+    row = conn.execute(
+        select(reward_programs).where(
+            reward_programs.c.org_pk == ctx.tenant.org_pk,
+            reward_programs.c.env == ctx.tenant.env,
+            reward_programs.c.id == program_id,
+        )
+    ).first()
     if row is None:
         raise AutumnError(404, "reward_program_not_found", f"Reward program {program_id} not found")
     return row
@@ -113,17 +144,27 @@ def create_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
         program = _program(conn, ctx, body["program_id"])
-        existing = conn.execute(select(referral_codes).where(referral_codes.c.program_pk == program.pk,
-                                                             referral_codes.c.customer_pk == customer.pk)).first()
+        existing = conn.execute(
+            select(referral_codes).where(
+                referral_codes.c.program_pk == program.pk, referral_codes.c.customer_pk == customer.pk
+            )
+        ).first()
         if existing is not None:
             return {"code": existing.code, "customer_id": customer.id, "created_at": existing.created_at}
         for _ in range(20):
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
             try:
                 with conn.begin_nested():
-                    conn.execute(insert(referral_codes).values(
-                        org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, code=code, program_pk=program.pk,
-                        customer_pk=customer.pk, created_at=now))
+                    conn.execute(
+                        insert(referral_codes).values(
+                            org_pk=ctx.tenant.org_pk,
+                            env=ctx.tenant.env,
+                            code=code,
+                            program_pk=program.pk,
+                            customer_pk=customer.pk,
+                            created_at=now,
+                        )
+                    )
                 return {"code": code, "customer_id": customer.id, "created_at": now}
             except IntegrityError:
                 continue
@@ -141,20 +182,32 @@ def _grant(conn: Connection, cat: Catalog, customer_pk: int, reward: Any, now: i
         qty = float(g.get("quantity") or 0)
         days = g.get("expires_after_days")
         if feature.type == "boolean":
-            insert_source(conn, {"customer_pk": customer_pk, "feature_id": feature.id, "is_flag": True,
-                                 "created_at": now})
+            insert_source(
+                conn,
+                {"customer_pk": customer_pk, "feature_id": feature.id, "is_flag": True, "created_at": now},
+            )
         else:
-            insert_source(conn, {
-                "customer_pk": customer_pk, "feature_id": feature.id, "allowance": qty, "balance": qty,
-                "interval": None if not feature.consumable else "one_off", "continuous": not feature.consumable,
-                "anchor_at": now, "created_at": now,
-                "expires_at": now + int(days) * FIXED_MS["day"] if days else None,
-            })
+            insert_source(
+                conn,
+                {
+                    "customer_pk": customer_pk,
+                    "feature_id": feature.id,
+                    "allowance": qty,
+                    "balance": qty,
+                    "interval": None if not feature.consumable else "one_off",
+                    "continuous": not feature.consumable,
+                    "anchor_at": now,
+                    "created_at": now,
+                    "expires_at": now + int(days) * FIXED_MS["day"] if days else None,
+                },
+            )
         granted.append({"feature_id": feature.id, "balance": qty})
     return granted
 
 
-def _apply_reward(conn: Connection, ctx: Ctx, cat: Catalog, reward: Any, customer: CustomerRow, now: int) -> None:
+def _apply_reward(
+    conn: Connection, ctx: Ctx, cat: Catalog, reward: Any, customer: CustomerRow, now: int
+) -> None:
     if reward.type == "feature_grant":
         _grant(conn, cat, customer.pk, reward, now)
     elif reward.type == "free_product" and reward.free_plan_id in cat.plans:
@@ -172,44 +225,86 @@ def redeem_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         redeemer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-        rc = conn.execute(select(referral_codes).where(referral_codes.c.org_pk == ctx.tenant.org_pk,
-                                                       referral_codes.c.env == ctx.tenant.env,
-                                                       referral_codes.c.code == code)).first()
+        rc = conn.execute(
+            select(referral_codes).where(
+                referral_codes.c.org_pk == ctx.tenant.org_pk,
+                referral_codes.c.env == ctx.tenant.env,
+                referral_codes.c.code == code,
+            )
+        ).first()
         if rc is None:
             raise AutumnError(404, "referral_code_not_found", "Referral code not found")
         program = conn.execute(select(reward_programs).where(reward_programs.c.pk == rc.program_pk)).one()
-        referrer = customer_from_row(conn.execute(select(customers).where(customers.c.pk == rc.customer_pk)).one())
+        referrer = customer_from_row(
+            conn.execute(select(customers).where(customers.c.pk == rc.customer_pk)).one()
+        )
         if referrer.pk == redeemer.pk or (
             referrer.fingerprint is not None and referrer.fingerprint == redeemer.fingerprint
         ):
             raise AutumnError(400, "customer_cannot_redeem_own_code", "Customer cannot redeem their own code")
-        count = conn.execute(select(func.count()).select_from(redemptions)
-                             .where(redemptions.c.kind == "referral", redemptions.c.code == code,
-                                    redemptions.c.program_pk == program.pk)).scalar_one()
+        count = conn.execute(
+            select(func.count())
+            .select_from(redemptions)
+            .where(
+                redemptions.c.kind == "referral",
+                redemptions.c.code == code,
+                redemptions.c.program_pk == program.pk,
+            )
+        ).scalar_one()
         if program.max_redemptions is not None and count >= program.max_redemptions:
-            raise AutumnError(400, "referral_code_max_redemptions_reached",
-                              "Referral code has reached its maximum number of redemptions")
-        already = conn.execute(select(redemptions.c.pk).where(redemptions.c.kind == "referral",
-                                                              redemptions.c.program_pk == program.pk,
-                                                              redemptions.c.customer_pk == redeemer.pk)).first()
+            raise AutumnError(
+                400,
+                "referral_code_max_redemptions_reached",
+                "Referral code has reached its maximum number of redemptions",
+            )
+        already = conn.execute(
+            select(redemptions.c.pk).where(
+                redemptions.c.kind == "referral",
+                redemptions.c.program_pk == program.pk,
+                redemptions.c.customer_pk == redeemer.pk,
+            )
+        ).first()
         if already is not None:
-            raise AutumnError(400, "customer_already_redeemed_referral_code",
-                              "Customer has already redeemed a referral code in this program")
-        reward = conn.execute(select(rewards).where(rewards.c.org_pk == ctx.tenant.org_pk,
-                                                    rewards.c.env == ctx.tenant.env,
-                                                    rewards.c.id == program.reward_id)).one()
+            raise AutumnError(
+                400,
+                "customer_already_redeemed_referral_code",
+                "Customer has already redeemed a referral code in this program",
+            )
+        reward = conn.execute(
+            select(rewards).where(
+                rewards.c.org_pk == ctx.tenant.org_pk,
+                rewards.c.env == ctx.tenant.env,
+                rewards.c.id == program.reward_id,
+            )
+        ).one()
         applied = program.trigger == "customer_creation"
         if applied:
             _apply_reward(conn, ctx, cat, reward, referrer, now)
             if program.received_by == "all":
                 _apply_reward(conn, ctx, cat, reward, redeemer, now)
         rid = "rr_" + secrets.token_hex(10)
-        conn.execute(insert(redemptions).values(
-            id=rid, org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, kind="referral", reward_pk=reward.pk,
-            program_pk=program.pk, code=code, referrer_pk=referrer.pk, customer_pk=redeemer.pk,
-            applied=applied, created_at=now))
-        return {"id": rid, "customer_id": redeemer.id, "reward_id": reward.id,
-                "referrer": _person(referrer), "redeemer": _person(redeemer)}
+        conn.execute(
+            insert(redemptions).values(
+                id=rid,
+                org_pk=ctx.tenant.org_pk,
+                env=ctx.tenant.env,
+                kind="referral",
+                reward_pk=reward.pk,
+                program_pk=program.pk,
+                code=code,
+                referrer_pk=referrer.pk,
+                customer_pk=redeemer.pk,
+                applied=applied,
+                created_at=now,
+            )
+        )
+        return {
+            "id": rid,
+            "customer_id": redeemer.id,
+            "reward_id": reward.id,
+            "referrer": _person(referrer),
+            "redeemer": _person(redeemer),
+        }
 
 
 def redeem_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -217,8 +312,9 @@ def redeem_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-        rows = conn.execute(select(rewards).where(rewards.c.org_pk == ctx.tenant.org_pk,
-                                                  rewards.c.env == ctx.tenant.env)).all()
+        rows = conn.execute(
+            select(rewards).where(rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env)
+        ).all()
         match = None
         promo: dict[str, Any] = {}
         for r in rows:
@@ -229,20 +325,44 @@ def redeem_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise AutumnError(404, "reward_not_found", f"Reward with code {code} not found")
         if match.type != "feature_grant" or not match.grants:
             raise AutumnError(400, "invalid_reward", f"Reward {match.id} does not grant features")
-        used = conn.execute(select(func.count()).select_from(redemptions)
-                            .where(redemptions.c.kind == "promo", redemptions.c.reward_pk == match.pk,
-                                   func.upper(redemptions.c.code) == code.upper())).scalar_one()
+        used = conn.execute(
+            select(func.count())
+            .select_from(redemptions)
+            .where(
+                redemptions.c.kind == "promo",
+                redemptions.c.reward_pk == match.pk,
+                func.upper(redemptions.c.code) == code.upper(),
+            )
+        ).scalar_one()
         if promo.get("max_redemptions") is not None and used >= int(promo["max_redemptions"]):
-            raise AutumnError(400, "referral_code_max_redemptions_reached",
-                              f"Code {code} has reached its maximum number of redemptions")
-        again = conn.execute(select(redemptions.c.pk).where(redemptions.c.kind == "promo",
-                                                            redemptions.c.reward_pk == match.pk,
-                                                            redemptions.c.customer_pk == customer.pk)).first()
+            raise AutumnError(
+                400,
+                "referral_code_max_redemptions_reached",
+                f"Code {code} has reached its maximum number of redemptions",
+            )
+        again = conn.execute(
+            select(redemptions.c.pk).where(
+                redemptions.c.kind == "promo",
+                redemptions.c.reward_pk == match.pk,
+                redemptions.c.customer_pk == customer.pk,
+            )
+        ).first()
         if again is not None:
-            raise AutumnError(400, "customer_already_redeemed_referral_code",
-                              f"Customer has already redeemed code {code}")
+            raise AutumnError(
+                400, "customer_already_redeemed_referral_code", f"Customer has already redeemed code {code}"
+            )
         granted = _grant(conn, cat, customer.pk, match, now)
-        conn.execute(insert(redemptions).values(
-            id="rd_" + secrets.token_hex(10), org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, kind="promo",
-            reward_pk=match.pk, code=code.upper(), customer_pk=customer.pk, applied=True, created_at=now))
+        conn.execute(
+            insert(redemptions).values(
+                id="rd_" + secrets.token_hex(10),
+                org_pk=ctx.tenant.org_pk,
+                env=ctx.tenant.env,
+                kind="promo",
+                reward_pk=match.pk,
+                code=code.upper(),
+                customer_pk=customer.pk,
+                applied=True,
+                created_at=now,
+            )
+        )
         return {"reward_id": match.id, "entitlements_granted": granted}

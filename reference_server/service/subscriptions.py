@@ -47,10 +47,12 @@ def instance_from_row(r: Any) -> Instance:
     return Instance(**{k: getattr(r, k) for k in Instance.__dataclass_fields__})
 
 
-def load_instances(
-    conn: Connection, customer_pk: int, *, include_expired: bool = False
-) -> list[Instance]:
-    q = select(customer_plans).where(customer_plans.c.customer_pk == customer_pk).order_by(customer_plans.c.pk)
+def load_instances(conn: Connection, customer_pk: int, *, include_expired: bool = False) -> list[Instance]:
+    q = (
+        select(customer_plans)
+        .where(customer_plans.c.customer_pk == customer_pk)
+        .order_by(customer_plans.c.pk)
+    )
     if not include_expired:
         q = q.where(customer_plans.c.status != "expired")
     return [instance_from_row(r) for r in conn.execute(q)]
@@ -260,7 +262,9 @@ def expire_instance(conn: Connection, instance_pk: int, now: int) -> ExpiredStat
     conn.execute(
         update(customer_plans)
         .where(customer_plans.c.pk == instance_pk)
-        .values(status="expired", expires_at=row.expires_at if row.expires_at and row.expires_at <= now else now)
+        .values(
+            status="expired", expires_at=row.expires_at if row.expires_at and row.expires_at <= now else now
+        )
     )
     return state
 
@@ -291,25 +295,45 @@ def trial_end(plan: Plan, now: int) -> int | None:
 
 
 def attach_defaults(
-    conn: Connection, cat: Catalog, customer: CustomerRow, now: int, entity: EntityRow | None = None,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    now: int,
+    entity: EntityRow | None = None,
     only_plan: Plan | None = None,
 ) -> None:
     """Give a new customer its default plans (billing-semantics §5.1)."""
     for plan in [only_plan] if only_plan is not None else default_plans(cat):
         activate_plan(
-            conn, cat, customer=customer, entity=entity, plan=plan, now=now, trial_ends_at=trial_end(plan, now)
+            conn,
+            cat,
+            customer=customer,
+            entity=entity,
+            plan=plan,
+            now=now,
+            trial_ends_at=trial_end(plan, now),
         )
 
 
 def activate_group_default(
-    conn: Connection, cat: Catalog, customer: CustomerRow, entity: EntityRow | None, group: str, now: int,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    group: str,
+    now: int,
     carried: ExpiredState | None = None,
 ) -> None:
     """Re-enable the group's auto_enable plan when the main plan of the group ends."""
     for plan in default_plans(cat):
         if plan.group == group and not plan.add_on:
             activate_plan(
-                conn, cat, customer=customer, entity=entity, plan=plan, now=now,
+                conn,
+                cat,
+                customer=customer,
+                entity=entity,
+                plan=plan,
+                now=now,
                 carried_usage=carried.continuous_usage if carried else None,
             )
 
@@ -326,10 +350,10 @@ def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: Customer
         billing(ctx, conn, cat, customer, now)  # type: ignore[operator]
     instances = load_instances(conn, customer.pk)
     # Expire ended instances first, then start scheduled ones, in time order.
-    for inst in sorted(instances, key=lambda i: (i.expires_at or 0)):
+    for inst in sorted(instances, key=lambda i: i.expires_at or 0):
         if inst.status == "active" and inst.expires_at is not None and inst.expires_at <= now:
             expire_instance(conn, inst.pk, now)
-    for inst in sorted(instances, key=lambda i: (i.starts_at or 0)):
+    for inst in sorted(instances, key=lambda i: i.starts_at or 0):
         if inst.status == "scheduled" and inst.starts_at is not None and inst.starts_at <= now:
             plan = cat.plans_by_pk.get(inst.plan_pk)
             conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(status="active"))
@@ -347,8 +371,16 @@ def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: Customer
                         if f is not None and f.type == "metered" and not f.consumable:
                             carried[f.id] = entity_usage(conn, customer.pk, f.id)
                 create_item_sources(
-                    conn, cat, customer_pk=customer.pk, entity_pk=inst.entity_pk, instance_pk=inst.pk,
-                    plan=plan, now=now, anchor_at=inst.starts_at, quantity=inst.quantity, carried_usage=carried,
+                    conn,
+                    cat,
+                    customer_pk=customer.pk,
+                    entity_pk=inst.entity_pk,
+                    instance_pk=inst.pk,
+                    plan=plan,
+                    now=now,
+                    anchor_at=inst.starts_at,
+                    quantity=inst.quantity,
+                    carried_usage=carried,
                 )
     release_expired_locks(ctx, conn, customer, now)
     next_due = _next_due(conn, customer.pk)

@@ -106,9 +106,7 @@ def get_entity(conn: Connection, customer_pk: int, entity_id: str) -> EntityRow 
 
 
 def list_entities(conn: Connection, customer_pk: int) -> list[EntityRow]:
-    rows = conn.execute(
-        select(entities).where(entities.c.customer_pk == customer_pk).order_by(entities.c.pk)
-    )
+    rows = conn.execute(select(entities).where(entities.c.customer_pk == customer_pk).order_by(entities.c.pk))
     return [entity_from_row(r) for r in rows]
 
 
@@ -146,9 +144,7 @@ def source_from_row(r: Any) -> Source:
     )
 
 
-def load_sources(
-    conn: Connection, customer_pk: int, feature_ids: set[str] | None = None
-) -> list[Source]:
+def load_sources(conn: Connection, customer_pk: int, feature_ids: set[str] | None = None) -> list[Source]:
     q = (
         select(*_SOURCE_COLUMNS)
         .select_from(balance_sources.outerjoin(entities, balance_sources.c.entity_pk == entities.c.pk))

@@ -66,8 +66,13 @@ def get_org_by_slug(conn: Connection, slug: str) -> OrgRow | None:
 
 
 def create_org(
-    conn: Connection, name: str, slug: str | None = None, *, org_id: str | None = None,
-    parent_org_pk: int | None = None, owner_email: str | None = None,
+    conn: Connection,
+    name: str,
+    slug: str | None = None,
+    *,
+    org_id: str | None = None,
+    parent_org_pk: int | None = None,
+    owner_email: str | None = None,
 ) -> OrgRow:
     slug = slug or slugify(name)
     base, n = slug, 1
@@ -77,8 +82,17 @@ def create_org(
     oid = org_id or "org_" + secrets.token_hex(10)
     pk = conn.execute(
         insert(organizations)
-        .values(id=oid, name=name, slug=slug, owner_email=owner_email, parent_org_pk=parent_org_pk,
-                sandbox_clock_offset_ms=0, live_clock_offset_ms=0, catalog_version=0, created_at=now_ms())
+        .values(
+            id=oid,
+            name=name,
+            slug=slug,
+            owner_email=owner_email,
+            parent_org_pk=parent_org_pk,
+            sandbox_clock_offset_ms=0,
+            live_clock_offset_ms=0,
+            catalog_version=0,
+            created_at=now_ms(),
+        )
         .returning(organizations.c.pk)
     ).scalar_one()
     r = conn.execute(select(organizations).where(organizations.c.pk == pk)).one()
@@ -87,7 +101,9 @@ def create_org(
 
 def ensure_default_org(conn: Connection) -> OrgRow:
     org = get_org(conn, DEFAULT_ORG_ID)
-    return org if org is not None else create_org(conn, "Default organization", "default", org_id=DEFAULT_ORG_ID)
+    return (
+        org if org is not None else create_org(conn, "Default organization", "default", org_id=DEFAULT_ORG_ID)
+    )
 
 
 def create_key(conn: Connection, org_pk: int, env: str, name: str | None = None) -> tuple[str, str]:
@@ -95,8 +111,15 @@ def create_key(conn: Connection, org_pk: int, env: str, name: str | None = None)
     key = KEY_PREFIXES[env] + secrets.token_urlsafe(32).replace("-", "").replace("_", "")[:40]
     key_id = "key_" + secrets.token_hex(8)
     conn.execute(
-        insert(api_keys).values(id=key_id, org_pk=org_pk, env=env, key_hash=hash_key(key), prefix=key[:16],
-                                name=name, created_at=now_ms())
+        insert(api_keys).values(
+            id=key_id,
+            org_pk=org_pk,
+            env=env,
+            key_hash=hash_key(key),
+            prefix=key[:16],
+            name=name,
+            created_at=now_ms(),
+        )
     )
     return key_id, key
 
@@ -110,22 +133,38 @@ def register_key(conn: Connection, org_pk: int, key: str, name: str | None = Non
     row = conn.execute(select(api_keys).where(api_keys.c.key_hash == h)).first()
     if row is None:
         conn.execute(
-            insert(api_keys).values(id="key_" + secrets.token_hex(8), org_pk=org_pk, env=env, key_hash=h,
-                                    prefix=key[:16], name=name, created_at=now_ms())
+            insert(api_keys).values(
+                id="key_" + secrets.token_hex(8),
+                org_pk=org_pk,
+                env=env,
+                key_hash=h,
+                prefix=key[:16],
+                name=name,
+                created_at=now_ms(),
+            )
         )
     elif row.revoked_at is not None or row.org_pk != org_pk:
         conn.execute(update(api_keys).where(api_keys.c.pk == row.pk).values(revoked_at=None, org_pk=org_pk))
 
 
 def list_keys(conn: Connection, org_pk: int | None = None) -> list[dict[str, Any]]:
-    q = select(api_keys, organizations.c.id.label("org_id")).join(
-        organizations, organizations.c.pk == api_keys.c.org_pk
-    ).order_by(api_keys.c.pk)
+    q = (
+        select(api_keys, organizations.c.id.label("org_id"))
+        .join(organizations, organizations.c.pk == api_keys.c.org_pk)
+        .order_by(api_keys.c.pk)
+    )
     if org_pk is not None:
         q = q.where(api_keys.c.org_pk == org_pk)
     return [
-        {"id": r.id, "org_id": r.org_id, "env": r.env, "prefix": r.prefix, "name": r.name,
-         "created_at": r.created_at, "revoked": r.revoked_at is not None}
+        {
+            "id": r.id,
+            "org_id": r.org_id,
+            "env": r.env,
+            "prefix": r.prefix,
+            "name": r.name,
+            "created_at": r.created_at,
+            "revoked": r.revoked_at is not None,
+        }
         for r in conn.execute(q)
     ]
 
@@ -134,15 +173,21 @@ def revoke_key(conn: Connection, key_id_or_key: str) -> bool:
     cond = api_keys.c.id == key_id_or_key
     if env_of_key(key_id_or_key):
         cond = api_keys.c.key_hash == hash_key(key_id_or_key)
-    result = conn.execute(update(api_keys).where(cond, api_keys.c.revoked_at.is_(None)).values(revoked_at=now_ms()))
+    result = conn.execute(
+        update(api_keys).where(cond, api_keys.c.revoked_at.is_(None)).values(revoked_at=now_ms())
+    )
     return bool(result.rowcount)
 
 
 def tenant_for_key(conn: Connection, key: str) -> Tenant | None:
     row = conn.execute(
         select(
-            api_keys.c.env, organizations.c.pk, organizations.c.id, organizations.c.catalog_version,
-            organizations.c.sandbox_clock_offset_ms, organizations.c.live_clock_offset_ms,
+            api_keys.c.env,
+            organizations.c.pk,
+            organizations.c.id,
+            organizations.c.catalog_version,
+            organizations.c.sandbox_clock_offset_ms,
+            organizations.c.live_clock_offset_ms,
         )
         .join(organizations, organizations.c.pk == api_keys.c.org_pk)
         .where(api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None))
@@ -150,8 +195,13 @@ def tenant_for_key(conn: Connection, key: str) -> Tenant | None:
     if row is None:
         return None
     offset = row.sandbox_clock_offset_ms if row.env == "sandbox" else row.live_clock_offset_ms
-    return Tenant(org_pk=row.pk, org_id=row.id, env=row.env, clock_offset_ms=int(offset or 0),
-                  catalog_version=int(row.catalog_version))
+    return Tenant(
+        org_pk=row.pk,
+        org_id=row.id,
+        env=row.env,
+        clock_offset_ms=int(offset or 0),
+        catalog_version=int(row.catalog_version),
+    )
 
 
 def ensure_user(conn: Connection, email: str, name: str | None = None) -> tuple[int, str, bool]:
@@ -159,13 +209,15 @@ def ensure_user(conn: Connection, email: str, name: str | None = None) -> tuple[
     if row is not None:
         return row.pk, row.id, False
     uid = "user_" + secrets.token_hex(10)
-    pk = conn.execute(insert(users).values(id=uid, email=email, name=name, created_at=now_ms())
-                      .returning(users.c.pk)).scalar_one()
+    pk = conn.execute(
+        insert(users).values(id=uid, email=email, name=name, created_at=now_ms()).returning(users.c.pk)
+    ).scalar_one()
     return int(pk), uid, True
 
 
 def add_member(conn: Connection, org_pk: int, user_pk: int, role: str = "owner") -> None:
-    exists = conn.execute(select(memberships).where(memberships.c.org_pk == org_pk,
-                                                    memberships.c.user_pk == user_pk)).first()
+    exists = conn.execute(
+        select(memberships).where(memberships.c.org_pk == org_pk, memberships.c.user_pk == user_pk)
+    ).first()
     if exists is None:
         conn.execute(insert(memberships).values(org_pk=org_pk, user_pk=user_pk, role=role))

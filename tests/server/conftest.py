@@ -113,8 +113,12 @@ def new_org_key(srv: RunningServer, env: str = "test") -> str:
     r = httpx.post(
         srv.url + "/v1/platform/organizations",
         headers=srv.headers,
-        json={"user_email": "owner@example.com", "name": "Test org", "slug": "t-" + secrets.token_hex(6),
-              "env": env},
+        json={
+            "user_email": "owner@example.com",
+            "name": "Test org",
+            "slug": "t-" + secrets.token_hex(6),
+            "env": env,
+        },
         timeout=30,
     )
     assert r.status_code == 201, r.text

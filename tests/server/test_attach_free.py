@@ -11,10 +11,19 @@ def _catalogue(api: Api) -> None:
     api.feature("messages")
     api.feature("seats", consumable=False)
     api.feature("sso", "boolean")
-    api.plan("free", [{"feature_id": "messages", "included": 100, "reset": MONTH},
-                      {"feature_id": "seats", "included": 2}], auto_enable=True)
-    api.plan("team", [{"feature_id": "messages", "included": 500, "reset": MONTH},
-                      {"feature_id": "seats", "included": 10}, {"feature_id": "sso"}])
+    api.plan(
+        "free",
+        [{"feature_id": "messages", "included": 100, "reset": MONTH}, {"feature_id": "seats", "included": 2}],
+        auto_enable=True,
+    )
+    api.plan(
+        "team",
+        [
+            {"feature_id": "messages", "included": 500, "reset": MONTH},
+            {"feature_id": "seats", "included": 10},
+            {"feature_id": "sso"},
+        ],
+    )
     api.plan("boost", [{"feature_id": "messages", "included": 50}], add_on=True)
 
 
@@ -65,8 +74,10 @@ def test_attach_errors_and_entity_scope(api: Api) -> None:
     api.customer("u1")
     assert api.error("billing.attach", customer_id="ghost", plan_id="team").code == "customer_not_found"
     assert api.error("billing.attach", customer_id="u1", plan_id="ghost").code == "product_not_found"
-    assert api.error("billing.attach", customer_id="u1", plan_id="team", entity_id="ghost").code == \
-        "entity_not_found"
+    assert (
+        api.error("billing.attach", customer_id="u1", plan_id="team", entity_id="ghost").code
+        == "entity_not_found"
+    )
     api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats")
     api("billing.attach", customer_id="u1", plan_id="team", entity_id="e1")
     ent = api("entities.get", customer_id="u1", entity_id="e1")
@@ -77,8 +88,11 @@ def test_attach_errors_and_entity_scope(api: Api) -> None:
 
 def test_priced_plans_go_to_paid_billing(api: Api) -> None:
     _catalogue(api)
-    api.plan("pro", [{"feature_id": "messages", "included": 1000, "reset": MONTH}],
-             price={"amount": 20, "interval": "month"})
+    api.plan(
+        "pro",
+        [{"feature_id": "messages", "included": 1000, "reset": MONTH}],
+        price={"amount": 20, "interval": "month"},
+    )
     api.customer("u1")
     r = api.raw("/v1/billing.attach", {"customer_id": "u1", "plan_id": "pro"})
     billing = api.server.app.state.billing
@@ -90,12 +104,19 @@ def test_priced_plans_go_to_paid_billing(api: Api) -> None:
 
 def test_customer_eligibility(api: Api) -> None:
     _catalogue(api)
-    api.plan("pro", [{"feature_id": "messages", "included": 1000, "reset": MONTH}],
-             price={"amount": 20, "interval": "month"}, free_trial={"duration_length": 7, "duration_type": "day"})
+    api.plan(
+        "pro",
+        [{"feature_id": "messages", "included": 1000, "reset": MONTH}],
+        price={"amount": 20, "interval": "month"},
+        free_trial={"duration_length": 7, "duration_type": "day"},
+    )
     api.customer("u1")
     plans = {p["id"]: p["customer_eligibility"] for p in api("plans.list", customer_id="u1")["list"]}
     assert plans["free"]["attach_action"] == "none" and plans["free"]["status"] == "active"
     assert plans["team"]["attach_action"] == "upgrade"
     assert plans["boost"]["attach_action"] == "activate"
     assert plans["pro"]["attach_action"] == "upgrade" and plans["pro"]["trial_available"] is True
-    assert api("plans.get", plan_id="team", customer_id="u1")["customer_eligibility"]["attach_action"] == "upgrade"
+    assert (
+        api("plans.get", plan_id="team", customer_id="u1")["customer_eligibility"]["attach_action"]
+        == "upgrade"
+    )

@@ -11,7 +11,9 @@ DAY = 86_400_000
 def test_bc1_loose_lifetime_balance(api: Api) -> None:
     api.feature("credits")
     api.customer("u1")
-    assert api("balances.create", customer_id="u1", feature_id="credits", included_grant=500) == {"success": True}
+    assert api("balances.create", customer_id="u1", feature_id="credits", included_grant=500) == {
+        "success": True
+    }
     b = api.balance("u1", "credits")
     assert b is not None and (b["granted"], b["remaining"]) == (500, 500)
     row = b["breakdown"][0]
@@ -23,20 +25,42 @@ def test_balances_create_validation(api: Api) -> None:
     api.feature("flag", "boolean")
     api.customer("u1")
     assert api.error("balances.create", customer_id="u1", feature_id="credits").status == 400
-    assert api.error("balances.create", customer_id="u1", feature_id="credits", included_grant=1,
-                     unlimited=True).status == 400
-    assert api.error("balances.create", customer_id="u1", feature_id="credits", unlimited=True,
-                     reset=MONTH).status == 400
-    assert api.error("balances.create", customer_id="u1", feature_id="credits", included_grant=5,
-                     rollover={"max": 5, "length": 1}).status == 400
+    assert (
+        api.error(
+            "balances.create", customer_id="u1", feature_id="credits", included_grant=1, unlimited=True
+        ).status
+        == 400
+    )
+    assert (
+        api.error(
+            "balances.create", customer_id="u1", feature_id="credits", unlimited=True, reset=MONTH
+        ).status
+        == 400
+    )
+    assert (
+        api.error(
+            "balances.create",
+            customer_id="u1",
+            feature_id="credits",
+            included_grant=5,
+            rollover={"max": 5, "length": 1},
+        ).status
+        == 400
+    )
     api("balances.create", customer_id="u1", feature_id="flag")
     assert api.error("balances.create", customer_id="u1", feature_id="flag").status == 409
     assert api.check("u1", "flag")["allowed"] is True
     api("balances.create", customer_id="u1", feature_id="credits", included_grant=5, balance_id="b1")
-    assert api.error("balances.create", customer_id="u1", feature_id="credits", included_grant=5,
-                     balance_id="b1").status == 409
-    assert api.error("balances.create", customer_id="u1", feature_id="nope", included_grant=5).code == \
-        "feature_not_found"
+    assert (
+        api.error(
+            "balances.create", customer_id="u1", feature_id="credits", included_grant=5, balance_id="b1"
+        ).status
+        == 409
+    )
+    assert (
+        api.error("balances.create", customer_id="u1", feature_id="nope", included_grant=5).code
+        == "feature_not_found"
+    )
 
 
 def test_bu1_bu2_update_remaining_and_grant(api: Api) -> None:
@@ -59,15 +83,31 @@ def test_bu1_bu2_update_remaining_and_grant(api: Api) -> None:
 
 def test_bu3_update_restricted_by_interval(api: Api) -> None:
     api.feature("messages")
-    api.plan("free", [{"feature_id": "messages", "included": 100, "reset": MONTH},
-                      {"feature_id": "messages", "included": 50}], auto_enable=True)
+    api.plan(
+        "free",
+        [
+            {"feature_id": "messages", "included": 100, "reset": MONTH},
+            {"feature_id": "messages", "included": 50},
+        ],
+        auto_enable=True,
+    )
     api.customer("u1")
-    api("balances.update", customer_id="u1", feature_id="messages", interval="month", remaining=50,
-        included_grant=75)
+    api(
+        "balances.update",
+        customer_id="u1",
+        feature_id="messages",
+        interval="month",
+        remaining=50,
+        included_grant=75,
+    )
     b = api.balance("u1", "messages")
     assert b is not None and (b["granted"], b["remaining"], b["usage"]) == (125, 100, 25)
     rows = {r["reset"]["interval"]: r for r in b["breakdown"]}
-    assert (rows["month"]["included_grant"], rows["month"]["remaining"], rows["month"]["usage"]) == (75, 50, 25)
+    assert (rows["month"]["included_grant"], rows["month"]["remaining"], rows["month"]["usage"]) == (
+        75,
+        50,
+        25,
+    )
     assert (rows["one_off"]["included_grant"], rows["one_off"]["remaining"]) == (50, 50)
 
 
@@ -91,13 +131,21 @@ def test_balances_delete_with_recalculation(api: Api) -> None:
     api("balances.delete", customer_id="u1", feature_id="messages", balance_id="a", recalculate_balances=True)
     b = api.balance("u1", "messages")
     assert b is not None and [r["id"] for r in b["breakdown"]] == ["b"] and b["remaining"] == 70
-    assert api.error("balances.delete", customer_id="u1", feature_id="messages", balance_id="zzz").status == 404
+    assert (
+        api.error("balances.delete", customer_id="u1", feature_id="messages", balance_id="zzz").status == 404
+    )
 
 
 def _hourly_monthly(api: Api) -> None:
     api.feature("messages")
-    api.plan("free", [{"feature_id": "messages", "included": 5, "reset": {"interval": "hour"}},
-                      {"feature_id": "messages", "included": 10, "reset": MONTH}], auto_enable=True)
+    api.plan(
+        "free",
+        [
+            {"feature_id": "messages", "included": 5, "reset": {"interval": "hour"}},
+            {"feature_id": "messages", "included": 10, "reset": MONTH},
+        ],
+        auto_enable=True,
+    )
     api.customer("u1")
 
 
@@ -113,7 +161,9 @@ def test_l1_lock_then_release(api: Api) -> None:
     assert api.balance("u1", "messages")["remaining"] == 15  # type: ignore[index]
     assert _event_values(api) == [-8, 8]
     err = api.error("balances.finalize", lock_id="l1", action="release")
-    assert (err.status, err.code) == (400, "invalid_request") and "Lock not found for ID: l1" in err.body["message"]
+    assert (err.status, err.code) == (400, "invalid_request") and "Lock not found for ID: l1" in err.body[
+        "message"
+    ]
 
 
 def test_l2_l3_release_after_track_and_confirm_override(api: Api) -> None:
@@ -132,10 +182,15 @@ def test_l2_l3_release_after_track_and_confirm_override(api: Api) -> None:
 def test_lock_id_reuse_and_expiry_releases(api: Api) -> None:
     _hourly_monthly(api)
     now = api.clock.now_ms()
-    api.check("u1", "messages", required_balance=4,
-              lock={"enabled": True, "lock_id": "held", "expires_at": now + 60_000})
-    err = api.error("check", customer_id="u1", feature_id="messages",
-                    lock={"enabled": True, "lock_id": "held"})
+    api.check(
+        "u1",
+        "messages",
+        required_balance=4,
+        lock={"enabled": True, "lock_id": "held", "expires_at": now + 60_000},
+    )
+    err = api.error(
+        "check", customer_id="u1", feature_id="messages", lock={"enabled": True, "lock_id": "held"}
+    )
     assert (err.status, err.code) == (409, "lock_already_exists")
     assert api.balance("u1", "messages")["remaining"] == 11  # type: ignore[index]
     api.advance(ms=120_000)
@@ -157,9 +212,18 @@ def test_reset_happens_without_calls_at_boundary(api: Api) -> None:
 
 def test_r1_rollover_on_reset(api: Api) -> None:
     api.feature("messages")
-    api.plan("free", [{"feature_id": "messages", "included": 400, "reset": MONTH,
-                       "rollover": {"max": 500, "expiry_duration_type": "month", "expiry_duration_length": 1}}],
-             auto_enable=True)
+    api.plan(
+        "free",
+        [
+            {
+                "feature_id": "messages",
+                "included": 400,
+                "reset": MONTH,
+                "rollover": {"max": 500, "expiry_duration_type": "month", "expiry_duration_length": 1},
+            }
+        ],
+        auto_enable=True,
+    )
     reset_at = api.customer("u1")["balances"]["messages"]["next_reset_at"]
     api.track("u1", "messages", 250)
     api.advance(days=31)
@@ -177,8 +241,18 @@ def test_r1_rollover_on_reset(api: Api) -> None:
 
 def test_rollover_cap_trims_oldest(api: Api) -> None:
     api.feature("messages")
-    api.plan("free", [{"feature_id": "messages", "included": 400, "reset": MONTH,
-                       "rollover": {"max": 500, "expiry_duration_type": "forever"}}], auto_enable=True)
+    api.plan(
+        "free",
+        [
+            {
+                "feature_id": "messages",
+                "included": 400,
+                "reset": MONTH,
+                "rollover": {"max": 500, "expiry_duration_type": "forever"},
+            }
+        ],
+        auto_enable=True,
+    )
     api.customer("u1")
     api.track("u1", "messages", 300)  # 100 left
     api.advance(days=31)  # rollover 100
@@ -195,10 +269,22 @@ def test_loose_balance_with_reset_and_expiry(api: Api) -> None:
     api.feature("credits")
     api.customer("u1")
     now = api.clock.now_ms()
-    api("balances.create", customer_id="u1", feature_id="credits", included_grant=10,
-        reset={"interval": "day"}, balance_id="daily")
-    api("balances.create", customer_id="u1", feature_id="credits", included_grant=5, expires_at=now + 2 * DAY,
-        balance_id="short")
+    api(
+        "balances.create",
+        customer_id="u1",
+        feature_id="credits",
+        included_grant=10,
+        reset={"interval": "day"},
+        balance_id="daily",
+    )
+    api(
+        "balances.create",
+        customer_id="u1",
+        feature_id="credits",
+        included_grant=5,
+        expires_at=now + 2 * DAY,
+        balance_id="short",
+    )
     api.track("u1", "credits", 12)
     api.advance(days=1, hours=1)
     b = api.balance("u1", "credits")
@@ -210,7 +296,9 @@ def test_loose_balance_with_reset_and_expiry(api: Api) -> None:
 
 def test_customer_test_clock_only_moves_that_customer(api: Api) -> None:
     api.feature("messages")
-    api.plan("free", [{"feature_id": "messages", "included": 10, "reset": {"interval": "day"}}], auto_enable=True)
+    api.plan(
+        "free", [{"feature_id": "messages", "included": 10, "reset": {"interval": "day"}}], auto_enable=True
+    )
     api.customer("a")
     api.customer("b")
     api.track("a", "messages", 10)

@@ -12,20 +12,37 @@ MONTH = {"interval": "month"}
 
 def test_feature_crud_and_errors(api: Api) -> None:
     f = api.feature("messages", event_names=["msg"])
-    assert f == {"id": "messages", "name": "messages", "type": "metered", "consumable": True,
-                 "event_names": ["msg"], "credit_schema": [], "archived": False}
+    assert f == {
+        "id": "messages",
+        "name": "messages",
+        "type": "metered",
+        "consumable": True,
+        "event_names": ["msg"],
+        "credit_schema": [],
+        "archived": False,
+    }
     dup = api.error("features.create", feature_id="messages", name="m", type="metered")
     assert (dup.status, dup.code) == (409, "duplicate_feature_id")
     seats = api.feature("seats", consumable=False)
     assert seats["consumable"] is False
-    bad = api.error("features.create", feature_id="credits", name="c", type="credit_system",
-                    credit_schema=[{"metered_feature_id": "seats", "credit_cost": 1}])
+    bad = api.error(
+        "features.create",
+        feature_id="credits",
+        name="c",
+        type="credit_system",
+        credit_schema=[{"metered_feature_id": "seats", "credit_cost": 1}],
+    )
     assert (bad.status, bad.code) == (400, "invalid_feature")
-    empty = api.error("features.create", feature_id="credits", name="c", type="credit_system", credit_schema=[])
+    empty = api.error(
+        "features.create", feature_id="credits", name="c", type="credit_system", credit_schema=[]
+    )
     assert empty.code == "invalid_feature"
-    api.feature("credits", "credit_system", credit_schema=[{"metered_feature_id": "messages", "credit_cost": 2}])
+    api.feature(
+        "credits", "credit_system", credit_schema=[{"metered_feature_id": "messages", "credit_cost": 2}]
+    )
     assert api("features.get", feature_id="credits")["credit_schema"] == [
-        {"metered_feature_id": "messages", "credit_cost": 2}]
+        {"metered_feature_id": "messages", "credit_cost": 2}
+    ]
     assert {x["id"] for x in api("features.list")["list"]} == {"messages", "seats", "credits"}
     assert api("features.update", feature_id="seats", name="Seats")["name"] == "Seats"
     assert api.error("features.delete", feature_id="messages").status == 409  # used by the credit system
@@ -39,16 +56,18 @@ def test_feature_crud_and_errors(api: Api) -> None:
 
 def test_plan_crud_versioning_and_delete(api: Api) -> None:
     api.feature("messages")
-    plan = api.plan("free", [{"feature_id": "messages", "included": 100, "reset": MONTH}], auto_enable=True,
-                    group="main")
+    plan = api.plan(
+        "free", [{"feature_id": "messages", "included": 100, "reset": MONTH}], auto_enable=True, group="main"
+    )
     assert plan["version"] == 1 and plan["price"] is None and plan["group"] == "main"
     assert plan["items"][0]["reset"] == {"interval": "month", "interval_count": 1}
     assert api.error("plans.create", plan_id="free", name="again").code == "product_already_exists"
     # No customers: updated in place.
     assert api("plans.update", plan_id="free", name="Free!")["version"] == 1
     api.customer("u1")
-    updated = api("plans.update", plan_id="free",
-                  items=[{"feature_id": "messages", "included": 200, "reset": MONTH}])
+    updated = api(
+        "plans.update", plan_id="free", items=[{"feature_id": "messages", "included": 200, "reset": MONTH}]
+    )
     assert updated["version"] == 2
     # Grandfathered: u1 keeps version 1's grant; a new customer gets version 2.
     assert api.balance("u1", "messages")["granted"] == 100  # type: ignore[index]
@@ -69,13 +88,24 @@ def test_plan_crud_versioning_and_delete(api: Api) -> None:
 
 def test_plan_validation(api: Api) -> None:
     api.feature("messages")
-    err = api.error("plans.create", plan_id="p", name="P", auto_enable=True, price={"amount": 10, "interval": "month"})
+    err = api.error(
+        "plans.create", plan_id="p", name="P", auto_enable=True, price={"amount": 10, "interval": "month"}
+    )
     assert err.status == 400
     err = api.error("plans.create", plan_id="p", name="P", items=[{"feature_id": "ghost"}])
     assert err.code == "feature_not_found"
-    err = api.error("plans.create", plan_id="p", name="P", items=[
-        {"feature_id": "messages", "reset": {"interval": "day"},
-         "price": {"amount": 1, "interval": "month", "billing_method": "usage_based"}}])
+    err = api.error(
+        "plans.create",
+        plan_id="p",
+        name="P",
+        items=[
+            {
+                "feature_id": "messages",
+                "reset": {"interval": "day"},
+                "price": {"amount": 1, "interval": "month", "billing_method": "usage_based"},
+            }
+        ],
+    )
     assert err.status == 400
 
 
@@ -97,25 +127,53 @@ def test_customer_get_expand_update_delete(api: Api) -> None:
     api.plan("free", [{"feature_id": "messages", "included": 10, "reset": MONTH}], auto_enable=True)
     api.customer("u1", metadata={"a": 1})
     api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats", name="Seat")
-    full = api("customers.get", customer_id="u1",
-               expand=["entities", "invoices", "trials_used", "rewards", "referrals", "payment_method",
-                       "subscriptions.plan", "balances.feature", "flags.feature"])
+    full = api(
+        "customers.get",
+        customer_id="u1",
+        expand=[
+            "entities",
+            "invoices",
+            "trials_used",
+            "rewards",
+            "referrals",
+            "payment_method",
+            "subscriptions.plan",
+            "balances.feature",
+            "flags.feature",
+        ],
+    )
     assert full["entities"][0]["id"] == "e1" and full["invoices"] == [] and full["payment_method"] is None
     assert full["subscriptions"][0]["plan"]["id"] == "free"
     assert full["balances"]["messages"]["feature"]["id"] == "messages"
-    upd = api("customers.update", customer_id="u1", name="New", email="n@example.com",
-              billing_controls={"spend_limits": [{"feature_id": "messages", "enabled": True, "overage_limit": 5}]})
+    upd = api(
+        "customers.update",
+        customer_id="u1",
+        name="New",
+        email="n@example.com",
+        billing_controls={"spend_limits": [{"feature_id": "messages", "enabled": True, "overage_limit": 5}]},
+    )
     assert upd["name"] == "New" and upd["billing_controls"]["spend_limits"][0]["overage_limit"] == 5
     assert upd["metadata"] == {"a": 1}
-    dup = api.error("customers.update", customer_id="u1", billing_controls={"spend_limits": [
-        {"feature_id": "messages", "enabled": True, "overage_limit": 5},
-        {"feature_id": "messages", "enabled": True, "overage_limit": 6}]})
+    dup = api.error(
+        "customers.update",
+        customer_id="u1",
+        billing_controls={
+            "spend_limits": [
+                {"feature_id": "messages", "enabled": True, "overage_limit": 5},
+                {"feature_id": "messages", "enabled": True, "overage_limit": 6},
+            ]
+        },
+    )
     assert dup.status == 400
     renamed = api("customers.update", customer_id="u1", new_customer_id="u1b")
     assert renamed["id"] == "u1b"
     assert api("customers.delete", customer_id="u1b") == {"success": True}
     err = api.error("customers.get", customer_id="u1b")
-    assert (err.status, err.code, err.body["message"]) == (404, "customer_not_found", "Customer u1b not found")
+    assert (err.status, err.code, err.body["message"]) == (
+        404,
+        "customer_not_found",
+        "Customer u1b not found",
+    )
 
 
 def test_customers_list_pagination_and_filters(api: Api) -> None:
@@ -140,7 +198,9 @@ def test_customers_list_pagination_and_filters(api: Api) -> None:
 def test_tenancy_isolation(api: Api) -> None:
     api.feature("messages")
     api.customer("shared-id")
-    other = httpx.Client(base_url=api.server.url, headers={"Authorization": f"Bearer {new_org_key(api.server)}"})
+    other = httpx.Client(
+        base_url=api.server.url, headers={"Authorization": f"Bearer {new_org_key(api.server)}"}
+    )
     r = other.post("/v1/customers.get", json={"customer_id": "shared-id"})
     assert r.status_code == 404 and r.json()["code"] == "customer_not_found"
     r = other.post("/v1/features.get", json={"feature_id": "messages"})
@@ -157,7 +217,11 @@ def test_tenancy_isolation(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("header", "code"),
-    [(None, "no_secret_key"), ("Bearer sk_wrong", "invalid_request"), ("Bearer am_sk_test_nope", "invalid_secret_key")],
+    [
+        (None, "no_secret_key"),
+        ("Bearer sk_wrong", "invalid_request"),
+        ("Bearer am_sk_test_nope", "invalid_secret_key"),
+    ],
 )
 def test_auth_errors(api: Api, header: str | None, code: str) -> None:
     headers = {"Authorization": header} if header else {}
@@ -184,19 +248,33 @@ def test_root_openapi_and_unknown_paid_billing(api: Api) -> None:
 
 def test_platform_organizations_and_users(api: Api) -> None:
     srv = api.server
-    r = httpx.post(srv.url + "/v1/platform/organizations", headers=srv.headers,
-                   json={"user_email": "u@example.com", "name": "Tenant", "slug": "tenant-a", "env": "both"})
+    r = httpx.post(
+        srv.url + "/v1/platform/organizations",
+        headers=srv.headers,
+        json={"user_email": "u@example.com", "name": "Tenant", "slug": "tenant-a", "env": "both"},
+    )
     assert r.status_code == 201
     body = r.json()
-    assert body["test_secret_key"].startswith("am_sk_test_") and body["live_secret_key"].startswith("am_sk_live_")
-    orgs = httpx.get(srv.url + "/v1/platform/organizations", headers=srv.headers, params={"limit": 100}).json()
+    assert body["test_secret_key"].startswith("am_sk_test_") and body["live_secret_key"].startswith(
+        "am_sk_live_"
+    )
+    orgs = httpx.get(
+        srv.url + "/v1/platform/organizations", headers=srv.headers, params={"limit": 100}
+    ).json()
     assert any(o["slug"] == "tenant-a" for o in orgs["list"])
-    users = httpx.get(srv.url + "/v1/platform/users", headers=srv.headers,
-                      params={"expand": "organizations", "limit": 100}).json()
+    users = httpx.get(
+        srv.url + "/v1/platform/users", headers=srv.headers, params={"expand": "organizations", "limit": 100}
+    ).json()
     assert any(u["email"] == "u@example.com" for u in users["list"])
-    r = httpx.post(srv.url + "/v1/platform/oauth_url", headers=srv.headers,
-                   json={"organization_slug": "tenant-a", "env": "test", "redirect_url": "https://x.test/cb"})
+    r = httpx.post(
+        srv.url + "/v1/platform/oauth_url",
+        headers=srv.headers,
+        json={"organization_slug": "tenant-a", "env": "test", "redirect_url": "https://x.test/cb"},
+    )
     assert r.status_code == 200 and r.json()["oauth_url"].startswith("http")
-    r = httpx.post(srv.url + "/v1/platform/organizations/stripe", headers=srv.headers,
-                   json={"organization_slug": "tenant-a", "test_account_id": "acct_1"})
+    r = httpx.post(
+        srv.url + "/v1/platform/organizations/stripe",
+        headers=srv.headers,
+        json={"organization_slug": "tenant-a", "test_account_id": "acct_1"},
+    )
     assert r.status_code == 200 and r.json()["organization"]["slug"] == "tenant-a"

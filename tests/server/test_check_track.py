@@ -11,7 +11,9 @@ MONTH = {"interval": "month"}
 
 def _messages_plan(api: Api, included: float = 100, **item: object) -> None:
     api.feature("messages")
-    api.plan("free", [{"feature_id": "messages", "included": included, "reset": MONTH, **item}], auto_enable=True)
+    api.plan(
+        "free", [{"feature_id": "messages", "included": included, "reset": MONTH, **item}], auto_enable=True
+    )
 
 
 def test_b1_balance_shape_after_track(api: Api) -> None:
@@ -32,8 +34,14 @@ def test_c1_no_plans_denies_with_null_balance(api: Api) -> None:
     api.feature("messages")
     api.customer("u1")
     res = api.check("u1", "messages")
-    assert res == {"allowed": False, "customer_id": "u1", "entity_id": None, "required_balance": 1,
-                   "balance": None, "flag": None}
+    assert res == {
+        "allowed": False,
+        "customer_id": "u1",
+        "entity_id": None,
+        "required_balance": 1,
+        "balance": None,
+        "flag": None,
+    }
 
 
 def test_c2_required_balance(api: Api) -> None:
@@ -47,9 +55,23 @@ def test_c2_required_balance(api: Api) -> None:
 
 def test_c3_usage_based_within_max_purchase(api: Api) -> None:
     api.feature("messages")
-    api.plan("metered", [{"feature_id": "messages", "included": 100, "reset": MONTH,
-                          "price": {"amount": 0.5, "interval": "month", "billing_method": "usage_based",
-                                    "max_purchase": 400}}], auto_enable=False)
+    api.plan(
+        "metered",
+        [
+            {
+                "feature_id": "messages",
+                "included": 100,
+                "reset": MONTH,
+                "price": {
+                    "amount": 0.5,
+                    "interval": "month",
+                    "billing_method": "usage_based",
+                    "max_purchase": 400,
+                },
+            }
+        ],
+        auto_enable=False,
+    )
     api.customer("u1")
     # A priced plan is attached by the paid billing module; give the same source directly for the rule.
     api("balances.create", customer_id="u1", feature_id="messages", included_grant=0)
@@ -59,7 +81,9 @@ def test_c3_usage_based_within_max_purchase(api: Api) -> None:
 
 def test_c4_credit_system_conversion(api: Api) -> None:
     api.feature("action1")
-    api.feature("credits", "credit_system", credit_schema=[{"metered_feature_id": "action1", "credit_cost": 0.2}])
+    api.feature(
+        "credits", "credit_system", credit_schema=[{"metered_feature_id": "action1", "credit_cost": 0.2}]
+    )
     api.plan("free", [{"feature_id": "credits", "included": 100, "reset": MONTH}], auto_enable=True)
     api.customer("u1")
     res = api.check("u1", "action1", required_balance=6)
@@ -120,9 +144,17 @@ def test_t3_free_allocated_goes_negative(api: Api) -> None:
 
 def test_t4_credit_fallback(api: Api) -> None:
     api.feature("action1")
-    api.feature("credits", "credit_system", credit_schema=[{"metered_feature_id": "action1", "credit_cost": 0.2}])
-    api.plan("free", [{"feature_id": "action1", "included": 100, "reset": MONTH},
-                      {"feature_id": "credits", "included": 200, "reset": MONTH}], auto_enable=True)
+    api.feature(
+        "credits", "credit_system", credit_schema=[{"metered_feature_id": "action1", "credit_cost": 0.2}]
+    )
+    api.plan(
+        "free",
+        [
+            {"feature_id": "action1", "included": 100, "reset": MONTH},
+            {"feature_id": "credits", "included": 200, "reset": MONTH},
+        ],
+        auto_enable=True,
+    )
     api.customer("u1")
     res = api.track("u1", "action1", 40.5)
     assert res["balance"]["feature_id"] == "action1" and res["balance"]["remaining"] == 59.5
@@ -136,8 +168,14 @@ def test_t4_credit_fallback(api: Api) -> None:
 
 def test_t5_interval_order_and_rule4_example(api: Api) -> None:
     api.feature("messages")
-    api.plan("a", [{"feature_id": "messages", "included": 500, "reset": MONTH},
-                   {"feature_id": "messages", "included": 200}], auto_enable=True)
+    api.plan(
+        "a",
+        [
+            {"feature_id": "messages", "included": 500, "reset": MONTH},
+            {"feature_id": "messages", "included": 200},
+        ],
+        auto_enable=True,
+    )
     api.customer("u1")
     api.track("u1", "messages", 400)
     rows = {r["reset"]["interval"]: r for r in api.balance("u1", "messages")["breakdown"]}  # type: ignore[index]
@@ -156,10 +194,22 @@ def test_t6_sooner_expiry_first(api: Api) -> None:
     api.feature("credits")
     api.customer("u1")
     now = api.clock.now_ms()
-    api("balances.create", customer_id="u1", feature_id="credits", included_grant=100,
-        expires_at=now + 365 * 86_400_000, balance_id="later-expiry")
-    api("balances.create", customer_id="u1", feature_id="credits", included_grant=100,
-        expires_at=now + 30 * 86_400_000, balance_id="sooner-expiry")
+    api(
+        "balances.create",
+        customer_id="u1",
+        feature_id="credits",
+        included_grant=100,
+        expires_at=now + 365 * 86_400_000,
+        balance_id="later-expiry",
+    )
+    api(
+        "balances.create",
+        customer_id="u1",
+        feature_id="credits",
+        included_grant=100,
+        expires_at=now + 30 * 86_400_000,
+        balance_id="sooner-expiry",
+    )
     api.track("u1", "credits", 60)
     rows = {r["id"]: r for r in api.balance("u1", "credits")["breakdown"]}  # type: ignore[index]
     assert rows["sooner-expiry"]["remaining"] == 40 and rows["later-expiry"]["remaining"] == 100
@@ -186,10 +236,13 @@ def test_s3_overage_allowed_control(api: Api) -> None:
 
 def test_overage_control_with_spend_limit(api: Api) -> None:
     _messages_plan(api)
-    api.customer("u1", billing_controls={
-        "overage_allowed": [{"feature_id": "messages", "enabled": True}],
-        "spend_limits": [{"feature_id": "messages", "enabled": True, "overage_limit": 25}],
-    })
+    api.customer(
+        "u1",
+        billing_controls={
+            "overage_allowed": [{"feature_id": "messages", "enabled": True}],
+            "spend_limits": [{"feature_id": "messages", "enabled": True, "overage_limit": 25}],
+        },
+    )
     api.track("u1", "messages", 130)
     b = api.track("u1", "messages", 10)["balance"]
     assert (b["remaining"], b["usage"]) == (0, 125)
@@ -198,8 +251,14 @@ def test_overage_control_with_spend_limit(api: Api) -> None:
 
 def test_unlimited_absorbs_everything(api: Api) -> None:
     api.feature("messages")
-    api.plan("free", [{"feature_id": "messages", "unlimited": True},
-                      {"feature_id": "messages", "included": 10, "reset": MONTH}], auto_enable=True)
+    api.plan(
+        "free",
+        [
+            {"feature_id": "messages", "unlimited": True},
+            {"feature_id": "messages", "included": 10, "reset": MONTH},
+        ],
+        auto_enable=True,
+    )
     api.customer("u1")
     b = api.track("u1", "messages", 1000)["balance"]
     assert b["unlimited"] is True and b["usage"] == 1000 and b["granted"] == 0 and b["remaining"] == 0
@@ -210,8 +269,14 @@ def test_unlimited_absorbs_everything(api: Api) -> None:
 def test_event_name_fans_out(api: Api) -> None:
     api.feature("messages", event_names=["chat"])
     api.feature("tokens", event_names=["chat"])
-    api.plan("free", [{"feature_id": "messages", "included": 10, "reset": MONTH},
-                      {"feature_id": "tokens", "included": 10, "reset": MONTH}], auto_enable=True)
+    api.plan(
+        "free",
+        [
+            {"feature_id": "messages", "included": 10, "reset": MONTH},
+            {"feature_id": "tokens", "included": 10, "reset": MONTH},
+        ],
+        auto_enable=True,
+    )
     api.customer("u1")
     res = api("track", customer_id="u1", event_name="chat", value=3, properties={"model": "x"})
     assert res["balance"] is None and res["event_name"] == "chat"
@@ -237,8 +302,11 @@ def test_idempotency_key(api: Api, via_header: bool) -> None:
     if via_header:
         api("track", headers={"Idempotency-Key": "k1"}, customer_id="u1", feature_id="messages", value=5)
         err = api.error_with_headers = None  # noqa: F841 - documentation of intent below
-        r = api.raw("/v1/balances.track", {"customer_id": "u1", "feature_id": "messages", "value": 5},
-                    **{"Idempotency-Key": "k1"})
+        r = api.raw(
+            "/v1/balances.track",
+            {"customer_id": "u1", "feature_id": "messages", "value": 5},
+            **{"Idempotency-Key": "k1"},
+        )
         assert r.status_code == 409 and r.json()["code"] == "duplicate_idempotency_key"
     else:
         api.track("u1", "messages", 5, idempotency_key="k1")
@@ -251,8 +319,14 @@ def test_failed_request_releases_idempotency_key(api: Api) -> None:
     _messages_plan(api, 1)
     api.customer("u1")
     api.track("u1", "messages", 1)
-    err = api.error("track", customer_id="u1", feature_id="messages", value=1, overage_behavior="reject",
-                    idempotency_key="retry-me")
+    err = api.error(
+        "track",
+        customer_id="u1",
+        feature_id="messages",
+        value=1,
+        overage_behavior="reject",
+        idempotency_key="retry-me",
+    )
     assert err.code == "insufficient_balance"
     api("balances.update", customer_id="u1", feature_id="messages", remaining=1)
     api.track("u1", "messages", 1, idempotency_key="retry-me", overage_behavior="reject")

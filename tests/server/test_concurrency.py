@@ -18,11 +18,13 @@ def _setup(api: Api, included: float) -> None:
     api.customer("hot")
 
 
-def _post_many(api: Api, path: str, bodies: list[dict[str, object]], headers: list[dict[str, str]] | None = None
-               ) -> list[httpx.Response]:
+def _post_many(
+    api: Api, path: str, bodies: list[dict[str, object]], headers: list[dict[str, str]] | None = None
+) -> list[httpx.Response]:
     def send(i: int) -> httpx.Response:
-        with httpx.Client(base_url=api.server.url, headers={"Authorization": f"Bearer {api.key}"},
-                          timeout=60) as c:
+        with httpx.Client(
+            base_url=api.server.url, headers={"Authorization": f"Bearer {api.key}"}, timeout=60
+        ) as c:
             return c.post(path, json=bodies[i], headers=(headers or [{}] * len(bodies))[i])
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -41,7 +43,9 @@ def test_threads_never_over_deduct(api: Api) -> None:
 
 def test_threads_never_lose_a_deduction(api: Api) -> None:
     _setup(api, 10_000)
-    results = _post_many(api, "/v1/balances.track", [{"customer_id": "hot", "feature_id": "messages", "value": 2}] * 60)
+    results = _post_many(
+        api, "/v1/balances.track", [{"customer_id": "hot", "feature_id": "messages", "value": 2}] * 60
+    )
     assert all(r.status_code == 200 for r in results)
     b = api.balance("hot", "messages")
     assert b is not None and b["usage"] == 120
@@ -50,8 +54,9 @@ def test_threads_never_lose_a_deduction(api: Api) -> None:
 
 def test_send_event_admits_exactly_the_balance(api: Api) -> None:
     _setup(api, 10)
-    results = _post_many(api, "/v1/balances.check",
-                         [{"customer_id": "hot", "feature_id": "messages", "send_event": True}] * 30)
+    results = _post_many(
+        api, "/v1/balances.check", [{"customer_id": "hot", "feature_id": "messages", "send_event": True}] * 30
+    )
     assert sum(r.json()["allowed"] for r in results) == 10
     assert api.balance("hot", "messages")["remaining"] == 0  # type: ignore[index]
 
@@ -61,9 +66,12 @@ def test_repeated_idempotency_key_deducts_once(api: Api) -> None:
     body = {"customer_id": "hot", "feature_id": "messages", "value": 7, "idempotency_key": "same"}
     results = _post_many(api, "/v1/balances.track", [body] * 12)
     assert sorted(r.status_code for r in results) == [200] + [409] * 11
-    header_results = _post_many(api, "/v1/balances.track",
-                                [{"customer_id": "hot", "feature_id": "messages", "value": 1}] * 12,
-                                [{"Idempotency-Key": "hdr"}] * 12)
+    header_results = _post_many(
+        api,
+        "/v1/balances.track",
+        [{"customer_id": "hot", "feature_id": "messages", "value": 1}] * 12,
+        [{"Idempotency-Key": "hdr"}] * 12,
+    )
     assert sorted(r.status_code for r in header_results) == [200] + [409] * 11
     assert api.balance("hot", "messages")["usage"] == 8  # type: ignore[index]
 
@@ -72,13 +80,18 @@ def test_asyncio_gather_tracks(api: Api) -> None:
     _setup(api, 40)
 
     async def run() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=api.server.url, headers={"Authorization": f"Bearer {api.key}"},
-                                     timeout=60) as client:
-            return await asyncio.gather(*[
-                client.post("/v1/balances.track", json={"customer_id": "hot", "feature_id": "messages",
-                                                        "value": 3})
-                for _ in range(30)
-            ])
+        async with httpx.AsyncClient(
+            base_url=api.server.url, headers={"Authorization": f"Bearer {api.key}"}, timeout=60
+        ) as client:
+            return await asyncio.gather(
+                *[
+                    client.post(
+                        "/v1/balances.track",
+                        json={"customer_id": "hot", "feature_id": "messages", "value": 3},
+                    )
+                    for _ in range(30)
+                ]
+            )
 
     results = asyncio.run(run())
     assert all(r.status_code == 200 for r in results)

@@ -44,8 +44,13 @@ def test_entity_requires_continuous_feature_and_creates_customer(api: Api) -> No
     api.feature("users", consumable=False)
     err = api.error("entities.create", customer_id="u1", entity_id="e1", feature_id="messages")
     assert err.status == 400
-    api("entities.create", customer_id="new-cus", entity_id="e1", feature_id="users",
-        customer_data={"name": "Made by entity"})
+    api(
+        "entities.create",
+        customer_id="new-cus",
+        entity_id="e1",
+        feature_id="users",
+        customer_data={"name": "Made by entity"},
+    )
     assert api("customers.get", customer_id="new-cus")["name"] == "Made by entity"
 
 
@@ -62,7 +67,9 @@ def test_e3_e4_entity_scoping(api: Api) -> None:
     assert e1 is not None and e1["granted"] == 600 and len(e1["breakdown"]) == 2
     assert api.balance("u1", "messages")["granted"] == 900  # type: ignore[index]
     denied = api.check("u1", "messages", entity_id="e2", required_balance=401)
-    assert denied["allowed"] is False and denied["balance"]["remaining"] == 400 and denied["entity_id"] == "e2"
+    assert (
+        denied["allowed"] is False and denied["balance"]["remaining"] == 400 and denied["entity_id"] == "e2"
+    )
     # Entity tracks drain the entity's own source first, then the shared one.
     api.track("u1", "messages", 550, entity_id="e1")
     rows = {r["plan_id"]: r for r in api.balance("u1", "messages", entity_id="e1")["breakdown"]}  # type: ignore[index]
@@ -80,8 +87,12 @@ def test_entity_billing_controls_override(api: Api) -> None:
     api.plan("free", [{"feature_id": "messages", "included": 10, "reset": MONTH}], auto_enable=True)
     api.customer("u1")
     api("entities.create", customer_id="u1", entity_id="e1", feature_id="users")
-    upd = api("entities.update", customer_id="u1", entity_id="e1",
-              billing_controls={"overage_allowed": [{"feature_id": "messages", "enabled": True}]})
+    upd = api(
+        "entities.update",
+        customer_id="u1",
+        entity_id="e1",
+        billing_controls={"overage_allowed": [{"feature_id": "messages", "enabled": True}]},
+    )
     assert upd["billing_controls"]["overage_allowed"][0]["enabled"] is True
     api.track("u1", "messages", 15, entity_id="e1")
     assert api.balance("u1", "messages")["usage"] == 15  # type: ignore[index]
@@ -112,12 +123,17 @@ def test_ev1_events_list_and_aggregate(api: Api) -> None:
     assert agg["total"]["messages"] == {"count": 5, "sum": 15}
     assert agg["list"][-1]["values"]["messages"] == 15
     assert all(b["values"]["messages"] == 0 for b in agg["list"][:-1])
-    grouped = api("events.aggregate", customer_id="u1", feature_id="messages", range="24h",
-                  group_by="properties.kind")
-    last = [b for b in grouped["list"] if b["values"]["messages"]][0]
+    grouped = api(
+        "events.aggregate", customer_id="u1", feature_id="messages", range="24h", group_by="properties.kind"
+    )
+    last = next(b for b in grouped["list"] if b["values"]["messages"])
     assert last["grouped_values"]["messages"] == {"a": 9, "b": 6}
-    assert api.error("events.aggregate", feature_id="messages", range="7d",
-                     custom_range={"start": 0, "end": 1}).status == 400
+    assert (
+        api.error(
+            "events.aggregate", feature_id="messages", range="7d", custom_range={"start": 0, "end": 1}
+        ).status
+        == 400
+    )
     assert api.error("events.aggregate", feature_id="messages", group_by="kind").status == 400
     assert api.error("events.list", customer_id="ghost").status == 404
 
@@ -130,17 +146,31 @@ def test_events_filters_and_custom_range(api: Api) -> None:
     start = api.clock.now_ms()
     api.advance(hours=2)
     api.track("u1", "tokens", 2)
-    assert [e["feature_id"] for e in api("events.list", customer_id="u1", feature_id="tokens")["list"]] == ["tokens"]
-    ranged = api("events.list", customer_id="u1", custom_range={"start": start + 3_600_000,
-                                                                "end": start + 10 * 3_600_000})
+    assert [e["feature_id"] for e in api("events.list", customer_id="u1", feature_id="tokens")["list"]] == [
+        "tokens"
+    ]
+    ranged = api(
+        "events.list",
+        customer_id="u1",
+        custom_range={"start": start + 3_600_000, "end": start + 10 * 3_600_000},
+    )
     assert [e["value"] for e in ranged["list"]] == [2]
 
 
 def _reward_setup(api: Api) -> None:
     api.feature("messages")
-    api("rewards.create", id="msg10", name="10 messages", type="feature_grant",
+    api(
+        "rewards.create",
+        id="msg10",
+        name="10 messages",
+        type="feature_grant",
         grants=[{"feature_id": "messages", "quantity": 10}],
-        promo_codes=[{"code": "MESSAGES10"}, {"code": "LIMITEDMSG", "max_redemptions": 5}, {"code": "NODUPE"}])
+        promo_codes=[
+            {"code": "MESSAGES10"},
+            {"code": "LIMITEDMSG", "max_redemptions": 5},
+            {"code": "NODUPE"},
+        ],
+    )
 
 
 def test_rw1_promo_rewards(api: Api) -> None:
@@ -164,28 +194,49 @@ def test_rw1_promo_rewards(api: Api) -> None:
 
 def test_referral_codes(api: Api) -> None:
     _reward_setup(api)
-    api("referral_programs.create", id="prog", reward_id="msg10", trigger="customer_creation",
-        received_by="all", max_redemptions=2)
+    api(
+        "referral_programs.create",
+        id="prog",
+        reward_id="msg10",
+        trigger="customer_creation",
+        received_by="all",
+        max_redemptions=2,
+    )
     api.customer("ref", name="Referrer", email="r@example.com")
     code = api("referrals.create_code", customer_id="ref", program_id="prog")
     assert len(code["code"]) == 6 and code["code"].isalnum() and code["code"].upper() == code["code"]
     assert api("referrals.create_code", customer_id="ref", program_id="prog")["code"] == code["code"]
-    assert api.error("referrals.create_code", customer_id="ref", program_id="nope").code == "reward_program_not_found"
-    assert api.error("referrals.create_code", customer_id="ghost", program_id="prog").code == "customer_not_found"
-    assert api.error("referrals.redeem_code", code=code["code"], customer_id="ref").code == \
-        "customer_cannot_redeem_own_code"
+    assert (
+        api.error("referrals.create_code", customer_id="ref", program_id="nope").code
+        == "reward_program_not_found"
+    )
+    assert (
+        api.error("referrals.create_code", customer_id="ghost", program_id="prog").code
+        == "customer_not_found"
+    )
+    assert (
+        api.error("referrals.redeem_code", code=code["code"], customer_id="ref").code
+        == "customer_cannot_redeem_own_code"
+    )
     api.customer("new1")
     res = api("referrals.redeem_code", code=code["code"], customer_id="new1")
     assert res["id"].startswith("rr_") and res["referrer"]["id"] == "ref" and res["redeemer"]["id"] == "new1"
     assert api.balance("ref", "messages")["remaining"] == 10  # type: ignore[index]
     assert api.balance("new1", "messages")["remaining"] == 10  # type: ignore[index]
-    assert api.error("referrals.redeem_code", code=code["code"], customer_id="new1").code == \
-        "customer_already_redeemed_referral_code"
+    assert (
+        api.error("referrals.redeem_code", code=code["code"], customer_id="new1").code
+        == "customer_already_redeemed_referral_code"
+    )
     api.customer("new2")
     api("referrals.redeem_code", code=code["code"], customer_id="new2")
     api.customer("new3")
-    assert api.error("referrals.redeem_code", code=code["code"], customer_id="new3").code == \
-        "referral_code_max_redemptions_reached"
-    assert api.error("referrals.redeem_code", code="ZZZZZZ", customer_id="new3").code == "referral_code_not_found"
+    assert (
+        api.error("referrals.redeem_code", code=code["code"], customer_id="new3").code
+        == "referral_code_max_redemptions_reached"
+    )
+    assert (
+        api.error("referrals.redeem_code", code="ZZZZZZ", customer_id="new3").code
+        == "referral_code_not_found"
+    )
     referrals = api("customers.get", customer_id="ref", expand=["referrals"])["referrals"]
     assert [r["customer"]["id"] for r in referrals] == ["new1", "new2"]

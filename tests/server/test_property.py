@@ -18,8 +18,10 @@ Step = tuple[str, float]
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("track"), st.integers(min_value=-30, max_value=80).map(float)),
-        st.tuples(st.just("track"), st.floats(min_value=0.01, max_value=20, allow_nan=False).map(
-            lambda x: round(x, 2))),
+        st.tuples(
+            st.just("track"),
+            st.floats(min_value=0.01, max_value=20, allow_nan=False).map(lambda x: round(x, 2)),
+        ),
         st.tuples(st.just("check"), st.integers(min_value=0, max_value=200).map(float)),
         st.tuples(st.just("send_event"), st.integers(min_value=1, max_value=40).map(float)),
         st.tuples(st.just("reset"), st.just(0.0)),
@@ -31,12 +33,20 @@ steps = st.lists(
 
 def _catalogue(api: Api) -> None:
     api.feature("messages")
-    api.plan("free", [
-        {"feature_id": "messages", "included": 100, "reset": {"interval": "month"},
-         "rollover": {"max": 150, "expiry_duration_type": "month", "expiry_duration_length": 2}},
-        {"feature_id": "messages", "included": 40, "reset": {"interval": "week"}},
-        {"feature_id": "messages", "included": 25},
-    ], auto_enable=True)
+    api.plan(
+        "free",
+        [
+            {
+                "feature_id": "messages",
+                "included": 100,
+                "reset": {"interval": "month"},
+                "rollover": {"max": 150, "expiry_duration_type": "month", "expiry_duration_length": 2},
+            },
+            {"feature_id": "messages", "included": 40, "reset": {"interval": "week"}},
+            {"feature_id": "messages", "included": 25},
+        ],
+        auto_enable=True,
+    )
 
 
 def _assert_invariants(balance: dict[str, object]) -> None:

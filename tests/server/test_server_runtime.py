@@ -26,15 +26,26 @@ def test_default_rate_limits_are_per_customer_for_events() -> None:
     with run_server(rate_limits=True) as srv:
         httpx.post(srv.url + "/v1/customers.get_or_create", headers=srv.headers, json={"customer_id": "a"})
         httpx.post(srv.url + "/v1/customers.get_or_create", headers=srv.headers, json={"customer_id": "b"})
-        statuses_a = [httpx.post(srv.url + "/v1/events.list", headers=srv.headers,
-                                 json={"customer_id": "a"}).status_code for _ in range(7)]
-        status_b = httpx.post(srv.url + "/v1/events.list", headers=srv.headers, json={"customer_id": "b"}).status_code
+        statuses_a = [
+            httpx.post(
+                srv.url + "/v1/events.list", headers=srv.headers, json={"customer_id": "a"}
+            ).status_code
+            for _ in range(7)
+        ]
+        status_b = httpx.post(
+            srv.url + "/v1/events.list", headers=srv.headers, json={"customer_id": "b"}
+        ).status_code
         assert 429 in statuses_a and status_b == 200
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reference_server", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "reference_server", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_cli_keys_create_list_revoke() -> None:
@@ -51,11 +62,16 @@ def test_cli_keys_create_list_revoke() -> None:
         db.dispose()
         assert key not in stored and len(stored[0]) == 64  # only the sha256 is kept
         with run_server(url, secret_key="am_sk_test_other") as srv:
-            ok = httpx.post(srv.url + "/v1/customers.get_or_create", headers={"Authorization": f"Bearer {key}"},
-                            json={"customer_id": "x"})
+            ok = httpx.post(
+                srv.url + "/v1/customers.get_or_create",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"customer_id": "x"},
+            )
             assert ok.status_code == 200 and ok.json()["env"] == "live"
             assert _cli("--database-url", url, "keys", "revoke", key_id).returncode == 0
-            denied = httpx.post(srv.url + "/v1/features.list", headers={"Authorization": f"Bearer {key}"}, json={})
+            denied = httpx.post(
+                srv.url + "/v1/features.list", headers={"Authorization": f"Bearer {key}"}, json={}
+            )
             assert denied.status_code == 401 and denied.json()["code"] == "invalid_secret_key"
 
 
@@ -66,12 +82,19 @@ def test_migrations_and_demo_seed() -> None:
             versions = conn.execute(sa.text("select version_num from alembic_version")).scalars().all()
         db.dispose()
         assert versions and versions[0].startswith("0")
-        cust = httpx.post(srv.url + "/v1/customers.get", headers=srv.headers,
-                          json={"customer_id": "demo_customer"}).json()
+        cust = httpx.post(
+            srv.url + "/v1/customers.get", headers=srv.headers, json={"customer_id": "demo_customer"}
+        ).json()
         assert cust["subscriptions"][0]["plan_id"] == "free" and "messages" in cust["balances"]
-        check = httpx.post(srv.url + "/v1/balances.check", headers=srv.headers,
-                           json={"customer_id": "demo_customer", "feature_id": "messages"}).json()
+        check = httpx.post(
+            srv.url + "/v1/balances.check",
+            headers=srv.headers,
+            json={"customer_id": "demo_customer", "feature_id": "messages"},
+        ).json()
         assert check["allowed"] is True
-        legacy = httpx.post(srv.url + "/v1/check", headers=srv.headers,
-                            json={"customer_id": "demo_customer", "feature_id": "messages"})
+        legacy = httpx.post(
+            srv.url + "/v1/check",
+            headers=srv.headers,
+            json={"customer_id": "demo_customer", "feature_id": "messages"},
+        )
         assert legacy.status_code == 200 and legacy.json()["allowed"] is True

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from alembic import context
 
 from reference_server.store.tables import metadata
 
-try:  # the billing helper's tables share the metadata; import them when present
+with contextlib.suppress(ImportError):  # the paid-billing tables share the metadata when present
     import reference_server.store.billing_tables  # noqa: F401
-except ImportError:
-    pass
 
 connection = context.config.attributes.get("connection")
 if connection is None:
