@@ -80,7 +80,7 @@ BASE_URL_KEY = "billing_base_url"
 
 
 def processor_from_env() -> PaymentProcessor:
-    """Local unless ``AUTUMN_PAYMENT_PROCESSOR=stripe`` (``STRIPE_SECRET_KEY``, optional ``STRIPE_API_BASE``)."""
+    """Local, unless ``AUTUMN_PAYMENT_PROCESSOR=stripe`` (``STRIPE_SECRET_KEY``, ``STRIPE_API_BASE``)."""
     if os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local") == "stripe":
         from .stripe_processor import StripeProcessor
 

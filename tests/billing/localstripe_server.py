@@ -1,0 +1,41 @@
+"""Start ``localstripe`` (from the venv) on a free loopback port for the Stripe processor tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def localstripe() -> Iterator[str]:
+    """Yield the API base URL of a fresh localstripe; the process is stopped afterwards."""
+    executable = Path(sys.executable).parent / "localstripe"
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(executable), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    ready = threading.Event()
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                ready.wait(0.05)
+        else:
+            raise RuntimeError("localstripe did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
