@@ -43,7 +43,8 @@ def identity_from_headers(headers: Mapping[str, str]) -> Identity | None:
 
 
 def flask_identify(request: flask.Request) -> Identity | None:
-    return identity_from_headers(request.headers)
+    # werkzeug's Headers is case-insensitive but not a Mapping: copy it with lower-cased keys.
+    return identity_from_headers({key.lower(): value for key, value in request.headers.items()})
 
 
 async def starlette_identify(request: StarletteRequest) -> Identity | None:
