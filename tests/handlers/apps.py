@@ -68,6 +68,8 @@ class HandlerOptions:
     cors: CORSConfig | None = None
     fail_open: bool | None = None
     path_prefix: str = "/api/autumn"
+    client: Any = None
+    """An SDK client to inject instead of the key and URL (``Autumn`` for Flask, else ``AsyncAutumn``)."""
 
 
 def make_flask_app(options: HandlerOptions, static_dir: Path | None = None) -> flask.Flask:
@@ -75,6 +77,7 @@ def make_flask_app(options: HandlerOptions, static_dir: Path | None = None) -> f
     app.register_blueprint(
         autumn_blueprint(
             flask_identify,
+            client=options.client,
             secret_key=options.secret_key,
             autumn_url=options.autumn_url,
             cors=options.cors,
@@ -100,6 +103,7 @@ def make_starlette_app(options: HandlerOptions, static_dir: Path | None = None) 
     routes: list[BaseRoute] = [
         AutumnMount(
             starlette_identify,
+            client=options.client,
             path=options.path_prefix,
             secret_key=options.secret_key,
             autumn_url=options.autumn_url,
@@ -116,6 +120,7 @@ def make_litestar_app(options: HandlerOptions, static_dir: Path | None = None) -
     handlers: list[Any] = [
         autumn_router(
             litestar_identify,
+            client=options.client,
             path_prefix=options.path_prefix,
             secret_key=options.secret_key,
             autumn_url=options.autumn_url,

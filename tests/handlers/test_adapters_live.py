@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from autumn_sdk import AsyncAutumn, Autumn
+
 from .apps import FRAMEWORKS, HandlerClient, HandlerOptions, handler_client
 from .live import (
     FEATURE,
@@ -339,3 +341,19 @@ def test_referral_codes_are_created_and_redeemed_for_the_identified_customers(
     assert redeemed["id"]
     referrer = ok(post(client, "getOrCreateCustomer", {}, customer_id))
     assert referrer["balances"][FEATURE]["remaining"] == FREE_INCLUDED + REFERRAL_BONUS
+
+
+def test_an_injected_client_needs_no_secret_key(
+    framework: str, reference: LiveAutumn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUTUMN_SECRET_KEY", raising=False)
+    sdk: Autumn | AsyncAutumn
+    if framework == "flask":
+        sdk = Autumn(secret_key=reference.secret_key, server_url=reference.url)
+    else:
+        sdk = AsyncAutumn(secret_key=reference.secret_key, server_url=reference.url)
+    options = HandlerOptions(secret_key=None, autumn_url=None, client=sdk)
+    customer_id = reference.new_customer_id("injected")
+    with handler_client(framework, options) as client:
+        customer = ok(post(client, "getOrCreateCustomer", {}, customer_id))
+    assert customer["id"] == customer_id
