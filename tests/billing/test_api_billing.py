@@ -1,0 +1,384 @@
+"""Paid billing through the real server over HTTP: attach, checkout, upgrades, downgrades, renewals.
+
+The server runs with a manual clock so "halfway through the month" is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+import pytest
+
+from autumn_sdk._generated.models import (
+    AttachResponse,
+    PreviewAttachResponse,
+    PreviewUpdateResponse,
+)
+from reference_server.clock import ManualClock
+from reference_server.testing import RunningServer, run_server
+
+from .conftest import ms
+
+START = ms(2026, 4, 1)  # a 30-day month: halfway is exactly 15 days
+DAY = 86_400_000
+
+
+class Api:
+    def __init__(self, server: RunningServer, clock: ManualClock) -> None:
+        self.server = server
+        self.clock = clock
+        self.http = httpx.Client(base_url=server.url, headers=server.headers, timeout=60)
+
+    def __call__(self, op: str, expect: int = 200, **body: Any) -> dict[str, Any]:
+        response = self.http.post(f"/v1/{op}", json=body)
+        assert response.status_code == expect, response.text
+        return dict(response.json())
+
+    def pay(self, url: str, number: str = "4242424242424242") -> httpx.Response:
+        return httpx.post(url, data={"card_number": number, "expiry": "12/34", "cvc": "123"})
+
+    def customer(self, customer_id: str) -> dict[str, Any]:
+        return self("customers.get", customer_id=customer_id, expand=["invoices"])
+
+    def plans_of(self, customer_id: str) -> dict[str, str]:
+        subs = self.customer(customer_id)["subscriptions"]
+        return {s["plan_id"]: s["status"] for s in subs}
+
+    def add_card(self, customer_id: str, number: str = "4242424242424242") -> None:
+        url = self("billing.setup_payment", customer_id=customer_id)["url"]
+        response = self.pay(url, number)
+        assert response.status_code == 303
+        if response.headers["location"].endswith("/authenticate"):
+            done = httpx.post(urljoin(url, response.headers["location"]), data={"decision": "complete"})
+            assert done.status_code == 303
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    clock = ManualClock(START)
+    with run_server(clock=clock) as server:
+        client = Api(server, clock)
+        client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
+        client("features.create", feature_id="seats", name="Seats", type="metered", consumable=False)
+        month = {"interval": "month"}
+        client(
+            "plans.create",
+            plan_id="free",
+            name="Free",
+            auto_enable=True,
+            items=[{"feature_id": "messages", "included": 100, "reset": month}],
+        )
+        client(
+            "plans.create",
+            plan_id="pro",
+            name="Pro",
+            price={"amount": 20, "interval": "month"},
+            items=[{"feature_id": "messages", "included": 1000, "reset": month}],
+        )
+        client(
+            "plans.create",
+            plan_id="premium",
+            name="Premium",
+            price={"amount": 50, "interval": "month"},
+            items=[{"feature_id": "messages", "included": 5000, "reset": month}],
+        )
+        yield client
+        client.http.close()
+
+
+def test_free_to_paid_without_a_card_goes_through_checkout(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    preview = PreviewAttachResponse.model_validate(
+        api("billing.preview_attach", customer_id="u1", plan_id="pro")
+    )
+    assert preview.total == 20 and preview.redirect_to_checkout and preview.checkout_type == "stripe_checkout"
+    result = AttachResponse.model_validate(
+        api("billing.attach", customer_id="u1", plan_id="pro", success_url="https://example.com/done")
+    )
+    assert result.payment_url is not None and "/checkout/" in result.payment_url
+    assert api.plans_of("u1") == {"free": "active"}  # nothing changes before payment
+    declined = api.pay(result.payment_url, "4000000000000002")
+    assert declined.status_code == 402
+    assert api.plans_of("u1") == {"free": "active"}
+    paid = api.pay(result.payment_url)
+    assert (paid.status_code, paid.headers["location"]) == (303, "https://example.com/done")
+    customer = api.customer("u1")
+    assert {s["plan_id"] for s in customer["subscriptions"]} == {"pro"}
+    sub = customer["subscriptions"][0]
+    assert (sub["current_period_start"], sub["current_period_end"]) == (START, ms(2026, 5, 1))
+    assert customer["balances"]["messages"]["granted"] == 1000
+    (invoice,) = customer["invoices"]
+    assert (invoice["total"], invoice["status"], invoice["plan_ids"]) == (20, "paid", ["pro"])
+
+
+def test_upgrade_halfway_charges_fifteen_and_preview_matches(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    first = AttachResponse.model_validate(api("billing.attach", customer_id="u1", plan_id="pro"))
+    assert first.payment_url is None and first.invoice is not None and first.invoice.total == 20
+    api("balances.track", customer_id="u1", feature_id="messages", value=30)
+    api.clock.advance(15 * DAY)
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="premium")
+    assert preview["total"] == 15
+    assert [line["total"] for line in preview["line_items"]] == [-10, 25]
+    assert preview["next_cycle"]["total"] == 50 and preview["next_cycle"]["starts_at"] == ms(2026, 5, 1)
+    result = api("billing.attach", customer_id="u1", plan_id="premium")
+    assert result["invoice"]["total"] == preview["total"] == 15
+    customer = api.customer("u1")
+    assert [s["plan_id"] for s in customer["subscriptions"]] == ["premium"]
+    assert customer["subscriptions"][0]["current_period_end"] == ms(2026, 5, 1)
+    messages = customer["balances"]["messages"]
+    assert (messages["granted"], messages["usage"]) == (5000, 0)
+
+
+def test_downgrade_is_scheduled_and_happens_at_period_end(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="premium")
+    api.clock.advance(10 * DAY)
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="pro")
+    assert preview["total"] == 0 and preview["incoming"][0]["effective_at"] == ms(2026, 5, 1)
+    result = api("billing.attach", customer_id="u1", plan_id="pro")
+    assert "invoice" not in result
+    subs = {s["plan_id"]: s for s in api.customer("u1")["subscriptions"]}
+    assert subs["premium"]["canceled_at"] == START + 10 * DAY
+    assert subs["premium"]["expires_at"] == ms(2026, 5, 1)
+    assert subs["pro"]["status"] == "scheduled"
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 5000
+    api.clock.set(ms(2026, 5, 1) + 1000)
+    customer = api.customer("u1")
+    assert api.plans_of("u1") == {"pro": "active"}
+    assert customer["balances"]["messages"]["granted"] == 1000
+    assert customer["subscriptions"][0]["current_period_end"] == ms(2026, 6, 1)
+    assert [i["total"] for i in customer["invoices"]] == [20, 50]
+
+
+def test_reattaching_the_current_plan_is_409_and_cancels_a_scheduled_downgrade(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="premium")
+    conflict = api("billing.attach", expect=409, customer_id="u1", plan_id="premium")
+    assert conflict["code"] == "plan_already_attached"
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    assert api.plans_of("u1") == {"premium": "active", "pro": "scheduled"}
+    api("billing.attach", customer_id="u1", plan_id="premium")
+    assert api.plans_of("u1") == {"premium": "active"}
+    assert api.customer("u1")["subscriptions"][0]["canceled_at"] is None
+
+
+def test_renewal_bills_the_next_period(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    api.clock.set(ms(2026, 6, 2))  # two renewals: May 1 and June 1
+    customer = api.customer("u1")
+    assert [i["total"] for i in customer["invoices"]] == [20, 20, 20]
+    sub = customer["subscriptions"][0]
+    assert (sub["current_period_start"], sub["current_period_end"]) == (ms(2026, 6, 1), ms(2026, 7, 1))
+
+
+def test_usage_based_overage_is_billed_at_renewal(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="payg",
+        name="Pay as you go",
+        price={"amount": 10, "interval": "month"},
+        items=[
+            {
+                "feature_id": "messages",
+                "included": 100,
+                "reset": {"interval": "month"},
+                "price": {"amount": 0.5, "interval": "month", "billing_method": "usage_based"},
+            }
+        ],
+    )
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="payg")
+    api("balances.track", customer_id="u1", feature_id="messages", value=200)
+    api.clock.set(ms(2026, 5, 1) + 1)
+    customer = api.customer("u1")
+    assert [i["total"] for i in customer["invoices"]] == [60, 10]  # 10 base + 100 overage x 0.5
+    assert customer["balances"]["messages"]["usage"] == 0
+
+
+def test_prepaid_quantities_charge_upfront_and_update_prorates(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="team",
+        name="Team",
+        price={"amount": 20, "interval": "month"},
+        items=[
+            {
+                "feature_id": "messages",
+                "included": 0,
+                "reset": {"interval": "month"},
+                "price": {
+                    "amount": 10,
+                    "interval": "month",
+                    "billing_method": "prepaid",
+                    "billing_units": 100,
+                },
+            }
+        ],
+    )
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    quantities = [{"feature_id": "messages", "quantity": 100}]
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="team", feature_quantities=quantities)
+    assert preview["total"] == 30
+    api("billing.attach", customer_id="u1", plan_id="team", feature_quantities=quantities)
+    balance = api.customer("u1")["balances"]["messages"]
+    assert balance["granted"] == 100 and balance["breakdown"][0]["prepaid_grant"] == 100
+    api.clock.advance(15 * DAY)
+    more = [{"feature_id": "messages", "quantity": 300}]
+    preview_update = PreviewUpdateResponse.model_validate(
+        api("billing.preview_update", customer_id="u1", plan_id="team", feature_quantities=more)
+    )
+    assert preview_update.intent == "update_quantity" and preview_update.total == 10
+    result = api("billing.update", customer_id="u1", plan_id="team", feature_quantities=more)
+    assert result["invoice"]["total"] == 10
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 300
+
+
+def test_cancel_end_of_cycle_returns_the_default_plan(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    api("billing.update", customer_id="u1", plan_id="pro", cancel_action="cancel_end_of_cycle")
+    assert api.plans_of("u1") == {"pro": "active", "free": "scheduled"}
+    api("billing.update", customer_id="u1", plan_id="pro", cancel_action="uncancel")
+    assert api.plans_of("u1") == {"pro": "active"}
+    api("billing.update", customer_id="u1", plan_id="pro", cancel_action="cancel_end_of_cycle")
+    api.clock.set(ms(2026, 5, 1) + 1)
+    assert api.plans_of("u1") == {"free": "active"}
+    assert [i["total"] for i in api.customer("u1")["invoices"]] == [20]
+
+
+def test_cancel_immediately_credits_unused_time(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="premium")
+    api.clock.advance(15 * DAY)
+    preview = api(
+        "billing.preview_update", customer_id="u1", plan_id="premium", cancel_action="cancel_immediately"
+    )
+    assert preview["total"] == -25 and preview["intent"] == "cancel_immediately"
+    result = api("billing.update", customer_id="u1", plan_id="premium", cancel_action="cancel_immediately")
+    assert result["invoice"]["total"] == -25
+    assert api.plans_of("u1") == {"free": "active"}
+    # The credit pays for the next purchase first.
+    paid = api("billing.attach", customer_id="u1", plan_id="pro")
+    assert paid["invoice"]["total"] == 20 and paid["invoice"]["status"] == "paid"
+
+
+def test_trial_with_card_bills_at_trial_end(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="trial_pro",
+        name="Trial Pro",
+        price={"amount": 20, "interval": "month"},
+        items=[{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
+        free_trial={"duration_length": 7, "duration_type": "day", "card_required": True},
+    )
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="trial_pro")
+    assert preview["total"] == 0 and preview["next_cycle"]["starts_at"] == START + 7 * DAY
+    api("billing.attach", customer_id="u1", plan_id="trial_pro")
+    sub = api.customer("u1")["subscriptions"][0]
+    assert sub["trial_ends_at"] == START + 7 * DAY
+    api.clock.set(START + 7 * DAY + 1)
+    customer = api.customer("u1")
+    assert [i["total"] for i in customer["invoices"]] == [20]
+    assert customer["subscriptions"][0]["current_period_end"] == ms(2026, 5, 8)
+    # A trial is used once: attaching again after cancelling charges at once.
+    api("billing.update", customer_id="u1", plan_id="trial_pro", cancel_action="cancel_immediately")
+    again = api("billing.attach", customer_id="u1", plan_id="trial_pro")
+    assert again["invoice"]["total"] > 0
+
+
+def test_trial_without_card_falls_back_to_the_default(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="try",
+        name="Try",
+        price={"amount": 30, "interval": "month"},
+        items=[{"feature_id": "messages", "included": 500, "reset": {"interval": "month"}}],
+        free_trial={"duration_length": 14, "duration_type": "day", "card_required": False},
+    )
+    api("customers.get_or_create", customer_id="u1")
+    result = api("billing.attach", customer_id="u1", plan_id="try")
+    assert result["payment_url"] is None
+    assert api.plans_of("u1") == {"try": "active"}
+    api.clock.set(START + 15 * DAY)
+    assert api.plans_of("u1") == {"free": "active"}
+    assert api.customer("u1")["invoices"] == []
+
+
+def test_multi_attach_charges_once(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="extra",
+        name="Extra",
+        add_on=True,
+        price={"amount": 20, "interval": "month"},
+        items=[{"feature_id": "messages", "included": 200, "reset": {"interval": "month"}}],
+    )
+    api(
+        "plans.create",
+        plan_id="pack",
+        name="Pack",
+        add_on=True,
+        price={"amount": 10, "interval": "one_off"},
+        items=[{"feature_id": "messages", "included": 50}],
+    )
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    plans = [{"plan_id": "extra"}, {"plan_id": "pack"}]
+    assert api("billing.preview_multi_attach", customer_id="u1", plans=plans)["total"] == 30
+    result = api("billing.multi_attach", customer_id="u1", plans=plans)
+    assert result["invoice"]["total"] == 30
+    customer = api.customer("u1")
+    assert {s["plan_id"] for s in customer["subscriptions"]} == {"free", "extra"}
+    assert [p["plan_id"] for p in customer["purchases"]] == ["pack"]
+    assert customer["balances"]["messages"]["granted"] == 350
+    same_group = api(
+        "billing.multi_attach",
+        expect=400,
+        customer_id="u1",
+        plans=[{"plan_id": "pro"}, {"plan_id": "premium"}],
+    )
+    assert same_group["code"] == "invalid_request"
+
+
+def test_declined_saved_card_returns_required_action(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1", "4000002760003184")  # authenticates now, and on every later charge
+    result = api("billing.attach", customer_id="u1", plan_id="pro")
+    assert result["required_action"]["code"] == "3ds_required"
+    assert result["payment_url"] is not None
+    assert api.plans_of("u1") == {"free": "active"}
+    step = api.pay(result["payment_url"], "4000002760003184")
+    done = httpx.post(urljoin(result["payment_url"], step.headers["location"]), data={"decision": "complete"})
+    assert done.status_code == 303
+    assert api.plans_of("u1") == {"pro": "active"}
+    assert [i["status"] for i in api.customer("u1")["invoices"]] == ["paid"]
+
+
+def test_portal_and_setup_urls_are_served(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1", email="ada@example.com")
+    portal = api("billing.open_customer_portal", customer_id="u1", return_url="https://example.com/app")
+    page = httpx.get(portal["url"])
+    assert page.status_code == 200 and "ada@example.com" in page.text and 'id="portal-plans"' in page.text
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    cancel = httpx.post(portal["url"] + "/cancel", data={"plan_id": "pro"})
+    assert cancel.status_code == 303
+    subs = {s["plan_id"]: s for s in api.customer("u1")["subscriptions"]}
+    assert subs["pro"]["canceled_at"] is not None and subs["free"]["status"] == "scheduled"
+    missing = api("billing.setup_payment", expect=404, customer_id="nobody")
+    assert missing["code"] == "customer_not_found"
