@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,8 +147,6 @@ class HandlerCore:
 
     def secret_key(self) -> str | None:
         """The key for a new client: the setting, else env ``AUTUMN_SECRET_KEY`` (read per request)."""
-        import os
-
         key = self.settings.secret_key or os.environ.get("AUTUMN_SECRET_KEY", "")
         return key.strip() or None
 

@@ -8,11 +8,10 @@ through the response model like any real answer.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 __all__ = ["empty_customer", "empty_entity", "fail_open_enabled"]
-
-import os
 
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
