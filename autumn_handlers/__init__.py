@@ -1,13 +1,37 @@
-"""autumnHandler for Python web apps: the server side of the autumn-js React hooks.
+"""autumnHandler for Python web apps: the server side of the autumn-js React hooks (1.2.x, API 2.3.0).
 
-The framework adapters live in :mod:`autumn_handlers.flask`, :mod:`autumn_handlers.starlette`
-(also FastAPI) and :mod:`autumn_handlers.litestar`; each is imported on its own so an app only needs
-its own framework installed.
+The hooks POST camelCase JSON to ``/api/autumn/<route>`` (15 routes: ``getOrCreateCustomer``,
+``attach``, ``listPlans``, ``listEvents``, ...). The handler decides *who* is asking with your
+``identify(request)``, strips the fields only the server may set, injects ``customer_id``, calls
+Autumn through :mod:`autumn_sdk` and answers in the camelCase the hooks read::
+
+    from autumn_handlers import CORSConfig, Identity
+
+    def identify(request):                       # sync or async; the framework's own request
+        user = current_user(request)
+        if user is None:
+            return None                          # the hooks then get a 401 no_customer_id
+        return Identity(user.id, {"name": user.name, "email": user.email})
+
+    # Flask
+    from autumn_handlers.flask import autumn_blueprint
+    app.register_blueprint(autumn_blueprint(identify))
+    # Starlette / FastAPI
+    from autumn_handlers.starlette import AutumnMount, autumn_app
+    Starlette(routes=[AutumnMount(identify)]);  fastapi_app.mount("/api/autumn", autumn_app(identify))
+    # Litestar
+    from autumn_handlers.litestar import autumn_router
+    Litestar(route_handlers=[autumn_router(identify)])
+
+Every adapter takes ``secret_key`` (default env ``AUTUMN_SECRET_KEY``), ``autumn_url`` (a self-hosted or
+reference server; default Autumn's cloud), ``client`` (an ``Autumn``/``AsyncAutumn`` to use instead),
+``cors`` (a :class:`CORSConfig`, for a page on another origin), ``fail_open`` (default env
+``AUTUMN_FAIL_OPEN``, on) and, except the Starlette ``autumn_app``, ``path_prefix`` (default
+``/api/autumn``). Each adapter module imports only its own framework.
 """
 
 from .cors import CORSConfig
 from .identity import IdentifyResult, Identity
 from .responses import HandlerResponse
-from .routes import ROUTES
 
-__all__ = ["ROUTES", "CORSConfig", "HandlerResponse", "IdentifyResult", "Identity"]
+__all__ = ["CORSConfig", "HandlerResponse", "IdentifyResult", "Identity"]
