@@ -198,3 +198,14 @@ def test_attach_of_a_paid_plan_goes_through_checkout(
     page.wait_for_url(lambda url: url.startswith(app_url), timeout=30_000)
     expect(page.get_by_test_id("customer-subscriptions")).to_contain_text(PAID_PLAN)
     expect(page.get_by_test_id("check-result")).to_contain_text('"allowed":true')
+
+
+def test_upstream_errors_reach_the_hook_as_autumn_client_errors(
+    page: Page, app_url: str, customer_id: str, reference: LiveAutumn
+) -> None:
+    reference.autumn.customers.get_or_create(customer_id=customer_id)
+    page.goto(f"{app_url}/?view=customer&customer={customer_id}&plan=no_such_plan")
+    expect(page.get_by_test_id("customer-id")).to_have_text(customer_id)
+    page.get_by_test_id("attach-button").click()
+    # The client used the handler's {message, code, statusCode} as-is.
+    expect(page.get_by_test_id("action-error")).to_have_text(re.compile(r"^\w+:404:.*no_such_plan"))
