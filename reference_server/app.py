@@ -53,6 +53,7 @@ def create_app(
     *,
     rate_limits: bool | dict[str, Limit] = True,
     validate_responses: bool = True,
+    auth_cache_ttl: float = 1.0,
     billing: Callable[[BillingRegistry], None] | None = None,
     migrate: bool = True,
 ) -> Starlette:
@@ -84,7 +85,7 @@ def create_app(
         limiter = RateLimiter()
         if isinstance(rate_limits, dict):
             limiter.limits.update(rate_limits)
-    dispatcher = Dispatcher(state, limiter, validate_responses)
+    dispatcher = Dispatcher(state, limiter, validate_responses, auth_cache_ttl)
     routes, index = build_routes(dispatcher, registry)
 
     async def root(request: Request) -> JSONResponse:

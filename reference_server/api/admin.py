@@ -45,6 +45,7 @@ def advance_org_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             .where(organizations.c.pk == ctx.tenant.org_pk)
             .values(sandbox_clock_offset_ms=organizations.c.sandbox_clock_offset_ms + delta)
         )
+    ctx.state.catalog_cache.invalidate(ctx.tenant.org_pk, ctx.tenant.env)  # cached tenants hold the offset
     return {"now": ctx.now() + delta, "offset_ms": ctx.tenant.clock_offset_ms + delta}
 
 

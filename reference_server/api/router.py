@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -141,10 +142,35 @@ class Endpoint:
 
 
 class Dispatcher:
-    def __init__(self, state: AppState, limiter: RateLimiter | None, validate_responses: bool = True) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        limiter: RateLimiter | None,
+        validate_responses: bool = True,
+        auth_cache_ttl: float = 1.0,
+    ) -> None:
         self.state = state
         self.limiter = limiter
         self.validate_responses = validate_responses
+        self.auth_cache_ttl = auth_cache_ttl
+        # key -> (tenant, monotonic expiry, catalogue generation): saves a query per request; a
+        # revoked key or another process's change is seen within ``auth_cache_ttl`` seconds, a change
+        # made through this process at once.
+        self._tenants: dict[str, tuple[Tenant, float, int]] = {}
+
+    def _lookup_tenant(self, key: str) -> Tenant | None:
+        generation = self.state.catalog_cache.generation
+        cached = self._tenants.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now and cached[2] == generation:
+            return cached[0]
+        with self.state.db.read() as conn:
+            tenant = tenant_for_key(conn, key)
+        if tenant is not None and self.auth_cache_ttl > 0:
+            if len(self._tenants) > 10_000:
+                self._tenants.clear()
+            self._tenants[key] = (tenant, now + self.auth_cache_ttl, generation)
+        return tenant
 
     def authenticate(self, authorization: str | None) -> Tenant:
         if (
@@ -158,8 +184,7 @@ class Dispatcher:
             if key.startswith("am_pk_"):
                 raise AutumnError(401, "invalid_secret_key", "Publishable keys cannot call this endpoint")
             raise AutumnError(401, "invalid_request", "Invalid authorization token prefix")
-        with self.state.db.read() as conn:
-            tenant = tenant_for_key(conn, key)
+        tenant = self._lookup_tenant(key)
         if tenant is None:
             raise AutumnError(401, "invalid_secret_key", "Invalid secret key")
         return tenant

@@ -31,6 +31,7 @@ from reference_server.service.catalog_ops import product_json
 from reference_server.service.context import Ctx
 from reference_server.service.customers import catch_up, needs_maintenance, require_customer
 from reference_server.service.subscriptions import load_instances, schedule_maintenance
+from reference_server.store import raw
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import (
     CustomerRow,
@@ -42,7 +43,7 @@ from reference_server.store.subjects import (
     save_sources,
     scoped,
 )
-from reference_server.store.tables import balance_sources, events, idempotency_keys, locks
+from reference_server.store.tables import balance_sources, idempotency_keys, locks
 
 LOCK_MAX_MS = 24 * 3_600_000
 
@@ -50,11 +51,11 @@ LOCK_MAX_MS = 24 * 3_600_000
 def controls_for(customer: CustomerRow, entity: EntityRow | None, feature_id: str) -> Controls:
     """Entity entries override customer entries for the same feature."""
     c = Controls()
-    for raw in (customer.billing_controls, entity.billing_controls if entity else {}):
-        for e in raw.get("overage_allowed") or []:
+    for settings in (customer.billing_controls, entity.billing_controls if entity else {}):
+        for e in settings.get("overage_allowed") or []:
             if e.get("feature_id") == feature_id:
                 c.overage_allowed = bool(e.get("enabled", False))
-        for e in raw.get("spend_limits") or []:
+        for e in settings.get("spend_limits") or []:
             if e.get("feature_id") == feature_id:
                 c.spend_limit = (
                     float(e["overage_limit"])
@@ -114,6 +115,14 @@ def _claim_idempotency(conn: Connection, ctx: Ctx, scope: str, key: str, now: in
         ) from exc
 
 
+_INSERT_EVENT = raw.Statement(
+    "INSERT INTO events (id, org_pk, env, customer_pk, customer_id, entity_id, feature_id, value, "
+    "properties, deductions, timestamp) VALUES (:id, :org, :env, :customer_pk, :customer_id, :entity_id, "
+    ":feature_id, "
+    ":value, :properties, :deductions, :timestamp)"
+)
+
+
 def record_event(
     conn: Connection,
     ctx: Ctx,
@@ -126,21 +135,24 @@ def record_event(
     deductions: list[dict[str, Any]] | None,
     timestamp: int,
 ) -> str:
+    """Store one usage event (track, send_event, lock or finalize) in the caller's transaction."""
     event_id = "evt_" + secrets.token_hex(12)
-    conn.execute(
-        insert(events).values(
-            id=event_id,
-            org_pk=ctx.tenant.org_pk,
-            env=ctx.tenant.env,
-            customer_pk=customer.pk,
-            customer_id=customer.id or "",
-            entity_id=entity_id,
-            feature_id=name,
-            value=value,
-            properties=properties or {},
-            deductions=deductions or None,
-            timestamp=timestamp,
-        )
+    raw.execute(
+        conn,
+        _INSERT_EVENT,
+        {
+            "id": event_id,
+            "org": ctx.tenant.org_pk,
+            "env": ctx.tenant.env,
+            "customer_pk": customer.pk,
+            "customer_id": customer.id or "",
+            "entity_id": entity_id,
+            "feature_id": name,
+            "value": value,
+            "properties": raw.json_param(properties or {}),
+            "deductions": raw.json_param(deductions) if deductions else None,
+            "timestamp": timestamp,
+        },
     )
     return event_id
 
@@ -212,6 +224,10 @@ def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         apply_due_resets(sources, now)
         subject = scoped(sources, entity)
         controls = _controls_map(customer, entity, ids)
+        watcher = ctx.state.extras.get("track_watcher")  # paid billing: alerts, limit reached, auto top-ups
+        watch = watcher(ctx, conn, customer, entity, ids) if watcher is not None else None  # type: ignore[operator]
+        if watch is not None:
+            watch.before(subject, now)
         results: list[tuple[Feature, DeductionResult]] = []
         try:
             for f in feats:
@@ -221,6 +237,8 @@ def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         except InsufficientBalance as exc:
             raise AutumnError(400, "insufficient_balance", str(exc)) from exc
         save_sources(conn, sources)
+        if watch is not None:
+            watch.after(subject, now)
         deductions = [d for _, r in results for d in r.deductions]
         timestamp = int(body.get("timestamp") or now)
         record_event(

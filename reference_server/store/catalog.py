@@ -133,6 +133,8 @@ class CatalogCache:
     def __init__(self) -> None:
         self._entries: dict[tuple[int, str], tuple[int, Catalog]] = {}
         self._lock = threading.Lock()
+        self.generation = 0
+        """Bumped on every local change; per-process caches derived from tenants check it."""
 
     def get(self, conn: Connection, tenant: Tenant) -> Catalog:
         key = (tenant.org_pk, tenant.env)
@@ -154,6 +156,7 @@ class CatalogCache:
     def invalidate(self, org_pk: int, env: str) -> None:
         with self._lock:
             self._entries.pop((org_pk, env), None)
+            self.generation += 1
 
 
 def bump_catalog_version(conn: Connection, cache: CatalogCache, tenant: Tenant) -> None:

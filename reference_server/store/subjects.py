@@ -11,10 +11,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, insert, select
 
 from reference_server.engine.model import Rollover, Source
 from reference_server.service.context import Tenant
+from reference_server.store import raw
 from reference_server.store.tables import balance_sources, customers, entities
 
 
@@ -80,16 +81,26 @@ def entity_from_row(r: Any) -> EntityRow:
     )
 
 
+_GET_CUSTOMER = raw.Statement(
+    "SELECT pk, id, name, email, fingerprint, stripe_id, metadata, send_email_receipts, billing_controls, "
+    "config, clock_offset_ms, maintenance_due_at, created_at FROM customers "
+    "WHERE org_pk = :org AND env = :env AND id = :id"
+)
+_GET_CUSTOMER_FOR_UPDATE = raw.Statement(_GET_CUSTOMER.sqlite + " FOR UPDATE")
+
+
 def get_customer(
     conn: Connection, tenant: Tenant, customer_id: str, *, lock: bool = False
 ) -> CustomerRow | None:
-    q = select(customers).where(
-        customers.c.org_pk == tenant.org_pk, customers.c.env == tenant.env, customers.c.id == customer_id
-    )
-    if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    r = conn.execute(q).first()
-    return customer_from_row(r) if r is not None else None
+    """The customer by public id; ``lock`` holds its row until the transaction ends (PostgreSQL)."""
+    stmt = _GET_CUSTOMER_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _GET_CUSTOMER
+    rows = raw.fetch(conn, stmt, {"org": tenant.org_pk, "env": tenant.env, "id": customer_id})
+    if not rows:
+        return None
+    r = rows[0]
+    for name in ("metadata", "billing_controls", "config"):
+        setattr(r, name, raw.json_value(getattr(r, name)))
+    return customer_from_row(r)
 
 
 def lock_customer_pk(conn: Connection, customer_pk: int) -> None:
@@ -144,16 +155,40 @@ def source_from_row(r: Any) -> Source:
     )
 
 
+_SOURCES_SQL = (
+    "SELECT s.pk, s.customer_pk, s.entity_pk, s.customer_plan_pk, s.balance_id, s.feature_id, s.plan_id, "
+    "s.is_flag, s.allowance, s.adjustment, s.prepaid, s.balance, s.unlimited, s.usage_allowed, "
+    "s.max_purchase, s.interval, s.interval_count, s.anchor_at, s.next_reset_at, s.expires_at, "
+    "s.rollover_config, s.rollovers, s.price, s.is_addon, s.continuous, s.created_at, "
+    "e.id AS entity_public_id FROM balance_sources s LEFT OUTER JOIN entities e ON s.entity_pk = e.pk "
+    "WHERE s.customer_pk = :customer"
+)
+
+
 def load_sources(conn: Connection, customer_pk: int, feature_ids: set[str] | None = None) -> list[Source]:
-    q = (
-        select(*_SOURCE_COLUMNS)
-        .select_from(balance_sources.outerjoin(entities, balance_sources.c.entity_pk == entities.c.pk))
-        .where(balance_sources.c.customer_pk == customer_pk)
-        .order_by(balance_sources.c.pk)
-    )
+    """All sources of a customer (every entity included), or only those of some features."""
+    sql = _SOURCES_SQL
+    params: dict[str, Any] = {"customer": customer_pk}
     if feature_ids is not None:
-        q = q.where(balance_sources.c.feature_id.in_(sorted(feature_ids)))
-    return [source_from_row(r) for r in conn.execute(q)]
+        clause, extra = raw.in_list("f", sorted(feature_ids))
+        sql += f" AND s.feature_id IN {clause}"
+        params.update(extra)
+    sql += " ORDER BY s.pk"
+    out = []
+    for r in raw.fetch(conn, raw.Statement(sql), params):
+        r.rollover_config = raw.json_value(r.rollover_config)
+        r.rollovers = raw.json_value(r.rollovers)
+        r.price = raw.json_value(r.price)
+        out.append(source_from_row(r))
+    return out
+
+
+_SAVE_SOURCE = raw.Statement(
+    "UPDATE balance_sources SET balance = :balance, adjustment = :adjustment, "
+    "next_reset_at = :next_reset_at, expires_at = :expires_at, allowance = :allowance, "
+    "anchor_at = :anchor_at, rollovers = :rollovers "
+    "WHERE pk = :pk"
+)
 
 
 def save_sources(conn: Connection, sources: list[Source]) -> None:
@@ -161,31 +196,19 @@ def save_sources(conn: Connection, sources: list[Source]) -> None:
     dirty = [s for s in sources if s.dirty]
     if not dirty:
         return
-    from sqlalchemy import bindparam
-
-    stmt = (
-        update(balance_sources)
-        .where(balance_sources.c.pk == bindparam("b_pk"))
-        .values(
-            balance=bindparam("b_balance"),
-            adjustment=bindparam("b_adjustment"),
-            next_reset_at=bindparam("b_next_reset_at"),
-            expires_at=bindparam("b_expires_at"),
-            allowance=bindparam("b_allowance"),
-            rollovers=bindparam("b_rollovers", type_=balance_sources.c.rollovers.type),
-        )
-    )
-    conn.execute(
-        stmt,
+    raw.execute(
+        conn,
+        _SAVE_SOURCE,
         [
             {
-                "b_pk": s.pk,
-                "b_balance": s.balance,
-                "b_adjustment": s.adjustment,
-                "b_next_reset_at": s.next_reset_at,
-                "b_expires_at": s.expires_at,
-                "b_allowance": s.allowance,
-                "b_rollovers": [r.to_json() for r in s.rollovers],
+                "pk": s.pk,
+                "balance": s.balance,
+                "adjustment": s.adjustment,
+                "next_reset_at": s.next_reset_at,
+                "expires_at": s.expires_at,
+                "allowance": s.allowance,
+                "anchor_at": s.anchor_at,
+                "rollovers": raw.json_param([r.to_json() for r in s.rollovers]),
             }
             for s in dirty
         ],

@@ -61,7 +61,7 @@ def test_cli_keys_create_list_revoke() -> None:
             stored = conn.execute(sa.text("select key_hash from api_keys")).scalars().all()
         db.dispose()
         assert key not in stored and len(stored[0]) == 64  # only the sha256 is kept
-        with run_server(url, secret_key="am_sk_test_other") as srv:
+        with run_server(url, secret_key="am_sk_test_other", auth_cache_ttl=0) as srv:
             ok = httpx.post(
                 srv.url + "/v1/customers.get_or_create",
                 headers={"Authorization": f"Bearer {key}"},
