@@ -575,28 +575,31 @@ def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     customer_id = body["customer_id"]
     if send_event or lock is not None:
         return _check_and_deduct(ctx, body, required, lock, expand)
-    with ctx.db.read() as conn:
-        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        feature = cat.features.get(body["feature_id"])
-        if feature is None:
-            raise feature_not_found(body["feature_id"])
-        customer = get_customer(conn, ctx.tenant, customer_id)
-        if customer is None:
-            from reference_server.errors import customer_not_found
+    for attempt in range(2):
+        with ctx.db.read() as conn:
+            cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+            feature = cat.features.get(body["feature_id"])
+            if feature is None:
+                raise feature_not_found(body["feature_id"])
+            customer = get_customer(conn, ctx.tenant, customer_id)
+            if customer is None:
+                from reference_server.errors import customer_not_found
 
-            raise customer_not_found(customer_id)
-        if needs_maintenance(ctx, customer):
-            conn.rollback()
+                raise customer_not_found(customer_id)
+            if attempt == 0 and needs_maintenance(ctx, customer):
+                due = True
+            else:
+                now = ctx.now(customer.clock_offset_ms)
+                entity = _resolve_subject(conn, customer, body.get("entity_id"))
+                sources = load_sources(conn, customer.pk, involved_feature_ids(cat, [feature]))
+                apply_due_resets(sources, now)
+                subject = scoped(sources, entity)
+                return _check_response(
+                    ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand
+                )
+        if due:  # a plan transition or a lock expiry is due: apply it in a write transaction first
             catch_up(ctx, customer_id)
-            return check(ctx, body)
-        now = ctx.now(customer.clock_offset_ms)
-        entity = _resolve_subject(conn, customer, body.get("entity_id"))
-        sources = load_sources(conn, customer.pk, involved_feature_ids(cat, [feature]))
-        apply_due_resets(sources, now)
-        subject = scoped(sources, entity)
-        return _check_response(
-            ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand
-        )
+    raise AssertionError("unreachable: the second attempt always answers")
 
 
 def _check_response(

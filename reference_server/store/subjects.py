@@ -7,6 +7,7 @@ back only the sources the engine marked dirty.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -165,6 +166,11 @@ _SOURCES_SQL = (
 )
 
 
+@functools.lru_cache(maxsize=64)
+def _statement(sql: str) -> raw.Statement:
+    return raw.Statement(sql)
+
+
 def load_sources(conn: Connection, customer_pk: int, feature_ids: set[str] | None = None) -> list[Source]:
     """All sources of a customer (every entity included), or only those of some features."""
     sql = _SOURCES_SQL
@@ -175,7 +181,7 @@ def load_sources(conn: Connection, customer_pk: int, feature_ids: set[str] | Non
         params.update(extra)
     sql += " ORDER BY s.pk"
     out = []
-    for r in raw.fetch(conn, raw.Statement(sql), params):
+    for r in raw.fetch(conn, _statement(sql), params):
         r.rollover_config = raw.json_value(r.rollover_config)
         r.rollovers = raw.json_value(r.rollovers)
         r.price = raw.json_value(r.price)

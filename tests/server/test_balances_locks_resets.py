@@ -306,3 +306,18 @@ def test_customer_test_clock_only_moves_that_customer(api: Api) -> None:
     api("customers.advance_test_clock", customer_id="a", advance_by_ms=2 * DAY)
     assert api.balance("a", "messages")["remaining"] == 10  # type: ignore[index]
     assert api.balance("b", "messages")["remaining"] == 0  # type: ignore[index]
+
+
+def test_plain_check_sees_an_expired_lock_released(api: Api) -> None:
+    _hourly_monthly(api)
+    now = api.clock.now_ms()
+    api.check(
+        "u1",
+        "messages",
+        required_balance=15,
+        lock={"enabled": True, "lock_id": "gone", "expires_at": now + 1000},
+    )
+    assert api.check("u1", "messages")["allowed"] is False
+    api.advance(ms=5000)
+    res = api.check("u1", "messages", required_balance=15)
+    assert res["allowed"] is True and res["balance"]["remaining"] == 15
