@@ -9,12 +9,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reference_server.api.billing import AppExtension, BillingRegistry
 from reference_server.api.ratelimit import Limit, RateLimiter
-from reference_server.api.router import Dispatcher, build_routes
+from reference_server.api.router import Dispatcher, build_routes, error_response
 from reference_server.clock import Clock, SystemClock
 from reference_server.service.context import AppState
 from reference_server.store.catalog import CatalogCache
@@ -103,7 +103,17 @@ def create_app(
             stop()
         db.dispose()
 
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        message = (
+            "Method not allowed" if status == 405 else f"Route {request.method} {request.url.path} not found"
+        )
+        return error_response(
+            status, "not_found" if status == 404 else "method_not_allowed", message, "sandbox"
+        )
+
     app = Starlette(
+        exception_handlers={404: not_found, 405: not_found},
         routes=[
             Route("/", root, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),

@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -38,7 +37,7 @@ from reference_server.service import (
 )
 from reference_server.service.attach_free import plans_get, plans_list
 from reference_server.service.context import AppState, Ctx, Tenant
-from reference_server.store.tables import idempotency_keys
+from reference_server.store import idempotency
 from reference_server.store.tenancy import env_of_key, tenant_for_key
 
 Service = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
@@ -117,6 +116,7 @@ def error_response(
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+_API_VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -245,39 +245,19 @@ class Dispatcher:
             return exc.status, {"message": exc.message, "code": exc.code, "env": env}, {}
 
     def _claim(self, ctx: Ctx, key: str) -> bool:
-        from sqlalchemy import insert
-
-        try:
-            with ctx.db.write() as conn:
-                conn.execute(
-                    insert(idempotency_keys).values(
-                        org_pk=ctx.tenant.org_pk,
-                        env=ctx.tenant.env,
-                        scope="header",
-                        key=key,
-                        created_at=ctx.now(),
-                    )
-                )
-        except IntegrityError as exc:
+        with ctx.db.write() as conn:
+            claimed = idempotency.claim(conn, ctx.tenant.org_pk, ctx.tenant.env, "header", key, ctx.now())
+        if not claimed:
             raise AutumnError(
                 409,
                 "duplicate_idempotency_key",
                 f"Another request with idempotency key {key} has already been received",
-            ) from exc
+            )
         return True
 
     def _release(self, ctx: Ctx, key: str) -> None:
-        from sqlalchemy import delete
-
         with ctx.db.write() as conn:
-            conn.execute(
-                delete(idempotency_keys).where(
-                    idempotency_keys.c.org_pk == ctx.tenant.org_pk,
-                    idempotency_keys.c.env == ctx.tenant.env,
-                    idempotency_keys.c.scope == "header",
-                    idempotency_keys.c.key == key,
-                )
-            )
+            idempotency.release(conn, ctx.tenant.org_pk, ctx.tenant.env, "header", key)
 
     def asgi_endpoint(self, ep: Endpoint) -> Callable[[Request], Any]:
         sqlite = self.state.db.is_sqlite
@@ -288,6 +268,9 @@ class Dispatcher:
                 if env_of_key(request.headers.get("authorization", "")[7:].strip()) == "live"
                 else "sandbox"
             )
+            version = request.headers.get("x-api-version")
+            if version is not None and not _API_VERSION.match(version.strip()):
+                return error_response(400, "invalid_api_version", f"Invalid API version: {version}", env)
             if ep.query_params:
                 raw: Any = dict(request.query_params)
             else:

@@ -31,7 +31,7 @@ from reference_server.service.catalog_ops import product_json
 from reference_server.service.context import Ctx
 from reference_server.service.customers import catch_up, needs_maintenance, require_customer
 from reference_server.service.subscriptions import load_instances, schedule_maintenance
-from reference_server.store import raw
+from reference_server.store import idempotency, raw
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import (
     CustomerRow,
@@ -43,7 +43,7 @@ from reference_server.store.subjects import (
     save_sources,
     scoped,
 )
-from reference_server.store.tables import balance_sources, idempotency_keys, locks
+from reference_server.store.tables import balance_sources, locks
 
 LOCK_MAX_MS = 24 * 3_600_000
 
@@ -100,19 +100,12 @@ def _resolve_subject(conn: Connection, customer: CustomerRow, entity_id: str | N
 
 
 def _claim_idempotency(conn: Connection, ctx: Ctx, scope: str, key: str, now: int) -> None:
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(idempotency_keys).values(
-                    org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, scope=scope, key=key, created_at=now
-                )
-            )
-    except IntegrityError as exc:
+    if not idempotency.claim(conn, ctx.tenant.org_pk, ctx.tenant.env, scope, key, now):
         raise AutumnError(
             409,
             "duplicate_idempotency_key",
             f"Another request with idempotency key {key} has already been received",
-        ) from exc
+        )
 
 
 _INSERT_EVENT = raw.Statement(

@@ -278,3 +278,19 @@ def test_platform_organizations_and_users(api: Api) -> None:
         json={"organization_slug": "tenant-a", "test_account_id": "acct_1"},
     )
     assert r.status_code == 200 and r.json()["organization"]["slug"] == "tenant-a"
+
+
+def test_unknown_route_version_header_and_idempotency_window(api: Api) -> None:
+    r = api.raw("/v1/nothing.here")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    r = api.http.post("/v1/features.list", json={}, headers={"x-api-version": "banana"})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_api_version"
+    assert api.http.post("/v1/features.list", json={}, headers={"x-api-version": "2.3.0"}).status_code == 200
+    api.feature("messages")
+    api.customer("u1")
+    api.track("u1", "messages", idempotency_key="day-old")
+    assert (
+        api.error("track", customer_id="u1", feature_id="messages", idempotency_key="day-old").status == 409
+    )
+    api.advance(days=1, hours=1)
+    api.track("u1", "messages", idempotency_key="day-old")  # a claim lives 24 hours
