@@ -51,6 +51,7 @@ from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, get_entity
 from reference_server.store.tables import balance_sources, customer_plans, customers, organizations
 from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
+from reference_server.webhooks.routes import webhook_routes
 
 from .convert import customized_plan, engine_plan, engine_subscription, instance_plan
 from .flows import (
@@ -71,6 +72,7 @@ from .local import LocalProcessor
 from .processor import ChargeOutcome, PaymentProcessor
 from .records import InvoiceRecord, PaymentMethodInfo, SessionRecord, invoice_record
 from .sessions import create_checkout_session, create_portal_session, create_setup_session
+from .track_watch import make_track_watcher
 
 PROCESSOR_KEY = "payment_processor"
 BASE_URL_KEY = "billing_base_url"
@@ -751,9 +753,12 @@ def setup_app(state: AppState) -> AppExtension:
     pages = PagesContext(state.db, clock, processor_for(state), _hooks(state))
     worker = WebhookWorker(WebhookDeliverer(state.db, clock, DeliveryPolicy()))
     state.extras["webhook_worker"] = worker
-    return AppExtension(
-        routes=billing_page_routes(pages), on_startup=[worker.start], on_shutdown=[worker.stop]
+    watcher = make_track_watcher(
+        state, lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
     )
+    state.extras["track_watcher"] = watcher
+    routes = [*billing_page_routes(pages), *webhook_routes(state.db, clock, watcher.cache.clear)]
+    return AppExtension(routes=routes, on_startup=[worker.start], on_shutdown=[worker.stop])
 
 
 def register(registry: BillingRegistry) -> None:

@@ -525,4 +525,3 @@ def run_billing_maintenance(
             processor,
             base_url,
         )
-

@@ -47,6 +47,7 @@ class _Claimed:
     payload: str
     url: str
     secret: str
+    claimed_at: int
 
 
 def _utc_now() -> dt.datetime:
@@ -98,7 +99,9 @@ class WebhookDeliverer:
                     .values(claimed_until=now + self.policy.claim_ms)
                 ).rowcount
                 if taken and row.enabled:
-                    claimed.append(_Claimed(row.pk, row.attempts, row.id, row.payload, row.url, row.secret))
+                    claimed.append(
+                        _Claimed(row.pk, row.attempts, row.id, row.payload, row.url, row.secret, now)
+                    )
         return claimed
 
     def _send(self, item: _Claimed) -> tuple[int | None, str | None]:
@@ -124,7 +127,10 @@ class WebhookDeliverer:
         elif attempts >= self.policy.max_attempts:
             values.update(status="failed", last_error=error)
         else:
-            values.update(next_attempt_at=now + self.policy.delay_after(attempts), last_error=error)
+            # Back off from when the attempt started, so a slow receiver does not push the retry further out.
+            values.update(
+                next_attempt_at=item.claimed_at + self.policy.delay_after(attempts), last_error=error
+            )
         with self.db.write() as conn:
             conn.execute(
                 update(webhook_deliveries).where(webhook_deliveries.c.pk == item.pk).values(**values)

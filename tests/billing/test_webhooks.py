@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from standardwebhooks import Webhook
 
 from reference_server.clock import ManualClock
 from reference_server.store.billing_tables import webhook_deliveries, webhook_outbox
@@ -28,48 +25,7 @@ from reference_server.webhooks import (
 )
 
 from .fixtures_db import add_org, migrated_database
-
-
-class Receiver:
-    """A real HTTP server that verifies signatures and answers 500 for its first ``failures`` requests."""
-
-    def __init__(self, secret: str, failures: int) -> None:
-        self.secret = secret
-        self.failures = failures
-        self.requests = 0
-        self.accepted: dict[str, dict[str, object]] = {}
-        self.seen_ids: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                payload = Webhook(receiver.secret).verify(body, headers)
-                assert headers["svix-id"] == headers["webhook-id"]
-                receiver.requests += 1
-                receiver.seen_ids.append(headers["webhook-id"])
-                if receiver.requests <= receiver.failures:
-                    self.send_response(500)
-                else:
-                    receiver.accepted.setdefault(headers["webhook-id"], payload)
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from .receiver import Receiver
 
 
 @pytest.fixture
