@@ -12,12 +12,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select
+from sqlalchemy import Connection, insert, select
 
 from reference_server.engine.model import Rollover, Source
 from reference_server.service.context import Tenant
 from reference_server.store import raw
-from reference_server.store.tables import balance_sources, customers, entities
+from reference_server.store.tables import balance_sources, entities
 
 
 @dataclass
@@ -102,12 +102,6 @@ def get_customer(
     for name in ("metadata", "billing_controls", "config"):
         setattr(r, name, raw.json_value(getattr(r, name)))
     return customer_from_row(r)
-
-
-def lock_customer_pk(conn: Connection, customer_pk: int) -> None:
-    """Serialize writers of one customer (PostgreSQL); SQLite's BEGIN IMMEDIATE already does."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(customers.c.pk).where(customers.c.pk == customer_pk).with_for_update())
 
 
 def get_entity(conn: Connection, customer_pk: int, entity_id: str) -> EntityRow | None:
@@ -234,7 +228,3 @@ def scoped(sources: list[Source], entity: EntityRow | None) -> list[Source]:
     if entity is None:
         return sources
     return [s for s in sources if s.entity_pk is None or s.entity_pk == entity.pk]
-
-
-def entity_filter(entity_pk: int | None) -> Any:
-    return and_(balance_sources.c.entity_pk == entity_pk) if entity_pk is not None else None
