@@ -208,7 +208,9 @@ class AttachState:
         return self.entity.pk if self.entity else None
 
 
-def apply_attach(state: AttachState, quote: AttachQuote, trial: TrialChoice | None) -> list[dict[str, Any]]:
+def apply_attach(
+    state: AttachState, quote: AttachQuote, trial: TrialChoice | None, created: list[int] | None = None
+) -> list[dict[str, Any]]:
     """Make a priced attach real; returns the ``plan_changes`` for ``billing.updated``."""
     conn, cat, now = state.conn, state.cat, state.now
     plan, current = state.plan, state.current
@@ -254,6 +256,8 @@ def apply_attach(state: AttachState, quote: AttachQuote, trial: TrialChoice | No
         save_billing_state(conn, new_pk, quote.anchor, quantities, now, custom)
         schedule_maintenance(conn, state.customer.pk, quote.starts_at)
         changes.append(change(conn, "scheduled", new_pk))
+        if created is not None:
+            created.append(new_pk)
         return changes
     carried: ExpiredState | None = None
     if quote.kind is ChangeKind.UPGRADE and current is not None:
@@ -283,6 +287,8 @@ def apply_attach(state: AttachState, quote: AttachQuote, trial: TrialChoice | No
     if period is not None:
         schedule_maintenance(conn, state.customer.pk, period.end)
     changes.append(change(conn, "activated", new_pk, one_off=plan.is_one_off))
+    if created is not None:
+        created.append(new_pk)
     return changes
 
 
@@ -426,9 +432,9 @@ def process_boundary(
     processor: PaymentProcessor,
     base_url: str,
 ) -> None:
-    """Handle one period end of a paid instance: renew, end a trial, or end a canceling plan."""
-    assert inst.current_period_end is not None
-    boundary = inst.current_period_end
+    """Handle one event of a paid instance: a period end (renew or end a trial) or its end of life."""
+    boundary = _event_time(inst)
+    assert boundary is not None
     plan = instance_plan(conn, cat, inst)
     sub = engine_subscription(conn, cat, inst)
     if plan is None or sub is None:
@@ -498,6 +504,24 @@ def process_boundary(
 MAX_BOUNDARIES_PER_RUN = 1000
 
 
+def _event_time(inst: Instance) -> int | None:
+    """When an active instance next needs billing work: its end of life or its period end."""
+    times = [t for t in (inst.current_period_end, inst.expires_at) if t is not None]
+    return min(times) if times else None
+
+
+def _managed(conn: Connection, instance_pks: Sequence[int]) -> set[int]:
+    """Instances whose billing this module owns (they have a ``subscription_billing`` row)."""
+    if not instance_pks:
+        return set()
+    rows = conn.execute(
+        select(subscription_billing.c.customer_plan_pk).where(
+            subscription_billing.c.customer_plan_pk.in_(list(instance_pks))
+        )
+    ).scalars()
+    return {int(pk) for pk in rows}
+
+
 def run_billing_maintenance(
     ctx: Ctx,
     conn: Connection,
@@ -507,21 +531,48 @@ def run_billing_maintenance(
     processor: PaymentProcessor,
     base_url: str,
 ) -> None:
-    """Process every period end that has passed, oldest first (a long-idle customer catches up)."""
+    """Process every due event in time order (a long-idle customer catches up period by period).
+
+    Events: a paid instance's period end (renewal or trial end), its end of life (cancel or downgrade,
+    which starts the scheduled successor or the default plan), and scheduled instances starting.
+    """
     for _ in range(MAX_BOUNDARIES_PER_RUN):
+        instances = load_instances(conn, customer.pk)
+        managed = _managed(conn, [i.pk for i in instances])
         due = [
             i
-            for i in load_instances(conn, customer.pk)
-            if i.status == "active" and i.current_period_end is not None and i.current_period_end <= now
+            for i in instances
+            if i.status == "active"
+            and i.pk in managed
+            and (t := _event_time(i)) is not None
+            and t <= now
+            and (i.current_period_end is not None or i.expires_at is not None)
         ]
-        if not due:
+        starting = [
+            i
+            for i in instances
+            if i.status == "scheduled" and i.pk in managed and i.starts_at is not None and i.starts_at <= now
+        ]
+        first_due = min(due, key=lambda i: (_event_time(i) or 0, i.pk)) if due else None
+        first_start = min(starting, key=lambda i: (i.starts_at or 0, i.pk)) if starting else None
+        if first_due is None and first_start is None:
             return
-        process_boundary(
-            ctx,
-            conn,
-            cat,
-            customer,
-            min(due, key=lambda i: (i.current_period_end or 0, i.pk)),
-            processor,
-            base_url,
-        )
+        if first_start is not None and (
+            first_due is None or (first_start.starts_at or 0) < (_event_time(first_due) or 0)
+        ):
+            assert first_start.starts_at is not None
+            changes = _activate_scheduled(
+                ctx, conn, cat, customer, first_start, first_start.starts_at, processor, base_url, None
+            )
+            emit_billing_updated(
+                ctx,
+                conn,
+                customer,
+                _entity_of(conn, first_start.entity_pk),
+                changes,
+                first_start.starts_at,
+                ["phase_changed"],
+            )
+            continue
+        assert first_due is not None
+        process_boundary(ctx, conn, cat, customer, first_due, processor, base_url)
