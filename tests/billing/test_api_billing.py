@@ -382,3 +382,44 @@ def test_portal_and_setup_urls_are_served(api: Api) -> None:
     assert subs["pro"]["canceled_at"] is not None and subs["free"]["status"] == "scheduled"
     missing = api("billing.setup_payment", expect=404, customer_id="nobody")
     assert missing["code"] == "customer_not_found"
+
+
+def test_create_schedule_runs_phases_in_order(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    later = ms(2026, 4, 11)
+    result = api(
+        "billing.create_schedule",
+        customer_id="u1",
+        phases=[
+            {"starts_at": START, "plans": [{"plan_id": "premium"}]},
+            {"starts_at": later, "plans": [{"plan_id": "pro"}]},
+        ],
+    )
+    assert result["status"] == "created" and result["payment_url"] is None
+    assert [p["starts_at"] for p in result["phases"]] == [START, later]
+    assert all(len(p["customer_product_ids"]) == 1 for p in result["phases"])
+    assert result["invoice"]["total"] == 50
+    assert api.plans_of("u1") == {"premium": "active", "pro": "scheduled"}
+    api.clock.set(later + 1)
+    customer = api.customer("u1")
+    assert api.plans_of("u1") == {"pro": "active"}
+    assert customer["subscriptions"][0]["current_period_start"] == later
+    assert [i["total"] for i in customer["invoices"]] == [20, 50]
+    late_start = api(
+        "billing.create_schedule",
+        expect=400,
+        customer_id="u1",
+        phases=[{"starts_at": later + 30 * DAY, "plans": [{"plan_id": "premium"}]}],
+    )
+    assert late_start["message"] == "The first phase must start immediately"
+    unordered = api(
+        "billing.create_schedule",
+        expect=400,
+        customer_id="u1",
+        phases=[
+            {"starts_at": later, "plans": [{"plan_id": "premium"}]},
+            {"starts_at": later, "plans": [{"plan_id": "free"}]},
+        ],
+    )
+    assert unordered["code"] == "invalid_request"
