@@ -30,16 +30,16 @@ from reference_server.errors import AutumnError, entity_not_found, feature_not_f
 from reference_server.service.catalog_ops import product_json
 from reference_server.service.context import Ctx
 from reference_server.service.customers import catch_up, needs_maintenance, require_customer
-from reference_server.service.subscriptions import load_instances, schedule_maintenance
+from reference_server.service.subscriptions import load_instances, run_maintenance, schedule_maintenance
 from reference_server.store import idempotency, raw
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import (
     CustomerRow,
     EntityRow,
-    get_customer,
     get_entity,
     insert_source,
     load_sources,
+    load_subject,
     save_sources,
     scoped,
 )
@@ -157,6 +157,23 @@ def _balance_of(
     return derive_balance(feature, [s for s in subject if s.feature_id == fid], now, expand)
 
 
+def _load_subject(
+    ctx: Ctx, conn: Connection, cat: Catalog, customer_id: str, ids: set[str], *, lock: bool
+) -> tuple[CustomerRow, list[Source], int]:
+    """Customer + sources in one query; on write paths, due maintenance first (then a reload)."""
+    loaded = load_subject(conn, ctx.tenant, customer_id, ids, lock=lock)
+    if loaded is None:
+        from reference_server.errors import customer_not_found
+
+        raise customer_not_found(customer_id)
+    customer, sources = loaded
+    now = ctx.now(customer.clock_offset_ms)
+    if lock and customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
+        run_maintenance(ctx, conn, cat, customer, now)
+        sources = load_sources(conn, customer.pk, ids)
+    return customer, sources, now
+
+
 # ---------------------------------------------------------------- track
 
 
@@ -208,12 +225,11 @@ def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             feats = list(cat.features_for_event.get(str(event_name), []))
             if not feats:
                 raise AutumnError(404, "invalid_request", f"No features found for event name: {event_name}")
-        customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
+        ids = involved_feature_ids(cat, feats)
+        customer, sources, now = _load_subject(ctx, conn, cat, body["customer_id"], ids, lock=True)
         entity = _resolve_subject(conn, customer, body.get("entity_id"))
         if body.get("idempotency_key"):
             _claim_idempotency(conn, ctx, "body", str(body["idempotency_key"]), now)
-        ids = involved_feature_ids(cat, feats)
-        sources = load_sources(conn, customer.pk, ids)
         apply_due_resets(sources, now)
         subject = scoped(sources, entity)
         controls = _controls_map(customer, entity, ids)
@@ -574,17 +590,13 @@ def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             feature = cat.features.get(body["feature_id"])
             if feature is None:
                 raise feature_not_found(body["feature_id"])
-            customer = get_customer(conn, ctx.tenant, customer_id)
-            if customer is None:
-                from reference_server.errors import customer_not_found
-
-                raise customer_not_found(customer_id)
+            customer, sources, now = _load_subject(
+                ctx, conn, cat, customer_id, involved_feature_ids(cat, [feature]), lock=False
+            )
             if attempt == 0 and needs_maintenance(ctx, customer):
                 due = True
             else:
-                now = ctx.now(customer.clock_offset_ms)
                 entity = _resolve_subject(conn, customer, body.get("entity_id"))
-                sources = load_sources(conn, customer.pk, involved_feature_ids(cat, [feature]))
                 apply_due_resets(sources, now)
                 subject = scoped(sources, entity)
                 return _check_response(
@@ -644,12 +656,11 @@ def _check_and_deduct(
             raise feature_not_found(body["feature_id"])
         if feature.type == "boolean":
             raise invalid("send_event cannot be used with boolean features; use check without send_event")
-        customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-        entity = _resolve_subject(conn, customer, body.get("entity_id"))
         if lock is not None and feature.type == "metered" and not feature.consumable:
             raise invalid("Lock is not supported for allocated features")
         ids = involved_feature_ids(cat, [feature])
-        sources = load_sources(conn, customer.pk, ids)
+        customer, sources, now = _load_subject(ctx, conn, cat, body["customer_id"], ids, lock=True)
+        entity = _resolve_subject(conn, customer, body.get("entity_id"))
         apply_due_resets(sources, now)
         subject = scoped(sources, entity)
         evaluated, _req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now)

@@ -228,3 +228,69 @@ def scoped(sources: list[Source], entity: EntityRow | None) -> list[Source]:
     if entity is None:
         return sources
     return [s for s in sources if s.entity_pk is None or s.entity_pk == entity.pk]
+
+
+_CUSTOMER_COLUMNS = (
+    "c.pk AS c_pk, c.id AS c_id, c.name AS c_name, c.email AS c_email, c.fingerprint AS c_fingerprint, "
+    "c.stripe_id AS c_stripe_id, c.metadata AS c_metadata, c.send_email_receipts AS c_send_email_receipts, "
+    "c.billing_controls AS c_billing_controls, c.config AS c_config, c.clock_offset_ms AS c_clock_offset_ms, "
+    "c.maintenance_due_at AS c_maintenance_due_at, c.created_at AS c_created_at"
+)
+_SUBJECT_SQL = (
+    f"SELECT {_CUSTOMER_COLUMNS}, s.pk, s.customer_pk, s.entity_pk, s.customer_plan_pk, s.balance_id, "
+    "s.feature_id, s.plan_id, s.is_flag, s.allowance, s.adjustment, s.prepaid, s.balance, s.unlimited, "
+    "s.usage_allowed, s.max_purchase, s.interval, s.interval_count, s.anchor_at, s.next_reset_at, "
+    "s.expires_at, s.rollover_config, s.rollovers, s.price, s.is_addon, s.continuous, s.created_at, "
+    "e.id AS entity_public_id FROM customers c "
+    "LEFT OUTER JOIN balance_sources s ON s.customer_pk = c.pk AND s.feature_id IN {features} "
+    "LEFT OUTER JOIN entities e ON s.entity_pk = e.pk "
+    "WHERE c.org_pk = :org AND c.env = :env AND c.id = :id ORDER BY s.pk"
+)
+
+
+def load_subject(
+    conn: Connection, tenant: Tenant, customer_id: str, feature_ids: set[str], *, lock: bool = False
+) -> tuple[CustomerRow, list[Source]] | None:
+    """The customer and the sources of some features in one query (the check/track hot path).
+
+    SQLite's ``BEGIN IMMEDIATE`` already serializes writers, so one query serves reads and writes.
+    On PostgreSQL a writer must lock the customer row BEFORE reading the sources: a single
+    ``SELECT ... FOR UPDATE OF c`` join would wait for the lock and then return the joined source
+    rows from its starting snapshot, i.e. balances another transaction has since changed.
+    """
+    if lock and conn.dialect.name == "postgresql":
+        customer = get_customer(conn, tenant, customer_id, lock=True)
+        if customer is None:
+            return None
+        return customer, load_sources(conn, customer.pk, feature_ids)
+    clause, params = raw.in_list("f", sorted(feature_ids) or [""])
+    sql = _SUBJECT_SQL.format(features=clause)
+    params.update({"org": tenant.org_pk, "env": tenant.env, "id": customer_id})
+    rows = raw.fetch(conn, _statement(sql), params)
+    if not rows:
+        return None
+    first = rows[0]
+    customer = CustomerRow(
+        pk=first.c_pk,
+        id=first.c_id,
+        name=first.c_name,
+        email=first.c_email,
+        fingerprint=first.c_fingerprint,
+        stripe_id=first.c_stripe_id,
+        metadata=raw.json_value(first.c_metadata) or {},
+        send_email_receipts=bool(first.c_send_email_receipts),
+        billing_controls=raw.json_value(first.c_billing_controls) or {},
+        config=raw.json_value(first.c_config) or {},
+        clock_offset_ms=int(first.c_clock_offset_ms or 0),
+        maintenance_due_at=first.c_maintenance_due_at,
+        created_at=int(first.c_created_at),
+    )
+    sources = []
+    for r in rows:
+        if r.pk is None:
+            continue
+        r.rollover_config = raw.json_value(r.rollover_config)
+        r.rollovers = raw.json_value(r.rollovers)
+        r.price = raw.json_value(r.price)
+        sources.append(source_from_row(r))
+    return customer, sources
