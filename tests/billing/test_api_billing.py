@@ -18,7 +18,7 @@ from autumn_sdk._generated.models import (
     PreviewUpdateResponse,
 )
 from reference_server.clock import ManualClock
-from reference_server.testing import RunningServer, run_server
+from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
 
 from .conftest import ms
 
@@ -56,10 +56,12 @@ class Api:
             assert done.status_code == 303
 
 
-@pytest.fixture
-def api() -> Iterator[Api]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def api(request: pytest.FixtureRequest) -> Iterator[Api]:
+    if request.param == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not available")
     clock = ManualClock(START)
-    with run_server(clock=clock) as server:
+    with fresh_database_url(request.param) as url, run_server(url, clock=clock) as server:
         client = Api(server, clock)
         client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
         client("features.create", feature_id="seats", name="Seats", type="metered", consumable=False)
