@@ -12,7 +12,9 @@ from .conftest import Api
 
 def _catalogue(api: Api) -> None:
     api.feature("messages")
-    api.plan("free", [{"feature_id": "messages", "included": 5, "reset": {"interval": "month"}}], auto_enable=True)
+    api.plan(
+        "free", [{"feature_id": "messages", "included": 5, "reset": {"interval": "month"}}], auto_enable=True
+    )
 
 
 def test_sync_client_round_trip(api: Api) -> None:
