@@ -174,9 +174,10 @@ class _Pages:
         return str(request.base_url).rstrip("/")
 
     def _checkout_view(
-        self, request: Request, session: SessionRecord, customer: CustomerRef, **extra: Any
+        self, request: Request, conn: Connection, session: SessionRecord, customer: CustomerRef, **extra: Any
     ) -> Any:
         draft = session.draft
+        saved_card = self.ctx.processor.default_payment_method(conn, customer)
         return {
             "lines": [
                 {"description": line.description, "amount": format_money(line.amount, draft.currency)}
@@ -184,6 +185,7 @@ class _Pages:
             ],
             "total": format_money(draft.total, draft.currency),
             "customer_label": _label(customer),
+            "saved_card": saved_card,
             "action": request.url_for("checkout_pay", session_id=session.id).path,
             "button_label": f"Pay {format_money(draft.total, draft.currency)}",
             **extra,
@@ -219,7 +221,9 @@ class _Pages:
                     request.url_for("checkout_authenticate", session_id=session.id).path, status_code=303
                 )
             customer = _customer_ref(conn, session.customer_pk)
-            return self._render(request, "checkout.html", **self._checkout_view(request, session, customer))
+            return self._render(
+                request, "checkout.html", **self._checkout_view(request, conn, session, customer)
+            )
 
     def checkout_pay(self, request: Request, session_id: str, form: Mapping[str, Any]) -> Response:
         with self.ctx.db.write() as conn:
@@ -229,11 +233,19 @@ class _Pages:
             if session.status == "complete":
                 return self._done_redirect(request, session, session.success_url)
             customer = _customer_ref(conn, session.customer_pk)
+            if form.get("use_saved"):
+                saved = self.ctx.processor.default_payment_method(conn, customer)
+                if saved is None:
+                    view = self._checkout_view(
+                        request, conn, session, customer, error="There is no saved card."
+                    )
+                    return self._render(request, "checkout.html", 400, **view)
+                return self._finish_checkout(conn, request, session, customer, saved, now, False)
             try:
                 setup = self.ctx.processor.add_card(conn, customer, self._card_from_form(form), now)
             except CardError as exc:
                 status = 402 if exc.code in ("card_declined", "insufficient_funds") else 400
-                view = self._checkout_view(request, session, customer, error=exc.message)
+                view = self._checkout_view(request, conn, session, customer, error=exc.message)
                 return self._render(request, "checkout.html", status, **view)
             if setup.needs_authentication:
                 update_session(
@@ -292,7 +304,7 @@ class _Pages:
             refreshed = load_session(conn, session.id, "checkout")
             assert refreshed is not None
             view = self._checkout_view(
-                request, refreshed, customer, error=outcome.failure_message or "The payment failed."
+                request, conn, refreshed, customer, error=outcome.failure_message or "The payment failed."
             )
             return self._render(request, "checkout.html", 402, **view)
         update_session(
@@ -340,7 +352,7 @@ class _Pages:
                 update_session(conn, session.pk, status="open", pending_payment_method_pk=None)
                 message = "Authentication failed. Try again or use another card."
                 if kind == "checkout":
-                    view = self._checkout_view(request, session, customer, error=message)
+                    view = self._checkout_view(request, conn, session, customer, error=message)
                     return self._render(request, "checkout.html", 402, **view)
                 if kind == "setup":
                     return self._render(

@@ -425,3 +425,17 @@ def test_create_schedule_runs_phases_in_order(api: Api) -> None:
         ],
     )
     assert unordered["code"] == "invalid_request"
+
+
+def test_redirect_always_confirms_with_the_saved_card(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="pro", redirect_mode="always")
+    assert preview["redirect_to_checkout"] and preview["checkout_type"] == "autumn_checkout"
+    result = api("billing.attach", customer_id="u1", plan_id="pro", redirect_mode="always")
+    page = httpx.get(result["payment_url"])
+    assert 'id="pay-saved-button"' in page.text and "Visa ending in 4242" in page.text
+    assert api.plans_of("u1") == {"free": "active"}
+    confirmed = httpx.post(result["payment_url"], data={"use_saved": "1"})
+    assert confirmed.status_code == 303
+    assert api.plans_of("u1") == {"pro": "active"}
