@@ -275,7 +275,6 @@ def test_idempotency_key(api: Api, via_header: bool) -> None:
     api.customer("u1")
     if via_header:
         api("track", headers={"Idempotency-Key": "k1"}, customer_id="u1", feature_id="messages", value=5)
-        err = api.error_with_headers = None  # noqa: F841 - documentation of intent below
         r = api.raw(
             "/v1/balances.track",
             {"customer_id": "u1", "feature_id": "messages", "value": 5},
