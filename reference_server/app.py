@@ -91,8 +91,12 @@ def create_app(
     async def root(request: Request) -> JSONResponse:
         return JSONResponse({"name": SERVER_NAME, "version": _version(), "api_version": API_VERSION})
 
+    document: dict[str, Any] = {}
+
     async def openapi(request: Request) -> JSONResponse:
-        return JSONResponse(_openapi_document(index))
+        if not document:  # built on first use: JSON schemas of ~50 models take a moment
+            document.update(_openapi_document(index))
+        return JSONResponse(document)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -128,15 +132,41 @@ def create_app(
 
 
 def _openapi_document(index: list[dict[str, Any]]) -> dict[str, Any]:
-    """The paths this server serves (request/response schemas are those of the Autumn spec)."""
+    """The paths this server serves, with the generated models' JSON schemas for bodies and responses."""
     paths: dict[str, Any] = {}
+    error = {
+        "description": "Autumn error",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["message", "code", "env"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "code": {"type": "string"},
+                        "env": {"type": "string", "enum": ["sandbox", "live"]},
+                    },
+                }
+            }
+        },
+    }
     for entry in index:
-        paths.setdefault(entry["path"], {})[entry["method"].lower()] = {
+        operation: dict[str, Any] = {
             "operationId": entry["operation_id"],
             "summary": entry["summary"],
             "x-autumn-operation": entry["name"],
             "security": [{"secretKey": []}],
+            "responses": {"4XX": error, "5XX": error},
         }
+        params, response = entry.get("params_model"), entry.get("response_model")
+        if params is not None and entry["method"] == "POST":
+            schema = params.model_json_schema(by_alias=False)
+            operation["requestBody"] = {"content": {"application/json": {"schema": schema}}}
+        ok: dict[str, Any] = {"description": "Success"}
+        if response is not None:
+            ok["content"] = {"application/json": {"schema": response.model_json_schema(by_alias=False)}}
+        operation["responses"][str(entry.get("status", 200))] = ok
+        paths.setdefault(entry["path"], {})[entry["method"].lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": "Autumn API (reference server)", "version": API_VERSION},

@@ -355,6 +355,9 @@ def build_routes(
                 "operation_id": op.operation_id,
                 "name": name,
                 "summary": op.summary,
+                "params_model": op.params_model,
+                "response_model": op.response_model,
+                "status": ep.status,
             }
         )
         if op.http_method == "POST":

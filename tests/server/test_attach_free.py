@@ -120,3 +120,18 @@ def test_customer_eligibility(api: Api) -> None:
         api("plans.get", plan_id="team", customer_id="u1")["customer_eligibility"]["attach_action"]
         == "upgrade"
     )
+
+
+def test_e2_entity_plans_aggregate_on_the_customer(api: Api) -> None:
+    api.feature("users", consumable=False)
+    api.feature("messages")
+    api.plan("per_user", [{"feature_id": "messages", "included": 100, "reset": MONTH}])
+    api.customer("u1")
+    for eid in ("e1", "e2", "e3"):
+        api("entities.create", customer_id="u1", entity_id=eid, feature_id="users")
+        api("billing.attach", customer_id="u1", plan_id="per_user", entity_id=eid)
+    assert api.balance("u1", "messages")["remaining"] == 300  # type: ignore[index]
+    api.track("u1", "messages", 10, entity_id="e1")
+    assert api.balance("u1", "messages", entity_id="e1")["remaining"] == 90  # type: ignore[index]
+    assert api.balance("u1", "messages", entity_id="e2")["remaining"] == 100  # type: ignore[index]
+    assert api.balance("u1", "messages")["remaining"] == 290  # type: ignore[index]

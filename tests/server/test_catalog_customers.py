@@ -244,6 +244,10 @@ def test_root_openapi_and_unknown_paid_billing(api: Api) -> None:
     assert root["name"] == "autumn-reference-server" and root["version"]
     doc = httpx.get(api.server.url + "/openapi.json").json()
     assert "/v1/balances.check" in doc["paths"] and "/v1/billing.preview_attach" in doc["paths"]
+    check = doc["paths"]["/v1/balances.check"]["post"]
+    assert "customer_id" in check["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert "allowed" in check["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+    assert "/v1/test_clocks.advance" in doc["paths"]
 
 
 def test_platform_organizations_and_users(api: Api) -> None:
