@@ -187,7 +187,9 @@ class _Pages:
             "customer_label": _label(customer),
             "saved_card": saved_card,
             "action": request.url_for("checkout_pay", session_id=session.id).path,
-            "button_label": f"Pay {format_money(draft.total, draft.currency)}",
+            "button_label": f"Pay {format_money(draft.total, draft.currency)}"
+            if draft.total > 0
+            else "Confirm",
             **extra,
         }
 

@@ -42,7 +42,7 @@ from reference_server.errors import AutumnError, invalid
 from reference_server.pages import BillingHooks, PagesContext, billing_page_routes
 from reference_server.service.attach_free import resolve_attach, resolve_update
 from reference_server.service.context import AppState, Ctx, Tenant
-from reference_server.service.customers import require_customer
+from reference_server.service.customers import catch_up, require_customer
 from reference_server.service.subscriptions import (
     activate_plan,
     expire_instance,
@@ -121,6 +121,12 @@ def _response(customer: CustomerRow, entity_id: str | None, **values: Any) -> di
         out["entity_id"] = entity_id
     out.update(values)
     return out
+
+
+def _settle(ctx: Ctx, body: dict[str, Any]) -> None:
+    """Commit due maintenance (renewals may charge a card) before a preview that is rolled back."""
+    if body.get("customer_id"):
+        catch_up(ctx, str(body["customer_id"]))
 
 
 # -- attach ----------------------------------------------------------------------------------------------
@@ -282,6 +288,7 @@ def _outgoing_quantities(conn: Connection, state: AttachState) -> dict[str, dict
 
 def preview_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     _base_url(ctx, body)
+    _settle(ctx, body)
     with ctx.db.write() as conn:
         state, quote, trial = prepare_attach(ctx, conn, body)
         redirect, has_pm = _redirect(ctx, state, quote, trial)
@@ -389,6 +396,7 @@ def multi_attach_in(
 
 def preview_multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     _base_url(ctx, body)
+    _settle(ctx, body)
     with ctx.db.write() as conn:
         prepared = _prepare_multi(ctx, conn, body)
         first = prepared[0][0]
@@ -721,6 +729,7 @@ def paid_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 def preview_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     _base_url(ctx, body)
+    _settle(ctx, body)
     with ctx.db.write() as conn:
         q = _update_quotes(ctx, conn, body)
         inst, now = q["inst"], q["now"]
