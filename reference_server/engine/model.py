@@ -92,6 +92,7 @@ class Source:
     created_at: int
     rollovers: list[Rollover] = field(default_factory=list)
     dirty: bool = False
+    customer_pk: int = 0
 
     @property
     def start_balance(self) -> float:

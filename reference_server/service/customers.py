@@ -18,6 +18,7 @@ from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import (
     Instance,
     attach_defaults,
+    instance_from_row,
     load_instances,
     run_maintenance,
 )
@@ -29,6 +30,7 @@ from reference_server.store.subjects import (
     get_customer,
     list_entities,
     load_sources,
+    load_sources_for,
     save_sources,
     scoped,
 )
@@ -133,12 +135,18 @@ def customer_json(
     expand: set[str] | None = None,
     *,
     persist_resets: bool = False,
+    preloaded: tuple[list[Source], list[Instance]] | None = None,
 ) -> dict[str, Any]:
+    """The Customer object; ``preloaded`` (sources, plan instances) saves the reads for list pages."""
     expand = expand or set()
-    sources = load_sources(conn, customer.pk)
-    if apply_due_resets(sources, now) and persist_resets:
-        save_sources(conn, sources)
-    instances = load_instances(conn, customer.pk)
+    if preloaded is not None:
+        sources, instances = preloaded
+        apply_due_resets(sources, now)
+    else:
+        sources = load_sources(conn, customer.pk)
+        if apply_due_resets(sources, now) and persist_resets:
+            save_sources(conn, sources)
+        instances = load_instances(conn, customer.pk)
     subs, purchases = plans_json(instances, cat, None, expand)
     balances, flags = balances_and_flags(cat, sources, now, expand)
     out: dict[str, Any] = {
@@ -387,13 +395,37 @@ def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             sub = sub.where(or_(*conds))
         q = q.where(customers.c.pk.in_(sub))
     if body.get("processors") and "stripe" in body["processors"]:
-            q = q.where(customers.c.stripe_id.is_not(None))
+        q = q.where(customers.c.stripe_id.is_not(None))
     q = q.order_by(customers.c.pk).limit(limit + 1)
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         rows = [customer_from_row(r) for r in conn.execute(q)]
         page = rows[:limit]
-        out = [customer_json(ctx, conn, cat, c, ctx.now(c.clock_offset_ms)) for c in page]
+        # Two queries for the whole page (sources, plan instances) instead of two per customer.
+        pks = [c.pk for c in page]
+        sources_by: dict[int, list[Source]] = {pk: [] for pk in pks}
+        for s in load_sources_for(conn, pks):
+            sources_by[s.customer_pk].append(s)
+        instances_by: dict[int, list[Instance]] = {pk: [] for pk in pks}
+        if pks:
+            q_inst = (
+                select(customer_plans)
+                .where(customer_plans.c.customer_pk.in_(pks), customer_plans.c.status != "expired")
+                .order_by(customer_plans.c.pk)
+            )
+            for r in conn.execute(q_inst):
+                instances_by[r.customer_pk].append(instance_from_row(r))
+        out = [
+            customer_json(
+                ctx,
+                conn,
+                cat,
+                c,
+                ctx.now(c.clock_offset_ms),
+                preloaded=(sources_by[c.pk], instances_by[c.pk]),
+            )
+            for c in page
+        ]
     next_cursor = _encode_cursor(page[-1].pk) if len(rows) > limit else None
     return {"list": out, "next_cursor": next_cursor}
 

@@ -147,6 +147,7 @@ def source_from_row(r: Any) -> Source:
         continuous=bool(r.continuous),
         created_at=int(r.created_at),
         rollovers=[Rollover.from_json(x) for x in (r.rollovers or [])],
+        customer_pk=int(r.customer_pk),
     )
 
 
@@ -189,6 +190,21 @@ _SAVE_SOURCE = raw.Statement(
     "anchor_at = :anchor_at, rollovers = :rollovers "
     "WHERE pk = :pk"
 )
+
+
+def load_sources_for(conn: Connection, customer_pks: list[int]) -> list[Source]:
+    """The sources of several customers in one query (list pages)."""
+    if not customer_pks:
+        return []
+    clause, params = raw.in_list("c", customer_pks)
+    sql = _SOURCES_SQL.replace("WHERE s.customer_pk = :customer", f"WHERE s.customer_pk IN {clause}")
+    out = []
+    for r in raw.fetch(conn, _statement(sql + " ORDER BY s.pk"), params):
+        r.rollover_config = raw.json_value(r.rollover_config)
+        r.rollovers = raw.json_value(r.rollovers)
+        r.price = raw.json_value(r.price)
+        out.append(source_from_row(r))
+    return out
 
 
 def save_sources(conn: Connection, sources: list[Source]) -> None:
