@@ -7,6 +7,7 @@ renewal maintenance hook and the webhook delivery worker.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import secrets
@@ -29,6 +30,7 @@ from reference_server.engine.billing import (
     quote_cancel,
     quote_new,
     quote_quantity_change,
+    quote_upgrade,
 )
 from reference_server.engine.billing.checkout import checkout_type, needs_checkout
 from reference_server.engine.billing.invoice import InvoiceDraft
@@ -615,7 +617,40 @@ def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str
         except BillingRuleError as exc:
             raise _rule(exc) from exc
         result.update(due=quote.due_now, next_cycle=quote.next_cycle, quantities=quote)
+    elif intent == "update_plan":
+        if inst.status != "active":
+            raise invalid("Only an active plan can be customized")
+        catalog_plan = cat.plans_by_pk.get(inst.plan_pk)
+        if catalog_plan is None:
+            raise invalid(f"Plan {inst.plan_id} is not available")
+        custom = customized_plan(plan, body.get("customize"))
+        requested = quantities_from_api(body.get("feature_quantities"))
+        try:
+            switch = quote_upgrade(
+                dataclasses.replace(sub, plan=dataclasses.replace(sub.plan, id=f"{sub.plan.id}@previous")),
+                engine_plan(custom, cat),
+                now,
+                requested,
+                proration_behavior=str(body.get("proration_behavior") or "prorate_immediately"),
+            )
+        except BillingRuleError as exc:
+            raise _rule(exc) from exc
+        switch = dataclasses.replace(
+            switch, due_now=_relabel(switch.due_now, f"{sub.plan.id}@previous", sub.plan.id)
+        )
+        result.update(due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom)
     return result
+
+
+def _relabel(draft: InvoiceDraft, old_id: str, new_id: str) -> InvoiceDraft:
+    """Lines of the outgoing version of a customized plan carry the plan's own id."""
+    return InvoiceDraft(
+        tuple(
+            dataclasses.replace(line, plan_id=new_id) if line.plan_id == old_id else line
+            for line in draft.lines
+        ),
+        draft.currency,
+    )
 
 
 def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) -> dict[str, Any]:
@@ -697,6 +732,31 @@ def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) 
             )
         )
         changes.append(change(conn, "updated", inst.pk, {}))
+    elif intent == "update_plan":
+        switch = q["switch"]
+        custom = q["custom"]
+        carried = expire_instance(conn, inst.pk, now)
+        changes.append(change(conn, "expired", inst.pk, {"status": "active"}))
+        period = switch.period
+        new_pk = activate_plan(
+            conn,
+            cat,
+            customer=customer,
+            entity=entity,
+            plan=custom,
+            now=now,
+            subscription_id=inst.subscription_id,
+            feature_quantities={k: float(v) for k, v in switch.prepaid_quantities.items()},
+            carried_usage=carried.continuous_usage,
+            next_reset_overrides=carried.next_resets,
+            trial_ends_at=inst.trial_ends_at if inst.trial_ends_at and inst.trial_ends_at > now else None,
+            current_period_start=period.start if period else None,
+            current_period_end=period.end if period else None,
+        )
+        save_billing_state(conn, new_pk, switch.anchor, dict(switch.prepaid_quantities), now, custom)
+        if period is not None:
+            schedule_maintenance(conn, customer.pk, period.end)
+        changes.append(change(conn, "activated", new_pk))
     emit_billing_updated(ctx, conn, customer, entity, changes, now)
     out = _response(customer, entity_id, payment_url=None)
     if outcome is not None and outcome.invoice is not None:

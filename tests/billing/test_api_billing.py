@@ -439,3 +439,24 @@ def test_redirect_always_confirms_with_the_saved_card(api: Api) -> None:
     confirmed = httpx.post(result["payment_url"], data={"use_saved": "1"})
     assert confirmed.status_code == 303
     assert api.plans_of("u1") == {"pro": "active"}
+
+
+def test_update_customize_prorates_the_new_price(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    api.clock.advance(15 * DAY)
+    customize = {
+        "price": {"amount": 30, "interval": "month"},
+        "items": [{"feature_id": "messages", "included": 2000, "reset": {"interval": "month"}}],
+    }
+    preview = api("billing.preview_update", customer_id="u1", plan_id="pro", customize=customize)
+    assert preview["intent"] == "update_plan" and preview["total"] == 5
+    assert {line["plan_id"] for line in preview["line_items"]} == {"pro"}
+    result = api("billing.update", customer_id="u1", plan_id="pro", customize=customize)
+    assert result["invoice"]["total"] == 5
+    customer = api.customer("u1")
+    assert customer["balances"]["messages"]["granted"] == 2000
+    assert customer["subscriptions"][0]["current_period_end"] == ms(2026, 5, 1)
+    api.clock.set(ms(2026, 5, 1) + 1)
+    assert [i["total"] for i in api.customer("u1")["invoices"]] == [30, 5, 20]  # renews at the custom price
