@@ -460,3 +460,16 @@ def test_update_customize_prorates_the_new_price(api: Api) -> None:
     assert customer["subscriptions"][0]["current_period_end"] == ms(2026, 5, 1)
     api.clock.set(ms(2026, 5, 1) + 1)
     assert [i["total"] for i in api.customer("u1")["invoices"]] == [30, 5, 20]  # renews at the custom price
+
+
+def test_paid_plan_attached_to_an_entity(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats", name="Seat 1")
+    result = api("billing.attach", customer_id="u1", entity_id="e1", plan_id="pro")
+    assert result["entity_id"] == "e1" and result["invoice"]["total"] == 20
+    entity = api("entities.get", customer_id="u1", entity_id="e1")
+    assert [s["plan_id"] for s in entity["subscriptions"]] == ["pro"]
+    assert api.plans_of("u1") == {"free": "active"}
+    upgrade = api("billing.preview_attach", customer_id="u1", entity_id="e1", plan_id="premium")
+    assert upgrade["total"] == 30 and upgrade["entity_id"] == "e1"
