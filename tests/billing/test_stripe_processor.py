@@ -158,4 +158,3 @@ def test_hosted_checkout_page_with_the_stripe_processor(
         row = conn.execute(select(invoices)).one()
     assert row.status == "paid"
     assert processor.client.v1.payment_intents.retrieve(row.processor_id).status == "succeeded"
-
