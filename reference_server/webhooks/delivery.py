@@ -80,6 +80,9 @@ class WebhookDeliverer:
             or_(d.claimed_until.is_(None), d.claimed_until < now),
         )
         claimed: list[_Claimed] = []
+        with self.db.read() as conn:  # polling must not take SQLite's write lock when nothing is due
+            if conn.execute(select(d.pk).where(claimable).limit(1)).first() is None:
+                return claimed
         with self.db.write() as conn:
             rows = conn.execute(
                 select(d.pk, d.attempts, o.id, o.payload, e.url, e.secret, e.enabled)
