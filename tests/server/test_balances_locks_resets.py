@@ -321,3 +321,17 @@ def test_plain_check_sees_an_expired_lock_released(api: Api) -> None:
     api.advance(ms=5000)
     res = api.check("u1", "messages", required_balance=15)
     assert res["allowed"] is True and res["balance"]["remaining"] == 15
+
+
+def test_track_with_lock_and_l4_negative_lock(api: Api) -> None:
+    _hourly_monthly(api)
+    api.track("u1", "messages", 4, lock={"enabled": True, "lock_id": "t-lock"})
+    assert api.balance("u1", "messages")["remaining"] == 11  # type: ignore[index]
+    api("balances.finalize", lock_id="t-lock", action="confirm", override_value=1)
+    assert api.balance("u1", "messages")["remaining"] == 14  # type: ignore[index]
+    assert [e["value"] for e in api("events.list", customer_id="u1")["list"]] == [-3, 4]
+    api.track("u1", "messages", 10)
+    api.check("u1", "messages", required_balance=-5, lock={"enabled": True, "lock_id": "neg"})
+    assert api.balance("u1", "messages")["remaining"] == 9  # type: ignore[index]
+    api("balances.finalize", lock_id="neg", action="confirm", override_value=-8)
+    assert api.balance("u1", "messages")["remaining"] == 12  # type: ignore[index]
