@@ -51,7 +51,7 @@ from reference_server.service.subscriptions import (
     load_instances,
     schedule_maintenance,
 )
-from reference_server.store.billing_tables import subscription_billing
+from reference_server.store.billing_tables import invoices, subscription_billing
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, get_entity
 from reference_server.store.tables import balance_sources, customer_plans, customers, organizations
@@ -75,7 +75,7 @@ from .flows import (
 )
 from .local import LocalProcessor
 from .processor import ChargeOutcome, PaymentProcessor
-from .records import InvoiceRecord, PaymentMethodInfo, SessionRecord, invoice_record
+from .records import InvoiceRecord, PaymentMethodInfo, SessionRecord, create_invoice, invoice_record
 from .sessions import create_checkout_session, create_portal_session, create_setup_session
 from .track_watch import make_track_watcher
 
@@ -235,6 +235,9 @@ def attach_in(
     state, quote, trial = prepare_attach(ctx, conn, body)
     entity_id = state.entity.id if state.entity else None
     invoice = None
+    invoice_mode = body.get("invoice_mode") or {}
+    if not paid and invoice_mode.get("enabled") and quote.due_now.lines:
+        return _attach_by_invoice(ctx, conn, state, quote, trial, base_url, invoice_mode)
     if not paid:
         redirect, _ = _redirect(ctx, state, quote, trial)
         action = _action(ctx, "attach", body)
@@ -273,6 +276,46 @@ def attach_in(
     if invoice is not None:
         out["invoice"] = invoice.to_api()
     return out
+
+
+def _attach_by_invoice(
+    ctx: Ctx,
+    conn: Connection,
+    state: AttachState,
+    quote: AttachQuote,
+    trial: TrialChoice | None,
+    base_url: str,
+    invoice_mode: dict[str, Any],
+) -> dict[str, Any]:
+    """Invoice mode: an open invoice the customer pays on its hosted page instead of an automatic charge.
+
+    With ``enable_plan_immediately`` the plan starts now; otherwise paying the invoice starts it.
+    """
+    body = state.body
+    immediately = bool(invoice_mode.get("enable_plan_immediately") or body.get("enable_plan_immediately"))
+    processor = processor_for(ctx.state)
+    entity_id = state.entity.id if state.entity else None
+    record = create_invoice(
+        conn, state.customer.pk, quote.due_now, "invoice", processor.name, state.now, base_url, entity_id
+    )
+    action = _action(ctx, "invoice_paid" if immediately else "attach", body)
+    _, url = create_checkout_session(
+        conn,
+        state.customer.pk,
+        quote.due_now,
+        action,
+        state.now,
+        base_url,
+        body.get("success_url"),
+        record.pk,
+    )
+    conn.execute(update(invoices).where(invoices.c.pk == record.pk).values(hosted_url=url))
+    if immediately:
+        changes = apply_attach(state, quote, trial)
+        emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
+    return _response(
+        state.customer, entity_id, payment_url=None, invoice=invoice_record(conn, record.pk).to_api()
+    )
 
 
 def paid_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:

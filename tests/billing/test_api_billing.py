@@ -473,3 +473,23 @@ def test_paid_plan_attached_to_an_entity(api: Api) -> None:
     assert api.plans_of("u1") == {"free": "active"}
     upgrade = api("billing.preview_attach", customer_id="u1", entity_id="e1", plan_id="premium")
     assert upgrade["total"] == 30 and upgrade["entity_id"] == "e1"
+
+
+def test_invoice_mode_sends_an_open_invoice(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    result = api("billing.attach", customer_id="u1", plan_id="pro", invoice_mode={"enabled": True})
+    assert result["payment_url"] is None
+    invoice = result["invoice"]
+    assert (invoice["status"], invoice["total"]) == ("open", 20)
+    assert api.plans_of("u1") == {"free": "active"}
+    assert api.pay(invoice["hosted_invoice_url"]).status_code == 303
+    assert api.plans_of("u1") == {"pro": "active"}
+    assert [(i["status"], i["total"]) for i in api.customer("u1")["invoices"]] == [("paid", 20)]
+    now = api(
+        "billing.attach",
+        customer_id="u1",
+        plan_id="premium",
+        invoice_mode={"enabled": True, "enable_plan_immediately": True},
+    )
+    assert now["invoice"]["status"] == "open"
+    assert api.plans_of("u1") == {"premium": "active"}
