@@ -33,7 +33,6 @@ from reference_server.service.subscriptions import (
     Instance,
     activate_plan,
     create_item_sources,
-    default_plans,
     entity_usage,
     expire_instance,
     load_instances,
@@ -292,6 +291,21 @@ def apply_attach(
     return changes
 
 
+def group_default(cat: Catalog, group: str, exclude_plan_id: str) -> Plan | None:
+    """The group's free auto_enable plan that returns when a paid main plan ends (never the one ending)."""
+    for plan in cat.plans.values():
+        if (
+            plan.auto_enable
+            and plan.is_free
+            and not plan.archived
+            and not plan.add_on
+            and plan.group == group
+            and plan.id != exclude_plan_id
+        ):
+            return plan
+    return None
+
+
 def activate_default(
     conn: Connection,
     cat: Catalog,
@@ -302,28 +316,20 @@ def activate_default(
     carried: ExpiredState | None,
     exclude_plan_id: str,
 ) -> list[dict[str, Any]]:
-    """Bring back the group's auto_enable plan when a paid main plan ends (never the plan that ended)."""
-    changes = []
-    for plan in default_plans(cat):
-        if plan.group == group and not plan.add_on and plan.id != exclude_plan_id and plan.is_free:
-            pk = activate_plan(
-                conn,
-                cat,
-                customer=customer,
-                entity=entity,
-                plan=plan,
-                now=now,
-                carried_usage=carried.continuous_usage if carried else None,
-            )
-            changes.append(change(conn, "activated", pk))
-    return changes
-
-
-def group_default(cat: Catalog, group: str, exclude_plan_id: str) -> Plan | None:
-    for plan in default_plans(cat):
-        if plan.group == group and not plan.add_on and plan.id != exclude_plan_id and plan.is_free:
-            return plan
-    return None
+    """Bring back the group's free default plan now."""
+    plan = group_default(cat, group, exclude_plan_id)
+    if plan is None:
+        return []
+    pk = activate_plan(
+        conn,
+        cat,
+        customer=customer,
+        entity=entity,
+        plan=plan,
+        now=now,
+        carried_usage=carried.continuous_usage if carried else None,
+    )
+    return [change(conn, "activated", pk)]
 
 
 def _entity_of(conn: Connection, entity_pk: int | None) -> EntityRow | None:
@@ -504,6 +510,60 @@ def process_boundary(
 MAX_BOUNDARIES_PER_RUN = 1000
 
 
+def end_default_trial(
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    inst: Instance,
+    processor: PaymentProcessor,
+    base_url: str,
+) -> None:
+    """A default plan's no-card trial ended: bill it from the trial end if a card is on file, else revert.
+
+    Without a card the plan expires and the group's free default plan takes over.
+    """
+    plan = cat.plans_by_pk.get(inst.plan_pk)
+    assert inst.trial_ends_at is not None
+    trial_end = inst.trial_ends_at
+    if plan is None or plan.is_free:
+        return
+    entity = _entity_of(conn, inst.entity_pk)
+    has_card = processor.default_payment_method(conn, customer_ref(customer)) is not None
+    changes: list[dict[str, Any]] = []
+    if trial_end_outcome(_trial_of(plan), has_card) is TrialEndOutcome.BILL and has_card:
+        quote = quote_new(engine_plan(plan, cat), trial_end)
+        outcome = charge_draft(
+            processor, conn, customer, quote.due_now, "trial_end", trial_end, base_url, entity
+        )
+        previous = {"current_period_start": None, "current_period_end": None}
+        period = quote.period
+        conn.execute(
+            update(customer_plans)
+            .where(customer_plans.c.pk == inst.pk)
+            .values(
+                current_period_start=period.start if period else None,
+                current_period_end=period.end if period else None,
+            )
+        )
+        save_billing_state(conn, inst.pk, trial_end, {}, trial_end)
+        if outcome is not None and not outcome.succeeded:
+            conn.execute(
+                update(subscription_billing)
+                .where(subscription_billing.c.customer_plan_pk == inst.pk)
+                .values(past_due=True)
+            )
+        if period is not None:
+            schedule_maintenance(conn, customer.pk, period.end)
+        changes.append(change(conn, "updated", inst.pk, previous))
+    else:
+        carried = expire_instance(conn, inst.pk, trial_end)
+        changes.append(change(conn, "expired", inst.pk, {"status": "active"}))
+        if not plan.add_on:
+            changes += activate_default(conn, cat, customer, entity, plan.group, trial_end, carried, plan.id)
+    emit_billing_updated(ctx, conn, customer, entity, changes, trial_end, ["trial_ended"])
+
+
 def _event_time(inst: Instance) -> int | None:
     """When an active instance next needs billing work: its end of life or its period end."""
     times = [t for t in (inst.current_period_end, inst.expires_at) if t is not None]
@@ -536,6 +596,17 @@ def run_billing_maintenance(
     Events: a paid instance's period end (renewal or trial end), its end of life (cancel or downgrade,
     which starts the scheduled successor or the default plan), and scheduled instances starting.
     """
+    instances = load_instances(conn, customer.pk)
+    managed = _managed(conn, [i.pk for i in instances])
+    for inst in instances:
+        if (
+            inst.status == "active"
+            and inst.pk not in managed
+            and inst.trial_ends_at is not None
+            and inst.trial_ends_at <= now
+            and inst.current_period_end is None
+        ):
+            end_default_trial(ctx, conn, cat, customer, inst, processor, base_url)
     for _ in range(MAX_BOUNDARIES_PER_RUN):
         instances = load_instances(conn, customer.pk)
         managed = _managed(conn, [i.pk for i in instances])

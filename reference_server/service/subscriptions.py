@@ -304,15 +304,10 @@ def attach_defaults(
 ) -> None:
     """Give a new customer its default plans (billing-semantics §5.1)."""
     for plan in [only_plan] if only_plan is not None else default_plans(cat):
-        activate_plan(
-            conn,
-            cat,
-            customer=customer,
-            entity=entity,
-            plan=plan,
-            now=now,
-            trial_ends_at=trial_end(plan, now),
-        )
+        ends = trial_end(plan, now)
+        activate_plan(conn, cat, customer=customer, entity=entity, plan=plan, now=now, trial_ends_at=ends)
+        if ends is not None:  # paid billing bills or reverts the trial when it ends
+            schedule_maintenance(conn, customer.pk, ends)
 
 
 def activate_group_default(
@@ -404,6 +399,14 @@ def _next_due(conn: Connection, customer_pk: int) -> int | None:
         conn.execute(
             select(func.min(customer_plans.c.current_period_end)).where(
                 customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active"
+            )
+        ).scalar(),
+        # A default plan's trial (attach_defaults) has no billing period until paid billing converts it.
+        conn.execute(
+            select(func.min(customer_plans.c.trial_ends_at)).where(
+                customer_plans.c.customer_pk == customer_pk,
+                customer_plans.c.status == "active",
+                customer_plans.c.current_period_end.is_(None),
             )
         ).scalar(),
     ]

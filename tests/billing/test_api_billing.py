@@ -493,3 +493,30 @@ def test_invoice_mode_sends_an_open_invoice(api: Api) -> None:
     )
     assert now["invoice"]["status"] == "open"
     assert api.plans_of("u1") == {"premium": "active"}
+
+
+@pytest.mark.parametrize("with_card", [False, True])
+def test_default_plan_trial_without_card_requirement(api: Api, with_card: bool) -> None:
+    api(
+        "plans.create",
+        plan_id="starter",
+        name="Starter",
+        auto_enable=True,
+        price={"amount": 15, "interval": "month"},
+        items=[{"feature_id": "messages", "included": 300, "reset": {"interval": "month"}}],
+        free_trial={"duration_length": 7, "duration_type": "day", "card_required": False},
+    )
+    api("customers.get_or_create", customer_id="u1")
+    assert api.plans_of("u1") == {"starter": "active"}
+    assert api.customer("u1")["subscriptions"][0]["trial_ends_at"] == START + 7 * DAY
+    if with_card:
+        api.add_card("u1")
+    api.clock.set(START + 7 * DAY + 1)
+    customer = api.customer("u1")
+    if with_card:
+        assert api.plans_of("u1") == {"starter": "active"}
+        assert [i["total"] for i in customer["invoices"]] == [15]
+        assert customer["subscriptions"][0]["current_period_end"] == ms(2026, 5, 8)
+    else:
+        assert api.plans_of("u1") == {"free": "active"}
+        assert customer["invoices"] == []
