@@ -520,3 +520,34 @@ def test_default_plan_trial_without_card_requirement(api: Api, with_card: bool) 
     else:
         assert api.plans_of("u1") == {"free": "active"}
         assert customer["invoices"] == []
+
+
+def test_multi_attach_and_schedule_through_checkout(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="extra",
+        name="Extra",
+        add_on=True,
+        price={"amount": 20, "interval": "month"},
+        items=[{"feature_id": "messages", "included": 200, "reset": {"interval": "month"}}],
+    )
+    api("customers.get_or_create", customer_id="u1")
+    multi = api("billing.multi_attach", customer_id="u1", plans=[{"plan_id": "pro"}, {"plan_id": "extra"}])
+    assert multi["payment_url"] is not None
+    assert "$40.00" in httpx.get(multi["payment_url"]).text
+    assert api.pay(multi["payment_url"]).status_code == 303
+    assert api.plans_of("u1") == {"pro": "active", "extra": "active"}
+
+    api("customers.get_or_create", customer_id="u2")
+    later = ms(2026, 4, 20)
+    schedule = api(
+        "billing.create_schedule",
+        customer_id="u2",
+        phases=[
+            {"starts_at": START, "plans": [{"plan_id": "premium"}]},
+            {"starts_at": later, "plans": [{"plan_id": "pro"}]},
+        ],
+    )
+    assert schedule["status"] == "pending_payment" and schedule["phases"] == []
+    assert api.pay(schedule["payment_url"]).status_code == 303
+    assert api.plans_of("u2") == {"premium": "active", "pro": "scheduled"}
