@@ -335,13 +335,20 @@ def get_or_create(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def get(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """A read transaction: due resets are computed in memory (the next write stores them); only due
+    plan transitions or lock expiries take a write transaction first."""
     customer_id = body["customer_id"]
-    with ctx.db.write() as conn:
-        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
-        return customer_json(
-            ctx, conn, cat, customer, now, set(body.get("expand") or []), persist_resets=True
-        )
+    expand = set(body.get("expand") or [])
+    for attempt in range(2):
+        with ctx.db.read() as conn:
+            cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+            customer = get_customer(conn, ctx.tenant, customer_id)
+            if customer is None:
+                raise customer_not_found(customer_id)
+            if attempt == 1 or not needs_maintenance(ctx, customer):
+                return customer_json(ctx, conn, cat, customer, ctx.now(customer.clock_offset_ms), expand)
+        catch_up(ctx, customer_id)
+    raise AssertionError("unreachable: the second attempt always answers")
 
 
 def _encode_cursor(pk: int) -> str:

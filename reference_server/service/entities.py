@@ -19,9 +19,11 @@ from reference_server.errors import (
 from reference_server.service.balances import controls_for
 from reference_server.service.context import Ctx
 from reference_server.service.customers import (
+    catch_up,
     controls_json,
     create_customer_row,
     entity_subject_json,
+    needs_maintenance,
     require_customer,
 )
 from reference_server.store.subjects import (
@@ -129,9 +131,16 @@ def _load(ctx: Ctx, conn: Any, body: dict[str, Any], lock: bool) -> tuple[Any, A
 
 
 def get_entity_op(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    with ctx.db.write() as conn:
-        cat, customer, entity, now = _load(ctx, conn, body, True)
-        return entity_subject_json(ctx, conn, cat, customer, entity, now, set(body.get("expand") or []))
+    """A read transaction, after any due maintenance of the customer (as customers.get)."""
+    for attempt in range(2):
+        with ctx.db.read() as conn:
+            cat, customer, entity, now = _load(ctx, conn, body, False)
+            if attempt == 1 or not needs_maintenance(ctx, customer):
+                return entity_subject_json(
+                    ctx, conn, cat, customer, entity, now, set(body.get("expand") or [])
+                )
+        catch_up(ctx, customer.id or "")
+    raise AssertionError("unreachable: the second attempt always answers")
 
 
 def list_entities_op(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
