@@ -17,6 +17,17 @@ registered under the operation's qualified name::
 transaction; it can reuse :func:`reference_server.service.attach_free.resolve_attach` and the
 plan-instance functions of :mod:`reference_server.service.subscriptions`.  Without a handler the
 operation answers 501 ``not_implemented`` from :func:`missing`, the one place that says so.
+
+Other hooks paid billing uses (all optional):
+
+* ``registry.app_setup(state) -> AppExtension``: extra routes (checkout pages, webhooks) and
+  start/stop callbacks mounted by ``create_app``;
+* ``state.extras["billing_maintenance"](ctx, conn, catalog, customer, now)``: renewals, trial ends
+  and period-end switches, run by :func:`reference_server.service.subscriptions.run_maintenance`
+  before the free-plan transitions;
+* ``state.extras["track_watcher"](ctx, conn, customer, entity, feature_ids)``: an object with
+  ``before(subject, now)`` / ``after(subject, now)`` around each track (usage alerts, limit reached,
+  auto top-ups).
 """
 
 from __future__ import annotations
