@@ -240,3 +240,22 @@ def test_referral_codes(api: Api) -> None:
     )
     referrals = api("customers.get", customer_id="ref", expand=["referrals"])["referrals"]
     assert [r["customer"]["id"] for r in referrals] == ["new1", "new2"]
+
+
+def test_aggregate_billing_cycle_and_month_bins(api: Api) -> None:
+    api.feature("messages")
+    api.plan("free", [{"feature_id": "messages", "included": 1000, "reset": MONTH}], auto_enable=True)
+    api.customer("u1")
+    api.track("u1", "messages", 4)
+    api.advance(days=40)  # next cycle
+    api.track("u1", "messages", 6)
+    current = api("events.aggregate", customer_id="u1", feature_id="messages")  # range defaults to 1bc
+    assert current["total"]["messages"] == {"count": 1, "sum": 6}
+    last = api("events.aggregate", customer_id="u1", feature_id="messages", range="last_cycle")
+    assert last["total"]["messages"] == {"count": 1, "sum": 4}
+    monthly = api(
+        "events.aggregate", customer_id="u1", feature_id=["messages"], range="90d", bin_size="month"
+    )
+    assert sum(b["values"]["messages"] for b in monthly["list"]) == 10
+    assert len(monthly["list"]) in (3, 4)
+    assert monthly["total"]["messages"]["count"] == 2
