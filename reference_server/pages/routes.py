@@ -36,6 +36,7 @@ from reference_server.payments.records import (
     payment_method_by_pk,
     update_session,
 )
+from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.db import Database
 from reference_server.store.tables import customer_plans, customers, plans
 
@@ -78,6 +79,8 @@ class BillingHooks:
     cancel_subscription: Callable[[Connection, int, str, int], None] | None = None
     subscriptions: Callable[[Connection, int, int], list[PortalSubscription]] | None = None
     customer_now: Callable[[Connection, int], int] | None = None
+    # A new card from the portal or a setup page: e.g. retry the invoices of past-due subscriptions.
+    payment_method_saved: Callable[[Connection, int, PaymentMethodInfo, int], None] | None = None
 
 
 @dataclass
@@ -107,8 +110,13 @@ def default_portal_subscriptions(conn: Connection, customer_pk: int, now: int) -
             plans.c.name,
             plans.c.price,
             plans.c.add_on,
+            subscription_billing.c.past_due,
         )
-        .select_from(customer_plans.join(plans, customer_plans.c.plan_pk == plans.c.pk))
+        .select_from(
+            customer_plans.join(plans, customer_plans.c.plan_pk == plans.c.pk).outerjoin(
+                subscription_billing, subscription_billing.c.customer_plan_pk == customer_plans.c.pk
+            )
+        )
         .where(
             customer_plans.c.customer_pk == customer_pk,
             customer_plans.c.status.in_(("active", "scheduled")),
@@ -120,6 +128,8 @@ def default_portal_subscriptions(conn: Connection, customer_pk: int, now: int) -
     for row in rows:
         if row.status == "scheduled":
             status, until = "scheduled", _date(row.expires_at or row.current_period_end)
+        elif row.past_due:
+            status, until = "past due", _date(row.current_period_end)
         elif row.canceled_at is not None:
             status, until = "canceling", _date(row.expires_at)
         elif row.trial_ends_at is not None and row.trial_ends_at > now:
@@ -143,6 +153,10 @@ def _label(customer: CustomerRef) -> str:
 class _Pages:
     def __init__(self, ctx: PagesContext) -> None:
         self.ctx = ctx
+
+    def _card_saved(self, conn: Connection, customer_pk: int, pm: PaymentMethodInfo, now: int) -> None:
+        if self.ctx.hooks.payment_method_saved is not None:
+            self.ctx.hooks.payment_method_saved(conn, customer_pk, pm, now)
 
     # helpers -----------------------------------------------------------------------------------------
     def _now(self, conn: Connection, customer_pk: int) -> int:
@@ -375,6 +389,7 @@ class _Pages:
             if kind == "setup":
                 return self._finish_setup(conn, request, session, pm, now)
             update_session(conn, session.pk, status="open", pending_payment_method_pk=None)
+            self._card_saved(conn, session.customer_pk, pm, now)
             target = request.url_for("portal_page", session_id=session.id).include_query_params(
                 notice="card_saved"
             )
@@ -448,6 +463,7 @@ class _Pages:
         self, conn: Connection, request: Request, session: SessionRecord, pm: PaymentMethodInfo, now: int
     ) -> Response:
         update_session(conn, session.pk, status="complete", completed_at=now, pending_payment_method_pk=None)
+        self._card_saved(conn, session.customer_pk, pm, now)
         if self.ctx.hooks.complete_setup is not None:
             self.ctx.hooks.complete_setup(conn, session, pm, now)
         return self._done_redirect(request, session, session.success_url)
@@ -522,6 +538,7 @@ class _Pages:
                 return RedirectResponse(
                     request.url_for("portal_authenticate", session_id=session.id).path, 303
                 )
+            self._card_saved(conn, session.customer_pk, setup.payment_method, now)
             target = request.url_for("portal_page", session_id=session.id).include_query_params(
                 notice="card_saved"
             )

@@ -53,7 +53,7 @@ from reference_server.service.subscriptions import (
 )
 from reference_server.store.billing_tables import invoices, subscription_billing
 from reference_server.store.catalog import Catalog
-from reference_server.store.subjects import CustomerRow, get_entity
+from reference_server.store.subjects import CustomerRow, customer_from_row, get_entity
 from reference_server.store.tables import balance_sources, customer_plans, customers, organizations
 from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
 from reference_server.webhooks.routes import webhook_routes
@@ -69,6 +69,7 @@ from .flows import (
     emit_billing_updated,
     expire_scheduled_in_group,
     group_default,
+    retry_past_due,
     run_billing_maintenance,
     save_billing_state,
     trial_used,
@@ -995,7 +996,12 @@ def _hooks(state: AppState) -> BillingHooks:
             str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1"),
         )
 
+    def payment_method_saved(conn: Connection, customer_pk: int, pm: PaymentMethodInfo, now: int) -> None:
+        row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).one()
+        retry_past_due(conn, customer_from_row(row), processor_for(state), now)
+
     return BillingHooks(
+        payment_method_saved=payment_method_saved,
         complete_checkout=complete_checkout,
         complete_setup=complete_setup,
         cancel_subscription=cancel_subscription,

@@ -2,7 +2,8 @@
 
 ``4242 4242 4242 4242`` succeeds, ``4000 0000 0000 0002`` is declined, ``4000 0025 0000 3155`` needs
 authentication when it is first used (then off-session charges succeed), ``4000 0027 6000 3184`` needs
-authentication on every charge. Any other Luhn-valid number succeeds.
+authentication on every charge, ``4000 0000 0000 0341`` is saved but every charge on it is declined.
+Any other Luhn-valid number succeeds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class CardBehavior(str, Enum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     AUTHENTICATE_ONCE = "authenticate_once"
     AUTHENTICATE_ALWAYS = "authenticate_always"
+    DECLINE_ON_CHARGE = "decline_on_charge"
 
 
 SPECIAL_CARDS: dict[str, CardBehavior] = {
@@ -25,6 +27,7 @@ SPECIAL_CARDS: dict[str, CardBehavior] = {
     "4000000000009995": CardBehavior.INSUFFICIENT_FUNDS,
     "4000002500003155": CardBehavior.AUTHENTICATE_ONCE,
     "4000002760003184": CardBehavior.AUTHENTICATE_ALWAYS,
+    "4000000000000341": CardBehavior.DECLINE_ON_CHARGE,
 }
 
 TEST_CARD_HINTS: tuple[tuple[str, str], ...] = (
@@ -120,5 +123,6 @@ def check_card(card: CardInput, today: dt.date) -> CheckedCard:
 
 DECLINE_MESSAGES = {
     CardBehavior.DECLINE: ("card_declined", "Your card was declined."),
+    CardBehavior.DECLINE_ON_CHARGE: ("card_declined", "Your card was declined."),
     CardBehavior.INSUFFICIENT_FUNDS: ("insufficient_funds", "Your card has insufficient funds."),
 }

@@ -38,7 +38,7 @@ from reference_server.service.subscriptions import (
     load_instances,
     schedule_maintenance,
 )
-from reference_server.store.billing_tables import subscription_billing, trials_used
+from reference_server.store.billing_tables import invoices, subscription_billing, trials_used
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row
 from reference_server.store.tables import customer_plans, entities
@@ -46,7 +46,7 @@ from reference_server.webhooks import BILLING_UPDATED, billing_updated, enqueue,
 
 from .convert import engine_plan, engine_subscription, instance_plan, instance_quantities, plan_snapshot
 from .processor import ChargeOutcome, PaymentProcessor
-from .records import CustomerRef
+from .records import CustomerRef, invoice_record
 
 DEFAULT_BASE_URL = "http://127.0.0.1"
 
@@ -647,3 +647,41 @@ def run_billing_maintenance(
             continue
         assert first_due is not None
         process_boundary(ctx, conn, cat, customer, first_due, processor, base_url)
+
+
+RETRYABLE_REASONS = ("renewal", "trial_end", "final_usage")
+
+
+def retry_past_due(
+    conn: Connection, customer: CustomerRow, processor: PaymentProcessor, now: int
+) -> list[ChargeOutcome]:
+    """After a new card is saved, collect the open renewal invoices again and clear ``past_due``."""
+    ref = customer_ref(customer)
+    rows = conn.execute(
+        select(invoices.c.pk)
+        .where(
+            invoices.c.customer_pk == customer.pk,
+            invoices.c.status == "open",
+            invoices.c.reason.in_(RETRYABLE_REASONS),
+        )
+        .order_by(invoices.c.pk)
+    ).scalars()
+    outcomes = [processor.retry_invoice(conn, ref, invoice_record(conn, int(pk)), now) for pk in list(rows)]
+    still_open = conn.execute(
+        select(invoices.c.pk)
+        .where(
+            invoices.c.customer_pk == customer.pk,
+            invoices.c.status == "open",
+            invoices.c.reason.in_(RETRYABLE_REASONS),
+        )
+        .limit(1)
+    ).first()
+    if still_open is None:
+        instance_pks = [i.pk for i in load_instances(conn, customer.pk)]
+        if instance_pks:
+            conn.execute(
+                update(subscription_billing)
+                .where(subscription_billing.c.customer_plan_pk.in_(instance_pks))
+                .values(past_due=False, updated_at=now)
+            )
+    return outcomes

@@ -48,7 +48,7 @@ class LocalProcessor:
 
     def add_card(self, conn: Connection, customer: CustomerRef, card: CardInput, now: int) -> CardSetup:
         checked = check_card(card, _today(now))
-        if checked.behavior in DECLINE_MESSAGES:
+        if checked.behavior in DECLINE_MESSAGES and checked.behavior is not CardBehavior.DECLINE_ON_CHARGE:
             code, message = DECLINE_MESSAGES[checked.behavior]
             raise CardError(code, message)
         needs_auth = checked.behavior in (CardBehavior.AUTHENTICATE_ONCE, CardBehavior.AUTHENTICATE_ALWAYS)

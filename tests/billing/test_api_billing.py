@@ -551,3 +551,23 @@ def test_multi_attach_and_schedule_through_checkout(api: Api) -> None:
     assert schedule["status"] == "pending_payment" and schedule["phases"] == []
     assert api.pay(schedule["payment_url"]).status_code == 303
     assert api.plans_of("u2") == {"premium": "active", "pro": "scheduled"}
+
+
+def test_failed_renewal_is_past_due_until_a_new_card_pays_it(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    portal = api("billing.open_customer_portal", customer_id="u1")["url"]
+    assert (
+        api.pay(portal + "/payment-method", "4000 0000 0000 0341").status_code == 303
+    )  # saved; charges fail
+    api.clock.set(ms(2026, 5, 1) + 1)
+    invoices = api.customer("u1")["invoices"]
+    assert [(i["status"], i["total"]) for i in invoices] == [("open", 20), ("paid", 20)]
+    assert httpx.get(portal).status_code == 410  # portal links are short-lived
+    portal = api("billing.open_customer_portal", customer_id="u1")["url"]
+    assert "past due" in httpx.get(portal).text
+    assert api.plans_of("u1") == {"pro": "active"}  # access continues while past due
+    assert api.pay(portal + "/payment-method", "4242 4242 4242 4242").status_code == 303
+    assert [i["status"] for i in api.customer("u1")["invoices"]] == ["paid", "paid"]
+    assert "past due" not in httpx.get(portal).text
