@@ -28,10 +28,12 @@ from reference_server.api.ratelimit import RateLimiter
 from reference_server.errors import AutumnError
 from reference_server.service import (
     balances,
+    balances_api,
     catalog_ops,
     customers,
     entities,
     events,
+    locks,
     platform,
     referrals,
 )
@@ -70,10 +72,10 @@ def service_table(billing: BillingRegistry) -> dict[str, Service]:
         "billing.preview_update": billing.delegate("billing.preview_update"),
         "billing.open_customer_portal": billing.delegate("billing.open_customer_portal"),
         "billing.setup_payment": billing.delegate("billing.setup_payment"),
-        "balances.create": balances.create_balance,
-        "balances.update": balances.update_balance,
-        "balances.delete": balances.delete_balance,
-        "balances.finalize": balances.finalize,
+        "balances.create": balances_api.create_balance,
+        "balances.update": balances_api.update_balance,
+        "balances.delete": balances_api.delete_balance,
+        "balances.finalize": locks.finalize,
         "check": balances.check,
         "track": balances.track,
         "events.list": events.list_events,

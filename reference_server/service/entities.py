@@ -16,7 +16,6 @@ from reference_server.errors import (
     feature_not_found,
     invalid,
 )
-from reference_server.service.balances import controls_for
 from reference_server.service.context import Ctx
 from reference_server.service.customers import (
     catch_up,
@@ -26,6 +25,7 @@ from reference_server.service.customers import (
     needs_maintenance,
     require_customer,
 )
+from reference_server.service.usage import controls_for
 from reference_server.store.subjects import (
     customer_from_row,
     entity_from_row,

@@ -335,7 +335,7 @@ def activate_group_default(
 
 def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, now: int) -> None:
     """Apply everything that became due: plan expiries, scheduled activations, expired locks."""
-    from reference_server.service.balances import release_expired_locks
+    from reference_server.service.locks import release_expired_locks
 
     due = customer.maintenance_due_at
     if due is None or due > now:

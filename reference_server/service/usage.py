@@ -1,0 +1,188 @@
+"""What check, track, locks and the balances API share: subject loading, targets, controls, events.
+
+The deduction rules themselves live in :mod:`reference_server.engine.deduction`; this module turns
+a loaded customer into the engine's inputs and records the results.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import Connection
+
+from reference_server.engine.balances import derive_balance
+from reference_server.engine.deduction import (
+    DeductionResult,
+    Target,
+    deduct,
+    order_targets,
+)
+from reference_server.engine.model import Controls, Feature, Source
+from reference_server.errors import AutumnError, entity_not_found
+from reference_server.service.context import Ctx
+from reference_server.service.subscriptions import run_maintenance
+from reference_server.store import idempotency, raw
+from reference_server.store.catalog import Catalog
+from reference_server.store.subjects import (
+    CustomerRow,
+    EntityRow,
+    get_entity,
+    load_sources,
+    load_subject,
+)
+
+
+def controls_for(customer: CustomerRow, entity: EntityRow | None, feature_id: str) -> Controls:
+    """Entity entries override customer entries for the same feature."""
+    c = Controls()
+    for settings in (customer.billing_controls, entity.billing_controls if entity else {}):
+        for e in settings.get("overage_allowed") or []:
+            if e.get("feature_id") == feature_id:
+                c.overage_allowed = bool(e.get("enabled", False))
+        for e in settings.get("spend_limits") or []:
+            if e.get("feature_id") == feature_id:
+                c.spend_limit = (
+                    float(e["overage_limit"])
+                    if e.get("enabled") and e.get("overage_limit") is not None
+                    else None
+                )
+    return c
+
+
+def involved_feature_ids(cat: Catalog, feats: list[Feature]) -> set[str]:
+    ids = {f.id for f in feats}
+    for f in feats:
+        ids.update(cs.id for cs in cat.credit_systems_for.get(f.id, []))
+    return ids
+
+
+def build_targets(cat: Catalog, feature: Feature, subject: list[Source], now: int) -> list[Target]:
+    targets = [
+        Target(s, 1.0, True)
+        for s in subject
+        if s.feature_id == feature.id and not s.is_flag and s.is_live(now)
+    ]
+    for cs in cat.credit_systems_for.get(feature.id, []):
+        cost = cs.credit_cost(feature.id) or 0.0
+        if cost <= 0:
+            continue
+        targets += [Target(s, cost, False) for s in subject if s.feature_id == cs.id and s.is_live(now)]
+    return targets
+
+
+def controls_map(customer: CustomerRow, entity: EntityRow | None, ids: set[str]) -> dict[str, Controls]:
+    return {fid: controls_for(customer, entity, fid) for fid in ids}
+
+
+def resolve_subject(conn: Connection, customer: CustomerRow, entity_id: str | None) -> EntityRow | None:
+    if not entity_id:
+        return None
+    entity = get_entity(conn, customer.pk, entity_id)
+    if entity is None:
+        raise entity_not_found(entity_id)
+    return entity
+
+
+def claim_idempotency(conn: Connection, ctx: Ctx, scope: str, key: str, now: int) -> None:
+    if not idempotency.claim(conn, ctx.tenant.org_pk, ctx.tenant.env, scope, key, now):
+        raise AutumnError(
+            409,
+            "duplicate_idempotency_key",
+            f"Another request with idempotency key {key} has already been received",
+        )
+
+
+_INSERT_EVENT = raw.Statement(
+    "INSERT INTO events (id, org_pk, env, customer_pk, customer_id, entity_id, feature_id, value, "
+    "properties, deductions, timestamp) VALUES (:id, :org, :env, :customer_pk, :customer_id, :entity_id, "
+    ":feature_id, "
+    ":value, :properties, :deductions, :timestamp)"
+)
+
+
+def record_event(
+    conn: Connection,
+    ctx: Ctx,
+    customer: CustomerRow,
+    *,
+    entity_id: str | None,
+    name: str,
+    value: float,
+    properties: dict[str, Any] | None,
+    deductions: list[dict[str, Any]] | None,
+    timestamp: int,
+) -> str:
+    """Store one usage event (track, send_event, lock or finalize) in the caller's transaction."""
+    event_id = "evt_" + secrets.token_hex(12)
+    raw.execute(
+        conn,
+        _INSERT_EVENT,
+        {
+            "id": event_id,
+            "org": ctx.tenant.org_pk,
+            "env": ctx.tenant.env,
+            "customer_pk": customer.pk,
+            "customer_id": customer.id or "",
+            "entity_id": entity_id,
+            "feature_id": name,
+            "value": value,
+            "properties": raw.json_param(properties or {}),
+            "deductions": raw.json_param(deductions) if deductions else None,
+            "timestamp": timestamp,
+        },
+    )
+    return event_id
+
+
+def balance_of(
+    cat: Catalog, fid: str, subject: list[Source], now: int, expand: bool
+) -> dict[str, Any] | None:
+    feature = cat.features[fid]
+    return derive_balance(feature, [s for s in subject if s.feature_id == fid], now, expand)
+
+
+def load_checked_subject(
+    ctx: Ctx, conn: Connection, cat: Catalog, customer_id: str, ids: set[str], *, lock: bool
+) -> tuple[CustomerRow, list[Source], int]:
+    """Customer + sources in one query; on write paths, due maintenance first (then a reload)."""
+    loaded = load_subject(conn, ctx.tenant, customer_id, ids, lock=lock)
+    if loaded is None:
+        from reference_server.errors import customer_not_found
+
+        raise customer_not_found(customer_id)
+    customer, sources = loaded
+    now = ctx.now(customer.clock_offset_ms)
+    if lock and customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
+        run_maintenance(ctx, conn, cat, customer, now)
+        sources = load_sources(conn, customer.pk, ids)
+    return customer, sources, now
+
+
+# ---------------------------------------------------------------- track
+
+
+def deduct_feature(
+    cat: Catalog,
+    feature: Feature,
+    subject: list[Source],
+    value: float,
+    controls: dict[str, Controls],
+    now: int,
+    entity: EntityRow | None,
+    behavior: str,
+) -> DeductionResult:
+    targets = build_targets(cat, feature, subject, now)
+    if not targets:
+        return DeductionResult()
+    paid_allocated = any(t.own and t.source.continuous and t.source.pay_per_use for t in targets)
+    mode = "reject" if paid_allocated else behavior
+    ordered = order_targets(targets, entity.id if entity else None)
+    return deduct(ordered, value, controls, now, mode, feature.id)  # type: ignore[arg-type]
+
+
+def lock_params(body: dict[str, Any]) -> dict[str, Any] | None:
+    lock = body.get("lock")
+    if not lock or not lock.get("enabled"):
+        return None
+    return dict(lock)
