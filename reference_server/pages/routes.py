@@ -34,6 +34,7 @@ from reference_server.payments.records import (
     invoice_record,
     load_session,
     payment_method_by_pk,
+    set_invoice_status,
     update_session,
 )
 from reference_server.store.billing_tables import subscription_billing
@@ -218,14 +219,30 @@ class _Pages:
         if session is None:
             return None, self._not_found(request), 0
         now = self._now(conn, session.customer_pk)
-        if session.status == "open" and now >= session.expires_at and kind != "portal":
+        if session.status != "complete" and now >= session.expires_at and kind != "portal":
             return None, self._expired(request), now
         if kind == "portal" and now >= session.expires_at:
             return None, self._expired(request), now
         return session, None, now
 
+    def _void_expired(self, session_id: str) -> None:
+        """An expired retry link voids its open invoice, so a stale invoice can never be paid later."""
+        with self.ctx.db.write() as conn:
+            session = load_session(conn, session_id, "checkout", lock=True)
+            if session is None or session.status in ("complete", "expired"):
+                return
+            update_session(conn, session.pk, status="expired", pending_payment_method_pk=None)
+            invoice_pk = session.invoice_pk
+            voidable = session.action.get("void_on_expiry") and invoice_pk is not None
+            if voidable and invoice_pk is not None and invoice_record(conn, invoice_pk).status == "open":
+                set_invoice_status(conn, invoice_pk, "void")
+
     # checkout ----------------------------------------------------------------------------------------
     def checkout_page(self, request: Request, session_id: str) -> Response:
+        with self.ctx.db.read() as conn:
+            session, problem, _ = self._open_session(conn, request, session_id, "checkout")
+        if problem is not None and problem.status_code == 410:
+            self._void_expired(session_id)
         with self.ctx.db.read() as conn:
             session, problem, _ = self._open_session(conn, request, session_id, "checkout")
             if problem is not None or session is None:

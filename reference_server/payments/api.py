@@ -77,7 +77,12 @@ from .flows import (
 from .local import LocalProcessor
 from .processor import ChargeOutcome, PaymentProcessor
 from .records import InvoiceRecord, PaymentMethodInfo, SessionRecord, create_invoice, invoice_record
-from .sessions import create_checkout_session, create_portal_session, create_setup_session
+from .sessions import (
+    PAYMENT_RETRY_TTL_MS,
+    create_checkout_session,
+    create_portal_session,
+    create_setup_session,
+)
 from .track_watch import make_track_watcher
 
 PROCESSOR_KEY = "payment_processor"
@@ -222,7 +227,10 @@ def _failed_payment(
 ) -> dict[str, Any]:
     """A charge that needs the customer: hand out a checkout page that collects this invoice."""
     invoice_pk = outcome.invoice.pk if outcome.invoice is not None else None
-    _, url = create_checkout_session(conn, customer.pk, draft, action, now, base_url, success_url, invoice_pk)
+    action = {**action, "void_on_expiry": True}
+    _, url = create_checkout_session(
+        conn, customer.pk, draft, action, now, base_url, success_url, invoice_pk, PAYMENT_RETRY_TTL_MS
+    )
     out = _response(customer, entity_id, payment_url=url, required_action=outcome.required_action())
     if outcome.invoice is not None:
         out["invoice"] = invoice_record(conn, outcome.invoice.pk).to_api()

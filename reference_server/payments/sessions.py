@@ -15,6 +15,8 @@ from reference_server.engine.billing.invoice import InvoiceDraft
 from .records import create_session
 
 SESSION_TTL_MS = 24 * 3_600_000
+# A declined or 3-D Secure charge gets a short window; then its invoice is voided (Autumn: 10 minutes).
+PAYMENT_RETRY_TTL_MS = 10 * 60_000
 
 
 def session_url(base_url: str, kind: str, session_id: str) -> str:
@@ -30,6 +32,7 @@ def create_checkout_session(
     base_url: str,
     success_url: str | None = None,
     invoice_pk: int | None = None,
+    ttl_ms: int = SESSION_TTL_MS,
 ) -> tuple[str, str]:
     """A checkout for ``draft``; with ``invoice_pk`` it collects that open invoice instead of a new one."""
     session_id = create_session(
@@ -37,7 +40,7 @@ def create_checkout_session(
         "checkout",
         customer_pk,
         now,
-        SESSION_TTL_MS,
+        ttl_ms,
         draft=draft,
         action=action,
         success_url=success_url,

@@ -571,3 +571,15 @@ def test_failed_renewal_is_past_due_until_a_new_card_pays_it(api: Api) -> None:
     assert api.pay(portal + "/payment-method", "4242 4242 4242 4242").status_code == 303
     assert [i["status"] for i in api.customer("u1")["invoices"]] == ["paid", "paid"]
     assert "past due" not in httpx.get(portal).text
+
+
+def test_unpaid_retry_links_expire_and_void_their_invoice(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1", "4000002760003184")
+    result = api("billing.attach", customer_id="u1", plan_id="pro")
+    assert result["required_action"]["code"] == "3ds_required"
+    assert httpx.get(result["payment_url"]).status_code == 200
+    api.clock.advance(11 * 60_000)
+    assert httpx.get(result["payment_url"]).status_code == 410
+    assert [i["status"] for i in api.customer("u1")["invoices"]] == ["void"]
+    assert api.plans_of("u1") == {"free": "active"}
