@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info")
     sub = p.add_subparsers(dest="command")
     keys = sub.add_parser("keys", help="manage secret keys")
+    keys.add_argument("--database-url", default=argparse.SUPPRESS, help="as above (either position works)")
     ks = keys.add_subparsers(dest="keys_command", required=True)
     create = ks.add_parser("create", help="create a secret key (printed once)")
     create.add_argument("--org", default=DEFAULT_ORG_ID)
