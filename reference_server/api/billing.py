@@ -25,6 +25,7 @@ Other hooks paid billing uses (all optional):
 * ``state.extras["billing_maintenance"](ctx, conn, catalog, customer, now)``: renewals, trial ends
   and period-end switches, run by :func:`reference_server.service.subscriptions.run_maintenance`
   before the free-plan transitions;
+* ``state.extras["payment_method_lookup"](conn, customer)``: the card for ``expand=["payment_method"]``;
 * ``state.extras["track_watcher"](ctx, conn, customer, entity, feature_ids)``: an object with
   ``before(subject, now)`` / ``after(subject, now)`` around each track (usage alerts, limit reached,
   auto top-ups).

@@ -189,7 +189,9 @@ def customer_json(
     if "referrals" in expand:
         out["referrals"] = _referrals(conn, customer)
     if "payment_method" in expand:
-        out["payment_method"] = None
+        # Paid billing stores cards; it can answer through this hook (None without a card on file).
+        lookup = ctx.state.extras.get("payment_method_lookup")
+        out["payment_method"] = lookup(conn, customer) if lookup is not None else None  # type: ignore[operator]
     return out
 
 
