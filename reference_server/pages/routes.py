@@ -22,7 +22,7 @@ from starlette.templating import Jinja2Templates
 from reference_server.clock import Clock
 from reference_server.engine.billing.money import currency_exponent, minor_to_major
 from reference_server.payments.cards import TEST_CARD_HINTS, CardError, CardInput, parse_expiry
-from reference_server.payments.processor import ChargeStatus, PaymentProcessor
+from reference_server.payments.processor import ChargeOutcome, ChargeStatus, PaymentProcessor
 from reference_server.payments.records import (
     CustomerRef,
     InvoiceRecord,
@@ -306,6 +306,8 @@ class _Pages:
         if session.invoice_pk is not None:
             invoice = invoice_record(conn, session.invoice_pk)
             outcome = processor.retry_invoice(conn, customer, invoice, now, pm, authenticated)
+        elif not session.draft.lines:  # nothing to charge (a trial): saving the card was the point
+            outcome = ChargeOutcome(ChargeStatus.NOTHING_DUE, None)
         else:
             outcome = processor.charge(
                 conn,

@@ -583,3 +583,24 @@ def test_unpaid_retry_links_expire_and_void_their_invoice(api: Api) -> None:
     assert httpx.get(result["payment_url"]).status_code == 410
     assert [i["status"] for i in api.customer("u1")["invoices"]] == ["void"]
     assert api.plans_of("u1") == {"free": "active"}
+
+
+def test_trial_needing_a_card_collects_it_at_checkout_without_an_invoice(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="trial_pro",
+        name="Trial Pro",
+        price={"amount": 20, "interval": "month"},
+        items=[{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
+        free_trial={"duration_length": 7, "duration_type": "day", "card_required": True},
+    )
+    api("customers.get_or_create", customer_id="u1")
+    result = api("billing.attach", customer_id="u1", plan_id="trial_pro")
+    page = httpx.get(result["payment_url"])
+    assert "$0.00" in page.text and ">Confirm<" in page.text
+    assert api.pay(result["payment_url"]).status_code == 303
+    customer = api.customer("u1")
+    assert customer["subscriptions"][0]["trial_ends_at"] == START + 7 * DAY
+    assert customer["invoices"] == []
+    api.clock.set(START + 7 * DAY + 1)
+    assert [i["total"] for i in api.customer("u1")["invoices"]] == [20]
