@@ -40,8 +40,8 @@ from reference_server.service.subscriptions import (
 )
 from reference_server.store.billing_tables import invoices, subscription_billing, trials_used
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row
-from reference_server.store.tables import customer_plans, entities
+from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row, insert_source
+from reference_server.store.tables import balance_sources, customer_plans, entities
 from reference_server.webhooks import BILLING_UPDATED, billing_updated, enqueue, plan_change
 
 from .convert import engine_plan, engine_subscription, instance_plan, instance_quantities, plan_snapshot
@@ -207,6 +207,78 @@ class AttachState:
         return self.entity.pk if self.entity else None
 
 
+def _consumable_leftovers(conn: Connection, instance_pk: int) -> dict[str, tuple[float, float]]:
+    """(usage, remaining) per consumable feature of an instance, read before it expires."""
+    rows = conn.execute(
+        select(balance_sources).where(
+            balance_sources.c.customer_plan_pk == instance_pk,
+            balance_sources.c.is_flag.is_(False),
+            balance_sources.c.continuous.is_(False),
+        )
+    ).all()
+    out: dict[str, tuple[float, float]] = {}
+    for row in rows:
+        start = float(row.allowance) + float(row.adjustment) + float(row.prepaid)
+        usage, remaining = out.get(row.feature_id, (0.0, 0.0))
+        out[row.feature_id] = (usage + start - float(row.balance), remaining + max(0.0, float(row.balance)))
+    return out
+
+
+def _carry_over(
+    conn: Connection, state: AttachState, new_pk: int, leftovers: dict[str, tuple[float, float]], now: int
+) -> None:
+    """``carry_over_usages`` deducts the old usage from the new grant; ``carry_over_balances`` keeps the old
+    remaining as a one-off balance that expires at the new plan's next reset (consumable features only)."""
+    usages = state.body.get("carry_over_usages") or {}
+    balances = state.body.get("carry_over_balances") or {}
+    new_rows = conn.execute(
+        select(balance_sources)
+        .where(
+            balance_sources.c.customer_plan_pk == new_pk,
+            balance_sources.c.is_flag.is_(False),
+            balance_sources.c.continuous.is_(False),
+        )
+        .order_by(balance_sources.c.pk)
+    ).all()
+    first_row: dict[str, Any] = {}
+    for new_row in new_rows:
+        first_row.setdefault(new_row.feature_id, new_row)
+    for feature_id, (usage, remaining) in leftovers.items():
+        row = first_row.get(feature_id)
+        if (
+            usages.get("enabled")
+            and row is not None
+            and usage > 0
+            and feature_id in (usages.get("feature_ids") or [feature_id])
+        ):
+            conn.execute(
+                update(balance_sources)
+                .where(balance_sources.c.pk == row.pk)
+                .values(balance=float(row.balance) - usage)
+            )
+        if (
+            balances.get("enabled")
+            and remaining > 0
+            and feature_id in (balances.get("feature_ids") or [feature_id])
+        ):
+            insert_source(
+                conn,
+                {
+                    "customer_pk": state.customer.pk,
+                    "entity_pk": state.entity_pk,
+                    "customer_plan_pk": None,
+                    "feature_id": feature_id,
+                    "plan_id": None,
+                    "allowance": remaining,
+                    "balance": remaining,
+                    "interval": "one_off",
+                    "interval_count": 1,
+                    "expires_at": row.next_reset_at if row is not None else None,
+                    "created_at": now,
+                },
+            )
+
+
 def apply_attach(
     state: AttachState, quote: AttachQuote, trial: TrialChoice | None, created: list[int] | None = None
 ) -> list[dict[str, Any]]:
@@ -259,7 +331,9 @@ def apply_attach(
             created.append(new_pk)
         return changes
     carried: ExpiredState | None = None
+    leftovers: dict[str, tuple[float, float]] = {}
     if quote.kind is ChangeKind.UPGRADE and current is not None:
+        leftovers = _consumable_leftovers(conn, current.pk)
         carried = expire_instance(conn, current.pk, now)
         changes.append(change(conn, "expired", current.pk, {"status": "active"}))
     if not plan.add_on and not plan.is_one_off:
@@ -281,6 +355,8 @@ def apply_attach(
         current_period_end=period.end if period else None,
     )
     save_billing_state(conn, new_pk, quote.anchor, quantities, now, custom)
+    if leftovers:
+        _carry_over(conn, state, new_pk, leftovers, now)
     if trial is not None:
         record_trial(conn, state.customer, plan.id, now)
     if period is not None:

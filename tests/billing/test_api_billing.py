@@ -604,3 +604,18 @@ def test_trial_needing_a_card_collects_it_at_checkout_without_an_invoice(api: Ap
     assert customer["invoices"] == []
     api.clock.set(START + 7 * DAY + 1)
     assert [i["total"] for i in api.customer("u1")["invoices"]] == [20]
+
+
+def test_upgrade_carries_over_usage_or_balance_when_asked(api: Api) -> None:
+    for customer_id, option in (("u1", "carry_over_usages"), ("u2", "carry_over_balances")):
+        api("customers.get_or_create", customer_id=customer_id)
+        api.add_card(customer_id)
+        api("billing.attach", customer_id=customer_id, plan_id="pro")
+        api("balances.track", customer_id=customer_id, feature_id="messages", value=300)
+        api("billing.attach", customer_id=customer_id, plan_id="premium", **{option: {"enabled": True}})
+    usage_kept = api.customer("u1")["balances"]["messages"]
+    assert (usage_kept["granted"], usage_kept["remaining"], usage_kept["usage"]) == (5000, 4700, 300)
+    balance_kept = api.customer("u2")["balances"]["messages"]
+    assert (balance_kept["granted"], balance_kept["remaining"]) == (5700, 5700)
+    rows = sorted(row["included_grant"] for row in balance_kept["breakdown"])
+    assert rows == [700, 5000]
