@@ -51,7 +51,7 @@ def create_app(
     clock: Clock | None = None,
     demo: bool = False,
     *,
-    rate_limits: bool | dict[str, Limit] = True,
+    rate_limits: bool | dict[str, Limit] | RateLimiter = True,
     validate_responses: bool = True,
     auth_cache_ttl: float = 1.0,
     billing: Callable[[BillingRegistry], None] | None = None,
@@ -59,8 +59,8 @@ def create_app(
 ) -> Starlette:
     """Build the server: migrate the database, register ``secret_key`` for the default org, route.
 
-    ``rate_limits``: True for Autumn's defaults, False to switch them off (tests, benchmarks), or a
-    mapping of group -> :class:`Limit` overriding some groups.  ``billing`` registers paid-billing
+    ``rate_limits``: True for Autumn's defaults, False to switch them off (tests, benchmarks), a
+    mapping of group -> :class:`Limit` overriding some groups, or a ready :class:`RateLimiter`.  ``billing`` registers paid-billing
     handlers (defaults to ``reference_server.payments.api.register`` when present).
     """
     db = Database(database_url)
@@ -81,7 +81,9 @@ def create_app(
         state.extras["invoice_lister"] = registry.invoice_lister
     extension = registry.app_setup(state) if registry.app_setup is not None else AppExtension()
     limiter: RateLimiter | None = None
-    if rate_limits:
+    if isinstance(rate_limits, RateLimiter):
+        limiter = rate_limits
+    elif rate_limits:
         limiter = RateLimiter()
         if isinstance(rate_limits, dict):
             limiter.limits.update(rate_limits)

@@ -8,22 +8,25 @@ import sys
 import httpx
 import sqlalchemy as sa
 
-from reference_server.api.ratelimit import Limit
+from reference_server.api.ratelimit import Limit, RateLimiter
 from reference_server.store.db import Database
 from reference_server.testing import fresh_sqlite_url, run_server
 
 
 def test_rate_limit_answers_429_with_retry_after() -> None:
-    with run_server(rate_limits={"other": Limit(3, 60.0, False)}) as srv:
+    # A frozen limiter clock keeps every request in one window: no dependence on wall time.
+    limiter = RateLimiter(clock=lambda: 1_000.5)
+    limiter.limits["other"] = Limit(3, 60.0, False)
+    with run_server(rate_limits=limiter) as srv:
         codes = [httpx.post(srv.url + "/v1/features.list", headers=srv.headers, json={}) for _ in range(5)]
         assert [r.status_code for r in codes] == [200, 200, 200, 429, 429]
         limited = codes[-1]
         assert limited.json()["code"] == "rate_limit_exceeded" and limited.json()["env"] == "sandbox"
-        assert int(limited.headers["Retry-After"]) >= 1
+        assert limited.headers["Retry-After"] == "20"  # the window [960, 1020) ends 19.5 s after 1000.5
 
 
 def test_default_rate_limits_are_per_customer_for_events() -> None:
-    with run_server(rate_limits=True) as srv:
+    with run_server(rate_limits=RateLimiter(clock=lambda: 2_000.5)) as srv:
         httpx.post(srv.url + "/v1/customers.get_or_create", headers=srv.headers, json={"customer_id": "a"})
         httpx.post(srv.url + "/v1/customers.get_or_create", headers=srv.headers, json={"customer_id": "b"})
         statuses_a = [
