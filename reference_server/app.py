@@ -60,8 +60,9 @@ def create_app(
     """Build the server: migrate the database, register ``secret_key`` for the default org, route.
 
     ``rate_limits``: True for Autumn's defaults, False to switch them off (tests, benchmarks), a
-    mapping of group -> :class:`Limit` overriding some groups, or a ready :class:`RateLimiter`.  ``billing`` registers paid-billing
-    handlers (defaults to ``reference_server.payments.api.register`` when present).
+    mapping of group -> :class:`Limit` overriding some groups, or a ready :class:`RateLimiter`.
+    ``billing`` registers paid-billing handlers (defaults to ``reference_server.payments.api.register``
+    when present).
     """
     db = Database(database_url)
     if migrate:
