@@ -619,3 +619,61 @@ def test_upgrade_carries_over_usage_or_balance_when_asked(api: Api) -> None:
     assert (balance_kept["granted"], balance_kept["remaining"]) == (5700, 5700)
     rows = sorted(row["included_grant"] for row in balance_kept["breakdown"])
     assert rows == [700, 5000]
+
+
+def test_per_seat_example_prepaid_and_usage_based(api: Api) -> None:
+    seats_price = {"amount": 10, "interval": "month", "billing_units": 1}
+    api(
+        "plans.create",
+        plan_id="team",
+        name="Team",
+        group="seats",
+        price={"amount": 20, "interval": "month"},
+        items=[{"feature_id": "seats", "included": 5, "price": {**seats_price, "billing_method": "prepaid"}}],
+    )
+    api(
+        "plans.create",
+        plan_id="team_payg",
+        name="Team PAYG",
+        group="seats",
+        price={"amount": 20, "interval": "month"},
+        items=[
+            {"feature_id": "seats", "included": 5, "price": {**seats_price, "billing_method": "usage_based"}}
+        ],
+    )
+    api(
+        "plans.create",
+        plan_id="seats_free",
+        name="Seats free",
+        group="seats",
+        auto_enable=True,
+        items=[{"feature_id": "seats", "included": 3}],
+    )
+    api("customers.get_or_create", customer_id="org")
+    api("balances.track", customer_id="org", feature_id="seats", value=2)
+    api.add_card("org")
+    attach = api(
+        "billing.attach",
+        customer_id="org",
+        plan_id="team",
+        feature_quantities=[{"feature_id": "seats", "quantity": 8}],
+    )
+    assert attach["invoice"]["total"] == 50  # $20 base + 3 extra seats x $10
+    seats = api.customer("org")["balances"]["seats"]
+    assert (seats["granted"], seats["usage"]) == (8, 2)  # seat usage carries over from the free plan
+    api.clock.advance(15 * DAY)
+    update = api(
+        "billing.update",
+        customer_id="org",
+        plan_id="team",
+        feature_quantities=[{"feature_id": "seats", "quantity": 10}],
+    )
+    assert update["invoice"]["total"] == 10  # 2 more seats x $10 for half the month
+
+    api("customers.get_or_create", customer_id="org2")
+    api.add_card("org2")
+    api("billing.attach", customer_id="org2", plan_id="team_payg")
+    api("balances.track", customer_id="org2", feature_id="seats", value=10)
+    api.clock.set(ms(2026, 5, 16) + 1)  # org2 subscribed on April 16
+    totals = [i["total"] for i in api.customer("org2")["invoices"]]
+    assert totals == [70, 20]  # renewal: $20 base + 5 seats over the 5 included x $10
