@@ -677,3 +677,45 @@ def test_per_seat_example_prepaid_and_usage_based(api: Api) -> None:
     api.clock.set(ms(2026, 5, 16) + 1)  # org2 subscribed on April 16
     totals = [i["total"] for i in api.customer("org2")["invoices"]]
     assert totals == [70, 20]  # renewal: $20 base + 5 seats over the 5 included x $10
+
+
+def test_one_off_prepaid_top_ups_stack(api: Api) -> None:
+    api("features.create", feature_id="credits", name="Credits", type="metered", consumable=True)
+    api(
+        "plans.create",
+        plan_id="credit_pack",
+        name="Credit pack",
+        add_on=True,
+        items=[
+            {
+                "feature_id": "credits",
+                "included": 0,
+                "price": {
+                    "amount": 5,
+                    "interval": "one_off",
+                    "billing_method": "prepaid",
+                    "billing_units": 100,
+                },
+            }
+        ],
+    )
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    pack = [{"feature_id": "credits", "quantity": 250}]  # rounds up to 3 packs of 100
+    assert (
+        api("billing.preview_attach", customer_id="u1", plan_id="credit_pack", feature_quantities=pack)[
+            "total"
+        ]
+        == 15
+    )
+    api("billing.attach", customer_id="u1", plan_id="credit_pack", feature_quantities=pack)
+    api(
+        "billing.attach",
+        customer_id="u1",
+        plan_id="credit_pack",
+        feature_quantities=[{"feature_id": "credits", "quantity": 100}],
+    )
+    customer = api.customer("u1")
+    assert customer["balances"]["credits"]["granted"] == 400
+    assert [p["plan_id"] for p in customer["purchases"]] == ["credit_pack", "credit_pack"]
+    assert [i["total"] for i in customer["invoices"]] == [5, 15]
