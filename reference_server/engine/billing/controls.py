@@ -8,7 +8,7 @@ and whether an auto top-up is due and what it costs. Everything here is pure.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -300,13 +300,6 @@ class TopupPurchase:
     packs: int
     units: Decimal
     invoice: InvoiceDraft
-
-
-@dataclass
-class TopupHistory:
-    """Times (Unix ms) of the previous auto top-ups of one feature."""
-
-    purchases: list[int] = field(default_factory=list)
 
 
 def _window_start(limit: PurchaseLimit, now: int) -> int:

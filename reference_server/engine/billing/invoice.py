@@ -46,14 +46,6 @@ class InvoiceDraft:
     def total(self) -> int:
         return sum(line.amount for line in self.lines)
 
-    @property
-    def charges(self) -> int:
-        """Sum of positive lines (what a card is charged before credits)."""
-        return sum(line.amount for line in self.lines if line.amount > 0)
-
-    def plus(self, other: InvoiceDraft) -> InvoiceDraft:
-        return InvoiceDraft(self.lines + other.lines, self.currency)
-
 
 @dataclass(frozen=True)
 class UsageLine:

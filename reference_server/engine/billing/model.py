@@ -149,10 +149,6 @@ class Plan:
         return bool(intervals) and all(i is Interval.ONE_OFF for i in intervals)
 
     @property
-    def is_recurring(self) -> bool:
-        return any(i is not Interval.ONE_OFF for i in self._price_intervals())
-
-    @property
     def has_fixed_price(self) -> bool:
         """A base price or a prepaid item: something charged up front rather than in arrears."""
         return self.price is not None or any(item.prepaid for item in self.items)
