@@ -42,9 +42,13 @@ def web_dist() -> Path:
     return WEB_DIST
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the session."""
+    """One headless Chromium for the browser tests.
+
+    Package scope, not session: Playwright's sync API keeps an event loop running on the main thread
+    while it is open, and every later test that calls ``asyncio.run`` would fail under it.
+    """
     if not CHROMIUM.exists():
         _missing_prerequisite(f"{CHROMIUM} is not installed")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
