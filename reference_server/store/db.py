@@ -70,9 +70,24 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A read-write transaction (BEGIN IMMEDIATE on SQLite)."""
-        with self.engine.begin() as conn:
-            yield conn
+        """A read-write transaction (BEGIN IMMEDIATE on SQLite).
+
+        On SQLite each thread keeps one write connection open too (like :meth:`read`): a pool
+        checkout and check-in cost more than a track's statements.  A nested write on the same
+        thread (never done on purpose) still gets its own pooled connection.
+        """
+        if self.is_sqlite:
+            conn = getattr(self._local, "writer", None)
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self.engine.connect()
+                self._local.writer = conn
+                self._readers.append(conn)
+            if not conn.in_transaction():
+                with conn.begin():
+                    yield conn
+                return
+        with self.engine.begin() as pooled:
+            yield pooled
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
