@@ -102,6 +102,8 @@ EXTRA_OPERATIONS: dict[str, tuple[str, Service]] = {
     "/v1/referral_programs.create": ("referral_programs.create", referrals.create_program),
 }
 
+HOT_PATHS = frozenset({"/v1/balances.check", "/v1/balances.track"})
+
 LEGACY_ALIASES: dict[str, str] = {
     "/v1/check": "/v1/balances.check",
     "/v1/entitled": "/v1/balances.check",
@@ -378,4 +380,6 @@ def build_routes(
         )
     for alias, target in LEGACY_ALIASES.items():
         routes.append(Route(alias, dispatcher.asgi_endpoint(by_path[target]), methods=["POST"]))
+    # Starlette tries routes in order (a regex match each): the hot paths go first.
+    routes.sort(key=lambda route: route.path not in HOT_PATHS)
     return routes, index
