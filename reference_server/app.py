@@ -52,7 +52,7 @@ def create_app(
     demo: bool = False,
     *,
     rate_limits: bool | dict[str, Limit] | RateLimiter = True,
-    validate_responses: bool = True,
+    validate_responses: bool = False,
     auth_cache_ttl: float = 1.0,
     billing: Callable[[BillingRegistry], None] | None = None,
     migrate: bool = True,
@@ -61,6 +61,8 @@ def create_app(
 
     ``rate_limits``: True for Autumn's defaults, False to switch them off (tests, benchmarks), a
     mapping of group -> :class:`Limit` overriding some groups, or a ready :class:`RateLimiter`.
+    ``validate_responses`` re-validates every success body with its generated model (a guard for
+    tests; off in production, where it would cost more than a check itself).
     ``billing`` registers paid-billing handlers (defaults to ``reference_server.payments.api.register``
     when present).
     """

@@ -104,11 +104,13 @@ def run_server(
     """Start the reference server on a free port; a fresh SQLite file when no database is given.
 
     Extra keyword arguments go to :func:`reference_server.app.create_app` (``clock=``,
-    ``rate_limits=`` (off by default here), ``billing=``...).
+    ``rate_limits=`` (off by default here), ``billing=``...).  Responses are checked against the
+    generated models here (``validate_responses=True``), unlike in production.
     """
     from reference_server.app import create_app
 
     kw.setdefault("rate_limits", False)
+    kw.setdefault("validate_responses", True)
     with contextlib.ExitStack() as stack:
         if database_url is None:
             database_url = stack.enter_context(fresh_sqlite_url())
