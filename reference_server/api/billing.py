@@ -26,6 +26,8 @@ Other hooks paid billing uses (all optional):
   and period-end switches, run by :func:`reference_server.service.subscriptions.run_maintenance`
   before the free-plan transitions;
 * ``state.extras["payment_method_lookup"](conn, customer)``: the card for ``expand=["payment_method"]``;
+* ``state.extras["past_due_lookup"](conn, customer)``: the plan-instance pks whose renewal charge
+  failed, reported as ``subscriptions[].past_due`` on customers and entities;
 * ``state.extras["track_watcher"](ctx, conn, customer, entity, feature_ids)``: an object with
   ``before(subject, now)`` / ``after(subject, now)`` around each track (usage alerts, limit reached,
   auto top-ups).

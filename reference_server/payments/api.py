@@ -69,6 +69,7 @@ from .flows import (
     emit_billing_updated,
     expire_scheduled_in_group,
     group_default,
+    past_due_instances,
     retry_past_due,
     run_billing_maintenance,
     save_billing_state,
@@ -1030,6 +1031,7 @@ def maintenance_hook(state: AppState) -> Any:
 def setup_app(state: AppState) -> AppExtension:
     """Routes, maintenance hook and webhook worker of the paid billing side."""
     state.extras["billing_maintenance"] = maintenance_hook(state)
+    state.extras["past_due_lookup"] = past_due_instances
     clock: Clock = state.clock
     pages = PagesContext(state.db, clock, processor_for(state), _hooks(state))
     worker = WebhookWorker(WebhookDeliverer(state.db, clock, DeliveryPolicy()))

@@ -75,6 +75,16 @@ def subscription_payload(conn: Connection, instance_pk: int) -> dict[str, Any]:
     }
 
 
+def past_due_instances(conn: Connection, customer: CustomerRow) -> set[int]:
+    """The customer's plan instances with an unpaid renewal (``past_due`` on the Customer object)."""
+    rows = conn.execute(
+        select(subscription_billing.c.customer_plan_pk)
+        .join(customer_plans, customer_plans.c.pk == subscription_billing.c.customer_plan_pk)
+        .where(customer_plans.c.customer_pk == customer.pk, subscription_billing.c.past_due.is_(True))
+    )
+    return {int(r.customer_plan_pk) for r in rows}
+
+
 def change(
     conn: Connection,
     action: str,

@@ -49,7 +49,9 @@ def controls_json(raw: dict[str, Any], *, entity: bool = False) -> dict[str, Any
     return {k: list(raw.get(k) or []) for k in keys}
 
 
-def subscription_json(inst: Instance, cat: Catalog, expand_plan: bool) -> dict[str, Any]:
+def subscription_json(
+    inst: Instance, cat: Catalog, expand_plan: bool, past_due: bool = False
+) -> dict[str, Any]:
     plan = cat.plans_by_pk.get(inst.plan_pk)
     out: dict[str, Any] = {
         "id": inst.public_id,
@@ -57,7 +59,7 @@ def subscription_json(inst: Instance, cat: Catalog, expand_plan: bool) -> dict[s
         "auto_enable": bool(plan.auto_enable) if plan else False,
         "add_on": bool(plan.add_on) if plan else False,
         "status": "scheduled" if inst.status == "scheduled" else "active",
-        "past_due": False,
+        "past_due": past_due,
         "canceled_at": inst.canceled_at,
         "expires_at": inst.expires_at,
         "trial_ends_at": inst.trial_ends_at,
@@ -85,8 +87,13 @@ def purchase_json(inst: Instance, cat: Catalog, expand_plan: bool) -> dict[str, 
 
 
 def plans_json(
-    instances: list[Instance], cat: Catalog, entity_pk: int | None, expand: set[str]
+    instances: list[Instance],
+    cat: Catalog,
+    entity_pk: int | None,
+    expand: set[str],
+    past_due: frozenset[int] = frozenset(),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One subject's subscriptions and purchases; ``past_due``: instances whose renewal charge failed."""
     subs, purchases = [], []
     for inst in instances:
         if inst.status == "expired":
@@ -99,7 +106,7 @@ def plans_json(
         if plan is not None and plan.is_one_off:
             purchases.append(purchase_json(inst, cat, "purchases.plan" in expand))
         else:
-            subs.append(subscription_json(inst, cat, "subscriptions.plan" in expand))
+            subs.append(subscription_json(inst, cat, "subscriptions.plan" in expand, inst.pk in past_due))
     return subs, purchases
 
 
@@ -147,7 +154,7 @@ def customer_json(
         if apply_due_resets(sources, now) and persist_resets:
             save_sources(conn, sources)
         instances = load_instances(conn, customer.pk)
-    subs, purchases = plans_json(instances, cat, None, expand)
+    subs, purchases = plans_json(instances, cat, None, expand, past_due_instances(ctx, conn, customer))
     balances, flags = balances_and_flags(cat, sources, now, expand)
     out: dict[str, Any] = {
         "id": customer.id,
@@ -193,6 +200,12 @@ def customer_json(
         lookup = ctx.state.extras.get("payment_method_lookup")
         out["payment_method"] = lookup(conn, customer) if lookup is not None else None  # type: ignore[operator]
     return out
+
+
+def past_due_instances(ctx: Ctx, conn: Connection, customer: CustomerRow) -> frozenset[int]:
+    """Plan instances whose renewal charge failed; paid billing knows them (none without it)."""
+    lookup = ctx.state.extras.get("past_due_lookup")
+    return frozenset(lookup(conn, customer)) if lookup is not None else frozenset()  # type: ignore[operator]
 
 
 def _no_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
@@ -495,7 +508,8 @@ def entity_subject_json(
     expand = expand or set()
     sources = scoped(load_sources(conn, customer.pk), entity)
     apply_due_resets(sources, now)
-    subs, purchases = plans_json(load_instances(conn, customer.pk), cat, entity.pk, expand)
+    instances = load_instances(conn, customer.pk)
+    subs, purchases = plans_json(instances, cat, entity.pk, expand, past_due_instances(ctx, conn, customer))
     balances, flags = balances_and_flags(cat, sources, now, expand)
     out: dict[str, Any] = {
         "id": entity.id,

@@ -573,6 +573,33 @@ def test_failed_renewal_is_past_due_until_a_new_card_pays_it(api: Api) -> None:
     assert "past due" not in httpx.get(portal).text
 
 
+def test_past_due_shows_on_customer_and_entity_subscriptions_until_paid(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats", name="Seat 1")
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    api("billing.attach", customer_id="u1", entity_id="e1", plan_id="premium")
+
+    def states() -> tuple[list[tuple[str, str, bool]], list[tuple[str, str, bool]], list[bool]]:
+        customer = api.customer("u1")["subscriptions"]
+        entity = api("entities.get", customer_id="u1", entity_id="e1")["subscriptions"]
+        listed = api("customers.list")["list"][0]["subscriptions"]
+        return (
+            [(s["plan_id"], s["status"], s["past_due"]) for s in customer],
+            [(s["plan_id"], s["status"], s["past_due"]) for s in entity],
+            [s["past_due"] for s in listed],
+        )
+
+    assert states() == ([("pro", "active", False)], [("premium", "active", False)], [False])
+    api.add_card("u1", "4000000000000341")  # saved, but every charge is declined
+    api.clock.set(ms(2026, 5, 1) + 1)
+    assert states() == ([("pro", "active", True)], [("premium", "active", True)], [True])
+    assert sorted(i["status"] for i in api.customer("u1")["invoices"]) == ["open", "open", "paid", "paid"]
+    api.add_card("u1")  # a working card pays the open renewals
+    assert states() == ([("pro", "active", False)], [("premium", "active", False)], [False])
+    assert [i["status"] for i in api.customer("u1")["invoices"]] == ["paid"] * 4
+
+
 def test_unpaid_retry_links_expire_and_void_their_invoice(api: Api) -> None:
     api("customers.get_or_create", customer_id="u1")
     api.add_card("u1", "4000002760003184")
