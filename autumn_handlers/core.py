@@ -23,12 +23,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
+from autumn_sdk import fail_open_default, fail_open_enabled
 from autumn_sdk._operation import Operation
 from autumn_sdk.errors import APIConnectionError, AutumnError
 
 from .casing import browser_to_api, model_to_browser, server_to_api
 from .cors import CORSConfig
-from .fail_open import empty_customer, empty_entity, fail_open_enabled
 from .identity import CUSTOMER_DATA_FIELDS, Identity, normalize_identity
 from .responses import NETWORK_FAILURE_STATUS, HandlerResponse, error_response, json_response, no_content
 from .routes import GET_OR_CREATE_CUSTOMER, HandlerRoute, match_route
@@ -65,7 +65,7 @@ class HandlerSettings:
     cors: CORSConfig | None = None
     fail_open: bool | None = None
     """Answer ``getOrCreateCustomer``/``getEntity`` with an empty object during an outage;
-    ``None`` reads env ``AUTUMN_FAIL_OPEN`` (default on)."""
+    ``None`` reads env ``AUTUMN_FAIL_OPEN`` (or ``FAIL_OPEN``) as the SDK does (default on)."""
 
     @property
     def normalized_prefix(self) -> str:
@@ -277,7 +277,8 @@ class HandlerCore:
         )
 
     def _empty_answer(self, route: HandlerRoute) -> Any:
-        empty = empty_customer() if route.name == GET_OR_CREATE_CUSTOMER else empty_entity()
+        # autumn-js answers with the same sentinel objects the SDK returns when it fails open.
+        empty = fail_open_default(route.operation.qualified_name)
         model = route.operation.response_model
         if model is None:
             return empty

@@ -20,7 +20,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from . import errors, models, webhooks
     from ._client import AsyncAutumn, Autumn
-    from ._fail_open import FAIL_OPEN_OPERATIONS
+    from ._fail_open import FAIL_OPEN_OPERATIONS, fail_open_default, fail_open_enabled
     from ._meta import is_degraded, is_fail_open
     from ._resource import NOT_GIVEN, NotGiven, RequestOptions
     from ._response import RawResponse
@@ -52,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "is_fail_open": "._meta",
     "is_degraded": "._meta",
     "FAIL_OPEN_OPERATIONS": "._fail_open",
+    "fail_open_default": "._fail_open",
+    "fail_open_enabled": "._fail_open",
     "NOT_GIVEN": "._resource",
     "NotGiven": "._resource",
     "RequestOptions": "._resource",
@@ -100,6 +102,8 @@ __all__ = [
     "WebhookVerificationError",
     "__version__",
     "errors",
+    "fail_open_default",
+    "fail_open_enabled",
     "is_degraded",
     "is_fail_open",
     "models",

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from ._config import resolve_fail_open
 from ._meta import ResponseInfo, attach_response_info
 from ._operation import Operation
 
@@ -96,6 +97,23 @@ FAIL_OPEN_OPERATIONS = frozenset(_DEFAULTS)
 """Qualified names of the operations that return a safe default instead of raising on outages."""
 
 
+def fail_open_enabled(explicit: bool | None = None) -> bool:
+    """``explicit`` if given, else env ``AUTUMN_FAIL_OPEN`` / ``FAIL_OPEN`` (default on).
+
+    Public so that code built on the SDK (the ``autumn_handlers`` adapters) reads the setting the
+    same way the clients do.
+    """
+    return resolve_fail_open(explicit)
+
+
+def fail_open_default(qualified_name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The safe default body (API snake_case) for a fail-open operation, e.g. the sentinel customer
+    of ``"customers.get_or_create"``; ``params`` are the call's, which ``check``/``track`` echo."""
+    if qualified_name not in _DEFAULTS:
+        raise ValueError(f"{qualified_name} does not fail open (only {sorted(FAIL_OPEN_OPERATIONS)} do)")
+    return _DEFAULTS[qualified_name](params or {})
+
+
 def supports_fail_open(op: Operation) -> bool:
     return op.api == "v1" and op.qualified_name in FAIL_OPEN_OPERATIONS
 
@@ -110,6 +128,6 @@ def fail_open_result(op: Operation, params: Mapping[str, Any], cast_to: type[T],
         reason,
         FAIL_OPEN_DOCS,
     )
-    result = cast_to.model_validate(_DEFAULTS[op.qualified_name](params))
+    result = cast_to.model_validate(fail_open_default(op.qualified_name, params))
     attach_response_info(result, ResponseInfo(status_code=None, fail_open_cause=reason))
     return result

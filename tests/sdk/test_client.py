@@ -105,6 +105,7 @@ def test_fail_open_env_is_parsed_properly(
     monkeypatch.setenv(variable, value)
     assert Autumn(TEST_KEY).fail_open is expected
     assert AsyncAutumn(TEST_KEY).fail_open is expected
+    assert autumn_sdk.fail_open_enabled() is expected  # what autumn_handlers reads
 
 
 def test_fail_open_argument_beats_env_and_bad_values_raise(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,6 +114,15 @@ def test_fail_open_argument_beats_env_and_bad_values_raise(monkeypatch: pytest.M
     monkeypatch.setenv("AUTUMN_FAIL_OPEN", "sometimes")
     with pytest.raises(ValueError, match="AUTUMN_FAIL_OPEN"):
         Autumn(TEST_KEY)
+
+
+def test_fail_open_defaults_are_public_for_the_handlers() -> None:
+    customer = autumn_sdk.fail_open_default("customers.get_or_create")
+    assert (customer["id"], customer["subscriptions"], customer["balances"]) == (None, [], {})
+    assert autumn_sdk.fail_open_default("entities.get")["feature_id"] is None
+    assert autumn_sdk.fail_open_default("check", {"customer_id": "c", "entity_id": "e"})["entity_id"] == "e"
+    with pytest.raises(ValueError, match=r"billing\.attach does not fail open"):
+        autumn_sdk.fail_open_default("billing.attach")
 
 
 def test_no_http_client_is_created_before_the_first_call() -> None:
