@@ -25,6 +25,9 @@ class Statement:
     def __init__(self, sql: str) -> None:
         self.sqlite = sql
         self.postgres = _PARAM.sub(r"%(\1)s", sql)
+        self.names: list[str] | None = None
+        """Result column names, remembered after the first fetch (psycopg builds a description
+        object per column on every call to ``cursor.description``)."""
 
     def text(self, conn: Connection) -> str:
         return self.postgres if conn.dialect.name == "postgresql" else self.sqlite
@@ -40,7 +43,11 @@ def fetch(conn: Connection, stmt: Statement | str, params: dict[str, Any]) -> li
     cur = cursor(conn)
     try:
         cur.execute(sql, params)
-        names = [d[0] for d in cur.description]
+        names = stmt.names if isinstance(stmt, Statement) else None
+        if names is None:
+            names = [d[0] for d in cur.description]
+            if isinstance(stmt, Statement):
+                stmt.names = names
         return [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in cur.fetchall()]
     finally:
         cur.close()
