@@ -19,6 +19,7 @@ from reference_server.clock import Clock, SystemClock
 from reference_server.service.context import AppState
 from reference_server.store.catalog import CatalogCache
 from reference_server.store.db import Database
+from reference_server.store.subject_cache import SubjectCache
 from reference_server.store.tenancy import ensure_default_org, register_key
 
 SERVER_NAME = "autumn-reference-server"
@@ -70,6 +71,8 @@ def create_app(
     if migrate:
         db.migrate()
     state = AppState(db=db, clock=clock or SystemClock(), catalog_cache=CatalogCache(), demo=demo)
+    if not db.is_sqlite:
+        state.subject_cache = SubjectCache()
     with db.write() as conn:
         org = ensure_default_org(conn)
         if secret_key:

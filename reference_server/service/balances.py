@@ -19,7 +19,7 @@ from reference_server.engine.deduction import (
     DeductionResult,
     InsufficientBalance,
 )
-from reference_server.engine.model import Feature, Source, num, r10
+from reference_server.engine.model import Controls, Feature, Source, num, r10
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, feature_not_found, invalid
 from reference_server.service.catalog_ops import product_json
@@ -33,6 +33,7 @@ from reference_server.service.usage import (
     controls_for,
     controls_map,
     deduct_feature,
+    event_values,
     involved_feature_ids,
     load_checked_subject,
     lock_params,
@@ -40,6 +41,7 @@ from reference_server.service.usage import (
     resolve_subject,
 )
 from reference_server.store.catalog import Catalog
+from reference_server.store.subject_cache import SubjectCache, apply_track, load_fingerprinted, subject_key
 from reference_server.store.subjects import (
     CustomerRow,
     EntityRow,
@@ -59,17 +61,14 @@ def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         raise invalid("overage_behavior: must be one of: cap, reject, overflow", "invalid_inputs")
     lock = lock_params(body)
     expand = "balance.feature" in (body.get("expand") or [])
+    cache = ctx.state.subject_cache
+    if cache is not None and lock is None and not body.get("idempotency_key") and not body.get("entity_id"):
+        cached = _track_cached(ctx, cache, body, value, behavior, expand)
+        if cached is not None:
+            return cached
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        if fid:
-            feature = cat.features.get(fid)
-            if feature is None:
-                raise feature_not_found(fid)
-            feats = [feature]
-        else:
-            feats = list(cat.features_for_event.get(str(event_name), []))
-            if not feats:
-                raise AutumnError(404, "invalid_request", f"No features found for event name: {event_name}")
+        feats = _track_features(cat, body)
         ids = involved_feature_ids(cat, feats)
         customer, sources, now = load_checked_subject(ctx, conn, cat, body["customer_id"], ids, lock=True)
         entity = resolve_subject(conn, customer, body.get("entity_id"))
@@ -82,19 +81,14 @@ def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         watch = watcher(ctx, conn, customer, entity, ids) if watcher is not None else None  # type: ignore[operator]
         if watch is not None:
             watch.before(subject, now)
-        results: list[tuple[Feature, DeductionResult]] = []
         try:
-            for f in feats:
-                if f.type == "boolean":
-                    continue
-                results.append((f, deduct_feature(cat, f, subject, value, controls, now, entity, behavior)))
+            results = _deduct_all(cat, feats, subject, value, controls, now, entity, behavior)
         except InsufficientBalance as exc:
             raise AutumnError(400, "insufficient_balance", str(exc)) from exc
         save_sources(conn, sources)
         if watch is not None:
             watch.after(subject, now)
         deductions = [d for _, r in results for d in r.deductions]
-        timestamp = int(body.get("timestamp") or now)
         record_event(
             conn,
             ctx,
@@ -104,18 +98,115 @@ def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             value=value,
             properties=body.get("properties"),
             deductions=deductions,
-            timestamp=timestamp,
+            timestamp=int(body.get("timestamp") or now),
         )
         if lock is not None:
             store_lock(conn, ctx, customer, entity, feats[0], lock, value, results, now)
-        response: dict[str, Any] = {"customer_id": customer.id, "value": num(value)}
-        if entity is not None:
-            response["entity_id"] = entity.id
-        if event_name:
-            response["event_name"] = event_name
-        response.update(_track_balances(cat, feats, results, subject, now, expand))
-        response["deductions"] = deductions
-        return response
+        return _track_response(cat, body, customer, entity, feats, results, subject, now, value, expand)
+
+
+def _track_features(cat: Catalog, body: dict[str, Any]) -> list[Feature]:
+    """The feature tracked, or every feature listening to the event name."""
+    fid, event_name = body.get("feature_id"), body.get("event_name")
+    if fid:
+        feature = cat.features.get(fid)
+        if feature is None:
+            raise feature_not_found(fid)
+        return [feature]
+    feats = list(cat.features_for_event.get(str(event_name), []))
+    if not feats:
+        raise AutumnError(404, "invalid_request", f"No features found for event name: {event_name}")
+    return feats
+
+
+def _deduct_all(
+    cat: Catalog,
+    feats: list[Feature],
+    subject: list[Source],
+    value: float,
+    controls: dict[str, Controls],
+    now: int,
+    entity: EntityRow | None,
+    behavior: str,
+) -> list[tuple[Feature, DeductionResult]]:
+    return [
+        (f, deduct_feature(cat, f, subject, value, controls, now, entity, behavior))
+        for f in feats
+        if f.type != "boolean"
+    ]
+
+
+def _track_response(
+    cat: Catalog,
+    body: dict[str, Any],
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    feats: list[Feature],
+    results: list[tuple[Feature, DeductionResult]],
+    subject: list[Source],
+    now: int,
+    value: float,
+    expand: bool,
+) -> dict[str, Any]:
+    response: dict[str, Any] = {"customer_id": customer.id, "value": num(value)}
+    if entity is not None:
+        response["entity_id"] = entity.id
+    if body.get("event_name"):
+        response["event_name"] = body["event_name"]
+    response.update(_track_balances(cat, feats, results, subject, now, expand))
+    response["deductions"] = [d for _, r in results for d in r.deductions]
+    return response
+
+
+def _track_cached(
+    ctx: Ctx, cache: SubjectCache, body: dict[str, Any], value: float, behavior: str, expand: bool
+) -> dict[str, Any] | None:
+    """PostgreSQL's one-round-trip track from the process's cached subject (store.subject_cache).
+
+    Answers None whenever the locked path must decide instead: an unknown customer, maintenance
+    due, billing controls to watch, a rejected deduction, or a subject changed since it was cached.
+    """
+    customer_id = body["customer_id"]
+    with ctx.db.autocommit() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        feats = _track_features(cat, body)
+        ids = involved_feature_ids(cat, feats)
+        key = subject_key(ctx.tenant, customer_id, ids)
+        entry = cache.take(key) or load_fingerprinted(conn, ctx.tenant, customer_id, ids)
+        if entry is None:
+            return None
+        customer, sources = entry.customer, entry.sources
+        now = ctx.now(customer.clock_offset_ms)
+        if customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
+            return None
+        watcher = ctx.state.extras.get("track_watcher")
+        if watcher is not None and watcher(ctx, conn, customer, None, ids) is not None:  # type: ignore[operator]
+            return None
+        apply_due_resets(sources, now)
+        controls = controls_map(customer, None, ids)
+        try:
+            results = _deduct_all(cat, feats, sources, value, controls, now, None, behavior)
+        except InsufficientBalance:
+            return None
+        event = event_values(
+            ctx,
+            customer,
+            entity_id=None,
+            name=str(body.get("feature_id") or body.get("event_name")),
+            value=value,
+            properties=body.get("properties"),
+            deductions=[d for _, r in results for d in r.deductions],
+            timestamp=int(body.get("timestamp") or now),
+        )
+        dirty = [s for s in sources if s.dirty]
+        fingerprint = apply_track(conn, entry, ids, dirty, event)
+        if fingerprint is None:
+            return None
+        for s in dirty:
+            s.dirty = False
+        entry.fingerprint = fingerprint
+        cache.put(key, entry)
+        return _track_response(cat, body, customer, None, feats, results, sources, now, value, expand)
 
 
 def _track_balances(
@@ -259,7 +350,7 @@ def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     if send_event or lock is not None:
         return _check_and_deduct(ctx, body, required, lock, expand)
     for attempt in range(2):
-        with ctx.db.read() as conn:
+        with ctx.db.hot_read() as conn:
             cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
             feature = cat.features.get(body["feature_id"])
             if feature is None:

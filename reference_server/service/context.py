@@ -10,6 +10,7 @@ from reference_server.store.db import Database
 
 if TYPE_CHECKING:
     from reference_server.store.catalog import CatalogCache
+    from reference_server.store.subject_cache import SubjectCache
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class AppState:
     catalog_cache: CatalogCache
     demo: bool = False
     extras: dict[str, object] = field(default_factory=dict)
+    subject_cache: SubjectCache | None = None
+    """PostgreSQL only: the subjects tracks compute from (one round trip per track)."""
 
 
 @dataclass

@@ -114,25 +114,47 @@ def record_event(
     timestamp: int,
 ) -> str:
     """Store one usage event (track, send_event, lock or finalize) in the caller's transaction."""
-    event_id = "evt_" + secrets.token_hex(12)
-    raw.execute(
-        conn,
-        _INSERT_EVENT,
-        {
-            "id": event_id,
-            "org": ctx.tenant.org_pk,
-            "env": ctx.tenant.env,
-            "customer_pk": customer.pk,
-            "customer_id": customer.id or "",
-            "entity_id": entity_id,
-            "feature_id": name,
-            "value": value,
-            "properties": raw.json_param(properties or {}),
-            "deductions": raw.json_param(deductions) if deductions else None,
-            "timestamp": timestamp,
-        },
+    values = event_values(
+        ctx,
+        customer,
+        entity_id=entity_id,
+        name=name,
+        value=value,
+        properties=properties,
+        deductions=deductions,
+        timestamp=timestamp,
     )
-    return event_id
+    values["properties"] = raw.json_param(values["properties"])
+    values["deductions"] = raw.json_param(values["deductions"])
+    raw.execute(conn, _INSERT_EVENT, values)
+    return str(values["id"])
+
+
+def event_values(
+    ctx: Ctx,
+    customer: CustomerRow,
+    *,
+    entity_id: str | None,
+    name: str,
+    value: float,
+    properties: dict[str, Any] | None,
+    deductions: list[dict[str, Any]] | None,
+    timestamp: int,
+) -> dict[str, Any]:
+    """The columns of one event row (JSON columns as Python values), with a new event id."""
+    return {
+        "id": "evt_" + secrets.token_hex(12),
+        "org": ctx.tenant.org_pk,
+        "env": ctx.tenant.env,
+        "customer_pk": customer.pk,
+        "customer_id": customer.id or "",
+        "entity_id": entity_id,
+        "feature_id": name,
+        "value": value,
+        "properties": properties or {},
+        "deductions": deductions or None,
+        "timestamp": timestamp,
+    }
 
 
 def balance_of(

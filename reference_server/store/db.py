@@ -49,6 +49,19 @@ class Database:
             self._setup_sqlite(self.engine)
         else:
             self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=40, pool_pre_ping=False)
+        # Hot paths: connections that stay in autocommit (each statement its own transaction, no
+        # BEGIN / COMMIT round trips), in their own pool so checkouts never switch modes.
+        self._autocommit_engine = (
+            self.engine
+            if self.is_sqlite
+            else create_engine(
+                self.url,
+                pool_size=8,
+                max_overflow=32,
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,
+            )
+        )
 
     @staticmethod
     def _setup_sqlite(engine: Engine) -> None:
@@ -109,6 +122,26 @@ class Database:
         with self.engine.connect() as pg_conn, pg_conn.begin():
             yield pg_conn
 
+    @contextmanager
+    def hot_read(self) -> Iterator[Connection]:
+        """The check path's read: :meth:`read` on SQLite, an autocommit connection on PostgreSQL.
+
+        PostgreSQL reads at READ COMMITTED take a snapshot per statement anyway, so a read
+        transaction only adds a BEGIN and a COMMIT round trip around the one query check needs.
+        """
+        if self.is_sqlite:
+            with self.read() as conn:
+                yield conn
+            return
+        with self.autocommit() as conn:
+            yield conn
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A pooled connection in autocommit mode: every statement commits on its own."""
+        with self._autocommit_engine.connect() as conn:
+            yield conn
+
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest revision."""
         cfg = Config()
@@ -130,4 +163,6 @@ class Database:
                 conn.close()
         self._readers.clear()
         self._local = threading.local()
+        if self._autocommit_engine is not self.engine:
+            self._autocommit_engine.dispose()
         self.engine.dispose()

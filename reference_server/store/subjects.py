@@ -282,7 +282,11 @@ def load_subject(
     clause, params = raw.in_list("f", sorted(feature_ids) or [""])
     sql = _SUBJECT_SQL.format(features=clause)
     params.update({"org": tenant.org_pk, "env": tenant.env, "id": customer_id})
-    rows = raw.fetch(conn, _statement(sql), params)
+    return subject_from_rows(raw.fetch(conn, _statement(sql), params))
+
+
+def subject_from_rows(rows: list[Any]) -> tuple[CustomerRow, list[Source]] | None:
+    """The customer and its sources from the rows of :data:`_SUBJECT_SQL` (one per source)."""
     if not rows:
         return None
     first = rows[0]

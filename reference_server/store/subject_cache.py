@@ -1,0 +1,129 @@
+"""Per-process cache of track subjects on PostgreSQL, so a track costs one database round trip.
+
+A track must read the customer and the feature's sources before it can write, and on PostgreSQL
+that read (under the customer's row lock) plus the writes and the commit are four or more round
+trips.  This cache keeps, per customer and feature set, the subject the process last read or wrote
+together with the database's fingerprint of it (``autumn_subject_fingerprint``, migration 0003).
+The next track computes from the cached subject and sends one statement, ``autumn_track_apply``,
+which locks the customer, re-checks the fingerprint in a fresh snapshot and only then writes the
+sources and the event.  A mismatch means something changed the subject (another process, a plan
+change, a balance update, a concurrent track): the entry is dropped and the caller falls back to
+the ordinary locked path, so the cache is invalidated on change without anyone having to tell it.
+
+An entry is taken out of the cache while a request works on it (the engine mutates sources in
+place), so two threads never share one; a concurrent request for the same customer reads afresh.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from reference_server.engine.model import Source
+from reference_server.service.context import Tenant
+from reference_server.store import raw
+from reference_server.store.subjects import _SUBJECT_SQL, CustomerRow, subject_from_rows
+
+MAX_ENTRIES = 20_000
+
+SubjectKey = tuple[int, str, str, frozenset[str]]
+
+
+@dataclass
+class CachedSubject:
+    customer: CustomerRow
+    sources: list[Source]
+    fingerprint: str
+
+
+class SubjectCache:
+    """Subjects by (org, env, customer id, feature ids); see the module docstring."""
+
+    def __init__(self) -> None:
+        self._entries: dict[SubjectKey, CachedSubject] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: SubjectKey) -> CachedSubject | None:
+        """Remove and return the entry: the caller owns it until it :meth:`put` s it back."""
+        with self._lock:
+            return self._entries.pop(key, None)
+
+    def put(self, key: SubjectKey, entry: CachedSubject) -> None:
+        with self._lock:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = entry
+
+
+def subject_key(tenant: Tenant, customer_id: str, feature_ids: Iterable[str]) -> SubjectKey:
+    return (tenant.org_pk, tenant.env, customer_id, frozenset(feature_ids))
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprinted_sql(n_features: int) -> raw.Statement:
+    names = [f":f{i}" for i in range(n_features)]
+    sql = _SUBJECT_SQL.format(features="(" + ", ".join(names) + ")")
+    array = f"CAST(ARRAY[{', '.join(names)}] AS text[])"
+    fingerprint = f"autumn_subject_fingerprint(c.pk, {array}) AS subject_fp, "
+    return raw.Statement(sql.replace("SELECT ", "SELECT " + fingerprint, 1))
+
+
+def load_fingerprinted(
+    conn: Connection, tenant: Tenant, customer_id: str, feature_ids: set[str]
+) -> CachedSubject | None:
+    """The subject and its fingerprint, read by one statement (so both come from one snapshot)."""
+    clause_values = sorted(feature_ids) or [""]
+    params: dict[str, Any] = {f"f{i}": v for i, v in enumerate(clause_values)}
+    params.update({"org": tenant.org_pk, "env": tenant.env, "id": customer_id})
+    rows = raw.fetch(conn, _fingerprinted_sql(len(clause_values)), params)
+    loaded = subject_from_rows(rows)
+    if loaded is None or rows[0].subject_fp is None:
+        return None
+    return CachedSubject(loaded[0], loaded[1], str(rows[0].subject_fp))
+
+
+_APPLY = raw.Statement(
+    "SELECT autumn_track_apply(CAST(:customer_pk AS bigint), CAST(:features AS text[]), :expected, "
+    "CAST(:updates AS json), CAST(:event AS json)) AS fp"
+)
+
+
+def apply_track(
+    conn: Connection,
+    entry: CachedSubject,
+    feature_ids: set[str],
+    dirty: list[Source],
+    event: dict[str, Any],
+) -> str | None:
+    """Write the changed sources and the event if the subject is unchanged; the new fingerprint or None."""
+    updates = [
+        {
+            "pk": s.pk,
+            "balance": s.balance,
+            "adjustment": s.adjustment,
+            "next_reset_at": s.next_reset_at,
+            "expires_at": s.expires_at,
+            "allowance": s.allowance,
+            "anchor_at": s.anchor_at,
+            "rollovers": [r.to_json() for r in s.rollovers],
+        }
+        for s in dirty
+    ]
+    rows = raw.fetch(
+        conn,
+        _APPLY,
+        {
+            "customer_pk": entry.customer.pk,
+            "features": sorted(feature_ids) or [""],
+            "expected": entry.fingerprint,
+            "updates": raw.json_param(updates),
+            "event": raw.json_param(event),
+        },
+    )
+    fp = rows[0].fp if rows else None
+    return None if fp is None else str(fp)
