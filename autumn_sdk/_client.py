@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
-from typing_extensions import Unpack
+from typing_extensions import Self, Unpack
 
 from ._config import DEFAULT_API_VERSION, ClientConfig, DebugLogger, SecretKey
 from ._generated.resources import (
@@ -74,7 +74,43 @@ class EmptyResponse(AutumnModel):
     """The result of an operation whose success response has no declared body."""
 
 
-class Autumn(AutumnAPI):
+class _TransportClient:
+    """What both clients share: one :class:`Transport` behind every call, and the async lifecycle."""
+
+    _transport: Transport
+
+    @property
+    def base_url(self) -> str:
+        return self._transport.config.base_url
+
+    @property
+    def fail_open(self) -> bool:
+        return self._transport.config.fail_open
+
+    async def _request_async(
+        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]
+    ) -> T:
+        return await self._transport.request_async(op, body, options, cast_to)
+
+    def _paginate_async(
+        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, item_type: type[T]
+    ) -> AsyncIterator[T]:
+        return self._transport.paginate_async(op, body, options, item_type)
+
+    async def aclose(self) -> None:
+        """Close every httpx client the SDK created (never an injected one), the async one included."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class Autumn(_TransportClient, AutumnAPI):
     """Sync Autumn client; every method also has an awaitable ``*_async`` twin.
 
     ``Autumn("am_sk_...")`` or ``Autumn()`` with ``AUTUMN_SECRET_KEY`` set. ``server_url`` falls back
@@ -110,14 +146,6 @@ class Autumn(AutumnAPI):
         self._transport = Transport(config, sync_client=http_client or client, async_client=async_client)
         super().__init__(self)
 
-    @property
-    def base_url(self) -> str:
-        return self._transport.config.base_url
-
-    @property
-    def fail_open(self) -> bool:
-        return self._transport.config.fail_open
-
     @functools.cached_property
     def with_raw_response(self) -> AutumnAPIWithRawResponse:
         """The same methods, returning :class:`~autumn_sdk.RawResponse` (status, headers, parse())."""
@@ -149,28 +177,14 @@ class Autumn(AutumnAPI):
     ) -> T:
         return self._transport.request(op, body, options, cast_to)
 
-    async def _request_async(
-        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]
-    ) -> T:
-        return await self._transport.request_async(op, body, options, cast_to)
-
     def _paginate(
         self, op: Operation, body: Mapping[str, Any], options: RequestOptions, item_type: type[T]
     ) -> Iterator[T]:
         return self._transport.paginate(op, body, options, item_type)
 
-    def _paginate_async(
-        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, item_type: type[T]
-    ) -> AsyncIterator[T]:
-        return self._transport.paginate_async(op, body, options, item_type)
-
     def close(self) -> None:
         """Close the sync httpx client the SDK created (never an injected one)."""
         self._transport.close()
-
-    async def aclose(self) -> None:
-        """Close every httpx client the SDK created, including the one behind ``*_async``."""
-        await self._transport.aclose()
 
     def __enter__(self) -> Autumn:
         return self
@@ -180,19 +194,11 @@ class Autumn(AutumnAPI):
     ) -> None:
         self.close()
 
-    async def __aenter__(self) -> Autumn:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         return f"<Autumn {self.base_url}>"
 
 
-class AsyncAutumn(AsyncAutumnAPI):
+class AsyncAutumn(_TransportClient, AsyncAutumnAPI):
     """Async Autumn client: ``await autumn.check(...)``, as Autumn's own docs write it.
 
     Same constructor as :class:`Autumn`; ``http_client`` (or ``async_client``) takes an
@@ -229,14 +235,6 @@ class AsyncAutumn(AsyncAutumnAPI):
         self._transport = Transport(config, async_client=injected)
         super().__init__(self)
 
-    @property
-    def base_url(self) -> str:
-        return self._transport.config.base_url
-
-    @property
-    def fail_open(self) -> bool:
-        return self._transport.config.fail_open
-
     @functools.cached_property
     def with_raw_response(self) -> AsyncAutumnAPIWithRawResponse:
         """The same methods, resolving to :class:`~autumn_sdk.RawResponse`."""
@@ -251,28 +249,6 @@ class AsyncAutumn(AsyncAutumnAPI):
     ) -> BaseModel:
         """Perform any operation of the generated table by its descriptor (see :meth:`Autumn.call`)."""
         return await self._transport.request_async(op, body, options, _result_model(op))
-
-    async def _request_async(
-        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]
-    ) -> T:
-        return await self._transport.request_async(op, body, options, cast_to)
-
-    def _paginate_async(
-        self, op: Operation, body: Mapping[str, Any], options: RequestOptions, item_type: type[T]
-    ) -> AsyncIterator[T]:
-        return self._transport.paginate_async(op, body, options, item_type)
-
-    async def aclose(self) -> None:
-        """Close the httpx client the SDK created (never an injected one)."""
-        await self._transport.aclose()
-
-    async def __aenter__(self) -> AsyncAutumn:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"<AsyncAutumn {self.base_url}>"
