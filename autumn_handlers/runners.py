@@ -23,14 +23,47 @@ from .responses import HandlerResponse
 __all__ = ["AsyncHandler", "SyncHandler"]
 
 RequestT = TypeVar("RequestT")
+ClientT = TypeVar("ClientT", Autumn, AsyncAutumn)
 
 
 async def _await(value: Awaitable[IdentifyResult]) -> IdentifyResult:
     return await value
 
 
-class SyncHandler(Generic[RequestT]):
+class _Handler(Generic[RequestT, ClientT]):
+    """What both drivers share: the app's ``identify``, the pipeline core and the Autumn client."""
+
+    _client_class: type[ClientT]
+    _client: ClientT | None
+
+    def __init__(
+        self,
+        identify: Callable[[RequestT], IdentifyResult | Awaitable[IdentifyResult]],
+        settings: HandlerSettings,
+        client: ClientT | None = None,
+    ) -> None:
+        self.identify = identify
+        self.core = HandlerCore(settings, has_injected_client=client is not None)
+        self._client = client
+
+    def _secret_key(self) -> str:
+        key = self.core.secret_key()
+        if key is None:
+            raise RuntimeError("no Autumn secret key")
+        return key
+
+    def _new_client(self, key: str) -> ClientT:
+        # No SDK fail-open or retries: the pipeline fails open itself (autumn-js' empty objects, not
+        # the SDK's) and the browser hooks retry.
+        return self._client_class(
+            secret_key=key, server_url=self.core.settings.autumn_url, fail_open=False, max_retries=0
+        )
+
+
+class SyncHandler(_Handler[RequestT, Autumn]):
     """Runs the pipeline with blocking I/O (WSGI frameworks)."""
+
+    _client_class = Autumn
 
     def __init__(
         self,
@@ -38,9 +71,7 @@ class SyncHandler(Generic[RequestT]):
         settings: HandlerSettings,
         client: Autumn | None = None,
     ) -> None:
-        self.identify = identify
-        self.core = HandlerCore(settings, has_injected_client=client is not None)
-        self._client = client
+        super().__init__(identify, settings, client)
         self._owned: dict[str, Autumn] = {}
         self._lock = threading.Lock()
 
@@ -48,16 +79,11 @@ class SyncHandler(Generic[RequestT]):
         """The injected client, else one per secret key, created on first use and reused."""
         if self._client is not None:
             return self._client
-        key = self.core.secret_key()
-        if key is None:
-            raise RuntimeError("no Autumn secret key")
+        key = self._secret_key()
         with self._lock:
             client = self._owned.get(key)
             if client is None:
-                client = Autumn(
-                    secret_key=key, server_url=self.core.settings.autumn_url, fail_open=False, max_retries=0
-                )
-                self._owned[key] = client
+                client = self._owned[key] = self._new_client(key)
         return client
 
     def _identify(self, request: RequestT) -> IdentifyResult:
@@ -95,8 +121,10 @@ class SyncHandler(Generic[RequestT]):
             self._owned.clear()
 
 
-class AsyncHandler(Generic[RequestT]):
+class AsyncHandler(_Handler[RequestT, AsyncAutumn]):
     """Runs the pipeline on an event loop (ASGI frameworks)."""
+
+    _client_class = AsyncAutumn
 
     def __init__(
         self,
@@ -104,9 +132,7 @@ class AsyncHandler(Generic[RequestT]):
         settings: HandlerSettings,
         client: AsyncAutumn | None = None,
     ) -> None:
-        self.identify = identify
-        self.core = HandlerCore(settings, has_injected_client=client is not None)
-        self._client = client
+        super().__init__(identify, settings, client)
         # httpx's async pools belong to one event loop, so an owned client is kept per loop; the
         # clients of loops that have closed since (a test client's, a restarted worker's) are dropped.
         self._owned: dict[asyncio.AbstractEventLoop, dict[str, AsyncAutumn]] = {}
@@ -115,18 +141,13 @@ class AsyncHandler(Generic[RequestT]):
         """The injected client, else one per event loop and secret key, reused across requests."""
         if self._client is not None:
             return self._client
-        key = self.core.secret_key()
-        if key is None:
-            raise RuntimeError("no Autumn secret key")
+        key = self._secret_key()
         for loop in [loop for loop in self._owned if loop.is_closed()]:
             del self._owned[loop]
         per_loop = self._owned.setdefault(asyncio.get_running_loop(), {})
         client = per_loop.get(key)
         if client is None:
-            client = AsyncAutumn(
-                secret_key=key, server_url=self.core.settings.autumn_url, fail_open=False, max_retries=0
-            )
-            per_loop[key] = client
+            client = per_loop[key] = self._new_client(key)
         return client
 
     async def _identify(self, request: RequestT) -> IdentifyResult:
