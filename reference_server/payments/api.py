@@ -146,7 +146,8 @@ def _trial_for(conn: Connection, state: AttachState) -> TrialChoice | None:
     skip = "free_trial" in customize and customize["free_trial"] is None
     eplan = engine_plan(state.plan, state.cat)
     override: FreeTrial | None = eplan.free_trial if customize.get("free_trial") else None
-    used = trial_used(conn, state.customer.pk, state.plan.id)
+    unique = bool((state.plan.free_trial or {}).get("unique_fingerprint"))
+    used = trial_used(conn, state.customer, state.plan.id, unique)
     return choose_trial(eplan, state.now, used, override=override, skip_trial=skip)
 
 

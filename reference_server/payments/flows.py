@@ -41,7 +41,7 @@ from reference_server.service.subscriptions import (
 from reference_server.store.billing_tables import invoices, subscription_billing, trials_used
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row, insert_source
-from reference_server.store.tables import balance_sources, customer_plans, entities
+from reference_server.store.tables import balance_sources, customer_plans, customers, entities
 from reference_server.webhooks import BILLING_UPDATED, billing_updated, enqueue, plan_change
 
 from .convert import engine_plan, engine_subscription, instance_plan, instance_quantities, plan_snapshot
@@ -144,19 +144,42 @@ def save_billing_state(
     )
 
 
-def trial_used(conn: Connection, customer_pk: int, plan_id: str) -> bool:
-    """A trial is used once per customer per plan (recorded here and visible on past instances)."""
+def trial_used(
+    conn: Connection, customer: CustomerRow, plan_id: str, unique_fingerprint: bool = False
+) -> bool:
+    """A trial is used once per customer per plan, and once per fingerprint when the trial says so.
+
+    The fingerprint check spans the organization's customers in the same environment, so a second
+    account of the same person (same fingerprint) does not get the trial again.
+    """
     recorded = conn.execute(
         select(trials_used.c.pk).where(
-            trials_used.c.customer_pk == customer_pk, trials_used.c.plan_id == plan_id
+            trials_used.c.customer_pk == customer.pk, trials_used.c.plan_id == plan_id
         )
     ).first()
     if recorded is not None:
         return True
-    return any(
+    if any(
         i.plan_id == plan_id and i.trial_ends_at is not None
-        for i in load_instances(conn, customer_pk, include_expired=True)
-    )
+        for i in load_instances(conn, customer.pk, include_expired=True)
+    ):
+        return True
+    if not unique_fingerprint or not customer.fingerprint:
+        return False
+    tenant = conn.execute(
+        select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer.pk)
+    ).one()
+    same_fingerprint = conn.execute(
+        select(trials_used.c.pk)
+        .join(customers, customers.c.pk == trials_used.c.customer_pk)
+        .where(
+            trials_used.c.plan_id == plan_id,
+            trials_used.c.fingerprint == customer.fingerprint,
+            customers.c.org_pk == tenant.org_pk,
+            customers.c.env == tenant.env,
+        )
+    ).first()
+    return same_fingerprint is not None
 
 
 def record_trial(conn: Connection, customer: CustomerRow, plan_id: str, now: int) -> None:

@@ -304,6 +304,8 @@ def _plan_values(body: dict[str, Any], cat: Catalog) -> dict[str, Any]:
             "duration_type": free_trial.get("duration_type") or "month",
             "card_required": free_trial.get("card_required", True),
             **({"on_end": free_trial["on_end"]} if free_trial.get("on_end") else {}),
+            # Autumn's trial option "one trial per fingerprint" (kept only when set).
+            **({"unique_fingerprint": True} if free_trial.get("unique_fingerprint") else {}),
         }
     values = {
         "name": body["name"],
@@ -518,7 +520,7 @@ def product_json(plan: Plan, cat: Catalog) -> dict[str, Any]:
         "free_trial": {
             "duration": trial.get("duration_type", "month"),
             "length": trial["duration_length"],
-            "unique_fingerprint": False,
+            "unique_fingerprint": bool(trial.get("unique_fingerprint", False)),
             "card_required": bool(trial.get("card_required", True)),
         }
         if trial

@@ -633,6 +633,37 @@ def test_trial_needing_a_card_collects_it_at_checkout_without_an_invoice(api: Ap
     assert [i["total"] for i in api.customer("u1")["invoices"]] == [20]
 
 
+def test_a_unique_fingerprint_trial_is_used_once_per_fingerprint(api: Api) -> None:
+    trial = {"duration_length": 7, "duration_type": "day", "card_required": True}
+    for plan_id, extra in (("fp_pro", {"unique_fingerprint": True}), ("any_pro", {})):
+        api(
+            "plans.create",
+            plan_id=plan_id,
+            name=plan_id,
+            group=plan_id,
+            price={"amount": 20, "interval": "month"},
+            items=[{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
+            free_trial={**trial, **extra},
+        )
+    assert api("plans.get", plan_id="fp_pro")["free_trial"]["unique_fingerprint"] is True
+    for customer_id, fingerprint in (("u1", "device-1"), ("u2", "device-1"), ("u3", "device-2")):
+        api("customers.get_or_create", customer_id=customer_id, fingerprint=fingerprint)
+        api.add_card(customer_id)
+
+    def attach(customer_id: str, plan_id: str) -> tuple[int | None, list[int]]:
+        api("billing.attach", customer_id=customer_id, plan_id=plan_id)
+        customer = api.customer(customer_id)
+        (sub,) = [s for s in customer["subscriptions"] if s["plan_id"] == plan_id]
+        return sub["trial_ends_at"], [i["total"] for i in customer["invoices"]]
+
+    trial_end = START + 7 * DAY
+    assert attach("u1", "fp_pro") == (trial_end, [])
+    assert attach("u2", "fp_pro") == (None, [20])  # same fingerprint: the trial is gone, billed now
+    assert attach("u3", "fp_pro") == (trial_end, [])  # another fingerprint still gets it
+    assert attach("u1", "any_pro") == (trial_end, [])
+    assert attach("u2", "any_pro") == (trial_end, [20])  # without the option, per customer only
+
+
 def test_upgrade_carries_over_usage_or_balance_when_asked(api: Api) -> None:
     for customer_id, option in (("u1", "carry_over_usages"), ("u2", "carry_over_balances")):
         api("customers.get_or_create", customer_id=customer_id)
