@@ -64,9 +64,19 @@ def execute(conn: Connection, stmt: Statement, params: dict[str, Any] | Sequence
         cur.close()
 
 
+_EMPTY_JSON: dict[str, Any] = {"{}": dict, "[]": list, "null": lambda: None}
+
+
 def json_value(value: Any) -> Any:
-    """A JSON column as read through the raw cursor (SQLite gives text, psycopg gives objects)."""
-    if isinstance(value, (str, bytes)):
+    """A JSON column as read through the raw cursor (SQLite gives text, psycopg gives objects).
+
+    Most of the hot path's JSON columns hold ``{}``, ``[]`` or ``null``: those skip the parser
+    (and still give a fresh object each time, since callers may mutate it).
+    """
+    if isinstance(value, str):
+        empty = _EMPTY_JSON.get(value)
+        return empty() if empty is not None else json.loads(value)
+    if isinstance(value, bytes):
         return json.loads(value)
     return value
 
