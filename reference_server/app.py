@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reference_server.api.billing import AppExtension, BillingRegistry
 from reference_server.api.ratelimit import Limit, RateLimiter
-from reference_server.api.router import Dispatcher, build_routes, error_response
+from reference_server.api.router import Dispatcher, HotPaths, build_routes, error_response
 from reference_server.clock import Clock, SystemClock
 from reference_server.service.context import AppState
 from reference_server.store.catalog import CatalogCache
@@ -124,7 +125,9 @@ def create_app(
             status, "not_found" if status == 404 else "method_not_allowed", message, "sandbox"
         )
 
+    hot = {path: (dispatcher, ep) for path, ep in dispatcher.hot_endpoints.items()}
     app = Starlette(
+        middleware=[Middleware(HotPaths, endpoints=hot)],
         exception_handlers={404: not_found, 405: not_found},
         routes=[
             Route("/", root, methods=["GET"]),

@@ -17,9 +17,11 @@ from typing import Any
 
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api import admin
@@ -161,6 +163,8 @@ class Dispatcher:
         # revoked key or another process's change is seen within ``auth_cache_ttl`` seconds, a change
         # made through this process at once.
         self._tenants: dict[str, tuple[Tenant, float, int]] = {}
+        self.hot_endpoints: dict[str, Endpoint] = {}
+        """POST paths :class:`HotPaths` serves ahead of the router (filled by :func:`build_routes`)."""
 
     def _lookup_tenant(self, key: str) -> Tenant | None:
         generation = self.state.catalog_cache.generation
@@ -263,60 +267,109 @@ class Dispatcher:
         with ctx.db.write() as conn:
             idempotency.release(conn, ctx.tenant.org_pk, ctx.tenant.env, "header", key)
 
-    def asgi_endpoint(self, ep: Endpoint) -> Callable[[Request], Any]:
-        sqlite = self.state.db.is_sqlite
+    async def serve(
+        self,
+        ep: Endpoint,
+        header: Callable[[str], str | None],
+        data: bytes | None,
+        query: dict[str, str] | None,
+        base_url: Callable[[], str],
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """One request from its raw parts to (status, JSON body, extra headers).
 
+        Shared by the Starlette routes and :class:`HotPaths`; ``data`` is the body of a POST,
+        ``query`` the query parameters of a GET.
+        """
+        env = "live" if env_of_key((header("authorization") or "")[7:].strip()) == "live" else "sandbox"
+        version = header("x-api-version")
+        if version is not None and not _API_VERSION.match(version.strip()):
+            return _error(400, "invalid_api_version", f"Invalid API version: {version}", env)
+        if query is not None:
+            raw: Any = query
+        else:
+            if data is None or not data.strip():
+                raw = {}
+            else:
+                try:
+                    raw = json.loads(data)
+                except ValueError:
+                    return _error(400, "invalid_inputs", "Request body is not valid JSON", env)
+            if not isinstance(raw, dict):
+                return _error(400, "invalid_inputs", "Request body must be a JSON object", env)
+        wants_url = ep.name == "platform.generate_oauth_url" or ep.name.startswith("billing.")
+        extra = {"_base_url": base_url()} if wants_url else {}
+        args = (ep, raw, header("authorization"), header("idempotency-key"), extra)
+        try:
+            if self.state.db.is_sqlite:
+                status, result, headers = self.run(*args)
+            else:
+                status, result, headers = await anyio.to_thread.run_sync(self.run, *args)
+        except Exception as exc:  # an unexpected failure: Autumn's internal_error shape, never a traceback
+            import logging
+
+            logging.getLogger("reference_server").exception("unhandled error in %s", ep.name)
+            return _error(500, "internal_error", f"Internal error: {type(exc).__name__}", env)
+        return status, to_json(result), headers
+
+    def asgi_endpoint(self, ep: Endpoint) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
-            env = (
-                "live"
-                if env_of_key(request.headers.get("authorization", "")[7:].strip()) == "live"
-                else "sandbox"
-            )
-            version = request.headers.get("x-api-version")
-            if version is not None and not _API_VERSION.match(version.strip()):
-                return error_response(400, "invalid_api_version", f"Invalid API version: {version}", env)
             if ep.query_params:
-                raw: Any = dict(request.query_params)
+                status, body, headers = await self.serve(
+                    ep, request.headers.get, None, dict(request.query_params), lambda: str(request.base_url)
+                )
             else:
                 data = await request.body()
-                if not data.strip():
-                    raw = {}
-                else:
-                    try:
-                        raw = json.loads(data)
-                    except ValueError:
-                        return error_response(400, "invalid_inputs", "Request body is not valid JSON", env)
-                if not isinstance(raw, dict):
-                    return error_response(400, "invalid_inputs", "Request body must be a JSON object", env)
-            wants_url = ep.name == "platform.generate_oauth_url" or ep.name.startswith("billing.")
-            extra = {"_base_url": str(request.base_url)} if wants_url else {}
-            args = (
-                ep,
-                raw,
-                request.headers.get("authorization"),
-                request.headers.get("idempotency-key"),
-                extra,
-            )
-            try:
-                if sqlite:
-                    status, result, headers = self.run(*args)
-                else:
-                    status, result, headers = await anyio.to_thread.run_sync(self.run, *args)
-            except (
-                Exception
-            ) as exc:  # an unexpected failure: Autumn's internal_error shape, never a traceback
-                import logging
-
-                logging.getLogger("reference_server").exception("unhandled error in %s", ep.name)
-                return error_response(500, "internal_error", f"Internal error: {type(exc).__name__}", env)
-            return Response(
-                json.dumps(result, separators=(",", ":")).encode(),
-                status_code=status,
-                media_type="application/json",
-                headers=headers,
-            )
+                status, body, headers = await self.serve(
+                    ep, request.headers.get, data, None, lambda: str(request.base_url)
+                )
+            return Response(body, status_code=status, media_type="application/json", headers=headers)
 
         return endpoint
+
+
+def _error(status: int, code: str, message: str, env: str) -> tuple[int, bytes, dict[str, str]]:
+    return status, json.dumps({"message": message, "code": code, "env": env}).encode(), {}
+
+
+class HotPaths:
+    """Pure ASGI middleware serving the POSTs of check and track before Starlette's routing.
+
+    Starlette's route scan, ``Request`` and ``Response`` objects cost as much as a whole SQLite
+    check; these paths need none of them (no path parameters, no base URL), so the middleware reads
+    the body and answers through :meth:`Dispatcher.serve` exactly as the routes would.
+    """
+
+    def __init__(self, app: ASGIApp, endpoints: dict[str, tuple[Dispatcher, Endpoint]]) -> None:
+        self.app = app
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        if target is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        dispatcher, ep = target
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        status, body, extra = await dispatcher.serve(
+            ep, headers.get, b"".join(chunks), None, lambda: "http://127.0.0.1/"
+        )
+        raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class _RateLimited(Exception):
@@ -380,6 +433,11 @@ def build_routes(
         )
     for alias, target in LEGACY_ALIASES.items():
         routes.append(Route(alias, dispatcher.asgi_endpoint(by_path[target]), methods=["POST"]))
+    for path in HOT_PATHS:
+        dispatcher.hot_endpoints[path] = by_path[path]
+    for alias, target in LEGACY_ALIASES.items():
+        if target in HOT_PATHS:
+            dispatcher.hot_endpoints[alias] = by_path[target]
     # Starlette tries routes in order (a regex match each): the hot paths go first.
     routes.sort(key=lambda route: route.path not in HOT_PATHS)
     return routes, index

@@ -75,3 +75,31 @@ def test_track_after_a_test_clock_advance_resets_the_cached_balance(api: Api) ->
     assert api.track("u1", "messages", 30)["balance"]["remaining"] == 70
     api.advance(days=32)
     assert api.track("u1", "messages", 1)["balance"]["remaining"] == 99
+
+
+def test_hot_paths_answer_errors_like_every_other_route(api: Api) -> None:
+    _setup(api, 10)
+    bad_json = api.http.post("/v1/balances.track", content=b"{not json")
+    assert bad_json.status_code == 400
+    assert bad_json.json() == {
+        "message": "Request body is not valid JSON",
+        "code": "invalid_inputs",
+        "env": "sandbox",
+    }
+    not_object = api.http.post("/v1/balances.check", content=b"[1]")
+    assert (not_object.status_code, not_object.json()["code"]) == (400, "invalid_inputs")
+    version = api.raw(
+        "/v1/balances.check", {"customer_id": "u1", "feature_id": "messages"}, **{"x-api-version": "x"}
+    )
+    assert (version.status_code, version.json()["code"]) == (400, "invalid_api_version")
+    no_key = httpx.post(
+        api.server.url + "/v1/balances.track", json={"customer_id": "u1", "feature_id": "messages"}
+    )
+    assert (no_key.status_code, no_key.json()["code"]) == (401, "no_secret_key")
+    wrong_method = api.http.get("/v1/balances.check")
+    assert (wrong_method.status_code, wrong_method.json()["code"]) == (405, "method_not_allowed")
+    legacy = api.raw("/v1/entitled", {"customer_id": "u1", "feature_id": "messages"})
+    assert legacy.status_code == 200 and legacy.headers["content-type"] == "application/json"
+    assert legacy.json()["allowed"] is True
+    tracked = api.raw("/v1/events", {"customer_id": "u1", "event_name": "nothing-listens"})
+    assert (tracked.status_code, tracked.json()["code"]) == (404, "invalid_request")
