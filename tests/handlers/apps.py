@@ -71,19 +71,21 @@ class HandlerOptions:
     client: Any = None
     """An SDK client to inject instead of the key and URL (``Autumn`` for Flask, else ``AsyncAutumn``)."""
 
+    def adapter_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments every adapter takes under the same names (the prefix's name varies)."""
+        return {
+            "client": self.client,
+            "secret_key": self.secret_key,
+            "autumn_url": self.autumn_url,
+            "cors": self.cors,
+            "fail_open": self.fail_open,
+        }
+
 
 def make_flask_app(options: HandlerOptions, static_dir: Path | None = None) -> flask.Flask:
     app = flask.Flask(__name__, static_folder=None)
     app.register_blueprint(
-        autumn_blueprint(
-            flask_identify,
-            client=options.client,
-            secret_key=options.secret_key,
-            autumn_url=options.autumn_url,
-            cors=options.cors,
-            fail_open=options.fail_open,
-            path_prefix=options.path_prefix,
-        )
+        autumn_blueprint(flask_identify, path_prefix=options.path_prefix, **options.adapter_kwargs())
     )
     if static_dir is not None:
         root = static_dir
@@ -101,15 +103,7 @@ def make_flask_app(options: HandlerOptions, static_dir: Path | None = None) -> f
 
 def make_starlette_app(options: HandlerOptions, static_dir: Path | None = None) -> Starlette:
     routes: list[BaseRoute] = [
-        AutumnMount(
-            starlette_identify,
-            client=options.client,
-            path=options.path_prefix,
-            secret_key=options.secret_key,
-            autumn_url=options.autumn_url,
-            cors=options.cors,
-            fail_open=options.fail_open,
-        )
+        AutumnMount(starlette_identify, path=options.path_prefix, **options.adapter_kwargs())
     ]
     if static_dir is not None:
         routes.append(Mount("/", app=StaticFiles(directory=static_dir, html=True)))
@@ -118,15 +112,7 @@ def make_starlette_app(options: HandlerOptions, static_dir: Path | None = None) 
 
 def make_litestar_app(options: HandlerOptions, static_dir: Path | None = None) -> Litestar:
     handlers: list[Any] = [
-        autumn_router(
-            litestar_identify,
-            client=options.client,
-            path_prefix=options.path_prefix,
-            secret_key=options.secret_key,
-            autumn_url=options.autumn_url,
-            cors=options.cors,
-            fail_open=options.fail_open,
-        )
+        autumn_router(litestar_identify, path_prefix=options.path_prefix, **options.adapter_kwargs())
     ]
     if static_dir is not None:
         handlers.append(create_static_files_router(path="/", directories=[static_dir], html_mode=True))
