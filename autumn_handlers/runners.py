@@ -45,19 +45,31 @@ class _Handler(Generic[RequestT, ClientT]):
         self.identify = identify
         self.core = HandlerCore(settings, has_injected_client=client is not None)
         self._client = client
+        # Clients this handler created, by (scope, secret key); the scope is the event loop for
+        # AsyncHandler (httpx's async pools belong to one loop) and None for SyncHandler.
+        self._owned: dict[tuple[object, str], ClientT] = {}
+        self._lock = threading.Lock()
 
-    def _secret_key(self) -> str:
+    def _owned_client(self, scope: object) -> ClientT:
+        """The client for this scope and the current secret key, created on first use and reused."""
         key = self.core.secret_key()
         if key is None:
             raise RuntimeError("no Autumn secret key")
-        return key
+        with self._lock:
+            client = self._owned.get((scope, key))
+            if client is None:
+                # No SDK fail-open or retries: the pipeline fails open itself (autumn-js' empty
+                # objects, not the SDK's) and the browser hooks retry.
+                client = self._owned[(scope, key)] = self._client_class(
+                    secret_key=key, server_url=self.core.settings.autumn_url, fail_open=False, max_retries=0
+                )
+        return client
 
-    def _new_client(self, key: str) -> ClientT:
-        # No SDK fail-open or retries: the pipeline fails open itself (autumn-js' empty objects, not
-        # the SDK's) and the browser hooks retry.
-        return self._client_class(
-            secret_key=key, server_url=self.core.settings.autumn_url, fail_open=False, max_retries=0
-        )
+    def _release_owned(self, keep: Callable[[object], bool]) -> list[ClientT]:
+        """Forget (and return, to be closed) the owned clients whose scope ``keep`` rejects."""
+        with self._lock:
+            dropped = [entry for entry in self._owned if not keep(entry[0])]
+            return [self._owned.pop(entry) for entry in dropped]
 
 
 class SyncHandler(_Handler[RequestT, Autumn]):
@@ -65,26 +77,11 @@ class SyncHandler(_Handler[RequestT, Autumn]):
 
     _client_class = Autumn
 
-    def __init__(
-        self,
-        identify: Callable[[RequestT], IdentifyResult | Awaitable[IdentifyResult]],
-        settings: HandlerSettings,
-        client: Autumn | None = None,
-    ) -> None:
-        super().__init__(identify, settings, client)
-        self._owned: dict[str, Autumn] = {}
-        self._lock = threading.Lock()
-
     def client(self) -> Autumn:
         """The injected client, else one per secret key, created on first use and reused."""
         if self._client is not None:
             return self._client
-        key = self._secret_key()
-        with self._lock:
-            client = self._owned.get(key)
-            if client is None:
-                client = self._owned[key] = self._new_client(key)
-        return client
+        return self._owned_client(None)
 
     def _identify(self, request: RequestT) -> IdentifyResult:
         result = self.identify(request)
@@ -115,10 +112,8 @@ class SyncHandler(_Handler[RequestT, Autumn]):
 
     def close(self) -> None:
         """Close the clients this handler created (not an injected one)."""
-        with self._lock:
-            for client in self._owned.values():
-                client.close()
-            self._owned.clear()
+        for client in self._release_owned(lambda scope: False):
+            client.close()
 
 
 class AsyncHandler(_Handler[RequestT, AsyncAutumn]):
@@ -126,29 +121,16 @@ class AsyncHandler(_Handler[RequestT, AsyncAutumn]):
 
     _client_class = AsyncAutumn
 
-    def __init__(
-        self,
-        identify: Callable[[RequestT], IdentifyResult | Awaitable[IdentifyResult]],
-        settings: HandlerSettings,
-        client: AsyncAutumn | None = None,
-    ) -> None:
-        super().__init__(identify, settings, client)
-        # httpx's async pools belong to one event loop, so an owned client is kept per loop; the
-        # clients of loops that have closed since (a test client's, a restarted worker's) are dropped.
-        self._owned: dict[asyncio.AbstractEventLoop, dict[str, AsyncAutumn]] = {}
-
     def client(self) -> AsyncAutumn:
         """The injected client, else one per event loop and secret key, reused across requests."""
         if self._client is not None:
             return self._client
-        key = self._secret_key()
-        for loop in [loop for loop in self._owned if loop.is_closed()]:
-            del self._owned[loop]
-        per_loop = self._owned.setdefault(asyncio.get_running_loop(), {})
-        client = per_loop.get(key)
-        if client is None:
-            client = per_loop[key] = self._new_client(key)
-        return client
+        # The clients of loops that have closed since (a test client's, a restarted worker's) cannot
+        # be closed any more; they are only forgotten.
+        self._release_owned(
+            lambda loop: not (isinstance(loop, asyncio.AbstractEventLoop) and loop.is_closed())
+        )
+        return self._owned_client(asyncio.get_running_loop())
 
     async def _identify(self, request: RequestT) -> IdentifyResult:
         # A sync identify runs on the loop, like a JavaScript one: it should only read the request
@@ -180,6 +162,6 @@ class AsyncHandler(_Handler[RequestT, AsyncAutumn]):
 
     async def aclose(self) -> None:
         """Close the clients this handler created on the running loop (not an injected one)."""
-        per_loop = self._owned.pop(asyncio.get_running_loop(), {})
-        for client in per_loop.values():
+        running = asyncio.get_running_loop()
+        for client in self._release_owned(lambda loop: loop is not running):
             await client.aclose()
