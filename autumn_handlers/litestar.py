@@ -67,10 +67,12 @@ def autumn_router(
         include_in_schema=False,
         signature_namespace={"LitestarRequest": LitestarRequest, "Response": Response},
     )
-    async def serve(request: LitestarRequest, subpath: str | None = None) -> Response[bytes]:
+    async def serve(request: LitestarRequest) -> Response[bytes]:
+        # Read from the request, not declared as a parameter: "/" has no ``subpath`` and Litestar
+        # would take one declared there for a query parameter.
         incoming = IncomingRequest(
             method=request.method,
-            subpath=subpath or "",
+            subpath=request.path_params.get("subpath") or "",
             body=await request.body(),
             headers=dict(request.headers),
         )

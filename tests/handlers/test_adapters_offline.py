@@ -8,6 +8,7 @@ cover the paths that never need an answer (routing, identity, CORS) and the outa
 from __future__ import annotations
 
 import socket
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,6 +76,7 @@ def test_get_or_create_without_identity(client: HandlerClient) -> None:
         ("POST", f"{PREFIX}/getorcreatecustomer"),
         ("POST", f"{PREFIX}/attach/more"),
         ("POST", PREFIX + "/"),
+        ("POST", f"{PREFIX}/?subpath=getOrCreateCustomer"),  # a query string never names the route
         ("GET", f"{PREFIX}/getOrCreateCustomer"),
         ("DELETE", f"{PREFIX}/attach"),
         ("OPTIONS", f"{PREFIX}/attach"),
@@ -208,6 +210,12 @@ def test_starlette_accepts_a_sync_identify_and_mounts_in_two_ways(closed_port_ur
         assert client.post(f"{PREFIX}/getOrCreateCustomer", json={}).status_code == 200
         assert client.post("/other/getOrCreateCustomer", json={}).status_code == 200
     assert seen == [f"{PREFIX}/getOrCreateCustomer", "/other/getOrCreateCustomer"]
+
+
+def test_litestar_router_declares_no_deprecated_parameters(closed_port_url: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. LitestarDeprecationWarning for an inferred parameter
+        Litestar(route_handlers=[autumn_router(lambda request: None, autumn_url=closed_port_url)])
 
 
 def test_identify_exceptions_become_internal_errors(closed_port_url: str) -> None:
