@@ -18,10 +18,10 @@ from litestar.enums import HttpMethod
 
 from autumn_sdk import AsyncAutumn
 
-from .core import DEFAULT_PATH_PREFIX, HandlerSettings, IncomingRequest
+from .core import DEFAULT_PATH_PREFIX, HandlerSettings
 from .cors import CORSConfig
 from .identity import IdentifyResult
-from .runners import AsyncHandler
+from .runners import AsyncHandler, read_asgi_request
 
 __all__ = ["autumn_router"]
 
@@ -68,15 +68,9 @@ def autumn_router(
         signature_namespace={"LitestarRequest": LitestarRequest, "Response": Response},
     )
     async def serve(request: LitestarRequest) -> Response[bytes]:
-        # Read from the request, not declared as a parameter: "/" has no ``subpath`` and Litestar
-        # would take one declared there for a query parameter.
-        incoming = IncomingRequest(
-            method=request.method,
-            subpath=request.path_params.get("subpath") or "",
-            body=await request.body(),
-            headers=dict(request.headers),
-        )
-        answer = await handler.handle(request, incoming)
+        # ``subpath`` is read from the request's path params, not declared as a parameter: "/" has
+        # none, and Litestar would take one declared there for a query parameter.
+        answer = await handler.handle(request, await read_asgi_request(request))
         return Response(
             content=answer.content,
             status_code=answer.status,

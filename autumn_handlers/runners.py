@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 from autumn_sdk import AsyncAutumn, Autumn
 
@@ -20,7 +20,7 @@ from .core import HandlerCore, HandlerSettings, IncomingRequest, NeedIdentity, P
 from .identity import IdentifyResult
 from .responses import HandlerResponse
 
-__all__ = ["AsyncHandler", "SyncHandler"]
+__all__ = ["ASGIRequest", "AsyncHandler", "SyncHandler", "read_asgi_request"]
 
 RequestT = TypeVar("RequestT")
 ClientT = TypeVar("ClientT", Autumn, AsyncAutumn)
@@ -28,6 +28,31 @@ ClientT = TypeVar("ClientT", Autumn, AsyncAutumn)
 
 async def _await(value: Awaitable[IdentifyResult]) -> IdentifyResult:
     return await value
+
+
+class ASGIRequest(Protocol):
+    """The parts of a Starlette or Litestar request the handler reads; both name them alike."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def path_params(self) -> Mapping[str, Any]: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def body(self) -> bytes: ...
+
+
+async def read_asgi_request(request: ASGIRequest) -> IncomingRequest:
+    """The pipeline's view of a request routed as ``/`` or ``/{subpath:path}`` under the prefix."""
+    return IncomingRequest(
+        method=request.method,
+        subpath=request.path_params.get("subpath") or "",
+        body=await request.body(),
+        headers=dict(request.headers),
+    )
 
 
 class _Handler(Generic[RequestT, ClientT]):

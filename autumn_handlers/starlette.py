@@ -20,10 +20,10 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 
 from autumn_sdk import AsyncAutumn
 
-from .core import DEFAULT_PATH_PREFIX, HandlerSettings, IncomingRequest
+from .core import DEFAULT_PATH_PREFIX, HandlerSettings
 from .cors import CORSConfig
 from .identity import IdentifyResult
-from .runners import AsyncHandler
+from .runners import AsyncHandler, read_asgi_request
 
 __all__ = ["AutumnMount", "autumn_app", "autumn_routes"]
 
@@ -34,13 +34,7 @@ _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 def _endpoint(handler: AsyncHandler[Request]) -> Callable[[Request], Awaitable[Response]]:
     async def serve(request: Request) -> Response:
-        incoming = IncomingRequest(
-            method=request.method,
-            subpath=request.path_params.get("subpath", ""),
-            body=await request.body(),
-            headers=dict(request.headers),
-        )
-        answer = await handler.handle(request, incoming)
+        answer = await handler.handle(request, await read_asgi_request(request))
         return Response(
             answer.content,
             status_code=answer.status,
