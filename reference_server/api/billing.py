@@ -18,6 +18,10 @@ transaction; it can reuse :func:`reference_server.service.attach_free.resolve_at
 plan-instance functions of :mod:`reference_server.service.subscriptions`.  Without a handler the
 operation answers 501 ``not_implemented`` from :func:`missing`, the one place that says so.
 
+Attach, update and multi-attach hold the customer's billing lock
+(:mod:`reference_server.store.billing_lock`) for their whole run, so a paid handler never sees a
+second billing change of the same customer in flight (that one gets 429).
+
 Other hooks paid billing uses (all optional):
 
 * ``registry.app_setup(state) -> AppExtension``: extra routes (checkout pages, webhooks) and
@@ -36,6 +40,7 @@ Other hooks paid billing uses (all optional):
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +49,7 @@ from starlette.routing import BaseRoute
 from reference_server.errors import AutumnError
 from reference_server.service import attach_free
 from reference_server.service.context import AppState, Ctx
+from reference_server.store.billing_lock import billing_lock
 
 Handler = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
 
@@ -97,6 +103,10 @@ class BillingRegistry:
     # -- the operations as the router calls them
 
     def attach(self, ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+        with _customer_lock(ctx, body):
+            return self._attach(ctx, body)
+
+    def _attach(self, ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         with ctx.db.write() as conn:
             cat, customer, entity, plan, current, instances, now = attach_free.resolve_attach(ctx, conn, body)
             current_plan = cat.plans_by_pk.get(current.plan_pk) if current else None
@@ -108,6 +118,10 @@ class BillingRegistry:
         return self.paid("billing.attach")(ctx, body)
 
     def update(self, ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+        with _customer_lock(ctx, body):
+            return self._update(ctx, body)
+
+    def _update(self, ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         with ctx.db.write() as conn:
             cat, customer, entity, inst, instances, now = attach_free.resolve_update(ctx, conn, body)
             plan = cat.plans_by_pk.get(inst.plan_pk)
@@ -117,6 +131,20 @@ class BillingRegistry:
 
     def delegate(self, operation: str) -> Handler:
         def run(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+            if operation in LOCKED_OPERATIONS:
+                with _customer_lock(ctx, body):
+                    return self.paid(operation)(ctx, body)
             return self.paid(operation)(ctx, body)
 
         return run
+
+
+LOCKED_OPERATIONS = frozenset({"billing.attach", "billing.update", "billing.multi_attach"})
+"""Billing changes that take the customer's billing lock (a concurrent second one gets 429)."""
+
+
+def _customer_lock(ctx: Ctx, body: dict[str, Any]) -> AbstractContextManager[None]:
+    customer_id = body.get("customer_id")
+    if not isinstance(customer_id, str):
+        return nullcontext()  # request validation reports the missing customer
+    return billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())

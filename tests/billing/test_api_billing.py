@@ -5,7 +5,9 @@ The server runs with a manual clock so "halfway through the month" is exact.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urljoin
 
@@ -18,6 +20,8 @@ from autumn_sdk._generated.models import (
     PreviewUpdateResponse,
 )
 from reference_server.clock import ManualClock
+from reference_server.payments.api import PROCESSOR_KEY
+from reference_server.payments.local import LocalProcessor
 from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
 
 from .conftest import ms
@@ -598,6 +602,50 @@ def test_past_due_shows_on_customer_and_entity_subscriptions_until_paid(api: Api
     api.add_card("u1")  # a working card pays the open renewals
     assert states() == ([("pro", "active", False)], [("premium", "active", False)], [False])
     assert [i["status"] for i in api.customer("u1")["invoices"]] == ["paid"] * 4
+
+
+class HeldCharges(LocalProcessor):
+    """The local processor, holding each charge until the test lets it go (a slow payment network)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.charging = threading.Event()
+        self.go_on = threading.Event()
+
+    def charge(self, *args: Any, **kwargs: Any) -> Any:
+        self.charging.set()
+        assert self.go_on.wait(60), "the test never released the charge"
+        return super().charge(*args, **kwargs)
+
+
+def test_a_second_billing_change_while_one_is_in_flight_gets_429(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    held = HeldCharges()
+    api.server.app.state.autumn.extras[PROCESSOR_KEY] = held
+    # A second server process on the same database: the lock must hold across workers too.
+    with run_server(api.server.database_url, clock=api.clock) as other, ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(api, "billing.attach", customer_id="u1", plan_id="pro")
+        assert held.charging.wait(60)  # the first attach is now inside its charge
+        second = httpx.Client(base_url=other.url, headers=other.headers, timeout=60)
+        # A SQLite server answers one request at a time (on its event loop), so there the second
+        # request can only come through the other process; PostgreSQL servers run requests in threads.
+        clients = [second] if api.server.database_url.startswith("sqlite") else [api.http, second]
+        for op, body in (
+            ("billing.attach", {"plan_id": "premium"}),
+            ("billing.update", {"plan_id": "free", "cancel_action": "cancel_end_of_cycle"}),
+            ("billing.multi_attach", {"plans": [{"plan_id": "premium"}]}),
+        ):
+            for client in clients:
+                response = client.post(f"/v1/{op}", json={"customer_id": "u1", **body})
+                assert response.status_code == 429, (op, response.text)
+                assert response.json()["code"] == "lock_already_exists"
+        held.go_on.set()
+        assert in_flight.result()["invoice"]["total"] == 20
+        second.close()
+    assert api.plans_of("u1") == {"pro": "active"}
+    upgrade = api("billing.attach", customer_id="u1", plan_id="premium")  # the lock was released
+    assert upgrade["invoice"]["total"] == 30
 
 
 def test_unpaid_retry_links_expire_and_void_their_invoice(api: Api) -> None:

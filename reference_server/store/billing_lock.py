@@ -1,0 +1,83 @@
+"""The per-customer billing lock: one attach, update or multi-attach at a time per customer (§5.2.12).
+
+Autumn answers 429 while another billing change for the same customer is in flight.  The lock is a
+row in the database, not a process-local mutex, so it holds across server processes and workers.
+It reuses the claim table of idempotency keys (a unique row per org, env, scope and key with its
+creation time) under its own scope: taking the lock is inserting the row in a committed
+transaction, releasing it is deleting the row.  A holder that died leaves a row older than
+:data:`LOCK_TTL_MS`, which the next caller clears.
+
+The check reads first: a committed lock row is visible to a read transaction even while the holder
+is inside a long write transaction (SQLite allows one writer), so the second caller gets its 429
+at once instead of queueing behind the database write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import ColumnElement, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from reference_server.errors import AutumnError
+from reference_server.store.db import Database
+from reference_server.store.tables import idempotency_keys
+
+LOCK_TTL_MS = 120_000  # the time after which a lock of a holder that died is taken over
+SCOPE = "billing_lock"
+
+
+def billing_in_progress(customer_id: str) -> AutumnError:
+    return AutumnError(
+        429,
+        "lock_already_exists",
+        f"A billing operation is already running for customer {customer_id}, try again in a few seconds",
+    )
+
+
+def _where(org_pk: int, env: str, customer_id: str) -> tuple[ColumnElement[bool], ...]:
+    return (
+        idempotency_keys.c.org_pk == org_pk,
+        idempotency_keys.c.env == env,
+        idempotency_keys.c.scope == SCOPE,
+        idempotency_keys.c.key == customer_id,
+    )
+
+
+def try_acquire(db: Database, org_pk: int, env: str, customer_id: str, now: int) -> bool:
+    """Take the customer's billing lock; False while another live holder has it."""
+    where = _where(org_pk, env, customer_id)
+    with db.read() as conn:
+        held_since = conn.execute(select(idempotency_keys.c.created_at).where(*where)).scalar()
+    if held_since is not None and held_since >= now - LOCK_TTL_MS:
+        return False
+    try:
+        with db.write() as conn:
+            conn.execute(
+                delete(idempotency_keys).where(*where, idempotency_keys.c.created_at < now - LOCK_TTL_MS)
+            )
+            conn.execute(
+                insert(idempotency_keys).values(
+                    org_pk=org_pk, env=env, scope=SCOPE, key=customer_id, created_at=now
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def release(db: Database, org_pk: int, env: str, customer_id: str) -> None:
+    with db.write() as conn:
+        conn.execute(delete(idempotency_keys).where(*_where(org_pk, env, customer_id)))
+
+
+@contextmanager
+def billing_lock(db: Database, org_pk: int, env: str, customer_id: str, now: int) -> Iterator[None]:
+    """Hold the customer's billing lock around a billing change, or raise the 429."""
+    if not try_acquire(db, org_pk, env, customer_id, now):
+        raise billing_in_progress(customer_id)
+    try:
+        yield
+    finally:
+        release(db, org_pk, env, customer_id)
