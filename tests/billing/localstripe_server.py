@@ -8,7 +8,18 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+
+# localstripe keeps its whole store in one fixed file (/tmp/localstripe.pickle) and reloads it at start:
+# two instances at once (parallel test runs) corrupt each other's store and the second one dies.  Each
+# instance here keeps its store in memory only.
+_IN_MEMORY_LOCALSTRIPE = (
+    "import sys\n"
+    "from localstripe import resources\n"
+    "resources.Store.try_load_from_disk = lambda self: None\n"
+    "resources.Store.dump_to_disk = lambda self: None\n"
+    "from localstripe.server import start\n"
+    "sys.exit(start())\n"
+)
 
 
 def _free_port() -> int:
@@ -20,10 +31,11 @@ def _free_port() -> int:
 @contextmanager
 def localstripe() -> Iterator[str]:
     """Yield the API base URL of a fresh localstripe; the process is stopped afterwards."""
-    executable = Path(sys.executable).parent / "localstripe"
     port = _free_port()
     process = subprocess.Popen(
-        [str(executable), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-c", _IN_MEMORY_LOCALSTRIPE, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     ready = threading.Event()
     try:
