@@ -18,6 +18,7 @@ from reference_server.api.ratelimit import Limit, RateLimiter
 from reference_server.api.router import Dispatcher, HotPaths, build_routes, error_response
 from reference_server.clock import Clock, SystemClock
 from reference_server.service.context import AppState
+from reference_server.store.async_pool import AsyncPool
 from reference_server.store.catalog import CatalogCache
 from reference_server.store.db import Database
 from reference_server.store.subject_cache import SubjectCache
@@ -74,6 +75,7 @@ def create_app(
     state = AppState(db=db, clock=clock or SystemClock(), catalog_cache=CatalogCache(), demo=demo)
     if not db.is_sqlite:
         state.subject_cache = SubjectCache()
+        state.async_pool = AsyncPool(db.url)
     with db.write() as conn:
         org = ensure_default_org(conn)
         if secret_key:
@@ -114,6 +116,8 @@ def create_app(
         yield
         for stop in extension.on_shutdown:
             stop()
+        if state.async_pool is not None:
+            await state.async_pool.close()
         db.dispose()
 
     async def not_found(request: Request, exc: Exception) -> Response:

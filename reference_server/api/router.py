@@ -3,7 +3,9 @@
 Every request goes through :meth:`Dispatcher.handle`: parse the JSON body, authenticate the key,
 rate-limit, validate with the operation's generated params model, run the service, and shape the
 response with the generated response model.  The work after parsing is synchronous: SQLite runs it
-directly on the event loop (no thread hop per statement), PostgreSQL in one worker-thread hop.
+directly on the event loop (no thread hop per statement), PostgreSQL in one worker-thread hop,
+except check and track, whose single statement is awaited on the loop (:meth:`Dispatcher.run_async`).
+check and track POSTs skip Starlette's routing altogether (:class:`HotPaths`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +47,10 @@ from reference_server.store import idempotency
 from reference_server.store.tenancy import env_of_key, tenant_for_key
 
 Service = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
+AsyncService = Callable[[Ctx, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+"""An event-loop fast path of a service; None hands the request to the synchronous service."""
+
+ASYNC_SERVICES: dict[str, AsyncService] = {"check": balances.check_async, "track": balances.track_async}
 
 
 def service_table(billing: BillingRegistry) -> dict[str, Service]:
@@ -145,6 +151,7 @@ class Endpoint:
     response_model: type[BaseModel] | None
     status: int = 200
     query_params: bool = False
+    async_service: AsyncService | None = None
 
 
 class Dispatcher:
@@ -205,24 +212,8 @@ class Dispatcher:
         idem_key: str | None,
         extra: dict[str, Any],
     ) -> tuple[int, Any, dict[str, str]]:
-        env = "sandbox"
-        key = (authorization or "")[7:].strip()
-        env = "live" if env_of_key(key) == "live" else "sandbox"
         try:
-            tenant = self.authenticate(authorization)
-            ctx = Ctx(self.state, tenant)
-            if self.limiter is not None:
-                wait = self.limiter.hit(ep.name, f"{tenant.org_pk}:{tenant.env}", raw.get("customer_id"))
-                if wait is not None:
-                    raise _RateLimited(wait)
-            body = raw
-            if ep.params_model is not None:
-                try:
-                    model = ep.params_model.model_validate(raw)
-                except ValidationError as exc:
-                    raise AutumnError(400, "invalid_inputs", describe_validation_error(exc)) from exc
-                body = model.model_dump(mode="json", exclude_unset=True)
-            body.update(extra)
+            ctx, body = self._admit(ep, raw, authorization, extra)
             claimed = self._claim(ctx, idem_key) if idem_key else False
             try:
                 result = ep.service(ctx, body)
@@ -234,23 +225,55 @@ class Dispatcher:
                 if claimed:
                     self._release(ctx, idem_key or "")
                 raise
-            if ep.response_model is not None and self.validate_responses:
-                # The generated model guards the shape; the body keeps Autumn's integers (the models
-                # declare numbers as float, so a dump would write 50 as 50.0).
-                ep.response_model.model_validate(result)
-            return ep.status, result, {}
-        except _RateLimited as exc:
-            return (
-                429,
-                {
-                    "message": "Rate limit exceeded, please retry later",
-                    "code": "rate_limit_exceeded",
-                    "env": env,
-                },
-                {"Retry-After": str(int(exc.wait))},
-            )
-        except AutumnError as exc:
-            return exc.status, {"message": exc.message, "code": exc.code, "env": env}, {}
+            return self._success(ep, result)
+        except (_RateLimited, AutumnError) as exc:
+            return _refusal(exc, authorization)
+
+    def _admit(
+        self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, extra: dict[str, Any]
+    ) -> tuple[Ctx, dict[str, Any]]:
+        """Authenticate, rate-limit and validate: the request's context and its validated body."""
+        tenant = self.authenticate(authorization)
+        ctx = Ctx(self.state, tenant)
+        if self.limiter is not None:
+            wait = self.limiter.hit(ep.name, f"{tenant.org_pk}:{tenant.env}", raw.get("customer_id"))
+            if wait is not None:
+                raise _RateLimited(wait)
+        body = raw
+        if ep.params_model is not None:
+            try:
+                model = ep.params_model.model_validate(raw)
+            except ValidationError as exc:
+                raise AutumnError(400, "invalid_inputs", describe_validation_error(exc)) from exc
+            body = model.model_dump(mode="json", exclude_unset=True)
+        body.update(extra)
+        return ctx, body
+
+    def _success(self, ep: Endpoint, result: Any) -> tuple[int, Any, dict[str, str]]:
+        if ep.response_model is not None and self.validate_responses:
+            # The generated model guards the shape; the body keeps Autumn's integers (the models
+            # declare numbers as float, so a dump would write 50 as 50.0).
+            ep.response_model.model_validate(result)
+        return ep.status, result, {}
+
+    async def run_async(
+        self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, extra: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """:meth:`run` for an endpoint with an event-loop fast path (PostgreSQL check and track).
+
+        Authentication and the catalogue come from the per-process caches (a miss reads the
+        database synchronously, at most about once a second per key); the service's one statement
+        is awaited; anything the fast path declines runs in a worker thread as usual.
+        """
+        assert ep.async_service is not None
+        try:
+            ctx, body = self._admit(ep, raw, authorization, extra)
+            result = await ep.async_service(ctx, body)
+            if result is None:
+                result = await anyio.to_thread.run_sync(ep.service, ctx, body)
+            return self._success(ep, result)
+        except (_RateLimited, AutumnError) as exc:
+            return _refusal(exc, authorization)
 
     def _claim(self, ctx: Ctx, key: str) -> bool:
         with ctx.db.write() as conn:
@@ -302,6 +325,8 @@ class Dispatcher:
         try:
             if self.state.db.is_sqlite:
                 status, result, headers = self.run(*args)
+            elif ep.async_service is not None and self.state.async_pool is not None and not args[3]:
+                status, result, headers = await self.run_async(ep, raw, args[2], extra)
             else:
                 status, result, headers = await anyio.to_thread.run_sync(self.run, *args)
         except Exception as exc:  # an unexpected failure: Autumn's internal_error shape, never a traceback
@@ -325,6 +350,20 @@ class Dispatcher:
             return Response(body, status_code=status, media_type="application/json", headers=headers)
 
         return endpoint
+
+
+def _refusal(exc: Exception, authorization: str | None) -> tuple[int, Any, dict[str, str]]:
+    """A rate limit or an Autumn error as (status, body, headers)."""
+    env = "live" if env_of_key((authorization or "")[7:].strip()) == "live" else "sandbox"
+    if isinstance(exc, _RateLimited):
+        body = {
+            "message": "Rate limit exceeded, please retry later",
+            "code": "rate_limit_exceeded",
+            "env": env,
+        }
+        return 429, body, {"Retry-After": str(int(exc.wait))}
+    assert isinstance(exc, AutumnError)
+    return exc.status, {"message": exc.message, "code": exc.code, "env": env}, {}
 
 
 def _error(status: int, code: str, message: str, env: str) -> tuple[int, bytes, dict[str, str]]:
@@ -403,6 +442,7 @@ def build_routes(
             op.response_model,
             status=op.success_statuses[0] if op.success_statuses else 200,
             query_params=op.http_method == "GET",
+            async_service=ASYNC_SERVICES.get(name),
         )
         routes.append(Route(op.path, dispatcher.asgi_endpoint(ep), methods=[op.http_method]))
         index.append(

@@ -9,6 +9,7 @@ its key and a repeated one can never deduct twice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
@@ -41,28 +42,50 @@ from reference_server.service.usage import (
     resolve_subject,
 )
 from reference_server.store.catalog import Catalog
-from reference_server.store.subject_cache import SubjectCache, apply_track, load_fingerprinted, subject_key
+from reference_server.store.subject_cache import (
+    APPLY,
+    CachedSubject,
+    SubjectCache,
+    SubjectKey,
+    apply_params,
+    apply_track,
+    cached_subject,
+    fingerprinted_query,
+    load_fingerprinted,
+    subject_key,
+)
 from reference_server.store.subjects import (
     CustomerRow,
     EntityRow,
     save_sources,
     scoped,
+    subject_from_rows,
+    subject_query,
 )
 
 
-def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    fid, event_name = body.get("feature_id"), body.get("event_name")
-    if bool(fid) == bool(event_name):
+def _track_args(body: dict[str, Any]) -> tuple[float, str, dict[str, Any] | None, bool]:
+    """value, overage behaviour, lock and expand of a track body (validated)."""
+    if bool(body.get("feature_id")) == bool(body.get("event_name")):
         raise invalid("Either feature_id or event_name must be provided", "invalid_inputs")
     value = body.get("value")
     value = 1.0 if value is None else float(value)
     behavior = body.get("overage_behavior") or "cap"
     if behavior not in ("cap", "reject", "overflow"):
         raise invalid("overage_behavior: must be one of: cap, reject, overflow", "invalid_inputs")
-    lock = lock_params(body)
-    expand = "balance.feature" in (body.get("expand") or [])
+    return value, behavior, lock_params(body), "balance.feature" in (body.get("expand") or [])
+
+
+def _cacheable(body: dict[str, Any], lock: dict[str, Any] | None) -> bool:
+    """Tracks the cached-subject path serves: no lock, no idempotency key, no entity."""
+    return lock is None and not body.get("idempotency_key") and not body.get("entity_id")
+
+
+def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    fid, event_name = body.get("feature_id"), body.get("event_name")
+    value, behavior, lock, expand = _track_args(body)
     cache = ctx.state.subject_cache
-    if cache is not None and lock is None and not body.get("idempotency_key") and not body.get("entity_id"):
+    if cache is not None and _cacheable(body, lock):
         cached = _track_cached(ctx, cache, body, value, behavior, expand)
         if cached is not None:
             return cached
@@ -175,38 +198,140 @@ def _track_cached(
         entry = cache.take(key) or load_fingerprinted(conn, ctx.tenant, customer_id, ids)
         if entry is None:
             return None
-        customer, sources = entry.customer, entry.sources
-        now = ctx.now(customer.clock_offset_ms)
-        if customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
+        step = _track_step(ctx, conn, cat, body, entry, feats, ids, value, behavior)
+        if step is None:
             return None
-        watcher = ctx.state.extras.get("track_watcher")
-        if watcher is not None and watcher(ctx, conn, customer, None, ids) is not None:  # type: ignore[operator]
+        fingerprint = apply_track(conn, entry, ids, step.dirty, step.event)
+        return _track_done(cat, cache, key, body, entry, feats, step, fingerprint, value, expand)
+
+
+@dataclass
+class _TrackStep:
+    """One cached-subject track computed in memory, waiting for its single write."""
+
+    now: int
+    results: list[tuple[Feature, DeductionResult]]
+    dirty: list[Source]
+    event: dict[str, Any]
+
+
+def _track_step(
+    ctx: Ctx,
+    conn: Connection | None,
+    cat: Catalog,
+    body: dict[str, Any],
+    entry: CachedSubject,
+    feats: list[Feature],
+    ids: set[str],
+    value: float,
+    behavior: str,
+) -> _TrackStep | None:
+    customer, sources = entry.customer, entry.sources
+    now = ctx.now(customer.clock_offset_ms)
+    if customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
+        return None
+    watcher = ctx.state.extras.get("track_watcher")
+    if watcher is not None and (conn is None or watcher(ctx, conn, customer, None, ids) is not None):  # type: ignore[operator]
+        return None
+    apply_due_resets(sources, now)
+    controls = controls_map(customer, None, ids)
+    try:
+        results = _deduct_all(cat, feats, sources, value, controls, now, None, behavior)
+    except InsufficientBalance:
+        return None
+    event = event_values(
+        ctx,
+        customer,
+        entity_id=None,
+        name=str(body.get("feature_id") or body.get("event_name")),
+        value=value,
+        properties=body.get("properties"),
+        deductions=[d for _, r in results for d in r.deductions],
+        timestamp=int(body.get("timestamp") or now),
+    )
+    return _TrackStep(now, results, [s for s in sources if s.dirty], event)
+
+
+def _track_done(
+    cat: Catalog,
+    cache: SubjectCache,
+    key: SubjectKey,
+    body: dict[str, Any],
+    entry: CachedSubject,
+    feats: list[Feature],
+    step: _TrackStep,
+    fingerprint: str | None,
+    value: float,
+    expand: bool,
+) -> dict[str, Any] | None:
+    if fingerprint is None:
+        return None
+    for s in step.dirty:
+        s.dirty = False
+    entry.fingerprint = fingerprint
+    cache.put(key, entry)
+    return _track_response(
+        cat, body, entry.customer, None, feats, step.results, entry.sources, step.now, value, expand
+    )
+
+
+async def track_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`track` with its one statement sent on the event loop (PostgreSQL, cached subjects).
+
+    None: serve the request with :func:`track` in a worker thread instead.
+    """
+    cache, pool = ctx.state.subject_cache, ctx.state.async_pool
+    value, behavior, lock, expand = _track_args(body)
+    cat = ctx.state.catalog_cache.peek(ctx.tenant)
+    if cache is None or pool is None or cat is None or not _cacheable(body, lock):
+        return None
+    feats = _track_features(cat, body)
+    ids = involved_feature_ids(cat, feats)
+    key = subject_key(ctx.tenant, body["customer_id"], ids)
+    entry = cache.take(key)
+    if entry is None:
+        stmt, params = fingerprinted_query(ctx.tenant, body["customer_id"], ids)
+        entry = cached_subject(await pool.fetch(stmt, params))
+        if entry is None:
             return None
-        apply_due_resets(sources, now)
-        controls = controls_map(customer, None, ids)
-        try:
-            results = _deduct_all(cat, feats, sources, value, controls, now, None, behavior)
-        except InsufficientBalance:
-            return None
-        event = event_values(
-            ctx,
-            customer,
-            entity_id=None,
-            name=str(body.get("feature_id") or body.get("event_name")),
-            value=value,
-            properties=body.get("properties"),
-            deductions=[d for _, r in results for d in r.deductions],
-            timestamp=int(body.get("timestamp") or now),
-        )
-        dirty = [s for s in sources if s.dirty]
-        fingerprint = apply_track(conn, entry, ids, dirty, event)
-        if fingerprint is None:
-            return None
-        for s in dirty:
-            s.dirty = False
-        entry.fingerprint = fingerprint
-        cache.put(key, entry)
-        return _track_response(cat, body, customer, None, feats, results, sources, now, value, expand)
+    if ctx.state.extras.get("track_watcher") is None:
+        step = _track_step(ctx, None, cat, body, entry, feats, ids, value, behavior)
+    else:
+        with ctx.db.autocommit() as conn:  # the billing watcher reads through it only on a cache miss
+            step = _track_step(ctx, conn, cat, body, entry, feats, ids, value, behavior)
+    if step is None:
+        return None
+    rows = await pool.fetch(APPLY, apply_params(entry, ids, step.dirty, step.event))
+    fingerprint = None if not rows or rows[0].fp is None else str(rows[0].fp)
+    return _track_done(cat, cache, key, body, entry, feats, step, fingerprint, value, expand)
+
+
+async def check_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`check` as one statement sent on the event loop (PostgreSQL, plain checks).
+
+    None: serve the request with :func:`check` in a worker thread instead (send_event, locks,
+    entities, previews, maintenance due, an unknown customer, a catalogue not cached yet).
+    """
+    pool = ctx.state.async_pool
+    cat = ctx.state.catalog_cache.peek(ctx.tenant)
+    if pool is None or cat is None or body.get("send_event") or lock_params(body):
+        return None
+    if body.get("entity_id") or body.get("with_preview"):
+        return None
+    required, expand = _check_args(body)
+    feature = cat.features.get(body["feature_id"])
+    if feature is None:
+        raise feature_not_found(body["feature_id"])
+    stmt, params = subject_query(ctx.tenant, body["customer_id"], involved_feature_ids(cat, [feature]))
+    loaded = subject_from_rows(await pool.fetch(stmt, params))
+    if loaded is None:
+        return None
+    customer, sources = loaded
+    if needs_maintenance(ctx, customer):
+        return None
+    now = ctx.now(customer.clock_offset_ms)
+    apply_due_resets(sources, now)
+    return _check_response(ctx, None, cat, feature, sources, required, customer, None, now, body, expand)
 
 
 def _track_balances(
@@ -338,14 +463,17 @@ def _evaluate(
     return systems[0], conv(systems[0]), False
 
 
-def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def _check_args(body: dict[str, Any]) -> tuple[float, bool]:
     required = body.get("required_balance")
     if required is None:
         required = body.get("required_quantity")
-    required = 1.0 if required is None else float(required)
+    return 1.0 if required is None else float(required), "balance.feature" in (body.get("expand") or [])
+
+
+def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    required, expand = _check_args(body)
     send_event = bool(body.get("send_event"))
     lock = lock_params(body)
-    expand = "balance.feature" in (body.get("expand") or [])
     customer_id = body["customer_id"]
     if send_event or lock is not None:
         return _check_and_deduct(ctx, body, required, lock, expand)
@@ -374,7 +502,7 @@ def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 def _check_response(
     ctx: Ctx,
-    conn: Connection,
+    conn: Connection | None,
     cat: Catalog,
     feature: Feature,
     subject: list[Source],
@@ -405,6 +533,7 @@ def _check_response(
         out["allowed"] = allowed if forced is None else forced
         out["balance"] = balance_of(cat, evaluated.id, subject, now, expand)
     if body.get("with_preview"):
+        assert conn is not None, "previews read the customer's plans"
         out["preview"] = (
             None if out["allowed"] else _preview(cat, conn, customer, feature, out["balance"] is not None)
         )

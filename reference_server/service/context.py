@@ -9,6 +9,7 @@ from reference_server.clock import Clock
 from reference_server.store.db import Database
 
 if TYPE_CHECKING:
+    from reference_server.store.async_pool import AsyncPool
     from reference_server.store.catalog import CatalogCache
     from reference_server.store.subject_cache import SubjectCache
 
@@ -36,6 +37,8 @@ class AppState:
     extras: dict[str, object] = field(default_factory=dict)
     subject_cache: SubjectCache | None = None
     """PostgreSQL only: the subjects tracks compute from (one round trip per track)."""
+    async_pool: AsyncPool | None = None
+    """PostgreSQL only: the event loop's connections for check and track's single statement."""
 
 
 @dataclass

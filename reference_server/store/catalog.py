@@ -149,6 +149,11 @@ class CatalogCache:
             self._entries[key] = (int(version), cat)
         return cat
 
+    def peek(self, tenant: Tenant) -> Catalog | None:
+        """The cached catalogue if it is current for ``tenant``, without touching the database."""
+        entry = self._entries.get((tenant.org_pk, tenant.env))
+        return entry[1] if entry is not None and entry[0] == tenant.catalog_version else None
+
     def fresh(self, conn: Connection, tenant: Tenant) -> Catalog:
         """The catalogue as the current transaction sees it (for writes to the catalogue itself)."""
         return load_catalog(conn, tenant.org_pk, tenant.env)

@@ -73,34 +73,41 @@ def _fingerprinted_sql(n_features: int) -> raw.Statement:
     return raw.Statement(sql.replace("SELECT ", "SELECT " + fingerprint, 1))
 
 
-def load_fingerprinted(
-    conn: Connection, tenant: Tenant, customer_id: str, feature_ids: set[str]
-) -> CachedSubject | None:
-    """The subject and its fingerprint, read by one statement (so both come from one snapshot)."""
-    clause_values = sorted(feature_ids) or [""]
-    params: dict[str, Any] = {f"f{i}": v for i, v in enumerate(clause_values)}
+def fingerprinted_query(
+    tenant: Tenant, customer_id: str, feature_ids: set[str]
+) -> tuple[raw.Statement, dict[str, Any]]:
+    """The statement reading a subject and its fingerprint together (so both share one snapshot)."""
+    values = sorted(feature_ids) or [""]
+    params: dict[str, Any] = {f"f{i}": v for i, v in enumerate(values)}
     params.update({"org": tenant.org_pk, "env": tenant.env, "id": customer_id})
-    rows = raw.fetch(conn, _fingerprinted_sql(len(clause_values)), params)
+    return _fingerprinted_sql(len(values)), params
+
+
+def cached_subject(rows: list[Any]) -> CachedSubject | None:
+    """A cache entry from the rows of :func:`fingerprinted_query` (None: no such customer)."""
     loaded = subject_from_rows(rows)
     if loaded is None or rows[0].subject_fp is None:
         return None
     return CachedSubject(loaded[0], loaded[1], str(rows[0].subject_fp))
 
 
-_APPLY = raw.Statement(
+def load_fingerprinted(
+    conn: Connection, tenant: Tenant, customer_id: str, feature_ids: set[str]
+) -> CachedSubject | None:
+    stmt, params = fingerprinted_query(tenant, customer_id, feature_ids)
+    return cached_subject(raw.fetch(conn, stmt, params))
+
+
+APPLY = raw.Statement(
     "SELECT autumn_track_apply(CAST(:customer_pk AS bigint), CAST(:features AS text[]), :expected, "
     "CAST(:updates AS json), CAST(:event AS json)) AS fp"
 )
 
 
-def apply_track(
-    conn: Connection,
-    entry: CachedSubject,
-    feature_ids: set[str],
-    dirty: list[Source],
-    event: dict[str, Any],
-) -> str | None:
-    """Write the changed sources and the event if the subject is unchanged; the new fingerprint or None."""
+def apply_params(
+    entry: CachedSubject, feature_ids: set[str], dirty: list[Source], event: dict[str, Any]
+) -> dict[str, Any]:
+    """Parameters of :data:`APPLY`: the changed sources and the event, checked against the fingerprint."""
     updates = [
         {
             "pk": s.pk,
@@ -114,16 +121,23 @@ def apply_track(
         }
         for s in dirty
     ]
-    rows = raw.fetch(
-        conn,
-        _APPLY,
-        {
-            "customer_pk": entry.customer.pk,
-            "features": sorted(feature_ids) or [""],
-            "expected": entry.fingerprint,
-            "updates": raw.json_param(updates),
-            "event": raw.json_param(event),
-        },
-    )
+    return {
+        "customer_pk": entry.customer.pk,
+        "features": sorted(feature_ids) or [""],
+        "expected": entry.fingerprint,
+        "updates": raw.json_param(updates),
+        "event": raw.json_param(event),
+    }
+
+
+def apply_track(
+    conn: Connection,
+    entry: CachedSubject,
+    feature_ids: set[str],
+    dirty: list[Source],
+    event: dict[str, Any],
+) -> str | None:
+    """Write the changed sources and the event if the subject is unchanged; the new fingerprint or None."""
+    rows = raw.fetch(conn, APPLY, apply_params(entry, feature_ids, dirty, event))
     fp = rows[0].fp if rows else None
     return None if fp is None else str(fp)

@@ -279,10 +279,17 @@ def load_subject(
         if customer is None:
             return None
         return customer, load_sources(conn, customer.pk, feature_ids)
+    stmt, params = subject_query(tenant, customer_id, feature_ids)
+    return subject_from_rows(raw.fetch(conn, stmt, params))
+
+
+def subject_query(
+    tenant: Tenant, customer_id: str, feature_ids: set[str]
+) -> tuple[raw.Statement, dict[str, Any]]:
+    """The one statement reading a customer and the sources of some features."""
     clause, params = raw.in_list("f", sorted(feature_ids) or [""])
-    sql = _SUBJECT_SQL.format(features=clause)
     params.update({"org": tenant.org_pk, "env": tenant.env, "id": customer_id})
-    return subject_from_rows(raw.fetch(conn, _statement(sql), params))
+    return _statement(_SUBJECT_SQL.format(features=clause)), params
 
 
 def subject_from_rows(rows: list[Any]) -> tuple[CustomerRow, list[Source]] | None:
