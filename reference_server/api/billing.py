@@ -32,6 +32,9 @@ Other hooks paid billing uses (all optional):
 * ``state.extras["payment_method_lookup"](conn, customer)``: the card for ``expand=["payment_method"]``;
 * ``state.extras["past_due_lookup"](conn, customer)``: the plan-instance pks whose renewal charge
   failed, reported as ``subscriptions[].past_due`` on customers and entities;
+* ``state.extras["seat_billing"](ctx, conn, catalog, customer, feature_id, changes, now)``: invoices
+  an entity created or deleted on a feature with a usage-based seat price (``changes``: plan
+  instance pk -> balance before and after);
 * ``state.extras["track_watcher"](ctx, conn, customer, entity, feature_ids)``: an object with
   ``before(subject, now)`` / ``after(subject, now)`` around each track (usage alerts, limit reached,
   auto top-ups).

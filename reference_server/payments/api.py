@@ -78,6 +78,7 @@ from .flows import (
 from .local import LocalProcessor
 from .processor import ChargeOutcome, PaymentProcessor
 from .records import InvoiceRecord, PaymentMethodInfo, SessionRecord, create_invoice, invoice_record
+from .seats import make_seat_billing
 from .sessions import (
     PAYMENT_RETRY_TTL_MS,
     create_checkout_session,
@@ -1033,6 +1034,9 @@ def setup_app(state: AppState) -> AppExtension:
     """Routes, maintenance hook and webhook worker of the paid billing side."""
     state.extras["billing_maintenance"] = maintenance_hook(state)
     state.extras["past_due_lookup"] = past_due_instances
+    state.extras["seat_billing"] = make_seat_billing(
+        lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
+    )
     clock: Clock = state.clock
     pages = PagesContext(state.db, clock, processor_for(state), _hooks(state))
     worker = WebhookWorker(WebhookDeliverer(state.db, clock, DeliveryPolicy()))

@@ -20,6 +20,9 @@ from reference_server.store.tables import balance_sources
 
 def engine_plan(plan: Plan, cat: Catalog) -> EnginePlan:
     names = {fid: feature.name for fid, feature in cat.features.items() if feature.name}
+    continuous = frozenset(
+        fid for fid, feature in cat.features.items() if feature.type == "metered" and not feature.consumable
+    )
     return plan_from_api(
         {
             "id": plan.id,
@@ -33,6 +36,7 @@ def engine_plan(plan: Plan, cat: Catalog) -> EnginePlan:
             "version": plan.version,
         },
         names,
+        continuous,
     )
 
 

@@ -214,7 +214,8 @@ def normalize_item(item: dict[str, Any], cat: Catalog) -> dict[str, Any]:
             )
         ):
             raise invalid("reset.interval must match price.interval for usage-based prices", "invalid_inputs")
-        if item.get("proration") and method == "usage_based":
+        if item.get("proration") and method == "usage_based" and feature.consumable:
+            # Seats (non-consumable) prorate their usage-based price on changes; consumables bill usage.
             raise invalid("proration cannot be set on a usage_based price", "invalid_inputs")
         out["price"] = p
         if out["reset"] is None and feature.consumable and p["interval"] != "one_off":

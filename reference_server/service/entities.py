@@ -37,13 +37,19 @@ from reference_server.store.subjects import (
 from reference_server.store.tables import customers, entities
 
 
-def _use_seats(conn: Any, customer: Any, feature_id: str, amount: float, now: int) -> None:
-    """Count ``amount`` entities as usage of the customer-level sources of their feature."""
+def _use_seats(
+    conn: Any, customer: Any, feature_id: str, amount: float, now: int
+) -> dict[int, tuple[float, float]]:
+    """Count ``amount`` entities as usage of the customer-level sources of their feature.
+
+    Returns, per plan instance whose source moved, its balance before and after (for paid seats).
+    """
     sources = load_sources(conn, customer.pk, {feature_id})
     apply_due_resets(sources, now)
     own = [s for s in sources if s.entity_pk is None and not s.is_flag and s.is_live(now)]
     if not own:
-        return
+        return {}
+    before = {s.pk: s.balance for s in own}
     priced = any(s.price for s in own)
     ordered = order_targets([Target(s, 1.0, True) for s in own], None)
     controls = {feature_id: controls_for(customer, None, feature_id)}
@@ -56,6 +62,21 @@ def _use_seats(conn: Any, customer: Any, feature_id: str, amount: float, now: in
             f"Cannot create {int(amount)} entities: the limit for feature {feature_id} has been reached",
         ) from exc
     save_sources(conn, sources)
+    return {
+        s.customer_plan_pk: (before[s.pk], s.balance)
+        for s in own
+        if s.customer_plan_pk is not None and s.balance != before[s.pk]
+    }
+
+
+def _bill_seats(
+    ctx: Ctx, conn: Any, customer: Any, feature_id: str, changes: dict[int, tuple[float, float]], now: int
+) -> None:
+    """Paid billing invoices seats beyond the included ones (per the item's proration), if installed."""
+    hook = ctx.state.extras.get("seat_billing")
+    if hook is not None and changes:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        hook(ctx, conn, cat, customer, feature_id, changes, now)  # type: ignore[operator]
 
 
 def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +106,7 @@ def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 raise invalid("Only one entity per customer may omit entity_id", "entity_id_required")
         elif get_entity(conn, customer.pk, entity_id) is not None:
             raise AutumnError(409, "entity_already_exists", f"Entity {entity_id} already exists")
-        _use_seats(conn, customer, feature_id, 1.0, now)
+        _bill_seats(ctx, conn, customer, feature_id, _use_seats(conn, customer, feature_id, 1.0, now), now)
         controls = body.get("billing_controls") or {}
         pk = conn.execute(
             insert(entities)
@@ -198,6 +219,7 @@ def delete_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         _cat, customer, entity, now = _load(ctx, conn, body, True)
         if entity.feature_id:
-            _use_seats(conn, customer, entity.feature_id, -1.0, now)
+            changes = _use_seats(conn, customer, entity.feature_id, -1.0, now)
+            _bill_seats(ctx, conn, customer, entity.feature_id, changes, now)
         conn.execute(delete(entities).where(entities.c.pk == entity.pk))
     return {"success": True}

@@ -785,6 +785,72 @@ def test_per_seat_example_prepaid_and_usage_based(api: Api) -> None:
     assert totals == [70, 20]  # renewal: $20 base + 5 seats over the 5 included x $10
 
 
+def test_entities_on_paid_seats_bill_per_the_items_proration(api: Api) -> None:
+    def seats_plan(plan_id: str, method: str, **proration: str) -> None:
+        item: dict[str, Any] = {
+            "feature_id": "seats",
+            "included": 2,
+            "price": {"amount": 10, "interval": "month", "billing_method": method},
+        }
+        if proration:
+            item["proration"] = proration
+        api(
+            "plans.create",
+            plan_id=plan_id,
+            name=plan_id,
+            price={"amount": 20, "interval": "month"},
+            items=[item],
+        )
+
+    seats_plan("seats_prorated", "usage_based")  # Autumn's default: prorate both ways
+    seats_plan("seats_full", "usage_based", on_increase="bill_immediately", on_decrease="none")
+    seats_plan("seats_prepaid", "prepaid")
+
+    def invoices(customer_id: str) -> list[int | float]:
+        return [i["total"] for i in reversed(api.customer(customer_id)["invoices"])]
+
+    def seat(customer_id: str, n: int, create: bool = True) -> None:
+        if create:
+            api(
+                "entities.create", customer_id=customer_id, entity_id=f"{customer_id}-{n}", feature_id="seats"
+            )
+        else:
+            api("entities.delete", customer_id=customer_id, entity_id=f"{customer_id}-{n}")
+
+    for customer_id, plan_id in (("a", "seats_prorated"), ("b", "seats_full"), ("c", "seats_prepaid")):
+        api("customers.get_or_create", customer_id=customer_id)
+        api.add_card(customer_id)
+        quantities = [{"feature_id": "seats", "quantity": 3}] if plan_id == "seats_prepaid" else None
+        api("billing.attach", customer_id=customer_id, plan_id=plan_id, feature_quantities=quantities)
+        seat(customer_id, 1)
+        seat(customer_id, 2)  # the two included seats cost nothing more
+    assert (invoices("a"), invoices("b"), invoices("c")) == ([20], [20], [30])
+
+    api.clock.advance(15 * DAY)  # half of April left
+    for customer_id in ("a", "b", "c"):
+        seat(customer_id, 3)
+    assert invoices("a") == [20, 5]  # a third seat: $10 for the half month left
+    assert invoices("b") == [20, 10]  # bill_immediately: the full $10
+    assert invoices("c") == [30]  # prepaid: the third seat was bought upfront
+    assert api.customer("c")["balances"]["seats"]["remaining"] == 0
+    denied = api("entities.create", expect=400, customer_id="c", entity_id="c-4", feature_id="seats")
+    assert denied["code"] == "feature_limit_reached"  # beyond the prepaid quantity
+
+    api.clock.advance(6 * DAY)  # 9 of 30 days left
+    for customer_id in ("a", "b"):
+        seat(customer_id, 3, create=False)
+    assert invoices("a") == [20, 5, -3]  # credit for the 9 unused days of the removed seat
+    assert invoices("b") == [20, 10]  # on_decrease none: no credit
+    seat("a", 3)
+    seat("a", 4)  # two more seats beyond the included: $10 x 9/30 each
+    assert invoices("a") == [20, 5, -3, 3, 3]
+
+    api.clock.set(ms(2026, 5, 1) + 1)  # renewal: base plus the seats in use beyond the included, upfront
+    assert invoices("a")[-1] == 40
+    assert invoices("b")[-1] == 20
+    assert invoices("c")[-1] == 30
+
+
 def test_one_off_prepaid_top_ups_stack(api: Api) -> None:
     api("features.create", feature_id="credits", name="Credits", type="metered", consumable=True)
     api(

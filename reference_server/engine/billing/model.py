@@ -85,6 +85,9 @@ class PlanItem:
     unlimited: bool = False
     price: ItemPrice | None = None
     proration: Proration = field(default_factory=Proration)
+    # A non-consumable feature (seats): a usage-based price bills the units in use up front each
+    # period, and changes mid-period follow ``proration`` (Autumn's prorated continuous use).
+    continuous: bool = False
 
     @property
     def display_name(self) -> str:
@@ -210,7 +213,11 @@ def dec(value: Any) -> Decimal:
     return to_decimal(value)
 
 
-def plan_from_api(data: Mapping[str, Any], feature_names: Mapping[str, str] | None = None) -> Plan:
+def plan_from_api(
+    data: Mapping[str, Any],
+    feature_names: Mapping[str, str] | None = None,
+    continuous_features: frozenset[str] = frozenset(),
+) -> Plan:
     """Build a :class:`Plan` from the API's plan JSON (``plans.get`` response shape)."""
     names = feature_names or {}
     price_data = data.get("price")
@@ -221,7 +228,10 @@ def plan_from_api(data: Mapping[str, Any], feature_names: Mapping[str, str] | No
             interval=Interval(price_data.get("interval", "month")),
             interval_count=int(price_data.get("interval_count") or 1),
         )
-    items = tuple(item_from_api(raw, names.get(raw["feature_id"])) for raw in data.get("items") or ())
+    items = tuple(
+        item_from_api(raw, names.get(raw["feature_id"]), raw["feature_id"] in continuous_features)
+        for raw in data.get("items") or ()
+    )
     trial_data = data.get("free_trial")
     trial = None
     if trial_data:
@@ -245,7 +255,9 @@ def plan_from_api(data: Mapping[str, Any], feature_names: Mapping[str, str] | No
     )
 
 
-def item_from_api(data: Mapping[str, Any], feature_name: str | None = None) -> PlanItem:
+def item_from_api(
+    data: Mapping[str, Any], feature_name: str | None = None, continuous: bool = False
+) -> PlanItem:
     """Build a :class:`PlanItem` from the API's plan item JSON."""
     price_data = data.get("price")
     price = None
@@ -282,6 +294,7 @@ def item_from_api(data: Mapping[str, Any], feature_name: str | None = None) -> P
         unlimited=bool(data.get("unlimited", False)),
         price=price,
         proration=proration,
+        continuous=continuous,
     )
 
 

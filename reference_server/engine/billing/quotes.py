@@ -258,11 +258,14 @@ def _time_scaled_lines(
 
 
 def usage_charge_lines(subscription: Subscription, period: Period | None) -> list[LineItem]:
-    """Overage of the usage-based items, billed in arrears at the subscription's plan rates."""
+    """Overage of the usage-based items, billed in arrears at the subscription's plan rates.
+
+    Continuous items (seats) are not here: they are billed up front (:func:`seat_lines`).
+    """
     plan = subscription.plan
     lines = []
     for item in plan.items:
-        if not item.usage_based or item.price is None:
+        if not item.usage_based or item.price is None or item.continuous:
             continue
         usage = subscription.usage.get(item.feature_id, _ZERO)
         over = overage_units(item, usage)
@@ -283,6 +286,70 @@ def usage_charge_lines(subscription: Subscription, period: Period | None) -> lis
             )
         )
     return lines
+
+
+def seat_lines(subscription: Subscription, period: Period | None) -> list[LineItem]:
+    """Units in use of continuous usage-based items beyond ``included``, billed up front for ``period``."""
+    plan = subscription.plan
+    lines = []
+    for item in plan.items:
+        if not item.usage_based or item.price is None or not item.continuous:
+            continue
+        usage = subscription.usage.get(item.feature_id, _ZERO)
+        over = overage_units(item, usage)
+        if over <= 0:
+            continue
+        lines.append(
+            LineItem(
+                kind=LineKind.USAGE,
+                display_name=item.display_name,
+                description=f"{plan.name}: {over.normalize():f} {item.display_name} beyond "
+                f"{item.included.normalize():f} included",
+                amount=_minor(overage_cost(item, usage), plan.currency),
+                plan_id=plan.id,
+                feature_id=item.feature_id,
+                quantity=over,
+                period=period,
+            )
+        )
+    return lines
+
+
+def quote_seat_change(
+    subscription: Subscription, feature_id: str, old_usage: Decimal, new_usage: Decimal, now: int
+) -> InvoiceDraft:
+    """Units of a continuous usage-based item added or removed mid-period (an entity created or deleted).
+
+    The units in use are paid up front for the period, so a change is billed per the item's
+    ``proration``: an increase is charged now, prorated (``prorate_immediately``, the default) or in
+    full (``bill_immediately``); a decrease is credited for the unused time when it prorates
+    (``prorate_immediately``), and not at all with ``none``/``no_prorations``.  The ``*_next_cycle``
+    modes charge or credit nothing now, and the renewal then bills the units in use from there on
+    (their prorated part of the current period is not carried to it).  Nothing is billed during a trial.
+    """
+    plan = subscription.plan
+    item = plan.item_for(feature_id)
+    if item is None or not item.continuous or not item.usage_based or item.price is None:
+        return InvoiceDraft((), plan.currency)
+    cost_delta = overage_cost(item, new_usage) - overage_cost(item, old_usage)
+    if cost_delta == 0 or subscription.trialing_at(now) or not item.price.recurring:
+        return InvoiceDraft((), plan.currency)
+    old_q, new_q = overage_units(item, old_usage), overage_units(item, new_usage)
+    period = period_at(subscription.anchor, now, item.price.interval, item.price.interval_count)
+    remaining = Period(max(now, period.start), period.end)
+    prorated = _prorated_minor(cost_delta, period, now, plan.currency)
+    line: LineItem | None = None
+    if cost_delta > 0:
+        mode = item.proration.on_increase
+        if mode is OnIncrease.BILL_IMMEDIATELY:
+            line = _quantity_line(
+                plan, item, _minor(cost_delta, plan.currency), old_q, new_q, period, "billed now"
+            )
+        elif mode is OnIncrease.PRORATE_IMMEDIATELY:
+            line = _quantity_line(plan, item, prorated, old_q, new_q, remaining, "prorated now")
+    elif item.proration.on_decrease in (OnDecrease.PRORATE, OnDecrease.PRORATE_IMMEDIATELY):
+        line = _quantity_line(plan, item, prorated, old_q, new_q, remaining, "credited now")
+    return InvoiceDraft((line,) if line is not None else (), plan.currency)
 
 
 def usage_line_stubs(plan: Plan, period: Period | None) -> tuple[UsageLine, ...]:
@@ -663,6 +730,7 @@ def quote_renewal(subscription: Subscription, boundary_at: int) -> RenewalQuote:
         plan, subscription.prepaid_quantities, subscription.anchor, boundary_at, subscription.quantity
     )
     next_period = period_at(subscription.anchor, boundary_at, *interval)
+    lines += seat_lines(subscription, next_period)
     return RenewalQuote(InvoiceDraft(tuple(lines), plan.currency), next_period)
 
 
