@@ -8,16 +8,30 @@ tests). Both keep the server's own invoice records, so pages and API responses r
 
 from __future__ import annotations
 
+import datetime as dt
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection
 
 from reference_server.engine.billing.invoice import InvoiceDraft
 
-from .cards import CardInput
-from .records import CustomerRef, InvoiceRecord, PaymentMethodInfo
+from .cards import CardBehavior, CardInput
+from .records import (
+    CustomerRef,
+    InvoiceRecord,
+    PaymentMethodInfo,
+    add_credit,
+    create_invoice,
+    credit_balance,
+    default_payment_method,
+    invoice_record,
+    record_charge,
+    set_invoice_status,
+    set_payment_method_behavior,
+)
 
 
 class ChargeStatus(str, Enum):
@@ -59,26 +73,52 @@ class CardSetup:
     needs_authentication: bool
 
 
-class PaymentProcessor(Protocol):
-    """What the billing flows need from a processor."""
+class PaymentProcessor(ABC):
+    """What the billing flows need from a processor, and the invoicing both processors share.
+
+    Every processor keeps the server's own invoice and credit records the same way: a negative
+    invoice becomes customer credit, a zero one is paid, and otherwise credit is spent before the
+    card.  Only taking the rest from a card differs (:meth:`collect_card`).
+    """
 
     name: str
 
+    @abstractmethod
     def ensure_customer(self, conn: Connection, customer: CustomerRef) -> str | None:
         """Create the processor-side customer if needed; returns its processor id (None for local)."""
-        ...
 
-    def default_payment_method(self, conn: Connection, customer: CustomerRef) -> PaymentMethodInfo | None: ...
+    def default_payment_method(self, conn: Connection, customer: CustomerRef) -> PaymentMethodInfo | None:
+        return default_payment_method(conn, customer.pk)
 
+    @abstractmethod
     def add_card(self, conn: Connection, customer: CustomerRef, card: CardInput, now: int) -> CardSetup:
         """Validate and store a card; raises :class:`~reference_server.payments.cards.CardError`."""
-        ...
 
     def confirm_card(
         self, conn: Connection, customer: CustomerRef, payment_method: PaymentMethodInfo
     ) -> None:
-        """The payer completed authentication for ``payment_method``."""
-        ...
+        """The payer completed authentication for ``payment_method``: it becomes the default card."""
+        behavior = payment_method.behavior
+        if behavior == CardBehavior.AUTHENTICATE_ONCE.value:
+            behavior = CardBehavior.SUCCEED.value
+        set_payment_method_behavior(conn, payment_method.pk, behavior, make_default=True)
+
+    @abstractmethod
+    def collect_card(
+        self,
+        conn: Connection,
+        customer: CustomerRef,
+        invoice: InvoiceRecord,
+        payment_method: PaymentMethodInfo,
+        due: int,
+        now: int,
+        authenticated: bool,
+    ) -> ChargeOutcome | Collected:
+        """Take ``due`` (minor units) from the card: the failure, or what was collected."""
+
+    def can_charge(self, payment_method: PaymentMethodInfo) -> bool:
+        """Whether this processor can charge the stored card at all."""
+        return True
 
     def charge(
         self,
@@ -93,7 +133,8 @@ class PaymentProcessor(Protocol):
         authenticated: bool = False,
     ) -> ChargeOutcome:
         """Invoice ``draft`` and collect it (credit first, then the card)."""
-        ...
+        invoice = create_invoice(conn, customer.pk, draft, reason, self.name, now, base_url, entity_id)
+        return self.retry_invoice(conn, customer, invoice, now, payment_method, authenticated)
 
     def retry_invoice(
         self,
@@ -105,4 +146,81 @@ class PaymentProcessor(Protocol):
         authenticated: bool = False,
     ) -> ChargeOutcome:
         """Try to collect an open invoice again (after a decline or an authentication step)."""
-        ...
+        total = invoice.total
+        if total < 0:
+            add_credit(
+                conn, customer.pk, invoice.currency, -total, f"Credit from {invoice.id}", now, invoice.pk
+            )
+            set_invoice_status(conn, invoice.pk, "paid", now, amount_paid=0)
+            return ChargeOutcome(ChargeStatus.CREDITED, invoice_record(conn, invoice.pk))
+        if total == 0:
+            set_invoice_status(conn, invoice.pk, "paid", now, amount_paid=0)
+            return ChargeOutcome(ChargeStatus.NOTHING_DUE, invoice_record(conn, invoice.pk))
+        credit = min(credit_balance(conn, customer.pk, invoice.currency), total)
+        due = total - credit
+        processor_id: str | None = None
+        if due > 0:
+            pm = payment_method or default_payment_method(conn, customer.pk)
+            if pm is None or not self.can_charge(pm):
+                return ChargeOutcome(ChargeStatus.PAYMENT_METHOD_REQUIRED, invoice)
+            collected = self.collect_card(conn, customer, invoice, pm, due, now, authenticated)
+            if isinstance(collected, ChargeOutcome):
+                return collected
+            processor_id = collected.processor_id
+        if credit > 0:
+            add_credit(
+                conn, customer.pk, invoice.currency, -credit, f"Applied to {invoice.id}", now, invoice.pk
+            )
+        set_invoice_status(
+            conn, invoice.pk, "paid", now, amount_paid=due, credit_applied=credit, processor_id=processor_id
+        )
+        return ChargeOutcome(ChargeStatus.PAID, invoice_record(conn, invoice.pk))
+
+
+@dataclass(frozen=True)
+class Collected:
+    """A card charge that went through (``processor_id``: the processor's payment id, if any)."""
+
+    processor_id: str | None = None
+
+
+def card_succeeded(
+    conn: Connection,
+    invoice: InvoiceRecord,
+    payment_method: PaymentMethodInfo,
+    due: int,
+    now: int,
+    processor_id: str | None = None,
+) -> Collected:
+    record_charge(conn, invoice.pk, payment_method.pk, due, "succeeded", now)
+    return Collected(processor_id)
+
+
+def card_failed(
+    conn: Connection,
+    invoice: InvoiceRecord,
+    payment_method: PaymentMethodInfo,
+    due: int,
+    now: int,
+    code: str,
+    message: str,
+) -> ChargeOutcome:
+    record_charge(conn, invoice.pk, payment_method.pk, due, "failed", now, code, message)
+    return ChargeOutcome(ChargeStatus.FAILED, invoice, code, message)
+
+
+def card_needs_authentication(
+    conn: Connection, invoice: InvoiceRecord, payment_method: PaymentMethodInfo, due: int, now: int
+) -> ChargeOutcome:
+    record_charge(conn, invoice.pk, payment_method.pk, due, "requires_action", now, "authentication_required")
+    return ChargeOutcome(
+        ChargeStatus.REQUIRES_ACTION,
+        invoice,
+        "authentication_required",
+        "The payment requires authentication",
+    )
+
+
+def utc_day(now: int) -> dt.date:
+    """The UTC calendar day of ``now`` (card expiry is checked against it)."""
+    return dt.datetime.fromtimestamp(now / 1000, tz=dt.timezone.utc).date()

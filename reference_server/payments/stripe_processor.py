@@ -8,36 +8,30 @@ Customer credit from prorated downgrades stays in the server's credit ledger and
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import stripe
 from sqlalchemy import Connection, update
 
-from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.store.tables import customers
 
 from .cards import DECLINE_MESSAGES, CardBehavior, CardError, CardInput, check_card
-from .processor import CardSetup, ChargeOutcome, ChargeStatus
-from .records import (
-    CustomerRef,
-    InvoiceRecord,
-    PaymentMethodInfo,
-    add_credit,
-    create_invoice,
-    credit_balance,
-    default_payment_method,
-    invoice_record,
-    record_charge,
-    set_invoice_status,
-    set_payment_method_behavior,
-    store_payment_method,
+from .processor import (
+    CardSetup,
+    ChargeOutcome,
+    Collected,
+    PaymentProcessor,
+    card_failed,
+    card_needs_authentication,
+    card_succeeded,
+    utc_day,
 )
+from .records import CustomerRef, InvoiceRecord, PaymentMethodInfo, store_payment_method
 
 LOCAL_TEST_API = ("http://127.0.0.1", "http://localhost")
 
 
-class StripeProcessor:
+class StripeProcessor(PaymentProcessor):
     """Payments through a Stripe account (``api_base`` points at localstripe in tests)."""
 
     name = "stripe"
@@ -60,12 +54,8 @@ class StripeProcessor:
         conn.execute(update(customers).where(customers.c.pk == customer.pk).values(stripe_id=created.id))
         return str(created.id)
 
-    def default_payment_method(self, conn: Connection, customer: CustomerRef) -> PaymentMethodInfo | None:
-        return default_payment_method(conn, customer.pk)
-
     def add_card(self, conn: Connection, customer: CustomerRef, card: CardInput, now: int) -> CardSetup:
-        today = dt.datetime.fromtimestamp(now / 1000, tz=dt.timezone.utc).date()
-        checked = check_card(card, today)
+        checked = check_card(card, utc_day(now))
         stripe_customer = self.ensure_customer(conn, customer)
         try:
             pm = self.client.v1.payment_methods.create(
@@ -113,27 +103,9 @@ class StripeProcessor:
         stripe_customer = self.ensure_customer(conn, customer)
         if payment_method.processor_id:
             self._make_default(str(stripe_customer), payment_method.processor_id)
-        behavior = payment_method.behavior
-        if behavior == CardBehavior.AUTHENTICATE_ONCE.value:
-            behavior = CardBehavior.SUCCEED.value
-        set_payment_method_behavior(conn, payment_method.pk, behavior, make_default=True)
+        super().confirm_card(conn, customer, payment_method)
 
     # charges ------------------------------------------------------------------------------------------------
-    def charge(
-        self,
-        conn: Connection,
-        customer: CustomerRef,
-        draft: InvoiceDraft,
-        reason: str,
-        now: int,
-        base_url: str,
-        entity_id: str | None = None,
-        payment_method: PaymentMethodInfo | None = None,
-        authenticated: bool = False,
-    ) -> ChargeOutcome:
-        invoice = create_invoice(conn, customer.pk, draft, reason, self.name, now, base_url, entity_id)
-        return self.retry_invoice(conn, customer, invoice, now, payment_method, authenticated)
-
     def _authenticate_in_test_mode(self, intent: Any) -> Any:
         """Complete 3-D Secure the way a browser would; only test servers (localstripe) offer this."""
         response = self.client.raw_request(
@@ -144,72 +116,41 @@ class StripeProcessor:
         )
         return self.client.deserialize(response, api_mode="V1")
 
-    def retry_invoice(
+    def can_charge(self, payment_method: PaymentMethodInfo) -> bool:
+        return payment_method.processor_id is not None
+
+    def collect_card(
         self,
         conn: Connection,
         customer: CustomerRef,
         invoice: InvoiceRecord,
+        payment_method: PaymentMethodInfo,
+        due: int,
         now: int,
-        payment_method: PaymentMethodInfo | None = None,
-        authenticated: bool = False,
-    ) -> ChargeOutcome:
-        total = invoice.total
-        if total < 0:
-            add_credit(
-                conn, customer.pk, invoice.currency, -total, f"Credit from {invoice.id}", now, invoice.pk
+        authenticated: bool,
+    ) -> ChargeOutcome | Collected:
+        """An off-session PaymentIntent on the saved card, confirmed at once."""
+        stripe_customer = self.ensure_customer(conn, customer)
+        try:
+            intent = self.client.v1.payment_intents.create(
+                {
+                    "amount": due,
+                    "currency": invoice.currency,
+                    "customer": str(stripe_customer),
+                    "payment_method": str(payment_method.processor_id),
+                    "confirm": True,
+                    "off_session": True,
+                    "metadata": {"autumn_invoice_id": invoice.id},
+                }
             )
-            set_invoice_status(conn, invoice.pk, "paid", now, amount_paid=0)
-            return ChargeOutcome(ChargeStatus.CREDITED, invoice_record(conn, invoice.pk))
-        if total == 0:
-            set_invoice_status(conn, invoice.pk, "paid", now, amount_paid=0)
-            return ChargeOutcome(ChargeStatus.NOTHING_DUE, invoice_record(conn, invoice.pk))
-        credit = min(credit_balance(conn, customer.pk, invoice.currency), total)
-        due = total - credit
-        intent_id: str | None = None
-        if due > 0:
-            pm = payment_method or default_payment_method(conn, customer.pk)
-            if pm is None or pm.processor_id is None:
-                return ChargeOutcome(ChargeStatus.PAYMENT_METHOD_REQUIRED, invoice)
-            stripe_customer = self.ensure_customer(conn, customer)
-            try:
-                intent = self.client.v1.payment_intents.create(
-                    {
-                        "amount": due,
-                        "currency": invoice.currency,
-                        "customer": str(stripe_customer),
-                        "payment_method": pm.processor_id,
-                        "confirm": True,
-                        "off_session": True,
-                        "metadata": {"autumn_invoice_id": invoice.id},
-                    }
-                )
-            except stripe.CardError as exc:
-                message = exc.user_message or DECLINE_MESSAGES[CardBehavior.DECLINE][1]
-                record_charge(
-                    conn, invoice.pk, pm.pk, due, "failed", now, exc.code or "card_declined", message
-                )
-                return ChargeOutcome(ChargeStatus.FAILED, invoice, exc.code or "card_declined", message)
-            if intent.status == "requires_action" and authenticated:
-                intent = self._authenticate_in_test_mode(intent)
-            if intent.status == "requires_action":
-                record_charge(conn, invoice.pk, pm.pk, due, "requires_action", now, "authentication_required")
-                return ChargeOutcome(
-                    ChargeStatus.REQUIRES_ACTION,
-                    invoice,
-                    "authentication_required",
-                    "The payment requires authentication",
-                )
-            if intent.status != "succeeded":
-                message = DECLINE_MESSAGES[CardBehavior.DECLINE][1]
-                record_charge(conn, invoice.pk, pm.pk, due, "failed", now, "card_declined", message)
-                return ChargeOutcome(ChargeStatus.FAILED, invoice, "card_declined", message)
-            record_charge(conn, invoice.pk, pm.pk, due, "succeeded", now)
-            intent_id = str(intent.id)
-        if credit > 0:
-            add_credit(
-                conn, customer.pk, invoice.currency, -credit, f"Applied to {invoice.id}", now, invoice.pk
-            )
-        set_invoice_status(
-            conn, invoice.pk, "paid", now, amount_paid=due, credit_applied=credit, processor_id=intent_id
-        )
-        return ChargeOutcome(ChargeStatus.PAID, invoice_record(conn, invoice.pk))
+        except stripe.CardError as exc:
+            message = exc.user_message or DECLINE_MESSAGES[CardBehavior.DECLINE][1]
+            return card_failed(conn, invoice, payment_method, due, now, exc.code or "card_declined", message)
+        if intent.status == "requires_action" and authenticated:
+            intent = self._authenticate_in_test_mode(intent)
+        if intent.status == "requires_action":
+            return card_needs_authentication(conn, invoice, payment_method, due, now)
+        if intent.status != "succeeded":
+            message = DECLINE_MESSAGES[CardBehavior.DECLINE][1]
+            return card_failed(conn, invoice, payment_method, due, now, "card_declined", message)
+        return card_succeeded(conn, invoice, payment_method, due, now, str(intent.id))
