@@ -22,15 +22,23 @@ depends_on = None
 
 FINGERPRINT = """
 CREATE OR REPLACE FUNCTION autumn_subject_fingerprint(p_customer_pk bigint, p_features text[])
-RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT md5(
-        (SELECT c::text FROM customers c WHERE c.pk = p_customer_pk)
-        || coalesce(
-            (SELECT string_agg(s::text || '/' || coalesce(e.id, ''), '|' ORDER BY s.pk)
-               FROM balance_sources s LEFT OUTER JOIN entities e ON e.pk = s.entity_pk
-              WHERE s.customer_pk = p_customer_pk AND s.feature_id = ANY(p_features)),
-            '')
-    )
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+-- plpgsql rather than sql: its plans are cached per session (an sql function with subqueries is
+-- planned on every call, which cost several times the query itself).  STABLE: it reads with the
+-- snapshot of the statement that calls it, so a row read and its fingerprint always agree.
+DECLARE
+    customer_text text;
+    sources_text text;
+BEGIN
+    SELECT c::text INTO customer_text FROM customers c WHERE c.pk = p_customer_pk;
+    IF customer_text IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT string_agg(s::text || '/' || coalesce(e.id, ''), '|' ORDER BY s.pk) INTO sources_text
+      FROM balance_sources s LEFT OUTER JOIN entities e ON e.pk = s.entity_pk
+     WHERE s.customer_pk = p_customer_pk AND s.feature_id = ANY(p_features);
+    RETURN md5(customer_text || coalesce(sources_text, ''));
+END
 $$
 """
 
