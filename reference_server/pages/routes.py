@@ -184,6 +184,50 @@ class _Pages:
         month, year = parse_expiry(str(form.get("expiry", "")))
         return CardInput(str(form.get("card_number", "")), month, year, str(form.get("cvc", "")).strip())
 
+    def _authentication_step(
+        self,
+        conn: Connection,
+        request: Request,
+        session: SessionRecord,
+        kind: str,
+        payment_method_pk: int,
+        **session_values: Any,
+    ) -> Response:
+        """Park the session until the payer authenticates the card, and send them to that step."""
+        update_session(
+            conn,
+            session.pk,
+            status="requires_action",
+            pending_payment_method_pk=payment_method_pk,
+            **session_values,
+        )
+        return RedirectResponse(request.url_for(f"{kind}_authenticate", session_id=session.id).path, 303)
+
+    def _save_card(
+        self,
+        conn: Connection,
+        request: Request,
+        session: SessionRecord,
+        customer: CustomerRef,
+        form: Mapping[str, Any],
+        now: int,
+        error_page: Callable[[int, str], Response],
+    ) -> PaymentMethodInfo | Response:
+        """Save the card typed into a session's form (checkout, setup or portal).
+
+        The saved card, or the response to send instead: ``error_page(status, message)`` for a
+        refused card (402 for a decline), or the redirect to the authentication step.
+        """
+        try:
+            setup = self.ctx.processor.add_card(conn, customer, self._card_from_form(form), now)
+        except CardError as exc:
+            return error_page(
+                402 if exc.code in ("card_declined", "insufficient_funds") else 400, exc.message
+            )
+        if setup.needs_authentication:
+            return self._authentication_step(conn, request, session, session.kind, setup.payment_method.pk)
+        return setup.payment_method
+
     @staticmethod
     def _base_url(request: Request) -> str:
         return str(request.base_url).rstrip("/")
@@ -274,23 +318,16 @@ class _Pages:
                     )
                     return self._render(request, "checkout.html", 400, **view)
                 return self._finish_checkout(conn, request, session, customer, saved, now, False)
-            try:
-                setup = self.ctx.processor.add_card(conn, customer, self._card_from_form(form), now)
-            except CardError as exc:
-                status = 402 if exc.code in ("card_declined", "insufficient_funds") else 400
-                view = self._checkout_view(request, conn, session, customer, error=exc.message)
+            open_session = session
+
+            def refused(status: int, message: str) -> Response:
+                view = self._checkout_view(request, conn, open_session, customer, error=message)
                 return self._render(request, "checkout.html", status, **view)
-            if setup.needs_authentication:
-                update_session(
-                    conn,
-                    session.pk,
-                    status="requires_action",
-                    pending_payment_method_pk=setup.payment_method.pk,
-                )
-                return RedirectResponse(
-                    request.url_for("checkout_authenticate", session_id=session.id).path, status_code=303
-                )
-            return self._finish_checkout(conn, request, session, customer, setup.payment_method, now, False)
+
+            card = self._save_card(conn, request, session, customer, form, now, refused)
+            if not isinstance(card, PaymentMethodInfo):
+                return card
+            return self._finish_checkout(conn, request, session, customer, card, now, False)
 
     def _finish_checkout(
         self,
@@ -322,16 +359,7 @@ class _Pages:
             )
         invoice_pk = outcome.invoice.pk if outcome.invoice else None
         if outcome.status is ChargeStatus.REQUIRES_ACTION:
-            update_session(
-                conn,
-                session.pk,
-                status="requires_action",
-                pending_payment_method_pk=pm.pk,
-                invoice_pk=invoice_pk,
-            )
-            return RedirectResponse(
-                request.url_for("checkout_authenticate", session_id=session.id).path, status_code=303
-            )
+            return self._authentication_step(conn, request, session, "checkout", pm.pk, invoice_pk=invoice_pk)
         if not outcome.succeeded:
             update_session(
                 conn, session.pk, status="open", pending_payment_method_pk=None, invoice_pk=invoice_pk
@@ -456,27 +484,16 @@ class _Pages:
             if session.status == "complete":
                 return self._done_redirect(request, session, session.success_url)
             customer = _customer_ref(conn, session.customer_pk)
-            try:
-                setup = self.ctx.processor.add_card(conn, customer, self._card_from_form(form), now)
-            except CardError as exc:
-                status = 402 if exc.code in ("card_declined", "insufficient_funds") else 400
-                return self._render(
-                    request,
-                    "setup.html",
-                    status,
-                    **self._setup_view(request, session, customer, error=exc.message),
-                )
-            if setup.needs_authentication:
-                update_session(
-                    conn,
-                    session.pk,
-                    status="requires_action",
-                    pending_payment_method_pk=setup.payment_method.pk,
-                )
-                return RedirectResponse(
-                    request.url_for("setup_authenticate", session_id=session.id).path, 303
-                )
-            return self._finish_setup(conn, request, session, setup.payment_method, now)
+            open_session = session
+
+            def refused(status: int, message: str) -> Response:
+                view = self._setup_view(request, open_session, customer, error=message)
+                return self._render(request, "setup.html", status, **view)
+
+            card = self._save_card(conn, request, session, customer, form, now, refused)
+            if not isinstance(card, PaymentMethodInfo):
+                return card
+            return self._finish_setup(conn, request, session, card, now)
 
     def _finish_setup(
         self, conn: Connection, request: Request, session: SessionRecord, pm: PaymentMethodInfo, now: int
@@ -541,23 +558,16 @@ class _Pages:
             if problem is not None or session is None:
                 return problem or self._not_found(request)
             customer = _customer_ref(conn, session.customer_pk)
-            try:
-                setup = self.ctx.processor.add_card(conn, customer, self._card_from_form(form), now)
-            except CardError as exc:
-                status = 402 if exc.code in ("card_declined", "insufficient_funds") else 400
-                view = self._portal_view(request, conn, session, customer, now, error=exc.message)
+            open_session = session
+
+            def refused(status: int, message: str) -> Response:
+                view = self._portal_view(request, conn, open_session, customer, now, error=message)
                 return self._render(request, "portal.html", status, **view)
-            if setup.needs_authentication:
-                update_session(
-                    conn,
-                    session.pk,
-                    status="requires_action",
-                    pending_payment_method_pk=setup.payment_method.pk,
-                )
-                return RedirectResponse(
-                    request.url_for("portal_authenticate", session_id=session.id).path, 303
-                )
-            self._card_saved(conn, session.customer_pk, setup.payment_method, now)
+
+            card = self._save_card(conn, request, session, customer, form, now, refused)
+            if not isinstance(card, PaymentMethodInfo):
+                return card
+            self._card_saved(conn, session.customer_pk, card, now)
             target = request.url_for("portal_page", session_id=session.id).include_query_params(
                 notice="card_saved"
             )
