@@ -35,6 +35,7 @@ from reference_server.service.subscriptions import (
     create_item_sources,
     entity_usage,
     expire_instance,
+    expire_scheduled_switches,
     load_instances,
     schedule_maintenance,
 )
@@ -202,21 +203,10 @@ def expire_scheduled_in_group(
     conn: Connection, cat: Catalog, instances: Sequence[Instance], group: str, entity_pk: int | None
 ) -> list[dict[str, Any]]:
     """An immediate change or a new downgrade replaces the switch scheduled in this group and scope."""
-    changes = []
-    for inst in instances:
-        plan = cat.plans_by_pk.get(inst.plan_pk)
-        if (
-            inst.status == "scheduled"
-            and inst.entity_pk == entity_pk
-            and plan is not None
-            and plan.group == group
-            and not plan.add_on
-        ):
-            conn.execute(
-                update(customer_plans).where(customer_plans.c.pk == inst.pk).values(status="expired")
-            )
-            changes.append(change(conn, "expired", inst.pk, {"status": "scheduled"}))
-    return changes
+    return [
+        change(conn, "expired", inst.pk, {"status": "scheduled"})
+        for inst in expire_scheduled_switches(conn, cat, list(instances), group, entity_pk)
+    ]
 
 
 @dataclass

@@ -21,6 +21,7 @@ from reference_server.service.subscriptions import (
     activate_group_default,
     activate_plan,
     expire_instance,
+    expire_scheduled_switches,
     load_instances,
 )
 from reference_server.store.catalog import Catalog, Plan
@@ -123,18 +124,7 @@ def attach_free(
         carried = expire_instance(conn, current.pk, now)
     if not plan.add_on:
         # An immediate change replaces any switch that was scheduled in this group and scope.
-        for inst in instances:
-            p = cat.plans_by_pk.get(inst.plan_pk)
-            if (
-                inst.status == "scheduled"
-                and inst.entity_pk == entity_pk
-                and p is not None
-                and p.group == plan.group
-                and not p.add_on
-            ):
-                conn.execute(
-                    update(customer_plans).where(customer_plans.c.pk == inst.pk).values(status="expired")
-                )
+        expire_scheduled_switches(conn, cat, instances, plan.group, entity_pk)
     activate_plan(
         conn,
         cat,
@@ -203,18 +193,7 @@ def update_free(
             .where(customer_plans.c.pk == inst.pk)
             .values(canceled_at=None, expires_at=None)
         )
-        for other in instances:
-            p = cat.plans_by_pk.get(other.plan_pk)
-            if (
-                other.status == "scheduled"
-                and other.entity_pk == entity_pk
-                and p is not None
-                and p.group == plan.group
-                and not p.add_on
-            ):
-                conn.execute(
-                    update(customer_plans).where(customer_plans.c.pk == other.pk).values(status="expired")
-                )
+        expire_scheduled_switches(conn, cat, instances, plan.group, entity_pk)
     elif inst.status == "scheduled":
         raise invalid("A scheduled plan cannot be updated")
     out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}

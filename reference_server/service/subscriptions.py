@@ -43,6 +43,31 @@ class Instance:
         return self.subscription_id or f"sub_{self.pk}"
 
 
+def expire_scheduled_switches(
+    conn: Connection, cat: Catalog, instances: list[Instance], group: str, entity_pk: int | None
+) -> list[Instance]:
+    """Drop the plan switch scheduled in ``group`` for this scope (customer or entity).
+
+    An immediate change, a new downgrade or an uncancel replaces it; add-ons are never switches.
+    Returns the instances it expired.
+    """
+    expired = []
+    for inst in instances:
+        plan = cat.plans_by_pk.get(inst.plan_pk)
+        if (
+            inst.status == "scheduled"
+            and inst.entity_pk == entity_pk
+            and plan is not None
+            and plan.group == group
+            and not plan.add_on
+        ):
+            conn.execute(
+                update(customer_plans).where(customer_plans.c.pk == inst.pk).values(status="expired")
+            )
+            expired.append(inst)
+    return expired
+
+
 def instance_from_row(r: Any) -> Instance:
     return Instance(**{k: getattr(r, k) for k in Instance.__dataclass_fields__})
 
