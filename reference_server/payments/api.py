@@ -53,7 +53,7 @@ from reference_server.service.subscriptions import (
 )
 from reference_server.store.billing_tables import invoices, subscription_billing
 from reference_server.store.catalog import Catalog
-from reference_server.store.subjects import CustomerRow, customer_from_row, get_entity
+from reference_server.store.subjects import CustomerRow, EntityRow, customer_from_row, get_entity
 from reference_server.store.tables import balance_sources, customer_plans, customers, organizations
 from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
 from reference_server.webhooks.routes import webhook_routes
@@ -240,6 +240,30 @@ def _failed_payment(
     return out
 
 
+def _charge_or_retry_link(
+    ctx: Ctx,
+    conn: Connection,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    draft: InvoiceDraft,
+    reason: str,
+    now: int,
+    base_url: str,
+    action: dict[str, Any],
+    success_url: str | None,
+) -> tuple[InvoiceRecord | None, dict[str, Any] | None]:
+    """Charge ``draft`` now: the invoice (None when nothing was due), or the failure response
+    (:func:`_failed_payment`) when the customer has to act before the change can happen."""
+    outcome = charge_draft(processor_for(ctx.state), conn, customer, draft, reason, now, base_url, entity)
+    if outcome is not None and not outcome.succeeded:
+        entity_id = entity.id if entity else None
+        failure = _failed_payment(
+            ctx, conn, customer, outcome, draft, action, now, base_url, success_url, entity_id
+        )
+        return None, failure
+    return (outcome.invoice if outcome is not None else None), None
+
+
 def attach_in(
     ctx: Ctx, conn: Connection, body: dict[str, Any], base_url: str, paid: bool = False
 ) -> dict[str, Any]:
@@ -258,30 +282,20 @@ def attach_in(
                 conn, state.customer.pk, quote.due_now, action, state.now, base_url, body.get("success_url")
             )
             return _response(state.customer, entity_id, payment_url=url)
-        outcome = charge_draft(
-            processor_for(ctx.state),
+        invoice, failure = _charge_or_retry_link(
+            ctx,
             conn,
             state.customer,
+            state.entity,
             quote.due_now,
             quote.kind.value,
             state.now,
             base_url,
-            state.entity,
+            action,
+            body.get("success_url"),
         )
-        if outcome is not None and not outcome.succeeded:
-            return _failed_payment(
-                ctx,
-                conn,
-                state.customer,
-                outcome,
-                quote.due_now,
-                action,
-                state.now,
-                base_url,
-                body.get("success_url"),
-                entity_id,
-            )
-        invoice = outcome.invoice if outcome is not None else None
+        if failure is not None:
+            return failure
     changes = apply_attach(state, quote, trial)
     emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
     out = _response(state.customer, entity_id, payment_url=None)
@@ -423,23 +437,20 @@ def multi_attach_in(
                 conn, first.customer.pk, due, action, first.now, base_url, body.get("success_url")
             )
             return _response(first.customer, entity_id, payment_url=url)
-        outcome = charge_draft(
-            processor, conn, first.customer, due, "multi_attach", first.now, base_url, first.entity
+        invoice, failure = _charge_or_retry_link(
+            ctx,
+            conn,
+            first.customer,
+            first.entity,
+            due,
+            "multi_attach",
+            first.now,
+            base_url,
+            action,
+            body.get("success_url"),
         )
-        if outcome is not None and not outcome.succeeded:
-            return _failed_payment(
-                ctx,
-                conn,
-                first.customer,
-                outcome,
-                due,
-                action,
-                first.now,
-                base_url,
-                body.get("success_url"),
-                entity_id,
-            )
-        invoice = outcome.invoice if outcome is not None else None
+        if failure is not None:
+            return failure
     changes: list[dict[str, Any]] = []
     for state, quote, trial in prepared:
         state.instances = load_instances(conn, state.customer.pk)
@@ -717,21 +728,11 @@ def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) 
     now: int = q["now"]
     intent = q["intent"]
     entity_id = entity.id if entity else None
-    processor = processor_for(ctx.state)
-    outcome = charge_draft(processor, conn, customer, q["due"], intent, now, base_url, entity)
-    if outcome is not None and not outcome.succeeded:
-        return _failed_payment(
-            ctx,
-            conn,
-            customer,
-            outcome,
-            q["due"],
-            _action(ctx, "update_invoice", {}),
-            now,
-            base_url,
-            None,
-            entity_id,
-        )
+    invoice, failure = _charge_or_retry_link(
+        ctx, conn, customer, entity, q["due"], intent, now, base_url, _action(ctx, "update_invoice", {}), None
+    )
+    if failure is not None:
+        return failure
     changes: list[dict[str, Any]] = []
     entity_pk = entity.pk if entity else None
     if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
@@ -814,8 +815,8 @@ def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) 
         changes.append(change(conn, "activated", new_pk))
     emit_billing_updated(ctx, conn, customer, entity, changes, now)
     out = _response(customer, entity_id, payment_url=None)
-    if outcome is not None and outcome.invoice is not None:
-        out["invoice"] = outcome.invoice.to_api()
+    if invoice is not None:
+        out["invoice"] = invoice.to_api()
     return out
 
 
