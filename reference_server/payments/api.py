@@ -47,7 +47,6 @@ from reference_server.service.context import AppState, Ctx, Tenant
 from reference_server.service.customers import catch_up, require_customer
 from reference_server.service.subscriptions import (
     activate_plan,
-    expire_instance,
     load_instances,
     schedule_maintenance,
 )
@@ -67,6 +66,7 @@ from .flows import (
     charge_draft,
     customer_ref,
     emit_billing_updated,
+    expire_active,
     expire_scheduled_in_group,
     group_default,
     past_due_instances,
@@ -737,8 +737,7 @@ def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) 
     entity_pk = entity.pk if entity else None
     if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
         conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(canceled_at=now))
-        carried = expire_instance(conn, inst.pk, now)
-        changes.append(change(conn, "expired", inst.pk, {"status": "active"}))
+        carried = expire_active(conn, inst.pk, now, changes)
         if not plan.add_on:
             changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
             changes += activate_default(conn, cat, customer, entity, plan.group, now, carried, plan.id)
@@ -791,8 +790,7 @@ def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) 
     elif intent == "update_plan":
         switch = q["switch"]
         custom = q["custom"]
-        carried = expire_instance(conn, inst.pk, now)
-        changes.append(change(conn, "expired", inst.pk, {"status": "active"}))
+        carried = expire_active(conn, inst.pk, now, changes)
         period = switch.period
         new_pk = activate_plan(
             conn,

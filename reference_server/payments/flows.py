@@ -199,6 +199,14 @@ def record_trial(conn: Connection, customer: CustomerRow, plan_id: str, now: int
         )
 
 
+def expire_active(conn: Connection, instance_pk: int, at: int, changes: list[dict[str, Any]]) -> ExpiredState:
+    """Expire an active instance at ``at``, note the ``expired`` plan change, and hand back what
+    carries over (continuous usage, reset times) to whatever replaces it."""
+    carried = expire_instance(conn, instance_pk, at)
+    changes.append(change(conn, "expired", instance_pk, {"status": "active"}))
+    return carried
+
+
 def expire_scheduled_in_group(
     conn: Connection, cat: Catalog, instances: Sequence[Instance], group: str, entity_pk: int | None
 ) -> list[dict[str, Any]]:
@@ -357,8 +365,7 @@ def apply_attach(
     leftovers: dict[str, tuple[float, float]] = {}
     if quote.kind is ChangeKind.UPGRADE and current is not None:
         leftovers = _consumable_leftovers(conn, current.pk)
-        carried = expire_instance(conn, current.pk, now)
-        changes.append(change(conn, "expired", current.pk, {"status": "active"}))
+        carried = expire_active(conn, current.pk, now, changes)
     if not plan.add_on and not plan.is_one_off:
         changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
     period = quote.period
@@ -562,8 +569,7 @@ def process_boundary(
             charge_draft(
                 processor, conn, customer, quote_final_usage(sub), "final_usage", boundary, base_url, entity
             )
-        carried = expire_instance(conn, inst.pk, boundary)
-        changes.append(change(conn, "expired", inst.pk, {"status": "active"}))
+        carried = expire_active(conn, inst.pk, boundary, changes)
         successors = [
             i
             for i in load_instances(conn, customer.pk)
@@ -656,8 +662,7 @@ def end_default_trial(
             schedule_maintenance(conn, customer.pk, period.end)
         changes.append(change(conn, "updated", inst.pk, previous))
     else:
-        carried = expire_instance(conn, inst.pk, trial_end)
-        changes.append(change(conn, "expired", inst.pk, {"status": "active"}))
+        carried = expire_active(conn, inst.pk, trial_end, changes)
         if not plan.add_on:
             changes += activate_default(conn, cat, customer, entity, plan.group, trial_end, carried, plan.id)
     emit_billing_updated(ctx, conn, customer, entity, changes, trial_end, ["trial_ended"])
