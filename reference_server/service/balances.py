@@ -46,7 +46,6 @@ from reference_server.store.subject_cache import (
     APPLY,
     CachedSubject,
     SubjectCache,
-    SubjectKey,
     apply_params,
     apply_track,
     cached_subject,
@@ -195,14 +194,23 @@ def _track_cached(
         feats = _track_features(cat, body)
         ids = involved_feature_ids(cat, feats)
         key = subject_key(ctx.tenant, customer_id, ids)
-        entry = cache.take(key) or load_fingerprinted(conn, ctx.tenant, customer_id, ids)
-        if entry is None:
+        claimed, entry = cache.claim(key)
+        if not claimed:
             return None
-        step = _track_step(ctx, conn, cat, body, entry, feats, ids, value, behavior)
-        if step is None:
-            return None
-        fingerprint = apply_track(conn, entry, ids, step.dirty, step.event)
-        return _track_done(cat, cache, key, body, entry, feats, step, fingerprint, value, expand)
+        done: CachedSubject | None = None
+        try:
+            entry = entry or load_fingerprinted(conn, ctx.tenant, customer_id, ids)
+            if entry is None:
+                return None
+            step = _track_step(ctx, conn, cat, body, entry, feats, ids, value, behavior)
+            if step is None:
+                return None
+            fingerprint = apply_track(conn, entry, ids, step.dirty, step.event)
+            response = _track_done(cat, body, entry, feats, step, fingerprint, value, expand)
+            done = entry if response is not None else None
+            return response
+        finally:
+            cache.release(key, done)
 
 
 @dataclass
@@ -254,8 +262,6 @@ def _track_step(
 
 def _track_done(
     cat: Catalog,
-    cache: SubjectCache,
-    key: SubjectKey,
     body: dict[str, Any],
     entry: CachedSubject,
     feats: list[Feature],
@@ -269,7 +275,6 @@ def _track_done(
     for s in step.dirty:
         s.dirty = False
     entry.fingerprint = fingerprint
-    cache.put(key, entry)
     return _track_response(
         cat, body, entry.customer, None, feats, step.results, entry.sources, step.now, value, expand
     )
@@ -288,22 +293,30 @@ async def track_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
     feats = _track_features(cat, body)
     ids = involved_feature_ids(cat, feats)
     key = subject_key(ctx.tenant, body["customer_id"], ids)
-    entry = cache.take(key)
-    if entry is None:
-        stmt, params = fingerprinted_query(ctx.tenant, body["customer_id"], ids)
-        entry = cached_subject(await pool.fetch(stmt, params))
-        if entry is None:
-            return None
-    if ctx.state.extras.get("track_watcher") is None:
-        step = _track_step(ctx, None, cat, body, entry, feats, ids, value, behavior)
-    else:
-        with ctx.db.autocommit() as conn:  # the billing watcher reads through it only on a cache miss
-            step = _track_step(ctx, conn, cat, body, entry, feats, ids, value, behavior)
-    if step is None:
+    claimed, entry = cache.claim(key)
+    if not claimed:
         return None
-    rows = await pool.fetch(APPLY, apply_params(entry, ids, step.dirty, step.event))
-    fingerprint = None if not rows or rows[0].fp is None else str(rows[0].fp)
-    return _track_done(cat, cache, key, body, entry, feats, step, fingerprint, value, expand)
+    done: CachedSubject | None = None
+    try:
+        if entry is None:
+            stmt, params = fingerprinted_query(ctx.tenant, body["customer_id"], ids)
+            entry = cached_subject(await pool.fetch(stmt, params))
+            if entry is None:
+                return None
+        if ctx.state.extras.get("track_watcher") is None:
+            step = _track_step(ctx, None, cat, body, entry, feats, ids, value, behavior)
+        else:
+            with ctx.db.autocommit() as conn:  # the billing watcher reads through it only on a cache miss
+                step = _track_step(ctx, conn, cat, body, entry, feats, ids, value, behavior)
+        if step is None:
+            return None
+        rows = await pool.fetch(APPLY, apply_params(entry, ids, step.dirty, step.event))
+        fingerprint = None if not rows or rows[0].fp is None else str(rows[0].fp)
+        response = _track_done(cat, body, entry, feats, step, fingerprint, value, expand)
+        done = entry if response is not None else None
+        return response
+    finally:
+        cache.release(key, done)
 
 
 async def check_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:

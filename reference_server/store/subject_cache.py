@@ -11,7 +11,8 @@ change, a balance update, a concurrent track): the entry is dropped and the call
 the ordinary locked path, so the cache is invalidated on change without anyone having to tell it.
 
 An entry is taken out of the cache while a request works on it (the engine mutates sources in
-place), so two threads never share one; a concurrent request for the same customer reads afresh.
+place), so two requests never share one; a concurrent track of the same customer takes the locked
+path instead.
 """
 
 from __future__ import annotations
@@ -42,22 +43,34 @@ class CachedSubject:
 
 
 class SubjectCache:
-    """Subjects by (org, env, customer id, feature ids); see the module docstring."""
+    """Subjects by (org, env, customer id, feature ids); see the module docstring.
+
+    A request :meth:`claim` s a key before it works on the subject and :meth:`release` s it after,
+    handing back the entry only if its write succeeded.  A key already claimed means a concurrent
+    track of the same customer: the caller goes straight to the locked path, since a second
+    compare-and-write would almost surely lose and only add round trips to a hot customer.
+    """
 
     def __init__(self) -> None:
         self._entries: dict[SubjectKey, CachedSubject] = {}
+        self._busy: set[SubjectKey] = set()
         self._lock = threading.Lock()
 
-    def take(self, key: SubjectKey) -> CachedSubject | None:
-        """Remove and return the entry: the caller owns it until it :meth:`put` s it back."""
+    def claim(self, key: SubjectKey) -> tuple[bool, CachedSubject | None]:
+        """(False, None) if another request holds the key; else (True, the cached entry or None)."""
         with self._lock:
-            return self._entries.pop(key, None)
+            if key in self._busy:
+                return False, None
+            self._busy.add(key)
+            return True, self._entries.pop(key, None)
 
-    def put(self, key: SubjectKey, entry: CachedSubject) -> None:
+    def release(self, key: SubjectKey, entry: CachedSubject | None) -> None:
         with self._lock:
-            if len(self._entries) >= MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[key] = entry
+            self._busy.discard(key)
+            if entry is not None:
+                if len(self._entries) >= MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[key] = entry
 
 
 def subject_key(tenant: Tenant, customer_id: str, feature_ids: Iterable[str]) -> SubjectKey:
