@@ -33,11 +33,11 @@ from reference_server.service.subscriptions import (
     Instance,
     activate_plan,
     create_item_sources,
-    entity_usage,
     expire_instance,
     expire_scheduled_switches,
     load_instances,
     schedule_maintenance,
+    with_entity_usage,
 )
 from reference_server.store.billing_tables import invoices, subscription_billing, trials_used
 from reference_server.store.catalog import Catalog, Plan
@@ -498,15 +498,7 @@ def _activate_scheduled(
     conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(**values))
     usage = dict(carried.continuous_usage) if carried else {}
     if entity is None:
-        for item in plan.items:
-            feature = cat.features.get(item["feature_id"])
-            if (
-                feature is not None
-                and feature.type == "metered"
-                and not feature.consumable
-                and feature.id not in usage
-            ):
-                usage[feature.id] = entity_usage(conn, customer.pk, feature.id)
+        usage = with_entity_usage(conn, cat, customer.pk, plan, usage)
     create_item_sources(
         conn,
         cat,

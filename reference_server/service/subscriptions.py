@@ -196,6 +196,19 @@ def entity_usage(conn: Connection, customer_pk: int, feature_id: str) -> float:
     )
 
 
+def with_entity_usage(
+    conn: Connection, cat: Catalog, customer_pk: int, plan: Plan, carried: dict[str, float] | None = None
+) -> dict[str, float]:
+    """``carried`` usage plus, for each continuous item not in it, the customer's entities of that
+    feature: a customer-level plan starts with its seats already in use (§5.2.6)."""
+    usage = dict(carried or {})
+    for item in plan.items:
+        f = cat.features.get(item["feature_id"])
+        if f is not None and f.type == "metered" and not f.consumable and f.id not in usage:
+            usage[f.id] = entity_usage(conn, customer_pk, f.id)
+    return usage
+
+
 def activate_plan(
     conn: Connection,
     cat: Catalog,
@@ -243,10 +256,7 @@ def activate_plan(
         return instance_pk
     carried = dict(carried_usage or {})
     if entity is None:
-        for item in plan.items:
-            f = cat.features.get(item["feature_id"])
-            if f is not None and f.type == "metered" and not f.consumable and f.id not in carried:
-                carried[f.id] = entity_usage(conn, customer.pk, f.id)
+        carried = with_entity_usage(conn, cat, customer.pk, plan, carried)
     create_item_sources(
         conn,
         cat,
@@ -384,12 +394,7 @@ def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: Customer
 
                     erow = conn.execute(select(entities).where(entities.c.pk == inst.entity_pk)).first()
                     entity = entity_from_row(erow) if erow is not None else None
-                carried: dict[str, float] = {}
-                if entity is None:
-                    for item in plan.items:
-                        f = cat.features.get(item["feature_id"])
-                        if f is not None and f.type == "metered" and not f.consumable:
-                            carried[f.id] = entity_usage(conn, customer.pk, f.id)
+                carried = with_entity_usage(conn, cat, customer.pk, plan) if entity is None else {}
                 create_item_sources(
                     conn,
                     cat,
