@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from reference_server.errors import AutumnError, invalid, plan_not_found
+from reference_server.errors import AutumnError, entity_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.customers import require_customer
 from reference_server.service.subscriptions import (
@@ -68,22 +68,26 @@ def needs_paid_billing(plan: Plan, current: Plan | None) -> bool:
     return not plan.is_free or (current is not None and not current.is_free)
 
 
+def requested_entity(conn: Connection, customer: CustomerRow, body: dict[str, Any]) -> EntityRow | None:
+    """The request's ``entity_id`` entity of this customer (None without one); 404 when unknown."""
+    if not body.get("entity_id"):
+        return None
+    entity = get_entity(conn, customer.pk, body["entity_id"])
+    if entity is None:
+        raise entity_not_found(body["entity_id"])
+    return entity
+
+
 def resolve_attach(
     ctx: Ctx, conn: Connection, body: dict[str, Any]
 ) -> tuple[Catalog, CustomerRow, EntityRow | None, Plan, Instance | None, list[Instance], int]:
     """Load everything an attach needs (shared by the free path and the paid handlers)."""
-    from reference_server.errors import entity_not_found
-
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
     plan = cat.plan_version(body["plan_id"], body.get("version"))
     if plan is None:
         raise plan_not_found(body["plan_id"])
-    entity = None
-    if body.get("entity_id"):
-        entity = get_entity(conn, customer.pk, body["entity_id"])
-        if entity is None:
-            raise entity_not_found(body["entity_id"])
+    entity = requested_entity(conn, customer, body)
     instances = load_instances(conn, customer.pk)
     current = None
     if not plan.add_on and not plan.is_one_off:
@@ -205,17 +209,11 @@ def update_free(
 def resolve_update(
     ctx: Ctx, conn: Connection, body: dict[str, Any]
 ) -> tuple[Catalog, CustomerRow, EntityRow | None, Instance, list[Instance], int]:
-    from reference_server.errors import entity_not_found
-
     if not body.get("plan_id") and not body.get("subscription_id"):
         raise invalid("Either plan_id or subscription_id must be provided", "invalid_inputs")
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-    entity = None
-    if body.get("entity_id"):
-        entity = get_entity(conn, customer.pk, body["entity_id"])
-        if entity is None:
-            raise entity_not_found(body["entity_id"])
+    entity = requested_entity(conn, customer, body)
     instances = load_instances(conn, customer.pk)
     inst = find_instance(instances, cat, body, entity.pk if entity else None, customer.id or "")
     return cat, customer, entity, inst, instances, now
@@ -290,14 +288,8 @@ def _eligibility_for(
     customer = get_customer(conn, ctx.tenant, body["customer_id"])
     if customer is None:
         raise customer_not_found(body["customer_id"])
-    entity_pk = None
-    if body.get("entity_id"):
-        entity = get_entity(conn, customer.pk, body["entity_id"])
-        if entity is None:
-            from reference_server.errors import entity_not_found
-
-            raise entity_not_found(body["entity_id"])
-        entity_pk = entity.pk
+    entity = requested_entity(conn, customer, body)
+    entity_pk = entity.pk if entity is not None else None
     instances = load_instances(conn, customer.pk, include_expired=True)
     used = {i.plan_id for i in instances if i.trial_ends_at is not None}
     live = [i for i in instances if i.status != "expired"]
