@@ -14,6 +14,7 @@ from reference_server.engine.billing import (
     OnDecrease,
     OnIncrease,
     Plan,
+    PlanItem,
     Proration,
     Subscription,
     choose_trial,
@@ -24,7 +25,12 @@ from reference_server.engine.billing import (
     quote_renewal,
 )
 from reference_server.engine.billing.periods import add_interval
-from reference_server.engine.billing.quotes import check_multi_attach, combine_due, quote_final_usage
+from reference_server.engine.billing.quotes import (
+    check_multi_attach,
+    combine_due,
+    quote_final_usage,
+    quote_seat_change,
+)
 
 from .conftest import FREE, PREMIUM, PRO, PRO_TRIAL, D, messages, monthly, ms, prepaid_item, usage_item
 
@@ -336,3 +342,44 @@ def test_multi_attach_combines_and_validates_groups() -> None:
         check_multi_attach([PRO, PREMIUM], [])
     with pytest.raises(BillingRuleError):
         check_multi_attach([PRO], ["pro"])
+
+
+def usage_seats_plan(on_increase: OnIncrease, on_decrease: OnDecrease) -> Plan:
+    """$20/month with 2 seats included and $10 per extra seat, usage-based on a continuous feature."""
+    item = PlanItem(
+        "seats",
+        "Seats",
+        included=D(2),
+        price=usage_item(included=2, amount="10").price,
+        proration=Proration(on_increase, on_decrease),
+        continuous=True,
+    )
+    return monthly("team", "20", item)
+
+
+@pytest.mark.parametrize(
+    ("on_increase", "on_decrease", "added", "removed"),
+    [
+        (OnIncrease.PRORATE_IMMEDIATELY, OnDecrease.PRORATE_IMMEDIATELY, 500, -500),
+        (OnIncrease.BILL_IMMEDIATELY, OnDecrease.NONE, 1000, 0),
+        (OnIncrease.PRORATE_NEXT_CYCLE, OnDecrease.NO_PRORATIONS, 0, 0),
+    ],
+)
+def test_seat_changes_follow_the_items_proration(
+    on_increase: OnIncrease, on_decrease: OnDecrease, added: int, removed: int
+) -> None:
+    current = sub(usage_seats_plan(on_increase, on_decrease))
+    assert quote_seat_change(current, "seats", D(1), D(2), HALFWAY).total == 0  # still within included
+    assert quote_seat_change(current, "seats", D(2), D(3), HALFWAY).total == added
+    assert quote_seat_change(current, "seats", D(3), D(2), HALFWAY).total == removed
+
+
+def test_seats_are_not_billed_during_a_trial_and_renew_upfront() -> None:
+    plan = usage_seats_plan(OnIncrease.PRORATE_IMMEDIATELY, OnDecrease.PRORATE_IMMEDIATELY)
+    trialing = sub(plan, trial_ends_at=END)
+    assert quote_seat_change(trialing, "seats", D(2), D(5), HALFWAY).total == 0
+    in_use = sub(plan, usage={"seats": D(5)})
+    renewal = quote_renewal(in_use, END)
+    # No arrears for seats (paid upfront): the next period's base plus 3 seats beyond the included.
+    assert [line.amount for line in renewal.invoice.lines] == [2000, 3000]
+    assert quote_final_usage(in_use).total == 0
