@@ -77,7 +77,14 @@ from .flows import (
 )
 from .local import LocalProcessor
 from .processor import ChargeOutcome, PaymentProcessor
-from .records import InvoiceRecord, PaymentMethodInfo, SessionRecord, create_invoice, invoice_record
+from .records import (
+    InvoiceRecord,
+    PaymentMethodInfo,
+    SessionRecord,
+    create_invoice,
+    default_payment_method,
+    invoice_record,
+)
 from .seats import make_seat_billing
 from .sessions import (
     PAYMENT_RETRY_TTL_MS,
@@ -1029,10 +1036,17 @@ def maintenance_hook(state: AppState) -> Any:
     return run
 
 
+def payment_method_json(conn: Connection, customer: CustomerRow) -> dict[str, Any] | None:
+    """The customer's default card for ``expand: ["payment_method"]`` (Stripe's payment method shape)."""
+    card = default_payment_method(conn, customer.pk)
+    return card.to_api() if card is not None else None
+
+
 def setup_app(state: AppState) -> AppExtension:
     """Routes, maintenance hook and webhook worker of the paid billing side."""
     state.extras["billing_maintenance"] = maintenance_hook(state)
     state.extras["past_due_lookup"] = past_due_instances
+    state.extras["payment_method_lookup"] = payment_method_json
     state.extras["seat_billing"] = make_seat_billing(
         lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
     )

@@ -595,6 +595,8 @@ def test_past_due_shows_on_customer_and_entity_subscriptions_until_paid(api: Api
         )
 
     assert states() == ([("pro", "active", False)], [("premium", "active", False)], [False])
+    card = api("customers.get", customer_id="u1", expand=["payment_method"])["payment_method"]
+    assert (card["type"], card["card"]["last4"]) == ("card", "4242")
     api.add_card("u1", "4000000000000341")  # saved, but every charge is declined
     api.clock.set(ms(2026, 5, 1) + 1)
     assert states() == ([("pro", "active", True)], [("premium", "active", True)], [True])
