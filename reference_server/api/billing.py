@@ -30,6 +30,8 @@ Other hooks paid billing uses (all optional):
   and period-end switches, run by :func:`reference_server.service.subscriptions.run_maintenance`
   before the free-plan transitions;
 * ``state.extras["payment_method_lookup"](conn, customer)``: the card for ``expand=["payment_method"]``;
+* ``state.extras["trial_used_lookup"](conn, customer, plan)``: whether the plan's trial is used up
+  for ``customer_eligibility.trial_available`` (per customer, or per fingerprint when the trial says so);
 * ``state.extras["past_due_lookup"](conn, customer)``: the plan-instance pks whose renewal charge
   failed, reported as ``subscriptions[].past_due`` on customers and entities;
 * ``state.extras["seat_billing"](ctx, conn, catalog, customer, feature_id, changes, now)``: invoices

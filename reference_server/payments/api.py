@@ -51,7 +51,7 @@ from reference_server.service.subscriptions import (
     schedule_maintenance,
 )
 from reference_server.store.billing_tables import invoices, subscription_billing
-from reference_server.store.catalog import Catalog
+from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, customer_from_row, get_entity
 from reference_server.store.tables import balance_sources, customer_plans, customers, organizations
 from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
@@ -1036,6 +1036,12 @@ def maintenance_hook(state: AppState) -> Any:
     return run
 
 
+def plan_trial_used(conn: Connection, customer: CustomerRow, plan: Plan) -> bool:
+    """Whether the customer (or its fingerprint, for a ``unique_fingerprint`` trial) used the trial."""
+    unique = bool((plan.free_trial or {}).get("unique_fingerprint"))
+    return trial_used(conn, customer, plan.id, unique)
+
+
 def payment_method_json(conn: Connection, customer: CustomerRow) -> dict[str, Any] | None:
     """The customer's default card for ``expand: ["payment_method"]`` (Stripe's payment method shape)."""
     card = default_payment_method(conn, customer.pk)
@@ -1047,6 +1053,7 @@ def setup_app(state: AppState) -> AppExtension:
     state.extras["billing_maintenance"] = maintenance_hook(state)
     state.extras["past_due_lookup"] = past_due_instances
     state.extras["payment_method_lookup"] = payment_method_json
+    state.extras["trial_used_lookup"] = plan_trial_used
     state.extras["seat_billing"] = make_seat_billing(
         lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
     )

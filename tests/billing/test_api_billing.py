@@ -706,8 +706,14 @@ def test_a_unique_fingerprint_trial_is_used_once_per_fingerprint(api: Api) -> No
         (sub,) = [s for s in customer["subscriptions"] if s["plan_id"] == plan_id]
         return sub["trial_ends_at"], [i["total"] for i in customer["invoices"]]
 
+    def trial_available(customer_id: str) -> bool:
+        plan = api("plans.get", plan_id="fp_pro", customer_id=customer_id)
+        return bool(plan["customer_eligibility"]["trial_available"])
+
     trial_end = START + 7 * DAY
+    assert (trial_available("u1"), trial_available("u2")) == (True, True)
     assert attach("u1", "fp_pro") == (trial_end, [])
+    assert (trial_available("u2"), trial_available("u3")) == (False, True)
     assert attach("u2", "fp_pro") == (None, [20])  # same fingerprint: the trial is gone, billed now
     assert attach("u3", "fp_pro") == (trial_end, [])  # another fingerprint still gets it
     assert attach("u1", "any_pro") == (trial_end, [])
