@@ -257,43 +257,12 @@ def _time_scaled_lines(
     return lines
 
 
-def usage_charge_lines(subscription: Subscription, period: Period | None) -> list[LineItem]:
-    """Overage of the usage-based items, billed in arrears at the subscription's plan rates.
-
-    Continuous items (seats) are not here: they are billed up front (:func:`seat_lines`).
-    """
+def _overage_lines(subscription: Subscription, period: Period | None, continuous: bool) -> list[LineItem]:
+    """A line per usage-based item (continuous ones or the others) for its units beyond ``included``."""
     plan = subscription.plan
     lines = []
     for item in plan.items:
-        if not item.usage_based or item.price is None or item.continuous:
-            continue
-        usage = subscription.usage.get(item.feature_id, _ZERO)
-        over = overage_units(item, usage)
-        if over <= 0:
-            continue
-        amount = _minor(overage_cost(item, usage), plan.currency)
-        lines.append(
-            LineItem(
-                kind=LineKind.USAGE,
-                display_name=item.display_name,
-                description=f"{plan.name}: {over.normalize():f} {item.display_name} beyond "
-                f"{item.included.normalize():f} included",
-                amount=amount,
-                plan_id=plan.id,
-                feature_id=item.feature_id,
-                quantity=over,
-                period=period,
-            )
-        )
-    return lines
-
-
-def seat_lines(subscription: Subscription, period: Period | None) -> list[LineItem]:
-    """Units in use of continuous usage-based items beyond ``included``, billed up front for ``period``."""
-    plan = subscription.plan
-    lines = []
-    for item in plan.items:
-        if not item.usage_based or item.price is None or not item.continuous:
+        if not item.usage_based or item.price is None or item.continuous is not continuous:
             continue
         usage = subscription.usage.get(item.feature_id, _ZERO)
         over = overage_units(item, usage)
@@ -313,6 +282,19 @@ def seat_lines(subscription: Subscription, period: Period | None) -> list[LineIt
             )
         )
     return lines
+
+
+def usage_charge_lines(subscription: Subscription, period: Period | None) -> list[LineItem]:
+    """Overage of the usage-based items, billed in arrears at the subscription's plan rates.
+
+    Continuous items (seats) are not here: they are billed up front (:func:`seat_lines`).
+    """
+    return _overage_lines(subscription, period, continuous=False)
+
+
+def seat_lines(subscription: Subscription, period: Period | None) -> list[LineItem]:
+    """Units in use of continuous usage-based items beyond ``included``, billed up front for ``period``."""
+    return _overage_lines(subscription, period, continuous=True)
 
 
 def quote_seat_change(
