@@ -294,6 +294,40 @@ def record_charge(
     return charge_id
 
 
+@dataclass(frozen=True)
+class InvoiceSnapshot:
+    """An invoice's rows (with its lines and charge attempts), kept across a rollback."""
+
+    invoice: dict[str, Any]
+    lines: list[dict[str, Any]]
+    charges: list[dict[str, Any]]
+
+
+def snapshot_invoice(conn: Connection, invoice_pk: int) -> InvoiceSnapshot:
+    """Copy an invoice's rows before the transaction part that created it is rolled back."""
+    return InvoiceSnapshot(
+        dict(conn.execute(select(invoices).where(invoices.c.pk == invoice_pk)).one()._mapping),
+        [
+            dict(r._mapping)
+            for r in conn.execute(select(invoice_lines).where(invoice_lines.c.invoice_pk == invoice_pk))
+        ],
+        [dict(r._mapping) for r in conn.execute(select(charges).where(charges.c.invoice_pk == invoice_pk))],
+    )
+
+
+def restore_voided(conn: Connection, snapshot: InvoiceSnapshot) -> InvoiceRecord:
+    """Write a rolled-back invoice back as ``void``: the failed attempt stays on record, owing nothing.
+
+    The rows keep their ids (a processor may refer to the invoice id), so nothing else changes.
+    """
+    conn.execute(insert(invoices).values({**snapshot.invoice, "status": "void"}))
+    if snapshot.lines:
+        conn.execute(insert(invoice_lines), snapshot.lines)
+    if snapshot.charges:
+        conn.execute(insert(charges), snapshot.charges)
+    return invoice_record(conn, snapshot.invoice["pk"])
+
+
 def invoice_record(conn: Connection, invoice_pk: int) -> InvoiceRecord:
     row = conn.execute(select(invoices).where(invoices.c.pk == invoice_pk)).one()
     return InvoiceRecord(

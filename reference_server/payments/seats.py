@@ -3,8 +3,10 @@
 Creating an entity uses one unit of its feature at customer level (the core does that); when the
 unit lands on a customer-level plan whose item for the feature has a usage-based price, the seats
 in use beyond ``included`` change, and this hook invoices the difference per the item's proration
-(:func:`reference_server.engine.billing.quotes.quote_seat_change`).  Prepaid seats need nothing
-here: the purchased quantity is the balance, and the core refuses an entity beyond it.
+(:func:`reference_server.engine.billing.quotes.quote_seat_change`).  An unpaid charge raises
+:class:`~reference_server.service.entities.SeatChargeFailed`, so the entity change does not happen.
+Prepaid seats need nothing here: the purchased quantity is the balance, and the core refuses an
+entity beyond it.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from sqlalchemy import Connection
 
 from reference_server.engine.billing.quotes import quote_seat_change
 from reference_server.service.context import Ctx
+from reference_server.service.entities import SeatChargeFailed
 from reference_server.service.subscriptions import load_instances
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow
 
 from .convert import engine_subscription
 from .flows import charge_draft
-from .processor import PaymentProcessor
+from .processor import ChargeOutcome, PaymentProcessor
+from .records import restore_voided, snapshot_invoice
 
 SeatBilling = Callable[
     [Ctx, Connection, Catalog, CustomerRow, str, Mapping[int, tuple[float, float]], int], None
@@ -32,6 +36,23 @@ SeatBilling = Callable[
 def _usage(included: Decimal, quantity: int, balance: float) -> Decimal:
     """Units in use of a usage-based source: its included units plus what went below zero."""
     return included * quantity + max(Decimal(0), -Decimal(str(balance)))
+
+
+def _charge_failed(conn: Connection, feature_id: str, outcome: ChargeOutcome) -> SeatChargeFailed:
+    """The 402 for an unpaid seat charge; its invoice is written back voided after the rollback.
+
+    Off-session there is nobody to authenticate a charge, so "requires action" fails like a decline
+    (Autumn voids the invoice and answers ``invoice_payment_failed`` with the required action's reason).
+    """
+    assert outcome.invoice is not None
+    snapshot = snapshot_invoice(conn, outcome.invoice.pk)
+    action = outcome.required_action()
+    reason = action["reason"] if action else "the payment failed"
+    message = (
+        f"Failed to pay invoice {outcome.invoice.id} for feature {feature_id}: {reason}. "
+        "The invoice was voided and nothing changed; check the customer's payment method and retry"
+    )
+    return SeatChargeFailed(message, lambda c: restore_voided(c, snapshot))
 
 
 def make_seat_billing(processor: Callable[[], PaymentProcessor], base_url: Callable[[], str]) -> SeatBilling:
@@ -64,6 +85,8 @@ def make_seat_billing(processor: Callable[[], PaymentProcessor], base_url: Calla
                 _usage(item.included, subscription.quantity, after),
                 now,
             )
-            charge_draft(processor(), conn, customer, draft, "seats", now, base_url())
+            outcome = charge_draft(processor(), conn, customer, draft, "seats", now, base_url())
+            if outcome is not None and not outcome.succeeded and outcome.invoice is not None:
+                raise _charge_failed(conn, feature_id, outcome)
 
     return bill

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.deduction import InsufficientBalance, Target, deduct, order_targets
@@ -69,6 +70,18 @@ def _use_seats(
     }
 
 
+class SeatChargeFailed(AutumnError):
+    """The seat charge of an entity change was not paid (declined, or it needs the customer present).
+
+    Raised by the paid-seat hook; the seat change is rolled back and ``keep_record`` writes the
+    voided invoice back so the failed attempt stays visible (Autumn: 402 ``invoice_payment_failed``).
+    """
+
+    def __init__(self, message: str, keep_record: Callable[[Connection], object]) -> None:
+        super().__init__(402, "invoice_payment_failed", message)
+        self.keep_record = keep_record
+
+
 def _bill_seats(
     ctx: Ctx, conn: Any, customer: Any, feature_id: str, changes: dict[int, tuple[float, float]], now: int
 ) -> None:
@@ -77,6 +90,26 @@ def _bill_seats(
     if hook is not None and changes:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         hook(ctx, conn, cat, customer, feature_id, changes, now)  # type: ignore[operator]
+
+
+def _change_seats(
+    ctx: Ctx, conn: Connection, customer: Any, feature_id: str, amount: float, now: int
+) -> SeatChargeFailed | None:
+    """Use (or give back) seats and bill them as one all-or-nothing step.
+
+    When the seat charge fails, the usage change and its invoice are rolled back to a savepoint and
+    only the voided invoice is written back; the caller then changes nothing else and answers the error
+    after committing that record.
+    """
+    try:
+        with conn.begin_nested():
+            _bill_seats(
+                ctx, conn, customer, feature_id, _use_seats(conn, customer, feature_id, amount, now), now
+            )
+    except SeatChargeFailed as failure:
+        failure.keep_record(conn)
+        return failure
+    return None
 
 
 def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -106,22 +139,33 @@ def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 raise invalid("Only one entity per customer may omit entity_id", "entity_id_required")
         elif get_entity(conn, customer.pk, entity_id) is not None:
             raise AutumnError(409, "entity_already_exists", f"Entity {entity_id} already exists")
-        _bill_seats(ctx, conn, customer, feature_id, _use_seats(conn, customer, feature_id, 1.0, now), now)
-        controls = body.get("billing_controls") or {}
-        pk = conn.execute(
-            insert(entities)
-            .values(
-                customer_pk=customer.pk,
-                id=entity_id,
-                name=body.get("name"),
-                feature_id=feature_id,
-                billing_controls=controls_json(controls, entity=True),
-                created_at=now,
-            )
-            .returning(entities.c.pk)
-        ).scalar_one()
-        entity = entity_from_row(conn.execute(select(entities).where(entities.c.pk == pk)).one())
-        return entity_subject_json(ctx, conn, cat, customer, entity, now)
+        failure = _change_seats(ctx, conn, customer, feature_id, 1.0, now)
+        if failure is None:
+            return _insert_entity(ctx, conn, cat, customer, body, now)
+    raise failure
+
+
+def _insert_entity(
+    ctx: Ctx, conn: Connection, cat: Any, customer: Any, body: dict[str, Any], now: int
+) -> dict[str, Any]:
+    """The entity row, once its seat (if any) is used and paid for."""
+    entity_id = body.get("entity_id")
+    feature_id = body["feature_id"]
+    controls = body.get("billing_controls") or {}
+    pk = conn.execute(
+        insert(entities)
+        .values(
+            customer_pk=customer.pk,
+            id=entity_id,
+            name=body.get("name"),
+            feature_id=feature_id,
+            billing_controls=controls_json(controls, entity=True),
+            created_at=now,
+        )
+        .returning(entities.c.pk)
+    ).scalar_one()
+    entity = entity_from_row(conn.execute(select(entities).where(entities.c.pk == pk)).one())
+    return entity_subject_json(ctx, conn, cat, customer, entity, now)
 
 
 def _load(ctx: Ctx, conn: Any, body: dict[str, Any], lock: bool) -> tuple[Any, Any, Any, int]:
@@ -218,8 +262,10 @@ def update_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 def delete_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         _cat, customer, entity, now = _load(ctx, conn, body, True)
-        if entity.feature_id:
-            changes = _use_seats(conn, customer, entity.feature_id, -1.0, now)
-            _bill_seats(ctx, conn, customer, entity.feature_id, changes, now)
-        conn.execute(delete(entities).where(entities.c.pk == entity.pk))
-    return {"success": True}
+        failure = (
+            _change_seats(ctx, conn, customer, entity.feature_id, -1.0, now) if entity.feature_id else None
+        )
+        if failure is None:
+            conn.execute(delete(entities).where(entities.c.pk == entity.pk))
+            return {"success": True}
+    raise failure

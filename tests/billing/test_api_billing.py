@@ -899,3 +899,42 @@ def test_one_off_prepaid_top_ups_stack(api: Api) -> None:
     assert customer["balances"]["credits"]["granted"] == 400
     assert [p["plan_id"] for p in customer["purchases"]] == ["credit_pack", "credit_pack"]
     assert [i["total"] for i in customer["invoices"]] == [5, 15]
+
+
+def test_an_unpaid_seat_charge_creates_no_entity_and_voids_its_invoice(api: Api) -> None:
+    """Money and balances move together: a declined or off-session 3-D Secure seat charge changes nothing."""
+    api(
+        "plans.create",
+        plan_id="team",
+        name="Team",
+        price={"amount": 20, "interval": "month"},
+        items=[
+            {
+                "feature_id": "seats",
+                "included": 1,
+                "price": {"amount": 10, "interval": "month", "billing_method": "usage_based"},
+            }
+        ],
+    )
+    api("customers.get_or_create", customer_id="t")
+    api.add_card("t")
+    api("billing.attach", customer_id="t", plan_id="team")
+    api("entities.create", customer_id="t", entity_id="t-1", feature_id="seats")  # the included seat
+    api.clock.advance(15 * DAY)
+
+    def invoices() -> list[tuple[int | float, str]]:
+        return [(i["total"], i["status"]) for i in reversed(api.customer("t")["invoices"])]
+
+    for card, reason in (("4000000000000341", "declined"), ("4000002760003184", "authentication")):
+        api.add_card("t", card)
+        failed = api("entities.create", expect=402, customer_id="t", entity_id="t-2", feature_id="seats")
+        assert failed["code"] == "invoice_payment_failed" and reason in failed["message"]
+        assert api("entities.get", expect=404, customer_id="t", entity_id="t-2")["code"] == "entity_not_found"
+        seats = api.customer("t")["balances"]["seats"]
+        assert (seats["usage"], seats["remaining"]) == (1, 0)
+    assert invoices() == [(20, "paid"), (5, "void"), (5, "void")]  # each attempt kept, nothing owed
+
+    api.add_card("t")
+    api("entities.create", customer_id="t", entity_id="t-2", feature_id="seats")
+    assert invoices() == [(20, "paid"), (5, "void"), (5, "void"), (5, "paid")]
+    assert api.customer("t")["balances"]["seats"]["usage"] == 2
