@@ -85,6 +85,7 @@ from .records import (
     default_payment_method,
     invoice_record,
 )
+from .routing import OrgProcessorRouter
 from .seats import make_seat_billing
 from .sessions import (
     PAYMENT_RETRY_TTL_MS,
@@ -92,6 +93,7 @@ from .sessions import (
     create_portal_session,
     create_setup_session,
 )
+from .stripe_processor import StripeProcessor
 from .track_watch import make_track_watcher
 
 PROCESSOR_KEY = "payment_processor"
@@ -102,12 +104,18 @@ BASE_URL_KEY = "billing_base_url"
 
 
 def processor_from_env() -> PaymentProcessor:
-    """Local, unless ``AUTUMN_PAYMENT_PROCESSOR=stripe`` (``STRIPE_SECRET_KEY``, ``STRIPE_API_BASE``)."""
-    if os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local") == "stripe":
-        from .stripe_processor import StripeProcessor
+    """Each organization's own Stripe account if it saved one, else the server-wide default.
 
-        return StripeProcessor(os.environ["STRIPE_SECRET_KEY"], os.environ.get("STRIPE_API_BASE"))
-    return LocalProcessor()
+    The default is local, unless ``AUTUMN_PAYMENT_PROCESSOR=stripe`` (``STRIPE_SECRET_KEY``);
+    ``STRIPE_API_BASE`` points every Stripe client elsewhere (localstripe in tests) and
+    ``STRIPE_SECRET_KEY`` also charges organizations that named only a connected account.
+    """
+    api_base = os.environ.get("STRIPE_API_BASE")
+    platform_key = os.environ.get("STRIPE_SECRET_KEY")
+    default: PaymentProcessor = LocalProcessor()
+    if os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local") == "stripe":
+        default = StripeProcessor(os.environ["STRIPE_SECRET_KEY"], api_base)
+    return OrgProcessorRouter(default, api_base, platform_key)
 
 
 def processor_for(state: AppState) -> PaymentProcessor:
@@ -326,7 +334,7 @@ def _attach_by_invoice(
     """
     body = state.body
     immediately = bool(invoice_mode.get("enable_plan_immediately") or body.get("enable_plan_immediately"))
-    processor = processor_for(ctx.state)
+    processor = processor_for(ctx.state).resolve(conn, state.customer.pk)
     entity_id = state.entity.id if state.entity else None
     record = create_invoice(
         conn, state.customer.pk, quote.due_now, "invoice", processor.name, state.now, base_url, entity_id
@@ -1065,7 +1073,10 @@ def setup_app(state: AppState) -> AppExtension:
         state, lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
     )
     state.extras["track_watcher"] = watcher
-    routes = [*billing_page_routes(pages), *webhook_routes(state.db, clock, watcher.cache.clear)]
+    routes = [
+        *billing_page_routes(pages),
+        *webhook_routes(state.db, clock, watcher.cache.clear),
+    ]
     return AppExtension(routes=routes, on_startup=[worker.start], on_shutdown=[worker.stop])
 
 

@@ -83,6 +83,10 @@ class PaymentProcessor(ABC):
 
     name: str
 
+    def resolve(self, conn: Connection, customer_pk: int) -> PaymentProcessor:
+        """The processor that acts for this customer (a router picks one per organization)."""
+        return self
+
     @abstractmethod
     def ensure_customer(self, conn: Connection, customer: CustomerRef) -> str | None:
         """Create the processor-side customer if needed; returns its processor id (None for local)."""

@@ -36,9 +36,20 @@ class StripeProcessor(PaymentProcessor):
 
     name = "stripe"
 
-    def __init__(self, secret_key: str, api_base: str | None = None) -> None:
+    def __init__(
+        self, secret_key: str, api_base: str | None = None, stripe_account: str | None = None
+    ) -> None:
+        """``secret_key`` travels with every request of this client (never the global ``stripe.api_key``),
+        so processors of different organizations never share a key; ``stripe_account`` acts on a
+        connected account with a platform key."""
         base = {"api": api_base} if api_base else None
-        self.client = stripe.StripeClient(secret_key, base_addresses=base)  # type: ignore[arg-type]
+        self.secret_key = secret_key
+        self.stripe_account = stripe_account
+        self.client = stripe.StripeClient(
+            secret_key,
+            stripe_account=stripe_account,
+            base_addresses=base,  # type: ignore[arg-type]
+        )
         self.api_base = api_base or "https://api.stripe.com"
 
     # customers and cards ----------------------------------------------------------------------------------

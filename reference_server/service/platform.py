@@ -1,7 +1,7 @@
 """The platform API: tenant organizations created by a master organization, their users and keys.
 
-Stripe Connect calls answer locally, because a local server has no Stripe platform: the OAuth URL
-points back at this server and a connected-account update is validated and acknowledged.
+The Stripe OAuth URL points back at this server (a local server has no Stripe platform); the Stripe
+configuration call stores the organization's account per environment, which chooses its processor.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from reference_server.errors import AutumnError, invalid
 from reference_server.service.context import Ctx
+from reference_server.store.org_stripe import config_updates, save_stripe_config
 from reference_server.store.tables import memberships, organizations, users
 from reference_server.store.tenancy import add_member, create_key, create_org, ensure_user
 
@@ -116,9 +117,21 @@ def oauth_url(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, Any]:
 
 
 def update_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    with ctx.db.read() as conn:
+    """Save the organization's Stripe account per environment.
+
+    ``test_account_id`` / ``live_account_id`` (the platform contract) name a connected account charged
+    with the server's own key; ``test_secret_key`` / ``live_secret_key`` and ``*_webhook_secret`` let
+    an organization bring its own Stripe account, which then takes its payments and sends its events.
+    """
+    try:
+        updates = config_updates(body)
+    except ValueError as exc:
+        raise invalid(str(exc), "invalid_inputs") from exc
+    with ctx.db.write() as conn:
         org = _tenant_org(ctx, conn, body["organization_slug"])
+        for env, values in updates.items():
+            save_stripe_config(conn, org.pk, env, values, ctx.state.clock.now_ms())
     return {
-        "message": "Stripe configuration accepted (this local server does not connect to Stripe)",
+        "message": "Stripe configuration updated",
         "organization": {"id": org.id, "slug": body["organization_slug"]},
     }

@@ -1,0 +1,133 @@
+"""Each organization's own Stripe key: one tenant pays through Stripe (localstripe), another stays local."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from reference_server.clock import ManualClock
+from reference_server.payments.api import PROCESSOR_KEY
+from reference_server.payments.local import LocalProcessor
+from reference_server.payments.routing import OrgProcessorRouter
+from reference_server.payments.stripe_processor import StripeProcessor
+from reference_server.testing import RunningServer, run_server
+
+from .conftest import ms
+from .localstripe_server import localstripe
+
+START = ms(2026, 4, 1)
+ORG_KEY = "sk_test_tenant_a"
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RunningServer, str]]:
+    """A server whose default processor is local; only STRIPE_API_BASE points Stripe at localstripe."""
+    with localstripe() as api_base:
+        monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
+        monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+        monkeypatch.setenv("STRIPE_API_BASE", api_base)
+        with run_server(clock=ManualClock(START)) as running:
+            yield running, api_base
+
+
+def platform(server: RunningServer, path: str, **body: Any) -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/platform/{path}", json=body, headers=server.headers, timeout=30)
+
+
+def tenant(server: RunningServer) -> tuple[str, str]:
+    """A new tenant organization: its slug and its sandbox secret key."""
+    slug = "t-" + secrets.token_hex(4)
+    created = platform(server, "organizations", user_email="o@example.com", name=slug, slug=slug, env="test")
+    assert created.status_code == 201, created.text
+    return slug, str(created.json()["test_secret_key"])
+
+
+def call(server: RunningServer, key: str, op: str, **body: Any) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"}
+    response = httpx.post(f"{server.url}/v1/{op}", json=body, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def attach_paid_plan(server: RunningServer, key: str) -> dict[str, Any]:
+    """Create a $20 plan, attach it, pay on the hosted page; the customer with its invoices."""
+    call(server, key, "plans.create", plan_id="pro", name="Pro", price={"amount": 20, "interval": "month"})
+    call(server, key, "customers.get_or_create", customer_id="u1", email="ada@example.com")
+    url = call(server, key, "billing.attach", customer_id="u1", plan_id="pro")["payment_url"]
+    paid = httpx.post(url, data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
+    assert paid.status_code == 303, paid.text
+    return call(server, key, "customers.get", customer_id="u1", expand=["invoices"])
+
+
+def test_an_org_with_a_stripe_key_pays_through_stripe_while_another_stays_local(
+    server: tuple[RunningServer, str],
+) -> None:
+    running, api_base = server
+    stripe_slug, stripe_org = tenant(running)
+    _local_slug, local_org = tenant(running)
+    saved = platform(
+        running,
+        "organizations/stripe",
+        organization_slug=stripe_slug,
+        test_secret_key=ORG_KEY,
+        test_webhook_secret="whsec_a",
+    )
+    assert saved.status_code == 200, saved.text
+
+    on_stripe = attach_paid_plan(running, stripe_org)
+    on_local = attach_paid_plan(running, local_org)
+
+    client = stripe.StripeClient(ORG_KEY, base_addresses={"api": api_base})
+    stripe_customer = client.v1.customers.retrieve(on_stripe["processors"]["stripe"]["id"])
+    assert stripe_customer.email == "ada@example.com"
+    (stripe_invoice,) = on_stripe["invoices"]
+    intent = client.v1.payment_intents.retrieve(stripe_invoice["stripe_id"])
+    assert (intent.amount, intent.status, intent.customer) == (2000, "succeeded", stripe_customer.id)
+
+    assert "processors" not in on_local
+    (local_invoice,) = on_local["invoices"]
+    assert local_invoice["status"] == "paid" and not local_invoice["stripe_id"].startswith("pi_")
+    assert [p["plan_id"] for p in on_stripe["subscriptions"]] == ["pro"]
+    assert [p["plan_id"] for p in on_local["subscriptions"]] == ["pro"]
+    assert stripe.api_key is None  # keys travel per request, never through the global
+
+
+def test_platform_rejects_a_key_of_the_wrong_mode(server: tuple[RunningServer, str]) -> None:
+    running, _ = server
+    slug, _key = tenant(running)
+    wrong = platform(running, "organizations/stripe", organization_slug=slug, test_secret_key="sk_live_x")
+    assert wrong.status_code == 400 and "test_secret_key" in wrong.json()["message"]
+
+
+def test_router_gives_each_org_its_own_client_and_connected_accounts_the_platform_key(
+    server: tuple[RunningServer, str],
+) -> None:
+    running, _ = server
+    (slug_a, _), (slug_b, _), (slug_c, _) = tenant(running), tenant(running), tenant(running)
+    platform(running, "organizations/stripe", organization_slug=slug_a, test_secret_key="sk_test_a")
+    platform(running, "organizations/stripe", organization_slug=slug_b, test_secret_key="sk_test_b")
+    platform(running, "organizations/stripe", organization_slug=slug_c, test_account_id="acct_c")
+    state = running.app.state.autumn
+    router = state.extras[PROCESSOR_KEY]
+    assert isinstance(router, OrgProcessorRouter)
+    with_platform_key = OrgProcessorRouter(LocalProcessor(), router.api_base, platform_key="sk_test_platform")
+    with state.db.read() as conn:
+        orgs = {
+            slug.rsplit("_", 1)[1]: int(pk)
+            for pk, slug in conn.exec_driver_sql("SELECT pk, slug FROM organizations").all()
+            if "_" in slug
+        }
+        a, b = (router.for_org(conn, orgs[s], "sandbox") for s in (slug_a, slug_b))
+        assert isinstance(a, StripeProcessor) and isinstance(b, StripeProcessor) and a is not b
+        assert (a.secret_key, b.secret_key) == ("sk_test_a", "sk_test_b")
+        assert router.for_org(conn, orgs[slug_a], "sandbox") is a  # clients are reused
+        assert router.for_org(conn, orgs[slug_a], "live") is router.default  # no live key saved
+        assert router.for_org(conn, orgs[slug_c], "sandbox") is router.default  # no platform key here
+        connected = with_platform_key.for_org(conn, orgs[slug_c], "sandbox")
+        assert isinstance(connected, StripeProcessor)
+        assert (connected.secret_key, connected.stripe_account) == ("sk_test_platform", "acct_c")
