@@ -94,6 +94,7 @@ from .sessions import (
     create_setup_session,
 )
 from .stripe_processor import StripeProcessor
+from .stripe_webhooks import stripe_webhook_routes
 from .track_watch import make_track_watcher
 
 PROCESSOR_KEY = "payment_processor"
@@ -1076,6 +1077,7 @@ def setup_app(state: AppState) -> AppExtension:
     routes = [
         *billing_page_routes(pages),
         *webhook_routes(state.db, clock, watcher.cache.clear),
+        *stripe_webhook_routes(state.db, clock),
     ]
     return AppExtension(routes=routes, on_startup=[worker.start], on_shutdown=[worker.stop])
 

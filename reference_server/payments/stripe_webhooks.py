@@ -1,0 +1,161 @@
+"""Events from an organization's Stripe account: ``POST /webhooks/stripe/{org_id}/{env}``.
+
+Stripe signs each delivery with the endpoint's secret (``Stripe-Signature: t=...,v1=...``); the
+organization saves that secret as ``test_webhook_secret`` / ``live_webhook_secret`` through the platform
+API, and ``stripe.Webhook.construct_event`` checks the signature and its age before anything is read.
+A PaymentIntent carries our invoice id in ``metadata.autumn_invoice_id`` (see
+:class:`~reference_server.payments.stripe_processor.StripeProcessor`), so a payment that succeeds or
+fails later on Stripe's side (a retry from Stripe's dashboard, a delayed method) reaches our invoice and
+the subscriptions it bills.  Stripe delivers at least once: an event id is applied once per organization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import stripe
+from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from reference_server.clock import Clock
+from reference_server.store.billing_tables import invoices, subscription_billing
+from reference_server.store.db import Database
+from reference_server.store.org_stripe import stripe_config
+from reference_server.store.stripe_tables import stripe_events
+from reference_server.store.tables import customer_plans, customers, organizations
+
+from .flows import RETRYABLE_REASONS
+from .records import set_invoice_status
+
+ENVS = ("sandbox", "live")
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"message": message, "code": code}, status_code=status)
+
+
+def _our_invoice(conn: Connection, org_pk: int, env: str, intent: dict[str, Any]) -> Any:
+    """The invoice a PaymentIntent pays: by the id in its metadata, else by the intent id we stored."""
+    invoice_id = (intent.get("metadata") or {}).get("autumn_invoice_id")
+    match = invoices.c.processor_id == str(intent.get("id"))
+    if invoice_id:
+        match = or_(invoices.c.id == str(invoice_id), match)
+    return conn.execute(
+        select(invoices)
+        .join(customers, customers.c.pk == invoices.c.customer_pk)
+        .where(match, customers.c.org_pk == org_pk, customers.c.env == env)
+        .order_by(invoices.c.pk)
+    ).first()
+
+
+def _billed_instances(invoice: Any) -> Any:
+    """The customer's plan instances the invoice bills (its ``plan_ids``)."""
+    return select(customer_plans.c.pk).where(
+        customer_plans.c.customer_pk == invoice.customer_pk,
+        customer_plans.c.plan_id.in_(list(invoice.plan_ids or [])),
+    )
+
+
+def payment_succeeded(conn: Connection, invoice: Any, intent: dict[str, Any], now: int) -> str:
+    """Mark the open invoice paid; with no unpaid renewal left, its subscriptions are no longer past due."""
+    if invoice.status != "open":
+        return f"invoice_{invoice.status}"
+    amount = int(intent.get("amount_received") or intent.get("amount") or 0)
+    set_invoice_status(conn, invoice.pk, "paid", now, amount_paid=amount, processor_id=str(intent.get("id")))
+    still_open = conn.execute(
+        select(invoices.c.pk).where(
+            invoices.c.customer_pk == invoice.customer_pk,
+            invoices.c.status == "open",
+            invoices.c.reason.in_(RETRYABLE_REASONS),
+        )
+    ).first()
+    if still_open is None:
+        conn.execute(
+            update(subscription_billing)
+            .where(subscription_billing.c.customer_plan_pk.in_(_billed_instances(invoice)))
+            .values(past_due=False, updated_at=now)
+        )
+    return "invoice_paid"
+
+
+def payment_failed(conn: Connection, invoice: Any, now: int) -> str:
+    """An unpaid invoice's subscriptions become past due (a paid one stays as it is)."""
+    if invoice.status != "open":
+        return f"invoice_{invoice.status}"
+    conn.execute(
+        update(subscription_billing)
+        .where(subscription_billing.c.customer_plan_pk.in_(_billed_instances(invoice)))
+        .values(past_due=True, updated_at=now)
+    )
+    return "past_due"
+
+
+def apply_event(conn: Connection, org_pk: int, env: str, event: dict[str, Any], now: int) -> str:
+    """Apply one verified event; returns what it did (``ignored`` for types and payments not ours)."""
+    kind = str(event.get("type"))
+    if kind not in ("payment_intent.succeeded", "payment_intent.payment_failed"):
+        return "ignored"
+    intent = dict((event.get("data") or {}).get("object") or {})
+    invoice = _our_invoice(conn, org_pk, env, intent)
+    if invoice is None:
+        return "ignored"
+    if kind == "payment_intent.succeeded":
+        return payment_succeeded(conn, invoice, intent, now)
+    return payment_failed(conn, invoice, now)
+
+
+def stripe_webhook_routes(
+    db: Database, clock: Clock, on_change: Callable[[], None] | None = None
+) -> list[BaseRoute]:
+    """The Stripe event endpoint; ``on_change`` runs after an event changed something (cache resets)."""
+
+    def receive(org_id: str, env: str, payload: bytes, signature: str) -> JSONResponse:
+        if env not in ENVS:
+            return _error(404, "not_found", f"env: must be one of: {', '.join(ENVS)}")
+        with db.read() as conn:
+            org_pk = conn.execute(select(organizations.c.pk).where(organizations.c.id == org_id)).scalar()
+            config = stripe_config(conn, int(org_pk), env) if org_pk is not None else None
+        if org_pk is None or config is None or not config.webhook_secret:
+            return _error(404, "not_found", "No Stripe webhook secret for this organization and env")
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, config.webhook_secret)
+        except stripe.SignatureVerificationError:
+            return _error(400, "invalid_signature", "Stripe-Signature does not match the payload")
+        except ValueError:
+            return _error(400, "invalid_inputs", "body: must be a Stripe event")
+        body = event.to_dict()
+        event_id, kind = str(body.get("id")), str(body.get("type"))
+        now = clock.now_ms()
+        try:
+            with db.write() as conn:
+                seen = conn.execute(
+                    select(stripe_events.c.pk).where(
+                        stripe_events.c.org_pk == org_pk, stripe_events.c.event_id == event_id
+                    )
+                ).first()
+                if seen is not None:
+                    return JSONResponse({"received": True, "duplicate": True})
+                conn.execute(
+                    insert(stripe_events).values(
+                        org_pk=org_pk, event_id=event_id, event_type=kind[:64], received_at=now
+                    )
+                )
+                result = apply_event(conn, int(org_pk), env, body, now)
+        except IntegrityError:  # the same event, applied by a concurrent delivery
+            return JSONResponse({"received": True, "duplicate": True})
+        if result != "ignored" and on_change is not None:
+            on_change()
+        return JSONResponse({"received": True, "result": result})
+
+    async def endpoint(request: Request) -> JSONResponse:
+        payload = await request.body()
+        signature = request.headers.get("stripe-signature", "")
+        org_id, env = str(request.path_params["org_id"]), str(request.path_params["env"])
+        return await run_in_threadpool(receive, org_id, env, payload, signature)
+
+    return [Route("/webhooks/stripe/{org_id}/{env}", endpoint, methods=["POST"])]
