@@ -47,7 +47,7 @@ from reference_server.webhooks import BILLING_UPDATED, billing_updated, enqueue,
 
 from .convert import engine_plan, engine_subscription, instance_plan, instance_quantities, plan_snapshot
 from .processor import ChargeOutcome, PaymentProcessor
-from .records import CustomerRef, invoice_record
+from .records import CustomerRef, invoice_record, take_pending_lines
 
 DEFAULT_BASE_URL = "http://127.0.0.1"
 
@@ -463,6 +463,14 @@ def charge_draft(
     )
 
 
+def _with_pending(
+    conn: Connection, customer: CustomerRow, inst: Instance, draft: InvoiceDraft, entity: EntityRow | None
+) -> InvoiceDraft:
+    """``draft`` plus the plan's pending ``*_next_cycle`` prorations, which are due on its next invoice."""
+    pending = take_pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None)
+    return InvoiceDraft(draft.lines + pending, draft.currency) if pending else draft
+
+
 def _activate_scheduled(
     ctx: Ctx,
     conn: Connection,
@@ -558,9 +566,8 @@ def process_boundary(
             ending = True
     if ending:
         if not trial_ending:
-            charge_draft(
-                processor, conn, customer, quote_final_usage(sub), "final_usage", boundary, base_url, entity
-            )
+            final = _with_pending(conn, customer, inst, quote_final_usage(sub), entity)
+            charge_draft(processor, conn, customer, final, "final_usage", boundary, base_url, entity)
         carried = expire_active(conn, inst.pk, boundary, changes)
         successors = [
             i
@@ -583,7 +590,8 @@ def process_boundary(
         emit_billing_updated(ctx, conn, customer, entity, changes, boundary, tags)
         return
     renewal = quote_renewal(sub, boundary)
-    outcome = charge_draft(processor, conn, customer, renewal.invoice, "renewal", boundary, base_url, entity)
+    invoice = _with_pending(conn, customer, inst, renewal.invoice, entity)
+    outcome = charge_draft(processor, conn, customer, invoice, "renewal", boundary, base_url, entity)
     past_due = outcome is not None and not outcome.succeeded
     previous = {
         "current_period_start": inst.current_period_start,

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
-from reference_server.engine.billing.invoice import InvoiceDraft, LineItem
+from reference_server.engine.billing.invoice import InvoiceDraft, LineItem, LineKind
 from reference_server.engine.billing.money import minor_to_json
+from reference_server.engine.billing.periods import Period
 from reference_server.store.billing_tables import (
     billing_sessions,
     charges,
@@ -326,6 +327,67 @@ def restore_voided(conn: Connection, snapshot: InvoiceSnapshot) -> InvoiceRecord
     if snapshot.charges:
         conn.execute(insert(charges), snapshot.charges)
     return invoice_record(conn, snapshot.invoice["pk"])
+
+
+PENDING_REASON = "pending"
+
+
+def add_pending_lines(
+    conn: Connection,
+    customer_pk: int,
+    draft: InvoiceDraft,
+    processor: str,
+    now: int,
+    base_url: str,
+    entity_id: str | None = None,
+) -> InvoiceRecord | None:
+    """Keep lines for the next renewal invoice (Stripe's pending invoice items, ``*_next_cycle`` prorations).
+
+    They wait as a ``draft`` invoice (reason ``pending``) of the plan until :func:`take_pending_lines`
+    moves them onto the renewal or final invoice of that plan.
+    """
+    if not draft.lines:
+        return None
+    invoice = create_invoice(conn, customer_pk, draft, PENDING_REASON, processor, now, base_url, entity_id)
+    set_invoice_status(conn, invoice.pk, "draft")
+    return invoice_record(conn, invoice.pk)
+
+
+def take_pending_lines(
+    conn: Connection, customer_pk: int, plan_id: str, entity_id: str | None = None
+) -> tuple[LineItem, ...]:
+    """The pending lines of ``plan_id`` (in this scope), removed from the drafts that held them."""
+    scope = invoices.c.entity_id.is_(None) if entity_id is None else invoices.c.entity_id == entity_id
+    rows = conn.execute(
+        select(invoices.c.pk, invoices.c.plan_ids)
+        .where(
+            invoices.c.customer_pk == customer_pk,
+            invoices.c.status == "draft",
+            invoices.c.reason == PENDING_REASON,
+            scope,
+        )
+        .order_by(invoices.c.pk)
+    ).all()
+    pks = [r.pk for r in rows if list(r.plan_ids or []) == [plan_id]]
+    if not pks:
+        return ()
+    lines = tuple(
+        LineItem(
+            kind=LineKind(row.kind),
+            display_name=row.display_name,
+            description=row.description,
+            amount=int(row.amount),
+            plan_id=row.plan_id,
+            feature_id=row.feature_id,
+            quantity=Decimal(row.quantity),
+            period=Period(row.period_start, row.period_end) if row.period_start is not None else None,
+        )
+        for pk in pks
+        for row in invoice_lines_of(conn, pk)
+    )
+    conn.execute(delete(invoice_lines).where(invoice_lines.c.invoice_pk.in_(pks)))
+    conn.execute(delete(invoices).where(invoices.c.pk.in_(pks)))
+    return lines
 
 
 def invoice_record(conn: Connection, invoice_pk: int) -> InvoiceRecord:

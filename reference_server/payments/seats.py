@@ -26,7 +26,7 @@ from reference_server.store.subjects import CustomerRow
 from .convert import engine_subscription
 from .flows import charge_draft
 from .processor import ChargeOutcome, PaymentProcessor
-from .records import restore_voided, snapshot_invoice
+from .records import add_pending_lines, restore_voided, snapshot_invoice
 
 SeatBilling = Callable[
     [Ctx, Connection, Catalog, CustomerRow, str, Mapping[int, tuple[float, float]], int], None
@@ -78,14 +78,15 @@ def make_seat_billing(processor: Callable[[], PaymentProcessor], base_url: Calla
             if subscription is None or item is None:
                 continue
             before, after = changes[inst.pk]
-            draft = quote_seat_change(
+            quote = quote_seat_change(
                 subscription,
                 feature_id,
                 _usage(item.included, subscription.quantity, before),
                 _usage(item.included, subscription.quantity, after),
                 now,
             )
-            outcome = charge_draft(processor(), conn, customer, draft, "seats", now, base_url())
+            add_pending_lines(conn, customer.pk, quote.deferred, processor().name, now, base_url())
+            outcome = charge_draft(processor(), conn, customer, quote.due_now, "seats", now, base_url())
             if outcome is not None and not outcome.succeeded and outcome.invoice is not None:
                 raise _charge_failed(conn, feature_id, outcome)
 

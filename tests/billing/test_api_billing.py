@@ -938,3 +938,42 @@ def test_an_unpaid_seat_charge_creates_no_entity_and_voids_its_invoice(api: Api)
     api("entities.create", customer_id="t", entity_id="t-2", feature_id="seats")
     assert invoices() == [(20, "paid"), (5, "void"), (5, "void"), (5, "paid")]
     assert api.customer("t")["balances"]["seats"]["usage"] == 2
+
+
+def test_next_cycle_seat_prorations_land_on_the_renewal_invoice(api: Api) -> None:
+    """``prorate_next_cycle`` charges or credits nothing now; the prorated amounts are added at renewal."""
+    api(
+        "plans.create",
+        plan_id="team",
+        name="Team",
+        price={"amount": 20, "interval": "month"},
+        items=[
+            {
+                "feature_id": "seats",
+                "included": 1,
+                "price": {"amount": 10, "interval": "month", "billing_method": "usage_based"},
+                "proration": {"on_increase": "prorate_next_cycle", "on_decrease": "prorate_next_cycle"},
+            }
+        ],
+    )
+    api("customers.get_or_create", customer_id="n")
+    api.add_card("n")
+    api("billing.attach", customer_id="n", plan_id="team")
+
+    def charged() -> list[int | float]:
+        invoices = reversed(api.customer("n")["invoices"])
+        return [i["total"] for i in invoices if i["status"] != "draft"]
+
+    api("entities.create", customer_id="n", entity_id="n-1", feature_id="seats")  # the included seat
+    api.clock.advance(15 * DAY)  # half of April left
+    api("entities.create", customer_id="n", entity_id="n-2", feature_id="seats")  # +$5.00 pending
+    api.clock.advance(6 * DAY)  # 9 of 30 days left
+    api("entities.create", customer_id="n", entity_id="n-3", feature_id="seats")  # +$3.00 pending
+    api("entities.delete", customer_id="n", entity_id="n-2")  # -$3.00 pending
+    assert charged() == [20]  # nothing charged or credited mid-cycle
+    assert api.customer("n")["balances"]["seats"]["usage"] == 2
+
+    api.clock.set(ms(2026, 5, 1) + 1)
+    # $20 base + 1 seat beyond the included for May ($10) + the April prorations (5 + 3 - 3)
+    assert charged() == [20, 35]
+    assert [i["status"] for i in api.customer("n")["invoices"]] == ["paid", "paid"]  # no pending left

@@ -293,6 +293,7 @@ def test_quantity_increase_follows_on_increase(on_increase: OnIncrease, due: int
     quote = quote_quantity_change(current, {"seats": D(10)}, HALFWAY)
     assert quote.total == due
     assert quote.balance_deltas == {"seats": 5}
+    assert quote.deferred.total == deferred  # what the update stores for the next renewal invoice
     assert quote.next_cycle is not None
     assert quote.next_cycle.invoice.total == 10000 + deferred
 
@@ -312,6 +313,7 @@ def test_quantity_decrease_follows_on_decrease(on_decrease: OnDecrease, due: int
     current = sub(plan, prepaid_quantities={"seats": D(10)})
     quote = quote_quantity_change(current, {"seats": D(5)}, HALFWAY)
     assert quote.total == due
+    assert quote.deferred.total == deferred
     assert quote.next_cycle is not None
     assert quote.next_cycle.invoice.total == 5000 + deferred
 
@@ -358,20 +360,28 @@ def usage_seats_plan(on_increase: OnIncrease, on_decrease: OnDecrease) -> Plan:
 
 
 @pytest.mark.parametrize(
-    ("on_increase", "on_decrease", "added", "removed"),
+    ("on_increase", "on_decrease", "added", "removed", "deferred"),
     [
-        (OnIncrease.PRORATE_IMMEDIATELY, OnDecrease.PRORATE_IMMEDIATELY, 500, -500),
-        (OnIncrease.BILL_IMMEDIATELY, OnDecrease.NONE, 1000, 0),
-        (OnIncrease.PRORATE_NEXT_CYCLE, OnDecrease.NO_PRORATIONS, 0, 0),
+        (OnIncrease.PRORATE_IMMEDIATELY, OnDecrease.PRORATE_IMMEDIATELY, 500, -500, (0, 0)),
+        (OnIncrease.BILL_IMMEDIATELY, OnDecrease.NONE, 1000, 0, (0, 0)),
+        (OnIncrease.PRORATE_NEXT_CYCLE, OnDecrease.NO_PRORATIONS, 0, 0, (500, 0)),
+        (OnIncrease.BILL_NEXT_CYCLE, OnDecrease.PRORATE_NEXT_CYCLE, 0, 0, (0, -500)),
     ],
 )
 def test_seat_changes_follow_the_items_proration(
-    on_increase: OnIncrease, on_decrease: OnDecrease, added: int, removed: int
+    on_increase: OnIncrease,
+    on_decrease: OnDecrease,
+    added: int,
+    removed: int,
+    deferred: tuple[int, int],
 ) -> None:
     current = sub(usage_seats_plan(on_increase, on_decrease))
     assert quote_seat_change(current, "seats", D(1), D(2), HALFWAY).total == 0  # still within included
-    assert quote_seat_change(current, "seats", D(2), D(3), HALFWAY).total == added
-    assert quote_seat_change(current, "seats", D(3), D(2), HALFWAY).total == removed
+    add = quote_seat_change(current, "seats", D(2), D(3), HALFWAY)
+    remove = quote_seat_change(current, "seats", D(3), D(2), HALFWAY)
+    assert (add.total, remove.total) == (added, removed)
+    # *_next_cycle: the prorated half month waits for the renewal invoice instead
+    assert (add.deferred.total, remove.deferred.total) == deferred
 
 
 def test_seats_are_not_billed_during_a_trial_and_renew_upfront() -> None:

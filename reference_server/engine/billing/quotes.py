@@ -71,6 +71,20 @@ class QuantityQuote:
     next_cycle: NextCycle | None
     prepaid_quantities: Mapping[str, Decimal]
     balance_deltas: Mapping[str, Decimal] = field(default_factory=dict)
+    # ``*_next_cycle`` prorations, carried to the next renewal invoice (Stripe's pending invoice items).
+    deferred: InvoiceDraft = field(default_factory=InvoiceDraft)
+
+    @property
+    def total(self) -> int:
+        return self.due_now.total
+
+
+@dataclass(frozen=True)
+class SeatChangeQuote:
+    """Units of a continuous usage-based item added or removed: what is due now, what waits for renewal."""
+
+    due_now: InvoiceDraft
+    deferred: InvoiceDraft
 
     @property
     def total(self) -> int:
@@ -299,39 +313,51 @@ def seat_lines(subscription: Subscription, period: Period | None) -> list[LineIt
 
 def quote_seat_change(
     subscription: Subscription, feature_id: str, old_usage: Decimal, new_usage: Decimal, now: int
-) -> InvoiceDraft:
+) -> SeatChangeQuote:
     """Units of a continuous usage-based item added or removed mid-period (an entity created or deleted).
 
     The units in use are paid up front for the period, so a change is billed per the item's
     ``proration``: an increase is charged now, prorated (``prorate_immediately``, the default) or in
     full (``bill_immediately``); a decrease is credited for the unused time when it prorates
-    (``prorate_immediately``), and not at all with ``none``/``no_prorations``.  The ``*_next_cycle``
-    modes charge or credit nothing now, and the renewal then bills the units in use from there on
-    (their prorated part of the current period is not carried to it).  Nothing is billed during a trial.
+    (``prorate_immediately``), and not at all with ``none``/``no_prorations``.  ``prorate_next_cycle``
+    puts the same prorated charge or credit on the next renewal invoice instead (``deferred``);
+    ``bill_next_cycle`` bills nothing for the current period, the renewal then bills the units in use.
+    Nothing is billed during a trial.
     """
     plan = subscription.plan
+    nothing = SeatChangeQuote(InvoiceDraft((), plan.currency), InvoiceDraft((), plan.currency))
     item = plan.item_for(feature_id)
     if item is None or not item.continuous or not item.usage_based or item.price is None:
-        return InvoiceDraft((), plan.currency)
+        return nothing
     cost_delta = overage_cost(item, new_usage) - overage_cost(item, old_usage)
     if cost_delta == 0 or subscription.trialing_at(now) or not item.price.recurring:
-        return InvoiceDraft((), plan.currency)
+        return nothing
     old_q, new_q = overage_units(item, old_usage), overage_units(item, new_usage)
     period = period_at(subscription.anchor, now, item.price.interval, item.price.interval_count)
     remaining = Period(max(now, period.start), period.end)
     prorated = _prorated_minor(cost_delta, period, now, plan.currency)
-    line: LineItem | None = None
+    due: LineItem | None = None
+    deferred: LineItem | None = None
     if cost_delta > 0:
         mode = item.proration.on_increase
         if mode is OnIncrease.BILL_IMMEDIATELY:
-            line = _quantity_line(
+            due = _quantity_line(
                 plan, item, _minor(cost_delta, plan.currency), old_q, new_q, period, "billed now"
             )
         elif mode is OnIncrease.PRORATE_IMMEDIATELY:
-            line = _quantity_line(plan, item, prorated, old_q, new_q, remaining, "prorated now")
+            due = _quantity_line(plan, item, prorated, old_q, new_q, remaining, "prorated now")
+        elif mode is OnIncrease.PRORATE_NEXT_CYCLE:
+            deferred = _quantity_line(
+                plan, item, prorated, old_q, new_q, remaining, "prorated on next invoice"
+            )
     elif item.proration.on_decrease in (OnDecrease.PRORATE, OnDecrease.PRORATE_IMMEDIATELY):
-        line = _quantity_line(plan, item, prorated, old_q, new_q, remaining, "credited now")
-    return InvoiceDraft((line,) if line is not None else (), plan.currency)
+        due = _quantity_line(plan, item, prorated, old_q, new_q, remaining, "credited now")
+    elif item.proration.on_decrease is OnDecrease.PRORATE_NEXT_CYCLE:
+        deferred = _quantity_line(plan, item, prorated, old_q, new_q, remaining, "credited on next invoice")
+    return SeatChangeQuote(
+        InvoiceDraft((due,) if due is not None else (), plan.currency),
+        InvoiceDraft((deferred,) if deferred is not None else (), plan.currency),
+    )
 
 
 def usage_line_stubs(plan: Plan, period: Period | None) -> tuple[UsageLine, ...]:
@@ -691,7 +717,13 @@ def quote_quantity_change(
             InvoiceDraft(base.invoice.lines + tuple(deferred), plan.currency),
             base.usage_lines,
         )
-    return QuantityQuote(InvoiceDraft(tuple(due), plan.currency), next_cycle, merged, deltas)
+    return QuantityQuote(
+        InvoiceDraft(tuple(due), plan.currency),
+        next_cycle,
+        merged,
+        deltas,
+        InvoiceDraft(tuple(deferred), plan.currency),
+    )
 
 
 def quote_renewal(subscription: Subscription, boundary_at: int) -> RenewalQuote:
