@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,3 +132,45 @@ def test_router_gives_each_org_its_own_client_and_connected_accounts_the_platfor
         connected = with_platform_key.for_org(conn, orgs[slug_c], "sandbox")
         assert isinstance(connected, StripeProcessor)
         assert (connected.secret_key, connected.stripe_account) == ("sk_test_platform", "acct_c")
+
+
+def test_the_orgs_stripe_account_delivers_signed_events_to_its_endpoint(
+    server: tuple[RunningServer, str],
+) -> None:
+    """localstripe signs and posts ``payment_intent.succeeded`` itself; the endpoint records it once."""
+    running, api_base = server
+    slug, key = tenant(running)
+    saved = platform(
+        running,
+        "organizations/stripe",
+        organization_slug=slug,
+        test_secret_key=ORG_KEY,
+        test_webhook_secret="whsec_from_localstripe",
+    )
+    org_id = saved.json()["organization"]["id"]
+    hook = {
+        "url": f"{running.url}/webhooks/stripe/{org_id}/sandbox",
+        "secret": "whsec_from_localstripe",
+        "events": ["payment_intent.succeeded"],
+    }
+    assert httpx.post(f"{api_base}/_config/webhooks/autumn", json=hook).status_code == 200
+    customer = attach_paid_plan(running, key)
+    (invoice,) = customer["invoices"]
+
+    state = running.app.state.autumn
+    delivered: list[tuple[str, str]] = []
+    waiting = threading.Event()
+    for _ in range(300):  # localstripe posts about a second after the charge
+        with state.db.read() as conn:
+            delivered = [
+                (str(kind), str(event_id))
+                for kind, event_id in conn.exec_driver_sql("SELECT event_type, event_id FROM stripe_events")
+            ]
+        if delivered:
+            break
+        waiting.wait(0.1)
+    assert [kind for kind, _ in delivered] == ["payment_intent.succeeded"]
+    assert delivered[0][1].startswith("evt_")
+    # Already collected when the charge returned: the event leaves the paid invoice as it was.
+    after = call(running, key, "customers.get", customer_id="u1", expand=["invoices"])["invoices"]
+    assert [(i["stripe_id"], i["status"]) for i in after] == [(invoice["stripe_id"], "paid")]
