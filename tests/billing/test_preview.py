@@ -44,7 +44,8 @@ def test_downgrade_preview_is_zero_with_a_scheduled_incoming_plan() -> None:
     body = attach_preview_body("cus_1", [quote])
     assert body["total"] == 0
     assert body["line_items"] == []
-    assert body["incoming"][0]["effective_at"] == END
+    # Autumn's pro -> free preview reports no effective_at for the free plan; the outgoing plan says when
+    assert body["incoming"][0]["effective_at"] is None
     assert body["outgoing"][0] == {
         "plan_id": "pro",
         "feature_quantities": [],
@@ -52,6 +53,14 @@ def test_downgrade_preview_is_zero_with_a_scheduled_incoming_plan() -> None:
         "canceled_at": HALFWAY,
         "expires_at": END,
     }
+
+
+def test_a_paid_downgrade_preview_says_when_the_scheduled_plan_starts() -> None:
+    body = attach_preview_body("cus_1", [quote_attach(current(PREMIUM), PRO, HALFWAY)])
+    assert body["total"] == 0
+    assert body["incoming"][0]["plan_id"] == "pro"
+    assert body["incoming"][0]["effective_at"] == END  # the subscription schedule's next phase
+    assert body["outgoing"][0]["expires_at"] == END
 
 
 def test_prepaid_preview_reports_quantities_and_fractional_totals() -> None:

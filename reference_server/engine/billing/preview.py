@@ -69,10 +69,15 @@ def _feature_quantities(quantities: Mapping[str, Decimal]) -> list[JSON]:
 
 
 def incoming_json(quote: AttachQuote) -> JSON:
+    """An incoming plan; ``effective_at`` is when a scheduled paid plan starts (its subscription's schedule).
+
+    A scheduled free plan has no subscription schedule to start, so Autumn reports null for it (its
+    pro -> free preview test asserts ``effective_at: null``); the outgoing plan's ``expires_at`` says when.
+    """
     return {
         "plan_id": quote.plan.id,
         "feature_quantities": _feature_quantities(quote.prepaid_quantities),
-        "effective_at": quote.starts_at if quote.scheduled else None,
+        "effective_at": quote.starts_at if quote.scheduled and not quote.plan.is_free else None,
         "canceled_at": None,
         "expires_at": None,
     }
