@@ -1067,7 +1067,8 @@ def setup_app(state: AppState) -> AppExtension:
         lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
     )
     clock: Clock = state.clock
-    pages = PagesContext(state.db, clock, processor_for(state), _hooks(state))
+    hooks = _hooks(state)
+    pages = PagesContext(state.db, clock, processor_for(state), hooks)
     worker = WebhookWorker(WebhookDeliverer(state.db, clock, DeliveryPolicy()))
     state.extras["webhook_worker"] = worker
     watcher = make_track_watcher(
@@ -1077,7 +1078,7 @@ def setup_app(state: AppState) -> AppExtension:
     routes = [
         *billing_page_routes(pages),
         *webhook_routes(state.db, clock, watcher.cache.clear),
-        *stripe_webhook_routes(state.db, clock),
+        *stripe_webhook_routes(state.db, clock, hooks.complete_checkout, watcher.cache.clear),
     ]
     return AppExtension(routes=routes, on_startup=[worker.start], on_shutdown=[worker.stop])
 

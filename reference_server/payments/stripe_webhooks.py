@@ -23,14 +23,24 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from reference_server.clock import Clock
-from reference_server.store.billing_tables import invoices, subscription_billing
+from reference_server.store.billing_tables import billing_sessions, invoices, subscription_billing
 from reference_server.store.db import Database
 from reference_server.store.org_stripe import stripe_config
 from reference_server.store.stripe_tables import stripe_events
-from reference_server.store.tables import customer_plans, customers, organizations
+from reference_server.store.tables import customer_plans, customers, entities, organizations
 
 from .flows import RETRYABLE_REASONS
-from .records import set_invoice_status
+from .records import (
+    InvoiceRecord,
+    SessionRecord,
+    invoice_record,
+    load_session,
+    set_invoice_status,
+    update_session,
+)
+
+CompleteCheckout = Callable[[Connection, SessionRecord, InvoiceRecord | None, int], None]
+"""The billing hook that finishes what a checkout session was for (e.g. starts an attached plan)."""
 
 ENVS = ("sandbox", "live")
 
@@ -54,19 +64,55 @@ def _our_invoice(conn: Connection, org_pk: int, env: str, intent: dict[str, Any]
 
 
 def _billed_instances(invoice: Any) -> Any:
-    """The customer's plan instances the invoice bills (its ``plan_ids``)."""
-    return select(customer_plans.c.pk).where(
+    """The active plan instances the invoice bills: its ``plan_ids``, on its entity or the customer itself."""
+    query = select(customer_plans.c.pk).where(
         customer_plans.c.customer_pk == invoice.customer_pk,
         customer_plans.c.plan_id.in_(list(invoice.plan_ids or [])),
+        customer_plans.c.status == "active",
     )
+    if invoice.entity_id is None:
+        return query.where(customer_plans.c.entity_pk.is_(None))
+    entity = select(entities.c.pk).where(
+        entities.c.customer_pk == invoice.customer_pk, entities.c.id == invoice.entity_id
+    )
+    return query.where(customer_plans.c.entity_pk.in_(entity))
 
 
-def payment_succeeded(conn: Connection, invoice: Any, intent: dict[str, Any], now: int) -> str:
-    """Mark the open invoice paid; with no unpaid renewal left, its subscriptions are no longer past due."""
+def _complete_sessions(
+    conn: Connection, invoice_pk: int, now: int, complete: CompleteCheckout | None
+) -> None:
+    """Checkout sessions still waiting on this invoice are done: the hosted page will not charge again,
+    and what the session was for (an attach paid by invoice, a charge that needed 3-D Secure) happens."""
+    waiting = conn.execute(
+        select(billing_sessions.c.id).where(
+            billing_sessions.c.invoice_pk == invoice_pk,
+            billing_sessions.c.kind == "checkout",
+            billing_sessions.c.status.in_(("open", "requires_action")),
+        )
+    ).scalars()
+    for session_id in list(waiting):
+        session = load_session(conn, str(session_id), "checkout", lock=True)
+        if session is None or session.status not in ("open", "requires_action"):
+            continue
+        update_session(conn, session.pk, status="complete", completed_at=now, pending_payment_method_pk=None)
+        if complete is not None:
+            complete(conn, session, invoice_record(conn, invoice_pk), now)
+
+
+def payment_succeeded(
+    conn: Connection,
+    invoice: Any,
+    intent: dict[str, Any],
+    now: int,
+    complete: CompleteCheckout | None = None,
+) -> str:
+    """Mark the open invoice paid and finish its checkout; with no unpaid renewal left, its
+    subscriptions are no longer past due."""
     if invoice.status != "open":
         return f"invoice_{invoice.status}"
     amount = int(intent.get("amount_received") or intent.get("amount") or 0)
     set_invoice_status(conn, invoice.pk, "paid", now, amount_paid=amount, processor_id=str(intent.get("id")))
+    _complete_sessions(conn, invoice.pk, now, complete)
     still_open = conn.execute(
         select(invoices.c.pk).where(
             invoices.c.customer_pk == invoice.customer_pk,
@@ -95,7 +141,14 @@ def payment_failed(conn: Connection, invoice: Any, now: int) -> str:
     return "past_due"
 
 
-def apply_event(conn: Connection, org_pk: int, env: str, event: dict[str, Any], now: int) -> str:
+def apply_event(
+    conn: Connection,
+    org_pk: int,
+    env: str,
+    event: dict[str, Any],
+    now: int,
+    complete: CompleteCheckout | None = None,
+) -> str:
     """Apply one verified event; returns what it did (``ignored`` for types and payments not ours)."""
     kind = str(event.get("type"))
     if kind not in ("payment_intent.succeeded", "payment_intent.payment_failed"):
@@ -105,14 +158,18 @@ def apply_event(conn: Connection, org_pk: int, env: str, event: dict[str, Any], 
     if invoice is None:
         return "ignored"
     if kind == "payment_intent.succeeded":
-        return payment_succeeded(conn, invoice, intent, now)
+        return payment_succeeded(conn, invoice, intent, now, complete)
     return payment_failed(conn, invoice, now)
 
 
 def stripe_webhook_routes(
-    db: Database, clock: Clock, on_change: Callable[[], None] | None = None
+    db: Database,
+    clock: Clock,
+    complete_checkout: CompleteCheckout | None = None,
+    on_change: Callable[[], None] | None = None,
 ) -> list[BaseRoute]:
-    """The Stripe event endpoint; ``on_change`` runs after an event changed something (cache resets)."""
+    """The Stripe event endpoint; ``complete_checkout`` finishes sessions an event paid, ``on_change``
+    runs after an event changed something (cache resets)."""
 
     def receive(org_id: str, env: str, payload: bytes, signature: str) -> JSONResponse:
         if env not in ENVS:
@@ -145,7 +202,7 @@ def stripe_webhook_routes(
                         org_pk=org_pk, event_id=event_id, event_type=kind[:64], received_at=now
                     )
                 )
-                result = apply_event(conn, int(org_pk), env, body, now)
+                result = apply_event(conn, int(org_pk), env, body, now, complete_checkout)
         except IntegrityError:  # the same event, applied by a concurrent delivery
             return JSONResponse({"received": True, "duplicate": True})
         if result != "ignored" and on_change is not None:

@@ -145,3 +145,59 @@ def test_bad_signatures_other_orgs_and_other_types_are_refused_or_ignored(
     assert tenant.send(intent_event("customer.created", renewal)).json()["result"] == "ignored"
     assert tenant.state()[0] == [True]
     assert [status for _, status in tenant.state()[1]] == ["open", "paid"]
+
+
+def test_a_failed_payment_of_an_open_invoice_makes_only_its_subscription_past_due(
+    server: tuple[RunningServer, ManualClock],
+) -> None:
+    running, _clock = server
+    tenant = Tenant(running)
+    tenant("plans.create", plan_id="pro", name="Pro", price={"amount": 20, "interval": "month"})
+    for customer_id in ("u1", "u2"):
+        tenant("customers.get_or_create", customer_id=customer_id)
+        attached = tenant(
+            "billing.attach",
+            customer_id=customer_id,
+            plan_id="pro",
+            invoice_mode={"enabled": True, "enable_plan_immediately": True},
+        )
+        assert attached["invoice"]["status"] == "open"
+    past_due, invoices = tenant.state()
+    assert past_due == [False] and [status for _, status in invoices] == ["open"]
+
+    failed = tenant.send(intent_event("payment_intent.payment_failed", invoices[0][0]))
+    assert failed.json()["result"] == "past_due"
+    assert tenant.state()[0] == [True]
+    other = tenant("customers.get", customer_id="u2")["subscriptions"]
+    assert [(s["plan_id"], s["past_due"]) for s in other] == [("pro", False)]
+
+    paid = tenant.send(intent_event("payment_intent.succeeded", invoices[0][0]))
+    assert paid.json()["result"] == "invoice_paid"
+    assert tenant.state()[0] == [False]
+    assert [status for _, status in tenant.state()[1]] == ["paid"]
+
+
+def test_an_invoice_paid_on_stripes_side_starts_its_plan_and_closes_its_hosted_page(
+    server: tuple[RunningServer, ManualClock],
+) -> None:
+    running, _clock = server
+    tenant = Tenant(running)
+    tenant("plans.create", plan_id="pro", name="Pro", price={"amount": 20, "interval": "month"})
+    tenant("customers.get_or_create", customer_id="u1")
+    invoice = tenant("billing.attach", customer_id="u1", plan_id="pro", invoice_mode={"enabled": True})[
+        "invoice"
+    ]
+    assert invoice["status"] == "open"
+    assert tenant("customers.get", customer_id="u1")["subscriptions"] == []
+
+    paid = tenant.send(intent_event("payment_intent.succeeded", invoice["stripe_id"]))
+    assert paid.json()["result"] == "invoice_paid"
+    subscriptions = tenant("customers.get", customer_id="u1")["subscriptions"]
+    assert [(s["plan_id"], s["status"]) for s in subscriptions] == [("pro", "active")]
+    # The hosted invoice page is complete now: paying it again takes nothing more.
+    again = httpx.post(
+        invoice["hosted_invoice_url"],
+        data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"},
+    )
+    assert again.status_code == 303
+    assert [status for _, status in tenant.state()[1]] == ["paid"]
