@@ -81,6 +81,7 @@ from .records import (
     InvoiceRecord,
     PaymentMethodInfo,
     SessionRecord,
+    add_pending_lines,
     create_invoice,
     default_payment_method,
     invoice_record,
@@ -795,6 +796,9 @@ def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) 
         quote = q["quantities"]
         for feature_id, delta in quote.balance_deltas.items():
             _add_prepaid(conn, inst.pk, feature_id, float(delta))
+        # ``*_next_cycle`` prorations wait for the renewal invoice (Stripe's pending invoice items).
+        processor_name = processor_for(ctx.state).resolve(conn, customer.pk).name
+        add_pending_lines(conn, customer.pk, quote.deferred, processor_name, now, base_url, entity_id)
         conn.execute(
             update(subscription_billing)
             .where(subscription_billing.c.customer_plan_pk == inst.pk)
@@ -940,7 +944,8 @@ def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any
 
     rows = conn.execute(
         select(invoices)
-        .where(invoices.c.customer_pk == customer.pk)
+        # Drafts hold pending lines for the next renewal; they are not invoices yet.
+        .where(invoices.c.customer_pk == customer.pk, invoices.c.status != "draft")
         .order_by(invoices.c.created_at.desc(), invoices.c.pk.desc())
     ).all()
     return [

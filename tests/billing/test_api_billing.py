@@ -250,6 +250,50 @@ def test_prepaid_quantities_charge_upfront_and_update_prorates(api: Api) -> None
     assert api.customer("u1")["balances"]["messages"]["granted"] == 300
 
 
+def test_next_cycle_quantity_proration_lands_on_the_renewal_invoice(api: Api) -> None:
+    """A prepaid quantity increase with ``prorate_next_cycle`` charges nothing now and adds the prorated
+    amount to the renewal invoice, which also bills the new quantity for the next period."""
+    api(
+        "plans.create",
+        plan_id="team",
+        name="Team",
+        price={"amount": 20, "interval": "month"},
+        items=[
+            {
+                "feature_id": "messages",
+                "included": 0,
+                "reset": {"interval": "month"},
+                "price": {
+                    "amount": 10,
+                    "interval": "month",
+                    "billing_method": "prepaid",
+                    "billing_units": 100,
+                },
+                "proration": {"on_increase": "prorate_next_cycle", "on_decrease": "prorate_next_cycle"},
+            }
+        ],
+    )
+    api("customers.get_or_create", customer_id="q")
+    api.add_card("q")
+    api(
+        "billing.attach",
+        customer_id="q",
+        plan_id="team",
+        feature_quantities=[{"feature_id": "messages", "quantity": 100}],
+    )
+    api.clock.advance(15 * DAY)  # half of April left
+    more = [{"feature_id": "messages", "quantity": 300}]
+    result = api("billing.update", customer_id="q", plan_id="team", feature_quantities=more)
+    assert not result.get("invoice") or result["invoice"]["total"] == 0
+    customer = api.customer("q")
+    assert [i["total"] for i in customer["invoices"]] == [30]  # the pending draft is not listed
+    assert customer["balances"]["messages"]["granted"] == 300
+
+    api.clock.set(ms(2026, 5, 1) + 1)
+    # $20 base + 3 x $10 for May + the April proration (2 more packs for half a month: $10)
+    assert [i["total"] for i in reversed(api.customer("q")["invoices"])] == [30, 60]
+
+
 def test_cancel_end_of_cycle_returns_the_default_plan(api: Api) -> None:
     api("customers.get_or_create", customer_id="u1")
     api.add_card("u1")
