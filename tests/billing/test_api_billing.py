@@ -211,26 +211,20 @@ def test_usage_based_overage_is_billed_at_renewal(api: Api) -> None:
     assert customer["balances"]["messages"]["usage"] == 0
 
 
+def _create_prepaid_team_plan(api: Api, **item_extra: Any) -> None:
+    """Plan ``team``: $20/month plus prepaid messages at $10 per pack of 100."""
+    item: dict[str, Any] = {
+        "feature_id": "messages",
+        "included": 0,
+        "reset": {"interval": "month"},
+        "price": {"amount": 10, "interval": "month", "billing_method": "prepaid", "billing_units": 100},
+        **item_extra,
+    }
+    api("plans.create", plan_id="team", name="Team", price={"amount": 20, "interval": "month"}, items=[item])
+
+
 def test_prepaid_quantities_charge_upfront_and_update_prorates(api: Api) -> None:
-    api(
-        "plans.create",
-        plan_id="team",
-        name="Team",
-        price={"amount": 20, "interval": "month"},
-        items=[
-            {
-                "feature_id": "messages",
-                "included": 0,
-                "reset": {"interval": "month"},
-                "price": {
-                    "amount": 10,
-                    "interval": "month",
-                    "billing_method": "prepaid",
-                    "billing_units": 100,
-                },
-            }
-        ],
-    )
+    _create_prepaid_team_plan(api)
     api("customers.get_or_create", customer_id="u1")
     api.add_card("u1")
     quantities = [{"feature_id": "messages", "quantity": 100}]
@@ -253,25 +247,8 @@ def test_prepaid_quantities_charge_upfront_and_update_prorates(api: Api) -> None
 def test_next_cycle_quantity_proration_lands_on_the_renewal_invoice(api: Api) -> None:
     """A prepaid quantity increase with ``prorate_next_cycle`` charges nothing now and adds the prorated
     amount to the renewal invoice, which also bills the new quantity for the next period."""
-    api(
-        "plans.create",
-        plan_id="team",
-        name="Team",
-        price={"amount": 20, "interval": "month"},
-        items=[
-            {
-                "feature_id": "messages",
-                "included": 0,
-                "reset": {"interval": "month"},
-                "price": {
-                    "amount": 10,
-                    "interval": "month",
-                    "billing_method": "prepaid",
-                    "billing_units": 100,
-                },
-                "proration": {"on_increase": "prorate_next_cycle", "on_decrease": "prorate_next_cycle"},
-            }
-        ],
+    _create_prepaid_team_plan(
+        api, proration={"on_increase": "prorate_next_cycle", "on_decrease": "prorate_next_cycle"}
     )
     api("customers.get_or_create", customer_id="q")
     api.add_card("q")
