@@ -8,6 +8,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # localstripe keeps its whole store in one fixed file (/tmp/localstripe.pickle) and reloads it at start:
 # two instances at once (parallel test runs) corrupt each other's store and the second one dies.  Each
@@ -17,6 +20,9 @@ _IN_MEMORY_LOCALSTRIPE = (
     "from localstripe import resources\n"
     "resources.Store.try_load_from_disk = lambda self: None\n"
     "resources.Store.dump_to_disk = lambda self: None\n"
+    f"sys.path.insert(0, {str(_REPO_ROOT)!r})\n"
+    "from tests.billing.localstripe_ext import register_all\n"
+    "register_all()\n"
     "from localstripe.server import start\n"
     "sys.exit(start())\n"
 )
