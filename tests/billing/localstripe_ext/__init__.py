@@ -12,6 +12,16 @@ import pkgutil
 
 
 def register_all() -> None:
-    """Import every module of this package (each appends its routes to ``localstripe.resources.extra_apis``)."""
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    """Import every module of this package (each appends its routes to ``localstripe.resources.extra_apis``),
+    then import ``localstripe.server`` (which routes ``extra_apis``) and call each module's optional
+    ``install(app)`` for what needs the aiohttp app itself (HTML pages, middleware)."""
+    modules = [
         importlib.import_module(f"{__name__}.{module.name}")
+        for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+    ]
+    from localstripe.server import app
+
+    for module in modules:
+        install = getattr(module, "install", None)
+        if install is not None:
+            install(app)
