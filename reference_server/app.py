@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,6 +21,7 @@ from reference_server.service.context import AppState
 from reference_server.store.async_pool import AsyncPool
 from reference_server.store.catalog import CatalogCache
 from reference_server.store.db import Database
+from reference_server.store.org_stripe import setup_encryption
 from reference_server.store.subject_cache import SubjectCache
 from reference_server.store.tenancy import ensure_default_org, register_key
 
@@ -59,6 +60,7 @@ def create_app(
     auth_cache_ttl: float = 1.0,
     billing: Callable[[BillingRegistry], None] | None = None,
     migrate: bool = True,
+    encryption_keys: str | Sequence[str] | None = None,
 ) -> Starlette:
     """Build the server: migrate the database, register ``secret_key`` for the default org, route.
 
@@ -68,10 +70,14 @@ def create_app(
     tests; off in production, where it would cost more than a check itself).
     ``billing`` registers paid-billing handlers (defaults to ``reference_server.payments.api.register``
     when present).
+    ``encryption_keys`` (comma-separated or a list; the first encrypts) protect the Stripe secrets
+    organizations store; default ``AUTUMN_ENCRYPTION_KEYS``, then a key file beside a SQLite database
+    (:mod:`reference_server.store.secrets`).
     """
     db = Database(database_url)
     if migrate:
         db.migrate()
+    setup_encryption(db, encryption_keys)
     state = AppState(db=db, clock=clock or SystemClock(), catalog_cache=CatalogCache(), demo=demo)
     if not db.is_sqlite:
         state.subject_cache = SubjectCache()

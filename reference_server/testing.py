@@ -28,6 +28,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 DEFAULT_TEST_KEY = "am_sk_test_reference_server_key"
+DEFAULT_TEST_ENCRYPTION_KEY = "dWaB_LHVLoBb5-omsiAzxSJm5li4xvHPpTdeCS1lPEg="
+"""The Fernet key :func:`run_server` encrypts stored Stripe secrets with (tests only: it is public)."""
 POSTGRES_HOST = os.environ.get("AUTUMN_TEST_PG_HOST", "127.0.0.1")
 POSTGRES_PORT = int(os.environ.get("AUTUMN_TEST_PG_PORT", "5432"))
 
@@ -105,10 +107,14 @@ def run_server(
 
     Extra keyword arguments go to :func:`reference_server.app.create_app` (``clock=``,
     ``rate_limits=`` (off by default here), ``billing=``...).  Responses are checked against the
-    generated models here (``validate_responses=True``), unlike in production.
+    generated models here (``validate_responses=True``), unlike in production.  Stored Stripe secrets
+    are encrypted with :data:`DEFAULT_TEST_ENCRYPTION_KEY` on every database, so a second server on the
+    same database reads them; ``encryption_keys=None`` resolves keys as production does
+    (``AUTUMN_ENCRYPTION_KEYS``, then a key file beside a SQLite database).
     """
     from reference_server.app import create_app
 
+    kw.setdefault("encryption_keys", DEFAULT_TEST_ENCRYPTION_KEY)
     kw.setdefault("rate_limits", False)
     kw.setdefault("validate_responses", True)
     with contextlib.ExitStack() as stack:
@@ -187,6 +193,7 @@ def fresh_database_url(kind: str) -> Iterator[str]:
 
 
 __all__ = [
+    "DEFAULT_TEST_ENCRYPTION_KEY",
     "DEFAULT_TEST_KEY",
     "RunningServer",
     "free_port",

@@ -2,18 +2,30 @@
 
 The Stripe OAuth URL points back at this server (a local server has no Stripe platform); the Stripe
 configuration call stores the organization's account per environment, which chooses its processor.
+No response ever contains a stored Stripe secret (they are stored encrypted, see
+:mod:`reference_server.store.secrets`).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 from urllib.parse import urlencode
 
+import stripe
 from sqlalchemy import select
 
 from reference_server.errors import AutumnError, invalid
 from reference_server.service.context import Ctx
-from reference_server.store.org_stripe import config_updates, save_stripe_config
+from reference_server.store.org_stripe import (
+    OrgStripeConfig,
+    config_updates,
+    forget_stripe_ids,
+    save_stripe_config,
+    stripe_config,
+)
+from reference_server.store.secrets import EncryptionKeyError, SecretDecryptionError
 from reference_server.store.tables import memberships, organizations, users
 from reference_server.store.tenancy import add_member, create_key, create_org, ensure_user
 
@@ -116,21 +128,106 @@ def oauth_url(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, Any]:
     return {"oauth_url": f"{base_url.rstrip('/')}/platform/oauth/connect?{query}"}
 
 
+log = logging.getLogger("reference_server.platform")
+
+Identity = tuple[str, str] | None
+"""Which Stripe account an environment is charged on: ("key", secret key) or ("connected", acct id)."""
+
+
+def _identity(config: OrgStripeConfig | None) -> Identity:
+    if config is None:
+        return None
+    if config.secret_key:
+        return ("key", config.secret_key)
+    if config.account_id:
+        return ("connected", config.account_id)
+    return None
+
+
+def _merged(config: OrgStripeConfig | None, values: dict[str, str]) -> OrgStripeConfig:
+    base = config or OrgStripeConfig(None, None, None)
+    return OrgStripeConfig(
+        values.get("secret_key", base.secret_key),
+        values.get("account_id", base.account_id),
+        values.get("webhook_secret", base.webhook_secret),
+    )
+
+
+def stripe_account_of(secret_key: str) -> str | None:
+    """The id of the Stripe account a secret key belongs to (``GET /v1/account``), None when Stripe
+    does not say (a revoked key, no network, or localstripe, which has no such endpoint)."""
+    base = os.environ.get("STRIPE_API_BASE")
+    client = stripe.StripeClient(
+        secret_key,
+        base_addresses={"api": base} if base else {},
+        max_network_retries=0,
+        http_client=stripe.new_default_http_client(timeout=15),
+    )
+    try:
+        account = client.v1.accounts.retrieve_current()
+    except stripe.StripeError:
+        return None
+    return str(account.id) if account.id else None
+
+
+def same_account(before: Identity, after: Identity) -> bool:
+    """Whether customers and cards saved under ``before`` still exist under ``after``.
+
+    The same key or the same connected account: yes.  Two different secret keys: Stripe is asked which
+    account each belongs to (a rolled key of the same account keeps everything); when it cannot tell
+    for either key, the keys are taken as different accounts, because a stale customer id fails every
+    charge ("No such customer") while a fresh one only costs re-entering a card.  No account before
+    (local payments or the server's default Stripe account): a different account.
+    """
+    if before == after:
+        return True
+    if before is None or after is None or before[0] != "key" or after[0] != "key":
+        return False
+    old_account, new_account = stripe_account_of(before[1]), stripe_account_of(after[1])
+    return old_account is not None and old_account == new_account
+
+
 def update_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """Save the organization's Stripe account per environment.
 
     ``test_account_id`` / ``live_account_id`` (the platform contract) name a connected account charged
     with the server's own key; ``test_secret_key`` / ``live_secret_key`` and ``*_webhook_secret`` let
     an organization bring its own Stripe account, which then takes its payments and sends its events.
+    Secrets are stored encrypted and never returned.  When an environment moves to another Stripe
+    account (:func:`same_account`), its customers' Stripe ids and saved cards are forgotten
+    (:func:`reference_server.store.org_stripe.forget_stripe_ids`) in the same transaction.
     """
     try:
         updates = config_updates(body)
     except ValueError as exc:
         raise invalid(str(exc), "invalid_inputs") from exc
-    with ctx.db.write() as conn:
-        org = _tenant_org(ctx, conn, body["organization_slug"])
-        for env, values in updates.items():
-            save_stripe_config(conn, org.pk, env, values, ctx.state.clock.now_ms())
+    try:
+        with ctx.db.read() as conn:
+            org = _tenant_org(ctx, conn, body["organization_slug"])
+            before = {env: stripe_config(conn, org.pk, env) for env in updates}
+        # Stripe is asked outside the transaction; the write below re-checks that nothing changed since.
+        moved = {
+            env: not same_account(_identity(before[env]), _identity(_merged(before[env], values)))
+            for env, values in updates.items()
+        }
+        with ctx.db.write() as conn:
+            for env, values in updates.items():
+                current = stripe_config(conn, org.pk, env)
+                if current != before[env]:  # changed meanwhile: compare with what is there now
+                    moved[env] = _identity(current) != _identity(_merged(current, values))
+                save_stripe_config(conn, org.pk, env, values, ctx.state.clock.now_ms())
+                if moved[env]:
+                    cleared = forget_stripe_ids(conn, org.pk, env)
+                    log.info(
+                        "org %s %s moved Stripe account: forgot %s customer ids, %s cards",
+                        org.id,
+                        env,
+                        *cleared,
+                    )
+    except EncryptionKeyError as exc:
+        raise AutumnError(503, "encryption_not_configured", str(exc)) from exc
+    except SecretDecryptionError as exc:
+        raise AutumnError(500, "secret_decryption_failed", str(exc)) from exc
     return {
         "message": "Stripe configuration updated",
         "organization": {"id": org.id, "slug": body["organization_slug"]},
