@@ -5,6 +5,22 @@ attached plan, cancelling from the portal) comes in through :class:`BillingHooks
 deal with cards, charges and sessions.
 """
 
-from .routes import BillingHooks, PagesContext, PortalSubscription, billing_page_routes, format_money
+from .routes import (
+    BillingHooks,
+    PagesContext,
+    PortalSubscription,
+    StripeCheckoutCompleted,
+    billing_page_routes,
+    format_money,
+    stripe_checkout_completer,
+)
 
-__all__ = ["BillingHooks", "PagesContext", "PortalSubscription", "billing_page_routes", "format_money"]
+__all__ = [
+    "BillingHooks",
+    "PagesContext",
+    "PortalSubscription",
+    "StripeCheckoutCompleted",
+    "billing_page_routes",
+    "format_money",
+    "stripe_checkout_completer",
+]

@@ -6,6 +6,7 @@ commit together or not at all, and the session row is locked so a double submit 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,20 @@ from reference_server.payments.records import (
     set_invoice_status,
     update_session,
 )
+from reference_server.payments.stripe_checkout import (
+    APPLIED_KEY,
+    BASE_URL_KEY,
+    ERROR_KEY,
+    CompletedSetup,
+    completed_setup,
+    current_session_id,
+    expire_if_open,
+    open_checkout_for,
+    reusable_url,
+    save_setup_card,
+    stripe_processor_for,
+)
+from reference_server.payments.stripe_processor import StripeProcessor
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.db import Database
 from reference_server.store.tables import customer_plans, customers, plans
@@ -91,6 +106,8 @@ class PagesContext:
     processor: PaymentProcessor
     hooks: BillingHooks = field(default_factory=BillingHooks)
 
+
+STRIPE_CARD_ENTRY = "Card details are entered on Stripe's page: use the Continue to Stripe button."
 
 NOTICES = {
     "card_saved": "Your card was saved.",
@@ -167,6 +184,7 @@ class _Pages:
     def _render(self, request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         values.setdefault("hints", TEST_CARD_HINTS)
         values.setdefault("error", None)
+        values.setdefault("stripe_action", None)
         return TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
 
     def _not_found(self, request: Request) -> HTMLResponse:
@@ -194,6 +212,13 @@ class _Pages:
         **session_values: Any,
     ) -> Response:
         """Park the session until the payer authenticates the card, and send them to that step."""
+        self._park_for_authentication(conn, session, payment_method_pk, **session_values)
+        return RedirectResponse(request.url_for(f"{kind}_authenticate", session_id=session.id).path, 303)
+
+    @staticmethod
+    def _park_for_authentication(
+        conn: Connection, session: SessionRecord, payment_method_pk: int, **session_values: Any
+    ) -> None:
         update_session(
             conn,
             session.pk,
@@ -201,7 +226,15 @@ class _Pages:
             pending_payment_method_pk=payment_method_pk,
             **session_values,
         )
-        return RedirectResponse(request.url_for(f"{kind}_authenticate", session_id=session.id).path, 303)
+
+    def _stripe(self, conn: Connection, customer_pk: int) -> StripeProcessor | None:
+        """The customer's Stripe processor: their card is collected by Stripe Checkout, never typed here."""
+        return stripe_processor_for(self.ctx.processor, conn, customer_pk)
+
+    def _stripe_action(self, request: Request, conn: Connection, session: SessionRecord) -> str | None:
+        if self._stripe(conn, session.customer_pk) is None:
+            return None
+        return str(request.url_for(f"{session.kind}_stripe_start", session_id=session.id).path)
 
     def _save_card(
         self,
@@ -216,8 +249,11 @@ class _Pages:
         """Save the card typed into a session's form (checkout, setup or portal).
 
         The saved card, or the response to send instead: ``error_page(status, message)`` for a
-        refused card (402 for a decline), or the redirect to the authentication step.
+        refused card (402 for a decline), or the redirect to the authentication step.  A Stripe
+        organization's pages take no card numbers at all (Stripe Checkout collects them).
         """
+        if self._stripe(conn, customer.pk) is not None:
+            return error_page(400, STRIPE_CARD_ENTRY)
         try:
             setup = self.ctx.processor.add_card(conn, customer, self._card_from_form(form), now)
         except CardError as exc:
@@ -249,6 +285,8 @@ class _Pages:
             "button_label": f"Pay {format_money(draft.total, draft.currency)}"
             if draft.total > 0
             else "Confirm",
+            "stripe_action": self._stripe_action(request, conn, session),
+            "stripe_label": "Pay with another card on Stripe" if saved_card else "Continue to Stripe",
             **extra,
         }
 
@@ -339,6 +377,39 @@ class _Pages:
         now: int,
         authenticated: bool,
     ) -> Response:
+        outcome = self._settle_checkout(
+            conn, session, customer, pm, now, authenticated, self._base_url(request)
+        )
+        if outcome.status is ChargeStatus.REQUIRES_ACTION:
+            return RedirectResponse(
+                request.url_for("checkout_authenticate", session_id=session.id).path, status_code=303
+            )
+        if not outcome.succeeded:
+            return self._checkout_failed(
+                request, conn, session, customer, outcome.failure_message or "The payment failed."
+            )
+        return self._done_redirect(request, session, session.success_url)
+
+    def _checkout_failed(
+        self, request: Request, conn: Connection, session: SessionRecord, customer: CustomerRef, message: str
+    ) -> Response:
+        refreshed = load_session(conn, session.id, "checkout")
+        assert refreshed is not None
+        view = self._checkout_view(request, conn, refreshed, customer, error=message)
+        return self._render(request, "checkout.html", 402, **view)
+
+    def _settle_checkout(
+        self,
+        conn: Connection,
+        session: SessionRecord,
+        customer: CustomerRef,
+        pm: PaymentMethodInfo,
+        now: int,
+        authenticated: bool,
+        base_url: str,
+    ) -> ChargeOutcome:
+        """Charge the checkout with ``pm`` and move the session on: complete (and the completion hook
+        runs), parked for authentication, or open again with its unpaid invoice after a decline."""
         processor = self.ctx.processor
         if session.invoice_pk is not None:
             invoice = invoice_record(conn, session.invoice_pk)
@@ -352,24 +423,20 @@ class _Pages:
                 session.draft,
                 str(session.action.get("reason", "checkout")),
                 now,
-                self._base_url(request),
+                base_url,
                 entity_id=session.action.get("entity_id"),
                 payment_method=pm,
                 authenticated=authenticated,
             )
         invoice_pk = outcome.invoice.pk if outcome.invoice else None
         if outcome.status is ChargeStatus.REQUIRES_ACTION:
-            return self._authentication_step(conn, request, session, "checkout", pm.pk, invoice_pk=invoice_pk)
+            self._park_for_authentication(conn, session, pm.pk, invoice_pk=invoice_pk)
+            return outcome
         if not outcome.succeeded:
             update_session(
                 conn, session.pk, status="open", pending_payment_method_pk=None, invoice_pk=invoice_pk
             )
-            refreshed = load_session(conn, session.id, "checkout")
-            assert refreshed is not None
-            view = self._checkout_view(
-                request, conn, refreshed, customer, error=outcome.failure_message or "The payment failed."
-            )
-            return self._render(request, "checkout.html", 402, **view)
+            return outcome
         update_session(
             conn,
             session.pk,
@@ -380,7 +447,10 @@ class _Pages:
         )
         if self.ctx.hooks.complete_checkout is not None:
             self.ctx.hooks.complete_checkout(conn, session, outcome.invoice, now)
-        return self._done_redirect(request, session, session.success_url)
+        expire_stripe = self._stripe(conn, session.customer_pk)
+        if expire_stripe is not None:  # paid: a Checkout still open for this session must not finish later
+            expire_if_open(expire_stripe, current_session_id(conn, session.pk))
+        return outcome
 
     # authentication (all session kinds) ----------------------------------------------------------------
     def authenticate_page(self, request: Request, kind: str, session_id: str) -> Response:
@@ -422,7 +492,7 @@ class _Pages:
                         request,
                         "setup.html",
                         402,
-                        **self._setup_view(request, session, customer, error=message),
+                        **self._setup_view(request, conn, session, customer, error=message),
                     )
                 return self._render(
                     request,
@@ -456,13 +526,15 @@ class _Pages:
 
     # setup ---------------------------------------------------------------------------------------------
     def _setup_view(
-        self, request: Request, session: SessionRecord, customer: CustomerRef, **extra: Any
+        self, request: Request, conn: Connection, session: SessionRecord, customer: CustomerRef, **extra: Any
     ) -> Any:
         return {
             "customer_label": _label(customer),
             "plan_id": session.action.get("plan_id"),
             "action": request.url_for("setup_submit", session_id=session.id).path,
             "button_label": "Save card",
+            "stripe_action": self._stripe_action(request, conn, session),
+            "stripe_label": "Continue to Stripe",
             **extra,
         }
 
@@ -474,7 +546,7 @@ class _Pages:
             if session.status == "complete":
                 return self._done_redirect(request, session, session.success_url)
             customer = _customer_ref(conn, session.customer_pk)
-            return self._render(request, "setup.html", **self._setup_view(request, session, customer))
+            return self._render(request, "setup.html", **self._setup_view(request, conn, session, customer))
 
     def setup_submit(self, request: Request, session_id: str, form: Mapping[str, Any]) -> Response:
         with self.ctx.db.write() as conn:
@@ -487,7 +559,7 @@ class _Pages:
             open_session = session
 
             def refused(status: int, message: str) -> Response:
-                view = self._setup_view(request, open_session, customer, error=message)
+                view = self._setup_view(request, conn, open_session, customer, error=message)
                 return self._render(request, "setup.html", status, **view)
 
             card = self._save_card(conn, request, session, customer, form, now, refused)
@@ -498,11 +570,16 @@ class _Pages:
     def _finish_setup(
         self, conn: Connection, request: Request, session: SessionRecord, pm: PaymentMethodInfo, now: int
     ) -> Response:
+        self._settle_setup(conn, session, pm, now)
+        return self._done_redirect(request, session, session.success_url)
+
+    def _settle_setup(
+        self, conn: Connection, session: SessionRecord, pm: PaymentMethodInfo, now: int
+    ) -> None:
         update_session(conn, session.pk, status="complete", completed_at=now, pending_payment_method_pk=None)
         self._card_saved(conn, session.customer_pk, pm, now)
         if self.ctx.hooks.complete_setup is not None:
             self.ctx.hooks.complete_setup(conn, session, pm, now)
-        return self._done_redirect(request, session, session.success_url)
 
     # portal --------------------------------------------------------------------------------------------
     def _portal_view(
@@ -534,6 +611,8 @@ class _Pages:
             "return_url": session.return_url,
             "action": request.url_for("portal_payment_method", session_id=session.id).path,
             "button_label": "Save card",
+            "stripe_action": self._stripe_action(request, conn, session),
+            "stripe_label": "Update card on Stripe",
             "name": customer.name,
             "notice": None,
             **extra,
@@ -587,6 +666,137 @@ class _Pages:
             )
             return RedirectResponse(f"{target.path}?{target.query}", status_code=303)
 
+    # Stripe Checkout (organizations charged through Stripe) -----------------------------------------------
+    def stripe_start(self, request: Request, kind: str, session_id: str) -> Response:
+        """ "Continue to Stripe": an open Checkout Session of this server session (reused while open)."""
+        with self.ctx.db.write() as conn:
+            session, problem, _ = self._open_session(conn, request, session_id, kind, lock=True)
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            if kind != "portal" and session.status == "complete":
+                return self._done_redirect(request, session, session.success_url)
+            if session.status == "requires_action":
+                return RedirectResponse(
+                    request.url_for(f"{kind}_authenticate", session_id=session.id).path, 303
+                )
+            processor = self._stripe(conn, session.customer_pk)
+            if processor is None:
+                return RedirectResponse(request.url_for(f"{kind}_page", session_id=session.id).path, 303)
+            url = reusable_url(processor, current_session_id(conn, session.pk))
+            if url is None:
+                customer = _customer_ref(conn, session.customer_pk)
+                url = open_checkout_for(conn, processor, customer, session, self._base_url(request))
+            return RedirectResponse(url, status_code=303)
+
+    def stripe_return(self, request: Request, kind: str, session_id: str) -> Response:
+        """Stripe's ``success_url``: apply the Checkout (unless its webhook already did), then continue."""
+        checkout_id = request.query_params.get("checkout_session", "")
+        with self.ctx.db.write() as conn:
+            session = load_session(conn, session_id, kind, lock=True)
+            if session is None or not checkout_id:
+                return self._not_found(request)
+            processor = self._stripe(conn, session.customer_pk)
+            if processor is None:
+                return self._not_found(request)
+            setup = completed_setup(processor, checkout_id)
+            if setup is None or setup.server_session_id != session.id:
+                return RedirectResponse(request.url_for(f"{kind}_page", session_id=session.id).path, 303)
+            base_url = str(session.action.get(BASE_URL_KEY) or self._base_url(request))
+            self._apply_stripe_setup(conn, processor, session, setup, base_url)
+            refreshed = load_session(conn, session_id, kind)
+            assert refreshed is not None
+            return self._after_stripe(request, conn, refreshed, checkout_id)
+
+    def _after_stripe(
+        self, request: Request, conn: Connection, session: SessionRecord, checkout_id: str
+    ) -> Response:
+        """Where the payer goes once a Checkout was applied: the same as after the local card form."""
+        if session.kind == "portal":
+            target = request.url_for("portal_page", session_id=session.id).include_query_params(
+                notice="card_saved"
+            )
+            return RedirectResponse(f"{target.path}?{target.query}", status_code=303)
+        if session.status == "complete":
+            return self._done_redirect(request, session, session.success_url)
+        if session.status == "requires_action":
+            return RedirectResponse(
+                request.url_for(f"{session.kind}_authenticate", session_id=session.id).path, 303
+            )
+        now = self._now(conn, session.customer_pk)
+        if session.status == "expired" or now >= session.expires_at:
+            return self._expired(request)
+        failure = session.action.get(ERROR_KEY) or {}
+        if session.kind == "checkout" and failure.get("id") == checkout_id:
+            customer = _customer_ref(conn, session.customer_pk)
+            return self._checkout_failed(request, conn, session, customer, str(failure.get("message")))
+        return RedirectResponse(request.url_for(f"{session.kind}_page", session_id=session.id).path, 303)
+
+    def _apply_stripe_setup(
+        self,
+        conn: Connection,
+        processor: StripeProcessor,
+        session: SessionRecord,
+        setup: CompletedSetup,
+        base_url: str,
+    ) -> str:
+        """Save the Checkout's card and continue the session as the local card form would: charge and
+        complete a checkout (or park it for authentication, or reopen it after a decline), complete a
+        setup, or tell the portal.  Once per Checkout Session id (the session row is locked)."""
+        applied = list(session.action.get(APPLIED_KEY) or [])
+        if setup.checkout_session_id in applied:
+            return "already_applied"
+        customer = _customer_ref(conn, session.customer_pk)
+        if setup.stripe_customer and customer.processor_id and setup.stripe_customer != customer.processor_id:
+            return "ignored"
+        action = {**session.action, APPLIED_KEY: [*applied, setup.checkout_session_id]}
+        update_session(conn, session.pk, action=action)
+        session = dataclasses.replace(session, action=action)
+        now = self._now(conn, session.customer_pk)
+        pm = save_setup_card(conn, processor, customer, setup, now)
+        if session.kind == "portal":
+            self._card_saved(conn, session.customer_pk, pm, now)
+            return "card_saved"
+        if session.status not in ("open", "requires_action") or now >= session.expires_at:
+            return "card_saved"  # paid or set up another way meanwhile, or expired: only the card is kept
+        if session.kind == "setup":
+            self._settle_setup(conn, session, pm, now)
+            return "setup_complete"
+        outcome = self._settle_checkout(conn, session, customer, pm, now, False, base_url)
+        if outcome.succeeded:
+            return "checkout_complete"
+        if outcome.status is ChargeStatus.REQUIRES_ACTION:
+            return "requires_action"
+        message = outcome.failure_message or "The payment failed."
+        failed = {**action, ERROR_KEY: {"id": setup.checkout_session_id, "message": message}}
+        update_session(conn, session.pk, action=failed)
+        return "payment_failed"
+
+    def stripe_checkout_event(
+        self, conn: Connection, org_pk: int, env: str, checkout: Mapping[str, Any], now: int
+    ) -> str:
+        """``checkout.session.completed`` from the organization's Stripe account: the same as the return
+        route (whichever comes first applies the Checkout, the other changes nothing)."""
+        metadata = dict(checkout.get("metadata") or {})
+        checkout_id = str(checkout.get("id") or "")
+        server_id = metadata.get("autumn_session_id") or checkout.get("client_reference_id")
+        kind = str(metadata.get("autumn_session_kind") or "")
+        if not checkout_id or not server_id or kind not in ("checkout", "setup", "portal"):
+            return "ignored"
+        session = load_session(conn, str(server_id), kind, lock=True)
+        if session is None:
+            return "ignored"
+        owner = conn.execute(
+            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == session.customer_pk)
+        ).one()
+        processor = self._stripe(conn, session.customer_pk)
+        if (int(owner.org_pk), str(owner.env)) != (org_pk, env) or processor is None:
+            return "ignored"
+        setup = completed_setup(processor, checkout_id)
+        if setup is None or setup.server_session_id != session.id:
+            return "ignored"
+        base_url = str(session.action.get(BASE_URL_KEY) or "http://127.0.0.1")
+        return self._apply_stripe_setup(conn, processor, session, setup, base_url)
+
     # invoices ------------------------------------------------------------------------------------------
     def invoice_page(self, request: Request, invoice_id: str) -> Response:
         with self.ctx.db.read() as conn:
@@ -608,11 +818,21 @@ class _Pages:
             )
 
 
+StripeCheckoutCompleted = Callable[[Connection, int, str, Mapping[str, Any], int], str]
+"""Applies a verified ``checkout.session.completed`` (org pk, env, the session object, now)."""
+
+
+def stripe_checkout_completer(ctx: PagesContext) -> StripeCheckoutCompleted:
+    """What the Stripe webhook endpoint calls for ``checkout.session.completed`` (inside its transaction)."""
+    return _Pages(ctx).stripe_checkout_event
+
+
 def billing_page_routes(ctx: PagesContext) -> list[BaseRoute]:
     """Routes to mount at the app root: checkout, setup, portal and invoice pages.
 
     ``/checkout/{id}``, ``/setup/{id}`` and ``/portal/{id}`` each have an ``/authenticate`` step; checkout
-    and setup have a ``/complete`` page; ``/invoices/{id}`` shows one invoice.
+    and setup have a ``/complete`` page; ``/invoices/{id}`` shows one invoice.  For a Stripe organization
+    each also has ``POST /stripe`` (on to Stripe Checkout) and ``GET /stripe-return`` (Stripe's way back).
     """
     pages = _Pages(ctx)
 
@@ -662,6 +882,15 @@ def billing_page_routes(ctx: PagesContext) -> list[BaseRoute]:
         plan_id = str(form.get("plan_id", ""))
         return await run_in_threadpool(pages.portal_cancel, request, sid(request), plan_id)
 
+    def stripe(kind: str) -> tuple[Callable[[Request], Any], Callable[[Request], Any]]:
+        async def start(request: Request) -> Response:
+            return await run_in_threadpool(pages.stripe_start, request, kind, sid(request))
+
+        async def back(request: Request) -> Response:
+            return await run_in_threadpool(pages.stripe_return, request, kind, sid(request))
+
+        return start, back
+
     async def invoice_page(request: Request) -> Response:
         return await run_in_threadpool(pages.invoice_page, request, str(request.path_params["invoice_id"]))
 
@@ -689,4 +918,13 @@ def billing_page_routes(ctx: PagesContext) -> list[BaseRoute]:
         path = f"/{kind}/{{session_id}}/authenticate"
         routes.append(Route(path, page, methods=["GET"], name=f"{kind}_authenticate_page"))
         routes.append(Route(path, submit, methods=["POST"], name=f"{kind}_authenticate"))
+        start, back = stripe(kind)
+        routes.append(
+            Route(f"/{kind}/{{session_id}}/stripe", start, methods=["POST"], name=f"{kind}_stripe_start")
+        )
+        routes.append(
+            Route(
+                f"/{kind}/{{session_id}}/stripe-return", back, methods=["GET"], name=f"{kind}_stripe_return"
+            )
+        )
     return routes

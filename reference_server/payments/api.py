@@ -41,7 +41,12 @@ from reference_server.engine.billing.preview import (
 )
 from reference_server.engine.billing.quotes import check_multi_attach, combine_due
 from reference_server.errors import AutumnError, invalid
-from reference_server.pages import BillingHooks, PagesContext, billing_page_routes
+from reference_server.pages import (
+    BillingHooks,
+    PagesContext,
+    billing_page_routes,
+    stripe_checkout_completer,
+)
 from reference_server.service.attach_free import resolve_attach, resolve_update
 from reference_server.service.context import AppState, Ctx, Tenant
 from reference_server.service.customers import catch_up, require_customer
@@ -85,6 +90,7 @@ from .records import (
     create_invoice,
     default_payment_method,
     invoice_record,
+    load_session,
 )
 from .routing import OrgProcessorRouter
 from .seats import make_seat_billing
@@ -94,6 +100,7 @@ from .sessions import (
     create_portal_session,
     create_setup_session,
 )
+from .stripe_checkout import open_checkout_for, stripe_processor_for
 from .stripe_processor import StripeProcessor
 from .stripe_webhooks import stripe_webhook_routes
 from .track_watch import make_track_watcher
@@ -925,7 +932,14 @@ def setup_payment(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         customer, entity_id, now = _customer_and_entity(ctx, conn, body)
         action = _action(ctx, "setup", body)
         action["plan_id"] = body.get("plan_id")
-        _, url = create_setup_session(conn, customer.pk, action, now, base_url, body.get("success_url"))
+        session_id, url = create_setup_session(
+            conn, customer.pk, action, now, base_url, body.get("success_url")
+        )
+        stripe_processor = stripe_processor_for(processor_for(ctx.state), conn, customer.pk)
+        session = load_session(conn, session_id, "setup")
+        if stripe_processor is not None and session is not None:
+            # Nothing is due today: straight to a setup-mode Stripe Checkout (as Autumn does).
+            url = open_checkout_for(conn, stripe_processor, customer_ref(customer), session, base_url)
         return _response(customer, entity_id, url=url)
 
 
@@ -1083,7 +1097,13 @@ def setup_app(state: AppState) -> AppExtension:
     routes = [
         *billing_page_routes(pages),
         *webhook_routes(state.db, clock, watcher.cache.clear),
-        *stripe_webhook_routes(state.db, clock, hooks.complete_checkout, watcher.cache.clear),
+        *stripe_webhook_routes(
+            state.db,
+            clock,
+            hooks.complete_checkout,
+            watcher.cache.clear,
+            checkout_completed=stripe_checkout_completer(pages),
+        ),
     ]
     return AppExtension(routes=routes, on_startup=[worker.start], on_shutdown=[worker.stop])
 

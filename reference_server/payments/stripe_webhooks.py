@@ -42,6 +42,10 @@ from .records import (
 CompleteCheckout = Callable[[Connection, SessionRecord, InvoiceRecord | None, int], None]
 """The billing hook that finishes what a checkout session was for (e.g. starts an attached plan)."""
 
+CheckoutCompleted = Callable[[Connection, int, str, dict[str, Any], int], str]
+"""Applies ``checkout.session.completed`` (org pk, env, the Checkout Session object, now): the card a
+setup-mode Stripe Checkout saved continues its hosted session (see :mod:`.stripe_checkout`)."""
+
 ENVS = ("sandbox", "live")
 
 
@@ -148,9 +152,13 @@ def apply_event(
     event: dict[str, Any],
     now: int,
     complete: CompleteCheckout | None = None,
+    checkout_completed: CheckoutCompleted | None = None,
 ) -> str:
     """Apply one verified event; returns what it did (``ignored`` for types and payments not ours)."""
     kind = str(event.get("type"))
+    if kind == "checkout.session.completed":
+        checkout = dict((event.get("data") or {}).get("object") or {})
+        return checkout_completed(conn, org_pk, env, checkout, now) if checkout_completed else "ignored"
     if kind not in ("payment_intent.succeeded", "payment_intent.payment_failed"):
         return "ignored"
     intent = dict((event.get("data") or {}).get("object") or {})
@@ -167,6 +175,7 @@ def stripe_webhook_routes(
     clock: Clock,
     complete_checkout: CompleteCheckout | None = None,
     on_change: Callable[[], None] | None = None,
+    checkout_completed: CheckoutCompleted | None = None,
 ) -> list[BaseRoute]:
     """The Stripe event endpoint; ``complete_checkout`` finishes sessions an event paid, ``on_change``
     runs after an event changed something (cache resets)."""
@@ -202,7 +211,7 @@ def stripe_webhook_routes(
                         org_pk=org_pk, event_id=event_id, event_type=kind[:64], received_at=now
                     )
                 )
-                result = apply_event(conn, int(org_pk), env, body, now, complete_checkout)
+                result = apply_event(conn, int(org_pk), env, body, now, complete_checkout, checkout_completed)
         except IntegrityError:  # the same event, applied by a concurrent delivery
             return JSONResponse({"received": True, "duplicate": True})
         if result != "ignored" and on_change is not None:

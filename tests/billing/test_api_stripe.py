@@ -13,7 +13,7 @@ from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, run_server
 
 from .conftest import ms
-from .localstripe_server import localstripe
+from .localstripe_server import localstripe, pay_through_stripe_checkout
 
 START = ms(2026, 4, 1)
 
@@ -49,7 +49,10 @@ def test_checkout_and_upgrade_charge_through_stripe(server: tuple[RunningServer,
         )
     call(running, "customers.get_or_create", customer_id="u1", email="ada@example.com")
     url = call(running, "billing.attach", customer_id="u1", plan_id="pro")["payment_url"]
-    paid = httpx.post(url, data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
+    # The card goes to Stripe Checkout, never to the server's page.
+    refused = httpx.post(url, data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
+    assert refused.status_code == 400 and "Stripe" in refused.text
+    paid = pay_through_stripe_checkout(url)
     assert paid.status_code == 303
     customer = call(running, "customers.get", customer_id="u1", expand=["invoices"])
     stripe_id = customer["processors"]["stripe"]["id"]

@@ -1,0 +1,255 @@
+"""Collecting a card for a Stripe organization through Stripe Checkout (``mode=setup``).
+
+Raw card numbers never reach this server for an organization whose processor is Stripe: Stripe refuses
+raw card data for almost every account, and taking it would put the server in PCI scope.  Whenever such
+a customer has to enter a card (a checkout, ``redirect_mode: "always"``, ``billing.setup_payment``, the
+portal's "update card", a retry after a decline or a failed authentication), the server creates a Stripe
+Checkout Session in ``setup`` mode on the customer's Stripe customer.  Stripe's page collects and
+authenticates the card (a SetupIntent for off-session use); the server then keeps charging its own
+invoices off-session with that card, exactly as it does after its local card form.
+
+Where ``payment_url`` points (checkout):
+    the server's own order-summary page (``/checkout/{id}``), which lists the lines and the total due
+    today and has a "Continue to Stripe" step, not the Stripe session URL directly.  A setup-mode
+    Checkout page shows no amounts, so a payer sent straight there would authorize a card without ever
+    seeing what it is about to be charged; the summary is where they see it (and can pay with a saved
+    card instead, for ``redirect_mode: "always"``).  The Stripe session is created only when the payer
+    continues, so an attach that is never paid leaves nothing at Stripe, and a session that expired or was
+    abandoned is simply replaced by a fresh one.
+``billing.setup_payment`` returns the Stripe session URL itself: nothing is due today (Autumn returns
+    a setup-mode Stripe Checkout URL too).  The portal's update-card button goes to Stripe the same way.
+
+Completion: the session's ``success_url`` is the server's return route, which retrieves the session,
+saves its SetupIntent's payment method as the customer's default card (with its Stripe id) and continues
+what the hosted session was for; Stripe's ``checkout.session.completed`` webhook does the same.  Whichever
+arrives first applies it; the Stripe session id is recorded on the server's session (``action``), so the
+second is a no-op.  The current Stripe session id is kept in ``billing_sessions.processor_id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from sqlalchemy import Connection, select, update
+
+from reference_server.store.billing_tables import billing_sessions, payment_methods
+
+from .processor import PaymentProcessor
+from .records import (
+    CustomerRef,
+    PaymentMethodInfo,
+    SessionRecord,
+    payment_method_by_pk,
+    store_payment_method,
+    update_session,
+)
+from .stripe_processor import StripeProcessor
+
+APPLIED_KEY = "stripe_checkout_applied"
+"""``action`` key: the Stripe Checkout Session ids already applied to a server session."""
+ERROR_KEY = "stripe_checkout_error"
+"""``action`` key: why the charge after the last Stripe Checkout failed (shown on the summary page)."""
+BASE_URL_KEY = "stripe_checkout_base_url"
+"""``action`` key: the public URL the payer used, for invoices created when the webhook comes first."""
+SESSION_ID_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
+
+
+def page_path(kind: str, session_id: str) -> str:
+    """The server's hosted page of a session (``/checkout/{id}``, ``/setup/{id}``, ``/portal/{id}``)."""
+    return f"/{kind}/{session_id}"
+
+
+def start_path(kind: str, session_id: str) -> str:
+    """``POST`` here sends the payer on to a Stripe Checkout Session for the server session."""
+    return f"/{kind}/{session_id}/stripe"
+
+
+def return_path(kind: str, session_id: str) -> str:
+    """Stripe sends the payer back here (``?checkout_session=cs_...``) once the card is set up."""
+    return f"/{kind}/{session_id}/stripe-return"
+
+
+def stripe_processor_for(
+    processor: PaymentProcessor, conn: Connection, customer_pk: int
+) -> StripeProcessor | None:
+    """The customer's Stripe processor when their organization is charged through Stripe, else None."""
+    resolved = processor.resolve(conn, customer_pk)
+    return resolved if isinstance(resolved, StripeProcessor) else None
+
+
+@dataclass(frozen=True)
+class CompletedSetup:
+    """A complete setup-mode Checkout Session and the card its SetupIntent saved."""
+
+    checkout_session_id: str
+    server_session_id: str
+    server_session_kind: str
+    stripe_customer: str | None
+    payment_method_id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+def current_session_id(conn: Connection, session_pk: int) -> str | None:
+    value = conn.execute(
+        select(billing_sessions.c.processor_id).where(billing_sessions.c.pk == session_pk)
+    ).scalar()
+    return str(value) if value else None
+
+
+def create_setup_checkout(
+    conn: Connection,
+    processor: StripeProcessor,
+    customer: CustomerRef,
+    session_pk: int,
+    session_id: str,
+    kind: str,
+    success_url: str,
+    cancel_url: str,
+) -> tuple[str, str]:
+    """A setup-mode Checkout Session for the server session ``session_id``: (its id, its URL).
+
+    ``success_url`` gets ``?checkout_session={CHECKOUT_SESSION_ID}``; the metadata names the server
+    session so the webhook finds it.  The id is stored as the server session's ``processor_id``.
+    """
+    stripe_customer = processor.ensure_customer(conn, customer)
+    separator = "&" if "?" in success_url else "?"
+    metadata = {
+        "autumn_session_id": session_id,
+        "autumn_session_kind": kind,
+        "autumn_customer_id": customer.id,
+    }
+    params: dict[str, Any] = {
+        "mode": "setup",
+        "customer": str(stripe_customer),
+        "payment_method_types": ["card"],
+        "client_reference_id": session_id,
+        "success_url": f"{success_url}{separator}checkout_session={SESSION_ID_PLACEHOLDER}",
+        "cancel_url": cancel_url,
+        "metadata": metadata,
+        "setup_intent_data": {"metadata": metadata},
+    }
+    created = processor.client.v1.checkout.sessions.create(params)  # type: ignore[arg-type]
+    conn.execute(
+        update(billing_sessions).where(billing_sessions.c.pk == session_pk).values(processor_id=created.id)
+    )
+    return str(created.id), str(created.url)
+
+
+def open_checkout_for(
+    conn: Connection, processor: StripeProcessor, customer: CustomerRef, session: SessionRecord, base_url: str
+) -> str:
+    """A new Checkout Session for a server session: back to :func:`return_path` when done, and to the
+    caller's ``checkout_session_params.cancel_url`` (else the server's page) when the payer goes back."""
+    base = base_url.rstrip("/")
+    params = dict((session.action.get("body") or {}).get("checkout_session_params") or {})
+    cancel_url = str(params.get("cancel_url") or f"{base}{page_path(session.kind, session.id)}")
+    update_session(conn, session.pk, action={**session.action, BASE_URL_KEY: base})
+    _, url = create_setup_checkout(
+        conn,
+        processor,
+        customer,
+        session.pk,
+        session.id,
+        session.kind,
+        f"{base}{return_path(session.kind, session.id)}",
+        cancel_url,
+    )
+    return url
+
+
+def reusable_url(processor: StripeProcessor, checkout_session_id: str | None) -> str | None:
+    """The URL of a still-open Checkout Session, so going back and forth does not create new ones."""
+    if not checkout_session_id:
+        return None
+    try:
+        found = processor.client.v1.checkout.sessions.retrieve(checkout_session_id)
+    except stripe.StripeError:
+        return None
+    return str(found.url) if found.status == "open" and found.url else None
+
+
+def expire_if_open(processor: StripeProcessor, checkout_session_id: str | None) -> None:
+    """Expire a Checkout Session nobody should finish any more (the server session completed otherwise)."""
+    if not checkout_session_id:
+        return
+    try:
+        found = processor.client.v1.checkout.sessions.retrieve(checkout_session_id)
+        if found.status == "open":
+            processor.client.v1.checkout.sessions.expire(checkout_session_id)
+    except stripe.StripeError:
+        return
+
+
+def completed_setup(processor: StripeProcessor, checkout_session_id: str) -> CompletedSetup | None:
+    """The session's saved card, read from Stripe; None unless the session is complete and its
+    SetupIntent succeeded (an open, expired or foreign session)."""
+    try:
+        session = processor.client.v1.checkout.sessions.retrieve(
+            checkout_session_id, {"expand": ["setup_intent.payment_method"]}
+        )
+    except stripe.InvalidRequestError:
+        return None
+    metadata: dict[str, Any] = session.metadata.to_dict() if session.metadata else {}
+    intent: Any = session.setup_intent
+    if session.status != "complete" or session.mode != "setup" or intent is None:
+        return None
+    if isinstance(intent, str):
+        intent = processor.client.v1.setup_intents.retrieve(intent, {"expand": ["payment_method"]})
+    if intent.status != "succeeded" or intent.payment_method is None:
+        return None
+    pm: Any = intent.payment_method
+    if isinstance(pm, str):
+        pm = processor.client.v1.payment_methods.retrieve(pm)
+    card = pm.card
+    server_id = metadata.get("autumn_session_id") or session.client_reference_id
+    if not server_id:
+        return None
+    return CompletedSetup(
+        checkout_session_id=str(session.id),
+        server_session_id=str(server_id),
+        server_session_kind=str(metadata.get("autumn_session_kind") or ""),
+        stripe_customer=str(session.customer) if session.customer else None,
+        payment_method_id=str(pm.id),
+        brand=str(card.brand),
+        last4=str(card.last4),
+        exp_month=int(card.exp_month),
+        exp_year=int(card.exp_year),
+    )
+
+
+def save_setup_card(
+    conn: Connection, processor: StripeProcessor, customer: CustomerRef, setup: CompletedSetup, now: int
+) -> PaymentMethodInfo:
+    """The Checkout's card as the customer's default, in Stripe and in the server's records (once per
+    Stripe payment method id)."""
+    existing = conn.execute(
+        select(payment_methods.c.pk).where(
+            payment_methods.c.customer_pk == customer.pk,
+            payment_methods.c.processor_id == setup.payment_method_id,
+        )
+    ).scalar()
+    if existing is not None:
+        info = payment_method_by_pk(conn, int(existing))
+        assert info is not None
+    else:
+        info = store_payment_method(
+            conn,
+            customer.pk,
+            processor.name,
+            setup.brand,
+            setup.last4,
+            setup.exp_month,
+            setup.exp_year,
+            "succeed",  # Stripe decides what a charge does; the behaviour column is the local processor's
+            now,
+            processor_id=setup.payment_method_id,
+        )
+    processor.confirm_card(conn, customer, info)  # default in Stripe (invoice_settings) and here
+    refreshed = payment_method_by_pk(conn, info.pk)
+    assert refreshed is not None
+    return refreshed
