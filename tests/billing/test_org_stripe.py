@@ -19,7 +19,7 @@ from reference_server.payments.stripe_processor import StripeProcessor
 from reference_server.testing import RunningServer, run_server
 
 from .conftest import ms
-from .localstripe_server import localstripe
+from .localstripe_server import localstripe, pay_through_stripe_checkout
 
 START = ms(2026, 4, 1)
 ORG_KEY = "sk_test_tenant_a"
@@ -55,12 +55,16 @@ def call(server: RunningServer, key: str, op: str, **body: Any) -> dict[str, Any
     return dict(response.json())
 
 
-def attach_paid_plan(server: RunningServer, key: str) -> dict[str, Any]:
-    """Create a $20 plan, attach it, pay on the hosted page; the customer with its invoices."""
+def attach_paid_plan(server: RunningServer, key: str, on_stripe: bool = False) -> dict[str, Any]:
+    """Create a $20 plan, attach it, pay (on Stripe Checkout for a Stripe organization, else with a test
+    card on the server's page); the customer with its invoices."""
     call(server, key, "plans.create", plan_id="pro", name="Pro", price={"amount": 20, "interval": "month"})
     call(server, key, "customers.get_or_create", customer_id="u1", email="ada@example.com")
     url = call(server, key, "billing.attach", customer_id="u1", plan_id="pro")["payment_url"]
-    paid = httpx.post(url, data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
+    if on_stripe:
+        paid = pay_through_stripe_checkout(url)
+    else:
+        paid = httpx.post(url, data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
     assert paid.status_code == 303, paid.text
     return call(server, key, "customers.get", customer_id="u1", expand=["invoices"])
 
@@ -80,15 +84,15 @@ def test_an_org_with_a_stripe_key_pays_through_stripe_while_another_stays_local(
     )
     assert saved.status_code == 200, saved.text
 
-    on_stripe = attach_paid_plan(running, stripe_org)
+    on_stripe = attach_paid_plan(running, stripe_org, on_stripe=True)
     on_local = attach_paid_plan(running, local_org)
 
     client = stripe.StripeClient(ORG_KEY, base_addresses={"api": api_base})
     stripe_customer = client.v1.customers.retrieve(on_stripe["processors"]["stripe"]["id"])
     assert stripe_customer.email == "ada@example.com"
     (stripe_invoice,) = on_stripe["invoices"]
-    intent = client.v1.payment_intents.retrieve(stripe_invoice["stripe_id"])
-    assert (intent.amount, intent.status, intent.customer) == (2000, "succeeded", stripe_customer.id)
+    paid = client.v1.invoices.retrieve(stripe_invoice["stripe_id"])
+    assert (paid.amount_paid, paid.status, paid.customer) == (2000, "paid", stripe_customer.id)
 
     assert "processors" not in on_local
     (local_invoice,) = on_local["invoices"]
@@ -154,7 +158,7 @@ def test_the_orgs_stripe_account_delivers_signed_events_to_its_endpoint(
         "events": ["payment_intent.succeeded"],
     }
     assert httpx.post(f"{api_base}/_config/webhooks/autumn", json=hook).status_code == 200
-    customer = attach_paid_plan(running, key)
+    customer = attach_paid_plan(running, key, on_stripe=True)
     (invoice,) = customer["invoices"]
 
     state = running.app.state.autumn
