@@ -1,9 +1,18 @@
 """Stripe as the payment processor (the official ``stripe`` package; localstripe in tests).
 
-Customers and cards live in Stripe; money is collected with off-session PaymentIntents on the
-customer's default card. The server keeps its own invoice records (with the PaymentIntent id as the
-processor id), so previews, pages and the API read the same numbers whichever processor is used.
-Customer credit from prorated downgrades stays in the server's credit ledger and is spent first.
+Customers and cards live in Stripe.  Every server invoice that takes money from a card becomes an
+itemized Stripe Invoice on the Stripe customer (see :mod:`~reference_server.payments.stripe_catalog`
+for the items, Products and Prices), finalized and paid off-session with the chosen saved card; the
+Stripe invoice id is the server invoice's processor id (``invoice.stripe_id`` in the API).  The
+server keeps its own invoice records, so previews, pages and the API read the same numbers whichever
+processor is used, and its engine drives renewals on its own clock: no Stripe Subscription bills.
+
+Customer credit (from prorated downgrades) stays in the server's credit ledger and is spent first;
+the part of it an invoice uses is a negative invoice item ("Applied customer credit"), so the Stripe
+invoice's lines add up to exactly what the card is charged.  Stripe's own customer balance is not
+used for it: Stripe applies that balance to whatever invoice it finalizes next (including ones a
+Stripe user creates by hand), so the server ledger and Stripe's could drift apart, and the lines of
+an invoice would no longer explain its total.
 """
 
 from __future__ import annotations
@@ -11,8 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 import stripe
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, select, update
 
+from reference_server.store.billing_tables import invoices
 from reference_server.store.tables import customers
 
 from .cards import DECLINE_MESSAGES, CardBehavior, CardError, CardInput, check_card
@@ -26,7 +36,15 @@ from .processor import (
     card_succeeded,
     utc_day,
 )
-from .records import CustomerRef, InvoiceRecord, PaymentMethodInfo, store_payment_method
+from .records import (
+    CustomerRef,
+    InvoiceRecord,
+    PaymentMethodInfo,
+    invoice_lines_of,
+    set_invoice_status,
+    store_payment_method,
+)
+from .stripe_catalog import PlanObjects, StripeCatalog, account_key
 
 LOCAL_TEST_API = ("http://127.0.0.1", "http://localhost")
 
@@ -51,11 +69,15 @@ class StripeProcessor(PaymentProcessor):
             base_addresses=base,  # type: ignore[arg-type]
         )
         self.api_base = api_base or "https://api.stripe.com"
+        self.catalog = StripeCatalog(self.client, account_key(secret_key, stripe_account))
 
     # customers and cards ----------------------------------------------------------------------------------
     def ensure_customer(self, conn: Connection, customer: CustomerRef) -> str | None:
         if customer.processor_id:
             return customer.processor_id
+        saved = conn.execute(select(customers.c.stripe_id).where(customers.c.pk == customer.pk)).scalar()
+        if saved:  # created earlier in this transaction, after ``customer`` was read
+            return str(saved)
         params: dict[str, Any] = {"metadata": {"autumn_customer_id": customer.id}}
         if customer.email:
             params["email"] = customer.email
@@ -130,6 +152,125 @@ class StripeProcessor(PaymentProcessor):
     def can_charge(self, payment_method: PaymentMethodInfo) -> bool:
         return payment_method.processor_id is not None
 
+    def _latest_intent(self, stripe_invoice: Any) -> Any | None:
+        """The PaymentIntent of the invoice's latest payment attempt, if any."""
+        payments = getattr(stripe_invoice, "payments", None)
+        data = list(getattr(payments, "data", None) or [])
+        intent_id: str | None = None
+        if data:
+            intent_id = str(data[-1].payment.payment_intent)
+        elif getattr(stripe_invoice, "payment_intent", None):
+            intent_id = str(stripe_invoice.payment_intent)
+        return self.client.v1.payment_intents.retrieve(intent_id) if intent_id else None
+
+    def _retrieve_invoice(self, stripe_id: str) -> Any:
+        return self.client.v1.invoices.retrieve(stripe_id, {"expand": ["payments"]})
+
+    def _create_stripe_invoice(
+        self,
+        conn: Connection,
+        customer: CustomerRef,
+        stripe_customer: str,
+        invoice: InvoiceRecord,
+        due: int,
+        now: int,
+    ) -> Any:
+        """An open Stripe invoice itemizing ``invoice`` (credit spent as a negative item), total ``due``.
+
+        The invoice is created empty (``pending_invoice_items_behavior=exclude``) and every item is
+        created on it (``invoice=``), so nothing is left pending for the customer's next invoice.
+        """
+        draft = self.client.v1.invoices.create(
+            {
+                "customer": stripe_customer,
+                "currency": invoice.currency,
+                "collection_method": "charge_automatically",
+                "auto_advance": False,
+                "pending_invoice_items_behavior": "exclude",
+                "description": f"Autumn invoice {invoice.id}",
+                "metadata": {"autumn_invoice_id": invoice.id, "autumn_customer_id": customer.id},
+            }
+        )
+        set_invoice_status(conn, invoice.pk, "open", processor_id=str(draft.id))
+        cache: dict[int, PlanObjects] = {}
+        for line in invoice_lines_of(conn, invoice.pk):
+            item = self.catalog.item_params(conn, customer.pk, line, invoice.currency, now, cache)
+            item["metadata"]["autumn_invoice_id"] = invoice.id
+            params = {**item, "customer": stripe_customer, "invoice": str(draft.id)}
+            self.client.v1.invoice_items.create(params)  # type: ignore[arg-type]
+        credit = invoice.total - due
+        if credit > 0:
+            self.client.v1.invoice_items.create(
+                {
+                    "customer": stripe_customer,
+                    "invoice": str(draft.id),
+                    "amount": -credit,
+                    "currency": invoice.currency,
+                    "description": "Applied customer credit",
+                    "metadata": {"autumn_invoice_id": invoice.id, "autumn_credit": "applied"},
+                }
+            )
+        opened = self.client.v1.invoices.finalize_invoice(str(draft.id), {"auto_advance": False})
+        if int(opened.total) != due or int(opened.amount_due) != due:
+            self.client.v1.invoices.void_invoice(str(draft.id))
+            raise StripeInvoiceMismatch(
+                f"Stripe invoice {draft.id} totals {opened.amount_due}, but {invoice.id} is due {due}"
+            )
+        return self._retrieve_invoice(str(draft.id))
+
+    def _stripe_invoice(
+        self,
+        conn: Connection,
+        customer: CustomerRef,
+        stripe_customer: str,
+        invoice: InvoiceRecord,
+        due: int,
+        now: int,
+    ) -> Any:
+        """The Stripe invoice collecting ``due`` for ``invoice``: the one of an earlier attempt while it is
+        still open for the same amount, else a new one (an earlier one for another amount is voided:
+        the credit available changed between attempts)."""
+        current = str(invoice.processor_id or "")
+        if current.startswith("in_"):
+            existing = self._retrieve_invoice(current)
+            if existing.status == "paid":
+                return existing
+            if existing.status == "open" and int(existing.amount_due) == due:
+                return existing
+            if existing.status == "open":
+                self.client.v1.invoices.void_invoice(current)
+            elif existing.status == "draft":
+                self.client.v1.invoices.delete(current)
+        return self._create_stripe_invoice(conn, customer, stripe_customer, invoice, due, now)
+
+    def void_stripe_invoice(self, stripe_id: str) -> None:
+        """Void an open Stripe invoice (its unfinished PaymentIntent is canceled with it)."""
+        if self._retrieve_invoice(stripe_id).status == "open":
+            self.client.v1.invoices.void_invoice(stripe_id)
+
+    def _pay(
+        self, stripe_invoice: Any, payment_method: PaymentMethodInfo, authenticated: bool
+    ) -> tuple[Any, str | None]:
+        """Pay the open invoice with the card; the invoice afterwards and the decline code, if any."""
+        pending: Any = self._latest_intent(stripe_invoice)
+        waiting = pending is not None and pending.status == "requires_action"
+        if authenticated and waiting and pending.payment_method == payment_method.processor_id:
+            self._authenticate_in_test_mode(pending)  # the payer completed 3-D Secure for this attempt
+            return self._retrieve_invoice(str(stripe_invoice.id)), None
+        try:
+            self.client.v1.invoices.pay(
+                str(stripe_invoice.id),
+                {"payment_method": str(payment_method.processor_id), "off_session": True},
+            )
+        except stripe.CardError as exc:
+            if exc.code != REQUIRES_ACTION or not authenticated:
+                return self._retrieve_invoice(str(stripe_invoice.id)), exc.code or "card_declined"
+            refreshed = self._retrieve_invoice(str(stripe_invoice.id))
+            intent = self._latest_intent(refreshed)
+            if intent is not None and intent.status == "requires_action":
+                self._authenticate_in_test_mode(intent)
+        return self._retrieve_invoice(str(stripe_invoice.id)), None
+
     def collect_card(
         self,
         conn: Connection,
@@ -140,28 +281,38 @@ class StripeProcessor(PaymentProcessor):
         now: int,
         authenticated: bool,
     ) -> ChargeOutcome | Collected:
-        """An off-session PaymentIntent on the saved card, confirmed at once."""
-        stripe_customer = self.ensure_customer(conn, customer)
-        try:
-            intent = self.client.v1.payment_intents.create(
-                {
-                    "amount": due,
-                    "currency": invoice.currency,
-                    "customer": str(stripe_customer),
-                    "payment_method": str(payment_method.processor_id),
-                    "confirm": True,
-                    "off_session": True,
-                    "metadata": {"autumn_invoice_id": invoice.id},
-                }
-            )
-        except stripe.CardError as exc:
-            message = exc.user_message or DECLINE_MESSAGES[CardBehavior.DECLINE][1]
-            return card_failed(conn, invoice, payment_method, due, now, exc.code or "card_declined", message)
-        if intent.status == "requires_action" and authenticated:
-            intent = self._authenticate_in_test_mode(intent)
-        if intent.status == "requires_action":
-            return card_needs_authentication(conn, invoice, payment_method, due, now)
-        if intent.status != "succeeded":
-            message = DECLINE_MESSAGES[CardBehavior.DECLINE][1]
-            return card_failed(conn, invoice, payment_method, due, now, "card_declined", message)
-        return card_succeeded(conn, invoice, payment_method, due, now, str(intent.id))
+        """Itemize the invoice on Stripe and pay it off-session with the saved card."""
+        stripe_customer = str(self.ensure_customer(conn, customer))
+        stripe_invoice = self._stripe_invoice(conn, customer, stripe_customer, invoice, due, now)
+        code: str | None = None
+        if stripe_invoice.status != "paid":
+            stripe_invoice, code = self._pay(stripe_invoice, payment_method, authenticated)
+        if stripe_invoice.status == "paid":
+            return card_succeeded(conn, invoice, payment_method, due, now, str(stripe_invoice.id))
+        if _voided_on_failure(conn, invoice):
+            self.void_stripe_invoice(str(stripe_invoice.id))
+        if code == REQUIRES_ACTION or code is None:
+            intent = self._latest_intent(stripe_invoice)
+            if intent is not None and intent.status == "requires_action":
+                return card_needs_authentication(conn, invoice, payment_method, due, now)
+        message = DECLINE_MESSAGES[CardBehavior.DECLINE][1]
+        decline = code if code and code != REQUIRES_ACTION else "card_declined"
+        return card_failed(conn, invoice, payment_method, due, now, decline, message)
+
+
+REQUIRES_ACTION = "invoice_payment_intent_requires_action"
+"""Stripe's error code when paying an invoice off-session needs the customer to authenticate."""
+
+VOIDED_ON_FAILURE = ("seats",)
+"""Invoice reasons whose unpaid charge the server voids at once (a seat change that is not paid
+is rolled back and its invoice kept voided, see :mod:`~reference_server.payments.seats`): their
+Stripe invoice is voided with them."""
+
+
+def _voided_on_failure(conn: Connection, invoice: InvoiceRecord) -> bool:
+    reason = conn.execute(select(invoices.c.reason).where(invoices.c.pk == invoice.pk)).scalar()
+    return reason in VOIDED_ON_FAILURE
+
+
+class StripeInvoiceMismatch(RuntimeError):
+    """The Stripe invoice built for a server invoice does not total its amount due (a bug, not a decline)."""

@@ -6,7 +6,10 @@ API, and ``stripe.Webhook.construct_event`` checks the signature and its age bef
 A PaymentIntent carries our invoice id in ``metadata.autumn_invoice_id`` (see
 :class:`~reference_server.payments.stripe_processor.StripeProcessor`), so a payment that succeeds or
 fails later on Stripe's side (a retry from Stripe's dashboard, a delayed method) reaches our invoice and
-the subscriptions it bills.  Stripe delivers at least once: an event id is applied once per organization.
+the subscriptions it bills.  The Stripe Invoice the processor itemizes each charge on carries the same
+metadata, so ``invoice.paid`` / ``invoice.payment_failed`` reach our invoice the same way; a payment
+announced twice (its PaymentIntent's event and its invoice's event) is applied once, since only an
+open invoice changes.  Stripe delivers at least once: an event id is applied once per organization.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import stripe
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,6 +36,7 @@ from .flows import RETRYABLE_REASONS
 from .records import (
     InvoiceRecord,
     SessionRecord,
+    add_credit,
     invoice_record,
     load_session,
     set_invoice_status,
@@ -54,9 +58,13 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 def _our_invoice(conn: Connection, org_pk: int, env: str, intent: dict[str, Any]) -> Any:
-    """The invoice a PaymentIntent pays: by the id in its metadata, else by the intent id we stored."""
+    """The invoice a PaymentIntent or a Stripe Invoice pays: by the id in its metadata, else by the
+    processor id we stored (the intent, the Stripe invoice, or the Stripe invoice the intent pays)."""
     invoice_id = (intent.get("metadata") or {}).get("autumn_invoice_id")
-    match = invoices.c.processor_id == str(intent.get("id"))
+    ids = [str(intent.get("id"))]
+    if isinstance(intent.get("invoice"), str):
+        ids.append(str(intent["invoice"]))
+    match: ColumnElement[bool] = invoices.c.processor_id.in_(ids)
     if invoice_id:
         match = or_(invoices.c.id == str(invoice_id), match)
     return conn.execute(
@@ -114,8 +122,17 @@ def payment_succeeded(
     subscriptions are no longer past due."""
     if invoice.status != "open":
         return f"invoice_{invoice.status}"
-    amount = int(intent.get("amount_received") or intent.get("amount") or 0)
-    set_invoice_status(conn, invoice.pk, "paid", now, amount_paid=amount, processor_id=str(intent.get("id")))
+    amount = int(intent.get("amount_received") or intent.get("amount_paid") or intent.get("amount") or 0)
+    stored = str(invoice.processor_id or "")
+    processor_id = stored if stored.startswith("in_") else str(intent.get("id"))  # keep the Stripe invoice
+    credit = int(invoice.total) - amount if 0 < amount < int(invoice.total) else 0
+    if credit > 0:  # the payment was the rest after the customer's credit (see StripeProcessor)
+        add_credit(
+            conn, invoice.customer_pk, invoice.currency, -credit, f"Applied to {invoice.id}", now, invoice.pk
+        )
+    set_invoice_status(
+        conn, invoice.pk, "paid", now, amount_paid=amount, credit_applied=credit, processor_id=processor_id
+    )
     _complete_sessions(conn, invoice.pk, now, complete)
     still_open = conn.execute(
         select(invoices.c.pk).where(
@@ -159,15 +176,24 @@ def apply_event(
     if kind == "checkout.session.completed":
         checkout = dict((event.get("data") or {}).get("object") or {})
         return checkout_completed(conn, org_pk, env, checkout, now) if checkout_completed else "ignored"
-    if kind not in ("payment_intent.succeeded", "payment_intent.payment_failed"):
+    if kind not in PAYMENT_EVENTS:
         return "ignored"
     intent = dict((event.get("data") or {}).get("object") or {})
     invoice = _our_invoice(conn, org_pk, env, intent)
     if invoice is None:
         return "ignored"
-    if kind == "payment_intent.succeeded":
+    if kind in ("payment_intent.succeeded", "invoice.paid"):
         return payment_succeeded(conn, invoice, intent, now, complete)
     return payment_failed(conn, invoice, now)
+
+
+PAYMENT_EVENTS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "invoice.paid",
+    "invoice.payment_failed",
+)
+"""The payment events applied to our invoices (a PaymentIntent's, or the Stripe Invoice's)."""
 
 
 def stripe_webhook_routes(

@@ -24,7 +24,7 @@ from reference_server.store.tables import customers
 
 from .conftest import PREMIUM, PRO, ms
 from .fixtures_db import add_customer, add_org, migrated_database
-from .localstripe_server import localstripe
+from .localstripe_server import localstripe, stripe_checkout_url, submit_stripe_card
 from .serve import serve
 
 NOW = ms(2026, 4, 1)
@@ -148,10 +148,14 @@ def test_hosted_checkout_page_with_the_stripe_processor(
             _, url = create_checkout_session(
                 conn, customer.pk, quote_attach(None, PRO, NOW).due_now, {"op": "attach"}, NOW, base_url
             )
+        # The page takes no card numbers with Stripe: the card is set up (with 3-D Secure) on Stripe Checkout.
+        page = client.get(url)
+        assert 'id="stripe-button"' in page.text and 'name="card_number"' not in page.text
         form = {"card_number": "4000 0025 0000 3155", "expiry": "12/30", "cvc": "123"}
-        step = client.post(url, data=form)
-        assert step.headers["location"].endswith("/authenticate")
-        done = client.post(step.headers["location"], data={"decision": "complete"})
+        assert client.post(url, data=form).status_code == 400
+        stripe_done = submit_stripe_card(stripe_checkout_url(url, client), "4000002500003155")
+        assert stripe_done.status_code == 303
+        done = client.get(str(stripe_done.headers["location"]))
         assert done.status_code == 303
     assert len(completed) == 1
     with db.read() as conn:

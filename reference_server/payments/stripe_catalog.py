@@ -1,0 +1,340 @@
+"""Autumn plans as Stripe Products and Prices, and each invoice line as a Stripe invoice item.
+
+Each plan version billed through an organization's Stripe account becomes a Stripe Product
+(metadata ``autumn_plan_id``, ``autumn_plan_version``, ``autumn_env``), and each of its fixed prices
+a Stripe Price on it: the base price, and the price per pack of each prepaid item (flat prices whose
+amount is whole minor units).  A recurring price is a recurring Stripe Price with the plan's interval
+(quarter and half-year are 3 and 6 months); a one-off price is a one-time Price.  Prices with an
+interval Stripe has no recurring form for (minutes, hours) get no Price.  Objects are created once
+(with an idempotency key, so two concurrent first charges make one object) and remembered in
+``stripe_objects``; a new plan version gets its own objects.
+
+Invoice lines become invoice items of the Stripe invoice:
+
+- a line that is exactly a fixed price (its amount is the unit amount times a whole quantity) of a
+  one-time Price references it with ``pricing[price]`` and ``quantity``;
+- Stripe refuses recurring Prices on invoice items (only subscriptions bill them, and the server runs
+  renewals itself), so a line that is exactly a recurring price is itemized with ``price_data`` on the
+  plan's Product (same unit amount and quantity) and names the recurring Price in its metadata
+  (``autumn_stripe_price``);
+- any other line (prorations, usage, quantity changes, customized prices) is an ``amount`` with the
+  product in its metadata (``autumn_stripe_product``).
+
+Every item carries ``autumn_invoice_id``, ``autumn_plan_id``, ``autumn_plan_version`` and, for
+feature lines, ``autumn_feature_id`` in its metadata, and the line's period in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import stripe
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from reference_server.engine.billing.money import exact_minor, to_decimal
+from reference_server.store.stripe_objects import stripe_objects
+from reference_server.store.tables import customer_plans, customers, plans
+
+_RECURRING: dict[str, tuple[str, int]] = {
+    "day": ("day", 1),
+    "week": ("week", 1),
+    "month": ("month", 1),
+    "quarter": ("month", 3),
+    "semi_annual": ("month", 6),
+    "year": ("year", 1),
+}
+"""Our intervals as Stripe's ``recurring[interval]`` and a multiplier of ``interval_count``."""
+
+
+@dataclass(frozen=True)
+class FixedPrice:
+    """One fixed price of a plan version (before it exists in Stripe)."""
+
+    key: str  # "base" or "prepaid:<feature_id>"
+    unit_amount: int  # minor units per unit (the base) or per pack (a prepaid item)
+    currency: str
+    recurring: tuple[str, int] | None  # Stripe interval and count; None for a one-time price
+    pack_units: Decimal  # units in one pack (1 for the base price)
+    feature_id: str | None
+
+
+@dataclass(frozen=True)
+class StripePrice:
+    price: FixedPrice
+    stripe_id: str
+
+
+@dataclass(frozen=True)
+class PlanObjects:
+    """A plan version's Stripe Product and Prices."""
+
+    plan_id: str
+    version: int
+    product: str
+    prices: dict[str, StripePrice]
+
+
+def account_key(secret_key: str, stripe_account: str | None) -> str:
+    """Which Stripe account objects were created in (a digest: the key itself is never stored here)."""
+    return hashlib.sha256(f"{secret_key}\0{stripe_account or ''}".encode()).hexdigest()[:32]
+
+
+def _whole_minor(amount: Any, currency: str) -> int | None:
+    exact = exact_minor(to_decimal(amount), currency)
+    return int(exact) if exact == exact.to_integral_value() and exact >= 0 else None
+
+
+def _recurring(price: dict[str, Any]) -> tuple[str, int] | bool | None:
+    """Stripe's recurrence of a price JSON; None for one-off, False when Stripe cannot express it."""
+    interval = str(price.get("interval") or "month")
+    if interval == "one_off":
+        return None
+    mapped = _RECURRING.get(interval)
+    if mapped is None:
+        return False
+    return mapped[0], mapped[1] * int(price.get("interval_count") or 1)
+
+
+def fixed_prices(plan: Any) -> list[FixedPrice]:
+    """The fixed prices of a ``plans`` row that Stripe can hold as Prices."""
+    currency = str((plan.config or {}).get("currency") or "usd").lower()
+    out: list[FixedPrice] = []
+    candidates: list[tuple[str, dict[str, Any], Decimal, str | None]] = []
+    if plan.price:
+        candidates.append(("base", dict(plan.price), Decimal(1), None))
+    for item in plan.items or []:
+        price = item.get("price") or {}
+        if price.get("billing_method") != "prepaid" or price.get("tiers") or price.get("amount") is None:
+            continue
+        units = to_decimal(price.get("billing_units") or 1)
+        candidates.append((f"prepaid:{item['feature_id']}", dict(price), units, str(item["feature_id"])))
+    for key, price, units, feature_id in candidates:
+        unit_amount = _whole_minor(price["amount"], currency)
+        recurring = _recurring(price)
+        if unit_amount is None or recurring is False:
+            continue
+        out.append(
+            FixedPrice(key, unit_amount, currency, recurring or None, units, feature_id)  # type: ignore[arg-type]
+        )
+    return out
+
+
+def _recurring_text(recurring: tuple[str, int] | None) -> str | None:
+    return f"{recurring[1]} {recurring[0]}" if recurring else None
+
+
+class StripeCatalog:
+    """Creates (once) and finds the Stripe objects of an organization's plans in one Stripe account."""
+
+    def __init__(self, client: stripe.StripeClient, account: str) -> None:
+        self.client = client
+        self.account = account
+
+    # stored objects ------------------------------------------------------------------------------------
+    def _stored(self, conn: Connection, org_pk: int, env: str, plan_id: str, version: int) -> dict[str, Any]:
+        rows = conn.execute(
+            select(stripe_objects).where(
+                stripe_objects.c.org_pk == org_pk,
+                stripe_objects.c.env == env,
+                stripe_objects.c.account_key == self.account,
+                stripe_objects.c.plan_id == plan_id,
+                stripe_objects.c.plan_version == version,
+            )
+        ).all()
+        return {str(r.price_key): r for r in rows}
+
+    def _remember(self, conn: Connection, values: dict[str, Any]) -> str:
+        """Store a created object; a concurrent first charge may have stored the same one already."""
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(stripe_objects).values(**values))
+        except IntegrityError:
+            existing = conn.execute(
+                select(stripe_objects.c.stripe_id).where(
+                    *(
+                        getattr(stripe_objects.c, k) == values[k]
+                        for k in ("org_pk", "env", "account_key", "plan_id", "plan_version", "price_key")
+                    )
+                )
+            ).scalar_one()
+            return str(existing)
+        return str(values["stripe_id"])
+
+    def _idempotency(self, org_pk: int, env: str, plan: Any, key: str) -> dict[str, Any]:
+        digest = hashlib.sha256(f"{self.account}:{org_pk}:{env}:{plan.pk}:{key}".encode()).hexdigest()[:40]
+        return {"idempotency_key": f"autumn-catalog-{digest}"}
+
+    def plan_objects(self, conn: Connection, plan: Any, now: int) -> PlanObjects:
+        """The Product and Prices of a ``plans`` row, created in Stripe the first time they are needed."""
+        org_pk, env, version = int(plan.org_pk), str(plan.env), int(plan.version)
+        stored = self._stored(conn, org_pk, env, plan.id, version)
+        base = {
+            "org_pk": org_pk,
+            "env": env,
+            "account_key": self.account,
+            "plan_id": plan.id,
+            "plan_version": version,
+            "created_at": now,
+        }
+        product_row = stored.get("")
+        if product_row is not None:
+            product = str(product_row.stripe_id)
+        else:
+            params: dict[str, Any] = {
+                "name": plan.name if version == 1 else f"{plan.name} (v{version})",
+                "metadata": {
+                    "autumn_plan_id": plan.id,
+                    "autumn_plan_version": str(version),
+                    "autumn_env": env,
+                },
+            }
+            if plan.description:
+                params["description"] = plan.description
+            created = self.client.v1.products.create(params, self._idempotency(org_pk, env, plan, ""))  # type: ignore[arg-type]
+            product = self._remember(
+                conn, {**base, "price_key": "", "object_type": "product", "stripe_id": created.id}
+            )
+        prices: dict[str, StripePrice] = {}
+        for fixed in fixed_prices(plan):
+            row = stored.get(fixed.key)
+            if row is not None:
+                prices[fixed.key] = StripePrice(fixed, str(row.stripe_id))
+                continue
+            price_params: dict[str, Any] = {
+                "product": product,
+                "currency": fixed.currency,
+                "unit_amount": fixed.unit_amount,
+                "metadata": {
+                    "autumn_plan_id": plan.id,
+                    "autumn_plan_version": str(version),
+                    "autumn_price": fixed.key,
+                    "autumn_env": env,
+                },
+            }
+            if fixed.recurring:
+                price_params["recurring"] = {
+                    "interval": fixed.recurring[0],
+                    "interval_count": fixed.recurring[1],
+                }
+            created_price = self.client.v1.prices.create(
+                price_params,  # type: ignore[arg-type]
+                self._idempotency(org_pk, env, plan, fixed.key),  # type: ignore[arg-type]
+            )
+            stripe_id = self._remember(
+                conn,
+                {
+                    **base,
+                    "price_key": fixed.key,
+                    "object_type": "price",
+                    "stripe_id": created_price.id,
+                    "unit_amount": fixed.unit_amount,
+                    "currency": fixed.currency,
+                    "recurring": _recurring_text(fixed.recurring),
+                },
+            )
+            prices[fixed.key] = StripePrice(fixed, stripe_id)
+        return PlanObjects(plan.id, version, product, prices)
+
+    # invoice lines -----------------------------------------------------------------------------------------
+    def _plan_versions(self, conn: Connection, customer_pk: int, plan_id: str) -> list[Any]:
+        """The plan's versions, most likely first: the customer's own instances (newest first), then the
+        latest version, then the older ones."""
+        customer = conn.execute(
+            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
+        ).one()
+        rows = conn.execute(
+            select(plans).where(
+                plans.c.org_pk == customer.org_pk, plans.c.env == customer.env, plans.c.id == plan_id
+            )
+        ).all()
+        by_pk = {int(r.pk): r for r in rows}
+        owned = conn.execute(
+            select(customer_plans.c.plan_pk)
+            .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.plan_id == plan_id)
+            .order_by(customer_plans.c.pk.desc())
+        ).scalars()
+        ordered: list[Any] = []
+        for pk in owned:
+            row = by_pk.get(int(pk))
+            if row is not None and row not in ordered:
+                ordered.append(row)
+        rest = sorted(rows, key=lambda r: (not bool(r.is_latest), -int(r.version)))
+        ordered.extend(r for r in rest if r not in ordered)
+        return ordered
+
+    def item_params(
+        self,
+        conn: Connection,
+        customer_pk: int,
+        line: Any,
+        currency: str,
+        now: int,
+        cache: dict[int, PlanObjects],
+    ) -> dict[str, Any]:
+        """The invoice item (without ``customer``/``invoice``) for one ``invoice_lines`` row."""
+        metadata: dict[str, str] = {"autumn_plan_id": str(line.plan_id), "autumn_line_kind": str(line.kind)}
+        if line.feature_id:
+            metadata["autumn_feature_id"] = str(line.feature_id)
+        params: dict[str, Any] = {"description": str(line.description or line.display_name)[:500]}
+        if line.period_start is not None and line.period_end is not None:
+            params["period"] = {"start": int(line.period_start) // 1000, "end": int(line.period_end) // 1000}
+        versions = self._plan_versions(conn, customer_pk, str(line.plan_id)) if line.plan_id else []
+        chosen: PlanObjects | None = None
+        match: tuple[StripePrice, int] | None = None
+        for plan in versions:
+            found = self._match(line, currency, fixed_prices(plan))
+            if found is not None:
+                chosen = self._objects(conn, plan, now, cache)
+                match = (chosen.prices[found[0].key], found[1]) if found[0].key in chosen.prices else None
+                break
+        if chosen is None and versions:
+            chosen = self._objects(conn, versions[0], now, cache)
+        if chosen is not None:
+            metadata["autumn_plan_version"] = str(chosen.version)
+            metadata["autumn_stripe_product"] = chosen.product
+        if match is not None and chosen is not None:
+            price, quantity = match
+            if price.price.recurring is None:
+                params["pricing"] = {"price": price.stripe_id}
+            else:
+                metadata["autumn_stripe_price"] = price.stripe_id
+                params["price_data"] = {
+                    "currency": currency,
+                    "product": chosen.product,
+                    "unit_amount": price.price.unit_amount,
+                }
+            params["quantity"] = quantity
+        else:
+            params["amount"] = int(line.amount)
+            params["currency"] = currency
+        params["metadata"] = metadata
+        return params
+
+    def _objects(self, conn: Connection, plan: Any, now: int, cache: dict[int, PlanObjects]) -> PlanObjects:
+        objects = cache.get(int(plan.pk))
+        if objects is None:
+            objects = self.plan_objects(conn, plan, now)
+            cache[int(plan.pk)] = objects
+        return objects
+
+    @staticmethod
+    def _match(line: Any, currency: str, prices: list[FixedPrice]) -> tuple[FixedPrice, int] | None:
+        """The fixed price the line is exactly (a whole quantity of it), with that quantity."""
+        key = {"base": "base", "prepaid": f"prepaid:{line.feature_id}"}.get(str(line.kind))
+        for price in prices:
+            if price.key != key or price.currency != currency or price.unit_amount <= 0:
+                continue
+            units = Decimal(str(line.quantity)) / price.pack_units
+            if units != units.to_integral_value() or units <= 0:
+                continue
+            quantity = int(units)
+            if price.unit_amount * quantity == int(line.amount):
+                return price, quantity
+        return None
+
+
+__all__ = ["PlanObjects", "StripeCatalog", "account_key", "fixed_prices"]

@@ -1,0 +1,45 @@
+"""Stripe Products and Prices created for an organization's plans, so each is created once.
+
+Each plan version billed through an organization's Stripe account becomes one Stripe Product, and
+each of its fixed prices (the base price, a prepaid item's price per pack) one Stripe Price.  A row
+maps ``(organization, env, Stripe account, plan id, version, price key)`` to the Stripe id; ``price_key``
+is empty for the product itself.  The Stripe account is identified by ``account_key`` (a digest of
+the secret key and connected account the objects were created with): an organization that switches
+to another Stripe account gets new objects there.  Revision ``0005_stripe_objects`` creates the table.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Table, UniqueConstraint
+
+from reference_server.store.tables import PK, metadata
+
+stripe_objects = Table(
+    "stripe_objects",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("org_pk", PK, ForeignKey("organizations.pk", ondelete="CASCADE"), nullable=False),
+    Column("env", String(16), nullable=False),
+    Column("account_key", String(64), nullable=False),
+    Column("plan_id", String(255), nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("price_key", String(255), nullable=False),  # "" for the product, "base", "prepaid:<feature>"
+    Column("object_type", String(16), nullable=False),  # product | price
+    Column("stripe_id", String(255), nullable=False),
+    Column("unit_amount", BigInteger),  # minor units, for prices
+    Column("currency", String(3)),
+    Column("recurring", String(32)),  # "<count> <interval>" of a recurring price, null for one-time
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint(
+        "org_pk",
+        "env",
+        "account_key",
+        "plan_id",
+        "plan_version",
+        "price_key",
+        name="uq_stripe_objects_plan_price",
+    ),
+)
+
+STRIPE_OBJECT_TABLES: tuple[Table, ...] = (stripe_objects,)
+"""Tables created by migration ``0005_stripe_objects``."""
