@@ -59,10 +59,10 @@ def test_checkout_and_upgrade_charge_through_stripe(server: tuple[RunningServer,
     client = stripe.StripeClient("sk_test_reference", base_addresses={"api": api_base})
     assert client.v1.customers.retrieve(stripe_id).email == "ada@example.com"
     (invoice,) = customer["invoices"]
-    intent = client.v1.payment_intents.retrieve(invoice["stripe_id"])
-    assert (intent.amount, intent.status) == (2000, "succeeded")
+    stripe_invoice = client.v1.invoices.retrieve(invoice["stripe_id"])
+    assert (stripe_invoice.amount_paid, stripe_invoice.status) == (2000, "paid")
 
     clock.advance(15 * 86_400_000)
     upgrade = call(running, "billing.attach", customer_id="u1", plan_id="premium")
     assert upgrade["invoice"]["total"] == 15
-    assert client.v1.payment_intents.retrieve(upgrade["invoice"]["stripe_id"]).amount == 1500
+    assert client.v1.invoices.retrieve(upgrade["invoice"]["stripe_id"]).amount_paid == 1500

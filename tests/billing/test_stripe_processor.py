@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +51,13 @@ def card(number: str) -> CardInput:
     return CardInput(number, 12, 2030, "123")
 
 
+def invoice_intent(processor: StripeProcessor, stripe_invoice_id: str) -> Any:
+    """The Stripe invoice a server invoice became, and the PaymentIntent that paid it."""
+    invoice = processor.client.v1.invoices.retrieve(stripe_invoice_id, {"expand": ["payments"]})
+    intent_id = invoice.payments.data[-1].payment.payment_intent
+    return invoice, processor.client.v1.payment_intents.retrieve(str(intent_id))
+
+
 def refreshed(db: Database, customer: CustomerRef) -> CustomerRef:
     with db.read() as conn:
         stripe_id = conn.execute(select(customers.c.stripe_id).where(customers.c.pk == customer.pk)).scalar()
@@ -71,9 +79,9 @@ def test_customer_card_and_charge_live_in_stripe(
         outcome = processor.charge(conn, customer, quote_attach(None, PRO, NOW).due_now, "attach", NOW, BASE)
     assert outcome.status is ChargeStatus.PAID
     assert outcome.invoice is not None and outcome.invoice.to_api()["total"] == 20
-    intent = processor.client.v1.payment_intents.retrieve(str(outcome.invoice.processor_id))
+    stripe_invoice, intent = invoice_intent(processor, str(outcome.invoice.processor_id))
     assert (intent.amount, intent.status, intent.customer) == (2000, "succeeded", customer.processor_id)
-    assert intent.metadata["autumn_invoice_id"] == outcome.invoice.id
+    assert stripe_invoice.metadata["autumn_invoice_id"] == outcome.invoice.id
 
 
 def test_declines_surface_as_card_errors(setup: tuple[Database, CustomerRef, StripeProcessor]) -> None:
@@ -113,7 +121,7 @@ def test_authentication_then_authenticated_retry(
             conn, ref, first.invoice, NOW, saved.payment_method, authenticated=True
         )
     assert paid.status is ChargeStatus.PAID
-    intent = processor.client.v1.payment_intents.retrieve(str(paid.invoice.processor_id))  # type: ignore[union-attr]
+    _, intent = invoice_intent(processor, str(paid.invoice.processor_id))  # type: ignore[union-attr]
     assert intent.status == "succeeded"
 
 
@@ -133,7 +141,7 @@ def test_credit_from_a_cancellation_is_spent_first(
         assert credit_balance(conn, customer.pk, "usd") == 0
         row = conn.execute(select(invoices).where(invoices.c.pk == paid.invoice.pk)).one()  # type: ignore[union-attr]
     assert (row.amount_paid, row.credit_applied) == (4000, 1000)
-    assert processor.client.v1.payment_intents.retrieve(row.processor_id).amount == 4000
+    assert invoice_intent(processor, row.processor_id)[1].amount == 4000
 
 
 def test_hosted_checkout_page_with_the_stripe_processor(
@@ -161,4 +169,4 @@ def test_hosted_checkout_page_with_the_stripe_processor(
     with db.read() as conn:
         row = conn.execute(select(invoices)).one()
     assert row.status == "paid"
-    assert processor.client.v1.payment_intents.retrieve(row.processor_id).status == "succeeded"
+    assert invoice_intent(processor, row.processor_id)[1].status == "succeeded"
