@@ -88,6 +88,10 @@ class StripeProcessor(PaymentProcessor):
         return str(created.id)
 
     def add_card(self, conn: Connection, customer: CustomerRef, card: CardInput, now: int) -> CardSetup:
+        """TEST ONLY: posts a raw card number to Stripe's PaymentMethod API, which real Stripe accounts
+        refuse (and which would put the server in PCI scope).  Processor-level tests use it against
+        localstripe; the hosted pages never call it for a Stripe organization, whose cards are set up on
+        Stripe Checkout (:mod:`~reference_server.payments.stripe_checkout`)."""
         checked = check_card(card, utc_day(now))
         stripe_customer = self.ensure_customer(conn, customer)
         try:
