@@ -14,7 +14,8 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -31,6 +32,9 @@ from .localstripe_server import (
     stripe_checkout_url,
     submit_stripe_card,
 )
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 START = ms(2026, 4, 1)
 WEBHOOK_SECRET = "whsec_checkout_tenant"
@@ -307,3 +311,54 @@ def test_paying_with_the_saved_card_expires_the_open_stripe_checkout(tenant: Ten
     assert tenant.stripe.v1.checkout.sessions.retrieve(checkout_id).status == "expired"
     assert httpx.get(stripe_url).status_code == 410
     assert tenant.plans() == [("pro", "active")] and tenant.invoices() == [(20, "paid")]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_a_person_pays_through_stripe_checkout_in_chromium(chromium: Browser, tenant: Tenant) -> None:
+    """The summary, Continue to Stripe, a declined card on Stripe's page, then a 3-D Secure card, and
+    back to the app's success_url with the plan active."""
+    success_url = f"{tenant.server.url}/?paid=1"
+    tenant("customers.get_or_create", customer_id="u1", email="ada@example.com")
+    url = tenant("billing.attach", customer_id="u1", plan_id="pro", success_url=success_url)["payment_url"]
+    page = chromium.new_page()
+    try:
+        page.goto(url)
+        assert page.locator("#checkout-total").inner_text() == "$20.00"
+        assert page.locator("#card-number").count() == 0
+        page.click("#stripe-button")
+        page.wait_for_url(f"{tenant.api_base}/c/pay/**")
+
+        page.get_by_label("Card number").fill("4000 0000 0000 0002")
+        page.get_by_label("Expiration (MM / YY)").fill("12 / 34")
+        page.get_by_label("CVC").fill("123")
+        page.click("#submitButton")
+        assert "Your card was declined." in page.locator("#card-errors").inner_text()
+        assert tenant.plans() == []
+
+        page.get_by_label("Card number").fill("4000 0025 0000 3155")
+        page.get_by_label("Expiration (MM / YY)").fill("12 / 34")
+        page.get_by_label("CVC").fill("123")
+        page.click("#submitButton")
+        page.click("#test-source-authorize-3ds")
+        page.wait_for_url(success_url)
+    finally:
+        page.close()
+    assert tenant.plans() == [("pro", "active")] and tenant.invoices() == [(20, "paid")]
+    assert tenant.customer()["payment_method"]["card"]["last4"] == "3155"
