@@ -77,7 +77,11 @@ def create_app(
     db = Database(database_url)
     if migrate:
         db.migrate()
-    setup_encryption(db, encryption_keys)
+    try:
+        setup_encryption(db, encryption_keys)
+    except Exception:
+        db.dispose()
+        raise
     state = AppState(db=db, clock=clock or SystemClock(), catalog_cache=CatalogCache(), demo=demo)
     if not db.is_sqlite:
         state.subject_cache = SubjectCache()
