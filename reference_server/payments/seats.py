@@ -1,12 +1,20 @@
-"""Paid seats: an entity created or deleted on a priced continuous feature is billed (§6.2).
+"""Paid seats: units of a priced continuous feature added or removed are billed (§6.2).
 
-Creating an entity uses one unit of its feature at customer level (the core does that); when the
-unit lands on a customer-level plan whose item for the feature has a usage-based price, the seats
-in use beyond ``included`` change, and this hook invoices the difference per the item's proration
-(:func:`reference_server.engine.billing.quotes.quote_seat_change`).  An unpaid charge raises
-:class:`~reference_server.service.entities.SeatChargeFailed`, so the entity change does not happen.
-Prepaid seats need nothing here: the purchased quantity is the balance, and the core refuses an
-entity beyond it.
+Seats change two ways, billed alike (Autumn runs both through one allowance adjustment:
+``server/src/internal/balances/track/trackUtils/runDeductionTx.ts`` and the entity handlers both call
+``server/src/trigger/adjustAllowance.ts``):
+
+* creating or deleting an entity uses or gives back one unit at customer level (the core does that and
+  calls the ``seat_billing`` hook installed here);
+* ``balances.track`` on the feature, positive or negative (the track watcher calls :func:`bill_seat_changes`).
+
+When the units land on a plan instance whose item for the feature has a usage-based recurring price, the
+units in use beyond ``included`` change, and the difference is billed per the item's proration
+(:func:`reference_server.engine.billing.quotes.quote_seat_change`). One change that moves several plans'
+seats is charged as **one** invoice with every plan's lines, so a failed payment leaves nothing collected
+(``*_next_cycle`` lines wait on each plan's own pending draft). An unpaid charge raises
+:class:`~reference_server.service.entities.SeatChargeFailed` and the change does not happen. Prepaid
+seats need nothing here: the purchased quantity is the balance, and the core refuses a unit beyond it.
 """
 
 from __future__ import annotations
@@ -14,14 +22,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
+from reference_server.engine.billing.invoice import InvoiceDraft, LineItem
+from reference_server.engine.billing.money import to_decimal
 from reference_server.engine.billing.quotes import quote_seat_change
+from reference_server.errors import AutumnError
 from reference_server.service.context import Ctx
 from reference_server.service.entities import SeatChargeFailed
-from reference_server.service.subscriptions import load_instances
-from reference_server.store.catalog import Catalog
-from reference_server.store.subjects import CustomerRow
+from reference_server.service.subscriptions import load_instances, with_entity_usage
+from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row
+from reference_server.store.tables import balance_sources, entities
 
 from .convert import engine_subscription
 from .flows import charge_draft
@@ -32,10 +44,52 @@ SeatBilling = Callable[
     [Ctx, Connection, Catalog, CustomerRow, str, Mapping[int, tuple[float, float]], int], None
 ]
 
+# feature id -> plan instance pk -> (balance before, balance after) of its source of that feature
+SeatChanges = Mapping[str, Mapping[int, tuple[float, float]]]
+
 
 def _usage(included: Decimal, quantity: int, balance: float) -> Decimal:
     """Units in use of a usage-based source: its included units plus what went below zero."""
-    return included * quantity + max(Decimal(0), -Decimal(str(balance)))
+    return included * quantity + max(Decimal(0), -to_decimal(float(balance)))
+
+
+def instance_seat_usage(conn: Connection, instance_pk: int) -> dict[str, Decimal]:
+    """Units in use of each continuous feature of a plan instance (what a successor takes over)."""
+    rows = conn.execute(
+        select(
+            balance_sources.c.feature_id,
+            balance_sources.c.allowance,
+            balance_sources.c.adjustment,
+            balance_sources.c.prepaid,
+            balance_sources.c.balance,
+        ).where(
+            balance_sources.c.customer_plan_pk == instance_pk,
+            balance_sources.c.continuous.is_(True),
+            balance_sources.c.is_flag.is_(False),
+        )
+    ).all()
+    usage: dict[str, Decimal] = {}
+    for r in rows:
+        granted = sum((to_decimal(float(v)) for v in (r.allowance, r.adjustment, r.prepaid)), Decimal(0))
+        usage[r.feature_id] = usage.get(r.feature_id, Decimal(0)) + granted - to_decimal(float(r.balance))
+    return usage
+
+
+def starting_seat_usage(
+    conn: Connection,
+    cat: Catalog,
+    customer_pk: int,
+    plan: Plan,
+    entity: EntityRow | None,
+    replaces: int | None,
+) -> dict[str, Decimal]:
+    """The units in use a plan starts with: carried from the instance it replaces, plus (customer level)
+    the customer's entities of its other continuous features, as the plan's balances will be created."""
+    carried = instance_seat_usage(conn, replaces) if replaces is not None else {}
+    if entity is not None:
+        return carried
+    floats = with_entity_usage(conn, cat, customer_pk, plan, {k: float(v) for k, v in carried.items()})
+    return {fid: carried[fid] if fid in carried else to_decimal(u) for fid, u in floats.items()}
 
 
 def _charge_failed(conn: Connection, feature_id: str, outcome: ChargeOutcome) -> SeatChargeFailed:
@@ -55,8 +109,80 @@ def _charge_failed(conn: Connection, feature_id: str, outcome: ChargeOutcome) ->
     return SeatChargeFailed(message, lambda c: restore_voided(c, snapshot))
 
 
+def _entity(conn: Connection, entity_pk: int | None) -> EntityRow | None:
+    if entity_pk is None:
+        return None
+    row = conn.execute(select(entities).where(entities.c.pk == entity_pk)).first()
+    return entity_from_row(row) if row is not None else None
+
+
+def bill_seat_changes(
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    changes: SeatChanges,
+    now: int,
+    processor: PaymentProcessor,
+    base_url: str,
+) -> None:
+    """Invoice the seat changes of every plan instance they touched, all due lines on one invoice.
+
+    ``*_next_cycle`` lines wait on each instance's own pending draft (its renewal takes them). Raises
+    :class:`SeatChargeFailed` when the one charge is not paid; the caller rolls the change back.
+    """
+    due: list[LineItem] = []
+    currencies: set[str] = set()
+    scopes: set[int | None] = set()
+    for inst in load_instances(conn, customer.pk):
+        moved = [(fid, per[inst.pk]) for fid, per in changes.items() if inst.pk in per]
+        if not moved or inst.status != "active":
+            continue
+        subscription = engine_subscription(conn, cat, inst)
+        if subscription is None:
+            continue
+        deferred: list[LineItem] = []
+        for feature_id, (before, after) in moved:
+            item = subscription.plan.item_for(feature_id)
+            if item is None:
+                continue
+            quote = quote_seat_change(
+                subscription,
+                feature_id,
+                _usage(item.included, subscription.quantity, before),
+                _usage(item.included, subscription.quantity, after),
+                now,
+            )
+            due += quote.due_now.lines
+            deferred += quote.deferred.lines
+            if quote.due_now.lines:
+                currencies.add(subscription.plan.currency)
+                scopes.add(inst.entity_pk)
+        entity = _entity(conn, inst.entity_pk)
+        add_pending_lines(
+            conn,
+            customer.pk,
+            InvoiceDraft(tuple(deferred), subscription.plan.currency),
+            processor.name,
+            now,
+            base_url,
+            entity.id if entity else None,
+        )
+    if not due:
+        return
+    if len(currencies) > 1:
+        raise AutumnError(
+            400, "currency_mismatch", "The seat change moves plans billed in different currencies"
+        )
+    entity = _entity(conn, scopes.pop()) if len(scopes) == 1 else None
+    draft = InvoiceDraft(tuple(due), currencies.pop())
+    outcome = charge_draft(processor, conn, customer, draft, "seats", now, base_url, entity)
+    if outcome is not None and not outcome.succeeded and outcome.invoice is not None:
+        features = ", ".join(sorted({line.feature_id or "" for line in due}))
+        raise _charge_failed(conn, features, outcome)
+
+
 def make_seat_billing(processor: Callable[[], PaymentProcessor], base_url: Callable[[], str]) -> SeatBilling:
-    """The hook installed as ``state.extras["seat_billing"]``.
+    """The hook installed as ``state.extras["seat_billing"]`` (entities created or deleted).
 
     ``changes`` maps each plan instance whose source moved to its balance before and after.
     """
@@ -70,24 +196,7 @@ def make_seat_billing(processor: Callable[[], PaymentProcessor], base_url: Calla
         changes: Mapping[int, tuple[float, float]],
         now: int,
     ) -> None:
-        for inst in load_instances(conn, customer.pk):
-            if inst.pk not in changes or inst.status != "active" or inst.entity_pk is not None:
-                continue
-            subscription = engine_subscription(conn, cat, inst)
-            item = subscription.plan.item_for(feature_id) if subscription is not None else None
-            if subscription is None or item is None:
-                continue
-            before, after = changes[inst.pk]
-            quote = quote_seat_change(
-                subscription,
-                feature_id,
-                _usage(item.included, subscription.quantity, before),
-                _usage(item.included, subscription.quantity, after),
-                now,
-            )
-            add_pending_lines(conn, customer.pk, quote.deferred, processor().name, now, base_url())
-            outcome = charge_draft(processor(), conn, customer, quote.due_now, "seats", now, base_url())
-            if outcome is not None and not outcome.succeeded and outcome.invoice is not None:
-                raise _charge_failed(conn, feature_id, outcome)
+        resolved = processor().resolve(conn, customer.pk)
+        bill_seat_changes(conn, cat, customer, {feature_id: changes}, now, resolved, base_url())
 
     return bill

@@ -1,8 +1,11 @@
-"""Billing controls around a track: usage alerts, limit reached and auto top-ups.
+"""Billing around a track: paid seats, usage alerts, limit reached and auto top-ups.
 
 The core calls the watcher (``state.extras["track_watcher"]``) with the subject's sources before and
-after a deduction. Events go to the webhook outbox in the track's own transaction; an auto top-up is
-charged through the payment processor and added to the one-off prepaid source of the feature.
+after a deduction. Seats tracked on a priced continuous feature (positive or negative) are billed like
+entity-created seats, per the item's proration (:func:`reference_server.payments.seats.bill_seat_changes`);
+an unpaid seat charge raises, so the track (deduction and event) does not happen (402
+``invoice_payment_failed``). Events go to the webhook outbox in the track's own transaction; an auto
+top-up is charged through the payment processor and added to the one-off prepaid source of the feature.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from reference_server.engine.billing.money import minor_to_json, to_decimal
 from reference_server.engine.model import Source
 from reference_server.service.context import AppState, Ctx
 from reference_server.store.billing_tables import auto_topup_purchases
+from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, EntityRow
 from reference_server.store.tables import balance_sources
 from reference_server.webhooks import (
@@ -46,6 +50,7 @@ from reference_server.webhooks.events import AUTO_TOPUP_FAILED, auto_topup_faile
 
 from .flows import customer_ref
 from .processor import PaymentProcessor
+from .seats import bill_seat_changes
 
 ENDPOINT_CACHE_SECONDS = 5.0
 
@@ -102,6 +107,8 @@ class TrackWatch:
         processor: PaymentProcessor,
         base_url: str,
         emit: bool,
+        catalog: Catalog | None = None,
+        seat_features: frozenset[str] = frozenset(),
     ) -> None:
         self.ctx, self.conn, self.customer, self.entity = ctx, conn, customer, entity
         self.feature_ids = sorted(feature_ids)
@@ -110,10 +117,38 @@ class TrackWatch:
         self.processor = processor
         self.base_url = base_url
         self.emit = emit
+        self.catalog = catalog
+        self.seat_features = seat_features
         self._before: dict[str, tuple[BalanceState, Allowance]] = {}
+        self._seats_before: dict[int, float] = {}
+
+    def _seat_sources(self, subject: Sequence[Source]) -> list[Source]:
+        return [
+            s
+            for s in subject
+            if s.feature_id in self.seat_features
+            and s.continuous
+            and not s.is_flag
+            and s.customer_plan_pk is not None
+        ]
 
     def before(self, subject: Sequence[Source], now: int) -> None:
         self._before = {fid: snapshot(subject, fid, now, self.controls) for fid in self.feature_ids}
+        self._seats_before = {s.pk: s.balance for s in self._seat_sources(subject)}
+
+    def _bill_seats(self, subject: Sequence[Source], now: int) -> None:
+        """Seats tracked on plan instances with a seat price: billed as one invoice, or the track fails."""
+        if self.catalog is None:
+            return
+        changes: dict[str, dict[int, tuple[float, float]]] = {}
+        for s in self._seat_sources(subject):
+            before = self._seats_before.get(s.pk)
+            if before is None or before == s.balance or s.customer_plan_pk is None:
+                continue
+            changes.setdefault(s.feature_id, {})[s.customer_plan_pk] = (before, s.balance)
+        if changes:
+            processor = self.processor.resolve(self.conn, self.customer.pk)
+            bill_seat_changes(self.conn, self.catalog, self.customer, changes, now, processor, self.base_url)
 
     def _enqueue(
         self, event_type: str, data: dict[str, Any], now: int, extra: dict[str, Any] | None = None
@@ -124,6 +159,9 @@ class TrackWatch:
             )
 
     def after(self, subject: Sequence[Source], now: int) -> None:
+        self._bill_seats(subject, now)
+        if not self.emit and not any(self.customer_controls.auto_topup_for(f) for f in self.feature_ids):
+            return
         entity_id = self.entity.id if self.entity else None
         for fid in self.feature_ids:
             if not any(s.feature_id == fid for s in subject):
@@ -260,7 +298,15 @@ class TrackWatcher:
         customer_controls = controls_from_api(customer.billing_controls)
         wants_topup = any(customer_controls.auto_topup_for(fid) for fid in feature_ids)
         emit = self.has_endpoints(conn, ctx.tenant.org_pk, ctx.tenant.env)
-        if not emit and not wants_topup:
+        catalog = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        # Continuous features may carry a seat price (a customized plan can add one), so their tracks
+        # always take the locked path where seats are billed.
+        seats = frozenset(
+            fid
+            for fid in feature_ids
+            if (f := catalog.features.get(fid)) is not None and f.type == "metered" and not f.consumable
+        )
+        if not emit and not wants_topup and not seats:
             return None
         entity_controls = controls_from_api(entity.billing_controls) if entity else None
         resolved = resolve_controls(entity_controls, customer_controls)
@@ -275,6 +321,8 @@ class TrackWatcher:
             self.processor(),
             self.base_url(),
             emit,
+            catalog,
+            seats,
         )
 
 

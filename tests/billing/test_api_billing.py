@@ -811,7 +811,9 @@ def test_per_seat_example_prepaid_and_usage_based(api: Api) -> None:
     api("balances.track", customer_id="org2", feature_id="seats", value=10)
     api.clock.set(ms(2026, 5, 16) + 1)  # org2 subscribed on April 16
     totals = [i["total"] for i in api.customer("org2")["invoices"]]
-    assert totals == [70, 20]  # renewal: $20 base + 5 seats over the 5 included x $10
+    # the tracked seats are billed at once (5 over the 5 included x $10, a full period left), then the
+    # renewal: $20 base + the 5 seats over
+    assert totals == [70, 50, 20]
 
 
 def test_entities_on_paid_seats_bill_per_the_items_proration(api: Api) -> None:
