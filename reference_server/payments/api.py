@@ -33,7 +33,7 @@ from reference_server.engine.billing import (
     quote_upgrade,
 )
 from reference_server.engine.billing.checkout import checkout_type, needs_checkout
-from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.engine.billing.invoice import InvoiceDraft, LineItem, NextCycle
 from reference_server.engine.billing.preview import (
     attach_preview_body,
     outgoing_json,
@@ -91,9 +91,11 @@ from .records import (
     default_payment_method,
     invoice_record,
     load_session,
+    pending_lines,
+    take_pending_lines,
 )
 from .routing import OrgProcessorRouter
-from .seats import make_seat_billing
+from .seats import make_seat_billing, starting_seat_usage
 from .sessions import (
     PAYMENT_RETRY_TTL_MS,
     create_checkout_session,
@@ -194,6 +196,7 @@ def prepare_attach(
         )
     current_sub = engine_subscription(conn, cat, current) if current is not None else None
     trial = _trial_for(conn, state)
+    seats = starting_seat_usage(conn, cat, customer.pk, plan, entity, current.pk if current else None)
     try:
         quote = quote_attach(
             current_sub,
@@ -203,12 +206,30 @@ def prepare_attach(
             trial,
             proration_behavior=str(body.get("proration_behavior") or "prorate_immediately"),
             plan_schedule=body.get("plan_schedule"),
+            seat_usage=seats,
         )
     except BillingRuleError as exc:
         raise _rule(exc) from exc
     if quote.kind is ChangeKind.DOWNGRADE or quote.trial_ends_at is None:
         trial = None
+    if current is not None and quote.kind in (ChangeKind.UPGRADE, ChangeKind.SAME):
+        pending = pending_lines(conn, customer.pk, current.plan_id, entity.id if entity else None)
+        if quote.kind is ChangeKind.UPGRADE:
+            # The outgoing plan's pending next-cycle prorations are settled on the switch's invoice
+            # (its last invoice), never left behind; apply_attach removes them from the draft.
+            quote = dataclasses.replace(quote, due_now=_plus(quote.due_now, pending))
+        elif quote.next_cycle is not None:
+            quote = dataclasses.replace(quote, next_cycle=_cycle_plus(quote.next_cycle, pending))
     return state, quote, trial
+
+
+def _plus(draft: InvoiceDraft, lines: tuple[LineItem, ...]) -> InvoiceDraft:
+    return InvoiceDraft(draft.lines + lines, draft.currency) if lines else draft
+
+
+def _cycle_plus(cycle: NextCycle, lines: tuple[LineItem, ...]) -> NextCycle:
+    """A plan's next renewal with its pending ``*_next_cycle`` lines, as the renewal invoice has them."""
+    return dataclasses.replace(cycle, invoice=_plus(cycle.invoice, lines)) if lines else cycle
 
 
 def _redirect(
@@ -693,7 +714,11 @@ def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str
         if inst.status != "active":
             raise invalid("Only an active plan can be cancelled")
         cancel = quote_cancel(sub, now, intent == "cancel_immediately" or sub.period_end is None, prorate)
-        result.update(due=cancel.due_now, ends_at=cancel.ends_at)
+        due = cancel.due_now
+        if cancel.ends_at <= now:
+            # Ending now: its pending next-cycle prorations are settled on this last invoice.
+            due = _plus(due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None))
+        result.update(due=due, ends_at=cancel.ends_at)
     elif intent == "uncancel":
         if inst.status != "active":
             raise invalid("Only an active plan can be uncancelled")
@@ -706,7 +731,13 @@ def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str
             )
         except BillingRuleError as exc:
             raise _rule(exc) from exc
-        result.update(due=quote.due_now, next_cycle=quote.next_cycle, quantities=quote)
+        next_cycle = quote.next_cycle
+        if next_cycle is not None:
+            # The renewal also takes the prorations already pending for this plan.
+            next_cycle = _cycle_plus(
+                next_cycle, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None)
+            )
+        result.update(due=quote.due_now, next_cycle=next_cycle, quantities=quote)
     elif intent == "update_plan":
         if inst.status != "active":
             raise invalid("Only an active plan can be customized")
@@ -722,12 +753,14 @@ def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str
                 now,
                 requested,
                 proration_behavior=str(body.get("proration_behavior") or "prorate_immediately"),
+                seat_usage=starting_seat_usage(conn, cat, customer.pk, custom, entity, inst.pk),
             )
         except BillingRuleError as exc:
             raise _rule(exc) from exc
-        switch = dataclasses.replace(
-            switch, due_now=_relabel(switch.due_now, f"{sub.plan.id}@previous", sub.plan.id)
-        )
+        due = _relabel(switch.due_now, f"{sub.plan.id}@previous", sub.plan.id)
+        # The replaced version's pending next-cycle prorations are settled now, like its unused time.
+        due = _plus(due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None))
+        switch = dataclasses.replace(switch, due_now=due)
         result.update(due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom)
     return result
 
@@ -760,6 +793,7 @@ def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) 
     changes: list[dict[str, Any]] = []
     entity_pk = entity.pk if entity else None
     if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
+        take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
         conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(canceled_at=now))
         carried = expire_active(conn, inst.pk, now, changes)
         if not plan.add_on:
@@ -817,6 +851,7 @@ def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) 
     elif intent == "update_plan":
         switch = q["switch"]
         custom = q["custom"]
+        take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
         carried = expire_active(conn, inst.pk, now, changes)
         period = switch.period
         new_pk = activate_plan(

@@ -27,6 +27,7 @@ from reference_server.engine.billing import (
     trial_end_outcome,
 )
 from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.engine.billing.money import to_decimal
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import (
     ExpiredState,
@@ -364,6 +365,9 @@ def apply_attach(
     carried: ExpiredState | None = None
     leftovers: dict[str, tuple[float, float]] = {}
     if quote.kind is ChangeKind.UPGRADE and current is not None:
+        # Its pending next-cycle prorations were put on the switch's invoice (payments.api.prepare_attach).
+        entity_id = state.entity.id if state.entity else None
+        take_pending_lines(conn, state.customer.pk, current.plan_id, entity_id)
         leftovers = _consumable_leftovers(conn, current.pk)
         carried = expire_active(conn, current.pk, now, changes)
     if not plan.add_on and not plan.is_one_off:
@@ -491,8 +495,13 @@ def _activate_scheduled(
     eplan = engine_plan(plan, cat)
     values: dict[str, Any] = {"status": "active", "started_at": at}
     past_due = False
+    usage = dict(carried.continuous_usage) if carried else {}
+    if entity is None:
+        usage = with_entity_usage(conn, cat, customer.pk, plan, usage)
     if not plan.is_free:
-        quote = quote_new(eplan, at, quantities)
+        # The seats it starts with are billed up front for its first period, like every renewal.
+        seats = {fid: to_decimal(u) for fid, u in usage.items()}
+        quote = quote_new(eplan, at, quantities, seat_usage=seats)
         outcome = charge_draft(processor, conn, customer, quote.due_now, "renewal", at, base_url, entity)
         past_due = outcome is not None and not outcome.succeeded
         if quote.period is not None:
@@ -504,9 +513,6 @@ def _activate_scheduled(
             )
             schedule_maintenance(conn, customer.pk, quote.period.end)
     conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(**values))
-    usage = dict(carried.continuous_usage) if carried else {}
-    if entity is None:
-        usage = with_entity_usage(conn, cat, customer.pk, plan, usage)
     create_item_sources(
         conn,
         cat,

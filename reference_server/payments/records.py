@@ -353,10 +353,23 @@ def add_pending_lines(
     return invoice_record(conn, invoice.pk)
 
 
+def pending_lines(
+    conn: Connection, customer_pk: int, plan_id: str, entity_id: str | None = None
+) -> tuple[LineItem, ...]:
+    """The pending lines of ``plan_id`` (in this scope), left where they are (previews, quotes)."""
+    return _pending(conn, customer_pk, plan_id, entity_id, take=False)
+
+
 def take_pending_lines(
     conn: Connection, customer_pk: int, plan_id: str, entity_id: str | None = None
 ) -> tuple[LineItem, ...]:
     """The pending lines of ``plan_id`` (in this scope), removed from the drafts that held them."""
+    return _pending(conn, customer_pk, plan_id, entity_id, take=True)
+
+
+def _pending(
+    conn: Connection, customer_pk: int, plan_id: str, entity_id: str | None, take: bool
+) -> tuple[LineItem, ...]:
     scope = invoices.c.entity_id.is_(None) if entity_id is None else invoices.c.entity_id == entity_id
     rows = conn.execute(
         select(invoices.c.pk, invoices.c.plan_ids)
@@ -385,6 +398,8 @@ def take_pending_lines(
         for pk in pks
         for row in invoice_lines_of(conn, pk)
     )
+    if not take:
+        return lines
     conn.execute(delete(invoice_lines).where(invoice_lines.c.invoice_pk.in_(pks)))
     conn.execute(delete(invoices).where(invoices.c.pk.in_(pks)))
     return lines

@@ -311,6 +311,66 @@ def seat_lines(subscription: Subscription, period: Period | None) -> list[LineIt
     return _overage_lines(subscription, period, continuous=True)
 
 
+def _seat_subscription(plan: Plan, anchor: int, seat_usage: Mapping[str, Decimal]) -> Subscription:
+    """A stand-in subscription carrying ``seat_usage`` (units in use per continuous feature)."""
+    return Subscription(plan=plan, anchor=anchor, started_at=anchor, usage=dict(seat_usage))
+
+
+def seat_lines_for(
+    plan: Plan, seat_usage: Mapping[str, Decimal] | None, anchor: int, period: Period | None
+) -> list[LineItem]:
+    """:func:`seat_lines` of ``plan`` with ``seat_usage`` units in use: what a renewal bills up front."""
+    if not seat_usage:
+        return []
+    return seat_lines(_seat_subscription(plan, anchor, seat_usage), period)
+
+
+def _seat_items(plan: Plan) -> list[PlanItem]:
+    return [
+        item
+        for item in plan.items
+        if item.continuous and item.usage_based and item.price is not None and item.price.recurring
+    ]
+
+
+def seat_time_lines(
+    plan: Plan, seat_usage: Mapping[str, Decimal] | None, anchor: int, at: int, credit: bool
+) -> list[LineItem]:
+    """Seats beyond ``included`` for the time left in their period at ``at``, rounded once per line.
+
+    ``credit`` gives back the unused time of seats paid up front (a plan switched or cancelled mid-period),
+    otherwise it charges the remaining time (the seats a new plan takes over mid-period). The same share
+    of the period as the base price (:func:`_time_scaled_lines`).
+    """
+    lines: list[LineItem] = []
+    for item in _seat_items(plan):
+        assert item.price is not None
+        usage = (seat_usage or {}).get(item.feature_id, _ZERO)
+        over = overage_units(item, usage)
+        cost = overage_cost(item, usage) if over > 0 else _ZERO
+        if cost == 0:
+            continue
+        period = period_at(anchor, at, item.price.interval, item.price.interval_count)
+        amount = _prorated_minor(cost, period, at, plan.currency)
+        if amount == 0:
+            continue
+        verb = "Unused time on" if credit else "Remaining time on"
+        lines.append(
+            LineItem(
+                kind=LineKind.UNUSED_TIME if credit else LineKind.REMAINING_TIME,
+                display_name=item.display_name,
+                description=f"{verb} {plan.name}: {over.normalize():f} {item.display_name} beyond "
+                f"{item.included.normalize():f} included after {_date(at)}",
+                amount=-amount if credit else amount,
+                plan_id=plan.id,
+                feature_id=item.feature_id,
+                quantity=over,
+                period=Period(max(at, period.start), period.end),
+            )
+        )
+    return lines
+
+
 def quote_seat_change(
     subscription: Subscription, feature_id: str, old_usage: Decimal, new_usage: Decimal, now: int
 ) -> SeatChangeQuote:
@@ -376,13 +436,20 @@ def _current_period(subscription: Subscription) -> Period | None:
 
 
 def _next_cycle(
-    plan: Plan, quantities: Mapping[str, Decimal], anchor: int, period: Period, plan_quantity: int
+    plan: Plan,
+    quantities: Mapping[str, Decimal],
+    anchor: int,
+    period: Period,
+    plan_quantity: int,
+    seat_usage: Mapping[str, Decimal] | None = None,
 ) -> NextCycle:
+    """The renewal at ``period.end``: fixed prices plus the seats in use, as :func:`quote_renewal` bills."""
     lines = recurring_lines(plan, quantities, anchor, period.end, plan_quantity)
     interval = plan.billing_interval()
     next_period = None
     if interval is not None:
         next_period = period_at(anchor, period.end, interval[0], interval[1])
+        lines += seat_lines_for(plan, seat_usage, anchor, next_period)
     return NextCycle(
         starts_at=period.end,
         invoice=InvoiceDraft(tuple(lines), plan.currency),
@@ -396,8 +463,13 @@ def quote_new(
     quantities: Mapping[str, Decimal] | None = None,
     trial: TrialChoice | None = None,
     plan_quantity: int = 1,
+    seat_usage: Mapping[str, Decimal] | None = None,
 ) -> AttachQuote:
-    """A plan the customer does not replace anything with: a first plan, an add-on or a one-off."""
+    """A plan the customer does not replace anything with: a first plan, an add-on or a one-off.
+
+    ``seat_usage``: units of continuous features already in use (entities, carried seats); a usage-based
+    seat price bills those beyond ``included`` up front for the first period, as every renewal does.
+    """
     resolved = resolve_quantities(plan, quantities)
     lines = one_off_lines(plan, resolved, plan_quantity)
     interval = plan.billing_interval()
@@ -417,12 +489,13 @@ def quote_new(
     if trial is not None:
         anchor = trial.ends_at
         period = Period(now, trial.ends_at)
-        next_cycle = _next_cycle(plan, resolved, anchor, Period(now, anchor), plan_quantity)
+        next_cycle = _next_cycle(plan, resolved, anchor, Period(now, anchor), plan_quantity, seat_usage)
     else:
         anchor = now
         lines += recurring_lines(plan, resolved, anchor, now, plan_quantity)
         period = Period(now, add_interval(now, *interval))
-        next_cycle = _next_cycle(plan, resolved, anchor, period, plan_quantity)
+        lines += seat_lines_for(plan, seat_usage, anchor, period)
+        next_cycle = _next_cycle(plan, resolved, anchor, period, plan_quantity, seat_usage)
     return AttachQuote(
         kind=ChangeKind.NEW,
         plan=plan,
@@ -445,8 +518,14 @@ def quote_upgrade(
     trial: TrialChoice | None = None,
     proration_behavior: str = PRORATE_IMMEDIATELY,
     plan_quantity: int = 1,
+    seat_usage: Mapping[str, Decimal] | None = None,
 ) -> AttachQuote:
-    """Immediate switch: credit unused old time, charge remaining new time, bill old usage now."""
+    """Immediate switch: credit unused old time, charge remaining new time, bill old usage now.
+
+    Seats (continuous usage-based items) are paid up front like the base price, so they are credited and
+    charged the same way: the old plan's seats in use for their unused time, the new plan's for the time
+    left (``seat_usage``: the units in use the new plan takes over).
+    """
     resolved = resolve_quantities(plan, quantities, previous=current)
     prorate = proration_behavior != PRORATION_NONE
     if not prorate and current.plan.is_free and not plan.is_free:
@@ -460,6 +539,7 @@ def quote_upgrade(
             lines += _time_scaled_lines(
                 current.plan, current.prepaid_quantities, current.anchor, now, current.quantity, credit=True
             )
+            lines += seat_time_lines(current.plan, current.usage, current.anchor, now, credit=True)
     lines += one_off_lines(plan, resolved, plan_quantity)
     new_interval = plan.billing_interval()
     keep_anchor = (
@@ -476,18 +556,20 @@ def quote_upgrade(
         anchor, period = None, None
     elif trial is not None:
         anchor, period = trial.ends_at, Period(now, trial.ends_at)
-        next_cycle = _next_cycle(plan, resolved, anchor, period, plan_quantity)
+        next_cycle = _next_cycle(plan, resolved, anchor, period, plan_quantity, seat_usage)
     elif keep_anchor:
         assert old_period is not None
         anchor, period = current.anchor, old_period
         if prorate:
             lines += _time_scaled_lines(plan, resolved, anchor, now, plan_quantity, credit=False)
-        next_cycle = _next_cycle(plan, resolved, anchor, period, plan_quantity)
+            lines += seat_time_lines(plan, seat_usage, anchor, now, credit=False)
+        next_cycle = _next_cycle(plan, resolved, anchor, period, plan_quantity, seat_usage)
     else:
         anchor = now
         period = Period(now, add_interval(now, *new_interval))
         lines += recurring_lines(plan, resolved, anchor, now, plan_quantity)
-        next_cycle = _next_cycle(plan, resolved, anchor, period, plan_quantity)
+        lines += seat_lines_for(plan, seat_usage, anchor, period)
+        next_cycle = _next_cycle(plan, resolved, anchor, period, plan_quantity, seat_usage)
     return AttachQuote(
         kind=ChangeKind.UPGRADE,
         plan=plan,
@@ -520,6 +602,7 @@ def quote_downgrade(
     now: int,
     quantities: Mapping[str, Decimal] | None = None,
     plan_quantity: int = 1,
+    seat_usage: Mapping[str, Decimal] | None = None,
 ) -> AttachQuote:
     """Scheduled switch at the period end: nothing due now; the next cycle bills the target plan."""
     resolved = resolve_quantities(plan, quantities, previous=current)
@@ -532,6 +615,7 @@ def quote_downgrade(
         anchor = effective
         period = Period(effective, add_interval(effective, *interval))
         lines = recurring_lines(plan, resolved, anchor, effective, plan_quantity)
+        lines += seat_lines_for(plan, seat_usage, anchor, period)
         next_cycle = NextCycle(
             effective, InvoiceDraft(tuple(lines), plan.currency), arrears + usage_line_stubs(plan, period)
         )
@@ -559,7 +643,9 @@ def _reactivation(current: Subscription, now: int) -> AttachQuote:
     period = _current_period(current)
     next_cycle = None
     if period is not None and plan.billing_interval() is not None:
-        next_cycle = _next_cycle(plan, current.prepaid_quantities, current.anchor, period, current.quantity)
+        next_cycle = _next_cycle(
+            plan, current.prepaid_quantities, current.anchor, period, current.quantity, current.usage
+        )
     return AttachQuote(
         ChangeKind.SAME,
         plan,
@@ -583,11 +669,13 @@ def quote_attach(
     proration_behavior: str = PRORATE_IMMEDIATELY,
     plan_schedule: str | None = None,
     plan_quantity: int = 1,
+    seat_usage: Mapping[str, Decimal] | None = None,
 ) -> AttachQuote:
     """Price an attach of ``plan`` given the customer's current main plan in the same group and scope.
 
     ``plan_schedule`` ("immediate" or "end_of_cycle") overrides the upgrade/downgrade timing. Re-attaching
     a canceling current plan is a free reactivation; re-attaching an active one is refused (409).
+    ``seat_usage``: units of continuous features the new plan starts with (seats billed up front).
     """
     kind = classify(
         current.plan if current else None,
@@ -606,20 +694,21 @@ def quote_attach(
             )
         return _reactivation(current, now)
     if kind is ChangeKind.NEW or current is None:
-        return quote_new(plan, now, quantities, trial, plan_quantity)
+        return quote_new(plan, now, quantities, trial, plan_quantity, seat_usage)
     if plan_schedule == "end_of_cycle":
         kind = ChangeKind.DOWNGRADE
     elif plan_schedule == "immediate":
         kind = ChangeKind.UPGRADE
     if kind is ChangeKind.DOWNGRADE:
-        return quote_downgrade(current, plan, now, quantities, plan_quantity)
-    return quote_upgrade(current, plan, now, quantities, trial, proration_behavior, plan_quantity)
+        return quote_downgrade(current, plan, now, quantities, plan_quantity, seat_usage)
+    return quote_upgrade(current, plan, now, quantities, trial, proration_behavior, plan_quantity, seat_usage)
 
 
 def quote_cancel(
     subscription: Subscription, now: int, immediately: bool, prorate: bool = True
 ) -> CancelQuote:
-    """Cancel now (prorated credit for unused time, outstanding usage billed) or at the period end."""
+    """Cancel now (prorated credit for unused time, seats paid up front included, outstanding usage
+    billed) or at the period end."""
     if not immediately:
         return CancelQuote(
             InvoiceDraft((), subscription.plan.currency), change_effective_at(subscription, now)
@@ -636,6 +725,9 @@ def quote_cancel(
                 now,
                 subscription.quantity,
                 credit=True,
+            )
+            lines += seat_time_lines(
+                subscription.plan, subscription.usage, subscription.anchor, now, credit=True
             )
     return CancelQuote(InvoiceDraft(tuple(lines), subscription.plan.currency), now)
 
@@ -711,7 +803,9 @@ def quote_quantity_change(
     next_cycle = None
     current_period = _current_period(subscription)
     if current_period is not None and plan.billing_interval() is not None:
-        base = _next_cycle(plan, merged, subscription.anchor, current_period, subscription.quantity)
+        base = _next_cycle(
+            plan, merged, subscription.anchor, current_period, subscription.quantity, subscription.usage
+        )
         next_cycle = NextCycle(
             base.starts_at,
             InvoiceDraft(base.invoice.lines + tuple(deferred), plan.currency),
