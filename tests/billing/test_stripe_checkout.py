@@ -362,3 +362,20 @@ def test_a_person_pays_through_stripe_checkout_in_chromium(chromium: Browser, te
         page.close()
     assert tenant.plans() == [("pro", "active")] and tenant.invoices() == [(20, "paid")]
     assert tenant.customer()["payment_method"]["card"]["last4"] == "3155"
+
+
+def test_a_declined_saved_card_retries_with_a_new_card_on_stripe(tenant: Tenant) -> None:
+    """attach charges the saved card off-session; it is declined, so the retry link's summary sends the
+    payer to Stripe Checkout for another card, which pays the same open invoice."""
+    tenant("customers.get_or_create", customer_id="u1", email="u1@example.com")
+    setup = tenant("billing.setup_payment", customer_id="u1")
+    assert pay_through_stripe_checkout(setup["url"], "4000000000000341").status_code == 303
+    attached = tenant("billing.attach", customer_id="u1", plan_id="pro", success_url=SUCCESS_URL)
+    assert attached["required_action"]["code"] == "payment_failed"
+    assert attached["invoice"]["status"] == "open" and attached["invoice"]["total"] == 20
+    summary = httpx.get(attached["payment_url"])
+    assert 'id="checkout-total">$20.00<' in summary.text and 'id="stripe-button"' in summary.text
+    paid = pay_through_stripe_checkout(attached["payment_url"], "4242424242424242")
+    assert paid.status_code == 303 and paid.headers["location"] == SUCCESS_URL
+    assert tenant.plans() == [("pro", "active")] and tenant.invoices() == [(20, "paid")]
+    assert tenant.customer()["payment_method"]["card"]["last4"] == "4242"
