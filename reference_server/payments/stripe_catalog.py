@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.billing.money import exact_minor, to_decimal
@@ -165,7 +165,10 @@ class StripeCatalog:
         return str(values["stripe_id"])
 
     def _idempotency(self, org_pk: int, env: str, plan: Any, key: str) -> dict[str, Any]:
-        digest = hashlib.sha256(f"{self.account}:{org_pk}:{env}:{plan.pk}:{key}".encode()).hexdigest()[:40]
+        price = next((f for f in fixed_prices(plan) if f.key == key), None)
+        amount = f"{price.unit_amount}:{price.currency}:{price.recurring}" if price else ""
+        raw = f"{self.account}:{org_pk}:{env}:{plan.pk}:{key}:{amount}"
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:40]
         return {"idempotency_key": f"autumn-catalog-{digest}"}
 
     def plan_objects(self, conn: Connection, plan: Any, now: int) -> PlanObjects:
@@ -201,9 +204,17 @@ class StripeCatalog:
         prices: dict[str, StripePrice] = {}
         for fixed in fixed_prices(plan):
             row = stored.get(fixed.key)
-            if row is not None:
+            same = row is not None and (row.unit_amount, row.currency, row.recurring) == (
+                fixed.unit_amount,
+                fixed.currency,
+                _recurring_text(fixed.recurring),
+            )
+            if row is not None and same:
                 prices[fixed.key] = StripePrice(fixed, str(row.stripe_id))
                 continue
+            if row is not None:  # the version was edited in place (no customers yet): a new Price
+                self.client.v1.prices.update(str(row.stripe_id), {"active": False})
+                conn.execute(delete(stripe_objects).where(stripe_objects.c.pk == row.pk))
             price_params: dict[str, Any] = {
                 "product": product,
                 "currency": fixed.currency,

@@ -512,5 +512,35 @@ def _line_item_init(self: Any, item: Any) -> None:
         }
 
 
+def _list_items(
+    url: str | None = None,
+    customer: Any = None,
+    invoice: Any = None,
+    pending: Any = None,
+    limit: Any = None,
+    starting_after: Any = None,
+    **kwargs: Any,
+) -> List:
+    """Stripe lists every invoice item; ``pending=true`` only those on no invoice yet, ``invoice=`` one
+    invoice's (localstripe listed pending ones only)."""
+    unknown_parameters(kwargs)
+    pending = try_convert_to_bool(pending)
+    li = List(url or "/v1/invoiceitems", limit=limit, starting_after=starting_after)
+    items = [v for k, v in store.items() if k.startswith("invoiceitem:")]
+    if customer is not None:
+        if store.get("customer:" + str(customer)) is None:
+            raise stripe_error(400, f"No such customer: '{customer}'", "resource_missing", "customer")
+        items = [i for i in items if i.customer == customer]
+    if invoice is not None:
+        items = [i for i in items if i.invoice == invoice]
+    if pending is not None:
+        items = [i for i in items if (i.invoice is None) == pending]
+    li._list = sorted(items, key=lambda i: i.date, reverse=True)
+    return li
+
+
 InvoiceItem.__init__ = _invoice_item_init  # type: ignore[method-assign]
+InvoiceItem._api_list_all = classmethod(  # type: ignore[method-assign,assignment]
+    lambda cls, url=None, **data: _list_items(url, **data)
+)
 InvoiceLineItem.__init__ = _line_item_init  # type: ignore[method-assign]
