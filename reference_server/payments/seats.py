@@ -15,6 +15,13 @@ seats is charged as **one** invoice with every plan's lines, so a failed payment
 (``*_next_cycle`` lines wait on each plan's own pending draft). An unpaid charge raises
 :class:`~reference_server.service.entities.SeatChargeFailed` and the change does not happen. Prepaid
 seats need nothing here: the purchased quantity is the balance, and the core refuses a unit beyond it.
+
+Paid seats released with ``on_decrease: none`` (nothing credited) are kept per plan instance and feature
+as *replaceables* until their period ends (Autumn: ``handleProratedDowngrade`` creates them,
+``handleProratedUpgrade`` uses them first, the new period's invoice deletes them): re-adding seats in the
+same period reuses them for free. The renewal bills the seats in use, so they simply lapse at the period
+end. Unlike Autumn, the balance shows the seats in use (Autumn keeps the released units counted in the
+balance until the period ends); the replaceables are billing state only.
 """
 
 from __future__ import annotations
@@ -22,15 +29,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from reference_server.engine.billing.invoice import InvoiceDraft, LineItem
+from reference_server.engine.billing.model import PlanItem, Subscription
 from reference_server.engine.billing.money import to_decimal
-from reference_server.engine.billing.quotes import quote_seat_change
+from reference_server.engine.billing.periods import period_at
+from reference_server.engine.billing.quotes import quote_seat_change, seat_levels
 from reference_server.errors import AutumnError
 from reference_server.service.context import Ctx
 from reference_server.service.entities import SeatChargeFailed
 from reference_server.service.subscriptions import load_instances, with_entity_usage
+from reference_server.store.billing_tables import seat_replaceables
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row
 from reference_server.store.tables import balance_sources, entities
@@ -116,6 +126,44 @@ def _entity(conn: Connection, entity_pk: int | None) -> EntityRow | None:
     return entity_from_row(row) if row is not None else None
 
 
+def _replaceables(conn: Connection, instance_pk: int, feature_id: str, now: int) -> Decimal:
+    """Released paid seats of the instance's feature still reusable at ``now`` (their period not over)."""
+    row = conn.execute(
+        select(seat_replaceables.c.units, seat_replaceables.c.period_end).where(
+            seat_replaceables.c.customer_plan_pk == instance_pk,
+            seat_replaceables.c.feature_id == feature_id,
+        )
+    ).first()
+    if row is None or int(row.period_end) <= now:
+        return Decimal(0)
+    return Decimal(row.units)
+
+
+def _keep_replaceables(
+    conn: Connection,
+    instance_pk: int,
+    feature_id: str,
+    units: Decimal,
+    subscription: Subscription,
+    item: PlanItem,
+    now: int,
+) -> None:
+    key = (
+        seat_replaceables.c.customer_plan_pk == instance_pk,
+        seat_replaceables.c.feature_id == feature_id,
+    )
+    if units <= 0:
+        conn.execute(delete(seat_replaceables).where(*key))
+        return
+    assert item.price is not None
+    period_end = period_at(subscription.anchor, now, item.price.interval, item.price.interval_count).end
+    values = {"units": f"{units.normalize():f}", "period_end": period_end, "updated_at": now}
+    if conn.execute(update(seat_replaceables).where(*key).values(**values)).rowcount == 0:
+        conn.execute(
+            insert(seat_replaceables).values(customer_plan_pk=instance_pk, feature_id=feature_id, **values)
+        )
+
+
 def bill_seat_changes(
     conn: Connection,
     cat: Catalog,
@@ -145,13 +193,17 @@ def bill_seat_changes(
             item = subscription.plan.item_for(feature_id)
             if item is None:
                 continue
-            quote = quote_seat_change(
-                subscription,
-                feature_id,
+            kept = _replaceables(conn, inst.pk, feature_id, now)
+            levels = seat_levels(
+                item,
                 _usage(item.included, subscription.quantity, before),
                 _usage(item.included, subscription.quantity, after),
-                now,
+                kept,
+                subscription.trialing_at(now),
             )
+            if levels.replaceables != kept:
+                _keep_replaceables(conn, inst.pk, feature_id, levels.replaceables, subscription, item, now)
+            quote = quote_seat_change(subscription, feature_id, levels.old_paid, levels.new_paid, now)
             due += quote.due_now.lines
             deferred += quote.deferred.lines
             if quote.due_now.lines:

@@ -4,8 +4,10 @@ The core calls the watcher (``state.extras["track_watcher"]``) with the subject'
 after a deduction. Seats tracked on a priced continuous feature (positive or negative) are billed like
 entity-created seats, per the item's proration (:func:`reference_server.payments.seats.bill_seat_changes`);
 an unpaid seat charge raises, so the track (deduction and event) does not happen (402
-``invoice_payment_failed``). Events go to the webhook outbox in the track's own transaction; an auto
-top-up is charged through the payment processor and added to the one-off prepaid source of the feature.
+``invoice_payment_failed``) and only its voided invoice is kept
+(:func:`reference_server.service.entities.with_seat_charge`). Events go to the webhook outbox in
+the track's own transaction; an auto top-up is charged through the payment processor and added to the
+one-off prepaid source of the feature.
 """
 
 from __future__ import annotations

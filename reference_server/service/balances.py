@@ -26,6 +26,7 @@ from reference_server.errors import AutumnError, feature_not_found, invalid
 from reference_server.service.catalog_ops import product_json
 from reference_server.service.context import Ctx
 from reference_server.service.customers import catch_up, needs_maintenance
+from reference_server.service.entities import with_seat_charge
 from reference_server.service.locks import store_lock
 from reference_server.service.subscriptions import load_instances
 from reference_server.service.usage import (
@@ -81,13 +82,20 @@ def _cacheable(body: dict[str, Any], lock: dict[str, Any] | None) -> bool:
 
 
 def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    fid, event_name = body.get("feature_id"), body.get("event_name")
     value, behavior, lock, expand = _track_args(body)
     cache = ctx.state.subject_cache
     if cache is not None and _cacheable(body, lock):
         cached = _track_cached(ctx, cache, body, value, behavior, expand)
         if cached is not None:
             return cached
+    return with_seat_charge(ctx, lambda: _track_locked(ctx, body, value, behavior, lock, expand))
+
+
+def _track_locked(
+    ctx: Ctx, body: dict[str, Any], value: float, behavior: str, lock: dict[str, Any] | None, expand: bool
+) -> dict[str, Any]:
+    """The track in one write transaction that locks the customer (an unpaid seat charge rolls it back)."""
+    fid, event_name = body.get("feature_id"), body.get("event_name")
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         feats = _track_features(cat, body)

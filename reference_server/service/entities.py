@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -80,6 +80,25 @@ class SeatChargeFailed(AutumnError):
     def __init__(self, message: str, keep_record: Callable[[Connection], object]) -> None:
         super().__init__(402, "invoice_payment_failed", message)
         self.keep_record = keep_record
+
+
+T = TypeVar("T")
+
+
+def with_seat_charge(ctx: Ctx, change: Callable[[], T]) -> T:
+    """Run ``change`` (its own write transaction) and keep a failed seat charge's voided invoice.
+
+    When the seat charge fails, ``change``'s transaction has rolled back (usage, event, idempotency key,
+    invoice); the voided invoice alone is written back in a new transaction and the 402 is answered.
+    ``balances.track`` and ``entities.delete`` use it; ``entities.create`` keeps the record in its own
+    transaction (:func:`_change_seats`) because that transaction may also create the customer.
+    """
+    try:
+        return change()
+    except SeatChargeFailed as failure:
+        with ctx.db.write() as conn:
+            failure.keep_record(conn)
+        raise
 
 
 def _bill_seats(
@@ -260,12 +279,13 @@ def update_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def delete_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    with ctx.db.write() as conn:
-        _cat, customer, entity, now = _load(ctx, conn, body, True)
-        failure = (
-            _change_seats(ctx, conn, customer, entity.feature_id, -1.0, now) if entity.feature_id else None
-        )
-        if failure is None:
+    def change() -> dict[str, Any]:
+        with ctx.db.write() as conn:
+            _cat, customer, entity, now = _load(ctx, conn, body, True)
+            if entity.feature_id:
+                changes = _use_seats(conn, customer, entity.feature_id, -1.0, now)
+                _bill_seats(ctx, conn, customer, entity.feature_id, changes, now)
             conn.execute(delete(entities).where(entities.c.pk == entity.pk))
             return {"success": True}
-    raise failure
+
+    return with_seat_charge(ctx, change)

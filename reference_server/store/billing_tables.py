@@ -218,6 +218,24 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
 
+seat_replaceables = Table(
+    "seat_replaceables",
+    metadata,
+    Column(
+        "customer_plan_pk",
+        PK,
+        ForeignKey("customer_plans.pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("feature_id", String(255), primary_key=True),
+    # Paid seats released with ``on_decrease: none`` (Autumn's replaceables), a decimal string: re-adding
+    # a seat before ``period_end`` reuses one for free; from ``period_end`` on they are gone.
+    Column("units", String(64), nullable=False),
+    Column("period_end", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+"""Created by migration ``0006_seat_replaceables`` (not part of :data:`BILLING_TABLES`)."""
+
 BILLING_TABLES: tuple[Table, ...] = (
     payment_methods,
     invoices,

@@ -371,6 +371,56 @@ def seat_time_lines(
     return lines
 
 
+@dataclass(frozen=True)
+class SeatLevels:
+    """A seat change seen through the released seats kept for reuse (Autumn's *replaceables*).
+
+    ``old_paid``/``new_paid``: the units paid for in the period before and after the change (units in use
+    plus the replaceables), what :func:`quote_seat_change` bills between; ``replaceables``: the released
+    paid units kept after the change.
+    """
+
+    old_paid: Decimal
+    new_paid: Decimal
+    replaceables: Decimal
+
+
+def keeps_replaceables(item: PlanItem) -> bool:
+    """Released seats of this item are kept for reuse in their period: a continuous usage-based recurring
+    price whose ``on_decrease`` is ``none`` (nothing credited). ``no_prorations`` keeps nothing."""
+    return (
+        item.continuous
+        and item.usage_based
+        and item.price is not None
+        and item.price.recurring
+        and item.proration.on_decrease is OnDecrease.NONE
+    )
+
+
+def _paid(item: PlanItem, usage: Decimal, replaceables: Decimal) -> Decimal:
+    """Units paid for: those in use, or (with replaceables, always released beyond ``included``) the
+    included ones, plus the replaceables."""
+    return usage if replaceables <= 0 else max(usage, item.included) + replaceables
+
+
+def seat_levels(
+    item: PlanItem, old_usage: Decimal, new_usage: Decimal, replaceables: Decimal, trialing: bool
+) -> SeatLevels:
+    """Autumn's replaceables for an item with ``on_decrease: none``: a release of paid seats credits
+    nothing, so those units stay paid until the period ends; re-adding seats in that period uses them
+    first, for free, and only seats beyond them are charged. A trial keeps none (nothing is paid).
+    Other items bill the units in use (``replaceables`` is 0 after the change).
+    """
+    if not keeps_replaceables(item) or trialing:
+        return SeatLevels(old_usage, new_usage, _ZERO)
+    old_over, new_over = overage_units(item, old_usage), overage_units(item, new_usage)
+    if new_over < old_over:
+        after = replaceables + old_over - new_over
+    else:
+        after = replaceables - min(replaceables, new_over - old_over)
+    return SeatLevels(_paid(item, old_usage, replaceables), _paid(item, new_usage, after), after)
+
+
 def quote_seat_change(
     subscription: Subscription, feature_id: str, old_usage: Decimal, new_usage: Decimal, now: int
 ) -> SeatChangeQuote:
