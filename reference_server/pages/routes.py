@@ -316,8 +316,11 @@ class _Pages:
             update_session(conn, session.pk, status="expired", pending_payment_method_pk=None)
             invoice_pk = session.invoice_pk
             voidable = session.action.get("void_on_expiry") and invoice_pk is not None
-            if voidable and invoice_pk is not None and invoice_record(conn, invoice_pk).status == "open":
-                set_invoice_status(conn, invoice_pk, "void")
+            if voidable and invoice_pk is not None:
+                invoice = invoice_record(conn, invoice_pk)
+                # the processor's invoice first: one it already collected keeps ours open (recorded later)
+                if invoice.status == "open" and self.ctx.processor.void_invoice(conn, invoice):
+                    set_invoice_status(conn, invoice_pk, "void")
 
     # checkout ----------------------------------------------------------------------------------------
     def checkout_page(self, request: Request, session_id: str) -> Response:

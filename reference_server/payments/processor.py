@@ -124,6 +124,12 @@ class PaymentProcessor(ABC):
         """Whether this processor can charge the stored card at all."""
         return True
 
+    def void_invoice(self, conn: Connection, invoice: InvoiceRecord) -> bool:
+        """The server is voiding ``invoice``: void its processor-side invoice too.  False when the
+        processor already collected it (the server invoice must not be voided then).  The local
+        processor keeps nothing outside the server's records."""
+        return True
+
     def charge(
         self,
         conn: Connection,

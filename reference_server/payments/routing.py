@@ -15,6 +15,7 @@ import threading
 from sqlalchemy import Connection, select
 
 from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.store.billing_tables import invoices
 from reference_server.store.org_stripe import stripe_config
 from reference_server.store.tables import customers
 
@@ -75,6 +76,12 @@ class OrgProcessorRouter(PaymentProcessor):
         self, conn: Connection, customer: CustomerRef, payment_method: PaymentMethodInfo
     ) -> None:
         self.resolve(conn, customer.pk).confirm_card(conn, customer, payment_method)
+
+    def void_invoice(self, conn: Connection, invoice: InvoiceRecord) -> bool:
+        customer_pk = conn.execute(
+            select(invoices.c.customer_pk).where(invoices.c.pk == invoice.pk)
+        ).scalar_one()
+        return self.resolve(conn, int(customer_pk)).void_invoice(conn, invoice)
 
     def collect_card(
         self,

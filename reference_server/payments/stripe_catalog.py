@@ -20,6 +20,11 @@ Invoice lines become invoice items of the Stripe invoice:
 - any other line (prorations, usage, quantity changes, customized prices) is an ``amount`` with the
   product in its metadata (``autumn_stripe_product``).
 
+A plan renamed in place (same version) renames its Product: the name each Product was last given is
+read from Stripe once per process and kept, and a plan whose name or description no longer matches
+updates it.  Objects are keyed by the Stripe account (``GET /v1/account``), so a rolled secret key of
+the same account keeps using them; only when the account cannot be read is a digest of the key used.
+
 Every item carries ``autumn_invoice_id``, ``autumn_plan_id``, ``autumn_plan_version`` and, for
 feature lines, ``autumn_feature_id`` in its metadata, and the line's period in seconds.
 """
@@ -27,6 +32,8 @@ feature lines, ``autumn_feature_id`` in its metadata, and the line's period in s
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -38,6 +45,8 @@ from sqlalchemy.exc import IntegrityError
 from reference_server.engine.billing.money import exact_minor, to_decimal
 from reference_server.store.stripe_objects import stripe_objects
 from reference_server.store.tables import customer_plans, customers, plans
+
+log = logging.getLogger(__name__)
 
 _RECURRING: dict[str, tuple[str, int]] = {
     "day": ("day", 1),
@@ -79,8 +88,14 @@ class PlanObjects:
 
 
 def account_key(secret_key: str, stripe_account: str | None) -> str:
-    """Which Stripe account objects were created in (a digest: the key itself is never stored here)."""
+    """A digest of the key (and connected account): the account key when the account id cannot be read
+    (the key itself is never stored)."""
     return hashlib.sha256(f"{secret_key}\0{stripe_account or ''}".encode()).hexdigest()[:32]
+
+
+def product_name(plan: Any) -> str:
+    version = int(plan.version)
+    return str(plan.name) if version == 1 else f"{plan.name} (v{version})"
 
 
 def _whole_minor(amount: Any, currency: str) -> int | None:
@@ -130,9 +145,45 @@ def _recurring_text(recurring: tuple[str, int] | None) -> str | None:
 class StripeCatalog:
     """Creates (once) and finds the Stripe objects of an organization's plans in one Stripe account."""
 
-    def __init__(self, client: stripe.StripeClient, account: str) -> None:
+    def __init__(
+        self, client: stripe.StripeClient, secret_key: str, stripe_account: str | None = None
+    ) -> None:
         self.client = client
-        self.account = account
+        self._connected = stripe_account
+        self._fallback = account_key(secret_key, stripe_account)
+        self._account: str | None = stripe_account  # a connected account is its own id
+        self._names: dict[str, tuple[str, str | None]] = {}  # product id -> name, description in Stripe
+        self._lock = threading.Lock()
+
+    @property
+    def account(self) -> str:
+        """The Stripe account id objects are kept under (``GET /v1/account``, read once); a digest of the
+        key while it cannot be read (Stripe unreachable), tried again next time."""
+        if self._account is not None:
+            return self._account
+        try:
+            account = self.client.v1.accounts.retrieve_current()
+        except stripe.StripeError as exc:
+            log.warning("cannot read the Stripe account (%s): objects keyed by the key's digest", exc)
+            return self._fallback
+        with self._lock:
+            self._account = str(account.id)
+        return self._account
+
+    def _sync_product(self, product: str, plan: Any) -> None:
+        """Give the Product the plan's current name and description (a plan renamed in place)."""
+        wanted = (product_name(plan), str(plan.description) if plan.description else None)
+        known = self._names.get(product)
+        if known is None:
+            current = self.client.v1.products.retrieve(product)
+            known = (str(current.name), getattr(current, "description", None) or None)
+        if known != wanted:
+            params: dict[str, Any] = {"name": wanted[0]}
+            if wanted[1] is not None or known[1] is not None:
+                params["description"] = wanted[1] or ""
+            self.client.v1.products.update(product, params)  # type: ignore[arg-type]
+        with self._lock:
+            self._names[product] = wanted
 
     # stored objects ------------------------------------------------------------------------------------
     def _stored(self, conn: Connection, org_pk: int, env: str, plan_id: str, version: int) -> dict[str, Any]:
@@ -174,11 +225,12 @@ class StripeCatalog:
     def plan_objects(self, conn: Connection, plan: Any, now: int) -> PlanObjects:
         """The Product and Prices of a ``plans`` row, created in Stripe the first time they are needed."""
         org_pk, env, version = int(plan.org_pk), str(plan.env), int(plan.version)
+        account = self.account
         stored = self._stored(conn, org_pk, env, plan.id, version)
         base = {
             "org_pk": org_pk,
             "env": env,
-            "account_key": self.account,
+            "account_key": account,
             "plan_id": plan.id,
             "plan_version": version,
             "created_at": now,
@@ -186,9 +238,10 @@ class StripeCatalog:
         product_row = stored.get("")
         if product_row is not None:
             product = str(product_row.stripe_id)
+            self._sync_product(product, plan)
         else:
             params: dict[str, Any] = {
-                "name": plan.name if version == 1 else f"{plan.name} (v{version})",
+                "name": product_name(plan),
                 "metadata": {
                     "autumn_plan_id": plan.id,
                     "autumn_plan_version": str(version),
@@ -201,6 +254,11 @@ class StripeCatalog:
             product = self._remember(
                 conn, {**base, "price_key": "", "object_type": "product", "stripe_id": created.id}
             )
+            if product == created.id:
+                with self._lock:
+                    self._names[product] = (product_name(plan), plan.description or None)
+            else:  # a concurrent first charge stored its own Product
+                self._sync_product(product, plan)
         prices: dict[str, StripePrice] = {}
         for fixed in fixed_prices(plan):
             row = stored.get(fixed.key)

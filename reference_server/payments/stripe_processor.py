@@ -17,15 +17,17 @@ an invoice would no longer explain its total.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import stripe
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
-from reference_server.store.billing_tables import invoices
+from reference_server.store.billing_tables import charges, invoices
 from reference_server.store.tables import customers
 
 from .cards import DECLINE_MESSAGES, CardBehavior, CardError, CardInput, check_card
+from .compensation import settle_after_transaction
 from .processor import (
     CardSetup,
     ChargeOutcome,
@@ -44,7 +46,7 @@ from .records import (
     set_invoice_status,
     store_payment_method,
 )
-from .stripe_catalog import PlanObjects, StripeCatalog, account_key
+from .stripe_catalog import PlanObjects, StripeCatalog
 
 LOCAL_TEST_API = ("http://127.0.0.1", "http://localhost")
 
@@ -69,7 +71,7 @@ class StripeProcessor(PaymentProcessor):
             base_addresses=base,  # type: ignore[arg-type]
         )
         self.api_base = api_base or "https://api.stripe.com"
-        self.catalog = StripeCatalog(self.client, account_key(secret_key, stripe_account))
+        self.catalog = StripeCatalog(self.client, secret_key, stripe_account)
 
     # customers and cards ----------------------------------------------------------------------------------
     def ensure_customer(self, conn: Connection, customer: CustomerRef) -> str | None:
@@ -183,7 +185,13 @@ class StripeProcessor(PaymentProcessor):
 
         The invoice is created empty (``pending_invoice_items_behavior=exclude``) and every item is
         created on it (``invoice=``), so nothing is left pending for the customer's next invoice.
+        Every call carries an idempotency key derived from the server invoice, the amount and the
+        Stripe invoice of the previous attempt (see :func:`_idempotency`), so a call repeated after
+        a lost response or a crash (which rolled the server's records back) makes no second invoice
+        or item, and the invoice read back at the end is the one the first call made, as it is now
+        (a paid one is then recorded, not paid again).
         """
+        key = _idempotency("invoice", invoice.id, str(due), str(invoice.processor_id or ""))
         draft = self.client.v1.invoices.create(
             {
                 "customer": stripe_customer,
@@ -193,15 +201,19 @@ class StripeProcessor(PaymentProcessor):
                 "pending_invoice_items_behavior": "exclude",
                 "description": f"Autumn invoice {invoice.id}",
                 "metadata": {"autumn_invoice_id": invoice.id, "autumn_customer_id": customer.id},
-            }
+            },
+            {"idempotency_key": key},
         )
         set_invoice_status(conn, invoice.pk, "open", processor_id=str(draft.id))
         cache: dict[int, PlanObjects] = {}
-        for line in invoice_lines_of(conn, invoice.pk):
+        for index, line in enumerate(invoice_lines_of(conn, invoice.pk)):
             item = self.catalog.item_params(conn, customer.pk, line, invoice.currency, now, cache)
             item["metadata"]["autumn_invoice_id"] = invoice.id
             params = {**item, "customer": stripe_customer, "invoice": str(draft.id)}
-            self.client.v1.invoice_items.create(params)  # type: ignore[arg-type]
+            self.client.v1.invoice_items.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": _idempotency("item", str(draft.id), str(index))},
+            )
         credit = invoice.total - due
         if credit > 0:
             self.client.v1.invoice_items.create(
@@ -212,9 +224,14 @@ class StripeProcessor(PaymentProcessor):
                     "currency": invoice.currency,
                     "description": "Applied customer credit",
                     "metadata": {"autumn_invoice_id": invoice.id, "autumn_credit": "applied"},
-                }
+                },
+                {"idempotency_key": _idempotency("item", str(draft.id), "credit")},
             )
-        opened = self.client.v1.invoices.finalize_invoice(str(draft.id), {"auto_advance": False})
+        opened = self.client.v1.invoices.finalize_invoice(
+            str(draft.id),
+            {"auto_advance": False},
+            {"idempotency_key": _idempotency("finalize", str(draft.id))},
+        )
         if int(opened.total) != due or int(opened.amount_due) != due:
             self.client.v1.invoices.void_invoice(str(draft.id))
             raise StripeInvoiceMismatch(
@@ -237,8 +254,8 @@ class StripeProcessor(PaymentProcessor):
         current = str(invoice.processor_id or "")
         if current.startswith("in_"):
             existing = self._retrieve_invoice(current)
-            if existing.status == "paid":
-                return existing
+            if existing.status == "paid" and not _reversed(existing):
+                return existing  # paid by an attempt whose transaction was lost: recorded now
             if existing.status == "open" and int(existing.amount_due) == due:
                 return existing
             if existing.status == "open":
@@ -252,10 +269,80 @@ class StripeProcessor(PaymentProcessor):
         if self._retrieve_invoice(stripe_id).status == "open":
             self.client.v1.invoices.void_invoice(stripe_id)
 
+    def void_invoice(self, conn: Connection, invoice: InvoiceRecord) -> bool:
+        """Void the Stripe invoice of a server invoice being voided; False when Stripe already
+        collected it (the server invoice must then stay open: the payment is recorded, not lost)."""
+        stripe_id = str(invoice.processor_id or "")
+        if not stripe_id.startswith("in_"):
+            return True
+        existing = self._retrieve_invoice(stripe_id)
+        if existing.status == "paid":
+            return _reversed(existing)
+        if existing.status == "open":
+            self.client.v1.invoices.void_invoice(stripe_id)
+        elif existing.status == "draft":
+            self.client.v1.invoices.delete(stripe_id)
+        return True
+
+    def reverse_payment(self, processor_invoice_id: str, server_invoice_id: str) -> None:
+        """Give back a Stripe invoice's payment the server did not record (its transaction did not
+        commit, see :mod:`~reference_server.payments.compensation`): a paid invoice is marked
+        ``autumn_reversal`` (so no retry of the server invoice takes it as paid) and every payment
+        of it refunded in full; an open one is voided.  Idempotent: a refund carries a key derived
+        from its PaymentIntent, and a charge already refunded is left alone."""
+        existing = self._retrieve_invoice(processor_invoice_id)
+        if existing.status in ("open", "draft"):
+            self.void_invoice_id(processor_invoice_id, str(existing.status))
+            return
+        if existing.status != "paid":
+            return
+        reason = f"Autumn invoice {server_invoice_id} was not recorded: refunded"
+        if not _reversed(existing):
+            self.client.v1.invoices.update(
+                processor_invoice_id, {"metadata": {"autumn_reversal": "refunding"}}
+            )
+        for intent_id in _paid_intents(existing):
+            intent = self.client.v1.payment_intents.retrieve(intent_id, {"expand": ["latest_charge"]})
+            charge = intent.latest_charge
+            if charge is None or isinstance(charge, str) or intent.status != "succeeded":
+                continue
+            left = int(charge.amount) - int(charge.amount_refunded or 0)
+            if left <= 0:
+                continue
+            self.client.v1.refunds.create(
+                {
+                    "payment_intent": intent_id,
+                    "amount": left,
+                    "metadata": {"autumn_invoice_id": server_invoice_id, "autumn_reason": "not_recorded"},
+                },
+                {"idempotency_key": _idempotency("refund", intent_id, str(left))},
+            )
+        self.client.v1.invoices.update(
+            processor_invoice_id, {"metadata": {"autumn_reversal": "refunded"}, "description": reason}
+        )
+
+    def void_invoice_id(self, stripe_id: str, status: str) -> None:
+        if status == "open":
+            self.client.v1.invoices.void_invoice(stripe_id)
+        elif status == "draft":
+            self.client.v1.invoices.delete(stripe_id)
+
     def _pay(
-        self, stripe_invoice: Any, payment_method: PaymentMethodInfo, authenticated: bool
+        self,
+        conn: Connection,
+        invoice: InvoiceRecord,
+        stripe_invoice: Any,
+        payment_method: PaymentMethodInfo,
+        authenticated: bool,
     ) -> tuple[Any, str | None]:
-        """Pay the open invoice with the card; the invoice afterwards and the decline code, if any."""
+        """Pay the open invoice with the card; the invoice afterwards and the decline code, if any.
+
+        The payment's idempotency key names the Stripe invoice, the card and the server's count of
+        attempts on the invoice: a pay repeated after a lost response (or a crash, which rolls the
+        count back) is the same payment, while a new attempt after a decline is a new one."""
+        attempts = conn.execute(
+            select(func.count()).select_from(charges).where(charges.c.invoice_pk == invoice.pk)
+        ).scalar_one()
         pending: Any = self._latest_intent(stripe_invoice)
         waiting = pending is not None and pending.status == "requires_action"
         if authenticated and waiting and pending.payment_method == payment_method.processor_id:
@@ -265,6 +352,11 @@ class StripeProcessor(PaymentProcessor):
             self.client.v1.invoices.pay(
                 str(stripe_invoice.id),
                 {"payment_method": str(payment_method.processor_id), "off_session": True},
+                {
+                    "idempotency_key": _idempotency(
+                        "pay", str(stripe_invoice.id), str(payment_method.processor_id), str(attempts)
+                    )
+                },
             )
         except stripe.CardError as exc:
             if exc.code != REQUIRES_ACTION or not authenticated:
@@ -290,18 +382,44 @@ class StripeProcessor(PaymentProcessor):
         stripe_invoice = self._stripe_invoice(conn, customer, stripe_customer, invoice, due, now)
         code: str | None = None
         if stripe_invoice.status != "paid":
-            stripe_invoice, code = self._pay(stripe_invoice, payment_method, authenticated)
+            stripe_invoice, code = self._pay(conn, invoice, stripe_invoice, payment_method, authenticated)
         if stripe_invoice.status == "paid":
+            # Taken from the card: refunded unless this transaction commits (see compensation).
+            settle_after_transaction(conn, self, customer.pk, invoice.id, str(stripe_invoice.id))
             return card_succeeded(conn, invoice, payment_method, due, now, str(stripe_invoice.id))
+        needs_authentication = False
+        if code == REQUIRES_ACTION or code is None:  # read before a void cancels the PaymentIntent
+            intent = self._latest_intent(stripe_invoice)
+            needs_authentication = intent is not None and intent.status == "requires_action"
         if _voided_on_failure(conn, invoice):
             self.void_stripe_invoice(str(stripe_invoice.id))
-        if code == REQUIRES_ACTION or code is None:
-            intent = self._latest_intent(stripe_invoice)
-            if intent is not None and intent.status == "requires_action":
-                return card_needs_authentication(conn, invoice, payment_method, due, now)
+        if needs_authentication:
+            return card_needs_authentication(conn, invoice, payment_method, due, now)
         message = DECLINE_MESSAGES[CardBehavior.DECLINE][1]
         decline = code if code and code != REQUIRES_ACTION else "card_declined"
         return card_failed(conn, invoice, payment_method, due, now, decline, message)
+
+
+def _idempotency(*parts: str) -> str:
+    """A Stripe idempotency key from what makes a call the same call (at most 255 characters)."""
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:48]
+    return f"autumn-{parts[0]}-{digest}"
+
+
+def _reversed(stripe_invoice: Any) -> bool:
+    """Whether the invoice's payment was given back (or is being) because the server never recorded it."""
+    metadata = getattr(stripe_invoice, "metadata", None)
+    return bool(metadata and metadata.to_dict().get("autumn_reversal"))
+
+
+def _paid_intents(stripe_invoice: Any) -> list[str]:
+    """The PaymentIntents of the invoice's successful payments."""
+    payments = getattr(stripe_invoice, "payments", None)
+    data = list(getattr(payments, "data", None) or [])
+    found = [str(p.payment.payment_intent) for p in data if getattr(p, "status", None) == "paid"]
+    if not found and getattr(stripe_invoice, "payment_intent", None):
+        found = [str(stripe_invoice.payment_intent)]
+    return found
 
 
 REQUIRES_ACTION = "invoice_payment_intent_requires_action"

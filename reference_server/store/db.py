@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,31 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+AFTER_TRANSACTION = "autumn_after_transaction"
+"""``Connection.info`` key of the callbacks :meth:`Database.write` runs once its transaction has ended."""
+
+
+def after_transaction(conn: Connection, callback: Callable[[], None]) -> bool:
+    """Run ``callback`` once the write transaction of ``conn`` has ended, committed or not.
+
+    For work outside the database that has to be reconciled with what the transaction did (a
+    payment taken from a processor, say): the callback runs after the commit or rollback, with no
+    transaction open, and finds out from the database which one it was.  False (nothing registered)
+    when ``conn`` is not in a transaction opened by :meth:`Database.write`.
+    """
+    callbacks = conn.info.get(AFTER_TRANSACTION)
+    if callbacks is None:
+        return False
+    callbacks.append(callback)
+    return True
+
+
+def _run_after(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        with contextlib.suppress(Exception):  # each callback records its own failures
+            callback()
 
 
 class Database:
@@ -96,11 +121,33 @@ class Database:
                 self._local.writer = conn
                 self._readers.append(conn)
             if not conn.in_transaction():
-                with conn.begin():
-                    yield conn
+                after: list[Callable[[], None]] = []
+                conn.info[AFTER_TRANSACTION] = after
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    with contextlib.suppress(Exception):
+                        conn.info.pop(AFTER_TRANSACTION, None)
+                        # A COMMIT SQLite refused (a deferred constraint) leaves its transaction open,
+                        # which SQLAlchemy no longer tracks: end it, or this thread's writer stays stuck.
+                        dbapi = conn.connection.dbapi_connection
+                        if dbapi is not None and dbapi.in_transaction:
+                            dbapi.rollback()
+                    _run_after(after)
                 return
-        with self.engine.begin() as pooled:
-            yield pooled
+        after_pooled: list[Callable[[], None]] = []
+        try:
+            with self.engine.connect() as pooled:
+                pooled.info[AFTER_TRANSACTION] = after_pooled
+                try:
+                    with pooled.begin():
+                        yield pooled
+                finally:
+                    with contextlib.suppress(Exception):
+                        pooled.info.pop(AFTER_TRANSACTION, None)
+        finally:
+            _run_after(after_pooled)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

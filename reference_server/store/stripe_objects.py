@@ -3,9 +3,11 @@
 Each plan version billed through an organization's Stripe account becomes one Stripe Product, and
 each of its fixed prices (the base price, a prepaid item's price per pack) one Stripe Price.  A row
 maps ``(organization, env, Stripe account, plan id, version, price key)`` to the Stripe id; ``price_key``
-is empty for the product itself.  The Stripe account is identified by ``account_key`` (a digest of
-the secret key and connected account the objects were created with): an organization that switches
-to another Stripe account gets new objects there.  Revision ``0005_stripe_objects`` creates the table.
+is empty for the product itself.  ``account_key`` is the Stripe account id the objects were created
+in (``GET /v1/account``; a connected account's own id), so a rolled secret key of the same account
+keeps using them and an organization that switches to another Stripe account gets new objects
+there; when the account could not be read it is a digest of the secret key and connected account.
+Revision ``0005_stripe_objects`` creates the table.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ class Tenant:
             test_secret_key=self.stripe_key,
             test_webhook_secret=SECRET,
         )
-        self.org_id = str(saved["organization"]["id"])
+        self.org_id, self.slug = str(saved["organization"]["id"]), slug
         self.stripe = stripe.StripeClient(self.stripe_key, base_addresses={"api": api_base})
         month = {"interval": "month"}
         self("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)

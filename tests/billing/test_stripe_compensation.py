@@ -1,0 +1,236 @@
+"""A Stripe payment the server did not record is given back; expired retry links void the Stripe
+invoice; Products follow renamed plans and Stripe objects are kept per Stripe account.
+
+Through the real server over HTTP with localstripe, on SQLite and PostgreSQL.  The failure after
+the Stripe payment is the database's own: a trigger the test creates refuses the write that marks the
+server invoice paid, either at once (``write``) or at ``COMMIT`` (``commit``: a deferred foreign key on
+SQLite, a deferred constraint trigger on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+from sqlalchemy import select, text
+
+from reference_server.clock import ManualClock
+from reference_server.payments.compensation import REFUND_SCOPE
+from reference_server.payments.sessions import PAYMENT_RETRY_TTL_MS
+from reference_server.payments.stripe_catalog import StripeCatalog, account_key
+from reference_server.store.tables import idempotency_keys
+from reference_server.testing import free_port, fresh_database_url, postgres_available, run_server
+
+from .localstripe_server import localstripe
+from .test_stripe_invoices import DECLINING, GOOD, START, Tenant
+
+SQLITE_FAILURES = {
+    "write": [
+        "CREATE TRIGGER autumn_test_fail BEFORE UPDATE OF status ON invoices WHEN NEW.status = 'paid' "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    ],
+    "commit": [
+        "CREATE TABLE autumn_test_guard (org_pk INTEGER REFERENCES organizations(pk) "
+        "DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TRIGGER autumn_test_fail AFTER UPDATE OF status ON invoices WHEN NEW.status = 'paid' "
+        "BEGIN INSERT INTO autumn_test_guard VALUES (-1); END",
+    ],
+}
+SQLITE_REPAIR = ["DROP TRIGGER autumn_test_fail"]
+PG_FUNCTION = (
+    "CREATE FUNCTION autumn_test_fail() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
+)
+PG_FAILURES = {
+    "write": [
+        PG_FUNCTION,
+        "CREATE TRIGGER autumn_test_fail BEFORE UPDATE ON invoices FOR EACH ROW "
+        "WHEN (NEW.status = 'paid') EXECUTE FUNCTION autumn_test_fail()",
+    ],
+    "commit": [
+        PG_FUNCTION,
+        "CREATE CONSTRAINT TRIGGER autumn_test_fail AFTER UPDATE ON invoices "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+        "WHEN (NEW.status = 'paid') EXECUTE FUNCTION autumn_test_fail()",
+    ],
+}
+PG_REPAIR = ["DROP TRIGGER autumn_test_fail ON invoices"]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def tenant(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tenant]:
+    if request.param == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not available")
+    with localstripe() as api_base, fresh_database_url(request.param) as url:
+        monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
+        monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+        monkeypatch.setenv("STRIPE_API_BASE", api_base)
+        clock = ManualClock(START)
+        with run_server(url, clock=clock) as running:
+            yield Tenant(running, clock, api_base)
+
+
+def run_sql(tenant: Tenant, statements: list[str]) -> None:
+    with tenant.server.app.state.autumn.db.engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+
+
+def fail_when_paid(tenant: Tenant, when: str) -> None:
+    postgres = tenant.server.database_url.startswith("postgres")
+    run_sql(tenant, (PG_FAILURES if postgres else SQLITE_FAILURES)[when])
+
+
+def repair(tenant: Tenant) -> None:
+    postgres = tenant.server.database_url.startswith("postgres")
+    run_sql(tenant, PG_REPAIR if postgres else SQLITE_REPAIR)
+
+
+def stripe_invoices(tenant: Tenant) -> list[Any]:
+    listed = tenant.stripe.v1.invoices.list({"customer": tenant.stripe_customer(), "limit": 100}).data
+    return [tenant.invoice(i.id) for i in listed]
+
+
+def charge_of(tenant: Tenant, stripe_invoice: Any) -> Any:
+    intent = tenant.stripe.v1.payment_intents.retrieve(
+        stripe_invoice.payments.data[-1].payment.payment_intent, {"expand": ["latest_charge"]}
+    )
+    return intent.latest_charge
+
+
+@pytest.mark.parametrize("when", ["write", "commit"])
+def test_a_stripe_payment_whose_transaction_fails_is_refunded_and_a_retry_charges_once(
+    tenant: Tenant, when: str
+) -> None:
+    tenant.subscribe("u1", "pro")  # $20 on Stripe Checkout; the card is saved
+    fail_when_paid(tenant, when)
+    headers = {"Authorization": f"Bearer {tenant.key}"}
+    failed = httpx.post(
+        f"{tenant.server.url}/v1/billing.attach",
+        json={"customer_id": "u1", "plan_id": "boost"},
+        headers=headers,
+        timeout=30,
+    )
+    assert failed.status_code == 500, failed.text
+
+    # Stripe was paid before the database refused: the payment is refunded to the cent, the invoice
+    # marked, and the server shows nothing of it.
+    by_total = {i.total: i for i in stripe_invoices(tenant)}
+    assert sorted(by_total) == [1500, 2000]
+    lost = by_total[1500]
+    assert (lost.status, lost.amount_paid, lost.metadata["autumn_reversal"]) == ("paid", 1500, "refunded")
+    charge = charge_of(tenant, lost)
+    assert (charge.amount, charge.amount_refunded, charge.refunded) == (1500, 1500, True)
+    refunds = tenant.stripe.v1.refunds.list({"payment_intent": charge.payment_intent}).data
+    assert [(r.amount, r.status, r.metadata["autumn_reason"]) for r in refunds] == [
+        (1500, "succeeded", "not_recorded")
+    ]
+    assert charge_of(tenant, by_total[2000]).amount_refunded == 0  # the plan's own payment is untouched
+    customer = tenant.customer()
+    assert [(i["total"], i["status"]) for i in customer["invoices"]] == [(20, "paid")]
+    assert [s["plan_id"] for s in customer["subscriptions"]] == ["pro"]
+    assert customer["balances"]["messages"]["granted"] == 1000
+    with tenant.server.app.state.autumn.db.read() as conn:
+        due = conn.execute(select(idempotency_keys).where(idempotency_keys.c.scope == REFUND_SCOPE)).all()
+    assert due == []  # the refund went through: nothing kept for a retry
+
+    repair(tenant)
+    retried = tenant("billing.attach", customer_id="u1", plan_id="boost")["invoice"]
+    assert (retried["total"], retried["status"]) == (15, "paid") and retried["stripe_id"] != lost.id
+    paid = tenant.invoice(retried["stripe_id"])
+    assert (paid.amount_paid, charge_of(tenant, paid).amount_refunded) == (1500, 0)
+    assert "autumn_reversal" not in paid.metadata
+    customer = tenant.customer()
+    assert [(i["total"], i["status"]) for i in customer["invoices"]] == [(15, "paid"), (20, "paid")]
+    assert customer["balances"]["messages"]["granted"] == 1500
+    kept = sum(
+        int(charge_of(tenant, i).amount) - int(charge_of(tenant, i).amount_refunded)
+        for i in stripe_invoices(tenant)
+    )
+    assert kept == 3500  # $20 + $15, once each
+
+
+def test_an_expired_retry_link_voids_the_stripe_invoice_too(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    tenant.save_card("u1", DECLINING)
+    declined = tenant("billing.attach", customer_id="u1", plan_id="boost")
+    assert declined["payment_url"] and declined["invoice"]["status"] == "open"
+    stripe_id = declined["invoice"]["stripe_id"]
+    assert tenant.invoice(stripe_id).status == "open"
+
+    tenant.clock.set(START + PAYMENT_RETRY_TTL_MS + 1)
+    assert httpx.get(declined["payment_url"]).status_code == 410
+    voided = tenant.customer()["invoices"][0]
+    assert (voided["stripe_id"], voided["status"], voided["total"]) == (stripe_id, "void", 15)
+    stripe_invoice = tenant.invoice(stripe_id)
+    assert (stripe_invoice.status, stripe_invoice.amount_paid) == ("void", 0)
+
+
+def test_an_expired_retry_link_keeps_an_invoice_stripe_already_collected_open(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    tenant.save_card("u1", DECLINING)
+    declined = tenant("billing.attach", customer_id="u1", plan_id="boost")
+    stripe_id = declined["invoice"]["stripe_id"]
+    good = tenant.stripe.v1.payment_methods.create(
+        {"type": "card", "card": {"number": GOOD, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}
+    )
+    tenant.stripe.v1.payment_methods.attach(good.id, {"customer": tenant.stripe_customer()})
+    tenant.stripe.v1.invoices.pay(stripe_id, {"payment_method": good.id, "off_session": True})
+
+    tenant.clock.set(START + PAYMENT_RETRY_TTL_MS + 1)
+    assert httpx.get(declined["payment_url"]).status_code == 410
+    kept = tenant.customer()["invoices"][0]
+    assert (kept["stripe_id"], kept["status"]) == (stripe_id, "open")  # its payment is not lost
+    assert (tenant.invoice(stripe_id).status, tenant.invoice(stripe_id).amount_paid) == ("paid", 1500)
+
+
+def test_a_plan_renamed_in_place_renames_its_stripe_product(tenant: Tenant) -> None:
+    first = tenant.subscribe("u1", "pro")["invoices"][0]
+    (line,) = tenant.lines(first["stripe_id"])
+    product_id = line.pricing.price_details.product
+    assert tenant.stripe.v1.products.retrieve(product_id).name == "Pro"
+
+    tenant("plans.update", plan_id="pro", name="Pro Plus")
+    second = tenant.subscribe("u2", "pro")["invoices"][0]
+    (second_line,) = tenant.lines(second["stripe_id"])
+    assert second_line.pricing.price_details.product == product_id  # the same Product, renamed
+    product = tenant.stripe.v1.products.retrieve(product_id)
+    assert (product.name, product.metadata["autumn_plan_id"], product.metadata["autumn_plan_version"]) == (
+        "Pro Plus",
+        "pro",
+        "1",
+    )
+    assert len(tenant.stripe.v1.products.list({"limit": 100}).data) == 1
+
+
+def test_stripe_objects_are_kept_per_account_so_a_rolled_key_reuses_them(tenant: Tenant) -> None:
+    account = tenant.stripe.v1.accounts.retrieve_current().id
+    tenant.subscribe("u1", "pro")
+    rows = tenant.catalog_rows()
+    with tenant.server.app.state.autumn.db.read() as conn:
+        keys = set(conn.execute(text("SELECT DISTINCT account_key FROM stripe_objects")).scalars())
+    assert keys == {account}
+
+    rolled = tenant.stripe_key + "_rolled"  # a new secret key of the same Stripe account
+    assert (
+        httpx.post(f"{tenant.api_base}/_config/accounts/{account}", data={"key": rolled}).status_code == 200
+    )
+    slug = tenant.platform("organizations/stripe", organization_slug=tenant.slug, test_secret_key=rolled)
+    assert slug["organization"]["id"] == tenant.org_id
+    tenant.subscribe("u2", "pro")
+    assert tenant.catalog_rows() == rows  # no new Product or Price
+    assert len(tenant.stripe.v1.products.list({"limit": 100}).data) == 1
+
+
+def test_the_account_falls_back_to_a_digest_of_the_key_when_stripe_cannot_be_read() -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    client = stripe.StripeClient(
+        "sk_test_offline", base_addresses={"api": unreachable}, max_network_retries=0
+    )
+    catalog = StripeCatalog(client, "sk_test_offline")
+    assert catalog.account == account_key("sk_test_offline", None)
+    connected = StripeCatalog(client, "sk_test_offline", "acct_connected")
+    assert connected.account == "acct_connected"  # a connected account is named, never read
