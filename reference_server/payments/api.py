@@ -62,6 +62,7 @@ from reference_server.store.tables import balance_sources, customer_plans, custo
 from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
 from reference_server.webhooks.routes import webhook_routes
 
+from .compensation import RefundRetrier, Reverser
 from .convert import customized_plan, engine_plan, engine_subscription, instance_plan
 from .flows import (
     AttachState,
@@ -1111,6 +1112,15 @@ def payment_method_json(conn: Connection, customer: CustomerRow) -> dict[str, An
     return card.to_api() if card is not None else None
 
 
+def _reverser(state: AppState, conn: Connection, org_pk: int, env: str) -> Reverser | None:
+    """The processor that gives back a Stripe payment of the organization's environment (its own
+    Stripe account, a connected one, or the server's), None when it is charged locally."""
+    processor = processor_for(state)
+    if isinstance(processor, OrgProcessorRouter):
+        processor = processor.for_org(conn, org_pk, env)
+    return processor if isinstance(processor, StripeProcessor) else None
+
+
 def setup_app(state: AppState) -> AppExtension:
     """Routes, maintenance hook and webhook worker of the paid billing side."""
     state.extras["billing_maintenance"] = maintenance_hook(state)
@@ -1123,7 +1133,9 @@ def setup_app(state: AppState) -> AppExtension:
     clock: Clock = state.clock
     hooks = _hooks(state)
     pages = PagesContext(state.db, clock, processor_for(state), hooks)
-    worker = WebhookWorker(WebhookDeliverer(state.db, clock, DeliveryPolicy()))
+    refunds = RefundRetrier(state.db.engine, lambda conn, org, env: _reverser(state, conn, org, env), clock)
+    state.extras["refund_retrier"] = refunds  # refunds due, retried by the background worker
+    worker = WebhookWorker(WebhookDeliverer(state.db, clock, DeliveryPolicy()), jobs=[refunds.run_due])
     state.extras["webhook_worker"] = worker
     watcher = make_track_watcher(
         state, lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
@@ -1138,6 +1150,7 @@ def setup_app(state: AppState) -> AppExtension:
             hooks.complete_checkout,
             watcher.cache.clear,
             checkout_completed=stripe_checkout_completer(pages),
+            reverser_for=lambda conn, org, env: _reverser(state, conn, org, env),
         ),
     ]
     return AppExtension(routes=routes, on_startup=[worker.start], on_shutdown=[worker.stop])

@@ -12,25 +12,50 @@ not at all, so the payment is given back:
    that Stripe invoice as its ``processor_id`` only if the transaction committed.  Otherwise the
    processor reverses the payment (:meth:`Reverser.reverse_payment`: the Stripe invoice is marked,
    its PaymentIntent refunded in full; an unpaid one is voided);
-3. a reversal that fails (Stripe unreachable, say) is recorded durably (a row of
+3. a reversal that fails (Stripe unreachable or refusing, say) is recorded durably (a row of
    ``idempotency_keys`` in the scope :data:`REFUND_SCOPE`, keyed by the Stripe and server invoice ids,
-   the pattern :mod:`reference_server.store.billing_lock` uses) and tried again, with the same
-   proof first, after the next payment of the same organization; :func:`refunds_due` lists them.
+   the pattern :mod:`reference_server.store.billing_lock` uses; its ``created_at`` is when it became
+   due) and tried again, with the same proof first, by :class:`RefundRetrier` from the server's
+   background worker (:class:`reference_server.webhooks.delivery.WebhookWorker`) with a bounded
+   exponential backoff per row (:class:`RefundRetryPolicy`); :func:`refunds_due` lists them and
+   :func:`retry_refunds` retries those of one organization at once.  The attempts, next attempt time
+   and last error of each row are kept by the retrier in memory (``idempotency_keys`` has no column
+   for them, and a schema change needs a migration): a restarted server retries each row once at
+   once, then backs off again.  Every failure is logged with the Stripe invoice id;
+4. a failure of the database itself after the transaction (unreachable, or refusing to keep the
+   refund due) leaves nothing on the server: it is logged at ERROR with the Stripe invoice id and
+   the amount, and the Stripe ``invoice.paid`` event repairs it (5);
+5. a process that dies between the Stripe payment and its ``COMMIT`` runs no callback at all, and the
+   server invoice id vanishes with the rollback.  The Stripe invoice still carries our metadata
+   (``autumn_invoice_id``, ``autumn_customer_id``), so its ``invoice.paid`` event
+   (:mod:`~reference_server.payments.stripe_webhooks`) finds no server invoice of that id and calls
+   :func:`reverse_orphan` holding the customer's billing lock: it first proves that no transaction
+   that could still commit the invoice is in flight (SQLite: a write transaction excludes every other
+   writer; PostgreSQL: ``LOCK TABLE invoices IN SHARE MODE`` waits for every transaction that wrote an
+   invoice row, and the server invoice row is inserted before its Stripe invoice is created), then
+   reverses the payment as above.  Stripe delivers events at least once and retries failed deliveries
+   for days, so no separate sweep listing recent paid Stripe invoices of every organization is needed;
+   an organization that never configured its Stripe webhook gets no such repair (the ERROR log is then
+   the operator's signal).
 
-The refund carries an idempotency key derived from the PaymentIntent, so a retried reversal never
-refunds twice.  The local processor collects nothing outside the database and registers nothing.
+The refund carries an idempotency key derived from the PaymentIntent and the amount still to refund,
+and the amount is read from the charge first, so a retried reversal never refunds twice.  The local
+processor collects nothing outside the database and registers nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from reference_server.clock import Clock
 from reference_server.store.billing_tables import invoices
 from reference_server.store.db import after_transaction
 from reference_server.store.tables import customers, idempotency_keys
@@ -46,14 +71,20 @@ class Reverser(Protocol):
         """Give back what ``processor_invoice_id`` collected (idempotent); raises when it could not."""
 
 
+ReverserFor = Callable[[Connection, int, str], "Reverser | None"]
+"""The reverser of an organization's environment (its Stripe processor), None when it has none."""
+
+
 @dataclass(frozen=True)
 class TakenPayment:
-    """A payment taken on the processor during a billing transaction."""
+    """A payment taken on the processor during a billing transaction (``amount`` in minor units,
+    when known: for the logs)."""
 
     org_pk: int
     env: str
     server_invoice_id: str
     processor_invoice_id: str
+    amount: int | None = None
 
 
 def recorded(conn: Connection, payment: TakenPayment) -> bool:
@@ -80,7 +111,25 @@ def _key(payment: TakenPayment) -> str:
     return f"{payment.processor_invoice_id} {payment.server_invoice_id}"
 
 
-def _remember(conn: Connection, payment: TakenPayment) -> None:
+def _due_where(payment: TakenPayment) -> tuple[ColumnElement[bool], ...]:
+    return (
+        idempotency_keys.c.org_pk == payment.org_pk,
+        idempotency_keys.c.env == payment.env,
+        idempotency_keys.c.scope == REFUND_SCOPE,
+        idempotency_keys.c.key == _key(payment),
+    )
+
+
+def _still_due(conn: Connection, payment: TakenPayment) -> bool:
+    """Whether the refund-due row is still there, holding it (PostgreSQL) so two retriers (two server
+    processes) never reverse the same payment at once."""
+    query = select(idempotency_keys.c.pk).where(*_due_where(payment))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).first() is not None
+
+
+def _remember(conn: Connection, payment: TakenPayment, now: int | None) -> None:
     try:
         with conn.begin_nested():
             conn.execute(
@@ -89,44 +138,85 @@ def _remember(conn: Connection, payment: TakenPayment) -> None:
                     env=payment.env,
                     scope=REFUND_SCOPE,
                     key=_key(payment),
-                    created_at=int(time.time() * 1000),
+                    created_at=int(time.time() * 1000) if now is None else now,
                 )
             )
     except IntegrityError:
-        pass  # already due
+        if not _still_due(conn, payment):
+            raise  # not "already due": the database refused the row, so the refund would be lost
+        # already due
 
 
 def _forget(conn: Connection, payment: TakenPayment) -> None:
-    conn.execute(
-        delete(idempotency_keys).where(
-            idempotency_keys.c.org_pk == payment.org_pk,
-            idempotency_keys.c.env == payment.env,
-            idempotency_keys.c.scope == REFUND_SCOPE,
-            idempotency_keys.c.key == _key(payment),
-        )
-    )
+    conn.execute(delete(idempotency_keys).where(*_due_where(payment)))
 
 
-def settle(engine: Engine, reverser: Reverser, payment: TakenPayment, kept: bool = False) -> str:
-    """After the transaction: ``recorded``, ``refunded``, or ``refund_due`` (the reversal failed and
-    is kept for a retry); ``kept``: the payment is one of :func:`refunds_due`."""
-    if not kept:  # the usual case, a committed payment: a plain read proves it
-        reader = engine.connect().execution_options(sqlite_begin="DEFERRED")
-        with reader, reader.begin():
-            if recorded(reader, payment):
-                return "recorded"
+def _reverse(
+    engine: Engine,
+    reverser: Reverser,
+    payment: TakenPayment,
+    *,
+    kept: bool,
+    now: int | None,
+    errors: list[str] | None,
+) -> str:
     with engine.begin() as conn:
+        if kept and not _still_due(conn, payment):
+            return "settled"  # another retrier did it meanwhile
         if _locked(conn, payment):
             _forget(conn, payment)
             return "recorded"
         try:
             reverser.reverse_payment(payment.processor_invoice_id, payment.server_invoice_id)
-        except Exception:
-            log.exception("reversing %s failed; kept for a retry", payment.processor_invoice_id)
-            _remember(conn, payment)
+        except Exception as exc:
+            log.warning(
+                "reversing Stripe invoice %s (%s minor units, Autumn invoice %s) failed; kept for a retry",
+                payment.processor_invoice_id,
+                payment.amount,
+                payment.server_invoice_id,
+                exc_info=True,
+            )
+            if errors is not None:
+                errors.append(f"{type(exc).__name__}: {exc}"[:500])
+            _remember(conn, payment, now)
             return "refund_due"
         _forget(conn, payment)
         return "refunded"
+
+
+def settle(
+    engine: Engine,
+    reverser: Reverser,
+    payment: TakenPayment,
+    kept: bool = False,
+    *,
+    now: int | None = None,
+    errors: list[str] | None = None,
+) -> str:
+    """After the transaction: ``recorded``, ``refunded``, or ``refund_due`` (the reversal failed and
+    is kept for a retry, due from ``now``; its error appended to ``errors``); ``kept``: the payment is
+    one of :func:`refunds_due` (``settled`` when another retrier settled it meanwhile).  Raises only
+    when the database fails."""
+    if not kept:  # the usual case, a committed payment: a plain read proves it
+        reader = engine.connect().execution_options(sqlite_begin="DEFERRED")
+        with reader, reader.begin():
+            if recorded(reader, payment):
+                return "recorded"
+    return _reverse(engine, reverser, payment, kept=kept, now=now, errors=errors)
+
+
+def reverse_orphan(engine: Engine, reverser: Reverser, payment: TakenPayment, now: int | None = None) -> str:
+    """Reverse a paid processor invoice whose server invoice does not exist (its transaction was lost
+    with the process): ``exists`` (the invoice is there after all: apply the event as usual), else as
+    :func:`settle`.  The caller holds the customer's billing lock; the proof that no transaction still
+    in flight can commit the invoice is taken here (see the module docs, 5)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("LOCK TABLE invoices IN SHARE MODE"))
+        exists = conn.execute(select(invoices.c.pk).where(invoices.c.id == payment.server_invoice_id)).first()
+    if exists is not None:
+        return "exists"
+    return _reverse(engine, reverser, payment, kept=False, now=now, errors=None)
 
 
 def refunds_due(conn: Connection, org_pk: int, env: str) -> list[TakenPayment]:
@@ -151,20 +241,146 @@ def retry_refunds(engine: Engine, reverser: Reverser, org_pk: int, env: str) -> 
     return [settle(engine, reverser, payment, kept=True) for payment in due]
 
 
+@dataclass(frozen=True)
+class RefundRetryPolicy:
+    """Backoff of a refund still due: the first retry ``base_delay_ms`` after the failure that made it
+    due, attempt n waits ``base_delay_ms * 2**(n-1)``, capped at ``max_delay_ms`` (never given up:
+    the money is the customer's)."""
+
+    base_delay_ms: int = 30_000
+    max_delay_ms: int = 3_600_000
+
+    def delay_after(self, attempts: int) -> int:
+        return int(min(self.max_delay_ms, self.base_delay_ms * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """What the retrier knows of one refund due: its retries so far, when the next is due, the last error."""
+
+    attempts: int
+    next_attempt_at: int
+    last_error: str | None
+
+
+class RefundRetrier:
+    """Retries the refunds due of every organization, each on its own backoff (:meth:`run_due` is one
+    round, called by the background worker)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        reverser_for: ReverserFor,
+        clock: Clock,
+        policy: RefundRetryPolicy | None = None,
+    ) -> None:
+        self.engine = engine
+        self.reverser_for = reverser_for
+        self.clock = clock
+        self.policy = policy or RefundRetryPolicy()
+        self._state: dict[tuple[int, str, str], RetryState] = {}
+        self._running: set[tuple[int, str, str]] = set()
+        self._lock = threading.Lock()
+
+    def state(self) -> dict[tuple[int, str, str], RetryState]:
+        """The retries of each refund due so far (org pk, env, row key), for operators and tests."""
+        with self._lock:
+            return dict(self._state)
+
+    def run_due(self) -> int:
+        """Retry every refund whose backoff has passed; returns how many were attempted."""
+        with self.engine.connect() as conn, conn.begin():
+            rows = conn.execute(
+                select(
+                    idempotency_keys.c.org_pk,
+                    idempotency_keys.c.env,
+                    idempotency_keys.c.key,
+                    idempotency_keys.c.created_at,
+                ).where(idempotency_keys.c.scope == REFUND_SCOPE)
+            ).all()
+        present = {(int(r.org_pk), str(r.env), str(r.key)) for r in rows}
+        with self._lock:
+            for gone in set(self._state) - present:
+                del self._state[gone]
+        attempted = 0
+        for row in rows:
+            ident = (int(row.org_pk), str(row.env), str(row.key))
+            now = self.clock.now_ms()
+            with self._lock:
+                known = self._state.get(ident)
+                due_at = known.next_attempt_at if known else int(row.created_at) + self.policy.base_delay_ms
+                if due_at > now or ident in self._running:
+                    continue
+                self._running.add(ident)
+            try:
+                attempted += 1
+                self._attempt(ident, known, now)
+            finally:
+                with self._lock:
+                    self._running.discard(ident)
+        return attempted
+
+    def _attempt(self, ident: tuple[int, str, str], known: RetryState | None, now: int) -> None:
+        org_pk, env, key = ident
+        processor_id, _, server_id = key.partition(" ")
+        payment = TakenPayment(org_pk, env, server_id, processor_id)
+        attempts = (known.attempts if known else 0) + 1
+        errors: list[str] = []
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                reverser = self.reverser_for(conn, org_pk, env)
+            if reverser is None:
+                errors.append("the organization has no Stripe account configured any more")
+                result = "refund_due"
+            else:
+                result = settle(self.engine, reverser, payment, kept=True, now=now, errors=errors)
+        except Exception as exc:  # the database failed: the row is still there, tried again later
+            log.error("retrying the refund of Stripe invoice %s failed", processor_id, exc_info=True)
+            errors.append(f"{type(exc).__name__}: {exc}"[:500])
+            result = "refund_due"
+        with self._lock:
+            if result == "refund_due":
+                self._state[ident] = RetryState(
+                    attempts, now + self.policy.delay_after(attempts), errors[-1] if errors else None
+                )
+            else:
+                self._state.pop(ident, None)
+        if result == "refunded":
+            log.info("refunded Stripe invoice %s after %d retries", processor_id, attempts)
+
+
 def settle_after_transaction(
-    conn: Connection, reverser: Reverser, customer_pk: int, server_invoice_id: str, processor_invoice_id: str
+    conn: Connection,
+    reverser: Reverser,
+    customer_pk: int,
+    server_invoice_id: str,
+    processor_invoice_id: str,
+    amount: int | None = None,
+    now: int | None = None,
 ) -> None:
-    """Register a payment just taken: once ``conn``'s transaction has ended it is proven recorded or
-    reversed, and reversals still due for the organization are retried."""
+    """Register a payment just taken (``amount`` in minor units, at the server's ``now``): once
+    ``conn``'s transaction has ended it is proven recorded or reversed (a reversal that fails is left
+    to :class:`RefundRetrier`).  A database failure meanwhile is logged at ERROR (nothing else can
+    record it; the Stripe ``invoice.paid`` event repairs it, see :func:`reverse_orphan`)."""
     owner = conn.execute(
         select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
     ).one()
-    payment = TakenPayment(int(owner.org_pk), str(owner.env), server_invoice_id, processor_invoice_id)
+    payment = TakenPayment(int(owner.org_pk), str(owner.env), server_invoice_id, processor_invoice_id, amount)
     engine = conn.engine
 
     def run() -> None:
-        settle(engine, reverser, payment)
-        retry_refunds(engine, reverser, payment.org_pk, payment.env)
+        try:
+            settle(engine, reverser, payment, now=now)
+        except Exception:
+            log.error(
+                "payment of Stripe invoice %s (%s minor units, Autumn invoice %s) could not be "
+                "reconciled: the database failed after the transaction; its invoice.paid event will "
+                "refund it if the server invoice is missing",
+                processor_invoice_id,
+                amount,
+                server_invoice_id,
+                exc_info=True,
+            )
 
     if not after_transaction(conn, run):
         log.warning("payment %s taken outside Database.write: not reconciled", processor_invoice_id)
@@ -172,11 +388,16 @@ def settle_after_transaction(
 
 __all__ = [
     "REFUND_SCOPE",
+    "RefundRetrier",
+    "RefundRetryPolicy",
+    "RetryState",
     "Reverser",
+    "ReverserFor",
     "TakenPayment",
     "recorded",
     "refunds_due",
     "retry_refunds",
+    "reverse_orphan",
     "settle",
     "settle_after_transaction",
 ]

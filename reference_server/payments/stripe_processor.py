@@ -385,7 +385,8 @@ class StripeProcessor(PaymentProcessor):
             stripe_invoice, code = self._pay(conn, invoice, stripe_invoice, payment_method, authenticated)
         if stripe_invoice.status == "paid":
             # Taken from the card: refunded unless this transaction commits (see compensation).
-            settle_after_transaction(conn, self, customer.pk, invoice.id, str(stripe_invoice.id))
+            paid = int(stripe_invoice.amount_paid or 0)
+            settle_after_transaction(conn, self, customer.pk, invoice.id, str(stripe_invoice.id), paid, now)
             return card_succeeded(conn, invoice, payment_method, due, now, str(stripe_invoice.id))
         needs_authentication = False
         if code == REQUIRES_ACTION or code is None:  # read before a void cancels the PaymentIntent

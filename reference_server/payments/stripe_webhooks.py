@@ -10,11 +10,19 @@ the subscriptions it bills.  The Stripe Invoice the processor itemizes each char
 metadata, so ``invoice.paid`` / ``invoice.payment_failed`` reach our invoice the same way; a payment
 announced twice (its PaymentIntent's event and its invoice's event) is applied once, since only an
 open invoice changes.  Stripe delivers at least once: an event id is applied once per organization.
+
+A paid Stripe invoice with our metadata whose server invoice does not exist was paid by a billing
+transaction that never committed and whose process died before it could give the money back (see
+:mod:`~reference_server.payments.compensation`, 5): holding the customer's billing lock (answering 503,
+so Stripe delivers again later, while a billing call of the customer is in flight), the payment is
+refunded through :func:`~reference_server.payments.compensation.reverse_orphan`, once, however often
+its ``invoice.paid`` (or ``payment_intent.succeeded`` carrying our metadata and its invoice) comes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import stripe
@@ -26,12 +34,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from reference_server.clock import Clock
+from reference_server.store.billing_lock import release, try_acquire
 from reference_server.store.billing_tables import billing_sessions, invoices, subscription_billing
 from reference_server.store.db import Database
 from reference_server.store.org_stripe import stripe_config
 from reference_server.store.stripe_tables import stripe_events
 from reference_server.store.tables import customer_plans, customers, entities, organizations
 
+from .compensation import ReverserFor, TakenPayment, reverse_orphan
 from .flows import RETRYABLE_REASONS
 from .records import (
     InvoiceRecord,
@@ -196,15 +206,78 @@ PAYMENT_EVENTS = (
 """The payment events applied to our invoices (a PaymentIntent's, or the Stripe Invoice's)."""
 
 
+@dataclass(frozen=True)
+class Orphan:
+    """A paid Stripe invoice of ours whose server invoice does not exist (yet, or any more)."""
+
+    customer_id: str
+    payment: TakenPayment
+
+
+def orphan_of(conn: Connection, org_pk: int, env: str, event: dict[str, Any]) -> Orphan | None:
+    """The paid Stripe invoice the event announces, when it carries our metadata, belongs to one of
+    our customers (its Stripe customer) and no server invoice has its ``autumn_invoice_id``."""
+    kind = str(event.get("type"))
+    obj = dict((event.get("data") or {}).get("object") or {})
+    metadata = dict(obj.get("metadata") or {})
+    if kind == "invoice.paid" and obj.get("object") == "invoice":
+        stripe_invoice, amount = obj.get("id"), obj.get("amount_paid")
+    elif kind == "payment_intent.succeeded" and isinstance(obj.get("invoice"), str):
+        stripe_invoice, amount = obj.get("invoice"), obj.get("amount_received")
+    else:
+        return None
+    server_invoice, customer_id = metadata.get("autumn_invoice_id"), metadata.get("autumn_customer_id")
+    if not (isinstance(stripe_invoice, str) and stripe_invoice.startswith("in_")):
+        return None
+    if not (isinstance(server_invoice, str) and isinstance(customer_id, str) and server_invoice):
+        return None
+    stripe_customer = conn.execute(
+        select(customers.c.stripe_id).where(
+            customers.c.org_pk == org_pk, customers.c.env == env, customers.c.id == customer_id
+        )
+    ).scalar()
+    if stripe_customer is None or stripe_customer != obj.get("customer"):
+        return None
+    if conn.execute(select(invoices.c.pk).where(invoices.c.id == server_invoice)).first() is not None:
+        return None
+    paid = int(amount) if isinstance(amount, int) else None
+    return Orphan(customer_id, TakenPayment(org_pk, env, server_invoice, stripe_invoice, paid))
+
+
 def stripe_webhook_routes(
     db: Database,
     clock: Clock,
     complete_checkout: CompleteCheckout | None = None,
     on_change: Callable[[], None] | None = None,
     checkout_completed: CheckoutCompleted | None = None,
+    reverser_for: ReverserFor | None = None,
 ) -> list[BaseRoute]:
     """The Stripe event endpoint; ``complete_checkout`` finishes sessions an event paid, ``on_change``
-    runs after an event changed something (cache resets)."""
+    runs after an event changed something (cache resets), ``reverser_for`` gives back paid Stripe
+    invoices whose server invoice was lost (see the module docs)."""
+
+    def reconcile(org_pk: int, env: str, event_id: str, body: dict[str, Any]) -> str | JSONResponse | None:
+        """A paid orphan's refund (``refunded``, ``refund_due``...), a 503 while the customer's billing
+        call is in flight, or None: not an orphan (or a duplicate event), applied as usual."""
+        if reverser_for is None or str(body.get("type")) not in ("invoice.paid", "payment_intent.succeeded"):
+            return None
+        with db.read() as conn:
+            seen = conn.execute(
+                select(stripe_events.c.pk).where(
+                    stripe_events.c.org_pk == org_pk, stripe_events.c.event_id == event_id
+                )
+            ).first()
+            orphan = None if seen is not None else orphan_of(conn, org_pk, env, body)
+            reverser = reverser_for(conn, org_pk, env) if orphan is not None else None
+        if orphan is None or reverser is None:
+            return None
+        if not try_acquire(db, org_pk, env, orphan.customer_id, clock.now_ms()):
+            return _error(503, "lock_already_exists", "A billing call of this customer is in flight: retry")
+        try:
+            result = reverse_orphan(db.engine, reverser, orphan.payment, clock.now_ms())
+        finally:
+            release(db, org_pk, env, orphan.customer_id)
+        return None if result == "exists" else f"orphan_{result}"
 
     def receive(org_id: str, env: str, payload: bytes, signature: str) -> JSONResponse:
         if env not in ENVS:
@@ -222,6 +295,9 @@ def stripe_webhook_routes(
             return _error(400, "invalid_inputs", "body: must be a Stripe event")
         body = event.to_dict()
         event_id, kind = str(body.get("id")), str(body.get("type"))
+        reconciled = reconcile(int(org_pk), env, event_id, body)
+        if isinstance(reconciled, JSONResponse):
+            return reconciled
         now = clock.now_ms()
         try:
             with db.write() as conn:
@@ -237,7 +313,9 @@ def stripe_webhook_routes(
                         org_pk=org_pk, event_id=event_id, event_type=kind[:64], received_at=now
                     )
                 )
-                result = apply_event(conn, int(org_pk), env, body, now, complete_checkout, checkout_completed)
+                result = reconciled or apply_event(
+                    conn, int(org_pk), env, body, now, complete_checkout, checkout_completed
+                )
         except IntegrityError:  # the same event, applied by a concurrent delivery
             return JSONResponse({"received": True, "duplicate": True})
         if result != "ignored" and on_change is not None:

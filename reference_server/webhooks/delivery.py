@@ -9,8 +9,9 @@ Standard Webhooks receivers deduplicate on.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ from reference_server.store.billing_tables import webhook_deliveries, webhook_en
 from reference_server.store.db import Database
 
 from .signing import sign_headers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -152,13 +155,21 @@ class WebhookDeliverer:
 
 
 class WebhookWorker:
-    """Background thread that keeps calling :meth:`WebhookDeliverer.deliver_due`.
+    """Background thread that keeps calling :meth:`WebhookDeliverer.deliver_due`, and each of ``jobs``
+    (other background work with its own schedule in the database, e.g. the refunds still due of
+    :class:`reference_server.payments.compensation.RefundRetrier`; each returns how much it did).
 
     :meth:`wake` lets the API nudge it right after committing an event instead of waiting a poll interval.
     """
 
-    def __init__(self, deliverer: WebhookDeliverer, poll_interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        deliverer: WebhookDeliverer,
+        poll_interval_s: float = 1.0,
+        jobs: Sequence[Callable[[], int]] = (),
+    ) -> None:
         self.deliverer = deliverer
+        self.jobs = tuple(jobs)
         self.poll_interval_s = poll_interval_s
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -185,6 +196,11 @@ class WebhookWorker:
                 attempted = self.deliverer.deliver_due()
             except Exception:  # a database hiccup must not kill the worker; the next round retries
                 attempted = 0
+            for job in self.jobs:
+                try:
+                    attempted += job()
+                except Exception:  # each job records its own failures; the next round retries
+                    log.exception("background job %r failed", job)
             if attempted == 0:
                 self._wake.wait(self.poll_interval_s)
                 self._wake.clear()

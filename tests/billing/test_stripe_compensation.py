@@ -9,7 +9,10 @@ SQLite, a deferred constraint trigger on PostgreSQL).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -18,9 +21,10 @@ import stripe
 from sqlalchemy import select, text
 
 from reference_server.clock import ManualClock
-from reference_server.payments.compensation import REFUND_SCOPE
+from reference_server.payments.compensation import REFUND_SCOPE, RefundRetrier
 from reference_server.payments.sessions import PAYMENT_RETRY_TTL_MS
 from reference_server.payments.stripe_catalog import StripeCatalog, account_key
+from reference_server.store.billing_tables import invoices
 from reference_server.store.tables import idempotency_keys
 from reference_server.testing import free_port, fresh_database_url, postgres_available, run_server
 
@@ -59,6 +63,25 @@ PG_FAILURES = {
 }
 PG_REPAIR = ["DROP TRIGGER autumn_test_fail ON invoices"]
 
+# The database lost when the server keeps a refund it could not make: PostgreSQL drops the server's
+# connection (the backend terminates itself), SQLite refuses the row.
+LOSE_REFUND_DUE = {
+    "sqlite": [
+        "CREATE TRIGGER autumn_test_lose BEFORE INSERT ON idempotency_keys "
+        "WHEN NEW.scope = 'refund_due' BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    ],
+    "postgres": [
+        "CREATE FUNCTION autumn_test_lose() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$",
+        "CREATE TRIGGER autumn_test_lose BEFORE INSERT ON idempotency_keys FOR EACH ROW "
+        "WHEN (NEW.scope = 'refund_due') EXECUTE FUNCTION autumn_test_lose()",
+    ],
+}
+KEEP_REFUND_DUE = {
+    "sqlite": ["DROP TRIGGER autumn_test_lose"],
+    "postgres": ["DROP TRIGGER autumn_test_lose ON idempotency_keys"],
+}
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def tenant(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tenant]:
@@ -87,6 +110,43 @@ def fail_when_paid(tenant: Tenant, when: str) -> None:
 def repair(tenant: Tenant) -> None:
     postgres = tenant.server.database_url.startswith("postgres")
     run_sql(tenant, PG_REPAIR if postgres else SQLITE_REPAIR)
+
+
+def dialect(tenant: Tenant) -> str:
+    return "postgres" if tenant.server.database_url.startswith("postgres") else "sqlite"
+
+
+def refuse_refunds(tenant: Tenant, count: int) -> None:
+    """localstripe answers the next ``count`` refunds with Stripe's 429 ``rate_limit`` error."""
+    answer = httpx.post(f"{tenant.api_base}/_config/refunds", data={"fail_next": str(count)})
+    assert answer.status_code == 200, answer.text
+
+
+def refused_refunds(tenant: Tenant) -> int:
+    return len(httpx.get(f"{tenant.api_base}/_config/refunds").json()["refused"])
+
+
+def refunds_due(tenant: Tenant) -> list[tuple[str, int]]:
+    with tenant.server.app.state.autumn.db.read() as conn:
+        rows = conn.execute(
+            select(idempotency_keys.c.key, idempotency_keys.c.created_at).where(
+                idempotency_keys.c.scope == REFUND_SCOPE
+            )
+        ).all()
+    return [(str(r.key), int(r.created_at)) for r in rows]
+
+
+def wait_until(tenant: Tenant, condition: Callable[[], bool], what: str) -> None:
+    """The background worker's rounds run on their own thread: wait (without timing anything) until
+    ``condition`` holds, nudging the worker meanwhile."""
+    worker = tenant.server.app.state.autumn.extras["webhook_worker"]
+    pause = threading.Event()
+    for _ in range(600):
+        if condition():
+            return
+        worker.wake()
+        pause.wait(0.05)
+    raise AssertionError(f"never happened: {what}")
 
 
 def stripe_invoices(tenant: Tenant) -> list[Any]:
@@ -234,3 +294,134 @@ def test_the_account_falls_back_to_a_digest_of_the_key_when_stripe_cannot_be_rea
     assert catalog.account == account_key("sk_test_offline", None)
     connected = StripeCatalog(client, "sk_test_offline", "acct_connected")
     assert connected.account == "acct_connected"  # a connected account is named, never read
+
+
+def test_a_refund_stripe_refuses_is_kept_and_the_background_worker_completes_it_once(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    fail_when_paid(tenant, "write")
+    refuse_refunds(tenant, 2)  # the refund after the failed transaction, and the worker's first retry
+    headers = {"Authorization": f"Bearer {tenant.key}"}
+    failed = httpx.post(
+        f"{tenant.server.url}/v1/billing.attach",
+        json={"customer_id": "u1", "plan_id": "boost"},
+        headers=headers,
+        timeout=30,
+    )
+    assert failed.status_code == 500, failed.text
+    assert set(failed.json()) >= {"message", "code"}
+
+    # Stripe refused the refund: the server answer and books are as if nothing was paid, and the
+    # refund is kept as due from the server's now.
+    by_total = {i.total: i for i in stripe_invoices(tenant)}
+    lost = by_total[1500]
+    assert (lost.status, lost.amount_paid, lost.metadata["autumn_reversal"]) == ("paid", 1500, "refunding")
+    assert charge_of(tenant, lost).amount_refunded == 0
+    server_id = lost.metadata["autumn_invoice_id"]
+    started = tenant.clock.now_ms()
+    assert refunds_due(tenant) == [(f"{lost.id} {server_id}", started)]
+    customer = tenant.customer()
+    assert [(i["total"], i["status"]) for i in customer["invoices"]] == [(20, "paid")]
+    assert customer["balances"]["messages"]["granted"] == 1000
+    assert refused_refunds(tenant) == 1
+
+    retrier: RefundRetrier = tenant.server.app.state.autumn.extras["refund_retrier"]
+    assert retrier.run_due() == 0  # the first retry waits its backoff
+    repair(tenant)
+
+    # The worker's first retry: refused again, recorded with its error and the next (longer) backoff.
+    first_retry = started + retrier.policy.base_delay_ms
+    tenant.clock.set(first_retry)
+    wait_until(tenant, lambda: len(retrier.state()) == 1, "a first retry")
+    ((ident, state),) = retrier.state().items()
+    assert ident[2] == f"{lost.id} {server_id}"
+    assert (state.attempts, state.next_attempt_at) == (1, first_retry + retrier.policy.delay_after(1))
+    assert state.last_error is not None and "rate limit" in state.last_error.lower()
+    assert refused_refunds(tenant) == 2 and charge_of(tenant, lost).amount_refunded == 0
+    assert retrier.run_due() == 0  # backing off
+
+    tenant.clock.set(state.next_attempt_at)
+    wait_until(tenant, lambda: refunds_due(tenant) == [], "the refund")
+    assert retrier.state() == {}
+    lost = tenant.invoice(lost.id)
+    assert lost.metadata["autumn_reversal"] == "refunded"
+    charge = charge_of(tenant, lost)
+    assert (charge.amount, charge.amount_refunded, charge.refunded) == (1500, 1500, True)
+    refunds = tenant.stripe.v1.refunds.list({"payment_intent": charge.payment_intent}).data
+    assert [(r.amount, r.status, r.metadata["autumn_reason"]) for r in refunds] == [
+        (1500, "succeeded", "not_recorded")
+    ]
+    assert refused_refunds(tenant) == 2
+    kept = sum(
+        int(charge_of(tenant, i).amount) - int(charge_of(tenant, i).amount_refunded)
+        for i in stripe_invoices(tenant)
+    )
+    assert kept == 2000  # the plan's own payment only
+    assert [(i["total"], i["status"]) for i in tenant.customer()["invoices"]] == [(20, "paid")]
+
+
+def localstripe_event(tenant: Tenant, kind: str, object_id: str) -> dict[str, Any]:
+    """The event localstripe recorded for ``object_id`` (what Stripe delivers to the endpoint)."""
+    listed = httpx.get(
+        f"{tenant.api_base}/v1/events", params={"type": kind, "limit": 100}, auth=(tenant.stripe_key, "")
+    )
+    assert listed.status_code == 200, listed.text
+    (event,) = [e for e in listed.json()["data"] if e["data"]["object"]["id"] == object_id]
+    return dict(json.loads(json.dumps(event)))
+
+
+def test_a_paid_stripe_invoice_the_server_lost_is_refunded_once_by_its_invoice_paid_event(
+    tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's process dies between the Stripe payment and the COMMIT: nothing on the server knows
+    the Stripe invoice.  Here the server keeps running, but nothing it could do after the transaction
+    leaves a trace either: the transaction fails (a trigger), Stripe refuses the refund (localstripe)
+    and the database is lost when the refund due is kept (PostgreSQL drops the connection, SQLite
+    refuses the row), which the server logs at ERROR.  Stripe's invoice.paid event then refunds it."""
+    tenant.subscribe("u1", "pro")
+    fail_when_paid(tenant, "write")
+    run_sql(tenant, LOSE_REFUND_DUE[dialect(tenant)])
+    refuse_refunds(tenant, 1)
+    headers = {"Authorization": f"Bearer {tenant.key}"}
+    with caplog.at_level(logging.ERROR, logger="reference_server.payments.compensation"):
+        failed = httpx.post(
+            f"{tenant.server.url}/v1/billing.attach",
+            json={"customer_id": "u1", "plan_id": "boost"},
+            headers=headers,
+            timeout=30,
+        )
+    assert failed.status_code == 500, failed.text
+
+    lost = {i.total: i for i in stripe_invoices(tenant)}[1500]
+    assert (lost.status, lost.amount_paid) == ("paid", 1500)
+    errors = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.ERROR and r.name == "reference_server.payments.compensation"
+    ]
+    assert len(errors) == 1 and lost.id in errors[0] and "1500 minor units" in errors[0], errors
+    assert refunds_due(tenant) == [] and charge_of(tenant, lost).amount_refunded == 0
+    server_id = lost.metadata["autumn_invoice_id"]
+    with tenant.server.app.state.autumn.db.read() as conn:
+        assert conn.execute(select(invoices.c.pk).where(invoices.c.id == server_id)).first() is None
+    run_sql(tenant, KEEP_REFUND_DUE[dialect(tenant)])
+    repair(tenant)
+
+    event = localstripe_event(tenant, "invoice.paid", lost.id)
+    assert event["data"]["object"]["metadata"]["autumn_invoice_id"] == server_id
+    assert tenant.send(event)["result"] == "orphan_refunded"
+    assert tenant.send(event) == {"received": True, "duplicate": True}
+    again = {**event, "id": event["id"] + "_again"}  # the same payment announced under another id
+    assert tenant.send(again)["result"] == "orphan_refunded"
+
+    lost = tenant.invoice(lost.id)
+    assert (lost.status, lost.metadata["autumn_reversal"]) == ("paid", "refunded")
+    charge = charge_of(tenant, lost)
+    assert (charge.amount, charge.amount_refunded, charge.refunded) == (1500, 1500, True)
+    refunds = tenant.stripe.v1.refunds.list({"payment_intent": charge.payment_intent}).data
+    assert [(r.amount, r.status, r.metadata["autumn_reason"]) for r in refunds] == [
+        (1500, "succeeded", "not_recorded")
+    ]
+    assert refunds_due(tenant) == []
+    customer = tenant.customer()
+    assert [(i["total"], i["status"]) for i in customer["invoices"]] == [(20, "paid")]
+    assert customer["balances"]["messages"]["granted"] == 1000
