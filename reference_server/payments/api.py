@@ -382,6 +382,8 @@ def _attach_by_invoice(
         record.pk,
     )
     conn.execute(update(invoices).where(invoices.c.pk == record.pk).values(hosted_url=url))
+    if isinstance(processor, StripeProcessor):  # Stripe's books show the open invoice (send_invoice)
+        processor.open_invoice(conn, customer_ref(state.customer), record, state.now)
     if immediately:
         changes = apply_attach(state, quote, trial)
         emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)

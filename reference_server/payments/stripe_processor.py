@@ -180,8 +180,10 @@ class StripeProcessor(PaymentProcessor):
         invoice: InvoiceRecord,
         due: int,
         now: int,
+        send_invoice: bool = False,
     ) -> Any:
-        """An open Stripe invoice itemizing ``invoice`` (credit spent as a negative item), total ``due``.
+        """An open Stripe invoice itemizing ``invoice`` (credit spent as a negative item), total ``due``;
+        ``send_invoice``: one the customer is sent to pay (invoice mode), else charged by the server.
 
         The invoice is created empty (``pending_invoice_items_behavior=exclude``) and every item is
         created on it (``invoice=``), so nothing is left pending for the customer's next invoice.
@@ -192,18 +194,18 @@ class StripeProcessor(PaymentProcessor):
         (a paid one is then recorded, not paid again).
         """
         key = _idempotency("invoice", invoice.id, str(due), str(invoice.processor_id or ""))
-        draft = self.client.v1.invoices.create(
-            {
-                "customer": stripe_customer,
-                "currency": invoice.currency,
-                "collection_method": "charge_automatically",
-                "auto_advance": False,
-                "pending_invoice_items_behavior": "exclude",
-                "description": f"Autumn invoice {invoice.id}",
-                "metadata": {"autumn_invoice_id": invoice.id, "autumn_customer_id": customer.id},
-            },
-            {"idempotency_key": key},
-        )
+        params: dict[str, Any] = {
+            "customer": stripe_customer,
+            "currency": invoice.currency,
+            "collection_method": "charge_automatically",
+            "auto_advance": False,
+            "pending_invoice_items_behavior": "exclude",
+            "description": f"Autumn invoice {invoice.id}",
+            "metadata": {"autumn_invoice_id": invoice.id, "autumn_customer_id": customer.id},
+        }
+        if send_invoice:
+            params.update(collection_method="send_invoice", days_until_due=SEND_INVOICE_DAYS_DUE)
+        draft = self.client.v1.invoices.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
         set_invoice_status(conn, invoice.pk, "open", processor_id=str(draft.id))
         cache: dict[int, PlanObjects] = {}
         for index, line in enumerate(invoice_lines_of(conn, invoice.pk)):
@@ -238,6 +240,17 @@ class StripeProcessor(PaymentProcessor):
                 f"Stripe invoice {draft.id} totals {opened.amount_due}, but {invoice.id} is due {due}"
             )
         return self._retrieve_invoice(str(draft.id))
+
+    def open_invoice(self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, now: int) -> str:
+        """Invoice mode: ``invoice`` itemized and finalized on Stripe as an open ``send_invoice`` invoice
+        (Stripe's books show what the customer owes, ``invoice.stripe_id`` names it).  The customer pays
+        it on the server's hosted page: the card then pays this same Stripe invoice (or, when the credit
+        available changed meanwhile, a new one for the new amount, this one voided).  The Stripe id."""
+        stripe_customer = str(self.ensure_customer(conn, customer))
+        opened = self._create_stripe_invoice(
+            conn, customer, stripe_customer, invoice, invoice.total, now, send_invoice=True
+        )
+        return str(opened.id)
 
     def _stripe_invoice(
         self,
@@ -422,6 +435,9 @@ def _paid_intents(stripe_invoice: Any) -> list[str]:
         found = [str(stripe_invoice.payment_intent)]
     return found
 
+
+SEND_INVOICE_DAYS_DUE = 30
+"""``days_until_due`` of an invoice-mode Stripe invoice (Stripe requires one for ``send_invoice``)."""
 
 REQUIRES_ACTION = "invoice_payment_intent_requires_action"
 """Stripe's error code when paying an invoice off-session needs the customer to authenticate."""

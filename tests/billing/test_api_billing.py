@@ -1,18 +1,25 @@
 """Paid billing through the real server over HTTP: attach, checkout, upgrades, downgrades, renewals.
 
-The server runs with a manual clock so "halfway through the month" is exact.
+The server runs with a manual clock so "halfway through the month" is exact.  Every scenario runs on
+both processors (local and Stripe on localstripe) and both databases: the :class:`Api` helpers pay the
+way a payer does on each (the server's own card form, or Stripe Checkout for a Stripe server), and on
+Stripe each test ends by checking the server's invoices against Stripe's books to the cent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
 import pytest
+import stripe
+from sqlalchemy import select
 
 from autumn_sdk._generated.models import (
     AttachResponse,
@@ -22,19 +29,32 @@ from autumn_sdk._generated.models import (
 from reference_server.clock import ManualClock
 from reference_server.payments.api import PROCESSOR_KEY
 from reference_server.payments.local import LocalProcessor
+from reference_server.payments.stripe_processor import StripeProcessor
+from reference_server.store.billing_tables import invoices
+from reference_server.store.tables import customers
 from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
 
 from .conftest import ms
+from .localstripe_server import localstripe, pay_through_stripe_checkout
 
 START = ms(2026, 4, 1)  # a 30-day month: halfway is exactly 15 days
 DAY = 86_400_000
+STRIPE_KEY = "sk_test_api_billing"
+CREDIT_LINE = "Applied customer credit"
 
 
 class Api:
-    def __init__(self, server: RunningServer, clock: ManualClock) -> None:
+    def __init__(
+        self, server: RunningServer, clock: ManualClock, processor: str, stripe_api: str | None = None
+    ) -> None:
         self.server = server
         self.clock = clock
+        self.processor = processor
+        self.stripe_api = stripe_api
         self.http = httpx.Client(base_url=server.url, headers=server.headers, timeout=60)
+        self.stripe = (
+            stripe.StripeClient(STRIPE_KEY, base_addresses={"api": stripe_api}) if stripe_api else None
+        )
 
     def __call__(self, op: str, expect: int = 200, **body: Any) -> dict[str, Any]:
         response = self.http.post(f"/v1/{op}", json=body)
@@ -42,7 +62,34 @@ class Api:
         return dict(response.json())
 
     def pay(self, url: str, number: str = "4242424242424242") -> httpx.Response:
-        return httpx.post(url, data={"card_number": number, "expiry": "12/34", "cvc": "123"})
+        """A payer types a card for one of the server's pages (checkout, setup, a retry link, the portal's
+        payment method): on the server's own form (local), or on Stripe Checkout, which the server's page
+        sends them to (Stripe; 3-D Secure when setting the card up is completed there).  The server's
+        answer: a 303 when done (to ``/authenticate`` when the charge itself needs 3-D Secure), else the
+        decline (402, on Stripe's page for a Stripe server)."""
+        if self.stripe is None:
+            return httpx.post(url, data={"card_number": number, "expiry": "12/34", "cvc": "123"})
+        # The portal's "update payment method" is its own Stripe Checkout (setup) session.
+        return pay_through_stripe_checkout(url.removesuffix("/payment-method"), number)
+
+    def on_processor(self, invoice: dict[str, Any]) -> tuple[str, int]:
+        """An API invoice as the processor holds it: (status, amount due in cents), from Stripe's invoice
+        ``stripe_id`` names for a Stripe server (the local processor's books are the server's)."""
+        if self.stripe is None:
+            return str(invoice["status"]), int(Decimal(str(invoice["total"])) * 100)
+        found = self.stripe.v1.invoices.retrieve(str(invoice["stripe_id"]))
+        return str(found.status), int(found.amount_due)
+
+    def card_button(self, due: str) -> str:
+        """The checkout page's button for a new card when ``due`` (e.g. ``"$0.00"``) is due today."""
+        if self.stripe is not None:
+            return "Continue to Stripe"  # the card is typed on Stripe's page
+        return "Confirm" if due == "$0.00" else f"Pay {due}"
+
+    def authenticate(self, url: str, step: httpx.Response, decision: str = "complete") -> httpx.Response:
+        """The payer's answer on the server's 3-D Secure page ``step`` redirected to (``url``: the page)."""
+        assert step.status_code == 303 and step.headers["location"].endswith("/authenticate"), step.text
+        return httpx.post(urljoin(url, step.headers["location"]), data={"decision": decision})
 
     def customer(self, customer_id: str) -> dict[str, Any]:
         return self("customers.get", customer_id=customer_id, expand=["invoices"])
@@ -54,19 +101,80 @@ class Api:
     def add_card(self, customer_id: str, number: str = "4242424242424242") -> None:
         url = self("billing.setup_payment", customer_id=customer_id)["url"]
         response = self.pay(url, number)
-        assert response.status_code == 303
+        assert response.status_code == 303, response.text
         if response.headers["location"].endswith("/authenticate"):
-            done = httpx.post(urljoin(url, response.headers["location"]), data={"decision": "complete"})
-            assert done.status_code == 303
+            assert self.authenticate(url, response).status_code == 303
+
+    def check_stripe_books(self) -> None:
+        """Stripe's books agree with the server's, to the cent: each server invoice a card was asked to pay
+        is one Stripe invoice on the customer's Stripe customer, in the same state, whose lines are the
+        server invoice's total plus the credit it spent (one negative line), and whose total is what the
+        card paid or owes; no other Stripe invoice is left open and no invoice item is left pending."""
+        assert self.stripe is not None
+        with self.server.app.state.autumn.db.read() as conn:
+            rows = conn.execute(select(invoices).order_by(invoices.c.pk)).all()
+            stripe_customers = conn.execute(
+                select(customers.c.stripe_id).where(customers.c.stripe_id.is_not(None))
+            )
+            customer_ids = [str(stripe_id) for (stripe_id,) in stripe_customers]
+        linked = {str(r.processor_id): r for r in rows if str(r.processor_id or "").startswith("in_")}
+        for stripe_id, row in linked.items():
+            paid = self.stripe.v1.invoices.retrieve(stripe_id)
+            assert paid.metadata["autumn_invoice_id"] == row.id
+            assert (paid.status, paid.currency) == (row.status, row.currency), (row.id, paid.status)
+            lines = self.stripe.v1.invoices.line_items.list(stripe_id, {"limit": 100}).data
+            credit = sum(line.amount for line in lines if line.description == CREDIT_LINE)
+            charged = sum(line.amount for line in lines if line.description != CREDIT_LINE)
+            assert (charged, -credit) == (row.total, row.credit_applied), row.id
+            assert paid.total == row.total - row.credit_applied, row.id
+            if row.status == "paid":
+                assert paid.amount_paid == row.amount_paid == paid.total, row.id
+        for row in rows:  # every card charge went through Stripe, and Stripe knows what is owed
+            if (row.status == "paid" and row.amount_paid > 0) or row.status == "open":
+                assert str(row.processor_id or "") in linked, (row.id, row.status)
+        for customer in customer_ids:  # (localstripe is shared by the module's tests: this server's only)
+            listed = self.stripe.v1.invoices.list({"customer": customer, "limit": 100}).auto_paging_iter()
+            for stripe_invoice in listed:
+                if stripe_invoice.id not in linked:  # an earlier attempt, replaced: nothing owed or paid
+                    assert stripe_invoice.status == "void", (stripe_invoice.id, stripe_invoice.status)
+            pending = self.stripe.v1.invoice_items.list({"customer": customer, "pending": True}).data
+            assert list(pending) == [], customer
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api(request: pytest.FixtureRequest) -> Iterator[Api]:
-    if request.param == "postgres" and not postgres_available():
+PROCESSORS = [
+    pytest.param(("local", "sqlite"), id="local-sqlite"),
+    pytest.param(("local", "postgres"), id="local-postgres", marks=pytest.mark.postgres),
+    pytest.param(("stripe", "sqlite"), id="stripe-sqlite"),
+    pytest.param(("stripe", "postgres"), id="stripe-postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(scope="module")
+def shared_localstripe() -> Iterator[str]:
+    """One localstripe for the module's Stripe scenarios (each has its own database, so its own Stripe
+    customers, Products and Prices); started once, only when a Stripe scenario runs."""
+    with localstripe() as api_base:
+        yield api_base
+
+
+@pytest.fixture(params=PROCESSORS)
+def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    processor, database = request.param
+    if database == "postgres" and not postgres_available():
         pytest.skip("PostgreSQL is not available")
     clock = ManualClock(START)
-    with fresh_database_url(request.param) as url, run_server(url, clock=clock) as server:
-        client = Api(server, clock)
+    with contextlib.ExitStack() as stack:
+        stripe_api: str | None = None
+        if processor == "stripe":  # the server-wide default processor: Stripe with the server's key
+            stripe_api = str(request.getfixturevalue("shared_localstripe"))
+            monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
+            monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
+            monkeypatch.setenv("STRIPE_API_BASE", stripe_api)
+        else:
+            monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
+        url = stack.enter_context(fresh_database_url(database))
+        server = stack.enter_context(run_server(url, clock=clock))
+        client = Api(server, clock, processor, stripe_api)
         client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
         client("features.create", feature_id="seats", name="Seats", type="metered", consumable=False)
         month = {"interval": "month"}
@@ -92,6 +200,8 @@ def api(request: pytest.FixtureRequest) -> Iterator[Api]:
             items=[{"feature_id": "messages", "included": 5000, "reset": month}],
         )
         yield client
+        if client.stripe is not None:
+            client.check_stripe_books()
         client.http.close()
 
 
@@ -390,8 +500,8 @@ def test_declined_saved_card_returns_required_action(api: Api) -> None:
     assert result["payment_url"] is not None
     assert api.plans_of("u1") == {"free": "active"}
     step = api.pay(result["payment_url"], "4000002760003184")
-    done = httpx.post(urljoin(result["payment_url"], step.headers["location"]), data={"decision": "complete"})
-    assert done.status_code == 303
+    assert api.plans_of("u1") == {"free": "active"}  # the charge waits for 3-D Secure
+    assert api.authenticate(result["payment_url"], step).status_code == 303
     assert api.plans_of("u1") == {"pro": "active"}
     assert [i["status"] for i in api.customer("u1")["invoices"]] == ["paid"]
 
@@ -506,6 +616,7 @@ def test_invoice_mode_sends_an_open_invoice(api: Api) -> None:
     assert result["payment_url"] is None
     invoice = result["invoice"]
     assert (invoice["status"], invoice["total"]) == ("open", 20)
+    assert api.on_processor(invoice) == ("open", 2000)  # on Stripe: an open send_invoice invoice
     assert api.plans_of("u1") == {"free": "active"}
     assert api.pay(invoice["hosted_invoice_url"]).status_code == 303
     assert api.plans_of("u1") == {"pro": "active"}
@@ -517,6 +628,7 @@ def test_invoice_mode_sends_an_open_invoice(api: Api) -> None:
         invoice_mode={"enabled": True, "enable_plan_immediately": True},
     )
     assert now["invoice"]["status"] == "open"
+    assert api.on_processor(now["invoice"]) == ("open", 3000)  # $50 less the unused $20 of pro
     assert api.plans_of("u1") == {"premium": "active"}
 
 
@@ -627,24 +739,37 @@ def test_past_due_shows_on_customer_and_entity_subscriptions_until_paid(api: Api
     assert [i["status"] for i in api.customer("u1")["invoices"]] == ["paid"] * 4
 
 
-class HeldCharges(LocalProcessor):
-    """The local processor, holding each charge until the test lets it go (a slow payment network)."""
+class Held:
+    """Mixed into a processor: each charge is held until the test lets it go (a slow payment network)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.charging = threading.Event()
-        self.go_on = threading.Event()
+    charging: threading.Event
+    go_on: threading.Event
 
     def charge(self, *args: Any, **kwargs: Any) -> Any:
         self.charging.set()
         assert self.go_on.wait(60), "the test never released the charge"
-        return super().charge(*args, **kwargs)
+        return super().charge(*args, **kwargs)  # type: ignore[misc]
+
+
+class HeldLocal(Held, LocalProcessor):
+    pass
+
+
+class HeldStripe(Held, StripeProcessor):
+    pass
+
+
+def held_charges(api: Api) -> Held:
+    """The test's processor (local, or Stripe with the server's key), holding its charges."""
+    held: Held = HeldLocal() if api.stripe is None else HeldStripe(STRIPE_KEY, api.stripe_api)
+    held.charging, held.go_on = threading.Event(), threading.Event()
+    return held
 
 
 def test_a_second_billing_change_while_one_is_in_flight_gets_429(api: Api) -> None:
     api("customers.get_or_create", customer_id="u1")
     api.add_card("u1")
-    held = HeldCharges()
+    held = held_charges(api)
     api.server.app.state.autumn.extras[PROCESSOR_KEY] = held
     # A second server process on the same database: the lock must hold across workers too.
     with run_server(api.server.database_url, clock=api.clock) as other, ThreadPoolExecutor(1) as pool:
@@ -695,7 +820,7 @@ def test_trial_needing_a_card_collects_it_at_checkout_without_an_invoice(api: Ap
     api("customers.get_or_create", customer_id="u1")
     result = api("billing.attach", customer_id="u1", plan_id="trial_pro")
     page = httpx.get(result["payment_url"])
-    assert "$0.00" in page.text and ">Confirm<" in page.text
+    assert "$0.00" in page.text and f">{api.card_button('$0.00')}<" in page.text
     assert api.pay(result["payment_url"]).status_code == 303
     customer = api.customer("u1")
     assert customer["subscriptions"][0]["trial_ends_at"] == START + 7 * DAY

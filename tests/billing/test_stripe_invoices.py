@@ -443,11 +443,13 @@ def test_signed_invoice_events_are_applied_once_per_event_id(tenant: Tenant) -> 
         invoice_mode={"enabled": True, "enable_plan_immediately": True},
     )["invoice"]
     assert opened["status"] == "open"
-    stripe_id = "in_" + secrets.token_hex(7)  # as if the invoice had been sent from Stripe
+    stripe_id = opened["stripe_id"]  # invoice mode: an open send_invoice invoice on Stripe
+    sent = tenant.invoice(stripe_id)
+    assert (sent.status, sent.collection_method, sent.amount_due) == ("open", "send_invoice", 2000)
 
     def event(kind: str, event_id: str, **fields: Any) -> dict[str, Any]:
         obj = {"id": stripe_id, "object": "invoice", "status": "open", "amount_paid": 0, "total": 2000}
-        obj.update(fields, metadata={"autumn_invoice_id": opened["stripe_id"]})
+        obj.update(fields, metadata={"autumn_invoice_id": tenant.rows(stripe_id).id})
         return {"id": event_id, "object": "event", "type": kind, "data": {"object": obj}}
 
     assert tenant.send(event("invoice.payment_failed", "evt_failed"))["result"] == "past_due"
