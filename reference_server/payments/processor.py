@@ -169,6 +169,10 @@ class PaymentProcessor(ABC):
         credit = min(credit_balance(conn, customer.pk, invoice.currency), total)
         due = total - credit
         processor_id: str | None = None
+        # The credit pays it all: an earlier attempt's processor invoice is owed no more (voided), unless
+        # the processor collected it meanwhile (then the card paid it, and the credit is kept).
+        if due == 0 and not self.void_invoice(conn, invoice_record(conn, invoice.pk)):
+            credit, due = 0, total
         if due > 0:
             pm = payment_method or default_payment_method(conn, customer.pk)
             if pm is None or not self.can_charge(pm):

@@ -12,7 +12,6 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urljoin
 
@@ -45,8 +44,13 @@ CREDIT_LINE = "Applied customer credit"
 
 class Api:
     def __init__(
-        self, server: RunningServer, clock: ManualClock, processor: str, stripe_api: str | None = None
+        self,
+        server: RunningServer,
+        clock: ManualClock,
+        processor: str = "local",
+        stripe_api: str | None = None,
     ) -> None:
+        """``processor``: ``"local"``, or ``"stripe"`` with ``stripe_api`` (localstripe's URL)."""
         self.server = server
         self.clock = clock
         self.processor = processor
@@ -73,10 +77,13 @@ class Api:
         return pay_through_stripe_checkout(url.removesuffix("/payment-method"), number)
 
     def on_processor(self, invoice: dict[str, Any]) -> tuple[str, int]:
-        """An API invoice as the processor holds it: (status, amount due in cents), from Stripe's invoice
-        ``stripe_id`` names for a Stripe server (the local processor's books are the server's)."""
+        """An API invoice as the processor holds it: (status, cents asked of the card, i.e. the total less
+        the credit it used), from the Stripe invoice ``stripe_id`` names for a Stripe server; the local
+        processor's books are the server's own invoice row."""
         if self.stripe is None:
-            return str(invoice["status"]), int(Decimal(str(invoice["total"])) * 100)
+            with self.server.app.state.autumn.db.read() as conn:
+                row = conn.execute(select(invoices).where(invoices.c.id == invoice["stripe_id"])).one()
+            return str(row.status), int(row.total - row.credit_applied)
         found = self.stripe.v1.invoices.retrieve(str(invoice["stripe_id"]))
         return str(found.status), int(found.amount_due)
 
@@ -121,11 +128,16 @@ class Api:
         for stripe_id, row in linked.items():
             paid = self.stripe.v1.invoices.retrieve(stripe_id)
             assert paid.metadata["autumn_invoice_id"] == row.id
-            assert (paid.status, paid.currency) == (row.status, row.currency), (row.id, paid.status)
+            assert paid.currency == row.currency, row.id
             lines = self.stripe.v1.invoices.line_items.list(stripe_id, {"limit": 100}).data
             credit = sum(line.amount for line in lines if line.description == CREDIT_LINE)
             charged = sum(line.amount for line in lines if line.description != CREDIT_LINE)
+            if (row.status, row.amount_paid, paid.status) == ("paid", 0, "void"):
+                # invoiced on Stripe, then paid from the customer's credit: Stripe collected nothing
+                assert (charged, row.credit_applied, paid.amount_paid) == (row.total, row.total, 0), row.id
+                continue
             assert (charged, -credit) == (row.total, row.credit_applied), row.id
+            assert paid.status == row.status, (row.id, row.status, paid.status)
             assert paid.total == row.total - row.credit_applied, row.id
             if row.status == "paid":
                 assert paid.amount_paid == row.amount_paid == paid.total, row.id
@@ -1125,3 +1137,64 @@ def test_next_cycle_seat_prorations_land_on_the_renewal_invoice(api: Api) -> Non
     # $20 base + 1 seat beyond the included for May ($10) + the April prorations (5 + 3 - 3)
     assert charged() == [20, 35]
     assert [i["status"] for i in api.customer("n")["invoices"]] == ["paid", "paid"]  # no pending left
+
+
+def test_credit_that_covers_an_open_invoice_pays_it_and_nothing_stays_owed(api: Api) -> None:
+    """An invoice-mode invoice paid when the customer's credit covers it: paid from the credit, the card
+    is not charged, and the processor holds nothing open for it (on Stripe, its invoice is voided)."""
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="premium")
+    api.clock.advance(15 * DAY)
+    cancel = api("billing.update", customer_id="u1", plan_id="premium", cancel_action="cancel_immediately")
+    assert cancel["invoice"]["total"] == -25  # $25 of credit
+    opened = api("billing.attach", customer_id="u1", plan_id="pro", invoice_mode={"enabled": True})
+    invoice = opened["invoice"]
+    assert (invoice["status"], invoice["total"]) == ("open", 20)
+    assert api.on_processor(invoice) == ("open", 2000)
+    page = httpx.post(invoice["hosted_invoice_url"], data={"use_saved": "1"})
+    assert page.status_code == 303, page.text
+    assert api.plans_of("u1") == {"pro": "active"}
+    customer = api.customer("u1")
+    assert [(i["status"], i["total"]) for i in customer["invoices"]] == [
+        ("paid", 20),
+        ("paid", -25),
+        ("paid", 50),
+    ]
+    assert api.on_processor(customer["invoices"][0])[0] in ("paid", "void")
+    # the $5 left pays part of the next invoice ($50 for premium less the unused $20 of pro)
+    upgrade = api("billing.attach", customer_id="u1", plan_id="premium")
+    assert (upgrade["invoice"]["total"], upgrade["invoice"]["status"]) == (30, "paid")
+    assert api.on_processor(upgrade["invoice"]) == ("paid", 2500)  # the card paid $25 of it
+
+
+def test_a_declined_saved_card_gets_a_retry_link_that_a_new_card_pays(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1", "4000000000000341")  # saved, but every charge is declined
+    result = api("billing.attach", customer_id="u1", plan_id="pro")
+    assert result["required_action"]["code"] == "payment_failed" and result["payment_url"] is not None
+    assert api.plans_of("u1") == {"free": "active"}
+    (invoice,) = api.customer("u1")["invoices"]
+    assert (invoice["status"], invoice["total"]) == ("open", 20)
+    assert api.on_processor(invoice) == ("open", 2000)
+    assert api.pay(result["payment_url"], "4000000000000002").status_code == 402  # declined again
+    assert api.plans_of("u1") == {"free": "active"}
+    assert api.pay(result["payment_url"]).status_code == 303
+    assert api.plans_of("u1") == {"pro": "active"}
+    (invoice,) = api.customer("u1")["invoices"]
+    assert api.on_processor(invoice) == ("paid", 2000)
+    card = api("customers.get", customer_id="u1", expand=["payment_method"])["payment_method"]
+    assert card["card"]["last4"] == "4242"  # the new card is the default now
+
+
+def test_a_card_authenticated_when_saved_pays_later_charges_without_asking_again(api: Api) -> None:
+    """``4000 0025 0000 3155`` asks for 3-D Secure when it is saved; once saved that way, later charges
+    (an attach, a renewal) go through without the customer."""
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1", "4000002500003155")
+    result = api("billing.attach", customer_id="u1", plan_id="pro")
+    assert result["payment_url"] is None and result["invoice"]["status"] == "paid"
+    api.clock.set(ms(2026, 5, 1) + 1)
+    invoices = api.customer("u1")["invoices"]
+    assert [(i["status"], i["total"]) for i in invoices] == [("paid", 20), ("paid", 20)]
+    assert [api.on_processor(i) for i in invoices] == [("paid", 2000), ("paid", 2000)]
