@@ -65,6 +65,7 @@ from reference_server.webhooks.routes import webhook_routes
 from .compensation import RefundRetrier, Reverser
 from .convert import customized_plan, engine_plan, engine_subscription, instance_plan
 from .flows import (
+    STRIPE_SUBSCRIPTIONS_KEY,
     AttachState,
     activate_default,
     apply_attach,
@@ -105,6 +106,7 @@ from .sessions import (
 )
 from .stripe_checkout import open_checkout_for, stripe_processor_for
 from .stripe_processor import StripeProcessor
+from .stripe_subscriptions import StripeSubscriptionMirror
 from .stripe_webhooks import stripe_webhook_routes
 from .track_watch import make_track_watcher
 
@@ -1098,6 +1100,9 @@ def maintenance_hook(state: AppState) -> Any:
             state.extras.get(BASE_URL_KEY) or os.environ.get("AUTUMN_PUBLIC_URL") or "http://127.0.0.1"
         )
         run_billing_maintenance(ctx, conn, cat, customer, now, processor_for(state), base)
+        mirror = state.extras.get(STRIPE_SUBSCRIPTIONS_KEY)
+        if isinstance(mirror, StripeSubscriptionMirror):  # renewals: Stripe subscriptions checked after
+            mirror.after_change(conn, customer.pk)
 
     return run
 
@@ -1137,7 +1142,15 @@ def setup_app(state: AppState) -> AppExtension:
     pages = PagesContext(state.db, clock, processor_for(state), hooks)
     refunds = RefundRetrier(state.db.engine, lambda conn, org, env: _reverser(state, conn, org, env), clock)
     state.extras["refund_retrier"] = refunds  # refunds due, retried by the background worker
-    worker = WebhookWorker(WebhookDeliverer(state.db, clock, DeliveryPolicy()), jobs=[refunds.run_due])
+    customer_now = hooks.customer_now
+    assert customer_now is not None
+    mirror = StripeSubscriptionMirror(
+        state.db, lambda conn, pk: processor_for(state).resolve(conn, pk), customer_now
+    )
+    state.extras[STRIPE_SUBSCRIPTIONS_KEY] = mirror  # plan instances mirrored as Stripe Subscriptions
+    worker = WebhookWorker(
+        WebhookDeliverer(state.db, clock, DeliveryPolicy()), jobs=[refunds.run_due, mirror.run_due]
+    )
     state.extras["webhook_worker"] = worker
     watcher = make_track_watcher(
         state, lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")

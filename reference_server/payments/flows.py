@@ -51,6 +51,8 @@ from .processor import ChargeOutcome, PaymentProcessor
 from .records import CustomerRef, invoice_record, take_pending_lines
 
 DEFAULT_BASE_URL = "http://127.0.0.1"
+STRIPE_SUBSCRIPTIONS_KEY = "stripe_subscription_mirror"
+"""``state.extras`` key of the Stripe subscription mirror (:mod:`.stripe_subscriptions`)."""
 
 
 def customer_ref(customer: CustomerRow) -> CustomerRef:
@@ -124,6 +126,9 @@ def emit_billing_updated(
         billing_updated(customer.id or "", changes, entity.id if entity else None, tags),
         now,
     )
+    mirror = ctx.state.extras.get(STRIPE_SUBSCRIPTIONS_KEY)  # Stripe subscriptions follow each change
+    if mirror is not None:
+        mirror.after_change(conn, customer.pk)  # type: ignore[attr-defined]
 
 
 def save_billing_state(

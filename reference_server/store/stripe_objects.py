@@ -8,11 +8,17 @@ in (``GET /v1/account``; a connected account's own id), so a rolled secret key o
 keeps using them and an organization that switches to another Stripe account gets new objects
 there; when the account could not be read it is a digest of the secret key and connected account.
 Revision ``0005_stripe_objects`` creates the table.
+
+``stripe_subscriptions`` maps each plan instance mirrored as a Stripe Subscription (see
+:mod:`reference_server.payments.stripe_subscriptions`) to its subscription in one Stripe account, with
+the state last written there (``synced``), so a sync that finds nothing changed calls no Stripe API.
+``customer_plan_pk`` has no foreign key: an instance deleted with its entity still has a Stripe
+subscription to cancel.  Revision ``0007_stripe_subscriptions`` creates it.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Table, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, String, Table, UniqueConstraint
 
 from reference_server.store.tables import PK, metadata
 
@@ -45,3 +51,21 @@ stripe_objects = Table(
 
 STRIPE_OBJECT_TABLES: tuple[Table, ...] = (stripe_objects,)
 """Tables created by migration ``0005_stripe_objects``."""
+
+stripe_subscriptions = Table(
+    "stripe_subscriptions",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("customer_pk", PK, ForeignKey("customers.pk", ondelete="CASCADE"), nullable=False),
+    Column("account_key", String(64), nullable=False),
+    Column("customer_plan_pk", PK, nullable=False),  # the plan instance (no FK: see the module docs)
+    Column("stripe_id", String(255), nullable=False),  # sub_...
+    Column("status", String(16), nullable=False),  # active | canceled (as the server last left it)
+    Column("synced", JSON, nullable=False),  # the mirrored state last written to Stripe
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("account_key", "customer_plan_pk", name="uq_stripe_subscriptions_account_instance"),
+)
+
+STRIPE_SUBSCRIPTION_TABLES: tuple[Table, ...] = (stripe_subscriptions,)
+"""Tables created by migration ``0007_stripe_subscriptions``."""

@@ -1,0 +1,588 @@
+"""The server's subscriptions mirrored into the organization's Stripe account, without Stripe billing them.
+
+The server bills a Stripe organization itself: its engine renews plans on its own clock and every
+charge is an itemized Stripe Invoice (:mod:`~reference_server.payments.stripe_processor`).  A Stripe
+user still expects the dashboard to say who is subscribed to what, so each active recurring paid plan
+instance of a customer (customer-level or entity-level: one with billing state and at least one
+recurring fixed price) is mirrored as one Stripe Subscription:
+
+- items: the plan version's recurring Stripe Prices (:mod:`~reference_server.payments.stripe_catalog`):
+  the base price (quantity: the instance's quantity) and each prepaid item's pack price (quantity: the
+  packs bought).  A customized instance whose price is not the catalogue's has that item priced inline
+  (``price_data`` on the plan's Product).  Each item's metadata names its price (``autumn_price``).
+  Stripe bills a subscription's items on one interval, so only the prices on the interval of the first
+  one (the base price's, when the plan has one) are mirrored; usage-based prices have no Price at all;
+- metadata: ``autumn_customer_id``, ``autumn_plan_id``, ``autumn_plan_version``, ``autumn_instance_id``
+  (the subscription id the API shows), ``autumn_entity_id`` for an entity's plan, ``autumn_env``;
+- ``cancel_at_period_end`` while the instance is canceled at its period end (unset on uncancel); an
+  instance that ended (expired, or deleted with its entity) has its subscription canceled without a
+  final invoice or proration (``invoice_now=false``, ``prorate=false``).  An instance replaced by an
+  upgrade or downgrade in the same group (and entity) hands its subscription over to its successor,
+  whose items replace the old ones (``proration_behavior=none``), as a Stripe upgrade would.
+
+Stripe must never collect money for these subscriptions (the server already did, once):
+
+1. **creation creates no invoice.**  ``billing_cycle_anchor`` is set to the instance's period end (the
+   server's next renewal) with ``proration_behavior=none``: Stripe documents the period up to the
+   anchor as free, "similar to a free trial.  Unlike a trial, there is no 0 USD invoice"
+   (docs.stripe.com/billing/subscriptions/billing-cycle).  Stripe takes only a future anchor before the
+   subscription's first natural billing date, so the anchor is kept between an hour from now and the
+   shortest length of one interval from now on Stripe's (real) clock: under a server test clock the
+   dashboard's next date is then only close to the server's.  A ``trial_end`` would claim a trial the
+   customer does not have, ``payment_behavior=default_incomplete`` still opens a first invoice to pay,
+   and no anchor at all makes Stripe invoice the first period at once;
+2. **collection is paused with behavior ``void``** right after creation (``pause_collection`` is a
+   parameter of the subscription update, not of its creation) and again on every update: every invoice
+   Stripe generates for the subscription from then on (its own renewals) is voided at once and
+   nothing is collected (docs.stripe.com/billing/subscriptions/pause-payment);
+3. **``collection_method=send_invoice``**: should collection ever be resumed by hand in the dashboard
+   (or the pause not be set yet, when the update after creation failed and the next sync has not run),
+   an invoice Stripe generates is sent to the customer to pay, never charged to a saved card.
+
+:func:`sync_stripe_subscriptions` reconciles one customer: it reads the state each instance should
+have, compares it with the state last written to Stripe (table ``stripe_subscriptions``; nothing
+changed: no Stripe call at all) and creates, updates or cancels what differs.  It is idempotent: a
+subscription is created with an idempotency key derived from the instance and its parameters, and
+before creating one the customer's Stripe subscriptions are listed so one created by an earlier sync
+whose result was lost (``autumn_instance_id`` in its metadata) is taken over instead.  A subscription
+canceled by hand in Stripe while its instance is active is created again.
+
+:class:`StripeSubscriptionMirror` runs it after each committed billing change of a customer
+(:func:`reference_server.store.db.after_transaction`, registered by the flows' ``billing.updated``
+and the renewal maintenance), in the request's thread, so the Stripe dashboard is current when the
+billing call answers.  A Stripe failure is logged and never fails the billing call nor touches its
+money; the customer is remembered and synced again by the background worker (exponential backoff,
+:meth:`StripeSubscriptionMirror.run_due`) and by its next billing change, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from types import SimpleNamespace
+from typing import Any
+
+import stripe
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from reference_server.engine.billing.money import to_decimal
+from reference_server.store.billing_tables import subscription_billing
+from reference_server.store.db import Database, after_transaction
+from reference_server.store.stripe_objects import stripe_subscriptions
+from reference_server.store.tables import customer_plans, customers, entities, plans
+
+from .records import CustomerRef
+from .stripe_catalog import FixedPrice, fixed_prices
+from .stripe_processor import StripeProcessor
+
+log = logging.getLogger(__name__)
+
+DAYS_UNTIL_DUE = 30
+"""``days_until_due`` Stripe requires of a ``send_invoice`` subscription (never reached: voided)."""
+
+_SHORTEST_DAYS = {"day": 1, "week": 7, "month": 28, "year": 365}
+"""The shortest length of one Stripe interval in days (the anchor must come before the first natural date)."""
+
+MIN_ANCHOR_DELAY_S = 3600
+"""The earliest anchor, from Stripe's now: time for a failed pause to be set by the next sync first."""
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """What one plan instance's Stripe Subscription should be (``state`` is stored once written)."""
+
+    instance_pk: int
+    entity_pk: int | None
+    group: str | None  # None for an add-on (never handed over to another plan)
+    items: tuple[dict[str, Any], ...]  # {"key", "quantity", and "price" or "price_data"}
+    metadata: dict[str, str]
+    cancel_at_period_end: bool
+    period_end: int | None  # ms, the server's
+    recurring: tuple[str, int]
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return {
+            "items": [dict(i) for i in self.items],
+            "metadata": dict(self.metadata),
+            "cancel_at_period_end": self.cancel_at_period_end,
+            "entity_pk": self.entity_pk,
+            "group": self.group,
+        }
+
+
+@dataclass
+class SyncResult:
+    """What a sync did: Stripe subscription ids created, updated and canceled, and the errors met."""
+
+    created: list[str]
+    updated: list[str]
+    canceled: list[str]
+    errors: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _packs(quantity: Decimal, included: Decimal, pack_units: Decimal) -> int:
+    extra = quantity - included
+    if extra <= 0:
+        return 0
+    return int((extra / pack_units).to_integral_value(rounding=ROUND_CEILING))
+
+
+def _item_included(plan: Any, feature_id: str | None) -> Decimal:
+    for item in plan.items or []:
+        if (
+            item.get("feature_id") == feature_id
+            and (item.get("price") or {}).get("billing_method") == "prepaid"
+        ):
+            return to_decimal(item.get("included") or 0)
+    return Decimal(0)
+
+
+def _desired(
+    conn: Connection, processor: StripeProcessor, customer_pk: int, customer_id: str, now: int
+) -> dict[int, Mirror]:
+    """Each active recurring paid instance of the customer as it should be in Stripe (Prices created
+    the first time they are needed)."""
+    rows = conn.execute(
+        select(customer_plans, subscription_billing.c.prepaid_quantities, subscription_billing.c.custom_plan)
+        .join(subscription_billing, subscription_billing.c.customer_plan_pk == customer_plans.c.pk)
+        .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active")
+        .order_by(customer_plans.c.pk)
+    ).all()
+    out: dict[int, Mirror] = {}
+    for inst in rows:
+        plan = conn.execute(select(plans).where(plans.c.pk == inst.plan_pk)).first()
+        if plan is None:
+            continue
+        billed: Any = plan
+        if inst.custom_plan:
+            custom = dict(inst.custom_plan)
+            billed = SimpleNamespace(
+                price=custom.get("price"), items=custom.get("items") or [], config=plan.config
+            )
+        catalog = {f.key: f for f in fixed_prices(plan)}
+        wanted: list[tuple[FixedPrice, int]] = []
+        quantities = {k: to_decimal(v) for k, v in (inst.prepaid_quantities or {}).items()}
+        for price in fixed_prices(billed):
+            if price.recurring is None:
+                continue
+            if price.key == "base":
+                quantity = max(1, int(inst.quantity or 1))
+            else:
+                feature = str(price.feature_id)
+                quantity = _packs(
+                    quantities.get(feature, Decimal(0)), _item_included(billed, feature), price.pack_units
+                )
+            if quantity > 0:
+                wanted.append((price, quantity))
+        if not wanted:
+            continue
+        recurring = wanted[0][0].recurring
+        assert recurring is not None
+        objects = processor.catalog.plan_objects(conn, plan, now)
+        items: list[dict[str, Any]] = []
+        for price, quantity in wanted:
+            if price.recurring != recurring:
+                continue  # Stripe bills one interval per subscription
+            item: dict[str, Any] = {"key": price.key, "quantity": quantity}
+            stored = objects.prices.get(price.key)
+            if catalog.get(price.key) == price and stored is not None:
+                item["price"] = stored.stripe_id
+            else:
+                item["price_data"] = {
+                    "currency": price.currency,
+                    "product": objects.product,
+                    "unit_amount": price.unit_amount,
+                    "recurring": {"interval": recurring[0], "interval_count": recurring[1]},
+                }
+            items.append(item)
+        metadata = {
+            "autumn_customer_id": customer_id,
+            "autumn_plan_id": str(inst.plan_id),
+            "autumn_plan_version": str(plan.version),
+            "autumn_instance_id": str(inst.subscription_id or f"sub_{inst.pk}"),
+            "autumn_env": str(plan.env),
+        }
+        if inst.entity_pk is not None:
+            entity_id = conn.execute(select(entities.c.id).where(entities.c.pk == inst.entity_pk)).scalar()
+            metadata["autumn_entity_id"] = str(entity_id)
+        canceled = inst.canceled_at is not None and inst.expires_at is not None
+        out[int(inst.pk)] = Mirror(
+            instance_pk=int(inst.pk),
+            entity_pk=int(inst.entity_pk) if inst.entity_pk is not None else None,
+            group=None if plan.add_on else str(plan.group or ""),
+            items=tuple(items),
+            metadata=metadata,
+            cancel_at_period_end=canceled,
+            period_end=int(inst.current_period_end) if inst.current_period_end is not None else None,
+            recurring=recurring,
+        )
+    return out
+
+
+def _anchor(mirror: Mirror, real_now: int) -> int:
+    """The server's period end in seconds, kept where Stripe takes an anchor (see the module docs)."""
+    interval, count = mirror.recurring
+    latest = real_now + _SHORTEST_DAYS[interval] * count * 86_400 - 60
+    earliest = real_now + MIN_ANCHOR_DELAY_S
+    wanted = mirror.period_end // 1000 if mirror.period_end is not None else latest
+    return max(earliest, min(wanted, latest))
+
+
+def _key(*parts: str) -> str:
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:48]
+    return f"autumn-subscription-{digest}"
+
+
+def _item_params(item: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {"quantity": item["quantity"], "metadata": {"autumn_price": item["key"]}}
+    if "price" in item:
+        params["price"] = item["price"]
+    else:
+        params["price_data"] = item["price_data"]
+    return params
+
+
+def _same_price(existing: Any, item: dict[str, Any]) -> bool:
+    price = existing.price
+    if "price" in item:
+        return bool(str(price.id) == item["price"])
+    data = item["price_data"]
+    recurring = price.recurring
+    return bool(
+        str(price.product) == data["product"]
+        and int(price.unit_amount or -1) == data["unit_amount"]
+        and str(price.currency) == data["currency"]
+        and recurring is not None
+        and (str(recurring.interval), int(recurring.interval_count))
+        == (
+            data["recurring"]["interval"],
+            data["recurring"]["interval_count"],
+        )
+    )
+
+
+class _Stripe:
+    """The Stripe calls of one sync."""
+
+    def __init__(self, processor: StripeProcessor, stripe_customer: str) -> None:
+        self.client = processor.client
+        self.account = processor.catalog.account
+        self.customer = stripe_customer
+
+    def pause(self, stripe_id: str, mirror: Mirror) -> None:
+        self.client.v1.subscriptions.update(
+            stripe_id,
+            {
+                "pause_collection": {"behavior": "void"},
+                "cancel_at_period_end": mirror.cancel_at_period_end,
+            },
+        )
+
+    def _orphan(self, mirror: Mirror) -> Any | None:
+        """A subscription an earlier sync created for this instance but could not record."""
+        listed = self.client.v1.subscriptions.list({"customer": self.customer, "status": "all", "limit": 100})
+        for sub in listed.data:
+            meta = sub.metadata.to_dict() if sub.metadata else {}
+            if (
+                meta.get("autumn_instance_id") == mirror.metadata["autumn_instance_id"]
+                and meta.get("autumn_customer_id") == mirror.metadata["autumn_customer_id"]
+                and sub.status not in ("canceled", "incomplete_expired")
+            ):
+                return sub
+        return None
+
+    def create(self, mirror: Mirror) -> str:
+        orphan = self._orphan(mirror)
+        if orphan is not None:
+            self.update(str(orphan.id), mirror)
+            return str(orphan.id)
+        anchor = _anchor(mirror, int(time.time()))
+        params: dict[str, Any] = {
+            "customer": self.customer,
+            "items": [_item_params(i) for i in mirror.items],
+            "metadata": mirror.metadata,
+            "collection_method": "send_invoice",
+            "days_until_due": DAYS_UNTIL_DUE,
+            "billing_cycle_anchor": anchor,
+            "proration_behavior": "none",
+            "cancel_at_period_end": mirror.cancel_at_period_end,
+        }
+        state = json.dumps(mirror.state, sort_keys=True)
+        key = _key(self.account, self.customer, str(mirror.instance_pk), state, str(anchor // 3600))
+        created = self.client.v1.subscriptions.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
+        self.pause(str(created.id), mirror)
+        return str(created.id)
+
+    def update(self, stripe_id: str, mirror: Mirror) -> str:
+        """Bring the subscription to ``mirror``; a new one when it was canceled in Stripe meanwhile."""
+        current = self.client.v1.subscriptions.retrieve(stripe_id)
+        if current.status in ("canceled", "incomplete_expired"):
+            return self.create(mirror)
+        existing: dict[str, Any] = {}
+        for item in current["items"].data:
+            meta = item.metadata.to_dict() if item.metadata else {}
+            existing[str(meta.get("autumn_price") or item.price.id)] = item
+        changes: list[dict[str, Any]] = []
+        for item in mirror.items:
+            have = existing.pop(item["key"], None)
+            if have is None:
+                changes.append(_item_params(item))
+            elif not _same_price(have, item):
+                changes.append({"id": str(have.id), **_item_params(item)})
+            elif int(have.quantity or 0) != item["quantity"]:
+                changes.append({"id": str(have.id), "quantity": item["quantity"]})
+        changes.extend({"id": str(left.id), "deleted": True} for left in existing.values())
+        stale = set(current.metadata.to_dict() if current.metadata else {}) - set(mirror.metadata)
+        params: dict[str, Any] = {
+            "metadata": {**{k: "" for k in stale}, **mirror.metadata},  # "" unsets a key
+            "cancel_at_period_end": mirror.cancel_at_period_end,
+            "pause_collection": {"behavior": "void"},
+            "proration_behavior": "none",
+        }
+        if changes:
+            params["items"] = changes
+        self.client.v1.subscriptions.update(stripe_id, params)  # type: ignore[arg-type]
+        return stripe_id
+
+    def cancel(self, stripe_id: str) -> bool:
+        current = self.client.v1.subscriptions.retrieve(stripe_id)
+        if current.status not in ("canceled", "incomplete_expired"):
+            self.client.v1.subscriptions.cancel(stripe_id, {"invoice_now": False, "prorate": False})
+        return True
+
+
+def sync_stripe_subscriptions(
+    db: Database, processor: StripeProcessor, customer_pk: int, now: int
+) -> SyncResult:
+    """Make the customer's Stripe subscriptions match its plan instances (see the module docs).
+
+    ``now`` is the server's time for the customer (Prices created meanwhile are stamped with it).
+    Each Stripe failure is logged and kept in the result; what failed is left as it was in the table,
+    so the next sync does it again.  Raises only when the database fails."""
+    result = SyncResult([], [], [], [])
+    with db.write() as conn:
+        customer = conn.execute(select(customers).where(customers.c.pk == customer_pk)).first()
+        if customer is None:
+            return result
+        customer_id = str(customer.id or f"cus_{customer.pk}")
+        account = processor.catalog.account
+        rows = {
+            int(r.customer_plan_pk): r
+            for r in conn.execute(
+                select(stripe_subscriptions).where(
+                    stripe_subscriptions.c.customer_pk == customer_pk,
+                    stripe_subscriptions.c.account_key == account,
+                    stripe_subscriptions.c.status == "active",
+                )
+            )
+        }
+        try:
+            desired = _desired(conn, processor, customer_pk, customer_id, now)
+        except stripe.StripeError as exc:  # a Product or Price could not be created
+            log.warning("Stripe subscriptions of customer %s not synced: %s", customer_id, exc)
+            result.errors.append(f"{type(exc).__name__}: {exc}")
+            return result
+        stripe_customer = customer.stripe_id
+        if desired and not stripe_customer:
+            ref = CustomerRef(customer.pk, customer_id, customer.email, customer.name, None)
+            try:
+                stripe_customer = processor.ensure_customer(conn, ref)
+            except stripe.StripeError as exc:
+                result.errors.append(f"{type(exc).__name__}: {exc}")
+                return result
+    if not desired and not rows:
+        return result
+    calls = _Stripe(processor, str(stripe_customer or ""))
+    ended = {pk: row for pk, row in rows.items() if pk not in desired}
+    # (instance pk, previous row pk or None, Stripe id, state) of each subscription written
+    written: list[tuple[int, int | None, str, dict[str, Any]]] = []
+    canceled: list[int] = []
+
+    def attempt(what: str, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except stripe.StripeError as exc:
+            log.warning("Stripe subscription sync of customer %s: %s failed: %s", customer_id, what, exc)
+            result.errors.append(f"{what}: {type(exc).__name__}: {exc}"[:500])
+            return None
+
+    for pk, mirror in desired.items():
+        row = rows.get(pk)
+        if row is not None:
+            if dict(row.synced) == mirror.state:
+                continue
+            row_id = row.stripe_id
+            stripe_id = attempt(f"update {row_id}", calls.update, str(row_id), mirror)
+            if stripe_id is not None:
+                written.append((pk, int(row.pk), str(stripe_id), mirror.state))
+                (result.updated if stripe_id == row.stripe_id else result.created).append(str(stripe_id))
+            continue
+        heir = next(
+            (
+                (old_pk, old)
+                for old_pk, old in ended.items()
+                if mirror.group is not None
+                and old.synced.get("group") == mirror.group
+                and old.synced.get("entity_pk") == mirror.entity_pk
+            ),
+            None,
+        )
+        if heir is not None:  # an upgrade or downgrade: the old plan's subscription carries on
+            old_pk, old = heir
+            del ended[old_pk]
+            old_id = old.stripe_id
+            stripe_id = attempt(f"hand over {old_id}", calls.update, str(old_id), mirror)
+            if stripe_id is not None:
+                written.append((pk, int(old.pk), str(stripe_id), mirror.state))
+                result.updated.append(str(stripe_id))
+            else:
+                ended[old_pk] = old  # kept for the next sync
+            continue
+        stripe_id = attempt(f"create for instance {pk}", calls.create, mirror)
+        if stripe_id is not None:
+            written.append((pk, None, str(stripe_id), mirror.state))
+            result.created.append(str(stripe_id))
+    for row in ended.values():
+        stripe_id = str(row.stripe_id)
+        if attempt(f"cancel {stripe_id}", calls.cancel, stripe_id):
+            canceled.append(int(row.pk))
+            result.canceled.append(stripe_id)
+    if not written and not canceled:
+        return result
+    stamp = int(time.time() * 1000)
+    with db.write() as conn:
+        for done in canceled:
+            conn.execute(
+                update(stripe_subscriptions)
+                .where(stripe_subscriptions.c.pk == done)
+                .values(status="canceled", updated_at=stamp)
+            )
+        for instance_pk, row_pk, stripe_id, state in written:
+            values = {
+                "customer_plan_pk": instance_pk,
+                "stripe_id": stripe_id,
+                "status": "active",
+                "synced": state,
+            }
+            if row_pk is not None:
+                conn.execute(
+                    update(stripe_subscriptions)
+                    .where(stripe_subscriptions.c.pk == row_pk)
+                    .values(**values, updated_at=stamp)
+                )
+                continue
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(stripe_subscriptions).values(
+                            **values,
+                            customer_pk=customer_pk,
+                            account_key=account,
+                            created_at=stamp,
+                            updated_at=stamp,
+                        )
+                    )
+            except IntegrityError:  # a concurrent sync recorded it first: the same subscription
+                conn.execute(
+                    update(stripe_subscriptions)
+                    .where(
+                        stripe_subscriptions.c.account_key == account,
+                        stripe_subscriptions.c.customer_plan_pk == instance_pk,
+                    )
+                    .values(**values, updated_at=stamp)
+                )
+    return result
+
+
+ProcessorOf = Callable[[Connection, int], Any]
+"""The processor acting for a customer (the router's ``resolve``)."""
+
+NowOf = Callable[[Connection, int], int]
+"""The server's time for a customer (its organization's and its own test clocks)."""
+
+
+@dataclass
+class _Retry:
+    attempts: int
+    next_at: float  # time.monotonic()
+
+
+class StripeSubscriptionMirror:
+    """Runs :func:`sync_stripe_subscriptions` after billing changes, and again for failed ones."""
+
+    BASE_DELAY_S = 5.0
+    MAX_DELAY_S = 600.0
+
+    def __init__(self, db: Database, processor_of: ProcessorOf, now_of: NowOf) -> None:
+        self.db = db
+        self.processor_of = processor_of
+        self.now_of = now_of
+        self._due: dict[int, _Retry] = {}
+        self._locks: dict[int, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def after_change(self, conn: Connection, customer_pk: int) -> None:
+        """Sync the customer once ``conn``'s transaction has ended (committed or not: the sync reads
+        the database as it then is); outside :meth:`Database.write` it is left to :meth:`run_due`."""
+        if not after_transaction(conn, lambda: self._sync_quietly(customer_pk)):
+            with self._lock:
+                self._due.setdefault(customer_pk, _Retry(0, 0.0))
+
+    def _sync_quietly(self, customer_pk: int) -> None:
+        self.sync(customer_pk)
+
+    def pending(self) -> set[int]:
+        """Customers whose last sync failed (synced again by :meth:`run_due`)."""
+        with self._lock:
+            return set(self._due)
+
+    def _customer_lock(self, customer_pk: int) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(customer_pk, threading.Lock())
+
+    def sync(self, customer_pk: int) -> SyncResult | None:
+        """Sync one customer now; None when it is not charged through Stripe.  Never raises."""
+        try:
+            with self.db.read() as conn:
+                processor = self.processor_of(conn, customer_pk)
+                if not isinstance(processor, StripeProcessor):
+                    return None
+                now = self.now_of(conn, customer_pk)
+            with self._customer_lock(customer_pk):
+                result = sync_stripe_subscriptions(self.db, processor, customer_pk, now)
+        except Exception:
+            log.exception("Stripe subscription sync of customer %s failed", customer_pk)
+            result = SyncResult([], [], [], ["database"])
+        with self._lock:
+            if result.ok:
+                self._due.pop(customer_pk, None)
+            else:
+                known = self._due.get(customer_pk)
+                attempts = (known.attempts if known else 0) + 1
+                delay = min(self.MAX_DELAY_S, self.BASE_DELAY_S * 2 ** (attempts - 1))
+                self._due[customer_pk] = _Retry(attempts, time.monotonic() + delay)
+        return result
+
+    def run_due(self) -> int:
+        """Sync again the customers whose backoff has passed (a background worker job); how many."""
+        now = time.monotonic()
+        with self._lock:
+            due = [pk for pk, retry in self._due.items() if retry.next_at <= now]
+        for pk in due:
+            self.sync(pk)
+        return len(due)
+
+
+__all__ = ["Mirror", "StripeSubscriptionMirror", "SyncResult", "sync_stripe_subscriptions"]

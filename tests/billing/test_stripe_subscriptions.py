@@ -1,0 +1,243 @@
+"""A Stripe organization's plan instances mirrored as Stripe Subscriptions that never collect money.
+
+Through the real server over HTTP, with the organization's own key on localstripe (SQLite and
+PostgreSQL): each active recurring paid instance is one Stripe Subscription of the plan's Prices with
+payment collection paused (``void``); Stripe's own payments stay exactly the server's invoices, to
+the cent, whatever the subscriptions do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import httpx
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import MetaData, select
+
+from reference_server.payments.flows import STRIPE_SUBSCRIPTIONS_KEY
+from reference_server.payments.stripe_subscriptions import StripeSubscriptionMirror
+from reference_server.store.db import Database
+from reference_server.store.stripe_objects import STRIPE_SUBSCRIPTION_TABLES, stripe_objects
+from reference_server.store.tables import INITIAL_TABLES, customers, metadata
+from reference_server.testing import fresh_database_url, postgres_available
+
+from .test_stripe_invoices import DAY, MAY, START, Tenant, tenant
+
+__all__ = ["tenant"]  # the fixture: each test runs on SQLite and PostgreSQL
+
+
+def subscriptions(t: Tenant, customer_id: str = "u1", status: str = "all") -> list[Any]:
+    listed = t.stripe.v1.subscriptions.list(
+        {"customer": t.stripe_customer(customer_id), "status": status, "limit": 100}
+    )
+    return sorted(listed.data, key=lambda s: s.created)
+
+
+def only_active(t: Tenant, customer_id: str = "u1") -> Any:
+    (sub,) = subscriptions(t, customer_id, "active")
+    return sub
+
+
+def items(sub: Any) -> dict[str, tuple[str, int]]:
+    """Each item as its ``autumn_price`` key: (Stripe Price id, quantity)."""
+    return {
+        str(item.metadata["autumn_price"]): (str(item.price.id), int(item.quantity))
+        for item in sub["items"].data
+    }
+
+
+def catalog_price(t: Tenant, plan_id: str, key: str = "base", version: int = 1) -> str:
+    with t.server.app.state.autumn.db.read() as conn:
+        found = conn.execute(
+            select(stripe_objects.c.stripe_id).where(
+                stripe_objects.c.plan_id == plan_id,
+                stripe_objects.c.plan_version == version,
+                stripe_objects.c.price_key == key,
+            )
+        ).scalar_one()
+    return str(found)
+
+
+def stripe_books(t: Tenant, customer_id: str = "u1") -> list[tuple[str, int, int]]:
+    """Every Stripe invoice of the customer: (status, total, amount paid), oldest first."""
+    listed = t.stripe.v1.invoices.list({"customer": t.stripe_customer(customer_id), "limit": 100}).data
+    return [
+        (str(i.status), int(i.total), int(i.amount_paid)) for i in sorted(listed, key=lambda i: i.created)
+    ]
+
+
+def server_paid(t: Tenant, customer_id: str = "u1") -> int:
+    """What the server's invoices took from the card, in cents."""
+    return sum(round(float(i["total"]) * 100) for i in t.customer(customer_id)["invoices"] if i["stripe_id"])
+
+
+def mirror(t: Tenant) -> StripeSubscriptionMirror:
+    return cast(StripeSubscriptionMirror, t.server.app.state.autumn.extras[STRIPE_SUBSCRIPTIONS_KEY])
+
+
+def customer_pk(t: Tenant, customer_id: str = "u1") -> int:
+    with t.server.app.state.autumn.db.read() as conn:
+        return int(conn.execute(select(customers.c.pk).where(customers.c.id == customer_id)).scalar_one())
+
+
+def cycle(t: Tenant, stripe_id: str) -> dict[str, Any]:
+    """Stripe's own period end of the subscription (localstripe_ext/subscriptions)."""
+    response = httpx.post(f"{t.api_base}/_config/subscriptions/{stripe_id}/cycle", data={})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def stripe_outage(t: Tenant, requests: int) -> None:
+    response = httpx.post(f"{t.api_base}/_config/subscriptions", data={"fail_next": str(requests)})
+    assert response.status_code == 200, response.text
+
+
+def test_an_attach_is_one_paused_subscription_of_the_plans_price(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    sub = only_active(tenant)
+    assert items(sub) == {"base": (catalog_price(tenant, "pro"), 1)}
+    assert sub["items"].data[0].price.unit_amount == 2000
+    assert sub.pause_collection.behavior == "void"
+    assert (sub.collection_method, sub.cancel_at_period_end) == ("send_invoice", False)
+    assert sub.metadata.to_dict() == {
+        "autumn_customer_id": "u1",
+        "autumn_plan_id": "pro",
+        "autumn_plan_version": "1",
+        "autumn_instance_id": tenant.customer()["subscriptions"][0]["id"],
+        "autumn_env": "sandbox",
+    }
+    # Stripe's books are the server's invoice alone: the subscription made none.
+    assert stripe_books(tenant) == [("paid", 2000, 2000)] and server_paid(tenant) == 2000
+
+    # Stripe's own period end: the invoice it generates is voided at once, nothing is collected.
+    cycle(tenant, sub.id)
+    assert stripe_books(tenant) == [("paid", 2000, 2000), ("void", 2000, 0)]
+    assert tenant.stripe.v1.subscriptions.retrieve(sub.id).status == "active"
+
+    # A sync with nothing changed calls no Stripe API and changes nothing.
+    again = mirror(tenant).sync(customer_pk(tenant))
+    assert again is not None and (again.created, again.updated, again.canceled, again.errors) == (
+        [],
+        [],
+        [],
+        [],
+    )
+    assert [s.id for s in subscriptions(tenant)] == [sub.id]
+
+
+def test_an_upgrade_updates_the_items_and_stripe_takes_only_the_servers_proration(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    before = only_active(tenant)
+    tenant.clock.set(START + 15 * DAY)
+    upgrade = tenant("billing.attach", customer_id="u1", plan_id="premium")["invoice"]
+    assert (upgrade["total"], upgrade["status"]) == (15, "paid")
+    after = only_active(tenant)
+    assert after.id == before.id  # the same subscription, its item swapped without proration
+    assert items(after) == {"base": (catalog_price(tenant, "premium"), 1)}
+    assert after.metadata["autumn_plan_id"] == "premium" and after.pause_collection.behavior == "void"
+    assert stripe_books(tenant) == [("paid", 2000, 2000), ("paid", 1500, 1500)]
+    assert server_paid(tenant) == 3500
+
+
+def test_a_prepaid_quantity_change_updates_the_packs(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "team", feature_quantities=[{"feature_id": "messages", "quantity": 300}])
+    sub = only_active(tenant)
+    packs = catalog_price(tenant, "team", "prepaid:messages")
+    assert items(sub) == {"base": (catalog_price(tenant, "team"), 1), "prepaid:messages": (packs, 3)}
+    tenant(
+        "billing.update",
+        customer_id="u1",
+        plan_id="team",
+        feature_quantities=[{"feature_id": "messages", "quantity": 500}],
+    )
+    after = only_active(tenant)
+    assert after.id == sub.id and items(after)["prepaid:messages"] == (packs, 5)
+    paid = server_paid(tenant)
+    assert [b[2] for b in stripe_books(tenant)] == [2500, paid - 2500]  # only the server's charges
+    assert sum(b[2] for b in stripe_books(tenant)) == paid
+
+
+def test_cancel_at_period_end_uncancel_and_the_period_end(tenant: Tenant) -> None:
+    tenant("plans.create", plan_id="free", name="Free", auto_enable=True, items=[])
+    tenant.subscribe("u1", "pro")
+    sub = only_active(tenant)
+    tenant("billing.update", customer_id="u1", plan_id="pro", cancel_action="cancel_end_of_cycle")
+    assert tenant.stripe.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is True
+    tenant("billing.update", customer_id="u1", plan_id="pro", cancel_action="uncancel")
+    assert tenant.stripe.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is False
+    tenant("billing.update", customer_id="u1", plan_id="pro", cancel_action="cancel_end_of_cycle")
+
+    tenant.clock.set(MAY + DAY)  # the server's period ends: pro expires, the free default starts
+    plans = {s["plan_id"]: s["status"] for s in tenant.customer()["subscriptions"]}
+    assert plans == {"free": "active"}
+    ended = tenant.stripe.v1.subscriptions.retrieve(sub.id)
+    assert ended.status == "canceled" and ended.canceled_at is not None
+    assert [s.id for s in subscriptions(tenant)] == [sub.id]  # the free plan has none
+    assert stripe_books(tenant) == [("paid", 2000, 2000)]  # no final invoice, no proration
+
+
+def test_an_entitys_plan_is_its_own_subscription(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    tenant("entities.create", customer_id="u1", entity_id="e1", feature_id="seats", name="Seat 1")
+    result = tenant("billing.attach", customer_id="u1", entity_id="e1", plan_id="premium")
+    assert result["invoice"]["total"] == 50
+    subs = subscriptions(tenant, status="active")
+    assert len(subs) == 2
+    by_plan = {s.metadata["autumn_plan_id"]: s for s in subs}
+    assert by_plan["premium"].metadata["autumn_entity_id"] == "e1"
+    assert "autumn_entity_id" not in by_plan["pro"].metadata
+    assert items(by_plan["premium"]) == {"base": (catalog_price(tenant, "premium"), 1)}
+    assert stripe_books(tenant) == [("paid", 2000, 2000), ("paid", 5000, 5000)]
+
+    # The entity's plan ends with the entity: its subscription is canceled at the next sync.
+    tenant("entities.delete", customer_id="u1", entity_id="e1")
+    tenant("billing.update", customer_id="u1", plan_id="pro", cancel_action="cancel_end_of_cycle")
+    assert tenant.stripe.v1.subscriptions.retrieve(by_plan["premium"].id).status == "canceled"
+    assert tenant.stripe.v1.subscriptions.retrieve(by_plan["pro"].id).cancel_at_period_end is True
+
+
+def test_a_stripe_outage_never_fails_billing_and_the_next_sync_repairs(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    sub = only_active(tenant)
+    stripe_outage(tenant, 10_000)  # every subscription request fails until cleared
+    tenant.clock.set(START + 15 * DAY)
+    upgrade = tenant("billing.attach", customer_id="u1", plan_id="premium")["invoice"]
+    assert (upgrade["total"], upgrade["status"]) == (15, "paid")  # billed once, as usual
+    assert customer_pk(tenant) in mirror(tenant).pending()
+    stripe_outage(tenant, 0)
+    assert items(tenant.stripe.v1.subscriptions.retrieve(sub.id))["base"][0] == catalog_price(tenant, "pro")
+
+    # The next billing change of the customer syncs everything that is behind.
+    tenant("billing.update", customer_id="u1", plan_id="premium", cancel_action="cancel_end_of_cycle")
+    repaired = only_active(tenant)
+    assert repaired.id == sub.id and items(repaired) == {"base": (catalog_price(tenant, "premium"), 1)}
+    assert repaired.cancel_at_period_end is True and repaired.metadata["autumn_plan_id"] == "premium"
+    assert customer_pk(tenant) not in mirror(tenant).pending()
+    assert stripe_books(tenant) == [("paid", 2000, 2000), ("paid", 1500, 1500)]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_migration_0007_builds_the_stripe_subscriptions_table(kind: str) -> None:
+    if kind == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not available")
+    with fresh_database_url(kind) as url:
+        db = Database(url)
+        db.migrate()
+        core = MetaData(naming_convention=metadata.naming_convention)
+        for table in (*INITIAL_TABLES, *STRIPE_SUBSCRIPTION_TABLES):
+            table.to_metadata(core)
+        names = {t.name for t in STRIPE_SUBSCRIPTION_TABLES}
+
+        def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+            """Only this revision's table (customers is here for its foreign key)."""
+            table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+            return table in names
+
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": ours})
+            diffs = compare_metadata(context, core)
+            version = context.get_current_revision()
+        db.dispose()
+    assert diffs == [] and version is not None
