@@ -2,7 +2,9 @@
 
 Autumn's later API has ``/v1/customers.advance_test_clock``, ``/v1/rewards.create`` and
 ``/v1/referral_programs.create``; ``/v1/test_clocks.advance`` moves the whole sandbox env at once.
-Test clocks only exist in sandbox.
+Test clocks only exist in sandbox.  ``/v1/invoices.finalize`` (not in Autumn's API: its users finalize
+on Stripe's dashboard) finalizes an ``invoice_mode.finalize: false`` draft, in either env and on either
+processor (see :mod:`reference_server.payments.invoice_mode`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from reference_server.errors import customer_not_found, invalid
+from reference_server.errors import AutumnError, customer_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.store.subjects import get_customer
 from reference_server.store.tables import customers, organizations
@@ -63,3 +65,12 @@ def advance_customer_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             .values(clock_offset_ms=customers.c.clock_offset_ms + delta)
         )
     return {"customer_id": customer.id, "now": ctx.now(customer.clock_offset_ms + delta)}
+
+
+def finalize_invoice(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """Finalize an invoice-mode draft: ``{invoice_id}`` (its ``stripe_id``) -> ``{customer_id, invoice}``."""
+    finalizer = ctx.state.extras.get("invoice_finalizer")
+    if not callable(finalizer):
+        raise AutumnError(501, "not_implemented", "invoices.finalize needs the paid billing module")
+    result: dict[str, Any] = finalizer(ctx, body)
+    return result

@@ -108,6 +108,7 @@ EXTRA_OPERATIONS: dict[str, tuple[str, Service]] = {
     "/v1/customers.advance_test_clock": ("customers.advance_test_clock", admin.advance_customer_clock),
     "/v1/rewards.create": ("rewards.create", referrals.create_reward),
     "/v1/referral_programs.create": ("referral_programs.create", referrals.create_program),
+    "/v1/invoices.finalize": ("invoices.finalize", admin.finalize_invoice),
 }
 
 HOT_PATHS = frozenset({"/v1/balances.check", "/v1/balances.track"})

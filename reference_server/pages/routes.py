@@ -109,6 +109,8 @@ class PagesContext:
 
 STRIPE_CARD_ENTRY = "Card details are entered on Stripe's page: use the Continue to Stripe button."
 
+DRAFT_NOTICE = "This invoice is a draft: it is not finalized yet, so there is nothing to pay."
+
 NOTICES = {
     "card_saved": "Your card was saved.",
     "canceled": "The plan was canceled. It stays active until the end of the billing period.",
@@ -190,6 +192,16 @@ class _Pages:
     def _not_found(self, request: Request) -> HTMLResponse:
         return self._render(
             request, "done.html", 404, heading="Not found", message="This link is not valid.", link=None
+        )
+
+    def _not_finalized(self, request: Request, invoice_id: str) -> HTMLResponse:
+        return self._render(
+            request,
+            "done.html",
+            409,
+            heading="Invoice not finalized",
+            message=DRAFT_NOTICE,
+            link=request.url_for("invoice_page", invoice_id=invoice_id).path,
         )
 
     def _expired(self, request: Request) -> HTMLResponse:
@@ -301,6 +313,10 @@ class _Pages:
         if session is None:
             return None, self._not_found(request), 0
         now = self._now(conn, session.customer_pk)
+        if kind == "checkout" and session.invoice_pk is not None and session.status != "complete":
+            draft = invoice_record(conn, session.invoice_pk)
+            if draft.status == "draft":  # invoice_mode.finalize: false: nothing to pay until finalized
+                return None, self._not_finalized(request, draft.id), now
         if session.status != "complete" and now >= session.expires_at and kind != "portal":
             return None, self._expired(request), now
         if kind == "portal" and now >= session.expires_at:
@@ -818,6 +834,8 @@ class _Pages:
                 date=_date(row.created_at),
                 lines=lines,
                 total=format_money(row.total, row.currency),
+                notice=DRAFT_NOTICE if row.status == "draft" else None,
+                pay_url=row.hosted_url if row.status == "open" and row.reason == "invoice" else None,
             )
 
 

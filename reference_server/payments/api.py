@@ -14,7 +14,7 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from reference_server.api.billing import AppExtension, BillingRegistry
 from reference_server.clock import Clock
@@ -82,6 +82,7 @@ from .flows import (
     save_billing_state,
     trial_used,
 )
+from .invoice_mode import HOSTED_URL_KEY, INVOICE_REASON, finalize_invoice
 from .local import LocalProcessor
 from .processor import ChargeOutcome, PaymentProcessor
 from .records import (
@@ -95,6 +96,7 @@ from .records import (
     load_session,
     pending_lines,
     take_pending_lines,
+    update_session,
 )
 from .routing import OrgProcessorRouter
 from .seats import make_seat_billing, starting_seat_usage
@@ -364,16 +366,19 @@ def _attach_by_invoice(
     """Invoice mode: an open invoice the customer pays on its hosted page instead of an automatic charge.
 
     With ``enable_plan_immediately`` the plan starts now; otherwise paying the invoice starts it.
+    ``finalize: false`` keeps the invoice a draft (no hosted URL, its page takes no payment) until it is
+    finalized (see :mod:`~reference_server.payments.invoice_mode`); the plan starts as above.
     """
     body = state.body
     immediately = bool(invoice_mode.get("enable_plan_immediately") or body.get("enable_plan_immediately"))
+    finalize = invoice_mode.get("finalize") is not False
     processor = processor_for(ctx.state).resolve(conn, state.customer.pk)
     entity_id = state.entity.id if state.entity else None
     record = create_invoice(
-        conn, state.customer.pk, quote.due_now, "invoice", processor.name, state.now, base_url, entity_id
+        conn, state.customer.pk, quote.due_now, INVOICE_REASON, processor.name, state.now, base_url, entity_id
     )
     action = _action(ctx, "invoice_paid" if immediately else "attach", body)
-    _, url = create_checkout_session(
+    session_id, url = create_checkout_session(
         conn,
         state.customer.pk,
         quote.due_now,
@@ -383,9 +388,17 @@ def _attach_by_invoice(
         body.get("success_url"),
         record.pk,
     )
-    conn.execute(update(invoices).where(invoices.c.pk == record.pk).values(hosted_url=url))
+    if finalize:
+        conn.execute(update(invoices).where(invoices.c.pk == record.pk).values(hosted_url=url))
+    else:  # a draft: no page to pay yet; finalizing gives the invoice this one
+        conn.execute(
+            update(invoices).where(invoices.c.pk == record.pk).values(status="draft", hosted_url=None)
+        )
+        session = load_session(conn, session_id, "checkout")
+        assert session is not None
+        update_session(conn, session.pk, action={**session.action, HOSTED_URL_KEY: url})
     if isinstance(processor, StripeProcessor):  # Stripe's books show the open invoice (send_invoice)
-        processor.open_invoice(conn, customer_ref(state.customer), record, state.now)
+        processor.open_invoice(conn, customer_ref(state.customer), record, state.now, finalize=finalize)
     if immediately:
         changes = apply_attach(state, quote, trial)
         emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
@@ -998,8 +1011,12 @@ def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any
 
     rows = conn.execute(
         select(invoices)
-        # Drafts hold pending lines for the next renewal; they are not invoices yet.
-        .where(invoices.c.customer_pk == customer.pk, invoices.c.status != "draft")
+        # Drafts holding pending lines for the next renewal are not invoices yet; an invoice-mode draft
+        # (``invoice_mode.finalize: false``) is, listed as ``draft`` with no page to pay it.
+        .where(
+            invoices.c.customer_pk == customer.pk,
+            or_(invoices.c.status != "draft", invoices.c.reason == INVOICE_REASON),
+        )
         .order_by(invoices.c.created_at.desc(), invoices.c.pk.desc())
     ).all()
     return [
@@ -1134,6 +1151,9 @@ def setup_app(state: AppState) -> AppExtension:
     state.extras["past_due_lookup"] = past_due_instances
     state.extras["payment_method_lookup"] = payment_method_json
     state.extras["trial_used_lookup"] = plan_trial_used
+    state.extras["invoice_finalizer"] = lambda ctx, body: finalize_invoice(  # POST /v1/invoices.finalize
+        ctx, body, lambda conn, pk: processor_for(state).resolve(conn, pk)
+    )
     state.extras["seat_billing"] = make_seat_billing(
         lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
     )

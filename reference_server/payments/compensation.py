@@ -41,6 +41,14 @@ not at all, so the payment is given back:
 The refund carries an idempotency key derived from the PaymentIntent and the amount still to refund,
 and the amount is read from the charge first, so a retried reversal never refunds twice.  The local
 processor collects nothing outside the database and registers nothing.
+
+An invoice-mode Stripe invoice (``send_invoice``, open or still a draft) takes no money at once but can
+be paid by the customer on Stripe, so one whose billing transaction does not commit would be owed for
+a change the server never made.  :func:`void_after_transaction` registers it as soon as Stripe made
+it (:attr:`TakenPayment.opened`): the proof is then that the server invoice exists at all (its status
+may already have moved on); otherwise the reversal voids it (a draft is deleted, one the customer paid
+meanwhile is refunded), and a failed void is kept and retried exactly like a refund (same scope; a
+kept row's server invoice can never appear later, since its transaction was proven rolled back).
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Connection, Engine, delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -85,14 +93,26 @@ class TakenPayment:
     server_invoice_id: str
     processor_invoice_id: str
     amount: int | None = None
+    opened: bool = False
+    """An invoice opened for the customer to pay (invoice mode), not a payment taken: recorded when the
+    server invoice exists, else voided."""
+
+
+def _is_recorded(row: Any, payment: TakenPayment) -> bool:
+    if row is None:
+        return False
+    if payment.opened:  # the server invoice exists only if its transaction committed
+        return True
+    return bool(row.status == "paid" and row.processor_id == payment.processor_invoice_id)
 
 
 def recorded(conn: Connection, payment: TakenPayment) -> bool:
-    """Whether the server recorded ``payment``: its invoice is paid with that processor invoice."""
+    """Whether the server recorded ``payment``: its invoice is paid with that processor invoice (an
+    :attr:`~TakenPayment.opened` invoice: the server invoice exists)."""
     row = conn.execute(
         select(invoices.c.status, invoices.c.processor_id).where(invoices.c.id == payment.server_invoice_id)
     ).first()
-    return row is not None and row.status == "paid" and row.processor_id == payment.processor_invoice_id
+    return _is_recorded(row, payment)
 
 
 def _locked(conn: Connection, payment: TakenPayment) -> bool:
@@ -103,8 +123,7 @@ def _locked(conn: Connection, payment: TakenPayment) -> bool:
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    row = conn.execute(query).first()
-    return row is not None and row.status == "paid" and row.processor_id == payment.processor_invoice_id
+    return _is_recorded(conn.execute(query).first(), payment)
 
 
 def _key(payment: TakenPayment) -> str:
@@ -386,6 +405,43 @@ def settle_after_transaction(
         log.warning("payment %s taken outside Database.write: not reconciled", processor_invoice_id)
 
 
+def void_after_transaction(
+    conn: Connection,
+    reverser: Reverser,
+    customer_pk: int,
+    server_invoice_id: str,
+    processor_invoice_id: str,
+    amount: int | None = None,
+    now: int | None = None,
+) -> None:
+    """Register an invoice just made on the processor for the customer to pay (invoice mode, open or a
+    draft): once ``conn``'s transaction has ended it is kept if the server invoice exists, else voided
+    (a failed void is left to :class:`RefundRetrier`, like a refund)."""
+    owner = conn.execute(
+        select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
+    ).one()
+    opened = TakenPayment(
+        int(owner.org_pk), str(owner.env), server_invoice_id, processor_invoice_id, amount, opened=True
+    )
+    engine = conn.engine
+
+    def run() -> None:
+        try:
+            settle(engine, reverser, opened, now=now)
+        except Exception:
+            log.error(
+                "Stripe invoice %s (%s minor units, Autumn invoice %s) could not be reconciled: the "
+                "database failed after the transaction; void it on Stripe if the server invoice is missing",
+                processor_invoice_id,
+                amount,
+                server_invoice_id,
+                exc_info=True,
+            )
+
+    if not after_transaction(conn, run):
+        log.warning("invoice %s opened outside Database.write: not reconciled", processor_invoice_id)
+
+
 __all__ = [
     "REFUND_SCOPE",
     "RefundRetrier",
@@ -400,4 +456,5 @@ __all__ = [
     "reverse_orphan",
     "settle",
     "settle_after_transaction",
+    "void_after_transaction",
 ]

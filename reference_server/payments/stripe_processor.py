@@ -27,7 +27,7 @@ from reference_server.store.billing_tables import charges, invoices
 from reference_server.store.tables import customers
 
 from .cards import DECLINE_MESSAGES, CardBehavior, CardError, CardInput, check_card
-from .compensation import settle_after_transaction
+from .compensation import settle_after_transaction, void_after_transaction
 from .processor import (
     CardSetup,
     ChargeOutcome,
@@ -181,9 +181,14 @@ class StripeProcessor(PaymentProcessor):
         due: int,
         now: int,
         send_invoice: bool = False,
+        finalize: bool = True,
     ) -> Any:
         """An open Stripe invoice itemizing ``invoice`` (credit spent as a negative item), total ``due``;
-        ``send_invoice``: one the customer is sent to pay (invoice mode), else charged by the server.
+        ``send_invoice``: one the customer is sent to pay (invoice mode), else charged by the server;
+        ``finalize=False`` (invoice mode only): left a draft, finalized later on Stripe's dashboard.
+        A ``send_invoice`` invoice is registered with
+        :func:`~reference_server.payments.compensation.void_after_transaction` as soon as Stripe made it,
+        so it is voided (or deleted) if the server's transaction does not commit.
 
         The invoice is created empty (``pending_invoice_items_behavior=exclude``) and every item is
         created on it (``invoice=``), so nothing is left pending for the customer's next invoice.
@@ -206,7 +211,9 @@ class StripeProcessor(PaymentProcessor):
         if send_invoice:
             params.update(collection_method="send_invoice", days_until_due=SEND_INVOICE_DAYS_DUE)
         draft = self.client.v1.invoices.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
-        set_invoice_status(conn, invoice.pk, "open", processor_id=str(draft.id))
+        if send_invoice:  # payable on Stripe: voided unless the server keeps its invoice
+            void_after_transaction(conn, self, customer.pk, invoice.id, str(draft.id), due, now)
+        set_invoice_status(conn, invoice.pk, "open" if finalize else "draft", processor_id=str(draft.id))
         cache: dict[int, PlanObjects] = {}
         for index, line in enumerate(invoice_lines_of(conn, invoice.pk)):
             item = self.catalog.item_params(conn, customer.pk, line, invoice.currency, now, cache)
@@ -229,6 +236,14 @@ class StripeProcessor(PaymentProcessor):
                 },
                 {"idempotency_key": _idempotency("item", str(draft.id), "credit")},
             )
+        if not finalize:
+            kept = self._retrieve_invoice(str(draft.id))
+            if int(kept.total) != due:
+                self.client.v1.invoices.delete(str(draft.id))
+                raise StripeInvoiceMismatch(
+                    f"Stripe draft {draft.id} totals {kept.total}, but {invoice.id} is due {due}"
+                )
+            return kept
         opened = self.client.v1.invoices.finalize_invoice(
             str(draft.id),
             {"auto_advance": False},
@@ -241,16 +256,34 @@ class StripeProcessor(PaymentProcessor):
             )
         return self._retrieve_invoice(str(draft.id))
 
-    def open_invoice(self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, now: int) -> str:
+    def open_invoice(
+        self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, now: int, finalize: bool = True
+    ) -> str:
         """Invoice mode: ``invoice`` itemized and finalized on Stripe as an open ``send_invoice`` invoice
         (Stripe's books show what the customer owes, ``invoice.stripe_id`` names it).  The customer pays
         it on the server's hosted page: the card then pays this same Stripe invoice (or, when the credit
-        available changed meanwhile, a new one for the new amount, this one voided).  The Stripe id."""
+        available changed meanwhile, a new one for the new amount, this one voided).  ``finalize=False``
+        (``invoice_mode.finalize: false``): a draft ``send_invoice`` invoice for manual review, finalized
+        on Stripe's dashboard (its ``invoice.finalized`` event opens the server invoice) or through
+        :meth:`finalize_draft`.  Voided if the transaction does not commit.  The Stripe id."""
         stripe_customer = str(self.ensure_customer(conn, customer))
         opened = self._create_stripe_invoice(
-            conn, customer, stripe_customer, invoice, invoice.total, now, send_invoice=True
+            conn, customer, stripe_customer, invoice, invoice.total, now, send_invoice=True, finalize=finalize
         )
         return str(opened.id)
+
+    def finalize_draft(self, stripe_id: str) -> str:
+        """Finalize an invoice-mode draft on Stripe (as the dashboard does); its status afterwards (a
+        draft someone already finalized on Stripe is left as it is)."""
+        existing = self._retrieve_invoice(stripe_id)
+        if existing.status != "draft":
+            return str(existing.status)
+        opened = self.client.v1.invoices.finalize_invoice(
+            stripe_id,
+            {"auto_advance": False},
+            {"idempotency_key": _idempotency("finalize", stripe_id)},
+        )
+        return str(opened.status)
 
     def _stripe_invoice(
         self,

@@ -17,6 +17,10 @@ transaction that never committed and whose process died before it could give the
 so Stripe delivers again later, while a billing call of the customer is in flight), the payment is
 refunded through :func:`~reference_server.payments.compensation.reverse_orphan`, once, however often
 its ``invoice.paid`` (or ``payment_intent.succeeded`` carrying our metadata and its invoice) comes.
+
+An invoice-mode draft (``invoice_mode.finalize: false``) finalized on Stripe's dashboard opens the
+server invoice on ``invoice.finalized`` (an ``invoice.paid`` that comes first finalizes it too); one
+voided or deleted there voids it (see :mod:`~reference_server.payments.invoice_mode`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from reference_server.store.tables import customer_plans, customers, entities, o
 
 from .compensation import ReverserFor, TakenPayment, reverse_orphan
 from .flows import RETRYABLE_REASONS
+from .invoice_mode import INVOICE_REASON, finalize_draft, is_invoice_mode_draft, void_unpaid
 from .records import (
     InvoiceRecord,
     SessionRecord,
@@ -186,6 +191,10 @@ def apply_event(
     if kind == "checkout.session.completed":
         checkout = dict((event.get("data") or {}).get("object") or {})
         return checkout_completed(conn, org_pk, env, checkout, now) if checkout_completed else "ignored"
+    if kind in INVOICE_MODE_EVENTS:
+        return invoice_mode_event(
+            conn, org_pk, env, kind, dict((event.get("data") or {}).get("object") or {}), now
+        )
     if kind not in PAYMENT_EVENTS:
         return "ignored"
     intent = dict((event.get("data") or {}).get("object") or {})
@@ -193,8 +202,33 @@ def apply_event(
     if invoice is None:
         return "ignored"
     if kind in ("payment_intent.succeeded", "invoice.paid"):
+        if is_invoice_mode_draft(invoice) and finalize_draft(conn, invoice.pk, now):
+            # paid on Stripe before its invoice.finalized arrived: finalized first, then paid
+            invoice = conn.execute(select(invoices).where(invoices.c.pk == invoice.pk)).one()
         return payment_succeeded(conn, invoice, intent, now, complete)
     return payment_failed(conn, invoice, now)
+
+
+INVOICE_MODE_EVENTS = ("invoice.finalized", "invoice.voided", "invoice.deleted")
+"""Changes made to an invoice-mode Stripe invoice on Stripe (its dashboard): finalized, voided, deleted."""
+
+
+def invoice_mode_event(
+    conn: Connection, org_pk: int, env: str, kind: str, stripe_invoice: dict[str, Any], now: int
+) -> str:
+    """An invoice-mode draft finalized on Stripe opens the server invoice (its hosted page payable from
+    now); one voided, or a draft deleted, voids it.  Only the Stripe invoice the server invoice names
+    counts (one the server replaced or voided itself changes nothing)."""
+    if stripe_invoice.get("object") != "invoice":
+        return "ignored"
+    invoice = _our_invoice(conn, org_pk, env, stripe_invoice)
+    if invoice is None or invoice.reason != INVOICE_REASON:
+        return "ignored"
+    if str(invoice.processor_id or "") != str(stripe_invoice.get("id")):
+        return "ignored"
+    if kind == "invoice.finalized":
+        return "invoice_finalized" if finalize_draft(conn, invoice.pk, now) else f"invoice_{invoice.status}"
+    return "invoice_voided" if void_unpaid(conn, invoice.pk, now) else f"invoice_{invoice.status}"
 
 
 PAYMENT_EVENTS = (

@@ -425,3 +425,125 @@ def test_a_paid_stripe_invoice_the_server_lost_is_refunded_once_by_its_invoice_p
     customer = tenant.customer()
     assert [(i["total"], i["status"]) for i in customer["invoices"]] == [(20, "paid")]
     assert customer["balances"]["messages"]["granted"] == 1000
+
+
+# Invoice mode: the failure comes after the send_invoice Stripe invoice exists, when the server invoice
+# first names it (``write``: that very statement, before its items; ``commit``: at COMMIT, once it is
+# itemized and, unless ``finalize: false``, finalized).
+OPENED = "NEW.reason = 'invoice' AND OLD.processor_id IS NULL AND NEW.processor_id IS NOT NULL"
+SQLITE_OPEN_FAILURES = {
+    "write": [
+        f"CREATE TRIGGER autumn_test_fail BEFORE UPDATE OF processor_id ON invoices WHEN {OPENED} "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    ],
+    "commit": [
+        "CREATE TABLE autumn_test_guard (org_pk INTEGER REFERENCES organizations(pk) "
+        "DEFERRABLE INITIALLY DEFERRED)",
+        f"CREATE TRIGGER autumn_test_fail AFTER UPDATE OF processor_id ON invoices WHEN {OPENED} "
+        "BEGIN INSERT INTO autumn_test_guard VALUES (-1); END",
+    ],
+}
+PG_OPEN_FAILURES = {
+    "write": [
+        PG_FUNCTION,
+        f"CREATE TRIGGER autumn_test_fail BEFORE UPDATE ON invoices FOR EACH ROW WHEN ({OPENED}) "
+        "EXECUTE FUNCTION autumn_test_fail()",
+    ],
+    "commit": [
+        PG_FUNCTION,
+        "CREATE CONSTRAINT TRIGGER autumn_test_fail AFTER UPDATE ON invoices "
+        f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({OPENED}) EXECUTE FUNCTION autumn_test_fail()",
+    ],
+}
+
+
+def fail_when_opened(tenant: Tenant, when: str) -> None:
+    run_sql(tenant, (PG_OPEN_FAILURES if dialect(tenant) == "postgres" else SQLITE_OPEN_FAILURES)[when])
+
+
+def refuse_voids(tenant: Tenant, count: int) -> None:
+    """localstripe answers the next ``count`` invoice voids or draft deletions with Stripe's 429."""
+    answer = httpx.post(f"{tenant.api_base}/_config/invoice_voids", data={"fail_next": str(count)})
+    assert answer.status_code == 200, answer.text
+
+
+def refused_voids(tenant: Tenant) -> list[str]:
+    return list(httpx.get(f"{tenant.api_base}/_config/invoice_voids").json()["refused"])
+
+
+def invoices_of(tenant: Tenant, customer_id: str) -> list[Any]:
+    """Every Stripe invoice made for ``customer_id`` (its Stripe customer, made in the same rolled-back
+    transaction, is unknown to the server): localstripe is this test's own."""
+    listed = tenant.stripe.v1.invoices.list({"limit": 100}).data
+    return [i for i in listed if i.metadata.to_dict().get("autumn_customer_id") == customer_id]
+
+
+def attach_by_invoice(tenant: Tenant, **invoice_mode: Any) -> httpx.Response:
+    return httpx.post(
+        f"{tenant.server.url}/v1/billing.attach",
+        json={"customer_id": "u1", "plan_id": "pro", "invoice_mode": {"enabled": True, **invoice_mode}},
+        headers={"Authorization": f"Bearer {tenant.key}"},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("finalize", [True, False], ids=["open", "draft"])
+@pytest.mark.parametrize("when", ["write", "commit"])
+def test_an_invoice_mode_stripe_invoice_whose_transaction_fails_is_voided(
+    tenant: Tenant, when: str, finalize: bool
+) -> None:
+    tenant("customers.get_or_create", customer_id="u1", email="u1@example.com")
+    fail_when_opened(tenant, when)
+    failed = attach_by_invoice(tenant, finalize=finalize, enable_plan_immediately=True)
+    assert failed.status_code == 500, failed.text
+    assert set(failed.json()) >= {"message", "code"}
+
+    # Nothing the customer could pay is left on Stripe: an open invoice is voided, a draft deleted.
+    left = [(i.status, i.total, i.collection_method) for i in invoices_of(tenant, "u1")]
+    if when == "commit" and finalize:
+        assert left == [("void", 2000, "send_invoice")]
+        (voided,) = invoices_of(tenant, "u1")
+        server_id = voided.metadata["autumn_invoice_id"]
+        with tenant.server.app.state.autumn.db.read() as conn:
+            assert conn.execute(select(invoices.c.pk).where(invoices.c.id == server_id)).first() is None
+    else:
+        assert left == []  # the draft (itemized or not yet) was deleted
+    assert refunds_due(tenant) == []
+    customer = tenant.customer()
+    assert customer["invoices"] == [] and customer["subscriptions"] == []
+
+    repair(tenant)
+    opened = attach_by_invoice(tenant, finalize=finalize)
+    assert opened.status_code == 200, opened.text
+    invoice = opened.json()["invoice"]
+    assert (invoice["status"], invoice["total"]) == ("open" if finalize else "draft", 20)
+    stripe_invoice = tenant.invoice(invoice["stripe_id"])
+    assert (stripe_invoice.status, stripe_invoice.total) == ("open" if finalize else "draft", 2000)
+
+
+def test_a_void_stripe_refuses_is_kept_and_the_background_worker_voids_it(tenant: Tenant) -> None:
+    tenant("customers.get_or_create", customer_id="u1", email="u1@example.com")
+    fail_when_opened(tenant, "commit")
+    refuse_voids(tenant, 1)
+    failed = attach_by_invoice(tenant)
+    assert failed.status_code == 500, failed.text
+
+    # Stripe refused the void: the invoice is still open there, kept due from the server's now.
+    (stale,) = invoices_of(tenant, "u1")
+    assert (stale.status, stale.total, stale.amount_paid) == ("open", 2000, 0)
+    assert refused_voids(tenant) == [stale.id]
+    server_id = stale.metadata["autumn_invoice_id"]
+    started = tenant.clock.now_ms()
+    assert refunds_due(tenant) == [(f"{stale.id} {server_id}", started)]
+    assert tenant.customer()["invoices"] == []
+    repair(tenant)
+
+    retrier: RefundRetrier = tenant.server.app.state.autumn.extras["refund_retrier"]
+    assert retrier.run_due() == 0  # the first retry waits its backoff
+    tenant.clock.set(started + retrier.policy.base_delay_ms)
+    wait_until(tenant, lambda: refunds_due(tenant) == [], "the void")
+    assert retrier.state() == {}
+    voided = tenant.invoice(stale.id)
+    assert (voided.status, voided.amount_paid) == ("void", 0)
+    assert refused_voids(tenant) == [stale.id]  # voided once, by the retry
+    assert tenant.customer()["invoices"] == []

@@ -1,0 +1,178 @@
+"""Invoice-mode invoices kept as drafts (``invoice_mode.finalize: false``) and their finalization.
+
+``billing.attach`` with ``invoice_mode {enabled: true, finalize: false}`` makes the invoice a draft for
+manual review, as Autumn does: on Stripe a draft ``send_invoice`` Stripe invoice (not finalized), on
+the server an invoice with status ``draft`` whose ``hosted_invoice_url`` is null.  Its hosted checkout
+page (made at attach time, with what paying it does) says the invoice is not finalized yet and takes no
+payment; the plan starts at once with ``enable_plan_immediately``, else when the invoice is paid.
+A draft is not owed yet: no renewal retry collects it and it makes nothing past due.
+
+Finalizing opens it (status ``open``, its hosted page payable from then on, for the usual session
+window counted from the finalization):
+
+* on Stripe, in the dashboard: the ``invoice.finalized`` event (or an ``invoice.paid`` that comes first)
+  reaches :func:`finalize_draft` through :mod:`~reference_server.payments.stripe_webhooks`; a draft
+  deleted or an invoice voided on Stripe voids the server invoice (a plan waiting for it never starts);
+* anywhere, through ``POST /v1/invoices.finalize {invoice_id}`` (beyond the spec: Autumn has no such
+  call, its users finalize on Stripe's dashboard, which a server on the local processor does not
+  have).  ``invoice_id`` is the invoice's ``stripe_id`` as the API shows it (the Stripe invoice id on
+  Stripe, the server's own id on the local processor).  On Stripe it finalizes the Stripe invoice too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, or_, select, update
+
+from reference_server.errors import AutumnError, invalid
+from reference_server.service.context import Ctx
+from reference_server.store.billing_tables import billing_sessions, invoices
+from reference_server.store.tables import customers, organizations
+
+from .records import invoice_record
+from .sessions import SESSION_TTL_MS
+from .stripe_processor import StripeProcessor
+
+INVOICE_REASON = "invoice"
+"""``invoices.reason`` of an invoice-mode invoice (``billing.attach`` with ``invoice_mode.enabled``)."""
+
+HOSTED_URL_KEY = "hosted_url"
+"""Key of a draft's checkout session ``action`` holding the page URL the invoice gets once finalized."""
+
+
+def is_invoice_mode_draft(row: Any) -> bool:
+    return bool(row is not None and row.status == "draft" and row.reason == INVOICE_REASON)
+
+
+def _customer_now(conn: Connection, customer_pk: int, now: int) -> int:
+    """``now`` (the server's clock) as the customer's test clock sees it (the sessions' time)."""
+    row = conn.execute(
+        select(
+            customers.c.env,
+            customers.c.clock_offset_ms,
+            organizations.c.sandbox_clock_offset_ms,
+            organizations.c.live_clock_offset_ms,
+        )
+        .join(organizations, organizations.c.pk == customers.c.org_pk)
+        .where(customers.c.pk == customer_pk)
+    ).one()
+    org_offset = row.sandbox_clock_offset_ms if row.env == "sandbox" else row.live_clock_offset_ms
+    return now + int(org_offset or 0) + int(row.clock_offset_ms or 0)
+
+
+def _locked_invoice(conn: Connection, invoice_pk: int) -> Any:
+    query = select(invoices).where(invoices.c.pk == invoice_pk)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).one()
+
+
+def _sessions_of(conn: Connection, invoice_pk: int) -> list[Any]:
+    return list(
+        conn.execute(
+            select(billing_sessions).where(
+                billing_sessions.c.invoice_pk == invoice_pk, billing_sessions.c.kind == "checkout"
+            )
+        ).all()
+    )
+
+
+def finalize_draft(conn: Connection, invoice_pk: int, now: int) -> bool:
+    """Open an invoice-mode draft: status ``open``, its hosted page URL set and the page payable for the
+    usual window from now (``now``: the server's clock).  False when it is not a draft (any more)."""
+    row = _locked_invoice(conn, invoice_pk)
+    if not is_invoice_mode_draft(row):
+        return False
+    customer_now = _customer_now(conn, int(row.customer_pk), now)
+    hosted_url: str | None = None
+    for session in _sessions_of(conn, invoice_pk):
+        if session.status not in ("open", "expired"):
+            continue
+        hosted_url = hosted_url or (dict(session.action or {}).get(HOSTED_URL_KEY))
+        conn.execute(
+            update(billing_sessions)
+            .where(billing_sessions.c.pk == session.pk)
+            .values(status="open", expires_at=max(int(session.expires_at), customer_now + SESSION_TTL_MS))
+        )
+    conn.execute(
+        update(invoices).where(invoices.c.pk == invoice_pk).values(status="open", hosted_url=hosted_url)
+    )
+    return True
+
+
+def void_unpaid(conn: Connection, invoice_pk: int, now: int) -> bool:
+    """An invoice-mode invoice voided (or its draft deleted) on the processor: void here too, and its
+    hosted page can no longer pay it (a plan waiting for the payment never starts).  False when it is
+    not a draft or open invoice-mode invoice."""
+    row = _locked_invoice(conn, invoice_pk)
+    if row.reason != INVOICE_REASON or row.status not in ("draft", "open"):
+        return False
+    conn.execute(update(invoices).where(invoices.c.pk == invoice_pk).values(status="void", hosted_url=None))
+    customer_now = _customer_now(conn, int(row.customer_pk), now)
+    for session in _sessions_of(conn, invoice_pk):
+        if session.status in ("open", "requires_action", "expired"):
+            conn.execute(
+                update(billing_sessions)
+                .where(billing_sessions.c.pk == session.pk)
+                .values(
+                    status="expired",
+                    pending_payment_method_pk=None,
+                    expires_at=min(int(session.expires_at), customer_now),
+                )
+            )
+    return True
+
+
+ProcessorOf = Callable[[Connection, int], Any]
+"""The payment processor of a customer (by pk)."""
+
+
+def finalize_invoice(ctx: Ctx, body: dict[str, Any], processor_of: ProcessorOf) -> dict[str, Any]:
+    """``POST /v1/invoices.finalize {invoice_id}``: finalize an invoice-mode draft (see the module docs)."""
+    invoice_id = body.get("invoice_id")
+    if not isinstance(invoice_id, str) or not invoice_id:
+        raise invalid("invoice_id: Required", "invalid_inputs")
+    now = ctx.state.clock.now_ms()  # the server's clock: finalize_draft adds the test clocks
+    with ctx.db.write() as conn:
+        row = conn.execute(
+            select(invoices, customers.c.id.label("customer_id"))
+            .join(customers, customers.c.pk == invoices.c.customer_pk)
+            .where(
+                or_(invoices.c.id == invoice_id, invoices.c.processor_id == invoice_id),
+                customers.c.org_pk == ctx.tenant.org_pk,
+                customers.c.env == ctx.tenant.env,
+                invoices.c.reason != "pending",
+            )
+            .order_by(invoices.c.pk)
+            .limit(1)
+        ).first()
+        if row is None:
+            raise AutumnError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
+        if not is_invoice_mode_draft(row):
+            raise AutumnError(
+                409,
+                "invoice_not_draft",
+                f"Invoice {invoice_id} is {row.status}: only a draft can be finalized",
+            )
+        processor = processor_of(conn, int(row.customer_pk))
+        stripe_id = str(row.processor_id or "")
+        if isinstance(processor, StripeProcessor) and stripe_id.startswith("in_"):
+            processor.finalize_draft(stripe_id)
+        finalize_draft(conn, int(row.pk), now)
+        out: dict[str, Any] = {"customer_id": row.customer_id}
+        if row.entity_id is not None:
+            out["entity_id"] = row.entity_id
+        out["invoice"] = invoice_record(conn, int(row.pk)).to_api()
+        return out
+
+
+__all__ = [
+    "HOSTED_URL_KEY",
+    "INVOICE_REASON",
+    "finalize_draft",
+    "finalize_invoice",
+    "is_invoice_mode_draft",
+    "void_unpaid",
+]
