@@ -440,6 +440,8 @@ class StripeProcessor(PaymentProcessor):
             needs_authentication = intent is not None and intent.status == "requires_action"
         if _voided_on_failure(conn, invoice):
             self.void_stripe_invoice(str(stripe_invoice.id))
+        else:  # left open for a retry or 3-D Secure: voided unless this transaction commits
+            void_after_transaction(conn, self, customer.pk, invoice.id, str(stripe_invoice.id), due, now)
         if needs_authentication:
             return card_needs_authentication(conn, invoice, payment_method, due, now)
         message = DECLINE_MESSAGES[CardBehavior.DECLINE][1]

@@ -19,6 +19,9 @@ recurring fixed price) is mirrored as one Stripe Subscription:
   final invoice or proration (``invoice_now=false``, ``prorate=false``).  An instance replaced by an
   upgrade or downgrade in the same group (and entity) hands its subscription over to its successor,
   whose items replace the old ones (``proration_behavior=none``), as a Stripe upgrade would.
+An entity's deletion syncs its customer once it commits (its plans' subscriptions canceled at once);
+a customer's deletion (:meth:`StripeSubscriptionMirror.before_customer_delete`) cancels its
+subscriptions after the commit the same way, and deletes the Stripe customer with ``delete_in_stripe``.
 
 Stripe must never collect money for these subscriptions (the server already did, once):
 
@@ -30,7 +33,12 @@ Stripe must never collect money for these subscriptions (the server already did,
    shortest length of one interval from now on Stripe's (real) clock: under a server test clock the
    dashboard's next date is then only close to the server's.  A ``trial_end`` would claim a trial the
    customer does not have, ``payment_behavior=default_incomplete`` still opens a first invoice to pay,
-   and no anchor at all makes Stripe invoice the first period at once;
+   and no anchor at all makes Stripe invoice the first period at once.  An instance on a free trial
+   *is* mirrored as a Stripe trial: ``trial_end`` = the server's trial end (status ``trialing``; Stripe
+   makes its 0 invoice of the trial period, paid without collecting anything).  When the server's trial
+   ends and the plan is billed, the update sets ``trial_end=now`` (with real clocks Stripe's trial has
+   just ended by itself): the invoice Stripe makes for its new period is voided by the pause; a trial
+   that falls back to the default plan ends the instance, so its subscription is canceled;
 2. **collection is paused with behavior ``void``** right after creation (``pause_collection`` is a
    parameter of the subscription update, not of its creation) and again on every update: every invoice
    Stripe generates for the subscription from then on (its own renewals) is voided at once and
@@ -90,6 +98,9 @@ DAYS_UNTIL_DUE = 30
 _SHORTEST_DAYS = {"day": 1, "week": 7, "month": 28, "year": 365}
 """The shortest length of one Stripe interval in days (the anchor must come before the first natural date)."""
 
+MAX_TRIAL_DAYS = 730
+"""The latest ``trial_end`` Stripe takes, in days from now."""
+
 MIN_ANCHOR_DELAY_S = 3600
 """The earliest anchor, from Stripe's now: time for a failed pause to be set by the next sync first."""
 
@@ -106,16 +117,20 @@ class Mirror:
     cancel_at_period_end: bool
     period_end: int | None  # ms, the server's
     recurring: tuple[str, int]
+    trial_end: int | None = None  # ms, the server's, while the instance is on a free trial
 
     @property
     def state(self) -> dict[str, Any]:
-        return {
+        state = {
             "items": [dict(i) for i in self.items],
             "metadata": dict(self.metadata),
             "cancel_at_period_end": self.cancel_at_period_end,
             "entity_pk": self.entity_pk,
             "group": self.group,
         }
+        if self.trial_end is not None:  # absent otherwise: rows written before trials stay current
+            state["trial_end"] = self.trial_end
+        return state
 
 
 @dataclass
@@ -218,6 +233,7 @@ def _desired(
             entity_id = conn.execute(select(entities.c.id).where(entities.c.pk == inst.entity_pk)).scalar()
             metadata["autumn_entity_id"] = str(entity_id)
         canceled = inst.canceled_at is not None and inst.expires_at is not None
+        trialing = inst.trial_ends_at is not None and int(inst.trial_ends_at) > now
         out[int(inst.pk)] = Mirror(
             instance_pk=int(inst.pk),
             entity_pk=int(inst.entity_pk) if inst.entity_pk is not None else None,
@@ -227,6 +243,7 @@ def _desired(
             cancel_at_period_end=canceled,
             period_end=int(inst.current_period_end) if inst.current_period_end is not None else None,
             recurring=recurring,
+            trial_end=int(inst.trial_ends_at) if trialing else None,
         )
     return out
 
@@ -238,6 +255,14 @@ def _anchor(mirror: Mirror, real_now: int) -> int:
     earliest = real_now + MIN_ANCHOR_DELAY_S
     wanted = mirror.period_end // 1000 if mirror.period_end is not None else latest
     return max(earliest, min(wanted, latest))
+
+
+def _trial_end(mirror: Mirror, real_now: int) -> int:
+    """The server's trial end in seconds, kept where Stripe takes a ``trial_end`` (in the future, at
+    most 730 days away; from an hour ahead, like the anchor, so the pause is set before it ends)."""
+    assert mirror.trial_end is not None
+    wanted = mirror.trial_end // 1000
+    return max(real_now + MIN_ANCHOR_DELAY_S, min(wanted, real_now + MAX_TRIAL_DAYS * 86_400))
 
 
 def _key(*parts: str) -> str:
@@ -308,17 +333,20 @@ class _Stripe:
         if orphan is not None:
             self.update(str(orphan.id), mirror)
             return str(orphan.id)
-        anchor = _anchor(mirror, int(time.time()))
+        real_now = int(time.time())
         params: dict[str, Any] = {
             "customer": self.customer,
             "items": [_item_params(i) for i in mirror.items],
             "metadata": mirror.metadata,
             "collection_method": "send_invoice",
             "days_until_due": DAYS_UNTIL_DUE,
-            "billing_cycle_anchor": anchor,
             "proration_behavior": "none",
             "cancel_at_period_end": mirror.cancel_at_period_end,
         }
+        if mirror.trial_end is not None:  # trialing until the server's trial end (its cycle anchored there)
+            anchor = params["trial_end"] = _trial_end(mirror, real_now)
+        else:
+            anchor = params["billing_cycle_anchor"] = _anchor(mirror, real_now)
         state = json.dumps(mirror.state, sort_keys=True)
         key = _key(self.account, self.customer, str(mirror.instance_pk), state, str(anchor // 3600))
         created = self.client.v1.subscriptions.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
@@ -353,6 +381,12 @@ class _Stripe:
         }
         if changes:
             params["items"] = changes
+        if mirror.trial_end is not None:
+            trial_end = _trial_end(mirror, int(time.time()))
+            if current.status != "trialing" or int(current.trial_end or 0) != trial_end:
+                params["trial_end"] = trial_end  # the server's trial moved (or began)
+        elif current.status == "trialing":
+            params["trial_end"] = "now"  # the server's trial ended: Stripe's ends too (its invoice voided)
         self.client.v1.subscriptions.update(stripe_id, params)  # type: ignore[arg-type]
         return stripe_id
 
@@ -519,6 +553,18 @@ class _Retry:
     next_at: float  # time.monotonic()
 
 
+@dataclass(eq=False)
+class _Cleanup:
+    """What a deleted customer left on Stripe: subscriptions to cancel, the customer to delete."""
+
+    processor: StripeProcessor
+    customer_pk: int
+    subscriptions: list[str]
+    stripe_customer: str | None
+    attempts: int = 0
+    next_at: float = 0.0
+
+
 class StripeSubscriptionMirror:
     """Runs :func:`sync_stripe_subscriptions` after billing changes, and again for failed ones."""
 
@@ -530,6 +576,7 @@ class StripeSubscriptionMirror:
         self.processor_of = processor_of
         self.now_of = now_of
         self._due: dict[int, _Retry] = {}
+        self._cleanups: list[_Cleanup] = []
         self._locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -542,6 +589,85 @@ class StripeSubscriptionMirror:
 
     def _sync_quietly(self, customer_pk: int) -> None:
         self.sync(customer_pk)
+
+    def before_customer_delete(self, conn: Connection, customer_pk: int, delete_in_stripe: bool) -> None:
+        """The customer is being deleted in ``conn``'s transaction (its ``stripe_subscriptions`` rows go
+        with it): once that commits, its mirrored subscriptions are canceled on Stripe without a final
+        invoice or proration and, with ``delete_in_stripe`` (``customers.delete``), the Stripe customer
+        is deleted too.  A rolled-back deletion changes nothing; a Stripe failure is logged and retried
+        by :meth:`run_due` (kept in memory: the rows are gone)."""
+        processor = self.processor_of(conn, customer_pk)
+        if not isinstance(processor, StripeProcessor):
+            return
+        stripe_customer = conn.execute(
+            select(customers.c.stripe_id).where(customers.c.pk == customer_pk)
+        ).scalar()
+        subs = [
+            str(r)
+            for r in conn.execute(
+                select(stripe_subscriptions.c.stripe_id).where(
+                    stripe_subscriptions.c.customer_pk == customer_pk,
+                    stripe_subscriptions.c.account_key == processor.catalog.account,
+                    stripe_subscriptions.c.status == "active",
+                )
+            ).scalars()
+        ]
+        doomed = None if not delete_in_stripe or not stripe_customer else str(stripe_customer)
+        if not subs and doomed is None:
+            return
+        engine = conn.engine
+        cleanup = _Cleanup(processor, customer_pk, subs, doomed)
+
+        def run() -> None:
+            with engine.connect() as check:
+                if check.execute(select(customers.c.pk).where(customers.c.pk == customer_pk)).first():
+                    return  # the deletion did not commit
+            self._clean(cleanup)
+
+        if not after_transaction(conn, run):
+            with self._lock:
+                self._cleanups.append(cleanup)
+
+    def _clean(self, cleanup: _Cleanup) -> bool:
+        """Cancel (and delete) what a deleted customer left on Stripe; False when Stripe failed."""
+        client = cleanup.processor.client
+        try:
+            for stripe_id in list(cleanup.subscriptions):
+                current = client.v1.subscriptions.retrieve(stripe_id)
+                if current.status not in ("canceled", "incomplete_expired"):
+                    client.v1.subscriptions.cancel(stripe_id, {"invoice_now": False, "prorate": False})
+                cleanup.subscriptions.remove(stripe_id)
+            if cleanup.stripe_customer is not None:
+                try:
+                    client.v1.customers.delete(cleanup.stripe_customer)
+                except stripe.InvalidRequestError as exc:
+                    if exc.http_status != 404:  # already deleted: done
+                        raise
+                cleanup.stripe_customer = None
+        except stripe.StripeError as exc:
+            log.warning(
+                "Stripe clean-up of deleted customer %s failed (subscriptions %s, customer %s): %s",
+                cleanup.customer_pk,
+                cleanup.subscriptions,
+                cleanup.stripe_customer,
+                exc,
+            )
+            with self._lock:
+                cleanup.attempts += 1
+                delay = min(self.MAX_DELAY_S, self.BASE_DELAY_S * 2 ** (cleanup.attempts - 1))
+                cleanup.next_at = time.monotonic() + delay
+                if cleanup not in self._cleanups:
+                    self._cleanups.append(cleanup)
+            return False
+        with self._lock:
+            if cleanup in self._cleanups:
+                self._cleanups.remove(cleanup)
+        return True
+
+    def pending_cleanups(self) -> list[tuple[int, list[str], str | None]]:
+        """Deleted customers whose Stripe clean-up failed: (customer pk, subscriptions, Stripe customer)."""
+        with self._lock:
+            return [(c.customer_pk, list(c.subscriptions), c.stripe_customer) for c in self._cleanups]
 
     def pending(self) -> set[int]:
         """Customers whose last sync failed (synced again by :meth:`run_due`)."""
@@ -576,13 +702,17 @@ class StripeSubscriptionMirror:
         return result
 
     def run_due(self) -> int:
-        """Sync again the customers whose backoff has passed (a background worker job); how many."""
+        """Sync again the customers whose backoff has passed, and retry deleted customers' Stripe
+        clean-ups (a background worker job); how many."""
         now = time.monotonic()
         with self._lock:
             due = [pk for pk, retry in self._due.items() if retry.next_at <= now]
+            cleanups = [c for c in self._cleanups if c.next_at <= now]
         for pk in due:
             self.sync(pk)
-        return len(due)
+        for cleanup in cleanups:
+            self._clean(cleanup)
+        return len(due) + len(cleanups)
 
 
 __all__ = ["Mirror", "StripeSubscriptionMirror", "SyncResult", "sync_stripe_subscriptions"]

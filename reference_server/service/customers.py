@@ -492,6 +492,9 @@ def delete_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         customer = get_customer(conn, ctx.tenant, body["customer_id"], lock=True)
         if customer is None:
             raise customer_not_found(body["customer_id"])
+        mirror = ctx.state.extras.get("stripe_subscription_mirror")
+        if mirror is not None:  # its Stripe subscriptions canceled (and customer deleted) after commit
+            mirror.before_customer_delete(conn, customer.pk, bool(body.get("delete_in_stripe")))  # type: ignore[attr-defined]
         conn.execute(delete(customers).where(customers.c.pk == customer.pk))
     return {"success": True}
 

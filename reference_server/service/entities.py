@@ -286,6 +286,9 @@ def delete_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 changes = _use_seats(conn, customer, entity.feature_id, -1.0, now)
                 _bill_seats(ctx, conn, customer, entity.feature_id, changes, now)
             conn.execute(delete(entities).where(entities.c.pk == entity.pk))
+            mirror = ctx.state.extras.get("stripe_subscription_mirror")
+            if mirror is not None:  # the entity's Stripe subscriptions canceled once this commits
+                mirror.after_change(conn, customer.pk)  # type: ignore[attr-defined]
             return {"success": True}
 
     return with_seat_charge(ctx, change)

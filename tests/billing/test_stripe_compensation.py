@@ -29,7 +29,7 @@ from reference_server.store.tables import idempotency_keys
 from reference_server.testing import free_port, fresh_database_url, postgres_available, run_server
 
 from .localstripe_server import localstripe
-from .test_stripe_invoices import DECLINING, GOOD, START, Tenant
+from .test_stripe_invoices import AUTHENTICATE_ALWAYS, DECLINING, GOOD, START, Tenant
 
 SQLITE_FAILURES = {
     "write": [
@@ -547,3 +547,87 @@ def test_a_void_stripe_refuses_is_kept_and_the_background_worker_voids_it(tenant
     assert (voided.status, voided.amount_paid) == ("void", 0)
     assert refused_voids(tenant) == [stale.id]  # voided once, by the retry
     assert tenant.customer()["invoices"] == []
+
+
+# A charge the card refuses (declined, or waiting for 3-D Secure): the Stripe invoice is left open for a
+# retry, and the failure comes when the server records the failed attempt (``write``: that very insert;
+# ``commit``: at COMMIT).
+UNPAID = "NEW.status IN ('failed', 'requires_action')"
+SQLITE_UNPAID_FAILURES = {
+    "write": [
+        f"CREATE TRIGGER autumn_test_fail BEFORE INSERT ON charges WHEN {UNPAID} "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    ],
+    "commit": [
+        "CREATE TABLE autumn_test_guard (org_pk INTEGER REFERENCES organizations(pk) "
+        "DEFERRABLE INITIALLY DEFERRED)",
+        f"CREATE TRIGGER autumn_test_fail AFTER INSERT ON charges WHEN {UNPAID} "
+        "BEGIN INSERT INTO autumn_test_guard VALUES (-1); END",
+    ],
+}
+PG_UNPAID_FAILURES = {
+    "write": [
+        PG_FUNCTION,
+        f"CREATE TRIGGER autumn_test_fail BEFORE INSERT ON charges FOR EACH ROW WHEN ({UNPAID}) "
+        "EXECUTE FUNCTION autumn_test_fail()",
+    ],
+    "commit": [
+        PG_FUNCTION,
+        "CREATE CONSTRAINT TRIGGER autumn_test_fail AFTER INSERT ON charges "
+        f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({UNPAID}) EXECUTE FUNCTION autumn_test_fail()",
+    ],
+}
+UNPAID_REPAIR = {
+    "sqlite": ["DROP TRIGGER autumn_test_fail"],
+    "postgres": ["DROP TRIGGER autumn_test_fail ON charges"],
+}
+
+
+@pytest.mark.parametrize("card", [DECLINING, AUTHENTICATE_ALWAYS], ids=["declined", "3ds"])
+@pytest.mark.parametrize("when", ["write", "commit"])
+def test_an_unpaid_charge_whose_transaction_fails_leaves_no_open_stripe_invoice(
+    tenant: Tenant, when: str, card: str
+) -> None:
+    tenant.subscribe("u1", "pro")  # $20 paid on Stripe Checkout
+    tenant.save_card("u1", card)
+    run_sql(tenant, (PG_UNPAID_FAILURES if dialect(tenant) == "postgres" else SQLITE_UNPAID_FAILURES)[when])
+    failed = httpx.post(
+        f"{tenant.server.url}/v1/billing.attach",
+        json={"customer_id": "u1", "plan_id": "boost"},
+        headers={"Authorization": f"Bearer {tenant.key}"},
+        timeout=30,
+    )
+    assert failed.status_code == 500, failed.text
+    assert set(failed.json()) >= {"message", "code"}
+
+    # The $15 Stripe invoice the card did not pay is voided: nothing is left open for the customer.
+    by_total = {i.total: i for i in stripe_invoices(tenant)}
+    assert sorted(by_total) == [1500, 2000]
+    lost = by_total[1500]
+    assert (lost.status, lost.amount_due, lost.amount_paid) == ("void", 1500, 0)
+    with tenant.server.app.state.autumn.db.read() as conn:
+        server_id = lost.metadata["autumn_invoice_id"]
+        assert conn.execute(select(invoices.c.pk).where(invoices.c.id == server_id)).first() is None
+    assert (by_total[2000].status, by_total[2000].amount_paid) == ("paid", 2000)
+    assert refunds_due(tenant) == []
+    customer = tenant.customer()
+    assert [(i["total"], i["status"]) for i in customer["invoices"]] == [(20, "paid")]
+    assert [s["plan_id"] for s in customer["subscriptions"]] == ["pro"]
+
+    # Once the database is repaired, the same refusal commits and its Stripe invoice stays open for
+    # the retry (or 3-D Secure), as usual.
+    run_sql(tenant, UNPAID_REPAIR[dialect(tenant)])
+    kept = httpx.post(
+        f"{tenant.server.url}/v1/billing.attach",
+        json={"customer_id": "u1", "plan_id": "boost"},
+        headers={"Authorization": f"Bearer {tenant.key}"},
+        timeout=30,
+    )
+    assert kept.status_code in (200, 402), kept.text
+    (opened,) = [i for i in tenant.customer()["invoices"] if i["total"] == 15]
+    assert opened["status"] == "open" and opened["stripe_id"] != lost.id
+    still = tenant.invoice(opened["stripe_id"])
+    assert (still.status, still.amount_due, still.amount_paid) == ("open", 1500, 0)
+    assert tenant.invoice(lost.id).status == "void"
+    paid = sum(int(i.amount_paid) for i in stripe_invoices(tenant))
+    assert paid == 2000  # Stripe took the plan's $20 alone

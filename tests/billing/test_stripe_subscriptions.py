@@ -8,10 +8,13 @@ the cent, whatever the subscriptions do.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any, cast
 
 import httpx
 import pytest
+import stripe
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, select
@@ -23,7 +26,7 @@ from reference_server.store.stripe_objects import STRIPE_SUBSCRIPTION_TABLES, st
 from reference_server.store.tables import INITIAL_TABLES, customers, metadata
 from reference_server.testing import fresh_database_url, postgres_available
 
-from .test_stripe_invoices import DAY, MAY, START, Tenant, tenant
+from .test_stripe_invoices import DAY, GOOD, MAY, START, Tenant, tenant
 
 __all__ = ["tenant"]  # the fixture: each test runs on SQLite and PostgreSQL
 
@@ -87,6 +90,21 @@ def cycle(t: Tenant, stripe_id: str) -> dict[str, Any]:
     response = httpx.post(f"{t.api_base}/_config/subscriptions/{stripe_id}/cycle", data={})
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+def invoices_of(t: Tenant, stripe_customer: str) -> list[Any]:
+    """Every Stripe invoice of the Stripe customer, deleted or not (localstripe lists no deleted one's)."""
+    return [i for i in t.stripe.v1.invoices.list({"limit": 100}).data if i.customer == stripe_customer]
+
+
+def customer_deleted(t: Tenant, stripe_id: str) -> bool:
+    """Whether the Stripe customer was deleted (Stripe answers ``deleted: true``, localstripe a 404)."""
+    try:
+        found = t.stripe.v1.customers.retrieve(stripe_id)
+    except stripe.InvalidRequestError as exc:
+        assert exc.http_status == 404
+        return True
+    return bool(found.to_dict().get("deleted"))
 
 
 def stripe_outage(t: Tenant, requests: int) -> None:
@@ -191,11 +209,80 @@ def test_an_entitys_plan_is_its_own_subscription(tenant: Tenant) -> None:
     assert items(by_plan["premium"]) == {"base": (catalog_price(tenant, "premium"), 1)}
     assert stripe_books(tenant) == [("paid", 2000, 2000), ("paid", 5000, 5000)]
 
-    # The entity's plan ends with the entity: its subscription is canceled at the next sync.
+    # The entity's plan ends with the entity: its subscription is canceled once the deletion commits,
+    # without a final invoice or proration; the customer's own plan is untouched.
     tenant("entities.delete", customer_id="u1", entity_id="e1")
+    gone = tenant.stripe.v1.subscriptions.retrieve(by_plan["premium"].id)
+    assert gone.status == "canceled" and gone.canceled_at is not None
+    assert [s.id for s in subscriptions(tenant, status="active")] == [by_plan["pro"].id]
+    assert stripe_books(tenant) == [("paid", 2000, 2000), ("paid", 5000, 5000)]
+    assert customer_pk(tenant) not in mirror(tenant).pending()
     tenant("billing.update", customer_id="u1", plan_id="pro", cancel_action="cancel_end_of_cycle")
-    assert tenant.stripe.v1.subscriptions.retrieve(by_plan["premium"].id).status == "canceled"
     assert tenant.stripe.v1.subscriptions.retrieve(by_plan["pro"].id).cancel_at_period_end is True
+
+
+@pytest.mark.parametrize("delete_in_stripe", [False, True], ids=["keep_stripe_customer", "delete_in_stripe"])
+def test_deleting_the_customer_cancels_its_subscriptions(tenant: Tenant, delete_in_stripe: bool) -> None:
+    tenant.subscribe("u1", "pro")
+    tenant("entities.create", customer_id="u1", entity_id="e1", feature_id="seats", name="Seat 1")
+    tenant("billing.attach", customer_id="u1", entity_id="e1", plan_id="premium")
+    stripe_customer = tenant.stripe_customer()
+    subs = subscriptions(tenant, status="active")
+    assert len(subs) == 2
+    books = stripe_books(tenant)
+    assert books == [("paid", 2000, 2000), ("paid", 5000, 5000)]
+
+    tenant("customers.delete", customer_id="u1", delete_in_stripe=delete_in_stripe)
+    for sub in subs:  # canceled without a final invoice or proration
+        ended = tenant.stripe.v1.subscriptions.retrieve(sub.id)
+        assert ended.status == "canceled" and ended.canceled_at is not None
+    listed = invoices_of(tenant, stripe_customer)
+    assert sorted((str(i.status), int(i.total), int(i.amount_paid)) for i in listed) == sorted(books)
+    assert mirror(tenant).pending_cleanups() == []
+    if delete_in_stripe:
+        assert customer_deleted(tenant, stripe_customer)
+    else:
+        assert not customer_deleted(tenant, stripe_customer)
+
+
+def test_a_customer_deletion_stripe_refuses_is_retried_by_the_background_worker(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    sub = only_active(tenant)
+    stripe_customer = tenant.stripe_customer()
+    pk = customer_pk(tenant)
+    stripe_outage(tenant, 1)  # the cancel's first request fails
+    tenant("customers.delete", customer_id="u1", delete_in_stripe=True)  # answered all the same
+    assert mirror(tenant).pending_cleanups() == [(pk, [sub.id], stripe_customer)]
+    assert tenant.stripe.v1.subscriptions.retrieve(sub.id).status == "active"
+    assert not customer_deleted(tenant, stripe_customer)
+
+    for cleanup in mirror(tenant)._cleanups:  # its backoff passes: the background worker retries it
+        cleanup.next_at = 0.0
+    worker = tenant.server.app.state.autumn.extras["webhook_worker"]
+    pause = threading.Event()
+    for _ in range(600):
+        if not mirror(tenant).pending_cleanups():
+            break
+        worker.wake()
+        pause.wait(0.05)
+    assert mirror(tenant).pending_cleanups() == []
+    ended = tenant.stripe.v1.subscriptions.retrieve(sub.id)
+    assert ended.status == "canceled"
+    assert customer_deleted(tenant, stripe_customer)
+    assert [i.status for i in invoices_of(tenant, stripe_customer)] == ["paid"]
+
+
+def test_a_rolled_back_customer_deletion_leaves_its_subscriptions(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    sub = only_active(tenant)
+    db = tenant.server.app.state.autumn.db
+    pk = customer_pk(tenant)
+    with pytest.raises(RuntimeError), db.write() as conn:
+        mirror(tenant).before_customer_delete(conn, pk, True)
+        raise RuntimeError("the deletion does not commit")
+    assert tenant.stripe.v1.subscriptions.retrieve(sub.id).status == "active"
+    assert not customer_deleted(tenant, tenant.stripe_customer())
+    assert mirror(tenant).pending_cleanups() == []
 
 
 def test_a_stripe_outage_never_fails_billing_and_the_next_sync_repairs(tenant: Tenant) -> None:
@@ -241,3 +328,81 @@ def test_migration_0007_builds_the_stripe_subscriptions_table(kind: str) -> None
             version = context.get_current_revision()
         db.dispose()
     assert diffs == [] and version is not None
+
+
+def trial_plan(t: Tenant, plan_id: str, card_required: bool) -> None:
+    t(
+        "plans.create",
+        plan_id=plan_id,
+        name=plan_id.title(),
+        price={"amount": 20, "interval": "month"},
+        items=[{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
+        free_trial={"duration_length": 7, "duration_type": "day", "card_required": card_required},
+    )
+
+
+def real_now_ms(t: Tenant) -> int:
+    """Stripe's (real) time, whole seconds, never before the server's: the server's clock is moved there
+    so its trial end is one Stripe takes as it is (Stripe refuses a trial_end in its past)."""
+    return max(t.clock.now_ms(), (int(time.time()) + 1) * 1000)
+
+
+def test_a_trial_is_mirrored_as_trialing_until_the_servers_trial_end_then_billed(tenant: Tenant) -> None:
+    trial_plan(tenant, "trial_pro", card_required=True)
+    start = real_now_ms(tenant)
+    tenant.clock.set(start)
+    tenant("customers.get_or_create", customer_id="u1", email="u1@example.com")
+    tenant.save_card("u1", GOOD)
+    tenant("billing.attach", customer_id="u1", plan_id="trial_pro")
+    trial_end = tenant.customer()["subscriptions"][0]["trial_ends_at"]
+    assert trial_end == start + 7 * DAY
+
+    (sub,) = subscriptions(tenant)
+    assert sub.status == "trialing" and subscriptions(tenant, status="active") == []
+    assert (sub.trial_start, sub.trial_end) == (sub.start_date, trial_end // 1000)
+    assert sub.current_period_end == trial_end // 1000  # Stripe's first period is the trial
+    assert items(sub) == {"base": (catalog_price(tenant, "trial_pro"), 1)}
+    assert (sub.collection_method, sub.pause_collection.behavior) == ("send_invoice", "void")
+    assert sub.metadata["autumn_plan_id"] == "trial_pro"
+    # Stripe's trial invoice is 0, paid without collecting anything; the server charged nothing.
+    assert stripe_books(tenant) == [("paid", 0, 0)] and server_paid(tenant) == 0
+
+    # Canceling during the trial: Stripe's trial carries on, canceled at its end; uncancel undoes it.
+    tenant("billing.update", customer_id="u1", plan_id="trial_pro", cancel_action="cancel_end_of_cycle")
+    canceled = tenant.stripe.v1.subscriptions.retrieve(sub.id)
+    assert (canceled.status, canceled.cancel_at_period_end) == ("trialing", True)
+    tenant("billing.update", customer_id="u1", plan_id="trial_pro", cancel_action="uncancel")
+    assert tenant.stripe.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is False
+
+    # The server's trial ends: it charges the first month; Stripe's trial ends with it and the invoice
+    # Stripe makes for its new period is voided (collection paused): Stripe took the server's $20 alone.
+    tenant.clock.set(trial_end + 1)
+    customer = tenant.customer()
+    assert [(i["total"], i["status"]) for i in customer["invoices"]] == [(20, "paid")]
+    assert customer["subscriptions"][0]["trial_ends_at"] in (None, trial_end)
+    after = only_active(tenant)
+    assert after.id == sub.id and after.status == "active" and after.pause_collection.behavior == "void"
+    assert after.trial_end is not None and after.trial_end <= int(time.time())
+    assert sorted(stripe_books(tenant)) == [("paid", 0, 0), ("paid", 2000, 2000), ("void", 2000, 0)]
+    assert sum(b[2] for b in stripe_books(tenant)) == server_paid(tenant) == 2000
+    assert customer_pk(tenant) not in mirror(tenant).pending()
+
+
+def test_a_trial_that_falls_back_to_the_default_plan_cancels_its_subscription(tenant: Tenant) -> None:
+    tenant("plans.create", plan_id="free", name="Free", auto_enable=True, items=[])
+    trial_plan(tenant, "try", card_required=False)
+    start = real_now_ms(tenant)
+    tenant.clock.set(start)
+    tenant("customers.get_or_create", customer_id="u1", email="u1@example.com")
+    assert tenant("billing.attach", customer_id="u1", plan_id="try")["payment_url"] is None
+    (sub,) = subscriptions(tenant)
+    assert (sub.status, sub.trial_end) == ("trialing", (start + 7 * DAY) // 1000)
+    assert sub.metadata["autumn_plan_id"] == "try"
+
+    tenant.clock.set(start + 7 * DAY + 1)  # no card: the trial ends into the free default plan
+    assert {s["plan_id"]: s["status"] for s in tenant.customer()["subscriptions"]} == {"free": "active"}
+    ended = tenant.stripe.v1.subscriptions.retrieve(sub.id)
+    assert ended.status == "canceled" and ended.canceled_at is not None
+    assert [s.id for s in subscriptions(tenant)] == [sub.id]  # the free plan has none
+    assert stripe_books(tenant) == [("paid", 0, 0)]  # the trial's invoice alone: nothing collected
+    assert tenant.customer()["invoices"] == []

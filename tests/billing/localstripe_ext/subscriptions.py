@@ -13,17 +13,24 @@ parameters.  This module replaces it with Stripe's documented behaviour of what 
   subscription billing date") and ``proration_behavior``.  All items bill on one interval.  With an
   anchor and ``proration_behavior=none`` the period up to the anchor is free and no invoice is made;
   a subscription that Stripe would invoice at once (no anchor, or prorations until the anchor) is not
-  modelled and refused with a 400 saying so (the server never creates one);
+  modelled and refused with a 400 saying so (the server never creates one).  ``trial_end`` (a future
+  timestamp, at most 730 days away; not with an anchor) starts a trial instead: status ``trialing``,
+  the period (and the cycle's anchor) ending at ``trial_end``, and, as Stripe does, one invoice of the
+  trial period at 0 (lines "Trial period for ...") finalized and so paid at once, nothing collected;
 - update: ``items[]`` (by ``id``: a new ``price``/``price_data``, a ``quantity``, ``deleted``; without:
   a new item), ``metadata`` (merged; ``""`` unsets a key), ``cancel_at_period_end``,
   ``pause_collection[behavior]`` (``keep_as_draft``, ``mark_uncollectible`` or ``void``; ``""`` resumes),
-  ``proration_behavior`` (only ``none`` is modelled when the items change: prorations refused);
+  ``proration_behavior`` (only ``none`` is modelled when the items change: prorations refused),
+  ``trial_end`` (a future timestamp: the trial moved or started, nothing invoiced; ``now`` on a trialing
+  subscription: the trial ends at once, the status becomes ``active`` and a new period starts now,
+  invoiced at once like a period end, so voided when collection is paused ``void``);
 - ``DELETE /v1/subscriptions/{id}`` cancels at once (``invoice_now``/``prorate`` true are refused as
   not modelled); retrieve and list (``customer``, ``status``: by default every status but canceled);
-- ``POST /_config/subscriptions/{id}/cycle`` plays what Stripe does when the current period ends:
-  canceled when ``cancel_at_period_end``, else an invoice for the next period of every item, which with
-  collection paused ``void`` is voided at once (nothing collected), with ``send_invoice`` left open for
-  the customer, and with ``charge_automatically`` charged to the customer's default card;
+- ``POST /_config/subscriptions/{id}/cycle`` plays what Stripe does when the current period (or the
+  trial: ``trialing`` becomes ``active``) ends: canceled when ``cancel_at_period_end``, else an invoice
+  for the next period of every item, which with collection paused ``void`` is voided at once (nothing
+  collected), with ``send_invoice`` left open for the customer, and with ``charge_automatically``
+  charged to the customer's default card;
 - ``POST /_config/subscriptions`` with ``fail_next=N`` makes the next N subscription API requests
   answer HTTP 500 ``api_error`` before doing anything (a Stripe outage); ``fail_next=0`` clears it.
 """
@@ -155,6 +162,19 @@ def _natural_end(start: int, recurring: dict[str, Any]) -> int:
     return int((datetime.fromtimestamp(start, tz=timezone.utc) + step).timestamp())
 
 
+def _trial_end(value: Any, now: int) -> int:
+    """A ``trial_end`` timestamp: in the future, at most two years away (Stripe's limit)."""
+    end = _int(value, "trial_end")
+    if end <= now or end > now + 730 * 86_400:
+        raise stripe_error(
+            400,
+            "Invalid timestamp: must be an integer Unix timestamp in the future and at most 730 days away.",
+            "parameter_invalid_integer",
+            "trial_end",
+        )
+    return end
+
+
 class PricedSubscription(StripeObject):  # type: ignore[misc]
     object = "subscription"
     _id_prefix = "sub_"
@@ -170,6 +190,7 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
         cancel_at_period_end: Any = None,
         billing_cycle_anchor: Any = None,
         proration_behavior: Any = None,
+        trial_end: Any = None,
         **kwargs: Any,
     ) -> None:
         unknown_parameters(kwargs)
@@ -244,7 +265,18 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
                     "parameter_invalid_integer",
                     "billing_cycle_anchor",
                 )
-        if anchor is None or proration_behavior != "none":
+        trial = None
+        if trial_end is not None:
+            if billing_cycle_anchor is not None or trial_end == "now":
+                raise stripe_error(
+                    400,
+                    "Not modelled by this test double: a trial with a billing_cycle_anchor, or "
+                    "trial_end=now on creation.",
+                    "parameter_invalid_integer",
+                    "trial_end",
+                )
+            trial = _trial_end(trial_end, now)
+        if trial is None and (anchor is None or proration_behavior != "none"):
             raise stripe_error(
                 400,
                 "Not modelled by this test double: a subscription invoiced on creation (set "
@@ -265,19 +297,21 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
         self.canceled_at = None
         self.cancel_at = None
         self.ended_at = None
-        self.status = "active"
+        self.status = "trialing" if trial is not None else "active"
         self.pause_collection = None
-        self.billing_cycle_anchor = anchor
+        self.billing_cycle_anchor = trial if trial is not None else anchor
         self.start_date = now
-        self.trial_end = None
-        self.trial_start = None
+        self.trial_end = trial
+        self.trial_start = now if trial is not None else None
         self.currency = priced[0][0].currency
         self.current_period_start = now
-        self.current_period_end = anchor
+        self.current_period_end = self.billing_cycle_anchor
         self.latest_invoice = None
         self.items = List("/v1/subscription_items?subscription=" + self.id)
         for price, quantity, meta in priced:
             self.items._list.append(PricedSubscriptionItem(self.id, price, quantity, meta))
+        if trial is not None:  # Stripe invoices the trial period at 0 (paid at once, nothing collected)
+            self._invoice(now, trial, trial=True)
         resources.schedule_webhook(Event("customer.subscription.created", self))
 
     # hooks localstripe's Invoice calls on invoices of a subscription
@@ -304,6 +338,7 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
         pause_collection: Any = None,
         proration_behavior: Any = None,
         description: Any = None,
+        trial_end: Any = None,
         **kwargs: Any,
     ) -> None:
         unknown_parameters(kwargs)
@@ -313,6 +348,8 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
                 "A canceled subscription can only update its cancellation_details and metadata.",
                 "resource_missing",
             )
+        now = int(time.time())
+        trial = None if trial_end in (None, "now") else _trial_end(trial_end, now)
         pause: Any = self.pause_collection
         if pause_collection is not None:
             if pause_collection == "":
@@ -402,6 +439,16 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
         if description is not None:
             self.description = description or None
         self.pause_collection = pause
+        if trial_end == "now" and self.status == "trialing":
+            # The trial ends at once: a new period starts now, invoiced now (billing_cycle_anchor reset).
+            self.status = "active"
+            self.trial_end = now
+            self.billing_cycle_anchor = now
+            self._start_period(now)
+        elif trial is not None:  # a trial (extended, or added): nothing is invoiced until it ends
+            self.status = "trialing"
+            self.trial_start = self.trial_start or now
+            self.trial_end = self.current_period_end = self.billing_cycle_anchor = trial
         resources.schedule_webhook(Event("customer.subscription.updated", self))
 
     def _cancel(self, invoice_now: Any = None, prorate: Any = None, **kwargs: Any) -> PricedSubscription:
@@ -425,7 +472,7 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
         return self
 
     def _cycle(self) -> PricedSubscription:
-        """What Stripe does when the current period ends."""
+        """What Stripe does when the current period (or the trial) ends."""
         if self.status == "canceled":
             raise stripe_error(400, "The subscription is canceled.", "resource_missing", "id")
         if self.cancel_at_period_end:
@@ -433,28 +480,15 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
             self.canceled_at = self.ended_at = int(time.time())
             resources.schedule_webhook(Event("customer.subscription.deleted", self))
             return self
-        start = int(self.current_period_end or time.time())
+        if self.status == "trialing":
+            self.status = "active"
+        return self._start_period(int(self.current_period_end or time.time()))
+
+    def _start_period(self, start: int) -> PricedSubscription:
+        """A new period from ``start``, invoiced for every item (collected as ``pause_collection`` and
+        ``collection_method`` say)."""
         end = _natural_end(start, self.items._list[0].price.recurring)
-        obj = invoices._create(
-            customer=self.customer,
-            currency=self.currency,
-            collection_method=self.collection_method,
-            days_until_due=self.days_until_due,
-            metadata={},
-        )
-        obj.subscription = self.id
-        for item in self.items._list:
-            if item.quantity == 0:
-                continue
-            InvoiceItem(
-                invoice=obj.id,
-                customer=self.customer,
-                amount=item.price.unit_amount * item.quantity,
-                currency=self.currency,
-                period={"start": start, "end": end},
-                description=f"{item.quantity} x {item.price.product}",
-            )
-        self.latest_invoice = obj.id
+        obj = self._invoice(start, end, trial=False)
         self.current_period_start, self.current_period_end = start, end
         pause = (self.pause_collection or {}).get("behavior")
         if pause == "keep_as_draft":
@@ -472,6 +506,36 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
             except Exception:  # a decline leaves the invoice open, the subscription past due
                 self.status = "past_due"
         return self
+
+    def _invoice(self, start: int, end: int, trial: bool) -> Any:
+        """The subscription's invoice of a period (a trial's lines at 0, finalized: paid at once)."""
+        obj = invoices._create(
+            customer=self.customer,
+            currency=self.currency,
+            collection_method=self.collection_method,
+            days_until_due=self.days_until_due,
+            metadata={},
+        )
+        obj.subscription = self.id
+        for item in self.items._list:
+            if item.quantity == 0:
+                continue
+            InvoiceItem(
+                invoice=obj.id,
+                customer=self.customer,
+                amount=0 if trial else item.price.unit_amount * item.quantity,
+                currency=self.currency,
+                period={"start": start, "end": end},
+                description=(
+                    f"Trial period for {item.price.product}"
+                    if trial
+                    else f"{item.quantity} x {item.price.product}"
+                ),
+            )
+        self.latest_invoice = obj.id
+        if trial:
+            invoices._finalize(obj.id)
+        return obj
 
 
 def _retrieve(id: str) -> PricedSubscription:
