@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import os
 import secrets
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -82,7 +83,15 @@ from .flows import (
     save_billing_state,
     trial_used,
 )
-from .invoice_mode import HOSTED_URL_KEY, INVOICE_REASON, finalize_invoice
+from .invoice_mode import (
+    HOSTED_URL_KEY,
+    INVOICE_REASON,
+    check_attach,
+    check_update,
+    enabled_mode,
+    finalize_invoice,
+    plan_starts_now,
+)
 from .local import LocalProcessor
 from .processor import ChargeOutcome, PaymentProcessor
 from .records import (
@@ -321,9 +330,18 @@ def attach_in(
     state, quote, trial = prepare_attach(ctx, conn, body)
     entity_id = state.entity.id if state.entity else None
     invoice = None
-    invoice_mode = body.get("invoice_mode") or {}
-    if not paid and invoice_mode.get("enabled") and quote.due_now.lines:
-        return _attach_by_invoice(ctx, conn, state, quote, trial, base_url, invoice_mode)
+    if not paid:
+        _check_attach_mode(state, quote, trial)
+    invoice_mode = None if paid else _invoice_mode_for(body, quote.due_now)
+    if invoice_mode is not None:
+
+        def start() -> None:
+            changes = apply_attach(state, quote, trial)
+            emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
+
+        return _bill_by_invoice(
+            ctx, conn, state.customer, state.entity, quote.due_now, state.now, base_url, "attach", body, start
+        )
     if not paid:
         redirect, _ = _redirect(ctx, state, quote, trial)
         action = _action(ctx, "attach", body)
@@ -354,39 +372,52 @@ def attach_in(
     return out
 
 
-def _attach_by_invoice(
+def _check_attach_mode(state: AttachState, quote: AttachQuote, trial: TrialChoice | None) -> None:
+    """Autumn's invoice-mode validation of one prepared attach (see :func:`invoice_mode.check_attach`)."""
+    check_attach(
+        state.body,
+        trial.card_required if trial else None,
+        trial.on_end if trial else None,
+        quote.scheduled,
+    )
+
+
+def _invoice_mode_for(body: dict[str, Any], due: InvoiceDraft) -> dict[str, Any] | None:
+    """The enabled ``invoice_mode`` of a request when something is due now (else it changes nothing:
+    the change happens as without it)."""
+    mode = enabled_mode(body)
+    return mode if mode is not None and due.lines and due.total > 0 else None
+
+
+def _bill_by_invoice(
     ctx: Ctx,
     conn: Connection,
-    state: AttachState,
-    quote: AttachQuote,
-    trial: TrialChoice | None,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    due: InvoiceDraft,
+    now: int,
     base_url: str,
-    invoice_mode: dict[str, Any],
+    op: str,
+    body: dict[str, Any],
+    start: Callable[[], None],
 ) -> dict[str, Any]:
-    """Invoice mode: an open invoice the customer pays on its hosted page instead of an automatic charge.
+    """Invoice mode (attach, multi-attach, a schedule's first phase, update): one invoice for what is due
+    now, which the customer pays on its hosted page instead of an automatic charge.
 
-    With ``enable_plan_immediately`` the plan starts now; otherwise paying the invoice starts it.
+    With ``enable_plan_immediately`` the change happens now (``start``); otherwise paying the invoice
+    completes it (the checkout action ``op`` with ``body``, as a paid checkout completes it).
     ``finalize: false`` keeps the invoice a draft (no hosted URL, its page takes no payment) until it is
-    finalized (see :mod:`~reference_server.payments.invoice_mode`); the plan starts as above.
-    """
-    body = state.body
-    immediately = bool(invoice_mode.get("enable_plan_immediately") or body.get("enable_plan_immediately"))
-    finalize = invoice_mode.get("finalize") is not False
-    processor = processor_for(ctx.state).resolve(conn, state.customer.pk)
-    entity_id = state.entity.id if state.entity else None
-    record = create_invoice(
-        conn, state.customer.pk, quote.due_now, INVOICE_REASON, processor.name, state.now, base_url, entity_id
-    )
-    action = _action(ctx, "invoice_paid" if immediately else "attach", body)
+    finalized (see :mod:`~reference_server.payments.invoice_mode`).  On Stripe a ``send_invoice`` Stripe
+    invoice (voided after the transaction if it does not commit)."""
+    mode = enabled_mode(body) or {}
+    immediately = plan_starts_now(body, mode)
+    finalize = mode.get("finalize") is not False
+    processor = processor_for(ctx.state).resolve(conn, customer.pk)
+    entity_id = entity.id if entity else None
+    record = create_invoice(conn, customer.pk, due, INVOICE_REASON, processor.name, now, base_url, entity_id)
+    action = _action(ctx, "invoice_paid" if immediately else op, body)
     session_id, url = create_checkout_session(
-        conn,
-        state.customer.pk,
-        quote.due_now,
-        action,
-        state.now,
-        base_url,
-        body.get("success_url"),
-        record.pk,
+        conn, customer.pk, due, action, now, base_url, body.get("success_url"), record.pk
     )
     if finalize:
         conn.execute(update(invoices).where(invoices.c.pk == record.pk).values(hosted_url=url))
@@ -398,13 +429,10 @@ def _attach_by_invoice(
         assert session is not None
         update_session(conn, session.pk, action={**session.action, HOSTED_URL_KEY: url})
     if isinstance(processor, StripeProcessor):  # Stripe's books show the open invoice (send_invoice)
-        processor.open_invoice(conn, customer_ref(state.customer), record, state.now, finalize=finalize)
+        processor.open_invoice(conn, customer_ref(customer), record, now, finalize=finalize)
     if immediately:
-        changes = apply_attach(state, quote, trial)
-        emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
-    return _response(
-        state.customer, entity_id, payment_url=None, invoice=invoice_record(conn, record.pk).to_api()
-    )
+        start()
+    return _response(customer, entity_id, payment_url=None, invoice=invoice_record(conn, record.pk).to_api())
 
 
 def paid_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -425,6 +453,7 @@ def preview_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     _settle(ctx, body)
     with ctx.db.write() as conn:
         state, quote, trial = prepare_attach(ctx, conn, body)
+        _check_attach_mode(state, quote, trial)
         redirect, has_pm = _redirect(ctx, state, quote, trial)
         out = attach_preview_body(
             state.customer.id or "",
@@ -445,14 +474,18 @@ def _plan_bodies(body: dict[str, Any]) -> list[dict[str, Any]]:
     plans = body.get("plans") or []
     if not plans:
         raise invalid("plans: at least one plan is required", "invalid_inputs")
-    shared = {k: body[k] for k in ("customer_id", "entity_id") if body.get(k) is not None}
+    keys = ("customer_id", "entity_id", "invoice_mode", "enable_plan_immediately")
+    shared = {k: body[k] for k in keys if body.get(k) is not None}
     return [{**shared, **{k: v for k, v in p.items() if v is not None}} for p in plans]
 
 
 def _prepare_multi(
-    ctx: Ctx, conn: Connection, body: dict[str, Any]
+    ctx: Ctx, conn: Connection, body: dict[str, Any], check: bool = True
 ) -> list[tuple[AttachState, AttachQuote, TrialChoice | None]]:
     prepared = [prepare_attach(ctx, conn, b) for b in _plan_bodies(body)]
+    if check:  # (not when a paid checkout completes it: it was checked when asked for)
+        for state, quote, trial in prepared:
+            _check_attach_mode(state, quote, trial)
     first = prepared[0][0]
     owned = [i.plan_id for i in first.instances if i.status == "active" and i.entity_pk == first.entity_pk]
     try:
@@ -478,13 +511,27 @@ def multi_attach_in(
     action_op: str = "multi_attach",
     action_body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    prepared = _prepare_multi(ctx, conn, body)
+    prepared = _prepare_multi(ctx, conn, body, check=not paid)
     first = prepared[0][0]
     entity_id = first.entity.id if first.entity else None
     try:
         due = combine_due([q for _, q, _ in prepared])
     except BillingRuleError as exc:
         raise _rule(exc) from exc
+
+    def start() -> None:
+        changes: list[dict[str, Any]] = []
+        for state, quote, trial in prepared:
+            state.instances = load_instances(conn, state.customer.pk)
+            changes += apply_attach(state, quote, trial, created)
+        emit_billing_updated(ctx, conn, first.customer, first.entity, changes, first.now)
+
+    invoice_body = action_body if action_body is not None else body
+    if not paid and _invoice_mode_for(body, due) is not None:
+        # (a schedule's action body is the schedule: its invoice_mode is the one given to phase 0)
+        return _bill_by_invoice(
+            ctx, conn, first.customer, first.entity, due, first.now, base_url, action_op, invoice_body, start
+        )
     invoice = None
     if not paid:
         processor = processor_for(ctx.state)
@@ -494,7 +541,7 @@ def multi_attach_in(
             if not has_pm
             else body.get("redirect_mode") == "always"
         )
-        action = _action(ctx, action_op, action_body if action_body is not None else body)
+        action = _action(ctx, action_op, invoice_body)
         if redirect:
             _, url = create_checkout_session(
                 conn, first.customer.pk, due, action, first.now, base_url, body.get("success_url")
@@ -514,11 +561,7 @@ def multi_attach_in(
         )
         if failure is not None:
             return failure
-    changes: list[dict[str, Any]] = []
-    for state, quote, trial in prepared:
-        state.instances = load_instances(conn, state.customer.pk)
-        changes += apply_attach(state, quote, trial, created)
-    emit_billing_updated(ctx, conn, first.customer, first.entity, changes, first.now)
+    start()
     out = _response(first.customer, entity_id, payment_url=None)
     if invoice is not None:
         out["invoice"] = invoice.to_api()
@@ -589,7 +632,15 @@ def create_schedule_in(
     customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
     if int(phases[0].get("starts_at") or now) > now + FIRST_PHASE_TOLERANCE_MS:
         raise invalid("The first phase must start immediately")
-    shared = {k: body[k] for k in ("customer_id", "entity_id", "redirect_mode", "success_url") if body.get(k)}
+    keys = (
+        "customer_id",
+        "entity_id",
+        "redirect_mode",
+        "success_url",
+        "invoice_mode",
+        "enable_plan_immediately",
+    )
+    shared = {k: body[k] for k in keys if body.get(k)}
     created: list[int] = []
     first = multi_attach_in(
         ctx,
@@ -602,7 +653,9 @@ def create_schedule_in(
         action_body=body,
     )
     entity_id = body.get("entity_id")
-    if first.get("payment_url"):
+    # Waiting for a payment: a checkout page, or an invoice-mode invoice without enable_plan_immediately
+    # (paying it creates the schedule, as a paid checkout does).
+    if first.get("payment_url") or (not paid and "invoice" in first and not created):
         out = {
             "customer_id": customer.id,
             "entity_id": entity_id,
@@ -712,7 +765,14 @@ def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str
     if plan is None or sub is None:
         raise invalid(f"Plan {inst.plan_id} is not available")
     intent = _intent(body)
+    running = (plan.free_trial or {}) if inst.trial_ends_at and inst.trial_ends_at > now else None
+    check_update(
+        body,
+        bool(running.get("card_required", True)) if running is not None else None,
+        str(running.get("on_end") or "bill") if running is not None else None,
+    )
     result: dict[str, Any] = {
+        "body": body,
         "cat": cat,
         "customer": customer,
         "entity": entity,
@@ -794,7 +854,19 @@ def _relabel(draft: InvoiceDraft, old_id: str, new_id: str) -> InvoiceDraft:
     )
 
 
-def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) -> dict[str, Any]:
+def _apply_update(
+    ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str, paid: bool = False
+) -> dict[str, Any]:
+    """Apply an update; ``paid``: its invoice-mode invoice was paid (nothing more to collect)."""
+    body: dict[str, Any] = q["body"]
+    if not paid and _invoice_mode_for(body, q["due"]) is not None:
+
+        def start() -> None:
+            _apply_update(ctx, conn, q, base_url, paid=True)
+
+        return _bill_by_invoice(
+            ctx, conn, q["customer"], q["entity"], q["due"], q["now"], base_url, "update", body, start
+        )
     cat: Catalog = q["cat"]
     customer: CustomerRow = q["customer"]
     entity = q["entity"]
@@ -803,11 +875,22 @@ def _apply_update(ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str) 
     now: int = q["now"]
     intent = q["intent"]
     entity_id = entity.id if entity else None
-    invoice, failure = _charge_or_retry_link(
-        ctx, conn, customer, entity, q["due"], intent, now, base_url, _action(ctx, "update_invoice", {}), None
-    )
-    if failure is not None:
-        return failure
+    invoice: InvoiceRecord | None = None
+    if not paid:
+        invoice, failure = _charge_or_retry_link(
+            ctx,
+            conn,
+            customer,
+            entity,
+            q["due"],
+            intent,
+            now,
+            base_url,
+            _action(ctx, "update_invoice", {}),
+            None,
+        )
+        if failure is not None:
+            return failure
     changes: list[dict[str, Any]] = []
     entity_pk = entity.pk if entity else None
     if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
@@ -1074,6 +1157,8 @@ def _hooks(state: AppState) -> BillingHooks:
             multi_attach_in(ctx, conn, body, base, paid=True)
         elif op == "create_schedule":
             create_schedule_in(ctx, conn, body, base, paid=True)
+        elif op == "update":  # an invoice-mode update's invoice paid: the update happens now
+            _apply_update(ctx, conn, _update_quotes(ctx, conn, body), base, paid=True)
 
     def complete_setup(conn: Connection, session: SessionRecord, pm: PaymentMethodInfo, now: int) -> None:
         plan_id = session.action.get("plan_id")

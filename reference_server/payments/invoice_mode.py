@@ -21,7 +21,7 @@ window counted from the finalization):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
@@ -40,6 +40,65 @@ INVOICE_REASON = "invoice"
 
 HOSTED_URL_KEY = "hosted_url"
 """Key of a draft's checkout session ``action`` holding the page URL the invoice gets once finalized."""
+
+
+NO_CARD_TRIAL_OPTIONS = (
+    "Invoice mode with a no-card free trial sends a finalized invoice with the default invoice settings "
+    "when the trial ends, so finalize: false, invoice_template_id and custom net_terms_days aren't "
+    "supported. Drop those options, or require a card for the trial."
+)
+DEFERRED_DOWNGRADE = (
+    "Cannot use invoice mode with deferred activation for downgrades. Downgrades are scheduled for end "
+    "of cycle and have no immediate invoice to pay."
+)
+UPDATE_NO_CARD_TRIAL = (
+    "Cannot set invoice mode when updating a no-card free trial (card_required: false). Set invoice "
+    "mode when attaching the trial to invoice the customer when it ends, or require a card for the trial."
+)
+
+
+def enabled_mode(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The request's ``invoice_mode`` when it is enabled, else None."""
+    mode = body.get("invoice_mode")
+    return dict(mode) if isinstance(mode, Mapping) and mode.get("enabled") else None
+
+
+def plan_starts_now(body: Mapping[str, Any], mode: Mapping[str, Any]) -> bool:
+    """``enable_plan_immediately`` (top level or in ``invoice_mode``): the change happens before payment."""
+    return bool(mode.get("enable_plan_immediately") or body.get("enable_plan_immediately"))
+
+
+def _bills_at_trial_end(card_required: bool | None, on_end: str | None) -> bool:
+    """A no-card trial the server runs and bills at its end (not one that reverts)."""
+    return card_required is False and on_end != "revert"
+
+
+def check_attach(
+    body: Mapping[str, Any], card_required: bool | None, on_end: str | None, scheduled: bool
+) -> None:
+    """Autumn's invoice-mode validation of one plan being attached (attach, multi-attach, a schedule's
+    first phase and their previews): ``card_required``/``on_end`` of the trial the attach starts (None
+    without one); ``scheduled``: the plan starts at the period end (a downgrade).
+
+    * a no-card trial billed at its end invoices with the default settings: ``finalize: false`` is
+      refused (400 ``invalid_request``);
+    * deferred activation (no ``enable_plan_immediately``) of a downgrade has nothing to pay now: refused.
+    """
+    mode = enabled_mode(body)
+    if mode is None:
+        return
+    if _bills_at_trial_end(card_required, on_end) and mode.get("finalize") is False:
+        raise invalid(NO_CARD_TRIAL_OPTIONS)
+    if scheduled and not plan_starts_now(body, mode):
+        raise invalid(DEFERRED_DOWNGRADE)
+
+
+def check_update(body: Mapping[str, Any], card_required: bool | None, on_end: str | None) -> None:
+    """Autumn's invoice-mode validation of ``billing.update`` (and its preview): invoice mode is chosen when
+    a no-card trial is attached, never set while updating a plan in one (``card_required``/``on_end``
+    of the plan's running trial, None without one)."""
+    if enabled_mode(body) is not None and _bills_at_trial_end(card_required, on_end):
+        raise invalid(UPDATE_NO_CARD_TRIAL)
 
 
 def is_invoice_mode_draft(row: Any) -> bool:
@@ -169,10 +228,17 @@ def finalize_invoice(ctx: Ctx, body: dict[str, Any], processor_of: ProcessorOf) 
 
 
 __all__ = [
+    "DEFERRED_DOWNGRADE",
     "HOSTED_URL_KEY",
     "INVOICE_REASON",
+    "NO_CARD_TRIAL_OPTIONS",
+    "UPDATE_NO_CARD_TRIAL",
+    "check_attach",
+    "check_update",
+    "enabled_mode",
     "finalize_draft",
     "finalize_invoice",
     "is_invoice_mode_draft",
+    "plan_starts_now",
     "void_unpaid",
 ]

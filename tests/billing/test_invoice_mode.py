@@ -18,13 +18,18 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from reference_server.payments.invoice_mode import (
+    DEFERRED_DOWNGRADE,
+    NO_CARD_TRIAL_OPTIONS,
+    UPDATE_NO_CARD_TRIAL,
+)
 from reference_server.store.billing_tables import billing_sessions, invoices
 from reference_server.store.org_stripe import save_stripe_config
 from reference_server.store.stripe_tables import stripe_events
 from reference_server.store.tables import organizations
 
 from . import test_api_billing, test_stripe_invoices
-from .test_api_billing import DAY, Api
+from .test_api_billing import DAY, START, Api
 from .test_stripe_invoices import Tenant
 
 # The fixtures of those suites: every processor and database (``api``), an organization's own Stripe
@@ -319,3 +324,251 @@ def test_a_draft_deleted_on_stripe_voids_the_server_invoice(tenant: Tenant) -> N
     ]
     assert customer["subscriptions"] == []
     assert tenant("invoices.finalize", 409, invoice_id=invoice["stripe_id"])["code"] == "invoice_not_draft"
+
+
+# -- invoice mode beyond billing.attach: multi-attach, schedules, updates ------------------------------
+
+
+def _add_ons(api: Api) -> None:
+    """``extra`` ($20/month add-on, 200 messages) and ``pack`` ($10 one-off add-on, 50 messages)."""
+    month = {"interval": "month"}
+    for plan_id, amount, interval, included, reset in (
+        ("extra", 20, "month", 200, month),
+        ("pack", 10, "one_off", 50, None),
+    ):
+        item: dict[str, Any] = {"feature_id": "messages", "included": included}
+        if reset is not None:
+            item["reset"] = reset
+        price = {"amount": amount, "interval": interval}
+        api("plans.create", plan_id=plan_id, name=plan_id.title(), add_on=True, price=price, items=[item])
+
+
+def test_multi_attach_by_invoice_bills_once_and_starts_the_plans_when_paid(api: Api) -> None:
+    _add_ons(api)
+    api("customers.get_or_create", customer_id="u1")  # no card: invoice mode needs none
+    plans = [{"plan_id": "extra"}, {"plan_id": "pack"}]
+    mode = {"enabled": True}
+    preview = api("billing.preview_multi_attach", customer_id="u1", plans=plans, invoice_mode=mode)
+    assert (preview["total"], preview["redirect_to_checkout"]) == (30, False)
+    result = api("billing.multi_attach", customer_id="u1", plans=plans, invoice_mode=mode)
+    assert result["payment_url"] is None
+    invoice = result["invoice"]
+    assert (invoice["status"], invoice["total"]) == ("open", 30)
+    assert invoice["hosted_invoice_url"] is not None
+    assert api.on_processor(invoice) == ("open", 3000)
+    if api.stripe is not None:
+        on_stripe = api.stripe.v1.invoices.retrieve(invoice["stripe_id"])
+        assert (on_stripe.collection_method, on_stripe.status, on_stripe.total) == (
+            "send_invoice",
+            "open",
+            3000,
+        )
+    assert api.plans_of("u1") == {"free": "active"}  # waiting for the payment
+    assert invoices_of(api) == [("open", 30, True)]
+    assert api.pay(invoice["hosted_invoice_url"]).status_code == 303
+    customer = api.customer("u1")
+    assert {s["plan_id"] for s in customer["subscriptions"]} == {"free", "extra"}
+    assert [p["plan_id"] for p in customer["purchases"]] == ["pack"]
+    assert customer["balances"]["messages"]["granted"] == 350
+    assert invoices_of(api) == [("paid", 30, True)]
+    assert api.on_processor(invoice) == ("paid", 3000)
+
+
+def test_multi_attach_draft_with_enable_plan_immediately_starts_the_plans_once(api: Api) -> None:
+    _add_ons(api)
+    api("customers.get_or_create", customer_id="u1")
+    plans = [{"plan_id": "extra"}, {"plan_id": "pack"}]
+    mode = draft_mode(enable_plan_immediately=True)
+    invoice = api("billing.multi_attach", customer_id="u1", plans=plans, invoice_mode=mode)["invoice"]
+    assert (invoice["status"], invoice["total"], invoice["hosted_invoice_url"]) == ("draft", 30, None)
+    assert api.on_processor(invoice) == ("draft", 3000)
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 350
+    assert past_due(api) == [False, False]
+    assert_not_payable(api, invoice)
+    done = api("invoices.finalize", invoice_id=invoice["stripe_id"])["invoice"]
+    assert (done["status"], done["total"]) == ("open", 30)
+    assert api.pay(done["hosted_invoice_url"]).status_code == 303
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 350  # started once, not again
+    assert invoices_of(api) == [("paid", 30, True)]
+    assert api.on_processor(invoice) == ("paid", 3000)
+
+
+def _premium_then_pro() -> tuple[int, list[dict[str, Any]]]:
+    """A schedule: premium now, pro from ten days later (that start, the phases)."""
+    later = START + 10 * DAY
+    return later, [
+        {"starts_at": START, "plans": [{"plan_id": "premium"}]},
+        {"starts_at": later, "plans": [{"plan_id": "pro"}]},
+    ]
+
+
+def test_create_schedule_by_invoice_waits_for_the_payment(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    _, phases = _premium_then_pro()
+    result = api("billing.create_schedule", customer_id="u1", phases=phases, invoice_mode={"enabled": True})
+    assert (result["status"], result["schedule_id"], result["phases"]) == ("pending_payment", None, [])
+    assert result["payment_url"] is None
+    invoice = result["invoice"]
+    assert (invoice["status"], invoice["total"]) == ("open", 50)
+    assert api.on_processor(invoice) == ("open", 5000)
+    assert api.plans_of("u1") == {"free": "active"}
+    assert api.pay(invoice["hosted_invoice_url"]).status_code == 303
+    assert api.plans_of("u1") == {"premium": "active", "pro": "scheduled"}
+    assert invoices_of(api) == [("paid", 50, True)]
+    assert api.on_processor(invoice) == ("paid", 5000)
+
+
+def test_create_schedule_draft_with_enable_plan_immediately_creates_the_schedule_now(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    later, phases = _premium_then_pro()
+    mode = draft_mode(enable_plan_immediately=True)
+    result = api("billing.create_schedule", customer_id="u1", phases=phases, invoice_mode=mode)
+    assert result["status"] == "created" and result["payment_url"] is None
+    assert [p["starts_at"] for p in result["phases"]] == [START, later]
+    invoice = result["invoice"]
+    assert (invoice["status"], invoice["total"], invoice["hosted_invoice_url"]) == ("draft", 50, None)
+    assert api.on_processor(invoice) == ("draft", 5000)
+    assert api.plans_of("u1") == {"premium": "active", "pro": "scheduled"}
+    assert_not_payable(api, invoice)
+    done = api("invoices.finalize", invoice_id=invoice["stripe_id"])["invoice"]
+    assert api.pay(done["hosted_invoice_url"]).status_code == 303
+    assert api.plans_of("u1") == {"premium": "active", "pro": "scheduled"}  # nothing created twice
+    assert invoices_of(api) == [("paid", 50, True)]
+
+
+def test_update_by_invoice_applies_the_change_when_paid_or_at_once(api: Api) -> None:
+    test_api_billing._create_prepaid_team_plan(api)  # $20/month plus messages at $10 per pack of 100
+    api("customers.get_or_create", customer_id="u1")
+    first = api(
+        "billing.attach",
+        customer_id="u1",
+        plan_id="team",
+        feature_quantities=[{"feature_id": "messages", "quantity": 100}],
+        invoice_mode={"enabled": True, "enable_plan_immediately": True},
+    )["invoice"]
+    assert (first["status"], first["total"]) == ("open", 30)
+    assert api.pay(first["hosted_invoice_url"]).status_code == 303
+
+    # Halfway through the month, 200 more messages: $20 of packs for half a month, $10 due now.
+    api.clock.advance(15 * DAY)
+    more = [{"feature_id": "messages", "quantity": 300}]
+    mode = {"enabled": True}
+    preview = api(
+        "billing.preview_update", customer_id="u1", plan_id="team", feature_quantities=more, invoice_mode=mode
+    )
+    assert preview["total"] == 10
+    result = api(
+        "billing.update", customer_id="u1", plan_id="team", feature_quantities=more, invoice_mode=mode
+    )
+    assert result["payment_url"] is None
+    invoice = result["invoice"]
+    assert (invoice["status"], invoice["total"]) == ("open", 10)
+    assert api.on_processor(invoice) == ("open", 1000)
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 100  # waits for the payment
+    assert api.pay(invoice["hosted_invoice_url"]).status_code == 303
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 300
+    assert invoices_of(api) == [("paid", 10, True), ("paid", 30, True)]
+    assert api.on_processor(invoice) == ("paid", 1000)
+
+    # A draft with enable_plan_immediately: the quantity changes now, the invoice waits for review.
+    most = [{"feature_id": "messages", "quantity": 500}]
+    mode = draft_mode(enable_plan_immediately=True)
+    draft = api(
+        "billing.update", customer_id="u1", plan_id="team", feature_quantities=most, invoice_mode=mode
+    )
+    invoice = draft["invoice"]
+    assert (invoice["status"], invoice["total"], invoice["hosted_invoice_url"]) == ("draft", 10, None)
+    assert api.on_processor(invoice) == ("draft", 1000)
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 500
+    assert past_due(api) == [False]
+    done = api("invoices.finalize", invoice_id=invoice["stripe_id"])["invoice"]
+    assert api.pay(done["hosted_invoice_url"]).status_code == 303
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 500  # applied once
+    assert invoices_of(api)[0] == ("paid", 10, True)
+
+    # Nothing due (an uncancel): invoice mode changes nothing, no invoice.
+    api("billing.update", customer_id="u1", plan_id="team", cancel_action="cancel_end_of_cycle")
+    plain = api(
+        "billing.update", customer_id="u1", plan_id="team", cancel_action="uncancel", invoice_mode=mode
+    )
+    assert "invoice" not in plain
+    assert len(invoices_of(api)) == 3
+
+
+def _refused(answer: dict[str, Any], message: str) -> None:
+    assert (answer["code"], answer["message"]) == ("invalid_request", message), answer
+
+
+def test_invoice_mode_errors_as_autumn_has_them(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="try",
+        name="Try",
+        price={"amount": 30, "interval": "month"},
+        items=[{"feature_id": "messages", "included": 500, "reset": {"interval": "month"}}],
+        free_trial={"duration_length": 14, "duration_type": "day", "card_required": False},
+    )
+    api("customers.get_or_create", customer_id="u1")
+    draft = draft_mode(enable_plan_immediately=True)
+
+    # A no-card trial billed at its end: finalize: false refused everywhere it can start one.
+    _refused(
+        api("billing.attach", 400, customer_id="u1", plan_id="try", invoice_mode=draft), NO_CARD_TRIAL_OPTIONS
+    )
+    _refused(
+        api("billing.preview_attach", 400, customer_id="u1", plan_id="try", invoice_mode=draft),
+        NO_CARD_TRIAL_OPTIONS,
+    )
+    plans = [{"plan_id": "try"}]
+    _refused(
+        api("billing.multi_attach", 400, customer_id="u1", plans=plans, invoice_mode=draft),
+        NO_CARD_TRIAL_OPTIONS,
+    )
+    _refused(
+        api("billing.preview_multi_attach", 400, customer_id="u1", plans=plans, invoice_mode=draft),
+        NO_CARD_TRIAL_OPTIONS,
+    )
+    phases = [{"starts_at": START, "plans": plans}]
+    _refused(
+        api("billing.create_schedule", 400, customer_id="u1", phases=phases, invoice_mode=draft),
+        NO_CARD_TRIAL_OPTIONS,
+    )
+    assert api.plans_of("u1") == {"free": "active"} and invoices_of(api) == []
+
+    # A card-required trial keeps its options; the no-card one with the default options starts its
+    # trial (nothing due now: no invoice).
+    trial = {"duration_length": 7, "duration_type": "day", "card_required": True}
+    allowed = api(
+        "billing.preview_attach",
+        customer_id="u1",
+        plan_id="try",
+        invoice_mode=draft,
+        customize={"free_trial": trial},
+    )
+    assert allowed["total"] == 0
+    started = api("billing.attach", customer_id="u1", plan_id="try", invoice_mode={"enabled": True})
+    assert "invoice" not in started and api.plans_of("u1") == {"try": "active"}
+
+    # Invoice mode is not set while updating a no-card trial.
+    mode = {"enabled": True, "enable_plan_immediately": True}
+    cancel = {"customer_id": "u1", "plan_id": "try", "cancel_action": "cancel_end_of_cycle"}
+    _refused(api("billing.update", 400, **cancel, invoice_mode=mode), UPDATE_NO_CARD_TRIAL)
+    _refused(api("billing.preview_update", 400, **cancel, invoice_mode=mode), UPDATE_NO_CARD_TRIAL)
+    api("billing.update", **cancel)  # without invoice mode: fine
+
+    # Deferred activation of a downgrade has nothing to pay now.
+    api("customers.get_or_create", customer_id="u2")
+    up = api("billing.attach", customer_id="u2", plan_id="premium", invoice_mode=mode)["invoice"]
+    assert api.pay(up["hosted_invoice_url"]).status_code == 303
+    deferred = {"enabled": True}
+    _refused(
+        api("billing.attach", 400, customer_id="u2", plan_id="pro", invoice_mode=deferred), DEFERRED_DOWNGRADE
+    )
+    _refused(
+        api("billing.preview_attach", 400, customer_id="u2", plan_id="pro", invoice_mode=deferred),
+        DEFERRED_DOWNGRADE,
+    )
+    down = api("billing.attach", customer_id="u2", plan_id="pro", invoice_mode=mode)
+    assert "invoice" not in down
+    assert api.plans_of("u2") == {"premium": "active", "pro": "scheduled"}
+    assert invoices_of(api, "u2") == [("paid", 50, True)]
