@@ -28,7 +28,7 @@ from reference_server.store.org_stripe import save_stripe_config
 from reference_server.store.stripe_tables import stripe_events
 from reference_server.store.tables import organizations
 
-from . import test_api_billing, test_stripe_invoices
+from . import test_api_billing, test_stripe_compensation, test_stripe_invoices
 from .test_api_billing import DAY, START, Api
 from .test_stripe_invoices import Tenant
 
@@ -551,7 +551,7 @@ def test_invoice_mode_errors_as_autumn_has_them(api: Api) -> None:
 
     # Invoice mode is not set while updating a no-card trial.
     mode = {"enabled": True, "enable_plan_immediately": True}
-    cancel = {"customer_id": "u1", "plan_id": "try", "cancel_action": "cancel_end_of_cycle"}
+    cancel: dict[str, Any] = {"customer_id": "u1", "plan_id": "try", "cancel_action": "cancel_end_of_cycle"}
     _refused(api("billing.update", 400, **cancel, invoice_mode=mode), UPDATE_NO_CARD_TRIAL)
     _refused(api("billing.preview_update", 400, **cancel, invoice_mode=mode), UPDATE_NO_CARD_TRIAL)
     api("billing.update", **cancel)  # without invoice mode: fine
@@ -572,3 +572,54 @@ def test_invoice_mode_errors_as_autumn_has_them(api: Api) -> None:
     assert "invoice" not in down
     assert api.plans_of("u2") == {"premium": "active", "pro": "scheduled"}
     assert invoices_of(api, "u2") == [("paid", 50, True)]
+
+
+def _post(tenant: Tenant, op: str, **body: Any) -> httpx.Response:
+    return httpx.post(
+        f"{tenant.server.url}/v1/{op}",
+        json=body,
+        headers={"Authorization": f"Bearer {tenant.key}"},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("op", ["multi_attach", "update"])
+@pytest.mark.parametrize("when", ["write", "commit"])
+def test_a_multi_attach_or_update_invoice_whose_transaction_fails_is_voided_on_stripe(
+    tenant: Tenant, when: str, op: str
+) -> None:
+    """The rollback safety attach has (``compensation.void_after_transaction``), through the same path."""
+    tenant("customers.get_or_create", customer_id="u1", email="u1@example.com")
+    mode = {"enabled": True, "enable_plan_immediately": True}
+    if op == "multi_attach":
+        body: dict[str, Any] = {"plans": [{"plan_id": "pro"}, {"plan_id": "boost"}]}
+        before: list[tuple[str, int]] = []
+        due = 3500  # $20 + $15
+    else:  # 200 more prepaid messages at $5 per 100 on the first day of the period: $10
+        packs = [{"feature_id": "messages", "quantity": 100}]
+        tenant(
+            "billing.attach", customer_id="u1", plan_id="team", feature_quantities=packs, invoice_mode=mode
+        )
+        body = {"plan_id": "team", "feature_quantities": [{"feature_id": "messages", "quantity": 300}]}
+        before = [("open", 1500)]
+        due = 1000
+    test_stripe_compensation.fail_when_opened(tenant, when)
+    failed = _post(tenant, f"billing.{op}", customer_id="u1", invoice_mode=mode, **body)
+    assert failed.status_code == 500, failed.text
+    left = [(i.status, i.total) for i in test_stripe_compensation.invoices_of(tenant, "u1")]
+    voided = [("void", due)] if when == "commit" else []  # a draft not yet opened is deleted
+    assert sorted(left) == sorted(before + voided)
+    listed = tenant.customer()["invoices"]
+    assert [(i["status"], i["total"]) for i in listed] == [(s, t // 100) for s, t in before]
+
+    test_stripe_compensation.repair(tenant)
+    opened = _post(tenant, f"billing.{op}", customer_id="u1", invoice_mode=mode, **body)
+    assert opened.status_code == 200, opened.text
+    invoice = opened.json()["invoice"]
+    assert (invoice["status"], invoice["total"]) == ("open", due // 100)
+    stripe_invoice = tenant.invoice(invoice["stripe_id"])
+    assert (stripe_invoice.status, stripe_invoice.total, stripe_invoice.collection_method) == (
+        "open",
+        due,
+        "send_invoice",
+    )
