@@ -63,7 +63,7 @@ from reference_server.store.tables import balance_sources, customer_plans, custo
 from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
 from reference_server.webhooks.routes import webhook_routes
 
-from .compensation import RefundRetrier, Reverser
+from .compensation import RefundRetrier
 from .convert import customized_plan, engine_plan, engine_subscription, instance_plan
 from .flows import (
     STRIPE_SUBSCRIPTIONS_KEY,
@@ -1221,9 +1221,10 @@ def payment_method_json(conn: Connection, customer: CustomerRow) -> dict[str, An
     return card.to_api() if card is not None else None
 
 
-def _reverser(state: AppState, conn: Connection, org_pk: int, env: str) -> Reverser | None:
-    """The processor that gives back a Stripe payment of the organization's environment (its own
-    Stripe account, a connected one, or the server's), None when it is charged locally."""
+def _org_stripe_processor(state: AppState, conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:
+    """The Stripe processor of the organization's environment (its own Stripe account, a connected
+    one, or the server's): it gives back Stripe payments and cleans up after deleted customers; None
+    when the organization is charged locally."""
     processor = processor_for(state)
     if isinstance(processor, OrgProcessorRouter):
         processor = processor.for_org(conn, org_pk, env)
@@ -1245,12 +1246,19 @@ def setup_app(state: AppState) -> AppExtension:
     clock: Clock = state.clock
     hooks = _hooks(state)
     pages = PagesContext(state.db, clock, processor_for(state), hooks)
-    refunds = RefundRetrier(state.db.engine, lambda conn, org, env: _reverser(state, conn, org, env), clock)
+
+    def stripe_of_org(conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:
+        return _org_stripe_processor(state, conn, org_pk, env)
+
+    refunds = RefundRetrier(state.db.engine, stripe_of_org, clock)
     state.extras["refund_retrier"] = refunds  # refunds due, retried by the background worker
     customer_now = hooks.customer_now
     assert customer_now is not None
     mirror = StripeSubscriptionMirror(
-        state.db, lambda conn, pk: processor_for(state).resolve(conn, pk), customer_now
+        state.db,
+        lambda conn, pk: processor_for(state).resolve(conn, pk),
+        customer_now,
+        stripe_of_org,
     )
     state.extras[STRIPE_SUBSCRIPTIONS_KEY] = mirror  # plan instances mirrored as Stripe Subscriptions
     worker = WebhookWorker(
@@ -1270,7 +1278,7 @@ def setup_app(state: AppState) -> AppExtension:
             hooks.complete_checkout,
             watcher.cache.clear,
             checkout_completed=stripe_checkout_completer(pages),
-            reverser_for=lambda conn, org, env: _reverser(state, conn, org, env),
+            reverser_for=stripe_of_org,
         ),
     ]
     return AppExtension(routes=routes, on_startup=[worker.start], on_shutdown=[worker.stop])

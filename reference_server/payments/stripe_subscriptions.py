@@ -58,9 +58,12 @@ canceled by hand in Stripe while its instance is active is created again.
 :class:`StripeSubscriptionMirror` runs it after each committed billing change of a customer
 (:func:`reference_server.store.db.after_transaction`, registered by the flows' ``billing.updated``
 and the renewal maintenance), in the request's thread, so the Stripe dashboard is current when the
-billing call answers.  A Stripe failure is logged and never fails the billing call nor touches its
-money; the customer is remembered and synced again by the background worker (exponential backoff,
-:meth:`StripeSubscriptionMirror.run_due`) and by its next billing change, whichever comes first.
+billing call answers.  The sync is recorded as due (table ``stripe_followups``) in the billing change's own
+transaction and the record removed once a sync after it succeeded, so nothing is lost to a crash or a
+restart.  A Stripe failure is logged and never fails the billing call nor touches its money; the sync
+stays due and runs again from the background worker (exponential backoff,
+:meth:`StripeSubscriptionMirror.run_due`) or with the customer's next billing change, whichever comes
+first.  A deleted customer's clean-up is kept and retried the same way.
 """
 
 from __future__ import annotations
@@ -77,13 +80,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import stripe
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.billing.money import to_decimal
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.db import Database, after_transaction
-from reference_server.store.stripe_objects import stripe_subscriptions
+from reference_server.store.stripe_objects import stripe_followups, stripe_subscriptions
 from reference_server.store.tables import customer_plans, customers, entities, plans
 
 from .records import CustomerRef
@@ -543,65 +546,106 @@ def sync_stripe_subscriptions(
 ProcessorOf = Callable[[Connection, int], Any]
 """The processor acting for a customer (the router's ``resolve``)."""
 
+OrgProcessorOf = Callable[[Connection, int, str], Any]
+"""The processor of an organization's environment (the router's ``for_org``)."""
+
 NowOf = Callable[[Connection, int], int]
 """The server's time for a customer (its organization's and its own test clocks)."""
 
-
-@dataclass
-class _Retry:
-    attempts: int
-    next_at: float  # time.monotonic()
+SYNC = "sync"
+CLEANUP = "cleanup"
 
 
-@dataclass(eq=False)
-class _Cleanup:
-    """What a deleted customer left on Stripe: subscriptions to cancel, the customer to delete."""
-
-    processor: StripeProcessor
-    customer_pk: int
-    subscriptions: list[str]
-    stripe_customer: str | None
-    attempts: int = 0
-    next_at: float = 0.0
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class StripeSubscriptionMirror:
-    """Runs :func:`sync_stripe_subscriptions` after billing changes, and again for failed ones."""
+    """Runs :func:`sync_stripe_subscriptions` after billing changes, and again for failed ones.
+
+    What is still to do lives in ``stripe_followups``, written in the transaction of the change that
+    asks for it: a sync is due from the moment the change commits, so a server that dies before (or
+    while) syncing, a Stripe outage or a restart loses none; :meth:`run_due` (the background worker)
+    does every follow-up whose backoff has passed, claiming each for :attr:`CLAIM_S` so two server
+    processes never work on the same one at once."""
 
     BASE_DELAY_S = 5.0
     MAX_DELAY_S = 600.0
+    CLAIM_S = 300.0
+    """How long a follow-up taken by :meth:`run_due` is left to it before another process may take it."""
 
-    def __init__(self, db: Database, processor_of: ProcessorOf, now_of: NowOf) -> None:
+    def __init__(
+        self, db: Database, processor_of: ProcessorOf, now_of: NowOf, processor_for_org: OrgProcessorOf
+    ) -> None:
         self.db = db
         self.processor_of = processor_of
         self.now_of = now_of
-        self._due: dict[int, _Retry] = {}
-        self._cleanups: list[_Cleanup] = []
+        self.processor_for_org = processor_for_org
         self._locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
 
+    def _delay_ms(self, attempts: int) -> int:
+        return int(min(self.MAX_DELAY_S, self.BASE_DELAY_S * 2 ** max(0, attempts - 1)) * 1000)
+
     def after_change(self, conn: Connection, customer_pk: int) -> None:
-        """Sync the customer once ``conn``'s transaction has ended (committed or not: the sync reads
-        the database as it then is); outside :meth:`Database.write` it is left to :meth:`run_due`."""
-        if not after_transaction(conn, lambda: self._sync_quietly(customer_pk)):
-            with self._lock:
-                self._due.setdefault(customer_pk, _Retry(0, 0.0))
+        """The customer's plans changed in ``conn``'s transaction: a sync is recorded as due in that
+        transaction and run once it has ended (committed or not: the sync reads the database as it
+        then is); outside :meth:`Database.write` it is left to :meth:`run_due`."""
+        processor = self.processor_of(conn, customer_pk)
+        if not isinstance(processor, StripeProcessor):
+            return
+        due = conn.execute(
+            select(stripe_followups.c.pk).where(
+                stripe_followups.c.customer_pk == customer_pk, stripe_followups.c.kind == SYNC
+            )
+        ).first()
+        if due is not None:  # already due (a failed sync in backoff): this change asks for one more
+            conn.execute(
+                update(stripe_followups)
+                .where(stripe_followups.c.pk == due.pk)
+                .values(version=stripe_followups.c.version + 1)
+            )
+        else:
+            owner = conn.execute(
+                select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
+            ).one()
+            now = _wall_ms()
+            conn.execute(
+                insert(stripe_followups).values(
+                    org_pk=owner.org_pk,
+                    env=owner.env,
+                    kind=SYNC,
+                    customer_pk=customer_pk,
+                    version=1,
+                    attempts=0,
+                    next_attempt_at=now + self._delay_ms(1),
+                    created_at=now,
+                )
+            )
+        after_transaction(conn, lambda: self._sync_quietly(customer_pk))
 
     def _sync_quietly(self, customer_pk: int) -> None:
         self.sync(customer_pk)
 
     def before_customer_delete(self, conn: Connection, customer_pk: int, delete_in_stripe: bool) -> None:
         """The customer is being deleted in ``conn``'s transaction (its ``stripe_subscriptions`` rows go
-        with it): once that commits, its mirrored subscriptions are canceled on Stripe without a final
-        invoice or proration and, with ``delete_in_stripe`` (``customers.delete``), the Stripe customer
-        is deleted too.  A rolled-back deletion changes nothing; a Stripe failure is logged and retried
-        by :meth:`run_due` (kept in memory: the rows are gone)."""
+        with it): a clean-up is recorded in that transaction and run once it commits: its mirrored
+        subscriptions are canceled on Stripe without a final invoice or proration and, with
+        ``delete_in_stripe`` (``customers.delete``), the Stripe customer is deleted too.  A rolled-back
+        deletion changes nothing; a Stripe failure is retried by :meth:`run_due`."""
         processor = self.processor_of(conn, customer_pk)
         if not isinstance(processor, StripeProcessor):
             return
-        stripe_customer = conn.execute(
-            select(customers.c.stripe_id).where(customers.c.pk == customer_pk)
-        ).scalar()
+        conn.execute(  # nothing of a deleted customer is synced any more
+            delete(stripe_followups).where(
+                stripe_followups.c.customer_pk == customer_pk, stripe_followups.c.kind == SYNC
+            )
+        )
+        owner = conn.execute(
+            select(customers.c.org_pk, customers.c.env, customers.c.stripe_id).where(
+                customers.c.pk == customer_pk
+            )
+        ).one()
         subs = [
             str(r)
             for r in conn.execute(
@@ -612,107 +656,244 @@ class StripeSubscriptionMirror:
                 )
             ).scalars()
         ]
-        doomed = None if not delete_in_stripe or not stripe_customer else str(stripe_customer)
+        doomed = None if not delete_in_stripe or not owner.stripe_id else str(owner.stripe_id)
         if not subs and doomed is None:
             return
-        engine = conn.engine
-        cleanup = _Cleanup(processor, customer_pk, subs, doomed)
+        now = _wall_ms()
+        inserted = conn.execute(
+            insert(stripe_followups).values(
+                org_pk=owner.org_pk,
+                env=owner.env,
+                kind=CLEANUP,
+                customer_pk=customer_pk,
+                account_key=processor.catalog.account,
+                payload={"subscriptions": subs, "stripe_customer": doomed},
+                version=1,
+                attempts=0,
+                next_attempt_at=now + self._delay_ms(1),
+                created_at=now,
+            )
+        ).inserted_primary_key
+        assert inserted is not None
+        row_pk = int(inserted[0])
 
-        def run() -> None:
-            with engine.connect() as check:
-                if check.execute(select(customers.c.pk).where(customers.c.pk == customer_pk)).first():
-                    return  # the deletion did not commit
-            self._clean(cleanup)
+        def clean() -> None:
+            self._clean(row_pk, processor)
 
-        if not after_transaction(conn, run):
-            with self._lock:
-                self._cleanups.append(cleanup)
+        after_transaction(conn, clean)
 
-    def _clean(self, cleanup: _Cleanup) -> bool:
-        """Cancel (and delete) what a deleted customer left on Stripe; False when Stripe failed."""
-        client = cleanup.processor.client
+    def _clean(self, row_pk: int, processor: StripeProcessor | None = None) -> bool:
+        """Cancel (and delete) what a deleted customer left on Stripe, as its follow-up row says (none:
+        the deletion did not commit, or it is done); False when Stripe failed (kept, in backoff)."""
         try:
-            for stripe_id in list(cleanup.subscriptions):
+            with self.db.read() as conn:
+                row = conn.execute(select(stripe_followups).where(stripe_followups.c.pk == row_pk)).first()
+                if row is None:
+                    return True
+                if processor is None:
+                    processor = self.processor_for_org(conn, int(row.org_pk), str(row.env))
+        except Exception:
+            log.exception("reading the Stripe clean-up %s failed", row_pk)
+            return False
+        payload = dict(row.payload or {})
+        subs = [str(s) for s in payload.get("subscriptions") or []]
+        doomed = payload.get("stripe_customer")
+        if not isinstance(processor, StripeProcessor) or processor.catalog.account != row.account_key:
+            log.warning(
+                "Stripe clean-up of deleted customer %s dropped: the organization no longer uses Stripe "
+                "account %s (subscriptions %s and customer %s left there)",
+                row.customer_pk,
+                row.account_key,
+                subs,
+                doomed,
+            )
+            self._finish(row_pk)
+            return True
+        client = processor.client
+        try:
+            for stripe_id in list(subs):
                 current = client.v1.subscriptions.retrieve(stripe_id)
                 if current.status not in ("canceled", "incomplete_expired"):
                     client.v1.subscriptions.cancel(stripe_id, {"invoice_now": False, "prorate": False})
-                cleanup.subscriptions.remove(stripe_id)
-            if cleanup.stripe_customer is not None:
+                subs.remove(stripe_id)
+            if doomed is not None:
                 try:
-                    client.v1.customers.delete(cleanup.stripe_customer)
+                    client.v1.customers.delete(str(doomed))
                 except stripe.InvalidRequestError as exc:
                     if exc.http_status != 404:  # already deleted: done
                         raise
-                cleanup.stripe_customer = None
+                doomed = None
         except stripe.StripeError as exc:
             log.warning(
                 "Stripe clean-up of deleted customer %s failed (subscriptions %s, customer %s): %s",
-                cleanup.customer_pk,
-                cleanup.subscriptions,
-                cleanup.stripe_customer,
+                row.customer_pk,
+                subs,
+                doomed,
                 exc,
             )
-            with self._lock:
-                cleanup.attempts += 1
-                delay = min(self.MAX_DELAY_S, self.BASE_DELAY_S * 2 ** (cleanup.attempts - 1))
-                cleanup.next_at = time.monotonic() + delay
-                if cleanup not in self._cleanups:
-                    self._cleanups.append(cleanup)
+            self._retry_later(
+                row_pk, f"{type(exc).__name__}: {exc}", {"subscriptions": subs, "stripe_customer": doomed}
+            )
             return False
-        with self._lock:
-            if cleanup in self._cleanups:
-                self._cleanups.remove(cleanup)
+        self._finish(row_pk)
         return True
 
+    def _finish(self, row_pk: int, version: int | None = None) -> None:
+        """The follow-up is done (a sync: unless a change asked for another meanwhile, ``version``)."""
+        try:
+            with self.db.write() as conn:
+                query = delete(stripe_followups).where(stripe_followups.c.pk == row_pk)
+                if version is not None:
+                    query = query.where(stripe_followups.c.version == version)
+                conn.execute(query)
+        except Exception:  # done twice at worst: every follow-up is idempotent
+            log.exception("removing the done Stripe follow-up %s failed", row_pk)
+
+    def _retry_later(self, row_pk: int, error: str, payload: dict[str, Any] | None = None) -> None:
+        try:
+            with self.db.write() as conn:
+                attempts = conn.execute(
+                    select(stripe_followups.c.attempts).where(stripe_followups.c.pk == row_pk)
+                ).scalar()
+                if attempts is None:
+                    return
+                values: dict[str, Any] = {
+                    "attempts": int(attempts) + 1,
+                    "next_attempt_at": _wall_ms() + self._delay_ms(int(attempts) + 1),
+                    "last_error": error[:500],
+                }
+                if payload is not None:
+                    values["payload"] = payload
+                conn.execute(update(stripe_followups).where(stripe_followups.c.pk == row_pk).values(**values))
+        except Exception:  # the row keeps its claim, taken again when that runs out
+            log.exception("recording the retry of Stripe follow-up %s failed", row_pk)
+
+    def _followups(self, kind: str) -> list[Any]:
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(stripe_followups)
+                    .where(stripe_followups.c.kind == kind)
+                    .order_by(stripe_followups.c.pk)
+                )
+            )
+
     def pending_cleanups(self) -> list[tuple[int, list[str], str | None]]:
-        """Deleted customers whose Stripe clean-up failed: (customer pk, subscriptions, Stripe customer)."""
-        with self._lock:
-            return [(c.customer_pk, list(c.subscriptions), c.stripe_customer) for c in self._cleanups]
+        """Deleted customers whose Stripe clean-up is still to do: (customer pk, subscriptions, Stripe
+        customer)."""
+        out: list[tuple[int, list[str], str | None]] = []
+        for row in self._followups(CLEANUP):
+            payload = dict(row.payload or {})
+            doomed = payload.get("stripe_customer")
+            subs = [str(s) for s in payload.get("subscriptions") or []]
+            out.append((int(row.customer_pk), subs, None if doomed is None else str(doomed)))
+        return out
 
     def pending(self) -> set[int]:
-        """Customers whose last sync failed (synced again by :meth:`run_due`)."""
-        with self._lock:
-            return set(self._due)
+        """Customers whose subscriptions are still to be synced (their last sync failed, or has not run)."""
+        return {int(row.customer_pk) for row in self._followups(SYNC)}
 
     def _customer_lock(self, customer_pk: int) -> threading.Lock:
         with self._lock:
             return self._locks.setdefault(customer_pk, threading.Lock())
 
     def sync(self, customer_pk: int) -> SyncResult | None:
-        """Sync one customer now; None when it is not charged through Stripe.  Never raises."""
+        """Sync one customer now; None when it is not charged through Stripe (or is gone).  Its sync
+        follow-ups are done when the sync succeeds, else retried later.  Never raises."""
+        due: list[Any] = []
         try:
             with self.db.read() as conn:
-                processor = self.processor_of(conn, customer_pk)
+                due = list(
+                    conn.execute(  # read before the sync: a change committed after asks for another
+                        select(stripe_followups.c.pk, stripe_followups.c.version).where(
+                            stripe_followups.c.customer_pk == customer_pk, stripe_followups.c.kind == SYNC
+                        )
+                    )
+                )
+                exists = conn.execute(select(customers.c.pk).where(customers.c.pk == customer_pk)).first()
+                processor = self.processor_of(conn, customer_pk) if exists is not None else None
                 if not isinstance(processor, StripeProcessor):
+                    for row in due:  # gone, or no longer on Stripe: nothing to mirror
+                        self._finish(int(row.pk))
                     return None
                 now = self.now_of(conn, customer_pk)
             with self._customer_lock(customer_pk):
                 result = sync_stripe_subscriptions(self.db, processor, customer_pk, now)
-        except Exception:
+        except Exception as exc:
             log.exception("Stripe subscription sync of customer %s failed", customer_pk)
-            result = SyncResult([], [], [], ["database"])
-        with self._lock:
-            if result.ok:
-                self._due.pop(customer_pk, None)
-            else:
-                known = self._due.get(customer_pk)
-                attempts = (known.attempts if known else 0) + 1
-                delay = min(self.MAX_DELAY_S, self.BASE_DELAY_S * 2 ** (attempts - 1))
-                self._due[customer_pk] = _Retry(attempts, time.monotonic() + delay)
+            result = SyncResult([], [], [], [f"database: {type(exc).__name__}: {exc}"])
+        if result.ok:
+            for row in due:
+                self._finish(int(row.pk), int(row.version))
+        elif due:
+            for row in due:
+                self._retry_later(int(row.pk), result.errors[-1])
+        else:  # called directly, with nothing recorded: due from now on
+            self._record_due(customer_pk, result.errors[-1])
         return result
 
-    def run_due(self) -> int:
-        """Sync again the customers whose backoff has passed, and retry deleted customers' Stripe
-        clean-ups (a background worker job); how many."""
-        now = time.monotonic()
-        with self._lock:
-            due = [pk for pk, retry in self._due.items() if retry.next_at <= now]
-            cleanups = [c for c in self._cleanups if c.next_at <= now]
-        for pk in due:
-            self.sync(pk)
-        for cleanup in cleanups:
-            self._clean(cleanup)
-        return len(due) + len(cleanups)
+    def _record_due(self, customer_pk: int, error: str) -> None:
+        try:
+            with self.db.write() as conn:
+                owner = conn.execute(
+                    select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
+                ).first()
+                if owner is None:
+                    return
+                now = _wall_ms()
+                conn.execute(
+                    insert(stripe_followups).values(
+                        org_pk=owner.org_pk,
+                        env=owner.env,
+                        kind=SYNC,
+                        customer_pk=customer_pk,
+                        version=1,
+                        attempts=1,
+                        next_attempt_at=now + self._delay_ms(1),
+                        last_error=error[:500],
+                        created_at=now,
+                    )
+                )
+        except Exception:
+            log.exception("recording the failed Stripe sync of customer %s failed", customer_pk)
+
+    def _claim(self, row_pk: int, seen_at: int) -> bool:
+        """Take a due follow-up for :attr:`CLAIM_S` (False: another process took it first)."""
+        with self.db.write() as conn:
+            taken = conn.execute(
+                update(stripe_followups)
+                .where(stripe_followups.c.pk == row_pk, stripe_followups.c.next_attempt_at == seen_at)
+                .values(next_attempt_at=_wall_ms() + int(self.CLAIM_S * 1000))
+            )
+            return bool(taken.rowcount == 1)
+
+    def run_due(self, limit: int = 100) -> int:
+        """Do the follow-ups whose backoff has passed (syncs again, deleted customers' clean-ups): a
+        background worker job; how many were attempted."""
+        with self.db.read() as conn:
+            rows = list(
+                conn.execute(
+                    select(
+                        stripe_followups.c.pk,
+                        stripe_followups.c.kind,
+                        stripe_followups.c.customer_pk,
+                        stripe_followups.c.next_attempt_at,
+                    )
+                    .where(stripe_followups.c.next_attempt_at <= _wall_ms())
+                    .order_by(stripe_followups.c.next_attempt_at)
+                    .limit(limit)
+                )
+            )
+        attempted = 0
+        for row in rows:
+            if not self._claim(int(row.pk), int(row.next_attempt_at)):
+                continue
+            attempted += 1
+            if row.kind == CLEANUP:
+                self._clean(int(row.pk))
+            else:
+                self.sync(int(row.customer_pk))
+        return attempted
 
 
 __all__ = ["Mirror", "StripeSubscriptionMirror", "SyncResult", "sync_stripe_subscriptions"]

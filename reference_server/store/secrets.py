@@ -234,4 +234,3 @@ def install_box(engine: Engine, box: SecretBox | None) -> None:
 def box_of(conn: Connection) -> SecretBox | None:
     """The box installed for the connection's database (``create_app`` installs it), if any."""
     return _BOXES.get(conn.engine)
-

@@ -14,11 +14,19 @@ Revision ``0005_stripe_objects`` creates the table.
 the state last written there (``synced``), so a sync that finds nothing changed calls no Stripe API.
 ``customer_plan_pk`` has no foreign key: an instance deleted with its entity still has a Stripe
 subscription to cancel.  Revision ``0007_stripe_subscriptions`` creates it.
+
+``stripe_followups`` is the mirror's durable to-do list: a customer whose subscriptions are still to
+be synced (``sync``: written in the billing change's own transaction, removed once a sync after it
+succeeded) and what a deleted customer left on Stripe (``cleanup``: written in the deletion's
+transaction), each with its retries, next attempt (wall-clock ms: Stripe's backoff is real time, not a
+test clock's) and last error, so a restarted server or another process finishes them.
+``customer_pk`` has no foreign key: a deleted customer's clean-up outlives it.  Revision
+``0008_stripe_followups`` creates it.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, String, Table, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint
 
 from reference_server.store.tables import PK, metadata
 
@@ -69,3 +77,25 @@ stripe_subscriptions = Table(
 
 STRIPE_SUBSCRIPTION_TABLES: tuple[Table, ...] = (stripe_subscriptions,)
 """Tables created by migration ``0007_stripe_subscriptions``."""
+
+stripe_followups = Table(
+    "stripe_followups",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("org_pk", PK, ForeignKey("organizations.pk", ondelete="CASCADE"), nullable=False),
+    Column("env", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),  # sync | cleanup
+    Column("customer_pk", PK, nullable=False),  # no FK: see the module docs
+    Column("account_key", String(64)),  # cleanup: the Stripe account its objects are in
+    Column("payload", JSON),  # cleanup: {"subscriptions": [sub_...], "stripe_customer": cus_... | null}
+    Column("version", Integer, nullable=False),  # sync: bumped by each change that asks for one
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),  # wall-clock ms
+    Column("last_error", String(500)),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_stripe_followups_customer", "customer_pk", "kind"),
+    Index("ix_stripe_followups_next_attempt_at", "next_attempt_at"),
+)
+
+STRIPE_FOLLOWUP_TABLES: tuple[Table, ...] = (stripe_followups,)
+"""Tables created by migration ``0008_stripe_followups``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import httpx
@@ -17,12 +18,18 @@ import pytest
 import stripe
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, select, update
 
+from reference_server.payments import stripe_subscriptions as stripe_subscriptions_module
 from reference_server.payments.flows import STRIPE_SUBSCRIPTIONS_KEY
 from reference_server.payments.stripe_subscriptions import StripeSubscriptionMirror
 from reference_server.store.db import Database
-from reference_server.store.stripe_objects import STRIPE_SUBSCRIPTION_TABLES, stripe_objects
+from reference_server.store.stripe_objects import (
+    STRIPE_FOLLOWUP_TABLES,
+    STRIPE_SUBSCRIPTION_TABLES,
+    stripe_followups,
+    stripe_objects,
+)
 from reference_server.store.tables import INITIAL_TABLES, customers, metadata
 from reference_server.testing import fresh_database_url, postgres_available
 
@@ -105,6 +112,28 @@ def customer_deleted(t: Tenant, stripe_id: str) -> bool:
         assert exc.http_status == 404
         return True
     return bool(found.to_dict().get("deleted"))
+
+
+def followups(t: Tenant) -> list[Any]:
+    with t.server.app.state.autumn.db.read() as conn:
+        return list(conn.execute(select(stripe_followups).order_by(stripe_followups.c.pk)))
+
+
+def backoff_passes(t: Tenant) -> None:
+    """Every follow-up of the mirror is due now (its backoff is real time: it is moved, not waited)."""
+    with t.server.app.state.autumn.db.write() as conn:
+        conn.execute(update(stripe_followups).values(next_attempt_at=0))
+
+
+def wait_for_worker(t: Tenant, done: Callable[[], bool]) -> None:
+    worker = t.server.app.state.autumn.extras["webhook_worker"]
+    pause = threading.Event()
+    for _ in range(600):
+        if done():
+            return
+        worker.wake()
+        pause.wait(0.05)
+    assert done()
 
 
 def stripe_outage(t: Tenant, requests: int) -> None:
@@ -256,20 +285,95 @@ def test_a_customer_deletion_stripe_refuses_is_retried_by_the_background_worker(
     assert tenant.stripe.v1.subscriptions.retrieve(sub.id).status == "active"
     assert not customer_deleted(tenant, stripe_customer)
 
-    for cleanup in mirror(tenant)._cleanups:  # its backoff passes: the background worker retries it
-        cleanup.next_at = 0.0
-    worker = tenant.server.app.state.autumn.extras["webhook_worker"]
-    pause = threading.Event()
-    for _ in range(600):
-        if not mirror(tenant).pending_cleanups():
-            break
-        worker.wake()
-        pause.wait(0.05)
-    assert mirror(tenant).pending_cleanups() == []
+    ((attempts, error),) = [(r.attempts, r.last_error) for r in followups(tenant)]
+    assert attempts == 1 and error and "APIError" in error  # kept with its error, in backoff
+    backoff_passes(tenant)  # the background worker retries it
+    wait_for_worker(tenant, lambda: not mirror(tenant).pending_cleanups())
     ended = tenant.stripe.v1.subscriptions.retrieve(sub.id)
     assert ended.status == "canceled"
     assert customer_deleted(tenant, stripe_customer)
     assert [i.status for i in invoices_of(tenant, stripe_customer)] == ["paid"]
+
+
+def restarted(t: Tenant) -> StripeSubscriptionMirror:
+    """A new mirror on the same database, as a restarted server (or a second process) has: it knows
+    only what the database holds."""
+    old = mirror(t)
+    return StripeSubscriptionMirror(old.db, old.processor_of, old.now_of, old.processor_for_org)
+
+
+def test_a_failed_customer_clean_up_survives_a_restart(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    sub = only_active(tenant)
+    stripe_customer = tenant.stripe_customer()
+    pk = customer_pk(tenant)
+    stripe_outage(tenant, 1)
+    tenant("customers.delete", customer_id="u1", delete_in_stripe=True)
+    assert tenant.stripe.v1.subscriptions.retrieve(sub.id).status == "active"
+
+    fresh = restarted(tenant)
+    assert fresh.pending_cleanups() == [(pk, [sub.id], stripe_customer)]
+    assert fresh.run_due() == 0  # still in its backoff
+    backoff_passes(tenant)
+    assert fresh.run_due() == 1
+    assert fresh.pending_cleanups() == [] and followups(tenant) == []
+    assert tenant.stripe.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    assert customer_deleted(tenant, stripe_customer)
+
+
+def test_a_failed_sync_survives_a_restart_and_the_worker_repairs_it(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    sub = only_active(tenant)
+    stripe_outage(tenant, 10_000)
+    tenant.clock.set(START + 15 * DAY)
+    assert tenant("billing.attach", customer_id="u1", plan_id="premium")["invoice"]["total"] == 15
+    (due,) = followups(tenant)
+    assert (due.kind, due.customer_pk, due.attempts) == ("sync", customer_pk(tenant), 1)
+    assert due.last_error and "APIError" in due.last_error
+    stripe_outage(tenant, 0)
+
+    # No further billing change: a restarted server's worker syncs it once the backoff has passed.
+    fresh = restarted(tenant)
+    assert fresh.pending() == {customer_pk(tenant)}
+    backoff_passes(tenant)
+    assert fresh.run_due() == 1
+    assert fresh.pending() == set() and followups(tenant) == []
+    repaired = only_active(tenant)
+    assert repaired.id == sub.id and items(repaired) == {"base": (catalog_price(tenant, "premium"), 1)}
+    assert stripe_books(tenant) == [("paid", 2000, 2000), ("paid", 1500, 1500)]
+
+
+def test_a_change_whose_sync_never_ran_is_synced_by_the_background_worker(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that stopped between a billing change's commit and its sync: the sync is due in the
+    database from the commit on, and the background worker does it."""
+    tenant.subscribe("u1", "pro")
+    sub = only_active(tenant)
+    with monkeypatch.context() as patched:  # the after-commit sync never runs, as in a crash
+        patched.setattr(stripe_subscriptions_module, "after_transaction", lambda conn, callback: True)
+        tenant("billing.update", customer_id="u1", plan_id="pro", cancel_action="cancel_end_of_cycle")
+    assert mirror(tenant).pending() == {customer_pk(tenant)}
+    assert only_active(tenant).cancel_at_period_end is False  # Stripe is behind
+    backoff_passes(tenant)
+    wait_for_worker(tenant, lambda: not mirror(tenant).pending())
+    again = only_active(tenant)
+    assert again.id == sub.id and again.cancel_at_period_end is True
+
+
+def test_two_processes_never_take_the_same_follow_up(tenant: Tenant) -> None:
+    tenant.subscribe("u1", "pro")
+    stripe_outage(tenant, 10_000)
+    tenant("billing.update", customer_id="u1", plan_id="pro", cancel_action="cancel_end_of_cycle")
+    stripe_outage(tenant, 0)
+    backoff_passes(tenant)
+    (due,) = followups(tenant)
+    first, second = restarted(tenant), restarted(tenant)
+    assert first._claim(int(due.pk), int(due.next_attempt_at)) is True
+    assert second._claim(int(due.pk), int(due.next_attempt_at)) is False
+    assert second.run_due() == 0  # claimed by the first: left to it
+    first.sync(customer_pk(tenant))
+    assert followups(tenant) == [] and only_active(tenant).cancel_at_period_end is True
 
 
 def test_a_rolled_back_customer_deletion_leaves_its_subscriptions(tenant: Tenant) -> None:
@@ -306,19 +410,20 @@ def test_a_stripe_outage_never_fails_billing_and_the_next_sync_repairs(tenant: T
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_migration_0007_builds_the_stripe_subscriptions_table(kind: str) -> None:
+def test_migrations_0007_and_0008_build_the_stripe_subscription_tables(kind: str) -> None:
     if kind == "postgres" and not postgres_available():
         pytest.skip("PostgreSQL is not available")
     with fresh_database_url(kind) as url:
         db = Database(url)
         db.migrate()
         core = MetaData(naming_convention=metadata.naming_convention)
-        for table in (*INITIAL_TABLES, *STRIPE_SUBSCRIPTION_TABLES):
+        ours_tables = (*STRIPE_SUBSCRIPTION_TABLES, *STRIPE_FOLLOWUP_TABLES)
+        for table in (*INITIAL_TABLES, *ours_tables):
             table.to_metadata(core)
-        names = {t.name for t in STRIPE_SUBSCRIPTION_TABLES}
+        names = {t.name for t in ours_tables}
 
         def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-            """Only this revision's table (customers is here for its foreign key)."""
+            """Only these revisions' tables (customers is here for its foreign key)."""
             table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
             return table in names
 
