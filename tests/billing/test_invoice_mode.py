@@ -247,6 +247,23 @@ def test_an_open_invoice_mode_invoice_is_unchanged_by_finalize(api: Api) -> None
     assert api.plans_of("u1") == {"pro": "active"}
 
 
+def pay_on_stripe(api: Api, stripe_id: str, customer_id: str = "u1") -> int:
+    """What the customer does on Stripe's own page of an open invoice: pay it with a new card (the
+    server hears of it only through the ``invoice.paid`` event); the amount paid, in cents."""
+    assert api.stripe is not None
+    card = api.stripe.v1.payment_methods.create(
+        {
+            "type": "card",
+            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }
+    )
+    stripe_customer = api.customer(customer_id)["processors"]["stripe"]["id"]
+    api.stripe.v1.payment_methods.attach(card.id, {"customer": stripe_customer})
+    paid = api.stripe.v1.invoices.pay(stripe_id, {"payment_method": card.id})
+    assert paid.status == "paid"
+    return int(paid.amount_paid)
+
+
 @pytest.mark.parametrize("api", STRIPE_ONLY, indirect=True)
 def test_a_draft_paid_on_stripe_starts_its_plan_once_whatever_order_its_events_come_in(api: Api) -> None:
     assert api.stripe is not None
@@ -260,17 +277,8 @@ def test_a_draft_paid_on_stripe_starts_its_plan_once_whatever_order_its_events_c
     assert past_due(api) == [False]
 
     # Finalized and paid on Stripe (the customer pays Stripe's own invoice page with a card).
-    card = api.stripe.v1.payment_methods.create(
-        {
-            "type": "card",
-            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"},
-        }
-    )
-    stripe_customer = api.customer("u1")["processors"]["stripe"]["id"]
-    api.stripe.v1.payment_methods.attach(card.id, {"customer": stripe_customer})
     api.stripe.v1.invoices.finalize_invoice(stripe_id)
-    paid = api.stripe.v1.invoices.pay(stripe_id, {"payment_method": card.id})
-    assert (paid.status, paid.amount_paid) == ("paid", 2000)
+    assert pay_on_stripe(api, stripe_id) == 2000
 
     # invoice.paid arrives first: the draft is finalized and paid at once, the plan starts.
     paid_event = event_of(api, "invoice.paid", stripe_id)
@@ -493,6 +501,65 @@ def test_update_by_invoice_applies_the_change_when_paid_or_at_once(api: Api) -> 
     )
     assert "invoice" not in plain
     assert len(invoices_of(api)) == 3
+
+
+@pytest.mark.parametrize("api", STRIPE_ONLY, indirect=True)
+def test_deferred_multi_attach_schedule_and_update_paid_on_stripe_apply_once(api: Api) -> None:
+    """Invoice-mode changes that wait for their payment, paid on Stripe's own invoice page instead of
+    the server's: each ``invoice.paid`` event applies its change once, at the price invoiced."""
+    assert api.stripe is not None
+    webhook_secret(api)  # the test sends each invoice.paid itself, twice (Stripe may)
+    _add_ons(api)
+    test_api_billing._create_prepaid_team_plan(api)
+    mode = {"enabled": True}
+
+    def paid_on_stripe(invoice: dict[str, Any], customer_id: str, cents: int) -> None:
+        assert pay_on_stripe(api, invoice["stripe_id"], customer_id) == cents
+        event = event_of(api, "invoice.paid", invoice["stripe_id"])
+        assert send(api, event)["result"] == "invoice_paid"
+        assert send(api, {**event, "id": event["id"] + "_again"})["result"] == "invoice_paid"
+
+    # multi-attach: two add-ons, $30, started when paid.
+    api("customers.get_or_create", customer_id="u1")
+    plans = [{"plan_id": "extra"}, {"plan_id": "pack"}]
+    bundle = api("billing.multi_attach", customer_id="u1", plans=plans, invoice_mode=mode)["invoice"]
+    assert api.plans_of("u1") == {"free": "active"}
+    paid_on_stripe(bundle, "u1", 3000)
+    customer = api.customer("u1")
+    assert {s["plan_id"] for s in customer["subscriptions"]} == {"free", "extra"}
+    assert customer["balances"]["messages"]["granted"] == 250 + 100  # extra 200 + pack 50 + free 100
+    assert invoices_of(api) == [("paid", 30, True)]
+
+    # create_schedule: premium now and pro later, created when paid.
+    api("customers.get_or_create", customer_id="u2")
+    _, phases = _premium_then_pro()
+    result = api("billing.create_schedule", customer_id="u2", phases=phases, invoice_mode=mode)
+    assert result["status"] == "pending_payment"
+    paid_on_stripe(result["invoice"], "u2", 5000)
+    assert api.plans_of("u2") == {"premium": "active", "pro": "scheduled"}
+    assert invoices_of(api, "u2") == [("paid", 50, True)]
+
+    # update: 200 more messages halfway through the month, $10, granted when paid.
+    api("customers.get_or_create", customer_id="u3")
+    first = api(
+        "billing.attach",
+        customer_id="u3",
+        plan_id="team",
+        feature_quantities=[{"feature_id": "messages", "quantity": 100}],
+        invoice_mode={"enabled": True, "enable_plan_immediately": True},
+    )["invoice"]
+    paid_on_stripe(first, "u3", 3000)
+    api.clock.advance(15 * DAY)
+    more = [{"feature_id": "messages", "quantity": 300}]
+    update = api(
+        "billing.update", customer_id="u3", plan_id="team", feature_quantities=more, invoice_mode=mode
+    )
+    assert api.customer("u3")["balances"]["messages"]["granted"] == 100
+    paid_on_stripe(update["invoice"], "u3", 1000)
+    assert api.customer("u3")["balances"]["messages"]["granted"] == 300
+    assert invoices_of(api, "u3") == [("paid", 10, True), ("paid", 30, True)]
+    for invoice, cents in ((bundle, 3000), (result["invoice"], 5000), (update["invoice"], 1000)):
+        assert api.on_processor(invoice) == ("paid", cents)
 
 
 def _refused(answer: dict[str, Any], message: str) -> None:
