@@ -13,15 +13,14 @@ not at all, so the payment is given back:
    processor reverses the payment (:meth:`Reverser.reverse_payment`: the Stripe invoice is marked,
    its PaymentIntent refunded in full; an unpaid one is voided);
 3. a reversal that fails (Stripe unreachable or refusing, say) is recorded durably (a row of
-   ``idempotency_keys`` in the scope :data:`REFUND_SCOPE`, keyed by the Stripe and server invoice ids,
-   the pattern :mod:`reference_server.store.billing_lock` uses; its ``created_at`` is when it became
-   due) and tried again, with the same proof first, by :class:`RefundRetrier` from the server's
-   background worker (:class:`reference_server.webhooks.delivery.WebhookWorker`) with a bounded
-   exponential backoff per row (:class:`RefundRetryPolicy`); :func:`refunds_due` lists them and
-   :func:`retry_refunds` retries those of one organization at once.  The attempts, next attempt time
-   and last error of each row are kept by the retrier in memory (``idempotency_keys`` has no column
-   for them, and a schema change needs a migration): a restarted server retries each row once at
-   once, then backs off again.  Every failure is logged with the Stripe invoice id;
+   ``stripe_followups`` of kind :data:`REFUND_KIND`, keyed by the Stripe and server invoice ids; its
+   ``created_at`` is when it became due, on the server's clock, with the error) and tried again, with
+   the same proof first, by :class:`RefundRetrier` from the server's background worker
+   (:class:`reference_server.webhooks.delivery.WebhookWorker`) with a bounded exponential backoff per
+   row (:class:`RefundRetryPolicy`).  Its attempts, next attempt time and last error are kept in the
+   row, so a restarted server carries on where it stopped; :func:`refunds_due` lists them and
+   :func:`retry_refunds` retries those of one organization at once.  Every failure is logged with the
+   Stripe invoice id;
 4. a failure of the database itself after the transaction (unreachable, or refusing to keep the
    refund due) leaves nothing on the server: it is logged at ERROR with the Stripe invoice id and
    the amount, and the Stripe ``invoice.paid`` event repairs it (5);
@@ -60,18 +59,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, insert, select, text
+from sqlalchemy import ColumnElement, Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.clock import Clock
 from reference_server.store.billing_tables import invoices
 from reference_server.store.db import after_transaction
-from reference_server.store.tables import customers, idempotency_keys
+from reference_server.store.stripe_objects import stripe_followups
+from reference_server.store.tables import customers
 
 log = logging.getLogger(__name__)
 
-REFUND_SCOPE = "refund_due"
-"""``idempotency_keys.scope`` of a reversal still to do (``key``: the processor and server invoice ids)."""
+REFUND_KIND = "refund"
+"""``stripe_followups.kind`` of a reversal still to do (``key``: the processor and server invoice ids)."""
 
 
 class Reverser(Protocol):
@@ -132,32 +132,37 @@ def _key(payment: TakenPayment) -> str:
 
 def _due_where(payment: TakenPayment) -> tuple[ColumnElement[bool], ...]:
     return (
-        idempotency_keys.c.org_pk == payment.org_pk,
-        idempotency_keys.c.env == payment.env,
-        idempotency_keys.c.scope == REFUND_SCOPE,
-        idempotency_keys.c.key == _key(payment),
+        stripe_followups.c.org_pk == payment.org_pk,
+        stripe_followups.c.env == payment.env,
+        stripe_followups.c.kind == REFUND_KIND,
+        stripe_followups.c.key == _key(payment),
     )
 
 
 def _still_due(conn: Connection, payment: TakenPayment) -> bool:
     """Whether the refund-due row is still there, holding it (PostgreSQL) so two retriers (two server
     processes) never reverse the same payment at once."""
-    query = select(idempotency_keys.c.pk).where(*_due_where(payment))
+    query = select(stripe_followups.c.pk).where(*_due_where(payment))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     return conn.execute(query).first() is not None
 
 
-def _remember(conn: Connection, payment: TakenPayment, now: int | None) -> None:
+def _remember(conn: Connection, payment: TakenPayment, now: int | None, error: str | None) -> None:
+    due = int(time.time() * 1000) if now is None else now
     try:
         with conn.begin_nested():
             conn.execute(
-                insert(idempotency_keys).values(
+                insert(stripe_followups).values(
                     org_pk=payment.org_pk,
                     env=payment.env,
-                    scope=REFUND_SCOPE,
+                    kind=REFUND_KIND,
                     key=_key(payment),
-                    created_at=int(time.time() * 1000) if now is None else now,
+                    version=1,
+                    attempts=0,
+                    next_attempt_at=due,  # the first retry: a policy's base delay after this
+                    last_error=error,
+                    created_at=due,
                 )
             )
     except IntegrityError:
@@ -167,7 +172,7 @@ def _remember(conn: Connection, payment: TakenPayment, now: int | None) -> None:
 
 
 def _forget(conn: Connection, payment: TakenPayment) -> None:
-    conn.execute(delete(idempotency_keys).where(*_due_where(payment)))
+    conn.execute(delete(stripe_followups).where(*_due_where(payment)))
 
 
 def _reverse(
@@ -195,9 +200,10 @@ def _reverse(
                 payment.server_invoice_id,
                 exc_info=True,
             )
+            error = f"{type(exc).__name__}: {exc}"[:500]
             if errors is not None:
-                errors.append(f"{type(exc).__name__}: {exc}"[:500])
-            _remember(conn, payment, now)
+                errors.append(error)
+            _remember(conn, payment, now, error)
             return "refund_due"
         _forget(conn, payment)
         return "refunded"
@@ -240,10 +246,10 @@ def reverse_orphan(engine: Engine, reverser: Reverser, payment: TakenPayment, no
 
 def refunds_due(conn: Connection, org_pk: int, env: str) -> list[TakenPayment]:
     rows = conn.execute(
-        select(idempotency_keys.c.key).where(
-            idempotency_keys.c.org_pk == org_pk,
-            idempotency_keys.c.env == env,
-            idempotency_keys.c.scope == REFUND_SCOPE,
+        select(stripe_followups.c.key).where(
+            stripe_followups.c.org_pk == org_pk,
+            stripe_followups.c.env == env,
+            stripe_followups.c.kind == REFUND_KIND,
         )
     ).scalars()
     out: list[TakenPayment] = []
@@ -275,7 +281,7 @@ class RefundRetryPolicy:
 
 @dataclass(frozen=True)
 class RetryState:
-    """What the retrier knows of one refund due: its retries so far, when the next is due, the last error."""
+    """One refund due as its row says: its retries so far, when the next is due, the last error."""
 
     attempts: int
     next_attempt_at: int
@@ -284,7 +290,7 @@ class RetryState:
 
 class RefundRetrier:
     """Retries the refunds due of every organization, each on its own backoff (:meth:`run_due` is one
-    round, called by the background worker)."""
+    round, called by the background worker).  Everything it knows is in the rows."""
 
     def __init__(
         self,
@@ -297,53 +303,65 @@ class RefundRetrier:
         self.reverser_for = reverser_for
         self.clock = clock
         self.policy = policy or RefundRetryPolicy()
-        self._state: dict[tuple[int, str, str], RetryState] = {}
-        self._running: set[tuple[int, str, str]] = set()
+        self._running: set[int] = set()
         self._lock = threading.Lock()
 
+    def _due_at(self, row: Any) -> int:
+        """A row never retried is first due a base delay after it became due."""
+        if int(row.attempts) == 0:
+            return int(row.next_attempt_at) + self.policy.base_delay_ms
+        return int(row.next_attempt_at)
+
+    def _rows(self) -> list[Any]:
+        with self.engine.connect() as conn, conn.begin():
+            return list(
+                conn.execute(
+                    select(
+                        stripe_followups.c.pk,
+                        stripe_followups.c.org_pk,
+                        stripe_followups.c.env,
+                        stripe_followups.c.key,
+                        stripe_followups.c.attempts,
+                        stripe_followups.c.next_attempt_at,
+                        stripe_followups.c.last_error,
+                    )
+                    .where(stripe_followups.c.kind == REFUND_KIND)
+                    .order_by(stripe_followups.c.pk)
+                )
+            )
+
     def state(self) -> dict[tuple[int, str, str], RetryState]:
-        """The retries of each refund due so far (org pk, env, row key), for operators and tests."""
-        with self._lock:
-            return dict(self._state)
+        """Each refund due (org pk, env, row key): its retries, next attempt and last error, for
+        operators and tests."""
+        return {
+            (int(r.org_pk), str(r.env), str(r.key)): RetryState(
+                int(r.attempts), self._due_at(r), None if r.last_error is None else str(r.last_error)
+            )
+            for r in self._rows()
+        }
 
     def run_due(self) -> int:
         """Retry every refund whose backoff has passed; returns how many were attempted."""
-        with self.engine.connect() as conn, conn.begin():
-            rows = conn.execute(
-                select(
-                    idempotency_keys.c.org_pk,
-                    idempotency_keys.c.env,
-                    idempotency_keys.c.key,
-                    idempotency_keys.c.created_at,
-                ).where(idempotency_keys.c.scope == REFUND_SCOPE)
-            ).all()
-        present = {(int(r.org_pk), str(r.env), str(r.key)) for r in rows}
-        with self._lock:
-            for gone in set(self._state) - present:
-                del self._state[gone]
         attempted = 0
-        for row in rows:
-            ident = (int(row.org_pk), str(row.env), str(row.key))
+        for row in self._rows():
             now = self.clock.now_ms()
             with self._lock:
-                known = self._state.get(ident)
-                due_at = known.next_attempt_at if known else int(row.created_at) + self.policy.base_delay_ms
-                if due_at > now or ident in self._running:
+                if self._due_at(row) > now or int(row.pk) in self._running:
                     continue
-                self._running.add(ident)
+                self._running.add(int(row.pk))
             try:
                 attempted += 1
-                self._attempt(ident, known, now)
+                self._attempt(row, now)
             finally:
                 with self._lock:
-                    self._running.discard(ident)
+                    self._running.discard(int(row.pk))
         return attempted
 
-    def _attempt(self, ident: tuple[int, str, str], known: RetryState | None, now: int) -> None:
-        org_pk, env, key = ident
+    def _attempt(self, row: Any, now: int) -> None:
+        org_pk, env, key = int(row.org_pk), str(row.env), str(row.key)
         processor_id, _, server_id = key.partition(" ")
         payment = TakenPayment(org_pk, env, server_id, processor_id)
-        attempts = (known.attempts if known else 0) + 1
+        attempts = int(row.attempts) + 1
         errors: list[str] = []
         try:
             with self.engine.connect() as conn, conn.begin():
@@ -357,14 +375,21 @@ class RefundRetrier:
             log.error("retrying the refund of Stripe invoice %s failed", processor_id, exc_info=True)
             errors.append(f"{type(exc).__name__}: {exc}"[:500])
             result = "refund_due"
-        with self._lock:
-            if result == "refund_due":
-                self._state[ident] = RetryState(
-                    attempts, now + self.policy.delay_after(attempts), errors[-1] if errors else None
-                )
-            else:
-                self._state.pop(ident, None)
-        if result == "refunded":
+        if result == "refund_due":
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        update(stripe_followups)
+                        .where(*_due_where(payment))
+                        .values(
+                            attempts=attempts,
+                            next_attempt_at=now + self.policy.delay_after(attempts),
+                            last_error=errors[-1] if errors else None,
+                        )
+                    )
+            except Exception:  # tried again at once next round: a retry too many, never one too few
+                log.error("recording the retry of Stripe invoice %s failed", processor_id, exc_info=True)
+        elif result == "refunded":
             log.info("refunded Stripe invoice %s after %d retries", processor_id, attempts)
 
 
@@ -443,7 +468,7 @@ def void_after_transaction(
 
 
 __all__ = [
-    "REFUND_SCOPE",
+    "REFUND_KIND",
     "RefundRetrier",
     "RefundRetryPolicy",
     "RetryState",

@@ -879,7 +879,10 @@ class StripeSubscriptionMirror:
                         stripe_followups.c.customer_pk,
                         stripe_followups.c.next_attempt_at,
                     )
-                    .where(stripe_followups.c.next_attempt_at <= _wall_ms())
+                    .where(
+                        stripe_followups.c.kind.in_((SYNC, CLEANUP)),  # refunds: compensation's retrier
+                        stripe_followups.c.next_attempt_at <= _wall_ms(),
+                    )
                     .order_by(stripe_followups.c.next_attempt_at)
                     .limit(limit)
                 )

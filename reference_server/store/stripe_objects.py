@@ -15,13 +15,17 @@ the state last written there (``synced``), so a sync that finds nothing changed 
 ``customer_plan_pk`` has no foreign key: an instance deleted with its entity still has a Stripe
 subscription to cancel.  Revision ``0007_stripe_subscriptions`` creates it.
 
-``stripe_followups`` is the mirror's durable to-do list: a customer whose subscriptions are still to
-be synced (``sync``: written in the billing change's own transaction, removed once a sync after it
-succeeded) and what a deleted customer left on Stripe (``cleanup``: written in the deletion's
-transaction), each with its retries, next attempt (wall-clock ms: Stripe's backoff is real time, not a
-test clock's) and last error, so a restarted server or another process finishes them.
-``customer_pk`` has no foreign key: a deleted customer's clean-up outlives it.  Revision
-``0008_stripe_followups`` creates it.
+``stripe_followups`` is the durable to-do list of work owed to Stripe after a transaction: a customer
+whose mirrored subscriptions are still to be synced (``sync``: written in the billing change's own
+transaction, removed once a sync after it succeeded), what a deleted customer left on Stripe
+(``cleanup``: written in the deletion's transaction), and a payment or opened invoice to give back
+because its billing transaction did not commit (``refund``, keyed by the Stripe and server invoice ids:
+see :mod:`reference_server.payments.compensation`).  Each keeps its retries, next attempt and last
+error, so a restarted server or another process finishes it.  ``customer_pk`` has no foreign key (a
+deleted customer's clean-up outlives it; a refund names none).  ``next_attempt_at`` is wall-clock ms for
+the mirror's rows (Stripe's backoff is real time) and the server's clock for refunds (as their
+``created_at``).  Revision ``0008_stripe_followups`` creates it and moves the refunds earlier revisions
+kept as ``idempotency_keys`` rows of scope ``refund_due`` into it.
 """
 
 from __future__ import annotations
@@ -84,8 +88,9 @@ stripe_followups = Table(
     Column("pk", PK, primary_key=True, autoincrement=True),
     Column("org_pk", PK, ForeignKey("organizations.pk", ondelete="CASCADE"), nullable=False),
     Column("env", String(16), nullable=False),
-    Column("kind", String(16), nullable=False),  # sync | cleanup
-    Column("customer_pk", PK, nullable=False),  # no FK: see the module docs
+    Column("kind", String(16), nullable=False),  # sync | cleanup | refund
+    Column("key", String(255)),  # refund: "<Stripe invoice id> <server invoice id>"
+    Column("customer_pk", PK),  # sync, cleanup (no FK: see the module docs)
     Column("account_key", String(64)),  # cleanup: the Stripe account its objects are in
     Column("payload", JSON),  # cleanup: {"subscriptions": [sub_...], "stripe_customer": cus_... | null}
     Column("version", Integer, nullable=False),  # sync: bumped by each change that asks for one
@@ -93,6 +98,7 @@ stripe_followups = Table(
     Column("next_attempt_at", BigInteger, nullable=False),  # wall-clock ms
     Column("last_error", String(500)),
     Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("org_pk", "env", "kind", "key", name="uq_stripe_followups_key"),
     Index("ix_stripe_followups_customer", "customer_pk", "kind"),
     Index("ix_stripe_followups_next_attempt_at", "next_attempt_at"),
 )

@@ -18,14 +18,19 @@ from typing import Any
 import httpx
 import pytest
 import stripe
-from sqlalchemy import select, text
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy.pool import NullPool
 
 from reference_server.clock import ManualClock
-from reference_server.payments.compensation import REFUND_SCOPE, RefundRetrier
+from reference_server.payments.compensation import REFUND_KIND, RefundRetrier
 from reference_server.payments.sessions import PAYMENT_RETRY_TTL_MS
 from reference_server.payments.stripe_catalog import StripeCatalog, account_key
 from reference_server.store.billing_tables import invoices
-from reference_server.store.tables import idempotency_keys
+from reference_server.store.db import MIGRATIONS_DIR, Database
+from reference_server.store.stripe_objects import stripe_followups
+from reference_server.store.tables import organizations
 from reference_server.testing import free_port, fresh_database_url, postgres_available, run_server
 
 from .localstripe_server import localstripe
@@ -67,19 +72,19 @@ PG_REPAIR = ["DROP TRIGGER autumn_test_fail ON invoices"]
 # connection (the backend terminates itself), SQLite refuses the row.
 LOSE_REFUND_DUE = {
     "sqlite": [
-        "CREATE TRIGGER autumn_test_lose BEFORE INSERT ON idempotency_keys "
-        "WHEN NEW.scope = 'refund_due' BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        "CREATE TRIGGER autumn_test_lose BEFORE INSERT ON stripe_followups "
+        "WHEN NEW.kind = 'refund' BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
     ],
     "postgres": [
         "CREATE FUNCTION autumn_test_lose() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$",
-        "CREATE TRIGGER autumn_test_lose BEFORE INSERT ON idempotency_keys FOR EACH ROW "
-        "WHEN (NEW.scope = 'refund_due') EXECUTE FUNCTION autumn_test_lose()",
+        "CREATE TRIGGER autumn_test_lose BEFORE INSERT ON stripe_followups FOR EACH ROW "
+        "WHEN (NEW.kind = 'refund') EXECUTE FUNCTION autumn_test_lose()",
     ],
 }
 KEEP_REFUND_DUE = {
     "sqlite": ["DROP TRIGGER autumn_test_lose"],
-    "postgres": ["DROP TRIGGER autumn_test_lose ON idempotency_keys"],
+    "postgres": ["DROP TRIGGER autumn_test_lose ON stripe_followups"],
 }
 
 
@@ -129,8 +134,8 @@ def refused_refunds(tenant: Tenant) -> int:
 def refunds_due(tenant: Tenant) -> list[tuple[str, int]]:
     with tenant.server.app.state.autumn.db.read() as conn:
         rows = conn.execute(
-            select(idempotency_keys.c.key, idempotency_keys.c.created_at).where(
-                idempotency_keys.c.scope == REFUND_SCOPE
+            select(stripe_followups.c.key, stripe_followups.c.created_at).where(
+                stripe_followups.c.kind == REFUND_KIND
             )
         ).all()
     return [(str(r.key), int(r.created_at)) for r in rows]
@@ -194,7 +199,7 @@ def test_a_stripe_payment_whose_transaction_fails_is_refunded_and_a_retry_charge
     assert [s["plan_id"] for s in customer["subscriptions"]] == ["pro"]
     assert customer["balances"]["messages"]["granted"] == 1000
     with tenant.server.app.state.autumn.db.read() as conn:
-        due = conn.execute(select(idempotency_keys).where(idempotency_keys.c.scope == REFUND_SCOPE)).all()
+        due = conn.execute(select(stripe_followups).where(stripe_followups.c.kind == REFUND_KIND)).all()
     assert due == []  # the refund went through: nothing kept for a retry
 
     repair(tenant)
@@ -326,18 +331,24 @@ def test_a_refund_stripe_refuses_is_kept_and_the_background_worker_completes_it_
 
     retrier: RefundRetrier = tenant.server.app.state.autumn.extras["refund_retrier"]
     assert retrier.run_due() == 0  # the first retry waits its backoff
+    ((_, waiting),) = retrier.state().items()  # kept with Stripe's refusal, for operators
+    assert (waiting.attempts, waiting.next_attempt_at) == (0, started + retrier.policy.base_delay_ms)
+    assert waiting.last_error is not None and "rate limit" in waiting.last_error.lower()
     repair(tenant)
 
     # The worker's first retry: refused again, recorded with its error and the next (longer) backoff.
     first_retry = started + retrier.policy.base_delay_ms
     tenant.clock.set(first_retry)
-    wait_until(tenant, lambda: len(retrier.state()) == 1, "a first retry")
+    wait_until(tenant, lambda: [s.attempts for s in retrier.state().values()] == [1], "a first retry")
     ((ident, state),) = retrier.state().items()
     assert ident[2] == f"{lost.id} {server_id}"
     assert (state.attempts, state.next_attempt_at) == (1, first_retry + retrier.policy.delay_after(1))
     assert state.last_error is not None and "rate limit" in state.last_error.lower()
     assert refused_refunds(tenant) == 2 and charge_of(tenant, lost).amount_refunded == 0
     assert retrier.run_due() == 0  # backing off
+    restarted = RefundRetrier(retrier.engine, retrier.reverser_for, retrier.clock, retrier.policy)
+    assert restarted.state() == retrier.state()  # a restarted server carries on where it stopped
+    assert restarted.run_due() == 0
 
     tenant.clock.set(state.next_attempt_at)
     wait_until(tenant, lambda: refunds_due(tenant) == [], "the refund")
@@ -631,3 +642,48 @@ def test_an_unpaid_charge_whose_transaction_fails_leaves_no_open_stripe_invoice(
     assert tenant.invoice(lost.id).status == "void"
     paid = sum(int(i.amount_paid) for i in stripe_invoices(tenant))
     assert paid == 2000  # Stripe took the plan's $20 alone
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_migration_0008_moves_the_refunds_due_and_back(kind: str) -> None:
+    """A server upgraded with refunds still due (kept by 0007 and before as ``idempotency_keys`` rows
+    of scope ``refund_due``) still gives them back: the rows move to ``stripe_followups``."""
+    if kind == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not available")
+    key = "in_lost pay_server_1"
+    with fresh_database_url(kind) as url:
+        db = Database(url)
+        engine = db.engine if not db.is_sqlite else create_engine(db.url, poolclass=NullPool)
+
+        def migrate(step: str, revision: str) -> None:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                getattr(command, step)(cfg, revision)
+
+        migrate("upgrade", "0007_stripe_subscriptions")
+        with engine.begin() as conn:
+            conn.execute(insert(organizations).values(id="org_x", name="X", slug="x", created_at=1))
+            org_pk = conn.execute(select(organizations.c.pk)).scalar_one()
+            row = {"org_pk": org_pk, "env": "sandbox", "scope": "refund_due", "key": key, "created_at": 5}
+            conn.execute(
+                text(
+                    "INSERT INTO idempotency_keys (org_pk, env, scope, key, created_at) "
+                    "VALUES (:org_pk, :env, :scope, :key, :created_at)"
+                ),
+                row,
+            )
+        migrate("upgrade", "head")
+        with engine.begin() as conn:
+            moved = conn.execute(select(stripe_followups)).one()
+            left = conn.execute(text("SELECT count(*) FROM idempotency_keys")).scalar_one()
+        assert (moved.kind, moved.key, moved.org_pk, moved.env) == (REFUND_KIND, key, org_pk, "sandbox")
+        assert (moved.attempts, moved.next_attempt_at, moved.created_at, left) == (0, 5, 5, 0)
+        migrate("downgrade", "0007_stripe_subscriptions")
+        with engine.begin() as conn:
+            back = conn.execute(text("SELECT scope, key, created_at FROM idempotency_keys")).one()
+        assert tuple(back) == ("refund_due", key, 5)
+        if engine is not db.engine:
+            engine.dispose()
+        db.dispose()
