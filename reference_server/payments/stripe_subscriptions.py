@@ -89,6 +89,7 @@ from reference_server.store.db import Database, after_transaction
 from reference_server.store.stripe_objects import stripe_followups, stripe_subscriptions
 from reference_server.store.tables import customer_plans, customers, entities, plans
 
+from .compensation import RefundRetryPolicy
 from .records import CustomerRef
 from .stripe_catalog import FixedPrice, fixed_prices
 from .stripe_processor import StripeProcessor
@@ -569,8 +570,8 @@ class StripeSubscriptionMirror:
     does every follow-up whose backoff has passed, claiming each for :attr:`CLAIM_S` so two server
     processes never work on the same one at once."""
 
-    BASE_DELAY_S = 5.0
-    MAX_DELAY_S = 600.0
+    BACKOFF = RefundRetryPolicy(base_delay_ms=5_000, max_delay_ms=600_000)
+    """A failed follow-up's backoff (the refunds' schedule, shorter: nothing here is money)."""
     CLAIM_S = 300.0
     """How long a follow-up taken by :meth:`run_due` is left to it before another process may take it."""
 
@@ -584,8 +585,29 @@ class StripeSubscriptionMirror:
         self._locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def _delay_ms(self, attempts: int) -> int:
-        return int(min(self.MAX_DELAY_S, self.BASE_DELAY_S * 2 ** max(0, attempts - 1)) * 1000)
+    def _insert_due(self, conn: Connection, customer_pk: int, kind: str, **values: Any) -> int:
+        """Record a follow-up of the customer (still in ``customers``), due after the first backoff."""
+        owner = conn.execute(
+            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
+        ).one()
+        now = _wall_ms()
+        inserted = conn.execute(
+            insert(stripe_followups).values(
+                {
+                    "org_pk": owner.org_pk,
+                    "env": owner.env,
+                    "kind": kind,
+                    "customer_pk": customer_pk,
+                    "version": 1,
+                    "attempts": 0,
+                    "next_attempt_at": now + self.BACKOFF.delay_after(1),
+                    "created_at": now,
+                    **values,
+                }
+            )
+        ).inserted_primary_key
+        assert inserted is not None
+        return int(inserted[0])
 
     def after_change(self, conn: Connection, customer_pk: int) -> None:
         """The customer's plans changed in ``conn``'s transaction: a sync is recorded as due in that
@@ -606,22 +628,7 @@ class StripeSubscriptionMirror:
                 .values(version=stripe_followups.c.version + 1)
             )
         else:
-            owner = conn.execute(
-                select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
-            ).one()
-            now = _wall_ms()
-            conn.execute(
-                insert(stripe_followups).values(
-                    org_pk=owner.org_pk,
-                    env=owner.env,
-                    kind=SYNC,
-                    customer_pk=customer_pk,
-                    version=1,
-                    attempts=0,
-                    next_attempt_at=now + self._delay_ms(1),
-                    created_at=now,
-                )
-            )
+            self._insert_due(conn, customer_pk, SYNC)
         after_transaction(conn, lambda: self._sync_quietly(customer_pk))
 
     def _sync_quietly(self, customer_pk: int) -> None:
@@ -641,11 +648,9 @@ class StripeSubscriptionMirror:
                 stripe_followups.c.customer_pk == customer_pk, stripe_followups.c.kind == SYNC
             )
         )
-        owner = conn.execute(
-            select(customers.c.org_pk, customers.c.env, customers.c.stripe_id).where(
-                customers.c.pk == customer_pk
-            )
-        ).one()
+        stripe_customer = conn.execute(
+            select(customers.c.stripe_id).where(customers.c.pk == customer_pk)
+        ).scalar()
         subs = [
             str(r)
             for r in conn.execute(
@@ -656,26 +661,16 @@ class StripeSubscriptionMirror:
                 )
             ).scalars()
         ]
-        doomed = None if not delete_in_stripe or not owner.stripe_id else str(owner.stripe_id)
+        doomed = None if not delete_in_stripe or not stripe_customer else str(stripe_customer)
         if not subs and doomed is None:
             return
-        now = _wall_ms()
-        inserted = conn.execute(
-            insert(stripe_followups).values(
-                org_pk=owner.org_pk,
-                env=owner.env,
-                kind=CLEANUP,
-                customer_pk=customer_pk,
-                account_key=processor.catalog.account,
-                payload={"subscriptions": subs, "stripe_customer": doomed},
-                version=1,
-                attempts=0,
-                next_attempt_at=now + self._delay_ms(1),
-                created_at=now,
-            )
-        ).inserted_primary_key
-        assert inserted is not None
-        row_pk = int(inserted[0])
+        row_pk = self._insert_due(
+            conn,
+            customer_pk,
+            CLEANUP,
+            account_key=processor.catalog.account,
+            payload={"subscriptions": subs, "stripe_customer": doomed},
+        )
 
         def clean() -> None:
             self._clean(row_pk, processor)
@@ -759,7 +754,7 @@ class StripeSubscriptionMirror:
                     return
                 values: dict[str, Any] = {
                     "attempts": int(attempts) + 1,
-                    "next_attempt_at": _wall_ms() + self._delay_ms(int(attempts) + 1),
+                    "next_attempt_at": _wall_ms() + self.BACKOFF.delay_after(int(attempts) + 1),
                     "last_error": error[:500],
                 }
                 if payload is not None:
@@ -835,25 +830,8 @@ class StripeSubscriptionMirror:
     def _record_due(self, customer_pk: int, error: str) -> None:
         try:
             with self.db.write() as conn:
-                owner = conn.execute(
-                    select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
-                ).first()
-                if owner is None:
-                    return
-                now = _wall_ms()
-                conn.execute(
-                    insert(stripe_followups).values(
-                        org_pk=owner.org_pk,
-                        env=owner.env,
-                        kind=SYNC,
-                        customer_pk=customer_pk,
-                        version=1,
-                        attempts=1,
-                        next_attempt_at=now + self._delay_ms(1),
-                        last_error=error[:500],
-                        created_at=now,
-                    )
-                )
+                if conn.execute(select(customers.c.pk).where(customers.c.pk == customer_pk)).first():
+                    self._insert_due(conn, customer_pk, SYNC, attempts=1, last_error=error[:500])
         except Exception:
             log.exception("recording the failed Stripe sync of customer %s failed", customer_pk)
 

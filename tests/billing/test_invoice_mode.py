@@ -444,16 +444,23 @@ def test_create_schedule_draft_with_enable_plan_immediately_creates_the_schedule
     assert invoices_of(api) == [("paid", 50, True)]
 
 
+def _team_by_invoice(api: Api, customer_id: str) -> dict[str, Any]:
+    """A new customer on ``team`` with 100 messages, started at once, its $30 invoice open."""
+    api("customers.get_or_create", customer_id=customer_id)
+    return dict(
+        api(
+            "billing.attach",
+            customer_id=customer_id,
+            plan_id="team",
+            feature_quantities=[{"feature_id": "messages", "quantity": 100}],
+            invoice_mode={"enabled": True, "enable_plan_immediately": True},
+        )["invoice"]
+    )
+
+
 def test_update_by_invoice_applies_the_change_when_paid_or_at_once(api: Api) -> None:
     test_api_billing._create_prepaid_team_plan(api)  # $20/month plus messages at $10 per pack of 100
-    api("customers.get_or_create", customer_id="u1")
-    first = api(
-        "billing.attach",
-        customer_id="u1",
-        plan_id="team",
-        feature_quantities=[{"feature_id": "messages", "quantity": 100}],
-        invoice_mode={"enabled": True, "enable_plan_immediately": True},
-    )["invoice"]
+    first = _team_by_invoice(api, "u1")
     assert (first["status"], first["total"]) == ("open", 30)
     assert api.pay(first["hosted_invoice_url"]).status_code == 303
 
@@ -540,14 +547,7 @@ def test_deferred_multi_attach_schedule_and_update_paid_on_stripe_apply_once(api
     assert invoices_of(api, "u2") == [("paid", 50, True)]
 
     # update: 200 more messages halfway through the month, $10, granted when paid.
-    api("customers.get_or_create", customer_id="u3")
-    first = api(
-        "billing.attach",
-        customer_id="u3",
-        plan_id="team",
-        feature_quantities=[{"feature_id": "messages", "quantity": 100}],
-        invoice_mode={"enabled": True, "enable_plan_immediately": True},
-    )["invoice"]
+    first = _team_by_invoice(api, "u3")
     paid_on_stripe(first, "u3", 3000)
     api.clock.advance(15 * DAY)
     more = [{"feature_id": "messages", "quantity": 300}]

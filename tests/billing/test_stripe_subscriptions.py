@@ -8,9 +8,7 @@ the cent, whatever the subscriptions do.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from typing import Any, cast
 
 import httpx
@@ -33,6 +31,7 @@ from reference_server.store.stripe_objects import (
 from reference_server.store.tables import INITIAL_TABLES, customers, metadata
 from reference_server.testing import fresh_database_url, postgres_available
 
+from .test_stripe_compensation import wait_until
 from .test_stripe_invoices import DAY, GOOD, MAY, START, Tenant, tenant
 
 __all__ = ["tenant"]  # the fixture: each test runs on SQLite and PostgreSQL
@@ -123,17 +122,6 @@ def backoff_passes(t: Tenant) -> None:
     """Every follow-up of the mirror is due now (its backoff is real time: it is moved, not waited)."""
     with t.server.app.state.autumn.db.write() as conn:
         conn.execute(update(stripe_followups).values(next_attempt_at=0))
-
-
-def wait_for_worker(t: Tenant, done: Callable[[], bool]) -> None:
-    worker = t.server.app.state.autumn.extras["webhook_worker"]
-    pause = threading.Event()
-    for _ in range(600):
-        if done():
-            return
-        worker.wake()
-        pause.wait(0.05)
-    assert done()
 
 
 def stripe_outage(t: Tenant, requests: int) -> None:
@@ -288,7 +276,7 @@ def test_a_customer_deletion_stripe_refuses_is_retried_by_the_background_worker(
     ((attempts, error),) = [(r.attempts, r.last_error) for r in followups(tenant)]
     assert attempts == 1 and error and "APIError" in error  # kept with its error, in backoff
     backoff_passes(tenant)  # the background worker retries it
-    wait_for_worker(tenant, lambda: not mirror(tenant).pending_cleanups())
+    wait_until(tenant, lambda: not mirror(tenant).pending_cleanups(), "the clean-up retried")
     ended = tenant.stripe.v1.subscriptions.retrieve(sub.id)
     assert ended.status == "canceled"
     assert customer_deleted(tenant, stripe_customer)
@@ -358,7 +346,7 @@ def test_a_change_whose_sync_never_ran_is_synced_by_the_background_worker(
     assert mirror(tenant).pending() == {customer_pk(tenant)}
     assert only_active(tenant).cancel_at_period_end is False  # Stripe is behind
     backoff_passes(tenant)
-    wait_for_worker(tenant, lambda: not mirror(tenant).pending())
+    wait_until(tenant, lambda: not mirror(tenant).pending(), "the sync due done")
     again = only_active(tenant)
     assert again.id == sub.id and again.cancel_at_period_end is True
 
