@@ -155,8 +155,28 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+# Options whose values may begin with "-": a Fernet key is URL-safe base64, so about one in 64
+# starts with "-", which argparse would take for an option unless it is joined with "=".
+_DASH_VALUE_OPTIONS = frozenset({"--encryption-keys"})
+
+
+def _join_dash_values(argv: Sequence[str]) -> list[str]:
+    """Rewrite ``--encryption-keys VALUE`` as ``--encryption-keys=VALUE`` so any key parses."""
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _DASH_VALUE_OPTIONS and i + 1 < len(argv):
+            joined.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        joined.append(arg)
+        i += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_join_dash_values(sys.argv[1:] if argv is None else argv))
     if args.command == "keys":
         return _keys(args)
     import uvicorn

@@ -6,6 +6,7 @@ Every test runs on SQLite and PostgreSQL against the real server; the account mo
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import stat
@@ -167,7 +168,10 @@ def test_a_wrong_key_stops_the_start_with_a_clear_error(db_url: str) -> None:
 
 
 def test_rotation_re_encrypts_every_secret_with_the_first_key(db_url: str) -> None:
-    old, new = DEFAULT_TEST_ENCRYPTION_KEY, generate_key()
+    # A URL-safe base64 key whose first character is "-" (byte 0xF8 opens with index 62): the
+    # command line must take it like any other key.
+    old, new = DEFAULT_TEST_ENCRYPTION_KEY, base64.urlsafe_b64encode(bytes([0xF8]) + os.urandom(31)).decode()
+    assert new.startswith("-")
     with run_server(db_url) as server:
         slug_1, _ = tenant(server)
         slug_2, _ = tenant(server)
