@@ -62,6 +62,7 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from reference_server.backoff import ExponentialBackoff
 from reference_server.clock import Clock
 from reference_server.store.billing_tables import invoices
 from reference_server.store.db import after_transaction
@@ -267,16 +268,11 @@ def retry_refunds(engine: Engine, reverser: Reverser, org_pk: int, env: str) -> 
 
 
 @dataclass(frozen=True)
-class RefundRetryPolicy:
+class RefundRetryPolicy(ExponentialBackoff):
     """Backoff of a refund still due: the first retry ``base_delay_ms`` after the failure that made it
-    due, attempt n waits ``base_delay_ms * 2**(n-1)``, capped at ``max_delay_ms`` (never given up:
-    the money is the customer's)."""
+    due, then exponential (never given up: the money is the customer's)."""
 
     base_delay_ms: int = 30_000
-    max_delay_ms: int = 3_600_000
-
-    def delay_after(self, attempts: int) -> int:
-        return int(min(self.max_delay_ms, self.base_delay_ms * 2 ** max(0, attempts - 1)))
 
 
 @dataclass(frozen=True)

@@ -83,13 +83,13 @@ import stripe
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from reference_server.backoff import ExponentialBackoff
 from reference_server.engine.billing.money import to_decimal
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.db import Database, after_transaction
 from reference_server.store.stripe_objects import stripe_followups, stripe_subscriptions
 from reference_server.store.tables import customer_plans, customers, entities, plans
 
-from .compensation import RefundRetryPolicy
 from .records import CustomerRef
 from .stripe_catalog import FixedPrice, fixed_prices
 from .stripe_processor import StripeProcessor
@@ -570,8 +570,8 @@ class StripeSubscriptionMirror:
     does every follow-up whose backoff has passed, claiming each for :attr:`CLAIM_S` so two server
     processes never work on the same one at once."""
 
-    BACKOFF = RefundRetryPolicy(base_delay_ms=5_000, max_delay_ms=600_000)
-    """A failed follow-up's backoff (the refunds' schedule, shorter: nothing here is money)."""
+    BACKOFF = ExponentialBackoff(base_delay_ms=5_000, max_delay_ms=600_000)
+    """A failed follow-up's backoff (shorter than the refunds': nothing here is money)."""
     CLAIM_S = 300.0
     """How long a follow-up taken by :meth:`run_due` is left to it before another process may take it."""
 

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy import and_, or_, select, update
 
+from reference_server.backoff import ExponentialBackoff
 from reference_server.clock import Clock
 from reference_server.store.billing_tables import webhook_deliveries, webhook_endpoints, webhook_outbox
 from reference_server.store.db import Database
@@ -28,18 +29,13 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class DeliveryPolicy:
-    """Retry schedule: attempt n waits ``base_delay_ms * 2**(n-1)`` (capped) before attempt n+1."""
+class DeliveryPolicy(ExponentialBackoff):
+    """Retry schedule (exponential backoff) and limits of a delivery."""
 
     max_attempts: int = 8
-    base_delay_ms: int = 5_000
-    max_delay_ms: int = 3_600_000
     request_timeout_s: float = 10.0
     claim_ms: int = 60_000
     batch_size: int = 50
-
-    def delay_after(self, attempts: int) -> int:
-        return int(min(self.max_delay_ms, self.base_delay_ms * 2 ** max(0, attempts - 1)))
 
 
 @dataclass(frozen=True)
