@@ -23,6 +23,7 @@ from starlette.templating import Jinja2Templates
 from reference_server.clock import Clock
 from reference_server.engine.billing.money import currency_exponent, minor_to_major
 from reference_server.payments.cards import TEST_CARD_HINTS, CardError, CardInput, parse_expiry
+from reference_server.payments.invoice_mode import is_open_invoice_mode_invoice
 from reference_server.payments.processor import ChargeOutcome, ChargeStatus, PaymentProcessor
 from reference_server.payments.records import (
     CustomerRef,
@@ -159,6 +160,17 @@ def default_portal_subscriptions(conn: Connection, customer_pk: int, now: int) -
         cancelable = row.status == "active" and row.canceled_at is None and row.current_period_end is not None
         result.append(PortalSubscription(row.plan_id, row.name, status, until, cancelable))
     return result
+
+
+def _window_passed(conn: Connection, session: SessionRecord, now: int) -> bool:
+    """The session's link can no longer be used: its window passed.  The page of an open invoice-mode
+    invoice has none: it is the invoice's own page, payable until the invoice is paid or voided."""
+    if now < session.expires_at:
+        return False
+    invoice_pk = session.invoice_pk
+    if session.kind != "checkout" or invoice_pk is None:
+        return True
+    return not is_open_invoice_mode_invoice(conn, invoice_pk)
 
 
 def _customer_ref(conn: Connection, customer_pk: int) -> CustomerRef:
@@ -317,9 +329,7 @@ class _Pages:
             draft = invoice_record(conn, session.invoice_pk)
             if draft.status == "draft":  # invoice_mode.finalize: false: nothing to pay until finalized
                 return None, self._not_finalized(request, draft.id), now
-        if session.status != "complete" and now >= session.expires_at and kind != "portal":
-            return None, self._expired(request), now
-        if kind == "portal" and now >= session.expires_at:
+        if (session.status != "complete" or kind == "portal") and _window_passed(conn, session, now):
             return None, self._expired(request), now
         return session, None, now
 
@@ -742,7 +752,7 @@ class _Pages:
                 request.url_for(f"{session.kind}_authenticate", session_id=session.id).path, 303
             )
         now = self._now(conn, session.customer_pk)
-        if session.status == "expired" or now >= session.expires_at:
+        if session.status == "expired" or _window_passed(conn, session, now):
             return self._expired(request)
         failure = session.action.get(ERROR_KEY) or {}
         if session.kind == "checkout" and failure.get("id") == checkout_id:
@@ -775,7 +785,7 @@ class _Pages:
         if session.kind == "portal":
             self._card_saved(conn, session.customer_pk, pm, now)
             return "card_saved"
-        if session.status not in ("open", "requires_action") or now >= session.expires_at:
+        if session.status not in ("open", "requires_action") or _window_passed(conn, session, now):
             return "card_saved"  # paid or set up another way meanwhile, or expired: only the card is kept
         if session.kind == "setup":
             self._settle_setup(conn, session, pm, now)

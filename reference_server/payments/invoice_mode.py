@@ -7,8 +7,7 @@ page (made at attach time, with what paying it does) says the invoice is not fin
 payment; the plan starts at once with ``enable_plan_immediately``, else when the invoice is paid.
 A draft is not owed yet: no renewal retry collects it and it makes nothing past due.
 
-Finalizing opens it (status ``open``, its hosted page payable from then on, for the usual session
-window counted from the finalization):
+Finalizing opens it (status ``open``, its hosted page payable from then on):
 
 * on Stripe, in the dashboard: the ``invoice.finalized`` event (or an ``invoice.paid`` that comes first)
   reaches :func:`finalize_draft` through :mod:`~reference_server.payments.stripe_webhooks`; a draft
@@ -32,7 +31,6 @@ from reference_server.store.billing_tables import billing_sessions, invoices
 from reference_server.store.tables import customers, organizations
 
 from .records import invoice_record
-from .sessions import SESSION_TTL_MS
 from .stripe_processor import StripeProcessor
 
 INVOICE_REASON = "invoice"
@@ -105,6 +103,14 @@ def is_invoice_mode_draft(row: Any) -> bool:
     return bool(row is not None and row.status == "draft" and row.reason == INVOICE_REASON)
 
 
+def is_open_invoice_mode_invoice(conn: Connection, invoice_pk: int) -> bool:
+    """An open invoice-mode invoice: its page is the invoice's own (``hosted_invoice_url``), payable until
+    the invoice is paid or voided, as Stripe's hosted invoice page is; no checkout window applies (the
+    invoice is sent with net terms, paying it days later is the point)."""
+    row = conn.execute(select(invoices.c.status, invoices.c.reason).where(invoices.c.pk == invoice_pk)).one()
+    return bool(row.status == "open" and row.reason == INVOICE_REASON)
+
+
 def _customer_now(conn: Connection, customer_pk: int, now: int) -> int:
     """``now`` (the server's clock) as the customer's test clock sees it (the sessions' time)."""
     row = conn.execute(
@@ -138,23 +144,16 @@ def _sessions_of(conn: Connection, invoice_pk: int) -> list[Any]:
     )
 
 
-def finalize_draft(conn: Connection, invoice_pk: int, now: int) -> bool:
-    """Open an invoice-mode draft: status ``open``, its hosted page URL set and the page payable for the
-    usual window from now (``now``: the server's clock).  False when it is not a draft (any more)."""
+def finalize_draft(conn: Connection, invoice_pk: int) -> bool:
+    """Open an invoice-mode draft: status ``open`` and its hosted page URL set, the page payable from now
+    until the invoice is paid or voided.  False when it is not a draft (any more)."""
     row = _locked_invoice(conn, invoice_pk)
     if not is_invoice_mode_draft(row):
         return False
-    customer_now = _customer_now(conn, int(row.customer_pk), now)
     hosted_url: str | None = None
     for session in _sessions_of(conn, invoice_pk):
-        if session.status not in ("open", "expired"):
-            continue
-        hosted_url = hosted_url or (dict(session.action or {}).get(HOSTED_URL_KEY))
-        conn.execute(
-            update(billing_sessions)
-            .where(billing_sessions.c.pk == session.pk)
-            .values(status="open", expires_at=max(int(session.expires_at), customer_now + SESSION_TTL_MS))
-        )
+        if session.status == "open":
+            hosted_url = hosted_url or (dict(session.action or {}).get(HOSTED_URL_KEY))
     conn.execute(
         update(invoices).where(invoices.c.pk == invoice_pk).values(status="open", hosted_url=hosted_url)
     )
@@ -193,7 +192,6 @@ def finalize_invoice(ctx: Ctx, body: dict[str, Any], processor_of: ProcessorOf) 
     invoice_id = body.get("invoice_id")
     if not isinstance(invoice_id, str) or not invoice_id:
         raise invalid("invoice_id: Required", "invalid_inputs")
-    now = ctx.state.clock.now_ms()  # the server's clock: finalize_draft adds the test clocks
     with ctx.db.write() as conn:
         row = conn.execute(
             select(invoices, customers.c.id.label("customer_id"))
@@ -219,7 +217,7 @@ def finalize_invoice(ctx: Ctx, body: dict[str, Any], processor_of: ProcessorOf) 
         stripe_id = str(row.processor_id or "")
         if isinstance(processor, StripeProcessor) and stripe_id.startswith("in_"):
             processor.finalize_draft(stripe_id)
-        finalize_draft(conn, int(row.pk), now)
+        finalize_draft(conn, int(row.pk))
         out: dict[str, Any] = {"customer_id": row.customer_id}
         if row.entity_id is not None:
             out["entity_id"] = row.entity_id

@@ -202,7 +202,7 @@ def apply_event(
     if invoice is None:
         return "ignored"
     if kind in ("payment_intent.succeeded", "invoice.paid"):
-        if is_invoice_mode_draft(invoice) and finalize_draft(conn, invoice.pk, now):
+        if is_invoice_mode_draft(invoice) and finalize_draft(conn, invoice.pk):
             # paid on Stripe before its invoice.finalized arrived: finalized first, then paid
             invoice = conn.execute(select(invoices).where(invoices.c.pk == invoice.pk)).one()
         return payment_succeeded(conn, invoice, intent, now, complete)
@@ -227,7 +227,7 @@ def invoice_mode_event(
     if str(invoice.processor_id or "") != str(stripe_invoice.get("id")):
         return "ignored"
     if kind == "invoice.finalized":
-        return "invoice_finalized" if finalize_draft(conn, invoice.pk, now) else f"invoice_{invoice.status}"
+        return "invoice_finalized" if finalize_draft(conn, invoice.pk) else f"invoice_{invoice.status}"
     return "invoice_voided" if void_unpaid(conn, invoice.pk, now) else f"invoice_{invoice.status}"
 
 

@@ -189,7 +189,7 @@ def test_a_draft_waits_for_review_and_its_plan_for_the_payment(api: Api) -> None
     assert_not_payable(api, invoice)
     assert api("billing.preview_attach", customer_id="u1", plan_id="pro") == before  # previews ignore it
 
-    # Days of review: the page's window counts from the finalization, not from the attach.
+    # Days of review, then the invoice is finalized: its page is payable from then on.
     api.clock.advance(3 * DAY)
     if api.stripe is not None:
         finalize_on_stripe(api, invoice)
@@ -508,6 +508,40 @@ def test_update_by_invoice_applies_the_change_when_paid_or_at_once(api: Api) -> 
     )
     assert "invoice" not in plain
     assert len(invoices_of(api)) == 3
+
+
+def test_a_deferred_update_paid_days_later_applies_at_the_invoiced_price(api: Api) -> None:
+    """An invoice-mode update that waits for its payment, paid five days after it was invoiced: its
+    page is still payable (it is the invoice's own page, not a 24-hour checkout link), the change happens
+    then, nothing is re-priced for the days that passed (no second charge, no credit, nothing pending for
+    the renewal), and the next period bills the new quantity in full."""
+    test_api_billing._create_prepaid_team_plan(api)  # $20/month plus messages at $10 per pack of 100
+    first = _team_by_invoice(api, "u1")
+    assert api.pay(first["hosted_invoice_url"]).status_code == 303
+
+    api.clock.advance(15 * DAY)  # halfway: 200 more messages cost $10 for the half month left
+    more = [{"feature_id": "messages", "quantity": 300}]
+    update = api(
+        "billing.update",
+        customer_id="u1",
+        plan_id="team",
+        feature_quantities=more,
+        invoice_mode={"enabled": True},
+    )["invoice"]
+    assert (update["status"], update["total"]) == ("open", 10)
+
+    api.clock.advance(5 * DAY)
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 100  # still waiting
+    assert api.pay(update["hosted_invoice_url"]).status_code == 303
+    customer = api.customer("u1")
+    assert customer["balances"]["messages"]["granted"] == 300
+    assert invoices_of(api) == [("paid", 10, True), ("paid", 30, True)]
+    assert api.on_processor(update) == ("paid", 1000)
+    preview = api("billing.preview_update", customer_id="u1", plan_id="team", feature_quantities=more)
+    assert preview["total"] == 0  # the quantity paid for is the quantity held
+
+    api.clock.set(START + 30 * DAY + 1)  # the renewal: $20 plus three packs, nothing carried over
+    assert [i["total"] for i in api.customer("u1")["invoices"]] == [50, 10, 30]
 
 
 @pytest.mark.parametrize("api", STRIPE_ONLY, indirect=True)
