@@ -9,9 +9,11 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SPEC_DIR = REPO_ROOT / "spec"
+"""The vendored OpenAPI documents (``spec/README.md`` says where each came from)."""
 DEFAULT_SPECS = (
-    REPO_ROOT.parent / "shared" / "spec" / "openapi.yml",
-    REPO_ROOT.parent / "shared" / "spec" / "platform.yaml",
+    SPEC_DIR / "autumn-2026-05-20.yml",
+    SPEC_DIR / "platform.yaml",
 )
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 

@@ -1,17 +1,16 @@
-"""Reads examples and code samples out of the shared OpenAPI spec for the SDK tests."""
+"""Reads examples and code samples out of the vendored OpenAPI spec for the SDK tests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "spec" / "openapi.yml"
-if not SPEC_PATH.exists():
-    SPEC_PATH = Path("/work/shared/spec/openapi.yml")
+from codegen.spec import DEFAULT_SPECS
+
+SPEC_PATH = DEFAULT_SPECS[0]
 
 
 @cache
