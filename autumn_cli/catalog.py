@@ -1,0 +1,521 @@
+"""The server's catalogue as config objects, the comparison with a config, and applying the difference.
+
+Everything goes through :class:`autumn_sdk.Autumn`, so the same code serves Autumn's cloud and the
+reference server. Two operations are the reference server's own (beyond Autumn's spec) and optional:
+``/v1/catalog.internal_ids`` gives the stable internal id of each feature and plan (what lets a rename
+be recognized as one) and ``/v1/organizations.current`` names the organization; against a server
+without them, renames are seen as an archive plus a create and ``autumn env`` shows the key only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from autumn_sdk import Autumn, models
+from autumn_sdk._generated import operations as ops
+from autumn_sdk._operation import Operation
+from autumn_sdk.config import Feature, Plan, PlanItem, PricingConfig
+from autumn_sdk.errors import NotFoundError
+
+
+def _extra_operation(name: str) -> Operation:
+    return Operation(
+        operation_id=name,
+        group=None,
+        name=name,
+        http_method="POST",
+        path=f"/v1/{name}",
+        params_model=None,
+        response_model=None,
+        success_statuses=(200,),
+        error_statuses=(),
+        api="v1",
+        body_style="request",
+    )
+
+
+CATALOG_INTERNAL_IDS = _extra_operation("catalog.internal_ids")
+ORGANIZATIONS_CURRENT = _extra_operation("organizations.current")
+TEST_CLOCKS_ADVANCE = _extra_operation("test_clocks.advance")
+CUSTOMERS_ADVANCE_TEST_CLOCK = _extra_operation("customers.advance_test_clock")
+
+
+def call_extra(client: Autumn, op: Operation, body: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Call an operation beyond Autumn's spec; ``None`` when the server does not have it."""
+    try:
+        res = client.call(op, body or {})
+    except NotFoundError:
+        return None
+    return dict(res.model_extra or {})
+
+
+# ---------------------------------------------------------------- the server's catalogue
+
+
+@dataclass
+class Remote:
+    """The server's features and plans (archived included), as config objects."""
+
+    features: list[Feature] = field(default_factory=list)
+    plans: list[Plan] = field(default_factory=list)
+    has_internal_ids: bool = False
+
+
+def feature_from_api(f: models.Feature, internal_id: str | None) -> Feature:
+    values: dict[str, Any] = {"feature_id": f.id, "name": f.name, "type": f.type}
+    if f.type == "metered":
+        values["consumable"] = f.consumable
+    if f.type == "credit_system" and f.credit_schema:
+        values["credit_schema"] = [
+            {"metered_feature_id": e.metered_feature_id, "credit_cost": e.credit_cost}
+            for e in f.credit_schema
+        ]
+    if f.event_names:
+        values["event_names"] = list(f.event_names)
+    if f.display is not None and f.display.singular and f.display.plural:
+        values["display"] = {"singular": f.display.singular, "plural": f.display.plural}
+    if f.archived:
+        values["archived"] = True
+    if internal_id:
+        values["internal_id"] = internal_id
+    return Feature.model_validate(values)
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def item_from_api(it: models.PlanItem, feature: Feature | None) -> PlanItem:
+    values: dict[str, Any] = {"feature_id": it.feature_id}
+    if feature is not None and feature.type == "boolean":
+        return PlanItem.model_validate(values)
+    if it.unlimited:
+        values["unlimited"] = True
+    elif it.included:
+        values["included"] = it.included
+    if it.reset is not None:
+        values["reset"] = {"interval": it.reset.interval}
+        if it.reset.interval_count not in (None, 1):
+            values["reset"]["interval_count"] = it.reset.interval_count
+    if it.price is not None:
+        p = it.price
+        price: dict[str, Any] = {}
+        if p.tiers:
+            price["tiers"] = [_drop_none(t if isinstance(t, dict) else dict(t.model_dump())) for t in p.tiers]
+            if p.tier_behavior not in (None, "graduated"):
+                price["tier_behavior"] = p.tier_behavior
+        else:
+            price["amount"] = p.amount
+        price["interval"] = p.interval
+        if p.interval_count not in (None, 1):
+            price["interval_count"] = p.interval_count
+        if p.billing_units not in (None, 1):
+            price["billing_units"] = p.billing_units
+        price["billing_method"] = p.billing_method
+        if p.max_purchase is not None:
+            price["max_purchase"] = p.max_purchase
+        values["price"] = price
+    proration = (it.model_extra or {}).get("proration")
+    if proration:
+        values["proration"] = proration
+    if it.rollover is not None:
+        values["rollover"] = _drop_none(it.rollover.model_dump(exclude_unset=True))
+        values["rollover"].setdefault("max", None)
+        if values["rollover"]["max"] is None:
+            del values["rollover"]["max"]
+    return PlanItem.model_validate(values)
+
+
+def plan_from_api(p: models.Plan, features: dict[str, Feature], internal_id: str | None) -> Plan:
+    values: dict[str, Any] = {"plan_id": p.id, "name": p.name}
+    if p.description:
+        values["description"] = p.description
+    if p.group:
+        values["group"] = p.group
+    if p.add_on:
+        values["add_on"] = True
+    if p.auto_enable:
+        values["auto_enable"] = True
+    if p.price is not None:
+        values["price"] = {"amount": p.price.amount, "interval": p.price.interval}
+        if p.price.interval_count not in (None, 1):
+            values["price"]["interval_count"] = p.price.interval_count
+    values["items"] = [item_from_api(it, features.get(it.feature_id)) for it in p.items]
+    if p.free_trial is not None:
+        values["free_trial"] = {
+            "duration_length": p.free_trial.duration_length,
+            "duration_type": p.free_trial.duration_type,
+            "card_required": p.free_trial.card_required,
+        }
+        if p.free_trial.on_end not in (None, "bill"):
+            values["free_trial"]["on_end"] = p.free_trial.on_end
+    if p.config.ignore_past_due:
+        values["config"] = {"ignore_past_due": True}
+    values["version"] = int(p.version)
+    if p.archived:
+        values["archived"] = True
+    if internal_id:
+        values["internal_id"] = internal_id
+    return Plan.model_validate(values)
+
+
+def fetch_remote(client: Autumn) -> Remote:
+    ids = call_extra(client, CATALOG_INTERNAL_IDS) or {}
+    feature_ids: dict[str, str] = {e["feature_id"]: e["internal_id"] for e in ids.get("features", [])}
+    plan_ids: dict[str, str] = {e["plan_id"]: e["internal_id"] for e in ids.get("plans", [])}
+    features = [feature_from_api(f, feature_ids.get(f.id)) for f in client.features.list().list]
+    by_id = {f.feature_id: f for f in features}
+    plans = [
+        plan_from_api(p, by_id, plan_ids.get(p.id))
+        for p in client.plans.list(request={"include_archived": True}).list
+    ]
+    return Remote(features=features, plans=plans, has_internal_ids=bool(ids))
+
+
+# ---------------------------------------------------------------- canonical forms
+
+
+def canonical_item(it: models.PlanItemParams, feature: Feature | None) -> dict[str, Any]:
+    """An item with the server's defaults filled in, so equal meaning compares equal."""
+    if feature is not None and feature.type == "boolean":
+        return {"feature_id": it.feature_id}
+    consumable = feature is None or feature.type == "credit_system" or bool(feature.consumable)
+    out: dict[str, Any] = {
+        "feature_id": it.feature_id,
+        "included": it.included or 0,
+        "unlimited": bool(it.unlimited),
+        "reset": None,
+        "price": None,
+        "proration": it.proration.model_dump() if it.proration else None,
+        "rollover": None,
+    }
+    if it.reset is not None and consumable:
+        out["reset"] = {"interval": it.reset.interval, "interval_count": it.reset.interval_count or 1}
+    if it.price is not None:
+        p = it.price
+        out["price"] = {
+            "amount": None if p.tiers else p.amount,
+            "tiers": [_drop_none(t.model_dump()) for t in p.tiers] if p.tiers else None,
+            "tier_behavior": (p.tier_behavior or "graduated") if p.tiers else None,
+            "interval": p.interval,
+            "interval_count": p.interval_count or 1,
+            "billing_units": p.billing_units or 1,
+            "billing_method": p.billing_method,
+            "max_purchase": p.max_purchase,
+        }
+        if out["reset"] is None and consumable and p.interval != "one_off":
+            out["reset"] = {"interval": p.interval, "interval_count": p.interval_count or 1}
+    if it.rollover is not None:
+        ro = it.rollover
+        out["rollover"] = {
+            "max": ro.max,
+            "max_percentage": ro.max_percentage,
+            "expiry_duration_type": ro.expiry_duration_type,
+            "expiry_duration_length": ro.expiry_duration_length,
+        }
+    return out
+
+
+def canonical_feature(f: Feature) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "type": f.type,
+        "consumable": False if f.type == "boolean" else True if f.type == "credit_system" else f.consumable,
+        "event_names": sorted(f.event_names or []),
+        "credit_schema": [e.model_dump() for e in f.credit_schema or []],
+        "display": f.display.model_dump() if f.display else None,
+        "archived": f.archived,
+    }
+
+
+PRICING_FIELDS = ("price", "items", "free_trial")
+"""What makes the server start a new version of a plan that has customers."""
+
+
+def canonical_plan(p: Plan, features: dict[str, Feature]) -> dict[str, Any]:
+    trial = p.free_trial
+    items = [canonical_item(it, features.get(it.feature_id)) for it in p.items or []]
+    items.sort(key=lambda i: (i["feature_id"], str((i.get("reset") or {}).get("interval"))))
+    return {
+        "name": p.name,
+        "description": p.description or None,
+        "group": p.group or "",
+        "add_on": bool(p.add_on),
+        "auto_enable": bool(p.auto_enable),
+        "price": {
+            "amount": p.price.amount,
+            "interval": p.price.interval,
+            "interval_count": p.price.interval_count or 1,
+        }
+        if p.price
+        else None,
+        "items": items,
+        "free_trial": {
+            "duration_length": trial.duration_length,
+            "duration_type": trial.duration_type or "month",
+            "card_required": True if trial.card_required is None else trial.card_required,
+            "on_end": trial.on_end or "bill",
+        }
+        if trial
+        else None,
+        "ignore_past_due": bool(p.config and p.config.ignore_past_due),
+        "archived": p.archived,
+    }
+
+
+# ---------------------------------------------------------------- the plan of changes
+
+Action = Literal["create", "update", "archive"]
+
+
+@dataclass
+class Change:
+    """One change push would make, described for a person."""
+
+    action: Action
+    kind: Literal["feature", "plan"]
+    id: str
+    local: Feature | Plan | None = None
+    remote: Feature | Plan | None = None
+    details: list[str] = field(default_factory=list)
+    renamed_from: str | None = None
+    new_version: int | None = None
+    customers: int = 0
+    """Customers on the plan's current version (plans only)."""
+
+    @property
+    def customer_note(self) -> str | None:
+        if self.kind != "plan" or not self.customers:
+            return None
+        n = f"{self.customers} customer{'s' if self.customers != 1 else ''}"
+        old = self.remote.version if isinstance(self.remote, Plan) else None
+        if self.new_version is not None:
+            return f"new version {self.new_version}: {n} stay on version {old}"
+        if self.action == "archive":
+            return f"{n} keep it; new customers cannot get it"
+        return f"applies to {n} already on it"
+
+
+@dataclass
+class ChangePlan:
+    changes: list[Change]
+    remote: Remote
+    config: PricingConfig
+    matches: dict[str, Feature | Plan] = field(default_factory=dict)
+    """``"feature:<local id>"`` / ``"plan:<local id>"`` -> the server object it corresponds to."""
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+def _match(local: list[Any], remote: list[Any], id_of: Any) -> tuple[dict[str, Any], list[Any]]:
+    """Pair local objects with remote ones: internal id first, then id. Returns pairs and unmatched remote."""
+    by_internal = {r.internal_id: r for r in remote if r.internal_id}
+    by_id = {id_of(r): r for r in remote}
+    taken: set[int] = set()
+    pairs: dict[str, Any] = {}
+    for obj in local:
+        found = by_internal.get(obj.internal_id) if obj.internal_id else None
+        if found is None:
+            candidate = by_id.get(id_of(obj))
+            # An id taken by another internal id is a different object (a rename swapped them).
+            if candidate is not None and not (
+                obj.internal_id and candidate.internal_id and candidate.internal_id != obj.internal_id
+            ):
+                found = candidate
+        if found is not None and id(found) not in taken:
+            taken.add(id(found))
+            pairs[id_of(obj)] = found
+    return pairs, [r for r in remote if id(r) not in taken]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items() if v is not None) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    lines = []
+    for key in after:
+        if key == "items":
+            old = {(i["feature_id"], str((i.get("reset") or {}).get("interval"))): i for i in before[key]}
+            new = {(i["feature_id"], str((i.get("reset") or {}).get("interval"))): i for i in after[key]}
+            for k in new.keys() - old.keys():
+                lines.append(f"item {k[0]} added")
+            for k in old.keys() - new.keys():
+                lines.append(f"item {k[0]} removed")
+            for k in new.keys() & old.keys():
+                for sub in new[k]:
+                    if new[k][sub] != old[k][sub]:
+                        lines.append(f"item {k[0]}: {sub} {_fmt(old[k][sub])} -> {_fmt(new[k][sub])}")
+        elif before.get(key) != after[key]:
+            lines.append(f"{key}: {_fmt(before.get(key))} -> {_fmt(after[key])}")
+    return sorted(lines) if lines else lines
+
+
+def count_customers(client: Autumn, plan_id: str, version: int | None) -> int:
+    filt: dict[str, Any] = {"id": plan_id}
+    if version is not None:
+        filt["versions"] = [version]
+    return len(client.customers.list(plans=[filt], limit=1000).list)
+
+
+def plan_changes(client: Autumn, config: PricingConfig, remote: Remote | None = None) -> ChangePlan:
+    """Compare ``config`` with the server: what push would create, update and archive."""
+    remote = remote or fetch_remote(client)
+    changes: list[Change] = []
+    matches: dict[str, Feature | Plan] = {}
+    local_features = {f.feature_id: f for f in config.features}
+    remote_features = {f.feature_id: f for f in remote.features}
+
+    fpairs, f_unmatched = _match(config.features, remote.features, lambda f: f.feature_id)
+    for f in config.features:
+        r = fpairs.get(f.feature_id)
+        if r is None:
+            changes.append(Change("create", "feature", f.feature_id, local=f))
+            continue
+        matches[f"feature:{f.feature_id}"] = r
+        before, after = canonical_feature(r), canonical_feature(f)
+        renamed = r.feature_id if r.feature_id != f.feature_id else None
+        if before != after or renamed:
+            details = _diff(before, after)
+            if renamed:
+                details.insert(0, f"renamed from {renamed!r}")
+            changes.append(Change("update", "feature", f.feature_id, f, r, details, renamed_from=renamed))
+    for r in f_unmatched:
+        if not r.archived:
+            changes.append(Change("archive", "feature", r.feature_id, remote=r))
+
+    ppairs, p_unmatched = _match(config.plans, remote.plans, lambda p: p.plan_id)
+    for p in config.plans:
+        rp = ppairs.get(p.plan_id)
+        if rp is None:
+            changes.append(Change("create", "plan", p.plan_id, local=p))
+            continue
+        assert isinstance(rp, Plan)
+        matches[f"plan:{p.plan_id}"] = rp
+        before = canonical_plan(rp, remote_features)
+        after = canonical_plan(p, local_features)
+        renamed = rp.plan_id if rp.plan_id != p.plan_id else None
+        if before == after and not renamed:
+            continue
+        details = _diff(before, after)
+        if renamed:
+            details.insert(0, f"renamed from {renamed!r}")
+        change = Change("update", "plan", p.plan_id, p, rp, details, renamed_from=renamed)
+        change.customers = count_customers(client, rp.plan_id, rp.version)
+        if change.customers and any(before[k] != after[k] for k in PRICING_FIELDS):
+            change.new_version = (rp.version or 1) + 1
+        changes.append(change)
+    for rp in p_unmatched:
+        if not rp.archived:
+            change = Change("archive", "plan", rp.plan_id, remote=rp)
+            change.customers = count_customers(client, rp.plan_id, rp.version)
+            changes.append(change)
+    return ChangePlan(changes, remote, config, matches)
+
+
+# ---------------------------------------------------------------- applying
+
+
+def _feature_body(f: Feature) -> dict[str, Any]:
+    body = f.model_dump(mode="json", exclude_none=True, exclude={"internal_id", "archived"})
+    if f.type != "metered":
+        body.pop("consumable", None)
+    return body
+
+
+def _plan_body(p: Plan) -> dict[str, Any]:
+    return p.model_dump(mode="json", exclude_none=True, exclude={"internal_id", "version", "archived"})
+
+
+def _credit_systems_last(changes: list[Change]) -> list[Change]:
+    def rank(c: Change) -> int:
+        obj = c.local or c.remote
+        return 1 if isinstance(obj, Feature) and obj.type == "credit_system" else 0
+
+    return sorted(changes, key=rank)
+
+
+def apply_changes(client: Autumn, plan: ChangePlan) -> dict[str, Feature | Plan]:
+    """Apply ``plan`` in dependency order; returns the server's objects after the push, by local key."""
+    features = _credit_systems_last(
+        [c for c in plan.changes if c.kind == "feature" and c.action != "archive"]
+    )
+    for c in features:
+        assert isinstance(c.local, Feature)
+        body = _feature_body(c.local)
+        if c.action == "create":
+            client.call(ops.FEATURES_CREATE, body)
+            if c.local.archived:
+                client.call(ops.FEATURES_UPDATE, {"feature_id": c.local.feature_id, "archived": True})
+        else:
+            assert isinstance(c.remote, Feature)
+            body["feature_id"] = c.remote.feature_id
+            if c.renamed_from:
+                body["new_feature_id"] = c.local.feature_id
+            body["archived"] = c.local.archived
+            client.call(ops.FEATURES_UPDATE, body)
+    for c in plan.changes:
+        if c.kind != "plan" or c.action == "archive":
+            continue
+        assert isinstance(c.local, Plan)
+        body = _plan_body(c.local)
+        if c.action == "create":
+            client.call(ops.PLANS_CREATE, body)
+            if c.local.archived:
+                client.call(ops.PLANS_UPDATE, {"plan_id": c.local.plan_id, "archived": True})
+        else:
+            assert isinstance(c.remote, Plan)
+            body["plan_id"] = c.remote.plan_id
+            for key in ("description", "group", "price", "free_trial"):
+                body.setdefault(key, None)  # removed in the config: removed on the server
+            body.setdefault("add_on", False)
+            body.setdefault("auto_enable", False)
+            if c.renamed_from:
+                body["new_plan_id"] = c.local.plan_id
+            body["archived"] = c.local.archived
+            client.call(ops.PLANS_UPDATE, body)
+    for c in plan.changes:
+        if c.action == "archive" and c.kind == "plan":
+            client.call(ops.PLANS_UPDATE, {"plan_id": c.id, "archived": True})
+    for c in plan.changes:
+        if c.action == "archive" and c.kind == "feature":
+            client.call(ops.FEATURES_UPDATE, {"feature_id": c.id, "archived": True})
+    after = fetch_remote(client)
+    out: dict[str, Feature | Plan] = {}
+    for f in after.features:
+        out[f"feature:{f.feature_id}"] = f
+    for p in after.plans:
+        out[f"plan:{p.plan_id}"] = p
+    return out
+
+
+# ---------------------------------------------------------------- reset
+
+
+def reset_sandbox(client: Autumn) -> tuple[int, int, int]:
+    """Delete every customer, plan and feature of the key's environment; returns the three counts."""
+    customers = 0
+    for _ in range(10_000):
+        page = client.customers.list(limit=100).list
+        if not page:
+            break
+        for cus in page:
+            if cus.id is not None:
+                client.customers.delete(customer_id=cus.id)
+                customers += 1
+    plans = client.plans.list(request={"include_archived": True}).list
+    for p in plans:
+        client.plans.delete(plan_id=p.id, all_versions=True)
+    features = sorted(client.features.list().list, key=lambda f: f.type != "credit_system")
+    for f in features:
+        client.features.delete(feature_id=f.id)
+    return customers, len(plans), len(features)
