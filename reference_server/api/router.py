@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api import admin
-from reference_server.api.billing import BillingRegistry
+from reference_server.api.billing import LOCKED_OPERATIONS, BillingRegistry
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.errors import AutumnError
 from reference_server.service import (
@@ -45,6 +46,7 @@ from reference_server.service import (
 from reference_server.service.attach_free import plans_get, plans_list
 from reference_server.service.context import AppState, Ctx, Tenant
 from reference_server.store import idempotency
+from reference_server.store.billing_lock import billing_lock
 from reference_server.store.tenancy import env_of_key, tenant_for_key
 
 Service = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
@@ -218,20 +220,64 @@ class Dispatcher:
     ) -> tuple[int, Any, dict[str, str]]:
         try:
             ctx, body = self._admit(ep, raw, authorization, extra)
-            claimed = self._claim(ctx, idem_key) if idem_key else False
-            try:
-                result = ep.service(ctx, body)
-            except AutumnError as exc:
-                if claimed and exc.status != 409:
-                    self._release(ctx, idem_key or "")
-                raise
-            except Exception:
-                if claimed:
-                    self._release(ctx, idem_key or "")
-                raise
-            return self._success(ep, result)
+            if not idem_key:
+                return self._success(ep, ep.service(ctx, body))
+            return self._run_keyed(ep, ctx, body, raw, idem_key, authorization)
         except (_RateLimited, AutumnError) as exc:
             return _refusal(exc, authorization)
+
+    def _run_keyed(
+        self,
+        ep: Endpoint,
+        ctx: Ctx,
+        body: dict[str, Any],
+        raw: dict[str, Any],
+        key: str,
+        authorization: str | None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """A request with an ``Idempotency-Key`` header, in one unit of work (store.idempotency).
+
+        The claim, the service's work and the stored response commit together.  A refusal the client
+        may retry (any 4xx but 409, any 5xx) releases the claim and commits the rest of the work, as
+        each of the service's own transactions committed before (a failed seat charge keeps its voided
+        invoice); a 409 (``plan_already_attached``...) is stored and replayed like a success, as
+        Autumn keeps the key of a 409; an unexpected exception rolls everything back.  On SQLite a
+        billing change takes the customer's billing lock before the unit opens (store.billing_lock).
+        """
+        _check_key(key)
+        db, tenant = ctx.db, ctx.tenant
+        hashed = idempotency.request_hash(ep.name, raw)
+        customer_id = body.get("customer_id")
+        locked = db.is_sqlite and ep.name in LOCKED_OPERATIONS and isinstance(customer_id, str)
+        if locked:  # a replay needs no lock: answer it before queueing for one
+            with db.read() as conn:
+                stored = idempotency.lookup(conn, tenant.org_pk, tenant.env, key)
+            if stored is not None and stored.created_at >= ctx.now() - idempotency.CLAIM_TTL_MS:
+                return _answer_stored(stored, key, hashed)
+        lock: AbstractContextManager[None] = nullcontext()
+        if locked:
+            lock = billing_lock(db, tenant.org_pk, tenant.env, str(customer_id), ctx.now())
+        refusal: AutumnError | None = None
+        with lock, db.unit_of_work() as conn:
+            claim = idempotency.begin(conn, tenant.org_pk, tenant.env, key, hashed, ctx.now())
+            if isinstance(claim, idempotency.InFlight):
+                return _in_flight(key, authorization)
+            if isinstance(claim, idempotency.Stored):
+                return _answer_stored(claim, key, hashed)
+            try:
+                status, result, headers = self._success(ep, ep.service(ctx, body))
+            except AutumnError as exc:
+                if exc.status == 409:
+                    status, result, headers = _refusal(exc, authorization)
+                else:
+                    idempotency.release(conn, claim)
+                    refusal = exc
+            if refusal is None:
+                idempotency.complete(conn, claim, status, to_json(result).decode())
+        idempotency.purge_if_due(db, ctx.state.clock.now_ms())
+        if refusal is not None:
+            raise refusal
+        return status, result, headers
 
     def _admit(
         self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, extra: dict[str, Any]
@@ -278,21 +324,6 @@ class Dispatcher:
             return self._success(ep, result)
         except (_RateLimited, AutumnError) as exc:
             return _refusal(exc, authorization)
-
-    def _claim(self, ctx: Ctx, key: str) -> bool:
-        with ctx.db.write() as conn:
-            claimed = idempotency.claim(conn, ctx.tenant.org_pk, ctx.tenant.env, "header", key, ctx.now())
-        if not claimed:
-            raise AutumnError(
-                409,
-                "duplicate_idempotency_key",
-                f"Another request with idempotency key {key} has already been received",
-            )
-        return True
-
-    def _release(self, ctx: Ctx, key: str) -> None:
-        with ctx.db.write() as conn:
-            idempotency.release(conn, ctx.tenant.org_pk, ctx.tenant.env, "header", key)
 
     async def serve(
         self,
@@ -354,6 +385,44 @@ class Dispatcher:
             return Response(body, status_code=status, media_type="application/json", headers=headers)
 
         return endpoint
+
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+IN_FLIGHT_RETRY_AFTER_S = 1
+
+
+def _check_key(key: str) -> None:
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or "\x00" in key:
+        raise AutumnError(
+            400,
+            "invalid_inputs",
+            f"Idempotency-Key: must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters, without NUL",
+        )
+
+
+def _duplicate(key: str) -> AutumnError:
+    message = f"Another request with idempotency key {key} has already been received"
+    return AutumnError(409, "duplicate_idempotency_key", message)
+
+
+def _answer_stored(stored: idempotency.Stored, key: str, hashed: str) -> tuple[int, Any, dict[str, str]]:
+    """Replay the stored response of the same request; any other request with the key gets 409."""
+    if stored.status is None or stored.body is None or stored.request_hash != hashed:
+        raise _duplicate(key)
+    return stored.status, json.loads(stored.body), {"Idempotent-Replayed": "true"}
+
+
+def _in_flight(key: str, authorization: str | None) -> tuple[int, Any, dict[str, str]]:
+    status, body, _ = _refusal(
+        AutumnError(
+            409,
+            "idempotency_key_in_flight",
+            f"A request with idempotency key {key} is still being processed; retry it in "
+            f"{IN_FLIGHT_RETRY_AFTER_S} second to get its response",
+        ),
+        authorization,
+    )
+    return status, body, {"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)}
 
 
 def _refusal(exc: Exception, authorization: str | None) -> tuple[int, Any, dict[str, str]]:

@@ -24,6 +24,7 @@ from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import run_maintenance
 from reference_server.store import idempotency, raw
 from reference_server.store.catalog import Catalog
+from reference_server.store.db import after_transaction
 from reference_server.store.subjects import (
     CustomerRow,
     EntityRow,
@@ -85,12 +86,16 @@ def resolve_subject(conn: Connection, customer: CustomerRow, entity_id: str | No
 
 
 def claim_idempotency(conn: Connection, ctx: Ctx, scope: str, key: str, now: int) -> None:
+    """Claim a body ``idempotency_key`` in the caller's transaction (Autumn's rule: a repeat gets 409;
+    a request that fails rolls its transaction back and so releases the key for a retry)."""
     if not idempotency.claim(conn, ctx.tenant.org_pk, ctx.tenant.env, scope, key, now):
         raise AutumnError(
             409,
             "duplicate_idempotency_key",
             f"Another request with idempotency key {key} has already been received",
         )
+    db, clock = ctx.db, ctx.state.clock
+    after_transaction(conn, lambda: idempotency.purge_if_due(db, clock.now_ms()))
 
 
 _INSERT_EVENT = raw.Statement(

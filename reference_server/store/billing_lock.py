@@ -10,10 +10,17 @@ transaction, releasing it is deleting the row.  A holder that died leaves a row 
 The check reads first: a committed lock row is visible to a read transaction even while the holder
 is inside a long write transaction (SQLite allows one writer), so the second caller gets its 429
 at once instead of queueing behind the database write lock.
+
+The lock rows commit on their own (``Database.write(independent=True)``), also inside a request's
+unit of work (:meth:`reference_server.store.db.Database.unit_of_work`); there the lock is released
+only once the unit's transaction has ended, so the next billing change starts from committed state.
+SQLite cannot commit a row while a unit holds its one writer, so there the dispatcher takes the lock
+before it opens the unit (:func:`billing_lock` is re-entrant on one thread).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,11 +28,14 @@ from sqlalchemy import ColumnElement, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.errors import AutumnError
-from reference_server.store.db import Database
+from reference_server.store.db import Database, after_transaction
 from reference_server.store.tables import idempotency_keys
 
 LOCK_TTL_MS = 120_000  # the time after which a lock of a holder that died is taken over
 SCOPE = "billing_lock"
+
+_held = threading.local()
+"""The (database, org, env, customer) locks this thread holds: a nested ``billing_lock`` is a no-op."""
 
 
 def billing_in_progress(customer_id: str) -> AutumnError:
@@ -53,7 +63,7 @@ def try_acquire(db: Database, org_pk: int, env: str, customer_id: str, now: int)
     if held_since is not None and held_since >= now - LOCK_TTL_MS:
         return False
     try:
-        with db.write() as conn:
+        with db.write(independent=True) as conn:
             conn.execute(
                 delete(idempotency_keys).where(*where, idempotency_keys.c.created_at < now - LOCK_TTL_MS)
             )
@@ -68,16 +78,30 @@ def try_acquire(db: Database, org_pk: int, env: str, customer_id: str, now: int)
 
 
 def release(db: Database, org_pk: int, env: str, customer_id: str) -> None:
-    with db.write() as conn:
+    with db.write(independent=True) as conn:
         conn.execute(delete(idempotency_keys).where(*_where(org_pk, env, customer_id)))
 
 
 @contextmanager
 def billing_lock(db: Database, org_pk: int, env: str, customer_id: str, now: int) -> Iterator[None]:
-    """Hold the customer's billing lock around a billing change, or raise the 429."""
+    """Hold the customer's billing lock around a billing change, or raise the 429.
+
+    Re-entrant on one thread; inside a unit of work the release waits for the unit's end."""
+    held: set[tuple[int, int, str, str]] = _held.__dict__.setdefault("locks", set())
+    mine = (id(db), org_pk, env, customer_id)
+    if mine in held:
+        yield
+        return
     if not try_acquire(db, org_pk, env, customer_id, now):
         raise billing_in_progress(customer_id)
+    held.add(mine)
+    deferred = False
     try:
         yield
     finally:
-        release(db, org_pk, env, customer_id)
+        held.discard(mine)
+        unit = db.current_unit()
+        if unit is not None:
+            deferred = after_transaction(unit, lambda: release(db, org_pk, env, customer_id))
+        if not deferred:
+            release(db, org_pk, env, customer_id)

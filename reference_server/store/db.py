@@ -106,14 +106,58 @@ class Database:
             # Straight to the driver: this runs once per request on the hot path.
             conn.connection.dbapi_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
 
+    def current_unit(self) -> Connection | None:
+        """The connection of this thread's open :meth:`unit_of_work`, if any."""
+        unit: Connection | None = getattr(self._local, "unit", None)
+        return unit
+
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def unit_of_work(self) -> Iterator[Connection]:
+        """One write transaction that every :meth:`write`, :meth:`read`, :meth:`hot_read` and
+        :meth:`autocommit` on this thread joins until it ends (a request with an ``Idempotency-Key``
+        header: the key's claim, the work and the stored response commit together or not at all).
+
+        Inside it, a :meth:`write` is a SAVEPOINT of this transaction (its failure rolls back only its
+        own statements, as its own transaction did before) and reads see its uncommitted writes;
+        :func:`after_transaction` callbacks run once the OUTER transaction has ended.  Writes that
+        must commit at once whatever the unit does take ``write(independent=True)``; they are:
+
+        * the per-customer billing lock rows (:mod:`reference_server.store.billing_lock`): other
+          processes must see them at once to answer 429.  On SQLite (one writer) they cannot commit
+          while a unit is open, so the dispatcher takes the billing lock before it opens the unit
+          and the service's own ``billing_lock`` is then re-entrant.
+        """
+        if self.current_unit() is not None:
+            raise RuntimeError("a unit of work is already open on this thread")
+        with self.write() as conn:
+            self._local.unit = conn
+            try:
+                yield conn
+            finally:
+                self._local.unit = None
+
+    @contextmanager
+    def write(self, *, independent: bool = False) -> Iterator[Connection]:
         """A read-write transaction (BEGIN IMMEDIATE on SQLite).
 
         On SQLite each thread keeps one write connection open too (like :meth:`read`): a pool
         checkout and check-in cost more than a track's statements.  A nested write on the same
         thread (never done on purpose) still gets its own pooled connection.
+
+        Inside this thread's :meth:`unit_of_work` the write is a SAVEPOINT of the unit, unless
+        ``independent``: then it is a transaction of its own on another connection, committed at
+        once (PostgreSQL only: SQLite's single writer is the unit itself, see :meth:`unit_of_work`).
         """
+        unit = self.current_unit()
+        if unit is not None:
+            if not independent:
+                with unit.begin_nested():
+                    yield unit
+                return
+            if self.is_sqlite:
+                raise RuntimeError(
+                    "SQLite has one writer: a write that commits on its own cannot run inside a unit of work"
+                )
         if self.is_sqlite:
             conn = getattr(self._local, "writer", None)
             if conn is None or conn.closed or conn.invalidated:
@@ -157,6 +201,10 @@ class Database:
         thread), which saves a pool checkout and check-in per request; PostgreSQL connections
         stay pooled so worker threads never pin more connections than the pool allows.
         """
+        unit = self.current_unit()
+        if unit is not None:  # the open unit of work: its own uncommitted writes are visible
+            yield unit
+            return
         if self.is_sqlite:
             conn = getattr(self._local, "reader", None)
             if conn is None or conn.closed or conn.invalidated:
@@ -176,7 +224,7 @@ class Database:
         PostgreSQL reads at READ COMMITTED take a snapshot per statement anyway, so a read
         transaction only adds a BEGIN and a COMMIT round trip around the one query check needs.
         """
-        if self.is_sqlite:
+        if self.is_sqlite or self.current_unit() is not None:
             with self.read() as conn:
                 yield conn
             return
@@ -185,7 +233,14 @@ class Database:
 
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:
-        """A pooled connection in autocommit mode: every statement commits on its own."""
+        """A pooled connection in autocommit mode: every statement commits on its own.
+
+        Inside this thread's :meth:`unit_of_work`, the unit's connection (its statements then
+        commit with the unit)."""
+        unit = self.current_unit()
+        if unit is not None:
+            yield unit
+            return
         with self._autocommit_engine.connect() as conn:
             yield conn
 

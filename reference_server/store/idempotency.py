@@ -1,22 +1,56 @@
-"""Idempotency claims: a unique row per (org, env, scope, key), valid for 24 hours.
+"""Idempotency keys: a unique row per (org, env, scope, key), valid for 24 hours.
 
-The claim is inserted in the same transaction as the work it guards, so a request that fails
-releases its key by rolling back, and two concurrent requests with one key can never both pass
-the unique constraint.
+Two scopes use the table (a third, ``billing_lock``, is :mod:`reference_server.store.billing_lock`):
+
+* ``header``: the ``Idempotency-Key`` header of any request.  The dispatcher inserts the claim as
+  the first statement of the request's unit of work (:meth:`Database.unit_of_work`), runs the
+  service in that same transaction and writes the response into the claim row before the commit.
+  So a crash, a rollback or a refused request never leaves a key claimed for work that did not
+  happen, and a committed claim always carries the response it answered: a repeat with the same
+  request (operation and canonical body, :func:`request_hash`) replays it, a different request gets
+  409 ``duplicate_idempotency_key``, and a repeat while the first is still running gets 409
+  ``idempotency_key_in_flight`` (PostgreSQL: a transaction-scoped advisory lock per key marks the
+  claim in flight, so the second request never waits on the first's uncommitted row; SQLite has one
+  writer, so a second process waits for the first to commit and then replays).
+* ``body``: the ``idempotency_key`` field of ``track`` (Autumn's own rule: claimed in the track's
+  transaction, a repeat gets 409, a failed track releases it by rolling back).
+
+Expired rows (older than :data:`CLAIM_TTL_MS` at the server's base clock) are deleted in small
+batches after requests that claim keys, at most once a minute per process (:func:`purge_if_due`):
+the delete is bounded and, on PostgreSQL, skips rows another transaction holds, so it never blocks
+a request.  Test clocks only move an organization's time forward, so a row expired at the base clock
+is expired in its organization's time too.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy import Connection, delete, insert
 from sqlalchemy.exc import IntegrityError
 
+from reference_server.store import raw
+from reference_server.store.db import Database
 from reference_server.store.tables import idempotency_keys
 
+log = logging.getLogger("reference_server")
+
 CLAIM_TTL_MS = 24 * 3_600_000
+HEADER_SCOPE = "header"
+BODY_SCOPE = "body"
+PURGED_SCOPES = (HEADER_SCOPE, BODY_SCOPE)
+PURGE_INTERVAL_MS = 60_000
+PURGE_BATCH = 500
 
 
 def claim(conn: Connection, org_pk: int, env: str, scope: str, key: str, now: int) -> bool:
-    """Claim ``key``; False when a claim younger than 24 hours exists."""
+    """Claim ``key`` in the caller's transaction; False when a claim younger than 24 hours exists."""
     where = (
         idempotency_keys.c.org_pk == org_pk,
         idempotency_keys.c.env == env,
@@ -34,12 +68,146 @@ def claim(conn: Connection, org_pk: int, env: str, scope: str, key: str, now: in
     return True
 
 
-def release(conn: Connection, org_pk: int, env: str, scope: str, key: str) -> None:
-    conn.execute(
-        delete(idempotency_keys).where(
-            idempotency_keys.c.org_pk == org_pk,
-            idempotency_keys.c.env == env,
-            idempotency_keys.c.scope == scope,
-            idempotency_keys.c.key == key,
-        )
+def request_hash(operation: str, payload: Any) -> str:
+    """The canonical hash of a request: its operation and its JSON body (keys sorted, no spacing)."""
+    canonical = json.dumps([operation, payload], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A committed header claim: the request it was made for and the response it answered."""
+
+    pk: int
+    created_at: int
+    request_hash: str | None
+    status: int | None
+    body: str | None
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """Another request with this key is running (its claim is not committed yet)."""
+
+
+_INSERT_SQLITE = raw.Statement(
+    "INSERT INTO idempotency_keys (org_pk, env, scope, key, created_at, request_hash) "
+    "VALUES (:org, :env, 'header', :key, :now, :hash) "
+    "ON CONFLICT (org_pk, env, scope, key) DO NOTHING RETURNING pk"
+)
+# The advisory lock (released at commit or rollback) marks the key in flight: a second request
+# inserts nothing at once instead of waiting on the first one's uncommitted row.
+_INSERT_POSTGRES = raw.Statement(
+    "INSERT INTO idempotency_keys (org_pk, env, scope, key, created_at, request_hash) "
+    "SELECT :org, :env, 'header', :key, :now, :hash WHERE pg_try_advisory_xact_lock(:lock) "
+    "ON CONFLICT (org_pk, env, scope, key) DO NOTHING RETURNING pk"
+)
+_SELECT = raw.Statement(
+    "SELECT pk, created_at, request_hash, response_status, response_body FROM idempotency_keys "
+    "WHERE org_pk = :org AND env = :env AND scope = 'header' AND key = :key"
+)
+_DELETE = raw.Statement("DELETE FROM idempotency_keys WHERE pk = :pk")
+_COMPLETE = raw.Statement(
+    "UPDATE idempotency_keys SET response_status = :status, response_body = :body WHERE pk = :pk"
+)
+
+
+def _advisory_lock_id(org_pk: int, env: str, key: str) -> int:
+    digest = hashlib.sha256(f"{org_pk}\x00{env}\x00{key}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lookup(conn: Connection, org_pk: int, env: str, key: str) -> Stored | None:
+    """The committed (or, inside the unit that made it, pending) header claim of ``key``."""
+    rows = raw.fetch(conn, _SELECT, {"org": org_pk, "env": env, "key": key})
+    if not rows:
+        return None
+    row = rows[0]
+    return Stored(
+        int(row.pk),
+        int(row.created_at),
+        row.request_hash,
+        None if row.response_status is None else int(row.response_status),
+        row.response_body,
     )
+
+
+def begin(
+    conn: Connection, org_pk: int, env: str, key: str, hashed: str, now: int
+) -> int | Stored | InFlight:
+    """Claim the header ``key`` as the first statement of a unit of work.
+
+    The new claim's pk, the live claim already committed for the key, or :class:`InFlight`.
+    """
+    params = {"org": org_pk, "env": env, "key": key, "now": now, "hash": hashed}
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        params["lock"] = _advisory_lock_id(org_pk, env, key)
+    statement = _INSERT_POSTGRES if postgres else _INSERT_SQLITE
+    for _ in range(2):
+        rows = raw.fetch(conn, statement, params)
+        if rows:
+            return int(rows[0].pk)
+        stored = lookup(conn, org_pk, env, key)
+        if stored is None:
+            return InFlight()  # PostgreSQL: another transaction holds the key's advisory lock
+        if stored.created_at >= now - CLAIM_TTL_MS:
+            return stored
+        raw.execute(conn, _DELETE, {"pk": stored.pk})  # expired: claim it afresh
+    return InFlight()
+
+
+def complete(conn: Connection, pk: int, status: int, body: str) -> None:
+    """Store the response with the claim (same transaction as the work)."""
+    raw.execute(conn, _COMPLETE, {"pk": pk, "status": status, "body": body})
+
+
+def release(conn: Connection, pk: int) -> None:
+    """Give the key back (a failure the client may retry); the rest of the unit still commits."""
+    raw.execute(conn, _DELETE, {"pk": pk})
+
+
+_PURGE_SQLITE = (
+    "DELETE FROM idempotency_keys WHERE pk IN (SELECT pk FROM idempotency_keys "
+    "WHERE created_at < :before AND scope IN ('header', 'body') LIMIT :limit)"
+)
+_PURGE_POSTGRES = (
+    "DELETE FROM idempotency_keys WHERE pk IN (SELECT pk FROM idempotency_keys "
+    "WHERE created_at < %(before)s AND scope IN ('header', 'body') LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+)
+
+
+def purge_expired(db: Database, now: int, limit: int = PURGE_BATCH) -> int:
+    """Delete at most ``limit`` expired header and body claims in a short transaction of its own;
+    returns how many went."""
+    with db.write() as conn:
+        cur = raw.cursor(conn)
+        try:
+            sql = _PURGE_POSTGRES if conn.dialect.name == "postgresql" else _PURGE_SQLITE
+            cur.execute(sql, {"before": now - CLAIM_TTL_MS, "limit": limit})
+            return int(cur.rowcount or 0)
+        finally:
+            cur.close()
+
+
+_next_purge: weakref.WeakKeyDictionary[Database, int] = weakref.WeakKeyDictionary()
+_purge_guard = threading.Lock()
+
+
+def purge_if_due(db: Database, now: int) -> None:
+    """Run :func:`purge_expired` when a minute has passed since this process last did (with no
+    transaction open on this thread); a full batch brings the next run forward."""
+    with _purge_guard:
+        if _next_purge.get(db, 0) > now:
+            return
+        _next_purge[db] = now + PURGE_INTERVAL_MS
+    try:
+        purged = purge_expired(db, now)
+    except Exception:  # a busy database: the next request tries again
+        log.warning("purging expired idempotency keys failed", exc_info=True)
+        with _purge_guard:
+            _next_purge[db] = now
+        return
+    if purged >= PURGE_BATCH:
+        with _purge_guard:
+            _next_purge[db] = now

@@ -240,7 +240,12 @@ idempotency_keys = Table(
     Column("scope", String(16), nullable=False),  # "header" | "body"
     Column("key", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # header claims (store.idempotency): the request they were made for and the response stored
+    Column("request_hash", String(64)),
+    Column("response_status", Integer),
+    Column("response_body", Text),
     UniqueConstraint("org_pk", "env", "scope", "key", name="uq_idempotency_keys_org_env_scope_key"),
+    Index("ix_idempotency_keys_created_at", "created_at"),  # the purge of expired claims
 )
 
 locks = Table(
