@@ -280,7 +280,11 @@ def test_idempotency_key(api: Api, via_header: bool) -> None:
             {"customer_id": "u1", "feature_id": "messages", "value": 5},
             **{"Idempotency-Key": "k1"},
         )
-        assert r.status_code == 409 and r.json()["code"] == "duplicate_idempotency_key"
+        assert r.status_code == 200 and r.headers["idempotent-replayed"] == "true"  # stored, replayed
+        other = api.raw(
+            "/v1/balances.track", {"customer_id": "u1", "feature_id": "messages"}, **{"Idempotency-Key": "k1"}
+        )
+        assert other.status_code == 409 and other.json()["code"] == "duplicate_idempotency_key"
     else:
         api.track("u1", "messages", 5, idempotency_key="k1")
         err2 = api.error("track", customer_id="u1", feature_id="messages", value=5, idempotency_key="k1")
