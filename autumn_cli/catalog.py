@@ -475,8 +475,9 @@ def apply_changes(client: Autumn, plan: ChangePlan) -> dict[str, Feature | Plan]
         else:
             assert isinstance(c.remote, Plan)
             body["plan_id"] = c.remote.plan_id
-            for key in ("description", "group", "price", "free_trial"):
-                body.setdefault(key, None)  # removed in the config: removed on the server
+            for key, cleared in (("description", ""), ("group", ""), ("price", None), ("free_trial", None)):
+                if key not in body and getattr(c.remote, key) is not None:
+                    body[key] = cleared  # removed in the config: removed on the server
             body.setdefault("add_on", False)
             body.setdefault("auto_enable", False)
             if c.renamed_from:
