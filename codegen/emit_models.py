@@ -52,9 +52,49 @@ def render_models(catalog: Catalog, header: str) -> str:
         # AutumnModel.to_api() dumps field names, so a renamed field would go out under the wrong
         # wire name. No field of the current specs needs it; fail loudly if a new spec does.
         raise ValueError(f"fields renamed by the generator (wire name is not a usable identifier): {renamed}")
-    names = sorted(catalog.components())
+    components = catalog.components()
+    names = sorted(components)
     exports = "".join(f"    {name!r},\n" for name in names)
-    return f"{code.rstrip()}\n\n\n__all__ = [\n{exports}]\n"
+    return f"{code.rstrip()}\n\n\n{_non_nullable_table(components)}\n\n__all__ = [\n{exports}]\n"
+
+
+def _admits_null(schema: Any) -> bool:
+    """Whether a property schema accepts JSON ``null`` (3.1 ``type``/``anyOf``, 3.0 ``nullable``)."""
+    if not isinstance(schema, dict):
+        return True
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    if schema.get("nullable") is True or ("const" in schema and schema["const"] is None):
+        return True
+    if isinstance(schema.get("enum"), list) and None in schema["enum"]:
+        return True
+    return any(_admits_null(option) for key in ("anyOf", "oneOf") for option in schema.get(key) or [])
+
+
+def _non_nullable_table(components: dict[str, Any]) -> str:
+    """``NON_NULLABLE_FIELDS``: per model, the optional fields the spec does not let be ``null``.
+
+    The models type every optional field ``X | None = None`` (so "not sent" is ``None`` and the
+    SDK's signatures stay simple); this table keeps what the spec says about an explicit ``null``,
+    for a server that must refuse it before writing a NOT NULL column.
+    """
+    rows = []
+    for name in sorted(components):
+        schema = components[name]
+        properties = schema.get("properties") if isinstance(schema, dict) else None
+        if not isinstance(properties, dict):
+            continue
+        required = set(schema.get("required") or [])
+        fields = sorted(f for f, prop in properties.items() if f not in required and not _admits_null(prop))
+        if fields:
+            rows.append(f"    {name}: frozenset({{{', '.join(repr(f) for f in fields)}}}),\n")
+    return (
+        "NON_NULLABLE_FIELDS: dict[type[AutumnModel], frozenset[str]] = {\n"
+        + "".join(rows)
+        + "}\n"
+        + '"""Per model, the optional fields whose spec schema does not admit ``null``."""\n'
+    )
 
 
 _RENAMED_FIELD = re.compile(r"^(?P<indent>\s+)(?P<name>\w+)_: (?P<annotation>.+?) = Field\((?P<args>.*)\)$")
