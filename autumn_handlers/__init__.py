@@ -13,21 +13,25 @@ Autumn through :mod:`autumn_sdk` and answers in the camelCase the hooks read::
             return None                          # the hooks then get a 401 no_customer_id
         return Identity(user.id, {"name": user.name, "email": user.email})
 
+    URL = "http://127.0.0.1:8080"                # your Autumn server; name it (see below)
     # Flask
     from autumn_handlers.flask import autumn_blueprint
-    app.register_blueprint(autumn_blueprint(identify))
+    app.register_blueprint(autumn_blueprint(identify, autumn_url=URL))
     # Starlette / FastAPI
     from autumn_handlers.starlette import AutumnMount, autumn_app
-    Starlette(routes=[AutumnMount(identify)]);  fastapi_app.mount("/api/autumn", autumn_app(identify))
+    Starlette(routes=[AutumnMount(identify, autumn_url=URL)])
+    fastapi_app.mount("/api/autumn", autumn_app(identify, autumn_url=URL))
     # Litestar
     from autumn_handlers.litestar import autumn_router
-    Litestar(route_handlers=[autumn_router(identify)])
+    Litestar(route_handlers=[autumn_router(identify, autumn_url=URL)])
 
 Every adapter takes ``secret_key`` (default env ``AUTUMN_SECRET_KEY``), ``autumn_url`` (a self-hosted or
-reference server; default Autumn's cloud), ``client`` (an ``Autumn``/``AsyncAutumn`` to use instead),
-``cors`` (a :class:`CORSConfig`, for a page on another origin), ``fail_open`` (default env
-``AUTUMN_FAIL_OPEN``, on) and, except the Starlette ``autumn_app``, ``path_prefix`` (default
-``/api/autumn``). Each adapter module imports only its own framework.
+reference server; default env ``AUTUMN_URL``, else Autumn's cloud), ``client`` (an
+``Autumn``/``AsyncAutumn`` to use instead), ``cors`` (a :class:`CORSConfig`, for a page on another
+origin), ``fail_open`` (default env ``AUTUMN_FAIL_OPEN``, on), ``max_body_bytes`` (default 1 MiB) and,
+except the Starlette ``autumn_app``, ``path_prefix`` (default ``/api/autumn``). Each adapter module
+imports only its own framework. What the handler refuses and how it reports failures (never with an
+exception's text) is described in :mod:`autumn_handlers.core` and :mod:`autumn_handlers.inputs`.
 """
 
 from .cors import CORSConfig

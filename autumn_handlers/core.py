@@ -8,12 +8,18 @@ client (Starlette, Litestar), so the contract lives in one place.
 
 The order of the steps follows autumn-js: preflight (when CORS is on), secret key, route match,
 ``identify`` once, customer requirement, protected-field cleanup, ``customer_id`` injection, SDK call,
-camelCase answer.
+camelCase answer. Unlike autumn-js, the body is checked (size, media type, strict JSON: see
+:mod:`autumn_handlers.inputs`) before ``identify`` runs, and a bad body or a schema violation is the
+browser's 4xx, not a 500.
+
+No exception's text ever reaches the browser: a failing ``identify``, an unexpected error, an
+unreachable Autumn or an unreadable answer from it is logged on the ``autumn_handlers`` logger (with
+the traceback where there is one) and answered with a fixed message; only Autumn's own JSON error
+messages for 4xx answers are passed on, as autumn-js does.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Generator, Mapping
@@ -25,11 +31,19 @@ from pydantic_core import to_jsonable_python
 
 from autumn_sdk import fail_open_default, fail_open_enabled
 from autumn_sdk._operation import Operation
-from autumn_sdk.errors import APIConnectionError, AutumnError
+from autumn_sdk.errors import APIConnectionError, APITimeoutError, AutumnError, ResponseValidationError
 
 from .casing import browser_to_api, model_to_browser, server_to_api
 from .cors import CORSConfig
 from .identity import CUSTOMER_DATA_FIELDS, Identity, normalize_identity
+from .inputs import (
+    DEFAULT_MAX_BODY_BYTES,
+    INVALID_INPUTS,
+    InvalidInput,
+    check_api_values,
+    describe_validation_error,
+    parse_body,
+)
 from .responses import NETWORK_FAILURE_STATUS, HandlerResponse, error_response, json_response, no_content
 from .routes import GET_OR_CREATE_CUSTOMER, HandlerRoute, match_route
 
@@ -52,6 +66,16 @@ FORCED_CUSTOMER_EXPAND = "balances.feature"
 
 MISSING_SECRET_KEY_MESSAGE = "Autumn secret key not found in ENV variables or passed into autumnHandler"
 
+# The fixed messages of failures whose details stay in the server log (never an exception's text).
+IDENTIFY_FAILED = "identify_failed"
+IDENTIFY_FAILED_MESSAGE = "The app's identify function failed; the details are in the server log"
+INTERNAL_ERROR = "internal_error"
+INTERNAL_ERROR_MESSAGE = "Internal server error; the details are in the server log"
+AUTUMN_API_ERROR = "autumn_api_error"
+UNREACHABLE_MESSAGE = "Could not reach Autumn"
+TIMEOUT_MESSAGE = "Autumn did not answer in time"
+UNREADABLE_ANSWER_MESSAGE = "Autumn's answer could not be read; the details are in the server log"
+
 
 @dataclass(frozen=True)
 class HandlerSettings:
@@ -66,6 +90,8 @@ class HandlerSettings:
     fail_open: bool | None = None
     """Answer ``getOrCreateCustomer``/``getEntity`` with an empty object during an outage;
     ``None`` reads env ``AUTUMN_FAIL_OPEN`` (or ``FAIL_OPEN``) as the SDK does (default on)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Larger request bodies are answered 413 without being parsed (adapters read at most one byte more)."""
 
     @property
     def normalized_prefix(self) -> str:
@@ -110,27 +136,8 @@ Effect = NeedIdentity | CallAutumn
 Pipeline = Generator[Effect, Any, HandlerResponse]
 
 
-def parse_json_body(raw: bytes) -> dict[str, Any]:
-    """autumn-js treats an unparsable or non-object body as ``{}``."""
-    if not raw:
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
-
 def _without_protected(body: Mapping[str, Any], protected: frozenset[str]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key not in protected}
-
-
-def _validation_message(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in error["loc"]) or "body"
-        problems.append(f"{location}: {error['msg']}")
-    return "Input validation failed: " + "; ".join(problems)
 
 
 def _js_string(value: str | None) -> str:
@@ -159,7 +166,12 @@ class HandlerCore:
         cors = self.settings.cors
         if cors is not None and request.method.upper() == "OPTIONS":
             return cors.preflight(request.headers)
-        response = yield from self._handle(request)
+        try:
+            response = yield from self._handle(request)
+        except Exception:
+            # A bug here or in the SDK's conversions: logged, never shown to the browser.
+            logger.exception("autumn_handlers: unexpected error on %s %r", request.method, request.subpath)
+            response = error_response(500, INTERNAL_ERROR_MESSAGE, INTERNAL_ERROR)
         return response.with_headers(self._cors_headers(request))
 
     def _handle(self, request: IncomingRequest) -> Pipeline:
@@ -171,12 +183,21 @@ class HandlerCore:
             return error_response(404, "Not found", "not_found")
 
         try:
-            identity = normalize_identity((yield NeedIdentity()))
-        except Exception as exc:
-            logger.exception("autumn_handlers: identify failed")
-            return error_response(500, str(exc) or type(exc).__name__, "internal_error")
+            body = parse_body(
+                request.body,
+                content_type=request.header("content-type"),
+                content_length=request.header("content-length"),
+                max_bytes=self.settings.max_body_bytes,
+            )
+        except InvalidInput as invalid:
+            return error_response(invalid.status, invalid.message, invalid.code)
 
-        body = parse_json_body(request.body)
+        try:
+            identity = normalize_identity((yield NeedIdentity()))
+        except Exception:
+            logger.exception("autumn_handlers: identify failed on %s", route.name)
+            return error_response(500, IDENTIFY_FAILED_MESSAGE, IDENTIFY_FAILED)
+
         if route.name == GET_OR_CREATE_CUSTOMER:
             prepared = self._prepare_get_or_create(route, body, identity)
         else:
@@ -188,9 +209,9 @@ class HandlerCore:
             result = yield CallAutumn(route.operation, prepared)
         except AutumnError as exc:
             return self._upstream_failure(route, exc)
-        except Exception as exc:
+        except Exception:
             logger.exception("autumn_handlers: %s failed", route.name)
-            return error_response(500, str(exc) or type(exc).__name__, "internal_error")
+            return error_response(500, INTERNAL_ERROR_MESSAGE, INTERNAL_ERROR)
         return json_response(self._to_browser(result))
 
     def _prepare(
@@ -239,8 +260,8 @@ class HandlerCore:
         try:
             converted = server_to_api(model, {**identity.customer_data, "customer_id": identity.customer_id})
         except ValidationError as exc:
-            logger.error("autumn_handlers: customer data from identify is invalid: %s", exc)
-            return error_response(500, _validation_message(exc), "internal_error")
+            logger.error("autumn_handlers: the customer data identify returned is invalid: %s", exc)
+            return error_response(500, IDENTIFY_FAILED_MESSAGE, IDENTIFY_FAILED)
         return {key: value for key, value in converted.items() if key in CUSTOMER_DATA_FIELDS}
 
     def _browser_args(self, route: HandlerRoute, args: Mapping[str, Any]) -> dict[str, Any] | HandlerResponse:
@@ -248,9 +269,13 @@ class HandlerCore:
         if model is None:
             return {}
         try:
-            return browser_to_api(model, args)
+            converted = browser_to_api(model, args)
+            check_api_values(converted)
         except ValidationError as exc:
-            return error_response(500, _validation_message(exc), "internal_error")
+            return error_response(400, describe_validation_error(exc), INVALID_INPUTS)
+        except InvalidInput as invalid:
+            return error_response(invalid.status, invalid.message, invalid.code)
+        return converted
 
     def _to_browser(self, result: object) -> Any:
         if isinstance(result, BaseModel):
@@ -258,23 +283,30 @@ class HandlerCore:
         return to_jsonable_python(result)
 
     def _upstream_failure(self, route: HandlerRoute, exc: AutumnError) -> HandlerResponse:
+        """The browser's answer to a failed SDK call; the SDK's own message (URL, host, raw body)
+        is logged, and only Autumn's JSON message of a 4xx is passed on, as autumn-js does."""
+        if isinstance(exc, ResponseValidationError):
+            logger.error("autumn_handlers: %s: %s", route.name, exc, exc_info=exc)
+            return error_response(502, UNREADABLE_ANSWER_MESSAGE, AUTUMN_API_ERROR)
         outage = isinstance(exc, APIConnectionError) or (exc.status_code or 0) >= 500
         if outage and route.fail_open and fail_open_enabled(self.settings.fail_open):
             logger.warning("autumn_handlers: %s failed open after: %s", route.name, exc)
             return json_response(self._empty_answer(route))
         if isinstance(exc, APIConnectionError):
-            return error_response(NETWORK_FAILURE_STATUS, exc.message, "autumn_api_error")
+            logger.warning("autumn_handlers: %s: %s", route.name, exc)
+            failure = TIMEOUT_MESSAGE if isinstance(exc, APITimeoutError) else UNREACHABLE_MESSAGE
+            return error_response(NETWORK_FAILURE_STATUS, failure, AUTUMN_API_ERROR)
         if exc.status_code is None:
-            logger.error("autumn_handlers: %s failed: %s", route.name, exc)
-            return error_response(500, exc.message, "internal_error")
+            logger.error("autumn_handlers: %s failed: %s", route.name, exc, exc_info=exc)
+            return error_response(500, INTERNAL_ERROR_MESSAGE, INTERNAL_ERROR)
+        status = exc.status_code if exc.status_code >= 400 else 502
         body = exc.body if isinstance(exc.body, Mapping) else {}
         message = body.get("message") if isinstance(body.get("message"), str) else None
         code = body.get("code") if isinstance(body.get("code"), str) else None
-        return error_response(
-            exc.status_code,
-            message or exc.message or "Autumn API request failed",
-            code or exc.code or "autumn_api_error",
-        )
+        if status >= 500 or not message:
+            logger.warning("autumn_handlers: %s: %s", route.name, exc)
+            message = f"Autumn answered HTTP {exc.status_code}"
+        return error_response(status, message, code or AUTUMN_API_ERROR)
 
     def _empty_answer(self, route: HandlerRoute) -> Any:
         # autumn-js answers with the same sentinel objects the SDK returns when it fails open.

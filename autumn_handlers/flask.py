@@ -6,7 +6,7 @@ def identify(request: flask.Request):
     user = current_user()
     return Identity(user.id, {"name": user.name, "email": user.email}) if user else None
 
-app.register_blueprint(autumn_blueprint(identify=identify))
+app.register_blueprint(autumn_blueprint(identify=identify, autumn_url="http://127.0.0.1:8080"))
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from autumn_sdk import Autumn
 from .core import DEFAULT_PATH_PREFIX, HandlerSettings, IncomingRequest
 from .cors import CORSConfig
 from .identity import IdentifyResult
+from .inputs import DEFAULT_MAX_BODY_BYTES
 from .runners import SyncHandler
 
 __all__ = ["autumn_blueprint"]
@@ -40,6 +41,18 @@ def _register_converter(state: BlueprintSetupState) -> None:
     state.app.url_map.converters.setdefault("autumn_subpath", _AnyPathConverter)
 
 
+def _read_body(max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes, enough for the pipeline to tell an oversized body (413).
+
+    With a ``Content-Length`` the body is read through Flask's cache (``identify`` may read it
+    again); a chunked body is read from the stream, never past the limit.
+    """
+    declared = request.content_length
+    if declared is not None:
+        return b"" if declared > max_bytes else request.get_data(cache=True)
+    return request.stream.read(max_bytes + 1)
+
+
 def autumn_blueprint(
     identify: Callable[[Request], IdentifyResult | Awaitable[IdentifyResult]],
     *,
@@ -49,6 +62,7 @@ def autumn_blueprint(
     client: Autumn | None = None,
     cors: CORSConfig | None = None,
     fail_open: bool | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     name: str = "autumn",
 ) -> Blueprint:
     """A blueprint answering ``POST {path_prefix}/<route>`` for the React hooks.
@@ -56,10 +70,15 @@ def autumn_blueprint(
     ``identify`` receives ``flask.request`` (it may also be ``async``); ``client`` replaces the
     ``Autumn`` client built from ``secret_key`` (default env ``AUTUMN_SECRET_KEY``) and
     ``autumn_url``. Every method is routed here so that unknown routes and methods get autumn-js's
-    JSON ``not_found`` instead of Flask's HTML pages.
+    JSON ``not_found`` instead of Flask's HTML pages. Bodies over ``max_body_bytes`` are answered 413.
     """
     settings = HandlerSettings(
-        secret_key=secret_key, autumn_url=autumn_url, path_prefix=path_prefix, cors=cors, fail_open=fail_open
+        secret_key=secret_key,
+        autumn_url=autumn_url,
+        path_prefix=path_prefix,
+        cors=cors,
+        fail_open=fail_open,
+        max_body_bytes=max_body_bytes,
     )
     handler: SyncHandler[Request] = SyncHandler(identify, settings, client)
     prefix = settings.normalized_prefix
@@ -69,7 +88,7 @@ def autumn_blueprint(
         incoming = IncomingRequest(
             method=request.method,
             subpath=subpath,
-            body=request.get_data(cache=True),
+            body=_read_body(max_body_bytes),
             headers=dict(request.headers),
         )
         answer = handler.handle(request._get_current_object(), incoming)  # type: ignore[attr-defined]

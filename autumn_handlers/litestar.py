@@ -2,7 +2,7 @@
 
     from autumn_handlers.litestar import autumn_router
 
-    app = Litestar(route_handlers=[autumn_router(identify=identify)])
+    app = Litestar(route_handlers=[autumn_router(identify=identify, autumn_url="http://127.0.0.1:8080")])
 
 ``identify`` receives the ``litestar.Request`` and may be sync or async
 (a sync one runs on the event loop, so it should not block).
@@ -21,6 +21,7 @@ from autumn_sdk import AsyncAutumn
 from .core import DEFAULT_PATH_PREFIX, HandlerSettings
 from .cors import CORSConfig
 from .identity import IdentifyResult
+from .inputs import DEFAULT_MAX_BODY_BYTES
 from .runners import AsyncHandler, read_asgi_request
 
 __all__ = ["autumn_router"]
@@ -48,15 +49,22 @@ def autumn_router(
     client: AsyncAutumn | None = None,
     cors: CORSConfig | None = None,
     fail_open: bool | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Router:
     """A ``Router`` at ``path_prefix`` answering ``POST /<route>`` for the React hooks.
 
     ``client`` replaces the ``AsyncAutumn`` built from ``secret_key`` (default env
     ``AUTUMN_SECRET_KEY``) and ``autumn_url``. Every method but HEAD is routed here, so unknown
-    routes and methods get autumn-js's JSON ``not_found``.
+    routes and methods get autumn-js's JSON ``not_found``. Bodies over ``max_body_bytes`` are
+    answered 413.
     """
     settings = HandlerSettings(
-        secret_key=secret_key, autumn_url=autumn_url, path_prefix=path_prefix, cors=cors, fail_open=fail_open
+        secret_key=secret_key,
+        autumn_url=autumn_url,
+        path_prefix=path_prefix,
+        cors=cors,
+        fail_open=fail_open,
+        max_body_bytes=max_body_bytes,
     )
     handler: AsyncHandler[LitestarRequest] = AsyncHandler(identify, settings, client)
 
@@ -70,7 +78,7 @@ def autumn_router(
     async def serve(request: LitestarRequest) -> Response[bytes]:
         # ``subpath`` is read from the request's path params, not declared as a parameter: "/" has
         # none, and Litestar would take one declared there for a query parameter.
-        answer = await handler.handle(request, await read_asgi_request(request))
+        answer = await handler.handle(request, await read_asgi_request(request, max_body_bytes))
         return Response(
             content=answer.content,
             status_code=answer.status,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 from autumn_sdk import AsyncAutumn, Autumn
 
 from .core import HandlerCore, HandlerSettings, IncomingRequest, NeedIdentity, Pipeline
 from .identity import IdentifyResult
+from .inputs import declared_length
 from .responses import HandlerResponse
 
 __all__ = ["ASGIRequest", "AsyncHandler", "SyncHandler", "read_asgi_request"]
@@ -44,13 +45,34 @@ class ASGIRequest(Protocol):
 
     async def body(self) -> bytes: ...
 
+    def stream(self) -> AsyncIterator[bytes]: ...
 
-async def read_asgi_request(request: ASGIRequest) -> IncomingRequest:
+
+async def _read_asgi_body(request: ASGIRequest, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes: enough for the pipeline to tell an oversized body (413).
+
+    With a ``Content-Length`` (what browsers send) the framework's cached ``body()`` is used, so
+    ``identify`` may still read the body; the ASGI server holds the body to that length.
+    """
+    declared = declared_length(request.headers.get("content-length"))
+    if declared is not None:
+        return b"" if declared > max_bytes else await request.body()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            break
+    return b"".join(chunks)
+
+
+async def read_asgi_request(request: ASGIRequest, max_bytes: int) -> IncomingRequest:
     """The pipeline's view of a request routed as ``/`` or ``/{subpath:path}`` under the prefix."""
     return IncomingRequest(
         method=request.method,
         subpath=request.path_params.get("subpath") or "",
-        body=await request.body(),
+        body=await _read_asgi_body(request, max_bytes),
         headers=dict(request.headers),
     )
 

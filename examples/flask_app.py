@@ -1,10 +1,12 @@
 """Flask + autumn-js: the handler blueprint, a demo sign-in, and the React page from examples/web.
 
     cd examples/web && npm install && npm run build && cd ../..
+    export AUTUMN_URL=http://127.0.0.1:8080                # your Autumn server (the default)
     AUTUMN_SECRET_KEY=am_sk_test_... python examples/flask_app.py      # http://127.0.0.1:8000
 
-Set ``AUTUMN_URL`` to use a self-hosted or reference server (``autumn-server``) instead of Autumn's
-cloud. The demo "session" is a plain cookie; a real app returns its signed-in user from ``identify``.
+The handler calls the Autumn at ``AUTUMN_URL``, by default the local reference server
+(``autumn-server``); for Autumn's cloud set ``AUTUMN_URL=https://api.useautumn.com``. The demo
+"session" is a plain cookie; a real app returns its signed-in user from ``identify``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from autumn_handlers import Identity
 from autumn_handlers.flask import autumn_blueprint
 
 WEB_DIST = Path(__file__).parent / "web" / "dist"
+LOCAL_AUTUMN = "http://127.0.0.1:8080"
+"""The reference server (``autumn-server``): the Autumn this demo calls unless ``AUTUMN_URL`` names
+another (Autumn's cloud is ``https://api.useautumn.com``)."""
 
 
 def identify(req: Request) -> Identity | None:
@@ -31,7 +36,7 @@ def identify(req: Request) -> Identity | None:
 
 def create_app() -> Flask:
     app = Flask(__name__, static_folder=None)
-    app.register_blueprint(autumn_blueprint(identify, autumn_url=os.environ.get("AUTUMN_URL")))
+    app.register_blueprint(autumn_blueprint(identify, autumn_url=os.environ.get("AUTUMN_URL", LOCAL_AUTUMN)))
 
     @app.post("/login")
     def login() -> BaseResponse:

@@ -1,9 +1,11 @@
 """Litestar + autumn-js: the handler router, a demo sign-in, and the React page.
 
     cd examples/web && npm install && npm run build && cd ../..
+    export AUTUMN_URL=http://127.0.0.1:8080                # your Autumn server (the default)
     AUTUMN_SECRET_KEY=am_sk_test_... python examples/litestar_app.py     # http://127.0.0.1:8000
 
-Set ``AUTUMN_URL`` to use a self-hosted or reference server.
+The handler calls the Autumn at ``AUTUMN_URL``, by default the local reference server
+(``autumn-server``); for Autumn's cloud set ``AUTUMN_URL=https://api.useautumn.com``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from autumn_handlers import Identity
 from autumn_handlers.litestar import autumn_router
 
 WEB_DIST = Path(__file__).parent / "web" / "dist"
+LOCAL_AUTUMN = "http://127.0.0.1:8080"
+"""The reference server (``autumn-server``): the Autumn this demo calls unless ``AUTUMN_URL`` names
+another (Autumn's cloud is ``https://api.useautumn.com``)."""
 
 
 async def identify(request: Request[Any, Any, Any]) -> Identity | None:
@@ -45,7 +50,7 @@ async def login(
 def create_app() -> Litestar:
     return Litestar(
         route_handlers=[
-            autumn_router(identify, autumn_url=os.environ.get("AUTUMN_URL")),
+            autumn_router(identify, autumn_url=os.environ.get("AUTUMN_URL", LOCAL_AUTUMN)),
             login,
             create_static_files_router(path="/", directories=[WEB_DIST], html_mode=True),
         ]

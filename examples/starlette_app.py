@@ -1,10 +1,12 @@
 """Starlette (or FastAPI) + autumn-js: the handler mount, a demo sign-in, and the React page.
 
     cd examples/web && npm install && npm run build && cd ../..
+    export AUTUMN_URL=http://127.0.0.1:8080                # your Autumn server (the default)
     AUTUMN_SECRET_KEY=am_sk_test_... python examples/starlette_app.py    # http://127.0.0.1:8000
 
-In FastAPI the same handler is ``app.mount("/api/autumn", autumn_app(identify))``. Set
-``AUTUMN_URL`` to use a self-hosted or reference server.
+In FastAPI the same handler is ``app.mount("/api/autumn", autumn_app(identify, autumn_url=...))``.
+The handler calls the Autumn at ``AUTUMN_URL``, by default the local reference server
+(``autumn-server``); for Autumn's cloud set ``AUTUMN_URL=https://api.useautumn.com``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from autumn_handlers import Identity
 from autumn_handlers.starlette import AutumnMount
 
 WEB_DIST = Path(__file__).parent / "web" / "dist"
+LOCAL_AUTUMN = "http://127.0.0.1:8080"
+"""The reference server (``autumn-server``): the Autumn this demo calls unless ``AUTUMN_URL`` names
+another (Autumn's cloud is ``https://api.useautumn.com``)."""
 
 
 async def identify(request: Request) -> Identity | None:
@@ -43,7 +48,7 @@ async def login(request: Request) -> RedirectResponse:
 def create_app() -> Starlette:
     return Starlette(
         routes=[
-            AutumnMount(identify, autumn_url=os.environ.get("AUTUMN_URL")),
+            AutumnMount(identify, autumn_url=os.environ.get("AUTUMN_URL", LOCAL_AUTUMN)),
             Route("/login", login, methods=["POST"]),
             Mount("/", app=StaticFiles(directory=WEB_DIST, html=True, check_dir=False)),
         ]

@@ -2,12 +2,13 @@
 
 ``identify`` reads the ``x-test-customer`` header (what the browser test page sends through the
 provider's ``headers``), plus optional ``x-test-name``/``x-test-email`` as the customer data; with no
-header it returns ``None``. The browser tests reuse these apps and add the built test page as static
-files on the same origin.
+header it returns ``None``; it raises when ``x-test-identify-error`` is sent. The browser tests reuse
+these apps and add the built test page as static files on the same origin.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from starlette.testclient import TestClient as StarletteTestClient
 
 from autumn_handlers import CORSConfig, Identity
 from autumn_handlers.flask import autumn_blueprint
+from autumn_handlers.inputs import DEFAULT_MAX_BODY_BYTES
 from autumn_handlers.litestar import autumn_router
 from autumn_handlers.starlette import AutumnMount
 
@@ -34,7 +36,14 @@ FRAMEWORKS = ("flask", "starlette", "litestar")
 CUSTOMER_HEADER = "x-test-customer"
 
 
+IDENTIFY_ERROR_HEADER = "x-test-identify-error"
+"""When sent, ``identify`` raises ``RuntimeError`` with its value (a failing session store)."""
+
+
 def identity_from_headers(headers: Mapping[str, str]) -> Identity | None:
+    failure = headers.get(IDENTIFY_ERROR_HEADER)
+    if failure:
+        raise RuntimeError(failure)
     customer_id = headers.get(CUSTOMER_HEADER)
     if not customer_id:
         return None
@@ -70,6 +79,7 @@ class HandlerOptions:
     path_prefix: str = "/api/autumn"
     client: Any = None
     """An SDK client to inject instead of the key and URL (``Autumn`` for Flask, else ``AsyncAutumn``)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def adapter_kwargs(self) -> dict[str, Any]:
         """The keyword arguments every adapter takes under the same names (the prefix's name varies)."""
@@ -79,6 +89,7 @@ class HandlerOptions:
             "autumn_url": self.autumn_url,
             "cors": self.cors,
             "fail_open": self.fail_open,
+            "max_body_bytes": self.max_body_bytes,
         }
 
 
@@ -143,6 +154,10 @@ class HandlerClient(Protocol):
         self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None
     ) -> Reply: ...
 
+    def send(self, path: str, content: bytes, headers: Mapping[str, str], *, chunked: bool = False) -> Reply:
+        """POST raw bytes; ``chunked`` sends them without a ``Content-Length``."""
+        ...
+
 
 class _FlaskClient:
     def __init__(self, app: flask.Flask) -> None:
@@ -155,6 +170,22 @@ class _FlaskClient:
         text = response.get_data(as_text=True)
         headers = {key.lower(): value for key, value in response.headers.items()}
         return Reply(response.status_code, response.get_json(silent=True), headers, text)
+
+    def send(self, path: str, content: bytes, headers: Mapping[str, str], *, chunked: bool = False) -> Reply:
+        if chunked:
+            # What a WSGI server passes for a chunked body: no length, the input marked as terminated.
+            response = self._client.open(
+                path,
+                method="POST",
+                input_stream=io.BytesIO(content),
+                headers={**headers, "Transfer-Encoding": "chunked"},
+                environ_overrides={"wsgi.input_terminated": True},
+            )
+        else:
+            response = self._client.open(path, method="POST", data=content, headers=dict(headers))
+        text = response.get_data(as_text=True)
+        reply_headers = {key.lower(): value for key, value in response.headers.items()}
+        return Reply(response.status_code, response.get_json(silent=True), reply_headers, text)
 
 
 class _HttpxLikeClient:
@@ -173,6 +204,16 @@ class _HttpxLikeClient:
             payload = None
         headers = {key.lower(): value for key, value in response.headers.items()}
         return Reply(response.status_code, payload, headers, response.text)
+
+    def send(self, path: str, content: bytes, headers: Mapping[str, str], *, chunked: bool = False) -> Reply:
+        body: bytes | Iterator[bytes] = iter([content[:1000], content[1000:]]) if chunked else content
+        response = self._client.request("POST", path, content=body, headers=dict(headers))
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        reply_headers = {key.lower(): value for key, value in response.headers.items()}
+        return Reply(response.status_code, payload, reply_headers, response.text)
 
 
 @contextmanager

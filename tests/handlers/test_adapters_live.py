@@ -234,9 +234,8 @@ def test_upstream_errors_keep_the_server_status_code_and_message(
 
 def test_schema_violations_never_reach_the_server(client: HandlerClient, customer_id: str) -> None:
     reply = post(client, "attach", {"successUrl": "http://app.local"}, customer_id)
-    assert reply.status == 500
-    assert reply.json["code"] == "internal_error"
-    assert reply.json["message"].startswith("Input validation failed")
+    assert reply.status == 400
+    assert reply.json == {"message": "planId: is required", "code": "invalid_inputs", "statusCode": 400}
 
 
 # --- plans, events, entities, referrals --------------------------------------------------------------

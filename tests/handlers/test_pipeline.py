@@ -9,6 +9,7 @@ against the reference server.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,9 @@ from autumn_sdk.errors import (
     APITimeoutError,
     BadRequestError,
     InternalServerError,
+    MissingSecretKeyError,
     NotFoundError,
+    ResponseValidationError,
 )
 
 CUSTOMER_ROUTES = sorted(name for name, route in ROUTES.items() if route.requires_customer)
@@ -92,11 +95,13 @@ def run(
     method: str = "POST",
     headers: dict[str, str] | None = None,
     raw: bytes | None = None,
+    content_type: str | None = "application/json",
 ) -> Outcome:
     """Drive one request through the pipeline, answering its effects."""
     core = HandlerCore(settings or HandlerSettings(secret_key="am_sk_test_pipeline"))
     content = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-    pipeline = core.pipeline(IncomingRequest(method, route, content, headers or {}))
+    sent = {"content-type": content_type} if content_type is not None else {}
+    pipeline = core.pipeline(IncomingRequest(method, route, content, {**sent, **(headers or {})}))
     outcome = Outcome(response=HandlerResponse(0))
     try:
         effect = next(pipeline)
@@ -265,21 +270,49 @@ def test_list_plans_works_without_a_customer() -> None:
     assert known.calls[0].body == {"customer_id": "cus_1", "include_archived": True}
 
 
-def test_identify_failure_is_an_internal_error() -> None:
+IDENTIFY_FAILED_BODY = {
+    "message": "The app's identify function failed; the details are in the server log",
+    "code": "identify_failed",
+    "statusCode": 500,
+}
+
+
+def logged_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "autumn_handlers" and r.levelno >= logging.ERROR]
+
+
+def test_identify_failure_is_logged_and_answered_without_its_text(caplog: pytest.LogCaptureFixture) -> None:
     def broken() -> None:
-        raise LookupError("session store unavailable")
+        raise LookupError("session store unavailable at db.internal:5432")
 
     outcome = run("/attach", {"planId": "pro"}, identity=broken)
-    assert error_body(outcome.response) == (
-        500,
-        {"message": "session store unavailable", "code": "internal_error", "statusCode": 500},
-    )
+    assert error_body(outcome.response) == (500, IDENTIFY_FAILED_BODY)
+    assert "db.internal" not in outcome.response.content.decode()
+    assert outcome.calls == []
+    [record] = logged_errors(caplog)
+    assert record.exc_info is not None and isinstance(record.exc_info[1], LookupError)
 
 
-def test_identify_returning_a_wrong_type_is_an_internal_error() -> None:
-    outcome = run("/attach", {"planId": "pro"}, identity=lambda: "cus_1")
-    assert outcome.response.status == 500
-    assert outcome.response.body["code"] == "internal_error"
+@pytest.mark.parametrize(
+    "returned",
+    ["cus_1", {"customerId": 42}, {"customerId": "cus_1", "customerData": ["not", "a", "mapping"]}],
+)
+def test_identify_returning_a_wrong_shape_is_an_identify_failure(
+    returned: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    outcome = run("/attach", {"planId": "pro"}, identity=returned)
+    assert error_body(outcome.response) == (500, IDENTIFY_FAILED_BODY)
+    assert "42" not in outcome.response.content.decode()
+    assert logged_errors(caplog)
+
+
+def test_invalid_customer_data_from_identify_is_an_identify_failure(caplog: pytest.LogCaptureFixture) -> None:
+    identity = Identity("cus_1", {"email": 12345, "send_email_receipts": "sometimes"})
+    outcome = run("/getOrCreateCustomer", {}, identity=identity)
+    assert error_body(outcome.response) == (500, IDENTIFY_FAILED_BODY)
+    assert outcome.calls == []
+    assert "sometimes" not in outcome.response.content.decode()
+    assert any("customer data" in record.getMessage() for record in logged_errors(caplog))
 
 
 def test_identify_is_called_once_per_request() -> None:
@@ -487,25 +520,157 @@ def test_events_list_keeps_the_renamed_list_field_and_properties() -> None:
     }
 
 
-def test_schema_violations_are_input_validation_errors() -> None:
-    missing = run("/attach", {"successUrl": "http://x"}, identity=Identity("cus_1"))
-    status, body = error_body(missing.response)
-    assert status == 500
-    assert body["code"] == "internal_error"
-    assert body["message"].startswith("Input validation failed: ")
-    assert "planId" in body["message"]
-    assert missing.calls == []
+@pytest.mark.parametrize(
+    ("route", "body", "message"),
+    [
+        ("/attach", {"successUrl": "http://x"}, "planId: is required"),
+        ("/attach", {"planId": 7}, "planId: must be a string"),
+        ("/aggregateEvents", {"featureId": 5}, "featureId: must be a string or a list"),
+        (
+            "/attach",
+            {"planId": "pro", "customize": {"price": {"amount": "ten", "interval": "month"}}},
+            "customize.price.amount: must be a number",
+        ),
+        (
+            "/attach",
+            {"planId": "pro", "featureQuantities": [{"featureId": 1}]},
+            "featureQuantities[0].featureId: must be a string",
+        ),
+        ("/attach", {"planId": "pro", "prorationBehavior": "sometimes"}, "prorationBehavior: must be one of"),
+        ("/listEvents", {"limit": 2.5, "customRange": {"start": "yesterday"}}, "limit: must be an integer"),
+        (
+            "/attach",
+            {"planId": "pro", "customize": {"price": {"amount": "Infinity", "interval": "month"}}},
+            "customize.price.amount: must be a finite number",
+        ),
+        (
+            "/listEvents",
+            {"customRange": {"start": "NaN", "end": 1}},
+            "customRange.start: must be a finite number",
+        ),
+        ("/getOrCreateCustomer", {"expand": ["everything"]}, "expand[0]: must be one of 'invoices'"),
+    ],
+)
+def test_schema_violations_are_the_browsers_400(route: str, body: Any, message: str) -> None:
+    outcome = run(route, body, identity=Identity("cus_1"))
+    status, answer = error_body(outcome.response)
+    assert (status, answer["code"]) == (400, "invalid_inputs")
+    assert answer["message"].startswith(message), answer["message"]
+    assert "customer_id" not in answer["message"]
+    assert outcome.calls == []
 
-    bad_expand = run("/getOrCreateCustomer", {"expand": ["everything"]}, identity=Identity("cus_1"))
-    assert bad_expand.response.status == 500
-    assert bad_expand.response.body["message"].startswith("Input validation failed: ")
+
+DEEP = b'{"a":' * 40 + b"1" + b"}" * 40
+TOO_DEEP_FOR_PYTHON = b"[" * 5000 + b"]" * 5000
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"', b""])
-def test_unparsable_bodies_count_as_empty(raw: bytes) -> None:
-    outcome = run("/getOrCreateCustomer", raw=raw, identity=Identity("cus_1"), upstream=customer_upstream)
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{", "Request body is not valid JSON"),
+        (b"{not json", "Request body is not valid JSON"),
+        (b'{"planId": "pro",}', "Request body is not valid JSON"),
+        (b"[]", "Request body must be a JSON object"),
+        (b"[1, 2]", "Request body must be a JSON object"),
+        (b'"text"', "Request body must be a JSON object"),
+        (b"null", "Request body must be a JSON object"),
+        (b'{"planId": "pro", "version": NaN}', "Request body contains NaN: numbers must be finite"),
+        (b'{"planId": "pro", "version": Infinity}', "Request body contains Infinity"),
+        (b'{"planId": "pro", "version": -Infinity}', "Request body contains -Infinity"),
+        (
+            b'{"planId": "pro", "version": 1e309}',
+            "Request body contains the number 1e309, which is out of range",
+        ),
+        (
+            b'{"planId": "pro", "version": ' + b"9" * 401 + b"}",
+            "Request body contains an integer of 401 digits",
+        ),
+        (
+            b'{"planId": "pro", "version": ' + b"9" * 5000 + b"}",
+            "Request body contains an integer of 5000 digits",
+        ),
+        (rb'{"planId": "pro\u0000"}', "planId: must not contain NUL characters"),
+        (rb'{"planId": "pro", "metadata": {"a\u0000b": 1}}', "metadata: must not contain NUL characters"),
+        (rb'{"planId": "\ud800"}', "planId: must be valid Unicode"),
+        (b'{"planId": "pro\xff"}', "Request body is not valid JSON"),
+        (DEEP, "Request body is nested deeper than 32 levels"),
+        (TOO_DEEP_FOR_PYTHON, "Request body is nested deeper than 32 levels"),
+    ],
+)
+def test_bodies_that_are_not_a_clean_json_object_are_400(raw: bytes, message: str) -> None:
+    outcome = run("/attach", raw=raw, identity=Identity("cus_1"))
+    status, answer = error_body(outcome.response)
+    assert (status, answer["code"]) == (400, "invalid_inputs")
+    assert answer["message"].startswith(message), answer["message"]
+    assert outcome.identified == 0
+    assert outcome.calls == []
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain;charset=UTF-8", "application/x-www-form-urlencoded"]
+)
+def test_a_body_must_be_sent_as_json(content_type: str | None) -> None:
+    outcome = run("/attach", {"planId": "pro"}, identity=Identity("cus_1"), content_type=content_type)
+    assert error_body(outcome.response) == (
+        415,
+        {
+            "message": "Request body must be sent as Content-Type: application/json",
+            "code": "unsupported_media_type",
+            "statusCode": 415,
+        },
+    )
+    assert outcome.identified == 0
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/merge-patch+json"])
+def test_json_media_types_with_parameters_are_accepted(content_type: str) -> None:
+    outcome = run(
+        "/attach",
+        {"planId": "pro"},
+        identity=Identity("cus_1"),
+        upstream=attach_upstream,
+        content_type=content_type,
+    )
+    assert outcome.response.status == 200
+
+
+@pytest.mark.parametrize("raw", [b"", b"  \n"])
+def test_an_empty_body_counts_as_an_empty_object(raw: bytes) -> None:
+    outcome = run(
+        "/getOrCreateCustomer",
+        raw=raw,
+        identity=Identity("cus_1"),
+        upstream=customer_upstream,
+        content_type=None,
+    )
     assert outcome.response.status == 200
     assert outcome.calls[0].body == {"customer_id": "cus_1", "expand": ["balances.feature"]}
+
+
+def test_bodies_over_the_limit_are_413_whether_read_or_declared() -> None:
+    settings = HandlerSettings(secret_key="k", max_body_bytes=64)
+    fits = json.dumps({"planId": "p" * 40}).encode()
+    assert len(fits) <= 64
+    ok = run("/attach", raw=fits, identity=Identity("cus_1"), upstream=attach_upstream, settings=settings)
+    assert ok.response.status == 200
+
+    expected = (
+        413,
+        {"message": "Request body is larger than 64 bytes", "code": "payload_too_large", "statusCode": 413},
+    )
+    read = run(
+        "/attach", raw=json.dumps({"planId": "p" * 60}).encode(), identity=Identity("c"), settings=settings
+    )
+    assert error_body(read.response) == expected
+    declared = run(
+        "/attach", raw=b"", headers={"Content-Length": "65"}, identity=Identity("c"), settings=settings
+    )
+    assert error_body(declared.response) == expected
+    assert read.identified == declared.identified == 0
+
+
+def test_the_default_limit_is_one_mebibyte() -> None:
+    assert HandlerSettings().max_body_bytes == 1024 * 1024
 
 
 # --- upstream errors and fail-open -------------------------------------------------------------
@@ -527,15 +692,56 @@ def test_upstream_errors_keep_status_message_and_code() -> None:
     )
 
 
-def test_upstream_error_without_a_json_body_falls_back_to_the_sdk_message() -> None:
+def test_upstream_error_without_a_json_body_gets_a_fixed_message() -> None:
     def bad(call: CallAutumn) -> Any:
-        raise BadRequestError("Autumn API error 400", status_code=400, body="<html>")
+        raise BadRequestError(
+            "<html>proxy at 10.0.0.7</html> (HTTP 400, POST http://autumn.internal/v1/billing.attach)",
+            status_code=400,
+            body="<html>proxy at 10.0.0.7</html>",
+        )
 
     outcome = run("/attach", {"planId": "pro"}, identity=Identity("cus_1"), upstream=bad)
     assert error_body(outcome.response) == (
         400,
-        {"message": "Autumn API error 400", "code": "autumn_api_error", "statusCode": 400},
+        {"message": "Autumn answered HTTP 400", "code": "autumn_api_error", "statusCode": 400},
     )
+
+
+def test_upstream_5xx_messages_stay_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    def crash(call: CallAutumn) -> Any:
+        raise InternalServerError(
+            "internal_error: relation customers does not exist (HTTP 500)",
+            status_code=500,
+            code="internal_error",
+            body={"message": "relation customers does not exist", "code": "internal_error"},
+        )
+
+    outcome = run("/attach", {"planId": "pro"}, identity=Identity("cus_1"), upstream=crash)
+    assert error_body(outcome.response) == (
+        500,
+        {"message": "Autumn answered HTTP 500", "code": "internal_error", "statusCode": 500},
+    )
+    assert any("relation customers" in record.getMessage() for record in caplog.records)
+
+
+def test_an_unreadable_answer_from_autumn_is_502(caplog: pytest.LogCaptureFixture) -> None:
+    def garbled(call: CallAutumn) -> Any:
+        raise ResponseValidationError(
+            "Autumn's answer to billing.attach does not match AttachResponse (HTTP 200, http://autumn.internal)",
+            status_code=200,
+            body={"nonsense": True},
+        )
+
+    outcome = run("/attach", {"planId": "pro"}, identity=Identity("cus_1"), upstream=garbled)
+    assert error_body(outcome.response) == (
+        502,
+        {
+            "message": "Autumn's answer could not be read; the details are in the server log",
+            "code": "autumn_api_error",
+            "statusCode": 502,
+        },
+    )
+    assert logged_errors(caplog)
 
 
 @pytest.mark.parametrize(
@@ -603,7 +809,7 @@ def test_fail_open_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert error_body(explicit.response) == (
         502,
-        {"message": "bad gateway", "code": "autumn_api_error", "statusCode": 502},
+        {"message": "Autumn answered HTTP 502", "code": "autumn_api_error", "statusCode": 502},
     )
     monkeypatch.setenv("AUTUMN_FAIL_OPEN", "false")
     from_env = run("/getOrCreateCustomer", {}, identity=Identity("cus_1"), upstream=outage)
@@ -621,26 +827,59 @@ def test_client_errors_never_fail_open() -> None:
     assert outcome.response.body["code"] == "invalid_inputs"
 
 
-def test_network_failure_elsewhere_is_status_555() -> None:
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            APIConnectionError("Could not reach Autumn at autumn.internal: [Errno 111]"),
+            "Could not reach Autumn",
+        ),
+        (
+            APITimeoutError("Autumn did not answer within 5 s (ReadTimeout, autumn.internal)"),
+            "Autumn did not answer in time",
+        ),
+    ],
+)
+def test_network_failure_elsewhere_is_status_555(error: Exception, message: str) -> None:
     def outage(call: CallAutumn) -> Any:
-        raise APIConnectionError("Connection refused")
+        raise error
 
     outcome = run("/attach", {"planId": "pro"}, identity=Identity("cus_1"), upstream=outage)
     assert error_body(outcome.response) == (
         555,
-        {"message": "Connection refused", "code": "autumn_api_error", "statusCode": 555},
+        {"message": message, "code": "autumn_api_error", "statusCode": 555},
     )
+    assert "autumn.internal" not in outcome.response.content.decode()
 
 
-def test_unexpected_failures_are_internal_errors() -> None:
+INTERNAL_ERROR_BODY = {
+    "message": "Internal server error; the details are in the server log",
+    "code": "internal_error",
+    "statusCode": 500,
+}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("pool exhausted at 10.0.0.7"), MissingSecretKeyError("no key for 10.0.0.7")],
+)
+def test_unexpected_failures_are_logged_internal_errors(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
     def crash(call: CallAutumn) -> Any:
-        raise RuntimeError("pool exhausted")
+        raise error
 
     outcome = run("/attach", {"planId": "pro"}, identity=Identity("cus_1"), upstream=crash)
-    assert error_body(outcome.response) == (
-        500,
-        {"message": "pool exhausted", "code": "internal_error", "statusCode": 500},
-    )
+    assert error_body(outcome.response) == (500, INTERNAL_ERROR_BODY)
+    [record] = logged_errors(caplog)
+    assert record.exc_info is not None and record.exc_info[1] is error
+
+
+def test_a_failure_after_the_call_is_an_internal_error_too(caplog: pytest.LogCaptureFixture) -> None:
+    """An answer the pipeline cannot convert still gets the JSON error shape, not the framework's 500."""
+    outcome = run("/attach", {"planId": "pro"}, identity=Identity("cus_1"), upstream=lambda call: object())
+    assert error_body(outcome.response) == (500, INTERNAL_ERROR_BODY)
+    assert logged_errors(caplog)
 
 
 # --- CORS --------------------------------------------------------------------------------------
