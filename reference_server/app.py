@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from reference_server.api.billing import AppExtension, BillingRegistry
 from reference_server.api.ratelimit import Limit, RateLimiter
+from reference_server.api.request_guard import DEFAULT_MAX_BODY_BYTES, PLATFORM_PREFIX, platform_error_code
 from reference_server.api.router import Dispatcher, HotPaths, build_routes, error_response
 from reference_server.clock import Clock, SystemClock
 from reference_server.service.context import AppState
@@ -23,7 +24,7 @@ from reference_server.store.catalog import CatalogCache
 from reference_server.store.db import Database
 from reference_server.store.org_stripe import setup_encryption
 from reference_server.store.subject_cache import SubjectCache
-from reference_server.store.tenancy import ensure_default_org, register_key
+from reference_server.store.tenancy import ensure_default_org, env_of_key, register_key
 
 SERVER_NAME = "autumn-reference-server"
 API_VERSION = "2.3.0"
@@ -61,6 +62,7 @@ def create_app(
     billing: Callable[[BillingRegistry], None] | None = None,
     migrate: bool = True,
     encryption_keys: str | Sequence[str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Starlette:
     """Build the server: migrate the database, register ``secret_key`` for the default org, route.
 
@@ -73,6 +75,8 @@ def create_app(
     ``encryption_keys`` (comma-separated or a list; the first encrypts) protect the Stripe secrets
     organizations store; default ``AUTUMN_ENCRYPTION_KEYS``, then a key file beside a SQLite database
     (:mod:`reference_server.store.secrets`).
+    ``max_body_bytes``: the largest request body served (default 1 MiB); larger bodies get 413
+    (:mod:`reference_server.api.request_guard` holds this and the other input limits).
     """
     db = Database(database_url)
     if migrate:
@@ -106,7 +110,7 @@ def create_app(
         limiter = RateLimiter()
         if isinstance(rate_limits, dict):
             limiter.limits.update(rate_limits)
-    dispatcher = Dispatcher(state, limiter, validate_responses, auth_cache_ttl)
+    dispatcher = Dispatcher(state, limiter, validate_responses, auth_cache_ttl, max_body_bytes=max_body_bytes)
     routes, index = build_routes(dispatcher, registry)
 
     async def root(request: Request) -> JSONResponse:
@@ -131,13 +135,29 @@ def create_app(
         db.dispose()
 
     async def not_found(request: Request, exc: Exception) -> Response:
+        """404/405 in Autumn's error shape; a 405 lists every method the path serves in ``Allow``."""
         status = getattr(exc, "status_code", 404)
-        message = (
-            "Method not allowed" if status == 405 else f"Route {request.method} {request.url.path} not found"
-        )
-        return error_response(
-            status, "not_found" if status == 404 else "method_not_allowed", message, "sandbox"
-        )
+        path = request.url.path
+        key = request.headers.get("authorization", "")[7:].strip()
+        env = "live" if env_of_key(key) == "live" else "sandbox"
+        headers: dict[str, str] | None = None
+        if status == 405:
+            methods = sorted(
+                {
+                    method
+                    for route in request.app.router.routes
+                    if isinstance(route, Route) and route.methods and route.path_regex.match(path)
+                    for method in route.methods
+                }
+            )
+            headers = {"Allow": ", ".join(methods)}
+            message = f"Method {request.method} not allowed for {path}; allowed: {', '.join(methods)}"
+            code = "method_not_allowed"
+        else:
+            message, code = f"Route {request.method} {path} not found", "not_found"
+        if path.startswith(PLATFORM_PREFIX):
+            code = platform_error_code(status, code)
+        return error_response(status, code, message, env, headers)
 
     hot = {path: (dispatcher, ep) for path, ep in dispatcher.hot_endpoints.items()}
     app = Starlette(

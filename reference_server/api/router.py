@@ -21,15 +21,16 @@ from typing import Any
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from autumn_sdk._generated.operations import OPERATIONS
-from reference_server.api import admin
+from reference_server.api import admin, request_guard
 from reference_server.api.billing import LOCKED_OPERATIONS, BillingRegistry
 from reference_server.api.ratelimit import RateLimiter
+from reference_server.api.request_guard import describe_validation_error
 from reference_server.errors import AutumnError
 from reference_server.service import (
     balances,
@@ -135,18 +136,6 @@ def error_response(
 
 
 _API_VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
-_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """Autumn's message: ``"<path>: <reason>"``, or ``"[Validation Errors] a; b"`` for several."""
-    parts = []
-    for err in exc.errors(include_url=False):
-        path = ".".join(_CAMEL.sub("_", str(p)).lower() if isinstance(p, str) else str(p) for p in err["loc"])
-        path = path or "body"
-        reason = "is required" if err["type"] == "missing" else err["msg"]
-        parts.append(f"{path}: {reason}")
-    return parts[0] if len(parts) == 1 else "[Validation Errors] " + "; ".join(parts)
 
 
 @dataclass
@@ -167,8 +156,11 @@ class Dispatcher:
         limiter: RateLimiter | None,
         validate_responses: bool = True,
         auth_cache_ttl: float = 1.0,
+        max_body_bytes: int = request_guard.DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.state = state
+        self.max_body_bytes = max_body_bytes
+        """Largest request body served; larger ones get 413 (:mod:`request_guard`)."""
         self.limiter = limiter
         self.validate_responses = validate_responses
         self.auth_cache_ttl = auth_cache_ttl
@@ -295,7 +287,10 @@ class Dispatcher:
                 model = ep.params_model.model_validate(raw)
             except ValidationError as exc:
                 raise AutumnError(400, "invalid_inputs", describe_validation_error(exc)) from exc
+            request_guard.check_nulls(model)
             body = model.model_dump(mode="json", exclude_unset=True)
+            if ep.query_params:  # query values were strings until the model parsed them
+                request_guard.check_values(body)
         body.update(extra)
         return ctx, body
 
@@ -341,19 +336,13 @@ class Dispatcher:
         env = "live" if env_of_key((header("authorization") or "")[7:].strip()) == "live" else "sandbox"
         version = header("x-api-version")
         if version is not None and not _API_VERSION.match(version.strip()):
-            return _error(400, "invalid_api_version", f"Invalid API version: {version}", env)
-        if query is not None:
-            raw: Any = query
-        else:
-            if data is None or not data.strip():
-                raw = {}
-            else:
-                try:
-                    raw = json.loads(data)
-                except ValueError:
-                    return _error(400, "invalid_inputs", "Request body is not valid JSON", env)
-            if not isinstance(raw, dict):
-                return _error(400, "invalid_inputs", "Request body must be a JSON object", env)
+            return self.refuse(
+                ep, AutumnError(400, "invalid_api_version", f"Invalid API version: {version}"), env
+            )
+        try:
+            raw = self._parse(data, query)
+        except AutumnError as exc:
+            return self.refuse(ep, exc, env)
         wants_url = ep.name == "platform.generate_oauth_url" or ep.name.startswith("billing.")
         extra = {"_base_url": base_url()} if wants_url else {}
         args = (ep, raw, header("authorization"), header("idempotency-key"), extra)
@@ -368,8 +357,70 @@ class Dispatcher:
             import logging
 
             logging.getLogger("reference_server").exception("unhandled error in %s", ep.name)
-            return _error(500, "internal_error", f"Internal error: {type(exc).__name__}", env)
+            return self.refuse(
+                ep, AutumnError(500, "internal_error", f"Internal error: {type(exc).__name__}"), env
+            )
+        if (
+            status >= 400
+            and ep.name.startswith("platform.")
+            and isinstance(result, dict)
+            and "code" in result
+        ):
+            result = {**result, "code": request_guard.platform_error_code(status, str(result["code"]))}
         return status, to_json(result), headers
+
+    def _parse(self, data: bytes | None, query: dict[str, str] | None) -> dict[str, Any]:
+        """The request's values, checked by :mod:`request_guard` before anything else looks at them."""
+        if query is not None:
+            raw: Any = query
+        elif data is None or not data.strip():
+            raw = {}
+        else:
+            if len(data) > self.max_body_bytes:
+                raise request_guard.body_too_large(self.max_body_bytes)
+            raw = request_guard.parse_json_body(data)
+            if not isinstance(raw, dict):
+                raise AutumnError(400, "invalid_inputs", "Request body must be a JSON object")
+        request_guard.check_values(raw)
+        return dict(raw)
+
+    def refuse(self, ep: Endpoint, exc: AutumnError, env: str) -> tuple[int, bytes, dict[str, str]]:
+        """An error answered before (or instead of) the work, in Autumn's shape for ``ep``."""
+        code = exc.code
+        if ep.name.startswith("platform."):
+            code = request_guard.platform_error_code(exc.status, code)
+        return _error(exc.status, code, exc.message, env)
+
+    def too_large(
+        self, ep: Endpoint, header: Callable[[str], str | None]
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """413 for a body past ``max_body_bytes``; the connection closes (the rest was not read)."""
+        env = "live" if env_of_key((header("authorization") or "")[7:].strip()) == "live" else "sandbox"
+        status, body, _ = self.refuse(ep, request_guard.body_too_large(self.max_body_bytes), env)
+        return status, body, {"Connection": "close"}
+
+    async def read_body(self, receive: Receive, content_length: str | None) -> bytes | None:
+        """The request body, or None once it grows past ``max_body_bytes`` (the rest is not read)."""
+        if (
+            content_length is not None
+            and content_length.isdigit()
+            and int(content_length) > self.max_body_bytes
+        ):
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
 
     def asgi_endpoint(self, ep: Endpoint) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -378,10 +429,13 @@ class Dispatcher:
                     ep, request.headers.get, None, dict(request.query_params), lambda: str(request.base_url)
                 )
             else:
-                data = await request.body()
-                status, body, headers = await self.serve(
-                    ep, request.headers.get, data, None, lambda: str(request.base_url)
-                )
+                data = await self.read_body(request.receive, request.headers.get("content-length"))
+                if data is None:
+                    status, body, headers = self.too_large(ep, request.headers.get)
+                else:
+                    status, body, headers = await self.serve(
+                        ep, request.headers.get, data, None, lambda: str(request.base_url)
+                    )
             return Response(body, status_code=status, media_type="application/json", headers=headers)
 
         return endpoint
@@ -461,20 +515,19 @@ class HotPaths:
             await self.app(scope, receive, send)
             return
         dispatcher, ep = target
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        status, body, extra = await dispatcher.serve(
-            ep, headers.get, b"".join(chunks), None, lambda: "http://127.0.0.1/"
-        )
+        try:
+            data = await dispatcher.read_body(receive, headers.get("content-length"))
+        except ClientDisconnect:  # the client went away
+            return
+        if data is None:
+            status, body, extra = dispatcher.too_large(ep, headers.get)
+        else:
+            status, body, extra = await dispatcher.serve(
+                ep, headers.get, data, None, lambda: "http://127.0.0.1/"
+            )
         raw_headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -1,0 +1,321 @@
+"""The server's input rules: what a request may carry before any work starts.
+
+Every rule answers a clear 4xx in Autumn's error shape instead of letting a value reach a database
+column or an arithmetic path that cannot hold it (the same limits on SQLite and PostgreSQL):
+
+* bodies: at most :data:`DEFAULT_MAX_BODY_BYTES` (configurable, ``create_app(max_body_bytes=...)``),
+  else 413; JSON nested at most :data:`MAX_DEPTH` levels, else 400;
+* numbers: finite (``NaN``/``Infinity`` tokens and ``1e309`` refused), magnitude at most
+  :data:`MAX_SAFE_INTEGER` (2^53 - 1, what Autumn's JavaScript server represents exactly and what
+  a 64-bit column holds); timestamps (``*_at``, ``custom_range.start/end``) between 0 and
+  :data:`MAX_TIMESTAMP_MS` (9999-12-31); counts stored in 32-bit columns (``interval_count``,
+  ``version``, ``limit``, ``offset``...) at most :data:`MAX_INT32`;
+* strings: no NUL character, no lone surrogate; ids, keys, names, emails and codes at most
+  :data:`MAX_ID_LENGTH` characters (the ``VARCHAR(255)`` columns of ``store/tables.py``);
+* ``null`` only where the spec allows it (``NON_NULLABLE_FIELDS`` of the generated models);
+* validation messages in the user's words (``value: must be a number``), never the validator's
+  internal union branch names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from autumn_sdk._generated.models import NON_NULLABLE_FIELDS
+from autumn_sdk._model import AutumnModel
+from reference_server.errors import AutumnError
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body accepted (1 MiB); larger bodies get 413 before they are read in full."""
+MAX_DEPTH = 32
+"""Deepest JSON nesting accepted (the spec's deepest body nests about 11 levels)."""
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Largest magnitude of any number (JavaScript's ``Number.MAX_SAFE_INTEGER``, the spec's own bound)."""
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+"""Latest timestamp accepted (9999-12-31T23:59:59.999Z, the last instant a calendar date holds)."""
+MAX_INT32 = 2**31 - 1
+"""Largest count accepted where the value lands in a 32-bit ``INTEGER`` column on PostgreSQL."""
+MAX_ID_LENGTH = 255
+"""Longest id, key, name, email or code (``VARCHAR(255)`` on PostgreSQL; SQLite would take any)."""
+MAX_INTEGER_DIGITS = 20
+"""Integer literals longer than this are refused unparsed (no bignum work for a 10,000-digit number)."""
+
+_LIMITED_STRINGS = frozenset(
+    {"id", "name", "email", "user_email", "fingerprint", "slug", "group", "code", "idempotency_key"}
+)
+_LIMITED_SUFFIXES = ("_id", "_ids")
+_COUNTS = frozenset(
+    {
+        "interval_count",
+        "version",
+        "versions",
+        "duration_length",
+        "expiry_duration_length",
+        "length",
+        "max_redemptions",
+        "limit",
+        "offset",
+        "max_groups",
+    }
+)
+_TIMESTAMP_PATHS = frozenset({("custom_range", "start"), ("custom_range", "end")})
+_FREE_FORM = frozenset({"metadata", "properties", "checkout_session_params", "filter_by"})
+"""Maps whose keys are the user's own: no per-field rule applies inside them (NUL, surrogates,
+finiteness and range still do)."""
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+class _Oversized:
+    """Stands in for a number literal too large to hold (``1e309``, a 401-digit integer)."""
+
+    def __repr__(self) -> str:
+        return "<oversized number>"
+
+
+OVERSIZED = _Oversized()
+
+
+def body_too_large(limit: int) -> AutumnError:
+    return AutumnError(413, "payload_too_large", f"Request body is larger than {limit} bytes")
+
+
+def _parse_int(text: str) -> int | _Oversized:
+    return OVERSIZED if len(text.lstrip("-")) > MAX_INTEGER_DIGITS else int(text)
+
+
+def _parse_float(text: str) -> float | _Oversized:
+    value = float(text)
+    return value if math.isfinite(value) else OVERSIZED
+
+
+def parse_json_body(data: bytes) -> Any:
+    """The JSON body; an :class:`AutumnError` (400) when it is not JSON or nests too deeply.
+
+    ``NaN``/``Infinity`` tokens parse as non-finite floats and overflowing literals as
+    :data:`OVERSIZED`, so :func:`check_values` refuses them naming the field.
+    """
+    try:
+        return json.loads(data, parse_int=_parse_int, parse_float=_parse_float)
+    except RecursionError as exc:
+        raise too_deep() from exc
+    except ValueError as exc:  # also UnicodeDecodeError: the body is not UTF-8
+        raise AutumnError(400, "invalid_inputs", "Request body is not valid JSON") from exc
+
+
+def too_deep() -> AutumnError:
+    return AutumnError(400, "invalid_inputs", f"Request body is nested deeper than {MAX_DEPTH} levels")
+
+
+def snake(key: str) -> str:
+    return key if key.islower() or not key else _CAMEL.sub("_", key).lower()
+
+
+def _path_text(path: Iterable[str | int]) -> str:
+    return ".".join(str(p) for p in path) or "body"
+
+
+def _refuse(path: tuple[str | int, ...], reason: str) -> AutumnError:
+    return AutumnError(400, "invalid_inputs", f"{_path_text(path)}: {reason}")
+
+
+def _check_string(value: str, path: tuple[str | int, ...], limited: bool) -> None:
+    if "\x00" in value:
+        raise _refuse(path, "must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _refuse(path, "must not contain lone surrogates (invalid Unicode)") from exc
+    if limited and len(value) > MAX_ID_LENGTH:
+        raise _refuse(path, f"at most {MAX_ID_LENGTH} characters")
+
+
+def _check_number(value: float, path: tuple[str | int, ...], field: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _refuse(path, "must be a finite number")
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise _refuse(path, f"must be between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}")
+    if field.endswith("_at") or path[-2:] in _TIMESTAMP_PATHS:
+        if not 0 <= value <= MAX_TIMESTAMP_MS:
+            raise _refuse(path, f"must be a time in milliseconds since 1970 between 0 and {MAX_TIMESTAMP_MS}")
+    elif field in _COUNTS and abs(value) > MAX_INT32:
+        raise _refuse(path, f"must be at most {MAX_INT32}")
+
+
+def check_values(node: Any) -> None:
+    """Walk a request's values (a parsed body or query): the number, string and depth rules.
+
+    Keys are matched in snake_case (the models also accept camelCase aliases). Raises
+    :class:`AutumnError` (400) naming the first offending field.
+    """
+    _walk(node, (), "", 0, True)
+
+
+def _walk(node: Any, path: tuple[str | int, ...], field: str, depth: int, rules: bool) -> None:
+    if isinstance(node, str):
+        _check_string(node, path, rules and (field in _LIMITED_STRINGS or field.endswith(_LIMITED_SUFFIXES)))
+    elif isinstance(node, bool) or node is None:
+        return
+    elif isinstance(node, (int, float)):
+        _check_number(node, path, field if rules else "")
+    elif node is OVERSIZED:
+        raise _refuse(path, f"must be between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}")
+    elif isinstance(node, dict):
+        if depth >= MAX_DEPTH:
+            raise too_deep()
+        inner = rules and field not in _FREE_FORM
+        for key, value in node.items():
+            _check_string(key, (*path, key), False)
+            name = snake(key) if inner else key
+            _walk(value, (*path, name), name, depth + 1, inner)
+    elif isinstance(node, list):
+        if depth >= MAX_DEPTH:
+            raise too_deep()
+        for index, item in enumerate(node):
+            _walk(item, (*path, index), field, depth + 1, rules)
+
+
+def check_nulls(model: BaseModel) -> None:
+    """Refuse an explicit ``null`` the spec does not allow (the models read it as "not sent")."""
+    _nulls(model, ())
+
+
+def _nulls(value: Any, path: tuple[str | int, ...]) -> None:
+    if isinstance(value, AutumnModel):
+        refused = NON_NULLABLE_FIELDS.get(type(value), frozenset())
+        for name in value.model_fields_set:
+            child = getattr(value, name, None)
+            if child is None:
+                if name in refused:
+                    raise _refuse((*path, name), "must not be null")
+            else:
+                _nulls(child, (*path, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _nulls(item, (*path, index))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _nulls(item, (*path, key))
+
+
+# -- validation messages -------------------------------------------------------------------------
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_from_float": "an integer",
+    "finite_number": "a finite number",
+    "string_type": "a string",
+    "bool_type": "a boolean",
+    "bool_parsing": "a boolean",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "list_type": "an array",
+    "tuple_type": "an array",
+    "set_type": "an array",
+    "none_required": "null",
+}
+_BRANCH = re.compile(r"^(int|float|str|bool|none|bytes)$|[\[\-]|^[A-Z]")
+"""A location step pydantic adds for a union's branch (``int``, ``literal['inf']``, ``BasePrice``)."""
+
+
+def _reason(err: ErrorDetails) -> tuple[bool, str]:
+    """(is a type mismatch, the words after ``must be`` or the whole reason)."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind in _TYPE_WORDS:
+        return True, _TYPE_WORDS[kind]
+    if kind in ("literal_error", "enum"):
+        expected = str(ctx.get("expected", "")).replace("True", "true").replace("False", "false")
+        return True, expected
+    if kind == "missing":
+        return False, "is required"
+    bounds = {
+        "greater_than_equal": ("must be at least", "ge"),
+        "greater_than": ("must be greater than", "gt"),
+        "less_than_equal": ("must be at most", "le"),
+        "less_than": ("must be less than", "lt"),
+        "multiple_of": ("must be a multiple of", "multiple_of"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        return False, f"{words} {ctx.get(key)}"
+    if kind == "string_too_short":
+        n = ctx.get("min_length")
+        return False, "must not be empty" if n == 1 else f"at least {n} characters"
+    if kind == "string_too_long":
+        return False, f"at most {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        return False, f"must have at least {ctx.get('min_length')} items"
+    if kind == "too_long":
+        return False, f"must have at most {ctx.get('max_length')} items"
+    if kind == "string_pattern_mismatch":
+        return False, f"must match the pattern {ctx.get('pattern')}"
+    message = str(err["msg"])
+    message = message.replace("Input should be", "must be", 1)
+    return False, message[:1].lower() + message[1:]
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Autumn's message: ``"<path>: <reason>"``, or ``"[Validation Errors] a; b"`` for several.
+
+    Paths are the user's snake_case field names; a union's branches at one path become one reason
+    (``value: must be a number``, ``to: must be a number or 'inf'``).
+    """
+    types: dict[str, list[str]] = {}
+    others: dict[str, list[str]] = {}
+    order: list[str] = []
+    for err in exc.errors(include_url=False):
+        steps = [
+            snake(p) if isinstance(p, str) else str(p)
+            for p in err["loc"]
+            if not (isinstance(p, str) and _BRANCH.search(p))
+        ]
+        path = ".".join(steps) or "body"
+        if path not in order:
+            order.append(path)
+        is_type, words = _reason(err)
+        bucket = (types if is_type else others).setdefault(path, [])
+        if words not in bucket:
+            bucket.append(words)
+    parts: list[str] = []
+    for path in order:
+        if path in others:  # a branch that matched the type failed a constraint: that is the news
+            parts.extend(f"{path}: {reason}" for reason in others[path])
+        else:
+            kinds = types[path]
+            if "a number" in kinds:  # ``int | float``: the integer branch adds nothing
+                kinds = [kind for kind in kinds if kind != "an integer"]
+            parts.append(f"{path}: must be {' or '.join(kinds)}")
+    return parts[0] if len(parts) == 1 else "[Validation Errors] " + "; ".join(parts)
+
+
+# -- error codes of the platform API -------------------------------------------------------------
+
+PLATFORM_PREFIX = "/v1/platform/"
+
+
+def platform_error_code(status: int, code: str) -> str:
+    """The code a platform path answers: ``spec/platform.yaml`` allows only five.
+
+    401 and 403 are ``forbidden``, 404 ``not_found``, 405 and 429 ``not_allowed``, any other 4xx
+    ``invalid_input`` and a 5xx ``internal_error``; the message keeps the detail.
+    """
+    if status in (401, 403):
+        return "forbidden"
+    if status == 404:
+        return "not_found"
+    if status in (405, 429):
+        return "not_allowed"
+    if 400 <= status < 500:
+        return "invalid_input"
+    return "internal_error" if status >= 500 else code
