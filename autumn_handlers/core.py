@@ -212,7 +212,12 @@ class HandlerCore:
         except Exception:
             logger.exception("autumn_handlers: %s failed", route.name)
             return error_response(500, INTERNAL_ERROR_MESSAGE, INTERNAL_ERROR)
-        return json_response(self._to_browser(result))
+        answer = self._to_browser(result)
+        try:
+            return json_response(answer)
+        except ValueError:
+            logger.exception("autumn_handlers: %s: Autumn's answer is not strict JSON", route.name)
+            return error_response(502, UNREADABLE_ANSWER_MESSAGE, AUTUMN_API_ERROR)
 
     def _prepare(
         self, route: HandlerRoute, body: Mapping[str, Any], identity: Identity

@@ -32,13 +32,17 @@ class HandlerResponse:
     body: Any = None
     """JSON-able data, or ``None`` for an empty body (only with 204)."""
     headers: Mapping[str, str] = field(default_factory=dict)
+    encoded: bytes | None = field(default=None, repr=False, compare=False)
+    """``body`` already encoded (by :func:`json_response`)."""
 
     @property
     def content(self) -> bytes:
         """The encoded body (empty for 204)."""
+        if self.encoded is not None:
+            return self.encoded
         if self.body is None and self.status == 204:
             return b""
-        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return encode_json(self.body)
 
     @property
     def media_type(self) -> str | None:
@@ -48,11 +52,17 @@ class HandlerResponse:
         """The same response with more headers (CORS)."""
         if not extra:
             return self
-        return HandlerResponse(self.status, self.body, {**self.headers, **extra})
+        return HandlerResponse(self.status, self.body, {**self.headers, **extra}, self.encoded)
+
+
+def encode_json(body: Any) -> bytes:
+    """Strict JSON (``ValueError`` for NaN or Infinity, which the hooks' ``response.json()`` refuses)."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def json_response(body: Any, status: int = 200) -> HandlerResponse:
-    return HandlerResponse(status=status, body=body)
+    """Encoded at once, so a body strict JSON cannot hold raises ``ValueError`` here, not in an adapter."""
+    return HandlerResponse(status=status, body=body, encoded=encode_json(body))
 
 
 def no_content() -> HandlerResponse:

@@ -875,6 +875,37 @@ def test_unexpected_failures_are_logged_internal_errors(
     assert record.exc_info is not None and record.exc_info[1] is error
 
 
+def test_an_answer_holding_nan_is_502_not_broken_json(caplog: pytest.LogCaptureFixture) -> None:
+    """An old server stored ``Infinity``/``NaN`` usage (issue 10); the hooks' ``response.json()``
+    would refuse such a body, so it never leaves the handler."""
+
+    def events(call: CallAutumn) -> models.EventsListResponse:
+        answer = models.EventsListResponse.model_validate(
+            {
+                "list": [
+                    {
+                        "id": "evt_1",
+                        "timestamp": 1,
+                        "feature_id": "api_calls",
+                        "customer_id": "cus_1",
+                        "value": 2,
+                        "properties": {},
+                        "deductions": [],
+                    }
+                ],
+                "next_cursor": None,
+            }
+        )
+        answer.list[0].value = float("nan")  # as a lenient parser would have read it
+        return answer
+
+    outcome = run("/listEvents", {}, identity=Identity("cus_1"), upstream=events)
+    status, body = error_body(outcome.response)
+    assert (status, body["code"]) == (502, "autumn_api_error")
+    assert json.loads(outcome.response.content) == body
+    assert logged_errors(caplog)
+
+
 def test_a_failure_after_the_call_is_an_internal_error_too(caplog: pytest.LogCaptureFixture) -> None:
     """An answer the pipeline cannot convert still gets the JSON error shape, not the framework's 500."""
     outcome = run("/attach", {"planId": "pro"}, identity=Identity("cus_1"), upstream=lambda call: object())
