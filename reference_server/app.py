@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -14,17 +15,25 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reference_server.api.billing import AppExtension, BillingRegistry
-from reference_server.api.ratelimit import Limit, RateLimiter
+from reference_server.api.ops import ops_routes
+from reference_server.api.ratelimit import Limit, RateLimiter, SharedRateLimiter
 from reference_server.api.request_guard import DEFAULT_MAX_BODY_BYTES, PLATFORM_PREFIX, platform_error_code
 from reference_server.api.router import Dispatcher, HotPaths, build_routes, error_response
 from reference_server.clock import Clock, SystemClock
+from reference_server.jobs import DEFAULT_LEASE_S, LeaderLease
+from reference_server.observability import OpsMiddleware
 from reference_server.service.context import AppState
 from reference_server.store.async_pool import AsyncPool
 from reference_server.store.catalog import CatalogCache
 from reference_server.store.db import Database
+from reference_server.store.leases import startup_lock
 from reference_server.store.org_stripe import setup_encryption
+from reference_server.store.schema_version import require_current
 from reference_server.store.subject_cache import SubjectCache
 from reference_server.store.tenancy import ensure_default_org, env_of_key, register_key
+
+if TYPE_CHECKING:
+    from reference_server.settings import ServerSettings
 
 SERVER_NAME = "autumn-reference-server"
 API_VERSION = "2.3.0"
@@ -63,6 +72,10 @@ def create_app(
     migrate: bool = True,
     encryption_keys: str | Sequence[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    public_url: str | None = None,
+    background_jobs: bool = True,
+    job_lease_s: float = DEFAULT_LEASE_S,
+    metrics: bool = True,
 ) -> Starlette:
     """Build the server: migrate the database, register ``secret_key`` for the default org, route.
 
@@ -75,29 +88,45 @@ def create_app(
     ``encryption_keys`` (comma-separated or a list; the first encrypts) protect the Stripe secrets
     organizations store; default ``AUTUMN_ENCRYPTION_KEYS``, then a key file beside a SQLite database
     (:mod:`reference_server.store.secrets`).
+    Processes starting at once on one database take turns (:func:`startup_lock`) to migrate and seed
+    it; ``migrate=False`` instead refuses a database that ``autumn-server migrate`` has not brought up
+    to date.  ``public_url`` is the base of checkout and portal links (default: the request's Host).
+    ``background_jobs``: whether this process takes part in running them (one process at a time,
+    the holder of a lease of ``job_lease_s`` seconds: :mod:`reference_server.jobs`).
+    ``metrics`` serves ``/metrics``; ``/healthz`` and ``/readyz`` are always served.
     ``max_body_bytes``: the largest request body served (default 1 MiB); larger bodies get 413
     (:mod:`reference_server.api.request_guard` holds this and the other input limits).
     """
     db = Database(database_url)
-    if migrate:
-        db.migrate()
+    state = AppState(
+        db=db,
+        clock=clock or SystemClock(),
+        catalog_cache=CatalogCache(),
+        demo=demo,
+        public_url=public_url.rstrip("/") if public_url else None,
+        background_lease=LeaderLease(db, ttl_s=job_lease_s, enabled=background_jobs),
+    )
     try:
-        setup_encryption(db, encryption_keys)
+        with startup_lock(db):  # one process at a time migrates and seeds a database
+            if migrate:
+                db.migrate()
+            else:
+                require_current(db)
+            setup_encryption(db, encryption_keys)
+            with db.write() as conn:
+                org = ensure_default_org(conn)
+                if secret_key:
+                    register_key(conn, org.pk, secret_key, "configured")
+            if demo:
+                from reference_server.demo import seed_demo
+
+                seed_demo(state, org.pk)
     except Exception:
         db.dispose()
         raise
-    state = AppState(db=db, clock=clock or SystemClock(), catalog_cache=CatalogCache(), demo=demo)
     if not db.is_sqlite:
         state.subject_cache = SubjectCache()
         state.async_pool = AsyncPool(db.url)
-    with db.write() as conn:
-        org = ensure_default_org(conn)
-        if secret_key:
-            register_key(conn, org.pk, secret_key, "configured")
-    if demo:
-        from reference_server.demo import seed_demo
-
-        seed_demo(state, org.pk)
     registry = BillingRegistry()
     (billing or _default_billing)(registry)
     if registry.invoice_lister is not None:
@@ -161,11 +190,12 @@ def create_app(
 
     hot = {path: (dispatcher, ep) for path, ep in dispatcher.hot_endpoints.items()}
     app = Starlette(
-        middleware=[Middleware(HotPaths, endpoints=hot)],
+        middleware=[Middleware(OpsMiddleware, metrics=metrics), Middleware(HotPaths, endpoints=hot)],
         exception_handlers={404: not_found, 405: not_found},
         routes=[
             Route("/", root, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            *ops_routes(db, limiter, metrics),
             *routes,
             *extension.routes,
         ],
@@ -218,3 +248,42 @@ def _openapi_document(index: list[dict[str, Any]]) -> dict[str, Any]:
         "components": {"securitySchemes": {"secretKey": {"type": "http", "scheme": "bearer"}}},
         "paths": paths,
     }
+
+
+def create_app_from_settings(settings: ServerSettings | None = None, **kwargs: Any) -> Starlette:
+    """The server as ``autumn-server`` configures it, from :class:`ServerSettings` (default: read
+    from the ``AUTUMN_*`` environment); ``kwargs`` go to :func:`create_app` on top."""
+    from reference_server.settings import ConfigurationError, load_settings
+
+    settings = settings or load_settings()
+    limiter: bool | RateLimiter = settings.rate_limits
+    if settings.rate_limits and settings.redis_url:
+        prefix = "autumn-rl:" + hashlib.sha256(Database(settings.database_url).url.encode()).hexdigest()[:12]
+        limiter = SharedRateLimiter(settings.redis_url, key_prefix=prefix)
+        if not limiter.check_connection():
+            raise ConfigurationError(
+                f"cannot reach Redis at {settings.redis_url} (AUTUMN_REDIS_URL) for the shared rate "
+                "limits: start Redis, fix the URL, or switch rate limits off with --no-rate-limits"
+            )
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    keys = settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
+    options: dict[str, Any] = {
+        "secret_key": secret,
+        "demo": settings.demo,
+        "rate_limits": limiter,
+        "migrate": settings.migrate_on_start,
+        "encryption_keys": keys,
+        "max_body_bytes": settings.max_body_bytes,
+        "public_url": settings.public_url,
+        "background_jobs": settings.background_jobs,
+        "job_lease_s": settings.job_lease_seconds,
+        "metrics": settings.metrics,
+    }
+    options.update(kwargs)
+    return create_app(settings.database_url, **options)
+
+
+def app_factory() -> Starlette:
+    """For ``uvicorn --factory reference_server.app:app_factory`` and gunicorn
+    (``'reference_server.app:app_factory()'``): the app from the ``AUTUMN_*`` settings."""
+    return create_app_from_settings()

@@ -1,16 +1,25 @@
-"""Autumn's default rate limits (documentation/rate-limits.mdx), enforced in process.
+"""Autumn's default rate limits (documentation/rate-limits.mdx): in process, or shared through Redis.
 
-Fixed one-window counters per (group, scope key).  Off for tests and benchmarks
-(``create_app(rate_limits=False)``); the numbers can be overridden per group.
+Fixed one-window counters per (group, scope key).  :class:`RateLimiter` counts in this process's
+memory (one process); :class:`SharedRateLimiter` counts in Redis through the ``limits`` library, so
+every process behind a load balancer enforces one limit together (``AUTUMN_REDIS_URL``).  Off for
+tests and benchmarks (``create_app(rate_limits=False)``); the numbers can be overridden per group.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import RedisStorage
+from limits.strategies import FixedWindowRateLimiter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,3 +91,58 @@ class RateLimiter:
         if count > limit.requests:
             return max(1.0, math.ceil((window + 1) * limit.window_s - now))
         return None
+
+
+class SharedRateLimiter(RateLimiter):
+    """The same limits counted in Redis (``limits``' fixed windows), shared by every process using
+    ``redis_url`` and ``key_prefix`` (the app uses one per database, so servers of one database share
+    their counts and other databases' servers on the same Redis do not).  When Redis does not answer,
+    requests are let through (logged once a minute): a rate limiter must not take the API down."""
+
+    def __init__(
+        self, redis_url: str, limits: dict[str, Limit] | None = None, key_prefix: str = "autumn-rl"
+    ) -> None:
+        super().__init__(limits=dict(limits or DEFAULT_LIMITS))
+        self.storage = RedisStorage(
+            redis_url,
+            key_prefix=key_prefix,
+            wrap_exceptions=True,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+        )
+        self.strategy = FixedWindowRateLimiter(self.storage)
+        self._items: dict[str, RateLimitItem] = {}
+        self._warned_at = -math.inf
+
+    def check_connection(self) -> bool:
+        """Whether Redis answers (for start-up and readiness)."""
+        try:
+            return bool(self.storage.check())
+        except Exception:
+            return False
+
+    def _item(self, group: str, limit: Limit) -> RateLimitItem:
+        item = self._items.get(group)
+        if item is None:
+            item = RateLimitItemPerSecond(limit.requests, max(1, round(limit.window_s)), namespace=group)
+            self._items[group] = item
+        return item
+
+    def hit(self, operation: str, org_key: str, customer_id: str | None) -> float | None:
+        group = group_of(operation)
+        limit = self.limits.get(group)
+        if limit is None:
+            return None
+        scope = f"{org_key}:{customer_id}" if limit.per_customer and customer_id else org_key
+        item = self._item(group, limit)
+        try:
+            if self.strategy.hit(item, scope):
+                return None
+            reset_at = self.strategy.get_window_stats(item, scope).reset_time
+        except Exception as exc:
+            now = time.monotonic()
+            if now - self._warned_at > 60:
+                self._warned_at = now
+                log.warning("rate limits not enforced: Redis did not answer (%s)", exc)
+            return None
+        return max(1.0, math.ceil(reset_at - time.time()))

@@ -139,7 +139,9 @@ def processor_from_env() -> PaymentProcessor:
     platform_key = os.environ.get("STRIPE_SECRET_KEY")
     default: PaymentProcessor = LocalProcessor()
     if os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local") == "stripe":
-        default = StripeProcessor(os.environ["STRIPE_SECRET_KEY"], api_base)
+        if not platform_key:  # autumn-server refuses this at start (reference_server.settings)
+            raise ValueError("AUTUMN_PAYMENT_PROCESSOR=stripe needs STRIPE_SECRET_KEY")
+        default = StripeProcessor(platform_key, api_base)
     return OrgProcessorRouter(default, api_base, platform_key)
 
 
@@ -151,14 +153,18 @@ def processor_for(state: AppState) -> PaymentProcessor:
     return processor  # type: ignore[return-value]
 
 
+def _public_base(state: AppState) -> str:
+    """``AUTUMN_PUBLIC_URL`` when configured, else the URL the last request came in on."""
+    return str(state.public_url or state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
+
+
 def _base_url(ctx: Ctx, body: dict[str, Any]) -> str:
-    """The public URL the request came in on (remembered for renewals, which have no request)."""
+    """The public URL: configured (``AUTUMN_PUBLIC_URL``), else the one the request came in on
+    (remembered for renewals, which have no request)."""
     given = body.pop("_base_url", None)
-    if given:
+    if given and not ctx.state.public_url:
         ctx.state.extras[BASE_URL_KEY] = str(given).rstrip("/")
-    return str(
-        ctx.state.extras.get(BASE_URL_KEY) or os.environ.get("AUTUMN_PUBLIC_URL") or "http://127.0.0.1"
-    )
+    return _public_base(ctx.state)
 
 
 def _rule(exc: BillingRuleError) -> AutumnError:
@@ -1180,7 +1186,7 @@ def _hooks(state: AppState) -> BillingHooks:
             ctx,
             conn,
             _update_quotes(ctx, conn, body),
-            str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1"),
+            _public_base(state),
         )
 
     def payment_method_saved(conn: Connection, customer_pk: int, pm: PaymentMethodInfo, now: int) -> None:
@@ -1198,9 +1204,7 @@ def _hooks(state: AppState) -> BillingHooks:
 
 def maintenance_hook(state: AppState) -> Any:
     def run(ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, now: int) -> None:
-        base = str(
-            state.extras.get(BASE_URL_KEY) or os.environ.get("AUTUMN_PUBLIC_URL") or "http://127.0.0.1"
-        )
+        base = _public_base(state)
         run_billing_maintenance(ctx, conn, cat, customer, now, processor_for(state), base)
         mirror = state.extras.get(STRIPE_SUBSCRIPTIONS_KEY)
         if isinstance(mirror, StripeSubscriptionMirror):  # renewals: Stripe subscriptions checked after
@@ -1241,7 +1245,7 @@ def setup_app(state: AppState) -> AppExtension:
         ctx, body, lambda conn, pk: processor_for(state).resolve(conn, pk)
     )
     state.extras["seat_billing"] = make_seat_billing(
-        lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
+        lambda: processor_for(state), lambda: _public_base(state)
     )
     clock: Clock = state.clock
     hooks = _hooks(state)
@@ -1261,13 +1265,13 @@ def setup_app(state: AppState) -> AppExtension:
         stripe_of_org,
     )
     state.extras[STRIPE_SUBSCRIPTIONS_KEY] = mirror  # plan instances mirrored as Stripe Subscriptions
-    worker = WebhookWorker(
-        WebhookDeliverer(state.db, clock, DeliveryPolicy()), jobs=[refunds.run_due, mirror.run_due]
+    worker = WebhookWorker(  # runs only while this process holds the background jobs' lease
+        WebhookDeliverer(state.db, clock, DeliveryPolicy()),
+        jobs=[refunds.run_due, mirror.run_due],
+        lease=state.background_lease,
     )
     state.extras["webhook_worker"] = worker
-    watcher = make_track_watcher(
-        state, lambda: processor_for(state), lambda: str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
-    )
+    watcher = make_track_watcher(state, lambda: processor_for(state), lambda: _public_base(state))
     state.extras["track_watcher"] = watcher
     routes = [
         *billing_page_routes(pages),

@@ -9,6 +9,7 @@ from reference_server.clock import Clock
 from reference_server.store.db import Database
 
 if TYPE_CHECKING:
+    from reference_server.jobs import LeaderLease
     from reference_server.store.async_pool import AsyncPool
     from reference_server.store.catalog import CatalogCache
     from reference_server.store.subject_cache import SubjectCache
@@ -39,6 +40,10 @@ class AppState:
     """PostgreSQL only: the subjects tracks compute from (one round trip per track)."""
     async_pool: AsyncPool | None = None
     """PostgreSQL only: the event loop's connections for check and track's single statement."""
+    public_url: str | None = None
+    """``AUTUMN_PUBLIC_URL``: the base of checkout and portal links (None: the request's Host)."""
+    background_lease: LeaderLease | None = None
+    """Held while this process runs the background jobs (:mod:`reference_server.jobs`)."""
 
 
 @dataclass

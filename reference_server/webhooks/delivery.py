@@ -1,7 +1,9 @@
 """Delivering outbox messages: claim, sign, POST, record; retry with exponential backoff.
 
 State lives only in ``webhook_deliveries``, so a restarted server picks up where it stopped: a claim
-expires after ``claim_ms`` and an attempt that died mid-flight is simply retried. A receiver may see a
+expires after ``claim_ms`` (seconds), and the process that takes the background jobs' lease over from
+one that died frees its claims at once (:meth:`WebhookDeliverer.release_claims`), so an attempt that
+died mid-flight is simply retried. A receiver may see a
 message more than once after such a crash, always with the same ``webhook-id``, which is what
 Standard Webhooks receivers deduplicate on.
 """
@@ -20,6 +22,8 @@ from sqlalchemy import and_, or_, select, update
 
 from reference_server.backoff import ExponentialBackoff
 from reference_server.clock import Clock
+from reference_server.jobs import LeaderLease
+from reference_server.observability import JOB_FAILURES, JOB_RUNS, WEBHOOK_ATTEMPTS
 from reference_server.store.billing_tables import webhook_deliveries, webhook_endpoints, webhook_outbox
 from reference_server.store.db import Database
 
@@ -34,7 +38,9 @@ class DeliveryPolicy(ExponentialBackoff):
 
     max_attempts: int = 8
     request_timeout_s: float = 10.0
-    claim_ms: int = 60_000
+    claim_ms: int = 15_000
+    """Longer than one attempt (``request_timeout_s``); only the lease holder claims, and a new holder
+    frees the claims of the one before."""
     batch_size: int = 50
 
 
@@ -106,6 +112,19 @@ class WebhookDeliverer:
                     )
         return claimed
 
+    def release_claims(self) -> int:
+        """Free every pending delivery's claim: the background jobs' new lease holder calls this when it
+        takes over, as the claims can only be the previous holder's (gone, or no longer delivering)."""
+        d = webhook_deliveries.c
+        with self.db.write() as conn:
+            return int(
+                conn.execute(
+                    update(webhook_deliveries)
+                    .where(d.status == "pending", d.claimed_until.is_not(None))
+                    .values(claimed_until=None)
+                ).rowcount
+            )
+
     def _send(self, item: _Claimed) -> tuple[int | None, str | None]:
         headers = sign_headers(item.secret, item.message_id, item.payload, self.wall_clock())
         try:
@@ -126,9 +145,12 @@ class WebhookDeliverer:
         }
         if error is None:
             values.update(status="delivered", delivered_at=now, last_error=None)
+            WEBHOOK_ATTEMPTS.labels("delivered").inc()
         elif attempts >= self.policy.max_attempts:
             values.update(status="failed", last_error=error)
+            WEBHOOK_ATTEMPTS.labels("failed").inc()
         else:
+            WEBHOOK_ATTEMPTS.labels("retry").inc()
             # Back off from when the attempt started, so a slow receiver does not push the retry further out.
             values.update(
                 next_attempt_at=item.claimed_at + self.policy.delay_after(attempts), last_error=error
@@ -156,6 +178,8 @@ class WebhookWorker:
     :class:`reference_server.payments.compensation.RefundRetrier`; each returns how much it did).
 
     :meth:`wake` lets the API nudge it right after committing an event instead of waiting a poll interval.
+    With a ``lease`` (:class:`reference_server.jobs.LeaderLease`) it works only while this process
+    holds it, so across processes the jobs run in one place at a time.
     """
 
     def __init__(
@@ -163,15 +187,23 @@ class WebhookWorker:
         deliverer: WebhookDeliverer,
         poll_interval_s: float = 1.0,
         jobs: Sequence[Callable[[], int]] = (),
+        lease: LeaderLease | None = None,
     ) -> None:
         self.deliverer = deliverer
         self.jobs = tuple(jobs)
+        self.lease = lease
+        if lease is not None:
+            lease.on_acquire.extend((deliverer.release_claims, self.wake))
         self.poll_interval_s = poll_interval_s
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        if self.lease is not None and not self.lease.enabled:
+            return  # the jobs run elsewhere (``autumn-server worker``)
+        if self.lease is not None:
+            self.lease.start()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="webhook-delivery", daemon=True)
             self._thread.start()
@@ -185,18 +217,34 @@ class WebhookWorker:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self.lease is not None:
+            self.lease.stop()
+
+    def _leading(self) -> bool:
+        return self.lease is None or self.lease.held()
 
     def _run(self) -> None:
+        named = [("webhooks", self.deliverer.deliver_due), *((_job_name(j), j) for j in self.jobs)]
         while not self._stop.is_set():
-            try:
-                attempted = self.deliverer.deliver_due()
-            except Exception:  # a database hiccup must not kill the worker; the next round retries
-                attempted = 0
-            for job in self.jobs:
+            attempted = 0
+            for name, job in named:
+                if self._stop.is_set() or not self._leading():
+                    break
+                JOB_RUNS.labels(name).inc()
                 try:
                     attempted += job()
                 except Exception:  # each job records its own failures; the next round retries
-                    log.exception("background job %r failed", job)
+                    JOB_FAILURES.labels(name).inc()
+                    log.exception("background job %s failed", name)
             if attempted == 0:
                 self._wake.wait(self.poll_interval_s)
                 self._wake.clear()
+
+
+_JOB_LABELS = {"RefundRetrier": "refunds_due", "StripeSubscriptionMirror": "stripe_followups"}
+
+
+def _job_name(job: Callable[[], int]) -> str:
+    """A stable metric label per job: ``RefundRetrier.run_due`` -> ``refunds_due``."""
+    owner = type(getattr(job, "__self__", None)).__name__
+    return _JOB_LABELS.get(owner, getattr(job, "__name__", "job"))

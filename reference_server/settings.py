@@ -1,0 +1,259 @@
+"""The reference server's settings: one object, built and validated once at start.
+
+Every option is an ``AUTUMN_*`` environment variable and an ``autumn-server`` flag (the flag wins);
+:func:`settings_flags` derives the flags from the fields, so the two never drift, and the README's
+settings table lists the same fields (a test compares them).  ``autumn-server`` builds the object,
+exports what it was given to the environment and its worker processes rebuild the same object there
+(:func:`reference_server.app.app_factory`), as ``uvicorn --factory`` and gunicorn users do.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from reference_server.store.db import DEFAULT_DATABASE_URL
+from reference_server.store.tenancy import KEY_PREFIXES
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""1 MiB, :data:`reference_server.api.request_guard.DEFAULT_MAX_BODY_BYTES`'s value."""
+
+
+class ConfigurationError(ValueError):
+    """A setting that cannot work (checked at start): ``autumn-server`` prints it and exits."""
+
+
+_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+class ServerSettings(BaseSettings):
+    """What an operator can set; see the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTUMN_", extra="ignore", validate_by_name=True, validate_default=True
+    )
+
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=1, le=65535, description="port to listen on")
+    workers: int = Field(1, ge=1, le=256, description="web processes (uvicorn workers)")
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="`sqlite:///path.db` or `postgresql://user@host:5432/db` (the database must exist)",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="an `am_sk_test_`/`am_sk_live_` key registered for the default organization "
+        "(default: one generated at first start, kept beside a SQLite database)",
+    )
+    encryption_keys: SecretStr | None = Field(
+        None,
+        description="comma-separated Fernet keys for stored Stripe secrets, the first encrypts "
+        "(default: a key file beside a SQLite database)",
+    )
+    public_url: str | None = Field(
+        None,
+        description="the URL customers reach this server at, for checkout and portal links "
+        "(default: the Host of the request)",
+    )
+    payment_processor: Literal["local", "stripe"] = Field(
+        "local", description="the server-wide default processor: `local` pages or `stripe`"
+    )
+    stripe_secret_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("AUTUMN_STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY"),
+        description="the platform's Stripe key (`STRIPE_SECRET_KEY` also read); needed with `stripe`",
+    )
+    stripe_api_base: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AUTUMN_STRIPE_API_BASE", "STRIPE_API_BASE"),
+        description="another Stripe API address (`STRIPE_API_BASE` also read; tests: localstripe)",
+    )
+    demo: bool = Field(False, description="seed a demo catalogue and customer")
+    rate_limits: bool = Field(True, description="enforce Autumn's documented rate limits")
+    redis_url: str | None = Field(
+        None,
+        description="`redis://host:6379/0`: rate limits shared by every process (needed with "
+        "`workers` > 1); in memory without it",
+    )
+    max_body_bytes: int = Field(
+        DEFAULT_MAX_BODY_BYTES, ge=1024, description="largest request body served (413 beyond)"
+    )
+    migrate_on_start: bool = Field(
+        True,
+        description="run migrations at start (under a lock); off: refuse to start until "
+        "`autumn-server migrate` has run",
+    )
+    background_jobs: bool = Field(
+        True,
+        description="take part in running the background jobs (one process at a time holds them); "
+        "off: leave them to `autumn-server worker`",
+    )
+    job_lease_seconds: float = Field(
+        5.0,
+        ge=1.0,
+        le=300.0,
+        description="how long the background jobs' holder may go silent before another process takes over",
+    )
+    metrics: bool = Field(True, description="serve Prometheus metrics at `/metrics`")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="log level"
+    )
+    log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per log line")
+    debug: bool = Field(False, description="show tracebacks of start-up errors")
+
+    @field_validator("log_level", "log_format", "payment_processor", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            scheme = make_url(value).drivername
+        except ArgumentError:
+            scheme = ""
+        if scheme not in _SCHEMES:
+            got = f" ({scheme}:// is not supported)" if scheme else ""
+            raise ValueError(f"use sqlite:///path.db or postgresql://user@host:5432/dbname{got}")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        key = value.get_secret_value().strip()
+        prefixes = tuple(KEY_PREFIXES.values())
+        if not key.startswith(prefixes) or len(key) < len(prefixes[0]) + 8:
+            raise ValueError(
+                "a secret key starts with am_sk_test_ or am_sk_live_ followed by at least 8 characters "
+                "(autumn-server keys create makes one)"
+            )
+        return SecretStr(key)
+
+    @field_validator("public_url", "stripe_api_base")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        try:
+            url = make_url(value) if "://" in value else None
+        except ArgumentError:
+            url = None
+        if url is None or url.drivername not in ("http", "https") or not url.host:
+            raise ValueError("use an http:// or https:// URL, such as https://billing.example.com")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://host:6379/0 (or rediss://, unix://)")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _stripe_needs_a_key(self) -> ServerSettings:
+        if self.payment_processor == "stripe" and self.stripe_secret_key is None:
+            raise ValueError(
+                "AUTUMN_PAYMENT_PROCESSOR=stripe needs the platform's Stripe key: set STRIPE_SECRET_KEY "
+                "(sk_test_... or sk_live_...), or use AUTUMN_PAYMENT_PROCESSOR=local"
+            )
+        return self
+
+    def env(self) -> dict[str, str]:
+        """These settings as the environment variables that rebuild them in another process."""
+        out: dict[str, str] = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            out[env_name(name, field.validation_alias)] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+        return out
+
+
+def env_name(name: str, alias: object = None) -> str:
+    """The environment variable of a field (for the Stripe ones, the plain ``STRIPE_*`` name that the
+    Stripe code reads; ``AUTUMN_STRIPE_*`` works too)."""
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[-1])
+    return f"AUTUMN_{name.upper()}"
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+SERVE_ONLY = frozenset({"host", "port", "workers", "demo", "public_url"})
+"""Settings of the web server alone (the ``migrate`` and ``worker`` commands take the others)."""
+
+
+def settings_flags(parser: argparse.ArgumentParser, only: frozenset[str] | None = None) -> None:
+    """Add a flag per setting to ``parser`` (``--name VALUE``; ``--name/--no-name`` for switches).
+
+    Defaults are suppressed, so a flag not given leaves the variable (or the default) in force.
+    """
+    for name, field in ServerSettings.model_fields.items():
+        if only is not None and name not in only:
+            continue
+        help_text = (field.description or "").replace("`", "").replace("%", "%%")
+        help_text += f" (${env_name(name, field.validation_alias)})"
+        if field.annotation is bool:
+            parser.add_argument(
+                flag_name(name),
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag_name(name), dest=name, default=argparse.SUPPRESS, metavar=name.upper(), help=help_text
+            )
+
+
+def load_settings(flags: dict[str, Any] | None = None) -> ServerSettings:
+    """The settings from the environment with ``flags`` (field name -> value) on top."""
+    given = {k: v for k, v in (flags or {}).items() if k in ServerSettings.model_fields}
+    return ServerSettings(**given)
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One line per invalid setting, naming its flag and variable: no traceback, no pydantic URL."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc = [str(part) for part in error["loc"]]
+        name = loc[0] if loc else ""
+        field = ServerSettings.model_fields.get(name)
+        if field is None:
+            lines.append(message)
+            continue
+        given = error.get("input")
+        shown = "" if isinstance(given, SecretStr) or "key" in name or given is None else f" {given!r}"
+        lines.append(f"{flag_name(name)} / {env_name(name, field.validation_alias)}{shown}: {message}")
+    return lines
+
+
+__all__ = [
+    "SERVE_ONLY",
+    "ConfigurationError",
+    "ServerSettings",
+    "describe_errors",
+    "env_name",
+    "flag_name",
+    "load_settings",
+    "settings_flags",
+]
