@@ -5,9 +5,12 @@ constructor, lifecycle and the four entry points the generated methods call (``_
 ``_request_async``, ``_paginate``, ``_paginate_async``), all delegated to one
 :class:`~autumn_sdk._transport.Transport`.
 
-Timeouts: by default 5 s for ``check``/``track`` (hot path, then fail open), 30 s for ``billing.*``
-(Stripe is involved), 15 s for everything else. ``timeout=`` (seconds or ``httpx.Timeout``) or
-``timeout_ms=`` on the client replaces those defaults; ``timeout_ms=`` on a call wins over both.
+Timeouts: each attempt gets by default 5 s for ``check``/``track`` (hot path, then fail open), 30 s
+for ``billing.*`` (Stripe is involved), 15 s for everything else. ``timeout=`` (seconds or
+``httpx.Timeout``) or ``timeout_ms=`` on the client replaces those defaults; ``timeout_ms=`` on a
+call wins over both. The whole call (every attempt, every backoff wait, every wait for a pooled
+connection) fits in ``total_timeout_ms``: by default twice the per-attempt timeout (10 s for
+``check``/``track``), set per client or per call.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ._generated.resources import (
 )
 from ._model import AutumnModel
 from ._operation import Operation
-from ._resource import RequestOptions
+from ._resource import RequestOptions, reject_unknown_options
 from ._retries import DEFAULT_MAX_RETRIES, RetryConfig
 from ._transport import Transport
 
@@ -50,6 +53,7 @@ def _build_config(
     timeout_ms: int | None,
     debug_logger: DebugLogger | None,
     default_headers: Mapping[str, str] | None,
+    total_timeout_ms: int | None,
 ) -> ClientConfig:
     return ClientConfig.build(
         secret_key=secret_key,
@@ -62,6 +66,7 @@ def _build_config(
         timeout_ms=timeout_ms,
         default_headers=default_headers,
         debug_logger=debug_logger,
+        total_timeout_ms=total_timeout_ms,
     )
 
 
@@ -136,12 +141,13 @@ class Autumn(_TransportClient, AutumnAPI):
         async_client: httpx.AsyncClient | None = None,
         debug_logger: DebugLogger | None = None,
         default_headers: Mapping[str, str] | None = None,
+        total_timeout_ms: int | None = None,
     ) -> None:
         if http_client is not None and client is not None and http_client is not client:
             raise TypeError("pass the httpx.Client as http_client= or client=, not both")
         config = _build_config(
             secret_key, server_url, timeout, max_retries, fail_open, x_api_version,
-            retry_config, timeout_ms, debug_logger, default_headers,
+            retry_config, timeout_ms, debug_logger, default_headers, total_timeout_ms,
         )  # fmt: skip
         self._transport = Transport(config, sync_client=http_client or client, async_client=async_client)
         super().__init__(self)
@@ -160,6 +166,7 @@ class Autumn(_TransportClient, AutumnAPI):
     ) -> BaseModel:
         """Perform any operation of the generated table by its descriptor (for generic dispatchers
         such as the autumn-js handler): ``autumn.call(ops.CUSTOMERS_GET, {"customer_id": "c"})``."""
+        reject_unknown_options("Autumn.call", options)
         return self._transport.request(op, body, options, _result_model(op))
 
     async def call_async(
@@ -170,6 +177,7 @@ class Autumn(_TransportClient, AutumnAPI):
         **options: Unpack[RequestOptions],
     ) -> BaseModel:
         """Awaitable twin of :meth:`call`."""
+        reject_unknown_options("Autumn.call_async", options)
         return await self._transport.request_async(op, body, options, _result_model(op))
 
     def _request(
@@ -221,6 +229,7 @@ class AsyncAutumn(_TransportClient, AsyncAutumnAPI):
         async_client: httpx.AsyncClient | None = None,
         debug_logger: DebugLogger | None = None,
         default_headers: Mapping[str, str] | None = None,
+        total_timeout_ms: int | None = None,
     ) -> None:
         given = [c for c in (http_client, client, async_client) if c is not None]
         if len({id(c) for c in given}) > 1:
@@ -230,7 +239,7 @@ class AsyncAutumn(_TransportClient, AsyncAutumnAPI):
             raise TypeError(f"AsyncAutumn needs an httpx.AsyncClient, got {type(injected).__name__}")
         config = _build_config(
             secret_key, server_url, timeout, max_retries, fail_open, x_api_version,
-            retry_config, timeout_ms, debug_logger, default_headers,
+            retry_config, timeout_ms, debug_logger, default_headers, total_timeout_ms,
         )  # fmt: skip
         self._transport = Transport(config, async_client=injected)
         super().__init__(self)
@@ -248,6 +257,7 @@ class AsyncAutumn(_TransportClient, AsyncAutumnAPI):
         **options: Unpack[RequestOptions],
     ) -> BaseModel:
         """Perform any operation of the generated table by its descriptor (see :meth:`Autumn.call`)."""
+        reject_unknown_options("AsyncAutumn.call", options)
         return await self._transport.request_async(op, body, options, _result_model(op))
 
     def __repr__(self) -> str:

@@ -32,6 +32,8 @@ BILLING_TIMEOUT_S = 30.0
 """``billing.*`` calls wait on Stripe; a short timeout would abandon charges that still land."""
 DEFAULT_TIMEOUT_S = 15.0
 """Everything else."""
+TOTAL_BUDGET_FACTOR = 2.0
+"""Default total budget of a call: this many times its per-attempt timeout (5 s -> 10 s for ``check``)."""
 
 _FALSE_WORDS = frozenset({"false", "0", "no", "off", "n", "f"})
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on", "y", "t"})
@@ -86,11 +88,17 @@ def resolve_base_url(explicit: str | None) -> str:
     return url.rstrip("/")
 
 
+def base_url_source(explicit: str | None) -> str:
+    """Where the base URL came from, for messages: ``server_url=``, ``AUTUMN_URL`` or the default."""
+    if explicit:
+        return "server_url="
+    if os.environ.get("AUTUMN_URL", "").strip():
+        return "AUTUMN_URL"
+    return "the default (no server_url= given and AUTUMN_URL not set)"
+
+
 def user_agent() -> str:
-    return (
-        f"autumn-kit-python/{__version__} (httpx {httpx.__version__}; "
-        f"python {platform.python_version()})"
-    )
+    return f"autumn-kit-python/{__version__} (httpx {httpx.__version__}; python {platform.python_version()})"
 
 
 def default_timeout_s(op: Operation) -> float:
@@ -112,7 +120,11 @@ class ClientConfig:
     fail_open: bool
     retries: RetryConfig | int
     timeout: httpx.Timeout | None
-    """Client-wide timeout; ``None`` means the per-operation defaults (:func:`default_timeout_s`)."""
+    """Client-wide per-attempt timeout; ``None``: the per-operation defaults (:func:`default_timeout_s`)."""
+    total_timeout_s: float | None = None
+    """Client-wide total budget of a call (every attempt and every wait); ``None`` means twice the
+    call's per-attempt timeout."""
+    base_url_source: str = "server_url="
     default_headers: Mapping[str, str] = field(default_factory=dict)
     debug_logger: DebugLogger | None = None
     user_agent: str = field(default_factory=user_agent)
@@ -131,6 +143,7 @@ class ClientConfig:
         timeout_ms: int | None,
         default_headers: Mapping[str, str] | None,
         debug_logger: DebugLogger | None,
+        total_timeout_ms: int | None = None,
     ) -> ClientConfig:
         if timeout_ms is not None:
             resolved_timeout: httpx.Timeout | None = httpx.Timeout(timeout_ms / 1000)
@@ -140,6 +153,7 @@ class ClientConfig:
             resolved_timeout = httpx.Timeout(float(timeout))
         else:
             resolved_timeout = None
+        total_timeout_s = _positive_seconds(total_timeout_ms, "total_timeout_ms")
         return cls(
             secret_key=resolve_secret_key(secret_key),
             base_url=resolve_base_url(server_url),
@@ -147,6 +161,8 @@ class ClientConfig:
             fail_open=resolve_fail_open(fail_open),
             retries=retry_config if retry_config is not None else max_retries,
             timeout=resolved_timeout,
+            total_timeout_s=total_timeout_s,
+            base_url_source=base_url_source(server_url),
             default_headers=dict(default_headers or {}),
             debug_logger=debug_logger,
         )
@@ -155,8 +171,28 @@ class ClientConfig:
         return self.secret_key() if callable(self.secret_key) else self.secret_key
 
     def timeout_for(self, op: Operation, timeout_ms: int | None) -> httpx.Timeout:
+        """One attempt's timeout: the call's ``timeout_ms``, else the client's, else the op's default."""
         if timeout_ms is not None:
             return httpx.Timeout(timeout_ms / 1000)
         if self.timeout is not None:
             return self.timeout
         return httpx.Timeout(default_timeout_s(op))
+
+    def total_timeout_for(self, attempt: httpx.Timeout, total_timeout_ms: int | None) -> float:
+        """The call's whole budget in seconds: the call's ``total_timeout_ms``, else the client's,
+        else :data:`TOTAL_BUDGET_FACTOR` times the longest phase of one attempt."""
+        per_call = _positive_seconds(total_timeout_ms, "total_timeout_ms")
+        if per_call is not None:
+            return per_call
+        if self.total_timeout_s is not None:
+            return self.total_timeout_s
+        phases = [t for t in (attempt.connect, attempt.read, attempt.write) if t is not None]
+        return TOTAL_BUDGET_FACTOR * max(phases, default=DEFAULT_TIMEOUT_S)
+
+
+def _positive_seconds(milliseconds: int | None, name: str) -> float | None:
+    if milliseconds is None:
+        return None
+    if isinstance(milliseconds, bool) or not isinstance(milliseconds, (int, float)) or milliseconds <= 0:
+        raise ValueError(f"{name} must be a positive number of milliseconds, got {milliseconds!r}")
+    return milliseconds / 1000

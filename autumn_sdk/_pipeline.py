@@ -9,12 +9,33 @@ loops (sync and async) that execute the steps.
 One call = validate the body through ``op.params_model``, build headers (auth, API version,
 User-Agent, idempotency key), send, retry what is safe to retry with backoff (honouring
 ``Retry-After``), then parse the success body, map the error, or fail open.
+
+The retry rules, in one place:
+
+* retried (with backoff, up to the retry setting): connection errors and timeouts, 408, 429 and 5xx
+  but 501, and only for calls that may be repeated (read-only, or carrying an idempotency key);
+* never retried: every other 4xx, 409 included: a conflict is an answer (``duplicate_feature_id``,
+  ``plan_already_attached``), so it surfaces with the server's own code after one attempt;
+* waited for: 409 ``idempotency_key_in_flight`` (the same key's first request is still running on
+  the server), retried after its ``Retry-After`` (at most :data:`IN_FLIGHT_WAIT_CAP_S`); these waits
+  do not count as retries;
+* a retry reuses the call's key, so a server that stores responses (the reference server) answers
+  it with the first attempt's response; a server that does not (Autumn's cloud) answers 409
+  ``duplicate_idempotency_key``, which, on the SDK's own key after an attempt that may have reached
+  the server, raises :class:`~autumn_sdk.errors.PossiblyAppliedError`;
+* everything, attempts and waits, fits in the call's total budget (``total_timeout_ms``): an attempt
+  gets at most what is left of it, and a wait that would overrun it is not taken. Waiting for a free
+  connection of the client's own pool counts against that budget only, never against an attempt's
+  timeout, and running out of it raises :class:`~autumn_sdk.errors.PoolTimeoutError`, never a
+  fail-open answer: Autumn was not even asked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Generator, Mapping
@@ -37,6 +58,8 @@ from .errors import (
     APITimeoutError,
     AutumnDefaultError,
     AutumnError,
+    PoolTimeoutError,
+    PossiblyAppliedError,
     RateLimitError,
     ResponseValidationError,
     error_class_for_status,
@@ -47,9 +70,45 @@ R = TypeVar("R")
 
 logger = logging.getLogger("autumn_sdk")
 
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
-"""Besides every 5xx but 501. A 409 is retried only when it is not ``duplicate_idempotency_key``."""
+RETRYABLE_STATUSES = frozenset({408, 429})
+"""Besides every 5xx but 501. No other 4xx is retried (a 409 in flight is waited for, not retried)."""
+DUPLICATE_KEY_CODE = "duplicate_idempotency_key"
+IN_FLIGHT_CODE = "idempotency_key_in_flight"
+IN_FLIGHT_WAIT_S = 1.0
+"""Wait before asking again about a key in flight when the server's 409 names no ``Retry-After``."""
+IN_FLIGHT_WAIT_CAP_S = 5.0
+"""Longest wait for a key in flight, whatever ``Retry-After`` says (the total budget bounds the rest)."""
+MAX_IN_FLIGHT_WAITS = 100
+"""Safety bound on waits for one key in flight (the total budget ends them first in practice)."""
 _MAX_MESSAGE_CHARS = 500
+_NOT_SENT_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+"""Transport errors raised before the request left this process: the server cannot have seen it."""
+
+monotonic = time.monotonic
+"""The clock budgets are measured with (a module attribute so tests can replace it)."""
+
+
+class ClientState:
+    """What one client remembers across calls: the servers it has already warned are unreachable."""
+
+    def __init__(self) -> None:
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def first_unreachable(self, base_url: str) -> bool:
+        """True the first time ``base_url`` is reported unreachable for this client, then False."""
+        with self._lock:
+            if base_url in self._warned:
+                return False
+            self._warned.add(base_url)
+            return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,20 +189,21 @@ def _header_lookup(headers: Mapping[str, str], name: str) -> str | None:
 
 def resolve_idempotency_key(
     op: Operation, params: Mapping[str, Any], options: RequestOptions
-) -> str | None:
-    """The key for this call: the caller's, else a fresh uuid4 for mutating calls, else none.
+) -> tuple[str | None, bool]:
+    """The key for this call and whether the SDK generated it: the caller's (header or
+    ``idempotency_key=``), else a fresh uuid4 for mutating calls, else none.
 
     ``idempotency_key=None`` passed explicitly opts out (and with it, out of retries).
     """
     extra = options.get("http_headers") or {}
     from_headers = _header_lookup(extra, "Idempotency-Key")
     if from_headers:
-        return from_headers
+        return from_headers, False
     if "idempotency_key" in options:
-        return options["idempotency_key"]
+        return options["idempotency_key"], False
     if is_read_only(op, params):
-        return None
-    return str(uuid.uuid4())
+        return None, False
+    return str(uuid.uuid4()), True
 
 
 def build_headers(
@@ -213,15 +273,31 @@ def http_error(op: Operation, exchange: Exchange) -> AutumnDefaultError:
     return error_class(text, **fields)
 
 
-def connection_error(op: Operation, exchange: Exchange) -> APIConnectionError:
+def connection_error(
+    op: Operation, exchange: Exchange, *, budget_s: float | None = None
+) -> APIConnectionError:
+    """The SDK error for a request that got no response; ``budget_s`` is given when the call's
+    total budget, not the per-attempt timeout, cut the attempt short."""
     error = exchange.error
     where = _describe(op, exchange.request)
+    limits = exchange.request.extensions.get("timeout") or {}
+    if isinstance(error, httpx.PoolTimeout):
+        pool = limits.get("pool") if isinstance(limits, dict) else None
+        within = f" within {pool:g} s" if isinstance(pool, (int, float)) else ""
+        return PoolTimeoutError(
+            f"No connection of this client's pool became free{within} (the call's total budget); "
+            f"nothing was sent to Autumn. The client is saturated by its own concurrent calls: give it "
+            f"more connections (http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=...))), "
+            f"a larger total_timeout_ms, or make fewer calls at once ({where})",
+            request=exchange.request,
+        )
     if isinstance(error, httpx.TimeoutException):
-        limits = exchange.request.extensions.get("timeout") or {}
         limit = limits.get("read") if isinstance(limits, dict) else None
         within = f" within {limit:g} s" if isinstance(limit, (int, float)) else ""
+        spent = f"; the call's total budget of {budget_s:g} s is spent" if budget_s is not None else ""
         return APITimeoutError(
-            f"Autumn did not answer{within} ({type(error).__name__}, {where})", request=exchange.request
+            f"Autumn did not answer{within} ({type(error).__name__}, {where}){spent}",
+            request=exchange.request,
         )
     return APIConnectionError(
         f"Could not reach Autumn at {exchange.request.url.host}: {error} ({where})", request=exchange.request
@@ -229,13 +305,74 @@ def connection_error(op: Operation, exchange: Exchange) -> APIConnectionError:
 
 
 def is_retryable_status(error: AutumnDefaultError) -> bool:
-    """Transient failures only: 408/429, 409 unless the idempotency key was reused, 5xx except 501."""
+    """Transient failures only: 408, 429 and 5xx except 501. Every other 4xx is an answer."""
     status = error.status_code
-    if status == 409:
-        return error.code != "duplicate_idempotency_key"
     if status == 501:  # Not Implemented: asking again cannot help
         return False
     return status in RETRYABLE_STATUSES or status >= 500
+
+
+def may_have_reached_server(exchange: Exchange) -> bool:
+    """Whether the attempt may have been processed although it got no usable answer: a transport
+    error after the request was sent (a timeout, a lost connection) or a 5xx (a gateway may answer
+    it while the work commits behind it)."""
+    if exchange.response is not None:
+        return exchange.response.status_code >= 500
+    return not isinstance(exchange.error, _NOT_SENT_ERRORS)
+
+
+def possibly_applied(
+    op: Operation, conflict: AutumnDefaultError, key: str, earlier: AutumnError
+) -> PossiblyAppliedError:
+    """The 409 of a retry whose own key was used by an earlier attempt that may have been applied."""
+    assert conflict.request is not None
+    still = "is still being processed" if conflict.code == IN_FLIGHT_CODE else "was received"
+    text = (
+        f"{conflict.code}: an earlier attempt of this {op.qualified_name} call failed without an answer "
+        f"({type(earlier).__name__}: {earlier.message}) but {still} by Autumn, which now refuses its "
+        f"idempotency key {key}: the first attempt may have been applied. Check the result (e.g. read "
+        f"the customer or balance) before calling again (HTTP {conflict.status_code}, "
+        f"{_describe(op, conflict.request)})"
+    )
+    return PossiblyAppliedError(
+        text,
+        idempotency_key=key,
+        earlier_error=earlier,
+        status_code=conflict.status_code,
+        code=conflict.code,
+        body=conflict.body,
+        request=conflict.request,
+        response=conflict.response,
+    )
+
+
+def attempt_timeout(per_attempt: httpx.Timeout, remaining_s: float) -> httpx.Timeout:
+    """One attempt's httpx timeout: each phase capped by what is left of the total budget, and the
+    wait for a pooled connection bounded by that budget alone."""
+
+    def capped(limit: float | None) -> float:
+        return remaining_s if limit is None else min(limit, remaining_s)
+
+    return httpx.Timeout(
+        connect=capped(per_attempt.connect),
+        read=capped(per_attempt.read),
+        write=capped(per_attempt.write),
+        pool=remaining_s,
+    )
+
+
+def _unreachable_warning(base_url: str, source: str, error: BaseException) -> None:
+    logger.warning(
+        "Cannot reach the Autumn server at %s (%s: %s); that URL comes from %s. Every call to it "
+        "fails, and check/track/customers.get_or_create/plans.list/entities.get fail open (check "
+        "answers allowed=True). Point the client at your Autumn server with "
+        "Autumn(server_url=...) / AsyncAutumn(server_url=...) or the AUTUMN_URL environment "
+        "variable. (Logged once per client.)",
+        base_url,
+        type(error).__name__,
+        error,
+        source,
+    )
 
 
 def parse_success(op: Operation, exchange: Exchange, cast_to: type[T]) -> T:
@@ -283,33 +420,48 @@ def plan_call(
     body: Mapping[str, Any] | BaseModel | None,
     options: RequestOptions,
     cast_to: type[T],
+    state: ClientState | None = None,
 ) -> CallPlan[T]:
-    """Perform one SDK call as steps (see module docs); returns the result or raises AutumnError."""
+    """Perform one SDK call as steps (see module docs); returns the result or raises AutumnError.
+
+    ``state`` is the client's memory across calls (the once-per-client unreachable warning).
+    """
     capture = current_capture()
     params = encode_params(op, body)
-    idempotency_key = resolve_idempotency_key(op, params, options)
+    idempotency_key, generated_key = resolve_idempotency_key(op, params, options)
     may_repeat = idempotency_key is not None or is_read_only(op, params)
     policy = RetryPolicy.resolve(options.get("retries", config.retries))
-    base_url = (options.get("server_url") or config.base_url).rstrip("/")
+    call_url = options.get("server_url")
+    base_url = (call_url or config.base_url).rstrip("/")
     url = f"{base_url}{op.path}"
     is_query = op.http_method == "GET"
     content = None if is_query else json.dumps(params, separators=(",", ":")).encode()
+    per_attempt = config.timeout_for(op, options.get("timeout_ms"))
+    budget_s = config.total_timeout_for(per_attempt, options.get("total_timeout_ms"))
     send = SendRequest(
         method=op.http_method,
         url=url,
         headers=build_headers(config, options, idempotency_key, has_body=not is_query),
         content=content,
         params=params if is_query and params else None,
-        timeout=config.timeout_for(op, options.get("timeout_ms")),
+        timeout=per_attempt,
     )
     debugging = config.debug_logger is not None or logger.isEnabledFor(logging.DEBUG)
-    started = time.monotonic()
+    started = monotonic()
+    deadline = started + budget_s
     retry_index = 0
+    in_flight_waits = 0
+    attempts = 0
+    earlier: AutumnError | None = None  # an earlier attempt's failure that may have reached the server
     while True:
-        sent_at = time.monotonic()
-        exchange = yield send
+        remaining = deadline - monotonic()
+        timeout = attempt_timeout(per_attempt, max(remaining, 0.001))
+        cut_by_budget = per_attempt.read is None or timeout.read != per_attempt.read
+        attempts += 1
+        sent_at = monotonic()
+        exchange = yield dataclasses.replace(send, timeout=timeout)
         assert exchange is not None
-        elapsed_ms = (time.monotonic() - sent_at) * 1000
+        elapsed_ms = (monotonic() - sent_at) * 1000
         failure: AutumnError
         retry_after: float | None = None
         if exchange.response is not None:
@@ -318,7 +470,7 @@ def plan_call(
                 _debug(
                     config,
                     f"{op.http_method} {url} -> {response.status_code} in {elapsed_ms:.1f} ms "
-                    f"(attempt {retry_index + 1})",
+                    f"(attempt {attempts})",
                 )
             if capture is not None:
                 capture.response = response
@@ -326,20 +478,55 @@ def plan_call(
                 return parse_success(op, exchange, cast_to)
             failure = http_error(op, exchange)
             assert isinstance(failure, AutumnDefaultError)
-            retryable = may_repeat and is_retryable_status(failure)
             retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if failure.status_code == 409 and failure.code == IN_FLIGHT_CODE and may_repeat:
+                wait = min(IN_FLIGHT_WAIT_S if retry_after is None else retry_after, IN_FLIGHT_WAIT_CAP_S)
+                if in_flight_waits < MAX_IN_FLIGHT_WAITS and monotonic() + wait < deadline:
+                    logger.info(
+                        "%s: idempotency key still in flight on the server; asking again in %.2f s",
+                        op.qualified_name,
+                        wait,
+                    )
+                    yield Sleep(wait)
+                    in_flight_waits += 1
+                    continue
+            if (
+                failure.status_code == 409
+                and failure.code in (DUPLICATE_KEY_CODE, IN_FLIGHT_CODE)
+                and generated_key
+                and earlier is not None
+            ):
+                assert idempotency_key is not None
+                raise possibly_applied(op, failure, idempotency_key, earlier)
+            retryable = may_repeat and is_retryable_status(failure)
         else:
             if debugging:
                 _debug(
                     config,
                     f"{op.http_method} {url} -> {type(exchange.error).__name__} in {elapsed_ms:.1f} ms "
-                    f"(attempt {retry_index + 1})",
+                    f"(attempt {attempts})",
                 )
-            failure = connection_error(op, exchange)
+            failure = connection_error(op, exchange, budget_s=budget_s if cut_by_budget else None)
+            if isinstance(exchange.error, httpx.ConnectError) and (
+                state is None or state.first_unreachable(base_url)
+            ):
+                source = "the call's server_url=" if call_url else config.base_url_source
+                _unreachable_warning(base_url, source, exchange.error)
+            if isinstance(failure, PoolTimeoutError):
+                raise failure from exchange.error  # our own saturation, not an outage: never fail open
             retryable = may_repeat and policy.retry_connection_errors
+        if may_have_reached_server(exchange):
+            earlier = failure
         if retryable:
-            delay = policy.next_delay(retry_index, retry_after, time.monotonic() - started)
-            if delay is not None:
+            delay = policy.next_delay(retry_index, retry_after, monotonic() - started)
+            if delay is not None and monotonic() + delay >= deadline:
+                logger.info(
+                    "Not retrying %s: a wait of %.2f s would overrun the call's total budget of %g s",
+                    op.qualified_name,
+                    delay,
+                    budget_s,
+                )
+            elif delay is not None:
                 logger.info(
                     "Retrying %s in %.2f s after %s (retry %d)",
                     op.qualified_name,

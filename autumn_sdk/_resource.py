@@ -4,7 +4,10 @@ CONTRACT between ``codegen`` (which emits the typed method signatures) and the h
 SDK (which implements the calls). Generated code may use exactly these names:
 
 * ``NOT_GIVEN`` / ``NotGiven``: default of every optional keyword, so "not passed" differs from ``None``;
-* ``RequestOptions``: the per-call options every method takes as ``**options``;
+* ``RequestOptions``: the per-call options every method takes as ``**options``; a keyword that is
+  neither a parameter of the method nor an option raises ``TypeError`` here (see
+  :func:`reject_unknown_options`), as the official SDK's methods do, so a misspelt argument is
+  never silently dropped;
 * ``SyncResource._call`` / ``_call_async`` / ``_paginate`` / ``_paginate_async`` and
   ``AsyncResource._call`` / ``_paginate``: perform an :class:`~autumn_sdk._operation.Operation`.
 
@@ -14,7 +17,9 @@ or generated models; the implementation validates it through ``op.params_model``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+import difflib
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
@@ -56,6 +61,44 @@ class RequestOptions(TypedDict, total=False):
     timeout_ms: int | None
     http_headers: Mapping[str, str] | None
     idempotency_key: str | None
+    total_timeout_ms: int | None
+
+
+OPTION_NAMES: frozenset[str] = RequestOptions.__optional_keys__ | RequestOptions.__required_keys__
+"""Every per-call option name (what ``**options`` may hold)."""
+
+
+def reject_unknown_options(
+    method: str, options: Mapping[str, object], parameters: Iterable[str] = ()
+) -> None:
+    """Raise ``TypeError`` for the first key of ``options`` that is not a per-call option.
+
+    ``method`` names the method in the message; ``parameters`` are its other keyword names, offered
+    with the options as the closest valid name (``difflib``).
+    """
+    for name in options:
+        if name in OPTION_NAMES:
+            continue
+        valid = [*parameters, *sorted(OPTION_NAMES)]
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; valid names: {', '.join(valid)}"
+        raise TypeError(f"{method}() got an unexpected keyword argument {name!r}{hint}")
+
+
+def _keyword_names(method: Callable[..., object]) -> list[str]:
+    return [
+        p.name
+        for p in inspect.signature(method).parameters.values()
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def _check_options(resource: object, method_name: str, options: Mapping[str, object]) -> None:
+    """Cheap when every key is an option; otherwise the method's own signature names the candidates."""
+    if OPTION_NAMES.issuperset(options):
+        return
+    method = getattr(resource, method_name)
+    reject_unknown_options(f"{type(resource).__name__}.{method_name}", options, _keyword_names(method))
 
 
 class SyncResource:
@@ -65,21 +108,25 @@ class SyncResource:
         self._client = client
 
     def _call(self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]) -> T:
+        _check_options(self, op.name, options)
         return self._client._request(op, body, options, cast_to)  # type: ignore[no-any-return]
 
     async def _call_async(
         self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]
     ) -> T:
+        _check_options(self, f"{op.name}_async", options)
         return await self._client._request_async(op, body, options, cast_to)  # type: ignore[no-any-return]
 
     def _paginate(
         self, op: Operation, body: Mapping[str, Any], options: RequestOptions, item_type: type[T]
     ) -> Iterator[T]:
+        _check_options(self, "list_all", options)
         return self._client._paginate(op, body, options, item_type)  # type: ignore[no-any-return]
 
     def _paginate_async(
         self, op: Operation, body: Mapping[str, Any], options: RequestOptions, item_type: type[T]
     ) -> AsyncIterator[T]:
+        _check_options(self, "list_all_async", options)
         return self._client._paginate_async(op, body, options, item_type)  # type: ignore[no-any-return]
 
 
@@ -92,9 +139,11 @@ class AsyncResource:
     async def _call(
         self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]
     ) -> T:
+        _check_options(self, op.name, options)
         return await self._client._request_async(op, body, options, cast_to)  # type: ignore[no-any-return]
 
     def _paginate(
         self, op: Operation, body: Mapping[str, Any], options: RequestOptions, item_type: type[T]
     ) -> AsyncIterator[T]:
+        _check_options(self, "list_all", options)
         return self._client._paginate_async(op, body, options, item_type)  # type: ignore[no-any-return]

@@ -71,6 +71,19 @@ class RawResponse(Generic[R]):
     def headers(self) -> httpx.Headers:
         return self.http_response.headers
 
+    @property
+    def replayed(self) -> bool:
+        """True when the server answered with the stored response of an earlier request with the
+        same ``Idempotency-Key`` (header ``Idempotent-Replayed: true``), e.g. after a retry."""
+        value: str = self.http_response.headers.get("idempotent-replayed", "")
+        return value.lower() == "true"
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's ``x-request-id`` for this response, if it sent one."""
+        value: str | None = self.http_response.headers.get("x-request-id")
+        return value or None
+
     def parse(self) -> R:
         """The typed result, exactly what the non-raw method returns."""
         return self._parsed

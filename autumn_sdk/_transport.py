@@ -18,7 +18,7 @@ from . import _drivers
 from ._config import ClientConfig
 from ._operation import Operation
 from ._pagination import CursorWalk
-from ._pipeline import plan_call
+from ._pipeline import ClientState, plan_call
 from ._resource import RequestOptions
 
 T = TypeVar("T", bound=BaseModel)
@@ -51,6 +51,7 @@ class Transport:
         self._owns_async = async_client is None
         self._lock = threading.Lock()
         self._closed = False
+        self.state = ClientState()
 
     # -- clients -----------------------------------------------------------------------------
 
@@ -94,10 +95,12 @@ class Transport:
     # -- calls -------------------------------------------------------------------------------
 
     def request(self, op: Operation, body: Body, options: RequestOptions, cast_to: type[T]) -> T:
-        return _drivers.run_sync(plan_call(self.config, op, body, options, cast_to), self.sync_client)
+        plan = plan_call(self.config, op, body, options, cast_to, self.state)
+        return _drivers.run_sync(plan, self.sync_client)
 
     async def request_async(self, op: Operation, body: Body, options: RequestOptions, cast_to: type[T]) -> T:
-        return await _drivers.run_async(plan_call(self.config, op, body, options, cast_to), self.async_client)
+        plan = plan_call(self.config, op, body, options, cast_to, self.state)
+        return await _drivers.run_async(plan, self.async_client)
 
     def paginate(self, op: Operation, body: Body, options: RequestOptions, item_type: type[T]) -> Iterator[T]:
         walk = CursorWalk(op, body, item_type)

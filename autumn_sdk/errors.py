@@ -27,14 +27,23 @@ __all__ = [
     "MissingSecretKeyError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PoolTimeoutError",
+    "PossiblyAppliedError",
     "RateLimitError",
     "ResponseValidationError",
     "WebhookVerificationError",
 ]
 
 
+REQUEST_ID_HEADER = "x-request-id"
+
+
 class AutumnError(Exception):
-    """Base of every SDK error; HTTP details are ``None`` when no response arrived."""
+    """Base of every SDK error; HTTP details are ``None`` when no response arrived.
+
+    ``request_id`` is the server's ``x-request-id`` for the response (quote it when asking Autumn
+    for help); it is part of ``str(error)`` whenever the server sent one.
+    """
 
     message: str
     status_code: int | None
@@ -44,6 +53,7 @@ class AutumnError(Exception):
     request: httpx.Request | None
     response: httpx.Response | None
     headers: Mapping[str, str]
+    request_id: str | None
 
     def __init__(
         self,
@@ -55,6 +65,7 @@ class AutumnError(Exception):
         request: httpx.Request | None = None,
         response: httpx.Response | None = None,
         headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -66,6 +77,9 @@ class AutumnError(Exception):
         if headers is None:
             headers = response.headers if response is not None else {}
         self.headers = headers
+        if request_id is None and response is not None:
+            request_id = response.headers.get(REQUEST_ID_HEADER) or None
+        self.request_id = request_id
 
     @property
     def raw_response(self) -> httpx.Response | None:
@@ -73,6 +87,8 @@ class AutumnError(Exception):
         return self.response
 
     def __str__(self) -> str:
+        if self.request_id and self.request_id not in self.message:
+            return f"{self.message} [request_id {self.request_id}]"
         return self.message
 
 
@@ -103,7 +119,33 @@ class NotFoundError(AutumnDefaultError):
 
 
 class ConflictError(AutumnDefaultError):
-    """409: the resource already exists, or the idempotency key was reused with another body."""
+    """409: the resource already exists (``duplicate_feature_id``, ``plan_already_attached``...), or
+    the idempotency key was already used (``duplicate_idempotency_key``)."""
+
+
+class PossiblyAppliedError(ConflictError):
+    """An earlier attempt of this call may have been applied; check before calling again.
+
+    Raised instead of a plain 409 ``duplicate_idempotency_key`` when the SDK's own generated
+    ``Idempotency-Key`` is refused as already used after an earlier attempt of the same call failed
+    without a usable answer (a timeout, a connection lost after the request was sent, a 5xx from a
+    gateway). The only request that can have used that key is that earlier attempt, so the server
+    received it and may have done the work; a server that replays stored responses (the reference
+    server) answers the retry with the first attempt's response instead. ``code`` stays the
+    server's (``duplicate_idempotency_key``); ``earlier_error`` is what the earlier attempt got.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        idempotency_key: str,
+        earlier_error: AutumnError,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.idempotency_key = idempotency_key
+        self.earlier_error = earlier_error
 
 
 class RateLimitError(AutumnDefaultError):
@@ -124,6 +166,16 @@ class APIConnectionError(AutumnError):
 
 class APITimeoutError(APIConnectionError):
     """The request timed out; ``__cause__`` is the ``httpx.TimeoutException``."""
+
+
+class PoolTimeoutError(APITimeoutError):
+    """No connection of this client's own pool became free within the call's total time budget.
+
+    Nothing was sent and Autumn is not known to be down: the client is saturated by its own
+    concurrent calls, so this never fails open. Give the client more connections (an
+    ``httpx.AsyncClient(limits=httpx.Limits(max_connections=...))`` as ``http_client=``), a
+    larger ``total_timeout_ms``, or fewer concurrent calls.
+    """
 
 
 class ResponseValidationError(AutumnError):

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from pydantic import BaseModel
 
 from autumn_sdk import models
@@ -157,3 +158,41 @@ def test_every_fields_style_method_takes_exactly_the_params_model_fields() -> No
                 op.qualified_name,
                 name,
             )
+
+
+async def test_every_method_refuses_an_unknown_keyword_with_the_closest_name() -> None:
+    """Sync methods, ``*_async`` twins, async resources and ``list_all``: a misspelt keyword is a
+    ``TypeError`` naming it and the nearest valid name, and the client is never called."""
+    client = RecordingClient()
+    sync_api, async_api = resources.AutumnAPI(client), resources.AsyncAutumnAPI(client)
+    checked = 0
+    for op in ops.OPERATIONS:
+        for api in (sync_api, async_api):
+            owner = getattr(api, op.group) if op.group else api
+            names = [op.name, f"{op.name}_async"]
+            if op.name == "list" and hasattr(owner, "list_all"):
+                names += ["list_all", "list_all_async"]
+            for name in names:
+                method = getattr(owner, name, None)
+                if method is None:
+                    continue
+                parameters = inspect.signature(method).parameters
+                valid = [p for p in parameters if p != "options"]
+                required = {
+                    p: None for p, spec in parameters.items() if spec.default is inspect.Parameter.empty
+                }
+                required.pop("options", None)
+                misspelt = (valid[-1] if valid else "retries") + "x"
+                with pytest.raises(TypeError) as info:
+                    outcome = method(**required, **{misspelt: 1})
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                message = str(info.value)
+                assert (
+                    f"{type(owner).__name__}.{name}() got an unexpected keyword argument {misspelt!r}"
+                    in message
+                )
+                assert message.endswith(f"did you mean {misspelt[:-1]!r}?"), message
+                checked += 1
+    assert checked >= 3 * len(ops.OPERATIONS)
+    assert client.calls == []

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from autumn_sdk import _drivers
+from autumn_sdk import _drivers, _pipeline
 
 AUTUMN_ENV = ("AUTUMN_SECRET_KEY", "AUTUMN_URL", "AUTUMN_FAIL_OPEN", "FAIL_OPEN", "X_API_VERSION")
 TEST_URL = "https://autumn.test"
@@ -22,16 +22,29 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class SleepRecorder:
-    """Stands in for ``time.sleep`` / ``asyncio.sleep`` in the drivers: records, never waits."""
+    """Stands in for ``time.sleep`` / ``asyncio.sleep`` in the drivers: records, never waits.
+
+    ``now`` is a clock that only the recorded sleeps (and :meth:`advance`) move; the ``fake_clock``
+    fixture makes the pipeline measure its budgets with it.
+    """
 
     def __init__(self) -> None:
         self.delays: list[float] = []
+        self.now = 1_000.0
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
     def sync(self, seconds: float) -> None:
         self.delays.append(seconds)
+        self.advance(seconds)
 
     async def async_(self, seconds: float) -> None:
         self.delays.append(seconds)
+        self.advance(seconds)
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +53,13 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepRecorder:
     monkeypatch.setattr(_drivers, "sync_sleep", recorder.sync)
     monkeypatch.setattr(_drivers, "async_sleep", recorder.async_)
     return recorder
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch, sleeps: SleepRecorder) -> SleepRecorder:
+    """Budgets measured on ``sleeps.now``: time passes only through backoff waits and ``advance``."""
+    monkeypatch.setattr(_pipeline, "monotonic", sleeps.clock)
+    return sleeps
 
 
 @pytest.fixture

@@ -428,3 +428,182 @@ async def test_degraded_answers_are_marked(mode: str, mock: respx.MockRouter) ->
     assert isinstance(result, models.CheckResponse)
     assert autumn_sdk.is_degraded(result)
     assert not is_fail_open(result)
+
+
+# -- strict keyword arguments ----------------------------------------------------------------
+
+MISSPELT: list[tuple[str, dict[str, Any], str, str | None]] = [
+    (
+        "check",
+        {"customer_id": "c", "feature_id": "f", "requried_balance": 2},
+        "requried_balance",
+        "required_balance",
+    ),
+    ("customers.get_or_create", {"customer_id": "c", "emial": "a@b.c"}, "emial", "email"),
+    (
+        "billing.attach",
+        {"customer_id": "c", "plan_id": "p", "idempotencykey": "k"},
+        "idempotencykey",
+        "idempotency_key",
+    ),
+    (
+        "features.create",
+        {"feature_id": "f", "name": "F", "type_": "metered", "consumabel": True},
+        "consumabel",
+        "consumable",
+    ),
+    ("plans.list", {"requests": {}}, "requests", "request"),
+    ("track", {"customer_id": "c", "feature_id": "f", "timeout": 5}, "timeout", "timeout_ms"),
+    (
+        "entities.list",
+        {"customer_id": "A"},
+        "customer_id",
+        None,
+    ),  # no such filter: every valid name is listed
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("qualified", "kwargs", "wrong", "suggestion"), MISSPELT, ids=[m[0] for m in MISSPELT]
+)
+async def test_misspelt_keywords_raise_type_error_with_the_closest_name(
+    mode: str,
+    qualified: str,
+    kwargs: dict[str, Any],
+    wrong: str,
+    suggestion: str | None,
+    mock: respx.MockRouter,
+) -> None:
+    """Nothing is sent: the call fails as a Python call with a wrong keyword does, naming the fix."""
+    with pytest.raises(TypeError) as info:
+        await invoke(mode, qualified, kwargs)
+    message = str(info.value)
+    method = qualified.rsplit(".", 1)[-1] + ("_async" if mode == "twin" else "")
+    assert f".{method}() got an unexpected keyword argument {wrong!r}" in message
+    if suggestion is not None:
+        assert message.endswith(f"; did you mean {suggestion!r}?")
+    else:
+        assert "; valid names: start_cursor, limit, plans," in message and "total_timeout_ms" in message
+    assert mock.calls.call_count == 0
+
+
+async def test_unknown_keywords_are_refused_everywhere_else_too(mock: respx.MockRouter) -> None:
+    from autumn_sdk._generated import operations as ops
+
+    autumn = sync_client()
+    with pytest.raises(
+        TypeError,
+        match=r"Entities\.list_all\(\) got an unexpected keyword argument 'limt'; did you mean 'limit'\?",
+    ):
+        autumn.entities.list_all(limt=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="'limt'"):
+        autumn.entities.list_all_async(limt=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"AsyncEntities\.list_all\(\)"):
+        AsyncAutumn(TEST_KEY, server_url=TEST_URL).entities.list_all(limt=5)  # type: ignore[call-arg]
+    with pytest.raises(
+        TypeError,
+        match=r"Autumn\.call\(\) got an unexpected keyword argument 'retry'; did you mean 'retries'\?",
+    ):
+        autumn.call(ops.CUSTOMERS_GET, {"customer_id": "c"}, retry=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"AsyncAutumn\.call\(\)"):
+        await AsyncAutumn(TEST_KEY, server_url=TEST_URL).call(ops.CUSTOMERS_GET, {}, retry=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="'customer_id'"):
+        autumn.with_raw_response.entities.list(customer_id="A")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="valid names: entity_id, customer_id, http_headers, idempotency_key"):
+        autumn.entities.get(customer_id="c", entity_id="e", zzz=1)  # type: ignore[call-arg]
+    assert mock.calls.call_count == 0
+
+
+# -- request ids, replays and the unreachable server -----------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_errors_carry_the_request_id(mode: str, mock: respx.MockRouter) -> None:
+    mock.post("/v1/customers.get").mock(
+        return_value=httpx.Response(
+            404,
+            json={"message": "Customer nobody not found", "code": "customer_not_found"},
+            headers={"x-request-id": "req_7f3a"},
+        )
+    )
+    with pytest.raises(errors.NotFoundError) as info:
+        await invoke(mode, "customers.get", {"customer_id": "nobody"})
+    assert info.value.request_id == "req_7f3a"
+    assert str(info.value) == (
+        "customer_not_found: Customer nobody not found (HTTP 404, POST /v1/customers.get) "
+        "[request_id req_7f3a]"
+    )
+    mock.post("/v1/customers.get").mock(
+        return_value=httpx.Response(400, json={"message": "bad", "code": "invalid_inputs"})
+    )
+    with pytest.raises(errors.BadRequestError) as without:
+        await invoke(mode, "customers.get", {"customer_id": "nobody"})
+    assert without.value.request_id is None
+    assert "request_id" not in str(without.value)
+
+
+def test_raw_responses_say_when_they_are_replayed(mock: respx.MockRouter) -> None:
+    route = mock.post("/v1/billing.attach").mock(
+        return_value=httpx.Response(
+            200,
+            json={"customer_id": "c", "payment_url": None},
+            headers={"Idempotent-Replayed": "true", "x-request-id": "req_1"},
+        )
+    )
+    raw = sync_client().with_raw_response.billing.attach(
+        customer_id="c", plan_id="p", idempotency_key="order-1"
+    )
+    assert raw.replayed is True and raw.request_id == "req_1"
+    route.mock(return_value=httpx.Response(200, json={"customer_id": "c", "payment_url": None}))
+    fresh = sync_client().with_raw_response.billing.attach(customer_id="c", plan_id="p")
+    assert fresh.replayed is False and fresh.request_id is None
+
+
+def _unreachable_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and r.getMessage().startswith("Cannot reach the Autumn server")
+    ]
+
+
+@pytest.mark.parametrize("client_class", [Autumn, AsyncAutumn])
+async def test_an_unreachable_server_is_announced_once_per_client(
+    client_class: type[Autumn] | type[AsyncAutumn], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connection refused on a real loopback port: one WARNING naming the URL and the way out."""
+    from reference_server.testing import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    for _ in range(2):
+        client = client_class(TEST_KEY, server_url=url, max_retries=1)
+        for _ in range(3):
+            call = client.check(customer_id="c", feature_id="f")
+            result = await call if isinstance(client, AsyncAutumn) else call
+            assert is_fail_open(result)
+        with pytest.raises(errors.APIConnectionError):
+            call = client.customers.get(customer_id="c")
+            await call if isinstance(client, AsyncAutumn) else call
+    warnings = _unreachable_warnings(caplog)
+    assert len(warnings) == 2  # one per client, however many calls
+    assert url in warnings[0]
+    assert "server_url=" in warnings[0] and "AUTUMN_URL" in warnings[0]
+    assert "ConnectError" in warnings[0]
+
+
+def test_unreachable_default_server_says_no_url_was_given(caplog: pytest.LogCaptureFixture) -> None:
+    with respx.mock(base_url="https://api.useautumn.com") as cloud:
+        cloud.post("/v1/balances.check").mock(side_effect=httpx.ConnectError("Name or service not known"))
+        assert is_fail_open(Autumn(TEST_KEY).check(customer_id="c", feature_id="f"))
+    (warning,) = _unreachable_warnings(caplog)
+    assert "https://api.useautumn.com" in warning
+    assert "no server_url= given and AUTUMN_URL not set" in warning
+
+
+def test_timeouts_are_not_announced_as_unreachable(
+    mock: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    mock.post("/v1/balances.check").mock(side_effect=httpx.ConnectTimeout("slow"))
+    assert is_fail_open(sync_client().check(customer_id="c", feature_id="f"))
+    assert _unreachable_warnings(caplog) == []

@@ -138,7 +138,7 @@ async def test_retry_after_http_date(mode: str, mock: respx.MockRouter, sleeps: 
     mock.post("/v1/balances.check").mock(
         side_effect=[httpx.Response(503, headers={"Retry-After": when}), httpx.Response(200, json=CHECK_OK)]
     )
-    await call(make_transport(), mode, CHECK, {"customer_id": "cus_1"}, GateResult)
+    await call(make_transport(), mode, CHECK, {"customer_id": "cus_1"}, GateResult, total_timeout_ms=60_000)
     assert len(sleeps.delays) == 1
     assert 15 <= sleeps.delays[0] <= 21
 
@@ -158,7 +158,7 @@ async def test_retry_after_beyond_cap_gives_up(
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 501])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 422, 501])
 async def test_permanent_errors_are_not_retried(mode: str, status: int, mock: respx.MockRouter) -> None:
     route = mock.post("/v1/balances.check").mock(return_value=httpx.Response(status, json={"message": "no"}))
     with pytest.raises(errors.AutumnDefaultError):
@@ -167,7 +167,7 @@ async def test_permanent_errors_are_not_retried(mode: str, status: int, mock: re
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("status", [408, 409, 429])
+@pytest.mark.parametrize("status", [408, 429])
 async def test_transient_client_statuses_are_retried(mode: str, status: int, mock: respx.MockRouter) -> None:
     route = mock.post("/v1/balances.check").mock(
         side_effect=[httpx.Response(status, json={"message": "again"}), httpx.Response(200, json=CHECK_OK)]
@@ -177,13 +177,236 @@ async def test_transient_client_statuses_are_retried(mode: str, status: int, moc
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_duplicate_idempotency_conflict_is_not_retried(mode: str, mock: respx.MockRouter) -> None:
-    body = {"message": "key reused with another body", "code": "duplicate_idempotency_key"}
+@pytest.mark.parametrize("code", ["plan_already_attached", "duplicate_idempotency_key", None])
+async def test_a_conflict_is_an_answer_after_one_attempt(
+    mode: str, code: str | None, mock: respx.MockRouter, sleeps: SleepRecorder
+) -> None:
+    """A 409 on the first attempt surfaces the server's own code: no retry, no reinterpretation."""
+    body = {"message": "Customer already has plan p", "code": code}
     route = mock.post("/v1/billing.attach").mock(return_value=httpx.Response(409, json=body))
     with pytest.raises(errors.ConflictError) as info:
-        await call(make_transport(), mode, ATTACH, {"customer_id": "c", "plan_id": "p"}, AttachResult)
+        await call(
+            make_transport(max_retries=5), mode, ATTACH, {"customer_id": "c", "plan_id": "p"}, AttachResult
+        )
+    assert type(info.value) is errors.ConflictError
     assert route.call_count == 1
+    assert sleeps.delays == []
+    assert info.value.code == code
+
+
+# -- a key in flight, and retries that may have been applied -----------------------------------
+
+IN_FLIGHT = {"message": "still being processed", "code": "idempotency_key_in_flight"}
+DUPLICATE = {
+    "message": "Another request with idempotency key k has already been received",
+    "code": "duplicate_idempotency_key",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_key_in_flight_is_waited_for_and_does_not_count_as_a_retry(
+    mode: str, mock: respx.MockRouter, sleeps: SleepRecorder
+) -> None:
+    route = mock.post("/v1/billing.attach").mock(
+        side_effect=[
+            httpx.Response(409, json=IN_FLIGHT, headers={"Retry-After": "2"}),
+            httpx.Response(409, json=IN_FLIGHT, headers={"Retry-After": "600"}),
+            httpx.Response(409, json=IN_FLIGHT),
+            httpx.Response(200, json=ATTACH_OK, headers={"Idempotent-Replayed": "true"}),
+        ]
+    )
+    result = await call(
+        make_transport(max_retries=0),
+        mode,
+        ATTACH,
+        {"customer_id": "c", "plan_id": "p"},
+        AttachResult,
+        idempotency_key="order-7",
+    )
+    assert result.customer_id == "cus_1"
+    assert route.call_count == 4
+    assert sleeps.delays == [2.0, 5.0, 1.0]  # Retry-After honoured, capped at 5 s, 1 s when absent
+    assert {c.request.headers["Idempotency-Key"] for c in route.calls} == {"order-7"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_key_in_flight_past_the_budget_surfaces_the_conflict(
+    mode: str, mock: respx.MockRouter, fake_clock: SleepRecorder
+) -> None:
+    route = mock.post("/v1/billing.attach").mock(
+        return_value=httpx.Response(409, json=IN_FLIGHT, headers={"Retry-After": "1"})
+    )
+    with pytest.raises(errors.ConflictError) as info:
+        await call(
+            make_transport(),
+            mode,
+            ATTACH,
+            {"customer_id": "c", "plan_id": "p"},
+            AttachResult,
+            idempotency_key="order-8",
+            total_timeout_ms=3_500,
+        )
+    assert type(info.value) is errors.ConflictError  # the caller's key: the server's code, unchanged
+    assert info.value.code == "idempotency_key_in_flight"
+    assert route.call_count == 4  # t = 0, 1, 2, 3; a fourth wait would end past 3.5 s
+    assert fake_clock.delays == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "first",
+    [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("Server disconnected"), httpx.Response(504)],
+    ids=repr,
+)
+async def test_own_key_refused_after_an_ambiguous_attempt_says_it_may_have_been_applied(
+    mode: str, first: Any, mock: respx.MockRouter
+) -> None:
+    """Autumn's cloud does not replay: the retry's 409 on the SDK's own key means the first got in."""
+    route = mock.post("/v1/billing.attach").mock(side_effect=[first, httpx.Response(409, json=DUPLICATE)])
+    with pytest.raises(errors.PossiblyAppliedError) as info:
+        await call(make_transport(), mode, ATTACH, {"customer_id": "c", "plan_id": "p"}, AttachResult)
+    error = info.value
+    assert isinstance(error, errors.ConflictError)
+    assert error.code == "duplicate_idempotency_key" and error.status_code == 409
+    assert route.call_count == 2
+    key = route.calls[0].request.headers["Idempotency-Key"]
+    assert route.calls[1].request.headers["Idempotency-Key"] == key == error.idempotency_key
+    assert "may have been applied" in str(error)
+    assert "before calling again" in str(error)
+    expected = errors.APIConnectionError if isinstance(first, Exception) else errors.InternalServerError
+    assert isinstance(error.earlier_error, expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_own_key_still_in_flight_when_the_budget_ends_may_have_been_applied(
+    mode: str, mock: respx.MockRouter, fake_clock: SleepRecorder
+) -> None:
+    route = mock.post("/v1/billing.attach").mock(
+        side_effect=[httpx.ReadTimeout("slow"), *[httpx.Response(409, json=IN_FLIGHT)] * 5]
+    )
+    with pytest.raises(errors.PossiblyAppliedError) as info:
+        await call(
+            make_transport(),
+            mode,
+            ATTACH,
+            {"customer_id": "c", "plan_id": "p"},
+            AttachResult,
+            total_timeout_ms=2_500,
+        )
+    assert info.value.code == "idempotency_key_in_flight"
+    assert "still being processed" in str(info.value)
+    assert 2 <= route.call_count <= 4
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("first", "options"),
+    [
+        (httpx.ConnectError("refused"), {}),  # never sent: the 409 cannot be the first attempt's doing
+        (httpx.ReadTimeout("slow"), {"idempotency_key": "order-9"}),  # the caller's key: their own history
+    ],
+    ids=["not-sent", "caller-key"],
+)
+async def test_other_refused_keys_keep_the_servers_conflict(
+    mode: str, first: Exception, options: dict[str, Any], mock: respx.MockRouter
+) -> None:
+    route = mock.post("/v1/billing.attach").mock(side_effect=[first, httpx.Response(409, json=DUPLICATE)])
+    with pytest.raises(errors.ConflictError) as info:
+        await call(
+            make_transport(), mode, ATTACH, {"customer_id": "c", "plan_id": "p"}, AttachResult, **options
+        )
+    assert type(info.value) is errors.ConflictError
     assert info.value.code == "duplicate_idempotency_key"
+    assert route.call_count == 2
+
+
+# -- the total budget and the connection pool --------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_total_budget_ends_retries_and_caps_the_last_attempt(
+    mode: str, mock: respx.MockRouter, fake_clock: SleepRecorder
+) -> None:
+    route = mock.post("/v1/customers.get").mock(
+        return_value=httpx.Response(503, json={"message": "busy"}, headers={"Retry-After": "4"})
+    )
+    with pytest.raises(errors.InternalServerError):
+        await call(
+            make_transport(max_retries=5),
+            mode,
+            GET_PERSON,
+            {"customer_id": "c"},
+            Person,
+            total_timeout_ms=5_000,
+        )
+    assert route.call_count == 2  # a second 4 s wait would end past the 5 s budget
+    first, second = (c.request.extensions["timeout"] for c in route.calls)
+    assert first["read"] == 5.0 and first["pool"] == 5.0  # 15 s per attempt, capped by the budget
+    assert second["read"] == pytest.approx(1.0) and second["pool"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_timeouts_end_when_the_budget_does_and_check_fails_open_in_time(
+    mode: str, mock: respx.MockRouter, fake_clock: SleepRecorder
+) -> None:
+    """Each attempt takes its whole read timeout (the clock moves by it); check's defaults are 5 s per
+    attempt and 10 s in all, so at most two attempts fit however many retries are allowed."""
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        fake_clock.advance(request.extensions["timeout"]["read"])
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    route = mock.post("/v1/balances.check").mock(side_effect=slow)
+    started = fake_clock.now
+    with pytest.raises(errors.APITimeoutError) as info:
+        await call(make_transport(max_retries=10), mode, CHECK, {"customer_id": "c"}, GateResult)
+    assert route.call_count == 2
+    assert "total budget of 10 s is spent" in str(info.value)
+    assert fake_clock.now - started <= 10.0
+
+    route.reset()
+    result = await call(
+        make_transport(max_retries=10, fail_open=True), mode, CHECK, {"customer_id": "c"}, GateResult
+    )
+    assert is_fail_open(result)
+    assert route.call_count == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_budget_is_a_client_and_a_call_option(
+    mode: str, mock: respx.MockRouter, fake_clock: SleepRecorder
+) -> None:
+    route = mock.post("/v1/customers.get").mock(return_value=httpx.Response(200, json={"id": "c"}))
+    await call(make_transport(total_timeout_ms=2_000), mode, GET_PERSON, {"customer_id": "c"}, Person)
+    await call(
+        make_transport(total_timeout_ms=2_000),
+        mode,
+        GET_PERSON,
+        {"customer_id": "c"},
+        Person,
+        total_timeout_ms=700,
+    )
+    await call(make_transport(), mode, GET_PERSON, {"customer_id": "c"}, Person, timeout_ms=1_000)
+    timeouts = [c.request.extensions["timeout"] for c in route.calls]
+    assert [t["read"] for t in timeouts] == pytest.approx([2.0, 0.7, 1.0])
+    assert [t["pool"] for t in timeouts] == pytest.approx([2.0, 0.7, 2.0])
+    with pytest.raises(ValueError, match="total_timeout_ms"):
+        make_transport(total_timeout_ms=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_pool_timeout_is_not_an_outage(
+    mode: str, mock: respx.MockRouter, sdk_log: pytest.LogCaptureFixture
+) -> None:
+    """The client's own pool was full for the whole budget: nothing was sent, so never fail open."""
+    route = mock.post("/v1/balances.check").mock(side_effect=httpx.PoolTimeout("no connection"))
+    with pytest.raises(errors.PoolTimeoutError) as info:
+        await call(make_transport(fail_open=True), mode, CHECK, {"customer_id": "c"}, GateResult)
+    assert isinstance(info.value, errors.APITimeoutError)
+    assert isinstance(info.value.__cause__, httpx.PoolTimeout)
+    assert "nothing was sent" in str(info.value)
+    assert route.call_count == 1
+    assert "failing open" not in sdk_log.text
 
 
 # -- idempotency -----------------------------------------------------------------------------
@@ -462,9 +685,12 @@ async def test_check_fails_open_on_outage(
     assert result.customer_id == "cus_9"
     assert is_fail_open(result)
     assert route.call_count == 3
-    warnings = [r for r in sdk_log.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1
-    assert "operation=check" in warnings[0].getMessage()
+    warnings = [r.getMessage() for r in sdk_log.records if r.levelname == "WARNING"]
+    fail_open_warnings = [w for w in warnings if "failing open" in w]
+    assert len(fail_open_warnings) == 1
+    assert "operation=check" in fail_open_warnings[0]
+    unreachable = [w for w in warnings if w.startswith("Cannot reach the Autumn server")]
+    assert len(unreachable) == (1 if isinstance(fault, httpx.ConnectError) else 0)
 
 
 @pytest.mark.parametrize("mode", MODES)
