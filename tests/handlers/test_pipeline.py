@@ -669,6 +669,20 @@ def test_bodies_over_the_limit_are_413_whether_read_or_declared() -> None:
     assert read.identified == declared.identified == 0
 
 
+@pytest.mark.parametrize(
+    ("header", "status"), [("\u00b2", 200), ("9" * 5000, 413), ("-1", 200), ("abc", 200)]
+)
+def test_an_odd_content_length_never_breaks_the_pipeline(header: str, status: int) -> None:
+    outcome = run(
+        "/attach",
+        {"planId": "pro"},
+        identity=Identity("cus_1"),
+        upstream=attach_upstream,
+        headers={"content-length": header},
+    )
+    assert outcome.response.status == status
+
+
 def test_the_default_limit_is_one_mebibyte() -> None:
     assert HandlerSettings().max_body_bytes == 1024 * 1024
 
