@@ -8,7 +8,9 @@ what the plugin imports.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+from pathlib import Path
 
 import httpx
 import pytest
@@ -144,6 +146,16 @@ def test_sandbox_mode_uses_the_remote_and_skips_the_clock(
         result = pytester.runpytest(*args)
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(["*autumn_clock needs the reference server*"])
+
+
+def test_readme_example_passes(pytester: pytest.Pytester) -> None:
+    """The README's config and example test, as written there."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Pricing as code") : readme.index("## Regenerating the models")]
+    config, tests = re.findall(r"```python\n(.*?)```", section, re.S)
+    pytester.makepyfile(autumn_config=config, test_billing=tests)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2)
 
 
 def test_plugin_costs_nothing_when_unused(pytester: pytest.Pytester) -> None:
