@@ -125,16 +125,30 @@ def _refuse(path: tuple[str | int, ...], reason: str) -> AutumnError:
     return AutumnError(400, "invalid_inputs", f"{_path_text(path)}: {reason}")
 
 
-def _check_string(value: str, path: tuple[str | int, ...], limited: bool) -> None:
+def _string_problem(value: str, limited: bool) -> str | None:
     if "\x00" in value:
-        raise _refuse(path, "must not contain NUL characters")
+        return "must not contain NUL characters"
     if not value.isascii():
         try:
             value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise _refuse(path, "must not contain lone surrogates (invalid Unicode)") from exc
+        except UnicodeEncodeError:
+            return "must not contain lone surrogates (invalid Unicode)"
     if limited and len(value) > MAX_ID_LENGTH:
-        raise _refuse(path, f"at most {MAX_ID_LENGTH} characters")
+        return f"at most {MAX_ID_LENGTH} characters"
+    return None
+
+
+def _check_string(value: str, path: tuple[str | int, ...], limited: bool) -> None:
+    problem = _string_problem(value, limited)
+    if problem is not None:
+        raise _refuse(path, problem)
+
+
+def _check_key(key: str, path: tuple[str | int, ...]) -> None:
+    """A map key: named by its parent (a key that cannot be encoded cannot be echoed either)."""
+    problem = _string_problem(key, False)
+    if problem is not None:
+        raise _refuse(path, f"keys {problem}")
 
 
 def _check_number(value: float, path: tuple[str | int, ...], field: str) -> None:
@@ -172,7 +186,7 @@ def _walk(node: Any, path: tuple[str | int, ...], field: str, depth: int, rules:
             raise too_deep()
         inner = rules and field not in _FREE_FORM
         for key, value in node.items():
-            _check_string(key, (*path, key), False)
+            _check_key(key, path)
             name = snake(key) if inner else key
             _walk(value, (*path, name), name, depth + 1, inner)
     elif isinstance(node, list):
