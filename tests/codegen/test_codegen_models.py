@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from autumn_sdk import models
+from autumn_sdk._generated import models as models_module
 from autumn_sdk._generated import operations as ops
 from autumn_sdk._model import AutumnModel
 
@@ -101,6 +102,22 @@ def test_enums_and_consts_are_literals_and_nullables_optional() -> None:
     name = models.CustomerData.model_fields["name"]
     assert name.annotation == str | None and not name.is_required()
     assert models.CheckParams.model_fields["customer_id"].is_required()
+
+
+def test_non_nullable_fields_follow_the_spec() -> None:
+    """Optional fields stay ``X | None = None``; the table keeps which of them the spec lets be null."""
+    table = models_module.NON_NULLABLE_FIELDS
+    customer_update = table[models.UpdateCustomerParams]
+    assert "send_email_receipts" in customer_update  # type: boolean
+    assert "name" not in customer_update and "email" not in customer_update  # anyOf [string, null]
+    assert "customer_id" not in customer_update  # required: pydantic refuses null there itself
+    plan_update = table[models.UpdatePlanParams]
+    assert "name" in plan_update and "price" not in plan_update and "free_trial" not in plan_update
+    assert models.CreateOrganizationResponse not in table  # OpenAPI 3.0 ``nullable: true``
+    assert "organizations" not in table[models.PlatformUser]
+    field = models.UpdateCustomerParams.model_fields["send_email_receipts"]
+    assert field.annotation == bool | None and not field.is_required()
+    assert "NON_NULLABLE_FIELDS" not in models.__all__
 
 
 def test_descriptions_reach_field_metadata() -> None:
