@@ -553,11 +553,10 @@ def _check_response(
         out["required_balance"] = num(req)
         out["allowed"] = allowed if forced is None else forced
         out["balance"] = balance_of(cat, evaluated.id, subject, now, expand)
-    if body.get("with_preview"):
+    if body.get("with_preview") and not out["allowed"]:
+        # Only a denied check has a preview: the spec's ``preview`` is an object, never null.
         assert conn is not None, "previews read the customer's plans"
-        out["preview"] = (
-            None if out["allowed"] else _preview(cat, conn, customer, feature, out["balance"] is not None)
-        )
+        out["preview"] = _preview(cat, conn, customer, feature, out["balance"] is not None)
     return out
 
 

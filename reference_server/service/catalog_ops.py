@@ -277,7 +277,11 @@ def plan_json(
         "config": {"ignore_past_due": bool(plan.config.get("ignore_past_due", False))},
     }
     if plan.free_trial:
-        out["free_trial"] = plan.free_trial
+        out["free_trial"] = {
+            **plan.free_trial,
+            "duration_type": plan.free_trial.get("duration_type") or "month",
+            "card_required": plan.free_trial.get("card_required") is not False,
+        }
     if eligibility is not None:
         out["customer_eligibility"] = eligibility
     return out
@@ -303,7 +307,7 @@ def _plan_values(body: dict[str, Any], cat: Catalog) -> dict[str, Any]:
         free_trial = {
             "duration_length": free_trial["duration_length"],
             "duration_type": free_trial.get("duration_type") or "month",
-            "card_required": free_trial.get("card_required", True),
+            "card_required": free_trial.get("card_required") is not False,  # null: the default
             **({"on_end": free_trial["on_end"]} if free_trial.get("on_end") else {}),
             # Autumn's trial option "one trial per fingerprint" (kept only when set).
             **({"unique_fingerprint": True} if free_trial.get("unique_fingerprint") else {}),
@@ -522,7 +526,7 @@ def product_json(plan: Plan, cat: Catalog) -> dict[str, Any]:
             "duration": trial.get("duration_type", "month"),
             "length": trial["duration_length"],
             "unique_fingerprint": bool(trial.get("unique_fingerprint", False)),
-            "card_required": bool(trial.get("card_required", True)),
+            "card_required": trial.get("card_required") is not False,
         }
         if trial
         else None,

@@ -45,8 +45,21 @@ CONTROL_KEYS = ("auto_topups", "spend_limits", "usage_alerts", "overage_allowed"
 
 
 def controls_json(raw: dict[str, Any], *, entity: bool = False) -> dict[str, Any]:
+    """Billing controls as stored and answered: every list present, no ``null`` inside an item.
+
+    An item field sent as ``null`` means "not set" (its default applies: ``enabled`` false, ...);
+    the spec's response schemas allow none of them to be ``null``.
+    """
     keys = CONTROL_KEYS[1:] if entity else CONTROL_KEYS
-    return {k: list(raw.get(k) or []) for k in keys}
+    return {k: [_without_nulls(item) for item in raw.get(k) or [] if isinstance(item, dict)] for k in keys}
+
+
+def _without_nulls(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _without_nulls(value) if isinstance(value, dict) else value
+        for key, value in item.items()
+        if value is not None
+    }
 
 
 def subscription_json(
@@ -470,6 +483,7 @@ def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             for key in CONTROL_KEYS:
                 if key in body["billing_controls"] and body["billing_controls"][key] is not None:
                     merged[key] = body["billing_controls"][key]
+            merged = controls_json(merged)
             ids = [s.get("feature_id") for s in merged["spend_limits"]]
             if len(ids) != len(set(ids)):
                 raise invalid("billing_controls.spend_limits: duplicate feature_id", "invalid_inputs")

@@ -270,6 +270,7 @@ def update_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             for key, value in body["billing_controls"].items():
                 if key in merged and value is not None:
                     merged[key] = value
+            merged = controls_json(merged, entity=True)
             conn.execute(update(entities).where(entities.c.pk == entity.pk).values(billing_controls=merged))
             entity.billing_controls = merged
         if "name" in body and body["name"] is not None:

@@ -1,4 +1,8 @@
-"""Shared plan fixtures for the billing tests (amounts as the API states them, in major units)."""
+"""Shared plan fixtures for the billing tests (amounts as the API states them, in major units).
+
+Every server these tests start is spec-checked (:mod:`tests.spec_conformance`): a test that
+receives a response breaking the spec's schemas fails.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from reference_server.engine.billing import (
     Plan,
     PlanItem,
 )
+from tests.spec_conformance import spec_checked_run_server, spec_conformant_responses
+
+__all__ = ["spec_checked_run_server", "spec_conformant_responses"]
 
 
 def ms(year: int, month: int, day: int, hour: int = 0) -> int:

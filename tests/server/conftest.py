@@ -1,7 +1,9 @@
 """Fixtures for the reference server suite: one server per database kind per module, one org per test.
 
 Every test gets its own organization (created through the platform API), so tests share a server
-without sharing a catalogue.  Every success body is parsed with the operation's generated model.
+without sharing a catalogue.  Every success body is parsed with the operation's generated model, and
+every response of every server these tests start is validated against the spec itself
+(:mod:`tests.spec_conformance`): a test that receives a response breaking the spec fails.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import pytest
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
+from tests.spec_conformance import spec_checked_run_server, spec_conformant_responses
+
+__all__ = ["spec_checked_run_server", "spec_conformant_responses"]
 
 OPS_BY_PATH = {op.path: op for op in OPERATIONS if op.http_method == "POST"}
 OPS_BY_NAME = {op.qualified_name: op for op in OPERATIONS}

@@ -330,7 +330,7 @@ def test_with_preview_lists_upgrades(api: Api) -> None:
     assert preview["scenario"] == "usage_limit" and preview["feature_id"] == "messages"
     assert [p["id"] for p in preview["products"]] == ["more"]
     assert preview["title"] == "Upgrade to More"
-    assert api.check("u1", "messages", with_preview=True, required_balance=0)["preview"] is None
+    assert "preview" not in api.check("u1", "messages", with_preview=True, required_balance=0)
 
 
 def test_unknown_objects(api: Api) -> None:
