@@ -211,10 +211,12 @@ class Dispatcher:
         extra: dict[str, Any],
     ) -> tuple[int, Any, dict[str, str]]:
         try:
+            # the request as the client sent it (before _admit adds server-side extras)
+            hashed = idempotency.request_hash(ep.name, raw) if idem_key else ""
             ctx, body = self._admit(ep, raw, authorization, extra)
             if not idem_key:
                 return self._success(ep, ep.service(ctx, body))
-            return self._run_keyed(ep, ctx, body, raw, idem_key, authorization)
+            return self._run_keyed(ep, ctx, body, hashed, idem_key, authorization)
         except (_RateLimited, AutumnError) as exc:
             return _refusal(exc, authorization)
 
@@ -223,7 +225,7 @@ class Dispatcher:
         ep: Endpoint,
         ctx: Ctx,
         body: dict[str, Any],
-        raw: dict[str, Any],
+        hashed: str,
         key: str,
         authorization: str | None,
     ) -> tuple[int, Any, dict[str, str]]:
@@ -238,7 +240,6 @@ class Dispatcher:
         """
         _check_key(key)
         db, tenant = ctx.db, ctx.tenant
-        hashed = idempotency.request_hash(ep.name, raw)
         customer_id = body.get("customer_id")
         locked = db.is_sqlite and ep.name in LOCKED_OPERATIONS and isinstance(customer_id, str)
         if locked:  # a replay needs no lock: answer it before queueing for one
