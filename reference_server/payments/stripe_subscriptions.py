@@ -572,8 +572,10 @@ class StripeSubscriptionMirror:
 
     BACKOFF = ExponentialBackoff(base_delay_ms=5_000, max_delay_ms=600_000)
     """A failed follow-up's backoff (shorter than the refunds': nothing here is money)."""
-    CLAIM_S = 300.0
-    """How long a follow-up taken by :meth:`run_due` is left to it before another process may take it."""
+    CLAIM_S = 30.0
+    """How long a follow-up taken by :meth:`run_due` is left to it before another process may take it
+    (the background jobs run in one process at a time, :mod:`reference_server.jobs`, so this only
+    matters after that process died: then its follow-ups wait this long, not minutes)."""
 
     def __init__(
         self, db: Database, processor_of: ProcessorOf, now_of: NowOf, processor_for_org: OrgProcessorOf
