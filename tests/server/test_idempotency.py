@@ -20,6 +20,8 @@ import pytest
 from sqlalchemy import func, select
 
 from reference_server.clock import ManualClock
+from reference_server.payments.api import PROCESSOR_KEY
+from reference_server.payments.local import LocalProcessor
 from reference_server.store import idempotency
 from reference_server.store.tables import idempotency_keys
 from reference_server.testing import RunningServer, fresh_database_url, run_server
@@ -308,6 +310,73 @@ def test_a_paid_attach_with_a_key_charges_once_and_replays(
     # another billing change with a new key is a real second request
     plan_again = api.raw("/v1/billing.attach", body, **{"Idempotency-Key": _key()})
     assert plan_again.status_code == 409 and plan_again.json()["code"] == "plan_already_attached"
+
+
+class HeldLocal(LocalProcessor):
+    """The local processor with each charge held until the test lets it go (a slow payment network)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.charging, self.go_on = threading.Event(), threading.Event()
+
+    def charge(self, *args: Any, **kwargs: Any) -> Any:
+        self.charging.set()
+        assert self.go_on.wait(60), "the test never released the charge"
+        return super().charge(*args, **kwargs)
+
+
+def _paid_customer(api: Api) -> str:
+    api.feature("messages")
+    api.plan("free", [{"feature_id": "messages", "included": 100, "reset": MONTH}], auto_enable=True)
+    for plan_id, amount in (("pro", 20), ("premium", 50)):
+        items = [{"feature_id": "messages", "included": 1000, "reset": MONTH}]
+        api.plan(plan_id, items, price={"amount": amount, "interval": "month"})
+    cid = str(api.customer()["id"])
+    setup_url = api("billing.setup_payment", customer_id=cid)["url"]
+    paid = httpx.post(setup_url, data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
+    assert paid.status_code == 303, paid.text
+    return cid
+
+
+def test_a_keyed_billing_change_in_flight_still_answers_others_429(
+    own_server: tuple[RunningServer, ManualClock, Api],
+) -> None:
+    """The billing lock commits on its own while the keyed attach's transaction is open."""
+    srv, clock, api = own_server
+    cid = _paid_customer(api)
+    held = HeldLocal()
+    srv.app.state.autumn.extras[PROCESSOR_KEY] = held
+    key = _key()
+    body = {"customer_id": cid, "plan_id": "pro"}
+    # A SQLite server answers one request at a time: there the others come through a second process.
+    with run_server(srv.database_url, clock=clock) as other, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(api.raw, "/v1/billing.attach", body, **{"Idempotency-Key": key})
+        try:
+            assert held.charging.wait(60)
+            second = httpx.Client(
+                base_url=other.url, headers={"Authorization": f"Bearer {api.key}"}, timeout=60
+            )
+            clients = [second] if srv.database_url.startswith("sqlite") else [api.http, second]
+            for client in clients:
+                for headers in ({}, {"Idempotency-Key": _key()}):
+                    premium = {"customer_id": cid, "plan_id": "premium"}
+                    refused = client.post("/v1/billing.attach", json=premium, headers=headers)
+                    assert refused.status_code == 429, refused.text
+                    assert refused.json()["code"] == "lock_already_exists"
+            second.close()
+        finally:
+            held.go_on.set()
+        assert first.result().status_code == 200, first.result().text
+    replay = api.raw("/v1/billing.attach", body, **{"Idempotency-Key": key})
+    assert replay.headers["idempotent-replayed"] == "true" and replay.json() == first.result().json()
+    upgrade = api.raw(
+        "/v1/billing.attach", {"customer_id": cid, "plan_id": "premium"}, **{"Idempotency-Key": key}
+    )
+    assert upgrade.status_code == 409 and upgrade.json()["code"] == "duplicate_idempotency_key"
+    upgraded = api.raw(
+        "/v1/billing.attach", {"customer_id": cid, "plan_id": "premium"}, **{"Idempotency-Key": _key()}
+    )
+    assert upgraded.status_code == 200, upgraded.text  # the lock was released after the commit
 
 
 def test_expired_claims_are_purged_and_their_keys_reusable(
