@@ -291,7 +291,8 @@ class Change:
         n = f"{self.customers} customer{'s' if self.customers != 1 else ''}"
         old = self.remote.version if isinstance(self.remote, Plan) else None
         if self.new_version is not None:
-            return f"new version {self.new_version}: {n} stay on version {old}"
+            verb = "stays" if self.customers == 1 else "stay"
+            return f"new version {self.new_version}: {n} {verb} on version {old}"
         if self.action == "archive":
             return f"{n} keep it; new customers cannot get it"
         return f"applies to {n} already on it"

@@ -12,12 +12,13 @@ import keyword
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import libcst as cst
+from typing import TYPE_CHECKING, Any
 
 from autumn_sdk import models
 from autumn_sdk.config import Feature, Plan
+
+if TYPE_CHECKING:
+    import libcst as cst
 
 WIDTH = 100
 IMPORT_LINE = "from autumn_sdk.config import feature, item, plan\n"
@@ -187,6 +188,8 @@ def write_config(features: Sequence[Feature], plans: Sequence[Plan]) -> str:
 
 def _assigned_call(stmt: cst.CSTNode) -> tuple[str, cst.Call] | None:
     """``name = <call>`` at module level -> (name, call)."""
+    import libcst as cst
+
     if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
         return None
     assign = stmt.body[0]
@@ -200,6 +203,8 @@ def _assigned_call(stmt: cst.CSTNode) -> tuple[str, cst.Call] | None:
 
 def _set_kwargs(call: cst.Call, values: dict[str, Any]) -> cst.Call:
     """Set keyword arguments of ``call``, replacing values in place or appending in the call's style."""
+    import libcst as cst
+
     args = list(call.args)
     for key, value in values.items():
         expr = cst.parse_expression(_literal(value))
@@ -256,6 +261,8 @@ def _used_names(statements: Iterable[str]) -> set[str]:
 
 def edit_config(text: str, edit: Edit) -> str:
     """Apply ``edit`` to the source ``text`` of a config, leaving everything else byte for byte."""
+    import libcst as cst
+
     module = cst.parse_module(text)
     body: list[cst.BaseStatement] = []
     new_sources: list[str] = []
@@ -325,6 +332,8 @@ def edit_config(text: str, edit: Edit) -> str:
 
 
 def _ensure_imports(module: cst.Module, needed: set[str]) -> cst.Module:
+    import libcst as cst
+
     if not needed:
         return module
     body = list(module.body)
