@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from reference_server.api.request_guard import MAX_SCHEDULE_MS
 from reference_server.errors import AutumnError, customer_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.store.subjects import get_customer
@@ -20,15 +21,21 @@ from reference_server.store.tables import customers, organizations
 
 
 def _delta(body: dict[str, Any], current_now: int) -> int:
-    if body.get("advance_to") is not None:
-        target = int(body["advance_to"])
-        if target < current_now:
-            raise invalid("advance_to: a test clock only moves forward", "invalid_inputs")
-        return target - current_now
-    ms = int(body.get("advance_by_ms") or 0)
-    ms += int(float(body.get("days") or 0) * 86_400_000) + int(float(body.get("hours") or 0) * 3_600_000)
+    try:
+        if body.get("advance_to") is not None:
+            target = int(body["advance_to"])
+            if target < current_now:
+                raise invalid("advance_to: a test clock only moves forward", "invalid_inputs")
+            return target - current_now
+        ms = int(body.get("advance_by_ms") or 0)
+        ms += int(float(body.get("days") or 0) * 86_400_000) + int(float(body.get("hours") or 0) * 3_600_000)
+    except (TypeError, ValueError) as exc:
+        message = "advance_to, advance_by_ms, days and hours: must be numbers"
+        raise invalid(message, "invalid_inputs") from exc
     if ms < 0:
         raise invalid("a test clock only moves forward", "invalid_inputs")
+    if current_now + ms > MAX_SCHEDULE_MS:  # periods counted from the clock must stay calendar dates
+        raise invalid(f"a test clock cannot move past {MAX_SCHEDULE_MS} (3000-01-01)", "invalid_inputs")
     return ms
 
 

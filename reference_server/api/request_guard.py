@@ -7,9 +7,10 @@ column or an arithmetic path that cannot hold it (the same limits on SQLite and 
   else 413; JSON nested at most :data:`MAX_DEPTH` levels, else 400;
 * numbers: finite (``NaN``/``Infinity`` tokens and ``1e309`` refused), magnitude at most
   :data:`MAX_SAFE_INTEGER` (2^53 - 1, what Autumn's JavaScript server represents exactly and what
-  a 64-bit column holds); timestamps (``*_at``, ``custom_range.start/end``) between 0 and
-  :data:`MAX_TIMESTAMP_MS` (9999-12-31); counts stored in 32-bit columns (``interval_count``,
-  ``version``, ``limit``, ``offset``...) at most :data:`MAX_INT32`;
+  a 64-bit column holds); a range's ``custom_range.start/end`` between 0 and
+  :data:`MAX_TIMESTAMP_MS` (9999-12-31), a stored moment (``*_at``) before :data:`MAX_SCHEDULE_MS`
+  (3000-01-01); interval, trial and expiry counts at most :data:`MAX_PERIOD_COUNT`, counts stored in
+  32-bit columns (``version``, ``limit``, ``offset``...) at most :data:`MAX_INT32`;
 * strings: no NUL character, no lone surrogate; ids, keys, names, emails and codes at most
   :data:`MAX_ID_LENGTH` characters (the ``VARCHAR(255)`` columns of ``store/tables.py``);
 * ``null`` only where the spec allows it (``NON_NULLABLE_FIELDS`` of the generated models);
@@ -40,6 +41,12 @@ MAX_SAFE_INTEGER = 2**53 - 1
 """Largest magnitude of any number (JavaScript's ``Number.MAX_SAFE_INTEGER``, the spec's own bound)."""
 MAX_TIMESTAMP_MS = 253_402_300_799_999
 """Latest timestamp accepted (9999-12-31T23:59:59.999Z, the last instant a calendar date holds)."""
+MAX_SCHEDULE_MS = 32_503_680_000_000
+"""Latest time a stored moment (``starts_at``, ``expires_at``, ``next_reset_at``, a test clock) may
+take: 3000-01-01T00:00:00Z, so that periods counted from it stay within a calendar date."""
+MAX_PERIOD_COUNT = 1000
+"""Most units in one interval, trial or rollover expiry (1000 years at most from a moment before
+3000, within the calendar's year 9999)."""
 MAX_INT32 = 2**31 - 1
 """Largest count accepted where the value lands in a 32-bit ``INTEGER`` column on PostgreSQL."""
 MAX_ID_LENGTH = 255
@@ -51,20 +58,8 @@ _LIMITED_STRINGS = frozenset(
     {"id", "name", "email", "user_email", "fingerprint", "slug", "group", "code", "idempotency_key"}
 )
 _LIMITED_SUFFIXES = ("_id", "_ids")
-_COUNTS = frozenset(
-    {
-        "interval_count",
-        "version",
-        "versions",
-        "duration_length",
-        "expiry_duration_length",
-        "length",
-        "max_redemptions",
-        "limit",
-        "offset",
-        "max_groups",
-    }
-)
+_PERIOD_COUNTS = frozenset({"interval_count", "duration_length", "expiry_duration_length", "length"})
+_COUNTS = frozenset({"version", "versions", "max_redemptions", "limit", "offset", "max_groups"})
 _TIMESTAMP_PATHS = frozenset({("custom_range", "start"), ("custom_range", "end")})
 _FREE_FORM = frozenset({"metadata", "properties", "checkout_session_params", "filter_by"})
 """Maps whose keys are the user's own: no per-field rule applies inside them (NUL, surrogates,
@@ -156,9 +151,14 @@ def _check_number(value: float, path: tuple[str | int, ...], field: str) -> None
         raise _refuse(path, "must be a finite number")
     if abs(value) > MAX_SAFE_INTEGER:
         raise _refuse(path, f"must be between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}")
-    if field.endswith("_at") or path[-2:] in _TIMESTAMP_PATHS:
+    if path[-2:] in _TIMESTAMP_PATHS:
         if not 0 <= value <= MAX_TIMESTAMP_MS:
             raise _refuse(path, f"must be a time in milliseconds since 1970 between 0 and {MAX_TIMESTAMP_MS}")
+    elif field.endswith("_at") or field == "advance_to":
+        if not 0 <= value <= MAX_SCHEDULE_MS:
+            raise _refuse(path, f"must be a time in milliseconds since 1970 between 0 and {MAX_SCHEDULE_MS}")
+    elif field in _PERIOD_COUNTS and abs(value) > MAX_PERIOD_COUNT:
+        raise _refuse(path, f"must be at most {MAX_PERIOD_COUNT}")
     elif field in _COUNTS and abs(value) > MAX_INT32:
         raise _refuse(path, f"must be at most {MAX_INT32}")
 

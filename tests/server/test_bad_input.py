@@ -22,7 +22,9 @@ from reference_server.api.request_guard import (
     MAX_DEPTH,
     MAX_ID_LENGTH,
     MAX_INT32,
+    MAX_PERIOD_COUNT,
     MAX_SAFE_INTEGER,
+    MAX_SCHEDULE_MS,
     MAX_TIMESTAMP_MS,
 )
 from reference_server.clock import ManualClock
@@ -174,7 +176,7 @@ CASES = [
         contains=("expires_at: must be a time in milliseconds",),
     ),
     Case(
-        "plan-interval-count-beyond-int32",
+        "plan-interval-count-past-the-period-limit",
         "/v1/plans.update",
         _json(
             {
@@ -183,12 +185,42 @@ CASES = [
                     {
                         "feature_id": FEATURE,
                         "included": 5,
-                        "reset": {"interval": "month", "interval_count": MAX_INT32 + 1},
+                        "reset": {"interval": "year", "interval_count": MAX_PERIOD_COUNT + 1},
                     }
                 ],
             }
         ),
-        message=f"items.0.reset.interval_count: must be at most {MAX_INT32}",
+        message=f"items.0.reset.interval_count: must be at most {MAX_PERIOD_COUNT}",
+    ),
+    Case(
+        "trial-duration-past-the-period-limit",
+        "/v1/plans.update",
+        _json({"plan_id": PLAN, "free_trial": {"duration_length": MAX_INT32, "duration_type": "year"}}),
+        message=f"free_trial.duration_length: must be at most {MAX_PERIOD_COUNT}",
+    ),
+    Case(
+        "plan-version-beyond-int32",
+        "/v1/plans.get",
+        _json({"plan_id": PLAN, "version": MAX_INT32 + 1}),
+        message=f"version: must be at most {MAX_INT32}",
+    ),
+    Case(
+        "balances-create-expires-after-3000",
+        "/v1/balances.create",
+        _json({**TRACK, "included_grant": 5, "expires_at": MAX_SCHEDULE_MS + 1}),
+        message=f"expires_at: must be a time in milliseconds since 1970 between 0 and {MAX_SCHEDULE_MS}",
+    ),
+    Case(
+        "test-clock-past-3000",
+        "/v1/test_clocks.advance",
+        _json({"days": 1e12}),
+        message=f"a test clock cannot move past {MAX_SCHEDULE_MS} (3000-01-01)",
+    ),
+    Case(
+        "test-clock-days-not-a-number",
+        "/v1/customers.advance_test_clock",
+        _json({"customer_id": CUSTOMER, "days": "many"}),
+        message="advance_to, advance_by_ms, days and hours: must be numbers",
     ),
     # -- strings: NUL, lone surrogates, lengths
     Case(
@@ -533,6 +565,9 @@ def test_values_at_the_limits_are_served(world: World) -> None:
     events = api("events.list", customer_id=edge)["list"]
     assert [e["value"] for e in events] == [1.5]
     api("customers.update", customer_id=edge, name=None, send_email_receipts=True)  # name may be null
+    grant = {"interval": "year", "interval_count": MAX_PERIOD_COUNT}
+    api("balances.create", customer_id=edge, feature_id=FEATURE, included_grant=2, reset=grant)
+    assert api.check(edge, FEATURE, required_balance=MAX_SAFE_INTEGER)["allowed"] is False
     start = world.api.clock.now_ms() - 86_400_000
     window = api(
         "events.aggregate",
