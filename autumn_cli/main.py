@@ -40,7 +40,10 @@ app = typer.Typer(
 
 ProdOpt = Annotated[bool, typer.Option("--prod", "-p", help="Target production (AUTUMN_PROD_SECRET_KEY).")]
 LocalOpt = Annotated[bool, typer.Option("--local", "-l", help=f"Use the server at {LOCAL_URL}.")]
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to the config file.")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help=f"Path to the config file (default {DEFAULT_CONFIG_FILE})."),
+]
 HeadlessOpt = Annotated[bool, typer.Option("--headless", help="Never prompt (CI and agents).")]
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Server URL (default AUTUMN_URL, then cloud).")]
 KeyOpt = Annotated[
@@ -105,10 +108,61 @@ class Session:
         self.console.print(text)
 
 
+@dataclass
+class Globals:
+    """Flags given before the command (``autumn --local push``), as atmn's global flags."""
+
+    prod: bool = False
+    local: bool = False
+    config: Path | None = None
+    headless: bool = False
+    url: str | None = None
+    secret_key: str | None = None
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(version("autumn-kit"))
+        raise typer.Exit()
+
+
+@app.callback()
+def _globals(
+    ctx: typer.Context,
+    prod: ProdOpt = False,
+    local: LocalOpt = False,
+    config: ConfigOpt = None,
+    headless: HeadlessOpt = False,
+    url: UrlOpt = None,
+    secret_key: KeyOpt = None,
+    version: Annotated[
+        bool, typer.Option("--version", "-V", help="Show the version.", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Pricing as code for Autumn: keep features and plans in autumn_config.py and sync them."""
+    ctx.obj = Globals(prod, local, config, headless, url, secret_key)
+
+
 def _session(
-    prod: bool, local: bool, config: Path, headless: bool, url: str | None, secret_key: str | None
+    ctx: typer.Context,
+    prod: bool,
+    local: bool,
+    config: Path | None,
+    headless: bool,
+    url: str | None,
+    secret_key: str | None,
 ) -> Session:
-    return Session(prod, local, config, headless, url, secret_key)
+    g = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    return Session(
+        prod or g.prod,
+        local or g.local,
+        config or g.config or Path(DEFAULT_CONFIG_FILE),
+        headless or g.headless,
+        url or g.url,
+        secret_key or g.secret_key,
+    )
 
 
 def _fail(session: Session | None, message: str) -> NoReturn:
@@ -170,43 +224,45 @@ pro = plan(
 
 @app.command()
 def init(
+    ctx: typer.Context,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing config.")] = False,
     prod: ProdOpt = False,
     local: LocalOpt = False,
-    config: ConfigOpt = Path(DEFAULT_CONFIG_FILE),
+    config: ConfigOpt = None,
     headless: HeadlessOpt = False,
     url: UrlOpt = None,
     secret_key: KeyOpt = None,
 ) -> None:
     """Create autumn_config.py, pulling what the server already has (a starter config otherwise)."""
-    s = _session(prod, local, config, headless, url, secret_key)
+    s = _session(ctx, prod, local, config, headless, url, secret_key)
     with _errors(s):
-        if config.exists() and not overwrite:
-            raise Failed(f"{config} already exists (use `autumn pull` to update it)")
+        if s.config.exists() and not overwrite:
+            raise Failed(f"{s.config} already exists (use `autumn pull` to update it)")
         with s.working("Reading the server's catalogue..."), s.client() as client:
             remote = catalog.fetch_remote(client)
         features = [f for f in remote.features if not f.archived]
         plans = [p for p in remote.plans if not p.archived]
         if features or plans:
-            config.write_text(source.write_config(features, plans))
-            s.print(f"Wrote {config} with {len(features)} features and {len(plans)} plans from the server.")
+            s.config.write_text(source.write_config(features, plans))
+            s.print(f"Wrote {s.config} with {len(features)} features and {len(plans)} plans from the server.")
         else:
-            config.write_text(STARTER)
-            s.print(f"Wrote a starter {config} (the server has no features or plans yet).")
+            s.config.write_text(STARTER)
+            s.print(f"Wrote a starter {s.config} (the server has no features or plans yet).")
         s.print("Next: edit it, then `autumn push` to preview and `autumn push --yes` to apply.")
 
 
 @app.command()
 def env(
+    ctx: typer.Context,
     prod: ProdOpt = False,
     local: LocalOpt = False,
-    config: ConfigOpt = Path(DEFAULT_CONFIG_FILE),
+    config: ConfigOpt = None,
     headless: HeadlessOpt = False,
     url: UrlOpt = None,
     secret_key: KeyOpt = None,
 ) -> None:
     """Show the organization, environment and key in use."""
-    s = _session(prod, local, config, headless, url, secret_key)
+    s = _session(ctx, prod, local, config, headless, url, secret_key)
     with _errors(s):
         key = s.key
         with s.client() as client:
@@ -277,19 +333,20 @@ def _write_back(s: Session, config: PricingConfig, after: dict[str, Feature | Pl
 
 @app.command()
 def push(
+    ctx: typer.Context,
     yes: YesOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-d", help="Preview only, even with --yes.")] = False,
     prod: ProdOpt = False,
     local: LocalOpt = False,
-    config: ConfigOpt = Path(DEFAULT_CONFIG_FILE),
+    config: ConfigOpt = None,
     headless: HeadlessOpt = False,
     url: UrlOpt = None,
     secret_key: KeyOpt = None,
 ) -> None:
     """Compare the config with the server and show the changes; apply them with --yes."""
-    s = _session(prod, local, config, headless, url, secret_key)
+    s = _session(ctx, prod, local, config, headless, url, secret_key)
     with _errors(s):
-        cfg = load_config(config)
+        cfg = load_config(s.config)
         with s.client() as client:
             with s.working("Comparing with the server..."):
                 plan = catalog.plan_changes(client, cfg)
@@ -369,55 +426,57 @@ def _pull_edit(cfg: PricingConfig, remote: catalog.Remote) -> tuple[source.Edit,
 
 @app.command()
 def pull(
+    ctx: typer.Context,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Rewrite the config instead of updating it (needs --yes).")
     ] = False,
     yes: YesOpt = False,
     prod: ProdOpt = False,
     local: LocalOpt = False,
-    config: ConfigOpt = Path(DEFAULT_CONFIG_FILE),
+    config: ConfigOpt = None,
     headless: HeadlessOpt = False,
     url: UrlOpt = None,
     secret_key: KeyOpt = None,
 ) -> None:
     """Write the server's features and plans into the config, in place (formatting kept)."""
-    s = _session(prod, local, config, headless, url, secret_key)
+    s = _session(ctx, prod, local, config, headless, url, secret_key)
     with _errors(s):
         with s.working("Reading the server's catalogue..."), s.client() as client:
             remote = catalog.fetch_remote(client)
         live_features = [f for f in remote.features if not f.archived]
         live_plans = [p for p in remote.plans if not p.archived]
-        if overwrite or not config.exists():
-            if overwrite and config.exists():
-                s.confirm(f"Rewrite {config} from the server?", yes)
-            config.write_text(source.write_config(live_features, live_plans))
-            s.print(f"Wrote {config}: {len(live_features)} features, {len(live_plans)} plans.")
+        if overwrite or not s.config.exists():
+            if overwrite and s.config.exists():
+                s.confirm(f"Rewrite {s.config} from the server?", yes)
+            s.config.write_text(source.write_config(live_features, live_plans))
+            s.print(f"Wrote {s.config}: {len(live_features)} features, {len(live_plans)} plans.")
             return
-        cfg = load_config(config)
+        cfg = load_config(s.config)
         edit, notes = _pull_edit(cfg, remote)
-        text = config.read_text()
+        text = s.config.read_text()
         new_text = source.edit_config(text, edit)
         if new_text == text:
-            s.print(f"{config} is up to date.")
+            s.print(f"{s.config} is up to date.")
             return
-        config.write_text(new_text)
+        s.config.write_text(new_text)
         for line in notes:
             s.print("  " + escape(line))
-        s.print(f"Updated {config}.")
+        s.print(f"Updated {s.config}.")
 
 
 @app.command()
 def reset(
+    ctx: typer.Context,
     yes: YesOpt = False,
     prod: ProdOpt = False,
     local: LocalOpt = False,
-    config: ConfigOpt = Path(DEFAULT_CONFIG_FILE),
+    config: ConfigOpt = None,
     headless: HeadlessOpt = False,
     url: UrlOpt = None,
     secret_key: KeyOpt = None,
 ) -> None:
     """Delete every plan, feature and customer of the sandbox (never production)."""
-    s = _session(prod, local, config, headless, url, secret_key)
+    s = _session(ctx, prod, local, config, headless, url, secret_key)
     with _errors(s):
         key = s.key
         if prod or key.startswith("am_sk_live_"):

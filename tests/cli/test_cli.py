@@ -6,6 +6,7 @@ as in CI, through typer's runner, and once as the installed console script.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import secrets
 import subprocess
@@ -286,7 +287,7 @@ def test_reset_empties_a_sandbox_and_is_refused_on_a_live_key(cli: Cli, server: 
     live = new_key(server, env="live")
     live_client = Autumn(live, server_url=server.url, fail_open=False)
     live_client.features.create(feature_id="kept", name="Kept", type_="boolean")
-    out = cli("reset", "--yes", "--prod", "--secret-key", live, code=1)
+    out = cli("--prod", "--secret-key", live, "reset", "--yes", code=1)  # atmn's global flags, first
     assert "refused on a live key" in out
     out = cli("reset", "--yes", "--secret-key", live, code=1)  # a live key without --prod
     assert "live key" in out
@@ -340,6 +341,7 @@ def test_console_script_headless_exit_codes(sqlite_server: RunningServer, tmp_pa
         )
 
     assert run("push", "--no-such-flag").returncode == 1
+    assert run("-V").stdout.strip() == importlib.metadata.version("autumn-kit")
     missing = run("push")
     assert missing.returncode == 1 and "AUTUMN_SECRET_KEY" in missing.stdout + missing.stderr
     target = {"AUTUMN_SECRET_KEY": key, "AUTUMN_URL": server.url}

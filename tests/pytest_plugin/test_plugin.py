@@ -144,8 +144,24 @@ def test_sandbox_mode_uses_the_remote_and_skips_the_clock(
         monkeypatch.setenv("AUTUMN_SECRET_KEY", r.json()["test_secret_key"])
         monkeypatch.setenv("AUTUMN_URL", remote.url)
         result = pytester.runpytest(*args)
-    result.assert_outcomes(passed=2, skipped=1)
-    result.stdout.fnmatch_lines(["*autumn_clock needs the reference server*"])
+        result.assert_outcomes(passed=2, skipped=1)
+        result.stdout.fnmatch_lines(["*autumn_clock needs the reference server*"])
+        # the marker does the same for one test; its neighbours keep the local server
+        pytester.makepyfile(
+            test_marker="""
+import pytest
+
+@pytest.mark.autumn_sandbox
+def test_marked(autumn_server, autumn_target, autumn):
+    assert autumn_server is None and not autumn_target.reference
+    autumn.features.list()
+
+def test_unmarked(autumn_server, autumn_target):
+    assert autumn_server is not None and autumn_target.reference
+"""
+        )
+        result = pytester.runpytest("test_marker.py")
+        result.assert_outcomes(passed=2)
 
 
 def test_readme_example_passes(pytester: pytest.Pytester) -> None:
