@@ -311,7 +311,7 @@ class ChangePlan:
         return not self.changes
 
 
-def _match(local: list[Any], remote: list[Any], id_of: Any) -> tuple[dict[str, Any], list[Any]]:
+def match_objects(local: list[Any], remote: list[Any], id_of: Any) -> tuple[dict[str, Any], list[Any]]:
     """Pair local objects with remote ones: internal id first, then id. Returns pairs and unmatched remote."""
     by_internal = {r.internal_id: r for r in remote if r.internal_id}
     by_id = {id_of(r): r for r in remote}
@@ -376,7 +376,7 @@ def plan_changes(client: Autumn, config: PricingConfig, remote: Remote | None = 
     local_features = {f.feature_id: f for f in config.features}
     remote_features = {f.feature_id: f for f in remote.features}
 
-    fpairs, f_unmatched = _match(config.features, remote.features, lambda f: f.feature_id)
+    fpairs, f_unmatched = match_objects(config.features, remote.features, lambda f: f.feature_id)
     for f in config.features:
         r = fpairs.get(f.feature_id)
         if r is None:
@@ -394,7 +394,7 @@ def plan_changes(client: Autumn, config: PricingConfig, remote: Remote | None = 
         if not r.archived:
             changes.append(Change("archive", "feature", r.feature_id, remote=r))
 
-    ppairs, p_unmatched = _match(config.plans, remote.plans, lambda p: p.plan_id)
+    ppairs, p_unmatched = match_objects(config.plans, remote.plans, lambda p: p.plan_id)
     for p in config.plans:
         rp = ppairs.get(p.plan_id)
         if rp is None:
@@ -507,13 +507,13 @@ def reset_sandbox(client: Autumn) -> tuple[int, int, int]:
     """Delete every customer, plan and feature of the key's environment; returns the three counts."""
     customers = 0
     for _ in range(10_000):
-        page = client.customers.list(limit=100).list
+        page = [c for c in client.customers.list(limit=100).list if c.id is not None]
         if not page:
             break
         for cus in page:
-            if cus.id is not None:
-                client.customers.delete(customer_id=cus.id)
-                customers += 1
+            assert cus.id is not None
+            client.customers.delete(customer_id=cus.id)
+            customers += 1
     plans = client.plans.list(request={"include_archived": True}).list
     for p in plans:
         client.plans.delete(plan_id=p.id, all_versions=True)

@@ -368,6 +368,16 @@ def push(
             _write_back(s, cfg, after)
 
 
+def _variable(cfg: PricingConfig, key: str) -> str:
+    var = cfg.variables.get(key)
+    if var is None:
+        raise Failed(
+            f"{key.replace(':', ' ')} is not bound to a top-level name, so it cannot be updated in place: "
+            "give it one (name = plan(...)) or use `autumn pull --overwrite --yes`"
+        )
+    return var
+
+
 def _pull_edit(cfg: PricingConfig, remote: catalog.Remote) -> tuple[source.Edit, list[str]]:
     """What an in-place pull changes in the file, and a line per change for the person."""
     notes: list[str] = []
@@ -376,20 +386,21 @@ def _pull_edit(cfg: PricingConfig, remote: catalog.Remote) -> tuple[source.Edit,
     remote_features = {f.feature_id: f for f in remote.features}
     local_features = {f.feature_id: f for f in cfg.features}
 
-    fpairs, f_unmatched = catalog._match(cfg.features, remote.features, lambda f: f.feature_id)
+    fpairs, f_unmatched = catalog.match_objects(cfg.features, remote.features, lambda f: f.feature_id)
     for f in cfg.features:
-        var = cfg.variables[f"feature:{f.feature_id}"]
+        key = f"feature:{f.feature_id}"
         r = fpairs.get(f.feature_id)
         if r is None:
-            edit.remove.add(var)
+            edit.remove.add(_variable(cfg, key))
             notes.append(f"- feature {f.feature_id} (not on the server)")
             continue
-        edit.feature_vars[r.feature_id] = var
+        if key in cfg.variables:
+            edit.feature_vars[r.feature_id] = cfg.variables[key]
         if catalog.canonical_feature(f) != catalog.canonical_feature(r) or f.feature_id != r.feature_id:
-            edit.replace[var] = r
+            edit.replace[_variable(cfg, key)] = r
             notes.append(f"~ feature {r.feature_id}")
-        elif r.internal_id and r.internal_id != f.internal_id:
-            edit.set_kwargs[var] = {"internal_id": r.internal_id}
+        elif r.internal_id and r.internal_id != f.internal_id and key in cfg.variables:
+            edit.set_kwargs[cfg.variables[key]] = {"internal_id": r.internal_id}
     for r in f_unmatched:
         if not r.archived:
             var = source.variable_name(r.feature_id, taken, "feature")
@@ -397,17 +408,17 @@ def _pull_edit(cfg: PricingConfig, remote: catalog.Remote) -> tuple[source.Edit,
             edit.add_features.append((var, r))
             notes.append(f"+ feature {r.feature_id}")
 
-    ppairs, p_unmatched = catalog._match(cfg.plans, remote.plans, lambda p: p.plan_id)
+    ppairs, p_unmatched = catalog.match_objects(cfg.plans, remote.plans, lambda p: p.plan_id)
     for p in cfg.plans:
-        var = cfg.variables[f"plan:{p.plan_id}"]
+        key = f"plan:{p.plan_id}"
         rp = ppairs.get(p.plan_id)
         if rp is None:
-            edit.remove.add(var)
+            edit.remove.add(_variable(cfg, key))
             notes.append(f"- plan {p.plan_id} (not on the server)")
             continue
         same = catalog.canonical_plan(p, local_features) == catalog.canonical_plan(rp, remote_features)
         if not same or p.plan_id != rp.plan_id:
-            edit.replace[var] = rp
+            edit.replace[_variable(cfg, key)] = rp
             notes.append(f"~ plan {rp.plan_id}")
             continue
         values: dict[str, Any] = {}
@@ -415,8 +426,8 @@ def _pull_edit(cfg: PricingConfig, remote: catalog.Remote) -> tuple[source.Edit,
             values["internal_id"] = rp.internal_id
         if rp.version != p.version:
             values["version"] = rp.version
-        if values:
-            edit.set_kwargs[var] = values
+        if values and key in cfg.variables:
+            edit.set_kwargs[cfg.variables[key]] = values
     for rp in p_unmatched:
         if not rp.archived:
             edit.add_plans.append((source.variable_name(rp.plan_id, taken, "plan"), rp))

@@ -387,12 +387,25 @@ def load_config(path: str | Path = DEFAULT_CONFIG_FILE) -> PricingConfig:
     finally:
         sys.modules.pop(name, None)
     config = PricingConfig(path=path)
+    seen: set[int] = set()
+
+    def collect(value: Any, var: str | None) -> None:
+        if isinstance(value, (Feature, Plan)) and id(value) not in seen:
+            seen.add(id(value))
+            if isinstance(value, Feature):
+                config.features.append(value)
+                key = f"feature:{value.feature_id}"
+            else:
+                config.plans.append(value)
+                key = f"plan:{value.plan_id}"
+            if var is not None:
+                config.variables.setdefault(key, var)
+
     for var, value in vars(module).items():
-        if isinstance(value, Feature):
-            config.features.append(value)
-            config.variables.setdefault(f"feature:{value.feature_id}", var)
-        elif isinstance(value, Plan):
-            config.plans.append(value)
-            config.variables.setdefault(f"plan:{value.plan_id}", var)
+        if isinstance(value, (list, tuple)):
+            for entry in value:  # e.g. ``plans = [plan(...), ...]``: declared, though not named
+                collect(entry, None)
+        else:
+            collect(value, var)
     config.validate()
     return config

@@ -350,3 +350,14 @@ def test_console_script_headless_exit_codes(sqlite_server: RunningServer, tmp_pa
     assert run("push", "--yes", **target).returncode == 0
     down = run("push", "--url", "http://127.0.0.1:9", "--secret-key", key)
     assert down.returncode == 1 and "Error" in down.stdout + down.stderr
+
+
+def test_objects_in_lists_are_declared_but_pull_needs_a_name_to_edit_them(cli: Cli) -> None:
+    cli.config.write_text(CONFIG + '\nEXTRA_PLANS = [plan("team", name="Team", items=[item(sso)])]\n')
+    assert "+ create plan team" in cli("push", "--yes")
+    assert "is up to date" in cli("pull")
+    cli.client.plans.update(plan_id="team", name="Teams")
+    assert "not bound to a top-level name" in cli("pull", code=1)
+    assert "Wrote" in cli("pull", "--overwrite", "--yes")
+    assert load_config(cli.config).plan("team").name == "Teams"
+    assert "No changes" in cli("push")
