@@ -121,6 +121,23 @@ class OpsMiddleware:
     def __init__(self, app: ASGIApp, metrics: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        # Metric children by label values: ``labels()`` takes a lock and builds a key on every call.
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
+
+    def _record(self, operation: str, status: int, elapsed: float, allowed: bool | None) -> None:
+        counter = self._counted.get((operation, status))
+        if counter is None:
+            counter = self._counted[(operation, status)] = REQUESTS.labels(operation, str(status))
+        counter.inc()
+        timer = self._timed.get(operation)
+        if timer is None:
+            timer = self._timed[operation] = LATENCY.labels(operation)
+        timer.observe(elapsed)
+        if allowed is not None:
+            CHECKS.labels("true" if allowed else "false").inc()
+        elif operation == "track" and 200 <= status < 300:
+            TRACKS.inc()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,12 +166,7 @@ class OpsMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             if self.metrics:
-                REQUESTS.labels(operation, str(status)).inc()
-                LATENCY.labels(operation).observe(elapsed)
-                if allowed is not None:
-                    CHECKS.labels("true" if allowed else "false").inc()
-                elif operation == "track" and 200 <= status < 300:
-                    TRACKS.inc()
+                self._record(operation, status, elapsed, allowed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %d %.1fms",
@@ -168,6 +180,7 @@ class OpsMiddleware:
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 2),
                         "operation": operation,
+                        "request_id": rid,
                     },
                 )
             request_id.reset(token)

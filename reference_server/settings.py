@@ -66,12 +66,12 @@ class ServerSettings(BaseSettings):
     stripe_secret_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("AUTUMN_STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY"),
-        description="the platform's Stripe key (`STRIPE_SECRET_KEY` also read); needed with `stripe`",
+        description="the platform's Stripe key (or `AUTUMN_STRIPE_SECRET_KEY`); needed with `stripe`",
     )
     stripe_api_base: str | None = Field(
         None,
         validation_alias=AliasChoices("AUTUMN_STRIPE_API_BASE", "STRIPE_API_BASE"),
-        description="another Stripe API address (`STRIPE_API_BASE` also read; tests: localstripe)",
+        description="another Stripe API address (or `AUTUMN_STRIPE_API_BASE`; tests: localstripe)",
     )
     demo: bool = Field(False, description="seed a demo catalogue and customer")
     rate_limits: bool = Field(True, description="enforce Autumn's documented rate limits")

@@ -1,0 +1,257 @@
+"""Operating the server in process: settings, health and readiness, metrics, request ids, shared
+rate limits, the background jobs' lease and the public URL (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
+
+from reference_server.api.ratelimit import Limit, RateLimiter, SharedRateLimiter
+from reference_server.cli import _parser
+from reference_server.settings import ServerSettings, env_name, flag_name, load_settings
+from reference_server.store import leases
+from reference_server.store.db import Database
+from reference_server.store.schema_version import head_revision
+from reference_server.testing import RunningServer, fresh_database_url, fresh_sqlite_url, run_server
+
+from .conftest import DB_KINDS, _require_postgres
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(params=DB_KINDS)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "postgres":
+        _require_postgres()
+    with fresh_database_url(str(request.param)) as url:
+        yield url
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+
+def _readme_settings() -> dict[str, tuple[str, str]]:
+    """The README's settings table: variable -> (flag, default)."""
+    rows: dict[str, tuple[str, str]] = {}
+    for line in README.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith(("`AUTUMN_", "`STRIPE_")):
+            rows[cells[0].strip("`")] = (cells[1].replace("`", ""), cells[2].replace("`", ""))
+    return rows
+
+
+def test_readme_lists_every_setting_with_its_flag_and_default() -> None:
+    documented = _readme_settings()
+    expected = {}
+    for name, field in ServerSettings.model_fields.items():
+        default = field.default
+        shown = (
+            "none" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+        )
+        flag = (
+            flag_name(name)
+            if field.annotation is not bool
+            else f"{flag_name(name)}, --no-{flag_name(name)[2:]}"
+        )
+        expected[env_name(name, field.validation_alias)] = (flag, shown)
+    assert documented == expected
+
+
+def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTUMN_PORT", "9000")
+    monkeypatch.setenv("AUTUMN_RATE_LIMITS", "false")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_from_environment")
+    from_env = load_settings(vars(_parser().parse_args([])))
+    assert from_env.port == 9000 and from_env.rate_limits is False
+    assert from_env.stripe_secret_key is not None
+    assert from_env.stripe_secret_key.get_secret_value() == "sk_test_from_environment"
+    flags = vars(_parser().parse_args(["--port", "9001", "--rate-limits", "migrate"]))
+    assert load_settings(flags).port == 9001 and load_settings(flags).rate_limits is True
+    exported = load_settings(flags).env()  # what worker processes rebuild the settings from
+    assert exported["AUTUMN_PORT"] == "9001" and exported["STRIPE_SECRET_KEY"] == "sk_test_from_environment"
+
+
+def test_settings_are_validated_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTUMN_WORKERS", "0")
+    with pytest.raises(ValidationError) as caught:
+        load_settings()
+    assert caught.value.errors()[0]["loc"] == ("workers",)
+
+
+# -- health, readiness, metrics, request ids --------------------------------------------------------
+
+
+def _samples(server: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = httpx.get(server.url + "/metrics", timeout=30)
+    assert response.status_code == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def _count(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return sum(value for (n, ls), value in samples.items() if n == name and set(labels.items()) <= set(ls))
+
+
+def test_health_readiness_metrics_and_request_ids(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="autumn.access")
+    with run_server(database_url) as server, server.client(timeout=30) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        ready = http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}}
+        http.post("/v1/features.create", json={"feature_id": "m", "name": "M", "type": "metered"})
+        item = {"feature_id": "m", "included": 1}
+        http.post(
+            "/v1/plans.create", json={"plan_id": "f", "name": "F", "auto_enable": True, "items": [item]}
+        )
+        http.post("/v1/customers.get_or_create", json={"customer_id": "u"})
+        before = _samples(server)
+        check = {"customer_id": "u", "feature_id": "m"}
+        allowed = http.post("/v1/balances.check", json=check, headers={"x-request-id": "trace-42.a:b"})
+        assert allowed.json()["allowed"] is True and allowed.headers["x-request-id"] == "trace-42.a:b"
+        tracked = http.post("/v1/balances.track", json={**check, "value": 1})
+        assert tracked.status_code == 200
+        denied = http.post("/v1/balances.check", json=check, headers={"x-request-id": "not valid!"})
+        assert denied.json()["allowed"] is False
+        assert re.fullmatch(r"req_[0-9a-f]{24}", denied.headers["x-request-id"])  # replaced, not echoed
+        missing = http.post("/v1/customers.get", json={"customer_id": "nobody"})
+        assert missing.status_code == 404 and missing.headers["x-request-id"].startswith("req_")
+        after = _samples(server)
+    delta = {
+        "checks": _count(after, "autumn_requests_total", operation="check", status="200")
+        - _count(before, "autumn_requests_total", operation="check", status="200"),
+        "allowed": _count(after, "autumn_checks_total", allowed="true")
+        - _count(before, "autumn_checks_total", allowed="true"),
+        "denied": _count(after, "autumn_checks_total", allowed="false")
+        - _count(before, "autumn_checks_total", allowed="false"),
+        "tracks": _count(after, "autumn_tracks_total") - _count(before, "autumn_tracks_total"),
+        "404": _count(after, "autumn_requests_total", operation="customers.get", status="404")
+        - _count(before, "autumn_requests_total", operation="customers.get", status="404"),
+        "timed": _count(after, "autumn_request_duration_seconds_count", operation="check")
+        - _count(before, "autumn_request_duration_seconds_count", operation="check"),
+    }
+    assert delta == {"checks": 2, "allowed": 1, "denied": 1, "tracks": 1, "404": 1, "timed": 2}
+    assert after[("autumn_webhook_backlog", ())] == 0
+    assert ("autumn_background_job_runs_total", (("job", "webhooks"),)) in after
+    logged = [r for r in caplog.records if getattr(r, "request_id", None) == "trace-42.a:b"]
+    assert logged and logged[0].getMessage().startswith("POST /v1/balances.check 200")
+
+
+def test_readiness_fails_while_migrations_are_behind() -> None:
+    with fresh_sqlite_url() as url, run_server(url) as server:
+        db = Database(url)
+        with db.write() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0009_idempotency_responses'"))
+        ready = httpx.get(server.url + "/readyz", timeout=30)
+        with db.write() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": head_revision()})
+        db.dispose()
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["migrations"] == f"at 0009_idempotency_responses, needs {head_revision()}"
+
+
+def test_metrics_can_be_switched_off() -> None:
+    with run_server(metrics=False) as server:
+        assert httpx.get(server.url + "/metrics", timeout=30).status_code == 404
+        assert httpx.get(server.url + "/healthz", timeout=30).status_code == 200
+
+
+# -- rate limits shared through Redis ---------------------------------------------------------------
+
+
+def _limited(prefix: str | None) -> RateLimiter:
+    limits = {"other": Limit(3, 60.0, False)}
+    if prefix is None:
+        limiter = RateLimiter()
+        limiter.limits.update(limits)
+        return limiter
+    return SharedRateLimiter(REDIS_URL, limits, key_prefix=prefix)
+
+
+def test_rate_limits_are_shared_through_redis_and_not_in_memory() -> None:
+    if not SharedRateLimiter(REDIS_URL).check_connection():
+        pytest.fail("Redis must be available on 127.0.0.1:6379")
+    outcomes = {}
+    for kind in ("redis", "memory"):
+        prefix = f"autumn-test-{secrets.token_hex(6)}" if kind == "redis" else None
+        with (
+            fresh_sqlite_url() as url,
+            run_server(url, rate_limits=_limited(prefix)) as a,
+            run_server(url, rate_limits=_limited(prefix)) as b,
+        ):
+            statuses = [
+                httpx.post(s.url + "/v1/features.list", headers=s.headers, json={}, timeout=30)
+                for s in (a, b, a, b, a, b)
+            ]
+        outcomes[kind] = [r.status_code for r in statuses]
+        if kind == "redis":
+            refused = statuses[-1]
+            assert refused.json()["code"] == "rate_limit_exceeded"
+            assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert outcomes["redis"] == [200, 200, 200, 429, 429, 429]  # one limit for both servers
+    assert outcomes["memory"] == [200] * 6  # each process counts its own: twice the limit
+
+
+def test_shared_limits_let_requests_through_when_redis_is_gone() -> None:
+    limiter = SharedRateLimiter("redis://127.0.0.1:1/0", {"other": Limit(1, 60.0, False)})
+    assert not limiter.check_connection()
+    assert [limiter.hit("features.list", "1:sandbox", None) for _ in range(3)] == [None, None, None]
+
+
+# -- the background jobs' lease ---------------------------------------------------------------------
+
+
+def test_one_lease_holder_until_it_expires_or_is_released(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    try:
+        with db.write() as conn:
+            assert leases.acquire(conn, "jobs", "a", now_ms=1_000, ttl_ms=5_000)
+            assert not leases.acquire(conn, "jobs", "b", now_ms=2_000, ttl_ms=5_000)  # a holds it
+            assert leases.acquire(conn, "jobs", "a", now_ms=4_000, ttl_ms=5_000)  # renewed to 9 000
+            assert not leases.acquire(conn, "jobs", "b", now_ms=8_999, ttl_ms=5_000)
+            assert leases.holder_of(conn, "jobs", 8_999) == "a"
+            assert leases.acquire(conn, "jobs", "b", now_ms=9_001, ttl_ms=5_000)  # a went silent
+            assert leases.holder_of(conn, "jobs", 9_001) == "b"
+            leases.release(conn, "jobs", "a")  # not a's any more: nothing happens
+            assert leases.holder_of(conn, "jobs", 9_002) == "b"
+            leases.release(conn, "jobs", "b")
+            assert leases.acquire(conn, "jobs", "c", now_ms=9_003, ttl_ms=5_000)  # at once
+    finally:
+        db.dispose()
+
+
+def test_the_worker_of_a_server_that_stops_hands_the_lease_over(database_url: str) -> None:
+    with run_server(database_url) as first:
+        lease = first.app.state.autumn.background_lease
+        assert lease is not None and lease.held()
+        with run_server(database_url) as second:
+            waiting = second.app.state.autumn.background_lease
+            assert waiting is not None and not waiting.held()  # one holder at a time
+            first.app.state.autumn.extras["webhook_worker"].stop()  # a clean stop releases it
+            assert waiting.renew() and waiting.held()
+
+
+# -- the public URL ---------------------------------------------------------------------------------
+
+
+def test_public_url_is_the_base_of_payment_links() -> None:
+    with run_server(public_url="https://billing.example.com/") as server, server.client(timeout=30) as http:
+        http.post("/v1/customers.get_or_create", json={"customer_id": "u"})
+        url = http.post("/v1/billing.setup_payment", json={"customer_id": "u"}).json()["url"]
+    assert url.startswith("https://billing.example.com/")
