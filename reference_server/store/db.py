@@ -126,6 +126,12 @@ class Database:
           processes must see them at once to answer 429.  On SQLite (one writer) they cannot commit
           while a unit is open, so the dispatcher takes the billing lock before it opens the unit
           and the service's own ``billing_lock`` is then re-entrant.
+
+        Nothing else a request runs needs to commit early: work reconciled with Stripe after the
+        fact (compensation's refunds and voids, the subscription mirror's syncs) already waits for the
+        end of the transaction through :func:`after_transaction`; a record kept after a refusal (a
+        failed seat charge's voided invoice) is a savepoint the dispatcher commits with the 4xx; the
+        checkout pages and webhook routes never run inside a unit.
         """
         if self.current_unit() is not None:
             raise RuntimeError("a unit of work is already open on this thread")
