@@ -2,9 +2,10 @@
 
 Targets the sandbox key in ``AUTUMN_SECRET_KEY`` (``--prod``: the live key in
 ``AUTUMN_PROD_SECRET_KEY``) at ``AUTUMN_URL`` (``--local``: a reference server on localhost:8080),
-or ``--secret-key`` / ``--url``. Off a terminal, or with ``--headless``, nothing is asked: a command
-that needs a confirmation fails unless ``--yes`` is given. Exit codes are atmn's: 0 success, 1 any
-error (network, auth, validation, or confirmation required).
+taken from the environment or from ``./.env`` (where ``atmn login`` saves them), or ``--secret-key`` /
+``--url``. Off a terminal, or with ``--headless``, nothing is asked: a command that needs a
+confirmation fails unless ``--yes`` is given. Exit codes are atmn's: 0 success, 1 any error
+(network, auth, validation, or confirmation required).
 """
 
 from __future__ import annotations
@@ -71,10 +72,18 @@ class Session:
             no_color=self.headless, highlight=False, soft_wrap=True, force_terminal=not self.headless or None
         )
 
+    def setting(self, name: str) -> str | None:
+        """An environment variable, else the same name in ./.env (where `atmn login` saves keys)."""
+        if os.environ.get(name):
+            return os.environ[name]
+        from dotenv import dotenv_values
+
+        return dotenv_values(".env").get(name) if Path(".env").is_file() else None
+
     @property
     def key(self) -> str:
         env_name = "AUTUMN_PROD_SECRET_KEY" if self.prod else "AUTUMN_SECRET_KEY"
-        key = self.secret_key or os.environ.get(env_name)
+        key = self.secret_key or self.setting(env_name)
         if not key:
             raise Failed(f"no secret key: set {env_name} or pass --secret-key")
         if not self.prod and key.startswith("am_sk_live_"):
@@ -83,7 +92,7 @@ class Session:
 
     @property
     def server_url(self) -> str:
-        return self.url or (LOCAL_URL if self.local else os.environ.get("AUTUMN_URL") or CLOUD_URL)
+        return self.url or (LOCAL_URL if self.local else self.setting("AUTUMN_URL") or CLOUD_URL)
 
     def client(self) -> Autumn:
         return Autumn(self.key, server_url=self.server_url, fail_open=False, max_retries=2)

@@ -124,12 +124,16 @@ class Cli:
         self.config = cwd / "autumn_config.py"
         self.client = Autumn(key, server_url=server.url, fail_open=False)
 
-    def __call__(self, *args: str, code: int = 0) -> str:
+    def __call__(self, *args: str, code: int = 0, env: dict[str, str | None] | None = None) -> str:
         old = Path.cwd()
         os.chdir(self.cwd)
         try:
             result = CliRunner().invoke(
-                app, list(args), env={"AUTUMN_SECRET_KEY": self.key, "AUTUMN_URL": self.server.url}
+                app,
+                list(args),
+                env=env
+                if env is not None
+                else {"AUTUMN_SECRET_KEY": self.key, "AUTUMN_URL": self.server.url},
             )
         finally:
             os.chdir(old)
@@ -298,6 +302,11 @@ def test_reset_empties_a_sandbox_and_is_refused_on_a_live_key(cli: Cli, server: 
 def test_env_and_config_errors(cli: Cli) -> None:
     out = cli("env")
     assert "Environment:  sandbox" in out and cli.key not in out and "am_sk_test_" in out
+    # keys where `atmn login` saves them: ./.env (the environment wins when both are set)
+    unset: dict[str, str | None] = {"AUTUMN_SECRET_KEY": None, "AUTUMN_URL": None}
+    assert "no secret key" in cli("env", env=unset, code=1)
+    (cli.cwd / ".env").write_text(f"AUTUMN_SECRET_KEY={cli.key}\nAUTUMN_URL={cli.server.url}\n")
+    assert "Environment:  sandbox" in cli("env", env=unset)
     cli.config.write_text(
         CONFIG.replace(
             'reset={"interval": "month"},\n            price',
