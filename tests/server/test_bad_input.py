@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,7 +102,13 @@ CASES = [
         "track-1e309-legacy-track",
         "/v1/track",
         _track_with('"value": 1e309'),
-        message=f"value: must be {RANGE}",
+        message="value: must be a finite number",
+    ),
+    Case(
+        "track-5000-digit-integer",
+        "/v1/balances.track",
+        _track_with('"value": ' + "9" * 5000),
+        message=f"Request body holds a number with more than {sys.get_int_max_str_digits()} digits",
     ),
     Case(
         "track-minus-infinity-legacy-events",
