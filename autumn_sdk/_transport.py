@@ -26,12 +26,18 @@ T = TypeVar("T", bound=BaseModel)
 Body = Mapping[str, Any] | BaseModel | None
 
 
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+"""The SDK's own clients: httpx's 100 connections, all kept alive between bursts (httpx keeps 20 by
+default, so every burst above 20 concurrent calls would open new connections again). Calls beyond
+100 at once wait for a free connection within their total budget (see ``_pipeline``)."""
+
+
 def _new_sync_client() -> httpx.Client:
-    return httpx.Client(follow_redirects=True)
+    return httpx.Client(follow_redirects=True, limits=DEFAULT_LIMITS)
 
 
 def _new_async_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(follow_redirects=True)
+    return httpx.AsyncClient(follow_redirects=True, limits=DEFAULT_LIMITS)
 
 
 class Transport:
