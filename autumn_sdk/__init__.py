@@ -2,7 +2,7 @@
 
     from autumn_sdk import Autumn
 
-    autumn = Autumn("am_sk_...")          # or set AUTUMN_SECRET_KEY
+    autumn = Autumn("am_sk_...", server_url="http://127.0.0.1:8080")  # or AUTUMN_SECRET_KEY / AUTUMN_URL
     if autumn.check(customer_id="cus_123", feature_id="messages").allowed:
         autumn.track(customer_id="cus_123", feature_id="messages", value=1)
 

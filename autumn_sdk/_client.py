@@ -118,8 +118,11 @@ class _TransportClient:
 class Autumn(_TransportClient, AutumnAPI):
     """Sync Autumn client; every method also has an awaitable ``*_async`` twin.
 
-    ``Autumn("am_sk_...")`` or ``Autumn()`` with ``AUTUMN_SECRET_KEY`` set. ``server_url`` falls back
-    to ``AUTUMN_URL``; ``fail_open`` (default on) to ``AUTUMN_FAIL_OPEN`` / ``FAIL_OPEN``.
+    ``Autumn("am_sk_...", server_url=...)`` or ``Autumn()`` with ``AUTUMN_SECRET_KEY`` set.
+    ``server_url`` falls back to ``AUTUMN_URL``, then Autumn's cloud (a server that cannot be reached
+    is logged once per client at WARNING); ``fail_open`` (default on) to ``AUTUMN_FAIL_OPEN`` /
+    ``FAIL_OPEN``. ``total_timeout_ms`` bounds each call end to end (default: twice its per-attempt
+    timeout).
     ``http_client`` (or the official name ``client``) and ``async_client`` inject your own httpx
     clients, which the SDK never closes. Use ``with Autumn() as autumn:`` or :meth:`close`;
     :meth:`aclose` / ``async with`` also closes the async client used by the twins.
