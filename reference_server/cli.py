@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -288,6 +289,7 @@ def _serve(settings: ServerSettings) -> int:
             f"--workers {settings.workers} would count rate limits in each process ({settings.workers}x the "
             "documented limits): set AUTUMN_REDIS_URL=redis://127.0.0.1:6379/0 or use --no-rate-limits"
         )
+    _check_port_free(settings.host, settings.port)
     log_config = _configure_logging(settings)
     generated = False
     announce = "the one printed at its first start (autumn-server keys create makes another)"
@@ -297,6 +299,8 @@ def _serve(settings: ServerSettings) -> int:
             settings = settings.model_copy(update={"secret_key": SecretStr(key)})
     if settings.secret_key is not None:
         announce = settings.secret_key.get_secret_value() + (" (new)" if generated else "")
+    # The payment code and the N workers read the same settings from the environment.
+    os.environ.update(settings.env())
     # Built here once, even for N workers: migrations, seeding and every check happen before any
     # worker starts (the workers then find the database ready).
     app = create_app_from_settings(settings)
@@ -321,10 +325,23 @@ def _serve(settings: ServerSettings) -> int:
         uvicorn.run(app, **common)
         return 0
     app.state.autumn.db.dispose()
-    os.environ.update(settings.env())  # the workers rebuild the same settings from the environment
     with _multiprocess_metrics():
         uvicorn.run("reference_server.app:app_factory", factory=True, workers=settings.workers, **common)
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a taken address before migrating or printing anything (uvicorn would find out last)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): another server may be using it; "
+                "stop it or choose another --port / AUTUMN_PORT"
+            ) from exc
 
 
 def _migrate(settings: ServerSettings) -> int:
@@ -342,7 +359,9 @@ def _worker(settings: ServerSettings) -> int:
     from reference_server.app import create_app_from_settings
 
     _configure_logging(settings)
-    app = create_app_from_settings(settings.model_copy(update={"background_jobs": True}))
+    settings = settings.model_copy(update={"background_jobs": True})
+    os.environ.update(settings.env())  # the payment code reads the processor settings from it
+    app = create_app_from_settings(settings)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -399,6 +400,17 @@ def test_startup_mistakes_are_one_or_two_lines(case: str, tmp_path: Path) -> Non
     assert result.returncode == code, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert 1 <= len(lines) <= 2 and all(line.startswith("autumn-server: ") for line in lines)
+
+
+def test_a_port_in_use_is_refused_before_anything_else(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _cli("--port", str(port), "--database-url", f"sqlite:///{tmp_path / 'a.db'}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in result.stderr
+    assert not (tmp_path / "a.db").exists()  # refused before migrating anything
 
 
 def test_a_missing_postgres_database_says_how_to_create_it() -> None:
