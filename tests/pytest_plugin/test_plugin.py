@@ -170,6 +170,7 @@ def test_readme_example_passes(pytester: pytest.Pytester) -> None:
     section = readme[readme.index("## Pricing as code") : readme.index("## Regenerating the models")]
     config, tests = re.findall(r"```python\n(.*?)```", section, re.S)
     pytester.makepyfile(autumn_config=config, test_billing=tests)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     result = pytester.runpytest()
     result.assert_outcomes(passed=2)
 
