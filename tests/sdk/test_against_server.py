@@ -37,6 +37,12 @@ from reference_server.testing import (
 DB_KINDS = ["sqlite", "postgres"]
 
 
+@pytest.fixture(autouse=True)
+def sleeps() -> None:
+    """Real waits in this module (conftest's recorder would skip them): a retry that hears its key
+    is still in flight must wait as it would in production, not ask again at once."""
+
+
 @pytest.fixture(scope="module", params=DB_KINDS)
 def database_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
