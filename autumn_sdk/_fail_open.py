@@ -5,7 +5,9 @@ the app would lock its users out, so for a small set of operations the SDK retur
 default instead (after retries), logs a WARNING on the ``autumn_sdk`` logger and marks the result
 (:func:`autumn_sdk.is_fail_open`). The set is Autumn's documented one (``check``, ``track``,
 ``customers.get_or_create``, ``entities.get``) plus ``plans.list``, which the official SDK also covers.
-Only connection errors, timeouts and 5xx fail open; 4xx always raise (they are integration bugs).
+Only connection errors, timeouts and 5xx fail open; 4xx always raise (they are integration bugs), and
+so does running out of time while waiting for a connection of the client's own pool
+(``PoolTimeoutError``: nothing was sent, Autumn is not known to be down).
 """
 
 from __future__ import annotations
