@@ -354,6 +354,16 @@ def _migrate(settings: ServerSettings) -> int:
     return 0
 
 
+def _serve_worker_metrics(host: str, port: int) -> None:
+    """The worker's job metrics at ``http://host:port/metrics`` (prometheus_client's own server)."""
+    from prometheus_client import start_http_server
+
+    from reference_server.observability import metrics_registry
+
+    _check_port_free(host, port)
+    start_http_server(port, addr=host, registry=metrics_registry())
+
+
 def _worker(settings: ServerSettings) -> int:
     """The background jobs alone: the lease makes this the only place they run while it lives."""
     from reference_server.app import create_app_from_settings
@@ -369,6 +379,8 @@ def _worker(settings: ServerSettings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with app.router.lifespan_context(app):
+            if settings.worker_metrics_port is not None:
+                _serve_worker_metrics(settings.host, settings.worker_metrics_port)
             print(f"Autumn background worker on {_safe_url(settings.database_url)}", flush=True)
             await stop.wait()
 

@@ -257,16 +257,22 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 
-def render_metrics(live: Iterable[Callable[[], Iterable[Metric]]] = ()) -> bytes:
-    """The Prometheus text exposition: this process's metrics, or every process's in multiprocess
-    mode, plus the live gauges."""
+def metrics_registry(live: Iterable[Callable[[], Iterable[Metric]]] = ()) -> CollectorRegistry:
+    """What a scrape reads: this process's metrics, or every process's in multiprocess mode, plus the
+    live gauges."""
     registry = CollectorRegistry()
     if multiprocess_dir():
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
     else:
         registry.register(_ProcessMetrics())
     registry.register(_LiveGauges(live))
-    return generate_latest(registry)
+    return registry
+
+
+def render_metrics(live: Iterable[Callable[[], Iterable[Metric]]] = ()) -> bytes:
+    """The Prometheus text exposition: this process's metrics, or every process's in multiprocess
+    mode, plus the live gauges."""
+    return generate_latest(metrics_registry(live))
 
 
 class _ProcessMetrics(Collector):
@@ -288,6 +294,7 @@ __all__ = [
     "RequestIdFilter",
     "gauge",
     "logging_config",
+    "metrics_registry",
     "new_request_id",
     "operation_of",
     "render_metrics",

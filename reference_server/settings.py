@@ -100,6 +100,12 @@ class ServerSettings(BaseSettings):
         description="how long the background jobs' holder may go silent before another process takes over",
     )
     metrics: bool = Field(True, description="serve Prometheus metrics at `/metrics`")
+    worker_metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="where `autumn-server worker` serves its metrics (none: it serves nothing)",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="log level"
     )
@@ -196,7 +202,7 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-SERVE_ONLY = frozenset({"host", "port", "workers", "demo", "public_url"})
+SERVE_ONLY = frozenset({"port", "workers", "demo", "public_url"})
 """Settings of the web server alone (the ``migrate`` and ``worker`` commands take the others)."""
 
 

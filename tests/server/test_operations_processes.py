@@ -312,7 +312,7 @@ def test_a_webhook_delivery_is_claimed_once_and_taken_over_after_sigkill(tmp_pat
     lease = ["--job-lease-seconds", "2"]
     with fresh_postgres_url() as url:
         web = ["--port", "{port}", "--database-url", url, "--secret-key", KEY, "--no-rate-limits", *lease]
-        worker = ["worker", "--database-url", url, *lease]
+        worker = ["worker", "--database-url", url, "--worker-metrics-port", "{port}", *lease]
         db = Database(url)
         try:
             with servers(tmp_path, web, worker) as (api, jobs):
@@ -337,6 +337,9 @@ def test_a_webhook_delivery_is_claimed_once_and_taken_over_after_sigkill(tmp_pat
                 by_pid = {api.process.pid: api, jobs.process.pid: jobs}
                 assert claim.status == "pending" and claim.claimed_until is not None
                 assert holder in by_pid
+                worker_metrics = _metrics(jobs.url)  # the worker's own: is it the holder?
+                leading = worker_metrics[("autumn_background_jobs_leader", ())]
+                assert leading == (1 if holder == jobs.process.pid else 0)
                 killed_at_ms = int(time.time() * 1000)
                 by_pid[holder].process.send_signal(signal.SIGKILL)
                 survivor = next(p for pid, p in by_pid.items() if pid != holder)
