@@ -189,7 +189,7 @@ class Violation:
         return f"{self.method} {self.path} -> {self.status}: " + "; ".join(self.errors[:5])
 
 
-_UNCHECKED_SERVE_APP = _testing.serve_app
+UNCHECKED_SERVE_APP = _testing.serve_app
 
 VIOLATIONS: list[Violation] = []
 """Every spec violation any :class:`SpecCheckedApp` saw in this process, in order."""
@@ -259,7 +259,7 @@ def spec_checked_servers() -> Iterator[None]:
     """While active, every server :func:`reference_server.testing.run_server` starts is spec-checked."""
     from reference_server import testing
 
-    original = _UNCHECKED_SERVE_APP
+    original = UNCHECKED_SERVE_APP
 
     @contextlib.contextmanager
     def serve_checked(app: Any, port: int | None = None) -> Iterator[str]:
@@ -279,7 +279,7 @@ def unchecked_servers() -> Iterator[None]:
     from reference_server import testing
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(testing, "serve_app", _UNCHECKED_SERVE_APP)
+        patch.setattr(testing, "serve_app", UNCHECKED_SERVE_APP)
         yield
 
 
