@@ -77,7 +77,7 @@ class LeaderLease:
         except Exception:
             log.warning("renewing the %s lease failed", self.name, exc_info=True)
             won = False
-        was_held = self.held()
+        was_held = self._held  # the last renewal's outcome: still ours in the database if it is again
         if won:
             self._valid_until = started + self.ttl_s * 0.8
         self._held = won
