@@ -10,18 +10,22 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from reference_server.clock import Clock
 from reference_server.engine.billing.money import currency_exponent, minor_to_major
+from reference_server.errors import AutumnError
 from reference_server.payments.cards import TEST_CARD_HINTS, CardError, CardInput, parse_expiry
 from reference_server.payments.invoice_mode import is_open_invoice_mode_invoice
 from reference_server.payments.processor import ChargeOutcome, ChargeStatus, PaymentProcessor
@@ -53,11 +57,16 @@ from reference_server.payments.stripe_checkout import (
     stripe_processor_for,
 )
 from reference_server.payments.stripe_processor import StripeProcessor
-from reference_server.store.billing_tables import subscription_billing
+from reference_server.store.billing_tables import charges, subscription_billing
+from reference_server.store.dashboard_tables import Branding, branding_of
 from reference_server.store.db import Database
 from reference_server.store.tables import customer_plans, customers, plans
 
+from .invoice_pdf import InvoiceDocument, invoice_pdf
+from .security import StaticHeaders, secured
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+STATIC_DIR = Path(__file__).parent / "static"
 
 _CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}
 
@@ -85,6 +94,33 @@ class PortalSubscription:
     status: str
     until: str | None
     cancelable: bool
+    price: str | None = None
+
+    @property
+    def date_label(self) -> str:
+        """What the date column says: never blank."""
+        if self.until is None:
+            return "No end date"
+        verb = {
+            "scheduled": "Starts",
+            "canceling": "Ends",
+            "trialing": "Trial ends",
+            "past due": "Due since",
+        }.get(self.status, "Renews")
+        return f"{verb} {self.until}"
+
+
+def price_label(price: Mapping[str, Any] | None, currency: str = "usd") -> str | None:
+    """A plan's base price as people read it: ``$20.00/month``, ``$99.00 once``; None when free."""
+    if not price or price.get("amount") in (None, 0):
+        return None
+    minor = int(Decimal(str(price["amount"])) * 10 ** currency_exponent(currency))
+    amount = format_money(minor, currency)
+    interval = str(price.get("interval") or "month")
+    if interval == "one_off":
+        return f"{amount} once"
+    count = int(price.get("interval_count") or 1)
+    return f"{amount}/{interval}" if count == 1 else f"{amount} every {count} {interval}s"
 
 
 @dataclass
@@ -98,6 +134,14 @@ class BillingHooks:
     customer_now: Callable[[Connection, int], int] | None = None
     # A new card from the portal or a setup page: e.g. retry the invoices of past-due subscriptions.
     payment_method_saved: Callable[[Connection, int, PaymentMethodInfo, int], None] | None = None
+    # The portal's undo of a cancel (the API's ``cancel_action: "uncancel"``): (conn, customer, plan, now).
+    uncancel_subscription: Callable[[Connection, int, str, int], None] | None = None
+    # Plan switching in the portal, through the API's own preview and attach: the preview body
+    # (``billing.preview_attach``) of (customer pk, plan id), run in its own transaction ...
+    preview_switch: Callable[[int, str], dict[str, Any]] | None = None
+    # ... and the switch itself inside the page's transaction: a payment URL when the customer must
+    # pay on a checkout page first, else None (switched, or scheduled for the end of the period).
+    switch_plan: Callable[[Connection, int, str, int], str | None] | None = None
 
 
 @dataclass
@@ -115,7 +159,36 @@ DRAFT_NOTICE = "This invoice is a draft: it is not finalized yet, so there is no
 NOTICES = {
     "card_saved": "Your card was saved.",
     "canceled": "The plan was canceled. It stays active until the end of the billing period.",
+    "uncanceled": "Your plan will renew as before.",
+    "switched": "Your plan was changed.",
 }
+
+CARD_FIELDS = ("card_number", "expiry", "cvc")
+_EMPTY_FIELD = {
+    "card_number": CardError("incomplete_number", "Enter your card number."),
+    "expiry": CardError("incomplete_expiry", "Enter your card's expiry date (MM/YY)."),
+    "cvc": CardError("incomplete_cvc", "Enter your card's security code."),
+}
+_ERROR_FIELDS = {
+    "incomplete_number": "card_number",
+    "incorrect_number": "card_number",
+    "card_declined": "card_number",
+    "insufficient_funds": "card_number",
+    "incomplete_expiry": "expiry",
+    "invalid_expiry": "expiry",
+    "invalid_expiry_month": "expiry",
+    "invalid_expiry_year": "expiry",
+    "expired_card": "expiry",
+    "incomplete_cvc": "cvc",
+    "incorrect_cvc": "cvc",
+}
+
+
+def typed_back(form: Mapping[str, Any] | None) -> dict[str, str]:
+    """What the payer typed that the form shows again after an error: never the card number or code."""
+    if not form:
+        return {}
+    return {key: str(form.get(key, ""))[:100] for key in ("name", "expiry")}
 
 
 def default_portal_subscriptions(conn: Connection, customer_pk: int, now: int) -> list[PortalSubscription]:
@@ -128,6 +201,9 @@ def default_portal_subscriptions(conn: Connection, customer_pk: int, now: int) -
             customer_plans.c.expires_at,
             customer_plans.c.current_period_end,
             customer_plans.c.trial_ends_at,
+            customer_plans.c.starts_at,
+            customer_plans.c.started_at,
+            customer_plans.c.current_period_start,
             plans.c.name,
             plans.c.price,
             plans.c.add_on,
@@ -148,7 +224,7 @@ def default_portal_subscriptions(conn: Connection, customer_pk: int, now: int) -
     result = []
     for row in rows:
         if row.status == "scheduled":
-            status, until = "scheduled", _date(row.expires_at or row.current_period_end)
+            status, until = "scheduled", _date(row.starts_at or row.current_period_start)
         elif row.past_due:
             status, until = "past due", _date(row.current_period_end)
         elif row.canceled_at is not None:
@@ -158,8 +234,51 @@ def default_portal_subscriptions(conn: Connection, customer_pk: int, now: int) -
         else:
             status, until = "active", _date(row.current_period_end)
         cancelable = row.status == "active" and row.canceled_at is None and row.current_period_end is not None
-        result.append(PortalSubscription(row.plan_id, row.name, status, until, cancelable))
+        price = price_label(row.price)
+        result.append(PortalSubscription(row.plan_id, row.name, status, until, cancelable, price))
     return result
+
+
+def switch_options(
+    conn: Connection, customer_pk: int, current: list[PortalSubscription]
+) -> list[dict[str, Any]]:
+    """Plans the customer can switch to in the portal: the latest version of each main (not add-on)
+    plan of the groups they are in, other than the ones they have."""
+    owner = conn.execute(
+        select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
+    ).one()
+    held = {sub.plan_id for sub in current}
+    groups = set(
+        conn.execute(
+            select(plans.c.group)
+            .select_from(customer_plans.join(plans, customer_plans.c.plan_pk == plans.c.pk))
+            .where(
+                customer_plans.c.customer_pk == customer_pk,
+                customer_plans.c.status == "active",
+                customer_plans.c.entity_pk.is_(None),
+                plans.c.add_on.is_(False),
+            )
+        ).scalars()
+    )
+    if not groups:
+        return []
+    rows = conn.execute(
+        select(plans.c.id, plans.c.name, plans.c.price)
+        .where(
+            plans.c.org_pk == owner.org_pk,
+            plans.c.env == owner.env,
+            plans.c.is_latest.is_(True),
+            plans.c.archived.is_(False),
+            plans.c.add_on.is_(False),
+            plans.c.group.in_(groups),
+        )
+        .order_by(plans.c.pk)
+    ).all()
+    return [
+        {"plan_id": r.id, "name": r.name, "price": price_label(r.price) or "Free"}
+        for r in rows
+        if r.id not in held
+    ]
 
 
 def _window_passed(conn: Connection, session: SessionRecord, now: int) -> bool:
@@ -182,6 +301,16 @@ def _label(customer: CustomerRef) -> str:
     return customer.email or customer.name or customer.id
 
 
+def _origin(url: str | None) -> str | None:
+    """``https://app.example.com`` of a success URL: where "back to the app" goes."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
 class _Pages:
     def __init__(self, ctx: PagesContext) -> None:
         self.ctx = ctx
@@ -198,8 +327,52 @@ class _Pages:
     def _render(self, request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         values.setdefault("hints", TEST_CARD_HINTS)
         values.setdefault("error", None)
+        values.setdefault("error_field", None)
         values.setdefault("stripe_action", None)
+        values.setdefault("brand", None)
+        values.setdefault("test_mode", False)
+        values.setdefault("back_url", None)
         return TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
+
+    @staticmethod
+    def _chrome(conn: Connection, customer_pk: int, back_url: str | None = None) -> dict[str, Any]:
+        """The page's frame: the organization's name and logo, the test-mode badge, the way back."""
+        owner = conn.execute(
+            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
+        ).one()
+        brand = branding_of(conn, int(owner.org_pk))
+        return {
+            "brand": brand,
+            "test_mode": owner.env != "live",
+            "back_url": back_url or brand.website_url,
+        }
+
+    @staticmethod
+    def _recurring(
+        conn: Connection, customer_pk: int, plan_id: Any, currency: str
+    ) -> tuple[str | None, str | None]:
+        """(plan name, "Then $20.00/month") for the plan a session attaches; Nones without one."""
+        if not plan_id:
+            return None, None
+        owner = conn.execute(
+            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
+        ).one()
+        row = conn.execute(
+            select(plans.c.name, plans.c.price)
+            .where(
+                plans.c.org_pk == owner.org_pk,
+                plans.c.env == owner.env,
+                plans.c.id == str(plan_id),
+                plans.c.is_latest.is_(True),
+            )
+            .limit(1)
+        ).first()
+        if row is None:
+            return None, None
+        label = price_label(row.price, currency)
+        if label is None or label.endswith(" once"):
+            return str(row.name), None
+        return str(row.name), f"Then {label} until you cancel."
 
     def _not_found(self, request: Request) -> HTMLResponse:
         return self._render(
@@ -223,6 +396,10 @@ class _Pages:
 
     @staticmethod
     def _card_from_form(form: Mapping[str, Any]) -> CardInput:
+        """The typed card; :class:`CardError` for the first empty field, in the form's order."""
+        for key in CARD_FIELDS:
+            if not str(form.get(key, "")).strip():
+                raise _EMPTY_FIELD[key]
         month, year = parse_expiry(str(form.get("expiry", "")))
         return CardInput(str(form.get("card_number", "")), month, year, str(form.get("cvc", "")).strip())
 
@@ -268,21 +445,24 @@ class _Pages:
         customer: CustomerRef,
         form: Mapping[str, Any],
         now: int,
-        error_page: Callable[[int, str], Response],
+        error_page: Callable[[int, str, str | None], Response],
     ) -> PaymentMethodInfo | Response:
         """Save the card typed into a session's form (checkout, setup or portal).
 
-        The saved card, or the response to send instead: ``error_page(status, message)`` for a
-        refused card (402 for a decline), or the redirect to the authentication step.  A Stripe
-        organization's pages take no card numbers at all (Stripe Checkout collects them).
+        The saved card, or the response to send instead: ``error_page(status, message, field)`` for a
+        refused card (402 for a decline; ``field`` is the form field at fault), or the redirect to the
+        authentication step.  A Stripe organization's pages take no card numbers at all (Stripe
+        Checkout collects them).
         """
         if self._stripe(conn, customer.pk) is not None:
-            return error_page(400, STRIPE_CARD_ENTRY)
+            return error_page(400, STRIPE_CARD_ENTRY, None)
         try:
             setup = self.ctx.processor.add_card(conn, customer, self._card_from_form(form), now)
         except CardError as exc:
             return error_page(
-                402 if exc.code in ("card_declined", "insufficient_funds") else 400, exc.message
+                402 if exc.code in ("card_declined", "insufficient_funds") else 400,
+                exc.message,
+                _ERROR_FIELDS.get(exc.code),
             )
         if setup.needs_authentication:
             return self._authentication_step(conn, request, session, session.kind, setup.payment_method.pk)
@@ -297,7 +477,12 @@ class _Pages:
     ) -> Any:
         draft = session.draft
         saved_card = self.ctx.processor.default_payment_method(conn, customer)
+        plan_id = session.action.get("plan_id") or (session.action.get("body") or {}).get("plan_id")
+        plan_name, recurring = self._recurring(conn, customer.pk, plan_id, draft.currency)
         return {
+            **self._chrome(conn, customer.pk, _origin(session.success_url)),
+            "plan_name": plan_name,
+            "recurring": recurring,
             "lines": [
                 {"description": line.description, "amount": format_money(line.amount, draft.currency)}
                 for line in draft.lines
@@ -387,8 +572,16 @@ class _Pages:
                 return self._finish_checkout(conn, request, session, customer, saved, now, False)
             open_session = session
 
-            def refused(status: int, message: str) -> Response:
-                view = self._checkout_view(request, conn, open_session, customer, error=message)
+            def refused(status: int, message: str, error_field: str | None) -> Response:
+                view = self._checkout_view(
+                    request,
+                    conn,
+                    open_session,
+                    customer,
+                    error=message,
+                    error_field=error_field,
+                    **typed_back(form),
+                )
                 return self._render(request, "checkout.html", status, **view)
 
             card = self._save_card(conn, request, session, customer, form, now, refused)
@@ -495,6 +688,7 @@ class _Pages:
             return self._render(
                 request,
                 "authenticate.html",
+                **self._chrome(conn, session.customer_pk),
                 last4=pm.last4,
                 total=total,
                 action=request.url_for(f"{kind}_authenticate", session_id=session.id).path,
@@ -548,18 +742,43 @@ class _Pages:
                 return self._not_found(request)
             if session.status != "complete":
                 return RedirectResponse(request.url_for(f"{kind}_page", session_id=session.id).path, 303)
-            message = (
-                "Payment received. Your plan is active." if kind == "checkout" else "Your card was saved."
+            chrome = self._chrome(conn, session.customer_pk, _origin(session.success_url))
+            brand: Branding = chrome["brand"]
+            amount = receipt_url = recurring = None
+            if kind == "checkout":
+                message = "Payment received. Your plan is active."
+                plan_id = session.action.get("plan_id") or (session.action.get("body") or {}).get("plan_id")
+                _, recurring = self._recurring(conn, session.customer_pk, plan_id, session.currency)
+                amount = format_money(session.amount, session.currency)
+                if session.invoice_pk is not None:
+                    paid = invoice_record(conn, session.invoice_pk)
+                    amount = format_money(paid.total, paid.currency)
+                    receipt_url = request.url_for("invoice_page", invoice_id=paid.id).path
+            else:
+                message = "Your card was saved."
+            return self._render(
+                request,
+                "done.html",
+                **chrome,
+                heading="Thank you",
+                message=message,
+                amount=amount,
+                recurring=recurring.removeprefix("Then ") if recurring else None,
+                receipt_url=receipt_url,
+                link=chrome["back_url"],
+                link_label=f"Return to {brand.name}",
             )
-            return self._render(request, "done.html", heading="Thank you", message=message, link=None)
 
     # setup ---------------------------------------------------------------------------------------------
     def _setup_view(
         self, request: Request, conn: Connection, session: SessionRecord, customer: CustomerRef, **extra: Any
     ) -> Any:
+        plan_name, recurring = self._recurring(conn, customer.pk, session.action.get("plan_id"), "usd")
         return {
+            **self._chrome(conn, customer.pk, _origin(session.success_url)),
+            "recurring": recurring,
             "customer_label": _label(customer),
-            "plan_id": session.action.get("plan_id"),
+            "plan_id": plan_name or session.action.get("plan_id"),
             "action": request.url_for("setup_submit", session_id=session.id).path,
             "button_label": "Save card",
             "stripe_action": self._stripe_action(request, conn, session),
@@ -587,8 +806,16 @@ class _Pages:
             customer = _customer_ref(conn, session.customer_pk)
             open_session = session
 
-            def refused(status: int, message: str) -> Response:
-                view = self._setup_view(request, conn, open_session, customer, error=message)
+            def refused(status: int, message: str, error_field: str | None) -> Response:
+                view = self._setup_view(
+                    request,
+                    conn,
+                    open_session,
+                    customer,
+                    error=message,
+                    error_field=error_field,
+                    **typed_back(form),
+                )
                 return self._render(request, "setup.html", status, **view)
 
             card = self._save_card(conn, request, session, customer, form, now, refused)
@@ -622,11 +849,18 @@ class _Pages:
     ) -> Any:
         lister = self.ctx.hooks.subscriptions or default_portal_subscriptions
         pm = self.ctx.processor.default_payment_method(conn, customer)
+        subscriptions = lister(conn, customer.pk, now)
+        can_switch = self.ctx.hooks.switch_plan is not None and self.ctx.hooks.preview_switch is not None
         return {
+            **self._chrome(conn, customer.pk, session.return_url),
             "customer_label": _label(customer),
-            "subscriptions": lister(conn, customer.pk, now),
+            "subscriptions": subscriptions,
+            "switch_options": switch_options(conn, customer.pk, subscriptions) if can_switch else [],
+            "switch_action": request.url_for("portal_switch", session_id=session.id).path,
             "can_cancel": self.ctx.hooks.cancel_subscription is not None,
+            "can_uncancel": self.ctx.hooks.uncancel_subscription is not None,
             "cancel_action": request.url_for("portal_cancel", session_id=session.id).path,
+            "uncancel_action": request.url_for("portal_uncancel", session_id=session.id).path,
             "payment_method": pm,
             "invoices": [
                 {
@@ -668,8 +902,17 @@ class _Pages:
             customer = _customer_ref(conn, session.customer_pk)
             open_session = session
 
-            def refused(status: int, message: str) -> Response:
-                view = self._portal_view(request, conn, open_session, customer, now, error=message)
+            def refused(status: int, message: str, error_field: str | None) -> Response:
+                view = self._portal_view(
+                    request,
+                    conn,
+                    open_session,
+                    customer,
+                    now,
+                    error=message,
+                    error_field=error_field or "card_number",
+                    **typed_back(form),
+                )
                 return self._render(request, "portal.html", status, **view)
 
             card = self._save_card(conn, request, session, customer, form, now, refused)
@@ -680,6 +923,164 @@ class _Pages:
                 notice="card_saved"
             )
             return RedirectResponse(f"{target.path}?{target.query}", status_code=303)
+
+    def _portal_plan(
+        self, conn: Connection, customer_pk: int, plan_id: str, now: int
+    ) -> PortalSubscription | None:
+        lister = self.ctx.hooks.subscriptions or default_portal_subscriptions
+        return next((sub for sub in lister(conn, customer_pk, now) if sub.plan_id == plan_id), None)
+
+    def _portal_redirect(self, request: Request, session: SessionRecord, notice: str) -> Response:
+        target = request.url_for("portal_page", session_id=session.id).include_query_params(notice=notice)
+        return RedirectResponse(f"{target.path}?{target.query}", status_code=303)
+
+    def _confirm_page(
+        self, request: Request, conn: Connection, session: SessionRecord, status: int = 200, **values: Any
+    ) -> Response:
+        values.setdefault("preview", None)
+        values.setdefault("confirm_action", None)
+        return self._render(
+            request,
+            "portal_confirm.html",
+            status,
+            **self._chrome(conn, session.customer_pk, session.return_url),
+            portal_url=request.url_for("portal_page", session_id=session.id).path,
+            **values,
+        )
+
+    def portal_cancel_confirm(self, request: Request, session_id: str, plan_id: str) -> Response:
+        """The step before cancelling: what ends, and when; the undo stays possible until then."""
+        with self.ctx.db.read() as conn:
+            session, problem, now = self._open_session(conn, request, session_id, "portal")
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            sub = self._portal_plan(conn, session.customer_pk, plan_id, now)
+            if sub is None or not sub.cancelable or self.ctx.hooks.cancel_subscription is None:
+                return self._confirm_page(
+                    request,
+                    conn,
+                    session,
+                    404,
+                    heading="Nothing to cancel",
+                    message_lines=["This plan is not active, or it is already canceled."],
+                )
+            ends = f" It stays active until {sub.until}, and you can keep it until then." if sub.until else ""
+            return self._confirm_page(
+                request,
+                conn,
+                session,
+                heading=f"Cancel {sub.name}?",
+                message_lines=[f"Your {sub.name} plan will not renew.{ends}"],
+                plan_id=plan_id,
+                confirm_action=request.url_for("portal_cancel", session_id=session.id).path,
+                confirm_label="Cancel plan",
+                confirm_class="danger",
+                keep_label=f"Keep {sub.name}",
+            )
+
+    def portal_uncancel(self, request: Request, session_id: str, plan_id: str) -> Response:
+        with self.ctx.db.write() as conn:
+            session, problem, now = self._open_session(conn, request, session_id, "portal", lock=True)
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            hook = self.ctx.hooks.uncancel_subscription
+            sub = self._portal_plan(conn, session.customer_pk, plan_id, now)
+            if hook is None or sub is None or sub.status != "canceling":
+                return self._render(
+                    request,
+                    "portal.html",
+                    409,
+                    **self._portal_view(
+                        request,
+                        conn,
+                        session,
+                        _customer_ref(conn, session.customer_pk),
+                        now,
+                        error="This plan is not waiting to be canceled.",
+                    ),
+                )
+            hook(conn, session.customer_pk, plan_id, now)
+            return self._portal_redirect(request, session, "uncanceled")
+
+    def _switch_preview(self, customer_pk: int, plan_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        """(preview for the page, None) or (None, the reason the switch is refused)."""
+        hook = self.ctx.hooks.preview_switch
+        if hook is None:
+            return None, "Changing plans is not available here."
+        try:
+            body = hook(customer_pk, plan_id)
+        except AutumnError as exc:  # the API's own refusal: shown on the page, never a 500
+            return None, exc.message
+        currency = str(body.get("currency") or "usd")
+
+        def money(major: Any) -> str:
+            return format_money(int(Decimal(str(major or 0)) * 10 ** currency_exponent(currency)), currency)
+
+        lines = [
+            {
+                "description": line.get("description") or line.get("title") or "",
+                "amount": money(line.get("amount")),
+            }
+            for line in body.get("line_items") or []
+        ]
+        cycle = body.get("next_cycle") or None
+        next_text = None
+        if cycle:
+            starts = _date(cycle.get("starts_at"))
+            next_text = f"Then {money(cycle.get('total'))} on {starts}." if starts else None
+        return {"lines": lines, "total": money(body.get("total")), "next_cycle": next_text}, None
+
+    def portal_switch_confirm(self, request: Request, session_id: str, plan_id: str) -> Response:
+        """The switch's preview, from ``billing.preview_attach``: what is charged today and after."""
+        with self.ctx.db.read() as conn:
+            session, problem, _ = self._open_session(conn, request, session_id, "portal")
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            customer_pk = session.customer_pk
+            name = self._recurring(conn, customer_pk, plan_id, "usd")[0]
+        preview, refusal = self._switch_preview(customer_pk, plan_id) if name else (None, "No such plan.")
+        with self.ctx.db.read() as conn:
+            if preview is None:
+                return self._confirm_page(
+                    request, conn, session, 400, heading="Cannot change plan", message_lines=[], error=refusal
+                )
+            return self._confirm_page(
+                request,
+                conn,
+                session,
+                heading=f"Switch to {name}?",
+                message_lines=["Review what changes before you confirm."],
+                preview=preview,
+                plan_id=plan_id,
+                confirm_action=request.url_for("portal_switch", session_id=session.id).path,
+                confirm_label=f"Switch to {name}",
+                keep_label="Keep my plan",
+            )
+
+    def portal_switch(self, request: Request, session_id: str, plan_id: str) -> Response:
+        with self.ctx.db.write() as conn:
+            session, problem, now = self._open_session(conn, request, session_id, "portal", lock=True)
+            if problem is not None or session is None:
+                return problem or self._not_found(request)
+            hook = self.ctx.hooks.switch_plan
+            if hook is None:
+                return Response("Changing plans is not available here", status_code=405)
+            try:
+                payment_url = hook(conn, session.customer_pk, plan_id, now)
+            except AutumnError as exc:
+                conn.rollback()
+                return self._confirm_page(
+                    request,
+                    conn,
+                    session,
+                    400,
+                    heading="Cannot change plan",
+                    message_lines=[],
+                    error=exc.message,
+                )
+            if payment_url:
+                return RedirectResponse(payment_url, status_code=303)
+            return self._portal_redirect(request, session, "switched")
 
     def portal_cancel(self, request: Request, session_id: str, plan_id: str) -> Response:
         with self.ctx.db.write() as conn:
@@ -827,26 +1228,82 @@ class _Pages:
         return self._apply_stripe_setup(conn, processor, session, setup, base_url)
 
     # invoices ------------------------------------------------------------------------------------------
+    def _invoice_document(
+        self, request: Request, conn: Connection, invoice_id: str
+    ) -> tuple[Any, InvoiceDocument, dict[str, Any]] | None:
+        """The invoice's facts (for the page and the PDF) and the page's frame; None when unknown."""
+        row = invoice_by_id(conn, invoice_id)
+        if row is None:
+            return None
+        chrome = self._chrome(conn, row.customer_pk)
+        brand: Branding = chrome["brand"]
+        customer = _customer_ref(conn, row.customer_pk)
+        paid_with = conn.execute(
+            select(charges.c.payment_method_pk)
+            .where(charges.c.invoice_pk == row.pk, charges.c.status == "succeeded")
+            .order_by(charges.c.pk.desc())
+            .limit(1)
+        ).scalar()
+        card = payment_method_by_pk(conn, paid_with) if paid_with is not None else None
+        credit = int(row.credit_applied or 0)
+        doc = InvoiceDocument(
+            number=row.id,
+            status=row.status,
+            date=_date(row.created_at) or "",
+            paid_date=_date(row.paid_at),
+            seller=brand.name,
+            seller_url=brand.website_url,
+            customer_lines=[
+                part for part in (customer.name, customer.email, f"Customer {customer.id}") if part
+            ],
+            lines=[
+                (line.description, format_money(line.amount, row.currency))
+                for line in invoice_lines_of(conn, row.pk)
+            ],
+            credit=format_money(-credit, row.currency) if credit else None,
+            total=format_money(row.total, row.currency),
+            card=f"{card.brand.capitalize()} ending in {card.last4}" if card else None,
+        )
+        return row, doc, chrome
+
     def invoice_page(self, request: Request, invoice_id: str) -> Response:
         with self.ctx.db.read() as conn:
-            row = invoice_by_id(conn, invoice_id)
-            if row is None:
+            found = self._invoice_document(request, conn, invoice_id)
+            if found is None:
                 return self._not_found(request)
-            lines = [
-                {"description": line.description, "amount": format_money(line.amount, row.currency)}
-                for line in invoice_lines_of(conn, row.pk)
-            ]
+            row, doc, chrome = found
             return self._render(
                 request,
                 "invoice.html",
+                **chrome,
+                number=doc.number,
                 invoice_id=row.id,
                 invoice_status=row.status,
-                date=_date(row.created_at),
-                lines=lines,
-                total=format_money(row.total, row.currency),
+                date=doc.date,
+                paid_date=doc.paid_date,
+                seller=doc.seller,
+                seller_url=doc.seller_url,
+                customer_lines=doc.customer_lines,
+                card=doc.card,
+                lines=[{"description": d, "amount": a} for d, a in doc.lines],
+                credit=doc.credit,
+                total=doc.total,
                 notice=DRAFT_NOTICE if row.status == "draft" else None,
                 pay_url=row.hosted_url if row.status == "open" and row.reason == "invoice" else None,
+                pdf_url=request.url_for("invoice_pdf", invoice_id=row.id).path,
             )
+
+    def invoice_pdf(self, request: Request, invoice_id: str) -> Response:
+        with self.ctx.db.read() as conn:
+            found = self._invoice_document(request, conn, invoice_id)
+        if found is None:
+            return self._not_found(request)
+        _, doc, _ = found
+        return Response(
+            invoice_pdf(doc),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="invoice-{doc.number}.pdf"'},
+        )
 
 
 StripeCheckoutCompleted = Callable[[Connection, int, str, Mapping[str, Any], int], str]
@@ -925,6 +1382,27 @@ def billing_page_routes(ctx: PagesContext) -> list[BaseRoute]:
     async def invoice_page(request: Request) -> Response:
         return await run_in_threadpool(pages.invoice_page, request, str(request.path_params["invoice_id"]))
 
+    async def invoice_pdf_download(request: Request) -> Response:
+        return await run_in_threadpool(pages.invoice_pdf, request, str(request.path_params["invoice_id"]))
+
+    async def portal_cancel_confirm(request: Request) -> Response:
+        plan_id = request.query_params.get("plan_id", "")
+        return await run_in_threadpool(pages.portal_cancel_confirm, request, sid(request), plan_id)
+
+    async def portal_uncancel(request: Request) -> Response:
+        form = await request.form()
+        plan_id = str(form.get("plan_id", ""))
+        return await run_in_threadpool(pages.portal_uncancel, request, sid(request), plan_id)
+
+    async def portal_switch_confirm(request: Request) -> Response:
+        plan_id = request.query_params.get("plan_id", "")
+        return await run_in_threadpool(pages.portal_switch_confirm, request, sid(request), plan_id)
+
+    async def portal_switch(request: Request) -> Response:
+        form = await request.form()
+        plan_id = str(form.get("plan_id", ""))
+        return await run_in_threadpool(pages.portal_switch, request, sid(request), plan_id)
+
     routes: list[BaseRoute] = [
         Route("/checkout/{session_id}", checkout_page, methods=["GET"], name="checkout_page"),
         Route("/checkout/{session_id}", checkout_pay, methods=["POST"], name="checkout_pay"),
@@ -942,7 +1420,22 @@ def billing_page_routes(ctx: PagesContext) -> list[BaseRoute]:
             name="portal_payment_method",
         ),
         Route("/portal/{session_id}/cancel", portal_cancel, methods=["POST"], name="portal_cancel"),
+        Route(
+            "/portal/{session_id}/cancel",
+            portal_cancel_confirm,
+            methods=["GET"],
+            name="portal_cancel_confirm",
+        ),
+        Route("/portal/{session_id}/uncancel", portal_uncancel, methods=["POST"], name="portal_uncancel"),
+        Route(
+            "/portal/{session_id}/switch",
+            portal_switch_confirm,
+            methods=["GET"],
+            name="portal_switch_confirm",
+        ),
+        Route("/portal/{session_id}/switch", portal_switch, methods=["POST"], name="portal_switch"),
         Route("/invoices/{invoice_id}", invoice_page, methods=["GET"], name="invoice_page"),
+        Route("/invoices/{invoice_id}/pdf", invoice_pdf_download, methods=["GET"], name="invoice_pdf"),
     ]
     for kind in ("checkout", "setup", "portal"):
         page, submit = authenticate(kind)
@@ -958,4 +1451,10 @@ def billing_page_routes(ctx: PagesContext) -> list[BaseRoute]:
                 f"/{kind}/{{session_id}}/stripe-return", back, methods=["GET"], name=f"{kind}_stripe_return"
             )
         )
-    return routes
+    secured_routes: list[BaseRoute] = [
+        Route(route.path, secured(route.endpoint), methods=sorted(route.methods or ()), name=route.name)
+        for route in routes
+        if isinstance(route, Route)
+    ]
+    static = StaticHeaders(StaticFiles(directory=str(STATIC_DIR)))
+    return [*secured_routes, Mount("/static/billing", app=static, name="billing_static")]

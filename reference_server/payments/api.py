@@ -1193,12 +1193,39 @@ def _hooks(state: AppState) -> BillingHooks:
         row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).one()
         retry_past_due(conn, customer_from_row(row), processor_for(state), now)
 
+    def uncancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
+        """The portal's undo: the API's ``billing.update`` with ``cancel_action: "uncancel"``."""
+        ctx = _ctx_for_customer(state, conn, customer_pk)
+        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
+        body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "uncancel"}
+        _apply_update(ctx, conn, _update_quotes(ctx, conn, body), _public_base(state))
+
+    def preview_switch(customer_pk: int, plan_id: str) -> dict[str, Any]:
+        """The portal's plan-switch preview: ``billing.preview_attach`` itself."""
+        with state.db.read() as conn:
+            ctx = _ctx_for_customer(state, conn, customer_pk)
+            customer_id = conn.execute(
+                select(customers.c.id).where(customers.c.pk == customer_pk)
+            ).scalar_one()
+        return preview_attach(ctx, {"customer_id": customer_id, "plan_id": plan_id})
+
+    def switch_plan(conn: Connection, customer_pk: int, plan_id: str, now: int) -> str | None:
+        """The portal's plan switch: ``billing.attach`` itself; its payment URL when one is needed."""
+        ctx = _ctx_for_customer(state, conn, customer_pk)
+        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
+        out = attach_in(ctx, conn, {"customer_id": customer_id, "plan_id": plan_id}, _public_base(state))
+        url = out.get("payment_url")
+        return str(url) if url else None
+
     return BillingHooks(
         payment_method_saved=payment_method_saved,
         complete_checkout=complete_checkout,
         complete_setup=complete_setup,
         cancel_subscription=cancel_subscription,
         customer_now=customer_now,
+        uncancel_subscription=uncancel_subscription,
+        preview_switch=preview_switch,
+        switch_plan=switch_plan,
     )
 
 

@@ -115,6 +115,8 @@ def test_checkout_decline_then_authentication_then_portal_cancel(
         assert "Visa ending in 3155" in page.locator("#payment-method").inner_text()
         assert "$20.00" in page.locator("#portal-invoices").inner_text()
         page.click("#cancel-pro")
+        assert "Cancel Pro?" in page.locator("#confirm-title").inner_text()
+        page.click("#confirm-button")
         assert "canceled" in page.locator("#portal-notice").inner_text()
         assert page.locator("#cancel-pro").count() == 0
     finally:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html import unescape
 from pathlib import Path
 
 import httpx
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import Connection, select
 from starlette.applications import Starlette
 
@@ -28,7 +32,9 @@ from reference_server.payments.sessions import (
     create_setup_session,
 )
 from reference_server.store.billing_tables import charges, invoices
+from reference_server.store.dashboard_tables import set_branding
 from reference_server.store.db import Database
+from reference_server.store.tables import customers, plans
 
 from .conftest import PRO, ms
 from .fixtures_db import add_customer, add_org, migrated_database
@@ -74,6 +80,7 @@ class Harness:
     base_url: str
     client: httpx.Client
     recorder: Recorder
+    org_pk: int
 
     def checkout(self, success_url: str | None = "https://example.com/welcome") -> str:
         with self.db.write() as conn:
@@ -104,7 +111,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     ctx = PagesContext(db, ManualClock(NOW), LocalProcessor(), hooks)
     app = Starlette(routes=billing_page_routes(ctx))
     with serve(app) as base_url, httpx.Client(base_url=base_url) as client:
-        yield Harness(db, customer, base_url, client, recorder)
+        yield Harness(db, customer, base_url, client, recorder, org)
     db.dispose()
 
 
@@ -243,5 +250,137 @@ def test_invoice_page(harness: Harness) -> None:
         (invoice,) = conn.execute(select(invoices)).all()
     page = harness.client.get(invoice.hosted_url.replace(harness.base_url, ""))
     assert page.status_code == 200
-    assert 'id="invoice-status">paid<' in page.text and 'id="invoice-total">$20.00<' in page.text
+    assert ">paid</strong>" in page.text and 'id="invoice-total">$20.00<' in page.text
+    assert 'id="invoice-seller">Test org' in page.text
+    assert "ada@example.com" in page.text and "Visa ending in 4242" in page.text
     assert harness.client.get("/invoices/in_missing").status_code == 404
+    pdf = harness.client.get(f"/invoices/{invoice.id}/pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert f'filename="invoice-{invoice.id}.pdf"' in pdf.headers["content-disposition"]
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert invoice.id in text and "Test org" in text and "Visa ending in 4242" in text
+    for line in page_lines(page.text):
+        assert line[0] in text and line[1] in text
+    assert harness.client.get("/invoices/in_missing/pdf").status_code == 404
+
+
+def page_lines(html: str) -> list[tuple[str, str]]:
+    """The (description, amount) rows of the lines table of an invoice page."""
+    body = html.split('id="invoice-lines"', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr><td>(.*?)</td><td class=\"amount\">(.*?)</td></tr>", body)
+    assert rows
+    return [(unescape(d), unescape(a)) for d, a in rows]
+
+
+def test_every_page_sends_the_security_headers(harness: Harness) -> None:
+    url = harness.checkout()
+    responses = [
+        harness.client.get(url),
+        pay(harness.client, url, ""),
+        harness.client.get("/checkout/cs_missing"),
+        pay(harness.client, url, "4242424242424242"),
+    ]
+    for response in responses:
+        headers = response.headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert "script-src 'self'" in headers["content-security-policy"]
+        assert "unsafe-inline" not in headers["content-security-policy"]
+        assert headers["cache-control"] == "no-store"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+    css = harness.client.get("/static/billing/billing.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert css.headers["x-content-type-options"] == "nosniff"
+
+
+def test_checkout_shows_the_business_test_mode_what_recurs_and_a_way_back(harness: Harness) -> None:
+    with harness.db.write() as conn:
+        conn.execute(
+            plans.insert().values(
+                org_pk=harness.org_pk,
+                env="sandbox",
+                id="pro",
+                version=1,
+                name="Pro",
+                group="",
+                add_on=False,
+                auto_enable=False,
+                price={"amount": 20, "interval": "month"},
+                items=[],
+                config={},
+                archived=False,
+                is_latest=True,
+                created_at=NOW,
+            )
+        )
+        set_branding(conn, harness.org_pk, "Acme Cloud", "https://cdn.example.com/acme.png", None, NOW)
+    page = harness.client.get(harness.checkout()).text
+    assert 'id="brand-name">Acme Cloud<' in page and 'src="https://cdn.example.com/acme.png"' in page
+    assert 'id="test-mode-badge"' in page
+    assert "Subscribe to Pro" in page
+    assert 'id="checkout-recurring">Then $20.00/month until you cancel.<' in page
+    assert 'href="https://example.com/"' in page  # the success URL's origin: back to the app
+    with harness.db.write() as conn:
+        conn.execute(customers.update().values(env="live"))
+    assert 'id="test-mode-badge"' not in harness.client.get(harness.checkout()).text
+
+
+def test_errors_name_the_first_empty_field_and_keep_what_was_typed(harness: Harness) -> None:
+    url = harness.checkout()
+    empty = harness.client.post(url, data={"name": "", "card_number": "", "expiry": "", "cvc": ""})
+    assert empty.status_code == 400 and "Enter your card number." in empty.text
+    assert _invalid_field(empty.text) == "card-number"
+    no_expiry = harness.client.post(
+        url, data={"name": "Ada Lovelace", "card_number": "4242424242424242", "expiry": "", "cvc": ""}
+    )
+    assert (
+        "Enter your card&#39;s expiry date" in no_expiry.text
+        and _invalid_field(no_expiry.text) == "card-expiry"
+    )
+    assert 'value="Ada Lovelace"' in no_expiry.text
+    no_cvc = harness.client.post(
+        url, data={"name": "Ada Lovelace", "card_number": "4242424242424242", "expiry": "12/34", "cvc": ""}
+    )
+    assert _invalid_field(no_cvc.text) == "card-cvc" and 'value="12/34"' in no_cvc.text
+    declined = pay(harness.client, url, "4000 0000 0000 0002")
+    assert declined.status_code == 402 and _invalid_field(declined.text) == "card-number"
+    assert 'value="Ada"' in declined.text
+    assert (
+        "4000 0000 0000 0002" not in declined.text.split('id="card-hints"')[0]
+    )  # the number is never echoed
+    expired = pay(harness.client, url, "4242424242424242", expiry="01/20")
+    assert _invalid_field(expired.text) == "card-expiry"
+
+
+def _invalid_field(html: str) -> str:
+    (field_id,) = re.findall(r'<input id="([a-z-]+)"[^>]*aria-invalid="true"', html)
+    return str(field_id)
+
+
+def test_thank_you_page_without_success_url_shows_amount_receipt_and_way_back(harness: Harness) -> None:
+    with harness.db.write() as conn:
+        set_branding(conn, harness.org_pk, None, None, "https://app.example.com/", NOW)
+    url = harness.checkout(success_url=None)
+    paid = pay(harness.client, url, "4242424242424242")
+    assert paid.headers["location"].endswith("/complete")
+    done = harness.client.get(paid.headers["location"]).text
+    assert 'id="done-amount">$20.00<' in done
+    receipt = re.search(r'href="(/invoices/[^"]+)" id="receipt-link"', done)
+    assert receipt is not None and harness.client.get(receipt.group(1)).status_code == 200
+    assert 'href="https://app.example.com/" id="continue-link">Return to Test org<' in done
+
+
+def test_portal_cancel_asks_for_confirmation_and_shows_dates_and_prices(harness: Harness) -> None:
+    pay(harness.client, harness.checkout(), "4242424242424242")
+    with harness.db.write() as conn:
+        _, url = create_portal_session(
+            conn, harness.customer.pk, NOW, harness.base_url, "https://example.com/app"
+        )
+    page = harness.client.get(url).text
+    assert "Renews 2026-05-01" in page
+    confirm = harness.client.get(f"{url}/cancel", params={"plan_id": "pro"})
+    assert confirm.status_code == 200 and "Cancel Pro?" in confirm.text
+    assert "stays active until 2026-05-01" in confirm.text and 'id="confirm-button"' in confirm.text
+    assert harness.recorder.canceled == []  # looking at the question changes nothing
+    assert harness.client.get(f"{url}/cancel", params={"plan_id": "nope"}).status_code == 404
