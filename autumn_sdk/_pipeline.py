@@ -275,9 +275,10 @@ def http_error(op: Operation, exchange: Exchange) -> AutumnDefaultError:
 
 def connection_error(
     op: Operation, exchange: Exchange, *, budget_s: float | None = None
-) -> APIConnectionError:
-    """The SDK error for a request that got no response; ``budget_s`` is given when the call's
-    total budget, not the per-attempt timeout, cut the attempt short."""
+) -> APIConnectionError | PoolTimeoutError:
+    """The SDK error for a request that got no response (:class:`PoolTimeoutError` when it never
+    left the client's pool); ``budget_s`` is given when the call's total budget, not the
+    per-attempt timeout, cut the attempt short."""
     error = exchange.error
     where = _describe(op, exchange.request)
     limits = exchange.request.extensions.get("timeout") or {}

@@ -168,13 +168,15 @@ class APITimeoutError(APIConnectionError):
     """The request timed out; ``__cause__`` is the ``httpx.TimeoutException``."""
 
 
-class PoolTimeoutError(APITimeoutError):
+class PoolTimeoutError(AutumnError):
     """No connection of this client's own pool became free within the call's total time budget.
 
     Nothing was sent and Autumn is not known to be down: the client is saturated by its own
-    concurrent calls, so this never fails open. Give the client more connections (an
-    ``httpx.AsyncClient(limits=httpx.Limits(max_connections=...))`` as ``http_client=``), a
-    larger ``total_timeout_ms``, or fewer concurrent calls.
+    concurrent calls. So it is deliberately not an :class:`APIConnectionError` (code that treats
+    those as an outage, as fail-open does, never mistakes it for one) and it never fails open. Give
+    the client more connections (an ``httpx.AsyncClient(limits=httpx.Limits(max_connections=...))``
+    as ``http_client=``), a larger ``total_timeout_ms``, or make fewer calls at once.
+    ``__cause__`` is the ``httpx.PoolTimeout``.
     """
 
 

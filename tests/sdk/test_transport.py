@@ -402,7 +402,7 @@ async def test_pool_timeout_is_not_an_outage(
     route = mock.post("/v1/balances.check").mock(side_effect=httpx.PoolTimeout("no connection"))
     with pytest.raises(errors.PoolTimeoutError) as info:
         await call(make_transport(fail_open=True), mode, CHECK, {"customer_id": "c"}, GateResult)
-    assert isinstance(info.value, errors.APITimeoutError)
+    assert not isinstance(info.value, errors.APIConnectionError)  # Autumn was never contacted
     assert isinstance(info.value.__cause__, httpx.PoolTimeout)
     assert "nothing was sent" in str(info.value)
     assert route.call_count == 1
