@@ -6,6 +6,7 @@ import contextlib
 
 from alembic import context
 
+import reference_server.store.leases  # the leases table joins the metadata
 from reference_server.store.tables import metadata
 
 with contextlib.suppress(ImportError):  # the paid-billing tables share the metadata when present
