@@ -18,8 +18,16 @@ from reference_server.api.billing import AppExtension, BillingRegistry
 from reference_server.api.ops import ops_routes
 from reference_server.api.ratelimit import Limit, RateLimiter, SharedRateLimiter
 from reference_server.api.request_guard import DEFAULT_MAX_BODY_BYTES, PLATFORM_PREFIX, platform_error_code
-from reference_server.api.router import Dispatcher, HotPaths, build_routes, error_response
+from reference_server.api.router import (
+    EXTRA_OPERATIONS,
+    Dispatcher,
+    HotPaths,
+    build_routes,
+    error_response,
+    service_table,
+)
 from reference_server.clock import Clock, SystemClock
+from reference_server.dashboard import routes_for as dashboard_routes_for
 from reference_server.jobs import DEFAULT_LEASE_S, LeaderLease
 from reference_server.observability import OpsMiddleware
 from reference_server.service.context import AppState
@@ -198,6 +206,7 @@ def create_app(
             *ops_routes(db, limiter, metrics),
             *routes,
             *extension.routes,
+            *dashboard_routes_for(state, {**service_table(registry), **dict(EXTRA_OPERATIONS.values())}),
         ],
         lifespan=lifespan,
     )
@@ -256,15 +265,17 @@ def create_app_from_settings(settings: ServerSettings | None = None, **kwargs: A
     from reference_server.settings import ConfigurationError, load_settings
 
     settings = settings or load_settings()
-    limiter: bool | RateLimiter = settings.rate_limits
+    limiter: bool | RateLimiter = False
     if settings.rate_limits and settings.redis_url:
         prefix = "autumn-rl:" + hashlib.sha256(Database(settings.database_url).url.encode()).hexdigest()[:12]
-        limiter = SharedRateLimiter(settings.redis_url, key_prefix=prefix)
+        limiter = SharedRateLimiter(settings.redis_url, settings.limits(), key_prefix=prefix)
         if not limiter.check_connection():
             raise ConfigurationError(
                 f"cannot reach Redis at {settings.redis_url} (AUTUMN_REDIS_URL) for the shared rate "
                 "limits: start Redis, fix the URL, or switch rate limits off with --no-rate-limits"
             )
+    elif settings.rate_limits:
+        limiter = RateLimiter(limits=settings.limits())
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     keys = settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
     options: dict[str, Any] = {

@@ -10,13 +10,16 @@ exports what it was given to the environment and its worker processes rebuild th
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any, Literal
 
+import limits
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from reference_server.api.ratelimit import DEFAULT_LIMITS, Limit
 from reference_server.store.db import DEFAULT_DATABASE_URL
 from reference_server.store.tenancy import KEY_PREFIXES
 
@@ -75,6 +78,11 @@ class ServerSettings(BaseSettings):
     )
     demo: bool = Field(False, description="seed a demo catalogue and customer")
     rate_limits: bool = Field(True, description="enforce Autumn's documented rate limits")
+    rate_limit_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON, per group: `{"billing": "60/minute"}` (groups: check, track, billing, events, '
+        "entity_get, list, other; Autumn's documented numbers otherwise)",
+    )
     redis_url: str | None = Field(
         None,
         description="`redis://host:6379/0`: rate limits shared by every process (needed with "
@@ -157,6 +165,38 @@ class ServerSettings(BaseSettings):
             raise ValueError("use an http:// or https:// URL, such as https://billing.example.com")
         return value
 
+    @field_validator("rate_limit_overrides", mode="before")
+    @classmethod
+    def _overrides_json(cls, value: Any) -> Any:
+        if isinstance(value, str):  # a flag's value; pydantic-settings decodes the variable itself
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError as exc:
+                raise ValueError('use JSON such as {"billing": "60/minute"}') from exc
+        return value
+
+    @field_validator("rate_limit_overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, str]) -> dict[str, str]:
+        for group, rate in value.items():
+            if group not in DEFAULT_LIMITS:
+                raise ValueError(f"unknown group {group!r} (one of {', '.join(DEFAULT_LIMITS)})")
+            try:
+                limits.parse(rate)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{group}: {rate!r} is not a rate such as 60/minute or 10 per second"
+                ) from exc
+        return value
+
+    def limits(self) -> dict[str, Limit]:
+        """Autumn's documented limits with :attr:`rate_limit_overrides` applied."""
+        out = dict(DEFAULT_LIMITS)
+        for group, rate in self.rate_limit_overrides.items():
+            item = limits.parse(rate)
+            out[group] = Limit(item.amount, float(item.get_expiry()), DEFAULT_LIMITS[group].per_customer)
+        return out
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
@@ -184,6 +224,8 @@ class ServerSettings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            if isinstance(value, dict):
+                value = json.dumps(value)
             out[env_name(name, field.validation_alias)] = (
                 str(value).lower() if isinstance(value, bool) else str(value)
             )

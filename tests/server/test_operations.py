@@ -54,7 +54,7 @@ def test_readme_lists_every_setting_with_its_flag_and_default() -> None:
     documented = _readme_settings()
     expected = {}
     for name, field in ServerSettings.model_fields.items():
-        default = field.default
+        default = field.get_default(call_default_factory=True)
         shown = (
             "none" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
         )

@@ -211,6 +211,7 @@ def test_workers_share_metrics_and_log_request_ids_as_json(tmp_path: Path) -> No
         command = [
             "--workers", "2", "--port", "{port}", "--database-url", url, "--secret-key", KEY,
             "--redis-url", "redis://127.0.0.1:6379/0", "--log-format", "json",
+            "--rate-limit-overrides", '{"other": "3/minute"}',
         ]  # fmt: skip
         with servers(tmp_path, command) as (server,):
             server.wait_ready()
@@ -229,6 +230,11 @@ def test_workers_share_metrics_and_log_request_ids_as_json(tmp_path: Path) -> No
             )
             assert tagged.headers["x-request-id"] == request_id
             assert all(a.headers["x-request-id"].startswith("req_") for a in answers)
+            listed = [
+                httpx.post(server.url + "/v1/features.list", headers=headers, json={}, timeout=30).status_code
+                for _ in range(6)
+            ]
+            assert listed == [200, 200, 200, 429, 429, 429]  # one limit for both workers, through Redis
             metrics = _metrics(server.url)
             checks = sum(
                 value
@@ -382,6 +388,12 @@ STARTUP_MISTAKES = {
         2,
     ),
     "public url": (["--public-url", "billing.example.com"], {}, "use an http:// or https:// URL", 2),
+    "rate limit group": (
+        ["--rate-limit-overrides", '{"attach": "1/second"}'],
+        {},
+        "unknown group 'attach' (one of check, track, billing, events, entity_get, list, other)",
+        2,
+    ),
     "sqlite folder": (
         ["--database-url", "sqlite:////nonexistent-autumn-dir/autumn.db"],
         {},
