@@ -18,8 +18,16 @@ from reference_server.api.billing import AppExtension, BillingRegistry
 from reference_server.api.ops import ops_routes
 from reference_server.api.ratelimit import Limit, RateLimiter, SharedRateLimiter
 from reference_server.api.request_guard import DEFAULT_MAX_BODY_BYTES, PLATFORM_PREFIX, platform_error_code
-from reference_server.api.router import Dispatcher, HotPaths, build_routes, error_response
+from reference_server.api.router import (
+    EXTRA_OPERATIONS,
+    Dispatcher,
+    HotPaths,
+    build_routes,
+    error_response,
+    service_table,
+)
 from reference_server.clock import Clock, SystemClock
+from reference_server.dashboard import routes_for as dashboard_routes_for
 from reference_server.jobs import DEFAULT_LEASE_S, LeaderLease
 from reference_server.observability import OpsMiddleware
 from reference_server.service.context import AppState
@@ -198,6 +206,7 @@ def create_app(
             *ops_routes(db, limiter, metrics),
             *routes,
             *extension.routes,
+            *dashboard_routes_for(state, {**service_table(registry), **dict(EXTRA_OPERATIONS.values())}),
         ],
         lifespan=lifespan,
     )

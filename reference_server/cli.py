@@ -38,6 +38,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.engine import make_url
 
+from reference_server.dashboard.cli import add_admin_parser, run_admin
 from reference_server.settings import (
     SERVE_ONLY,
     ConfigurationError,
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         help="re-encrypt every stored Stripe secret with the first encryption key "
         "(with a SQLite key file: with a new key written to it)",
     )
+    settings_flags(add_admin_parser(sub), frozenset({"database_url", "debug"}))
     return p
 
 
@@ -470,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         database_url = settings.database_url
         if args.command == "keys":
             return _keys(args, settings)
+        if args.command == "admin":
+            return run_admin(args, settings.database_url)
         if args.command == "migrate":
             return _migrate(settings)
         if args.command == "worker":

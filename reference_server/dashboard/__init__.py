@@ -1,0 +1,25 @@
+"""The dashboard: the organization's admins see and manage customers, the catalog, keys and webhooks.
+
+Served by the reference server under ``/dashboard`` (server-rendered Jinja2, htmx and uPlot vendored as
+static files: no build step).  It is an HTTP layer like ``api/`` and ``pages/``: it runs the API's own
+operations (:mod:`.operations`) and reads the store, nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.routing import BaseRoute
+
+from reference_server.service.context import AppState
+
+from .auth import AdminError, create_admin
+from .operations import Operations, Service
+from .views import DashboardContext, dashboard_routes
+
+__all__ = ["AdminError", "DashboardContext", "Operations", "create_admin", "dashboard_routes", "routes_for"]
+
+
+def routes_for(state: AppState, services: Mapping[str, Service]) -> list[BaseRoute]:
+    """The dashboard's routes for an app: ``services`` is the API's operation table (name -> service)."""
+    return dashboard_routes(DashboardContext(Operations(state, services)))

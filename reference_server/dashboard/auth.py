@@ -1,0 +1,142 @@
+"""Dashboard accounts and sign-in: argon2 password hashes, server-side sessions, CSRF tokens.
+
+A session is a random token in an HttpOnly, SameSite=Strict cookie; the database keeps only its SHA-256
+(with the session's CSRF token), so signing out ends it on the server.  Every state-changing request
+carries the session's CSRF token (a form field or the ``X-CSRF-Token`` header htmx sends) and, when the
+browser sends one, an ``Origin`` equal to the server's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, delete, insert, select
+
+from reference_server.store.dashboard_tables import dashboard_admins, dashboard_sessions
+from reference_server.store.tables import organizations
+
+SESSION_COOKIE = "autumn_dashboard"
+LOGIN_CSRF_COOKIE = "autumn_dashboard_login"
+SESSION_TTL_MS = 12 * 3_600_000
+MIN_PASSWORD_LENGTH = 12
+
+_HASHER = PasswordHasher()
+# Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+class AdminError(ValueError):
+    """An admin account that cannot be created (unknown organization, taken email, short password)."""
+
+
+@dataclass(frozen=True)
+class Admin:
+    pk: int
+    email: str
+    org_pk: int
+    org_id: str
+    org_name: str
+    csrf_token: str
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_admin(conn: Connection, org_id: str, email: str, password: str, now: int) -> int:
+    """A dashboard admin of the organization ``org_id`` (its id or slug)."""
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 255:
+        raise AdminError(f"not an email address: {email!r}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AdminError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    org_pk = conn.execute(
+        select(organizations.c.pk).where((organizations.c.id == org_id) | (organizations.c.slug == org_id))
+    ).scalar()
+    if org_pk is None:
+        raise AdminError(f"unknown organization {org_id}")
+    if conn.execute(select(dashboard_admins.c.pk).where(dashboard_admins.c.email == email)).first():
+        raise AdminError(f"{email} is already an admin")
+    return int(
+        conn.execute(
+            insert(dashboard_admins)
+            .values(org_pk=org_pk, email=email, password_hash=_HASHER.hash(password), created_at=now)
+            .returning(dashboard_admins.c.pk)
+        ).scalar_one()
+    )
+
+
+def authenticate(conn: Connection, email: str, password: str) -> int | None:
+    """The admin's pk when the password is right; rehashes a hash made with older parameters."""
+    row = conn.execute(
+        select(dashboard_admins.c.pk, dashboard_admins.c.password_hash).where(
+            dashboard_admins.c.email == email.strip().lower()
+        )
+    ).first()
+    try:
+        _HASHER.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if row is None:
+        return None
+    if _HASHER.check_needs_rehash(row.password_hash):
+        conn.execute(
+            dashboard_admins.update()
+            .where(dashboard_admins.c.pk == row.pk)
+            .values(password_hash=_HASHER.hash(password))
+        )
+    return int(row.pk)
+
+
+def start_session(conn: Connection, admin_pk: int, now: int) -> str:
+    """A new session for the admin: the cookie's token (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.expires_at < now))
+    conn.execute(
+        insert(dashboard_sessions).values(
+            token_hash=_token_hash(token),
+            admin_pk=admin_pk,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            expires_at=now + SESSION_TTL_MS,
+        )
+    )
+    return token
+
+
+def session_admin(conn: Connection, token: str | None, now: int) -> Admin | None:
+    if not token:
+        return None
+    row = conn.execute(
+        select(
+            dashboard_admins.c.pk,
+            dashboard_admins.c.email,
+            dashboard_admins.c.org_pk,
+            organizations.c.id.label("org_id"),
+            organizations.c.name.label("org_name"),
+            dashboard_sessions.c.csrf_token,
+        )
+        .select_from(
+            dashboard_sessions.join(
+                dashboard_admins, dashboard_admins.c.pk == dashboard_sessions.c.admin_pk
+            ).join(organizations, organizations.c.pk == dashboard_admins.c.org_pk)
+        )
+        .where(dashboard_sessions.c.token_hash == _token_hash(token), dashboard_sessions.c.expires_at > now)
+    ).first()
+    if row is None:
+        return None
+    return Admin(int(row.pk), row.email, int(row.org_pk), row.org_id, row.org_name, row.csrf_token)
+
+
+def end_session(conn: Connection, token: str | None) -> None:
+    if token:
+        conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.token_hash == _token_hash(token)))
+
+
+def same_token(expected: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(expected.encode(), str(given).encode())

@@ -1,0 +1,57 @@
+"""The API's operations, run for a signed-in admin: the same validation (the generated request models)
+and the same service functions the ``/v1`` routes call, in the admin's organization and chosen env."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from autumn_sdk._generated.operations import OPERATIONS
+from reference_server.api.request_guard import check_nulls, describe_validation_error
+from reference_server.errors import AutumnError
+from reference_server.service.context import AppState, Ctx, Tenant
+from reference_server.store.tables import organizations
+
+Service = Callable[[Ctx, dict[str, Any]], Any]
+
+_MODELS = {op.qualified_name: op.params_model for op in OPERATIONS}
+
+
+class Operations:
+    def __init__(self, state: AppState, services: Mapping[str, Service]) -> None:
+        self.state = state
+        self.services = dict(services)
+
+    def ctx(self, org_pk: int, env: str) -> Ctx:
+        with self.state.db.read() as conn:
+            row = conn.execute(select(organizations).where(organizations.c.pk == org_pk)).one()
+        offset = row.sandbox_clock_offset_ms if env == "sandbox" else row.live_clock_offset_ms
+        tenant = Tenant(
+            org_pk=int(row.pk),
+            org_id=str(row.id),
+            env=env,
+            clock_offset_ms=int(offset or 0),
+            catalog_version=int(row.catalog_version),
+        )
+        return Ctx(self.state, tenant)
+
+    def run(self, org_pk: int, env: str, name: str, raw: dict[str, Any], base_url: str | None = None) -> Any:
+        """``name`` (e.g. ``billing.attach``) with ``raw`` as if it were the request's JSON body."""
+        service = self.services.get(name)
+        if service is None:
+            raise AutumnError(501, "not_implemented", f"{name} is not served by this server")
+        body = raw
+        model = _MODELS.get(name)
+        if model is not None:
+            try:
+                parsed = model.model_validate(raw)
+            except ValidationError as exc:
+                raise AutumnError(400, "invalid_inputs", describe_validation_error(exc)) from exc
+            check_nulls(parsed)
+            body = parsed.model_dump(mode="json", exclude_unset=True)
+        if base_url and name.startswith("billing."):
+            body["_base_url"] = base_url
+        return service(self.ctx(org_pk, env), body)

@@ -1,0 +1,283 @@
+"""The dashboard over real HTTP on SQLite and PostgreSQL: sign-in, CSRF, isolation, every area's actions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .helpers import ADMIN, RIVAL_ADMIN, Browser, Seeded, create_admin_cli, form_token, seeded_server
+
+PAGES = [
+    "/dashboard/sandbox",
+    "/dashboard/sandbox/customers",
+    "/dashboard/sandbox/customers/ada",
+    "/dashboard/sandbox/catalog",
+    "/dashboard/sandbox/developers",
+    "/dashboard/live",
+    "/dashboard/settings",
+]
+ACTIONS = [
+    "/dashboard/sandbox/customers/ada/attach",
+    "/dashboard/sandbox/customers/ada/balance",
+    "/dashboard/sandbox/catalog/feature",
+    "/dashboard/sandbox/developers/create-key",
+    "/dashboard/settings",
+    "/dashboard/logout",
+]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def seeded(request: pytest.FixtureRequest) -> Iterator[Seeded]:
+    with seeded_server(request.param) as seeded, pytest.MonkeyPatch.context() as patch:
+        database_url = seeded.server.database_url
+        assert create_admin_cli(database_url, "org_default", *ADMIN, patch) == 0
+        assert create_admin_cli(database_url, "org_rival", *RIVAL_ADMIN, patch) == 0
+        yield seeded
+
+
+@pytest.fixture
+def admin(seeded: Seeded) -> Iterator[Browser]:
+    browser = Browser(seeded.url)
+    assert browser.sign_in(*ADMIN).status_code == 303
+    yield browser
+    browser.close()
+
+
+def test_the_cli_refuses_bad_accounts(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = seeded.server.database_url
+    assert create_admin_cli(url, "org_default", "short@acme.test", "too short", monkeypatch) == 1
+    assert "at least 12 characters" in capsys.readouterr().err
+    assert create_admin_cli(url, "org_default", ADMIN[0], "another long password", monkeypatch) == 1
+    assert "already an admin" in capsys.readouterr().err
+    assert create_admin_cli(url, "org_nowhere", "x@acme.test", "a long enough password", monkeypatch) == 1
+    assert "unknown organization" in capsys.readouterr().err
+
+
+def test_nothing_is_reachable_without_signing_in(seeded: Seeded) -> None:
+    with httpx.Client(base_url=seeded.url, timeout=30) as anonymous:
+        for path in PAGES:
+            response = anonymous.get(path)
+            assert response.status_code == 303, path
+            assert response.headers["location"].startswith("/dashboard/login?next=")
+        for path in ACTIONS:
+            assert anonymous.post(path, data={"csrf_token": "x"}).status_code == 403, path
+        forged = anonymous.get(PAGES[0], headers={"Cookie": "autumn_dashboard=not-a-session"})
+        assert forged.status_code == 303
+
+
+def test_sign_in_errors_and_cookie_flags(seeded: Seeded) -> None:
+    browser = Browser(seeded.url)
+    try:
+        assert browser.sign_in(ADMIN[0], "wrong password!").status_code == 401
+        assert browser.sign_in("nobody@acme.test", ADMIN[1]).status_code == 401
+        page = browser.http.get("/dashboard/login")
+        missing_csrf = browser.http.post("/dashboard/login", data={"email": ADMIN[0], "password": ADMIN[1]})
+        assert missing_csrf.status_code == 403
+        empty = browser.http.post(
+            "/dashboard/login", data={"csrf_token": form_token(page.text), "email": "", "password": ""}
+        )
+        assert empty.status_code == 400 and "Enter your email address." in empty.text
+        ok = browser.sign_in(*ADMIN)
+        cookie = next(c for c in ok.headers.get_list("set-cookie") if c.startswith("autumn_dashboard="))
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/dashboard" in cookie
+        assert "Secure" not in cookie  # plain http on a loopback address: local development only
+        # Any other host gets a Secure cookie.
+        remote_host = {"Host": "dashboard.example.com"}
+        page = httpx.get(f"{seeded.url}/dashboard/login", headers=remote_host)
+        login_cookie = page.headers["set-cookie"].split(";")[0]
+        assert "Secure" in page.headers["set-cookie"]
+        remote = httpx.post(
+            f"{seeded.url}/dashboard/login",
+            headers={**remote_host, "Cookie": login_cookie},
+            data={"csrf_token": form_token(page.text), "email": ADMIN[0], "password": ADMIN[1]},
+        )
+        remote_cookie = next(
+            c for c in remote.headers.get_list("set-cookie") if c.startswith("autumn_dashboard=")
+        )
+        assert "Secure" in remote_cookie and "HttpOnly" in remote_cookie
+        # Signing out ends the session on the server: the old cookie no longer works.
+        old = dict(browser.http.cookies)
+        assert browser.post("/dashboard/logout").status_code == 303
+        with httpx.Client(base_url=seeded.url, cookies=old) as replaying:
+            replay = replaying.get("/dashboard/sandbox")
+        assert replay.status_code == 303 and "/dashboard/login" in replay.headers["location"]
+    finally:
+        browser.close()
+
+
+def test_csrf_and_cross_origin_posts_are_refused(seeded: Seeded, admin: Browser) -> None:
+    before = seeded.api("customers.get", customer_id="bob").json()["balances"]["messages"]["remaining"]
+    no_token = admin.http.post(
+        "/dashboard/sandbox/customers/bob/balance", data={"feature_id": "messages", "amount": "5"}
+    )
+    wrong = admin.http.post(
+        "/dashboard/sandbox/customers/bob/balance",
+        data={"csrf_token": "forged", "feature_id": "messages", "amount": "5"},
+    )
+    cross = admin.http.post(
+        "/dashboard/sandbox/customers/bob/balance",
+        headers={"Origin": "https://evil.example"},
+        data={"csrf_token": admin.csrf, "feature_id": "messages", "amount": "5"},
+    )
+    for response in (no_token, wrong, cross):
+        assert response.status_code == 403 and "Refused" in response.text
+    after = seeded.api("customers.get", customer_id="bob").json()["balances"]["messages"]["remaining"]
+    assert after == before
+    header = admin.http.post(
+        "/dashboard/sandbox/customers/bob/balance",
+        headers={"X-CSRF-Token": admin.csrf},
+        data={"feature_id": "messages", "amount": "5"},
+    )
+    assert header.status_code == 303  # htmx sends the token as a header
+
+
+def test_one_organization_never_sees_another(seeded: Seeded, admin: Browser) -> None:
+    assert admin.http.get("/dashboard/sandbox/customers/rival_customer").status_code == 404
+    listing = admin.http.get("/dashboard/sandbox/customers", params={"q": "rival"}).text
+    assert "secret@rival.test" not in listing
+    assert (
+        admin.post(
+            "/dashboard/sandbox/customers/rival_customer/balance", feature_id="messages", amount="1"
+        ).status_code
+        == 404
+    )
+    rival = Browser(seeded.url)
+    try:
+        assert rival.sign_in(*RIVAL_ADMIN).status_code == 303
+        assert rival.http.get("/dashboard/sandbox/customers/ada").status_code == 404
+        own = rival.http.get("/dashboard/sandbox/customers").text
+        assert "rival_customer" in own and "ada@example.com" not in own
+        catalog = rival.http.get("/dashboard/sandbox/catalog").text
+        assert 'id="plan-pro"' not in catalog
+    finally:
+        rival.close()
+
+
+def test_customers_search_page_and_actions(seeded: Seeded, admin: Browser) -> None:
+    found = admin.http.get("/dashboard/sandbox/customers", params={"q": "ada@"})
+    assert "Ada Lovelace" in found.text and "bob@example.com" not in found.text
+    fragment = admin.http.get(
+        "/dashboard/sandbox/customers", params={"q": "bob"}, headers={"HX-Request": "true"}
+    )
+    assert fragment.text.lstrip().startswith("<tr>") and "bob@example.com" in fragment.text
+    page = admin.http.get("/dashboard/sandbox/customers/ada").text
+    assert 'id="remaining-messages">70' in page and 'aria-valuenow="30"' in page
+    assert 'id="usage-data"' in page and "messages" in page
+    expected = seeded.api("billing.preview_attach", customer_id="ada", plan_id="pro").json()
+    preview = admin.http.get("/dashboard/sandbox/customers/ada/attach-preview", params={"plan_id": "pro"})
+    assert f"{float(expected['total']):.2f}" in preview.text and 'id="confirm-attach"' in preview.text
+    refused = admin.http.get("/dashboard/sandbox/customers/ada/attach-preview", params={"plan_id": "nope"})
+    assert refused.status_code == 400 and 'id="preview-error"' in refused.text
+    attached = admin.post("/dashboard/sandbox/customers/ada/attach", plan_id="pro")
+    # Ada has no card: the API hands out a checkout link, shown to the admin.
+    assert (
+        attached.status_code == 200 and 'id="payment-url"' in attached.text and "/checkout/" in attached.text
+    )
+    adjusted = admin.post("/dashboard/sandbox/customers/ada/balance", feature_id="messages", amount="25")
+    assert adjusted.status_code == 303
+    assert seeded.api("customers.get", customer_id="ada").json()["balances"]["messages"]["remaining"] == 95
+    bad = admin.post("/dashboard/sandbox/customers/ada/balance", feature_id="nope", amount="x")
+    assert bad.status_code == 400 and "must be a number" in bad.text
+    unknown_feature = admin.post("/dashboard/sandbox/customers/ada/balance", feature_id="nope", amount="1")
+    assert unknown_feature.status_code in (400, 404) and 'id="error"' in unknown_feature.text
+    clock = admin.post("/dashboard/sandbox/customers/bob/advance-clock", days="40")
+    assert clock.status_code == 303
+    live_clock = admin.post("/dashboard/live/customers/bob/advance-clock", days="1")
+    assert live_clock.status_code == 404  # bob is a sandbox customer: live has no such customer
+
+
+def test_cancel_through_the_api_code_path(seeded: Seeded, admin: Browser) -> None:
+    setup = seeded.api("billing.setup_payment", customer_id="bob").json()
+    httpx.post(setup["url"], data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
+    seeded.api("billing.attach", customer_id="bob", plan_id="pro").raise_for_status()
+    page = admin.http.get("/dashboard/sandbox/customers/bob").text
+    assert 'id="cancel-pro"' in page
+    assert admin.post("/dashboard/sandbox/customers/bob/cancel", plan_id="pro").status_code == 303
+    subs = {s["plan_id"]: s for s in seeded.api("customers.get", customer_id="bob").json()["subscriptions"]}
+    assert subs["pro"]["canceled_at"] is not None
+
+
+def test_catalog_counts_versions_and_validates_like_the_api(seeded: Seeded, admin: Browser) -> None:
+    page = admin.http.get("/dashboard/sandbox/catalog").text
+    assert 'id="plan-free-v1">v1: ' in page and 'id="plan-pro"' in page
+    created = admin.post(
+        "/dashboard/sandbox/catalog/feature", feature_id="seats", name="Seats", type="metered"
+    )
+    assert created.status_code == 303
+    assert seeded.api("features.get", feature_id="seats").status_code == 200
+    duplicate = admin.post(
+        "/dashboard/sandbox/catalog/feature", feature_id="seats", name="Seats", type="metered"
+    )
+    api_refusal = seeded.api(
+        "features.create", feature_id="seats", name="Seats", type="metered", consumable=False
+    )
+    assert duplicate.status_code == api_refusal.status_code
+    assert api_refusal.json()["message"] in duplicate.text.replace("&#39;", "'").replace(
+        "&#34;", '"'
+    ).replace("&quot;", '"')
+    plan = admin.post(
+        "/dashboard/sandbox/catalog/plan",
+        mode="create",
+        plan_id="team",
+        name="Team",
+        price="99",
+        interval="month",
+        item_feature_id="messages",
+        included="5000",
+    )
+    assert plan.status_code == 303
+    team = seeded.api("plans.get", plan_id="team").json()
+    assert team["price"]["amount"] == 99 and team["items"][0]["included"] == 5000
+    invalid = admin.post("/dashboard/sandbox/catalog/plan", mode="create", plan_id="", name="")
+    assert invalid.status_code == 400 and 'id="error"' in invalid.text
+
+
+def test_developers_keys_reveal_once_and_revoke(seeded: Seeded, admin: Browser) -> None:
+    created = admin.post("/dashboard/sandbox/developers/create-key", name="ci")
+    secret = re.search(r'id="revealed-secret">([^<]+)<', created.text)
+    assert secret is not None
+    key = secret.group(1)
+    key_id = re.search(r"New key <strong>([^<]+)</strong>", created.text)
+    assert key_id is not None
+    assert seeded.api("customers.list", key=key).status_code == 200
+    listing = admin.http.get("/dashboard/sandbox/developers").text
+    assert key not in listing and f'id="key-{key_id.group(1)}"' in listing  # shown once, never again
+    assert admin.post("/dashboard/sandbox/developers/revoke-key", key_id=key_id.group(1)).status_code == 303
+    assert seeded.api("customers.list", key=key).status_code == 401
+    rival_key_id = admin.post("/dashboard/sandbox/developers/revoke-key", key_id="key_of_someone_else")
+    assert rival_key_id.status_code == 404
+
+
+def test_branding_from_settings_reaches_the_hosted_pages(seeded: Seeded, admin: Browser) -> None:
+    http_logo = admin.post(
+        "/dashboard/settings", name="Acme", logo_url="http://cdn.example.com/a.png", website_url=""
+    )
+    assert http_logo.status_code == 400 and "https" in http_logo.text
+    saved = admin.post(
+        "/dashboard/settings",
+        name="Acme Cloud",
+        logo_url="https://cdn.example.com/acme.png",
+        website_url="https://app.acme.test/",
+    )
+    assert saved.status_code == 303
+    portal = seeded.api("billing.open_customer_portal", customer_id="ada").json()["url"]
+    page = httpx.get(portal).text
+    assert 'id="brand-name">Acme Cloud<' in page and 'src="https://cdn.example.com/acme.png"' in page
+    assert 'href="https://app.acme.test/"' in page
+
+
+def test_dashboard_pages_send_the_security_headers(admin: Browser) -> None:
+    for path in [*PAGES, "/dashboard/login"]:
+        response = admin.http.get(path)
+        assert response.status_code == 200, path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    script = admin.http.get("/dashboard/static/htmx.min.js")
+    assert script.status_code == 200 and script.headers["x-content-type-options"] == "nosniff"
