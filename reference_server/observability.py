@@ -230,6 +230,7 @@ def logging_config(level: str = "info", fmt: str = "text") -> dict[str, Any]:
             "uvicorn.error": {"level": upper},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
             "alembic": {"level": "WARNING"},
+            "httpx": {"level": "WARNING"},  # one INFO line per webhook sent otherwise
         },
         "root": {"handlers": ["default"], "level": upper},
     }
