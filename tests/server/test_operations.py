@@ -24,9 +24,9 @@ from reference_server.store.schema_version import head_revision
 from reference_server.testing import RunningServer, fresh_database_url, fresh_sqlite_url, run_server
 
 from .conftest import DB_KINDS, _require_postgres
+from .ops_support import REDIS_URL, require_redis
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(params=DB_KINDS)
@@ -184,8 +184,7 @@ def _limited(prefix: str | None) -> RateLimiter:
 
 
 def test_rate_limits_are_shared_through_redis_and_not_in_memory() -> None:
-    if not SharedRateLimiter(REDIS_URL).check_connection():
-        pytest.fail("Redis must be available on 127.0.0.1:6379")
+    require_redis()
     outcomes = {}
     for kind in ("redis", "memory"):
         prefix = f"autumn-test-{secrets.token_hex(6)}" if kind == "redis" else None

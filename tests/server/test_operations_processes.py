@@ -34,6 +34,7 @@ from reference_server.store.schema_version import head_revision
 from reference_server.testing import free_port, fresh_postgres_url, fresh_sqlite_url
 
 from .conftest import _require_postgres
+from .ops_support import require_redis
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "am_sk_test_operations_suite_key"
@@ -206,6 +207,7 @@ def test_migrate_command_and_web_processes_that_do_not_migrate(tmp_path: Path) -
 
 def test_workers_share_metrics_and_log_request_ids_as_json(tmp_path: Path) -> None:
     _require_postgres()
+    require_redis()
     request_id = "ops-" + secrets.token_hex(6)
     with fresh_postgres_url() as url:
         command = [
