@@ -171,7 +171,12 @@ class Dashboard:
 
     # -- sign-in -------------------------------------------------------------------------------------
     def login_page(
-        self, request: Request, error: str | None = None, status: int = 200, email: str = ""
+        self,
+        request: Request,
+        error: str | None = None,
+        status: int = 200,
+        email: str = "",
+        next_path: str | None = None,
     ) -> Response:
         token = request.cookies.get(auth.LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
         response = self.render(
@@ -182,7 +187,7 @@ class Dashboard:
             error=error,
             csrf_token=token,
             email=email,
-            next=request.query_params.get("next", ""),
+            next=next_path if next_path is not None else request.query_params.get("next", ""),
         )
         self._cookie(request, response, auth.LOGIN_CSRF_COOKIE, token, 3600)
         return response
@@ -199,14 +204,15 @@ class Dashboard:
             )
         email = str(form.get("email", "")).strip()
         password = str(form.get("password", ""))
+        next_path = str(form.get("next") or "")
         if not email:
-            return self.login_page(request, "Enter your email address.", 400)
+            return self.login_page(request, "Enter your email address.", 400, next_path=next_path)
         if not password:
-            return self.login_page(request, "Enter your password.", 400, email)
+            return self.login_page(request, "Enter your password.", 400, email, next_path)
         with self.ctx.db.write() as conn:
             admin_pk = auth.authenticate(conn, email, password)
             if admin_pk is None:
-                return self.login_page(request, "Wrong email or password.", 401, email)
+                return self.login_page(request, "Wrong email or password.", 401, email, next_path)
             token = auth.start_session(conn, admin_pk, self.ctx.now())
         target = str(form.get("next") or "")
         if not target.startswith(PREFIX + "/") or target.startswith("//"):
