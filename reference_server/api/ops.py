@@ -3,6 +3,7 @@ answers and is migrated, Redis answers when rate limits use it) and ``/metrics``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -13,7 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reference_server.api.ratelimit import RateLimiter, SharedRateLimiter
+from reference_server.jobs import BACKGROUND_JOBS
 from reference_server.observability import gauge, render_metrics
+from reference_server.store import leases
 from reference_server.store.billing_tables import webhook_deliveries
 from reference_server.store.db import Database
 from reference_server.store.schema_version import current_revision, head_revision
@@ -49,6 +52,13 @@ def ops_routes(db: Database, limiter: RateLimiter | None, metrics: bool = True) 
             failed = conn.execute(select(func.count()).where(d.status == "failed")).scalar_one()
         yield gauge("autumn_webhook_backlog", "Webhook deliveries not yet delivered (pending)", pending)
         yield gauge("autumn_webhook_failed", "Webhook deliveries that ran out of attempts", failed)
+        with db.read() as conn:
+            holder = leases.holder_of(conn, BACKGROUND_JOBS, int(time.time() * 1000))
+        yield gauge(
+            "autumn_background_jobs_held",
+            "1 while some process holds the background jobs' lease (0: no process runs them)",
+            0 if holder is None else 1,
+        )
 
     def metrics_endpoint(request: Request) -> Response:
         return Response(render_metrics([backlog]), media_type=CONTENT_TYPE_LATEST)

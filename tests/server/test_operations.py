@@ -147,6 +147,7 @@ def test_health_readiness_metrics_and_request_ids(
     }
     assert delta == {"checks": 2, "allowed": 1, "denied": 1, "tracks": 1, "404": 1, "timed": 2}
     assert after[("autumn_webhook_backlog", ())] == 0
+    assert after[("autumn_background_jobs_held", ())] == 1  # this server's worker holds the lease
     assert ("autumn_background_job_runs_total", (("job", "webhooks"),)) in after
     logged = [r for r in caplog.records if getattr(r, "request_id", None) == "trace-42.a:b"]
     assert logged and logged[0].getMessage().startswith("POST /v1/balances.check 200")
