@@ -323,8 +323,10 @@ def test_a_webhook_delivery_is_claimed_once_and_taken_over_after_sigkill(tmp_pat
         worker = ["worker", "--database-url", url, "--worker-metrics-port", "{port}", *lease]
         db = Database(url)
         try:
-            with servers(tmp_path, web, worker) as (api, jobs):
+            bystander = [*web, "--no-background-jobs"]  # serves the API, never runs the jobs
+            with servers(tmp_path, web, worker, bystander) as (api, jobs, other):
                 api.wait_ready()
+                other.wait_ready()
                 jobs.wait_output("Autumn background worker on")
                 http = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
                 feature = {"feature_id": "m", "name": "M", "type": "metered", "consumable": True}
@@ -357,13 +359,13 @@ def test_a_webhook_delivery_is_claimed_once_and_taken_over_after_sigkill(tmp_pat
                     time.sleep(0.1)
                 done = _delivery(db)
                 new_holder = _lease_holder_pid(db)
-                assert survivor.process.poll() is None
+                assert survivor.process.poll() is None and other.process.poll() is None
         finally:
             receiver.close()
             db.dispose()
     assert ids == [message_id, message_id]  # the same message, never delivered by two at once
     assert done.status == "delivered" and done.attempts == 1
-    assert new_holder == survivor.process.pid
+    assert new_holder == survivor.process.pid  # not the process started with --no-background-jobs
     # The survivor did not wait for the dead holder's claim to run out: it freed it on taking over.
     assert done.delivered_at < claim.claimed_until
     print(f"takeover after SIGKILL: delivered {(done.delivered_at - killed_at_ms) / 1000:.1f} s later")
