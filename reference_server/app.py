@@ -27,6 +27,7 @@ from reference_server.api.router import (
     service_table,
 )
 from reference_server.clock import Clock, SystemClock
+from reference_server.dashboard import RequestLogMiddleware, request_log_for
 from reference_server.dashboard import routes_for as dashboard_routes_for
 from reference_server.jobs import DEFAULT_LEASE_S, LeaderLease
 from reference_server.observability import OpsMiddleware
@@ -198,7 +199,11 @@ def create_app(
 
     hot = {path: (dispatcher, ep) for path, ep in dispatcher.hot_endpoints.items()}
     app = Starlette(
-        middleware=[Middleware(OpsMiddleware, metrics=metrics), Middleware(HotPaths, endpoints=hot)],
+        middleware=[
+            Middleware(OpsMiddleware, metrics=metrics),
+            Middleware(RequestLogMiddleware, log=request_log_for(state)),  # the dashboard's recent requests
+            Middleware(HotPaths, endpoints=hot),
+        ],
         exception_handlers={404: not_found, 405: not_found},
         routes=[
             Route("/", root, methods=["GET"]),

@@ -15,11 +15,33 @@ from reference_server.service.context import AppState
 
 from .auth import AdminError, create_admin
 from .operations import Operations, Service
+from .request_log import RequestLog, RequestLogMiddleware
 from .views import DashboardContext, dashboard_routes
 
-__all__ = ["AdminError", "DashboardContext", "Operations", "create_admin", "dashboard_routes", "routes_for"]
+__all__ = [
+    "AdminError",
+    "DashboardContext",
+    "Operations",
+    "RequestLog",
+    "RequestLogMiddleware",
+    "create_admin",
+    "dashboard_routes",
+    "request_log_for",
+    "routes_for",
+]
+
+REQUEST_LOG_KEY = "dashboard_request_log"
+
+
+def request_log_for(state: AppState) -> RequestLog:
+    """The app's request log (one per app): the middleware writes it, the developers page reads it."""
+    log = state.extras.get(REQUEST_LOG_KEY)
+    if not isinstance(log, RequestLog):
+        log = RequestLog(state.db, state.clock)
+        state.extras[REQUEST_LOG_KEY] = log
+    return log
 
 
 def routes_for(state: AppState, services: Mapping[str, Service]) -> list[BaseRoute]:
     """The dashboard's routes for an app: ``services`` is the API's operation table (name -> service)."""
-    return dashboard_routes(DashboardContext(Operations(state, services)))
+    return dashboard_routes(DashboardContext(Operations(state, services), request_log=request_log_for(state)))

@@ -33,6 +33,7 @@ from reference_server.store.tenancy import create_key, revoke_key
 
 from . import auth
 from .operations import Operations
+from .request_log import RequestLog
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
@@ -72,6 +73,7 @@ TEMPLATES.env.filters["day"] = _day
 class DashboardContext:
     ops: Operations
     secure_cookies: bool | None = None  # None: Secure unless served over http on a loopback address
+    request_log: RequestLog | None = None
 
     @property
     def db(self) -> Any:
@@ -579,6 +581,8 @@ class Dashboard:
     def developers_page(self, request: Request, revealed: tuple[str, str] | None = None) -> Response:
         admin = self.require(request)
         env = self.env_of(request)
+        if self.ctx.request_log is not None:
+            self.ctx.request_log.flush()
         with self.ctx.db.read() as conn:
             keys = conn.execute(
                 select(api_keys)

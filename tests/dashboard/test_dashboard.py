@@ -281,3 +281,21 @@ def test_dashboard_pages_send_the_security_headers(admin: Browser) -> None:
         assert response.headers["referrer-policy"] == "no-referrer"
     script = admin.http.get("/dashboard/static/htmx.min.js")
     assert script.status_code == 200 and script.headers["x-content-type-options"] == "nosniff"
+
+
+def test_recent_api_requests_are_logged_per_organization_and_bounded(
+    seeded: Seeded, admin: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert seeded.api("customers.get", customer_id="nobody_here").status_code == 404
+    assert seeded.api("customers.get", customer_id="ada").status_code == 200
+    assert seeded.api("events.list", key=seeded.rival_key).status_code == 200
+    page = admin.http.get("/dashboard/sandbox/developers").text
+    requests_table = page.split('id="api-requests"', 1)[1]
+    assert "POST /v1/customers.get" in requests_table
+    assert ">404<" in requests_table and ">200<" in requests_table
+    assert "events.list" not in requests_table.split("</table>", 1)[0]  # the rival's request is theirs
+    monkeypatch.setattr("reference_server.dashboard.request_log.REQUEST_LOG_KEEP", 3)
+    for _ in range(5):
+        seeded.api("customers.get", customer_id="ada")
+    trimmed = admin.http.get("/dashboard/sandbox/developers").text.split('id="api-requests"', 1)[1]
+    assert trimmed.split("</table>", 1)[0].count("<tr><td>") == 3

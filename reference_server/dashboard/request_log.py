@@ -1,0 +1,151 @@
+"""A small, bounded log of the API requests each organization's keys made, for the dashboard.
+
+The server kept no request log, so this one is deliberately cheap: the middleware only appends
+(key hash, method, path, status, request id, time) to an in-memory buffer; the buffer is written in
+batches from a worker thread (at least a second apart, or at 100 rows) and before the dashboard reads it,
+and each organization env keeps its last :data:`REQUEST_LOG_KEEP` rows.  Rows of unknown keys are dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import anyio.to_thread
+from sqlalchemy import and_, delete, insert, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reference_server.clock import Clock
+from reference_server.observability import request_id as current_request_id
+from reference_server.store.dashboard_tables import REQUEST_LOG_KEEP, api_request_log
+from reference_server.store.db import Database
+from reference_server.store.tables import api_keys
+
+BUFFER_LIMIT = 10_000
+FLUSH_ROWS = 100
+FLUSH_SECONDS = 1.0
+_Row = tuple[str, str, str, int, str | None, int]
+
+
+class RequestLog:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._buffer: deque[_Row] = deque(maxlen=BUFFER_LIMIT)
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._flushing = False
+
+    def record(self, key_hash: str, method: str, path: str, status: int, request_id: str | None) -> None:
+        self._buffer.append((key_hash, method, path[:255], status, request_id, self.clock.now_ms()))
+
+    def due(self) -> bool:
+        return (
+            bool(self._buffer)
+            and not self._flushing
+            and (len(self._buffer) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS)
+        )
+
+    def flush(self) -> None:
+        """Write the buffered rows (one transaction), then trim each touched org env to the newest rows."""
+        with self._lock:
+            self._flushing = True
+            try:
+                rows: list[_Row] = []
+                while self._buffer:
+                    rows.append(self._buffer.popleft())
+                self._last_flush = time.monotonic()
+                if rows:
+                    self._write(rows)
+            finally:
+                self._flushing = False
+
+    def _write(self, rows: list[_Row]) -> None:
+        hashes = {row[0] for row in rows}
+        with self.db.write() as conn:
+            owners = {
+                r.key_hash: (int(r.org_pk), str(r.env))
+                for r in conn.execute(
+                    select(api_keys.c.key_hash, api_keys.c.org_pk, api_keys.c.env).where(
+                        api_keys.c.key_hash.in_(hashes)
+                    )
+                )
+            }
+            values: list[dict[str, Any]] = []
+            for key_hash, method, path, status, request_id, at in rows:
+                owner = owners.get(key_hash)
+                if owner is not None:
+                    values.append(
+                        {
+                            "org_pk": owner[0],
+                            "env": owner[1],
+                            "method": method,
+                            "path": path,
+                            "status": status,
+                            "request_id": request_id,
+                            "created_at": at,
+                        }
+                    )
+            if not values:
+                return
+            conn.execute(insert(api_request_log), values)
+            for org_pk, env in {(v["org_pk"], v["env"]) for v in values}:
+                scope = and_(api_request_log.c.org_pk == org_pk, api_request_log.c.env == env)
+                oldest_kept = conn.execute(
+                    select(api_request_log.c.pk)
+                    .where(scope)
+                    .order_by(api_request_log.c.pk.desc())
+                    .offset(REQUEST_LOG_KEEP - 1)
+                    .limit(1)
+                ).scalar()
+                if oldest_kept is not None:
+                    conn.execute(delete(api_request_log).where(scope, api_request_log.c.pk < oldest_kept))
+
+
+class RequestLogMiddleware:
+    """Records every ``/v1/`` request that carried a bearer key, after its response is sent."""
+
+    def __init__(self, app: ASGIApp, log: RequestLog) -> None:
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            key = _bearer(scope)
+            if key:
+                request_id = current_request_id.get()
+                self.log.record(
+                    hashlib.sha256(key.encode()).hexdigest(),
+                    scope.get("method", ""),
+                    path,
+                    status,
+                    None if request_id == "-" else request_id[:64],
+                )
+                if self.log.due():
+                    await anyio.to_thread.run_sync(self.log.flush)
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            if text[:7].lower() == "bearer ":
+                return text[7:].strip() or None
+    return None
