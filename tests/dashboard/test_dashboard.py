@@ -299,3 +299,31 @@ def test_recent_api_requests_are_logged_per_organization_and_bounded(
         seeded.api("customers.get", customer_id="ada")
     trimmed = admin.http.get("/dashboard/sandbox/developers").text.split('id="api-requests"', 1)[1]
     assert trimmed.split("</table>", 1)[0].count("<tr><td>") == 3
+
+
+def test_webhook_deliveries_are_listed_and_resent(seeded: Seeded, admin: Browser) -> None:
+    endpoint = seeded.api(
+        "webhooks.create_endpoint", url="http://127.0.0.1:9/hook", event_types=["billing.updated"]
+    )
+    assert endpoint.status_code in (200, 201), endpoint.text
+    seeded.api("customers.get_or_create", customer_id="erin", email="erin@example.com").raise_for_status()
+    setup = seeded.api("billing.setup_payment", customer_id="erin").json()
+    httpx.post(setup["url"], data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
+    seeded.api("billing.attach", customer_id="erin", plan_id="pro").raise_for_status()
+    page = admin.http.get("/dashboard/sandbox/developers").text
+    assert "http://127.0.0.1:9/hook" in page
+    deliveries = page.split('id="deliveries"', 1)[1].split("</table>", 1)[0]
+    assert "billing.updated" in deliveries and "erin" in deliveries  # the payload is shown
+    delivery = re.search(r'id="delivery-(\d+)"', deliveries)
+    assert delivery is not None
+    resent = admin.post("/dashboard/sandbox/developers/resend", delivery=delivery.group(1))
+    assert resent.status_code == 303 and "notice=resent" in resent.headers["location"]
+    rival = Browser(seeded.url)
+    try:
+        assert rival.sign_in(*RIVAL_ADMIN).status_code == 303
+        assert "billing.updated" not in rival.http.get("/dashboard/sandbox/developers").text
+        assert (
+            rival.post("/dashboard/sandbox/developers/resend", delivery=delivery.group(1)).status_code == 404
+        )
+    finally:
+        rival.close()
