@@ -165,8 +165,14 @@ def test_customers_search_page_and_actions(seeded: Seeded, admin: Browser) -> No
         "/dashboard/sandbox/customers", params={"q": "bob"}, headers={"HX-Request": "true"}
     )
     assert fragment.text.lstrip().startswith("<tr>") and "bob@example.com" in fragment.text
+    seeded.api(
+        "customers.update",
+        customer_id="ada",
+        billing_controls={"spend_limits": [{"feature_id": "messages", "enabled": True, "overage_limit": 50}]},
+    ).raise_for_status()
     page = admin.http.get("/dashboard/sandbox/customers/ada").text
     assert 'id="remaining-messages">70' in page and 'aria-valuenow="30"' in page
+    assert "overage limit: 50" in page.split('id="billing-controls"', 1)[1]
     assert 'id="usage-data"' in page and "messages" in page
     expected = seeded.api("billing.preview_attach", customer_id="ada", plan_id="pro").json()
     preview = admin.http.get("/dashboard/sandbox/customers/ada/attach-preview", params={"plan_id": "pro"})
