@@ -200,7 +200,12 @@ def test_customers_search_page_and_actions(seeded: Seeded, admin: Browser) -> No
 def test_cancel_through_the_api_code_path(seeded: Seeded, admin: Browser) -> None:
     setup = seeded.api("billing.setup_payment", customer_id="bob").json()
     httpx.post(setup["url"], data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
-    seeded.api("billing.attach", customer_id="bob", plan_id="pro").raise_for_status()
+    attached = admin.post(
+        "/dashboard/sandbox/customers/bob/attach", plan_id="pro"
+    )  # a card on file: charged now
+    assert attached.status_code == 303 and "notice=attached" in attached.headers["location"]
+    invoices = seeded.api("customers.get", customer_id="bob", expand=["invoices"]).json()["invoices"]
+    assert [(i["total"], i["status"]) for i in invoices] == [(20, "paid")]
     page = admin.http.get("/dashboard/sandbox/customers/bob").text
     assert 'id="cancel-pro"' in page
     assert admin.post("/dashboard/sandbox/customers/bob/cancel", plan_id="pro").status_code == 303
