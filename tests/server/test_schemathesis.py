@@ -97,17 +97,25 @@ def _schema(path: Path) -> Any:
     return schema
 
 
+def _with_seeded_ids(value: Any) -> st.SearchStrategy[Any]:
+    """``value`` with every string id field (at any depth) set to one of the seeded ids."""
+    if isinstance(value, dict):
+        return st.fixed_dictionaries(
+            {
+                key: st.sampled_from(SEEDED_IDS[key])
+                if key in SEEDED_IDS and isinstance(item, str)
+                else _with_seeded_ids(item)
+                for key, item in value.items()
+            }
+        )
+    if isinstance(value, list):
+        return st.tuples(*(_with_seeded_ids(item) for item in value)).map(list)
+    return st.just(value)
+
+
 def _seeded_body(body: Any) -> st.SearchStrategy[Any]:
-    """The generated body, or it with its known id fields set to seeded ids (half of the time)."""
-    if not isinstance(body, dict) or not any(key in body for key in SEEDED_IDS):
-        return st.just(body)
-    replacements = {
-        key: st.sampled_from(ids) for key, ids in SEEDED_IDS.items() if isinstance(body.get(key), str)
-    }
-    if not replacements:
-        return st.just(body)
-    seeded = st.fixed_dictionaries(replacements).map(lambda ids: {**body, **ids})
-    return st.one_of(st.just(body), seeded)
+    """The generated body, or (half of the time) it with its id fields set to seeded ids."""
+    return st.one_of(st.just(body), _with_seeded_ids(body))
 
 
 def before_generate_body(context: Any, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
