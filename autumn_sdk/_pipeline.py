@@ -48,7 +48,9 @@ from pydantic.alias_generators import to_snake
 
 from ._config import ClientConfig
 from ._fail_open import fail_open_result, supports_fail_open
+from ._generated.models import NON_NULLABLE_FIELDS
 from ._meta import ResponseInfo, attach_response_info
+from ._model import AutumnModel
 from ._operation import Operation
 from ._resource import NOT_GIVEN, RequestOptions
 from ._response import current_capture
@@ -176,7 +178,29 @@ def encode_params(op: Operation, body: Mapping[str, Any] | BaseModel | None) -> 
         data = {key: value for key, value in body.items() if value is not NOT_GIVEN}
     if op.params_model is None:
         return data
-    return op.params_model.model_validate(data).model_dump(mode="json", exclude_unset=True, by_alias=False)
+    params = op.params_model.model_validate(data)
+    return params.model_dump(mode="json", exclude_unset=True, by_alias=False, exclude=_unsent_nulls(params))
+
+
+def _unsent_nulls(value: Any) -> Any:
+    """What ``model_dump(exclude=...)`` leaves out: ``None`` given for a field the spec does not let
+    be null means "not sent", as the official SDK treats it (the server answers 400 to a ``null``
+    there); ``None`` for a nullable field (``plans.update(price=None)`` removes the price) is sent.
+    """
+    if isinstance(value, AutumnModel):
+        refused = NON_NULLABLE_FIELDS.get(type(value), frozenset())
+        plan: dict[Any, Any] = {}
+        for name in value.model_fields_set:
+            field = getattr(value, name)
+            nested = True if field is None and name in refused else _unsent_nulls(field)
+            if nested:
+                plan[name] = nested
+        return plan or None
+    if isinstance(value, (list, tuple, dict)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        plan = {key: nested for key, nested in ((k, _unsent_nulls(v)) for k, v in items) if nested}
+        return plan or None
+    return None
 
 
 def _header_lookup(headers: Mapping[str, str], name: str) -> str | None:

@@ -991,8 +991,12 @@ def test_entities_on_paid_seats_bill_per_the_items_proration(api: Api) -> None:
     for customer_id, plan_id in (("a", "seats_prorated"), ("b", "seats_full"), ("c", "seats_prepaid")):
         api("customers.get_or_create", customer_id=customer_id)
         api.add_card(customer_id)
-        quantities = [{"feature_id": "seats", "quantity": 3}] if plan_id == "seats_prepaid" else None
-        api("billing.attach", customer_id=customer_id, plan_id=plan_id, feature_quantities=quantities)
+        quantities = (
+            {"feature_quantities": [{"feature_id": "seats", "quantity": 3}]}
+            if plan_id == "seats_prepaid"
+            else {}
+        )
+        api("billing.attach", customer_id=customer_id, plan_id=plan_id, **quantities)
         seat(customer_id, 1)
         seat(customer_id, 2)  # the two included seats cost nothing more
     assert (invoices("a"), invoices("b"), invoices("c")) == ([20], [20], [30])

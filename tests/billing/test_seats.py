@@ -47,8 +47,8 @@ def api(request: pytest.FixtureRequest) -> Iterator[Api]:
         client("features.create", feature_id="credits", name="Credits", type="metered", consumable=True)
 
         def plan(plan_id: str, base: float | None, *items: dict[str, Any], group: str = "team") -> None:
-            price = {"amount": base, "interval": "month"} if base is not None else None
-            client("plans.create", plan_id=plan_id, name=plan_id, group=group, price=price, items=list(items))
+            price = {"price": {"amount": base, "interval": "month"}} if base is not None else {}
+            client("plans.create", plan_id=plan_id, name=plan_id, group=group, items=list(items), **price)
 
         plan("team", 20, seat_item())  # $20/month, 1 seat included, $10 per extra seat
         plan("team_plus", 50, seat_item(amount=15))

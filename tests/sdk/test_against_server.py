@@ -271,3 +271,31 @@ async def test_500_concurrent_checks_through_one_async_client_get_real_answers(
     assert all(r.allowed and r.balance is not None and r.balance.remaining == 1_000 for r in results)
     assert {r.customer_id for r in results} == set(customer_ids)
     assert "failing open" not in caplog.text
+
+
+# -- None for a field that cannot be null --------------------------------------------------------
+
+
+def test_none_for_a_non_nullable_field_is_not_sent_but_a_nullable_one_is(server: RunningServer) -> None:
+    """``price=None`` on ``plans.create`` (a field the spec does not let be null, which the server
+    refuses as ``null``) means "no price", as in the official SDK; on ``plans.update``, where the
+    spec allows null, ``price=None`` is sent and removes the price."""
+    counter = RequestCounter()
+    sent: list[bytes] = []
+    http = httpx.Client(event_hooks={"request": [counter.sync, lambda request: sent.append(request.content)]})
+    feature_id, plan_id = _ids("messages"), _ids("pro")
+    with Autumn(server.secret_key, server_url=server.url, http_client=http) as autumn:
+        autumn.features.create(feature_id=feature_id, name="Messages", type_="metered", consumable=True)
+        created = autumn.plans.create(
+            plan_id=plan_id,
+            name="Pro",
+            price=None,
+            items=[{"feature_id": feature_id, "included": 10, "reset": {"interval": "month"}, "price": None}],
+        )
+        assert created.price is None
+        assert b"null" not in sent[-1]
+        autumn.plans.update(plan_id=plan_id, price={"amount": 20, "interval": "month"})
+        assert autumn.plans.get(plan_id=plan_id).price is not None
+        updated = autumn.plans.update(plan_id=plan_id, price=None)
+        assert b'"price":null' in sent[-1].replace(b" ", b"")
+        assert updated.price is None
