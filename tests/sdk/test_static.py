@@ -1,4 +1,4 @@
-"""The suite's lint gate: ruff and mypy --strict over the four packages, from the repo root."""
+"""The suite's lint gate: ruff over the whole repository and mypy --strict over the five packages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["autumn_sdk", "autumn_handlers", "reference_server", "codegen"]
+PACKAGES = ["autumn_sdk", "autumn_handlers", "reference_server", "codegen", "autumn_cli"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -15,7 +15,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    result = _run("ruff", "check", *PACKAGES)
+    result = _run("ruff", "check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
