@@ -67,7 +67,8 @@ SEEDED_IDS: dict[str, list[str]] = {
     "plan_id": ["free", "pro"],
     "entity_id": [ENTITY_ID],
 }
-"""Body fields whose generated values are replaced, half of the time, by ids the server has."""
+"""Body fields (at any depth) whose generated values the fuzzing phase replaces, half of the time,
+by ids the server has (the coverage phase's deterministic cases keep theirs)."""
 
 CHECKS = [
     not_a_server_error,
