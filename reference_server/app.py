@@ -211,7 +211,13 @@ def create_app(
             *ops_routes(db, limiter, metrics),
             *routes,
             *extension.routes,
-            *dashboard_routes_for(state, {**service_table(registry), **dict(EXTRA_OPERATIONS.values())}),
+            *dashboard_routes_for(
+                state,
+                {
+                    **service_table(registry),
+                    **{name: service for name, service, _ in EXTRA_OPERATIONS.values()},
+                },
+            ),
         ],
         lifespan=lifespan,
     )

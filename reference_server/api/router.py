@@ -29,6 +29,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api import admin, request_guard
 from reference_server.api.billing import LOCKED_OPERATIONS, BillingRegistry
+from reference_server.api.extra_params import (
+    AdvanceClockParams,
+    FinalizeInvoiceParams,
+    ReferralProgramParams,
+    RewardParams,
+)
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
 from reference_server.errors import AutumnError
@@ -107,15 +113,24 @@ def service_table(billing: BillingRegistry) -> dict[str, Service]:
     }
 
 
-EXTRA_OPERATIONS: dict[str, tuple[str, Service]] = {
-    "/v1/test_clocks.advance": ("test_clocks.advance", admin.advance_org_clock),
-    "/v1/customers.advance_test_clock": ("customers.advance_test_clock", admin.advance_customer_clock),
-    "/v1/rewards.create": ("rewards.create", referrals.create_reward),
-    "/v1/referral_programs.create": ("referral_programs.create", referrals.create_program),
-    "/v1/invoices.finalize": ("invoices.finalize", admin.finalize_invoice),
-    "/v1/catalog.internal_ids": ("catalog.internal_ids", catalog_ids.internal_ids),
-    "/v1/organizations.current": ("organizations.current", catalog_ids.current_organization),
+EXTRA_OPERATIONS: dict[str, tuple[str, Service, type[BaseModel] | None]] = {
+    "/v1/test_clocks.advance": ("test_clocks.advance", admin.advance_org_clock, AdvanceClockParams),
+    "/v1/customers.advance_test_clock": (
+        "customers.advance_test_clock",
+        admin.advance_customer_clock,
+        AdvanceClockParams,
+    ),
+    "/v1/rewards.create": ("rewards.create", referrals.create_reward, RewardParams),
+    "/v1/referral_programs.create": (
+        "referral_programs.create",
+        referrals.create_program,
+        ReferralProgramParams,
+    ),
+    "/v1/invoices.finalize": ("invoices.finalize", admin.finalize_invoice, FinalizeInvoiceParams),
+    "/v1/catalog.internal_ids": ("catalog.internal_ids", catalog_ids.internal_ids, None),
+    "/v1/organizations.current": ("organizations.current", catalog_ids.current_organization, None),
 }
+"""Operations beyond the spec: path -> (name, service, request model from :mod:`extra_params`)."""
 
 HOT_PATHS = frozenset({"/v1/balances.check", "/v1/balances.track"})
 
@@ -586,8 +601,8 @@ def build_routes(
         )
         if op.http_method == "POST":
             by_path[op.path] = ep
-    for path, (name, service) in EXTRA_OPERATIONS.items():
-        ep = Endpoint(name, service, None, None)
+    for path, (name, service, params_model) in EXTRA_OPERATIONS.items():
+        ep = Endpoint(name, service, params_model, None)
         routes.append(Route(path, dispatcher.asgi_endpoint(ep), methods=["POST"]))
         index.append(
             {
