@@ -12,6 +12,7 @@ and a scrape of any process adds up all of them (``prometheus_client``'s multipr
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import os
 import re
@@ -115,6 +116,24 @@ def new_request_id() -> str:
 access_log = logging.getLogger("autumn.access")
 
 
+error_log = logging.getLogger("reference_server")
+
+
+def _internal_error_body(scope: Scope) -> bytes:
+    authorization = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
+    env = "live" if authorization[7:].strip().startswith("am_sk_live_") else "sandbox"
+    return json.dumps({"message": "Internal error", "code": "internal_error", "env": env}).encode()
+
+
+def _internal_error_start(scope: Scope) -> Message:
+    length = str(len(_internal_error_body(scope))).encode()
+    return {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", length)],
+    }
+
+
 class OpsMiddleware:
     """Request id, metrics and one access log line for every HTTP request (pure ASGI, no buffering)."""
 
@@ -152,9 +171,12 @@ class OpsMiddleware:
         allowed: bool | None = None
         header = (b"x-request-id", rid.encode("latin-1"))
 
+        started_response = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status, allowed
+            nonlocal status, allowed, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = int(message["status"])
                 message["headers"] = [*message.get("headers", ()), header]
             elif operation == "check" and allowed is None and status == 200:
@@ -163,6 +185,14 @@ class OpsMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # A route outside the API dispatcher (pages, dashboard, extensions) failed unexpectedly:
+            # Autumn's error JSON with the request id, never Starlette's plain-text 500 or a traceback.
+            if started_response:
+                raise
+            error_log.exception("unhandled error in %s %s", scope["method"], path)
+            await send_with_id(_internal_error_start(scope))
+            await send_with_id({"type": "http.response.body", "body": _internal_error_body(scope)})
         finally:
             elapsed = time.perf_counter() - started
             if self.metrics:

@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.routing import Route
 
 from reference_server.api.ratelimit import Limit, RateLimiter, SharedRateLimiter
 from reference_server.cli import _parser
@@ -255,3 +257,22 @@ def test_public_url_is_the_base_of_payment_links() -> None:
         http.post("/v1/customers.get_or_create", json={"customer_id": "u"})
         url = http.post("/v1/billing.setup_payment", json={"customer_id": "u"}).json()["url"]
     assert url.startswith("https://billing.example.com/")
+
+
+def test_an_unexpected_error_outside_the_api_is_autumns_json_with_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Pages, the dashboard and extension routes are not behind the API dispatcher's own catch: a
+    failure there answers 500 ``internal_error`` as JSON, with ``x-request-id``, and is logged."""
+    async def boom(request: Request) -> None:
+        raise RuntimeError("secret detail")
+
+    with run_server() as server:
+        server.app.router.routes.append(Route("/boom", boom))
+        with caplog.at_level(logging.ERROR, logger="reference_server"):
+            r = httpx.get(server.url + "/boom")
+    assert r.status_code == 500
+    assert r.json() == {"message": "Internal error", "code": "internal_error", "env": "sandbox"}
+    assert "secret detail" not in r.text
+    assert r.headers["x-request-id"]
+    assert any("unhandled error in GET /boom" in record.getMessage() for record in caplog.records)
