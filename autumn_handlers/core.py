@@ -31,7 +31,13 @@ from pydantic_core import to_jsonable_python
 
 from autumn_sdk import fail_open_default, fail_open_enabled
 from autumn_sdk._operation import Operation
-from autumn_sdk.errors import APIConnectionError, APITimeoutError, AutumnError, ResponseValidationError
+from autumn_sdk.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AutumnError,
+    PoolTimeoutError,
+    ResponseValidationError,
+)
 
 from .casing import browser_to_api, model_to_browser, server_to_api
 from .cors import CORSConfig
@@ -74,6 +80,8 @@ INTERNAL_ERROR_MESSAGE = "Internal server error; the details are in the server l
 AUTUMN_API_ERROR = "autumn_api_error"
 UNREACHABLE_MESSAGE = "Could not reach Autumn"
 TIMEOUT_MESSAGE = "Autumn did not answer in time"
+CLIENT_BUSY = "client_busy"
+CLIENT_BUSY_MESSAGE = "Too many calls to Autumn are waiting; try again shortly"
 UNREADABLE_ANSWER_MESSAGE = "Autumn's answer could not be read; the details are in the server log"
 
 
@@ -301,6 +309,9 @@ class HandlerCore:
             logger.warning("autumn_handlers: %s: %s", route.name, exc)
             failure = TIMEOUT_MESSAGE if isinstance(exc, APITimeoutError) else UNREACHABLE_MESSAGE
             return error_response(NETWORK_FAILURE_STATUS, failure, AUTUMN_API_ERROR)
+        if isinstance(exc, PoolTimeoutError):  # this app's own client saturated, not Autumn down
+            logger.warning("autumn_handlers: %s: %s", route.name, exc)
+            return error_response(503, CLIENT_BUSY_MESSAGE, CLIENT_BUSY)
         if exc.status_code is None:
             logger.error("autumn_handlers: %s failed: %s", route.name, exc, exc_info=exc)
             return error_response(500, INTERNAL_ERROR_MESSAGE, INTERNAL_ERROR)

@@ -386,17 +386,22 @@ def attempt_timeout(per_attempt: httpx.Timeout, remaining_s: float) -> httpx.Tim
     )
 
 
-def _unreachable_warning(base_url: str, source: str, error: BaseException) -> None:
+def _unreachable_warning(base_url: str, source: str, error: BaseException, fail_open: bool) -> None:
+    consequence = (
+        "Every call to it fails, and check/track/customers.get_or_create/plans.list/entities.get "
+        "fail open (check answers allowed=True)."
+        if fail_open
+        else "Every call to it raises APIConnectionError (fail-open is off)."
+    )
     logger.warning(
-        "Cannot reach the Autumn server at %s (%s: %s); that URL comes from %s. Every call to it "
-        "fails, and check/track/customers.get_or_create/plans.list/entities.get fail open (check "
-        "answers allowed=True). Point the client at your Autumn server with "
-        "Autumn(server_url=...) / AsyncAutumn(server_url=...) or the AUTUMN_URL environment "
-        "variable. (Logged once per client.)",
+        "Cannot reach the Autumn server at %s (%s: %s); that URL comes from %s. %s Point the client "
+        "at your Autumn server with Autumn(server_url=...) / AsyncAutumn(server_url=...) or the "
+        "AUTUMN_URL environment variable. (Logged once per client.)",
         base_url,
         type(error).__name__,
         error,
         source,
+        consequence,
     )
 
 
@@ -536,7 +541,7 @@ def plan_call(
                 state is None or state.first_unreachable(base_url)
             ):
                 source = "the call's server_url=" if call_url else config.base_url_source
-                _unreachable_warning(base_url, source, exchange.error)
+                _unreachable_warning(base_url, source, exchange.error, config.fail_open)
             if isinstance(failure, PoolTimeoutError):
                 raise failure from exchange.error  # our own saturation, not an outage: never fail open
             retryable = may_repeat and policy.retry_connection_errors

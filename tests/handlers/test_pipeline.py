@@ -35,6 +35,7 @@ from autumn_sdk.errors import (
     InternalServerError,
     MissingSecretKeyError,
     NotFoundError,
+    PoolTimeoutError,
     ResponseValidationError,
 )
 
@@ -864,6 +865,26 @@ def test_network_failure_elsewhere_is_status_555(error: Exception, message: str)
         {"message": message, "code": "autumn_api_error", "statusCode": 555},
     )
     assert "autumn.internal" not in outcome.response.content.decode()
+
+
+def test_a_saturated_client_is_a_503_not_an_outage() -> None:
+    """The app's own connection pool stayed full past the budget: Autumn is not down, so no 555 and
+    no fail-open answer, and the pool detail stays in the log."""
+
+    def saturated(call: CallAutumn) -> Any:
+        raise PoolTimeoutError("no free connection to autumn.internal within 10 s")
+
+    for route, body in (("/attach", {"planId": "pro"}), ("/getOrCreateCustomer", {})):
+        outcome = run(route, body, identity=Identity("cus_1"), upstream=saturated)
+        assert error_body(outcome.response) == (
+            503,
+            {
+                "message": "Too many calls to Autumn are waiting; try again shortly",
+                "code": "client_busy",
+                "statusCode": 503,
+            },
+        )
+        assert "autumn.internal" not in outcome.response.content.decode()
 
 
 INTERNAL_ERROR_BODY = {

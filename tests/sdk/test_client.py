@@ -590,6 +590,21 @@ async def test_an_unreachable_server_is_announced_once_per_client(
     assert url in warnings[0]
     assert "server_url=" in warnings[0] and "AUTUMN_URL" in warnings[0]
     assert "ConnectError" in warnings[0]
+    assert "fail open (check answers allowed=True)" in warnings[0]
+
+
+def test_the_unreachable_warning_says_calls_raise_when_fail_open_is_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from reference_server.testing import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    client = Autumn(TEST_KEY, server_url=url, max_retries=0, fail_open=False)
+    with pytest.raises(errors.APIConnectionError):
+        client.check(customer_id="c", feature_id="f")
+    (warning,) = _unreachable_warnings(caplog)
+    assert "raises APIConnectionError (fail-open is off)" in warning
+    assert "allowed=True" not in warning
 
 
 def test_unreachable_default_server_says_no_url_was_given(caplog: pytest.LogCaptureFixture) -> None:
