@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Connection, delete, insert, select
 
 from reference_server.store.dashboard_tables import dashboard_admins, dashboard_sessions
@@ -42,6 +45,32 @@ class Admin:
     org_id: str
     org_name: str
     csrf_token: str
+
+
+class SignInThrottle:
+    """Failed sign-ins allowed per email address (5 in 15 minutes) and per client address (30, higher
+    because users behind one proxy share an address), counted in this process's memory with the
+    ``limits`` library; a successful sign-in clears the email's count.  Past a limit the form is refused
+    before the password is checked, so a guesser gets 5 tries per account and window however many
+    passwords it sends (each process of a multi-process server counts its own)."""
+
+    PER_EMAIL = parse("5 per 15 minutes")
+    PER_CLIENT = parse("30 per 15 minutes")
+
+    def __init__(self) -> None:
+        self._window = MovingWindowRateLimiter(MemoryStorage())
+
+    def allowed(self, email: str, client: str) -> bool:
+        return self._window.test(self.PER_EMAIL, "email", email.lower()) and self._window.test(
+            self.PER_CLIENT, "client", client
+        )
+
+    def failed(self, email: str, client: str) -> None:
+        self._window.hit(self.PER_EMAIL, "email", email.lower())
+        self._window.hit(self.PER_CLIENT, "client", client)
+
+    def succeeded(self, email: str) -> None:
+        self._window.clear(self.PER_EMAIL, "email", email.lower())
 
 
 def _token_hash(token: str) -> str:

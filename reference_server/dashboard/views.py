@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -74,6 +74,7 @@ class DashboardContext:
     ops: Operations
     secure_cookies: bool | None = None  # None: Secure unless served over http on a loopback address
     request_log: RequestLog | None = None
+    sign_in_throttle: auth.SignInThrottle = field(default_factory=auth.SignInThrottle)
 
     @property
     def db(self) -> Any:
@@ -211,11 +212,18 @@ class Dashboard:
             return self.login_page(request, "Enter your email address.", 400, next_path=next_path)
         if not password:
             return self.login_page(request, "Enter your password.", 400, email, next_path)
+        throttle = self.ctx.sign_in_throttle
+        client = request.client.host if request.client is not None else "-"
+        if not throttle.allowed(email, client):
+            message = "Too many failed sign-ins. Wait 15 minutes, then try again."
+            return self.login_page(request, message, 429, email, next_path)
         with self.ctx.db.write() as conn:
             admin_pk = auth.authenticate(conn, email, password)
             if admin_pk is None:
+                throttle.failed(email, client)
                 return self.login_page(request, "Wrong email or password.", 401, email, next_path)
             token = auth.start_session(conn, admin_pk, self.ctx.now())
+        throttle.succeeded(email)
         target = str(form.get("next") or "")
         if not target.startswith(PREFIX + "/") or target.startswith("//"):
             target = f"{PREFIX}/sandbox"

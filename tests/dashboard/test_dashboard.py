@@ -70,6 +70,23 @@ def test_nothing_is_reachable_without_signing_in(seeded: Seeded) -> None:
         assert forged.status_code == 303
 
 
+def test_failed_sign_ins_are_throttled_per_account(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five wrong passwords for one account: the sixth try is refused before the password is checked,
+    the right one included; another account is not affected."""
+    email, password = "throttled@acme.test", "a long enough password"
+    assert create_admin_cli(seeded.server.database_url, "org_default", email, password, monkeypatch) == 0
+    browser = Browser(seeded.url)
+    try:
+        for _ in range(5):
+            assert browser.sign_in(email, "wrong password!").status_code == 401
+        refused = browser.sign_in(email, password)
+        assert refused.status_code == 429
+        assert "Too many failed sign-ins" in refused.text
+        assert browser.sign_in(*ADMIN).status_code == 303
+    finally:
+        browser.close()
+
+
 def test_sign_in_errors_and_cookie_flags(seeded: Seeded) -> None:
     browser = Browser(seeded.url)
     try:
