@@ -585,6 +585,85 @@ class Dashboard:
             return self.catalog_page(request, exc.message, exc.status if 400 <= exc.status < 500 else 400)
         return self.not_found(request, admin)
 
+    def plan_edit_page(
+        self,
+        request: Request,
+        error: str | None = None,
+        status_code: int = 200,
+        typed: Mapping[str, str] | None = None,
+    ) -> Response:
+        """A plan's edit form, filled with its latest version (items as ``plans.update`` takes them),
+        and how many customers each version has."""
+        admin = self.require(request)
+        env = self.env_of(request)
+        plan_id = str(request.path_params["plan_id"])
+        with self.ctx.db.read() as conn:
+            rows = conn.execute(
+                select(plans)
+                .where(plans.c.org_pk == admin.org_pk, plans.c.env == env, plans.c.id == plan_id)
+                .order_by(plans.c.version)
+            ).all()
+            counts = dict(
+                conn.execute(
+                    select(customer_plans.c.plan_pk, func.count())
+                    .where(
+                        customer_plans.c.status == "active",
+                        customer_plans.c.plan_pk.in_([row.pk for row in rows]),
+                    )
+                    .group_by(customer_plans.c.plan_pk)
+                ).all()
+            )
+        latest = next((row for row in rows if row.is_latest), None)
+        if latest is None:
+            return self.not_found(request, admin, f"Plan {plan_id}")
+        versions = [{"version": row.version, "customers": int(counts.get(row.pk, 0))} for row in rows]
+        price = latest.price or {}
+        form = typed or {
+            "name": latest.name or "",
+            "price": "" if price.get("amount") is None else f"{price['amount']:g}",
+            "interval": str(price.get("interval") or "month"),
+            "items": json.dumps([_without_nulls(item) for item in latest.items or []], indent=2),
+        }
+        return self.render(
+            request,
+            "plan_edit.html",
+            admin,
+            status_code,
+            env=env,
+            section="catalog",
+            plan_id=plan_id,
+            versions=versions,
+            latest_customers=int(counts.get(latest.pk, 0)),
+            intervals=PRICE_INTERVALS,
+            form=form,
+            error=error,
+        )
+
+    def plan_edit_save(self, request: Request, form: Mapping[str, Any]) -> Response:
+        """``plans.update`` with the form's name, base price and items: the API's validation and its
+        versioning (a new version when customers hold the current one)."""
+        admin = self.require(request, form)
+        env = self.env_of(request)
+        typed = {key: str(form.get(key, "")) for key in ("name", "price", "interval", "items")}
+        body: dict[str, Any] = {"plan_id": str(request.path_params["plan_id"]), "name": typed["name"].strip()}
+        try:
+            amount = typed["price"].strip()
+            body["price"] = (
+                {"amount": _number(amount, "Base price"), "interval": typed["interval"]} if amount else None
+            )
+            try:
+                items = json.loads(typed["items"] or "[]")
+            except ValueError as exc:
+                raise AutumnError(400, "invalid_inputs", f"Items are not valid JSON: {exc}") from None
+            if not isinstance(items, list):
+                raise AutumnError(400, "invalid_inputs", "Items must be a JSON list of plan items.")
+            body["items"] = items
+            self.ctx.ops.run(admin.org_pk, env, "plans.update", body)
+        except AutumnError as exc:
+            status = exc.status if 400 <= exc.status < 500 else 400
+            return self.plan_edit_page(request, exc.message, status, typed)
+        return self.back(f"/{env}/catalog", "plan")
+
     # -- developers ----------------------------------------------------------------------------------
     def developers_page(self, request: Request, revealed: tuple[str, str] | None = None) -> Response:
         admin = self.require(request)
@@ -727,6 +806,18 @@ class Dashboard:
         return RedirectResponse(f"{PREFIX}/settings?notice=branding", 303)
 
 
+PRICE_INTERVALS = ("month", "year", "quarter", "semi_annual", "week", "one_off")
+
+
+def _without_nulls(value: Any) -> Any:
+    """A stored plan item as ``plans.update`` takes it back: the ``null`` fields it fills in left out."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
 def _number(value: Any, label: str) -> float:
     try:
         number = float(str(value).strip())
@@ -789,6 +880,10 @@ def dashboard_routes(ctx: DashboardContext) -> list[BaseRoute]:
             methods=["POST"],
         ),
         Route(f"{PREFIX}/{{env}}/catalog", page(dash.catalog_page), methods=["GET"]),
+        Route(f"{PREFIX}/{{env}}/catalog/plans/{{plan_id}}", page(dash.plan_edit_page), methods=["GET"]),
+        Route(
+            f"{PREFIX}/{{env}}/catalog/plans/{{plan_id}}", page(dash.plan_edit_save, True), methods=["POST"]
+        ),
         Route(f"{PREFIX}/{{env}}/catalog/{{action}}", page(dash.catalog_action, True), methods=["POST"]),
         Route(f"{PREFIX}/{{env}}/developers", page(dash.developers_page), methods=["GET"]),
         Route(

@@ -285,6 +285,12 @@ def test_dashboard_areas(seeded: Seeded, checked: Checked) -> None:
     page.click("#save-plan")
     assert page.locator("#error").is_visible()  # the API's validation, on the page
     checked.check("dashboard-catalog")
+    page.click("#edit-plan-pro")
+    page.fill("#edit-items", "[{")
+    page.click("#save-plan-edit")
+    assert "not valid JSON" in page.locator("#plan-error").inner_text()
+    assert page.locator("#edit-items").input_value() == "[{"  # what was typed is kept
+    checked.check("dashboard-plan-edit")
 
     page.click("#nav-developers")
     page.fill("#key-name", "browser")

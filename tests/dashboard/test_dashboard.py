@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Iterator
 
@@ -263,6 +265,58 @@ def test_catalog_counts_versions_and_validates_like_the_api(seeded: Seeded, admi
     assert team["price"]["amount"] == 99 and team["items"][0]["included"] == 5000
     invalid = admin.post("/dashboard/sandbox/catalog/plan", mode="create", plan_id="", name="")
     assert invalid.status_code == 400 and 'id="error"' in invalid.text
+
+
+def test_a_plan_is_edited_whole_with_its_items_prefilled(seeded: Seeded, admin: Browser) -> None:
+    """The edit page shows the latest version (items as JSON, as plans.update takes them) and the
+    customers per version; saving goes through plans.update, so a plan customers hold gets a new
+    version, and a refusal keeps what the admin typed."""
+    seeded.api(
+        "plans.create",
+        plan_id="edited",
+        name="Edited",
+        items=[{"feature_id": "messages", "included": 300, "reset": {"interval": "month"}}],
+    ).raise_for_status()
+    seeded.api("customers.get_or_create", customer_id="edith").raise_for_status()
+    seeded.api("billing.attach", customer_id="edith", plan_id="edited").raise_for_status()
+    page = admin.http.get("/dashboard/sandbox/catalog/plans/edited")
+    assert page.status_code == 200
+    items_json = re.search(r'<textarea id="edit-items"[^>]*>([^<]*)</textarea>', page.text)
+    assert items_json is not None
+    prefilled = json.loads(html.unescape(items_json.group(1)))
+    assert prefilled == [
+        {
+            "feature_id": "messages",
+            "included": 300,
+            "unlimited": False,
+            "reset": {"interval": "month", "interval_count": 1},
+        }
+    ]
+    assert 'id="version-warning"' in page.text and "v1: 1 customer" in page.text
+    two_items = [{**prefilled[0], "included": 500}, {"feature_id": "sso"}]
+    saved = admin.post(
+        "/dashboard/sandbox/catalog/plans/edited",
+        name="Edited plus",
+        price="15",
+        interval="month",
+        items=json.dumps(two_items),
+    )
+    assert saved.status_code == 303
+    latest = seeded.api("plans.get", plan_id="edited").json()
+    assert latest["name"] == "Edited plus" and latest["price"]["amount"] == 15
+    assert [item["feature_id"] for item in latest["items"]] == ["messages", "sso"]
+    assert latest["version"] == 2  # edith keeps version 1
+    again = admin.http.get("/dashboard/sandbox/catalog/plans/edited").text
+    assert "v1: 1 customer" in again and "v2: 0 customers" in again
+    not_json = admin.post("/dashboard/sandbox/catalog/plans/edited", name="X", price="", items="[{")
+    assert not_json.status_code == 400 and "Items are not valid JSON" in not_json.text
+    assert "[{" in html.unescape(not_json.text)  # what was typed is kept
+    unknown = json.dumps([{"feature_id": "nope", "included": 1}])
+    refused = admin.post("/dashboard/sandbox/catalog/plans/edited", name="X", price="", items=unknown)
+    api_refusal = seeded.api("plans.update", plan_id="edited", items=[{"feature_id": "nope", "included": 1}])
+    assert refused.status_code == api_refusal.status_code == 404
+    assert api_refusal.json()["message"] in html.unescape(refused.text)
+    assert admin.http.get("/dashboard/sandbox/catalog/plans/no_such_plan").status_code == 404
 
 
 def test_developers_keys_reveal_once_and_revoke(seeded: Seeded, admin: Browser) -> None:
