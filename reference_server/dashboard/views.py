@@ -357,18 +357,16 @@ class Dashboard:
                 .where(features.c.org_pk == admin.org_pk, features.c.env == env)
                 .order_by(features.c.pk)
             ).all()
-        balances = []
-        for bal in customer["balances"].values():
-            granted = float(bal.get("granted") or 0)
-            usage = float(bal.get("usage") or 0)
-            balances.append(
-                {
-                    **bal,
-                    "percent": 0
-                    if bal.get("unlimited") or granted <= 0
-                    else min(100, round(100 * usage / granted)),
-                }
+        balances = _balance_rows(customer["balances"])
+        entity_balances = {
+            entity["id"]: _balance_rows(
+                self.ctx.ops.run(
+                    admin.org_pk, env, "entities.get", {"customer_id": customer_id, "entity_id": entity["id"]}
+                ).get("balances")
+                or {}
             )
+            for entity in (customer.get("entities") or [])[:ENTITIES_SHOWN]
+        }
         return self.render(
             request,
             "customer.html",
@@ -378,6 +376,8 @@ class Dashboard:
             section="customers",
             customer=customer,
             balances=balances,
+            entity_balances=entity_balances,
+            entities_shown=ENTITIES_SHOWN,
             events=events,
             chart=json.dumps(chart).replace("<", "\\u003c"),
             plans=catalog,
@@ -804,6 +804,21 @@ class Dashboard:
         with self.ctx.db.write() as conn:
             set_branding(conn, admin.org_pk, name, logo, website, self.ctx.now())
         return RedirectResponse(f"{PREFIX}/settings?notice=branding", 303)
+
+
+ENTITIES_SHOWN = 25
+"""A customer's page shows the balances of its first entities (one entities.get each)."""
+
+
+def _balance_rows(balances: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Balances as the page shows them: each with the percentage of its grant used."""
+    rows = []
+    for bal in balances.values():
+        granted = float(bal.get("granted") or 0)
+        usage = float(bal.get("usage") or 0)
+        percent = 0 if bal.get("unlimited") or granted <= 0 else min(100, round(100 * usage / granted))
+        rows.append({**bal, "percent": percent})
+    return rows
 
 
 PRICE_INTERVALS = ("month", "year", "quarter", "semi_annual", "week", "one_off")

@@ -267,6 +267,27 @@ def test_catalog_counts_versions_and_validates_like_the_api(seeded: Seeded, admi
     assert invalid.status_code == 400 and 'id="error"' in invalid.text
 
 
+def test_a_customers_page_shows_each_entitys_balances(seeded: Seeded, admin: Browser) -> None:
+    """An entity's balances as entities.get answers them: the customer's plus its own grants."""
+    seeded.api(
+        "features.create", feature_id="desks", name="Desks", type="metered", consumable=False
+    ).raise_for_status()
+    seeded.api("customers.get_or_create", customer_id="erin").raise_for_status()
+    seeded.api(
+        "entities.create", customer_id="erin", entity_id="desk_1", feature_id="desks", name="Desk one"
+    ).raise_for_status()
+    seeded.api(
+        "balances.create", customer_id="erin", entity_id="desk_1", feature_id="messages", included_grant=20
+    ).raise_for_status()
+    entity = seeded.api("entities.get", customer_id="erin", entity_id="desk_1").json()
+    granted = entity["balances"]["messages"]["granted"]
+    page = admin.http.get("/dashboard/sandbox/customers/erin")
+    assert page.status_code == 200
+    shown = re.search(r'<ul class="entity-balances" id="entity-balances-desk_1">(.*?)</ul>', page.text)
+    assert shown is not None
+    assert f"messages: 0 of {granted}" in shown.group(1) and f"{granted} left" in shown.group(1)
+
+
 def test_a_plan_is_edited_whole_with_its_items_prefilled(seeded: Seeded, admin: Browser) -> None:
     """The edit page shows the latest version (items as JSON, as plans.update takes them) and the
     customers per version; saving goes through plans.update, so a plan customers hold gets a new
