@@ -46,6 +46,7 @@ NOTICES = {
     "balance": "The balance was adjusted.",
     "clock": "The customer's test clock moved forward.",
     "feature": "The feature was created.",
+    "feature_saved": "The feature was saved.",
     "plan": "The plan was saved.",
     "revoked": "The key was revoked.",
     "resent": "The delivery was queued to be sent again.",
@@ -555,6 +556,16 @@ class Dashboard:
                     body["consumable"] = form.get("consumable") == "on"
                 self.ctx.ops.run(admin.org_pk, env, "features.create", body)
                 return self.back(f"/{env}/catalog", "feature")
+            if action == "feature-edit":
+                body = {"feature_id": str(form.get("feature_id", ""))}
+                for field_name in ("name", "new_feature_id"):
+                    value = str(form.get(field_name, "")).strip()
+                    if value:
+                        body[field_name] = value
+                if form.get("archived") in ("true", "false"):
+                    body["archived"] = form.get("archived") == "true"
+                self.ctx.ops.run(admin.org_pk, env, "features.update", body)
+                return self.back(f"/{env}/catalog", "feature_saved")
             if action == "plan":
                 body = {
                     "plan_id": str(form.get("plan_id", "")).strip(),

@@ -267,6 +267,32 @@ def test_catalog_counts_versions_and_validates_like_the_api(seeded: Seeded, admi
     assert invalid.status_code == 400 and 'id="error"' in invalid.text
 
 
+def test_a_feature_is_renamed_and_archived_through_features_update(seeded: Seeded, admin: Browser) -> None:
+    seeded.api(
+        "features.create", feature_id="exports", name="Exports", type="metered", consumable=True
+    ).raise_for_status()
+    saved = admin.post(
+        "/dashboard/sandbox/catalog/feature-edit", feature_id="exports", name="CSV exports", archived="true"
+    )
+    assert saved.status_code == 303 and saved.headers["location"].endswith("notice=feature_saved")
+    feature = seeded.api("features.get", feature_id="exports").json()
+    assert feature["name"] == "CSV exports" and feature["archived"] is True
+    page = admin.http.get("/dashboard/sandbox/catalog").text
+    assert re.search(r'id="feature-exports">.*?exports · archived', page)
+    renamed = admin.post(
+        "/dashboard/sandbox/catalog/feature-edit", feature_id="exports", new_feature_id="csv", archived=""
+    )
+    assert renamed.status_code == 303
+    assert seeded.api("features.get", feature_id="csv").json()["archived"] is True  # left unchanged
+    unarchived = admin.post("/dashboard/sandbox/catalog/feature-edit", feature_id="csv", archived="false")
+    assert unarchived.status_code == 303
+    assert seeded.api("features.get", feature_id="csv").json()["archived"] is False
+    taken = admin.post("/dashboard/sandbox/catalog/feature-edit", feature_id="csv", new_feature_id="messages")
+    api_refusal = seeded.api("features.update", feature_id="csv", new_feature_id="messages")
+    assert taken.status_code == api_refusal.status_code and api_refusal.status_code >= 400
+    assert api_refusal.json()["message"] in html.unescape(taken.text)
+
+
 def test_a_customers_page_shows_each_entitys_balances(seeded: Seeded, admin: Browser) -> None:
     """An entity's balances as entities.get answers them: the customer's plus its own grants."""
     seeded.api(
