@@ -168,10 +168,10 @@ def test_a_request_that_fails_inside_its_transaction_leaves_no_claim(api: Api) -
     assert _usage(api, cid) == 1
 
 
+@pytest.mark.parametrize("server", ["postgres"], indirect=True)
 def test_a_key_in_flight_gets_409_with_retry_after_postgres(api: Api) -> None:
-    """PostgreSQL serves requests in threads: the second request with the key answers at once."""
-    if api.server.database_url.startswith("sqlite"):
-        pytest.skip("one SQLite server process serves one request at a time (see the two-process test)")
+    """PostgreSQL serves requests in threads: the second request with the key answers at once.
+    (One SQLite server process serves one request at a time: see the two-process test.)"""
     cid = _setup(api)
     key = _key()
     body = {"customer_id": cid, "feature_id": "messages"}
@@ -202,9 +202,9 @@ def test_a_key_in_flight_gets_409_with_retry_after_postgres(api: Api) -> None:
     assert _usage(api, cid) == 1
 
 
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 def test_sqlite_a_second_process_waits_for_the_key_in_flight_then_replays(api: Api) -> None:
-    if not api.server.database_url.startswith("sqlite"):
-        pytest.skip("the SQLite case: one writer, so the second process waits for the first's commit")
+    """SQLite has one writer, so a second process waits for the first's commit, then replays."""
     cid = _setup(api)
     key = _key()
     body = {"customer_id": cid, "feature_id": "messages"}
