@@ -34,8 +34,12 @@ imports only its own framework. What the handler refuses and how it reports fail
 exception's text) is described in :mod:`autumn_handlers.core` and :mod:`autumn_handlers.inputs`.
 """
 
-from .cors import CORSConfig
-from .identity import IdentifyResult, Identity
-from .responses import HandlerResponse
+from autumn_kit import refuse_mixed_install
+
+refuse_mixed_install()  # before autumn_sdk, which the official SDK's files may have replaced
+
+from .cors import CORSConfig  # noqa: E402
+from .identity import IdentifyResult, Identity  # noqa: E402
+from .responses import HandlerResponse  # noqa: E402
 
 __all__ = ["CORSConfig", "HandlerResponse", "IdentifyResult", "Identity"]

@@ -15,7 +15,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from autumn_kit import refuse_mixed_install
+
 from ._version import __version__
+
+refuse_mixed_install()  # before anything of autumn_sdk is used
 
 if TYPE_CHECKING:
     from . import errors, models, webhooks

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from autumn_kit import refuse_mixed_install
+
+refuse_mixed_install()  # before autumn_sdk, which the official SDK's files may have replaced
+
 __all__ = ["create_app"]
 
 

@@ -1,4 +1,4 @@
-"""The suite's lint gate: ruff over the whole repository and mypy --strict over the five packages."""
+"""The suite's lint gate: ruff over the whole repository and mypy --strict over the six packages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["autumn_sdk", "autumn_handlers", "reference_server", "codegen", "autumn_cli"]
+PACKAGES = ["autumn_sdk", "autumn_handlers", "reference_server", "codegen", "autumn_cli", "autumn_kit"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
