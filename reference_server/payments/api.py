@@ -56,6 +56,7 @@ from reference_server.service.subscriptions import (
     load_instances,
     schedule_maintenance,
 )
+from reference_server.store import idempotency
 from reference_server.store.billing_tables import invoices, subscription_billing
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, customer_from_row, get_entity
@@ -1294,7 +1295,7 @@ def setup_app(state: AppState) -> AppExtension:
     state.extras[STRIPE_SUBSCRIPTIONS_KEY] = mirror  # plan instances mirrored as Stripe Subscriptions
     worker = WebhookWorker(  # runs only while this process holds the background jobs' lease
         WebhookDeliverer(state.db, clock, DeliveryPolicy()),
-        jobs=[refunds.run_due, mirror.run_due],
+        jobs=[refunds.run_due, mirror.run_due, idempotency.purge_job(state.db, clock.now_ms)],
         lease=state.background_lease,
     )
     state.extras["webhook_worker"] = worker

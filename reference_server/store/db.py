@@ -35,7 +35,7 @@ AFTER_TRANSACTION = "autumn_after_transaction"
 """``Connection.info`` key of the callbacks :meth:`Database.write` runs once its transaction has ended."""
 
 
-def after_transaction(conn: Connection, callback: Callable[[], None]) -> bool:
+def after_transaction(conn: Connection, callback: Callable[[], object]) -> bool:
     """Run ``callback`` once the write transaction of ``conn`` has ended, committed or not.
 
     For work outside the database that has to be reconciled with what the transaction did (a
@@ -50,7 +50,7 @@ def after_transaction(conn: Connection, callback: Callable[[], None]) -> bool:
     return True
 
 
-def _run_after(callbacks: list[Callable[[], None]]) -> None:
+def _run_after(callbacks: list[Callable[[], object]]) -> None:
     for callback in callbacks:
         with contextlib.suppress(Exception):  # each callback records its own failures
             callback()
@@ -171,7 +171,7 @@ class Database:
                 self._local.writer = conn
                 self._readers.append(conn)
             if not conn.in_transaction():
-                after: list[Callable[[], None]] = []
+                after: list[Callable[[], object]] = []
                 conn.info[AFTER_TRANSACTION] = after
                 try:
                     with conn.begin():
@@ -186,7 +186,7 @@ class Database:
                             dbapi.rollback()
                     _run_after(after)
                 return
-        after_pooled: list[Callable[[], None]] = []
+        after_pooled: list[Callable[[], object]] = []
         try:
             with self.engine.connect() as pooled:
                 pooled.info[AFTER_TRANSACTION] = after_pooled

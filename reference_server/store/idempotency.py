@@ -16,7 +16,8 @@ Two scopes use the table (a third, ``billing_lock``, is :mod:`reference_server.s
   transaction, a repeat gets 409, a failed track releases it by rolling back).
 
 Expired rows (older than :data:`CLAIM_TTL_MS` at the server's base clock) are deleted in small
-batches after requests that claim keys, at most once a minute per process (:func:`purge_if_due`):
+batches after requests that claim keys and by the background worker (:func:`purge_job`), at most
+once a minute per process (:func:`purge_if_due`):
 the delete is bounded and, on PostgreSQL, skips rows another transaction holds, so it never blocks
 a request.  Test clocks only move an organization's time forward, so a row expired at the base clock
 is expired in its organization's time too.
@@ -29,6 +30,7 @@ import json
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,12 +196,12 @@ _next_purge: weakref.WeakKeyDictionary[Database, int] = weakref.WeakKeyDictionar
 _purge_guard = threading.Lock()
 
 
-def purge_if_due(db: Database, now: int) -> None:
+def purge_if_due(db: Database, now: int) -> int:
     """Run :func:`purge_expired` when a minute has passed since this process last did (with no
-    transaction open on this thread); a full batch brings the next run forward."""
+    transaction open on this thread); a full batch brings the next run forward.  How many went."""
     with _purge_guard:
         if _next_purge.get(db, 0) > now:
-            return
+            return 0
         _next_purge[db] = now + PURGE_INTERVAL_MS
     try:
         purged = purge_expired(db, now)
@@ -207,7 +209,18 @@ def purge_if_due(db: Database, now: int) -> None:
         log.warning("purging expired idempotency keys failed", exc_info=True)
         with _purge_guard:
             _next_purge[db] = now
-        return
+        return 0
     if purged >= PURGE_BATCH:
         with _purge_guard:
             _next_purge[db] = now
+    return purged
+
+
+def purge_job(db: Database, now_ms: Callable[[], int]) -> Callable[[], int]:
+    """The background worker's purge (:mod:`reference_server.jobs`): keys expire even on a server
+    that stops receiving keyed requests; returns how many went, as every job does."""
+
+    def purge_expired_keys() -> int:
+        return purge_if_due(db, now_ms())
+
+    return purge_expired_keys

@@ -242,6 +242,7 @@ class WebhookWorker:
 
 
 _JOB_LABELS = {"RefundRetrier": "refunds_due", "StripeSubscriptionMirror": "stripe_followups"}
+"""Metric labels of the bound-method jobs; a function job is labelled by its name."""
 
 
 def _job_name(job: Callable[[], int]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -398,3 +399,22 @@ def test_expired_claims_are_purged_and_their_keys_reusable(
     again = {"customer_id": cid, "feature_id": "messages", "idempotency_key": keys[1]}
     assert api.raw("/v1/balances.track", again).status_code == 200
     assert _usage(api, cid) == 5
+
+
+def test_the_background_worker_purges_expired_claims_without_requests(
+    own_server: tuple[RunningServer, ManualClock, Api],
+) -> None:
+    """A server that stops receiving keyed requests still sheds its expired keys: the background
+    worker (the jobs' lease holder) runs the purge too."""
+    srv, clock, api = own_server
+    cid = _setup(api)
+    body = {"customer_id": cid, "feature_id": "messages"}
+    assert api.raw("/v1/balances.track", body, **{"Idempotency-Key": _key()}).status_code == 200
+    assert _claims(srv) >= 1
+    clock.advance(idempotency.CLAIM_TTL_MS + 1)
+    worker = srv.app.state.autumn.extras["webhook_worker"]
+    deadline = time.monotonic() + 30
+    while _claims(srv) and time.monotonic() < deadline:
+        worker.wake()
+        time.sleep(0.05)
+    assert _claims(srv) == 0
