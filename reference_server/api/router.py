@@ -11,7 +11,6 @@ check and track POSTs skip Starlette's routing altogether (:class:`HotPaths`).
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -28,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api import admin, request_guard
+from reference_server.api.api_version import parse_api_version
 from reference_server.api.billing import LOCKED_OPERATIONS, BillingRegistry
 from reference_server.api.extra_params import (
     AdvanceClockParams,
@@ -148,9 +148,6 @@ def error_response(
 ) -> Response:
     body = json.dumps({"message": message, "code": code, "env": env}).encode()
     return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-_API_VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
 
 
 @dataclass
@@ -351,7 +348,7 @@ class Dispatcher:
         """
         env = "live" if env_of_key((header("authorization") or "")[7:].strip()) == "live" else "sandbox"
         version = header("x-api-version")
-        if version is not None and not _API_VERSION.match(version.strip()):
+        if version and version.strip() and parse_api_version(version.strip()) is None:  # "" is no header
             return self.refuse(
                 ep, AutumnError(400, "invalid_api_version", f"Invalid API version: {version}"), env
             )
