@@ -497,18 +497,7 @@ class Dashboard:
                 .where(features.c.org_pk == admin.org_pk, features.c.env == env)
                 .order_by(features.c.pk)
             ).all()
-            counts = dict(
-                conn.execute(
-                    select(customer_plans.c.plan_pk, func.count())
-                    .select_from(customer_plans.join(plans, plans.c.pk == customer_plans.c.plan_pk))
-                    .where(
-                        customer_plans.c.status == "active",
-                        plans.c.org_pk == admin.org_pk,
-                        plans.c.env == env,
-                    )
-                    .group_by(customer_plans.c.plan_pk)
-                ).all()
-            )
+            counts = _active_customers_per_version(conn, plans.c.org_pk == admin.org_pk, plans.c.env == env)
             plan_rows = conn.execute(
                 select(plans)
                 .where(plans.c.org_pk == admin.org_pk, plans.c.env == env)
@@ -614,15 +603,8 @@ class Dashboard:
                 .where(plans.c.org_pk == admin.org_pk, plans.c.env == env, plans.c.id == plan_id)
                 .order_by(plans.c.version)
             ).all()
-            counts = dict(
-                conn.execute(
-                    select(customer_plans.c.plan_pk, func.count())
-                    .where(
-                        customer_plans.c.status == "active",
-                        customer_plans.c.plan_pk.in_([row.pk for row in rows]),
-                    )
-                    .group_by(customer_plans.c.plan_pk)
-                ).all()
+            counts = _active_customers_per_version(
+                conn, plans.c.org_pk == admin.org_pk, plans.c.env == env, plans.c.id == plan_id
             )
         latest = next((row for row in rows if row.is_latest), None)
         if latest is None:
@@ -815,6 +797,17 @@ class Dashboard:
         with self.ctx.db.write() as conn:
             set_branding(conn, admin.org_pk, name, logo, website, self.ctx.now())
         return RedirectResponse(f"{PREFIX}/settings?notice=branding", 303)
+
+
+def _active_customers_per_version(conn: Any, *where: ColumnElement[bool]) -> dict[int, int]:
+    """Plan version pk -> how many customers hold it (active), for the plans ``where`` selects."""
+    rows = conn.execute(
+        select(customer_plans.c.plan_pk, func.count())
+        .select_from(customer_plans.join(plans, plans.c.pk == customer_plans.c.plan_pk))
+        .where(customer_plans.c.status == "active", *where)
+        .group_by(customer_plans.c.plan_pk)
+    ).all()
+    return {int(pk): int(count) for pk, count in rows}
 
 
 ENTITIES_SHOWN = 25
