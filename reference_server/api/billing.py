@@ -144,7 +144,9 @@ class BillingRegistry:
         return run
 
 
-LOCKED_OPERATIONS = frozenset({"billing.attach", "billing.update", "billing.multi_attach"})
+LOCKED_OPERATIONS = frozenset(
+    {"billing.attach", "billing.update", "billing.multi_attach", "billing.multi_update", "billing.import"}
+)
 """Billing changes that take the customer's billing lock (a concurrent second one gets 429)."""
 
 

@@ -1,0 +1,434 @@
+"""``billing.import``: image a customer's plans from another billing system into this server.
+
+As Autumn's import, it is read-only against processors: it writes only this server's database (no
+Stripe or RevenueCat call, no charge, no webhook) and the processor that billed a plan keeps billing
+it (an imported plan gets no ``subscription_billing`` row, so this server never renews or charges it).
+
+The payload is the customer's desired state at the customer level:
+
+* the customer is created when missing (without the default plans: the import brings its plans) or
+  its name, email and fingerprint are updated; a RevenueCat ``app_user_id`` is recorded when the
+  customer has none; a Stripe id is set only on a customer created here;
+* each billable's plan (latest version, or ``version``) becomes a plan instance with ``status``
+  (``active``, ``trialing``, ``past_due``: active; ``canceled``, ``expired``: ended now, with no
+  access), ``quantity``, ``feature_quantities`` and per-line ``balances`` (``usage`` taken from the
+  line's grant, or an explicit ``balance``; ``next_reset_at``); its resets follow the billing anchor
+  (``billing_cycle_anchor``, else ``started_at``, else the import time);
+* a plan already active for the customer from the same processor is left untouched (``skipped``);
+* an active customer-level plan absent from the payload is expired (``expired``);
+* a plan whose imaged state may be wrong is imaged and flagged (``mismatch``): a resetting plan with
+  no billing anchor, a paid recurring Stripe plan with no linked subscription.
+
+``dry_run`` computes the same outcome and persists nothing.  Everything happens in one transaction
+under the customer's billing lock: any refusal leaves the customer as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from reference_server.engine.intervals import FIXED_MS, add_months, boundary
+from reference_server.errors import AutumnError, invalid, plan_not_found
+from reference_server.service.context import Ctx
+from reference_server.service.customers import controls_json, customer_json
+from reference_server.service.subscriptions import Instance, activate_plan, expire_instance, load_instances
+from reference_server.store import import_tables as store
+from reference_server.store.billing_lock import billing_lock
+from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.subjects import CustomerRow, get_customer
+
+ACTIVE_STATUSES = ("active", "trialing", "past_due")
+ENDED_STATUSES = ("canceled", "expired")
+NO_PROCESSOR = "none"
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _unsupported(message: str) -> AutumnError:
+    return AutumnError(400, "unsupported_field", f"billing.import: {message} is not supported")
+
+
+@dataclass
+class _Planned:
+    """One billable's plan, resolved and checked before anything is written."""
+
+    plan: Plan
+    given: dict[str, Any]
+    processor: str | None
+    subscription_id: str | None
+    schedule_id: str | None
+    anchor: int | None
+    started_at: int | None
+    status: str
+    quantities: dict[str, float]
+    existing: Instance | None
+
+
+def _is_recurring(plan: Plan) -> bool:
+    prices = [plan.price] if plan.price else []
+    prices += [i["price"] for i in plan.items if i.get("price")]
+    return any(p.get("interval") not in (None, "one_off") for p in prices)
+
+
+def _resets(plan: Plan, cat: Catalog) -> list[tuple[str, str, int]]:
+    """(feature, interval, count) of the plan's resetting balance lines."""
+    out = []
+    for item in plan.items:
+        feature = cat.features.get(item["feature_id"])
+        if (
+            feature is None
+            or feature.type == "boolean"
+            or (feature.type == "metered" and not feature.consumable)
+        ):
+            continue
+        reset = item.get("reset") or {}
+        interval = reset.get("interval")
+        if interval not in (None, "one_off"):
+            out.append((feature.id, str(interval), int(reset.get("interval_count") or 1)))
+    return out
+
+
+def _next_after(anchor: int, interval: str, count: int, now: int) -> int:
+    """The first boundary ``anchor + k * interval`` (any integer k, so an anchor ahead of now counts too)
+    strictly after ``now``."""
+    k = 0
+    if anchor > now:
+        while boundary(anchor, interval, count, k - 1) > now:
+            k -= 1
+        return boundary(anchor, interval, count, k)
+    while boundary(anchor, interval, count, k) <= now:
+        k += 1
+    return boundary(anchor, interval, count, k)
+
+
+def _period(plan: Plan, anchor: int, now: int) -> tuple[int | None, int | None]:
+    """The current billing period of a recurring plan anchored at ``anchor``."""
+    price = plan.price or {}
+    interval = price.get("interval")
+    if interval in (None, "one_off"):
+        return None, None
+    count = int(price.get("interval_count") or 1)
+    end = _next_after(anchor, str(interval), count, now)
+    step_back = -1
+    start = (
+        end - FIXED_MS[str(interval)] * count
+        if str(interval) in FIXED_MS
+        else boundary(end, str(interval), count, step_back)
+    )
+    return start, end
+
+
+def _trial_end(plan: Plan, started_at: int) -> int | None:
+    trial = plan.free_trial
+    if not trial:
+        return None
+    length = int(trial.get("duration_length") or 0)
+    kind = trial.get("duration_type") or "month"
+    if kind == "day":
+        return started_at + FIXED_MS["day"] * length
+    return add_months(started_at, length * (12 if kind == "year" else 1))
+
+
+def _instance_processor(processors: dict[int, str | None], inst: Instance) -> str:
+    """The processor an existing instance belongs to (made here: Stripe's, as Autumn counts them)."""
+    if inst.pk in processors:
+        return processors[inst.pk] or "stripe"
+    return "stripe"
+
+
+def _plan_of(cat: Catalog, given: dict[str, Any]) -> Plan:
+    plan_id = str(given.get("plan_id") or "")
+    version = given.get("version")
+    plan = cat.plan_version(plan_id, int(version) if version is not None else None)
+    if plan is None:
+        raise plan_not_found(plan_id)
+    return plan
+
+
+def _quantities(plan: Plan, given: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    priced = {
+        i["feature_id"] for i in plan.items if (i.get("price") or {}).get("billing_method") == "prepaid"
+    }
+    for fq in given.get("feature_quantities") or []:
+        fid = str(fq["feature_id"])
+        if fid not in priced:
+            raise invalid(
+                f"feature_quantities: {fid} is not a prepaid feature of plan {plan.id}", "invalid_inputs"
+            )
+        quantity = float(fq["quantity"])
+        if quantity < 0:
+            raise invalid(f"feature_quantities: the quantity of {fid} must not be negative", "invalid_inputs")
+        out[fid] = quantity
+    return out
+
+
+def _plan_billables(
+    cat: Catalog, body: dict[str, Any], instances: list[Instance], processors: dict[int, str | None]
+) -> list[_Planned]:
+    planned: list[_Planned] = []
+    for position, billable in enumerate(body.get("billables") or []):
+        given = billable.get("plan")
+        if not isinstance(given, dict):
+            raise invalid(f"billables[{position}]: a billable must have a plan", "invalid_inputs")
+        if billable.get("phases"):
+            raise _unsupported("phases")
+        plan = _plan_of(cat, given)
+        processor = billable.get("processor")
+        link = billable.get("link") or {}
+        existing = next(
+            (
+                i
+                for i in instances
+                if i.status == "active"
+                and i.entity_pk is None
+                and i.plan_pk == plan.pk
+                and _instance_processor(processors, i) == (processor or "stripe")
+            ),
+            None,
+        )
+        quantity = given.get("quantity")
+        if quantity is not None and float(quantity) <= 0:
+            raise invalid(f"billables[{position}].plan.quantity: must be positive", "invalid_inputs")
+        planned.append(
+            _Planned(
+                plan=plan,
+                given=given,
+                processor=processor,
+                subscription_id=link.get("subscription_id"),
+                schedule_id=link.get("schedule_id"),
+                anchor=billable.get("billing_cycle_anchor"),
+                started_at=given.get("started_at"),
+                status=str(given.get("status") or "active"),
+                quantities=_quantities(plan, given),
+                existing=existing,
+            )
+        )
+    recurring_base = {
+        p.processor for p in planned if not p.plan.add_on and _is_recurring(p.plan) and p.processor
+    }
+    if {"stripe", "revenuecat"} <= recurring_base:
+        raise AutumnError(
+            400,
+            "cross_processor_conflict",
+            "billing.import: a recurring Stripe base plan and a recurring RevenueCat base plan cannot be "
+            "imported together",
+        )
+    return planned
+
+
+def _line_behavior(source: Any) -> str:
+    method = (source.price or {}).get("billing_method") if source.price else None
+    if method == "prepaid":
+        return "prepaid"
+    if method == "usage_based":
+        return "usage_based"
+    return "included"
+
+
+def _matches(source: Any, balance: dict[str, Any]) -> bool:
+    if source.feature_id != balance["feature_id"]:
+        return False
+    flt = balance.get("filter") or {}
+    if "interval" in flt:
+        wanted = flt["interval"]
+        line = source.interval if source.interval not in (None, "one_off") else "lifetime"
+        if (wanted if wanted is not None else "lifetime") != line:
+            return False
+    behavior = flt.get("billing_behavior")
+    return not (behavior and _line_behavior(source) != behavior)
+
+
+def _apply_balances(conn: Connection, instance_pk: int, balances: list[dict[str, Any]]) -> None:
+    sources = store.instance_sources(conn, instance_pk)
+    for balance in balances:
+        fid = balance["feature_id"]
+        matches = [s for s in sources if _matches(s, balance)]
+        if not matches:
+            raise AutumnError(
+                400,
+                "flash_balance_no_match",
+                f"billing.import: no entitlement line matched balance for feature '{fid}'",
+            )
+        if len(matches) > 1:
+            raise AutumnError(
+                400,
+                "flash_balance_ambiguous",
+                f"billing.import: balance filter for feature '{fid}' matched multiple lines; add a filter "
+                "to disambiguate",
+            )
+        source = matches[0]
+        value = float(source.balance)
+        if balance.get("balance") is not None:
+            value = float(balance["balance"])
+        elif balance.get("usage") is not None:
+            remaining = value - float(balance["usage"])
+            value = remaining if source.usage_allowed else max(0.0, remaining)
+        next_reset = balance.get("next_reset_at")
+        store.set_source_balance(conn, source.pk, value, int(next_reset) if next_reset is not None else None)
+
+
+def _mismatch(p: _Planned, cat: Catalog) -> str | None:
+    if p.anchor is None and p.started_at is None and _resets(p.plan, cat):
+        return (
+            f"plan '{p.plan.id}' has resetting balances but no billing anchor: its resets follow the "
+            "import time; provide started_at or billing_cycle_anchor"
+        )
+    if p.processor == "stripe" and not p.subscription_id and not p.plan.is_free and _is_recurring(p.plan):
+        return (
+            f"plan '{p.plan.id}' is a paid recurring plan with no linked subscription; provide "
+            "link.subscription_id"
+        )
+    return None
+
+
+def _image(
+    ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, p: _Planned, now: int
+) -> Instance:
+    """Create the plan instance of one billable; its pk."""
+    started_at = int(p.started_at) if p.started_at is not None else now
+    quantity = float(p.given.get("quantity") or 1)
+    if p.status in ENDED_STATUSES:
+        pk = store.insert_ended_instance(conn, customer.pk, p.plan.pk, p.plan.id, quantity, started_at, now)
+    else:
+        anchor = int(p.anchor) if p.anchor is not None else started_at
+        overrides: dict[tuple[str, str | None], int] = {
+            (fid, interval): _next_after(anchor, interval, count, now)
+            for fid, interval, count in _resets(p.plan, cat)
+        }
+        period_start, period_end = _period(p.plan, anchor, now)
+        trial_ends_at = _trial_end(p.plan, started_at) if p.status == "trialing" else None
+        pk = activate_plan(
+            conn,
+            cat,
+            customer=customer,
+            entity=None,
+            plan=p.plan,
+            now=now,
+            quantity=quantity,
+            feature_quantities=p.quantities,
+            next_reset_overrides=overrides,
+            trial_ends_at=trial_ends_at if trial_ends_at is not None and trial_ends_at > now else None,
+            current_period_start=period_start,
+            current_period_end=period_end,
+        )
+        store.set_started_at(conn, pk, started_at)
+        _apply_balances(conn, pk, list(p.given.get("balances") or []))
+    store.record_imported_plan(
+        conn,
+        pk,
+        p.processor,
+        p.status,
+        p.subscription_id,
+        p.schedule_id,
+        int(p.anchor) if p.anchor is not None else None,
+        now,
+    )
+    return next(i for i in load_instances(conn, customer.pk, include_expired=True) if i.pk == pk)
+
+
+def _upsert_customer(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> CustomerRow:
+    customer_id = str(body["customer_id"])
+    data = dict(body.get("customer_data") or {})
+    email = data.get("email")
+    if email is not None and not EMAIL_RE.match(str(email)):
+        raise invalid(f"customer_data.email: invalid email address {email}", "invalid_inputs")
+    identities = {str(p["type"]): str(p["id"]) for p in body.get("processors") or []}
+    now = ctx.now()
+    customer = get_customer(conn, ctx.tenant, customer_id, lock=True)
+    if customer is None:
+        values = {k: data.get(k) for k in ("name", "email", "fingerprint")}
+        values["stripe_id"] = identities.get("stripe")
+        pk = store.insert_bare_customer(
+            conn, ctx.tenant.org_pk, ctx.tenant.env, customer_id, values, controls_json({}), now
+        )
+    else:
+        pk = customer.pk
+        changes = {
+            k: data[k]
+            for k in ("name", "email", "fingerprint")
+            if data.get(k) is not None and data[k] != getattr(customer, k)
+        }
+        store.update_customer_fields(conn, pk, changes)
+    if "revenuecat" in identities:
+        store.seed_processor_identity(conn, pk, "revenuecat", identities["revenuecat"], now)
+    found = get_customer(conn, ctx.tenant, customer_id, lock=True)
+    assert found is not None
+    return found
+
+
+def _flash(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> tuple[CustomerRow, list[dict[str, Any]]]:
+    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    customer = _upsert_customer(ctx, conn, body)
+    now = ctx.now(customer.clock_offset_ms)
+    instances = load_instances(conn, customer.pk)
+    processors = store.processor_of_instances(conn, [i.pk for i in instances])
+    planned = _plan_billables(cat, body, instances, processors)
+    flashed: list[dict[str, Any]] = []
+    for p in planned:
+        if p.existing is not None:
+            flashed.append(
+                {
+                    "plan_id": p.plan.id,
+                    "processor": p.processor or NO_PROCESSOR,
+                    "customer_product_id": p.existing.public_id,
+                    "status": p.existing.status,
+                    "skipped": True,
+                    "reason": "already_active",
+                }
+            )
+            continue
+        inst = _image(ctx, conn, cat, customer, p, now)
+        entry: dict[str, Any] = {
+            "plan_id": p.plan.id,
+            "processor": p.processor or NO_PROCESSOR,
+            "customer_product_id": inst.public_id,
+            "status": p.status,
+            "skipped": False,
+        }
+        reason = _mismatch(p, cat)
+        if reason is not None:
+            entry.update(mismatch=True, reason=reason)
+        flashed.append(entry)
+    if planned:
+        desired = {p.plan.pk for p in planned}
+        for inst in instances:
+            if inst.status != "active" or inst.entity_pk is not None or inst.plan_pk in desired:
+                continue
+            expire_instance(conn, inst.pk, now)
+            store.mark_canceled(conn, inst.pk, now)
+            flashed.append(
+                {
+                    "plan_id": inst.plan_id,
+                    "processor": _instance_processor(processors, inst),
+                    "customer_product_id": inst.public_id,
+                    "status": "expired",
+                    "skipped": False,
+                    "expired": True,
+                    "reason": "expired_not_in_desired_state",
+                }
+            )
+    return customer, flashed
+
+
+def import_billing(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    body.pop("_base_url", None)
+    customer_id = str(body["customer_id"])
+    if body.get("entities"):
+        raise _unsupported("entities")
+    lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
+    with lock, ctx.db.write() as conn:
+        if body.get("dry_run"):
+            savepoint = conn.begin_nested()
+            try:
+                _, flashed = _flash(ctx, conn, body)
+            finally:
+                savepoint.rollback()
+            return {"customer_id": customer_id, "flashed": flashed, "customer": None}
+        customer, flashed = _flash(ctx, conn, body)
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        customer_out = customer_json(ctx, conn, cat, customer, ctx.now(customer.clock_offset_ms))
+    return {"customer_id": customer_id, "flashed": flashed, "customer": customer_out}

@@ -1,0 +1,222 @@
+"""``billing.multi_update`` and ``billing.preview_multi_update``: several ``billing.update``s of one
+customer (cancel, cancel at period end, uncancel), applied as one unit and previewed the same way.
+
+Each update is resolved, checked and quoted exactly as a lone ``billing.update`` (its entity is its
+own ``entity_id``, else the request's); two updates of the same plan instance are refused, as Autumn
+refuses them.  Everything is checked before anything changes; then, in one transaction under the
+customer's billing lock, every update is applied and what they make due is settled on ONE invoice
+(a cancel's prorated credit, an ending plan's pending prorations).  Any failure (a bad update, a
+charge that needs the customer: Autumn's multi update never sends the customer to a checkout) rolls
+the whole transaction back, and a processor payment made inside it is compensated after the rollback
+(:mod:`reference_server.payments.compensation`).
+
+The preview returns one core preview per affected paid plan instance (each bills as its own
+subscription here); updates of free plans have no entry, as in Autumn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.engine.billing.money import minor_to_json
+from reference_server.engine.billing.preview import outgoing_json, preview_body
+from reference_server.errors import AutumnError, invalid
+from reference_server.service import attach_free
+from reference_server.service.context import Ctx
+from reference_server.service.subscriptions import Instance
+from reference_server.store.billing_lock import billing_lock
+
+from . import api as paid
+from .flows import charge_draft
+
+SUBSCRIPTION_PREVIEW_KEYS = (
+    "customer_id",
+    "line_items",
+    "subtotal",
+    "total",
+    "currency",
+    "next_cycle",
+    "incoming",
+    "outgoing",
+)
+
+
+def _item_bodies(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each update as the body of a lone ``billing.update`` (its own entity wins over the request's)."""
+    updates = body.get("updates") or []
+    if not updates:
+        raise invalid("updates: at least one update is required", "invalid_inputs")
+    out = []
+    for item in updates:
+        one: dict[str, Any] = {"customer_id": body["customer_id"]}
+        entity_id = item.get("entity_id") or body.get("entity_id")
+        if entity_id:
+            one["entity_id"] = entity_id
+        for key in ("plan_id", "subscription_id", "cancel_action", "proration_behavior"):
+            if item.get(key) is not None:
+                one[key] = item[key]
+        out.append(one)
+    return out
+
+
+@dataclass
+class _Item:
+    """One resolved update: a free plan's (applied by the core) or a paid plan's quotes."""
+
+    body: dict[str, Any]
+    inst: Instance
+    free: dict[str, Any] | None  # resolve_update's values for attach_free.update_free
+    quotes: dict[str, Any] | None  # payments.api._update_quotes for a paid plan
+
+
+def _resolve(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> list[_Item]:
+    """Resolve, check and quote every update before anything changes."""
+    items: list[_Item] = []
+    seen: set[int] = set()
+    for one in _item_bodies(body):
+        cat, customer, entity, inst, instances, now = attach_free.resolve_update(ctx, conn, one)
+        if inst.pk in seen:
+            raise invalid(
+                f"Multiple updates target the same plan ({inst.plan_id}). Combine them into a single update."
+            )
+        seen.add(inst.pk)
+        plan = cat.plans_by_pk.get(inst.plan_pk)
+        if plan is not None and plan.is_free:
+            free = {
+                "cat": cat,
+                "customer": customer,
+                "entity": entity,
+                "inst": inst,
+                "instances": instances,
+                "now": now,
+            }
+            _check_free(one, inst)
+            items.append(_Item(one, inst, free, None))
+        else:
+            items.append(_Item(one, inst, None, paid._update_quotes(ctx, conn, one)))
+    return items
+
+
+def _check_free(body: dict[str, Any], inst: Instance) -> None:
+    """What ``update_free`` refuses, checked up front so no update is applied before a refusal."""
+    action = body.get("cancel_action")
+    if action in ("cancel_immediately", "cancel_end_of_cycle", "uncancel") and inst.status != "active":
+        verb = "uncancelled" if action == "uncancel" else "cancelled"
+        raise invalid(f"Only an active plan can be {verb}")
+
+
+def _combined_due(items: list[_Item]) -> InvoiceDraft:
+    drafts = [it.quotes["due"] for it in items if it.quotes is not None and it.quotes["due"].lines]
+    if not drafts:
+        return InvoiceDraft()
+    currencies = {d.currency for d in drafts}
+    if len(currencies) > 1:
+        raise invalid("The updated plans are billed in different currencies")
+    lines = tuple(line for d in drafts for line in d.lines)
+    return InvoiceDraft(lines, drafts[0].currency)
+
+
+def _locked(ctx: Ctx, body: dict[str, Any], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    customer_id = body.get("customer_id")
+    if not isinstance(customer_id, str):
+        return run()
+    with billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now()):
+        return run()
+
+
+def multi_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    base_url = paid._base_url(ctx, body)
+    return _locked(ctx, body, lambda: _multi_update(ctx, body, base_url))
+
+
+def _multi_update(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        items = _resolve(ctx, conn, body)
+        due = _combined_due(items)
+        for it in items:
+            if it.free is not None:
+                attach_free.update_free(ctx, conn, it.body, **it.free)
+            else:
+                assert it.quotes is not None
+                # ``paid=True``: nothing is charged per update; the one invoice below settles them all.
+                paid._apply_update(ctx, conn, it.quotes, base_url, paid=True)
+        first = items[0]
+        customer = (first.free or first.quotes or {})["customer"]
+        now = (first.free or first.quotes or {})["now"]
+        entity = _request_entity(items, body)
+        out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
+        if body.get("entity_id"):
+            out["entity_id"] = body["entity_id"]
+        outcome = charge_draft(
+            paid.processor_for(ctx.state), conn, customer, due, "update", now, base_url, entity
+        )
+        if outcome is not None and not outcome.succeeded:
+            action = outcome.required_action() or {}
+            reason = action.get("reason") or "the payment failed"
+            raise AutumnError(
+                400,
+                "invalid_request",
+                f"Multi update does not support updates that require payment from the customer ({reason})",
+            )
+        if outcome is not None and outcome.invoice is not None:
+            out["invoice"] = outcome.invoice.to_api()
+        return out
+
+
+def _request_entity(items: list[_Item], body: dict[str, Any]) -> Any:
+    """The entity the invoice is made out to: the request's, when every update is on it."""
+    if not body.get("entity_id"):
+        return None
+    for it in items:
+        values = it.free or it.quotes or {}
+        entity = values.get("entity")
+        if entity is not None and entity.id == body["entity_id"]:
+            return entity
+    return None
+
+
+def preview_multi_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    paid._base_url(ctx, body)
+    paid._settle(ctx, body)
+    with ctx.db.write() as conn:
+        items = _resolve(ctx, conn, body)
+        _combined_due(items)  # the currencies must agree, as for the update itself
+        subscriptions = []
+        currency = None
+        total = 0
+        for it in items:
+            q = it.quotes
+            if q is None:
+                continue
+            subscriptions.append(_subscription_preview(q))
+            due: InvoiceDraft = q["due"]
+            currency = currency or due.currency
+            total += due.total
+        first = items[0].free or items[0].quotes or {}
+        customer = first["customer"]
+        conn.rollback()
+    currency = currency or InvoiceDraft().currency
+    return {
+        "customer_id": customer.id or "",
+        "currency": currency,
+        "total": minor_to_json(total, currency),
+        "subscriptions": subscriptions,
+    }
+
+
+def _subscription_preview(q: dict[str, Any]) -> dict[str, Any]:
+    """One update's core preview, built as ``billing.preview_update`` builds it."""
+    inst, now, sub = q["inst"], q["now"], q["sub"]
+    cycles = [q["next_cycle"]] if q["next_cycle"] is not None else []
+    outgoing = []
+    if q["ends_at"] is not None:
+        outgoing.append(outgoing_json(inst.plan_id, q["ends_at"], now, dict(sub.prepaid_quantities)))
+    full = preview_body(q["customer"].id or "", q["due"], cycles, (), outgoing)
+    out = {k: full[k] for k in SUBSCRIPTION_PREVIEW_KEYS if k in full}
+    out["plan_ids"] = [inst.plan_id]
+    return out

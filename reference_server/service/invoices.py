@@ -1,0 +1,146 @@
+"""``invoices.list`` and ``invoices.insert``.
+
+The list pages through every invoice of the org env, newest first (``created_at`` then insertion),
+filtered by customer, entity, status and processor.  The insert records up to 500 historical invoices
+given from outside, as Autumn does: rows written as given, upserted on their ``stripe_id``, never read
+from or written to a billing processor (no Stripe call, no charge, no webhook).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reference_server.engine.billing.money import major_to_minor, minor_to_json
+from reference_server.errors import customer_not_found, entity_not_found, invalid
+from reference_server.service.context import Ctx
+from reference_server.store import import_tables as store
+from reference_server.store.import_tables import InvoiceRow, InvoiceValues
+from reference_server.store.subjects import get_customer, new_id
+
+MAX_LIMIT = 5000
+MAX_INSERT = 500
+DEFAULT_CURRENCY = "usd"
+
+
+def _amount(minor: int, currency: str) -> int | float:
+    return minor_to_json(minor, currency)
+
+
+def invoice_json(row: InvoiceRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "customer_id": row.customer_id,
+        "entity_id": row.entity_id,
+        "plan_ids": row.plan_ids,
+        "stripe_id": row.stripe_id,
+        "processor_type": row.processor_type,
+        "status": row.status,
+        "total": _amount(row.total, row.currency),
+        "amount_paid": _amount(row.amount_paid, row.currency) if row.amount_paid is not None else None,
+        "refunded_amount": _amount(row.refunded_amount, row.currency),
+        "currency": row.currency,
+        "created_at": row.created_at,
+        "hosted_invoice_url": row.hosted_invoice_url,
+    }
+
+
+def list_invoices(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    limit = int(body.get("limit") or 50)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise invalid(f"limit: must be between 1 and {MAX_LIMIT}", "invalid_inputs")
+    customer_id = body.get("customer_id")
+    entity_id = body.get("entity_id")
+    if entity_id and not customer_id:
+        raise invalid("entity_id filter requires customer_id", "invalid_inputs")
+    after = None
+    if body.get("start_cursor"):
+        after = store.decode_invoice_cursor(str(body["start_cursor"]))
+        if after is None:
+            raise invalid("start_cursor: invalid cursor", "invalid_inputs")
+    with ctx.db.read() as conn:
+        customer_pk = None
+        if customer_id:
+            customer = get_customer(conn, ctx.tenant, customer_id)
+            if customer is None:
+                raise customer_not_found(customer_id)
+            customer_pk = customer.pk
+            if entity_id and not store.entity_exists(conn, customer.pk, entity_id):
+                raise entity_not_found(entity_id)
+        rows, more = store.list_invoice_page(
+            conn,
+            ctx.tenant.org_pk,
+            ctx.tenant.env,
+            limit=limit,
+            after=after,
+            customer_pk=customer_pk,
+            entity_id=entity_id or None,
+            statuses=body.get("status") or None,
+            processor_types=body.get("processor_types") or None,
+        )
+    next_cursor = store.encode_invoice_cursor(rows[-1].created_at, rows[-1].pk) if more and rows else None
+    return {"list": [invoice_json(r) for r in rows], "next_cursor": next_cursor}
+
+
+def _minor(value: Any, currency: str, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise invalid(f"{field}: expected a number", "invalid_inputs")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise invalid(f"{field}: expected a finite number", "invalid_inputs")
+    return major_to_minor(value, currency)
+
+
+def insert_invoices(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    given: list[dict[str, Any]] = list(body.get("invoices") or [])
+    if len(given) > MAX_INSERT:
+        raise invalid(f"invoices: at most {MAX_INSERT} invoices per request", "invalid_inputs")
+    if not given:
+        return {"invoices": []}
+    stripe_ids = [str(inv["stripe_id"]) for inv in given]
+    if len(set(stripe_ids)) != len(stripe_ids):
+        raise invalid("Duplicate stripe_id values are not allowed in one batch")
+    if any(not sid for sid in stripe_ids):
+        raise invalid("stripe_id: must not be empty", "invalid_inputs")
+    customer_ids = sorted({str(inv["customer_id"]) for inv in given})
+    plan_ids = sorted({str(p) for inv in given for p in inv.get("plan_ids") or []})
+    with ctx.db.write() as conn:
+        by_customer = store.customer_pks_by_id(conn, ctx.tenant.org_pk, ctx.tenant.env, customer_ids)
+        missing = [c for c in customer_ids if c not in by_customer]
+        if missing:
+            raise invalid(f"Customers not found: {', '.join(missing)}")
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        unknown = [p for p in plan_ids if p not in cat.plans]
+        if unknown:
+            raise invalid(f"Plans not found: {', '.join(unknown)}")
+        existing: dict[str, int] = {}
+        for found in store.invoices_by_stripe_id(conn, stripe_ids):
+            if found.org_pk != ctx.tenant.org_pk or found.env != ctx.tenant.env:
+                raise invalid(f"Invoice {found.stripe_id} belongs to another organization or environment")
+            existing.setdefault(found.stripe_id, found.pk)
+        now = ctx.now()
+        pks: list[int] = []
+        for position, inv in enumerate(given):
+            currency = str(inv.get("currency") or DEFAULT_CURRENCY).lower()
+            where = f"invoices[{position}]"
+            paid = inv.get("amount_paid")
+            values = InvoiceValues(
+                id=new_id("inv"),
+                customer_pk=by_customer[str(inv["customer_id"])],
+                plan_ids=[str(p) for p in inv.get("plan_ids") or []],
+                stripe_id=str(inv["stripe_id"]),
+                processor_type=str(inv.get("processor_type") or store.DEFAULT_PROCESSOR),
+                status=str(inv["status"]),
+                total=_minor(inv["total"], currency, f"{where}.total"),
+                amount_paid=_minor(paid, currency, f"{where}.amount_paid") if paid is not None else None,
+                refunded_amount=_minor(inv.get("refunded_amount") or 0, currency, f"{where}.refunded_amount"),
+                currency=currency,
+                created_at=int(inv["created_at"]),
+                hosted_invoice_url=inv.get("hosted_invoice_url"),
+            )
+            pks.append(store.upsert_imported_invoice(conn, existing.get(values.stripe_id), values, now))
+        rows = store.invoice_rows_by_pk(conn, pks)
+    out = []
+    for pk in pks:
+        row = invoice_json(rows[pk])
+        row.pop("entity_id")
+        out.append(row)
+    return {"invoices": out}
