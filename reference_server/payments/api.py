@@ -1098,9 +1098,11 @@ def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any
     """``customer.invoices`` for ``expand: ["invoices"]``."""
     from reference_server.engine.billing.money import minor_to_json
     from reference_server.store.billing_tables import invoices
+    from reference_server.store.import_tables import imported_invoices
 
     rows = conn.execute(
-        select(invoices)
+        select(invoices, imported_invoices.c.processor_type)
+        .outerjoin(imported_invoices, imported_invoices.c.invoice_pk == invoices.c.pk)
         # Drafts holding pending lines for the next renewal are not invoices yet; an invoice-mode draft
         # (``invoice_mode.finalize: false``) is, listed as ``draft`` with no page to pay it.
         .where(
@@ -1113,6 +1115,7 @@ def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any
         {
             "plan_ids": list(r.plan_ids or []),
             "stripe_id": r.processor_id or r.id,
+            "processor_type": r.processor_type or "stripe",  # invoices.insert may record RevenueCat's
             "status": r.status,
             "total": minor_to_json(int(r.total), r.currency),
             "currency": r.currency,

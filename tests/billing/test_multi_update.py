@@ -1,0 +1,189 @@
+"""``billing.multi_update`` and ``billing.preview_multi_update`` through the real server over HTTP, on
+SQLite and PostgreSQL with the local processor.
+
+Several cancels of one customer apply together (one invoice for the credits), the preview shows one
+entry per paid plan and changes nothing, and a refused update leaves every plan as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from reference_server.clock import ManualClock
+from reference_server.store.billing_tables import invoices
+from reference_server.testing import fresh_database_url, postgres_available, run_server
+
+from .conftest import ms
+from .test_api_billing import Api
+
+START = ms(2026, 4, 1)  # a 30-day month
+DAY = 86_400_000
+DATABASES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=DATABASES)
+def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    database = request.param
+    if database == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not available")
+    monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
+    clock = ManualClock(START)
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_database_url(database))
+        server = stack.enter_context(run_server(url, clock=clock))
+        client = Api(server, clock)
+        client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
+        month = {"interval": "month"}
+        client(
+            "plans.create",
+            plan_id="free",
+            name="Free",
+            auto_enable=True,
+            items=[{"feature_id": "messages", "included": 100, "reset": month}],
+        )
+        client(
+            "plans.create",
+            plan_id="pro",
+            name="Pro",
+            price={"amount": 20, "interval": "month"},
+            items=[{"feature_id": "messages", "included": 1000, "reset": month}],
+        )
+        client(
+            "plans.create",
+            plan_id="addon",
+            name="Addon",
+            add_on=True,
+            price={"amount": 10, "interval": "month"},
+            items=[],
+        )
+        client("plans.create", plan_id="perk", name="Perk", add_on=True, items=[])
+        yield client
+        client.http.close()
+
+
+def _subscribed(api: Api, customer_id: str) -> None:
+    api("customers.get_or_create", customer_id=customer_id)
+    api.add_card(customer_id)
+    api("billing.attach", customer_id=customer_id, plan_id="pro")
+    api("billing.attach", customer_id=customer_id, plan_id="addon")
+    api("billing.attach", customer_id=customer_id, plan_id="perk")
+
+
+def _subs(api: Api, customer_id: str) -> dict[str, dict[str, Any]]:
+    return {s["plan_id"]: s for s in api.customer(customer_id)["subscriptions"]}
+
+
+def _invoice_count(api: Api) -> int:
+    with api.server.app.state.autumn.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(invoices)).scalar_one())
+
+
+def test_cancel_end_of_cycle_of_several_plans_together(api: Api) -> None:
+    _subscribed(api, "u1")
+    api.clock.advance(15 * DAY)
+    invoices_before = _invoice_count(api)
+    out = api(
+        "billing.multi_update",
+        customer_id="u1",
+        updates=[
+            {"plan_id": "pro", "cancel_action": "cancel_end_of_cycle"},
+            {"plan_id": "addon", "cancel_action": "cancel_end_of_cycle"},
+            {"plan_id": "perk", "cancel_action": "cancel_immediately"},
+        ],
+    )
+    assert out["customer_id"] == "u1" and out["payment_url"] is None
+    assert "invoice" not in out  # nothing is due: the paid plans end at their period end
+    assert _invoice_count(api) == invoices_before
+    subs = _subs(api, "u1")
+    assert subs["pro"]["canceled_at"] is not None and subs["pro"]["expires_at"] == START + 30 * DAY
+    assert subs["addon"]["canceled_at"] is not None and subs["addon"]["expires_at"] == START + 30 * DAY
+    assert "perk" not in subs or subs["perk"]["status"] == "expired"
+
+    # Uncancel both in one go.
+    api(
+        "billing.multi_update",
+        customer_id="u1",
+        updates=[
+            {"plan_id": "pro", "cancel_action": "uncancel"},
+            {"plan_id": "addon", "cancel_action": "uncancel"},
+        ],
+    )
+    subs = _subs(api, "u1")
+    assert subs["pro"]["canceled_at"] is None and subs["pro"]["expires_at"] is None
+    assert subs["addon"]["canceled_at"] is None and subs["addon"]["expires_at"] is None
+
+
+def test_cancel_immediately_credits_on_one_invoice_and_preview_matches(api: Api) -> None:
+    _subscribed(api, "u1")
+    api.clock.advance(15 * DAY)
+    updates = [
+        {"plan_id": "pro", "cancel_action": "cancel_immediately"},
+        {"plan_id": "addon", "cancel_action": "cancel_immediately"},
+        {"plan_id": "perk", "cancel_action": "cancel_immediately"},
+    ]
+    before = _subs(api, "u1")
+    invoices_before = _invoice_count(api)
+    preview = api("billing.preview_multi_update", customer_id="u1", updates=updates)
+    assert _subs(api, "u1") == before and _invoice_count(api) == invoices_before  # nothing changed
+    assert preview["customer_id"] == "u1" and preview["currency"] == "usd"
+    by_plan = {tuple(s["plan_ids"]): s for s in preview["subscriptions"]}
+    assert set(by_plan) == {("pro",), ("addon",)}  # the free add-on has no entry
+    assert by_plan[("pro",)]["total"] == -10 and by_plan[("addon",)]["total"] == -5
+    assert preview["total"] == -15
+
+    out = api("billing.multi_update", customer_id="u1", updates=updates)
+    assert out["invoice"]["total"] == preview["total"]
+    assert _invoice_count(api) == invoices_before + 1  # one invoice for both credits
+    subs = _subs(api, "u1")
+    assert set(subs) == {"free"}  # the group's default plan took over
+
+
+def test_a_refused_update_changes_nothing(api: Api) -> None:
+    _subscribed(api, "u1")
+    before = _subs(api, "u1")
+    invoices_before = _invoice_count(api)
+    refused = api(
+        "billing.multi_update",
+        expect=404,
+        customer_id="u1",
+        updates=[
+            {"plan_id": "pro", "cancel_action": "cancel_immediately"},
+            {"plan_id": "premium", "cancel_action": "cancel_immediately"},
+        ],
+    )
+    assert refused["code"] == "cus_product_not_found"
+    twice = api(
+        "billing.multi_update",
+        expect=400,
+        customer_id="u1",
+        updates=[
+            {"plan_id": "addon", "cancel_action": "cancel_immediately"},
+            {"plan_id": "addon", "cancel_action": "cancel_end_of_cycle"},
+        ],
+    )
+    assert twice["code"] == "invalid_request" and "same plan" in twice["message"]
+    assert _subs(api, "u1") == before and _invoice_count(api) == invoices_before
+
+    assert api("billing.multi_update", expect=400, customer_id="u1", updates=[])["code"]
+    missing_action = api("billing.multi_update", expect=400, customer_id="u1", updates=[{"plan_id": "pro"}])
+    assert missing_action["code"]
+    no_target = api(
+        "billing.multi_update", expect=400, customer_id="u1", updates=[{"cancel_action": "uncancel"}]
+    )
+    assert no_target["code"] == "invalid_inputs"
+    ghost = api(
+        "billing.preview_multi_update",
+        expect=404,
+        customer_id="ghost",
+        updates=[{"plan_id": "pro", "cancel_action": "cancel_immediately"}],
+    )
+    assert ghost["code"] == "customer_not_found"
+    assert _subs(api, "u1") == before and _invoice_count(api) == invoices_before
