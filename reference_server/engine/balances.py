@@ -22,6 +22,8 @@ def feature_json(f: Feature) -> dict[str, Any]:
     }
     if f.display:
         out["display"] = f.display
+    if f.markups:  # AI credit systems: only the markups that are set, as Autumn answers them
+        out.update({k: v for k, v in f.markups.items() if v is not None})
     return out
 
 
@@ -98,7 +100,13 @@ def derive_balance(
                 granted += r.balance + r.usage
                 remaining += r.balance
                 usage += r.usage
-                rollovers.append({"balance": num(r.balance), "expires_at": r.expires_at or 0})
+                rollovers.append(
+                    {
+                        "granted": num(r.balance + r.usage),  # as rolled over, before any use
+                        "balance": num(r.balance),
+                        "expires_at": r.expires_at or 0,
+                    }
+                )
         out = {
             "feature_id": feature.id,
             "granted": num(granted),

@@ -24,13 +24,15 @@ def num(x: float | int | None) -> float | int | None:
 class Feature:
     id: str
     name: str | None
-    type: str  # boolean | metered | credit_system
+    type: str  # boolean | metered | credit_system | ai_credit_system
     consumable: bool
     event_names: list[str] = field(default_factory=list)
     credit_schema: list[dict[str, Any]] = field(default_factory=list)
     display: dict[str, Any] | None = None
     archived: bool = False
     created_at: int = 0
+    markups: dict[str, Any] | None = None
+    """AI credit systems: ``default_markup``, ``provider_markups`` and ``model_markups`` as given."""
 
     def credit_cost(self, metered_feature_id: str) -> float | None:
         for entry in self.credit_schema:

@@ -12,6 +12,7 @@ from reference_server.engine.balances import feature_json
 from reference_server.engine.model import Feature
 from reference_server.errors import AutumnError, feature_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
+from reference_server.service.license_links import save_plan_links
 from reference_server.store.catalog import Catalog, Plan, bump_catalog_version, feature_from_row
 from reference_server.store.tables import customer_plans, features, plans
 
@@ -22,14 +23,36 @@ RESET_INTERVALS = ("one_off", "minute", "hour", "day", "week", "month", "quarter
 # ---------------------------------------------------------------- features
 
 
-def _validate_feature(body: dict[str, Any], catalog: Catalog, feature_id: str) -> dict[str, Any]:
+FEATURE_TYPES = ("boolean", "metered", "credit_system", "ai_credit_system")
+MARKUP_FIELDS = ("default_markup", "provider_markups", "model_markups")
+
+
+def _markups(body: dict[str, Any], ftype: str, requested: dict[str, Any]) -> dict[str, Any] | None:
+    """An AI credit system's markups as stored (None: none set); other types take none."""
+    if ftype != "ai_credit_system":
+        given = [k for k in MARKUP_FIELDS if requested.get(k) is not None]
+        if given:
+            raise invalid(f"{given[0]}: only ai_credit_system features take markups", "invalid_feature")
+        return None
+    values = {k: body[k] for k in MARKUP_FIELDS if body.get(k) is not None}
+    return values or None
+
+
+def _validate_feature(
+    body: dict[str, Any], catalog: Catalog, feature_id: str, requested: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The stored values of a feature; ``requested`` is the request's own body (``body`` may merge in
+    the current feature's values on update)."""
     ftype = body["type"]
-    if ftype not in ("boolean", "metered", "credit_system"):
-        raise invalid("type: must be one of: boolean, metered, credit_system", "invalid_inputs")
+    if ftype not in FEATURE_TYPES:
+        raise invalid("type: must be one of: " + ", ".join(FEATURE_TYPES), "invalid_inputs")
+    requested = body if requested is None else requested
+    if ftype == "ai_credit_system" and requested.get("credit_schema"):
+        raise invalid("credit_schema: AI credit systems price usage with model_markups", "invalid_feature")
     consumable = body.get("consumable")
     if ftype == "boolean":
         consumable = False
-    elif ftype == "credit_system" or consumable is None:
+    elif ftype in ("credit_system", "ai_credit_system") or consumable is None:
         consumable = True
     schema = list(body.get("credit_schema") or [])
     if ftype == "credit_system":
@@ -60,6 +83,7 @@ def _validate_feature(body: dict[str, Any], catalog: Catalog, feature_id: str) -
         ],
         "display": body.get("display"),
         "archived": bool(body.get("archived", False)),
+        "markups": _markups(body, ftype, requested),
     }
 
 
@@ -109,7 +133,9 @@ def update_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise feature_not_found(fid)
         merged = feature_json(current)
         merged.update({k: v for k, v in body.items() if k not in ("feature_id", "new_feature_id")})
-        values = _validate_feature(merged, cat, fid)
+        if "model_markups" in body and body["model_markups"] is None:  # null keeps them, as in Autumn
+            merged["model_markups"] = (current.markups or {}).get("model_markups")
+        values = _validate_feature(merged, cat, fid, body)
         new_id = body.get("new_feature_id") or fid
         if new_id != fid:
             if not ID_RE.match(new_id):
@@ -254,8 +280,8 @@ def plan_json(
                 "name": f.name,
                 "type": "boolean"
                 if f.type == "boolean"
-                else "credit_system"
-                if f.type == "credit_system"
+                else f.type
+                if f.type in ("credit_system", "ai_credit_system")
                 else ("single_use" if f.consumable else "continuous_use"),
                 "archived": f.archived,
             }
@@ -363,8 +389,10 @@ def create_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             )
             .returning(plans.c.pk)
         ).scalar_one()
+        created = _plan_from_values(pk, plan_id, 1, now, ctx.tenant.env, values)
+        save_plan_links(conn, cat, created, body, now=now)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
-        return plan_json(_plan_from_values(pk, plan_id, 1, now, ctx.tenant.env, values), cat)
+        return plan_json(created, cat)
 
 
 def _customer_count(conn: Connection, plan_pks: list[int]) -> int:
@@ -445,9 +473,11 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                     )
                     .values(plan_id=new_id)
                 )
-        bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         created = current.created_at if pk == current.pk else ctx.now()
-        return plan_json(_plan_from_values(pk, new_id, version, created, ctx.tenant.env, values), cat)
+        updated = _plan_from_values(pk, new_id, version, created, ctx.tenant.env, values)
+        save_plan_links(conn, cat, updated, body, now=ctx.now(), previous_pk=current.pk)
+        bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
+        return plan_json(updated, cat)
 
 
 def delete_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -475,7 +505,9 @@ def _legacy_feature_type(f: Feature | None) -> str | None:
         return None
     if f.type == "boolean":
         return "boolean"
-    return "single_use" if f.consumable or f.type == "credit_system" else "continuous_use"
+    return (
+        "single_use" if f.consumable or f.type in ("credit_system", "ai_credit_system") else "continuous_use"
+    )
 
 
 def product_json(plan: Plan, cat: Catalog) -> dict[str, Any]:

@@ -81,6 +81,7 @@ def feature_from_row(r: Any) -> Feature:
         display=r.display,
         archived=bool(r.archived),
         created_at=int(r.created_at),
+        markups=r.markups,
     )
 
 

@@ -96,6 +96,7 @@ features = Table(
     Column("display", JSON),
     Column("archived", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("markups", JSON),  # AI credit systems: default/provider/model markups (0014_invoices)
     UniqueConstraint("org_pk", "env", "id", name="uq_features_org_env_id"),
 )
 
@@ -275,10 +276,14 @@ rewards = Table(
     Column("name", String(255)),
     Column("type", String(32), nullable=False),
     Column("discount_value", Float, nullable=False, default=0),
-    Column("grants", JSON, nullable=False),  # [{feature_id, quantity, expires_after_days?}]
+    Column("grants", JSON, nullable=False),  # [{feature_id, included, expiry: {type, length} | null}]
     Column("free_plan_id", String(255)),
-    Column("promo_codes", JSON, nullable=False),  # [{code, max_redemptions?}]
+    Column("promo_codes", JSON, nullable=False),  # [{code, global_max_redemption, first_time_transaction}]
     Column("created_at", BigInteger, nullable=False),
+    # Coupons (0013_rewards): one_off | months | forever, its month count, the plans (NULL: all plans).
+    Column("duration_type", String(16)),
+    Column("duration_length", Integer),
+    Column("plan_ids", JSON),
     UniqueConstraint("org_pk", "env", "id", name="uq_rewards_org_env_id"),
 )
 
@@ -290,11 +295,12 @@ reward_programs = Table(
     Column("env", String(16), nullable=False),
     Column("id", String(255), nullable=False),
     Column("reward_id", String(255), nullable=False),
-    Column("trigger", String(32), nullable=False),  # customer_creation | checkout
+    Column("trigger", String(32), nullable=False),  # the API's redeem_on: customer_creation | checkout
     Column("received_by", String(16), nullable=False),  # referrer | all
     Column("max_redemptions", Integer),
-    Column("plan_ids", JSON, nullable=False),
+    Column("plan_ids", JSON, nullable=False),  # a list, or JSON null when none was given
     Column("created_at", BigInteger, nullable=False),
+    Column("exclude_trial", Boolean),  # 0013_rewards
     UniqueConstraint("org_pk", "env", "id", name="uq_reward_programs_org_env_id"),
 )
 

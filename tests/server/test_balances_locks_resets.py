@@ -229,13 +229,14 @@ def test_r1_rollover_on_reset(api: Api) -> None:
     api.advance(days=31)
     b = api.balance("u1", "messages")
     assert b is not None and b["remaining"] == 550
-    assert b["rollovers"] == [{"balance": 150, "expires_at": b["rollovers"][0]["expires_at"]}]
+    assert b["rollovers"] == [{"granted": 150, "balance": 150, "expires_at": b["rollovers"][0]["expires_at"]}]
     assert b["rollovers"][0]["expires_at"] > reset_at
     assert b["granted"] - b["usage"] == b["remaining"]
     # rollovers drain first
     api.track("u1", "messages", 100)
     b = api.balance("u1", "messages")
     assert b is not None and b["rollovers"][0]["balance"] == 50
+    assert b["rollovers"][0]["granted"] == 150  # as rolled over, before the 100 used
     assert {r["plan_id"]: r["remaining"] for r in b["breakdown"]} == {"free": 400}
 
 
