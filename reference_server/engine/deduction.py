@@ -16,7 +16,10 @@ from typing import Any, Literal
 from reference_server.engine.intervals import approx_interval_ms
 from reference_server.engine.model import Controls, Rollover, Source, num, r10
 
-OverageBehavior = Literal["cap", "reject", "overflow", "allow"]
+OverageBehavior = Literal["cap", "reject", "overflow", "allow", "negative"]
+"""``negative`` is track's ``overage_behavior: "overflow"``: every source may go below zero (no usage
+limit clamps it), spend limits still apply.  ``overflow`` (entities' seats) only lifts the floors of
+sources that allow overage."""
 
 
 class InsufficientBalance(Exception):
@@ -171,14 +174,15 @@ def deduct(
                 break
             s = t.source
             ctl = controls.get(s.feature_id)
-            if ctl is not None and ctl.overage_allowed is False:
-                continue
             free_allocated = s.continuous and s.price is None
-            control_on = ctl is not None and ctl.overage_allowed is True
-            if not (s.pay_per_use or free_allocated or control_on):
-                continue
+            if behavior != "negative":
+                if ctl is not None and ctl.overage_allowed is False:
+                    continue
+                control_on = ctl is not None and ctl.overage_allowed is True
+                if not (s.pay_per_use or free_allocated or control_on):
+                    continue
             spend_limited = ctl is not None and ctl.spend_limit is not None
-            if behavior == "overflow" or spend_limited or free_allocated or not s.pay_per_use:
+            if behavior in ("overflow", "negative") or spend_limited or free_allocated or not s.pay_per_use:
                 floor = -math.inf
             else:
                 floor = _overage_floor(s)

@@ -64,7 +64,7 @@ from reference_server.store.subjects import (
 )
 
 
-def _track_args(body: dict[str, Any]) -> tuple[float, str, dict[str, Any] | None, bool]:
+def track_args(body: dict[str, Any]) -> tuple[float, str, dict[str, Any] | None, bool]:
     """value, overage behaviour, lock and expand of a track body (validated)."""
     if bool(body.get("feature_id")) == bool(body.get("event_name")):
         raise invalid("Either feature_id or event_name must be provided", "invalid_inputs")
@@ -72,8 +72,20 @@ def _track_args(body: dict[str, Any]) -> tuple[float, str, dict[str, Any] | None
     value = 1.0 if value is None else float(value)
     behavior = body.get("overage_behavior") or "cap"
     if behavior not in ("cap", "reject", "overflow"):
-        raise invalid("overage_behavior: must be one of: cap, reject, overflow", "invalid_inputs")
+        raise invalid("overage_behavior: must be one of: cap, overflow", "invalid_inputs")
+    if behavior == "overflow":  # the full value, below zero if need be (engine.deduction: "negative")
+        behavior = "negative"
     return value, behavior, lock_params(body), "balance.feature" in (body.get("expand") or [])
+
+
+def queued_response(body: dict[str, Any], value: float) -> dict[str, Any]:
+    """Autumn's answer to an ``async`` track: what was recorded, no balance (applied already here)."""
+    out: dict[str, Any] = {"customer_id": body["customer_id"], "value": num(value), "balance": None}
+    if body.get("entity_id"):
+        out["entity_id"] = body["entity_id"]
+    if body.get("event_name"):
+        out["event_name"] = body["event_name"]
+    return out
 
 
 def _cacheable(body: dict[str, Any], lock: dict[str, Any] | None) -> bool:
@@ -82,60 +94,74 @@ def _cacheable(body: dict[str, Any], lock: dict[str, Any] | None) -> bool:
 
 
 def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    value, behavior, lock, expand = _track_args(body)
+    value, behavior, lock, expand = track_args(body)
     cache = ctx.state.subject_cache
     if cache is not None and _cacheable(body, lock):
         cached = _track_cached(ctx, cache, body, value, behavior, expand)
         if cached is not None:
-            return cached
-    return with_seat_charge(ctx, lambda: _track_locked(ctx, body, value, behavior, lock, expand))
+            return queued_response(body, value) if body.get("async") else cached
+    response = with_seat_charge(ctx, lambda: _track_locked(ctx, body, value, behavior, lock, expand))
+    return queued_response(body, value) if body.get("async") else response
 
 
 def _track_locked(
     ctx: Ctx, body: dict[str, Any], value: float, behavior: str, lock: dict[str, Any] | None, expand: bool
 ) -> dict[str, Any]:
     """The track in one write transaction that locks the customer (an unpaid seat charge rolls it back)."""
-    fid, event_name = body.get("feature_id"), body.get("event_name")
     with ctx.db.write() as conn:
-        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        feats = _track_features(cat, body)
-        ids = involved_feature_ids(cat, feats)
-        customer, sources, now = load_checked_subject(ctx, conn, cat, body["customer_id"], ids, lock=True)
-        entity = resolve_subject(conn, customer, body.get("entity_id"))
-        if body.get("idempotency_key"):
-            claim_idempotency(conn, ctx, "body", str(body["idempotency_key"]), now)
-        apply_due_resets(sources, now)
-        subject = scoped(sources, entity)
-        controls = controls_map(customer, entity, ids)
-        watcher = ctx.state.extras.get("track_watcher")  # paid billing: alerts, limit reached, auto top-ups
-        watch = watcher(ctx, conn, customer, entity, ids) if watcher is not None else None  # type: ignore[operator]
-        if watch is not None:
-            watch.before(subject, now)
-        try:
-            results = _deduct_all(cat, feats, subject, value, controls, now, entity, behavior)
-        except InsufficientBalance as exc:
-            raise AutumnError(400, "insufficient_balance", str(exc)) from exc
-        save_sources(conn, sources)
-        if watch is not None:
-            watch.after(subject, now)
-        deductions = [d for _, r in results for d in r.deductions]
-        record_event(
-            conn,
-            ctx,
-            customer,
-            entity_id=entity.id if entity else None,
-            name=str(fid or event_name),
-            value=value,
-            properties=body.get("properties"),
-            deductions=deductions,
-            timestamp=int(body.get("timestamp") or now),
-        )
-        if lock is not None:
-            store_lock(conn, ctx, customer, entity, feats[0], lock, value, results, now)
-        return _track_response(cat, body, customer, entity, feats, results, subject, now, value, expand)
+        return track_in(ctx, conn, body, value, behavior, lock, expand)
 
 
-def _track_features(cat: Catalog, body: dict[str, Any]) -> list[Feature]:
+def track_in(
+    ctx: Ctx,
+    conn: Connection,
+    body: dict[str, Any],
+    value: float,
+    behavior: str,
+    lock: dict[str, Any] | None,
+    expand: bool,
+) -> dict[str, Any]:
+    """One track in the caller's write transaction (``track`` and every item of ``batch_track``)."""
+    fid, event_name = body.get("feature_id"), body.get("event_name")
+    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    feats = track_features(cat, body)
+    ids = involved_feature_ids(cat, feats)
+    customer, sources, now = load_checked_subject(ctx, conn, cat, body["customer_id"], ids, lock=True)
+    entity = resolve_subject(conn, customer, body.get("entity_id"))
+    if body.get("idempotency_key"):
+        claim_idempotency(conn, ctx, "body", str(body["idempotency_key"]), now)
+    apply_due_resets(sources, now)
+    subject = scoped(sources, entity)
+    controls = controls_map(customer, entity, ids)
+    watcher = ctx.state.extras.get("track_watcher")  # paid billing: alerts, limit reached, auto top-ups
+    watch = watcher(ctx, conn, customer, entity, ids) if watcher is not None else None  # type: ignore[operator]
+    if watch is not None:
+        watch.before(subject, now)
+    try:
+        results = _deduct_all(cat, feats, subject, value, controls, now, entity, behavior)
+    except InsufficientBalance as exc:
+        raise AutumnError(400, "insufficient_balance", str(exc)) from exc
+    save_sources(conn, sources)
+    if watch is not None:
+        watch.after(subject, now)
+    deductions = [d for _, r in results for d in r.deductions]
+    record_event(
+        conn,
+        ctx,
+        customer,
+        entity_id=entity.id if entity else None,
+        name=str(fid or event_name),
+        value=value,
+        properties=body.get("properties"),
+        deductions=deductions,
+        timestamp=int(body.get("timestamp") or now),
+    )
+    if lock is not None:
+        store_lock(conn, ctx, customer, entity, feats[0], lock, value, results, now)
+    return _track_response(cat, body, customer, entity, feats, results, subject, now, value, expand)
+
+
+def track_features(cat: Catalog, body: dict[str, Any]) -> list[Feature]:
     """The feature tracked, or every feature listening to the event name."""
     fid, event_name = body.get("feature_id"), body.get("event_name")
     if fid:
@@ -199,7 +225,7 @@ def _track_cached(
     customer_id = body["customer_id"]
     with ctx.db.autocommit() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        feats = _track_features(cat, body)
+        feats = track_features(cat, body)
         ids = involved_feature_ids(cat, feats)
         key = subject_key(ctx.tenant, customer_id, ids)
         claimed, entry = cache.claim(key)
@@ -294,11 +320,11 @@ async def track_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
     None: serve the request with :func:`track` in a worker thread instead.
     """
     cache, pool = ctx.state.subject_cache, ctx.state.async_pool
-    value, behavior, lock, expand = _track_args(body)
+    value, behavior, lock, expand = track_args(body)
     cat = ctx.state.catalog_cache.peek(ctx.tenant)
     if cache is None or pool is None or cat is None or not _cacheable(body, lock):
         return None
-    feats = _track_features(cat, body)
+    feats = track_features(cat, body)
     ids = involved_feature_ids(cat, feats)
     key = subject_key(ctx.tenant, body["customer_id"], ids)
     claimed, entry = cache.claim(key)
@@ -322,6 +348,8 @@ async def track_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
         fingerprint = None if not rows or rows[0].fp is None else str(rows[0].fp)
         response = _track_done(cat, body, entry, feats, step, fingerprint, value, expand)
         done = entry if response is not None else None
+        if response is not None and body.get("async"):
+            return queued_response(body, value)
         return response
     finally:
         cache.release(key, done)

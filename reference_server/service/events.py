@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 
 from reference_server.engine.intervals import FIXED_MS, add_months
-from reference_server.engine.model import num
+from reference_server.engine.model import Feature, num
 from reference_server.errors import customer_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.store.subjects import get_customer, load_sources
@@ -157,6 +157,11 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     if len(filter_by) > 5:
         raise invalid("filter_by: at most 5 filters", "invalid_inputs")
     max_groups = int(body.get("max_groups") or 9)
+    deducted = body.get("aggregate_on") == "deducted"
+    if deducted and not body.get("customer_id"):
+        raise invalid('aggregate_on "deducted" requires customer_id', "invalid_inputs")
+    owners: dict[str, str | None] = {}
+    features_of: dict[str, Feature] = {}
     with ctx.db.read() as conn:
         conds, customer = _base_filters(ctx, conn, body)
         now = ctx.now(customer.clock_offset_ms if customer else 0)
@@ -180,6 +185,11 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 )
             ):
                 plan_of.setdefault(r.customer_pk, r.plan_id)
+        if deducted and customer is not None:
+            features_of = ctx.state.catalog_cache.get(conn, ctx.tenant).features
+            for src in load_sources(conn, customer.pk):
+                owners[src.id] = src.entity_id
+                owners.update({roll.id: src.entity_id for roll in src.rollovers})
 
     def group_key(r: Any) -> str:
         if group_by == "$customer_id":
@@ -234,4 +244,94 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             k = k if k in top else "Other"
             g = entry["grouped_values"][r.feature_id]
             g[k] = round(g.get(k, 0.0) + float(r.value), 10)
-    return {"list": [data[p] for p in bins], "total": totals}
+    out: dict[str, Any] = {"list": [data[p] for p in bins], "total": totals}
+    if deducted:
+        keys = {r.id: (group_key(r) if group_key(r) in top else "Other") for r in rows} if group_by else {}
+        out["deductions"] = _deductions(rows, bins, bin_size, features_of, owners, keys)
+    return out
+
+
+def _deductions(
+    rows: list[Any],
+    bins: list[int],
+    bin_size: str,
+    features: dict[str, Feature],
+    owners: dict[str, str | None],
+    group_of: dict[str, str],
+) -> list[dict[str, Any]]:
+    """``aggregate_on: "deducted"``: per bin, what the events drew from each balance, keyed by the
+    feature owning the balance (credits for credit systems, the feature's own units otherwise)."""
+    per_bin: dict[int, dict[str, Any]] = {p: {} for p in bins}
+    grouped: dict[int, dict[str, dict[str, dict[str, Any]]]] = {p: {} for p in bins}
+    for r in rows:
+        p = _floor(int(r.timestamp), bin_size)
+        if p not in per_bin:
+            continue
+        for d in r.deductions or []:
+            owner = features.get(d["feature_id"])
+            cost: float | None = None
+            if d["feature_id"] != r.feature_id and owner is not None:
+                cost = owner.credit_cost(r.feature_id)
+            kind = "credit_system" if owner is not None and "credit_system" in owner.type else "metered"
+            entry = per_bin[p].setdefault(
+                d["feature_id"], {"feature_type": kind, "deducted": 0.0, "events": set(), "balances": {}}
+            )
+            entry["deducted"] += float(d["value"])
+            entry["events"].add(r.id)
+            bal = entry["balances"].setdefault(
+                d["balance_id"],
+                {
+                    "balance_id": d["balance_id"],
+                    "entity_id": owners.get(d["balance_id"]),
+                    "plan_id": d.get("plan_id"),
+                    "reset": d.get("reset"),
+                    "costs": set(),
+                    "deducted": 0.0,
+                    "events": set(),
+                },
+            )
+            bal["costs"].add(cost)
+            bal["deducted"] += float(d["value"])
+            bal["events"].add(r.id)
+            if group_of:
+                g = (
+                    grouped[p]
+                    .setdefault(d["balance_id"], {})
+                    .setdefault(group_of[r.id], {"deducted": 0.0, "costs": set()})
+                )
+                g["deducted"] += float(d["value"])
+                g["costs"].add(cost)
+
+    def one_cost(costs: set[float | None]) -> float | int | None:
+        return num(next(iter(costs))) if len(costs) == 1 else None
+
+    out = []
+    for p in bins:
+        values = {
+            fid: {
+                "feature_type": e["feature_type"],
+                "deducted": num(e["deducted"]),
+                "events": len(e["events"]),
+                "balances": [
+                    {
+                        **{k: b[k] for k in ("balance_id", "entity_id", "plan_id", "reset")},
+                        "credit_cost": one_cost(b["costs"]),
+                        "deducted": num(b["deducted"]),
+                        "events": len(b["events"]),
+                    }
+                    for b in e["balances"].values()
+                ],
+            }
+            for fid, e in per_bin[p].items()
+        }
+        item: dict[str, Any] = {"period": p, "values": values}
+        if group_of:
+            item["grouped_values"] = {
+                bid: {
+                    k: {"deducted": num(g["deducted"]), "credit_cost": one_cost(g["costs"])}
+                    for k, g in gs.items()
+                }
+                for bid, gs in grouped[p].items()
+            }
+        out.append(item)
+    return out
