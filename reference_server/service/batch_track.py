@@ -1,0 +1,63 @@
+"""``balances.batch_track``: up to 1000 tracks in one request, answered 202 ``{"success": true}``.
+
+Autumn validates every item up front (each one's feature or event name must resolve), then
+enqueues the items for background workers.  This server never loses an acknowledged track, so it
+applies every item before it answers: all of them in one write transaction, each exactly as
+``balances.track`` applies it (:func:`reference_server.service.balances.track_in`: the same
+deduction order, overage behaviour, event row and billing watchers).  Either the whole batch is
+applied or none of it is, so a client that sees an error may retry the batch as it is.
+
+Items are applied grouped by customer, customers in the order of their ids and each customer's items
+in request order (Autumn's queue keeps one FIFO group per customer and entity), so concurrent
+batches lock the customers they share in the same order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reference_server.errors import AutumnError
+from reference_server.service import balances
+from reference_server.service.context import Ctx
+from reference_server.service.entities import with_seat_charge
+
+MAX_ITEMS = 1000
+
+
+def _at(index: int, exc: AutumnError) -> AutumnError:
+    """The item's error, its message naming the item."""
+    return AutumnError(exc.status, exc.code, f"Item {index}: {exc.message}")
+
+
+def batch_track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    items: list[dict[str, Any]] = list(body.get("items") or [])
+    if not items:
+        raise AutumnError(400, "invalid_inputs", "Request body must be a non-empty array of track items")
+    if len(items) > MAX_ITEMS:
+        raise AutumnError(400, "invalid_inputs", f"At most {MAX_ITEMS} items can be tracked in one batch")
+    args = []
+    for index, item in enumerate(items):
+        try:
+            args.append(balances.track_args(item))
+        except AutumnError as exc:
+            raise _at(index, exc) from exc
+    with ctx.db.read() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    for index, item in enumerate(items):
+        try:
+            balances.track_features(cat, item)
+        except AutumnError as exc:
+            raise _at(index, exc) from exc
+    order = sorted(range(len(items)), key=lambda i: (str(items[i]["customer_id"]), i))
+
+    def apply() -> None:
+        with ctx.db.write() as conn:
+            for index in order:
+                value, behavior, lock, expand = args[index]
+                try:
+                    balances.track_in(ctx, conn, items[index], value, behavior, lock, expand)
+                except AutumnError as exc:
+                    raise _at(index, exc) from exc
+
+    with_seat_charge(ctx, apply)
+    return {"success": True}
