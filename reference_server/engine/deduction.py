@@ -209,6 +209,8 @@ def deduct(
             for r, (rb, ru) in zip(t.source.rollovers, rolls, strict=True):
                 r.balance, r.usage = rb, ru
         raise InsufficientBalance(value, feature_id or targets[0].source.feature_id)
+    if len(result.deductions) > 1:  # one entry per balance, as Autumn folds a row's draws
+        _merge_same_source(result)
     result.applied = r10(value - need)
     return result
 
