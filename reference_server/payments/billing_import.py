@@ -13,7 +13,12 @@ The payload is the customer's desired state at the customer level:
   (``active``, ``trialing``, ``past_due``: active; ``canceled``, ``expired``: ended now, with no
   access), ``quantity``, ``feature_quantities`` and per-line ``balances`` (``usage`` taken from the
   line's grant, or an explicit ``balance``; ``next_reset_at``); its resets follow the billing anchor
-  (``billing_cycle_anchor``, else ``started_at``, else the import time);
+  (``billing_cycle_anchor``, else the linked subscription's period end, else ``started_at``, else the
+  import time).  The processor owns the billing cycle: the instance gets no current period and no
+  trial end of its own here (this server would otherwise try to renew or convert it);
+* a linked Stripe subscription (``link.subscription_id``) is READ through the customer's Stripe
+  processor, when there is one, for what the payload leaves out: the status, the start, the period
+  end (the anchor), and a cancellation at period end (the plan then runs until that end);
 * a plan already active for the customer from the same processor is left untouched (``skipped``);
 * an active customer-level plan absent from the payload is expired (``expired``);
 * a plan whose imaged state may be wrong is imaged and flagged (``mismatch``): a resetting plan with
@@ -26,22 +31,28 @@ under the customer's billing lock: any refusal leaves the customer as it was.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import stripe
 from sqlalchemy import Connection
 
-from reference_server.engine.intervals import FIXED_MS, add_months, boundary
+from reference_server.engine.intervals import boundary
 from reference_server.errors import AutumnError, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.customers import controls_json, customer_json
-from reference_server.service.subscriptions import Instance, activate_plan, expire_instance, load_instances
+from reference_server.service.subscriptions import (
+    Instance,
+    activate_plan,
+    expire_instance,
+    load_instances,
+    schedule_maintenance,
+)
 from reference_server.store import import_tables as store
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, get_customer
 
-ACTIVE_STATUSES = ("active", "trialing", "past_due")
 ENDED_STATUSES = ("canceled", "expired")
 NO_PROCESSOR = "none"
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -49,6 +60,22 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def _unsupported(message: str) -> AutumnError:
     return AutumnError(400, "unsupported_field", f"billing.import: {message} is not supported")
+
+
+def _ms(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class Hydration:
+    """What a linked Stripe subscription says, for the fields the payload left out."""
+
+    now: int = 0
+    status: str | None = None
+    started_at: int | None = None
+    period_end: int | None = None
+    canceled_at: int | None = None
+    ended_at: int | None = None
 
 
 @dataclass
@@ -62,9 +89,36 @@ class _Planned:
     schedule_id: str | None
     anchor: int | None
     started_at: int | None
-    status: str
+    status: str | None
     quantities: dict[str, float]
     existing: Instance | None
+    hydrated: Hydration = field(default_factory=lambda: Hydration())
+
+    @property
+    def effective_status(self) -> str:
+        """The payload's status wins; the linked subscription's fills a gap; else active."""
+        return self.status or self.hydrated.status or "active"
+
+    @property
+    def start(self) -> int | None:
+        return self.started_at if self.started_at is not None else self.hydrated.started_at
+
+    @property
+    def resolved_anchor(self) -> int | None:
+        """The payload's anchor, else the linked subscription's period end, else the plan's start."""
+        if self.anchor is not None:
+            return self.anchor
+        if self.hydrated.period_end is not None:
+            return self.hydrated.period_end
+        return self.start
+
+    def ends_at(self) -> int | None:
+        """A future end of the linked subscription (canceled at its period end) keeps the plan until then;
+        a plan imaged as canceled or expired without one ends now."""
+        end = self.hydrated.ended_at
+        if self.effective_status == "expired":
+            return None
+        return end if end is not None and end > self.hydrated.now else None
 
 
 def _is_recurring(plan: Plan) -> bool:
@@ -102,34 +156,6 @@ def _next_after(anchor: int, interval: str, count: int, now: int) -> int:
     while boundary(anchor, interval, count, k) <= now:
         k += 1
     return boundary(anchor, interval, count, k)
-
-
-def _period(plan: Plan, anchor: int, now: int) -> tuple[int | None, int | None]:
-    """The current billing period of a recurring plan anchored at ``anchor``."""
-    price = plan.price or {}
-    interval = price.get("interval")
-    if interval in (None, "one_off"):
-        return None, None
-    count = int(price.get("interval_count") or 1)
-    end = _next_after(anchor, str(interval), count, now)
-    step_back = -1
-    start = (
-        end - FIXED_MS[str(interval)] * count
-        if str(interval) in FIXED_MS
-        else boundary(end, str(interval), count, step_back)
-    )
-    return start, end
-
-
-def _trial_end(plan: Plan, started_at: int) -> int | None:
-    trial = plan.free_trial
-    if not trial:
-        return None
-    length = int(trial.get("duration_length") or 0)
-    kind = trial.get("duration_type") or "month"
-    if kind == "day":
-        return started_at + FIXED_MS["day"] * length
-    return add_months(started_at, length * (12 if kind == "year" else 1))
 
 
 def _instance_processor(processors: dict[int, str | None], inst: Instance) -> str:
@@ -200,9 +226,9 @@ def _plan_billables(
                 processor=processor,
                 subscription_id=link.get("subscription_id"),
                 schedule_id=link.get("schedule_id"),
-                anchor=billable.get("billing_cycle_anchor"),
-                started_at=given.get("started_at"),
-                status=str(given.get("status") or "active"),
+                anchor=_ms(billable.get("billing_cycle_anchor")),
+                started_at=_ms(given.get("started_at")),
+                status=given.get("status"),
                 quantities=_quantities(plan, given),
                 existing=existing,
             )
@@ -272,7 +298,7 @@ def _apply_balances(conn: Connection, instance_pk: int, balances: list[dict[str,
 
 
 def _mismatch(p: _Planned, cat: Catalog) -> str | None:
-    if p.anchor is None and p.started_at is None and _resets(p.plan, cat):
+    if p.resolved_anchor is None and _resets(p.plan, cat):
         return (
             f"plan '{p.plan.id}' has resetting balances but no billing anchor: its resets follow the "
             "import time; provide started_at or billing_cycle_anchor"
@@ -288,19 +314,18 @@ def _mismatch(p: _Planned, cat: Catalog) -> str | None:
 def _image(
     ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, p: _Planned, now: int
 ) -> Instance:
-    """Create the plan instance of one billable; its pk."""
-    started_at = int(p.started_at) if p.started_at is not None else now
+    """Create the plan instance of one billable."""
+    started_at = p.start if p.start is not None else now
     quantity = float(p.given.get("quantity") or 1)
-    if p.status in ENDED_STATUSES:
+    ends_at = p.ends_at()
+    if p.effective_status in ENDED_STATUSES and ends_at is None:
         pk = store.insert_ended_instance(conn, customer.pk, p.plan.pk, p.plan.id, quantity, started_at, now)
     else:
-        anchor = int(p.anchor) if p.anchor is not None else started_at
+        anchor = p.resolved_anchor if p.resolved_anchor is not None else started_at
         overrides: dict[tuple[str, str | None], int] = {
             (fid, interval): _next_after(anchor, interval, count, now)
             for fid, interval, count in _resets(p.plan, cat)
         }
-        period_start, period_end = _period(p.plan, anchor, now)
-        trial_ends_at = _trial_end(p.plan, started_at) if p.status == "trialing" else None
         pk = activate_plan(
             conn,
             cat,
@@ -311,20 +336,20 @@ def _image(
             quantity=quantity,
             feature_quantities=p.quantities,
             next_reset_overrides=overrides,
-            trial_ends_at=trial_ends_at if trial_ends_at is not None and trial_ends_at > now else None,
-            current_period_start=period_start,
-            current_period_end=period_end,
         )
         store.set_started_at(conn, pk, started_at)
+        if ends_at is not None:  # canceled at the processor, running until its period ends
+            store.end_later(conn, pk, p.hydrated.canceled_at or now, ends_at)
+            schedule_maintenance(conn, customer.pk, ends_at)
         _apply_balances(conn, pk, list(p.given.get("balances") or []))
     store.record_imported_plan(
         conn,
         pk,
         p.processor,
-        p.status,
+        p.effective_status,
         p.subscription_id,
         p.schedule_id,
-        int(p.anchor) if p.anchor is not None else None,
+        p.anchor,
         now,
     )
     return next(i for i in load_instances(conn, customer.pk, include_expired=True) if i.pk == pk)
@@ -360,6 +385,66 @@ def _upsert_customer(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> Custom
     return found
 
 
+STRIPE_STATUS = {
+    "active": "active",
+    "trialing": "trialing",
+    "past_due": "past_due",
+    "unpaid": "past_due",
+    "canceled": "expired",
+    "incomplete_expired": "expired",
+}
+
+
+def _seconds(value: Any) -> int | None:
+    return int(value) * 1000 if value else None
+
+
+def _period_end(subscription: dict[str, Any]) -> int | None:
+    """The latest period end of a Stripe subscription (on its items since API 2025-03-31)."""
+    ends = [item.get("current_period_end") for item in (subscription.get("items") or {}).get("data") or []]
+    ends.append(subscription.get("current_period_end"))
+    present = [int(e) for e in ends if e]
+    return max(present) * 1000 if present else None
+
+
+def _hydrate(ctx: Ctx, conn: Connection, customer: CustomerRow, planned: list[_Planned], now: int) -> None:
+    """Fill what the payload left out from each linked Stripe subscription, read (never written) through
+    the customer's Stripe processor.  Without Stripe, or for a subscription Stripe cannot find, the plan
+    is imaged from the payload alone, as Autumn does."""
+    linked = [p for p in planned if p.processor == "stripe" and p.subscription_id and p.existing is None]
+    if not linked:
+        return
+    from .api import processor_for
+    from .stripe_checkout import stripe_processor_for
+
+    stripe_processor = stripe_processor_for(processor_for(ctx.state), conn, customer.pk)
+    if stripe_processor is None:
+        return
+    seen: dict[str, Hydration | None] = {}
+    for p in linked:
+        sub_id = str(p.subscription_id)
+        if sub_id not in seen:
+            try:
+                sub: dict[str, Any] = stripe_processor.client.v1.subscriptions.retrieve(sub_id).to_dict()
+            except stripe.StripeError:
+                seen[sub_id] = None
+                continue
+            cancel_at = _seconds(sub.get("cancel_at"))
+            if sub.get("cancel_at_period_end"):
+                cancel_at = cancel_at or _period_end(sub)
+            seen[sub_id] = Hydration(
+                now=now,
+                status=STRIPE_STATUS.get(str(sub.get("status"))),
+                started_at=_seconds(sub.get("start_date")),
+                period_end=_period_end(sub),
+                canceled_at=_seconds(sub.get("canceled_at")),
+                ended_at=_seconds(sub.get("ended_at")) or cancel_at,
+            )
+        found = seen[sub_id]
+        if found is not None:
+            p.hydrated = found
+
+
 def _flash(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> tuple[CustomerRow, list[dict[str, Any]]]:
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     customer = _upsert_customer(ctx, conn, body)
@@ -367,6 +452,7 @@ def _flash(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> tuple[CustomerRo
     instances = load_instances(conn, customer.pk)
     processors = store.processor_of_instances(conn, [i.pk for i in instances])
     planned = _plan_billables(cat, body, instances, processors)
+    _hydrate(ctx, conn, customer, planned, now)
     flashed: list[dict[str, Any]] = []
     for p in planned:
         if p.existing is not None:
@@ -386,7 +472,7 @@ def _flash(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> tuple[CustomerRo
             "plan_id": p.plan.id,
             "processor": p.processor or NO_PROCESSOR,
             "customer_product_id": inst.public_id,
-            "status": p.status,
+            "status": p.effective_status,
             "skipped": False,
         }
         reason = _mismatch(p, cat)

@@ -509,3 +509,12 @@ def set_started_at(conn: Connection, instance_pk: int, started_at: int) -> None:
 
 def mark_canceled(conn: Connection, instance_pk: int, now: int) -> None:
     conn.execute(update(customer_plans).where(customer_plans.c.pk == instance_pk).values(canceled_at=now))
+
+
+def end_later(conn: Connection, instance_pk: int, canceled_at: int, expires_at: int) -> None:
+    """A plan canceled at its processor that runs until ``expires_at`` (maintenance ends it then)."""
+    conn.execute(
+        update(customer_plans)
+        .where(customer_plans.c.pk == instance_pk)
+        .values(canceled_at=canceled_at, expires_at=expires_at)
+    )

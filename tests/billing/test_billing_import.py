@@ -7,10 +7,12 @@ when already there, expired when absent, refused as a whole on bad input, and ne
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import stripe
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, func, select
@@ -23,7 +25,8 @@ from reference_server.store.tables import customer_plans, metadata
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
 from .conftest import ms
-from .test_api_billing import Api
+from .localstripe_server import localstripe
+from .test_api_billing import STRIPE_KEY, Api
 
 START = ms(2026, 4, 10)
 DATABASES = [
@@ -125,7 +128,7 @@ def test_import_creates_the_customer_with_its_usage(api: Api) -> None:
     )
     subs = {s["plan_id"]: s for s in customer["subscriptions"]}
     assert set(subs) == {"pro", "lifetime"}  # an import brings its own plans, not the defaults
-    assert subs["pro"]["current_period_end"] == ms(2026, 4, 25)
+    assert subs["pro"]["started_at"] == START and subs["pro"]["status"] == "active"
     messages = customer["balances"]["messages"]
     assert (messages["granted"], messages["remaining"], messages["usage"]) == (100, 60, 40)
     assert messages["next_reset_at"] == ms(2026, 4, 25)
@@ -212,6 +215,92 @@ def test_dry_run_and_refusals_persist_nothing(api: Api) -> None:
     )
     assert bad_email["code"]
     assert api("customers.get", expect=404, customer_id="u5")["code"] == "customer_not_found"
+
+
+@pytest.fixture
+def stripe_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Api, stripe.StripeClient]]:
+    """A server charging through Stripe (localstripe), on real time: Stripe's subscriptions run on it."""
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(localstripe())
+        monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
+        monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
+        monkeypatch.setenv("STRIPE_API_BASE", base)
+        url = stack.enter_context(fresh_database_url("sqlite"))
+        clock = ManualClock(int(time.time() * 1000))
+        server = stack.enter_context(run_server(url, clock=clock))
+        client = Api(server, clock, "stripe", base)
+        client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
+        client(
+            "plans.create",
+            plan_id="pro",
+            name="Pro",
+            price={"amount": 20, "interval": "month"},
+            items=[{"feature_id": "messages", "included": 100, "reset": {"interval": "month"}}],
+        )
+        yield client, stripe.StripeClient(STRIPE_KEY, base_addresses={"api": base})
+        client.http.close()
+
+
+def test_a_linked_stripe_subscription_fills_what_the_payload_leaves_out(
+    stripe_api: tuple[Api, stripe.StripeClient],
+) -> None:
+    api, stripe_client = stripe_api
+    cus = stripe_client.v1.customers.create({"email": "old@example.com"})
+    product = stripe_client.v1.products.create({"name": "Pro elsewhere"})
+    price = stripe_client.v1.prices.create(
+        {"product": product.id, "unit_amount": 2000, "currency": "usd", "recurring": {"interval": "month"}}
+    )
+    period_end = int(time.time()) + 5 * 86_400
+    sub = stripe_client.v1.subscriptions.create(
+        {
+            "customer": cus.id,
+            "items": [{"price": price.id}],
+            "billing_cycle_anchor": period_end,
+            "proration_behavior": "none",
+            "cancel_at_period_end": True,
+        }
+    )
+    stripe_sub = stripe_client.v1.subscriptions.retrieve(sub.id)
+    stripe_invoices = len(stripe_client.v1.invoices.list({"customer": cus.id}).data)
+    out = api(
+        "billing.import",
+        customer_id="u1",
+        processors=[{"type": "stripe", "id": cus.id}],
+        billables=[
+            {
+                "processor": "stripe",
+                "link": {"subscription_id": sub.id},
+                "plan": {"plan_id": "pro", "balances": [{"feature_id": "messages", "usage": 30}]},
+            },
+        ],
+    )
+    pro = out["flashed"][0]
+    assert (pro["status"], pro["skipped"], pro.get("mismatch")) == ("active", False, None)
+    subscription = out["customer"]["subscriptions"][0]
+    assert subscription["started_at"] == int(stripe_sub.start_date) * 1000
+    assert subscription["canceled_at"] is not None and subscription["expires_at"] == period_end * 1000
+    messages = out["customer"]["balances"]["messages"]
+    assert messages["remaining"] == 70 and messages["next_reset_at"] == period_end * 1000
+    # Read-only against Stripe: nothing was created or changed there.
+    assert len(stripe_client.v1.subscriptions.list({"customer": cus.id}).data) == 1
+    assert len(stripe_client.v1.invoices.list({"customer": cus.id}).data) == stripe_invoices
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is True
+    assert _count(api, subscription_billing) == 0
+
+    # A subscription Stripe cannot find: imaged from the payload alone.
+    unknown = api(
+        "billing.import",
+        customer_id="u2",
+        billables=[
+            {
+                "processor": "stripe",
+                "link": {"subscription_id": "sub_unknown"},
+                "plan": {"plan_id": "pro", "started_at": api.clock.now_ms()},
+            }
+        ],
+    )
+    assert unknown["flashed"][0]["status"] == "active"
+    assert unknown["customer"]["subscriptions"][0]["expires_at"] is None
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
