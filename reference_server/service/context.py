@@ -10,6 +10,7 @@ from reference_server.store.db import Database
 
 if TYPE_CHECKING:
     from reference_server.jobs import LeaderLease
+    from reference_server.service.key_ops import CustomerToken
     from reference_server.store.async_pool import AsyncPool
     from reference_server.store.catalog import CatalogCache
     from reference_server.store.subject_cache import SubjectCache
@@ -52,6 +53,8 @@ class Ctx:
 
     state: AppState
     tenant: Tenant
+    customer_token: CustomerToken | None = None
+    """The verified ``am_jwt_`` token the request was made with (None: a secret key)."""
 
     @property
     def db(self) -> Database:

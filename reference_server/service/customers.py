@@ -15,6 +15,7 @@ from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, customer_not_found, invalid, plan_not_found
 from reference_server.service.catalog_ops import plan_json
 from reference_server.service.context import Ctx
+from reference_server.service.license_pools import customer_licenses
 from reference_server.service.subscriptions import (
     Instance,
     attach_defaults,
@@ -182,6 +183,7 @@ def customer_json(
         "billing_controls": controls_json(customer.billing_controls),
         "subscriptions": subs,
         "purchases": purchases,
+        "licenses": customer_licenses(conn, cat, customer.pk),
         "balances": balances,
         "flags": flags,
         "config": {"disable_pooled_balance": bool(customer.config.get("disable_pooled_balance", False))},

@@ -1,0 +1,37 @@
+"""A customer's license seat pools as the Customer object and ``licenses.list`` show them.
+
+Kept apart from :mod:`reference_server.service.license_ops` so the customer serializer can use it
+without importing the license operations (which use the customer service).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from reference_server.store import licenses as store
+from reference_server.store.catalog import Catalog
+
+
+def _pool_json(pool: store.Pool, cat: Catalog) -> dict[str, Any] | None:
+    license_plan = cat.plans.get(pool.license_plan_id)
+    if license_plan is None or pool.included <= 0:  # a broken or zero-capacity link lists nothing
+        return None
+    return {
+        "license_plan_id": pool.license_plan_id,
+        "parent_plan_id": pool.parent_plan_id,
+        "license_plan_name": license_plan.name or "",
+        "granted": pool.included,
+        "usage": pool.assigned,
+        "remaining": max(pool.included - pool.assigned, 0),
+        "paid_quantity": 0,
+    }
+
+
+def customer_licenses(
+    conn: Connection, cat: Catalog, customer_pk: int, entity_pk: int | None = None
+) -> list[dict[str, Any]]:
+    """The Customer object's ``licenses``: its seat pools, ordered by parent then license plan."""
+    out = [p for p in (_pool_json(pool, cat) for pool in store.pools(conn, customer_pk, entity_pk)) if p]
+    return sorted(out, key=lambda p: (p["parent_plan_id"], p["license_plan_id"]))
