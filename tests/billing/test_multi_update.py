@@ -1,5 +1,5 @@
 """``billing.multi_update`` and ``billing.preview_multi_update`` through the real server over HTTP, on
-SQLite and PostgreSQL with the local processor.
+SQLite and PostgreSQL with the local processor, and on Stripe (localstripe) with SQLite.
 
 Several cancels of one customer apply together (one invoice for the credits), the preview shows one
 entry per paid plan and changes nothing, and a refused update leaves every plan as it was.
@@ -15,31 +15,48 @@ import pytest
 from sqlalchemy import func, select
 
 from reference_server.clock import ManualClock
+from reference_server.store.billing_lock import billing_lock
 from reference_server.store.billing_tables import invoices
+from reference_server.store.tables import customers
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
 from .conftest import ms
-from .test_api_billing import Api
+from .localstripe_server import localstripe
+from .test_api_billing import STRIPE_KEY, Api
 
 START = ms(2026, 4, 1)  # a 30-day month
 DAY = 86_400_000
-DATABASES = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+PROCESSORS = [
+    pytest.param(("local", "sqlite"), id="local-sqlite"),
+    pytest.param(("local", "postgres"), id="local-postgres", marks=pytest.mark.postgres),
+    pytest.param(("stripe", "sqlite"), id="stripe-sqlite"),
 ]
 
 
-@pytest.fixture(params=DATABASES)
+@pytest.fixture(scope="module")
+def shared_localstripe() -> Iterator[str]:
+    with localstripe() as api_base:
+        yield api_base
+
+
+@pytest.fixture(params=PROCESSORS)
 def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    database = request.param
+    processor, database = request.param
     if database == "postgres" and not postgres_available():
         pytest.skip("PostgreSQL is not available")
-    monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
     clock = ManualClock(START)
     with contextlib.ExitStack() as stack:
+        stripe_api: str | None = None
+        if processor == "stripe":
+            stripe_api = str(request.getfixturevalue("shared_localstripe"))
+            monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
+            monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
+            monkeypatch.setenv("STRIPE_API_BASE", stripe_api)
+        else:
+            monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
         url = stack.enter_context(fresh_database_url(database))
         server = stack.enter_context(run_server(url, clock=clock))
-        client = Api(server, clock)
+        client = Api(server, clock, processor, stripe_api)
         client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
         month = {"interval": "month"}
         client(
@@ -66,6 +83,8 @@ def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
         )
         client("plans.create", plan_id="perk", name="Perk", add_on=True, items=[])
         yield client
+        if client.stripe is not None:
+            client.check_stripe_books()
         client.http.close()
 
 
@@ -187,3 +206,33 @@ def test_a_refused_update_changes_nothing(api: Api) -> None:
     )
     assert ghost["code"] == "customer_not_found"
     assert _subs(api, "u1") == before and _invoice_count(api) == invoices_before
+
+
+def test_it_takes_the_customer_billing_lock_and_replays_by_idempotency_key(api: Api) -> None:
+    _subscribed(api, "u1")
+    db = api.server.app.state.autumn.db
+    with db.read() as conn:
+        org_pk, env = conn.execute(
+            select(customers.c.org_pk, customers.c.env).where(customers.c.id == "u1")
+        ).one()
+    updates = [{"plan_id": "addon", "cancel_action": "cancel_end_of_cycle"}]
+    with billing_lock(db, int(org_pk), str(env), "u1", api.clock.now_ms()):  # another change in flight
+        busy = api("billing.multi_update", expect=429, customer_id="u1", updates=updates)
+        assert busy["code"] == "lock_already_exists"
+        busy = api("billing.import", expect=429, customer_id="u1", billables=[])
+        assert busy["code"] == "lock_already_exists"
+    assert _subs(api, "u1")["addon"]["canceled_at"] is None
+
+    headers = {"Idempotency-Key": "multi-update-1"}
+    first = api.http.post(
+        "/v1/billing.multi_update", json={"customer_id": "u1", "updates": updates}, headers=headers
+    )
+    assert first.status_code == 200, first.text
+    canceled_at = _subs(api, "u1")["addon"]["canceled_at"]
+    assert canceled_at is not None
+    api.clock.advance(DAY)
+    replay = api.http.post(
+        "/v1/billing.multi_update", json={"customer_id": "u1", "updates": updates}, headers=headers
+    )
+    assert (replay.status_code, replay.json()) == (200, first.json())
+    assert _subs(api, "u1")["addon"]["canceled_at"] == canceled_at  # applied once
