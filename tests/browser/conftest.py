@@ -1,11 +1,15 @@
 """Fixtures for the browser tests: Debian's Chromium driven by Playwright, and the built test page.
 
-``tests/browser/setup.sh`` installs Chromium and builds the page. Without them the tests skip with
-the reason, except under ``CI=true``, where a missing prerequisite is a failure.
+``tests/browser/setup.sh`` installs Chromium and builds the page, once per autumn-js version that
+web/package.json pins: ``autumn-js`` (1.2.28, into web/dist) and ``autumn-js-latest`` (the newest 1.x,
+an npm alias, into web/dist-latest). Every test that loads the page runs against both builds
+(:func:`web_dist` is parametrized). Without them the tests skip with the reason, except under
+``CI=true``, where a missing prerequisite is a failure.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +21,17 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
-WEB_DIST = Path(__file__).parent / "web" / "dist"
+WEB = Path(__file__).parent / "web"
+
+
+def _pinned_autumn_js() -> dict[str, Path]:
+    """autumn-js version -> the build of the test page made with it, from web/package.json's pins."""
+    dependencies = json.loads((WEB / "package.json").read_text(encoding="utf-8"))["dependencies"]
+    latest = dependencies["autumn-js-latest"].removeprefix("npm:autumn-js@")
+    return {dependencies["autumn-js"]: WEB / "dist", latest: WEB / "dist-latest"}
+
+
+AUTUMN_JS_BUILDS = _pinned_autumn_js()
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -34,12 +48,19 @@ def _missing_prerequisite(reason: str) -> None:
     pytest.skip(f"{reason}; run tests/browser/setup.sh")
 
 
+@pytest.fixture(scope="session", params=list(AUTUMN_JS_BUILDS), ids=lambda v: f"autumn-js-{v}")
+def autumn_js_version(request: pytest.FixtureRequest) -> str:
+    """The autumn-js version the page under test runs."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def web_dist() -> Path:
-    """The built test page (``npm run build`` in tests/browser/web)."""
-    if not (WEB_DIST / "index.html").is_file():
-        _missing_prerequisite(f"the test page is not built ({WEB_DIST / 'index.html'} is missing)")
-    return WEB_DIST
+def web_dist(autumn_js_version: str) -> Path:
+    """The test page built with that autumn-js (``npm run build`` in tests/browser/web builds both)."""
+    dist = AUTUMN_JS_BUILDS[autumn_js_version]
+    if not (dist / "index.html").is_file():
+        _missing_prerequisite(f"the test page is not built ({dist / 'index.html'} is missing)")
+    return dist
 
 
 @pytest.fixture(scope="package")
@@ -73,4 +94,4 @@ def page(browser: Browser) -> Iterator[Page]:
 
 from handlers.live import reference  # noqa: E402  (the seeded reference server, shared with handlers)
 
-__all__ = ["browser", "page", "reference", "web_dist"]
+__all__ = ["autumn_js_version", "browser", "page", "reference", "web_dist"]

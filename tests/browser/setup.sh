@@ -19,15 +19,18 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
-# Rebuild when dist is missing or any input is newer than the built page.
+# Rebuild when a build is missing or any input is newer than it: dist/ holds the page with autumn-js
+# 1.2.28, dist-latest/ the same page with the newest 1.x (the npm alias autumn-js-latest).
 stale=0
-if [ ! -f dist/index.html ]; then
-  stale=1
-elif [ -n "$(find src index.html vite.config.js package.json package-lock.json -newer dist/index.html -print -quit)" ]; then
-  stale=1
-fi
+for built in dist/index.html dist-latest/index.html; do
+  if [ ! -f "$built" ]; then
+    stale=1
+  elif [ -n "$(find src index.html vite.config.js package.json package-lock.json -newer "$built" -print -quit)" ]; then
+    stale=1
+  fi
+done
 if [ "$stale" = 1 ]; then
-  echo "setup.sh: building the test page"
+  echo "setup.sh: building the test page (dist/ and dist-latest/)"
   npm run build
 fi
-echo "setup.sh: chromium $(/usr/bin/chromium --version 2>/dev/null | head -1); page $web/dist/index.html"
+echo "setup.sh: chromium $(/usr/bin/chromium --version 2>/dev/null | head -1); pages $web/dist/index.html, $web/dist-latest/index.html"

@@ -1,4 +1,7 @@
-"""The real autumn-js 1.2.28 hooks in Chromium, through each adapter, with the reference server behind.
+"""The real autumn-js hooks in Chromium, through each adapter, with the reference server behind.
+
+Each test runs once per pinned autumn-js, 1.2.28 and the newest 1.x (conftest's ``web_dist``), and
+once per adapter (Flask, Starlette, Litestar).
 
 Each test serves the built test page and the handler routes from one app (same origin, as the hooks
 expect by default) under a real server, opens it with the test customer in the query string (the

@@ -1,11 +1,13 @@
 """The real autumn-js hooks in Chromium against each adapter, on paths that need no Autumn answer.
 
 identify returning ``None`` must surface as the hooks' ``no_customer_id`` error, and a page on
-another origin must reach the handler only when the adapter's CORS settings allow it.
+another origin must reach the handler only when the adapter's CORS settings allow it. Each test runs
+once per pinned autumn-js (1.2.28 and the newest 1.x: conftest's ``web_dist``).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from autumn_handlers import CORSConfig
 
+from .conftest import AUTUMN_JS_BUILDS, WEB
 from .servers import serve, serve_asgi
 
 pytestmark = pytest.mark.browser
@@ -37,6 +40,19 @@ def static_origin(web_dist: Path) -> Iterator[str]:
     """The test page on its own origin (another port), as a Vite dev server would serve it."""
     with serve_asgi(Starlette(routes=[Mount("/", app=StaticFiles(directory=web_dist, html=True))])) as url:
         yield url
+
+
+def test_the_page_runs_the_autumn_js_it_was_built_with(
+    page: Page, static_origin: str, autumn_js_version: str
+) -> None:
+    """The build under test bundles that version; npm installed both pinned versions side by side."""
+    page.goto(f"{static_origin}/?view=plans")
+    expect(page.get_by_test_id("autumn-js-version")).to_have_text(autumn_js_version)
+    installed = {
+        json.loads((WEB / "node_modules" / name / "package.json").read_text(encoding="utf-8"))["version"]
+        for name in ("autumn-js", "autumn-js-latest")
+    }
+    assert installed == set(AUTUMN_JS_BUILDS)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -1,5 +1,6 @@
-// A test page for the real autumn-js 1.2.28 React hooks. The query string picks the panels and
-// their parameters, so one build serves every browser test:
+// A test page for the real autumn-js React hooks, built twice (vite.config.js): with autumn-js
+// 1.2.28 and with the newest 1.x. The query string picks the panels and their parameters, so one
+// build serves every browser test:
 //   customer  id sent in the x-test-customer header (the test apps' identify reads it; absent => None)
 //   backend   backendUrl for a handler on another origin (CORS, credentials included)
 //   view      comma-separated panels: customer, plans, events, aggregate, entity, referrals
@@ -160,6 +161,7 @@ function App() {
       headers={customer ? { "x-test-customer": customer } : {}}
     >
       <main data-testid="app">
+        <p data-testid="autumn-js-version">{__AUTUMN_JS_VERSION__}</p>
         {views.map((name) => {
           const Panel = PANELS[name];
           return <Panel key={name} />;
