@@ -12,9 +12,10 @@ One model serves three audiences, so the configuration lives here and nowhere el
 
 from __future__ import annotations
 
+import keyword
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 from pydantic.alias_generators import to_camel
 
 
@@ -38,3 +39,22 @@ class AutumnModel(BaseModel):
     def to_browser(self) -> dict[str, Any]:
         """The JSON the autumn-js React hooks expect: camelCase field names, map keys untouched."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+class KeywordFieldsModel(AutumnModel):
+    """Base of the generated models with a field whose wire name is a Python keyword.
+
+    Python spells such a field with a trailing underscore (``async_``, as the official SDK does);
+    validation takes the wire name (its alias) or the Python name, and every dump writes the wire
+    name (``"async"``), with or without ``by_alias``.
+    """
+
+    @model_serializer(mode="wrap")
+    def _wire_names(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if not isinstance(data, dict):
+            return data
+        return {
+            (key[:-1] if key.endswith("_") and keyword.iskeyword(key[:-1]) else key): value
+            for key, value in data.items()
+        }

@@ -7,6 +7,7 @@ can be forgotten by one part and served by another.
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,10 +36,21 @@ class Operation:
     error_statuses: tuple[int, ...]
     """Error statuses the spec declares (Autumn's own spec declares none; any 4xx/5xx may still come)."""
     api: Literal["v1", "platform"]
-    body_style: Literal["fields", "request"]
+    body_style: Literal["fields", "request", "items"]
     """``"fields"``: the SDK method takes the body's fields as keyword arguments;
-    ``"request"``: it takes one ``request=`` argument (optional bodies, as the official SDK does)."""
+    ``"request"``: it takes one ``request=`` argument (optional bodies, as the official SDK does);
+    ``"items"``: the body is a JSON array, given as ``request=[...]``; ``params_model`` is then the
+    model of one item."""
     summary: str = ""
+    min_items: int = 0
+    """For ``"items"`` bodies: the fewest items the spec allows."""
+    max_items: int | None = None
+    """For ``"items"`` bodies: the most items the spec allows (``None``: no limit)."""
+
+    @property
+    def method_name(self) -> str:
+        """The SDK method's name: ``name``, with ``_`` after a Python keyword (``import_``)."""
+        return f"{self.name}_" if keyword.iskeyword(self.name) else self.name
 
     @property
     def qualified_name(self) -> str:

@@ -178,8 +178,36 @@ def encode_params(op: Operation, body: Mapping[str, Any] | BaseModel | None) -> 
         data = {key: value for key, value in body.items() if value is not NOT_GIVEN}
     if op.params_model is None:
         return data
-    params = op.params_model.model_validate(data)
+    if op.body_style == "items":
+        return {ITEMS_KEY: _encode_items(op, op.params_model, data.get(ITEMS_KEY))}
+    return _encode_one(op.params_model, data)
+
+
+ITEMS_KEY = "request"
+"""Where an array body (``body_style == "items"``) travels inside the SDK until it goes on the wire."""
+
+
+def _encode_one(model: type[BaseModel], data: Any) -> dict[str, Any]:
+    params = model.model_validate(data)
     return params.model_dump(mode="json", exclude_unset=True, by_alias=False, exclude=_unsent_nulls(params))
+
+
+def _encode_items(op: Operation, model: type[BaseModel], items: Any) -> list[dict[str, Any]]:
+    """Each item validated like a body of its own; the count checked against the spec's bounds."""
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(f"{op.qualified_name}() takes request=[...], a list of items")
+    if len(items) < op.min_items or (op.max_items is not None and len(items) > op.max_items):
+        most = "" if op.max_items is None else f" and at most {op.max_items}"
+        raise ValueError(f"{op.qualified_name}() takes at least {op.min_items}{most} items; got {len(items)}")
+    return [
+        _encode_one(model, item.model_dump(exclude_unset=True) if isinstance(item, BaseModel) else item)
+        for item in items
+    ]
+
+
+def wire_body(op: Operation, params: Mapping[str, Any]) -> Any:
+    """The JSON document sent for ``params``: the list itself for an array body."""
+    return params[ITEMS_KEY] if op.body_style == "items" else params
 
 
 def _unsent_nulls(value: Any) -> Any:
@@ -465,7 +493,7 @@ def plan_call(
     base_url = (call_url or config.base_url).rstrip("/")
     url = f"{base_url}{op.path}"
     is_query = op.http_method == "GET"
-    content = None if is_query else json.dumps(params, separators=(",", ":")).encode()
+    content = None if is_query else json.dumps(wire_body(op, params), separators=(",", ":")).encode()
     per_attempt = config.timeout_for(op, options.get("timeout_ms"))
     budget_s = config.total_timeout_for(per_attempt, options.get("total_timeout_ms"))
     send = SendRequest(

@@ -108,13 +108,13 @@ class SyncResource:
         self._client = client
 
     def _call(self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]) -> T:
-        _check_options(self, op.name, options)
+        _check_options(self, op.method_name, options)
         return self._client._request(op, body, options, cast_to)  # type: ignore[no-any-return]
 
     async def _call_async(
         self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]
     ) -> T:
-        _check_options(self, f"{op.name}_async", options)
+        _check_options(self, f"{op.method_name}_async", options)
         return await self._client._request_async(op, body, options, cast_to)  # type: ignore[no-any-return]
 
     def _paginate(
@@ -139,7 +139,7 @@ class AsyncResource:
     async def _call(
         self, op: Operation, body: Mapping[str, Any], options: RequestOptions, cast_to: type[T]
     ) -> T:
-        _check_options(self, op.name, options)
+        _check_options(self, op.method_name, options)
         return await self._client._request_async(op, body, options, cast_to)  # type: ignore[no-any-return]
 
     def _paginate(

@@ -368,8 +368,11 @@ class Catalog:
 
         def claim(shape: Shape, name: str) -> None:
             if name in taken and taken[name] != shape.id:
+                had = sorted(self.shapes[taken[name]].schema.get("properties", {}))
+                wants = sorted(shape.schema.get("properties", {}))
                 raise ValueError(
-                    f"two different shapes want the name {name!r}; add an entry to codegen/names.py"
+                    f"two different shapes want the name {name!r} (fields {had} and {wants}); "
+                    "add an entry to codegen/names.py"
                 )
             taken[name] = shape.id
             shape.name = name

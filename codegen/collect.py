@@ -30,9 +30,11 @@ class OperationInfo:
     success_statuses: tuple[int, ...]
     error_statuses: tuple[int, ...]
     api: Literal["v1", "platform"]
-    body_style: Literal["fields", "request"]
+    body_style: Literal["fields", "request", "items"]
     summary: str
     description: str
+    min_items: int = 0
+    max_items: int | None = None
 
     @property
     def constant(self) -> str:
@@ -121,10 +123,24 @@ def _operation(
     base = pascal(name) if platform else pascal(operation_id)
 
     params_shape: int | None = None
-    body_style: Literal["fields", "request"] = "fields"
+    body_style: Literal["fields", "request", "items"] = "fields"
+    min_items, max_items = 0, None
     request_body = op.get("requestBody")
     body_schema = _json_schema(request_body)
-    if body_schema is not None:
+    if body_schema is not None and body_schema.get("type") == "array":
+        # A JSON-array body (balances.batch_track): the params model is one item's; the SDK takes
+        # the list as ``request=`` as the official SDK does.
+        item_schema = body_schema.get("items")
+        if not isinstance(item_schema, dict):
+            raise ValueError(f"{operation_id}: array body without an item schema")
+        params_shape = catalog.add_root(item_schema, components, base + "Item", PRIORITY_ROOT, distinct=True)
+        body_style = "items"
+        min_items = int(body_schema.get("minItems", 0))
+        max_items = int(body_schema["maxItems"]) if "maxItems" in body_schema else None
+    elif body_schema is not None and not body_schema.get("properties") and "$ref" not in body_schema:
+        # An object body with no declared fields (rewards.list): called as ``request={}``.
+        body_style = "request"
+    elif body_schema is not None:
         title = body_schema.get("title")
         params_name = str(title) if isinstance(title, str) and title else base + "Params"
         params_shape = catalog.add_root(body_schema, components, params_name, PRIORITY_ROOT, distinct=True)
@@ -192,6 +208,8 @@ def _operation(
         body_style=body_style,
         summary=summary,
         description=description,
+        min_items=min_items,
+        max_items=max_items,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 import keyword
 import re
 from typing import Any
@@ -46,8 +47,12 @@ def render_models(catalog: Catalog, header: str) -> str:
     )
     if not isinstance(code, str):
         raise TypeError("datamodel-code-generator returned several modules; expected one")
-    code = _widen_numbers(_restore_builtin_field_names(code))
-    renamed = re.findall(r"^ +(\w+): .*\balias=", code, flags=re.MULTILINE)
+    code = _keyword_fields_base(_widen_numbers(_restore_builtin_field_names(code)))
+    renamed = [
+        name
+        for name in re.findall(r"^ +(\w+): .*\balias=", code, flags=re.MULTILINE)
+        if not (name.endswith("_") and keyword.iskeyword(name[:-1]))
+    ]
     if renamed:
         # AutumnModel.to_api() dumps field names, so a renamed field would go out under the wrong
         # wire name. No field of the current specs needs it; fail loudly if a new spec does.
@@ -97,6 +102,32 @@ def _non_nullable_table(components: dict[str, Any]) -> str:
     )
 
 
+_CLASS_LINE = re.compile(r"^class (?P<name>\w+)\(AutumnModel\):$")
+
+
+def _keyword_fields_base(code: str) -> str:
+    """A class with a field named for a Python keyword (``async``, spelt ``async_`` in Python)
+    derives from :class:`~autumn_sdk._model.KeywordFieldsModel`, which puts the wire name back
+    when dumping; every other class keeps the plain, faster base."""
+    lines = code.splitlines()
+    class_at: int | None = None
+    for index, line in enumerate(lines):
+        if _CLASS_LINE.match(line):
+            class_at = index
+            continue
+        field = re.match(r"^    (\w+)_: ", line)
+        if class_at is not None and field and keyword.iskeyword(field[1]):
+            lines[class_at] = lines[class_at].replace("(AutumnModel):", "(KeywordFieldsModel):")
+    text = "\n".join(lines) + "\n"
+    if "(KeywordFieldsModel):" in text:
+        text = text.replace(
+            "from autumn_sdk._model import AutumnModel\n",
+            "from autumn_sdk._model import AutumnModel, KeywordFieldsModel\n",
+            1,
+        )
+    return text
+
+
 _RENAMED_FIELD = re.compile(r"^(?P<indent>\s+)(?P<name>\w+)_: (?P<annotation>.+?) = Field\((?P<args>.*)\)$")
 
 
@@ -122,6 +153,7 @@ def _restore_builtin_field_names(code: str) -> str:
             args = ", ".join(arg for arg in match["args"].split(", ") if arg not in aliases)
             line = f"{match['indent']}{name}: {annotation} = Field({args})"
         out.append(line)
+    out = _builtins_in_shadowing_classes(out)
     text = "\n".join(out) + "\n"
     if "builtins." in text and "import builtins" not in text:
         text = text.replace(
@@ -130,6 +162,24 @@ def _restore_builtin_field_names(code: str) -> str:
             1,
         )
     return text
+
+
+def _builtins_in_shadowing_classes(lines: list[str]) -> list[str]:
+    """In a class with a field named ``list``, every other field's ``list[...]`` is the builtin too."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("class ")] + [len(lines)]
+    for begin, end in itertools.pairwise(starts):
+        shadowed = {
+            m["name"]
+            for line in lines[begin:end]
+            if (m := re.match(r"^    (?P<name>\w+): ", line)) and hasattr(builtins, m["name"])
+        }
+        for index in range(begin, end):
+            for name in shadowed:
+                head, sep, rest = lines[index].partition(" = ")
+                if re.match(r"^    \w+: ", head):
+                    head = re.sub(rf"(?<!builtins\.)\b{name}\[", f"builtins.{name}[", head)
+                    lines[index] = head + sep + rest
+    return lines
 
 
 _FIELD_LINE = re.compile(r"^(?P<indent> {4})(?P<name>\w+): (?P<annotation>.+?)(?P<rest> = Field\(.*\))?$")

@@ -24,6 +24,8 @@ def _operation(collection: Collection, op: OperationInfo) -> str:
         ("body_style", repr(op.body_style)),
         ("summary", repr(op.summary)),
     ]
+    if op.body_style == "items":
+        fields += [("min_items", repr(op.min_items)), ("max_items", repr(op.max_items))]
     body = "".join(f"    {key}={value},\n" for key, value in fields)
     return f"{op.constant} = Operation(\n{body})\n"
 

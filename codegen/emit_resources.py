@@ -39,7 +39,7 @@ class Method:
     op: OperationInfo
     params: tuple[Param, ...]
     request_type: str | None
-    """For ``body_style == "request"``: the annotation of ``request``."""
+    """For ``body_style == "request"`` or ``"items"``: the annotation of ``request``."""
     response: str
     doc: str
     page_item: str | None
@@ -139,6 +139,10 @@ def _method(catalog: Catalog, op: OperationInfo) -> Method:
     if op.body_style == "request":
         model = f"models.{catalog.name_of(op.params_shape)} | " if op.params_shape is not None else ""
         request_type = f"{model}Mapping[str, Any] | None"
+    elif op.body_style == "items":
+        assert op.params_shape is not None, "an items body always has an item model"
+        item = f"models.{catalog.name_of(op.params_shape)}"
+        request_type = f"Sequence[{item} | Mapping[str, Any]]"
     elif params_schema is not None:
         required = set(params_schema.get("required", []))
         props: dict[str, Any] = params_schema["properties"]
@@ -180,7 +184,8 @@ def _signature(
 ) -> str:
     lines = [f"{'async def' if is_async else 'def'} {name}(", f"{_INDENT}self,"]
     if request_type is not None:
-        lines.append(f"{_INDENT}request: {request_type} = None,")
+        default = "" if request_type.startswith("Sequence[") else " = None"
+        lines.append(f"{_INDENT}request: {request_type}{default},")
     params = list(params)
     if params:
         lines.append(f"{_INDENT}*,")
@@ -191,6 +196,8 @@ def _signature(
 
 
 def _body(method: Method, params: Iterable[Param]) -> str:
+    if method.op.body_style == "items":
+        return "_items_body(request)"
     if method.request_type is not None:
         return "_request_body(request)"
     entries = ", ".join(f"{json.dumps(p.wire)}: {p.python}" for p in params)
@@ -213,7 +220,7 @@ def _methods(method: Method, flavour: str) -> list[str]:
     """``flavour``: "sync" (with ``_async`` twins) or "async"."""
     op_ref = f"ops.{method.op.constant}"
     body = _body(method, method.params)
-    name = method.op.name
+    name = python_name(method.op.name)  # billing.import is import_(), as in the official SDK
     out: list[str] = []
     if flavour == "sync":
         out.append(
@@ -308,12 +315,10 @@ def _raw_class(
     lines = [f"def __init__(self, {arg}: {target}) -> None:"]
     for method in methods:
         wrap = "async_to_raw_response_wrapper" if is_async else "to_raw_response_wrapper"
-        lines.append(f"{_INDENT}self.{method.op.name} = {wrap}({arg}.{method.op.name})")
+        attr = python_name(method.op.name)
+        lines.append(f"{_INDENT}self.{attr} = {wrap}({arg}.{attr})")
         if not is_async:
-            lines.append(
-                f"{_INDENT}self.{method.op.name}_async = "
-                f"async_to_raw_response_wrapper({arg}.{method.op.name}_async)"
-            )
+            lines.append(f"{_INDENT}self.{attr}_async = async_to_raw_response_wrapper({arg}.{attr}_async)")
     prefix = "Async" if is_async else ""
     for group in groups:
         cls = f"{prefix}{_group_class_name(group)}WithRawResponse"
@@ -357,6 +362,14 @@ def render_resources(collection: Collection, header: str) -> str:
         "    if isinstance(request, BaseModel):",
         "        return request.model_dump(exclude_unset=True)",
         "    return request",
+        "",
+        "",
+        "def _items_body(request: Sequence[BaseModel | Mapping[str, Any]]) -> Mapping[str, Any]:",
+        '    """Body of an array-body call, carried as ``{"request": [...]}`` until it is encoded."""',
+        "    if not isinstance(request, (list, tuple)):  # refused, with the right message, when encoded",
+        '        return {"request": request}',
+        "    items = [i.model_dump(exclude_unset=True) if isinstance(i, BaseModel) else i for i in request]",
+        '    return {"request": items}',
         "",
         "",
     ]

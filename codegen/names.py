@@ -23,14 +23,17 @@ NAME_OVERRIDES: dict[str, str] = {
     # Billing controls: the request side (customer data) and the response side (customer).
     "CustomerDataBillingControls": "BillingControlsParams",
     "BillingControlsParamsAutoTopup": "AutoTopup",
+    # The request side's purchase limit (the response side's variants are named below).
+    "AutoTopupPurchaseLimit": "AutoTopupPurchaseLimitParams",
     "BillingControlsParamsSpendLimit": "SpendLimit",
     "BillingControlsParamsUsageAlert": "UsageAlert",
     "BillingControlsParamsOverageAllowed": "OverageAllowed",
+    "BillingControlsParamsUsageLimit": "UsageLimit",
     "CustomerDataConfig": "CustomerConfig",
     "CustomerBillingControls": "BillingControls",
     "BillingControlsAutoTopup": "AutoTopupStatus",
     "MultiAttachParamsEntityData": "EntityData",
-    "EntityDataBillingControls": "EntityBillingControls",
+    "EntityDataBillingControls": "EntityBillingControlsParams",
     # Plan items as sent in requests (the response side is PlanItem).
     "CreatePlanParamsItem": "PlanItemParams",
     "PlanItemParamsPrice": "PlanItemPriceParams",
@@ -43,6 +46,15 @@ NAME_OVERRIDES: dict[str, str] = {
     "BillingAutoTopupSucceededDataInvoice": "AutoTopupInvoice",
     "BillingUpdatedDataPlanChange": "PlanChange",
     "PlanChangeItemChange": "PlanItemChange",
+    "PlanChangePlanChangeItemChange": "PlanItemChange",
+    # Names kept from the 2026-05-20 spec, whose shapes are now first met elsewhere.
+    "PlanVariantDetailsCustomizeAddItemProration": "PlanItemProration",
+    "PlanVariantDetailsCustomizeAddItemRollover": "PlanItemRolloverParams",
+    "CustomerInvoicePreviewLineItem": "PreviewAttachLineItem",
+    "PreviewAttachLineItemDiscount": "PreviewAttachLineItemDiscount",
+    "CustomerInvoicePreviewLineItemDiscount": "PreviewAttachLineItemDiscount",
+    "CustomerInvoicePreviewLineItemPeriod": "PreviewAttachLineItemPeriod",
+    "ListCustomersParamsCreatedAtRange": "EventsListCustomRange",
     "VercelResourcesProvisionedDataResource": "VercelResource",
 }
 

@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEC_DIR = REPO_ROOT / "spec"
 """The vendored OpenAPI documents (``spec/README.md`` says where each came from)."""
 DEFAULT_SPECS = (
-    SPEC_DIR / "autumn-2026-05-20.yml",
+    SPEC_DIR / "autumn-2026-08-22.yml",
     SPEC_DIR / "platform.yaml",
 )
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")

@@ -38,17 +38,25 @@ from reference_server.api.extra_params import (
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
 from reference_server.errors import AutumnError
+from reference_server.payments import billing_import, multi_update
 from reference_server.service import (
     balances,
     balances_api,
+    batch_track,
     catalog_ids,
     catalog_ops,
     customers,
     entities,
     events,
+    invoices,
+    key_ops,
+    license_ops,
     locks,
     platform,
     referrals,
+    revenuecat,
+    rewards,
+    track_tokens,
 )
 from reference_server.service.attach_free import plans_get, plans_list
 from reference_server.service.context import AppState, Ctx, Tenant
@@ -110,6 +118,34 @@ def service_table(billing: BillingRegistry) -> dict[str, Service]:
         "platform.list_organizations": platform.list_organizations,
         "platform.list_users": platform.list_users,
         "platform.update_stripe_config": platform.update_stripe,
+        # Autumn's current API (2026-08-22)
+        "batch_track": batch_track.batch_track,
+        "track_tokens": track_tokens.track_tokens,
+        "billing.multi_update": multi_update.multi_update,
+        "billing.preview_multi_update": multi_update.preview_multi_update,
+        "billing.import": billing_import.import_billing,
+        "invoices.insert": invoices.insert_invoices,
+        "invoices.list": invoices.list_invoices,
+        "licenses.attach": license_ops.attach_license,
+        "licenses.release": license_ops.release_license,
+        "licenses.list": license_ops.list_licenses,
+        "licenses.list_assignments": license_ops.list_license_assignments,
+        "keys.mint": key_ops.mint_key,
+        "keys.refresh": key_ops.refresh_key,
+        "keys.revoke": key_ops.revoke_key,
+        "platform.link_revenue_cat": revenuecat.link_revenue_cat,
+        "platform.sync_revenue_cat": revenuecat.sync_revenue_cat,
+        "platform.get_revenue_cat_keys": revenuecat.get_revenue_cat_keys,
+        "rewards.create": rewards.create_reward,
+        "rewards.get": rewards.get_reward,
+        "rewards.list": rewards.list_rewards,
+        "rewards.update": rewards.update_reward,
+        "rewards.delete": rewards.delete_reward,
+        "referrals.create_program": rewards.create_referral_program,
+        "referrals.get_program": rewards.get_referral_program,
+        "referrals.list_programs": rewards.list_referral_programs,
+        "referrals.update_program": rewards.update_referral_program,
+        "referrals.delete_program": rewards.delete_referral_program,
     }
 
 
@@ -143,6 +179,32 @@ LEGACY_ALIASES: dict[str, str] = {
 }
 
 
+ITEMS_KEY = "items"
+"""Where the items of an array body (``balances.batch_track``) reach the service."""
+
+
+def _validate_items(
+    model: type[BaseModel], bounds: tuple[int, int | None], items: Any
+) -> list[dict[str, Any]]:
+    """Each item validated as a body of its own; errors name the item's index."""
+    fewest, most = bounds
+    count = len(items) if isinstance(items, list) else 0
+    if count < fewest or (most is not None and count > most):
+        limit = f"between {fewest} and {most}" if most is not None else f"at least {fewest}"
+        raise AutumnError(400, "invalid_inputs", f"The request must hold {limit} items; it holds {count}")
+    out: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            parsed = model.model_validate(item)
+        except ValidationError as exc:
+            raise AutumnError(
+                400, "invalid_inputs", f"Item {index}: {describe_validation_error(exc)}"
+            ) from exc
+        request_guard.check_nulls(parsed)
+        out.append(parsed.model_dump(mode="json", exclude_unset=True))
+    return out
+
+
 def error_response(
     status: int, code: str, message: str, env: str, headers: dict[str, str] | None = None
 ) -> Response:
@@ -158,6 +220,8 @@ class Endpoint:
     response_model: type[BaseModel] | None
     status: int = 200
     query_params: bool = False
+    items: tuple[int, int | None] | None = None
+    """For an array body: the fewest and most items the spec allows."""
     async_service: AsyncService | None = None
 
 
@@ -295,7 +359,9 @@ class Dispatcher:
             if wait is not None:
                 raise _RateLimited(wait)
         body = raw
-        if ep.params_model is not None:
+        if ep.params_model is not None and ep.items is not None:
+            body = {ITEMS_KEY: _validate_items(ep.params_model, ep.items, raw.get(ITEMS_KEY))}
+        elif ep.params_model is not None:
             try:
                 model = ep.params_model.model_validate(raw)
             except ValidationError as exc:
@@ -353,7 +419,7 @@ class Dispatcher:
                 ep, AutumnError(400, "invalid_api_version", f"Invalid API version: {version}"), env
             )
         try:
-            raw = self._parse(data, query)
+            raw = self._parse(data, query, items=ep.items is not None)
         except AutumnError as exc:
             return self.refuse(ep, exc, env)
         wants_url = ep.name == "platform.generate_oauth_url" or ep.name.startswith("billing.")
@@ -382,8 +448,11 @@ class Dispatcher:
             result = {**result, "code": request_guard.platform_error_code(status, str(result["code"]))}
         return status, to_json(result), headers
 
-    def _parse(self, data: bytes | None, query: dict[str, str] | None) -> dict[str, Any]:
-        """The request's values, checked by :mod:`request_guard` before anything else looks at them."""
+    def _parse(self, data: bytes | None, query: dict[str, str] | None, items: bool = False) -> dict[str, Any]:
+        """The request's values, checked by :mod:`request_guard` before anything else looks at them.
+
+        An array body (``items``) is carried as ``{"items": [...]}`` from here on.
+        """
         if query is not None:
             raw: Any = query
         elif data is None or not data.strip():
@@ -392,7 +461,11 @@ class Dispatcher:
             if len(data) > self.max_body_bytes:
                 raise request_guard.body_too_large(self.max_body_bytes)
             raw = request_guard.parse_json_body(data)
-            if not isinstance(raw, dict):
+            if items:
+                if not isinstance(raw, list):
+                    raise AutumnError(400, "invalid_inputs", "Request body must be a JSON array")
+                raw = {ITEMS_KEY: raw}
+            elif not isinstance(raw, dict):
                 raise AutumnError(400, "invalid_inputs", "Request body must be a JSON object")
         request_guard.check_values(raw)
         return dict(raw)
@@ -582,6 +655,7 @@ def build_routes(
             status=op.success_statuses[0] if op.success_statuses else 200,
             query_params=op.http_method == "GET",
             async_service=ASYNC_SERVICES.get(name),
+            items=(op.min_items, op.max_items) if op.body_style == "items" else None,
         )
         routes.append(Route(op.path, dispatcher.asgi_endpoint(ep), methods=[op.http_method]))
         index.append(

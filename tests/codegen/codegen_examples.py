@@ -90,6 +90,12 @@ def spec_examples() -> list[SpecExample]:
                         *_media_examples(_json_media(op_spec.get("requestBody"))),
                         *_curl_examples(op_spec),
                     ]
+                    if op.body_style == "items":  # an array body: each item is one params model
+                        request_examples = [
+                            item
+                            for example in request_examples
+                            for item in (example if isinstance(example, list) else [example])
+                        ]
                     for n, value in enumerate(request_examples):
                         found.append(
                             SpecExample(

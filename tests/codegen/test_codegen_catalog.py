@@ -98,7 +98,25 @@ def test_integers_stay_integers_on_the_wire() -> None:
         models.AutoTopup(feature_id="f", threshold=1, quantity=0)  # quantity has minimum 1
 
 
-@pytest.mark.parametrize("wire_name", ["async", "model_config", "camel-case"])
+def test_a_field_named_for_a_keyword_keeps_its_wire_name() -> None:
+    """track's ``async`` is ``async_`` in Python (as in the official SDK) and ``async`` on the wire."""
+    params = models.TrackParams.model_validate({"customer_id": "c", "feature_id": "f", "async": True})
+    assert params.async_ is True
+    assert params.to_api() == {"customer_id": "c", "feature_id": "f", "async": True}
+    assert models.TrackParams(customer_id="c", async_=False).model_dump(
+        by_alias=True, exclude_unset=True
+    ) == {
+        "customerId": "c",
+        "async": False,
+    }
+    assert isinstance(models.TrackParams.model_fields["async_"].alias, str)
+    body = {"type": "object", "title": "KParams", "properties": {"async": {"type": "string"}}}
+    response = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    code = render_models(collect([_document({"/k": _op("k", body, response)})]).catalog, "# test")
+    assert "class KParams(KeywordFieldsModel):" in code
+
+
+@pytest.mark.parametrize("wire_name", ["model_config", "camel-case"])
 def test_wire_names_that_cannot_be_field_names_fail_loudly(wire_name: str) -> None:
     body = {"type": "object", "title": "KParams", "properties": {wire_name: {"type": "string"}}}
     response = {"type": "object", "properties": {"ok": {"type": "boolean"}}}

@@ -27,6 +27,8 @@ STALE_RESPONSE_EXAMPLES = {
     "billing.preview_multi_attach": _PREVIEW,
     "billing.preview_update": _PREVIEW,
     "check": "the required (nullable) `flag` field is absent",
+    "billing.preview_multi_update": _PREVIEW + "; subscriptions[] lack the required incoming and outgoing",
+    "billing.import": "customer.subscriptions[].id and the required customer.licenses are absent",
     "webhook balances.usage_alert_triggered": "threshold_type 'usage_percentage_threshold' is off-enum",
 }
 

@@ -68,11 +68,11 @@ def test_groups_and_methods_mirror_the_operation_table() -> None:
     api = resources.AutumnAPI(RecordingClient())
     for op in ops.OPERATIONS:
         owner = getattr(api, op.group) if op.group else api
-        assert callable(getattr(owner, op.name)), op.qualified_name
-        assert inspect.iscoroutinefunction(getattr(owner, f"{op.name}_async")), op.qualified_name
+        assert callable(getattr(owner, op.method_name)), op.qualified_name
+        assert inspect.iscoroutinefunction(getattr(owner, f"{op.method_name}_async")), op.qualified_name
         async_owner = getattr(resources.AsyncAutumnAPI(RecordingClient()), op.group) if op.group else None
         if async_owner is not None:
-            assert inspect.iscoroutinefunction(getattr(async_owner, op.name))
+            assert inspect.iscoroutinefunction(getattr(async_owner, op.method_name))
     assert api.customers is api.customers  # cached per client
 
 
@@ -142,18 +142,19 @@ async def test_raw_response_views_wrap_every_method() -> None:
 def test_every_fields_style_method_takes_exactly_the_params_model_fields() -> None:
     api = resources.AutumnAPI(RecordingClient())
     for op in ops.OPERATIONS:
-        method = getattr(getattr(api, op.group) if op.group else api, op.name)
+        method = getattr(getattr(api, op.group) if op.group else api, op.method_name)
         parameters = inspect.signature(method).parameters
-        if op.body_style == "request":
+        if op.body_style in ("request", "items"):
             assert list(parameters) == ["request", "options"], op.qualified_name
             continue
         assert op.params_model is not None
         keywords = [name.removesuffix("_") for name in parameters if name != "options"]
-        assert sorted(keywords) == sorted(op.params_model.model_fields), op.qualified_name
+        fields = {name.removesuffix("_"): field for name, field in op.params_model.model_fields.items()}
+        assert sorted(keywords) == sorted(fields), op.qualified_name
         for name, parameter in parameters.items():
             if name == "options":
                 continue
-            field = op.params_model.model_fields[name.removesuffix("_")]
+            field = fields[name.removesuffix("_")]
             assert (parameter.default is inspect.Parameter.empty) == field.is_required(), (
                 op.qualified_name,
                 name,
@@ -169,7 +170,7 @@ async def test_every_method_refuses_an_unknown_keyword_with_the_closest_name() -
     for op in ops.OPERATIONS:
         for api in (sync_api, async_api):
             owner = getattr(api, op.group) if op.group else api
-            names = [op.name, f"{op.name}_async"]
+            names = [op.method_name, f"{op.method_name}_async"]
             if op.name == "list" and hasattr(owner, "list_all"):
                 names += ["list_all", "list_all_async"]
             for name in names:
