@@ -270,12 +270,15 @@ def invoices_by_stripe_id(conn: Connection, stripe_ids: Sequence[str]) -> list[E
 def customer_pks_by_id(
     conn: Connection, org_pk: int, env: str, customer_ids: Sequence[str]
 ) -> dict[str, int]:
+    """The customers' pks, their rows locked (PostgreSQL) so concurrent inserts of one customer's
+    invoices take turns: the second sees the first's stripe ids and updates them."""
     if not customer_ids:
         return {}
     rows = conn.execute(
-        select(customers.c.id, customers.c.pk).where(
-            customers.c.org_pk == org_pk, customers.c.env == env, customers.c.id.in_(list(customer_ids))
-        )
+        select(customers.c.id, customers.c.pk)
+        .where(customers.c.org_pk == org_pk, customers.c.env == env, customers.c.id.in_(sorted(customer_ids)))
+        .order_by(customers.c.pk)
+        .with_for_update()
     ).all()
     return {str(r.id): int(r.pk) for r in rows}
 
