@@ -1,6 +1,6 @@
 """Strict response validation against the vendored specs themselves (not the lax generated models).
 
-Every response the reference server sends for an operation of ``spec/autumn-2026-05-20.yml`` or
+Every response the reference server sends for an operation of ``spec/autumn-2026-08-22.yml`` or
 ``spec/platform.yaml`` is checked against the JSON schema the spec gives for that operation and
 status, with ``jsonschema`` (Draft 2020-12, ``$ref``s resolved inside the spec document; the
 platform API's OpenAPI 3.0 ``nullable`` rewritten to a JSON Schema ``null`` alternative first).
@@ -39,7 +39,7 @@ from reference_server import testing as _testing
 from reference_server.api.router import LEGACY_ALIASES
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
-AUTUMN_SPEC = SPEC_DIR / "autumn-2026-05-20.yml"
+AUTUMN_SPEC = SPEC_DIR / "autumn-2026-08-22.yml"
 PLATFORM_SPEC = SPEC_DIR / "platform.yaml"
 PLATFORM_PREFIX = "/v1"
 """``platform.yaml``'s server URL ends in ``/v1``: its paths are served under it."""

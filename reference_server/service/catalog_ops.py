@@ -301,6 +301,7 @@ def plan_json(
         "archived": plan.archived,
         "base_variant_id": None,
         "config": {"ignore_past_due": bool(plan.config.get("ignore_past_due", False))},
+        "metadata": plan.metadata,
     }
     if plan.free_trial:
         out["free_trial"] = {
@@ -349,6 +350,7 @@ def _plan_values(body: dict[str, Any], cat: Catalog) -> dict[str, Any]:
         "free_trial": free_trial or None,
         "config": {"ignore_past_due": bool((body.get("config") or {}).get("ignore_past_due", False))},
         "archived": bool(body.get("archived", False)),
+        "metadata": dict(body.get("metadata") or {}),
     }
     is_free = price is None and not any(i["price"] for i in items)
     trial_no_card = bool(free_trial) and free_trial is not None and not free_trial.get("card_required", True)
@@ -422,6 +424,7 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             "free_trial",
             "config",
             "archived",
+            "metadata",
         ):
             if key in body:
                 merged[key] = body[key]
@@ -473,6 +476,14 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                     )
                     .values(plan_id=new_id)
                 )
+        if "metadata" in body:  # metadata is the plan's, not a version's: every version carries it
+            conn.execute(
+                update(plans)
+                .where(
+                    plans.c.org_pk == ctx.tenant.org_pk, plans.c.env == ctx.tenant.env, plans.c.id == new_id
+                )
+                .values(metadata=values["metadata"])
+            )
         created = current.created_at if pk == current.pk else ctx.now()
         updated = _plan_from_values(pk, new_id, version, created, ctx.tenant.env, values)
         save_plan_links(conn, cat, updated, body, now=ctx.now(), previous_pk=current.pk)

@@ -37,6 +37,8 @@ class Plan:
     is_latest: bool
     created_at: int
     env: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The user's key-values; shared by every version of the plan."""
 
     @property
     def is_free(self) -> bool:
@@ -103,6 +105,7 @@ def plan_from_row(r: Any) -> Plan:
         is_latest=bool(r.is_latest),
         created_at=int(r.created_at),
         env=r.env,
+        metadata=dict(r._mapping["metadata"] or {}),
     )
 
 

@@ -120,6 +120,7 @@ plans = Table(
     Column("archived", Boolean, nullable=False, default=False),
     Column("is_latest", Boolean, nullable=False, default=True),
     Column("created_at", BigInteger, nullable=False),
+    Column("metadata", JSON),  # the user's key-values, the same on every version (0016_plan_metadata)
     UniqueConstraint("org_pk", "env", "id", "version", name="uq_plans_org_env_id_version"),
 )
 
