@@ -131,8 +131,13 @@ def _endpoint(op: Operation) -> Any:
         try:
             payload = json.loads(raw) if raw else {}
             if op.params_model is not None:
-                op.params_model.model_validate(payload)
-        except (json.JSONDecodeError, ValidationError) as exc:
+                # An array body ("items"): params_model is the model of one item.
+                items = payload if op.body_style == "items" else [payload]
+                if not isinstance(items, list):
+                    raise ValueError(f"{op.path} takes a JSON array")
+                for item in items:
+                    op.params_model.model_validate(item)
+        except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
             return JSONResponse({"message": str(exc), "code": "invalid_request"}, 400)
         return JSONResponse(canned, status)
 
