@@ -352,8 +352,12 @@ class Dispatcher:
         self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, extra: dict[str, Any]
     ) -> tuple[Ctx, dict[str, Any]]:
         """Authenticate, rate-limit and validate: the request's context and its validated body."""
-        tenant = self.authenticate(authorization)
-        ctx = Ctx(self.state, tenant)
+        token = None
+        if key_ops.is_customer_token(authorization):  # an am_jwt_ token scopes the request to its customer
+            tenant, token = key_ops.authenticate(self.state, ep.name, str(authorization), raw)
+        else:
+            tenant = self.authenticate(authorization)
+        ctx = Ctx(self.state, tenant, token)
         if self.limiter is not None:
             wait = self.limiter.hit(ep.name, f"{tenant.org_pk}:{tenant.env}", raw.get("customer_id"))
             if wait is not None:
