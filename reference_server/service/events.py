@@ -99,6 +99,8 @@ def _floor(ts: int, bin_size: str) -> int:
     day = ts - ts % FIXED_MS["day"]
     if bin_size == "day":
         return day
+    if bin_size == "week":  # ISO weeks: Monday 00:00 UTC (1970-01-01 was a Thursday)
+        return day - ((day // FIXED_MS["day"] + 3) % 7) * FIXED_MS["day"]
     from datetime import datetime, timezone
 
     dt = datetime.fromtimestamp(day / 1000, tz=timezone.utc).replace(day=1)
@@ -108,6 +110,8 @@ def _floor(ts: int, bin_size: str) -> int:
 def _next_bin(ts: int, bin_size: str) -> int:
     if bin_size in ("hour", "day"):
         return ts + FIXED_MS[bin_size]
+    if bin_size == "week":
+        return ts + 7 * FIXED_MS["day"]
     return add_months(ts, 1)
 
 

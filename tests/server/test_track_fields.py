@@ -4,6 +4,8 @@ and ``async``, ``balances.create``'s ``next_reset_at``, ``balances.update``'s ``
 
 from __future__ import annotations
 
+import itertools
+
 from .conftest import Api
 
 MONTH = {"interval": "month"}
@@ -151,6 +153,11 @@ def test_aggregate_on_deducted(api: Api) -> None:
         "a": {"deducted": 4, "credit_cost": 2},
         "b": {"deducted": 2, "credit_cost": 2},
     }
+    weekly = api("events.aggregate", customer_id="u1", feature_id="action", range="30d", bin_size="week")
+    periods = [p["period"] for p in weekly["list"]]
+    assert all(b - a == 7 * DAY_MS for a, b in itertools.pairwise(periods)) and len(periods) in (5, 6)
+    assert all((p // DAY_MS + 3) % 7 == 0 for p in periods)  # Mondays
+    assert sum(p["values"]["action"] for p in weekly["list"]) == 6
     needs_customer = api.error("events.aggregate", feature_id="action", range="7d", aggregate_on="deducted")
     assert needs_customer.status == 400
 
