@@ -422,6 +422,10 @@ class Dispatcher:
             return self.refuse(
                 ep, AutumnError(400, "invalid_api_version", f"Invalid API version: {version}"), env
             )
+        if version and version.strip() and key_ops.is_customer_token(header("authorization")):
+            too_old = key_ops.version_refusal(parse_api_version(version.strip()))
+            if too_old is not None:
+                return self.refuse(ep, too_old, env)
         try:
             raw = self._parse(data, query, items=ep.items is not None)
         except AutumnError as exc:

@@ -58,6 +58,15 @@ def is_customer_token(authorization: str | None) -> bool:
     return authorization[7:].strip().startswith(PREFIX)
 
 
+def version_refusal(version: str | None) -> AutumnError | None:
+    """Autumn's refusal of a customer token sent with an API version before 2.3 (None: allowed)."""
+    if version is None or not all(part.isdigit() for part in version.split(".")):
+        return None
+    if tuple(int(part) for part in version.split(".")) >= (2, 3):
+        return None
+    return AutumnError(400, "invalid_api_version", "Customer tokens require API version 2.3 or higher")
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 

@@ -150,3 +150,14 @@ def test_the_sdk_mints_and_uses_a_token(api: Api) -> None:
     with Autumn(token, server_url=api.server.url, max_retries=0) as scoped:
         customer = scoped.customers.get(customer_id="alice")
     assert customer.id == "alice"
+
+
+def test_customer_tokens_need_api_version_2_3(api: Api) -> None:
+    _setup(api)
+    token = api("keys.mint", customer_id="alice")["access_token"]
+    alice = _as(api, token)
+    r = alice.raw("/v1/customers.get", {}, **{"x-api-version": "2.2.0"})
+    assert r.status_code == 400
+    assert r.json()["code"] == "invalid_api_version"
+    assert alice.raw("/v1/customers.get", {}, **{"x-api-version": "2.3.0"}).json()["id"] == "alice"
+    alice.http.close()
