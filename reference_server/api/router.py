@@ -37,6 +37,7 @@ from reference_server.api.extra_params import (
 )
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
+from reference_server.api.unsupported_fields import refuse_unsupported
 from reference_server.errors import AutumnError
 from reference_server.payments import billing_import, multi_update
 from reference_server.service import (
@@ -374,6 +375,7 @@ class Dispatcher:
             body = model.model_dump(mode="json", exclude_unset=True)
             if ep.query_params:  # query values were strings until the model parsed them
                 request_guard.check_values(body)
+            refuse_unsupported(ep.name, body)
         body.update(extra)
         return ctx, body
 

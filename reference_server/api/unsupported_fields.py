@@ -1,0 +1,145 @@
+"""Fields of Autumn's current API that this server accepts in the spec but does not act on yet.
+
+The generated models take every field of the current spec, so without this table a request using
+one of these would succeed while silently ignoring it (a multi-currency attach billed in the
+default currency, a usage limit that never limits). Instead the request is refused with a 400
+``unsupported_field`` naming the field, before anything is written. A field leaves this table
+when the server implements it; the README lists what is still here.
+
+Paths are dotted field names of the request body; ``[]`` steps into every item of a list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from reference_server.errors import AutumnError
+
+_CUSTOMIZE = (
+    "customize.billing_controls",
+    "customize.items[].pooled",
+    "customize.add_items[].pooled",
+    "customize.items[].price.additional_currencies",
+    "customize.add_items[].price.additional_currencies",
+    "customize.items[].price.tiers[].additional_currencies",
+    "customize.add_items[].price.tiers[].additional_currencies",
+    "customize.price.additional_currencies",
+    "customize.remove_items[].interval_count",
+)
+_INVOICE_MODE = ("invoice_mode.invoice_template_id", "invoice_mode.net_terms_days")
+_CUSTOMER_DATA = (
+    "customer_data.currency",
+    "customer_data.config.disable_overage_billing",
+    "customer_data.billing_controls.usage_limits",
+    "customer_data.billing_controls.spend_limits[].limit_type",
+    "customer_data.billing_controls.spend_limits[].skip_overage_billing",
+    "customer_data.billing_controls.auto_topups[].purchase_limit.count",
+)
+_MULTI_ATTACH = (
+    "currency",
+    "billing_behavior",
+    "starts_at",
+    "plans[].entity_id",
+    "plans[].customize.items[].pooled",
+    "plans[].customize.items[].price.additional_currencies",
+    "plans[].customize.items[].price.tiers[].additional_currencies",
+    "plans[].customize.price.additional_currencies",
+    "entity_data.billing_controls.usage_limits",
+    "entity_data.billing_controls.spend_limits[].limit_type",
+    "entity_data.billing_controls.spend_limits[].skip_overage_billing",
+    *_CUSTOMER_DATA,
+    *_INVOICE_MODE,
+)
+_ATTACH = ("currency", "long_lived_checkout", "remove_plan_ids", *_CUSTOMIZE, *_INVOICE_MODE)
+_UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MODE)
+_CUSTOMER = (
+    "currency",
+    "config.disable_overage_billing",
+    "billing_controls.usage_limits",
+    "billing_controls.spend_limits[].limit_type",
+    "billing_controls.spend_limits[].skip_overage_billing",
+    "billing_controls.auto_topups[].purchase_limit.count",
+)
+_PLAN = (
+    "billing_controls",
+    "price.additional_currencies",
+    "items[].pooled",
+    "items[].price.additional_currencies",
+    "items[].price.tiers[].additional_currencies",
+)
+_PLAN_UPDATE = (
+    "variants",
+    "migration",
+    "base_plan_id",
+    "is_default",
+    "update_variant_ids",
+    "force_version",
+    "all_versions",
+    *_PLAN,
+)
+
+UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
+    "billing.attach": _ATTACH,
+    "billing.preview_attach": _ATTACH,
+    "billing.setup_payment": ("currency", "remove_plan_ids", *_CUSTOMIZE),
+    "billing.update": _UPDATE,
+    "billing.preview_update": _UPDATE,
+    "billing.multi_attach": _MULTI_ATTACH,
+    "billing.preview_multi_attach": _MULTI_ATTACH,
+    "billing.create_schedule": (
+        "currency",
+        "discounts",
+        "free_trial",
+        "no_billing_changes",
+        "preserve_add_ons",
+        "unscheduled_plans",
+        "phases[].billing_cycle_anchor",
+        "phases[].starting_after",
+        "phases[].plans[].entity_id",
+        "phases[].plans[].customize.add_items",
+        "phases[].plans[].customize.remove_items",
+        "phases[].plans[].customize.billing_controls",
+        "phases[].plans[].customize.items[].pooled",
+        "phases[].plans[].customize.items[].price.additional_currencies",
+        "phases[].plans[].customize.price.additional_currencies",
+        *_INVOICE_MODE,
+    ),
+    "customers.get_or_create": _CUSTOMER,
+    "customers.update": _CUSTOMER,
+    "entities.create": ("customer_data.currency", "customer_data.config.disable_overage_billing"),
+    "plans.create": _PLAN,
+    "plans.update": _PLAN_UPDATE,
+}
+"""Qualified operation name -> the request fields refused with ``unsupported_field``."""
+
+
+def _present(value: Any, steps: list[str]) -> Iterator[None]:
+    """Yield once for every place ``steps`` reaches a value that was sent (``null`` included)."""
+    if not steps:
+        yield None
+        return
+    step, rest = steps[0], steps[1:]
+    many = step.endswith("[]")
+    name = step.removesuffix("[]")
+    if not isinstance(value, dict) or name not in value:
+        return
+    child = value[name]
+    if many:
+        for item in child if isinstance(child, list) else []:
+            yield from _present(item, rest) if rest else iter((None,))
+    else:
+        yield from _present(child, rest)
+
+
+def refuse_unsupported(operation: str, body: dict[str, Any]) -> None:
+    """Raise 400 ``unsupported_field`` if ``body`` sets a field this server does not act on yet."""
+    for path in UNSUPPORTED_FIELDS.get(operation, ()):
+        if any(True for _ in _present(body, path.split("."))):
+            shown = path.replace("[]", "[*]")
+            raise AutumnError(
+                400,
+                "unsupported_field",
+                f"{shown} is part of Autumn's API but the reference server does not support it yet; "
+                "leave it out (see the README's list of unsupported fields)",
+            )
