@@ -53,6 +53,11 @@ def parse_links(links: list[dict[str, Any]], cat: Catalog, parent: Plan) -> list
                 f"{mine[0]}. Billing intervals must match."
             )
         prepaid = link.get("prepaid_only")
+        if prepaid is False:
+            raise invalid(
+                "License overflow billing (prepaid_only: false) is not yet available. "
+                "Set prepaid_only to true."
+            )
         out.append(
             store.LicenseLink(
                 license_plan_id, int(link["included"]), None if prepaid is None else bool(prepaid)

@@ -226,6 +226,14 @@ def test_bad_input_gets_autumns_errors(api: Api) -> None:
     err = api.error("plans.update", plan_id="pro", licenses=[{"license_plan_id": "pro", "included": 1}])
     assert (err.status, err.code) == (400, "invalid_request")
     assert err.body["message"] == "A plan cannot be linked as a license to itself (pro)."
+    err = api.error(
+        "plans.update",
+        plan_id="pro",
+        licenses=[{"license_plan_id": "seat_plan", "included": 1, "prepaid_only": False}],
+    )
+    assert (err.status, err.code) == (400, "invalid_request")
+    # a refused update leaves the links as they were
+    assert _pool(api, cid)["granted"] == 2
 
 
 def test_plans_update_replaces_the_links(api: Api) -> None:
