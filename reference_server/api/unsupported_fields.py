@@ -51,8 +51,10 @@ _MULTI_ATTACH = (
     *_CUSTOMER_DATA,
     *_INVOICE_MODE,
 )
-_ATTACH = ("currency", "long_lived_checkout", "remove_plan_ids", *_CUSTOMIZE, *_INVOICE_MODE)
-_UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MODE)
+_LICENSE_SEATS = ("license_quantities", "customize.upsert_licenses")
+"""Paid license seats and per-customer license links (licenses themselves are served)."""
+_ATTACH = ("currency", "long_lived_checkout", "remove_plan_ids", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_SEATS)
+_UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_SEATS)
 _CUSTOMER = (
     "currency",
     "config.disable_overage_billing",
@@ -76,13 +78,14 @@ _PLAN_UPDATE = (
     "update_variant_ids",
     "force_version",
     "all_versions",
+    "update_license_parents",
     *_PLAN,
 )
 
 UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     "billing.attach": _ATTACH,
     "billing.preview_attach": _ATTACH,
-    "billing.setup_payment": ("currency", "remove_plan_ids", *_CUSTOMIZE),
+    "billing.setup_payment": ("currency", "remove_plan_ids", *_CUSTOMIZE, *_LICENSE_SEATS),
     "billing.update": _UPDATE,
     "billing.preview_update": _UPDATE,
     "billing.multi_attach": _MULTI_ATTACH,
