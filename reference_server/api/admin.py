@@ -1,7 +1,7 @@
-"""Endpoints beyond the 2.3 spec: test clocks and the admin calls that define rewards and programs.
+"""Endpoints beyond the spec: test clocks and ``invoices.finalize``.
 
-Autumn's later API has ``/v1/customers.advance_test_clock``, ``/v1/rewards.create`` and
-``/v1/referral_programs.create``; ``/v1/test_clocks.advance`` moves the whole sandbox env at once.
+The official SDK has ``/v1/customers.advance_test_clock`` (not in the spec);
+``/v1/test_clocks.advance`` moves the whole sandbox env at once.
 Test clocks only exist in sandbox.  ``/v1/invoices.finalize`` (not in Autumn's API: its users finalize
 on Stripe's dashboard) finalizes an ``invoice_mode.finalize: false`` draft, in either env and on either
 processor (see :mod:`reference_server.payments.invoice_mode`).
@@ -19,16 +19,27 @@ from reference_server.service.context import Ctx
 from reference_server.store.subjects import get_customer
 from reference_server.store.tables import customers, organizations
 
+STEPS = ("advance_to", "advance_by_ms", "days", "hours")
+
 
 def _delta(body: dict[str, Any], current_now: int) -> int:
     try:
-        if body.get("advance_to") is not None:
+        if body.get("frozen_time") is not None:  # the official SDK's advance_test_clock
+            if any(body.get(k) is not None for k in STEPS):
+                raise invalid("frozen_time: cannot be combined with " + ", ".join(STEPS), "invalid_inputs")
+            target = int(body["frozen_time"]) // 1000 * 1000  # whole seconds, as Stripe's clocks keep
+            if target <= current_now:
+                raise invalid("frozen_time: must be later than the current clock time", "invalid_inputs")
+            ms = target - current_now
+        elif body.get("advance_to") is not None:
             target = int(body["advance_to"])
             if target < current_now:
                 raise invalid("advance_to: a test clock only moves forward", "invalid_inputs")
-            return target - current_now
-        ms = int(body.get("advance_by_ms") or 0)
-        ms += int(float(body.get("days") or 0) * 86_400_000) + int(float(body.get("hours") or 0) * 3_600_000)
+            ms = target - current_now
+        else:
+            ms = int(body.get("advance_by_ms") or 0)
+            ms += int(float(body.get("days") or 0) * 86_400_000)
+            ms += int(float(body.get("hours") or 0) * 3_600_000)
     except (TypeError, ValueError) as exc:
         message = "advance_to, advance_by_ms, days and hours: must be numbers"
         raise invalid(message, "invalid_inputs") from exc
@@ -59,19 +70,26 @@ def advance_org_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def advance_customer_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    """Move one customer's time forward (resets, expiries and transitions follow lazily)."""
+    """Move one customer's time forward (resets, expiries and transitions follow lazily).
+
+    The official SDK sends ``{customer_id, frozen_time}`` (the target in ms) and reads
+    ``{customer_id, frozen_time, status}``; this clock moves at once, so ``status`` is ``ready``.
+    The steps of ``test_clocks.advance`` are taken too, and ``now`` repeats ``frozen_time``.
+    """
     _sandbox_only(ctx)
     with ctx.db.write() as conn:
         customer = get_customer(conn, ctx.tenant, body.get("customer_id") or "", lock=True)
         if customer is None:
             raise customer_not_found(str(body.get("customer_id")))
-        delta = _delta(body, ctx.now(customer.clock_offset_ms))
+        current = ctx.now(customer.clock_offset_ms)
+        delta = _delta(body, current)
         conn.execute(
             update(customers)
             .where(customers.c.pk == customer.pk)
             .values(clock_offset_ms=customers.c.clock_offset_ms + delta)
         )
-    return {"customer_id": customer.id, "now": ctx.now(customer.clock_offset_ms + delta)}
+    now = current + delta
+    return {"customer_id": customer.id, "frozen_time": now, "status": "ready", "now": now}
 
 
 def finalize_invoice(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:

@@ -29,12 +29,7 @@ from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api import admin, request_guard
 from reference_server.api.api_version import parse_api_version
 from reference_server.api.billing import LOCKED_OPERATIONS, BillingRegistry
-from reference_server.api.extra_params import (
-    AdvanceClockParams,
-    FinalizeInvoiceParams,
-    ReferralProgramParams,
-    RewardParams,
-)
+from reference_server.api.extra_params import AdvanceClockParams, FinalizeInvoiceParams
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
 from reference_server.api.unsupported_fields import refuse_unsupported
@@ -156,12 +151,6 @@ EXTRA_OPERATIONS: dict[str, tuple[str, Service, type[BaseModel] | None]] = {
         "customers.advance_test_clock",
         admin.advance_customer_clock,
         AdvanceClockParams,
-    ),
-    "/v1/rewards.create": ("rewards.create", referrals.create_reward, RewardParams),
-    "/v1/referral_programs.create": (
-        "referral_programs.create",
-        referrals.create_program,
-        ReferralProgramParams,
     ),
     "/v1/invoices.finalize": ("invoices.finalize", admin.finalize_invoice, FinalizeInvoiceParams),
     "/v1/catalog.internal_ids": ("catalog.internal_ids", catalog_ids.internal_ids, None),

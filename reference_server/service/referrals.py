@@ -1,4 +1,4 @@
-"""Referral programs, referral codes and promo-code rewards (§8), plus the admin calls that define them."""
+"""Referral codes, and redeeming referral and promo codes (§8); the rewards themselves: :mod:`.rewards`."""
 
 from __future__ import annotations
 
@@ -9,121 +9,15 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from reference_server.errors import AutumnError, feature_not_found, invalid, plan_not_found
+from reference_server.engine.intervals import boundary
+from reference_server.errors import AutumnError
 from reference_server.service.context import Ctx
 from reference_server.service.customers import require_customer
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, customer_from_row, insert_source
 from reference_server.store.tables import customers, redemptions, referral_codes, reward_programs, rewards
 
-REWARD_TYPES = ("percentage_discount", "fixed_discount", "free_product", "invoice_credits", "feature_grant")
 CODE_ALPHABET = string.ascii_uppercase + string.digits
-
-
-def _reward_json(r: Any) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "name": r.name,
-        "type": r.type,
-        "discount_value": r.discount_value,
-        "grants": r.grants,
-        "free_plan_id": r.free_plan_id,
-        "promo_codes": r.promo_codes,
-        "created_at": r.created_at,
-    }
-
-
-def create_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    """Admin: define a reward (feature grant, free add-on or discount) with optional promo codes."""
-    rtype = body.get("type")
-    if rtype not in REWARD_TYPES:
-        raise invalid(f"type: must be one of: {', '.join(REWARD_TYPES)}", "invalid_inputs")
-    if not body.get("id"):
-        raise invalid("id: must be a string (received undefined)", "invalid_inputs")
-    with ctx.db.write() as conn:
-        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        grants = list(body.get("grants") or [])
-        for g in grants:
-            if g.get("feature_id") not in cat.features:
-                raise feature_not_found(str(g.get("feature_id")))
-        if rtype == "free_product" and body.get("free_plan_id") not in cat.plans:
-            raise plan_not_found(str(body.get("free_plan_id")))
-        values = {
-            "org_pk": ctx.tenant.org_pk,
-            "env": ctx.tenant.env,
-            "id": body["id"],
-            "name": body.get("name"),
-            "type": rtype,
-            "discount_value": float(body.get("discount_value") or 0),
-            "grants": grants,
-            "free_plan_id": body.get("free_plan_id"),
-            "promo_codes": list(body.get("promo_codes") or []),
-            "created_at": ctx.now(),
-        }
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(rewards).values(**values))
-        except IntegrityError as exc:
-            raise AutumnError(409, "reward_already_exists", f"Reward {body['id']} already exists") from exc
-        row = conn.execute(
-            select(rewards).where(
-                rewards.c.org_pk == ctx.tenant.org_pk,
-                rewards.c.env == ctx.tenant.env,
-                rewards.c.id == body["id"],
-            )
-        ).one()
-        return _reward_json(row)
-
-
-def create_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    """Admin: define a referral program that gives a reward when a referral code is redeemed."""
-    if not body.get("id"):
-        raise invalid("id: must be a string (received undefined)", "invalid_inputs")
-    trigger = body.get("trigger") or "customer_creation"
-    received_by = body.get("received_by") or "referrer"
-    if trigger not in ("customer_creation", "checkout"):
-        raise invalid("trigger: must be one of: customer_creation, checkout", "invalid_inputs")
-    if received_by not in ("referrer", "all"):
-        raise invalid("received_by: must be one of: referrer, all", "invalid_inputs")
-    with ctx.db.write() as conn:
-        reward = conn.execute(
-            select(rewards).where(
-                rewards.c.org_pk == ctx.tenant.org_pk,
-                rewards.c.env == ctx.tenant.env,
-                rewards.c.id == body.get("reward_id"),
-            )
-        ).first()
-        if reward is None:
-            raise AutumnError(404, "reward_not_found", f"Reward {body.get('reward_id')} not found")
-        now = ctx.now()
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    insert(reward_programs).values(
-                        org_pk=ctx.tenant.org_pk,
-                        env=ctx.tenant.env,
-                        id=body["id"],
-                        reward_id=reward.id,
-                        trigger=trigger,
-                        received_by=received_by,
-                        max_redemptions=body.get("max_redemptions"),
-                        plan_ids=list(body.get("plan_ids") or []),
-                        created_at=now,
-                    )
-                )
-        except IntegrityError as exc:
-            raise AutumnError(
-                409, "reward_program_already_exists", f"Reward program {body['id']} already exists"
-            ) from exc
-    return {
-        "id": body["id"],
-        "reward_id": reward.id,
-        "trigger": trigger,
-        "received_by": received_by,
-        "max_redemptions": body.get("max_redemptions"),
-        "plan_ids": list(body.get("plan_ids") or []),
-        "created_at": now,
-    }
 
 
 def _program(conn: Connection, ctx: Ctx, program_id: str) -> Any:
@@ -172,15 +66,14 @@ def create_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _grant(conn: Connection, cat: Catalog, customer_pk: int, reward: Any, now: int) -> list[dict[str, Any]]:
-    from reference_server.engine.intervals import FIXED_MS
-
+    """A feature grant's balances, each expiring ``expiry.length`` periods from now when it has one."""
     granted = []
     for g in reward.grants or []:
         feature = cat.features.get(g["feature_id"])
         if feature is None:
             continue
-        qty = float(g.get("quantity") or 0)
-        days = g.get("expires_after_days")
+        qty = float(g.get("included") or 0)
+        expiry = g.get("expiry")
         if feature.type == "boolean":
             insert_source(
                 conn,
@@ -198,7 +91,7 @@ def _grant(conn: Connection, cat: Catalog, customer_pk: int, reward: Any, now: i
                     "continuous": not feature.consumable,
                     "anchor_at": now,
                     "created_at": now,
-                    "expires_at": now + int(days) * FIXED_MS["day"] if days else None,
+                    "expires_at": boundary(now, expiry["type"], int(expiry["length"]), 1) if expiry else None,
                 },
             )
         granted.append({"feature_id": feature.id, "balance": qty})
@@ -334,7 +227,8 @@ def redeem_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 func.upper(redemptions.c.code) == code.upper(),
             )
         ).scalar_one()
-        if promo.get("max_redemptions") is not None and used >= int(promo["max_redemptions"]):
+        limit = promo.get("global_max_redemption")
+        if limit is not None and used >= int(limit):
             raise AutumnError(
                 400,
                 "referral_code_max_redemptions_reached",

@@ -1,48 +1,512 @@
-"""Rewards and referral programs, created, read, changed and deleted as Autumn's current API does."""
+"""Rewards (coupons and feature grants) and referral programs: Autumn's current CRUD (§8).
+
+A reward is either a **coupon** (``percentage_discount`` / ``fixed_discount``, a duration, the plans
+it applies to) or a **feature grant** (balances given on redemption, each with an optional expiry);
+both carry promo codes.  A referral program says which reward a redeemed referral code gives, when
+(``redeem_on``) and to whom (``received_by``).  Redemption itself is :mod:`.referrals`.
+
+Autumn's rules kept here: a create body carries exactly one of ``coupon`` / ``feature_grant``
+(400 ``invalid_reward``); a reward id or a promo code already used gives 400
+``duplicate_reward_id`` / ``duplicate_promo_code``; boolean features are granted with
+``included: null`` and the others with a number (400 ``invalid_reward``); an update must describe
+the stored kind of reward; a reward linked to a referral program cannot be deleted (400
+``invalid_request`` naming the programs); ``free_product`` rewards of the earlier API are not
+served (400 ``invalid_request``) and are left out of ``rewards.list``; a ``checkout`` program needs
+plans and a positive ``max_redemptions`` (400 ``invalid_request``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from reference_server.errors import AutumnError
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from reference_server.errors import AutumnError, feature_not_found, invalid
 from reference_server.service.context import Ctx
+from reference_server.store.catalog import Catalog
+from reference_server.store.tables import reward_programs, rewards
+
+COUPON_TYPES = ("percentage_discount", "fixed_discount", "invoice_credits")
+DURATIONS = ("one_off", "months", "forever")
+EXPIRY_TYPES = ("day", "week", "month", "year")
+MAX_LISTED = 500
+"""``rewards.list`` returns at most this many rewards, newest first (as Autumn caps it)."""
+
+
+def _bad(message: str) -> AutumnError:
+    return invalid(message, "invalid_inputs")
+
+
+def _number(value: Any) -> Any:
+    """A stored float that is whole goes back out as an integer (``20``, not ``20.0``)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _unique(values: list[str], field: str, what: str) -> None:
+    if len(set(values)) != len(values):
+        raise _bad(f"{field}: {what} must be unique")
+
+
+def _positive_int(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _bad(f"{field}: must be a positive integer")
+    return value
+
+
+# --------------------------------------------------------------------------------- reward shapes
+
+
+def _coupon_json(row: Any) -> dict[str, Any]:
+    duration = row.duration_type or "one_off"
+    return {
+        "id": row.id,
+        "name": row.name,
+        "type": row.type,
+        "value": _number(row.discount_value),
+        "duration": {"type": duration, "length": row.duration_length if duration == "months" else None},
+        "plan_ids": row.plan_ids,
+        "promo_codes": [
+            {
+                "code": p["code"],
+                "global_max_redemption": p.get("global_max_redemption"),
+                "first_time_transaction": bool(p.get("first_time_transaction") or False),
+            }
+            for p in row.promo_codes or []
+        ],
+        "created_at": row.created_at,
+    }
+
+
+def _feature_grant_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "grants": [
+            {"feature_id": g["feature_id"], "included": g.get("included"), "expiry": g.get("expiry")}
+            for g in row.grants or []
+        ],
+        "promo_codes": [
+            {"code": p["code"], "max_uses": p.get("global_max_redemption")} for p in row.promo_codes or []
+        ],
+        "created_at": row.created_at,
+    }
+
+
+def _reward_json(row: Any) -> dict[str, Any]:
+    if row.type == "feature_grant":
+        return {"feature_grant": _feature_grant_json(row)}
+    return {"coupon": _coupon_json(row)}
+
+
+# --------------------------------------------------------------------------------- validation
+
+
+def _grants(cat: Catalog, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not grants:
+        raise _bad("feature_grant.grants: must have at least 1 item")
+    _unique([str(g.get("feature_id")) for g in grants], "feature_grant.grants", "Feature IDs")
+    out = []
+    for g in grants:
+        feature = cat.features.get(str(g.get("feature_id")))
+        if feature is None:
+            raise feature_not_found(str(g.get("feature_id")))
+        included = g.get("included")
+        if (feature.type == "boolean") != (included is None):
+            message = (
+                f"Feature {feature.id} must have included set to null"
+                if feature.type == "boolean"
+                else f"Feature {feature.id} must have a positive included value"
+            )
+            raise AutumnError(400, "invalid_reward", message)
+        if included is not None and included < 0:
+            raise _bad("feature_grant.grants.included: must be at least 0")
+        expiry = g.get("expiry")
+        if expiry is not None:
+            if expiry.get("type") not in EXPIRY_TYPES:
+                raise _bad(f"feature_grant.grants.expiry.type: must be one of: {', '.join(EXPIRY_TYPES)}")
+            expiry = {
+                "type": expiry["type"],
+                "length": _positive_int(expiry.get("length"), "feature_grant.grants.expiry.length"),
+            }
+        out.append({"feature_id": feature.id, "included": included, "expiry": expiry})
+    return out
+
+
+def _feature_grant_promos(promos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not promos:
+        raise _bad("feature_grant.promo_codes: must have at least 1 item")
+    out = []
+    for p in promos:
+        uses = p.get("max_uses")
+        if uses is not None:
+            _positive_int(uses, "feature_grant.promo_codes.max_uses")
+        out.append({"code": p["code"], "global_max_redemption": uses, "first_time_transaction": None})
+    return out
+
+
+def _coupon_promos(promos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for p in promos:
+        limit = p.get("global_max_redemption")
+        if limit is not None:
+            _positive_int(limit, "coupon.promo_codes.global_max_redemption")
+        out.append(
+            {
+                "code": p["code"],
+                "global_max_redemption": limit,
+                "first_time_transaction": p.get("first_time_transaction"),
+            }
+        )
+    return out
+
+
+def _plan_ids(cat: Catalog, plan_ids: list[str] | None) -> list[str] | None:
+    if plan_ids is None:
+        return None
+    if not plan_ids:
+        raise _bad("coupon.plan_ids: must have at least 1 item")
+    _unique(plan_ids, "coupon.plan_ids", "Plan IDs")
+    missing = [p for p in plan_ids if p not in cat.plans]
+    if missing:
+        raise invalid(f"Plans not found: {', '.join(missing)}")
+    return list(plan_ids)
+
+
+def _duration(duration: dict[str, Any]) -> tuple[str, int | None]:
+    dtype = duration.get("type")
+    if dtype not in DURATIONS:
+        raise _bad(f"coupon.duration.type: must be one of: {', '.join(DURATIONS)}")
+    length = duration.get("length")
+    if dtype == "months":
+        return dtype, _positive_int(length, "coupon.duration.length")
+    if length is not None:
+        raise _bad(f"coupon.duration.length: must be null for {dtype}")
+    return dtype, None
+
+
+def _value(ctype: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _bad("coupon.value: must be greater than 0")
+    if ctype == "percentage_discount" and value > 100:
+        raise _bad("coupon.value: a percentage discount must be at most 100")
+    return float(value)
+
+
+def _assert_unique(
+    conn: Connection, ctx: Ctx, reward_id: str, promos: list[dict[str, Any]], pk: int | None
+) -> None:
+    """Promo codes are unique within the reward and across the env's rewards, as is the reward id."""
+    codes = [str(p["code"]) for p in promos]
+    folded = [c.upper() for c in codes]
+    if len(set(folded)) != len(folded):
+        raise AutumnError(400, "duplicate_promo_code", "Promo codes must be unique within a reward")
+    rows = conn.execute(
+        select(rewards.c.pk, rewards.c.id, rewards.c.promo_codes).where(
+            rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env
+        )
+    ).all()
+    for row in rows:
+        if row.pk == pk:
+            continue
+        if row.id == reward_id:
+            raise AutumnError(400, "duplicate_reward_id", f"Reward with id {reward_id} already exists")
+        for p in row.promo_codes or []:
+            code = str(p.get("code", ""))
+            if code.upper() in folded:
+                raise AutumnError(
+                    400, "duplicate_promo_code", f"Promo code {code} is already in use by another reward"
+                )
+
+
+def _require_reward(conn: Connection, ctx: Ctx, reward_id: str, *, lock: bool = False) -> Any:
+    query = select(rewards).where(
+        rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env, rewards.c.id == reward_id
+    )
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise AutumnError(404, "reward_not_found", f"Reward {reward_id} not found")
+    if row.type == "free_product":
+        raise invalid(f"Reward {reward_id} is a free product reward, which is not available on the API")
+    return row
+
+
+def _reward_row(conn: Connection, pk: int) -> Any:
+    return conn.execute(select(rewards).where(rewards.c.pk == pk)).one()
+
+
+# --------------------------------------------------------------------------------- rewards.*
 
 
 def create_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    raise AutumnError(501, "not_implemented", "create_reward is being built")
-
-
-def get_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    raise AutumnError(501, "not_implemented", "get_reward is being built")
+    """Create a coupon or a feature grant (exactly one of ``coupon`` / ``feature_grant``)."""
+    coupon, grant = body.get("coupon"), body.get("feature_grant")
+    if (coupon is None) == (grant is None):
+        raise AutumnError(400, "invalid_reward", "Provide exactly one of coupon or feature_grant")
+    spec: dict[str, Any] = body["coupon" if coupon is not None else "feature_grant"]
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        values: dict[str, Any] = {
+            "org_pk": ctx.tenant.org_pk,
+            "env": ctx.tenant.env,
+            "id": spec["id"],
+            "name": spec["name"],
+            "free_plan_id": None,
+            "created_at": ctx.now(),
+        }
+        if coupon is not None:
+            ctype = coupon.get("type")
+            if ctype not in ("percentage_discount", "fixed_discount"):
+                raise _bad("coupon.type: must be one of: percentage_discount, fixed_discount")
+            dtype, length = _duration(coupon.get("duration") or {})
+            values |= {
+                "type": ctype,
+                "discount_value": _value(ctype, coupon.get("value")),
+                "duration_type": dtype,
+                "duration_length": length,
+                "plan_ids": _plan_ids(cat, coupon.get("plan_ids")),
+                "grants": [],
+                "promo_codes": _coupon_promos(list(coupon.get("promo_codes") or [])),
+            }
+        else:
+            values |= {
+                "type": "feature_grant",
+                "discount_value": 0.0,
+                "grants": _grants(cat, list(spec.get("grants") or [])),
+                "promo_codes": _feature_grant_promos(list(spec.get("promo_codes") or [])),
+            }
+        _assert_unique(conn, ctx, spec["id"], values["promo_codes"], None)
+        try:
+            with conn.begin_nested():
+                pk = conn.execute(insert(rewards).values(**values).returning(rewards.c.pk)).scalar_one()
+        except IntegrityError as exc:
+            raise AutumnError(
+                400, "duplicate_reward_id", f"Reward with id {spec['id']} already exists"
+            ) from exc
+        return _reward_json(_reward_row(conn, pk))
 
 
 def list_rewards(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    raise AutumnError(501, "not_implemented", "list_rewards is being built")
+    """The env's coupons and feature grants, newest first (``free_product`` rewards left out)."""
+    with ctx.db.read() as conn:
+        rows = conn.execute(
+            select(rewards)
+            .where(rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env)
+            .order_by(rewards.c.pk.desc())
+            .limit(MAX_LISTED)
+        ).all()
+    return {
+        "coupons": [_coupon_json(r) for r in rows if r.type in COUPON_TYPES],
+        "feature_grants": [_feature_grant_json(r) for r in rows if r.type == "feature_grant"],
+    }
+
+
+def get_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """One coupon or feature grant by id."""
+    with ctx.db.read() as conn:
+        return _reward_json(_require_reward(conn, ctx, body["reward_id"]))
 
 
 def update_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    raise AutumnError(501, "not_implemented", "update_reward is being built")
+    """Change a reward's name, promo codes, and its plans (coupon) or grants (feature grant)."""
+    with ctx.db.write() as conn:
+        row = _require_reward(conn, ctx, body["reward_id"], lock=True)
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        is_grant = row.type == "feature_grant"
+        kind = "feature_grant" if is_grant else "coupon"
+        patch = body.get(kind)
+        if patch is None:
+            label = "feature grant" if is_grant else "coupon"
+            raise invalid(f"Reward {row.id} is a {label} — provide {kind}")
+        values: dict[str, Any] = {}
+        if patch.get("name") is not None:
+            values["name"] = patch["name"]
+        if is_grant:
+            if "grants" in patch:
+                values["grants"] = _grants(cat, list(patch["grants"] or []))
+            if "promo_codes" in patch:
+                values["promo_codes"] = _feature_grant_promos(list(patch["promo_codes"] or []))
+        else:
+            if "plan_ids" in patch:
+                values["plan_ids"] = _plan_ids(cat, patch["plan_ids"])
+            if "promo_codes" in patch:
+                values["promo_codes"] = _coupon_promos(list(patch["promo_codes"] or []))
+        _assert_unique(conn, ctx, row.id, values.get("promo_codes", row.promo_codes or []), row.pk)
+        if values:
+            conn.execute(update(rewards).where(rewards.c.pk == row.pk).values(**values))
+        return _reward_json(_reward_row(conn, row.pk))
 
 
 def delete_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    raise AutumnError(501, "not_implemented", "delete_reward is being built")
+    """Delete a reward no referral program uses (its promo-code redemptions go with it)."""
+    with ctx.db.write() as conn:
+        row = _require_reward(conn, ctx, body["reward_id"], lock=True)
+        linked = (
+            conn.execute(
+                select(reward_programs.c.id)
+                .where(
+                    reward_programs.c.org_pk == ctx.tenant.org_pk,
+                    reward_programs.c.env == ctx.tenant.env,
+                    reward_programs.c.reward_id == row.id,
+                )
+                .order_by(reward_programs.c.pk)
+            )
+            .scalars()
+            .all()
+        )
+        if linked:
+            raise invalid(
+                f"Reward {row.id} is linked to referral programs: {', '.join(linked)}. Delete them first."
+            )
+        conn.execute(delete(rewards).where(rewards.c.pk == row.pk))
+    return {"success": True}
+
+
+# --------------------------------------------------------------------------------- referral programs
+
+
+def _program_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "reward_id": row.reward_id,
+        "redeem_on": row.trigger,
+        "received_by": row.received_by,
+        "max_redemptions": row.max_redemptions,
+        "plan_ids": row.plan_ids,
+        "exclude_trial": bool(row.exclude_trial or False),
+        "created_at": row.created_at,
+    }
+
+
+def _require_program(conn: Connection, ctx: Ctx, program_id: str, *, lock: bool = False) -> Any:
+    query = select(reward_programs).where(
+        reward_programs.c.org_pk == ctx.tenant.org_pk,
+        reward_programs.c.env == ctx.tenant.env,
+        reward_programs.c.id == program_id,
+    )
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise AutumnError(404, "reward_program_not_found", f"Referral program {program_id} not found")
+    return row
+
+
+def _linkable_reward(conn: Connection, ctx: Ctx, reward_id: str) -> Any:
+    row = conn.execute(
+        select(rewards).where(
+            rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env, rewards.c.id == reward_id
+        )
+    ).first()
+    if row is None:
+        raise AutumnError(404, "reward_not_found", f"Reward {reward_id} not found")
+    if row.type == "free_product":
+        raise invalid(
+            "Free product rewards are deprecated for referral programs. "
+            "Use a feature grant or discount reward instead."
+        )
+    return row
+
+
+def _program_fields(values: dict[str, Any]) -> None:
+    """Checkout programs grant when a redeemer checks out one of their plans, up to a positive cap."""
+    plan_ids = values.get("plan_ids")
+    if plan_ids is not None:
+        _unique(list(plan_ids), "plan_ids", "Plan IDs")
+    if values.get("max_redemptions") is not None:
+        _positive_int(values["max_redemptions"], "max_redemptions")
+    if values["trigger"] != "checkout":
+        return
+    if not plan_ids:
+        raise invalid("When `Redeem On` is set to `Checkout`, must specify at least one product")
+    if not values.get("max_redemptions"):
+        raise invalid("When `Redeem On` is set to `Checkout`, max redemptions must be greater than 0")
 
 
 def create_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    raise AutumnError(501, "not_implemented", "create_referral_program is being built")
-
-
-def get_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    raise AutumnError(501, "not_implemented", "get_referral_program is being built")
+    """Create a referral program giving an existing reward when its referral codes are redeemed."""
+    with ctx.db.write() as conn:
+        exists = conn.execute(
+            select(reward_programs.c.pk).where(
+                reward_programs.c.org_pk == ctx.tenant.org_pk,
+                reward_programs.c.env == ctx.tenant.env,
+                reward_programs.c.id == body["id"],
+            )
+        ).first()
+        if exists is not None:
+            raise invalid(f"Referral program {body['id']} already exists")
+        reward = _linkable_reward(conn, ctx, body["reward_id"])
+        values: dict[str, Any] = {
+            "org_pk": ctx.tenant.org_pk,
+            "env": ctx.tenant.env,
+            "id": body["id"],
+            "reward_id": reward.id,
+            "trigger": body["redeem_on"],
+            "received_by": body["received_by"],
+            "max_redemptions": body.get("max_redemptions"),
+            "plan_ids": body.get("plan_ids"),
+            "exclude_trial": body.get("exclude_trial"),
+            "created_at": ctx.now(),
+        }
+        _program_fields(values)
+        try:
+            with conn.begin_nested():
+                insert_program = insert(reward_programs).values(**values).returning(reward_programs.c.pk)
+                pk = conn.execute(insert_program).scalar_one()
+        except IntegrityError as exc:
+            raise invalid(f"Referral program {body['id']} already exists") from exc
+        return _program_json(conn.execute(select(reward_programs).where(reward_programs.c.pk == pk)).one())
 
 
 def list_referral_programs(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    raise AutumnError(501, "not_implemented", "list_referral_programs is being built")
+    """The env's referral programs, oldest first."""
+    with ctx.db.read() as conn:
+        rows = conn.execute(
+            select(reward_programs)
+            .where(reward_programs.c.org_pk == ctx.tenant.org_pk, reward_programs.c.env == ctx.tenant.env)
+            .order_by(reward_programs.c.pk)
+        ).all()
+    return {"list": [_program_json(r) for r in rows]}
+
+
+def get_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """One referral program by id."""
+    with ctx.db.read() as conn:
+        return _program_json(_require_program(conn, ctx, body["referral_program_id"]))
 
 
 def update_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    raise AutumnError(501, "not_implemented", "update_referral_program is being built")
+    """Change a program; omitted fields keep their value, an explicit null clears an optional one."""
+    with ctx.db.write() as conn:
+        row = _require_program(conn, ctx, body["referral_program_id"], lock=True)
+        reward_id = row.reward_id
+        if body.get("reward_id"):
+            reward_id = _linkable_reward(conn, ctx, body["reward_id"]).id
+        values: dict[str, Any] = {
+            "reward_id": reward_id,
+            "trigger": body.get("redeem_on") or row.trigger,
+            "received_by": body.get("received_by") or row.received_by,
+            "max_redemptions": body.get("max_redemptions", row.max_redemptions),
+            "plan_ids": body.get("plan_ids", row.plan_ids),
+            "exclude_trial": body.get("exclude_trial", row.exclude_trial),
+        }
+        _program_fields(values)
+        conn.execute(update(reward_programs).where(reward_programs.c.pk == row.pk).values(**values))
+        return _program_json(
+            conn.execute(select(reward_programs).where(reward_programs.c.pk == row.pk)).one()
+        )
 
 
 def delete_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    raise AutumnError(501, "not_implemented", "delete_referral_program is being built")
+    """Delete a program, its referral codes and their redemptions."""
+    with ctx.db.write() as conn:
+        gone = conn.execute(
+            delete(reward_programs).where(
+                reward_programs.c.org_pk == ctx.tenant.org_pk,
+                reward_programs.c.env == ctx.tenant.env,
+                reward_programs.c.id == body["referral_program_id"],
+            )
+        ).rowcount
+    if not gone:
+        raise AutumnError(400, "reward_not_found", "Reward program not found")
+    return {"success": True}

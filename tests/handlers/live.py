@@ -46,21 +46,28 @@ class LiveAutumn:
 
 
 def seed_referral_program(url: str, secret_key: str) -> None:
-    """Rewards and programs have no endpoint in the 2.3 spec: the reference server's admin calls."""
+    """The reward (a feature grant) and the referral program that gives it to both sides."""
     headers = {"Authorization": f"Bearer {secret_key}"}
     with httpx.Client(base_url=url, headers=headers, timeout=30) as admin:
         admin.post(
             "/v1/rewards.create",
             json={
-                "id": "referral_bonus",
-                "name": "Referral bonus",
-                "type": "feature_grant",
-                "grants": [{"feature_id": FEATURE, "quantity": REFERRAL_BONUS}],
+                "feature_grant": {
+                    "id": "referral_bonus",
+                    "name": "Referral bonus",
+                    "grants": [{"feature_id": FEATURE, "included": REFERRAL_BONUS, "expiry": None}],
+                    "promo_codes": [{"code": "REFERRALBONUS", "max_uses": None}],
+                }
             },
         ).raise_for_status()
         admin.post(
             "/v1/referral_programs.create",
-            json={"id": REFERRAL_PROGRAM, "reward_id": "referral_bonus", "received_by": "all"},
+            json={
+                "id": REFERRAL_PROGRAM,
+                "reward_id": "referral_bonus",
+                "redeem_on": "customer_creation",
+                "received_by": "all",
+            },
         ).raise_for_status()
 
 

@@ -51,19 +51,27 @@ PLANS: list[dict[str, object]] = [
 ]
 
 REFERRAL_REWARD = {
-    "id": "referral_messages",
-    "name": "100 messages for a referral",
-    "type": "feature_grant",
-    "grants": [{"feature_id": "messages", "quantity": 100}],
+    "feature_grant": {
+        "id": "referral_messages",
+        "name": "100 messages for a referral",
+        "grants": [{"feature_id": "messages", "included": 100, "expiry": None}],
+        "promo_codes": [{"code": "REFERRAL100", "max_uses": None}],
+    }
 }
 PROMO_REWARD = {
-    "id": "reward_10",
-    "name": "10 free API calls",
-    "type": "feature_grant",
-    "grants": [{"feature_id": "api_calls", "quantity": 10}],
-    "promo_codes": [{"code": "REWARD10"}],
+    "feature_grant": {
+        "id": "reward_10",
+        "name": "10 free API calls",
+        "grants": [{"feature_id": "api_calls", "included": 10, "expiry": None}],
+        "promo_codes": [{"code": "REWARD10", "max_uses": None}],
+    }
 }
-PROGRAM = {"id": "prog_123", "reward_id": "referral_messages", "received_by": "all"}
+PROGRAM = {
+    "id": "prog_123",
+    "reward_id": "referral_messages",
+    "redeem_on": "customer_creation",
+    "received_by": "all",
+}
 REFERRAL_CODE = "REF123"
 LOCK_ID = "lock_abc123"
 
@@ -75,7 +83,7 @@ def seed_sample_world(server: RunningServer, autumn: Autumn) -> None:
     for plan in PLANS:
         autumn.plans.create(**plan)  # type: ignore[arg-type]
     autumn.customers.get_or_create(customer_id="cus_456", name="Referred Friend")
-    with server.client() as http:  # admin endpoints beyond the 2.3 spec, so not in the SDK
+    with server.client() as http:
         for path, body in (
             ("/v1/rewards.create", REFERRAL_REWARD),
             ("/v1/rewards.create", PROMO_REWARD),

@@ -161,15 +161,16 @@ def _reward_setup(api: Api) -> None:
     api.feature("messages")
     api(
         "rewards.create",
-        id="msg10",
-        name="10 messages",
-        type="feature_grant",
-        grants=[{"feature_id": "messages", "quantity": 10}],
-        promo_codes=[
-            {"code": "MESSAGES10"},
-            {"code": "LIMITEDMSG", "max_redemptions": 5},
-            {"code": "NODUPE"},
-        ],
+        feature_grant={
+            "id": "msg10",
+            "name": "10 messages",
+            "grants": [{"feature_id": "messages", "included": 10, "expiry": None}],
+            "promo_codes": [
+                {"code": "MESSAGES10", "max_uses": None},
+                {"code": "LIMITEDMSG", "max_uses": 5},
+                {"code": "NODUPE", "max_uses": None},
+            ],
+        },
     )
 
 
@@ -195,10 +196,10 @@ def test_rw1_promo_rewards(api: Api) -> None:
 def test_referral_codes(api: Api) -> None:
     _reward_setup(api)
     api(
-        "referral_programs.create",
+        "referrals.create_program",
         id="prog",
         reward_id="msg10",
-        trigger="customer_creation",
+        redeem_on="customer_creation",
         received_by="all",
         max_redemptions=2,
     )
