@@ -6,7 +6,7 @@ import base64
 import re
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.balances import derive_balance, derive_flag
@@ -381,28 +381,59 @@ def get(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("unreachable: the second attempt always answers")
 
 
-def _encode_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"c:{pk}".encode()).decode().rstrip("=")
+def _encode_cursor(created_at: int, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"k:{created_at}:{pk}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> int:
+def _decode_cursor(cursor: str) -> tuple[int, int]:
+    """The (created_at, pk) of the last customer of the previous page."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, value = raw.split(":", 1)
-        if kind != "c":
+        kind, created_at, pk = raw.split(":", 2)
+        if kind != "k":
             raise ValueError
-        return int(value)
+        return int(created_at), int(pk)
     except ValueError as exc:
         raise invalid("start_cursor: invalid cursor", "invalid_inputs") from exc
+
+
+def _created_at_bound(body: dict[str, Any], key: str) -> int | None:
+    value = (body.get("created_at_range") or {}).get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise invalid(f"created_at_range.{key}: must be a number (epoch milliseconds)", "invalid_inputs")
+    return int(value)
 
 
 def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     limit = int(body.get("limit") or 50)
     if not 1 <= limit <= 5000:
         raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
+    descending = (body.get("sort_order") or "desc") == "desc"
     q = select(customers).where(customers.c.org_pk == ctx.tenant.org_pk, customers.c.env == ctx.tenant.env)
     if body.get("start_cursor"):
-        q = q.where(customers.c.pk > _decode_cursor(body["start_cursor"]))
+        # Keyset pagination on (created_at, pk) in the requested direction.
+        after_at, after_pk = _decode_cursor(body["start_cursor"])
+        if descending:
+            q = q.where(
+                or_(
+                    customers.c.created_at < after_at,
+                    and_(customers.c.created_at == after_at, customers.c.pk < after_pk),
+                )
+            )
+        else:
+            q = q.where(
+                or_(
+                    customers.c.created_at > after_at,
+                    and_(customers.c.created_at == after_at, customers.c.pk > after_pk),
+                )
+            )
+    start_at, end_at = _created_at_bound(body, "start"), _created_at_bound(body, "end")
+    if start_at is not None:
+        q = q.where(customers.c.created_at >= start_at)
+    if end_at is not None:
+        q = q.where(customers.c.created_at <= end_at)
     if body.get("search"):
         pattern = f"%{body['search']}%"
         q = q.where(
@@ -433,7 +464,11 @@ def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         q = q.where(customers.c.pk.in_(sub))
     if body.get("processors") and "stripe" in body["processors"]:
         q = q.where(customers.c.stripe_id.is_not(None))
-    q = q.order_by(customers.c.pk).limit(limit + 1)
+    if descending:
+        q = q.order_by(customers.c.created_at.desc(), customers.c.pk.desc())
+    else:
+        q = q.order_by(customers.c.created_at, customers.c.pk)
+    q = q.limit(limit + 1)
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         rows = [customer_from_row(r) for r in conn.execute(q)]
@@ -463,7 +498,7 @@ def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             )
             for c in page
         ]
-    next_cursor = _encode_cursor(page[-1].pk) if len(rows) > limit else None
+    next_cursor = _encode_cursor(page[-1].created_at, page[-1].pk) if len(rows) > limit else None
     return {"list": out, "next_cursor": next_cursor}
 
 
