@@ -15,6 +15,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from reference_server.engine.intervals import next_boundary_after
 from reference_server.service.context import Ctx
 from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.licenses import end_seats_of
 from reference_server.store.subjects import CustomerRow, EntityRow, insert_source, load_sources
 from reference_server.store.tables import balance_sources, customer_plans, customers, entities, locks
 
@@ -301,6 +302,8 @@ def expire_instance(conn: Connection, instance_pk: int, now: int) -> ExpiredStat
             status="expired", expires_at=row.expires_at if row.expires_at and row.expires_at <= now else now
         )
     )
+    for seat_pk in end_seats_of(conn, instance_pk, now):  # license seats end with the plan giving them
+        expire_instance(conn, seat_pk, now)
     return state
 
 

@@ -218,3 +218,32 @@ def stranded(conn: Connection, customer_pk: int) -> list[Stranded]:
         ended = r.parent_expires_at if r.parent_status != "active" else r.seat_expires_at
         out.append(Stranded(r.pk, r.customer_plan_pk, seat_active, ended))
     return out
+
+
+def end_seats_of(conn: Connection, instance_pk: int, now: int) -> list[int]:
+    """End the seats tied to a plan instance that has just ended: the seats its pools gave out, and
+    the seat it provisioned itself.  Returns the still-active plan instances of the seats given out,
+    which end with their parent."""
+    live = license_assignments.c.ended_at.is_(None)
+    held = conn.execute(
+        select(license_assignments.c.customer_plan_pk)
+        .join(customer_plans, customer_plans.c.pk == license_assignments.c.customer_plan_pk)
+        .where(
+            license_assignments.c.parent_customer_plan_pk == instance_pk,
+            live,
+            customer_plans.c.status == "active",
+        )
+    )
+    seats = [int(r.customer_plan_pk) for r in held]
+    conn.execute(
+        update(license_assignments)
+        .where(
+            live,
+            or_(
+                license_assignments.c.parent_customer_plan_pk == instance_pk,
+                license_assignments.c.customer_plan_pk == instance_pk,
+            ),
+        )
+        .values(ended_at=now)
+    )
+    return seats

@@ -169,10 +169,13 @@ def test_the_parent_plans_end_ends_its_seats(api: Api) -> None:
         entities=[{"entity_id": "u1", "feature_id": "seats"}],
     )
     api("billing.update", customer_id=cid, plan_id="pro", cancel_action="cancel_immediately")
-    assert api("licenses.list", customer_id=cid)["list"] == []
-    assert api("licenses.list_assignments", customer_id=cid)["list"] == []
+    # at once, before any license operation: the seat's balances are gone
     assert api.balance(cid, "api_calls", "u1") is None
     assert api("customers.get", customer_id=cid)["licenses"] == []
+    assert api("licenses.list", customer_id=cid)["list"] == []
+    assert api("licenses.list_assignments", customer_id=cid)["list"] == []
+    ended = api("licenses.list_assignments", customer_id=cid, active=False)["list"]
+    assert [a["entity_id"] for a in ended] == ["u1"] and ended[0]["ended_at"] is not None
 
 
 def test_bad_input_gets_autumns_errors(api: Api) -> None:
