@@ -4,8 +4,8 @@ A plan's ``licenses`` links (``plans.create`` / ``plans.update``) offer another 
 plan, ``included`` times.  A customer holding the parent plan has one pool per link; assigning a seat
 to an entity (``licenses.attach``) provisions the license plan on that entity, so the entity gets the
 license plan's features, and takes a seat; ``licenses.release`` ends the entity's plan instance and
-gives the seat back.  When the parent plan ends, its seats end with it (reconciled on the next license
-operation, as Autumn converges license state after each mutation and before each listing).
+gives the seat back.  When the parent plan ends, its seats end with it (at once, in
+``expire_instance``; each license operation also converges stranded seats first, as Autumn does).
 """
 
 from __future__ import annotations
