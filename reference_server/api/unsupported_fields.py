@@ -76,8 +76,6 @@ _PLAN_UPDATE = (
     "base_plan_id",
     "is_default",
     "update_variant_ids",
-    "force_version",
-    "all_versions",
     "update_license_parents",
     *_PLAN,
 )

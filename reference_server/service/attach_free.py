@@ -268,7 +268,12 @@ def plans_list(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        chosen = [p for p in cat.plans.values() if body.get("include_archived") or not p.archived]
+        listed = (
+            [v for p in cat.plans.values() for v in reversed(cat.versions(p.id))]  # latest version first
+            if body.get("all_versions")
+            else list(cat.plans.values())
+        )
+        chosen = [p for p in listed if body.get("include_archived") or not p.archived]
         elig = _eligibility_for(ctx, conn, cat, body, chosen)
         return {
             "list": [

@@ -405,6 +405,76 @@ def _customer_count(conn: Connection, plan_pks: list[int]) -> int:
     )
 
 
+_UPDATABLE = (
+    "name",
+    "description",
+    "group",
+    "add_on",
+    "auto_enable",
+    "price",
+    "items",
+    "free_trial",
+    "config",
+    "archived",
+    "metadata",
+)
+"""plans.update fields that change the plan itself."""
+
+_SHARED_SETTINGS = ("name", "description", "group", "add_on", "config", "metadata")
+"""Settings ``all_versions`` copies to every version when the update changed them."""
+
+
+def _check_version_flags(disable_version: bool, force_version: bool, all_versions: bool) -> None:
+    for first, second, both in (
+        ("force_version", "disable_version", force_version and disable_version),
+        ("all_versions", "disable_version", all_versions and disable_version),
+        ("all_versions", "force_version", all_versions and force_version),
+    ):
+        if both:
+            raise invalid(f"Cannot use both {first} and {second}", "conflicting_version_flags")
+
+
+def _item_key(item: dict[str, Any]) -> tuple[Any, ...]:
+    """Autumn's match key of a plan item: feature, billing method, interval and interval count."""
+    price, reset = item.get("price") or {}, item.get("reset") or {}
+    return (
+        item["feature_id"],
+        price.get("billing_method"),
+        price.get("interval") or reset.get("interval"),
+        price.get("interval_count") or reset.get("interval_count"),
+    )
+
+
+def _apply_to_other_versions(
+    conn: Connection, others: list[Plan], before: Plan, after: dict[str, Any]
+) -> None:
+    """``all_versions``: apply what this update changed on the latest version to every other version.
+
+    As in Autumn the change is a diff, not a copy: a changed item is removed and added again,
+    matched by its key, so items the other versions have on their own stay as they are.
+    """
+    before_items = {_item_key(i): i for i in before.items}
+    after_items = {_item_key(i): i for i in after["items"]}
+    removed = {k for k, i in before_items.items() if after_items.get(k) != i}
+    added = [i for k, i in after_items.items() if before_items.get(k) != i]
+    changes: dict[str, Any] = {
+        key: after[key] for key in _SHARED_SETTINGS if after[key] != getattr(before, key)
+    }
+    if after["price"] != before.price:
+        changes["price"] = after["price"]
+    if after["free_trial"] != before.free_trial:
+        changes["free_trial"] = after["free_trial"]
+    if not changes and not removed and not added:
+        return
+    for other in others:
+        values = dict(changes)
+        if removed or added:
+            kept = [i for i in other.items if _item_key(i) not in removed]
+            keys = {_item_key(i) for i in kept}
+            values["items"] = kept + [i for i in added if _item_key(i) not in keys]
+        conn.execute(update(plans).where(plans.c.pk == other.pk).values(**values))
+
+
 def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     plan_id = body["plan_id"]
     with ctx.db.write() as conn:
@@ -413,19 +483,7 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if current is None:
             raise plan_not_found(plan_id)
         merged = plan_json(current, cat)
-        for key in (
-            "name",
-            "description",
-            "group",
-            "add_on",
-            "auto_enable",
-            "price",
-            "items",
-            "free_trial",
-            "config",
-            "archived",
-            "metadata",
-        ):
+        for key in _UPDATABLE:
             if key in body:
                 merged[key] = body[key]
         values = _plan_values(merged, cat)
@@ -439,7 +497,13 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         )
         has_customers = _customer_count(conn, [current.pk]) > 0
         disable_version = bool(body.get("disable_version", False))
-        if pricing_changed and has_customers and not disable_version:
+        force_version = bool(body.get("force_version", False))
+        all_versions = bool(body.get("all_versions", False))
+        _check_version_flags(disable_version, force_version, all_versions)
+        # force_version versions whenever the request changes anything (like Autumn, a request
+        # carrying nothing but plan_id and the flag is a no-op); all_versions edits in place.
+        forced = force_version and any(key in body for key in (*_UPDATABLE, "new_plan_id"))
+        if forced or (pricing_changed and has_customers and not disable_version and not all_versions):
             conn.execute(update(plans).where(plans.c.pk == current.pk).values(is_latest=False))
             version = current.version + 1
             pk = conn.execute(
@@ -483,6 +547,10 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                     plans.c.org_pk == ctx.tenant.org_pk, plans.c.env == ctx.tenant.env, plans.c.id == new_id
                 )
                 .values(metadata=values["metadata"])
+            )
+        if all_versions:
+            _apply_to_other_versions(
+                conn, [p for p in cat.versions(plan_id) if p.pk != current.pk], current, values
             )
         created = current.created_at if pk == current.pk else ctx.now()
         updated = _plan_from_values(pk, new_id, version, created, ctx.tenant.env, values)

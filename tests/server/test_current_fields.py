@@ -75,3 +75,90 @@ def test_entities_list_filters_by_customer(api: Api) -> None:
     assert [(e["id"], e["customer_id"]) for e in listed] == [("b-e1", "b"), ("b-e2", "b")]
     assert len(api("entities.list")["list"]) == 4
     assert api.error("entities.list", customer_id="nobody").code == "customer_not_found"
+
+
+MONTH = {"interval": "month"}
+
+
+def _msgs(included: int) -> dict[str, Any]:
+    return {"feature_id": "messages", "included": included, "reset": MONTH}
+
+
+def _included(plan: dict[str, Any]) -> dict[str, float]:
+    return {i["feature_id"]: i["included"] for i in plan["items"]}
+
+
+def test_plans_update_force_version_without_customers(api: Api) -> None:
+    api.feature("messages")
+    api.plan("pro", [_msgs(10)])
+    assert api("plans.update", plan_id="pro", name="Pro 2", force_version=True)["version"] == 2
+    assert api("plans.get", plan_id="pro")["name"] == "Pro 2"
+    assert api("plans.get", plan_id="pro", version=1)["name"] == "Pro"
+    # a request that changes nothing does not version, as in Autumn
+    assert api("plans.update", plan_id="pro", force_version=True)["version"] == 2
+    # without the flag an update with no customers stays in place
+    assert api("plans.update", plan_id="pro", items=[_msgs(20)])["version"] == 2
+
+
+def test_plans_update_version_flags_are_exclusive(api: Api) -> None:
+    api.feature("messages")
+    api.plan("pro", [_msgs(10)])
+    for flags in (
+        {"force_version": True, "disable_version": True},
+        {"all_versions": True, "disable_version": True},
+        {"all_versions": True, "force_version": True},
+    ):
+        error = api.error("plans.update", plan_id="pro", name="x", **flags)
+        assert (error.status, error.code) == (400, "conflicting_version_flags"), flags
+    assert api("plans.get", plan_id="pro")["name"] == "Pro"
+
+
+def test_plans_update_all_versions_applies_the_diff_to_every_version(api: Api) -> None:
+    api.feature("messages")
+    api.feature("seats", consumable=False)
+    api.plan("free", [_msgs(10)], auto_enable=True)
+    api.customer("u1")  # on version 1, so the next pricing change versions
+    assert api("plans.update", plan_id="free", items=[_msgs(20)])["version"] == 2
+    updated = api(
+        "plans.update",
+        plan_id="free",
+        all_versions=True,
+        description="Everyone",
+        items=[_msgs(20), {"feature_id": "seats", "included": 3}],
+    )
+    assert updated["version"] == 2  # in place, despite the customers
+    v1 = api("plans.get", plan_id="free", version=1)
+    # the diff (a new item, a new description) reaches version 1; its own messages grant stays
+    assert (_included(v1), v1["description"]) == ({"messages": 10, "seats": 3}, "Everyone")
+    assert _included(api("plans.get", plan_id="free")) == {"messages": 20, "seats": 3}
+    # a changed item replaces the matching item of every version
+    api(
+        "plans.update",
+        plan_id="free",
+        all_versions=True,
+        items=[_msgs(20), {"feature_id": "seats", "included": 5}],
+    )
+    assert _included(api("plans.get", plan_id="free", version=1)) == {"messages": 10, "seats": 5}
+    # a removed item leaves every version
+    api("plans.update", plan_id="free", all_versions=True, items=[_msgs(20)])
+    assert _included(api("plans.get", plan_id="free", version=1)) == {"messages": 10}
+    assert len(api("plans.list", all_versions=True)["list"]) == 2
+
+
+def test_plans_list_all_versions(api: Api) -> None:
+    api.feature("messages")
+    api.plan("pro", [_msgs(10)])
+    api.plan("team", [_msgs(50)])
+    api("plans.update", plan_id="pro", items=[_msgs(20)], force_version=True)
+    api("plans.update", plan_id="pro", items=[_msgs(30)], force_version=True)
+    latest = [(p["id"], p["version"]) for p in api("plans.list")["list"]]
+    assert sorted(latest) == [("pro", 3), ("team", 1)]
+    listed = [(p["id"], p["version"]) for p in api("plans.list", all_versions=True)["list"]]
+    assert sorted(listed) == [("pro", 1), ("pro", 2), ("pro", 3), ("team", 1)]
+    assert [v for pid, v in listed if pid == "pro"] == [3, 2, 1]  # latest first
+    api("plans.update", plan_id="team", archived=True)
+    assert ("team", 1) not in [(p["id"], p["version"]) for p in api("plans.list", all_versions=True)["list"]]
+    assert len(api("plans.list", all_versions=True, include_archived=True)["list"]) == 4
+    api.customer("u1")
+    with_eligibility = api("plans.list", all_versions=True, customer_id="u1")["list"]
+    assert len(with_eligibility) == 3 and all("customer_eligibility" in p for p in with_eligibility)
