@@ -304,7 +304,12 @@ def test_referral_program_lifecycle(api: Api) -> None:
 def test_referral_program_refusals(api: Api) -> None:
     _catalogue(api)
     _grant(api)
-    base = {"id": "p", "reward_id": "beta_grant", "redeem_on": "customer_creation", "received_by": "referrer"}
+    base: dict[str, Any] = {
+        "id": "p",
+        "reward_id": "beta_grant",
+        "redeem_on": "customer_creation",
+        "received_by": "referrer",
+    }
     err = api.error("referrals.create_program", **base | {"reward_id": "ghost"})
     assert (err.status, err.code, err.body["message"]) == (404, "reward_not_found", "Reward ghost not found")
     err = api.error("referrals.create_program", **base | {"redeem_on": "checkout", "max_redemptions": 5})
