@@ -327,7 +327,8 @@ redemptions = Table(
     Column("org_pk", PK, nullable=False),
     Column("env", String(16), nullable=False),
     Column("kind", String(16), nullable=False),  # referral | promo
-    Column("reward_pk", PK, ForeignKey("rewards.pk", ondelete="CASCADE"), nullable=False),
+    # NULL once the reward is deleted (0013_rewards): a program's redemptions outlive a reward it gave.
+    Column("reward_pk", PK, ForeignKey("rewards.pk", ondelete="SET NULL")),
     Column("program_pk", PK, ForeignKey("reward_programs.pk", ondelete="CASCADE")),
     Column("code", String(255), nullable=False),
     Column("referrer_pk", PK, ForeignKey("customers.pk", ondelete="CASCADE")),

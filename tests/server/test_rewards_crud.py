@@ -351,6 +351,14 @@ def test_program_rewards_redeemers(api: Api) -> None:
     api.customer("late")
     err = api.error("referrals.redeem_code", code=code, customer_id="late")
     assert err.code == "referral_code_max_redemptions_reached"
+    # The program moves to another reward; deleting the old one keeps the program's history.
+    _grant(api, "second_grant", "SECOND")
+    api("referrals.update_program", referral_program_id="friends", reward_id="second_grant")
+    assert api("rewards.delete", reward_id="beta_grant") == {"success": True}
+    err = api.error("referrals.redeem_code", code=code, customer_id="late")
+    assert err.code == "referral_code_max_redemptions_reached"
+    referrals = api("customers.get", customer_id="ref", expand=["referrals"])["referrals"]
+    assert [r["customer"]["id"] for r in referrals] == ["new"]
 
 
 def test_sdk_round_trip(api: Api) -> None:

@@ -1,6 +1,8 @@
 """Rewards and referral programs as Autumn's current API shapes them.
 
-Coupons gain a duration and the plans they apply to; referral programs gain ``exclude_trial``.
+Coupons gain a duration and the plans they apply to; referral programs gain ``exclude_trial``; a
+redemption's reward becomes NULL when the reward is deleted (it cascaded, taking a referral program's
+redemption history with a reward the program no longer gives).
 Feature grants and promo codes stored in the earlier shapes (``quantity``/``expires_after_days``,
 ``max_redemptions``) are rewritten to the current ones (``included``/``expiry``,
 ``global_max_redemption``).
@@ -80,15 +82,28 @@ def _rewrite(grant: Any, promo: Any) -> None:
         )
 
 
+def _reward_link(ondelete: str, *, nullable: bool) -> None:
+    """A redemption's reward: SET NULL keeps a program's redemptions when a reward is deleted."""
+    with op.batch_alter_table("redemptions") as batch:
+        batch.drop_constraint("fk_redemptions_reward_pk_rewards", type_="foreignkey")
+        batch.alter_column("reward_pk", existing_type=_PK, nullable=nullable)
+        batch.create_foreign_key(
+            "fk_redemptions_reward_pk_rewards", "rewards", ["reward_pk"], ["pk"], ondelete=ondelete
+        )
+
+
 def upgrade() -> None:
     op.add_column("rewards", sa.Column("duration_type", sa.String(16), nullable=True))
     op.add_column("rewards", sa.Column("duration_length", sa.Integer(), nullable=True))
     op.add_column("rewards", sa.Column("plan_ids", sa.JSON(), nullable=True))
     op.add_column("reward_programs", sa.Column("exclude_trial", sa.Boolean(), nullable=True))
     _rewrite(_grant_now, _promo_now)
+    _reward_link("SET NULL", nullable=True)
 
 
 def downgrade() -> None:
+    op.execute(sa.text("DELETE FROM redemptions WHERE reward_pk IS NULL"))
+    _reward_link("CASCADE", nullable=False)
     _rewrite(_grant_then, _promo_then)
     with op.batch_alter_table("reward_programs") as batch:
         batch.drop_column("exclude_trial")
