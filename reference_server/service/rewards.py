@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from reference_server.errors import AutumnError, feature_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.store.catalog import Catalog
-from reference_server.store.tables import reward_programs, rewards
+from reference_server.store.tables import organizations, reward_programs, rewards
 
 COUPON_TYPES = ("percentage_discount", "fixed_discount", "invoice_credits")
 DURATIONS = ("one_off", "months", "forever")
@@ -203,6 +203,8 @@ def _assert_unique(
     folded = [c.upper() for c in codes]
     if len(set(folded)) != len(folded):
         raise AutumnError(400, "duplicate_promo_code", "Promo codes must be unique within a reward")
+    # The organization's row is the lock: two rewards written at once cannot both take a code.
+    conn.execute(select(organizations.c.pk).where(organizations.c.pk == ctx.tenant.org_pk).with_for_update())
     rows = conn.execute(
         select(rewards.c.pk, rewards.c.id, rewards.c.promo_codes).where(
             rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env
