@@ -9,13 +9,14 @@ without them, renames are seen as an archive plus a create and ``autumn env`` sh
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from autumn_sdk import Autumn, models
 from autumn_sdk._generated import operations as ops
 from autumn_sdk._operation import Operation
-from autumn_sdk.config import Feature, Plan, PlanItem, PricingConfig
+from autumn_sdk.config import ConfigError, Feature, Plan, PlanItem, PricingConfig
 from autumn_sdk.errors import NotFoundError
 
 
@@ -59,7 +60,13 @@ class Remote:
 
     features: list[Feature] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
+    """Each plan's latest version: the one new customers get."""
+    versions: dict[str, list[Plan]] = field(default_factory=dict)
+    """Plan id -> every version the server keeps, oldest first (the latest last)."""
     has_internal_ids: bool = False
+
+    def versions_of(self, latest: Plan) -> list[Plan]:
+        return self.versions.get(latest.plan_id) or [latest]
 
 
 def feature_from_api(f: models.Feature, internal_id: str | None) -> Feature:
@@ -127,7 +134,9 @@ def item_from_api(it: models.PlanItem, feature: Feature | None) -> PlanItem:
     return PlanItem.model_validate(values)
 
 
-def plan_from_api(p: models.Plan, features: dict[str, Feature], internal_id: str | None) -> Plan:
+def plan_from_api(
+    p: models.Plan | models.ListPlansItem, features: dict[str, Feature], internal_id: str | None
+) -> Plan:
     values: dict[str, Any] = {"plan_id": p.id, "name": p.name}
     if p.description:
         values["description"] = p.description
@@ -166,11 +175,78 @@ def fetch_remote(client: Autumn) -> Remote:
     plan_ids: dict[str, str] = {e["plan_id"]: e["internal_id"] for e in ids.get("plans", [])}
     features = [feature_from_api(f, feature_ids.get(f.id)) for f in client.features.list().list]
     by_id = {f.feature_id: f for f in features}
-    plans = [
-        plan_from_api(p, by_id, plan_ids.get(p.id))
-        for p in client.plans.list(request={"include_archived": True}).list
-    ]
-    return Remote(features=features, plans=plans, has_internal_ids=bool(ids))
+    listed = client.plans.list(request={"include_archived": True, "all_versions": True}).list
+    grouped: dict[str, dict[int, models.Plan | models.ListPlansItem]] = {}
+    for p in listed:
+        grouped.setdefault(p.id, {})[int(p.version)] = p
+    versions: dict[str, list[Plan]] = {}
+    for plan_id, found in grouped.items():
+        # A server that lists only the latest version still serves the older ones by number.
+        for number in range(1, max(found)):
+            if number not in found:
+                try:
+                    found[number] = client.plans.get(plan_id=plan_id, version=number)
+                except NotFoundError:
+                    continue
+        versions[plan_id] = [plan_from_api(found[n], by_id, plan_ids.get(plan_id)) for n in sorted(found)]
+    plans = [vs[-1] for vs in versions.values()]
+    return Remote(features=features, plans=plans, versions=versions, has_internal_ids=bool(ids))
+
+
+_SLUG_NUMBER = re.compile(r"^v(\d+)$")
+
+
+def resolve_versions(entries: list[Plan], server: list[Plan]) -> dict[str, int | None]:
+    """Which server version each config entry of one plan describes (entry key -> number, or None for
+    a version the server does not have yet).
+
+    The server numbers versions and keeps no names, so the config holds the link: ``version=N``
+    (recorded by push and pull); else a slug ``"vN"`` names version N; else a plan's only entry is its
+    latest version.
+    """
+    numbers = {int(v.version or 1) for v in server}
+    out: dict[str, int | None] = {}
+    claimed: set[int] = set()
+    for e in entries:
+        if e.version is not None and e.version in numbers:
+            out[e.key] = e.version
+            claimed.add(e.version)
+    for e in entries:
+        if e.key in out:
+            continue
+        if e.version is None and len(entries) == 1 and server:
+            n: int | None = max(numbers)
+        else:
+            m = _SLUG_NUMBER.match(e.version_slug or "") if e.version is None else None
+            n = int(m.group(1)) if m else None
+        if n is not None and (n not in numbers or n in claimed):
+            n = None
+        if n is not None:
+            claimed.add(n)
+        out[e.key] = n
+    return out
+
+
+def remote_entries(remote: Remote, plans: list[Plan]) -> list[Plan]:
+    """Config entries for ``plans`` (latest versions) with their older versions: a plan the server
+    keeps in several versions gets one entry per version, named ``v<N>``, the latest active."""
+    out: list[Plan] = []
+    for latest in plans:
+        versions = remote.versions_of(latest)
+        if len(versions) == 1:
+            out.append(latest)
+            continue
+        for v in versions:
+            out.append(
+                v.model_copy(
+                    update={
+                        "version_slug": f"v{v.version}",
+                        "active": v.version == latest.version,
+                        "internal_id": latest.internal_id,
+                    }
+                )
+            )
+    return out
 
 
 # ---------------------------------------------------------------- canonical forms
@@ -266,7 +342,7 @@ def canonical_plan(p: Plan, features: dict[str, Feature]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the plan of changes
 
-Action = Literal["create", "update", "archive"]
+Action = Literal["create", "update", "version", "archive"]
 
 
 @dataclass
@@ -281,8 +357,11 @@ class Change:
     details: list[str] = field(default_factory=list)
     renamed_from: str | None = None
     new_version: int | None = None
+    """The server's number for the version this change adds (``version``), or edits in place."""
+    entries: list[Plan] = field(default_factory=list)
+    """A new plan's versions in the order they are created, the active one last (``create``)."""
     customers: int = 0
-    """Customers on the plan's current version (plans only)."""
+    """Customers on the version the change is measured against (plans only)."""
 
     @property
     def customer_note(self) -> str | None:
@@ -290,12 +369,12 @@ class Change:
             return None
         n = f"{self.customers} customer{'s' if self.customers != 1 else ''}"
         old = self.remote.version if isinstance(self.remote, Plan) else None
-        if self.new_version is not None:
+        if self.action == "version":
             verb = "stays" if self.customers == 1 else "stay"
             return f"new version {self.new_version}: {n} {verb} on version {old}"
         if self.action == "archive":
             return f"{n} keep it; new customers cannot get it"
-        return f"applies to {n} already on it"
+        return f"applies to {n} already on version {old}"
 
 
 @dataclass
@@ -305,6 +384,8 @@ class ChangePlan:
     config: PricingConfig
     matches: dict[str, Feature | Plan] = field(default_factory=dict)
     """``"feature:<local id>"`` / ``"plan:<local id>"`` -> the server object it corresponds to."""
+    numbers: dict[str, int | None] = field(default_factory=dict)
+    """Each plan entry's key -> the server version it describes (None until push creates it)."""
 
     @property
     def empty(self) -> bool:
@@ -373,8 +454,6 @@ def plan_changes(client: Autumn, config: PricingConfig, remote: Remote | None = 
     remote = remote or fetch_remote(client)
     changes: list[Change] = []
     matches: dict[str, Feature | Plan] = {}
-    local_features = {f.feature_id: f for f in config.features}
-    remote_features = {f.feature_id: f for f in remote.features}
 
     fpairs, f_unmatched = match_objects(config.features, remote.features, lambda f: f.feature_id)
     for f in config.features:
@@ -394,33 +473,122 @@ def plan_changes(client: Autumn, config: PricingConfig, remote: Remote | None = 
         if not r.archived:
             changes.append(Change("archive", "feature", r.feature_id, remote=r))
 
-    ppairs, p_unmatched = match_objects(config.plans, remote.plans, lambda p: p.plan_id)
-    for p in config.plans:
-        rp = ppairs.get(p.plan_id)
+    numbers: dict[str, int | None] = {}
+    active = config.active_plans
+    ppairs, p_unmatched = match_objects(active, remote.plans, lambda p: p.plan_id)
+    for a in active:
+        entries = config.versions(a.plan_id)
+        rp = ppairs.get(a.plan_id)
         if rp is None:
-            changes.append(Change("create", "plan", p.plan_id, local=p))
+            ordered = [e for e in entries if not e.is_active] + [a]
+            details = (
+                [f"versions {', '.join(str(e.version_slug) for e in ordered)}"] if len(ordered) > 1 else []
+            )
+            changes.append(Change("create", "plan", a.plan_id, local=a, details=details, entries=ordered))
+            numbers.update({e.key: None for e in entries})
             continue
         assert isinstance(rp, Plan)
-        matches[f"plan:{p.plan_id}"] = rp
-        before = canonical_plan(rp, remote_features)
-        after = canonical_plan(p, local_features)
-        renamed = rp.plan_id if rp.plan_id != p.plan_id else None
-        if before == after and not renamed:
-            continue
-        details = _diff(before, after)
-        if renamed:
-            details.insert(0, f"renamed from {renamed!r}")
-        change = Change("update", "plan", p.plan_id, p, rp, details, renamed_from=renamed)
-        change.customers = count_customers(client, rp.plan_id, rp.version)
-        if change.customers and any(before[k] != after[k] for k in PRICING_FIELDS):
-            change.new_version = (rp.version or 1) + 1
-        changes.append(change)
+        matches[f"plan:{a.plan_id}"] = rp
+        changes += _version_changes(client, config, a, entries, rp, remote, numbers)
     for rp in p_unmatched:
         if not rp.archived:
             change = Change("archive", "plan", rp.plan_id, remote=rp)
             change.customers = count_customers(client, rp.plan_id, rp.version)
             changes.append(change)
-    return ChangePlan(changes, remote, config, matches)
+    return ChangePlan(changes, remote, config, matches, numbers)
+
+
+def _version_changes(
+    client: Autumn,
+    config: PricingConfig,
+    active: Plan,
+    entries: list[Plan],
+    latest: Plan,
+    remote: Remote,
+    numbers: dict[str, int | None],
+) -> list[Change]:
+    """One plan's entries against the versions the server keeps, mapped onto the current API: the
+    latest version is edited in place (``disable_version``), a new entry becomes a new latest version
+    (``force_version``); older versions and new inactive ones beside an existing active one cannot be
+    written, so they are refused rather than pushed wrong."""
+    where = str(config.path) if config.path else None
+    server = remote.versions_of(latest)
+    by_number = {int(v.version or 1): v for v in server}
+    top = int(latest.version or 1)
+    resolved = resolve_versions(entries, server)
+    numbers.update(resolved)
+    remote_features = {f.feature_id: f for f in remote.features}
+    local_features = {f.feature_id: f for f in config.features}
+    renamed = latest.plan_id if latest.plan_id != active.plan_id else None
+    n_active = resolved[active.key]
+    if n_active is not None and n_active != top:
+        raise ConfigError(
+            f"plan {active.label}: is the server's version {n_active}, which cannot become the version new "
+            f"customers get again: the current API gives them a plan's latest version ({top}). Copy it "
+            "into a new entry (a new version_slug, no version=) to offer its pricing as a new version",
+            file=where,
+        )
+    out: list[Change] = []
+    edited_latest = False
+    for e in entries:
+        n = resolved[e.key]
+        if n is None:
+            continue
+        before = canonical_plan(by_number[n], remote_features)
+        after = canonical_plan(e, local_features)
+        if not e.is_active:  # archived is the plan's, stated on its active entry
+            before.pop("archived")
+            after.pop("archived")
+        if before == after and not (renamed and n == top):
+            continue
+        if n != top:
+            raise ConfigError(
+                f"plan {e.label}: differs from the server's version {n}, which cannot be changed: the "
+                f"current API edits only a plan's latest version ({top}). Pull to restore it, or add a "
+                "new version",
+                file=where,
+            )
+        details = _diff(before, after)
+        if renamed:
+            details.insert(0, f"renamed from {renamed!r}")
+        change = Change("update", "plan", active.plan_id, e, by_number[n], details, renamed_from=renamed)
+        change.new_version = n
+        change.customers = count_customers(client, latest.plan_id, n)
+        out.append(change)
+        edited_latest = True
+    new = [e for e in entries if resolved[e.key] is None]
+    if not new:
+        return out
+    if resolved[active.key] is not None:
+        names = ", ".join(repr(e.version_slug) for e in new)
+        raise ConfigError(
+            f"plan {active.plan_id!r}: version(s) {names} are new but not active: the current API "
+            "gives new customers each version it adds, so a new version must be the active one",
+            file=where,
+        )
+    if renamed and not edited_latest:
+        rename = Change("update", "plan", active.plan_id, latest, latest, [f"renamed from {renamed!r}"])
+        rename.renamed_from = renamed
+        rename.new_version = top
+        out.append(rename)
+    ordered = [e for e in new if not e.is_active] + [active]
+    base = canonical_plan(latest, remote_features)
+    base.pop("archived")
+    customers = count_customers(client, latest.plan_id, top)
+    for i, e in enumerate(ordered):
+        after = canonical_plan(e, local_features)
+        after.pop("archived")
+        details = [
+            f"version {e.version_slug or 'new'}: the one new customers get"
+            if e.is_active
+            else f"version {e.version_slug}: kept, not the one new customers get"
+        ]
+        details += _diff(base, after)
+        change = Change("version", "plan", active.plan_id, e, latest, details)
+        change.new_version = top + 1 + i
+        change.customers = customers if e.is_active else 0
+        out.append(change)
+    return out
 
 
 # ---------------------------------------------------------------- applying
@@ -434,7 +602,20 @@ def _feature_body(f: Feature) -> dict[str, Any]:
 
 
 def _plan_body(p: Plan) -> dict[str, Any]:
-    return p.model_dump(mode="json", exclude_none=True, exclude={"internal_id", "version", "archived"})
+    return p.model_dump(
+        mode="json",
+        exclude_none=True,
+        exclude={"internal_id", "version", "version_slug", "active", "archived"},
+    )
+
+
+def _cleared(body: dict[str, Any]) -> dict[str, Any]:
+    """An update body that also removes what the entry leaves out (an update keeps what it omits)."""
+    for key, cleared in (("description", ""), ("group", ""), ("price", None), ("free_trial", None)):
+        body.setdefault(key, cleared)
+    body.setdefault("add_on", False)
+    body.setdefault("auto_enable", False)
+    return body
 
 
 def _credit_systems_last(changes: list[Change]) -> list[Change]:
@@ -468,23 +649,34 @@ def apply_changes(client: Autumn, plan: ChangePlan) -> dict[str, Feature | Plan]
         if c.kind != "plan" or c.action == "archive":
             continue
         assert isinstance(c.local, Plan)
-        body = _plan_body(c.local)
         if c.action == "create":
-            client.call(ops.PLANS_CREATE, body)
+            for i, e in enumerate(c.entries):
+                body = _plan_body(e)
+                if i == 0:
+                    res = client.call(ops.PLANS_CREATE, body)
+                else:
+                    res = client.call(ops.PLANS_UPDATE, {**_cleared(body), "force_version": True})
+                plan.numbers[e.key] = int(getattr(res, "version", None) or i + 1)
             if c.local.archived:
                 client.call(ops.PLANS_UPDATE, {"plan_id": c.local.plan_id, "archived": True})
-        else:
+        elif c.action == "update":
             assert isinstance(c.remote, Plan)
+            body = _cleared(_plan_body(c.local))
             body["plan_id"] = c.remote.plan_id
-            for key, cleared in (("description", ""), ("group", ""), ("price", None), ("free_trial", None)):
-                if key not in body and getattr(c.remote, key) is not None:
-                    body[key] = cleared  # removed in the config: removed on the server
-            body.setdefault("add_on", False)
-            body.setdefault("auto_enable", False)
             if c.renamed_from:
-                body["new_plan_id"] = c.local.plan_id
-            body["archived"] = c.local.archived
+                body["new_plan_id"] = c.id
+            if c.local.is_active:
+                body["archived"] = c.local.archived
+            body["disable_version"] = True  # an entry edited in place: for everyone on that version
             client.call(ops.PLANS_UPDATE, body)
+        else:
+            body = _cleared(_plan_body(c.local))
+            body["plan_id"] = c.id
+            body["force_version"] = True  # even with no customers: the older version is kept
+            res = client.call(ops.PLANS_UPDATE, body)
+            plan.numbers[c.local.key] = int(getattr(res, "version", None) or c.new_version or 1)
+            if c.local.is_active and c.local.archived:
+                client.call(ops.PLANS_UPDATE, {"plan_id": c.id, "archived": True})
     for c in plan.changes:
         if c.action == "archive" and c.kind == "plan":
             client.call(ops.PLANS_UPDATE, {"plan_id": c.id, "archived": True})

@@ -252,7 +252,7 @@ def init(
         features = [f for f in remote.features if not f.archived]
         plans = [p for p in remote.plans if not p.archived]
         if features or plans:
-            s.config.write_text(source.write_config(features, plans))
+            s.config.write_text(source.write_config(features, catalog.remote_entries(remote, plans)))
             s.print(f"Wrote {s.config} with {len(features)} features and {len(plans)} plans from the server.")
         else:
             s.config.write_text(STARTER)
@@ -293,9 +293,9 @@ def _print_plan(s: Session, plan: catalog.ChangePlan) -> None:
     if plan.empty:
         s.print("No changes: the server matches the config.")
         return
-    marks = {"create": "+", "update": "~", "archive": "-"}
-    words = {"create": "create", "update": "update", "archive": "archive"}
-    colors = {"create": "green", "update": "yellow", "archive": "red"}
+    marks = {"create": "+", "update": "~", "version": "+", "archive": "-"}
+    words = {"create": "create", "update": "update", "version": "new version of", "archive": "archive"}
+    colors = {"create": "green", "update": "yellow", "version": "green", "archive": "red"}
     s.print("Changes:")
     for c in plan.changes:
         head = f"{marks[c.action]} {words[c.action]} {c.kind} {c.id}"
@@ -307,29 +307,33 @@ def _print_plan(s: Session, plan: catalog.ChangePlan) -> None:
         if c.customer_note:
             s.print("      ! " + escape(c.customer_note))
     counts = {a: sum(1 for c in plan.changes if c.action == a) for a in marks}
-    versions = sum(1 for c in plan.changes if c.new_version is not None)
+    versions = counts["version"]
     summary = f"{counts['create']} to create, {counts['update']} to update, {counts['archive']} to archive"
     if versions:
         summary += f", {versions} new plan version{'s' if versions != 1 else ''}"
     s.print(summary)
 
 
-def _write_back(s: Session, config: PricingConfig, after: dict[str, Feature | Plan]) -> None:
-    """Record the server's internal ids and versions in the config (as atmn records internalId)."""
+def _write_back(
+    s: Session, config: PricingConfig, after: dict[str, Feature | Plan], numbers: dict[str, int | None]
+) -> None:
+    """Record the server's internal ids, and the version each plan entry is, in the config (as atmn
+    records internalId and versionSlug)."""
     assert config.path is not None
     kwargs: dict[str, dict[str, Any]] = {}
     objects: list[Feature | Plan] = [*config.features, *config.plans]
     for obj in objects:
         key = f"feature:{obj.feature_id}" if isinstance(obj, Feature) else f"plan:{obj.plan_id}"
         server = after.get(key)
-        var = config.variables.get(key)
+        var = config.variables.get(obj.key if isinstance(obj, Plan) else key)
         if server is None or var is None:
             continue
         values: dict[str, Any] = {}
         if server.internal_id and server.internal_id != obj.internal_id:
             values["internal_id"] = server.internal_id
-        if isinstance(obj, Plan) and isinstance(server, Plan) and server.version != obj.version:
-            values["version"] = server.version
+        number = numbers.get(obj.key) if isinstance(obj, Plan) else None
+        if isinstance(obj, Plan) and number is not None and number != obj.version:
+            values["version"] = number
         if values:
             kwargs[var] = values
     if not kwargs:
@@ -368,13 +372,13 @@ def push(
                     **{f"feature:{f.feature_id}": f for f in plan.remote.features},
                     **{f"plan:{p.plan_id}": p for p in plan.remote.plans},
                 }
-                _write_back(s, cfg, after)
+                _write_back(s, cfg, after, plan.numbers)
                 return
             s.confirm("Apply these changes?", yes)
             with s.working("Applying..."):
                 after = catalog.apply_changes(client, plan)
             s.print("Applied.")
-            _write_back(s, cfg, after)
+            _write_back(s, cfg, after, plan.numbers)
 
 
 def _variable(cfg: PricingConfig, key: str) -> str:
@@ -417,29 +421,71 @@ def _pull_edit(cfg: PricingConfig, remote: catalog.Remote) -> tuple[source.Edit,
             edit.add_features.append((var, r))
             notes.append(f"+ feature {r.feature_id}")
 
-    ppairs, p_unmatched = catalog.match_objects(cfg.plans, remote.plans, lambda p: p.plan_id)
-    for p in cfg.plans:
-        key = f"plan:{p.plan_id}"
-        rp = ppairs.get(p.plan_id)
+    ppairs, p_unmatched = catalog.match_objects(cfg.active_plans, remote.plans, lambda p: p.plan_id)
+    for a in cfg.active_plans:
+        entries = cfg.versions(a.plan_id)
+        rp = ppairs.get(a.plan_id)
         if rp is None:
-            edit.remove.add(_variable(cfg, key))
-            notes.append(f"- plan {p.plan_id} (not on the server)")
+            for e in entries:
+                edit.remove.add(_variable(cfg, e.key))
+            notes.append(f"- plan {a.plan_id} (not on the server)")
             continue
-        same = catalog.canonical_plan(p, local_features) == catalog.canonical_plan(rp, remote_features)
-        if not same or p.plan_id != rp.plan_id:
-            edit.replace[_variable(cfg, key)] = rp
-            notes.append(f"~ plan {rp.plan_id}")
-            continue
-        values: dict[str, Any] = {}
-        if rp.internal_id and rp.internal_id != p.internal_id:
-            values["internal_id"] = rp.internal_id
-        if rp.version != p.version:
-            values["version"] = rp.version
-        if values and key in cfg.variables:
-            edit.set_kwargs[cfg.variables[key]] = values
+        server = remote.versions_of(rp)
+        resolved = catalog.resolve_versions(entries, server)
+        by_number = {n: e for e in entries if (n := resolved[e.key]) is not None}
+        for e in entries:
+            if resolved[e.key] is None:
+                edit.remove.add(_variable(cfg, e.key))
+                notes.append(f"- plan {e.plan_id} version {e.version_slug} (not on the server)")
+        several = len(server) > 1
+        for v in server:
+            n = int(v.version or 1)
+            mapped = by_number.get(n)
+            slug = (
+                mapped.version_slug
+                if mapped is not None and mapped.version_slug
+                else f"v{n}"
+                if several
+                else None
+            )
+            target = v.model_copy(
+                update={
+                    "version_slug": slug,
+                    "active": (v is server[-1]) if several else None,
+                    "internal_id": rp.internal_id,
+                }
+            )
+            label = f"plan {v.plan_id}" + (f" version {slug}" if several else "")
+            if mapped is None:
+                free_name = v is server[-1] and v.plan_id not in taken
+                name = v.plan_id if free_name or not several else f"{v.plan_id}_{slug}"
+                edit.add_plans.append((source.variable_name(name, taken, "plan"), target))
+                notes.append(f"+ {label}")
+                continue
+            before = catalog.canonical_plan(mapped, local_features)
+            after = catalog.canonical_plan(target, remote_features)
+            if not target.is_active:
+                before.pop("archived")
+                after.pop("archived")
+            if before != after or mapped.plan_id != v.plan_id:
+                edit.replace[_variable(cfg, mapped.key)] = target
+                notes.append(f"~ {label}")
+                continue
+            values: dict[str, Any] = {}
+            for name in ("version_slug", "active", "version", "internal_id"):
+                wanted = getattr(target, name)
+                if wanted is not None and wanted != getattr(mapped, name):
+                    values[name] = wanted
+            if values and mapped.key in cfg.variables:
+                edit.set_kwargs[cfg.variables[mapped.key]] = values
+                if "active" in values:
+                    what = "the one new customers get" if values["active"] else "kept, not active"
+                    notes.append(f"~ {label}: {what}")
     for rp in p_unmatched:
         if not rp.archived:
-            edit.add_plans.append((source.variable_name(rp.plan_id, taken, "plan"), rp))
+            for entry in catalog.remote_entries(remote, [rp]):
+                base = entry.plan_id if entry.is_active else f"{entry.plan_id}_{entry.version_slug}"
+                edit.add_plans.append((source.variable_name(base, taken, "plan"), entry))
             notes.append(f"+ plan {rp.plan_id}")
     return edit, notes
 
@@ -468,7 +514,9 @@ def pull(
         if overwrite or not s.config.exists():
             if overwrite and s.config.exists():
                 s.confirm(f"Rewrite {s.config} from the server?", yes)
-            s.config.write_text(source.write_config(live_features, live_plans))
+            s.config.write_text(
+                source.write_config(live_features, catalog.remote_entries(remote, live_plans))
+            )
             s.print(f"Wrote {s.config}: {len(live_features)} features, {len(live_plans)} plans.")
             return
         cfg = load_config(s.config)

@@ -3,7 +3,8 @@
 An in-place edit touches only what changed: an unchanged object's statement (its formatting and
 comments) is left as it is, a changed one is replaced (the comment lines above it kept), a new one is
 added after the others of its kind, one gone from the server is removed, and ``internal_id`` /
-``version`` are set as keyword arguments without reformatting the call.
+``version`` (and a plan version's ``version_slug`` / ``active``) are set as keyword arguments without
+reformatting the call.
 """
 
 from __future__ import annotations
@@ -121,7 +122,12 @@ def _item_node(it: models.PlanItemParams, feature_vars: dict[str, str]) -> _Call
 
 
 def _plan_node(p: Plan, feature_vars: dict[str, str]) -> _Call:
-    kwargs: list[tuple[str, Any]] = [("name", p.name)]
+    kwargs: list[tuple[str, Any]] = []
+    if p.version_slug is not None:
+        kwargs.append(("version_slug", p.version_slug))
+    if p.active is not None:
+        kwargs.append(("active", p.active))
+    kwargs.append(("name", p.name))
     for key in ("description", "group", "add_on", "auto_enable"):
         value = getattr(p, key)
         if value is not None:
@@ -179,7 +185,8 @@ def write_config(features: Sequence[Feature], plans: Sequence[Plan]) -> str:
     if plans:
         out.append("\n# Plans\n")
         for p in plans:
-            out += ["\n", statement(variable_name(p.plan_id, taken, "plan"), p, fvars)]
+            base = p.plan_id if p.is_active else f"{p.plan_id}_{p.version_slug}"
+            out += ["\n", statement(variable_name(base, taken, "plan"), p, fvars)]
     return "".join(out)
 
 
@@ -199,6 +206,14 @@ def _assigned_call(stmt: cst.CSTNode) -> tuple[str, cst.Call] | None:
     if not isinstance(target, cst.Name) or not isinstance(assign.value, cst.Call):
         return None
     return target.value, assign.value
+
+
+_LEADING = ("version_slug", "active")
+"""Keywords :func:`_set_kwargs` adds right after a call's positional id, as ``statement`` writes them."""
+
+
+def _keyword(arg: cst.Arg) -> str | None:
+    return arg.keyword.value if arg.keyword is not None else None
 
 
 def _set_kwargs(call: cst.Call, values: dict[str, Any]) -> cst.Call:
@@ -223,6 +238,14 @@ def _set_kwargs(call: cst.Call, values: dict[str, Any]) -> cst.Call:
         )
         if not args:
             args.append(new)
+            continue
+        if key in _LEADING and args[0].keyword is None and isinstance(args[0].comma, cst.Comma):
+            # A plan version's name and status read best beside its id: after the leading
+            # positional argument (and any leading keyword already there), in its layout.
+            at = 1
+            while at < len(args) and _keyword(args[at]) in _LEADING:
+                at += 1
+            args.insert(at, new.with_changes(comma=args[0].comma))
             continue
         last = args[-1]
         if isinstance(last.comma, cst.Comma):

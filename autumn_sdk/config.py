@@ -14,6 +14,13 @@ a server and pulls the server's catalogue back into it, as ``atmn`` does for ``a
         items=[item(messages, included=1000, reset={"interval": "month"})],
     )
 
+A plan can keep several versions, as in ``atmn``: each is its own ``plan()`` entry with the same id
+and a different ``version_slug``, and exactly one is ``active=True``, the version new customers get;
+customers on an older version stay on it::
+
+    pro_v1 = plan("pro", version_slug="v1", active=False, name="Pro", price={"amount": 20, ...}, ...)
+    pro = plan("pro", version_slug="v2", active=True, name="Pro", price={"amount": 25, ...}, ...)
+
 The shapes are the API's own (the generated request models: ``PlanItemParams``, ``BasePrice``,
 ``FreeTrialParams``, ...), so a value the config accepts is a value the API accepts. Unlike the API
 models, which keep unknown fields for forward compatibility, the config refuses them: a typo such
@@ -130,11 +137,25 @@ class PlanItem(models.PlanItemParams, _Strict):
         return self
 
 
+VERSION_SLUG = re.compile(r"^[a-zA-Z0-9_.-]+$")
+
+
 class Plan(models.CreatePlanParams, _Strict):
-    """A plan as the config declares it: the API's create params plus version and bookkeeping."""
+    """A plan as the config declares it (one version of it): the API's create params, the version's
+    name and whether it is the one new customers get, and the CLI's bookkeeping."""
 
     model_config = ConfigDict(extra="forbid")
 
+    version_slug: str | None = Field(
+        None,
+        description="This version's name in the config, e.g. 'v2' (atmn's versionSlug). Required when a "
+        "plan has more than one entry; 'v<N>' also names the server's version N until push records it.",
+    )
+    active: bool | None = Field(
+        None,
+        description="Whether this is the version new customers get; exactly one entry of a plan is. "
+        "Omitted on a plan's only entry, which is the active one.",
+    )
     archived: bool = False
     version: int | None = Field(
         None, description="The server's version this entry describes (written by push and pull)."
@@ -143,8 +164,26 @@ class Plan(models.CreatePlanParams, _Strict):
         None, description="The server's id for this plan, written by `autumn push`; lets a rename be one."
     )
 
+    @property
+    def is_active(self) -> bool:
+        return self.active is not False
+
+    @property
+    def key(self) -> str:
+        """``plan:<id>``, or ``plan:<id>@<slug>`` for a named version: what names this entry."""
+        return f"plan:{self.plan_id}" + (f"@{self.version_slug}" if self.version_slug else "")
+
+    @property
+    def label(self) -> str:
+        """``'pro'`` or ``'pro' (v2)``, for messages."""
+        return repr(self.plan_id) + (f" ({self.version_slug})" if self.version_slug else "")
+
     @model_validator(mode="after")
     def _plan_rules(self) -> Plan:
+        if self.version_slug is not None and not VERSION_SLUG.match(self.version_slug):
+            raise ValueError("version_slug: letters, digits, '_', '-' and '.' only")
+        if self.version is not None and self.version < 1:
+            raise ValueError("version: the server numbers versions from 1")
         seen: set[tuple[str, str | None]] = set()
         for i, it in enumerate(self.items or []):
             key = (it.feature_id, it.reset.interval if it.reset else None)
@@ -253,13 +292,17 @@ def plan(
     items: Sequence[models.PlanItemParams | dict[str, Any]] = (),
     free_trial: models.FreeTrialParams | dict[str, Any] | None = None,
     config: models.PlanConfig | dict[str, Any] | None = None,
+    version_slug: str | None = None,
+    active: bool | None = None,
     version: int | None = None,
     archived: bool = False,
     internal_id: str | None = None,
 ) -> Plan:
-    """Declare a plan. ``price={"amount": 20, "interval": "month"}``; ``free_trial={"duration_length":
-    14, "duration_type": "day", "card_required": True}``; ``group`` makes plans replace each other,
-    ``add_on=True`` lets it sit beside them, ``auto_enable=True`` gives it to every new customer."""
+    """Declare a plan, or one version of it. ``price={"amount": 20, "interval": "month"}``;
+    ``free_trial={"duration_length": 14, "duration_type": "day", "card_required": True}``; ``group``
+    makes plans replace each other, ``add_on=True`` lets it sit beside them, ``auto_enable=True`` gives
+    it to every new customer. Several entries with one ``plan_id`` are its versions: each names itself
+    with ``version_slug``, and the one with ``active=True`` is the version new customers get."""
     try:
         checked = [
             it
@@ -280,6 +323,8 @@ def plan(
         ("price", price),
         ("free_trial", free_trial),
         ("config", config),
+        ("version_slug", version_slug),
+        ("active", active),
         ("version", version),
         ("internal_id", internal_id),
     ):
@@ -301,13 +346,27 @@ class PricingConfig:
     features: list[Feature] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
-    """``"feature:<id>"`` / ``"plan:<id>"`` -> the module-level name it is bound to."""
+    """``"feature:<id>"`` / ``"plan:<id>"`` / ``"plan:<id>@<slug>"`` -> the module-level name it is bound
+    to (:attr:`Plan.key`)."""
 
     def feature(self, feature_id: str) -> Feature:
         return next(f for f in self.features if f.feature_id == feature_id)
 
-    def plan(self, plan_id: str) -> Plan:
-        return next(p for p in self.plans if p.plan_id == plan_id)
+    def plan(self, plan_id: str, version_slug: str | None = None) -> Plan:
+        """The plan's active entry, or the entry of one of its versions by slug."""
+        entries = self.versions(plan_id)
+        if version_slug is not None:
+            return next(p for p in entries if p.version_slug == version_slug)
+        return next(p for p in entries if p.is_active)
+
+    def versions(self, plan_id: str) -> list[Plan]:
+        """Every entry of a plan, in file order."""
+        return [p for p in self.plans if p.plan_id == plan_id]
+
+    @property
+    def active_plans(self) -> list[Plan]:
+        """One entry per plan: the version new customers get."""
+        return [p for p in self.plans if p.is_active]
 
     def validate(self) -> None:
         """Rules across objects: unique ids, items and credit schemas naming declared features."""
@@ -333,24 +392,59 @@ class PricingConfig:
                         f"{entry.metered_feature_id!r} must be a consumable metered feature",
                         file=where,
                     )
-        plan_ids: set[str] = set()
+        for plan_id in dict.fromkeys(p.plan_id for p in self.plans):
+            self._validate_versions(plan_id, where)
         for p in self.plans:
-            if p.plan_id in plan_ids:
-                raise ConfigError(f"plan {p.plan_id!r}: declared twice", file=where)
-            plan_ids.add(p.plan_id)
             for i, it in enumerate(p.items or []):
                 target = by_id.get(it.feature_id)
                 if target is None:
                     raise ConfigError(
-                        f"plan {p.plan_id!r}: items[{i}].feature_id: {it.feature_id!r} is not a feature "
+                        f"plan {p.label}: items[{i}].feature_id: {it.feature_id!r} is not a feature "
                         "of this config",
                         file=where,
                     )
                 if it.rollover is not None and not target.consumable:
                     raise ConfigError(
-                        f"plan {p.plan_id!r}: items[{i}].rollover: {it.feature_id!r} is not consumable",
+                        f"plan {p.label}: items[{i}].rollover: {it.feature_id!r} is not consumable",
                         file=where,
                     )
+
+    def _validate_versions(self, plan_id: str, where: str | None) -> None:
+        """A plan's entries: one, or several named versions of which exactly one is active."""
+        entries = self.versions(plan_id)
+        if len(entries) == 1:
+            if entries[0].active is False:
+                raise ConfigError(
+                    f"plan {plan_id!r}: its only version is active=False; a plan's versions need one "
+                    "active version (archive a plan with archived=True)",
+                    file=where,
+                )
+            return
+        slugs = [p.version_slug for p in entries]
+        if None in slugs:
+            raise ConfigError(
+                f"plan {plan_id!r}: declared {len(entries)} times; entries of one plan are its versions "
+                "and each needs a version_slug",
+                file=where,
+            )
+        for slug in dict.fromkeys(s for s in slugs if slugs.count(s) > 1):
+            raise ConfigError(f"plan {plan_id!r}: version {slug!r} declared twice", file=where)
+        active = [p.version_slug for p in entries if p.is_active]
+        if len(active) != 1:
+            named = ", ".join(repr(s) for s in active) if active else "none"
+            raise ConfigError(
+                f"plan {plan_id!r}: exactly one version must be active=True (the one new customers "
+                f"get); active: {named}",
+                file=where,
+            )
+        numbers = [p.version for p in entries if p.version is not None]
+        for n in dict.fromkeys(n for n in numbers if numbers.count(n) > 1):
+            raise ConfigError(f"plan {plan_id!r}: two versions record server version {n}", file=where)
+        for p in entries:
+            if p.archived and not p.is_active:
+                raise ConfigError(
+                    f"plan {p.label}: archived is the plan's, set it on its active version", file=where
+                )
 
 
 def _config_line(exc: BaseException, path: Path) -> int | None:
@@ -397,7 +491,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_FILE) -> PricingConfig:
                 key = f"feature:{value.feature_id}"
             else:
                 config.plans.append(value)
-                key = f"plan:{value.plan_id}"
+                key = value.key
             if var is not None:
                 config.variables.setdefault(key, var)
 

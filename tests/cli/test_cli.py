@@ -245,24 +245,6 @@ def test_rename_is_recognized_through_the_internal_id(cli: Cli) -> None:
     assert "is up to date" in cli("pull")
 
 
-def test_new_version_when_customers_are_on_the_plan(cli: Cli) -> None:
-    cli.config.write_text(CONFIG)
-    cli("push", "--yes")
-    cli.client.customers.get_or_create(customer_id="ada")  # auto_enable: gets free v1
-    cli.config.write_text(cli.config.read_text().replace("included=100,", "included=200,"))
-    out = cli("push", "--dry-run")
-    assert "~ update plan free" in out and "item messages: included 100 -> 200" in out
-    assert "new version 2: 1 customer stays on version 1" in out and "1 new plan version" in out
-    cli("push", "--yes")
-    assert cli.client.plans.get(plan_id="free").version == 2
-    assert "version=2" in cli.config.read_text()
-    ada = cli.client.customers.get(customer_id="ada")
-    assert ada.balances["messages"].granted == 100  # still on version 1
-    cli.client.customers.get_or_create(customer_id="bob")
-    assert cli.client.customers.get(customer_id="bob").balances["messages"].granted == 200
-    assert "No changes" in cli("push")
-
-
 def test_archive_and_init(cli: Cli) -> None:
     cli.config.write_text(CONFIG)
     cli("push", "--yes")
