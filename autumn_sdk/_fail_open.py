@@ -65,6 +65,7 @@ def _customer_default(params: Mapping[str, Any]) -> dict[str, Any]:
         "purchases": [],
         "balances": {},
         "flags": {},
+        "licenses": [],
     }
 
 

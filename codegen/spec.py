@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from .overlay import apply_overlay
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEC_DIR = REPO_ROOT / "spec"
 """The vendored OpenAPI documents (``spec/README.md`` says where each came from)."""
@@ -46,4 +48,5 @@ def load_spec(path: Path) -> SpecDocument:
         data = yaml.safe_load(handle)
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not an OpenAPI document")
+    apply_overlay(data)
     return SpecDocument(path=path, data=data)

@@ -2071,7 +2071,7 @@ class TrackParams(KeywordFieldsModel):
         gt=0,
         le=9007199254740991,
     )
-    overage_behavior: Literal["cap", "overflow"] | None = Field(
+    overage_behavior: Literal["cap", "overflow", "reject"] | None = Field(
         None,
         description='How to handle usage that exceeds the available balance. "cap" (default) deducts only what fits, stopping at zero. "overflow" deducts the full value: the balance can go negative and usage limits do not clamp the deduction, though spend limits still apply.',
     )
@@ -2131,7 +2131,7 @@ class TrackTokensParams(KeywordFieldsModel):
         gt=0,
         le=9007199254740991,
     )
-    overage_behavior: Literal["cap", "overflow"] | None = Field(
+    overage_behavior: Literal["cap", "overflow", "reject"] | None = Field(
         None,
         description='How to handle usage that exceeds the available balance. "cap" (default) deducts only what fits, stopping at zero. "overflow" deducts the full value: the balance can go negative and usage limits do not clamp the deduction, though spend limits still apply.',
     )
@@ -2506,7 +2506,7 @@ class BatchTrackItem(KeywordFieldsModel):
         gt=0,
         le=9007199254740991,
     )
-    overage_behavior: Literal["cap", "overflow"] | None = Field(
+    overage_behavior: Literal["cap", "overflow", "reject"] | None = Field(
         None,
         description='How to handle usage that exceeds the available balance. "cap" (default) deducts only what fits, stopping at zero. "overflow" deducts the full value: the balance can go negative and usage limits do not clamp the deduction, though spend limits still apply.',
     )

@@ -456,8 +456,8 @@ MISSPELT: list[tuple[str, dict[str, Any], str, str | None]] = [
     ("track", {"customer_id": "c", "feature_id": "f", "timeout": 5}, "timeout", "timeout_ms"),
     (
         "entities.list",
-        {"customer_id": "A"},
-        "customer_id",
+        {"owner": "A"},
+        "owner",
         None,
     ),  # no such filter: every valid name is listed
 ]
@@ -508,8 +508,8 @@ async def test_unknown_keywords_are_refused_everywhere_else_too(mock: respx.Mock
         autumn.call(ops.CUSTOMERS_GET, {"customer_id": "c"}, retry=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match=r"AsyncAutumn\.call\(\)"):
         await AsyncAutumn(TEST_KEY, server_url=TEST_URL).call(ops.CUSTOMERS_GET, {}, retry=3)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="'customer_id'"):
-        autumn.with_raw_response.entities.list(customer_id="A")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="'owner_id'"):
+        autumn.with_raw_response.entities.list(owner_id="A")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="valid names: entity_id, customer_id, http_headers, idempotency_key"):
         autumn.entities.get(customer_id="c", entity_id="e", zzz=1)  # type: ignore[call-arg]
     assert mock.calls.call_count == 0
