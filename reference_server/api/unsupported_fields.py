@@ -57,10 +57,7 @@ _ATTACH = ("currency", "long_lived_checkout", "remove_plan_ids", *_CUSTOMIZE, *_
 _UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_SEATS)
 _CUSTOMER = (
     "currency",
-    "config.disable_overage_billing",
     "billing_controls.usage_limits",
-    "billing_controls.spend_limits[].limit_type",
-    "billing_controls.spend_limits[].skip_overage_billing",
     "billing_controls.auto_topups[].purchase_limit.count",
 )
 _PLAN = (
@@ -108,7 +105,7 @@ UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "customers.get_or_create": _CUSTOMER,
     "customers.update": _CUSTOMER,
-    "entities.create": ("customer_data.currency", "customer_data.config.disable_overage_billing"),
+    "entities.create": ("customer_data.currency",),
     "plans.create": _PLAN,
     "plans.update": _PLAN_UPDATE,
 }

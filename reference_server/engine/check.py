@@ -26,8 +26,9 @@ def metered_allowed(sources: list[Source], required: float, controls: Controls |
     if pay_per_use or (controls is not None and controls.overage_allowed is True):
         over = current_overage(live)
         available: float
-        if controls is not None and controls.spend_limit is not None:
-            available = max(0.0, controls.spend_limit - over)
+        cap = controls.spend_cap(live) if controls is not None else None
+        if cap is not None:
+            available = max(0.0, cap - over)
         else:
             limits = [s.max_purchase for s in live if s.pay_per_use]
             if limits and all(m is not None for m in limits):

@@ -166,9 +166,12 @@ def deduct(
         for t in targets:
             fid = t.source.feature_id
             ctl = controls.get(fid)
-            if ctl is not None and ctl.spend_limit is not None and fid not in spend_room:
-                current = sum(max(0.0, -x.source.balance) for x in targets if x.source.feature_id == fid)
-                spend_room[fid] = max(0.0, ctl.spend_limit - current)
+            if ctl is not None and fid not in spend_room:
+                own = [x.source for x in targets if x.source.feature_id == fid]
+                cap = ctl.spend_cap(own)
+                if cap is not None:
+                    current = sum(max(0.0, -s.balance) for s in own)
+                    spend_room[fid] = max(0.0, cap - current)
         for t in targets:
             if need <= 0:
                 break
@@ -181,7 +184,7 @@ def deduct(
                 control_on = ctl is not None and ctl.overage_allowed is True
                 if not (s.pay_per_use or free_allocated or control_on):
                     continue
-            spend_limited = ctl is not None and ctl.spend_limit is not None
+            spend_limited = s.feature_id in spend_room
             if behavior in ("overflow", "negative") or spend_limited or free_allocated or not s.pay_per_use:
                 floor = -math.inf
             else:

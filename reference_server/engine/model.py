@@ -136,3 +136,14 @@ class Controls:
 
     overage_allowed: bool | None = None  # None: no control set
     spend_limit: float | None = None  # overage_limit of an enabled spend limit
+    spend_limit_percent: bool = False  # limit_type "usage_percentage": spend_limit is a percent
+
+    def spend_cap(self, sources: list[Source]) -> float | None:
+        """The overage cap in units: a percent limit is of the main plans' allowance of the feature.
+
+        As in Autumn, a percent limit of a subject with no main-plan allowance caps nothing.
+        """
+        if self.spend_limit is None or not self.spend_limit_percent:
+            return self.spend_limit
+        allowance = sum(s.allowance for s in sources if s.customer_plan_pk is not None and not s.is_addon)
+        return r10(self.spend_limit / 100 * allowance) if allowance > 0 else None

@@ -15,7 +15,7 @@ from reference_server.engine.billing.money import to_decimal
 from reference_server.service.subscriptions import Instance
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.tables import balance_sources
+from reference_server.store.tables import balance_sources, customers, entities
 
 
 def engine_plan(plan: Plan, cat: Catalog) -> EnginePlan:
@@ -103,6 +103,33 @@ def instance_quantities(conn: Connection, inst: Instance) -> dict[str, Decimal]:
     return {fid: Decimal(str(q)) for fid, q in (row.prepaid_quantities or {}).items()}
 
 
+def overage_unbilled(conn: Connection, inst: Instance) -> frozenset[str] | None:
+    """Features whose usage overage is not invoiced for this instance; ``None``: none of them is billed.
+
+    The customer's ``config.disable_overage_billing`` stops all of it; otherwise a spend limit entry
+    with ``skip_overage_billing`` stops its feature's (an entity's entry beats the customer's).
+    Usage tracking and resets are untouched: only the invoice lines go.
+    """
+    customer = conn.execute(
+        select(customers.c.config, customers.c.billing_controls).where(customers.c.pk == inst.customer_pk)
+    ).one()
+    if (customer.config or {}).get("disable_overage_billing"):
+        return None
+    layers = [customer.billing_controls or {}]
+    if inst.entity_pk is not None:
+        entity = conn.execute(
+            select(entities.c.billing_controls).where(entities.c.pk == inst.entity_pk)
+        ).one_or_none()
+        if entity is not None:
+            layers.append(entity.billing_controls or {})
+    skipped: dict[str, bool] = {}
+    for layer in layers:  # the entity last, so its entries win
+        for entry in layer.get("spend_limits") or []:
+            if entry.get("feature_id"):
+                skipped[entry["feature_id"]] = bool(entry.get("skip_overage_billing"))
+    return frozenset(fid for fid, skip in skipped.items() if skip)
+
+
 def engine_subscription(conn: Connection, cat: Catalog, inst: Instance) -> Subscription | None:
     """The instance as the engine sees it, with this period's usage of its usage-based items."""
     plan = instance_plan(conn, cat, inst)
@@ -115,6 +142,12 @@ def engine_subscription(conn: Connection, cat: Catalog, inst: Instance) -> Subsc
         anchor = inst.current_period_start if inst.current_period_start is not None else inst.started_at
     usage: dict[str, Decimal] = {}
     usage_features = [item for item in eplan.items if item.usage_based]
+    unbilled = overage_unbilled(conn, inst) if any(not i.continuous for i in usage_features) else frozenset()
+    usage_features = [
+        item
+        for item in usage_features
+        if item.continuous or (unbilled is not None and item.feature_id not in unbilled)
+    ]
     if usage_features:
         rows = conn.execute(
             select(balance_sources.c.feature_id, balance_sources.c.balance).where(

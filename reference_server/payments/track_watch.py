@@ -81,7 +81,14 @@ def snapshot(
         unlimited=unlimited,
         pay_per_use=bool(paid),
         overage_control=controls.overage_for(feature_id),
-        spend_limit=spend.overage_limit if spend else None,
+        spend_limit=spend.cap(
+            sum(
+                (_d(s.allowance) for s in rows if s.customer_plan_pk is not None and not s.is_addon),
+                Decimal(0),
+            )
+        )
+        if spend
+        else None,
         max_purchase_total=sum((_d(m) for m in limits if m is not None), Decimal(0))
         if limits and all(m is not None for m in limits)
         else None,

@@ -188,6 +188,8 @@ def customer_json(
         "flags": flags,
         "config": {"disable_pooled_balance": bool(customer.config.get("disable_pooled_balance", False))},
     }
+    if customer.config.get("disable_overage_billing") is not None:  # echoed once set, as it overrides
+        out["config"]["disable_overage_billing"] = bool(customer.config["disable_overage_billing"])
     if customer.stripe_id:
         out["processors"] = {"stripe": {"id": customer.stripe_id}}
     if "invoices" in expand:

@@ -48,6 +48,7 @@ def controls_for(customer: CustomerRow, entity: EntityRow | None, feature_id: st
                     if e.get("enabled") and e.get("overage_limit") is not None
                     else None
                 )
+                c.spend_limit_percent = e.get("limit_type") == "usage_percentage"
     return c
 
 

@@ -162,3 +162,79 @@ def test_plans_list_all_versions(api: Api) -> None:
     api.customer("u1")
     with_eligibility = api("plans.list", all_versions=True, customer_id="u1")["list"]
     assert len(with_eligibility) == 3 and all("customer_eligibility" in p for p in with_eligibility)
+
+
+def _overage_customer(api: Api, cid: str, spend_limit: dict[str, Any]) -> dict[str, Any]:
+    controls = {
+        "overage_allowed": [{"feature_id": "messages", "enabled": True}],
+        "spend_limits": [{"feature_id": "messages", "enabled": True, **spend_limit}],
+    }
+    return api.customer(cid, billing_controls=controls)
+
+
+def test_spend_limit_usage_percentage_is_a_share_of_the_main_plan_allowance(api: Api) -> None:
+    api.feature("messages")
+    api.plan("free", [_msgs(200)], auto_enable=True)
+    created = _overage_customer(api, "u1", {"limit_type": "usage_percentage", "overage_limit": 20})
+    assert created["billing_controls"]["spend_limits"][0]["limit_type"] == "usage_percentage"
+    b = api.track("u1", "messages", 230)["balance"]
+    assert (b["usage"], b["remaining"]) == (230, 0)
+    assert api.check("u1", "messages", required_balance=10)["allowed"] is True
+    assert api.check("u1", "messages", required_balance=11)["allowed"] is False  # 20% of 200 = 40 over
+    b = api.track("u1", "messages", 100)["balance"]
+    assert b["usage"] == 240  # capped at 200 + 40
+    # "absolute" (the default) is the plain number of units
+    _overage_customer(api, "u2", {"limit_type": "absolute", "overage_limit": 20})
+    assert api.track("u2", "messages", 300)["balance"]["usage"] == 220
+
+
+def test_spend_limit_percentage_without_a_main_plan_caps_nothing(api: Api) -> None:
+    api.feature("messages")
+    api.plan("boost", [_msgs(50)], add_on=True)
+    _overage_customer(api, "u1", {"limit_type": "usage_percentage", "overage_limit": 10})
+    api("billing.attach", customer_id="u1", plan_id="boost")
+    assert api.track("u1", "messages", 500)["balance"]["usage"] == 500
+    assert api.check("u1", "messages", required_balance=1000)["allowed"] is True
+
+
+def test_spend_limit_percentage_on_an_entity(api: Api) -> None:
+    api.feature("messages")
+    api.feature("seats", consumable=False)
+    api.plan("free", [_msgs(100)], auto_enable=True)
+    api.customer("u1")
+    api(
+        "entities.create",
+        customer_id="u1",
+        entity_id="e1",
+        feature_id="seats",
+        billing_controls={
+            "overage_allowed": [{"feature_id": "messages", "enabled": True}],
+            "spend_limits": [
+                {
+                    "feature_id": "messages",
+                    "enabled": True,
+                    "limit_type": "usage_percentage",
+                    "overage_limit": 50,
+                }
+            ],
+        },
+    )
+    b = api.track("u1", "messages", 1000, entity_id="e1")["balance"]
+    assert b["usage"] == 150
+
+
+def test_disable_overage_billing_is_stored_and_echoed(api: Api) -> None:
+    assert "disable_overage_billing" not in api.customer("u1")["config"]
+    created = api.customer("u2", config={"disable_overage_billing": True})
+    assert created["config"] == {"disable_pooled_balance": False, "disable_overage_billing": True}
+    updated = api("customers.update", customer_id="u2", config={"disable_overage_billing": False})
+    assert updated["config"]["disable_overage_billing"] is False
+    api.feature("seats", consumable=False)
+    api(
+        "entities.create",
+        customer_id="u3",
+        entity_id="e1",
+        feature_id="seats",
+        customer_data={"config": {"disable_overage_billing": True}},
+    )
+    assert api("customers.get", customer_id="u3")["config"]["disable_overage_billing"] is True

@@ -27,6 +27,13 @@ class SpendLimit:
     feature_id: str
     overage_limit: Decimal
     enabled: bool = True
+    percent: bool = False  # limit_type "usage_percentage": a percent of the main-plan allowance
+
+    def cap(self, main_allowance: Decimal) -> Decimal | None:
+        """The cap in units; a percent limit without a main-plan allowance caps nothing (Autumn)."""
+        if not self.percent:
+            return self.overage_limit
+        return self.overage_limit / 100 * main_allowance if main_allowance > 0 else None
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,10 @@ def controls_from_api(raw: Mapping[str, Any] | None) -> BillingControls:
     return BillingControls(
         spend_limits=tuple(
             SpendLimit(
-                str(s["feature_id"]), to_decimal(s.get("overage_limit") or 0), bool(s.get("enabled", True))
+                str(s["feature_id"]),
+                to_decimal(s.get("overage_limit") or 0),
+                bool(s.get("enabled", True)),
+                s.get("limit_type") == "usage_percentage",
             )
             for s in raw.get("spend_limits") or ()
             if s.get("feature_id")

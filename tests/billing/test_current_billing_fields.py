@@ -1,0 +1,121 @@
+"""Billing fields of Autumn's current API (2026-08-22) through the real server over HTTP, on SQLite and
+PostgreSQL with the local processor, and on Stripe (localstripe) with SQLite.
+
+Overage billing switched off per customer (``config.disable_overage_billing``) or per feature
+(``spend_limits[].skip_overage_billing``): the renewal invoice leaves those overage lines out, usage
+and resets behave as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reference_server.clock import ManualClock
+from reference_server.testing import fresh_database_url, postgres_available, run_server
+
+from .conftest import ms
+from .localstripe_server import localstripe
+from .test_api_billing import STRIPE_KEY, Api
+
+START = ms(2026, 4, 1)  # a 30-day month
+RENEWAL = ms(2026, 5, 1) + 1
+PROCESSORS = [
+    pytest.param(("local", "sqlite"), id="local-sqlite"),
+    pytest.param(("local", "postgres"), id="local-postgres", marks=pytest.mark.postgres),
+    pytest.param(("stripe", "sqlite"), id="stripe-sqlite"),
+]
+MONTH = {"interval": "month"}
+
+
+@pytest.fixture(scope="module")
+def shared_localstripe() -> Iterator[str]:
+    with localstripe() as api_base:
+        yield api_base
+
+
+@pytest.fixture(params=PROCESSORS)
+def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    processor, database = request.param
+    if database == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not available")
+    clock = ManualClock(START)
+    with contextlib.ExitStack() as stack:
+        stripe_api: str | None = None
+        if processor == "stripe":
+            stripe_api = str(request.getfixturevalue("shared_localstripe"))
+            monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
+            monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
+            monkeypatch.setenv("STRIPE_API_BASE", stripe_api)
+        else:
+            monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
+        url = stack.enter_context(fresh_database_url(database))
+        server = stack.enter_context(run_server(url, clock=clock))
+        client = Api(server, clock, processor, stripe_api)
+        for fid in ("messages", "calls"):
+            client("features.create", feature_id=fid, name=fid.title(), type="metered", consumable=True)
+        client(
+            "plans.create",
+            plan_id="payg",
+            name="Pay as you go",
+            price={"amount": 10, "interval": "month"},
+            items=[
+                {
+                    "feature_id": fid,
+                    "included": 100,
+                    "reset": MONTH,
+                    "price": {"amount": 0.5, "interval": "month", "billing_method": "usage_based"},
+                }
+                for fid in ("messages", "calls")
+            ],
+        )
+        yield client
+        if client.stripe is not None:
+            client.check_stripe_books()
+        client.http.close()
+
+
+def _renewal_after_overage(api: Api, **customer: Any) -> dict[str, Any]:
+    """u1 on payg uses 200 of each feature (100 over each), then the period renews."""
+    api("customers.get_or_create", customer_id="u1", **customer)
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="payg")
+    for fid in ("messages", "calls"):
+        api("balances.track", customer_id="u1", feature_id=fid, value=200)
+    api.clock.set(RENEWAL)
+    return api.customer("u1")
+
+
+def test_overage_is_billed_by_default(api: Api) -> None:
+    customer = _renewal_after_overage(api)
+    assert [i["total"] for i in customer["invoices"]] == [110, 10]  # 10 base + 2 x 100 over x 0.5
+
+
+def test_skip_overage_billing_leaves_that_feature_out(api: Api) -> None:
+    controls = {"spend_limits": [{"feature_id": "messages", "skip_overage_billing": True}]}
+    customer = _renewal_after_overage(api, billing_controls=controls)
+    assert [i["total"] for i in customer["invoices"]] == [60, 10]  # only the calls overage
+    assert customer["billing_controls"]["spend_limits"] == [
+        {"feature_id": "messages", "skip_overage_billing": True}
+    ]
+    # usage went past the grant and the renewal still reset it
+    assert customer["balances"]["messages"]["usage"] == 0
+    assert customer["balances"]["calls"]["usage"] == 0
+
+
+def test_disable_overage_billing_leaves_every_overage_out(api: Api) -> None:
+    customer = _renewal_after_overage(api, config={"disable_overage_billing": True})
+    assert [i["total"] for i in customer["invoices"]] == [10, 10]
+    assert customer["config"]["disable_overage_billing"] is True
+    assert customer["balances"]["messages"]["usage"] == 0
+
+
+def test_disable_overage_billing_can_be_switched_off_again(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1", config={"disable_overage_billing": True})
+    api("customers.update", customer_id="u1", config={"disable_overage_billing": False})
+    customer = _renewal_after_overage(api)
+    assert customer["config"]["disable_overage_billing"] is False
+    assert [i["total"] for i in customer["invoices"]] == [110, 10]
