@@ -53,7 +53,7 @@ _MULTI_ATTACH = (
 )
 _LICENSE_SEATS = ("license_quantities", "customize.upsert_licenses")
 """Paid license seats and per-customer license links (licenses themselves are served)."""
-_ATTACH = ("currency", "long_lived_checkout", "remove_plan_ids", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_SEATS)
+_ATTACH = ("currency", "long_lived_checkout", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_SEATS)
 _UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_SEATS)
 _CUSTOMER = (
     "currency",

@@ -28,6 +28,7 @@ from reference_server.engine.billing import (
 )
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import to_decimal
+from reference_server.service.attach_free import plans_to_remove
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import (
     ExpiredState,
@@ -326,6 +327,8 @@ def apply_attach(
     quantities = dict(quote.prepaid_quantities)
     floats = {k: float(v) for k, v in quantities.items()}
     changes: list[dict[str, Any]] = []
+    for removed in plans_to_remove(cat, state.body, plan, current, state.instances, state.entity_pk):
+        expire_active(conn, removed.pk, now, changes)  # remove_plan_ids: they end now, whatever the kind
     if quote.kind is ChangeKind.SAME:
         assert current is not None
         previous = {"canceled_at": current.canceled_at, "expires_at": current.expires_at}

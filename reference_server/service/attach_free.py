@@ -92,7 +92,62 @@ def resolve_attach(
     current = None
     if not plan.add_on and not plan.is_one_off:
         current = current_main(instances, cat, plan.group, entity.pk if entity else None)
+    plans_to_remove(cat, body, plan, current, instances, entity.pk if entity else None)  # validates
     return cat, customer, entity, plan, current, instances, now
+
+
+def plans_to_remove(
+    cat: Catalog,
+    body: dict[str, Any],
+    plan: Plan,
+    current: Instance | None,
+    instances: list[Instance],
+    entity_pk: int | None,
+) -> list[Instance]:
+    """The active plans ``remove_plan_ids`` names, which the attach expires alongside (Autumn's rules).
+
+    The plan the attach replaces is skipped (it ends anyway); the attached plan itself, a plan the
+    customer (or the entity attached to) does not have active, or two removals with a carry-over
+    and nothing replaced are refused.  Autumn also removes a paid plan billed on the attach's own
+    subscription; this server removes plans without a price only and refuses paid ones.
+    """
+    out: list[Instance] = []
+    for plan_id in dict.fromkeys(body.get("remove_plan_ids") or []):
+        if current is not None and plan_id == current.plan_id:
+            continue
+        if plan_id == plan.id:
+            raise AutumnError(
+                400, "invalid_request", f"Cannot remove plan '{plan_id}' in the same attach that adds it"
+            )
+        inst = next(
+            (
+                i
+                for i in instances
+                if i.plan_id == plan_id and i.status == "active" and i.entity_pk == entity_pk
+            ),
+            None,
+        )
+        if inst is None:
+            raise AutumnError(
+                404, "product_not_found", f"No active plan '{plan_id}' found on the customer to remove"
+            )
+        removed = cat.plans_by_pk.get(inst.plan_pk)
+        if removed is None or not removed.is_free:
+            raise AutumnError(
+                400,
+                "unsupported_field",
+                f"remove_plan_ids: plan '{plan_id}' has a price; the reference server removes only plans "
+                "without a price in an attach",
+            )
+        out.append(inst)
+    carry = any((body.get(k) or {}).get("enabled") for k in ("carry_over_usages", "carry_over_balances"))
+    if current is None and carry and len(out) > 1:
+        raise AutumnError(
+            400,
+            "invalid_request",
+            "Cannot carry over usage when removing multiple plans. Remove them one at a time.",
+        )
+    return out
 
 
 def attach_free(
@@ -126,6 +181,8 @@ def attach_free(
                 "product being attached",
             )
         carried = expire_instance(conn, current.pk, now)
+    for removed in plans_to_remove(cat, body, plan, current, instances, entity_pk):
+        expire_instance(conn, removed.pk, now)
     if not plan.add_on:
         # An immediate change replaces any switch that was scheduled in this group and scope.
         expire_scheduled_switches(conn, cat, instances, plan.group, entity_pk)

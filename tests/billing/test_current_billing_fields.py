@@ -119,3 +119,54 @@ def test_disable_overage_billing_can_be_switched_off_again(api: Api) -> None:
     customer = _renewal_after_overage(api)
     assert customer["config"]["disable_overage_billing"] is False
     assert [i["total"] for i in customer["invoices"]] == [110, 10]
+
+
+def _plans_of(api: Api, customer_id: str) -> dict[str, str]:
+    return {s["plan_id"]: s["status"] for s in api.customer(customer_id)["subscriptions"]}
+
+
+def _removal_catalog(api: Api) -> None:
+    for plan_id, add_on in (("perk", True), ("extra", True), ("team", False)):
+        api("plans.create", plan_id=plan_id, name=plan_id.title(), add_on=add_on, group="other", items=[])
+    api("customers.get_or_create", customer_id="u1")
+    for plan_id in ("perk", "extra"):
+        api("billing.attach", customer_id="u1", plan_id=plan_id)
+
+
+def test_remove_plan_ids_expires_free_plans_with_the_attach(api: Api) -> None:
+    _removal_catalog(api)
+    # a free attach: the free add-on goes in the same request
+    api("billing.attach", customer_id="u1", plan_id="team", remove_plan_ids=["perk"])
+    assert _plans_of(api, "u1") == {"extra": "active", "team": "active"}
+    # a paid attach (payment on file): the named plan ends with it, the preview changed nothing
+    api.add_card("u1")
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="payg", remove_plan_ids=["extra"])
+    assert preview["total"] == 10
+    assert _plans_of(api, "u1") == {"extra": "active", "team": "active"}
+    api("billing.attach", customer_id="u1", plan_id="payg", remove_plan_ids=["extra"])
+    assert _plans_of(api, "u1") == {"payg": "active", "team": "active"}
+
+
+def test_remove_plan_ids_refusals_change_nothing(api: Api) -> None:
+    _removal_catalog(api)
+    api.add_card("u1")
+    for op in ("billing.attach", "billing.preview_attach"):
+        error = api(op, 400, customer_id="u1", plan_id="team", remove_plan_ids=["team"])
+        assert error["code"] == "invalid_request"
+        assert error["message"] == "Cannot remove plan 'team' in the same attach that adds it"
+        error = api(op, 404, customer_id="u1", plan_id="payg", remove_plan_ids=["perk", "nope"])
+        assert error["code"] == "product_not_found"
+        assert error["message"] == "No active plan 'nope' found on the customer to remove"
+    error = api(
+        "billing.attach",
+        400,
+        customer_id="u1",
+        plan_id="team",
+        remove_plan_ids=["perk", "extra"],
+        carry_over_usages={"enabled": True},
+    )
+    assert error["code"] == "invalid_request"
+    api("billing.attach", customer_id="u1", plan_id="payg")
+    error = api("billing.attach", 400, customer_id="u1", plan_id="team", remove_plan_ids=["payg"])
+    assert error["code"] == "unsupported_field"  # a paid plan: not removed by this server
+    assert _plans_of(api, "u1") == {"perk": "active", "extra": "active", "payg": "active"}
