@@ -80,7 +80,7 @@ _PLAN_UPDATE = (
 UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     "billing.attach": _ATTACH,
     "billing.preview_attach": _ATTACH,
-    "billing.setup_payment": ("currency", "remove_plan_ids", *_CUSTOMIZE, *_LICENSE_SEATS),
+    "billing.setup_payment": ("currency", *_CUSTOMIZE, *_LICENSE_SEATS),
     "billing.update": _UPDATE,
     "billing.preview_update": _UPDATE,
     "billing.multi_attach": _MULTI_ATTACH,

@@ -1073,6 +1073,10 @@ def setup_payment(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     base_url = _base_url(ctx, body)
     with ctx.db.write() as conn:
         customer, entity_id, now = _customer_and_entity(ctx, conn, body)
+        if body.get("remove_plan_ids"):
+            if not body.get("plan_id"):
+                raise invalid("remove_plan_ids: only with plan_id (the plan attached once set up)")
+            resolve_attach(ctx, conn, body)  # the removals are checked now, applied with the attach
         action = _action(ctx, "setup", body)
         action["plan_id"] = body.get("plan_id")
         session_id, url = create_setup_session(
@@ -1178,7 +1182,8 @@ def _hooks(state: AppState) -> BillingHooks:
         body = {
             k: v
             for k, v in (session.action.get("body") or {}).items()
-            if k in ("customer_id", "entity_id", "plan_id", "feature_quantities", "customize")
+            if k
+            in ("customer_id", "entity_id", "plan_id", "feature_quantities", "customize", "remove_plan_ids")
         }
         attach_in(ctx, conn, body, str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1"))
 

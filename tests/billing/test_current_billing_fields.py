@@ -170,3 +170,15 @@ def test_remove_plan_ids_refusals_change_nothing(api: Api) -> None:
     error = api("billing.attach", 400, customer_id="u1", plan_id="team", remove_plan_ids=["payg"])
     assert error["code"] == "unsupported_field"  # a paid plan: not removed by this server
     assert _plans_of(api, "u1") == {"perk": "active", "extra": "active", "payg": "active"}
+
+
+def test_setup_payment_removes_the_plans_once_the_plan_is_attached(api: Api) -> None:
+    _removal_catalog(api)
+    error = api("billing.setup_payment", 404, customer_id="u1", plan_id="payg", remove_plan_ids=["nope"])
+    assert error["code"] == "product_not_found"
+    error = api("billing.setup_payment", 400, customer_id="u1", remove_plan_ids=["perk"])
+    assert error["code"] == "invalid_request"
+    url = api("billing.setup_payment", customer_id="u1", plan_id="payg", remove_plan_ids=["perk"])["url"]
+    assert _plans_of(api, "u1") == {"perk": "active", "extra": "active"}  # nothing until the card is set up
+    assert api.pay(url).status_code == 303
+    assert _plans_of(api, "u1") == {"extra": "active", "payg": "active"}
