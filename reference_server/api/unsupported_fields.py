@@ -3,7 +3,8 @@
 The generated models take every field of the current spec, so without this table a request using
 one of these would succeed while silently ignoring it (a multi-currency attach billed in the
 default currency, a usage limit that never limits). Instead the request is refused with a 400
-``unsupported_field`` naming the field, before anything is written. A field leaves this table
+``unsupported_field`` naming the field, before anything is written; a value that asks for nothing
+(``null``, ``false``, ``[]``, ``{}``) passes. A field leaves this table
 when the server implements it; the README lists what is still here.
 
 Paths are dotted field names of the request body; ``[]`` steps into every item of a list.
@@ -112,10 +113,17 @@ UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
 """Qualified operation name -> the request fields refused with ``unsupported_field``."""
 
 
+def _asks(value: Any) -> bool:
+    """Whether a sent value asks for something: ``null``, ``false``, ``[]`` and ``{}`` do not (the
+    official SDK sends a field's default, such as ``pooled: false``, on every item)."""
+    return value is not None and value is not False and value != [] and value != {}
+
+
 def _present(value: Any, steps: list[str]) -> Iterator[None]:
-    """Yield once for every place ``steps`` reaches a value that was sent (``null`` included)."""
+    """Yield once for every place ``steps`` reaches a sent value that asks for something."""
     if not steps:
-        yield None
+        if _asks(value):
+            yield None
         return
     step, rest = steps[0], steps[1:]
     many = step.endswith("[]")
@@ -125,7 +133,7 @@ def _present(value: Any, steps: list[str]) -> Iterator[None]:
     child = value[name]
     if many:
         for item in child if isinstance(child, list) else []:
-            yield from _present(item, rest) if rest else iter((None,))
+            yield from _present(item, rest)
     else:
         yield from _present(child, rest)
 

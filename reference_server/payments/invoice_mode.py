@@ -27,10 +27,11 @@ from sqlalchemy import Connection, or_, select, update
 
 from reference_server.errors import AutumnError, invalid
 from reference_server.service.context import Ctx
+from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_tables import billing_sessions, invoices
+from reference_server.store.import_tables import invoice_rows_by_pk
 from reference_server.store.tables import customers, organizations
 
-from .records import invoice_record
 from .stripe_processor import StripeProcessor
 
 INVOICE_REASON = "invoice"
@@ -221,7 +222,9 @@ def finalize_invoice(ctx: Ctx, body: dict[str, Any], processor_of: ProcessorOf) 
         out: dict[str, Any] = {"customer_id": row.customer_id}
         if row.entity_id is not None:
             out["entity_id"] = row.entity_id
-        out["invoice"] = invoice_record(conn, int(row.pk)).to_api()
+        # The invoice as invoices.list shows it (id, customer, amounts paid and refunded), the shape
+        # the official SDK's InvoicesFinalize model reads.
+        out["invoice"] = invoice_json(invoice_rows_by_pk(conn, [int(row.pk)])[int(row.pk)])
         return out
 
 

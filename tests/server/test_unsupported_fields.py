@@ -53,14 +53,16 @@ def test_nested_and_listed_paths_are_found() -> None:
         refuse_unsupported("billing.attach", {"customize": {"items": [{"feature_id": "f", "pooled": True}]}})
     assert (info.value.status, info.value.code) == (400, "unsupported_field")
     assert "customize.items[*].pooled" in info.value.message
-    with pytest.raises(AutumnError):
-        refuse_unsupported("customers.update", {"currency": None})  # sent as null is still sent
+    # A value that asks for nothing passes: the official SDK sends every item's default.
+    refuse_unsupported("billing.attach", {"customize": {"items": [{"feature_id": "f", "pooled": False}]}})
+    refuse_unsupported("billing.attach", {"remove_plan_ids": [], "customize": {"billing_controls": {}}})
 
 
 def test_the_server_refuses_before_writing(api: Api) -> None:
     api.feature("messages")
     api.plan("pro", [{"feature_id": "messages", "included": 10}])
-    error = api.error("customers.get_or_create", customer_id="u1", billing_controls={"usage_limits": []})
+    limits = [{"feature_id": "messages", "limit": 5, "interval": "month"}]
+    error = api.error("customers.get_or_create", customer_id="u1", billing_controls={"usage_limits": limits})
     assert (error.status, error.body["code"]) == (400, "unsupported_field")
     assert "billing_controls.usage_limits" in error.body["message"]
     assert api.error("customers.get", customer_id="u1").body["code"] == "customer_not_found"
