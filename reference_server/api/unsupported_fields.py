@@ -59,7 +59,6 @@ _UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MO
 _CUSTOMER = (
     "currency",
     "billing_controls.usage_limits",
-    "billing_controls.auto_topups[].purchase_limit.count",
 )
 _PLAN = (
     "billing_controls",

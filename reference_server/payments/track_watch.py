@@ -37,7 +37,7 @@ from reference_server.service.context import AppState, Ctx
 from reference_server.store.billing_tables import auto_topup_purchases
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, EntityRow
-from reference_server.store.tables import balance_sources
+from reference_server.store.tables import auto_topup_counts, balance_sources
 from reference_server.webhooks import (
     AUTO_TOPUP_SUCCEEDED,
     LIMIT_REACHED,
@@ -221,8 +221,20 @@ class TrackWatch:
         ]
         ref = customer_ref(self.customer)
         pm = self.processor.default_payment_method(self.conn, ref)
+        counted = self.conn.execute(
+            select(auto_topup_counts.c.purchase_count, auto_topup_counts.c.set_at).where(
+                auto_topup_counts.c.customer_pk == self.customer.pk, auto_topup_counts.c.feature_id == fid
+            )
+        ).first()
         purchase = auto_topup_due(
-            rule, item, state.remaining, now, history, pm is not None, target.plan_id or ""
+            rule,
+            item,
+            state.remaining,
+            now,
+            history,
+            pm is not None,
+            target.plan_id or "",
+            counted=(int(counted.purchase_count), int(counted.set_at)) if counted is not None else None,
         )
         if purchase is None:
             return

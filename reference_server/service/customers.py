@@ -36,6 +36,7 @@ from reference_server.store.subjects import (
     scoped,
 )
 from reference_server.store.tables import (
+    auto_topup_counts,
     customer_plans,
     customers,
     redemptions,
@@ -53,6 +54,43 @@ def controls_json(raw: dict[str, Any], *, entity: bool = False) -> dict[str, Any
     """
     keys = CONTROL_KEYS[1:] if entity else CONTROL_KEYS
     return {k: [_without_nulls(item) for item in raw.get(k) or [] if isinstance(item, dict)] for k in keys}
+
+
+def take_topup_counts(controls: dict[str, Any]) -> list[tuple[str, int]]:
+    """Take ``auto_topups[].purchase_limit.count`` out of controls about to be stored.
+
+    The count is runtime state (top-ups bought in the current window), not a setting: as in Autumn
+    it is never stored with the controls, and one above the limit is refused.
+    """
+    counts: list[tuple[str, int]] = []
+    for topup in controls.get("auto_topups") or []:
+        limit = topup.get("purchase_limit")
+        if not isinstance(limit, dict) or "count" not in limit:
+            continue
+        count = limit.pop("count")
+        if count > limit["limit"]:
+            raise invalid(
+                f"purchase_limit.count ({num(count)}) cannot exceed purchase_limit.limit "
+                f"({num(limit['limit'])}) for feature {topup['feature_id']}",
+                "invalid_request",
+            )
+        counts.append((str(topup["feature_id"]), int(count)))
+    return counts
+
+
+def save_topup_counts(conn: Connection, customer_pk: int, counts: list[tuple[str, int]], now: int) -> None:
+    """From ``now`` on, that many top-ups of each feature count as bought in the current window."""
+    for feature_id, count in counts:
+        conn.execute(
+            delete(auto_topup_counts).where(
+                auto_topup_counts.c.customer_pk == customer_pk, auto_topup_counts.c.feature_id == feature_id
+            )
+        )
+        conn.execute(
+            insert(auto_topup_counts).values(
+                customer_pk=customer_pk, feature_id=feature_id, purchase_count=count, set_at=now
+            )
+        )
 
 
 def _without_nulls(item: dict[str, Any]) -> dict[str, Any]:
@@ -313,6 +351,8 @@ def create_customer_row(
     email = body.get("email")
     if email is not None and _clean_email(email) is None:
         raise invalid(f"email: invalid email address {email}", "invalid_inputs")
+    controls = controls_json(body.get("billing_controls") or {})
+    counts = take_topup_counts(controls)
     values = {
         "org_pk": ctx.tenant.org_pk,
         "env": ctx.tenant.env,
@@ -323,12 +363,13 @@ def create_customer_row(
         "stripe_id": body.get("stripe_id"),
         "metadata": body.get("metadata") or {},
         "send_email_receipts": bool(body.get("send_email_receipts", False)),
-        "billing_controls": controls_json(body.get("billing_controls") or {}),
+        "billing_controls": controls,
         "config": body.get("config") or {},
         "clock_offset_ms": 0,
         "created_at": now,
     }
     pk = conn.execute(insert(customers).values(**values).returning(customers.c.pk)).scalar_one()
+    save_topup_counts(conn, pk, counts, now)
     row = conn.execute(select(customers).where(customers.c.pk == pk)).one()
     customer = customer_from_row(row)
     attach_defaults(conn, cat, customer, now, only_plan=only_plan)
@@ -510,6 +551,7 @@ def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
         changes: dict[str, Any] = {}
+        topup_counts: list[tuple[str, int]] = []
         for key in ("name", "fingerprint", "metadata", "stripe_id", "send_email_receipts", "config"):
             if key in body:
                 changes[key] = body[key] if key != "metadata" else (body[key] or {})
@@ -523,6 +565,7 @@ def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 if key in body["billing_controls"] and body["billing_controls"][key] is not None:
                     merged[key] = body["billing_controls"][key]
             merged = controls_json(merged)
+            topup_counts = take_topup_counts(merged)
             ids = [s.get("feature_id") for s in merged["spend_limits"]]
             if len(ids) != len(set(ids)):
                 raise invalid("billing_controls.spend_limits: duplicate feature_id", "invalid_inputs")
@@ -533,6 +576,7 @@ def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                     409, "customer_already_exists", f"Customer {body['new_customer_id']} already exists"
                 )
             changes["id"] = body["new_customer_id"]
+        save_topup_counts(conn, customer.pk, topup_counts, now)
         if changes:
             conn.execute(update(customers).where(customers.c.pk == customer.pk).values(**changes))
             row = conn.execute(select(customers).where(customers.c.pk == customer.pk)).one()

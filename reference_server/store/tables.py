@@ -159,6 +159,18 @@ entities = Table(
     UniqueConstraint("customer_pk", "id", name="uq_entities_customer_id"),
 )
 
+auto_topup_counts = Table(
+    "auto_topup_counts",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("customer_pk", PK, ForeignKey("customers.pk", ondelete="CASCADE"), nullable=False),
+    Column("feature_id", String(255), nullable=False),
+    # ``purchase_limit.count`` as last set: that many top-ups count as bought at ``set_at``.
+    Column("purchase_count", Integer, nullable=False),
+    Column("set_at", BigInteger, nullable=False),
+    UniqueConstraint("customer_pk", "feature_id", name="uq_auto_topup_counts_customer_feature"),
+)
+
 customer_plans = Table(
     "customer_plans",
     metadata,

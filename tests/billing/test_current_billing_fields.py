@@ -182,3 +182,49 @@ def test_setup_payment_removes_the_plans_once_the_plan_is_attached(api: Api) -> 
     assert _plans_of(api, "u1") == {"perk": "active", "extra": "active"}  # nothing until the card is set up
     assert api.pay(url).status_code == 303
     assert _plans_of(api, "u1") == {"extra": "active", "payg": "active"}
+
+
+def _credits(api: Api) -> float:
+    return float(api.customer("u1")["balances"]["credits"]["remaining"])
+
+
+def test_purchase_limit_count_sets_the_top_ups_already_bought(api: Api) -> None:
+    api("features.create", feature_id="credits", name="Credits", type="metered", consumable=True)
+    pack = {"amount": 5, "interval": "one_off", "billing_method": "prepaid", "billing_units": 100}
+    api(
+        "plans.create",
+        plan_id="packs",
+        name="Packs",
+        price={"amount": 20, "interval": "month"},
+        items=[{"feature_id": "credits", "included": 0, "price": pack}],
+    )
+    topup = {"feature_id": "credits", "enabled": True, "threshold": 20, "quantity": 100}
+    too_many = {**topup, "purchase_limit": {"interval": "day", "limit": 2, "count": 3}}
+    error = api(
+        "customers.get_or_create", 400, customer_id="u1", billing_controls={"auto_topups": [too_many]}
+    )
+    assert error["code"] == "invalid_request"
+    assert (
+        error["message"]
+        == "purchase_limit.count (3) cannot exceed purchase_limit.limit (2) for feature credits"
+    )
+    one_used = {**topup, "purchase_limit": {"interval": "day", "limit": 2, "count": 1}}
+    created = api("customers.get_or_create", customer_id="u1", billing_controls={"auto_topups": [one_used]})
+    # the count is runtime state, not a setting: it is not stored with the controls
+    assert created["billing_controls"]["auto_topups"][0]["purchase_limit"] == {"interval": "day", "limit": 2}
+    api.add_card("u1")
+    api(
+        "billing.attach",
+        customer_id="u1",
+        plan_id="packs",
+        feature_quantities=[{"feature_id": "credits", "quantity": 100}],
+    )
+    api("balances.track", customer_id="u1", feature_id="credits", value=90)  # 1 counted + this one = 2
+    assert _credits(api) == 110
+    api.clock.advance(60_000)  # past the 30 s between top-ups
+    api("balances.track", customer_id="u1", feature_id="credits", value=100)
+    assert _credits(api) == 10  # the day's limit of 2 is reached
+    reset = {**topup, "purchase_limit": {"interval": "day", "limit": 2, "count": 0}}
+    api("customers.update", customer_id="u1", billing_controls={"auto_topups": [reset]})
+    api("balances.track", customer_id="u1", feature_id="credits", value=1)
+    assert _credits(api) == 109  # counted from zero again

@@ -327,12 +327,16 @@ def auto_topup_due(
     has_payment_method: bool,
     plan_id: str,
     currency: str = "usd",
+    counted: tuple[int, int] | None = None,
 ) -> TopupPurchase | None:
     """Whether a top-up must be bought now and what it costs.
 
     It needs an enabled rule, a one-off prepaid item for the feature on one of the customer's plans and a
     payment method; it fires when the total remaining is at or below the threshold, at most once per 30 s
     and at most ``purchase_limit.limit`` times per window.
+
+    ``counted`` is a ``purchase_limit.count`` set through the API, as (count, set at): that many
+    top-ups count as bought at that time, and the purchases before it no longer count.
     """
     if rule is None or not rule.enabled or item is None or item.price is None or not item.prepaid:
         return None
@@ -342,7 +346,14 @@ def auto_topup_due(
         return None
     if rule.purchase_limit is not None:
         start = _window_start(rule.purchase_limit, now)
-        if sum(1 for at in history if at > start) >= rule.purchase_limit.limit:
+        bought = sum(1 for at in history if at > start)
+        if counted is not None:
+            count, set_at = counted
+            # a purchase at the very time of the set came after it (the set was an earlier request)
+            bought = (count if set_at > start else 0) + sum(
+                1 for at in history if at > start and at >= set_at
+            )
+        if bought >= rule.purchase_limit.limit:
             return None
     units = round_up_to_units(rule.quantity, item.price.billing_units)
     packs = int(units / item.price.billing_units)
