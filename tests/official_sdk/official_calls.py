@@ -614,7 +614,7 @@ CALLS: list[Call] = [
         lambda r: "in_legacy_123" in {i.stripe_id for i in r.list},
         True,
     ),
-    Call("invoices.finalize", _attach_draft_invoice, lambda r: r.customer_id, "cus_draft"),
+    Call("invoices.finalize", _attach_draft_invoice, lambda r: r.invoice.customer_id, "cus_draft"),
     Call(
         "licenses.attach",
         lambda a, s: a.licenses.attach(
