@@ -32,7 +32,6 @@ _INVOICE_MODE = ("invoice_mode.invoice_template_id", "invoice_mode.net_terms_day
 _CUSTOMER_DATA = (
     "customer_data.currency",
     "customer_data.config.disable_overage_billing",
-    "customer_data.billing_controls.usage_limits",
     "customer_data.billing_controls.spend_limits[].limit_type",
     "customer_data.billing_controls.spend_limits[].skip_overage_billing",
     "customer_data.billing_controls.auto_topups[].purchase_limit.count",
@@ -46,20 +45,17 @@ _MULTI_ATTACH = (
     "plans[].customize.items[].price.additional_currencies",
     "plans[].customize.items[].price.tiers[].additional_currencies",
     "plans[].customize.price.additional_currencies",
-    "entity_data.billing_controls.usage_limits",
     "entity_data.billing_controls.spend_limits[].limit_type",
     "entity_data.billing_controls.spend_limits[].skip_overage_billing",
     *_CUSTOMER_DATA,
     *_INVOICE_MODE,
 )
-_LICENSE_SEATS = ("license_quantities", "customize.upsert_licenses")
-"""Paid license seats and per-customer license links (licenses themselves are served)."""
-_ATTACH = ("currency", "long_lived_checkout", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_SEATS)
-_UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_SEATS)
-_CUSTOMER = (
-    "currency",
-    "billing_controls.usage_limits",
-)
+_LICENSE_LINKS = ("customize.upsert_licenses",)
+"""Per-customer license links (licenses and paid seats on attach and update are served)."""
+_LICENSE_SEATS = ("license_quantities", *_LICENSE_LINKS)
+_ATTACH = ("currency", "long_lived_checkout", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
+_UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
+_CUSTOMER = ("currency",)
 _PLAN = (
     "billing_controls",
     "price.additional_currencies",
@@ -67,13 +63,19 @@ _PLAN = (
     "items[].price.additional_currencies",
     "items[].price.tiers[].additional_currencies",
 )
+_VARIANT = (
+    "variants[].migration",
+    "variants[].customize.billing_controls",
+    "variants[].customize.price.additional_currencies",
+    "variants[].customize.add_items[].pooled",
+    "variants[].customize.add_items[].price.additional_currencies",
+    "variants[].customize.add_items[].price.tiers[].additional_currencies",
+)
 _PLAN_UPDATE = (
-    "variants",
     "migration",
-    "base_plan_id",
     "is_default",
-    "update_variant_ids",
     "update_license_parents",
+    *_VARIANT,
     *_PLAN,
 )
 

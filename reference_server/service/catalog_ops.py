@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 from typing import Any
 
@@ -299,7 +301,7 @@ def plan_json(
         "created_at": plan.created_at,
         "env": plan.env,
         "archived": plan.archived,
-        "base_variant_id": None,
+        "base_variant_id": plan.base_plan_id,
         "config": {"ignore_past_due": bool(plan.config.get("ignore_past_due", False))},
         "metadata": plan.metadata,
     }
@@ -309,6 +311,8 @@ def plan_json(
             "duration_type": plan.free_trial.get("duration_type") or "month",
             "card_required": plan.free_trial.get("card_required") is not False,
         }
+    if plan.base_plan_id is not None:
+        out["variant_details"] = variant_details(plan, cat)
     if eligibility is not None:
         out["customer_eligibility"] = eligibility
     return out
@@ -363,9 +367,24 @@ def _plan_values(body: dict[str, Any], cat: Catalog) -> dict[str, Any]:
 
 
 def _plan_from_values(
-    pk: int, plan_id: str, version: int, created_at: int, env: str, v: dict[str, Any]
+    pk: int,
+    plan_id: str,
+    version: int,
+    created_at: int,
+    env: str,
+    v: dict[str, Any],
+    base_plan_id: str | None = None,
 ) -> Plan:
-    return Plan(pk=pk, id=plan_id, version=version, created_at=created_at, env=env, is_latest=True, **v)
+    return Plan(
+        pk=pk,
+        id=plan_id,
+        version=version,
+        created_at=created_at,
+        env=env,
+        is_latest=True,
+        base_plan_id=base_plan_id,
+        **v,
+    )
 
 
 def create_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -453,26 +472,356 @@ def _apply_to_other_versions(
     As in Autumn the change is a diff, not a copy: a changed item is removed and added again,
     matched by its key, so items the other versions have on their own stay as they are.
     """
+    for other in others:
+        values = _diffed_values(other, before, after, _SHARED_SETTINGS)
+        if values:
+            conn.execute(update(plans).where(plans.c.pk == other.pk).values(**values))
+
+
+# ---------------------------------------------------------------- variants
+#
+# A variant is a plan of its own (own id, versions and customers) linked to a base plan; its
+# shape is the base's with a ``customize`` patch applied (price, add_items, remove_items,
+# free_trial). ``variant_details.customize`` is the patch that turns the base's latest version
+# into the variant, computed from the two plans.
+
+_VARIANT_BLOCKED_SETTINGS = ("description", "group", "add_on", "config", "metadata")
+"""Settings a variant takes from its base: updating them on the variant itself is refused."""
+
+_PROPAGATED_SETTINGS = ("description", "group", "add_on", "config", "metadata")
+"""Settings a base's update copies to every variant (a variant keeps its own name)."""
+
+
+def _item_filter(item: dict[str, Any]) -> dict[str, Any]:
+    """The ``remove_items`` filter selecting exactly this item's match key."""
+    feature_id, method, interval, count = _item_key(item)
+    out: dict[str, Any] = {"feature_id": feature_id}
+    if method is not None:
+        out["billing_method"] = method
+    if interval is not None:
+        out["interval"] = interval
+        out["interval_count"] = count or 1
+    return out
+
+
+def _filter_matches(item: dict[str, Any], flt: dict[str, Any]) -> bool:
+    """Whether ``item`` matches a ``remove_items`` filter: every field given must match."""
+    feature_id, method, interval, count = _item_key(item)
+    checks = (
+        ("feature_id", feature_id),
+        ("billing_method", method),
+        ("interval", interval),
+        ("interval_count", count or (1 if interval else None)),
+    )
+    return all(flt.get(name) is None or flt[name] == value for name, value in checks)
+
+
+def customize_between(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+    """The ``customize`` patch turning ``base`` into ``variant`` (both: price, items, free_trial)."""
+    out: dict[str, Any] = {}
+    if variant["price"] != base["price"]:
+        out["price"] = variant["price"]
+    base_items = {_item_key(i): i for i in base["items"]}
+    variant_items = {_item_key(i): i for i in variant["items"]}
+    removed = [_item_filter(i) for k, i in base_items.items() if variant_items.get(k) != i]
+    added = [
+        {key: value for key, value in i.items() if value is not None}
+        for k, i in variant_items.items()
+        if base_items.get(k) != i
+    ]
+    if removed:
+        out["remove_items"] = removed
+    if added:
+        out["add_items"] = added
+    if variant["free_trial"] != base["free_trial"]:
+        out["free_trial"] = variant["free_trial"]
+    return out
+
+
+def _shape(plan: Plan) -> dict[str, Any]:
+    return {"price": plan.price, "items": plan.items, "free_trial": plan.free_trial}
+
+
+def variant_details(plan: Plan, cat: Catalog) -> dict[str, Any]:
+    """``Plan.variant_details`` of a variant: its base and the patch from the base's latest version."""
+    details: dict[str, Any] = {"base_plan_id": plan.base_plan_id}
+    base = cat.plans.get(plan.base_plan_id or "")
+    if base is not None:
+        details["customize"] = customize_between(_shape(base), _shape(plan))
+    return details
+
+
+def _values_body(values: dict[str, Any]) -> dict[str, Any]:
+    """Stored plan values as a request body ``_plan_values`` reads again."""
+    return copy.deepcopy(values)
+
+
+def _customized_values(
+    base_values: dict[str, Any], customize: dict[str, Any], cat: Catalog, name: str
+) -> dict[str, Any]:
+    """A variant's values: the base's with ``customize`` applied, under the variant's name."""
+    body = _values_body(base_values)
+    body["name"] = name
+    body["auto_enable"] = False
+    if "price" in customize:
+        body["price"] = customize["price"]
+    items = [
+        i
+        for i in body["items"]
+        if not any(_filter_matches(i, flt) for flt in customize.get("remove_items") or ())
+    ]
+    for raw in customize.get("add_items") or ():
+        added = normalize_item(raw, cat)
+        items = [i for i in items if _item_key(i) != _item_key(added)] + [added]
+    body["items"] = items
+    if "free_trial" in customize:
+        body["free_trial"] = customize["free_trial"]
+    return _plan_values(body, cat)
+
+
+def _diffed_values(
+    other: Plan, before: Plan, after: dict[str, Any], settings: tuple[str, ...]
+) -> dict[str, Any]:
+    """What an update that turned ``before`` into ``after`` changes on ``other``, as a diff.
+
+    A changed item is removed and added again, matched by its key, so items ``other`` has on its
+    own stay; price, free trial and the ``settings`` the update changed are copied.
+    """
     before_items = {_item_key(i): i for i in before.items}
     after_items = {_item_key(i): i for i in after["items"]}
     removed = {k for k, i in before_items.items() if after_items.get(k) != i}
     added = [i for k, i in after_items.items() if before_items.get(k) != i]
-    changes: dict[str, Any] = {
-        key: after[key] for key in _SHARED_SETTINGS if after[key] != getattr(before, key)
-    }
+    changes: dict[str, Any] = {key: after[key] for key in settings if after[key] != getattr(before, key)}
     if after["price"] != before.price:
         changes["price"] = after["price"]
     if after["free_trial"] != before.free_trial:
         changes["free_trial"] = after["free_trial"]
-    if not changes and not removed and not added:
-        return
-    for other in others:
-        values = dict(changes)
-        if removed or added:
-            kept = [i for i in other.items if _item_key(i) not in removed]
-            keys = {_item_key(i) for i in kept}
-            values["items"] = kept + [i for i in added if _item_key(i) not in keys]
-        conn.execute(update(plans).where(plans.c.pk == other.pk).values(**values))
+    if removed or added:
+        kept = [i for i in other.items if _item_key(i) not in removed]
+        keys = {_item_key(i) for i in kept}
+        changes["items"] = kept + [i for i in added if _item_key(i) not in keys]
+    return changes
+
+
+def _plan_values_of(plan: Plan) -> dict[str, Any]:
+    return {
+        "name": plan.name,
+        "description": plan.description,
+        "group": plan.group,
+        "add_on": plan.add_on,
+        "auto_enable": plan.auto_enable,
+        "price": plan.price,
+        "items": plan.items,
+        "free_trial": plan.free_trial,
+        "config": plan.config,
+        "archived": plan.archived,
+        "metadata": plan.metadata,
+    }
+
+
+def _save_version(
+    ctx: Ctx, conn: Connection, current: Plan, values: dict[str, Any], *, new_version: bool
+) -> Plan:
+    """Write ``values`` to ``current`` in place, or as its next version (which becomes the latest)."""
+    if not new_version:
+        conn.execute(update(plans).where(plans.c.pk == current.pk).values(**values))
+        return dataclasses.replace(current, **values)
+    conn.execute(update(plans).where(plans.c.pk == current.pk).values(is_latest=False))
+    now = ctx.now()
+    pk = conn.execute(
+        insert(plans)
+        .values(
+            org_pk=ctx.tenant.org_pk,
+            env=ctx.tenant.env,
+            id=current.id,
+            version=current.version + 1,
+            is_latest=True,
+            created_at=now,
+            base_plan_id=current.base_plan_id,
+            **values,
+        )
+        .returning(plans.c.pk)
+    ).scalar_one()
+    return _plan_from_values(
+        pk, current.id, current.version + 1, now, ctx.tenant.env, values, current.base_plan_id
+    )
+
+
+def _pricing_changed(plan: Plan, values: dict[str, Any]) -> bool:
+    return _shape(plan) != {k: values[k] for k in ("price", "items", "free_trial")}
+
+
+def _variant_versions(
+    conn: Connection,
+    plan: Plan,
+    values: dict[str, Any],
+    entry: dict[str, Any],
+    flags: tuple[bool, bool, bool],
+) -> bool:
+    """Whether a variant's update creates a new version: its own flags, then the base update's,
+    then (as for any plan) whether it changed pricing under customers."""
+    force_version, disable_version, all_versions = flags
+    if entry.get("force_version"):
+        return True
+    if entry.get("disable_version"):
+        return False
+    if force_version:
+        return True
+    if disable_version or all_versions:
+        return False
+    return _pricing_changed(plan, values) and _customer_count(conn, [plan.pk]) > 0
+
+
+def _variant_of(cat: Catalog, variant_id: str, base_id: str) -> Plan:
+    variant = cat.plans.get(variant_id)
+    if variant is None:
+        raise plan_not_found(variant_id)
+    if variant.base_plan_id != base_id:
+        raise invalid(f"Plan {variant_id} is not a variant of {base_id}", "invalid_propagation_target")
+    return variant
+
+
+def _link_base(conn: Connection, ctx: Ctx, cat: Catalog, plan: Plan, base_id: str | None) -> str | None:
+    """``base_plan_id`` on plans.update: link the plan (every version) to a base, or detach it."""
+    if base_id is not None:
+        base = cat.plans.get(base_id)
+        if base is None:
+            raise plan_not_found(base_id)
+        if base_id == plan.id:
+            raise invalid("A plan cannot be a variant of itself", "invalid_propagation_target")
+        if base.base_plan_id is not None:
+            raise invalid("Cannot create a variant from another variant.", "nested_variant_not_allowed")
+        if any(p.base_plan_id == plan.id for p in cat.plans.values()):
+            raise invalid(
+                f"Plan {plan.id} has variants of its own and cannot become a variant",
+                "nested_variant_not_allowed",
+            )
+    conn.execute(
+        update(plans)
+        .where(plans.c.org_pk == ctx.tenant.org_pk, plans.c.env == ctx.tenant.env, plans.c.id == plan.id)
+        .values(base_plan_id=base_id)
+    )
+    return base_id
+
+
+def _check_variant_request(plan: Plan, body: dict[str, Any]) -> None:
+    """Refuse what a variant cannot take directly, and variants of a plan becoming a variant."""
+    if plan.base_plan_id is not None:
+        current = _plan_values_of(plan)
+        for key in _VARIANT_BLOCKED_SETTINGS:
+            if (
+                key in body
+                and body[key] != current[key]
+                and not (key == "group" and not body[key] and not current[key])
+            ):
+                raise invalid(
+                    f"Cannot update {key} directly on a variant plan.", "invalid_propagation_target"
+                )
+    if body.get("base_plan_id") and (body.get("variants") or body.get("update_variant_ids")):
+        raise invalid("Cannot create a variant from another variant.", "nested_variant_not_allowed")
+
+
+def _update_variants(
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    body: dict[str, Any],
+    before: Plan,
+    base: Plan,
+    flags: tuple[bool, bool, bool],
+) -> None:
+    """``variants`` (direct updates and creations), ``update_variant_ids`` (the base's diff) and the
+    base's settings, which every variant follows."""
+    entries = list(body.get("variants") or [])
+    propagate = list(body.get("update_variant_ids") or [])
+    if (entries or propagate) and before.base_plan_id is not None:
+        raise invalid("Cannot create a variant from another variant.", "nested_variant_not_allowed")
+    by_id: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        vid = entry["variant_plan_id"]
+        if entry.get("force_version") and entry.get("disable_version"):
+            raise invalid("Cannot use both force_version and disable_version", "conflicting_version_flags")
+        if vid in by_id:
+            raise invalid(f"Variant {vid} appears twice in variants", "invalid_inputs")
+        if vid in (before.id, base.id):
+            raise invalid("A plan cannot be a variant of itself", "invalid_propagation_target")
+        by_id[vid] = entry
+    base_values = _plan_values_of(base)
+    done: set[str] = set()
+    for vid, entry in by_id.items():
+        existing = cat.plans.get(vid)
+        if existing is None:
+            if cat.versions(vid):
+                raise invalid(f"Product {vid} already exists.", "product_already_exists", 409)
+            if not entry.get("name"):
+                raise invalid(
+                    f"Variant {vid} does not exist. Provide name to create it.", "invalid_propagation_target"
+                )
+            if base.archived:
+                raise invalid("Cannot fork an archived base plan.", "cannot_fork_archived_base")
+            if not ID_RE.match(vid):
+                raise invalid("variant_plan_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
+            values = _customized_values(base_values, entry["customize"] or {}, cat, entry["name"])
+            now = ctx.now()
+            pk = conn.execute(
+                insert(plans)
+                .values(
+                    org_pk=ctx.tenant.org_pk,
+                    env=ctx.tenant.env,
+                    id=vid,
+                    version=1,
+                    is_latest=True,
+                    created_at=now,
+                    base_plan_id=base.id,
+                    **values,
+                )
+                .returning(plans.c.pk)
+            ).scalar_one()
+            created = _plan_from_values(pk, vid, 1, now, ctx.tenant.env, values, base.id)
+            save_plan_links(conn, cat, created, {}, now=now)
+        else:
+            variant = _variant_of(cat, vid, before.id)
+            values = _customized_values(
+                base_values, entry["customize"] or {}, cat, entry.get("name") or variant.name
+            )
+            values["archived"] = variant.archived
+            values["auto_enable"] = variant.auto_enable
+            versions = _variant_versions(conn, variant, values, entry, flags)
+            _save_version(ctx, conn, variant, values, new_version=versions)
+        done.add(vid)
+    settings = tuple(k for k in _PROPAGATED_SETTINGS if base_values[k] != getattr(before, k))
+    for vid in dict.fromkeys(propagate):
+        if vid in done:
+            continue
+        variant = _variant_of(cat, vid, before.id)
+        values = {**_plan_values_of(variant), **_diffed_values(variant, before, base_values, settings)}
+        values = _plan_values(_values_body(values), cat) | {"archived": variant.archived}
+        versions = _variant_versions(conn, variant, values, {}, flags)
+        _save_version(ctx, conn, variant, values, new_version=versions)
+        done.add(vid)
+    if settings:
+        patch = {k: base_values[k] for k in settings}
+        for variant in cat.plans.values():
+            if variant.base_plan_id == before.id and variant.id not in done:
+                conn.execute(
+                    update(plans)
+                    .where(
+                        plans.c.org_pk == ctx.tenant.org_pk,
+                        plans.c.env == ctx.tenant.env,
+                        plans.c.id == variant.id,
+                    )
+                    .values(**patch)
+                )
+    if base.id != before.id:
+        conn.execute(
+            update(plans)
+            .where(
+                plans.c.org_pk == ctx.tenant.org_pk,
+                plans.c.env == ctx.tenant.env,
+                plans.c.base_plan_id == before.id,
+            )
+            .values(base_plan_id=base.id)
+        )
 
 
 def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -482,6 +831,7 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         current = cat.plans.get(plan_id)
         if current is None:
             raise plan_not_found(plan_id)
+        _check_variant_request(current, body)
         merged = plan_json(current, cat)
         for key in _UPDATABLE:
             if key in body:
@@ -515,6 +865,7 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                     version=version,
                     is_latest=True,
                     created_at=ctx.now(),
+                    base_plan_id=current.base_plan_id,
                     **values,
                 )
                 .returning(plans.c.pk)
@@ -553,7 +904,14 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 conn, [p for p in cat.versions(plan_id) if p.pk != current.pk], current, values
             )
         created = current.created_at if pk == current.pk else ctx.now()
-        updated = _plan_from_values(pk, new_id, version, created, ctx.tenant.env, values)
+        updated = _plan_from_values(
+            pk, new_id, version, created, ctx.tenant.env, values, current.base_plan_id
+        )
+        _update_variants(
+            ctx, conn, cat, body, current, updated, (force_version, disable_version, all_versions)
+        )
+        if "base_plan_id" in body:
+            updated.base_plan_id = _link_base(conn, ctx, cat, updated, body["base_plan_id"])
         save_plan_links(conn, cat, updated, body, now=ctx.now(), previous_pk=current.pk)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         return plan_json(updated, cat)
@@ -641,6 +999,6 @@ def product_json(plan: Plan, cat: Catalog) -> dict[str, Any]:
         }
         if trial
         else None,
-        "base_variant_id": None,
+        "base_variant_id": plan.base_plan_id,
         "properties": {"is_free": plan.is_free, "is_one_off": plan.is_one_off, "has_trial": bool(trial)},
     }

@@ -39,6 +39,8 @@ class Plan:
     env: str
     metadata: dict[str, Any] = field(default_factory=dict)
     """The user's key-values; shared by every version of the plan."""
+    base_plan_id: str | None = None
+    """A variant's base plan (its id); None for a plan that is not a variant."""
 
     @property
     def is_free(self) -> bool:
@@ -106,6 +108,7 @@ def plan_from_row(r: Any) -> Plan:
         created_at=int(r.created_at),
         env=r.env,
         metadata=dict(r._mapping["metadata"] or {}),
+        base_plan_id=r._mapping["base_plan_id"],
     )
 
 
