@@ -36,3 +36,26 @@ class FinalizeInvoiceParams(_Params):
     """``invoices.finalize``: an invoice-mode draft by its id."""
 
     invoice_id: str
+
+
+class WebhookRefParams(_Params):
+    """``webhooks.get`` and ``webhooks.delete``: a webhook by its id."""
+
+    id: str
+
+
+class WebhookParams(_Params):
+    """``webhooks.create`` and ``webhooks.update`` (which leaves out what it keeps), one item of a sync."""
+
+    id: str
+    url: str | None = None
+    events: list[str] | None = None
+    description: str | None = None
+    disabled: bool | None = None
+
+
+class SyncWebhooksParams(_Params):
+    """``webhooks.sync`` and ``webhooks.preview_sync``: the webhooks to create or update."""
+
+    webhooks: list[WebhookParams]
+    skip_deletions: bool | None = None

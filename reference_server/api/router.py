@@ -29,7 +29,13 @@ from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api import admin, request_guard
 from reference_server.api.api_version import parse_api_version
 from reference_server.api.billing import LOCKED_OPERATIONS, BillingRegistry
-from reference_server.api.extra_params import AdvanceClockParams, FinalizeInvoiceParams
+from reference_server.api.extra_params import (
+    AdvanceClockParams,
+    FinalizeInvoiceParams,
+    SyncWebhooksParams,
+    WebhookParams,
+    WebhookRefParams,
+)
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
 from reference_server.api.unsupported_fields import refuse_unsupported
@@ -53,6 +59,7 @@ from reference_server.service import (
     revenuecat,
     rewards,
     track_tokens,
+    webhook_endpoints,
 )
 from reference_server.service.attach_free import plans_get, plans_list
 from reference_server.service.context import AppState, Ctx, Tenant
@@ -155,6 +162,17 @@ EXTRA_OPERATIONS: dict[str, tuple[str, Service, type[BaseModel] | None]] = {
     "/v1/invoices.finalize": ("invoices.finalize", admin.finalize_invoice, FinalizeInvoiceParams),
     "/v1/catalog.internal_ids": ("catalog.internal_ids", catalog_ids.internal_ids, None),
     "/v1/organizations.current": ("organizations.current", catalog_ids.current_organization, None),
+    "/v1/webhooks.create": ("webhooks.create", webhook_endpoints.create_webhook, WebhookParams),
+    "/v1/webhooks.get": ("webhooks.get", webhook_endpoints.get_webhook, WebhookRefParams),
+    "/v1/webhooks.list": ("webhooks.list", webhook_endpoints.list_webhooks, None),
+    "/v1/webhooks.update": ("webhooks.update", webhook_endpoints.update_webhook, WebhookParams),
+    "/v1/webhooks.delete": ("webhooks.delete", webhook_endpoints.delete_webhook, WebhookRefParams),
+    "/v1/webhooks.preview_sync": (
+        "webhooks.preview_sync",
+        webhook_endpoints.preview_sync_webhooks,
+        SyncWebhooksParams,
+    ),
+    "/v1/webhooks.sync": ("webhooks.sync", webhook_endpoints.sync_webhooks, SyncWebhooksParams),
 }
 """Operations beyond the spec: path -> (name, service, request model from :mod:`extra_params`)."""
 

@@ -1,4 +1,7 @@
-"""Webhook endpoints, sandboxes and invoice actions as the official SDK has them.
+"""Webhook endpoints as Autumn's ``webhooks.*`` operations have them: the caller's id, a note, a change time.
+
+The DDL is written out here (not read from :mod:`reference_server.store.webhook_tables`), so later
+changes to that module never change what this revision creates.
 
 Revision ID: 0022_webhooks_sandboxes
 Revises: 0021_sdk_extras
@@ -6,15 +9,43 @@ Revises: 0021_sdk_extras
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0022_webhooks_sandboxes"
 down_revision = "0021_sdk_extras"
 branch_labels = None
 depends_on = None
 
+_PK = sa.Integer().with_variant(sa.BigInteger(), "postgresql")
+
 
 def upgrade() -> None:
-    """Nothing yet: the slot keeps the revision chain in order while the tables are designed."""
+    op.create_table(
+        "webhook_endpoint_details",
+        sa.Column("endpoint_pk", _PK, nullable=False, autoincrement=False),
+        sa.Column("org_pk", _PK, nullable=False),
+        sa.Column("env", sa.String(16), nullable=False),
+        sa.Column("webhook_id", sa.String(256), nullable=False),
+        sa.Column("managed", sa.Boolean(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["endpoint_pk"],
+            ["webhook_endpoints.pk"],
+            name="fk_webhook_endpoint_details_endpoint_pk_webhook_endpoints",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_pk"],
+            ["organizations.pk"],
+            name="fk_webhook_endpoint_details_org_pk_organizations",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("endpoint_pk", name="pk_webhook_endpoint_details"),
+        sa.UniqueConstraint("org_pk", "env", "webhook_id", name="uq_webhook_endpoint_details_org_pk"),
+    )
 
 
 def downgrade() -> None:
-    """Nothing to undo."""
+    op.drop_table("webhook_endpoint_details")
