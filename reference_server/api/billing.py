@@ -115,7 +115,11 @@ class BillingRegistry:
         with ctx.db.write() as conn:
             cat, customer, entity, plan, current, instances, now = attach_free.resolve_attach(ctx, conn, body)
             current_plan = cat.plans_by_pk.get(current.plan_pk) if current else None
-            paid = attach_free.needs_paid_billing(plan, current_plan) or body.get("redirect_mode") == "always"
+            paid = (
+                attach_free.needs_paid_billing(plan, current_plan)
+                or body.get("redirect_mode") == "always"
+                or bool(body.get("license_quantities"))  # paid seats: priced by the billing handler
+            )
             if not paid:
                 return attach_free.attach_free(
                     ctx, conn, body, cat, customer, entity, plan, current, instances, now
@@ -130,7 +134,12 @@ class BillingRegistry:
         with ctx.db.write() as conn:
             cat, customer, entity, inst, instances, now = attach_free.resolve_update(ctx, conn, body)
             plan = cat.plans_by_pk.get(inst.plan_pk)
-            if plan is not None and plan.is_free and not body.get("feature_quantities"):
+            if (
+                plan is not None
+                and plan.is_free
+                and not body.get("feature_quantities")
+                and not body.get("license_quantities")
+            ):
                 return attach_free.update_free(ctx, conn, body, cat, customer, entity, inst, instances, now)
         return self.paid("billing.update")(ctx, body)
 

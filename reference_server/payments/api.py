@@ -93,6 +93,7 @@ from .invoice_mode import (
     finalize_invoice,
     plan_starts_now,
 )
+from .license_seats import attach_seats, hide_seats, stored_seat_ids, update_seats, with_seats
 from .local import LocalProcessor
 from .processor import ChargeOutcome, PaymentProcessor
 from .records import (
@@ -206,6 +207,8 @@ def prepare_attach(
     cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, body)
     customize = body.get("customize")
     plan = customized_plan(plan, customize)
+    current_pk = current.pk if current is not None else None
+    plan, seat_quantities = attach_seats(conn, cat, plan, current_pk, body.get("license_quantities"))
     state = AttachState(
         ctx, conn, cat, customer, entity, plan, bool(customize), current, instances, now, body
     )
@@ -223,7 +226,7 @@ def prepare_attach(
             current_sub,
             engine_plan(plan, cat),
             now,
-            quantities_from_api(body.get("feature_quantities")),
+            {**quantities_from_api(body.get("feature_quantities")), **seat_quantities},
             trial,
             proration_behavior=str(body.get("proration_behavior") or "prorate_immediately"),
             plan_schedule=body.get("plan_schedule"),
@@ -471,7 +474,7 @@ def preview_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             _outgoing_quantities(conn, state),
         )
         conn.rollback()  # a preview changes nothing, not even maintenance bookkeeping
-        return out
+        return hide_seats(out)
 
 
 # -- multi attach ----------------------------------------------------------------------------------------
@@ -758,7 +761,7 @@ def _intent(body: dict[str, Any]) -> str:
     action = body.get("cancel_action")
     if action in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
         return str(action)
-    if body.get("feature_quantities"):
+    if body.get("feature_quantities") or body.get("license_quantities"):
         return "update_quantity"
     if body.get("customize"):
         return "update_plan"
@@ -810,9 +813,17 @@ def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str
     elif intent == "update_quantity":
         if inst.status == "scheduled":
             raise invalid("A scheduled plan cannot be updated")
+        if body.get("license_quantities") and body.get("feature_quantities"):
+            raise invalid("license_quantities cannot be combined with feature_quantities in one update.")
+        plan, seats = update_seats(conn, cat, plan, inst.pk, body.get("license_quantities"))
+        sub = dataclasses.replace(sub, plan=engine_plan(plan, cat))
+        result.update(plan=plan, sub=sub)
         try:
             quote = quote_quantity_change(
-                sub, quantities_from_api(body.get("feature_quantities")), now, body.get("proration_behavior")
+                sub,
+                {**quantities_from_api(body.get("feature_quantities")), **seats},
+                now,
+                body.get("proration_behavior"),
             )
         except BillingRuleError as exc:
             raise _rule(exc) from exc
@@ -829,8 +840,12 @@ def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str
         catalog_plan = cat.plans_by_pk.get(inst.plan_pk)
         if catalog_plan is None:
             raise invalid(f"Plan {inst.plan_id} is not available")
-        custom = customized_plan(plan, body.get("customize"))
-        requested = quantities_from_api(body.get("feature_quantities"))
+        # Paid seats stay through a customization (its items replace the plan's, not the seats).
+        custom = with_seats(
+            conn, cat, customized_plan(plan, body.get("customize")), stored_seat_ids(sub.prepaid_quantities)
+        )
+        custom, seats = update_seats(conn, cat, custom, inst.pk, body.get("license_quantities"))
+        requested = {**quantities_from_api(body.get("feature_quantities")), **seats}
         try:
             switch = quote_upgrade(
                 dataclasses.replace(sub, plan=dataclasses.replace(sub.plan, id=f"{sub.plan.id}@previous")),
@@ -1050,7 +1065,7 @@ def preview_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         )
         out["intent"] = q["intent"]
         conn.rollback()
-        return out
+        return hide_seats(out)
 
 
 # -- sessions --------------------------------------------------------------------------------------------

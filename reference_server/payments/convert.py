@@ -12,6 +12,7 @@ from sqlalchemy import Connection, select
 from reference_server.engine.billing import Plan as EnginePlan
 from reference_server.engine.billing import Subscription, plan_from_api
 from reference_server.engine.billing.money import to_decimal
+from reference_server.payments.license_seats import is_seat_key, stored_seat_ids, with_seats
 from reference_server.service.subscriptions import Instance
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.catalog import Catalog, Plan
@@ -20,6 +21,7 @@ from reference_server.store.tables import balance_sources, customers, entities
 
 def engine_plan(plan: Plan, cat: Catalog) -> EnginePlan:
     names = {fid: feature.name for fid, feature in cat.features.items() if feature.name}
+    names.update({i["feature_id"]: i["license_plan_name"] for i in plan.items if "license_plan_name" in i})
     continuous = frozenset(
         fid for fid, feature in cat.features.items() if feature.type == "metered" and not feature.consumable
     )
@@ -71,7 +73,8 @@ def customized_plan(plan: Plan, customize: dict[str, Any] | None) -> Plan:
 
 def plan_snapshot(plan: Plan) -> dict[str, Any]:
     """What ``subscription_billing.custom_plan`` stores for a customized plan."""
-    return {"price": plan.price, "items": plan.items, "free_trial": plan.free_trial}
+    items = [i for i in plan.items if not is_seat_key(str(i.get("feature_id")))]  # seats: not stored
+    return {"price": plan.price, "items": items, "free_trial": plan.free_trial}
 
 
 def billing_row(conn: Connection, instance_pk: int) -> Any:
@@ -87,13 +90,14 @@ def instance_plan(conn: Connection, cat: Catalog, inst: Instance) -> Plan | None
         return None
     row = billing_row(conn, inst.pk)
     if row is not None and row.custom_plan:
-        return dataclasses.replace(
+        plan = dataclasses.replace(
             plan,
             price=row.custom_plan.get("price"),
             items=row.custom_plan.get("items") or [],
             free_trial=row.custom_plan.get("free_trial"),
         )
-    return plan
+    paid_pools = stored_seat_ids(row.prepaid_quantities or {}) if row is not None else []
+    return with_seats(conn, cat, plan, paid_pools)  # its paid license seats bill as prepaid items
 
 
 def instance_quantities(conn: Connection, inst: Instance) -> dict[str, Decimal]:

@@ -45,7 +45,7 @@ def _reconcile(conn: Connection, customer_pk: int, now: int) -> None:
 
 
 def _target_pool(pools: list[store.Pool], license_plan_id: str) -> store.Pool:
-    candidates = [p for p in pools if p.license_plan_id == license_plan_id and p.included > 0]
+    candidates = [p for p in pools if p.license_plan_id == license_plan_id and p.granted > 0]
     if not candidates:
         raise invalid(f"No plan on this customer offers license {license_plan_id}.")
     if len(candidates) > 1:
@@ -122,7 +122,7 @@ def attach_license(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             if a.parent_instance_pk == pool.parent_instance_pk
         }
         needed = [s for s in specs if (e := existing[str(s["entity_id"])]) is None or e.pk not in held]
-        if pool.included - pool.assigned < len(needed):
+        if pool.granted - pool.assigned < len(needed):
             raise invalid("No available licenses for this plan.")
         for spec in needed:
             entity = existing[str(spec["entity_id"])] or _new_entity(conn, cat, customer, spec, now)

@@ -16,16 +16,16 @@ from reference_server.store.catalog import Catalog
 
 def _pool_json(pool: store.Pool, cat: Catalog) -> dict[str, Any] | None:
     license_plan = cat.plans.get(pool.license_plan_id)
-    if license_plan is None or pool.included <= 0:  # a broken or zero-capacity link lists nothing
+    if license_plan is None or pool.granted <= 0:  # a broken or zero-capacity pool lists nothing
         return None
     return {
         "license_plan_id": pool.license_plan_id,
         "parent_plan_id": pool.parent_plan_id,
         "license_plan_name": license_plan.name or "",
-        "granted": pool.included,
+        "granted": pool.granted,
         "usage": pool.assigned,
-        "remaining": max(pool.included - pool.assigned, 0),
-        "paid_quantity": 0,
+        "remaining": max(pool.granted - pool.assigned, 0),
+        "paid_quantity": pool.paid,
     }
 
 

@@ -8,12 +8,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
 
+from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.license_tables import license_assignments, plan_licenses
 from reference_server.store.tables import customer_plans, entities
+
+SEAT_PREFIX = "license:"
+"""Prefix of a paid pool's key among a parent instance's stored prepaid quantities."""
+
+
+def seat_key(license_plan_id: str) -> str:
+    return f"{SEAT_PREFIX}{license_plan_id}"
+
+
+def paid_seats(conn: Connection, parent_instance_pk: int, license_plan_id: str, included: int) -> int:
+    """Seats of a pool bought beyond its ``included`` ones (0 when none were bought)."""
+    stored = conn.execute(
+        select(subscription_billing.c.prepaid_quantities).where(
+            subscription_billing.c.customer_plan_pk == parent_instance_pk
+        )
+    ).scalar_one_or_none()
+    value = (stored or {}).get(seat_key(license_plan_id))
+    if value is None:
+        return 0
+    return max(int(Decimal(str(value))) - included, 0)
 
 
 @dataclass(frozen=True)
@@ -31,6 +53,12 @@ class Pool:
     license_plan_id: str
     included: int
     assigned: int
+    paid: int = 0
+    """Seats bought beyond ``included`` (``license_quantities``)."""
+
+    @property
+    def granted(self) -> int:
+        return self.included + self.paid
 
 
 @dataclass(frozen=True)
@@ -108,7 +136,16 @@ def pools(conn: Connection, customer_pk: int, entity_pk: int | None = None) -> l
         .order_by(customer_plans.c.pk, plan_licenses.c.position)
     )
     return [
-        Pool(r.pk, r.plan_id, r.entity_pk, r.license_plan_id, int(r.included), int(r.assigned)) for r in rows
+        Pool(
+            r.pk,
+            r.plan_id,
+            r.entity_pk,
+            r.license_plan_id,
+            int(r.included),
+            int(r.assigned),
+            paid_seats(conn, r.pk, r.license_plan_id, int(r.included)),
+        )
+        for r in rows
     ]
 
 
