@@ -42,6 +42,8 @@ from reference_server.service.usage import (
     record_event,
     resolve_subject,
 )
+from reference_server.service.usage_limits import Gate, armed
+from reference_server.service.usage_limits import gate as usage_gate
 from reference_server.store.catalog import Catalog
 from reference_server.store.subject_cache import (
     APPLY,
@@ -133,15 +135,22 @@ def track_in(
     apply_due_resets(sources, now)
     subject = scoped(sources, entity)
     controls = controls_map(customer, entity, ids)
+    limits = usage_gate(conn, cat, customer, entity, {f.id for f in feats}, subject, now)
     watcher = ctx.state.extras.get("track_watcher")  # paid billing: alerts, limit reached, auto top-ups
     watch = watcher(ctx, conn, customer, entity, ids) if watcher is not None else None  # type: ignore[operator]
     if watch is not None:
         watch.before(subject, now)
     try:
-        results = _deduct_all(cat, feats, subject, value, controls, now, entity, behavior)
+        results = _deduct_all(
+            cat, feats, subject, value, controls, now, entity, behavior, limits, body.get("properties")
+        )
     except InsufficientBalance as exc:
         raise AutumnError(400, "insufficient_balance", str(exc)) from exc
     save_sources(conn, sources)
+    if limits is not None:
+        for f, r in results:
+            limits.count(f, r.applied, r.touched, body.get("properties"))
+        limits.save(conn)
     if watch is not None:
         watch.after(subject, now)
     deductions = [d for _, r in results for d in r.deductions]
@@ -184,12 +193,22 @@ def _deduct_all(
     now: int,
     entity: EntityRow | None,
     behavior: str,
+    limits: Gate | None = None,
+    properties: dict[str, Any] | None = None,
 ) -> list[tuple[Feature, DeductionResult]]:
-    return [
-        (f, deduct_feature(cat, f, subject, value, controls, now, entity, behavior))
-        for f in feats
-        if f.type != "boolean"
-    ]
+    out = []
+    for f in feats:
+        if f.type == "boolean":
+            continue
+        amount = value
+        room = limits.headroom(cat, f, properties) if limits is not None and value > 0 else None
+        if room is not None and value > room:
+            # A usage limit is a hard cap: track deducts up to it, a rejecting deduction fails.
+            if behavior == "reject":
+                raise InsufficientBalance(value, f.id)
+            amount = room
+        out.append((f, deduct_feature(cat, f, subject, amount, controls, now, entity, behavior)))
+    return out
 
 
 def _track_response(
@@ -271,6 +290,8 @@ def _track_step(
     customer, sources = entry.customer, entry.sources
     now = ctx.now(customer.clock_offset_ms)
     if customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
+        return None
+    if armed(customer, None):  # usage limits read and write their window counters: the locked path
         return None
     watcher = ctx.state.extras.get("track_watcher")
     if watcher is not None and (conn is None or watcher(ctx, conn, customer, None, ids) is not None):  # type: ignore[operator]
@@ -376,7 +397,7 @@ async def check_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
     if loaded is None:
         return None
     customer, sources = loaded
-    if needs_maintenance(ctx, customer):
+    if needs_maintenance(ctx, customer) or armed(customer, None):
         return None
     now = ctx.now(customer.clock_offset_ms)
     apply_due_resets(sources, now)
@@ -541,8 +562,20 @@ def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 entity = resolve_subject(conn, customer, body.get("entity_id"))
                 apply_due_resets(sources, now)
                 subject = scoped(sources, entity)
+                limits = usage_gate(conn, cat, customer, entity, {feature.id}, subject, now)
                 return _check_response(
-                    ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand
+                    ctx,
+                    conn,
+                    cat,
+                    feature,
+                    subject,
+                    required,
+                    customer,
+                    entity,
+                    now,
+                    body,
+                    expand,
+                    limits=limits,
                 )
         if due:  # a plan transition or a lock expiry is due: apply it in a write transaction first
             catch_up(ctx, customer_id)
@@ -563,6 +596,7 @@ def _check_response(
     expand: bool,
     *,
     forced: bool | None = None,
+    limits: Gate | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "allowed": False,
@@ -579,6 +613,8 @@ def _check_response(
     else:
         evaluated, req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now)
         out["required_balance"] = num(req)
+        if allowed and limits is not None and not _within_limits(cat, limits, feature, required, body):
+            allowed = False
         out["allowed"] = allowed if forced is None else forced
         out["balance"] = balance_of(cat, evaluated.id, subject, now, expand)
     if body.get("with_preview") and not out["allowed"]:
@@ -586,6 +622,14 @@ def _check_response(
         assert conn is not None, "previews read the customer's plans"
         out["preview"] = _preview(cat, conn, customer, feature, out["balance"] is not None)
     return out
+
+
+def _within_limits(
+    cat: Catalog, limits: Gate, feature: Feature, required: float, body: dict[str, Any]
+) -> bool:
+    """Whether ``required`` units fit under every usage limit binding the feature now."""
+    room = limits.headroom(cat, feature, body.get("properties"))
+    return room is None or required <= 0 or required <= room
 
 
 def _check_and_deduct(
@@ -606,6 +650,9 @@ def _check_and_deduct(
         apply_due_resets(sources, now)
         subject = scoped(sources, entity)
         evaluated, _req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now)
+        limits = usage_gate(conn, cat, customer, entity, {feature.id}, subject, now)
+        if allowed and limits is not None and not _within_limits(cat, limits, feature, required, body):
+            allowed = False
         has_any = any(s.feature_id in ids and s.is_live(now) for s in subject)
         result: DeductionResult | None = None
         if allowed and has_any:
@@ -626,6 +673,9 @@ def _check_and_deduct(
             save_sources(conn, sources)
             return response
         save_sources(conn, sources)
+        if limits is not None:
+            limits.count(feature, result.applied, result.touched, body.get("properties"))
+            limits.save(conn)
         record_event(
             conn,
             ctx,

@@ -23,6 +23,7 @@ from reference_server.service.subscriptions import (
     load_instances,
     run_maintenance,
 )
+from reference_server.service.usage_limits import check_limits, limits_view
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import (
     CustomerRow,
@@ -43,7 +44,7 @@ from reference_server.store.tables import (
 )
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-CONTROL_KEYS = ("auto_topups", "spend_limits", "usage_alerts", "overage_allowed")
+CONTROL_KEYS = ("auto_topups", "spend_limits", "usage_limits", "usage_alerts", "overage_allowed")
 
 
 def controls_json(raw: dict[str, Any], *, entity: bool = False) -> dict[str, Any]:
@@ -54,6 +55,17 @@ def controls_json(raw: dict[str, Any], *, entity: bool = False) -> dict[str, Any
     """
     keys = CONTROL_KEYS[1:] if entity else CONTROL_KEYS
     return {k: [_without_nulls(item) for item in raw.get(k) or [] if isinstance(item, dict)] for k in keys}
+
+
+def controls_view(
+    conn: Connection, customer: CustomerRow, entity: EntityRow | None, now: int
+) -> dict[str, Any]:
+    """Stored controls as answered: each usage limit with its window's ``usage`` and ``source``."""
+    out = controls_json(
+        entity.billing_controls if entity else customer.billing_controls, entity=entity is not None
+    )
+    out["usage_limits"] = limits_view(conn, customer, entity, out["usage_limits"], now)
+    return out
 
 
 def take_topup_counts(controls: dict[str, Any]) -> list[tuple[str, int]]:
@@ -218,7 +230,7 @@ def customer_json(
         "env": ctx.tenant.env,
         "metadata": customer.metadata,
         "send_email_receipts": customer.send_email_receipts,
-        "billing_controls": controls_json(customer.billing_controls),
+        "billing_controls": controls_view(conn, customer, None, now),
         "subscriptions": subs,
         "purchases": purchases,
         "licenses": customer_licenses(conn, cat, customer.pk),
@@ -352,6 +364,7 @@ def create_customer_row(
     if email is not None and _clean_email(email) is None:
         raise invalid(f"email: invalid email address {email}", "invalid_inputs")
     controls = controls_json(body.get("billing_controls") or {})
+    check_limits(controls)
     counts = take_topup_counts(controls)
     values = {
         "org_pk": ctx.tenant.org_pk,
@@ -565,6 +578,7 @@ def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 if key in body["billing_controls"] and body["billing_controls"][key] is not None:
                     merged[key] = body["billing_controls"][key]
             merged = controls_json(merged)
+            check_limits(merged)
             topup_counts = take_topup_counts(merged)
             ids = [s.get("feature_id") for s in merged["spend_limits"]]
             if len(ids) != len(set(ids)):
@@ -622,7 +636,7 @@ def entity_subject_json(
         "purchases": purchases,
         "balances": balances,
         "flags": flags,
-        "billing_controls": controls_json(entity.billing_controls, entity=True),
+        "billing_controls": controls_view(conn, customer, entity, now),
     }
     if "invoices" in expand:
         out["invoices"] = []

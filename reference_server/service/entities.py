@@ -27,6 +27,7 @@ from reference_server.service.customers import (
     require_customer,
 )
 from reference_server.service.usage import controls_for
+from reference_server.service.usage_limits import check_limits
 from reference_server.store.subjects import (
     customer_from_row,
     entity_from_row,
@@ -164,6 +165,13 @@ def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     raise failure
 
 
+def checked_controls(raw: dict[str, Any]) -> dict[str, Any]:
+    """An entity's controls as stored, its usage limits validated."""
+    controls = controls_json(raw, entity=True)
+    check_limits(controls)
+    return controls
+
+
 def _insert_entity(
     ctx: Ctx, conn: Connection, cat: Any, customer: Any, body: dict[str, Any], now: int
 ) -> dict[str, Any]:
@@ -178,7 +186,7 @@ def _insert_entity(
             id=entity_id,
             name=body.get("name"),
             feature_id=feature_id,
-            billing_controls=controls_json(controls, entity=True),
+            billing_controls=checked_controls(controls),
             created_at=now,
         )
         .returning(entities.c.pk)
@@ -270,7 +278,7 @@ def update_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             for key, value in body["billing_controls"].items():
                 if key in merged and value is not None:
                     merged[key] = value
-            merged = controls_json(merged, entity=True)
+            merged = checked_controls(merged)
             conn.execute(update(entities).where(entities.c.pk == entity.pk).values(billing_controls=merged))
             entity.billing_controls = merged
         if "name" in body and body["name"] is not None:

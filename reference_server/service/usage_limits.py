@@ -1,0 +1,232 @@
+"""Usage limits on check and track: read the window counters, cap, then count (engine.usage_limits).
+
+Only a subject whose stored controls arm a limit pays for it: :func:`gate` answers None without a
+statement otherwise, and the one-statement fast paths of check and track step aside for such subjects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from reference_server.engine.model import Feature, Source, num, r10
+from reference_server.engine.usage_limits import (
+    UsageLimit,
+    binding,
+    has_limits,
+    parse_limits,
+    validation_error,
+    window_start,
+)
+from reference_server.errors import invalid
+from reference_server.store.catalog import Catalog
+from reference_server.store.subjects import CustomerRow, EntityRow, load_sources
+from reference_server.store.usage_limit_tables import usage_limit_windows
+
+
+def check_limits(controls: Mapping[str, Any]) -> None:
+    """400 for a ``usage_limits`` list Autumn refuses (bad interval, filter or a duplicate)."""
+    message = validation_error(controls.get("usage_limits") or [])
+    if message is not None:
+        raise invalid(message, "invalid_inputs")
+
+
+def armed(customer: CustomerRow, entity: EntityRow | None) -> bool:
+    return has_limits(customer.billing_controls) or (
+        entity is not None and has_limits(entity.billing_controls)
+    )
+
+
+def cycle_anchor(sources: list[Source], feature_id: str, now: int) -> int | None:
+    """The feature's reset-cycle anchor: its main-plan resetting balance first, else any resetting one."""
+    resetting = [
+        s
+        for s in sources
+        if s.feature_id == feature_id
+        and s.is_live(now)
+        and s.anchor_at is not None
+        and s.interval not in (None, "one_off")
+    ]
+    resetting.sort(key=lambda s: (s.is_addon, s.customer_plan_pk is None, s.created_at, s.pk))
+    return resetting[0].anchor_at if resetting else None
+
+
+@dataclass
+class _Counter:
+    usage: float
+    window_start: int
+    pk: int | None
+
+
+@dataclass
+class Gate:
+    """The limits one check or track touches, with their counters as read in its transaction."""
+
+    customer_pk: int
+    now: int
+    counting: list[UsageLimit]  # every limit whose counter this subject's usage moves
+    enforced: list[UsageLimit]  # the limits that cap it (entity replaces customer per identity)
+    starts: dict[tuple[int, str], int] = field(default_factory=dict)
+    counters: dict[tuple[int, str], _Counter] = field(default_factory=dict)
+    dirty: set[tuple[int, str]] = field(default_factory=set)
+
+    def used(self, lim: UsageLimit) -> float:
+        c = self.counters.get((lim.scope_pk, lim.key))
+        start = self.starts[(lim.scope_pk, lim.key)]
+        return c.usage if c is not None and c.window_start == start else 0.0
+
+    def headroom(self, cat: Catalog, feature: Feature, properties: Mapping[str, Any] | None) -> float | None:
+        """Units of ``feature`` still allowed now (None: no limit binds it); the tightest cap wins."""
+        room: float | None = None
+        for lim in self.enforced:
+            if not lim.matches(properties):
+                continue
+            if lim.feature_id == feature.id:
+                cost = 1.0
+            else:
+                system = cat.features.get(lim.feature_id)
+                cost = (system.credit_cost(feature.id) or 0.0) if system is not None else 0.0
+                if cost <= 0:
+                    continue
+            left = max(0.0, r10((lim.limit - self.used(lim)) / cost))
+            room = left if room is None else min(room, left)
+        return room
+
+    def count(self, feature: Feature, applied: float, touched: Mapping[str, float], props: Any) -> None:
+        """Add what a track used: the feature's own limits count its units, a credit system's its credits."""
+        for lim in self.counting:
+            if not lim.matches(props):
+                continue
+            if lim.feature_id == feature.id:
+                amount = applied
+            elif lim.feature_id in touched:
+                amount = touched[lim.feature_id]
+            else:
+                continue
+            if amount == 0:
+                continue
+            key = (lim.scope_pk, lim.key)
+            c = self.counters.get(key)
+            start = self.starts[key]
+            if c is None:
+                self.counters[key] = _Counter(max(0.0, r10(amount)), start, None)
+            else:
+                base = c.usage if c.window_start == start else 0.0
+                c.usage, c.window_start = max(0.0, r10(base + amount)), start
+            self.dirty.add(key)
+
+    def save(self, conn: Connection) -> None:
+        for key in sorted(self.dirty):
+            c = self.counters[key]
+            if c.pk is None:
+                conn.execute(
+                    insert(usage_limit_windows).values(
+                        customer_pk=self.customer_pk,
+                        scope_pk=key[0],
+                        limit_key=key[1],
+                        window_start=c.window_start,
+                        usage=c.usage,
+                    )
+                )
+            else:
+                conn.execute(
+                    update(usage_limit_windows)
+                    .where(usage_limit_windows.c.pk == c.pk)
+                    .values(window_start=c.window_start, usage=c.usage)
+                )
+        self.dirty.clear()
+
+
+def _related(cat: Catalog, feature_ids: set[str]) -> set[str]:
+    ids = set(feature_ids)
+    for fid in feature_ids:
+        ids.update(cs.id for cs in cat.credit_systems_for.get(fid, []))
+    return ids
+
+
+def gate(
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    feature_ids: set[str],
+    sources: list[Source],
+    now: int,
+) -> Gate | None:
+    """The usage-limit gate of a check or track on ``feature_ids`` (and their credit systems).
+
+    None, without a statement, when the subject arms no limit on them.
+    """
+    if not armed(customer, entity):
+        return None
+    ids = _related(cat, feature_ids)
+    mine = [lim for lim in parse_limits(customer.billing_controls, 0) if lim.feature_id in ids]
+    theirs = (
+        [lim for lim in parse_limits(entity.billing_controls, entity.pk) if lim.feature_id in ids]
+        if entity is not None
+        else []
+    )
+    if not mine and not theirs:
+        return None
+    result = Gate(customer.pk, now, mine + theirs, binding(mine, theirs))
+    for lim in result.counting:
+        anchor = cycle_anchor(sources, lim.feature_id, now)
+        result.starts[(lim.scope_pk, lim.key)] = window_start(lim.interval, lim.anchor, anchor, now)
+    scopes = sorted({lim.scope_pk for lim in result.counting})
+    rows = conn.execute(
+        select(
+            usage_limit_windows.c.pk,
+            usage_limit_windows.c.scope_pk,
+            usage_limit_windows.c.limit_key,
+            usage_limit_windows.c.window_start,
+            usage_limit_windows.c.usage,
+        ).where(
+            usage_limit_windows.c.customer_pk == customer.pk,
+            usage_limit_windows.c.scope_pk.in_(scopes),
+        )
+    ).all()
+    for r in rows:
+        result.counters[(int(r.scope_pk), str(r.limit_key))] = _Counter(
+            float(r.usage), int(r.window_start), int(r.pk)
+        )
+    return result
+
+
+def limits_view(
+    conn: Connection, customer: CustomerRow, entity: EntityRow | None, stored: list[dict[str, Any]], now: int
+) -> list[dict[str, Any]]:
+    """The ``usage_limits`` of a customer or entity response: each with its window's ``usage``."""
+    if not stored:
+        return []
+    scope = entity.pk if entity is not None else 0
+    sources = load_sources(conn, customer.pk, {str(e["feature_id"]) for e in stored})
+    if entity is not None:
+        sources = [s for s in sources if s.entity_pk is None or s.entity_pk == entity.pk]
+    rows = {
+        str(r.limit_key): r
+        for r in conn.execute(
+            select(
+                usage_limit_windows.c.limit_key,
+                usage_limit_windows.c.window_start,
+                usage_limit_windows.c.usage,
+            ).where(usage_limit_windows.c.customer_pk == customer.pk, usage_limit_windows.c.scope_pk == scope)
+        ).all()
+    }
+    out = []
+    for e in stored:
+        entry = dict(e)
+        if "enabled" not in entry:
+            entry["enabled"] = True
+        parsed = parse_limits({"usage_limits": [{**e, "enabled": True}]}, scope)[0]
+        start = window_start(
+            parsed.interval, parsed.anchor, cycle_anchor(sources, parsed.feature_id, now), now
+        )
+        row = rows.get(parsed.key)
+        used = float(row.usage) if row is not None and int(row.window_start) == start else 0.0
+        entry["usage"] = num(used)
+        entry["source"] = "customer"
+        out.append(entry)
+    return out
