@@ -63,8 +63,10 @@ _PLAN = (
     "items[].price.additional_currencies",
     "items[].price.tiers[].additional_currencies",
 )
+# Autumn's ``migration.draft`` records a migration draft that its dashboard reviews and runs (plans.update
+# itself never moves customers); this server has no migration drafts, so a draft is refused.
 _VARIANT = (
-    "variants[].migration",
+    "variants[].migration.draft",
     "variants[].customize.billing_controls",
     "variants[].customize.price.additional_currencies",
     "variants[].customize.add_items[].pooled",
@@ -72,8 +74,7 @@ _VARIANT = (
     "variants[].customize.add_items[].price.tiers[].additional_currencies",
 )
 _PLAN_UPDATE = (
-    "migration",
-    "is_default",
+    "migration.draft",
     "update_license_parents",
     *_VARIANT,
     *_PLAN,

@@ -704,21 +704,40 @@ def _link_base(conn: Connection, ctx: Ctx, cat: Catalog, plan: Plan, base_id: st
     return base_id
 
 
+def _setting(key: str, value: Any) -> Any:
+    """A setting as compared for a variant: empty group, description and metadata are one value,
+    and config is its one flag."""
+    if key == "config":
+        return bool((value or {}).get("ignore_past_due", False))
+    if key in ("group", "description", "metadata"):
+        return value or None
+    return bool(value) if key == "add_on" else value
+
+
 def _check_variant_request(plan: Plan, body: dict[str, Any]) -> None:
     """Refuse what a variant cannot take directly, and variants of a plan becoming a variant."""
+    is_variant = plan.base_plan_id is not None or bool(body.get("base_plan_id"))
+    if is_variant and (body.get("auto_enable") or (plan.auto_enable and body.get("base_plan_id"))):
+        raise invalid("Variants cannot be the default plan.", "variant_cannot_be_default")
     if plan.base_plan_id is not None:
         current = _plan_values_of(plan)
         for key in _VARIANT_BLOCKED_SETTINGS:
-            if (
-                key in body
-                and body[key] != current[key]
-                and not (key == "group" and not body[key] and not current[key])
-            ):
+            if key in body and _setting(key, body[key]) != _setting(key, current[key]):
                 raise invalid(
                     f"Cannot update {key} directly on a variant plan.", "invalid_propagation_target"
                 )
     if body.get("base_plan_id") and (body.get("variants") or body.get("update_variant_ids")):
         raise invalid("Cannot create a variant from another variant.", "nested_variant_not_allowed")
+
+
+def _with_is_default(body: dict[str, Any]) -> dict[str, Any]:
+    """``is_default`` is Autumn's name for ``auto_enable`` on plans.update (the default plan a new
+    customer gets); sending both with different values is refused."""
+    if body.get("is_default") is None:
+        return body
+    if body.get("auto_enable") is not None and body["auto_enable"] != body["is_default"]:
+        raise invalid("is_default and auto_enable disagree; send one of them", "invalid_inputs")
+    return {**body, "auto_enable": body["is_default"]}
 
 
 def _update_variants(
@@ -831,6 +850,7 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         current = cat.plans.get(plan_id)
         if current is None:
             raise plan_not_found(plan_id)
+        body = _with_is_default(body)
         _check_variant_request(current, body)
         merged = plan_json(current, cat)
         for key in _UPDATABLE:

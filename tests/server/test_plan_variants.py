@@ -237,3 +237,41 @@ def test_bad_variant_requests_are_4xx(api: Api) -> None:
         "plans.update", plan_id="pro", variants=[{"variant_plan_id": "v", "name": "V", "customize": {}}]
     )
     assert (error.status, error.code) == (400, "cannot_fork_archived_base")
+
+
+def test_is_default_is_auto_enable_and_never_a_variant(api: Api) -> None:
+    api.feature("messages")
+    api.plan("free", [_msgs(10)])
+    assert api("plans.update", plan_id="free", is_default=True)["auto_enable"] is True
+    assert api("plans.update", plan_id="free", is_default=False)["auto_enable"] is False
+    error = api.error("plans.update", plan_id="free", is_default=True, auto_enable=False)
+    assert (error.status, error.code) == (400, "invalid_inputs")
+    api.plan("paid", [_msgs(10)], price={"amount": 5, "interval": "month"})
+    assert api.error("plans.update", plan_id="paid", is_default=True).status == 400
+    api(
+        "plans.update", plan_id="free", variants=[{"variant_plan_id": "free_v", "name": "V", "customize": {}}]
+    )
+    error = api.error("plans.update", plan_id="free_v", is_default=True)
+    assert (error.status, error.code) == (400, "variant_cannot_be_default")
+    api("plans.update", plan_id="free", is_default=True)
+    error = api.error("plans.update", plan_id="free", base_plan_id="paid")
+    assert (error.status, error.code) == (400, "variant_cannot_be_default")
+    assert api("plans.get", plan_id="free_v")["auto_enable"] is False
+
+
+def test_migration_asks_nothing_without_a_draft(api: Api) -> None:
+    api.feature("messages")
+    api.plan("free", [_msgs(10)], auto_enable=True)
+    api.customer("u1")
+    # Autumn's plans.update never moves customers: without a draft the field asks for nothing
+    updated = api(
+        "plans.update",
+        plan_id="free",
+        items=[_msgs(20)],
+        disable_version=True,
+        migration={"draft": False, "include_custom": True},
+    )
+    assert (updated["version"], _included(updated)) == (1, {"messages": 20})
+    error = api.error("plans.update", plan_id="free", items=[_msgs(30)], migration={"draft": True})
+    assert (error.status, error.code) == (400, "unsupported_field")
+    assert _included(api("plans.get", plan_id="free")) == {"messages": 20}
