@@ -951,6 +951,16 @@ def delete_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 f"Product {plan_id} has {count} customers on it and cannot be deleted. Archive it instead."
             )
         conn.execute(delete(plans).where(plans.c.pk.in_([p.pk for p in targets])))
+        if len(targets) == len(versions):  # the base is gone: its variants become plans of their own
+            conn.execute(
+                update(plans)
+                .where(
+                    plans.c.org_pk == ctx.tenant.org_pk,
+                    plans.c.env == ctx.tenant.env,
+                    plans.c.base_plan_id == plan_id,
+                )
+                .values(base_plan_id=None)
+            )
         if not body.get("all_versions") and len(versions) > 1:
             conn.execute(update(plans).where(plans.c.pk == versions[-2].pk).values(is_latest=True))
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)

@@ -275,3 +275,15 @@ def test_migration_asks_nothing_without_a_draft(api: Api) -> None:
     error = api.error("plans.update", plan_id="free", items=[_msgs(30)], migration={"draft": True})
     assert (error.status, error.code) == (400, "unsupported_field")
     assert _included(api("plans.get", plan_id="free")) == {"messages": 20}
+
+
+def test_deleting_the_base_detaches_its_variants(api: Api) -> None:
+    _base(api)
+    api("plans.update", plan_id="pro", variants=[{"variant_plan_id": "pro_x", "name": "X", "customize": {}}])
+    api("plans.update", plan_id="pro", items=[_msgs(200)], force_version=True)
+    api("plans.delete", plan_id="pro")  # the latest version: the variant follows version 1
+    variant = api("plans.get", plan_id="pro_x")
+    assert variant["variant_details"]["customize"] == {}
+    api("plans.delete", plan_id="pro")
+    variant = api("plans.get", plan_id="pro_x")
+    assert variant["base_variant_id"] is None and "variant_details" not in variant
