@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import functools
+import importlib
+import pkgutil
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData
 
+import reference_server.store
 from reference_server.store.db import MIGRATIONS_DIR, Database
+from reference_server.store.tables import metadata
+
+
+def full_metadata() -> MetaData:
+    """The shared ``MetaData`` with every table module of the store loaded (the migrations excepted):
+    what a migrated database must equal, and what autogenerate compares against."""
+    prefix = reference_server.store.__name__ + "."
+    for module in pkgutil.walk_packages(reference_server.store.__path__, prefix):
+        if not module.name.startswith(prefix + "migrations"):
+            importlib.import_module(module.name)
+    return metadata
 
 
 class MigrationsPending(RuntimeError):
@@ -38,4 +53,4 @@ def require_current(db: Database) -> None:
         )
 
 
-__all__ = ["MigrationsPending", "current_revision", "head_revision", "require_current"]
+__all__ = ["MigrationsPending", "current_revision", "full_metadata", "head_revision", "require_current"]

@@ -10,8 +10,6 @@ goes down to an empty database and back up to the same schema, and 0008's data m
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,22 +22,15 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-import reference_server.store
 from reference_server.store.db import MIGRATIONS_DIR, normalize_url
-from reference_server.store.schema_version import head_revision
-from reference_server.store.tables import metadata
+from reference_server.store.schema_version import full_metadata, head_revision
 from reference_server.testing import fresh_database_url
 
 from .conftest import _require_postgres
 
 
 def _full_metadata() -> sa.MetaData:
-    """``metadata`` with every table module of the store loaded (the migrations themselves excepted)."""
-    prefix = reference_server.store.__name__ + "."
-    for module in pkgutil.walk_packages(reference_server.store.__path__, prefix):
-        if not module.name.startswith(prefix + "migrations"):
-            importlib.import_module(module.name)
-    return metadata
+    return full_metadata()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

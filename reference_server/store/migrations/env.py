@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from alembic import context
 
-import reference_server.store.leases  # the leases table joins the metadata
-from reference_server.store.tables import metadata
+from reference_server.store.schema_version import full_metadata
 
-with contextlib.suppress(ImportError):  # the paid-billing tables share the metadata when present
-    import reference_server.store.billing_tables  # noqa: F401
+metadata = full_metadata()  # every table of the store, so autogenerate proposes no spurious drops
 
 connection = context.config.attributes.get("connection")
 if connection is None:
