@@ -8,7 +8,7 @@ messages, the same limits from :mod:`request_guard` on the raw body.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Number = int | float
 """A JSON number that stays an integer when sent as one (``10``, not ``10.0``, is echoed back)."""
@@ -59,3 +59,17 @@ class SyncWebhooksParams(_Params):
 
     webhooks: list[WebhookParams]
     skip_deletions: bool | None = None
+
+
+class CreateSandboxParams(_Params):
+    """``sandboxes.create``: a name unique in the organization, and the dashboard's label."""
+
+    name: str = Field(min_length=1, max_length=200)
+    color: str | None = None
+    icon: str | None = Field(None, max_length=64)
+
+
+class SandboxRefParams(_Params):
+    """``sandboxes.delete``: a sandbox by its organization id."""
+
+    id: str

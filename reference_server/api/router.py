@@ -31,7 +31,9 @@ from reference_server.api.api_version import parse_api_version
 from reference_server.api.billing import LOCKED_OPERATIONS, BillingRegistry
 from reference_server.api.extra_params import (
     AdvanceClockParams,
+    CreateSandboxParams,
     FinalizeInvoiceParams,
+    SandboxRefParams,
     SyncWebhooksParams,
     WebhookParams,
     WebhookRefParams,
@@ -58,6 +60,7 @@ from reference_server.service import (
     referrals,
     revenuecat,
     rewards,
+    sandboxes,
     track_tokens,
     webhook_endpoints,
 )
@@ -173,6 +176,10 @@ EXTRA_OPERATIONS: dict[str, tuple[str, Service, type[BaseModel] | None]] = {
         SyncWebhooksParams,
     ),
     "/v1/webhooks.sync": ("webhooks.sync", webhook_endpoints.sync_webhooks, SyncWebhooksParams),
+    "/v1/sandboxes.create": ("sandboxes.create", sandboxes.create_sandbox, CreateSandboxParams),
+    "/v1/sandboxes.list": ("sandboxes.list", sandboxes.list_sandboxes, None),
+    "/v1/sandboxes.delete": ("sandboxes.delete", sandboxes.delete_sandbox, SandboxRefParams),
+    "/v1/sandboxes.reset": ("sandboxes.reset", sandboxes.reset_sandbox, None),
 }
 """Operations beyond the spec: path -> (name, service, request model from :mod:`extra_params`)."""
 
