@@ -8,6 +8,8 @@ messages, the same limits from :mod:`request_guard` on the raw body.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 Number = int | float
@@ -36,6 +38,58 @@ class FinalizeInvoiceParams(_Params):
     """``invoices.finalize``: an invoice-mode draft by its id."""
 
     invoice_id: str
+
+
+class ListPageParams(_Params):
+    """The paging of Autumn's cross-customer lists (``balances.list``, ``subscriptions.list``...)."""
+
+    customer_id: str | None = None
+    entity_id: str | None = None
+    limit: int = Field(50, ge=1, le=200)
+    start_cursor: str | None = None
+
+
+class ListBalancesParams(ListPageParams):
+    """``balances.list``; ``plan_id`` null (sent) lists standalone balances only."""
+
+    statuses: list[Literal["active", "expired"]] | None = Field(None, min_length=1)
+    plan_id: str | None = None
+    feature_id: str | None = None
+
+
+class ListCustomerPlansParams(ListPageParams):
+    """``subscriptions.list`` and ``purchases.list``."""
+
+    statuses: list[Literal["active", "scheduled", "past_due", "expired"]] | None = Field(None, min_length=1)
+    plan_id: str | None = None
+
+
+class VerifyParams(_Params):
+    """``billing.verify``: one customer's billing against its processor."""
+
+    customer_id: str
+    subscription_ids: list[str] | None = None
+    strict: bool | None = None
+
+
+class LogsRange(_Params):
+    start_date: str | None = None
+    end_date: str | None = None
+
+
+class SearchLogsParams(_Params):
+    """``logs.search``: a restricted query over the request log, in a time range."""
+
+    query: str | None = Field(None, max_length=4000)
+    range: LogsRange | None = None
+    limit: int = Field(100, ge=1, le=200)
+
+
+class StripeConnectionParams(_Params):
+    """``platform.get_stripe_connection`` and ``platform.disconnect_stripe``."""
+
+    organization_slug: str
+    env: Literal["test", "live"]
 
 
 class WebhookRefParams(_Params):

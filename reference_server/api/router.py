@@ -33,8 +33,13 @@ from reference_server.api.extra_params import (
     AdvanceClockParams,
     CreateSandboxParams,
     FinalizeInvoiceParams,
+    ListBalancesParams,
+    ListCustomerPlansParams,
     SandboxRefParams,
+    SearchLogsParams,
+    StripeConnectionParams,
     SyncWebhooksParams,
+    VerifyParams,
     WebhookParams,
     WebhookRefParams,
 )
@@ -61,6 +66,8 @@ from reference_server.service import (
     revenuecat,
     rewards,
     sandboxes,
+    sdk_extras,
+    sdk_logs,
     track_tokens,
     webhook_endpoints,
 )
@@ -180,6 +187,21 @@ EXTRA_OPERATIONS: dict[str, tuple[str, Service, type[BaseModel] | None]] = {
     "/v1/sandboxes.list": ("sandboxes.list", sandboxes.list_sandboxes, None),
     "/v1/sandboxes.delete": ("sandboxes.delete", sandboxes.delete_sandbox, SandboxRefParams),
     "/v1/sandboxes.reset": ("sandboxes.reset", sandboxes.reset_sandbox, None),
+    "/v1/balances.list": ("balances.list", sdk_extras.list_balances, ListBalancesParams),
+    "/v1/subscriptions.list": ("subscriptions.list", sdk_extras.list_subscriptions, ListCustomerPlansParams),
+    "/v1/purchases.list": ("purchases.list", sdk_extras.list_purchases, ListCustomerPlansParams),
+    "/v1/billing.verify": ("billing.verify", sdk_extras.verify, VerifyParams),
+    "/v1/logs.search": ("logs.search", sdk_logs.search_logs, SearchLogsParams),
+    "/v1/platform.get_stripe_connection": (
+        "platform.get_stripe_connection",
+        sdk_extras.get_stripe_connection,
+        StripeConnectionParams,
+    ),
+    "/v1/platform.disconnect_stripe": (
+        "platform.disconnect_stripe",
+        sdk_extras.disconnect_stripe,
+        StripeConnectionParams,
+    ),
 }
 """Operations beyond the spec: path -> (name, service, request model from :mod:`extra_params`)."""
 

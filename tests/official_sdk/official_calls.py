@@ -40,14 +40,20 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-SERVER_OPERATIONS_BEYOND_SPEC = ("customers.advance_test_clock", "invoices.finalize")
-"""Official operations missing from spec/autumn-2026-08-22.yml that the reference server serves."""
-
-NOT_SERVED = (
+SERVER_OPERATIONS_BEYOND_SPEC = (
+    "customers.advance_test_clock",
+    "invoices.finalize",
     "balances.list",
     "billing.verify",
     "customers.list_purchases",
     "customers.list_subscriptions",
+    "logs.search",
+    "platform.disconnect_stripe",
+    "platform.get_stripe_connection",
+)
+"""Official operations missing from spec/autumn-2026-08-22.yml that the reference server serves."""
+
+NOT_SERVED = (
     "invoices.create",
     "invoices.issue_credit_note",
     "invoices.list_templates",
@@ -55,9 +61,6 @@ NOT_SERVED = (
     "invoices.reissue",
     "invoices.update",
     "invoices.void",
-    "logs.search",
-    "platform.disconnect_stripe",
-    "platform.get_stripe_connection",
     "sandboxes.create",
     "sandboxes.delete",
     "sandboxes.list",
@@ -205,6 +208,19 @@ SEED: list[tuple[str, dict[str, Any]]] = [
     ("customers.get_or_create", {"customer_id": "cus_draft"}),
     ("billing.attach", {"customer_id": "cus_team", "plan_id": "team_plan"}),
     ("billing.attach", {"customer_id": "cus_ai", "plan_id": "team_plan"}),
+    # A one-off purchase (invoice mode, enabled at once) for customers.list_purchases.
+    (
+        "plans.create",
+        {"plan_id": "setup_fee", "name": "Setup fee", "price": {"amount": 50, "interval": "one_off"}},
+    ),
+    (
+        "billing.attach",
+        {
+            "customer_id": "cus_ai",
+            "plan_id": "setup_fee",
+            "invoice_mode": {"enabled": True, "enable_plan_immediately": True},
+        },
+    ),
     # The entity licenses.attach assigns a seat_plan license to.
     (
         "entities.create",
@@ -744,6 +760,50 @@ CALLS: list[Call] = [
         lambda a, s: a.platform.get_revenue_cat_keys(organization_slug="acme", env="test"),
         lambda r: True,
         True,
+    ),
+    # acme has no Stripe OAuth connection (this server has no Stripe OAuth): nothing to revoke.
+    Call(
+        "platform.get_stripe_connection",
+        lambda a, s: a.platform.get_stripe_connection(organization_slug="acme", env="test"),
+        lambda r: (r.connected, r.account_id, r.connected_at),
+        (False, None, None),
+    ),
+    Call(
+        "platform.disconnect_stripe",
+        lambda a, s: a.platform.disconnect_stripe(organization_slug="acme", env="test"),
+        lambda r: r.success,
+        True,
+    ),
+    Call(
+        "balances.list",
+        lambda a, s: a.balances.list(customer_id="cus_team", limit=50),
+        lambda r: ({b.feature_id for b in r.list} >= {"ai_credits", "seats"}, r.has_more),
+        (True, False),
+    ),
+    Call(
+        "customers.list_subscriptions",
+        lambda a, s: a.customers.list_subscriptions(customer_id="cus_team"),
+        lambda r: [(x.plan_id, x.status, x.customer_id) for x in r.list],
+        [("team_plan", "active", "cus_team")],
+    ),
+    Call(
+        "customers.list_purchases",
+        lambda a, s: a.customers.list_purchases(plan_id="setup_fee"),
+        lambda r: [(x.plan_id, x.status, x.customer_id) for x in r.list],
+        [("setup_fee", "active", "cus_ai")],
+    ),
+    # cus_team has no Stripe customer: nothing in Stripe disagrees with its plans.
+    Call(
+        "billing.verify",
+        lambda a, s: a.billing.verify(customer_id="cus_team"),
+        lambda r: (r.customer_id, r.customer_mismatches, r.subscriptions),
+        ("cus_team", [], []),
+    ),
+    Call(
+        "logs.search",
+        lambda a, s: a.logs.search(query="where request_path == '/v1/balances.list'", limit=10),
+        lambda r: [(x.source, x.status_code, x.request.path) for x in r.list],
+        [("api_request", 200, "/v1/balances.list")],
     ),
     Call("keys.mint", _mint, lambda r: bool(r.refresh_token), True),
     Call("keys.refresh", _refresh, lambda r: True, True),

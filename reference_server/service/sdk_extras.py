@@ -1,0 +1,363 @@
+"""Operations the official ``autumn-sdk`` has beyond the spec: Autumn's cross-customer lists,
+``billing.verify`` and the platform's Stripe connection.
+
+``balances.list``, ``subscriptions.list`` (``customers.list_subscriptions``) and ``purchases.list``
+(``customers.list_purchases``) page over every customer of the key's environment, or one customer
+(and one of its entities), newest customer first, then newest row first, as Autumn walks them.  A
+page holds at most ``limit`` rows and ``has_more`` says whether another follows; ``next_cursor`` is
+opaque.  A ``past_due`` filter narrows the active rows after the page is cut, so a page can hold
+fewer rows than ``limit`` while ``has_more`` is true (Autumn documents the same).
+
+``billing.verify`` compares a customer's billing with its Stripe subscriptions; this server verifies
+what it can know without asking Stripe (see :func:`verify`).  ``platform.get_stripe_connection`` and
+``platform.disconnect_stripe`` report and revoke an organization's Stripe OAuth connection: this
+server has no Stripe OAuth (an organization's account is configured through
+``platform.update_stripe_config``), so no organization is ever OAuth-connected here.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, false, or_, select
+
+from reference_server.engine.balances import breakdown_row
+from reference_server.engine.model import num
+from reference_server.engine.resets import apply_due_resets
+from reference_server.errors import AutumnError, customer_not_found, entity_not_found, invalid
+from reference_server.service.context import Ctx
+from reference_server.service.customers import past_due_instances, subscription_json
+from reference_server.service.platform import _tenant_org
+from reference_server.service.subscriptions import instance_from_row
+from reference_server.store.stripe_tables import org_stripe_accounts
+from reference_server.store.subjects import (
+    CustomerRow,
+    customer_from_row,
+    get_customer,
+    get_entity,
+    load_sources_for,
+)
+from reference_server.store.tables import balance_sources, customer_plans, customers, entities
+
+# ---------------------------------------------------------------------------------------------
+# Paging: (customer pk, created_at, row pk), all descending.
+
+
+@dataclass(frozen=True)
+class _Scope:
+    customer_pk: int | None
+    entity_pk: int | None
+
+
+def _resolve_scope(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> _Scope:
+    """The customer (and entity) a list is narrowed to; 404 for one that does not exist."""
+    customer_id, entity_id = body.get("customer_id"), body.get("entity_id")
+    if entity_id is not None and customer_id is None:
+        raise invalid("entity_id requires customer_id", "invalid_inputs")
+    if customer_id is None:
+        return _Scope(None, None)
+    customer = get_customer(conn, ctx.tenant, customer_id)
+    if customer is None:
+        raise customer_not_found(customer_id)
+    if entity_id is None:
+        return _Scope(customer.pk, None)
+    entity = get_entity(conn, customer.pk, entity_id)
+    if entity is None:
+        raise entity_not_found(entity_id)
+    return _Scope(customer.pk, entity.pk)
+
+
+def _encode_cursor(kind: str, customer_pk: int, created_at: int, pk: int) -> str:
+    raw = f"{kind}:{customer_pk}:{created_at}:{pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(kind: str, cursor: str | None) -> tuple[int, int, int] | None:
+    """The (customer pk, created_at, pk) of the previous page's last row; None for the first page."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag, customer_pk, created_at, pk = raw.split(":")
+        if tag != kind:
+            raise ValueError(tag)
+        return int(customer_pk), int(created_at), int(pk)
+    except ValueError as exc:
+        raise invalid("start_cursor: invalid cursor", "invalid_inputs") from exc
+
+
+def _after(
+    cursor: tuple[int, int, int] | None,
+    customer_col: ColumnElement[Any],
+    created_col: ColumnElement[Any],
+    pk_col: ColumnElement[Any],
+) -> ColumnElement[bool] | None:
+    """Rows strictly after ``cursor`` in (customer, created_at, pk) descending order."""
+    if cursor is None:
+        return None
+    c, t, p = cursor
+    return or_(
+        customer_col < c,
+        and_(customer_col == c, or_(created_col < t, and_(created_col == t, pk_col < p))),
+    )
+
+
+def _page(
+    rows: list[Any], limit: int, kind: str, created_attr: str = "created_at"
+) -> tuple[list[Any], str | None]:
+    """The first ``limit`` rows and the cursor after them (None when no row follows)."""
+    page = rows[:limit]
+    if len(rows) <= limit:
+        return page, None
+    last = page[-1]
+    return page, _encode_cursor(kind, int(last.cpk), int(getattr(last, created_attr)), int(last.pk))
+
+
+def _customer_id(row: Any) -> str:
+    return str(row.cid) if row.cid is not None else f"cus_{row.cpk}"
+
+
+# ---------------------------------------------------------------------------------------------
+# balances.list
+
+
+def list_balances(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """Balances (one row per grant: a plan item's or a standalone one) across customers.
+
+    ``statuses`` defaults to active; a balance is expired once its ``expires_at`` passed (a plan's
+    balances leave with the plan).  ``plan_id`` null lists the standalone balances only.
+    """
+    limit = int(body.get("limit", 50))
+    statuses = set(body.get("statuses") or ["active"])
+    cursor = _decode_cursor("bal", body.get("start_cursor"))
+    base_now = ctx.now()
+    with ctx.db.read() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        scope = _resolve_scope(ctx, conn, body)
+        s, c = balance_sources, customers
+        # A customer's own test clock moves its "now": expired compares expires_at with it.
+        now_col = base_now + c.c.clock_offset_ms
+        expired = and_(s.c.expires_at.is_not(None), s.c.expires_at <= now_col)
+        q = (
+            select(
+                s.c.pk, s.c.created_at, c.c.pk.label("cpk"), c.c.id.label("cid"), entities.c.id.label("eid")
+            )
+            .select_from(
+                s.join(c, s.c.customer_pk == c.c.pk).outerjoin(entities, s.c.entity_pk == entities.c.pk)
+            )
+            .where(c.c.org_pk == ctx.tenant.org_pk, c.c.env == ctx.tenant.env, s.c.is_flag.is_(False))
+        )
+        if statuses == {"active"}:
+            q = q.where(~expired)
+        elif statuses == {"expired"}:
+            q = q.where(expired)
+        if scope.customer_pk is not None:
+            q = q.where(s.c.customer_pk == scope.customer_pk)
+        if scope.entity_pk is not None:
+            q = q.where(s.c.entity_pk == scope.entity_pk)
+        if "plan_id" in body:
+            q = q.where(
+                s.c.customer_plan_pk.is_(None) if body["plan_id"] is None else s.c.plan_id == body["plan_id"]
+            )
+        if body.get("feature_id") is not None:
+            q = q.where(s.c.feature_id == body["feature_id"])
+        after = _after(cursor, c.c.pk, s.c.created_at, s.c.pk)
+        if after is not None:
+            q = q.where(after)
+        q = q.order_by(c.c.pk.desc(), s.c.created_at.desc(), s.c.pk.desc()).limit(limit + 1)
+        rows, next_cursor = _page(list(conn.execute(q)), limit, "bal")
+        wanted = {r.pk for r in rows}
+        page_customers = {r.cpk: _customer_row(conn, r.cpk) for r in rows}
+        sources = {src.pk: src for src in load_sources_for(conn, list(page_customers)) if src.pk in wanted}
+    out = []
+    for r in rows:
+        src = sources.get(r.pk)
+        owner = page_customers[r.cpk]
+        if src is None or owner is None or cat.features.get(src.feature_id) is None:
+            continue
+        now = base_now + owner.clock_offset_ms
+        apply_due_resets([src], now)  # what a read of the customer shows; nothing is written
+        item = breakdown_row(src)
+        item.update(
+            {
+                "feature_id": src.feature_id,
+                "status": "active" if src.is_live(now) else "expired",
+                "rollovers": [
+                    {
+                        "granted": num(ro.balance + ro.usage),
+                        "balance": num(ro.balance),
+                        "expires_at": ro.expires_at or 0,
+                    }
+                    for ro in src.live_rollovers(now)
+                ],
+                "customer_id": _customer_id(r),
+                "entity_id": r.eid,
+                "created_at": src.created_at,
+            }
+        )
+        out.append(item)
+    return {"list": out, "has_more": next_cursor is not None, "next_cursor": next_cursor}
+
+
+def _customer_row(conn: Connection, customer_pk: int) -> CustomerRow | None:
+    row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).first()
+    return customer_from_row(row) if row is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+# subscriptions.list / purchases.list
+
+_DB_STATUSES = {
+    "active": {"active"},
+    "scheduled": {"scheduled"},
+    "past_due": {"active"},
+    "expired": {"expired"},
+}
+"""A requested status -> the stored plan statuses it reads (past_due narrows active rows)."""
+
+
+def list_subscriptions(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """Recurring plans (subscriptions) across customers; active and scheduled by default."""
+    return _list_customer_plans(ctx, body, purchases=False)
+
+
+def list_purchases(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """One-off plans (purchases) across customers; active and scheduled by default."""
+    return _list_customer_plans(ctx, body, purchases=True)
+
+
+def _list_customer_plans(ctx: Ctx, body: dict[str, Any], *, purchases: bool) -> dict[str, Any]:
+    limit = int(body.get("limit", 50))
+    statuses = list(body.get("statuses") or ["active", "scheduled"])
+    db_statuses = sorted({db for status in statuses for db in _DB_STATUSES[status]})
+    # past_due without active: of the active rows, only those whose renewal charge failed.
+    only_past_due = "past_due" in statuses and "active" not in statuses
+    kind = "pur" if purchases else "sub"
+    cursor = _decode_cursor(kind, body.get("start_cursor"))
+    with ctx.db.read() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        scope = _resolve_scope(ctx, conn, body)
+        p, c = customer_plans, customers
+        one_off = [pk for pk, plan in cat.plans_by_pk.items() if plan.is_one_off]
+        q = (
+            select(p, c.c.pk.label("cpk"), c.c.id.label("cid"), entities.c.id.label("eid"))
+            .select_from(
+                p.join(c, p.c.customer_pk == c.c.pk).outerjoin(entities, p.c.entity_pk == entities.c.pk)
+            )
+            .where(c.c.org_pk == ctx.tenant.org_pk, c.c.env == ctx.tenant.env, p.c.status.in_(db_statuses))
+        )
+        if purchases:
+            q = q.where(p.c.plan_pk.in_(one_off) if one_off else false())
+        elif one_off:
+            q = q.where(p.c.plan_pk.not_in(one_off))
+        if scope.customer_pk is not None:
+            q = q.where(p.c.customer_pk == scope.customer_pk)
+        if scope.entity_pk is not None:
+            q = q.where(p.c.entity_pk == scope.entity_pk)
+        if body.get("plan_id") is not None:
+            q = q.where(p.c.plan_id == body["plan_id"])
+        after = _after(cursor, c.c.pk, p.c.created_at, p.c.pk)
+        if after is not None:
+            q = q.where(after)
+        q = q.order_by(c.c.pk.desc(), p.c.created_at.desc(), p.c.pk.desc()).limit(limit + 1)
+        rows, next_cursor = _page(list(conn.execute(q)), limit, kind)
+        past_due: set[int] = set()
+        if not purchases:
+            for customer_pk in {r.cpk for r in rows if r.status == "active"}:
+                owner = _customer_row(conn, customer_pk)
+                if owner is not None:
+                    past_due |= past_due_instances(ctx, conn, owner)
+    out = []
+    for r in rows:
+        inst = instance_from_row(r)
+        is_past_due = inst.status == "active" and inst.pk in past_due
+        if inst.status == "active" and only_past_due and not is_past_due:
+            continue
+        ownership = {"customer_id": _customer_id(r), "entity_id": r.eid, "created_at": inst.created_at}
+        if purchases:
+            item = _purchase_row(
+                inst.public_id, inst.plan_id, inst.expires_at, inst.started_at, inst.quantity
+            )
+        else:
+            item = subscription_json(inst, cat, False, is_past_due)
+        item["status"] = inst.status if inst.status in ("scheduled", "expired") else "active"
+        item.update(ownership)
+        out.append(item)
+    return {"list": out, "has_more": next_cursor is not None, "next_cursor": next_cursor}
+
+
+def _purchase_row(
+    public_id: str, plan_id: str, expires_at: int | None, started_at: int, quantity: float
+) -> dict[str, Any]:
+    return {
+        "id": public_id,
+        "plan_id": plan_id,
+        "expires_at": expires_at,
+        "started_at": started_at,
+        "quantity": num(quantity),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# billing.verify
+
+
+def verify(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """A customer's billing checked against its Stripe subscriptions.
+
+    A customer with no Stripe customer has no Stripe subscription to disagree with: it verifies clean
+    (no mismatch, no subscription).  A customer with a Stripe customer would need its Stripe
+    subscriptions read and compared item by item, which this server does not do: it refuses (400)
+    rather than answer a verification it did not make.
+    """
+    customer_id = body["customer_id"]
+    with ctx.db.read() as conn:
+        customer = get_customer(conn, ctx.tenant, customer_id)
+        if customer is None:
+            raise customer_not_found(customer_id)
+    if customer.stripe_id is not None:
+        raise AutumnError(
+            400,
+            "unsupported_operation",
+            f"Customer {customer_id} is billed through Stripe ({customer.stripe_id}); this server does "
+            "not compare Stripe subscriptions with its records, so it cannot verify this customer",
+        )
+    return {"customer_id": customer.id or customer_id, "customer_mismatches": [], "subscriptions": []}
+
+
+# ---------------------------------------------------------------------------------------------
+# platform.get_stripe_connection / platform.disconnect_stripe
+
+
+def _org_env(body: dict[str, Any]) -> str:
+    return "live" if body["env"] == "live" else "sandbox"
+
+
+def get_stripe_connection(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """A managed organization's Stripe OAuth connection: never one here (no Stripe OAuth)."""
+    with ctx.db.read() as conn:
+        _tenant_org(ctx, conn, body["organization_slug"])
+    return {"connected": False, "account_id": None, "connected_at": None}
+
+
+def disconnect_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """Revoke a managed organization's Stripe OAuth connection.
+
+    As in Autumn, a connected account the platform set (``platform.update_stripe_config`` with an
+    account id) is not an OAuth connection and is refused (400); with no OAuth connection there is
+    nothing to revoke and the answer is success.  The organization's own Stripe keys stay.
+    """
+    with ctx.db.read() as conn:
+        org = _tenant_org(ctx, conn, body["organization_slug"])
+        account_id = conn.execute(
+            select(org_stripe_accounts.c.account_id).where(
+                org_stripe_accounts.c.org_pk == org.pk, org_stripe_accounts.c.env == _org_env(body)
+            )
+        ).scalar()
+    if account_id:
+        raise AutumnError(
+            400, "invalid_request", "Platform-managed Stripe accounts are not OAuth connections"
+        )
+    return {"success": True}
