@@ -649,7 +649,7 @@ def cold_import(o: Options) -> list[Row]:
     db = o.dbs[0]
     with database(db) as url, serve("server", "--database-url", url) as server:
         seed(server, customers=1)
-        for _ in range(max(o.runs, 3)):
+        for _ in range(o.runs):
             bare_s, bare_mib = _cold(sys.executable, BARE)
             ours_s, ours_mib = _cold(sys.executable, COLD, KEY, server.url)
             runs.add("bare interpreter", bare_s)
