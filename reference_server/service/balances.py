@@ -28,6 +28,7 @@ from reference_server.service.context import Ctx
 from reference_server.service.customers import catch_up, needs_maintenance
 from reference_server.service.entities import with_seat_charge
 from reference_server.service.locks import store_lock
+from reference_server.service.plan_controls import PlanDefaults, plan_defaults
 from reference_server.service.subscriptions import load_instances
 from reference_server.service.usage import (
     balance_of,
@@ -134,8 +135,9 @@ def track_in(
         claim_idempotency(conn, ctx, "body", str(body["idempotency_key"]), now)
     apply_due_resets(sources, now)
     subject = scoped(sources, entity)
-    controls = controls_map(customer, entity, ids)
-    limits = usage_gate(conn, cat, customer, entity, {f.id for f in feats}, subject, now)
+    plans = plan_defaults(cat, subject, now)
+    controls = controls_map(customer, entity, ids, plans)
+    limits = usage_gate(conn, cat, customer, entity, {f.id for f in feats}, subject, now, plans)
     watcher = ctx.state.extras.get("track_watcher")  # paid billing: alerts, limit reached, auto top-ups
     watch = watcher(ctx, conn, customer, entity, ids) if watcher is not None else None  # type: ignore[operator]
     if watch is not None:
@@ -291,13 +293,14 @@ def _track_step(
     now = ctx.now(customer.clock_offset_ms)
     if customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
         return None
-    if armed(customer, None):  # usage limits read and write their window counters: the locked path
+    plans = plan_defaults(cat, sources, now)
+    if armed(customer, None, plans):  # usage limits read and write their window counters: the locked path
         return None
     watcher = ctx.state.extras.get("track_watcher")
     if watcher is not None and (conn is None or watcher(ctx, conn, customer, None, ids) is not None):  # type: ignore[operator]
         return None
     apply_due_resets(sources, now)
-    controls = controls_map(customer, None, ids)
+    controls = controls_map(customer, None, ids, plans)
     try:
         results = _deduct_all(cat, feats, sources, value, controls, now, None, behavior)
     except InsufficientBalance:
@@ -397,9 +400,9 @@ async def check_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
     if loaded is None:
         return None
     customer, sources = loaded
-    if needs_maintenance(ctx, customer) or armed(customer, None):
-        return None
     now = ctx.now(customer.clock_offset_ms)
+    if needs_maintenance(ctx, customer) or armed(customer, None, plan_defaults(cat, sources, now)):
+        return None
     apply_due_resets(sources, now)
     return _check_response(ctx, None, cat, feature, sources, required, customer, None, now, body, expand)
 
@@ -502,6 +505,7 @@ def _evaluate(
     customer: CustomerRow,
     entity: EntityRow | None,
     now: int,
+    plans: PlanDefaults | None = None,
 ) -> tuple[Feature, float, bool]:
     """Which feature is evaluated (itself or a credit system), the converted requirement, and the decision."""
 
@@ -510,7 +514,10 @@ def _evaluate(
 
     def allowed(f: Feature, req: float) -> bool:
         return metered_allowed(
-            [s for s in subject if s.feature_id == f.id], req, controls_for(customer, entity, f.id), now
+            [s for s in subject if s.feature_id == f.id],
+            req,
+            controls_for(customer, entity, f.id, plans),
+            now,
         )
 
     systems = cat.credit_systems_for.get(feature.id, [])
@@ -562,7 +569,8 @@ def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 entity = resolve_subject(conn, customer, body.get("entity_id"))
                 apply_due_resets(sources, now)
                 subject = scoped(sources, entity)
-                limits = usage_gate(conn, cat, customer, entity, {feature.id}, subject, now)
+                plans = plan_defaults(cat, subject, now)
+                limits = usage_gate(conn, cat, customer, entity, {feature.id}, subject, now, plans)
                 return _check_response(
                     ctx,
                     conn,
@@ -611,7 +619,8 @@ def _check_response(
         out["flag"] = flag
         out["allowed"] = flag is not None
     else:
-        evaluated, req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now)
+        plans = plan_defaults(cat, subject, now)
+        evaluated, req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now, plans)
         out["required_balance"] = num(req)
         if allowed and limits is not None and not _within_limits(cat, limits, feature, required, body):
             allowed = False
@@ -649,14 +658,15 @@ def _check_and_deduct(
         entity = resolve_subject(conn, customer, body.get("entity_id"))
         apply_due_resets(sources, now)
         subject = scoped(sources, entity)
-        evaluated, _req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now)
-        limits = usage_gate(conn, cat, customer, entity, {feature.id}, subject, now)
+        plans = plan_defaults(cat, subject, now)
+        evaluated, _req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now, plans)
+        limits = usage_gate(conn, cat, customer, entity, {feature.id}, subject, now, plans)
         if allowed and limits is not None and not _within_limits(cat, limits, feature, required, body):
             allowed = False
         has_any = any(s.feature_id in ids and s.is_live(now) for s in subject)
         result: DeductionResult | None = None
         if allowed and has_any:
-            controls = controls_map(customer, entity, ids)
+            controls = controls_map(customer, entity, ids, plans)
             try:
                 result = deduct_feature(cat, feature, subject, required, controls, now, entity, "reject")
             except InsufficientBalance:

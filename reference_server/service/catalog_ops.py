@@ -12,6 +12,9 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.balances import feature_json
 from reference_server.engine.model import Feature
+from reference_server.engine.plan_controls import check_plan_controls
+from reference_server.engine.plan_controls import normalize as normalize_plan_controls
+from reference_server.engine.usage_limits import validation_error as usage_limit_error
 from reference_server.errors import AutumnError, feature_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.license_links import save_plan_links
@@ -305,6 +308,8 @@ def plan_json(
         "config": {"ignore_past_due": bool(plan.config.get("ignore_past_due", False))},
         "metadata": plan.metadata,
     }
+    if plan.billing_controls:
+        out["billing_controls"] = plan.billing_controls
     if plan.free_trial:
         out["free_trial"] = {
             **plan.free_trial,
@@ -316,6 +321,24 @@ def plan_json(
     if eligibility is not None:
         out["customer_eligibility"] = eligibility
     return out
+
+
+def plan_billing_controls(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A plan's ``billing_controls`` as stored (None: none), or 400 for what Autumn refuses."""
+    controls = normalize_plan_controls(raw)
+    if controls is None:
+        return None
+    message = check_plan_controls(controls) or usage_limit_error(controls["usage_limits"])
+    if message is not None:
+        raise invalid(message, "invalid_inputs")
+    return controls
+
+
+def _updated_controls(current: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict[str, Any] | None:
+    """plans.update: each control list sent replaces the plan's (``[]`` clears it); the rest stay."""
+    if patch is None:
+        return current
+    return {**(current or {}), **{key: value for key, value in patch.items() if value is not None}}
 
 
 def _plan_values(body: dict[str, Any], cat: Catalog) -> dict[str, Any]:
@@ -355,6 +378,7 @@ def _plan_values(body: dict[str, Any], cat: Catalog) -> dict[str, Any]:
         "config": {"ignore_past_due": bool((body.get("config") or {}).get("ignore_past_due", False))},
         "archived": bool(body.get("archived", False)),
         "metadata": dict(body.get("metadata") or {}),
+        "billing_controls": plan_billing_controls(body.get("billing_controls")),
     }
     is_free = price is None and not any(i["price"] for i in items)
     trial_no_card = bool(free_trial) and free_trial is not None and not free_trial.get("card_required", True)
@@ -436,6 +460,7 @@ _UPDATABLE = (
     "config",
     "archived",
     "metadata",
+    "billing_controls",
 )
 """plans.update fields that change the plan itself."""
 
@@ -616,6 +641,7 @@ def _plan_values_of(plan: Plan) -> dict[str, Any]:
         "config": plan.config,
         "archived": plan.archived,
         "metadata": plan.metadata,
+        "billing_controls": plan.billing_controls,
     }
 
 
@@ -856,6 +882,7 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         for key in _UPDATABLE:
             if key in body:
                 merged[key] = body[key]
+        merged["billing_controls"] = _updated_controls(current.billing_controls, body.get("billing_controls"))
         values = _plan_values(merged, cat)
         new_id = body.get("new_plan_id") or plan_id
         if new_id != plan_id and cat.versions(new_id):

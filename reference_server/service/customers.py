@@ -11,11 +11,13 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.balances import derive_balance, derive_flag
 from reference_server.engine.model import Source, num
+from reference_server.engine.plan_controls import overlay
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, customer_not_found, invalid, plan_not_found
 from reference_server.service.catalog_ops import plan_json
 from reference_server.service.context import Ctx
 from reference_server.service.license_pools import customer_licenses
+from reference_server.service.plan_controls import plan_defaults
 from reference_server.service.subscriptions import (
     Instance,
     attach_defaults,
@@ -58,13 +60,22 @@ def controls_json(raw: dict[str, Any], *, entity: bool = False) -> dict[str, Any
 
 
 def controls_view(
-    conn: Connection, customer: CustomerRow, entity: EntityRow | None, now: int
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    sources: list[Source],
+    now: int,
 ) -> dict[str, Any]:
-    """Stored controls as answered: each usage limit with its window's ``usage`` and ``source``."""
-    out = controls_json(
+    """The subject's controls as answered: its own entries (``source: customer``) over its current
+    plans' defaults (``source: plan``), each usage limit with its window's ``usage``."""
+    own = controls_json(
         entity.billing_controls if entity else customer.billing_controls, entity=entity is not None
     )
-    out["usage_limits"] = limits_view(conn, customer, entity, out["usage_limits"], now)
+    seen = scoped(sources, entity) if entity is not None else [s for s in sources if s.entity_pk is None]
+    merged = overlay(plan_defaults(cat, seen, now) or {}, own, tag=True)
+    out = {key: merged[key] for key in own}
+    out["usage_limits"] = limits_view(conn, customer, entity, out["usage_limits"], seen, now)
     return out
 
 
@@ -230,7 +241,7 @@ def customer_json(
         "env": ctx.tenant.env,
         "metadata": customer.metadata,
         "send_email_receipts": customer.send_email_receipts,
-        "billing_controls": controls_view(conn, customer, None, now),
+        "billing_controls": controls_view(conn, cat, customer, None, sources, now),
         "subscriptions": subs,
         "purchases": purchases,
         "licenses": customer_licenses(conn, cat, customer.pk),
@@ -636,7 +647,7 @@ def entity_subject_json(
         "purchases": purchases,
         "balances": balances,
         "flags": flags,
-        "billing_controls": controls_view(conn, customer, entity, now),
+        "billing_controls": controls_view(conn, cat, customer, entity, sources, now),
     }
     if "invoices" in expand:
         out["invoices"] = []

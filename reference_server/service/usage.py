@@ -7,6 +7,7 @@ a loaded customer into the engine's inputs and records the results.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection
@@ -34,10 +35,15 @@ from reference_server.store.subjects import (
 )
 
 
-def controls_for(customer: CustomerRow, entity: EntityRow | None, feature_id: str) -> Controls:
-    """Entity entries override customer entries for the same feature."""
+def controls_for(
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    feature_id: str,
+    plans: Mapping[str, Any] | None = None,
+) -> Controls:
+    """Entity entries override customer entries, which override the plans' defaults, per feature."""
     c = Controls()
-    for settings in (customer.billing_controls, entity.billing_controls if entity else {}):
+    for settings in (plans or {}, customer.billing_controls, entity.billing_controls if entity else {}):
         for e in settings.get("overage_allowed") or []:
             if e.get("feature_id") == feature_id:
                 c.overage_allowed = bool(e.get("enabled", False))
@@ -73,8 +79,10 @@ def build_targets(cat: Catalog, feature: Feature, subject: list[Source], now: in
     return targets
 
 
-def controls_map(customer: CustomerRow, entity: EntityRow | None, ids: set[str]) -> dict[str, Controls]:
-    return {fid: controls_for(customer, entity, fid) for fid in ids}
+def controls_map(
+    customer: CustomerRow, entity: EntityRow | None, ids: set[str], plans: Mapping[str, Any] | None = None
+) -> dict[str, Controls]:
+    return {fid: controls_for(customer, entity, fid, plans) for fid in ids}
 
 
 def resolve_subject(conn: Connection, customer: CustomerRow, entity_id: str | None) -> EntityRow | None:

@@ -16,14 +16,16 @@ from reference_server.engine.model import Feature, Source, num, r10
 from reference_server.engine.usage_limits import (
     UsageLimit,
     binding,
+    filter_pairs,
     has_limits,
+    limit_key,
     parse_limits,
     validation_error,
     window_start,
 )
 from reference_server.errors import invalid
 from reference_server.store.catalog import Catalog
-from reference_server.store.subjects import CustomerRow, EntityRow, load_sources
+from reference_server.store.subjects import CustomerRow, EntityRow
 from reference_server.store.usage_limit_tables import usage_limit_windows
 
 
@@ -34,9 +36,12 @@ def check_limits(controls: Mapping[str, Any]) -> None:
         raise invalid(message, "invalid_inputs")
 
 
-def armed(customer: CustomerRow, entity: EntityRow | None) -> bool:
-    return has_limits(customer.billing_controls) or (
-        entity is not None and has_limits(entity.billing_controls)
+def armed(customer: CustomerRow, entity: EntityRow | None, plans: Mapping[str, Any] | None = None) -> bool:
+    """Whether the subject (its own controls or its plans') arms any usage limit."""
+    return (
+        has_limits(customer.billing_controls)
+        or (entity is not None and has_limits(entity.billing_controls))
+        or (plans is not None and has_limits(plans))
     )
 
 
@@ -155,15 +160,22 @@ def gate(
     feature_ids: set[str],
     sources: list[Source],
     now: int,
+    plans: Mapping[str, Any] | None = None,
 ) -> Gate | None:
     """The usage-limit gate of a check or track on ``feature_ids`` (and their credit systems).
 
     None, without a statement, when the subject arms no limit on them.
     """
-    if not armed(customer, entity):
+    if not armed(customer, entity, plans):
         return None
     ids = _related(cat, feature_ids)
     mine = [lim for lim in parse_limits(customer.billing_controls, 0) if lim.feature_id in ids]
+    own_keys = {  # a customer's entry, even a disabled one, shadows the plans' of its identity
+        limit_key(str(e.get("feature_id")), filter_pairs(e.get("filter")))
+        for e in customer.billing_controls.get("usage_limits") or ()
+        if isinstance(e, dict)
+    }
+    mine += [lim for lim in parse_limits(plans, 0) if lim.feature_id in ids and lim.key not in own_keys]
     theirs = (
         [lim for lim in parse_limits(entity.billing_controls, entity.pk) if lim.feature_id in ids]
         if entity is not None
@@ -196,37 +208,38 @@ def gate(
 
 
 def limits_view(
-    conn: Connection, customer: CustomerRow, entity: EntityRow | None, stored: list[dict[str, Any]], now: int
+    conn: Connection,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    entries: list[dict[str, Any]],
+    sources: list[Source],
+    now: int,
 ) -> list[dict[str, Any]]:
-    """The ``usage_limits`` of a customer or entity response: each with its window's ``usage``."""
-    if not stored:
+    """The ``usage_limits`` of a customer or entity response (tagged with their ``source``), each with
+    the usage of its current window: an entity's own limits count the entity, the rest the customer."""
+    if not entries:
         return []
-    scope = entity.pk if entity is not None else 0
-    sources = load_sources(conn, customer.pk, {str(e["feature_id"]) for e in stored})
-    if entity is not None:
-        sources = [s for s in sources if s.entity_pk is None or s.entity_pk == entity.pk]
     rows = {
-        str(r.limit_key): r
+        (int(r.scope_pk), str(r.limit_key)): r
         for r in conn.execute(
             select(
+                usage_limit_windows.c.scope_pk,
                 usage_limit_windows.c.limit_key,
                 usage_limit_windows.c.window_start,
                 usage_limit_windows.c.usage,
-            ).where(usage_limit_windows.c.customer_pk == customer.pk, usage_limit_windows.c.scope_pk == scope)
+            ).where(usage_limit_windows.c.customer_pk == customer.pk)
         ).all()
     }
     out = []
-    for e in stored:
+    for e in entries:
         entry = dict(e)
-        if "enabled" not in entry:
-            entry["enabled"] = True
+        entry.setdefault("enabled", True)
+        scope = entity.pk if entity is not None and entry.get("source") == "customer" else 0
         parsed = parse_limits({"usage_limits": [{**e, "enabled": True}]}, scope)[0]
-        start = window_start(
-            parsed.interval, parsed.anchor, cycle_anchor(sources, parsed.feature_id, now), now
-        )
-        row = rows.get(parsed.key)
+        anchor = cycle_anchor(sources, parsed.feature_id, now)
+        start = window_start(parsed.interval, parsed.anchor, anchor, now)
+        row = rows.get((scope, parsed.key))
         used = float(row.usage) if row is not None and int(row.window_start) == start else 0.0
         entry["usage"] = num(used)
-        entry["source"] = "customer"
         out.append(entry)
     return out

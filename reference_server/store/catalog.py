@@ -41,6 +41,8 @@ class Plan:
     """The user's key-values; shared by every version of the plan."""
     base_plan_id: str | None = None
     """A variant's base plan (its id); None for a plan that is not a variant."""
+    billing_controls: dict[str, Any] | None = None
+    """Billing controls the plan gives its customers as defaults (engine.plan_controls); None: none."""
 
     @property
     def is_free(self) -> bool:
@@ -109,6 +111,7 @@ def plan_from_row(r: Any) -> Plan:
         env=r.env,
         metadata=dict(r._mapping["metadata"] or {}),
         base_plan_id=r._mapping["base_plan_id"],
+        billing_controls=r._mapping["billing_controls"] or None,
     )
 
 

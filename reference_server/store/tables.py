@@ -122,6 +122,7 @@ plans = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("metadata", JSON),  # the user's key-values, the same on every version (0016_plan_metadata)
     Column("base_plan_id", String(255)),  # a variant's base plan id, null otherwise (0019_plan_variants)
+    Column("billing_controls", JSON),  # defaults for the plan's customers, null: none (0020_usage_limits)
     UniqueConstraint("org_pk", "env", "id", "version", name="uq_plans_org_env_id_version"),
 )
 

@@ -99,7 +99,7 @@ def test_skip_overage_billing_leaves_that_feature_out(api: Api) -> None:
     customer = _renewal_after_overage(api, billing_controls=controls)
     assert [i["total"] for i in customer["invoices"]] == [60, 10]  # only the calls overage
     assert customer["billing_controls"]["spend_limits"] == [
-        {"feature_id": "messages", "skip_overage_billing": True}
+        {"feature_id": "messages", "skip_overage_billing": True, "source": "customer"}
     ]
     # usage went past the grant and the renewal still reset it
     assert customer["balances"]["messages"]["usage"] == 0

@@ -1,4 +1,4 @@
-"""Usage limits: the window counters of ``billing_controls.usage_limits``.
+"""Usage limits: the window counters of ``billing_controls.usage_limits``; plans' billing controls.
 
 Revision ID: 0020_usage_limits
 Revises: 0019_plan_variants
@@ -18,6 +18,7 @@ _PK = sa.Integer().with_variant(sa.BigInteger(), "postgresql")
 
 
 def upgrade() -> None:
+    op.add_column("plans", sa.Column("billing_controls", sa.JSON(), nullable=True))
     op.create_table(
         "usage_limit_windows",
         sa.Column("pk", _PK, primary_key=True, autoincrement=True),
@@ -32,3 +33,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("usage_limit_windows")
+    with op.batch_alter_table("plans") as batch:
+        batch.drop_column("billing_controls")
