@@ -57,7 +57,6 @@ _ATTACH = ("currency", "long_lived_checkout", *_CUSTOMIZE, *_INVOICE_MODE, *_LIC
 _UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
 _CUSTOMER = ("currency",)
 _PLAN = (
-    "billing_controls",
     "price.additional_currencies",
     "items[].pooled",
     "items[].price.additional_currencies",
