@@ -50,9 +50,15 @@ _MULTI_ATTACH = (
     *_CUSTOMER_DATA,
     *_INVOICE_MODE,
 )
-_LICENSE_LINKS = ("customize.upsert_licenses",)
-"""Per-customer license links (licenses and paid seats on attach and update are served)."""
-_LICENSE_SEATS = ("license_quantities", *_LICENSE_LINKS)
+_LICENSE_LINKS = (
+    "customize.upsert_licenses[].customize.add_items",
+    "customize.upsert_licenses[].customize.remove_items",
+    "customize.upsert_licenses[].customize.price.additional_currencies",
+    "customize.upsert_licenses[].metadata",
+)
+"""What a per-customer license link cannot carry here: changes to the license plan's items (a seat
+gets the license plan as it is) and link metadata; its included seats and seat price are served."""
+_LICENSE_SEATS = ("license_quantities", "customize.upsert_licenses")
 _ATTACH = ("currency", "long_lived_checkout", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
 _UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
 _CUSTOMER = ("currency",)

@@ -93,7 +93,7 @@ from .invoice_mode import (
     finalize_invoice,
     plan_starts_now,
 )
-from .license_seats import attach_seats, hide_seats, stored_seat_ids, update_seats, with_seats
+from .license_seats import attach_seats, hide_seats, keep_links, save_attach_links, update_seats
 from .local import LocalProcessor
 from .processor import ChargeOutcome, PaymentProcessor
 from .records import (
@@ -207,8 +207,8 @@ def prepare_attach(
     cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, body)
     customize = body.get("customize")
     plan = customized_plan(plan, customize)
-    current_pk = current.pk if current is not None else None
-    plan, seat_quantities = attach_seats(conn, cat, plan, current_pk, body.get("license_quantities"))
+    licensed = attach_seats(conn, cat, plan, current.pk if current is not None else None, body)
+    plan, seat_quantities = licensed.plan, licensed.quantities
     state = AttachState(
         ctx, conn, cat, customer, entity, plan, bool(customize), current, instances, now, body
     )
@@ -346,7 +346,9 @@ def attach_in(
     if invoice_mode is not None:
 
         def start() -> None:
-            changes = apply_attach(state, quote, trial)
+            created: list[int] = []
+            changes = apply_attach(state, quote, trial, created)
+            save_attach_links(conn, state.cat, state.plan, created, body, state.now)
             emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
 
         return _bill_by_invoice(
@@ -374,7 +376,9 @@ def attach_in(
         )
         if failure is not None:
             return failure
-    changes = apply_attach(state, quote, trial)
+    created: list[int] = []
+    changes = apply_attach(state, quote, trial, created)
+    save_attach_links(conn, state.cat, state.plan, created, body, state.now)
     emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
     out = _response(state.customer, entity_id, payment_url=None)
     if invoice is not None:
@@ -761,7 +765,7 @@ def _intent(body: dict[str, Any]) -> str:
     action = body.get("cancel_action")
     if action in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
         return str(action)
-    if body.get("feature_quantities") or body.get("license_quantities"):
+    if body.get("feature_quantities") or (body.get("license_quantities") and not body.get("customize")):
         return "update_quantity"
     if body.get("customize"):
         return "update_plan"
@@ -815,13 +819,14 @@ def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str
             raise invalid("A scheduled plan cannot be updated")
         if body.get("license_quantities") and body.get("feature_quantities"):
             raise invalid("license_quantities cannot be combined with feature_quantities in one update.")
-        plan, seats = update_seats(conn, cat, plan, inst.pk, body.get("license_quantities"))
+        seats = update_seats(conn, cat, plan, inst.pk, body)
+        plan = seats.plan
         sub = dataclasses.replace(sub, plan=engine_plan(plan, cat))
         result.update(plan=plan, sub=sub)
         try:
             quote = quote_quantity_change(
                 sub,
-                {**quantities_from_api(body.get("feature_quantities")), **seats},
+                {**quantities_from_api(body.get("feature_quantities")), **seats.quantities},
                 now,
                 body.get("proration_behavior"),
             )
@@ -841,11 +846,9 @@ def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str
         if catalog_plan is None:
             raise invalid(f"Plan {inst.plan_id} is not available")
         # Paid seats stay through a customization (its items replace the plan's, not the seats).
-        custom = with_seats(
-            conn, cat, customized_plan(plan, body.get("customize")), stored_seat_ids(sub.prepaid_quantities)
-        )
-        custom, seats = update_seats(conn, cat, custom, inst.pk, body.get("license_quantities"))
-        requested = {**quantities_from_api(body.get("feature_quantities")), **seats}
+        seats = update_seats(conn, cat, customized_plan(plan, body.get("customize")), inst.pk, body)
+        custom = seats.plan
+        requested = {**quantities_from_api(body.get("feature_quantities")), **seats.quantities}
         try:
             switch = quote_upgrade(
                 dataclasses.replace(sub, plan=dataclasses.replace(sub.plan, id=f"{sub.plan.id}@previous")),
@@ -861,7 +864,9 @@ def _update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str
         # The replaced version's pending next-cycle prorations are settled now, like its unused time.
         due = _plus(due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None))
         switch = dataclasses.replace(switch, due_now=due)
-        result.update(due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom)
+        result.update(
+            due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom, seats=seats
+        )
     return result
 
 
@@ -993,6 +998,7 @@ def _apply_update(
             current_period_end=period.end if period else None,
         )
         save_billing_state(conn, new_pk, switch.anchor, dict(switch.prepaid_quantities), now, custom)
+        keep_links(conn, new_pk, q["seats"], inst.pk, now)
         if period is not None:
             schedule_maintenance(conn, customer.pk, period.end)
         changes.append(change(conn, "activated", new_pk))

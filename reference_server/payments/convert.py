@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select
 from reference_server.engine.billing import Plan as EnginePlan
 from reference_server.engine.billing import Subscription, plan_from_api
 from reference_server.engine.billing.money import to_decimal
-from reference_server.payments.license_seats import is_seat_key, stored_seat_ids, with_seats
+from reference_server.payments.license_seats import is_seat_key, links_for, stored_seat_ids, with_seats
 from reference_server.service.subscriptions import Instance
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.catalog import Catalog, Plan
@@ -97,7 +97,8 @@ def instance_plan(conn: Connection, cat: Catalog, inst: Instance) -> Plan | None
             free_trial=row.custom_plan.get("free_trial"),
         )
     paid_pools = stored_seat_ids(row.prepaid_quantities or {}) if row is not None else []
-    return with_seats(conn, cat, plan, paid_pools)  # its paid license seats bill as prepaid items
+    # Its paid license seats bill as prepaid items (at the customer's own seat price, if upserted).
+    return with_seats(cat, plan, paid_pools, links_for(conn, plan, inst.pk)) if paid_pools else plan
 
 
 def instance_quantities(conn: Connection, inst: Instance) -> dict[str, Decimal]:

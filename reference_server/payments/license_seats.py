@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from reference_server.errors import invalid
+from reference_server.errors import invalid, plan_not_found
 from reference_server.store import licenses as store
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.catalog import Catalog, Plan
@@ -36,8 +37,93 @@ def without_seats(quantities: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in quantities.items() if not is_seat_key(k)}
 
 
-def _seat_item(link: store.LicenseLink, license_plan: Plan) -> dict[str, Any]:
-    price = license_plan.price or {}
+Upserts = Mapping[str, store.LinkOverride | None]
+"""``customize.upsert_licenses`` by license plan: the instance's new override, or None for a bare entry
+(the license goes back to the plan version's link)."""
+
+
+def _recurring(price: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    if price and price.get("interval") and price.get("interval") != "one_off":
+        return str(price["interval"]), int(price.get("interval_count") or 1)
+    return None
+
+
+def _plan_interval(plan: Plan) -> tuple[str, int] | None:
+    for price in [plan.price, *(i.get("price") for i in plan.items if not is_seat_key(str(i["feature_id"])))]:
+        found = _recurring(price)
+        if found is not None:
+            return found
+    return None
+
+
+def parse_upserts(cat: Catalog, parent: Plan, entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """``customize.upsert_licenses`` checked as plans.create checks a link; keyed by license plan."""
+    out: dict[str, store.LinkOverride | None] = {}
+    for entry in entries or []:
+        license_plan_id = str(entry["license_plan_id"])
+        if license_plan_id in out:
+            raise invalid(f"License plan {license_plan_id} appears twice in customize.upsert_licenses.")
+        if license_plan_id == parent.id:
+            raise invalid(f"A plan cannot be linked as a license to itself ({license_plan_id}).")
+        license_plan = cat.plans.get(license_plan_id)
+        if license_plan is None:
+            raise plan_not_found(license_plan_id)
+        if license_plan.archived:
+            raise invalid(f"License plan {license_plan_id} is archived and cannot be linked.")
+        if entry.get("prepaid_only") is False:
+            raise invalid(
+                "License overflow billing (prepaid_only: false) is not yet available. "
+                "Set prepaid_only to true."
+            )
+        customize = entry.get("customize") or {}
+        price = customize.get("price")
+        included = entry.get("included")
+        if included is None and entry.get("prepaid_only") is None and price is None:
+            out[license_plan_id] = None  # a bare entry: back to the catalogue's link
+            continue
+        seat = _recurring(price if price is not None else license_plan.price)
+        mine = _plan_interval(parent)
+        if mine is not None and seat is not None and mine != seat:
+            raise invalid(
+                f"License plan {license_plan_id} bills {seat[0]} but {parent.id} bills "
+                f"{mine[0]}. Billing intervals must match."
+            )
+        out[license_plan_id] = store.LinkOverride(
+            license_plan_id,
+            None if included is None else int(included),
+            None if entry.get("prepaid_only") is None else bool(entry["prepaid_only"]),
+            None if price is None else dict(price),
+        )
+    return out
+
+
+def merged_overrides(existing: Iterable[store.LinkOverride], upserts: Upserts) -> list[store.LinkOverride]:
+    """An instance's overrides after ``upserts``: an entry replaces the license's override, a bare one
+    drops it."""
+    by_id = {o.license_plan_id: o for o in existing}
+    for license_plan_id, override in upserts.items():
+        by_id.pop(license_plan_id, None)
+        if override is not None:
+            by_id[license_plan_id] = override
+    return list(by_id.values())
+
+
+def links_for(
+    conn: Connection, plan: Plan, instance_pk: int | None = None, upserts: Upserts | None = None
+) -> list[store.EffectiveLink]:
+    """The links a (new or existing) instance of ``plan`` offers, with ``upserts`` applied."""
+    existing = store.overrides_of(conn, instance_pk) if instance_pk is not None else []
+    return store.effective_links(store.links_of(conn, plan.pk), merged_overrides(existing, upserts or {}))
+
+
+def seat_price(link: store.EffectiveLink, license_plan: Plan | None) -> dict[str, Any] | None:
+    """The price of one paid seat: the customer's own (upserted) price, else the license plan's."""
+    if link.price is not None:
+        return link.price
+    return license_plan.price if license_plan is not None and license_plan.price else None
+
+
+def _seat_item(link: store.EffectiveLink, license_plan: Plan, price: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "feature_id": seat_key(link.license_plan_id),
         "included": link.included,
@@ -52,23 +138,26 @@ def _seat_item(link: store.LicenseLink, license_plan: Plan) -> dict[str, Any]:
     }
 
 
-def with_seats(conn: Connection, cat: Catalog, plan: Plan, license_plan_ids: Iterable[str]) -> Plan:
-    """``plan`` with one prepaid seat item per named license it links to a priced license plan."""
+def with_seats(
+    cat: Catalog, plan: Plan, license_plan_ids: Iterable[str], links: Iterable[store.EffectiveLink]
+) -> Plan:
+    """``plan`` with one prepaid seat item per named license of ``links`` that has a seat price."""
     wanted = set(license_plan_ids)
     if not wanted:
         return plan
     have = {str(item.get("feature_id")) for item in plan.items}
     extra: list[dict[str, Any]] = []
-    for link in store.links_of(conn, plan.pk):
+    for link in links:
         license_plan = cat.plans.get(link.license_plan_id)
+        price = seat_price(link, license_plan)
         if (
             link.license_plan_id not in wanted
             or seat_key(link.license_plan_id) in have
             or license_plan is None
-            or not license_plan.price
+            or price is None
         ):
             continue
-        extra.append(_seat_item(link, license_plan))
+        extra.append(_seat_item(link, license_plan, price))
     return dataclasses.replace(plan, items=[*plan.items, *extra]) if extra else plan
 
 
@@ -78,34 +167,33 @@ def stored_seat_ids(quantities: Mapping[str, Any]) -> list[str]:
 
 
 def requested(
-    conn: Connection,
     cat: Catalog,
     plan: Plan,
+    links: Iterable[store.EffectiveLink],
     entries: list[dict[str, Any]] | None,
     *,
     assigned: Mapping[str, int] | None = None,
 ) -> dict[str, Decimal]:
-    """``license_quantities`` as prepaid quantities keyed by seat key, checked against ``plan``'s links.
+    """``license_quantities`` as prepaid quantities keyed by seat key, checked against ``links``.
 
     ``assigned``: live assignments per license plan of the pool being resized (a pool may not shrink
     below them).
     """
     if not entries:
         return {}
-    links = {link.license_plan_id: link for link in store.links_of(conn, plan.pk)}
+    by_id = {link.license_plan_id: link for link in links}
     out: dict[str, Decimal] = {}
     for entry in entries:
         license_plan_id = str(entry["license_plan_id"])
         quantity = int(entry["quantity"])
         if seat_key(license_plan_id) in out:
             raise invalid(f"License plan {license_plan_id} appears twice in license_quantities.")
-        link = links.get(license_plan_id)
+        link = by_id.get(license_plan_id)
         if link is None:
             raise invalid(f"License plan {license_plan_id} is not linked to plan {plan.id}.")
         if quantity < 0:
             raise invalid("license_quantities: quantity must be at least 0", "invalid_inputs")
-        license_plan = cat.plans.get(license_plan_id)
-        if quantity > link.included and (license_plan is None or not license_plan.price):
+        if quantity > link.included and seat_price(link, cat.plans.get(license_plan_id)) is None:
             raise invalid(
                 f"License plan {license_plan_id} has no price, so no seats beyond the "
                 f"{link.included} included can be bought."
@@ -143,31 +231,44 @@ def _stored_quantities(conn: Connection, instance_pk: int) -> dict[str, Any]:
     return dict(stored or {})
 
 
+def _upserts_of(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    customize = body.get("customize")
+    return customize.get("upsert_licenses") if isinstance(customize, dict) else None
+
+
+@dataclass(frozen=True)
+class Seats:
+    """What an attach or update does to licenses: the plan with its seat items, the requested seat
+    quantities, and the instance's own links to keep (None: the request leaves them as they are)."""
+
+    plan: Plan
+    quantities: dict[str, Decimal]
+    overrides: list[store.LinkOverride] | None
+
+
 def attach_seats(
-    conn: Connection,
-    cat: Catalog,
-    plan: Plan,
-    current_pk: int | None,
-    entries: list[dict[str, Any]] | None,
-) -> tuple[Plan, dict[str, Decimal]]:
-    """The attached plan with its paid seat items, and the requested seat quantities.
+    conn: Connection, cat: Catalog, plan: Plan, current_pk: int | None, body: Mapping[str, Any]
+) -> Seats:
+    """The attached plan with its paid seat items, the requested seat quantities and its own links.
 
     A seat item is added for each license bought beyond its included seats, and for each license the
     replaced plan (``current_pk``) holds paid seats of and this plan links too: those seats carry over
-    at their count unless ``license_quantities`` names them (the engine keeps a previous prepaid
-    quantity the request does not set).
+    at their count unless ``license_quantities`` names them.
     """
+    entries = _upserts_of(body)
+    upserts = parse_upserts(cat, plan, entries)
+    links = links_for(conn, plan, None, upserts)
+    by_id = {link.license_plan_id: link for link in links}
     assigned = live_assignments(conn, current_pk) if current_pk is not None else {}
-    wanted = requested(conn, cat, plan, entries, assigned=assigned)
-    links = {link.license_plan_id: link for link in store.links_of(conn, plan.pk)}
+    wanted = requested(cat, plan, links, body.get("license_quantities"), assigned=assigned)
     carried = stored_seat_ids(_stored_quantities(conn, current_pk)) if current_pk is not None else []
     ids = [
-        key.removeprefix(SEAT_PREFIX)
-        for key, quantity in wanted.items()
-        if quantity > links[key.removeprefix(SEAT_PREFIX)].included
+        k.removeprefix(SEAT_PREFIX)
+        for k, q in wanted.items()
+        if q > by_id[k.removeprefix(SEAT_PREFIX)].included
     ]
-    ids += [i for i in carried if i in links]
-    seated = with_seats(conn, cat, plan, ids)
+    ids += [i for i in carried if i in by_id]
+    seated = with_seats(cat, plan, ids, links)
     keys = {str(item.get("feature_id")) for item in seated.items}
     if carried:  # stated, so the switch is classified by what the customer will pay
         stored = _stored_quantities(conn, current_pk) if current_pk is not None else {}
@@ -175,7 +276,49 @@ def attach_seats(
             key = seat_key(license_plan_id)
             if key in keys and key not in wanted:
                 wanted[key] = Decimal(str(stored[key]))
-    return seated, {k: q for k, q in wanted.items() if k in keys}
+    overrides = merged_overrides([], upserts) if entries else None
+    return Seats(seated, {k: q for k, q in wanted.items() if k in keys}, overrides)
+
+
+def update_seats(
+    conn: Connection, cat: Catalog, plan: Plan, instance_pk: int, body: Mapping[str, Any]
+) -> Seats:
+    """The updated instance's plan with seat items for its paid pools and the resized ones, the new
+    quantities, and its own links after ``customize.upsert_licenses``.
+
+    Every named license must be linked; a pool may not shrink below its live assignments.
+    """
+    entries = _upserts_of(body)
+    upserts = parse_upserts(cat, plan, entries)
+    links = links_for(conn, plan, instance_pk, upserts)
+    wanted = requested(
+        cat, plan, links, body.get("license_quantities"), assigned=live_assignments(conn, instance_pk)
+    )
+    ids = [k.removeprefix(SEAT_PREFIX) for k in wanted]
+    ids += stored_seat_ids(_stored_quantities(conn, instance_pk))
+    bare = dataclasses.replace(plan, items=[i for i in plan.items if not is_seat_key(str(i["feature_id"]))])
+    seated = with_seats(cat, bare, ids, links)
+    keys = {str(item.get("feature_id")) for item in seated.items}
+    overrides = merged_overrides(store.overrides_of(conn, instance_pk), upserts) if entries else None
+    return Seats(seated, {k: q for k, q in wanted.items() if k in keys}, overrides)
+
+
+def keep_links(conn: Connection, instance_pk: int, seats: Seats, previous_pk: int | None, now: int) -> None:
+    """Store a new plan instance's own links: the request's, else those of the instance it replaces
+    (a customization of the same plan keeps them)."""
+    if seats.overrides is not None:
+        store.save_overrides(conn, instance_pk, seats.overrides, now)
+    elif previous_pk is not None:
+        store.save_overrides(conn, instance_pk, store.overrides_of(conn, previous_pk), now)
+
+
+def save_attach_links(
+    conn: Connection, cat: Catalog, plan: Plan, created: list[int], body: Mapping[str, Any], now: int
+) -> None:
+    """Store the attached instance's own links (``customize.upsert_licenses``), if the attach set any."""
+    entries = _upserts_of(body)
+    if entries and created:
+        store.save_overrides(conn, created[0], merged_overrides([], parse_upserts(cat, plan, entries)), now)
 
 
 def hide_seats(preview: dict[str, Any]) -> dict[str, Any]:
@@ -187,16 +330,3 @@ def hide_seats(preview: dict[str, Any]) -> dict[str, Any]:
                     fq for fq in plan["feature_quantities"] if not is_seat_key(str(fq.get("feature_id")))
                 ]
     return preview
-
-
-def update_seats(
-    conn: Connection, cat: Catalog, plan: Plan, instance_pk: int, entries: list[dict[str, Any]] | None
-) -> tuple[Plan, dict[str, Decimal]]:
-    """The updated instance's plan with seat items for the resized pools, and their new quantities.
-
-    Every named license must be linked by the plan; a pool may not shrink below its live assignments.
-    """
-    wanted = requested(conn, cat, plan, entries, assigned=live_assignments(conn, instance_pk))
-    seated = with_seats(conn, cat, plan, [k.removeprefix(SEAT_PREFIX) for k in wanted])
-    keys = {str(item.get("feature_id")) for item in seated.items}
-    return seated, {k: q for k, q in wanted.items() if k in keys}

@@ -6,6 +6,7 @@ derived from its active parent plan instances and their links, so it needs no ro
 ``license_assignments``: a seat of a pool held by an entity.  Each assignment provisions the license
 plan on the entity as an ordinary plan instance (``customer_plan_pk``), which gives the entity the
 license plan's balances; releasing the seat ends that instance and stamps ``ended_at``.
+``customer_plan_licenses``: a plan instance's own links (``customize.upsert_licenses``).
 ``customer_token_families``: the revocation epoch and refresh-token generation of a customer's
 ``am_jwt_`` tokens (``keys.mint`` / ``keys.refresh`` / ``keys.revoke``).
 ``customer_token_secrets``: the HMAC key the tokens are signed with when ``AUTUMN_CUSTOMER_JWT_SECRET``
@@ -15,6 +16,7 @@ is not set, generated once so every process of a deployment signs with the same 
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -61,6 +63,25 @@ license_assignments = Table(
     Column("ended_at", BigInteger),
     Index("ix_license_assignments_customer_ended", "customer_pk", "ended_at"),
 )
+
+customer_plan_licenses = Table(
+    "customer_plan_licenses",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("customer_plan_pk", PK, ForeignKey("customer_plans.pk", ondelete="CASCADE"), nullable=False),
+    Column("license_plan_id", String(255), nullable=False),
+    Column("included", Integer),
+    Column("prepaid_only", Boolean),
+    Column("price", JSON),
+    Column("position", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint(
+        "customer_plan_pk", "license_plan_id", name="uq_customer_plan_licenses_instance_license"
+    ),
+)
+"""A plan instance's own license links (``customize.upsert_licenses``, revision ``0018_paid_seats``):
+each overrides the plan version's link of the same license plan (a null field inherits it) or adds
+one; ``price`` is the seat price for this customer."""
 
 customer_token_families = Table(
     "customer_token_families",

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
 
 from reference_server.store.billing_tables import subscription_billing
-from reference_server.store.license_tables import license_assignments, plan_licenses
+from reference_server.store.license_tables import customer_plan_licenses, license_assignments, plan_licenses
 from reference_server.store.tables import customer_plans, entities
 
 SEAT_PREFIX = "license:"
@@ -99,54 +99,131 @@ def replace_links(conn: Connection, plan_pk: int, links: Iterable[LicenseLink], 
         conn.execute(insert(plan_licenses), rows)
 
 
+@dataclass(frozen=True)
+class LinkOverride:
+    """One ``customize.upsert_licenses`` entry kept for a plan instance (None fields inherit)."""
+
+    license_plan_id: str
+    included: int | None = None
+    prepaid_only: bool | None = None
+    price: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class EffectiveLink:
+    """A link as one plan instance has it: the version's link with the instance's override applied."""
+
+    license_plan_id: str
+    included: int
+    prepaid_only: bool | None
+    price: dict[str, Any] | None = None
+    """The seat price for this customer; None: the license plan's own base price."""
+
+
+def overrides_of(conn: Connection, instance_pk: int) -> list[LinkOverride]:
+    rows = conn.execute(
+        select(customer_plan_licenses)
+        .where(customer_plan_licenses.c.customer_plan_pk == instance_pk)
+        .order_by(customer_plan_licenses.c.position)
+    )
+    return [LinkOverride(r.license_plan_id, r.included, r.prepaid_only, r.price) for r in rows]
+
+
+def save_overrides(conn: Connection, instance_pk: int, overrides: Iterable[LinkOverride], now: int) -> None:
+    """The instance's own links become exactly ``overrides``."""
+    conn.execute(
+        delete(customer_plan_licenses).where(customer_plan_licenses.c.customer_plan_pk == instance_pk)
+    )
+    rows = [
+        {
+            "customer_plan_pk": instance_pk,
+            "license_plan_id": o.license_plan_id,
+            "included": o.included,
+            "prepaid_only": o.prepaid_only,
+            "price": o.price,
+            "position": position,
+            "created_at": now,
+        }
+        for position, o in enumerate(overrides)
+    ]
+    if rows:
+        conn.execute(insert(customer_plan_licenses), rows)
+
+
+NEW_LINK_INCLUDED = 1
+"""``included`` of an upserted license that the plan version does not link (Autumn's default)."""
+
+
+def effective_links(links: Iterable[LicenseLink], overrides: Iterable[LinkOverride]) -> list[EffectiveLink]:
+    """The version's links with an instance's overrides applied; new licenses come after, in order."""
+    by_id = {o.license_plan_id: o for o in overrides}
+    out: list[EffectiveLink] = []
+    for link in links:
+        o = by_id.pop(link.license_plan_id, None)
+        if o is None:
+            out.append(EffectiveLink(link.license_plan_id, link.included, link.prepaid_only))
+            continue
+        out.append(
+            EffectiveLink(
+                link.license_plan_id,
+                link.included if o.included is None else o.included,
+                link.prepaid_only if o.prepaid_only is None else o.prepaid_only,
+                o.price,
+            )
+        )
+    for o in by_id.values():
+        included = NEW_LINK_INCLUDED if o.included is None else o.included
+        out.append(EffectiveLink(o.license_plan_id, included, o.prepaid_only, o.price))
+    return out
+
+
+def instance_links(conn: Connection, instance_pk: int, plan_pk: int) -> list[EffectiveLink]:
+    """The links a plan instance offers: its version's, with its own overrides."""
+    return effective_links(links_of(conn, plan_pk), overrides_of(conn, instance_pk))
+
+
 def pools(conn: Connection, customer_pk: int, entity_pk: int | None = None) -> list[Pool]:
     """The customer's pools: its active customer-level plan instances' links, plus, when
     ``entity_pk`` is given, those of the plan instances attached to that entity."""
-    live = (
+    scope: ColumnElement[bool] = customer_plans.c.entity_pk.is_(None)
+    if entity_pk is not None:
+        scope = or_(scope, customer_plans.c.entity_pk == entity_pk)
+    instances = conn.execute(
         select(
-            license_assignments.c.parent_customer_plan_pk.label("parent"),
-            license_assignments.c.license_plan_id.label("license"),
+            customer_plans.c.pk,
+            customer_plans.c.plan_pk,
+            customer_plans.c.plan_id,
+            customer_plans.c.entity_pk,
+        )
+        .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active", scope)
+        .order_by(customer_plans.c.pk)
+    ).all()
+    live: dict[tuple[int, str], int] = {}
+    for r in conn.execute(
+        select(
+            license_assignments.c.parent_customer_plan_pk,
+            license_assignments.c.license_plan_id,
             func.count().label("assigned"),
         )
         .where(license_assignments.c.customer_pk == customer_pk, license_assignments.c.ended_at.is_(None))
         .group_by(license_assignments.c.parent_customer_plan_pk, license_assignments.c.license_plan_id)
-        .subquery()
-    )
-    scope: ColumnElement[bool] = customer_plans.c.entity_pk.is_(None)
-    if entity_pk is not None:
-        scope = or_(scope, customer_plans.c.entity_pk == entity_pk)
-    rows = conn.execute(
-        select(
-            customer_plans.c.pk,
-            customer_plans.c.plan_id,
-            customer_plans.c.entity_pk,
-            plan_licenses.c.license_plan_id,
-            plan_licenses.c.included,
-            func.coalesce(live.c.assigned, 0).label("assigned"),
-        )
-        .join(plan_licenses, plan_licenses.c.plan_pk == customer_plans.c.plan_pk)
-        .outerjoin(
-            live,
-            and_(
-                live.c.parent == customer_plans.c.pk,
-                live.c.license == plan_licenses.c.license_plan_id,
-            ),
-        )
-        .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active", scope)
-        .order_by(customer_plans.c.pk, plan_licenses.c.position)
-    )
-    return [
-        Pool(
-            r.pk,
-            r.plan_id,
-            r.entity_pk,
-            r.license_plan_id,
-            int(r.included),
-            int(r.assigned),
-            paid_seats(conn, r.pk, r.license_plan_id, int(r.included)),
-        )
-        for r in rows
-    ]
+    ):
+        live[(int(r.parent_customer_plan_pk), r.license_plan_id)] = int(r.assigned)
+    out: list[Pool] = []
+    for inst in instances:
+        for link in instance_links(conn, inst.pk, inst.plan_pk):
+            out.append(
+                Pool(
+                    inst.pk,
+                    inst.plan_id,
+                    inst.entity_pk,
+                    link.license_plan_id,
+                    link.included,
+                    live.get((inst.pk, link.license_plan_id), 0),
+                    paid_seats(conn, inst.pk, link.license_plan_id, link.included),
+                )
+            )
+    return out
 
 
 def _assignment(r: Any) -> Assignment:

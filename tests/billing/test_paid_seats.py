@@ -39,6 +39,7 @@ def api(request: pytest.FixtureRequest) -> Iterator[Api]:
             price={"amount": 30, "interval": "month"},
             items=[summaries],
         )
+        client("plans.create", plan_id="viewer", name="Viewer", group="viewers", items=[summaries])
         client(
             "plans.create", plan_id="free_seat", name="Free seat", group="free_licenses", items=[summaries]
         )
@@ -202,3 +203,81 @@ def test_license_quantities_that_cannot_be_honoured_are_refused(api: Api) -> Non
     )
     assert setup["code"] == "unsupported_field"
     assert invoices(api, "c") == [40]
+
+
+def test_upserted_links_set_the_customers_included_seats_and_seat_price(api: Api) -> None:
+    api("customers.get_or_create", customer_id="c")
+    api.add_card("c")
+    body: dict[str, Any] = {
+        "customer_id": "c",
+        "plan_id": "team",
+        "license_quantities": [{"license_plan_id": "seat", "quantity": 5}],
+        "customize": {
+            "upsert_licenses": [
+                {
+                    "license_plan_id": "seat",
+                    "included": 3,
+                    "customize": {"price": {"amount": 20, "interval": "month"}},
+                },
+                {"license_plan_id": "viewer", "included": 2},
+                {"license_plan_id": "free_seat"},  # bare: the catalogue's link, as it is
+            ]
+        },
+    }
+    assert api("billing.preview_attach", **body)["total"] == 40 + 2 * 20
+    api("billing.attach", **body)
+    assert invoices(api, "c") == [80]
+    assert (pool(api, "c")["granted"], pool(api, "c")["paid_quantity"]) == (5, 2)
+    assert (pool(api, "c", "viewer")["granted"], pool(api, "c", "viewer")["paid_quantity"]) == (2, 0)
+    assert pool(api, "c", "free_seat")["granted"] == 1
+    api("licenses.attach", customer_id="c", plan_id="viewer", entities=seats(2, "v"))
+    api.clock.set(MAY_1 + 1)
+    assert invoices(api, "c") == [80, 80]  # the customer's seat price renews
+
+
+def test_an_update_upserting_a_seat_price_reprices_the_paid_seats(api: Api) -> None:
+    subscribe(api, "c", "team", license_quantities=[{"license_plan_id": "seat", "quantity": 5}])
+    api.clock.advance(15 * DAY)  # half of April left
+    cheaper: dict[str, Any] = {
+        "customer_id": "c",
+        "plan_id": "team",
+        "customize": {
+            "upsert_licenses": [
+                {"license_plan_id": "seat", "customize": {"price": {"amount": 20, "interval": "month"}}}
+            ]
+        },
+    }
+    # Half of ($40 + 4 x $30) back, half of ($40 + 4 x $20) charged.
+    assert api("billing.preview_update", **cheaper)["total"] == -20
+    api("billing.update", **cheaper)
+    assert invoices(api, "c") == [160, -20]
+    assert (pool(api, "c")["granted"], pool(api, "c")["paid_quantity"]) == (5, 4)
+
+    api.clock.advance(6 * DAY)  # 9 of 30 days left: 2 more seats at the customer's $20
+    more: dict[str, Any] = {
+        "customer_id": "c",
+        "plan_id": "team",
+        "license_quantities": [{"license_plan_id": "seat", "quantity": 7}],
+    }
+    assert api("billing.preview_update", **more)["total"] == 12
+    api("billing.update", **more)
+    assert invoices(api, "c") == [160, -20, 12]
+    api.clock.set(MAY_1 + 1)
+    assert invoices(api, "c")[-1] == 40 + 6 * 20
+
+
+def test_upserted_links_that_cannot_be_honoured_are_refused(api: Api) -> None:
+    api("customers.get_or_create", customer_id="c")
+    api.add_card("c")
+
+    def attach(*links: dict[str, Any], expect: int = 400) -> dict[str, Any]:
+        upserts = {"upsert_licenses": list(links)}
+        return api("billing.attach", expect=expect, customer_id="c", plan_id="team", customize=upserts)
+
+    items = {"add_items": [{"feature_id": "summaries", "included": 10}]}
+    assert attach({"license_plan_id": "seat", "customize": items})["code"] == "unsupported_field"
+    assert "prepaid_only" in attach({"license_plan_id": "seat", "prepaid_only": False})["message"]
+    yearly = {"price": {"amount": 300, "interval": "year"}}
+    assert "intervals must match" in attach({"license_plan_id": "seat", "customize": yearly})["message"]
+    assert attach({"license_plan_id": "nope", "included": 1}, expect=404)["code"] == "product_not_found"
+    assert invoices(api, "c") == []
