@@ -34,6 +34,8 @@ from reference_server.engine.billing.controls import (
 from reference_server.engine.billing.money import minor_to_json, to_decimal
 from reference_server.engine.model import Source
 from reference_server.service.context import AppState, Ctx
+from reference_server.service.plan_controls import instance_defaults
+from reference_server.service.subscriptions import load_instances
 from reference_server.store.billing_tables import auto_topup_purchases
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, EntityRow
@@ -317,9 +319,12 @@ class TrackWatcher:
         feature_ids: set[str],
     ) -> TrackWatch | None:
         customer_controls = controls_from_api(customer.billing_controls)
+        catalog = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        plan_layer = _plan_layer(conn, catalog, customer, entity)
+        if plan_layer is not None:  # the customer's entries over its current plans' defaults
+            customer_controls = resolve_controls(None, customer_controls, [plan_layer])
         wants_topup = any(customer_controls.auto_topup_for(fid) for fid in feature_ids)
         emit = self.has_endpoints(conn, ctx.tenant.org_pk, ctx.tenant.env)
-        catalog = ctx.state.catalog_cache.get(conn, ctx.tenant)
         # Continuous features may carry a seat price (a customized plan can add one), so their tracks
         # always take the locked path where seats are billed.
         seats = frozenset(
@@ -345,6 +350,20 @@ class TrackWatcher:
             catalog,
             seats,
         )
+
+
+def _plan_layer(
+    conn: Connection, catalog: Catalog, customer: CustomerRow, entity: EntityRow | None
+) -> BillingControls | None:
+    """The billing controls the subject's active plans give it (most recent plan first), if any plan
+    of the catalogue has controls at all (else without a statement)."""
+    if not any(plan.billing_controls for plan in catalog.plans_by_pk.values()):
+        return None
+    scope = {None, entity.pk if entity is not None else None}
+    current = [i for i in load_instances(conn, customer.pk) if i.status == "active" and i.entity_pk in scope]
+    current.sort(key=lambda inst: (-inst.created_at, -inst.pk))
+    merged = instance_defaults(catalog, [inst.plan_pk for inst in current])
+    return controls_from_api(merged) if merged is not None else None
 
 
 def make_track_watcher(

@@ -164,3 +164,34 @@ def test_plan_overage_off_blocks_a_usage_based_price(api: Api) -> None:
     assert _allowed(api, "u1", "calls", 10) and not _allowed(api, "u1", "calls", 11)
     out = api("balances.track", customer_id="u1", feature_id="calls", value=15)
     assert out["balance"]["remaining"] == 0
+
+
+def test_a_plan_auto_top_up_buys_for_its_customers(api: Api) -> None:
+    api("features.create", feature_id="credits", name="Credits", type="metered", consumable=True)
+    pack = {"amount": 5, "interval": "one_off", "billing_method": "prepaid", "billing_units": 100}
+    topup = {"feature_id": "credits", "enabled": True, "threshold": 20, "quantity": 100}
+    api(
+        "plans.create",
+        plan_id="packs",
+        name="Packs",
+        price={"amount": 20, "interval": "month"},
+        items=[{"feature_id": "credits", "included": 0, "price": pack}],
+        billing_controls={"auto_topups": [topup]},
+    )
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api(
+        "billing.attach",
+        customer_id="u1",
+        plan_id="packs",
+        feature_quantities=[{"feature_id": "credits", "quantity": 100}],
+    )
+    shown = api.customer("u1")["billing_controls"]["auto_topups"]
+    assert shown == [{**topup, "source": "plan"}]
+    api("balances.track", customer_id="u1", feature_id="credits", value=90)
+    assert api.customer("u1")["balances"]["credits"]["remaining"] == 110  # 10 left + a pack of 100
+    # the customer's own entry (disabled) shadows the plan's
+    api("customers.update", customer_id="u1", billing_controls={"auto_topups": [{**topup, "enabled": False}]})
+    api.clock.advance(60_000)
+    api("balances.track", customer_id="u1", feature_id="credits", value=100)
+    assert api.customer("u1")["balances"]["credits"]["remaining"] == 10
