@@ -47,7 +47,7 @@ from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
 from reference_server.api.unsupported_fields import refuse_unsupported
 from reference_server.errors import AutumnError
-from reference_server.payments import billing_import, multi_update
+from reference_server.payments import billing_import, invoice_actions, multi_update
 from reference_server.service import (
     balances,
     balances_api,
@@ -170,6 +170,8 @@ EXTRA_OPERATIONS: dict[str, tuple[str, Service, type[BaseModel] | None]] = {
         AdvanceClockParams,
     ),
     "/v1/invoices.finalize": ("invoices.finalize", admin.finalize_invoice, FinalizeInvoiceParams),
+    "/v1/invoices.void": ("invoices.void", invoice_actions.void_invoice, FinalizeInvoiceParams),
+    "/v1/invoices.pay": ("invoices.pay", invoice_actions.pay_invoice, FinalizeInvoiceParams),
     "/v1/catalog.internal_ids": ("catalog.internal_ids", catalog_ids.internal_ids, None),
     "/v1/organizations.current": ("organizations.current", catalog_ids.current_organization, None),
     "/v1/webhooks.create": ("webhooks.create", webhook_endpoints.create_webhook, WebhookParams),

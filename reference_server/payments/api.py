@@ -84,6 +84,7 @@ from .flows import (
     save_billing_state,
     trial_used,
 )
+from .invoice_actions import INVOICE_ACTIONS_KEY, InvoiceActions
 from .invoice_mode import (
     HOSTED_URL_KEY,
     INVOICE_REASON,
@@ -1306,6 +1307,9 @@ def setup_app(state: AppState) -> AppExtension:
     )
     clock: Clock = state.clock
     hooks = _hooks(state)
+    state.extras[INVOICE_ACTIONS_KEY] = InvoiceActions(  # invoices.void and invoices.pay
+        lambda conn, pk: processor_for(state).resolve(conn, pk), hooks.complete_checkout
+    )
     pages = PagesContext(state.db, clock, processor_for(state), hooks)
 
     def stripe_of_org(conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:

@@ -36,6 +36,7 @@ from .prices import missing, stripe_error, unknown_parameters
 
 _original_create = Invoice._api_create
 _original_success = Invoice._on_payment_success
+_original_status = Invoice.status
 
 
 def _invoice(id: str) -> Invoice:
@@ -109,7 +110,13 @@ def _finalize(id: str, auto_advance: Any = None, **kwargs: Any) -> Invoice:
     return obj
 
 
-def _pay(id: str, payment_method: Any = None, off_session: Any = None, **kwargs: Any) -> Invoice:
+def _pay(
+    id: str,
+    payment_method: Any = None,
+    off_session: Any = None,
+    paid_out_of_band: Any = None,
+    **kwargs: Any,
+) -> Invoice:
     unknown_parameters(kwargs)
     obj = _invoice(id)
     if obj.status == "paid":
@@ -119,7 +126,8 @@ def _pay(id: str, payment_method: Any = None, off_session: Any = None, **kwargs:
     if obj.status == "draft":
         obj._finalize()
         resources.schedule_webhook(Event("invoice.finalized", obj))
-    if obj.total <= 0:
+    if obj.total <= 0 or try_convert_to_bool(paid_out_of_band):  # out of band: paid, nothing charged
+        obj._out_of_band = bool(obj.total > 0)
         obj._on_payment_success()
         return obj
     if payment_method is not None:
@@ -220,6 +228,13 @@ def _amount_remaining(self: Invoice) -> int:
     return 0 if self.status in ("paid", "void") else int(self.total)
 
 
+def _status(self: Invoice) -> str:
+    """localstripe's status, and ``paid`` for an invoice paid out of band (``pay(paid_out_of_band=true)``)."""
+    if getattr(self, "_out_of_band", False) and not self._draft and not self._voided:
+        return "paid"
+    return str(_original_status.fget(self))
+
+
 def _on_payment_success(self: Invoice) -> None:
     _original_success(self)
     resources.schedule_webhook(Event("invoice.paid", self))
@@ -229,6 +244,7 @@ Invoice._api_create = classmethod(lambda cls, **data: _create(**data))  # type: 
 Invoice.payments = property(_payments)  # type: ignore[attr-defined]
 Invoice.amount_remaining = property(_amount_remaining)  # type: ignore[attr-defined]
 Invoice._on_payment_success = _on_payment_success  # type: ignore[method-assign]
+Invoice.status = property(_status)  # type: ignore[assignment,method-assign]
 
 _REPLACED = {
     ("POST", "/v1/invoices/{id}/pay"): _pay,

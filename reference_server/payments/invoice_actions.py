@@ -1,0 +1,174 @@
+"""Autumn's ``invoices.void`` and ``invoices.pay`` on this server's invoices, through their processor.
+
+``invoices.void``: an open invoice-mode invoice (``billing.attach`` / ``billing.update`` with
+``invoice_mode``) is voided on its processor (the Stripe invoice voided, or nothing to do for the local
+processor) and here; its hosted page can no longer pay it and the plan waiting on it never starts.
+Other open invoices (a renewal that failed, a charge in progress) stay with the flows that own them:
+voiding them is refused.  An invoice already void is answered as it is.
+
+``invoices.pay``: an open invoice marked paid out of band (no charge; on Stripe, the Stripe invoice is
+marked ``paid_out_of_band``), exactly as a payment arriving for it would: its checkout completes (the
+plan waiting on an invoice-mode invoice starts) and, with no unpaid renewal left, its subscriptions are
+no longer past due.  Both hold the customer's billing lock, as billing changes do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, or_, select, update
+
+from reference_server.errors import AutumnError, invalid
+from reference_server.service.context import Ctx
+from reference_server.service.invoices import invoice_json
+from reference_server.store.billing_lock import billing_lock
+from reference_server.store.billing_tables import invoices
+from reference_server.store.import_tables import invoice_rows_by_pk
+from reference_server.store.tables import customers
+
+from .invoice_mode import INVOICE_REASON, void_unpaid
+from .processor import PaymentProcessor
+from .records import invoice_record
+from .stripe_processor import StripeProcessor
+from .stripe_webhooks import CompleteCheckout, payment_succeeded
+
+INVOICE_ACTIONS_KEY = "invoice_actions"
+"""Where the paid billing side puts its :class:`InvoiceActions` in ``AppState.extras``."""
+
+JSON = dict[str, Any]
+
+
+def _invoice_id(body: dict[str, Any]) -> str:
+    invoice_id = body.get("invoice_id")
+    if not isinstance(invoice_id, str) or not invoice_id:
+        raise invalid("invoice_id: Required", "invalid_inputs")
+    return invoice_id
+
+
+def _customer_of(ctx: Ctx, invoice_id: str) -> tuple[int, str]:
+    """The invoice's pk and its customer's id (the billing lock's key); 404 when not this env's."""
+    with ctx.db.read() as conn:
+        row = _find(conn, ctx, invoice_id)
+    return int(row.pk), str(row.customer_id)
+
+
+def _find(conn: Connection, ctx: Ctx, invoice_id: str) -> Any:
+    row = conn.execute(
+        select(invoices, customers.c.id.label("customer_id"))
+        .join(customers, customers.c.pk == invoices.c.customer_pk)
+        .where(
+            or_(invoices.c.id == invoice_id, invoices.c.processor_id == invoice_id),
+            customers.c.org_pk == ctx.tenant.org_pk,
+            customers.c.env == ctx.tenant.env,
+            invoices.c.reason != "pending",
+        )
+        .order_by(invoices.c.pk)
+        .limit(1)
+    ).first()
+    if row is None:
+        raise AutumnError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
+    return row
+
+
+def _locked(conn: Connection, invoice_pk: int) -> Any:
+    query = select(invoices).where(invoices.c.pk == invoice_pk)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).one()
+
+
+def _answer(conn: Connection, invoice_pk: int) -> JSON:
+    return {"invoice": invoice_json(invoice_rows_by_pk(conn, [invoice_pk])[invoice_pk])}
+
+
+def _stripe_invoice_id(processor: PaymentProcessor, row: Any) -> str | None:
+    stripe_id = str(row.processor_id or "")
+    return stripe_id if isinstance(processor, StripeProcessor) and stripe_id.startswith("in_") else None
+
+
+@dataclass(frozen=True)
+class InvoiceActions:
+    processor_of: Callable[[Connection, int], PaymentProcessor]
+    """The payment processor of a customer (by pk)."""
+    complete: CompleteCheckout | None
+    """What a paid checkout was for (an attach paid by invoice...), as a payment's arrival does it."""
+
+    def void(self, ctx: Ctx, body: dict[str, Any]) -> JSON:
+        invoice_id = _invoice_id(body)
+        invoice_pk, customer_id = _customer_of(ctx, invoice_id)
+        lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
+        with lock, ctx.db.write() as conn:
+            row = _locked(conn, invoice_pk)
+            if row.status == "void":
+                return _answer(conn, invoice_pk)
+            if row.status != "open" or row.reason != INVOICE_REASON:
+                raise AutumnError(
+                    409,
+                    "invoice_not_voidable",
+                    f"Invoice {invoice_id} is {row.status}: only an open invoice-mode invoice can be "
+                    "voided here (a draft is finalized first; renewals and charges settle through "
+                    "their own flows)",
+                )
+            processor = self.processor_of(conn, int(row.customer_pk))
+            if not processor.void_invoice(conn, invoice_record(conn, invoice_pk)):
+                raise AutumnError(
+                    409,
+                    "invoice_already_paid",
+                    f"Invoice {invoice_id} was already paid on the payment processor; its payment "
+                    "is recorded when the processor's event arrives",
+                )
+            void_unpaid(conn, invoice_pk, ctx.now())
+            return _answer(conn, invoice_pk)
+
+    def pay(self, ctx: Ctx, body: dict[str, Any]) -> JSON:
+        invoice_id = _invoice_id(body)
+        invoice_pk, customer_id = _customer_of(ctx, invoice_id)
+        lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
+        with lock, ctx.db.write() as conn:
+            row = _locked(conn, invoice_pk)
+            if row.status == "paid":
+                return _answer(conn, invoice_pk)
+            if row.status != "open":
+                raise AutumnError(
+                    409,
+                    "invoice_not_open",
+                    f"Invoice {invoice_id} is {row.status}: only an open invoice can be marked paid",
+                )
+            processor = self.processor_of(conn, int(row.customer_pk))
+            stripe_id = _stripe_invoice_id(processor, row)
+            if stripe_id is not None and isinstance(processor, StripeProcessor):
+                remote = processor.client.v1.invoices.retrieve(stripe_id)
+                if remote.status == "open":
+                    processor.client.v1.invoices.pay(stripe_id, {"paid_out_of_band": True})
+                elif remote.status != "paid":
+                    raise AutumnError(
+                        409,
+                        "invoice_not_open",
+                        f"Invoice {invoice_id} is {remote.status} on Stripe: it can't be marked paid",
+                    )
+            # as a payment of the whole invoice arriving; the invoice keeps its processor id (none
+            # for the local processor's: payment_succeeded would record the payment's id there)
+            payment = {"amount_paid": int(row.total), "id": row.processor_id}
+            payment_succeeded(conn, row, payment, ctx.now(), self.complete)
+            if row.processor_id is None:
+                conn.execute(update(invoices).where(invoices.c.pk == invoice_pk).values(processor_id=None))
+            return _answer(conn, invoice_pk)
+
+
+def _actions(ctx: Ctx, name: str) -> InvoiceActions:
+    actions = ctx.state.extras.get(INVOICE_ACTIONS_KEY)
+    if not isinstance(actions, InvoiceActions):
+        raise AutumnError(501, "not_implemented", f"{name} needs the paid billing module")
+    return actions
+
+
+def void_invoice(ctx: Ctx, body: dict[str, Any]) -> JSON:
+    """``invoices.void``: void an open invoice-mode invoice on its processor and here."""
+    return _actions(ctx, "invoices.void").void(ctx, body)
+
+
+def pay_invoice(ctx: Ctx, body: dict[str, Any]) -> JSON:
+    """``invoices.pay``: mark an open invoice paid out of band (no charge is attempted)."""
+    return _actions(ctx, "invoices.pay").pay(ctx, body)
