@@ -20,6 +20,7 @@ from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.customers import require_customer
+from reference_server.service.plan_controls import plan_defaults
 from reference_server.service.subscriptions import schedule_maintenance
 from reference_server.service.usage import (
     controls_map,
@@ -149,7 +150,7 @@ def _apply_lock_delta(
                 total = sum(float(e["amount"]) for e in receipt)
                 deductions = _give_back(by_pk, receipt, total * (-delta / locked))
             else:
-                controls = controls_map(customer, entity, ids)
+                controls = controls_map(customer, entity, ids, plan_defaults(cat, subject, now))
                 res = deduct_feature(cat, feature, subject, delta, controls, now, entity, "cap")
                 deductions = res.deductions
             save_sources(conn, sources)
