@@ -75,6 +75,7 @@ CUSTOMER_JSON: dict[str, Any] = {
         }
     },
     "flags": {},
+    "licenses": [],
     "a_field_from_a_newer_server": True,
 }
 
@@ -788,6 +789,7 @@ def test_get_or_create_fails_open(error: Exception) -> None:
         "purchases": [],
         "balances": {},
         "flags": {},
+        "licenses": [],
     }
 
 
