@@ -58,7 +58,6 @@ _LICENSE_LINKS = (
 )
 """What a per-customer license link cannot carry here: changes to the license plan's items (a seat
 gets the license plan as it is) and link metadata; its included seats and seat price are served."""
-_LICENSE_SEATS = ("license_quantities", "customize.upsert_licenses")
 _ATTACH = ("currency", "long_lived_checkout", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
 _UPDATE = ("carry_over_usages", "refund_last_payment", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
 _CUSTOMER = ("currency",)
@@ -88,7 +87,7 @@ _PLAN_UPDATE = (
 UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     "billing.attach": _ATTACH,
     "billing.preview_attach": _ATTACH,
-    "billing.setup_payment": ("currency", *_CUSTOMIZE, *_LICENSE_SEATS),
+    "billing.setup_payment": ("currency", *_CUSTOMIZE, *_LICENSE_LINKS),
     "billing.update": _UPDATE,
     "billing.preview_update": _UPDATE,
     "billing.multi_attach": _MULTI_ATTACH,

@@ -1099,6 +1099,12 @@ def setup_payment(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             if not body.get("plan_id"):
                 raise invalid("remove_plan_ids: only with plan_id (the plan attached once set up)")
             resolve_attach(ctx, conn, body)  # the removals are checked now, applied with the attach
+        upserts = (body.get("customize") or {}).get("upsert_licenses")
+        if body.get("license_quantities") or upserts:
+            if not body.get("plan_id"):
+                raise invalid("license_quantities: only with plan_id (the plan attached once set up)")
+            cat, _, _, plan, current, _, _ = resolve_attach(ctx, conn, body)
+            attach_seats(conn, cat, plan, current.pk if current is not None else None, body)  # checked now
         action = _action(ctx, "setup", body)
         action["plan_id"] = body.get("plan_id")
         session_id, url = create_setup_session(
@@ -1205,7 +1211,15 @@ def _hooks(state: AppState) -> BillingHooks:
             k: v
             for k, v in (session.action.get("body") or {}).items()
             if k
-            in ("customer_id", "entity_id", "plan_id", "feature_quantities", "customize", "remove_plan_ids")
+            in (
+                "customer_id",
+                "entity_id",
+                "plan_id",
+                "feature_quantities",
+                "license_quantities",
+                "customize",
+                "remove_plan_ids",
+            )
         }
         attach_in(ctx, conn, body, str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1"))
 

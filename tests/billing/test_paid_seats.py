@@ -194,14 +194,6 @@ def test_license_quantities_that_cannot_be_honoured_are_refused(api: Api) -> Non
         "feature_quantities": [{"feature_id": "summaries", "quantity": 2}],
     }
     api("billing.update", expect=400, **both)
-    setup = api(
-        "billing.setup_payment",
-        expect=400,
-        customer_id="c",
-        plan_id="team",
-        license_quantities=[{"license_plan_id": "seat", "quantity": 2}],
-    )
-    assert setup["code"] == "unsupported_field"
     assert invoices(api, "c") == [40]
 
 
@@ -281,3 +273,27 @@ def test_upserted_links_that_cannot_be_honoured_are_refused(api: Api) -> None:
     assert "intervals must match" in attach({"license_plan_id": "seat", "customize": yearly})["message"]
     assert attach({"license_plan_id": "nope", "included": 1}, expect=404)["code"] == "product_not_found"
     assert invoices(api, "c") == []
+
+
+def test_setup_payment_buys_the_seats_once_the_card_is_set_up(api: Api) -> None:
+    api("customers.get_or_create", customer_id="c")
+    unlinked = [{"license_plan_id": "viewer", "quantity": 2}]
+    refused = api(
+        "billing.setup_payment", expect=400, customer_id="c", plan_id="team", license_quantities=unlinked
+    )
+    assert "not linked" in refused["message"]
+    url = api(
+        "billing.setup_payment",
+        customer_id="c",
+        plan_id="team",
+        license_quantities=[{"license_plan_id": "seat", "quantity": 3}],
+        customize={
+            "upsert_licenses": [
+                {"license_plan_id": "seat", "customize": {"price": {"amount": 25, "interval": "month"}}}
+            ]
+        },
+    )["url"]
+    assert invoices(api, "c") == []  # nothing is bought before the card is set up
+    assert api.pay(url).status_code == 303
+    assert invoices(api, "c") == [40 + 2 * 25]
+    assert (pool(api, "c")["granted"], pool(api, "c")["paid_quantity"]) == (3, 2)
