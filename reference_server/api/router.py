@@ -172,6 +172,7 @@ EXTRA_OPERATIONS: dict[str, tuple[str, Service, type[BaseModel] | None]] = {
     "/v1/invoices.finalize": ("invoices.finalize", admin.finalize_invoice, FinalizeInvoiceParams),
     "/v1/invoices.void": ("invoices.void", invoice_actions.void_invoice, FinalizeInvoiceParams),
     "/v1/invoices.pay": ("invoices.pay", invoice_actions.pay_invoice, FinalizeInvoiceParams),
+    **{path: (name, refuse, None) for path, (name, refuse) in invoice_actions.REFUSED_OPERATIONS.items()},
     "/v1/catalog.internal_ids": ("catalog.internal_ids", catalog_ids.internal_ids, None),
     "/v1/organizations.current": ("organizations.current", catalog_ids.current_organization, None),
     "/v1/webhooks.create": ("webhooks.create", webhook_endpoints.create_webhook, WebhookParams),

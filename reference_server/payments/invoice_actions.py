@@ -172,3 +172,40 @@ def void_invoice(ctx: Ctx, body: dict[str, Any]) -> JSON:
 def pay_invoice(ctx: Ctx, body: dict[str, Any]) -> JSON:
     """``invoices.pay``: mark an open invoice paid out of band (no charge is attempted)."""
     return _actions(ctx, "invoices.pay").pay(ctx, body)
+
+
+UNSUPPORTED: dict[str, str] = {
+    "invoices.create": "this server makes invoices only from billing changes (a send-invoice invoice: "
+    "billing.attach or billing.update with invoice_mode)",
+    "invoices.update": "its invoices have no payment method types to choose: they are paid by card "
+    "through the payment processor",
+    "invoices.reissue": "it has no invoice templates or due dates; void the invoice with invoices.void "
+    "and bill again with invoice_mode",
+    "invoices.issue_credit_note": "it issues no credit notes; credit and refunds come from billing changes",
+    "invoices.list_templates": "it has no invoice templates",
+}
+"""The official SDK's invoice operations this server refuses, and why."""
+
+
+def _refusal(name: str) -> Callable[[Ctx, dict[str, Any]], JSON]:
+    def refuse(ctx: Ctx, body: dict[str, Any]) -> JSON:
+        raise AutumnError(
+            400,
+            "unsupported_operation",
+            f"{name} is part of Autumn's API but the reference server does not support it: "
+            + UNSUPPORTED[name],
+        )
+
+    refuse.__doc__ = f"``{name}``: refused (400 ``unsupported_operation``)."
+    return refuse
+
+
+REFUSED_OPERATIONS: dict[str, tuple[str, Callable[[Ctx, dict[str, Any]], JSON]]] = {
+    "/v1/invoices.listTemplates" if name == "invoices.list_templates" else f"/v1/{name}": (
+        name,
+        _refusal(name),
+    )
+    for name in UNSUPPORTED
+}
+"""Path -> (name, service) per refused operation, at the official SDK's paths (``listTemplates`` is
+camel-cased there); the router serves them beyond the spec."""

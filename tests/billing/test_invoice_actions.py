@@ -79,3 +79,17 @@ def test_refusals(api: Api) -> None:
         headers={"Authorization": "Bearer am_sk_test_" + "x" * 40},
     )
     assert other.status_code == 401
+
+
+def test_the_operations_without_a_counterpart_here_are_refused(api: Api) -> None:
+    for name, body in (
+        ("invoices.create", {"customer_id": "u1"}),
+        ("invoices.update", {"invoice_id": "in_x", "payment_method_types": ["card"]}),
+        ("invoices.reissue", {"invoice_id": "in_x"}),
+        ("invoices.issue_credit_note", {"invoice_id": "in_x", "amount": 5}),
+        ("invoices.listTemplates", {}),  # invoices.list_templates
+    ):
+        refused = api(name, 400, **body)
+        assert refused["code"] == "unsupported_operation", refused
+        shown = "invoices.list_templates" if name == "invoices.listTemplates" else name
+        assert refused["message"].startswith(f"{shown} is part of Autumn's API but the reference server")

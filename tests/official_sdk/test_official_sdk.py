@@ -8,9 +8,10 @@ parses each response with its own models, and the script checks the response is 
 method declares and holds the values the call must produce. One test case per operation.
 
 The operations: those of spec/autumn-2026-08-22.yml the official SDK has, plus those it has beyond the
-spec that this server serves (``SERVER_OPERATIONS_BEYOND_SPEC``). Those of Autumn's cloud that neither
-the spec nor this server has (``NOT_SERVED``: logs, sandboxes, webhooks, invoice editing...) are only
-listed; ``licenses.list`` and ``licenses.list_assignments`` of the spec are missing from the official SDK.
+spec that this server serves or refuses by design (``SERVER_OPERATIONS_BEYOND_SPEC``). Those of Autumn's
+cloud that neither the spec nor this server has (``NOT_SERVED``, empty since every one is served or
+refused) would only be listed; ``licenses.list`` and ``licenses.list_assignments`` of the spec are missing
+from the official SDK.
 
 The official 1.2.0 wheel has an import bug: its ``autumn_sdk.features`` sub-SDK fails to import
 (``models/createfeatureop.py`` and ``updatefeatureop.py`` name classes before defining them), so the
