@@ -94,7 +94,15 @@ from .invoice_mode import (
     finalize_invoice,
     plan_starts_now,
 )
-from .license_seats import attach_seats, hide_seats, keep_links, save_attach_links, update_seats
+from .license_seats import (
+    attach_seats,
+    hide_seats,
+    keep_links,
+    park_seats,
+    save_attach_links,
+    unpark_seats,
+    update_seats,
+)
 from .local import LocalProcessor
 from .processor import ChargeOutcome, PaymentProcessor
 from .records import (
@@ -981,6 +989,7 @@ def _apply_update(
         switch = q["switch"]
         custom = q["custom"]
         take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
+        parked = park_seats(conn, inst.pk)  # the customized plan keeps the seats it gave out
         carried = expire_active(conn, inst.pk, now, changes)
         period = switch.period
         new_pk = activate_plan(
@@ -1000,6 +1009,7 @@ def _apply_update(
         )
         save_billing_state(conn, new_pk, switch.anchor, dict(switch.prepaid_quantities), now, custom)
         keep_links(conn, new_pk, q["seats"], inst.pk, now)
+        unpark_seats(conn, parked, new_pk, inst.plan_pk, now)
         if period is not None:
             schedule_maintenance(conn, customer.pk, period.end)
         changes.append(change(conn, "activated", new_pk))

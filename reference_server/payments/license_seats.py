@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from reference_server.errors import invalid, plan_not_found
+from reference_server.service.subscriptions import expire_instance
 from reference_server.store import licenses as store
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.license_tables import license_assignments
 from reference_server.store.licenses import SEAT_PREFIX, seat_key
+from reference_server.store.tables import customer_plans
 
 
 def is_seat_key(key: str) -> bool:
@@ -319,6 +321,60 @@ def save_attach_links(
     entries = _upserts_of(body)
     if entries and created:
         store.save_overrides(conn, created[0], merged_overrides([], parse_upserts(cat, plan, entries)), now)
+
+
+@dataclass(frozen=True)
+class ParkedSeat:
+    assignment_pk: int
+    license_plan_id: str
+    seat_instance_pk: int
+
+
+def park_seats(conn: Connection, instance_pk: int) -> list[ParkedSeat]:
+    """Keep a parent instance's live seats out of its ending while a customization replaces it.
+
+    Ending a parent ends the seats it gave out; a customization of the same plan keeps them (a
+    customer's seats are stable across changes of its plan). Until :func:`unpark_seats` gives them to
+    the replacing instance, each points at its own seat instance, which gives out no seats, so the
+    ending parent finds none; both happen in the update's transaction.
+    """
+    rows = conn.execute(
+        select(
+            license_assignments.c.pk,
+            license_assignments.c.license_plan_id,
+            license_assignments.c.customer_plan_pk,
+        ).where(
+            license_assignments.c.parent_customer_plan_pk == instance_pk,
+            license_assignments.c.ended_at.is_(None),
+            license_assignments.c.customer_plan_pk.is_not(None),
+        )
+    ).all()
+    parked = [ParkedSeat(int(r.pk), r.license_plan_id, int(r.customer_plan_pk)) for r in rows]
+    for seat in parked:
+        conn.execute(
+            update(license_assignments)
+            .where(license_assignments.c.pk == seat.assignment_pk)
+            .values(parent_customer_plan_pk=seat.seat_instance_pk)
+        )
+    return parked
+
+
+def unpark_seats(conn: Connection, parked: list[ParkedSeat], parent_pk: int, plan_pk: int, now: int) -> None:
+    """Give parked seats to the replacing instance; a seat of a license it no longer offers ends."""
+    offered = {link.license_plan_id for link in store.instance_links(conn, parent_pk, plan_pk)}
+    for seat in parked:
+        kept = seat.license_plan_id in offered
+        conn.execute(
+            update(license_assignments)
+            .where(license_assignments.c.pk == seat.assignment_pk)
+            .values(parent_customer_plan_pk=parent_pk, ended_at=None if kept else now)
+        )
+        if not kept:
+            status = conn.execute(
+                select(customer_plans.c.status).where(customer_plans.c.pk == seat.seat_instance_pk)
+            ).scalar_one_or_none()
+            if status == "active":
+                expire_instance(conn, seat.seat_instance_pk, now)
 
 
 def hide_seats(preview: dict[str, Any]) -> dict[str, Any]:

@@ -229,6 +229,8 @@ def test_upserted_links_set_the_customers_included_seats_and_seat_price(api: Api
 
 def test_an_update_upserting_a_seat_price_reprices_the_paid_seats(api: Api) -> None:
     subscribe(api, "c", "team", license_quantities=[{"license_plan_id": "seat", "quantity": 5}])
+    api("licenses.attach", customer_id="c", plan_id="seat", entities=seats(2))
+    api("track", customer_id="c", entity_id="u0", feature_id="summaries", value=5)
     api.clock.advance(15 * DAY)  # half of April left
     cheaper: dict[str, Any] = {
         "customer_id": "c",
@@ -243,7 +245,11 @@ def test_an_update_upserting_a_seat_price_reprices_the_paid_seats(api: Api) -> N
     assert api("billing.preview_update", **cheaper)["total"] == -20
     api("billing.update", **cheaper)
     assert invoices(api, "c") == [160, -20]
-    assert (pool(api, "c")["granted"], pool(api, "c")["paid_quantity"]) == (5, 4)
+    # The customized plan keeps its seats, and the seats their balances.
+    assert (pool(api, "c")["granted"], pool(api, "c")["paid_quantity"], pool(api, "c")["usage"]) == (5, 4, 2)
+    assert len(api("licenses.list_assignments", customer_id="c")["list"]) == 2
+    kept = api("check", customer_id="c", entity_id="u0", feature_id="summaries")
+    assert kept["balance"]["remaining"] == 45
 
     api.clock.advance(6 * DAY)  # 9 of 30 days left: 2 more seats at the customer's $20
     more: dict[str, Any] = {
