@@ -624,21 +624,23 @@ def sdk_client(o: Options) -> list[Row]:
     ]
 
 
-COLD = """
-import resource, sys
+# Peak RSS from VmHWM: ru_maxrss of a child carries its forking parent's high-water mark over exec.
+PEAK = "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM:')][0])"
+COLD = f"""
+import sys
 from autumn_sdk import Autumn
 with Autumn(sys.argv[1], server_url=sys.argv[2]) as autumn:
     autumn.check(customer_id="c0", feature_id="messages")
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+{PEAK}
 """
-OFFICIAL_COLD = """
-import resource, sys
+OFFICIAL_COLD = f"""
+import sys
 from autumn_sdk import Autumn
 with Autumn(secret_key=sys.argv[1], server_url=sys.argv[2]) as autumn:
     autumn.check(customer_id="c0", feature_id="messages")
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+{PEAK}
 """
-BARE = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+BARE = PEAK
 
 
 def _cold(python: str, code: str, *args: str, isolated: bool = False) -> tuple[float, float]:
