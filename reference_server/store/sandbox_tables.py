@@ -2,7 +2,7 @@
 
 A sandbox is an :data:`organizations` row whose ``parent_org_pk`` is the organization that made it (as
 the platform API's sub-organizations are); this table marks it a sandbox and keeps the name, colour and
-icon Autumn's dashboard labels it with.  Created by migration ``0022_webhooks_sandboxes``.
+icon Autumn's dashboard labels it with.  Created by migration ``0021_webhooks_sandboxes``.
 """
 
 from __future__ import annotations

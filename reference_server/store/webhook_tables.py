@@ -4,7 +4,7 @@ An endpoint of :data:`billing_tables.webhook_endpoints` made through ``webhooks.
 server's own path) has no row here: it answers to its ``ep_`` id, like an endpoint made in Autumn's
 dashboard.  ``webhooks.create`` and ``webhooks.sync`` add a row with ``managed`` true and the id the
 caller chose; ``webhooks.update`` of an ``ep_`` endpoint adds one with ``managed`` false to keep its note.
-Created by migration ``0022_webhooks_sandboxes``.
+Created by migration ``0021_webhooks_sandboxes``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The DDL is written out here (not read from :mod:`reference_server.store.webhook_tables`), so later
 changes to that module never change what this revision creates.
 
-Revision ID: 0022_webhooks_sandboxes
-Revises: 0021_sdk_extras
+Revision ID: 0021_webhooks_sandboxes
+Revises: 0020_usage_limits
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022_webhooks_sandboxes"
-down_revision = "0021_sdk_extras"
+revision = "0021_webhooks_sandboxes"
+down_revision = "0020_usage_limits"
 branch_labels = None
 depends_on = None
 
