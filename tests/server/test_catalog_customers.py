@@ -242,7 +242,7 @@ def test_validation_error_names_the_field(api: Api) -> None:
 def test_root_openapi_and_unknown_paid_billing(api: Api) -> None:
     root = httpx.get(api.server.url + "/").json()
     assert root["name"] == "autumn-reference-server" and root["version"]
-    doc = httpx.get(api.server.url + "/openapi.json").json()
+    doc = httpx.get(api.server.url + "/openapi.json", timeout=60).json()  # 1.7 MB, built on first request
     assert "/v1/balances.check" in doc["paths"] and "/v1/billing.preview_attach" in doc["paths"]
     check = doc["paths"]["/v1/balances.check"]["post"]
     assert "customer_id" in check["requestBody"]["content"]["application/json"]["schema"]["properties"]
