@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli import CONFIG, Cli, new_key
-from test_cli import server as server  # the same SQLite / PostgreSQL server fixture
 
 from autumn_sdk.config import ConfigError, load_config
 from reference_server.testing import RunningServer
+
+from .test_cli import CONFIG, Cli, new_key
+from .test_cli import server as server  # the same SQLite / PostgreSQL server fixture
 
 FREE = """free = plan(
     "free",
