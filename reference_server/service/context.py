@@ -10,10 +10,20 @@ from reference_server.store.db import Database
 
 if TYPE_CHECKING:
     from reference_server.jobs import LeaderLease
-    from reference_server.service.key_ops import CustomerToken
     from reference_server.store.async_pool import AsyncPool
     from reference_server.store.catalog import CatalogCache
     from reference_server.store.subject_cache import SubjectCache
+
+
+@dataclass(frozen=True)
+class CustomerToken:
+    """The verified claims of the ``am_jwt_`` token a request was made with (see ``key_ops``)."""
+
+    customer_id: str
+    customer_pk: int
+    epoch: int
+    refresh_kid: int
+    audience: str
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,10 @@ import hashlib
 import hmac
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from reference_server.errors import AutumnError, customer_not_found
-from reference_server.service.context import AppState, Ctx, Tenant
+from reference_server.service.context import AppState, Ctx, CustomerToken, Tenant
 from reference_server.store import customer_tokens as store
 from reference_server.store.subjects import get_customer
 
@@ -38,17 +37,6 @@ SCOPES = ["customers:read", "balances:read", "balances:write"]
 ACCESS_OPERATIONS = frozenset({"check", "track", "customers.get", "entities.get"})
 """What an access token reaches (Autumn's allowlist: check, track, customers.get, entities.get)."""
 REFRESH_OPERATIONS = frozenset({"keys.refresh"})
-
-
-@dataclass(frozen=True)
-class CustomerToken:
-    """The verified claims of the ``am_jwt_`` token a request was made with."""
-
-    customer_id: str
-    customer_pk: int
-    epoch: int
-    refresh_kid: int
-    audience: str
 
 
 def is_customer_token(authorization: str | None) -> bool:
