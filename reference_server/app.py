@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from reference_server.api.billing import AppExtension, BillingRegistry
 from reference_server.api.ops import ops_routes
 from reference_server.api.ratelimit import Limit, RateLimiter, SharedRateLimiter
 from reference_server.api.request_guard import DEFAULT_MAX_BODY_BYTES, PLATFORM_PREFIX, platform_error_code
@@ -26,6 +25,7 @@ from reference_server.api.router import (
     error_response,
     service_table,
 )
+from reference_server.billing.dispatch import AppExtension, BillingRegistry
 from reference_server.clock import Clock, SystemClock
 from reference_server.dashboard import RequestLogMiddleware, request_log_for
 from reference_server.dashboard import routes_for as dashboard_routes_for
@@ -58,11 +58,11 @@ def _version() -> str:
 
 
 def _default_billing(registry: BillingRegistry) -> None:
-    """Plug in the paid billing module when it is installed (``reference_server.payments.api``)."""
+    """Plug in the paid billing module when it is installed (``reference_server.billing.operations``)."""
     try:
-        module = importlib.import_module("reference_server.payments.api")
+        module = importlib.import_module("reference_server.billing.operations")
     except ModuleNotFoundError as exc:
-        if exc.name != "reference_server.payments.api":
+        if exc.name != "reference_server.billing.operations":
             raise
         return
     module.register(registry)
@@ -92,7 +92,7 @@ def create_app(
     mapping of group -> :class:`Limit` overriding some groups, or a ready :class:`RateLimiter`.
     ``validate_responses`` re-validates every success body with its generated model (a guard for
     tests; off in production, where it would cost more than a check itself).
-    ``billing`` registers paid-billing handlers (defaults to ``reference_server.payments.api.register``
+    ``billing`` registers paid-billing handlers (defaults to ``reference_server.billing.operations.register``
     when present).
     ``encryption_keys`` (comma-separated or a list; the first encrypts) protect the Stripe secrets
     organizations store; default ``AUTUMN_ENCRYPTION_KEYS``, then a key file beside a SQLite database

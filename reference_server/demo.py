@@ -11,7 +11,7 @@ DEMO_CUSTOMER_ID = "demo_customer"
 
 def seed_demo(state: AppState, org_pk: int) -> None:
     """Create features, a free default plan, a pro plan and a customer (idempotent)."""
-    from reference_server.service.context import Tenant
+    from reference_server.store.tenancy import Tenant
     from reference_server.store.tables import organizations
 
     with state.db.read() as conn:

@@ -28,7 +28,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api import admin, request_guard
 from reference_server.api.api_version import parse_api_version
-from reference_server.api.billing import LOCKED_OPERATIONS, BillingRegistry
 from reference_server.api.extra_params import (
     AdvanceClockParams,
     CreateSandboxParams,
@@ -46,14 +45,17 @@ from reference_server.api.extra_params import (
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
 from reference_server.api.unsupported_fields import refuse_unsupported
+from reference_server.billing import import_plans as billing_import
+from reference_server.billing import invoice_actions, multi_update
+from reference_server.billing.dispatch import LOCKED_OPERATIONS, BillingRegistry
+from reference_server.billing.free_plans import plans_get, plans_list
 from reference_server.errors import AutumnError
-from reference_server.payments import billing_import, invoice_actions, multi_update
 from reference_server.service import (
     balances,
-    balances_api,
     batch_track,
     catalog_ids,
     catalog_ops,
+    check_track,
     customers,
     entities,
     events,
@@ -71,17 +73,16 @@ from reference_server.service import (
     track_tokens,
     webhook_endpoints,
 )
-from reference_server.service.attach_free import plans_get, plans_list
-from reference_server.service.context import AppState, Ctx, Tenant
+from reference_server.service.context import AppState, Ctx
 from reference_server.store import idempotency
 from reference_server.store.billing_lock import billing_lock
-from reference_server.store.tenancy import env_of_key, tenant_for_key
+from reference_server.store.tenancy import Tenant, env_of_key, tenant_for_key
 
 Service = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
 AsyncService = Callable[[Ctx, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 """An event-loop fast path of a service; None hands the request to the synchronous service."""
 
-ASYNC_SERVICES: dict[str, AsyncService] = {"check": balances.check_async, "track": balances.track_async}
+ASYNC_SERVICES: dict[str, AsyncService] = {"check": check_track.check_async, "track": check_track.track_async}
 
 
 def service_table(billing: BillingRegistry) -> dict[str, Service]:
@@ -111,12 +112,12 @@ def service_table(billing: BillingRegistry) -> dict[str, Service]:
         "billing.preview_update": billing.delegate("billing.preview_update"),
         "billing.open_customer_portal": billing.delegate("billing.open_customer_portal"),
         "billing.setup_payment": billing.delegate("billing.setup_payment"),
-        "balances.create": balances_api.create_balance,
-        "balances.update": balances_api.update_balance,
-        "balances.delete": balances_api.delete_balance,
+        "balances.create": balances.create_balance,
+        "balances.update": balances.update_balance,
+        "balances.delete": balances.delete_balance,
         "balances.finalize": locks.finalize,
-        "check": balances.check,
-        "track": balances.track,
+        "check": check_track.check,
+        "track": check_track.track,
         "events.list": events.list_events,
         "events.aggregate": events.aggregate,
         "entities.create": entities.create_entity,

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api.request_guard import check_nulls, describe_validation_error
 from reference_server.errors import AutumnError
-from reference_server.service.context import AppState, Ctx, Tenant
+from reference_server.service.context import AppState, Ctx
 from reference_server.store.tables import organizations
+from reference_server.store.tenancy import Tenant
 
 Service = Callable[[Ctx, dict[str, Any]], Any]
 

@@ -23,13 +23,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from reference_server.clock import Clock
-from reference_server.engine.billing.money import currency_exponent, minor_to_major
-from reference_server.errors import AutumnError
-from reference_server.payments.cards import TEST_CARD_HINTS, CardError, CardInput, parse_expiry
-from reference_server.payments.invoice_mode import is_open_invoice_mode_invoice
-from reference_server.payments.processor import ChargeOutcome, ChargeStatus, PaymentProcessor
-from reference_server.payments.records import (
+from reference_server.billing.invoice_mode import is_open_invoice_mode_invoice
+from reference_server.billing.records import (
     CustomerRef,
     InvoiceRecord,
     PaymentMethodInfo,
@@ -43,7 +38,12 @@ from reference_server.payments.records import (
     set_invoice_status,
     update_session,
 )
-from reference_server.payments.stripe_checkout import (
+from reference_server.clock import Clock
+from reference_server.engine.billing.money import currency_exponent, minor_to_major
+from reference_server.errors import AutumnError
+from reference_server.processors.contract import ChargeOutcome, ChargeStatus, PaymentProcessor
+from reference_server.processors.local.cards import TEST_CARD_HINTS, CardError, CardInput, parse_expiry
+from reference_server.processors.stripe.checkout import (
     APPLIED_KEY,
     BASE_URL_KEY,
     ERROR_KEY,
@@ -56,7 +56,7 @@ from reference_server.payments.stripe_checkout import (
     save_setup_card,
     stripe_processor_for,
 )
-from reference_server.payments.stripe_processor import StripeProcessor
+from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.billing_tables import charges, subscription_billing
 from reference_server.store.dashboard_tables import Branding, branding_of
 from reference_server.store.db import Database

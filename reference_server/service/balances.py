@@ -1,712 +1,261 @@
-"""check and track (billing-semantics §2-3).
-
-Hot paths: ``check`` without ``send_event`` runs in one read transaction and one query for the
-customer and the sources of the feature and its credit systems; ``track`` runs in one write
-transaction that locks the customer, deducts in memory and writes back the changed sources and
-the event.  Idempotency keys are claimed inside that transaction, so a failed request releases
-its key and a repeated one can never deduct twice.
-"""
+"""The balances API: ``balances.create``, ``balances.update`` and ``balances.delete`` (§4.1-4.3)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
-from reference_server.engine.balances import derive_flag
-from reference_server.engine.check import metered_allowed
 from reference_server.engine.deduction import (
-    DeductionResult,
-    InsufficientBalance,
+    Target,
+    deduct,
+    order_targets,
 )
-from reference_server.engine.model import Controls, Feature, Source, num, r10
+from reference_server.engine.model import Source, r10
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, feature_not_found, invalid
-from reference_server.service.catalog_ops import product_json
 from reference_server.service.context import Ctx
-from reference_server.service.customers import catch_up, needs_maintenance
-from reference_server.service.entities import with_seat_charge
-from reference_server.service.locks import store_lock
-from reference_server.service.plan_controls import PlanDefaults, plan_defaults
-from reference_server.service.subscriptions import load_instances
+from reference_server.service.customers import require_customer
 from reference_server.service.usage import (
-    balance_of,
-    claim_idempotency,
-    controls_for,
-    controls_map,
-    deduct_feature,
-    event_values,
-    involved_feature_ids,
-    load_checked_subject,
-    lock_params,
-    record_event,
     resolve_subject,
 )
-from reference_server.service.usage_limits import Gate, armed
-from reference_server.service.usage_limits import gate as usage_gate
-from reference_server.store.catalog import Catalog
-from reference_server.store.subject_cache import (
-    APPLY,
-    CachedSubject,
-    SubjectCache,
-    apply_params,
-    apply_track,
-    cached_subject,
-    fingerprinted_query,
-    load_fingerprinted,
-    subject_key,
-)
 from reference_server.store.subjects import (
-    CustomerRow,
     EntityRow,
+    insert_source,
+    load_sources,
     save_sources,
     scoped,
-    subject_from_rows,
-    subject_query,
 )
+from reference_server.store.tables import balance_sources
+
+# ---------------------------------------------------------------- balances.create / update / delete
 
 
-def track_args(body: dict[str, Any]) -> tuple[float, str, dict[str, Any] | None, bool]:
-    """value, overage behaviour, lock and expand of a track body (validated)."""
-    if bool(body.get("feature_id")) == bool(body.get("event_name")):
-        raise invalid("Either feature_id or event_name must be provided", "invalid_inputs")
-    value = body.get("value")
-    value = 1.0 if value is None else float(value)
-    behavior = body.get("overage_behavior") or "cap"
-    if behavior not in ("cap", "reject", "overflow"):
-        raise invalid("overage_behavior: must be one of: cap, overflow", "invalid_inputs")
-    if behavior == "overflow":  # the full value, below zero if need be (engine.deduction: "negative")
-        behavior = "negative"
-    return value, behavior, lock_params(body), "balance.feature" in (body.get("expand") or [])
+def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    from reference_server.engine.intervals import next_boundary_after
 
-
-def queued_response(body: dict[str, Any], value: float) -> dict[str, Any]:
-    """Autumn's answer to an ``async`` track: what was recorded, no balance (applied already here)."""
-    out: dict[str, Any] = {"customer_id": body["customer_id"], "value": num(value), "balance": None}
-    if body.get("entity_id"):
-        out["entity_id"] = body["entity_id"]
-    if body.get("event_name"):
-        out["event_name"] = body["event_name"]
-    return out
-
-
-def _cacheable(body: dict[str, Any], lock: dict[str, Any] | None) -> bool:
-    """Tracks the cached-subject path serves: no lock, no idempotency key, no entity."""
-    return lock is None and not body.get("idempotency_key") and not body.get("entity_id")
-
-
-def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    value, behavior, lock, expand = track_args(body)
-    cache = ctx.state.subject_cache
-    if cache is not None and _cacheable(body, lock):
-        cached = _track_cached(ctx, cache, body, value, behavior, expand)
-        if cached is not None:
-            return queued_response(body, value) if body.get("async") else cached
-    response = with_seat_charge(ctx, lambda: _track_locked(ctx, body, value, behavior, lock, expand))
-    return queued_response(body, value) if body.get("async") else response
-
-
-def _track_locked(
-    ctx: Ctx, body: dict[str, Any], value: float, behavior: str, lock: dict[str, Any] | None, expand: bool
-) -> dict[str, Any]:
-    """The track in one write transaction that locks the customer (an unpaid seat charge rolls it back)."""
-    with ctx.db.write() as conn:
-        return track_in(ctx, conn, body, value, behavior, lock, expand)
-
-
-def track_in(
-    ctx: Ctx,
-    conn: Connection,
-    body: dict[str, Any],
-    value: float,
-    behavior: str,
-    lock: dict[str, Any] | None,
-    expand: bool,
-) -> dict[str, Any]:
-    """One track in the caller's write transaction (``track`` and every item of ``batch_track``)."""
-    fid, event_name = body.get("feature_id"), body.get("event_name")
-    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-    feats = track_features(cat, body)
-    ids = involved_feature_ids(cat, feats)
-    customer, sources, now = load_checked_subject(ctx, conn, cat, body["customer_id"], ids, lock=True)
-    entity = resolve_subject(conn, customer, body.get("entity_id"))
-    if body.get("idempotency_key"):
-        claim_idempotency(conn, ctx, "body", str(body["idempotency_key"]), now)
-    apply_due_resets(sources, now)
-    subject = scoped(sources, entity)
-    plans = plan_defaults(cat, subject, now)
-    controls = controls_map(customer, entity, ids, plans)
-    limits = usage_gate(conn, cat, customer, entity, {f.id for f in feats}, subject, now, plans)
-    watcher = ctx.state.extras.get("track_watcher")  # paid billing: alerts, limit reached, auto top-ups
-    watch = watcher(ctx, conn, customer, entity, ids) if watcher is not None else None  # type: ignore[operator]
-    if watch is not None:
-        watch.before(subject, now)
-    try:
-        results = _deduct_all(
-            cat, feats, subject, value, controls, now, entity, behavior, limits, body.get("properties")
-        )
-    except InsufficientBalance as exc:
-        raise AutumnError(400, "insufficient_balance", str(exc)) from exc
-    save_sources(conn, sources)
-    if limits is not None:
-        for f, r in results:
-            limits.count(f, r.applied, r.touched, body.get("properties"))
-        limits.save(conn)
-    if watch is not None:
-        watch.after(subject, now)
-    deductions = [d for _, r in results for d in r.deductions]
-    record_event(
-        conn,
-        ctx,
-        customer,
-        entity_id=entity.id if entity else None,
-        name=str(fid or event_name),
-        value=value,
-        properties=body.get("properties"),
-        deductions=deductions,
-        timestamp=int(body.get("timestamp") or now),
-    )
-    if lock is not None:
-        store_lock(conn, ctx, customer, entity, feats[0], lock, value, results, now)
-    return _track_response(cat, body, customer, entity, feats, results, subject, now, value, expand)
-
-
-def track_features(cat: Catalog, body: dict[str, Any]) -> list[Feature]:
-    """The feature tracked, or every feature listening to the event name."""
-    fid, event_name = body.get("feature_id"), body.get("event_name")
-    if fid:
-        feature = cat.features.get(fid)
-        if feature is None:
-            raise feature_not_found(fid)
-        return [feature]
-    feats = list(cat.features_for_event.get(str(event_name), []))
-    if not feats:
-        raise AutumnError(404, "invalid_request", f"No features found for event name: {event_name}")
-    return feats
-
-
-def _deduct_all(
-    cat: Catalog,
-    feats: list[Feature],
-    subject: list[Source],
-    value: float,
-    controls: dict[str, Controls],
-    now: int,
-    entity: EntityRow | None,
-    behavior: str,
-    limits: Gate | None = None,
-    properties: dict[str, Any] | None = None,
-) -> list[tuple[Feature, DeductionResult]]:
-    out = []
-    for f in feats:
-        if f.type == "boolean":
-            continue
-        amount = value
-        room = limits.headroom(cat, f, properties) if limits is not None and value > 0 else None
-        if room is not None and value > room:
-            # A usage limit is a hard cap: track deducts up to it, a rejecting deduction fails.
-            if behavior == "reject":
-                raise InsufficientBalance(value, f.id)
-            amount = room
-        out.append((f, deduct_feature(cat, f, subject, amount, controls, now, entity, behavior)))
-    return out
-
-
-def _track_response(
-    cat: Catalog,
-    body: dict[str, Any],
-    customer: CustomerRow,
-    entity: EntityRow | None,
-    feats: list[Feature],
-    results: list[tuple[Feature, DeductionResult]],
-    subject: list[Source],
-    now: int,
-    value: float,
-    expand: bool,
-) -> dict[str, Any]:
-    response: dict[str, Any] = {"customer_id": customer.id, "value": num(value)}
-    if entity is not None:
-        response["entity_id"] = entity.id
-    if body.get("event_name"):
-        response["event_name"] = body["event_name"]
-    response.update(_track_balances(cat, feats, results, subject, now, expand))
-    response["deductions"] = [d for _, r in results for d in r.deductions]
-    return response
-
-
-def _track_cached(
-    ctx: Ctx, cache: SubjectCache, body: dict[str, Any], value: float, behavior: str, expand: bool
-) -> dict[str, Any] | None:
-    """PostgreSQL's one-round-trip track from the process's cached subject (store.subject_cache).
-
-    Answers None whenever the locked path must decide instead: an unknown customer, maintenance
-    due, billing controls to watch, a rejected deduction, or a subject changed since it was cached.
-    """
-    customer_id = body["customer_id"]
-    with ctx.db.autocommit() as conn:
-        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        feats = track_features(cat, body)
-        ids = involved_feature_ids(cat, feats)
-        key = subject_key(ctx.tenant, customer_id, ids)
-        claimed, entry = cache.claim(key)
-        if not claimed:
-            return None
-        done: CachedSubject | None = None
-        try:
-            entry = entry or load_fingerprinted(conn, ctx.tenant, customer_id, ids)
-            if entry is None:
-                return None
-            step = _track_step(ctx, conn, cat, body, entry, feats, ids, value, behavior)
-            if step is None:
-                return None
-            fingerprint = apply_track(conn, entry, ids, step.dirty, step.event)
-            response = _track_done(cat, body, entry, feats, step, fingerprint, value, expand)
-            done = entry if response is not None else None
-            return response
-        finally:
-            cache.release(key, done)
-
-
-@dataclass
-class _TrackStep:
-    """One cached-subject track computed in memory, waiting for its single write."""
-
-    now: int
-    results: list[tuple[Feature, DeductionResult]]
-    dirty: list[Source]
-    event: dict[str, Any]
-
-
-def _track_step(
-    ctx: Ctx,
-    conn: Connection | None,
-    cat: Catalog,
-    body: dict[str, Any],
-    entry: CachedSubject,
-    feats: list[Feature],
-    ids: set[str],
-    value: float,
-    behavior: str,
-) -> _TrackStep | None:
-    customer, sources = entry.customer, entry.sources
-    now = ctx.now(customer.clock_offset_ms)
-    if customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
-        return None
-    plans = plan_defaults(cat, sources, now)
-    if armed(customer, None, plans):  # usage limits read and write their window counters: the locked path
-        return None
-    watcher = ctx.state.extras.get("track_watcher")
-    if watcher is not None and (conn is None or watcher(ctx, conn, customer, None, ids) is not None):  # type: ignore[operator]
-        return None
-    apply_due_resets(sources, now)
-    controls = controls_map(customer, None, ids, plans)
-    try:
-        results = _deduct_all(cat, feats, sources, value, controls, now, None, behavior)
-    except InsufficientBalance:
-        return None
-    event = event_values(
-        ctx,
-        customer,
-        entity_id=None,
-        name=str(body.get("feature_id") or body.get("event_name")),
-        value=value,
-        properties=body.get("properties"),
-        deductions=[d for _, r in results for d in r.deductions],
-        timestamp=int(body.get("timestamp") or now),
-    )
-    return _TrackStep(now, results, [s for s in sources if s.dirty], event)
-
-
-def _track_done(
-    cat: Catalog,
-    body: dict[str, Any],
-    entry: CachedSubject,
-    feats: list[Feature],
-    step: _TrackStep,
-    fingerprint: str | None,
-    value: float,
-    expand: bool,
-) -> dict[str, Any] | None:
-    if fingerprint is None:
-        return None
-    for s in step.dirty:
-        s.dirty = False
-    entry.fingerprint = fingerprint
-    return _track_response(
-        cat, body, entry.customer, None, feats, step.results, entry.sources, step.now, value, expand
-    )
-
-
-async def track_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`track` with its one statement sent on the event loop (PostgreSQL, cached subjects).
-
-    None: serve the request with :func:`track` in a worker thread instead.
-    """
-    cache, pool = ctx.state.subject_cache, ctx.state.async_pool
-    value, behavior, lock, expand = track_args(body)
-    cat = ctx.state.catalog_cache.peek(ctx.tenant)
-    if cache is None or pool is None or cat is None or not _cacheable(body, lock):
-        return None
-    feats = track_features(cat, body)
-    ids = involved_feature_ids(cat, feats)
-    key = subject_key(ctx.tenant, body["customer_id"], ids)
-    claimed, entry = cache.claim(key)
-    if not claimed:
-        return None
-    done: CachedSubject | None = None
-    try:
-        if entry is None:
-            stmt, params = fingerprinted_query(ctx.tenant, body["customer_id"], ids)
-            entry = cached_subject(await pool.fetch(stmt, params))
-            if entry is None:
-                return None
-        if ctx.state.extras.get("track_watcher") is None:
-            step = _track_step(ctx, None, cat, body, entry, feats, ids, value, behavior)
-        else:
-            with ctx.db.autocommit() as conn:  # the billing watcher reads through it only on a cache miss
-                step = _track_step(ctx, conn, cat, body, entry, feats, ids, value, behavior)
-        if step is None:
-            return None
-        rows = await pool.fetch(APPLY, apply_params(entry, ids, step.dirty, step.event))
-        fingerprint = None if not rows or rows[0].fp is None else str(rows[0].fp)
-        response = _track_done(cat, body, entry, feats, step, fingerprint, value, expand)
-        done = entry if response is not None else None
-        if response is not None and body.get("async"):
-            return queued_response(body, value)
-        return response
-    finally:
-        cache.release(key, done)
-
-
-async def check_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`check` as one statement sent on the event loop (PostgreSQL, plain checks).
-
-    None: serve the request with :func:`check` in a worker thread instead (send_event, locks,
-    entities, previews, maintenance due, an unknown customer, a catalogue not cached yet).
-    """
-    pool = ctx.state.async_pool
-    cat = ctx.state.catalog_cache.peek(ctx.tenant)
-    if pool is None or cat is None or body.get("send_event") or lock_params(body):
-        return None
-    if body.get("entity_id") or body.get("with_preview"):
-        return None
-    required, expand = _check_args(body)
-    feature = cat.features.get(body["feature_id"])
-    if feature is None:
-        raise feature_not_found(body["feature_id"])
-    stmt, params = subject_query(ctx.tenant, body["customer_id"], involved_feature_ids(cat, [feature]))
-    loaded = subject_from_rows(await pool.fetch(stmt, params))
-    if loaded is None:
-        return None
-    customer, sources = loaded
-    now = ctx.now(customer.clock_offset_ms)
-    if needs_maintenance(ctx, customer) or armed(customer, None, plan_defaults(cat, sources, now)):
-        return None
-    apply_due_resets(sources, now)
-    return _check_response(ctx, None, cat, feature, sources, required, customer, None, now, body, expand)
-
-
-def _track_balances(
-    cat: Catalog,
-    feats: list[Feature],
-    results: list[tuple[Feature, DeductionResult]],
-    subject: list[Source],
-    now: int,
-    expand: bool,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    involved: list[str] = []
-    for f in feats:
-        for fid in [f.id] + [cs.id for cs in cat.credit_systems_for.get(f.id, [])]:
-            if fid not in involved:
-                involved.append(fid)
-    if len(feats) > 1:
-        out["balance"] = None
-    else:
-        f = feats[0]
-        touched = results[0][1].touched if results else {}
-        own = [s for s in subject if s.feature_id == f.id and s.is_live(now)]
-        credit_ids = [cs.id for cs in cat.credit_systems_for.get(f.id, [])]
-        chosen: str | None = None
-        if any(s.unlimited for s in own):
-            chosen = f.id
-        else:
-            for fid in [f.id, *credit_ids]:
-                if touched.get(fid, 0) != 0:
-                    chosen = fid
-                    break
-        if chosen is None:
-            owned_credit = [cid for cid in credit_ids if any(s.feature_id == cid for s in subject)]
-            chosen = f.id if own or not owned_credit else owned_credit[0]
-        out["balance"] = balance_of(cat, chosen, subject, now, expand) if f.type != "boolean" else None
-    if len(involved) >= 2:
-        out["balances"] = {fid: balance_of(cat, fid, subject, now, expand) for fid in involved}
-    return out
-
-
-# ---------------------------------------------------------------- check
-
-
-def _preview(
-    cat: Catalog,
-    conn: Connection,
-    customer: CustomerRow,
-    feature: Feature,
-    has_balance: bool,
-) -> dict[str, Any]:
-    owned = {i.plan_pk for i in load_instances(conn, customer.pk)}
-    owned_ids = {cat.plans_by_pk[pk].id for pk in owned if pk in cat.plans_by_pk}
-    containing = [
-        p
-        for p in cat.plans.values()
-        if not p.archived and any(i["feature_id"] == feature.id for i in p.items)
-    ]
-    mains = [p for p in containing if not p.add_on and p.id not in owned_ids]
-    addons = [p for p in containing if p.add_on and (p.is_one_off or p.id not in owned_ids)]
-    products = mains + addons
-    name = feature.name or feature.id
-    if products:
-        first = products[0]
-        if first.free_trial:
-            title = f"Start trial for {first.name}"
-        elif first.add_on:
-            title = f"Purchase {first.name}"
-        else:
-            title = f"Upgrade to {first.name}"
-    else:
-        title = "Feature Unavailable"
-    target = products[0].name if products else "a plan that includes it"
-    if has_balance:
-        message = (
-            f"You have reached the usage limit for {name.lower()}. "
-            f"Please upgrade to {target} to continue using this feature."
-        )
-    else:
-        message = (
-            f"Your current plan does not include the {name} feature. "
-            f"Please upgrade to {target} to use this feature."
-        )
-    return {
-        "scenario": "usage_limit" if has_balance else "feature_flag",
-        "title": title,
-        "message": message,
-        "feature_id": feature.id,
-        "feature_name": name,
-        "products": [product_json(p, cat) for p in products],
-    }
-
-
-def _evaluate(
-    cat: Catalog,
-    feature: Feature,
-    subject: list[Source],
-    required: float,
-    customer: CustomerRow,
-    entity: EntityRow | None,
-    now: int,
-    plans: PlanDefaults | None = None,
-) -> tuple[Feature, float, bool]:
-    """Which feature is evaluated (itself or a credit system), the converted requirement, and the decision."""
-
-    def owns(f: Feature) -> bool:
-        return any(s.feature_id == f.id and not s.is_flag and s.is_live(now) for s in subject)
-
-    def allowed(f: Feature, req: float) -> bool:
-        return metered_allowed(
-            [s for s in subject if s.feature_id == f.id],
-            req,
-            controls_for(customer, entity, f.id, plans),
-            now,
-        )
-
-    systems = cat.credit_systems_for.get(feature.id, [])
-    if not systems:
-        return feature, required, owns(feature) and allowed(feature, required)
-    if owns(feature) and allowed(feature, required):
-        return feature, required, True
-
-    def conv(cs: Feature) -> float:
-        return r10(required * (cs.credit_cost(feature.id) or 0.0))
-
-    owned = [cs for cs in systems if owns(cs)]
-    for cs in owned:
-        if allowed(cs, conv(cs)):
-            return cs, conv(cs), True
-    if owned:
-        return owned[0], conv(owned[0]), False
-    if owns(feature):
-        return feature, required, False
-    return systems[0], conv(systems[0]), False
-
-
-def _check_args(body: dict[str, Any]) -> tuple[float, bool]:
-    required = body.get("required_balance")
-    if required is None:
-        required = body.get("required_quantity")
-    return 1.0 if required is None else float(required), "balance.feature" in (body.get("expand") or [])
-
-
-def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    required, expand = _check_args(body)
-    send_event = bool(body.get("send_event"))
-    lock = lock_params(body)
-    customer_id = body["customer_id"]
-    if send_event or lock is not None:
-        return _check_and_deduct(ctx, body, required, lock, expand)
-    for attempt in range(2):
-        with ctx.db.hot_read() as conn:
-            cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-            feature = cat.features.get(body["feature_id"])
-            if feature is None:
-                raise feature_not_found(body["feature_id"])
-            customer, sources, now = load_checked_subject(
-                ctx, conn, cat, customer_id, involved_feature_ids(cat, [feature]), lock=False
-            )
-            if attempt == 0 and needs_maintenance(ctx, customer):
-                due = True
-            else:
-                entity = resolve_subject(conn, customer, body.get("entity_id"))
-                apply_due_resets(sources, now)
-                subject = scoped(sources, entity)
-                plans = plan_defaults(cat, subject, now)
-                limits = usage_gate(conn, cat, customer, entity, {feature.id}, subject, now, plans)
-                return _check_response(
-                    ctx,
-                    conn,
-                    cat,
-                    feature,
-                    subject,
-                    required,
-                    customer,
-                    entity,
-                    now,
-                    body,
-                    expand,
-                    limits=limits,
-                )
-        if due:  # a plan transition or a lock expiry is due: apply it in a write transaction first
-            catch_up(ctx, customer_id)
-    raise AssertionError("unreachable: the second attempt always answers")
-
-
-def _check_response(
-    ctx: Ctx,
-    conn: Connection | None,
-    cat: Catalog,
-    feature: Feature,
-    subject: list[Source],
-    required: float,
-    customer: CustomerRow,
-    entity: EntityRow | None,
-    now: int,
-    body: dict[str, Any],
-    expand: bool,
-    *,
-    forced: bool | None = None,
-    limits: Gate | None = None,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "allowed": False,
-        "customer_id": customer.id,
-        "entity_id": entity.id if entity else None,
-        "required_balance": num(required),
-        "balance": None,
-        "flag": None,
-    }
-    if feature.type == "boolean":
-        flag = derive_flag(feature, [s for s in subject if s.feature_id == feature.id], now, expand)
-        out["flag"] = flag
-        out["allowed"] = flag is not None
-    else:
-        plans = plan_defaults(cat, subject, now)
-        evaluated, req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now, plans)
-        out["required_balance"] = num(req)
-        if allowed and limits is not None and not _within_limits(cat, limits, feature, required, body):
-            allowed = False
-        out["allowed"] = allowed if forced is None else forced
-        out["balance"] = balance_of(cat, evaluated.id, subject, now, expand)
-    if body.get("with_preview") and not out["allowed"]:
-        # Only a denied check has a preview: the spec's ``preview`` is an object, never null.
-        assert conn is not None, "previews read the customer's plans"
-        out["preview"] = _preview(cat, conn, customer, feature, out["balance"] is not None)
-    return out
-
-
-def _within_limits(
-    cat: Catalog, limits: Gate, feature: Feature, required: float, body: dict[str, Any]
-) -> bool:
-    """Whether ``required`` units fit under every usage limit binding the feature now."""
-    room = limits.headroom(cat, feature, body.get("properties"))
-    return room is None or required <= 0 or required <= room
-
-
-def _check_and_deduct(
-    ctx: Ctx, body: dict[str, Any], required: float, lock: dict[str, Any] | None, expand: bool
-) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         feature = cat.features.get(body["feature_id"])
         if feature is None:
             raise feature_not_found(body["feature_id"])
-        if feature.type == "boolean":
-            raise invalid("send_event cannot be used with boolean features; use check without send_event")
-        if lock is not None and feature.type == "metered" and not feature.consumable:
-            raise invalid("Lock is not supported for allocated features")
-        ids = involved_feature_ids(cat, [feature])
-        customer, sources, now = load_checked_subject(ctx, conn, cat, body["customer_id"], ids, lock=True)
+        customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
         entity = resolve_subject(conn, customer, body.get("entity_id"))
+        grant = body.get("included_grant", body.get("granted_balance"))
+        unlimited = bool(body.get("unlimited"))
+        reset = body.get("reset")
+        rollover = body.get("rollover")
+        expires_at = body.get("expires_at")
+        next_reset = body.get("next_reset_at")
+        if entity is not None and entity.feature_id == feature.id:
+            raise invalid("An entity cannot receive a balance of its own feature")
+        if expires_at is not None and expires_at <= now:
+            raise invalid("expires_at must be in the future")
+        if feature.type == "boolean":
+            if grant is not None or unlimited:
+                raise invalid("Boolean features take neither included_grant nor unlimited")
+            existing = [
+                s
+                for s in scoped(load_sources(conn, customer.pk, {feature.id}), entity)
+                if s.is_flag and s.is_live(now)
+            ]
+            if existing:
+                raise AutumnError(409, "invalid_request", f"Customer already has feature {feature.id}")
+            values: dict[str, Any] = {"is_flag": True}
+        else:
+            if (grant is None) == (not unlimited):
+                raise invalid("Exactly one of included_grant or unlimited must be given")
+            continuous = feature.type == "metered" and not feature.consumable
+            interval, count = None, 1
+            if not continuous:
+                interval = "one_off"
+                if reset and reset.get("interval") not in (None, "one_off"):
+                    interval, count = reset["interval"], int(reset.get("interval_count") or 1)
+            if unlimited and interval not in (None, "one_off"):
+                raise invalid("An unlimited balance cannot have a reset")
+            if rollover and (continuous or interval in (None, "one_off")):
+                raise invalid("A rollover needs a reset interval on a consumable feature")
+            if next_reset is not None and interval in (None, "one_off"):
+                raise invalid("next_reset_at needs a reset interval")
+            first_reset = None
+            if interval not in (None, "one_off"):
+                assert interval is not None
+                if next_reset is not None:
+                    if next_reset <= now or (expires_at is not None and next_reset >= expires_at):
+                        raise invalid("next_reset_at must be in the future and before expires_at")
+                    first_reset = int(next_reset)
+                else:
+                    first_reset = next_boundary_after(now, interval, count, now)
+            amount = float(grant or 0)
+            values = {
+                "allowance": amount,
+                "balance": amount,
+                "unlimited": unlimited,
+                "interval": interval,
+                "interval_count": count,
+                "anchor_at": now if first_reset is None or next_reset is None else first_reset,
+                "next_reset_at": first_reset,
+                "continuous": continuous,
+                "rollover_config": (
+                    {
+                        "max": rollover.get("max"),
+                        "max_percentage": rollover.get("max_percentage"),
+                        "expiry_duration_type": rollover.get("duration") or "month",
+                        "expiry_duration_length": rollover.get("length"),
+                    }
+                    if rollover
+                    else None
+                ),
+            }
+        try:
+            with conn.begin_nested():
+                insert_source(
+                    conn,
+                    {
+                        "customer_pk": customer.pk,
+                        "entity_pk": entity.pk if entity else None,
+                        "feature_id": feature.id,
+                        "balance_id": body.get("balance_id"),
+                        "expires_at": expires_at,
+                        "created_at": now,
+                        **values,
+                    },
+                )
+        except IntegrityError as exc:
+            raise AutumnError(
+                409,
+                "invalid_request",
+                f"Balance with id {body.get('balance_id')} already exists for this customer",
+            ) from exc
+    return {"success": True}
+
+
+def _matching(
+    sources: list[Source], feature_id: str, entity: EntityRow | None, body: dict[str, Any], now: int
+) -> list[Source]:
+    out = []
+    for s in sources:
+        if s.feature_id != feature_id or not s.is_live(now):
+            continue
+        if entity is not None and s.entity_pk != entity.pk:
+            continue
+        if body.get("interval") and (s.interval or "one_off") != body["interval"]:
+            continue
+        if body.get("balance_id") and s.id != body["balance_id"]:
+            continue
+        out.append(s)
+    return out
+
+
+def update_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    remaining = body.get("remaining", body.get("current_balance"))
+    if remaining is not None and body.get("add_to_balance") is not None:
+        raise invalid("remaining and add_to_balance cannot be used together", "invalid_inputs")
+    if remaining is not None and body.get("usage") is not None:
+        raise invalid("remaining and usage cannot be used together", "invalid_inputs")
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        feature = cat.features.get(body["feature_id"])
+        if feature is None:
+            raise feature_not_found(body["feature_id"])
+        customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
+        entity = resolve_subject(conn, customer, body.get("entity_id"))
+        if body.get("expires_at") is not None and body["expires_at"] <= now:
+            raise invalid("expires_at must be in the future")
+        sources = load_sources(conn, customer.pk, {feature.id})
         apply_due_resets(sources, now)
-        subject = scoped(sources, entity)
-        plans = plan_defaults(cat, subject, now)
-        evaluated, _req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now, plans)
-        limits = usage_gate(conn, cat, customer, entity, {feature.id}, subject, now, plans)
-        if allowed and limits is not None and not _within_limits(cat, limits, feature, required, body):
-            allowed = False
-        has_any = any(s.feature_id in ids and s.is_live(now) for s in subject)
-        result: DeductionResult | None = None
-        if allowed and has_any:
-            controls = controls_map(customer, entity, ids, plans)
-            try:
-                result = deduct_feature(cat, feature, subject, required, controls, now, entity, "reject")
-            except InsufficientBalance:
-                result = None
-        if result is None:
-            # Nothing changes: answer with the balance as it was before the request.
-            response = _check_response(
-                ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand, forced=False
+        matching = _matching(sources, feature.id, entity, body, now)
+        if not matching:
+            raise AutumnError(
+                404,
+                "balance_not_found",
+                f"No balances to update for feature {feature.id} on customer {customer.id}",
             )
-            if len(ids) >= 1:
-                response["balances"] = {
-                    fid: balance_of(cat, fid, subject, now, expand) for fid in sorted(ids)
-                }
-            save_sources(conn, sources)
-            return response
+        if body.get("included_grant") is not None:
+            s = matching[0]
+            s.adjustment = r10(float(body["included_grant"]) - s.allowance)
+            # The balance (remaining) is untouched, so usage becomes grant - remaining.
+            s.dirty = True
+        ordered = order_targets([Target(s, 1.0, True) for s in matching], entity.id if entity else None)
+
+        def total_remaining() -> float:
+            return r10(
+                sum(s.balance for s in matching)
+                + sum(r.balance for s in matching for r in s.live_rollovers(now))
+            )
+
+        target: float | None = None
+        if remaining is not None:
+            target = float(remaining)
+        elif body.get("add_to_balance") is not None:
+            target = total_remaining() + float(body["add_to_balance"])
+        elif body.get("usage") is not None:
+            granted = sum(s.included_grant + s.prepaid for s in matching)
+            target = granted - float(body["usage"])
+        if target is not None:
+            delta = r10(total_remaining() - target)
+            if delta != 0:
+                deduct(ordered, delta, {}, now, "allow", feature.id)
+        for s in matching:
+            if body.get("next_reset_at") is not None:
+                s.next_reset_at = int(body["next_reset_at"])
+                s.anchor_at = int(body["next_reset_at"])
+                s.dirty = True
+            if body.get("expires_at") is not None:
+                s.expires_at = int(body["expires_at"])
+                s.dirty = True
         save_sources(conn, sources)
-        if limits is not None:
-            limits.count(feature, result.applied, result.touched, body.get("properties"))
-            limits.save(conn)
-        record_event(
-            conn,
-            ctx,
-            customer,
-            entity_id=entity.id if entity else None,
-            name=feature.id,
-            value=required,
-            properties=body.get("properties"),
-            deductions=result.deductions,
-            timestamp=now,
-        )
-        if lock is not None:
-            store_lock(conn, ctx, customer, entity, feature, lock, required, [(feature, result)], now)
-        response = _check_response(
-            ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand, forced=True
-        )
-        chosen = evaluated.id
-        for fid in [feature.id] + [cs.id for cs in cat.credit_systems_for.get(feature.id, [])]:
-            if result.touched.get(fid, 0) != 0:
-                chosen = fid
-                break
-        response["balance"] = balance_of(cat, chosen, subject, now, expand)
-        response["balances"] = {fid: balance_of(cat, fid, subject, now, expand) for fid in sorted(ids)}
-        return response
+        if body.get("next_reset_at") is not None:
+            from sqlalchemy import update as sa_update
+
+            conn.execute(
+                sa_update(balance_sources)
+                .where(balance_sources.c.pk.in_([s.pk for s in matching]))
+                .values(anchor_at=int(body["next_reset_at"]))
+            )
+    return {"success": True}
+
+
+def delete_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    if body.get("recalculate_balances") and not body.get("feature_id"):
+        raise invalid("recalculate_balances requires feature_id", "invalid_inputs")
+    with ctx.db.write() as conn:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        if body.get("feature_id") and body["feature_id"] not in cat.features:
+            raise feature_not_found(body["feature_id"])
+        customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
+        entity = resolve_subject(conn, customer, body.get("entity_id"))
+        sources = load_sources(conn, customer.pk)
+        apply_due_resets(sources, now)
+        matching = []
+        for s in sources:
+            if body.get("feature_id") and s.feature_id != body["feature_id"]:
+                continue
+            if not s.is_live(now):
+                continue
+            if (entity.pk if entity else None) != s.entity_pk:
+                continue
+            if body.get("interval") and (s.interval or "one_off") != body["interval"]:
+                continue
+            if body.get("balance_id") and s.id != body["balance_id"]:
+                continue
+            matching.append(s)
+        if not matching:
+            raise AutumnError(404, "balance_not_found", "No balances found to delete")
+        if any(s.price for s in matching):
+            raise AutumnError(409, "invalid_request", "Cannot delete paid balance; cancel the plan instead")
+        used = sum(s.usage for s in matching if not s.is_flag)
+        conn.execute(delete(balance_sources).where(balance_sources.c.pk.in_([s.pk for s in matching])))
+        if body.get("recalculate_balances") and used > 0:
+            gone = {s.pk for s in matching}
+            rest = [s for s in sources if s.pk not in gone and s.feature_id == body["feature_id"]]
+            rest_subject = scoped(rest, entity)
+            ordered = order_targets(
+                [Target(s, 1.0, True) for s in rest_subject], entity.id if entity else None
+            )
+            deduct(ordered, used, {}, now, "cap", body["feature_id"])
+            save_sources(conn, rest)
+        else:
+            save_sources(conn, [s for s in sources if s not in matching])
+    return {"success": True}

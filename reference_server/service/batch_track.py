@@ -3,7 +3,7 @@
 Autumn validates every item up front (each one's feature or event name must resolve), then
 enqueues the items for background workers.  This server never loses an acknowledged track, so it
 applies every item before it answers: all of them in one write transaction, each exactly as
-``balances.track`` applies it (:func:`reference_server.service.balances.track_in`: the same
+``balances.track`` applies it (:func:`reference_server.service.check_track.track_in`: the same
 deduction order, overage behaviour, event row and billing watchers).  Either the whole batch is
 applied or none of it is, so a client that sees an error may retry the batch as it is.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from reference_server.errors import AutumnError
-from reference_server.service import balances
+from reference_server.service import check_track
 from reference_server.service.context import Ctx
 from reference_server.service.entities import with_seat_charge
 
@@ -38,14 +38,14 @@ def batch_track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     args = []
     for index, item in enumerate(items):
         try:
-            args.append(balances.track_args(item))
+            args.append(check_track.track_args(item))
         except AutumnError as exc:
             raise _at(index, exc) from exc
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     for index, item in enumerate(items):
         try:
-            balances.track_features(cat, item)
+            check_track.track_features(cat, item)
         except AutumnError as exc:
             raise _at(index, exc) from exc
     order = sorted(range(len(items)), key=lambda i: (str(items[i]["customer_id"]), i))
@@ -55,7 +55,7 @@ def batch_track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             for index in order:
                 value, behavior, lock, expand = args[index]
                 try:
-                    balances.track_in(ctx, conn, items[index], value, behavior, lock, expand)
+                    check_track.track_in(ctx, conn, items[index], value, behavior, lock, expand)
                 except AutumnError as exc:
                     raise _at(index, exc) from exc
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from reference_server.clock import Clock
 from reference_server.store.db import Database
+from reference_server.store.tenancy import Tenant
 
 if TYPE_CHECKING:
     from reference_server.jobs import LeaderLease
@@ -24,18 +25,6 @@ class CustomerToken:
     epoch: int
     refresh_kid: int
     audience: str
-
-
-@dataclass(frozen=True)
-class Tenant:
-    """The organization env a secret key is scoped to."""
-
-    org_pk: int
-    org_id: str
-    env: str  # "sandbox" | "live"
-    clock_offset_ms: int
-    catalog_version: int
-    is_platform: bool = True
 
 
 @dataclass

@@ -20,9 +20,10 @@ import os
 from typing import Any
 
 from reference_server.errors import AutumnError, customer_not_found
-from reference_server.service.context import AppState, Ctx, CustomerToken, Tenant
+from reference_server.service.context import AppState, Ctx, CustomerToken
 from reference_server.store import customer_tokens as store
 from reference_server.store.subjects import get_customer
+from reference_server.store.tenancy import Tenant
 
 PREFIX = "am_jwt_"
 ISSUER = "autumn-reference-server"

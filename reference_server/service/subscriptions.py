@@ -379,7 +379,7 @@ def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: Customer
     if due is None or due > now:
         return
     billing = ctx.state.extras.get("billing_maintenance")
-    if billing is not None:  # paid billing: renewals, trial ends, period-end switches (payments.flows)
+    if billing is not None:  # paid billing: renewals, trial ends, period-end switches (billing.plan_changes)
         billing(ctx, conn, cat, customer, now)  # type: ignore[operator]
     instances = load_instances(conn, customer.pk)
     # Expire ended instances first, then start scheduled ones, in time order.

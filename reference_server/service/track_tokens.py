@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from reference_server.engine.model import Feature
 from reference_server.errors import AutumnError, customer_not_found, feature_not_found
-from reference_server.service import balances
+from reference_server.service import check_track
 from reference_server.service.context import Ctx
 from reference_server.service.entities import with_seat_charge
 from reference_server.service.model_prices import price_tokens
@@ -101,8 +101,8 @@ def track_tokens(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
             feature = _ai_feature(ctx, conn, cat, body)
             track_body, cost = _track_body(body, feature)
-            _value, behavior, lock, expand = balances.track_args(track_body)
-            return balances.track_in(ctx, conn, track_body, cost, behavior, lock, expand)
+            _value, behavior, lock, expand = check_track.track_args(track_body)
+            return check_track.track_in(ctx, conn, track_body, cost, behavior, lock, expand)
 
     response = with_seat_charge(ctx, run)
-    return balances.queued_response(body, response["value"]) if body.get("async") else response
+    return check_track.queued_response(body, response["value"]) if body.get("async") else response

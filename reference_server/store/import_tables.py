@@ -77,7 +77,7 @@ IMPORT_TABLES: tuple[Table, ...] = (imported_invoices, imported_plans, customer_
 """Tables created by migration ``0015_billing_import``."""
 
 DEFAULT_PROCESSOR = "stripe"
-PENDING_REASON = "pending"  # drafts holding next-cycle prorations (payments.records): not invoices yet
+PENDING_REASON = "pending"  # drafts holding next-cycle prorations (billing.records): not invoices yet
 INVOICE_MODE_REASON = "invoice"  # an invoice-mode draft is an invoice (payments.invoice_mode)
 IMPORT_REASON = "import"
 

@@ -10,7 +10,7 @@ there; when the account could not be read it is a digest of the secret key and c
 Revision ``0005_stripe_objects`` creates the table.
 
 ``stripe_subscriptions`` maps each plan instance mirrored as a Stripe Subscription (see
-:mod:`reference_server.payments.stripe_subscriptions`) to its subscription in one Stripe account, with
+:mod:`reference_server.processors.stripe.subscriptions`) to its subscription in one Stripe account, with
 the state last written there (``synced``), so a sync that finds nothing changed calls no Stripe API.
 ``customer_plan_pk`` has no foreign key: an instance deleted with its entity still has a Stripe
 subscription to cancel.  Revision ``0007_stripe_subscriptions`` creates it.
@@ -20,7 +20,7 @@ whose mirrored subscriptions are still to be synced (``sync``: written in the bi
 transaction, removed once a sync after it succeeded), what a deleted customer left on Stripe
 (``cleanup``: written in the deletion's transaction), and a payment or opened invoice to give back
 because its billing transaction did not commit (``refund``, keyed by the Stripe and server invoice ids:
-see :mod:`reference_server.payments.compensation`).  Each keeps its retries, next attempt and last
+see :mod:`reference_server.billing.compensation`).  Each keeps its retries, next attempt and last
 error, so a restarted server or another process finishes it.  ``customer_pk`` has no foreign key (a
 deleted customer's clean-up outlives it; a refund names none).  ``next_attempt_at`` is wall-clock ms for
 the mirror's rows (Stripe's backoff is real time) and the server's clock for refunds (as their

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from reference_server.engine.model import Rollover, Source
-from reference_server.service.context import Tenant
 from reference_server.store import raw
 from reference_server.store.tables import balance_sources, entities
+from reference_server.store.tenancy import Tenant
 
 
 @dataclass

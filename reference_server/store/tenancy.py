@@ -15,8 +15,20 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from reference_server.service.context import Tenant
 from reference_server.store.tables import api_keys, memberships, organizations, users
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The organization env a secret key is scoped to."""
+
+    org_pk: int
+    org_id: str
+    env: str  # "sandbox" | "live"
+    clock_offset_ms: int
+    catalog_version: int
+    is_platform: bool = True
+
 
 KEY_PREFIXES = {"sandbox": "am_sk_test_", "live": "am_sk_live_"}
 DEFAULT_ORG_ID = "org_default"

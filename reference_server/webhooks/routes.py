@@ -16,9 +16,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from reference_server.clock import Clock
-from reference_server.service.context import Tenant
 from reference_server.store.db import Database
-from reference_server.store.tenancy import env_of_key, tenant_for_key
+from reference_server.store.tenancy import Tenant, env_of_key, tenant_for_key
 
 from .endpoints import create_endpoint, delete_endpoint, list_endpoints
 

@@ -25,10 +25,10 @@ from autumn_sdk._generated.models import (
     PreviewAttachResponse,
     PreviewUpdateResponse,
 )
+from reference_server.billing.operations import PROCESSOR_KEY
 from reference_server.clock import ManualClock
-from reference_server.payments.api import PROCESSOR_KEY
-from reference_server.payments.local import LocalProcessor
-from reference_server.payments.stripe_processor import StripeProcessor
+from reference_server.processors.local.processor import LocalProcessor
+from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.billing_tables import invoices
 from reference_server.store.tables import customers
 from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server

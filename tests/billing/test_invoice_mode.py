@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from reference_server.payments.invoice_mode import (
+from reference_server.billing.invoice_mode import (
     DEFERRED_DOWNGRADE,
     NO_CARD_TRIAL_OPTIONS,
     UPDATE_NO_CARD_TRIAL,

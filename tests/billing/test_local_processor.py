@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from reference_server.billing.records import CustomerRef, credit_balance, invoice_lines_of
 from reference_server.engine.billing import quote_attach, quote_cancel
 from reference_server.engine.billing.invoice import InvoiceDraft
-from reference_server.payments.cards import CardError, CardInput
-from reference_server.payments.local import LocalProcessor
-from reference_server.payments.processor import ChargeStatus
-from reference_server.payments.records import CustomerRef, credit_balance, invoice_lines_of
+from reference_server.processors.contract import ChargeStatus
+from reference_server.processors.local.cards import CardError, CardInput
+from reference_server.processors.local.processor import LocalProcessor
 from reference_server.store.billing_tables import charges, invoices
 from reference_server.store.db import Database
 

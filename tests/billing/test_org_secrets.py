@@ -21,10 +21,10 @@ from sqlalchemy import insert, text
 
 from reference_server import cli
 from reference_server.app import create_app
+from reference_server.billing.operations import PROCESSOR_KEY
 from reference_server.clock import ManualClock
-from reference_server.payments.api import PROCESSOR_KEY
-from reference_server.payments.routing import OrgProcessorRouter
-from reference_server.payments.stripe_processor import StripeProcessor
+from reference_server.processors.registry import OrgProcessorRouter
+from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.service.platform import same_account
 from reference_server.store.db import Database
 from reference_server.store.org_stripe import stripe_config

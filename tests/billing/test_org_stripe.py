@@ -11,11 +11,11 @@ import httpx
 import pytest
 import stripe
 
+from reference_server.billing.operations import PROCESSOR_KEY
 from reference_server.clock import ManualClock
-from reference_server.payments.api import PROCESSOR_KEY
-from reference_server.payments.local import LocalProcessor
-from reference_server.payments.routing import OrgProcessorRouter
-from reference_server.payments.stripe_processor import StripeProcessor
+from reference_server.processors.local.processor import LocalProcessor
+from reference_server.processors.registry import OrgProcessorRouter
+from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.testing import RunningServer, run_server
 
 from .conftest import ms

@@ -15,22 +15,22 @@ from pypdf import PdfReader
 from sqlalchemy import Connection, select
 from starlette.applications import Starlette
 
-from reference_server.clock import ManualClock
-from reference_server.engine.billing import quote_attach
-from reference_server.pages import BillingHooks, PagesContext, PortalSubscription, billing_page_routes
-from reference_server.payments.local import LocalProcessor
-from reference_server.payments.records import (
+from reference_server.billing.records import (
     CustomerRef,
     InvoiceRecord,
     PaymentMethodInfo,
     SessionRecord,
     default_payment_method,
 )
-from reference_server.payments.sessions import (
+from reference_server.billing.sessions import (
     create_checkout_session,
     create_portal_session,
     create_setup_session,
 )
+from reference_server.clock import ManualClock
+from reference_server.engine.billing import quote_attach
+from reference_server.pages import BillingHooks, PagesContext, PortalSubscription, billing_page_routes
+from reference_server.processors.local.processor import LocalProcessor
 from reference_server.store.billing_tables import charges, invoices
 from reference_server.store.dashboard_tables import set_branding
 from reference_server.store.db import Database

@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import select
 from starlette.applications import Starlette
 
+from reference_server.billing.records import CustomerRef, credit_balance
+from reference_server.billing.sessions import create_checkout_session
 from reference_server.clock import ManualClock
 from reference_server.engine.billing import Subscription, quote_attach, quote_cancel
 from reference_server.pages import BillingHooks, PagesContext, billing_page_routes
-from reference_server.payments.cards import CardError, CardInput
-from reference_server.payments.processor import ChargeStatus
-from reference_server.payments.records import CustomerRef, credit_balance
-from reference_server.payments.sessions import create_checkout_session
-from reference_server.payments.stripe_processor import StripeProcessor
+from reference_server.processors.contract import ChargeStatus
+from reference_server.processors.local.cards import CardError, CardInput
+from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.billing_tables import invoices
 from reference_server.store.db import Database
 from reference_server.store.tables import customers

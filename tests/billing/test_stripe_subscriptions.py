@@ -18,9 +18,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, select, update
 
-from reference_server.payments import stripe_subscriptions as stripe_subscriptions_module
-from reference_server.payments.flows import STRIPE_SUBSCRIPTIONS_KEY
-from reference_server.payments.stripe_subscriptions import StripeSubscriptionMirror
+from reference_server.billing.plan_changes import STRIPE_SUBSCRIPTIONS_KEY
+from reference_server.processors.stripe import subscriptions as stripe_subscriptions_module
+from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
 from reference_server.store.db import Database
 from reference_server.store.stripe_objects import (
     STRIPE_FOLLOWUP_TABLES,

@@ -197,7 +197,7 @@ def test_credit_costs_convert_units() -> None:
 
 def test_exponential_backoff_doubles_from_the_base_and_stops_at_the_cap() -> None:
     from reference_server.backoff import ExponentialBackoff
-    from reference_server.payments.compensation import RefundRetryPolicy
+    from reference_server.billing.compensation import RefundRetryPolicy
     from reference_server.webhooks import DeliveryPolicy
 
     backoff = ExponentialBackoff(base_delay_ms=1_000, max_delay_ms=5_000)

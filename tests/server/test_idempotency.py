@@ -20,9 +20,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from reference_server.billing.operations import PROCESSOR_KEY
 from reference_server.clock import ManualClock
-from reference_server.payments.api import PROCESSOR_KEY
-from reference_server.payments.local import LocalProcessor
+from reference_server.processors.local.processor import LocalProcessor
 from reference_server.store import idempotency
 from reference_server.store.tables import idempotency_keys
 from reference_server.testing import RunningServer, fresh_database_url, run_server

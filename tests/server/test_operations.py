@@ -264,6 +264,7 @@ def test_an_unexpected_error_outside_the_api_is_autumns_json_with_the_request_id
 ) -> None:
     """Pages, the dashboard and extension routes are not behind the API dispatcher's own catch: a
     failure there answers 500 ``internal_error`` as JSON, with ``x-request-id``, and is logged."""
+
     async def boom(request: Request) -> None:
         raise RuntimeError("secret detail")
 

@@ -10,7 +10,7 @@ A draft is not owed yet: no renewal retry collects it and it makes nothing past 
 Finalizing opens it (status ``open``, its hosted page payable from then on):
 
 * on Stripe, in the dashboard: the ``invoice.finalized`` event (or an ``invoice.paid`` that comes first)
-  reaches :func:`finalize_draft` through :mod:`~reference_server.payments.stripe_webhooks`; a draft
+  reaches :func:`finalize_draft` through :mod:`~reference_server.processors.stripe.events`; a draft
   deleted or an invoice voided on Stripe voids the server invoice (a plan waiting for it never starts);
 * anywhere, through ``POST /v1/invoices.finalize {invoice_id}`` (beyond the spec: Autumn has no such
   call, its users finalize on Stripe's dashboard, which a server on the local processor does not
@@ -26,13 +26,12 @@ from typing import Any
 from sqlalchemy import Connection, or_, select, update
 
 from reference_server.errors import AutumnError, invalid
+from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_tables import billing_sessions, invoices
 from reference_server.store.import_tables import invoice_rows_by_pk
 from reference_server.store.tables import customers, organizations
-
-from .stripe_processor import StripeProcessor
 
 INVOICE_REASON = "invoice"
 """``invoices.reason`` of an invoice-mode invoice (``billing.attach`` with ``invoice_mode.enabled``)."""

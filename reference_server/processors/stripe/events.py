@@ -4,7 +4,7 @@ Stripe signs each delivery with the endpoint's secret (``Stripe-Signature: t=...
 organization saves that secret as ``test_webhook_secret`` / ``live_webhook_secret`` through the platform
 API, and ``stripe.Webhook.construct_event`` checks the signature and its age before anything is read.
 A PaymentIntent carries our invoice id in ``metadata.autumn_invoice_id`` (see
-:class:`~reference_server.payments.stripe_processor.StripeProcessor`), so a payment that succeeds or
+:class:`~reference_server.processors.stripe.processor.StripeProcessor`), so a payment that succeeds or
 fails later on Stripe's side (a retry from Stripe's dashboard, a delayed method) reaches our invoice and
 the subscriptions it bills.  The Stripe Invoice the processor itemizes each charge on carries the same
 metadata, so ``invoice.paid`` / ``invoice.payment_failed`` reach our invoice the same way; a payment
@@ -13,14 +13,14 @@ open invoice changes.  Stripe delivers at least once: an event id is applied onc
 
 A paid Stripe invoice with our metadata whose server invoice does not exist was paid by a billing
 transaction that never committed and whose process died before it could give the money back (see
-:mod:`~reference_server.payments.compensation`, 5): holding the customer's billing lock (answering 503,
+:mod:`~reference_server.billing.compensation`, 5): holding the customer's billing lock (answering 503,
 so Stripe delivers again later, while a billing call of the customer is in flight), the payment is
-refunded through :func:`~reference_server.payments.compensation.reverse_orphan`, once, however often
+refunded through :func:`~reference_server.billing.compensation.reverse_orphan`, once, however often
 its ``invoice.paid`` (or ``payment_intent.succeeded`` carrying our metadata and its invoice) comes.
 
 An invoice-mode draft (``invoice_mode.finalize: false``) finalized on Stripe's dashboard opens the
 server invoice on ``invoice.finalized`` (an ``invoice.paid`` that comes first finalizes it too); one
-voided or deleted there voids it (see :mod:`~reference_server.payments.invoice_mode`).
+voided or deleted there voids it (see :mod:`~reference_server.billing.invoice_mode`).
 """
 
 from __future__ import annotations
@@ -37,18 +37,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from reference_server.clock import Clock
-from reference_server.store.billing_lock import release, try_acquire
-from reference_server.store.billing_tables import billing_sessions, invoices, subscription_billing
-from reference_server.store.db import Database
-from reference_server.store.org_stripe import stripe_config
-from reference_server.store.stripe_tables import stripe_events
-from reference_server.store.tables import customer_plans, customers, entities, organizations
-
-from .compensation import ReverserFor, TakenPayment, reverse_orphan
-from .flows import RETRYABLE_REASONS
-from .invoice_mode import INVOICE_REASON, finalize_draft, is_invoice_mode_draft, void_unpaid
-from .records import (
+from reference_server.billing.compensation import ReverserFor, TakenPayment, reverse_orphan
+from reference_server.billing.invoice_mode import (
+    INVOICE_REASON,
+    finalize_draft,
+    is_invoice_mode_draft,
+    void_unpaid,
+)
+from reference_server.billing.plan_changes import RETRYABLE_REASONS
+from reference_server.billing.records import (
     InvoiceRecord,
     SessionRecord,
     add_credit,
@@ -57,6 +54,13 @@ from .records import (
     set_invoice_status,
     update_session,
 )
+from reference_server.clock import Clock
+from reference_server.store.billing_lock import release, try_acquire
+from reference_server.store.billing_tables import billing_sessions, invoices, subscription_billing
+from reference_server.store.db import Database
+from reference_server.store.org_stripe import stripe_config
+from reference_server.store.stripe_tables import stripe_events
+from reference_server.store.tables import customer_plans, customers, entities, organizations
 
 CompleteCheckout = Callable[[Connection, SessionRecord, InvoiceRecord | None, int], None]
 """The billing hook that finishes what a checkout session was for (e.g. starts an attached plan)."""

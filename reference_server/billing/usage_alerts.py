@@ -2,7 +2,7 @@
 
 The core calls the watcher (``state.extras["track_watcher"]``) with the subject's sources before and
 after a deduction. Seats tracked on a priced continuous feature (positive or negative) are billed like
-entity-created seats, per the item's proration (:func:`reference_server.payments.seats.bill_seat_changes`);
+entity-created seats, per the item's proration (:func:`reference_server.billing.seats.bill_seat_changes`);
 an unpaid seat charge raises, so the track (deduction and event) does not happen (402
 ``invoice_payment_failed``) and only its voided invoice is kept
 (:func:`reference_server.service.entities.with_seat_charge`). Events go to the webhook outbox in
@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from reference_server.billing.plan_changes import customer_ref
+from reference_server.billing.seats import bill_seat_changes
 from reference_server.engine.billing import item_from_api
 from reference_server.engine.billing.controls import (
     Allowance,
@@ -33,6 +35,7 @@ from reference_server.engine.billing.controls import (
 )
 from reference_server.engine.billing.money import minor_to_json, to_decimal
 from reference_server.engine.model import Source
+from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import AppState, Ctx
 from reference_server.service.plan_controls import instance_defaults
 from reference_server.service.subscriptions import load_instances
@@ -51,10 +54,6 @@ from reference_server.webhooks import (
 )
 from reference_server.webhooks import limit_reached as limit_reached_event
 from reference_server.webhooks.events import AUTO_TOPUP_FAILED, auto_topup_failed
-
-from .flows import customer_ref
-from .processor import PaymentProcessor
-from .seats import bill_seat_changes
 
 ENDPOINT_CACHE_SECONDS = 5.0
 

@@ -31,12 +31,16 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from reference_server.billing.convert import engine_subscription
+from reference_server.billing.plan_changes import charge_draft
+from reference_server.billing.records import add_pending_lines, restore_voided, snapshot_invoice
 from reference_server.engine.billing.invoice import InvoiceDraft, LineItem
 from reference_server.engine.billing.model import PlanItem, Subscription
 from reference_server.engine.billing.money import to_decimal
 from reference_server.engine.billing.periods import period_at
 from reference_server.engine.billing.quotes import quote_seat_change, seat_levels
 from reference_server.errors import AutumnError
+from reference_server.processors.contract import ChargeOutcome, PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.entities import SeatChargeFailed
 from reference_server.service.subscriptions import load_instances, with_entity_usage
@@ -44,11 +48,6 @@ from reference_server.store.billing_tables import seat_replaceables
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row
 from reference_server.store.tables import balance_sources, entities
-
-from .convert import engine_subscription
-from .flows import charge_draft
-from .processor import ChargeOutcome, PaymentProcessor
-from .records import add_pending_lines, restore_voided, snapshot_invoice
 
 SeatBilling = Callable[
     [Ctx, Connection, Catalog, CustomerRow, str, Mapping[int, tuple[float, float]], int], None

@@ -5,16 +5,16 @@ cancelling a free plan).  Everything that involves money (a priced plan, a switc
 priced plan, previews, schedules, checkout and portal sessions) is delegated to a handler
 registered under the operation's qualified name::
 
-    from reference_server.api.billing import BillingRegistry
+    from reference_server.billing.dispatch import BillingRegistry
 
-    def register(registry: BillingRegistry) -> None:          # in reference_server/payments/api.py
+    def register(registry: BillingRegistry) -> None:          # in reference_server/billing/operations.py
         registry.register("billing.attach", paid_attach)      # (ctx, body) -> response dict
         registry.register("billing.preview_attach", preview_attach)
         registry.invoice_lister = list_invoices               # (conn, customer) -> invoices for expand
 
-``create_app`` calls ``reference_server.payments.api.register`` when that module exists, and
+``create_app`` calls ``reference_server.billing.operations.register`` when that module exists, and
 ``create_app(billing=...)`` can pass another registration function.  A paid handler runs its own
-transaction; it can reuse :func:`reference_server.service.attach_free.resolve_attach` and the
+transaction; it can reuse :func:`reference_server.billing.free_plans.resolve_attach` and the
 plan-instance functions of :mod:`reference_server.service.subscriptions`.  Without a handler the
 operation answers 501 ``not_implemented`` from :func:`missing`, the one place that says so.
 
@@ -51,8 +51,8 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
+from reference_server.billing import free_plans as attach_free
 from reference_server.errors import AutumnError
-from reference_server.service import attach_free
 from reference_server.service.context import AppState, Ctx
 from reference_server.store.billing_lock import billing_lock
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from reference_server.billing.license_seats import is_seat_key, links_for, stored_seat_ids, with_seats
 from reference_server.engine.billing import Plan as EnginePlan
 from reference_server.engine.billing import Subscription, plan_from_api
 from reference_server.engine.billing.money import to_decimal
-from reference_server.payments.license_seats import is_seat_key, links_for, stored_seat_ids, with_seats
 from reference_server.service.subscriptions import Instance
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.catalog import Catalog, Plan

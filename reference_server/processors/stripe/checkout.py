@@ -34,10 +34,7 @@ from typing import Any
 import stripe
 from sqlalchemy import Connection, select, update
 
-from reference_server.store.billing_tables import billing_sessions, payment_methods
-
-from .processor import PaymentProcessor
-from .records import (
+from reference_server.billing.records import (
     CustomerRef,
     PaymentMethodInfo,
     SessionRecord,
@@ -45,7 +42,9 @@ from .records import (
     store_payment_method,
     update_session,
 )
-from .stripe_processor import StripeProcessor
+from reference_server.processors.contract import PaymentProcessor
+from reference_server.processors.stripe.processor import StripeProcessor
+from reference_server.store.billing_tables import billing_sessions, payment_methods
 
 APPLIED_KEY = "stripe_checkout_applied"
 """``action`` key: the Stripe Checkout Session ids already applied to a server session."""

@@ -1,12 +1,12 @@
 """The server's subscriptions mirrored into the organization's Stripe account, without Stripe billing them.
 
 The server bills a Stripe organization itself: its engine renews plans on its own clock and every
-charge is an itemized Stripe Invoice (:mod:`~reference_server.payments.stripe_processor`).  A Stripe
+charge is an itemized Stripe Invoice (:mod:`~reference_server.processors.stripe.processor`).  A Stripe
 user still expects the dashboard to say who is subscribed to what, so each active recurring paid plan
 instance of a customer (customer-level or entity-level: one with billing state and at least one
 recurring fixed price) is mirrored as one Stripe Subscription:
 
-- items: the plan version's recurring Stripe Prices (:mod:`~reference_server.payments.stripe_catalog`):
+- items: the plan version's recurring Stripe Prices (:mod:`~reference_server.processors.stripe.catalog`):
   the base price (quantity: the instance's quantity) and each prepaid item's pack price (quantity: the
   packs bought).  A customized instance whose price is not the catalogue's has that item priced inline
   (``price_data`` on the plan's Product).  Each item's metadata names its price (``autumn_price``).
@@ -84,15 +84,14 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.backoff import ExponentialBackoff
+from reference_server.billing.records import CustomerRef
 from reference_server.engine.billing.money import to_decimal
+from reference_server.processors.stripe.catalog import FixedPrice, fixed_prices
+from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.db import Database, after_transaction
 from reference_server.store.stripe_objects import stripe_followups, stripe_subscriptions
 from reference_server.store.tables import customer_plans, customers, entities, plans
-
-from .records import CustomerRef
-from .stripe_catalog import FixedPrice, fixed_prices
-from .stripe_processor import StripeProcessor
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ not at all, so the payment is given back:
 5. a process that dies between the Stripe payment and its ``COMMIT`` runs no callback at all, and the
    server invoice id vanishes with the rollback.  The Stripe invoice still carries our metadata
    (``autumn_invoice_id``, ``autumn_customer_id``), so its ``invoice.paid`` event
-   (:mod:`~reference_server.payments.stripe_webhooks`) finds no server invoice of that id and calls
+   (:mod:`~reference_server.processors.stripe.events`) finds no server invoice of that id and calls
    :func:`reverse_orphan` holding the customer's billing lock: it first proves that no transaction
    that could still commit the invoice is in flight (SQLite: a write transaction excludes every other
    writer; PostgreSQL: ``LOCK TABLE invoices IN SHARE MODE`` waits for every transaction that wrote an

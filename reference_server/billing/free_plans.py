@@ -4,7 +4,7 @@ Free plans activate at once, free-to-free switches within a group are immediate 
 add-ons stack, and cancelling a main plan brings the group's auto_enable plan back.  A free plan
 has no billing period, so ``cancel_end_of_cycle`` on it ends it at once like ``cancel_immediately``.
 Anything that involves money is routed to the paid-billing handlers (see
-:mod:`reference_server.api.billing`).
+:mod:`reference_server.billing.dispatch`).
 """
 
 from __future__ import annotations

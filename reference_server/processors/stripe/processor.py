@@ -1,7 +1,7 @@
 """Stripe as the payment processor (the official ``stripe`` package; localstripe in tests).
 
 Customers and cards live in Stripe.  Every server invoice that takes money from a card becomes an
-itemized Stripe Invoice on the Stripe customer (see :mod:`~reference_server.payments.stripe_catalog`
+itemized Stripe Invoice on the Stripe customer (see :mod:`~reference_server.processors.stripe.catalog`
 for the items, Products and Prices), finalized and paid off-session with the chosen saved card; the
 Stripe invoice id is the server invoice's processor id (``invoice.stripe_id`` in the API).  The
 server keeps its own invoice records, so previews, pages and the API read the same numbers whichever
@@ -23,12 +23,16 @@ from typing import Any
 import stripe
 from sqlalchemy import Connection, func, select, update
 
-from reference_server.store.billing_tables import charges, invoices
-from reference_server.store.tables import customers
-
-from .cards import DECLINE_MESSAGES, CardBehavior, CardError, CardInput, check_card
-from .compensation import settle_after_transaction, void_after_transaction
-from .processor import (
+from reference_server.billing.compensation import settle_after_transaction, void_after_transaction
+from reference_server.billing.records import (
+    CustomerRef,
+    InvoiceRecord,
+    PaymentMethodInfo,
+    invoice_lines_of,
+    set_invoice_status,
+    store_payment_method,
+)
+from reference_server.processors.contract import (
     CardSetup,
     ChargeOutcome,
     Collected,
@@ -38,15 +42,16 @@ from .processor import (
     card_succeeded,
     utc_day,
 )
-from .records import (
-    CustomerRef,
-    InvoiceRecord,
-    PaymentMethodInfo,
-    invoice_lines_of,
-    set_invoice_status,
-    store_payment_method,
+from reference_server.processors.local.cards import (
+    DECLINE_MESSAGES,
+    CardBehavior,
+    CardError,
+    CardInput,
+    check_card,
 )
-from .stripe_catalog import PlanObjects, StripeCatalog
+from reference_server.processors.stripe.catalog import PlanObjects, StripeCatalog
+from reference_server.store.billing_tables import charges, invoices
+from reference_server.store.tables import customers
 
 LOCAL_TEST_API = ("http://127.0.0.1", "http://localhost")
 
@@ -93,7 +98,7 @@ class StripeProcessor(PaymentProcessor):
         """TEST ONLY: posts a raw card number to Stripe's PaymentMethod API, which real Stripe accounts
         refuse (and which would put the server in PCI scope).  Processor-level tests use it against
         localstripe; the hosted pages never call it for a Stripe organization, whose cards are set up on
-        Stripe Checkout (:mod:`~reference_server.payments.stripe_checkout`)."""
+        Stripe Checkout (:mod:`~reference_server.processors.stripe.checkout`)."""
         checked = check_card(card, utc_day(now))
         stripe_customer = self.ensure_customer(conn, customer)
         try:
@@ -187,7 +192,7 @@ class StripeProcessor(PaymentProcessor):
         ``send_invoice``: one the customer is sent to pay (invoice mode), else charged by the server;
         ``finalize=False`` (invoice mode only): left a draft, finalized later on Stripe's dashboard.
         A ``send_invoice`` invoice is registered with
-        :func:`~reference_server.payments.compensation.void_after_transaction` as soon as Stripe made it,
+        :func:`~reference_server.billing.compensation.void_after_transaction` as soon as Stripe made it,
         so it is voided (or deleted) if the server's transaction does not commit.
 
         The invoice is created empty (``pending_invoice_items_behavior=exclude``) and every item is
@@ -332,7 +337,7 @@ class StripeProcessor(PaymentProcessor):
 
     def reverse_payment(self, processor_invoice_id: str, server_invoice_id: str) -> None:
         """Give back a Stripe invoice's payment the server did not record (its transaction did not
-        commit, see :mod:`~reference_server.payments.compensation`): a paid invoice is marked
+        commit, see :mod:`~reference_server.billing.compensation`): a paid invoice is marked
         ``autumn_reversal`` (so no retry of the server invoice takes it as paid) and every payment
         of it refunded in full; an open one is voided.  Idempotent: a refund carries a key derived
         from its PaymentIntent, and a charge already refunded is left alone."""
@@ -479,7 +484,7 @@ REQUIRES_ACTION = "invoice_payment_intent_requires_action"
 
 VOIDED_ON_FAILURE = ("seats",)
 """Invoice reasons whose unpaid charge the server voids at once (a seat change that is not paid
-is rolled back and its invoice kept voided, see :mod:`~reference_server.payments.seats`): their
+is rolled back and its invoice kept voided, see :mod:`~reference_server.billing.seats`): their
 Stripe invoice is voided with them."""
 
 

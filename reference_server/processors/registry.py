@@ -14,15 +14,14 @@ import threading
 
 from sqlalchemy import Connection, select
 
+from reference_server.billing.records import CustomerRef, InvoiceRecord, PaymentMethodInfo
 from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.processors.contract import CardSetup, ChargeOutcome, Collected, PaymentProcessor
+from reference_server.processors.local.cards import CardInput
+from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.billing_tables import invoices
 from reference_server.store.org_stripe import stripe_config
 from reference_server.store.tables import customers
-
-from .cards import CardInput
-from .processor import CardSetup, ChargeOutcome, Collected, PaymentProcessor
-from .records import CustomerRef, InvoiceRecord, PaymentMethodInfo
-from .stripe_processor import StripeProcessor
 
 
 class OrgProcessorRouter(PaymentProcessor):

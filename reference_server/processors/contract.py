@@ -1,8 +1,9 @@
 """The payment processor contract the billing flows call, and the outcome of a charge.
 
-Two implementations: :class:`~reference_server.payments.local.LocalProcessor` (the reference server is its
+Two implementations:
+:class:`~reference_server.processors.local.processor.LocalProcessor` (the reference server is its
 own processor; test cards decide the outcome) and
-:class:`~reference_server.payments.stripe_processor.StripeProcessor` (Stripe's API, e.g. localstripe in
+:class:`~reference_server.processors.stripe.processor.StripeProcessor` (Stripe's API, e.g. localstripe in
 tests). Both keep the server's own invoice records, so pages and API responses read one place.
 """
 
@@ -16,10 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.engine.billing.invoice import InvoiceDraft
-
-from .cards import CardBehavior, CardInput
-from .records import (
+from reference_server.billing.records import (
     CustomerRef,
     InvoiceRecord,
     PaymentMethodInfo,
@@ -32,6 +30,8 @@ from .records import (
     set_invoice_status,
     set_payment_method_behavior,
 )
+from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.processors.local.cards import CardBehavior, CardInput
 
 
 class ChargeStatus(str, Enum):
@@ -96,7 +96,7 @@ class PaymentProcessor(ABC):
 
     @abstractmethod
     def add_card(self, conn: Connection, customer: CustomerRef, card: CardInput, now: int) -> CardSetup:
-        """Validate and store a card; raises :class:`~reference_server.payments.cards.CardError`."""
+        """Validate and store a card; raises :class:`~reference_server.processors.local.cards.CardError`."""
 
     def confirm_card(
         self, conn: Connection, customer: CustomerRef, payment_method: PaymentMethodInfo

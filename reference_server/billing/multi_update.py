@@ -8,7 +8,7 @@ customer's billing lock, every update is applied and what they make due is settl
 (a cancel's prorated credit, an ending plan's pending prorations).  Any failure (a bad update, a
 charge that needs the customer: Autumn's multi update never sends the customer to a checkout) rolls
 the whole transaction back, and a processor payment made inside it is compensated after the rollback
-(:mod:`reference_server.payments.compensation`).
+(:mod:`reference_server.billing.compensation`).
 
 The preview returns one core preview per affected paid plan instance (each bills as its own
 subscription here); updates of free plans have no entry, as in Autumn.
@@ -22,17 +22,16 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from reference_server.billing import free_plans as attach_free
+from reference_server.billing import operations as paid
+from reference_server.billing.plan_changes import charge_draft
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.billing.preview import outgoing_json, preview_body
 from reference_server.errors import AutumnError, invalid
-from reference_server.service import attach_free
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import Instance
 from reference_server.store.billing_lock import billing_lock
-
-from . import api as paid
-from .flows import charge_draft
 
 SUBSCRIPTION_PREVIEW_KEYS = (
     "customer_id",
@@ -71,7 +70,7 @@ class _Item:
     body: dict[str, Any]
     inst: Instance
     free: dict[str, Any] | None  # resolve_update's values for attach_free.update_free
-    quotes: dict[str, Any] | None  # payments.api._update_quotes for a paid plan
+    quotes: dict[str, Any] | None  # billing.operations._update_quotes for a paid plan
 
 
 def _resolve(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> list[_Item]:

@@ -17,7 +17,68 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
 
-from reference_server.api.billing import AppExtension, BillingRegistry
+from reference_server.billing.compensation import RefundRetrier
+from reference_server.billing.convert import customized_plan, engine_plan, engine_subscription, instance_plan
+from reference_server.billing.dispatch import AppExtension, BillingRegistry
+from reference_server.billing.free_plans import resolve_attach, resolve_update
+from reference_server.billing.invoice_actions import INVOICE_ACTIONS_KEY, InvoiceActions
+from reference_server.billing.invoice_mode import (
+    HOSTED_URL_KEY,
+    INVOICE_REASON,
+    check_attach,
+    check_update,
+    enabled_mode,
+    finalize_invoice,
+    plan_starts_now,
+)
+from reference_server.billing.license_seats import (
+    attach_seats,
+    hide_seats,
+    keep_links,
+    park_seats,
+    save_attach_links,
+    unpark_seats,
+    update_seats,
+)
+from reference_server.billing.plan_changes import (
+    STRIPE_SUBSCRIPTIONS_KEY,
+    AttachState,
+    activate_default,
+    apply_attach,
+    change,
+    charge_draft,
+    customer_ref,
+    emit_billing_updated,
+    expire_active,
+    expire_scheduled_in_group,
+    group_default,
+    past_due_instances,
+    retry_past_due,
+    run_billing_maintenance,
+    save_billing_state,
+    trial_used,
+)
+from reference_server.billing.records import (
+    InvoiceRecord,
+    PaymentMethodInfo,
+    SessionRecord,
+    add_pending_lines,
+    create_invoice,
+    default_payment_method,
+    invoice_record,
+    load_session,
+    pending_lines,
+    take_pending_lines,
+    update_session,
+)
+from reference_server.billing.seats import make_seat_billing, starting_seat_usage
+from reference_server.billing.sessions import (
+    PAYMENT_RETRY_TTL_MS,
+    create_checkout_session,
+    create_portal_session,
+    create_setup_session,
+)
+from reference_server.billing.usage_alerts import make_track_watcher
 from reference_server.clock import Clock
 from reference_server.engine.billing import (
     AttachQuote,
@@ -48,8 +109,14 @@ from reference_server.pages import (
     billing_page_routes,
     stripe_checkout_completer,
 )
-from reference_server.service.attach_free import resolve_attach, resolve_update
-from reference_server.service.context import AppState, Ctx, Tenant
+from reference_server.processors.contract import ChargeOutcome, PaymentProcessor
+from reference_server.processors.local.processor import LocalProcessor
+from reference_server.processors.registry import OrgProcessorRouter
+from reference_server.processors.stripe.checkout import open_checkout_for, stripe_processor_for
+from reference_server.processors.stripe.events import stripe_webhook_routes
+from reference_server.processors.stripe.processor import StripeProcessor
+from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
+from reference_server.service.context import AppState, Ctx
 from reference_server.service.customers import catch_up, require_customer
 from reference_server.service.subscriptions import (
     activate_plan,
@@ -61,76 +128,9 @@ from reference_server.store.billing_tables import invoices, subscription_billing
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, customer_from_row, get_entity
 from reference_server.store.tables import balance_sources, customer_plans, customers, organizations
+from reference_server.store.tenancy import Tenant
 from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
 from reference_server.webhooks.routes import webhook_routes
-
-from .compensation import RefundRetrier
-from .convert import customized_plan, engine_plan, engine_subscription, instance_plan
-from .flows import (
-    STRIPE_SUBSCRIPTIONS_KEY,
-    AttachState,
-    activate_default,
-    apply_attach,
-    change,
-    charge_draft,
-    customer_ref,
-    emit_billing_updated,
-    expire_active,
-    expire_scheduled_in_group,
-    group_default,
-    past_due_instances,
-    retry_past_due,
-    run_billing_maintenance,
-    save_billing_state,
-    trial_used,
-)
-from .invoice_actions import INVOICE_ACTIONS_KEY, InvoiceActions
-from .invoice_mode import (
-    HOSTED_URL_KEY,
-    INVOICE_REASON,
-    check_attach,
-    check_update,
-    enabled_mode,
-    finalize_invoice,
-    plan_starts_now,
-)
-from .license_seats import (
-    attach_seats,
-    hide_seats,
-    keep_links,
-    park_seats,
-    save_attach_links,
-    unpark_seats,
-    update_seats,
-)
-from .local import LocalProcessor
-from .processor import ChargeOutcome, PaymentProcessor
-from .records import (
-    InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
-    add_pending_lines,
-    create_invoice,
-    default_payment_method,
-    invoice_record,
-    load_session,
-    pending_lines,
-    take_pending_lines,
-    update_session,
-)
-from .routing import OrgProcessorRouter
-from .seats import make_seat_billing, starting_seat_usage
-from .sessions import (
-    PAYMENT_RETRY_TTL_MS,
-    create_checkout_session,
-    create_portal_session,
-    create_setup_session,
-)
-from .stripe_checkout import open_checkout_for, stripe_processor_for
-from .stripe_processor import StripeProcessor
-from .stripe_subscriptions import StripeSubscriptionMirror
-from .stripe_webhooks import stripe_webhook_routes
-from .track_watch import make_track_watcher
 
 PROCESSOR_KEY = "payment_processor"
 BASE_URL_KEY = "billing_base_url"
@@ -430,7 +430,7 @@ def _bill_by_invoice(
     With ``enable_plan_immediately`` the change happens now (``start``); otherwise paying the invoice
     completes it (the checkout action ``op`` with ``body``, as a paid checkout completes it).
     ``finalize: false`` keeps the invoice a draft (no hosted URL, its page takes no payment) until it is
-    finalized (see :mod:`~reference_server.payments.invoice_mode`).  On Stripe a ``send_invoice`` Stripe
+    finalized (see :mod:`~reference_server.billing.invoice_mode`).  On Stripe a ``send_invoice`` Stripe
     invoice (voided after the transaction if it does not commit)."""
     mode = enabled_mode(body) or {}
     immediately = plan_starts_now(body, mode)

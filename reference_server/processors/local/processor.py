@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from .cards import DECLINE_MESSAGES, CardBehavior, CardError, CardInput, check_card
-from .processor import (
+from reference_server.billing.records import (
+    CustomerRef,
+    InvoiceRecord,
+    PaymentMethodInfo,
+    store_payment_method,
+)
+from reference_server.processors.contract import (
     CardSetup,
     ChargeOutcome,
     Collected,
@@ -20,7 +25,13 @@ from .processor import (
     card_succeeded,
     utc_day,
 )
-from .records import CustomerRef, InvoiceRecord, PaymentMethodInfo, store_payment_method
+from reference_server.processors.local.cards import (
+    DECLINE_MESSAGES,
+    CardBehavior,
+    CardError,
+    CardInput,
+    check_card,
+)
 
 
 class LocalProcessor(PaymentProcessor):

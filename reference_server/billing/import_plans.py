@@ -414,8 +414,8 @@ def _hydrate(ctx: Ctx, conn: Connection, customer: CustomerRow, planned: list[_P
     linked = [p for p in planned if p.processor == "stripe" and p.subscription_id and p.existing is None]
     if not linked:
         return
-    from .api import processor_for
-    from .stripe_checkout import stripe_processor_for
+    from reference_server.billing.operations import processor_for
+    from reference_server.processors.stripe.checkout import stripe_processor_for
 
     stripe_processor = stripe_processor_for(processor_for(ctx.state), conn, customer.pk)
     if stripe_processor is None:

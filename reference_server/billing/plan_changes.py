@@ -15,6 +15,15 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from reference_server.billing.convert import (
+    engine_plan,
+    engine_subscription,
+    instance_plan,
+    instance_quantities,
+    plan_snapshot,
+)
+from reference_server.billing.free_plans import plans_to_remove
+from reference_server.billing.records import CustomerRef, invoice_record, take_pending_lines
 from reference_server.engine.billing import (
     AttachQuote,
     ChangeKind,
@@ -28,7 +37,7 @@ from reference_server.engine.billing import (
 )
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import to_decimal
-from reference_server.service.attach_free import plans_to_remove
+from reference_server.processors.contract import ChargeOutcome, PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import (
     ExpiredState,
@@ -46,10 +55,6 @@ from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row, insert_source
 from reference_server.store.tables import balance_sources, customer_plans, customers, entities
 from reference_server.webhooks import BILLING_UPDATED, billing_updated, enqueue, plan_change
-
-from .convert import engine_plan, engine_subscription, instance_plan, instance_quantities, plan_snapshot
-from .processor import ChargeOutcome, PaymentProcessor
-from .records import CustomerRef, invoice_record, take_pending_lines
 
 DEFAULT_BASE_URL = "http://127.0.0.1"
 STRIPE_SUBSCRIPTIONS_KEY = "stripe_subscription_mirror"
@@ -373,7 +378,7 @@ def apply_attach(
     carried: ExpiredState | None = None
     leftovers: dict[str, tuple[float, float]] = {}
     if quote.kind is ChangeKind.UPGRADE and current is not None:
-        # Its pending next-cycle prorations were put on the switch's invoice (payments.api.prepare_attach).
+        # Its pending next-cycle prorations went on the switch's invoice (operations.prepare_attach).
         entity_id = state.entity.id if state.entity else None
         take_pending_lines(conn, state.customer.pk, current.plan_id, entity_id)
         leftovers = _consumable_leftovers(conn, current.pk)

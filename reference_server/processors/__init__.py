@@ -1,0 +1,1 @@
+"""Payment processors behind one contract (:mod:`.contract`): ``local/`` and ``stripe/``."""
