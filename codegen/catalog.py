@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .names import NAME_OVERRIDES, VARIANT_NAMES
-from .naming import pascal, singular
+from .identifiers import pascal, singular
+from .name_overrides import NAME_OVERRIDES, VARIANT_NAMES
 
 SHAPE_REF = "#/shape/"
 """Placeholder ``$ref`` prefix for an interned shape until it has a name."""
@@ -372,7 +372,7 @@ class Catalog:
                 wants = sorted(shape.schema.get("properties", {}))
                 raise ValueError(
                     f"two different shapes want the name {name!r} (fields {had} and {wants}); "
-                    "add an entry to codegen/names.py"
+                    "add an entry to codegen/name_overrides.py"
                 )
             taken[name] = shape.id
             shape.name = name
@@ -408,7 +408,9 @@ class Catalog:
         if link.variants > 1:
             key = f"{key}[{link.variant}]"
             if key not in VARIANT_NAMES and link.variant > 0:
-                raise ValueError(f"union variant {key!r} needs a name in codegen/names.py VARIANT_NAMES")
+                raise ValueError(
+                    f"union variant {key!r} needs a name in codegen/name_overrides.py VARIANT_NAMES"
+                )
             if key in VARIANT_NAMES:
                 return VARIANT_NAMES[key]
         if key in NAME_OVERRIDES:
@@ -417,7 +419,7 @@ class Catalog:
             if taken.get(candidate, child.id) == child.id:
                 return candidate
         raise ValueError(
-            f"no free name for a child of {parent!r} at {link.label!r}; add one to codegen/names.py"
+            f"no free name for a child of {parent!r} at {link.label!r}; add one to codegen/name_overrides.py"
         )
 
     # -- output --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .catalog import PRIORITY_COMPONENT, PRIORITY_ROOT, SHAPE_REF, Catalog
-from .naming import pascal, snake, upper_snake, words
+from .identifiers import pascal, snake, upper_snake, words
 from .spec import HTTP_METHODS, SpecDocument
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]

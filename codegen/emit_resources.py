@@ -14,7 +14,7 @@ from typing import Any
 
 from .catalog import COMPONENT_REF, Catalog
 from .collect import Collection, OperationInfo
-from .naming import pascal, python_name
+from .identifiers import pascal, python_name
 
 _INDENT = "    "
 

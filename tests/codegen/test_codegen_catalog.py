@@ -10,7 +10,7 @@ import pytest
 from autumn_sdk import models
 from codegen.collect import collect
 from codegen.emit_models import render_models
-from codegen.naming import pascal, python_name, singular, snake
+from codegen.identifiers import pascal, python_name, singular, snake
 from codegen.spec import SpecDocument
 
 
@@ -68,7 +68,7 @@ def test_descriptions_do_not_split_shapes_but_structure_does() -> None:
 
 
 def test_conflicting_names_are_reported_not_numbered() -> None:
-    # Two different union options at the same place need an explicit name in codegen/names.py.
+    # Two different union options at the same place need an explicit name in codegen/name_overrides.py.
     union = {"anyOf": [_price(), _price({"cur": {"type": "string"}})]}
     body = {"type": "object", "title": "CParams", "properties": {"price": union}}
     response = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
