@@ -6,28 +6,22 @@ import secrets
 import string
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.intervals import boundary
 from reference_server.errors import AutumnError
 from reference_server.service.context import Ctx
 from reference_server.service.customers import require_customer
+from reference_server.store import rewards_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, customer_from_row, insert_source
-from reference_server.store.tables import customers, redemptions, referral_codes, reward_programs, rewards
 
 CODE_ALPHABET = string.ascii_uppercase + string.digits
 
 
 def _program(conn: Connection, ctx: Ctx, program_id: str) -> Any:
-    row = conn.execute(
-        select(reward_programs).where(
-            reward_programs.c.org_pk == ctx.tenant.org_pk,
-            reward_programs.c.env == ctx.tenant.env,
-            reward_programs.c.id == program_id,
-        )
-    ).first()
+    row = rewards_repo.find_program(conn, ctx.tenant, program_id)
     if row is None:
         raise AutumnError(404, "reward_program_not_found", f"Reward program {program_id} not found")
     return row
@@ -38,26 +32,20 @@ def create_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
         program = _program(conn, ctx, body["program_id"])
-        existing = conn.execute(
-            select(referral_codes).where(
-                referral_codes.c.program_pk == program.pk, referral_codes.c.customer_pk == customer.pk
-            )
-        ).first()
+        existing = rewards_repo.referral_code_of(conn, program.pk, customer.pk)
         if existing is not None:
             return {"code": existing.code, "customer_id": customer.id, "created_at": existing.created_at}
         for _ in range(20):
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
             try:
                 with conn.begin_nested():
-                    conn.execute(
-                        insert(referral_codes).values(
-                            org_pk=ctx.tenant.org_pk,
-                            env=ctx.tenant.env,
-                            code=code,
-                            program_pk=program.pk,
-                            customer_pk=customer.pk,
-                            created_at=now,
-                        )
+                    rewards_repo.insert_referral_code(
+                        conn,
+                        ctx.tenant,
+                        code=code,
+                        program_pk=program.pk,
+                        customer_pk=customer.pk,
+                        created_at=now,
                     )
                 return {"code": code, "customer_id": customer.id, "created_at": now}
             except IntegrityError:
@@ -118,78 +106,49 @@ def redeem_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         redeemer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-        rc = conn.execute(
-            select(referral_codes).where(
-                referral_codes.c.org_pk == ctx.tenant.org_pk,
-                referral_codes.c.env == ctx.tenant.env,
-                referral_codes.c.code == code,
-            )
-        ).first()
+        rc = rewards_repo.find_referral_code(conn, ctx.tenant, code)
         if rc is None:
             raise AutumnError(404, "referral_code_not_found", "Referral code not found")
-        program = conn.execute(select(reward_programs).where(reward_programs.c.pk == rc.program_pk)).one()
-        referrer = customer_from_row(
-            conn.execute(select(customers).where(customers.c.pk == rc.customer_pk)).one()
-        )
+        program = rewards_repo.program_row(conn, rc.program_pk)
+        referrer = customer_from_row(rewards_repo.customer_row(conn, rc.customer_pk))
         if referrer.pk == redeemer.pk or (
             referrer.fingerprint is not None and referrer.fingerprint == redeemer.fingerprint
         ):
             raise AutumnError(400, "customer_cannot_redeem_own_code", "Customer cannot redeem their own code")
-        count = conn.execute(
-            select(func.count())
-            .select_from(redemptions)
-            .where(
-                redemptions.c.kind == "referral",
-                redemptions.c.code == code,
-                redemptions.c.program_pk == program.pk,
-            )
-        ).scalar_one()
+        count = rewards_repo.referral_redemptions(conn, code, program.pk)
         if program.max_redemptions is not None and count >= program.max_redemptions:
             raise AutumnError(
                 400,
                 "referral_code_max_redemptions_reached",
                 "Referral code has reached its maximum number of redemptions",
             )
-        already = conn.execute(
-            select(redemptions.c.pk).where(
-                redemptions.c.kind == "referral",
-                redemptions.c.program_pk == program.pk,
-                redemptions.c.customer_pk == redeemer.pk,
-            )
-        ).first()
-        if already is not None:
+        if rewards_repo.redeemed_referral(conn, program.pk, redeemer.pk):
             raise AutumnError(
                 400,
                 "customer_already_redeemed_referral_code",
                 "Customer has already redeemed a referral code in this program",
             )
-        reward = conn.execute(
-            select(rewards).where(
-                rewards.c.org_pk == ctx.tenant.org_pk,
-                rewards.c.env == ctx.tenant.env,
-                rewards.c.id == program.reward_id,
-            )
-        ).one()
+        reward = rewards_repo.reward_by_id(conn, ctx.tenant, program.reward_id)
         applied = program.trigger == "customer_creation"
         if applied:
             _apply_reward(conn, ctx, cat, reward, referrer, now)
             if program.received_by == "all":
                 _apply_reward(conn, ctx, cat, reward, redeemer, now)
         rid = "rr_" + secrets.token_hex(10)
-        conn.execute(
-            insert(redemptions).values(
-                id=rid,
-                org_pk=ctx.tenant.org_pk,
-                env=ctx.tenant.env,
-                kind="referral",
-                reward_pk=reward.pk,
-                program_pk=program.pk,
-                code=code,
-                referrer_pk=referrer.pk,
-                customer_pk=redeemer.pk,
-                applied=applied,
-                created_at=now,
-            )
+        rewards_repo.insert_redemption(
+            conn,
+            ctx.tenant,
+            {
+                "id": rid,
+                "kind": "referral",
+                "reward_pk": reward.pk,
+                "program_pk": program.pk,
+                "code": code,
+                "referrer_pk": referrer.pk,
+                "customer_pk": redeemer.pk,
+                "applied": applied,
+                "created_at": now,
+            },
         )
         return {
             "id": rid,
@@ -205,9 +164,7 @@ def redeem_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-        rows = conn.execute(
-            select(rewards).where(rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env)
-        ).all()
+        rows = rewards_repo.all_rewards(conn, ctx.tenant)
         match = None
         promo: dict[str, Any] = {}
         for r in rows:
@@ -218,15 +175,7 @@ def redeem_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise AutumnError(404, "reward_not_found", f"Reward with code {code} not found")
         if match.type != "feature_grant" or not match.grants:
             raise AutumnError(400, "invalid_reward", f"Reward {match.id} does not grant features")
-        used = conn.execute(
-            select(func.count())
-            .select_from(redemptions)
-            .where(
-                redemptions.c.kind == "promo",
-                redemptions.c.reward_pk == match.pk,
-                func.upper(redemptions.c.code) == code.upper(),
-            )
-        ).scalar_one()
+        used = rewards_repo.promo_redemptions(conn, match.pk, code)
         limit = promo.get("global_max_redemption")
         if limit is not None and used >= int(limit):
             raise AutumnError(
@@ -234,29 +183,22 @@ def redeem_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 "referral_code_max_redemptions_reached",
                 f"Code {code} has reached its maximum number of redemptions",
             )
-        again = conn.execute(
-            select(redemptions.c.pk).where(
-                redemptions.c.kind == "promo",
-                redemptions.c.reward_pk == match.pk,
-                redemptions.c.customer_pk == customer.pk,
-            )
-        ).first()
-        if again is not None:
+        if rewards_repo.redeemed_promo(conn, match.pk, customer.pk):
             raise AutumnError(
                 400, "customer_already_redeemed_referral_code", f"Customer has already redeemed code {code}"
             )
         granted = _grant(conn, cat, customer.pk, match, now)
-        conn.execute(
-            insert(redemptions).values(
-                id="rd_" + secrets.token_hex(10),
-                org_pk=ctx.tenant.org_pk,
-                env=ctx.tenant.env,
-                kind="promo",
-                reward_pk=match.pk,
-                code=code.upper(),
-                customer_pk=customer.pk,
-                applied=True,
-                created_at=now,
-            )
+        rewards_repo.insert_redemption(
+            conn,
+            ctx.tenant,
+            {
+                "id": "rd_" + secrets.token_hex(10),
+                "kind": "promo",
+                "reward_pk": match.pk,
+                "code": code.upper(),
+                "customer_pk": customer.pk,
+                "applied": True,
+                "created_at": now,
+            },
         )
         return {"reward_id": match.id, "entitlements_granted": granted}

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.errors import AutumnError, feature_not_found, invalid
 from reference_server.service.context import Ctx
+from reference_server.store import rewards_repo
 from reference_server.store.catalog import Catalog
-from reference_server.store.tables import organizations, reward_programs, rewards
 
 COUPON_TYPES = ("percentage_discount", "fixed_discount", "invoice_credits")
 DURATIONS = ("one_off", "months", "forever")
@@ -204,12 +204,8 @@ def _assert_unique(
     if len(set(folded)) != len(folded):
         raise AutumnError(400, "duplicate_promo_code", "Promo codes must be unique within a reward")
     # The organization's row is the lock: two rewards written at once cannot both take a code.
-    conn.execute(select(organizations.c.pk).where(organizations.c.pk == ctx.tenant.org_pk).with_for_update())
-    rows = conn.execute(
-        select(rewards.c.pk, rewards.c.id, rewards.c.promo_codes).where(
-            rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env
-        )
-    ).all()
+    rewards_repo.lock_org(conn, ctx.tenant)
+    rows = rewards_repo.reward_codes(conn, ctx.tenant)
     for row in rows:
         if row.pk == pk:
             continue
@@ -224,10 +220,7 @@ def _assert_unique(
 
 
 def _require_reward(conn: Connection, ctx: Ctx, reward_id: str, *, lock: bool = False) -> Any:
-    query = select(rewards).where(
-        rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env, rewards.c.id == reward_id
-    )
-    row = conn.execute(query.with_for_update() if lock else query).first()
+    row = rewards_repo.find_reward(conn, ctx.tenant, reward_id, lock=lock)
     if row is None:
         raise AutumnError(404, "reward_not_found", f"Reward {reward_id} not found")
     if row.type == "free_product":
@@ -236,7 +229,7 @@ def _require_reward(conn: Connection, ctx: Ctx, reward_id: str, *, lock: bool = 
 
 
 def _reward_row(conn: Connection, pk: int) -> Any:
-    return conn.execute(select(rewards).where(rewards.c.pk == pk)).one()
+    return rewards_repo.reward_row(conn, pk)
 
 
 # --------------------------------------------------------------------------------- rewards.*
@@ -282,7 +275,7 @@ def create_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         _assert_unique(conn, ctx, spec["id"], values["promo_codes"], None)
         try:
             with conn.begin_nested():
-                pk = conn.execute(insert(rewards).values(**values).returning(rewards.c.pk)).scalar_one()
+                pk = rewards_repo.insert_reward(conn, values)
         except IntegrityError as exc:
             raise AutumnError(
                 400, "duplicate_reward_id", f"Reward with id {spec['id']} already exists"
@@ -293,12 +286,7 @@ def create_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 def list_rewards(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """The env's coupons and feature grants, newest first (``free_product`` rewards left out)."""
     with ctx.db.read() as conn:
-        rows = conn.execute(
-            select(rewards)
-            .where(rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env)
-            .order_by(rewards.c.pk.desc())
-            .limit(MAX_LISTED)
-        ).all()
+        rows = rewards_repo.list_rewards(conn, ctx.tenant, MAX_LISTED)
     return {
         "coupons": [_coupon_json(r) for r in rows if r.type in COUPON_TYPES],
         "feature_grants": [_feature_grant_json(r) for r in rows if r.type == "feature_grant"],
@@ -337,7 +325,7 @@ def update_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 values["promo_codes"] = _coupon_promos(list(patch["promo_codes"] or []))
         _assert_unique(conn, ctx, row.id, values.get("promo_codes", row.promo_codes or []), row.pk)
         if values:
-            conn.execute(update(rewards).where(rewards.c.pk == row.pk).values(**values))
+            rewards_repo.update_reward(conn, row.pk, values)
         return _reward_json(_reward_row(conn, row.pk))
 
 
@@ -345,24 +333,12 @@ def delete_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """Delete a reward no referral program uses (its promo-code redemptions go with it)."""
     with ctx.db.write() as conn:
         row = _require_reward(conn, ctx, body["reward_id"], lock=True)
-        linked = (
-            conn.execute(
-                select(reward_programs.c.id)
-                .where(
-                    reward_programs.c.org_pk == ctx.tenant.org_pk,
-                    reward_programs.c.env == ctx.tenant.env,
-                    reward_programs.c.reward_id == row.id,
-                )
-                .order_by(reward_programs.c.pk)
-            )
-            .scalars()
-            .all()
-        )
+        linked = rewards_repo.programs_using(conn, ctx.tenant, row.id)
         if linked:
             raise invalid(
                 f"Reward {row.id} is linked to referral programs: {', '.join(linked)}. Delete them first."
             )
-        conn.execute(delete(rewards).where(rewards.c.pk == row.pk))
+        rewards_repo.delete_reward(conn, row.pk)
     return {"success": True}
 
 
@@ -383,23 +359,14 @@ def _program_json(row: Any) -> dict[str, Any]:
 
 
 def _require_program(conn: Connection, ctx: Ctx, program_id: str, *, lock: bool = False) -> Any:
-    query = select(reward_programs).where(
-        reward_programs.c.org_pk == ctx.tenant.org_pk,
-        reward_programs.c.env == ctx.tenant.env,
-        reward_programs.c.id == program_id,
-    )
-    row = conn.execute(query.with_for_update() if lock else query).first()
+    row = rewards_repo.find_program(conn, ctx.tenant, program_id, lock=lock)
     if row is None:
         raise AutumnError(404, "reward_program_not_found", f"Referral program {program_id} not found")
     return row
 
 
 def _linkable_reward(conn: Connection, ctx: Ctx, reward_id: str) -> Any:
-    row = conn.execute(
-        select(rewards).where(
-            rewards.c.org_pk == ctx.tenant.org_pk, rewards.c.env == ctx.tenant.env, rewards.c.id == reward_id
-        )
-    ).first()
+    row = rewards_repo.find_reward(conn, ctx.tenant, reward_id)
     if row is None:
         raise AutumnError(404, "reward_not_found", f"Reward {reward_id} not found")
     if row.type == "free_product":
@@ -428,14 +395,7 @@ def _program_fields(values: dict[str, Any]) -> None:
 def create_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """Create a referral program giving an existing reward when its referral codes are redeemed."""
     with ctx.db.write() as conn:
-        exists = conn.execute(
-            select(reward_programs.c.pk).where(
-                reward_programs.c.org_pk == ctx.tenant.org_pk,
-                reward_programs.c.env == ctx.tenant.env,
-                reward_programs.c.id == body["id"],
-            )
-        ).first()
-        if exists is not None:
+        if rewards_repo.program_exists(conn, ctx.tenant, body["id"]):
             raise invalid(f"Referral program {body['id']} already exists")
         reward = _linkable_reward(conn, ctx, body["reward_id"])
         values: dict[str, Any] = {
@@ -453,21 +413,16 @@ def create_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         _program_fields(values)
         try:
             with conn.begin_nested():
-                insert_program = insert(reward_programs).values(**values).returning(reward_programs.c.pk)
-                pk = conn.execute(insert_program).scalar_one()
+                pk = rewards_repo.insert_program(conn, values)
         except IntegrityError as exc:
             raise invalid(f"Referral program {body['id']} already exists") from exc
-        return _program_json(conn.execute(select(reward_programs).where(reward_programs.c.pk == pk)).one())
+        return _program_json(rewards_repo.program_row(conn, pk))
 
 
 def list_referral_programs(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """The env's referral programs, oldest first."""
     with ctx.db.read() as conn:
-        rows = conn.execute(
-            select(reward_programs)
-            .where(reward_programs.c.org_pk == ctx.tenant.org_pk, reward_programs.c.env == ctx.tenant.env)
-            .order_by(reward_programs.c.pk)
-        ).all()
+        rows = rewards_repo.list_programs(conn, ctx.tenant)
     return {"list": [_program_json(r) for r in rows]}
 
 
@@ -493,22 +448,14 @@ def update_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             "exclude_trial": body.get("exclude_trial", row.exclude_trial),
         }
         _program_fields(values)
-        conn.execute(update(reward_programs).where(reward_programs.c.pk == row.pk).values(**values))
-        return _program_json(
-            conn.execute(select(reward_programs).where(reward_programs.c.pk == row.pk)).one()
-        )
+        rewards_repo.update_program(conn, row.pk, values)
+        return _program_json(rewards_repo.program_row(conn, row.pk))
 
 
 def delete_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """Delete a program, its referral codes and their redemptions."""
     with ctx.db.write() as conn:
-        gone = conn.execute(
-            delete(reward_programs).where(
-                reward_programs.c.org_pk == ctx.tenant.org_pk,
-                reward_programs.c.env == ctx.tenant.env,
-                reward_programs.c.id == body["referral_program_id"],
-            )
-        ).rowcount
+        gone = rewards_repo.delete_program(conn, ctx.tenant, body["referral_program_id"])
     if not gone:
         raise AutumnError(400, "reward_not_found", "Reward program not found")
     return {"success": True}
