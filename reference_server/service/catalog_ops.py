@@ -7,7 +7,7 @@ import dataclasses
 import re
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.balances import feature_json
@@ -18,8 +18,8 @@ from reference_server.engine.usage_limits import validation_error as usage_limit
 from reference_server.errors import AutumnError, feature_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.license_links import save_plan_links
+from reference_server.store import catalog_repo
 from reference_server.store.catalog import Catalog, Plan, bump_catalog_version, feature_from_row
-from reference_server.store.tables import customer_plans, features, plans
 
 ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 RESET_INTERVALS = ("one_off", "minute", "hour", "day", "week", "month", "quarter", "semi_annual", "year")
@@ -103,11 +103,7 @@ def create_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         values = _validate_feature(body, cat, fid)
         now = ctx.now()
         try:
-            conn.execute(
-                insert(features).values(
-                    org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, id=fid, created_at=now, **values
-                )
-            )
+            catalog_repo.insert_feature(conn, ctx.tenant, fid, now, values)
         except IntegrityError as exc:
             raise AutumnError(409, "duplicate_feature_id", f"Feature with id {fid} already exists") from exc
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
@@ -147,21 +143,9 @@ def update_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 raise invalid("new_feature_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
             if new_id in cat.features:
                 raise AutumnError(409, "duplicate_feature_id", f"Feature with id {new_id} already exists")
-        conn.execute(
-            update(features)
-            .where(
-                features.c.org_pk == ctx.tenant.org_pk, features.c.env == ctx.tenant.env, features.c.id == fid
-            )
-            .values(id=new_id, **values)
-        )
+        catalog_repo.update_feature(conn, ctx.tenant, fid, new_id, values)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
-        row = conn.execute(
-            select(features).where(
-                features.c.org_pk == ctx.tenant.org_pk,
-                features.c.env == ctx.tenant.env,
-                features.c.id == new_id,
-            )
-        ).one()
+        row = catalog_repo.feature_row(conn, ctx.tenant, new_id)
         return feature_json(feature_from_row(row))
 
 
@@ -183,11 +167,7 @@ def delete_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 "feature_in_use",
                 f"Feature {fid} is used by credit system {cat.credit_systems_for[fid][0].id}; archive it.",
             )
-        conn.execute(
-            delete(features).where(
-                features.c.org_pk == ctx.tenant.org_pk, features.c.env == ctx.tenant.env, features.c.id == fid
-            )
-        )
+        catalog_repo.delete_feature(conn, ctx.tenant, fid)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
     return {"success": True}
 
@@ -421,19 +401,7 @@ def create_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise AutumnError(400, "product_already_exists", f"Product {plan_id} already exists")
         values = _plan_values(body, cat)
         now = ctx.now()
-        pk = conn.execute(
-            insert(plans)
-            .values(
-                org_pk=ctx.tenant.org_pk,
-                env=ctx.tenant.env,
-                id=plan_id,
-                version=1,
-                is_latest=True,
-                created_at=now,
-                **values,
-            )
-            .returning(plans.c.pk)
-        ).scalar_one()
+        pk = catalog_repo.insert_plan(conn, ctx.tenant, plan_id, 1, now, values)
         created = _plan_from_values(pk, plan_id, 1, now, ctx.tenant.env, values)
         save_plan_links(conn, cat, created, body, now=now)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
@@ -441,11 +409,7 @@ def create_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _customer_count(conn: Connection, plan_pks: list[int]) -> int:
-    return int(
-        conn.execute(
-            select(func.count()).select_from(customer_plans).where(customer_plans.c.plan_pk.in_(plan_pks))
-        ).scalar_one()
-    )
+    return catalog_repo.customer_count(conn, plan_pks)
 
 
 _UPDATABLE = (
@@ -500,7 +464,7 @@ def _apply_to_other_versions(
     for other in others:
         values = _diffed_values(other, before, after, _SHARED_SETTINGS)
         if values:
-            conn.execute(update(plans).where(plans.c.pk == other.pk).values(**values))
+            catalog_repo.update_version(conn, other.pk, values)
 
 
 # ---------------------------------------------------------------- variants
@@ -650,24 +614,13 @@ def _save_version(
 ) -> Plan:
     """Write ``values`` to ``current`` in place, or as its next version (which becomes the latest)."""
     if not new_version:
-        conn.execute(update(plans).where(plans.c.pk == current.pk).values(**values))
+        catalog_repo.update_version(conn, current.pk, values)
         return dataclasses.replace(current, **values)
-    conn.execute(update(plans).where(plans.c.pk == current.pk).values(is_latest=False))
+    catalog_repo.update_version(conn, current.pk, {"is_latest": False})
     now = ctx.now()
-    pk = conn.execute(
-        insert(plans)
-        .values(
-            org_pk=ctx.tenant.org_pk,
-            env=ctx.tenant.env,
-            id=current.id,
-            version=current.version + 1,
-            is_latest=True,
-            created_at=now,
-            base_plan_id=current.base_plan_id,
-            **values,
-        )
-        .returning(plans.c.pk)
-    ).scalar_one()
+    pk = catalog_repo.insert_plan(
+        conn, ctx.tenant, current.id, current.version + 1, now, values, base_plan_id=current.base_plan_id
+    )
     return _plan_from_values(
         pk, current.id, current.version + 1, now, ctx.tenant.env, values, current.base_plan_id
     )
@@ -722,11 +675,7 @@ def _link_base(conn: Connection, ctx: Ctx, cat: Catalog, plan: Plan, base_id: st
                 f"Plan {plan.id} has variants of its own and cannot become a variant",
                 "nested_variant_not_allowed",
             )
-    conn.execute(
-        update(plans)
-        .where(plans.c.org_pk == ctx.tenant.org_pk, plans.c.env == ctx.tenant.env, plans.c.id == plan.id)
-        .values(base_plan_id=base_id)
-    )
+    catalog_repo.update_plan_versions(conn, ctx.tenant, plan.id, {"base_plan_id": base_id})
     return base_id
 
 
@@ -808,20 +757,7 @@ def _update_variants(
                 raise invalid("variant_plan_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
             values = _customized_values(base_values, entry["customize"] or {}, cat, entry["name"])
             now = ctx.now()
-            pk = conn.execute(
-                insert(plans)
-                .values(
-                    org_pk=ctx.tenant.org_pk,
-                    env=ctx.tenant.env,
-                    id=vid,
-                    version=1,
-                    is_latest=True,
-                    created_at=now,
-                    base_plan_id=base.id,
-                    **values,
-                )
-                .returning(plans.c.pk)
-            ).scalar_one()
+            pk = catalog_repo.insert_plan(conn, ctx.tenant, vid, 1, now, values, base_plan_id=base.id)
             created = _plan_from_values(pk, vid, 1, now, ctx.tenant.env, values, base.id)
             save_plan_links(conn, cat, created, {}, now=now)
         else:
@@ -848,25 +784,9 @@ def _update_variants(
         patch = {k: base_values[k] for k in settings}
         for variant in cat.plans.values():
             if variant.base_plan_id == before.id and variant.id not in done:
-                conn.execute(
-                    update(plans)
-                    .where(
-                        plans.c.org_pk == ctx.tenant.org_pk,
-                        plans.c.env == ctx.tenant.env,
-                        plans.c.id == variant.id,
-                    )
-                    .values(**patch)
-                )
+                catalog_repo.update_plan_versions(conn, ctx.tenant, variant.id, patch)
     if base.id != before.id:
-        conn.execute(
-            update(plans)
-            .where(
-                plans.c.org_pk == ctx.tenant.org_pk,
-                plans.c.env == ctx.tenant.env,
-                plans.c.base_plan_id == before.id,
-            )
-            .values(base_plan_id=base.id)
-        )
+        catalog_repo.rebase_variants(conn, ctx.tenant, before.id, base.id)
 
 
 def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -901,51 +821,21 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         # carrying nothing but plan_id and the flag is a no-op); all_versions edits in place.
         forced = force_version and any(key in body for key in (*_UPDATABLE, "new_plan_id"))
         if forced or (pricing_changed and has_customers and not disable_version and not all_versions):
-            conn.execute(update(plans).where(plans.c.pk == current.pk).values(is_latest=False))
+            catalog_repo.update_version(conn, current.pk, {"is_latest": False})
             version = current.version + 1
-            pk = conn.execute(
-                insert(plans)
-                .values(
-                    org_pk=ctx.tenant.org_pk,
-                    env=ctx.tenant.env,
-                    id=new_id,
-                    version=version,
-                    is_latest=True,
-                    created_at=ctx.now(),
-                    base_plan_id=current.base_plan_id,
-                    **values,
-                )
-                .returning(plans.c.pk)
-            ).scalar_one()
+            pk = catalog_repo.insert_plan(
+                conn, ctx.tenant, new_id, version, ctx.now(), values, base_plan_id=current.base_plan_id
+            )
         else:
             pk, version = current.pk, current.version
-            conn.execute(update(plans).where(plans.c.pk == pk).values(id=new_id, **values))
+            catalog_repo.update_version(conn, pk, {"id": new_id, **values})
             if new_id != plan_id:
-                conn.execute(
-                    update(plans)
-                    .where(
-                        plans.c.org_pk == ctx.tenant.org_pk,
-                        plans.c.env == ctx.tenant.env,
-                        plans.c.id == plan_id,
-                    )
-                    .values(id=new_id)
-                )
-                conn.execute(
-                    update(customer_plans)
-                    .where(
-                        customer_plans.c.plan_id == plan_id,
-                        customer_plans.c.plan_pk.in_([p.pk for p in cat.versions(plan_id)]),
-                    )
-                    .values(plan_id=new_id)
+                catalog_repo.update_plan_versions(conn, ctx.tenant, plan_id, {"id": new_id})
+                catalog_repo.rename_customer_plans(
+                    conn, plan_id, [p.pk for p in cat.versions(plan_id)], new_id
                 )
         if "metadata" in body:  # metadata is the plan's, not a version's: every version carries it
-            conn.execute(
-                update(plans)
-                .where(
-                    plans.c.org_pk == ctx.tenant.org_pk, plans.c.env == ctx.tenant.env, plans.c.id == new_id
-                )
-                .values(metadata=values["metadata"])
-            )
+            catalog_repo.update_plan_versions(conn, ctx.tenant, new_id, {"metadata": values["metadata"]})
         if all_versions:
             _apply_to_other_versions(
                 conn, [p for p in cat.versions(plan_id) if p.pk != current.pk], current, values
@@ -977,19 +867,11 @@ def delete_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise invalid(
                 f"Product {plan_id} has {count} customers on it and cannot be deleted. Archive it instead."
             )
-        conn.execute(delete(plans).where(plans.c.pk.in_([p.pk for p in targets])))
+        catalog_repo.delete_versions(conn, [p.pk for p in targets])
         if len(targets) == len(versions):  # the base is gone: its variants become plans of their own
-            conn.execute(
-                update(plans)
-                .where(
-                    plans.c.org_pk == ctx.tenant.org_pk,
-                    plans.c.env == ctx.tenant.env,
-                    plans.c.base_plan_id == plan_id,
-                )
-                .values(base_plan_id=None)
-            )
+            catalog_repo.rebase_variants(conn, ctx.tenant, plan_id, None)
         if not body.get("all_versions") and len(versions) > 1:
-            conn.execute(update(plans).where(plans.c.pk == versions[-2].pk).values(is_latest=True))
+            catalog_repo.update_version(conn, versions[-2].pk, {"is_latest": True})
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
     return {"success": True}
 
