@@ -33,6 +33,18 @@ def _extra_operation(name: str) -> Operation:
         error_statuses=(),
         api="v1",
         body_style="request",
+        # The server's own operations: as the SDK treats any unnamed write (no retry without a key).
+        read_only=False,
+        writes_when=(),
+        fail_open=False,
+        timeout_class="default",
+        rate_limit_group="other",
+        paid=False,
+        locks_customer=False,
+        hot_path=False,
+        handler_route=None,
+        handler_fail_open=False,
+        handler_requires_customer=False,
     )
 
 

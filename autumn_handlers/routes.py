@@ -1,7 +1,9 @@
 """The 15 RPC routes the autumn-js 1.2.x React hooks call, and what each one is allowed to do.
 
 Each route is one SDK operation from the generated table, so the upstream path, request schema and
-response schema come from the spec instead of being repeated here.
+response schema come from the spec, and the route's name and rules from the operation's declared
+policy (``handler_route``, ``handler_fail_open``, ``handler_requires_customer``), instead of being
+repeated here.
 """
 
 from __future__ import annotations
@@ -46,32 +48,22 @@ class HandlerRoute:
     """An Autumn outage answers 200 with an empty object instead of an error (hooks keep rendering)."""
 
 
-ROUTES: Mapping[str, HandlerRoute] = {
-    route.name: route
-    for route in (
-        HandlerRoute(
-            GET_OR_CREATE_CUSTOMER,
-            ops.CUSTOMERS_GET_OR_CREATE,
-            requires_customer=False,  # its own 401/204 rules, see the pipeline
-            protected_fields=CUSTOMER_PROTECTED_FIELDS,
-            fail_open=True,
-        ),
-        HandlerRoute("getEntity", ops.ENTITIES_GET, fail_open=True),
-        HandlerRoute("attach", ops.BILLING_ATTACH),
-        HandlerRoute("previewAttach", ops.BILLING_PREVIEW_ATTACH),
-        HandlerRoute("updateSubscription", ops.BILLING_UPDATE),
-        HandlerRoute("previewUpdateSubscription", ops.BILLING_PREVIEW_UPDATE),
-        HandlerRoute("multiAttach", ops.BILLING_MULTI_ATTACH),
-        HandlerRoute("previewMultiAttach", ops.BILLING_PREVIEW_MULTI_ATTACH),
-        HandlerRoute("setupPayment", ops.BILLING_SETUP_PAYMENT),
-        HandlerRoute("openCustomerPortal", ops.BILLING_OPEN_CUSTOMER_PORTAL),
-        HandlerRoute("createReferralCode", ops.REFERRALS_CREATE_CODE),
-        HandlerRoute("redeemReferralCode", ops.REFERRALS_REDEEM_CODE),
-        HandlerRoute("listPlans", ops.PLANS_LIST, requires_customer=False),
-        HandlerRoute("listEvents", ops.EVENTS_LIST),
-        HandlerRoute("aggregateEvents", ops.EVENTS_AGGREGATE),
+def _route(op: Operation, name: str) -> HandlerRoute:
+    protected = CUSTOMER_PROTECTED_FIELDS if name == GET_OR_CREATE_CUSTOMER else DEFAULT_PROTECTED_FIELDS
+    return HandlerRoute(
+        name,
+        op,
+        # getOrCreateCustomer has its own 401/204 rules, see the pipeline
+        requires_customer=op.handler_requires_customer,
+        protected_fields=protected,
+        fail_open=op.handler_fail_open,
     )
+
+
+ROUTES: Mapping[str, HandlerRoute] = {
+    op.handler_route: _route(op, op.handler_route) for op in ops.OPERATIONS if op.handler_route is not None
 }
+"""Route name -> route, for every operation whose policy names a handler route (``codegen/policy.py``)."""
 
 
 def match_route(subpath: str) -> HandlerRoute | None:

@@ -101,13 +101,13 @@ def user_agent() -> str:
     return f"autumn-kit-python/{__version__} (httpx {httpx.__version__}; python {platform.python_version()})"
 
 
+_TIMEOUT_OF_CLASS = {"gate": GATE_TIMEOUT_S, "billing": BILLING_TIMEOUT_S, "default": DEFAULT_TIMEOUT_S}
+
+
 def default_timeout_s(op: Operation) -> float:
-    """Per-operation default timeout: 5 s for check/track, 30 s for billing.*, 15 s otherwise."""
-    if op.group is None and op.name in ("check", "track"):
-        return GATE_TIMEOUT_S
-    if op.group == "billing":
-        return BILLING_TIMEOUT_S
-    return DEFAULT_TIMEOUT_S
+    """Per-operation default timeout from ``op.timeout_class``: 5 s for check/track, 30 s for
+    billing.*, 15 s otherwise."""
+    return _TIMEOUT_OF_CLASS[op.timeout_class]
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,8 @@ _DEFAULTS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 }
 
 FAIL_OPEN_OPERATIONS = frozenset(_DEFAULTS)
-"""Qualified names of the operations that return a safe default instead of raising on outages."""
+"""Qualified names of the operations that return a safe default instead of raising on outages:
+those whose ``Operation.fail_open`` is set (a test keeps the two equal)."""
 
 
 def fail_open_enabled(explicit: bool | None = None) -> bool:
@@ -118,7 +119,8 @@ def fail_open_default(qualified_name: str, params: Mapping[str, Any] | None = No
 
 
 def supports_fail_open(op: Operation) -> bool:
-    return op.api == "v1" and op.qualified_name in FAIL_OPEN_OPERATIONS
+    """The operation's declared policy (``op.fail_open``); ``_DEFAULTS`` holds each one's default."""
+    return op.fail_open
 
 
 def fail_open_result(op: Operation, params: Mapping[str, Any], cast_to: type[T], cause: BaseException) -> T:

@@ -2,13 +2,15 @@
 
 ``codegen`` writes ``autumn_sdk/_generated/operations.py`` as a list of these; the SDK's
 resources, the handlers and the reference server all read the same table, so no endpoint
-can be forgotten by one part and served by another.
+can be forgotten by one part and served by another. Each operation also carries its policy
+(read-only, fail-open, timeout class, rate-limit group, billing lock, hot path, handler route),
+declared once in ``codegen/policy.py``.
 """
 
 from __future__ import annotations
 
 import keyword
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Literal
 
 from pydantic import BaseModel
@@ -46,6 +48,30 @@ class Operation:
     """For ``"items"`` bodies: the fewest items the spec allows."""
     max_items: int | None = None
     """For ``"items"`` bodies: the most items the spec allows (``None``: no limit)."""
+    _: KW_ONLY
+    read_only: bool
+    """Repeating the call cannot change state: the SDK retries it without an idempotency key."""
+    writes_when: tuple[str, ...]
+    """Params that, when set (not ``None`` or ``False``), make a ``read_only`` call a write
+    (``check`` with ``send_event`` or ``lock``)."""
+    fail_open: bool
+    """On an outage the SDK returns a safe default instead of raising (:mod:`autumn_sdk._fail_open`)."""
+    timeout_class: Literal["gate", "billing", "default"]
+    """The SDK's default per-attempt timeout: ``gate`` 5 s, ``billing`` 30 s, ``default`` 15 s."""
+    rate_limit_group: Literal["check", "track", "billing", "events", "entity_get", "list", "other"]
+    """Autumn's rate-limit group (documentation/rate-limits.mdx)."""
+    paid: bool
+    """A billing operation whose priced path the reference server's billing layer serves."""
+    locks_customer: bool
+    """A billing change that takes the customer's billing lock (a concurrent second one gets 429)."""
+    hot_path: bool
+    """The reference server serves it ahead of routing, with an event-loop fast path."""
+    handler_route: str | None
+    """The autumn-js hooks route name ``autumn_handlers`` serves it under; ``None``: not a route."""
+    handler_fail_open: bool
+    """As a handler route: an outage answers 200 with an empty object instead of an error."""
+    handler_requires_customer: bool
+    """As a handler route: without a customer id from ``identify`` it answers 401."""
 
     @property
     def method_name(self) -> str:

@@ -148,19 +148,13 @@ CallPlan = Generator[Step, Exchange | None, R]
 def is_read_only(op: Operation, params: Mapping[str, Any]) -> bool:
     """Whether the call cannot change state, so repeating it is always safe.
 
-    Reads are ``*.get``, ``*.list*``, ``preview_*``, ``events.aggregate``, HTTP GET/PUT/DELETE
-    (idempotent by definition) and ``check`` unless it sends an event or takes a lock.
+    The operation's declared policy (``op.read_only``, from ``codegen/policy.py``): reads such as
+    ``*.get``, ``*.list*``, ``preview_*``, HTTP GET/PUT/DELETE, and ``check`` unless it sends an
+    event or takes a lock (``op.writes_when``).
     """
-    if op.http_method in ("GET", "PUT", "DELETE"):
-        return True
-    if op.group is None and op.name == "check":
-        return not params.get("send_event") and params.get("lock") is None
-    name = op.name
-    return (
-        name in ("get", "list", "aggregate")
-        or name.startswith(("list_", "preview_"))
-        or (name.startswith("get_") and name != "get_or_create")
-    )
+    if not op.read_only:
+        return False
+    return all(params.get(name) is None or params.get(name) is False for name in op.writes_when)
 
 
 def encode_params(op: Operation, body: Mapping[str, Any] | BaseModel | None) -> dict[str, Any]:

@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 from .collect import Collection, OperationInfo
+from .policy import Policy, policy_for
+
+
+def _qualified_name(op: OperationInfo) -> str:
+    return f"{op.group}.{op.name}" if op.group else op.name
 
 
 def _model_ref(collection: Collection, shape: int | None) -> str:
     return "None" if shape is None else f"models.{collection.catalog.name_of(shape)}"
 
 
-def _operation(collection: Collection, op: OperationInfo) -> str:
+def _policy_fields(policy: Policy) -> list[tuple[str, str]]:
+    handler = policy.handler
+    return [
+        ("read_only", repr(policy.read_only)),
+        ("writes_when", repr(policy.writes_when)),
+        ("fail_open", repr(policy.fail_open)),
+        ("timeout_class", repr(policy.timeout_class)),
+        ("rate_limit_group", repr(policy.rate_limit_group)),
+        ("paid", repr(policy.paid)),
+        ("locks_customer", repr(policy.locks_customer)),
+        ("hot_path", repr(policy.hot_path)),
+        ("handler_route", repr(handler.name if handler else None)),
+        ("handler_fail_open", repr(handler.fail_open if handler else False)),
+        ("handler_requires_customer", repr(handler.requires_customer if handler else False)),
+    ]
+
+
+def _operation(collection: Collection, op: OperationInfo, policy: Policy) -> str:
     fields = [
         ("operation_id", repr(op.operation_id)),
         ("group", repr(op.group)),
@@ -26,6 +48,7 @@ def _operation(collection: Collection, op: OperationInfo) -> str:
     ]
     if op.body_style == "items":
         fields += [("min_items", repr(op.min_items)), ("max_items", repr(op.max_items))]
+    fields += _policy_fields(policy)
     body = "".join(f"    {key}={value},\n" for key, value in fields)
     return f"{op.constant} = Operation(\n{body})\n"
 
@@ -47,7 +70,8 @@ def render_operations(collection: Collection, header: str) -> str:
         "from . import models",
         "",
     ]
-    parts.extend(_operation(collection, op) for op in collection.operations)
+    policies = policy_for(_qualified_name(op) for op in collection.operations)
+    parts.extend(_operation(collection, op, policies[_qualified_name(op)]) for op in collection.operations)
     parts.append(
         "OPERATIONS: tuple[Operation, ...] = (\n" + "".join(f"    {c},\n" for c in constants) + ")\n"
     )

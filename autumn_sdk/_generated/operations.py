@@ -23,6 +23,17 @@ CUSTOMERS_GET_OR_CREATE = Operation(
     api="v1",
     body_style="fields",
     summary="Creates a customer if they do not exist, or returns the existing customer by your external customer ID.",
+    read_only=False,
+    writes_when=(),
+    fail_open=True,
+    timeout_class="default",
+    rate_limit_group="check",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="getOrCreateCustomer",
+    handler_fail_open=True,
+    handler_requires_customer=False,
 )
 
 CUSTOMERS_GET = Operation(
@@ -38,6 +49,17 @@ CUSTOMERS_GET = Operation(
     api="v1",
     body_style="fields",
     summary="Fetches a customer by ID, optionally expanding related data such as invoices or entities.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="check",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 CUSTOMERS_LIST = Operation(
@@ -53,6 +75,17 @@ CUSTOMERS_LIST = Operation(
     api="v1",
     body_style="fields",
     summary='Lists customers with cursor pagination and optional filters. Pass `start_cursor: ""` (or omit) for the first page; use `next_cursor` from a prior response for subsequent pages.',
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="list",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 CUSTOMERS_UPDATE = Operation(
@@ -68,6 +101,17 @@ CUSTOMERS_UPDATE = Operation(
     api="v1",
     body_style="fields",
     summary="Updates an existing customer by ID.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 CUSTOMERS_DELETE = Operation(
@@ -83,6 +127,17 @@ CUSTOMERS_DELETE = Operation(
     api="v1",
     body_style="fields",
     summary="Deletes a customer by ID.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLANS_CREATE = Operation(
@@ -98,6 +153,17 @@ PLANS_CREATE = Operation(
     api="v1",
     body_style="fields",
     summary="Create a plan",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLANS_GET = Operation(
@@ -113,6 +179,17 @@ PLANS_GET = Operation(
     api="v1",
     body_style="fields",
     summary="Get a plan",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLANS_LIST = Operation(
@@ -128,6 +205,17 @@ PLANS_LIST = Operation(
     api="v1",
     body_style="request",
     summary="List all plans",
+    read_only=True,
+    writes_when=(),
+    fail_open=True,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="listPlans",
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLANS_UPDATE = Operation(
@@ -143,6 +231,17 @@ PLANS_UPDATE = Operation(
     api="v1",
     body_style="fields",
     summary="Update a plan",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLANS_DELETE = Operation(
@@ -158,6 +257,17 @@ PLANS_DELETE = Operation(
     api="v1",
     body_style="fields",
     summary="Delete a plan",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 FEATURES_CREATE = Operation(
@@ -173,6 +283,17 @@ FEATURES_CREATE = Operation(
     api="v1",
     body_style="fields",
     summary="Creates a new feature.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 FEATURES_GET = Operation(
@@ -188,6 +309,17 @@ FEATURES_GET = Operation(
     api="v1",
     body_style="fields",
     summary="Retrieves a single feature by its ID.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 FEATURES_LIST = Operation(
@@ -203,6 +335,17 @@ FEATURES_LIST = Operation(
     api="v1",
     body_style="request",
     summary="Lists all features in the current environment.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 FEATURES_UPDATE = Operation(
@@ -218,6 +361,17 @@ FEATURES_UPDATE = Operation(
     api="v1",
     body_style="fields",
     summary="Updates an existing feature.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 FEATURES_DELETE = Operation(
@@ -233,6 +387,17 @@ FEATURES_DELETE = Operation(
     api="v1",
     body_style="fields",
     summary="Deletes a feature by its ID.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 BILLING_ATTACH = Operation(
@@ -248,6 +413,17 @@ BILLING_ATTACH = Operation(
     api="v1",
     body_style="fields",
     summary="Attaches a plan to a customer. Handles new subscriptions, upgrades and downgrades.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="billing",
+    paid=True,
+    locks_customer=True,
+    hot_path=False,
+    handler_route="attach",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 BILLING_CREATE_SCHEDULE = Operation(
@@ -263,6 +439,17 @@ BILLING_CREATE_SCHEDULE = Operation(
     api="v1",
     body_style="fields",
     summary="Creates a multi-phase subscription schedule for a customer. The first phase starts immediately and subsequent phases automatically transition at their scheduled start times.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="billing",
+    paid=True,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 BILLING_MULTI_ATTACH = Operation(
@@ -278,6 +465,17 @@ BILLING_MULTI_ATTACH = Operation(
     api="v1",
     body_style="fields",
     summary="Attaches multiple plans to a customer in a single request. Creates a single Stripe subscription with all plans consolidated.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="billing",
+    paid=True,
+    locks_customer=True,
+    hot_path=False,
+    handler_route="multiAttach",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 BILLING_PREVIEW_ATTACH = Operation(
@@ -293,6 +491,17 @@ BILLING_PREVIEW_ATTACH = Operation(
     api="v1",
     body_style="fields",
     summary="Previews the billing changes that would occur when attaching a plan, without actually making any changes.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="other",
+    paid=True,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="previewAttach",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 BILLING_PREVIEW_MULTI_ATTACH = Operation(
@@ -308,6 +517,17 @@ BILLING_PREVIEW_MULTI_ATTACH = Operation(
     api="v1",
     body_style="fields",
     summary="Previews the billing changes that would occur when attaching multiple plans, without actually making any changes.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="other",
+    paid=True,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="previewMultiAttach",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 BILLING_UPDATE = Operation(
@@ -323,6 +543,17 @@ BILLING_UPDATE = Operation(
     api="v1",
     body_style="fields",
     summary="Updates an existing subscription. Use to modify feature quantities, cancel, or change plan configuration.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="billing",
+    paid=True,
+    locks_customer=True,
+    hot_path=False,
+    handler_route="updateSubscription",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 BILLING_PREVIEW_UPDATE = Operation(
@@ -338,6 +569,17 @@ BILLING_PREVIEW_UPDATE = Operation(
     api="v1",
     body_style="fields",
     summary="Previews the billing changes that would occur when updating a subscription, without actually making any changes.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="other",
+    paid=True,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="previewUpdateSubscription",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 BILLING_MULTI_UPDATE = Operation(
@@ -353,6 +595,17 @@ BILLING_MULTI_UPDATE = Operation(
     api="v1",
     body_style="fields",
     summary="Updates multiple plans on a customer in a single request. Currently supports cancel actions (immediately, end of cycle, or uncancel) across one or more subscriptions.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=True,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 BILLING_PREVIEW_MULTI_UPDATE = Operation(
@@ -368,6 +621,17 @@ BILLING_PREVIEW_MULTI_UPDATE = Operation(
     api="v1",
     body_style="fields",
     summary="Previews the billing changes of a multi-plan update without making any changes. Returns one core preview per affected subscription.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 BILLING_OPEN_CUSTOMER_PORTAL = Operation(
@@ -383,6 +647,17 @@ BILLING_OPEN_CUSTOMER_PORTAL = Operation(
     api="v1",
     body_style="fields",
     summary="Create a billing portal session for a customer to manage their subscription.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="billing",
+    paid=True,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="openCustomerPortal",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 BILLING_SETUP_PAYMENT = Operation(
@@ -398,6 +673,17 @@ BILLING_SETUP_PAYMENT = Operation(
     api="v1",
     body_style="fields",
     summary="Create a payment setup session for a customer to add or update their payment method.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="billing",
+    paid=True,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="setupPayment",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 BILLING_IMPORT = Operation(
@@ -413,6 +699,17 @@ BILLING_IMPORT = Operation(
     api="v1",
     body_style="fields",
     summary="Import",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="billing",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=True,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 BALANCES_CREATE = Operation(
@@ -428,6 +725,17 @@ BALANCES_CREATE = Operation(
     api="v1",
     body_style="fields",
     summary="Create a balance for a customer feature.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="track",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 BALANCES_UPDATE = Operation(
@@ -443,6 +751,17 @@ BALANCES_UPDATE = Operation(
     api="v1",
     body_style="fields",
     summary="Update a customer balance.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="track",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 BALANCES_DELETE = Operation(
@@ -458,6 +777,17 @@ BALANCES_DELETE = Operation(
     api="v1",
     body_style="fields",
     summary="Delete a balance for a customer feature. Can only delete a balance that is not attached to a price (eg. you cannot delete messages that have an overage price).",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="track",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 BALANCES_FINALIZE = Operation(
@@ -473,6 +803,17 @@ BALANCES_FINALIZE = Operation(
     api="v1",
     body_style="fields",
     summary="Finalize a previously locked balance. Use 'confirm' to commit the deduction, or 'release' to return the held balance.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="track",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 CHECK = Operation(
@@ -488,6 +829,17 @@ CHECK = Operation(
     api="v1",
     body_style="fields",
     summary="Checks whether a customer currently has enough balance to use a feature.",
+    read_only=True,
+    writes_when=("send_event", "lock"),
+    fail_open=True,
+    timeout_class="gate",
+    rate_limit_group="check",
+    paid=False,
+    locks_customer=False,
+    hot_path=True,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 TRACK = Operation(
@@ -503,6 +855,17 @@ TRACK = Operation(
     api="v1",
     body_style="fields",
     summary="Records usage for a customer feature and returns updated balances.",
+    read_only=False,
+    writes_when=(),
+    fail_open=True,
+    timeout_class="gate",
+    rate_limit_group="track",
+    paid=False,
+    locks_customer=False,
+    hot_path=True,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 TRACK_TOKENS = Operation(
@@ -518,6 +881,17 @@ TRACK_TOKENS = Operation(
     api="v1",
     body_style="fields",
     summary="Records AI token usage for a customer and returns the updated AI credit balance.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 BATCH_TRACK = Operation(
@@ -535,6 +909,17 @@ BATCH_TRACK = Operation(
     summary="Enqueue up to 1000 usage events for asynchronous processing. Items are validated synchronously up front; validated items are then enqueued via SQS for background deduction by workers. The response returns 202 immediately and does not include balance information. On partial enqueue failure (some items fail to enqueue, others succeed), the endpoint still returns 202 and logs the failures server-side; clients should NOT retry, because retrying re-enqueues the already-succeeded items. A 503 is returned only when zero items were successfully enqueued (queue entirely unavailable) — that case is safe to retry.",
     min_items=1,
     max_items=1000,
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 EVENTS_LIST = Operation(
@@ -550,6 +935,17 @@ EVENTS_LIST = Operation(
     api="v1",
     body_style="fields",
     summary="List usage events for your organization. Filter by customer, feature, or time range.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="events",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="listEvents",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 EVENTS_AGGREGATE = Operation(
@@ -565,6 +961,17 @@ EVENTS_AGGREGATE = Operation(
     api="v1",
     body_style="fields",
     summary="Aggregate usage events by time period. Returns usage totals grouped by feature and optionally by a custom property.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="events",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="aggregateEvents",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 INVOICES_INSERT = Operation(
@@ -580,6 +987,17 @@ INVOICES_INSERT = Operation(
     api="v1",
     body_style="fields",
     summary="Inserts or updates up to 500 historical invoices without reading or mutating the billing processor.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 INVOICES_LIST = Operation(
@@ -595,6 +1013,17 @@ INVOICES_LIST = Operation(
     api="v1",
     body_style="fields",
     summary='Lists invoices with cursor pagination and optional filters (customer, entity, status, processor). Pass `start_cursor: ""` (or omit) for the first page; use `next_cursor` from a prior response for subsequent pages.',
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 LICENSES_ATTACH = Operation(
@@ -610,6 +1039,17 @@ LICENSES_ATTACH = Operation(
     api="v1",
     body_style="fields",
     summary="Assigns licenses to one or more entities.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 LICENSES_RELEASE = Operation(
@@ -625,6 +1065,17 @@ LICENSES_RELEASE = Operation(
     api="v1",
     body_style="fields",
     summary="Releases licenses assigned to one or more entities.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 LICENSES_LIST_ASSIGNMENTS = Operation(
@@ -640,6 +1091,17 @@ LICENSES_LIST_ASSIGNMENTS = Operation(
     api="v1",
     body_style="fields",
     summary="Lists license assignments for a customer.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 LICENSES_LIST = Operation(
@@ -655,6 +1117,17 @@ LICENSES_LIST = Operation(
     api="v1",
     body_style="fields",
     summary="Lists a customer's license pools and available seats.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 ENTITIES_CREATE = Operation(
@@ -670,6 +1143,17 @@ ENTITIES_CREATE = Operation(
     api="v1",
     body_style="fields",
     summary="Creates an entity for a customer and feature, then returns the entity with balances and subscriptions.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 ENTITIES_GET = Operation(
@@ -685,6 +1169,17 @@ ENTITIES_GET = Operation(
     api="v1",
     body_style="fields",
     summary="Fetches an entity by its ID.",
+    read_only=True,
+    writes_when=(),
+    fail_open=True,
+    timeout_class="default",
+    rate_limit_group="entity_get",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="getEntity",
+    handler_fail_open=True,
+    handler_requires_customer=True,
 )
 
 ENTITIES_LIST = Operation(
@@ -700,6 +1195,17 @@ ENTITIES_LIST = Operation(
     api="v1",
     body_style="fields",
     summary="Lists entities across the organization with pagination and optional filters.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="list",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 ENTITIES_UPDATE = Operation(
@@ -715,6 +1221,17 @@ ENTITIES_UPDATE = Operation(
     api="v1",
     body_style="fields",
     summary="Updates an existing entity and returns the refreshed entity object.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 ENTITIES_DELETE = Operation(
@@ -730,6 +1247,17 @@ ENTITIES_DELETE = Operation(
     api="v1",
     body_style="fields",
     summary="Deletes an entity by entity ID.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REFERRALS_CREATE_CODE = Operation(
@@ -745,6 +1273,17 @@ REFERRALS_CREATE_CODE = Operation(
     api="v1",
     body_style="fields",
     summary="Create or fetch a referral code for a customer in a referral program.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="createReferralCode",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 REFERRALS_REDEEM_CODE = Operation(
@@ -760,6 +1299,17 @@ REFERRALS_REDEEM_CODE = Operation(
     api="v1",
     body_style="fields",
     summary="Redeem a referral code for a customer.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route="redeemReferralCode",
+    handler_fail_open=False,
+    handler_requires_customer=True,
 )
 
 REFERRALS_CREATE_PROGRAM = Operation(
@@ -775,6 +1325,17 @@ REFERRALS_CREATE_PROGRAM = Operation(
     api="v1",
     body_style="fields",
     summary="Create a referral program linked to an existing reward.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REFERRALS_LIST_PROGRAMS = Operation(
@@ -790,6 +1351,17 @@ REFERRALS_LIST_PROGRAMS = Operation(
     api="v1",
     body_style="request",
     summary="List the referral programs configured for the org.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REFERRALS_GET_PROGRAM = Operation(
@@ -805,6 +1377,17 @@ REFERRALS_GET_PROGRAM = Operation(
     api="v1",
     body_style="fields",
     summary="Fetch a referral program by ID.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REFERRALS_UPDATE_PROGRAM = Operation(
@@ -820,6 +1403,17 @@ REFERRALS_UPDATE_PROGRAM = Operation(
     api="v1",
     body_style="fields",
     summary="Update a referral program. Omitted fields keep their current value.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REFERRALS_DELETE_PROGRAM = Operation(
@@ -835,6 +1429,17 @@ REFERRALS_DELETE_PROGRAM = Operation(
     api="v1",
     body_style="fields",
     summary="Delete a referral program.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REWARDS_CREATE = Operation(
@@ -850,6 +1455,17 @@ REWARDS_CREATE = Operation(
     api="v1",
     body_style="fields",
     summary="Create a coupon or feature grant.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REWARDS_LIST = Operation(
@@ -865,6 +1481,17 @@ REWARDS_LIST = Operation(
     api="v1",
     body_style="request",
     summary="List the coupons and feature grants configured for the org.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REWARDS_GET = Operation(
@@ -880,6 +1507,17 @@ REWARDS_GET = Operation(
     api="v1",
     body_style="fields",
     summary="Fetch a coupon or feature grant by ID.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REWARDS_UPDATE = Operation(
@@ -895,6 +1533,17 @@ REWARDS_UPDATE = Operation(
     api="v1",
     body_style="fields",
     summary="Update a coupon or feature grant. Omitted fields keep their current value.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REWARDS_DELETE = Operation(
@@ -910,6 +1559,17 @@ REWARDS_DELETE = Operation(
     api="v1",
     body_style="fields",
     summary="Delete a coupon or feature grant.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 REWARDS_REDEEM_CODE = Operation(
@@ -925,6 +1585,17 @@ REWARDS_REDEEM_CODE = Operation(
     api="v1",
     body_style="fields",
     summary="Redeem a reward promo code for a customer.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLATFORM_LINK_REVENUE_CAT = Operation(
@@ -940,6 +1611,17 @@ PLATFORM_LINK_REVENUE_CAT = Operation(
     api="v1",
     body_style="fields",
     summary="Generate a RevenueCat OAuth URL for linking a project to an organization.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLATFORM_SYNC_REVENUE_CAT = Operation(
@@ -955,6 +1637,17 @@ PLATFORM_SYNC_REVENUE_CAT = Operation(
     api="v1",
     body_style="fields",
     summary="Push an organization's plans into RevenueCat as products (creating or renaming them across the project's apps) and set test-store prices from each plan's price. Requires the org to have linked RevenueCat via OAuth.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLATFORM_GET_REVENUE_CAT_KEYS = Operation(
@@ -970,6 +1663,17 @@ PLATFORM_GET_REVENUE_CAT_KEYS = Operation(
     api="v1",
     body_style="fields",
     summary="Retrieve a managed organization's RevenueCat public (SDK) API keys, grouped by app — for the test store, App Store, and Google Play Store. Use these to configure the RevenueCat SDK in the org's mobile app.",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 KEYS_MINT = Operation(
@@ -985,6 +1689,17 @@ KEYS_MINT = Operation(
     api="v1",
     body_style="fields",
     summary="Mints a per-customer token (a scoped `am_jwt_` credential) so a downstream / self-hosted app can call Autumn directly without your secret key. Returns a short-lived access token plus a rotating refresh token, both bound to the given customer. Authenticated with your secret key.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 KEYS_REFRESH = Operation(
@@ -1000,6 +1715,17 @@ KEYS_REFRESH = Operation(
     api="v1",
     body_style="request",
     summary="Exchanges a refresh token (sent as the Bearer credential) for a freshly rotated access + refresh pair. Self-service for the token holder — no secret key required. The previous refresh token is honored for one rotation as a grace window; replaying an older one revokes the customer's tokens.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 KEYS_REVOKE = Operation(
@@ -1015,6 +1741,17 @@ KEYS_REVOKE = Operation(
     api="v1",
     body_style="fields",
     summary="Revokes every outstanding token (access and refresh) for a customer. Authenticated with your secret key. New tokens can be issued afterwards with `keys.mint`.",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLATFORM_LIST_ORGANIZATIONS = Operation(
@@ -1030,6 +1767,17 @@ PLATFORM_LIST_ORGANIZATIONS = Operation(
     api="platform",
     body_style="fields",
     summary="List Organizations",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLATFORM_CREATE_ORGANIZATION = Operation(
@@ -1045,6 +1793,17 @@ PLATFORM_CREATE_ORGANIZATION = Operation(
     api="platform",
     body_style="fields",
     summary="Create Organization",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLATFORM_GENERATE_OAUTH_URL = Operation(
@@ -1060,6 +1819,17 @@ PLATFORM_GENERATE_OAUTH_URL = Operation(
     api="platform",
     body_style="fields",
     summary="Generate Stripe OAuth URL",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLATFORM_UPDATE_STRIPE_CONFIG = Operation(
@@ -1075,6 +1845,17 @@ PLATFORM_UPDATE_STRIPE_CONFIG = Operation(
     api="platform",
     body_style="fields",
     summary="Update Connected Stripe Account",
+    read_only=False,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 PLATFORM_LIST_USERS = Operation(
@@ -1090,6 +1871,17 @@ PLATFORM_LIST_USERS = Operation(
     api="platform",
     body_style="fields",
     summary="List Users",
+    read_only=True,
+    writes_when=(),
+    fail_open=False,
+    timeout_class="default",
+    rate_limit_group="other",
+    paid=False,
+    locks_customer=False,
+    hot_path=False,
+    handler_route=None,
+    handler_fail_open=False,
+    handler_requires_customer=False,
 )
 
 OPERATIONS: tuple[Operation, ...] = (

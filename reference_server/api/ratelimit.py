@@ -19,6 +19,8 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
+from autumn_sdk._generated.operations import OPERATIONS
+
 log = logging.getLogger(__name__)
 
 
@@ -39,30 +41,12 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "other": Limit(25, 1.0, False),
 }
 
-_GROUP_OF: dict[str, str] = {
-    "check": "check",
-    "customers.get": "check",
-    "customers.get_or_create": "check",
-    "track": "track",
-    "balances.create": "track",
-    "balances.update": "track",
-    "balances.delete": "track",
-    "balances.finalize": "track",
-    "billing.attach": "billing",
-    "billing.update": "billing",
-    "billing.multi_attach": "billing",
-    "billing.create_schedule": "billing",
-    "billing.setup_payment": "billing",
-    "billing.open_customer_portal": "billing",
-    "events.list": "events",
-    "events.aggregate": "events",
-    "entities.get": "entity_get",
-    "customers.list": "list",
-    "entities.list": "list",
-}
+_GROUP_OF: dict[str, str] = {op.qualified_name: op.rate_limit_group for op in OPERATIONS}
+"""Each operation's declared rate-limit group (``Operation.rate_limit_group``, codegen/policy.py)."""
 
 
 def group_of(operation: str) -> str:
+    """The rate-limit group of a qualified operation name; operations beyond the spec are "other"."""
     return _GROUP_OF.get(operation, "other")
 
 

@@ -25,7 +25,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from autumn_sdk._generated import operations as ops
 from autumn_sdk._generated.operations import OPERATIONS
+from autumn_sdk._operation import Operation
 from reference_server.api import admin, request_guard
 from reference_server.api.api_version import parse_api_version
 from reference_server.api.extra_params import (
@@ -82,7 +84,11 @@ Service = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
 AsyncService = Callable[[Ctx, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 """An event-loop fast path of a service; None hands the request to the synchronous service."""
 
-ASYNC_SERVICES: dict[str, AsyncService] = {"check": check_track.check_async, "track": check_track.track_async}
+ASYNC_SERVICES: dict[Operation, AsyncService] = {
+    ops.CHECK: check_track.check_async,
+    ops.TRACK: check_track.track_async,
+}
+"""The event-loop fast path of each ``hot_path`` operation (:func:`build_routes` checks they match)."""
 
 
 def service_table(billing: BillingRegistry) -> dict[str, Service]:
@@ -209,7 +215,8 @@ EXTRA_OPERATIONS: dict[str, tuple[str, Service, type[BaseModel] | None]] = {
 }
 """Operations beyond the spec: path -> (name, service, request model from :mod:`extra_params`)."""
 
-HOT_PATHS = frozenset({"/v1/balances.check", "/v1/balances.track"})
+HOT_PATHS = frozenset(op.path for op in OPERATIONS if op.hot_path)
+"""POST paths served ahead of Starlette's routing: the operations whose policy sets ``hot_path``."""
 
 LEGACY_ALIASES: dict[str, str] = {
     "/v1/check": "/v1/balances.check",
@@ -692,6 +699,9 @@ def build_routes(
     routes: list[Route] = []
     index: list[dict[str, Any]] = []
     by_path: dict[str, Endpoint] = {}
+    hot = {op for op in OPERATIONS if op.hot_path}
+    if set(ASYNC_SERVICES) != hot:
+        raise RuntimeError("ASYNC_SERVICES must serve exactly the hot_path operations")
     for op in OPERATIONS:
         name = op.qualified_name
         service = table.get(name)
@@ -704,7 +714,7 @@ def build_routes(
             op.response_model,
             status=op.success_statuses[0] if op.success_statuses else 200,
             query_params=op.http_method == "GET",
-            async_service=ASYNC_SERVICES.get(name),
+            async_service=ASYNC_SERVICES.get(op),
             items=(op.min_items, op.max_items) if op.body_style == "items" else None,
         )
         routes.append(Route(op.path, dispatcher.asgi_endpoint(ep), methods=[op.http_method]))

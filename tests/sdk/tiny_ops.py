@@ -52,7 +52,30 @@ class ListParams(AutumnModel):
     limit: int | None = None
 
 
-def _op(operation_id: str, group: str | None, name: str, path: str, params: Any, result: Any) -> Operation:
+def _op(
+    operation_id: str,
+    group: str | None,
+    name: str,
+    path: str,
+    params: Any,
+    result: Any,
+    **policy: Any,
+) -> Operation:
+    """``policy``: the operation's declared policy, as codegen/policy.py gives the real one."""
+    fields: dict[str, Any] = {
+        "read_only": False,
+        "writes_when": (),
+        "fail_open": False,
+        "timeout_class": "default",
+        "rate_limit_group": "other",
+        "paid": False,
+        "locks_customer": False,
+        "hot_path": False,
+        "handler_route": None,
+        "handler_fail_open": False,
+        "handler_requires_customer": False,
+        **policy,
+    }
     return Operation(
         operation_id=operation_id,
         group=group,
@@ -65,10 +88,53 @@ def _op(operation_id: str, group: str | None, name: str, path: str, params: Any,
         error_statuses=(),
         api="v1",
         body_style="fields",
+        **fields,
     )
 
 
-CHECK = _op("check", None, "check", "/v1/balances.check", GateParams, GateResult)
-ATTACH = _op("attach", "billing", "attach", "/v1/billing.attach", AttachParams, AttachResult)
-GET_PERSON = _op("getCustomer", "customers", "get", "/v1/customers.get", GetParams, Person)
-LIST_PEOPLE = _op("listCustomers", "customers", "list", "/v1/customers.list", ListParams, PersonPage)
+CHECK = _op(
+    "check",
+    None,
+    "check",
+    "/v1/balances.check",
+    GateParams,
+    GateResult,
+    read_only=True,
+    writes_when=("send_event", "lock"),
+    fail_open=True,
+    timeout_class="gate",
+    rate_limit_group="check",
+    hot_path=True,
+)
+ATTACH = _op(
+    "attach",
+    "billing",
+    "attach",
+    "/v1/billing.attach",
+    AttachParams,
+    AttachResult,
+    timeout_class="billing",
+    rate_limit_group="billing",
+    paid=True,
+    locks_customer=True,
+)
+GET_PERSON = _op(
+    "getCustomer",
+    "customers",
+    "get",
+    "/v1/customers.get",
+    GetParams,
+    Person,
+    read_only=True,
+    rate_limit_group="check",
+)
+LIST_PEOPLE = _op(
+    "listCustomers",
+    "customers",
+    "list",
+    "/v1/customers.list",
+    ListParams,
+    PersonPage,
+    read_only=True,
+    rate_limit_group="list",
+)
