@@ -14,10 +14,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import stripe
-from sqlalchemy import select
+from sqlalchemy import Connection
 
 from reference_server.errors import AutumnError, invalid
 from reference_server.service.context import Ctx
+from reference_server.store import platform_repo
 from reference_server.store.org_stripe import (
     OrgStripeConfig,
     config_updates,
@@ -26,7 +27,6 @@ from reference_server.store.org_stripe import (
     stripe_config,
 )
 from reference_server.store.secrets import EncryptionKeyError, SecretDecryptionError
-from reference_server.store.tables import memberships, organizations, users
 from reference_server.store.tenancy import add_member, create_key, create_org, ensure_user
 
 
@@ -47,7 +47,7 @@ def create_organization(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         raise invalid("user_email: must be an email address", "invalid_inputs")
     slug = _tenant_slug(ctx, body["slug"])
     with ctx.db.write() as conn:
-        row = conn.execute(select(organizations).where(organizations.c.slug == slug)).first()
+        row = platform_repo.org_by_slug(conn, slug)
         if row is None:
             org = create_org(
                 conn, body["name"], slug, parent_org_pk=ctx.tenant.org_pk, owner_email=body["user_email"]
@@ -70,13 +70,7 @@ def list_organizations(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     if not 1 <= limit <= 100 or offset < 0:
         raise invalid("limit must be 1..100 and offset >= 0", "invalid_inputs")
     with ctx.db.read() as conn:
-        rows = conn.execute(
-            select(organizations)
-            .where(organizations.c.parent_org_pk == ctx.tenant.org_pk)
-            .order_by(organizations.c.pk)
-            .limit(limit)
-            .offset(offset)
-        ).all()
+        rows = platform_repo.child_orgs(conn, ctx.tenant.org_pk, limit, offset)
     items = [{"slug": _public_slug(ctx, r.slug), "name": r.name, "created_at": r.created_at} for r in rows]
     return {"list": items, "total": len(items), "limit": limit, "offset": offset}
 
@@ -85,20 +79,12 @@ def list_users(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     limit, offset = int(body.get("limit") or 10), int(body.get("offset") or 0)
     expand = str(body.get("expand") or "")
     with ctx.db.read() as conn:
-        tenant_orgs = select(organizations.c.pk).where(organizations.c.parent_org_pk == ctx.tenant.org_pk)
-        user_pks = select(memberships.c.user_pk).where(memberships.c.org_pk.in_(tenant_orgs))
-        rows = conn.execute(
-            select(users).where(users.c.pk.in_(user_pks)).order_by(users.c.pk).limit(limit).offset(offset)
-        ).all()
+        rows = platform_repo.child_org_users(conn, ctx.tenant.org_pk, limit, offset)
         items = []
         for r in rows:
             item: dict[str, Any] = {"email": r.email, "created_at": r.created_at}
             if "organizations" in expand:
-                orgs = conn.execute(
-                    select(organizations)
-                    .join(memberships, memberships.c.org_pk == organizations.c.pk)
-                    .where(memberships.c.user_pk == r.pk, organizations.c.parent_org_pk == ctx.tenant.org_pk)
-                ).all()
+                orgs = platform_repo.user_child_orgs(conn, ctx.tenant.org_pk, r.pk)
                 item["organizations"] = [
                     {"slug": _public_slug(ctx, o.slug), "name": o.name, "created_at": o.created_at}
                     for o in orgs
@@ -107,13 +93,8 @@ def list_users(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     return {"list": items, "total": len(items), "limit": limit, "offset": offset}
 
 
-def _tenant_org(ctx: Ctx, conn: Any, slug: str) -> Any:
-    row = conn.execute(
-        select(organizations).where(
-            organizations.c.slug == _tenant_slug(ctx, slug),
-            organizations.c.parent_org_pk == ctx.tenant.org_pk,
-        )
-    ).first()
+def _tenant_org(ctx: Ctx, conn: Connection, slug: str) -> Any:
+    row = platform_repo.child_org_by_slug(conn, ctx.tenant.org_pk, _tenant_slug(ctx, slug))
     if row is None:
         raise AutumnError(404, "not_found", f"Organization {slug} not found")
     return row

@@ -12,14 +12,12 @@ import re
 import secrets
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection
 
 from reference_server.errors import AutumnError
 from reference_server.service.context import Ctx
+from reference_server.store import sandboxes_repo
 from reference_server.store.catalog import bump_catalog_version
-from reference_server.store.dashboard_tables import api_request_log
-from reference_server.store.sandbox_tables import sandboxes
-from reference_server.store.tables import customers, features, idempotency_keys, organizations, plans
 from reference_server.store.tenancy import create_key, create_org
 
 COLORS = ("gray", "blue", "green", "amber", "red", "pink")
@@ -69,8 +67,7 @@ def _check_name(name: str) -> str:
 
 
 def _not_in_sandbox(conn: Connection, ctx: Ctx) -> None:
-    inside = conn.execute(select(sandboxes.c.org_pk).where(sandboxes.c.org_pk == ctx.tenant.org_pk)).first()
-    if inside is not None:
+    if sandboxes_repo.is_sandbox(conn, ctx.tenant.org_pk):
         raise _invalid("Sandboxes are managed from your main organization, not from within a sandbox")
 
 
@@ -86,22 +83,7 @@ def _view(row: Any) -> JSON:
 
 
 def _rows(conn: Connection, parent_org_pk: int) -> list[Any]:
-    return list(
-        conn.execute(
-            select(
-                organizations.c.pk,
-                organizations.c.id,
-                organizations.c.created_at,
-                sandboxes.c.name,
-                sandboxes.c.slug.label("sandbox_slug"),
-                sandboxes.c.color,
-                sandboxes.c.icon,
-            )
-            .select_from(sandboxes.join(organizations, organizations.c.pk == sandboxes.c.org_pk))
-            .where(sandboxes.c.parent_org_pk == parent_org_pk)
-            .order_by(organizations.c.created_at.desc(), organizations.c.pk.desc())
-        )
-    )
+    return sandboxes_repo.sandbox_rows(conn, parent_org_pk)
 
 
 def create_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
@@ -119,15 +101,11 @@ def create_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
         org = create_org(
             conn, name, f"{slug}-{secrets.token_hex(6)}-sandbox", parent_org_pk=ctx.tenant.org_pk
         )
-        conn.execute(
-            insert(sandboxes).values(
-                org_pk=org.pk, parent_org_pk=ctx.tenant.org_pk, name=name, slug=slug, color=color, icon=icon
-            )
+        sandboxes_repo.insert_sandbox(
+            conn, org.pk, ctx.tenant.org_pk, name=name, slug=slug, color=color, icon=icon
         )
         secret_key = create_key(conn, org.pk, "sandbox", "Sandbox API Key")[1]
-        created_at = conn.execute(
-            select(organizations.c.created_at).where(organizations.c.pk == org.pk)
-        ).scalar_one()
+        created_at = sandboxes_repo.org_created_at(conn, org.pk)
     return {
         "id": org.id,
         "name": name,
@@ -155,15 +133,9 @@ def delete_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
         target = next((row for row in _rows(conn, ctx.tenant.org_pk) if row.id == sandbox_id), None)
         if target is None:
             raise AutumnError(404, "sandbox_not_found", f"Sandbox {sandbox_id} not found")
-        children = conn.execute(
-            select(func.count()).select_from(organizations).where(organizations.c.parent_org_pk == target.pk)
-        ).scalar_one()
-        if children:
+        if sandboxes_repo.child_org_count(conn, target.pk):
             raise _invalid("This sandbox has organizations of its own; delete those first")
-        # the two tables keyed by organization without a foreign key; the rest cascade
-        conn.execute(delete(idempotency_keys).where(idempotency_keys.c.org_pk == target.pk))
-        conn.execute(delete(api_request_log).where(api_request_log.c.org_pk == target.pk))
-        conn.execute(delete(organizations).where(organizations.c.pk == target.pk))
+        sandboxes_repo.delete_org(conn, target.pk)
     for env in ("sandbox", "live"):  # also forgets its keys' cached tenant
         ctx.state.catalog_cache.invalidate(target.pk, env)
     return {"success": True}
@@ -175,8 +147,6 @@ def reset_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
         raise _invalid("Only sandboxes can be reset")
     tenant = ctx.tenant
     with ctx.db.write() as conn:
-        # customers first: their plan instances refer to the plans
-        for table in (customers, plans, features):
-            conn.execute(delete(table).where(table.c.org_pk == tenant.org_pk, table.c.env == tenant.env))
+        sandboxes_repo.empty_env(conn, tenant)
         bump_catalog_version(conn, ctx.state.catalog_cache, tenant)
     return {"success": True}
