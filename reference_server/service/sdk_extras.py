@@ -21,7 +21,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, false, or_, select
+from sqlalchemy import Connection
 
 from reference_server.engine.balances import breakdown_row
 from reference_server.engine.model import num
@@ -31,7 +31,8 @@ from reference_server.service.context import Ctx
 from reference_server.service.customers import past_due_instances, subscription_json
 from reference_server.service.platform import _tenant_org
 from reference_server.service.subscriptions import instance_from_row
-from reference_server.store.stripe_tables import org_stripe_accounts
+from reference_server.store import listings
+from reference_server.store.org_stripe import connected_account_id
 from reference_server.store.subjects import (
     CustomerRow,
     customer_from_row,
@@ -39,7 +40,6 @@ from reference_server.store.subjects import (
     get_entity,
     load_sources_for,
 )
-from reference_server.store.tables import balance_sources, customer_plans, customers, entities
 
 # ---------------------------------------------------------------------------------------------
 # Paging: (customer pk, created_at, row pk), all descending.
@@ -88,22 +88,6 @@ def _decode_cursor(kind: str, cursor: str | None) -> tuple[int, int, int] | None
         raise invalid("start_cursor: invalid cursor", "invalid_inputs") from exc
 
 
-def _after(
-    cursor: tuple[int, int, int] | None,
-    customer_col: ColumnElement[Any],
-    created_col: ColumnElement[Any],
-    pk_col: ColumnElement[Any],
-) -> ColumnElement[bool] | None:
-    """Rows strictly after ``cursor`` in (customer, created_at, pk) descending order."""
-    if cursor is None:
-        return None
-    c, t, p = cursor
-    return or_(
-        customer_col < c,
-        and_(customer_col == c, or_(created_col < t, and_(created_col == t, pk_col < p))),
-    )
-
-
 def _page(
     rows: list[Any], limit: int, kind: str, created_attr: str = "created_at"
 ) -> tuple[list[Any], str | None]:
@@ -136,38 +120,20 @@ def list_balances(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         scope = _resolve_scope(ctx, conn, body)
-        s, c = balance_sources, customers
-        # A customer's own test clock moves its "now": expired compares expires_at with it.
-        now_col = base_now + c.c.clock_offset_ms
-        expired = and_(s.c.expires_at.is_not(None), s.c.expires_at <= now_col)
-        q = (
-            select(
-                s.c.pk, s.c.created_at, c.c.pk.label("cpk"), c.c.id.label("cid"), entities.c.id.label("eid")
-            )
-            .select_from(
-                s.join(c, s.c.customer_pk == c.c.pk).outerjoin(entities, s.c.entity_pk == entities.c.pk)
-            )
-            .where(c.c.org_pk == ctx.tenant.org_pk, c.c.env == ctx.tenant.env, s.c.is_flag.is_(False))
+        page = listings.balance_page(
+            conn,
+            ctx.tenant,
+            now=base_now,
+            statuses=statuses,
+            customer_pk=scope.customer_pk,
+            entity_pk=scope.entity_pk,
+            plan_filter="plan_id" in body,
+            plan_id=body.get("plan_id"),
+            feature_id=body.get("feature_id"),
+            cursor=cursor,
+            limit=limit,
         )
-        if statuses == {"active"}:
-            q = q.where(~expired)
-        elif statuses == {"expired"}:
-            q = q.where(expired)
-        if scope.customer_pk is not None:
-            q = q.where(s.c.customer_pk == scope.customer_pk)
-        if scope.entity_pk is not None:
-            q = q.where(s.c.entity_pk == scope.entity_pk)
-        if "plan_id" in body:
-            q = q.where(
-                s.c.customer_plan_pk.is_(None) if body["plan_id"] is None else s.c.plan_id == body["plan_id"]
-            )
-        if body.get("feature_id") is not None:
-            q = q.where(s.c.feature_id == body["feature_id"])
-        after = _after(cursor, c.c.pk, s.c.created_at, s.c.pk)
-        if after is not None:
-            q = q.where(after)
-        q = q.order_by(c.c.pk.desc(), s.c.created_at.desc(), s.c.pk.desc()).limit(limit + 1)
-        rows, next_cursor = _page(list(conn.execute(q)), limit, "bal")
+        rows, next_cursor = _page(page, limit, "bal")
         wanted = {r.pk for r in rows}
         page_customers = {r.cpk: _customer_row(conn, r.cpk) for r in rows}
         sources = {src.pk: src for src in load_sources_for(conn, list(page_customers)) if src.pk in wanted}
@@ -202,7 +168,7 @@ def list_balances(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _customer_row(conn: Connection, customer_pk: int) -> CustomerRow | None:
-    row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).first()
+    row = listings.customer_row(conn, customer_pk)
     return customer_from_row(row) if row is not None else None
 
 
@@ -239,30 +205,20 @@ def _list_customer_plans(ctx: Ctx, body: dict[str, Any], *, purchases: bool) -> 
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         scope = _resolve_scope(ctx, conn, body)
-        p, c = customer_plans, customers
         one_off = [pk for pk, plan in cat.plans_by_pk.items() if plan.is_one_off]
-        q = (
-            select(p, c.c.pk.label("cpk"), c.c.id.label("cid"), entities.c.id.label("eid"))
-            .select_from(
-                p.join(c, p.c.customer_pk == c.c.pk).outerjoin(entities, p.c.entity_pk == entities.c.pk)
-            )
-            .where(c.c.org_pk == ctx.tenant.org_pk, c.c.env == ctx.tenant.env, p.c.status.in_(db_statuses))
+        page = listings.customer_plan_page(
+            conn,
+            ctx.tenant,
+            db_statuses=db_statuses,
+            one_off_pks=one_off,
+            purchases=purchases,
+            customer_pk=scope.customer_pk,
+            entity_pk=scope.entity_pk,
+            plan_id=body.get("plan_id"),
+            cursor=cursor,
+            limit=limit,
         )
-        if purchases:
-            q = q.where(p.c.plan_pk.in_(one_off) if one_off else false())
-        elif one_off:
-            q = q.where(p.c.plan_pk.not_in(one_off))
-        if scope.customer_pk is not None:
-            q = q.where(p.c.customer_pk == scope.customer_pk)
-        if scope.entity_pk is not None:
-            q = q.where(p.c.entity_pk == scope.entity_pk)
-        if body.get("plan_id") is not None:
-            q = q.where(p.c.plan_id == body["plan_id"])
-        after = _after(cursor, c.c.pk, p.c.created_at, p.c.pk)
-        if after is not None:
-            q = q.where(after)
-        q = q.order_by(c.c.pk.desc(), p.c.created_at.desc(), p.c.pk.desc()).limit(limit + 1)
-        rows, next_cursor = _page(list(conn.execute(q)), limit, kind)
+        rows, next_cursor = _page(page, limit, kind)
         past_due: set[int] = set()
         if not purchases:
             for customer_pk in {r.cpk for r in rows if r.status == "active"}:
@@ -351,11 +307,7 @@ def disconnect_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """
     with ctx.db.read() as conn:
         org = _tenant_org(ctx, conn, body["organization_slug"])
-        account_id = conn.execute(
-            select(org_stripe_accounts.c.account_id).where(
-                org_stripe_accounts.c.org_pk == org.pk, org_stripe_accounts.c.env == _org_env(body)
-            )
-        ).scalar()
+        account_id = connected_account_id(conn, org.pk, _org_env(body))
     if account_id:
         raise AutumnError(
             400, "invalid_request", "Platform-managed Stripe accounts are not OAuth connections"

@@ -226,3 +226,13 @@ def setup_encryption(db: Database, encryption_keys: str | Sequence[str] | None =
                 log.warning("Encrypted %d Stripe secret(s) stored in plain text before", upgraded)
     install_box(db.engine, box)
     return box
+
+
+def connected_account_id(conn: Connection, org_pk: int, env: str) -> str | None:
+    """The Stripe account the organization's env is configured with, if any."""
+    account_id: str | None = conn.execute(
+        select(org_stripe_accounts.c.account_id).where(
+            org_stripe_accounts.c.org_pk == org_pk, org_stripe_accounts.c.env == env
+        )
+    ).scalar()
+    return account_id
