@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from reference_server.engine.model import Feature, Source, num, r10
 from reference_server.engine.usage_limits import (
@@ -24,9 +24,9 @@ from reference_server.engine.usage_limits import (
     window_start,
 )
 from reference_server.errors import invalid
+from reference_server.store import usage_limits_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, EntityRow
-from reference_server.store.usage_limit_tables import usage_limit_windows
 
 
 def check_limits(controls: Mapping[str, Any]) -> None:
@@ -127,21 +127,11 @@ class Gate:
         for key in sorted(self.dirty):
             c = self.counters[key]
             if c.pk is None:
-                conn.execute(
-                    insert(usage_limit_windows).values(
-                        customer_pk=self.customer_pk,
-                        scope_pk=key[0],
-                        limit_key=key[1],
-                        window_start=c.window_start,
-                        usage=c.usage,
-                    )
+                usage_limits_repo.insert_window(
+                    conn, self.customer_pk, key[0], key[1], c.window_start, c.usage
                 )
             else:
-                conn.execute(
-                    update(usage_limit_windows)
-                    .where(usage_limit_windows.c.pk == c.pk)
-                    .values(window_start=c.window_start, usage=c.usage)
-                )
+                usage_limits_repo.update_window(conn, c.pk, c.window_start, c.usage)
         self.dirty.clear()
 
 
@@ -188,18 +178,7 @@ def gate(
         anchor = cycle_anchor(sources, lim.feature_id, now)
         result.starts[(lim.scope_pk, lim.key)] = window_start(lim.interval, lim.anchor, anchor, now)
     scopes = sorted({lim.scope_pk for lim in result.counting})
-    rows = conn.execute(
-        select(
-            usage_limit_windows.c.pk,
-            usage_limit_windows.c.scope_pk,
-            usage_limit_windows.c.limit_key,
-            usage_limit_windows.c.window_start,
-            usage_limit_windows.c.usage,
-        ).where(
-            usage_limit_windows.c.customer_pk == customer.pk,
-            usage_limit_windows.c.scope_pk.in_(scopes),
-        )
-    ).all()
+    rows = usage_limits_repo.windows_of(conn, customer.pk, scopes)
     for r in rows:
         result.counters[(int(r.scope_pk), str(r.limit_key))] = _Counter(
             float(r.usage), int(r.window_start), int(r.pk)
@@ -220,15 +199,7 @@ def limits_view(
     if not entries:
         return []
     rows = {
-        (int(r.scope_pk), str(r.limit_key)): r
-        for r in conn.execute(
-            select(
-                usage_limit_windows.c.scope_pk,
-                usage_limit_windows.c.limit_key,
-                usage_limit_windows.c.window_start,
-                usage_limit_windows.c.usage,
-            ).where(usage_limit_windows.c.customer_pk == customer.pk)
-        ).all()
+        (int(r.scope_pk), str(r.limit_key)): r for r in usage_limits_repo.all_windows_of(conn, customer.pk)
     }
     out = []
     for e in entries:

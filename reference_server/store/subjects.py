@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import functools
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import JSON, Connection, insert, select
 
 from reference_server.engine.model import Rollover, Source
 from reference_server.store import raw
-from reference_server.store.tables import balance_sources, entities
+from reference_server.store.tables import balance_sources, customers, entities
 from reference_server.store.tenancy import Tenant
 
 
@@ -46,6 +47,14 @@ class EntityRow:
     billing_controls: dict[str, Any]
     created_at: int
     customer_pk: int
+
+
+CUSTOMER_COLUMNS = tuple(c for c in customers.c if c.name not in ("org_pk", "env"))
+"""The customers columns a :class:`CustomerRow` holds, in table order (all but the tenant's)."""
+_CUSTOMER_JSON = tuple(c.name for c in CUSTOMER_COLUMNS if isinstance(c.type, JSON))
+if [f.name for f in fields(CustomerRow)] != [c.name for c in CUSTOMER_COLUMNS]:
+    raise RuntimeError("CustomerRow's fields must be the customers table's columns, in order")
+_SOURCE_COLUMN_NAMES = [c.name for c in balance_sources.c]
 
 
 def new_id(prefix: str) -> str:
@@ -83,8 +92,7 @@ def entity_from_row(r: Any) -> EntityRow:
 
 
 _GET_CUSTOMER = raw.Statement(
-    "SELECT pk, id, name, email, fingerprint, stripe_id, metadata, send_email_receipts, billing_controls, "
-    "config, clock_offset_ms, maintenance_due_at, created_at FROM customers "
+    f"SELECT {', '.join(c.name for c in CUSTOMER_COLUMNS)} FROM customers "
     "WHERE org_pk = :org AND env = :env AND id = :id"
 )
 _GET_CUSTOMER_FOR_UPDATE = raw.Statement(_GET_CUSTOMER.sqlite + " FOR UPDATE")
@@ -99,7 +107,7 @@ def get_customer(
     if not rows:
         return None
     r = rows[0]
-    for name in ("metadata", "billing_controls", "config"):
+    for name in _CUSTOMER_JSON:
         setattr(r, name, raw.json_value(getattr(r, name)))
     return customer_from_row(r)
 
@@ -151,12 +159,10 @@ def source_from_row(r: Any) -> Source:
     )
 
 
+_SOURCE_SELECT = ", ".join(f"s.{name}" for name in _SOURCE_COLUMN_NAMES) + ", e.id AS entity_public_id"
+"""Every balance_sources column (in table order) and the entity's public id."""
 _SOURCES_SQL = (
-    "SELECT s.pk, s.customer_pk, s.entity_pk, s.customer_plan_pk, s.balance_id, s.feature_id, s.plan_id, "
-    "s.is_flag, s.allowance, s.adjustment, s.prepaid, s.balance, s.unlimited, s.usage_allowed, "
-    "s.max_purchase, s.interval, s.interval_count, s.anchor_at, s.next_reset_at, s.expires_at, "
-    "s.rollover_config, s.rollovers, s.price, s.is_addon, s.continuous, s.created_at, "
-    "e.id AS entity_public_id FROM balance_sources s LEFT OUTER JOIN entities e ON s.entity_pk = e.pk "
+    f"SELECT {_SOURCE_SELECT} FROM balance_sources s LEFT OUTER JOIN entities e ON s.entity_pk = e.pk "
     "WHERE s.customer_pk = :customer"
 )
 
@@ -246,18 +252,10 @@ def scoped(sources: list[Source], entity: EntityRow | None) -> list[Source]:
     return [s for s in sources if s.entity_pk is None or s.entity_pk == entity.pk]
 
 
-_CUSTOMER_COLUMNS = (
-    "c.pk AS c_pk, c.id AS c_id, c.name AS c_name, c.email AS c_email, c.fingerprint AS c_fingerprint, "
-    "c.stripe_id AS c_stripe_id, c.metadata AS c_metadata, c.send_email_receipts AS c_send_email_receipts, "
-    "c.billing_controls AS c_billing_controls, c.config AS c_config, c.clock_offset_ms AS c_clock_offset_ms, "
-    "c.maintenance_due_at AS c_maintenance_due_at, c.created_at AS c_created_at"
-)
+_CUSTOMER_SELECT = ", ".join(f"c.{c.name} AS c_{c.name}" for c in CUSTOMER_COLUMNS)
+"""The customer's columns in a join, each prefixed ``c_`` (the sources keep their own names)."""
 _SUBJECT_SQL = (
-    f"SELECT {_CUSTOMER_COLUMNS}, s.pk, s.customer_pk, s.entity_pk, s.customer_plan_pk, s.balance_id, "
-    "s.feature_id, s.plan_id, s.is_flag, s.allowance, s.adjustment, s.prepaid, s.balance, s.unlimited, "
-    "s.usage_allowed, s.max_purchase, s.interval, s.interval_count, s.anchor_at, s.next_reset_at, "
-    "s.expires_at, s.rollover_config, s.rollovers, s.price, s.is_addon, s.continuous, s.created_at, "
-    "e.id AS entity_public_id FROM customers c "
+    f"SELECT {_CUSTOMER_SELECT}, {_SOURCE_SELECT} FROM customers c "
     "LEFT OUTER JOIN balance_sources s ON s.customer_pk = c.pk AND s.feature_id IN {features} "
     "LEFT OUTER JOIN entities e ON s.entity_pk = e.pk "
     "WHERE c.org_pk = :org AND c.env = :env AND c.id = :id ORDER BY s.pk"
@@ -297,21 +295,10 @@ def subject_from_rows(rows: list[Any]) -> tuple[CustomerRow, list[Source]] | Non
     if not rows:
         return None
     first = rows[0]
-    customer = CustomerRow(
-        pk=first.c_pk,
-        id=first.c_id,
-        name=first.c_name,
-        email=first.c_email,
-        fingerprint=first.c_fingerprint,
-        stripe_id=first.c_stripe_id,
-        metadata=raw.json_value(first.c_metadata) or {},
-        send_email_receipts=bool(first.c_send_email_receipts),
-        billing_controls=raw.json_value(first.c_billing_controls) or {},
-        config=raw.json_value(first.c_config) or {},
-        clock_offset_ms=int(first.c_clock_offset_ms or 0),
-        maintenance_due_at=first.c_maintenance_due_at,
-        created_at=int(first.c_created_at),
-    )
+    values = {c.name: getattr(first, "c_" + c.name) for c in CUSTOMER_COLUMNS}
+    for name in _CUSTOMER_JSON:
+        values[name] = raw.json_value(values[name])
+    customer = customer_from_row(SimpleNamespace(**values))
     sources = []
     for r in rows:
         if r.pk is None:
