@@ -25,7 +25,6 @@ from reference_server.billing.records import invoice_record
 from reference_server.errors import AutumnError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.stripe.events import CompleteCheckout, payment_succeeded
-from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_lock import billing_lock
@@ -82,11 +81,6 @@ def _answer(conn: Connection, invoice_pk: int) -> JSON:
     return {"invoice": invoice_json(invoice_rows_by_pk(conn, [invoice_pk])[invoice_pk])}
 
 
-def _stripe_invoice_id(processor: PaymentProcessor, row: Any) -> str | None:
-    stripe_id = str(row.processor_id or "")
-    return stripe_id if isinstance(processor, StripeProcessor) and stripe_id.startswith("in_") else None
-
-
 @dataclass(frozen=True)
 class InvoiceActions:
     processor_of: Callable[[Connection, int], PaymentProcessor]
@@ -136,16 +130,14 @@ class InvoiceActions:
                     f"Invoice {invoice_id} is {row.status}: only an open invoice can be marked paid",
                 )
             processor = self.processor_of(conn, int(row.customer_pk))
-            stripe_id = _stripe_invoice_id(processor, row)
-            if stripe_id is not None and isinstance(processor, StripeProcessor):
-                remote = processor.client.v1.invoices.retrieve(stripe_id)
-                if remote.status == "open":
-                    processor.client.v1.invoices.pay(stripe_id, {"paid_out_of_band": True})
-                elif remote.status != "paid":
+            processor_invoice_id = processor.processor_invoice_id(row.processor_id)
+            if processor_invoice_id is not None:  # the processor's own invoice (Stripe's) is paid too
+                refused = processor.mark_invoice_paid(processor_invoice_id)
+                if refused is not None:
                     raise AutumnError(
                         409,
                         "invoice_not_open",
-                        f"Invoice {invoice_id} is {remote.status} on Stripe: it can't be marked paid",
+                        f"Invoice {invoice_id} is {refused} on {processor.title}: it can't be marked paid",
                     )
             # as a payment of the whole invoice arriving; the invoice keeps its processor id (none
             # for the local processor's: payment_succeeded would record the payment's id there)

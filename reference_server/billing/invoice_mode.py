@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, or_, select, update
 
 from reference_server.errors import AutumnError, invalid
-from reference_server.processors.stripe.processor import StripeProcessor
+from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_tables import billing_sessions, invoices
@@ -183,7 +183,7 @@ def void_unpaid(conn: Connection, invoice_pk: int, now: int) -> bool:
     return True
 
 
-ProcessorOf = Callable[[Connection, int], Any]
+ProcessorOf = Callable[[Connection, int], PaymentProcessor]
 """The payment processor of a customer (by pk)."""
 
 
@@ -214,9 +214,9 @@ def finalize_invoice(ctx: Ctx, body: dict[str, Any], processor_of: ProcessorOf) 
                 f"Invoice {invoice_id} is {row.status}: only a draft can be finalized",
             )
         processor = processor_of(conn, int(row.customer_pk))
-        stripe_id = str(row.processor_id or "")
-        if isinstance(processor, StripeProcessor) and stripe_id.startswith("in_"):
-            processor.finalize_draft(stripe_id)
+        processor_invoice_id = processor.processor_invoice_id(row.processor_id)
+        if processor_invoice_id is not None:  # the processor's own draft (Stripe's) is finalized too
+            processor.finalize_invoice(processor_invoice_id)
         finalize_draft(conn, int(row.pk))
         out: dict[str, Any] = {"customer_id": row.customer_id}
         if row.entity_id is not None:

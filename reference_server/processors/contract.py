@@ -1,4 +1,11 @@
-"""The payment processor contract the billing flows call, and the outcome of a charge.
+"""The payment processor contract: everything the server asks of a processor, and a charge's outcome.
+
+A processor collects payment methods (on this server's hosted card form, or on its own page such as
+Stripe Checkout in setup mode), charges and refunds, keeps its own invoices in step with the server's
+(opens, finalizes, voids, marks them paid) and says which of its invoices is the server's.  What a
+processor cannot do is a method answering what that means for it (``None``, ``False`` or nothing),
+never a type check by its callers.  Per-organization credentials and event ingestion are part of a
+processor's registration (:mod:`~reference_server.processors.registry`).
 
 Two implementations:
 :class:`~reference_server.processors.local.processor.LocalProcessor` (the reference server is its
@@ -15,23 +22,27 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from reference_server.billing.records import (
     CustomerRef,
     InvoiceRecord,
     PaymentMethodInfo,
+    SessionRecord,
     add_credit,
     create_invoice,
     credit_balance,
     default_payment_method,
     invoice_record,
+    payment_method_by_pk,
     record_charge,
     set_invoice_status,
     set_payment_method_behavior,
+    store_payment_method,
 )
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.processors.local.cards import CardBehavior, CardInput
+from reference_server.store.billing_tables import payment_methods
 
 
 class ChargeStatus(str, Enum):
@@ -73,6 +84,21 @@ class CardSetup:
     needs_authentication: bool
 
 
+@dataclass(frozen=True)
+class CompletedSetup:
+    """A card setup finished on the processor's own page, and the card it saved."""
+
+    checkout_session_id: str
+    server_session_id: str
+    server_session_kind: str
+    stripe_customer: str | None
+    payment_method_id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
 class PaymentProcessor(ABC):
     """What the billing flows need from a processor, and the invoicing both processors share.
 
@@ -82,11 +108,15 @@ class PaymentProcessor(ABC):
     """
 
     name: str
+    """The processor's registered name (``AUTUMN_PAYMENT_PROCESSOR``, invoices' ``processor``)."""
+    title: str
+    """How messages name it ("Stripe")."""
 
     def resolve(self, conn: Connection, customer_pk: int) -> PaymentProcessor:
         """The processor that acts for this customer (a router picks one per organization)."""
         return self
 
+    # customers and payment methods ------------------------------------------------------------------------
     @abstractmethod
     def ensure_customer(self, conn: Connection, customer: CustomerRef) -> str | None:
         """Create the processor-side customer if needed; returns its processor id (None for local)."""
@@ -124,11 +154,99 @@ class PaymentProcessor(ABC):
         """Whether this processor can charge the stored card at all."""
         return True
 
+    # the processor's own card page ------------------------------------------------------------------------
+    def has_own_card_page(self) -> bool:
+        """Whether payers enter cards on the processor's own page (this server's form takes none)."""
+        return False
+
+    def card_page_url(
+        self,
+        conn: Connection,
+        customer: CustomerRef,
+        session: SessionRecord,
+        base_url: str,
+        reuse_open: bool = False,
+    ) -> str | None:
+        """The processor's page collecting a card for the server's hosted ``session`` (one still open
+        when ``reuse_open``, else a new one); None when this server's card form collects it."""
+        return None
+
+    def completed_card_setup(self, setup_id: str) -> CompletedSetup | None:
+        """The card a finished setup on the processor's page saved; None unless it completed."""
+        return None
+
+    def save_card_setup(
+        self, conn: Connection, customer: CustomerRef, setup: CompletedSetup, now: int
+    ) -> PaymentMethodInfo:
+        """The card of a completed setup as the customer's default, on the processor and in the server's
+        records (once per processor payment method id)."""
+        existing = conn.execute(
+            select(payment_methods.c.pk).where(
+                payment_methods.c.customer_pk == customer.pk,
+                payment_methods.c.processor_id == setup.payment_method_id,
+            )
+        ).scalar()
+        if existing is not None:
+            info = payment_method_by_pk(conn, int(existing))
+            assert info is not None
+        else:
+            info = store_payment_method(
+                conn,
+                customer.pk,
+                self.name,
+                setup.brand,
+                setup.last4,
+                setup.exp_month,
+                setup.exp_year,
+                "succeed",  # the processor decides what a charge does; the behaviour is the local one's
+                now,
+                processor_id=setup.payment_method_id,
+            )
+        self.confirm_card(conn, customer, info)  # the default on the processor and here
+        refreshed = payment_method_by_pk(conn, info.pk)
+        assert refreshed is not None
+        return refreshed
+
+    def close_card_page(self, setup_id: str | None) -> None:
+        """A card page nobody should finish any more (its session completed otherwise) is closed."""
+        return None
+
+    # the processor's invoices -----------------------------------------------------------------------------
+    def processor_invoice_id(self, processor_id: str | None) -> str | None:
+        """The processor's own invoice behind a server invoice's ``processor_id``; None when it has none
+        (the local processor keeps nothing outside the server's records)."""
+        return None
+
+    def open_invoice(
+        self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, now: int, finalize: bool = True
+    ) -> str | None:
+        """Invoice mode: show ``invoice`` on the processor's books as one the customer is sent to pay
+        (left a draft unless ``finalize``); its id there, None when the processor keeps no books."""
+        return None
+
+    def finalize_invoice(self, processor_invoice_id: str) -> None:
+        """Finalize the processor's draft of an invoice-mode invoice."""
+        return None
+
+    def mark_invoice_paid(self, processor_invoice_id: str) -> str | None:
+        """Mark the processor's open invoice paid outside the processor; None when it is (or already
+        was) paid, else its status there, which refuses it."""
+        return None
+
     def void_invoice(self, conn: Connection, invoice: InvoiceRecord) -> bool:
         """The server is voiding ``invoice``: void its processor-side invoice too.  False when the
         processor already collected it (the server invoice must not be voided then).  The local
         processor keeps nothing outside the server's records."""
         return True
+
+    # refunds ---------------------------------------------------------------------------------------------
+    def reverse_payment(self, processor_invoice_id: str, server_invoice_id: str) -> None:
+        """Give back what ``processor_invoice_id`` collected though the server never recorded it
+        (idempotent; see :mod:`~reference_server.billing.compensation`).  The local processor's
+        payments live in the server's transaction, so none is ever taken unrecorded."""
+        return None
+
+    # charges ---------------------------------------------------------------------------------------------
 
     def charge(
         self,

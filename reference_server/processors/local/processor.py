@@ -38,6 +38,7 @@ class LocalProcessor(PaymentProcessor):
     """Default processor: invoices, charges and cards live in the server's own tables."""
 
     name = "local"
+    title = "the reference server"
 
     def ensure_customer(self, conn: Connection, customer: CustomerRef) -> str | None:
         return None

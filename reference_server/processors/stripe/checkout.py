@@ -28,8 +28,7 @@ second is a no-op.  The current Stripe session id is kept in ``billing_sessions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import stripe
 from sqlalchemy import Connection, select, update
@@ -38,13 +37,13 @@ from reference_server.billing.records import (
     CustomerRef,
     PaymentMethodInfo,
     SessionRecord,
-    payment_method_by_pk,
-    store_payment_method,
     update_session,
 )
-from reference_server.processors.contract import PaymentProcessor
-from reference_server.processors.stripe.processor import StripeProcessor
-from reference_server.store.billing_tables import billing_sessions, payment_methods
+from reference_server.processors.contract import CompletedSetup, PaymentProcessor
+from reference_server.store.billing_tables import billing_sessions
+
+if TYPE_CHECKING:
+    from reference_server.processors.stripe.processor import StripeProcessor
 
 APPLIED_KEY = "stripe_checkout_applied"
 """``action`` key: the Stripe Checkout Session ids already applied to a server session."""
@@ -74,23 +73,10 @@ def stripe_processor_for(
     processor: PaymentProcessor, conn: Connection, customer_pk: int
 ) -> StripeProcessor | None:
     """The customer's Stripe processor when their organization is charged through Stripe, else None."""
+    from reference_server.processors.stripe.processor import StripeProcessor  # TEMPORARY
+
     resolved = processor.resolve(conn, customer_pk)
     return resolved if isinstance(resolved, StripeProcessor) else None
-
-
-@dataclass(frozen=True)
-class CompletedSetup:
-    """A complete setup-mode Checkout Session and the card its SetupIntent saved."""
-
-    checkout_session_id: str
-    server_session_id: str
-    server_session_kind: str
-    stripe_customer: str | None
-    payment_method_id: str
-    brand: str
-    last4: str
-    exp_month: int
-    exp_year: int
 
 
 def current_session_id(conn: Connection, session_pk: int) -> str | None:
@@ -226,29 +212,24 @@ def save_setup_card(
 ) -> PaymentMethodInfo:
     """The Checkout's card as the customer's default, in Stripe and in the server's records (once per
     Stripe payment method id)."""
-    existing = conn.execute(
-        select(payment_methods.c.pk).where(
-            payment_methods.c.customer_pk == customer.pk,
-            payment_methods.c.processor_id == setup.payment_method_id,
-        )
-    ).scalar()
-    if existing is not None:
-        info = payment_method_by_pk(conn, int(existing))
-        assert info is not None
-    else:
-        info = store_payment_method(
-            conn,
-            customer.pk,
-            processor.name,
-            setup.brand,
-            setup.last4,
-            setup.exp_month,
-            setup.exp_year,
-            "succeed",  # Stripe decides what a charge does; the behaviour column is the local processor's
-            now,
-            processor_id=setup.payment_method_id,
-        )
-    processor.confirm_card(conn, customer, info)  # default in Stripe (invoice_settings) and here
-    refreshed = payment_method_by_pk(conn, info.pk)
-    assert refreshed is not None
-    return refreshed
+    return processor.save_card_setup(conn, customer, setup, now)
+
+
+__all__ = [
+    "APPLIED_KEY",
+    "BASE_URL_KEY",
+    "ERROR_KEY",
+    "SESSION_ID_PLACEHOLDER",
+    "CompletedSetup",
+    "completed_setup",
+    "create_setup_checkout",
+    "current_session_id",
+    "expire_if_open",
+    "open_checkout_for",
+    "page_path",
+    "return_path",
+    "reusable_url",
+    "save_setup_card",
+    "start_path",
+    "stripe_processor_for",
+]

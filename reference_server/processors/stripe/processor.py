@@ -28,6 +28,7 @@ from reference_server.billing.records import (
     CustomerRef,
     InvoiceRecord,
     PaymentMethodInfo,
+    SessionRecord,
     invoice_lines_of,
     set_invoice_status,
     store_payment_method,
@@ -36,6 +37,7 @@ from reference_server.processors.contract import (
     CardSetup,
     ChargeOutcome,
     Collected,
+    CompletedSetup,
     PaymentProcessor,
     card_failed,
     card_needs_authentication,
@@ -50,6 +52,13 @@ from reference_server.processors.local.cards import (
     check_card,
 )
 from reference_server.processors.stripe.catalog import PlanObjects, StripeCatalog
+from reference_server.processors.stripe.checkout import (
+    completed_setup,
+    current_session_id,
+    expire_if_open,
+    open_checkout_for,
+    reusable_url,
+)
 from reference_server.store.billing_tables import charges, invoices
 from reference_server.store.tables import customers
 
@@ -60,6 +69,7 @@ class StripeProcessor(PaymentProcessor):
     """Payments through a Stripe account (``api_base`` points at localstripe in tests)."""
 
     name = "stripe"
+    title = "Stripe"
 
     def __init__(
         self, secret_key: str, api_base: str | None = None, stripe_account: str | None = None
@@ -148,6 +158,29 @@ class StripeProcessor(PaymentProcessor):
         if payment_method.processor_id:
             self._make_default(str(stripe_customer), payment_method.processor_id)
         super().confirm_card(conn, customer, payment_method)
+
+    # Stripe Checkout (setup mode) collects the cards: see processors.stripe.checkout -----------------------
+    def has_own_card_page(self) -> bool:
+        return True
+
+    def card_page_url(
+        self,
+        conn: Connection,
+        customer: CustomerRef,
+        session: SessionRecord,
+        base_url: str,
+        reuse_open: bool = False,
+    ) -> str | None:
+        """A setup-mode Checkout Session for the server session (the current one while it is open, when
+        ``reuse_open``)."""
+        url = reusable_url(self, current_session_id(conn, session.pk)) if reuse_open else None
+        return url or open_checkout_for(conn, self, customer, session, base_url)
+
+    def completed_card_setup(self, setup_id: str) -> CompletedSetup | None:
+        return completed_setup(self, setup_id)
+
+    def close_card_page(self, setup_id: str | None) -> None:
+        expire_if_open(self, setup_id)
 
     # charges ------------------------------------------------------------------------------------------------
     def _authenticate_in_test_mode(self, intent: Any) -> Any:
@@ -314,6 +347,25 @@ class StripeProcessor(PaymentProcessor):
             elif existing.status == "draft":
                 self.client.v1.invoices.delete(current)
         return self._create_stripe_invoice(conn, customer, stripe_customer, invoice, due, now)
+
+    def processor_invoice_id(self, processor_id: str | None) -> str | None:
+        """The Stripe invoice (``in_...``) behind a server invoice; None for another id (none, or a
+        payment's)."""
+        stripe_id = str(processor_id or "")
+        return stripe_id if stripe_id.startswith("in_") else None
+
+    def finalize_invoice(self, processor_invoice_id: str) -> None:
+        self.finalize_draft(processor_invoice_id)
+
+    def mark_invoice_paid(self, processor_invoice_id: str) -> str | None:
+        """An open Stripe invoice is marked ``paid_out_of_band``; None when it is (or was) paid, else
+        its Stripe status (void, uncollectible, draft), which refuses it."""
+        remote = self.client.v1.invoices.retrieve(processor_invoice_id)
+        if remote.status == "open":
+            self.client.v1.invoices.pay(processor_invoice_id, {"paid_out_of_band": True})
+        elif remote.status != "paid":
+            return str(remote.status)
+        return None
 
     def void_stripe_invoice(self, stripe_id: str) -> None:
         """Void an open Stripe invoice (its unfinished PaymentIntent is canceled with it)."""
