@@ -5,15 +5,9 @@ attached plan, cancelling from the portal) comes in through :class:`BillingHooks
 deal with cards, charges and sessions.
 """
 
-from .routes import (
-    BillingHooks,
-    PagesContext,
-    PortalSubscription,
-    StripeCheckoutCompleted,
-    billing_page_routes,
-    format_money,
-    stripe_checkout_completer,
-)
+from .context import BillingHooks, PagesContext, PortalSubscription, StripeCheckoutCompleted
+from .formatting import format_money
+from .routes import billing_page_routes, stripe_checkout_completer
 
 __all__ = [
     "BillingHooks",
