@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection
 
 from reference_server.errors import (
     entity_not_found,
@@ -26,8 +26,8 @@ from reference_server.service.license_pools import customer_licenses
 from reference_server.service.subscriptions import activate_plan, expire_instance
 from reference_server.store import licenses as store
 from reference_server.store.catalog import Catalog
-from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row, get_entity, new_id
-from reference_server.store.tables import customer_plans, entities
+from reference_server.store.entities_repo import insert_entity
+from reference_server.store.subjects import CustomerRow, EntityRow, get_entity, new_id
 
 # --- pools -----------------------------------------------------------------------------------------
 
@@ -55,12 +55,7 @@ def _target_pool(pools: list[store.Pool], license_plan_id: str) -> store.Pool:
 
 def _all_pools(conn: Connection, customer_pk: int) -> list[store.Pool]:
     """Every active pool of the customer, from customer-level and entity-level parents alike."""
-    rows = conn.execute(
-        select(customer_plans.c.entity_pk)
-        .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active")
-        .distinct()
-    )
-    entity_pks: list[int | None] = [None, *sorted({r.entity_pk for r in rows if r.entity_pk is not None})]
+    entity_pks: list[int | None] = [None, *sorted(store.active_parent_entity_pks(conn, customer_pk))]
     keyed: dict[tuple[int, str], store.Pool] = {}
     for entity_pk in entity_pks:
         for p in store.pools(conn, customer_pk, entity_pk):
@@ -75,19 +70,15 @@ def _new_entity(
     feature = cat.features.get(feature_id)
     if feature is None:
         raise feature_not_found(feature_id)
-    pk = conn.execute(
-        insert(entities)
-        .values(
-            customer_pk=customer.pk,
-            id=spec["entity_id"],
-            name=spec.get("name"),
-            feature_id=feature_id,
-            billing_controls={},
-            created_at=now,
-        )
-        .returning(entities.c.pk)
-    ).scalar_one()
-    return entity_from_row(conn.execute(select(entities).where(entities.c.pk == pk)).one())
+    return insert_entity(
+        conn,
+        customer.pk,
+        entity_id=spec["entity_id"],
+        name=spec.get("name"),
+        feature_id=feature_id,
+        billing_controls={},
+        created_at=now,
+    )
 
 
 def attach_license(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -179,12 +170,8 @@ def release_license(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 )
             releases.append(held[0])
         for seat in releases:
-            if seat.instance_pk is not None:
-                active = conn.execute(
-                    select(customer_plans.c.status).where(customer_plans.c.pk == seat.instance_pk)
-                ).scalar_one_or_none()
-                if active == "active":
-                    expire_instance(conn, seat.instance_pk, now)
+            if seat.instance_pk is not None and store.instance_status(conn, seat.instance_pk) == "active":
+                expire_instance(conn, seat.instance_pk, now)
             store.end_assignment(conn, seat.pk, now)
     return {"success": True}
 

@@ -361,3 +361,21 @@ def end_seats_of(conn: Connection, instance_pk: int, now: int) -> list[int]:
         .values(ended_at=now)
     )
     return seats
+
+
+def active_parent_entity_pks(conn: Connection, customer_pk: int) -> set[int]:
+    """The entities that hold an active plan of the customer (parents of entity-level pools)."""
+    rows = conn.execute(
+        select(customer_plans.c.entity_pk)
+        .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active")
+        .distinct()
+    )
+    return {r.entity_pk for r in rows if r.entity_pk is not None}
+
+
+def instance_status(conn: Connection, instance_pk: int) -> str | None:
+    """The plan instance's status (None: it is gone)."""
+    status: str | None = conn.execute(
+        select(customer_plans.c.status).where(customer_plans.c.pk == instance_pk)
+    ).scalar_one_or_none()
+    return status
