@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -25,7 +24,7 @@ from reference_server.api.router import (
     error_response,
     service_table,
 )
-from reference_server.billing.dispatch import AppExtension, BillingRegistry
+from reference_server.billing.wiring import wire_billing
 from reference_server.clock import Clock, SystemClock
 from reference_server.dashboard import RequestLogMiddleware, request_log_for
 from reference_server.dashboard import routes_for as dashboard_routes_for
@@ -57,17 +56,6 @@ def _version() -> str:
         return "0.0.0"
 
 
-def _default_billing(registry: BillingRegistry) -> None:
-    """Plug in the paid billing module when it is installed (``reference_server.billing.operations``)."""
-    try:
-        module = importlib.import_module("reference_server.billing.operations")
-    except ModuleNotFoundError as exc:
-        if exc.name != "reference_server.billing.operations":
-            raise
-        return
-    module.register(registry)
-
-
 def create_app(
     database_url: str | None = None,
     secret_key: str | None = None,
@@ -77,7 +65,6 @@ def create_app(
     rate_limits: bool | dict[str, Limit] | RateLimiter = True,
     validate_responses: bool = False,
     auth_cache_ttl: float = 1.0,
-    billing: Callable[[BillingRegistry], None] | None = None,
     migrate: bool = True,
     encryption_keys: str | Sequence[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -92,8 +79,6 @@ def create_app(
     mapping of group -> :class:`Limit` overriding some groups, or a ready :class:`RateLimiter`.
     ``validate_responses`` re-validates every success body with its generated model (a guard for
     tests; off in production, where it would cost more than a check itself).
-    ``billing`` registers paid-billing handlers (defaults to ``reference_server.billing.operations.register``
-    when present).
     ``encryption_keys`` (comma-separated or a list; the first encrypts) protect the Stripe secrets
     organizations store; default ``AUTUMN_ENCRYPTION_KEYS``, then a key file beside a SQLite database
     (:mod:`reference_server.store.secrets`).
@@ -136,11 +121,7 @@ def create_app(
     if not db.is_sqlite:
         state.subject_cache = SubjectCache()
         state.async_pool = AsyncPool(db.url)
-    registry = BillingRegistry()
-    (billing or _default_billing)(registry)
-    if registry.invoice_lister is not None:
-        state.extras["invoice_lister"] = registry.invoice_lister
-    extension = registry.app_setup(state) if registry.app_setup is not None else AppExtension()
+    billing = wire_billing(state)  # the hooks the services call, billing's pages and background work
     limiter: RateLimiter | None = None
     if isinstance(rate_limits, RateLimiter):
         limiter = rate_limits
@@ -149,7 +130,7 @@ def create_app(
         if isinstance(rate_limits, dict):
             limiter.limits.update(rate_limits)
     dispatcher = Dispatcher(state, limiter, validate_responses, auth_cache_ttl, max_body_bytes=max_body_bytes)
-    routes, index = build_routes(dispatcher, registry)
+    routes, index = build_routes(dispatcher)
 
     async def root(request: Request) -> JSONResponse:
         return JSONResponse({"name": SERVER_NAME, "version": _version(), "api_version": API_VERSION})
@@ -163,11 +144,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        for start in extension.on_startup:
-            start()
+        billing.worker.start()
         yield
-        for stop in extension.on_shutdown:
-            stop()
+        billing.worker.stop()
         if state.async_pool is not None:
             await state.async_pool.close()
         db.dispose()
@@ -210,11 +189,11 @@ def create_app(
             Route("/openapi.json", openapi, methods=["GET"]),
             *ops_routes(db, limiter, metrics),
             *routes,
-            *extension.routes,
+            *billing.routes,
             *dashboard_routes_for(
                 state,
                 {
-                    **service_table(registry),
+                    **service_table(),
                     **{name: service for name, service, _ in EXTRA_OPERATIONS.values()},
                 },
             ),
@@ -222,7 +201,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.autumn = state
-    app.state.billing = registry
+    app.state.billing = billing
     return app
 
 

@@ -94,8 +94,7 @@ def advance_customer_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 def finalize_invoice(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """Finalize an invoice-mode draft: ``{invoice_id}`` (its ``stripe_id``) -> ``{customer_id, invoice}``."""
-    finalizer = ctx.state.extras.get("invoice_finalizer")
-    if not callable(finalizer):
+    finalizer = ctx.state.billing.invoice_finalizer
+    if finalizer is None:
         raise AutumnError(501, "not_implemented", "invoices.finalize needs the paid billing module")
-    result: dict[str, Any] = finalizer(ctx, body)
-    return result
+    return finalizer(ctx, body)

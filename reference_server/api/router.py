@@ -47,9 +47,11 @@ from reference_server.api.extra_params import (
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
 from reference_server.api.unsupported_fields import refuse_unsupported
+from reference_server.billing import dispatch as billing
 from reference_server.billing import import_plans as billing_import
 from reference_server.billing import invoice_actions, multi_update
-from reference_server.billing.dispatch import LOCKED_OPERATIONS, BillingRegistry
+from reference_server.billing import operations as billing_ops
+from reference_server.billing.dispatch import LOCKED_OPERATIONS
 from reference_server.billing.free_plans import plans_get, plans_list
 from reference_server.errors import AutumnError
 from reference_server.service import (
@@ -91,7 +93,7 @@ ASYNC_SERVICES: dict[Operation, AsyncService] = {
 """The event-loop fast path of each ``hot_path`` operation (:func:`build_routes` checks they match)."""
 
 
-def service_table(billing: BillingRegistry) -> dict[str, Service]:
+def service_table() -> dict[str, Service]:
     """Qualified operation name -> the function that serves it."""
     return {
         "customers.get_or_create": customers.get_or_create,
@@ -111,13 +113,13 @@ def service_table(billing: BillingRegistry) -> dict[str, Service]:
         "features.delete": catalog_ops.delete_feature,
         "billing.attach": billing.attach,
         "billing.update": billing.update,
-        "billing.create_schedule": billing.delegate("billing.create_schedule"),
-        "billing.multi_attach": billing.delegate("billing.multi_attach"),
-        "billing.preview_attach": billing.delegate("billing.preview_attach"),
-        "billing.preview_multi_attach": billing.delegate("billing.preview_multi_attach"),
-        "billing.preview_update": billing.delegate("billing.preview_update"),
-        "billing.open_customer_portal": billing.delegate("billing.open_customer_portal"),
-        "billing.setup_payment": billing.delegate("billing.setup_payment"),
+        "billing.create_schedule": billing_ops.create_schedule,
+        "billing.multi_attach": billing.multi_attach,
+        "billing.preview_attach": billing_ops.preview_attach,
+        "billing.preview_multi_attach": billing_ops.preview_multi_attach,
+        "billing.preview_update": billing_ops.preview_update,
+        "billing.open_customer_portal": billing_ops.open_customer_portal,
+        "billing.setup_payment": billing_ops.setup_payment,
         "balances.create": balances.create_balance,
         "balances.update": balances.update_balance,
         "balances.delete": balances.delete_balance,
@@ -685,11 +687,9 @@ class _RateLimited(Exception):
         self.wait = wait
 
 
-def build_routes(
-    dispatcher: Dispatcher, billing: BillingRegistry
-) -> tuple[list[Route], list[dict[str, Any]]]:
+def build_routes(dispatcher: Dispatcher) -> tuple[list[Route], list[dict[str, Any]]]:
     """Routes for every operation of the table (and the extras), plus an index for /openapi.json."""
-    table = service_table(billing)
+    table = service_table()
 
     def oauth(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         base = str(body.pop("_base_url", "http://127.0.0.1/"))

@@ -355,8 +355,8 @@ def _eligibility_for(
     instances = load_instances(conn, customer.pk, include_expired=True)
     used = {i.plan_id for i in instances if i.trial_ends_at is not None}
     # Paid billing also knows trials used by this customer's fingerprint (``unique_fingerprint``).
-    trial_used = ctx.state.extras.get("trial_used_lookup")
+    trial_used = ctx.state.billing.trial_used
     if trial_used is not None:
-        used |= {p.id for p in chosen if p.free_trial and trial_used(conn, customer, p)}  # type: ignore[operator]
+        used |= {p.id for p in chosen if p.free_trial and trial_used(conn, customer, p)}
     live = [i for i in instances if i.status != "expired"]
     return {p.pk: eligibility(cat, p, live, used, entity_pk) for p in chosen}

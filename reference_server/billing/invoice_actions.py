@@ -32,9 +32,6 @@ from reference_server.store.billing_tables import invoices
 from reference_server.store.import_tables import invoice_rows_by_pk
 from reference_server.store.tables import customers
 
-INVOICE_ACTIONS_KEY = "invoice_actions"
-"""Where the paid billing side puts its :class:`InvoiceActions` in ``AppState.extras``."""
-
 JSON = dict[str, Any]
 
 
@@ -149,7 +146,7 @@ class InvoiceActions:
 
 
 def _actions(ctx: Ctx, name: str) -> InvoiceActions:
-    actions = ctx.state.extras.get(INVOICE_ACTIONS_KEY)
+    actions = ctx.state.billing.invoice_actions
     if not isinstance(actions, InvoiceActions):
         raise AutumnError(501, "not_implemented", f"{name} needs the paid billing module")
     return actions

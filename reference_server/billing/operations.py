@@ -1,9 +1,5 @@
-"""The paid billing operations, registered with the core's :class:`BillingRegistry`.
-
-``create_app`` calls :func:`register`, which plugs in attach/update/previews/multi-attach/schedules,
-setup-payment and portal sessions, the invoice list for ``expand: ["invoices"]``, the hosted pages, the
-renewal maintenance hook and the webhook delivery worker.
-"""
+"""The paid billing operations: attach/update/previews/multi-attach/schedules, setup-payment and
+portal sessions, and the invoice list for ``expand: ["invoices"]``."""
 
 from __future__ import annotations
 
@@ -17,18 +13,14 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
 
-from reference_server.billing.compensation import RefundRetrier
 from reference_server.billing.convert import customized_plan, engine_plan, engine_subscription, instance_plan
-from reference_server.billing.dispatch import AppExtension, BillingRegistry
 from reference_server.billing.free_plans import resolve_attach, resolve_update
-from reference_server.billing.invoice_actions import INVOICE_ACTIONS_KEY, InvoiceActions
 from reference_server.billing.invoice_mode import (
     HOSTED_URL_KEY,
     INVOICE_REASON,
     check_attach,
     check_update,
     enabled_mode,
-    finalize_invoice,
     plan_starts_now,
 )
 from reference_server.billing.license_seats import (
@@ -41,7 +33,6 @@ from reference_server.billing.license_seats import (
     update_seats,
 )
 from reference_server.billing.plan_changes import (
-    STRIPE_SUBSCRIPTIONS_KEY,
     AttachState,
     activate_default,
     apply_attach,
@@ -52,34 +43,26 @@ from reference_server.billing.plan_changes import (
     expire_active,
     expire_scheduled_in_group,
     group_default,
-    past_due_instances,
-    retry_past_due,
-    run_billing_maintenance,
     save_billing_state,
     trial_used,
 )
 from reference_server.billing.records import (
     InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
     add_pending_lines,
     create_invoice,
-    default_payment_method,
     invoice_record,
     load_session,
     pending_lines,
     take_pending_lines,
     update_session,
 )
-from reference_server.billing.seats import make_seat_billing, starting_seat_usage
+from reference_server.billing.seats import starting_seat_usage
 from reference_server.billing.sessions import (
     PAYMENT_RETRY_TTL_MS,
     create_checkout_session,
     create_portal_session,
     create_setup_session,
 )
-from reference_server.billing.usage_alerts import make_track_watcher
-from reference_server.clock import Clock
 from reference_server.engine.billing import (
     AttachQuote,
     BillingRuleError,
@@ -103,19 +86,10 @@ from reference_server.engine.billing.preview import (
 )
 from reference_server.engine.billing.quotes import check_multi_attach, combine_due
 from reference_server.errors import AutumnError, invalid
-from reference_server.pages import (
-    BillingHooks,
-    PagesContext,
-    billing_page_routes,
-    stripe_checkout_completer,
-)
 from reference_server.processors.contract import ChargeOutcome, PaymentProcessor
-from reference_server.processors.local.processor import LocalProcessor
-from reference_server.processors.registry import OrgProcessorRouter
-from reference_server.processors.stripe.checkout import open_checkout_for, stripe_processor_for
-from reference_server.processors.stripe.events import stripe_webhook_routes
+from reference_server.processors.registry import Processors, processors_from_env
+from reference_server.processors.registry import processor_for as choose_processor
 from reference_server.processors.stripe.processor import StripeProcessor
-from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
 from reference_server.service.context import AppState, Ctx
 from reference_server.service.customers import catch_up, require_customer
 from reference_server.service.subscriptions import (
@@ -123,50 +97,30 @@ from reference_server.service.subscriptions import (
     load_instances,
     schedule_maintenance,
 )
-from reference_server.store import idempotency
 from reference_server.store.billing_tables import invoices, subscription_billing
-from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.subjects import CustomerRow, EntityRow, customer_from_row, get_entity
-from reference_server.store.tables import balance_sources, customer_plans, customers, organizations
-from reference_server.store.tenancy import Tenant
-from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
-from reference_server.webhooks.routes import webhook_routes
-
-PROCESSOR_KEY = "payment_processor"
-BASE_URL_KEY = "billing_base_url"
-
+from reference_server.store.catalog import Catalog
+from reference_server.store.subjects import CustomerRow, EntityRow, get_entity
+from reference_server.store.tables import balance_sources, customer_plans
 
 # -- configuration ---------------------------------------------------------------------------------------
 
 
-def processor_from_env() -> PaymentProcessor:
-    """Each organization's own Stripe account if it saved one, else the server-wide default.
-
-    The default is local, unless ``AUTUMN_PAYMENT_PROCESSOR=stripe`` (``STRIPE_SECRET_KEY``);
-    ``STRIPE_API_BASE`` points every Stripe client elsewhere (localstripe in tests) and
-    ``STRIPE_SECRET_KEY`` also charges organizations that named only a connected account.
-    """
-    api_base = os.environ.get("STRIPE_API_BASE")
-    platform_key = os.environ.get("STRIPE_SECRET_KEY")
-    default: PaymentProcessor = LocalProcessor()
-    if os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local") == "stripe":
-        if not platform_key:  # autumn-server refuses this at start (reference_server.settings)
-            raise ValueError("AUTUMN_PAYMENT_PROCESSOR=stripe needs STRIPE_SECRET_KEY")
-        default = StripeProcessor(platform_key, api_base)
-    return OrgProcessorRouter(default, api_base, platform_key)
+def processors_of(state: AppState) -> Processors:
+    """The server's payment processors (made from the environment on first use)."""
+    if state.processors is None:
+        state.processors = processors_from_env()
+    return state.processors
 
 
-def processor_for(state: AppState) -> PaymentProcessor:
-    processor = state.extras.get(PROCESSOR_KEY)
-    if processor is None:
-        processor = processor_from_env()
-        state.extras[PROCESSOR_KEY] = processor
-    return processor  # type: ignore[return-value]
+def processor_for(state: AppState, conn: Connection, customer_pk: int) -> PaymentProcessor:
+    """The processor acting for the customer: its organization's own Stripe account, else the default
+    (:func:`reference_server.processors.registry.processor_for`)."""
+    return choose_processor(processors_of(state), conn, customer_pk)
 
 
 def _public_base(state: AppState) -> str:
     """``AUTUMN_PUBLIC_URL`` when configured, else the URL the last request came in on."""
-    return str(state.public_url or state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
+    return str(state.public_url or state.request_base_url or "http://127.0.0.1")
 
 
 def _base_url(ctx: Ctx, body: dict[str, Any]) -> str:
@@ -174,7 +128,7 @@ def _base_url(ctx: Ctx, body: dict[str, Any]) -> str:
     (remembered for renewals, which have no request)."""
     given = body.pop("_base_url", None)
     if given and not ctx.state.public_url:
-        ctx.state.extras[BASE_URL_KEY] = str(given).rstrip("/")
+        ctx.state.request_base_url = str(given).rstrip("/")
     return _public_base(ctx.state)
 
 
@@ -269,7 +223,7 @@ def _redirect(
     ctx: Ctx, state: AttachState, quote: AttachQuote, trial: TrialChoice | None
 ) -> tuple[bool, bool]:
     """(needs checkout, has a payment method)."""
-    processor = processor_for(ctx.state)
+    processor = processor_for(ctx.state, state.conn, state.customer.pk)
     pm = processor.default_payment_method(state.conn, customer_ref(state.customer))
     redirect = needs_checkout(
         engine_plan(state.plan, state.cat),
@@ -332,7 +286,8 @@ def _charge_or_retry_link(
 ) -> tuple[InvoiceRecord | None, dict[str, Any] | None]:
     """Charge ``draft`` now: the invoice (None when nothing was due), or the failure response
     (:func:`_failed_payment`) when the customer has to act before the change can happen."""
-    outcome = charge_draft(processor_for(ctx.state), conn, customer, draft, reason, now, base_url, entity)
+    processor = processor_for(ctx.state, conn, customer.pk)
+    outcome = charge_draft(processor, conn, customer, draft, reason, now, base_url, entity)
     if outcome is not None and not outcome.succeeded:
         entity_id = entity.id if entity else None
         failure = _failed_payment(
@@ -435,7 +390,7 @@ def _bill_by_invoice(
     mode = enabled_mode(body) or {}
     immediately = plan_starts_now(body, mode)
     finalize = mode.get("finalize") is not False
-    processor = processor_for(ctx.state).resolve(conn, customer.pk)
+    processor = processor_for(ctx.state, conn, customer.pk)
     entity_id = entity.id if entity else None
     record = create_invoice(conn, customer.pk, due, INVOICE_REASON, processor.name, now, base_url, entity_id)
     action = _action(ctx, "invoice_paid" if immediately else op, body)
@@ -451,8 +406,8 @@ def _bill_by_invoice(
         session = load_session(conn, session_id, "checkout")
         assert session is not None
         update_session(conn, session.pk, action={**session.action, HOSTED_URL_KEY: url})
-    if isinstance(processor, StripeProcessor):  # Stripe's books show the open invoice (send_invoice)
-        processor.open_invoice(conn, customer_ref(customer), record, now, finalize=finalize)
+    # the processor's books show the open invoice too (Stripe: a send_invoice invoice)
+    processor.open_invoice(conn, customer_ref(customer), record, now, finalize=finalize)
     if immediately:
         start()
     return _response(customer, entity_id, payment_url=None, invoice=invoice_record(conn, record.pk).to_api())
@@ -557,7 +512,7 @@ def multi_attach_in(
         )
     invoice = None
     if not paid:
-        processor = processor_for(ctx.state)
+        processor = processor_for(ctx.state, conn, first.customer.pk)
         has_pm = processor.default_payment_method(conn, customer_ref(first.customer)) is not None
         redirect = (
             any(_redirect(ctx, s, q, t)[0] for s, q, t in prepared)
@@ -597,7 +552,7 @@ def preview_multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         prepared = _prepare_multi(ctx, conn, body)
         first = prepared[0][0]
-        processor = processor_for(ctx.state)
+        processor = processor_for(ctx.state, conn, first.customer.pk)
         has_pm = processor.default_payment_method(conn, customer_ref(first.customer)) is not None
         redirect = any(_redirect(ctx, s, q, t)[0] for s, q, t in prepared)
         try:
@@ -975,7 +930,7 @@ def _apply_update(
         for feature_id, delta in quote.balance_deltas.items():
             _add_prepaid(conn, inst.pk, feature_id, float(delta))
         # ``*_next_cycle`` prorations wait for the renewal invoice (Stripe's pending invoice items).
-        processor_name = processor_for(ctx.state).resolve(conn, customer.pk).name
+        processor_name = processor_for(ctx.state, conn, customer.pk).name
         add_pending_lines(conn, customer.pk, quote.deferred, processor_name, now, base_url, entity_id)
         conn.execute(
             update(subscription_billing)
@@ -1120,11 +1075,12 @@ def setup_payment(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         session_id, url = create_setup_session(
             conn, customer.pk, action, now, base_url, body.get("success_url")
         )
-        stripe_processor = stripe_processor_for(processor_for(ctx.state), conn, customer.pk)
+        processor = processor_for(ctx.state, conn, customer.pk)
         session = load_session(conn, session_id, "setup")
-        if stripe_processor is not None and session is not None:
-            # Nothing is due today: straight to a setup-mode Stripe Checkout (as Autumn does).
-            url = open_checkout_for(conn, stripe_processor, customer_ref(customer), session, base_url)
+        if session is not None:
+            # Nothing is due today: straight to the processor's own card page when it has one (a
+            # setup-mode Stripe Checkout, as Autumn does), else this server's setup page.
+            url = processor.card_page_url(conn, customer_ref(customer), session, base_url) or url
         return _response(customer, entity_id, url=url)
 
 
@@ -1168,220 +1124,8 @@ def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any
     ]
 
 
-# -- page hooks and app wiring ---------------------------------------------------------------------------
-
-
-def _tenant(conn: Connection, org_pk: int, env: str) -> Tenant:
-    row = conn.execute(select(organizations).where(organizations.c.pk == org_pk)).one()
-    offset = row.sandbox_clock_offset_ms if env == "sandbox" else row.live_clock_offset_ms
-    return Tenant(
-        org_pk=row.pk,
-        org_id=row.id,
-        env=env,
-        clock_offset_ms=int(offset or 0),
-        catalog_version=int(row.catalog_version),
-    )
-
-
-def _ctx_for_customer(state: AppState, conn: Connection, customer_pk: int) -> Ctx:
-    row = conn.execute(select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)).one()
-    return Ctx(state, _tenant(conn, row.org_pk, row.env))
-
-
-def _hooks(state: AppState) -> BillingHooks:
-    def customer_now(conn: Connection, customer_pk: int) -> int:
-        ctx = _ctx_for_customer(state, conn, customer_pk)
-        offset = conn.execute(
-            select(customers.c.clock_offset_ms).where(customers.c.pk == customer_pk)
-        ).scalar()
-        return ctx.now(int(offset or 0))
-
-    def complete_checkout(
-        conn: Connection, session: SessionRecord, invoice: InvoiceRecord | None, now: int
-    ) -> None:
-        ctx = _ctx_for_customer(state, conn, session.customer_pk)
-        op = session.action.get("op")
-        body = dict(session.action.get("body") or {})
-        base = str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1")
-        if op == "attach":
-            attach_in(ctx, conn, body, base, paid=True)
-        elif op == "multi_attach":
-            multi_attach_in(ctx, conn, body, base, paid=True)
-        elif op == "create_schedule":
-            create_schedule_in(ctx, conn, body, base, paid=True)
-        elif op == "update":  # an invoice-mode update's invoice paid: the update happens now
-            _apply_update(ctx, conn, _update_quotes(ctx, conn, body), base, paid=True)
-
-    def complete_setup(conn: Connection, session: SessionRecord, pm: PaymentMethodInfo, now: int) -> None:
-        plan_id = session.action.get("plan_id")
-        if not plan_id:
-            return
-        ctx = _ctx_for_customer(state, conn, session.customer_pk)
-        body = {
-            k: v
-            for k, v in (session.action.get("body") or {}).items()
-            if k
-            in (
-                "customer_id",
-                "entity_id",
-                "plan_id",
-                "feature_quantities",
-                "license_quantities",
-                "customize",
-                "remove_plan_ids",
-            )
-        }
-        attach_in(ctx, conn, body, str(state.extras.get(BASE_URL_KEY) or "http://127.0.0.1"))
-
-    def cancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
-        ctx = _ctx_for_customer(state, conn, customer_pk)
-        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
-        body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "cancel_end_of_cycle"}
-        _apply_update(
-            ctx,
-            conn,
-            _update_quotes(ctx, conn, body),
-            _public_base(state),
-        )
-
-    def payment_method_saved(conn: Connection, customer_pk: int, pm: PaymentMethodInfo, now: int) -> None:
-        row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).one()
-        retry_past_due(conn, customer_from_row(row), processor_for(state), now)
-
-    def uncancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
-        """The portal's undo: the API's ``billing.update`` with ``cancel_action: "uncancel"``."""
-        ctx = _ctx_for_customer(state, conn, customer_pk)
-        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
-        body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "uncancel"}
-        _apply_update(ctx, conn, _update_quotes(ctx, conn, body), _public_base(state))
-
-    def preview_switch(customer_pk: int, plan_id: str) -> dict[str, Any]:
-        """The portal's plan-switch preview: ``billing.preview_attach`` itself."""
-        with state.db.read() as conn:
-            ctx = _ctx_for_customer(state, conn, customer_pk)
-            customer_id = conn.execute(
-                select(customers.c.id).where(customers.c.pk == customer_pk)
-            ).scalar_one()
-        return preview_attach(ctx, {"customer_id": customer_id, "plan_id": plan_id})
-
-    def switch_plan(conn: Connection, customer_pk: int, plan_id: str, now: int) -> str | None:
-        """The portal's plan switch: ``billing.attach`` itself; its payment URL when one is needed."""
-        ctx = _ctx_for_customer(state, conn, customer_pk)
-        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
-        out = attach_in(ctx, conn, {"customer_id": customer_id, "plan_id": plan_id}, _public_base(state))
-        url = out.get("payment_url")
-        return str(url) if url else None
-
-    return BillingHooks(
-        payment_method_saved=payment_method_saved,
-        complete_checkout=complete_checkout,
-        complete_setup=complete_setup,
-        cancel_subscription=cancel_subscription,
-        customer_now=customer_now,
-        uncancel_subscription=uncancel_subscription,
-        preview_switch=preview_switch,
-        switch_plan=switch_plan,
-    )
-
-
-def maintenance_hook(state: AppState) -> Any:
-    def run(ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, now: int) -> None:
-        base = _public_base(state)
-        run_billing_maintenance(ctx, conn, cat, customer, now, processor_for(state), base)
-        mirror = state.extras.get(STRIPE_SUBSCRIPTIONS_KEY)
-        if isinstance(mirror, StripeSubscriptionMirror):  # renewals: Stripe subscriptions checked after
-            mirror.after_change(conn, customer.pk)
-
-    return run
-
-
-def plan_trial_used(conn: Connection, customer: CustomerRow, plan: Plan) -> bool:
-    """Whether the customer (or its fingerprint, for a ``unique_fingerprint`` trial) used the trial."""
-    unique = bool((plan.free_trial or {}).get("unique_fingerprint"))
-    return trial_used(conn, customer, plan.id, unique)
-
-
-def payment_method_json(conn: Connection, customer: CustomerRow) -> dict[str, Any] | None:
-    """The customer's default card for ``expand: ["payment_method"]`` (Stripe's payment method shape)."""
-    card = default_payment_method(conn, customer.pk)
-    return card.to_api() if card is not None else None
-
-
 def _org_stripe_processor(state: AppState, conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:
     """The Stripe processor of the organization's environment (its own Stripe account, a connected
     one, or the server's): it gives back Stripe payments and cleans up after deleted customers; None
     when the organization is charged locally."""
-    processor = processor_for(state)
-    if isinstance(processor, OrgProcessorRouter):
-        processor = processor.for_org(conn, org_pk, env)
-    return processor if isinstance(processor, StripeProcessor) else None
-
-
-def setup_app(state: AppState) -> AppExtension:
-    """Routes, maintenance hook and webhook worker of the paid billing side."""
-    state.extras["billing_maintenance"] = maintenance_hook(state)
-    state.extras["past_due_lookup"] = past_due_instances
-    state.extras["payment_method_lookup"] = payment_method_json
-    state.extras["trial_used_lookup"] = plan_trial_used
-    state.extras["invoice_finalizer"] = lambda ctx, body: finalize_invoice(  # POST /v1/invoices.finalize
-        ctx, body, lambda conn, pk: processor_for(state).resolve(conn, pk)
-    )
-    state.extras["seat_billing"] = make_seat_billing(
-        lambda: processor_for(state), lambda: _public_base(state)
-    )
-    clock: Clock = state.clock
-    hooks = _hooks(state)
-    state.extras[INVOICE_ACTIONS_KEY] = InvoiceActions(  # invoices.void and invoices.pay
-        lambda conn, pk: processor_for(state).resolve(conn, pk), hooks.complete_checkout
-    )
-    pages = PagesContext(state.db, clock, processor_for(state), hooks)
-
-    def stripe_of_org(conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:
-        return _org_stripe_processor(state, conn, org_pk, env)
-
-    refunds = RefundRetrier(state.db.engine, stripe_of_org, clock)
-    state.extras["refund_retrier"] = refunds  # refunds due, retried by the background worker
-    customer_now = hooks.customer_now
-    assert customer_now is not None
-    mirror = StripeSubscriptionMirror(
-        state.db,
-        lambda conn, pk: processor_for(state).resolve(conn, pk),
-        customer_now,
-        stripe_of_org,
-    )
-    state.extras[STRIPE_SUBSCRIPTIONS_KEY] = mirror  # plan instances mirrored as Stripe Subscriptions
-    worker = WebhookWorker(  # runs only while this process holds the background jobs' lease
-        WebhookDeliverer(state.db, clock, DeliveryPolicy()),
-        jobs=[refunds.run_due, mirror.run_due, idempotency.purge_job(state.db, clock.now_ms)],
-        lease=state.background_lease,
-    )
-    state.extras["webhook_worker"] = worker
-    watcher = make_track_watcher(state, lambda: processor_for(state), lambda: _public_base(state))
-    state.extras["track_watcher"] = watcher
-    routes = [
-        *billing_page_routes(pages),
-        *webhook_routes(state.db, clock, watcher.cache.clear),
-        *stripe_webhook_routes(
-            state.db,
-            clock,
-            hooks.complete_checkout,
-            watcher.cache.clear,
-            checkout_completed=stripe_checkout_completer(pages),
-            reverser_for=stripe_of_org,
-        ),
-    ]
-    return AppExtension(routes=routes, on_startup=[worker.start], on_shutdown=[worker.stop])
-
-
-def register(registry: BillingRegistry) -> None:
-    registry.register("billing.attach", paid_attach)
-    registry.register("billing.preview_attach", preview_attach)
-    registry.register("billing.multi_attach", multi_attach)
-    registry.register("billing.preview_multi_attach", preview_multi_attach)
-    registry.register("billing.update", paid_update)
-    registry.register("billing.preview_update", preview_update)
-    registry.register("billing.setup_payment", setup_payment)
-    registry.register("billing.open_customer_portal", open_customer_portal)
-    registry.register("billing.create_schedule", create_schedule)
-    registry.invoice_lister = list_invoices
-    registry.app_setup = setup_app
+    return processors_of(state).stripe_for_org(conn, org_pk, env)

@@ -57,8 +57,6 @@ from reference_server.store.tables import balance_sources, customer_plans, custo
 from reference_server.webhooks import BILLING_UPDATED, billing_updated, enqueue, plan_change
 
 DEFAULT_BASE_URL = "http://127.0.0.1"
-STRIPE_SUBSCRIPTIONS_KEY = "stripe_subscription_mirror"
-"""``state.extras`` key of the Stripe subscription mirror (:mod:`.stripe_subscriptions`)."""
 
 
 def customer_ref(customer: CustomerRow) -> CustomerRef:
@@ -132,9 +130,9 @@ def emit_billing_updated(
         billing_updated(customer.id or "", changes, entity.id if entity else None, tags),
         now,
     )
-    mirror = ctx.state.extras.get(STRIPE_SUBSCRIPTIONS_KEY)  # Stripe subscriptions follow each change
+    mirror = ctx.state.billing.subscription_mirror  # Stripe subscriptions follow each change
     if mirror is not None:
-        mirror.after_change(conn, customer.pk)  # type: ignore[attr-defined]
+        mirror.after_change(conn, customer.pk)
 
 
 def save_billing_state(

@@ -233,7 +233,7 @@ def bill_seat_changes(
 
 
 def make_seat_billing(processor: Callable[[], PaymentProcessor], base_url: Callable[[], str]) -> SeatBilling:
-    """The hook installed as ``state.extras["seat_billing"]`` (entities created or deleted).
+    """The hook installed as ``AppState.billing.seat_billing`` (entities created or deleted).
 
     ``changes`` maps each plan instance whose source moved to its balance before and after.
     """

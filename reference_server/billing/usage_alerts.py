@@ -1,6 +1,6 @@
 """Billing around a track: paid seats, usage alerts, limit reached and auto top-ups.
 
-The core calls the watcher (``state.extras["track_watcher"]``) with the subject's sources before and
+The core calls the watcher (``AppState.billing.track_watcher``) with the subject's sources before and
 after a deduction. Seats tracked on a priced continuous feature (positive or negative) are billed like
 entity-created seats, per the item's proration (:func:`reference_server.billing.seats.bill_seat_changes`);
 an unpaid seat charge raises, so the track (deduction and event) does not happen (402
@@ -368,5 +368,5 @@ def _plan_layer(
 def make_track_watcher(
     state: AppState, processor: Callable[[], PaymentProcessor], base_url: Callable[[], str]
 ) -> TrackWatcher:
-    """The watcher installed as ``state.extras["track_watcher"]``."""
+    """The watcher installed as ``AppState.billing.track_watcher``."""
     return TrackWatcher(processor, base_url)

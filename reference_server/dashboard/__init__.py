@@ -30,16 +30,12 @@ __all__ = [
     "routes_for",
 ]
 
-REQUEST_LOG_KEY = "dashboard_request_log"
-
 
 def request_log_for(state: AppState) -> RequestLog:
     """The app's request log (one per app): the middleware writes it, the developers page reads it."""
-    log = state.extras.get(REQUEST_LOG_KEY)
-    if not isinstance(log, RequestLog):
-        log = RequestLog(state.db, state.clock)
-        state.extras[REQUEST_LOG_KEY] = log
-    return log
+    if state.request_log is None:
+        state.request_log = RequestLog(state.db, state.clock)
+    return state.request_log
 
 
 def routes_for(state: AppState, services: Mapping[str, Service]) -> list[BaseRoute]:

@@ -138,8 +138,8 @@ def track_in(
     plans = plan_defaults(cat, subject, now)
     controls = controls_map(customer, entity, ids, plans)
     limits = usage_gate(conn, cat, customer, entity, {f.id for f in feats}, subject, now, plans)
-    watcher = ctx.state.extras.get("track_watcher")  # paid billing: alerts, limit reached, auto top-ups
-    watch = watcher(ctx, conn, customer, entity, ids) if watcher is not None else None  # type: ignore[operator]
+    watcher = ctx.state.billing.track_watcher  # paid billing: alerts, limit reached, auto top-ups
+    watch = watcher(ctx, conn, customer, entity, ids) if watcher is not None else None
     if watch is not None:
         watch.before(subject, now)
     try:
@@ -296,8 +296,8 @@ def _track_step(
     plans = plan_defaults(cat, sources, now)
     if armed(customer, None, plans):  # usage limits read and write their window counters: the locked path
         return None
-    watcher = ctx.state.extras.get("track_watcher")
-    if watcher is not None and (conn is None or watcher(ctx, conn, customer, None, ids) is not None):  # type: ignore[operator]
+    watcher = ctx.state.billing.track_watcher
+    if watcher is not None and (conn is None or watcher(ctx, conn, customer, None, ids) is not None):
         return None
     apply_due_resets(sources, now)
     controls = controls_map(customer, None, ids, plans)
@@ -361,7 +361,7 @@ async def track_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
             entry = cached_subject(await pool.fetch(stmt, params))
             if entry is None:
                 return None
-        if ctx.state.extras.get("track_watcher") is None:
+        if ctx.state.billing.track_watcher is None:
             step = _track_step(ctx, None, cat, body, entry, feats, ids, value, behavior)
         else:
             with ctx.db.autocommit() as conn:  # the billing watcher reads through it only on a cache miss

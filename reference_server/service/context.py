@@ -6,11 +6,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reference_server.clock import Clock
+from reference_server.service.billing_hooks import BillingHooks
 from reference_server.store.db import Database
 from reference_server.store.tenancy import Tenant
 
 if TYPE_CHECKING:
+    from reference_server.dashboard.request_log import RequestLog
     from reference_server.jobs import LeaderLease
+    from reference_server.processors.contract import PaymentProcessor
     from reference_server.store.async_pool import AsyncPool
     from reference_server.store.catalog import CatalogCache
     from reference_server.store.subject_cache import SubjectCache
@@ -35,12 +38,21 @@ class AppState:
     clock: Clock
     catalog_cache: CatalogCache
     demo: bool = False
-    extras: dict[str, object] = field(default_factory=dict)
+    billing: BillingHooks = field(default_factory=BillingHooks)
+    """What the services call into billing for; installed by ``create_app`` (billing.wiring)."""
+    processor: PaymentProcessor | None = None
+    """The payment processor (per organization: its own Stripe account, else the server's default)."""
+    customer_jwt_secret: str | None = None
+    """The signing secret of ``am_jwt_`` tokens, once read or created (:mod:`.key_ops`)."""
+    request_log: RequestLog | None = None
+    """The dashboard's recent requests (one per app: the middleware writes it)."""
     subject_cache: SubjectCache | None = None
     """PostgreSQL only: the subjects tracks compute from (one round trip per track)."""
     async_pool: AsyncPool | None = None
     """PostgreSQL only: the event loop's connections for check and track's single statement."""
     public_url: str | None = None
+    request_base_url: str | None = None
+    """The base URL the last billing request came in on (when ``public_url`` is not configured)."""
     """``AUTUMN_PUBLIC_URL``: the base of checkout and portal links (None: the request's Host)."""
     background_lease: LeaderLease | None = None
     """Held while this process runs the background jobs (:mod:`reference_server.jobs`)."""

@@ -254,7 +254,7 @@ def customer_json(
     if customer.stripe_id:
         out["processors"] = {"stripe": {"id": customer.stripe_id}}
     if "invoices" in expand:
-        out["invoices"] = list(ctx.state.extras.get("invoice_lister", _no_invoices)(conn, customer))  # type: ignore[operator]
+        out["invoices"] = list((ctx.state.billing.invoice_lister or _no_invoices)(conn, customer))
     if "entities" in expand:
         out["entities"] = [
             {
@@ -275,15 +275,15 @@ def customer_json(
         out["referrals"] = _referrals(conn, customer)
     if "payment_method" in expand:
         # Paid billing stores cards; it can answer through this hook (None without a card on file).
-        lookup = ctx.state.extras.get("payment_method_lookup")
-        out["payment_method"] = lookup(conn, customer) if lookup is not None else None  # type: ignore[operator]
+        lookup = ctx.state.billing.payment_method
+        out["payment_method"] = lookup(conn, customer) if lookup is not None else None
     return out
 
 
 def past_due_instances(ctx: Ctx, conn: Connection, customer: CustomerRow) -> frozenset[int]:
     """Plan instances whose renewal charge failed; paid billing knows them (none without it)."""
-    lookup = ctx.state.extras.get("past_due_lookup")
-    return frozenset(lookup(conn, customer)) if lookup is not None else frozenset()  # type: ignore[operator]
+    lookup = ctx.state.billing.past_due
+    return frozenset(lookup(conn, customer)) if lookup is not None else frozenset()
 
 
 def _no_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
@@ -614,9 +614,9 @@ def delete_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         customer = get_customer(conn, ctx.tenant, body["customer_id"], lock=True)
         if customer is None:
             raise customer_not_found(body["customer_id"])
-        mirror = ctx.state.extras.get("stripe_subscription_mirror")
+        mirror = ctx.state.billing.subscription_mirror
         if mirror is not None:  # its Stripe subscriptions canceled (and customer deleted) after commit
-            mirror.before_customer_delete(conn, customer.pk, bool(body.get("delete_in_stripe")))  # type: ignore[attr-defined]
+            mirror.before_customer_delete(conn, customer.pk, bool(body.get("delete_in_stripe")))
         conn.execute(delete(customers).where(customers.c.pk == customer.pk))
     return {"success": True}
 

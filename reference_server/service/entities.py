@@ -106,10 +106,10 @@ def _bill_seats(
     ctx: Ctx, conn: Any, customer: Any, feature_id: str, changes: dict[int, tuple[float, float]], now: int
 ) -> None:
     """Paid billing invoices seats beyond the included ones (per the item's proration), if installed."""
-    hook = ctx.state.extras.get("seat_billing")
+    hook = ctx.state.billing.seat_billing
     if hook is not None and changes:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        hook(ctx, conn, cat, customer, feature_id, changes, now)  # type: ignore[operator]
+        hook(ctx, conn, cat, customer, feature_id, changes, now)
 
 
 def _change_seats(
@@ -295,9 +295,9 @@ def delete_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 changes = _use_seats(conn, customer, entity.feature_id, -1.0, now)
                 _bill_seats(ctx, conn, customer, entity.feature_id, changes, now)
             conn.execute(delete(entities).where(entities.c.pk == entity.pk))
-            mirror = ctx.state.extras.get("stripe_subscription_mirror")
+            mirror = ctx.state.billing.subscription_mirror
             if mirror is not None:  # the entity's Stripe subscriptions canceled once this commits
-                mirror.after_change(conn, customer.pk)  # type: ignore[attr-defined]
+                mirror.after_change(conn, customer.pk)
             return {"success": True}
 
     return with_seat_charge(ctx, change)

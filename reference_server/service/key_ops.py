@@ -79,8 +79,8 @@ def _secret(state: AppState, *, create: bool) -> str | None:
     configured = _configured_secret()
     if configured is not None:
         return configured
-    cached = state.extras.get("customer_jwt_secret")
-    if isinstance(cached, str):
+    cached = state.customer_jwt_secret
+    if cached is not None:
         return cached
     now = state.clock.now_ms()
     if create:
@@ -90,7 +90,7 @@ def _secret(state: AppState, *, create: bool) -> str | None:
         with state.db.read() as conn:
             secret = store.stored_secret(conn)
     if secret is not None:
-        state.extras["customer_jwt_secret"] = secret
+        state.customer_jwt_secret = secret
     return secret
 
 

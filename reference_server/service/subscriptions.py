@@ -378,9 +378,9 @@ def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: Customer
     due = customer.maintenance_due_at
     if due is None or due > now:
         return
-    billing = ctx.state.extras.get("billing_maintenance")
+    billing = ctx.state.billing.maintenance
     if billing is not None:  # paid billing: renewals, trial ends, period-end switches (billing.plan_changes)
-        billing(ctx, conn, cat, customer, now)  # type: ignore[operator]
+        billing(ctx, conn, cat, customer, now)
     instances = load_instances(conn, customer.pk)
     # Expire ended instances first, then start scheduled ones, in time order.
     for inst in sorted(instances, key=lambda i: i.expires_at or 0):

@@ -269,9 +269,9 @@ def _store(conn: Connection, ctx: Ctx, after: Webhook) -> None:
 
 def _changed(ctx: Ctx) -> None:
     """Forget the track watcher's cached answer to "has this org env any endpoint?"."""
-    cache = getattr(ctx.state.extras.get("track_watcher"), "cache", None)
-    if isinstance(cache, dict):
-        cache.clear()
+    watcher = ctx.state.billing.track_watcher
+    if watcher is not None:
+        watcher.cache.clear()
 
 
 def create_webhook(ctx: Ctx, body: dict[str, Any]) -> JSON:

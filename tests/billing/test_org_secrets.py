@@ -21,7 +21,6 @@ from sqlalchemy import insert, text
 
 from reference_server import cli
 from reference_server.app import create_app
-from reference_server.billing.operations import PROCESSOR_KEY
 from reference_server.clock import ManualClock
 from reference_server.processors.registry import OrgProcessorRouter
 from reference_server.processors.stripe.processor import StripeProcessor
@@ -103,7 +102,7 @@ def save_keys(server: RunningServer, slug: str, **fields: str) -> str:
 
 
 def org_processor(server: RunningServer, pk: int) -> Any:
-    router = server.app.state.autumn.extras[PROCESSOR_KEY]
+    router = server.app.state.autumn.processor
     assert isinstance(router, OrgProcessorRouter)
     with server.app.state.autumn.db.read() as conn:
         return router.for_org(conn, pk, "sandbox")

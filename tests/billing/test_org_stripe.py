@@ -11,7 +11,6 @@ import httpx
 import pytest
 import stripe
 
-from reference_server.billing.operations import PROCESSOR_KEY
 from reference_server.clock import ManualClock
 from reference_server.processors.local.processor import LocalProcessor
 from reference_server.processors.registry import OrgProcessorRouter
@@ -118,7 +117,7 @@ def test_router_gives_each_org_its_own_client_and_connected_accounts_the_platfor
     platform(running, "organizations/stripe", organization_slug=slug_b, test_secret_key="sk_test_b")
     platform(running, "organizations/stripe", organization_slug=slug_c, test_account_id="acct_c")
     state = running.app.state.autumn
-    router = state.extras[PROCESSOR_KEY]
+    router = state.processor
     assert isinstance(router, OrgProcessorRouter)
     with_platform_key = OrgProcessorRouter(LocalProcessor(), router.api_base, platform_key="sk_test_platform")
     with state.db.read() as conn:

@@ -144,7 +144,7 @@ def refunds_due(tenant: Tenant) -> list[tuple[str, int]]:
 def wait_until(tenant: Tenant, condition: Callable[[], bool], what: str) -> None:
     """The background worker's rounds run on their own thread: wait (without timing anything) until
     ``condition`` holds, nudging the worker meanwhile."""
-    worker = tenant.server.app.state.autumn.extras["webhook_worker"]
+    worker = tenant.server.app.state.billing.worker
     pause = threading.Event()
     for _ in range(600):
         if condition():
@@ -329,7 +329,7 @@ def test_a_refund_stripe_refuses_is_kept_and_the_background_worker_completes_it_
     assert customer["balances"]["messages"]["granted"] == 1000
     assert refused_refunds(tenant) == 1
 
-    retrier: RefundRetrier = tenant.server.app.state.autumn.extras["refund_retrier"]
+    retrier: RefundRetrier = tenant.server.app.state.billing.refunds
     assert retrier.run_due() == 0  # the first retry waits its backoff
     ((_, waiting),) = retrier.state().items()  # kept with Stripe's refusal, for operators
     assert (waiting.attempts, waiting.next_attempt_at) == (0, started + retrier.policy.base_delay_ms)
@@ -549,7 +549,7 @@ def test_a_void_stripe_refuses_is_kept_and_the_background_worker_voids_it(tenant
     assert tenant.customer()["invoices"] == []
     repair(tenant)
 
-    retrier: RefundRetrier = tenant.server.app.state.autumn.extras["refund_retrier"]
+    retrier: RefundRetrier = tenant.server.app.state.billing.refunds
     assert retrier.run_due() == 0  # the first retry waits its backoff
     tenant.clock.set(started + retrier.policy.base_delay_ms)
     wait_until(tenant, lambda: refunds_due(tenant) == [], "the void")

@@ -18,7 +18,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, select, update
 
-from reference_server.billing.plan_changes import STRIPE_SUBSCRIPTIONS_KEY
 from reference_server.processors.stripe import subscriptions as stripe_subscriptions_module
 from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
 from reference_server.store.db import Database
@@ -83,7 +82,7 @@ def server_paid(t: Tenant, customer_id: str = "u1") -> int:
 
 
 def mirror(t: Tenant) -> StripeSubscriptionMirror:
-    return cast(StripeSubscriptionMirror, t.server.app.state.autumn.extras[STRIPE_SUBSCRIPTIONS_KEY])
+    return cast(StripeSubscriptionMirror, t.server.app.state.billing.subscription_mirror)
 
 
 def customer_pk(t: Tenant, customer_id: str = "u1") -> int:
@@ -287,7 +286,7 @@ def restarted(t: Tenant) -> StripeSubscriptionMirror:
     """A new mirror on the same database, as a restarted server (or a second process) has: it knows
     only what the database holds.  The old server's background worker is stopped first, so what is
     done below is done by the new one."""
-    t.server.app.state.autumn.extras["webhook_worker"].stop()
+    t.server.app.state.billing.worker.stop()
     old = mirror(t)
     return StripeSubscriptionMirror(old.db, old.processor_of, old.now_of, old.processor_for_org)
 

@@ -20,7 +20,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from reference_server.billing.operations import PROCESSOR_KEY
 from reference_server.clock import ManualClock
 from reference_server.processors.local.processor import LocalProcessor
 from reference_server.store import idempotency
@@ -131,20 +130,17 @@ def test_a_409_from_the_service_is_stored_and_replayed(api: Api) -> None:
 def _hook_track(srv: RunningServer, hook: Callable[[], None]) -> Callable[[], None]:
     """Run ``hook`` inside every track's transaction (through the track watcher extension point);
     returns the function that puts the server's own watcher back."""
-    extras: dict[str, Any] = srv.app.state.autumn.extras
-    original = extras.get("track_watcher")
+    billing = srv.app.state.autumn.billing
+    original = billing.track_watcher
 
     def watcher(*args: Any) -> Any:
         hook()
         return original(*args) if original is not None else None
 
-    extras["track_watcher"] = watcher
+    billing.track_watcher = watcher
 
     def restore() -> None:
-        if original is None:
-            extras.pop("track_watcher", None)
-        else:
-            extras["track_watcher"] = original
+        billing.track_watcher = original
 
     return restore
 
@@ -346,7 +342,7 @@ def test_a_keyed_billing_change_in_flight_still_answers_others_429(
     srv, clock, api = own_server
     cid = _paid_customer(api)
     held = HeldLocal()
-    srv.app.state.autumn.extras[PROCESSOR_KEY] = held
+    srv.app.state.autumn.processor = held
     key = _key()
     body = {"customer_id": cid, "plan_id": "pro"}
     # A SQLite server answers one request at a time: there the others come through a second process.
@@ -412,7 +408,7 @@ def test_the_background_worker_purges_expired_claims_without_requests(
     assert api.raw("/v1/balances.track", body, **{"Idempotency-Key": _key()}).status_code == 200
     assert _claims(srv) >= 1
     clock.advance(idempotency.CLAIM_TTL_MS + 1)
-    worker = srv.app.state.autumn.extras["webhook_worker"]
+    worker = srv.app.state.billing.worker
     deadline = time.monotonic() + 30
     while _claims(srv) and time.monotonic() < deadline:
         worker.wake()

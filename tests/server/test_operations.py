@@ -245,7 +245,7 @@ def test_the_worker_of_a_server_that_stops_hands_the_lease_over(database_url: st
         with run_server(database_url) as second:
             waiting = second.app.state.autumn.background_lease
             assert waiting is not None and not waiting.held()  # one holder at a time
-            first.app.state.autumn.extras["webhook_worker"].stop()  # a clean stop releases it
+            first.app.state.billing.worker.stop()  # a clean stop releases it
             assert waiting.renew() and waiting.held()
 
 

@@ -1,0 +1,255 @@
+"""Billing wired into the app at start: the hooks the services call, the pages, the background work.
+
+:func:`wire_billing` is called once by ``create_app``; it installs :class:`BillingHooks` into
+``AppState.billing`` and gives back what the app mounts and starts (:class:`BillingRuntime`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+from starlette.routing import BaseRoute
+
+from reference_server.billing.compensation import RefundRetrier
+from reference_server.billing.invoice_actions import InvoiceActions
+from reference_server.billing.invoice_mode import finalize_invoice
+from reference_server.billing.operations import (
+    _apply_update,
+    _org_stripe_processor,
+    _public_base,
+    _update_quotes,
+    attach_in,
+    create_schedule_in,
+    list_invoices,
+    multi_attach_in,
+    preview_attach,
+    processor_for,
+)
+from reference_server.billing.plan_changes import (
+    past_due_instances,
+    retry_past_due,
+    run_billing_maintenance,
+    trial_used,
+)
+from reference_server.billing.records import (
+    InvoiceRecord,
+    PaymentMethodInfo,
+    SessionRecord,
+    default_payment_method,
+)
+from reference_server.billing.seats import make_seat_billing
+from reference_server.billing.usage_alerts import make_track_watcher
+from reference_server.clock import Clock
+from reference_server.pages import BillingHooks as PageHooks
+from reference_server.pages import PagesContext, billing_page_routes, stripe_checkout_completer
+from reference_server.processors.contract import PaymentProcessor
+from reference_server.processors.stripe.events import stripe_webhook_routes
+from reference_server.processors.stripe.processor import StripeProcessor
+from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
+from reference_server.service.billing_hooks import BillingHooks, Maintenance
+from reference_server.service.context import AppState, Ctx
+from reference_server.store import idempotency
+from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.subjects import CustomerRow, customer_from_row
+from reference_server.store.tables import customers, organizations
+from reference_server.store.tenancy import Tenant
+from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
+from reference_server.webhooks.routes import webhook_routes
+
+
+@dataclass
+class BillingRuntime:
+    """What billing adds to the app beyond the hooks: its routes and its background work."""
+
+    routes: list[BaseRoute]
+    worker: WebhookWorker
+    """Webhook deliveries and billing's due jobs; runs while this process holds the jobs' lease."""
+    refunds: RefundRetrier
+    subscription_mirror: StripeSubscriptionMirror
+
+
+def _tenant(conn: Connection, org_pk: int, env: str) -> Tenant:
+    row = conn.execute(select(organizations).where(organizations.c.pk == org_pk)).one()
+    offset = row.sandbox_clock_offset_ms if env == "sandbox" else row.live_clock_offset_ms
+    return Tenant(
+        org_pk=row.pk,
+        org_id=row.id,
+        env=env,
+        clock_offset_ms=int(offset or 0),
+        catalog_version=int(row.catalog_version),
+    )
+
+
+def _ctx_for_customer(state: AppState, conn: Connection, customer_pk: int) -> Ctx:
+    row = conn.execute(select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)).one()
+    return Ctx(state, _tenant(conn, row.org_pk, row.env))
+
+
+def _page_hooks(state: AppState) -> PageHooks:
+    def customer_now(conn: Connection, customer_pk: int) -> int:
+        ctx = _ctx_for_customer(state, conn, customer_pk)
+        offset = conn.execute(
+            select(customers.c.clock_offset_ms).where(customers.c.pk == customer_pk)
+        ).scalar()
+        return ctx.now(int(offset or 0))
+
+    def complete_checkout(
+        conn: Connection, session: SessionRecord, invoice: InvoiceRecord | None, now: int
+    ) -> None:
+        ctx = _ctx_for_customer(state, conn, session.customer_pk)
+        op = session.action.get("op")
+        body = dict(session.action.get("body") or {})
+        base = str(state.request_base_url or "http://127.0.0.1")
+        if op == "attach":
+            attach_in(ctx, conn, body, base, paid=True)
+        elif op == "multi_attach":
+            multi_attach_in(ctx, conn, body, base, paid=True)
+        elif op == "create_schedule":
+            create_schedule_in(ctx, conn, body, base, paid=True)
+        elif op == "update":  # an invoice-mode update's invoice paid: the update happens now
+            _apply_update(ctx, conn, _update_quotes(ctx, conn, body), base, paid=True)
+
+    def complete_setup(conn: Connection, session: SessionRecord, pm: PaymentMethodInfo, now: int) -> None:
+        plan_id = session.action.get("plan_id")
+        if not plan_id:
+            return
+        ctx = _ctx_for_customer(state, conn, session.customer_pk)
+        body = {
+            k: v
+            for k, v in (session.action.get("body") or {}).items()
+            if k
+            in (
+                "customer_id",
+                "entity_id",
+                "plan_id",
+                "feature_quantities",
+                "license_quantities",
+                "customize",
+                "remove_plan_ids",
+            )
+        }
+        attach_in(ctx, conn, body, str(state.request_base_url or "http://127.0.0.1"))
+
+    def cancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
+        ctx = _ctx_for_customer(state, conn, customer_pk)
+        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
+        body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "cancel_end_of_cycle"}
+        _apply_update(
+            ctx,
+            conn,
+            _update_quotes(ctx, conn, body),
+            _public_base(state),
+        )
+
+    def payment_method_saved(conn: Connection, customer_pk: int, pm: PaymentMethodInfo, now: int) -> None:
+        row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).one()
+        retry_past_due(conn, customer_from_row(row), processor_for(state), now)
+
+    def uncancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
+        """The portal's undo: the API's ``billing.update`` with ``cancel_action: "uncancel"``."""
+        ctx = _ctx_for_customer(state, conn, customer_pk)
+        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
+        body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "uncancel"}
+        _apply_update(ctx, conn, _update_quotes(ctx, conn, body), _public_base(state))
+
+    def preview_switch(customer_pk: int, plan_id: str) -> dict[str, Any]:
+        """The portal's plan-switch preview: ``billing.preview_attach`` itself."""
+        with state.db.read() as conn:
+            ctx = _ctx_for_customer(state, conn, customer_pk)
+            customer_id = conn.execute(
+                select(customers.c.id).where(customers.c.pk == customer_pk)
+            ).scalar_one()
+        return preview_attach(ctx, {"customer_id": customer_id, "plan_id": plan_id})
+
+    def switch_plan(conn: Connection, customer_pk: int, plan_id: str, now: int) -> str | None:
+        """The portal's plan switch: ``billing.attach`` itself; its payment URL when one is needed."""
+        ctx = _ctx_for_customer(state, conn, customer_pk)
+        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
+        out = attach_in(ctx, conn, {"customer_id": customer_id, "plan_id": plan_id}, _public_base(state))
+        url = out.get("payment_url")
+        return str(url) if url else None
+
+    return PageHooks(
+        payment_method_saved=payment_method_saved,
+        complete_checkout=complete_checkout,
+        complete_setup=complete_setup,
+        cancel_subscription=cancel_subscription,
+        customer_now=customer_now,
+        uncancel_subscription=uncancel_subscription,
+        preview_switch=preview_switch,
+        switch_plan=switch_plan,
+    )
+
+
+def maintenance_hook(state: AppState) -> Maintenance:
+    def run(ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, now: int) -> None:
+        base = _public_base(state)
+        run_billing_maintenance(ctx, conn, cat, customer, now, processor_for(state), base)
+        mirror = state.billing.subscription_mirror
+        if mirror is not None:  # renewals: Stripe subscriptions checked after
+            mirror.after_change(conn, customer.pk)
+
+    return run
+
+
+def plan_trial_used(conn: Connection, customer: CustomerRow, plan: Plan) -> bool:
+    """Whether the customer (or its fingerprint, for a ``unique_fingerprint`` trial) used the trial."""
+    unique = bool((plan.free_trial or {}).get("unique_fingerprint"))
+    return trial_used(conn, customer, plan.id, unique)
+
+
+def payment_method_json(conn: Connection, customer: CustomerRow) -> dict[str, Any] | None:
+    """The customer's default card for ``expand: ["payment_method"]`` (Stripe's payment method shape)."""
+    card = default_payment_method(conn, customer.pk)
+    return card.to_api() if card is not None else None
+
+
+def wire_billing(state: AppState) -> BillingRuntime:
+    """Install billing's hooks into ``state.billing``; its routes and background work for the app."""
+    clock: Clock = state.clock
+    pages_hooks = _page_hooks(state)
+
+    def resolve(conn: Connection, customer_pk: int) -> PaymentProcessor:
+        return processor_for(state).resolve(conn, customer_pk)
+
+    def stripe_of_org(conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:
+        return _org_stripe_processor(state, conn, org_pk, env)
+
+    refunds = RefundRetrier(state.db.engine, stripe_of_org, clock)  # refunds due, retried in the background
+    customer_now = pages_hooks.customer_now
+    assert customer_now is not None
+    mirror = StripeSubscriptionMirror(state.db, resolve, customer_now, stripe_of_org)
+    watcher = make_track_watcher(state, lambda: processor_for(state), lambda: _public_base(state))
+    state.billing = BillingHooks(
+        maintenance=maintenance_hook(state),
+        past_due=past_due_instances,
+        payment_method=payment_method_json,
+        trial_used=plan_trial_used,
+        seat_billing=make_seat_billing(lambda: processor_for(state), lambda: _public_base(state)),
+        invoice_lister=list_invoices,
+        invoice_finalizer=lambda ctx, body: finalize_invoice(ctx, body, resolve),  # invoices.finalize
+        invoice_actions=InvoiceActions(resolve, pages_hooks.complete_checkout),  # invoices.void and .pay
+        track_watcher=watcher,
+        subscription_mirror=mirror,  # plan instances mirrored as Stripe Subscriptions
+    )
+    pages = PagesContext(state.db, clock, processor_for(state), pages_hooks)
+    worker = WebhookWorker(  # runs only while this process holds the background jobs' lease
+        WebhookDeliverer(state.db, clock, DeliveryPolicy()),
+        jobs=[refunds.run_due, mirror.run_due, idempotency.purge_job(state.db, clock.now_ms)],
+        lease=state.background_lease,
+    )
+    routes = [
+        *billing_page_routes(pages),
+        *webhook_routes(state.db, clock, watcher.cache.clear),
+        *stripe_webhook_routes(
+            state.db,
+            clock,
+            pages_hooks.complete_checkout,
+            watcher.cache.clear,
+            checkout_completed=stripe_checkout_completer(pages),
+            reverser_for=stripe_of_org,
+        ),
+    ]
+    return BillingRuntime(routes=routes, worker=worker, refunds=refunds, subscription_mirror=mirror)
