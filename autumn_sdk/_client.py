@@ -1,6 +1,6 @@
 """The public clients: :class:`Autumn` (sync, with ``*_async`` twins) and :class:`AsyncAutumn`.
 
-Their operation methods are generated (``_generated/resources.py``); this module adds the
+Their operation methods are generated (``_generated/resources/``); this module adds the
 constructor, lifecycle and the four entry points the generated methods call (``_request``,
 ``_request_async``, ``_paginate``, ``_paginate_async``), all delegated to one
 :class:`~autumn_sdk._transport.Transport`.

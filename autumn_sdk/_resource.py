@@ -1,4 +1,4 @@
-"""Base classes the generated resources (``_generated/resources.py``) call into.
+"""Base classes the generated resources (``_generated/resources/``) call into.
 
 CONTRACT between ``codegen`` (which emits the typed method signatures) and the hand-written
 SDK (which implements the calls). Generated code may use exactly these names:

@@ -1,7 +1,9 @@
-"""``_generated/resources.py``: the typed SDK surface, one class per group (sync, async, raw).
+"""``_generated/resources/``: the typed SDK surface, one module per API group (sync, async, raw).
 
-The hand-written client subclasses ``AutumnAPI`` / ``AsyncAutumnAPI``; every method here only
-shapes arguments into a body and hands it to ``SyncResource`` / ``AsyncResource``.
+``resources/<group>.py`` holds the group's classes; ``resources/root.py`` the operations on the
+client itself and ``AutumnAPI`` / ``AsyncAutumnAPI``, which the hand-written client subclasses and
+which import a group's module the first time the group is used. Every method only shapes arguments
+into a body and hands it to ``SyncResource`` / ``AsyncResource``.
 """
 
 from __future__ import annotations
@@ -197,9 +199,9 @@ def _signature(
 
 def _body(method: Method, params: Iterable[Param]) -> str:
     if method.op.body_style == "items":
-        return "_items_body(request)"
+        return "items_body(request)"
     if method.request_type is not None:
-        return "_request_body(request)"
+        return "request_body(request)"
     entries = ", ".join(f"{json.dumps(p.wire)}: {p.python}" for p in params)
     return "{" + entries + "}"
 
@@ -312,14 +314,18 @@ def _group_class_name(group: str) -> str:
 def _raw_class(
     name: str, target: str, arg: str, methods: list[Method], groups: list[str], is_async: bool
 ) -> str:
+    prefix = "Async" if is_async else ""
     lines = [f"def __init__(self, {arg}: {target}) -> None:"]
+    for group in groups:  # a group's module loads when its view is built
+        lines.append(f"{_INDENT}from .{group} import {prefix}{_group_class_name(group)}WithRawResponse")
+    if groups:
+        lines.append("")
     for method in methods:
         wrap = "async_to_raw_response_wrapper" if is_async else "to_raw_response_wrapper"
         attr = python_name(method.op.name)
         lines.append(f"{_INDENT}self.{attr} = {wrap}({arg}.{attr})")
         if not is_async:
             lines.append(f"{_INDENT}self.{attr}_async = async_to_raw_response_wrapper({arg}.{attr}_async)")
-    prefix = "Async" if is_async else ""
     for group in groups:
         cls = f"{prefix}{_group_class_name(group)}WithRawResponse"
         lines.append(f"{_INDENT}self.{group} = {cls}({arg}.{group})")
@@ -327,99 +333,178 @@ def _raw_class(
     return _class(name, "object", doc, ["\n".join(lines) + "\n"])
 
 
-def render_resources(collection: Collection, header: str) -> str:
-    catalog = collection.catalog
-    groups: dict[str | None, list[Method]] = {}
-    for op in collection.operations:
-        groups.setdefault(op.group, []).append(_method(catalog, op))
-    named_groups = [group for group in groups if group is not None]
-    root = groups.get(None, [])
+_IMPORTS = [
+    "from __future__ import annotations",
+    "",
+    "import functools",
+    "from collections.abc import AsyncIterator, Iterator, Mapping, Sequence",
+    "from typing import TYPE_CHECKING, Any, Literal",
+    "",
+    "from typing_extensions import Unpack",
+    "",
+    "from autumn_sdk._resource import NOT_GIVEN, AsyncResource, NotGiven, RequestOptions, SyncResource",
+    "from autumn_sdk._response import async_to_raw_response_wrapper, to_raw_response_wrapper",
+    "",
+    "from .. import models",
+    "from .. import operations as ops",
+    "from ._bodies import items_body, request_body",
+    "",
+]
+"""Every module starts with all of these; the formatter drops what a module does not use."""
 
-    parts = [
-        header,
-        '"""Typed resource classes: one per operation group, sync and async, plus raw-response views."""',
+_BODIES = """\
+\"\"\"How a ``request=``-style or array-body call's argument becomes the body it sends.\"\"\"
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def request_body(request: BaseModel | Mapping[str, Any] | None) -> Mapping[str, Any]:
+    \"\"\"Body of a ``request=``-style call: a model is sent with only the fields that were set.\"\"\"
+    if request is None:
+        return {}
+    if isinstance(request, BaseModel):
+        return request.model_dump(exclude_unset=True)
+    return request
+
+
+def items_body(request: Sequence[BaseModel | Mapping[str, Any]]) -> Mapping[str, Any]:
+    \"\"\"Body of an array-body call, carried as ``{"request": [...]}`` until it is encoded.\"\"\"
+    if not isinstance(request, (list, tuple)):  # refused, with the right message, when encoded
+        return {"request": request}
+    items = [i.model_dump(exclude_unset=True) if isinstance(i, BaseModel) else i for i in request]
+    return {"request": items}
+"""
+
+
+def _module(header: str, doc: str, body: list[str], exports: list[str]) -> str:
+    parts = [header, f'"""{doc}"""', "", *_IMPORTS, "", *body]
+    parts.append("__all__ = [\n" + "".join(f"    {name!r},\n" for name in exports) + "]\n")
+    return "\n".join(parts)
+
+
+def _group_exports(group: str) -> list[str]:
+    cls = _group_class_name(group)
+    return [cls, f"Async{cls}", f"{cls}WithRawResponse", f"Async{cls}WithRawResponse"]
+
+
+def _group_module(header: str, group: str, methods: list[Method]) -> str:
+    cls = _group_class_name(group)
+    sync_members = [m for method in methods for m in _methods(method, "sync")]
+    async_members = [m for method in methods for m in _methods(method, "async")]
+    body = [
+        _class(
+            cls, "SyncResource", f"The ``{group}`` operations (sync, with ``*_async`` twins).", sync_members
+        ),
         "",
-        "from __future__ import annotations",
+        _class(f"Async{cls}", "AsyncResource", f"The ``{group}`` operations (async).", async_members),
         "",
-        "import functools",
-        "from collections.abc import AsyncIterator, Iterator, Mapping, Sequence",
-        "from typing import Any, Literal",
+        _raw_class(f"{cls}WithRawResponse", cls, "resource", methods, [], False),
         "",
-        "from pydantic import BaseModel",
-        "from typing_extensions import Unpack",
-        "",
-        "from autumn_sdk._resource import NOT_GIVEN, AsyncResource, NotGiven, RequestOptions, SyncResource",
-        "from autumn_sdk._response import async_to_raw_response_wrapper, to_raw_response_wrapper",
-        "",
-        "from . import models",
-        "from . import operations as ops",
-        "",
-        "",
-        "def _request_body(request: BaseModel | Mapping[str, Any] | None) -> Mapping[str, Any]:",
-        '    """Body of a ``request=``-style call: a model is sent with only the fields that were set."""',
-        "    if request is None:",
-        "        return {}",
-        "    if isinstance(request, BaseModel):",
-        "        return request.model_dump(exclude_unset=True)",
-        "    return request",
-        "",
-        "",
-        "def _items_body(request: Sequence[BaseModel | Mapping[str, Any]]) -> Mapping[str, Any]:",
-        '    """Body of an array-body call, carried as ``{"request": [...]}`` until it is encoded."""',
-        "    if not isinstance(request, (list, tuple)):  # refused, with the right message, when encoded",
-        '        return {"request": request}',
-        "    items = [i.model_dump(exclude_unset=True) if isinstance(i, BaseModel) else i for i in request]",
-        '    return {"request": items}',
-        "",
+        _raw_class(f"Async{cls}WithRawResponse", f"Async{cls}", "resource", methods, [], True),
         "",
     ]
-    exports: list[str] = []
-    for group in named_groups:
-        cls = _group_class_name(group)
-        members = [m for method in groups[group] for m in _methods(method, "sync")]
-        parts.append(
-            _class(
-                cls, "SyncResource", f"The ``{group}`` operations (sync, with ``*_async`` twins).", members
-            )
-        )
-        parts.append("")
-        members = [m for method in groups[group] for m in _methods(method, "async")]
-        parts.append(_class(f"Async{cls}", "AsyncResource", f"The ``{group}`` operations (async).", members))
-        parts.append("")
-        exports += [cls, f"Async{cls}"]
+    return _module(header, f"The ``{group}`` operations.", body, _group_exports(group))
 
+
+def _root_module(header: str, root: list[Method], named_groups: list[str]) -> str:
     def root_class(name: str, base: str, flavour: str, prefix: str) -> str:
         members = [m for method in root for m in _methods(method, flavour)]
         for group in named_groups:
             cls = f"{prefix}{_group_class_name(group)}"
             members.append(
                 f"@functools.cached_property\ndef {group}(self) -> {cls}:\n"
-                f'{_INDENT}"""The ``{group}`` operations."""\n{_INDENT}return {cls}(self._client)\n'
+                f'{_INDENT}"""The ``{group}`` operations."""\n'
+                f"{_INDENT}from .{group} import {cls}\n\n"
+                f"{_INDENT}return {cls}(self._client)\n"
             )
         kind = "sync" if flavour == "sync" else "async"
         return _class(name, base, f"Every Autumn operation ({kind}); the client subclasses this.", members)
 
-    parts.append(root_class("AutumnAPI", "SyncResource", "sync", ""))
-    parts.append("")
-    parts.append(root_class("AsyncAutumnAPI", "AsyncResource", "async", "Async"))
-    parts.append("")
-    exports += ["AutumnAPI", "AsyncAutumnAPI"]
-
+    type_imports = ["if TYPE_CHECKING:"]
     for group in named_groups:
-        cls = _group_class_name(group)
-        parts.append(_raw_class(f"{cls}WithRawResponse", cls, "resource", groups[group], [], False))
-        parts.append("")
-        parts.append(
-            _raw_class(f"Async{cls}WithRawResponse", f"Async{cls}", "resource", groups[group], [], True)
-        )
-        parts.append("")
-        exports += [f"{cls}WithRawResponse", f"Async{cls}WithRawResponse"]
-    parts.append(_raw_class("AutumnAPIWithRawResponse", "AutumnAPI", "api", root, named_groups, False))
-    parts.append("")
-    parts.append(
-        _raw_class("AsyncAutumnAPIWithRawResponse", "AsyncAutumnAPI", "api", root, named_groups, True)
+        names = ", ".join(sorted(_group_exports(group)))
+        type_imports.append(f"{_INDENT}from .{group} import {names}")
+    body = [
+        "\n".join(type_imports) + "\n",
+        "",
+        root_class("AutumnAPI", "SyncResource", "sync", ""),
+        "",
+        root_class("AsyncAutumnAPI", "AsyncResource", "async", "Async"),
+        "",
+        _raw_class("AutumnAPIWithRawResponse", "AutumnAPI", "api", root, named_groups, False),
+        "",
+        _raw_class("AsyncAutumnAPIWithRawResponse", "AsyncAutumnAPI", "api", root, named_groups, True),
+        "",
+    ]
+    exports = ["AutumnAPI", "AsyncAutumnAPI", "AutumnAPIWithRawResponse", "AsyncAutumnAPIWithRawResponse"]
+    doc = (
+        "The operations on the client itself, and ``AutumnAPI`` / ``AsyncAutumnAPI`` holding every group\n"
+        "(a group's module is imported the first time the group is used)."
     )
-    parts.append("")
-    exports += ["AutumnAPIWithRawResponse", "AsyncAutumnAPIWithRawResponse"]
-    parts.append("__all__ = [\n" + "".join(f"    {name!r},\n" for name in exports) + "]\n")
-    return "\n".join(parts)
+    return _module(header, doc, body, exports)
+
+
+def _package_init(header: str, named_groups: list[str]) -> str:
+    root_names = ["AsyncAutumnAPI", "AsyncAutumnAPIWithRawResponse", "AutumnAPI", "AutumnAPIWithRawResponse"]
+    lazy = {name: group for group in named_groups for name in _group_exports(group)}
+    type_imports = "".join(
+        f"    from .{group} import {', '.join(sorted(_group_exports(group)))}\n" for group in named_groups
+    )
+    entries = "".join(f"    {name!r}: {group!r},\n" for name, group in lazy.items())
+    exports = [*root_names, *lazy]
+    return "\n".join(
+        [
+            header,
+            '"""Typed resource classes, one module per operation group, sync and async, plus raw-response',
+            "views. The root classes load at once; a group's classes when first used (PEP 562).",
+            '"""',
+            "",
+            "from __future__ import annotations",
+            "",
+            "import importlib",
+            "from typing import TYPE_CHECKING, Any",
+            "",
+            f"from .root import {', '.join(root_names)}",
+            "",
+            f"if TYPE_CHECKING:\n{type_imports}",
+            f"_GROUP_OF: dict[str, str] = {{\n{entries}}}",
+            '"""Class name -> the module of its group."""',
+            "",
+            "",
+            "def __getattr__(name: str) -> Any:",
+            "    group = _GROUP_OF.get(name)",
+            "    if group is None:",
+            '        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")',
+            '    value = getattr(importlib.import_module(f".{group}", __name__), name)',
+            "    globals()[name] = value",
+            "    return value",
+            "",
+            "",
+            "__all__ = [\n" + "".join(f"    {name!r},\n" for name in exports) + "]\n",
+        ]
+    )
+
+
+def render_resources(collection: Collection, header: str) -> dict[str, str]:
+    """``resources/`` file name -> text: the package ``__init__``, ``root.py``, a module per group."""
+    catalog = collection.catalog
+    groups: dict[str | None, list[Method]] = {}
+    for op in collection.operations:
+        groups.setdefault(op.group, []).append(_method(catalog, op))
+    named_groups = [group for group in groups if group is not None]
+    reserved = {"root", "_bodies", "__init__"}
+    if reserved & set(named_groups):
+        raise ValueError(f"a group's module would shadow {sorted(reserved & set(named_groups))}")
+    files = {
+        "__init__.py": _package_init(header, named_groups),
+        "_bodies.py": f"{header}\n{_BODIES}",
+        "root.py": _root_module(header, groups.get(None, []), named_groups),
+    }
+    for group in named_groups:
+        files[f"{group}.py"] = _group_module(header, group, groups[group])
+    return files

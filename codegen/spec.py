@@ -18,6 +18,8 @@ DEFAULT_SPECS = (
     SPEC_DIR / "platform.yaml",
 )
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+_SAFE_LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML has it (the same documents, about 3x faster), else PyYAML's."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class SpecDocument:
 def load_spec(path: Path) -> SpecDocument:
     """YAML anchors (the spec shares examples through them) are resolved by the safe loader."""
     with path.open(encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
+        data = yaml.load(handle, Loader=_SAFE_LOADER)
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not an OpenAPI document")
     apply_overlay(data)

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from codegen_specs import spec_documents
 from pydantic import BaseModel
 
 from autumn_sdk._generated.operations import OPERATIONS_BY_ROUTE, WEBHOOK_EVENTS
 from autumn_sdk._model import AutumnModel
-from codegen.spec import DEFAULT_SPECS, HTTP_METHODS, load_spec
+from codegen.spec import HTTP_METHODS
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,7 @@ def _curl_examples(op_spec: dict[str, Any]) -> Iterator[Any]:
 
 def spec_examples() -> list[SpecExample]:
     found: list[SpecExample] = []
-    for path in DEFAULT_SPECS:
-        document = load_spec(path)
+    for document in spec_documents():
         prefix = document.server_path_prefix
         for route, item in (document.data.get("paths") or {}).items():
             for method in HTTP_METHODS:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 
+from codegen_specs import spec_documents
+
 from autumn_sdk._generated import operations as ops
 from autumn_sdk._operation import Operation
-from codegen.spec import DEFAULT_SPECS, HTTP_METHODS, load_spec
+from codegen.spec import HTTP_METHODS
 
 
 def _spec_operations() -> list[tuple[str, str, str]]:
     found = []
-    for path in DEFAULT_SPECS:
-        document = load_spec(path)
+    for document in spec_documents():
         for route, item in document.data["paths"].items():
             for method in HTTP_METHODS:
                 if isinstance(item.get(method), dict):

@@ -7,6 +7,8 @@ boundary the generated code calls); it answers with the parsed model like the re
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -197,3 +199,30 @@ async def test_every_method_refuses_an_unknown_keyword_with_the_closest_name() -
                 checked += 1
     assert checked >= 3 * len(ops.OPERATIONS)
     assert client.calls == []
+
+
+def test_each_group_is_a_module_loaded_when_first_used() -> None:
+    probe = (
+        "import sys\n"
+        "from autumn_sdk import Autumn\n"
+        "client = Autumn('am_sk_test_x', server_url='http://127.0.0.1:9')\n"
+        "prefix = 'autumn_sdk._generated.resources.'\n"
+        "def loaded():\n"
+        "    return sorted(m[len(prefix):] for m in sys.modules if m.startswith(prefix))\n"
+        "print(loaded())\n"
+        "client.billing\n"
+        "print(loaded())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == ["['_bodies', 'root']", "['_bodies', 'billing', 'root']"]
+
+
+def test_the_package_re_exports_every_class_from_its_group_module() -> None:
+    from autumn_sdk._generated.resources import billing, customers
+
+    assert resources.Customers is customers.Customers
+    assert resources.AsyncBillingWithRawResponse is billing.AsyncBillingWithRawResponse
+    for name in resources.__all__:
+        assert inspect.isclass(getattr(resources, name)), name
+    with pytest.raises(AttributeError):
+        _ = resources.Nope
