@@ -39,6 +39,7 @@ from sqlalchemy import Connection
 
 from reference_server.engine.intervals import boundary
 from reference_server.errors import AutumnError, invalid, plan_not_found
+from reference_server.processors.registry import stripe_processor_for
 from reference_server.service.context import Ctx
 from reference_server.service.customers import controls_json, customer_json
 from reference_server.service.subscriptions import (
@@ -414,10 +415,9 @@ def _hydrate(ctx: Ctx, conn: Connection, customer: CustomerRow, planned: list[_P
     linked = [p for p in planned if p.processor == "stripe" and p.subscription_id and p.existing is None]
     if not linked:
         return
-    from reference_server.billing.operations import processor_for
-    from reference_server.processors.stripe.checkout import stripe_processor_for
+    from reference_server.billing.operations import processors_of
 
-    stripe_processor = stripe_processor_for(processor_for(ctx.state), conn, customer.pk)
+    stripe_processor = stripe_processor_for(processors_of(ctx.state), conn, customer.pk)
     if stripe_processor is None:
         return
     seen: dict[str, Hydration | None] = {}

@@ -151,9 +151,8 @@ def _multi_update(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, An
         out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
         if body.get("entity_id"):
             out["entity_id"] = body["entity_id"]
-        outcome = charge_draft(
-            paid.processor_for(ctx.state), conn, customer, due, "update", now, base_url, entity
-        )
+        processor = paid.processor_for(ctx.state, conn, customer.pk)
+        outcome = charge_draft(processor, conn, customer, due, "update", now, base_url, entity)
         if outcome is not None and not outcome.succeeded:
             action = outcome.required_action() or {}
             reason = action.get("reason") or "the payment failed"

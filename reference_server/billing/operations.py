@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import secrets
 from collections.abc import Callable
 from decimal import Decimal

@@ -232,7 +232,9 @@ def bill_seat_changes(
         raise _charge_failed(conn, features, outcome)
 
 
-def make_seat_billing(processor: Callable[[], PaymentProcessor], base_url: Callable[[], str]) -> SeatBilling:
+def make_seat_billing(
+    processor_of: Callable[[Connection, int], PaymentProcessor], base_url: Callable[[], str]
+) -> SeatBilling:
     """The hook installed as ``AppState.billing.seat_billing`` (entities created or deleted).
 
     ``changes`` maps each plan instance whose source moved to its balance before and after.
@@ -247,7 +249,7 @@ def make_seat_billing(processor: Callable[[], PaymentProcessor], base_url: Calla
         changes: Mapping[int, tuple[float, float]],
         now: int,
     ) -> None:
-        resolved = processor().resolve(conn, customer.pk)
-        bill_seat_changes(conn, cat, customer, {feature_id: changes}, now, resolved, base_url())
+        processor = processor_of(conn, customer.pk)
+        bill_seat_changes(conn, cat, customer, {feature_id: changes}, now, processor, base_url())
 
     return bill

@@ -114,7 +114,7 @@ class TrackWatch:
         feature_ids: set[str],
         controls: BillingControls,
         customer_controls: BillingControls,
-        processor: PaymentProcessor,
+        processor_of: Callable[[Connection, int], PaymentProcessor],
         base_url: str,
         emit: bool,
         catalog: Catalog | None = None,
@@ -124,13 +124,21 @@ class TrackWatch:
         self.feature_ids = sorted(feature_ids)
         self.controls = controls
         self.customer_controls = customer_controls
-        self.processor = processor
+        self.processor_of = processor_of
         self.base_url = base_url
         self.emit = emit
         self.catalog = catalog
         self.seat_features = seat_features
+        self._processor: PaymentProcessor | None = None
         self._before: dict[str, tuple[BalanceState, Allowance]] = {}
         self._seats_before: dict[int, float] = {}
+
+    @property
+    def processor(self) -> PaymentProcessor:
+        """The customer's processor, chosen the first time a charge needs it (most tracks never do)."""
+        if self._processor is None:
+            self._processor = self.processor_of(self.conn, self.customer.pk)
+        return self._processor
 
     def _seat_sources(self, subject: Sequence[Source]) -> list[Source]:
         return [
@@ -157,8 +165,9 @@ class TrackWatch:
                 continue
             changes.setdefault(s.feature_id, {})[s.customer_plan_pk] = (before, s.balance)
         if changes:
-            processor = self.processor.resolve(self.conn, self.customer.pk)
-            bill_seat_changes(self.conn, self.catalog, self.customer, changes, now, processor, self.base_url)
+            bill_seat_changes(
+                self.conn, self.catalog, self.customer, changes, now, self.processor, self.base_url
+            )
 
     def _enqueue(
         self, event_type: str, data: dict[str, Any], now: int, extra: dict[str, Any] | None = None
@@ -295,8 +304,10 @@ class TrackWatch:
 class TrackWatcher:
     """The hook the core calls on every track; returns None (no work) unless something could fire."""
 
-    def __init__(self, processor: Callable[[], PaymentProcessor], base_url: Callable[[], str]) -> None:
-        self.processor = processor
+    def __init__(
+        self, processor_of: Callable[[Connection, int], PaymentProcessor], base_url: Callable[[], str]
+    ) -> None:
+        self.processor_of = processor_of
         self.base_url = base_url
         self.cache: dict[tuple[int, str], tuple[float, bool]] = {}
 
@@ -343,7 +354,7 @@ class TrackWatcher:
             feature_ids,
             resolved,
             customer_controls,
-            self.processor(),
+            self.processor_of,
             self.base_url(),
             emit,
             catalog,
@@ -366,7 +377,7 @@ def _plan_layer(
 
 
 def make_track_watcher(
-    state: AppState, processor: Callable[[], PaymentProcessor], base_url: Callable[[], str]
+    state: AppState, processor_of: Callable[[Connection, int], PaymentProcessor], base_url: Callable[[], str]
 ) -> TrackWatcher:
     """The watcher installed as ``AppState.billing.track_watcher``."""
-    return TrackWatcher(processor, base_url)
+    return TrackWatcher(processor_of, base_url)

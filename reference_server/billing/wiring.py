@@ -26,6 +26,7 @@ from reference_server.billing.operations import (
     multi_attach_in,
     preview_attach,
     processor_for,
+    processors_of,
 )
 from reference_server.billing.plan_changes import (
     past_due_instances,
@@ -45,7 +46,7 @@ from reference_server.clock import Clock
 from reference_server.pages import BillingHooks as PageHooks
 from reference_server.pages import PagesContext, billing_page_routes, stripe_checkout_completer
 from reference_server.processors.contract import PaymentProcessor
-from reference_server.processors.stripe.events import stripe_webhook_routes
+from reference_server.processors.registry import EventHooks, stripe_processor_for
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
 from reference_server.service.billing_hooks import BillingHooks, Maintenance
@@ -145,7 +146,7 @@ def _page_hooks(state: AppState) -> PageHooks:
 
     def payment_method_saved(conn: Connection, customer_pk: int, pm: PaymentMethodInfo, now: int) -> None:
         row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).one()
-        retry_past_due(conn, customer_from_row(row), processor_for(state), now)
+        retry_past_due(conn, customer_from_row(row), processor_for(state, conn, customer_pk), now)
 
     def uncancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
         """The portal's undo: the API's ``billing.update`` with ``cancel_action: "uncancel"``."""
@@ -186,7 +187,8 @@ def _page_hooks(state: AppState) -> PageHooks:
 def maintenance_hook(state: AppState) -> Maintenance:
     def run(ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, now: int) -> None:
         base = _public_base(state)
-        run_billing_maintenance(ctx, conn, cat, customer, now, processor_for(state), base)
+        processor = processor_for(state, conn, customer.pk)
+        run_billing_maintenance(ctx, conn, cat, customer, now, processor, base)
         mirror = state.billing.subscription_mirror
         if mirror is not None:  # renewals: Stripe subscriptions checked after
             mirror.after_change(conn, customer.pk)
@@ -212,7 +214,7 @@ def wire_billing(state: AppState) -> BillingRuntime:
     pages_hooks = _page_hooks(state)
 
     def resolve(conn: Connection, customer_pk: int) -> PaymentProcessor:
-        return processor_for(state).resolve(conn, customer_pk)
+        return processor_for(state, conn, customer_pk)
 
     def stripe_of_org(conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:
         return _org_stripe_processor(state, conn, org_pk, env)
@@ -220,21 +222,25 @@ def wire_billing(state: AppState) -> BillingRuntime:
     refunds = RefundRetrier(state.db.engine, stripe_of_org, clock)  # refunds due, retried in the background
     customer_now = pages_hooks.customer_now
     assert customer_now is not None
-    mirror = StripeSubscriptionMirror(state.db, resolve, customer_now, stripe_of_org)
-    watcher = make_track_watcher(state, lambda: processor_for(state), lambda: _public_base(state))
+
+    def stripe_of_customer(conn: Connection, customer_pk: int) -> StripeProcessor | None:
+        return stripe_processor_for(processors_of(state), conn, customer_pk)
+
+    mirror = StripeSubscriptionMirror(state.db, stripe_of_customer, customer_now, stripe_of_org)
+    watcher = make_track_watcher(state, resolve, lambda: _public_base(state))
     state.billing = BillingHooks(
         maintenance=maintenance_hook(state),
         past_due=past_due_instances,
         payment_method=payment_method_json,
         trial_used=plan_trial_used,
-        seat_billing=make_seat_billing(lambda: processor_for(state), lambda: _public_base(state)),
+        seat_billing=make_seat_billing(resolve, lambda: _public_base(state)),
         invoice_lister=list_invoices,
         invoice_finalizer=lambda ctx, body: finalize_invoice(ctx, body, resolve),  # invoices.finalize
         invoice_actions=InvoiceActions(resolve, pages_hooks.complete_checkout),  # invoices.void and .pay
         track_watcher=watcher,
         subscription_mirror=mirror,  # plan instances mirrored as Stripe Subscriptions
     )
-    pages = PagesContext(state.db, clock, processor_for(state), pages_hooks)
+    pages = PagesContext(state.db, clock, processors_of(state), pages_hooks)
     worker = WebhookWorker(  # runs only while this process holds the background jobs' lease
         WebhookDeliverer(state.db, clock, DeliveryPolicy()),
         jobs=[refunds.run_due, mirror.run_due, idempotency.purge_job(state.db, clock.now_ms)],
@@ -243,13 +249,15 @@ def wire_billing(state: AppState) -> BillingRuntime:
     routes = [
         *billing_page_routes(pages),
         *webhook_routes(state.db, clock, watcher.cache.clear),
-        *stripe_webhook_routes(
-            state.db,
-            clock,
-            pages_hooks.complete_checkout,
-            watcher.cache.clear,
-            checkout_completed=stripe_checkout_completer(pages),
-            reverser_for=stripe_of_org,
+        *processors_of(state).event_routes(  # each processor's events (Stripe's webhooks)
+            EventHooks(
+                state.db,
+                clock,
+                pages_hooks.complete_checkout,
+                watcher.cache.clear,
+                checkout_completed=stripe_checkout_completer(pages),
+                reverser_for=stripe_of_org,
+            )
         ),
     ]
     return BillingRuntime(routes=routes, worker=worker, refunds=refunds, subscription_mirror=mirror)

@@ -22,9 +22,9 @@ from reference_server.billing.records import (
     load_session,
     update_session,
 )
+from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.local.cards import TEST_CARD_HINTS, CardError
-from reference_server.processors.stripe.checkout import stripe_processor_for
-from reference_server.processors.stripe.processor import StripeProcessor
+from reference_server.processors.registry import processor_for
 from reference_server.store.dashboard_tables import branding_of
 from reference_server.store.tables import customers, plans
 
@@ -163,9 +163,15 @@ class PageBase:
             **session_values,
         )
 
-    def _stripe(self, conn: Connection, customer_pk: int) -> StripeProcessor | None:
-        """The customer's Stripe processor: their card is collected by Stripe Checkout, never typed here."""
-        return stripe_processor_for(self.ctx.processor, conn, customer_pk)
+    def _processor(self, conn: Connection, customer_pk: int) -> PaymentProcessor:
+        """The processor acting for the customer."""
+        return processor_for(self.ctx.processors, conn, customer_pk)
+
+    def _stripe(self, conn: Connection, customer_pk: int) -> PaymentProcessor | None:
+        """The customer's processor when it collects cards on its own page (Stripe Checkout): their card
+        is never typed here; None when this server's card form collects it."""
+        processor = self._processor(conn, customer_pk)
+        return processor if processor.has_own_card_page() else None
 
     def _stripe_action(self, request: Request, conn: Connection, session: SessionRecord) -> str | None:
         if self._stripe(conn, session.customer_pk) is None:
@@ -192,7 +198,7 @@ class PageBase:
         if self._stripe(conn, customer.pk) is not None:
             return error_page(400, STRIPE_CARD_ENTRY, None)
         try:
-            setup = self.ctx.processor.add_card(conn, customer, card_from_form(form), now)
+            setup = self._processor(conn, customer.pk).add_card(conn, customer, card_from_form(form), now)
         except CardError as exc:
             return error_page(
                 402 if exc.code in ("card_declined", "insufficient_funds") else 400,

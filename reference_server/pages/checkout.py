@@ -19,7 +19,7 @@ from reference_server.billing.records import (
     update_session,
 )
 from reference_server.processors.contract import ChargeOutcome, ChargeStatus
-from reference_server.processors.stripe.checkout import current_session_id, expire_if_open
+from reference_server.processors.stripe.checkout import current_session_id
 
 from .base import PageBase, customer_ref
 from .formatting import app_origin, customer_label, format_money
@@ -33,7 +33,7 @@ class CheckoutPages(PageBase):
         self, request: Request, conn: Connection, session: SessionRecord, customer: CustomerRef, **extra: Any
     ) -> Any:
         draft = session.draft
-        saved_card = self.ctx.processor.default_payment_method(conn, customer)
+        saved_card = self._processor(conn, customer.pk).default_payment_method(conn, customer)
         plan_id = session.action.get("plan_id") or (session.action.get("body") or {}).get("plan_id")
         plan_name, recurring = self._recurring(conn, customer.pk, plan_id, draft.currency)
         return {
@@ -68,7 +68,8 @@ class CheckoutPages(PageBase):
             if voidable and invoice_pk is not None:
                 invoice = invoice_record(conn, invoice_pk)
                 # the processor's invoice first: one it already collected keeps ours open (recorded later)
-                if invoice.status == "open" and self.ctx.processor.void_invoice(conn, invoice):
+                processor = self._processor(conn, session.customer_pk)
+                if invoice.status == "open" and processor.void_invoice(conn, invoice):
                     set_invoice_status(conn, invoice_pk, "void")
 
     def checkout_page(self, request: Request, session_id: str) -> Response:
@@ -100,7 +101,7 @@ class CheckoutPages(PageBase):
                 return self._done_redirect(request, session, session.success_url)
             customer = customer_ref(conn, session.customer_pk)
             if form.get("use_saved"):
-                saved = self.ctx.processor.default_payment_method(conn, customer)
+                saved = self._processor(conn, customer.pk).default_payment_method(conn, customer)
                 if saved is None:
                     view = self._checkout_view(
                         request, conn, session, customer, error="There is no saved card."
@@ -169,7 +170,7 @@ class CheckoutPages(PageBase):
     ) -> ChargeOutcome:
         """Charge the checkout with ``pm`` and move the session on: complete (and the completion hook
         runs), parked for authentication, or open again with its unpaid invoice after a decline."""
-        processor = self.ctx.processor
+        processor = self._processor(conn, customer.pk)
         if session.invoice_pk is not None:
             invoice = invoice_record(conn, session.invoice_pk)
             outcome = processor.retry_invoice(conn, customer, invoice, now, pm, authenticated)
@@ -208,5 +209,5 @@ class CheckoutPages(PageBase):
             self.ctx.hooks.complete_checkout(conn, session, outcome.invoice, now)
         expire_stripe = self._stripe(conn, session.customer_pk)
         if expire_stripe is not None:  # paid: a Checkout still open for this session must not finish later
-            expire_if_open(expire_stripe, current_session_id(conn, session.pk))
+            expire_stripe.close_card_page(current_session_id(conn, session.pk))
         return outcome

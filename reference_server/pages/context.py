@@ -1,4 +1,4 @@
-"""What the pages are built with: the database, the clock, the processor and the core's hooks.
+"""What the pages are built with: the database, the clock, the processors and the core's hooks.
 
 The hooks are what completing a page *does* to plans; the pages themselves only deal with cards,
 charges and sessions.
@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from reference_server.billing.records import InvoiceRecord, PaymentMethodInfo, SessionRecord
 from reference_server.clock import Clock
-from reference_server.processors.contract import PaymentProcessor
+from reference_server.processors.registry import Processors
 from reference_server.store.db import Database
 
 
@@ -66,7 +66,9 @@ class BillingHooks:
 class PagesContext:
     db: Database
     clock: Clock
-    processor: PaymentProcessor
+    processors: Processors
+    """The processors: each page acts through its customer's
+    (:func:`~reference_server.processors.registry.processor_for`)."""
     hooks: BillingHooks = field(default_factory=BillingHooks)
 
 

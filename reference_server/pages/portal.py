@@ -132,7 +132,7 @@ class PortalPages(PageBase):
         **extra: Any,
     ) -> Any:
         lister = self.ctx.hooks.subscriptions or default_portal_subscriptions
-        pm = self.ctx.processor.default_payment_method(conn, customer)
+        pm = self._processor(conn, customer.pk).default_payment_method(conn, customer)
         subscriptions = lister(conn, customer.pk, now)
         can_switch = self.ctx.hooks.switch_plan is not None and self.ctx.hooks.preview_switch is not None
         return {

@@ -71,7 +71,7 @@ class SessionStepPages(CheckoutPages, SetupPages, PortalPages):
                     402,
                     **self._portal_view(request, conn, session, customer, now, error=message),
                 )
-            self.ctx.processor.confirm_card(conn, customer, pm)
+            self._processor(conn, customer.pk).confirm_card(conn, customer, pm)
             if kind == "checkout":
                 return self._finish_checkout(conn, request, session, customer, pm, now, True)
             if kind == "setup":

@@ -14,19 +14,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from reference_server.billing.records import SessionRecord, load_session, update_session
-from reference_server.processors.contract import ChargeStatus
+from reference_server.processors.contract import ChargeStatus, PaymentProcessor
 from reference_server.processors.stripe.checkout import (
     APPLIED_KEY,
     BASE_URL_KEY,
     ERROR_KEY,
     CompletedSetup,
-    completed_setup,
-    current_session_id,
-    open_checkout_for,
-    reusable_url,
-    save_setup_card,
 )
-from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.tables import customers
 
 from .base import customer_ref, window_passed
@@ -52,10 +46,10 @@ class StripeCheckoutPages(CheckoutPages, SetupPages):
             processor = self._stripe(conn, session.customer_pk)
             if processor is None:
                 return RedirectResponse(request.url_for(f"{kind}_page", session_id=session.id).path, 303)
-            url = reusable_url(processor, current_session_id(conn, session.pk))
+            customer = customer_ref(conn, session.customer_pk)
+            url = processor.card_page_url(conn, customer, session, self._base_url(request), reuse_open=True)
             if url is None:
-                customer = customer_ref(conn, session.customer_pk)
-                url = open_checkout_for(conn, processor, customer, session, self._base_url(request))
+                return RedirectResponse(request.url_for(f"{kind}_page", session_id=session.id).path, 303)
             return RedirectResponse(url, status_code=303)
 
     def stripe_return(self, request: Request, kind: str, session_id: str) -> Response:
@@ -68,7 +62,7 @@ class StripeCheckoutPages(CheckoutPages, SetupPages):
             processor = self._stripe(conn, session.customer_pk)
             if processor is None:
                 return self._not_found(request)
-            setup = completed_setup(processor, checkout_id)
+            setup = processor.completed_card_setup(checkout_id)
             if setup is None or setup.server_session_id != session.id:
                 return RedirectResponse(request.url_for(f"{kind}_page", session_id=session.id).path, 303)
             base_url = str(session.action.get(BASE_URL_KEY) or self._base_url(request))
@@ -104,7 +98,7 @@ class StripeCheckoutPages(CheckoutPages, SetupPages):
     def _apply_stripe_setup(
         self,
         conn: Connection,
-        processor: StripeProcessor,
+        processor: PaymentProcessor,
         session: SessionRecord,
         setup: CompletedSetup,
         base_url: str,
@@ -122,7 +116,7 @@ class StripeCheckoutPages(CheckoutPages, SetupPages):
         update_session(conn, session.pk, action=action)
         session = dataclasses.replace(session, action=action)
         now = self._now(conn, session.customer_pk)
-        pm = save_setup_card(conn, processor, customer, setup, now)
+        pm = processor.save_card_setup(conn, customer, setup, now)
         if session.kind == "portal":
             self._card_saved(conn, session.customer_pk, pm, now)
             return "card_saved"
@@ -161,7 +155,7 @@ class StripeCheckoutPages(CheckoutPages, SetupPages):
         processor = self._stripe(conn, session.customer_pk)
         if (int(owner.org_pk), str(owner.env)) != (org_pk, env) or processor is None:
             return "ignored"
-        setup = completed_setup(processor, checkout_id)
+        setup = processor.completed_card_setup(checkout_id)
         if setup is None or setup.server_session_id != session.id:
             return "ignored"
         base_url = str(session.action.get(BASE_URL_KEY) or "http://127.0.0.1")

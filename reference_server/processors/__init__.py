@@ -1,1 +1,7 @@
-"""Payment processors behind one contract (:mod:`.contract`): ``local/`` and ``stripe/``."""
+"""Payment processors behind one contract (:mod:`.contract`): ``local/`` and ``stripe/``.
+
+Callers take the processor of a customer from :func:`.registry.processor_for` and talk to it through
+:class:`.contract.PaymentProcessor`; none checks which processor it got.  Adding a processor is one new
+folder here (its ``PaymentProcessor`` subclass) and one entry in :data:`.registry.PROCESSORS` (how its
+server-wide instance is made, and its event routes if it sends events).
+"""

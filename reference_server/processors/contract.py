@@ -112,10 +112,6 @@ class PaymentProcessor(ABC):
     title: str
     """How messages name it ("Stripe")."""
 
-    def resolve(self, conn: Connection, customer_pk: int) -> PaymentProcessor:
-        """The processor that acts for this customer (a router picks one per organization)."""
-        return self
-
     # customers and payment methods ------------------------------------------------------------------------
     @abstractmethod
     def ensure_customer(self, conn: Connection, customer: CustomerRef) -> str | None:
@@ -155,10 +151,11 @@ class PaymentProcessor(ABC):
         return True
 
     # the processor's own card page ------------------------------------------------------------------------
+    @abstractmethod
     def has_own_card_page(self) -> bool:
         """Whether payers enter cards on the processor's own page (this server's form takes none)."""
-        return False
 
+    @abstractmethod
     def card_page_url(
         self,
         conn: Connection,
@@ -169,11 +166,10 @@ class PaymentProcessor(ABC):
     ) -> str | None:
         """The processor's page collecting a card for the server's hosted ``session`` (one still open
         when ``reuse_open``, else a new one); None when this server's card form collects it."""
-        return None
 
+    @abstractmethod
     def completed_card_setup(self, setup_id: str) -> CompletedSetup | None:
         """The card a finished setup on the processor's page saved; None unless it completed."""
-        return None
 
     def save_card_setup(
         self, conn: Connection, customer: CustomerRef, setup: CompletedSetup, now: int
@@ -207,31 +203,31 @@ class PaymentProcessor(ABC):
         assert refreshed is not None
         return refreshed
 
+    @abstractmethod
     def close_card_page(self, setup_id: str | None) -> None:
         """A card page nobody should finish any more (its session completed otherwise) is closed."""
-        return None
 
     # the processor's invoices -----------------------------------------------------------------------------
+    @abstractmethod
     def processor_invoice_id(self, processor_id: str | None) -> str | None:
         """The processor's own invoice behind a server invoice's ``processor_id``; None when it has none
         (the local processor keeps nothing outside the server's records)."""
-        return None
 
+    @abstractmethod
     def open_invoice(
         self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, now: int, finalize: bool = True
     ) -> str | None:
         """Invoice mode: show ``invoice`` on the processor's books as one the customer is sent to pay
         (left a draft unless ``finalize``); its id there, None when the processor keeps no books."""
-        return None
 
+    @abstractmethod
     def finalize_invoice(self, processor_invoice_id: str) -> None:
         """Finalize the processor's draft of an invoice-mode invoice."""
-        return None
 
+    @abstractmethod
     def mark_invoice_paid(self, processor_invoice_id: str) -> str | None:
         """Mark the processor's open invoice paid outside the processor; None when it is (or already
         was) paid, else its status there, which refuses it."""
-        return None
 
     def void_invoice(self, conn: Connection, invoice: InvoiceRecord) -> bool:
         """The server is voiding ``invoice``: void its processor-side invoice too.  False when the
@@ -240,11 +236,11 @@ class PaymentProcessor(ABC):
         return True
 
     # refunds ---------------------------------------------------------------------------------------------
+    @abstractmethod
     def reverse_payment(self, processor_invoice_id: str, server_invoice_id: str) -> None:
         """Give back what ``processor_invoice_id`` collected though the server never recorded it
         (idempotent; see :mod:`~reference_server.billing.compensation`).  The local processor's
         payments live in the server's transaction, so none is ever taken unrecorded."""
-        return None
 
     # charges ---------------------------------------------------------------------------------------------
 

@@ -1,125 +1,174 @@
-"""Choosing the payment processor per organization: its own Stripe account, or the server default.
+"""Which payment processor acts for a customer: the registered processors and the choice between them.
 
-An organization that saved a Stripe secret key for an environment (platform API
-``POST /platform/organizations/stripe``) is charged through :class:`StripeProcessor` with that key;
-one that named only a connected account is charged with the server's platform key on that account.
-Everyone else gets the server-wide default (``AUTUMN_PAYMENT_PROCESSOR``: local unless set to stripe).
-The router itself is a :class:`PaymentProcessor`, so billing flows keep calling one object and every
-call is handed to the customer's processor.
+:data:`PROCESSORS` maps each processor's name (``AUTUMN_PAYMENT_PROCESSOR``) to its registration: how
+the server-wide processor of that name is made and, where the processor has them, the routes that
+ingest its events.  Adding a processor is one folder under ``processors/`` and one entry here.
+
+:func:`processor_for` picks the processor of a customer: its organization's own Stripe account when it
+saved one for the customer's environment (platform API ``POST /platform/organizations/stripe``; a
+connected account is charged with the server's platform key), else the server-wide default (local
+unless ``AUTUMN_PAYMENT_PROCESSOR=stripe``).  Callers then talk to that processor directly.
 """
 
 from __future__ import annotations
 
-import threading
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
+from starlette.routing import BaseRoute
 
-from reference_server.billing.records import CustomerRef, InvoiceRecord, PaymentMethodInfo
-from reference_server.engine.billing.invoice import InvoiceDraft
-from reference_server.processors.contract import CardSetup, ChargeOutcome, Collected, PaymentProcessor
-from reference_server.processors.local.cards import CardInput
+from reference_server.billing.compensation import ReverserFor
+from reference_server.clock import Clock
+from reference_server.processors.contract import PaymentProcessor
+from reference_server.processors.local.processor import LocalProcessor
+from reference_server.processors.stripe.accounts import StripeAccounts
+from reference_server.processors.stripe.events import (
+    CheckoutCompleted,
+    CompleteCheckout,
+    stripe_webhook_routes,
+)
 from reference_server.processors.stripe.processor import StripeProcessor
-from reference_server.store.billing_tables import invoices
-from reference_server.store.org_stripe import stripe_config
+from reference_server.store.db import Database
 from reference_server.store.tables import customers
 
 
-class OrgProcessorRouter(PaymentProcessor):
-    """Hands each call to the processor of the customer's organization and environment."""
+@dataclass(frozen=True)
+class ProcessorSettings:
+    """The processor part of the server's configuration (environment variables)."""
 
-    name = "router"
+    default: str = "local"
+    """``AUTUMN_PAYMENT_PROCESSOR``: the name of the processor of organizations without their own."""
+    stripe_secret_key: str | None = None
+    """``STRIPE_SECRET_KEY``: the platform's Stripe key (also charges connected accounts)."""
+    stripe_api_base: str | None = None
+    """``STRIPE_API_BASE``: every Stripe client talks to this address instead (localstripe in tests)."""
 
-    def __init__(
-        self, default: PaymentProcessor, api_base: str | None = None, platform_key: str | None = None
-    ) -> None:
-        self.default = default
-        self.api_base = api_base
-        self.platform_key = platform_key
-        self._stripe: dict[tuple[str, str | None], StripeProcessor] = {}
-        self._lock = threading.Lock()
+    @classmethod
+    def from_env(cls) -> ProcessorSettings:
+        return cls(
+            default=os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local"),
+            stripe_secret_key=os.environ.get("STRIPE_SECRET_KEY"),
+            stripe_api_base=os.environ.get("STRIPE_API_BASE"),
+        )
 
-    def _stripe_processor(self, secret_key: str, account_id: str | None) -> StripeProcessor:
-        """One client per (key, account): clients hold connection pools, so they are reused."""
-        with self._lock:
-            processor = self._stripe.get((secret_key, account_id))
-            if processor is None:
-                processor = StripeProcessor(secret_key, self.api_base, account_id)
-                self._stripe[(secret_key, account_id)] = processor
-            return processor
 
-    def for_org(self, conn: Connection, org_pk: int, env: str) -> PaymentProcessor:
-        config = stripe_config(conn, org_pk, env)
-        if config is not None and config.secret_key:
-            return self._stripe_processor(config.secret_key, None)
-        if config is not None and config.account_id and self.platform_key:
-            return self._stripe_processor(self.platform_key, config.account_id)
+@dataclass(frozen=True)
+class EventHooks:
+    """What a processor's event routes do with an event: the billing hooks they call back."""
+
+    db: Database
+    clock: Clock
+    complete_checkout: CompleteCheckout | None = None
+    """Finishes what a checkout session an event paid was for."""
+    on_change: Callable[[], None] | None = None
+    """Runs after an event changed something (cache resets)."""
+    checkout_completed: CheckoutCompleted | None = None
+    """Applies a completed processor-hosted card setup to its server session."""
+    reverser_for: ReverserFor | None = None
+    """Gives back payments whose server invoice was lost."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One processor: how its server-wide instance is made and the routes ingesting its events."""
+
+    create: Callable[[Processors], PaymentProcessor]
+    event_routes: Callable[[EventHooks], list[BaseRoute]] | None = None
+
+
+def _stripe_event_routes(hooks: EventHooks) -> list[BaseRoute]:
+    return stripe_webhook_routes(
+        hooks.db,
+        hooks.clock,
+        hooks.complete_checkout,
+        hooks.on_change,
+        checkout_completed=hooks.checkout_completed,
+        reverser_for=hooks.reverser_for,
+    )
+
+
+PROCESSORS: dict[str, Registration] = {
+    "local": Registration(create=lambda processors: LocalProcessor()),
+    "stripe": Registration(
+        create=lambda processors: processors.stripe.platform(), event_routes=_stripe_event_routes
+    ),
+}
+"""Every processor the server knows, by name (``AUTUMN_PAYMENT_PROCESSOR``)."""
+
+
+@dataclass
+class Processors:
+    """The server-wide default processor and the organizations' own Stripe accounts."""
+
+    settings: ProcessorSettings = field(default_factory=ProcessorSettings.from_env)
+    default: PaymentProcessor | None = None
+    """The processor of organizations without their own (made from ``settings`` when not given)."""
+    stripe: StripeAccounts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stripe = StripeAccounts(self.settings.stripe_api_base, self.settings.stripe_secret_key)
+        if self.default is None:
+            self.default = PROCESSORS[self.settings.default].create(self)
+
+    @property
+    def server_default(self) -> PaymentProcessor:
+        assert self.default is not None  # set by __post_init__
         return self.default
 
-    def resolve(self, conn: Connection, customer_pk: int) -> PaymentProcessor:
-        row = conn.execute(
-            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
-        ).one()
-        return self.for_org(conn, int(row.org_pk), str(row.env))
+    def for_org(self, conn: Connection, org_pk: int, env: str) -> PaymentProcessor:
+        """The processor of an organization's environment: its own Stripe account, else the default."""
+        own = self.stripe.for_org(conn, org_pk, env)
+        return own if own is not None else self.server_default
 
-    # every call goes to the customer's processor -----------------------------------------------------------
-    def ensure_customer(self, conn: Connection, customer: CustomerRef) -> str | None:
-        return self.resolve(conn, customer.pk).ensure_customer(conn, customer)
+    def stripe_for_org(self, conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:
+        """The Stripe account an organization's environment is charged through (its own, a connected
+        one, or the server's); None when it is charged by another processor."""
+        own = self.stripe.for_org(conn, org_pk, env)
+        if own is not None or self.server_default.name != StripeProcessor.name:
+            return own
+        return self.stripe.platform()
 
-    def default_payment_method(self, conn: Connection, customer: CustomerRef) -> PaymentMethodInfo | None:
-        return self.resolve(conn, customer.pk).default_payment_method(conn, customer)
+    def event_routes(self, hooks: EventHooks) -> list[BaseRoute]:
+        """The routes of every registered processor that has events."""
+        return [
+            route
+            for registration in PROCESSORS.values()
+            if registration.event_routes is not None
+            for route in registration.event_routes(hooks)
+        ]
 
-    def add_card(self, conn: Connection, customer: CustomerRef, card: CardInput, now: int) -> CardSetup:
-        return self.resolve(conn, customer.pk).add_card(conn, customer, card, now)
 
-    def confirm_card(
-        self, conn: Connection, customer: CustomerRef, payment_method: PaymentMethodInfo
-    ) -> None:
-        self.resolve(conn, customer.pk).confirm_card(conn, customer, payment_method)
+def processors_from_env() -> Processors:
+    """The processors as the environment configures them (see :class:`ProcessorSettings`)."""
+    return Processors(ProcessorSettings.from_env())
 
-    def void_invoice(self, conn: Connection, invoice: InvoiceRecord) -> bool:
-        customer_pk = conn.execute(
-            select(invoices.c.customer_pk).where(invoices.c.pk == invoice.pk)
-        ).scalar_one()
-        return self.resolve(conn, int(customer_pk)).void_invoice(conn, invoice)
 
-    def collect_card(
-        self,
-        conn: Connection,
-        customer: CustomerRef,
-        invoice: InvoiceRecord,
-        payment_method: PaymentMethodInfo,
-        due: int,
-        now: int,
-        authenticated: bool,
-    ) -> ChargeOutcome | Collected:
-        processor = self.resolve(conn, customer.pk)
-        return processor.collect_card(conn, customer, invoice, payment_method, due, now, authenticated)
+def _org_of(conn: Connection, customer_pk: int) -> tuple[int, str]:
+    row = conn.execute(select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)).one()
+    return int(row.org_pk), str(row.env)
 
-    def charge(
-        self,
-        conn: Connection,
-        customer: CustomerRef,
-        draft: InvoiceDraft,
-        reason: str,
-        now: int,
-        base_url: str,
-        entity_id: str | None = None,
-        payment_method: PaymentMethodInfo | None = None,
-        authenticated: bool = False,
-    ) -> ChargeOutcome:
-        return self.resolve(conn, customer.pk).charge(
-            conn, customer, draft, reason, now, base_url, entity_id, payment_method, authenticated
-        )
 
-    def retry_invoice(
-        self,
-        conn: Connection,
-        customer: CustomerRef,
-        invoice: InvoiceRecord,
-        now: int,
-        payment_method: PaymentMethodInfo | None = None,
-        authenticated: bool = False,
-    ) -> ChargeOutcome:
-        return self.resolve(conn, customer.pk).retry_invoice(
-            conn, customer, invoice, now, payment_method, authenticated
-        )
+def processor_for(processors: Processors, conn: Connection, customer_pk: int) -> PaymentProcessor:
+    """The processor that acts for the customer (see the module docs)."""
+    return processors.for_org(conn, *_org_of(conn, customer_pk))
+
+
+def stripe_processor_for(
+    processors: Processors, conn: Connection, customer_pk: int
+) -> StripeProcessor | None:
+    """The customer's Stripe account when the customer is charged through Stripe, else None."""
+    return processors.stripe_for_org(conn, *_org_of(conn, customer_pk))
+
+
+__all__ = [
+    "PROCESSORS",
+    "EventHooks",
+    "ProcessorSettings",
+    "Processors",
+    "Registration",
+    "processor_for",
+    "processors_from_env",
+    "stripe_processor_for",
+]

@@ -13,7 +13,7 @@ from reference_server.store.tenancy import Tenant
 if TYPE_CHECKING:
     from reference_server.dashboard.request_log import RequestLog
     from reference_server.jobs import LeaderLease
-    from reference_server.processors.contract import PaymentProcessor
+    from reference_server.processors.registry import Processors
     from reference_server.store.async_pool import AsyncPool
     from reference_server.store.catalog import CatalogCache
     from reference_server.store.subject_cache import SubjectCache
@@ -40,8 +40,8 @@ class AppState:
     demo: bool = False
     billing: BillingHooks = field(default_factory=BillingHooks)
     """What the services call into billing for; installed by ``create_app`` (billing.wiring)."""
-    processor: PaymentProcessor | None = None
-    """The payment processor (per organization: its own Stripe account, else the server's default)."""
+    processors: Processors | None = None
+    """The payment processors (per organization: its own Stripe account, else the server's default)."""
     customer_jwt_secret: str | None = None
     """The signing secret of ``am_jwt_`` tokens, once read or created (:mod:`.key_ops`)."""
     request_log: RequestLog | None = None

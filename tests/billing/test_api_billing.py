@@ -27,6 +27,7 @@ from autumn_sdk._generated.models import (
 )
 from reference_server.clock import ManualClock
 from reference_server.processors.local.processor import LocalProcessor
+from reference_server.processors.registry import Processors
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.billing_tables import invoices
 from reference_server.store.tables import customers
@@ -784,7 +785,7 @@ def test_a_second_billing_change_while_one_is_in_flight_gets_429(api: Api) -> No
     api("customers.get_or_create", customer_id="u1")
     api.add_card("u1")
     held = held_charges(api)
-    api.server.app.state.autumn.processor = held
+    api.server.app.state.autumn.processors = Processors(default=held)
     # A second server process on the same database: the lock must hold across workers too.
     with run_server(api.server.database_url, clock=api.clock) as other, ThreadPoolExecutor(1) as pool:
         in_flight = pool.submit(api, "billing.attach", customer_id="u1", plan_id="pro")

@@ -22,7 +22,7 @@ from sqlalchemy import insert, text
 from reference_server import cli
 from reference_server.app import create_app
 from reference_server.clock import ManualClock
-from reference_server.processors.registry import OrgProcessorRouter
+from reference_server.processors.registry import Processors
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.service.platform import same_account
 from reference_server.store.db import Database
@@ -102,8 +102,8 @@ def save_keys(server: RunningServer, slug: str, **fields: str) -> str:
 
 
 def org_processor(server: RunningServer, pk: int) -> Any:
-    router = server.app.state.autumn.processor
-    assert isinstance(router, OrgProcessorRouter)
+    router = server.app.state.autumn.processors
+    assert isinstance(router, Processors)
     with server.app.state.autumn.db.read() as conn:
         return router.for_org(conn, pk, "sandbox")
 

@@ -13,7 +13,7 @@ import stripe
 
 from reference_server.clock import ManualClock
 from reference_server.processors.local.processor import LocalProcessor
-from reference_server.processors.registry import OrgProcessorRouter
+from reference_server.processors.registry import Processors, ProcessorSettings
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.testing import RunningServer, run_server
 
@@ -117,9 +117,12 @@ def test_router_gives_each_org_its_own_client_and_connected_accounts_the_platfor
     platform(running, "organizations/stripe", organization_slug=slug_b, test_secret_key="sk_test_b")
     platform(running, "organizations/stripe", organization_slug=slug_c, test_account_id="acct_c")
     state = running.app.state.autumn
-    router = state.processor
-    assert isinstance(router, OrgProcessorRouter)
-    with_platform_key = OrgProcessorRouter(LocalProcessor(), router.api_base, platform_key="sk_test_platform")
+    router = state.processors
+    assert isinstance(router, Processors)
+    settings = ProcessorSettings(
+        stripe_api_base=router.settings.stripe_api_base, stripe_secret_key="sk_test_platform"
+    )
+    with_platform_key = Processors(settings, default=LocalProcessor())
     with state.db.read() as conn:
         orgs = {
             slug.rsplit("_", 1)[1]: int(pk)

@@ -31,6 +31,7 @@ from reference_server.clock import ManualClock
 from reference_server.engine.billing import quote_attach
 from reference_server.pages import BillingHooks, PagesContext, PortalSubscription, billing_page_routes
 from reference_server.processors.local.processor import LocalProcessor
+from reference_server.processors.registry import Processors
 from reference_server.store.billing_tables import charges, invoices
 from reference_server.store.dashboard_tables import set_branding
 from reference_server.store.db import Database
@@ -108,7 +109,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
         cancel_subscription=recorder.cancel,
         subscriptions=recorder.subscriptions,
     )
-    ctx = PagesContext(db, ManualClock(NOW), LocalProcessor(), hooks)
+    ctx = PagesContext(db, ManualClock(NOW), Processors(default=LocalProcessor()), hooks)
     app = Starlette(routes=billing_page_routes(ctx))
     with serve(app) as base_url, httpx.Client(base_url=base_url) as client:
         yield Harness(db, customer, base_url, client, recorder, org)

@@ -18,6 +18,7 @@ from reference_server.engine.billing import Subscription, quote_attach, quote_ca
 from reference_server.pages import BillingHooks, PagesContext, billing_page_routes
 from reference_server.processors.contract import ChargeStatus
 from reference_server.processors.local.cards import CardError, CardInput
+from reference_server.processors.registry import Processors
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.billing_tables import invoices
 from reference_server.store.db import Database
@@ -150,7 +151,9 @@ def test_hosted_checkout_page_with_the_stripe_processor(
     db, customer, processor = setup
     completed: list[str] = []
     hooks = BillingHooks(complete_checkout=lambda conn, session, invoice, now: completed.append(invoice.id))  # type: ignore[union-attr]
-    app = Starlette(routes=billing_page_routes(PagesContext(db, ManualClock(NOW), processor, hooks)))
+    app = Starlette(
+        routes=billing_page_routes(PagesContext(db, ManualClock(NOW), Processors(default=processor), hooks))
+    )
     with serve(app) as base_url, httpx.Client(base_url=base_url) as client:
         with db.write() as conn:
             _, url = create_checkout_session(

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from reference_server.clock import ManualClock
 from reference_server.processors.local.processor import LocalProcessor
+from reference_server.processors.registry import Processors
 from reference_server.store import idempotency
 from reference_server.store.tables import idempotency_keys
 from reference_server.testing import RunningServer, fresh_database_url, run_server
@@ -342,7 +343,7 @@ def test_a_keyed_billing_change_in_flight_still_answers_others_429(
     srv, clock, api = own_server
     cid = _paid_customer(api)
     held = HeldLocal()
-    srv.app.state.autumn.processor = held
+    srv.app.state.autumn.processors = Processors(default=held)
     key = _key()
     body = {"customer_id": cid, "plan_id": "pro"}
     # A SQLite server answers one request at a time: there the others come through a second process.

@@ -1,4 +1,4 @@
-"""The reference server as its own payment processor.
+"""The reference server as its own payment processor (cards typed into its hosted form).
 
 Cards never leave the database (only brand, last four digits, expiry and the test-card behaviour are
 kept). Negative invoices become customer credit, and credit is spent before the card on later invoices,
@@ -13,12 +13,14 @@ from reference_server.billing.records import (
     CustomerRef,
     InvoiceRecord,
     PaymentMethodInfo,
+    SessionRecord,
     store_payment_method,
 )
 from reference_server.processors.contract import (
     CardSetup,
     ChargeOutcome,
     Collected,
+    CompletedSetup,
     PaymentProcessor,
     card_failed,
     card_needs_authentication,
@@ -83,3 +85,40 @@ class LocalProcessor(PaymentProcessor):
         if needs_auth and not authenticated:
             return card_needs_authentication(conn, invoice, payment_method, due, now)
         return card_succeeded(conn, invoice, payment_method, due, now)
+
+    # what the local processor does not have: its own card page, its own invoices, unrecorded payments ------
+    def has_own_card_page(self) -> bool:
+        return False  # cards are typed into this server's hosted form (add_card)
+
+    def card_page_url(
+        self,
+        conn: Connection,
+        customer: CustomerRef,
+        session: SessionRecord,
+        base_url: str,
+        reuse_open: bool = False,
+    ) -> str | None:
+        return None
+
+    def completed_card_setup(self, setup_id: str) -> CompletedSetup | None:
+        return None
+
+    def close_card_page(self, setup_id: str | None) -> None:
+        return None
+
+    def processor_invoice_id(self, processor_id: str | None) -> str | None:
+        return None  # the server's invoice is the only one
+
+    def open_invoice(
+        self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, now: int, finalize: bool = True
+    ) -> str | None:
+        return None
+
+    def finalize_invoice(self, processor_invoice_id: str) -> None:
+        return None
+
+    def mark_invoice_paid(self, processor_invoice_id: str) -> str | None:
+        return None
+
+    def reverse_payment(self, processor_invoice_id: str, server_invoice_id: str) -> None:
+        return None  # a local charge is part of the server's transaction: never taken unrecorded

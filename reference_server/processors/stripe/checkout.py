@@ -39,7 +39,7 @@ from reference_server.billing.records import (
     SessionRecord,
     update_session,
 )
-from reference_server.processors.contract import CompletedSetup, PaymentProcessor
+from reference_server.processors.contract import CompletedSetup
 from reference_server.store.billing_tables import billing_sessions
 
 if TYPE_CHECKING:
@@ -67,16 +67,6 @@ def start_path(kind: str, session_id: str) -> str:
 def return_path(kind: str, session_id: str) -> str:
     """Stripe sends the payer back here (``?checkout_session=cs_...``) once the card is set up."""
     return f"/{kind}/{session_id}/stripe-return"
-
-
-def stripe_processor_for(
-    processor: PaymentProcessor, conn: Connection, customer_pk: int
-) -> StripeProcessor | None:
-    """The customer's Stripe processor when their organization is charged through Stripe, else None."""
-    from reference_server.processors.stripe.processor import StripeProcessor  # TEMPORARY
-
-    resolved = processor.resolve(conn, customer_pk)
-    return resolved if isinstance(resolved, StripeProcessor) else None
 
 
 def current_session_id(conn: Connection, session_pk: int) -> str | None:
@@ -231,5 +221,4 @@ __all__ = [
     "reusable_url",
     "save_setup_card",
     "start_path",
-    "stripe_processor_for",
 ]

@@ -75,8 +75,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import stripe
@@ -85,9 +83,16 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.backoff import ExponentialBackoff
 from reference_server.billing.records import CustomerRef
-from reference_server.engine.billing.money import to_decimal
-from reference_server.processors.stripe.catalog import FixedPrice, fixed_prices
 from reference_server.processors.stripe.processor import StripeProcessor
+from reference_server.processors.stripe.subscription_state import (
+    Mirror,
+    anchor,
+    desired_mirror,
+    item_changes,
+    item_params,
+    trial_end,
+    wanted_prices,
+)
 from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.db import Database, after_transaction
 from reference_server.store.stripe_objects import stripe_followups, stripe_subscriptions
@@ -97,43 +102,6 @@ log = logging.getLogger(__name__)
 
 DAYS_UNTIL_DUE = 30
 """``days_until_due`` Stripe requires of a ``send_invoice`` subscription (never reached: voided)."""
-
-_SHORTEST_DAYS = {"day": 1, "week": 7, "month": 28, "year": 365}
-"""The shortest length of one Stripe interval in days (the anchor must come before the first natural date)."""
-
-MAX_TRIAL_DAYS = 730
-"""The latest ``trial_end`` Stripe takes, in days from now."""
-
-MIN_ANCHOR_DELAY_S = 3600
-"""The earliest anchor, from Stripe's now: time for a failed pause to be set by the next sync first."""
-
-
-@dataclass(frozen=True)
-class Mirror:
-    """What one plan instance's Stripe Subscription should be (``state`` is stored once written)."""
-
-    instance_pk: int
-    entity_pk: int | None
-    group: str | None  # None for an add-on (never handed over to another plan)
-    items: tuple[dict[str, Any], ...]  # {"key", "quantity", and "price" or "price_data"}
-    metadata: dict[str, str]
-    cancel_at_period_end: bool
-    period_end: int | None  # ms, the server's
-    recurring: tuple[str, int]
-    trial_end: int | None = None  # ms, the server's, while the instance is on a free trial
-
-    @property
-    def state(self) -> dict[str, Any]:
-        state = {
-            "items": [dict(i) for i in self.items],
-            "metadata": dict(self.metadata),
-            "cancel_at_period_end": self.cancel_at_period_end,
-            "entity_pk": self.entity_pk,
-            "group": self.group,
-        }
-        if self.trial_end is not None:  # absent otherwise: rows written before trials stay current
-            state["trial_end"] = self.trial_end
-        return state
 
 
 @dataclass
@@ -148,23 +116,6 @@ class SyncResult:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def _packs(quantity: Decimal, included: Decimal, pack_units: Decimal) -> int:
-    extra = quantity - included
-    if extra <= 0:
-        return 0
-    return int((extra / pack_units).to_integral_value(rounding=ROUND_CEILING))
-
-
-def _item_included(plan: Any, feature_id: str | None) -> Decimal:
-    for item in plan.items or []:
-        if (
-            item.get("feature_id") == feature_id
-            and (item.get("price") or {}).get("billing_method") == "prepaid"
-        ):
-            return to_decimal(item.get("included") or 0)
-    return Decimal(0)
 
 
 def _desired(
@@ -183,122 +134,20 @@ def _desired(
         plan = conn.execute(select(plans).where(plans.c.pk == inst.plan_pk)).first()
         if plan is None:
             continue
-        billed: Any = plan
-        if inst.custom_plan:
-            custom = dict(inst.custom_plan)
-            billed = SimpleNamespace(
-                price=custom.get("price"), items=custom.get("items") or [], config=plan.config
-            )
-        catalog = {f.key: f for f in fixed_prices(plan)}
-        wanted: list[tuple[FixedPrice, int]] = []
-        quantities = {k: to_decimal(v) for k, v in (inst.prepaid_quantities or {}).items()}
-        for price in fixed_prices(billed):
-            if price.recurring is None:
-                continue
-            if price.key == "base":
-                quantity = max(1, int(inst.quantity or 1))
-            else:
-                feature = str(price.feature_id)
-                quantity = _packs(
-                    quantities.get(feature, Decimal(0)), _item_included(billed, feature), price.pack_units
-                )
-            if quantity > 0:
-                wanted.append((price, quantity))
+        wanted = wanted_prices(inst, plan)
         if not wanted:
             continue
-        recurring = wanted[0][0].recurring
-        assert recurring is not None
         objects = processor.catalog.plan_objects(conn, plan, now)
-        items: list[dict[str, Any]] = []
-        for price, quantity in wanted:
-            if price.recurring != recurring:
-                continue  # Stripe bills one interval per subscription
-            item: dict[str, Any] = {"key": price.key, "quantity": quantity}
-            stored = objects.prices.get(price.key)
-            if catalog.get(price.key) == price and stored is not None:
-                item["price"] = stored.stripe_id
-            else:
-                item["price_data"] = {
-                    "currency": price.currency,
-                    "product": objects.product,
-                    "unit_amount": price.unit_amount,
-                    "recurring": {"interval": recurring[0], "interval_count": recurring[1]},
-                }
-            items.append(item)
-        metadata = {
-            "autumn_customer_id": customer_id,
-            "autumn_plan_id": str(inst.plan_id),
-            "autumn_plan_version": str(plan.version),
-            "autumn_instance_id": str(inst.subscription_id or f"sub_{inst.pk}"),
-            "autumn_env": str(plan.env),
-        }
+        entity_id = None
         if inst.entity_pk is not None:
             entity_id = conn.execute(select(entities.c.id).where(entities.c.pk == inst.entity_pk)).scalar()
-            metadata["autumn_entity_id"] = str(entity_id)
-        canceled = inst.canceled_at is not None and inst.expires_at is not None
-        trialing = inst.trial_ends_at is not None and int(inst.trial_ends_at) > now
-        out[int(inst.pk)] = Mirror(
-            instance_pk=int(inst.pk),
-            entity_pk=int(inst.entity_pk) if inst.entity_pk is not None else None,
-            group=None if plan.add_on else str(plan.group or ""),
-            items=tuple(items),
-            metadata=metadata,
-            cancel_at_period_end=canceled,
-            period_end=int(inst.current_period_end) if inst.current_period_end is not None else None,
-            recurring=recurring,
-            trial_end=int(inst.trial_ends_at) if trialing else None,
-        )
+        out[int(inst.pk)] = desired_mirror(inst, plan, wanted, objects, customer_id, entity_id, now)
     return out
-
-
-def _anchor(mirror: Mirror, real_now: int) -> int:
-    """The server's period end in seconds, kept where Stripe takes an anchor (see the module docs)."""
-    interval, count = mirror.recurring
-    latest = real_now + _SHORTEST_DAYS[interval] * count * 86_400 - 60
-    earliest = real_now + MIN_ANCHOR_DELAY_S
-    wanted = mirror.period_end // 1000 if mirror.period_end is not None else latest
-    return max(earliest, min(wanted, latest))
-
-
-def _trial_end(mirror: Mirror, real_now: int) -> int:
-    """The server's trial end in seconds, kept where Stripe takes a ``trial_end`` (in the future, at
-    most 730 days away; from an hour ahead, like the anchor, so the pause is set before it ends)."""
-    assert mirror.trial_end is not None
-    wanted = mirror.trial_end // 1000
-    return max(real_now + MIN_ANCHOR_DELAY_S, min(wanted, real_now + MAX_TRIAL_DAYS * 86_400))
 
 
 def _key(*parts: str) -> str:
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:48]
     return f"autumn-subscription-{digest}"
-
-
-def _item_params(item: dict[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {"quantity": item["quantity"], "metadata": {"autumn_price": item["key"]}}
-    if "price" in item:
-        params["price"] = item["price"]
-    else:
-        params["price_data"] = item["price_data"]
-    return params
-
-
-def _same_price(existing: Any, item: dict[str, Any]) -> bool:
-    price = existing.price
-    if "price" in item:
-        return bool(str(price.id) == item["price"])
-    data = item["price_data"]
-    recurring = price.recurring
-    return bool(
-        str(price.product) == data["product"]
-        and int(price.unit_amount or -1) == data["unit_amount"]
-        and str(price.currency) == data["currency"]
-        and recurring is not None
-        and (str(recurring.interval), int(recurring.interval_count))
-        == (
-            data["recurring"]["interval"],
-            data["recurring"]["interval_count"],
-        )
-    )
 
 
 class _Stripe:
@@ -339,7 +188,7 @@ class _Stripe:
         real_now = int(time.time())
         params: dict[str, Any] = {
             "customer": self.customer,
-            "items": [_item_params(i) for i in mirror.items],
+            "items": [item_params(i) for i in mirror.items],
             "metadata": mirror.metadata,
             "collection_method": "send_invoice",
             "days_until_due": DAYS_UNTIL_DUE,
@@ -347,11 +196,11 @@ class _Stripe:
             "cancel_at_period_end": mirror.cancel_at_period_end,
         }
         if mirror.trial_end is not None:  # trialing until the server's trial end (its cycle anchored there)
-            anchor = params["trial_end"] = _trial_end(mirror, real_now)
+            cycle = params["trial_end"] = trial_end(mirror, real_now)
         else:
-            anchor = params["billing_cycle_anchor"] = _anchor(mirror, real_now)
+            cycle = params["billing_cycle_anchor"] = anchor(mirror, real_now)
         state = json.dumps(mirror.state, sort_keys=True)
-        key = _key(self.account, self.customer, str(mirror.instance_pk), state, str(anchor // 3600))
+        key = _key(self.account, self.customer, str(mirror.instance_pk), state, str(cycle // 3600))
         created = self.client.v1.subscriptions.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
         self.pause(str(created.id), mirror)
         return str(created.id)
@@ -365,16 +214,7 @@ class _Stripe:
         for item in current["items"].data:
             meta = item.metadata.to_dict() if item.metadata else {}
             existing[str(meta.get("autumn_price") or item.price.id)] = item
-        changes: list[dict[str, Any]] = []
-        for item in mirror.items:
-            have = existing.pop(item["key"], None)
-            if have is None:
-                changes.append(_item_params(item))
-            elif not _same_price(have, item):
-                changes.append({"id": str(have.id), **_item_params(item)})
-            elif int(have.quantity or 0) != item["quantity"]:
-                changes.append({"id": str(have.id), "quantity": item["quantity"]})
-        changes.extend({"id": str(left.id), "deleted": True} for left in existing.values())
+        changes = item_changes(existing, mirror)
         stale = set(current.metadata.to_dict() if current.metadata else {}) - set(mirror.metadata)
         params: dict[str, Any] = {
             "metadata": {**{k: "" for k in stale}, **mirror.metadata},  # "" unsets a key
@@ -385,9 +225,9 @@ class _Stripe:
         if changes:
             params["items"] = changes
         if mirror.trial_end is not None:
-            trial_end = _trial_end(mirror, int(time.time()))
-            if current.status != "trialing" or int(current.trial_end or 0) != trial_end:
-                params["trial_end"] = trial_end  # the server's trial moved (or began)
+            ends = trial_end(mirror, int(time.time()))
+            if current.status != "trialing" or int(current.trial_end or 0) != ends:
+                params["trial_end"] = ends  # the server's trial moved (or began)
         elif current.status == "trialing":
             params["trial_end"] = "now"  # the server's trial ended: Stripe's ends too (its invoice voided)
         self.client.v1.subscriptions.update(stripe_id, params)  # type: ignore[arg-type]
@@ -543,11 +383,13 @@ def sync_stripe_subscriptions(
     return result
 
 
-ProcessorOf = Callable[[Connection, int], Any]
-"""The processor acting for a customer (the router's ``resolve``)."""
+StripeOf = Callable[[Connection, int], StripeProcessor | None]
+"""The Stripe account a customer (by pk) is charged through; None when another processor charges it
+(:func:`reference_server.processors.registry.stripe_processor_for`)."""
 
-OrgProcessorOf = Callable[[Connection, int, str], Any]
-"""The processor of an organization's environment (the router's ``for_org``)."""
+OrgStripeOf = Callable[[Connection, int, str], StripeProcessor | None]
+"""The Stripe account of an organization's environment, None when it is not on Stripe
+(:meth:`reference_server.processors.registry.Processors.stripe_for_org`)."""
 
 NowOf = Callable[[Connection, int], int]
 """The server's time for a customer (its organization's and its own test clocks)."""
@@ -577,7 +419,7 @@ class StripeSubscriptionMirror:
     matters after that process died: then its follow-ups wait this long, not minutes)."""
 
     def __init__(
-        self, db: Database, processor_of: ProcessorOf, now_of: NowOf, processor_for_org: OrgProcessorOf
+        self, db: Database, processor_of: StripeOf, now_of: NowOf, processor_for_org: OrgStripeOf
     ) -> None:
         self.db = db
         self.processor_of = processor_of
@@ -614,8 +456,7 @@ class StripeSubscriptionMirror:
         """The customer's plans changed in ``conn``'s transaction: a sync is recorded as due in that
         transaction and run once it has ended (committed or not: the sync reads the database as it
         then is); outside :meth:`Database.write` it is left to :meth:`run_due`."""
-        processor = self.processor_of(conn, customer_pk)
-        if not isinstance(processor, StripeProcessor):
+        if self.processor_of(conn, customer_pk) is None:
             return
         due = conn.execute(
             select(stripe_followups.c.pk).where(
@@ -642,7 +483,7 @@ class StripeSubscriptionMirror:
         ``delete_in_stripe`` (``customers.delete``), the Stripe customer is deleted too.  A rolled-back
         deletion changes nothing; a Stripe failure is retried by :meth:`run_due`."""
         processor = self.processor_of(conn, customer_pk)
-        if not isinstance(processor, StripeProcessor):
+        if processor is None:
             return
         conn.execute(  # nothing of a deleted customer is synced any more
             delete(stripe_followups).where(
@@ -694,7 +535,7 @@ class StripeSubscriptionMirror:
         payload = dict(row.payload or {})
         subs = [str(s) for s in payload.get("subscriptions") or []]
         doomed = payload.get("stripe_customer")
-        if not isinstance(processor, StripeProcessor) or processor.catalog.account != row.account_key:
+        if processor is None or processor.catalog.account != row.account_key:
             log.warning(
                 "Stripe clean-up of deleted customer %s dropped: the organization no longer uses Stripe "
                 "account %s (subscriptions %s and customer %s left there)",
@@ -808,7 +649,7 @@ class StripeSubscriptionMirror:
                 )
                 exists = conn.execute(select(customers.c.pk).where(customers.c.pk == customer_pk)).first()
                 processor = self.processor_of(conn, customer_pk) if exists is not None else None
-                if not isinstance(processor, StripeProcessor):
+                if processor is None:
                     for row in due:  # gone, or no longer on Stripe: nothing to mirror
                         self._finish(int(row.pk))
                     return None
