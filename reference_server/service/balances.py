@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.deduction import (
@@ -12,6 +11,7 @@ from reference_server.engine.deduction import (
     deduct,
     order_targets,
 )
+from reference_server.engine.intervals import next_boundary_after
 from reference_server.engine.model import Source, r10
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, feature_not_found, invalid
@@ -22,19 +22,18 @@ from reference_server.service.usage import (
 )
 from reference_server.store.subjects import (
     EntityRow,
+    delete_sources,
     insert_source,
     load_sources,
     save_sources,
     scoped,
+    set_anchor,
 )
-from reference_server.store.tables import balance_sources
 
 # ---------------------------------------------------------------- balances.create / update / delete
 
 
 def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    from reference_server.engine.intervals import next_boundary_after
-
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         feature = cat.features.get(body["feature_id"])
@@ -207,13 +206,7 @@ def update_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 s.dirty = True
         save_sources(conn, sources)
         if body.get("next_reset_at") is not None:
-            from sqlalchemy import update as sa_update
-
-            conn.execute(
-                sa_update(balance_sources)
-                .where(balance_sources.c.pk.in_([s.pk for s in matching]))
-                .values(anchor_at=int(body["next_reset_at"]))
-            )
+            set_anchor(conn, [s.pk for s in matching], int(body["next_reset_at"]))
     return {"success": True}
 
 
@@ -246,7 +239,7 @@ def delete_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if any(s.price for s in matching):
             raise AutumnError(409, "invalid_request", "Cannot delete paid balance; cancel the plan instead")
         used = sum(s.usage for s in matching if not s.is_flag)
-        conn.execute(delete(balance_sources).where(balance_sources.c.pk.in_([s.pk for s in matching])))
+        delete_sources(conn, [s.pk for s in matching])
         if body.get("recalculate_balances") and used > 0:
             gone = {s.pk for s in matching}
             rest = [s for s in sources if s.pk not in gone and s.feature_id == body["feature_id"]]

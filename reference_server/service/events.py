@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Connection
 
 from reference_server.engine.intervals import FIXED_MS, add_months
 from reference_server.engine.model import Feature, num
 from reference_server.errors import customer_not_found, invalid
 from reference_server.service.context import Ctx
-from reference_server.store.subjects import get_customer, load_sources
-from reference_server.store.tables import customer_plans, events
+from reference_server.store.events_repo import EventFilter, active_plan_rows, event_page, events_between
+from reference_server.store.subjects import CustomerRow, get_customer, load_sources
 
 RANGE_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
 
@@ -37,20 +37,17 @@ def _feature_ids(value: Any) -> list[str] | None:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _base_filters(ctx: Ctx, conn: Any, body: dict[str, Any]) -> tuple[list[Any], Any]:
-    conds: list[Any] = [events.c.org_pk == ctx.tenant.org_pk, events.c.env == ctx.tenant.env]
+def _base_filters(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> tuple[EventFilter, CustomerRow | None]:
     customer = None
     if body.get("customer_id"):
         customer = get_customer(conn, ctx.tenant, body["customer_id"])
         if customer is None:
             raise customer_not_found(body["customer_id"])
-        conds.append(events.c.customer_pk == customer.pk)
-    if body.get("entity_id"):
-        conds.append(events.c.entity_id == body["entity_id"])
-    fids = _feature_ids(body.get("feature_id"))
-    if fids is not None:
-        conds.append(events.c.feature_id.in_(fids))
-    return conds, customer
+    return EventFilter(
+        customer_pk=customer.pk if customer is not None else None,
+        entity_id=body.get("entity_id") or None,
+        feature_ids=_feature_ids(body.get("feature_id")),
+    ), customer
 
 
 def event_json(r: Any) -> dict[str, Any]:
@@ -70,22 +67,18 @@ def list_events(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     if not 1 <= limit <= 5000:
         raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
     with ctx.db.read() as conn:
-        conds, _customer = _base_filters(ctx, conn, body)
-        rng = body.get("custom_range")
-        if rng:
-            if rng.get("start") is not None:
-                conds.append(events.c.timestamp >= rng["start"])
-            if rng.get("end") is not None:
-                conds.append(events.c.timestamp <= rng["end"])
-        if body.get("start_cursor"):
-            ts, pk = _uncursor(body["start_cursor"])
-            conds.append(or_(events.c.timestamp < ts, and_(events.c.timestamp == ts, events.c.pk < pk)))
-        rows = conn.execute(
-            select(events)
-            .where(*conds)
-            .order_by(events.c.timestamp.desc(), events.c.pk.desc())
-            .limit(limit + 1)
-        ).all()
+        event_filter, _customer = _base_filters(ctx, conn, body)
+        rng = body.get("custom_range") or {}
+        after = _uncursor(body["start_cursor"]) if body.get("start_cursor") else None
+        rows = event_page(
+            conn,
+            ctx.tenant,
+            event_filter,
+            start=rng.get("start"),
+            end=rng.get("end"),
+            after=after,
+            limit=limit,
+        )
     page = rows[:limit]
     return {
         "list": [event_json(r) for r in page],
@@ -167,7 +160,7 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     owners: dict[str, str | None] = {}
     features_of: dict[str, Feature] = {}
     with ctx.db.read() as conn:
-        conds, customer = _base_filters(ctx, conn, body)
+        event_filter, customer = _base_filters(ctx, conn, body)
         now = ctx.now(customer.clock_offset_ms if customer else 0)
         if custom:
             start, end = int(custom["start"]), int(custom["end"])
@@ -179,15 +172,10 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         bin_size = body.get("bin_size") or ("hour" if rng == "24h" else "day")
         if "bin_size" not in body and rng == "24h":
             bin_size = "hour"
-        conds += [events.c.timestamp >= start, events.c.timestamp <= end]
-        rows = conn.execute(select(events).where(*conds).order_by(events.c.timestamp)).all()
+        rows = events_between(conn, ctx.tenant, event_filter, start, end)
         plan_of: dict[int, str] = {}
         if group_by == "$plan_id":
-            for r in conn.execute(
-                select(customer_plans.c.customer_pk, customer_plans.c.plan_id).where(
-                    customer_plans.c.status == "active"
-                )
-            ):
+            for r in active_plan_rows(conn):
                 plan_of.setdefault(r.customer_pk, r.plan_id)
         if deducted and customer is not None:
             features_of = ctx.state.catalog_cache.get(conn, ctx.tenant).features

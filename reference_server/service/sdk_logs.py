@@ -20,12 +20,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-
 from reference_server.dashboard import request_log_for
 from reference_server.errors import invalid
 from reference_server.service.context import Ctx
-from reference_server.store.dashboard_tables import api_request_log
+from reference_server.store.request_log import requests_between
 
 DEFAULT_RANGE_MS = 30 * 60 * 1000
 MAX_RANGE_MS = 7 * 24 * 60 * 60 * 1000
@@ -301,18 +299,8 @@ def search_logs(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             "invalid_inputs",
         )
     request_log_for(ctx.state).flush()  # the requests still buffered, this server's included
-    log = api_request_log
     with ctx.db.read() as conn:
-        rows = conn.execute(
-            select(log.c.method, log.c.path, log.c.status, log.c.created_at)
-            .where(
-                log.c.org_pk == ctx.tenant.org_pk,
-                log.c.env == ctx.tenant.env,
-                log.c.created_at >= start,
-                log.c.created_at <= end,
-            )
-            .order_by(log.c.created_at.desc(), log.c.pk.desc())
-        ).all()
+        rows = requests_between(conn, ctx.tenant, start, end)
     entries: list[Row] = [
         {
             "at": r.created_at,

@@ -23,9 +23,10 @@ from reference_server.engine.model import Controls, Feature, Source
 from reference_server.errors import AutumnError, entity_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import run_maintenance
-from reference_server.store import idempotency, raw
+from reference_server.store import idempotency
 from reference_server.store.catalog import Catalog
 from reference_server.store.db import after_transaction
+from reference_server.store.events_repo import insert_event
 from reference_server.store.subjects import (
     CustomerRow,
     EntityRow,
@@ -107,14 +108,6 @@ def claim_idempotency(conn: Connection, ctx: Ctx, scope: str, key: str, now: int
     after_transaction(conn, lambda: idempotency.purge_if_due(db, clock.now_ms()))
 
 
-_INSERT_EVENT = raw.Statement(
-    "INSERT INTO events (id, org_pk, env, customer_pk, customer_id, entity_id, feature_id, value, "
-    "properties, deductions, timestamp) VALUES (:id, :org, :env, :customer_pk, :customer_id, :entity_id, "
-    ":feature_id, "
-    ":value, :properties, :deductions, :timestamp)"
-)
-
-
 def record_event(
     conn: Connection,
     ctx: Ctx,
@@ -138,9 +131,7 @@ def record_event(
         deductions=deductions,
         timestamp=timestamp,
     )
-    values["properties"] = raw.json_param(values["properties"])
-    values["deductions"] = raw.json_param(values["deductions"])
-    raw.execute(conn, _INSERT_EVENT, values)
+    insert_event(conn, values)
     return str(values["id"])
 
 

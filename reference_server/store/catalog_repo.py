@@ -125,3 +125,27 @@ def rebase_variants(conn: Connection, tenant: Tenant, base_id: str, new_base_id:
 
 def delete_versions(conn: Connection, plan_pks: list[int]) -> None:
     conn.execute(delete(plans).where(plans.c.pk.in_(plan_pks)))
+
+
+# ----------------------------------------------------------------- internal ids
+
+
+def feature_internal_ids(conn: Connection, tenant: Tenant) -> list[tuple[str, int]]:
+    """(feature id, row pk) of the env's features, oldest first."""
+    rows = conn.execute(
+        select(features.c.id, features.c.pk)
+        .where(features.c.org_pk == tenant.org_pk, features.c.env == tenant.env)
+        .order_by(features.c.pk)
+    ).all()
+    return [(str(fid), int(pk)) for fid, pk in rows]
+
+
+def plan_internal_ids(conn: Connection, tenant: Tenant) -> list[tuple[str, int]]:
+    """(plan id, first version's pk) of the env's plans, oldest first."""
+    rows = conn.execute(
+        select(plans.c.id, func.min(plans.c.pk))
+        .where(plans.c.org_pk == tenant.org_pk, plans.c.env == tenant.env)
+        .group_by(plans.c.id)
+        .order_by(func.min(plans.c.pk))
+    ).all()
+    return [(str(pid), int(pk)) for pid, pk in rows]

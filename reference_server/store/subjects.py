@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import JSON, Connection, insert, select
+from sqlalchemy import JSON, Connection, delete, insert, select, update
 
 from reference_server.engine.model import Rollover, Source
 from reference_server.store import raw
@@ -308,3 +308,14 @@ def subject_from_rows(rows: list[Any]) -> tuple[CustomerRow, list[Source]] | Non
         r.price = raw.json_value(r.price)
         sources.append(source_from_row(r))
     return customer, sources
+
+
+def set_anchor(conn: Connection, source_pks: list[int], anchor_at: int) -> None:
+    """Move the reset anchor of some sources."""
+    conn.execute(
+        update(balance_sources).where(balance_sources.c.pk.in_(source_pks)).values(anchor_at=anchor_at)
+    )
+
+
+def delete_sources(conn: Connection, source_pks: list[int]) -> None:
+    conn.execute(delete(balance_sources).where(balance_sources.c.pk.in_(source_pks)))

@@ -233,3 +233,13 @@ def add_member(conn: Connection, org_pk: int, user_pk: int, role: str = "owner")
     ).first()
     if exists is None:
         conn.execute(insert(memberships).values(org_pk=org_pk, user_pk=user_pk, role=role))
+
+
+def org_names(conn: Connection, org_pk: int) -> tuple[str, str, str]:
+    """The organization's (id, name, slug)."""
+    row = conn.execute(
+        select(organizations.c.id, organizations.c.name, organizations.c.slug).where(
+            organizations.c.pk == org_pk
+        )
+    ).one()
+    return str(row.id), str(row.name), str(row.slug)
