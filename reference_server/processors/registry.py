@@ -47,8 +47,9 @@ class ProcessorSettings:
 
     @classmethod
     def from_env(cls) -> ProcessorSettings:
+        name = os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local")
         return cls(
-            default=os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local"),
+            default=name if name in PROCESSORS else "local",  # as before: anything unknown is local
             stripe_secret_key=os.environ.get("STRIPE_SECRET_KEY"),
             stripe_api_base=os.environ.get("STRIPE_API_BASE"),
         )
