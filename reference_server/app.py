@@ -69,6 +69,7 @@ def create_app(
     encryption_keys: str | Sequence[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     public_url: str | None = None,
+    bind_url: str | None = None,
     background_jobs: bool = True,
     job_lease_s: float = DEFAULT_LEASE_S,
     metrics: bool = True,
@@ -84,7 +85,8 @@ def create_app(
     (:mod:`reference_server.store.secrets`).
     Processes starting at once on one database take turns (:func:`startup_lock`) to migrate and seed
     it; ``migrate=False`` instead refuses a database that ``autumn-server migrate`` has not brought up
-    to date.  ``public_url`` is the base of checkout and portal links (default: the request's Host).
+    to date.  ``public_url`` is the base of checkout and portal links (default: each request's own base
+    URL; work with no request, such as renewals, uses ``bind_url``, the address the server listens on).
     ``background_jobs``: whether this process takes part in running them (one process at a time,
     the holder of a lease of ``job_lease_s`` seconds: :mod:`reference_server.jobs`).
     ``metrics`` serves ``/metrics``; ``/healthz`` and ``/readyz`` are always served.
@@ -98,6 +100,7 @@ def create_app(
         catalog_cache=CatalogCache(),
         demo=demo,
         public_url=public_url.rstrip("/") if public_url else None,
+        bind_url=bind_url.rstrip("/") if bind_url else None,
         background_lease=LeaderLease(db, ttl_s=job_lease_s, enabled=background_jobs),
     )
     try:
@@ -276,12 +279,21 @@ def create_app_from_settings(settings: ServerSettings | None = None, **kwargs: A
         "encryption_keys": keys,
         "max_body_bytes": settings.max_body_bytes,
         "public_url": settings.public_url,
+        "bind_url": _bind_url(settings.host, settings.port),
         "background_jobs": settings.background_jobs,
         "job_lease_s": settings.job_lease_seconds,
         "metrics": settings.metrics,
     }
     options.update(kwargs)
     return create_app(settings.database_url, **options)
+
+
+def _bind_url(host: str, port: int) -> str:
+    """The URL of the address ``autumn-server`` listens on (a wildcard address: this machine)."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def app_factory() -> Starlette:

@@ -106,7 +106,7 @@ def run_server(
     """Start the reference server on a free port; a fresh SQLite file when no database is given.
 
     Extra keyword arguments go to :func:`reference_server.app.create_app` (``clock=``,
-    ``rate_limits=`` (off by default here), ``billing=``...).  Responses are checked against the
+    ``rate_limits=`` (off by default here), ``public_url=``...).  Responses are checked against the
     generated models here (``validate_responses=True``), unlike in production.  Stored Stripe secrets
     are encrypted with :data:`DEFAULT_TEST_ENCRYPTION_KEY` on every database, so a second server on the
     same database reads them; ``encryption_keys=None`` resolves keys as production does
@@ -120,8 +120,10 @@ def run_server(
     with contextlib.ExitStack() as stack:
         if database_url is None:
             database_url = stack.enter_context(fresh_sqlite_url())
+        port = free_port()
+        kw.setdefault("bind_url", f"http://127.0.0.1:{port}")  # the base of links made with no request
         app = create_app(database_url, secret_key=secret_key, demo=demo, **kw)
-        url = stack.enter_context(serve_app(app))
+        url = stack.enter_context(serve_app(app, port))
         yield RunningServer(url=url, secret_key=secret_key, app=app, database_url=database_url)
 
 

@@ -334,12 +334,11 @@ class Dispatcher:
         raw: dict[str, Any],
         authorization: str | None,
         idem_key: str | None,
-        extra: dict[str, Any],
+        base_url: str,
     ) -> tuple[int, Any, dict[str, str]]:
         try:
-            # the request as the client sent it (before _admit adds server-side extras)
             hashed = idempotency.request_hash(ep.name, raw) if idem_key else ""
-            ctx, body = self._admit(ep, raw, authorization, extra)
+            ctx, body = self._admit(ep, raw, authorization, base_url)
             if not idem_key:
                 return self._success(ep, ep.service(ctx, body))
             return self._run_keyed(ep, ctx, body, hashed, idem_key, authorization)
@@ -399,7 +398,7 @@ class Dispatcher:
         return status, result, headers
 
     def _admit(
-        self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, extra: dict[str, Any]
+        self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, base_url: str
     ) -> tuple[Ctx, dict[str, Any]]:
         """Authenticate, rate-limit and validate: the request's context and its validated body."""
         token = None
@@ -407,7 +406,7 @@ class Dispatcher:
             tenant, token = key_ops.authenticate(self.state, ep.name, str(authorization), raw)
         else:
             tenant = self.authenticate(authorization)
-        ctx = Ctx(self.state, tenant, token)
+        ctx = Ctx(self.state, tenant, token, base_url=base_url)
         if self.limiter is not None:
             wait = self.limiter.hit(ep.name, f"{tenant.org_pk}:{tenant.env}", raw.get("customer_id"))
             if wait is not None:
@@ -425,7 +424,6 @@ class Dispatcher:
             if ep.query_params:  # query values were strings until the model parsed them
                 request_guard.check_values(body)
             refuse_unsupported(ep.name, body)
-        body.update(extra)
         return ctx, body
 
     def _success(self, ep: Endpoint, result: Any) -> tuple[int, Any, dict[str, str]]:
@@ -436,7 +434,7 @@ class Dispatcher:
         return ep.status, result, {}
 
     async def run_async(
-        self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, extra: dict[str, Any]
+        self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, base_url: str
     ) -> tuple[int, Any, dict[str, str]]:
         """:meth:`run` for an endpoint with an event-loop fast path (PostgreSQL check and track).
 
@@ -446,7 +444,7 @@ class Dispatcher:
         """
         assert ep.async_service is not None
         try:
-            ctx, body = self._admit(ep, raw, authorization, extra)
+            ctx, body = self._admit(ep, raw, authorization, base_url)
             result = await ep.async_service(ctx, body)
             if result is None:
                 result = await anyio.to_thread.run_sync(ep.service, ctx, body)
@@ -481,14 +479,13 @@ class Dispatcher:
             raw = self._parse(data, query, items=ep.items is not None)
         except AutumnError as exc:
             return self.refuse(ep, exc, env)
-        wants_url = ep.name == "platform.generate_oauth_url" or ep.name.startswith("billing.")
-        extra = {"_base_url": base_url()} if wants_url else {}
-        args = (ep, raw, header("authorization"), header("idempotency-key"), extra)
+        public = self.state.public_url or base_url().rstrip("/")  # the base of links this request hands out
+        args = (ep, raw, header("authorization"), header("idempotency-key"), public)
         try:
             if self.state.db.is_sqlite:
                 status, result, headers = self.run(*args)
             elif ep.async_service is not None and self.state.async_pool is not None and not args[3]:
-                status, result, headers = await self.run_async(ep, raw, args[2], extra)
+                status, result, headers = await self.run_async(ep, raw, args[2], public)
             else:
                 status, result, headers = await anyio.to_thread.run_sync(self.run, *args)
         except Exception as exc:  # an unexpected failure: Autumn's internal_error shape, never a traceback
@@ -671,7 +668,7 @@ class HotPaths:
             status, body, extra = dispatcher.too_large(ep, headers.get)
         else:
             status, body, extra = await dispatcher.serve(
-                ep, headers.get, data, None, lambda: "http://127.0.0.1/"
+                ep, headers.get, data, None, lambda: _scope_base_url(scope, headers)
             )
         raw_headers = [
             (b"content-type", b"application/json"),
@@ -680,6 +677,15 @@ class HotPaths:
         ]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _scope_base_url(scope: Scope, headers: dict[str, str]) -> str:
+    """The request's base URL as Starlette's ``request.base_url`` gives it (without building a Request)."""
+    host = headers.get("host")
+    if not host:
+        server = scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server else "127.0.0.1"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}/"
 
 
 class _RateLimited(Exception):
@@ -692,8 +698,7 @@ def build_routes(dispatcher: Dispatcher) -> tuple[list[Route], list[dict[str, An
     table = service_table()
 
     def oauth(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-        base = str(body.pop("_base_url", "http://127.0.0.1/"))
-        return platform.oauth_url(ctx, body, base)
+        return platform.oauth_url(ctx, body, ctx.base_url)
 
     table["platform.generate_oauth_url"] = oauth
     routes: list[Route] = []

@@ -501,7 +501,6 @@ def _flash(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> tuple[CustomerRo
 
 
 def import_billing(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    body.pop("_base_url", None)
     customer_id = str(body["customer_id"])
     if body.get("entities"):
         raise _unsupported("entities")

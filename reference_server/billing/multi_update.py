@@ -129,7 +129,7 @@ def _locked(ctx: Ctx, body: dict[str, Any], run: Callable[[], dict[str, Any]]) -
 
 
 def multi_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    base_url = paid._base_url(ctx, body)
+    base_url = ctx.base_url
     return _locked(ctx, body, lambda: _multi_update(ctx, body, base_url))
 
 
@@ -179,7 +179,6 @@ def _request_entity(items: list[_Item], body: dict[str, Any]) -> Any:
 
 
 def preview_multi_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    paid._base_url(ctx, body)
     paid._settle(ctx, body)
     with ctx.db.write() as conn:
         items = _resolve(ctx, conn, body)

@@ -117,20 +117,6 @@ def processor_for(state: AppState, conn: Connection, customer_pk: int) -> Paymen
     return choose_processor(processors_of(state), conn, customer_pk)
 
 
-def _public_base(state: AppState) -> str:
-    """``AUTUMN_PUBLIC_URL`` when configured, else the URL the last request came in on."""
-    return str(state.public_url or state.request_base_url or "http://127.0.0.1")
-
-
-def _base_url(ctx: Ctx, body: dict[str, Any]) -> str:
-    """The public URL: configured (``AUTUMN_PUBLIC_URL``), else the one the request came in on
-    (remembered for renewals, which have no request)."""
-    given = body.pop("_base_url", None)
-    if given and not ctx.state.public_url:
-        ctx.state.request_base_url = str(given).rstrip("/")
-    return _public_base(ctx.state)
-
-
 def _rule(exc: BillingRuleError) -> AutumnError:
     return AutumnError(exc.status, exc.code, exc.message)
 
@@ -413,7 +399,7 @@ def _bill_by_invoice(
 
 
 def paid_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    base_url = _base_url(ctx, body)
+    base_url = ctx.base_url
     with ctx.db.write() as conn:
         return attach_in(ctx, conn, body, base_url)
 
@@ -426,7 +412,6 @@ def _outgoing_quantities(conn: Connection, state: AttachState) -> dict[str, dict
 
 
 def preview_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    _base_url(ctx, body)
     _settle(ctx, body)
     with ctx.db.write() as conn:
         state, quote, trial = prepare_attach(ctx, conn, body)
@@ -473,7 +458,7 @@ def _prepare_multi(
 
 
 def multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    base_url = _base_url(ctx, body)
+    base_url = ctx.base_url
     with ctx.db.write() as conn:
         return multi_attach_in(ctx, conn, body, base_url)
 
@@ -546,7 +531,6 @@ def multi_attach_in(
 
 
 def preview_multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    _base_url(ctx, body)
     _settle(ctx, body)
     with ctx.db.write() as conn:
         prepared = _prepare_multi(ctx, conn, body)
@@ -716,7 +700,7 @@ def create_schedule_in(
 
 
 def create_schedule(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    base_url = _base_url(ctx, body)
+    base_url = ctx.base_url
     with ctx.db.write() as conn:
         return create_schedule_in(ctx, conn, body, base_url)
 
@@ -992,13 +976,12 @@ def _add_prepaid(conn: Connection, instance_pk: int, feature_id: str, delta: flo
 
 
 def paid_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    base_url = _base_url(ctx, body)
+    base_url = ctx.base_url
     with ctx.db.write() as conn:
         return _apply_update(ctx, conn, _update_quotes(ctx, conn, body), base_url)
 
 
 def preview_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    _base_url(ctx, body)
     _settle(ctx, body)
     with ctx.db.write() as conn:
         q = _update_quotes(ctx, conn, body)
@@ -1056,7 +1039,7 @@ def _customer_and_entity(
 
 
 def setup_payment(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    base_url = _base_url(ctx, body)
+    base_url = ctx.base_url
     with ctx.db.write() as conn:
         customer, entity_id, now = _customer_and_entity(ctx, conn, body)
         if body.get("remove_plan_ids"):
@@ -1084,7 +1067,7 @@ def setup_payment(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_customer_portal(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    base_url = _base_url(ctx, body)
+    base_url = ctx.base_url
     with ctx.db.write() as conn:
         customer, _, now = _customer_and_entity(ctx, conn, body)
         _, url = create_portal_session(conn, customer.pk, now, base_url, body.get("return_url"))

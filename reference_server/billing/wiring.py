@@ -18,7 +18,6 @@ from reference_server.billing.invoice_mode import finalize_invoice
 from reference_server.billing.operations import (
     _apply_update,
     _org_stripe_processor,
-    _public_base,
     _update_quotes,
     attach_in,
     create_schedule_in,
@@ -102,7 +101,7 @@ def _page_hooks(state: AppState) -> PageHooks:
         ctx = _ctx_for_customer(state, conn, session.customer_pk)
         op = session.action.get("op")
         body = dict(session.action.get("body") or {})
-        base = str(state.request_base_url or "http://127.0.0.1")
+        base = state.background_url
         if op == "attach":
             attach_in(ctx, conn, body, base, paid=True)
         elif op == "multi_attach":
@@ -131,7 +130,7 @@ def _page_hooks(state: AppState) -> PageHooks:
                 "remove_plan_ids",
             )
         }
-        attach_in(ctx, conn, body, str(state.request_base_url or "http://127.0.0.1"))
+        attach_in(ctx, conn, body, state.background_url)
 
     def cancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
         ctx = _ctx_for_customer(state, conn, customer_pk)
@@ -141,7 +140,7 @@ def _page_hooks(state: AppState) -> PageHooks:
             ctx,
             conn,
             _update_quotes(ctx, conn, body),
-            _public_base(state),
+            state.background_url,
         )
 
     def payment_method_saved(conn: Connection, customer_pk: int, pm: PaymentMethodInfo, now: int) -> None:
@@ -153,7 +152,7 @@ def _page_hooks(state: AppState) -> PageHooks:
         ctx = _ctx_for_customer(state, conn, customer_pk)
         customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
         body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "uncancel"}
-        _apply_update(ctx, conn, _update_quotes(ctx, conn, body), _public_base(state))
+        _apply_update(ctx, conn, _update_quotes(ctx, conn, body), state.background_url)
 
     def preview_switch(customer_pk: int, plan_id: str) -> dict[str, Any]:
         """The portal's plan-switch preview: ``billing.preview_attach`` itself."""
@@ -168,7 +167,7 @@ def _page_hooks(state: AppState) -> PageHooks:
         """The portal's plan switch: ``billing.attach`` itself; its payment URL when one is needed."""
         ctx = _ctx_for_customer(state, conn, customer_pk)
         customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
-        out = attach_in(ctx, conn, {"customer_id": customer_id, "plan_id": plan_id}, _public_base(state))
+        out = attach_in(ctx, conn, {"customer_id": customer_id, "plan_id": plan_id}, state.background_url)
         url = out.get("payment_url")
         return str(url) if url else None
 
@@ -186,7 +185,7 @@ def _page_hooks(state: AppState) -> PageHooks:
 
 def maintenance_hook(state: AppState) -> Maintenance:
     def run(ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, now: int) -> None:
-        base = _public_base(state)
+        base = state.background_url
         processor = processor_for(state, conn, customer.pk)
         run_billing_maintenance(ctx, conn, cat, customer, now, processor, base)
         mirror = state.billing.subscription_mirror
@@ -227,13 +226,13 @@ def wire_billing(state: AppState) -> BillingRuntime:
         return stripe_processor_for(processors_of(state), conn, customer_pk)
 
     mirror = StripeSubscriptionMirror(state.db, stripe_of_customer, customer_now, stripe_of_org)
-    watcher = make_track_watcher(state, resolve, lambda: _public_base(state))
+    watcher = make_track_watcher(state, resolve, lambda: state.background_url)
     state.billing = BillingHooks(
         maintenance=maintenance_hook(state),
         past_due=past_due_instances,
         payment_method=payment_method_json,
         trial_used=plan_trial_used,
-        seat_billing=make_seat_billing(resolve, lambda: _public_base(state)),
+        seat_billing=make_seat_billing(resolve, lambda: state.background_url),
         invoice_lister=list_invoices,
         invoice_finalizer=lambda ctx, body: finalize_invoice(ctx, body, resolve),  # invoices.finalize
         invoice_actions=InvoiceActions(resolve, pages_hooks.complete_checkout),  # invoices.void and .pay

@@ -26,7 +26,7 @@ class Operations:
         self.state = state
         self.services = dict(services)
 
-    def ctx(self, org_pk: int, env: str) -> Ctx:
+    def ctx(self, org_pk: int, env: str, base_url: str | None = None) -> Ctx:
         with self.state.db.read() as conn:
             row = conn.execute(select(organizations).where(organizations.c.pk == org_pk)).one()
         offset = row.sandbox_clock_offset_ms if env == "sandbox" else row.live_clock_offset_ms
@@ -37,7 +37,8 @@ class Operations:
             clock_offset_ms=int(offset or 0),
             catalog_version=int(row.catalog_version),
         )
-        return Ctx(self.state, tenant)
+        public = self.state.public_url or (base_url.rstrip("/") if base_url else "")
+        return Ctx(self.state, tenant, base_url=public)  # "": the app's background URL
 
     def run(self, org_pk: int, env: str, name: str, raw: dict[str, Any], base_url: str | None = None) -> Any:
         """``name`` (e.g. ``billing.attach``) with ``raw`` as if it were the request's JSON body."""
@@ -53,6 +54,4 @@ class Operations:
                 raise AutumnError(400, "invalid_inputs", describe_validation_error(exc)) from exc
             check_nulls(parsed)
             body = parsed.model_dump(mode="json", exclude_unset=True)
-        if base_url and name.startswith("billing."):
-            body["_base_url"] = base_url
-        return service(self.ctx(org_pk, env), body)
+        return service(self.ctx(org_pk, env, base_url), body)

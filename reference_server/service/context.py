@@ -51,11 +51,17 @@ class AppState:
     async_pool: AsyncPool | None = None
     """PostgreSQL only: the event loop's connections for check and track's single statement."""
     public_url: str | None = None
-    request_base_url: str | None = None
-    """The base URL the last billing request came in on (when ``public_url`` is not configured)."""
-    """``AUTUMN_PUBLIC_URL``: the base of checkout and portal links (None: the request's Host)."""
+    bind_url: str | None = None
+    """The URL of the address the server was configured to listen on (``http://host:port``)."""
+    """``AUTUMN_PUBLIC_URL``: the base of checkout and portal links (None: each request's own base URL)."""
     background_lease: LeaderLease | None = None
     """Held while this process runs the background jobs (:mod:`reference_server.jobs`)."""
+
+    @property
+    def background_url(self) -> str:
+        """The base of links made with no request (renewals, processor events): the configured public
+        URL, else the address the server listens on."""
+        return self.public_url or self.bind_url or "http://127.0.0.1"
 
 
 @dataclass
@@ -66,6 +72,13 @@ class Ctx:
     tenant: Tenant
     customer_token: CustomerToken | None = None
     """The verified ``am_jwt_`` token the request was made with (None: a secret key)."""
+    base_url: str = ""
+    """The base of the links this request hands out (checkout, portal): ``public_url`` when configured,
+    else the URL the request came in on (set by the router); "" becomes ``state.background_url``."""
+
+    def __post_init__(self) -> None:
+        if not self.base_url:
+            self.base_url = self.state.background_url
 
     @property
     def db(self) -> Database:
