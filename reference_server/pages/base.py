@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -25,8 +25,9 @@ from reference_server.billing.records import (
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.local.cards import TEST_CARD_HINTS, CardError
 from reference_server.processors.registry import processor_for
+from reference_server.store.customer_lookup import customer_by_pk, customer_owner
 from reference_server.store.dashboard_tables import branding_of
-from reference_server.store.tables import customers, plans
+from reference_server.store.plan_summaries import latest_plan
 
 from .context import PagesContext
 from .formatting import price_label
@@ -49,8 +50,9 @@ def window_passed(conn: Connection, session: SessionRecord, now: int) -> bool:
 
 
 def customer_ref(conn: Connection, customer_pk: int) -> CustomerRef:
-    row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).one()
-    return CustomerRef(row.pk, row.id, row.email, row.name, row.stripe_id)
+    row = customer_by_pk(conn, customer_pk)
+    # customers.id is nullable while CustomerRef.id is not: the ref carries the row's id as it is
+    return CustomerRef(row.pk, cast(str, row.id), row.email, row.name, row.stripe_id)
 
 
 class PageBase:
@@ -81,10 +83,8 @@ class PageBase:
     @staticmethod
     def _chrome(conn: Connection, customer_pk: int, back_url: str | None = None) -> dict[str, Any]:
         """The page's frame: the organization's name and logo, the test-mode badge, the way back."""
-        owner = conn.execute(
-            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
-        ).one()
-        brand = branding_of(conn, int(owner.org_pk))
+        owner = customer_owner(conn, customer_pk)
+        brand = branding_of(conn, owner.org_pk)
         return {
             "brand": brand,
             "test_mode": owner.env != "live",
@@ -98,19 +98,8 @@ class PageBase:
         """(plan name, "Then $20.00/month") for the plan a session attaches; Nones without one."""
         if not plan_id:
             return None, None
-        owner = conn.execute(
-            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
-        ).one()
-        row = conn.execute(
-            select(plans.c.name, plans.c.price)
-            .where(
-                plans.c.org_pk == owner.org_pk,
-                plans.c.env == owner.env,
-                plans.c.id == str(plan_id),
-                plans.c.is_latest.is_(True),
-            )
-            .limit(1)
-        ).first()
+        owner = customer_owner(conn, customer_pk)
+        row = latest_plan(conn, owner.org_pk, owner.env, str(plan_id))
         if row is None:
             return None, None
         label = price_label(row.price, currency)

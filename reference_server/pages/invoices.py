@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
 from reference_server.billing.records import invoice_by_id, invoice_lines_of, payment_method_by_pk
-from reference_server.store.billing_tables import charges
 from reference_server.store.dashboard_tables import Branding
+from reference_server.store.invoice_charges import paying_payment_method_pk
 
 from .base import DRAFT_NOTICE, PageBase, customer_ref
 from .formatting import format_date, format_money
@@ -30,12 +30,7 @@ class InvoicePages(PageBase):
         chrome = self._chrome(conn, row.customer_pk)
         brand: Branding = chrome["brand"]
         customer = customer_ref(conn, row.customer_pk)
-        paid_with = conn.execute(
-            select(charges.c.payment_method_pk)
-            .where(charges.c.invoice_pk == row.pk, charges.c.status == "succeeded")
-            .order_by(charges.c.pk.desc())
-            .limit(1)
-        ).scalar()
+        paid_with = paying_payment_method_pk(conn, row.pk)
         card = payment_method_by_pk(conn, paid_with) if paid_with is not None else None
         credit = int(row.credit_applied or 0)
         doc = InvoiceDocument(

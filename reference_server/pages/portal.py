@@ -6,15 +6,16 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from reference_server.billing.records import CustomerRef, PaymentMethodInfo, SessionRecord, customer_invoices
 from reference_server.engine.billing.money import currency_exponent
 from reference_server.errors import AutumnError
-from reference_server.store.billing_tables import subscription_billing
-from reference_server.store.tables import customer_plans, customers, plans
+from reference_server.store.customer_lookup import customer_owner
+from reference_server.store.held_plans import active_main_plan_groups, held_plans
+from reference_server.store.plan_summaries import latest_main_plans_in
 
 from .base import PageBase, customer_ref
 from .context import PortalSubscription
@@ -31,34 +32,7 @@ NOTICES = {
 
 def default_portal_subscriptions(conn: Connection, customer_pk: int, now: int) -> list[PortalSubscription]:
     """The customer's active and scheduled plans, read from the core's tables."""
-    rows = conn.execute(
-        select(
-            customer_plans.c.plan_id,
-            customer_plans.c.status,
-            customer_plans.c.canceled_at,
-            customer_plans.c.expires_at,
-            customer_plans.c.current_period_end,
-            customer_plans.c.trial_ends_at,
-            customer_plans.c.starts_at,
-            customer_plans.c.started_at,
-            customer_plans.c.current_period_start,
-            plans.c.name,
-            plans.c.price,
-            plans.c.add_on,
-            subscription_billing.c.past_due,
-        )
-        .select_from(
-            customer_plans.join(plans, customer_plans.c.plan_pk == plans.c.pk).outerjoin(
-                subscription_billing, subscription_billing.c.customer_plan_pk == customer_plans.c.pk
-            )
-        )
-        .where(
-            customer_plans.c.customer_pk == customer_pk,
-            customer_plans.c.status.in_(("active", "scheduled")),
-            customer_plans.c.entity_pk.is_(None),
-        )
-        .order_by(customer_plans.c.pk)
-    ).all()
+    rows = held_plans(conn, customer_pk)
     result = []
     for row in rows:
         if row.status == "scheduled":
@@ -82,36 +56,12 @@ def switch_options(
 ) -> list[dict[str, Any]]:
     """Plans the customer can switch to in the portal: the latest version of each main (not add-on)
     plan of the groups they are in, other than the ones they have."""
-    owner = conn.execute(
-        select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
-    ).one()
+    owner = customer_owner(conn, customer_pk)
     held = {sub.plan_id for sub in current}
-    groups = set(
-        conn.execute(
-            select(plans.c.group)
-            .select_from(customer_plans.join(plans, customer_plans.c.plan_pk == plans.c.pk))
-            .where(
-                customer_plans.c.customer_pk == customer_pk,
-                customer_plans.c.status == "active",
-                customer_plans.c.entity_pk.is_(None),
-                plans.c.add_on.is_(False),
-            )
-        ).scalars()
-    )
+    groups = active_main_plan_groups(conn, customer_pk)
     if not groups:
         return []
-    rows = conn.execute(
-        select(plans.c.id, plans.c.name, plans.c.price)
-        .where(
-            plans.c.org_pk == owner.org_pk,
-            plans.c.env == owner.env,
-            plans.c.is_latest.is_(True),
-            plans.c.archived.is_(False),
-            plans.c.add_on.is_(False),
-            plans.c.group.in_(groups),
-        )
-        .order_by(plans.c.pk)
-    ).all()
+    rows = latest_main_plans_in(conn, owner.org_pk, owner.env, groups)
     return [
         {"plan_id": r.id, "name": r.name, "price": price_label(r.price) or "Free"}
         for r in rows

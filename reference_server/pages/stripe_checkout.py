@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -21,7 +21,7 @@ from reference_server.processors.stripe.checkout import (
     ERROR_KEY,
     CompletedSetup,
 )
-from reference_server.store.tables import customers
+from reference_server.store.customer_lookup import customer_owner
 
 from .base import customer_ref, window_passed
 from .checkout import CheckoutPages
@@ -149,11 +149,9 @@ class StripeCheckoutPages(CheckoutPages, SetupPages):
         session = load_session(conn, str(server_id), kind, lock=True)
         if session is None:
             return "ignored"
-        owner = conn.execute(
-            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == session.customer_pk)
-        ).one()
+        owner = customer_owner(conn, session.customer_pk)
         processor = self._stripe(conn, session.customer_pk)
-        if (int(owner.org_pk), str(owner.env)) != (org_pk, env) or processor is None:
+        if (owner.org_pk, owner.env) != (org_pk, env) or processor is None:
             return "ignored"
         setup = processor.completed_card_setup(checkout_id)
         if setup is None or setup.server_session_id != session.id:

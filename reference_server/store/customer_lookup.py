@@ -1,0 +1,29 @@
+"""A customer looked up by its row key, as the hosted pages and the dashboard hold it (a session or an
+invoice names the customer's pk): the customer itself, and the organization and environment owning it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from .subjects import CUSTOMER_COLUMNS, CustomerRow, customer_from_row
+from .tables import customers
+
+
+@dataclass(frozen=True)
+class CustomerOwner:
+    """The organization and environment (``sandbox`` or ``live``) a customer belongs to."""
+
+    org_pk: int
+    env: str
+
+
+def customer_owner(conn: Connection, customer_pk: int) -> CustomerOwner:
+    row = conn.execute(select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)).one()
+    return CustomerOwner(int(row.org_pk), str(row.env))
+
+
+def customer_by_pk(conn: Connection, customer_pk: int) -> CustomerRow:
+    row = conn.execute(select(*CUSTOMER_COLUMNS).where(customers.c.pk == customer_pk)).one()
+    return customer_from_row(row)
