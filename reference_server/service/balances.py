@@ -16,7 +16,7 @@ from reference_server.engine.model import Source, r10
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, feature_not_found, invalid
 from reference_server.service.context import Ctx
-from reference_server.service.customers import require_customer
+from reference_server.service.maintenance import require_customer
 from reference_server.service.usage import (
     resolve_subject,
 )

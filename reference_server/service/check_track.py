@@ -25,9 +25,9 @@ from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, feature_not_found, invalid
 from reference_server.service.catalog_ops import product_json
 from reference_server.service.context import Ctx
-from reference_server.service.customers import catch_up, needs_maintenance
 from reference_server.service.entities import with_seat_charge
-from reference_server.service.locks import store_lock
+from reference_server.service.lock_settlement import store_lock
+from reference_server.service.maintenance import catch_up, load_checked_subject, needs_maintenance
 from reference_server.service.plan_controls import PlanDefaults, plan_defaults
 from reference_server.service.subscriptions import load_instances
 from reference_server.service.usage import (
@@ -38,7 +38,6 @@ from reference_server.service.usage import (
     deduct_feature,
     event_values,
     involved_feature_ids,
-    load_checked_subject,
     lock_params,
     record_event,
     resolve_subject,

@@ -17,13 +17,18 @@ from reference_server.errors import AutumnError, customer_not_found, invalid, pl
 from reference_server.service.catalog_ops import plan_json
 from reference_server.service.context import Ctx
 from reference_server.service.license_pools import customer_licenses
+from reference_server.service.maintenance import (
+    catch_up,
+    needs_maintenance,
+    require_customer,
+    run_maintenance,
+)
 from reference_server.service.plan_controls import plan_defaults
 from reference_server.service.subscriptions import (
     Instance,
     attach_defaults,
     instance_from_row,
     load_instances,
-    run_maintenance,
 )
 from reference_server.service.usage_limits import check_limits, limits_view
 from reference_server.store.catalog import Catalog
@@ -326,31 +331,6 @@ def _referrals(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
-
-
-def require_customer(
-    ctx: Ctx, conn: Connection, cat: Catalog, customer_id: str, *, lock: bool = False
-) -> tuple[CustomerRow, int]:
-    """The customer (locked for writing when asked) after due maintenance, and its current time."""
-    customer = get_customer(conn, ctx.tenant, customer_id, lock=lock)
-    if customer is None:
-        raise customer_not_found(customer_id)
-    now = ctx.now(customer.clock_offset_ms)
-    if lock and customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
-        run_maintenance(ctx, conn, cat, customer, now)
-    return customer, now
-
-
-def needs_maintenance(ctx: Ctx, customer: CustomerRow) -> bool:
-    due = customer.maintenance_due_at
-    return due is not None and due <= ctx.now(customer.clock_offset_ms)
-
-
-def catch_up(ctx: Ctx, customer_id: str) -> None:
-    """Run due maintenance in its own write transaction (used before read-only paths)."""
-    with ctx.db.write() as conn:
-        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        require_customer(ctx, conn, cat, customer_id, lock=True)
 
 
 def _clean_email(email: Any) -> str | None:

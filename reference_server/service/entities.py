@@ -19,13 +19,11 @@ from reference_server.errors import (
 )
 from reference_server.service.context import Ctx
 from reference_server.service.customers import (
-    catch_up,
     controls_json,
     create_customer_row,
     entity_subject_json,
-    needs_maintenance,
-    require_customer,
 )
+from reference_server.service.maintenance import catch_up, needs_maintenance, require_customer
 from reference_server.service.usage import controls_for
 from reference_server.service.usage_limits import check_limits
 from reference_server.store.subjects import (

@@ -21,8 +21,8 @@ from reference_server.errors import (
     plan_not_found,
 )
 from reference_server.service.context import Ctx
-from reference_server.service.customers import require_customer
 from reference_server.service.license_pools import customer_licenses
+from reference_server.service.maintenance import require_customer
 from reference_server.service.subscriptions import activate_plan, expire_instance
 from reference_server.store import licenses as store
 from reference_server.store.catalog import Catalog

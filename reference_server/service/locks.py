@@ -1,182 +1,16 @@
-"""Balance locks (billing-semantics §4.4): a check or track holds units until ``balances.finalize``.
-
-A lock deducts at once and stores a receipt of exactly which sources and rollovers paid; confirm
-settles the difference to the final value, release (or expiry) gives the units back to the same
-sources.
-"""
+"""``balances.finalize``: confirm or release a balance lock (billing-semantics §4.4); storing and
+settling locks is :mod:`.lock_settlement`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
-from sqlalchemy.exc import IntegrityError
-
-from reference_server.engine.deduction import (
-    DeductionResult,
-)
-from reference_server.engine.model import Feature, Source, num, r10
-from reference_server.engine.resets import apply_due_resets
-from reference_server.errors import AutumnError, invalid
+from reference_server.errors import invalid
 from reference_server.service.context import Ctx
-from reference_server.service.customers import require_customer
-from reference_server.service.plan_controls import plan_defaults
-from reference_server.service.subscriptions import schedule_maintenance
-from reference_server.service.usage import (
-    controls_map,
-    deduct_feature,
-    involved_feature_ids,
-    record_event,
-)
-from reference_server.store.catalog import Catalog
-from reference_server.store.subjects import (
-    CustomerRow,
-    EntityRow,
-    get_entity,
-    load_sources,
-    save_sources,
-    scoped,
-)
-from reference_server.store.tables import locks
-
-LOCK_MAX_MS = 24 * 3_600_000
-
-
-# ---------------------------------------------------------------- locks
-
-
-def store_lock(
-    conn: Connection,
-    ctx: Ctx,
-    customer: CustomerRow,
-    entity: EntityRow | None,
-    feature: Feature,
-    lock: dict[str, Any],
-    value: float,
-    results: list[tuple[Feature, DeductionResult]],
-    now: int,
-) -> None:
-    if feature.type == "metered" and not feature.consumable:
-        raise invalid("Lock is not supported for allocated features")
-    lock_id = str(lock["lock_id"])
-    if len(lock_id) > 256:
-        raise invalid("lock.lock_id: must be at most 256 characters", "invalid_inputs")
-    expires_at = lock.get("expires_at")
-    expires_at = int(expires_at) if expires_at is not None else now + LOCK_MAX_MS
-    if expires_at > now + LOCK_MAX_MS:
-        raise invalid("lock.expires_at: must be at most 24 hours in the future", "invalid_inputs")
-    receipt = [entry for _, r in results for entry in r.receipt]
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(locks).values(
-                    org_pk=ctx.tenant.org_pk,
-                    env=ctx.tenant.env,
-                    lock_id=lock_id,
-                    customer_pk=customer.pk,
-                    entity_id=entity.id if entity else None,
-                    feature_id=feature.id,
-                    value=value,
-                    receipt=receipt,
-                    expires_at=expires_at,
-                    created_at=now,
-                )
-            )
-    except IntegrityError as exc:
-        raise AutumnError(409, "lock_already_exists", f"Lock {lock_id} already exists") from exc
-    schedule_maintenance(conn, customer.pk, expires_at)
-
-
-def _give_back(
-    sources_by_pk: dict[int, Source], receipt: list[dict[str, Any]], amount: float
-) -> list[dict[str, Any]]:
-    """Return ``amount`` (receipt units, newest entries first) to exactly the sources it came from."""
-    touched: list[dict[str, Any]] = []
-    need = amount
-    for entry in reversed(receipt):
-        if need <= 0:
-            break
-        s = sources_by_pk.get(int(entry["source_pk"]))
-        if s is None:
-            continue
-        part = min(need, float(entry["amount"])) if entry["amount"] > 0 else 0.0
-        if part <= 0:
-            continue
-        if entry.get("rollover_id"):
-            for r in s.rollovers:
-                if r.id == entry["rollover_id"]:
-                    r.balance = r10(r.balance + part)
-                    r.usage = r10(max(0.0, r.usage - part))
-        else:
-            s.balance = r10(s.balance + part)
-        s.dirty = True
-        need = r10(need - part)
-        touched.append(
-            {
-                "balance_id": s.id,
-                "feature_id": s.feature_id,
-                "plan_id": s.plan_id,
-                "reset": s.reset_json(),
-                "value": num(-part),
-            }
-        )
-    return touched
-
-
-def _apply_lock_delta(
-    ctx: Ctx,
-    conn: Connection,
-    cat: Catalog,
-    customer: CustomerRow,
-    row: Any,
-    final: float,
-    now: int,
-    properties: dict[str, Any] | None,
-) -> None:
-    locked = float(row.value)
-    delta = r10(final - locked)
-    if delta != 0:
-        feature = cat.features.get(row.feature_id)
-        if feature is not None:
-            ids = involved_feature_ids(cat, [feature])
-            sources = load_sources(conn, customer.pk, ids)
-            apply_due_resets(sources, now)
-            by_pk = {s.pk: s for s in sources}
-            entity = get_entity(conn, customer.pk, row.entity_id) if row.entity_id else None
-            subject = scoped(sources, entity)
-            if delta < 0 and locked > 0:
-                receipt = list(row.receipt or [])
-                # The receipt is in each source's own units; scale the feature delta by the locked ratio.
-                total = sum(float(e["amount"]) for e in receipt)
-                deductions = _give_back(by_pk, receipt, total * (-delta / locked))
-            else:
-                controls = controls_map(customer, entity, ids, plan_defaults(cat, subject, now))
-                res = deduct_feature(cat, feature, subject, delta, controls, now, entity, "cap")
-                deductions = res.deductions
-            save_sources(conn, sources)
-        else:
-            deductions = []
-        record_event(
-            conn,
-            ctx,
-            customer,
-            entity_id=row.entity_id,
-            name=row.feature_id,
-            value=delta,
-            properties=properties,
-            deductions=deductions,
-            timestamp=now,
-        )
-    conn.execute(delete(locks).where(locks.c.pk == row.pk))
-
-
-def release_expired_locks(ctx: Ctx, conn: Connection, customer: CustomerRow, now: int) -> None:
-    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-    rows = conn.execute(
-        select(locks).where(locks.c.customer_pk == customer.pk, locks.c.expires_at <= now)
-    ).all()
-    for row in rows:
-        _apply_lock_delta(ctx, conn, cat, customer, row, 0.0, now, None)
+from reference_server.service.lock_settlement import apply_lock_delta
+from reference_server.service.maintenance import require_customer
+from reference_server.store import locks_repo
+from reference_server.store.subjects import customer_by_pk
 
 
 def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -186,20 +20,15 @@ def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         raise invalid("action: must be one of: confirm, release", "invalid_inputs")
     not_found = invalid(f"Lock not found for ID: {lock_id}")
     with ctx.db.write() as conn:
-        q = select(locks).where(
-            locks.c.org_pk == ctx.tenant.org_pk, locks.c.env == ctx.tenant.env, locks.c.lock_id == lock_id
-        )
-        row = conn.execute(q).first()
+        row = locks_repo.find_lock(conn, ctx.tenant, lock_id)
         if row is None:
             raise not_found
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        from reference_server.store.subjects import customer_from_row
-        from reference_server.store.tables import customers
-
-        crow = conn.execute(select(customers).where(customers.c.pk == row.customer_pk)).one()
-        customer = customer_from_row(crow)
-        customer, now = require_customer(ctx, conn, cat, customer.id or "", lock=True)
-        row = conn.execute(q.with_for_update() if conn.dialect.name == "postgresql" else q).first()
+        owner = customer_by_pk(conn, row.customer_pk)
+        if owner is None:
+            raise not_found
+        customer, now = require_customer(ctx, conn, cat, owner.id or "", lock=True)
+        row = locks_repo.find_lock(conn, ctx.tenant, lock_id, lock=True)
         expired = row is None or row.expires_at <= now
         if row is not None and not expired:
             final = (
@@ -207,7 +36,7 @@ def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 if action == "release"
                 else float(body["override_value"] if body.get("override_value") is not None else row.value)
             )
-            _apply_lock_delta(ctx, conn, cat, customer, row, final, now, body.get("properties"))
+            apply_lock_delta(ctx, conn, cat, customer, row, final, now, body.get("properties"))
     if expired:
         raise not_found
     return {"success": True}

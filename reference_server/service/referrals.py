@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from reference_server.engine.intervals import boundary
 from reference_server.errors import AutumnError
 from reference_server.service.context import Ctx
-from reference_server.service.customers import require_customer
+from reference_server.service.maintenance import require_customer
+from reference_server.service.subscriptions import activate_plan
 from reference_server.store import rewards_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, customer_from_row, insert_source
@@ -92,8 +93,6 @@ def _apply_reward(
     if reward.type == "feature_grant":
         _grant(conn, cat, customer.pk, reward, now)
     elif reward.type == "free_product" and reward.free_plan_id in cat.plans:
-        from reference_server.service.subscriptions import activate_plan
-
         activate_plan(conn, cat, customer=customer, entity=None, plan=cat.plans[reward.free_plan_id], now=now)
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection
 
-from reference_server.engine.intervals import next_boundary_after
-from reference_server.service.context import Ctx
+from reference_server.engine.intervals import FIXED_MS, add_months, next_boundary_after
+from reference_server.store import plan_instances
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.licenses import end_seats_of
 from reference_server.store.subjects import CustomerRow, EntityRow, insert_source, load_sources
-from reference_server.store.tables import balance_sources, customer_plans, customers, entities, locks
 
 
 @dataclass
@@ -62,9 +61,7 @@ def expire_scheduled_switches(
             and plan.group == group
             and not plan.add_on
         ):
-            conn.execute(
-                update(customer_plans).where(customer_plans.c.pk == inst.pk).values(status="expired")
-            )
+            plan_instances.set_status(conn, inst.pk, "expired")
             expired.append(inst)
     return expired
 
@@ -74,24 +71,13 @@ def instance_from_row(r: Any) -> Instance:
 
 
 def load_instances(conn: Connection, customer_pk: int, *, include_expired: bool = False) -> list[Instance]:
-    q = (
-        select(customer_plans)
-        .where(customer_plans.c.customer_pk == customer_pk)
-        .order_by(customer_plans.c.pk)
-    )
-    if not include_expired:
-        q = q.where(customer_plans.c.status != "expired")
-    return [instance_from_row(r) for r in conn.execute(q)]
+    rows = plan_instances.instance_rows(conn, customer_pk, include_expired=include_expired)
+    return [instance_from_row(r) for r in rows]
 
 
 def schedule_maintenance(conn: Connection, customer_pk: int, at: int) -> None:
     """Remember that something (a plan transition, a lock expiry) is due for this customer at ``at``."""
-    conn.execute(
-        update(customers)
-        .where(customers.c.pk == customer_pk)
-        .where(or_(customers.c.maintenance_due_at.is_(None), customers.c.maintenance_due_at > at))
-        .values(maintenance_due_at=at)
-    )
+    plan_instances.schedule_maintenance(conn, customer_pk, at)
 
 
 def _item_interval(item: dict[str, Any], continuous: bool) -> tuple[str | None, int]:
@@ -188,13 +174,7 @@ def create_item_sources(
 
 
 def entity_usage(conn: Connection, customer_pk: int, feature_id: str) -> float:
-    return float(
-        conn.execute(
-            select(func.count())
-            .select_from(entities)
-            .where(entities.c.customer_pk == customer_pk, entities.c.feature_id == feature_id)
-        ).scalar_one()
-    )
+    return float(plan_instances.entity_count(conn, customer_pk, feature_id))
 
 
 def with_entity_usage(
@@ -230,26 +210,23 @@ def activate_plan(
     current_period_end: int | None = None,
 ) -> int:
     """Create a plan instance; an ``active`` one gets its balances now, a ``scheduled`` one later."""
-    instance_pk = int(
-        conn.execute(
-            insert(customer_plans)
-            .values(
-                customer_pk=customer.pk,
-                entity_pk=entity.pk if entity else None,
-                plan_pk=plan.pk,
-                plan_id=plan.id,
-                subscription_id=subscription_id,
-                status=status,
-                quantity=quantity,
-                started_at=starts_at if starts_at is not None else now,
-                starts_at=starts_at,
-                trial_ends_at=trial_ends_at,
-                current_period_start=current_period_start,
-                current_period_end=current_period_end,
-                created_at=now,
-            )
-            .returning(customer_plans.c.pk)
-        ).scalar_one()
+    instance_pk = plan_instances.insert_instance(
+        conn,
+        {
+            "customer_pk": customer.pk,
+            "entity_pk": entity.pk if entity else None,
+            "plan_pk": plan.pk,
+            "plan_id": plan.id,
+            "subscription_id": subscription_id,
+            "status": status,
+            "quantity": quantity,
+            "started_at": starts_at if starts_at is not None else now,
+            "starts_at": starts_at,
+            "trial_ends_at": trial_ends_at,
+            "current_period_start": current_period_start,
+            "current_period_end": current_period_end,
+            "created_at": now,
+        },
     )
     if status == "scheduled":
         if starts_at is not None:
@@ -285,7 +262,7 @@ class ExpiredState:
 
 def expire_instance(conn: Connection, instance_pk: int, now: int) -> ExpiredState:
     """End a plan instance now: its balances disappear; continuous usage is handed to the successor."""
-    row = conn.execute(select(customer_plans).where(customer_plans.c.pk == instance_pk)).one()
+    row = plan_instances.instance_row(conn, instance_pk)
     state = ExpiredState({}, {})
     for s in load_sources(conn, row.customer_pk):
         if s.customer_plan_pk != instance_pk or s.is_flag:
@@ -294,13 +271,8 @@ def expire_instance(conn: Connection, instance_pk: int, now: int) -> ExpiredStat
             state.continuous_usage[s.feature_id] = state.continuous_usage.get(s.feature_id, 0.0) + s.usage
         elif s.next_reset_at is not None and s.interval is not None:
             state.next_resets[(s.feature_id, s.interval)] = s.next_reset_at
-    conn.execute(delete(balance_sources).where(balance_sources.c.customer_plan_pk == instance_pk))
-    conn.execute(
-        update(customer_plans)
-        .where(customer_plans.c.pk == instance_pk)
-        .values(
-            status="expired", expires_at=row.expires_at if row.expires_at and row.expires_at <= now else now
-        )
+    plan_instances.end_instance(
+        conn, instance_pk, row.expires_at if row.expires_at and row.expires_at <= now else now
     )
     for seat_pk in end_seats_of(conn, instance_pk, now):  # license seats end with the plan giving them
         expire_instance(conn, seat_pk, now)
@@ -320,8 +292,6 @@ def default_plans(cat: Catalog) -> list[Plan]:
 
 
 def trial_end(plan: Plan, now: int) -> int | None:
-    from reference_server.engine.intervals import FIXED_MS, add_months
-
     trial = plan.free_trial
     if not trial or trial.get("card_required", True):
         return None
@@ -369,79 +339,3 @@ def activate_group_default(
                 now=now,
                 carried_usage=carried.continuous_usage if carried else None,
             )
-
-
-def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, now: int) -> None:
-    """Apply everything that became due: plan expiries, scheduled activations, expired locks."""
-    from reference_server.service.locks import release_expired_locks
-
-    due = customer.maintenance_due_at
-    if due is None or due > now:
-        return
-    billing = ctx.state.billing.maintenance
-    if billing is not None:  # paid billing: renewals, trial ends, period-end switches (billing.plan_changes)
-        billing(ctx, conn, cat, customer, now)
-    instances = load_instances(conn, customer.pk)
-    # Expire ended instances first, then start scheduled ones, in time order.
-    for inst in sorted(instances, key=lambda i: i.expires_at or 0):
-        if inst.status == "active" and inst.expires_at is not None and inst.expires_at <= now:
-            expire_instance(conn, inst.pk, now)
-    for inst in sorted(instances, key=lambda i: i.starts_at or 0):
-        if inst.status == "scheduled" and inst.starts_at is not None and inst.starts_at <= now:
-            plan = cat.plans_by_pk.get(inst.plan_pk)
-            conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(status="active"))
-            if plan is not None:
-                entity = None
-                if inst.entity_pk is not None:
-                    from reference_server.store.subjects import entity_from_row
-
-                    erow = conn.execute(select(entities).where(entities.c.pk == inst.entity_pk)).first()
-                    entity = entity_from_row(erow) if erow is not None else None
-                carried = with_entity_usage(conn, cat, customer.pk, plan) if entity is None else {}
-                create_item_sources(
-                    conn,
-                    cat,
-                    customer_pk=customer.pk,
-                    entity_pk=inst.entity_pk,
-                    instance_pk=inst.pk,
-                    plan=plan,
-                    now=now,
-                    anchor_at=inst.starts_at,
-                    quantity=inst.quantity,
-                    carried_usage=carried,
-                )
-    release_expired_locks(ctx, conn, customer, now)
-    next_due = _next_due(conn, customer.pk)
-    conn.execute(update(customers).where(customers.c.pk == customer.pk).values(maintenance_due_at=next_due))
-    customer.maintenance_due_at = next_due
-
-
-def _next_due(conn: Connection, customer_pk: int) -> int | None:
-    candidates = [
-        conn.execute(
-            select(func.min(customer_plans.c.expires_at)).where(
-                customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active"
-            )
-        ).scalar(),
-        conn.execute(
-            select(func.min(customer_plans.c.starts_at)).where(
-                customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "scheduled"
-            )
-        ).scalar(),
-        conn.execute(select(func.min(locks.c.expires_at)).where(locks.c.customer_pk == customer_pk)).scalar(),
-        conn.execute(
-            select(func.min(customer_plans.c.current_period_end)).where(
-                customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active"
-            )
-        ).scalar(),
-        # A default plan's trial (attach_defaults) has no billing period until paid billing converts it.
-        conn.execute(
-            select(func.min(customer_plans.c.trial_ends_at)).where(
-                customer_plans.c.customer_pk == customer_pk,
-                customer_plans.c.status == "active",
-                customer_plans.c.current_period_end.is_(None),
-            )
-        ).scalar(),
-    ]
-    present = [int(c) for c in candidates if c is not None]
-    return min(present) if present else None

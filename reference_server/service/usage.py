@@ -22,7 +22,6 @@ from reference_server.engine.deduction import (
 from reference_server.engine.model import Controls, Feature, Source
 from reference_server.errors import AutumnError, entity_not_found
 from reference_server.service.context import Ctx
-from reference_server.service.subscriptions import run_maintenance
 from reference_server.store import idempotency
 from reference_server.store.catalog import Catalog
 from reference_server.store.db import after_transaction
@@ -31,8 +30,6 @@ from reference_server.store.subjects import (
     CustomerRow,
     EntityRow,
     get_entity,
-    load_sources,
-    load_subject,
 )
 
 
@@ -167,23 +164,6 @@ def balance_of(
 ) -> dict[str, Any] | None:
     feature = cat.features[fid]
     return derive_balance(feature, [s for s in subject if s.feature_id == fid], now, expand)
-
-
-def load_checked_subject(
-    ctx: Ctx, conn: Connection, cat: Catalog, customer_id: str, ids: set[str], *, lock: bool
-) -> tuple[CustomerRow, list[Source], int]:
-    """Customer + sources in one query; on write paths, due maintenance first (then a reload)."""
-    loaded = load_subject(conn, ctx.tenant, customer_id, ids, lock=lock)
-    if loaded is None:
-        from reference_server.errors import customer_not_found
-
-        raise customer_not_found(customer_id)
-    customer, sources = loaded
-    now = ctx.now(customer.clock_offset_ms)
-    if lock and customer.maintenance_due_at is not None and customer.maintenance_due_at <= now:
-        run_maintenance(ctx, conn, cat, customer, now)
-        sources = load_sources(conn, customer.pk, ids)
-    return customer, sources, now
 
 
 # ---------------------------------------------------------------- track

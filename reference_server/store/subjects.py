@@ -319,3 +319,13 @@ def set_anchor(conn: Connection, source_pks: list[int], anchor_at: int) -> None:
 
 def delete_sources(conn: Connection, source_pks: list[int]) -> None:
     conn.execute(delete(balance_sources).where(balance_sources.c.pk.in_(source_pks)))
+
+
+def customer_by_pk(conn: Connection, customer_pk: int) -> CustomerRow | None:
+    row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).first()
+    return customer_from_row(row) if row is not None else None
+
+
+def entity_by_pk(conn: Connection, entity_pk: int) -> EntityRow | None:
+    r = conn.execute(select(entities).where(entities.c.pk == entity_pk)).first()
+    return entity_from_row(r) if r is not None else None
