@@ -6,7 +6,7 @@ import base64
 import re
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.balances import derive_balance, derive_flag
@@ -31,23 +31,17 @@ from reference_server.service.subscriptions import (
     load_instances,
 )
 from reference_server.service.usage_limits import check_limits, limits_view
+from reference_server.store import customers_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import (
     CustomerRow,
     EntityRow,
-    customer_from_row,
     get_customer,
     list_entities,
     load_sources,
     load_sources_for,
     save_sources,
     scoped,
-)
-from reference_server.store.tables import (
-    auto_topup_counts,
-    customer_plans,
-    customers,
-    redemptions,
 )
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -109,16 +103,7 @@ def take_topup_counts(controls: dict[str, Any]) -> list[tuple[str, int]]:
 def save_topup_counts(conn: Connection, customer_pk: int, counts: list[tuple[str, int]], now: int) -> None:
     """From ``now`` on, that many top-ups of each feature count as bought in the current window."""
     for feature_id, count in counts:
-        conn.execute(
-            delete(auto_topup_counts).where(
-                auto_topup_counts.c.customer_pk == customer_pk, auto_topup_counts.c.feature_id == feature_id
-            )
-        )
-        conn.execute(
-            insert(auto_topup_counts).values(
-                customer_pk=customer_pk, feature_id=feature_id, purchase_count=count, set_at=now
-            )
-        )
+        customers_repo.replace_topup_count(conn, customer_pk, feature_id, count, now)
 
 
 def _without_nulls(item: dict[str, Any]) -> dict[str, Any]:
@@ -296,32 +281,14 @@ def _no_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]
 
 
 def _trials_used(conn: Connection, cat: Catalog, customer: CustomerRow) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(customer_plans.c.plan_id)
-        .where(customer_plans.c.customer_pk == customer.pk, customer_plans.c.trial_ends_at.is_not(None))
-        .distinct()
-    )
     return [
-        {"plan_id": r.plan_id, "customer_id": customer.id, "fingerprint": customer.fingerprint} for r in rows
+        {"plan_id": plan_id, "customer_id": customer.id, "fingerprint": customer.fingerprint}
+        for plan_id in customers_repo.trial_plan_ids(conn, customer.pk)
     ]
 
 
 def _referrals(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
-    from reference_server.store.tables import reward_programs
-
-    rows = conn.execute(
-        select(
-            redemptions,
-            customers.c.id.label("cid"),
-            customers.c.name.label("cname"),
-            customers.c.email.label("cemail"),
-            reward_programs.c.id.label("program_id"),
-        )
-        .join(customers, customers.c.pk == redemptions.c.customer_pk)
-        .join(reward_programs, reward_programs.c.pk == redemptions.c.program_pk)
-        .where(redemptions.c.referrer_pk == customer.pk, redemptions.c.kind == "referral")
-        .order_by(redemptions.c.pk)
-    )
+    rows = customers_repo.referrals_by(conn, customer.pk)
     return [
         {
             "program_id": r.program_id,
@@ -372,10 +339,9 @@ def create_customer_row(
         "clock_offset_ms": 0,
         "created_at": now,
     }
-    pk = conn.execute(insert(customers).values(**values).returning(customers.c.pk)).scalar_one()
+    pk = customers_repo.insert_customer(conn, values)
     save_topup_counts(conn, pk, counts, now)
-    row = conn.execute(select(customers).where(customers.c.pk == pk)).one()
-    customer = customer_from_row(row)
+    customer = customers_repo.customer_at(conn, pk)
     attach_defaults(conn, cat, customer, now, only_plan=only_plan)
     return customer
 
@@ -401,7 +367,7 @@ def get_or_create(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                     if "send_email_receipts" in body and body["send_email_receipts"] is not None:
                         changes["send_email_receipts"] = bool(body["send_email_receipts"])
                     if changes:
-                        conn.execute(update(customers).where(customers.c.pk == customer.pk).values(**changes))
+                        customers_repo.update_customer(conn, customer.pk, changes)
                         for k, v in changes.items():
                             setattr(customer, k, v)
                 now = ctx.now(customer.clock_offset_ms)
@@ -458,67 +424,32 @@ def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     if not 1 <= limit <= 5000:
         raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
     descending = (body.get("sort_order") or "desc") == "desc"
-    q = select(customers).where(customers.c.org_pk == ctx.tenant.org_pk, customers.c.env == ctx.tenant.env)
-    if body.get("start_cursor"):
-        # Keyset pagination on (created_at, pk) in the requested direction.
-        after_at, after_pk = _decode_cursor(body["start_cursor"])
-        if descending:
-            q = q.where(
-                or_(
-                    customers.c.created_at < after_at,
-                    and_(customers.c.created_at == after_at, customers.c.pk < after_pk),
-                )
-            )
-        else:
-            q = q.where(
-                or_(
-                    customers.c.created_at > after_at,
-                    and_(customers.c.created_at == after_at, customers.c.pk > after_pk),
-                )
-            )
+    after = _decode_cursor(body["start_cursor"]) if body.get("start_cursor") else None
     start_at, end_at = _created_at_bound(body, "start"), _created_at_bound(body, "end")
-    if start_at is not None:
-        q = q.where(customers.c.created_at >= start_at)
-    if end_at is not None:
-        q = q.where(customers.c.created_at <= end_at)
-    if body.get("search"):
-        pattern = f"%{body['search']}%"
-        q = q.where(
-            or_(
-                customers.c.id.ilike(pattern),
-                customers.c.name.ilike(pattern),
-                customers.c.email.ilike(pattern),
-            )
-        )
     plan_filters = body.get("plans") or []
-    status = body.get("subscription_status")
-    if plan_filters or status:
-        sub = select(customer_plans.c.customer_pk).where(customer_plans.c.status != "expired")
-        if status:
-            sub = sub.where(customer_plans.c.status == status)
-        if plan_filters:
-            conds = []
-            with ctx.db.read() as conn:
-                cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-            for pf in plan_filters:
-                pks = [
-                    p.pk
-                    for p in cat.versions(pf["id"])
-                    if not pf.get("versions") or p.version in pf["versions"]
-                ]
-                conds.append(customer_plans.c.plan_pk.in_(pks))
-            sub = sub.where(or_(*conds))
-        q = q.where(customers.c.pk.in_(sub))
-    if body.get("processors") and "stripe" in body["processors"]:
-        q = q.where(customers.c.stripe_id.is_not(None))
-    if descending:
-        q = q.order_by(customers.c.created_at.desc(), customers.c.pk.desc())
-    else:
-        q = q.order_by(customers.c.created_at, customers.c.pk)
-    q = q.limit(limit + 1)
+    plan_pks: list[list[int]] | None = None
+    if plan_filters:
+        plan_pks = []
+        with ctx.db.read() as conn:
+            cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        for pf in plan_filters:
+            pks = [
+                p.pk for p in cat.versions(pf["id"]) if not pf.get("versions") or p.version in pf["versions"]
+            ]
+            plan_pks.append(pks)
+    query = customers_repo.CustomerQuery(
+        descending=descending,
+        after=after,
+        start_at=start_at,
+        end_at=end_at,
+        search=body.get("search") or None,
+        subscription_status=body.get("subscription_status") or None,
+        plan_pks=plan_pks,
+        stripe_only=bool(body.get("processors") and "stripe" in body["processors"]),
+    )
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        rows = [customer_from_row(r) for r in conn.execute(q)]
+        rows = customers_repo.customer_page(conn, ctx.tenant, query, limit)
         page = rows[:limit]
         # Two queries for the whole page (sources, plan instances) instead of two per customer.
         pks = [c.pk for c in page]
@@ -527,12 +458,7 @@ def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             sources_by[s.customer_pk].append(s)
         instances_by: dict[int, list[Instance]] = {pk: [] for pk in pks}
         if pks:
-            q_inst = (
-                select(customer_plans)
-                .where(customer_plans.c.customer_pk.in_(pks), customer_plans.c.status != "expired")
-                .order_by(customer_plans.c.pk)
-            )
-            for r in conn.execute(q_inst):
+            for r in customers_repo.live_instance_rows(conn, pks):
                 instances_by[r.customer_pk].append(instance_from_row(r))
         out = [
             customer_json(
@@ -583,9 +509,8 @@ def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             changes["id"] = body["new_customer_id"]
         save_topup_counts(conn, customer.pk, topup_counts, now)
         if changes:
-            conn.execute(update(customers).where(customers.c.pk == customer.pk).values(**changes))
-            row = conn.execute(select(customers).where(customers.c.pk == customer.pk)).one()
-            customer = customer_from_row(row)
+            customers_repo.update_customer(conn, customer.pk, changes)
+            customer = customers_repo.customer_at(conn, customer.pk)
         return customer_json(ctx, conn, cat, customer, now, persist_resets=True)
 
 
@@ -597,7 +522,7 @@ def delete_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         mirror = ctx.state.billing.subscription_mirror
         if mirror is not None:  # its Stripe subscriptions canceled (and customer deleted) after commit
             mirror.before_customer_delete(conn, customer.pk, bool(body.get("delete_in_stripe")))
-        conn.execute(delete(customers).where(customers.c.pk == customer.pk))
+        customers_repo.delete_customer(conn, customer.pk)
     return {"success": True}
 
 
