@@ -18,10 +18,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection
 
-from reference_server.store.dashboard_tables import dashboard_admins, dashboard_sessions
-from reference_server.store.tables import organizations
+from reference_server.store import dashboard_admins as admins
 
 SESSION_COOKIE = "autumn_dashboard"
 LOGIN_CSRF_COOKIE = "autumn_dashboard_login"
@@ -84,29 +83,17 @@ def create_admin(conn: Connection, org_id: str, email: str, password: str, now: 
         raise AdminError(f"not an email address: {email!r}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AdminError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    org_pk = conn.execute(
-        select(organizations.c.pk).where((organizations.c.id == org_id) | (organizations.c.slug == org_id))
-    ).scalar()
+    org_pk = admins.org_pk_of(conn, org_id)
     if org_pk is None:
         raise AdminError(f"unknown organization {org_id}")
-    if conn.execute(select(dashboard_admins.c.pk).where(dashboard_admins.c.email == email)).first():
+    if admins.admin_exists(conn, email):
         raise AdminError(f"{email} is already an admin")
-    return int(
-        conn.execute(
-            insert(dashboard_admins)
-            .values(org_pk=org_pk, email=email, password_hash=_HASHER.hash(password), created_at=now)
-            .returning(dashboard_admins.c.pk)
-        ).scalar_one()
-    )
+    return admins.insert_admin(conn, org_pk, email, _HASHER.hash(password), now)
 
 
 def authenticate(conn: Connection, email: str, password: str) -> int | None:
     """The admin's pk when the password is right; rehashes a hash made with older parameters."""
-    row = conn.execute(
-        select(dashboard_admins.c.pk, dashboard_admins.c.password_hash).where(
-            dashboard_admins.c.email == email.strip().lower()
-        )
-    ).first()
+    row = admins.admin_credentials(conn, email.strip().lower())
     try:
         _HASHER.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
@@ -114,26 +101,15 @@ def authenticate(conn: Connection, email: str, password: str) -> int | None:
     if row is None:
         return None
     if _HASHER.check_needs_rehash(row.password_hash):
-        conn.execute(
-            dashboard_admins.update()
-            .where(dashboard_admins.c.pk == row.pk)
-            .values(password_hash=_HASHER.hash(password))
-        )
-    return int(row.pk)
+        admins.set_password_hash(conn, row.pk, _HASHER.hash(password))
+    return row.pk
 
 
 def start_session(conn: Connection, admin_pk: int, now: int) -> str:
     """A new session for the admin: the cookie's token (only its hash is stored)."""
     token = secrets.token_urlsafe(32)
-    conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.expires_at < now))
-    conn.execute(
-        insert(dashboard_sessions).values(
-            token_hash=_token_hash(token),
-            admin_pk=admin_pk,
-            csrf_token=secrets.token_urlsafe(32),
-            created_at=now,
-            expires_at=now + SESSION_TTL_MS,
-        )
+    admins.insert_session(
+        conn, _token_hash(token), admin_pk, secrets.token_urlsafe(32), now, now + SESSION_TTL_MS
     )
     return token
 
@@ -141,30 +117,15 @@ def start_session(conn: Connection, admin_pk: int, now: int) -> str:
 def session_admin(conn: Connection, token: str | None, now: int) -> Admin | None:
     if not token:
         return None
-    row = conn.execute(
-        select(
-            dashboard_admins.c.pk,
-            dashboard_admins.c.email,
-            dashboard_admins.c.org_pk,
-            organizations.c.id.label("org_id"),
-            organizations.c.name.label("org_name"),
-            dashboard_sessions.c.csrf_token,
-        )
-        .select_from(
-            dashboard_sessions.join(
-                dashboard_admins, dashboard_admins.c.pk == dashboard_sessions.c.admin_pk
-            ).join(organizations, organizations.c.pk == dashboard_admins.c.org_pk)
-        )
-        .where(dashboard_sessions.c.token_hash == _token_hash(token), dashboard_sessions.c.expires_at > now)
-    ).first()
+    row = admins.session_admin(conn, _token_hash(token), now)
     if row is None:
         return None
-    return Admin(int(row.pk), row.email, int(row.org_pk), row.org_id, row.org_name, row.csrf_token)
+    return Admin(row.pk, row.email, row.org_pk, row.org_id, row.org_name, row.csrf_token)
 
 
 def end_session(conn: Connection, token: str | None) -> None:
     if token:
-        conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.token_hash == _token_hash(token)))
+        admins.delete_session(conn, _token_hash(token))
 
 
 def same_token(expected: str, given: str | None) -> bool:

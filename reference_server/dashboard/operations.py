@@ -7,14 +7,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api.request_guard import check_nulls, describe_validation_error
 from reference_server.errors import AutumnError
 from reference_server.service.context import AppState, Ctx
-from reference_server.store.tables import organizations
-from reference_server.store.tenancy import Tenant
+from reference_server.store.org_tenants import tenant_of
 
 Service = Callable[[Ctx, dict[str, Any]], Any]
 
@@ -28,15 +26,7 @@ class Operations:
 
     def ctx(self, org_pk: int, env: str, base_url: str | None = None) -> Ctx:
         with self.state.db.read() as conn:
-            row = conn.execute(select(organizations).where(organizations.c.pk == org_pk)).one()
-        offset = row.sandbox_clock_offset_ms if env == "sandbox" else row.live_clock_offset_ms
-        tenant = Tenant(
-            org_pk=int(row.pk),
-            org_id=str(row.id),
-            env=env,
-            clock_offset_ms=int(offset or 0),
-            catalog_version=int(row.catalog_version),
-        )
+            tenant = tenant_of(conn, org_pk, env)
         public = self.state.public_url or (base_url.rstrip("/") if base_url else "")
         return Ctx(self.state, tenant, base_url=public)  # "": the app's background URL
 

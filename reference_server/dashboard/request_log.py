@@ -15,14 +15,13 @@ from collections import deque
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import and_, delete, insert, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reference_server.clock import Clock
 from reference_server.observability import request_id as current_request_id
-from reference_server.store.dashboard_tables import REQUEST_LOG_KEEP, api_request_log
+from reference_server.store.dashboard_tables import REQUEST_LOG_KEEP
 from reference_server.store.db import Database
-from reference_server.store.tables import api_keys
+from reference_server.store.request_log import insert_requests, keep_latest_requests, key_owners
 
 BUFFER_LIMIT = 10_000
 FLUSH_ROWS = 100
@@ -66,14 +65,7 @@ class RequestLog:
     def _write(self, rows: list[_Row]) -> None:
         hashes = {row[0] for row in rows}
         with self.db.write() as conn:
-            owners = {
-                r.key_hash: (int(r.org_pk), str(r.env))
-                for r in conn.execute(
-                    select(api_keys.c.key_hash, api_keys.c.org_pk, api_keys.c.env).where(
-                        api_keys.c.key_hash.in_(hashes)
-                    )
-                )
-            }
+            owners = key_owners(conn, hashes)
             values: list[dict[str, Any]] = []
             for key_hash, method, path, status, request_id, at in rows:
                 owner = owners.get(key_hash)
@@ -91,18 +83,9 @@ class RequestLog:
                     )
             if not values:
                 return
-            conn.execute(insert(api_request_log), values)
+            insert_requests(conn, values)
             for org_pk, env in {(v["org_pk"], v["env"]) for v in values}:
-                scope = and_(api_request_log.c.org_pk == org_pk, api_request_log.c.env == env)
-                oldest_kept = conn.execute(
-                    select(api_request_log.c.pk)
-                    .where(scope)
-                    .order_by(api_request_log.c.pk.desc())
-                    .offset(REQUEST_LOG_KEEP - 1)
-                    .limit(1)
-                ).scalar()
-                if oldest_kept is not None:
-                    conn.execute(delete(api_request_log).where(scope, api_request_log.c.pk < oldest_kept))
+                keep_latest_requests(conn, org_pk, env, REQUEST_LOG_KEEP)
 
 
 class RequestLogMiddleware:

@@ -7,6 +7,7 @@ the API's own validation and service functions, so the dashboard can do nothing 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import secrets
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import ColumnElement, Table, func, select, update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -26,10 +26,24 @@ from starlette.templating import Jinja2Templates
 
 from reference_server.errors import AutumnError
 from reference_server.pages.security import StaticHeaders, secured
-from reference_server.store.billing_tables import webhook_deliveries, webhook_endpoints, webhook_outbox
-from reference_server.store.dashboard_tables import api_request_log, branding_of, set_branding
-from reference_server.store.tables import api_keys, customer_plans, customers, features, plans
+from reference_server.store.api_keys_repo import keys_of, owns_key
+from reference_server.store.catalog_listing import (
+    active_customers_per_version,
+    current_plan_names,
+    feature_names,
+    features_of,
+    plan_versions,
+)
+from reference_server.store.dashboard_tables import branding_of, set_branding
+from reference_server.store.env_counts import env_counts
+from reference_server.store.request_log import recent_requests
 from reference_server.store.tenancy import create_key, revoke_key
+from reference_server.store.webhook_deliveries_repo import (
+    endpoints_of,
+    owns_delivery,
+    recent_deliveries,
+    resend_delivery,
+)
 
 from . import auth
 from .operations import Operations
@@ -256,28 +270,7 @@ class Dashboard:
         counts = {}
         with self.ctx.db.read() as conn:
             for each in ENVS:
-
-                def where(table: Table, env_name: str = each) -> ColumnElement[bool]:
-                    return (table.c.org_pk == admin.org_pk) & (table.c.env == env_name)
-
-                counts[each] = {
-                    "customers": conn.execute(
-                        select(func.count()).select_from(customers).where(where(customers))
-                    ).scalar_one(),
-                    "plans": conn.execute(
-                        select(func.count())
-                        .select_from(plans)
-                        .where(where(plans), plans.c.is_latest.is_(True))
-                    ).scalar_one(),
-                    "features": conn.execute(
-                        select(func.count()).select_from(features).where(where(features))
-                    ).scalar_one(),
-                    "keys": conn.execute(
-                        select(func.count())
-                        .select_from(api_keys)
-                        .where(where(api_keys), api_keys.c.revoked_at.is_(None))
-                    ).scalar_one(),
-                }
+                counts[each] = dataclasses.asdict(env_counts(conn, admin.org_pk, each))
         return self.render(request, "overview.html", admin, env=env, section="overview", counts=counts)
 
     # -- customers -----------------------------------------------------------------------------------
@@ -343,21 +336,8 @@ class Dashboard:
             for fid in feature_ids[:5]:
                 chart["series"][fid] = [float(p["values"].get(fid, 0) or 0) for p in agg["list"]]
         with self.ctx.db.read() as conn:
-            catalog = conn.execute(
-                select(plans.c.id, plans.c.name)
-                .where(
-                    plans.c.org_pk == admin.org_pk,
-                    plans.c.env == env,
-                    plans.c.is_latest.is_(True),
-                    plans.c.archived.is_(False),
-                )
-                .order_by(plans.c.pk)
-            ).all()
-            feature_rows = conn.execute(
-                select(features.c.id, features.c.name)
-                .where(features.c.org_pk == admin.org_pk, features.c.env == env)
-                .order_by(features.c.pk)
-            ).all()
+            catalog = current_plan_names(conn, admin.org_pk, env)
+            feature_rows = feature_names(conn, admin.org_pk, env)
         balances = _balance_rows(customer["balances"])
         entity_balances = {
             entity["id"]: _balance_rows(
@@ -492,17 +472,9 @@ class Dashboard:
         admin = self.require(request)
         env = self.env_of(request)
         with self.ctx.db.read() as conn:
-            feature_rows = conn.execute(
-                select(features)
-                .where(features.c.org_pk == admin.org_pk, features.c.env == env)
-                .order_by(features.c.pk)
-            ).all()
-            counts = _active_customers_per_version(conn, plans.c.org_pk == admin.org_pk, plans.c.env == env)
-            plan_rows = conn.execute(
-                select(plans)
-                .where(plans.c.org_pk == admin.org_pk, plans.c.env == env)
-                .order_by(plans.c.id, plans.c.version)
-            ).all()
+            feature_rows = features_of(conn, admin.org_pk, env)
+            counts = active_customers_per_version(conn, admin.org_pk, env)
+            plan_rows = plan_versions(conn, admin.org_pk, env)
         grouped: dict[str, dict[str, Any]] = {}
         for row in plan_rows:
             entry = grouped.setdefault(row.id, {"id": row.id, "versions": []})
@@ -598,14 +570,8 @@ class Dashboard:
         env = self.env_of(request)
         plan_id = str(request.path_params["plan_id"])
         with self.ctx.db.read() as conn:
-            rows = conn.execute(
-                select(plans)
-                .where(plans.c.org_pk == admin.org_pk, plans.c.env == env, plans.c.id == plan_id)
-                .order_by(plans.c.version)
-            ).all()
-            counts = _active_customers_per_version(
-                conn, plans.c.org_pk == admin.org_pk, plans.c.env == env, plans.c.id == plan_id
-            )
+            rows = plan_versions(conn, admin.org_pk, env, plan_id)
+            counts = active_customers_per_version(conn, admin.org_pk, env, plan_id)
         latest = next((row for row in rows if row.is_latest), None)
         if latest is None:
             return self.not_found(request, admin, f"Plan {plan_id}")
@@ -664,44 +630,10 @@ class Dashboard:
         if self.ctx.request_log is not None:
             self.ctx.request_log.flush()
         with self.ctx.db.read() as conn:
-            keys = conn.execute(
-                select(api_keys)
-                .where(api_keys.c.org_pk == admin.org_pk, api_keys.c.env == env)
-                .order_by(api_keys.c.pk.desc())
-            ).all()
-            endpoints = conn.execute(
-                select(webhook_endpoints)
-                .where(webhook_endpoints.c.org_pk == admin.org_pk, webhook_endpoints.c.env == env)
-                .order_by(webhook_endpoints.c.pk)
-            ).all()
-            deliveries = conn.execute(
-                select(
-                    webhook_deliveries.c.pk,
-                    webhook_deliveries.c.status,
-                    webhook_deliveries.c.attempts,
-                    webhook_deliveries.c.last_status_code,
-                    webhook_deliveries.c.last_error,
-                    webhook_deliveries.c.delivered_at,
-                    webhook_outbox.c.event_type,
-                    webhook_outbox.c.payload,
-                    webhook_outbox.c.created_at,
-                    webhook_endpoints.c.url,
-                )
-                .select_from(
-                    webhook_deliveries.join(
-                        webhook_outbox, webhook_outbox.c.pk == webhook_deliveries.c.message_pk
-                    ).join(webhook_endpoints, webhook_endpoints.c.pk == webhook_deliveries.c.endpoint_pk)
-                )
-                .where(webhook_outbox.c.org_pk == admin.org_pk, webhook_outbox.c.env == env)
-                .order_by(webhook_deliveries.c.pk.desc())
-                .limit(50)
-            ).all()
-            requests_ = conn.execute(
-                select(api_request_log)
-                .where(api_request_log.c.org_pk == admin.org_pk, api_request_log.c.env == env)
-                .order_by(api_request_log.c.pk.desc())
-                .limit(100)
-            ).all()
+            keys = keys_of(conn, admin.org_pk, env)
+            endpoints = endpoints_of(conn, admin.org_pk, env)
+            deliveries = recent_deliveries(conn, admin.org_pk, env)
+            requests_ = recent_requests(conn, admin.org_pk, env)
         return self.render(
             request,
             "developers.html",
@@ -727,38 +659,16 @@ class Dashboard:
         if action == "revoke-key":
             key_id = str(form.get("key_id", ""))
             with self.ctx.db.write() as conn:
-                owned = conn.execute(
-                    select(api_keys.c.pk).where(
-                        api_keys.c.id == key_id, api_keys.c.org_pk == admin.org_pk, api_keys.c.env == env
-                    )
-                ).first()
-                if owned is None or not revoke_key(conn, key_id):
+                if not owns_key(conn, admin.org_pk, env, key_id) or not revoke_key(conn, key_id):
                     return self.not_found(request, admin, f"Key {key_id}")
             self.ctx.ops.state.catalog_cache.invalidate(admin.org_pk, env)
             return self.back(f"/{env}/developers", "revoked")
         if action == "resend":
             pk = _int(form.get("delivery"))
             with self.ctx.db.write() as conn:
-                owned = conn.execute(
-                    select(webhook_deliveries.c.pk)
-                    .select_from(
-                        webhook_deliveries.join(
-                            webhook_outbox, webhook_outbox.c.pk == webhook_deliveries.c.message_pk
-                        )
-                    )
-                    .where(
-                        webhook_deliveries.c.pk == pk,
-                        webhook_outbox.c.org_pk == admin.org_pk,
-                        webhook_outbox.c.env == env,
-                    )
-                ).first()
-                if owned is None:
+                if not owns_delivery(conn, admin.org_pk, env, pk):
                     return self.not_found(request, admin, "That delivery")
-                conn.execute(
-                    update(webhook_deliveries)
-                    .where(webhook_deliveries.c.pk == pk)
-                    .values(status="pending", next_attempt_at=self.ctx.now(), claimed_until=None)
-                )
+                resend_delivery(conn, pk, self.ctx.now())
             return self.back(f"/{env}/developers", "resent")
         return self.not_found(request, admin)
 
@@ -797,17 +707,6 @@ class Dashboard:
         with self.ctx.db.write() as conn:
             set_branding(conn, admin.org_pk, name, logo, website, self.ctx.now())
         return RedirectResponse(f"{PREFIX}/settings?notice=branding", 303)
-
-
-def _active_customers_per_version(conn: Any, *where: ColumnElement[bool]) -> dict[int, int]:
-    """Plan version pk -> how many customers hold it (active), for the plans ``where`` selects."""
-    rows = conn.execute(
-        select(customer_plans.c.plan_pk, func.count())
-        .select_from(customer_plans.join(plans, plans.c.pk == customer_plans.c.plan_pk))
-        .where(customer_plans.c.status == "active", *where)
-        .group_by(customer_plans.c.plan_pk)
-    ).all()
-    return {int(pk): int(count) for pk, count in rows}
 
 
 ENTITIES_SHOWN = 25

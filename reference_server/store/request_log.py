@@ -1,12 +1,14 @@
-"""The API request log as stored (``api_request_log``): reads of an org env's recent requests."""
+"""The API request log as stored (``api_request_log``): reads of an org env's recent requests, and the
+dashboard's request log writing batches of them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, and_, delete, insert, select
 
 from reference_server.store.dashboard_tables import api_request_log
+from reference_server.store.tables import api_keys
 from reference_server.store.tenancy import Tenant
 
 
@@ -25,3 +27,45 @@ def requests_between(conn: Connection, tenant: Tenant, start: int, end: int) -> 
             .order_by(log.c.created_at.desc(), log.c.pk.desc())
         ).all()
     )
+
+
+def recent_requests(conn: Connection, org_pk: int, env: str, limit: int = 100) -> list[Row[Any]]:
+    """The env's latest requests (every column), newest first."""
+    return list(
+        conn.execute(
+            select(api_request_log)
+            .where(api_request_log.c.org_pk == org_pk, api_request_log.c.env == env)
+            .order_by(api_request_log.c.pk.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def key_owners(conn: Connection, key_hashes: set[str]) -> dict[str, tuple[int, str]]:
+    """Key hash -> (org pk, env) of the keys among ``key_hashes`` that exist."""
+    return {
+        r.key_hash: (int(r.org_pk), str(r.env))
+        for r in conn.execute(
+            select(api_keys.c.key_hash, api_keys.c.org_pk, api_keys.c.env).where(
+                api_keys.c.key_hash.in_(key_hashes)
+            )
+        )
+    }
+
+
+def insert_requests(conn: Connection, values: list[dict[str, Any]]) -> None:
+    conn.execute(insert(api_request_log), values)
+
+
+def keep_latest_requests(conn: Connection, org_pk: int, env: str, keep: int) -> None:
+    """Delete all but the env's ``keep`` latest requests."""
+    scope = and_(api_request_log.c.org_pk == org_pk, api_request_log.c.env == env)
+    oldest_kept = conn.execute(
+        select(api_request_log.c.pk)
+        .where(scope)
+        .order_by(api_request_log.c.pk.desc())
+        .offset(keep - 1)
+        .limit(1)
+    ).scalar()
+    if oldest_kept is not None:
+        conn.execute(delete(api_request_log).where(scope, api_request_log.c.pk < oldest_kept))
