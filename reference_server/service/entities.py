@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.deduction import InsufficientBalance, Target, deduct, order_targets
@@ -26,15 +26,15 @@ from reference_server.service.customers import (
 from reference_server.service.maintenance import catch_up, needs_maintenance, require_customer
 from reference_server.service.usage import controls_for
 from reference_server.service.usage_limits import check_limits
+from reference_server.store import entities_repo
+from reference_server.store.customers_repo import customer_at
 from reference_server.store.subjects import (
-    customer_from_row,
     entity_from_row,
     get_customer,
     get_entity,
     load_sources,
     save_sources,
 )
-from reference_server.store.tables import customers, entities
 
 
 def _use_seats(
@@ -150,10 +150,7 @@ def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
         entity_id = body.get("entity_id")
         if entity_id is None:
-            anonymous = conn.execute(
-                select(entities.c.pk).where(entities.c.customer_pk == customer.pk, entities.c.id.is_(None))
-            ).first()
-            if anonymous is not None:
+            if entities_repo.has_anonymous_entity(conn, customer.pk):
                 raise invalid("Only one entity per customer may omit entity_id", "entity_id_required")
         elif get_entity(conn, customer.pk, entity_id) is not None:
             raise AutumnError(409, "entity_already_exists", f"Entity {entity_id} already exists")
@@ -177,19 +174,15 @@ def _insert_entity(
     entity_id = body.get("entity_id")
     feature_id = body["feature_id"]
     controls = body.get("billing_controls") or {}
-    pk = conn.execute(
-        insert(entities)
-        .values(
-            customer_pk=customer.pk,
-            id=entity_id,
-            name=body.get("name"),
-            feature_id=feature_id,
-            billing_controls=checked_controls(controls),
-            created_at=now,
-        )
-        .returning(entities.c.pk)
-    ).scalar_one()
-    entity = entity_from_row(conn.execute(select(entities).where(entities.c.pk == pk)).one())
+    entity = entities_repo.insert_entity(
+        conn,
+        customer.pk,
+        entity_id=entity_id,
+        name=body.get("name"),
+        feature_id=feature_id,
+        billing_controls=checked_controls(controls),
+        created_at=now,
+    )
     return entity_subject_json(ctx, conn, cat, customer, entity, now)
 
 
@@ -201,16 +194,7 @@ def _load(ctx: Ctx, conn: Any, body: dict[str, Any], lock: bool) -> tuple[Any, A
         customer, now = require_customer(ctx, conn, cat, customer_id, lock=lock)
         entity = get_entity(conn, customer.pk, entity_id)
     else:
-        row = conn.execute(
-            select(entities, customers.c.id.label("cid"))
-            .join(customers, customers.c.pk == entities.c.customer_pk)
-            .where(
-                customers.c.org_pk == ctx.tenant.org_pk,
-                customers.c.env == ctx.tenant.env,
-                entities.c.id == entity_id,
-            )
-            .order_by(entities.c.pk)
-        ).first()
+        row = entities_repo.entity_with_owner(conn, ctx.tenant, entity_id)
         if row is None:
             raise entity_not_found(entity_id)
         customer, now = require_customer(ctx, conn, cat, row.cid, lock=lock)
@@ -240,28 +224,19 @@ def list_entities_op(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     start = int(body["start_cursor"]) if str(body.get("start_cursor") or "").isdigit() else 0
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        q = (
-            select(entities, customers.c.id.label("cid"))
-            .join(customers, customers.c.pk == entities.c.customer_pk)
-            .where(
-                customers.c.org_pk == ctx.tenant.org_pk,
-                customers.c.env == ctx.tenant.env,
-                entities.c.pk > start,
-            )
-            .order_by(entities.c.pk)
-            .limit(limit + 1)
-        )
+        customer_pk = None
         if body.get("customer_id"):
             customer = get_customer(conn, ctx.tenant, body["customer_id"])
             if customer is None:
                 raise customer_not_found(body["customer_id"])
-            q = q.where(entities.c.customer_pk == customer.pk)
-        rows = conn.execute(q).all()
+            customer_pk = customer.pk
+        rows = entities_repo.entity_page(
+            conn, ctx.tenant, after_pk=start, customer_pk=customer_pk, limit=limit
+        )
         page = rows[:limit]
         out = []
         for r in page:
-            crow = conn.execute(select(customers).where(customers.c.pk == r.customer_pk)).one()
-            cust = customer_from_row(crow)
+            cust = customer_at(conn, r.customer_pk)
             out.append(
                 entity_subject_json(ctx, conn, cat, cust, entity_from_row(r), ctx.now(cust.clock_offset_ms))
             )
@@ -277,10 +252,10 @@ def update_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 if key in merged and value is not None:
                     merged[key] = value
             merged = checked_controls(merged)
-            conn.execute(update(entities).where(entities.c.pk == entity.pk).values(billing_controls=merged))
+            entities_repo.update_entity(conn, entity.pk, {"billing_controls": merged})
             entity.billing_controls = merged
         if "name" in body and body["name"] is not None:
-            conn.execute(update(entities).where(entities.c.pk == entity.pk).values(name=body["name"]))
+            entities_repo.update_entity(conn, entity.pk, {"name": body["name"]})
             entity.name = body["name"]
         return entity_subject_json(ctx, conn, cat, customer, entity, now)
 
@@ -292,7 +267,7 @@ def delete_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             if entity.feature_id:
                 changes = _use_seats(conn, customer, entity.feature_id, -1.0, now)
                 _bill_seats(ctx, conn, customer, entity.feature_id, changes, now)
-            conn.execute(delete(entities).where(entities.c.pk == entity.pk))
+            entities_repo.delete_entity(conn, entity.pk)
             mirror = ctx.state.billing.subscription_mirror
             if mirror is not None:  # the entity's Stripe subscriptions canceled once this commits
                 mirror.after_change(conn, customer.pk)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from reference_server.store.subjects import EntityRow, entity_from_row
-from reference_server.store.tables import entities
+from reference_server.store.tables import customers, entities
+from reference_server.store.tenancy import Tenant
 
 
 def insert_entity(
@@ -35,3 +36,56 @@ def insert_entity(
         .returning(entities.c.pk)
     ).scalar_one()
     return entity_from_row(conn.execute(select(entities).where(entities.c.pk == pk)).one())
+
+
+def has_anonymous_entity(conn: Connection, customer_pk: int) -> bool:
+    """Whether the customer has an entity without an id."""
+    return (
+        conn.execute(
+            select(entities.c.pk).where(entities.c.customer_pk == customer_pk, entities.c.id.is_(None))
+        ).first()
+        is not None
+    )
+
+
+def entity_with_owner(conn: Connection, tenant: Tenant, entity_id: str) -> Row[Any] | None:
+    """The env's (first) entity ``entity_id`` with its customer's public id as ``cid``."""
+    return conn.execute(
+        select(entities, customers.c.id.label("cid"))
+        .join(customers, customers.c.pk == entities.c.customer_pk)
+        .where(
+            customers.c.org_pk == tenant.org_pk,
+            customers.c.env == tenant.env,
+            entities.c.id == entity_id,
+        )
+        .order_by(entities.c.pk)
+    ).first()
+
+
+def entity_page(
+    conn: Connection, tenant: Tenant, *, after_pk: int, customer_pk: int | None, limit: int
+) -> list[Row[Any]]:
+    """Up to ``limit + 1`` of the env's entities (with their customer's ``cid``) after ``after_pk``,
+    oldest first; only the customer's when given."""
+    q = (
+        select(entities, customers.c.id.label("cid"))
+        .join(customers, customers.c.pk == entities.c.customer_pk)
+        .where(
+            customers.c.org_pk == tenant.org_pk,
+            customers.c.env == tenant.env,
+            entities.c.pk > after_pk,
+        )
+        .order_by(entities.c.pk)
+        .limit(limit + 1)
+    )
+    if customer_pk is not None:
+        q = q.where(entities.c.customer_pk == customer_pk)
+    return list(conn.execute(q).all())
+
+
+def update_entity(conn: Connection, entity_pk: int, values: dict[str, Any]) -> None:
+    conn.execute(update(entities).where(entities.c.pk == entity_pk).values(**values))
+
+
+def delete_entity(conn: Connection, entity_pk: int) -> None:
+    conn.execute(delete(entities).where(entities.c.pk == entity_pk))
