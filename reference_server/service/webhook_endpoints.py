@@ -15,13 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.errors import AutumnError
 from reference_server.service.context import Ctx
-from reference_server.store.billing_tables import webhook_endpoints
-from reference_server.store.webhook_tables import webhook_endpoint_details
+from reference_server.store import webhook_endpoints_repo
 from reference_server.webhooks.endpoints import create_endpoint
 from reference_server.webhooks.events import EVENT_TYPES
 
@@ -155,24 +154,7 @@ def stated_from(body: Mapping[str, Any], *, create: bool) -> Stated:
 
 def load(conn: Connection, org_pk: int, env: str) -> list[Webhook]:
     """Every endpoint of the org env, oldest first."""
-    e, d = webhook_endpoints, webhook_endpoint_details
-    rows = conn.execute(
-        select(
-            e.c.pk,
-            e.c.id,
-            e.c.url,
-            e.c.event_types,
-            e.c.enabled,
-            e.c.created_at,
-            d.c.webhook_id,
-            d.c.managed,
-            d.c.description,
-            d.c.updated_at,
-        )
-        .select_from(e.outerjoin(d, d.c.endpoint_pk == e.c.pk))
-        .where(e.c.org_pk == org_pk, e.c.env == env)
-        .order_by(e.c.pk)
-    )
+    rows = webhook_endpoints_repo.endpoints_with_details(conn, org_pk, env)
     return [
         Webhook(
             pk=row.pk,
@@ -203,19 +185,18 @@ def _insert(conn: Connection, ctx: Ctx, stated: Stated, now: int) -> tuple[Webho
         conn, ctx.tenant.org_pk, ctx.tenant.env, str(stated.url), now, stated.events or ()
     )
     if stated.disabled:
-        conn.execute(
-            update(webhook_endpoints).where(webhook_endpoints.c.pk == endpoint.pk).values(enabled=False)
-        )
-    conn.execute(
-        insert(webhook_endpoint_details).values(
-            endpoint_pk=endpoint.pk,
-            org_pk=ctx.tenant.org_pk,
-            env=ctx.tenant.env,
-            webhook_id=stated.id,
-            managed=True,
-            description=stated.description or None,
-            updated_at=now,
-        )
+        webhook_endpoints_repo.disable_endpoint(conn, endpoint.pk)
+    webhook_endpoints_repo.insert_details(
+        conn,
+        endpoint.pk,
+        ctx.tenant.org_pk,
+        ctx.tenant.env,
+        {
+            "webhook_id": stated.id,
+            "managed": True,
+            "description": stated.description or None,
+            "updated_at": now,
+        },
     )
     hook = Webhook(
         endpoint.pk,
@@ -248,10 +229,8 @@ def _applied(hook: Webhook, stated: Stated, now: int, *, adopt: bool = False) ->
 
 
 def _store(conn: Connection, ctx: Ctx, after: Webhook) -> None:
-    conn.execute(
-        update(webhook_endpoints)
-        .where(webhook_endpoints.c.pk == after.pk)
-        .values(url=after.url, event_types=list(after.events), enabled=not after.disabled)
+    webhook_endpoints_repo.update_endpoint(
+        conn, after.pk, url=after.url, event_types=list(after.events), enabled=not after.disabled
     )
     details = {
         "webhook_id": after.id,
@@ -259,12 +238,8 @@ def _store(conn: Connection, ctx: Ctx, after: Webhook) -> None:
         "description": after.description,
         "updated_at": after.updated_at,
     }
-    d = webhook_endpoint_details
-    changed = conn.execute(update(d).where(d.c.endpoint_pk == after.pk).values(**details)).rowcount
-    if not changed:
-        conn.execute(
-            insert(d).values(endpoint_pk=after.pk, org_pk=ctx.tenant.org_pk, env=ctx.tenant.env, **details)
-        )
+    if not webhook_endpoints_repo.update_details(conn, after.pk, details):
+        webhook_endpoints_repo.insert_details(conn, after.pk, ctx.tenant.org_pk, ctx.tenant.env, details)
 
 
 def _changed(ctx: Ctx) -> None:
@@ -327,7 +302,7 @@ def delete_webhook(ctx: Ctx, body: dict[str, Any]) -> JSON:
         hook = find(load(conn, ctx.tenant.org_pk, ctx.tenant.env), webhook_id)
         if hook is None:
             raise _not_found(webhook_id)
-        conn.execute(delete(webhook_endpoints).where(webhook_endpoints.c.pk == hook.pk))
+        webhook_endpoints_repo.delete_endpoint(conn, hook.pk)
     _changed(ctx)
     return {"success": True}
 
@@ -460,7 +435,7 @@ def _sync(ctx: Ctx, stated: Sequence[Stated], skip_deletions: bool, now: int) ->
             )
         secrets = []
         for hook in plan.deletes:
-            conn.execute(delete(webhook_endpoints).where(webhook_endpoints.c.pk == hook.pk))
+            webhook_endpoints_repo.delete_endpoint(conn, hook.pk)
         for after in plan.stores:
             _store(conn, ctx, after)
         for s in plan.creates:

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection
 
-from reference_server.store.billing_tables import webhook_endpoints
+from reference_server.store import webhook_endpoints_repo
+from reference_server.store.webhook_deliveries_repo import endpoints_of
 
 from .events import EVENT_TYPES
 
@@ -62,38 +63,22 @@ def create_endpoint(
         raise ValueError("webhook url must be http(s)")
     endpoint_id = "ep_" + secrets.token_hex(12)
     secret = secret or new_secret()
-    pk = conn.execute(
-        insert(webhook_endpoints)
-        .values(
-            id=endpoint_id,
-            org_pk=org_pk,
-            env=env,
-            url=url,
-            secret=secret,
-            event_types=list(event_types),
-            enabled=True,
-            created_at=now,
-        )
-        .returning(webhook_endpoints.c.pk)
-    ).scalar_one()
+    pk = webhook_endpoints_repo.insert_endpoint(
+        conn,
+        org_pk,
+        env,
+        endpoint_id=endpoint_id,
+        url=url,
+        secret=secret,
+        event_types=event_types,
+        created_at=now,
+    )
     return Endpoint(pk, endpoint_id, url, secret, tuple(event_types), True)
 
 
 def list_endpoints(conn: Connection, org_pk: int, env: str) -> list[Endpoint]:
-    rows = conn.execute(
-        select(webhook_endpoints)
-        .where(webhook_endpoints.c.org_pk == org_pk, webhook_endpoints.c.env == env)
-        .order_by(webhook_endpoints.c.pk)
-    )
-    return [_row_to_endpoint(row) for row in rows]
+    return [_row_to_endpoint(row) for row in endpoints_of(conn, org_pk, env)]
 
 
 def delete_endpoint(conn: Connection, org_pk: int, env: str, endpoint_id: str) -> bool:
-    result = conn.execute(
-        delete(webhook_endpoints).where(
-            webhook_endpoints.c.org_pk == org_pk,
-            webhook_endpoints.c.env == env,
-            webhook_endpoints.c.id == endpoint_id,
-        )
-    )
-    return bool(result.rowcount)
+    return bool(webhook_endpoints_repo.delete_endpoint_by_id(conn, org_pk, env, endpoint_id))
