@@ -23,6 +23,7 @@ refuse_mixed_install()  # before anything of autumn_sdk is used
 
 if TYPE_CHECKING:
     from . import errors, models, webhooks
+    from ._aiohttp import DefaultAioHttpClient
     from ._client import AsyncAutumn, Autumn
     from ._fail_open import FAIL_OPEN_OPERATIONS, fail_open_default, fail_open_enabled
     from ._meta import is_degraded, is_fail_open
@@ -55,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "RetryConfig": "._retries",
     "BackoffStrategy": "._retries",
     "RawResponse": "._response",
+    "DefaultAioHttpClient": "._aiohttp",
     "is_fail_open": "._meta",
     "is_degraded": "._meta",
     "FAIL_OPEN_OPERATIONS": "._fail_open",
@@ -96,6 +98,7 @@ __all__ = [
     "BackoffStrategy",
     "BadRequestError",
     "ConflictError",
+    "DefaultAioHttpClient",
     "InternalServerError",
     "MissingSecretKeyError",
     "NotFoundError",

@@ -2,7 +2,8 @@
 
 ``Autumn`` needs a blocking client for its methods and an async one for the ``*_async`` twins;
 ``AsyncAutumn`` needs only the async one. Neither is created until the first call that uses it, and
-clients passed in by the caller are used as they are and never closed by the SDK.
+clients passed in by the caller are used as they are and never closed by the SDK (except a
+:class:`~autumn_sdk.DefaultAioHttpClient`, which only selects the aiohttp transport).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import httpx
 from pydantic import BaseModel
 
 from . import _drivers
+from ._aiohttp import DefaultAioHttpClient
 from ._config import ClientConfig
 from ._operation import Operation
 from ._pagination import CursorWalk
@@ -54,7 +56,8 @@ class Transport:
         self._sync_client = sync_client
         self._async_client = async_client
         self._owns_sync = sync_client is None
-        self._owns_async = async_client is None
+        # A DefaultAioHttpClient is the SDK's own client over aiohttp, handed in only to choose it.
+        self._owns_async = async_client is None or isinstance(async_client, DefaultAioHttpClient)
         self._lock = threading.Lock()
         self._closed = False
         self.state = ClientState()
