@@ -1,4 +1,5 @@
-"""Shared plan fixtures for the billing tests (amounts as the API states them, in major units).
+"""Fixtures of the billing tests: the servers the paid scenarios run against (shared helpers and plan
+builders are in :mod:`tests.billing.helpers`).
 
 Every server these tests start is spec-checked (:mod:`tests.spec_conformance`): a test that
 receives a response breaking the spec's schemas fails.
@@ -6,61 +7,85 @@ receives a response breaking the spec's schemas fails.
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
+import contextlib
+from collections.abc import Iterator
 
-from reference_server.engine.billing import (
-    BasePrice,
-    BillingMethod,
-    FreeTrial,
-    Interval,
-    ItemPrice,
-    Plan,
-    PlanItem,
-)
+import pytest
+
+from reference_server.clock import ManualClock
+from reference_server.testing import fresh_database_url, postgres_available, run_server
 from tests.spec_conformance import spec_checked_run_server, spec_conformant_responses
+
+from .helpers import PROCESSORS, START, STRIPE_KEY, Api, Tenant
+from .localstripe_server import localstripe
 
 __all__ = ["spec_checked_run_server", "spec_conformant_responses"]
 
 
-def ms(year: int, month: int, day: int, hour: int = 0) -> int:
-    """Unix milliseconds for a UTC date."""
-    return int(dt.datetime(year, month, day, hour, tzinfo=dt.timezone.utc).timestamp() * 1000)
+@pytest.fixture(scope="module")
+def shared_localstripe() -> Iterator[str]:
+    """One localstripe for the module's Stripe scenarios (each has its own database, so its own Stripe
+    customers, Products and Prices); started once, only when a Stripe scenario runs."""
+    with localstripe() as api_base:
+        yield api_base
 
 
-D = Decimal
+@pytest.fixture(params=PROCESSORS)
+def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    processor, database = request.param
+    if database == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not available")
+    clock = ManualClock(START)
+    with contextlib.ExitStack() as stack:
+        stripe_api: str | None = None
+        if processor == "stripe":  # the server-wide default processor: Stripe with the server's key
+            stripe_api = str(request.getfixturevalue("shared_localstripe"))
+            monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
+            monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
+            monkeypatch.setenv("STRIPE_API_BASE", stripe_api)
+        else:
+            monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
+        url = stack.enter_context(fresh_database_url(database))
+        server = stack.enter_context(run_server(url, clock=clock))
+        client = Api(server, clock, processor, stripe_api)
+        client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
+        client("features.create", feature_id="seats", name="Seats", type="metered", consumable=False)
+        month = {"interval": "month"}
+        client(
+            "plans.create",
+            plan_id="free",
+            name="Free",
+            auto_enable=True,
+            items=[{"feature_id": "messages", "included": 100, "reset": month}],
+        )
+        client(
+            "plans.create",
+            plan_id="pro",
+            name="Pro",
+            price={"amount": 20, "interval": "month"},
+            items=[{"feature_id": "messages", "included": 1000, "reset": month}],
+        )
+        client(
+            "plans.create",
+            plan_id="premium",
+            name="Premium",
+            price={"amount": 50, "interval": "month"},
+            items=[{"feature_id": "messages", "included": 5000, "reset": month}],
+        )
+        yield client
+        if client.stripe is not None:
+            client.check_stripe_books()
+        client.http.close()
 
 
-def messages(included: int = 100) -> PlanItem:
-    return PlanItem("messages", "Messages", included=D(included))
-
-
-def usage_item(included: int = 100, amount: str = "0.5", units: int = 1) -> PlanItem:
-    return PlanItem(
-        "messages",
-        "Messages",
-        included=D(included),
-        price=ItemPrice(Interval.MONTH, BillingMethod.USAGE_BASED, amount=D(amount), billing_units=D(units)),
-    )
-
-
-def prepaid_item(
-    included: int = 0, amount: str = "10", units: int = 100, feature: str = "messages"
-) -> PlanItem:
-    return PlanItem(
-        feature,
-        feature.capitalize(),
-        included=D(included),
-        price=ItemPrice(Interval.MONTH, BillingMethod.PREPAID, amount=D(amount), billing_units=D(units)),
-    )
-
-
-def monthly(plan_id: str, amount: str | None, *items: PlanItem, **kwargs: object) -> Plan:
-    price = BasePrice(D(amount), Interval.MONTH) if amount is not None else None
-    return Plan(plan_id, plan_id.capitalize(), price=price, items=items, **kwargs)  # type: ignore[arg-type]
-
-
-FREE = monthly("free", None, messages(100), auto_enable=True)
-PRO = monthly("pro", "20", messages(100))
-PREMIUM = monthly("premium", "50", messages(500))
-PRO_TRIAL = monthly("pro", "20", messages(100), free_trial=FreeTrial(14, "day", card_required=True))
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def tenant(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tenant]:
+    if request.param == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not available")
+    with localstripe() as api_base, fresh_database_url(request.param) as url:
+        monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
+        monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+        monkeypatch.setenv("STRIPE_API_BASE", api_base)
+        clock = ManualClock(START)
+        with run_server(url, clock=clock) as running:
+            yield Tenant(running, clock, api_base)

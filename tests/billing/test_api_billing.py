@@ -8,216 +8,24 @@ Stripe each test ends by checking the server's invoices against Stripe's books t
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urljoin
 
 import httpx
 import pytest
-import stripe
-from sqlalchemy import select
 
 from autumn_sdk._generated.models import (
     AttachResponse,
     PreviewAttachResponse,
     PreviewUpdateResponse,
 )
-from reference_server.clock import ManualClock
 from reference_server.processors.local.processor import LocalProcessor
 from reference_server.processors.registry import Processors
 from reference_server.processors.stripe.processor import StripeProcessor
-from reference_server.store.billing_tables import invoices
-from reference_server.store.tables import customers
-from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
+from reference_server.testing import run_server
 
-from .conftest import ms
-from .localstripe_server import localstripe, pay_through_stripe_checkout
-
-START = ms(2026, 4, 1)  # a 30-day month: halfway is exactly 15 days
-DAY = 86_400_000
-STRIPE_KEY = "sk_test_api_billing"
-CREDIT_LINE = "Applied customer credit"
-
-
-class Api:
-    def __init__(
-        self,
-        server: RunningServer,
-        clock: ManualClock,
-        processor: str = "local",
-        stripe_api: str | None = None,
-    ) -> None:
-        """``processor``: ``"local"``, or ``"stripe"`` with ``stripe_api`` (localstripe's URL)."""
-        self.server = server
-        self.clock = clock
-        self.processor = processor
-        self.stripe_api = stripe_api
-        self.http = httpx.Client(base_url=server.url, headers=server.headers, timeout=60)
-        self.stripe = (
-            stripe.StripeClient(STRIPE_KEY, base_addresses={"api": stripe_api}) if stripe_api else None
-        )
-
-    def __call__(self, op: str, expect: int = 200, **body: Any) -> dict[str, Any]:
-        response = self.http.post(f"/v1/{op}", json=body)
-        assert response.status_code == expect, response.text
-        return dict(response.json())
-
-    def pay(self, url: str, number: str = "4242424242424242") -> httpx.Response:
-        """A payer types a card for one of the server's pages (checkout, setup, a retry link, the portal's
-        payment method): on the server's own form (local), or on Stripe Checkout, which the server's page
-        sends them to (Stripe; 3-D Secure when setting the card up is completed there).  The server's
-        answer: a 303 when done (to ``/authenticate`` when the charge itself needs 3-D Secure), else the
-        decline (402, on Stripe's page for a Stripe server)."""
-        if self.stripe is None:
-            return httpx.post(url, data={"card_number": number, "expiry": "12/34", "cvc": "123"})
-        # The portal's "update payment method" is its own Stripe Checkout (setup) session.
-        return pay_through_stripe_checkout(url.removesuffix("/payment-method"), number)
-
-    def on_processor(self, invoice: dict[str, Any]) -> tuple[str, int]:
-        """An API invoice as the processor holds it: (status, cents asked of the card, i.e. the total less
-        the credit it used), from the Stripe invoice ``stripe_id`` names for a Stripe server; the local
-        processor's books are the server's own invoice row."""
-        if self.stripe is None:
-            with self.server.app.state.autumn.db.read() as conn:
-                row = conn.execute(select(invoices).where(invoices.c.id == invoice["stripe_id"])).one()
-            return str(row.status), int(row.total - row.credit_applied)
-        found = self.stripe.v1.invoices.retrieve(str(invoice["stripe_id"]))
-        return str(found.status), int(found.amount_due)
-
-    def card_button(self, due: str) -> str:
-        """The checkout page's button for a new card when ``due`` (e.g. ``"$0.00"``) is due today."""
-        if self.stripe is not None:
-            return "Continue to Stripe"  # the card is typed on Stripe's page
-        return "Confirm" if due == "$0.00" else f"Pay {due}"
-
-    def authenticate(self, url: str, step: httpx.Response, decision: str = "complete") -> httpx.Response:
-        """The payer's answer on the server's 3-D Secure page ``step`` redirected to (``url``: the page)."""
-        assert step.status_code == 303 and step.headers["location"].endswith("/authenticate"), step.text
-        return httpx.post(urljoin(url, step.headers["location"]), data={"decision": decision})
-
-    def customer(self, customer_id: str) -> dict[str, Any]:
-        return self("customers.get", customer_id=customer_id, expand=["invoices"])
-
-    def plans_of(self, customer_id: str) -> dict[str, str]:
-        subs = self.customer(customer_id)["subscriptions"]
-        return {s["plan_id"]: s["status"] for s in subs}
-
-    def add_card(self, customer_id: str, number: str = "4242424242424242") -> None:
-        url = self("billing.setup_payment", customer_id=customer_id)["url"]
-        response = self.pay(url, number)
-        assert response.status_code == 303, response.text
-        if response.headers["location"].endswith("/authenticate"):
-            assert self.authenticate(url, response).status_code == 303
-
-    def check_stripe_books(self) -> None:
-        """Stripe's books agree with the server's, to the cent: each server invoice a card was asked to pay
-        is one Stripe invoice on the customer's Stripe customer, in the same state, whose lines are the
-        server invoice's total plus the credit it spent (one negative line), and whose total is what the
-        card paid or owes; no other Stripe invoice is left open and no invoice item is left pending."""
-        assert self.stripe is not None
-        with self.server.app.state.autumn.db.read() as conn:
-            rows = conn.execute(select(invoices).order_by(invoices.c.pk)).all()
-            stripe_customers = conn.execute(
-                select(customers.c.stripe_id).where(customers.c.stripe_id.is_not(None))
-            )
-            customer_ids = [str(stripe_id) for (stripe_id,) in stripe_customers]
-        linked = {str(r.processor_id): r for r in rows if str(r.processor_id or "").startswith("in_")}
-        for stripe_id, row in linked.items():
-            paid = self.stripe.v1.invoices.retrieve(stripe_id)
-            assert paid.metadata["autumn_invoice_id"] == row.id
-            assert paid.currency == row.currency, row.id
-            lines = self.stripe.v1.invoices.line_items.list(stripe_id, {"limit": 100}).data
-            credit = sum(line.amount for line in lines if line.description == CREDIT_LINE)
-            charged = sum(line.amount for line in lines if line.description != CREDIT_LINE)
-            if (row.status, row.amount_paid, paid.status) == ("paid", 0, "void"):
-                # invoiced on Stripe, then paid from the customer's credit: Stripe collected nothing
-                assert (charged, row.credit_applied, paid.amount_paid) == (row.total, row.total, 0), row.id
-                continue
-            assert (charged, -credit) == (row.total, row.credit_applied), row.id
-            assert paid.status == row.status, (row.id, row.status, paid.status)
-            assert paid.total == row.total - row.credit_applied, row.id
-            if row.status == "paid":
-                assert paid.amount_paid == row.amount_paid == paid.total, row.id
-        for row in rows:  # every card charge went through Stripe, and Stripe knows what is owed
-            if (row.status == "paid" and row.amount_paid > 0) or row.status == "open":
-                assert str(row.processor_id or "") in linked, (row.id, row.status)
-        for customer in customer_ids:  # (localstripe is shared by the module's tests: this server's only)
-            listed = self.stripe.v1.invoices.list({"customer": customer, "limit": 100}).auto_paging_iter()
-            for stripe_invoice in listed:
-                if stripe_invoice.id not in linked and getattr(stripe_invoice, "subscription", None):
-                    # a mirrored subscription's own (its trial's 0, or voided by the pause): nothing taken
-                    assert stripe_invoice.status in ("paid", "void") and stripe_invoice.amount_paid == 0
-                elif stripe_invoice.id not in linked:  # an earlier attempt, replaced: nothing owed or paid
-                    assert stripe_invoice.status == "void", (stripe_invoice.id, stripe_invoice.status)
-            pending = self.stripe.v1.invoice_items.list({"customer": customer, "pending": True}).data
-            assert list(pending) == [], customer
-
-
-PROCESSORS = [
-    pytest.param(("local", "sqlite"), id="local-sqlite"),
-    pytest.param(("local", "postgres"), id="local-postgres", marks=pytest.mark.postgres),
-    pytest.param(("stripe", "sqlite"), id="stripe-sqlite"),
-    pytest.param(("stripe", "postgres"), id="stripe-postgres", marks=pytest.mark.postgres),
-]
-
-
-@pytest.fixture(scope="module")
-def shared_localstripe() -> Iterator[str]:
-    """One localstripe for the module's Stripe scenarios (each has its own database, so its own Stripe
-    customers, Products and Prices); started once, only when a Stripe scenario runs."""
-    with localstripe() as api_base:
-        yield api_base
-
-
-@pytest.fixture(params=PROCESSORS)
-def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    processor, database = request.param
-    if database == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    clock = ManualClock(START)
-    with contextlib.ExitStack() as stack:
-        stripe_api: str | None = None
-        if processor == "stripe":  # the server-wide default processor: Stripe with the server's key
-            stripe_api = str(request.getfixturevalue("shared_localstripe"))
-            monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
-            monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
-            monkeypatch.setenv("STRIPE_API_BASE", stripe_api)
-        else:
-            monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
-        url = stack.enter_context(fresh_database_url(database))
-        server = stack.enter_context(run_server(url, clock=clock))
-        client = Api(server, clock, processor, stripe_api)
-        client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
-        client("features.create", feature_id="seats", name="Seats", type="metered", consumable=False)
-        month = {"interval": "month"}
-        client(
-            "plans.create",
-            plan_id="free",
-            name="Free",
-            auto_enable=True,
-            items=[{"feature_id": "messages", "included": 100, "reset": month}],
-        )
-        client(
-            "plans.create",
-            plan_id="pro",
-            name="Pro",
-            price={"amount": 20, "interval": "month"},
-            items=[{"feature_id": "messages", "included": 1000, "reset": month}],
-        )
-        client(
-            "plans.create",
-            plan_id="premium",
-            name="Premium",
-            price={"amount": 50, "interval": "month"},
-            items=[{"feature_id": "messages", "included": 5000, "reset": month}],
-        )
-        yield client
-        if client.stripe is not None:
-            client.check_stripe_books()
-        client.http.close()
+from .helpers import DAY, START, STRIPE_KEY, Api, create_prepaid_team_plan, ms
 
 
 def test_free_to_paid_without_a_card_goes_through_checkout(api: Api) -> None:
@@ -336,20 +144,8 @@ def test_usage_based_overage_is_billed_at_renewal(api: Api) -> None:
     assert customer["balances"]["messages"]["usage"] == 0
 
 
-def _create_prepaid_team_plan(api: Api, **item_extra: Any) -> None:
-    """Plan ``team``: $20/month plus prepaid messages at $10 per pack of 100."""
-    item: dict[str, Any] = {
-        "feature_id": "messages",
-        "included": 0,
-        "reset": {"interval": "month"},
-        "price": {"amount": 10, "interval": "month", "billing_method": "prepaid", "billing_units": 100},
-        **item_extra,
-    }
-    api("plans.create", plan_id="team", name="Team", price={"amount": 20, "interval": "month"}, items=[item])
-
-
 def test_prepaid_quantities_charge_upfront_and_update_prorates(api: Api) -> None:
-    _create_prepaid_team_plan(api)
+    create_prepaid_team_plan(api)
     api("customers.get_or_create", customer_id="u1")
     api.add_card("u1")
     quantities = [{"feature_id": "messages", "quantity": 100}]
@@ -372,7 +168,7 @@ def test_prepaid_quantities_charge_upfront_and_update_prorates(api: Api) -> None
 def test_next_cycle_quantity_proration_lands_on_the_renewal_invoice(api: Api) -> None:
     """A prepaid quantity increase with ``prorate_next_cycle`` charges nothing now and adds the prorated
     amount to the renewal invoice, which also bills the new quantity for the next period."""
-    _create_prepaid_team_plan(
+    create_prepaid_team_plan(
         api, proration={"on_increase": "prorate_next_cycle", "on_decrease": "prorate_next_cycle"}
     )
     api("customers.get_or_create", customer_id="q")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +11,7 @@ import stripe
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, run_server
 
-from .conftest import ms
+from .helpers import call, ms
 from .localstripe_server import localstripe, pay_through_stripe_checkout
 
 START = ms(2026, 4, 1)
@@ -27,12 +26,6 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RunningServer, Man
         clock = ManualClock(START)
         with run_server(clock=clock) as running:
             yield running, clock, api_base
-
-
-def call(server: RunningServer, op: str, **body: Any) -> dict[str, Any]:
-    response = httpx.post(f"{server.url}/v1/{op}", json=body, headers=server.headers, timeout=30)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
 
 
 def test_checkout_and_upgrade_charge_through_stripe(server: tuple[RunningServer, ManualClock, str]) -> None:

@@ -12,7 +12,7 @@ from reference_server.clock import ManualClock
 from reference_server.testing import run_server
 from reference_server.webhooks import new_secret
 
-from .conftest import ms
+from .helpers import ms
 from .receiver import Receiver
 
 START = ms(2026, 4, 1)

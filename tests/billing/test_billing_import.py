@@ -24,9 +24,8 @@ from reference_server.store.import_tables import IMPORT_TABLES, customer_process
 from reference_server.store.tables import customer_plans, metadata
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .conftest import ms
+from .helpers import STRIPE_KEY, Api, ms
 from .localstripe_server import localstripe
-from .test_api_billing import STRIPE_KEY, Api
 
 START = ms(2026, 4, 10)
 DATABASES = [

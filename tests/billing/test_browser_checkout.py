@@ -12,7 +12,7 @@ import pytest
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, run_server
 
-from .conftest import ms
+from .helpers import ms
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

@@ -17,9 +17,8 @@ import pytest
 from reference_server.clock import ManualClock
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .conftest import ms
+from .helpers import STRIPE_KEY, Api, ms
 from .localstripe_server import localstripe
-from .test_api_billing import STRIPE_KEY, Api
 
 START = ms(2026, 4, 1)  # a 30-day month
 RENEWAL = ms(2026, 5, 1) + 1

@@ -9,11 +9,7 @@ from typing import Any
 
 import httpx
 
-from . import test_api_billing
-from .test_api_billing import Api
-
-api = test_api_billing.api
-shared_localstripe = test_api_billing.shared_localstripe
+from .helpers import Api
 
 
 def _open_invoice(api: Api, customer_id: str = "u1") -> dict[str, Any]:

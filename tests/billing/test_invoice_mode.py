@@ -28,15 +28,19 @@ from reference_server.store.org_stripe import save_stripe_config
 from reference_server.store.stripe_tables import stripe_events
 from reference_server.store.tables import organizations
 
-from . import test_api_billing, test_stripe_compensation, test_stripe_invoices
-from .test_api_billing import DAY, START, Api
-from .test_stripe_invoices import Tenant
+from .helpers import (
+    DAY,
+    START,
+    Api,
+    Tenant,
+    create_prepaid_team_plan,
+    fail_when_opened,
+    repair,
+    stripe_invoices_of,
+)
 
-# The fixtures of those suites: every processor and database (``api``), an organization's own Stripe
+# The fixtures (conftest.py): every processor and database (``api``), an organization's own Stripe
 # account (``tenant``).
-api = test_api_billing.api
-shared_localstripe = test_api_billing.shared_localstripe
-tenant = test_stripe_invoices.tenant
 
 WEBHOOK_SECRET = "whsec_invoice_mode"
 STRIPE_ONLY = [
@@ -459,7 +463,7 @@ def _team_by_invoice(api: Api, customer_id: str) -> dict[str, Any]:
 
 
 def test_update_by_invoice_applies_the_change_when_paid_or_at_once(api: Api) -> None:
-    test_api_billing._create_prepaid_team_plan(api)  # $20/month plus messages at $10 per pack of 100
+    create_prepaid_team_plan(api)  # $20/month plus messages at $10 per pack of 100
     first = _team_by_invoice(api, "u1")
     assert (first["status"], first["total"]) == ("open", 30)
     assert api.pay(first["hosted_invoice_url"]).status_code == 303
@@ -515,7 +519,7 @@ def test_a_deferred_update_paid_days_later_applies_at_the_invoiced_price(api: Ap
     page is still payable (it is the invoice's own page, not a 24-hour checkout link), the change happens
     then, nothing is re-priced for the days that passed (no second charge, no credit, nothing pending for
     the renewal), and the next period bills the new quantity in full."""
-    test_api_billing._create_prepaid_team_plan(api)  # $20/month plus messages at $10 per pack of 100
+    create_prepaid_team_plan(api)  # $20/month plus messages at $10 per pack of 100
     first = _team_by_invoice(api, "u1")
     assert api.pay(first["hosted_invoice_url"]).status_code == 303
 
@@ -551,7 +555,7 @@ def test_deferred_multi_attach_schedule_and_update_paid_on_stripe_apply_once(api
     assert api.stripe is not None
     webhook_secret(api)  # the test sends each invoice.paid itself, twice (Stripe may)
     _add_ons(api)
-    test_api_billing._create_prepaid_team_plan(api)
+    create_prepaid_team_plan(api)
     mode = {"enabled": True}
 
     def paid_on_stripe(invoice: dict[str, Any], customer_id: str, cents: int) -> None:
@@ -704,16 +708,16 @@ def test_a_multi_attach_or_update_invoice_whose_transaction_fails_is_voided_on_s
         body = {"plan_id": "team", "feature_quantities": [{"feature_id": "messages", "quantity": 300}]}
         before = [("open", 1500)]
         due = 1000
-    test_stripe_compensation.fail_when_opened(tenant, when)
+    fail_when_opened(tenant, when)
     failed = _post(tenant, f"billing.{op}", customer_id="u1", invoice_mode=mode, **body)
     assert failed.status_code == 500, failed.text
-    left = [(i.status, i.total) for i in test_stripe_compensation.invoices_of(tenant, "u1")]
+    left = [(i.status, i.total) for i in stripe_invoices_of(tenant, "u1")]
     voided = [("void", due)] if when == "commit" else []  # a draft not yet opened is deleted
     assert sorted(left) == sorted(before + voided)
     listed = tenant.customer()["invoices"]
     assert [(i["status"], i["total"]) for i in listed] == [(s, t // 100) for s, t in before]
 
-    test_stripe_compensation.repair(tenant)
+    repair(tenant)
     opened = _post(tenant, f"billing.{op}", customer_id="u1", invoice_mode=mode, **body)
     assert opened.status_code == 200, opened.text
     invoice = opened.json()["invoice"]

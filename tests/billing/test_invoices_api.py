@@ -18,8 +18,7 @@ from reference_server.store.billing_tables import invoices
 from reference_server.store.import_tables import imported_invoices
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .conftest import ms
-from .test_api_billing import Api
+from .helpers import Api, ms
 
 START = ms(2026, 4, 1)
 DATABASES = [

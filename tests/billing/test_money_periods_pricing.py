@@ -19,7 +19,7 @@ from reference_server.engine.billing.pricing import (
     round_up_to_units,
 )
 
-from .conftest import D, ms
+from .helpers import D, ms
 
 
 def test_major_to_minor_is_exact_for_binary_unfriendly_floats() -> None:

@@ -20,9 +20,8 @@ from reference_server.store.billing_tables import invoices
 from reference_server.store.tables import customers
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .conftest import ms
+from .helpers import STRIPE_KEY, Api, ms
 from .localstripe_server import localstripe
-from .test_api_billing import STRIPE_KEY, Api
 
 START = ms(2026, 4, 1)  # a 30-day month
 DAY = 86_400_000

@@ -45,9 +45,8 @@ from reference_server.testing import (
     run_server,
 )
 
-from .conftest import ms
+from .helpers import attach_paid_plan, ms, new_org, org_call, platform
 from .localstripe_server import localstripe, pay_through_stripe_checkout
-from .test_org_stripe import attach_paid_plan, call, platform, tenant
 
 START = ms(2026, 4, 1)
 KEY_A = "sk_test_tenant_account_a"
@@ -111,7 +110,7 @@ def org_processor(server: RunningServer, pk: int) -> Any:
 def test_secrets_are_encrypted_in_the_row_and_read_back_after_a_restart(db_url: str) -> None:
     responses: list[str] = []
     with run_server(db_url) as server:
-        slug, _key = tenant(server)
+        slug, _key = new_org(server)
         saved = platform(
             server,
             "organizations/stripe",
@@ -151,7 +150,7 @@ def test_secrets_are_encrypted_in_the_row_and_read_back_after_a_restart(db_url: 
 
 def test_a_wrong_key_stops_the_start_with_a_clear_error(db_url: str) -> None:
     with run_server(db_url) as server:
-        slug, _key = tenant(server)
+        slug, _key = new_org(server)
         save_keys(server, slug, test_secret_key=KEY_A)
     before = raw_rows(db_url)
     with pytest.raises(SecretDecryptionError, match=r"1 stored Stripe secret.*AUTUMN_ENCRYPTION_KEYS"):
@@ -172,8 +171,8 @@ def test_rotation_re_encrypts_every_secret_with_the_first_key(db_url: str) -> No
     old, new = DEFAULT_TEST_ENCRYPTION_KEY, base64.urlsafe_b64encode(bytes([0xF8]) + os.urandom(31)).decode()
     assert new.startswith("-")
     with run_server(db_url) as server:
-        slug_1, _ = tenant(server)
-        slug_2, _ = tenant(server)
+        slug_1, _ = new_org(server)
+        slug_2, _ = new_org(server)
         org_1 = save_keys(server, slug_1, test_secret_key=KEY_A, test_webhook_secret=WHSEC)
         save_keys(server, slug_2, test_secret_key=KEY_B)
     before = raw_rows(db_url)
@@ -240,7 +239,7 @@ def test_sqlite_without_a_key_uses_a_private_key_file_that_rotation_replaces(
     with run_server(url, encryption_keys=None) as server:
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         (first_key,) = read_key_file(key_file)
-        slug, _ = tenant(server)
+        slug, _ = new_org(server)
         org_id = save_keys(server, slug, test_secret_key=KEY_A)
         ((stored, _a, _w),) = raw_rows(url)
         assert SecretBox([first_key]).decrypt(stored) == KEY_A
@@ -269,7 +268,7 @@ def test_postgres_without_a_key_starts_but_will_not_store_a_stripe_secret(
         pytest.skip("PostgreSQL is not available")
     monkeypatch.delenv("AUTUMN_ENCRYPTION_KEYS", raising=False)
     with fresh_database_url("postgres") as db_url, run_server(db_url, encryption_keys=None) as server:
-        slug, _ = tenant(server)
+        slug, _ = new_org(server)
         refused = platform(server, "organizations/stripe", organization_slug=slug, test_secret_key=KEY_A)
         assert refused.status_code == 503, refused.text
         # platform.yaml allows five codes; a 5xx is internal_error and the message says what to set
@@ -303,7 +302,7 @@ def test_moving_to_another_stripe_account_forgets_the_old_customer_and_cards(
     db_url: str, stripe_base: str
 ) -> None:
     with run_server(db_url, clock=ManualClock(START)) as server:
-        slug, key = tenant(server)
+        slug, key = new_org(server)
         save_keys(server, slug, test_secret_key=KEY_A, test_webhook_secret=WHSEC)
         first = attach_paid_plan(server, key, on_stripe=True)
         old_customer = first["processors"]["stripe"]["id"]
@@ -325,13 +324,13 @@ def test_moving_to_another_stripe_account_forgets_the_old_customer_and_cards(
         assert stripe_state(server) == (None, [(None, False)])
 
         # The next payment starts over on the new account: a hosted page, a new Stripe customer.
-        call(
+        org_call(
             server, key, "plans.create", plan_id="max", name="Max", price={"amount": 50, "interval": "month"}
         )
-        attached = call(server, key, "billing.attach", customer_id="u1", plan_id="max")
+        attached = org_call(server, key, "billing.attach", customer_id="u1", plan_id="max")
         assert attached["payment_url"], attached
         assert pay_through_stripe_checkout(attached["payment_url"]).status_code == 303
-        after = call(server, key, "customers.get", customer_id="u1", expand=["invoices"])
+        after = org_call(server, key, "customers.get", customer_id="u1", expand=["invoices"])
         new_customer = after["processors"]["stripe"]["id"]
         assert new_customer.startswith("cus_") and new_customer != old_customer
         new_id, cards = stripe_state(server)

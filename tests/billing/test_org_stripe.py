@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -17,8 +15,8 @@ from reference_server.processors.registry import Processors, ProcessorSettings
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.testing import RunningServer, run_server
 
-from .conftest import ms
-from .localstripe_server import localstripe, pay_through_stripe_checkout
+from .helpers import attach_paid_plan, ms, new_org, org_call, platform
+from .localstripe_server import localstripe
 
 START = ms(2026, 4, 1)
 ORG_KEY = "sk_test_tenant_a"
@@ -35,45 +33,12 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RunningServer, str
             yield running, api_base
 
 
-def platform(server: RunningServer, path: str, **body: Any) -> httpx.Response:
-    return httpx.post(f"{server.url}/v1/platform/{path}", json=body, headers=server.headers, timeout=30)
-
-
-def tenant(server: RunningServer) -> tuple[str, str]:
-    """A new tenant organization: its slug and its sandbox secret key."""
-    slug = "t-" + secrets.token_hex(4)
-    created = platform(server, "organizations", user_email="o@example.com", name=slug, slug=slug, env="test")
-    assert created.status_code == 201, created.text
-    return slug, str(created.json()["test_secret_key"])
-
-
-def call(server: RunningServer, key: str, op: str, **body: Any) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {key}"}
-    response = httpx.post(f"{server.url}/v1/{op}", json=body, headers=headers, timeout=30)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-def attach_paid_plan(server: RunningServer, key: str, on_stripe: bool = False) -> dict[str, Any]:
-    """Create a $20 plan, attach it, pay (on Stripe Checkout for a Stripe organization, else with a test
-    card on the server's page); the customer with its invoices."""
-    call(server, key, "plans.create", plan_id="pro", name="Pro", price={"amount": 20, "interval": "month"})
-    call(server, key, "customers.get_or_create", customer_id="u1", email="ada@example.com")
-    url = call(server, key, "billing.attach", customer_id="u1", plan_id="pro")["payment_url"]
-    if on_stripe:
-        paid = pay_through_stripe_checkout(url)
-    else:
-        paid = httpx.post(url, data={"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"})
-    assert paid.status_code == 303, paid.text
-    return call(server, key, "customers.get", customer_id="u1", expand=["invoices"])
-
-
 def test_an_org_with_a_stripe_key_pays_through_stripe_while_another_stays_local(
     server: tuple[RunningServer, str],
 ) -> None:
     running, api_base = server
-    stripe_slug, stripe_org = tenant(running)
-    _local_slug, local_org = tenant(running)
+    stripe_slug, stripe_org = new_org(running)
+    _local_slug, local_org = new_org(running)
     saved = platform(
         running,
         "organizations/stripe",
@@ -103,7 +68,7 @@ def test_an_org_with_a_stripe_key_pays_through_stripe_while_another_stays_local(
 
 def test_platform_rejects_a_key_of_the_wrong_mode(server: tuple[RunningServer, str]) -> None:
     running, _ = server
-    slug, _key = tenant(running)
+    slug, _key = new_org(running)
     wrong = platform(running, "organizations/stripe", organization_slug=slug, test_secret_key="sk_live_x")
     assert wrong.status_code == 400 and "test_secret_key" in wrong.json()["message"]
 
@@ -112,7 +77,7 @@ def test_router_gives_each_org_its_own_client_and_connected_accounts_the_platfor
     server: tuple[RunningServer, str],
 ) -> None:
     running, _ = server
-    (slug_a, _), (slug_b, _), (slug_c, _) = tenant(running), tenant(running), tenant(running)
+    (slug_a, _), (slug_b, _), (slug_c, _) = new_org(running), new_org(running), new_org(running)
     platform(running, "organizations/stripe", organization_slug=slug_a, test_secret_key="sk_test_a")
     platform(running, "organizations/stripe", organization_slug=slug_b, test_secret_key="sk_test_b")
     platform(running, "organizations/stripe", organization_slug=slug_c, test_account_id="acct_c")
@@ -145,7 +110,7 @@ def test_the_orgs_stripe_account_delivers_signed_events_to_its_endpoint(
 ) -> None:
     """localstripe signs and posts ``payment_intent.succeeded`` itself; the endpoint records it once."""
     running, api_base = server
-    slug, key = tenant(running)
+    slug, key = new_org(running)
     saved = platform(
         running,
         "organizations/stripe",
@@ -178,5 +143,5 @@ def test_the_orgs_stripe_account_delivers_signed_events_to_its_endpoint(
     assert [kind for kind, _ in delivered] == ["payment_intent.succeeded"]
     assert delivered[0][1].startswith("evt_")
     # Already collected when the charge returned: the event leaves the paid invoice as it was.
-    after = call(running, key, "customers.get", customer_id="u1", expand=["invoices"])["invoices"]
+    after = org_call(running, key, "customers.get", customer_id="u1", expand=["invoices"])["invoices"]
     assert [(i["stripe_id"], i["status"]) for i in after] == [(invoice["stripe_id"], "paid")]

@@ -13,7 +13,7 @@ from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, fresh_database_url, run_server
 from tests.server.conftest import _require_postgres
 
-from .conftest import ms
+from .helpers import ms
 
 NOW = ms(2026, 4, 1)
 

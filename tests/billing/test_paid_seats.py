@@ -15,8 +15,7 @@ import pytest
 from reference_server.clock import ManualClock
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .conftest import ms
-from .test_api_billing import DAY, START, Api
+from .helpers import DAY, START, Api, ms
 
 MAY_1 = ms(2026, 5, 1)
 

@@ -13,8 +13,7 @@ import pytest
 from reference_server.clock import ManualClock
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .conftest import ms
-from .test_api_billing import Api
+from .helpers import Api, ms
 
 MONTH = {"interval": "month"}
 USAGE_PRICE = {"amount": 0.5, "interval": "month", "billing_method": "usage_based"}

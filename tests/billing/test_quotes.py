@@ -32,7 +32,7 @@ from reference_server.engine.billing.quotes import (
     quote_seat_change,
 )
 
-from .conftest import FREE, PREMIUM, PRO, PRO_TRIAL, D, messages, monthly, ms, prepaid_item, usage_item
+from .helpers import FREE, PREMIUM, PRO, PRO_TRIAL, D, messages, monthly, ms, prepaid_item, usage_item
 
 START = ms(2026, 4, 1)  # April has 30 days
 HALFWAY = ms(2026, 4, 16)

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
 
-from .conftest import ms
+from .helpers import ms
 
 START = ms(2026, 4, 1)
 MAY_1 = ms(2026, 5, 1)

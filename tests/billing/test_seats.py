@@ -17,8 +17,7 @@ from sqlalchemy import create_engine, text
 from reference_server.clock import ManualClock
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .conftest import ms
-from .test_api_billing import DAY, START, Api
+from .helpers import DAY, START, Api, ms
 
 MAY_1 = ms(2026, 5, 1)
 DECLINE = "4000000000000341"  # saved fine, declined when charged

@@ -11,9 +11,8 @@ import stripe
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, run_server
 
-from .conftest import ms
+from .helpers import call, ms
 from .localstripe_server import localstripe, pay_through_stripe_checkout
-from .test_api_stripe import call
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import stripe
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
 
-from .conftest import ms
+from .helpers import ms
 from .localstripe_server import (
     localstripe,
     pay_through_stripe_checkout,

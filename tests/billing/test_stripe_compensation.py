@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -25,16 +23,27 @@ from sqlalchemy.pool import NullPool
 
 from reference_server.billing.compensation import REFUND_KIND, RefundRetrier
 from reference_server.billing.sessions import PAYMENT_RETRY_TTL_MS
-from reference_server.clock import ManualClock
 from reference_server.processors.stripe.catalog import StripeCatalog, account_key
 from reference_server.store.billing_tables import invoices
 from reference_server.store.db import MIGRATIONS_DIR, Database
 from reference_server.store.stripe_objects import stripe_followups
 from reference_server.store.tables import organizations
-from reference_server.testing import free_port, fresh_database_url, postgres_available, run_server
+from reference_server.testing import free_port, fresh_database_url, postgres_available
 
-from .localstripe_server import localstripe
-from .test_stripe_invoices import AUTHENTICATE_ALWAYS, DECLINING, GOOD, START, Tenant
+from .helpers import (
+    AUTHENTICATE_ALWAYS,
+    DECLINING,
+    GOOD,
+    PG_FUNCTION,
+    START,
+    Tenant,
+    dialect,
+    fail_when_opened,
+    repair,
+    run_sql,
+    stripe_invoices_of,
+    wait_until,
+)
 
 SQLITE_FAILURES = {
     "write": [
@@ -48,11 +57,6 @@ SQLITE_FAILURES = {
         "BEGIN INSERT INTO autumn_test_guard VALUES (-1); END",
     ],
 }
-SQLITE_REPAIR = ["DROP TRIGGER autumn_test_fail"]
-PG_FUNCTION = (
-    "CREATE FUNCTION autumn_test_fail() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
-)
 PG_FAILURES = {
     "write": [
         PG_FUNCTION,
@@ -66,8 +70,6 @@ PG_FAILURES = {
         "WHEN (NEW.status = 'paid') EXECUTE FUNCTION autumn_test_fail()",
     ],
 }
-PG_REPAIR = ["DROP TRIGGER autumn_test_fail ON invoices"]
-
 # The database lost when the server keeps a refund it could not make: PostgreSQL drops the server's
 # connection (the backend terminates itself), SQLite refuses the row.
 LOSE_REFUND_DUE = {
@@ -88,37 +90,9 @@ KEEP_REFUND_DUE = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def tenant(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tenant]:
-    if request.param == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    with localstripe() as api_base, fresh_database_url(request.param) as url:
-        monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
-        monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
-        monkeypatch.setenv("STRIPE_API_BASE", api_base)
-        clock = ManualClock(START)
-        with run_server(url, clock=clock) as running:
-            yield Tenant(running, clock, api_base)
-
-
-def run_sql(tenant: Tenant, statements: list[str]) -> None:
-    with tenant.server.app.state.autumn.db.engine.begin() as conn:
-        for statement in statements:
-            conn.execute(text(statement))
-
-
 def fail_when_paid(tenant: Tenant, when: str) -> None:
     postgres = tenant.server.database_url.startswith("postgres")
     run_sql(tenant, (PG_FAILURES if postgres else SQLITE_FAILURES)[when])
-
-
-def repair(tenant: Tenant) -> None:
-    postgres = tenant.server.database_url.startswith("postgres")
-    run_sql(tenant, PG_REPAIR if postgres else SQLITE_REPAIR)
-
-
-def dialect(tenant: Tenant) -> str:
-    return "postgres" if tenant.server.database_url.startswith("postgres") else "sqlite"
 
 
 def refuse_refunds(tenant: Tenant, count: int) -> None:
@@ -139,19 +113,6 @@ def refunds_due(tenant: Tenant) -> list[tuple[str, int]]:
             )
         ).all()
     return [(str(r.key), int(r.created_at)) for r in rows]
-
-
-def wait_until(tenant: Tenant, condition: Callable[[], bool], what: str) -> None:
-    """The background worker's rounds run on their own thread: wait (without timing anything) until
-    ``condition`` holds, nudging the worker meanwhile."""
-    worker = tenant.server.app.state.billing.worker
-    pause = threading.Event()
-    for _ in range(600):
-        if condition():
-            return
-        worker.wake()
-        pause.wait(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 def stripe_invoices(tenant: Tenant) -> list[Any]:
@@ -441,37 +402,6 @@ def test_a_paid_stripe_invoice_the_server_lost_is_refunded_once_by_its_invoice_p
 # Invoice mode: the failure comes after the send_invoice Stripe invoice exists, when the server invoice
 # first names it (``write``: that very statement, before its items; ``commit``: at COMMIT, once it is
 # itemized and, unless ``finalize: false``, finalized).
-OPENED = "NEW.reason = 'invoice' AND OLD.processor_id IS NULL AND NEW.processor_id IS NOT NULL"
-SQLITE_OPEN_FAILURES = {
-    "write": [
-        f"CREATE TRIGGER autumn_test_fail BEFORE UPDATE OF processor_id ON invoices WHEN {OPENED} "
-        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-    ],
-    "commit": [
-        "CREATE TABLE autumn_test_guard (org_pk INTEGER REFERENCES organizations(pk) "
-        "DEFERRABLE INITIALLY DEFERRED)",
-        f"CREATE TRIGGER autumn_test_fail AFTER UPDATE OF processor_id ON invoices WHEN {OPENED} "
-        "BEGIN INSERT INTO autumn_test_guard VALUES (-1); END",
-    ],
-}
-PG_OPEN_FAILURES = {
-    "write": [
-        PG_FUNCTION,
-        f"CREATE TRIGGER autumn_test_fail BEFORE UPDATE ON invoices FOR EACH ROW WHEN ({OPENED}) "
-        "EXECUTE FUNCTION autumn_test_fail()",
-    ],
-    "commit": [
-        PG_FUNCTION,
-        "CREATE CONSTRAINT TRIGGER autumn_test_fail AFTER UPDATE ON invoices "
-        f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({OPENED}) EXECUTE FUNCTION autumn_test_fail()",
-    ],
-}
-
-
-def fail_when_opened(tenant: Tenant, when: str) -> None:
-    run_sql(tenant, (PG_OPEN_FAILURES if dialect(tenant) == "postgres" else SQLITE_OPEN_FAILURES)[when])
-
-
 def refuse_voids(tenant: Tenant, count: int) -> None:
     """localstripe answers the next ``count`` invoice voids or draft deletions with Stripe's 429."""
     answer = httpx.post(f"{tenant.api_base}/_config/invoice_voids", data={"fail_next": str(count)})
@@ -480,13 +410,6 @@ def refuse_voids(tenant: Tenant, count: int) -> None:
 
 def refused_voids(tenant: Tenant) -> list[str]:
     return list(httpx.get(f"{tenant.api_base}/_config/invoice_voids").json()["refused"])
-
-
-def invoices_of(tenant: Tenant, customer_id: str) -> list[Any]:
-    """Every Stripe invoice made for ``customer_id`` (its Stripe customer, made in the same rolled-back
-    transaction, is unknown to the server): localstripe is this test's own."""
-    listed = tenant.stripe.v1.invoices.list({"limit": 100}).data
-    return [i for i in listed if i.metadata.to_dict().get("autumn_customer_id") == customer_id]
 
 
 def attach_by_invoice(tenant: Tenant, **invoice_mode: Any) -> httpx.Response:
@@ -510,10 +433,10 @@ def test_an_invoice_mode_stripe_invoice_whose_transaction_fails_is_voided(
     assert set(failed.json()) >= {"message", "code"}
 
     # Nothing the customer could pay is left on Stripe: an open invoice is voided, a draft deleted.
-    left = [(i.status, i.total, i.collection_method) for i in invoices_of(tenant, "u1")]
+    left = [(i.status, i.total, i.collection_method) for i in stripe_invoices_of(tenant, "u1")]
     if when == "commit" and finalize:
         assert left == [("void", 2000, "send_invoice")]
-        (voided,) = invoices_of(tenant, "u1")
+        (voided,) = stripe_invoices_of(tenant, "u1")
         server_id = voided.metadata["autumn_invoice_id"]
         with tenant.server.app.state.autumn.db.read() as conn:
             assert conn.execute(select(invoices.c.pk).where(invoices.c.id == server_id)).first() is None
@@ -540,7 +463,7 @@ def test_a_void_stripe_refuses_is_kept_and_the_background_worker_voids_it(tenant
     assert failed.status_code == 500, failed.text
 
     # Stripe refused the void: the invoice is still open there, kept due from the server's now.
-    (stale,) = invoices_of(tenant, "u1")
+    (stale,) = stripe_invoices_of(tenant, "u1")
     assert (stale.status, stale.total, stale.amount_paid) == ("open", 2000, 0)
     assert refused_voids(tenant) == [stale.id]
     server_id = stale.metadata["autumn_invoice_id"]

@@ -7,195 +7,21 @@ server's invoices.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import secrets
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import stripe
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData
 
-from reference_server.clock import ManualClock
-from reference_server.store.billing_tables import invoices
 from reference_server.store.db import Database
-from reference_server.store.stripe_objects import STRIPE_OBJECT_TABLES, stripe_objects
+from reference_server.store.stripe_objects import STRIPE_OBJECT_TABLES
 from reference_server.store.tables import INITIAL_TABLES, metadata
-from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
+from reference_server.testing import fresh_database_url, postgres_available
 
-from .conftest import ms
-from .localstripe_server import localstripe, pay_through_stripe_checkout
-
-START = ms(2026, 4, 1)
-MAY, JUNE = ms(2026, 5, 1), ms(2026, 6, 1)
-DAY = 86_400_000
-SECRET = "whsec_invoices_tenant"
-GOOD, DECLINING, AUTHENTICATE_ALWAYS = "4242424242424242", "4000000000000341", "4000002760003184"
-
-
-def seconds(at_ms: int) -> int:
-    return at_ms // 1000
-
-
-class Tenant:
-    """An organization with its own Stripe key on localstripe, a Stripe webhook secret and a catalogue."""
-
-    def __init__(self, server: RunningServer, clock: ManualClock, api_base: str) -> None:
-        self.server, self.clock, self.api_base = server, clock, api_base
-        slug = "t-" + secrets.token_hex(4)
-        self.stripe_key = f"sk_test_{slug.replace('-', '_')}"
-        created = self.platform("organizations", user_email="o@example.com", name=slug, slug=slug, env="test")
-        self.key = str(created["test_secret_key"])
-        saved = self.platform(
-            "organizations/stripe",
-            organization_slug=slug,
-            test_secret_key=self.stripe_key,
-            test_webhook_secret=SECRET,
-        )
-        self.org_id, self.slug = str(saved["organization"]["id"]), slug
-        self.stripe = stripe.StripeClient(self.stripe_key, base_addresses={"api": api_base})
-        month = {"interval": "month"}
-        self("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
-        self("features.create", feature_id="seats", name="Seats", type="metered", consumable=False)
-        messages = {"feature_id": "messages", "included": 1000, "reset": month}
-        self("plans.create", plan_id="pro", name="Pro", price={"amount": 20, **month}, items=[messages])
-        self(
-            "plans.create", plan_id="premium", name="Premium", price={"amount": 50, **month}, items=[messages]
-        )
-        self(
-            "plans.create",
-            plan_id="boost",
-            name="Boost",
-            add_on=True,
-            price={"amount": 15, "interval": "one_off"},
-            items=[{"feature_id": "messages", "included": 500}],
-        )
-        self(
-            "plans.create",
-            plan_id="team",
-            name="Team",
-            group="team",
-            price={"amount": 10, **month},
-            items=[
-                {
-                    "feature_id": "messages",
-                    "included": 0,
-                    "price": {"amount": 5, "billing_units": 100, "billing_method": "prepaid", **month},
-                },
-                {
-                    "feature_id": "seats",
-                    "included": 1,
-                    "price": {"amount": 10, "billing_method": "usage_based", **month},
-                },
-            ],
-        )
-
-    def platform(self, path: str, **body: Any) -> dict[str, Any]:
-        url = f"{self.server.url}/v1/platform/{path}"
-        response = httpx.post(url, json=body, headers=self.server.headers, timeout=30)
-        assert response.status_code in (200, 201), response.text
-        return dict(response.json())
-
-    def __call__(self, op: str, expect: int = 200, **body: Any) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self.key}"}
-        response = httpx.post(f"{self.server.url}/v1/{op}", json=body, headers=headers, timeout=30)
-        assert response.status_code == expect, response.text
-        return dict(response.json())
-
-    def customer(self, customer_id: str = "u1") -> dict[str, Any]:
-        return self("customers.get", customer_id=customer_id, expand=["invoices"])
-
-    def subscribe(self, customer_id: str, plan_id: str, card: str = GOOD, **extra: Any) -> dict[str, Any]:
-        """A new customer attaches a paid plan and pays on Stripe Checkout; the customer afterwards."""
-        self("customers.get_or_create", customer_id=customer_id, email=f"{customer_id}@example.com")
-        url = self("billing.attach", customer_id=customer_id, plan_id=plan_id, **extra)["payment_url"]
-        assert pay_through_stripe_checkout(url, card).status_code == 303
-        return self.customer(customer_id)
-
-    def save_card(self, customer_id: str, card: str) -> None:
-        """The customer sets a new default card up on Stripe Checkout (``billing.setup_payment``)."""
-        url = self("billing.setup_payment", customer_id=customer_id)["url"]
-        assert pay_through_stripe_checkout(url, card).status_code == 303
-
-    def stripe_customer(self, customer_id: str = "u1") -> str:
-        return str(self.customer(customer_id)["processors"]["stripe"]["id"])
-
-    def invoice(self, stripe_id: str) -> Any:
-        return self.stripe.v1.invoices.retrieve(stripe_id, {"expand": ["payments"]})
-
-    def lines(self, stripe_id: str) -> list[Any]:
-        return list(self.stripe.v1.invoices.line_items.list(stripe_id, {"limit": 100}).data)
-
-    def pending_items(self, customer_id: str = "u1") -> list[Any]:
-        listed = self.stripe.v1.invoice_items.list(
-            {"customer": self.stripe_customer(customer_id), "pending": True}
-        )
-        return list(listed.data)
-
-    def rows(self, stripe_id: str) -> Any:
-        """The server's own invoice row (amount paid by card, credit applied) for a Stripe invoice."""
-        with self.server.app.state.autumn.db.read() as conn:
-            return conn.execute(select(invoices).where(invoices.c.processor_id == stripe_id)).one()
-
-    def catalog_rows(self) -> list[tuple[str, int, str, str]]:
-        with self.server.app.state.autumn.db.read() as conn:
-            rows = conn.execute(select(stripe_objects).order_by(stripe_objects.c.pk)).all()
-        return [(r.plan_id, r.plan_version, r.price_key, r.stripe_id) for r in rows]
-
-    def listen(self, *events: str) -> None:
-        hook = {
-            "url": f"{self.server.url}/webhooks/stripe/{self.org_id}/sandbox",
-            "secret": SECRET,
-            "events": list(events),
-        }
-        assert httpx.post(f"{self.api_base}/_config/webhooks/{self.org_id}", json=hook).status_code == 200
-
-    def send(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Post an event signed the way Stripe signs: HMAC-SHA256 of ``{t}.{payload}``."""
-        payload = json.dumps(event)
-        stamp = int(time.time())
-        mac = hmac.new(SECRET.encode(), f"{stamp}.{payload}".encode(), hashlib.sha256).hexdigest()
-        response = httpx.post(
-            f"{self.server.url}/webhooks/stripe/{self.org_id}/sandbox",
-            content=payload,
-            headers={"Stripe-Signature": f"t={stamp},v1={mac}", "Content-Type": "application/json"},
-        )
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def events(self) -> list[str]:
-        with self.server.app.state.autumn.db.read() as conn:
-            rows = conn.exec_driver_sql("SELECT event_type FROM stripe_events ORDER BY pk").all()
-        return [str(kind) for (kind,) in rows]
-
-    def wait_for_events(self, count: int) -> list[str]:
-        """localstripe posts its events about a second after the change."""
-        pause = threading.Event()
-        for _ in range(600):
-            if len(self.events()) >= count:
-                return self.events()
-            pause.wait(0.05)
-        raise AssertionError(f"only {self.events()} delivered")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def tenant(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tenant]:
-    if request.param == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    with localstripe() as api_base, fresh_database_url(request.param) as url:
-        monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
-        monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
-        monkeypatch.setenv("STRIPE_API_BASE", api_base)
-        clock = ManualClock(START)
-        with run_server(url, clock=clock) as running:
-            yield Tenant(running, clock, api_base)
+from .helpers import AUTHENTICATE_ALWAYS, DAY, DECLINING, GOOD, JUNE, MAY, START, Tenant, seconds
+from .localstripe_server import pay_through_stripe_checkout
 
 
 def only_invoice(customer: dict[str, Any]) -> dict[str, Any]:

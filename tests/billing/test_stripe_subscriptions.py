@@ -30,10 +30,7 @@ from reference_server.store.stripe_objects import (
 from reference_server.store.tables import INITIAL_TABLES, customers, metadata
 from reference_server.testing import fresh_database_url, postgres_available
 
-from .test_stripe_compensation import wait_until
-from .test_stripe_invoices import DAY, GOOD, MAY, START, Tenant, tenant
-
-__all__ = ["tenant"]  # the fixture: each test runs on SQLite and PostgreSQL
+from .helpers import DAY, GOOD, MAY, START, Tenant, wait_until
 
 
 def subscriptions(t: Tenant, customer_id: str = "u1", status: str = "all") -> list[Any]:

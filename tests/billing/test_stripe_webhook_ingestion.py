@@ -16,7 +16,7 @@ import pytest
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, run_server
 
-from .conftest import ms
+from .helpers import ms
 
 SECRET = "whsec_tenant_secret"
 
