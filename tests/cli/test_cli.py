@@ -8,147 +8,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from typer.testing import CliRunner
 
-from autumn_cli.main import app
 from autumn_sdk import Autumn
 from autumn_sdk.config import ConfigError, load_config
-from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
+from reference_server.testing import RunningServer, run_server
 
-CONFIG = '''"""Our pricing."""
-
-from autumn_sdk.config import feature, item, plan
-
-# What customers use
-messages = feature("messages", name="Messages", type="metered", consumable=True)
-seats = feature("seats", name="Seats", type="metered", consumable=False)
-sso = feature("sso", name="SSO", type="boolean")  # enterprise only
-credits = feature(
-    "credits",
-    name="AI credits",
-    type="credit_system",
-    credit_schema=[{"metered_feature_id": "messages", "credit_cost": 2}],
-)
-
-# The free tier everyone starts on
-free = plan(
-    "free",
-    name="Free",
-    group="main",
-    auto_enable=True,
-    items=[item(messages, included=100, reset={"interval": "month"})],
-)
-
-pro = plan(
-    "pro",
-    name="Pro",
-    group="main",
-    price={"amount": 20, "interval": "month"},
-    free_trial={"duration_length": 14, "duration_type": "day", "card_required": True},
-    items=[
-        # usage beyond the included amount, in tiers
-        item(
-            messages,
-            included=1000,
-            reset={"interval": "month"},
-            price={
-                "tiers": [{"to": 5000, "amount": 0.01}, {"to": "inf", "amount": 0.005}],
-                "interval": "month",
-                "billing_method": "usage_based",
-            },
-            rollover={"max": 500, "expiry_duration_type": "month"},
-        ),
-        item(
-            seats,
-            included=3,
-            price={"amount": 10, "interval": "month", "billing_method": "prepaid"},
-            proration={"on_increase": "prorate_immediately", "on_decrease": "none"},
-        ),
-        item(sso),
-    ],
-)
-
-top_up = plan(
-    "top_up",
-    name="Message top-up",
-    add_on=True,
-    items=[
-        item(
-            messages,
-            price={"amount": 5, "billing_units": 1000, "interval": "one_off", "billing_method": "prepaid"},
-        ),
-    ],
-)
-'''
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
-    if request.param == "postgres" and not postgres_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL must be available on 127.0.0.1:5432 in CI")
-        pytest.skip("PostgreSQL is not available")
-    with fresh_database_url(request.param) as url, run_server(url) as srv:
-        yield srv
-
-
-def new_key(server: RunningServer, env: str = "test") -> str:
-    r = httpx.post(
-        server.url + "/v1/platform/organizations",
-        headers=server.headers,
-        json={
-            "user_email": "o@example.com",
-            "name": "CLI",
-            "slug": "cli-" + secrets.token_hex(6),
-            "env": env,
-        },
-        timeout=30,
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["test_secret_key" if env == "test" else "live_secret_key"])
-
-
-class Cli:
-    """Runs ``autumn`` in a project directory against one organization."""
-
-    def __init__(self, server: RunningServer, key: str, cwd: Path) -> None:
-        self.server, self.key, self.cwd = server, key, cwd
-        self.config = cwd / "autumn_config.py"
-        self.client = Autumn(key, server_url=server.url, fail_open=False)
-
-    def __call__(self, *args: str, code: int = 0, env: dict[str, str | None] | None = None) -> str:
-        old = Path.cwd()
-        os.chdir(self.cwd)
-        try:
-            result = CliRunner().invoke(
-                app,
-                list(args),
-                env=env
-                if env is not None
-                else {"AUTUMN_SECRET_KEY": self.key, "AUTUMN_URL": self.server.url},
-            )
-        finally:
-            os.chdir(old)
-        assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-        return result.output
-
-    def plans(self) -> dict[str, dict[str, object]]:
-        return {p.id: p.model_dump() for p in self.client.plans.list(request={"include_archived": True}).list}
-
-
-@pytest.fixture
-def cli(server: RunningServer, tmp_path: Path) -> Iterator[Cli]:
-    c = Cli(server, new_key(server), tmp_path)
-    yield c
-    c.client.close()
+from .helpers import CONFIG, Cli, new_key
 
 
 def test_push_needs_yes_dry_run_applies_nothing_and_round_trip_is_identity(cli: Cli) -> None:

@@ -31,7 +31,7 @@ from reference_server.testing import (
     serve_app,
 )
 
-from .test_cli import CONFIG, new_key
+from .helpers import CONFIG, new_key
 
 OURS_ONLY = frozenset({"/v1/catalog.internal_ids", "/v1/organizations.current"})
 

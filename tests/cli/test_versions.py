@@ -8,16 +8,13 @@ everyone on it; a new entry is a new version.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from autumn_sdk.config import ConfigError, load_config
-from reference_server.testing import RunningServer
 
-from .test_cli import CONFIG, Cli, new_key
-from .test_cli import server as server  # the same SQLite / PostgreSQL server fixture
+from .helpers import CONFIG, Cli
 
 FREE = """free = plan(
     "free",
@@ -27,13 +24,6 @@ FREE = """free = plan(
     items=[item(messages, included=100, reset={"interval": "month"})],
 )
 """
-
-
-@pytest.fixture
-def cli(server: RunningServer, tmp_path: Path) -> Iterator[Cli]:
-    c = Cli(server, new_key(server), tmp_path)
-    yield c
-    c.client.close()
 
 
 def granted(cli: Cli, customer_id: str) -> float:
