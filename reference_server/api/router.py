@@ -47,12 +47,14 @@ from reference_server.api.extra_params import (
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
 from reference_server.api.unsupported_fields import refuse_unsupported
-from reference_server.billing import dispatch as billing
 from reference_server.billing import import_plans as billing_import
 from reference_server.billing import invoice_actions, multi_update
-from reference_server.billing import operations as billing_ops
-from reference_server.billing.dispatch import LOCKED_OPERATIONS
-from reference_server.billing.free_plans import plans_get, plans_list
+from reference_server.billing.attach import attach, preview_attach
+from reference_server.billing.customer_lock import LOCKED_OPERATIONS
+from reference_server.billing.customer_pages import open_customer_portal, setup_payment
+from reference_server.billing.multi_attach import multi_attach, preview_multi_attach
+from reference_server.billing.schedules import create_schedule
+from reference_server.billing.update import preview_update, update_subscription
 from reference_server.errors import AutumnError
 from reference_server.service import (
     balances,
@@ -67,6 +69,7 @@ from reference_server.service import (
     key_ops,
     license_ops,
     locks,
+    plans_read,
     platform,
     referrals,
     revenuecat,
@@ -102,8 +105,8 @@ def service_table() -> dict[str, Service]:
         "customers.update": customers.update_customer,
         "customers.delete": customers.delete_customer,
         "plans.create": catalog_ops.create_plan,
-        "plans.get": plans_get,
-        "plans.list": plans_list,
+        "plans.get": plans_read.plans_get,
+        "plans.list": plans_read.plans_list,
         "plans.update": catalog_ops.update_plan,
         "plans.delete": catalog_ops.delete_plan,
         "features.create": catalog_ops.create_feature,
@@ -111,15 +114,15 @@ def service_table() -> dict[str, Service]:
         "features.list": catalog_ops.list_features,
         "features.update": catalog_ops.update_feature,
         "features.delete": catalog_ops.delete_feature,
-        "billing.attach": billing.attach,
-        "billing.update": billing.update,
-        "billing.create_schedule": billing_ops.create_schedule,
-        "billing.multi_attach": billing.multi_attach,
-        "billing.preview_attach": billing_ops.preview_attach,
-        "billing.preview_multi_attach": billing_ops.preview_multi_attach,
-        "billing.preview_update": billing_ops.preview_update,
-        "billing.open_customer_portal": billing_ops.open_customer_portal,
-        "billing.setup_payment": billing_ops.setup_payment,
+        "billing.attach": attach,
+        "billing.update": update_subscription,
+        "billing.create_schedule": create_schedule,
+        "billing.multi_attach": multi_attach,
+        "billing.preview_attach": preview_attach,
+        "billing.preview_multi_attach": preview_multi_attach,
+        "billing.preview_update": preview_update,
+        "billing.open_customer_portal": open_customer_portal,
+        "billing.setup_payment": setup_payment,
         "balances.create": balances.create_balance,
         "balances.update": balances.update_balance,
         "balances.delete": balances.delete_balance,

@@ -415,7 +415,7 @@ def _hydrate(ctx: Ctx, conn: Connection, customer: CustomerRow, planned: list[_P
     linked = [p for p in planned if p.processor == "stripe" and p.subscription_id and p.existing is None]
     if not linked:
         return
-    from reference_server.billing.operations import processors_of
+    from reference_server.billing.processor_choice import processors_of
 
     stripe_processor = stripe_processor_for(processors_of(ctx.state), conn, customer.pk)
     if stripe_processor is None:

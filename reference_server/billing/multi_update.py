@@ -22,9 +22,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.billing import free_plans as attach_free
-from reference_server.billing import operations as paid
+from reference_server.billing.payment_collection import settle_due
 from reference_server.billing.plan_changes import charge_draft
+from reference_server.billing.processor_choice import processor_for
+from reference_server.billing.resolve import resolve_update
+from reference_server.billing.update import apply_update, update_free, update_quotes
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.billing.preview import outgoing_json, preview_body
@@ -69,8 +71,8 @@ class _Item:
 
     body: dict[str, Any]
     inst: Instance
-    free: dict[str, Any] | None  # resolve_update's values for attach_free.update_free
-    quotes: dict[str, Any] | None  # billing.operations._update_quotes for a paid plan
+    free: dict[str, Any] | None  # resolve_update's values for update_free
+    quotes: dict[str, Any] | None  # billing.update.update_quotes for a paid plan
 
 
 def _resolve(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> list[_Item]:
@@ -78,7 +80,7 @@ def _resolve(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> list[_Item]:
     items: list[_Item] = []
     seen: set[int] = set()
     for one in _item_bodies(body):
-        cat, customer, entity, inst, instances, now = attach_free.resolve_update(ctx, conn, one)
+        cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, one)
         if inst.pk in seen:
             raise invalid(
                 f"Multiple updates target the same plan ({inst.plan_id}). Combine them into a single update."
@@ -97,7 +99,7 @@ def _resolve(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> list[_Item]:
             _check_free(one, inst)
             items.append(_Item(one, inst, free, None))
         else:
-            items.append(_Item(one, inst, None, paid._update_quotes(ctx, conn, one)))
+            items.append(_Item(one, inst, None, update_quotes(ctx, conn, one)))
     return items
 
 
@@ -139,11 +141,11 @@ def _multi_update(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, An
         due = _combined_due(items)
         for it in items:
             if it.free is not None:
-                attach_free.update_free(ctx, conn, it.body, **it.free)
+                update_free(ctx, conn, it.body, **it.free)
             else:
                 assert it.quotes is not None
                 # ``paid=True``: nothing is charged per update; the one invoice below settles them all.
-                paid._apply_update(ctx, conn, it.quotes, base_url, paid=True)
+                apply_update(ctx, conn, it.quotes, base_url, paid=True)
         first = items[0]
         customer = (first.free or first.quotes or {})["customer"]
         now = (first.free or first.quotes or {})["now"]
@@ -151,7 +153,7 @@ def _multi_update(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, An
         out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
         if body.get("entity_id"):
             out["entity_id"] = body["entity_id"]
-        processor = paid.processor_for(ctx.state, conn, customer.pk)
+        processor = processor_for(ctx.state, conn, customer.pk)
         outcome = charge_draft(processor, conn, customer, due, "update", now, base_url, entity)
         if outcome is not None and not outcome.succeeded:
             action = outcome.required_action() or {}
@@ -179,7 +181,7 @@ def _request_entity(items: list[_Item], body: dict[str, Any]) -> Any:
 
 
 def preview_multi_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    paid._settle(ctx, body)
+    settle_due(ctx, body)
     with ctx.db.write() as conn:
         items = _resolve(ctx, conn, body)
         _combined_due(items)  # the currencies must agree, as for the update itself

@@ -22,8 +22,8 @@ from reference_server.billing.convert import (
     instance_quantities,
     plan_snapshot,
 )
-from reference_server.billing.free_plans import plans_to_remove
 from reference_server.billing.records import CustomerRef, invoice_record, take_pending_lines
+from reference_server.billing.resolve import plans_to_remove
 from reference_server.engine.billing import (
     AttachQuote,
     ChangeKind,

@@ -12,34 +12,28 @@ from typing import Any
 from sqlalchemy import Connection, select
 from starlette.routing import BaseRoute
 
+from reference_server.billing.attach import attach_in, preview_attach
 from reference_server.billing.compensation import RefundRetrier
 from reference_server.billing.invoice_actions import InvoiceActions
+from reference_server.billing.invoice_list import list_invoices
 from reference_server.billing.invoice_mode import finalize_invoice
-from reference_server.billing.operations import (
-    _apply_update,
-    _org_stripe_processor,
-    _update_quotes,
-    attach_in,
-    create_schedule_in,
-    list_invoices,
-    multi_attach_in,
-    preview_attach,
-    processor_for,
-    processors_of,
-)
+from reference_server.billing.multi_attach import multi_attach_in
 from reference_server.billing.plan_changes import (
     past_due_instances,
     retry_past_due,
-    run_billing_maintenance,
     trial_used,
 )
+from reference_server.billing.processor_choice import org_stripe_processor, processor_for, processors_of
 from reference_server.billing.records import (
     InvoiceRecord,
     PaymentMethodInfo,
     SessionRecord,
     default_payment_method,
 )
+from reference_server.billing.renewals import maintenance_hook
+from reference_server.billing.schedules import create_schedule_in
 from reference_server.billing.seats import make_seat_billing
+from reference_server.billing.update import apply_update, update_quotes
 from reference_server.billing.usage_alerts import make_track_watcher
 from reference_server.clock import Clock
 from reference_server.pages import BillingHooks as PageHooks
@@ -48,10 +42,10 @@ from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.registry import EventHooks, stripe_processor_for
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
-from reference_server.service.billing_hooks import BillingHooks, Maintenance
+from reference_server.service.billing_hooks import BillingHooks
 from reference_server.service.context import AppState, Ctx
 from reference_server.store import idempotency
-from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.catalog import Plan
 from reference_server.store.subjects import CustomerRow, customer_from_row
 from reference_server.store.tables import customers, organizations
 from reference_server.store.tenancy import Tenant
@@ -109,7 +103,7 @@ def _page_hooks(state: AppState) -> PageHooks:
         elif op == "create_schedule":
             create_schedule_in(ctx, conn, body, base, paid=True)
         elif op == "update":  # an invoice-mode update's invoice paid: the update happens now
-            _apply_update(ctx, conn, _update_quotes(ctx, conn, body), base, paid=True)
+            apply_update(ctx, conn, update_quotes(ctx, conn, body), base, paid=True)
 
     def complete_setup(conn: Connection, session: SessionRecord, pm: PaymentMethodInfo, now: int) -> None:
         plan_id = session.action.get("plan_id")
@@ -136,10 +130,10 @@ def _page_hooks(state: AppState) -> PageHooks:
         ctx = _ctx_for_customer(state, conn, customer_pk)
         customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
         body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "cancel_end_of_cycle"}
-        _apply_update(
+        apply_update(
             ctx,
             conn,
-            _update_quotes(ctx, conn, body),
+            update_quotes(ctx, conn, body),
             state.background_url,
         )
 
@@ -152,7 +146,7 @@ def _page_hooks(state: AppState) -> PageHooks:
         ctx = _ctx_for_customer(state, conn, customer_pk)
         customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
         body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "uncancel"}
-        _apply_update(ctx, conn, _update_quotes(ctx, conn, body), state.background_url)
+        apply_update(ctx, conn, update_quotes(ctx, conn, body), state.background_url)
 
     def preview_switch(customer_pk: int, plan_id: str) -> dict[str, Any]:
         """The portal's plan-switch preview: ``billing.preview_attach`` itself."""
@@ -183,18 +177,6 @@ def _page_hooks(state: AppState) -> PageHooks:
     )
 
 
-def maintenance_hook(state: AppState) -> Maintenance:
-    def run(ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, now: int) -> None:
-        base = state.background_url
-        processor = processor_for(state, conn, customer.pk)
-        run_billing_maintenance(ctx, conn, cat, customer, now, processor, base)
-        mirror = state.billing.subscription_mirror
-        if mirror is not None:  # renewals: Stripe subscriptions checked after
-            mirror.after_change(conn, customer.pk)
-
-    return run
-
-
 def plan_trial_used(conn: Connection, customer: CustomerRow, plan: Plan) -> bool:
     """Whether the customer (or its fingerprint, for a ``unique_fingerprint`` trial) used the trial."""
     unique = bool((plan.free_trial or {}).get("unique_fingerprint"))
@@ -216,7 +198,7 @@ def wire_billing(state: AppState) -> BillingRuntime:
         return processor_for(state, conn, customer_pk)
 
     def stripe_of_org(conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:
-        return _org_stripe_processor(state, conn, org_pk, env)
+        return org_stripe_processor(state, conn, org_pk, env)
 
     refunds = RefundRetrier(state.db.engine, stripe_of_org, clock)  # refunds due, retried in the background
     customer_now = pages_hooks.customer_now

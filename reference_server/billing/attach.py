@@ -1,0 +1,310 @@
+"""billing.attach and billing.preview_attach, under the customer's billing lock.
+
+Plans without a price take the free path (§5.1): they activate at once, free-to-free switches within
+a group are immediate upgrades and add-ons stack.  A priced plan (or a switch away from one) is quoted
+by the engine, then charged, sent to checkout or invoiced (:mod:`.payment_collection`) and applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection
+
+from reference_server.billing.convert import customized_plan, engine_plan, engine_subscription
+from reference_server.billing.customer_lock import customer_lock
+from reference_server.billing.invoice_mode import check_attach
+from reference_server.billing.license_seats import (
+    attach_seats,
+    hide_seats,
+    save_attach_links,
+)
+from reference_server.billing.payment_collection import (
+    bill_by_invoice,
+    change_response,
+    charge_or_retry_link,
+    checkout_action,
+    cycle_plus_lines,
+    invoice_mode_for,
+    plus_lines,
+    rule_error,
+    settle_due,
+)
+from reference_server.billing.plan_changes import (
+    AttachState,
+    apply_attach,
+    customer_ref,
+    emit_billing_updated,
+    trial_used,
+)
+from reference_server.billing.processor_choice import processor_for
+from reference_server.billing.records import pending_lines
+from reference_server.billing.resolve import needs_paid_billing, plans_to_remove, resolve_attach
+from reference_server.billing.seats import starting_seat_usage
+from reference_server.billing.sessions import create_checkout_session
+from reference_server.engine.billing import (
+    AttachQuote,
+    BillingRuleError,
+    ChangeKind,
+    FreeTrial,
+    TrialChoice,
+    choose_trial,
+    quantities_from_api,
+    quote_attach,
+)
+from reference_server.engine.billing.checkout import checkout_type, needs_checkout
+from reference_server.engine.billing.preview import attach_preview_body
+from reference_server.errors import AutumnError
+from reference_server.service.context import Ctx
+from reference_server.service.subscriptions import (
+    Instance,
+    activate_plan,
+    expire_instance,
+    expire_scheduled_switches,
+)
+from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.subjects import CustomerRow, EntityRow
+
+
+def attach_free(
+    ctx: Ctx,
+    conn: Connection,
+    body: dict[str, Any],
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    plan: Plan,
+    current: Instance | None,
+    instances: list[Instance],
+    now: int,
+) -> dict[str, Any]:
+    entity_pk = entity.pk if entity else None
+    if body.get("subscription_id") and any(i.subscription_id == body["subscription_id"] for i in instances):
+        raise AutumnError(
+            409,
+            "subscription_id_already_exists",
+            f"Subscription id {body['subscription_id']} is already used by this customer",
+        )
+    carried = None
+    if current is not None:
+        if current.plan_id == plan.id:
+            current_plan = cat.plans_by_pk.get(current.plan_pk)
+            name = current_plan.name if current_plan else plan.name
+            raise AutumnError(
+                409,
+                "plan_already_attached",
+                f"Cannot attach because the customer's current product '{name}' is the same as the "
+                "product being attached",
+            )
+        carried = expire_instance(conn, current.pk, now)
+    for removed in plans_to_remove(cat, body, plan, current, instances, entity_pk):
+        expire_instance(conn, removed.pk, now)
+    if not plan.add_on:
+        # An immediate change replaces any switch that was scheduled in this group and scope.
+        expire_scheduled_switches(conn, cat, instances, plan.group, entity_pk)
+    activate_plan(
+        conn,
+        cat,
+        customer=customer,
+        entity=entity,
+        plan=plan,
+        now=now,
+        subscription_id=body.get("subscription_id"),
+        carried_usage=carried.continuous_usage if carried else None,
+        next_reset_overrides=carried.next_resets if carried else None,
+    )
+    out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
+    if entity is not None:
+        out["entity_id"] = entity.id
+    return out
+
+
+def _trial_for(conn: Connection, state: AttachState) -> TrialChoice | None:
+    customize = state.body.get("customize") or {}
+    skip = "free_trial" in customize and customize["free_trial"] is None
+    eplan = engine_plan(state.plan, state.cat)
+    override: FreeTrial | None = eplan.free_trial if customize.get("free_trial") else None
+    unique = bool((state.plan.free_trial or {}).get("unique_fingerprint"))
+    used = trial_used(conn, state.customer, state.plan.id, unique)
+    return choose_trial(eplan, state.now, used, override=override, skip_trial=skip)
+
+
+def prepare_attach(
+    ctx: Ctx, conn: Connection, body: dict[str, Any]
+) -> tuple[AttachState, AttachQuote, TrialChoice | None]:
+    """Resolve and price one attach (shared by attach, previews, multi-attach and checkout completion)."""
+    cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, body)
+    customize = body.get("customize")
+    plan = customized_plan(plan, customize)
+    licensed = attach_seats(conn, cat, plan, current.pk if current is not None else None, body)
+    plan, seat_quantities = licensed.plan, licensed.quantities
+    state = AttachState(
+        ctx, conn, cat, customer, entity, plan, bool(customize), current, instances, now, body
+    )
+    if body.get("subscription_id") and any(i.subscription_id == body["subscription_id"] for i in instances):
+        raise AutumnError(
+            409,
+            "subscription_id_already_exists",
+            f"Subscription id {body['subscription_id']} is already used by this customer",
+        )
+    current_sub = engine_subscription(conn, cat, current) if current is not None else None
+    trial = _trial_for(conn, state)
+    seats = starting_seat_usage(conn, cat, customer.pk, plan, entity, current.pk if current else None)
+    try:
+        quote = quote_attach(
+            current_sub,
+            engine_plan(plan, cat),
+            now,
+            {**quantities_from_api(body.get("feature_quantities")), **seat_quantities},
+            trial,
+            proration_behavior=str(body.get("proration_behavior") or "prorate_immediately"),
+            plan_schedule=body.get("plan_schedule"),
+            seat_usage=seats,
+        )
+    except BillingRuleError as exc:
+        raise rule_error(exc) from exc
+    if quote.kind is ChangeKind.DOWNGRADE or quote.trial_ends_at is None:
+        trial = None
+    if current is not None and quote.kind in (ChangeKind.UPGRADE, ChangeKind.SAME):
+        pending = pending_lines(conn, customer.pk, current.plan_id, entity.id if entity else None)
+        if quote.kind is ChangeKind.UPGRADE:
+            # The outgoing plan's pending next-cycle prorations are settled on the switch's invoice
+            # (its last invoice), never left behind; apply_attach removes them from the draft.
+            quote = dataclasses.replace(quote, due_now=plus_lines(quote.due_now, pending))
+        elif quote.next_cycle is not None:
+            quote = dataclasses.replace(quote, next_cycle=cycle_plus_lines(quote.next_cycle, pending))
+    return state, quote, trial
+
+
+def redirect_for(
+    ctx: Ctx, state: AttachState, quote: AttachQuote, trial: TrialChoice | None
+) -> tuple[bool, bool]:
+    """(needs checkout, has a payment method)."""
+    processor = processor_for(ctx.state, state.conn, state.customer.pk)
+    pm = processor.default_payment_method(state.conn, customer_ref(state.customer))
+    redirect = needs_checkout(
+        engine_plan(state.plan, state.cat),
+        quote,
+        pm is not None,
+        str(state.body.get("redirect_mode") or "if_required"),
+        trial.card_required if trial else True,
+        invoice_mode=bool(state.body.get("invoice_mode")),
+    )
+    return redirect, pm is not None
+
+
+def attach_in(
+    ctx: Ctx, conn: Connection, body: dict[str, Any], base_url: str, paid: bool = False
+) -> dict[str, Any]:
+    """Attach inside ``conn``'s transaction; ``paid`` means a checkout already collected the money."""
+    state, quote, trial = prepare_attach(ctx, conn, body)
+    entity_id = state.entity.id if state.entity else None
+    invoice = None
+    if not paid:
+        check_attach_mode(state, quote, trial)
+    invoice_mode = None if paid else invoice_mode_for(body, quote.due_now)
+    if invoice_mode is not None:
+
+        def start() -> None:
+            created: list[int] = []
+            changes = apply_attach(state, quote, trial, created)
+            save_attach_links(conn, state.cat, state.plan, created, body, state.now)
+            emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
+
+        return bill_by_invoice(
+            ctx, conn, state.customer, state.entity, quote.due_now, state.now, base_url, "attach", body, start
+        )
+    if not paid:
+        redirect, _ = redirect_for(ctx, state, quote, trial)
+        action = checkout_action(ctx, "attach", body)
+        if redirect:
+            _, url = create_checkout_session(
+                conn, state.customer.pk, quote.due_now, action, state.now, base_url, body.get("success_url")
+            )
+            return change_response(state.customer, entity_id, payment_url=url)
+        invoice, failure = charge_or_retry_link(
+            ctx,
+            conn,
+            state.customer,
+            state.entity,
+            quote.due_now,
+            quote.kind.value,
+            state.now,
+            base_url,
+            action,
+            body.get("success_url"),
+        )
+        if failure is not None:
+            return failure
+    created: list[int] = []
+    changes = apply_attach(state, quote, trial, created)
+    save_attach_links(conn, state.cat, state.plan, created, body, state.now)
+    emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
+    out = change_response(state.customer, entity_id, payment_url=None)
+    if invoice is not None:
+        out["invoice"] = invoice.to_api()
+    return out
+
+
+def check_attach_mode(state: AttachState, quote: AttachQuote, trial: TrialChoice | None) -> None:
+    """Autumn's invoice-mode validation of one prepared attach (see :func:`invoice_mode.check_attach`)."""
+    check_attach(
+        state.body,
+        trial.card_required if trial else None,
+        trial.on_end if trial else None,
+        quote.scheduled,
+    )
+
+
+def paid_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    base_url = ctx.base_url
+    with ctx.db.write() as conn:
+        return attach_in(ctx, conn, body, base_url)
+
+
+def _outgoing_quantities(conn: Connection, state: AttachState) -> dict[str, dict[str, Decimal]]:
+    if state.current is None:
+        return {}
+    sub = engine_subscription(conn, state.cat, state.current)
+    return {state.current.plan_id: dict(sub.prepaid_quantities)} if sub else {}
+
+
+def preview_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    settle_due(ctx, body)
+    with ctx.db.write() as conn:
+        state, quote, trial = prepare_attach(ctx, conn, body)
+        check_attach_mode(state, quote, trial)
+        redirect, has_pm = redirect_for(ctx, state, quote, trial)
+        out = attach_preview_body(
+            state.customer.id or "",
+            [quote],
+            redirect,
+            checkout_type(quote, redirect, has_pm),
+            state.entity.id if state.entity else None,
+            _outgoing_quantities(conn, state),
+        )
+        conn.rollback()  # a preview changes nothing, not even maintenance bookkeeping
+        return hide_seats(out)
+
+
+def attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """``billing.attach``: a plan without a price (and nothing priced replaced) takes the free path;
+    anything involving money the paid one; both under the customer's billing lock."""
+    with customer_lock(ctx, body):
+        return _attach_unlocked(ctx, body)
+
+
+def _attach_unlocked(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, body)
+        current_plan = cat.plans_by_pk.get(current.plan_pk) if current else None
+        needs_paid = (
+            needs_paid_billing(plan, current_plan)
+            or body.get("redirect_mode") == "always"
+            or bool(body.get("license_quantities"))  # paid seats: priced by the paid path
+        )
+        if not needs_paid:
+            return attach_free(ctx, conn, body, cat, customer, entity, plan, current, instances, now)
+    return paid_attach(ctx, body)

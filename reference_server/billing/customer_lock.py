@@ -1,0 +1,23 @@
+"""Billing changes hold the customer's billing lock (:mod:`reference_server.store.billing_lock`) for
+their whole run, so a second billing change of the same customer in flight gets 429."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from reference_server.service.context import Ctx
+from reference_server.store.billing_lock import billing_lock
+
+LOCKED_OPERATIONS = frozenset(
+    {"billing.attach", "billing.update", "billing.multi_attach", "billing.multi_update", "billing.import"}
+)
+"""Billing changes that take the customer's billing lock (a concurrent second one gets 429)."""
+
+
+def customer_lock(ctx: Ctx, body: dict[str, Any]) -> AbstractContextManager[None]:
+    """The request's customer's billing lock (nothing to hold without a customer id)."""
+    customer_id = body.get("customer_id")
+    if not isinstance(customer_id, str):
+        return nullcontext()  # request validation reports the missing customer
+    return billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())

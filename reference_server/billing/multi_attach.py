@@ -1,0 +1,165 @@
+"""billing.multi_attach and its preview: several plans attached together, due on one invoice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from reference_server.billing.attach import check_attach_mode, prepare_attach, redirect_for
+from reference_server.billing.convert import engine_plan
+from reference_server.billing.customer_lock import customer_lock
+from reference_server.billing.payment_collection import (
+    bill_by_invoice,
+    change_response,
+    charge_or_retry_link,
+    checkout_action,
+    invoice_mode_for,
+    rule_error,
+    settle_due,
+)
+from reference_server.billing.plan_changes import (
+    AttachState,
+    apply_attach,
+    customer_ref,
+    emit_billing_updated,
+)
+from reference_server.billing.processor_choice import processor_for
+from reference_server.billing.sessions import create_checkout_session
+from reference_server.engine.billing import (
+    AttachQuote,
+    BillingRuleError,
+    TrialChoice,
+)
+from reference_server.engine.billing.checkout import checkout_type
+from reference_server.engine.billing.preview import attach_preview_body
+from reference_server.engine.billing.quotes import check_multi_attach, combine_due
+from reference_server.errors import invalid
+from reference_server.service.context import Ctx
+from reference_server.service.subscriptions import load_instances
+
+
+def _plan_bodies(body: dict[str, Any]) -> list[dict[str, Any]]:
+    plans = body.get("plans") or []
+    if not plans:
+        raise invalid("plans: at least one plan is required", "invalid_inputs")
+    keys = ("customer_id", "entity_id", "invoice_mode", "enable_plan_immediately")
+    shared = {k: body[k] for k in keys if body.get(k) is not None}
+    return [{**shared, **{k: v for k, v in p.items() if v is not None}} for p in plans]
+
+
+def _prepare_multi(
+    ctx: Ctx, conn: Connection, body: dict[str, Any], check: bool = True
+) -> list[tuple[AttachState, AttachQuote, TrialChoice | None]]:
+    prepared = [prepare_attach(ctx, conn, b) for b in _plan_bodies(body)]
+    if check:  # (not when a paid checkout completes it: it was checked when asked for)
+        for state, quote, trial in prepared:
+            check_attach_mode(state, quote, trial)
+    first = prepared[0][0]
+    owned = [i.plan_id for i in first.instances if i.status == "active" and i.entity_pk == first.entity_pk]
+    try:
+        check_multi_attach([engine_plan(s.plan, s.cat) for s, _, _ in prepared], owned)
+    except BillingRuleError as exc:
+        raise rule_error(exc) from exc
+    return prepared
+
+
+def _multi_attach_unlocked(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    base_url = ctx.base_url
+    with ctx.db.write() as conn:
+        return multi_attach_in(ctx, conn, body, base_url)
+
+
+def multi_attach_in(
+    ctx: Ctx,
+    conn: Connection,
+    body: dict[str, Any],
+    base_url: str,
+    paid: bool = False,
+    created: list[int] | None = None,
+    action_op: str = "multi_attach",
+    action_body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    prepared = _prepare_multi(ctx, conn, body, check=not paid)
+    first = prepared[0][0]
+    entity_id = first.entity.id if first.entity else None
+    try:
+        due = combine_due([q for _, q, _ in prepared])
+    except BillingRuleError as exc:
+        raise rule_error(exc) from exc
+
+    def start() -> None:
+        changes: list[dict[str, Any]] = []
+        for state, quote, trial in prepared:
+            state.instances = load_instances(conn, state.customer.pk)
+            changes += apply_attach(state, quote, trial, created)
+        emit_billing_updated(ctx, conn, first.customer, first.entity, changes, first.now)
+
+    invoice_body = action_body if action_body is not None else body
+    if not paid and invoice_mode_for(body, due) is not None:
+        # (a schedule's action body is the schedule: its invoice_mode is the one given to phase 0)
+        return bill_by_invoice(
+            ctx, conn, first.customer, first.entity, due, first.now, base_url, action_op, invoice_body, start
+        )
+    invoice = None
+    if not paid:
+        processor = processor_for(ctx.state, conn, first.customer.pk)
+        has_pm = processor.default_payment_method(conn, customer_ref(first.customer)) is not None
+        redirect = (
+            any(redirect_for(ctx, s, q, t)[0] for s, q, t in prepared)
+            if not has_pm
+            else body.get("redirect_mode") == "always"
+        )
+        action = checkout_action(ctx, action_op, invoice_body)
+        if redirect:
+            _, url = create_checkout_session(
+                conn, first.customer.pk, due, action, first.now, base_url, body.get("success_url")
+            )
+            return change_response(first.customer, entity_id, payment_url=url)
+        invoice, failure = charge_or_retry_link(
+            ctx,
+            conn,
+            first.customer,
+            first.entity,
+            due,
+            "multi_attach",
+            first.now,
+            base_url,
+            action,
+            body.get("success_url"),
+        )
+        if failure is not None:
+            return failure
+    start()
+    out = change_response(first.customer, entity_id, payment_url=None)
+    if invoice is not None:
+        out["invoice"] = invoice.to_api()
+    return out
+
+
+def preview_multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    settle_due(ctx, body)
+    with ctx.db.write() as conn:
+        prepared = _prepare_multi(ctx, conn, body)
+        first = prepared[0][0]
+        processor = processor_for(ctx.state, conn, first.customer.pk)
+        has_pm = processor.default_payment_method(conn, customer_ref(first.customer)) is not None
+        redirect = any(redirect_for(ctx, s, q, t)[0] for s, q, t in prepared)
+        try:
+            out = attach_preview_body(
+                first.customer.id or "",
+                [q for _, q, _ in prepared],
+                redirect,
+                checkout_type(prepared[0][1], redirect, has_pm),
+                first.entity.id if first.entity else None,
+            )
+        except BillingRuleError as exc:
+            raise rule_error(exc) from exc
+        conn.rollback()
+        return out
+
+
+def multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """``billing.multi_attach``, under the customer's billing lock."""
+    with customer_lock(ctx, body):
+        return _multi_attach_unlocked(ctx, body)

@@ -1,0 +1,184 @@
+"""Collecting what a billing change makes due: a charge now, a checkout link when the customer must
+act, or an invoice-mode invoice; shared by attach, update, multi-attach and schedules."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, update
+
+from reference_server.billing.invoice_mode import (
+    HOSTED_URL_KEY,
+    INVOICE_REASON,
+    enabled_mode,
+    plan_starts_now,
+)
+from reference_server.billing.plan_changes import (
+    charge_draft,
+    customer_ref,
+)
+from reference_server.billing.processor_choice import processor_for
+from reference_server.billing.records import (
+    InvoiceRecord,
+    create_invoice,
+    invoice_record,
+    load_session,
+    update_session,
+)
+from reference_server.billing.sessions import (
+    PAYMENT_RETRY_TTL_MS,
+    create_checkout_session,
+)
+from reference_server.engine.billing import BillingRuleError
+from reference_server.engine.billing.invoice import InvoiceDraft, LineItem, NextCycle
+from reference_server.errors import AutumnError
+from reference_server.processors.contract import ChargeOutcome
+from reference_server.service.context import Ctx
+from reference_server.service.maintenance import catch_up
+from reference_server.store.billing_tables import invoices
+from reference_server.store.subjects import CustomerRow, EntityRow
+
+
+def rule_error(exc: BillingRuleError) -> AutumnError:
+    return AutumnError(exc.status, exc.code, exc.message)
+
+
+def change_response(customer: CustomerRow, entity_id: str | None, **values: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"customer_id": customer.id}
+    if entity_id is not None:
+        out["entity_id"] = entity_id
+    out.update(values)
+    return out
+
+
+def settle_due(ctx: Ctx, body: dict[str, Any]) -> None:
+    """Commit due maintenance (renewals may charge a card) before a preview that is rolled back."""
+    if body.get("customer_id"):
+        catch_up(ctx, str(body["customer_id"]))
+
+
+def plus_lines(draft: InvoiceDraft, lines: tuple[LineItem, ...]) -> InvoiceDraft:
+    return InvoiceDraft(draft.lines + lines, draft.currency) if lines else draft
+
+
+def cycle_plus_lines(cycle: NextCycle, lines: tuple[LineItem, ...]) -> NextCycle:
+    """A plan's next renewal with its pending ``*_next_cycle`` lines, as the renewal invoice has them."""
+    return dataclasses.replace(cycle, invoice=plus_lines(cycle.invoice, lines)) if lines else cycle
+
+
+def checkout_action(ctx: Ctx, op: str, body: dict[str, Any]) -> dict[str, Any]:
+    clean = {k: v for k, v in body.items() if not k.startswith("_")}
+    return {
+        "op": op,
+        "body": clean,
+        "org_pk": ctx.tenant.org_pk,
+        "env": ctx.tenant.env,
+        "reason": op,
+        "entity_id": body.get("entity_id"),
+    }
+
+
+def _failed_payment(
+    ctx: Ctx,
+    conn: Connection,
+    customer: CustomerRow,
+    outcome: ChargeOutcome,
+    draft: InvoiceDraft,
+    action: dict[str, Any],
+    now: int,
+    base_url: str,
+    success_url: str | None,
+    entity_id: str | None,
+) -> dict[str, Any]:
+    """A charge that needs the customer: hand out a checkout page that collects this invoice."""
+    invoice_pk = outcome.invoice.pk if outcome.invoice is not None else None
+    action = {**action, "void_on_expiry": True}
+    _, url = create_checkout_session(
+        conn, customer.pk, draft, action, now, base_url, success_url, invoice_pk, PAYMENT_RETRY_TTL_MS
+    )
+    out = change_response(customer, entity_id, payment_url=url, required_action=outcome.required_action())
+    if outcome.invoice is not None:
+        out["invoice"] = invoice_record(conn, outcome.invoice.pk).to_api()
+    return out
+
+
+def charge_or_retry_link(
+    ctx: Ctx,
+    conn: Connection,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    draft: InvoiceDraft,
+    reason: str,
+    now: int,
+    base_url: str,
+    action: dict[str, Any],
+    success_url: str | None,
+) -> tuple[InvoiceRecord | None, dict[str, Any] | None]:
+    """Charge ``draft`` now: the invoice (None when nothing was due), or the failure response
+    (:func:`_failed_payment`) when the customer has to act before the change can happen."""
+    processor = processor_for(ctx.state, conn, customer.pk)
+    outcome = charge_draft(processor, conn, customer, draft, reason, now, base_url, entity)
+    if outcome is not None and not outcome.succeeded:
+        entity_id = entity.id if entity else None
+        failure = _failed_payment(
+            ctx, conn, customer, outcome, draft, action, now, base_url, success_url, entity_id
+        )
+        return None, failure
+    return (outcome.invoice if outcome is not None else None), None
+
+
+def invoice_mode_for(body: dict[str, Any], due: InvoiceDraft) -> dict[str, Any] | None:
+    """The enabled ``invoice_mode`` of a request when something is due now (else it changes nothing:
+    the change happens as without it)."""
+    mode = enabled_mode(body)
+    return mode if mode is not None and due.lines and due.total > 0 else None
+
+
+def bill_by_invoice(
+    ctx: Ctx,
+    conn: Connection,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    due: InvoiceDraft,
+    now: int,
+    base_url: str,
+    op: str,
+    body: dict[str, Any],
+    start: Callable[[], None],
+) -> dict[str, Any]:
+    """Invoice mode (attach, multi-attach, a schedule's first phase, update): one invoice for what is due
+    now, which the customer pays on its hosted page instead of an automatic charge.
+
+    With ``enable_plan_immediately`` the change happens now (``start``); otherwise paying the invoice
+    completes it (the checkout action ``op`` with ``body``, as a paid checkout completes it).
+    ``finalize: false`` keeps the invoice a draft (no hosted URL, its page takes no payment) until it is
+    finalized (see :mod:`~reference_server.billing.invoice_mode`).  On Stripe a ``send_invoice`` Stripe
+    invoice (voided after the transaction if it does not commit)."""
+    mode = enabled_mode(body) or {}
+    immediately = plan_starts_now(body, mode)
+    finalize = mode.get("finalize") is not False
+    processor = processor_for(ctx.state, conn, customer.pk)
+    entity_id = entity.id if entity else None
+    record = create_invoice(conn, customer.pk, due, INVOICE_REASON, processor.name, now, base_url, entity_id)
+    action = checkout_action(ctx, "invoice_paid" if immediately else op, body)
+    session_id, url = create_checkout_session(
+        conn, customer.pk, due, action, now, base_url, body.get("success_url"), record.pk
+    )
+    if finalize:
+        conn.execute(update(invoices).where(invoices.c.pk == record.pk).values(hosted_url=url))
+    else:  # a draft: no page to pay yet; finalizing gives the invoice this one
+        conn.execute(
+            update(invoices).where(invoices.c.pk == record.pk).values(status="draft", hosted_url=None)
+        )
+        session = load_session(conn, session_id, "checkout")
+        assert session is not None
+        update_session(conn, session.pk, action={**session.action, HOSTED_URL_KEY: url})
+    # the processor's books show the open invoice too (Stripe: a send_invoice invoice)
+    processor.open_invoice(conn, customer_ref(customer), record, now, finalize=finalize)
+    if immediately:
+        start()
+    return change_response(
+        customer, entity_id, payment_url=None, invoice=invoice_record(conn, record.pk).to_api()
+    )

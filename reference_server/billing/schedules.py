@@ -1,0 +1,179 @@
+"""billing.create_schedule: phase 0 attached now (as a multi-attach), each later phase scheduled to
+replace the one before it."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from reference_server.billing.convert import customized_plan, engine_plan
+from reference_server.billing.multi_attach import multi_attach_in
+from reference_server.billing.payment_collection import rule_error
+from reference_server.billing.plan_changes import save_billing_state
+from reference_server.engine.billing import (
+    BillingRuleError,
+    quantities_from_api,
+    quote_new,
+)
+from reference_server.errors import invalid
+from reference_server.service.context import Ctx
+from reference_server.service.maintenance import require_customer
+from reference_server.service.subscriptions import (
+    activate_plan,
+    schedule_maintenance,
+)
+from reference_server.store.subjects import get_entity
+from reference_server.store.tables import customer_plans
+
+FIRST_PHASE_TOLERANCE_MS = 15 * 60_000
+
+
+def _schedule_phases(body: dict[str, Any]) -> list[dict[str, Any]]:
+    phases = list(body.get("phases") or [])
+    if not phases:
+        raise invalid("phases: at least one phase is required", "invalid_inputs")
+    for phase in phases:
+        if not phase.get("plans"):
+            raise invalid("phases: every phase needs at least one plan", "invalid_inputs")
+        for entry in phase["plans"]:
+            trial = (entry.get("customize") or {}).get("free_trial") or {}
+            if trial.get("on_end") == "revert":
+                raise invalid("free_trial.on_end 'revert' is not allowed in a schedule")
+    starts = [int(p.get("starts_at") or 0) for p in phases]
+    if any(later <= earlier for earlier, later in itertools.pairwise(starts)):
+        raise invalid("Phase starts_at values must be strictly increasing")
+    return phases
+
+
+def _public_ids(conn: Connection, pks: list[int]) -> list[str]:
+    if not pks:
+        return []
+    rows = conn.execute(
+        select(customer_plans.c.pk, customer_plans.c.subscription_id).where(customer_plans.c.pk.in_(pks))
+    ).all()
+    by_pk = {r.pk: r.subscription_id or f"sub_{r.pk}" for r in rows}
+    return [by_pk[pk] for pk in pks]
+
+
+def create_schedule_in(
+    ctx: Ctx, conn: Connection, body: dict[str, Any], base_url: str, paid: bool = False
+) -> dict[str, Any]:
+    """Phase 0 is a multi-attach now; each later phase is scheduled and ends the phase before it."""
+    phases = _schedule_phases(body)
+    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
+    if int(phases[0].get("starts_at") or now) > now + FIRST_PHASE_TOLERANCE_MS:
+        raise invalid("The first phase must start immediately")
+    keys = (
+        "customer_id",
+        "entity_id",
+        "redirect_mode",
+        "success_url",
+        "invoice_mode",
+        "enable_plan_immediately",
+    )
+    shared = {k: body[k] for k in keys if body.get(k)}
+    created: list[int] = []
+    first = multi_attach_in(
+        ctx,
+        conn,
+        {**shared, "plans": phases[0]["plans"]},
+        base_url,
+        paid=paid,
+        created=created,
+        action_op="create_schedule",
+        action_body=body,
+    )
+    entity_id = body.get("entity_id")
+    # Waiting for a payment: a checkout page, or an invoice-mode invoice without enable_plan_immediately
+    # (paying it creates the schedule, as a paid checkout does).
+    if first.get("payment_url") or (not paid and "invoice" in first and not created):
+        out = {
+            "customer_id": customer.id,
+            "entity_id": entity_id,
+            "status": "pending_payment",
+            "schedule_id": None,
+            "phases": [],
+            "payment_url": first["payment_url"],
+        }
+        for key in ("invoice", "required_action"):
+            if key in first:
+                out[key] = first[key]
+        return out
+    entity = get_entity(conn, customer.pk, entity_id) if entity_id else None
+    schedule_id = f"sched_{secrets.token_hex(10)}"
+    phase_json = [
+        {
+            "phase_id": f"{schedule_id}_0",
+            "starts_at": int(phases[0].get("starts_at") or now),
+            "customer_product_ids": _public_ids(conn, created),
+        }
+    ]
+    previous = created
+    for index, phase in enumerate(phases[1:], start=1):
+        at = int(phase["starts_at"])
+        if previous:
+            conn.execute(
+                update(customer_plans)
+                .where(customer_plans.c.pk.in_(previous))
+                .values(expires_at=at, canceled_at=now)
+            )
+        pks: list[int] = []
+        for entry in phase["plans"]:
+            plan = cat.plan_version(entry["plan_id"], entry.get("version"))
+            if plan is None:
+                from reference_server.errors import plan_not_found
+
+                raise plan_not_found(entry["plan_id"])
+            custom = customized_plan(plan, entry.get("customize"))
+            try:
+                quote = quote_new(
+                    engine_plan(custom, cat), at, quantities_from_api(entry.get("feature_quantities"))
+                )
+            except BillingRuleError as exc:
+                raise rule_error(exc) from exc
+            pk = activate_plan(
+                conn,
+                cat,
+                customer=customer,
+                entity=entity,
+                plan=custom,
+                now=now,
+                status="scheduled",
+                starts_at=at,
+                subscription_id=entry.get("subscription_id"),
+                feature_quantities={k: float(v) for k, v in quote.prepaid_quantities.items()},
+            )
+            save_billing_state(
+                conn, pk, at, dict(quote.prepaid_quantities), now, custom if entry.get("customize") else None
+            )
+            pks.append(pk)
+        schedule_maintenance(conn, customer.pk, at)
+        phase_json.append(
+            {
+                "phase_id": f"{schedule_id}_{index}",
+                "starts_at": at,
+                "customer_product_ids": _public_ids(conn, pks),
+            }
+        )
+        previous = pks
+    out = {
+        "customer_id": customer.id,
+        "entity_id": entity_id,
+        "status": "created",
+        "schedule_id": schedule_id,
+        "phases": phase_json,
+        "payment_url": None,
+    }
+    if "invoice" in first:
+        out["invoice"] = first["invoice"]
+    return out
+
+
+def create_schedule(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    base_url = ctx.base_url
+    with ctx.db.write() as conn:
+        return create_schedule_in(ctx, conn, body, base_url)

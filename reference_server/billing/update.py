@@ -1,0 +1,458 @@
+"""billing.update and billing.preview_update: cancel, uncancel, change quantities or customize a plan.
+
+A plan without a price changes at once (§5.2, §5.6): it has no billing period, so
+``cancel_end_of_cycle`` ends it at once like ``cancel_immediately``, and cancelling a main plan brings
+the group's auto_enable plan back.  A priced plan's change is quoted by the engine and charged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from reference_server.billing.convert import customized_plan, engine_plan, engine_subscription, instance_plan
+from reference_server.billing.customer_lock import customer_lock
+from reference_server.billing.invoice_mode import check_update
+from reference_server.billing.license_seats import (
+    hide_seats,
+    keep_links,
+    park_seats,
+    unpark_seats,
+    update_seats,
+)
+from reference_server.billing.payment_collection import (
+    bill_by_invoice,
+    change_response,
+    charge_or_retry_link,
+    checkout_action,
+    cycle_plus_lines,
+    invoice_mode_for,
+    plus_lines,
+    rule_error,
+    settle_due,
+)
+from reference_server.billing.plan_changes import (
+    activate_default,
+    change,
+    emit_billing_updated,
+    expire_active,
+    expire_scheduled_in_group,
+    group_default,
+    save_billing_state,
+)
+from reference_server.billing.processor_choice import processor_for
+from reference_server.billing.records import (
+    InvoiceRecord,
+    add_pending_lines,
+    pending_lines,
+    take_pending_lines,
+)
+from reference_server.billing.resolve import resolve_update
+from reference_server.billing.seats import starting_seat_usage
+from reference_server.engine.billing import (
+    BillingRuleError,
+    quantities_from_api,
+    quote_cancel,
+    quote_quantity_change,
+    quote_upgrade,
+)
+from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.engine.billing.preview import (
+    outgoing_json,
+    preview_body,
+)
+from reference_server.errors import invalid, plan_not_found
+from reference_server.service.context import Ctx
+from reference_server.service.subscriptions import (
+    Instance,
+    activate_group_default,
+    activate_plan,
+    expire_instance,
+    expire_scheduled_switches,
+    schedule_maintenance,
+)
+from reference_server.store.billing_tables import subscription_billing
+from reference_server.store.catalog import Catalog
+from reference_server.store.subjects import CustomerRow, EntityRow
+from reference_server.store.tables import balance_sources, customer_plans
+
+
+def update_free(
+    ctx: Ctx,
+    conn: Connection,
+    body: dict[str, Any],
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    inst: Instance,
+    instances: list[Instance],
+    now: int,
+) -> dict[str, Any]:
+    plan = cat.plans_by_pk.get(inst.plan_pk)
+    if plan is None:
+        raise plan_not_found(inst.plan_id)
+    action = body.get("cancel_action")
+    entity_pk = entity.pk if entity else None
+    if action in ("cancel_immediately", "cancel_end_of_cycle"):
+        if inst.status != "active":
+            raise invalid("Only an active plan can be cancelled")
+        conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(canceled_at=now))
+        carried = expire_instance(conn, inst.pk, now)
+        if not plan.add_on and not plan.auto_enable:
+            scheduled = [i for i in instances if i.status == "scheduled" and i.entity_pk == entity_pk]
+            if not scheduled:
+                activate_group_default(conn, cat, customer, entity, plan.group, now, carried)
+    elif action == "uncancel":
+        if inst.status != "active":
+            raise invalid("Only an active plan can be uncancelled")
+        conn.execute(
+            update(customer_plans)
+            .where(customer_plans.c.pk == inst.pk)
+            .values(canceled_at=None, expires_at=None)
+        )
+        expire_scheduled_switches(conn, cat, instances, plan.group, entity_pk)
+    elif inst.status == "scheduled":
+        raise invalid("A scheduled plan cannot be updated")
+    out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
+    if entity is not None:
+        out["entity_id"] = entity.id
+    return out
+
+
+def _intent(body: dict[str, Any]) -> str:
+    action = body.get("cancel_action")
+    if action in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
+        return str(action)
+    if body.get("feature_quantities") or (body.get("license_quantities") and not body.get("customize")):
+        return "update_quantity"
+    if body.get("customize"):
+        return "update_plan"
+    return "none"
+
+
+def update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str, Any]:
+    cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, body)
+    plan = instance_plan(conn, cat, inst)
+    sub = engine_subscription(conn, cat, inst)
+    if plan is None or sub is None:
+        raise invalid(f"Plan {inst.plan_id} is not available")
+    intent = _intent(body)
+    running = (plan.free_trial or {}) if inst.trial_ends_at and inst.trial_ends_at > now else None
+    check_update(
+        body,
+        bool(running.get("card_required", True)) if running is not None else None,
+        str(running.get("on_end") or "bill") if running is not None else None,
+    )
+    result: dict[str, Any] = {
+        "body": body,
+        "cat": cat,
+        "customer": customer,
+        "entity": entity,
+        "inst": inst,
+        "instances": instances,
+        "now": now,
+        "plan": plan,
+        "sub": sub,
+        "intent": intent,
+        "due": InvoiceDraft(),
+        "next_cycle": None,
+        "ends_at": None,
+        "quantities": None,
+    }
+    prorate = body.get("proration_behavior") != "none"
+    if intent in ("cancel_immediately", "cancel_end_of_cycle"):
+        if inst.status != "active":
+            raise invalid("Only an active plan can be cancelled")
+        cancel = quote_cancel(sub, now, intent == "cancel_immediately" or sub.period_end is None, prorate)
+        due = cancel.due_now
+        if cancel.ends_at <= now:
+            # Ending now: its pending next-cycle prorations are settled on this last invoice.
+            due = plus_lines(
+                due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None)
+            )
+        result.update(due=due, ends_at=cancel.ends_at)
+    elif intent == "uncancel":
+        if inst.status != "active":
+            raise invalid("Only an active plan can be uncancelled")
+    elif intent == "update_quantity":
+        if inst.status == "scheduled":
+            raise invalid("A scheduled plan cannot be updated")
+        if body.get("license_quantities") and body.get("feature_quantities"):
+            raise invalid("license_quantities cannot be combined with feature_quantities in one update.")
+        seats = update_seats(conn, cat, plan, inst.pk, body)
+        plan = seats.plan
+        sub = dataclasses.replace(sub, plan=engine_plan(plan, cat))
+        result.update(plan=plan, sub=sub)
+        try:
+            quote = quote_quantity_change(
+                sub,
+                {**quantities_from_api(body.get("feature_quantities")), **seats.quantities},
+                now,
+                body.get("proration_behavior"),
+            )
+        except BillingRuleError as exc:
+            raise rule_error(exc) from exc
+        next_cycle = quote.next_cycle
+        if next_cycle is not None:
+            # The renewal also takes the prorations already pending for this plan.
+            next_cycle = cycle_plus_lines(
+                next_cycle, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None)
+            )
+        result.update(due=quote.due_now, next_cycle=next_cycle, quantities=quote)
+    elif intent == "update_plan":
+        if inst.status != "active":
+            raise invalid("Only an active plan can be customized")
+        catalog_plan = cat.plans_by_pk.get(inst.plan_pk)
+        if catalog_plan is None:
+            raise invalid(f"Plan {inst.plan_id} is not available")
+        # Paid seats stay through a customization (its items replace the plan's, not the seats).
+        seats = update_seats(conn, cat, customized_plan(plan, body.get("customize")), inst.pk, body)
+        custom = seats.plan
+        requested = {**quantities_from_api(body.get("feature_quantities")), **seats.quantities}
+        try:
+            switch = quote_upgrade(
+                dataclasses.replace(sub, plan=dataclasses.replace(sub.plan, id=f"{sub.plan.id}@previous")),
+                engine_plan(custom, cat),
+                now,
+                requested,
+                proration_behavior=str(body.get("proration_behavior") or "prorate_immediately"),
+                seat_usage=starting_seat_usage(conn, cat, customer.pk, custom, entity, inst.pk),
+            )
+        except BillingRuleError as exc:
+            raise rule_error(exc) from exc
+        due = _relabel(switch.due_now, f"{sub.plan.id}@previous", sub.plan.id)
+        # The replaced version's pending next-cycle prorations are settled now, like its unused time.
+        due = plus_lines(due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None))
+        switch = dataclasses.replace(switch, due_now=due)
+        result.update(
+            due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom, seats=seats
+        )
+    return result
+
+
+def _relabel(draft: InvoiceDraft, old_id: str, new_id: str) -> InvoiceDraft:
+    """Lines of the outgoing version of a customized plan carry the plan's own id."""
+    return InvoiceDraft(
+        tuple(
+            dataclasses.replace(line, plan_id=new_id) if line.plan_id == old_id else line
+            for line in draft.lines
+        ),
+        draft.currency,
+    )
+
+
+def apply_update(
+    ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str, paid: bool = False
+) -> dict[str, Any]:
+    """Apply an update; ``paid``: its invoice-mode invoice was paid (nothing more to collect)."""
+    body: dict[str, Any] = q["body"]
+    if not paid and invoice_mode_for(body, q["due"]) is not None:
+
+        def start() -> None:
+            apply_update(ctx, conn, q, base_url, paid=True)
+
+        return bill_by_invoice(
+            ctx, conn, q["customer"], q["entity"], q["due"], q["now"], base_url, "update", body, start
+        )
+    cat: Catalog = q["cat"]
+    customer: CustomerRow = q["customer"]
+    entity = q["entity"]
+    inst = q["inst"]
+    plan = q["plan"]
+    now: int = q["now"]
+    intent = q["intent"]
+    entity_id = entity.id if entity else None
+    invoice: InvoiceRecord | None = None
+    if not paid:
+        invoice, failure = charge_or_retry_link(
+            ctx,
+            conn,
+            customer,
+            entity,
+            q["due"],
+            intent,
+            now,
+            base_url,
+            checkout_action(ctx, "update_invoice", {}),
+            None,
+        )
+        if failure is not None:
+            return failure
+    changes: list[dict[str, Any]] = []
+    entity_pk = entity.pk if entity else None
+    if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
+        take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
+        conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(canceled_at=now))
+        carried = expire_active(conn, inst.pk, now, changes)
+        if not plan.add_on:
+            changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
+            changes += activate_default(conn, cat, customer, entity, plan.group, now, carried, plan.id)
+    elif intent == "cancel_end_of_cycle":
+        ends_at = q["ends_at"]
+        previous = {"canceled_at": inst.canceled_at, "expires_at": inst.expires_at}
+        conn.execute(
+            update(customer_plans)
+            .where(customer_plans.c.pk == inst.pk)
+            .values(canceled_at=now, expires_at=ends_at)
+        )
+        schedule_maintenance(conn, customer.pk, ends_at)
+        changes.append(change(conn, "updated", inst.pk, previous))
+        default = group_default(cat, plan.group, plan.id) if not plan.add_on else None
+        if default is not None:
+            changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
+            pk = activate_plan(
+                conn,
+                cat,
+                customer=customer,
+                entity=entity,
+                plan=default,
+                now=now,
+                status="scheduled",
+                starts_at=ends_at,
+            )
+            save_billing_state(conn, pk, None, {}, now)
+            changes.append(change(conn, "scheduled", pk))
+    elif intent == "uncancel":
+        previous = {"canceled_at": inst.canceled_at, "expires_at": inst.expires_at}
+        conn.execute(
+            update(customer_plans)
+            .where(customer_plans.c.pk == inst.pk)
+            .values(canceled_at=None, expires_at=None)
+        )
+        changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
+        changes.append(change(conn, "updated", inst.pk, previous))
+    elif intent == "update_quantity":
+        quote = q["quantities"]
+        for feature_id, delta in quote.balance_deltas.items():
+            _add_prepaid(conn, inst.pk, feature_id, float(delta))
+        # ``*_next_cycle`` prorations wait for the renewal invoice (Stripe's pending invoice items).
+        processor_name = processor_for(ctx.state, conn, customer.pk).name
+        add_pending_lines(conn, customer.pk, quote.deferred, processor_name, now, base_url, entity_id)
+        conn.execute(
+            update(subscription_billing)
+            .where(subscription_billing.c.customer_plan_pk == inst.pk)
+            .values(
+                prepaid_quantities={k: str(v) for k, v in quote.prepaid_quantities.items()}, updated_at=now
+            )
+        )
+        changes.append(change(conn, "updated", inst.pk, {}))
+    elif intent == "update_plan":
+        switch = q["switch"]
+        custom = q["custom"]
+        take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
+        parked = park_seats(conn, inst.pk)  # the customized plan keeps the seats it gave out
+        carried = expire_active(conn, inst.pk, now, changes)
+        period = switch.period
+        new_pk = activate_plan(
+            conn,
+            cat,
+            customer=customer,
+            entity=entity,
+            plan=custom,
+            now=now,
+            subscription_id=inst.subscription_id,
+            feature_quantities={k: float(v) for k, v in switch.prepaid_quantities.items()},
+            carried_usage=carried.continuous_usage,
+            next_reset_overrides=carried.next_resets,
+            trial_ends_at=inst.trial_ends_at if inst.trial_ends_at and inst.trial_ends_at > now else None,
+            current_period_start=period.start if period else None,
+            current_period_end=period.end if period else None,
+        )
+        save_billing_state(conn, new_pk, switch.anchor, dict(switch.prepaid_quantities), now, custom)
+        keep_links(conn, new_pk, q["seats"], inst.pk, now)
+        unpark_seats(conn, parked, new_pk, inst.plan_pk, now)
+        if period is not None:
+            schedule_maintenance(conn, customer.pk, period.end)
+        changes.append(change(conn, "activated", new_pk))
+    emit_billing_updated(ctx, conn, customer, entity, changes, now)
+    out = change_response(customer, entity_id, payment_url=None)
+    if invoice is not None:
+        out["invoice"] = invoice.to_api()
+    return out
+
+
+def _add_prepaid(conn: Connection, instance_pk: int, feature_id: str, delta: float) -> None:
+    """A quantity change moves the purchased grant and the balance by the same amount (usage is kept)."""
+    row = conn.execute(
+        select(balance_sources.c.pk, balance_sources.c.prepaid, balance_sources.c.balance)
+        .where(balance_sources.c.customer_plan_pk == instance_pk, balance_sources.c.feature_id == feature_id)
+        .order_by(balance_sources.c.pk)
+        .limit(1)
+    ).first()
+    if row is None:
+        return
+    conn.execute(
+        update(balance_sources)
+        .where(balance_sources.c.pk == row.pk)
+        .values(prepaid=float(row.prepaid) + delta, balance=float(row.balance) + delta)
+    )
+
+
+def paid_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    base_url = ctx.base_url
+    with ctx.db.write() as conn:
+        return apply_update(ctx, conn, update_quotes(ctx, conn, body), base_url)
+
+
+def preview_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    settle_due(ctx, body)
+    with ctx.db.write() as conn:
+        q = update_quotes(ctx, conn, body)
+        inst, now = q["inst"], q["now"]
+        sub = q["sub"]
+        cycles = []
+        if q["next_cycle"] is not None:
+            cycles.append(q["next_cycle"])
+        outgoing = []
+        if q["ends_at"] is not None:
+            outgoing.append(outgoing_json(inst.plan_id, q["ends_at"], now, dict(sub.prepaid_quantities)))
+        incoming = []
+        if q["quantities"] is not None:
+            incoming.append(
+                {
+                    "plan_id": inst.plan_id,
+                    "feature_quantities": [
+                        {"feature_id": k, "quantity": float(v) if v != v.to_integral_value() else int(v)}
+                        for k, v in q["quantities"].prepaid_quantities.items()
+                    ],
+                    "effective_at": None,
+                    "canceled_at": None,
+                    "expires_at": None,
+                }
+            )
+        out = preview_body(
+            q["customer"].id or "",
+            q["due"],
+            cycles,
+            incoming,
+            outgoing,
+            False,
+            None,
+            q["entity"].id if q["entity"] else None,
+        )
+        out["intent"] = q["intent"]
+        conn.rollback()
+        return hide_seats(out)
+
+
+def update_subscription(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """``billing.update``: a plan without a price changes at once (free path), a priced one is quoted
+    and charged; both under the customer's billing lock."""
+    with customer_lock(ctx, body):
+        return _update_unlocked(ctx, body)
+
+
+def _update_unlocked(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, body)
+        plan = cat.plans_by_pk.get(inst.plan_pk)
+        if (
+            plan is not None
+            and plan.is_free
+            and not body.get("feature_quantities")
+            and not body.get("license_quantities")
+        ):
+            return update_free(ctx, conn, body, cat, customer, entity, inst, instances, now)
+    return paid_update(ctx, body)
