@@ -591,44 +591,64 @@ def handler(o: Options) -> list[Row]:
     ]
 
 
+def _clients_probe(url: str, o: Options) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.probes", "clients", url, str(o.duration), "50", str(o.seeded)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+ASYNC_SDK = "AsyncAutumn, 50 concurrent check"
+ASYNC_RAW = "raw httpx async, 50 concurrent"
+ASYNC_AIO = "AsyncAutumn(http_client=DefaultAioHttpClient()), 50 concurrent"
+RAW_AIO = "raw aiohttp, 50 concurrent"
+ON_BARE = " (bare endpoint)"
+CPU = ", client CPU per call"
+
+
 def sdk_client(o: Options) -> list[Row]:
-    """AsyncAutumn, 50 concurrent checks vs raw httpx async; sync Autumn vs raw httpx sync."""
+    """AsyncAutumn, 50 concurrent checks, over httpx and over aiohttp (``DefaultAioHttpClient``) vs
+    raw httpx async and raw aiohttp; sync Autumn vs raw httpx sync. Against the reference server,
+    then against the bare endpoint (``bench.serve baseline``), which isolates what the client costs;
+    there, also the client process's CPU per call (steadier than calls/s on a loaded machine)."""
     runs = Runs()
     db = o.dbs[0]
-    with database(db) as url, serve("server", "--database-url", url) as server:
+    with database(db) as url, serve("server", "--database-url", url) as server, serve("baseline") as bare:
         seed(server, o.seeded)
         for _ in range(o.runs):
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.probes",
-                    "clients",
-                    server.url,
-                    str(o.duration),
-                    "50",
-                    str(o.seeded),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-            )
-            result = json.loads(done.stdout)
-            runs.add("AsyncAutumn, 50 concurrent check", result["async_sdk"])
-            runs.add("raw httpx async, 50 concurrent", result["async_httpx"])
-            runs.add("Autumn (sync), one at a time", result["sync_sdk"])
-            runs.add("raw httpx sync", result["sync_httpx"])
-    return [
-        row(
-            "sdk_client",
-            runs,
-            "AsyncAutumn, 50 concurrent check",
-            "calls/s",
-            "raw httpx async, 50 concurrent",
-        ),
-        row("sdk_client", runs, "Autumn (sync), one at a time", "calls/s", "raw httpx sync"),
-    ]
+            for target, suffix in ((server, ""), (bare, ON_BARE)):
+                result = _clients_probe(target.url, o)
+                for name, key in (
+                    (ASYNC_SDK, "async_sdk"),
+                    (ASYNC_RAW, "async_httpx"),
+                    (ASYNC_AIO, "async_sdk_aiohttp"),
+                    (RAW_AIO, "async_aiohttp"),
+                ):
+                    if key in result:  # the aiohttp ones need httpx-aiohttp
+                        runs.add(name + suffix, result[key])
+                        runs.add(name + suffix + CPU, result[key + "_cpu_us"])
+                if not suffix:
+                    runs.add("Autumn (sync), one at a time", result["sync_sdk"])
+                    runs.add("raw httpx sync", result["sync_httpx"])
+    rows: list[Row] = []
+    for suffix in ("", ON_BARE):
+        rows.append(row("sdk_client", runs, ASYNC_SDK + suffix, "calls/s", ASYNC_RAW + suffix))
+        if ASYNC_AIO + suffix in runs.values:
+            rows.append(row("sdk_client", runs, ASYNC_AIO + suffix, "calls/s", ASYNC_SDK + suffix))
+            rows.append(row("sdk_client", runs, ASYNC_AIO + suffix, "calls/s", RAW_AIO + suffix))
+    # client CPU per call at the bare endpoint: what the client itself costs, whatever the load
+    for name, baseline in ((ASYNC_SDK, ASYNC_RAW), (ASYNC_AIO, ASYNC_SDK), (ASYNC_AIO, RAW_AIO)):
+        if name + ON_BARE + CPU in runs.values:
+            rows.append(row("sdk_client", runs, name + ON_BARE + CPU, "µs", baseline + ON_BARE + CPU))
+    if ASYNC_AIO not in runs.values:
+        print("  (sdk_client: httpx-aiohttp is not installed: no aiohttp rows)", file=sys.stderr)
+    rows.append(row("sdk_client", runs, "Autumn (sync), one at a time", "calls/s", "raw httpx sync"))
+    return rows
 
 
 # Peak RSS from VmHWM: ru_maxrss of a child carries its forking parent's high-water mark over exec.

@@ -4,8 +4,10 @@
   (``BEGIN IMMEDIATE``, a SELECT of the subject, the balance UPDATE, the event INSERT, ``COMMIT``) on
   a table of its own, WAL with ``synchronous=NORMAL``; answers transactions per second.
 * ``clients URL SECONDS CONCURRENCY CUSTOMERS``: ``AsyncAutumn`` with CONCURRENCY concurrent ``check``s
-  against raw ``httpx.AsyncClient`` posting the same body, and the sync ``Autumn`` against a raw
-  ``httpx.Client`` (one at a time); answers calls per second of each.
+  against raw ``httpx.AsyncClient`` posting the same body, and, when ``httpx-aiohttp`` is installed,
+  ``AsyncAutumn(http_client=DefaultAioHttpClient())`` and a raw ``aiohttp.ClientSession``; then the
+  sync ``Autumn`` against a raw ``httpx.Client`` (one at a time); answers calls per second
+  of each, and for the async ones the client's CPU microseconds per call (``*_cpu_us``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def sqlite_floor(path: str, seconds: float) -> dict[str, float]:
 
 
 async def _crowd(seconds: float, concurrency: int, call: Callable[[int], Awaitable[object]]) -> float:
+    """Calls per second of ``concurrency`` coroutines calling ``call`` in a loop for ``seconds``."""
     count = 0
     deadline = time.monotonic() + seconds
 
@@ -69,8 +72,28 @@ async def _crowd(seconds: float, concurrency: int, call: Callable[[int], Awaitab
     return count / (time.monotonic() - start)
 
 
+async def _measure(
+    result: dict[str, float],
+    name: str,
+    seconds: float,
+    concurrency: int,
+    call: Callable[[int], Awaitable[object]],
+) -> None:
+    """Warm up, then ``result[name]`` = calls/s and ``result[name + "_cpu_us"]`` = this process's
+    CPU per call (the server runs elsewhere, so this is the client's own cost, which survives a
+    machine loaded by other work far better than calls/s)."""
+    await _crowd(0.2, concurrency, call)
+    cpu = time.process_time()
+    wall = time.monotonic()
+    rate = await _crowd(seconds, concurrency, call)
+    calls = rate * (time.monotonic() - wall)
+    result[name] = rate
+    result[name + "_cpu_us"] = (time.process_time() - cpu) / max(calls, 1) * 1e6
+
+
 async def _async_clients(url: str, seconds: float, concurrency: int, customers: int) -> dict[str, float]:
-    from autumn_sdk import AsyncAutumn
+    from autumn_sdk import AsyncAutumn, DefaultAioHttpClient
+    from autumn_sdk._aiohttp import aiohttp_available
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"Authorization": f"Bearer {KEY}"}
@@ -83,16 +106,42 @@ async def _async_clients(url: str, seconds: float, concurrency: int, customers: 
             r.raise_for_status()
             return r.json()
 
-        await _crowd(0.2, concurrency, raw_check)
-        raw_rps = await _crowd(seconds, concurrency, raw_check)
+        result: dict[str, float] = {}
+        await _measure(result, "async_httpx", seconds, concurrency, raw_check)
     async with AsyncAutumn(KEY, server_url=url) as autumn:
 
         async def sdk_check(i: int) -> object:
             return await autumn.check(customer_id=f"c{i % customers}", feature_id="messages")
 
-        await _crowd(0.2, concurrency, sdk_check)
-        sdk_rps = await _crowd(seconds, concurrency, sdk_check)
-    return {"async_httpx": raw_rps, "async_sdk": sdk_rps}
+        await _measure(result, "async_sdk", seconds, concurrency, sdk_check)
+    if aiohttp_available():
+        async with AsyncAutumn(KEY, server_url=url, http_client=DefaultAioHttpClient()) as fast:
+
+            async def fast_check(i: int) -> object:
+                return await fast.check(customer_id=f"c{i % customers}", feature_id="messages")
+
+            await _measure(result, "async_sdk_aiohttp", seconds, concurrency, fast_check)
+        await _raw_aiohttp(result, url, seconds, concurrency, customers)
+    return result
+
+
+async def _raw_aiohttp(
+    result: dict[str, float], url: str, seconds: float, concurrency: int, customers: int
+) -> None:
+    """The floor of the aiohttp path: a bare ``aiohttp.ClientSession`` posting the same body."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with aiohttp.ClientSession(url, connector=connector, headers=headers) as session:
+
+        async def raw_check(i: int) -> object:
+            body = {"customer_id": f"c{i % customers}", "feature_id": "messages"}
+            async with session.post("/v1/balances.check", json=body) as r:
+                r.raise_for_status()
+                return await r.json()
+
+        await _measure(result, "async_aiohttp", seconds, concurrency, raw_check)
 
 
 def _sync_rate(seconds: float, call: Callable[[int], object]) -> float:
