@@ -25,11 +25,11 @@ from autumn_sdk._generated.operations import OPERATIONS
 from autumn_sdk.errors import AutumnError, BadRequestError, InternalServerError
 from reference_server.testing import run_server
 
+from .code_samples import EXPECT as MAY_EXPECT
+from .code_samples import REJECTED_AS_AUTUMN_DOES, SAMPLE_KEY, TARGETS, Target, run_sample
 from .reference_seed_current import ARRANGE, PLACEHOLDER_ID, refresh_token_for, seed_current_world
 from .spec_samples import SPEC_PATH, CodeSample, python_code_samples, spec
 from .stub_server import serve
-from .test_code_samples import EXPECT as MAY_EXPECT
-from .test_code_samples import REJECTED_AS_AUTUMN_DOES, SAMPLE_KEY, TARGETS, Target, _run
 
 
 def _run_order(samples: list[CodeSample]) -> list[CodeSample]:
@@ -178,7 +178,7 @@ EXPECT: dict[str, Callable[[Any], None]] = {
         if k not in {"listPlans", "listFeatures", "updateEntity", "listEvents"}
     },
     # createBalance: the snippet is the May one, which the server rejects as Autumn does
-    # (test_code_samples.REJECTED_AS_AUTUMN_DOES).
+    # (code_samples.REJECTED_AS_AUTUMN_DOES).
     "listPlans": _expect_plans,
     "listFeatures": _expect_features,
     "multiUpdate": _expect_multi_update,
@@ -256,7 +256,7 @@ async def test_current_sample_runs_unchanged(sample: CodeSample, autumn_env: Tar
     assert op.response_model is not None
     server = autumn_env.server
     if server is None:  # the stub: the spec's example must parse into the response model
-        assert isinstance(await _run(sample, autumn_env), op.response_model)
+        assert isinstance(await run_sample(sample, autumn_env), op.response_model)
         return
     arrange = ARRANGE.get(sample.operation_id)
     if arrange is not None:
@@ -265,8 +265,8 @@ async def test_current_sample_runs_unchanged(sample: CodeSample, autumn_env: Tar
     if sample.operation_id in REFUSED:
         error_class, message = REFUSED[sample.operation_id]
         with pytest.raises(error_class, match=message):
-            await _run(sample, autumn_env)
+            await run_sample(sample, autumn_env)
         return
-    result = await _run(sample, _credential(sample, autumn_env))
+    result = await run_sample(sample, _credential(sample, autumn_env))
     assert isinstance(result, op.response_model)
     EXPECT[sample.operation_id](result)
