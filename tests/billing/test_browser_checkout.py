@@ -11,6 +11,7 @@ import pytest
 
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, run_server
+from tests.catalogue import seed_free_and_pro
 
 from .helpers import ms
 
@@ -47,28 +48,7 @@ def chromium() -> Iterator[Browser]:
 def server() -> Iterator[RunningServer]:
     with run_server(clock=ManualClock(ms(2026, 4, 1))) as running:
         with running.client() as client:
-            client.post(
-                "/v1/features.create",
-                json={"feature_id": "messages", "name": "Messages", "type": "metered", "consumable": True},
-            ).raise_for_status()
-            client.post(
-                "/v1/plans.create",
-                json={
-                    "plan_id": "free",
-                    "name": "Free",
-                    "auto_enable": True,
-                    "items": [{"feature_id": "messages", "included": 100, "reset": {"interval": "month"}}],
-                },
-            ).raise_for_status()
-            client.post(
-                "/v1/plans.create",
-                json={
-                    "plan_id": "pro",
-                    "name": "Pro",
-                    "price": {"amount": 20, "interval": "month"},
-                    "items": [{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
-                },
-            ).raise_for_status()
+            seed_free_and_pro(client)
             client.post(
                 "/v1/customers.get_or_create", json={"customer_id": "u1", "email": "ada@example.com"}
             ).raise_for_status()

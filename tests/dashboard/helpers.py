@@ -16,6 +16,7 @@ from reference_server.clock import ManualClock
 from reference_server.store.db import Database
 from reference_server.store.tenancy import create_key, create_org
 from reference_server.testing import RunningServer, fresh_database_url, run_server
+from tests.catalogue import seed_free_and_pro
 from tests.server.conftest import _require_postgres
 
 NOW = 1_775_001_600_000  # 2026-04-01
@@ -64,29 +65,7 @@ def seeded_server(kind: str) -> Iterator[Seeded]:
         _require_postgres()
     with fresh_database_url(kind) as url, run_server(url, clock=ManualClock(NOW)) as server:
         with server.client(timeout=30) as client:
-            for body in (
-                {"feature_id": "messages", "name": "Messages", "type": "metered", "consumable": True},
-                {"feature_id": "sso", "name": "SSO", "type": "boolean"},
-            ):
-                client.post("/v1/features.create", json=body).raise_for_status()
-            client.post(
-                "/v1/plans.create",
-                json={
-                    "plan_id": "free",
-                    "name": "Free",
-                    "auto_enable": True,
-                    "items": [{"feature_id": "messages", "included": 100, "reset": {"interval": "month"}}],
-                },
-            ).raise_for_status()
-            client.post(
-                "/v1/plans.create",
-                json={
-                    "plan_id": "pro",
-                    "name": "Pro",
-                    "price": {"amount": 20, "interval": "month"},
-                    "items": [{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
-                },
-            ).raise_for_status()
+            seed_free_and_pro(client, {"feature_id": "sso", "name": "SSO", "type": "boolean"})
             for cid, email, name in (
                 ("ada", "ada@example.com", "Ada Lovelace"),
                 ("bob", "bob@example.com", None),
