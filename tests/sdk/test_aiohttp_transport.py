@@ -141,6 +141,28 @@ async def test_concurrent_checks_wait_for_the_few_connections_and_all_get_real_a
     assert {r.customer_id for r in results} == set(customers)
 
 
+async def test_list_all_walks_every_page(server: RunningServer, metered: tuple[str, list[str]]) -> None:
+    _feature_id, customers = metered
+    async with AsyncAutumn(
+        server.secret_key, server_url=server.url, http_client=DefaultAioHttpClient()
+    ) as autumn:
+        seen = [c.id async for c in autumn.customers.list_all(limit=2)]
+    assert set(customers) <= set(seen)
+    assert len(seen) == len(set(seen))
+
+
+async def test_the_sync_clients_async_twins_run_over_aiohttp(
+    server: RunningServer, metered: tuple[str, list[str]]
+) -> None:
+    feature_id, customers = metered
+    http = DefaultAioHttpClient()
+    autumn = Autumn(server.secret_key, server_url=server.url, async_client=http)
+    result = await autumn.check_async(customer_id=customers[1], feature_id=feature_id)
+    assert result.allowed and not is_fail_open(result)
+    await autumn.aclose()
+    assert http.is_closed
+
+
 # -- against a server that misbehaves ---------------------------------------------------------------
 
 
