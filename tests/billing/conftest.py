@@ -1,5 +1,5 @@
-"""Fixtures of the billing tests: the servers the paid scenarios run against (shared helpers and plan
-builders are in :mod:`tests.billing.helpers`).
+"""Fixtures of the billing tests: the servers the paid scenarios run against (shared helpers are in
+:mod:`tests.billing.helpers`).
 
 Every server these tests start is spec-checked (:mod:`tests.spec_conformance`): a test that
 receives a response breaking the spec's schemas fails.

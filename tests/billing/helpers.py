@@ -1,11 +1,11 @@
-"""Shared helpers of the billing tests: dates and plan builders, the API clients the scenarios drive
-(:class:`Api` for a server-wide processor, :class:`Tenant` for an organization with its own Stripe key),
-and the database failures the compensation scenarios inject.  Fixtures live in ``conftest.py``.
+"""Shared helpers of the billing integration tests: the dates and cards of the paid scenarios, the API
+clients they drive (:class:`Api` for a server-wide processor, :class:`Tenant` for an organization with its
+own Stripe key), and the database failures the compensation scenarios inject.  Fixtures live in
+``conftest.py``; plan builders in :mod:`tests.engine.builders`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -13,7 +13,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urljoin
 
@@ -23,65 +22,13 @@ import stripe
 from sqlalchemy import select, text
 
 from reference_server.clock import ManualClock
-from reference_server.engine.billing import (
-    BasePrice,
-    BillingMethod,
-    FreeTrial,
-    Interval,
-    ItemPrice,
-    Plan,
-    PlanItem,
-)
 from reference_server.store.billing_tables import invoices
 from reference_server.store.stripe_objects import stripe_objects
 from reference_server.store.tables import customers
 from reference_server.testing import RunningServer
+from tests.engine.builders import ms
 
 from .localstripe_server import pay_through_stripe_checkout
-
-
-def ms(year: int, month: int, day: int, hour: int = 0) -> int:
-    """Unix milliseconds for a UTC date."""
-    return int(dt.datetime(year, month, day, hour, tzinfo=dt.timezone.utc).timestamp() * 1000)
-
-
-D = Decimal
-
-
-def messages(included: int = 100) -> PlanItem:
-    return PlanItem("messages", "Messages", included=D(included))
-
-
-def usage_item(included: int = 100, amount: str = "0.5", units: int = 1) -> PlanItem:
-    return PlanItem(
-        "messages",
-        "Messages",
-        included=D(included),
-        price=ItemPrice(Interval.MONTH, BillingMethod.USAGE_BASED, amount=D(amount), billing_units=D(units)),
-    )
-
-
-def prepaid_item(
-    included: int = 0, amount: str = "10", units: int = 100, feature: str = "messages"
-) -> PlanItem:
-    return PlanItem(
-        feature,
-        feature.capitalize(),
-        included=D(included),
-        price=ItemPrice(Interval.MONTH, BillingMethod.PREPAID, amount=D(amount), billing_units=D(units)),
-    )
-
-
-def monthly(plan_id: str, amount: str | None, *items: PlanItem, **kwargs: object) -> Plan:
-    price = BasePrice(D(amount), Interval.MONTH) if amount is not None else None
-    return Plan(plan_id, plan_id.capitalize(), price=price, items=items, **kwargs)  # type: ignore[arg-type]
-
-
-FREE = monthly("free", None, messages(100), auto_enable=True)
-PRO = monthly("pro", "20", messages(100))
-PREMIUM = monthly("premium", "50", messages(500))
-PRO_TRIAL = monthly("pro", "20", messages(100), free_trial=FreeTrial(14, "day", card_required=True))
-
 
 # Dates and cards of the paid scenarios
 START = ms(2026, 4, 1)  # a 30-day month: halfway is exactly 15 days

@@ -16,9 +16,9 @@ from reference_server.processors.local.cards import CardError, CardInput
 from reference_server.processors.local.processor import LocalProcessor
 from reference_server.store.billing_tables import charges, invoices
 from reference_server.store.db import Database
+from tests.engine.builders import PREMIUM, PRO, ms
 
 from .fixtures_db import add_customer, add_org, migrated_database
-from .helpers import PREMIUM, PRO, ms
 
 NOW = ms(2026, 4, 1)
 BASE = "http://127.0.0.1:9999"

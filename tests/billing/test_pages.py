@@ -36,9 +36,9 @@ from reference_server.store.billing_tables import charges, invoices
 from reference_server.store.dashboard_tables import set_branding
 from reference_server.store.db import Database
 from reference_server.store.tables import customers, plans
+from tests.engine.builders import PRO, ms
 
 from .fixtures_db import add_customer, add_org, migrated_database
-from .helpers import PRO, ms
 from .serve import serve
 
 NOW = ms(2026, 4, 1)

@@ -23,9 +23,9 @@ from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.billing_tables import invoices
 from reference_server.store.db import Database
 from reference_server.store.tables import customers
+from tests.engine.builders import PREMIUM, PRO, ms
 
 from .fixtures_db import add_customer, add_org, migrated_database
-from .helpers import PREMIUM, PRO, ms
 from .localstripe_server import localstripe, stripe_checkout_url, submit_stripe_card
 from .serve import serve
 

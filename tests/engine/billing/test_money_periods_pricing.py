@@ -18,8 +18,7 @@ from reference_server.engine.billing.pricing import (
     price_units,
     round_up_to_units,
 )
-
-from .helpers import D, ms
+from tests.engine.builders import D, ms
 
 
 def test_major_to_minor_is_exact_for_binary_unfriendly_floats() -> None:

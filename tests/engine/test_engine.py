@@ -193,15 +193,3 @@ def test_credit_costs_convert_units() -> None:
     res = deduct([Target(own, 1, True), Target(credits, 0.2, False)], 15, {}, NOW)
     assert own.balance == 0 and credits.balance == 99
     assert [d["value"] for d in res.deductions] == [10, 1]
-
-
-def test_exponential_backoff_doubles_from_the_base_and_stops_at_the_cap() -> None:
-    from reference_server.backoff import ExponentialBackoff
-    from reference_server.billing.compensation import RefundRetryPolicy
-    from reference_server.webhooks import DeliveryPolicy
-
-    backoff = ExponentialBackoff(base_delay_ms=1_000, max_delay_ms=5_000)
-    assert [backoff.delay_after(n) for n in range(0, 6)] == [1_000, 1_000, 2_000, 4_000, 5_000, 5_000]
-    # Each kind of retried work keeps its own numbers on the one schedule.
-    assert RefundRetryPolicy().delay_after(2) == 60_000
-    assert DeliveryPolicy().delay_after(3) == 20_000

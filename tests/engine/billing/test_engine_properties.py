@@ -18,8 +18,7 @@ from reference_server.engine.billing import (
     quote_cancel,
 )
 from reference_server.engine.billing.periods import boundary
-
-from .helpers import ms
+from tests.engine.builders import ms
 
 ANCHORS = st.integers(min_value=ms(2000, 1, 1), max_value=ms(2090, 1, 1))
 INTERVALS = st.sampled_from([i for i in Interval if i is not Interval.ONE_OFF])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from reference_server.engine.billing import Subscription, quote_attach
 from reference_server.engine.billing.preview import attach_preview_body
-
-from .helpers import FREE, PREMIUM, PRO, D, monthly, ms, prepaid_item
+from tests.engine.builders import FREE, PREMIUM, PRO, D, monthly, ms, prepaid_item
 
 START = ms(2026, 4, 1)
 HALFWAY = ms(2026, 4, 16)

@@ -31,8 +31,18 @@ from reference_server.engine.billing.quotes import (
     quote_final_usage,
     quote_seat_change,
 )
-
-from .helpers import FREE, PREMIUM, PRO, PRO_TRIAL, D, messages, monthly, ms, prepaid_item, usage_item
+from tests.engine.builders import (
+    FREE,
+    PREMIUM,
+    PRO,
+    PRO_TRIAL,
+    D,
+    messages,
+    monthly,
+    ms,
+    prepaid_item,
+    usage_item,
+)
 
 START = ms(2026, 4, 1)  # April has 30 days
 HALFWAY = ms(2026, 4, 16)
