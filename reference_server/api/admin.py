@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
-
 from reference_server.api.request_guard import MAX_SCHEDULE_MS
 from reference_server.errors import AutumnError, customer_not_found, invalid
 from reference_server.service.context import Ctx
+from reference_server.store.customers_repo import advance_clock
 from reference_server.store.subjects import get_customer
-from reference_server.store.tables import customers, organizations
+from reference_server.store.tenancy import advance_sandbox_clock
 
 STEPS = ("advance_to", "advance_by_ms", "days", "hours")
 
@@ -60,11 +59,7 @@ def advance_org_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     _sandbox_only(ctx)
     delta = _delta(body, ctx.now())
     with ctx.db.write() as conn:
-        conn.execute(
-            update(organizations)
-            .where(organizations.c.pk == ctx.tenant.org_pk)
-            .values(sandbox_clock_offset_ms=organizations.c.sandbox_clock_offset_ms + delta)
-        )
+        advance_sandbox_clock(conn, ctx.tenant.org_pk, delta)
     ctx.state.catalog_cache.invalidate(ctx.tenant.org_pk, ctx.tenant.env)  # cached tenants hold the offset
     return {"now": ctx.now() + delta, "offset_ms": ctx.tenant.clock_offset_ms + delta}
 
@@ -83,11 +78,7 @@ def advance_customer_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise customer_not_found(str(body.get("customer_id")))
         current = ctx.now(customer.clock_offset_ms)
         delta = _delta(body, current)
-        conn.execute(
-            update(customers)
-            .where(customers.c.pk == customer.pk)
-            .values(clock_offset_ms=customers.c.clock_offset_ms + delta)
-        )
+        advance_clock(conn, customer.pk, delta)
     now = current + delta
     return {"customer_id": customer.id, "frozen_time": now, "status": "ready", "now": now}
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import Metric
-from sqlalchemy import func, select, text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -16,8 +15,7 @@ from starlette.routing import Route
 from reference_server.api.ratelimit import RateLimiter, SharedRateLimiter
 from reference_server.jobs import BACKGROUND_JOBS
 from reference_server.observability import gauge, render_metrics
-from reference_server.store import leases
-from reference_server.store.billing_tables import webhook_deliveries
+from reference_server.store import leases, outbox
 from reference_server.store.db import Database
 from reference_server.store.schema_version import current_revision, head_revision
 
@@ -29,8 +27,7 @@ def ops_routes(db: Database, limiter: RateLimiter | None, metrics: bool = True) 
     def readyz(request: Request) -> JSONResponse:  # sync: Starlette runs it in its thread pool
         checks: dict[str, str] = {}
         try:
-            with db.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            db.ping()
             current = current_revision(db)
             checks["database"] = "ok"
             checks["migrations"] = (
@@ -46,10 +43,8 @@ def ops_routes(db: Database, limiter: RateLimiter | None, metrics: bool = True) 
         )
 
     def backlog() -> Iterator[Metric]:
-        d = webhook_deliveries.c
         with db.read() as conn:
-            pending = conn.execute(select(func.count()).where(d.status == "pending")).scalar_one()
-            failed = conn.execute(select(func.count()).where(d.status == "failed")).scalar_one()
+            pending, failed = outbox.backlog(conn)
         yield gauge("autumn_webhook_backlog", "Webhook deliveries not yet delivered (pending)", pending)
         yield gauge("autumn_webhook_failed", "Webhook deliveries that ran out of attempts", failed)
         with db.read() as conn:

@@ -158,3 +158,12 @@ def live_instance_rows(conn: Connection, customer_pks: list[int]) -> list[Row[An
             .order_by(customer_plans.c.pk)
         )
     )
+
+
+def advance_clock(conn: Connection, customer_pk: int, delta_ms: int) -> None:
+    """Move the customer's own test clock ``delta_ms`` forward."""
+    conn.execute(
+        update(customers)
+        .where(customers.c.pk == customer_pk)
+        .values(clock_offset_ms=customers.c.clock_offset_ms + delta_ms)
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL = "sqlite:///./autumn.db"
@@ -249,6 +249,11 @@ class Database:
             return
         with self._autocommit_engine.connect() as conn:
             yield conn
+
+    def ping(self) -> None:
+        """Run ``SELECT 1`` on a fresh connection of the engine (raises when the database is down)."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest revision."""

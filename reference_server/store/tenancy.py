@@ -243,3 +243,12 @@ def org_names(conn: Connection, org_pk: int) -> tuple[str, str, str]:
         )
     ).one()
     return str(row.id), str(row.name), str(row.slug)
+
+
+def advance_sandbox_clock(conn: Connection, org_pk: int, delta_ms: int) -> None:
+    """Move the organization's sandbox test clock ``delta_ms`` forward."""
+    conn.execute(
+        update(organizations)
+        .where(organizations.c.pk == org_pk)
+        .values(sandbox_clock_offset_ms=organizations.c.sandbox_clock_offset_ms + delta_ms)
+    )

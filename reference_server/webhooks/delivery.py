@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, or_, select, update
 
 from reference_server.backoff import ExponentialBackoff
 from reference_server.clock import Clock
 from reference_server.jobs import LeaderLease
 from reference_server.observability import JOB_FAILURES, JOB_RUNS, WEBHOOK_ATTEMPTS
-from reference_server.store.billing_tables import webhook_deliveries, webhook_endpoints, webhook_outbox
+from reference_server.store import outbox
 from reference_server.store.db import Database
 
 from .signing import sign_headers
@@ -78,34 +77,14 @@ class WebhookDeliverer:
 
     def _claim(self) -> list[_Claimed]:
         now = self.clock.now_ms()
-        d, o, e = webhook_deliveries.c, webhook_outbox.c, webhook_endpoints.c
-        claimable = and_(
-            d.status == "pending",
-            d.next_attempt_at <= now,
-            or_(d.claimed_until.is_(None), d.claimed_until < now),
-        )
         claimed: list[_Claimed] = []
         with self.db.read() as conn:  # polling must not take SQLite's write lock when nothing is due
-            if conn.execute(select(d.pk).where(claimable).limit(1)).first() is None:
+            if not outbox.any_claimable(conn, now):
                 return claimed
         with self.db.write() as conn:
-            rows = conn.execute(
-                select(d.pk, d.attempts, o.id, o.payload, e.url, e.secret, e.enabled)
-                .select_from(
-                    webhook_deliveries.join(webhook_outbox, d.message_pk == o.pk).join(
-                        webhook_endpoints, d.endpoint_pk == e.pk
-                    )
-                )
-                .where(claimable)
-                .order_by(d.next_attempt_at, d.pk)
-                .limit(self.policy.batch_size)
-            ).all()
+            rows = outbox.claimable(conn, now, self.policy.batch_size)
             for row in rows:
-                taken = conn.execute(
-                    update(webhook_deliveries)
-                    .where(d.pk == row.pk, claimable)
-                    .values(claimed_until=now + self.policy.claim_ms)
-                ).rowcount
+                taken = outbox.claim(conn, row.pk, now, now + self.policy.claim_ms)
                 if taken and row.enabled:
                     claimed.append(
                         _Claimed(row.pk, row.attempts, row.id, row.payload, row.url, row.secret, now)
@@ -115,15 +94,8 @@ class WebhookDeliverer:
     def release_claims(self) -> int:
         """Free every pending delivery's claim: the background jobs' new lease holder calls this when it
         takes over, as the claims can only be the previous holder's (gone, or no longer delivering)."""
-        d = webhook_deliveries.c
         with self.db.write() as conn:
-            return int(
-                conn.execute(
-                    update(webhook_deliveries)
-                    .where(d.status == "pending", d.claimed_until.is_not(None))
-                    .values(claimed_until=None)
-                ).rowcount
-            )
+            return outbox.release_claims(conn)
 
     def _send(self, item: _Claimed) -> tuple[int | None, str | None]:
         headers = sign_headers(item.secret, item.message_id, item.payload, self.wall_clock())
@@ -156,9 +128,7 @@ class WebhookDeliverer:
                 next_attempt_at=item.claimed_at + self.policy.delay_after(attempts), last_error=error
             )
         with self.db.write() as conn:
-            conn.execute(
-                update(webhook_deliveries).where(webhook_deliveries.c.pk == item.pk).values(**values)
-            )
+            outbox.record_attempt(conn, item.pk, values)
 
     def deliver_due(self) -> int:
         """Attempt every due delivery once; returns how many attempts were made."""

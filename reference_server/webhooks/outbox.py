@@ -11,9 +11,9 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
-from reference_server.store.billing_tables import webhook_deliveries, webhook_outbox
+from reference_server.store import outbox
 
 from .endpoints import list_endpoints
 
@@ -42,30 +42,14 @@ def enqueue(
         return None
     message_id = message_id or new_message_id()
     body = {"type": event_type, "data": dict(data), **dict(extra or {})}
-    message_pk = conn.execute(
-        insert(webhook_outbox)
-        .values(
-            id=message_id,
-            org_pk=org_pk,
-            env=env,
-            event_type=event_type,
-            payload=json.dumps(body, separators=(",", ":"), sort_keys=True),
-            created_at=now,
-        )
-        .returning(webhook_outbox.c.pk)
-    ).scalar_one()
-    conn.execute(
-        insert(webhook_deliveries),
-        [
-            {
-                "message_pk": message_pk,
-                "endpoint_pk": endpoint.pk,
-                "status": "pending",
-                "attempts": 0,
-                # Due at once: retries are scheduled on the deliverer's own clock, not tenant time.
-                "next_attempt_at": 0,
-            }
-            for endpoint in endpoints
-        ],
+    message_pk = outbox.insert_message(
+        conn,
+        org_pk,
+        env,
+        message_id=message_id,
+        event_type=event_type,
+        payload=json.dumps(body, separators=(",", ":"), sort_keys=True),
+        created_at=now,
     )
+    outbox.insert_deliveries(conn, message_pk, [endpoint.pk for endpoint in endpoints])
     return message_id
