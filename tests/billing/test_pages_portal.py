@@ -11,7 +11,7 @@ import pytest
 
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, fresh_database_url, run_server
-from tests.server.conftest import _require_postgres
+from tests.server.helpers import require_postgres
 
 from .helpers import ms
 
@@ -21,7 +21,7 @@ NOW = ms(2026, 4, 1)
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     if request.param == "postgres":
-        _require_postgres()
+        require_postgres()
     with fresh_database_url(request.param) as url, run_server(url, clock=ManualClock(NOW)) as running:
         with running.client() as client:
             for body in (

@@ -17,7 +17,7 @@ from reference_server.store.db import Database
 from reference_server.store.tenancy import create_key, create_org
 from reference_server.testing import RunningServer, fresh_database_url, run_server
 from tests.catalogue import seed_free_and_pro
-from tests.server.conftest import _require_postgres
+from tests.server.helpers import require_postgres
 
 NOW = 1_775_001_600_000  # 2026-04-01
 ADMIN = ("owner@acme.test", "correct horse battery staple")
@@ -62,7 +62,7 @@ def create_admin_cli(
 @contextlib.contextmanager
 def seeded_server(kind: str) -> Iterator[Seeded]:
     if kind == "postgres":
-        _require_postgres()
+        require_postgres()
     with fresh_database_url(kind) as url, run_server(url, clock=ManualClock(NOW)) as server:
         with server.client(timeout=30) as client:
             seed_free_and_pro(client, {"feature_id": "sso", "name": "SSO", "type": "boolean"})

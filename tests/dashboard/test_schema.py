@@ -11,7 +11,7 @@ from reference_server.store import dashboard_tables
 from reference_server.store.db import Database
 from reference_server.store.tables import metadata
 from reference_server.testing import fresh_database_url
-from tests.server.conftest import _require_postgres
+from tests.server.helpers import require_postgres
 
 TABLES = [
     dashboard_tables.org_branding,
@@ -24,7 +24,7 @@ TABLES = [
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_migrated_dashboard_tables_match(kind: str) -> None:
     if kind == "postgres":
-        _require_postgres()
+        require_postgres()
     with fresh_database_url(kind) as url:
         db = Database(url)
         db.migrate()

@@ -8,126 +8,26 @@ every response of every server these tests start is validated against the spec i
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
-from typing import Any
 
-import httpx
 import pytest
 
-from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.clock import ManualClock
-from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
+from reference_server.testing import RunningServer, fresh_database_url, run_server
 from tests.spec_conformance import spec_checked_run_server, spec_conformant_responses
 
+from .helpers import DB_KINDS, Api, new_org_key, require_postgres
+
 __all__ = ["spec_checked_run_server", "spec_conformant_responses"]
-
-OPS_BY_PATH = {op.path: op for op in OPERATIONS if op.http_method == "POST"}
-OPS_BY_NAME = {op.qualified_name: op for op in OPERATIONS}
-DB_KINDS = ["sqlite", "postgres"]
-
-
-def _require_postgres() -> None:
-    if not postgres_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL must be available on 127.0.0.1:5432 in CI")
-        pytest.skip("PostgreSQL is not available")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(f"{status}: {body}")
-        self.status = status
-        self.body = body
-        self.code = body.get("code")
-
-
-class Api:
-    """A tiny raw-httpx client for one organization env; validates bodies with the generated models."""
-
-    def __init__(self, server: RunningServer, key: str, clock: ManualClock) -> None:
-        self.server = server
-        self.key = key
-        self.clock = clock
-        self.http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-
-    def raw(self, path: str, body: dict[str, Any] | None = None, **headers: str) -> httpx.Response:
-        return self.http.post(path, json=body if body is not None else {}, headers=headers)
-
-    def __call__(self, _op: str, headers: dict[str, str] | None = None, **body: Any) -> dict[str, Any]:
-        op = OPS_BY_NAME.get(_op)
-        path = op.path if op is not None else f"/v1/{_op}"
-        r = self.http.post(path, json=body, headers=headers or {})
-        data = r.json()
-        if r.status_code >= 400:
-            assert set(data) >= {"message", "code", "env"}, data
-            raise ApiError(r.status_code, data)
-        if op is not None and op.response_model is not None:
-            op.response_model.model_validate(data)
-        return dict(data)
-
-    def error(self, _op: str, **body: Any) -> ApiError:
-        try:
-            self(_op, **body)
-        except ApiError as exc:
-            return exc
-        raise AssertionError(f"{_op} succeeded but an error was expected")
-
-    # -- shortcuts used across scenarios
-
-    def feature(self, fid: str, type_: str = "metered", **kw: Any) -> dict[str, Any]:
-        if type_ == "metered":
-            kw.setdefault("consumable", True)
-        return self("features.create", feature_id=fid, name=kw.pop("name", fid), type=type_, **kw)
-
-    def plan(self, pid: str, items: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
-        return self("plans.create", plan_id=pid, name=kw.pop("name", pid.title()), items=items, **kw)
-
-    def customer(self, cid: str | None = None, **kw: Any) -> dict[str, Any]:
-        return self("customers.get_or_create", customer_id=cid or "cus_" + secrets.token_hex(4), **kw)
-
-    def balance(self, cid: str, fid: str, entity_id: str | None = None) -> dict[str, Any] | None:
-        if entity_id:
-            return self("entities.get", customer_id=cid, entity_id=entity_id)["balances"].get(fid)  # type: ignore[no-any-return]
-        return self("customers.get", customer_id=cid)["balances"].get(fid)  # type: ignore[no-any-return]
-
-    def track(self, cid: str, fid: str, value: float | None = None, **kw: Any) -> dict[str, Any]:
-        if value is not None:
-            kw["value"] = value
-        return self("track", customer_id=cid, feature_id=fid, **kw)
-
-    def check(self, cid: str, fid: str, **kw: Any) -> dict[str, Any]:
-        return self("check", customer_id=cid, feature_id=fid, **kw)
-
-    def advance(self, ms: int = 0, *, days: float = 0, hours: float = 0) -> None:
-        """Move this org's sandbox test clock forward."""
-        self("test_clocks.advance", advance_by_ms=int(ms + days * 86_400_000 + hours * 3_600_000))
 
 
 @pytest.fixture(scope="module", params=DB_KINDS)
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[RunningServer, ManualClock]]:
     if request.param == "postgres":
-        _require_postgres()
+        require_postgres()
     clock = ManualClock(1_767_225_600_000)  # 2026-01-01T00:00:00Z
     with fresh_database_url(request.param) as url, run_server(url, clock=clock) as srv:
         yield srv, clock
-
-
-def new_org_key(srv: RunningServer, env: str = "test") -> str:
-    r = httpx.post(
-        srv.url + "/v1/platform/organizations",
-        headers=srv.headers,
-        json={
-            "user_email": "owner@example.com",
-            "name": "Test org",
-            "slug": "t-" + secrets.token_hex(6),
-            "env": env,
-        },
-        timeout=30,
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["test_secret_key" if env == "test" else "live_secret_key"])
 
 
 @pytest.fixture

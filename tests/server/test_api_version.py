@@ -6,7 +6,7 @@ import pytest
 
 from reference_server.api.api_version import parse_api_version
 
-from .conftest import Api
+from .helpers import Api
 
 ACCEPTED = {
     "2.5.0": "2.5.0",  # what the official Python SDK 1.2.0 sends

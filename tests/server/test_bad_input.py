@@ -31,7 +31,7 @@ from reference_server.api.request_guard import (
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, run_server
 
-from .conftest import Api, new_org_key
+from .helpers import Api, new_org_key
 
 CUSTOMER = "cus_bad_input"
 FEATURE = "messages"

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from .conftest import OPS_BY_NAME, Api
+from .helpers import OPS_BY_NAME, Api
 
 MONTH = {"interval": "month"}
 PATH = OPS_BY_NAME["batch_track"].path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import Api, new_org_key
+from .helpers import Api, new_org_key
 
 MONTH = {"interval": "month"}
 

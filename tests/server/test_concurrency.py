@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from .conftest import Api
+from .helpers import Api
 
 MONTH = {"interval": "month"}
 

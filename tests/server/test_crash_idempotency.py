@@ -27,7 +27,7 @@ import pytest
 
 from reference_server.testing import DEFAULT_TEST_ENCRYPTION_KEY, free_port, fresh_database_url
 
-from .conftest import DB_KINDS, _require_postgres
+from .helpers import DB_KINDS, require_postgres
 
 KEY = "am_sk_test_crash_idempotency_key"
 TRACK_THREADS = 4
@@ -131,7 +131,7 @@ def _load(url: str, sent: Sent, stop: threading.Event, attach_customers: list[st
 @pytest.mark.parametrize("kind", DB_KINDS)
 def test_sigkill_mid_load_then_retries_apply_every_key_exactly_once(kind: str) -> None:
     if kind == "postgres":
-        _require_postgres()
+        require_postgres()
     attach_customers = [f"att_{i}" for i in range(ATTACH_CUSTOMERS)]
     sent = Sent()
     with fresh_database_url(kind) as database_url:

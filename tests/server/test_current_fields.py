@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conftest import Api
+from .helpers import Api
 
 
 def _ids(page: dict[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ import httpx
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer, run_server
 
-from .conftest import Api
+from .helpers import Api
 
 MONTH = {"interval": "month"}
 

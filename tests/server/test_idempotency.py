@@ -27,7 +27,7 @@ from reference_server.store import idempotency
 from reference_server.store.tables import idempotency_keys
 from reference_server.testing import RunningServer, fresh_database_url, run_server
 
-from .conftest import DB_KINDS, Api, _require_postgres, new_org_key
+from .helpers import DB_KINDS, Api, new_org_key, require_postgres
 
 MONTH = {"interval": "month"}
 
@@ -273,7 +273,7 @@ def test_an_invalid_key_is_a_400(api: Api) -> None:
 @pytest.fixture(params=DB_KINDS)
 def own_server(request: pytest.FixtureRequest) -> Iterator[tuple[RunningServer, ManualClock, Api]]:
     if request.param == "postgres":
-        _require_postgres()
+        require_postgres()
     clock = ManualClock(1_767_225_600_000)
     with fresh_database_url(request.param) as url, run_server(url, clock=clock) as srv:
         api = Api(srv, new_org_key(srv), clock)

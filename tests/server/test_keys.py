@@ -15,7 +15,7 @@ from sqlalchemy import select
 from autumn_sdk import Autumn
 from reference_server.store.license_tables import customer_token_families
 
-from .conftest import Api, ApiError
+from .helpers import Api, ApiError
 
 MONTH = {"interval": "month"}
 HOUR_MS = 3_600_000

@@ -25,7 +25,7 @@ from reference_server.store.license_tables import (
 from reference_server.store.tables import INITIAL_TABLES, metadata
 from reference_server.testing import fresh_database_url
 
-from .conftest import Api, _require_postgres
+from .helpers import Api, require_postgres
 
 MONTH = {"interval": "month"}
 MY_TABLES = (plan_licenses, license_assignments, customer_token_families, customer_token_secrets)
@@ -269,7 +269,7 @@ def test_assignments_persist_in_the_database(api: Api) -> None:
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_the_migration_creates_these_tables(kind: str) -> None:
     if kind == "postgres":
-        _require_postgres()
+        require_postgres()
     with fresh_database_url(kind) as url:
         db = Database(url)
         db.migrate()

@@ -26,7 +26,7 @@ from reference_server.store.db import MIGRATIONS_DIR, normalize_url
 from reference_server.store.schema_version import full_metadata, head_revision
 from reference_server.testing import fresh_database_url
 
-from .conftest import _require_postgres
+from .helpers import require_postgres
 
 
 def _full_metadata() -> sa.MetaData:
@@ -37,7 +37,7 @@ def _full_metadata() -> sa.MetaData:
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A fresh, empty database of each kind (no pool: Alembic runs on one plain connection)."""
     if request.param == "postgres":
-        _require_postgres()
+        require_postgres()
     with fresh_database_url(request.param) as url:
         eng = sa.create_engine(normalize_url(url), poolclass=NullPool)
         try:

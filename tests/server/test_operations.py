@@ -25,7 +25,7 @@ from reference_server.store.db import Database
 from reference_server.store.schema_version import head_revision
 from reference_server.testing import RunningServer, fresh_database_url, fresh_sqlite_url, run_server
 
-from .conftest import DB_KINDS, _require_postgres
+from .helpers import DB_KINDS, require_postgres
 from .ops_support import REDIS_URL, require_redis
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -34,7 +34,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 @pytest.fixture(params=DB_KINDS)
 def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "postgres":
-        _require_postgres()
+        require_postgres()
     with fresh_database_url(str(request.param)) as url:
         yield url
 

@@ -33,7 +33,7 @@ from reference_server.store.db import Database
 from reference_server.store.schema_version import head_revision
 from reference_server.testing import free_port, fresh_postgres_url, fresh_sqlite_url
 
-from .conftest import _require_postgres
+from .helpers import require_postgres
 from .ops_support import require_redis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,7 +156,7 @@ def _metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 @pytest.mark.parametrize("count", [2, 3])
 def test_processes_started_at_once_on_a_fresh_database_migrate_it_once(count: int, tmp_path: Path) -> None:
-    _require_postgres()
+    require_postgres()
     with fresh_postgres_url() as url:
         command = ["--port", "{port}", "--database-url", url, "--secret-key", KEY, "--no-rate-limits"]
         with servers(tmp_path, *([command] * count)) as started:
@@ -186,7 +186,7 @@ def test_processes_started_at_once_on_a_fresh_database_migrate_it_once(count: in
 
 
 def test_migrate_command_and_web_processes_that_do_not_migrate(tmp_path: Path) -> None:
-    _require_postgres()
+    require_postgres()
     with fresh_postgres_url() as url:
         refused = _cli("--database-url", url, "--secret-key", KEY, "--no-migrate-on-start", "--port", "1")
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
@@ -206,7 +206,7 @@ def test_migrate_command_and_web_processes_that_do_not_migrate(tmp_path: Path) -
 
 
 def test_workers_share_metrics_and_log_request_ids_as_json(tmp_path: Path) -> None:
-    _require_postgres()
+    require_postgres()
     require_redis()
     request_id = "ops-" + secrets.token_hex(6)
     with fresh_postgres_url() as url:
@@ -315,7 +315,7 @@ def _delivery(db: Database) -> Any:
 
 
 def test_a_webhook_delivery_is_claimed_once_and_taken_over_after_sigkill(tmp_path: Path) -> None:
-    _require_postgres()
+    require_postgres()
     receiver = _HangingReceiver()
     lease = ["--job-lease-seconds", "2"]
     with fresh_postgres_url() as url:
@@ -433,7 +433,7 @@ def test_a_port_in_use_is_refused_before_anything_else(tmp_path: Path) -> None:
 
 
 def test_a_missing_postgres_database_says_how_to_create_it() -> None:
-    _require_postgres()
+    require_postgres()
     with fresh_postgres_url() as url:
         missing = url.rsplit("/", 1)[0] + "/autumn_missing_" + secrets.token_hex(4)
     result = _cli("--database-url", missing, "--port", str(free_port()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conftest import Api
+from .helpers import Api
 
 
 def _msgs(included: int) -> dict[str, Any]:

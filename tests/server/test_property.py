@@ -11,7 +11,7 @@ import secrets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import Api
+from .helpers import Api
 
 Step = tuple[str, float]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 
-from .conftest import Api
+from .helpers import Api
 
 
 def _tenant(api: Api) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from autumn_sdk import Autumn
 
-from .conftest import Api
+from .helpers import Api
 
 DAY = 86_400_000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from reference_server.clock import ManualClock
 from reference_server.testing import RunningServer
 
-from .conftest import Api, new_org_key
+from .helpers import Api, new_org_key
 
 
 def _sandbox_api(api: Api, key: str) -> Api:

@@ -51,7 +51,7 @@ from tests.spec_conformance import (
     unchecked_servers,
 )
 
-from .conftest import DB_KINDS, _require_postgres
+from .helpers import DB_KINDS, require_postgres
 
 pytestmark = pytest.mark.conformance
 
@@ -147,7 +147,7 @@ def _seed(server: RunningServer) -> None:
 @pytest.fixture(scope="module", params=DB_KINDS)
 def seeded_server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     if request.param == "postgres":
-        _require_postgres()
+        require_postgres()
     # schemathesis' own checks judge these responses: the suite's spec-checking wrapper stays off
     with unchecked_servers(), fresh_database_url(request.param) as url, run_server(url, demo=True) as server:
         _seed(server)

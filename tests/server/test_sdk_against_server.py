@@ -7,7 +7,7 @@ import pytest
 from autumn_sdk import AsyncAutumn, Autumn
 from autumn_sdk.errors import NotFoundError
 
-from .conftest import Api
+from .helpers import Api
 
 
 def _catalogue(api: Api) -> None:

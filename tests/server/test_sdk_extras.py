@@ -12,7 +12,7 @@ import httpx
 
 from reference_server.testing import RunningServer
 
-from .conftest import Api
+from .helpers import Api
 
 DAY = 86_400_000
 MONTH = {"interval": "month"}

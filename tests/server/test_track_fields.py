@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 
-from .conftest import Api
+from .helpers import Api
 
 MONTH = {"interval": "month"}
 DAY_MS = 86_400_000

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Api, ApiError
+from .helpers import Api, ApiError
 
 MONTH = {"interval": "month"}
 SONNET = "anthropic/claude-sonnet-4-20250514"

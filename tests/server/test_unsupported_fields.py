@@ -8,7 +8,7 @@ from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api.unsupported_fields import UNSUPPORTED_FIELDS, refuse_unsupported
 from reference_server.errors import AutumnError
 
-from .conftest import Api
+from .helpers import Api
 
 OPERATION_NAMES = {op.qualified_name for op in OPERATIONS}
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.billing.receiver import Receiver
 
-from .conftest import Api
+from .helpers import Api
 
 
 def _webhook(api: Api, **body: Any) -> dict[str, Any]:
