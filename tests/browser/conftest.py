@@ -9,7 +9,6 @@ an npm alias, into web/dist-latest). Every test that loads the page runs against
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +16,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from .helpers import AUTUMN_JS_BUILDS
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
-WEB = Path(__file__).parent / "web"
-
-
-def _pinned_autumn_js() -> dict[str, Path]:
-    """autumn-js version -> the build of the test page made with it, from web/package.json's pins."""
-    dependencies = json.loads((WEB / "package.json").read_text(encoding="utf-8"))["dependencies"]
-    latest = dependencies["autumn-js-latest"].removeprefix("npm:autumn-js@")
-    return {dependencies["autumn-js"]: WEB / "dist", latest: WEB / "dist-latest"}
-
-
-AUTUMN_JS_BUILDS = _pinned_autumn_js()
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from autumn_handlers import CORSConfig
 
-from .conftest import AUTUMN_JS_BUILDS, WEB
+from .helpers import AUTUMN_JS_BUILDS, WEB
 from .servers import serve, serve_asgi
 
 pytestmark = pytest.mark.browser
