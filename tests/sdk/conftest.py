@@ -9,9 +9,9 @@ import pytest
 
 from autumn_sdk import _drivers, _pipeline
 
+from .helpers import SleepRecorder
+
 AUTUMN_ENV = ("AUTUMN_SECRET_KEY", "AUTUMN_URL", "AUTUMN_FAIL_OPEN", "FAIL_OPEN", "X_API_VERSION")
-TEST_URL = "https://autumn.test"
-TEST_KEY = "am_sk_test_123"
 
 
 @pytest.fixture(autouse=True)
@@ -19,32 +19,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts without Autumn variables from the developer's shell."""
     for name in AUTUMN_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-class SleepRecorder:
-    """Stands in for ``time.sleep`` / ``asyncio.sleep`` in the drivers: records, never waits.
-
-    ``now`` is a clock that only the recorded sleeps (and :meth:`advance`) move; the ``fake_clock``
-    fixture makes the pipeline measure its budgets with it.
-    """
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.now = 1_000.0
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
-
-    def sync(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        self.advance(seconds)
-
-    async def async_(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        self.advance(seconds)
 
 
 @pytest.fixture(autouse=True)

@@ -31,7 +31,7 @@ from autumn_sdk import (
 )
 from autumn_sdk._generated.operations import CUSTOMERS_GET
 
-from .conftest import TEST_KEY, TEST_URL
+from .helpers import TEST_KEY, TEST_URL
 from .stub_server import canned_response, serve
 
 CHECK_OK = {"allowed": True, "customer_id": "cus_1", "balance": None, "flag": None}

@@ -23,7 +23,7 @@ from autumn_sdk._resource import NOT_GIVEN, RequestOptions
 from autumn_sdk._retries import BackoffStrategy, RetryConfig
 from autumn_sdk._transport import Transport
 
-from .conftest import TEST_KEY, TEST_URL, SleepRecorder
+from .helpers import TEST_KEY, TEST_URL, SleepRecorder
 from .tiny_ops import ATTACH, CHECK, GET_PERSON, LIST_PEOPLE, AttachResult, GateResult, Person
 
 T = TypeVar("T", bound=BaseModel)
