@@ -10,7 +10,7 @@ from reference_server.service.context import Ctx
 from reference_server.service.lock_settlement import apply_lock_delta
 from reference_server.service.maintenance import require_customer
 from reference_server.store import locks_repo
-from reference_server.store.subjects import customer_by_pk
+from reference_server.store.customers_repo import customer_at
 
 
 def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -24,9 +24,7 @@ def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if row is None:
             raise not_found
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        owner = customer_by_pk(conn, row.customer_pk)
-        if owner is None:
-            raise not_found
+        owner = customer_at(conn, row.customer_pk)
         customer, now = require_customer(ctx, conn, cat, owner.id or "", lock=True)
         row = locks_repo.find_lock(conn, ctx.tenant, lock_id, lock=True)
         expired = row is None or row.expires_at <= now

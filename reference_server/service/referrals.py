@@ -16,7 +16,8 @@ from reference_server.service.maintenance import require_customer
 from reference_server.service.subscriptions import activate_plan
 from reference_server.store import rewards_repo
 from reference_server.store.catalog import Catalog
-from reference_server.store.subjects import CustomerRow, customer_from_row, insert_source
+from reference_server.store.customers_repo import customer_at
+from reference_server.store.subjects import CustomerRow, insert_source
 
 CODE_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -109,7 +110,7 @@ def redeem_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if rc is None:
             raise AutumnError(404, "referral_code_not_found", "Referral code not found")
         program = rewards_repo.program_row(conn, rc.program_pk)
-        referrer = customer_from_row(rewards_repo.customer_row(conn, rc.customer_pk))
+        referrer = customer_at(conn, rc.customer_pk)
         if referrer.pk == redeemer.pk or (
             referrer.fingerprint is not None and referrer.fingerprint == redeemer.fingerprint
         ):

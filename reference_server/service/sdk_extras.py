@@ -35,7 +35,7 @@ from reference_server.store import listings
 from reference_server.store.org_stripe import connected_account_id
 from reference_server.store.subjects import (
     CustomerRow,
-    customer_from_row,
+    customer_by_pk,
     get_customer,
     get_entity,
     load_sources_for,
@@ -168,8 +168,7 @@ def list_balances(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _customer_row(conn: Connection, customer_pk: int) -> CustomerRow | None:
-    row = listings.customer_row(conn, customer_pk)
-    return customer_from_row(row) if row is not None else None
+    return customer_by_pk(conn, customer_pk)
 
 
 # ---------------------------------------------------------------------------------------------

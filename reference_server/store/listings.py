@@ -113,7 +113,3 @@ def customer_plan_page(
         q = q.where(after)
     q = q.order_by(c.c.pk.desc(), p.c.created_at.desc(), p.c.pk.desc()).limit(limit + 1)
     return list(conn.execute(q))
-
-
-def customer_row(conn: Connection, customer_pk: int) -> Row[Any] | None:
-    return conn.execute(select(customers).where(customers.c.pk == customer_pk)).first()

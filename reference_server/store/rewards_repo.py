@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from reference_server.store.tables import (
-    customers,
     organizations,
     redemptions,
     referral_codes,
@@ -182,11 +181,6 @@ def find_referral_code(conn: Connection, tenant: Tenant, code: str) -> Row[Any] 
             referral_codes.c.code == code,
         )
     ).first()
-
-
-def customer_row(conn: Connection, customer_pk: int) -> Row[Any]:
-    """The customer's row (a referral code's owner)."""
-    return conn.execute(select(customers).where(customers.c.pk == customer_pk)).one()
 
 
 def referral_redemptions(conn: Connection, code: str, program_pk: int) -> int:
