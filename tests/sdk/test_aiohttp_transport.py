@@ -23,7 +23,7 @@ from autumn_sdk import AsyncAutumn, Autumn, DefaultAioHttpClient, errors, is_fai
 from autumn_sdk._aiohttp import AioHttpTransport
 from reference_server.testing import RunningServer, free_port, run_server
 
-from .conftest import SleepRecorder
+from .helpers import SleepRecorder
 
 CHECK_OK = {"allowed": True, "customer_id": "cus_1", "required_balance": 1, "balance": None, "flag": None}
 
