@@ -17,8 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-pytest.importorskip("httpx_aiohttp")
-
 from autumn_sdk import AsyncAutumn, Autumn, DefaultAioHttpClient, errors, is_fail_open
 from autumn_sdk._aiohttp import AioHttpTransport
 from reference_server.testing import RunningServer, free_port, run_server
