@@ -725,7 +725,10 @@ def http_stack(o: Options) -> list[Row]:
     if importlib.util.find_spec("httptools") is None or importlib.util.find_spec("uvloop") is None:
         return [Row("http_stack", "bare endpoint, httptools + uvloop", "not installed", "", "")]
     runs = Runs()
-    with serve("baseline") as slow, serve("baseline", "--http", "httptools", "--loop", "uvloop") as fast:
+    with (
+        serve("baseline", "--http", "h11", "--loop", "asyncio") as slow,
+        serve("baseline", "--http", "httptools", "--loop", "uvloop") as fast,
+    ):
         warm(slow, checks(o), o)
         warm(fast, checks(o), o)
         for _ in range(o.runs):

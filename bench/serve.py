@@ -10,6 +10,10 @@ Kinds:
 * ``sdk``: a Starlette endpoint at the same path that calls ``AsyncAutumn.customers.get_or_create``
   directly (what the handler does, minus the handler).
 
+Every kind runs on the HTTP stack ``autumn-server`` runs by default (``--http httptools --loop uvloop``,
+falling back to ``h11``/``asyncio`` when not installed), so ratios compare like with like; ``--http h11
+--loop asyncio`` measures the pure-Python stack.
+
 ``--reuse-port`` binds with ``SO_REUSEPORT`` so that several processes share one port (the kernel
 spreads connections between them), which is how ``bench`` measures 2 server processes against 1.
 """
@@ -20,6 +24,7 @@ import argparse
 import itertools
 import json
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -27,6 +32,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from reference_server.settings import server_stack
 
 KEY = "am_sk_test_bench_key"
 
@@ -108,19 +115,26 @@ def main() -> None:
     p.add_argument("--database-url", default="")
     p.add_argument("--autumn-url", default="")
     p.add_argument("--customers", type=int, default=200, help="handler/sdk: identify callers as c0..c<n-1>")
-    p.add_argument("--http", default="h11")
-    p.add_argument("--loop", default="asyncio")
+    p.add_argument(
+        "--http", choices=("httptools", "h11"), default="httptools", help="as autumn-server's --http"
+    )
+    p.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="as autumn-server's --loop"
+    )
     p.add_argument("--reuse-port", action="store_true")
     args = p.parse_args()
     app = build(args.kind, args.database_url, args.autumn_url, args.customers)
+    stack = server_stack(args.http, args.loop)  # what autumn-server would run (h11/asyncio if not installed)
+    for fallback in stack.fallbacks:
+        print(f"bench.serve {args.kind}: {fallback}", file=sys.stderr, flush=True)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=args.port,
         log_level="warning",
         access_log=False,
-        http=args.http,
-        loop=args.loop,
+        http=stack.http,
+        loop=stack.loop,
     )
     server = uvicorn.Server(config)
     if args.reuse_port:

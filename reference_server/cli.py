@@ -1,6 +1,7 @@
 """``autumn-server``: run the reference server, its migrations or its background jobs; manage keys.
 
-autumn-server [--host 127.0.0.1] [--port 8080] [--workers N] [--database-url URL] [--demo] [...]
+autumn-server [--host 127.0.0.1] [--port 8080] [--workers N] [--http httptools|h11] [--loop uvloop|asyncio]
+              [--database-url URL] [--demo] [...]
 autumn-server migrate [--database-url URL]
 autumn-server worker [--database-url URL]
 autumn-server keys create [--org ORG_ID] [--env sandbox|live] [--name NAME]
@@ -307,10 +308,14 @@ def _serve(settings: ServerSettings) -> int:
     # worker starts (the workers then find the database ready).
     app = create_app_from_settings(settings)
     url = f"http://{settings.host}:{settings.port}"
+    stack = settings.server_stack()
+    for fallback in stack.fallbacks:
+        logging.getLogger("reference_server").warning("%s", fallback)
     print(
         f"Autumn reference server on {url}"
         + (f" ({settings.workers} workers)" if settings.workers > 1 else "")
     )
+    print(f"HTTP: uvicorn, {stack.describe()}")
     print(f"Database: {_safe_url(settings.database_url)}")
     print(f"Secret key: {announce}")
     if settings.demo:
@@ -321,6 +326,8 @@ def _serve(settings: ServerSettings) -> int:
         "port": settings.port,
         "log_config": log_config,
         "access_log": False,  # autumn.access logs each request with its id
+        "http": stack.http,  # explicit, never uvicorn's "auto" (which depends on what is installed)
+        "loop": stack.loop,
         "timeout_graceful_shutdown": 10,
     }
     if settings.workers == 1:

@@ -10,7 +10,9 @@ exports what it was given to the environment and its worker processes rebuild th
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import limits
@@ -44,6 +46,16 @@ class ServerSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8080, ge=1, le=65535, description="port to listen on")
     workers: int = Field(1, ge=1, le=256, description="web processes (uvicorn workers)")
+    http: Literal["httptools", "h11"] = Field(
+        "httptools",
+        description="HTTP/1.1 parser: `httptools` (C, the fast one) or `h11` (pure Python); `h11` when "
+        "httptools is not installed",
+    )
+    loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="event loop: `uvloop` or the standard `asyncio` one; `asyncio` when uvloop is not "
+        "installed (Windows, PyPy)",
+    )
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
         description="`sqlite:///path.db` or `postgresql://user@host:5432/db` (the database must exist)",
@@ -120,7 +132,7 @@ class ServerSettings(BaseSettings):
     log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per log line")
     debug: bool = Field(False, description="show tracebacks of start-up errors")
 
-    @field_validator("log_level", "log_format", "payment_processor", mode="before")
+    @field_validator("log_level", "log_format", "payment_processor", "http", "loop", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -215,6 +227,10 @@ class ServerSettings(BaseSettings):
             )
         return self
 
+    def server_stack(self) -> ServerStack:
+        """The :attr:`http` parser and :attr:`loop` to serve with: the chosen ones when importable."""
+        return server_stack(self.http, self.loop)
+
     def env(self) -> dict[str, str]:
         """These settings as the environment variables that rebuild them in another process."""
         out: dict[str, str] = {}
@@ -232,6 +248,36 @@ class ServerSettings(BaseSettings):
         return out
 
 
+@dataclass(frozen=True)
+class ServerStack:
+    """uvicorn's ``http=`` and ``loop=`` for a server, and why a choice was not available."""
+
+    http: str
+    loop: str
+    fallbacks: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.http} + {self.loop}"
+
+
+def server_stack(http: str = "httptools", loop: str = "uvloop") -> ServerStack:
+    """``http``/``loop`` when importable, else uvicorn's pure-Python ``h11``/``asyncio`` (``fallbacks``
+    says why).  Always explicit: uvicorn's ``auto`` would depend on what happens to be installed.
+
+    uvicorn (>= 0.36) runs the loop through ``asyncio.Runner(loop_factory=...)``: uvloop serves that
+    server's loop only and no global event-loop policy is set, so a server in a thread (the tests'
+    :func:`reference_server.testing.serve_app`) leaves the process's asyncio as it was.
+    """
+    fallbacks = []
+    if http == "httptools" and importlib.util.find_spec("httptools") is None:
+        http = "h11"
+        fallbacks.append("httptools is not installed: h11 instead")
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        loop = "asyncio"
+        fallbacks.append("uvloop is not installed: asyncio instead")
+    return ServerStack(http, loop, tuple(fallbacks))
+
+
 def env_name(name: str, alias: object = None) -> str:
     """The environment variable of a field (for the Stripe ones, the plain ``STRIPE_*`` name that the
     Stripe code reads; ``AUTUMN_STRIPE_*`` works too)."""
@@ -244,7 +290,7 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-SERVE_ONLY = frozenset({"port", "workers", "demo", "public_url"})
+SERVE_ONLY = frozenset({"port", "workers", "http", "loop", "demo", "public_url"})
 """Settings of the web server alone (the ``migrate`` and ``worker`` commands take the others)."""
 
 
@@ -299,9 +345,11 @@ __all__ = [
     "SERVE_ONLY",
     "ConfigurationError",
     "ServerSettings",
+    "ServerStack",
     "describe_errors",
     "env_name",
     "flag_name",
     "load_settings",
+    "server_stack",
     "settings_flags",
 ]

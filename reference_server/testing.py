@@ -79,8 +79,13 @@ class _ThreadedServer(uvicorn.Server):
 @contextlib.contextmanager
 def serve_app(app: Starlette, port: int | None = None) -> Iterator[str]:
     """Serve any ASGI app under uvicorn on 127.0.0.1 in a background thread; yields its URL."""
+    from reference_server.settings import server_stack
+
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    stack = server_stack()  # autumn-server's stack; uvicorn sets no global loop policy (see there)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http=stack.http, loop=stack.loop
+    )
     server = _ThreadedServer(config)
     thread = threading.Thread(target=server.run, name=f"autumn-server-{port}", daemon=True)
     thread.start()
