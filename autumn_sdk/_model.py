@@ -30,6 +30,7 @@ class AutumnModel(BaseModel):
         serialize_by_alias=False,
         protected_namespaces=(),
         use_enum_values=True,
+        defer_build=True,
     )
 
     def to_api(self) -> dict[str, Any]:
