@@ -35,7 +35,6 @@ from sqlalchemy import Connection, select, update
 
 from reference_server.billing.records import (
     CustomerRef,
-    PaymentMethodInfo,
     SessionRecord,
     update_session,
 )
@@ -197,14 +196,6 @@ def completed_setup(processor: StripeProcessor, checkout_session_id: str) -> Com
     )
 
 
-def save_setup_card(
-    conn: Connection, processor: StripeProcessor, customer: CustomerRef, setup: CompletedSetup, now: int
-) -> PaymentMethodInfo:
-    """The Checkout's card as the customer's default, in Stripe and in the server's records (once per
-    Stripe payment method id)."""
-    return processor.save_card_setup(conn, customer, setup, now)
-
-
 __all__ = [
     "APPLIED_KEY",
     "BASE_URL_KEY",
@@ -219,6 +210,5 @@ __all__ = [
     "page_path",
     "return_path",
     "reusable_url",
-    "save_setup_card",
     "start_path",
 ]

@@ -1,5 +1,8 @@
 """The server's subscriptions mirrored into the organization's Stripe account, without Stripe billing them.
 
+This module is the API side (Stripe calls, follow-ups, retries); what each Stripe Subscription should
+look like is computed without I/O in :mod:`~reference_server.processors.stripe.subscription_state`.
+
 The server bills a Stripe organization itself: its engine renews plans on its own clock and every
 charge is an itemized Stripe Invoice (:mod:`~reference_server.processors.stripe.processor`).  A Stripe
 user still expects the dashboard to say who is subscribed to what, so each active recurring paid plan
