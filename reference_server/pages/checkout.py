@@ -19,7 +19,6 @@ from reference_server.billing.records import (
     update_session,
 )
 from reference_server.processors.contract import ChargeOutcome, ChargeStatus
-from reference_server.processors.stripe.checkout import current_session_id
 
 from .base import PageBase, customer_ref
 from .formatting import app_origin, customer_label, format_money
@@ -209,5 +208,5 @@ class CheckoutPages(PageBase):
             self.ctx.hooks.complete_checkout(conn, session, outcome.invoice, now)
         expire_stripe = self._stripe(conn, session.customer_pk)
         if expire_stripe is not None:  # paid: a Checkout still open for this session must not finish later
-            expire_stripe.close_card_page(current_session_id(conn, session.pk))
+            expire_stripe.close_card_page(conn, session)
         return outcome

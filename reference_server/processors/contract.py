@@ -204,8 +204,9 @@ class PaymentProcessor(ABC):
         return refreshed
 
     @abstractmethod
-    def close_card_page(self, setup_id: str | None) -> None:
-        """A card page nobody should finish any more (its session completed otherwise) is closed."""
+    def close_card_page(self, conn: Connection, session: SessionRecord) -> None:
+        """The processor's card page of the server's hosted ``session``, if one is still open, is closed:
+        nobody should finish it any more (the session completed otherwise)."""
 
     # the processor's invoices -----------------------------------------------------------------------------
     @abstractmethod

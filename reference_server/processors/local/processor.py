@@ -103,7 +103,7 @@ class LocalProcessor(PaymentProcessor):
     def completed_card_setup(self, setup_id: str) -> CompletedSetup | None:
         return None
 
-    def close_card_page(self, setup_id: str | None) -> None:
+    def close_card_page(self, conn: Connection, session: SessionRecord) -> None:
         return None
 
     def processor_invoice_id(self, processor_id: str | None) -> str | None:

@@ -179,8 +179,8 @@ class StripeProcessor(PaymentProcessor):
     def completed_card_setup(self, setup_id: str) -> CompletedSetup | None:
         return completed_setup(self, setup_id)
 
-    def close_card_page(self, setup_id: str | None) -> None:
-        expire_if_open(self, setup_id)
+    def close_card_page(self, conn: Connection, session: SessionRecord) -> None:
+        expire_if_open(self, current_session_id(conn, session.pk))
 
     # charges ------------------------------------------------------------------------------------------------
     def _authenticate_in_test_mode(self, intent: Any) -> Any:
