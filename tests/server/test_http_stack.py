@@ -24,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from reference_server import settings as settings_module
 from reference_server.settings import load_settings, server_stack
 from reference_server.testing import free_port, fresh_sqlite_url, serve_app
 
@@ -153,7 +152,7 @@ def test_a_bad_choice_is_one_line(tmp_path: Path) -> None:
 
 
 def test_missing_extras_fall_back_to_the_pure_python_stack(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings_module.importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     stack = load_settings({}).server_stack()
     assert (stack.http, stack.loop) == ("h11", "asyncio")
     assert stack.fallbacks == (
