@@ -11,8 +11,8 @@ DEMO_CUSTOMER_ID = "demo_customer"
 
 def seed_demo(state: AppState, org_pk: int) -> None:
     """Create features, a free default plan, a pro plan and a customer (idempotent)."""
+    from reference_server.store.tables.core import organizations
     from reference_server.store.tenancy import Tenant
-    from reference_server.store.tables import organizations
 
     with state.db.read() as conn:
         from sqlalchemy import select

@@ -14,7 +14,7 @@ from typing import Any
 from reference_server.api.request_guard import MAX_SCHEDULE_MS
 from reference_server.errors import AutumnError, customer_not_found, invalid
 from reference_server.service.context import Ctx
-from reference_server.store.customers_repo import advance_clock
+from reference_server.store.customers import advance_clock
 from reference_server.store.subjects import get_customer
 from reference_server.store.tenancy import advance_sandbox_clock
 

@@ -40,7 +40,6 @@ from reference_server.billing.plan_changes import (
     trial_used,
 )
 from reference_server.billing.processor_choice import processor_for
-from reference_server.billing.records import pending_lines
 from reference_server.billing.resolve import needs_paid_billing, plans_to_remove, resolve_attach
 from reference_server.billing.seats import starting_seat_usage
 from reference_server.billing.sessions import create_checkout_session
@@ -64,6 +63,7 @@ from reference_server.service.subscriptions import (
     expire_instance,
     expire_scheduled_switches,
 )
+from reference_server.store.billing_records import pending_lines
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow
 

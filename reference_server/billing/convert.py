@@ -14,9 +14,9 @@ from reference_server.engine.billing import Plan as EnginePlan
 from reference_server.engine.billing import Subscription, plan_from_api
 from reference_server.engine.billing.money import to_decimal
 from reference_server.service.subscriptions import Instance
-from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.tables import balance_sources, customers, entities
+from reference_server.store.tables.billing import subscription_billing
+from reference_server.store.tables.core import balance_sources, customers, entities
 
 
 def engine_plan(plan: Plan, cat: Catalog) -> EnginePlan:

@@ -11,7 +11,6 @@ from reference_server.billing.license_seats import attach_seats
 from reference_server.billing.payment_collection import change_response, checkout_action
 from reference_server.billing.plan_changes import customer_ref
 from reference_server.billing.processor_choice import processor_for
-from reference_server.billing.records import load_session
 from reference_server.billing.resolve import resolve_attach
 from reference_server.billing.sessions import (
     create_portal_session,
@@ -20,6 +19,7 @@ from reference_server.billing.sessions import (
 from reference_server.errors import entity_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
+from reference_server.store.billing_records import load_session
 from reference_server.store.subjects import CustomerRow, get_entity
 
 

@@ -49,10 +49,10 @@ from reference_server.service.subscriptions import (
     load_instances,
     schedule_maintenance,
 )
-from reference_server.store import import_tables as store
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, get_customer
+from reference_server.store.tables import imports as store
 
 ENDED_STATUSES = ("canceled", "expired")
 NO_PROCESSOR = "none"

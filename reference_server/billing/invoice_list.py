@@ -7,14 +7,14 @@ from typing import Any
 from sqlalchemy import Connection, or_, select
 
 from reference_server.billing.invoice_mode import INVOICE_REASON
-from reference_server.store.billing_tables import invoices
 from reference_server.store.subjects import CustomerRow
+from reference_server.store.tables.billing import invoices
 
 
 def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
     """``customer.invoices`` for ``expand: ["invoices"]``."""
     from reference_server.engine.billing.money import minor_to_json
-    from reference_server.store.import_tables import imported_invoices
+    from reference_server.store.tables.imports import imported_invoices
 
     rows = conn.execute(
         select(invoices, imported_invoices.c.processor_type)

@@ -29,9 +29,9 @@ from reference_server.errors import AutumnError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.invoices import invoice_json
-from reference_server.store.billing_tables import billing_sessions, invoices
-from reference_server.store.import_tables import invoice_rows_by_pk
-from reference_server.store.tables import customers, organizations
+from reference_server.store.tables.billing import billing_sessions, invoices
+from reference_server.store.tables.core import customers, organizations
+from reference_server.store.tables.imports import invoice_rows_by_pk
 
 INVOICE_REASON = "invoice"
 """``invoices.reason`` of an invoice-mode invoice (``billing.attach`` with ``invoice_mode.enabled``)."""

@@ -23,11 +23,11 @@ from sqlalchemy import Connection, select, update
 from reference_server.errors import invalid, plan_not_found
 from reference_server.service.subscriptions import expire_instance
 from reference_server.store import licenses as store
-from reference_server.store.billing_tables import subscription_billing
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.license_tables import license_assignments
 from reference_server.store.licenses import SEAT_PREFIX, seat_key
-from reference_server.store.tables import customer_plans
+from reference_server.store.tables.billing import subscription_billing
+from reference_server.store.tables.core import customer_plans
+from reference_server.store.tables.licenses import license_assignments
 
 
 def is_seat_key(key: str) -> bool:

@@ -8,7 +8,7 @@ customer's billing lock, every update is applied and what they make due is settl
 (a cancel's prorated credit, an ending plan's pending prorations).  Any failure (a bad update, a
 charge that needs the customer: Autumn's multi update never sends the customer to a checkout) rolls
 the whole transaction back, and a processor payment made inside it is compensated after the rollback
-(:mod:`reference_server.billing.compensation`).
+(:mod:`reference_server.processors.compensation`).
 
 The preview returns one core preview per affected paid plan instance (each bills as its own
 subscription here); updates of free plans have no entry, as in Autumn.

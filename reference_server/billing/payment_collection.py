@@ -20,13 +20,6 @@ from reference_server.billing.plan_changes import (
     customer_ref,
 )
 from reference_server.billing.processor_choice import processor_for
-from reference_server.billing.records import (
-    InvoiceRecord,
-    create_invoice,
-    invoice_record,
-    load_session,
-    update_session,
-)
 from reference_server.billing.sessions import (
     PAYMENT_RETRY_TTL_MS,
     create_checkout_session,
@@ -37,8 +30,15 @@ from reference_server.errors import AutumnError
 from reference_server.processors.contract import ChargeOutcome
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import catch_up
-from reference_server.store.billing_tables import invoices
+from reference_server.store.billing_records import (
+    InvoiceRecord,
+    create_invoice,
+    invoice_record,
+    load_session,
+    update_session,
+)
 from reference_server.store.subjects import CustomerRow, EntityRow
+from reference_server.store.tables.billing import invoices
 
 
 def rule_error(exc: BillingRuleError) -> AutumnError:

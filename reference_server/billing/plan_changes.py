@@ -22,7 +22,6 @@ from reference_server.billing.convert import (
     instance_quantities,
     plan_snapshot,
 )
-from reference_server.billing.records import CustomerRef, invoice_record, take_pending_lines
 from reference_server.billing.resolve import plans_to_remove
 from reference_server.engine.billing import (
     AttachQuote,
@@ -50,10 +49,11 @@ from reference_server.service.subscriptions import (
     schedule_maintenance,
     with_entity_usage,
 )
-from reference_server.store.billing_tables import invoices, subscription_billing, trials_used
+from reference_server.store.billing_records import CustomerRef, invoice_record, take_pending_lines
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row, insert_source
-from reference_server.store.tables import balance_sources, customer_plans, customers, entities
+from reference_server.store.tables.billing import invoices, subscription_billing, trials_used
+from reference_server.store.tables.core import balance_sources, customer_plans, customers, entities
 from reference_server.webhooks import BILLING_UPDATED, billing_updated, enqueue, plan_change
 
 DEFAULT_BASE_URL = "http://127.0.0.1"

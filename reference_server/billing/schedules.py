@@ -26,7 +26,7 @@ from reference_server.service.subscriptions import (
     schedule_maintenance,
 )
 from reference_server.store.subjects import get_entity
-from reference_server.store.tables import customer_plans
+from reference_server.store.tables.core import customer_plans
 
 FIRST_PHASE_TOLERANCE_MS = 15 * 60_000
 

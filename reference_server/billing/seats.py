@@ -33,7 +33,6 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from reference_server.billing.convert import engine_subscription
 from reference_server.billing.plan_changes import charge_draft
-from reference_server.billing.records import add_pending_lines, restore_voided, snapshot_invoice
 from reference_server.engine.billing.invoice import InvoiceDraft, LineItem
 from reference_server.engine.billing.model import PlanItem, Subscription
 from reference_server.engine.billing.money import to_decimal
@@ -44,10 +43,11 @@ from reference_server.processors.contract import ChargeOutcome, PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.entities import SeatChargeFailed
 from reference_server.service.subscriptions import load_instances, with_entity_usage
-from reference_server.store.billing_tables import seat_replaceables
+from reference_server.store.billing_records import add_pending_lines, restore_voided, snapshot_invoice
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row
-from reference_server.store.tables import balance_sources, entities
+from reference_server.store.tables.billing import seat_replaceables
+from reference_server.store.tables.core import balance_sources, entities
 
 SeatBilling = Callable[
     [Ctx, Connection, Catalog, CustomerRow, str, Mapping[int, tuple[float, float]], int], None

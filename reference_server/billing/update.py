@@ -43,12 +43,6 @@ from reference_server.billing.plan_changes import (
     save_billing_state,
 )
 from reference_server.billing.processor_choice import processor_for
-from reference_server.billing.records import (
-    InvoiceRecord,
-    add_pending_lines,
-    pending_lines,
-    take_pending_lines,
-)
 from reference_server.billing.resolve import resolve_update
 from reference_server.billing.seats import starting_seat_usage
 from reference_server.engine.billing import (
@@ -73,10 +67,16 @@ from reference_server.service.subscriptions import (
     expire_scheduled_switches,
     schedule_maintenance,
 )
-from reference_server.store.billing_tables import subscription_billing
+from reference_server.store.billing_records import (
+    InvoiceRecord,
+    add_pending_lines,
+    pending_lines,
+    take_pending_lines,
+)
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, EntityRow
-from reference_server.store.tables import balance_sources, customer_plans
+from reference_server.store.tables.billing import subscription_billing
+from reference_server.store.tables.core import balance_sources, customer_plans
 
 
 def update_free(

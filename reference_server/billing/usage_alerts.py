@@ -39,10 +39,10 @@ from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import AppState, Ctx
 from reference_server.service.plan_controls import instance_defaults
 from reference_server.service.subscriptions import load_instances
-from reference_server.store.billing_tables import auto_topup_purchases
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, EntityRow
-from reference_server.store.tables import auto_topup_counts, balance_sources
+from reference_server.store.tables.billing import auto_topup_purchases
+from reference_server.store.tables.core import auto_topup_counts, balance_sources
 from reference_server.webhooks import (
     AUTO_TOPUP_SUCCEEDED,
     LIMIT_REACHED,

@@ -13,7 +13,6 @@ from sqlalchemy import Connection, select
 from starlette.routing import BaseRoute
 
 from reference_server.billing.attach import attach_in, preview_attach
-from reference_server.billing.compensation import RefundRetrier
 from reference_server.billing.invoice_actions import InvoiceActions
 from reference_server.billing.invoice_list import list_invoices
 from reference_server.billing.invoice_mode import finalize_invoice
@@ -24,12 +23,6 @@ from reference_server.billing.plan_changes import (
     trial_used,
 )
 from reference_server.billing.processor_choice import org_stripe_processor, processor_for, processors_of
-from reference_server.billing.records import (
-    InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
-    default_payment_method,
-)
 from reference_server.billing.renewals import maintenance_hook
 from reference_server.billing.schedules import create_schedule_in
 from reference_server.billing.seats import make_seat_billing
@@ -38,6 +31,7 @@ from reference_server.billing.usage_alerts import make_track_watcher
 from reference_server.clock import Clock
 from reference_server.pages import BillingHooks as PageHooks
 from reference_server.pages import PagesContext, billing_page_routes, stripe_checkout_completer
+from reference_server.processors.compensation import RefundRetrier
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.registry import EventHooks, stripe_processor_for
 from reference_server.processors.stripe.processor import StripeProcessor
@@ -45,9 +39,15 @@ from reference_server.processors.stripe.subscriptions import StripeSubscriptionM
 from reference_server.service.billing_hooks import BillingHooks
 from reference_server.service.context import AppState, Ctx
 from reference_server.store import idempotency
+from reference_server.store.billing_records import (
+    InvoiceRecord,
+    PaymentMethodInfo,
+    SessionRecord,
+    default_payment_method,
+)
 from reference_server.store.catalog import Plan
 from reference_server.store.subjects import CustomerRow, customer_from_row
-from reference_server.store.tables import customers, organizations
+from reference_server.store.tables.core import customers, organizations
 from reference_server.store.tenancy import Tenant
 from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
 from reference_server.webhooks.routes import webhook_routes

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 
 from starlette.routing import BaseRoute
 
+from reference_server.request_log import RequestLog, RequestLogMiddleware
 from reference_server.service.context import AppState
 
 from .auth import AdminError, create_admin
 from .operations import Operations, Service
-from .request_log import RequestLog, RequestLogMiddleware
 from .views import DashboardContext, dashboard_routes
 
 __all__ = [

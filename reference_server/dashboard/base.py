@@ -18,11 +18,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from reference_server.errors import AutumnError
+from reference_server.request_log import RequestLog
 from reference_server.store.env_counts import env_counts
 
 from . import auth
 from .operations import Operations
-from .request_log import RequestLog
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))

@@ -8,10 +8,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reference_server.store.api_keys_repo import keys_of, owns_key
+from reference_server.store.api_keys import keys_of, owns_key
 from reference_server.store.request_log import recent_requests
 from reference_server.store.tenancy import create_key, revoke_key
-from reference_server.store.webhook_deliveries_repo import (
+from reference_server.store.webhook_deliveries import (
     endpoints_of,
     owns_delivery,
     recent_deliveries,

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reference_server.store.dashboard_tables import branding_of, set_branding
+from reference_server.store.tables.dashboard import branding_of, set_branding
 
 from .base import PREFIX, DashboardBase
 

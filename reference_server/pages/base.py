@@ -14,7 +14,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from reference_server.billing.invoice_mode import is_open_invoice_mode_invoice
-from reference_server.billing.records import (
+from reference_server.processors.contract import PaymentProcessor
+from reference_server.processors.local.cards import TEST_CARD_HINTS, CardError
+from reference_server.processors.registry import processor_for
+from reference_server.store.billing_records import (
     CustomerRef,
     PaymentMethodInfo,
     SessionRecord,
@@ -22,12 +25,9 @@ from reference_server.billing.records import (
     load_session,
     update_session,
 )
-from reference_server.processors.contract import PaymentProcessor
-from reference_server.processors.local.cards import TEST_CARD_HINTS, CardError
-from reference_server.processors.registry import processor_for
 from reference_server.store.customer_lookup import customer_by_pk, customer_owner
-from reference_server.store.dashboard_tables import branding_of
 from reference_server.store.plan_summaries import latest_plan
+from reference_server.store.tables.dashboard import branding_of
 
 from .context import PagesContext
 from .formatting import price_label

@@ -9,7 +9,8 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reference_server.billing.records import (
+from reference_server.processors.contract import ChargeOutcome, ChargeStatus
+from reference_server.store.billing_records import (
     CustomerRef,
     PaymentMethodInfo,
     SessionRecord,
@@ -18,7 +19,6 @@ from reference_server.billing.records import (
     set_invoice_status,
     update_session,
 )
-from reference_server.processors.contract import ChargeOutcome, ChargeStatus
 
 from .base import PageBase, customer_ref
 from .formatting import app_origin, customer_label, format_money

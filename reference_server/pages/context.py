@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.billing.records import InvoiceRecord, PaymentMethodInfo, SessionRecord
 from reference_server.clock import Clock
 from reference_server.processors.registry import Processors
+from reference_server.store.billing_records import InvoiceRecord, PaymentMethodInfo, SessionRecord
 from reference_server.store.db import Database
 
 

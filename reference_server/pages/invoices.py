@@ -8,9 +8,9 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reference_server.billing.records import invoice_by_id, invoice_lines_of, payment_method_by_pk
-from reference_server.store.dashboard_tables import Branding
+from reference_server.store.billing_records import invoice_by_id, invoice_lines_of, payment_method_by_pk
 from reference_server.store.invoice_charges import paying_payment_method_pk
+from reference_server.store.tables.dashboard import Branding
 
 from .base import DRAFT_NOTICE, PageBase, customer_ref
 from .formatting import format_date, format_money

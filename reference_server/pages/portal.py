@@ -10,9 +10,14 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reference_server.billing.records import CustomerRef, PaymentMethodInfo, SessionRecord, customer_invoices
 from reference_server.engine.billing.money import currency_exponent
 from reference_server.errors import AutumnError
+from reference_server.store.billing_records import (
+    CustomerRef,
+    PaymentMethodInfo,
+    SessionRecord,
+    customer_invoices,
+)
 from reference_server.store.customer_lookup import customer_owner
 from reference_server.store.held_plans import active_main_plan_groups, held_plans
 from reference_server.store.plan_summaries import latest_main_plans_in

@@ -5,13 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reference_server.billing.records import (
+from reference_server.store.billing_records import (
     invoice_record,
     load_session,
     payment_method_by_pk,
     update_session,
 )
-from reference_server.store.dashboard_tables import Branding
+from reference_server.store.tables.dashboard import Branding
 
 from .base import customer_ref
 from .checkout import CheckoutPages

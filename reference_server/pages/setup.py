@@ -9,7 +9,12 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reference_server.billing.records import CustomerRef, PaymentMethodInfo, SessionRecord, update_session
+from reference_server.store.billing_records import (
+    CustomerRef,
+    PaymentMethodInfo,
+    SessionRecord,
+    update_session,
+)
 
 from .base import PageBase, customer_ref
 from .formatting import app_origin, customer_label

@@ -13,7 +13,6 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reference_server.billing.records import SessionRecord, load_session, update_session
 from reference_server.processors.contract import ChargeStatus, PaymentProcessor
 from reference_server.processors.stripe.checkout import (
     APPLIED_KEY,
@@ -21,6 +20,7 @@ from reference_server.processors.stripe.checkout import (
     ERROR_KEY,
     CompletedSetup,
 )
+from reference_server.store.billing_records import SessionRecord, load_session, update_session
 from reference_server.store.customer_lookup import customer_owner
 
 from .base import customer_ref, window_passed

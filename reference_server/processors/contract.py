@@ -24,7 +24,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from reference_server.billing.records import (
+from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.processors.local.cards import CardBehavior, CardInput
+from reference_server.store.billing_records import (
     CustomerRef,
     InvoiceRecord,
     PaymentMethodInfo,
@@ -40,9 +42,7 @@ from reference_server.billing.records import (
     set_payment_method_behavior,
     store_payment_method,
 )
-from reference_server.engine.billing.invoice import InvoiceDraft
-from reference_server.processors.local.cards import CardBehavior, CardInput
-from reference_server.store.billing_tables import payment_methods
+from reference_server.store.tables.billing import payment_methods
 
 
 class ChargeStatus(str, Enum):
@@ -240,7 +240,7 @@ class PaymentProcessor(ABC):
     @abstractmethod
     def reverse_payment(self, processor_invoice_id: str, server_invoice_id: str) -> None:
         """Give back what ``processor_invoice_id`` collected though the server never recorded it
-        (idempotent; see :mod:`~reference_server.billing.compensation`).  The local processor's
+        (idempotent; see :mod:`~reference_server.processors.compensation`).  The local processor's
         payments live in the server's transaction, so none is ever taken unrecorded."""
 
     # charges ---------------------------------------------------------------------------------------------

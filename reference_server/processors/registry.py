@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, select
 from starlette.routing import BaseRoute
 
-from reference_server.billing.compensation import ReverserFor
 from reference_server.clock import Clock
+from reference_server.processors.compensation import ReverserFor
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.local.processor import LocalProcessor
 from reference_server.processors.stripe.accounts import StripeAccounts
@@ -31,7 +31,7 @@ from reference_server.processors.stripe.events import (
 )
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.db import Database
-from reference_server.store.tables import customers
+from reference_server.store.tables.core import customers
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from reference_server.service.context import Ctx
-from reference_server.store import catalog_repo
+from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.tenancy import org_names
 
 

@@ -18,7 +18,7 @@ from reference_server.engine.usage_limits import validation_error as usage_limit
 from reference_server.errors import AutumnError, feature_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.license_links import save_plan_links
-from reference_server.store import catalog_repo
+from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Catalog, Plan, bump_catalog_version, feature_from_row
 
 ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")

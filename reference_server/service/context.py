@@ -11,9 +11,9 @@ from reference_server.store.db import Database
 from reference_server.store.tenancy import Tenant
 
 if TYPE_CHECKING:
-    from reference_server.dashboard.request_log import RequestLog
     from reference_server.jobs import LeaderLease
     from reference_server.processors.registry import Processors
+    from reference_server.request_log import RequestLog
     from reference_server.store.async_pool import AsyncPool
     from reference_server.store.catalog import CatalogCache
     from reference_server.store.subject_cache import SubjectCache

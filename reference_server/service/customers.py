@@ -31,7 +31,7 @@ from reference_server.service.subscriptions import (
     load_instances,
 )
 from reference_server.service.usage_limits import check_limits, limits_view
-from reference_server.store import customers_repo
+from reference_server.store import customers as customers_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import (
     CustomerRow,

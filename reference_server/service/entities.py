@@ -26,8 +26,8 @@ from reference_server.service.customers import (
 from reference_server.service.maintenance import catch_up, needs_maintenance, require_customer
 from reference_server.service.usage import controls_for
 from reference_server.service.usage_limits import check_limits
-from reference_server.store import entities_repo
-from reference_server.store.customers_repo import customer_at
+from reference_server.store import entities as entities_repo
+from reference_server.store.customers import customer_at
 from reference_server.store.subjects import (
     entity_from_row,
     get_customer,

@@ -11,7 +11,7 @@ from reference_server.engine.intervals import FIXED_MS, add_months
 from reference_server.engine.model import Feature, num
 from reference_server.errors import customer_not_found, invalid
 from reference_server.service.context import Ctx
-from reference_server.store.events_repo import EventFilter, active_plan_rows, event_page, events_between
+from reference_server.store.events import EventFilter, active_plan_rows, event_page, events_between
 from reference_server.store.subjects import CustomerRow, get_customer, load_sources
 
 RANGE_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}

@@ -13,9 +13,9 @@ from typing import Any
 from reference_server.engine.billing.money import major_to_minor, minor_to_json
 from reference_server.errors import customer_not_found, entity_not_found, invalid
 from reference_server.service.context import Ctx
-from reference_server.store import import_tables as store
-from reference_server.store.import_tables import InvoiceRow, InvoiceValues
 from reference_server.store.subjects import get_customer, new_id
+from reference_server.store.tables import imports as store
+from reference_server.store.tables.imports import InvoiceRow, InvoiceValues
 
 MAX_LIMIT = 5000
 MAX_INSERT = 500

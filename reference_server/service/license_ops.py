@@ -26,7 +26,7 @@ from reference_server.service.maintenance import require_customer
 from reference_server.service.subscriptions import activate_plan, expire_instance
 from reference_server.store import licenses as store
 from reference_server.store.catalog import Catalog
-from reference_server.store.entities_repo import insert_entity
+from reference_server.store.entities import insert_entity
 from reference_server.store.subjects import CustomerRow, EntityRow, get_entity, new_id
 
 # --- pools -----------------------------------------------------------------------------------------

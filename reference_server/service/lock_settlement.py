@@ -26,7 +26,7 @@ from reference_server.service.usage import (
     involved_feature_ids,
     record_event,
 )
-from reference_server.store import locks_repo
+from reference_server.store import locks as locks_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import (
     CustomerRow,

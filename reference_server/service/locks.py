@@ -9,8 +9,8 @@ from reference_server.errors import invalid
 from reference_server.service.context import Ctx
 from reference_server.service.lock_settlement import apply_lock_delta
 from reference_server.service.maintenance import require_customer
-from reference_server.store import locks_repo
-from reference_server.store.customers_repo import customer_at
+from reference_server.store import locks as locks_repo
+from reference_server.store.customers import customer_at
 
 
 def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from reference_server.errors import AutumnError, invalid
 from reference_server.service.context import Ctx
-from reference_server.store import platform_repo
+from reference_server.store import platform_orgs as platform_repo
 from reference_server.store.org_stripe import (
     OrgStripeConfig,
     config_updates,

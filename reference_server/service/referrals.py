@@ -14,9 +14,9 @@ from reference_server.errors import AutumnError
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
 from reference_server.service.subscriptions import activate_plan
-from reference_server.store import rewards_repo
+from reference_server.store import rewards as rewards_repo
 from reference_server.store.catalog import Catalog
-from reference_server.store.customers_repo import customer_at
+from reference_server.store.customers import customer_at
 from reference_server.store.subjects import CustomerRow, insert_source
 
 CODE_ALPHABET = string.ascii_uppercase + string.digits

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.errors import AutumnError, feature_not_found, invalid
 from reference_server.service.context import Ctx
-from reference_server.store import rewards_repo
+from reference_server.store import rewards as rewards_repo
 from reference_server.store.catalog import Catalog
 
 COUPON_TYPES = ("percentage_discount", "fixed_discount", "invoice_credits")

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from reference_server.errors import AutumnError
 from reference_server.service.context import Ctx
-from reference_server.store import sandboxes_repo
+from reference_server.store import sandboxes as sandboxes_repo
 from reference_server.store.catalog import bump_catalog_version
 from reference_server.store.tenancy import create_key, create_org
 

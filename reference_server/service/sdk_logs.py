@@ -2,8 +2,8 @@
 
 Autumn searches a log store that keeps each request's bodies and context (customer, entity, Stripe
 event).  This server keeps a bounded log of the API requests made with the environment's keys (the
-dashboard's, :mod:`reference_server.dashboard.request_log`): method, path, status and time, the
-last :data:`~reference_server.store.dashboard_tables.REQUEST_LOG_KEEP` of them.  That is what it
+dashboard's, :mod:`reference_server.request_log`): method, path, status and time, the
+last :data:`~reference_server.store.tables.dashboard.REQUEST_LOG_KEEP` of them.  That is what it
 answers from: ``request_body``, ``response_body``, the customer and the Stripe fields are null, and
 a query that filters or sorts on them is refused (400) instead of answering "no such request".
 

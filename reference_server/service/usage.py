@@ -25,7 +25,7 @@ from reference_server.service.context import Ctx
 from reference_server.store import idempotency
 from reference_server.store.catalog import Catalog
 from reference_server.store.db import after_transaction
-from reference_server.store.events_repo import insert_event
+from reference_server.store.events import insert_event
 from reference_server.store.subjects import (
     CustomerRow,
     EntityRow,

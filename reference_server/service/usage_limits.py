@@ -24,7 +24,7 @@ from reference_server.engine.usage_limits import (
     window_start,
 )
 from reference_server.errors import invalid
-from reference_server.store import usage_limits_repo
+from reference_server.store import usage_limits as usage_limits_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow, EntityRow
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.errors import AutumnError
 from reference_server.service.context import Ctx
-from reference_server.store import webhook_endpoints_repo
+from reference_server.store import webhook_endpoints as webhook_endpoints_repo
 from reference_server.webhooks.endpoints import create_endpoint
 from reference_server.webhooks.events import EVENT_TYPES
 

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.errors import AutumnError
 from reference_server.store.db import Database, after_transaction
-from reference_server.store.tables import idempotency_keys
+from reference_server.store.tables.core import idempotency_keys
 
 LOCK_TTL_MS = 120_000  # the time after which a lock of a holder that died is taken over
 SCOPE = "billing_lock"

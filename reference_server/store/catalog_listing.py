@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
 
-from .tables import customer_plans, features, plans
+from reference_server.store.tables.core import customer_plans, features, plans
 
 
 @dataclass(frozen=True)

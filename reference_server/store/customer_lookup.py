@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from .subjects import CUSTOMER_COLUMNS, CustomerRow, customer_from_row
-from .tables import customers
+from reference_server.store.subjects import CUSTOMER_COLUMNS, CustomerRow, customer_from_row
+from reference_server.store.tables.core import customers
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from reference_server.store.license_tables import customer_token_families, customer_token_secrets
-from reference_server.store.tables import customers, organizations
+from reference_server.store.tables.core import customers, organizations
+from reference_server.store.tables.licenses import customer_token_families, customer_token_secrets
 
 
 @dataclass(frozen=True)

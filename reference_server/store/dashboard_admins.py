@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select
 
-from .dashboard_tables import dashboard_admins, dashboard_sessions
-from .tables import organizations
+from reference_server.store.tables.core import organizations
+from reference_server.store.tables.dashboard import dashboard_admins, dashboard_sessions
 
 
 @dataclass(frozen=True)

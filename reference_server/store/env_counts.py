@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Table, func, select
 
-from .tables import api_keys, customers, features, plans
+from reference_server.store.tables.core import api_keys, customers, features, plans
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from .billing_tables import subscription_billing
-from .tables import customer_plans, plans
+from reference_server.store.tables.billing import subscription_billing
+from reference_server.store.tables.core import customer_plans, plans
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.store import raw
 from reference_server.store.db import Database
-from reference_server.store.tables import idempotency_keys
+from reference_server.store.tables.core import idempotency_keys
 
 log = logging.getLogger("reference_server")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from .billing_tables import charges
+from reference_server.store.tables.billing import charges
 
 
 def paying_payment_method_pk(conn: Connection, invoice_pk: int) -> int | None:

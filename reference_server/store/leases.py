@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.store.db import Database
-from reference_server.store.tables import metadata
+from reference_server.store.tables.core import metadata
 
 leases = Table(
     "leases",

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
 
-from reference_server.store.billing_tables import subscription_billing
-from reference_server.store.license_tables import customer_plan_licenses, license_assignments, plan_licenses
-from reference_server.store.tables import customer_plans, entities
+from reference_server.store.tables.billing import subscription_billing
+from reference_server.store.tables.core import customer_plans, entities
+from reference_server.store.tables.licenses import customer_plan_licenses, license_assignments, plan_licenses
 
 SEAT_PREFIX = "license:"
 """Prefix of a paid pool's key among a parent instance's stored prepaid quantities."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, false, or_, select
 
-from reference_server.store.tables import balance_sources, customer_plans, customers, entities
+from reference_server.store.tables.core import balance_sources, customer_plans, customers, entities
 from reference_server.store.tenancy import Tenant
 
 Cursor = tuple[int, int, int]

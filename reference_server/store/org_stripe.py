@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select, update
 
-from reference_server.store.billing_tables import payment_methods
 from reference_server.store.db import Database
 from reference_server.store.secrets import (
     EncryptionKeyError,
@@ -32,8 +31,9 @@ from reference_server.store.secrets import (
     is_encrypted,
     resolve_keys,
 )
-from reference_server.store.stripe_tables import org_stripe_accounts
-from reference_server.store.tables import customers
+from reference_server.store.tables.billing import payment_methods
+from reference_server.store.tables.core import customers
+from reference_server.store.tables.stripe import org_stripe_accounts
 
 ENV_PREFIXES = {"sandbox": "test", "live": "live"}
 """Our environment name -> the prefix of its fields in the platform API body."""

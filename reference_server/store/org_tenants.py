@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from .tables import organizations
-from .tenancy import Tenant
+from reference_server.store.tables.core import organizations
+from reference_server.store.tenancy import Tenant
 
 
 def tenant_of(conn: Connection, org_pk: int, env: str) -> Tenant:

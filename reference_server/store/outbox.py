@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, func, insert, or_, select, update
 
-from reference_server.store.billing_tables import webhook_deliveries, webhook_endpoints, webhook_outbox
+from reference_server.store.tables.billing import webhook_deliveries, webhook_endpoints, webhook_outbox
 
 
 def insert_message(

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
 
-from reference_server.store.tables import balance_sources, customer_plans, customers, entities, locks
+from reference_server.store.tables.core import balance_sources, customer_plans, customers, entities, locks
 
 
 def instance_rows(conn: Connection, customer_pk: int, *, include_expired: bool = False) -> list[Row[Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from .tables import plans
+from reference_server.store.tables.core import plans
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, insert, select
 
-from reference_server.store.dashboard_tables import api_request_log
-from reference_server.store.tables import api_keys
+from reference_server.store.tables.core import api_keys
+from reference_server.store.tables.dashboard import api_request_log
 from reference_server.store.tenancy import Tenant
 
 

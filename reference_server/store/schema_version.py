@@ -12,7 +12,7 @@ from sqlalchemy import MetaData
 
 import reference_server.store
 from reference_server.store.db import MIGRATIONS_DIR, Database
-from reference_server.store.tables import metadata
+from reference_server.store.tables.core import metadata
 
 
 def full_metadata() -> MetaData:

@@ -20,7 +20,7 @@ whose mirrored subscriptions are still to be synced (``sync``: written in the bi
 transaction, removed once a sync after it succeeded), what a deleted customer left on Stripe
 (``cleanup``: written in the deletion's transaction), and a payment or opened invoice to give back
 because its billing transaction did not commit (``refund``, keyed by the Stripe and server invoice ids:
-see :mod:`reference_server.billing.compensation`).  Each keeps its retries, next attempt and last
+see :mod:`reference_server.processors.compensation`).  Each keeps its retries, next attempt and last
 error, so a restarted server or another process finishes it.  ``customer_pk`` has no foreign key (a
 deleted customer's clean-up outlives it; a refund names none).  ``next_attempt_at`` is wall-clock ms for
 the mirror's rows (Stripe's backoff is real time) and the server's clock for refunds (as their
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint
 
-from reference_server.store.tables import PK, metadata
+from reference_server.store.tables.core import PK, metadata
 
 stripe_objects = Table(
     "stripe_objects",

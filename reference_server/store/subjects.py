@@ -17,7 +17,7 @@ from sqlalchemy import JSON, Connection, delete, insert, select, update
 
 from reference_server.engine.model import Rollover, Source
 from reference_server.store import raw
-from reference_server.store.tables import balance_sources, customers, entities
+from reference_server.store.tables.core import balance_sources, customers, entities
 from reference_server.store.tenancy import Tenant
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from reference_server.store.tables import api_keys, memberships, organizations, users
+from reference_server.store.tables.core import api_keys, memberships, organizations, users
 
 
 @dataclass(frozen=True)

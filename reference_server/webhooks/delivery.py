@@ -145,7 +145,7 @@ class WebhookDeliverer:
 class WebhookWorker:
     """Background thread that keeps calling :meth:`WebhookDeliverer.deliver_due`, and each of ``jobs``
     (other background work with its own schedule in the database, e.g. the refunds still due of
-    :class:`reference_server.billing.compensation.RefundRetrier`; each returns how much it did).
+    :class:`reference_server.processors.compensation.RefundRetrier`; each returns how much it did).
 
     :meth:`wake` lets the API nudge it right after committing an event instead of waiting a poll interval.
     With a ``lease`` (:class:`reference_server.jobs.LeaderLease`) it works only while this process

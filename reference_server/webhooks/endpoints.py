@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.store import webhook_endpoints_repo
-from reference_server.store.webhook_deliveries_repo import endpoints_of
+from reference_server.store import webhook_endpoints as webhook_endpoints_repo
+from reference_server.store.webhook_deliveries import endpoints_of
 
 from .events import EVENT_TYPES
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from reference_server.store.db import Database
-from reference_server.store.tables import customers, organizations
+from reference_server.store.tables.core import customers, organizations
 
 
 def migrated_database(directory: Path) -> Database:

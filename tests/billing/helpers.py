@@ -22,9 +22,9 @@ import stripe
 from sqlalchemy import select, text
 
 from reference_server.clock import ManualClock
-from reference_server.store.billing_tables import invoices
 from reference_server.store.stripe_objects import stripe_objects
-from reference_server.store.tables import customers
+from reference_server.store.tables.billing import invoices
+from reference_server.store.tables.core import customers
 from reference_server.testing import RunningServer
 from tests.engine.builders import ms
 

@@ -18,10 +18,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, func, select
 
 from reference_server.clock import ManualClock
-from reference_server.store.billing_tables import invoices, subscription_billing
 from reference_server.store.db import Database
-from reference_server.store.import_tables import IMPORT_TABLES, customer_processor_ids, imported_plans
-from reference_server.store.tables import customer_plans, metadata
+from reference_server.store.tables.billing import invoices, subscription_billing
+from reference_server.store.tables.core import customer_plans, metadata
+from reference_server.store.tables.imports import IMPORT_TABLES, customer_processor_ids, imported_plans
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
 from .helpers import STRIPE_KEY, Api, ms

@@ -23,10 +23,10 @@ from reference_server.billing.invoice_mode import (
     NO_CARD_TRIAL_OPTIONS,
     UPDATE_NO_CARD_TRIAL,
 )
-from reference_server.store.billing_tables import billing_sessions, invoices
 from reference_server.store.org_stripe import save_stripe_config
-from reference_server.store.stripe_tables import stripe_events
-from reference_server.store.tables import organizations
+from reference_server.store.tables.billing import billing_sessions, invoices
+from reference_server.store.tables.core import organizations
+from reference_server.store.tables.stripe import stripe_events
 
 from .helpers import (
     DAY,

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from reference_server.clock import ManualClock
-from reference_server.store.billing_tables import invoices
-from reference_server.store.import_tables import imported_invoices
+from reference_server.store.tables.billing import invoices
+from reference_server.store.tables.imports import imported_invoices
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
 from .helpers import Api, ms

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from reference_server.billing.records import CustomerRef, credit_balance, invoice_lines_of
 from reference_server.engine.billing import quote_attach, quote_cancel
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.processors.contract import ChargeStatus
 from reference_server.processors.local.cards import CardError, CardInput
 from reference_server.processors.local.processor import LocalProcessor
-from reference_server.store.billing_tables import charges, invoices
+from reference_server.store.billing_records import CustomerRef, credit_balance, invoice_lines_of
 from reference_server.store.db import Database
+from reference_server.store.tables.billing import charges, invoices
 from tests.engine.builders import PREMIUM, PRO, ms
 
 from .fixtures_db import add_customer, add_org, migrated_database

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from reference_server.clock import ManualClock
 from reference_server.store.billing_lock import billing_lock
-from reference_server.store.billing_tables import invoices
-from reference_server.store.tables import customers
+from reference_server.store.tables.billing import invoices
+from reference_server.store.tables.core import customers
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
 from .helpers import STRIPE_KEY, Api, ms

@@ -35,8 +35,8 @@ from reference_server.store.secrets import (
     generate_key,
     read_key_file,
 )
-from reference_server.store.stripe_tables import org_stripe_accounts
-from reference_server.store.tables import organizations
+from reference_server.store.tables.core import organizations
+from reference_server.store.tables.stripe import org_stripe_accounts
 from reference_server.testing import (
     DEFAULT_TEST_ENCRYPTION_KEY,
     RunningServer,

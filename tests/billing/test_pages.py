@@ -15,13 +15,6 @@ from pypdf import PdfReader
 from sqlalchemy import Connection, select
 from starlette.applications import Starlette
 
-from reference_server.billing.records import (
-    CustomerRef,
-    InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
-    default_payment_method,
-)
 from reference_server.billing.sessions import (
     create_checkout_session,
     create_portal_session,
@@ -32,10 +25,17 @@ from reference_server.engine.billing import quote_attach
 from reference_server.pages import BillingHooks, PagesContext, PortalSubscription, billing_page_routes
 from reference_server.processors.local.processor import LocalProcessor
 from reference_server.processors.registry import Processors
-from reference_server.store.billing_tables import charges, invoices
-from reference_server.store.dashboard_tables import set_branding
+from reference_server.store.billing_records import (
+    CustomerRef,
+    InvoiceRecord,
+    PaymentMethodInfo,
+    SessionRecord,
+    default_payment_method,
+)
 from reference_server.store.db import Database
-from reference_server.store.tables import customers, plans
+from reference_server.store.tables.billing import charges, invoices
+from reference_server.store.tables.core import customers, plans
+from reference_server.store.tables.dashboard import set_branding
 from tests.engine.builders import PRO, ms
 
 from .fixtures_db import add_customer, add_org, migrated_database
@@ -190,7 +190,7 @@ def test_unknown_and_expired_sessions(harness: Harness) -> None:
     assert harness.client.get("/checkout/cs_missing").status_code == 404
     url = harness.checkout()
     with harness.db.write() as conn:
-        from reference_server.store.billing_tables import billing_sessions
+        from reference_server.store.tables.billing import billing_sessions
 
         conn.execute(billing_sessions.update().values(expires_at=NOW - 1))
     assert harness.client.get(url).status_code == 410

@@ -21,13 +21,13 @@ from alembic.config import Config
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.pool import NullPool
 
-from reference_server.billing.compensation import REFUND_KIND, RefundRetrier
 from reference_server.billing.sessions import PAYMENT_RETRY_TTL_MS
+from reference_server.processors.compensation import REFUND_KIND, RefundRetrier
 from reference_server.processors.stripe.catalog import StripeCatalog, account_key
-from reference_server.store.billing_tables import invoices
 from reference_server.store.db import MIGRATIONS_DIR, Database
 from reference_server.store.stripe_objects import stripe_followups
-from reference_server.store.tables import organizations
+from reference_server.store.tables.billing import invoices
+from reference_server.store.tables.core import organizations
 from reference_server.testing import free_port, fresh_database_url, postgres_available
 
 from .helpers import (
@@ -354,7 +354,7 @@ def test_a_paid_stripe_invoice_the_server_lost_is_refunded_once_by_its_invoice_p
     run_sql(tenant, LOSE_REFUND_DUE[dialect(tenant)])
     refuse_refunds(tenant, 1)
     headers = {"Authorization": f"Bearer {tenant.key}"}
-    with caplog.at_level(logging.ERROR, logger="reference_server.billing.compensation"):
+    with caplog.at_level(logging.ERROR, logger="reference_server.processors.compensation"):
         failed = httpx.post(
             f"{tenant.server.url}/v1/billing.attach",
             json={"customer_id": "u1", "plan_id": "boost"},
@@ -368,7 +368,7 @@ def test_a_paid_stripe_invoice_the_server_lost_is_refunded_once_by_its_invoice_p
     errors = [
         r.getMessage()
         for r in caplog.records
-        if r.levelno == logging.ERROR and r.name == "reference_server.billing.compensation"
+        if r.levelno == logging.ERROR and r.name == "reference_server.processors.compensation"
     ]
     assert len(errors) == 1 and lost.id in errors[0] and "1500 minor units" in errors[0], errors
     assert refunds_due(tenant) == [] and charge_of(tenant, lost).amount_refunded == 0

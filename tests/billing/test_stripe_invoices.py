@@ -17,7 +17,7 @@ from sqlalchemy import MetaData
 
 from reference_server.store.db import Database
 from reference_server.store.stripe_objects import STRIPE_OBJECT_TABLES
-from reference_server.store.tables import INITIAL_TABLES, metadata
+from reference_server.store.tables.core import INITIAL_TABLES, metadata
 from reference_server.testing import fresh_database_url, postgres_available
 
 from .helpers import AUTHENTICATE_ALWAYS, DAY, DECLINING, GOOD, JUNE, MAY, START, Tenant, seconds

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from reference_server.billing.records import CustomerRef, credit_balance
 from reference_server.billing.sessions import create_checkout_session
 from reference_server.clock import ManualClock
 from reference_server.engine.billing import Subscription, quote_attach, quote_cancel
@@ -20,9 +19,10 @@ from reference_server.processors.contract import ChargeStatus
 from reference_server.processors.local.cards import CardError, CardInput
 from reference_server.processors.registry import Processors
 from reference_server.processors.stripe.processor import StripeProcessor
-from reference_server.store.billing_tables import invoices
+from reference_server.store.billing_records import CustomerRef, credit_balance
 from reference_server.store.db import Database
-from reference_server.store.tables import customers
+from reference_server.store.tables.billing import invoices
+from reference_server.store.tables.core import customers
 from tests.engine.builders import PREMIUM, PRO, ms
 
 from .fixtures_db import add_customer, add_org, migrated_database

@@ -27,7 +27,7 @@ from reference_server.store.stripe_objects import (
     stripe_followups,
     stripe_objects,
 )
-from reference_server.store.tables import INITIAL_TABLES, customers, metadata
+from reference_server.store.tables.core import INITIAL_TABLES, customers, metadata
 from reference_server.testing import fresh_database_url, postgres_available
 
 from .helpers import DAY, GOOD, MAY, START, Tenant, wait_until

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from reference_server.clock import ManualClock
-from reference_server.store.billing_tables import webhook_deliveries, webhook_outbox
 from reference_server.store.db import Database
+from reference_server.store.tables.billing import webhook_deliveries, webhook_outbox
 from reference_server.webhooks import (
     LIMIT_REACHED,
     USAGE_ALERT_TRIGGERED,

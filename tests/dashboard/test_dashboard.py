@@ -423,7 +423,7 @@ def test_recent_api_requests_are_logged_per_organization_and_bounded(
     assert "POST /v1/customers.get" in requests_table
     assert ">404<" in requests_table and ">200<" in requests_table
     assert "events.list" not in requests_table.split("</table>", 1)[0]  # the rival's request is theirs
-    monkeypatch.setattr("reference_server.dashboard.request_log.REQUEST_LOG_KEEP", 3)
+    monkeypatch.setattr("reference_server.request_log.REQUEST_LOG_KEEP", 3)
     for _ in range(5):
         seeded.api("customers.get", customer_id="ada")
     trimmed = admin.http.get("/dashboard/sandbox/developers").text.split('id="api-requests"', 1)[1]

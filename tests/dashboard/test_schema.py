@@ -1,4 +1,4 @@
-"""Revision 0011_dashboard builds exactly the tables of :mod:`reference_server.store.dashboard_tables`."""
+"""Revision 0011_dashboard builds exactly the tables of :mod:`reference_server.store.tables.dashboard`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 
-from reference_server.store import dashboard_tables
 from reference_server.store.db import Database
-from reference_server.store.tables import metadata
+from reference_server.store.tables import dashboard as dashboard_tables
+from reference_server.store.tables.core import metadata
 from reference_server.testing import fresh_database_url
 from tests.server.helpers import require_postgres
 

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from autumn_sdk import Autumn
-from reference_server.store.tables import customers, referral_codes, reward_programs
+from reference_server.store.tables.core import customers, referral_codes, reward_programs
 from reference_server.testing import RunningServer
 
 FEATURES: list[dict[str, object]] = [

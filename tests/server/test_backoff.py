@@ -6,7 +6,7 @@ Pure, but not the engine's (the engine's own pure tests are in tests/engine/).
 from __future__ import annotations
 
 from reference_server.backoff import ExponentialBackoff
-from reference_server.billing.compensation import RefundRetryPolicy
+from reference_server.processors.compensation import RefundRetryPolicy
 from reference_server.webhooks import DeliveryPolicy
 
 

@@ -24,7 +24,7 @@ from reference_server.clock import ManualClock
 from reference_server.processors.local.processor import LocalProcessor
 from reference_server.processors.registry import Processors
 from reference_server.store import idempotency
-from reference_server.store.tables import idempotency_keys
+from reference_server.store.tables.core import idempotency_keys
 from reference_server.testing import RunningServer, fresh_database_url, run_server
 
 from .helpers import DB_KINDS, Api, new_org_key, require_postgres

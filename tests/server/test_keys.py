@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from autumn_sdk import Autumn
-from reference_server.store.license_tables import customer_token_families
+from reference_server.store.tables.licenses import customer_token_families
 
 from .helpers import Api, ApiError
 

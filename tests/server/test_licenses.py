@@ -16,13 +16,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, func, select
 
 from reference_server.store.db import Database
-from reference_server.store.license_tables import (
+from reference_server.store.tables.core import INITIAL_TABLES, metadata
+from reference_server.store.tables.licenses import (
     customer_token_families,
     customer_token_secrets,
     license_assignments,
     plan_licenses,
 )
-from reference_server.store.tables import INITIAL_TABLES, metadata
 from reference_server.testing import fresh_database_url
 
 from .helpers import Api, require_postgres

@@ -9,13 +9,6 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from reference_server.billing.records import (
-    CustomerRef,
-    InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
-    store_payment_method,
-)
 from reference_server.processors.contract import (
     CardSetup,
     ChargeOutcome,
@@ -33,6 +26,13 @@ from reference_server.processors.local.cards import (
     CardError,
     CardInput,
     check_card,
+)
+from reference_server.store.billing_records import (
+    CustomerRef,
+    InvoiceRecord,
+    PaymentMethodInfo,
+    SessionRecord,
+    store_payment_method,
 )
 
 

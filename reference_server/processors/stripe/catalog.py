@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.billing.money import exact_minor, to_decimal
 from reference_server.store.stripe_objects import stripe_objects
-from reference_server.store.tables import customer_plans, customers, plans
+from reference_server.store.tables.core import customer_plans, customers, plans
 
 log = logging.getLogger(__name__)
 

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 import stripe
 from sqlalchemy import Connection, select, update
 
-from reference_server.billing.records import (
+from reference_server.processors.contract import CompletedSetup
+from reference_server.store.billing_records import (
     CustomerRef,
     SessionRecord,
     update_session,
 )
-from reference_server.processors.contract import CompletedSetup
-from reference_server.store.billing_tables import billing_sessions
+from reference_server.store.tables.billing import billing_sessions
 
 if TYPE_CHECKING:
     from reference_server.processors.stripe.processor import StripeProcessor

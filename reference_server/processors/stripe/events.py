@@ -13,9 +13,9 @@ open invoice changes.  Stripe delivers at least once: an event id is applied onc
 
 A paid Stripe invoice with our metadata whose server invoice does not exist was paid by a billing
 transaction that never committed and whose process died before it could give the money back (see
-:mod:`~reference_server.billing.compensation`, 5): holding the customer's billing lock (answering 503,
+:mod:`~reference_server.processors.compensation`, 5): holding the customer's billing lock (answering 503,
 so Stripe delivers again later, while a billing call of the customer is in flight), the payment is
-refunded through :func:`~reference_server.billing.compensation.reverse_orphan`, once, however often
+refunded through :func:`~reference_server.processors.compensation.reverse_orphan`, once, however often
 its ``invoice.paid`` (or ``payment_intent.succeeded`` carrying our metadata and its invoice) comes.
 
 An invoice-mode draft (``invoice_mode.finalize: false``) finalized on Stripe's dashboard opens the
@@ -37,7 +37,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from reference_server.billing.compensation import ReverserFor, TakenPayment, reverse_orphan
 from reference_server.billing.invoice_mode import (
     INVOICE_REASON,
     finalize_draft,
@@ -45,7 +44,10 @@ from reference_server.billing.invoice_mode import (
     void_unpaid,
 )
 from reference_server.billing.plan_changes import RETRYABLE_REASONS
-from reference_server.billing.records import (
+from reference_server.clock import Clock
+from reference_server.processors.compensation import ReverserFor, TakenPayment, reverse_orphan
+from reference_server.store.billing_lock import release, try_acquire
+from reference_server.store.billing_records import (
     InvoiceRecord,
     SessionRecord,
     add_credit,
@@ -54,13 +56,11 @@ from reference_server.billing.records import (
     set_invoice_status,
     update_session,
 )
-from reference_server.clock import Clock
-from reference_server.store.billing_lock import release, try_acquire
-from reference_server.store.billing_tables import billing_sessions, invoices, subscription_billing
 from reference_server.store.db import Database
 from reference_server.store.org_stripe import stripe_config
-from reference_server.store.stripe_tables import stripe_events
-from reference_server.store.tables import customer_plans, customers, entities, organizations
+from reference_server.store.tables.billing import billing_sessions, invoices, subscription_billing
+from reference_server.store.tables.core import customer_plans, customers, entities, organizations
+from reference_server.store.tables.stripe import stripe_events
 
 CompleteCheckout = Callable[[Connection, SessionRecord, InvoiceRecord | None, int], None]
 """The billing hook that finishes what a checkout session was for (e.g. starts an attached plan)."""

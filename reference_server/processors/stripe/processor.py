@@ -23,16 +23,7 @@ from typing import Any
 import stripe
 from sqlalchemy import Connection, func, select, update
 
-from reference_server.billing.compensation import settle_after_transaction, void_after_transaction
-from reference_server.billing.records import (
-    CustomerRef,
-    InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
-    invoice_lines_of,
-    set_invoice_status,
-    store_payment_method,
-)
+from reference_server.processors.compensation import settle_after_transaction, void_after_transaction
 from reference_server.processors.contract import (
     CardSetup,
     ChargeOutcome,
@@ -59,8 +50,17 @@ from reference_server.processors.stripe.checkout import (
     open_checkout_for,
     reusable_url,
 )
-from reference_server.store.billing_tables import charges, invoices
-from reference_server.store.tables import customers
+from reference_server.store.billing_records import (
+    CustomerRef,
+    InvoiceRecord,
+    PaymentMethodInfo,
+    SessionRecord,
+    invoice_lines_of,
+    set_invoice_status,
+    store_payment_method,
+)
+from reference_server.store.tables.billing import charges, invoices
+from reference_server.store.tables.core import customers
 
 LOCAL_TEST_API = ("http://127.0.0.1", "http://localhost")
 
@@ -225,7 +225,7 @@ class StripeProcessor(PaymentProcessor):
         ``send_invoice``: one the customer is sent to pay (invoice mode), else charged by the server;
         ``finalize=False`` (invoice mode only): left a draft, finalized later on Stripe's dashboard.
         A ``send_invoice`` invoice is registered with
-        :func:`~reference_server.billing.compensation.void_after_transaction` as soon as Stripe made it,
+        :func:`~reference_server.processors.compensation.void_after_transaction` as soon as Stripe made it,
         so it is voided (or deleted) if the server's transaction does not commit.
 
         The invoice is created empty (``pending_invoice_items_behavior=exclude``) and every item is
@@ -389,7 +389,7 @@ class StripeProcessor(PaymentProcessor):
 
     def reverse_payment(self, processor_invoice_id: str, server_invoice_id: str) -> None:
         """Give back a Stripe invoice's payment the server did not record (its transaction did not
-        commit, see :mod:`~reference_server.billing.compensation`): a paid invoice is marked
+        commit, see :mod:`~reference_server.processors.compensation`): a paid invoice is marked
         ``autumn_reversal`` (so no retry of the server invoice takes it as paid) and every payment
         of it refunded in full; an open one is voided.  Idempotent: a refund carries a key derived
         from its PaymentIntent, and a charge already refunded is left alone."""

@@ -85,7 +85,6 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.backoff import ExponentialBackoff
-from reference_server.billing.records import CustomerRef
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.processors.stripe.subscription_state import (
     Mirror,
@@ -96,10 +95,11 @@ from reference_server.processors.stripe.subscription_state import (
     trial_end,
     wanted_prices,
 )
-from reference_server.store.billing_tables import subscription_billing
+from reference_server.store.billing_records import CustomerRef
 from reference_server.store.db import Database, after_transaction
 from reference_server.store.stripe_objects import stripe_followups, stripe_subscriptions
-from reference_server.store.tables import customer_plans, customers, entities, plans
+from reference_server.store.tables.billing import subscription_billing
+from reference_server.store.tables.core import customer_plans, customers, entities, plans
 
 log = logging.getLogger(__name__)
 

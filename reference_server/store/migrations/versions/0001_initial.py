@@ -3,7 +3,7 @@
 Revision ID: 0001_initial
 Revises:
 
-Frozen DDL (rendered once from ``reference_server.store.tables`` by Alembic's autogenerate), so
+Frozen DDL (rendered once from ``reference_server.store.tables.core`` by Alembic's autogenerate), so
 later edits of the table definitions need their own revision; ``tests/server`` checks that the
 migrated schema still matches the tables.
 """

@@ -1,6 +1,6 @@
 """Dashboard: admin accounts, their sessions, the hosted pages' branding, a bounded API request log.
 
-See :mod:`reference_server.store.dashboard_tables`.
+See :mod:`reference_server.store.tables.dashboard`.
 
 Revision ID: 0011_dashboard
 Revises: 0010_leases

@@ -1,6 +1,6 @@
 """Licenses (seat pools) and per-customer tokens.
 
-See :mod:`reference_server.store.license_tables`.
+See :mod:`reference_server.store.tables.licenses`.
 
 Revision ID: 0012_licenses_keys
 Revises: 0011_dashboard

@@ -1,6 +1,6 @@
 """Imported billing state: imported invoices' extra fields, imported plans, processor identities.
 
-See :mod:`reference_server.store.import_tables`.
+See :mod:`reference_server.store.tables.imports`.
 
 Revision ID: 0015_billing_import
 Revises: 0014_invoices

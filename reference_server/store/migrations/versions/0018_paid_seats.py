@@ -2,7 +2,7 @@
 
 Paid seats themselves need no table: a pool's bought total is a prepaid quantity of the parent
 instance (``subscription_billing.prepaid_quantities``, key ``license:<license plan id>``).
-See :mod:`reference_server.store.license_tables`.
+See :mod:`reference_server.store.tables.licenses`.
 
 Revision ID: 0018_paid_seats
 Revises: 0017_current_fields

@@ -1,6 +1,6 @@
 """Webhook endpoints as Autumn's ``webhooks.*`` have them (the caller's id, a note, a change time); sandboxes.
 
-The DDL is written out here (not read from :mod:`reference_server.store.webhook_tables`), so later
+The DDL is written out here (not read from :mod:`reference_server.store.tables.webhooks`), so later
 changes to that module never change what this revision creates.
 
 Revision ID: 0021_webhooks_sandboxes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Float, ForeignKey, String, Table, UniqueConstraint
 
-from reference_server.store.tables import PK, metadata
+from reference_server.store.tables.core import PK, metadata
 
 usage_limit_windows = Table(
     "usage_limit_windows",

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
-from reference_server.store.billing_tables import webhook_endpoints
-from reference_server.store.webhook_tables import webhook_endpoint_details
+from reference_server.store.tables.billing import webhook_endpoints
+from reference_server.store.tables.webhooks import webhook_endpoint_details
 
 
 def insert_endpoint(

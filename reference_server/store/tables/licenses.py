@@ -29,7 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from reference_server.store.tables import PK, metadata
+from reference_server.store.tables.core import PK, metadata
 
 plan_licenses = Table(
     "plan_licenses",

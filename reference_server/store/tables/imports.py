@@ -37,8 +37,15 @@ from sqlalchemy import (
     update,
 )
 
-from reference_server.store.billing_tables import charges, invoices
-from reference_server.store.tables import PK, balance_sources, customer_plans, customers, entities, metadata
+from reference_server.store.tables.billing import charges, invoices
+from reference_server.store.tables.core import (
+    PK,
+    balance_sources,
+    customer_plans,
+    customers,
+    entities,
+    metadata,
+)
 
 imported_invoices = Table(
     "imported_invoices",

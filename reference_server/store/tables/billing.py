@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from reference_server.store.tables import PK, metadata
+from reference_server.store.tables.core import PK, metadata
 
 payment_methods = Table(
     "payment_methods",

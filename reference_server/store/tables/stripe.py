@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, ForeignKey, String, Table, Text, UniqueConstraint
 
-from reference_server.store.tables import PK, metadata
+from reference_server.store.tables.core import PK, metadata
 
 org_stripe_accounts = Table(
     "org_stripe_accounts",

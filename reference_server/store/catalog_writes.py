@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
-from reference_server.store.tables import customer_plans, features, plans
+from reference_server.store.tables.core import customer_plans, features, plans
 from reference_server.store.tenancy import Tenant
 
 # ----------------------------------------------------------------- features

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from reference_server.store.usage_limit_tables import usage_limit_windows
+from reference_server.store.tables.usage_limits import usage_limit_windows
 
 
 def insert_window(

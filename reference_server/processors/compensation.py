@@ -64,10 +64,10 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.backoff import ExponentialBackoff
 from reference_server.clock import Clock
-from reference_server.store.billing_tables import invoices
 from reference_server.store.db import after_transaction
 from reference_server.store.stripe_objects import stripe_followups
-from reference_server.store.tables import customers
+from reference_server.store.tables.billing import invoices
+from reference_server.store.tables.core import customers
 
 log = logging.getLogger(__name__)
 

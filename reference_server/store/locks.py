@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select
 
-from reference_server.store.tables import locks
+from reference_server.store.tables.core import locks
 from reference_server.store.tenancy import Tenant
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from reference_server.engine.billing.invoice import InvoiceDraft, LineItem, LineKind
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.billing.periods import Period
-from reference_server.store.billing_tables import (
+from reference_server.store.tables.billing import (
     billing_sessions,
     charges,
     credit_ledger,

@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
 )
 
-from reference_server.store.tables import PK, metadata
+from reference_server.store.tables.core import PK, metadata
 
 REQUEST_LOG_KEEP = 500
 """Requests kept per organization and env; older rows are pruned as new ones arrive."""
@@ -85,7 +85,7 @@ class Branding:
 
 
 def branding_of(conn: Connection, org_pk: int) -> Branding:
-    from reference_server.store.tables import organizations
+    from reference_server.store.tables.core import organizations
 
     row = conn.execute(
         select(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, and_, delete, insert, or_, select, update
 
 from reference_server.store.subjects import CustomerRow, customer_from_row
-from reference_server.store.tables import (
+from reference_server.store.tables.core import (
     auto_topup_counts,
     customer_plans,
     customers,

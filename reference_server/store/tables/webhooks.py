@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, String, Table, Text, UniqueConstraint
 
-from .tables import PK, metadata
+from reference_server.store.tables.core import PK, metadata
 
 webhook_endpoint_details = Table(
     "webhook_endpoint_details",

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from .tables import api_keys
+from reference_server.store.tables.core import api_keys
 
 
 def keys_of(conn: Connection, org_pk: int, env: str) -> list[Row[Any]]:

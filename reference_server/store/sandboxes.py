@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select
 
-from reference_server.store.dashboard_tables import api_request_log
-from reference_server.store.sandbox_tables import sandboxes
-from reference_server.store.tables import customers, features, idempotency_keys, organizations, plans
+from reference_server.store.tables.core import customers, features, idempotency_keys, organizations, plans
+from reference_server.store.tables.dashboard import api_request_log
+from reference_server.store.tables.sandboxes import sandboxes
 from reference_server.store.tenancy import Tenant
 
 

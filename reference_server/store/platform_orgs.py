@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from reference_server.store.tables import memberships, organizations, users
+from reference_server.store.tables.core import memberships, organizations, users
 
 
 def org_by_slug(conn: Connection, slug: str) -> Row[Any] | None:

@@ -19,9 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reference_server.clock import Clock
 from reference_server.observability import request_id as current_request_id
-from reference_server.store.dashboard_tables import REQUEST_LOG_KEEP
 from reference_server.store.db import Database
 from reference_server.store.request_log import insert_requests, keep_latest_requests, key_owners
+from reference_server.store.tables.dashboard import REQUEST_LOG_KEEP
 
 BUFFER_LIMIT = 10_000
 FLUSH_ROWS = 100

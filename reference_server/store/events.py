@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, and_, or_, select
 
 from reference_server.store import raw
-from reference_server.store.tables import customer_plans, events
+from reference_server.store.tables.core import customer_plans, events
 from reference_server.store.tenancy import Tenant
 
 _INSERT_EVENT = raw.Statement(

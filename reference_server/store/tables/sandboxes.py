@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, ForeignKey, Index, String, Table
 
-from .tables import PK, metadata
+from reference_server.store.tables.core import PK, metadata
 
 sandboxes = Table(
     "sandboxes",

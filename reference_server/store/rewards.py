@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
-from reference_server.store.tables import (
+from reference_server.store.tables.core import (
     organizations,
     redemptions,
     referral_codes,

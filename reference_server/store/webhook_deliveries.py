@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
 
-from .billing_tables import webhook_deliveries, webhook_endpoints, webhook_outbox
+from reference_server.store.tables.billing import webhook_deliveries, webhook_endpoints, webhook_outbox
 
 
 def endpoints_of(conn: Connection, org_pk: int, env: str) -> list[Row[Any]]:

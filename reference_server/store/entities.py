@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from reference_server.store.subjects import EntityRow, entity_from_row
-from reference_server.store.tables import customers, entities
+from reference_server.store.tables.core import customers, entities
 from reference_server.store.tenancy import Tenant
 
 

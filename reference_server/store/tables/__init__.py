@@ -1,0 +1,1 @@
+"""The table definitions (SQLAlchemy Core), one module per area; migrations create them as frozen DDL."""
