@@ -20,7 +20,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from reference_server.dashboard import request_log_for
 from reference_server.errors import invalid
 from reference_server.service.context import Ctx
 from reference_server.store.request_log import requests_between
@@ -298,7 +297,8 @@ def search_logs(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             "Log range cannot exceed 7 days. Search consecutive 7-day windows for longer periods.",
             "invalid_inputs",
         )
-    request_log_for(ctx.state).flush()  # the requests still buffered, this server's included
+    if ctx.state.request_log is not None:  # no log yet: nothing buffered
+        ctx.state.request_log.flush()  # the requests still buffered, this server's included
     with ctx.db.read() as conn:
         rows = requests_between(conn, ctx.tenant, start, end)
     entries: list[Row] = [
