@@ -39,7 +39,6 @@ def _extra_operation(name: str) -> Operation:
         fail_open=False,
         timeout_class="default",
         rate_limit_group="other",
-        paid=False,
         locks_customer=False,
         hot_path=False,
         handler_route=None,

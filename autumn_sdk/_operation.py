@@ -60,8 +60,6 @@ class Operation:
     """The SDK's default per-attempt timeout: ``gate`` 5 s, ``billing`` 30 s, ``default`` 15 s."""
     rate_limit_group: Literal["check", "track", "billing", "events", "entity_get", "list", "other"]
     """Autumn's rate-limit group (documentation/rate-limits.mdx)."""
-    paid: bool
-    """A billing operation whose priced path the reference server's billing layer serves."""
     locks_customer: bool
     """A billing change that takes the customer's billing lock (a concurrent second one gets 429)."""
     hot_path: bool

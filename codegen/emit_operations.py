@@ -22,7 +22,6 @@ def _policy_fields(policy: Policy) -> list[tuple[str, str]]:
         ("fail_open", repr(policy.fail_open)),
         ("timeout_class", repr(policy.timeout_class)),
         ("rate_limit_group", repr(policy.rate_limit_group)),
-        ("paid", repr(policy.paid)),
         ("locks_customer", repr(policy.locks_customer)),
         ("hot_path", repr(policy.hot_path)),
         ("handler_route", repr(handler.name if handler else None)),

@@ -6,13 +6,13 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.service.context import Ctx
 from reference_server.store.billing_lock import billing_lock
 
-LOCKED_OPERATIONS = frozenset(
-    {"billing.attach", "billing.update", "billing.multi_attach", "billing.multi_update", "billing.import"}
-)
-"""Billing changes that take the customer's billing lock (a concurrent second one gets 429)."""
+LOCKED_OPERATIONS = frozenset(op.qualified_name for op in OPERATIONS if op.locks_customer)
+"""Billing changes that take the customer's billing lock (a concurrent second one gets 429): the
+operations whose policy (``codegen/policy.py``) says ``locks_customer``."""
 
 
 def customer_lock(ctx: Ctx, body: dict[str, Any]) -> AbstractContextManager[None]:

@@ -47,7 +47,6 @@ def test_policy_fields_are_the_declared_ones() -> None:
         "fail_open",
         "timeout_class",
         "rate_limit_group",
-        "paid",
         "locks_customer",
         "hot_path",
         "handler_route",
