@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
 
-from reference_server.billing.invoice_mode import INVOICE_REASON, void_unpaid
 from reference_server.errors import AutumnError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.stripe.events import CompleteCheckout, payment_succeeded
@@ -28,7 +27,8 @@ from reference_server.service.context import Ctx
 from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.billing_records import invoice_record
-from reference_server.store.tables.billing import invoices
+from reference_server.store.invoice_drafts import void_unpaid
+from reference_server.store.tables.billing import INVOICE_REASON, invoices
 from reference_server.store.tables.core import customers
 from reference_server.store.tables.imports import invoice_rows_by_pk
 

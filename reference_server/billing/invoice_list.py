@@ -6,9 +6,8 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
-from reference_server.billing.invoice_mode import INVOICE_REASON
 from reference_server.store.subjects import CustomerRow
-from reference_server.store.tables.billing import invoices
+from reference_server.store.tables.billing import INVOICE_REASON, invoices
 
 
 def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ A draft is not owed yet: no renewal retry collects it and it makes nothing past 
 Finalizing opens it (status ``open``, its hosted page payable from then on):
 
 * on Stripe, in the dashboard: the ``invoice.finalized`` event (or an ``invoice.paid`` that comes first)
-  reaches :func:`finalize_draft` through :mod:`~reference_server.processors.stripe.events`; a draft
+  reaches :func:`~reference_server.store.invoice_drafts.finalize_draft` through
+  :mod:`~reference_server.processors.stripe.events`; a draft
   deleted or an invoice voided on Stripe voids the server invoice (a plan waiting for it never starts);
 * anywhere, through ``POST /v1/invoices.finalize {invoice_id}`` (beyond the spec: Autumn has no such
   call, its users finalize on Stripe's dashboard, which a server on the local processor does not
@@ -23,22 +24,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, or_, select
 
 from reference_server.errors import AutumnError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.invoices import invoice_json
-from reference_server.store.tables.billing import billing_sessions, invoices
-from reference_server.store.tables.core import customers, organizations
+from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft
+from reference_server.store.tables.billing import INVOICE_REASON, invoices
+from reference_server.store.tables.core import customers
 from reference_server.store.tables.imports import invoice_rows_by_pk
-
-INVOICE_REASON = "invoice"
-"""``invoices.reason`` of an invoice-mode invoice (``billing.attach`` with ``invoice_mode.enabled``)."""
-
-HOSTED_URL_KEY = "hosted_url"
-"""Key of a draft's checkout session ``action`` holding the page URL the invoice gets once finalized."""
-
 
 NO_CARD_TRIAL_OPTIONS = (
     "Invoice mode with a no-card free trial sends a finalized invoice with the default invoice settings "
@@ -99,88 +94,12 @@ def check_update(body: Mapping[str, Any], card_required: bool | None, on_end: st
         raise invalid(UPDATE_NO_CARD_TRIAL)
 
 
-def is_invoice_mode_draft(row: Any) -> bool:
-    return bool(row is not None and row.status == "draft" and row.reason == INVOICE_REASON)
-
-
 def is_open_invoice_mode_invoice(conn: Connection, invoice_pk: int) -> bool:
     """An open invoice-mode invoice: its page is the invoice's own (``hosted_invoice_url``), payable until
     the invoice is paid or voided, as Stripe's hosted invoice page is; no checkout window applies (the
     invoice is sent with net terms, paying it days later is the point)."""
     row = conn.execute(select(invoices.c.status, invoices.c.reason).where(invoices.c.pk == invoice_pk)).one()
     return bool(row.status == "open" and row.reason == INVOICE_REASON)
-
-
-def _customer_now(conn: Connection, customer_pk: int, now: int) -> int:
-    """``now`` (the server's clock) as the customer's test clock sees it (the sessions' time)."""
-    row = conn.execute(
-        select(
-            customers.c.env,
-            customers.c.clock_offset_ms,
-            organizations.c.sandbox_clock_offset_ms,
-            organizations.c.live_clock_offset_ms,
-        )
-        .join(organizations, organizations.c.pk == customers.c.org_pk)
-        .where(customers.c.pk == customer_pk)
-    ).one()
-    org_offset = row.sandbox_clock_offset_ms if row.env == "sandbox" else row.live_clock_offset_ms
-    return now + int(org_offset or 0) + int(row.clock_offset_ms or 0)
-
-
-def _locked_invoice(conn: Connection, invoice_pk: int) -> Any:
-    query = select(invoices).where(invoices.c.pk == invoice_pk)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return conn.execute(query).one()
-
-
-def _sessions_of(conn: Connection, invoice_pk: int) -> list[Any]:
-    return list(
-        conn.execute(
-            select(billing_sessions).where(
-                billing_sessions.c.invoice_pk == invoice_pk, billing_sessions.c.kind == "checkout"
-            )
-        ).all()
-    )
-
-
-def finalize_draft(conn: Connection, invoice_pk: int) -> bool:
-    """Open an invoice-mode draft: status ``open`` and its hosted page URL set, the page payable from now
-    until the invoice is paid or voided.  False when it is not a draft (any more)."""
-    row = _locked_invoice(conn, invoice_pk)
-    if not is_invoice_mode_draft(row):
-        return False
-    hosted_url: str | None = None
-    for session in _sessions_of(conn, invoice_pk):
-        if session.status == "open":
-            hosted_url = hosted_url or (dict(session.action or {}).get(HOSTED_URL_KEY))
-    conn.execute(
-        update(invoices).where(invoices.c.pk == invoice_pk).values(status="open", hosted_url=hosted_url)
-    )
-    return True
-
-
-def void_unpaid(conn: Connection, invoice_pk: int, now: int) -> bool:
-    """An invoice-mode invoice voided (or its draft deleted) on the processor: void here too, and its
-    hosted page can no longer pay it (a plan waiting for the payment never starts).  False when it is
-    not a draft or open invoice-mode invoice."""
-    row = _locked_invoice(conn, invoice_pk)
-    if row.reason != INVOICE_REASON or row.status not in ("draft", "open"):
-        return False
-    conn.execute(update(invoices).where(invoices.c.pk == invoice_pk).values(status="void", hosted_url=None))
-    customer_now = _customer_now(conn, int(row.customer_pk), now)
-    for session in _sessions_of(conn, invoice_pk):
-        if session.status in ("open", "requires_action", "expired"):
-            conn.execute(
-                update(billing_sessions)
-                .where(billing_sessions.c.pk == session.pk)
-                .values(
-                    status="expired",
-                    pending_payment_method_pk=None,
-                    expires_at=min(int(session.expires_at), customer_now),
-                )
-            )
-    return True
 
 
 ProcessorOf = Callable[[Connection, int], PaymentProcessor]
@@ -229,16 +148,11 @@ def finalize_invoice(ctx: Ctx, body: dict[str, Any], processor_of: ProcessorOf) 
 
 __all__ = [
     "DEFERRED_DOWNGRADE",
-    "HOSTED_URL_KEY",
-    "INVOICE_REASON",
     "NO_CARD_TRIAL_OPTIONS",
     "UPDATE_NO_CARD_TRIAL",
     "check_attach",
     "check_update",
     "enabled_mode",
-    "finalize_draft",
     "finalize_invoice",
-    "is_invoice_mode_draft",
     "plan_starts_now",
-    "void_unpaid",
 ]

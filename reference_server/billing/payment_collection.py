@@ -9,12 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from reference_server.billing.invoice_mode import (
-    HOSTED_URL_KEY,
-    INVOICE_REASON,
-    enabled_mode,
-    plan_starts_now,
-)
+from reference_server.billing.invoice_mode import enabled_mode, plan_starts_now
 from reference_server.billing.plan_changes import (
     charge_draft,
     customer_ref,
@@ -37,8 +32,9 @@ from reference_server.store.billing_records import (
     load_session,
     update_session,
 )
+from reference_server.store.invoice_drafts import HOSTED_URL_KEY
 from reference_server.store.subjects import CustomerRow, EntityRow
-from reference_server.store.tables.billing import invoices
+from reference_server.store.tables.billing import INVOICE_REASON, invoices
 
 
 def rule_error(exc: BillingRuleError) -> AutumnError:

@@ -52,7 +52,12 @@ from reference_server.service.subscriptions import (
 from reference_server.store.billing_records import CustomerRef, invoice_record, take_pending_lines
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row, insert_source
-from reference_server.store.tables.billing import invoices, subscription_billing, trials_used
+from reference_server.store.tables.billing import (
+    RETRYABLE_REASONS,
+    invoices,
+    subscription_billing,
+    trials_used,
+)
 from reference_server.store.tables.core import balance_sources, customer_plans, customers, entities
 from reference_server.webhooks import BILLING_UPDATED, billing_updated, enqueue, plan_change
 
@@ -768,9 +773,6 @@ def run_billing_maintenance(
             continue
         assert first_due is not None
         process_boundary(ctx, conn, cat, customer, first_due, processor, base_url)
-
-
-RETRYABLE_REASONS = ("renewal", "trial_end", "final_usage")
 
 
 def retry_past_due(

@@ -20,7 +20,8 @@ its ``invoice.paid`` (or ``payment_intent.succeeded`` carrying our metadata and 
 
 An invoice-mode draft (``invoice_mode.finalize: false``) finalized on Stripe's dashboard opens the
 server invoice on ``invoice.finalized`` (an ``invoice.paid`` that comes first finalizes it too); one
-voided or deleted there voids it (see :mod:`~reference_server.billing.invoice_mode`).
+voided or deleted there voids it (see :mod:`~reference_server.billing.invoice_mode`,
+:mod:`~reference_server.store.invoice_drafts`).
 """
 
 from __future__ import annotations
@@ -37,13 +38,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from reference_server.billing.invoice_mode import (
-    INVOICE_REASON,
-    finalize_draft,
-    is_invoice_mode_draft,
-    void_unpaid,
-)
-from reference_server.billing.plan_changes import RETRYABLE_REASONS
 from reference_server.clock import Clock
 from reference_server.processors.compensation import ReverserFor, TakenPayment, reverse_orphan
 from reference_server.store.billing_lock import release, try_acquire
@@ -57,8 +51,15 @@ from reference_server.store.billing_records import (
     update_session,
 )
 from reference_server.store.db import Database
+from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft, void_unpaid
 from reference_server.store.org_stripe import stripe_config
-from reference_server.store.tables.billing import billing_sessions, invoices, subscription_billing
+from reference_server.store.tables.billing import (
+    INVOICE_REASON,
+    RETRYABLE_REASONS,
+    billing_sessions,
+    invoices,
+    subscription_billing,
+)
 from reference_server.store.tables.core import customer_plans, customers, entities, organizations
 from reference_server.store.tables.stripe import stripe_events
 

@@ -65,6 +65,11 @@ invoices = Table(
     Index("ix_invoices_customer", "customer_pk", "created_at"),
 )
 
+INVOICE_REASON = "invoice"
+"""``invoices.reason`` of an invoice-mode invoice (``billing.attach`` with ``invoice_mode.enabled``)."""
+RETRYABLE_REASONS = ("renewal", "trial_end", "final_usage")
+"""``invoices.reason`` of the invoices a renewal retry collects again (open ones make a plan past due)."""
+
 invoice_lines = Table(
     "invoice_lines",
     metadata,
