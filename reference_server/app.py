@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -24,12 +25,14 @@ from reference_server.api.router import (
     error_response,
     service_table,
 )
+from reference_server.billing.processor_choice import processors_of
 from reference_server.billing.wiring import wire_billing
 from reference_server.clock import Clock, SystemClock
 from reference_server.dashboard import RequestLogMiddleware, request_log_for
 from reference_server.dashboard import routes_for as dashboard_routes_for
 from reference_server.jobs import DEFAULT_LEASE_S, LeaderLease
 from reference_server.observability import OpsMiddleware
+from reference_server.pages import PagesContext, billing_page_routes, stripe_checkout_completer
 from reference_server.service.context import AppState
 from reference_server.store.async_pool import AsyncPool
 from reference_server.store.catalog import CatalogCache
@@ -124,7 +127,15 @@ def create_app(
     if not db.is_sqlite:
         state.subject_cache = SubjectCache()
         state.async_pool = AsyncPool(db.url)
-    billing = wire_billing(state)  # the hooks the services call, billing's pages and background work
+    billing = wire_billing(state)  # the hooks the services call, the pages' actions, background work
+    pages = PagesContext(state.db, state.clock, processors_of(state), billing.page_actions)  # hosted pages
+    billing_routes = [
+        *billing_page_routes(pages),
+        *billing.routes,
+        *processors_of(state).event_routes(  # each processor's events (Stripe's webhooks)
+            replace(billing.event_hooks, checkout_completed=stripe_checkout_completer(pages))
+        ),
+    ]
     limiter: RateLimiter | None = None
     if isinstance(rate_limits, RateLimiter):
         limiter = rate_limits
@@ -192,7 +203,7 @@ def create_app(
             Route("/openapi.json", openapi, methods=["GET"]),
             *ops_routes(db, limiter, metrics),
             *routes,
-            *billing.routes,
+            *billing_routes,
             *dashboard_routes_for(
                 state,
                 {

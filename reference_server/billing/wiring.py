@@ -1,4 +1,4 @@
-"""Billing wired into the app at start: the hooks the services call, the pages, the background work.
+"""Billing wired into the app at start: the hooks the services call, the pages' actions, background work.
 
 :func:`wire_billing` is called once by ``create_app``; it installs :class:`BillingHooks` into
 ``AppState.billing`` and gives back what the app mounts and starts (:class:`BillingRuntime`).
@@ -17,6 +17,7 @@ from reference_server.billing.invoice_actions import InvoiceActions
 from reference_server.billing.invoice_list import list_invoices
 from reference_server.billing.invoice_mode import finalize_invoice
 from reference_server.billing.multi_attach import multi_attach_in
+from reference_server.billing.page_actions import PageActions
 from reference_server.billing.plan_changes import (
     past_due_instances,
     retry_past_due,
@@ -29,8 +30,6 @@ from reference_server.billing.seats import make_seat_billing
 from reference_server.billing.update import apply_update, update_quotes
 from reference_server.billing.usage_alerts import make_track_watcher
 from reference_server.clock import Clock
-from reference_server.pages import BillingHooks as PageHooks
-from reference_server.pages import PagesContext, billing_page_routes, stripe_checkout_completer
 from reference_server.processors.compensation import RefundRetrier
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.registry import EventHooks, stripe_processor_for
@@ -55,9 +54,15 @@ from reference_server.webhooks.routes import webhook_routes
 
 @dataclass
 class BillingRuntime:
-    """What billing adds to the app beyond the hooks: its routes and its background work."""
+    """What billing adds to the app beyond the hooks: its routes, its background work, and what the app
+    builds the hosted pages and the processors' event routes with."""
 
     routes: list[BaseRoute]
+    """Outbound webhook endpoints' routes (the app mounts the pages and the event routes beside them)."""
+    page_actions: PageActions
+    """What completing a hosted page does to plans (the app builds the pages' ``PagesContext`` with them)."""
+    event_hooks: EventHooks
+    """What the processors' event routes call; the app adds the pages' ``checkout_completed``."""
     worker: WebhookWorker
     """Webhook deliveries and billing's due jobs; runs while this process holds the jobs' lease."""
     refunds: RefundRetrier
@@ -81,7 +86,7 @@ def _ctx_for_customer(state: AppState, conn: Connection, customer_pk: int) -> Ct
     return Ctx(state, _tenant(conn, row.org_pk, row.env))
 
 
-def _page_hooks(state: AppState) -> PageHooks:
+def _page_actions(state: AppState) -> PageActions:
     def customer_now(conn: Connection, customer_pk: int) -> int:
         ctx = _ctx_for_customer(state, conn, customer_pk)
         offset = conn.execute(
@@ -165,7 +170,7 @@ def _page_hooks(state: AppState) -> PageHooks:
         url = out.get("payment_url")
         return str(url) if url else None
 
-    return PageHooks(
+    return PageActions(
         payment_method_saved=payment_method_saved,
         complete_checkout=complete_checkout,
         complete_setup=complete_setup,
@@ -192,7 +197,7 @@ def payment_method_json(conn: Connection, customer: CustomerRow) -> dict[str, An
 def wire_billing(state: AppState) -> BillingRuntime:
     """Install billing's hooks into ``state.billing``; its routes and background work for the app."""
     clock: Clock = state.clock
-    pages_hooks = _page_hooks(state)
+    page_actions = _page_actions(state)
 
     def resolve(conn: Connection, customer_pk: int) -> PaymentProcessor:
         return processor_for(state, conn, customer_pk)
@@ -201,7 +206,7 @@ def wire_billing(state: AppState) -> BillingRuntime:
         return org_stripe_processor(state, conn, org_pk, env)
 
     refunds = RefundRetrier(state.db.engine, stripe_of_org, clock)  # refunds due, retried in the background
-    customer_now = pages_hooks.customer_now
+    customer_now = page_actions.customer_now
     assert customer_now is not None
 
     def stripe_of_customer(conn: Connection, customer_pk: int) -> StripeProcessor | None:
@@ -217,28 +222,27 @@ def wire_billing(state: AppState) -> BillingRuntime:
         seat_billing=make_seat_billing(resolve, lambda: state.background_url),
         invoice_lister=list_invoices,
         invoice_finalizer=lambda ctx, body: finalize_invoice(ctx, body, resolve),  # invoices.finalize
-        invoice_actions=InvoiceActions(resolve, pages_hooks.complete_checkout),  # invoices.void and .pay
+        invoice_actions=InvoiceActions(resolve, page_actions.complete_checkout),  # invoices.void and .pay
         track_watcher=watcher,
         subscription_mirror=mirror,  # plan instances mirrored as Stripe Subscriptions
     )
-    pages = PagesContext(state.db, clock, processors_of(state), pages_hooks)
     worker = WebhookWorker(  # runs only while this process holds the background jobs' lease
         WebhookDeliverer(state.db, clock, DeliveryPolicy()),
         jobs=[refunds.run_due, mirror.run_due, idempotency.purge_job(state.db, clock.now_ms)],
         lease=state.background_lease,
     )
-    routes = [
-        *billing_page_routes(pages),
-        *webhook_routes(state.db, clock, watcher.cache.clear),
-        *processors_of(state).event_routes(  # each processor's events (Stripe's webhooks)
-            EventHooks(
-                state.db,
-                clock,
-                pages_hooks.complete_checkout,
-                watcher.cache.clear,
-                checkout_completed=stripe_checkout_completer(pages),
-                reverser_for=stripe_of_org,
-            )
-        ),
-    ]
-    return BillingRuntime(routes=routes, worker=worker, refunds=refunds, subscription_mirror=mirror)
+    event_hooks = EventHooks(  # each processor's events (Stripe's webhooks); the app adds checkout_completed
+        state.db,
+        clock,
+        page_actions.complete_checkout,
+        watcher.cache.clear,
+        reverser_for=stripe_of_org,
+    )
+    return BillingRuntime(
+        routes=webhook_routes(state.db, clock, watcher.cache.clear),
+        page_actions=page_actions,
+        event_hooks=event_hooks,
+        worker=worker,
+        refunds=refunds,
+        subscription_mirror=mirror,
+    )

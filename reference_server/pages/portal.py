@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from reference_server.billing.page_actions import PortalSubscription
 from reference_server.engine.billing.money import currency_exponent
 from reference_server.errors import AutumnError
 from reference_server.store.billing_records import (
@@ -23,7 +24,6 @@ from reference_server.store.held_plans import active_main_plan_groups, held_plan
 from reference_server.store.plan_summaries import latest_main_plans_in
 
 from .base import PageBase, customer_ref
-from .context import PortalSubscription
 from .formatting import customer_label, format_date, format_money, price_label
 from .forms import typed_back
 

@@ -22,7 +22,7 @@ from reference_server.billing.sessions import (
 )
 from reference_server.clock import ManualClock
 from reference_server.engine.billing import quote_attach
-from reference_server.pages import BillingHooks, PagesContext, PortalSubscription, billing_page_routes
+from reference_server.pages import PageActions, PagesContext, PortalSubscription, billing_page_routes
 from reference_server.processors.local.processor import LocalProcessor
 from reference_server.processors.registry import Processors
 from reference_server.store.billing_records import (
@@ -103,7 +103,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     org = add_org(db)
     customer = CustomerRef(add_customer(db, org, "cus_1", "ada@example.com"), "cus_1", "ada@example.com")
     recorder = Recorder()
-    hooks = BillingHooks(
+    hooks = PageActions(
         complete_checkout=recorder.complete_checkout,
         complete_setup=recorder.complete_setup,
         cancel_subscription=recorder.cancel,

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from reference_server.billing.sessions import create_checkout_session
 from reference_server.clock import ManualClock
 from reference_server.engine.billing import Subscription, quote_attach, quote_cancel
-from reference_server.pages import BillingHooks, PagesContext, billing_page_routes
+from reference_server.pages import PageActions, PagesContext, billing_page_routes
 from reference_server.processors.contract import ChargeStatus
 from reference_server.processors.local.cards import CardError, CardInput
 from reference_server.processors.registry import Processors
@@ -150,7 +150,7 @@ def test_hosted_checkout_page_with_the_stripe_processor(
 ) -> None:
     db, customer, processor = setup
     completed: list[str] = []
-    hooks = BillingHooks(complete_checkout=lambda conn, session, invoice, now: completed.append(invoice.id))  # type: ignore[union-attr]
+    hooks = PageActions(complete_checkout=lambda conn, session, invoice, now: completed.append(invoice.id))  # type: ignore[union-attr]
     app = Starlette(
         routes=billing_page_routes(PagesContext(db, ManualClock(NOW), Processors(default=processor), hooks))
     )
