@@ -7,7 +7,7 @@ import dataclasses
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from reference_server.billing.license_seats import is_seat_key, links_for, stored_seat_ids, with_seats
 from reference_server.engine.billing import Plan as EnginePlan
@@ -15,8 +15,10 @@ from reference_server.engine.billing import Subscription, plan_from_api
 from reference_server.engine.billing.money import to_decimal
 from reference_server.service.subscriptions import Instance
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.tables.billing import subscription_billing
-from reference_server.store.tables.core import balance_sources, customers, entities
+from reference_server.store.customers import overage_settings
+from reference_server.store.entities import entity_billing_controls
+from reference_server.store.instance_billing import billing_row
+from reference_server.store.plan_instances import feature_balances
 
 
 def engine_plan(plan: Plan, cat: Catalog) -> EnginePlan:
@@ -77,12 +79,6 @@ def plan_snapshot(plan: Plan) -> dict[str, Any]:
     return {"price": plan.price, "items": items, "free_trial": plan.free_trial}
 
 
-def billing_row(conn: Connection, instance_pk: int) -> Any:
-    return conn.execute(
-        select(subscription_billing).where(subscription_billing.c.customer_plan_pk == instance_pk)
-    ).first()
-
-
 def instance_plan(conn: Connection, cat: Catalog, inst: Instance) -> Plan | None:
     """The plan an instance bills: the stored customized version, else the catalogue version."""
     plan = cat.plans_by_pk.get(inst.plan_pk)
@@ -115,16 +111,12 @@ def overage_unbilled(conn: Connection, inst: Instance) -> frozenset[str] | None:
     with ``skip_overage_billing`` stops its feature's (an entity's entry beats the customer's).
     Usage tracking and resets are untouched: only the invoice lines go.
     """
-    customer = conn.execute(
-        select(customers.c.config, customers.c.billing_controls).where(customers.c.pk == inst.customer_pk)
-    ).one()
+    customer = overage_settings(conn, inst.customer_pk)
     if (customer.config or {}).get("disable_overage_billing"):
         return None
     layers = [customer.billing_controls or {}]
     if inst.entity_pk is not None:
-        entity = conn.execute(
-            select(entities.c.billing_controls).where(entities.c.pk == inst.entity_pk)
-        ).one_or_none()
+        entity = entity_billing_controls(conn, inst.entity_pk)
         if entity is not None:
             layers.append(entity.billing_controls or {})
     skipped: dict[str, bool] = {}
@@ -154,11 +146,7 @@ def engine_subscription(conn: Connection, cat: Catalog, inst: Instance) -> Subsc
         if item.continuous or (unbilled is not None and item.feature_id not in unbilled)
     ]
     if usage_features:
-        rows = conn.execute(
-            select(balance_sources.c.feature_id, balance_sources.c.balance).where(
-                balance_sources.c.customer_plan_pk == inst.pk
-            )
-        ).all()
+        rows = feature_balances(conn, inst.pk)
         for item in usage_features:
             overage = sum(
                 (

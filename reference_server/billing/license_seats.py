@@ -18,16 +18,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from reference_server.errors import invalid, plan_not_found
 from reference_server.service.subscriptions import expire_instance
 from reference_server.store import licenses as store
 from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.instance_billing import stored_prepaid_quantities
 from reference_server.store.licenses import SEAT_PREFIX, seat_key
-from reference_server.store.tables.billing import subscription_billing
-from reference_server.store.tables.core import customer_plans
-from reference_server.store.tables.licenses import license_assignments
 
 
 def is_seat_key(key: str) -> bool:
@@ -212,25 +210,14 @@ def requested(
 
 def live_assignments(conn: Connection, parent_instance_pk: int) -> dict[str, int]:
     """Live seat assignments per license plan of one parent plan instance."""
-    rows = conn.execute(
-        select(license_assignments.c.license_plan_id).where(
-            license_assignments.c.parent_customer_plan_pk == parent_instance_pk,
-            license_assignments.c.ended_at.is_(None),
-        )
-    )
     counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.license_plan_id] = counts.get(row.license_plan_id, 0) + 1
+    for license_plan_id in store.live_license_plan_ids(conn, parent_instance_pk):
+        counts[license_plan_id] = counts.get(license_plan_id, 0) + 1
     return counts
 
 
 def _stored_quantities(conn: Connection, instance_pk: int) -> dict[str, Any]:
-    stored = conn.execute(
-        select(subscription_billing.c.prepaid_quantities).where(
-            subscription_billing.c.customer_plan_pk == instance_pk
-        )
-    ).scalar_one_or_none()
-    return dict(stored or {})
+    return dict(stored_prepaid_quantities(conn, instance_pk) or {})
 
 
 def _upserts_of(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -338,24 +325,10 @@ def park_seats(conn: Connection, instance_pk: int) -> list[ParkedSeat]:
     the replacing instance, each points at its own seat instance, which gives out no seats, so the
     ending parent finds none; both happen in the update's transaction.
     """
-    rows = conn.execute(
-        select(
-            license_assignments.c.pk,
-            license_assignments.c.license_plan_id,
-            license_assignments.c.customer_plan_pk,
-        ).where(
-            license_assignments.c.parent_customer_plan_pk == instance_pk,
-            license_assignments.c.ended_at.is_(None),
-            license_assignments.c.customer_plan_pk.is_not(None),
-        )
-    ).all()
+    rows = store.live_held_seats(conn, instance_pk)
     parked = [ParkedSeat(int(r.pk), r.license_plan_id, int(r.customer_plan_pk)) for r in rows]
     for seat in parked:
-        conn.execute(
-            update(license_assignments)
-            .where(license_assignments.c.pk == seat.assignment_pk)
-            .values(parent_customer_plan_pk=seat.seat_instance_pk)
-        )
+        store.set_assignment_parent(conn, seat.assignment_pk, seat.seat_instance_pk)
     return parked
 
 
@@ -364,15 +337,9 @@ def unpark_seats(conn: Connection, parked: list[ParkedSeat], parent_pk: int, pla
     offered = {link.license_plan_id for link in store.instance_links(conn, parent_pk, plan_pk)}
     for seat in parked:
         kept = seat.license_plan_id in offered
-        conn.execute(
-            update(license_assignments)
-            .where(license_assignments.c.pk == seat.assignment_pk)
-            .values(parent_customer_plan_pk=parent_pk, ended_at=None if kept else now)
-        )
+        store.return_assignment(conn, seat.assignment_pk, parent_pk, None if kept else now)
         if not kept:
-            status = conn.execute(
-                select(customer_plans.c.status).where(customer_plans.c.pk == seat.seat_instance_pk)
-            ).scalar_one_or_none()
+            status = store.instance_status(conn, seat.seat_instance_pk)
             if status == "active":
                 expire_instance(conn, seat.seat_instance_pk, now)
 

@@ -7,7 +7,7 @@ import itertools
 import secrets
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from reference_server.billing.convert import customized_plan, engine_plan
 from reference_server.billing.multi_attach import multi_attach_in
@@ -25,8 +25,8 @@ from reference_server.service.subscriptions import (
     activate_plan,
     schedule_maintenance,
 )
+from reference_server.store.plan_instances import end_instances_at, subscription_ids
 from reference_server.store.subjects import get_entity
-from reference_server.store.tables.core import customer_plans
 
 FIRST_PHASE_TOLERANCE_MS = 15 * 60_000
 
@@ -51,10 +51,7 @@ def _schedule_phases(body: dict[str, Any]) -> list[dict[str, Any]]:
 def _public_ids(conn: Connection, pks: list[int]) -> list[str]:
     if not pks:
         return []
-    rows = conn.execute(
-        select(customer_plans.c.pk, customer_plans.c.subscription_id).where(customer_plans.c.pk.in_(pks))
-    ).all()
-    by_pk = {r.pk: r.subscription_id or f"sub_{r.pk}" for r in rows}
+    by_pk = {pk: sub_id or f"sub_{pk}" for pk, sub_id in subscription_ids(conn, pks).items()}
     return [by_pk[pk] for pk in pks]
 
 
@@ -116,11 +113,7 @@ def create_schedule_in(
     for index, phase in enumerate(phases[1:], start=1):
         at = int(phase["starts_at"])
         if previous:
-            conn.execute(
-                update(customer_plans)
-                .where(customer_plans.c.pk.in_(previous))
-                .values(expires_at=at, canceled_at=now)
-            )
+            end_instances_at(conn, previous, at, now)
         pks: list[int] = []
         for entry in phase["plans"]:
             plan = cat.plan_version(entry["plan_id"], entry.get("version"))

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 
 from reference_server.billing.convert import engine_subscription
 from reference_server.billing.plan_changes import charge_draft
@@ -45,9 +45,13 @@ from reference_server.service.entities import SeatChargeFailed
 from reference_server.service.subscriptions import load_instances, with_entity_usage
 from reference_server.store.billing_records import add_pending_lines, restore_voided, snapshot_invoice
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row
-from reference_server.store.tables.billing import seat_replaceables
-from reference_server.store.tables.core import balance_sources, entities
+from reference_server.store.instance_billing import (
+    delete_replaceable_seats,
+    replaceable_seats,
+    save_replaceable_seats,
+)
+from reference_server.store.plan_instances import continuous_usage_sources
+from reference_server.store.subjects import CustomerRow, EntityRow, entity_by_pk
 
 SeatBilling = Callable[
     [Ctx, Connection, Catalog, CustomerRow, str, Mapping[int, tuple[float, float]], int], None
@@ -64,19 +68,7 @@ def _usage(included: Decimal, quantity: int, balance: float) -> Decimal:
 
 def instance_seat_usage(conn: Connection, instance_pk: int) -> dict[str, Decimal]:
     """Units in use of each continuous feature of a plan instance (what a successor takes over)."""
-    rows = conn.execute(
-        select(
-            balance_sources.c.feature_id,
-            balance_sources.c.allowance,
-            balance_sources.c.adjustment,
-            balance_sources.c.prepaid,
-            balance_sources.c.balance,
-        ).where(
-            balance_sources.c.customer_plan_pk == instance_pk,
-            balance_sources.c.continuous.is_(True),
-            balance_sources.c.is_flag.is_(False),
-        )
-    ).all()
+    rows = continuous_usage_sources(conn, instance_pk)
     usage: dict[str, Decimal] = {}
     for r in rows:
         granted = sum((to_decimal(float(v)) for v in (r.allowance, r.adjustment, r.prepaid)), Decimal(0))
@@ -121,18 +113,12 @@ def _charge_failed(conn: Connection, feature_id: str, outcome: ChargeOutcome) ->
 def _entity(conn: Connection, entity_pk: int | None) -> EntityRow | None:
     if entity_pk is None:
         return None
-    row = conn.execute(select(entities).where(entities.c.pk == entity_pk)).first()
-    return entity_from_row(row) if row is not None else None
+    return entity_by_pk(conn, entity_pk)
 
 
 def _replaceables(conn: Connection, instance_pk: int, feature_id: str, now: int) -> Decimal:
     """Released paid seats of the instance's feature still reusable at ``now`` (their period not over)."""
-    row = conn.execute(
-        select(seat_replaceables.c.units, seat_replaceables.c.period_end).where(
-            seat_replaceables.c.customer_plan_pk == instance_pk,
-            seat_replaceables.c.feature_id == feature_id,
-        )
-    ).first()
+    row = replaceable_seats(conn, instance_pk, feature_id)
     if row is None or int(row.period_end) <= now:
         return Decimal(0)
     return Decimal(row.units)
@@ -147,20 +133,12 @@ def _keep_replaceables(
     item: PlanItem,
     now: int,
 ) -> None:
-    key = (
-        seat_replaceables.c.customer_plan_pk == instance_pk,
-        seat_replaceables.c.feature_id == feature_id,
-    )
     if units <= 0:
-        conn.execute(delete(seat_replaceables).where(*key))
+        delete_replaceable_seats(conn, instance_pk, feature_id)
         return
     assert item.price is not None
     period_end = period_at(subscription.anchor, now, item.price.interval, item.price.interval_count).end
-    values = {"units": f"{units.normalize():f}", "period_end": period_end, "updated_at": now}
-    if conn.execute(update(seat_replaceables).where(*key).values(**values)).rowcount == 0:
-        conn.execute(
-            insert(seat_replaceables).values(customer_plan_pk=instance_pk, feature_id=feature_id, **values)
-        )
+    save_replaceable_seats(conn, instance_pk, feature_id, f"{units.normalize():f}", period_end, now)
 
 
 def bill_seat_changes(

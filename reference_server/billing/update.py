@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from reference_server.billing.convert import customized_plan, engine_plan, engine_subscription, instance_plan
 from reference_server.billing.customer_lock import customer_lock
@@ -74,9 +74,14 @@ from reference_server.store.billing_records import (
     take_pending_lines,
 )
 from reference_server.store.catalog import Catalog
+from reference_server.store.instance_billing import set_prepaid_quantities
+from reference_server.store.plan_instances import (
+    first_feature_source,
+    set_canceled_at,
+    set_cancellation,
+    set_prepaid_and_balance,
+)
 from reference_server.store.subjects import CustomerRow, EntityRow
-from reference_server.store.tables.billing import subscription_billing
-from reference_server.store.tables.core import balance_sources, customer_plans
 
 
 def update_free(
@@ -98,7 +103,7 @@ def update_free(
     if action in ("cancel_immediately", "cancel_end_of_cycle"):
         if inst.status != "active":
             raise invalid("Only an active plan can be cancelled")
-        conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(canceled_at=now))
+        set_canceled_at(conn, inst.pk, now)
         carried = expire_instance(conn, inst.pk, now)
         if not plan.add_on and not plan.auto_enable:
             scheduled = [i for i in instances if i.status == "scheduled" and i.entity_pk == entity_pk]
@@ -107,11 +112,7 @@ def update_free(
     elif action == "uncancel":
         if inst.status != "active":
             raise invalid("Only an active plan can be uncancelled")
-        conn.execute(
-            update(customer_plans)
-            .where(customer_plans.c.pk == inst.pk)
-            .values(canceled_at=None, expires_at=None)
-        )
+        set_cancellation(conn, inst.pk, None, None)
         expire_scheduled_switches(conn, cat, instances, plan.group, entity_pk)
     elif inst.status == "scheduled":
         raise invalid("A scheduled plan cannot be updated")
@@ -284,7 +285,7 @@ def apply_update(
     entity_pk = entity.pk if entity else None
     if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
         take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
-        conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(canceled_at=now))
+        set_canceled_at(conn, inst.pk, now)
         carried = expire_active(conn, inst.pk, now, changes)
         if not plan.add_on:
             changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
@@ -292,11 +293,7 @@ def apply_update(
     elif intent == "cancel_end_of_cycle":
         ends_at = q["ends_at"]
         previous = {"canceled_at": inst.canceled_at, "expires_at": inst.expires_at}
-        conn.execute(
-            update(customer_plans)
-            .where(customer_plans.c.pk == inst.pk)
-            .values(canceled_at=now, expires_at=ends_at)
-        )
+        set_cancellation(conn, inst.pk, now, ends_at)
         schedule_maintenance(conn, customer.pk, ends_at)
         changes.append(change(conn, "updated", inst.pk, previous))
         default = group_default(cat, plan.group, plan.id) if not plan.add_on else None
@@ -316,11 +313,7 @@ def apply_update(
             changes.append(change(conn, "scheduled", pk))
     elif intent == "uncancel":
         previous = {"canceled_at": inst.canceled_at, "expires_at": inst.expires_at}
-        conn.execute(
-            update(customer_plans)
-            .where(customer_plans.c.pk == inst.pk)
-            .values(canceled_at=None, expires_at=None)
-        )
+        set_cancellation(conn, inst.pk, None, None)
         changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
         changes.append(change(conn, "updated", inst.pk, previous))
     elif intent == "update_quantity":
@@ -330,13 +323,7 @@ def apply_update(
         # ``*_next_cycle`` prorations wait for the renewal invoice (Stripe's pending invoice items).
         processor_name = processor_for(ctx.state, conn, customer.pk).name
         add_pending_lines(conn, customer.pk, quote.deferred, processor_name, now, base_url, entity_id)
-        conn.execute(
-            update(subscription_billing)
-            .where(subscription_billing.c.customer_plan_pk == inst.pk)
-            .values(
-                prepaid_quantities={k: str(v) for k, v in quote.prepaid_quantities.items()}, updated_at=now
-            )
-        )
+        set_prepaid_quantities(conn, inst.pk, {k: str(v) for k, v in quote.prepaid_quantities.items()}, now)
         changes.append(change(conn, "updated", inst.pk, {}))
     elif intent == "update_plan":
         switch = q["switch"]
@@ -375,19 +362,10 @@ def apply_update(
 
 def _add_prepaid(conn: Connection, instance_pk: int, feature_id: str, delta: float) -> None:
     """A quantity change moves the purchased grant and the balance by the same amount (usage is kept)."""
-    row = conn.execute(
-        select(balance_sources.c.pk, balance_sources.c.prepaid, balance_sources.c.balance)
-        .where(balance_sources.c.customer_plan_pk == instance_pk, balance_sources.c.feature_id == feature_id)
-        .order_by(balance_sources.c.pk)
-        .limit(1)
-    ).first()
+    row = first_feature_source(conn, instance_pk, feature_id)
     if row is None:
         return
-    conn.execute(
-        update(balance_sources)
-        .where(balance_sources.c.pk == row.pk)
-        .values(prepaid=float(row.prepaid) + delta, balance=float(row.balance) + delta)
-    )
+    set_prepaid_and_balance(conn, row.pk, float(row.prepaid) + delta, float(row.balance) + delta)
 
 
 def paid_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from reference_server.billing.plan_changes import customer_ref
 from reference_server.billing.seats import bill_seat_changes
@@ -40,9 +40,9 @@ from reference_server.service.context import AppState, Ctx
 from reference_server.service.plan_controls import instance_defaults
 from reference_server.service.subscriptions import load_instances
 from reference_server.store.catalog import Catalog
+from reference_server.store.customers import record_topup, topup_count, topup_purchase_times
+from reference_server.store.plan_instances import set_prepaid_and_balance
 from reference_server.store.subjects import CustomerRow, EntityRow
-from reference_server.store.tables.billing import auto_topup_purchases
-from reference_server.store.tables.core import auto_topup_counts, balance_sources
 from reference_server.webhooks import (
     AUTO_TOPUP_SUCCEEDED,
     LIMIT_REACHED,
@@ -220,22 +220,10 @@ class TrackWatch:
         if target is None:
             return
         item = item_from_api({"feature_id": fid, "included": 0, "price": target.price})
-        history = [
-            int(t)
-            for t in self.conn.execute(
-                select(auto_topup_purchases.c.purchased_at).where(
-                    auto_topup_purchases.c.customer_pk == self.customer.pk,
-                    auto_topup_purchases.c.feature_id == fid,
-                )
-            ).scalars()
-        ]
+        history = topup_purchase_times(self.conn, self.customer.pk, fid)
         ref = customer_ref(self.customer)
         pm = self.processor.default_payment_method(self.conn, ref)
-        counted = self.conn.execute(
-            select(auto_topup_counts.c.purchase_count, auto_topup_counts.c.set_at).where(
-                auto_topup_counts.c.customer_pk == self.customer.pk, auto_topup_counts.c.feature_id == fid
-            )
-        ).first()
+        counted = topup_count(self.conn, self.customer.pk, fid)
         purchase = auto_topup_due(
             rule,
             item,
@@ -261,21 +249,9 @@ class TrackWatch:
         units = float(purchase.units)
         target.prepaid += units
         target.balance += units
-        self.conn.execute(
-            update(balance_sources)
-            .where(balance_sources.c.pk == target.pk)
-            .values(prepaid=target.prepaid, balance=target.balance)
-        )
+        set_prepaid_and_balance(self.conn, target.pk, target.prepaid, target.balance)
         invoice_pk = outcome.invoice.pk if outcome.invoice else None
-        self.conn.execute(
-            insert(auto_topup_purchases).values(
-                customer_pk=self.customer.pk,
-                feature_id=fid,
-                quantity=str(purchase.units),
-                invoice_pk=invoice_pk,
-                purchased_at=now,
-            )
-        )
+        record_topup(self.conn, self.customer.pk, fid, str(purchase.units), invoice_pk, now)
         invoice = outcome.invoice
         invoice_json = {
             "stripe_id": invoice.processor_id or invoice.id if invoice else None,

@@ -1,6 +1,6 @@
 """Customers as stored: create, change, list and delete a customer row and what hangs off it (top-up
-counts, trials used, referrals made); the SQL behind ``service.customers``. Reading a customer by id
-and its balances is :mod:`.subjects`."""
+counts and purchases, trials used, referrals made); the SQL behind ``service.customers`` and the
+billing use cases. Reading a customer by id and its balances is :mod:`.subjects`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, and_, delete, insert, or_, select, update
 
 from reference_server.store.subjects import CustomerRow, customer_from_row
+from reference_server.store.tables.billing import auto_topup_purchases
 from reference_server.store.tables.core import (
     auto_topup_counts,
     customer_plans,
@@ -32,6 +33,54 @@ def replace_topup_count(conn: Connection, customer_pk: int, feature_id: str, cou
             customer_pk=customer_pk, feature_id=feature_id, purchase_count=count, set_at=now
         )
     )
+
+
+def topup_count(conn: Connection, customer_pk: int, feature_id: str) -> Row[Any, Any] | None:
+    """The top-up count set for the feature (``purchase_count``, ``set_at``), if one is."""
+    return conn.execute(
+        select(auto_topup_counts.c.purchase_count, auto_topup_counts.c.set_at).where(
+            auto_topup_counts.c.customer_pk == customer_pk, auto_topup_counts.c.feature_id == feature_id
+        )
+    ).first()
+
+
+def topup_purchase_times(conn: Connection, customer_pk: int, feature_id: str) -> list[int]:
+    """When the customer's automatic top-ups of the feature were bought."""
+    return [
+        int(t)
+        for t in conn.execute(
+            select(auto_topup_purchases.c.purchased_at).where(
+                auto_topup_purchases.c.customer_pk == customer_pk,
+                auto_topup_purchases.c.feature_id == feature_id,
+            )
+        ).scalars()
+    ]
+
+
+def record_topup(
+    conn: Connection,
+    customer_pk: int,
+    feature_id: str,
+    quantity: str,
+    invoice_pk: int | None,
+    purchased_at: int,
+) -> None:
+    conn.execute(
+        insert(auto_topup_purchases).values(
+            customer_pk=customer_pk,
+            feature_id=feature_id,
+            quantity=quantity,
+            invoice_pk=invoice_pk,
+            purchased_at=purchased_at,
+        )
+    )
+
+
+def overage_settings(conn: Connection, customer_pk: int) -> Row[Any, Any]:
+    """The customer's ``config`` and ``billing_controls`` columns."""
+    return conn.execute(
+        select(customers.c.config, customers.c.billing_controls).where(customers.c.pk == customer_pk)
+    ).one()
 
 
 def trial_plan_ids(conn: Connection, customer_pk: int) -> list[str]:

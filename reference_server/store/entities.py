@@ -89,3 +89,8 @@ def update_entity(conn: Connection, entity_pk: int, values: dict[str, Any]) -> N
 
 def delete_entity(conn: Connection, entity_pk: int) -> None:
     conn.execute(delete(entities).where(entities.c.pk == entity_pk))
+
+
+def entity_billing_controls(conn: Connection, entity_pk: int) -> Row[Any] | None:
+    """The entity's ``billing_controls`` column (None: the entity is gone)."""
+    return conn.execute(select(entities.c.billing_controls).where(entities.c.pk == entity_pk)).one_or_none()

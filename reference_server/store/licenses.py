@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, delete, func, insert, or_, select, update
 
 from reference_server.store.tables.billing import subscription_billing
 from reference_server.store.tables.core import customer_plans, entities
@@ -379,3 +379,51 @@ def instance_status(conn: Connection, instance_pk: int) -> str | None:
         select(customer_plans.c.status).where(customer_plans.c.pk == instance_pk)
     ).scalar_one_or_none()
     return status
+
+
+def live_license_plan_ids(conn: Connection, parent_instance_pk: int) -> list[str]:
+    """The license plan of each live seat assignment a parent plan instance gave out."""
+    rows = conn.execute(
+        select(license_assignments.c.license_plan_id).where(
+            license_assignments.c.parent_customer_plan_pk == parent_instance_pk,
+            license_assignments.c.ended_at.is_(None),
+        )
+    )
+    return [row.license_plan_id for row in rows]
+
+
+def live_held_seats(conn: Connection, parent_instance_pk: int) -> list[Row[Any, Any, Any]]:
+    """The live assignments a parent gave out that hold a seat instance (``pk``, ``license_plan_id``,
+    ``customer_plan_pk``)."""
+    return list(
+        conn.execute(
+            select(
+                license_assignments.c.pk,
+                license_assignments.c.license_plan_id,
+                license_assignments.c.customer_plan_pk,
+            ).where(
+                license_assignments.c.parent_customer_plan_pk == parent_instance_pk,
+                license_assignments.c.ended_at.is_(None),
+                license_assignments.c.customer_plan_pk.is_not(None),
+            )
+        ).all()
+    )
+
+
+def set_assignment_parent(conn: Connection, assignment_pk: int, parent_instance_pk: int) -> None:
+    conn.execute(
+        update(license_assignments)
+        .where(license_assignments.c.pk == assignment_pk)
+        .values(parent_customer_plan_pk=parent_instance_pk)
+    )
+
+
+def return_assignment(
+    conn: Connection, assignment_pk: int, parent_instance_pk: int, ended_at: int | None
+) -> None:
+    """Give the assignment to ``parent_instance_pk``, live (``ended_at`` None) or ended."""
+    conn.execute(
+        update(license_assignments)
+        .where(license_assignments.c.pk == assignment_pk)
+        .values(parent_customer_plan_pk=parent_instance_pk, ended_at=ended_at)
+    )

@@ -106,3 +106,94 @@ def next_due(conn: Connection, customer_pk: int) -> int | None:
     ]
     present = [int(c) for c in candidates if c is not None]
     return min(present) if present else None
+
+
+# ----------------------------------------------------------------- cancellation and schedule phases
+
+
+def set_canceled_at(conn: Connection, instance_pk: int, canceled_at: int) -> None:
+    conn.execute(
+        update(customer_plans).where(customer_plans.c.pk == instance_pk).values(canceled_at=canceled_at)
+    )
+
+
+def set_cancellation(
+    conn: Connection, instance_pk: int, canceled_at: int | None, expires_at: int | None
+) -> None:
+    """Set when the instance was cancelled and when it expires (both None: uncancelled)."""
+    conn.execute(
+        update(customer_plans)
+        .where(customer_plans.c.pk == instance_pk)
+        .values(canceled_at=canceled_at, expires_at=expires_at)
+    )
+
+
+def end_instances_at(conn: Connection, instance_pks: list[int], expires_at: int, canceled_at: int) -> None:
+    """Cancel the instances now (``canceled_at``) to expire at ``expires_at`` (a schedule's next phase)."""
+    conn.execute(
+        update(customer_plans)
+        .where(customer_plans.c.pk.in_(instance_pks))
+        .values(expires_at=expires_at, canceled_at=canceled_at)
+    )
+
+
+def subscription_ids(conn: Connection, instance_pks: list[int]) -> dict[int, str | None]:
+    """The stored ``subscription_id`` of each instance, by pk."""
+    rows = conn.execute(
+        select(customer_plans.c.pk, customer_plans.c.subscription_id).where(
+            customer_plans.c.pk.in_(instance_pks)
+        )
+    ).all()
+    return {r.pk: r.subscription_id for r in rows}
+
+
+# ----------------------------------------------------------------- the instance's balances
+
+
+def continuous_usage_sources(conn: Connection, instance_pk: int) -> list[Row[Any, Any, Any, Any, Any]]:
+    """The instance's continuous, non-flag balances (``feature_id``, ``allowance``, ``adjustment``,
+    ``prepaid``, ``balance``)."""
+    return list(
+        conn.execute(
+            select(
+                balance_sources.c.feature_id,
+                balance_sources.c.allowance,
+                balance_sources.c.adjustment,
+                balance_sources.c.prepaid,
+                balance_sources.c.balance,
+            ).where(
+                balance_sources.c.customer_plan_pk == instance_pk,
+                balance_sources.c.continuous.is_(True),
+                balance_sources.c.is_flag.is_(False),
+            )
+        ).all()
+    )
+
+
+def feature_balances(conn: Connection, instance_pk: int) -> list[Row[Any, Any]]:
+    """The instance's balances (``feature_id``, ``balance``)."""
+    return list(
+        conn.execute(
+            select(balance_sources.c.feature_id, balance_sources.c.balance).where(
+                balance_sources.c.customer_plan_pk == instance_pk
+            )
+        ).all()
+    )
+
+
+def first_feature_source(conn: Connection, instance_pk: int, feature_id: str) -> Row[Any, Any, Any] | None:
+    """The instance's oldest balance of ``feature_id`` (``pk``, ``prepaid``, ``balance``)."""
+    return conn.execute(
+        select(balance_sources.c.pk, balance_sources.c.prepaid, balance_sources.c.balance)
+        .where(balance_sources.c.customer_plan_pk == instance_pk, balance_sources.c.feature_id == feature_id)
+        .order_by(balance_sources.c.pk)
+        .limit(1)
+    ).first()
+
+
+def set_prepaid_and_balance(conn: Connection, source_pk: int, prepaid: float, balance: float) -> None:
+    conn.execute(
+        update(balance_sources)
+        .where(balance_sources.c.pk == source_pk)
+        .values(prepaid=prepaid, balance=balance)
+    )

@@ -1,0 +1,72 @@
+"""A plan instance's billing state as stored: its ``subscription_billing`` row (anchor, prepaid
+quantities, customized plan) and the released paid seats it may reuse (``seat_replaceables``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select, update
+
+from reference_server.store.tables.billing import seat_replaceables, subscription_billing
+
+
+def billing_row(conn: Connection, instance_pk: int) -> Row[Any] | None:
+    """The instance's ``subscription_billing`` row (None: it is not billed here)."""
+    return conn.execute(
+        select(subscription_billing).where(subscription_billing.c.customer_plan_pk == instance_pk)
+    ).first()
+
+
+def stored_prepaid_quantities(conn: Connection, instance_pk: int) -> dict[str, Any] | None:
+    """The instance's stored ``prepaid_quantities`` (None: no billing row or none stored)."""
+    stored: dict[str, Any] | None = conn.execute(
+        select(subscription_billing.c.prepaid_quantities).where(
+            subscription_billing.c.customer_plan_pk == instance_pk
+        )
+    ).scalar_one_or_none()
+    return stored
+
+
+def set_prepaid_quantities(conn: Connection, instance_pk: int, quantities: dict[str, str], now: int) -> None:
+    conn.execute(
+        update(subscription_billing)
+        .where(subscription_billing.c.customer_plan_pk == instance_pk)
+        .values(prepaid_quantities=quantities, updated_at=now)
+    )
+
+
+# ----------------------------------------------------------------- reusable released seats
+
+
+def replaceable_seats(conn: Connection, instance_pk: int, feature_id: str) -> Row[Any, Any] | None:
+    """The instance's released paid seats of ``feature_id`` (``units``, ``period_end``), if any."""
+    return conn.execute(
+        select(seat_replaceables.c.units, seat_replaceables.c.period_end).where(
+            seat_replaceables.c.customer_plan_pk == instance_pk,
+            seat_replaceables.c.feature_id == feature_id,
+        )
+    ).first()
+
+
+def delete_replaceable_seats(conn: Connection, instance_pk: int, feature_id: str) -> None:
+    conn.execute(
+        delete(seat_replaceables).where(
+            seat_replaceables.c.customer_plan_pk == instance_pk,
+            seat_replaceables.c.feature_id == feature_id,
+        )
+    )
+
+
+def save_replaceable_seats(
+    conn: Connection, instance_pk: int, feature_id: str, units: str, period_end: int, now: int
+) -> None:
+    """Set the instance's released seats of ``feature_id`` (update, else insert)."""
+    key = (
+        seat_replaceables.c.customer_plan_pk == instance_pk,
+        seat_replaceables.c.feature_id == feature_id,
+    )
+    values = {"units": units, "period_end": period_end, "updated_at": now}
+    if conn.execute(update(seat_replaceables).where(*key).values(**values)).rowcount == 0:
+        conn.execute(
+            insert(seat_replaceables).values(customer_plan_pk=instance_pk, feature_id=feature_id, **values)
+        )
