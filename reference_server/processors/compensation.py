@@ -59,20 +59,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.backoff import ExponentialBackoff
 from reference_server.clock import Clock
+from reference_server.store.customer_lookup import customer_owner
 from reference_server.store.db import after_transaction
-from reference_server.store.stripe_objects import stripe_followups
-from reference_server.store.tables.billing import invoices
-from reference_server.store.tables.core import customers
+from reference_server.store.refunds_due import (
+    REFUND_KIND,
+    RefundDueRow,
+    all_refunds_due,
+    delete_refund_due,
+    insert_refund_due,
+    invoice_exists_after_commits,
+    invoice_payment,
+    record_refund_retry,
+    refund_keys,
+    refund_still_due,
+)
 
 log = logging.getLogger(__name__)
-
-REFUND_KIND = "refund"
-"""``stripe_followups.kind`` of a reversal still to do (``key``: the processor and server invoice ids)."""
 
 
 class Reverser(Protocol):
@@ -110,62 +117,30 @@ def _is_recorded(row: Any, payment: TakenPayment) -> bool:
 def recorded(conn: Connection, payment: TakenPayment) -> bool:
     """Whether the server recorded ``payment``: its invoice is paid with that processor invoice (an
     :attr:`~TakenPayment.opened` invoice: the server invoice exists)."""
-    row = conn.execute(
-        select(invoices.c.status, invoices.c.processor_id).where(invoices.c.id == payment.server_invoice_id)
-    ).first()
-    return _is_recorded(row, payment)
+    return _is_recorded(invoice_payment(conn, payment.server_invoice_id), payment)
 
 
 def _locked(conn: Connection, payment: TakenPayment) -> bool:
     """:func:`recorded`, holding the invoice row (PostgreSQL) so no billing call records it meanwhile;
     SQLite's write transaction holds the whole database already."""
-    query = select(invoices.c.status, invoices.c.processor_id).where(
-        invoices.c.id == payment.server_invoice_id
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return _is_recorded(conn.execute(query).first(), payment)
+    return _is_recorded(invoice_payment(conn, payment.server_invoice_id, lock=True), payment)
 
 
 def _key(payment: TakenPayment) -> str:
     return f"{payment.processor_invoice_id} {payment.server_invoice_id}"
 
 
-def _due_where(payment: TakenPayment) -> tuple[ColumnElement[bool], ...]:
-    return (
-        stripe_followups.c.org_pk == payment.org_pk,
-        stripe_followups.c.env == payment.env,
-        stripe_followups.c.kind == REFUND_KIND,
-        stripe_followups.c.key == _key(payment),
-    )
-
-
 def _still_due(conn: Connection, payment: TakenPayment) -> bool:
     """Whether the refund-due row is still there, holding it (PostgreSQL) so two retriers (two server
     processes) never reverse the same payment at once."""
-    query = select(stripe_followups.c.pk).where(*_due_where(payment))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return conn.execute(query).first() is not None
+    return refund_still_due(conn, payment.org_pk, payment.env, _key(payment))
 
 
 def _remember(conn: Connection, payment: TakenPayment, now: int | None, error: str | None) -> None:
     due = int(time.time() * 1000) if now is None else now
     try:
         with conn.begin_nested():
-            conn.execute(
-                insert(stripe_followups).values(
-                    org_pk=payment.org_pk,
-                    env=payment.env,
-                    kind=REFUND_KIND,
-                    key=_key(payment),
-                    version=1,
-                    attempts=0,
-                    next_attempt_at=due,  # the first retry: a policy's base delay after this
-                    last_error=error,
-                    created_at=due,
-                )
-            )
+            insert_refund_due(conn, payment.org_pk, payment.env, _key(payment), due, error)
     except IntegrityError:
         if not _still_due(conn, payment):
             raise  # not "already due": the database refused the row, so the refund would be lost
@@ -173,7 +148,7 @@ def _remember(conn: Connection, payment: TakenPayment, now: int | None, error: s
 
 
 def _forget(conn: Connection, payment: TakenPayment) -> None:
-    conn.execute(delete(stripe_followups).where(*_due_where(payment)))
+    delete_refund_due(conn, payment.org_pk, payment.env, _key(payment))
 
 
 def _reverse(
@@ -237,25 +212,16 @@ def reverse_orphan(engine: Engine, reverser: Reverser, payment: TakenPayment, no
     :func:`settle`.  The caller holds the customer's billing lock; the proof that no transaction still
     in flight can commit the invoice is taken here (see the module docs, 5)."""
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("LOCK TABLE invoices IN SHARE MODE"))
-        exists = conn.execute(select(invoices.c.pk).where(invoices.c.id == payment.server_invoice_id)).first()
-    if exists is not None:
+        exists = invoice_exists_after_commits(conn, payment.server_invoice_id)
+    if exists:
         return "exists"
     return _reverse(engine, reverser, payment, kept=False, now=now, errors=None)
 
 
 def refunds_due(conn: Connection, org_pk: int, env: str) -> list[TakenPayment]:
-    rows = conn.execute(
-        select(stripe_followups.c.key).where(
-            stripe_followups.c.org_pk == org_pk,
-            stripe_followups.c.env == env,
-            stripe_followups.c.kind == REFUND_KIND,
-        )
-    ).scalars()
     out: list[TakenPayment] = []
-    for key in rows:
-        processor_id, _, server_id = str(key).partition(" ")
+    for key in refund_keys(conn, org_pk, env):
+        processor_id, _, server_id = key.partition(" ")
         out.append(TakenPayment(org_pk, env, server_id, processor_id))
     return out
 
@@ -302,29 +268,15 @@ class RefundRetrier:
         self._running: set[int] = set()
         self._lock = threading.Lock()
 
-    def _due_at(self, row: Any) -> int:
+    def _due_at(self, row: RefundDueRow) -> int:
         """A row never retried is first due a base delay after it became due."""
         if int(row.attempts) == 0:
             return int(row.next_attempt_at) + self.policy.base_delay_ms
         return int(row.next_attempt_at)
 
-    def _rows(self) -> list[Any]:
+    def _rows(self) -> list[RefundDueRow]:
         with self.engine.connect() as conn, conn.begin():
-            return list(
-                conn.execute(
-                    select(
-                        stripe_followups.c.pk,
-                        stripe_followups.c.org_pk,
-                        stripe_followups.c.env,
-                        stripe_followups.c.key,
-                        stripe_followups.c.attempts,
-                        stripe_followups.c.next_attempt_at,
-                        stripe_followups.c.last_error,
-                    )
-                    .where(stripe_followups.c.kind == REFUND_KIND)
-                    .order_by(stripe_followups.c.pk)
-                )
-            )
+            return all_refunds_due(conn)
 
     def state(self) -> dict[tuple[int, str, str], RetryState]:
         """Each refund due (org pk, env, row key): its retries, next attempt and last error, for
@@ -353,7 +305,7 @@ class RefundRetrier:
                     self._running.discard(int(row.pk))
         return attempted
 
-    def _attempt(self, row: Any, now: int) -> None:
+    def _attempt(self, row: RefundDueRow, now: int) -> None:
         org_pk, env, key = int(row.org_pk), str(row.env), str(row.key)
         processor_id, _, server_id = key.partition(" ")
         payment = TakenPayment(org_pk, env, server_id, processor_id)
@@ -374,14 +326,14 @@ class RefundRetrier:
         if result == "refund_due":
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(
-                        update(stripe_followups)
-                        .where(*_due_where(payment))
-                        .values(
-                            attempts=attempts,
-                            next_attempt_at=now + self.policy.delay_after(attempts),
-                            last_error=errors[-1] if errors else None,
-                        )
+                    record_refund_retry(
+                        conn,
+                        org_pk,
+                        env,
+                        _key(payment),
+                        attempts,
+                        now + self.policy.delay_after(attempts),
+                        errors[-1] if errors else None,
                     )
             except Exception:  # tried again at once next round: a retry too many, never one too few
                 log.error("recording the retry of Stripe invoice %s failed", processor_id, exc_info=True)
@@ -402,10 +354,8 @@ def settle_after_transaction(
     ``conn``'s transaction has ended it is proven recorded or reversed (a reversal that fails is left
     to :class:`RefundRetrier`).  A database failure meanwhile is logged at ERROR (nothing else can
     record it; the Stripe ``invoice.paid`` event repairs it, see :func:`reverse_orphan`)."""
-    owner = conn.execute(
-        select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
-    ).one()
-    payment = TakenPayment(int(owner.org_pk), str(owner.env), server_invoice_id, processor_invoice_id, amount)
+    owner = customer_owner(conn, customer_pk)
+    payment = TakenPayment(owner.org_pk, owner.env, server_invoice_id, processor_invoice_id, amount)
     engine = conn.engine
 
     def run() -> None:
@@ -438,11 +388,9 @@ def void_after_transaction(
     """Register an invoice just made on the processor for the customer to pay (invoice mode, open or a
     draft): once ``conn``'s transaction has ended it is kept if the server invoice exists, else voided
     (a failed void is left to :class:`RefundRetrier`, like a refund)."""
-    owner = conn.execute(
-        select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
-    ).one()
+    owner = customer_owner(conn, customer_pk)
     opened = TakenPayment(
-        int(owner.org_pk), str(owner.env), server_invoice_id, processor_invoice_id, amount, opened=True
+        owner.org_pk, owner.env, server_invoice_id, processor_invoice_id, amount, opened=True
     )
     engine = conn.engine
 
