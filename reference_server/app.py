@@ -33,6 +33,7 @@ from reference_server.dashboard import routes_for as dashboard_routes_for
 from reference_server.jobs import DEFAULT_LEASE_S, LeaderLease
 from reference_server.observability import OpsMiddleware
 from reference_server.pages import PagesContext, billing_page_routes, stripe_checkout_completer
+from reference_server.processors.registry import Processors, ProcessorSettings
 from reference_server.service.context import AppState
 from reference_server.store.async_pool import AsyncPool
 from reference_server.store.catalog import CatalogCache
@@ -76,6 +77,7 @@ def create_app(
     background_jobs: bool = True,
     job_lease_s: float = DEFAULT_LEASE_S,
     metrics: bool = True,
+    processors: ProcessorSettings | None = None,
 ) -> Starlette:
     """Build the server: migrate the database, register ``secret_key`` for the default org, route.
 
@@ -95,6 +97,9 @@ def create_app(
     ``metrics`` serves ``/metrics``; ``/healthz`` and ``/readyz`` are always served.
     ``max_body_bytes``: the largest request body served (default 1 MiB); larger bodies get 413
     (:mod:`reference_server.api.request_guard` holds this and the other input limits).
+    ``processors``: the payment processor settings (default processor, platform Stripe key, Stripe
+    API address); :func:`create_app_from_settings` passes the server's, and without them they are read
+    from the environment (:meth:`ProcessorSettings.from_env`).
     """
     db = Database(database_url)
     state = AppState(
@@ -127,6 +132,7 @@ def create_app(
     if not db.is_sqlite:
         state.subject_cache = SubjectCache()
         state.async_pool = AsyncPool(db.url)
+    state.processors = Processors(processors or ProcessorSettings.from_env())
     billing = wire_billing(state)  # the hooks the services call, the pages' actions, background work
     pages = PagesContext(state.db, state.clock, processors_of(state), billing.page_actions)  # hosted pages
     billing_routes = [
@@ -263,6 +269,16 @@ def _openapi_document(index: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _processor_settings(settings: ServerSettings) -> ProcessorSettings:
+    """The processor part of the server's settings."""
+    key = settings.stripe_secret_key
+    return ProcessorSettings(
+        default=settings.payment_processor,
+        stripe_secret_key=key.get_secret_value() if key is not None else None,
+        stripe_api_base=settings.stripe_api_base,
+    )
+
+
 def create_app_from_settings(settings: ServerSettings | None = None, **kwargs: Any) -> Starlette:
     """The server as ``autumn-server`` configures it, from :class:`ServerSettings` (default: read
     from the ``AUTUMN_*`` environment); ``kwargs`` go to :func:`create_app` on top."""
@@ -294,6 +310,7 @@ def create_app_from_settings(settings: ServerSettings | None = None, **kwargs: A
         "background_jobs": settings.background_jobs,
         "job_lease_s": settings.job_lease_seconds,
         "metrics": settings.metrics,
+        "processors": _processor_settings(settings),
     }
     options.update(kwargs)
     return create_app(settings.database_url, **options)

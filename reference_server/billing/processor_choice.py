@@ -1,5 +1,5 @@
-"""Which payment processor acts for a customer or an organization (made from the environment once
-per app: each organization's own Stripe account, else the server's default)."""
+"""Which payment processor acts for a customer or an organization (made once per app from the
+server's settings by ``create_app``: each organization's own Stripe account, else the server's default)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from reference_server.service.context import AppState
 
 
 def processors_of(state: AppState) -> Processors:
-    """The server's payment processors (made from the environment on first use)."""
+    """The server's payment processors (``create_app`` makes them from its settings; a state built
+    without them gets them from the environment on first use)."""
     if state.processors is None:
         state.processors = processors_from_env()
     return state.processors

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.routing import BaseRoute
 
 from reference_server.clock import Clock
@@ -30,13 +30,14 @@ from reference_server.processors.stripe.events import (
     stripe_webhook_routes,
 )
 from reference_server.processors.stripe.processor import StripeProcessor
+from reference_server.store.customer_lookup import customer_owner
 from reference_server.store.db import Database
-from reference_server.store.tables.core import customers
 
 
 @dataclass(frozen=True)
 class ProcessorSettings:
-    """The processor part of the server's configuration (environment variables)."""
+    """The processor part of the server's settings: ``create_app_from_settings`` makes it from
+    ``ServerSettings``; :meth:`from_env` reads the same variables for an app built without it."""
 
     default: str = "local"
     """``AUTUMN_PAYMENT_PROCESSOR``: the name of the processor of organizations without their own."""
@@ -142,13 +143,14 @@ class Processors:
 
 
 def processors_from_env() -> Processors:
-    """The processors as the environment configures them (see :class:`ProcessorSettings`)."""
+    """The processors as the environment configures them (see :class:`ProcessorSettings`): for an
+    app state built without the server's settings."""
     return Processors(ProcessorSettings.from_env())
 
 
 def _org_of(conn: Connection, customer_pk: int) -> tuple[int, str]:
-    row = conn.execute(select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)).one()
-    return int(row.org_pk), str(row.env)
+    owner = customer_owner(conn, customer_pk)
+    return owner.org_pk, owner.env
 
 
 def processor_for(processors: Processors, conn: Connection, customer_pk: int) -> PaymentProcessor:
