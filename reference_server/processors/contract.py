@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.processors.local.cards import CardBehavior, CardInput
@@ -42,7 +42,7 @@ from reference_server.store.billing_records import (
     set_payment_method_behavior,
     store_payment_method,
 )
-from reference_server.store.tables.billing import payment_methods
+from reference_server.store.processor_records import payment_method_pk_by_processor_id
 
 
 class ChargeStatus(str, Enum):
@@ -176,14 +176,9 @@ class PaymentProcessor(ABC):
     ) -> PaymentMethodInfo:
         """The card of a completed setup as the customer's default, on the processor and in the server's
         records (once per processor payment method id)."""
-        existing = conn.execute(
-            select(payment_methods.c.pk).where(
-                payment_methods.c.customer_pk == customer.pk,
-                payment_methods.c.processor_id == setup.payment_method_id,
-            )
-        ).scalar()
+        existing = payment_method_pk_by_processor_id(conn, customer.pk, setup.payment_method_id)
         if existing is not None:
-            info = payment_method_by_pk(conn, int(existing))
+            info = payment_method_by_pk(conn, existing)
             assert info is not None
         else:
             info = store_payment_method(

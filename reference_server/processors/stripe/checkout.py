@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import stripe
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from reference_server.processors.contract import CompletedSetup
 from reference_server.store.billing_records import (
@@ -39,7 +39,7 @@ from reference_server.store.billing_records import (
     SessionRecord,
     update_session,
 )
-from reference_server.store.tables.billing import billing_sessions
+from reference_server.store.processor_records import session_processor_id
 
 if TYPE_CHECKING:
     from reference_server.processors.stripe.processor import StripeProcessor
@@ -69,10 +69,7 @@ def return_path(kind: str, session_id: str) -> str:
 
 
 def current_session_id(conn: Connection, session_pk: int) -> str | None:
-    value = conn.execute(
-        select(billing_sessions.c.processor_id).where(billing_sessions.c.pk == session_pk)
-    ).scalar()
-    return str(value) if value else None
+    return session_processor_id(conn, session_pk)
 
 
 def create_setup_checkout(
@@ -108,9 +105,7 @@ def create_setup_checkout(
         "setup_intent_data": {"metadata": metadata},
     }
     created = processor.client.v1.checkout.sessions.create(params)  # type: ignore[arg-type]
-    conn.execute(
-        update(billing_sessions).where(billing_sessions.c.pk == session_pk).values(processor_id=created.id)
-    )
+    update_session(conn, session_pk, processor_id=created.id)
     return str(created.id), str(created.url)
 
 

@@ -21,7 +21,7 @@ import hashlib
 from typing import Any
 
 import stripe
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection
 
 from reference_server.processors.compensation import settle_after_transaction, void_after_transaction
 from reference_server.processors.contract import (
@@ -59,8 +59,12 @@ from reference_server.store.billing_records import (
     set_invoice_status,
     store_payment_method,
 )
-from reference_server.store.tables.billing import charges, invoices
-from reference_server.store.tables.core import customers
+from reference_server.store.processor_records import (
+    charge_attempts,
+    customer_stripe_id,
+    invoice_reason,
+    set_customer_stripe_id,
+)
 
 LOCAL_TEST_API = ("http://127.0.0.1", "http://localhost")
 
@@ -92,16 +96,16 @@ class StripeProcessor(PaymentProcessor):
     def ensure_customer(self, conn: Connection, customer: CustomerRef) -> str | None:
         if customer.processor_id:
             return customer.processor_id
-        saved = conn.execute(select(customers.c.stripe_id).where(customers.c.pk == customer.pk)).scalar()
+        saved = customer_stripe_id(conn, customer.pk)
         if saved:  # created earlier in this transaction, after ``customer`` was read
-            return str(saved)
+            return saved
         params: dict[str, Any] = {"metadata": {"autumn_customer_id": customer.id}}
         if customer.email:
             params["email"] = customer.email
         if customer.name:
             params["name"] = customer.name
         created = self.client.v1.customers.create(params)  # type: ignore[arg-type]
-        conn.execute(update(customers).where(customers.c.pk == customer.pk).values(stripe_id=created.id))
+        set_customer_stripe_id(conn, customer.pk, created.id)
         return str(created.id)
 
     def add_card(self, conn: Connection, customer: CustomerRef, card: CardInput, now: int) -> CardSetup:
@@ -443,9 +447,7 @@ class StripeProcessor(PaymentProcessor):
         The payment's idempotency key names the Stripe invoice, the card and the server's count of
         attempts on the invoice: a pay repeated after a lost response (or a crash, which rolls the
         count back) is the same payment, while a new attempt after a decline is a new one."""
-        attempts = conn.execute(
-            select(func.count()).select_from(charges).where(charges.c.invoice_pk == invoice.pk)
-        ).scalar_one()
+        attempts = charge_attempts(conn, invoice.pk)
         pending: Any = self._latest_intent(stripe_invoice)
         waiting = pending is not None and pending.status == "requires_action"
         if authenticated and waiting and pending.payment_method == payment_method.processor_id:
@@ -541,8 +543,7 @@ Stripe invoice is voided with them."""
 
 
 def _voided_on_failure(conn: Connection, invoice: InvoiceRecord) -> bool:
-    reason = conn.execute(select(invoices.c.reason).where(invoices.c.pk == invoice.pk)).scalar()
-    return reason in VOIDED_ON_FAILURE
+    return invoice_reason(conn, invoice.pk) in VOIDED_ON_FAILURE
 
 
 class StripeInvoiceMismatch(RuntimeError):
