@@ -1,4 +1,5 @@
-"""The suite's lint gate: ruff over the whole repository and mypy --strict over the six packages."""
+"""The suite's lint gate: ruff over the whole repository, mypy --strict over the six packages, and the
+import rules of the architecture (``[tool.importlinter]`` in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ def test_ruff_is_clean() -> None:
 def test_mypy_strict_is_clean() -> None:
     result = _run("mypy", "--strict", *[arg for package in PACKAGES for arg in ("-p", package)])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_imports_follow_the_layers() -> None:
+    """Nothing imports a layer above it (HTTP -> use cases -> processors -> store and engine), the
+    engine stays free of I/O libraries, and the clients never import the server."""
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint_imports)], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
 
 
 def test_spec_code_samples_type_check_strictly(tmp_path: Path) -> None:
