@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection
 
 from reference_server.errors import AutumnError, invalid
 from reference_server.processors.contract import PaymentProcessor
@@ -26,10 +26,14 @@ from reference_server.processors.stripe.events import CompleteCheckout, payment_
 from reference_server.service.context import Ctx
 from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_lock import billing_lock
-from reference_server.store.billing_records import invoice_record
+from reference_server.store.billing_records import (
+    clear_processor_id,
+    invoice_record,
+    locked_invoice,
+    tenant_invoice,
+)
 from reference_server.store.invoice_drafts import void_unpaid
-from reference_server.store.tables.billing import INVOICE_REASON, invoices
-from reference_server.store.tables.core import customers
+from reference_server.store.tables.billing import INVOICE_REASON
 from reference_server.store.tables.imports import invoice_rows_by_pk
 
 JSON = dict[str, Any]
@@ -50,28 +54,14 @@ def _customer_of(ctx: Ctx, invoice_id: str) -> tuple[int, str]:
 
 
 def _find(conn: Connection, ctx: Ctx, invoice_id: str) -> Any:
-    row = conn.execute(
-        select(invoices, customers.c.id.label("customer_id"))
-        .join(customers, customers.c.pk == invoices.c.customer_pk)
-        .where(
-            or_(invoices.c.id == invoice_id, invoices.c.processor_id == invoice_id),
-            customers.c.org_pk == ctx.tenant.org_pk,
-            customers.c.env == ctx.tenant.env,
-            invoices.c.reason != "pending",
-        )
-        .order_by(invoices.c.pk)
-        .limit(1)
-    ).first()
+    row = tenant_invoice(conn, invoice_id, ctx.tenant.org_pk, ctx.tenant.env)
     if row is None:
         raise AutumnError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
     return row
 
 
 def _locked(conn: Connection, invoice_pk: int) -> Any:
-    query = select(invoices).where(invoices.c.pk == invoice_pk)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return conn.execute(query).one()
+    return locked_invoice(conn, invoice_pk)
 
 
 def _answer(conn: Connection, invoice_pk: int) -> JSON:
@@ -141,7 +131,7 @@ class InvoiceActions:
             payment = {"amount_paid": int(row.total), "id": row.processor_id}
             payment_succeeded(conn, row, payment, ctx.now(), self.complete)
             if row.processor_id is None:
-                conn.execute(update(invoices).where(invoices.c.pk == invoice_pk).values(processor_id=None))
+                clear_processor_id(conn, invoice_pk)
             return _answer(conn, invoice_pk)
 
 

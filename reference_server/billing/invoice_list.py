@@ -4,28 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection
 
+from reference_server.store.billing_records import listed_invoices
 from reference_server.store.subjects import CustomerRow
-from reference_server.store.tables.billing import INVOICE_REASON, invoices
 
 
 def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
     """``customer.invoices`` for ``expand: ["invoices"]``."""
     from reference_server.engine.billing.money import minor_to_json
-    from reference_server.store.tables.imports import imported_invoices
 
-    rows = conn.execute(
-        select(invoices, imported_invoices.c.processor_type)
-        .outerjoin(imported_invoices, imported_invoices.c.invoice_pk == invoices.c.pk)
-        # Drafts holding pending lines for the next renewal are not invoices yet; an invoice-mode draft
-        # (``invoice_mode.finalize: false``) is, listed as ``draft`` with no page to pay it.
-        .where(
-            invoices.c.customer_pk == customer.pk,
-            or_(invoices.c.status != "draft", invoices.c.reason == INVOICE_REASON),
-        )
-        .order_by(invoices.c.created_at.desc(), invoices.c.pk.desc())
-    ).all()
+    rows = listed_invoices(conn, customer.pk)
     return [
         {
             "plan_ids": list(r.plan_ids or []),

@@ -24,15 +24,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection
 
 from reference_server.errors import AutumnError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.invoices import invoice_json
+from reference_server.store.billing_records import invoice_status_reason, tenant_invoice
 from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft
-from reference_server.store.tables.billing import INVOICE_REASON, invoices
-from reference_server.store.tables.core import customers
+from reference_server.store.tables.billing import INVOICE_REASON
 from reference_server.store.tables.imports import invoice_rows_by_pk
 
 NO_CARD_TRIAL_OPTIONS = (
@@ -98,7 +98,7 @@ def is_open_invoice_mode_invoice(conn: Connection, invoice_pk: int) -> bool:
     """An open invoice-mode invoice: its page is the invoice's own (``hosted_invoice_url``), payable until
     the invoice is paid or voided, as Stripe's hosted invoice page is; no checkout window applies (the
     invoice is sent with net terms, paying it days later is the point)."""
-    row = conn.execute(select(invoices.c.status, invoices.c.reason).where(invoices.c.pk == invoice_pk)).one()
+    row = invoice_status_reason(conn, invoice_pk)
     return bool(row.status == "open" and row.reason == INVOICE_REASON)
 
 
@@ -112,18 +112,7 @@ def finalize_invoice(ctx: Ctx, body: dict[str, Any], processor_of: ProcessorOf) 
     if not isinstance(invoice_id, str) or not invoice_id:
         raise invalid("invoice_id: Required", "invalid_inputs")
     with ctx.db.write() as conn:
-        row = conn.execute(
-            select(invoices, customers.c.id.label("customer_id"))
-            .join(customers, customers.c.pk == invoices.c.customer_pk)
-            .where(
-                or_(invoices.c.id == invoice_id, invoices.c.processor_id == invoice_id),
-                customers.c.org_pk == ctx.tenant.org_pk,
-                customers.c.env == ctx.tenant.env,
-                invoices.c.reason != "pending",
-            )
-            .order_by(invoices.c.pk)
-            .limit(1)
-        ).first()
+        row = tenant_invoice(conn, invoice_id, ctx.tenant.org_pk, ctx.tenant.env)
         if row is None:
             raise AutumnError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
         if not is_invoice_mode_draft(row):

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 
 from reference_server.billing.invoice_mode import enabled_mode, plan_starts_now
 from reference_server.billing.plan_changes import (
@@ -30,11 +30,13 @@ from reference_server.store.billing_records import (
     create_invoice,
     invoice_record,
     load_session,
+    make_draft,
+    set_hosted_url,
     update_session,
 )
 from reference_server.store.invoice_drafts import HOSTED_URL_KEY
 from reference_server.store.subjects import CustomerRow, EntityRow
-from reference_server.store.tables.billing import INVOICE_REASON, invoices
+from reference_server.store.tables.billing import INVOICE_REASON
 
 
 def rule_error(exc: BillingRuleError) -> AutumnError:
@@ -163,11 +165,9 @@ def bill_by_invoice(
         conn, customer.pk, due, action, now, base_url, body.get("success_url"), record.pk
     )
     if finalize:
-        conn.execute(update(invoices).where(invoices.c.pk == record.pk).values(hosted_url=url))
+        set_hosted_url(conn, record.pk, url)
     else:  # a draft: no page to pay yet; finalizing gives the invoice this one
-        conn.execute(
-            update(invoices).where(invoices.c.pk == record.pk).values(status="draft", hosted_url=None)
-        )
+        make_draft(conn, record.pk)
         session = load_session(conn, session_id, "checkout")
         assert session is not None
         update_session(conn, session.pk, action={**session.action, HOSTED_URL_KEY: url})

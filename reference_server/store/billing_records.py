@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from reference_server.engine.billing.invoice import InvoiceDraft, LineItem, LineKind
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.billing.periods import Period
 from reference_server.store.tables.billing import (
+    INVOICE_REASON,
     billing_sessions,
     charges,
     credit_ledger,
@@ -24,6 +25,8 @@ from reference_server.store.tables.billing import (
     invoices,
     payment_methods,
 )
+from reference_server.store.tables.core import customers
+from reference_server.store.tables.imports import imported_invoices
 
 
 def new_id(prefix: str) -> str:
@@ -564,3 +567,64 @@ def load_session(conn: Connection, session_id: str, kind: str, lock: bool = Fals
 
 def update_session(conn: Connection, session_pk: int, **values: Any) -> None:
     conn.execute(update(billing_sessions).where(billing_sessions.c.pk == session_pk).values(**values))
+
+
+def tenant_invoice(conn: Connection, invoice_id: str, org_pk: int, env: str) -> Any:
+    """The invoice (with its ``customer_id``) whose id or processor id is ``invoice_id`` among the
+    environment's invoices (pending-lines drafts excluded); None: there is none."""
+    return conn.execute(
+        select(invoices, customers.c.id.label("customer_id"))
+        .join(customers, customers.c.pk == invoices.c.customer_pk)
+        .where(
+            or_(invoices.c.id == invoice_id, invoices.c.processor_id == invoice_id),
+            customers.c.org_pk == org_pk,
+            customers.c.env == env,
+            invoices.c.reason != "pending",
+        )
+        .order_by(invoices.c.pk)
+        .limit(1)
+    ).first()
+
+
+def locked_invoice(conn: Connection, invoice_pk: int) -> Any:
+    """The invoice row, locked ``FOR UPDATE`` on PostgreSQL."""
+    query = select(invoices).where(invoices.c.pk == invoice_pk)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).one()
+
+
+def clear_processor_id(conn: Connection, invoice_pk: int) -> None:
+    conn.execute(update(invoices).where(invoices.c.pk == invoice_pk).values(processor_id=None))
+
+
+def set_hosted_url(conn: Connection, invoice_pk: int, url: str) -> None:
+    conn.execute(update(invoices).where(invoices.c.pk == invoice_pk).values(hosted_url=url))
+
+
+def make_draft(conn: Connection, invoice_pk: int) -> None:
+    """The invoice becomes a draft with no page to pay it yet."""
+    conn.execute(update(invoices).where(invoices.c.pk == invoice_pk).values(status="draft", hosted_url=None))
+
+
+def invoice_status_reason(conn: Connection, invoice_pk: int) -> Any:
+    """The invoice's ``status`` and ``reason``."""
+    return conn.execute(select(invoices.c.status, invoices.c.reason).where(invoices.c.pk == invoice_pk)).one()
+
+
+def listed_invoices(conn: Connection, customer_pk: int) -> list[Any]:
+    """The customer's invoices as ``customer.invoices`` lists them, newest first, each with the
+    ``processor_type`` it was imported with (None: made here)."""
+    return list(
+        conn.execute(
+            select(invoices, imported_invoices.c.processor_type)
+            .outerjoin(imported_invoices, imported_invoices.c.invoice_pk == invoices.c.pk)
+            # Drafts holding pending lines for the next renewal are not invoices yet; an invoice-mode
+            # draft (``invoice_mode.finalize: false``) is, listed as ``draft`` with no page to pay it.
+            .where(
+                invoices.c.customer_pk == customer_pk,
+                or_(invoices.c.status != "draft", invoices.c.reason == INVOICE_REASON),
+            )
+            .order_by(invoices.c.created_at.desc(), invoices.c.pk.desc())
+        ).all()
+    )
