@@ -39,12 +39,18 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.billing.money import exact_minor, to_decimal
-from reference_server.store.stripe_objects import stripe_objects
-from reference_server.store.tables.core import customer_plans, customers, plans
+from reference_server.store.stripe_products import (
+    StoredObject,
+    delete_object,
+    insert_object,
+    object_stripe_id,
+    plan_versions_for,
+    stored_objects,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,33 +192,19 @@ class StripeCatalog:
             self._names[product] = wanted
 
     # stored objects ------------------------------------------------------------------------------------
-    def _stored(self, conn: Connection, org_pk: int, env: str, plan_id: str, version: int) -> dict[str, Any]:
-        rows = conn.execute(
-            select(stripe_objects).where(
-                stripe_objects.c.org_pk == org_pk,
-                stripe_objects.c.env == env,
-                stripe_objects.c.account_key == self.account,
-                stripe_objects.c.plan_id == plan_id,
-                stripe_objects.c.plan_version == version,
-            )
-        ).all()
-        return {str(r.price_key): r for r in rows}
+    def _stored(
+        self, conn: Connection, org_pk: int, env: str, plan_id: str, version: int
+    ) -> dict[str, StoredObject]:
+        rows = stored_objects(conn, org_pk, env, self.account, plan_id, version)
+        return {r.price_key: r for r in rows}
 
     def _remember(self, conn: Connection, values: dict[str, Any]) -> str:
         """Store a created object; a concurrent first charge may have stored the same one already."""
         try:
             with conn.begin_nested():
-                conn.execute(insert(stripe_objects).values(**values))
+                insert_object(conn, values)
         except IntegrityError:
-            existing = conn.execute(
-                select(stripe_objects.c.stripe_id).where(
-                    *(
-                        getattr(stripe_objects.c, k) == values[k]
-                        for k in ("org_pk", "env", "account_key", "plan_id", "plan_version", "price_key")
-                    )
-                )
-            ).scalar_one()
-            return str(existing)
+            return object_stripe_id(conn, values)
         return str(values["stripe_id"])
 
     def _idempotency(self, org_pk: int, env: str, plan: Any, key: str) -> dict[str, Any]:
@@ -272,7 +264,7 @@ class StripeCatalog:
                 continue
             if row is not None:  # the version was edited in place (no customers yet): a new Price
                 self.client.v1.prices.update(str(row.stripe_id), {"active": False})
-                conn.execute(delete(stripe_objects).where(stripe_objects.c.pk == row.pk))
+                delete_object(conn, row.pk)
             price_params: dict[str, Any] = {
                 "product": product,
                 "currency": fixed.currency,
@@ -312,23 +304,11 @@ class StripeCatalog:
     def _plan_versions(self, conn: Connection, customer_pk: int, plan_id: str) -> list[Any]:
         """The plan's versions, most likely first: the customer's own instances (newest first), then the
         latest version, then the older ones."""
-        customer = conn.execute(
-            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
-        ).one()
-        rows = conn.execute(
-            select(plans).where(
-                plans.c.org_pk == customer.org_pk, plans.c.env == customer.env, plans.c.id == plan_id
-            )
-        ).all()
+        rows, owned = plan_versions_for(conn, customer_pk, plan_id)
         by_pk = {int(r.pk): r for r in rows}
-        owned = conn.execute(
-            select(customer_plans.c.plan_pk)
-            .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.plan_id == plan_id)
-            .order_by(customer_plans.c.pk.desc())
-        ).scalars()
         ordered: list[Any] = []
         for pk in owned:
-            row = by_pk.get(int(pk))
+            row = by_pk.get(pk)
             if row is not None and row not in ordered:
                 ordered.append(row)
         rest = sorted(rows, key=lambda r: (not bool(r.is_latest), -int(r.version)))
