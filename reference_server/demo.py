@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reference_server.service import catalog_ops, customers
+from reference_server.service import customers, features, plans
 from reference_server.service.context import AppState, Ctx
 from reference_server.store.tenancy import tenant_for_key
 
@@ -26,16 +26,16 @@ def seed_demo(state: AppState, org_pk: int) -> None:
         catalog_version=int(row.catalog_version),
     )
     ctx = Ctx(state, tenant)
-    existing = catalog_ops.list_features(ctx, {})["list"]
+    existing = features.list_features(ctx, {})["list"]
     if any(f["id"] == "messages" for f in existing):
         return
-    catalog_ops.create_feature(
+    features.create_feature(
         ctx, {"feature_id": "messages", "name": "Messages", "type": "metered", "consumable": True}
     )
-    catalog_ops.create_feature(
+    features.create_feature(
         ctx, {"feature_id": "ai_actions", "name": "AI actions", "type": "metered", "consumable": True}
     )
-    catalog_ops.create_feature(
+    features.create_feature(
         ctx,
         {
             "feature_id": "credits",
@@ -44,11 +44,11 @@ def seed_demo(state: AppState, org_pk: int) -> None:
             "credit_schema": [{"metered_feature_id": "ai_actions", "credit_cost": 5}],
         },
     )
-    catalog_ops.create_feature(
+    features.create_feature(
         ctx, {"feature_id": "seats", "name": "Seats", "type": "metered", "consumable": False}
     )
-    catalog_ops.create_feature(ctx, {"feature_id": "analytics", "name": "Analytics", "type": "boolean"})
-    catalog_ops.create_plan(
+    features.create_feature(ctx, {"feature_id": "analytics", "name": "Analytics", "type": "boolean"})
+    plans.create_plan(
         ctx,
         {
             "plan_id": "free",
@@ -60,7 +60,7 @@ def seed_demo(state: AppState, org_pk: int) -> None:
             ],
         },
     )
-    catalog_ops.create_plan(
+    plans.create_plan(
         ctx,
         {
             "plan_id": "pro",

@@ -23,12 +23,12 @@ from reference_server.engine.deduction import (
 from reference_server.engine.model import Controls, Feature, Source, num, r10
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, feature_not_found, invalid
-from reference_server.service.catalog_ops import product_json
 from reference_server.service.context import Ctx
 from reference_server.service.entities import with_seat_charge
 from reference_server.service.lock_settlement import store_lock
 from reference_server.service.maintenance import catch_up, load_checked_subject, needs_maintenance
 from reference_server.service.plan_controls import PlanDefaults, plan_defaults
+from reference_server.service.plans import product_json
 from reference_server.service.subscriptions import load_instances
 from reference_server.service.usage import (
     balance_of,

@@ -14,7 +14,6 @@ from reference_server.engine.model import Source, num
 from reference_server.engine.plan_controls import overlay
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import AutumnError, customer_not_found, invalid, plan_not_found
-from reference_server.service.catalog_ops import plan_json
 from reference_server.service.context import Ctx
 from reference_server.service.license_pools import customer_licenses
 from reference_server.service.maintenance import (
@@ -24,6 +23,7 @@ from reference_server.service.maintenance import (
     run_maintenance,
 )
 from reference_server.service.plan_controls import plan_defaults
+from reference_server.service.plans import plan_json
 from reference_server.service.subscriptions import (
     Instance,
     attach_defaults,

@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from reference_server.errors import entity_not_found, plan_not_found
 from reference_server.service.context import Ctx
+from reference_server.service.plans import plan_json
 from reference_server.service.subscriptions import (
     Instance,
     load_instances,
@@ -95,7 +96,6 @@ def eligibility(
 
 
 def plans_get(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    from reference_server.service.catalog_ops import plan_json
 
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
@@ -107,7 +107,6 @@ def plans_get(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def plans_list(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    from reference_server.service.catalog_ops import plan_json
 
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)

@@ -1,5 +1,5 @@
 """Catalogue writes (features, plan versions, variants' links) as stored: the SQL behind
-``service.catalog_ops``; reading the catalogue is :mod:`.catalog`."""
+``service.features`` and ``service.plans``; reading the catalogue is :mod:`.catalog`."""
 
 from __future__ import annotations
 
