@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.routing import BaseRoute
 
 from reference_server.billing.attach import attach_in, preview_attach
@@ -45,9 +45,10 @@ from reference_server.store.billing_records import (
     default_payment_method,
 )
 from reference_server.store.catalog import Plan
-from reference_server.store.subjects import CustomerRow, customer_from_row
-from reference_server.store.tables.core import customers, organizations
-from reference_server.store.tenancy import Tenant
+from reference_server.store.customer_lookup import customer_clock_offset, customer_id_at, customer_owner
+from reference_server.store.customers import customer_at
+from reference_server.store.org_tenants import tenant_of
+from reference_server.store.subjects import CustomerRow
 from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
 from reference_server.webhooks.routes import webhook_routes
 
@@ -69,29 +70,15 @@ class BillingRuntime:
     subscription_mirror: StripeSubscriptionMirror
 
 
-def _tenant(conn: Connection, org_pk: int, env: str) -> Tenant:
-    row = conn.execute(select(organizations).where(organizations.c.pk == org_pk)).one()
-    offset = row.sandbox_clock_offset_ms if env == "sandbox" else row.live_clock_offset_ms
-    return Tenant(
-        org_pk=row.pk,
-        org_id=row.id,
-        env=env,
-        clock_offset_ms=int(offset or 0),
-        catalog_version=int(row.catalog_version),
-    )
-
-
 def _ctx_for_customer(state: AppState, conn: Connection, customer_pk: int) -> Ctx:
-    row = conn.execute(select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)).one()
-    return Ctx(state, _tenant(conn, row.org_pk, row.env))
+    owner = customer_owner(conn, customer_pk)
+    return Ctx(state, tenant_of(conn, owner.org_pk, owner.env))
 
 
 def _page_actions(state: AppState) -> PageActions:
     def customer_now(conn: Connection, customer_pk: int) -> int:
         ctx = _ctx_for_customer(state, conn, customer_pk)
-        offset = conn.execute(
-            select(customers.c.clock_offset_ms).where(customers.c.pk == customer_pk)
-        ).scalar()
+        offset = customer_clock_offset(conn, customer_pk)
         return ctx.now(int(offset or 0))
 
     def complete_checkout(
@@ -133,7 +120,7 @@ def _page_actions(state: AppState) -> PageActions:
 
     def cancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
         ctx = _ctx_for_customer(state, conn, customer_pk)
-        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
+        customer_id = customer_id_at(conn, customer_pk)
         body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "cancel_end_of_cycle"}
         apply_update(
             ctx,
@@ -143,13 +130,12 @@ def _page_actions(state: AppState) -> PageActions:
         )
 
     def payment_method_saved(conn: Connection, customer_pk: int, pm: PaymentMethodInfo, now: int) -> None:
-        row = conn.execute(select(customers).where(customers.c.pk == customer_pk)).one()
-        retry_past_due(conn, customer_from_row(row), processor_for(state, conn, customer_pk), now)
+        retry_past_due(conn, customer_at(conn, customer_pk), processor_for(state, conn, customer_pk), now)
 
     def uncancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
         """The portal's undo: the API's ``billing.update`` with ``cancel_action: "uncancel"``."""
         ctx = _ctx_for_customer(state, conn, customer_pk)
-        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
+        customer_id = customer_id_at(conn, customer_pk)
         body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "uncancel"}
         apply_update(ctx, conn, update_quotes(ctx, conn, body), state.background_url)
 
@@ -157,15 +143,13 @@ def _page_actions(state: AppState) -> PageActions:
         """The portal's plan-switch preview: ``billing.preview_attach`` itself."""
         with state.db.read() as conn:
             ctx = _ctx_for_customer(state, conn, customer_pk)
-            customer_id = conn.execute(
-                select(customers.c.id).where(customers.c.pk == customer_pk)
-            ).scalar_one()
+            customer_id = customer_id_at(conn, customer_pk)
         return preview_attach(ctx, {"customer_id": customer_id, "plan_id": plan_id})
 
     def switch_plan(conn: Connection, customer_pk: int, plan_id: str, now: int) -> str | None:
         """The portal's plan switch: ``billing.attach`` itself; its payment URL when one is needed."""
         ctx = _ctx_for_customer(state, conn, customer_pk)
-        customer_id = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
+        customer_id = customer_id_at(conn, customer_pk)
         out = attach_in(ctx, conn, {"customer_id": customer_id, "plan_id": plan_id}, state.background_url)
         url = out.get("payment_url")
         return str(url) if url else None

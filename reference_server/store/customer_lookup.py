@@ -27,3 +27,17 @@ def customer_owner(conn: Connection, customer_pk: int) -> CustomerOwner:
 def customer_by_pk(conn: Connection, customer_pk: int) -> CustomerRow:
     row = conn.execute(select(*CUSTOMER_COLUMNS).where(customers.c.pk == customer_pk)).one()
     return customer_from_row(row)
+
+
+def customer_id_at(conn: Connection, customer_pk: int) -> str:
+    """The customer's public id (the customer must exist)."""
+    customer_id: str = conn.execute(select(customers.c.id).where(customers.c.pk == customer_pk)).scalar_one()
+    return customer_id
+
+
+def customer_clock_offset(conn: Connection, customer_pk: int) -> int | None:
+    """The customer's own test-clock offset in ms (None: none set, or no such customer)."""
+    offset: int | None = conn.execute(
+        select(customers.c.clock_offset_ms).where(customers.c.pk == customer_pk)
+    ).scalar()
+    return offset
