@@ -81,7 +81,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.backoff import ExponentialBackoff
@@ -96,10 +96,36 @@ from reference_server.processors.stripe.subscription_state import (
     wanted_prices,
 )
 from reference_server.store.billing_records import CustomerRef
+from reference_server.store.customer_lookup import customer_owner
 from reference_server.store.db import Database, after_transaction
-from reference_server.store.stripe_objects import stripe_followups, stripe_subscriptions
-from reference_server.store.tables.billing import subscription_billing
-from reference_server.store.tables.core import customer_plans, customers, entities, plans
+from reference_server.store.processor_records import customer_stripe_id
+from reference_server.store.stripe_mirror import (
+    active_instances,
+    active_subscription_ids,
+    active_subscriptions,
+    bump_followup_version,
+    claim_followup,
+    customer_exists,
+    customer_row,
+    delete_customer_followups,
+    delete_followup,
+    due_followups,
+    followup_attempts,
+    followup_of_customer,
+    followup_row,
+    followup_versions,
+    followups_of_kind,
+    insert_followup,
+    insert_subscription,
+    mark_subscription_canceled,
+    plan_row,
+    update_followup,
+    update_subscription,
+    update_subscription_of_instance,
+)
+from reference_server.store.stripe_mirror import (
+    entity_id as entity_id_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +152,10 @@ def _desired(
 ) -> dict[int, Mirror]:
     """Each active recurring paid instance of the customer as it should be in Stripe (Prices created
     the first time they are needed)."""
-    rows = conn.execute(
-        select(customer_plans, subscription_billing.c.prepaid_quantities, subscription_billing.c.custom_plan)
-        .join(subscription_billing, subscription_billing.c.customer_plan_pk == customer_plans.c.pk)
-        .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active")
-        .order_by(customer_plans.c.pk)
-    ).all()
+    rows = active_instances(conn, customer_pk)
     out: dict[int, Mirror] = {}
     for inst in rows:
-        plan = conn.execute(select(plans).where(plans.c.pk == inst.plan_pk)).first()
+        plan = plan_row(conn, inst.plan_pk)
         if plan is None:
             continue
         wanted = wanted_prices(inst, plan)
@@ -143,7 +164,7 @@ def _desired(
         objects = processor.catalog.plan_objects(conn, plan, now)
         entity_id = None
         if inst.entity_pk is not None:
-            entity_id = conn.execute(select(entities.c.id).where(entities.c.pk == inst.entity_pk)).scalar()
+            entity_id = entity_id_of(conn, inst.entity_pk)
         out[int(inst.pk)] = desired_mirror(inst, plan, wanted, objects, customer_id, entity_id, now)
     return out
 
@@ -253,21 +274,12 @@ def sync_stripe_subscriptions(
     so the next sync does it again.  Raises only when the database fails."""
     result = SyncResult([], [], [], [])
     with db.write() as conn:
-        customer = conn.execute(select(customers).where(customers.c.pk == customer_pk)).first()
+        customer = customer_row(conn, customer_pk)
         if customer is None:
             return result
         customer_id = str(customer.id or f"cus_{customer.pk}")
         account = processor.catalog.account
-        rows = {
-            int(r.customer_plan_pk): r
-            for r in conn.execute(
-                select(stripe_subscriptions).where(
-                    stripe_subscriptions.c.customer_pk == customer_pk,
-                    stripe_subscriptions.c.account_key == account,
-                    stripe_subscriptions.c.status == "active",
-                )
-            )
-        }
+        rows = {int(r.customer_plan_pk): r for r in active_subscriptions(conn, customer_pk, account)}
         try:
             desired = _desired(conn, processor, customer_pk, customer_id, now)
         except stripe.StripeError as exc:  # a Product or Price could not be created
@@ -344,11 +356,7 @@ def sync_stripe_subscriptions(
     stamp = int(time.time() * 1000)
     with db.write() as conn:
         for done in canceled:
-            conn.execute(
-                update(stripe_subscriptions)
-                .where(stripe_subscriptions.c.pk == done)
-                .values(status="canceled", updated_at=stamp)
-            )
+            mark_subscription_canceled(conn, done, stamp)
         for instance_pk, row_pk, stripe_id, state in written:
             values = {
                 "customer_plan_pk": instance_pk,
@@ -357,32 +365,13 @@ def sync_stripe_subscriptions(
                 "synced": state,
             }
             if row_pk is not None:
-                conn.execute(
-                    update(stripe_subscriptions)
-                    .where(stripe_subscriptions.c.pk == row_pk)
-                    .values(**values, updated_at=stamp)
-                )
+                update_subscription(conn, row_pk, values, stamp)
                 continue
             try:
                 with conn.begin_nested():
-                    conn.execute(
-                        insert(stripe_subscriptions).values(
-                            **values,
-                            customer_pk=customer_pk,
-                            account_key=account,
-                            created_at=stamp,
-                            updated_at=stamp,
-                        )
-                    )
+                    insert_subscription(conn, values, customer_pk, account, stamp)
             except IntegrityError:  # a concurrent sync recorded it first: the same subscription
-                conn.execute(
-                    update(stripe_subscriptions)
-                    .where(
-                        stripe_subscriptions.c.account_key == account,
-                        stripe_subscriptions.c.customer_plan_pk == instance_pk,
-                    )
-                    .values(**values, updated_at=stamp)
-                )
+                update_subscription_of_instance(conn, account, instance_pk, values, stamp)
     return result
 
 
@@ -433,27 +422,22 @@ class StripeSubscriptionMirror:
 
     def _insert_due(self, conn: Connection, customer_pk: int, kind: str, **values: Any) -> int:
         """Record a follow-up of the customer (still in ``customers``), due after the first backoff."""
-        owner = conn.execute(
-            select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)
-        ).one()
+        owner = customer_owner(conn, customer_pk)
         now = _wall_ms()
-        inserted = conn.execute(
-            insert(stripe_followups).values(
-                {
-                    "org_pk": owner.org_pk,
-                    "env": owner.env,
-                    "kind": kind,
-                    "customer_pk": customer_pk,
-                    "version": 1,
-                    "attempts": 0,
-                    "next_attempt_at": now + self.BACKOFF.delay_after(1),
-                    "created_at": now,
-                    **values,
-                }
-            )
-        ).inserted_primary_key
-        assert inserted is not None
-        return int(inserted[0])
+        return insert_followup(
+            conn,
+            {
+                "org_pk": owner.org_pk,
+                "env": owner.env,
+                "kind": kind,
+                "customer_pk": customer_pk,
+                "version": 1,
+                "attempts": 0,
+                "next_attempt_at": now + self.BACKOFF.delay_after(1),
+                "created_at": now,
+                **values,
+            },
+        )
 
     def after_change(self, conn: Connection, customer_pk: int) -> None:
         """The customer's plans changed in ``conn``'s transaction: a sync is recorded as due in that
@@ -461,17 +445,9 @@ class StripeSubscriptionMirror:
         then is); outside :meth:`Database.write` it is left to :meth:`run_due`."""
         if self.processor_of(conn, customer_pk) is None:
             return
-        due = conn.execute(
-            select(stripe_followups.c.pk).where(
-                stripe_followups.c.customer_pk == customer_pk, stripe_followups.c.kind == SYNC
-            )
-        ).first()
+        due = followup_of_customer(conn, customer_pk, SYNC)
         if due is not None:  # already due (a failed sync in backoff): this change asks for one more
-            conn.execute(
-                update(stripe_followups)
-                .where(stripe_followups.c.pk == due.pk)
-                .values(version=stripe_followups.c.version + 1)
-            )
+            bump_followup_version(conn, due)
         else:
             self._insert_due(conn, customer_pk, SYNC)
         after_transaction(conn, lambda: self._sync_quietly(customer_pk))
@@ -488,25 +464,10 @@ class StripeSubscriptionMirror:
         processor = self.processor_of(conn, customer_pk)
         if processor is None:
             return
-        conn.execute(  # nothing of a deleted customer is synced any more
-            delete(stripe_followups).where(
-                stripe_followups.c.customer_pk == customer_pk, stripe_followups.c.kind == SYNC
-            )
-        )
-        stripe_customer = conn.execute(
-            select(customers.c.stripe_id).where(customers.c.pk == customer_pk)
-        ).scalar()
-        subs = [
-            str(r)
-            for r in conn.execute(
-                select(stripe_subscriptions.c.stripe_id).where(
-                    stripe_subscriptions.c.customer_pk == customer_pk,
-                    stripe_subscriptions.c.account_key == processor.catalog.account,
-                    stripe_subscriptions.c.status == "active",
-                )
-            ).scalars()
-        ]
-        doomed = None if not delete_in_stripe or not stripe_customer else str(stripe_customer)
+        delete_customer_followups(conn, customer_pk, SYNC)  # nothing of a deleted customer is synced any more
+        stripe_customer = customer_stripe_id(conn, customer_pk)
+        subs = active_subscription_ids(conn, customer_pk, processor.catalog.account)
+        doomed = None if not delete_in_stripe or not stripe_customer else stripe_customer
         if not subs and doomed is None:
             return
         row_pk = self._insert_due(
@@ -527,7 +488,7 @@ class StripeSubscriptionMirror:
         the deletion did not commit, or it is done); False when Stripe failed (kept, in backoff)."""
         try:
             with self.db.read() as conn:
-                row = conn.execute(select(stripe_followups).where(stripe_followups.c.pk == row_pk)).first()
+                row = followup_row(conn, row_pk)
                 if row is None:
                     return True
                 if processor is None:
@@ -582,19 +543,14 @@ class StripeSubscriptionMirror:
         """The follow-up is done (a sync: unless a change asked for another meanwhile, ``version``)."""
         try:
             with self.db.write() as conn:
-                query = delete(stripe_followups).where(stripe_followups.c.pk == row_pk)
-                if version is not None:
-                    query = query.where(stripe_followups.c.version == version)
-                conn.execute(query)
+                delete_followup(conn, row_pk, version)
         except Exception:  # done twice at worst: every follow-up is idempotent
             log.exception("removing the done Stripe follow-up %s failed", row_pk)
 
     def _retry_later(self, row_pk: int, error: str, payload: dict[str, Any] | None = None) -> None:
         try:
             with self.db.write() as conn:
-                attempts = conn.execute(
-                    select(stripe_followups.c.attempts).where(stripe_followups.c.pk == row_pk)
-                ).scalar()
+                attempts = followup_attempts(conn, row_pk)
                 if attempts is None:
                     return
                 values: dict[str, Any] = {
@@ -604,19 +560,13 @@ class StripeSubscriptionMirror:
                 }
                 if payload is not None:
                     values["payload"] = payload
-                conn.execute(update(stripe_followups).where(stripe_followups.c.pk == row_pk).values(**values))
+                update_followup(conn, row_pk, values)
         except Exception:  # the row keeps its claim, taken again when that runs out
             log.exception("recording the retry of Stripe follow-up %s failed", row_pk)
 
     def _followups(self, kind: str) -> list[Any]:
         with self.db.read() as conn:
-            return list(
-                conn.execute(
-                    select(stripe_followups)
-                    .where(stripe_followups.c.kind == kind)
-                    .order_by(stripe_followups.c.pk)
-                )
-            )
+            return followups_of_kind(conn, kind)
 
     def pending_cleanups(self) -> list[tuple[int, list[str], str | None]]:
         """Deleted customers whose Stripe clean-up is still to do: (customer pk, subscriptions, Stripe
@@ -643,15 +593,10 @@ class StripeSubscriptionMirror:
         due: list[Any] = []
         try:
             with self.db.read() as conn:
-                due = list(
-                    conn.execute(  # read before the sync: a change committed after asks for another
-                        select(stripe_followups.c.pk, stripe_followups.c.version).where(
-                            stripe_followups.c.customer_pk == customer_pk, stripe_followups.c.kind == SYNC
-                        )
-                    )
-                )
-                exists = conn.execute(select(customers.c.pk).where(customers.c.pk == customer_pk)).first()
-                processor = self.processor_of(conn, customer_pk) if exists is not None else None
+                # read before the sync: a change committed after asks for another
+                due = followup_versions(conn, customer_pk, SYNC)
+                exists = customer_exists(conn, customer_pk)
+                processor = self.processor_of(conn, customer_pk) if exists else None
                 if processor is None:
                     for row in due:  # gone, or no longer on Stripe: nothing to mirror
                         self._finish(int(row.pk))
@@ -675,7 +620,7 @@ class StripeSubscriptionMirror:
     def _record_due(self, customer_pk: int, error: str) -> None:
         try:
             with self.db.write() as conn:
-                if conn.execute(select(customers.c.pk).where(customers.c.pk == customer_pk)).first():
+                if customer_exists(conn, customer_pk):
                     self._insert_due(conn, customer_pk, SYNC, attempts=1, last_error=error[:500])
         except Exception:
             log.exception("recording the failed Stripe sync of customer %s failed", customer_pk)
@@ -683,33 +628,13 @@ class StripeSubscriptionMirror:
     def _claim(self, row_pk: int, seen_at: int) -> bool:
         """Take a due follow-up for :attr:`CLAIM_S` (False: another process took it first)."""
         with self.db.write() as conn:
-            taken = conn.execute(
-                update(stripe_followups)
-                .where(stripe_followups.c.pk == row_pk, stripe_followups.c.next_attempt_at == seen_at)
-                .values(next_attempt_at=_wall_ms() + int(self.CLAIM_S * 1000))
-            )
-            return bool(taken.rowcount == 1)
+            return claim_followup(conn, row_pk, seen_at, _wall_ms() + int(self.CLAIM_S * 1000))
 
     def run_due(self, limit: int = 100) -> int:
         """Do the follow-ups whose backoff has passed (syncs again, deleted customers' clean-ups): a
         background worker job; how many were attempted."""
         with self.db.read() as conn:
-            rows = list(
-                conn.execute(
-                    select(
-                        stripe_followups.c.pk,
-                        stripe_followups.c.kind,
-                        stripe_followups.c.customer_pk,
-                        stripe_followups.c.next_attempt_at,
-                    )
-                    .where(
-                        stripe_followups.c.kind.in_((SYNC, CLEANUP)),  # refunds: compensation's retrier
-                        stripe_followups.c.next_attempt_at <= _wall_ms(),
-                    )
-                    .order_by(stripe_followups.c.next_attempt_at)
-                    .limit(limit)
-                )
-            )
+            rows = due_followups(conn, (SYNC, CLEANUP), _wall_ms(), limit)  # refunds: compensation's retrier
         attempted = 0
         for row in rows:
             if not self._claim(int(row.pk), int(row.next_attempt_at)):
