@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from reference_server.billing.convert import (
     engine_plan,
@@ -49,16 +49,27 @@ from reference_server.service.subscriptions import (
     schedule_maintenance,
     with_entity_usage,
 )
-from reference_server.store.billing_records import CustomerRef, invoice_record, take_pending_lines
-from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.subjects import CustomerRow, EntityRow, entity_from_row, insert_source
-from reference_server.store.tables.billing import (
-    RETRYABLE_REASONS,
-    invoices,
-    subscription_billing,
-    trials_used,
+from reference_server.store import instance_billing
+from reference_server.store.billing_records import (
+    CustomerRef,
+    has_retryable_invoice,
+    invoice_record,
+    retryable_invoice_pks,
+    take_pending_lines,
 )
-from reference_server.store.tables.core import balance_sources, customer_plans, customers, entities
+from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.customer_lookup import customer_owner
+from reference_server.store.customers import has_trial_record, insert_trial_record, trial_used_by_fingerprint
+from reference_server.store.plan_instances import (
+    clear_period_end,
+    consumable_sources,
+    instance_row,
+    set_balance,
+    set_cancellation,
+    set_period,
+    update_instance,
+)
+from reference_server.store.subjects import CustomerRow, EntityRow, entity_by_pk, insert_source
 from reference_server.webhooks import BILLING_UPDATED, billing_updated, enqueue, plan_change
 
 DEFAULT_BASE_URL = "http://127.0.0.1"
@@ -71,10 +82,8 @@ def customer_ref(customer: CustomerRow) -> CustomerRef:
 
 
 def subscription_payload(conn: Connection, instance_pk: int) -> dict[str, Any]:
-    row = conn.execute(select(customer_plans).where(customer_plans.c.pk == instance_pk)).one()
-    past_due = conn.execute(
-        select(subscription_billing.c.past_due).where(subscription_billing.c.customer_plan_pk == instance_pk)
-    ).scalar()
+    row = instance_row(conn, instance_pk)
+    past_due = instance_billing.past_due_flag(conn, instance_pk)
     return {
         "plan_id": row.plan_id,
         "status": row.status,
@@ -90,12 +99,7 @@ def subscription_payload(conn: Connection, instance_pk: int) -> dict[str, Any]:
 
 def past_due_instances(conn: Connection, customer: CustomerRow) -> set[int]:
     """The customer's plan instances with an unpaid renewal (``past_due`` on the Customer object)."""
-    rows = conn.execute(
-        select(subscription_billing.c.customer_plan_pk)
-        .join(customer_plans, customer_plans.c.pk == subscription_billing.c.customer_plan_pk)
-        .where(customer_plans.c.customer_pk == customer.pk, subscription_billing.c.past_due.is_(True))
-    )
-    return {int(r.customer_plan_pk) for r in rows}
+    return instance_billing.past_due_instance_pks(conn, customer.pk)
 
 
 def change(
@@ -148,15 +152,13 @@ def save_billing_state(
     now: int,
     custom: Plan | None = None,
 ) -> None:
-    conn.execute(
-        insert(subscription_billing).values(
-            customer_plan_pk=instance_pk,
-            anchor_at=anchor,
-            prepaid_quantities={k: str(v) for k, v in quantities.items()},
-            custom_plan=plan_snapshot(custom) if custom is not None else None,
-            past_due=False,
-            updated_at=now,
-        )
+    instance_billing.insert_billing_state(
+        conn,
+        instance_pk,
+        anchor,
+        {k: str(v) for k, v in quantities.items()},
+        plan_snapshot(custom) if custom is not None else None,
+        now,
     )
 
 
@@ -168,12 +170,7 @@ def trial_used(
     The fingerprint check spans the organization's customers in the same environment, so a second
     account of the same person (same fingerprint) does not get the trial again.
     """
-    recorded = conn.execute(
-        select(trials_used.c.pk).where(
-            trials_used.c.customer_pk == customer.pk, trials_used.c.plan_id == plan_id
-        )
-    ).first()
-    if recorded is not None:
+    if has_trial_record(conn, customer.pk, plan_id):
         return True
     if any(
         i.plan_id == plan_id and i.trial_ends_at is not None
@@ -182,36 +179,13 @@ def trial_used(
         return True
     if not unique_fingerprint or not customer.fingerprint:
         return False
-    tenant = conn.execute(
-        select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer.pk)
-    ).one()
-    same_fingerprint = conn.execute(
-        select(trials_used.c.pk)
-        .join(customers, customers.c.pk == trials_used.c.customer_pk)
-        .where(
-            trials_used.c.plan_id == plan_id,
-            trials_used.c.fingerprint == customer.fingerprint,
-            customers.c.org_pk == tenant.org_pk,
-            customers.c.env == tenant.env,
-        )
-    ).first()
-    return same_fingerprint is not None
+    tenant = customer_owner(conn, customer.pk)
+    return trial_used_by_fingerprint(conn, plan_id, customer.fingerprint, tenant.org_pk, tenant.env)
 
 
 def record_trial(conn: Connection, customer: CustomerRow, plan_id: str, now: int) -> None:
-    if (
-        conn.execute(
-            select(trials_used.c.pk).where(
-                trials_used.c.customer_pk == customer.pk, trials_used.c.plan_id == plan_id
-            )
-        ).first()
-        is None
-    ):
-        conn.execute(
-            insert(trials_used).values(
-                customer_pk=customer.pk, plan_id=plan_id, fingerprint=customer.fingerprint, used_at=now
-            )
-        )
+    if not has_trial_record(conn, customer.pk, plan_id):
+        insert_trial_record(conn, customer.pk, plan_id, customer.fingerprint, now)
 
 
 def expire_active(conn: Connection, instance_pk: int, at: int, changes: list[dict[str, Any]]) -> ExpiredState:
@@ -255,13 +229,7 @@ class AttachState:
 
 def _consumable_leftovers(conn: Connection, instance_pk: int) -> dict[str, tuple[float, float]]:
     """(usage, remaining) per consumable feature of an instance, read before it expires."""
-    rows = conn.execute(
-        select(balance_sources).where(
-            balance_sources.c.customer_plan_pk == instance_pk,
-            balance_sources.c.is_flag.is_(False),
-            balance_sources.c.continuous.is_(False),
-        )
-    ).all()
+    rows = consumable_sources(conn, instance_pk)
     out: dict[str, tuple[float, float]] = {}
     for row in rows:
         start = float(row.allowance) + float(row.adjustment) + float(row.prepaid)
@@ -277,15 +245,7 @@ def _carry_over(
     remaining as a one-off balance that expires at the new plan's next reset (consumable features only)."""
     usages = state.body.get("carry_over_usages") or {}
     balances = state.body.get("carry_over_balances") or {}
-    new_rows = conn.execute(
-        select(balance_sources)
-        .where(
-            balance_sources.c.customer_plan_pk == new_pk,
-            balance_sources.c.is_flag.is_(False),
-            balance_sources.c.continuous.is_(False),
-        )
-        .order_by(balance_sources.c.pk)
-    ).all()
+    new_rows = consumable_sources(conn, new_pk, oldest_first=True)
     first_row: dict[str, Any] = {}
     for new_row in new_rows:
         first_row.setdefault(new_row.feature_id, new_row)
@@ -297,11 +257,7 @@ def _carry_over(
             and usage > 0
             and feature_id in (usages.get("feature_ids") or [feature_id])
         ):
-            conn.execute(
-                update(balance_sources)
-                .where(balance_sources.c.pk == row.pk)
-                .values(balance=float(row.balance) - usage)
-            )
+            set_balance(conn, row.pk, float(row.balance) - usage)
         if (
             balances.get("enabled")
             and remaining > 0
@@ -340,11 +296,7 @@ def apply_attach(
     if quote.kind is ChangeKind.SAME:
         assert current is not None
         previous = {"canceled_at": current.canceled_at, "expires_at": current.expires_at}
-        conn.execute(
-            update(customer_plans)
-            .where(customer_plans.c.pk == current.pk)
-            .values(canceled_at=None, expires_at=None)
-        )
+        set_cancellation(conn, current.pk, None, None)
         changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
         changes.append(change(conn, "updated", current.pk, previous))
         return changes
@@ -352,11 +304,7 @@ def apply_attach(
         assert current is not None
         changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
         previous = {"canceled_at": current.canceled_at, "expires_at": current.expires_at}
-        conn.execute(
-            update(customer_plans)
-            .where(customer_plans.c.pk == current.pk)
-            .values(canceled_at=now, expires_at=quote.starts_at)
-        )
+        set_cancellation(conn, current.pk, now, quote.starts_at)
         changes.append(change(conn, "updated", current.pk, previous))
         new_pk = activate_plan(
             conn,
@@ -461,8 +409,7 @@ def activate_default(
 def _entity_of(conn: Connection, entity_pk: int | None) -> EntityRow | None:
     if entity_pk is None:
         return None
-    row = conn.execute(select(entities).where(entities.c.pk == entity_pk)).first()
-    return entity_from_row(row) if row is not None else None
+    return entity_by_pk(conn, entity_pk)
 
 
 def charge_draft(
@@ -522,13 +469,9 @@ def _activate_scheduled(
         past_due = outcome is not None and not outcome.succeeded
         if quote.period is not None:
             values.update(current_period_start=quote.period.start, current_period_end=quote.period.end)
-            conn.execute(
-                update(subscription_billing)
-                .where(subscription_billing.c.customer_plan_pk == inst.pk)
-                .values(anchor_at=at, past_due=past_due)
-            )
+            instance_billing.set_anchor_and_past_due(conn, inst.pk, at, past_due)
             schedule_maintenance(conn, customer.pk, quote.period.end)
-    conn.execute(update(customer_plans).where(customer_plans.c.pk == inst.pk).values(**values))
+    update_instance(conn, inst.pk, values)
     create_item_sources(
         conn,
         cat,
@@ -572,9 +515,7 @@ def process_boundary(
     plan = instance_plan(conn, cat, inst)
     sub = engine_subscription(conn, cat, inst)
     if plan is None or sub is None:
-        conn.execute(
-            update(customer_plans).where(customer_plans.c.pk == inst.pk).values(current_period_end=None)
-        )
+        clear_period_end(conn, inst.pk)
         return
     entity = _entity_of(conn, inst.entity_pk)
     changes: list[dict[str, Any]] = []
@@ -619,16 +560,8 @@ def process_boundary(
         "current_period_start": inst.current_period_start,
         "current_period_end": inst.current_period_end,
     }
-    conn.execute(
-        update(customer_plans)
-        .where(customer_plans.c.pk == inst.pk)
-        .values(current_period_start=renewal.next_period.start, current_period_end=renewal.next_period.end)
-    )
-    conn.execute(
-        update(subscription_billing)
-        .where(subscription_billing.c.customer_plan_pk == inst.pk)
-        .values(past_due=past_due, updated_at=boundary)
-    )
+    set_period(conn, inst.pk, renewal.next_period.start, renewal.next_period.end)
+    instance_billing.set_past_due(conn, inst.pk, past_due, boundary)
     schedule_maintenance(conn, customer.pk, renewal.next_period.end)
     changes.append(change(conn, "updated", inst.pk, previous))
     emit_billing_updated(ctx, conn, customer, entity, changes, boundary, tags)
@@ -665,21 +598,10 @@ def end_default_trial(
         )
         previous = {"current_period_start": None, "current_period_end": None}
         period = quote.period
-        conn.execute(
-            update(customer_plans)
-            .where(customer_plans.c.pk == inst.pk)
-            .values(
-                current_period_start=period.start if period else None,
-                current_period_end=period.end if period else None,
-            )
-        )
+        set_period(conn, inst.pk, period.start if period else None, period.end if period else None)
         save_billing_state(conn, inst.pk, trial_end, {}, trial_end)
         if outcome is not None and not outcome.succeeded:
-            conn.execute(
-                update(subscription_billing)
-                .where(subscription_billing.c.customer_plan_pk == inst.pk)
-                .values(past_due=True)
-            )
+            instance_billing.mark_past_due(conn, inst.pk)
         if period is not None:
             schedule_maintenance(conn, customer.pk, period.end)
         changes.append(change(conn, "updated", inst.pk, previous))
@@ -700,12 +622,7 @@ def _managed(conn: Connection, instance_pks: Sequence[int]) -> set[int]:
     """Instances whose billing this module owns (they have a ``subscription_billing`` row)."""
     if not instance_pks:
         return set()
-    rows = conn.execute(
-        select(subscription_billing.c.customer_plan_pk).where(
-            subscription_billing.c.customer_plan_pk.in_(list(instance_pks))
-        )
-    ).scalars()
-    return {int(pk) for pk in rows}
+    return instance_billing.billed_instance_pks(conn, list(instance_pks))
 
 
 def run_billing_maintenance(
@@ -780,31 +697,10 @@ def retry_past_due(
 ) -> list[ChargeOutcome]:
     """After a new card is saved, collect the open renewal invoices again and clear ``past_due``."""
     ref = customer_ref(customer)
-    rows = conn.execute(
-        select(invoices.c.pk)
-        .where(
-            invoices.c.customer_pk == customer.pk,
-            invoices.c.status == "open",
-            invoices.c.reason.in_(RETRYABLE_REASONS),
-        )
-        .order_by(invoices.c.pk)
-    ).scalars()
-    outcomes = [processor.retry_invoice(conn, ref, invoice_record(conn, int(pk)), now) for pk in list(rows)]
-    still_open = conn.execute(
-        select(invoices.c.pk)
-        .where(
-            invoices.c.customer_pk == customer.pk,
-            invoices.c.status == "open",
-            invoices.c.reason.in_(RETRYABLE_REASONS),
-        )
-        .limit(1)
-    ).first()
-    if still_open is None:
+    rows = retryable_invoice_pks(conn, customer.pk)
+    outcomes = [processor.retry_invoice(conn, ref, invoice_record(conn, int(pk)), now) for pk in rows]
+    if not has_retryable_invoice(conn, customer.pk):
         instance_pks = [i.pk for i in load_instances(conn, customer.pk)]
         if instance_pks:
-            conn.execute(
-                update(subscription_billing)
-                .where(subscription_billing.c.customer_plan_pk.in_(instance_pks))
-                .values(past_due=False, updated_at=now)
-            )
+            instance_billing.clear_past_due(conn, instance_pks, now)
     return outcomes

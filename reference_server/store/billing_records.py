@@ -18,6 +18,7 @@ from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.billing.periods import Period
 from reference_server.store.tables.billing import (
     INVOICE_REASON,
+    RETRYABLE_REASONS,
     billing_sessions,
     charges,
     credit_ledger,
@@ -628,3 +629,31 @@ def listed_invoices(conn: Connection, customer_pk: int) -> list[Any]:
             .order_by(invoices.c.created_at.desc(), invoices.c.pk.desc())
         ).all()
     )
+
+
+def retryable_invoice_pks(conn: Connection, customer_pk: int) -> list[int]:
+    """The customer's open invoices a new card collects again (renewals and the like), oldest first."""
+    return list(
+        conn.execute(
+            select(invoices.c.pk)
+            .where(
+                invoices.c.customer_pk == customer_pk,
+                invoices.c.status == "open",
+                invoices.c.reason.in_(RETRYABLE_REASONS),
+            )
+            .order_by(invoices.c.pk)
+        ).scalars()
+    )
+
+
+def has_retryable_invoice(conn: Connection, customer_pk: int) -> bool:
+    still_open = conn.execute(
+        select(invoices.c.pk)
+        .where(
+            invoices.c.customer_pk == customer_pk,
+            invoices.c.status == "open",
+            invoices.c.reason.in_(RETRYABLE_REASONS),
+        )
+        .limit(1)
+    ).first()
+    return still_open is not None

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, and_, delete, insert, or_, select, update
 
 from reference_server.store.subjects import CustomerRow, customer_from_row
-from reference_server.store.tables.billing import auto_topup_purchases
+from reference_server.store.tables.billing import auto_topup_purchases, trials_used
 from reference_server.store.tables.core import (
     auto_topup_counts,
     customer_plans,
@@ -81,6 +81,43 @@ def overage_settings(conn: Connection, customer_pk: int) -> Row[Any, Any]:
     return conn.execute(
         select(customers.c.config, customers.c.billing_controls).where(customers.c.pk == customer_pk)
     ).one()
+
+
+def has_trial_record(conn: Connection, customer_pk: int, plan_id: str) -> bool:
+    """The customer's trial of the plan is recorded as used."""
+    recorded = conn.execute(
+        select(trials_used.c.pk).where(
+            trials_used.c.customer_pk == customer_pk, trials_used.c.plan_id == plan_id
+        )
+    ).first()
+    return recorded is not None
+
+
+def trial_used_by_fingerprint(
+    conn: Connection, plan_id: str, fingerprint: str, org_pk: int, env: str
+) -> bool:
+    """A customer of the environment with this fingerprint has used the plan's trial."""
+    same_fingerprint = conn.execute(
+        select(trials_used.c.pk)
+        .join(customers, customers.c.pk == trials_used.c.customer_pk)
+        .where(
+            trials_used.c.plan_id == plan_id,
+            trials_used.c.fingerprint == fingerprint,
+            customers.c.org_pk == org_pk,
+            customers.c.env == env,
+        )
+    ).first()
+    return same_fingerprint is not None
+
+
+def insert_trial_record(
+    conn: Connection, customer_pk: int, plan_id: str, fingerprint: str | None, now: int
+) -> None:
+    conn.execute(
+        insert(trials_used).values(
+            customer_pk=customer_pk, plan_id=plan_id, fingerprint=fingerprint, used_at=now
+        )
+    )
 
 
 def trial_plan_ids(conn: Connection, customer_pk: int) -> list[str]:

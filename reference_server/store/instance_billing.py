@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from reference_server.store.tables.billing import seat_replaceables, subscription_billing
+from reference_server.store.tables.core import customer_plans
 
 
 def billing_row(conn: Connection, instance_pk: int) -> Row[Any] | None:
@@ -70,3 +71,85 @@ def save_replaceable_seats(
         conn.execute(
             insert(seat_replaceables).values(customer_plan_pk=instance_pk, feature_id=feature_id, **values)
         )
+
+
+def insert_billing_state(
+    conn: Connection,
+    instance_pk: int,
+    anchor: int | None,
+    prepaid_quantities: dict[str, str],
+    custom_plan: dict[str, Any] | None,
+    now: int,
+) -> None:
+    """The instance's billing row (not past due)."""
+    conn.execute(
+        insert(subscription_billing).values(
+            customer_plan_pk=instance_pk,
+            anchor_at=anchor,
+            prepaid_quantities=prepaid_quantities,
+            custom_plan=custom_plan,
+            past_due=False,
+            updated_at=now,
+        )
+    )
+
+
+def past_due_flag(conn: Connection, instance_pk: int) -> bool | None:
+    """The instance's stored ``past_due`` (None: no billing row)."""
+    flag: bool | None = conn.execute(
+        select(subscription_billing.c.past_due).where(subscription_billing.c.customer_plan_pk == instance_pk)
+    ).scalar()
+    return flag
+
+
+def past_due_instance_pks(conn: Connection, customer_pk: int) -> set[int]:
+    """The customer's plan instances with an unpaid renewal."""
+    rows = conn.execute(
+        select(subscription_billing.c.customer_plan_pk)
+        .join(customer_plans, customer_plans.c.pk == subscription_billing.c.customer_plan_pk)
+        .where(customer_plans.c.customer_pk == customer_pk, subscription_billing.c.past_due.is_(True))
+    )
+    return {int(r.customer_plan_pk) for r in rows}
+
+
+def billed_instance_pks(conn: Connection, instance_pks: list[int]) -> set[int]:
+    """Those of the instances that have a billing row."""
+    rows = conn.execute(
+        select(subscription_billing.c.customer_plan_pk).where(
+            subscription_billing.c.customer_plan_pk.in_(instance_pks)
+        )
+    ).scalars()
+    return {int(pk) for pk in rows}
+
+
+def set_anchor_and_past_due(conn: Connection, instance_pk: int, anchor: int, past_due: bool) -> None:
+    conn.execute(
+        update(subscription_billing)
+        .where(subscription_billing.c.customer_plan_pk == instance_pk)
+        .values(anchor_at=anchor, past_due=past_due)
+    )
+
+
+def set_past_due(conn: Connection, instance_pk: int, past_due: bool, now: int) -> None:
+    conn.execute(
+        update(subscription_billing)
+        .where(subscription_billing.c.customer_plan_pk == instance_pk)
+        .values(past_due=past_due, updated_at=now)
+    )
+
+
+def mark_past_due(conn: Connection, instance_pk: int) -> None:
+    """``past_due`` on, ``updated_at`` left as it is."""
+    conn.execute(
+        update(subscription_billing)
+        .where(subscription_billing.c.customer_plan_pk == instance_pk)
+        .values(past_due=True)
+    )
+
+
+def clear_past_due(conn: Connection, instance_pks: list[int], now: int) -> None:
+    conn.execute(
+        update(subscription_billing)
+        .where(subscription_billing.c.customer_plan_pk.in_(instance_pks))
+        .values(past_due=False, updated_at=now)
+    )

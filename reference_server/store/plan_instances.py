@@ -197,3 +197,38 @@ def set_prepaid_and_balance(conn: Connection, source_pk: int, prepaid: float, ba
         .where(balance_sources.c.pk == source_pk)
         .values(prepaid=prepaid, balance=balance)
     )
+
+
+def consumable_sources(conn: Connection, instance_pk: int, *, oldest_first: bool = False) -> list[Row[Any]]:
+    """The instance's consumable (not continuous, not flag) balances, oldest first when asked."""
+    q = select(balance_sources).where(
+        balance_sources.c.customer_plan_pk == instance_pk,
+        balance_sources.c.is_flag.is_(False),
+        balance_sources.c.continuous.is_(False),
+    )
+    if oldest_first:
+        q = q.order_by(balance_sources.c.pk)
+    return list(conn.execute(q).all())
+
+
+def set_balance(conn: Connection, source_pk: int, balance: float) -> None:
+    conn.execute(update(balance_sources).where(balance_sources.c.pk == source_pk).values(balance=balance))
+
+
+def update_instance(conn: Connection, instance_pk: int, values: dict[str, Any]) -> None:
+    """Set the instance's columns in ``values``."""
+    conn.execute(update(customer_plans).where(customer_plans.c.pk == instance_pk).values(**values))
+
+
+def set_period(conn: Connection, instance_pk: int, start: int | None, end: int | None) -> None:
+    conn.execute(
+        update(customer_plans)
+        .where(customer_plans.c.pk == instance_pk)
+        .values(current_period_start=start, current_period_end=end)
+    )
+
+
+def clear_period_end(conn: Connection, instance_pk: int) -> None:
+    conn.execute(
+        update(customer_plans).where(customer_plans.c.pk == instance_pk).values(current_period_end=None)
+    )
