@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
-from sqlalchemy import ColumnElement, Connection, insert, or_, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -53,15 +53,22 @@ from reference_server.store.billing_records import (
 from reference_server.store.db import Database
 from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft, void_unpaid
 from reference_server.store.org_stripe import stripe_config
+from reference_server.store.stripe_events import (
+    event_seen,
+    invoice_exists,
+    invoice_paid_by,
+    invoice_row,
+    open_invoice_left,
+    org_pk_by_id,
+    record_event,
+    set_billed_past_due,
+    stripe_customer_of,
+    waiting_checkout_sessions,
+)
 from reference_server.store.tables.billing import (
     INVOICE_REASON,
     RETRYABLE_REASONS,
-    billing_sessions,
-    invoices,
-    subscription_billing,
 )
-from reference_server.store.tables.core import customer_plans, customers, entities, organizations
-from reference_server.store.tables.stripe import stripe_events
 
 CompleteCheckout = Callable[[Connection, SessionRecord, InvoiceRecord | None, int], None]
 """The billing hook that finishes what a checkout session was for (e.g. starts an attached plan)."""
@@ -84,30 +91,15 @@ def _our_invoice(conn: Connection, org_pk: int, env: str, intent: dict[str, Any]
     ids = [str(intent.get("id"))]
     if isinstance(intent.get("invoice"), str):
         ids.append(str(intent["invoice"]))
-    match: ColumnElement[bool] = invoices.c.processor_id.in_(ids)
-    if invoice_id:
-        match = or_(invoices.c.id == str(invoice_id), match)
-    return conn.execute(
-        select(invoices)
-        .join(customers, customers.c.pk == invoices.c.customer_pk)
-        .where(match, customers.c.org_pk == org_pk, customers.c.env == env)
-        .order_by(invoices.c.pk)
-    ).first()
+    return invoice_paid_by(conn, org_pk, env, ids, str(invoice_id) if invoice_id else None)
 
 
-def _billed_instances(invoice: Any) -> Any:
-    """The active plan instances the invoice bills: its ``plan_ids``, on its entity or the customer itself."""
-    query = select(customer_plans.c.pk).where(
-        customer_plans.c.customer_pk == invoice.customer_pk,
-        customer_plans.c.plan_id.in_(list(invoice.plan_ids or [])),
-        customer_plans.c.status == "active",
+def _set_past_due(conn: Connection, invoice: Any, past_due: bool, now: int) -> None:
+    """The active plan instances the invoice bills (its ``plan_ids``, on its entity or the customer
+    itself) are past due or no longer."""
+    set_billed_past_due(
+        conn, invoice.customer_pk, list(invoice.plan_ids or []), invoice.entity_id, past_due, now
     )
-    if invoice.entity_id is None:
-        return query.where(customer_plans.c.entity_pk.is_(None))
-    entity = select(entities.c.pk).where(
-        entities.c.customer_pk == invoice.customer_pk, entities.c.id == invoice.entity_id
-    )
-    return query.where(customer_plans.c.entity_pk.in_(entity))
 
 
 def _complete_sessions(
@@ -115,15 +107,8 @@ def _complete_sessions(
 ) -> None:
     """Checkout sessions still waiting on this invoice are done: the hosted page will not charge again,
     and what the session was for (an attach paid by invoice, a charge that needed 3-D Secure) happens."""
-    waiting = conn.execute(
-        select(billing_sessions.c.id).where(
-            billing_sessions.c.invoice_pk == invoice_pk,
-            billing_sessions.c.kind == "checkout",
-            billing_sessions.c.status.in_(("open", "requires_action")),
-        )
-    ).scalars()
-    for session_id in list(waiting):
-        session = load_session(conn, str(session_id), "checkout", lock=True)
+    for session_id in waiting_checkout_sessions(conn, invoice_pk):
+        session = load_session(conn, session_id, "checkout", lock=True)
         if session is None or session.status not in ("open", "requires_action"):
             continue
         update_session(conn, session.pk, status="complete", completed_at=now, pending_payment_method_pk=None)
@@ -154,19 +139,8 @@ def payment_succeeded(
         conn, invoice.pk, "paid", now, amount_paid=amount, credit_applied=credit, processor_id=processor_id
     )
     _complete_sessions(conn, invoice.pk, now, complete)
-    still_open = conn.execute(
-        select(invoices.c.pk).where(
-            invoices.c.customer_pk == invoice.customer_pk,
-            invoices.c.status == "open",
-            invoices.c.reason.in_(RETRYABLE_REASONS),
-        )
-    ).first()
-    if still_open is None:
-        conn.execute(
-            update(subscription_billing)
-            .where(subscription_billing.c.customer_plan_pk.in_(_billed_instances(invoice)))
-            .values(past_due=False, updated_at=now)
-        )
+    if not open_invoice_left(conn, invoice.customer_pk, RETRYABLE_REASONS):
+        _set_past_due(conn, invoice, False, now)
     return "invoice_paid"
 
 
@@ -174,11 +148,7 @@ def payment_failed(conn: Connection, invoice: Any, now: int) -> str:
     """An unpaid invoice's subscriptions become past due (a paid one stays as it is)."""
     if invoice.status != "open":
         return f"invoice_{invoice.status}"
-    conn.execute(
-        update(subscription_billing)
-        .where(subscription_billing.c.customer_plan_pk.in_(_billed_instances(invoice)))
-        .values(past_due=True, updated_at=now)
-    )
+    _set_past_due(conn, invoice, True, now)
     return "past_due"
 
 
@@ -209,7 +179,7 @@ def apply_event(
     if kind in ("payment_intent.succeeded", "invoice.paid"):
         if is_invoice_mode_draft(invoice) and finalize_draft(conn, invoice.pk):
             # paid on Stripe before its invoice.finalized arrived: finalized first, then paid
-            invoice = conn.execute(select(invoices).where(invoices.c.pk == invoice.pk)).one()
+            invoice = invoice_row(conn, invoice.pk)
         return payment_succeeded(conn, invoice, intent, now, complete)
     return payment_failed(conn, invoice, now)
 
@@ -270,14 +240,10 @@ def orphan_of(conn: Connection, org_pk: int, env: str, event: dict[str, Any]) ->
         return None
     if not (isinstance(server_invoice, str) and isinstance(customer_id, str) and server_invoice):
         return None
-    stripe_customer = conn.execute(
-        select(customers.c.stripe_id).where(
-            customers.c.org_pk == org_pk, customers.c.env == env, customers.c.id == customer_id
-        )
-    ).scalar()
+    stripe_customer = stripe_customer_of(conn, org_pk, env, customer_id)
     if stripe_customer is None or stripe_customer != obj.get("customer"):
         return None
-    if conn.execute(select(invoices.c.pk).where(invoices.c.id == server_invoice)).first() is not None:
+    if invoice_exists(conn, server_invoice):
         return None
     paid = int(amount) if isinstance(amount, int) else None
     return Orphan(customer_id, TakenPayment(org_pk, env, server_invoice, stripe_invoice, paid))
@@ -301,12 +267,8 @@ def stripe_webhook_routes(
         if reverser_for is None or str(body.get("type")) not in ("invoice.paid", "payment_intent.succeeded"):
             return None
         with db.read() as conn:
-            seen = conn.execute(
-                select(stripe_events.c.pk).where(
-                    stripe_events.c.org_pk == org_pk, stripe_events.c.event_id == event_id
-                )
-            ).first()
-            orphan = None if seen is not None else orphan_of(conn, org_pk, env, body)
+            seen = event_seen(conn, org_pk, event_id)
+            orphan = None if seen else orphan_of(conn, org_pk, env, body)
             reverser = reverser_for(conn, org_pk, env) if orphan is not None else None
         if orphan is None or reverser is None:
             return None
@@ -322,7 +284,7 @@ def stripe_webhook_routes(
         if env not in ENVS:
             return _error(404, "not_found", f"env: must be one of: {', '.join(ENVS)}")
         with db.read() as conn:
-            org_pk = conn.execute(select(organizations.c.pk).where(organizations.c.id == org_id)).scalar()
+            org_pk = org_pk_by_id(conn, org_id)
             config = stripe_config(conn, int(org_pk), env) if org_pk is not None else None
         if org_pk is None or config is None or not config.webhook_secret:
             return _error(404, "not_found", "No Stripe webhook secret for this organization and env")
@@ -340,18 +302,9 @@ def stripe_webhook_routes(
         now = clock.now_ms()
         try:
             with db.write() as conn:
-                seen = conn.execute(
-                    select(stripe_events.c.pk).where(
-                        stripe_events.c.org_pk == org_pk, stripe_events.c.event_id == event_id
-                    )
-                ).first()
-                if seen is not None:
+                if event_seen(conn, org_pk, event_id):
                     return JSONResponse({"received": True, "duplicate": True})
-                conn.execute(
-                    insert(stripe_events).values(
-                        org_pk=org_pk, event_id=event_id, event_type=kind[:64], received_at=now
-                    )
-                )
+                record_event(conn, org_pk, event_id, kind[:64], now)
                 result = reconciled or apply_event(
                     conn, int(org_pk), env, body, now, complete_checkout, checkout_completed
                 )
