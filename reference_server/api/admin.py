@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from reference_server.api.request_guard import MAX_SCHEDULE_MS
-from reference_server.errors import AutumnError, customer_not_found, invalid
+from reference_server.errors import ApiError, customer_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.store.customers import advance_clock
 from reference_server.store.subjects import get_customer
@@ -87,5 +87,5 @@ def finalize_invoice(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """Finalize an invoice-mode draft: ``{invoice_id}`` (its ``stripe_id``) -> ``{customer_id, invoice}``."""
     finalizer = ctx.state.billing.invoice_finalizer
     if finalizer is None:
-        raise AutumnError(501, "not_implemented", "invoices.finalize needs the paid billing module")
+        raise ApiError(501, "not_implemented", "invoices.finalize needs the paid billing module")
     return finalizer(ctx, body)

@@ -34,7 +34,7 @@ from pydantic_core import ErrorDetails
 
 from autumn_sdk._generated.models import NON_NULLABLE_FIELDS
 from autumn_sdk._model import AutumnModel
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 """Largest request body accepted (1 MiB); larger bodies get 413 before they are read in full."""
@@ -69,12 +69,12 @@ finiteness and range still do)."""
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
-def body_too_large(limit: int) -> AutumnError:
-    return AutumnError(413, "payload_too_large", f"Request body is larger than {limit} bytes")
+def body_too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"Request body is larger than {limit} bytes")
 
 
 def parse_json_body(data: bytes) -> Any:
-    """The JSON body; an :class:`AutumnError` (400) when it is not JSON or nests too deeply.
+    """The JSON body; an :class:`ApiError` (400) when it is not JSON or nests too deeply.
 
     ``NaN``/``Infinity`` tokens and overflowing literals (``1e309``) parse as non-finite floats,
     long integers as integers, so :func:`check_values` refuses them naming the field; an integer
@@ -87,12 +87,12 @@ def parse_json_body(data: bytes) -> Any:
     except ValueError as exc:  # also UnicodeDecodeError: the body is not UTF-8
         if "integer string conversion" in str(exc):
             message = f"Request body holds a number with more than {sys.get_int_max_str_digits()} digits"
-            raise AutumnError(400, "invalid_inputs", message) from exc
-        raise AutumnError(400, "invalid_inputs", "Request body is not valid JSON") from exc
+            raise ApiError(400, "invalid_inputs", message) from exc
+        raise ApiError(400, "invalid_inputs", "Request body is not valid JSON") from exc
 
 
-def too_deep() -> AutumnError:
-    return AutumnError(400, "invalid_inputs", f"Request body is nested deeper than {MAX_DEPTH} levels")
+def too_deep() -> ApiError:
+    return ApiError(400, "invalid_inputs", f"Request body is nested deeper than {MAX_DEPTH} levels")
 
 
 def snake(key: str) -> str:
@@ -103,8 +103,8 @@ def _path_text(path: Iterable[str | int]) -> str:
     return ".".join(str(p) for p in path) or "body"
 
 
-def _refuse(path: tuple[str | int, ...], reason: str) -> AutumnError:
-    return AutumnError(400, "invalid_inputs", f"{_path_text(path)}: {reason}")
+def _refuse(path: tuple[str | int, ...], reason: str) -> ApiError:
+    return ApiError(400, "invalid_inputs", f"{_path_text(path)}: {reason}")
 
 
 def _string_problem(value: str, limited: bool) -> str | None:
@@ -154,7 +154,7 @@ def check_values(node: Any) -> None:
     """Walk a request's values (a parsed body or query): the number, string and depth rules.
 
     Keys are matched in snake_case (the models also accept camelCase aliases). Raises
-    :class:`AutumnError` (400) naming the first offending field. Written for the hot path: a
+    :class:`ApiError` (400) naming the first offending field. Written for the hot path: a
     value that breaks no rule costs a type test and a comparison or two.
     """
     if isinstance(node, (dict, list)):

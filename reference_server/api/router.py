@@ -55,7 +55,7 @@ from reference_server.billing.customer_pages import open_customer_portal, setup_
 from reference_server.billing.multi_attach import multi_attach, preview_multi_attach
 from reference_server.billing.schedules import create_schedule
 from reference_server.billing.update import preview_update, update_subscription
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.service import (
     balances,
     batch_track,
@@ -245,15 +245,13 @@ def _validate_items(
     count = len(items) if isinstance(items, list) else 0
     if count < fewest or (most is not None and count > most):
         limit = f"between {fewest} and {most}" if most is not None else f"at least {fewest}"
-        raise AutumnError(400, "invalid_inputs", f"The request must hold {limit} items; it holds {count}")
+        raise ApiError(400, "invalid_inputs", f"The request must hold {limit} items; it holds {count}")
     out: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
             parsed = model.model_validate(item)
         except ValidationError as exc:
-            raise AutumnError(
-                400, "invalid_inputs", f"Item {index}: {describe_validation_error(exc)}"
-            ) from exc
+            raise ApiError(400, "invalid_inputs", f"Item {index}: {describe_validation_error(exc)}") from exc
         request_guard.check_nulls(parsed)
         out.append(parsed.model_dump(mode="json", exclude_unset=True))
     return out
@@ -321,15 +319,15 @@ class Dispatcher:
             or not authorization.lower().startswith("bearer ")
             or not authorization[7:].strip()
         ):
-            raise AutumnError(401, "no_secret_key", "Secret key not found in Authorization header")
+            raise ApiError(401, "no_secret_key", "Secret key not found in Authorization header")
         key = authorization[7:].strip()
         if env_of_key(key) is None:
             if key.startswith("am_pk_"):
-                raise AutumnError(401, "invalid_secret_key", "Publishable keys cannot call this endpoint")
-            raise AutumnError(401, "invalid_request", "Invalid authorization token prefix")
+                raise ApiError(401, "invalid_secret_key", "Publishable keys cannot call this endpoint")
+            raise ApiError(401, "invalid_request", "Invalid authorization token prefix")
         tenant = self._lookup_tenant(key)
         if tenant is None:
-            raise AutumnError(401, "invalid_secret_key", "Invalid secret key")
+            raise ApiError(401, "invalid_secret_key", "Invalid secret key")
         return tenant
 
     def run(
@@ -346,7 +344,7 @@ class Dispatcher:
             if not idem_key:
                 return self._success(ep, ep.service(ctx, body))
             return self._run_keyed(ep, ctx, body, hashed, idem_key, authorization)
-        except (_RateLimited, AutumnError) as exc:
+        except (_RateLimited, ApiError) as exc:
             return _refusal(exc, authorization)
 
     def _run_keyed(
@@ -379,7 +377,7 @@ class Dispatcher:
         lock: AbstractContextManager[None] = nullcontext()
         if locked:
             lock = billing_lock(db, tenant.org_pk, tenant.env, str(customer_id), ctx.now())
-        refusal: AutumnError | None = None
+        refusal: ApiError | None = None
         with lock, db.unit_of_work() as conn:
             claim = idempotency.begin(conn, tenant.org_pk, tenant.env, key, hashed, ctx.now())
             if isinstance(claim, idempotency.InFlight):
@@ -388,7 +386,7 @@ class Dispatcher:
                 return _answer_stored(claim, key, hashed)
             try:
                 status, result, headers = self._success(ep, ep.service(ctx, body))
-            except AutumnError as exc:
+            except ApiError as exc:
                 if exc.status == 409:
                     status, result, headers = _refusal(exc, authorization)
                 else:
@@ -422,7 +420,7 @@ class Dispatcher:
             try:
                 model = ep.params_model.model_validate(raw)
             except ValidationError as exc:
-                raise AutumnError(400, "invalid_inputs", describe_validation_error(exc)) from exc
+                raise ApiError(400, "invalid_inputs", describe_validation_error(exc)) from exc
             request_guard.check_nulls(model)
             body = model.model_dump(mode="json", exclude_unset=True)
             if ep.query_params:  # query values were strings until the model parsed them
@@ -453,7 +451,7 @@ class Dispatcher:
             if result is None:
                 result = await anyio.to_thread.run_sync(ep.service, ctx, body)
             return self._success(ep, result)
-        except (_RateLimited, AutumnError) as exc:
+        except (_RateLimited, ApiError) as exc:
             return _refusal(exc, authorization)
 
     async def serve(
@@ -473,7 +471,7 @@ class Dispatcher:
         version = header("x-api-version")
         if version and version.strip() and parse_api_version(version.strip()) is None:  # "" is no header
             return self.refuse(
-                ep, AutumnError(400, "invalid_api_version", f"Invalid API version: {version}"), env
+                ep, ApiError(400, "invalid_api_version", f"Invalid API version: {version}"), env
             )
         if version and version.strip() and key_ops.is_customer_token(header("authorization")):
             too_old = key_ops.version_refusal(parse_api_version(version.strip()))
@@ -481,7 +479,7 @@ class Dispatcher:
                 return self.refuse(ep, too_old, env)
         try:
             raw = self._parse(data, query, items=ep.items is not None)
-        except AutumnError as exc:
+        except ApiError as exc:
             return self.refuse(ep, exc, env)
         public = self.state.public_url or base_url().rstrip("/")  # the base of links this request hands out
         args = (ep, raw, header("authorization"), header("idempotency-key"), public)
@@ -497,7 +495,7 @@ class Dispatcher:
 
             logging.getLogger("reference_server").exception("unhandled error in %s", ep.name)
             return self.refuse(
-                ep, AutumnError(500, "internal_error", f"Internal error: {type(exc).__name__}"), env
+                ep, ApiError(500, "internal_error", f"Internal error: {type(exc).__name__}"), env
             )
         if (
             status >= 400
@@ -523,14 +521,14 @@ class Dispatcher:
             raw = request_guard.parse_json_body(data)
             if items:
                 if not isinstance(raw, list):
-                    raise AutumnError(400, "invalid_inputs", "Request body must be a JSON array")
+                    raise ApiError(400, "invalid_inputs", "Request body must be a JSON array")
                 raw = {ITEMS_KEY: raw}
             elif not isinstance(raw, dict):
-                raise AutumnError(400, "invalid_inputs", "Request body must be a JSON object")
+                raise ApiError(400, "invalid_inputs", "Request body must be a JSON object")
         request_guard.check_values(raw)
         return dict(raw)
 
-    def refuse(self, ep: Endpoint, exc: AutumnError, env: str) -> tuple[int, bytes, dict[str, str]]:
+    def refuse(self, ep: Endpoint, exc: ApiError, env: str) -> tuple[int, bytes, dict[str, str]]:
         """An error answered before (or instead of) the work, in Autumn's shape for ``ep``."""
         code = exc.code
         if ep.name.startswith("platform."):
@@ -593,16 +591,16 @@ IN_FLIGHT_RETRY_AFTER_S = 1
 
 def _check_key(key: str) -> None:
     if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or "\x00" in key:
-        raise AutumnError(
+        raise ApiError(
             400,
             "invalid_inputs",
             f"Idempotency-Key: must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters, without NUL",
         )
 
 
-def _duplicate(key: str) -> AutumnError:
+def _duplicate(key: str) -> ApiError:
     message = f"Another request with idempotency key {key} has already been received"
-    return AutumnError(409, "duplicate_idempotency_key", message)
+    return ApiError(409, "duplicate_idempotency_key", message)
 
 
 def _answer_stored(stored: idempotency.Stored, key: str, hashed: str) -> tuple[int, Any, dict[str, str]]:
@@ -614,7 +612,7 @@ def _answer_stored(stored: idempotency.Stored, key: str, hashed: str) -> tuple[i
 
 def _in_flight(key: str, authorization: str | None) -> tuple[int, Any, dict[str, str]]:
     status, body, _ = _refusal(
-        AutumnError(
+        ApiError(
             409,
             "idempotency_key_in_flight",
             f"A request with idempotency key {key} is still being processed; retry it in "
@@ -635,7 +633,7 @@ def _refusal(exc: Exception, authorization: str | None) -> tuple[int, Any, dict[
             "env": env,
         }
         return 429, body, {"Retry-After": str(int(exc.wait))}
-    assert isinstance(exc, AutumnError)
+    assert isinstance(exc, ApiError)
     return exc.status, {"message": exc.message, "code": exc.code, "env": env}, {}
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 
 _CUSTOMIZE = (
     "customize.billing_controls",
@@ -149,7 +149,7 @@ def refuse_unsupported(operation: str, body: dict[str, Any]) -> None:
     for path in UNSUPPORTED_FIELDS.get(operation, ()):
         if any(True for _ in _present(body, path.split("."))):
             shown = path.replace("[]", "[*]")
-            raise AutumnError(
+            raise ApiError(
                 400,
                 "unsupported_field",
                 f"{shown} is part of Autumn's API but the reference server does not support it yet; "

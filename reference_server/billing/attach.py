@@ -55,7 +55,7 @@ from reference_server.engine.billing import (
 )
 from reference_server.engine.billing.checkout import checkout_type, needs_checkout
 from reference_server.engine.billing.preview import attach_preview_body
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import (
     Instance,
@@ -82,7 +82,7 @@ def attach_free(
 ) -> dict[str, Any]:
     entity_pk = entity.pk if entity else None
     if body.get("subscription_id") and any(i.subscription_id == body["subscription_id"] for i in instances):
-        raise AutumnError(
+        raise ApiError(
             409,
             "subscription_id_already_exists",
             f"Subscription id {body['subscription_id']} is already used by this customer",
@@ -92,7 +92,7 @@ def attach_free(
         if current.plan_id == plan.id:
             current_plan = cat.plans_by_pk.get(current.plan_pk)
             name = current_plan.name if current_plan else plan.name
-            raise AutumnError(
+            raise ApiError(
                 409,
                 "plan_already_attached",
                 f"Cannot attach because the customer's current product '{name}' is the same as the "
@@ -144,7 +144,7 @@ def prepare_attach(
         ctx, conn, cat, customer, entity, plan, bool(customize), current, instances, now, body
     )
     if body.get("subscription_id") and any(i.subscription_id == body["subscription_id"] for i in instances):
-        raise AutumnError(
+        raise ApiError(
             409,
             "subscription_id_already_exists",
             f"Subscription id {body['subscription_id']} is already used by this customer",

@@ -38,7 +38,7 @@ import stripe
 from sqlalchemy import Connection
 
 from reference_server.engine.intervals import boundary
-from reference_server.errors import AutumnError, invalid, plan_not_found
+from reference_server.errors import ApiError, invalid, plan_not_found
 from reference_server.processors.registry import stripe_processor_for
 from reference_server.service.context import Ctx
 from reference_server.service.customers import controls_json, customer_json
@@ -59,8 +59,8 @@ NO_PROCESSOR = "none"
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def _unsupported(message: str) -> AutumnError:
-    return AutumnError(400, "unsupported_field", f"billing.import: {message} is not supported")
+def _unsupported(message: str) -> ApiError:
+    return ApiError(400, "unsupported_field", f"billing.import: {message} is not supported")
 
 
 def _ms(value: Any) -> int | None:
@@ -238,7 +238,7 @@ def _plan_billables(
         p.processor for p in planned if not p.plan.add_on and _is_recurring(p.plan) and p.processor
     }
     if {"stripe", "revenuecat"} <= recurring_base:
-        raise AutumnError(
+        raise ApiError(
             400,
             "cross_processor_conflict",
             "billing.import: a recurring Stripe base plan and a recurring RevenueCat base plan cannot be "
@@ -275,13 +275,13 @@ def _apply_balances(conn: Connection, instance_pk: int, balances: list[dict[str,
         fid = balance["feature_id"]
         matches = [s for s in sources if _matches(s, balance)]
         if not matches:
-            raise AutumnError(
+            raise ApiError(
                 400,
                 "flash_balance_no_match",
                 f"billing.import: no entitlement line matched balance for feature '{fid}'",
             )
         if len(matches) > 1:
-            raise AutumnError(
+            raise ApiError(
                 400,
                 "flash_balance_ambiguous",
                 f"billing.import: balance filter for feature '{fid}' matched multiple lines; add a filter "

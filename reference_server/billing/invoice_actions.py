@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.errors import AutumnError, invalid
+from reference_server.errors import ApiError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.stripe.events import CompleteCheckout, payment_succeeded
 from reference_server.service.context import Ctx
@@ -56,7 +56,7 @@ def _customer_of(ctx: Ctx, invoice_id: str) -> tuple[int, str]:
 def _find(conn: Connection, ctx: Ctx, invoice_id: str) -> Any:
     row = tenant_invoice(conn, invoice_id, ctx.tenant.org_pk, ctx.tenant.env)
     if row is None:
-        raise AutumnError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
+        raise ApiError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
     return row
 
 
@@ -84,7 +84,7 @@ class InvoiceActions:
             if row.status == "void":
                 return _answer(conn, invoice_pk)
             if row.status != "open" or row.reason != INVOICE_REASON:
-                raise AutumnError(
+                raise ApiError(
                     409,
                     "invoice_not_voidable",
                     f"Invoice {invoice_id} is {row.status}: only an open invoice-mode invoice can be "
@@ -93,7 +93,7 @@ class InvoiceActions:
                 )
             processor = self.processor_of(conn, int(row.customer_pk))
             if not processor.void_invoice(conn, invoice_record(conn, invoice_pk)):
-                raise AutumnError(
+                raise ApiError(
                     409,
                     "invoice_already_paid",
                     f"Invoice {invoice_id} was already paid on the payment processor; its payment "
@@ -111,7 +111,7 @@ class InvoiceActions:
             if row.status == "paid":
                 return _answer(conn, invoice_pk)
             if row.status != "open":
-                raise AutumnError(
+                raise ApiError(
                     409,
                     "invoice_not_open",
                     f"Invoice {invoice_id} is {row.status}: only an open invoice can be marked paid",
@@ -121,7 +121,7 @@ class InvoiceActions:
             if processor_invoice_id is not None:  # the processor's own invoice (Stripe's) is paid too
                 refused = processor.mark_invoice_paid(processor_invoice_id)
                 if refused is not None:
-                    raise AutumnError(
+                    raise ApiError(
                         409,
                         "invoice_not_open",
                         f"Invoice {invoice_id} is {refused} on {processor.title}: it can't be marked paid",
@@ -138,7 +138,7 @@ class InvoiceActions:
 def _actions(ctx: Ctx, name: str) -> InvoiceActions:
     actions = ctx.state.billing.invoice_actions
     if not isinstance(actions, InvoiceActions):
-        raise AutumnError(501, "not_implemented", f"{name} needs the paid billing module")
+        raise ApiError(501, "not_implemented", f"{name} needs the paid billing module")
     return actions
 
 
@@ -167,7 +167,7 @@ UNSUPPORTED: dict[str, str] = {
 
 def _refusal(name: str) -> Callable[[Ctx, dict[str, Any]], JSON]:
     def refuse(ctx: Ctx, body: dict[str, Any]) -> JSON:
-        raise AutumnError(
+        raise ApiError(
             400,
             "unsupported_operation",
             f"{name} is part of Autumn's API but the reference server does not support it: "

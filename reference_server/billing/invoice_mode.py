@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.errors import AutumnError, invalid
+from reference_server.errors import ApiError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.invoices import invoice_json
@@ -114,9 +114,9 @@ def finalize_invoice(ctx: Ctx, body: dict[str, Any], processor_of: ProcessorOf) 
     with ctx.db.write() as conn:
         row = tenant_invoice(conn, invoice_id, ctx.tenant.org_pk, ctx.tenant.env)
         if row is None:
-            raise AutumnError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
+            raise ApiError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
         if not is_invoice_mode_draft(row):
-            raise AutumnError(
+            raise ApiError(
                 409,
                 "invoice_not_draft",
                 f"Invoice {invoice_id} is {row.status}: only a draft can be finalized",

@@ -30,7 +30,7 @@ from reference_server.billing.update import apply_update, update_free, update_qu
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.billing.preview import outgoing_json, preview_body
-from reference_server.errors import AutumnError, invalid
+from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import Instance
 from reference_server.store.billing_lock import billing_lock
@@ -158,7 +158,7 @@ def _multi_update(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, An
         if outcome is not None and not outcome.succeeded:
             action = outcome.required_action() or {}
             reason = action.get("reason") or "the payment failed"
-            raise AutumnError(
+            raise ApiError(
                 400,
                 "invalid_request",
                 f"Multi update does not support updates that require payment from the customer ({reason})",

@@ -21,7 +21,7 @@ from reference_server.billing.sessions import (
 )
 from reference_server.engine.billing import BillingRuleError
 from reference_server.engine.billing.invoice import InvoiceDraft, LineItem, NextCycle
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.processors.contract import ChargeOutcome
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import catch_up
@@ -39,8 +39,8 @@ from reference_server.store.subjects import CustomerRow, EntityRow
 from reference_server.store.tables.billing import INVOICE_REASON
 
 
-def rule_error(exc: BillingRuleError) -> AutumnError:
-    return AutumnError(exc.status, exc.code, exc.message)
+def rule_error(exc: BillingRuleError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message)
 
 
 def change_response(customer: CustomerRow, entity_id: str | None, **values: Any) -> dict[str, Any]:

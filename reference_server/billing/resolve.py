@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.errors import AutumnError, invalid, plan_not_found
+from reference_server.errors import ApiError, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
 from reference_server.service.plans_read import current_main, requested_entity
@@ -61,7 +61,7 @@ def plans_to_remove(
         if current is not None and plan_id == current.plan_id:
             continue
         if plan_id == plan.id:
-            raise AutumnError(
+            raise ApiError(
                 400, "invalid_request", f"Cannot remove plan '{plan_id}' in the same attach that adds it"
             )
         inst = next(
@@ -73,12 +73,12 @@ def plans_to_remove(
             None,
         )
         if inst is None:
-            raise AutumnError(
+            raise ApiError(
                 404, "product_not_found", f"No active plan '{plan_id}' found on the customer to remove"
             )
         removed = cat.plans_by_pk.get(inst.plan_pk)
         if removed is None or not removed.is_free:
-            raise AutumnError(
+            raise ApiError(
                 400,
                 "unsupported_field",
                 f"remove_plan_ids: plan '{plan_id}' has a price; the reference server removes only plans "
@@ -87,7 +87,7 @@ def plans_to_remove(
         out.append(inst)
     carry = any((body.get(k) or {}).get("enabled") for k in ("carry_over_usages", "carry_over_balances"))
     if current is None and carry and len(out) > 1:
-        raise AutumnError(
+        raise ApiError(
             400,
             "invalid_request",
             "Cannot carry over usage when removing multiple plans. Remove them one at a time.",
@@ -106,7 +106,7 @@ def find_instance(
         if body.get("plan_id") and inst.plan_id == body["plan_id"] and not body.get("subscription_id"):
             return inst
     target = body.get("plan_id") or body.get("subscription_id")
-    raise AutumnError(
+    raise ApiError(
         404,
         "cus_product_not_found",
         f"No active subscription found for plan '{target}' on customer '{customer_id}'",

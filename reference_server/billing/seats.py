@@ -38,7 +38,7 @@ from reference_server.engine.billing.model import PlanItem, Subscription
 from reference_server.engine.billing.money import to_decimal
 from reference_server.engine.billing.periods import period_at
 from reference_server.engine.billing.quotes import quote_seat_change, seat_levels
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.processors.contract import ChargeOutcome, PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.entities import SeatChargeFailed
@@ -199,9 +199,7 @@ def bill_seat_changes(
     if not due:
         return
     if len(currencies) > 1:
-        raise AutumnError(
-            400, "currency_mismatch", "The seat change moves plans billed in different currencies"
-        )
+        raise ApiError(400, "currency_mismatch", "The seat change moves plans billed in different currencies")
     entity = _entity(conn, scopes.pop()) if len(scopes) == 1 else None
     draft = InvoiceDraft(tuple(due), currencies.pop())
     outcome = charge_draft(processor, conn, customer, draft, "seats", now, base_url, entity)

@@ -34,7 +34,7 @@ from reference_server.engine.billing.controls import (
     resolve_controls,
 )
 from reference_server.engine.billing.money import minor_to_json, to_decimal
-from reference_server.engine.model import Source
+from reference_server.engine.entitlements import Source
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import AppState, Ctx
 from reference_server.service.plan_controls import instance_defaults

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.request_log import RequestLog
 from reference_server.store.env_counts import env_counts
 
@@ -255,9 +255,9 @@ def form_number(value: Any, label: str) -> float:
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise AutumnError(400, "invalid_inputs", f"{label} must be a number.") from None
+        raise ApiError(400, "invalid_inputs", f"{label} must be a number.") from None
     if number != number or number in (float("inf"), float("-inf")):
-        raise AutumnError(400, "invalid_inputs", f"{label} must be a number.")
+        raise ApiError(400, "invalid_inputs", f"{label} must be a number.")
     return number
 
 

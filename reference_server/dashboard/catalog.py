@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.store.catalog_listing import active_customers_per_version, features_of, plan_versions
 
 from .base import DashboardBase, form_number
@@ -114,7 +114,7 @@ class CatalogScreens(DashboardBase):
                 op = "plans.update" if form.get("mode") == "edit" else "plans.create"
                 self.ctx.ops.run(admin.org_pk, env, op, body)
                 return self.back(f"/{env}/catalog", "plan")
-        except AutumnError as exc:
+        except ApiError as exc:
             return self.catalog_page(request, exc.message, exc.status if 400 <= exc.status < 500 else 400)
         return self.not_found(request, admin)
 
@@ -176,12 +176,12 @@ class CatalogScreens(DashboardBase):
             try:
                 items = json.loads(typed["items"] or "[]")
             except ValueError as exc:
-                raise AutumnError(400, "invalid_inputs", f"Items are not valid JSON: {exc}") from None
+                raise ApiError(400, "invalid_inputs", f"Items are not valid JSON: {exc}") from None
             if not isinstance(items, list):
-                raise AutumnError(400, "invalid_inputs", "Items must be a JSON list of plan items.")
+                raise ApiError(400, "invalid_inputs", "Items must be a JSON list of plan items.")
             body["items"] = items
             self.ctx.ops.run(admin.org_pk, env, "plans.update", body)
-        except AutumnError as exc:
+        except ApiError as exc:
             status = exc.status if 400 <= exc.status < 500 else 400
             return self.plan_edit_page(request, exc.message, status, typed)
         return self.back(f"/{env}/catalog", "plan")

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.store.catalog_listing import current_plan_names, feature_names
 
 from .base import DashboardBase, form_number
@@ -75,7 +75,7 @@ class CustomerScreens(DashboardBase):
                 "customers.get",
                 {"customer_id": customer_id, "expand": ["invoices", "entities", "payment_method"]},
             )
-        except AutumnError as exc:
+        except ApiError as exc:
             if exc.status == 404:
                 return self.not_found(request, admin, f"Customer {customer_id}")
             raise
@@ -140,7 +140,7 @@ class CustomerScreens(DashboardBase):
                 {"customer_id": customer_id, "plan_id": plan_id},
                 str(request.base_url),
             )
-        except AutumnError as exc:
+        except ApiError as exc:
             return self.render(
                 request,
                 "attach_preview.html",
@@ -209,7 +209,7 @@ class CustomerScreens(DashboardBase):
                 return self.back(path, "balance")
             if action == "advance-clock":
                 if env != "sandbox":
-                    raise AutumnError(400, "invalid_request", "Test clocks exist only in the sandbox.")
+                    raise ApiError(400, "invalid_request", "Test clocks exist only in the sandbox.")
                 days = form_number(form.get("days"), "Days")
                 self.ctx.ops.run(
                     admin.org_pk,
@@ -218,7 +218,7 @@ class CustomerScreens(DashboardBase):
                     {"customer_id": customer_id, "days": days},
                 )
                 return self.back(path, "clock")
-        except AutumnError as exc:
+        except ApiError as exc:
             if exc.status == 404 and "customer" in exc.code:
                 return self.not_found(request, admin, f"Customer {customer_id}")
             return self.customer_page(

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api.request_guard import check_nulls, describe_validation_error
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.service.context import AppState, Ctx
 from reference_server.store.org_tenants import tenant_of
 
@@ -34,14 +34,14 @@ class Operations:
         """``name`` (e.g. ``billing.attach``) with ``raw`` as if it were the request's JSON body."""
         service = self.services.get(name)
         if service is None:
-            raise AutumnError(501, "not_implemented", f"{name} is not served by this server")
+            raise ApiError(501, "not_implemented", f"{name} is not served by this server")
         body = raw
         model = _MODELS.get(name)
         if model is not None:
             try:
                 parsed = model.model_validate(raw)
             except ValidationError as exc:
-                raise AutumnError(400, "invalid_inputs", describe_validation_error(exc)) from exc
+                raise ApiError(400, "invalid_inputs", describe_validation_error(exc)) from exc
             check_nulls(parsed)
             body = parsed.model_dump(mode="json", exclude_unset=True)
         return service(self.ctx(org_pk, env, base_url), body)

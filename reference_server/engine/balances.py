@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference_server.engine.model import Feature, Source, num, r10
+from reference_server.engine.entitlements import Feature, Source, num, r10
 
 
 def feature_json(f: Feature) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from reference_server.engine.balances import current_overage
-from reference_server.engine.model import Controls, Source, r10
+from reference_server.engine.entitlements import Controls, Source, r10
 
 
 def metered_allowed(sources: list[Source], required: float, controls: Controls | None, now_ms: int) -> bool:

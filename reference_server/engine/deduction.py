@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from reference_server.engine.entitlements import Controls, Rollover, Source, num, r10
 from reference_server.engine.intervals import approx_interval_ms
-from reference_server.engine.model import Controls, Rollover, Source, num, r10
 
 OverageBehavior = Literal["cap", "reject", "overflow", "allow", "negative"]
 """``negative`` is track's ``overage_behavior: "overflow"``: every source may go below zero (no usage

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
+from reference_server.engine.entitlements import Rollover, Source, r10
 from reference_server.engine.intervals import add_months, next_boundary_after
-from reference_server.engine.model import Rollover, Source, r10
 
 
 def _rollover_cap(source: Source) -> float | None:

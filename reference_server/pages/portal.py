@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from reference_server.billing.page_actions import PortalSubscription
 from reference_server.engine.billing.money import currency_exponent
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.store.billing_records import (
     CustomerRef,
     PaymentMethodInfo,
@@ -248,7 +248,7 @@ class PortalPages(PageBase):
             return None, "Changing plans is not available here."
         try:
             body = hook(customer_pk, plan_id)
-        except AutumnError as exc:  # the API's own refusal: shown on the page, never a 500
+        except ApiError as exc:  # the API's own refusal: shown on the page, never a 500
             return None, exc.message
         currency = str(body.get("currency") or "usd")
 
@@ -306,7 +306,7 @@ class PortalPages(PageBase):
                 return Response("Changing plans is not available here", status_code=405)
             try:
                 payment_url = hook(conn, session.customer_pk, plan_id, now)
-            except AutumnError as exc:
+            except ApiError as exc:
                 conn.rollback()
                 return self._confirm_page(
                     request,

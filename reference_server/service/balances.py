@@ -11,10 +11,10 @@ from reference_server.engine.deduction import (
     deduct,
     order_targets,
 )
+from reference_server.engine.entitlements import Source, r10
 from reference_server.engine.intervals import next_boundary_after
-from reference_server.engine.model import Source, r10
 from reference_server.engine.resets import apply_due_resets
-from reference_server.errors import AutumnError, feature_not_found, invalid
+from reference_server.errors import ApiError, feature_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
 from reference_server.service.usage import (
@@ -60,7 +60,7 @@ def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 if s.is_flag and s.is_live(now)
             ]
             if existing:
-                raise AutumnError(409, "invalid_request", f"Customer already has feature {feature.id}")
+                raise ApiError(409, "invalid_request", f"Customer already has feature {feature.id}")
             values: dict[str, Any] = {"is_flag": True}
         else:
             if (grant is None) == (not unlimited):
@@ -122,7 +122,7 @@ def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                     },
                 )
         except IntegrityError as exc:
-            raise AutumnError(
+            raise ApiError(
                 409,
                 "invalid_request",
                 f"Balance with id {body.get('balance_id')} already exists for this customer",
@@ -166,7 +166,7 @@ def update_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         apply_due_resets(sources, now)
         matching = _matching(sources, feature.id, entity, body, now)
         if not matching:
-            raise AutumnError(
+            raise ApiError(
                 404,
                 "balance_not_found",
                 f"No balances to update for feature {feature.id} on customer {customer.id}",
@@ -235,9 +235,9 @@ def delete_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 continue
             matching.append(s)
         if not matching:
-            raise AutumnError(404, "balance_not_found", "No balances found to delete")
+            raise ApiError(404, "balance_not_found", "No balances found to delete")
         if any(s.price for s in matching):
-            raise AutumnError(409, "invalid_request", "Cannot delete paid balance; cancel the plan instead")
+            raise ApiError(409, "invalid_request", "Cannot delete paid balance; cancel the plan instead")
         used = sum(s.usage for s in matching if not s.is_flag)
         delete_sources(conn, [s.pk for s in matching])
         if body.get("recalculate_balances") and used > 0:

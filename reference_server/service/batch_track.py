@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.service import check_track
 from reference_server.service.context import Ctx
 from reference_server.service.entities import with_seat_charge
@@ -24,29 +24,29 @@ from reference_server.service.entities import with_seat_charge
 MAX_ITEMS = 1000
 
 
-def _at(index: int, exc: AutumnError) -> AutumnError:
+def _at(index: int, exc: ApiError) -> ApiError:
     """The item's error, its message naming the item."""
-    return AutumnError(exc.status, exc.code, f"Item {index}: {exc.message}")
+    return ApiError(exc.status, exc.code, f"Item {index}: {exc.message}")
 
 
 def batch_track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     items: list[dict[str, Any]] = list(body.get("items") or [])
     if not items:
-        raise AutumnError(400, "invalid_inputs", "Request body must be a non-empty array of track items")
+        raise ApiError(400, "invalid_inputs", "Request body must be a non-empty array of track items")
     if len(items) > MAX_ITEMS:
-        raise AutumnError(400, "invalid_inputs", f"At most {MAX_ITEMS} items can be tracked in one batch")
+        raise ApiError(400, "invalid_inputs", f"At most {MAX_ITEMS} items can be tracked in one batch")
     args = []
     for index, item in enumerate(items):
         try:
             args.append(check_track.track_args(item))
-        except AutumnError as exc:
+        except ApiError as exc:
             raise _at(index, exc) from exc
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     for index, item in enumerate(items):
         try:
             check_track.track_features(cat, item)
-        except AutumnError as exc:
+        except ApiError as exc:
             raise _at(index, exc) from exc
     order = sorted(range(len(items)), key=lambda i: (str(items[i]["customer_id"]), i))
 
@@ -56,7 +56,7 @@ def batch_track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 value, behavior, lock, expand = args[index]
                 try:
                     check_track.track_in(ctx, conn, items[index], value, behavior, lock, expand)
-                except AutumnError as exc:
+                except ApiError as exc:
                     raise _at(index, exc) from exc
 
     with_seat_charge(ctx, apply)

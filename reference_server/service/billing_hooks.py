@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Connection
 
 if TYPE_CHECKING:
-    from reference_server.engine.model import Source
+    from reference_server.engine.entitlements import Source
     from reference_server.service.context import Ctx
     from reference_server.store.catalog import Catalog, Plan
     from reference_server.store.subjects import CustomerRow, EntityRow

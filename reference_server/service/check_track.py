@@ -20,9 +20,9 @@ from reference_server.engine.deduction import (
     DeductionResult,
     InsufficientBalance,
 )
-from reference_server.engine.model import Controls, Feature, Source, num, r10
+from reference_server.engine.entitlements import Controls, Feature, Source, num, r10
 from reference_server.engine.resets import apply_due_resets
-from reference_server.errors import AutumnError, feature_not_found, invalid
+from reference_server.errors import ApiError, feature_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.entities import with_seat_charge
 from reference_server.service.lock_settlement import store_lock
@@ -146,7 +146,7 @@ def track_in(
             cat, feats, subject, value, controls, now, entity, behavior, limits, body.get("properties")
         )
     except InsufficientBalance as exc:
-        raise AutumnError(400, "insufficient_balance", str(exc)) from exc
+        raise ApiError(400, "insufficient_balance", str(exc)) from exc
     save_sources(conn, sources)
     if limits is not None:
         for f, r in results:
@@ -181,7 +181,7 @@ def track_features(cat: Catalog, body: dict[str, Any]) -> list[Feature]:
         return [feature]
     feats = list(cat.features_for_event.get(str(event_name), []))
     if not feats:
-        raise AutumnError(404, "invalid_request", f"No features found for event name: {event_name}")
+        raise ApiError(404, "invalid_request", f"No features found for event name: {event_name}")
     return feats
 
 

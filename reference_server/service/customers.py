@@ -10,10 +10,10 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.balances import derive_balance, derive_flag
-from reference_server.engine.model import Source, num
+from reference_server.engine.entitlements import Source, num
 from reference_server.engine.plan_controls import overlay
 from reference_server.engine.resets import apply_due_resets
-from reference_server.errors import AutumnError, customer_not_found, invalid, plan_not_found
+from reference_server.errors import ApiError, customer_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.license_pools import customer_licenses
 from reference_server.service.maintenance import (
@@ -374,7 +374,7 @@ def get_or_create(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 return customer_json(ctx, conn, cat, customer, now, expand, persist_resets=True)
         except IntegrityError:
             continue  # a concurrent get_or_create created it first: read it on the retry
-    raise AutumnError(409, "customer_already_exists", f"Customer {customer_id} already exists")
+    raise ApiError(409, "customer_already_exists", f"Customer {customer_id} already exists")
 
 
 def get(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
@@ -503,7 +503,7 @@ def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             changes["billing_controls"] = merged
         if body.get("new_customer_id") and body["new_customer_id"] != customer_id:
             if get_customer(conn, ctx.tenant, body["new_customer_id"]) is not None:
-                raise AutumnError(
+                raise ApiError(
                     409, "customer_already_exists", f"Customer {body['new_customer_id']} already exists"
                 )
             changes["id"] = body["new_customer_id"]

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from reference_server.engine.deduction import InsufficientBalance, Target, deduct, order_targets
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import (
-    AutumnError,
+    ApiError,
     customer_not_found,
     entity_not_found,
     feature_not_found,
@@ -56,7 +56,7 @@ def _use_seats(
     try:
         deduct(ordered, amount, controls, now, "reject" if priced and amount > 0 else "overflow", feature_id)
     except InsufficientBalance as exc:
-        raise AutumnError(
+        raise ApiError(
             400,
             "feature_limit_reached",
             f"Cannot create {int(amount)} entities: the limit for feature {feature_id} has been reached",
@@ -69,7 +69,7 @@ def _use_seats(
     }
 
 
-class SeatChargeFailed(AutumnError):
+class SeatChargeFailed(ApiError):
     """The seat charge of an entity change was not paid (declined, or it needs the customer present).
 
     Raised by the paid-seat hook; the seat change is rolled back and ``keep_record`` writes the
@@ -153,7 +153,7 @@ def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             if entities_repo.has_anonymous_entity(conn, customer.pk):
                 raise invalid("Only one entity per customer may omit entity_id", "entity_id_required")
         elif get_entity(conn, customer.pk, entity_id) is not None:
-            raise AutumnError(409, "entity_already_exists", f"Entity {entity_id} already exists")
+            raise ApiError(409, "entity_already_exists", f"Entity {entity_id} already exists")
         failure = _change_seats(ctx, conn, customer, feature_id, 1.0, now)
         if failure is None:
             return _insert_entity(ctx, conn, cat, customer, body, now)

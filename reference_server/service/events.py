@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from reference_server.engine.entitlements import Feature, num
 from reference_server.engine.intervals import FIXED_MS, add_months
-from reference_server.engine.model import Feature, num
 from reference_server.errors import customer_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.store.events import EventFilter, active_plan_rows, event_page, events_between

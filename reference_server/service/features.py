@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.balances import feature_json
-from reference_server.engine.model import Feature
-from reference_server.errors import AutumnError, feature_not_found, invalid
+from reference_server.engine.entitlements import Feature
+from reference_server.errors import ApiError, feature_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Catalog, bump_catalog_version, feature_from_row
@@ -89,13 +89,13 @@ def create_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
         if fid in cat.features:
-            raise AutumnError(409, "duplicate_feature_id", f"Feature with id {fid} already exists")
+            raise ApiError(409, "duplicate_feature_id", f"Feature with id {fid} already exists")
         values = _validate_feature(body, cat, fid)
         now = ctx.now()
         try:
             catalog_repo.insert_feature(conn, ctx.tenant, fid, now, values)
         except IntegrityError as exc:
-            raise AutumnError(409, "duplicate_feature_id", f"Feature with id {fid} already exists") from exc
+            raise ApiError(409, "duplicate_feature_id", f"Feature with id {fid} already exists") from exc
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         return feature_json(Feature(id=fid, created_at=now, **values))
 
@@ -132,7 +132,7 @@ def update_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             if not ID_RE.match(new_id):
                 raise invalid("new_feature_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
             if new_id in cat.features:
-                raise AutumnError(409, "duplicate_feature_id", f"Feature with id {new_id} already exists")
+                raise ApiError(409, "duplicate_feature_id", f"Feature with id {new_id} already exists")
         catalog_repo.update_feature(conn, ctx.tenant, fid, new_id, values)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         row = catalog_repo.feature_row(conn, ctx.tenant, new_id)
@@ -146,13 +146,13 @@ def delete_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if fid not in cat.features:
             raise feature_not_found(fid)
         if any(item["feature_id"] == fid for p in cat.plans_by_pk.values() for item in p.items):
-            raise AutumnError(
+            raise ApiError(
                 409,
                 "feature_in_use",
                 f"Feature {fid} is used in a product. Please delete the product or archive it instead.",
             )
         if cat.credit_systems_for.get(fid):
-            raise AutumnError(
+            raise ApiError(
                 409,
                 "feature_in_use",
                 f"Feature {fid} is used by credit system {cat.credit_systems_for[fid][0].id}; archive it.",

@@ -19,7 +19,7 @@ import json
 import os
 from typing import Any
 
-from reference_server.errors import AutumnError, customer_not_found
+from reference_server.errors import ApiError, customer_not_found
 from reference_server.service.context import AppState, Ctx, CustomerToken
 from reference_server.store import customer_tokens as store
 from reference_server.store.subjects import get_customer
@@ -47,13 +47,13 @@ def is_customer_token(authorization: str | None) -> bool:
     return authorization[7:].strip().startswith(PREFIX)
 
 
-def version_refusal(version: str | None) -> AutumnError | None:
+def version_refusal(version: str | None) -> ApiError | None:
     """Autumn's refusal of a customer token sent with an API version before 2.3 (None: allowed)."""
     if version is None or not all(part.isdigit() for part in version.split(".")):
         return None
     if tuple(int(part) for part in version.split(".")) >= (2, 3):
         return None
-    return AutumnError(400, "invalid_api_version", "Customer tokens require API version 2.3 or higher")
+    return ApiError(400, "invalid_api_version", "Customer tokens require API version 2.3 or higher")
 
 
 def _b64(data: bytes) -> str:
@@ -69,9 +69,7 @@ def _configured_secret() -> str | None:
     if not secret:
         return None
     if len(secret) < MIN_SECRET_LENGTH:
-        raise AutumnError(
-            500, "internal_error", f"{SECRET_ENV} must be at least {MIN_SECRET_LENGTH} characters"
-        )
+        raise ApiError(500, "internal_error", f"{SECRET_ENV} must be at least {MIN_SECRET_LENGTH} characters")
     return secret
 
 
@@ -102,8 +100,8 @@ def _sign(secret: str, claims: dict[str, Any]) -> str:
     return f"{PREFIX}{header}.{payload}.{signature}"
 
 
-def _bad_token() -> AutumnError:
-    return AutumnError(401, "invalid_request", "Invalid or expired customer token")
+def _bad_token() -> ApiError:
+    return ApiError(401, "invalid_request", "Invalid or expired customer token")
 
 
 def _verify(secret: str, token: str, now_ms: int) -> dict[str, Any]:
@@ -157,7 +155,7 @@ def authenticate(
     audience = str(claims["aud"])
     allowed = REFRESH_OPERATIONS if audience == AUD_REFRESH else ACCESS_OPERATIONS
     if operation not in allowed:
-        raise AutumnError(
+        raise ApiError(
             403, "invalid_request", f"Endpoint {operation} is not accessible with this customer token"
         )
     with state.db.read() as conn:
@@ -170,10 +168,10 @@ def authenticate(
         or row.org_id != claims.get("orgId")
         or row.env != claims.get("env")
     ):
-        raise AutumnError(401, "invalid_request", "Customer token is no longer valid")
+        raise ApiError(401, "invalid_request", "Customer token is no longer valid")
     epoch = int(claims.get("epoch") or 0)
     if epoch < family.epoch:
-        raise AutumnError(401, "invalid_request", "Customer token revoked")
+        raise ApiError(401, "invalid_request", "Customer token revoked")
     offset = row.sandbox_clock_offset_ms if row.env == "sandbox" else row.live_clock_offset_ms
     tenant = Tenant(
         org_pk=row.org_pk,
@@ -250,13 +248,13 @@ def refresh_key(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """Rotate the pair of the refresh token the request was made with."""
     claim = ctx.customer_token
     if claim is None or claim.audience != AUD_REFRESH:
-        raise AutumnError(401, "invalid_request", "Missing customer token")
+        raise ApiError(401, "invalid_request", "Missing customer token")
     now = ctx.state.clock.now_ms()
     reused = False
     with ctx.db.write() as conn:
         family = store.read_family(conn, claim.customer_pk, lock=True)
         if claim.epoch < family.epoch:
-            raise AutumnError(401, "invalid_request", "Customer token revoked")
+            raise ApiError(401, "invalid_request", "Customer token revoked")
         if claim.refresh_kid == family.refresh_kid:
             family = store.Family(family.epoch, family.refresh_kid + 1)
         elif claim.refresh_kid != family.refresh_kid - 1:
@@ -264,7 +262,7 @@ def refresh_key(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             reused = True
         store.write_family(conn, claim.customer_pk, family, now)
     if reused:  # the epoch moved on (committed): every token of the customer is revoked
-        raise AutumnError(401, "invalid_request", "Refresh token reuse detected")
+        raise ApiError(401, "invalid_request", "Refresh token reuse detected")
     return _pair(ctx.state, ctx.tenant, claim.customer_id, claim.customer_pk, family)
 
 

@@ -14,9 +14,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.deduction import DeductionResult
-from reference_server.engine.model import Feature, Source, num, r10
+from reference_server.engine.entitlements import Feature, Source, num, r10
 from reference_server.engine.resets import apply_due_resets
-from reference_server.errors import AutumnError, invalid
+from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.plan_controls import plan_defaults
 from reference_server.service.subscriptions import schedule_maintenance
@@ -76,7 +76,7 @@ def store_lock(
                 created_at=now,
             )
     except IntegrityError as exc:
-        raise AutumnError(409, "lock_already_exists", f"Lock {lock_id} already exists") from exc
+        raise ApiError(409, "lock_already_exists", f"Lock {lock_id} already exists") from exc
     schedule_maintenance(conn, customer.pk, expires_at)
 
 

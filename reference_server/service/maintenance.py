@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from reference_server.engine.model import Source
+from reference_server.engine.entitlements import Source
 from reference_server.errors import customer_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.lock_settlement import release_expired_locks

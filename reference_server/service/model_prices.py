@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 
 MODELS_DEV: dict[str, dict[str, dict[str, Any]]] = {
     "anthropic": {
@@ -83,8 +83,8 @@ def split_model_id(model_id: str) -> tuple[str, str]:
     return provider, model
 
 
-def _model_not_found(model_id: str) -> AutumnError:
-    return AutumnError(400, "invalid_request", f"Model {model_id} not found in models.dev pricing data")
+def _model_not_found(model_id: str) -> ApiError:
+    return ApiError(400, "invalid_request", f"Model {model_id} not found in models.dev pricing data")
 
 
 def _effective(cost: dict[str, Any], total_input: int) -> tuple[dict[str, Any], bool]:
@@ -144,7 +144,7 @@ def price_tokens(model_id: str, markups: dict[str, Any] | None, tokens: dict[str
     if provider == CUSTOM_PROVIDER and model:
         entry = (markups.get("model_markups") or {}).get(model_id) or {}
         if entry.get("input_cost") is None or entry.get("output_cost") is None:
-            raise AutumnError(
+            raise ApiError(
                 400,
                 "invalid_request",
                 f"Custom model {model_id} is missing input_cost or output_cost in model_markups",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reference_server.engine.model import Source
+from reference_server.engine.entitlements import Source
 from reference_server.engine.plan_controls import Entry, merge_plans
 from reference_server.store.catalog import Catalog
 

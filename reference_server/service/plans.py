@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.engine.model import Feature
+from reference_server.engine.entitlements import Feature
 from reference_server.engine.plan_controls import check_plan_controls
 from reference_server.engine.plan_controls import normalize as normalize_plan_controls
 from reference_server.engine.usage_limits import validation_error as usage_limit_error
-from reference_server.errors import AutumnError, feature_not_found, invalid, plan_not_found
+from reference_server.errors import ApiError, feature_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.features import ID_RE
 from reference_server.service.license_links import save_plan_links
@@ -244,7 +244,7 @@ def create_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
         if cat.versions(plan_id):
-            raise AutumnError(400, "product_already_exists", f"Product {plan_id} already exists")
+            raise ApiError(400, "product_already_exists", f"Product {plan_id} already exists")
         values = _plan_values(body, cat)
         now = ctx.now()
         pk = catalog_repo.insert_plan(conn, ctx.tenant, plan_id, 1, now, values)
@@ -652,7 +652,7 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         values = _plan_values(merged, cat)
         new_id = body.get("new_plan_id") or plan_id
         if new_id != plan_id and cat.versions(new_id):
-            raise AutumnError(400, "product_already_exists", f"Product {new_id} already exists")
+            raise ApiError(400, "product_already_exists", f"Product {new_id} already exists")
         pricing_changed = (
             values["items"] != current.items
             or values["price"] != current.price

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import stripe
 from sqlalchemy import Connection
 
-from reference_server.errors import AutumnError, invalid
+from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.store import platform_orgs as platform_repo
 from reference_server.store.org_stripe import (
@@ -96,7 +96,7 @@ def list_users(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 def _tenant_org(ctx: Ctx, conn: Connection, slug: str) -> Any:
     row = platform_repo.child_org_by_slug(conn, ctx.tenant.org_pk, _tenant_slug(ctx, slug))
     if row is None:
-        raise AutumnError(404, "not_found", f"Organization {slug} not found")
+        raise ApiError(404, "not_found", f"Organization {slug} not found")
     return row
 
 
@@ -206,9 +206,9 @@ def update_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                         *cleared,
                     )
     except EncryptionKeyError as exc:
-        raise AutumnError(503, "encryption_not_configured", str(exc)) from exc
+        raise ApiError(503, "encryption_not_configured", str(exc)) from exc
     except SecretDecryptionError as exc:
-        raise AutumnError(500, "secret_decryption_failed", str(exc)) from exc
+        raise ApiError(500, "secret_decryption_failed", str(exc)) from exc
     return {
         "message": "Stripe configuration updated",
         "organization": {"id": org.id, "slug": body["organization_slug"]},

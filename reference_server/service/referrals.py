@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.engine.intervals import boundary
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
 from reference_server.service.subscriptions import activate_plan
@@ -25,7 +25,7 @@ CODE_ALPHABET = string.ascii_uppercase + string.digits
 def _program(conn: Connection, ctx: Ctx, program_id: str) -> Any:
     row = rewards_repo.find_program(conn, ctx.tenant, program_id)
     if row is None:
-        raise AutumnError(404, "reward_program_not_found", f"Reward program {program_id} not found")
+        raise ApiError(404, "reward_program_not_found", f"Reward program {program_id} not found")
     return row
 
 
@@ -52,7 +52,7 @@ def create_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 return {"code": code, "customer_id": customer.id, "created_at": now}
             except IntegrityError:
                 continue
-    raise AutumnError(500, "internal_error", "Could not allocate a unique referral code")
+    raise ApiError(500, "internal_error", "Could not allocate a unique referral code")
 
 
 def _grant(conn: Connection, cat: Catalog, customer_pk: int, reward: Any, now: int) -> list[dict[str, Any]]:
@@ -108,22 +108,22 @@ def redeem_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         redeemer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
         rc = rewards_repo.find_referral_code(conn, ctx.tenant, code)
         if rc is None:
-            raise AutumnError(404, "referral_code_not_found", "Referral code not found")
+            raise ApiError(404, "referral_code_not_found", "Referral code not found")
         program = rewards_repo.program_row(conn, rc.program_pk)
         referrer = customer_at(conn, rc.customer_pk)
         if referrer.pk == redeemer.pk or (
             referrer.fingerprint is not None and referrer.fingerprint == redeemer.fingerprint
         ):
-            raise AutumnError(400, "customer_cannot_redeem_own_code", "Customer cannot redeem their own code")
+            raise ApiError(400, "customer_cannot_redeem_own_code", "Customer cannot redeem their own code")
         count = rewards_repo.referral_redemptions(conn, code, program.pk)
         if program.max_redemptions is not None and count >= program.max_redemptions:
-            raise AutumnError(
+            raise ApiError(
                 400,
                 "referral_code_max_redemptions_reached",
                 "Referral code has reached its maximum number of redemptions",
             )
         if rewards_repo.redeemed_referral(conn, program.pk, redeemer.pk):
-            raise AutumnError(
+            raise ApiError(
                 400,
                 "customer_already_redeemed_referral_code",
                 "Customer has already redeemed a referral code in this program",
@@ -172,19 +172,19 @@ def redeem_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 if str(p.get("code", "")).upper() == code.upper():
                     match, promo = r, p
         if match is None:
-            raise AutumnError(404, "reward_not_found", f"Reward with code {code} not found")
+            raise ApiError(404, "reward_not_found", f"Reward with code {code} not found")
         if match.type != "feature_grant" or not match.grants:
-            raise AutumnError(400, "invalid_reward", f"Reward {match.id} does not grant features")
+            raise ApiError(400, "invalid_reward", f"Reward {match.id} does not grant features")
         used = rewards_repo.promo_redemptions(conn, match.pk, code)
         limit = promo.get("global_max_redemption")
         if limit is not None and used >= int(limit):
-            raise AutumnError(
+            raise ApiError(
                 400,
                 "referral_code_max_redemptions_reached",
                 f"Code {code} has reached its maximum number of redemptions",
             )
         if rewards_repo.redeemed_promo(conn, match.pk, customer.pk):
-            raise AutumnError(
+            raise ApiError(
                 400, "customer_already_redeemed_referral_code", f"Customer has already redeemed code {code}"
             )
         granted = _grant(conn, cat, customer.pk, match, now)

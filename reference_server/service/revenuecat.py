@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference_server.errors import AutumnError, invalid
+from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.platform import _tenant_org
 
@@ -28,7 +28,7 @@ def _require_org(ctx: Ctx, slug: str) -> None:
 
 def link_revenue_cat(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     _require_org(ctx, str(body["organization_slug"]))
-    raise AutumnError(
+    raise ApiError(
         501,
         "not_implemented",
         "Linking RevenueCat needs RevenueCat's OAuth servers and an OAuth client registered with "

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from reference_server.errors import AutumnError, feature_not_found, invalid
+from reference_server.errors import ApiError, feature_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.store import rewards as rewards_repo
 from reference_server.store.catalog import Catalog
@@ -34,7 +34,7 @@ MAX_LISTED = 500
 """``rewards.list`` returns at most this many rewards, newest first (as Autumn caps it)."""
 
 
-def _bad(message: str) -> AutumnError:
+def _bad(message: str) -> ApiError:
     return invalid(message, "invalid_inputs")
 
 
@@ -120,7 +120,7 @@ def _grants(cat: Catalog, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if feature.type == "boolean"
                 else f"Feature {feature.id} must have a positive included value"
             )
-            raise AutumnError(400, "invalid_reward", message)
+            raise ApiError(400, "invalid_reward", message)
         if included is not None and included < 0:
             raise _bad("feature_grant.grants.included: must be at least 0")
         expiry = g.get("expiry")
@@ -202,7 +202,7 @@ def _assert_unique(
     codes = [str(p["code"]) for p in promos]
     folded = [c.upper() for c in codes]
     if len(set(folded)) != len(folded):
-        raise AutumnError(400, "duplicate_promo_code", "Promo codes must be unique within a reward")
+        raise ApiError(400, "duplicate_promo_code", "Promo codes must be unique within a reward")
     # The organization's row is the lock: two rewards written at once cannot both take a code.
     rewards_repo.lock_org(conn, ctx.tenant)
     rows = rewards_repo.reward_codes(conn, ctx.tenant)
@@ -210,11 +210,11 @@ def _assert_unique(
         if row.pk == pk:
             continue
         if row.id == reward_id:
-            raise AutumnError(400, "duplicate_reward_id", f"Reward with id {reward_id} already exists")
+            raise ApiError(400, "duplicate_reward_id", f"Reward with id {reward_id} already exists")
         for p in row.promo_codes or []:
             code = str(p.get("code", ""))
             if code.upper() in folded:
-                raise AutumnError(
+                raise ApiError(
                     400, "duplicate_promo_code", f"Promo code {code} is already in use by another reward"
                 )
 
@@ -222,7 +222,7 @@ def _assert_unique(
 def _require_reward(conn: Connection, ctx: Ctx, reward_id: str, *, lock: bool = False) -> Any:
     row = rewards_repo.find_reward(conn, ctx.tenant, reward_id, lock=lock)
     if row is None:
-        raise AutumnError(404, "reward_not_found", f"Reward {reward_id} not found")
+        raise ApiError(404, "reward_not_found", f"Reward {reward_id} not found")
     if row.type == "free_product":
         raise invalid(f"Reward {reward_id} is a free product reward, which is not available on the API")
     return row
@@ -239,7 +239,7 @@ def create_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """Create a coupon or a feature grant (exactly one of ``coupon`` / ``feature_grant``)."""
     coupon, grant = body.get("coupon"), body.get("feature_grant")
     if (coupon is None) == (grant is None):
-        raise AutumnError(400, "invalid_reward", "Provide exactly one of coupon or feature_grant")
+        raise ApiError(400, "invalid_reward", "Provide exactly one of coupon or feature_grant")
     spec: dict[str, Any] = body["coupon" if coupon is not None else "feature_grant"]
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
@@ -277,9 +277,7 @@ def create_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             with conn.begin_nested():
                 pk = rewards_repo.insert_reward(conn, values)
         except IntegrityError as exc:
-            raise AutumnError(
-                400, "duplicate_reward_id", f"Reward with id {spec['id']} already exists"
-            ) from exc
+            raise ApiError(400, "duplicate_reward_id", f"Reward with id {spec['id']} already exists") from exc
         return _reward_json(_reward_row(conn, pk))
 
 
@@ -361,14 +359,14 @@ def _program_json(row: Any) -> dict[str, Any]:
 def _require_program(conn: Connection, ctx: Ctx, program_id: str, *, lock: bool = False) -> Any:
     row = rewards_repo.find_program(conn, ctx.tenant, program_id, lock=lock)
     if row is None:
-        raise AutumnError(404, "reward_program_not_found", f"Referral program {program_id} not found")
+        raise ApiError(404, "reward_program_not_found", f"Referral program {program_id} not found")
     return row
 
 
 def _linkable_reward(conn: Connection, ctx: Ctx, reward_id: str) -> Any:
     row = rewards_repo.find_reward(conn, ctx.tenant, reward_id)
     if row is None:
-        raise AutumnError(404, "reward_not_found", f"Reward {reward_id} not found")
+        raise ApiError(404, "reward_not_found", f"Reward {reward_id} not found")
     if row.type == "free_product":
         raise invalid(
             "Free product rewards are deprecated for referral programs. "
@@ -457,5 +455,5 @@ def delete_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.write() as conn:
         gone = rewards_repo.delete_program(conn, ctx.tenant, body["referral_program_id"])
     if not gone:
-        raise AutumnError(400, "reward_not_found", "Reward program not found")
+        raise ApiError(400, "reward_not_found", "Reward program not found")
     return {"success": True}

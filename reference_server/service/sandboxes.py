@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
 from reference_server.store import sandboxes as sandboxes_repo
 from reference_server.store.catalog import bump_catalog_version
@@ -51,8 +51,8 @@ def sandbox_slug(name: str) -> str:
     return re.sub(r"[^\w\s-]", "", name.lower().replace(" ", "-"))
 
 
-def _invalid(message: str) -> AutumnError:
-    return AutumnError(400, "invalid_request", message)
+def _invalid(message: str) -> ApiError:
+    return ApiError(400, "invalid_request", message)
 
 
 def _check_name(name: str) -> str:
@@ -92,7 +92,7 @@ def create_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
     slug = _check_name(name)
     color = str(body.get("color") or DEFAULT_COLOR)
     if color not in COLORS:
-        raise AutumnError(400, "invalid_inputs", f"color: must be one of: {', '.join(COLORS)}")
+        raise ApiError(400, "invalid_inputs", f"color: must be one of: {', '.join(COLORS)}")
     icon = str(body.get("icon") or DEFAULT_ICON)
     with ctx.db.write() as conn:
         _not_in_sandbox(conn, ctx)
@@ -132,7 +132,7 @@ def delete_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
         _not_in_sandbox(conn, ctx)
         target = next((row for row in _rows(conn, ctx.tenant.org_pk) if row.id == sandbox_id), None)
         if target is None:
-            raise AutumnError(404, "sandbox_not_found", f"Sandbox {sandbox_id} not found")
+            raise ApiError(404, "sandbox_not_found", f"Sandbox {sandbox_id} not found")
         if sandboxes_repo.child_org_count(conn, target.pk):
             raise _invalid("This sandbox has organizations of its own; delete those first")
         sandboxes_repo.delete_org(conn, target.pk)

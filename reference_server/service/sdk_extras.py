@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from reference_server.engine.balances import breakdown_row
-from reference_server.engine.model import num
+from reference_server.engine.entitlements import num
 from reference_server.engine.resets import apply_due_resets
-from reference_server.errors import AutumnError, customer_not_found, entity_not_found, invalid
+from reference_server.errors import ApiError, customer_not_found, entity_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.customers import past_due_instances, subscription_json
 from reference_server.service.platform import _tenant_org
@@ -273,7 +273,7 @@ def verify(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if customer is None:
             raise customer_not_found(customer_id)
     if customer.stripe_id is not None:
-        raise AutumnError(
+        raise ApiError(
             400,
             "unsupported_operation",
             f"Customer {customer_id} is billed through Stripe ({customer.stripe_id}); this server does "
@@ -308,7 +308,5 @@ def disconnect_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         org = _tenant_org(ctx, conn, body["organization_slug"])
         account_id = connected_account_id(conn, org.pk, _org_env(body))
     if account_id:
-        raise AutumnError(
-            400, "invalid_request", "Platform-managed Stripe accounts are not OAuth connections"
-        )
+        raise ApiError(400, "invalid_request", "Platform-managed Stripe accounts are not OAuth connections")
     return {"success": True}

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.engine.model import Feature
-from reference_server.errors import AutumnError, customer_not_found, feature_not_found
+from reference_server.engine.entitlements import Feature
+from reference_server.errors import ApiError, customer_not_found, feature_not_found
 from reference_server.service import check_track
 from reference_server.service.context import Ctx
 from reference_server.service.entities import with_seat_charge
@@ -43,7 +43,7 @@ def _ai_feature(ctx: Ctx, conn: Connection, cat: Catalog, body: dict[str, Any]) 
         if feature is None:
             raise feature_not_found(fid)
         if feature.type != "ai_credit_system":
-            raise AutumnError(400, "invalid_request", f"Feature {fid} is not an AI credit system feature")
+            raise ApiError(400, "invalid_request", f"Feature {fid} is not an AI credit system feature")
         return feature
     ai_ids = {f.id for f in cat.features.values() if f.type == "ai_credit_system"}
     loaded = load_subject(conn, ctx.tenant, body["customer_id"], ai_ids) if ai_ids else None
@@ -58,9 +58,9 @@ def _ai_feature(ctx: Ctx, conn: Connection, cat: Catalog, body: dict[str, Any]) 
             if s.feature_id in ai_ids and s.is_live(now) and s.feature_id not in held:
                 held.append(s.feature_id)
     if not held:
-        raise AutumnError(404, "feature_not_found", "No AI credit system feature found for this customer")
+        raise ApiError(404, "feature_not_found", "No AI credit system feature found for this customer")
     if len(held) > 1:
-        raise AutumnError(
+        raise ApiError(
             400,
             "invalid_request",
             "Multiple AI credit system features found for this customer. "

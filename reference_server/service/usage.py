@@ -19,8 +19,8 @@ from reference_server.engine.deduction import (
     deduct,
     order_targets,
 )
-from reference_server.engine.model import Controls, Feature, Source
-from reference_server.errors import AutumnError, entity_not_found
+from reference_server.engine.entitlements import Controls, Feature, Source
+from reference_server.errors import ApiError, entity_not_found
 from reference_server.service.context import Ctx
 from reference_server.store import idempotency
 from reference_server.store.catalog import Catalog
@@ -96,7 +96,7 @@ def claim_idempotency(conn: Connection, ctx: Ctx, scope: str, key: str, now: int
     """Claim a body ``idempotency_key`` in the caller's transaction (Autumn's rule: a repeat gets 409;
     a request that fails rolls its transaction back and so releases the key for a retry)."""
     if not idempotency.claim(conn, ctx.tenant.org_pk, ctx.tenant.env, scope, key, now):
-        raise AutumnError(
+        raise ApiError(
             409,
             "duplicate_idempotency_key",
             f"Another request with idempotency key {key} has already been received",

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.engine.model import Feature, Source, num, r10
+from reference_server.engine.entitlements import Feature, Source, num, r10
 from reference_server.engine.usage_limits import (
     UsageLimit,
     binding,

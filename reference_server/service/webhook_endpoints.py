@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
 from reference_server.store import webhook_endpoints as webhook_endpoints_repo
 from reference_server.webhooks.endpoints import create_endpoint
@@ -95,32 +95,32 @@ class Stated:
     disabled: bool | None
 
 
-def _not_found(webhook_id: str) -> AutumnError:
-    return AutumnError(404, "webhook_not_found", f"Webhook {webhook_id} not found")
+def _not_found(webhook_id: str) -> ApiError:
+    return ApiError(404, "webhook_not_found", f"Webhook {webhook_id} not found")
 
 
-def _duplicate(webhook_id: str) -> AutumnError:
-    return AutumnError(409, "duplicate_webhook_id", f"A webhook with id {webhook_id} already exists")
+def _duplicate(webhook_id: str) -> ApiError:
+    return ApiError(409, "duplicate_webhook_id", f"A webhook with id {webhook_id} already exists")
 
 
 def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AutumnError(400, "invalid_inputs", "url: must be an http(s) URL with a host")
+        raise ApiError(400, "invalid_inputs", "url: must be an http(s) URL with a host")
     return url
 
 
 def _check_events(events: Sequence[str]) -> tuple[str, ...]:
     if not events:
-        raise AutumnError(
+        raise ApiError(
             400, "invalid_inputs", "events: list at least one event, or leave it out for every event"
         )
     unknown = sorted(set(events) - set(AUTUMN_EVENT_TYPES))
     if unknown:
-        raise AutumnError(400, "invalid_inputs", f"events: unknown event types: {', '.join(unknown)}")
+        raise ApiError(400, "invalid_inputs", f"events: unknown event types: {', '.join(unknown)}")
     unsent = sorted(set(events) - set(EVENT_TYPES))
     if unsent:
-        raise AutumnError(
+        raise ApiError(
             400,
             "invalid_inputs",
             f"events: this server never sends {', '.join(unsent)}; it sends {', '.join(EVENT_TYPES)}",
@@ -130,7 +130,7 @@ def _check_events(events: Sequence[str]) -> tuple[str, ...]:
 
 def _check_id(webhook_id: object) -> str:
     if not isinstance(webhook_id, str) or not WEBHOOK_ID.match(webhook_id):
-        raise AutumnError(400, "invalid_inputs", "id: 1 to 256 characters, only letters, digits, `-` and `_`")
+        raise ApiError(400, "invalid_inputs", "id: 1 to 256 characters, only letters, digits, `-` and `_`")
     return webhook_id
 
 
@@ -139,7 +139,7 @@ def stated_from(body: Mapping[str, Any], *, create: bool) -> Stated:
     webhook_id = _check_id(body.get("id"))
     url = body.get("url")
     if url is None and create:
-        raise AutumnError(400, "invalid_inputs", "url: is required")
+        raise ApiError(400, "invalid_inputs", "url: is required")
     events = body.get("events")
     description = body.get("description")
     disabled = body.get("disabled")
@@ -320,11 +320,11 @@ class SyncPlan:
 def _sync_request(body: Mapping[str, Any]) -> tuple[list[Stated], bool]:
     raw = body.get("webhooks")
     if not isinstance(raw, list):
-        raise AutumnError(400, "invalid_inputs", "webhooks: is required")
+        raise ApiError(400, "invalid_inputs", "webhooks: is required")
     stated = [stated_from(item if isinstance(item, dict) else {}, create=True) for item in raw]
     ids = [s.id for s in stated]
     if len(set(ids)) != len(ids):
-        raise AutumnError(400, "invalid_inputs", "webhooks: each webhook id may appear only once")
+        raise ApiError(400, "invalid_inputs", "webhooks: each webhook id may appear only once")
     return stated, body.get("skip_deletions", True) is not False
 
 
@@ -423,14 +423,14 @@ def sync_webhooks(ctx: Ctx, body: dict[str, Any]) -> JSON:
     try:
         return _sync(ctx, stated, skip_deletions, now)
     except IntegrityError as exc:
-        raise AutumnError(409, "duplicate_webhook_id", "A listed webhook id is already in use") from exc
+        raise ApiError(409, "duplicate_webhook_id", "A listed webhook id is already in use") from exc
 
 
 def _sync(ctx: Ctx, stated: Sequence[Stated], skip_deletions: bool, now: int) -> JSON:
     with ctx.db.write() as conn:
         plan = plan_sync(load(conn, ctx.tenant.org_pk, ctx.tenant.env), stated, skip_deletions, now)
         if stated and len(plan.errors) == len(stated):
-            raise AutumnError(
+            raise ApiError(
                 400, "invalid_inputs", "; ".join(f"{e['id']}: {e['message']}" for e in plan.errors)
             )
         secrets = []

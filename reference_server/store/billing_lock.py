@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from sqlalchemy import ColumnElement, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 from reference_server.store.db import Database, after_transaction
 from reference_server.store.tables.core import idempotency_keys
 
@@ -38,8 +38,8 @@ _held = threading.local()
 """The (database, org, env, customer) locks this thread holds: a nested ``billing_lock`` is a no-op."""
 
 
-def billing_in_progress(customer_id: str) -> AutumnError:
-    return AutumnError(
+def billing_in_progress(customer_id: str) -> ApiError:
+    return ApiError(
         429,
         "lock_already_exists",
         f"A billing operation is already running for customer {customer_id}, try again in a few seconds",

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from reference_server.engine.model import Feature
+from reference_server.engine.entitlements import Feature
 from reference_server.store.tables.core import features, organizations, plans
 from reference_server.store.tenancy import Tenant
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.engine.model import Source
+from reference_server.engine.entitlements import Source
 from reference_server.store import raw
 from reference_server.store.subjects import _SUBJECT_SQL, CustomerRow, subject_from_rows
 from reference_server.store.tenancy import Tenant

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, delete, insert, select, update
 
-from reference_server.engine.model import Rollover, Source
+from reference_server.engine.entitlements import Rollover, Source
 from reference_server.store import raw
 from reference_server.store.tables.core import balance_sources, customers, entities
 from reference_server.store.tenancy import Tenant

@@ -13,8 +13,8 @@ import pytest
 from reference_server.engine.balances import derive_balance
 from reference_server.engine.check import metered_allowed
 from reference_server.engine.deduction import InsufficientBalance, Target, deduct, order_targets
+from reference_server.engine.entitlements import Controls, Feature, Rollover, Source
 from reference_server.engine.intervals import add_months, next_boundary_after
-from reference_server.engine.model import Controls, Feature, Rollover, Source
 from reference_server.engine.resets import apply_due_resets
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -6,7 +6,7 @@ import pytest
 
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.api.unsupported_fields import UNSUPPORTED_FIELDS, refuse_unsupported
-from reference_server.errors import AutumnError
+from reference_server.errors import ApiError
 
 from .helpers import Api
 
@@ -49,7 +49,7 @@ def _nested_model(annotation: object) -> type | None:
 
 def test_nested_and_listed_paths_are_found() -> None:
     refuse_unsupported("billing.attach", {"customize": {"items": [{"feature_id": "f"}]}})
-    with pytest.raises(AutumnError) as info:
+    with pytest.raises(ApiError) as info:
         refuse_unsupported("billing.attach", {"customize": {"items": [{"feature_id": "f", "pooled": True}]}})
     assert (info.value.status, info.value.code) == (400, "unsupported_field")
     assert "customize.items[*].pooled" in info.value.message
