@@ -68,7 +68,6 @@ def _op(
         "fail_open": False,
         "timeout_class": "default",
         "rate_limit_group": "other",
-        "paid": False,
         "locks_customer": False,
         "hot_path": False,
         "handler_route": None,
@@ -115,7 +114,6 @@ ATTACH = _op(
     AttachResult,
     timeout_class="billing",
     rate_limit_group="billing",
-    paid=True,
     locks_customer=True,
 )
 GET_PERSON = _op(
