@@ -16,12 +16,12 @@ subscription here); updates of free plans have no entry, as in Autumn.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
 
+from reference_server.billing.customer_lock import customer_lock
 from reference_server.billing.payment_collection import settle_due
 from reference_server.billing.plan_changes import charge_draft
 from reference_server.billing.processor_choice import processor_for
@@ -33,7 +33,6 @@ from reference_server.engine.billing.preview import outgoing_json, preview_body
 from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import Instance
-from reference_server.store.billing_lock import billing_lock
 
 SUBSCRIPTION_PREVIEW_KEYS = (
     "customer_id",
@@ -122,17 +121,9 @@ def _combined_due(items: list[_Item]) -> InvoiceDraft:
     return InvoiceDraft(lines, drafts[0].currency)
 
 
-def _locked(ctx: Ctx, body: dict[str, Any], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    customer_id = body.get("customer_id")
-    if not isinstance(customer_id, str):
-        return run()
-    with billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now()):
-        return run()
-
-
 def multi_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    base_url = ctx.base_url
-    return _locked(ctx, body, lambda: _multi_update(ctx, body, base_url))
+    with customer_lock(ctx, body):
+        return _multi_update(ctx, body, ctx.base_url)
 
 
 def _multi_update(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, Any]:
