@@ -25,7 +25,8 @@ from reference_server.store.billing_records import (
     load_session,
     update_session,
 )
-from reference_server.store.customer_lookup import customer_by_pk, customer_owner
+from reference_server.store.customer_lookup import customer_owner
+from reference_server.store.customers import customer_at
 from reference_server.store.plan_summaries import latest_plan
 from reference_server.store.tables.dashboard import branding_of
 
@@ -50,7 +51,7 @@ def window_passed(conn: Connection, session: SessionRecord, now: int) -> bool:
 
 
 def customer_ref(conn: Connection, customer_pk: int) -> CustomerRef:
-    row = customer_by_pk(conn, customer_pk)
+    row = customer_at(conn, customer_pk)
     # customers.id is nullable while CustomerRef.id is not: the ref carries the row's id as it is
     return CustomerRef(row.pk, cast(str, row.id), row.email, row.name, row.stripe_id)
 

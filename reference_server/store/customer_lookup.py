@@ -1,5 +1,6 @@
 """A customer looked up by its row key, as the hosted pages and the dashboard hold it (a session or an
-invoice names the customer's pk): the customer itself, and the organization and environment owning it."""
+invoice names the customer's pk): the organization and environment owning it, its id and clock offset
+(the customer row itself: :func:`reference_server.store.customers.customer_at`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from reference_server.store.subjects import CUSTOMER_COLUMNS, CustomerRow, customer_from_row
 from reference_server.store.tables.core import customers
 
 
@@ -22,11 +22,6 @@ class CustomerOwner:
 def customer_owner(conn: Connection, customer_pk: int) -> CustomerOwner:
     row = conn.execute(select(customers.c.org_pk, customers.c.env).where(customers.c.pk == customer_pk)).one()
     return CustomerOwner(int(row.org_pk), str(row.env))
-
-
-def customer_by_pk(conn: Connection, customer_pk: int) -> CustomerRow:
-    row = conn.execute(select(*CUSTOMER_COLUMNS).where(customers.c.pk == customer_pk)).one()
-    return customer_from_row(row)
 
 
 def customer_id_at(conn: Connection, customer_pk: int) -> str:
