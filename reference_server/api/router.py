@@ -10,6 +10,7 @@ check and track POSTs skip Starlette's routing altogether (:class:`HotPaths`).
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -30,12 +31,13 @@ from autumn_sdk._generated.operations import OPERATIONS
 from autumn_sdk._operation import Operation
 from reference_server.api import admin, request_guard
 from reference_server.api.api_version import parse_api_version
-from reference_server.api.extra_params import (
+from reference_server.service.extra_params import (
     AdvanceClockParams,
     CreateSandboxParams,
     FinalizeInvoiceParams,
     ListBalancesParams,
     ListCustomerPlansParams,
+    NoParams,
     SandboxRefParams,
     SearchLogsParams,
     StripeConnectionParams,
@@ -46,7 +48,7 @@ from reference_server.api.extra_params import (
 )
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
-from reference_server.api.unsupported_fields import refuse_unsupported
+from reference_server.api.unsupported_fields import refuse_unsupported, watches_unsupported
 from reference_server.billing import import_plans as billing_import
 from reference_server.billing import invoice_actions, multi_update
 from reference_server.billing.attach import attach, preview_attach
@@ -86,8 +88,11 @@ from reference_server.store import idempotency
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.tenancy import Tenant, env_of_key, tenant_for_key
 
-Service = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
-AsyncService = Callable[[Ctx, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+Service = Callable[[Ctx, Any], dict[str, Any]]
+"""A service takes the context and the validated request: the operation's params model instance
+(a list of them for an array body, :class:`NoParams` when the operation has no body).  Each
+service annotates its own model; ``tests/server/test_service_params.py`` checks they match."""
+AsyncService = Callable[[Ctx, Any], Awaitable[dict[str, Any] | None]]
 """An event-loop fast path of a service; None hands the request to the synchronous service."""
 
 ASYNC_SERVICES: dict[Operation, AsyncService] = {
@@ -237,24 +242,35 @@ ITEMS_KEY = "items"
 """Where the items of an array body (``balances.batch_track``) reach the service."""
 
 
-def _validate_items(
-    model: type[BaseModel], bounds: tuple[int, int | None], items: Any
-) -> list[dict[str, Any]]:
+def _validate_items(model: type[BaseModel], bounds: tuple[int, int | None], items: Any) -> list[BaseModel]:
     """Each item validated as a body of its own; errors name the item's index."""
     fewest, most = bounds
     count = len(items) if isinstance(items, list) else 0
     if count < fewest or (most is not None and count > most):
         limit = f"between {fewest} and {most}" if most is not None else f"at least {fewest}"
         raise ApiError(400, "invalid_inputs", f"The request must hold {limit} items; it holds {count}")
-    out: list[dict[str, Any]] = []
+    out: list[BaseModel] = []
     for index, item in enumerate(items):
         try:
             parsed = model.model_validate(item)
         except ValidationError as exc:
             raise ApiError(400, "invalid_inputs", f"Item {index}: {describe_validation_error(exc)}") from exc
         request_guard.check_nulls(parsed)
-        out.append(parsed.model_dump(mode="json", exclude_unset=True))
+        out.append(parsed)
     return out
+
+
+def _dumped(request: BaseModel | list[BaseModel]) -> dict[str, Any]:
+    """The request as the JSON dict a not-yet-typed service reads (transitional)."""
+    if isinstance(request, list):
+        return {ITEMS_KEY: [item.model_dump(mode="json", exclude_unset=True) for item in request]}
+    return request.model_dump(mode="json", exclude_unset=True)
+
+
+def _takes_dict(service: Callable[..., Any]) -> bool:
+    """Whether ``service`` still reads its request as a dict rather than its params model."""
+    params = list(inspect.signature(service, eval_str=True).parameters.values())
+    return len(params) > 1 and params[1].annotation == dict[str, Any]
 
 
 def error_response(
@@ -275,6 +291,8 @@ class Endpoint:
     items: tuple[int, int | None] | None = None
     """For an array body: the fewest and most items the spec allows."""
     async_service: AsyncService | None = None
+    takes_dict: bool = False
+    """Transitional: the service reads a dumped dict instead of its params model."""
 
 
 class Dispatcher:
@@ -340,10 +358,10 @@ class Dispatcher:
     ) -> tuple[int, Any, dict[str, str]]:
         try:
             hashed = idempotency.request_hash(ep.name, raw) if idem_key else ""
-            ctx, body = self._admit(ep, raw, authorization, base_url)
+            ctx, request = self._admit(ep, raw, authorization, base_url)
             if not idem_key:
-                return self._success(ep, ep.service(ctx, body))
-            return self._run_keyed(ep, ctx, body, hashed, idem_key, authorization)
+                return self._success(ep, ep.service(ctx, request))
+            return self._run_keyed(ep, ctx, request, hashed, idem_key, authorization)
         except (_RateLimited, ApiError) as exc:
             return _refusal(exc, authorization)
 
@@ -351,7 +369,7 @@ class Dispatcher:
         self,
         ep: Endpoint,
         ctx: Ctx,
-        body: dict[str, Any],
+        request: Any,
         hashed: str,
         key: str,
         authorization: str | None,
@@ -367,7 +385,7 @@ class Dispatcher:
         """
         _check_key(key)
         db, tenant = ctx.db, ctx.tenant
-        customer_id = body.get("customer_id")
+        customer_id = raw_customer_id(request)
         locked = db.is_sqlite and ep.name in LOCKED_OPERATIONS and isinstance(customer_id, str)
         if locked:  # a replay needs no lock: answer it before queueing for one
             with db.read() as conn:
@@ -385,7 +403,7 @@ class Dispatcher:
             if isinstance(claim, idempotency.Stored):
                 return _answer_stored(claim, key, hashed)
             try:
-                status, result, headers = self._success(ep, ep.service(ctx, body))
+                status, result, headers = self._success(ep, ep.service(ctx, request))
             except ApiError as exc:
                 if exc.status == 409:
                     status, result, headers = _refusal(exc, authorization)
@@ -401,8 +419,8 @@ class Dispatcher:
 
     def _admit(
         self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, base_url: str
-    ) -> tuple[Ctx, dict[str, Any]]:
-        """Authenticate, rate-limit and validate: the request's context and its validated body."""
+    ) -> tuple[Ctx, Any]:
+        """Authenticate, rate-limit and validate: the request's context and its validated request."""
         token = None
         if key_ops.is_customer_token(authorization):  # an am_jwt_ token scopes the request to its customer
             tenant, token = key_ops.authenticate(self.state, ep.name, str(authorization), raw)
@@ -413,20 +431,21 @@ class Dispatcher:
             wait = self.limiter.hit(ep.name, f"{tenant.org_pk}:{tenant.env}", raw.get("customer_id"))
             if wait is not None:
                 raise _RateLimited(wait)
-        body = raw
-        if ep.params_model is not None and ep.items is not None:
-            body = {ITEMS_KEY: _validate_items(ep.params_model, ep.items, raw.get(ITEMS_KEY))}
-        elif ep.params_model is not None:
+        model = ep.params_model or NoParams
+        request: BaseModel | list[BaseModel]
+        if ep.items is not None:
+            request = _validate_items(model, ep.items, raw.get(ITEMS_KEY))
+        else:
             try:
-                model = ep.params_model.model_validate(raw)
+                request = model.model_validate(raw)
             except ValidationError as exc:
                 raise ApiError(400, "invalid_inputs", describe_validation_error(exc)) from exc
-            request_guard.check_nulls(model)
-            body = model.model_dump(mode="json", exclude_unset=True)
+            request_guard.check_nulls(request)
             if ep.query_params:  # query values were strings until the model parsed them
-                request_guard.check_values(body)
-            refuse_unsupported(ep.name, body)
-        return ctx, body
+                request_guard.check_values(request.model_dump(mode="json", exclude_unset=True))
+            if watches_unsupported(ep.name):
+                refuse_unsupported(ep.name, request.model_dump(mode="json", exclude_unset=True))
+        return ctx, (_dumped(request) if ep.takes_dict else request)
 
     def _success(self, ep: Endpoint, result: Any) -> tuple[int, Any, dict[str, str]]:
         if ep.response_model is not None and self.validate_responses:
@@ -446,10 +465,10 @@ class Dispatcher:
         """
         assert ep.async_service is not None
         try:
-            ctx, body = self._admit(ep, raw, authorization, base_url)
-            result = await ep.async_service(ctx, body)
+            ctx, request = self._admit(ep, raw, authorization, base_url)
+            result = await ep.async_service(ctx, request)
             if result is None:
-                result = await anyio.to_thread.run_sync(ep.service, ctx, body)
+                result = await anyio.to_thread.run_sync(ep.service, ctx, request)
             return self._success(ep, result)
         except (_RateLimited, ApiError) as exc:
             return _refusal(exc, authorization)
@@ -589,6 +608,13 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IN_FLIGHT_RETRY_AFTER_S = 1
 
 
+def raw_customer_id(request: Any) -> Any:
+    """The request's ``customer_id``, whichever form the service takes it in."""
+    if isinstance(request, dict):
+        return request.get("customer_id")
+    return getattr(request, "customer_id", None)
+
+
 def _check_key(key: str) -> None:
     if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or "\x00" in key:
         raise ApiError(
@@ -723,6 +749,7 @@ def build_routes(dispatcher: Dispatcher) -> tuple[list[Route], list[dict[str, An
             query_params=op.http_method == "GET",
             async_service=ASYNC_SERVICES.get(op),
             items=(op.min_items, op.max_items) if op.body_style == "items" else None,
+            takes_dict=_takes_dict(service),
         )
         routes.append(Route(op.path, dispatcher.asgi_endpoint(ep), methods=[op.http_method]))
         index.append(
@@ -740,7 +767,7 @@ def build_routes(dispatcher: Dispatcher) -> tuple[list[Route], list[dict[str, An
         if op.http_method == "POST":
             by_path[op.path] = ep
     for path, (name, service, params_model) in EXTRA_OPERATIONS.items():
-        ep = Endpoint(name, service, params_model, None)
+        ep = Endpoint(name, service, params_model, None, takes_dict=_takes_dict(service))
         routes.append(Route(path, dispatcher.asgi_endpoint(ep), methods=["POST"]))
         index.append(
             {

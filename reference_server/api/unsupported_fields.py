@@ -144,6 +144,11 @@ def _present(value: Any, steps: list[str]) -> Iterator[None]:
         yield from _present(child, rest)
 
 
+def watches_unsupported(operation: str) -> bool:
+    """Whether ``operation`` has fields this server refuses (only then is the body walked)."""
+    return operation in UNSUPPORTED_FIELDS
+
+
 def refuse_unsupported(operation: str, body: dict[str, Any]) -> None:
     """Raise 400 ``unsupported_field`` if ``body`` sets a field this server does not act on yet."""
     for path in UNSUPPORTED_FIELDS.get(operation, ()):

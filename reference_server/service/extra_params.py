@@ -20,6 +20,10 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class NoParams(_Params):
+    """The request of an operation that reads nothing from its body (``webhooks.list``...)."""
+
+
 class AdvanceClockParams(_Params):
     """``test_clocks.advance`` and ``customers.advance_test_clock``: a target moment or a step.
 
