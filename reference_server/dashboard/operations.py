@@ -3,6 +3,7 @@ and the same service functions the ``/v1`` routes call, in the admin's organizat
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from reference_server.errors import ApiError
 from reference_server.service.context import AppState, Ctx
 from reference_server.store.org_tenants import tenant_of
 
-Service = Callable[[Ctx, dict[str, Any]], Any]
+Service = Callable[[Ctx, Any], Any]
 
 _MODELS = {op.qualified_name: op.params_model for op in OPERATIONS}
 
@@ -35,7 +36,7 @@ class Operations:
         service = self.services.get(name)
         if service is None:
             raise ApiError(501, "not_implemented", f"{name} is not served by this server")
-        body = raw
+        body: Any = raw
         model = _MODELS.get(name)
         if model is not None:
             try:
@@ -43,5 +44,12 @@ class Operations:
             except ValidationError as exc:
                 raise ApiError(400, "invalid_inputs", describe_validation_error(exc)) from exc
             check_nulls(parsed)
-            body = parsed.model_dump(mode="json", exclude_unset=True)
+            # As the router: the params model, or its dump for a service still typed for a dict.
+            body = parsed.model_dump(mode="json", exclude_unset=True) if _takes_dict(service) else parsed
         return service(self.ctx(org_pk, env, base_url), body)
+
+
+def _takes_dict(service: Service) -> bool:
+    """Whether ``service`` still reads its request as a dict rather than its params model (transitional)."""
+    params = list(inspect.signature(service, eval_str=True).parameters.values())
+    return len(params) > 1 and params[1].annotation == dict[str, Any]
