@@ -13,21 +13,10 @@ from reference_server.engine.entitlements import Source
 from reference_server.errors import customer_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.lock_settlement import release_expired_locks
-from reference_server.service.subscriptions import (
-    create_item_sources,
-    expire_instance,
-    load_instances,
-    with_entity_usage,
-)
+from reference_server.service.subscriptions import expire_instance, load_instances, start_scheduled
 from reference_server.store import plan_instances
 from reference_server.store.catalog import Catalog
-from reference_server.store.subjects import (
-    CustomerRow,
-    entity_by_pk,
-    get_customer,
-    load_sources,
-    load_subject,
-)
+from reference_server.store.subjects import CustomerRow, get_customer, load_sources, load_subject
 
 
 def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: CustomerRow, now: int) -> None:
@@ -46,22 +35,10 @@ def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: Customer
     for inst in sorted(instances, key=lambda i: i.starts_at or 0):
         if inst.status == "scheduled" and inst.starts_at is not None and inst.starts_at <= now:
             plan = cat.plans_by_pk.get(inst.plan_pk)
-            plan_instances.set_status(conn, inst.pk, "active")
-            if plan is not None:
-                entity = entity_by_pk(conn, inst.entity_pk) if inst.entity_pk is not None else None
-                carried = with_entity_usage(conn, cat, customer.pk, plan) if entity is None else {}
-                create_item_sources(
-                    conn,
-                    cat,
-                    customer_pk=customer.pk,
-                    entity_pk=inst.entity_pk,
-                    instance_pk=inst.pk,
-                    plan=plan,
-                    now=now,
-                    anchor_at=inst.starts_at,
-                    quantity=inst.quantity,
-                    carried_usage=carried,
-                )
+            if plan is None:  # its plan was deleted: nothing to give balances from
+                plan_instances.set_status(conn, inst.pk, "active")
+            else:
+                start_scheduled(conn, cat, inst, plan, inst.starts_at)
     release_expired_locks(ctx, conn, customer, now)
     next_due = plan_instances.next_due(conn, customer.pk)
     plan_instances.set_maintenance_due(conn, customer.pk, next_due)

@@ -252,6 +252,43 @@ def activate_plan(
     return instance_pk
 
 
+def start_scheduled(
+    conn: Connection,
+    cat: Catalog,
+    inst: Instance,
+    plan: Plan,
+    at: int,
+    *,
+    columns: dict[str, Any] | None = None,
+    feature_quantities: dict[str, float] | None = None,
+    carried_usage: dict[str, float] | None = None,
+) -> None:
+    """Start a scheduled instance at ``at``: mark it active (with ``columns``) and give it balances.
+
+    The one activation both the core's maintenance and paid billing's boundaries use; paid billing
+    bills the first period and sets the period columns before calling it.  A customer-level plan
+    starts with its entities' seats in use, on top of the usage ``carried_usage`` hands over from the
+    plan it replaces.
+    """
+    usage = dict(carried_usage or {})
+    if inst.entity_pk is None:
+        usage = with_entity_usage(conn, cat, inst.customer_pk, plan, usage)
+    plan_instances.update_instance(conn, inst.pk, {"status": "active", "started_at": at, **(columns or {})})
+    create_item_sources(
+        conn,
+        cat,
+        customer_pk=inst.customer_pk,
+        entity_pk=inst.entity_pk,
+        instance_pk=inst.pk,
+        plan=plan,
+        now=at,
+        anchor_at=at,
+        quantity=inst.quantity,
+        feature_quantities=feature_quantities,
+        carried_usage=usage,
+    )
+
+
 @dataclass
 class ExpiredState:
     """What a switched-out instance leaves behind for its successor."""

@@ -131,3 +131,28 @@ def test_e2_entity_plans_aggregate_on_the_customer(api: Api) -> None:
     assert api.balance("u1", "messages", entity_id="e1")["remaining"] == 90  # type: ignore[index]
     assert api.balance("u1", "messages", entity_id="e2")["remaining"] == 100  # type: ignore[index]
     assert api.balance("u1", "messages")["remaining"] == 290  # type: ignore[index]
+
+
+def test_a_scheduled_free_plan_starts_on_time_with_its_balances(api: Api) -> None:
+    """The core's maintenance starts a scheduled plan no processor bills (service.maintenance)."""
+    _catalogue(api)
+    api.customer("u1")
+    api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats")
+    now = api.clock.now_ms()
+    later = now + 3 * 86_400_000
+    api(
+        "billing.create_schedule",
+        customer_id="u1",
+        phases=[
+            {"starts_at": now, "plans": [{"plan_id": "team"}]},
+            {"starts_at": later, "plans": [{"plan_id": "free"}]},
+        ],
+    )
+    subs = {s["plan_id"]: s for s in api("customers.get", customer_id="u1")["subscriptions"]}
+    assert (subs["team"]["status"], subs["free"]["status"]) == ("active", "scheduled")
+    api.advance(days=3, hours=1)
+    cust = api("customers.get", customer_id="u1")
+    free = next(s for s in cust["subscriptions"] if s["plan_id"] == "free")
+    assert free["status"] == "active" and free["started_at"] == later
+    assert cust["balances"]["messages"]["granted"] == 100
+    assert cust["balances"]["seats"]["usage"] == 1  # the entity's seat is in use from the start
