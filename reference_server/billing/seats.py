@@ -10,7 +10,7 @@ Seats change two ways, billed alike (Autumn runs both through one allowance adju
 
 When the units land on a plan instance whose item for the feature has a usage-based recurring price, the
 units in use beyond ``included`` change, and the difference is billed per the item's proration
-(:func:`reference_server.engine.billing.quotes.quote_seat_change`). One change that moves several plans'
+(:func:`reference_server.engine.billing.seats.quote_seat_change`). One change that moves several plans'
 seats is charged as **one** invoice with every plan's lines, so a failed payment leaves nothing collected
 (``*_next_cycle`` lines wait on each plan's own pending draft). An unpaid charge raises
 :class:`~reference_server.service.entities.SeatChargeFailed` and the change does not happen. Prepaid
@@ -37,7 +37,7 @@ from reference_server.engine.billing.invoice import InvoiceDraft, LineItem
 from reference_server.engine.billing.model import PlanItem, Subscription
 from reference_server.engine.billing.money import to_decimal
 from reference_server.engine.billing.periods import period_at
-from reference_server.engine.billing.quotes import quote_seat_change, seat_levels
+from reference_server.engine.billing.seats import quote_seat_change, seat_levels
 from reference_server.errors import ApiError
 from reference_server.processors.contract import ChargeOutcome, PaymentProcessor
 from reference_server.service.context import Ctx

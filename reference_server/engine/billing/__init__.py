@@ -30,7 +30,6 @@ from .quotes import (
     CancelQuote,
     QuantityQuote,
     RenewalQuote,
-    SeatChangeQuote,
     quote_attach,
     quote_cancel,
     quote_downgrade,
@@ -40,6 +39,7 @@ from .quotes import (
     quote_renewal,
     quote_upgrade,
 )
+from .seats import SeatChangeQuote
 from .transitions import ChangeKind, classify
 from .trials import TrialChoice, TrialEndOutcome, choose_trial, trial_end_outcome
 

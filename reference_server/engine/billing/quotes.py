@@ -10,21 +10,31 @@ and keeps the billing anchor when the interval is unchanged. Downgrades wait for
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .errors import BillingRuleError
-from .invoice import InvoiceDraft, LineItem, LineKind, NextCycle, UsageLine
-from .model import BasePrice, OnDecrease, OnIncrease, Plan, PlanItem, Subscription
-from .money import exact_minor, round_half_up
-from .periods import Interval, Period, add_interval, period_at
-from .pricing import overage_cost, overage_units, prepaid_cost, prepaid_units
+from .invoice import InvoiceDraft, LineItem, NextCycle
+from .lines import (
+    minor,
+    one_off_lines,
+    prorated_minor,
+    quantity_line,
+    recurring_lines,
+    resolve_quantities,
+    seat_lines,
+    seat_lines_for,
+    seat_time_lines,
+    time_scaled_lines,
+    usage_charge_lines,
+    usage_line_stubs,
+)
+from .model import OnDecrease, OnIncrease, Plan, Subscription
+from .periods import Period, add_interval, period_at
+from .pricing import prepaid_cost, prepaid_units
 from .transitions import ChangeKind, classify
 from .trials import TrialChoice
-
-_ZERO = Decimal(0)
 
 PRORATE_IMMEDIATELY = "prorate_immediately"
 PRORATION_NONE = "none"
@@ -80,403 +90,11 @@ class QuantityQuote:
 
 
 @dataclass(frozen=True)
-class SeatChangeQuote:
-    """Units of a continuous usage-based item added or removed: what is due now, what waits for renewal."""
-
-    due_now: InvoiceDraft
-    deferred: InvoiceDraft
-
-    @property
-    def total(self) -> int:
-        return self.due_now.total
-
-
-@dataclass(frozen=True)
 class RenewalQuote:
     """Invoice at a period boundary: arrears usage of the ended period plus the next period up front."""
 
     invoice: InvoiceDraft
     next_period: Period
-
-
-def _date(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d")
-
-
-def _minor(exact_major: Decimal, currency: str) -> int:
-    return round_half_up(exact_minor(exact_major, currency))
-
-
-def _prorated_minor(exact_major: Decimal, period: Period, at: int, currency: str) -> int:
-    """Share of a full-period amount for the time left in ``period`` at ``at``, rounded once."""
-    if period.length <= 0:
-        return 0
-    share = exact_minor(exact_major, currency) * Decimal(period.remaining_at(at)) / Decimal(period.length)
-    return round_half_up(share)
-
-
-@dataclass(frozen=True)
-class _FixedCharge:
-    """A fixed (up-front) price of a plan at given quantities, before time scaling."""
-
-    kind: LineKind
-    display_name: str
-    feature_id: str | None
-    quantity: Decimal
-    amount: Decimal
-    interval: Interval
-    interval_count: int
-
-
-def resolve_quantities(
-    plan: Plan,
-    requested: Mapping[str, Decimal] | None,
-    previous: Subscription | None = None,
-) -> dict[str, Decimal]:
-    """Prepaid quantities for ``plan``: requested, else the previous plan's recurring quantity, else 0."""
-    requested = requested or {}
-    unknown = [fid for fid in requested if (item := plan.item_for(fid)) is None or not item.prepaid]
-    if unknown:
-        raise BillingRuleError(
-            f"feature_quantities: {', '.join(sorted(unknown))} is not a prepaid feature of plan {plan.id}",
-            code="invalid_inputs",
-        )
-    resolved: dict[str, Decimal] = {}
-    for item in plan.items:
-        if not item.prepaid or item.price is None:
-            continue
-        if item.feature_id in requested:
-            quantity = requested[item.feature_id]
-        elif previous is not None and item.price.recurring:
-            quantity = previous.prepaid_quantities.get(item.feature_id, item.included)
-        else:
-            quantity = item.included
-        if quantity < 0:
-            raise BillingRuleError("feature_quantities: quantity must be at least 0", code="invalid_inputs")
-        if item.price.max_purchase is not None and prepaid_units(item, quantity) > item.price.max_purchase:
-            raise BillingRuleError(
-                f"Quantity for {item.feature_id} exceeds max_purchase of {item.price.max_purchase}"
-            )
-        resolved[item.feature_id] = quantity
-    return resolved
-
-
-def _fixed_charges(plan: Plan, quantities: Mapping[str, Decimal], plan_quantity: int) -> list[_FixedCharge]:
-    charges: list[_FixedCharge] = []
-    if plan.price is not None:
-        base: BasePrice = plan.price
-        charges.append(
-            _FixedCharge(
-                LineKind.BASE,
-                plan.name,
-                None,
-                Decimal(plan_quantity),
-                base.amount * plan_quantity,
-                base.interval,
-                base.interval_count,
-            )
-        )
-    for item in plan.items:
-        if not item.prepaid or item.price is None:
-            continue
-        quantity = quantities.get(item.feature_id, item.included)
-        units = prepaid_units(item, quantity)
-        if units <= 0:
-            continue
-        charges.append(
-            _FixedCharge(
-                LineKind.PREPAID,
-                item.display_name,
-                item.feature_id,
-                units,
-                prepaid_cost(item, quantity),
-                item.price.interval,
-                item.price.interval_count,
-            )
-        )
-    return charges
-
-
-def _full_line(plan: Plan, charge: _FixedCharge, period: Period | None) -> LineItem:
-    if charge.kind is LineKind.BASE:
-        description = f"{plan.name} base price"
-    else:
-        description = f"{plan.name}: {charge.quantity.normalize():f} {charge.display_name}"
-    if period is not None:
-        description += f" ({_date(period.start)} to {_date(period.end)})"
-    return LineItem(
-        kind=charge.kind,
-        display_name=charge.display_name,
-        description=description,
-        amount=_minor(charge.amount, plan.currency),
-        plan_id=plan.id,
-        feature_id=charge.feature_id,
-        quantity=charge.quantity,
-        period=period,
-    )
-
-
-def one_off_lines(plan: Plan, quantities: Mapping[str, Decimal], plan_quantity: int = 1) -> list[LineItem]:
-    """One-time prices of ``plan``, charged in full when it is attached."""
-    return [
-        _full_line(plan, charge, None)
-        for charge in _fixed_charges(plan, quantities, plan_quantity)
-        if charge.interval is Interval.ONE_OFF
-    ]
-
-
-def recurring_lines(
-    plan: Plan, quantities: Mapping[str, Decimal], anchor: int, at: int, plan_quantity: int = 1
-) -> list[LineItem]:
-    """Full recurring fixed prices for the period (anchored at ``anchor``) that contains ``at``."""
-    lines = []
-    for charge in _fixed_charges(plan, quantities, plan_quantity):
-        if charge.interval is Interval.ONE_OFF:
-            continue
-        lines.append(_full_line(plan, charge, period_at(anchor, at, charge.interval, charge.interval_count)))
-    return lines
-
-
-def _time_scaled_lines(
-    plan: Plan,
-    quantities: Mapping[str, Decimal],
-    anchor: int,
-    at: int,
-    plan_quantity: int,
-    credit: bool,
-) -> list[LineItem]:
-    """Remaining-time charges (or unused-time credits) of the recurring fixed prices at ``at``."""
-    lines = []
-    for charge in _fixed_charges(plan, quantities, plan_quantity):
-        if charge.interval is Interval.ONE_OFF:
-            continue
-        period = period_at(anchor, at, charge.interval, charge.interval_count)
-        amount = _prorated_minor(charge.amount, period, at, plan.currency)
-        if amount == 0:
-            continue
-        verb = "Unused time on" if credit else "Remaining time on"
-        label = plan.name if charge.kind is LineKind.BASE else f"{plan.name} {charge.display_name}"
-        lines.append(
-            LineItem(
-                kind=LineKind.UNUSED_TIME if credit else LineKind.REMAINING_TIME,
-                display_name=charge.display_name,
-                description=f"{verb} {label} after {_date(at)}",
-                amount=-amount if credit else amount,
-                plan_id=plan.id,
-                feature_id=charge.feature_id,
-                quantity=charge.quantity,
-                period=Period(max(at, period.start), period.end),
-            )
-        )
-    return lines
-
-
-def _overage_lines(subscription: Subscription, period: Period | None, continuous: bool) -> list[LineItem]:
-    """A line per usage-based item (continuous ones or the others) for its units beyond ``included``."""
-    plan = subscription.plan
-    lines = []
-    for item in plan.items:
-        if not item.usage_based or item.price is None or item.continuous is not continuous:
-            continue
-        usage = subscription.usage.get(item.feature_id, _ZERO)
-        over = overage_units(item, usage)
-        if over <= 0:
-            continue
-        lines.append(
-            LineItem(
-                kind=LineKind.USAGE,
-                display_name=item.display_name,
-                description=f"{plan.name}: {over.normalize():f} {item.display_name} beyond "
-                f"{item.included.normalize():f} included",
-                amount=_minor(overage_cost(item, usage), plan.currency),
-                plan_id=plan.id,
-                feature_id=item.feature_id,
-                quantity=over,
-                period=period,
-            )
-        )
-    return lines
-
-
-def usage_charge_lines(subscription: Subscription, period: Period | None) -> list[LineItem]:
-    """Overage of the usage-based items, billed in arrears at the subscription's plan rates.
-
-    Continuous items (seats) are not here: they are billed up front (:func:`seat_lines`).
-    """
-    return _overage_lines(subscription, period, continuous=False)
-
-
-def seat_lines(subscription: Subscription, period: Period | None) -> list[LineItem]:
-    """Units in use of continuous usage-based items beyond ``included``, billed up front for ``period``."""
-    return _overage_lines(subscription, period, continuous=True)
-
-
-def _seat_subscription(plan: Plan, anchor: int, seat_usage: Mapping[str, Decimal]) -> Subscription:
-    """A stand-in subscription carrying ``seat_usage`` (units in use per continuous feature)."""
-    return Subscription(plan=plan, anchor=anchor, started_at=anchor, usage=dict(seat_usage))
-
-
-def seat_lines_for(
-    plan: Plan, seat_usage: Mapping[str, Decimal] | None, anchor: int, period: Period | None
-) -> list[LineItem]:
-    """:func:`seat_lines` of ``plan`` with ``seat_usage`` units in use: what a renewal bills up front."""
-    if not seat_usage:
-        return []
-    return seat_lines(_seat_subscription(plan, anchor, seat_usage), period)
-
-
-def _seat_items(plan: Plan) -> list[PlanItem]:
-    return [
-        item
-        for item in plan.items
-        if item.continuous and item.usage_based and item.price is not None and item.price.recurring
-    ]
-
-
-def seat_time_lines(
-    plan: Plan, seat_usage: Mapping[str, Decimal] | None, anchor: int, at: int, credit: bool
-) -> list[LineItem]:
-    """Seats beyond ``included`` for the time left in their period at ``at``, rounded once per line.
-
-    ``credit`` gives back the unused time of seats paid up front (a plan switched or cancelled mid-period),
-    otherwise it charges the remaining time (the seats a new plan takes over mid-period). The same share
-    of the period as the base price (:func:`_time_scaled_lines`).
-    """
-    lines: list[LineItem] = []
-    for item in _seat_items(plan):
-        assert item.price is not None
-        usage = (seat_usage or {}).get(item.feature_id, _ZERO)
-        over = overage_units(item, usage)
-        cost = overage_cost(item, usage) if over > 0 else _ZERO
-        if cost == 0:
-            continue
-        period = period_at(anchor, at, item.price.interval, item.price.interval_count)
-        amount = _prorated_minor(cost, period, at, plan.currency)
-        if amount == 0:
-            continue
-        verb = "Unused time on" if credit else "Remaining time on"
-        lines.append(
-            LineItem(
-                kind=LineKind.UNUSED_TIME if credit else LineKind.REMAINING_TIME,
-                display_name=item.display_name,
-                description=f"{verb} {plan.name}: {over.normalize():f} {item.display_name} beyond "
-                f"{item.included.normalize():f} included after {_date(at)}",
-                amount=-amount if credit else amount,
-                plan_id=plan.id,
-                feature_id=item.feature_id,
-                quantity=over,
-                period=Period(max(at, period.start), period.end),
-            )
-        )
-    return lines
-
-
-@dataclass(frozen=True)
-class SeatLevels:
-    """A seat change seen through the released seats kept for reuse (Autumn's *replaceables*).
-
-    ``old_paid``/``new_paid``: the units paid for in the period before and after the change (units in use
-    plus the replaceables), what :func:`quote_seat_change` bills between; ``replaceables``: the released
-    paid units kept after the change.
-    """
-
-    old_paid: Decimal
-    new_paid: Decimal
-    replaceables: Decimal
-
-
-def keeps_replaceables(item: PlanItem) -> bool:
-    """Released seats of this item are kept for reuse in their period: a continuous usage-based recurring
-    price whose ``on_decrease`` is ``none`` (nothing credited). ``no_prorations`` keeps nothing."""
-    return (
-        item.continuous
-        and item.usage_based
-        and item.price is not None
-        and item.price.recurring
-        and item.proration.on_decrease is OnDecrease.NONE
-    )
-
-
-def _paid(item: PlanItem, usage: Decimal, replaceables: Decimal) -> Decimal:
-    """Units paid for: those in use, or (with replaceables, always released beyond ``included``) the
-    included ones, plus the replaceables."""
-    return usage if replaceables <= 0 else max(usage, item.included) + replaceables
-
-
-def seat_levels(
-    item: PlanItem, old_usage: Decimal, new_usage: Decimal, replaceables: Decimal, trialing: bool
-) -> SeatLevels:
-    """Autumn's replaceables for an item with ``on_decrease: none``: a release of paid seats credits
-    nothing, so those units stay paid until the period ends; re-adding seats in that period uses them
-    first, for free, and only seats beyond them are charged. A trial keeps none (nothing is paid).
-    Other items bill the units in use (``replaceables`` is 0 after the change).
-    """
-    if not keeps_replaceables(item) or trialing:
-        return SeatLevels(old_usage, new_usage, _ZERO)
-    old_over, new_over = overage_units(item, old_usage), overage_units(item, new_usage)
-    if new_over < old_over:
-        after = replaceables + old_over - new_over
-    else:
-        after = replaceables - min(replaceables, new_over - old_over)
-    return SeatLevels(_paid(item, old_usage, replaceables), _paid(item, new_usage, after), after)
-
-
-def quote_seat_change(
-    subscription: Subscription, feature_id: str, old_usage: Decimal, new_usage: Decimal, now: int
-) -> SeatChangeQuote:
-    """Units of a continuous usage-based item added or removed mid-period (an entity created or deleted).
-
-    The units in use are paid up front for the period, so a change is billed per the item's
-    ``proration``: an increase is charged now, prorated (``prorate_immediately``, the default) or in
-    full (``bill_immediately``); a decrease is credited for the unused time when it prorates
-    (``prorate_immediately``), and not at all with ``none``/``no_prorations``.  ``prorate_next_cycle``
-    puts the same prorated charge or credit on the next renewal invoice instead (``deferred``);
-    ``bill_next_cycle`` bills nothing for the current period, the renewal then bills the units in use.
-    Nothing is billed during a trial.
-    """
-    plan = subscription.plan
-    nothing = SeatChangeQuote(InvoiceDraft((), plan.currency), InvoiceDraft((), plan.currency))
-    item = plan.item_for(feature_id)
-    if item is None or not item.continuous or not item.usage_based or item.price is None:
-        return nothing
-    cost_delta = overage_cost(item, new_usage) - overage_cost(item, old_usage)
-    if cost_delta == 0 or subscription.trialing_at(now) or not item.price.recurring:
-        return nothing
-    old_q, new_q = overage_units(item, old_usage), overage_units(item, new_usage)
-    period = period_at(subscription.anchor, now, item.price.interval, item.price.interval_count)
-    remaining = Period(max(now, period.start), period.end)
-    prorated = _prorated_minor(cost_delta, period, now, plan.currency)
-    due: LineItem | None = None
-    deferred: LineItem | None = None
-    if cost_delta > 0:
-        mode = item.proration.on_increase
-        if mode is OnIncrease.BILL_IMMEDIATELY:
-            due = _quantity_line(
-                plan, item, _minor(cost_delta, plan.currency), old_q, new_q, period, "billed now"
-            )
-        elif mode is OnIncrease.PRORATE_IMMEDIATELY:
-            due = _quantity_line(plan, item, prorated, old_q, new_q, remaining, "prorated now")
-        elif mode is OnIncrease.PRORATE_NEXT_CYCLE:
-            deferred = _quantity_line(
-                plan, item, prorated, old_q, new_q, remaining, "prorated on next invoice"
-            )
-    elif item.proration.on_decrease in (OnDecrease.PRORATE, OnDecrease.PRORATE_IMMEDIATELY):
-        due = _quantity_line(plan, item, prorated, old_q, new_q, remaining, "credited now")
-    elif item.proration.on_decrease is OnDecrease.PRORATE_NEXT_CYCLE:
-        deferred = _quantity_line(plan, item, prorated, old_q, new_q, remaining, "credited on next invoice")
-    return SeatChangeQuote(
-        InvoiceDraft((due,) if due is not None else (), plan.currency),
-        InvoiceDraft((deferred,) if deferred is not None else (), plan.currency),
-    )
-
-
-def usage_line_stubs(plan: Plan, period: Period | None) -> tuple[UsageLine, ...]:
-    """The usage-based items that will be metered during ``period`` (for ``next_cycle.usage_line_items``)."""
-    return tuple(
-        UsageLine(item.display_name, plan.id, item.feature_id, period)
-        for item in plan.items
-        if item.usage_based
-    )
 
 
 def _current_period(subscription: Subscription) -> Period | None:
@@ -586,7 +204,7 @@ def quote_upgrade(
     if not old_trialing:
         lines += usage_charge_lines(current, old_period)
         if prorate and old_period is not None:
-            lines += _time_scaled_lines(
+            lines += time_scaled_lines(
                 current.plan, current.prepaid_quantities, current.anchor, now, current.quantity, credit=True
             )
             lines += seat_time_lines(current.plan, current.usage, current.anchor, now, credit=True)
@@ -611,7 +229,7 @@ def quote_upgrade(
         assert old_period is not None
         anchor, period = current.anchor, old_period
         if prorate:
-            lines += _time_scaled_lines(plan, resolved, anchor, now, plan_quantity, credit=False)
+            lines += time_scaled_lines(plan, resolved, anchor, now, plan_quantity, credit=False)
             lines += seat_time_lines(plan, seat_usage, anchor, now, credit=False)
         next_cycle = _next_cycle(plan, resolved, anchor, period, plan_quantity, seat_usage)
     else:
@@ -768,7 +386,7 @@ def quote_cancel(
     if not subscription.trialing_at(now):
         lines += usage_charge_lines(subscription, period)
         if prorate and period is not None:
-            lines += _time_scaled_lines(
+            lines += time_scaled_lines(
                 subscription.plan,
                 subscription.prepaid_quantities,
                 subscription.anchor,
@@ -780,21 +398,6 @@ def quote_cancel(
                 subscription.plan, subscription.usage, subscription.anchor, now, credit=True
             )
     return CancelQuote(InvoiceDraft(tuple(lines), subscription.plan.currency), now)
-
-
-def _quantity_line(
-    plan: Plan, item: PlanItem, amount: int, old: Decimal, new: Decimal, period: Period | None, when: str
-) -> LineItem:
-    return LineItem(
-        kind=LineKind.QUANTITY_CHANGE,
-        display_name=item.display_name,
-        description=f"{plan.name}: {item.display_name} {old.normalize():f} -> {new.normalize():f} ({when})",
-        amount=amount,
-        plan_id=plan.id,
-        feature_id=item.feature_id,
-        quantity=new - old,
-        period=period,
-    )
 
 
 def quote_quantity_change(
@@ -822,33 +425,33 @@ def quote_quantity_change(
             continue
         if not item.price.recurring:
             if cost_delta > 0:
-                amount = _minor(cost_delta, plan.currency)
-                due.append(_quantity_line(plan, item, amount, old_q, new_q, None, "charged now"))
+                amount = minor(cost_delta, plan.currency)
+                due.append(quantity_line(plan, item, amount, old_q, new_q, None, "charged now"))
             continue
         period = period_at(subscription.anchor, now, item.price.interval, item.price.interval_count)
         remaining = Period(max(now, period.start), period.end)
-        prorated = _prorated_minor(cost_delta, period, now, plan.currency)
+        prorated = prorated_minor(cost_delta, period, now, plan.currency)
         if cost_delta > 0:
             mode = item.proration.on_increase
             if mode is OnIncrease.BILL_IMMEDIATELY:
                 due.append(
-                    _quantity_line(
-                        plan, item, _minor(cost_delta, plan.currency), old_q, new_q, period, "billed now"
+                    quantity_line(
+                        plan, item, minor(cost_delta, plan.currency), old_q, new_q, period, "billed now"
                     )
                 )
             elif mode is OnIncrease.PRORATE_IMMEDIATELY:
-                due.append(_quantity_line(plan, item, prorated, old_q, new_q, remaining, "prorated now"))
+                due.append(quantity_line(plan, item, prorated, old_q, new_q, remaining, "prorated now"))
             elif mode is OnIncrease.PRORATE_NEXT_CYCLE:
                 deferred.append(
-                    _quantity_line(plan, item, prorated, old_q, new_q, remaining, "prorated on next invoice")
+                    quantity_line(plan, item, prorated, old_q, new_q, remaining, "prorated on next invoice")
                 )
         else:
             decrease = item.proration.on_decrease
             if decrease in (OnDecrease.PRORATE, OnDecrease.PRORATE_IMMEDIATELY):
-                due.append(_quantity_line(plan, item, prorated, old_q, new_q, remaining, "credited now"))
+                due.append(quantity_line(plan, item, prorated, old_q, new_q, remaining, "credited now"))
             elif decrease is OnDecrease.PRORATE_NEXT_CYCLE:
                 deferred.append(
-                    _quantity_line(plan, item, prorated, old_q, new_q, remaining, "credited on next invoice")
+                    quantity_line(plan, item, prorated, old_q, new_q, remaining, "credited on next invoice")
                 )
     next_cycle = None
     current_period = _current_period(subscription)

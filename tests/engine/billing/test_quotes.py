@@ -25,12 +25,8 @@ from reference_server.engine.billing import (
     quote_renewal,
 )
 from reference_server.engine.billing.periods import add_interval
-from reference_server.engine.billing.quotes import (
-    check_multi_attach,
-    combine_due,
-    quote_final_usage,
-    quote_seat_change,
-)
+from reference_server.engine.billing.quotes import check_multi_attach, combine_due, quote_final_usage
+from reference_server.engine.billing.seats import quote_seat_change
 from tests.engine.builders import (
     FREE,
     PREMIUM,
