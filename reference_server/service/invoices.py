@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autumn_sdk._generated.models import InsertInvoicesParams, ListInvoicesParams
 from reference_server.engine.billing.money import major_to_minor, minor_to_json
 from reference_server.errors import customer_not_found, entity_not_found, invalid
 from reference_server.service.context import Ctx
@@ -44,17 +45,17 @@ def invoice_json(row: InvoiceRow) -> dict[str, Any]:
     }
 
 
-def list_invoices(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    limit = int(body.get("limit") or 50)
+def list_invoices(ctx: Ctx, params: ListInvoicesParams) -> dict[str, Any]:
+    limit = params.limit or 50
     if not 1 <= limit <= MAX_LIMIT:
         raise invalid(f"limit: must be between 1 and {MAX_LIMIT}", "invalid_inputs")
-    customer_id = body.get("customer_id")
-    entity_id = body.get("entity_id")
+    customer_id = params.customer_id
+    entity_id = params.entity_id
     if entity_id and not customer_id:
         raise invalid("entity_id filter requires customer_id", "invalid_inputs")
     after = None
-    if body.get("start_cursor"):
-        after = store.decode_invoice_cursor(str(body["start_cursor"]))
+    if params.start_cursor:
+        after = store.decode_invoice_cursor(params.start_cursor)
         if after is None:
             raise invalid("start_cursor: invalid cursor", "invalid_inputs")
     with ctx.db.read() as conn:
@@ -74,34 +75,32 @@ def list_invoices(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             after=after,
             customer_pk=customer_pk,
             entity_id=entity_id or None,
-            statuses=body.get("status") or None,
-            processor_types=body.get("processor_types") or None,
+            statuses=params.status or None,
+            processor_types=params.processor_types or None,
         )
     next_cursor = store.encode_invoice_cursor(rows[-1].created_at, rows[-1].pk) if more and rows else None
     return {"list": [invoice_json(r) for r in rows], "next_cursor": next_cursor}
 
 
-def _minor(value: Any, currency: str, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise invalid(f"{field}: expected a number", "invalid_inputs")
+def _minor(value: int | float, currency: str, field: str) -> int:
     if value != value or value in (float("inf"), float("-inf")):
         raise invalid(f"{field}: expected a finite number", "invalid_inputs")
     return major_to_minor(value, currency)
 
 
-def insert_invoices(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    given: list[dict[str, Any]] = list(body.get("invoices") or [])
+def insert_invoices(ctx: Ctx, params: InsertInvoicesParams) -> dict[str, Any]:
+    given = params.invoices
     if len(given) > MAX_INSERT:
         raise invalid(f"invoices: at most {MAX_INSERT} invoices per request", "invalid_inputs")
     if not given:
         return {"invoices": []}
-    stripe_ids = [str(inv["stripe_id"]) for inv in given]
+    stripe_ids = [inv.stripe_id for inv in given]
     if len(set(stripe_ids)) != len(stripe_ids):
         raise invalid("Duplicate stripe_id values are not allowed in one batch")
     if any(not sid for sid in stripe_ids):
         raise invalid("stripe_id: must not be empty", "invalid_inputs")
-    customer_ids = sorted({str(inv["customer_id"]) for inv in given})
-    plan_ids = sorted({str(p) for inv in given for p in inv.get("plan_ids") or []})
+    customer_ids = sorted({inv.customer_id for inv in given})
+    plan_ids = sorted({p for inv in given for p in inv.plan_ids or []})
     with ctx.db.write() as conn:
         by_customer = store.customer_pks_by_id(conn, ctx.tenant.org_pk, ctx.tenant.env, customer_ids)
         missing = [c for c in customer_ids if c not in by_customer]
@@ -119,22 +118,22 @@ def insert_invoices(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         now = ctx.now()
         pks: list[int] = []
         for position, inv in enumerate(given):
-            currency = str(inv.get("currency") or DEFAULT_CURRENCY).lower()
+            currency = (inv.currency or DEFAULT_CURRENCY).lower()
             where = f"invoices[{position}]"
-            paid = inv.get("amount_paid")
+            paid = inv.amount_paid
             values = InvoiceValues(
                 id=new_id("inv"),
-                customer_pk=by_customer[str(inv["customer_id"])],
-                plan_ids=[str(p) for p in inv.get("plan_ids") or []],
-                stripe_id=str(inv["stripe_id"]),
-                processor_type=str(inv.get("processor_type") or store.DEFAULT_PROCESSOR),
-                status=str(inv["status"]),
-                total=_minor(inv["total"], currency, f"{where}.total"),
+                customer_pk=by_customer[inv.customer_id],
+                plan_ids=list(inv.plan_ids or []),
+                stripe_id=inv.stripe_id,
+                processor_type=inv.processor_type or store.DEFAULT_PROCESSOR,
+                status=inv.status,
+                total=_minor(inv.total, currency, f"{where}.total"),
                 amount_paid=_minor(paid, currency, f"{where}.amount_paid") if paid is not None else None,
-                refunded_amount=_minor(inv.get("refunded_amount") or 0, currency, f"{where}.refunded_amount"),
+                refunded_amount=_minor(inv.refunded_amount or 0, currency, f"{where}.refunded_amount"),
                 currency=currency,
-                created_at=int(inv["created_at"]),
-                hosted_invoice_url=inv.get("hosted_invoice_url"),
+                created_at=int(inv.created_at),
+                hosted_invoice_url=inv.hosted_invoice_url,
             )
             pks.append(store.upsert_imported_invoice(conn, existing.get(values.stripe_id), values, now))
         rows = store.invoice_rows_by_pk(conn, pks)

@@ -14,6 +14,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import (
+    AttachLicenseEntity,
+    AttachLicenseParams,
+    ListLicenseAssignmentsParams,
+    ListLicensesParams,
+    ReleaseLicenseParams,
+)
 from reference_server.errors import (
     entity_not_found,
     feature_not_found,
@@ -64,32 +71,33 @@ def _all_pools(conn: Connection, customer_pk: int) -> list[store.Pool]:
 
 
 def _new_entity(
-    conn: Connection, cat: Catalog, customer: CustomerRow, spec: dict[str, Any], now: int
+    conn: Connection, cat: Catalog, customer: CustomerRow, spec: AttachLicenseEntity, now: int
 ) -> EntityRow:
-    feature_id = str(spec["feature_id"])
+    """Create the entity of ``spec`` (its ``feature_id`` is set: :func:`attach_license` checks)."""
+    feature_id = str(spec.feature_id)
     feature = cat.features.get(feature_id)
     if feature is None:
         raise feature_not_found(feature_id)
     return insert_entity(
         conn,
         customer.pk,
-        entity_id=spec["entity_id"],
-        name=spec.get("name"),
+        entity_id=spec.entity_id,
+        name=spec.name,
         feature_id=feature_id,
         billing_controls={},
         created_at=now,
     )
 
 
-def attach_license(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def attach_license(ctx: Ctx, params: AttachLicenseParams) -> dict[str, Any]:
     """Assign a seat of the customer's pool of ``plan_id`` to each entity (unknown ones are created)."""
-    license_plan_id = str(body["plan_id"])
-    specs: list[dict[str, Any]] = list(body["entities"])
+    license_plan_id = params.plan_id
+    specs = params.entities
     if not specs:
         raise invalid("entities: must contain at least 1 item", "invalid_inputs")
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        customer, now = require_customer(ctx, conn, cat, str(body["customer_id"]), lock=True)
+        customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
         _reconcile(conn, customer.pk, now)
         pool = _target_pool(_all_pools(conn, customer.pk), license_plan_id)
         license_plan = cat.plans.get(license_plan_id)
@@ -97,26 +105,24 @@ def attach_license(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise invalid(f"No plan on this customer offers license {license_plan_id}.")
         if license_plan.archived:
             raise invalid(f"License plan {license_plan_id} is archived and cannot be assigned.")
-        ids = [str(s["entity_id"]) for s in specs]
+        ids = [s.entity_id for s in specs]
         duplicate = next((i for n, i in enumerate(ids) if i in ids[:n]), None)
         if duplicate is not None:
             raise invalid(f"Duplicate entity {duplicate} in entities.")
         existing = {i: get_entity(conn, customer.pk, i) for i in ids}
-        missing = next(
-            (s for s in specs if existing[str(s["entity_id"])] is None and not s.get("feature_id")), None
-        )
+        missing = next((s for s in specs if existing[s.entity_id] is None and not s.feature_id), None)
         if missing is not None:
-            raise invalid(f"Entity {missing['entity_id']} does not exist. Pass feature_id to create it.")
+            raise invalid(f"Entity {missing.entity_id} does not exist. Pass feature_id to create it.")
         held = {
             a.entity_pk
             for a in store.assignments(conn, customer.pk, license_plan_id=license_plan_id)
             if a.parent_instance_pk == pool.parent_instance_pk
         }
-        needed = [s for s in specs if (e := existing[str(s["entity_id"])]) is None or e.pk not in held]
+        needed = [s for s in specs if (e := existing[s.entity_id]) is None or e.pk not in held]
         if pool.granted - pool.assigned < len(needed):
             raise invalid("No available licenses for this plan.")
         for spec in needed:
-            entity = existing[str(spec["entity_id"])] or _new_entity(conn, cat, customer, spec, now)
+            entity = existing[spec.entity_id] or _new_entity(conn, cat, customer, spec, now)
             instance_pk = activate_plan(
                 conn, cat, customer=customer, entity=entity, plan=license_plan, now=now
             )
@@ -133,13 +139,13 @@ def attach_license(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     return {"success": True}
 
 
-def release_license(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def release_license(ctx: Ctx, params: ReleaseLicenseParams) -> dict[str, Any]:
     """End each entity's seat (of ``license_plan_id`` when given) and return it to its pool."""
-    entity_ids = [str(i) for i in body["entity_ids"]]
-    license_plan_id = body.get("license_plan_id")
+    entity_ids = params.entity_ids
+    license_plan_id = params.license_plan_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        customer, now = require_customer(ctx, conn, cat, str(body["customer_id"]), lock=True)
+        customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
         _reconcile(conn, customer.pk, now)
         found: list[EntityRow] = []
         for entity_id in entity_ids:
@@ -176,42 +182,42 @@ def release_license(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     return {"success": True}
 
 
-def list_licenses(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def list_licenses(ctx: Ctx, params: ListLicensesParams) -> dict[str, Any]:
     """The customer's pools (with ``entity_id``: also those of plans attached to that entity)."""
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        customer, now = require_customer(ctx, conn, cat, str(body["customer_id"]), lock=True)
+        customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
         entity_pk = None
-        if body.get("entity_id") is not None:
-            entity = get_entity(conn, customer.pk, str(body["entity_id"]))
+        if params.entity_id is not None:
+            entity = get_entity(conn, customer.pk, params.entity_id)
             if entity is None:
-                raise entity_not_found(str(body["entity_id"]))
+                raise entity_not_found(params.entity_id)
             entity_pk = entity.pk
         _reconcile(conn, customer.pk, now)
         return {"list": customer_licenses(conn, cat, customer.pk, entity_pk)}
 
 
-def list_license_assignments(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def list_license_assignments(ctx: Ctx, params: ListLicenseAssignmentsParams) -> dict[str, Any]:
     """The customer's seat assignments, newest last; ``active`` (default true) keeps the live ones."""
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        customer, now = require_customer(ctx, conn, cat, str(body["customer_id"]), lock=True)
+        customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
         entity_pks = None
-        if body.get("entity_id") is not None:
-            entity = get_entity(conn, customer.pk, str(body["entity_id"]))
+        if params.entity_id is not None:
+            entity = get_entity(conn, customer.pk, params.entity_id)
             if entity is None:
-                raise entity_not_found(str(body["entity_id"]))
+                raise entity_not_found(params.entity_id)
             entity_pks = [entity.pk]
-        plan_id = body.get("plan_id")
-        if plan_id is not None and cat.plans.get(str(plan_id)) is None:
-            raise plan_not_found(str(plan_id))
+        plan_id = params.plan_id
+        if plan_id is not None and cat.plans.get(plan_id) is None:
+            raise plan_not_found(plan_id)
         _reconcile(conn, customer.pk, now)
         rows = store.assignments(
             conn,
             customer.pk,
             entity_pks=entity_pks,
-            license_plan_id=None if plan_id is None else str(plan_id),
-            active_only=body.get("active", True) is not False,
+            license_plan_id=plan_id,
+            active_only=params.active is not False,
         )
     return {
         "list": [

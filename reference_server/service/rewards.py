@@ -17,19 +17,37 @@ plans and a positive ``max_redemptions`` (400 ``invalid_request``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.models import (
+    CreateReferralProgramParams,
+    CreateRewardCouponDuration,
+    CreateRewardCouponPromoCode,
+    CreateRewardCouponRequest,
+    CreateRewardFeatureGrantGrant,
+    CreateRewardFeatureGrantPromoCode,
+    CreateRewardFeatureGrantRequest,
+    CreateRewardParams,
+    DeleteReferralProgramParams,
+    DeleteRewardParams,
+    GetReferralProgramParams,
+    GetRewardParams,
+    UpdateReferralProgramParams,
+    UpdateRewardCouponRequest,
+    UpdateRewardFeatureGrantRequest,
+    UpdateRewardParams,
+)
 from reference_server.errors import ApiError, feature_not_found, invalid
 from reference_server.service.context import Ctx
+from reference_server.service.extra_params import NoParams
 from reference_server.store import rewards as rewards_repo
 from reference_server.store.catalog import Catalog
 
 COUPON_TYPES = ("percentage_discount", "fixed_discount", "invoice_credits")
-DURATIONS = ("one_off", "months", "forever")
-EXPIRY_TYPES = ("day", "week", "month", "year")
 MAX_LISTED = 500
 """``rewards.list`` returns at most this many rewards, newest first (as Autumn caps it)."""
 
@@ -50,8 +68,8 @@ def _unique(values: list[str], field: str, what: str) -> None:
         raise _bad(f"{field}: {what} must be unique")
 
 
-def _positive_int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+def _positive_int(value: int | None, field: str) -> int:
+    if value is None or value <= 0:
         raise _bad(f"{field}: must be a positive integer")
     return value
 
@@ -104,16 +122,17 @@ def _reward_json(row: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------------- validation
 
 
-def _grants(cat: Catalog, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _grants(cat: Catalog, grants: Sequence[CreateRewardFeatureGrantGrant]) -> list[dict[str, Any]]:
+    """The grants of a feature grant as stored: each feature known, ``included`` fitting its type."""
     if not grants:
         raise _bad("feature_grant.grants: must have at least 1 item")
-    _unique([str(g.get("feature_id")) for g in grants], "feature_grant.grants", "Feature IDs")
+    _unique([g.feature_id for g in grants], "feature_grant.grants", "Feature IDs")
     out = []
     for g in grants:
-        feature = cat.features.get(str(g.get("feature_id")))
+        feature = cat.features.get(g.feature_id)
         if feature is None:
-            raise feature_not_found(str(g.get("feature_id")))
-        included = g.get("included")
+            raise feature_not_found(g.feature_id)
+        included = g.included
         if (feature.type == "boolean") != (included is None):
             message = (
                 f"Feature {feature.id} must have included set to null"
@@ -123,41 +142,37 @@ def _grants(cat: Catalog, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise ApiError(400, "invalid_reward", message)
         if included is not None and included < 0:
             raise _bad("feature_grant.grants.included: must be at least 0")
-        expiry = g.get("expiry")
-        if expiry is not None:
-            if expiry.get("type") not in EXPIRY_TYPES:
-                raise _bad(f"feature_grant.grants.expiry.type: must be one of: {', '.join(EXPIRY_TYPES)}")
+        expiry = None
+        if g.expiry is not None:
             expiry = {
-                "type": expiry["type"],
-                "length": _positive_int(expiry.get("length"), "feature_grant.grants.expiry.length"),
+                "type": g.expiry.type,
+                "length": _positive_int(g.expiry.length, "feature_grant.grants.expiry.length"),
             }
         out.append({"feature_id": feature.id, "included": included, "expiry": expiry})
     return out
 
 
-def _feature_grant_promos(promos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _feature_grant_promos(promos: Sequence[CreateRewardFeatureGrantPromoCode]) -> list[dict[str, Any]]:
     if not promos:
         raise _bad("feature_grant.promo_codes: must have at least 1 item")
     out = []
     for p in promos:
-        uses = p.get("max_uses")
-        if uses is not None:
-            _positive_int(uses, "feature_grant.promo_codes.max_uses")
-        out.append({"code": p["code"], "global_max_redemption": uses, "first_time_transaction": None})
+        if p.max_uses is not None:
+            _positive_int(p.max_uses, "feature_grant.promo_codes.max_uses")
+        out.append({"code": p.code, "global_max_redemption": p.max_uses, "first_time_transaction": None})
     return out
 
 
-def _coupon_promos(promos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _coupon_promos(promos: Sequence[CreateRewardCouponPromoCode]) -> list[dict[str, Any]]:
     out = []
     for p in promos:
-        limit = p.get("global_max_redemption")
-        if limit is not None:
-            _positive_int(limit, "coupon.promo_codes.global_max_redemption")
+        if p.global_max_redemption is not None:
+            _positive_int(p.global_max_redemption, "coupon.promo_codes.global_max_redemption")
         out.append(
             {
-                "code": p["code"],
-                "global_max_redemption": limit,
-                "first_time_transaction": p.get("first_time_transaction"),
+                "code": p.code,
+                "global_max_redemption": p.global_max_redemption,
+                "first_time_transaction": p.first_time_transaction,
             }
         )
     return out
@@ -175,20 +190,16 @@ def _plan_ids(cat: Catalog, plan_ids: list[str] | None) -> list[str] | None:
     return list(plan_ids)
 
 
-def _duration(duration: dict[str, Any]) -> tuple[str, int | None]:
-    dtype = duration.get("type")
-    if dtype not in DURATIONS:
-        raise _bad(f"coupon.duration.type: must be one of: {', '.join(DURATIONS)}")
-    length = duration.get("length")
-    if dtype == "months":
-        return dtype, _positive_int(length, "coupon.duration.length")
-    if length is not None:
-        raise _bad(f"coupon.duration.length: must be null for {dtype}")
-    return dtype, None
+def _duration(duration: CreateRewardCouponDuration) -> tuple[str, int | None]:
+    if duration.type == "months":
+        return duration.type, _positive_int(duration.length, "coupon.duration.length")
+    if duration.length is not None:
+        raise _bad(f"coupon.duration.length: must be null for {duration.type}")
+    return duration.type, None
 
 
-def _value(ctype: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+def _value(ctype: str, value: int | float) -> float:
+    if value <= 0:
         raise _bad("coupon.value: must be greater than 0")
     if ctype == "percentage_discount" and value > 100:
         raise _bad("coupon.value: a percentage discount must be at most 100")
@@ -235,53 +246,54 @@ def _reward_row(conn: Connection, pk: int) -> Any:
 # --------------------------------------------------------------------------------- rewards.*
 
 
-def create_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def create_reward(ctx: Ctx, params: CreateRewardParams) -> dict[str, Any]:
     """Create a coupon or a feature grant (exactly one of ``coupon`` / ``feature_grant``)."""
-    coupon, grant = body.get("coupon"), body.get("feature_grant")
-    if (coupon is None) == (grant is None):
+    coupon, grant = params.coupon, params.feature_grant
+    spec: CreateRewardCouponRequest | CreateRewardFeatureGrantRequest
+    if coupon is not None and grant is None:
+        spec = coupon
+    elif grant is not None and coupon is None:
+        spec = grant
+    else:
         raise ApiError(400, "invalid_reward", "Provide exactly one of coupon or feature_grant")
-    spec: dict[str, Any] = body["coupon" if coupon is not None else "feature_grant"]
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         values: dict[str, Any] = {
             "org_pk": ctx.tenant.org_pk,
             "env": ctx.tenant.env,
-            "id": spec["id"],
-            "name": spec["name"],
+            "id": spec.id,
+            "name": spec.name,
             "free_plan_id": None,
             "created_at": ctx.now(),
         }
-        if coupon is not None:
-            ctype = coupon.get("type")
-            if ctype not in ("percentage_discount", "fixed_discount"):
-                raise _bad("coupon.type: must be one of: percentage_discount, fixed_discount")
-            dtype, length = _duration(coupon.get("duration") or {})
+        if isinstance(spec, CreateRewardCouponRequest):
+            dtype, length = _duration(spec.duration)
             values |= {
-                "type": ctype,
-                "discount_value": _value(ctype, coupon.get("value")),
+                "type": spec.type,
+                "discount_value": _value(spec.type, spec.value),
                 "duration_type": dtype,
                 "duration_length": length,
-                "plan_ids": _plan_ids(cat, coupon.get("plan_ids")),
+                "plan_ids": _plan_ids(cat, spec.plan_ids),
                 "grants": [],
-                "promo_codes": _coupon_promos(list(coupon.get("promo_codes") or [])),
+                "promo_codes": _coupon_promos(spec.promo_codes),
             }
         else:
             values |= {
                 "type": "feature_grant",
                 "discount_value": 0.0,
-                "grants": _grants(cat, list(spec.get("grants") or [])),
-                "promo_codes": _feature_grant_promos(list(spec.get("promo_codes") or [])),
+                "grants": _grants(cat, spec.grants),
+                "promo_codes": _feature_grant_promos(spec.promo_codes),
             }
-        _assert_unique(conn, ctx, spec["id"], values["promo_codes"], None)
+        _assert_unique(conn, ctx, spec.id, values["promo_codes"], None)
         try:
             with conn.begin_nested():
                 pk = rewards_repo.insert_reward(conn, values)
         except IntegrityError as exc:
-            raise ApiError(400, "duplicate_reward_id", f"Reward with id {spec['id']} already exists") from exc
+            raise ApiError(400, "duplicate_reward_id", f"Reward with id {spec.id} already exists") from exc
         return _reward_json(_reward_row(conn, pk))
 
 
-def list_rewards(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def list_rewards(ctx: Ctx, params: NoParams) -> dict[str, Any]:
     """The env's coupons and feature grants, newest first (``free_product`` rewards left out)."""
     with ctx.db.read() as conn:
         rows = rewards_repo.list_rewards(conn, ctx.tenant, MAX_LISTED)
@@ -291,46 +303,49 @@ def list_rewards(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def get_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def get_reward(ctx: Ctx, params: GetRewardParams) -> dict[str, Any]:
     """One coupon or feature grant by id."""
     with ctx.db.read() as conn:
-        return _reward_json(_require_reward(conn, ctx, body["reward_id"]))
+        return _reward_json(_require_reward(conn, ctx, params.reward_id))
 
 
-def update_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def update_reward(ctx: Ctx, params: UpdateRewardParams) -> dict[str, Any]:
     """Change a reward's name, promo codes, and its plans (coupon) or grants (feature grant)."""
     with ctx.db.write() as conn:
-        row = _require_reward(conn, ctx, body["reward_id"], lock=True)
+        row = _require_reward(conn, ctx, params.reward_id, lock=True)
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         is_grant = row.type == "feature_grant"
         kind = "feature_grant" if is_grant else "coupon"
-        patch = body.get(kind)
+        patch: UpdateRewardCouponRequest | UpdateRewardFeatureGrantRequest | None = (
+            params.feature_grant if is_grant else params.coupon
+        )
         if patch is None:
             label = "feature grant" if is_grant else "coupon"
             raise invalid(f"Reward {row.id} is a {label} — provide {kind}")
+        given = patch.model_fields_set
         values: dict[str, Any] = {}
-        if patch.get("name") is not None:
-            values["name"] = patch["name"]
-        if is_grant:
-            if "grants" in patch:
-                values["grants"] = _grants(cat, list(patch["grants"] or []))
-            if "promo_codes" in patch:
-                values["promo_codes"] = _feature_grant_promos(list(patch["promo_codes"] or []))
+        if patch.name is not None:
+            values["name"] = patch.name
+        if isinstance(patch, UpdateRewardFeatureGrantRequest):
+            if "grants" in given:
+                values["grants"] = _grants(cat, patch.grants or [])
+            if "promo_codes" in given:
+                values["promo_codes"] = _feature_grant_promos(patch.promo_codes or [])
         else:
-            if "plan_ids" in patch:
-                values["plan_ids"] = _plan_ids(cat, patch["plan_ids"])
-            if "promo_codes" in patch:
-                values["promo_codes"] = _coupon_promos(list(patch["promo_codes"] or []))
+            if "plan_ids" in given:
+                values["plan_ids"] = _plan_ids(cat, patch.plan_ids)
+            if "promo_codes" in given:
+                values["promo_codes"] = _coupon_promos(patch.promo_codes or [])
         _assert_unique(conn, ctx, row.id, values.get("promo_codes", row.promo_codes or []), row.pk)
         if values:
             rewards_repo.update_reward(conn, row.pk, values)
         return _reward_json(_reward_row(conn, row.pk))
 
 
-def delete_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def delete_reward(ctx: Ctx, params: DeleteRewardParams) -> dict[str, Any]:
     """Delete a reward no referral program uses (its promo-code redemptions go with it)."""
     with ctx.db.write() as conn:
-        row = _require_reward(conn, ctx, body["reward_id"], lock=True)
+        row = _require_reward(conn, ctx, params.reward_id, lock=True)
         linked = rewards_repo.programs_using(conn, ctx.tenant, row.id)
         if linked:
             raise invalid(
@@ -390,22 +405,22 @@ def _program_fields(values: dict[str, Any]) -> None:
         raise invalid("When `Redeem On` is set to `Checkout`, max redemptions must be greater than 0")
 
 
-def create_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def create_referral_program(ctx: Ctx, params: CreateReferralProgramParams) -> dict[str, Any]:
     """Create a referral program giving an existing reward when its referral codes are redeemed."""
     with ctx.db.write() as conn:
-        if rewards_repo.program_exists(conn, ctx.tenant, body["id"]):
-            raise invalid(f"Referral program {body['id']} already exists")
-        reward = _linkable_reward(conn, ctx, body["reward_id"])
+        if rewards_repo.program_exists(conn, ctx.tenant, params.id):
+            raise invalid(f"Referral program {params.id} already exists")
+        reward = _linkable_reward(conn, ctx, params.reward_id)
         values: dict[str, Any] = {
             "org_pk": ctx.tenant.org_pk,
             "env": ctx.tenant.env,
-            "id": body["id"],
+            "id": params.id,
             "reward_id": reward.id,
-            "trigger": body["redeem_on"],
-            "received_by": body["received_by"],
-            "max_redemptions": body.get("max_redemptions"),
-            "plan_ids": body.get("plan_ids"),
-            "exclude_trial": body.get("exclude_trial"),
+            "trigger": params.redeem_on,
+            "received_by": params.received_by,
+            "max_redemptions": params.max_redemptions,
+            "plan_ids": params.plan_ids,
+            "exclude_trial": params.exclude_trial,
             "created_at": ctx.now(),
         }
         _program_fields(values)
@@ -413,47 +428,48 @@ def create_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             with conn.begin_nested():
                 pk = rewards_repo.insert_program(conn, values)
         except IntegrityError as exc:
-            raise invalid(f"Referral program {body['id']} already exists") from exc
+            raise invalid(f"Referral program {params.id} already exists") from exc
         return _program_json(rewards_repo.program_row(conn, pk))
 
 
-def list_referral_programs(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def list_referral_programs(ctx: Ctx, params: NoParams) -> dict[str, Any]:
     """The env's referral programs, oldest first."""
     with ctx.db.read() as conn:
         rows = rewards_repo.list_programs(conn, ctx.tenant)
     return {"list": [_program_json(r) for r in rows]}
 
 
-def get_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def get_referral_program(ctx: Ctx, params: GetReferralProgramParams) -> dict[str, Any]:
     """One referral program by id."""
     with ctx.db.read() as conn:
-        return _program_json(_require_program(conn, ctx, body["referral_program_id"]))
+        return _program_json(_require_program(conn, ctx, params.referral_program_id))
 
 
-def update_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def update_referral_program(ctx: Ctx, params: UpdateReferralProgramParams) -> dict[str, Any]:
     """Change a program; omitted fields keep their value, an explicit null clears an optional one."""
+    given = params.model_fields_set
     with ctx.db.write() as conn:
-        row = _require_program(conn, ctx, body["referral_program_id"], lock=True)
+        row = _require_program(conn, ctx, params.referral_program_id, lock=True)
         reward_id = row.reward_id
-        if body.get("reward_id"):
-            reward_id = _linkable_reward(conn, ctx, body["reward_id"]).id
+        if params.reward_id:
+            reward_id = _linkable_reward(conn, ctx, params.reward_id).id
         values: dict[str, Any] = {
             "reward_id": reward_id,
-            "trigger": body.get("redeem_on") or row.trigger,
-            "received_by": body.get("received_by") or row.received_by,
-            "max_redemptions": body.get("max_redemptions", row.max_redemptions),
-            "plan_ids": body.get("plan_ids", row.plan_ids),
-            "exclude_trial": body.get("exclude_trial", row.exclude_trial),
+            "trigger": params.redeem_on or row.trigger,
+            "received_by": params.received_by or row.received_by,
+            "max_redemptions": params.max_redemptions if "max_redemptions" in given else row.max_redemptions,
+            "plan_ids": params.plan_ids if "plan_ids" in given else row.plan_ids,
+            "exclude_trial": params.exclude_trial if "exclude_trial" in given else row.exclude_trial,
         }
         _program_fields(values)
         rewards_repo.update_program(conn, row.pk, values)
         return _program_json(rewards_repo.program_row(conn, row.pk))
 
 
-def delete_referral_program(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def delete_referral_program(ctx: Ctx, params: DeleteReferralProgramParams) -> dict[str, Any]:
     """Delete a program, its referral codes and their redemptions."""
     with ctx.db.write() as conn:
-        gone = rewards_repo.delete_program(conn, ctx.tenant, body["referral_program_id"])
+        gone = rewards_repo.delete_program(conn, ctx.tenant, params.referral_program_id)
     if not gone:
         raise ApiError(400, "reward_not_found", "Reward program not found")
     return {"success": True}

@@ -10,7 +10,7 @@ made in Autumn's dashboard: ``webhooks.sync`` adopts it when a listed webhook ha
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +20,12 @@ from sqlalchemy.exc import IntegrityError
 
 from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
+from reference_server.service.extra_params import (
+    NoParams,
+    SyncWebhooksParams,
+    WebhookParams,
+    WebhookRefParams,
+)
 from reference_server.store import webhook_endpoints as webhook_endpoints_repo
 from reference_server.webhooks.endpoints import create_endpoint
 from reference_server.webhooks.events import EVENT_TYPES
@@ -128,27 +134,23 @@ def _check_events(events: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(events))
 
 
-def _check_id(webhook_id: object) -> str:
-    if not isinstance(webhook_id, str) or not WEBHOOK_ID.match(webhook_id):
+def _check_id(webhook_id: str) -> str:
+    if not WEBHOOK_ID.match(webhook_id):
         raise ApiError(400, "invalid_inputs", "id: 1 to 256 characters, only letters, digits, `-` and `_`")
     return webhook_id
 
 
-def stated_from(body: Mapping[str, Any], *, create: bool) -> Stated:
-    """The validated webhook of a request body (``create``: ``url`` is required)."""
-    webhook_id = _check_id(body.get("id"))
-    url = body.get("url")
-    if url is None and create:
+def stated_from(params: WebhookParams, *, create: bool) -> Stated:
+    """The checked webhook of a request (``create``: ``url`` is required)."""
+    webhook_id = _check_id(params.id)
+    if params.url is None and create:
         raise ApiError(400, "invalid_inputs", "url: is required")
-    events = body.get("events")
-    description = body.get("description")
-    disabled = body.get("disabled")
     return Stated(
         webhook_id,
-        _check_url(str(url)) if url is not None else None,
-        _check_events([str(e) for e in events]) if events is not None else None,
-        str(description) if description is not None else None,
-        bool(disabled) if disabled is not None else None,
+        _check_url(params.url) if params.url is not None else None,
+        _check_events(params.events) if params.events is not None else None,
+        params.description,
+        params.disabled,
     )
 
 
@@ -249,9 +251,9 @@ def _changed(ctx: Ctx) -> None:
         watcher.cache.clear()
 
 
-def create_webhook(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def create_webhook(ctx: Ctx, params: WebhookParams) -> JSON:
     """``webhooks.create``: a new webhook with the caller's id; its signing secret is shown once."""
-    stated = stated_from(body, create=True)
+    stated = stated_from(params, create=True)
     now = ctx.now()
     try:
         with ctx.db.write() as conn:
@@ -264,9 +266,9 @@ def create_webhook(ctx: Ctx, body: dict[str, Any]) -> JSON:
     return {**hook.to_json(), "secret": secret}
 
 
-def get_webhook(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def get_webhook(ctx: Ctx, params: WebhookRefParams) -> JSON:
     """``webhooks.get``: one webhook by its id (or the ``ep_`` id of one made without an id)."""
-    webhook_id = _check_id(body.get("id"))
+    webhook_id = _check_id(params.id)
     with ctx.db.read() as conn:
         hook = find(load(conn, ctx.tenant.org_pk, ctx.tenant.env), webhook_id)
     if hook is None:
@@ -274,16 +276,16 @@ def get_webhook(ctx: Ctx, body: dict[str, Any]) -> JSON:
     return hook.to_json()
 
 
-def list_webhooks(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def list_webhooks(ctx: Ctx, params: NoParams) -> JSON:
     """``webhooks.list``: every webhook of the calling key's environment."""
     with ctx.db.read() as conn:
         hooks = load(conn, ctx.tenant.org_pk, ctx.tenant.env)
     return {"list": [hook.to_json() for hook in hooks]}
 
 
-def update_webhook(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def update_webhook(ctx: Ctx, params: WebhookParams) -> JSON:
     """``webhooks.update``: change the URL, events, description or disabled of a webhook."""
-    stated = stated_from(body, create=False)
+    stated = stated_from(params, create=False)
     now = ctx.now()
     with ctx.db.write() as conn:
         hook = find(load(conn, ctx.tenant.org_pk, ctx.tenant.env), stated.id)
@@ -295,9 +297,9 @@ def update_webhook(ctx: Ctx, body: dict[str, Any]) -> JSON:
     return after.to_json()
 
 
-def delete_webhook(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def delete_webhook(ctx: Ctx, params: WebhookRefParams) -> JSON:
     """``webhooks.delete``: remove a webhook; undelivered messages to it are dropped with it."""
-    webhook_id = _check_id(body.get("id"))
+    webhook_id = _check_id(params.id)
     with ctx.db.write() as conn:
         hook = find(load(conn, ctx.tenant.org_pk, ctx.tenant.env), webhook_id)
         if hook is None:
@@ -317,15 +319,13 @@ class SyncPlan:
     listed: list[str]
 
 
-def _sync_request(body: Mapping[str, Any]) -> tuple[list[Stated], bool]:
-    raw = body.get("webhooks")
-    if not isinstance(raw, list):
-        raise ApiError(400, "invalid_inputs", "webhooks: is required")
-    stated = [stated_from(item if isinstance(item, dict) else {}, create=True) for item in raw]
+def _sync_request(params: SyncWebhooksParams) -> tuple[list[Stated], bool]:
+    """The checked webhooks of a sync, and whether unlisted webhooks stay (the default)."""
+    stated = [stated_from(item, create=True) for item in params.webhooks]
     ids = [s.id for s in stated]
     if len(set(ids)) != len(ids):
         raise ApiError(400, "invalid_inputs", "webhooks: each webhook id may appear only once")
-    return stated, body.get("skip_deletions", True) is not False
+    return stated, params.skip_deletions is not False
 
 
 def plan_sync(hooks: Sequence[Webhook], stated: Sequence[Stated], skip_deletions: bool, now: int) -> SyncPlan:
@@ -407,18 +407,18 @@ def plan_sync(hooks: Sequence[Webhook], stated: Sequence[Stated], skip_deletions
     return SyncPlan(changes, errors, creates, stores, deletes, listed)
 
 
-def preview_sync_webhooks(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def preview_sync_webhooks(ctx: Ctx, params: SyncWebhooksParams) -> JSON:
     """``webhooks.preview_sync``: what ``webhooks.sync`` would do with the same body; changes nothing."""
-    stated, skip_deletions = _sync_request(body)
+    stated, skip_deletions = _sync_request(params)
     with ctx.db.read() as conn:
         hooks = load(conn, ctx.tenant.org_pk, ctx.tenant.env)
     plan = plan_sync(hooks, stated, skip_deletions, ctx.now())
     return {"changes": plan.changes, "errors": plan.errors}
 
 
-def sync_webhooks(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def sync_webhooks(ctx: Ctx, params: SyncWebhooksParams) -> JSON:
     """``webhooks.sync``: make the environment's webhooks match the list, in one transaction."""
-    stated, skip_deletions = _sync_request(body)
+    stated, skip_deletions = _sync_request(params)
     now = ctx.now()
     try:
         return _sync(ctx, stated, skip_deletions, now)
