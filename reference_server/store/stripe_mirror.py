@@ -3,7 +3,7 @@
 (``stripe_followups`` of kind ``sync`` and ``cleanup``).  The tables are in
 :mod:`reference_server.store.stripe_objects`.
 
-:mod:`reference_server.processors.stripe.subscriptions` decides what to write to Stripe and when; every
+:mod:`reference_server.processors.stripe.subscription_sync` decides what to write to Stripe and when; every
 function here runs in the caller's connection and transaction."""
 
 from __future__ import annotations

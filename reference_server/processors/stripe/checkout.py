@@ -28,7 +28,7 @@ second is a no-op.  The current Stripe session id is kept in ``billing_sessions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import stripe
 from sqlalchemy import Connection
@@ -40,9 +40,6 @@ from reference_server.store.billing_records import (
     update_session,
 )
 from reference_server.store.processor_records import session_processor_id
-
-if TYPE_CHECKING:
-    from reference_server.processors.stripe.processor import StripeProcessor
 
 APPLIED_KEY = "stripe_checkout_applied"
 """``action`` key: the Stripe Checkout Session ids already applied to a server session."""
@@ -74,7 +71,8 @@ def current_session_id(conn: Connection, session_pk: int) -> str | None:
 
 def create_setup_checkout(
     conn: Connection,
-    processor: StripeProcessor,
+    client: stripe.StripeClient,
+    stripe_customer: str,
     customer: CustomerRef,
     session_pk: int,
     session_id: str,
@@ -87,7 +85,6 @@ def create_setup_checkout(
     ``success_url`` gets ``?checkout_session={CHECKOUT_SESSION_ID}``; the metadata names the server
     session so the webhook finds it.  The id is stored as the server session's ``processor_id``.
     """
-    stripe_customer = processor.ensure_customer(conn, customer)
     separator = "&" if "?" in success_url else "?"
     metadata = {
         "autumn_session_id": session_id,
@@ -104,13 +101,18 @@ def create_setup_checkout(
         "metadata": metadata,
         "setup_intent_data": {"metadata": metadata},
     }
-    created = processor.client.v1.checkout.sessions.create(params)  # type: ignore[arg-type]
+    created = client.v1.checkout.sessions.create(params)  # type: ignore[arg-type]
     update_session(conn, session_pk, processor_id=created.id)
     return str(created.id), str(created.url)
 
 
 def open_checkout_for(
-    conn: Connection, processor: StripeProcessor, customer: CustomerRef, session: SessionRecord, base_url: str
+    conn: Connection,
+    client: stripe.StripeClient,
+    stripe_customer: str,
+    customer: CustomerRef,
+    session: SessionRecord,
+    base_url: str,
 ) -> str:
     """A new Checkout Session for a server session: back to :func:`return_path` when done, and to the
     caller's ``checkout_session_params.cancel_url`` (else the server's page) when the payer goes back."""
@@ -120,7 +122,8 @@ def open_checkout_for(
     update_session(conn, session.pk, action={**session.action, BASE_URL_KEY: base})
     _, url = create_setup_checkout(
         conn,
-        processor,
+        client,
+        stripe_customer,
         customer,
         session.pk,
         session.id,
@@ -131,34 +134,34 @@ def open_checkout_for(
     return url
 
 
-def reusable_url(processor: StripeProcessor, checkout_session_id: str | None) -> str | None:
+def reusable_url(client: stripe.StripeClient, checkout_session_id: str | None) -> str | None:
     """The URL of a still-open Checkout Session, so going back and forth does not create new ones."""
     if not checkout_session_id:
         return None
     try:
-        found = processor.client.v1.checkout.sessions.retrieve(checkout_session_id)
+        found = client.v1.checkout.sessions.retrieve(checkout_session_id)
     except stripe.StripeError:
         return None
     return str(found.url) if found.status == "open" and found.url else None
 
 
-def expire_if_open(processor: StripeProcessor, checkout_session_id: str | None) -> None:
+def expire_if_open(client: stripe.StripeClient, checkout_session_id: str | None) -> None:
     """Expire a Checkout Session nobody should finish any more (the server session completed otherwise)."""
     if not checkout_session_id:
         return
     try:
-        found = processor.client.v1.checkout.sessions.retrieve(checkout_session_id)
+        found = client.v1.checkout.sessions.retrieve(checkout_session_id)
         if found.status == "open":
-            processor.client.v1.checkout.sessions.expire(checkout_session_id)
+            client.v1.checkout.sessions.expire(checkout_session_id)
     except stripe.StripeError:
         return
 
 
-def completed_setup(processor: StripeProcessor, checkout_session_id: str) -> CompletedSetup | None:
+def completed_setup(client: stripe.StripeClient, checkout_session_id: str) -> CompletedSetup | None:
     """The session's saved card, read from Stripe; None unless the session is complete and its
     SetupIntent succeeded (an open, expired or foreign session)."""
     try:
-        session = processor.client.v1.checkout.sessions.retrieve(
+        session = client.v1.checkout.sessions.retrieve(
             checkout_session_id, {"expand": ["setup_intent.payment_method"]}
         )
     except stripe.InvalidRequestError:
@@ -168,12 +171,12 @@ def completed_setup(processor: StripeProcessor, checkout_session_id: str) -> Com
     if session.status != "complete" or session.mode != "setup" or intent is None:
         return None
     if isinstance(intent, str):
-        intent = processor.client.v1.setup_intents.retrieve(intent, {"expand": ["payment_method"]})
+        intent = client.v1.setup_intents.retrieve(intent, {"expand": ["payment_method"]})
     if intent.status != "succeeded" or intent.payment_method is None:
         return None
     pm: Any = intent.payment_method
     if isinstance(pm, str):
-        pm = processor.client.v1.payment_methods.retrieve(pm)
+        pm = client.v1.payment_methods.retrieve(pm)
     card = pm.card
     server_id = metadata.get("autumn_session_id") or session.client_reference_id
     if not server_id:

@@ -177,14 +177,17 @@ class StripeProcessor(PaymentProcessor):
     ) -> str | None:
         """A setup-mode Checkout Session for the server session (the current one while it is open, when
         ``reuse_open``)."""
-        url = reusable_url(self, current_session_id(conn, session.pk)) if reuse_open else None
-        return url or open_checkout_for(conn, self, customer, session, base_url)
+        url = reusable_url(self.client, current_session_id(conn, session.pk)) if reuse_open else None
+        if url is not None:
+            return url
+        stripe_customer = str(self.ensure_customer(conn, customer))
+        return open_checkout_for(conn, self.client, stripe_customer, customer, session, base_url)
 
     def completed_card_setup(self, setup_id: str) -> CompletedSetup | None:
-        return completed_setup(self, setup_id)
+        return completed_setup(self.client, setup_id)
 
     def close_card_page(self, conn: Connection, session: SessionRecord) -> None:
-        expire_if_open(self, current_session_id(conn, session.pk))
+        expire_if_open(self.client, current_session_id(conn, session.pk))
 
     # charges ------------------------------------------------------------------------------------------------
     def _authenticate_in_test_mode(self, intent: Any) -> Any:

@@ -1,6 +1,6 @@
 """What a plan instance's Stripe Subscription should look like: computed from the instance, no I/O.
 
-The API side (:mod:`~reference_server.processors.stripe.subscriptions`) reads the instances and the
+The API side (:mod:`~reference_server.processors.stripe.subscription_sync`) reads the instances and the
 plan's Stripe Prices, asks this module for each :class:`Mirror`, and writes what differs to Stripe;
 everything here is a function of its arguments, so it is unit-tested without a database or Stripe.
 """
