@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from autumn_sdk._generated.models import GetOrCreateCustomerParams
 from reference_server.service import customers, features, plans
 from reference_server.service.context import AppState, Ctx
 from reference_server.store.tenancy import tenant_for_key
@@ -75,7 +76,10 @@ def seed_demo(state: AppState, org_pk: int) -> None:
         },
     )
     customers.get_or_create(
-        ctx, {"customer_id": DEMO_CUSTOMER_ID, "name": "Demo Customer", "email": "demo@example.com"}
+        ctx,
+        GetOrCreateCustomerParams.model_validate(
+            {"customer_id": DEMO_CUSTOMER_ID, "name": "Demo Customer", "email": "demo@example.com"}
+        ),
     )
 
 

@@ -725,10 +725,7 @@ def build_routes(dispatcher: Dispatcher) -> tuple[list[Route], list[dict[str, An
     """Routes for every operation of the table (and the extras), plus an index for /openapi.json."""
     table = service_table()
 
-    def oauth(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-        return platform.oauth_url(ctx, body, ctx.base_url)
-
-    table["platform.generate_oauth_url"] = oauth
+    table["platform.generate_oauth_url"] = platform.generate_oauth_url
     routes: list[Route] = []
     index: list[dict[str, Any]] = []
     by_path: dict[str, Endpoint] = {}

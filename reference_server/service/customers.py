@@ -9,6 +9,18 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.models import (
+    BillingControlsParams,
+    CustomerConfig,
+    CustomerData,
+    DeleteCustomerParams,
+    EntityBillingControlsParams,
+    EventsListCustomRange,
+    GetCustomerParams,
+    GetOrCreateCustomerParams,
+    ListCustomersParams,
+    UpdateCustomerParams,
+)
 from reference_server.engine.balances import derive_balance, derive_flag
 from reference_server.engine.entitlements import Source, num
 from reference_server.engine.plan_controls import overlay
@@ -56,6 +68,17 @@ def controls_json(raw: dict[str, Any], *, entity: bool = False) -> dict[str, Any
     """
     keys = CONTROL_KEYS[1:] if entity else CONTROL_KEYS
     return {k: [_without_nulls(item) for item in raw.get(k) or [] if isinstance(item, dict)] for k in keys}
+
+
+def controls_part(part: BillingControlsParams | EntityBillingControlsParams | None) -> dict[str, Any]:
+    """A request's ``billing_controls`` as the JSON it was sent as (absent keys left out), for
+    :func:`controls_json` and merging over the stored controls."""
+    return part.model_dump(mode="json", exclude_unset=True) if part is not None else {}
+
+
+def config_json(config: CustomerConfig) -> dict[str, Any]:
+    """A request's customer ``config`` as stored (the keys it sent)."""
+    return config.model_dump(mode="json", exclude_unset=True)
 
 
 def controls_view(
@@ -300,42 +323,48 @@ def _referrals(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
     ]
 
 
-def _clean_email(email: Any) -> str | None:
-    if isinstance(email, str) and EMAIL_RE.match(email):
+def _clean_email(email: str | None) -> str | None:
+    if email is not None and EMAIL_RE.match(email):
         return email
     return None
 
 
 def create_customer_row(
-    ctx: Ctx, conn: Connection, cat: Catalog, body: dict[str, Any], customer_id: str | None
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    data: GetOrCreateCustomerParams | CustomerData,
+    customer_id: str | None,
 ) -> CustomerRow:
+    """Insert the customer ``data`` describes (a ``customers.get_or_create`` request, or the
+    ``customer_data`` of a request that creates its customer on the fly) and attach its default plans."""
     now = ctx.now()
     only_plan = None
-    if body.get("auto_enable_plan_id"):
-        only_plan = cat.plans.get(body["auto_enable_plan_id"])
+    if data.auto_enable_plan_id:
+        only_plan = cat.plans.get(data.auto_enable_plan_id)
         if only_plan is None:
-            raise plan_not_found(body["auto_enable_plan_id"])
+            raise plan_not_found(data.auto_enable_plan_id)
         trial = only_plan.free_trial
         if not (only_plan.is_free or (trial and not trial.get("card_required", True))):
             raise invalid("auto_enable_plan_id must be a free plan or a plan with a trial that needs no card")
-    email = body.get("email")
+    email = data.email
     if email is not None and _clean_email(email) is None:
         raise invalid(f"email: invalid email address {email}", "invalid_inputs")
-    controls = controls_json(body.get("billing_controls") or {})
+    controls = controls_json(controls_part(data.billing_controls))
     check_limits(controls)
     counts = take_topup_counts(controls)
     values = {
         "org_pk": ctx.tenant.org_pk,
         "env": ctx.tenant.env,
         "id": customer_id,
-        "name": body.get("name"),
+        "name": data.name,
         "email": email,
-        "fingerprint": body.get("fingerprint"),
-        "stripe_id": body.get("stripe_id"),
-        "metadata": body.get("metadata") or {},
-        "send_email_receipts": bool(body.get("send_email_receipts", False)),
+        "fingerprint": data.fingerprint,
+        "stripe_id": data.stripe_id,
+        "metadata": data.metadata or {},
+        "send_email_receipts": bool(data.send_email_receipts),
         "billing_controls": controls,
-        "config": body.get("config") or {},
+        "config": config_json(data.config) if data.config is not None else {},
         "clock_offset_ms": 0,
         "created_at": now,
     }
@@ -346,26 +375,26 @@ def create_customer_row(
     return customer
 
 
-def get_or_create(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    customer_id = body.get("customer_id")
-    expand = set(body.get("expand") or [])
+def get_or_create(ctx: Ctx, params: GetOrCreateCustomerParams) -> dict[str, Any]:
+    customer_id = params.customer_id
+    expand: set[str] = set(params.expand or [])
     for _attempt in range(2):
         try:
             with ctx.db.write() as conn:
                 cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
                 customer = get_customer(conn, ctx.tenant, customer_id, lock=True) if customer_id else None
                 if customer is None:
-                    customer = create_customer_row(ctx, conn, cat, body, customer_id)
+                    customer = create_customer_row(ctx, conn, cat, params, customer_id)
                 else:
                     now = ctx.now(customer.clock_offset_ms)
                     run_maintenance(ctx, conn, cat, customer, now)
                     changes: dict[str, Any] = {}
-                    if customer.name is None and body.get("name"):
-                        changes["name"] = body["name"]
-                    if customer.email is None and _clean_email(body.get("email")):
-                        changes["email"] = body["email"]
-                    if "send_email_receipts" in body and body["send_email_receipts"] is not None:
-                        changes["send_email_receipts"] = bool(body["send_email_receipts"])
+                    if customer.name is None and params.name:
+                        changes["name"] = params.name
+                    if customer.email is None and _clean_email(params.email):
+                        changes["email"] = params.email
+                    if params.send_email_receipts is not None:
+                        changes["send_email_receipts"] = params.send_email_receipts
                     if changes:
                         customers_repo.update_customer(conn, customer.pk, changes)
                         for k, v in changes.items():
@@ -377,11 +406,11 @@ def get_or_create(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     raise ApiError(409, "customer_already_exists", f"Customer {customer_id} already exists")
 
 
-def get(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def get(ctx: Ctx, params: GetCustomerParams) -> dict[str, Any]:
     """A read transaction: due resets are computed in memory (the next write stores them); only due
     plan transitions or lock expiries take a write transaction first."""
-    customer_id = body["customer_id"]
-    expand = set(body.get("expand") or [])
+    customer_id = params.customer_id
+    expand: set[str] = set(params.expand or [])
     for attempt in range(2):
         with ctx.db.read() as conn:
             cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
@@ -410,42 +439,39 @@ def _decode_cursor(cursor: str) -> tuple[int, int]:
         raise invalid("start_cursor: invalid cursor", "invalid_inputs") from exc
 
 
-def _created_at_bound(body: dict[str, Any], key: str) -> int | None:
-    value = (body.get("created_at_range") or {}).get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise invalid(f"created_at_range.{key}: must be a number (epoch milliseconds)", "invalid_inputs")
-    return int(value)
+def _created_at_bounds(created_at_range: EventsListCustomRange | None) -> tuple[int | None, int | None]:
+    """The (start, end) of ``created_at_range`` in epoch milliseconds, None where unbounded."""
+    if created_at_range is None:
+        return None, None
+    start, end = created_at_range.start, created_at_range.end
+    return (None if start is None else int(start)), (None if end is None else int(end))
 
 
-def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    limit = int(body.get("limit") or 50)
+def list_customers(ctx: Ctx, params: ListCustomersParams) -> dict[str, Any]:
+    limit = params.limit or 50
     if not 1 <= limit <= 5000:
         raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
-    descending = (body.get("sort_order") or "desc") == "desc"
-    after = _decode_cursor(body["start_cursor"]) if body.get("start_cursor") else None
-    start_at, end_at = _created_at_bound(body, "start"), _created_at_bound(body, "end")
-    plan_filters = body.get("plans") or []
+    descending = (params.sort_order or "desc") == "desc"
+    after = _decode_cursor(params.start_cursor) if params.start_cursor else None
+    start_at, end_at = _created_at_bounds(params.created_at_range)
+    plan_filters = params.plans or []
     plan_pks: list[list[int]] | None = None
     if plan_filters:
         plan_pks = []
         with ctx.db.read() as conn:
             cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         for pf in plan_filters:
-            pks = [
-                p.pk for p in cat.versions(pf["id"]) if not pf.get("versions") or p.version in pf["versions"]
-            ]
+            pks = [p.pk for p in cat.versions(pf.id) if not pf.versions or p.version in pf.versions]
             plan_pks.append(pks)
     query = customers_repo.CustomerQuery(
         descending=descending,
         after=after,
         start_at=start_at,
         end_at=end_at,
-        search=body.get("search") or None,
-        subscription_status=body.get("subscription_status") or None,
+        search=params.search or None,
+        subscription_status=params.subscription_status or None,
         plan_pks=plan_pks,
-        stripe_only=bool(body.get("processors") and "stripe" in body["processors"]),
+        stripe_only=bool(params.processors and "stripe" in params.processors),
     )
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
@@ -475,25 +501,37 @@ def list_customers(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     return {"list": out, "next_cursor": next_cursor}
 
 
-def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    customer_id = body["customer_id"]
+def update_customer(ctx: Ctx, params: UpdateCustomerParams) -> dict[str, Any]:
+    """Change what the request sends; a field sent as ``null`` is cleared (``metadata`` to ``{}``)."""
+    customer_id = params.customer_id
+    sent = params.model_fields_set
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
         changes: dict[str, Any] = {}
         topup_counts: list[tuple[str, int]] = []
-        for key in ("name", "fingerprint", "metadata", "stripe_id", "send_email_receipts", "config"):
-            if key in body:
-                changes[key] = body[key] if key != "metadata" else (body[key] or {})
-        if "email" in body:
-            if body["email"] is not None and _clean_email(body["email"]) is None:
-                raise invalid(f"email: invalid email address {body['email']}", "invalid_inputs")
-            changes["email"] = body["email"]
-        if body.get("billing_controls") is not None:
+        if "name" in sent:
+            changes["name"] = params.name
+        if "fingerprint" in sent:
+            changes["fingerprint"] = params.fingerprint
+        if "metadata" in sent:
+            changes["metadata"] = params.metadata or {}
+        if "stripe_id" in sent:
+            changes["stripe_id"] = params.stripe_id
+        if "send_email_receipts" in sent:
+            changes["send_email_receipts"] = params.send_email_receipts
+        if "config" in sent:
+            changes["config"] = config_json(params.config) if params.config is not None else None
+        if "email" in sent:
+            if params.email is not None and _clean_email(params.email) is None:
+                raise invalid(f"email: invalid email address {params.email}", "invalid_inputs")
+            changes["email"] = params.email
+        if params.billing_controls is not None:
+            sent_controls = controls_part(params.billing_controls)
             merged = controls_json(customer.billing_controls)
             for key in CONTROL_KEYS:
-                if key in body["billing_controls"] and body["billing_controls"][key] is not None:
-                    merged[key] = body["billing_controls"][key]
+                if sent_controls.get(key) is not None:
+                    merged[key] = sent_controls[key]
             merged = controls_json(merged)
             check_limits(merged)
             topup_counts = take_topup_counts(merged)
@@ -501,12 +539,11 @@ def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             if len(ids) != len(set(ids)):
                 raise invalid("billing_controls.spend_limits: duplicate feature_id", "invalid_inputs")
             changes["billing_controls"] = merged
-        if body.get("new_customer_id") and body["new_customer_id"] != customer_id:
-            if get_customer(conn, ctx.tenant, body["new_customer_id"]) is not None:
-                raise ApiError(
-                    409, "customer_already_exists", f"Customer {body['new_customer_id']} already exists"
-                )
-            changes["id"] = body["new_customer_id"]
+        new_id = params.new_customer_id
+        if new_id and new_id != customer_id:
+            if get_customer(conn, ctx.tenant, new_id) is not None:
+                raise ApiError(409, "customer_already_exists", f"Customer {new_id} already exists")
+            changes["id"] = new_id
         save_topup_counts(conn, customer.pk, topup_counts, now)
         if changes:
             customers_repo.update_customer(conn, customer.pk, changes)
@@ -514,14 +551,14 @@ def update_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         return customer_json(ctx, conn, cat, customer, now, persist_resets=True)
 
 
-def delete_customer(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def delete_customer(ctx: Ctx, params: DeleteCustomerParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
-        customer = get_customer(conn, ctx.tenant, body["customer_id"], lock=True)
+        customer = get_customer(conn, ctx.tenant, params.customer_id, lock=True)
         if customer is None:
-            raise customer_not_found(body["customer_id"])
+            raise customer_not_found(params.customer_id)
         mirror = ctx.state.billing.subscription_mirror
         if mirror is not None:  # its Stripe subscriptions canceled (and customer deleted) after commit
-            mirror.before_customer_delete(conn, customer.pk, bool(body.get("delete_in_stripe")))
+            mirror.before_customer_delete(conn, customer.pk, bool(params.delete_in_stripe))
         customers_repo.delete_customer(conn, customer.pk)
     return {"success": True}
 

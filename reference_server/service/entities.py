@@ -8,6 +8,14 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.models import (
+    CreateEntityParams,
+    CustomerData,
+    DeleteEntityParams,
+    GetEntityParams,
+    ListEntitiesParams,
+    UpdateEntityParams,
+)
 from reference_server.engine.deduction import InsufficientBalance, Target, deduct, order_targets
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import (
@@ -20,6 +28,7 @@ from reference_server.errors import (
 from reference_server.service.context import Ctx
 from reference_server.service.customers import (
     controls_json,
+    controls_part,
     create_customer_row,
     entity_subject_json,
 )
@@ -130,9 +139,11 @@ def _change_seats(
     return None
 
 
-def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    customer_id = body["customer_id"]
-    feature_id = body["feature_id"]
+def create_entity(ctx: Ctx, params: CreateEntityParams) -> dict[str, Any]:
+    """The entity, its customer created from ``customer_data`` first when there is none yet."""
+    customer_id = params.customer_id
+    feature_id = params.feature_id
+    entity_id = params.entity_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         feature = cat.features.get(feature_id)
@@ -144,19 +155,15 @@ def create_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         if existing is None:
             try:
                 with conn.begin_nested():
-                    create_customer_row(ctx, conn, cat, dict(body.get("customer_data") or {}), customer_id)
+                    create_customer_row(ctx, conn, cat, params.customer_data or CustomerData(), customer_id)
             except IntegrityError:
                 pass
         customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
-        entity_id = body.get("entity_id")
-        if entity_id is None:
-            if entities_repo.has_anonymous_entity(conn, customer.pk):
-                raise invalid("Only one entity per customer may omit entity_id", "entity_id_required")
-        elif get_entity(conn, customer.pk, entity_id) is not None:
+        if get_entity(conn, customer.pk, entity_id) is not None:
             raise ApiError(409, "entity_already_exists", f"Entity {entity_id} already exists")
         failure = _change_seats(ctx, conn, customer, feature_id, 1.0, now)
         if failure is None:
-            return _insert_entity(ctx, conn, cat, customer, body, now)
+            return _insert_entity(ctx, conn, cat, customer, params, now)
     raise failure
 
 
@@ -168,28 +175,26 @@ def checked_controls(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _insert_entity(
-    ctx: Ctx, conn: Connection, cat: Any, customer: Any, body: dict[str, Any], now: int
+    ctx: Ctx, conn: Connection, cat: Any, customer: Any, params: CreateEntityParams, now: int
 ) -> dict[str, Any]:
     """The entity row, once its seat (if any) is used and paid for."""
-    entity_id = body.get("entity_id")
-    feature_id = body["feature_id"]
-    controls = body.get("billing_controls") or {}
     entity = entities_repo.insert_entity(
         conn,
         customer.pk,
-        entity_id=entity_id,
-        name=body.get("name"),
-        feature_id=feature_id,
-        billing_controls=checked_controls(controls),
+        entity_id=params.entity_id,
+        name=params.name,
+        feature_id=params.feature_id,
+        billing_controls=checked_controls(controls_part(params.billing_controls)),
         created_at=now,
     )
     return entity_subject_json(ctx, conn, cat, customer, entity, now)
 
 
-def _load(ctx: Ctx, conn: Any, body: dict[str, Any], lock: bool) -> tuple[Any, Any, Any, int]:
+def _load(
+    ctx: Ctx, conn: Any, customer_id: str | None, entity_id: str, lock: bool
+) -> tuple[Any, Any, Any, int]:
+    """The catalogue, customer, entity and customer's time; without ``customer_id``, the entity's owner."""
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-    customer_id = body.get("customer_id")
-    entity_id = body["entity_id"]
     if customer_id:
         customer, now = require_customer(ctx, conn, cat, customer_id, lock=lock)
         entity = get_entity(conn, customer.pk, entity_id)
@@ -204,31 +209,33 @@ def _load(ctx: Ctx, conn: Any, body: dict[str, Any], lock: bool) -> tuple[Any, A
     return cat, customer, entity, now
 
 
-def get_entity_op(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    """A read transaction, after any due maintenance of the customer (as customers.get)."""
+def get_entity_op(ctx: Ctx, params: GetEntityParams) -> dict[str, Any]:
+    """A read transaction, after any due maintenance of the customer (as customers.get).
+
+    ``expand`` is not in the spec's request; it is read as sent (``invoices``)."""
+    expand = set((params.model_extra or {}).get("expand") or [])
     for attempt in range(2):
         with ctx.db.read() as conn:
-            cat, customer, entity, now = _load(ctx, conn, body, False)
+            cat, customer, entity, now = _load(ctx, conn, params.customer_id, params.entity_id, False)
             if attempt == 1 or not needs_maintenance(ctx, customer):
-                return entity_subject_json(
-                    ctx, conn, cat, customer, entity, now, set(body.get("expand") or [])
-                )
+                return entity_subject_json(ctx, conn, cat, customer, entity, now, expand)
         catch_up(ctx, customer.id or "")
     raise AssertionError("unreachable: the second attempt always answers")
 
 
-def list_entities_op(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    limit = int(body.get("limit") or 50)
+def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> dict[str, Any]:
+    limit = params.limit or 50
     if not 1 <= limit <= 5000:
         raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
-    start = int(body["start_cursor"]) if str(body.get("start_cursor") or "").isdigit() else 0
+    cursor = params.start_cursor
+    start = int(cursor) if cursor is not None and cursor.isdigit() else 0
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer_pk = None
-        if body.get("customer_id"):
-            customer = get_customer(conn, ctx.tenant, body["customer_id"])
+        if params.customer_id:
+            customer = get_customer(conn, ctx.tenant, params.customer_id)
             if customer is None:
-                raise customer_not_found(body["customer_id"])
+                raise customer_not_found(params.customer_id)
             customer_pk = customer.pk
         rows = entities_repo.entity_page(
             conn, ctx.tenant, after_pk=start, customer_pk=customer_pk, limit=limit
@@ -243,27 +250,30 @@ def list_entities_op(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     return {"list": out, "next_cursor": str(page[-1].pk) if len(rows) > limit else None}
 
 
-def update_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def update_entity(ctx: Ctx, params: UpdateEntityParams) -> dict[str, Any]:
+    """Merge the sent ``billing_controls`` over the entity's; ``name`` (not in the spec's request)
+    is read as sent."""
+    name = (params.model_extra or {}).get("name")
     with ctx.db.write() as conn:
-        cat, customer, entity, now = _load(ctx, conn, body, True)
-        if body.get("billing_controls") is not None:
+        cat, customer, entity, now = _load(ctx, conn, params.customer_id, params.entity_id, True)
+        if params.billing_controls is not None:
             merged = controls_json(entity.billing_controls, entity=True)
-            for key, value in body["billing_controls"].items():
+            for key, value in controls_part(params.billing_controls).items():
                 if key in merged and value is not None:
                     merged[key] = value
             merged = checked_controls(merged)
             entities_repo.update_entity(conn, entity.pk, {"billing_controls": merged})
             entity.billing_controls = merged
-        if "name" in body and body["name"] is not None:
-            entities_repo.update_entity(conn, entity.pk, {"name": body["name"]})
-            entity.name = body["name"]
+        if name is not None:
+            entities_repo.update_entity(conn, entity.pk, {"name": name})
+            entity.name = name
         return entity_subject_json(ctx, conn, cat, customer, entity, now)
 
 
-def delete_entity(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def delete_entity(ctx: Ctx, params: DeleteEntityParams) -> dict[str, Any]:
     def change() -> dict[str, Any]:
         with ctx.db.write() as conn:
-            _cat, customer, entity, now = _load(ctx, conn, body, True)
+            _cat, customer, entity, now = _load(ctx, conn, params.customer_id, params.entity_id, True)
             if entity.feature_id:
                 changes = _use_seats(conn, customer, entity.feature_id, -1.0, now)
                 _bill_seats(ctx, conn, customer, entity.feature_id, changes, now)

@@ -19,8 +19,10 @@ import json
 import os
 from typing import Any
 
+from autumn_sdk._generated.models import MintKeyParams, RevokeKeyParams
 from reference_server.errors import ApiError, customer_not_found
 from reference_server.service.context import AppState, Ctx, CustomerToken
+from reference_server.service.extra_params import NoParams
 from reference_server.store import customer_tokens as store
 from reference_server.store.subjects import get_customer
 from reference_server.store.tenancy import Tenant
@@ -227,24 +229,23 @@ def _pair(
     }
 
 
-def mint_key(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def mint_key(ctx: Ctx, params: MintKeyParams) -> dict[str, Any]:
     """A token pair for the customer (a non-expiring access token alone when ``indefinite``)."""
-    customer_id = str(body["customer_id"])
+    customer_id = params.customer_id
+    indefinite = bool(params.indefinite)
     now = ctx.state.clock.now_ms()
     with ctx.db.write() as conn:
         customer = get_customer(conn, ctx.tenant, customer_id, lock=True)
         if customer is None:
             raise customer_not_found(customer_id)
         family = store.read_family(conn, customer.pk, lock=True)
-        if not body.get("indefinite"):
+        if not indefinite:
             family = store.Family(family.epoch, family.refresh_kid + 1)
             store.write_family(conn, customer.pk, family, now)
-    return _pair(
-        ctx.state, ctx.tenant, customer_id, customer.pk, family, indefinite=bool(body.get("indefinite"))
-    )
+    return _pair(ctx.state, ctx.tenant, customer_id, customer.pk, family, indefinite=indefinite)
 
 
-def refresh_key(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def refresh_key(ctx: Ctx, params: NoParams) -> dict[str, Any]:
     """Rotate the pair of the refresh token the request was made with."""
     claim = ctx.customer_token
     if claim is None or claim.audience != AUD_REFRESH:
@@ -266,9 +267,9 @@ def refresh_key(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     return _pair(ctx.state, ctx.tenant, claim.customer_id, claim.customer_pk, family)
 
 
-def revoke_key(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def revoke_key(ctx: Ctx, params: RevokeKeyParams) -> dict[str, Any]:
     """Revoke every outstanding token of the customer (new ones can be minted afterwards)."""
-    customer_id = str(body["customer_id"])
+    customer_id = params.customer_id
     now = ctx.state.clock.now_ms()
     with ctx.db.write() as conn:
         customer = get_customer(conn, ctx.tenant, customer_id, lock=True)

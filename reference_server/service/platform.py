@@ -16,6 +16,13 @@ from urllib.parse import urlencode
 import stripe
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import (
+    CreateOrganizationRequest,
+    GenerateOAuthURLRequest,
+    ListOrganizationsParams,
+    ListUsersParams,
+    UpdateStripeConfigRequest,
+)
 from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.store import platform_orgs as platform_repo
@@ -39,23 +46,21 @@ def _public_slug(ctx: Ctx, slug: str) -> str:
     return slug[len(prefix) :] if slug.startswith(prefix) else slug
 
 
-def create_organization(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    env = body.get("env") or "both"
-    if env not in ("test", "live", "both"):
-        raise invalid("env: must be one of: test, live, both", "invalid_inputs")
-    if "@" not in str(body.get("user_email", "")):
+def create_organization(ctx: Ctx, params: CreateOrganizationRequest) -> dict[str, Any]:
+    env = params.env or "both"
+    if "@" not in params.user_email:
         raise invalid("user_email: must be an email address", "invalid_inputs")
-    slug = _tenant_slug(ctx, body["slug"])
+    slug = _tenant_slug(ctx, params.slug)
     with ctx.db.write() as conn:
         row = platform_repo.org_by_slug(conn, slug)
         if row is None:
             org = create_org(
-                conn, body["name"], slug, parent_org_pk=ctx.tenant.org_pk, owner_email=body["user_email"]
+                conn, params.name, slug, parent_org_pk=ctx.tenant.org_pk, owner_email=params.user_email
             )
             org_pk = org.pk
         else:
             org_pk = row.pk
-        user_pk, _uid, _created = ensure_user(conn, body["user_email"])
+        user_pk, _uid, _created = ensure_user(conn, params.user_email)
         add_member(conn, org_pk, user_pk)
         out: dict[str, Any] = {"test_secret_key": None, "live_secret_key": None}
         if env in ("test", "both"):
@@ -65,8 +70,8 @@ def create_organization(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def list_organizations(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    limit, offset = int(body.get("limit") or 10), int(body.get("offset") or 0)
+def list_organizations(ctx: Ctx, params: ListOrganizationsParams) -> dict[str, Any]:
+    limit, offset = params.limit or 10, params.offset or 0
     if not 1 <= limit <= 100 or offset < 0:
         raise invalid("limit must be 1..100 and offset >= 0", "invalid_inputs")
     with ctx.db.read() as conn:
@@ -75,9 +80,9 @@ def list_organizations(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     return {"list": items, "total": len(items), "limit": limit, "offset": offset}
 
 
-def list_users(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    limit, offset = int(body.get("limit") or 10), int(body.get("offset") or 0)
-    expand = str(body.get("expand") or "")
+def list_users(ctx: Ctx, params: ListUsersParams) -> dict[str, Any]:
+    limit, offset = params.limit or 10, params.offset or 0
+    expand = params.expand or ""
     with ctx.db.read() as conn:
         rows = platform_repo.child_org_users(conn, ctx.tenant.org_pk, limit, offset)
         items = []
@@ -100,13 +105,12 @@ def _tenant_org(ctx: Ctx, conn: Connection, slug: str) -> Any:
     return row
 
 
-def oauth_url(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, Any]:
-    if body.get("env") not in ("test", "live"):
-        raise invalid("env: must be one of: test, live", "invalid_inputs")
+def generate_oauth_url(ctx: Ctx, params: GenerateOAuthURLRequest) -> dict[str, Any]:
+    """The Stripe OAuth URL of an organization: this server's own connect page (``ctx.base_url``)."""
     with ctx.db.read() as conn:
-        org = _tenant_org(ctx, conn, body["organization_slug"])
-    query = urlencode({"organization": org.id, "env": body["env"], "redirect_url": body["redirect_url"]})
-    return {"oauth_url": f"{base_url.rstrip('/')}/platform/oauth/connect?{query}"}
+        org = _tenant_org(ctx, conn, params.organization_slug)
+    query = urlencode({"organization": org.id, "env": params.env, "redirect_url": params.redirect_url})
+    return {"oauth_url": f"{ctx.base_url.rstrip('/')}/platform/oauth/connect?{query}"}
 
 
 log = logging.getLogger("reference_server.platform")
@@ -168,7 +172,7 @@ def same_account(before: Identity, after: Identity) -> bool:
     return old_account is not None and old_account == new_account
 
 
-def update_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def update_stripe(ctx: Ctx, params: UpdateStripeConfigRequest) -> dict[str, Any]:
     """Save the organization's Stripe account per environment.
 
     ``test_account_id`` / ``live_account_id`` (the platform contract) name a connected account charged
@@ -177,14 +181,16 @@ def update_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     Secrets are stored encrypted and never returned.  When an environment moves to another Stripe
     account (:func:`same_account`), its customers' Stripe ids and saved cards are forgotten
     (:func:`reference_server.store.org_stripe.forget_stripe_ids`) in the same transaction.
+    The spec's request declares only the account ids; the secret fields arrive as extra fields,
+    which :func:`~reference_server.store.org_stripe.config_updates` reads from the sent JSON.
     """
     try:
-        updates = config_updates(body)
+        updates = config_updates(params.model_dump(mode="json", exclude_unset=True))
     except ValueError as exc:
         raise invalid(str(exc), "invalid_inputs") from exc
     try:
         with ctx.db.read() as conn:
-            org = _tenant_org(ctx, conn, body["organization_slug"])
+            org = _tenant_org(ctx, conn, params.organization_slug)
             before = {env: stripe_config(conn, org.pk, env) for env in updates}
         # Stripe is asked outside the transaction; the write below re-checks that nothing changed since.
         moved = {
@@ -211,5 +217,5 @@ def update_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(500, "secret_decryption_failed", str(exc)) from exc
     return {
         "message": "Stripe configuration updated",
-        "organization": {"id": org.id, "slug": body["organization_slug"]},
+        "organization": {"id": org.id, "slug": params.organization_slug},
     }

@@ -9,6 +9,11 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.models import (
+    CreateReferralCodeParams,
+    RedeemReferralCodeParams,
+    RedeemRewardCodeParams,
+)
 from reference_server.engine.intervals import boundary
 from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
@@ -29,11 +34,11 @@ def _program(conn: Connection, ctx: Ctx, program_id: str) -> Any:
     return row
 
 
-def create_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def create_code(ctx: Ctx, params: CreateReferralCodeParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-        program = _program(conn, ctx, body["program_id"])
+        customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
+        program = _program(conn, ctx, params.program_id)
         existing = rewards_repo.referral_code_of(conn, program.pk, customer.pk)
         if existing is not None:
             return {"code": existing.code, "customer_id": customer.id, "created_at": existing.created_at}
@@ -101,11 +106,11 @@ def _person(c: CustomerRow) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "email": c.email, "created_at": c.created_at}
 
 
-def redeem_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    code = str(body["code"]).upper()
+def redeem_code(ctx: Ctx, params: RedeemReferralCodeParams) -> dict[str, Any]:
+    code = params.code.upper()
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        redeemer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
+        redeemer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
         rc = rewards_repo.find_referral_code(conn, ctx.tenant, code)
         if rc is None:
             raise ApiError(404, "referral_code_not_found", "Referral code not found")
@@ -159,11 +164,11 @@ def redeem_code(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         }
 
 
-def redeem_reward(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    code = str(body["code"])
+def redeem_reward(ctx: Ctx, params: RedeemRewardCodeParams) -> dict[str, Any]:
+    code = params.code
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
+        customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
         rows = rewards_repo.all_rewards(conn, ctx.tenant)
         match = None
         promo: dict[str, Any] = {}

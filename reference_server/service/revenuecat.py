@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autumn_sdk._generated.models import GetRevenueCatKeysParams, LinkRevenueCatParams, SyncRevenueCatParams
 from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.platform import _tenant_org
@@ -26,8 +27,8 @@ def _require_org(ctx: Ctx, slug: str) -> None:
         _tenant_org(ctx, conn, slug)
 
 
-def link_revenue_cat(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    _require_org(ctx, str(body["organization_slug"]))
+def link_revenue_cat(ctx: Ctx, params: LinkRevenueCatParams) -> dict[str, Any]:
+    _require_org(ctx, params.organization_slug)
     raise ApiError(
         501,
         "not_implemented",
@@ -36,11 +37,11 @@ def link_revenue_cat(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def sync_revenue_cat(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    _require_org(ctx, str(body["organization_slug"]))
+def sync_revenue_cat(ctx: Ctx, params: SyncRevenueCatParams) -> dict[str, Any]:
+    _require_org(ctx, params.organization_slug)
     raise invalid("Connect RevenueCat via OAuth for this environment before syncing")
 
 
-def get_revenue_cat_keys(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    _require_org(ctx, str(body["organization_slug"]))
+def get_revenue_cat_keys(ctx: Ctx, params: GetRevenueCatKeysParams) -> dict[str, Any]:
+    _require_org(ctx, params.organization_slug)
     return {"apps": [], "oauth_access_token": None}
