@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from autumn_sdk._generated.models import BatchTrackItem
 from reference_server.errors import ApiError
 from reference_server.service import check_track
 from reference_server.service.context import Ctx
 from reference_server.service.entities import with_seat_charge
-
-MAX_ITEMS = 1000
 
 
 def _at(index: int, exc: ApiError) -> ApiError:
@@ -29,12 +28,8 @@ def _at(index: int, exc: ApiError) -> ApiError:
     return ApiError(exc.status, exc.code, f"Item {index}: {exc.message}")
 
 
-def batch_track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    items: list[dict[str, Any]] = list(body.get("items") or [])
-    if not items:
-        raise ApiError(400, "invalid_inputs", "Request body must be a non-empty array of track items")
-    if len(items) > MAX_ITEMS:
-        raise ApiError(400, "invalid_inputs", f"At most {MAX_ITEMS} items can be tracked in one batch")
+def batch_track(ctx: Ctx, items: list[BatchTrackItem]) -> dict[str, Any]:
+    """Apply ``items`` (1 to 1000: the router holds the body to the spec's bounds) or none of them."""
     args = []
     for index, item in enumerate(items):
         try:
@@ -48,7 +43,7 @@ def batch_track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             check_track.track_features(cat, item)
         except ApiError as exc:
             raise _at(index, exc) from exc
-    order = sorted(range(len(items)), key=lambda i: (str(items[i]["customer_id"]), i))
+    order = sorted(range(len(items)), key=lambda i: (items[i].customer_id, i))
 
     def apply() -> None:
         with ctx.db.write() as conn:

@@ -12,13 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import BatchTrackItem, CheckLock, CheckParams, TrackParams
 from reference_server.engine.balances import derive_flag
 from reference_server.engine.check import metered_allowed
 from reference_server.engine.deduction import (
     DeductionResult,
     InsufficientBalance,
+    OverageBehavior,
 )
 from reference_server.engine.entitlements import Controls, Feature, Source, num, r10
 from reference_server.engine.resets import apply_due_resets
@@ -38,7 +41,6 @@ from reference_server.service.usage import (
     deduct_feature,
     event_values,
     involved_feature_ids,
-    lock_params,
     record_event,
     resolve_subject,
 )
@@ -65,73 +67,96 @@ from reference_server.store.subjects import (
     subject_query,
 )
 
+TrackItem = TrackParams | BatchTrackItem
+"""A validated track: a ``track`` request or one item of ``batch_track`` (the same fields)."""
 
-def track_args(body: dict[str, Any]) -> tuple[float, str, dict[str, Any] | None, bool]:
-    """value, overage behaviour, lock and expand of a track body (validated)."""
-    if bool(body.get("feature_id")) == bool(body.get("event_name")):
+
+def _extra(params: BaseModel, key: str) -> Any:
+    """A body key the spec's model does not declare (``expand``, ``idempotency_key``...), as sent."""
+    extra = params.model_extra
+    return extra.get(key) if extra else None
+
+
+def _expanded(params: BaseModel) -> bool:
+    """Whether the body asks for ``expand: ["balance.feature"]`` (a key beyond the spec's models)."""
+    return "balance.feature" in (_extra(params, "expand") or [])
+
+
+def track_args(params: TrackItem) -> tuple[float, OverageBehavior, CheckLock | None, bool]:
+    """value, overage behaviour, lock and expand of a track."""
+    if bool(params.feature_id) == bool(params.event_name):
         raise invalid("Either feature_id or event_name must be provided", "invalid_inputs")
-    value = body.get("value")
-    value = 1.0 if value is None else float(value)
-    behavior = body.get("overage_behavior") or "cap"
-    if behavior not in ("cap", "reject", "overflow"):
-        raise invalid("overage_behavior: must be one of: cap, overflow", "invalid_inputs")
+    value = 1.0 if params.value is None else float(params.value)
+    behavior: OverageBehavior = params.overage_behavior or "cap"
     if behavior == "overflow":  # the full value, below zero if need be (engine.deduction: "negative")
         behavior = "negative"
-    return value, behavior, lock_params(body), "balance.feature" in (body.get("expand") or [])
+    return value, behavior, params.lock, _expanded(params)
 
 
-def queued_response(body: dict[str, Any], value: float) -> dict[str, Any]:
+def queued_response(
+    value: float, customer_id: str, entity_id: str | None, event_name: str | None = None
+) -> dict[str, Any]:
     """Autumn's answer to an ``async`` track: what was recorded, no balance (applied already here)."""
-    out: dict[str, Any] = {"customer_id": body["customer_id"], "value": num(value), "balance": None}
-    if body.get("entity_id"):
-        out["entity_id"] = body["entity_id"]
-    if body.get("event_name"):
-        out["event_name"] = body["event_name"]
+    out: dict[str, Any] = {"customer_id": customer_id, "value": num(value), "balance": None}
+    if entity_id:
+        out["entity_id"] = entity_id
+    if event_name:
+        out["event_name"] = event_name
     return out
 
 
-def _cacheable(body: dict[str, Any], lock: dict[str, Any] | None) -> bool:
+def _queued(params: TrackParams, value: float) -> dict[str, Any]:
+    return queued_response(value, params.customer_id, params.entity_id, params.event_name)
+
+
+def _cacheable(params: TrackParams, lock: CheckLock | None) -> bool:
     """Tracks the cached-subject path serves: no lock, no idempotency key, no entity."""
-    return lock is None and not body.get("idempotency_key") and not body.get("entity_id")
+    return lock is None and not _extra(params, "idempotency_key") and not params.entity_id
 
 
-def track(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    value, behavior, lock, expand = track_args(body)
+def track(ctx: Ctx, params: TrackParams) -> dict[str, Any]:
+    value, behavior, lock, expand = track_args(params)
     cache = ctx.state.subject_cache
-    if cache is not None and _cacheable(body, lock):
-        cached = _track_cached(ctx, cache, body, value, behavior, expand)
+    if cache is not None and _cacheable(params, lock):
+        cached = _track_cached(ctx, cache, params, value, behavior, expand)
         if cached is not None:
-            return queued_response(body, value) if body.get("async") else cached
-    response = with_seat_charge(ctx, lambda: _track_locked(ctx, body, value, behavior, lock, expand))
-    return queued_response(body, value) if body.get("async") else response
+            return _queued(params, value) if params.async_ else cached
+    response = with_seat_charge(ctx, lambda: _track_locked(ctx, params, value, behavior, lock, expand))
+    return _queued(params, value) if params.async_ else response
 
 
 def _track_locked(
-    ctx: Ctx, body: dict[str, Any], value: float, behavior: str, lock: dict[str, Any] | None, expand: bool
+    ctx: Ctx,
+    params: TrackParams,
+    value: float,
+    behavior: OverageBehavior,
+    lock: CheckLock | None,
+    expand: bool,
 ) -> dict[str, Any]:
     """The track in one write transaction that locks the customer (an unpaid seat charge rolls it back)."""
     with ctx.db.write() as conn:
-        return track_in(ctx, conn, body, value, behavior, lock, expand)
+        return track_in(ctx, conn, params, value, behavior, lock, expand)
 
 
 def track_in(
     ctx: Ctx,
     conn: Connection,
-    body: dict[str, Any],
+    params: TrackItem,
     value: float,
-    behavior: str,
-    lock: dict[str, Any] | None,
+    behavior: OverageBehavior,
+    lock: CheckLock | None,
     expand: bool,
 ) -> dict[str, Any]:
-    """One track in the caller's write transaction (``track`` and every item of ``batch_track``)."""
-    fid, event_name = body.get("feature_id"), body.get("event_name")
+    """One track in the caller's write transaction (``track``, every item of ``batch_track``, and
+    ``track_tokens``); ``value``, ``behavior``, ``lock`` and ``expand`` are :func:`track_args`'s."""
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-    feats = track_features(cat, body)
+    feats = track_features(cat, params)
     ids = involved_feature_ids(cat, feats)
-    customer, sources, now = load_checked_subject(ctx, conn, cat, body["customer_id"], ids, lock=True)
-    entity = resolve_subject(conn, customer, body.get("entity_id"))
-    if body.get("idempotency_key"):
-        claim_idempotency(conn, ctx, "body", str(body["idempotency_key"]), now)
+    customer, sources, now = load_checked_subject(ctx, conn, cat, params.customer_id, ids, lock=True)
+    entity = resolve_subject(conn, customer, params.entity_id)
+    idempotency_key = _extra(params, "idempotency_key")
+    if idempotency_key:
+        claim_idempotency(conn, ctx, "body", str(idempotency_key), now)
     apply_due_resets(sources, now)
     subject = scoped(sources, entity)
     plans = plan_defaults(cat, subject, now)
@@ -143,14 +168,14 @@ def track_in(
         watch.before(subject, now)
     try:
         results = _deduct_all(
-            cat, feats, subject, value, controls, now, entity, behavior, limits, body.get("properties")
+            cat, feats, subject, value, controls, now, entity, behavior, limits, params.properties
         )
     except InsufficientBalance as exc:
         raise ApiError(400, "insufficient_balance", str(exc)) from exc
     save_sources(conn, sources)
     if limits is not None:
         for f, r in results:
-            limits.count(f, r.applied, r.touched, body.get("properties"))
+            limits.count(f, r.applied, r.touched, params.properties)
         limits.save(conn)
     if watch is not None:
         watch.after(subject, now)
@@ -160,20 +185,20 @@ def track_in(
         ctx,
         customer,
         entity_id=entity.id if entity else None,
-        name=str(fid or event_name),
+        name=str(params.feature_id or params.event_name),
         value=value,
-        properties=body.get("properties"),
+        properties=params.properties,
         deductions=deductions,
-        timestamp=int(body.get("timestamp") or now),
+        timestamp=params.timestamp or now,
     )
     if lock is not None:
         store_lock(conn, ctx, customer, entity, feats[0], lock, value, results, now)
-    return _track_response(cat, body, customer, entity, feats, results, subject, now, value, expand)
+    return _track_response(cat, params, customer, entity, feats, results, subject, now, value, expand)
 
 
-def track_features(cat: Catalog, body: dict[str, Any]) -> list[Feature]:
+def track_features(cat: Catalog, params: TrackItem) -> list[Feature]:
     """The feature tracked, or every feature listening to the event name."""
-    fid, event_name = body.get("feature_id"), body.get("event_name")
+    fid, event_name = params.feature_id, params.event_name
     if fid:
         feature = cat.features.get(fid)
         if feature is None:
@@ -193,7 +218,7 @@ def _deduct_all(
     controls: dict[str, Controls],
     now: int,
     entity: EntityRow | None,
-    behavior: str,
+    behavior: OverageBehavior,
     limits: Gate | None = None,
     properties: dict[str, Any] | None = None,
 ) -> list[tuple[Feature, DeductionResult]]:
@@ -214,7 +239,7 @@ def _deduct_all(
 
 def _track_response(
     cat: Catalog,
-    body: dict[str, Any],
+    params: TrackItem,
     customer: CustomerRow,
     entity: EntityRow | None,
     feats: list[Feature],
@@ -227,25 +252,30 @@ def _track_response(
     response: dict[str, Any] = {"customer_id": customer.id, "value": num(value)}
     if entity is not None:
         response["entity_id"] = entity.id
-    if body.get("event_name"):
-        response["event_name"] = body["event_name"]
+    if params.event_name:
+        response["event_name"] = params.event_name
     response.update(_track_balances(cat, feats, results, subject, now, expand))
     response["deductions"] = [d for _, r in results for d in r.deductions]
     return response
 
 
 def _track_cached(
-    ctx: Ctx, cache: SubjectCache, body: dict[str, Any], value: float, behavior: str, expand: bool
+    ctx: Ctx,
+    cache: SubjectCache,
+    params: TrackParams,
+    value: float,
+    behavior: OverageBehavior,
+    expand: bool,
 ) -> dict[str, Any] | None:
     """PostgreSQL's one-round-trip track from the process's cached subject (store.subject_cache).
 
     Answers None whenever the locked path must decide instead: an unknown customer, maintenance
     due, billing controls to watch, a rejected deduction, or a subject changed since it was cached.
     """
-    customer_id = body["customer_id"]
+    customer_id = params.customer_id
     with ctx.db.autocommit() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        feats = track_features(cat, body)
+        feats = track_features(cat, params)
         ids = involved_feature_ids(cat, feats)
         key = subject_key(ctx.tenant, customer_id, ids)
         claimed, entry = cache.claim(key)
@@ -256,11 +286,11 @@ def _track_cached(
             entry = entry or load_fingerprinted(conn, ctx.tenant, customer_id, ids)
             if entry is None:
                 return None
-            step = _track_step(ctx, conn, cat, body, entry, feats, ids, value, behavior)
+            step = _track_step(ctx, conn, cat, params, entry, feats, ids, value, behavior)
             if step is None:
                 return None
             fingerprint = apply_track(conn, entry, ids, step.dirty, step.event)
-            response = _track_done(cat, body, entry, feats, step, fingerprint, value, expand)
+            response = _track_done(cat, params, entry, feats, step, fingerprint, value, expand)
             done = entry if response is not None else None
             return response
         finally:
@@ -281,12 +311,12 @@ def _track_step(
     ctx: Ctx,
     conn: Connection | None,
     cat: Catalog,
-    body: dict[str, Any],
+    params: TrackParams,
     entry: CachedSubject,
     feats: list[Feature],
     ids: set[str],
     value: float,
-    behavior: str,
+    behavior: OverageBehavior,
 ) -> _TrackStep | None:
     customer, sources = entry.customer, entry.sources
     now = ctx.now(customer.clock_offset_ms)
@@ -308,18 +338,18 @@ def _track_step(
         ctx,
         customer,
         entity_id=None,
-        name=str(body.get("feature_id") or body.get("event_name")),
+        name=str(params.feature_id or params.event_name),
         value=value,
-        properties=body.get("properties"),
+        properties=params.properties,
         deductions=[d for _, r in results for d in r.deductions],
-        timestamp=int(body.get("timestamp") or now),
+        timestamp=params.timestamp or now,
     )
     return _TrackStep(now, results, [s for s in sources if s.dirty], event)
 
 
 def _track_done(
     cat: Catalog,
-    body: dict[str, Any],
+    params: TrackParams,
     entry: CachedSubject,
     feats: list[Feature],
     step: _TrackStep,
@@ -333,52 +363,52 @@ def _track_done(
         s.dirty = False
     entry.fingerprint = fingerprint
     return _track_response(
-        cat, body, entry.customer, None, feats, step.results, entry.sources, step.now, value, expand
+        cat, params, entry.customer, None, feats, step.results, entry.sources, step.now, value, expand
     )
 
 
-async def track_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
+async def track_async(ctx: Ctx, params: TrackParams) -> dict[str, Any] | None:
     """:func:`track` with its one statement sent on the event loop (PostgreSQL, cached subjects).
 
     None: serve the request with :func:`track` in a worker thread instead.
     """
     cache, pool = ctx.state.subject_cache, ctx.state.async_pool
-    value, behavior, lock, expand = track_args(body)
+    value, behavior, lock, expand = track_args(params)
     cat = ctx.state.catalog_cache.peek(ctx.tenant)
-    if cache is None or pool is None or cat is None or not _cacheable(body, lock):
+    if cache is None or pool is None or cat is None or not _cacheable(params, lock):
         return None
-    feats = track_features(cat, body)
+    feats = track_features(cat, params)
     ids = involved_feature_ids(cat, feats)
-    key = subject_key(ctx.tenant, body["customer_id"], ids)
+    key = subject_key(ctx.tenant, params.customer_id, ids)
     claimed, entry = cache.claim(key)
     if not claimed:
         return None
     done: CachedSubject | None = None
     try:
         if entry is None:
-            stmt, params = fingerprinted_query(ctx.tenant, body["customer_id"], ids)
-            entry = cached_subject(await pool.fetch(stmt, params))
+            stmt, args = fingerprinted_query(ctx.tenant, params.customer_id, ids)
+            entry = cached_subject(await pool.fetch(stmt, args))
             if entry is None:
                 return None
         if ctx.state.billing.track_watcher is None:
-            step = _track_step(ctx, None, cat, body, entry, feats, ids, value, behavior)
+            step = _track_step(ctx, None, cat, params, entry, feats, ids, value, behavior)
         else:
             with ctx.db.autocommit() as conn:  # the billing watcher reads through it only on a cache miss
-                step = _track_step(ctx, conn, cat, body, entry, feats, ids, value, behavior)
+                step = _track_step(ctx, conn, cat, params, entry, feats, ids, value, behavior)
         if step is None:
             return None
         rows = await pool.fetch(APPLY, apply_params(entry, ids, step.dirty, step.event))
         fingerprint = None if not rows or rows[0].fp is None else str(rows[0].fp)
-        response = _track_done(cat, body, entry, feats, step, fingerprint, value, expand)
+        response = _track_done(cat, params, entry, feats, step, fingerprint, value, expand)
         done = entry if response is not None else None
-        if response is not None and body.get("async"):
-            return queued_response(body, value)
+        if response is not None and params.async_:
+            return _queued(params, value)
         return response
     finally:
         cache.release(key, done)
 
 
-async def check_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
+async def check_async(ctx: Ctx, params: CheckParams) -> dict[str, Any] | None:
     """:func:`check` as one statement sent on the event loop (PostgreSQL, plain checks).
 
     None: serve the request with :func:`check` in a worker thread instead (send_event, locks,
@@ -386,16 +416,16 @@ async def check_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
     """
     pool = ctx.state.async_pool
     cat = ctx.state.catalog_cache.peek(ctx.tenant)
-    if pool is None or cat is None or body.get("send_event") or lock_params(body):
+    if pool is None or cat is None or params.send_event or params.lock is not None:
         return None
-    if body.get("entity_id") or body.get("with_preview"):
+    if params.entity_id or params.with_preview:
         return None
-    required, expand = _check_args(body)
-    feature = cat.features.get(body["feature_id"])
+    required, expand = _check_args(params)
+    feature = cat.features.get(params.feature_id)
     if feature is None:
-        raise feature_not_found(body["feature_id"])
-    stmt, params = subject_query(ctx.tenant, body["customer_id"], involved_feature_ids(cat, [feature]))
-    loaded = subject_from_rows(await pool.fetch(stmt, params))
+        raise feature_not_found(params.feature_id)
+    stmt, args = subject_query(ctx.tenant, params.customer_id, involved_feature_ids(cat, [feature]))
+    loaded = subject_from_rows(await pool.fetch(stmt, args))
     if loaded is None:
         return None
     customer, sources = loaded
@@ -403,7 +433,7 @@ async def check_async(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any] | None:
     if needs_maintenance(ctx, customer) or armed(customer, None, plan_defaults(cat, sources, now)):
         return None
     apply_due_resets(sources, now)
-    return _check_response(ctx, None, cat, feature, sources, required, customer, None, now, body, expand)
+    return _check_response(ctx, None, cat, feature, sources, required, customer, None, now, params, expand)
 
 
 def _track_balances(
@@ -539,33 +569,33 @@ def _evaluate(
     return systems[0], conv(systems[0]), False
 
 
-def _check_args(body: dict[str, Any]) -> tuple[float, bool]:
-    required = body.get("required_balance")
+def _check_args(params: CheckParams) -> tuple[float, bool]:
+    """The units a check requires (``required_quantity`` is the older name, beyond the spec) and expand."""
+    required = params.required_balance
     if required is None:
-        required = body.get("required_quantity")
-    return 1.0 if required is None else float(required), "balance.feature" in (body.get("expand") or [])
+        required = _extra(params, "required_quantity")
+    return 1.0 if required is None else float(required), _expanded(params)
 
 
-def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    required, expand = _check_args(body)
-    send_event = bool(body.get("send_event"))
-    lock = lock_params(body)
-    customer_id = body["customer_id"]
-    if send_event or lock is not None:
-        return _check_and_deduct(ctx, body, required, lock, expand)
+def check(ctx: Ctx, params: CheckParams) -> dict[str, Any]:
+    required, expand = _check_args(params)
+    lock = params.lock
+    customer_id = params.customer_id
+    if params.send_event or lock is not None:
+        return _check_and_deduct(ctx, params, required, lock, expand)
     for attempt in range(2):
         with ctx.db.hot_read() as conn:
             cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-            feature = cat.features.get(body["feature_id"])
+            feature = cat.features.get(params.feature_id)
             if feature is None:
-                raise feature_not_found(body["feature_id"])
+                raise feature_not_found(params.feature_id)
             customer, sources, now = load_checked_subject(
                 ctx, conn, cat, customer_id, involved_feature_ids(cat, [feature]), lock=False
             )
             if attempt == 0 and needs_maintenance(ctx, customer):
                 due = True
             else:
-                entity = resolve_subject(conn, customer, body.get("entity_id"))
+                entity = resolve_subject(conn, customer, params.entity_id)
                 apply_due_resets(sources, now)
                 subject = scoped(sources, entity)
                 plans = plan_defaults(cat, subject, now)
@@ -580,7 +610,7 @@ def check(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                     customer,
                     entity,
                     now,
-                    body,
+                    params,
                     expand,
                     limits=limits,
                 )
@@ -599,7 +629,7 @@ def _check_response(
     customer: CustomerRow,
     entity: EntityRow | None,
     now: int,
-    body: dict[str, Any],
+    params: CheckParams,
     expand: bool,
     *,
     forced: bool | None = None,
@@ -621,11 +651,11 @@ def _check_response(
         plans = plan_defaults(cat, subject, now)
         evaluated, req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now, plans)
         out["required_balance"] = num(req)
-        if allowed and limits is not None and not _within_limits(cat, limits, feature, required, body):
+        if allowed and limits is not None and not _within_limits(cat, limits, feature, required, params):
             allowed = False
         out["allowed"] = allowed if forced is None else forced
         out["balance"] = balance_of(cat, evaluated.id, subject, now, expand)
-    if body.get("with_preview") and not out["allowed"]:
+    if params.with_preview and not out["allowed"]:
         # Only a denied check has a preview: the spec's ``preview`` is an object, never null.
         assert conn is not None, "previews read the customer's plans"
         out["preview"] = _preview(cat, conn, customer, feature, out["balance"] is not None)
@@ -633,34 +663,34 @@ def _check_response(
 
 
 def _within_limits(
-    cat: Catalog, limits: Gate, feature: Feature, required: float, body: dict[str, Any]
+    cat: Catalog, limits: Gate, feature: Feature, required: float, params: CheckParams
 ) -> bool:
     """Whether ``required`` units fit under every usage limit binding the feature now."""
-    room = limits.headroom(cat, feature, body.get("properties"))
+    room = limits.headroom(cat, feature, params.properties)
     return room is None or required <= 0 or required <= room
 
 
 def _check_and_deduct(
-    ctx: Ctx, body: dict[str, Any], required: float, lock: dict[str, Any] | None, expand: bool
+    ctx: Ctx, params: CheckParams, required: float, lock: CheckLock | None, expand: bool
 ) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        feature = cat.features.get(body["feature_id"])
+        feature = cat.features.get(params.feature_id)
         if feature is None:
-            raise feature_not_found(body["feature_id"])
+            raise feature_not_found(params.feature_id)
         if feature.type == "boolean":
             raise invalid("send_event cannot be used with boolean features; use check without send_event")
         if lock is not None and feature.type == "metered" and not feature.consumable:
             raise invalid("Lock is not supported for allocated features")
         ids = involved_feature_ids(cat, [feature])
-        customer, sources, now = load_checked_subject(ctx, conn, cat, body["customer_id"], ids, lock=True)
-        entity = resolve_subject(conn, customer, body.get("entity_id"))
+        customer, sources, now = load_checked_subject(ctx, conn, cat, params.customer_id, ids, lock=True)
+        entity = resolve_subject(conn, customer, params.entity_id)
         apply_due_resets(sources, now)
         subject = scoped(sources, entity)
         plans = plan_defaults(cat, subject, now)
         evaluated, _req, allowed = _evaluate(cat, feature, subject, required, customer, entity, now, plans)
         limits = usage_gate(conn, cat, customer, entity, {feature.id}, subject, now, plans)
-        if allowed and limits is not None and not _within_limits(cat, limits, feature, required, body):
+        if allowed and limits is not None and not _within_limits(cat, limits, feature, required, params):
             allowed = False
         has_any = any(s.feature_id in ids and s.is_live(now) for s in subject)
         result: DeductionResult | None = None
@@ -673,7 +703,18 @@ def _check_and_deduct(
         if result is None:
             # Nothing changes: answer with the balance as it was before the request.
             response = _check_response(
-                ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand, forced=False
+                ctx,
+                conn,
+                cat,
+                feature,
+                subject,
+                required,
+                customer,
+                entity,
+                now,
+                params,
+                expand,
+                forced=False,
             )
             if len(ids) >= 1:
                 response["balances"] = {
@@ -683,7 +724,7 @@ def _check_and_deduct(
             return response
         save_sources(conn, sources)
         if limits is not None:
-            limits.count(feature, result.applied, result.touched, body.get("properties"))
+            limits.count(feature, result.applied, result.touched, params.properties)
             limits.save(conn)
         record_event(
             conn,
@@ -692,14 +733,14 @@ def _check_and_deduct(
             entity_id=entity.id if entity else None,
             name=feature.id,
             value=required,
-            properties=body.get("properties"),
+            properties=params.properties,
             deductions=result.deductions,
             timestamp=now,
         )
         if lock is not None:
             store_lock(conn, ctx, customer, entity, feature, lock, required, [(feature, result)], now)
         response = _check_response(
-            ctx, conn, cat, feature, subject, required, customer, entity, now, body, expand, forced=True
+            ctx, conn, cat, feature, subject, required, customer, entity, now, params, expand, forced=True
         )
         chosen = evaluated.id
         for fid in [feature.id] + [cs.id for cs in cat.credit_systems_for.get(feature.id, [])]:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.models import CheckLock
 from reference_server.engine.deduction import DeductionResult
 from reference_server.engine.entitlements import Feature, Source, num, r10
 from reference_server.engine.resets import apply_due_resets
@@ -46,18 +47,15 @@ def store_lock(
     customer: CustomerRow,
     entity: EntityRow | None,
     feature: Feature,
-    lock: dict[str, Any],
+    lock: CheckLock,
     value: float,
     results: list[tuple[Feature, DeductionResult]],
     now: int,
 ) -> None:
     if feature.type == "metered" and not feature.consumable:
         raise invalid("Lock is not supported for allocated features")
-    lock_id = str(lock["lock_id"])
-    if len(lock_id) > 256:
-        raise invalid("lock.lock_id: must be at most 256 characters", "invalid_inputs")
-    expires_at = lock.get("expires_at")
-    expires_at = int(expires_at) if expires_at is not None else now + LOCK_MAX_MS
+    lock_id = lock.lock_id  # at most 256 characters (the model's limit)
+    expires_at = int(lock.expires_at) if lock.expires_at is not None else now + LOCK_MAX_MS
     if expires_at > now + LOCK_MAX_MS:
         raise invalid("lock.expires_at: must be at most 24 hours in the future", "invalid_inputs")
     receipt = [entry for _, r in results for entry in r.receipt]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autumn_sdk._generated.models import FinalizeBalanceParams
 from reference_server.errors import invalid
 from reference_server.service.context import Ctx
 from reference_server.service.lock_settlement import apply_lock_delta
@@ -13,11 +14,8 @@ from reference_server.store import locks as locks_repo
 from reference_server.store.customers import customer_at
 
 
-def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    lock_id = str(body["lock_id"])
-    action = body["action"]
-    if action not in ("confirm", "release"):
-        raise invalid("action: must be one of: confirm, release", "invalid_inputs")
+def finalize(ctx: Ctx, params: FinalizeBalanceParams) -> dict[str, Any]:
+    lock_id = params.lock_id
     not_found = invalid(f"Lock not found for ID: {lock_id}")
     with ctx.db.write() as conn:
         row = locks_repo.find_lock(conn, ctx.tenant, lock_id)
@@ -29,12 +27,11 @@ def finalize(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         row = locks_repo.find_lock(conn, ctx.tenant, lock_id, lock=True)
         expired = row is None or row.expires_at <= now
         if row is not None and not expired:
+            override = params.override_value
             final = (
-                0.0
-                if action == "release"
-                else float(body["override_value"] if body.get("override_value") is not None else row.value)
+                0.0 if params.action == "release" else float(override if override is not None else row.value)
             )
-            apply_lock_delta(ctx, conn, cat, customer, row, final, now, body.get("properties"))
+            apply_lock_delta(ctx, conn, cat, customer, row, final, now, params.properties)
     if expired:
         raise not_found
     return {"success": True}

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import TrackParams, TrackTokensParams
 from reference_server.engine.entitlements import Feature
 from reference_server.errors import ApiError, customer_not_found, feature_not_found
 from reference_server.service import check_track
@@ -36,8 +37,8 @@ TOKEN_FIELDS = {
 }
 
 
-def _ai_feature(ctx: Ctx, conn: Connection, cat: Catalog, body: dict[str, Any]) -> Feature:
-    fid = body.get("feature_id")
+def _ai_feature(ctx: Ctx, conn: Connection, cat: Catalog, params: TrackTokensParams) -> Feature:
+    fid = params.feature_id
     if fid:
         feature = cat.features.get(fid)
         if feature is None:
@@ -46,14 +47,14 @@ def _ai_feature(ctx: Ctx, conn: Connection, cat: Catalog, body: dict[str, Any]) 
             raise ApiError(400, "invalid_request", f"Feature {fid} is not an AI credit system feature")
         return feature
     ai_ids = {f.id for f in cat.features.values() if f.type == "ai_credit_system"}
-    loaded = load_subject(conn, ctx.tenant, body["customer_id"], ai_ids) if ai_ids else None
+    loaded = load_subject(conn, ctx.tenant, params.customer_id, ai_ids) if ai_ids else None
     if ai_ids and loaded is None:
-        raise customer_not_found(body["customer_id"])
+        raise customer_not_found(params.customer_id)
     held: list[str] = []
     if loaded is not None:
         customer, sources = loaded
         now = ctx.now(customer.clock_offset_ms)
-        entity = resolve_subject(conn, customer, body.get("entity_id"))
+        entity = resolve_subject(conn, customer, params.entity_id)
         for s in scoped(sources, entity):
             if s.feature_id in ai_ids and s.is_live(now) and s.feature_id not in held:
                 held.append(s.feature_id)
@@ -69,12 +70,14 @@ def _ai_feature(ctx: Ctx, conn: Connection, cat: Catalog, body: dict[str, Any]) 
     return cat.features[held[0]]
 
 
-def _track_body(body: dict[str, Any], feature: Feature) -> tuple[dict[str, Any], float]:
-    tokens = {pool: int(body[key]) for key, pool in TOKEN_FIELDS.items() if body.get(key) is not None}
-    pricing = price_tokens(str(body["model_id"]), feature.markups, tokens)
-    properties: dict[str, Any] = dict(body.get("properties") or {})
-    properties["model"] = body["model_id"]
-    properties.update({key: body[key] for key in TOKEN_FIELDS if body.get(key) is not None})
+def _track_params(params: TrackTokensParams, feature: Feature) -> TrackParams:
+    """The track of the priced tokens: their dollar cost on ``feature``, the pricing in its properties."""
+    counts = {key: getattr(params, key) for key in TOKEN_FIELDS}
+    given = {key: count for key, count in counts.items() if count is not None}
+    pricing = price_tokens(params.model_id, feature.markups, {TOKEN_FIELDS[k]: n for k, n in given.items()})
+    properties: dict[str, Any] = dict(params.properties or {})
+    properties["model"] = params.model_id
+    properties.update(given)
     properties.update(
         cost=pricing.cost,
         base_cost=pricing.base_cost,
@@ -83,26 +86,27 @@ def _track_body(body: dict[str, Any], feature: Feature) -> tuple[dict[str, Any],
         tier_applied=pricing.tier_applied,
         rates=pricing.rates,
     )
-    track_body: dict[str, Any] = {
-        "customer_id": body["customer_id"],
-        "feature_id": feature.id,
-        "value": pricing.cost,
-        "properties": properties,
-    }
-    for key in ("entity_id", "timestamp", "overage_behavior", "async"):
-        if body.get(key) is not None:
-            track_body[key] = body[key]
-    return track_body, pricing.cost
+    return TrackParams(
+        customer_id=params.customer_id,
+        feature_id=feature.id,
+        entity_id=params.entity_id,
+        value=pricing.cost,
+        properties=properties,
+        timestamp=params.timestamp,
+        overage_behavior=params.overage_behavior,
+    )
 
 
-def track_tokens(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def track_tokens(ctx: Ctx, params: TrackTokensParams) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         with ctx.db.write() as conn:
             cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-            feature = _ai_feature(ctx, conn, cat, body)
-            track_body, cost = _track_body(body, feature)
-            _value, behavior, lock, expand = check_track.track_args(track_body)
-            return check_track.track_in(ctx, conn, track_body, cost, behavior, lock, expand)
+            feature = _ai_feature(ctx, conn, cat, params)
+            track = _track_params(params, feature)
+            value, behavior, lock, expand = check_track.track_args(track)
+            return check_track.track_in(ctx, conn, track, value, behavior, lock, expand)
 
     response = with_seat_charge(ctx, run)
-    return check_track.queued_response(body, response["value"]) if body.get("async") else response
+    if params.async_:
+        return check_track.queued_response(response["value"], params.customer_id, params.entity_id)
+    return response

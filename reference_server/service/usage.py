@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 from reference_server.engine.balances import derive_balance
 from reference_server.engine.deduction import (
     DeductionResult,
+    OverageBehavior,
     Target,
     deduct,
     order_targets,
@@ -177,19 +178,12 @@ def deduct_feature(
     controls: dict[str, Controls],
     now: int,
     entity: EntityRow | None,
-    behavior: str,
+    behavior: OverageBehavior,
 ) -> DeductionResult:
     targets = build_targets(cat, feature, subject, now)
     if not targets:
         return DeductionResult()
     paid_allocated = any(t.own and t.source.continuous and t.source.pay_per_use for t in targets)
-    mode = "reject" if paid_allocated else behavior
+    mode: OverageBehavior = "reject" if paid_allocated else behavior
     ordered = order_targets(targets, entity.id if entity else None)
-    return deduct(ordered, value, controls, now, mode, feature.id)  # type: ignore[arg-type]
-
-
-def lock_params(body: dict[str, Any]) -> dict[str, Any] | None:
-    lock = body.get("lock")
-    if not lock or not lock.get("enabled"):
-        return None
-    return dict(lock)
+    return deduct(ordered, value, controls, now, mode, feature.id)
