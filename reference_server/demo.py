@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from autumn_sdk._generated.models import GetOrCreateCustomerParams
+from autumn_sdk._generated.models import CreateFeatureParams, CreatePlanParams, GetOrCreateCustomerParams
 from reference_server.service import customers, features, plans
 from reference_server.service.context import AppState, Ctx
+from reference_server.service.extra_params import NoParams
 from reference_server.store.tenancy import tenant_for_key
 
 DEMO_CUSTOMER_ID = "demo_customer"
@@ -27,53 +28,51 @@ def seed_demo(state: AppState, org_pk: int) -> None:
         catalog_version=int(row.catalog_version),
     )
     ctx = Ctx(state, tenant)
-    existing = features.list_features(ctx, {})["list"]
+    existing = features.list_features(ctx, NoParams())["list"]
     if any(f["id"] == "messages" for f in existing):
         return
-    features.create_feature(
-        ctx, {"feature_id": "messages", "name": "Messages", "type": "metered", "consumable": True}
-    )
-    features.create_feature(
-        ctx, {"feature_id": "ai_actions", "name": "AI actions", "type": "metered", "consumable": True}
-    )
-    features.create_feature(
-        ctx,
+    for feature in (
+        {"feature_id": "messages", "name": "Messages", "type": "metered", "consumable": True},
+        {"feature_id": "ai_actions", "name": "AI actions", "type": "metered", "consumable": True},
         {
             "feature_id": "credits",
             "name": "Credits",
             "type": "credit_system",
             "credit_schema": [{"metered_feature_id": "ai_actions", "credit_cost": 5}],
         },
-    )
-    features.create_feature(
-        ctx, {"feature_id": "seats", "name": "Seats", "type": "metered", "consumable": False}
-    )
-    features.create_feature(ctx, {"feature_id": "analytics", "name": "Analytics", "type": "boolean"})
+        {"feature_id": "seats", "name": "Seats", "type": "metered", "consumable": False},
+        {"feature_id": "analytics", "name": "Analytics", "type": "boolean"},
+    ):
+        features.create_feature(ctx, CreateFeatureParams.model_validate(feature))
     plans.create_plan(
         ctx,
-        {
-            "plan_id": "free",
-            "name": "Free",
-            "auto_enable": True,
-            "items": [
-                {"feature_id": "messages", "included": 50, "reset": {"interval": "month"}},
-                {"feature_id": "seats", "included": 1},
-            ],
-        },
+        CreatePlanParams.model_validate(
+            {
+                "plan_id": "free",
+                "name": "Free",
+                "auto_enable": True,
+                "items": [
+                    {"feature_id": "messages", "included": 50, "reset": {"interval": "month"}},
+                    {"feature_id": "seats", "included": 1},
+                ],
+            }
+        ),
     )
     plans.create_plan(
         ctx,
-        {
-            "plan_id": "pro",
-            "name": "Pro",
-            "price": {"amount": 20, "interval": "month"},
-            "items": [
-                {"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}},
-                {"feature_id": "credits", "included": 500, "reset": {"interval": "month"}},
-                {"feature_id": "seats", "included": 5},
-                {"feature_id": "analytics"},
-            ],
-        },
+        CreatePlanParams.model_validate(
+            {
+                "plan_id": "pro",
+                "name": "Pro",
+                "price": {"amount": 20, "interval": "month"},
+                "items": [
+                    {"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}},
+                    {"feature_id": "credits", "included": 500, "reset": {"interval": "month"}},
+                    {"feature_id": "seats", "included": 5},
+                    {"feature_id": "analytics"},
+                ],
+            }
+        ),
     )
     customers.get_or_create(
         ctx,

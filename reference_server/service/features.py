@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.models import (
+    CreateFeatureParams,
+    CreditSchemaEntry,
+    DeleteFeatureParams,
+    FeatureUnitNames,
+    GetFeatureParams,
+    UpdateFeatureParams,
+)
 from reference_server.engine.balances import feature_json
 from reference_server.engine.entitlements import Feature
 from reference_server.errors import ApiError, feature_not_found, invalid
 from reference_server.service.context import Ctx
+from reference_server.service.extra_params import NoParams
 from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Catalog, bump_catalog_version, feature_from_row
 
@@ -22,34 +32,79 @@ FEATURE_TYPES = ("boolean", "metered", "credit_system", "ai_credit_system")
 MARKUP_FIELDS = ("default_markup", "provider_markups", "model_markups")
 
 
-def _markups(body: dict[str, Any], ftype: str, requested: dict[str, Any]) -> dict[str, Any] | None:
+def _given_markups(params: CreateFeatureParams | UpdateFeatureParams) -> dict[str, Any]:
+    """The markups the request sets to a value (not null), as stored."""
+    out: dict[str, Any] = {}
+    if params.default_markup is not None:
+        out["default_markup"] = params.default_markup
+    if params.provider_markups is not None:
+        out["provider_markups"] = {
+            name: markup.model_dump(mode="json", exclude_unset=True)
+            for name, markup in params.provider_markups.items()
+        }
+    if params.model_markups is not None:
+        out["model_markups"] = {
+            name: markup.model_dump(mode="json", exclude_unset=True)
+            for name, markup in params.model_markups.items()
+        }
+    return out
+
+
+def _markups(
+    markups: dict[str, Any], ftype: str, requested: CreateFeatureParams | UpdateFeatureParams
+) -> dict[str, Any] | None:
     """An AI credit system's markups as stored (None: none set); other types take none."""
     if ftype != "ai_credit_system":
-        given = [k for k in MARKUP_FIELDS if requested.get(k) is not None]
+        given = list(_given_markups(requested))
         if given:
             raise invalid(f"{given[0]}: only ai_credit_system features take markups", "invalid_feature")
         return None
-    values = {k: body[k] for k in MARKUP_FIELDS if body.get(k) is not None}
+    values = {k: markups[k] for k in MARKUP_FIELDS if markups.get(k) is not None}
     return values or None
 
 
+@dataclass
+class _FeatureFields:
+    """A feature's fields before validation: the request's, over the current feature's on update.
+    ``credit_schema``, ``display`` and ``markups`` are in their stored (JSON) form."""
+
+    name: str | None
+    type: str | None
+    consumable: bool | None
+    event_names: list[str]
+    credit_schema: list[dict[str, Any]]
+    display: dict[str, Any] | None
+    archived: bool
+    markups: dict[str, Any]
+
+
+def _credit_schema(entries: list[CreditSchemaEntry] | None) -> list[dict[str, Any]]:
+    return [{"metered_feature_id": e.metered_feature_id, "credit_cost": e.credit_cost} for e in entries or []]
+
+
+def _display(display: FeatureUnitNames | None) -> dict[str, Any] | None:
+    return display.model_dump(mode="json", exclude_unset=True) if display is not None else None
+
+
 def _validate_feature(
-    body: dict[str, Any], catalog: Catalog, feature_id: str, requested: dict[str, Any] | None = None
+    fields: _FeatureFields,
+    catalog: Catalog,
+    feature_id: str,
+    requested: CreateFeatureParams | UpdateFeatureParams,
 ) -> dict[str, Any]:
-    """The stored values of a feature; ``requested`` is the request's own body (``body`` may merge in
-    the current feature's values on update)."""
-    ftype = body["type"]
-    if ftype not in FEATURE_TYPES:
+    """The stored values of a feature; ``requested`` is the request itself (``fields`` may hold the
+    current feature's values on update)."""
+    ftype = fields.type
+    if ftype is None or ftype not in FEATURE_TYPES:
         raise invalid("type: must be one of: " + ", ".join(FEATURE_TYPES), "invalid_inputs")
-    requested = body if requested is None else requested
-    if ftype == "ai_credit_system" and requested.get("credit_schema"):
+    if ftype == "ai_credit_system" and requested.credit_schema:
         raise invalid("credit_schema: AI credit systems price usage with model_markups", "invalid_feature")
-    consumable = body.get("consumable")
+    consumable = fields.consumable
     if ftype == "boolean":
         consumable = False
     elif ftype in ("credit_system", "ai_credit_system") or consumable is None:
         consumable = True
-    schema = list(body.get("credit_schema") or [])
+    schema = list(fields.credit_schema)
     if ftype == "credit_system":
         if not schema:
             raise invalid("Credit system must have at least one credit_schema entry", "invalid_feature")
@@ -69,28 +124,37 @@ def _validate_feature(
     else:
         schema = []
     return {
-        "name": body.get("name") or feature_id,
+        "name": fields.name or feature_id,
         "type": ftype,
         "consumable": bool(consumable),
-        "event_names": list(body.get("event_names") or []),
-        "credit_schema": [
-            {"metered_feature_id": e["metered_feature_id"], "credit_cost": e["credit_cost"]} for e in schema
-        ],
-        "display": body.get("display"),
-        "archived": bool(body.get("archived", False)),
-        "markups": _markups(body, ftype, requested),
+        "event_names": list(fields.event_names),
+        "credit_schema": schema,
+        "display": fields.display,
+        "archived": fields.archived,
+        "markups": _markups(fields.markups, ftype, requested),
     }
 
 
-def create_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    fid = body["feature_id"]
+def create_feature(ctx: Ctx, params: CreateFeatureParams) -> dict[str, Any]:
+    fid = params.feature_id
     if not ID_RE.match(fid):
         raise invalid("feature_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
+    fields = _FeatureFields(
+        name=params.name,
+        type=params.type,
+        consumable=params.consumable,
+        event_names=list(params.event_names or []),
+        credit_schema=_credit_schema(params.credit_schema),
+        display=_display(params.display),
+        # Not a field of the spec's create body; the server has always honoured it.
+        archived=bool((params.model_extra or {}).get("archived", False)),
+        markups=_given_markups(params),
+    )
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
         if fid in cat.features:
             raise ApiError(409, "duplicate_feature_id", f"Feature with id {fid} already exists")
-        values = _validate_feature(body, cat, fid)
+        values = _validate_feature(fields, cat, fid, params)
         now = ctx.now()
         try:
             catalog_repo.insert_feature(conn, ctx.tenant, fid, now, values)
@@ -100,34 +164,57 @@ def create_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         return feature_json(Feature(id=fid, created_at=now, **values))
 
 
-def get_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def get_feature(ctx: Ctx, params: GetFeatureParams) -> dict[str, Any]:
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-    f = cat.features.get(body["feature_id"])
+    f = cat.features.get(params.feature_id)
     if f is None:
-        raise feature_not_found(body["feature_id"])
+        raise feature_not_found(params.feature_id)
     return feature_json(f)
 
 
-def list_features(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def list_features(ctx: Ctx, params: NoParams) -> dict[str, Any]:
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     return {"list": [feature_json(f) for f in cat.features.values()]}
 
 
-def update_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    fid = body["feature_id"]
+def _updated_fields(current: Feature, params: UpdateFeatureParams) -> _FeatureFields:
+    """The current feature's fields with those the request sends (an explicit null included)."""
+    sent = params.model_fields_set
+    markups = {k: v for k, v in (current.markups or {}).items() if v is not None}
+    given = _given_markups(params)
+    for key in MARKUP_FIELDS:
+        if key in given:
+            markups[key] = given[key]
+        elif key in sent and key != "model_markups":  # null clears, but model_markups: null keeps them
+            markups.pop(key, None)
+    return _FeatureFields(
+        name=params.name if "name" in sent else current.name or current.id,
+        type=params.type if "type" in sent else current.type,
+        consumable=params.consumable if "consumable" in sent else current.consumable,
+        event_names=list(params.event_names or []) if "event_names" in sent else list(current.event_names),
+        credit_schema=_credit_schema(params.credit_schema)
+        if "credit_schema" in sent
+        else [
+            {"metered_feature_id": c["metered_feature_id"], "credit_cost": c["credit_cost"]}
+            for c in current.credit_schema
+        ],
+        display=_display(params.display) if "display" in sent else current.display or None,
+        archived=bool(params.archived) if "archived" in sent else current.archived,
+        markups=markups,
+    )
+
+
+def update_feature(ctx: Ctx, params: UpdateFeatureParams) -> dict[str, Any]:
+    fid = params.feature_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
         current = cat.features.get(fid)
         if current is None:
             raise feature_not_found(fid)
-        merged = feature_json(current)
-        merged.update({k: v for k, v in body.items() if k not in ("feature_id", "new_feature_id")})
-        if "model_markups" in body and body["model_markups"] is None:  # null keeps them, as in Autumn
-            merged["model_markups"] = (current.markups or {}).get("model_markups")
-        values = _validate_feature(merged, cat, fid, body)
-        new_id = body.get("new_feature_id") or fid
+        values = _validate_feature(_updated_fields(current, params), cat, fid, params)
+        new_id = params.new_feature_id or fid
         if new_id != fid:
             if not ID_RE.match(new_id):
                 raise invalid("new_feature_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
@@ -139,8 +226,8 @@ def update_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         return feature_json(feature_from_row(row))
 
 
-def delete_feature(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    fid = body["feature_id"]
+def delete_feature(ctx: Ctx, params: DeleteFeatureParams) -> dict[str, Any]:
+    fid = params.feature_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
         if fid not in cat.features:

@@ -3,12 +3,26 @@ Plan object as the API shows it."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import (
+    BasePrice,
+    BillingControlsParams,
+    CreatePlanParams,
+    DeletePlanParams,
+    FreeTrialParams,
+    PlanConfig,
+    PlanItemFilter,
+    PlanItemParams,
+    UpdatePlanParams,
+    UpdatePlanVariant,
+    UpdatePlanVariantCustomize,
+    UpdatePlanVariantCustomizeAddItem,
+)
 from reference_server.engine.entitlements import Feature
 from reference_server.engine.plan_controls import check_plan_controls
 from reference_server.engine.plan_controls import normalize as normalize_plan_controls
@@ -20,10 +34,13 @@ from reference_server.service.license_links import save_plan_links
 from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Catalog, Plan, bump_catalog_version
 
+PlanItem = PlanItemParams | UpdatePlanVariantCustomizeAddItem
+"""A plan item as a request gives it: in ``items``, or in a variant's ``customize.add_items``."""
 
-def normalize_item(item: dict[str, Any], cat: Catalog) -> dict[str, Any]:
+
+def normalize_item(item: PlanItem, cat: Catalog) -> dict[str, Any]:
     """An item as stored and returned: defaults filled in, validated against its feature."""
-    fid = item["feature_id"]
+    fid = item.feature_id
     feature = cat.features.get(fid)
     if feature is None:
         raise feature_not_found(fid)
@@ -31,37 +48,35 @@ def normalize_item(item: dict[str, Any], cat: Catalog) -> dict[str, Any]:
         return {"feature_id": fid, "included": 0, "unlimited": False, "reset": None, "price": None}
     out: dict[str, Any] = {
         "feature_id": fid,
-        "included": item.get("included") or 0,
-        "unlimited": bool(item.get("unlimited", False)),
+        "included": item.included or 0,
+        "unlimited": bool(item.unlimited),
         "reset": None,
         "price": None,
     }
-    reset = item.get("reset")
-    if reset and feature.consumable:
-        out["reset"] = {"interval": reset["interval"], "interval_count": reset.get("interval_count") or 1}
-    price = item.get("price")
-    if price:
-        has_amount, has_tiers = price.get("amount") is not None, bool(price.get("tiers"))
+    reset = item.reset
+    if reset is not None and feature.consumable:
+        out["reset"] = {"interval": reset.interval, "interval_count": reset.interval_count or 1}
+    price = item.price
+    if price is not None:
+        has_amount, has_tiers = price.amount is not None, bool(price.tiers)
         if has_amount == has_tiers:
             raise invalid("price: exactly one of amount or tiers must be given", "invalid_inputs")
-        method = price.get("billing_method")
-        if method not in ("prepaid", "usage_based"):
-            raise invalid("price.billing_method: must be one of: prepaid, usage_based", "invalid_inputs")
-        p = {
-            "interval": price["interval"],
-            "interval_count": price.get("interval_count") or 1,
-            "billing_units": price.get("billing_units") or 1,
+        method = price.billing_method
+        p: dict[str, Any] = {
+            "interval": price.interval,
+            "interval_count": price.interval_count or 1,
+            "billing_units": price.billing_units or 1,
             "billing_method": method,
-            "max_purchase": price.get("max_purchase"),
+            "max_purchase": price.max_purchase,
         }
-        if has_tiers:
-            p["tiers"] = price["tiers"]
-            p["tier_behavior"] = price.get("tier_behavior") or "graduated"
-            first_to = price["tiers"][0].get("to")
+        if price.tiers:
+            p["tiers"] = [tier.model_dump(mode="json", exclude_unset=True) for tier in price.tiers]
+            p["tier_behavior"] = price.tier_behavior or "graduated"
+            first_to = price.tiers[0].to
             if first_to != "inf" and first_to is not None and float(first_to) <= out["included"]:
                 raise invalid("price.tiers[0].to must be greater than included", "invalid_inputs")
         else:
-            p["amount"] = price["amount"]
+            p["amount"] = price.amount
         if (
             out["reset"]
             and method != "prepaid"
@@ -71,30 +86,28 @@ def normalize_item(item: dict[str, Any], cat: Catalog) -> dict[str, Any]:
             )
         ):
             raise invalid("reset.interval must match price.interval for usage-based prices", "invalid_inputs")
-        if item.get("proration") and method == "usage_based" and feature.consumable:
+        if item.proration is not None and method == "usage_based" and feature.consumable:
             # Seats (non-consumable) prorate their usage-based price on changes; consumables bill usage.
             raise invalid("proration cannot be set on a usage_based price", "invalid_inputs")
         out["price"] = p
         if out["reset"] is None and feature.consumable and p["interval"] != "one_off":
             out["reset"] = {"interval": p["interval"], "interval_count": p["interval_count"]}
-    if item.get("proration"):
-        out["proration"] = item["proration"]
-    if item.get("rollover"):
+    if item.proration is not None:
+        out["proration"] = item.proration.model_dump(mode="json", exclude_unset=True)
+    ro = item.rollover
+    if ro is not None:
         if not feature.consumable:
             raise invalid("rollover is not allowed on a non-consumable feature", "invalid_product_item")
         if out["reset"] is None or out["reset"]["interval"] == "one_off":
             raise invalid("rollover requires a reset interval", "invalid_product_item")
-        ro = item["rollover"]
-        out["rollover"] = {
-            "max": ro.get("max"),
-            "expiry_duration_type": ro.get("expiry_duration_type", "month"),
-        }
-        if ro.get("max_percentage") is not None:
-            out["rollover"]["max_percentage"] = ro["max_percentage"]
-        if ro.get("expiry_duration_length") is not None:
-            out["rollover"]["expiry_duration_length"] = ro["expiry_duration_length"]
-    if item.get("display"):
-        out["display"] = item["display"]
+        out["rollover"] = {"max": ro.max, "expiry_duration_type": ro.expiry_duration_type}
+        if ro.max_percentage is not None:
+            out["rollover"]["max_percentage"] = ro.max_percentage
+        if ro.expiry_duration_length is not None:
+            out["rollover"]["expiry_duration_length"] = ro.expiry_duration_length
+    display = (item.model_extra or {}).get("display")  # not in the spec; stored items carry it
+    if display:
+        out["display"] = display
     return out
 
 
@@ -167,47 +180,116 @@ def _updated_controls(current: dict[str, Any] | None, patch: dict[str, Any] | No
     return {**(current or {}), **{key: value for key, value in patch.items() if value is not None}}
 
 
-def _plan_values(body: dict[str, Any], cat: Catalog) -> dict[str, Any]:
-    price = body.get("price")
-    if price is not None:
-        price = {
-            "amount": price["amount"],
-            "interval": price["interval"],
-            **({"interval_count": price["interval_count"]} if price.get("interval_count") else {}),
-        }
-    items = [normalize_item(i, cat) for i in body.get("items") or []]
+def _price_value(price: BasePrice | None) -> dict[str, Any] | None:
+    """A plan's base price as stored."""
+    if price is None:
+        return None
+    return {
+        "amount": price.amount,
+        "interval": price.interval,
+        **({"interval_count": price.interval_count} if price.interval_count else {}),
+    }
+
+
+def _free_trial_value(free_trial: FreeTrialParams | None) -> dict[str, Any] | None:
+    """A plan's free trial as stored."""
+    if free_trial is None:
+        return None
+    extra = free_trial.model_extra or {}
+    return {
+        "duration_length": free_trial.duration_length,
+        "duration_type": free_trial.duration_type or "month",
+        "card_required": free_trial.card_required is not False,  # null: the default
+        **({"on_end": free_trial.on_end} if free_trial.on_end else {}),
+        # Autumn's trial option "one trial per fingerprint" (kept only when set).
+        **({"unique_fingerprint": True} if extra.get("unique_fingerprint") else {}),
+    }
+
+
+def _config_value(config: PlanConfig | None) -> dict[str, Any]:
+    return {"ignore_past_due": bool(config is not None and config.ignore_past_due)}
+
+
+def _requested_values(params: CreatePlanParams | UpdatePlanParams, cat: Catalog) -> dict[str, Any]:
+    """The plan fields the request sends (an explicit null included), as stored; not
+    ``billing_controls``, which the caller merges."""
+    sent = params.model_fields_set
+    out: dict[str, Any] = {}
+    if "name" in sent:
+        out["name"] = params.name
+    if "description" in sent:
+        out["description"] = params.description
+    if "group" in sent:
+        out["group"] = params.group or ""
+    if "add_on" in sent:
+        out["add_on"] = bool(params.add_on)
+    if "auto_enable" in sent:
+        out["auto_enable"] = bool(params.auto_enable)
+    if "price" in sent:
+        out["price"] = _price_value(params.price)
+    if "items" in sent:
+        out["items"] = [normalize_item(i, cat) for i in params.items or []]
+    if "free_trial" in sent:
+        out["free_trial"] = _free_trial_value(params.free_trial)
+    if "config" in sent:
+        out["config"] = _config_value(params.config)
+    if isinstance(params, UpdatePlanParams) and "archived" in sent:
+        out["archived"] = bool(params.archived)
+    if "metadata" in sent:
+        out["metadata"] = dict(params.metadata or {})
+    return out
+
+
+def _reread(values: dict[str, Any], cat: Catalog) -> dict[str, Any]:
+    """Stored plan values (any of them) read again as a request gives them and normalized once more,
+    so the items follow their features as they are now."""
+    out = dict(values)
+    if "price" in values:
+        out["price"] = _price_value(BasePrice.model_validate(values["price"]) if values["price"] else None)
+    if "items" in values:
+        out["items"] = [normalize_item(PlanItemParams.model_validate(i), cat) for i in values["items"]]
+    if "free_trial" in values:
+        trial = values["free_trial"]
+        out["free_trial"] = _free_trial_value(FreeTrialParams.model_validate(trial) if trial else None)
+    if "config" in values:
+        out["config"] = _config_value(PlanConfig.model_validate(values["config"] or {}))
+    if "group" in values:
+        out["group"] = values["group"] or ""
+    for key in ("add_on", "auto_enable", "archived"):
+        if key in values:
+            out[key] = bool(values[key])
+    if "metadata" in values:
+        out["metadata"] = dict(values["metadata"] or {})
+    return out
+
+
+def _plan_values(v: dict[str, Any], cat: Catalog) -> dict[str, Any]:
+    """A plan version's values as stored, from normalized values (every field, ``billing_controls``
+    as given): checked as a whole."""
+    items = v["items"]
     seen: set[tuple[str, Any]] = set()
     for i in items:
         key = (i["feature_id"], (i["reset"] or {}).get("interval"))
         if key in seen and cat.features[i["feature_id"]].type == "boolean":
             raise invalid(f"Feature {i['feature_id']} appears twice in items", "invalid_inputs")
         seen.add(key)
-    free_trial = body.get("free_trial")
-    if free_trial:
-        free_trial = {
-            "duration_length": free_trial["duration_length"],
-            "duration_type": free_trial.get("duration_type") or "month",
-            "card_required": free_trial.get("card_required") is not False,  # null: the default
-            **({"on_end": free_trial["on_end"]} if free_trial.get("on_end") else {}),
-            # Autumn's trial option "one trial per fingerprint" (kept only when set).
-            **({"unique_fingerprint": True} if free_trial.get("unique_fingerprint") else {}),
-        }
+    free_trial = v["free_trial"]
     values = {
-        "name": body["name"],
-        "description": body.get("description"),
-        "group": body.get("group") or "",
-        "add_on": bool(body.get("add_on", False)),
-        "auto_enable": bool(body.get("auto_enable", False)),
-        "price": price,
+        "name": v["name"],
+        "description": v["description"],
+        "group": v["group"],
+        "add_on": v["add_on"],
+        "auto_enable": v["auto_enable"],
+        "price": v["price"],
         "items": items,
-        "free_trial": free_trial or None,
-        "config": {"ignore_past_due": bool((body.get("config") or {}).get("ignore_past_due", False))},
-        "archived": bool(body.get("archived", False)),
-        "metadata": dict(body.get("metadata") or {}),
-        "billing_controls": plan_billing_controls(body.get("billing_controls")),
+        "free_trial": free_trial,
+        "config": v["config"],
+        "archived": v["archived"],
+        "metadata": v["metadata"],
+        "billing_controls": plan_billing_controls(v["billing_controls"]),
     }
-    is_free = price is None and not any(i["price"] for i in items)
-    trial_no_card = bool(free_trial) and free_trial is not None and not free_trial.get("card_required", True)
+    is_free = v["price"] is None and not any(i["price"] for i in items)
+    trial_no_card = free_trial is not None and not free_trial["card_required"]
     if values["auto_enable"] and not (is_free or trial_no_card):
         raise invalid(
             "auto_enable is only allowed for free plans or plans with a trial that does not require a card",
@@ -237,19 +319,51 @@ def _plan_from_values(
     )
 
 
-def create_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    plan_id = body["plan_id"]
+def _controls_patch(controls: BillingControlsParams | None) -> dict[str, Any] | None:
+    """The request's ``billing_controls`` as the engine reads them (None: not given)."""
+    return controls.model_dump(mode="json", exclude_unset=True) if controls is not None else None
+
+
+def _links_body(params: CreatePlanParams | UpdatePlanParams) -> dict[str, Any]:
+    """The request's ``licenses`` as :func:`save_plan_links` reads them (no key: not given)."""
+    if params.licenses is None:
+        return {}
+    return {"licenses": [link.model_dump(mode="json", exclude_unset=True) for link in params.licenses]}
+
+
+def _created_values(params: CreatePlanParams, cat: Catalog) -> dict[str, Any]:
+    extra = params.model_extra or {}
+    defaults: dict[str, Any] = {
+        "name": params.name,
+        "description": None,
+        "group": "",
+        "add_on": False,
+        "auto_enable": False,
+        "price": None,
+        "items": [],
+        "free_trial": None,
+        "config": _config_value(None),
+        # Not a field of the spec's create body; the server has always honoured it.
+        "archived": bool(extra.get("archived", False)),
+        "metadata": {},
+        "billing_controls": _controls_patch(params.billing_controls),
+    }
+    return _plan_values({**defaults, **_requested_values(params, cat)}, cat)
+
+
+def create_plan(ctx: Ctx, params: CreatePlanParams) -> dict[str, Any]:
+    plan_id = params.plan_id
     if not ID_RE.match(plan_id):
         raise invalid("plan_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
         if cat.versions(plan_id):
             raise ApiError(400, "product_already_exists", f"Product {plan_id} already exists")
-        values = _plan_values(body, cat)
+        values = _created_values(params, cat)
         now = ctx.now()
         pk = catalog_repo.insert_plan(conn, ctx.tenant, plan_id, 1, now, values)
         created = _plan_from_values(pk, plan_id, 1, now, ctx.tenant.env, values)
-        save_plan_links(conn, cat, created, body, now=now)
+        save_plan_links(conn, cat, created, _links_body(params), now=now)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         return plan_json(created, cat)
 
@@ -339,16 +453,16 @@ def _item_filter(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _filter_matches(item: dict[str, Any], flt: dict[str, Any]) -> bool:
+def _filter_matches(item: dict[str, Any], flt: PlanItemFilter) -> bool:
     """Whether ``item`` matches a ``remove_items`` filter: every field given must match."""
     feature_id, method, interval, count = _item_key(item)
-    checks = (
-        ("feature_id", feature_id),
-        ("billing_method", method),
-        ("interval", interval),
-        ("interval_count", count or (1 if interval else None)),
+    checks: tuple[tuple[Any, Any], ...] = (
+        (flt.feature_id, feature_id),
+        (flt.billing_method, method),
+        (flt.interval, interval),
+        (flt.interval_count, count or (1 if interval else None)),
     )
-    return all(flt.get(name) is None or flt[name] == value for name, value in checks)
+    return all(wanted is None or wanted == value for wanted, value in checks)
 
 
 def customize_between(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
@@ -386,32 +500,40 @@ def variant_details(plan: Plan, cat: Catalog) -> dict[str, Any]:
     return details
 
 
-def _values_body(values: dict[str, Any]) -> dict[str, Any]:
-    """Stored plan values as a request body ``_plan_values`` reads again."""
-    return copy.deepcopy(values)
-
-
 def _customized_values(
-    base_values: dict[str, Any], customize: dict[str, Any], cat: Catalog, name: str
+    base_values: dict[str, Any], customize: UpdatePlanVariantCustomize, cat: Catalog, name: str
 ) -> dict[str, Any]:
     """A variant's values: the base's with ``customize`` applied, under the variant's name."""
-    body = _values_body(base_values)
-    body["name"] = name
-    body["auto_enable"] = False
-    if "price" in customize:
-        body["price"] = customize["price"]
+    sent = customize.model_fields_set
     items = [
         i
-        for i in body["items"]
-        if not any(_filter_matches(i, flt) for flt in customize.get("remove_items") or ())
+        for i in base_values["items"]
+        if not any(_filter_matches(i, flt) for flt in customize.remove_items or ())
     ]
-    for raw in customize.get("add_items") or ():
+    v = _reread({**base_values, "items": items}, cat)
+    v["name"] = name
+    v["auto_enable"] = False
+    if "price" in sent:
+        v["price"] = _price_value(customize.price)
+    for raw in customize.add_items or ():
         added = normalize_item(raw, cat)
-        items = [i for i in items if _item_key(i) != _item_key(added)] + [added]
-    body["items"] = items
-    if "free_trial" in customize:
-        body["free_trial"] = customize["free_trial"]
-    return _plan_values(body, cat)
+        v["items"] = [i for i in v["items"] if _item_key(i) != _item_key(added)] + [added]
+    if "free_trial" in sent:
+        v["free_trial"] = _free_trial_value(customize.free_trial)
+    return _plan_values(v, cat)
+
+
+def _customize(entry: UpdatePlanVariant) -> UpdatePlanVariantCustomize:
+    """A ``variants`` entry's ``customize`` patch as its model: the spec also admits any object, which
+    validation leaves a plain dict when it is empty or not a valid patch."""
+    if isinstance(entry.customize, UpdatePlanVariantCustomize):
+        return entry.customize
+    try:
+        return UpdatePlanVariantCustomize.model_validate(entry.customize)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise invalid(f"variants.customize.{where}: {error['msg']}", "invalid_inputs") from exc
 
 
 def _diffed_values(
@@ -480,15 +602,15 @@ def _variant_versions(
     conn: Connection,
     plan: Plan,
     values: dict[str, Any],
-    entry: dict[str, Any],
+    entry: UpdatePlanVariant | None,
     flags: tuple[bool, bool, bool],
 ) -> bool:
     """Whether a variant's update creates a new version: its own flags, then the base update's,
     then (as for any plan) whether it changed pricing under customers."""
     force_version, disable_version, all_versions = flags
-    if entry.get("force_version"):
+    if entry is not None and entry.force_version:
         return True
-    if entry.get("disable_version"):
+    if entry is not None and entry.disable_version:
         return False
     if force_version:
         return True
@@ -535,51 +657,64 @@ def _setting(key: str, value: Any) -> Any:
     return bool(value) if key == "add_on" else value
 
 
-def _check_variant_request(plan: Plan, body: dict[str, Any]) -> None:
+def _sent_settings(params: UpdatePlanParams) -> dict[str, Any]:
+    """The variant-blocked settings the request sends, in their stored form."""
+    sent = params.model_fields_set
+    values: dict[str, Any] = {
+        "description": params.description,
+        "group": params.group,
+        "add_on": params.add_on,
+        "config": _config_value(params.config),
+        "metadata": params.metadata,
+    }
+    return {key: values[key] for key in _VARIANT_BLOCKED_SETTINGS if key in sent}
+
+
+def _check_variant_request(plan: Plan, params: UpdatePlanParams) -> None:
     """Refuse what a variant cannot take directly, and variants of a plan becoming a variant."""
-    is_variant = plan.base_plan_id is not None or bool(body.get("base_plan_id"))
-    if is_variant and (body.get("auto_enable") or (plan.auto_enable and body.get("base_plan_id"))):
+    is_variant = plan.base_plan_id is not None or bool(params.base_plan_id)
+    if is_variant and (params.auto_enable or (plan.auto_enable and params.base_plan_id)):
         raise invalid("Variants cannot be the default plan.", "variant_cannot_be_default")
     if plan.base_plan_id is not None:
         current = _plan_values_of(plan)
-        for key in _VARIANT_BLOCKED_SETTINGS:
-            if key in body and _setting(key, body[key]) != _setting(key, current[key]):
+        for key, value in _sent_settings(params).items():
+            if _setting(key, value) != _setting(key, current[key]):
                 raise invalid(
                     f"Cannot update {key} directly on a variant plan.", "invalid_propagation_target"
                 )
-    if body.get("base_plan_id") and (body.get("variants") or body.get("update_variant_ids")):
+    if params.base_plan_id and (params.variants or params.update_variant_ids):
         raise invalid("Cannot create a variant from another variant.", "nested_variant_not_allowed")
 
 
-def _with_is_default(body: dict[str, Any]) -> dict[str, Any]:
+def _with_is_default(params: UpdatePlanParams) -> UpdatePlanParams:
     """``is_default`` is Autumn's name for ``auto_enable`` on plans.update (the default plan a new
     customer gets); sending both with different values is refused."""
-    if body.get("is_default") is None:
-        return body
-    if body.get("auto_enable") is not None and body["auto_enable"] != body["is_default"]:
+    if params.is_default is None:
+        return params
+    if params.auto_enable is not None and params.auto_enable != params.is_default:
         raise invalid("is_default and auto_enable disagree; send one of them", "invalid_inputs")
-    return {**body, "auto_enable": body["is_default"]}
+    return params.model_copy(update={"auto_enable": params.is_default})
 
 
 def _update_variants(
     ctx: Ctx,
     conn: Connection,
     cat: Catalog,
-    body: dict[str, Any],
+    params: UpdatePlanParams,
     before: Plan,
     base: Plan,
     flags: tuple[bool, bool, bool],
 ) -> None:
     """``variants`` (direct updates and creations), ``update_variant_ids`` (the base's diff) and the
     base's settings, which every variant follows."""
-    entries = list(body.get("variants") or [])
-    propagate = list(body.get("update_variant_ids") or [])
+    entries = list(params.variants or [])
+    propagate = list(params.update_variant_ids or [])
     if (entries or propagate) and before.base_plan_id is not None:
         raise invalid("Cannot create a variant from another variant.", "nested_variant_not_allowed")
-    by_id: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, UpdatePlanVariant] = {}
     for entry in entries:
-        vid = entry["variant_plan_id"]
-        if entry.get("force_version") and entry.get("disable_version"):
+        vid = entry.variant_plan_id
+        if entry.force_version and entry.disable_version:
             raise invalid("Cannot use both force_version and disable_version", "conflicting_version_flags")
         if vid in by_id:
             raise invalid(f"Variant {vid} appears twice in variants", "invalid_inputs")
@@ -593,7 +728,7 @@ def _update_variants(
         if existing is None:
             if cat.versions(vid):
                 raise invalid(f"Product {vid} already exists.", "product_already_exists", 409)
-            if not entry.get("name"):
+            if not entry.name:
                 raise invalid(
                     f"Variant {vid} does not exist. Provide name to create it.", "invalid_propagation_target"
                 )
@@ -601,16 +736,14 @@ def _update_variants(
                 raise invalid("Cannot fork an archived base plan.", "cannot_fork_archived_base")
             if not ID_RE.match(vid):
                 raise invalid("variant_plan_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
-            values = _customized_values(base_values, entry["customize"] or {}, cat, entry["name"])
+            values = _customized_values(base_values, _customize(entry), cat, entry.name)
             now = ctx.now()
             pk = catalog_repo.insert_plan(conn, ctx.tenant, vid, 1, now, values, base_plan_id=base.id)
             created = _plan_from_values(pk, vid, 1, now, ctx.tenant.env, values, base.id)
             save_plan_links(conn, cat, created, {}, now=now)
         else:
             variant = _variant_of(cat, vid, before.id)
-            values = _customized_values(
-                base_values, entry["customize"] or {}, cat, entry.get("name") or variant.name
-            )
+            values = _customized_values(base_values, _customize(entry), cat, entry.name or variant.name)
             values["archived"] = variant.archived
             values["auto_enable"] = variant.auto_enable
             versions = _variant_versions(conn, variant, values, entry, flags)
@@ -622,8 +755,8 @@ def _update_variants(
             continue
         variant = _variant_of(cat, vid, before.id)
         values = {**_plan_values_of(variant), **_diffed_values(variant, before, base_values, settings)}
-        values = _plan_values(_values_body(values), cat) | {"archived": variant.archived}
-        versions = _variant_versions(conn, variant, values, {}, flags)
+        values = _plan_values(_reread(values, cat), cat) | {"archived": variant.archived}
+        versions = _variant_versions(conn, variant, values, None, flags)
         _save_version(ctx, conn, variant, values, new_version=versions)
         done.add(vid)
     if settings:
@@ -635,22 +768,30 @@ def _update_variants(
         catalog_repo.rebase_variants(conn, ctx.tenant, before.id, base.id)
 
 
-def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    plan_id = body["plan_id"]
+def _updated_values(current: Plan, params: UpdatePlanParams, cat: Catalog) -> dict[str, Any]:
+    """The current version's values with what the request sends: each field sent replaces the
+    plan's, ``billing_controls`` list by list."""
+    requested = _requested_values(params, cat)
+    kept = {k: v for k, v in _plan_values_of(current).items() if k not in requested}
+    merged = {**_reread(kept, cat), **requested}
+    merged["billing_controls"] = _updated_controls(
+        current.billing_controls, _controls_patch(params.billing_controls)
+    )
+    return _plan_values(merged, cat)
+
+
+def update_plan(ctx: Ctx, params: UpdatePlanParams) -> dict[str, Any]:
+    plan_id = params.plan_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
         current = cat.plans.get(plan_id)
         if current is None:
             raise plan_not_found(plan_id)
-        body = _with_is_default(body)
-        _check_variant_request(current, body)
-        merged = plan_json(current, cat)
-        for key in _UPDATABLE:
-            if key in body:
-                merged[key] = body[key]
-        merged["billing_controls"] = _updated_controls(current.billing_controls, body.get("billing_controls"))
-        values = _plan_values(merged, cat)
-        new_id = body.get("new_plan_id") or plan_id
+        params = _with_is_default(params)
+        sent = params.model_fields_set
+        _check_variant_request(current, params)
+        values = _updated_values(current, params, cat)
+        new_id = params.new_plan_id or plan_id
         if new_id != plan_id and cat.versions(new_id):
             raise ApiError(400, "product_already_exists", f"Product {new_id} already exists")
         pricing_changed = (
@@ -659,13 +800,13 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             or values["free_trial"] != current.free_trial
         )
         has_customers = _customer_count(conn, [current.pk]) > 0
-        disable_version = bool(body.get("disable_version", False))
-        force_version = bool(body.get("force_version", False))
-        all_versions = bool(body.get("all_versions", False))
+        disable_version = bool(params.disable_version)
+        force_version = bool(params.force_version)
+        all_versions = bool(params.all_versions)
         _check_version_flags(disable_version, force_version, all_versions)
         # force_version versions whenever the request changes anything (like Autumn, a request
         # carrying nothing but plan_id and the flag is a no-op); all_versions edits in place.
-        forced = force_version and any(key in body for key in (*_UPDATABLE, "new_plan_id"))
+        forced = force_version and any(key in sent for key in (*_UPDATABLE, "new_plan_id"))
         if forced or (pricing_changed and has_customers and not disable_version and not all_versions):
             catalog_repo.update_version(conn, current.pk, {"is_latest": False})
             version = current.version + 1
@@ -680,7 +821,7 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 catalog_repo.rename_customer_plans(
                     conn, plan_id, [p.pk for p in cat.versions(plan_id)], new_id
                 )
-        if "metadata" in body:  # metadata is the plan's, not a version's: every version carries it
+        if "metadata" in sent:  # metadata is the plan's, not a version's: every version carries it
             catalog_repo.update_plan_versions(conn, ctx.tenant, new_id, {"metadata": values["metadata"]})
         if all_versions:
             _apply_to_other_versions(
@@ -691,23 +832,23 @@ def update_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             pk, new_id, version, created, ctx.tenant.env, values, current.base_plan_id
         )
         _update_variants(
-            ctx, conn, cat, body, current, updated, (force_version, disable_version, all_versions)
+            ctx, conn, cat, params, current, updated, (force_version, disable_version, all_versions)
         )
-        if "base_plan_id" in body:
-            updated.base_plan_id = _link_base(conn, ctx, cat, updated, body["base_plan_id"])
-        save_plan_links(conn, cat, updated, body, now=ctx.now(), previous_pk=current.pk)
+        if "base_plan_id" in sent:
+            updated.base_plan_id = _link_base(conn, ctx, cat, updated, params.base_plan_id)
+        save_plan_links(conn, cat, updated, _links_body(params), now=ctx.now(), previous_pk=current.pk)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         return plan_json(updated, cat)
 
 
-def delete_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    plan_id = body["plan_id"]
+def delete_plan(ctx: Ctx, params: DeletePlanParams) -> dict[str, Any]:
+    plan_id = params.plan_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
         versions = cat.versions(plan_id)
         if not versions:
             raise plan_not_found(plan_id)
-        targets = versions if body.get("all_versions") else [versions[-1]]
+        targets = versions if params.all_versions else [versions[-1]]
         count = _customer_count(conn, [p.pk for p in targets])
         if count:
             raise invalid(
@@ -716,7 +857,7 @@ def delete_plan(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         catalog_repo.delete_versions(conn, [p.pk for p in targets])
         if len(targets) == len(versions):  # the base is gone: its variants become plans of their own
             catalog_repo.rebase_variants(conn, ctx.tenant, plan_id, None)
-        if not body.get("all_versions") and len(versions) > 1:
+        if not params.all_versions and len(versions) > 1:
             catalog_repo.update_version(conn, versions[-2].pk, {"is_latest": True})
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
     return {"success": True}

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import GetPlanParams, ListPlansParams
 from reference_server.errors import entity_not_found, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.plans import plan_json
@@ -53,13 +54,13 @@ def is_upgrade(old: Plan, new: Plan) -> bool:
     return monthly_price(new) >= monthly_price(old)
 
 
-def requested_entity(conn: Connection, customer: CustomerRow, body: dict[str, Any]) -> EntityRow | None:
+def requested_entity(conn: Connection, customer: CustomerRow, entity_id: str | None) -> EntityRow | None:
     """The request's ``entity_id`` entity of this customer (None without one); 404 when unknown."""
-    if not body.get("entity_id"):
+    if not entity_id:
         return None
-    entity = get_entity(conn, customer.pk, body["entity_id"])
+    entity = get_entity(conn, customer.pk, entity_id)
     if entity is None:
-        raise entity_not_found(body["entity_id"])
+        raise entity_not_found(entity_id)
     return entity
 
 
@@ -95,28 +96,28 @@ def eligibility(
     return out
 
 
-def plans_get(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-
+def plans_get(ctx: Ctx, params: GetPlanParams) -> dict[str, Any]:
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        plan = cat.plan_version(body["plan_id"], body.get("version"))
+        plan = _plan_version(cat, params.plan_id, params.version)
         if plan is None:
-            raise plan_not_found(body["plan_id"])
-        elig = _eligibility_for(ctx, conn, cat, body, [plan])
+            raise plan_not_found(params.plan_id)
+        # plans.get's spec body has no customer: the eligibility fields are read when sent anyway.
+        extra = params.model_extra or {}
+        elig = _eligibility_for(ctx, conn, cat, extra.get("customer_id"), extra.get("entity_id"), [plan])
         return plan_json(plan, cat, eligibility=elig.get(plan.pk) if elig is not None else None)
 
 
-def plans_list(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-
+def plans_list(ctx: Ctx, params: ListPlansParams) -> dict[str, Any]:
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         listed = (
             [v for p in cat.plans.values() for v in reversed(cat.versions(p.id))]  # latest version first
-            if body.get("all_versions")
+            if params.all_versions
             else list(cat.plans.values())
         )
-        chosen = [p for p in listed if body.get("include_archived") or not p.archived]
-        elig = _eligibility_for(ctx, conn, cat, body, chosen)
+        chosen = [p for p in listed if params.include_archived or not p.archived]
+        elig = _eligibility_for(ctx, conn, cat, params.customer_id, params.entity_id, chosen)
         return {
             "list": [
                 plan_json(p, cat, eligibility=elig.get(p.pk) if elig is not None else None) for p in chosen
@@ -124,18 +125,31 @@ def plans_list(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         }
 
 
+def _plan_version(cat: Catalog, plan_id: str, version: float | None) -> Plan | None:
+    """plans.get's plan: its latest version, or the one ``version`` names (a number that is not whole
+    names none)."""
+    if version is None:
+        return cat.plan_version(plan_id, None)
+    return cat.plan_version(plan_id, int(version)) if float(version).is_integer() else None
+
+
 def _eligibility_for(
-    ctx: Ctx, conn: Connection, cat: Catalog, body: dict[str, Any], chosen: list[Plan]
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer_id: str | None,
+    entity_id: str | None,
+    chosen: list[Plan],
 ) -> dict[int, dict[str, Any]] | None:
-    if not body.get("customer_id"):
+    if not customer_id:
         return None
     from reference_server.errors import customer_not_found
     from reference_server.store.subjects import get_customer
 
-    customer = get_customer(conn, ctx.tenant, body["customer_id"])
+    customer = get_customer(conn, ctx.tenant, customer_id)
     if customer is None:
-        raise customer_not_found(body["customer_id"])
-    entity = requested_entity(conn, customer, body)
+        raise customer_not_found(customer_id)
+    entity = requested_entity(conn, customer, entity_id)
     entity_pk = entity.pk if entity is not None else None
     instances = load_instances(conn, customer.pk, include_expired=True)
     used = {i.plan_id for i in instances if i.trial_ends_at is not None}
