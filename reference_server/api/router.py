@@ -31,21 +31,6 @@ from autumn_sdk._generated.operations import OPERATIONS
 from autumn_sdk._operation import Operation
 from reference_server.api import admin, request_guard
 from reference_server.api.api_version import parse_api_version
-from reference_server.service.extra_params import (
-    AdvanceClockParams,
-    CreateSandboxParams,
-    FinalizeInvoiceParams,
-    ListBalancesParams,
-    ListCustomerPlansParams,
-    NoParams,
-    SandboxRefParams,
-    SearchLogsParams,
-    StripeConnectionParams,
-    SyncWebhooksParams,
-    VerifyParams,
-    WebhookParams,
-    WebhookRefParams,
-)
 from reference_server.api.ratelimit import RateLimiter
 from reference_server.api.request_guard import describe_validation_error
 from reference_server.api.unsupported_fields import refuse_unsupported, watches_unsupported
@@ -84,6 +69,21 @@ from reference_server.service import (
     webhook_endpoints,
 )
 from reference_server.service.context import AppState, Ctx
+from reference_server.service.extra_params import (
+    AdvanceClockParams,
+    CreateSandboxParams,
+    FinalizeInvoiceParams,
+    ListBalancesParams,
+    ListCustomerPlansParams,
+    NoParams,
+    SandboxRefParams,
+    SearchLogsParams,
+    StripeConnectionParams,
+    SyncWebhooksParams,
+    VerifyParams,
+    WebhookParams,
+    WebhookRefParams,
+)
 from reference_server.store import idempotency
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.tenancy import Tenant, env_of_key, tenant_for_key
