@@ -5,10 +5,11 @@ Kept apart from the license operations so the catalogue operations can use it wi
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import CreatePlanLicense
 from reference_server.errors import invalid, plan_not_found
 from reference_server.store import licenses as store
 from reference_server.store.catalog import Catalog, Plan
@@ -24,13 +25,13 @@ def _recurring_interval(plan: Plan) -> tuple[str, int] | None:
     return None
 
 
-def parse_links(links: list[dict[str, Any]], cat: Catalog, parent: Plan) -> list[store.LicenseLink]:
-    """The ``licenses`` of a plans.create / plans.update body, validated as Autumn links them."""
+def parse_links(links: Sequence[CreatePlanLicense], cat: Catalog, parent: Plan) -> list[store.LicenseLink]:
+    """The ``licenses`` of a plans.create / plans.update request, validated as Autumn links them."""
     parent_plan_id = parent.id
     seen: set[str] = set()
     out: list[store.LicenseLink] = []
     for link in links:
-        license_plan_id = str(link["license_plan_id"])
+        license_plan_id = link.license_plan_id
         if license_plan_id in seen:
             raise invalid(f"License plan {license_plan_id} appears twice in licenses.")
         seen.add(license_plan_id)
@@ -41,7 +42,7 @@ def parse_links(links: list[dict[str, Any]], cat: Catalog, parent: Plan) -> list
             raise plan_not_found(license_plan_id)
         if license_plan.archived:
             raise invalid(f"License plan {license_plan_id} is archived and cannot be linked.")
-        if link.get("customize") is not None:
+        if link.customize is not None:
             raise invalid(
                 "licenses[].customize is not supported by this server: link the license plan as it is",
                 "invalid_inputs",
@@ -52,17 +53,16 @@ def parse_links(links: list[dict[str, Any]], cat: Catalog, parent: Plan) -> list
                 f"License plan {license_plan_id} bills {theirs[0]} but {parent_plan_id} bills "
                 f"{mine[0]}. Billing intervals must match."
             )
-        prepaid = link.get("prepaid_only")
-        if prepaid is False:
+        if link.prepaid_only is False:
             raise invalid(
                 "License overflow billing (prepaid_only: false) is not yet available. "
                 "Set prepaid_only to true."
             )
-        out.append(
-            store.LicenseLink(
-                license_plan_id, int(link["included"]), None if prepaid is None else bool(prepaid)
+        if link.included is None:
+            raise invalid(
+                f"licenses[].included: is required (license plan {license_plan_id})", "invalid_inputs"
             )
-        )
+        out.append(store.LicenseLink(license_plan_id, link.included, link.prepaid_only))
     return out
 
 
@@ -70,17 +70,18 @@ def save_plan_links(
     conn: Connection,
     cat: Catalog,
     parent: Plan,
-    body: dict[str, Any],
+    licenses: Sequence[CreatePlanLicense] | None,
     *,
     now: int,
     previous_pk: int | None = None,
 ) -> None:
     """Store a created or updated plan version's license links.
 
-    ``licenses`` in the body replaces the links; without it, a new version (``previous_pk`` set and
-    different) keeps the links of the version it replaces, as Autumn copies links forward.
+    ``licenses`` (the request's; None when not given) replaces the links; without it, a new version
+    (``previous_pk`` set and different) keeps the links of the version it replaces, as Autumn copies
+    links forward.
     """
-    if "licenses" in body and body["licenses"] is not None:
-        store.replace_links(conn, parent.pk, parse_links(list(body["licenses"]), cat, parent), now)
+    if licenses is not None:
+        store.replace_links(conn, parent.pk, parse_links(licenses, cat, parent), now)
     elif previous_pk is not None and previous_pk != parent.pk:
         store.replace_links(conn, parent.pk, store.links_of(conn, previous_pk), now)

@@ -324,13 +324,6 @@ def _controls_patch(controls: BillingControlsParams | None) -> dict[str, Any] | 
     return controls.model_dump(mode="json", exclude_unset=True) if controls is not None else None
 
 
-def _links_body(params: CreatePlanParams | UpdatePlanParams) -> dict[str, Any]:
-    """The request's ``licenses`` as :func:`save_plan_links` reads them (no key: not given)."""
-    if params.licenses is None:
-        return {}
-    return {"licenses": [link.model_dump(mode="json", exclude_unset=True) for link in params.licenses]}
-
-
 def _created_values(params: CreatePlanParams, cat: Catalog) -> dict[str, Any]:
     extra = params.model_extra or {}
     defaults: dict[str, Any] = {
@@ -363,7 +356,7 @@ def create_plan(ctx: Ctx, params: CreatePlanParams) -> dict[str, Any]:
         now = ctx.now()
         pk = catalog_repo.insert_plan(conn, ctx.tenant, plan_id, 1, now, values)
         created = _plan_from_values(pk, plan_id, 1, now, ctx.tenant.env, values)
-        save_plan_links(conn, cat, created, _links_body(params), now=now)
+        save_plan_links(conn, cat, created, params.licenses, now=now)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         return plan_json(created, cat)
 
@@ -740,7 +733,7 @@ def _update_variants(
             now = ctx.now()
             pk = catalog_repo.insert_plan(conn, ctx.tenant, vid, 1, now, values, base_plan_id=base.id)
             created = _plan_from_values(pk, vid, 1, now, ctx.tenant.env, values, base.id)
-            save_plan_links(conn, cat, created, {}, now=now)
+            save_plan_links(conn, cat, created, None, now=now)
         else:
             variant = _variant_of(cat, vid, before.id)
             values = _customized_values(base_values, _customize(entry), cat, entry.name or variant.name)
@@ -836,7 +829,7 @@ def update_plan(ctx: Ctx, params: UpdatePlanParams) -> dict[str, Any]:
         )
         if "base_plan_id" in sent:
             updated.base_plan_id = _link_base(conn, ctx, cat, updated, params.base_plan_id)
-        save_plan_links(conn, cat, updated, _links_body(params), now=ctx.now(), previous_pk=current.pk)
+        save_plan_links(conn, cat, updated, params.licenses, now=ctx.now(), previous_pk=current.pk)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         return plan_json(updated, cat)
 
