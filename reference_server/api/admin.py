@@ -14,6 +14,7 @@ from typing import Any
 from reference_server.api.request_guard import MAX_SCHEDULE_MS
 from reference_server.errors import ApiError, customer_not_found, invalid
 from reference_server.service.context import Ctx
+from reference_server.service.extra_params import AdvanceClockParams, FinalizeInvoiceParams
 from reference_server.store.customers import advance_clock
 from reference_server.store.subjects import get_customer
 from reference_server.store.tenancy import advance_sandbox_clock
@@ -21,27 +22,23 @@ from reference_server.store.tenancy import advance_sandbox_clock
 STEPS = ("advance_to", "advance_by_ms", "days", "hours")
 
 
-def _delta(body: dict[str, Any], current_now: int) -> int:
-    try:
-        if body.get("frozen_time") is not None:  # the official SDK's advance_test_clock
-            if any(body.get(k) is not None for k in STEPS):
-                raise invalid("frozen_time: cannot be combined with " + ", ".join(STEPS), "invalid_inputs")
-            target = int(body["frozen_time"]) // 1000 * 1000  # whole seconds, as Stripe's clocks keep
-            if target <= current_now:
-                raise invalid("frozen_time: must be later than the current clock time", "invalid_inputs")
-            ms = target - current_now
-        elif body.get("advance_to") is not None:
-            target = int(body["advance_to"])
-            if target < current_now:
-                raise invalid("advance_to: a test clock only moves forward", "invalid_inputs")
-            ms = target - current_now
-        else:
-            ms = int(body.get("advance_by_ms") or 0)
-            ms += int(float(body.get("days") or 0) * 86_400_000)
-            ms += int(float(body.get("hours") or 0) * 3_600_000)
-    except (TypeError, ValueError) as exc:
-        message = "advance_to, advance_by_ms, days and hours: must be numbers"
-        raise invalid(message, "invalid_inputs") from exc
+def _delta(params: AdvanceClockParams, current_now: int) -> int:
+    if params.frozen_time is not None:  # the official SDK's advance_test_clock
+        if any(getattr(params, k) is not None for k in STEPS):
+            raise invalid("frozen_time: cannot be combined with " + ", ".join(STEPS), "invalid_inputs")
+        target = params.frozen_time // 1000 * 1000  # whole seconds, as Stripe's clocks keep
+        if target <= current_now:
+            raise invalid("frozen_time: must be later than the current clock time", "invalid_inputs")
+        ms = target - current_now
+    elif params.advance_to is not None:
+        target = params.advance_to
+        if target < current_now:
+            raise invalid("advance_to: a test clock only moves forward", "invalid_inputs")
+        ms = target - current_now
+    else:
+        ms = params.advance_by_ms or 0
+        ms += int(float(params.days or 0) * 86_400_000)
+        ms += int(float(params.hours or 0) * 3_600_000)
     if ms < 0:
         raise invalid("a test clock only moves forward", "invalid_inputs")
     if current_now + ms > MAX_SCHEDULE_MS:  # periods counted from the clock must stay calendar dates
@@ -54,17 +51,17 @@ def _sandbox_only(ctx: Ctx) -> None:
         raise invalid("Test clocks are only available in sandbox", "test_clock_not_allowed", 403)
 
 
-def advance_org_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def advance_org_clock(ctx: Ctx, params: AdvanceClockParams) -> dict[str, Any]:
     """Move the sandbox env's time forward for every customer of the organization."""
     _sandbox_only(ctx)
-    delta = _delta(body, ctx.now())
+    delta = _delta(params, ctx.now())
     with ctx.db.write() as conn:
         advance_sandbox_clock(conn, ctx.tenant.org_pk, delta)
     ctx.state.catalog_cache.invalidate(ctx.tenant.org_pk, ctx.tenant.env)  # cached tenants hold the offset
     return {"now": ctx.now() + delta, "offset_ms": ctx.tenant.clock_offset_ms + delta}
 
 
-def advance_customer_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def advance_customer_clock(ctx: Ctx, params: AdvanceClockParams) -> dict[str, Any]:
     """Move one customer's time forward (resets, expiries and transitions follow lazily).
 
     The official SDK sends ``{customer_id, frozen_time}`` (the target in ms) and reads
@@ -73,19 +70,19 @@ def advance_customer_clock(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     """
     _sandbox_only(ctx)
     with ctx.db.write() as conn:
-        customer = get_customer(conn, ctx.tenant, body.get("customer_id") or "", lock=True)
+        customer = get_customer(conn, ctx.tenant, params.customer_id or "", lock=True)
         if customer is None:
-            raise customer_not_found(str(body.get("customer_id")))
+            raise customer_not_found(str(params.customer_id))
         current = ctx.now(customer.clock_offset_ms)
-        delta = _delta(body, current)
+        delta = _delta(params, current)
         advance_clock(conn, customer.pk, delta)
     now = current + delta
     return {"customer_id": customer.id, "frozen_time": now, "status": "ready", "now": now}
 
 
-def finalize_invoice(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def finalize_invoice(ctx: Ctx, params: FinalizeInvoiceParams) -> dict[str, Any]:
     """Finalize an invoice-mode draft: ``{invoice_id}`` (its ``stripe_id``) -> ``{customer_id, invoice}``."""
     finalizer = ctx.state.billing.invoice_finalizer
     if finalizer is None:
         raise ApiError(501, "not_implemented", "invoices.finalize needs the paid billing module")
-    return finalizer(ctx, body)
+    return finalizer(ctx, params)

@@ -13,7 +13,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.billing.convert import customized_plan, engine_plan, engine_subscription
+from autumn_sdk._generated.models import AttachParams, PreviewAttachParams
+from reference_server.billing.convert import (
+    customized_plan,
+    engine_plan,
+    engine_subscription,
+    feature_quantities,
+    is_customized,
+)
 from reference_server.billing.customer_lock import customer_lock
 from reference_server.billing.invoice_mode import check_attach
 from reference_server.billing.license_seats import (
@@ -40,7 +47,12 @@ from reference_server.billing.plan_changes import (
     trial_used,
 )
 from reference_server.billing.processor_choice import processor_for
-from reference_server.billing.resolve import needs_paid_billing, plans_to_remove, resolve_attach
+from reference_server.billing.resolve import (
+    AttachRequest,
+    needs_paid_billing,
+    plans_to_remove,
+    resolve_attach,
+)
 from reference_server.billing.seats import starting_seat_usage
 from reference_server.billing.sessions import create_checkout_session
 from reference_server.engine.billing import (
@@ -50,7 +62,6 @@ from reference_server.engine.billing import (
     FreeTrial,
     TrialChoice,
     choose_trial,
-    quantities_from_api,
     quote_attach,
 )
 from reference_server.engine.billing.checkout import checkout_type, needs_checkout
@@ -71,7 +82,7 @@ from reference_server.store.subjects import CustomerRow, EntityRow
 def attach_free(
     ctx: Ctx,
     conn: Connection,
-    body: dict[str, Any],
+    params: AttachRequest,
     cat: Catalog,
     customer: CustomerRow,
     entity: EntityRow | None,
@@ -81,12 +92,7 @@ def attach_free(
     now: int,
 ) -> dict[str, Any]:
     entity_pk = entity.pk if entity else None
-    if body.get("subscription_id") and any(i.subscription_id == body["subscription_id"] for i in instances):
-        raise ApiError(
-            409,
-            "subscription_id_already_exists",
-            f"Subscription id {body['subscription_id']} is already used by this customer",
-        )
+    _check_subscription_id(params, instances)
     carried = None
     if current is not None:
         if current.plan_id == plan.id:
@@ -99,7 +105,7 @@ def attach_free(
                 "product being attached",
             )
         carried = expire_instance(conn, current.pk, now)
-    for removed in plans_to_remove(cat, body, plan, current, instances, entity_pk):
+    for removed in plans_to_remove(cat, params, plan, current, instances, entity_pk):
         expire_instance(conn, removed.pk, now)
     if not plan.add_on:
         # An immediate change replaces any switch that was scheduled in this group and scope.
@@ -111,7 +117,7 @@ def attach_free(
         entity=entity,
         plan=plan,
         now=now,
-        subscription_id=body.get("subscription_id"),
+        subscription_id=params.subscription_id,
         carried_usage=carried.continuous_usage if carried else None,
         next_reset_overrides=carried.next_resets if carried else None,
     )
@@ -121,34 +127,39 @@ def attach_free(
     return out
 
 
+def _check_subscription_id(params: AttachRequest, instances: list[Instance]) -> None:
+    if params.subscription_id and any(i.subscription_id == params.subscription_id for i in instances):
+        raise ApiError(
+            409,
+            "subscription_id_already_exists",
+            f"Subscription id {params.subscription_id} is already used by this customer",
+        )
+
+
 def _trial_for(conn: Connection, state: AttachState) -> TrialChoice | None:
-    customize = state.body.get("customize") or {}
-    skip = "free_trial" in customize and customize["free_trial"] is None
+    customize = state.params.customize
+    skip = (
+        customize is not None and "free_trial" in customize.model_fields_set and customize.free_trial is None
+    )
     eplan = engine_plan(state.plan, state.cat)
-    override: FreeTrial | None = eplan.free_trial if customize.get("free_trial") else None
+    override: FreeTrial | None = eplan.free_trial if customize is not None and customize.free_trial else None
     unique = bool((state.plan.free_trial or {}).get("unique_fingerprint"))
     used = trial_used(conn, state.customer, state.plan.id, unique)
     return choose_trial(eplan, state.now, used, override=override, skip_trial=skip)
 
 
 def prepare_attach(
-    ctx: Ctx, conn: Connection, body: dict[str, Any]
+    ctx: Ctx, conn: Connection, params: AttachRequest
 ) -> tuple[AttachState, AttachQuote, TrialChoice | None]:
     """Resolve and price one attach (shared by attach, previews, multi-attach and checkout completion)."""
-    cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, body)
-    customize = body.get("customize")
+    cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, params)
+    customize = params.customize
     plan = customized_plan(plan, customize)
-    licensed = attach_seats(conn, cat, plan, current.pk if current is not None else None, body)
+    licensed = attach_seats(conn, cat, plan, current.pk if current is not None else None, params)
     plan, seat_quantities = licensed.plan, licensed.quantities
-    state = AttachState(
-        ctx, conn, cat, customer, entity, plan, bool(customize), current, instances, now, body
-    )
-    if body.get("subscription_id") and any(i.subscription_id == body["subscription_id"] for i in instances):
-        raise ApiError(
-            409,
-            "subscription_id_already_exists",
-            f"Subscription id {body['subscription_id']} is already used by this customer",
-        )
+    customized = is_customized(customize)
+    state = AttachState(ctx, conn, cat, customer, entity, plan, customized, current, instances, now, params)
+    _check_subscription_id(params, instances)
     current_sub = engine_subscription(conn, cat, current) if current is not None else None
     trial = _trial_for(conn, state)
     seats = starting_seat_usage(conn, cat, customer.pk, plan, entity, current.pk if current else None)
@@ -157,10 +168,10 @@ def prepare_attach(
             current_sub,
             engine_plan(plan, cat),
             now,
-            {**quantities_from_api(body.get("feature_quantities")), **seat_quantities},
+            {**feature_quantities(params.feature_quantities), **seat_quantities},
             trial,
-            proration_behavior=str(body.get("proration_behavior") or "prorate_immediately"),
-            plan_schedule=body.get("plan_schedule"),
+            proration_behavior=params.proration_behavior or "prorate_immediately",
+            plan_schedule=params.plan_schedule,
             seat_usage=seats,
         )
     except BillingRuleError as exc:
@@ -188,40 +199,52 @@ def redirect_for(
         engine_plan(state.plan, state.cat),
         quote,
         pm is not None,
-        str(state.body.get("redirect_mode") or "if_required"),
+        state.params.redirect_mode or "if_required",
         trial.card_required if trial else True,
-        invoice_mode=bool(state.body.get("invoice_mode")),
+        invoice_mode=state.params.invoice_mode is not None,
     )
     return redirect, pm is not None
 
 
 def attach_in(
-    ctx: Ctx, conn: Connection, body: dict[str, Any], base_url: str, paid: bool = False
+    ctx: Ctx, conn: Connection, params: AttachRequest, base_url: str, paid: bool = False
 ) -> dict[str, Any]:
     """Attach inside ``conn``'s transaction; ``paid`` means a checkout already collected the money."""
-    state, quote, trial = prepare_attach(ctx, conn, body)
+    state, quote, trial = prepare_attach(ctx, conn, params)
     entity_id = state.entity.id if state.entity else None
     invoice = None
     if not paid:
         check_attach_mode(state, quote, trial)
-    invoice_mode = None if paid else invoice_mode_for(body, quote.due_now)
+    invoice_mode = None if paid else invoice_mode_for(params.invoice_mode, quote.due_now)
     if invoice_mode is not None:
 
         def start() -> None:
             created: list[int] = []
             changes = apply_attach(state, quote, trial, created)
-            save_attach_links(conn, state.cat, state.plan, created, body, state.now)
+            save_attach_links(conn, state.cat, state.plan, created, params, state.now)
             emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
 
         return bill_by_invoice(
-            ctx, conn, state.customer, state.entity, quote.due_now, state.now, base_url, "attach", body, start
+            ctx,
+            conn,
+            state.customer,
+            state.entity,
+            quote.due_now,
+            state.now,
+            base_url,
+            "attach",
+            params,
+            start,
+            mode=invoice_mode,
+            enable_plan_immediately=params.enable_plan_immediately,
+            success_url=params.success_url,
         )
     if not paid:
         redirect, _ = redirect_for(ctx, state, quote, trial)
-        action = checkout_action(ctx, "attach", body)
+        action = checkout_action(ctx, "attach", params)
         if redirect:
             _, url = create_checkout_session(
-                conn, state.customer.pk, quote.due_now, action, state.now, base_url, body.get("success_url")
+                conn, state.customer.pk, quote.due_now, action, state.now, base_url, params.success_url
             )
             return change_response(state.customer, entity_id, payment_url=url)
         invoice, failure = charge_or_retry_link(
@@ -234,13 +257,13 @@ def attach_in(
             state.now,
             base_url,
             action,
-            body.get("success_url"),
+            params.success_url,
         )
         if failure is not None:
             return failure
     created: list[int] = []
     changes = apply_attach(state, quote, trial, created)
-    save_attach_links(conn, state.cat, state.plan, created, body, state.now)
+    save_attach_links(conn, state.cat, state.plan, created, params, state.now)
     emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
     out = change_response(state.customer, entity_id, payment_url=None)
     if invoice is not None:
@@ -251,17 +274,18 @@ def attach_in(
 def check_attach_mode(state: AttachState, quote: AttachQuote, trial: TrialChoice | None) -> None:
     """Autumn's invoice-mode validation of one prepared attach (see :func:`invoice_mode.check_attach`)."""
     check_attach(
-        state.body,
+        state.params.invoice_mode,
+        state.params.enable_plan_immediately,
         trial.card_required if trial else None,
         trial.on_end if trial else None,
         quote.scheduled,
     )
 
 
-def paid_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def paid_attach(ctx: Ctx, params: AttachRequest) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
-        return attach_in(ctx, conn, body, base_url)
+        return attach_in(ctx, conn, params, base_url)
 
 
 def _outgoing_quantities(conn: Connection, state: AttachState) -> dict[str, dict[str, Decimal]]:
@@ -271,10 +295,10 @@ def _outgoing_quantities(conn: Connection, state: AttachState) -> dict[str, dict
     return {state.current.plan_id: dict(sub.prepaid_quantities)} if sub else {}
 
 
-def preview_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    settle_due(ctx, body)
+def preview_attach(ctx: Ctx, params: PreviewAttachParams) -> dict[str, Any]:
+    settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
-        state, quote, trial = prepare_attach(ctx, conn, body)
+        state, quote, trial = prepare_attach(ctx, conn, params)
         check_attach_mode(state, quote, trial)
         redirect, has_pm = redirect_for(ctx, state, quote, trial)
         out = attach_preview_body(
@@ -289,22 +313,22 @@ def preview_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         return hide_seats(out)
 
 
-def attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def attach(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
     """``billing.attach``: a plan without a price (and nothing priced replaced) takes the free path;
     anything involving money the paid one; both under the customer's billing lock."""
-    with customer_lock(ctx, body):
-        return _attach_unlocked(ctx, body)
+    with customer_lock(ctx, params.customer_id):
+        return _attach_unlocked(ctx, params)
 
 
-def _attach_unlocked(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def _attach_unlocked(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
-        cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, body)
+        cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, params)
         current_plan = cat.plans_by_pk.get(current.plan_pk) if current else None
         needs_paid = (
             needs_paid_billing(plan, current_plan)
-            or body.get("redirect_mode") == "always"
-            or bool(body.get("license_quantities"))  # paid seats: priced by the paid path
+            or params.redirect_mode == "always"
+            or bool(params.license_quantities)  # paid seats: priced by the paid path
         )
         if not needs_paid:
-            return attach_free(ctx, conn, body, cat, customer, entity, plan, current, instances, now)
-    return paid_attach(ctx, body)
+            return attach_free(ctx, conn, params, cat, customer, entity, plan, current, instances, now)
+    return paid_attach(ctx, params)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import AttachCustomize, CreateSchedulePhasePlanCustomize, FeatureQuantity
 from reference_server.billing.license_seats import is_seat_key, links_for, stored_seat_ids, with_seats
 from reference_server.engine.billing import Plan as EnginePlan
 from reference_server.engine.billing import Subscription, plan_from_api
@@ -53,8 +54,25 @@ def _item_matches(item: dict[str, Any], flt: dict[str, Any]) -> bool:
     return not (flt.get("interval") and price.get("interval") != flt["interval"])
 
 
-def customized_plan(plan: Plan, customize: dict[str, Any] | None) -> Plan:
-    """The plan with ``customize`` applied (price, items or add/remove items, free trial)."""
+def feature_quantities(entries: list[FeatureQuantity] | None) -> dict[str, Decimal]:
+    """A request's ``feature_quantities`` as a mapping of feature id to total desired units."""
+    return {fq.feature_id: to_decimal(fq.quantity) for fq in entries or () if fq.quantity is not None}
+
+
+PlanCustomize = AttachCustomize | CreateSchedulePhasePlanCustomize
+"""A request's ``customize`` of one plan (attach, update, multi-attach and schedule phases)."""
+
+
+def is_customized(params: PlanCustomize | None) -> bool:
+    """Whether a request's ``customize`` sets anything (an empty one customizes nothing)."""
+    return params is not None and bool(params.model_dump(exclude_unset=True))
+
+
+def customized_plan(plan: Plan, params: PlanCustomize | None) -> Plan:
+    """The plan with ``customize`` applied (price, items or add/remove items, free trial).
+
+    The customized plan is stored as JSON: ``customize`` is applied as the request's JSON."""
+    customize = params.model_dump(mode="json", exclude_unset=True) if params is not None else None
     if not customize:
         return plan
     changes: dict[str, Any] = {}

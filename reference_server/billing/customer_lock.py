@@ -3,8 +3,7 @@ their whole run, so a second billing change of the same customer in flight gets 
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from contextlib import AbstractContextManager
 
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.service.context import Ctx
@@ -15,9 +14,6 @@ LOCKED_OPERATIONS = frozenset(op.qualified_name for op in OPERATIONS if op.locks
 operations whose policy (``codegen/policy.py``) says ``locks_customer``."""
 
 
-def customer_lock(ctx: Ctx, body: dict[str, Any]) -> AbstractContextManager[None]:
-    """The request's customer's billing lock (nothing to hold without a customer id)."""
-    customer_id = body.get("customer_id")
-    if not isinstance(customer_id, str):
-        return nullcontext()  # request validation reports the missing customer
+def customer_lock(ctx: Ctx, customer_id: str) -> AbstractContextManager[None]:
+    """The request's customer's billing lock."""
     return billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())

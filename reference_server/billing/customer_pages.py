@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import AttachParams, OpenCustomerPortalParams, SetupPaymentParams
 from reference_server.billing.license_seats import attach_seats
 from reference_server.billing.payment_collection import change_response, checkout_action
 from reference_server.billing.plan_changes import customer_ref
@@ -22,38 +23,56 @@ from reference_server.service.maintenance import require_customer
 from reference_server.store.billing_records import load_session
 from reference_server.store.subjects import CustomerRow, get_entity
 
+SETUP_ATTACH_KEYS = frozenset(
+    (
+        "customer_id",
+        "entity_id",
+        "plan_id",
+        "feature_quantities",
+        "license_quantities",
+        "customize",
+        "remove_plan_ids",
+    )
+)
+"""What ``billing.setup_payment`` with a ``plan_id`` attaches once the card is set up."""
+
+
+def setup_attach(body: dict[str, Any]) -> AttachParams:
+    """The attach a ``billing.setup_payment`` request (its JSON, as stored with the setup session) makes
+    once set up: its plan with its quantities, customization and removals."""
+    return AttachParams.model_validate({k: v for k, v in body.items() if k in SETUP_ATTACH_KEYS})
+
 
 def _customer_and_entity(
-    ctx: Ctx, conn: Connection, body: dict[str, Any]
+    ctx: Ctx, conn: Connection, customer_id: str, entity_id: str | None
 ) -> tuple[CustomerRow, str | None, int]:
 
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-    customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-    entity_id = body.get("entity_id")
+    customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
     if entity_id and get_entity(conn, customer.pk, entity_id) is None:
         raise entity_not_found(entity_id)
     return customer, entity_id, now
 
 
-def setup_payment(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def setup_payment(ctx: Ctx, params: SetupPaymentParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
-        customer, entity_id, now = _customer_and_entity(ctx, conn, body)
-        if body.get("remove_plan_ids"):
-            if not body.get("plan_id"):
+        customer, entity_id, now = _customer_and_entity(ctx, conn, params.customer_id, params.entity_id)
+        action = checkout_action(ctx, "setup", params)
+        if params.remove_plan_ids:
+            if not params.plan_id:
                 raise invalid("remove_plan_ids: only with plan_id (the plan attached once set up)")
-            resolve_attach(ctx, conn, body)  # the removals are checked now, applied with the attach
-        upserts = (body.get("customize") or {}).get("upsert_licenses")
-        if body.get("license_quantities") or upserts:
-            if not body.get("plan_id"):
+            # the removals are checked now (as an attach of the request), applied with the attach
+            resolve_attach(ctx, conn, AttachParams.model_validate(action["body"]))
+        upserts = params.customize.upsert_licenses if params.customize is not None else None
+        if params.license_quantities or upserts:
+            if not params.plan_id:
                 raise invalid("license_quantities: only with plan_id (the plan attached once set up)")
-            cat, _, _, plan, current, _, _ = resolve_attach(ctx, conn, body)
-            attach_seats(conn, cat, plan, current.pk if current is not None else None, body)  # checked now
-        action = checkout_action(ctx, "setup", body)
-        action["plan_id"] = body.get("plan_id")
-        session_id, url = create_setup_session(
-            conn, customer.pk, action, now, base_url, body.get("success_url")
-        )
+            then = AttachParams.model_validate(action["body"])
+            cat, _, _, plan, current, _, _ = resolve_attach(ctx, conn, then)
+            attach_seats(conn, cat, plan, current.pk if current is not None else None, then)  # checked now
+        action["plan_id"] = params.plan_id
+        session_id, url = create_setup_session(conn, customer.pk, action, now, base_url, params.success_url)
         processor = processor_for(ctx.state, conn, customer.pk)
         session = load_session(conn, session_id, "setup")
         if session is not None:
@@ -63,9 +82,9 @@ def setup_payment(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         return change_response(customer, entity_id, url=url)
 
 
-def open_customer_portal(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def open_customer_portal(ctx: Ctx, params: OpenCustomerPortalParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
-        customer, _, now = _customer_and_entity(ctx, conn, body)
-        _, url = create_portal_session(conn, customer.pk, now, base_url, body.get("return_url"))
+        customer, _, now = _customer_and_entity(ctx, conn, params.customer_id, None)
+        _, url = create_portal_session(conn, customer.pk, now, base_url, params.return_url)
         return {"customer_id": customer.id, "url": url}

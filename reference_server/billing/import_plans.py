@@ -37,6 +37,7 @@ from typing import Any
 import stripe
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import DfuFlashBillablePlan, DfuFlashParams
 from reference_server.engine.intervals import boundary
 from reference_server.errors import ApiError, invalid, plan_not_found
 from reference_server.processors.registry import stripe_processor_for
@@ -84,7 +85,7 @@ class _Planned:
     """One billable's plan, resolved and checked before anything is written."""
 
     plan: Plan
-    given: dict[str, Any]
+    given: DfuFlashBillablePlan
     processor: str | None
     subscription_id: str | None
     schedule_id: str | None
@@ -166,27 +167,27 @@ def _instance_processor(processors: dict[int, str | None], inst: Instance) -> st
     return "stripe"
 
 
-def _plan_of(cat: Catalog, given: dict[str, Any]) -> Plan:
-    plan_id = str(given.get("plan_id") or "")
-    version = given.get("version")
+def _plan_of(cat: Catalog, given: DfuFlashBillablePlan) -> Plan:
+    plan_id = given.plan_id
+    version = given.version
     plan = cat.plan_version(plan_id, int(version) if version is not None else None)
     if plan is None:
         raise plan_not_found(plan_id)
     return plan
 
 
-def _quantities(plan: Plan, given: dict[str, Any]) -> dict[str, float]:
+def _quantities(plan: Plan, given: DfuFlashBillablePlan) -> dict[str, float]:
     out: dict[str, float] = {}
     priced = {
         i["feature_id"] for i in plan.items if (i.get("price") or {}).get("billing_method") == "prepaid"
     }
-    for fq in given.get("feature_quantities") or []:
-        fid = str(fq["feature_id"])
+    for fq in given.feature_quantities or []:
+        fid = fq.feature_id
         if fid not in priced:
             raise invalid(
                 f"feature_quantities: {fid} is not a prepaid feature of plan {plan.id}", "invalid_inputs"
             )
-        quantity = float(fq["quantity"])
+        quantity = float(fq.quantity)
         if quantity < 0:
             raise invalid(f"feature_quantities: the quantity of {fid} must not be negative", "invalid_inputs")
         out[fid] = quantity
@@ -194,18 +195,18 @@ def _quantities(plan: Plan, given: dict[str, Any]) -> dict[str, float]:
 
 
 def _plan_billables(
-    cat: Catalog, body: dict[str, Any], instances: list[Instance], processors: dict[int, str | None]
+    cat: Catalog, params: DfuFlashParams, instances: list[Instance], processors: dict[int, str | None]
 ) -> list[_Planned]:
     planned: list[_Planned] = []
-    for position, billable in enumerate(body.get("billables") or []):
-        given = billable.get("plan")
-        if not isinstance(given, dict):
+    for position, billable in enumerate(params.billables):
+        given = billable.plan
+        if given is None:
             raise invalid(f"billables[{position}]: a billable must have a plan", "invalid_inputs")
-        if billable.get("phases"):
+        if (billable.model_extra or {}).get("phases"):  # not in the spec's billable: an extra field
             raise _unsupported("phases")
         plan = _plan_of(cat, given)
-        processor = billable.get("processor")
-        link = billable.get("link") or {}
+        processor = billable.processor
+        link = billable.link
         existing = next(
             (
                 i
@@ -217,19 +218,19 @@ def _plan_billables(
             ),
             None,
         )
-        quantity = given.get("quantity")
-        if quantity is not None and float(quantity) <= 0:
+        quantity = given.quantity
+        if quantity is not None and quantity <= 0:
             raise invalid(f"billables[{position}].plan.quantity: must be positive", "invalid_inputs")
         planned.append(
             _Planned(
                 plan=plan,
                 given=given,
                 processor=processor,
-                subscription_id=link.get("subscription_id"),
-                schedule_id=link.get("schedule_id"),
-                anchor=_ms(billable.get("billing_cycle_anchor")),
-                started_at=_ms(given.get("started_at")),
-                status=given.get("status"),
+                subscription_id=link.subscription_id if link is not None else None,
+                schedule_id=link.schedule_id if link is not None else None,
+                anchor=_ms(billable.billing_cycle_anchor),
+                started_at=_ms(given.started_at),
+                status=given.status,
                 quantities=_quantities(plan, given),
                 existing=existing,
             )
@@ -317,7 +318,7 @@ def _image(
 ) -> Instance:
     """Create the plan instance of one billable."""
     started_at = p.start if p.start is not None else now
-    quantity = float(p.given.get("quantity") or 1)
+    quantity = float(p.given.quantity or 1)
     ends_at = p.ends_at()
     if p.effective_status in ENDED_STATUSES and ends_at is None:
         pk = store.insert_ended_instance(conn, customer.pk, p.plan.pk, p.plan.id, quantity, started_at, now)
@@ -342,7 +343,9 @@ def _image(
         if ends_at is not None:  # canceled at the processor, running until its period ends
             store.end_later(conn, pk, p.hydrated.canceled_at or now, ends_at)
             schedule_maintenance(conn, customer.pk, ends_at)
-        _apply_balances(conn, pk, list(p.given.get("balances") or []))
+        # the balances' filters tell an absent interval from a null one: read as the request's JSON
+        balances = [b.model_dump(mode="json", exclude_unset=True) for b in p.given.balances or []]
+        _apply_balances(conn, pk, balances)
     store.record_imported_plan(
         conn,
         pk,
@@ -356,13 +359,13 @@ def _image(
     return next(i for i in load_instances(conn, customer.pk, include_expired=True) if i.pk == pk)
 
 
-def _upsert_customer(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> CustomerRow:
-    customer_id = str(body["customer_id"])
-    data = dict(body.get("customer_data") or {})
+def _upsert_customer(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> CustomerRow:
+    customer_id = params.customer_id
+    data = params.customer_data.model_dump(exclude_unset=True) if params.customer_data is not None else {}
     email = data.get("email")
     if email is not None and not EMAIL_RE.match(str(email)):
         raise invalid(f"customer_data.email: invalid email address {email}", "invalid_inputs")
-    identities = {str(p["type"]): str(p["id"]) for p in body.get("processors") or []}
+    identities = {p.type: p.id for p in params.processors or []}
     now = ctx.now()
     customer = get_customer(conn, ctx.tenant, customer_id, lock=True)
     if customer is None:
@@ -445,13 +448,13 @@ def _hydrate(ctx: Ctx, conn: Connection, customer: CustomerRow, planned: list[_P
             p.hydrated = found
 
 
-def _flash(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> tuple[CustomerRow, list[dict[str, Any]]]:
+def _flash(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> tuple[CustomerRow, list[dict[str, Any]]]:
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-    customer = _upsert_customer(ctx, conn, body)
+    customer = _upsert_customer(ctx, conn, params)
     now = ctx.now(customer.clock_offset_ms)
     instances = load_instances(conn, customer.pk)
     processors = store.processor_of_instances(conn, [i.pk for i in instances])
-    planned = _plan_billables(cat, body, instances, processors)
+    planned = _plan_billables(cat, params, instances, processors)
     _hydrate(ctx, conn, customer, planned, now)
     flashed: list[dict[str, Any]] = []
     for p in planned:
@@ -500,20 +503,20 @@ def _flash(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> tuple[CustomerRo
     return customer, flashed
 
 
-def import_billing(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    customer_id = str(body["customer_id"])
-    if body.get("entities"):
+def import_billing(ctx: Ctx, params: DfuFlashParams) -> dict[str, Any]:
+    customer_id = params.customer_id
+    if (params.model_extra or {}).get("entities"):  # not in the spec's request: an extra field
         raise _unsupported("entities")
     lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
     with lock, ctx.db.write() as conn:
-        if body.get("dry_run"):
+        if params.dry_run:
             savepoint = conn.begin_nested()
             try:
-                _, flashed = _flash(ctx, conn, body)
+                _, flashed = _flash(ctx, conn, params)
             finally:
                 savepoint.rollback()
             return {"customer_id": customer_id, "flashed": flashed, "customer": None}
-        customer, flashed = _flash(ctx, conn, body)
+        customer, flashed = _flash(ctx, conn, params)
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer_out = customer_json(ctx, conn, cat, customer, ctx.now(customer.clock_offset_ms))
     return {"customer_id": customer_id, "flashed": flashed, "customer": customer_out}

@@ -24,6 +24,7 @@ from reference_server.errors import ApiError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.stripe.events import CompleteCheckout, payment_succeeded
 from reference_server.service.context import Ctx
+from reference_server.service.extra_params import FinalizeInvoiceParams, NoParams
 from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.billing_records import (
@@ -39,9 +40,9 @@ from reference_server.store.tables.imports import invoice_rows_by_pk
 JSON = dict[str, Any]
 
 
-def _invoice_id(body: dict[str, Any]) -> str:
-    invoice_id = body.get("invoice_id")
-    if not isinstance(invoice_id, str) or not invoice_id:
+def _invoice_id(params: FinalizeInvoiceParams) -> str:
+    invoice_id = params.invoice_id
+    if not invoice_id:
         raise invalid("invoice_id: Required", "invalid_inputs")
     return invoice_id
 
@@ -75,8 +76,8 @@ class InvoiceActions:
     complete: CompleteCheckout | None
     """What a paid checkout was for (an attach paid by invoice...), as a payment's arrival does it."""
 
-    def void(self, ctx: Ctx, body: dict[str, Any]) -> JSON:
-        invoice_id = _invoice_id(body)
+    def void(self, ctx: Ctx, params: FinalizeInvoiceParams) -> JSON:
+        invoice_id = _invoice_id(params)
         invoice_pk, customer_id = _customer_of(ctx, invoice_id)
         lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
         with lock, ctx.db.write() as conn:
@@ -102,8 +103,8 @@ class InvoiceActions:
             void_unpaid(conn, invoice_pk, ctx.now())
             return _answer(conn, invoice_pk)
 
-    def pay(self, ctx: Ctx, body: dict[str, Any]) -> JSON:
-        invoice_id = _invoice_id(body)
+    def pay(self, ctx: Ctx, params: FinalizeInvoiceParams) -> JSON:
+        invoice_id = _invoice_id(params)
         invoice_pk, customer_id = _customer_of(ctx, invoice_id)
         lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
         with lock, ctx.db.write() as conn:
@@ -142,14 +143,14 @@ def _actions(ctx: Ctx, name: str) -> InvoiceActions:
     return actions
 
 
-def void_invoice(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def void_invoice(ctx: Ctx, params: FinalizeInvoiceParams) -> JSON:
     """``invoices.void``: void an open invoice-mode invoice on its processor and here."""
-    return _actions(ctx, "invoices.void").void(ctx, body)
+    return _actions(ctx, "invoices.void").void(ctx, params)
 
 
-def pay_invoice(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def pay_invoice(ctx: Ctx, params: FinalizeInvoiceParams) -> JSON:
     """``invoices.pay``: mark an open invoice paid out of band (no charge is attempted)."""
-    return _actions(ctx, "invoices.pay").pay(ctx, body)
+    return _actions(ctx, "invoices.pay").pay(ctx, params)
 
 
 UNSUPPORTED: dict[str, str] = {
@@ -165,8 +166,8 @@ UNSUPPORTED: dict[str, str] = {
 """The official SDK's invoice operations this server refuses, and why."""
 
 
-def _refusal(name: str) -> Callable[[Ctx, dict[str, Any]], JSON]:
-    def refuse(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def _refusal(name: str) -> Callable[[Ctx, NoParams], JSON]:
+    def refuse(ctx: Ctx, params: NoParams) -> JSON:
         raise ApiError(
             400,
             "unsupported_operation",
@@ -178,7 +179,7 @@ def _refusal(name: str) -> Callable[[Ctx, dict[str, Any]], JSON]:
     return refuse
 
 
-REFUSED_OPERATIONS: dict[str, tuple[str, Callable[[Ctx, dict[str, Any]], JSON]]] = {
+REFUSED_OPERATIONS: dict[str, tuple[str, Callable[[Ctx, NoParams], JSON]]] = {
     "/v1/invoices.listTemplates" if name == "invoices.list_templates" else f"/v1/{name}": (
         name,
         _refusal(name),

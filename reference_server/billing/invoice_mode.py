@@ -21,14 +21,16 @@ Finalizing opens it (status ``open``, its hosted page payable from then on):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import AttachInvoiceMode
 from reference_server.errors import ApiError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import Ctx
+from reference_server.service.extra_params import FinalizeInvoiceParams
 from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_records import invoice_status_reason, tenant_invoice
 from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft
@@ -50,15 +52,14 @@ UPDATE_NO_CARD_TRIAL = (
 )
 
 
-def enabled_mode(body: Mapping[str, Any]) -> dict[str, Any] | None:
+def enabled_mode(mode: AttachInvoiceMode | None) -> AttachInvoiceMode | None:
     """The request's ``invoice_mode`` when it is enabled, else None."""
-    mode = body.get("invoice_mode")
-    return dict(mode) if isinstance(mode, Mapping) and mode.get("enabled") else None
+    return mode if mode is not None and mode.enabled else None
 
 
-def plan_starts_now(body: Mapping[str, Any], mode: Mapping[str, Any]) -> bool:
+def plan_starts_now(mode: AttachInvoiceMode, enable_plan_immediately: bool | None) -> bool:
     """``enable_plan_immediately`` (top level or in ``invoice_mode``): the change happens before payment."""
-    return bool(mode.get("enable_plan_immediately") or body.get("enable_plan_immediately"))
+    return bool(mode.enable_plan_immediately or enable_plan_immediately)
 
 
 def _bills_at_trial_end(card_required: bool | None, on_end: str | None) -> bool:
@@ -67,7 +68,11 @@ def _bills_at_trial_end(card_required: bool | None, on_end: str | None) -> bool:
 
 
 def check_attach(
-    body: Mapping[str, Any], card_required: bool | None, on_end: str | None, scheduled: bool
+    invoice_mode: AttachInvoiceMode | None,
+    enable_plan_immediately: bool | None,
+    card_required: bool | None,
+    on_end: str | None,
+    scheduled: bool,
 ) -> None:
     """Autumn's invoice-mode validation of one plan being attached (attach, multi-attach, a schedule's
     first phase and their previews): ``card_required``/``on_end`` of the trial the attach starts (None
@@ -77,20 +82,22 @@ def check_attach(
       refused (400 ``invalid_request``);
     * deferred activation (no ``enable_plan_immediately``) of a downgrade has nothing to pay now: refused.
     """
-    mode = enabled_mode(body)
+    mode = enabled_mode(invoice_mode)
     if mode is None:
         return
-    if _bills_at_trial_end(card_required, on_end) and mode.get("finalize") is False:
+    if _bills_at_trial_end(card_required, on_end) and mode.finalize is False:
         raise invalid(NO_CARD_TRIAL_OPTIONS)
-    if scheduled and not plan_starts_now(body, mode):
+    if scheduled and not plan_starts_now(mode, enable_plan_immediately):
         raise invalid(DEFERRED_DOWNGRADE)
 
 
-def check_update(body: Mapping[str, Any], card_required: bool | None, on_end: str | None) -> None:
+def check_update(
+    invoice_mode: AttachInvoiceMode | None, card_required: bool | None, on_end: str | None
+) -> None:
     """Autumn's invoice-mode validation of ``billing.update`` (and its preview): invoice mode is chosen when
     a no-card trial is attached, never set while updating a plan in one (``card_required``/``on_end``
     of the plan's running trial, None without one)."""
-    if enabled_mode(body) is not None and _bills_at_trial_end(card_required, on_end):
+    if enabled_mode(invoice_mode) is not None and _bills_at_trial_end(card_required, on_end):
         raise invalid(UPDATE_NO_CARD_TRIAL)
 
 
@@ -106,10 +113,10 @@ ProcessorOf = Callable[[Connection, int], PaymentProcessor]
 """The payment processor of a customer (by pk)."""
 
 
-def finalize_invoice(ctx: Ctx, body: dict[str, Any], processor_of: ProcessorOf) -> dict[str, Any]:
+def finalize_invoice(ctx: Ctx, params: FinalizeInvoiceParams, processor_of: ProcessorOf) -> dict[str, Any]:
     """``POST /v1/invoices.finalize {invoice_id}``: finalize an invoice-mode draft (see the module docs)."""
-    invoice_id = body.get("invoice_id")
-    if not isinstance(invoice_id, str) or not invoice_id:
+    invoice_id = params.invoice_id
+    if not invoice_id:
         raise invalid("invoice_id: Required", "invalid_inputs")
     with ctx.db.write() as conn:
         row = tenant_invoice(conn, invoice_id, ctx.tenant.org_pk, ctx.tenant.env)

@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import AttachCustomizeUpsertLicense, AttachLicenseQuantity
+from reference_server.billing.resolve import AttachRequest, UpdateRequest
 from reference_server.errors import invalid, plan_not_found
 from reference_server.service.subscriptions import expire_instance
 from reference_server.store import licenses as store
@@ -56,11 +58,13 @@ def _plan_interval(plan: Plan) -> tuple[str, int] | None:
     return None
 
 
-def parse_upserts(cat: Catalog, parent: Plan, entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+def parse_upserts(
+    cat: Catalog, parent: Plan, entries: list[AttachCustomizeUpsertLicense] | None
+) -> dict[str, Any]:
     """``customize.upsert_licenses`` checked as plans.create checks a link; keyed by license plan."""
     out: dict[str, store.LinkOverride | None] = {}
     for entry in entries or []:
-        license_plan_id = str(entry["license_plan_id"])
+        license_plan_id = entry.license_plan_id
         if license_plan_id in out:
             raise invalid(f"License plan {license_plan_id} appears twice in customize.upsert_licenses.")
         if license_plan_id == parent.id:
@@ -70,15 +74,16 @@ def parse_upserts(cat: Catalog, parent: Plan, entries: list[dict[str, Any]] | No
             raise plan_not_found(license_plan_id)
         if license_plan.archived:
             raise invalid(f"License plan {license_plan_id} is archived and cannot be linked.")
-        if entry.get("prepaid_only") is False:
+        if entry.prepaid_only is False:
             raise invalid(
                 "License overflow billing (prepaid_only: false) is not yet available. "
                 "Set prepaid_only to true."
             )
-        customize = entry.get("customize") or {}
-        price = customize.get("price")
-        included = entry.get("included")
-        if included is None and entry.get("prepaid_only") is None and price is None:
+        custom_price = entry.customize.price if entry.customize is not None else None
+        # stored as the request's JSON (the link's price override)
+        price = custom_price.model_dump(mode="json", exclude_unset=True) if custom_price is not None else None
+        included = entry.included
+        if included is None and entry.prepaid_only is None and price is None:
             out[license_plan_id] = None  # a bare entry: back to the catalogue's link
             continue
         seat = _recurring(price if price is not None else license_plan.price)
@@ -90,9 +95,9 @@ def parse_upserts(cat: Catalog, parent: Plan, entries: list[dict[str, Any]] | No
             )
         out[license_plan_id] = store.LinkOverride(
             license_plan_id,
-            None if included is None else int(included),
-            None if entry.get("prepaid_only") is None else bool(entry["prepaid_only"]),
-            None if price is None else dict(price),
+            included,
+            entry.prepaid_only,
+            price,
         )
     return out
 
@@ -170,7 +175,7 @@ def requested(
     cat: Catalog,
     plan: Plan,
     links: Iterable[store.EffectiveLink],
-    entries: list[dict[str, Any]] | None,
+    entries: list[AttachLicenseQuantity] | None,
     *,
     assigned: Mapping[str, int] | None = None,
 ) -> dict[str, Decimal]:
@@ -184,8 +189,8 @@ def requested(
     by_id = {link.license_plan_id: link for link in links}
     out: dict[str, Decimal] = {}
     for entry in entries:
-        license_plan_id = str(entry["license_plan_id"])
-        quantity = int(entry["quantity"])
+        license_plan_id = entry.license_plan_id
+        quantity = entry.quantity
         if seat_key(license_plan_id) in out:
             raise invalid(f"License plan {license_plan_id} appears twice in license_quantities.")
         link = by_id.get(license_plan_id)
@@ -220,9 +225,8 @@ def _stored_quantities(conn: Connection, instance_pk: int) -> dict[str, Any]:
     return dict(stored_prepaid_quantities(conn, instance_pk) or {})
 
 
-def _upserts_of(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    customize = body.get("customize")
-    return customize.get("upsert_licenses") if isinstance(customize, dict) else None
+def _upserts_of(params: AttachRequest | UpdateRequest) -> list[AttachCustomizeUpsertLicense] | None:
+    return params.customize.upsert_licenses if params.customize is not None else None
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,7 @@ class Seats:
 
 
 def attach_seats(
-    conn: Connection, cat: Catalog, plan: Plan, current_pk: int | None, body: Mapping[str, Any]
+    conn: Connection, cat: Catalog, plan: Plan, current_pk: int | None, params: AttachRequest
 ) -> Seats:
     """The attached plan with its paid seat items, the requested seat quantities and its own links.
 
@@ -244,12 +248,12 @@ def attach_seats(
     replaced plan (``current_pk``) holds paid seats of and this plan links too: those seats carry over
     at their count unless ``license_quantities`` names them.
     """
-    entries = _upserts_of(body)
+    entries = _upserts_of(params)
     upserts = parse_upserts(cat, plan, entries)
     links = links_for(conn, plan, None, upserts)
     by_id = {link.license_plan_id: link for link in links}
     assigned = live_assignments(conn, current_pk) if current_pk is not None else {}
-    wanted = requested(cat, plan, links, body.get("license_quantities"), assigned=assigned)
+    wanted = requested(cat, plan, links, params.license_quantities, assigned=assigned)
     carried = stored_seat_ids(_stored_quantities(conn, current_pk)) if current_pk is not None else []
     ids = [
         k.removeprefix(SEAT_PREFIX)
@@ -270,18 +274,18 @@ def attach_seats(
 
 
 def update_seats(
-    conn: Connection, cat: Catalog, plan: Plan, instance_pk: int, body: Mapping[str, Any]
+    conn: Connection, cat: Catalog, plan: Plan, instance_pk: int, params: UpdateRequest
 ) -> Seats:
     """The updated instance's plan with seat items for its paid pools and the resized ones, the new
     quantities, and its own links after ``customize.upsert_licenses``.
 
     Every named license must be linked; a pool may not shrink below its live assignments.
     """
-    entries = _upserts_of(body)
+    entries = _upserts_of(params)
     upserts = parse_upserts(cat, plan, entries)
     links = links_for(conn, plan, instance_pk, upserts)
     wanted = requested(
-        cat, plan, links, body.get("license_quantities"), assigned=live_assignments(conn, instance_pk)
+        cat, plan, links, params.license_quantities, assigned=live_assignments(conn, instance_pk)
     )
     ids = [k.removeprefix(SEAT_PREFIX) for k in wanted]
     ids += stored_seat_ids(_stored_quantities(conn, instance_pk))
@@ -302,10 +306,10 @@ def keep_links(conn: Connection, instance_pk: int, seats: Seats, previous_pk: in
 
 
 def save_attach_links(
-    conn: Connection, cat: Catalog, plan: Plan, created: list[int], body: Mapping[str, Any], now: int
+    conn: Connection, cat: Catalog, plan: Plan, created: list[int], params: AttachRequest, now: int
 ) -> None:
     """Store the attached instance's own links (``customize.upsert_licenses``), if the attach set any."""
-    entries = _upserts_of(body)
+    entries = _upserts_of(params)
     if entries and created:
         store.save_overrides(conn, created[0], merged_overrides([], parse_upserts(cat, plan, entries)), now)
 

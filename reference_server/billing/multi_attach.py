@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import AttachParams, MultiAttachParams, PreviewMultiAttachParams
 from reference_server.billing.attach import check_attach_mode, prepare_attach, redirect_for
 from reference_server.billing.convert import engine_plan
 from reference_server.billing.customer_lock import customer_lock
@@ -38,20 +40,27 @@ from reference_server.errors import invalid
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import load_instances
 
+MultiAttachRequest = MultiAttachParams | PreviewMultiAttachParams
 
-def _plan_bodies(body: dict[str, Any]) -> list[dict[str, Any]]:
-    plans = body.get("plans") or []
-    if not plans:
+
+def _plan_params(params: MultiAttachRequest) -> list[AttachParams]:
+    """Each plan as the request of a lone ``billing.attach`` (the request's customer, entity and
+    invoice mode, the plan's own fields winning)."""
+    if not params.plans:
         raise invalid("plans: at least one plan is required", "invalid_inputs")
-    keys = ("customer_id", "entity_id", "invoice_mode", "enable_plan_immediately")
-    shared = {k: body[k] for k in keys if body.get(k) is not None}
-    return [{**shared, **{k: v for k, v in p.items() if v is not None}} for p in plans]
+    keys = {"customer_id", "entity_id", "invoice_mode", "enable_plan_immediately"}
+    shared = {k: v for k, v in params.model_dump(include=keys, exclude_unset=True).items() if v is not None}
+    out = []
+    for plan in params.plans:
+        own = {k: v for k, v in plan.model_dump(exclude_unset=True).items() if v is not None}
+        out.append(AttachParams.model_validate({**shared, **own}))
+    return out
 
 
 def _prepare_multi(
-    ctx: Ctx, conn: Connection, body: dict[str, Any], check: bool = True
+    ctx: Ctx, conn: Connection, params: MultiAttachRequest, check: bool = True
 ) -> list[tuple[AttachState, AttachQuote, TrialChoice | None]]:
-    prepared = [prepare_attach(ctx, conn, b) for b in _plan_bodies(body)]
+    prepared = [prepare_attach(ctx, conn, p) for p in _plan_params(params)]
     if check:  # (not when a paid checkout completes it: it was checked when asked for)
         for state, quote, trial in prepared:
             check_attach_mode(state, quote, trial)
@@ -64,23 +73,27 @@ def _prepare_multi(
     return prepared
 
 
-def _multi_attach_unlocked(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def _multi_attach_unlocked(ctx: Ctx, params: MultiAttachParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
-        return multi_attach_in(ctx, conn, body, base_url)
+        return multi_attach_in(ctx, conn, params, base_url)
 
 
 def multi_attach_in(
     ctx: Ctx,
     conn: Connection,
-    body: dict[str, Any],
+    params: MultiAttachParams,
     base_url: str,
     paid: bool = False,
     created: list[int] | None = None,
     action_op: str = "multi_attach",
-    action_body: dict[str, Any] | None = None,
+    action_params: BaseModel | None = None,
 ) -> dict[str, Any]:
-    prepared = _prepare_multi(ctx, conn, body, check=not paid)
+    """Attach several plans inside ``conn``'s transaction; ``paid``: a checkout collected the money.
+
+    ``action_op``/``action_params``: what completing the checkout or paying the invoice does (a schedule
+    passes its own request); by default this multi-attach."""
+    prepared = _prepare_multi(ctx, conn, params, check=not paid)
     first = prepared[0][0]
     entity_id = first.entity.id if first.entity else None
     try:
@@ -95,11 +108,24 @@ def multi_attach_in(
             changes += apply_attach(state, quote, trial, created)
         emit_billing_updated(ctx, conn, first.customer, first.entity, changes, first.now)
 
-    invoice_body = action_body if action_body is not None else body
-    if not paid and invoice_mode_for(body, due) is not None:
-        # (a schedule's action body is the schedule: its invoice_mode is the one given to phase 0)
+    invoice_params = action_params if action_params is not None else params
+    mode = None if paid else invoice_mode_for(params.invoice_mode, due)
+    if mode is not None:
+        # (a schedule's action params are the schedule: its invoice_mode is the one given to phase 0)
         return bill_by_invoice(
-            ctx, conn, first.customer, first.entity, due, first.now, base_url, action_op, invoice_body, start
+            ctx,
+            conn,
+            first.customer,
+            first.entity,
+            due,
+            first.now,
+            base_url,
+            action_op,
+            invoice_params,
+            start,
+            mode=mode,
+            enable_plan_immediately=params.enable_plan_immediately,
+            success_url=params.success_url,
         )
     invoice = None
     if not paid:
@@ -108,12 +134,12 @@ def multi_attach_in(
         redirect = (
             any(redirect_for(ctx, s, q, t)[0] for s, q, t in prepared)
             if not has_pm
-            else body.get("redirect_mode") == "always"
+            else params.redirect_mode == "always"
         )
-        action = checkout_action(ctx, action_op, invoice_body)
+        action = checkout_action(ctx, action_op, invoice_params)
         if redirect:
             _, url = create_checkout_session(
-                conn, first.customer.pk, due, action, first.now, base_url, body.get("success_url")
+                conn, first.customer.pk, due, action, first.now, base_url, params.success_url
             )
             return change_response(first.customer, entity_id, payment_url=url)
         invoice, failure = charge_or_retry_link(
@@ -126,7 +152,7 @@ def multi_attach_in(
             first.now,
             base_url,
             action,
-            body.get("success_url"),
+            params.success_url,
         )
         if failure is not None:
             return failure
@@ -137,10 +163,10 @@ def multi_attach_in(
     return out
 
 
-def preview_multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    settle_due(ctx, body)
+def preview_multi_attach(ctx: Ctx, params: PreviewMultiAttachParams) -> dict[str, Any]:
+    settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
-        prepared = _prepare_multi(ctx, conn, body)
+        prepared = _prepare_multi(ctx, conn, params)
         first = prepared[0][0]
         processor = processor_for(ctx.state, conn, first.customer.pk)
         has_pm = processor.default_payment_method(conn, customer_ref(first.customer)) is not None
@@ -159,7 +185,7 @@ def preview_multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         return out
 
 
-def multi_attach(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def multi_attach(ctx: Ctx, params: MultiAttachParams) -> dict[str, Any]:
     """``billing.multi_attach``, under the customer's billing lock."""
-    with customer_lock(ctx, body):
-        return _multi_attach_unlocked(ctx, body)
+    with customer_lock(ctx, params.customer_id):
+        return _multi_attach_unlocked(ctx, params)

@@ -21,6 +21,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import (
+    MultiUpdateParams,
+    PreviewMultiUpdateParams,
+    UpdateSubscriptionParams,
+)
 from reference_server.billing.customer_lock import customer_lock
 from reference_server.billing.payment_collection import settle_due
 from reference_server.billing.plan_changes import charge_draft
@@ -46,21 +51,27 @@ SUBSCRIPTION_PREVIEW_KEYS = (
 )
 
 
-def _item_bodies(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each update as the body of a lone ``billing.update`` (its own entity wins over the request's)."""
-    updates = body.get("updates") or []
-    if not updates:
+MultiUpdateRequest = MultiUpdateParams | PreviewMultiUpdateParams
+
+
+def _item_params(params: MultiUpdateRequest) -> list[UpdateSubscriptionParams]:
+    """Each update as the request of a lone ``billing.update`` (its own entity wins over the request's)."""
+    if not params.updates:
         raise invalid("updates: at least one update is required", "invalid_inputs")
     out = []
-    for item in updates:
-        one: dict[str, Any] = {"customer_id": body["customer_id"]}
-        entity_id = item.get("entity_id") or body.get("entity_id")
+    for item in params.updates:
+        one: dict[str, Any] = {"customer_id": params.customer_id}
+        entity_id = item.entity_id or params.entity_id
         if entity_id:
             one["entity_id"] = entity_id
-        for key in ("plan_id", "subscription_id", "cancel_action", "proration_behavior"):
-            if item.get(key) is not None:
-                one[key] = item[key]
-        out.append(one)
+        fields = {
+            "plan_id": item.plan_id,
+            "subscription_id": item.subscription_id,
+            "cancel_action": item.cancel_action,
+            "proration_behavior": item.proration_behavior,
+        }
+        one.update({k: v for k, v in fields.items() if v is not None})
+        out.append(UpdateSubscriptionParams.model_validate(one))
     return out
 
 
@@ -68,17 +79,17 @@ def _item_bodies(body: dict[str, Any]) -> list[dict[str, Any]]:
 class _Item:
     """One resolved update: a free plan's (applied by the core) or a paid plan's quotes."""
 
-    body: dict[str, Any]
+    params: UpdateSubscriptionParams
     inst: Instance
     free: dict[str, Any] | None  # resolve_update's values for update_free
     quotes: dict[str, Any] | None  # billing.update.update_quotes for a paid plan
 
 
-def _resolve(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> list[_Item]:
+def _resolve(ctx: Ctx, conn: Connection, params: MultiUpdateRequest) -> list[_Item]:
     """Resolve, check and quote every update before anything changes."""
     items: list[_Item] = []
     seen: set[int] = set()
-    for one in _item_bodies(body):
+    for one in _item_params(params):
         cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, one)
         if inst.pk in seen:
             raise invalid(
@@ -102,9 +113,9 @@ def _resolve(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> list[_Item]:
     return items
 
 
-def _check_free(body: dict[str, Any], inst: Instance) -> None:
+def _check_free(params: UpdateSubscriptionParams, inst: Instance) -> None:
     """What ``update_free`` refuses, checked up front so no update is applied before a refusal."""
-    action = body.get("cancel_action")
+    action = params.cancel_action
     if action in ("cancel_immediately", "cancel_end_of_cycle", "uncancel") and inst.status != "active":
         verb = "uncancelled" if action == "uncancel" else "cancelled"
         raise invalid(f"Only an active plan can be {verb}")
@@ -121,18 +132,18 @@ def _combined_due(items: list[_Item]) -> InvoiceDraft:
     return InvoiceDraft(lines, drafts[0].currency)
 
 
-def multi_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    with customer_lock(ctx, body):
-        return _multi_update(ctx, body, ctx.base_url)
+def multi_update(ctx: Ctx, params: MultiUpdateParams) -> dict[str, Any]:
+    with customer_lock(ctx, params.customer_id):
+        return _multi_update(ctx, params, ctx.base_url)
 
 
-def _multi_update(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, Any]:
+def _multi_update(ctx: Ctx, params: MultiUpdateParams, base_url: str) -> dict[str, Any]:
     with ctx.db.write() as conn:
-        items = _resolve(ctx, conn, body)
+        items = _resolve(ctx, conn, params)
         due = _combined_due(items)
         for it in items:
             if it.free is not None:
-                update_free(ctx, conn, it.body, **it.free)
+                update_free(ctx, conn, it.params, **it.free)
             else:
                 assert it.quotes is not None
                 # ``paid=True``: nothing is charged per update; the one invoice below settles them all.
@@ -140,10 +151,10 @@ def _multi_update(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, An
         first = items[0]
         customer = (first.free or first.quotes or {})["customer"]
         now = (first.free or first.quotes or {})["now"]
-        entity = _request_entity(items, body)
+        entity = _request_entity(items, params.entity_id)
         out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
-        if body.get("entity_id"):
-            out["entity_id"] = body["entity_id"]
+        if params.entity_id:
+            out["entity_id"] = params.entity_id
         processor = processor_for(ctx.state, conn, customer.pk)
         outcome = charge_draft(processor, conn, customer, due, "update", now, base_url, entity)
         if outcome is not None and not outcome.succeeded:
@@ -159,22 +170,22 @@ def _multi_update(ctx: Ctx, body: dict[str, Any], base_url: str) -> dict[str, An
         return out
 
 
-def _request_entity(items: list[_Item], body: dict[str, Any]) -> Any:
+def _request_entity(items: list[_Item], entity_id: str | None) -> Any:
     """The entity the invoice is made out to: the request's, when every update is on it."""
-    if not body.get("entity_id"):
+    if not entity_id:
         return None
     for it in items:
         values = it.free or it.quotes or {}
         entity = values.get("entity")
-        if entity is not None and entity.id == body["entity_id"]:
+        if entity is not None and entity.id == entity_id:
             return entity
     return None
 
 
-def preview_multi_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    settle_due(ctx, body)
+def preview_multi_update(ctx: Ctx, params: PreviewMultiUpdateParams) -> dict[str, Any]:
+    settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
-        items = _resolve(ctx, conn, body)
+        items = _resolve(ctx, conn, params)
         _combined_due(items)  # the currencies must agree, as for the update itself
         subscriptions = []
         currency = None

@@ -7,8 +7,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import AttachInvoiceMode
 from reference_server.billing.invoice_mode import enabled_mode, plan_starts_now
 from reference_server.billing.plan_changes import (
     charge_draft,
@@ -51,10 +53,10 @@ def change_response(customer: CustomerRow, entity_id: str | None, **values: Any)
     return out
 
 
-def settle_due(ctx: Ctx, body: dict[str, Any]) -> None:
+def settle_due(ctx: Ctx, customer_id: str) -> None:
     """Commit due maintenance (renewals may charge a card) before a preview that is rolled back."""
-    if body.get("customer_id"):
-        catch_up(ctx, str(body["customer_id"]))
+    if customer_id:
+        catch_up(ctx, customer_id)
 
 
 def plus_lines(draft: InvoiceDraft, lines: tuple[LineItem, ...]) -> InvoiceDraft:
@@ -66,7 +68,10 @@ def cycle_plus_lines(cycle: NextCycle, lines: tuple[LineItem, ...]) -> NextCycle
     return dataclasses.replace(cycle, invoice=plus_lines(cycle.invoice, lines)) if lines else cycle
 
 
-def checkout_action(ctx: Ctx, op: str, body: dict[str, Any]) -> dict[str, Any]:
+def checkout_action(ctx: Ctx, op: str, params: BaseModel | None) -> dict[str, Any]:
+    """What completing a checkout for ``op`` does, stored with its session: the request as its JSON
+    (validated again with ``op``'s params model when the checkout completes)."""
+    body = params.model_dump(mode="json", exclude_unset=True) if params is not None else {}
     clean = {k: v for k, v in body.items() if not k.startswith("_")}
     return {
         "op": op,
@@ -127,10 +132,10 @@ def charge_or_retry_link(
     return (outcome.invoice if outcome is not None else None), None
 
 
-def invoice_mode_for(body: dict[str, Any], due: InvoiceDraft) -> dict[str, Any] | None:
+def invoice_mode_for(invoice_mode: AttachInvoiceMode | None, due: InvoiceDraft) -> AttachInvoiceMode | None:
     """The enabled ``invoice_mode`` of a request when something is due now (else it changes nothing:
     the change happens as without it)."""
-    mode = enabled_mode(body)
+    mode = enabled_mode(invoice_mode)
     return mode if mode is not None and due.lines and due.total > 0 else None
 
 
@@ -143,26 +148,30 @@ def bill_by_invoice(
     now: int,
     base_url: str,
     op: str,
-    body: dict[str, Any],
+    params: BaseModel,
     start: Callable[[], None],
+    *,
+    mode: AttachInvoiceMode,
+    enable_plan_immediately: bool | None,
+    success_url: str | None,
 ) -> dict[str, Any]:
     """Invoice mode (attach, multi-attach, a schedule's first phase, update): one invoice for what is due
     now, which the customer pays on its hosted page instead of an automatic charge.
 
     With ``enable_plan_immediately`` the change happens now (``start``); otherwise paying the invoice
-    completes it (the checkout action ``op`` with ``body``, as a paid checkout completes it).
+    completes it (the checkout action ``op`` with ``params``, as a paid checkout completes it).
+    ``mode`` is the request's enabled ``invoice_mode`` (:func:`invoice_mode_for`).
     ``finalize: false`` keeps the invoice a draft (no hosted URL, its page takes no payment) until it is
     finalized (see :mod:`~reference_server.billing.invoice_mode`).  On Stripe a ``send_invoice`` Stripe
     invoice (voided after the transaction if it does not commit)."""
-    mode = enabled_mode(body) or {}
-    immediately = plan_starts_now(body, mode)
-    finalize = mode.get("finalize") is not False
+    immediately = plan_starts_now(mode, enable_plan_immediately)
+    finalize = mode.finalize is not False
     processor = processor_for(ctx.state, conn, customer.pk)
     entity_id = entity.id if entity else None
     record = create_invoice(conn, customer.pk, due, INVOICE_REASON, processor.name, now, base_url, entity_id)
-    action = checkout_action(ctx, "invoice_paid" if immediately else op, body)
+    action = checkout_action(ctx, "invoice_paid" if immediately else op, params)
     session_id, url = create_checkout_session(
-        conn, customer.pk, due, action, now, base_url, body.get("success_url"), record.pk
+        conn, customer.pk, due, action, now, base_url, success_url, record.pk
     )
     if finalize:
         set_hosted_url(conn, record.pk, url)

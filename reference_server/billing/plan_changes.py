@@ -22,7 +22,7 @@ from reference_server.billing.convert import (
     instance_quantities,
     plan_snapshot,
 )
-from reference_server.billing.resolve import plans_to_remove
+from reference_server.billing.resolve import AttachRequest, plans_to_remove
 from reference_server.engine.billing import (
     AttachQuote,
     ChangeKind,
@@ -220,7 +220,7 @@ class AttachState:
     current: Instance | None
     instances: list[Instance]
     now: int
-    body: dict[str, Any]
+    params: AttachRequest
 
     @property
     def entity_pk(self) -> int | None:
@@ -243,8 +243,8 @@ def _carry_over(
 ) -> None:
     """``carry_over_usages`` deducts the old usage from the new grant; ``carry_over_balances`` keeps the old
     remaining as a one-off balance that expires at the new plan's next reset (consumable features only)."""
-    usages = state.body.get("carry_over_usages") or {}
-    balances = state.body.get("carry_over_balances") or {}
+    usages = state.params.carry_over_usages
+    balances = state.params.carry_over_balances
     new_rows = consumable_sources(conn, new_pk, oldest_first=True)
     first_row: dict[str, Any] = {}
     for new_row in new_rows:
@@ -252,16 +252,18 @@ def _carry_over(
     for feature_id, (usage, remaining) in leftovers.items():
         row = first_row.get(feature_id)
         if (
-            usages.get("enabled")
+            usages is not None
+            and usages.enabled
             and row is not None
             and usage > 0
-            and feature_id in (usages.get("feature_ids") or [feature_id])
+            and feature_id in (usages.feature_ids or [feature_id])
         ):
             set_balance(conn, row.pk, float(row.balance) - usage)
         if (
-            balances.get("enabled")
+            balances is not None
+            and balances.enabled
             and remaining > 0
-            and feature_id in (balances.get("feature_ids") or [feature_id])
+            and feature_id in (balances.feature_ids or [feature_id])
         ):
             insert_source(
                 conn,
@@ -291,7 +293,7 @@ def apply_attach(
     quantities = dict(quote.prepaid_quantities)
     floats = {k: float(v) for k, v in quantities.items()}
     changes: list[dict[str, Any]] = []
-    for removed in plans_to_remove(cat, state.body, plan, current, state.instances, state.entity_pk):
+    for removed in plans_to_remove(cat, state.params, plan, current, state.instances, state.entity_pk):
         expire_active(conn, removed.pk, now, changes)  # remove_plan_ids: they end now, whatever the kind
     if quote.kind is ChangeKind.SAME:
         assert current is not None
@@ -315,7 +317,7 @@ def apply_attach(
             now=now,
             status="scheduled",
             starts_at=quote.starts_at,
-            subscription_id=state.body.get("subscription_id"),
+            subscription_id=state.params.subscription_id,
             feature_quantities=floats,
             current_period_start=quote.period.start if quote.period else None,
             current_period_end=quote.period.end if quote.period else None,
@@ -344,7 +346,7 @@ def apply_attach(
         entity=state.entity,
         plan=plan,
         now=now,
-        subscription_id=state.body.get("subscription_id"),
+        subscription_id=state.params.subscription_id,
         feature_quantities=floats,
         carried_usage=carried.continuous_usage if carried else None,
         next_reset_overrides=carried.next_resets if carried else None,

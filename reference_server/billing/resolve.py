@@ -3,47 +3,75 @@ removes, checked against the catalogue and the customer's plans (shared by every
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection
 
-from reference_server.errors import ApiError, invalid, plan_not_found
+from autumn_sdk._generated.models import (
+    AttachParams,
+    PreviewAttachParams,
+    PreviewUpdateParams,
+    UpdateSubscriptionParams,
+)
+from reference_server.errors import ApiError, entity_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
-from reference_server.service.plans_read import current_main, requested_entity
+from reference_server.service.plans_read import current_main
 from reference_server.service.subscriptions import (
     Instance,
     load_instances,
 )
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.subjects import CustomerRow, EntityRow
+from reference_server.store.subjects import CustomerRow, EntityRow, get_entity
+
+AttachRequest = AttachParams | PreviewAttachParams
+"""The request of one plan attached (``billing.attach`` or its preview; multi-attach and schedules
+build one :class:`AttachParams` per plan)."""
+
+UpdateRequest = UpdateSubscriptionParams | PreviewUpdateParams
+"""The request of one plan updated (``billing.update`` or its preview; multi-update builds one per item)."""
+
+
+def requested_entity(conn: Connection, customer: CustomerRow, entity_id: str | None) -> EntityRow | None:
+    """The request's ``entity_id`` entity of this customer (None without one); 404 when unknown."""
+    if not entity_id:
+        return None
+    entity = get_entity(conn, customer.pk, entity_id)
+    if entity is None:
+        raise entity_not_found(entity_id)
+    return entity
 
 
 def needs_paid_billing(plan: Plan, current: Plan | None) -> bool:
     return not plan.is_free or (current is not None and not current.is_free)
 
 
+def plan_version(cat: Catalog, plan_id: str, version: int | float | None) -> Plan | None:
+    """The plan at a request's ``version`` (the current one without); a fractional version is none."""
+    if version is not None and version != int(version):
+        return None
+    return cat.plan_version(plan_id, None if version is None else int(version))
+
+
 def resolve_attach(
-    ctx: Ctx, conn: Connection, body: dict[str, Any]
+    ctx: Ctx, conn: Connection, params: AttachRequest
 ) -> tuple[Catalog, CustomerRow, EntityRow | None, Plan, Instance | None, list[Instance], int]:
     """Load everything an attach needs (shared by the free path and the paid handlers)."""
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-    customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-    plan = cat.plan_version(body["plan_id"], body.get("version"))
+    customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
+    plan = plan_version(cat, params.plan_id, params.version)
     if plan is None:
-        raise plan_not_found(body["plan_id"])
-    entity = requested_entity(conn, customer, body)
+        raise plan_not_found(params.plan_id)
+    entity = requested_entity(conn, customer, params.entity_id)
     instances = load_instances(conn, customer.pk)
     current = None
     if not plan.add_on and not plan.is_one_off:
         current = current_main(instances, cat, plan.group, entity.pk if entity else None)
-    plans_to_remove(cat, body, plan, current, instances, entity.pk if entity else None)  # validates
+    plans_to_remove(cat, params, plan, current, instances, entity.pk if entity else None)  # validates
     return cat, customer, entity, plan, current, instances, now
 
 
 def plans_to_remove(
     cat: Catalog,
-    body: dict[str, Any],
+    params: AttachRequest,
     plan: Plan,
     current: Instance | None,
     instances: list[Instance],
@@ -57,7 +85,7 @@ def plans_to_remove(
     subscription; this server removes plans without a price only and refuses paid ones.
     """
     out: list[Instance] = []
-    for plan_id in dict.fromkeys(body.get("remove_plan_ids") or []):
+    for plan_id in dict.fromkeys(params.remove_plan_ids or []):
         if current is not None and plan_id == current.plan_id:
             continue
         if plan_id == plan.id:
@@ -85,7 +113,7 @@ def plans_to_remove(
                 "without a price in an attach",
             )
         out.append(inst)
-    carry = any((body.get(k) or {}).get("enabled") for k in ("carry_over_usages", "carry_over_balances"))
+    carry = any(c is not None and c.enabled for c in (params.carry_over_usages, params.carry_over_balances))
     if current is None and carry and len(out) > 1:
         raise ApiError(
             400,
@@ -96,16 +124,16 @@ def plans_to_remove(
 
 
 def find_instance(
-    instances: list[Instance], cat: Catalog, body: dict[str, Any], entity_pk: int | None, customer_id: str
+    instances: list[Instance], cat: Catalog, params: UpdateRequest, entity_pk: int | None, customer_id: str
 ) -> Instance:
     for inst in instances:
         if inst.entity_pk != entity_pk:
             continue
-        if body.get("subscription_id") and inst.public_id == body["subscription_id"]:
+        if params.subscription_id and inst.public_id == params.subscription_id:
             return inst
-        if body.get("plan_id") and inst.plan_id == body["plan_id"] and not body.get("subscription_id"):
+        if params.plan_id and inst.plan_id == params.plan_id and not params.subscription_id:
             return inst
-    target = body.get("plan_id") or body.get("subscription_id")
+    target = params.plan_id or params.subscription_id
     raise ApiError(
         404,
         "cus_product_not_found",
@@ -114,13 +142,13 @@ def find_instance(
 
 
 def resolve_update(
-    ctx: Ctx, conn: Connection, body: dict[str, Any]
+    ctx: Ctx, conn: Connection, params: UpdateRequest
 ) -> tuple[Catalog, CustomerRow, EntityRow | None, Instance, list[Instance], int]:
-    if not body.get("plan_id") and not body.get("subscription_id"):
+    if not params.plan_id and not params.subscription_id:
         raise invalid("Either plan_id or subscription_id must be provided", "invalid_inputs")
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-    customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-    entity = requested_entity(conn, customer, body)
+    customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
+    entity = requested_entity(conn, customer, params.entity_id)
     instances = load_instances(conn, customer.pk)
-    inst = find_instance(instances, cat, body, entity.pk if entity else None, customer.id or "")
+    inst = find_instance(instances, cat, params, entity.pk if entity else None, customer.id or "")
     return cat, customer, entity, inst, instances, now

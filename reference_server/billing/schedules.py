@@ -9,13 +9,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.billing.convert import customized_plan, engine_plan
+from autumn_sdk._generated.models import CreateScheduleParams, CreateSchedulePhase, MultiAttachParams
+from reference_server.billing.convert import customized_plan, engine_plan, feature_quantities, is_customized
 from reference_server.billing.multi_attach import multi_attach_in
 from reference_server.billing.payment_collection import rule_error
 from reference_server.billing.plan_changes import save_billing_state
+from reference_server.billing.resolve import plan_version
 from reference_server.engine.billing import (
     BillingRuleError,
-    quantities_from_api,
     quote_new,
 )
 from reference_server.errors import invalid
@@ -31,18 +32,26 @@ from reference_server.store.subjects import get_entity
 FIRST_PHASE_TOLERANCE_MS = 15 * 60_000
 
 
-def _schedule_phases(body: dict[str, Any]) -> list[dict[str, Any]]:
-    phases = list(body.get("phases") or [])
+def _phase_start(phase: CreateSchedulePhase, default: int) -> int:
+    """A phase's ``starts_at`` in ms (``default`` without one, or for ``"now"``)."""
+    at = phase.starts_at
+    return int(at) if at is not None and at != "now" and at else default
+
+
+def _schedule_phases(params: CreateScheduleParams) -> list[CreateSchedulePhase]:
+    phases = list(params.phases or [])
     if not phases:
         raise invalid("phases: at least one phase is required", "invalid_inputs")
     for phase in phases:
-        if not phase.get("plans"):
+        if not phase.plans:
             raise invalid("phases: every phase needs at least one plan", "invalid_inputs")
-        for entry in phase["plans"]:
-            trial = (entry.get("customize") or {}).get("free_trial") or {}
-            if trial.get("on_end") == "revert":
+        for entry in phase.plans:
+            # a phase plan's customize declares no free_trial: it is one of its extra fields
+            extra = (entry.customize.model_extra if entry.customize is not None else None) or {}
+            trial = extra.get("free_trial") or {}
+            if isinstance(trial, dict) and trial.get("on_end") == "revert":
                 raise invalid("free_trial.on_end 'revert' is not allowed in a schedule")
-    starts = [int(p.get("starts_at") or 0) for p in phases]
+    starts = [_phase_start(p, 0) for p in phases]
     if any(later <= earlier for earlier, later in itertools.pairwise(starts)):
         raise invalid("Phase starts_at values must be strictly increasing")
     return phases
@@ -56,35 +65,36 @@ def _public_ids(conn: Connection, pks: list[int]) -> list[str]:
 
 
 def create_schedule_in(
-    ctx: Ctx, conn: Connection, body: dict[str, Any], base_url: str, paid: bool = False
+    ctx: Ctx, conn: Connection, params: CreateScheduleParams, base_url: str, paid: bool = False
 ) -> dict[str, Any]:
     """Phase 0 is a multi-attach now; each later phase is scheduled and ends the phase before it."""
-    phases = _schedule_phases(body)
+    phases = _schedule_phases(params)
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-    customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-    if int(phases[0].get("starts_at") or now) > now + FIRST_PHASE_TOLERANCE_MS:
+    customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
+    if _phase_start(phases[0], now) > now + FIRST_PHASE_TOLERANCE_MS:
         raise invalid("The first phase must start immediately")
-    keys = (
+    keys = {
         "customer_id",
         "entity_id",
         "redirect_mode",
         "success_url",
         "invoice_mode",
         "enable_plan_immediately",
-    )
-    shared = {k: body[k] for k in keys if body.get(k)}
+    }
+    shared = {k: v for k, v in params.model_dump(include=keys, exclude_unset=True).items() if v}
+    plans = [entry.model_dump(exclude_unset=True) for entry in phases[0].plans]
     created: list[int] = []
     first = multi_attach_in(
         ctx,
         conn,
-        {**shared, "plans": phases[0]["plans"]},
+        MultiAttachParams.model_validate({**shared, "plans": plans}),
         base_url,
         paid=paid,
         created=created,
         action_op="create_schedule",
-        action_body=body,
+        action_params=params,
     )
-    entity_id = body.get("entity_id")
+    entity_id = params.entity_id
     # Waiting for a payment: a checkout page, or an invoice-mode invoice without enable_plan_immediately
     # (paying it creates the schedule, as a paid checkout does).
     if first.get("payment_url") or (not paid and "invoice" in first and not created):
@@ -105,27 +115,25 @@ def create_schedule_in(
     phase_json = [
         {
             "phase_id": f"{schedule_id}_0",
-            "starts_at": int(phases[0].get("starts_at") or now),
+            "starts_at": _phase_start(phases[0], now),
             "customer_product_ids": _public_ids(conn, created),
         }
     ]
     previous = created
     for index, phase in enumerate(phases[1:], start=1):
-        at = int(phase["starts_at"])
+        at = _phase_start(phase, 0)
         if previous:
             end_instances_at(conn, previous, at, now)
         pks: list[int] = []
-        for entry in phase["plans"]:
-            plan = cat.plan_version(entry["plan_id"], entry.get("version"))
+        for entry in phase.plans:
+            plan = plan_version(cat, entry.plan_id, entry.version)
             if plan is None:
                 from reference_server.errors import plan_not_found
 
-                raise plan_not_found(entry["plan_id"])
-            custom = customized_plan(plan, entry.get("customize"))
+                raise plan_not_found(entry.plan_id)
+            custom = customized_plan(plan, entry.customize)
             try:
-                quote = quote_new(
-                    engine_plan(custom, cat), at, quantities_from_api(entry.get("feature_quantities"))
-                )
+                quote = quote_new(engine_plan(custom, cat), at, feature_quantities(entry.feature_quantities))
             except BillingRuleError as exc:
                 raise rule_error(exc) from exc
             pk = activate_plan(
@@ -137,11 +145,16 @@ def create_schedule_in(
                 now=now,
                 status="scheduled",
                 starts_at=at,
-                subscription_id=entry.get("subscription_id"),
+                subscription_id=entry.subscription_id,
                 feature_quantities={k: float(v) for k, v in quote.prepaid_quantities.items()},
             )
             save_billing_state(
-                conn, pk, at, dict(quote.prepaid_quantities), now, custom if entry.get("customize") else None
+                conn,
+                pk,
+                at,
+                dict(quote.prepaid_quantities),
+                now,
+                custom if is_customized(entry.customize) else None,
             )
             pks.append(pk)
         schedule_maintenance(conn, customer.pk, at)
@@ -166,7 +179,7 @@ def create_schedule_in(
     return out
 
 
-def create_schedule(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def create_schedule(ctx: Ctx, params: CreateScheduleParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
-        return create_schedule_in(ctx, conn, body, base_url)
+        return create_schedule_in(ctx, conn, params, base_url)

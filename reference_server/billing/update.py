@@ -12,7 +12,15 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.billing.convert import customized_plan, engine_plan, engine_subscription, instance_plan
+from autumn_sdk._generated.models import PreviewUpdateParams, UpdateSubscriptionParams
+from reference_server.billing.convert import (
+    customized_plan,
+    engine_plan,
+    engine_subscription,
+    feature_quantities,
+    instance_plan,
+    is_customized,
+)
 from reference_server.billing.customer_lock import customer_lock
 from reference_server.billing.invoice_mode import check_update
 from reference_server.billing.license_seats import (
@@ -43,11 +51,10 @@ from reference_server.billing.plan_changes import (
     save_billing_state,
 )
 from reference_server.billing.processor_choice import processor_for
-from reference_server.billing.resolve import resolve_update
+from reference_server.billing.resolve import UpdateRequest, resolve_update
 from reference_server.billing.seats import starting_seat_usage
 from reference_server.engine.billing import (
     BillingRuleError,
-    quantities_from_api,
     quote_cancel,
     quote_quantity_change,
     quote_upgrade,
@@ -87,7 +94,7 @@ from reference_server.store.subjects import CustomerRow, EntityRow
 def update_free(
     ctx: Ctx,
     conn: Connection,
-    body: dict[str, Any],
+    params: UpdateRequest,
     cat: Catalog,
     customer: CustomerRow,
     entity: EntityRow | None,
@@ -98,7 +105,7 @@ def update_free(
     plan = cat.plans_by_pk.get(inst.plan_pk)
     if plan is None:
         raise plan_not_found(inst.plan_id)
-    action = body.get("cancel_action")
+    action = params.cancel_action
     entity_pk = entity.pk if entity else None
     if action in ("cancel_immediately", "cancel_end_of_cycle"):
         if inst.status != "active":
@@ -122,32 +129,38 @@ def update_free(
     return out
 
 
-def _intent(body: dict[str, Any]) -> str:
-    action = body.get("cancel_action")
+def _intent(params: UpdateRequest) -> str:
+    action = params.cancel_action
     if action in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
         return str(action)
-    if body.get("feature_quantities") or (body.get("license_quantities") and not body.get("customize")):
+    customized = is_customized(params.customize)
+    if params.feature_quantities or (params.license_quantities and not customized):
         return "update_quantity"
-    if body.get("customize"):
+    if customized:
         return "update_plan"
     return "none"
 
 
-def update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str, Any]:
-    cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, body)
+def _extra(params: UpdateRequest, key: str) -> Any:
+    """A field ``billing.update`` does not declare but honours as ``billing.attach`` does (an extra)."""
+    return (params.model_extra or {}).get(key)
+
+
+def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str, Any]:
+    cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, params)
     plan = instance_plan(conn, cat, inst)
     sub = engine_subscription(conn, cat, inst)
     if plan is None or sub is None:
         raise invalid(f"Plan {inst.plan_id} is not available")
-    intent = _intent(body)
+    intent = _intent(params)
     running = (plan.free_trial or {}) if inst.trial_ends_at and inst.trial_ends_at > now else None
     check_update(
-        body,
+        params.invoice_mode,
         bool(running.get("card_required", True)) if running is not None else None,
         str(running.get("on_end") or "bill") if running is not None else None,
     )
     result: dict[str, Any] = {
-        "body": body,
+        "params": params,
         "cat": cat,
         "customer": customer,
         "entity": entity,
@@ -162,7 +175,7 @@ def update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str,
         "ends_at": None,
         "quantities": None,
     }
-    prorate = body.get("proration_behavior") != "none"
+    prorate = params.proration_behavior != "none"
     if intent in ("cancel_immediately", "cancel_end_of_cycle"):
         if inst.status != "active":
             raise invalid("Only an active plan can be cancelled")
@@ -180,18 +193,18 @@ def update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str,
     elif intent == "update_quantity":
         if inst.status == "scheduled":
             raise invalid("A scheduled plan cannot be updated")
-        if body.get("license_quantities") and body.get("feature_quantities"):
+        if params.license_quantities and params.feature_quantities:
             raise invalid("license_quantities cannot be combined with feature_quantities in one update.")
-        seats = update_seats(conn, cat, plan, inst.pk, body)
+        seats = update_seats(conn, cat, plan, inst.pk, params)
         plan = seats.plan
         sub = dataclasses.replace(sub, plan=engine_plan(plan, cat))
         result.update(plan=plan, sub=sub)
         try:
             quote = quote_quantity_change(
                 sub,
-                {**quantities_from_api(body.get("feature_quantities")), **seats.quantities},
+                {**feature_quantities(params.feature_quantities), **seats.quantities},
                 now,
-                body.get("proration_behavior"),
+                params.proration_behavior,
             )
         except BillingRuleError as exc:
             raise rule_error(exc) from exc
@@ -209,16 +222,16 @@ def update_quotes(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> dict[str,
         if catalog_plan is None:
             raise invalid(f"Plan {inst.plan_id} is not available")
         # Paid seats stay through a customization (its items replace the plan's, not the seats).
-        seats = update_seats(conn, cat, customized_plan(plan, body.get("customize")), inst.pk, body)
+        seats = update_seats(conn, cat, customized_plan(plan, params.customize), inst.pk, params)
         custom = seats.plan
-        requested = {**quantities_from_api(body.get("feature_quantities")), **seats.quantities}
+        requested = {**feature_quantities(params.feature_quantities), **seats.quantities}
         try:
             switch = quote_upgrade(
                 dataclasses.replace(sub, plan=dataclasses.replace(sub.plan, id=f"{sub.plan.id}@previous")),
                 engine_plan(custom, cat),
                 now,
                 requested,
-                proration_behavior=str(body.get("proration_behavior") or "prorate_immediately"),
+                proration_behavior=params.proration_behavior or "prorate_immediately",
                 seat_usage=starting_seat_usage(conn, cat, customer.pk, custom, entity, inst.pk),
             )
         except BillingRuleError as exc:
@@ -248,14 +261,27 @@ def apply_update(
     ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str, paid: bool = False
 ) -> dict[str, Any]:
     """Apply an update; ``paid``: its invoice-mode invoice was paid (nothing more to collect)."""
-    body: dict[str, Any] = q["body"]
-    if not paid and invoice_mode_for(body, q["due"]) is not None:
+    params: UpdateRequest = q["params"]
+    mode = None if paid else invoice_mode_for(params.invoice_mode, q["due"])
+    if mode is not None:
 
         def start() -> None:
             apply_update(ctx, conn, q, base_url, paid=True)
 
         return bill_by_invoice(
-            ctx, conn, q["customer"], q["entity"], q["due"], q["now"], base_url, "update", body, start
+            ctx,
+            conn,
+            q["customer"],
+            q["entity"],
+            q["due"],
+            q["now"],
+            base_url,
+            "update",
+            params,
+            start,
+            mode=mode,
+            enable_plan_immediately=_extra(params, "enable_plan_immediately"),
+            success_url=_extra(params, "success_url"),
         )
     cat: Catalog = q["cat"]
     customer: CustomerRow = q["customer"]
@@ -276,7 +302,7 @@ def apply_update(
             intent,
             now,
             base_url,
-            checkout_action(ctx, "update_invoice", {}),
+            checkout_action(ctx, "update_invoice", None),
             None,
         )
         if failure is not None:
@@ -368,16 +394,16 @@ def _add_prepaid(conn: Connection, instance_pk: int, feature_id: str, delta: flo
     set_prepaid_and_balance(conn, row.pk, float(row.prepaid) + delta, float(row.balance) + delta)
 
 
-def paid_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
-        return apply_update(ctx, conn, update_quotes(ctx, conn, body), base_url)
+        return apply_update(ctx, conn, update_quotes(ctx, conn, params), base_url)
 
 
-def preview_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    settle_due(ctx, body)
+def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
+    settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
-        q = update_quotes(ctx, conn, body)
+        q = update_quotes(ctx, conn, params)
         inst, now = q["inst"], q["now"]
         sub = q["sub"]
         cycles = []
@@ -415,22 +441,22 @@ def preview_update(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         return hide_seats(out)
 
 
-def update_subscription(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
     """``billing.update``: a plan without a price changes at once (free path), a priced one is quoted
     and charged; both under the customer's billing lock."""
-    with customer_lock(ctx, body):
-        return _update_unlocked(ctx, body)
+    with customer_lock(ctx, params.customer_id):
+        return _update_unlocked(ctx, params)
 
 
-def _update_unlocked(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def _update_unlocked(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
-        cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, body)
+        cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, params)
         plan = cat.plans_by_pk.get(inst.plan_pk)
         if (
             plan is not None
             and plan.is_free
-            and not body.get("feature_quantities")
-            and not body.get("license_quantities")
+            and not params.feature_quantities
+            and not params.license_quantities
         ):
-            return update_free(ctx, conn, body, cat, customer, entity, inst, instances, now)
-    return paid_update(ctx, body)
+            return update_free(ctx, conn, params, cat, customer, entity, inst, instances, now)
+    return paid_update(ctx, params)

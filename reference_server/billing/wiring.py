@@ -12,7 +12,15 @@ from typing import Any
 from sqlalchemy import Connection
 from starlette.routing import BaseRoute
 
+from autumn_sdk._generated.models import (
+    AttachParams,
+    CreateScheduleParams,
+    MultiAttachParams,
+    PreviewAttachParams,
+    UpdateSubscriptionParams,
+)
 from reference_server.billing.attach import attach_in, preview_attach
+from reference_server.billing.customer_pages import setup_attach
 from reference_server.billing.invoice_actions import InvoiceActions
 from reference_server.billing.invoice_list import list_invoices
 from reference_server.billing.invoice_mode import finalize_invoice
@@ -88,46 +96,31 @@ def _page_actions(state: AppState) -> PageActions:
         op = session.action.get("op")
         body = dict(session.action.get("body") or {})
         base = state.background_url
+        # the session keeps the request as its JSON (payment_collection.checkout_action)
         if op == "attach":
-            attach_in(ctx, conn, body, base, paid=True)
+            attach_in(ctx, conn, AttachParams.model_validate(body), base, paid=True)
         elif op == "multi_attach":
-            multi_attach_in(ctx, conn, body, base, paid=True)
+            multi_attach_in(ctx, conn, MultiAttachParams.model_validate(body), base, paid=True)
         elif op == "create_schedule":
-            create_schedule_in(ctx, conn, body, base, paid=True)
+            create_schedule_in(ctx, conn, CreateScheduleParams.model_validate(body), base, paid=True)
         elif op == "update":  # an invoice-mode update's invoice paid: the update happens now
-            apply_update(ctx, conn, update_quotes(ctx, conn, body), base, paid=True)
+            params = UpdateSubscriptionParams.model_validate(body)
+            apply_update(ctx, conn, update_quotes(ctx, conn, params), base, paid=True)
 
     def complete_setup(conn: Connection, session: SessionRecord, pm: PaymentMethodInfo, now: int) -> None:
         plan_id = session.action.get("plan_id")
         if not plan_id:
             return
         ctx = _ctx_for_customer(state, conn, session.customer_pk)
-        body = {
-            k: v
-            for k, v in (session.action.get("body") or {}).items()
-            if k
-            in (
-                "customer_id",
-                "entity_id",
-                "plan_id",
-                "feature_quantities",
-                "license_quantities",
-                "customize",
-                "remove_plan_ids",
-            )
-        }
-        attach_in(ctx, conn, body, state.background_url)
+        attach_in(ctx, conn, setup_attach(dict(session.action.get("body") or {})), state.background_url)
 
     def cancel_subscription(conn: Connection, customer_pk: int, plan_id: str, now: int) -> None:
         ctx = _ctx_for_customer(state, conn, customer_pk)
         customer_id = customer_id_at(conn, customer_pk)
-        body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "cancel_end_of_cycle"}
-        apply_update(
-            ctx,
-            conn,
-            update_quotes(ctx, conn, body),
-            state.background_url,
+        params = UpdateSubscriptionParams(
+            customer_id=customer_id, plan_id=plan_id, cancel_action="cancel_end_of_cycle"
         )
+        apply_update(ctx, conn, update_quotes(ctx, conn, params), state.background_url)
 
     def payment_method_saved(conn: Connection, customer_pk: int, pm: PaymentMethodInfo, now: int) -> None:
         retry_past_due(conn, customer_at(conn, customer_pk), processor_for(state, conn, customer_pk), now)
@@ -136,21 +129,23 @@ def _page_actions(state: AppState) -> PageActions:
         """The portal's undo: the API's ``billing.update`` with ``cancel_action: "uncancel"``."""
         ctx = _ctx_for_customer(state, conn, customer_pk)
         customer_id = customer_id_at(conn, customer_pk)
-        body = {"customer_id": customer_id, "plan_id": plan_id, "cancel_action": "uncancel"}
-        apply_update(ctx, conn, update_quotes(ctx, conn, body), state.background_url)
+        params = UpdateSubscriptionParams(customer_id=customer_id, plan_id=plan_id, cancel_action="uncancel")
+        apply_update(ctx, conn, update_quotes(ctx, conn, params), state.background_url)
 
     def preview_switch(customer_pk: int, plan_id: str) -> dict[str, Any]:
         """The portal's plan-switch preview: ``billing.preview_attach`` itself."""
         with state.db.read() as conn:
             ctx = _ctx_for_customer(state, conn, customer_pk)
             customer_id = customer_id_at(conn, customer_pk)
-        return preview_attach(ctx, {"customer_id": customer_id, "plan_id": plan_id})
+        return preview_attach(ctx, PreviewAttachParams(customer_id=customer_id, plan_id=plan_id))
 
     def switch_plan(conn: Connection, customer_pk: int, plan_id: str, now: int) -> str | None:
         """The portal's plan switch: ``billing.attach`` itself; its payment URL when one is needed."""
         ctx = _ctx_for_customer(state, conn, customer_pk)
         customer_id = customer_id_at(conn, customer_pk)
-        out = attach_in(ctx, conn, {"customer_id": customer_id, "plan_id": plan_id}, state.background_url)
+        out = attach_in(
+            ctx, conn, AttachParams(customer_id=customer_id, plan_id=plan_id), state.background_url
+        )
         url = out.get("payment_url")
         return str(url) if url else None
 
@@ -205,7 +200,7 @@ def wire_billing(state: AppState) -> BillingRuntime:
         trial_used=plan_trial_used,
         seat_billing=make_seat_billing(resolve, lambda: state.background_url),
         invoice_lister=list_invoices,
-        invoice_finalizer=lambda ctx, body: finalize_invoice(ctx, body, resolve),  # invoices.finalize
+        invoice_finalizer=lambda ctx, params: finalize_invoice(ctx, params, resolve),  # invoices.finalize
         invoice_actions=InvoiceActions(resolve, page_actions.complete_checkout),  # invoices.void and .pay
         track_watcher=watcher,
         subscription_mirror=mirror,  # plan instances mirrored as Stripe Subscriptions

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 if TYPE_CHECKING:
     from reference_server.engine.entitlements import Source
     from reference_server.service.context import Ctx
+    from reference_server.service.extra_params import FinalizeInvoiceParams
     from reference_server.store.catalog import Catalog, Plan
     from reference_server.store.subjects import CustomerRow, EntityRow
 
@@ -71,10 +72,10 @@ class InvoiceLister(Protocol):
     def __call__(self, conn: Connection, customer: CustomerRow, /) -> list[JSON]: ...
 
 
-class Operation(Protocol):
-    """An operation served by billing: ``(ctx, body) -> response``."""
+class InvoiceFinalizer(Protocol):
+    """``invoices.finalize`` served by billing: ``(ctx, params) -> response``."""
 
-    def __call__(self, ctx: Ctx, body: JSON, /) -> JSON: ...
+    def __call__(self, ctx: Ctx, params: FinalizeInvoiceParams, /) -> JSON: ...
 
 
 class TrackWatch(Protocol):
@@ -112,9 +113,9 @@ class SubscriptionMirror(Protocol):
 class InvoiceActions(Protocol):
     """``invoices.void`` and ``invoices.pay``."""
 
-    def void(self, ctx: Ctx, body: JSON) -> JSON: ...
+    def void(self, ctx: Ctx, params: FinalizeInvoiceParams) -> JSON: ...
 
-    def pay(self, ctx: Ctx, body: JSON) -> JSON: ...
+    def pay(self, ctx: Ctx, params: FinalizeInvoiceParams) -> JSON: ...
 
 
 @dataclass
@@ -127,7 +128,7 @@ class BillingHooks:
     trial_used: TrialUsedLookup | None = None
     seat_billing: SeatBilling | None = None
     invoice_lister: InvoiceLister | None = None
-    invoice_finalizer: Operation | None = None
+    invoice_finalizer: InvoiceFinalizer | None = None
     """``POST /v1/invoices.finalize``."""
     invoice_actions: InvoiceActions | None = None
     track_watcher: TrackWatcher | None = None
