@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.models import CreateBalanceParams, DeleteBalanceParams, UpdateBalanceParams
 from reference_server.engine.deduction import (
     Target,
     deduct,
@@ -33,20 +34,28 @@ from reference_server.store.subjects import (
 # ---------------------------------------------------------------- balances.create / update / delete
 
 
-def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def _legacy(params: CreateBalanceParams | UpdateBalanceParams, name: str) -> Any:
+    """A field's older name the model does not declare (``granted_balance``, ``current_balance``),
+    as sent: the model keeps it among its extras."""
+    return (params.model_extra or {}).get(name)
+
+
+def create_balance(ctx: Ctx, params: CreateBalanceParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        feature = cat.features.get(body["feature_id"])
+        feature = cat.features.get(params.feature_id)
         if feature is None:
-            raise feature_not_found(body["feature_id"])
-        customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-        entity = resolve_subject(conn, customer, body.get("entity_id"))
-        grant = body.get("included_grant", body.get("granted_balance"))
-        unlimited = bool(body.get("unlimited"))
-        reset = body.get("reset")
-        rollover = body.get("rollover")
-        expires_at = body.get("expires_at")
-        next_reset = body.get("next_reset_at")
+            raise feature_not_found(params.feature_id)
+        customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
+        entity = resolve_subject(conn, customer, params.entity_id)
+        grant = (
+            params.included_grant if params.included_grant is not None else _legacy(params, "granted_balance")
+        )
+        unlimited = bool(params.unlimited)
+        reset = params.reset
+        rollover = params.rollover
+        expires_at = params.expires_at
+        next_reset = params.next_reset_at
         if entity is not None and entity.feature_id == feature.id:
             raise invalid("An entity cannot receive a balance of its own feature")
         if expires_at is not None and expires_at <= now:
@@ -69,11 +78,11 @@ def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             interval, count = None, 1
             if not continuous:
                 interval = "one_off"
-                if reset and reset.get("interval") not in (None, "one_off"):
-                    interval, count = reset["interval"], int(reset.get("interval_count") or 1)
+                if reset is not None and reset.interval != "one_off":
+                    interval, count = reset.interval, int(reset.interval_count or 1)
             if unlimited and interval not in (None, "one_off"):
                 raise invalid("An unlimited balance cannot have a reset")
-            if rollover and (continuous or interval in (None, "one_off")):
+            if rollover is not None and (continuous or interval in (None, "one_off")):
                 raise invalid("A rollover needs a reset interval on a consumable feature")
             if next_reset is not None and interval in (None, "one_off"):
                 raise invalid("next_reset_at needs a reset interval")
@@ -98,12 +107,12 @@ def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                 "continuous": continuous,
                 "rollover_config": (
                     {
-                        "max": rollover.get("max"),
-                        "max_percentage": rollover.get("max_percentage"),
-                        "expiry_duration_type": rollover.get("duration") or "month",
-                        "expiry_duration_length": rollover.get("length"),
+                        "max": rollover.max,
+                        "max_percentage": rollover.max_percentage,
+                        "expiry_duration_type": rollover.duration or "month",
+                        "expiry_duration_length": rollover.length,
                     }
-                    if rollover
+                    if rollover is not None
                     else None
                 ),
             }
@@ -115,7 +124,7 @@ def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
                         "customer_pk": customer.pk,
                         "entity_pk": entity.pk if entity else None,
                         "feature_id": feature.id,
-                        "balance_id": body.get("balance_id"),
+                        "balance_id": params.balance_id,
                         "expires_at": expires_at,
                         "created_at": now,
                         **values,
@@ -125,13 +134,13 @@ def create_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(
                 409,
                 "invalid_request",
-                f"Balance with id {body.get('balance_id')} already exists for this customer",
+                f"Balance with id {params.balance_id} already exists for this customer",
             ) from exc
     return {"success": True}
 
 
 def _matching(
-    sources: list[Source], feature_id: str, entity: EntityRow | None, body: dict[str, Any], now: int
+    sources: list[Source], feature_id: str, entity: EntityRow | None, params: UpdateBalanceParams, now: int
 ) -> list[Source]:
     out = []
     for s in sources:
@@ -139,41 +148,41 @@ def _matching(
             continue
         if entity is not None and s.entity_pk != entity.pk:
             continue
-        if body.get("interval") and (s.interval or "one_off") != body["interval"]:
+        if params.interval and (s.interval or "one_off") != params.interval:
             continue
-        if body.get("balance_id") and s.id != body["balance_id"]:
+        if params.balance_id and s.id != params.balance_id:
             continue
         out.append(s)
     return out
 
 
-def update_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    remaining = body.get("remaining", body.get("current_balance"))
-    if remaining is not None and body.get("add_to_balance") is not None:
+def update_balance(ctx: Ctx, params: UpdateBalanceParams) -> dict[str, Any]:
+    remaining = params.remaining if params.remaining is not None else _legacy(params, "current_balance")
+    if remaining is not None and params.add_to_balance is not None:
         raise invalid("remaining and add_to_balance cannot be used together", "invalid_inputs")
-    if remaining is not None and body.get("usage") is not None:
+    if remaining is not None and params.usage is not None:
         raise invalid("remaining and usage cannot be used together", "invalid_inputs")
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        feature = cat.features.get(body["feature_id"])
+        feature = cat.features.get(params.feature_id)
         if feature is None:
-            raise feature_not_found(body["feature_id"])
-        customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-        entity = resolve_subject(conn, customer, body.get("entity_id"))
-        if body.get("expires_at") is not None and body["expires_at"] <= now:
+            raise feature_not_found(params.feature_id)
+        customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
+        entity = resolve_subject(conn, customer, params.entity_id)
+        if params.expires_at is not None and params.expires_at <= now:
             raise invalid("expires_at must be in the future")
         sources = load_sources(conn, customer.pk, {feature.id})
         apply_due_resets(sources, now)
-        matching = _matching(sources, feature.id, entity, body, now)
+        matching = _matching(sources, feature.id, entity, params, now)
         if not matching:
             raise ApiError(
                 404,
                 "balance_not_found",
                 f"No balances to update for feature {feature.id} on customer {customer.id}",
             )
-        if body.get("included_grant") is not None:
+        if params.included_grant is not None:
             s = matching[0]
-            s.adjustment = r10(float(body["included_grant"]) - s.allowance)
+            s.adjustment = r10(float(params.included_grant) - s.allowance)
             # The balance (remaining) is untouched, so usage becomes grant - remaining.
             s.dirty = True
         ordered = order_targets([Target(s, 1.0, True) for s in matching], entity.id if entity else None)
@@ -187,51 +196,52 @@ def update_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         target: float | None = None
         if remaining is not None:
             target = float(remaining)
-        elif body.get("add_to_balance") is not None:
-            target = total_remaining() + float(body["add_to_balance"])
-        elif body.get("usage") is not None:
+        elif params.add_to_balance is not None:
+            target = total_remaining() + float(params.add_to_balance)
+        elif params.usage is not None:
             granted = sum(s.included_grant + s.prepaid for s in matching)
-            target = granted - float(body["usage"])
+            target = granted - float(params.usage)
         if target is not None:
             delta = r10(total_remaining() - target)
             if delta != 0:
                 deduct(ordered, delta, {}, now, "allow", feature.id)
         for s in matching:
-            if body.get("next_reset_at") is not None:
-                s.next_reset_at = int(body["next_reset_at"])
-                s.anchor_at = int(body["next_reset_at"])
+            if params.next_reset_at is not None:
+                s.next_reset_at = int(params.next_reset_at)
+                s.anchor_at = int(params.next_reset_at)
                 s.dirty = True
-            if body.get("expires_at") is not None:
-                s.expires_at = int(body["expires_at"])
+            if params.expires_at is not None:
+                s.expires_at = int(params.expires_at)
                 s.dirty = True
         save_sources(conn, sources)
-        if body.get("next_reset_at") is not None:
-            set_anchor(conn, [s.pk for s in matching], int(body["next_reset_at"]))
+        if params.next_reset_at is not None:
+            set_anchor(conn, [s.pk for s in matching], int(params.next_reset_at))
     return {"success": True}
 
 
-def delete_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    if body.get("recalculate_balances") and not body.get("feature_id"):
+def delete_balance(ctx: Ctx, params: DeleteBalanceParams) -> dict[str, Any]:
+    feature_id = params.feature_id
+    if params.recalculate_balances and not feature_id:
         raise invalid("recalculate_balances requires feature_id", "invalid_inputs")
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        if body.get("feature_id") and body["feature_id"] not in cat.features:
-            raise feature_not_found(body["feature_id"])
-        customer, now = require_customer(ctx, conn, cat, body["customer_id"], lock=True)
-        entity = resolve_subject(conn, customer, body.get("entity_id"))
+        if feature_id and feature_id not in cat.features:
+            raise feature_not_found(feature_id)
+        customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
+        entity = resolve_subject(conn, customer, params.entity_id)
         sources = load_sources(conn, customer.pk)
         apply_due_resets(sources, now)
         matching = []
         for s in sources:
-            if body.get("feature_id") and s.feature_id != body["feature_id"]:
+            if feature_id and s.feature_id != feature_id:
                 continue
             if not s.is_live(now):
                 continue
             if (entity.pk if entity else None) != s.entity_pk:
                 continue
-            if body.get("interval") and (s.interval or "one_off") != body["interval"]:
+            if params.interval and (s.interval or "one_off") != params.interval:
                 continue
-            if body.get("balance_id") and s.id != body["balance_id"]:
+            if params.balance_id and s.id != params.balance_id:
                 continue
             matching.append(s)
         if not matching:
@@ -240,14 +250,14 @@ def delete_balance(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(409, "invalid_request", "Cannot delete paid balance; cancel the plan instead")
         used = sum(s.usage for s in matching if not s.is_flag)
         delete_sources(conn, [s.pk for s in matching])
-        if body.get("recalculate_balances") and used > 0:
+        if params.recalculate_balances and feature_id and used > 0:  # feature_id: required above
             gone = {s.pk for s in matching}
-            rest = [s for s in sources if s.pk not in gone and s.feature_id == body["feature_id"]]
+            rest = [s for s in sources if s.pk not in gone and s.feature_id == feature_id]
             rest_subject = scoped(rest, entity)
             ordered = order_targets(
                 [Target(s, 1.0, True) for s in rest_subject], entity.id if entity else None
             )
-            deduct(ordered, used, {}, now, "cap", body["feature_id"])
+            deduct(ordered, used, {}, now, "cap", feature_id)
             save_sources(conn, rest)
         else:
             save_sources(conn, [s for s in sources if s not in matching])

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from reference_server.service.context import Ctx
+from reference_server.service.extra_params import NoParams
 from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.tenancy import org_names
 
 
-def internal_ids(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def internal_ids(ctx: Ctx, params: NoParams) -> dict[str, Any]:
     """Stable internal ids of the environment's features and plans (archived included)."""
     t = ctx.tenant
     with ctx.db.read() as conn:
@@ -28,7 +29,7 @@ def internal_ids(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def current_organization(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def current_organization(ctx: Ctx, params: NoParams) -> dict[str, Any]:
     """The organization and environment of the key in use."""
     with ctx.db.read() as conn:
         org_id, name, slug = org_names(conn, ctx.tenant.org_pk)

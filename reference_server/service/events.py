@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import EventsAggregateParams, EventsListParams
 from reference_server.engine.entitlements import Feature, num
 from reference_server.engine.intervals import FIXED_MS, add_months
 from reference_server.errors import customer_not_found, invalid
@@ -31,22 +33,24 @@ def _uncursor(cursor: str) -> tuple[int, int]:
         raise invalid("start_cursor: invalid cursor", "invalid_inputs") from exc
 
 
-def _feature_ids(value: Any) -> list[str] | None:
+def _feature_ids(value: str | list[str] | None) -> list[str] | None:
     if value is None:
         return None
     return [value] if isinstance(value, str) else list(value)
 
 
-def _base_filters(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> tuple[EventFilter, CustomerRow | None]:
+def _base_filters(
+    ctx: Ctx, conn: Connection, params: EventsListParams | EventsAggregateParams
+) -> tuple[EventFilter, CustomerRow | None]:
     customer = None
-    if body.get("customer_id"):
-        customer = get_customer(conn, ctx.tenant, body["customer_id"])
+    if params.customer_id:
+        customer = get_customer(conn, ctx.tenant, params.customer_id)
         if customer is None:
-            raise customer_not_found(body["customer_id"])
+            raise customer_not_found(params.customer_id)
     return EventFilter(
         customer_pk=customer.pk if customer is not None else None,
-        entity_id=body.get("entity_id") or None,
-        feature_ids=_feature_ids(body.get("feature_id")),
+        entity_id=params.entity_id or None,
+        feature_ids=_feature_ids(params.feature_id),
     ), customer
 
 
@@ -62,20 +66,19 @@ def event_json(r: Any) -> dict[str, Any]:
     }
 
 
-def list_events(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    limit = int(body.get("limit") or 50)
-    if not 1 <= limit <= 5000:
-        raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
+def list_events(ctx: Ctx, params: EventsListParams) -> dict[str, Any]:
+    limit = params.limit or 50  # the model holds it to 1..5000
     with ctx.db.read() as conn:
-        event_filter, _customer = _base_filters(ctx, conn, body)
-        rng = body.get("custom_range") or {}
-        after = _uncursor(body["start_cursor"]) if body.get("start_cursor") else None
+        event_filter, _customer = _base_filters(ctx, conn, params)
+        rng = params.custom_range
+        after = _uncursor(params.start_cursor) if params.start_cursor else None
         rows = event_page(
             conn,
             ctx.tenant,
             event_filter,
-            start=rng.get("start"),
-            end=rng.get("end"),
+            # timestamps are whole ms: [1.5, 9.5] holds the same events as [2, 9]
+            start=math.ceil(rng.start) if rng is not None and rng.start is not None else None,
+            end=math.floor(rng.end) if rng is not None and rng.end is not None else None,
             after=after,
             limit=limit,
         )
@@ -133,16 +136,16 @@ def _cycle(conn: Any, customer: Any, now: int, cycles: int, last: bool) -> tuple
     return start, min(end, now) if not last else end
 
 
-def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    fids = _feature_ids(body.get("feature_id"))
+def aggregate(ctx: Ctx, params: EventsAggregateParams) -> dict[str, Any]:
+    fids = _feature_ids(params.feature_id)
     if not fids:
         raise invalid("feature_id: required", "invalid_inputs")
-    rng, custom = body.get("range"), body.get("custom_range")
-    if rng and custom:
+    rng, custom = params.range, params.custom_range
+    if rng and custom is not None:
         raise invalid("range and custom_range cannot be used together", "invalid_inputs")
-    if custom and not custom["start"] < custom["end"]:
+    if custom is not None and not custom.start < custom.end:
         raise invalid("custom_range: start must be before end", "invalid_inputs")
-    group_by = body.get("group_by")
+    group_by = params.group_by
     if group_by and not (
         group_by.startswith("properties.") or group_by in ("$customer_id", "$entity_id", "$plan_id")
     ):
@@ -150,33 +153,31 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             "group_by: must start with properties. or be $customer_id, $entity_id or $plan_id",
             "invalid_inputs",
         )
-    filter_by = body.get("filter_by") or {}
+    filter_by = params.filter_by or {}
     if len(filter_by) > 5:
         raise invalid("filter_by: at most 5 filters", "invalid_inputs")
-    max_groups = int(body.get("max_groups") or 9)
-    deducted = body.get("aggregate_on") == "deducted"
-    if deducted and not body.get("customer_id"):
+    max_groups = params.max_groups or 9
+    deducted = params.aggregate_on == "deducted"
+    if deducted and not params.customer_id:
         raise invalid('aggregate_on "deducted" requires customer_id', "invalid_inputs")
     owners: dict[str, str | None] = {}
     features_of: dict[str, Feature] = {}
     with ctx.db.read() as conn:
-        event_filter, customer = _base_filters(ctx, conn, body)
+        event_filter, customer = _base_filters(ctx, conn, params)
         now = ctx.now(customer.clock_offset_ms if customer else 0)
-        if custom:
-            start, end = int(custom["start"]), int(custom["end"])
+        if custom is not None:
+            start, end = int(custom.start), int(custom.end)
         elif rng is not None and rng in RANGE_DAYS:
             start, end = now - RANGE_DAYS[rng] * FIXED_MS["day"], now
         else:
-            r = rng or "1bc"
-            start, end = _cycle(conn, customer, now, 3 if r == "3bc" else 1, r == "last_cycle")
-        bin_size = body.get("bin_size") or ("hour" if rng == "24h" else "day")
-        if "bin_size" not in body and rng == "24h":
-            bin_size = "hour"
+            cycle = rng or "1bc"
+            start, end = _cycle(conn, customer, now, 3 if cycle == "3bc" else 1, cycle == "last_cycle")
+        bin_size = params.bin_size or ("hour" if rng == "24h" else "day")
         rows = events_between(conn, ctx.tenant, event_filter, start, end)
         plan_of: dict[int, str] = {}
         if group_by == "$plan_id":
-            for r in active_plan_rows(conn):
-                plan_of.setdefault(r.customer_pk, r.plan_id)
+            for plan_row in active_plan_rows(conn):
+                plan_of.setdefault(plan_row.customer_pk, plan_row.plan_id)
         if deducted and customer is not None:
             features_of = ctx.state.catalog_cache.get(conn, ctx.tenant).features
             for src in load_sources(conn, customer.pk):
@@ -196,8 +197,7 @@ def aggregate(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     def keep(r: Any) -> bool:
         for key, expected in filter_by.items():
             actual = (r.properties or {}).get(key.split(".", 1)[1] if key.startswith("properties.") else key)
-            allowed = expected if isinstance(expected, list) else [expected]
-            if actual not in allowed:
+            if actual != expected:
                 return False
         return True
 

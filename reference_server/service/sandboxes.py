@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
+from reference_server.service.extra_params import CreateSandboxParams, NoParams, SandboxRefParams
 from reference_server.store import sandboxes as sandboxes_repo
 from reference_server.store.catalog import bump_catalog_version
 from reference_server.store.tenancy import create_key, create_org
@@ -86,14 +87,14 @@ def _rows(conn: Connection, parent_org_pk: int) -> list[Any]:
     return sandboxes_repo.sandbox_rows(conn, parent_org_pk)
 
 
-def create_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def create_sandbox(ctx: Ctx, params: CreateSandboxParams) -> JSON:
     """``sandboxes.create``: a child organization with a sandbox secret key (shown once)."""
-    name = str(body["name"])
+    name = params.name
     slug = _check_name(name)
-    color = str(body.get("color") or DEFAULT_COLOR)
+    color = params.color or DEFAULT_COLOR
     if color not in COLORS:
         raise ApiError(400, "invalid_inputs", f"color: must be one of: {', '.join(COLORS)}")
-    icon = str(body.get("icon") or DEFAULT_ICON)
+    icon = params.icon or DEFAULT_ICON
     with ctx.db.write() as conn:
         _not_in_sandbox(conn, ctx)
         if any(row.sandbox_slug == slug for row in _rows(conn, ctx.tenant.org_pk)):
@@ -117,7 +118,7 @@ def create_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
     }
 
 
-def list_sandboxes(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def list_sandboxes(ctx: Ctx, params: NoParams) -> JSON:
     """``sandboxes.list``: the calling organization's sandboxes, newest first (never their keys)."""
     with ctx.db.read() as conn:
         _not_in_sandbox(conn, ctx)
@@ -125,9 +126,9 @@ def list_sandboxes(ctx: Ctx, body: dict[str, Any]) -> JSON:
     return {"list": [_view(row) for row in rows]}
 
 
-def delete_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def delete_sandbox(ctx: Ctx, params: SandboxRefParams) -> JSON:
     """``sandboxes.delete``: the sandbox organization and everything in it, its keys included."""
-    sandbox_id = str(body["id"])
+    sandbox_id = params.id
     with ctx.db.write() as conn:
         _not_in_sandbox(conn, ctx)
         target = next((row for row in _rows(conn, ctx.tenant.org_pk) if row.id == sandbox_id), None)
@@ -141,7 +142,7 @@ def delete_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
     return {"success": True}
 
 
-def reset_sandbox(ctx: Ctx, body: dict[str, Any]) -> JSON:
+def reset_sandbox(ctx: Ctx, params: NoParams) -> JSON:
     """``sandboxes.reset``: empty the calling key's sandbox environment; keys and settings stay."""
     if ctx.tenant.env != "sandbox":
         raise _invalid("Only sandboxes can be reset")

@@ -29,6 +29,13 @@ from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import ApiError, customer_not_found, entity_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.customers import past_due_instances, subscription_json
+from reference_server.service.extra_params import (
+    ListBalancesParams,
+    ListCustomerPlansParams,
+    ListPageParams,
+    StripeConnectionParams,
+    VerifyParams,
+)
 from reference_server.service.platform import _tenant_org
 from reference_server.service.subscriptions import instance_from_row
 from reference_server.store import listings
@@ -51,9 +58,9 @@ class _Scope:
     entity_pk: int | None
 
 
-def _resolve_scope(ctx: Ctx, conn: Connection, body: dict[str, Any]) -> _Scope:
+def _resolve_scope(ctx: Ctx, conn: Connection, params: ListPageParams) -> _Scope:
     """The customer (and entity) a list is narrowed to; 404 for one that does not exist."""
-    customer_id, entity_id = body.get("customer_id"), body.get("entity_id")
+    customer_id, entity_id = params.customer_id, params.entity_id
     if entity_id is not None and customer_id is None:
         raise invalid("entity_id requires customer_id", "invalid_inputs")
     if customer_id is None:
@@ -107,19 +114,19 @@ def _customer_id(row: Any) -> str:
 # balances.list
 
 
-def list_balances(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def list_balances(ctx: Ctx, params: ListBalancesParams) -> dict[str, Any]:
     """Balances (one row per grant: a plan item's or a standalone one) across customers.
 
     ``statuses`` defaults to active; a balance is expired once its ``expires_at`` passed (a plan's
     balances leave with the plan).  ``plan_id`` null lists the standalone balances only.
     """
-    limit = int(body.get("limit", 50))
-    statuses = set(body.get("statuses") or ["active"])
-    cursor = _decode_cursor("bal", body.get("start_cursor"))
+    limit = params.limit
+    statuses: set[str] = set(params.statuses or ["active"])
+    cursor = _decode_cursor("bal", params.start_cursor)
     base_now = ctx.now()
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        scope = _resolve_scope(ctx, conn, body)
+        scope = _resolve_scope(ctx, conn, params)
         page = listings.balance_page(
             conn,
             ctx.tenant,
@@ -127,9 +134,9 @@ def list_balances(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             statuses=statuses,
             customer_pk=scope.customer_pk,
             entity_pk=scope.entity_pk,
-            plan_filter="plan_id" in body,
-            plan_id=body.get("plan_id"),
-            feature_id=body.get("feature_id"),
+            plan_filter="plan_id" in params.model_fields_set,
+            plan_id=params.plan_id,
+            feature_id=params.feature_id,
             cursor=cursor,
             limit=limit,
         )
@@ -183,27 +190,27 @@ _DB_STATUSES = {
 """A requested status -> the stored plan statuses it reads (past_due narrows active rows)."""
 
 
-def list_subscriptions(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def list_subscriptions(ctx: Ctx, params: ListCustomerPlansParams) -> dict[str, Any]:
     """Recurring plans (subscriptions) across customers; active and scheduled by default."""
-    return _list_customer_plans(ctx, body, purchases=False)
+    return _list_customer_plans(ctx, params, purchases=False)
 
 
-def list_purchases(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def list_purchases(ctx: Ctx, params: ListCustomerPlansParams) -> dict[str, Any]:
     """One-off plans (purchases) across customers; active and scheduled by default."""
-    return _list_customer_plans(ctx, body, purchases=True)
+    return _list_customer_plans(ctx, params, purchases=True)
 
 
-def _list_customer_plans(ctx: Ctx, body: dict[str, Any], *, purchases: bool) -> dict[str, Any]:
-    limit = int(body.get("limit", 50))
-    statuses = list(body.get("statuses") or ["active", "scheduled"])
+def _list_customer_plans(ctx: Ctx, params: ListCustomerPlansParams, *, purchases: bool) -> dict[str, Any]:
+    limit = params.limit
+    statuses: list[str] = list(params.statuses or ["active", "scheduled"])
     db_statuses = sorted({db for status in statuses for db in _DB_STATUSES[status]})
     # past_due without active: of the active rows, only those whose renewal charge failed.
     only_past_due = "past_due" in statuses and "active" not in statuses
     kind = "pur" if purchases else "sub"
-    cursor = _decode_cursor(kind, body.get("start_cursor"))
+    cursor = _decode_cursor(kind, params.start_cursor)
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        scope = _resolve_scope(ctx, conn, body)
+        scope = _resolve_scope(ctx, conn, params)
         one_off = [pk for pk, plan in cat.plans_by_pk.items() if plan.is_one_off]
         page = listings.customer_plan_page(
             conn,
@@ -213,7 +220,7 @@ def _list_customer_plans(ctx: Ctx, body: dict[str, Any], *, purchases: bool) -> 
             purchases=purchases,
             customer_pk=scope.customer_pk,
             entity_pk=scope.entity_pk,
-            plan_id=body.get("plan_id"),
+            plan_id=params.plan_id,
             cursor=cursor,
             limit=limit,
         )
@@ -259,7 +266,7 @@ def _purchase_row(
 # billing.verify
 
 
-def verify(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def verify(ctx: Ctx, params: VerifyParams) -> dict[str, Any]:
     """A customer's billing checked against its Stripe subscriptions.
 
     A customer with no Stripe customer has no Stripe subscription to disagree with: it verifies clean
@@ -267,7 +274,7 @@ def verify(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     subscriptions read and compared item by item, which this server does not do: it refuses (400)
     rather than answer a verification it did not make.
     """
-    customer_id = body["customer_id"]
+    customer_id = params.customer_id
     with ctx.db.read() as conn:
         customer = get_customer(conn, ctx.tenant, customer_id)
         if customer is None:
@@ -286,18 +293,18 @@ def verify(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
 # platform.get_stripe_connection / platform.disconnect_stripe
 
 
-def _org_env(body: dict[str, Any]) -> str:
-    return "live" if body["env"] == "live" else "sandbox"
+def _org_env(params: StripeConnectionParams) -> str:
+    return "live" if params.env == "live" else "sandbox"
 
 
-def get_stripe_connection(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def get_stripe_connection(ctx: Ctx, params: StripeConnectionParams) -> dict[str, Any]:
     """A managed organization's Stripe OAuth connection: never one here (no Stripe OAuth)."""
     with ctx.db.read() as conn:
-        _tenant_org(ctx, conn, body["organization_slug"])
+        _tenant_org(ctx, conn, params.organization_slug)
     return {"connected": False, "account_id": None, "connected_at": None}
 
 
-def disconnect_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def disconnect_stripe(ctx: Ctx, params: StripeConnectionParams) -> dict[str, Any]:
     """Revoke a managed organization's Stripe OAuth connection.
 
     As in Autumn, a connected account the platform set (``platform.update_stripe_config`` with an
@@ -305,8 +312,8 @@ def disconnect_stripe(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     nothing to revoke and the answer is success.  The organization's own Stripe keys stay.
     """
     with ctx.db.read() as conn:
-        org = _tenant_org(ctx, conn, body["organization_slug"])
-        account_id = connected_account_id(conn, org.pk, _org_env(body))
+        org = _tenant_org(ctx, conn, params.organization_slug)
+        account_id = connected_account_id(conn, org.pk, _org_env(params))
     if account_id:
         raise ApiError(400, "invalid_request", "Platform-managed Stripe accounts are not OAuth connections")
     return {"success": True}

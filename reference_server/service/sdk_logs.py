@@ -22,6 +22,7 @@ from typing import Any
 
 from reference_server.errors import invalid
 from reference_server.service.context import Ctx
+from reference_server.service.extra_params import SearchLogsParams
 from reference_server.store.request_log import requests_between
 
 DEFAULT_RANGE_MS = 30 * 60 * 1000
@@ -280,16 +281,13 @@ def _iso(ms: int) -> str:
     )
 
 
-def search_logs(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+def search_logs(ctx: Ctx, params: SearchLogsParams) -> dict[str, Any]:
     """The environment's API requests in the range that match the query, newest first by default."""
-    filters, order, query_limit = _plan(body.get("query"))
-    window = body.get("range") or {}
-    end = _parse_time("end_date", window["end_date"]) if window.get("end_date") else ctx.state.clock.now_ms()
-    start = (
-        _parse_time("start_date", window["start_date"])
-        if window.get("start_date")
-        else end - DEFAULT_RANGE_MS
-    )
+    filters, order, query_limit = _plan(params.query)
+    start_date = params.range.start_date if params.range is not None else None
+    end_date = params.range.end_date if params.range is not None else None
+    end = _parse_time("end_date", end_date) if end_date else ctx.state.clock.now_ms()
+    start = _parse_time("start_date", start_date) if start_date else end - DEFAULT_RANGE_MS
     if start >= end:
         raise invalid("range.start_date must be before range.end_date", "invalid_inputs")
     if end - start > MAX_RANGE_MS:
@@ -320,7 +318,7 @@ def search_logs(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         entries.sort(key=lambda e: (e[field] is None, e[field]), reverse=descending)
     elif order is not None and not order[1]:
         entries.reverse()
-    limit = min(int(body.get("limit", 100)), query_limit if query_limit is not None else 200)
+    limit = min(params.limit, query_limit if query_limit is not None else 200)
     return {"list": [_entry(e) for e in entries[:limit]]}
 
 
