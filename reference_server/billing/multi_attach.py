@@ -27,6 +27,7 @@ from reference_server.billing.plan_changes import (
     emit_billing_updated,
 )
 from reference_server.billing.processor_choice import processor_for
+from reference_server.billing.resolve import built_params
 from reference_server.billing.sessions import create_checkout_session
 from reference_server.engine.billing import (
     AttachQuote,
@@ -53,7 +54,7 @@ def _plan_params(params: MultiAttachRequest) -> list[AttachParams]:
     out = []
     for plan in params.plans:
         own = {k: v for k, v in plan.model_dump(exclude_unset=True).items() if v is not None}
-        out.append(AttachParams.model_validate({**shared, **own}))
+        out.append(built_params(AttachParams, {**shared, **own}))
     return out
 
 

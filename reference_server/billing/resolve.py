@@ -3,6 +3,9 @@ removes, checked against the catalogue and the customer's plans (shared by every
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import (
@@ -28,6 +31,20 @@ build one :class:`AttachParams` per plan)."""
 
 UpdateRequest = UpdateSubscriptionParams | PreviewUpdateParams
 """The request of one plan updated (``billing.update`` or its preview; multi-update builds one per item)."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def built_params(model: type[M], data: dict[str, Any]) -> M:
+    """A request built from parts of another (a multi-attach's plan, a schedule's first phase), validated
+    as a request of its own; a part the other request took but this one refuses is a 400, not a 500."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise invalid(f"{where}: {first['msg']}", "invalid_inputs") from exc
 
 
 def requested_entity(conn: Connection, customer: CustomerRow, entity_id: str | None) -> EntityRow | None:

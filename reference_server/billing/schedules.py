@@ -14,7 +14,7 @@ from reference_server.billing.convert import customized_plan, engine_plan, featu
 from reference_server.billing.multi_attach import multi_attach_in
 from reference_server.billing.payment_collection import rule_error
 from reference_server.billing.plan_changes import save_billing_state
-from reference_server.billing.resolve import plan_version
+from reference_server.billing.resolve import built_params, plan_version
 from reference_server.engine.billing import (
     BillingRuleError,
     quote_new,
@@ -87,7 +87,7 @@ def create_schedule_in(
     first = multi_attach_in(
         ctx,
         conn,
-        MultiAttachParams.model_validate({**shared, "plans": plans}),
+        built_params(MultiAttachParams, {**shared, "plans": plans}),
         base_url,
         paid=paid,
         created=created,
