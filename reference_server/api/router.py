@@ -10,221 +10,39 @@ check and track POSTs skip Starlette's routing altogether (:class:`HotPaths`).
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
-from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from autumn_sdk._generated import operations as ops
 from autumn_sdk._generated.operations import OPERATIONS
-from autumn_sdk._operation import Operation
-from reference_server.api import admin, request_guard
+from reference_server.api import request_guard
 from reference_server.api.api_version import parse_api_version
+from reference_server.api.endpoints import ITEMS_KEY, Endpoint, endpoints, validate_request
 from reference_server.api.ratelimit import RateLimiter
-from reference_server.api.request_guard import describe_validation_error
-from reference_server.api.unsupported_fields import refuse_unsupported, watches_unsupported
-from reference_server.billing import import_plans as billing_import
-from reference_server.billing import invoice_actions, multi_update
-from reference_server.billing.attach import attach, preview_attach
 from reference_server.billing.customer_lock import LOCKED_OPERATIONS
-from reference_server.billing.customer_pages import open_customer_portal, setup_payment
-from reference_server.billing.multi_attach import multi_attach, preview_multi_attach
-from reference_server.billing.schedules import create_schedule
-from reference_server.billing.update import preview_update, update_subscription
 from reference_server.errors import ApiError
-from reference_server.service import (
-    balances,
-    batch_track,
-    catalog_ids,
-    check_track,
-    customers,
-    entities,
-    events,
-    features,
-    invoices,
-    key_ops,
-    license_ops,
-    locks,
-    plans,
-    plans_read,
-    platform,
-    referrals,
-    revenuecat,
-    rewards,
-    sandboxes,
-    sdk_extras,
-    sdk_logs,
-    track_tokens,
-    webhook_endpoints,
-)
+from reference_server.service import key_ops
 from reference_server.service.context import AppState, Ctx
-from reference_server.service.extra_params import (
-    AdvanceClockParams,
-    CreateSandboxParams,
-    FinalizeInvoiceParams,
-    ListBalancesParams,
-    ListCustomerPlansParams,
-    NoParams,
-    SandboxRefParams,
-    SearchLogsParams,
-    StripeConnectionParams,
-    SyncWebhooksParams,
-    VerifyParams,
-    WebhookParams,
-    WebhookRefParams,
-)
 from reference_server.store import idempotency
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.tenancy import Tenant, env_of_key, tenant_for_key
 
-Service = Callable[[Ctx, Any], dict[str, Any]]
-"""A service takes the context and the validated request: the operation's params model instance
-(a list of them for an array body, :class:`NoParams` when the operation has no body).  Each
-service annotates its own model; ``tests/server/test_service_params.py`` checks they match."""
-AsyncService = Callable[[Ctx, Any], Awaitable[dict[str, Any] | None]]
-"""An event-loop fast path of a service; None hands the request to the synchronous service."""
 
-ASYNC_SERVICES: dict[Operation, AsyncService] = {
-    ops.CHECK: check_track.check_async,
-    ops.TRACK: check_track.track_async,
-}
-"""The event-loop fast path of each ``hot_path`` operation (:func:`build_routes` checks they match)."""
+def error_response(
+    status: int, code: str, message: str, env: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = json.dumps({"message": message, "code": code, "env": env}).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
-
-def service_table() -> dict[str, Service]:
-    """Qualified operation name -> the function that serves it."""
-    return {
-        "customers.get_or_create": customers.get_or_create,
-        "customers.get": customers.get,
-        "customers.list": customers.list_customers,
-        "customers.update": customers.update_customer,
-        "customers.delete": customers.delete_customer,
-        "plans.create": plans.create_plan,
-        "plans.get": plans_read.plans_get,
-        "plans.list": plans_read.plans_list,
-        "plans.update": plans.update_plan,
-        "plans.delete": plans.delete_plan,
-        "features.create": features.create_feature,
-        "features.get": features.get_feature,
-        "features.list": features.list_features,
-        "features.update": features.update_feature,
-        "features.delete": features.delete_feature,
-        "billing.attach": attach,
-        "billing.update": update_subscription,
-        "billing.create_schedule": create_schedule,
-        "billing.multi_attach": multi_attach,
-        "billing.preview_attach": preview_attach,
-        "billing.preview_multi_attach": preview_multi_attach,
-        "billing.preview_update": preview_update,
-        "billing.open_customer_portal": open_customer_portal,
-        "billing.setup_payment": setup_payment,
-        "balances.create": balances.create_balance,
-        "balances.update": balances.update_balance,
-        "balances.delete": balances.delete_balance,
-        "balances.finalize": locks.finalize,
-        "check": check_track.check,
-        "track": check_track.track,
-        "events.list": events.list_events,
-        "events.aggregate": events.aggregate,
-        "entities.create": entities.create_entity,
-        "entities.get": entities.get_entity_op,
-        "entities.list": entities.list_entities_op,
-        "entities.update": entities.update_entity,
-        "entities.delete": entities.delete_entity,
-        "referrals.create_code": referrals.create_code,
-        "referrals.redeem_code": referrals.redeem_code,
-        "rewards.redeem_code": referrals.redeem_reward,
-        "platform.create_organization": platform.create_organization,
-        "platform.list_organizations": platform.list_organizations,
-        "platform.list_users": platform.list_users,
-        "platform.update_stripe_config": platform.update_stripe,
-        # Autumn's current API (2026-08-22)
-        "batch_track": batch_track.batch_track,
-        "track_tokens": track_tokens.track_tokens,
-        "billing.multi_update": multi_update.multi_update,
-        "billing.preview_multi_update": multi_update.preview_multi_update,
-        "billing.import": billing_import.import_billing,
-        "invoices.insert": invoices.insert_invoices,
-        "invoices.list": invoices.list_invoices,
-        "licenses.attach": license_ops.attach_license,
-        "licenses.release": license_ops.release_license,
-        "licenses.list": license_ops.list_licenses,
-        "licenses.list_assignments": license_ops.list_license_assignments,
-        "keys.mint": key_ops.mint_key,
-        "keys.refresh": key_ops.refresh_key,
-        "keys.revoke": key_ops.revoke_key,
-        "platform.link_revenue_cat": revenuecat.link_revenue_cat,
-        "platform.sync_revenue_cat": revenuecat.sync_revenue_cat,
-        "platform.get_revenue_cat_keys": revenuecat.get_revenue_cat_keys,
-        "rewards.create": rewards.create_reward,
-        "rewards.get": rewards.get_reward,
-        "rewards.list": rewards.list_rewards,
-        "rewards.update": rewards.update_reward,
-        "rewards.delete": rewards.delete_reward,
-        "referrals.create_program": rewards.create_referral_program,
-        "referrals.get_program": rewards.get_referral_program,
-        "referrals.list_programs": rewards.list_referral_programs,
-        "referrals.update_program": rewards.update_referral_program,
-        "referrals.delete_program": rewards.delete_referral_program,
-    }
-
-
-EXTRA_OPERATIONS: dict[str, tuple[str, Service, type[BaseModel] | None]] = {
-    "/v1/test_clocks.advance": ("test_clocks.advance", admin.advance_org_clock, AdvanceClockParams),
-    "/v1/customers.advance_test_clock": (
-        "customers.advance_test_clock",
-        admin.advance_customer_clock,
-        AdvanceClockParams,
-    ),
-    "/v1/invoices.finalize": ("invoices.finalize", admin.finalize_invoice, FinalizeInvoiceParams),
-    "/v1/invoices.void": ("invoices.void", invoice_actions.void_invoice, FinalizeInvoiceParams),
-    "/v1/invoices.pay": ("invoices.pay", invoice_actions.pay_invoice, FinalizeInvoiceParams),
-    **{path: (name, refuse, None) for path, (name, refuse) in invoice_actions.REFUSED_OPERATIONS.items()},
-    "/v1/catalog.internal_ids": ("catalog.internal_ids", catalog_ids.internal_ids, None),
-    "/v1/organizations.current": ("organizations.current", catalog_ids.current_organization, None),
-    "/v1/webhooks.create": ("webhooks.create", webhook_endpoints.create_webhook, WebhookParams),
-    "/v1/webhooks.get": ("webhooks.get", webhook_endpoints.get_webhook, WebhookRefParams),
-    "/v1/webhooks.list": ("webhooks.list", webhook_endpoints.list_webhooks, None),
-    "/v1/webhooks.update": ("webhooks.update", webhook_endpoints.update_webhook, WebhookParams),
-    "/v1/webhooks.delete": ("webhooks.delete", webhook_endpoints.delete_webhook, WebhookRefParams),
-    "/v1/webhooks.preview_sync": (
-        "webhooks.preview_sync",
-        webhook_endpoints.preview_sync_webhooks,
-        SyncWebhooksParams,
-    ),
-    "/v1/webhooks.sync": ("webhooks.sync", webhook_endpoints.sync_webhooks, SyncWebhooksParams),
-    "/v1/sandboxes.create": ("sandboxes.create", sandboxes.create_sandbox, CreateSandboxParams),
-    "/v1/sandboxes.list": ("sandboxes.list", sandboxes.list_sandboxes, None),
-    "/v1/sandboxes.delete": ("sandboxes.delete", sandboxes.delete_sandbox, SandboxRefParams),
-    "/v1/sandboxes.reset": ("sandboxes.reset", sandboxes.reset_sandbox, None),
-    "/v1/balances.list": ("balances.list", sdk_extras.list_balances, ListBalancesParams),
-    "/v1/subscriptions.list": ("subscriptions.list", sdk_extras.list_subscriptions, ListCustomerPlansParams),
-    "/v1/purchases.list": ("purchases.list", sdk_extras.list_purchases, ListCustomerPlansParams),
-    "/v1/billing.verify": ("billing.verify", sdk_extras.verify, VerifyParams),
-    "/v1/logs.search": ("logs.search", sdk_logs.search_logs, SearchLogsParams),
-    "/v1/platform.get_stripe_connection": (
-        "platform.get_stripe_connection",
-        sdk_extras.get_stripe_connection,
-        StripeConnectionParams,
-    ),
-    "/v1/platform.disconnect_stripe": (
-        "platform.disconnect_stripe",
-        sdk_extras.disconnect_stripe,
-        StripeConnectionParams,
-    ),
-}
-"""Operations beyond the spec: path -> (name, service, request model from :mod:`extra_params`)."""
 
 HOT_PATHS = frozenset(op.path for op in OPERATIONS if op.hot_path)
 """POST paths served ahead of Starlette's routing: the operations whose policy sets ``hot_path``."""
@@ -236,63 +54,6 @@ LEGACY_ALIASES: dict[str, str] = {
     "/v1/events": "/v1/balances.track",
     "/v1/balances/create": "/v1/balances.create",
 }
-
-
-ITEMS_KEY = "items"
-"""Where the items of an array body (``balances.batch_track``) reach the service."""
-
-
-def _validate_items(model: type[BaseModel], bounds: tuple[int, int | None], items: Any) -> list[BaseModel]:
-    """Each item validated as a body of its own; errors name the item's index."""
-    fewest, most = bounds
-    count = len(items) if isinstance(items, list) else 0
-    if count < fewest or (most is not None and count > most):
-        limit = f"between {fewest} and {most}" if most is not None else f"at least {fewest}"
-        raise ApiError(400, "invalid_inputs", f"The request must hold {limit} items; it holds {count}")
-    out: list[BaseModel] = []
-    for index, item in enumerate(items):
-        try:
-            parsed = model.model_validate(item)
-        except ValidationError as exc:
-            raise ApiError(400, "invalid_inputs", f"Item {index}: {describe_validation_error(exc)}") from exc
-        request_guard.check_nulls(parsed)
-        out.append(parsed)
-    return out
-
-
-def _dumped(request: BaseModel | list[BaseModel]) -> dict[str, Any]:
-    """The request as the JSON dict a not-yet-typed service reads (transitional)."""
-    if isinstance(request, list):
-        return {ITEMS_KEY: [item.model_dump(mode="json", exclude_unset=True) for item in request]}
-    return request.model_dump(mode="json", exclude_unset=True)
-
-
-def _takes_dict(service: Callable[..., Any]) -> bool:
-    """Whether ``service`` still reads its request as a dict rather than its params model."""
-    params = list(inspect.signature(service, eval_str=True).parameters.values())
-    return len(params) > 1 and params[1].annotation == dict[str, Any]
-
-
-def error_response(
-    status: int, code: str, message: str, env: str, headers: dict[str, str] | None = None
-) -> Response:
-    body = json.dumps({"message": message, "code": code, "env": env}).encode()
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-@dataclass
-class Endpoint:
-    name: str
-    service: Service
-    params_model: type[BaseModel] | None
-    response_model: type[BaseModel] | None
-    status: int = 200
-    query_params: bool = False
-    items: tuple[int, int | None] | None = None
-    """For an array body: the fewest and most items the spec allows."""
-    async_service: AsyncService | None = None
-    takes_dict: bool = False
-    """Transitional: the service reads a dumped dict instead of its params model."""
 
 
 class Dispatcher:
@@ -385,7 +146,7 @@ class Dispatcher:
         """
         _check_key(key)
         db, tenant = ctx.db, ctx.tenant
-        customer_id = raw_customer_id(request)
+        customer_id = getattr(request, "customer_id", None)
         locked = db.is_sqlite and ep.name in LOCKED_OPERATIONS and isinstance(customer_id, str)
         if locked:  # a replay needs no lock: answer it before queueing for one
             with db.read() as conn:
@@ -431,21 +192,7 @@ class Dispatcher:
             wait = self.limiter.hit(ep.name, f"{tenant.org_pk}:{tenant.env}", raw.get("customer_id"))
             if wait is not None:
                 raise _RateLimited(wait)
-        model = ep.params_model or NoParams
-        request: BaseModel | list[BaseModel]
-        if ep.items is not None:
-            request = _validate_items(model, ep.items, raw.get(ITEMS_KEY))
-        else:
-            try:
-                request = model.model_validate(raw)
-            except ValidationError as exc:
-                raise ApiError(400, "invalid_inputs", describe_validation_error(exc)) from exc
-            request_guard.check_nulls(request)
-            if ep.query_params:  # query values were strings until the model parsed them
-                request_guard.check_values(request.model_dump(mode="json", exclude_unset=True))
-            if watches_unsupported(ep.name):
-                refuse_unsupported(ep.name, request.model_dump(mode="json", exclude_unset=True))
-        return ctx, (_dumped(request) if ep.takes_dict else request)
+        return ctx, validate_request(ep, raw)
 
     def _success(self, ep: Endpoint, result: Any) -> tuple[int, Any, dict[str, str]]:
         if ep.response_model is not None and self.validate_responses:
@@ -608,13 +355,6 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IN_FLIGHT_RETRY_AFTER_S = 1
 
 
-def raw_customer_id(request: Any) -> Any:
-    """The request's ``customer_id``, whichever form the service takes it in."""
-    if isinstance(request, dict):
-        return request.get("customer_id")
-    return getattr(request, "customer_id", None)
-
-
 def _check_key(key: str) -> None:
     if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or "\x00" in key:
         raise ApiError(
@@ -722,59 +462,25 @@ class _RateLimited(Exception):
 
 
 def build_routes(dispatcher: Dispatcher) -> tuple[list[Route], list[dict[str, Any]]]:
-    """Routes for every operation of the table (and the extras), plus an index for /openapi.json."""
-    table = service_table()
-
-    table["platform.generate_oauth_url"] = platform.generate_oauth_url
+    """Routes for every endpoint (:func:`~reference_server.api.endpoints.endpoints`), plus an index
+    for /openapi.json."""
     routes: list[Route] = []
     index: list[dict[str, Any]] = []
     by_path: dict[str, Endpoint] = {}
-    hot = {op for op in OPERATIONS if op.hot_path}
-    if set(ASYNC_SERVICES) != hot:
-        raise RuntimeError("ASYNC_SERVICES must serve exactly the hot_path operations")
-    for op in OPERATIONS:
-        name = op.qualified_name
-        service = table.get(name)
-        if service is None:
-            raise RuntimeError(f"operation {name} ({op.path}) has no service; add it to service_table")
-        ep = Endpoint(
-            name,
-            service,
-            op.params_model,
-            op.response_model,
-            status=op.success_statuses[0] if op.success_statuses else 200,
-            query_params=op.http_method == "GET",
-            async_service=ASYNC_SERVICES.get(op),
-            items=(op.min_items, op.max_items) if op.body_style == "items" else None,
-            takes_dict=_takes_dict(service),
-        )
-        routes.append(Route(op.path, dispatcher.asgi_endpoint(ep), methods=[op.http_method]))
-        index.append(
-            {
-                "path": op.path,
-                "method": op.http_method,
-                "operation_id": op.operation_id,
-                "name": name,
-                "summary": op.summary,
-                "params_model": op.params_model,
-                "response_model": op.response_model,
-                "status": ep.status,
-            }
-        )
-        if op.http_method == "POST":
-            by_path[op.path] = ep
-    for path, (name, service, params_model) in EXTRA_OPERATIONS.items():
-        ep = Endpoint(name, service, params_model, None, takes_dict=_takes_dict(service))
-        routes.append(Route(path, dispatcher.asgi_endpoint(ep), methods=["POST"]))
-        index.append(
-            {
-                "path": path,
-                "method": "POST",
-                "operation_id": name,
-                "name": name,
-                "summary": (service.__doc__ or "").strip().splitlines()[0] if service.__doc__ else "",
-            }
-        )
+    for ep in endpoints():
+        routes.append(Route(ep.path, dispatcher.asgi_endpoint(ep), methods=[ep.method]))
+        entry: dict[str, Any] = {
+            "path": ep.path,
+            "method": ep.method,
+            "operation_id": ep.operation_id,
+            "name": ep.name,
+            "summary": ep.summary,
+        }
+        if ep.in_spec:
+            entry.update(params_model=ep.params_model, response_model=ep.response_model, status=ep.status)
+        index.append(entry)
+        if ep.method == "POST":
+            by_path[ep.path] = ep
     for alias, target in LEGACY_ALIASES.items():
         routes.append(Route(alias, dispatcher.asgi_endpoint(by_path[target]), methods=["POST"]))
     for path in HOT_PATHS:

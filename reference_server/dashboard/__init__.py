@@ -7,15 +7,16 @@ operations (:mod:`.operations`) and reads the store, nothing more.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 from starlette.routing import BaseRoute
 
+from reference_server.api.endpoints import Endpoint
 from reference_server.request_log import RequestLog, RequestLogMiddleware
 from reference_server.service.context import AppState
 
 from .auth import AdminError, create_admin
-from .operations import Operations, Service
+from .operations import Operations
 from .views import DashboardContext, dashboard_routes
 
 __all__ = [
@@ -38,6 +39,8 @@ def request_log_for(state: AppState) -> RequestLog:
     return state.request_log
 
 
-def routes_for(state: AppState, services: Mapping[str, Service]) -> list[BaseRoute]:
-    """The dashboard's routes for an app: ``services`` is the API's operation table (name -> service)."""
-    return dashboard_routes(DashboardContext(Operations(state, services), request_log=request_log_for(state)))
+def routes_for(state: AppState, endpoints: Iterable[Endpoint]) -> list[BaseRoute]:
+    """The dashboard's routes for an app: ``endpoints`` are the API's operations it may run."""
+    return dashboard_routes(
+        DashboardContext(Operations(state, endpoints), request_log=request_log_for(state))
+    )

@@ -14,8 +14,9 @@ from autumn_sdk._fail_open import FAIL_OPEN_OPERATIONS
 from autumn_sdk._generated import operations as ops
 from autumn_sdk._operation import Operation
 from codegen.policy import POLICIES, Policy, RateLimitGroup, TimeoutClass, policy_for
+from reference_server.api.endpoints import ASYNC_SERVICES
 from reference_server.api.ratelimit import DEFAULT_LIMITS
-from reference_server.api.router import ASYNC_SERVICES, HOT_PATHS
+from reference_server.api.router import HOT_PATHS
 
 POLICY_FIELDS = [f.name for f in dataclasses.fields(Operation) if f.kw_only]
 
