@@ -7,8 +7,7 @@ from sqlalchemy import Connection
 
 from reference_server.billing.plan_changes import run_billing_maintenance
 from reference_server.billing.processor_choice import processor_for
-from reference_server.service.billing_hooks import Maintenance
-from reference_server.service.context import AppState, Ctx
+from reference_server.service.context import AppState, Ctx, Maintenance
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import CustomerRow
 

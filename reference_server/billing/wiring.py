@@ -43,8 +43,7 @@ from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.registry import EventHooks, stripe_processor_for
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
-from reference_server.service.billing_hooks import BillingHooks
-from reference_server.service.context import AppState, Ctx
+from reference_server.service.context import AppState, BillingHooks, Ctx
 from reference_server.store import idempotency
 from reference_server.store.billing_records import (
     InvoiceRecord,
