@@ -203,9 +203,10 @@ def _nulls(value: Any, path: tuple[str | int, ...]) -> None:
     if isinstance(value, AutumnModel):
         refused, nested = _null_plan(type(value))
         present = value.model_fields_set
-        for name in refused & present:
-            if getattr(value, name) is None:
-                raise _refuse((*path, name), "must not be null")
+        nulls = [name for name in refused & present if getattr(value, name) is None]
+        if nulls:  # the first in the model's field order, so the message never depends on set order
+            order = list(type(value).model_fields)
+            raise _refuse((*path, min(nulls, key=order.index)), "must not be null")
         for name in nested:
             if name in present:
                 _nulls(getattr(value, name), (*path, name))

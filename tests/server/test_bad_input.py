@@ -310,6 +310,12 @@ CASES = [
         _json({"plan_id": PLAN, "name": None}),
         message="name: must not be null",
     ),
+    Case(  # several: the first in the spec's field order, whatever order they were sent in
+        "null-plan-fields-reported-in-field-order",
+        "/v1/plans.update",
+        _json({"plan_id": PLAN, "archived": None, "description": None, "add_on": None, "group": None}),
+        message="group: must not be null",
+    ),
     Case(
         "null-nested-reset-interval-count",
         "/v1/plans.update",
