@@ -38,16 +38,6 @@ def insert_entity(
     return entity_from_row(conn.execute(select(entities).where(entities.c.pk == pk)).one())
 
 
-def has_anonymous_entity(conn: Connection, customer_pk: int) -> bool:
-    """Whether the customer has an entity without an id."""
-    return (
-        conn.execute(
-            select(entities.c.pk).where(entities.c.customer_pk == customer_pk, entities.c.id.is_(None))
-        ).first()
-        is not None
-    )
-
-
 def entity_with_owner(conn: Connection, tenant: Tenant, entity_id: str) -> Row[Any] | None:
     """The env's (first) entity ``entity_id`` with its customer's public id as ``cid``."""
     return conn.execute(
