@@ -39,6 +39,8 @@ from reference_server.engine.billing.preview import attach_preview_body
 from reference_server.engine.billing.quotes import check_multi_attach, combine_due
 from reference_server.errors import invalid
 from reference_server.service.context import Ctx
+from reference_server.service.entities import ensure_customer, ensure_entity
+from reference_server.service.maintenance import require_customer
 from reference_server.service.subscriptions import load_instances
 
 MultiAttachRequest = MultiAttachParams | PreviewMultiAttachParams
@@ -77,7 +79,19 @@ def _prepare_multi(
 def _multi_attach_unlocked(ctx: Ctx, params: MultiAttachParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
+        _create_missing_subjects(ctx, conn, params)
         return multi_attach_in(ctx, conn, params, base_url)
+
+
+def _create_missing_subjects(ctx: Ctx, conn: Connection, params: MultiAttachParams) -> None:
+    """``customer_data`` creates the customer, ``entity_data`` the entity, when they do not exist yet
+    (in the attach's own transaction: a refused attach creates neither)."""
+    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    if params.customer_data is not None:
+        ensure_customer(ctx, conn, cat, params.customer_id, params.customer_data)
+    if params.entity_id is not None and params.entity_data is not None:
+        customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
+        ensure_entity(ctx, conn, cat, customer, params.entity_id, params.entity_data, now)
 
 
 def multi_attach_in(

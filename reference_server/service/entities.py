@@ -12,6 +12,7 @@ from autumn_sdk._generated.models import (
     CreateEntityParams,
     CustomerData,
     DeleteEntityParams,
+    EntityData,
     GetEntityParams,
     ListEntitiesParams,
     UpdateEntityParams,
@@ -36,8 +37,11 @@ from reference_server.service.maintenance import catch_up, needs_maintenance, re
 from reference_server.service.usage import controls_for
 from reference_server.service.usage_limits import check_limits
 from reference_server.store import entities as entities_repo
+from reference_server.store.catalog import Catalog
 from reference_server.store.customers import customer_at
 from reference_server.store.subjects import (
+    CustomerRow,
+    EntityRow,
     entity_from_row,
     get_customer,
     get_entity,
@@ -142,29 +146,67 @@ def _change_seats(
 def create_entity(ctx: Ctx, params: CreateEntityParams) -> dict[str, Any]:
     """The entity, its customer created from ``customer_data`` first when there is none yet."""
     customer_id = params.customer_id
-    feature_id = params.feature_id
     entity_id = params.entity_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        feature = cat.features.get(feature_id)
-        if feature is None:
-            raise feature_not_found(feature_id)
-        if feature.type != "metered" or feature.consumable:
-            raise invalid(f"Feature {feature_id} must be a non-consumable (continuous) metered feature")
-        existing = get_customer(conn, ctx.tenant, customer_id, lock=True)
-        if existing is None:
-            try:
-                with conn.begin_nested():
-                    create_customer_row(ctx, conn, cat, params.customer_data or CustomerData(), customer_id)
-            except IntegrityError:
-                pass
+        _seat_feature(cat, params.feature_id)
+        ensure_customer(ctx, conn, cat, customer_id, params.customer_data or CustomerData())
         customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
         if get_entity(conn, customer.pk, entity_id) is not None:
             raise ApiError(409, "entity_already_exists", f"Entity {entity_id} already exists")
-        failure = _change_seats(ctx, conn, customer, feature_id, 1.0, now)
+        failure = _change_seats(ctx, conn, customer, params.feature_id, 1.0, now)
         if failure is None:
-            return _insert_entity(ctx, conn, cat, customer, params, now)
+            entity = _insert_entity(conn, customer, params, now)
+            return entity_subject_json(ctx, conn, cat, customer, entity, now)
     raise failure
+
+
+def ensure_customer(ctx: Ctx, conn: Connection, cat: Catalog, customer_id: str, data: CustomerData) -> None:
+    """Create customer ``customer_id`` from ``data`` unless it exists (a concurrent creation wins)."""
+    if get_customer(conn, ctx.tenant, customer_id, lock=True) is None:
+        try:
+            with conn.begin_nested():
+                create_customer_row(ctx, conn, cat, data, customer_id)
+        except IntegrityError:
+            pass
+
+
+def ensure_entity(
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    entity_id: str,
+    data: EntityData,
+    now: int,
+) -> None:
+    """Create entity ``entity_id`` from a billing request's ``entity_data`` unless it exists, inside the
+    caller's transaction: its seat is used and billed as ``entities.create`` does, and a failed seat
+    charge raises :class:`SeatChargeFailed`, rolling the whole call back (nothing was charged)."""
+    if get_entity(conn, customer.pk, entity_id) is not None:
+        return
+    _seat_feature(cat, data.feature_id)
+    with conn.begin_nested():
+        _bill_seats(
+            ctx, conn, customer, data.feature_id, _use_seats(conn, customer, data.feature_id, 1.0, now), now
+        )
+    params = CreateEntityParams(
+        customer_id=str(customer.id),
+        entity_id=entity_id,
+        feature_id=data.feature_id,
+        name=data.name,
+        billing_controls=data.billing_controls,
+    )
+    _insert_entity(conn, customer, params, now)
+
+
+def _seat_feature(cat: Catalog, feature_id: str) -> None:
+    """Refuse an entity feature that is not a non-consumable (continuous) metered one."""
+    feature = cat.features.get(feature_id)
+    if feature is None:
+        raise feature_not_found(feature_id)
+    if feature.type != "metered" or feature.consumable:
+        raise invalid(f"Feature {feature_id} must be a non-consumable (continuous) metered feature")
 
 
 def checked_controls(raw: dict[str, Any]) -> dict[str, Any]:
@@ -175,10 +217,10 @@ def checked_controls(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _insert_entity(
-    ctx: Ctx, conn: Connection, cat: Any, customer: Any, params: CreateEntityParams, now: int
-) -> dict[str, Any]:
+    conn: Connection, customer: CustomerRow, params: CreateEntityParams, now: int
+) -> EntityRow:
     """The entity row, once its seat (if any) is used and paid for."""
-    entity = entities_repo.insert_entity(
+    return entities_repo.insert_entity(
         conn,
         customer.pk,
         entity_id=params.entity_id,
@@ -187,7 +229,6 @@ def _insert_entity(
         billing_controls=checked_controls(controls_part(params.billing_controls)),
         created_at=now,
     )
-    return entity_subject_json(ctx, conn, cat, customer, entity, now)
 
 
 def _load(

@@ -470,6 +470,52 @@ def test_default_plan_trial_without_card_requirement(api: Api, with_card: bool) 
         assert customer["invoices"] == []
 
 
+def test_multi_attach_creates_its_customer_and_entity_from_their_data(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="boost",
+        name="Boost",
+        add_on=True,
+        items=[{"feature_id": "messages", "included": 50}],
+    )
+    plans = [{"plan_id": "boost"}]
+    missing = api("billing.multi_attach", expect=404, customer_id="ada", plans=plans)
+    assert missing["code"] == "customer_not_found"  # no customer_data: nothing to create it from
+    refused = api(
+        "billing.multi_attach",
+        expect=404,
+        customer_id="ada",
+        customer_data={"name": "Ada"},
+        plans=[{"plan_id": "no_such_plan"}],
+    )
+    assert refused["code"] == "product_not_found"  # Autumn's code for an unknown plan
+    api("customers.get", expect=404, customer_id="ada")  # a refused attach creates nothing
+    api(
+        "billing.multi_attach",
+        customer_id="ada",
+        customer_data={"name": "Ada", "email": "ada@example.com"},
+        entity_id="w1",
+        entity_data={"feature_id": "seats", "name": "Main workspace"},
+        plans=plans,
+    )
+    customer = api("customers.get", customer_id="ada")
+    assert (customer["name"], customer["email"]) == ("Ada", "ada@example.com")
+    entity = api("entities.get", customer_id="ada", entity_id="w1")
+    assert entity["name"] == "Main workspace"
+    assert [s["plan_id"] for s in entity["subscriptions"] if s["plan_id"] == "boost"] == ["boost"]
+    again = api(  # both exist now: their data changes nothing
+        "billing.multi_attach",
+        customer_id="ada",
+        customer_data={"name": "Someone else"},
+        entity_id="w1",
+        entity_data={"feature_id": "seats", "name": "Renamed"},
+        plans=plans,
+    )
+    assert again["customer_id"] == "ada"
+    assert api("customers.get", customer_id="ada")["name"] == "Ada"
+    assert api("entities.get", customer_id="ada", entity_id="w1")["name"] == "Main workspace"
+
+
 def test_multi_attach_and_schedule_through_checkout(api: Api) -> None:
     api(
         "plans.create",
