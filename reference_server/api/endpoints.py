@@ -33,7 +33,7 @@ from reference_server.service import (
     balances,
     batch_track,
     catalog_ids,
-    check_track,
+    check,
     customers,
     entities,
     events,
@@ -51,6 +51,7 @@ from reference_server.service import (
     sandboxes,
     sdk_extras,
     sdk_logs,
+    track,
     track_tokens,
     webhook_endpoints,
 )
@@ -79,8 +80,8 @@ AsyncService = Callable[[Ctx, Any], Awaitable[dict[str, Any] | None]]
 """An event-loop fast path of a service; None hands the request to the synchronous service."""
 
 ASYNC_SERVICES: dict[Operation, AsyncService] = {
-    ops.CHECK: check_track.check_async,
-    ops.TRACK: check_track.track_async,
+    ops.CHECK: check.check_async,
+    ops.TRACK: track.track_async,
 }
 """The event-loop fast path of each ``hot_path`` operation (:func:`endpoints` checks they match)."""
 
@@ -116,8 +117,8 @@ def service_table() -> dict[str, Service]:
         "balances.update": balances.update_balance,
         "balances.delete": balances.delete_balance,
         "balances.finalize": locks.finalize,
-        "check": check_track.check,
-        "track": check_track.track,
+        "check": check.check,
+        "track": track.track,
         "events.list": events.list_events,
         "events.aggregate": events.aggregate,
         "entities.create": entities.create_entity,

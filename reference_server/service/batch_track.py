@@ -3,7 +3,7 @@
 Autumn validates every item up front (each one's feature or event name must resolve), then
 enqueues the items for background workers.  This server never loses an acknowledged track, so it
 applies every item before it answers: all of them in one write transaction, each exactly as
-``balances.track`` applies it (:func:`reference_server.service.check_track.track_in`: the same
+``balances.track`` applies it (:func:`reference_server.service.track.track_in`: the same
 deduction order, overage behaviour, event row and billing watchers).  Either the whole batch is
 applied or none of it is, so a client that sees an error may retry the batch as it is.
 
@@ -18,9 +18,9 @@ from typing import Any
 
 from autumn_sdk._generated.models import BatchTrackItem
 from reference_server.errors import ApiError
-from reference_server.service import check_track
 from reference_server.service.context import Ctx
 from reference_server.service.entities import with_seat_charge
+from reference_server.service.track import track_args, track_features, track_in
 
 
 def _at(index: int, exc: ApiError) -> ApiError:
@@ -33,14 +33,14 @@ def batch_track(ctx: Ctx, items: list[BatchTrackItem]) -> dict[str, Any]:
     args = []
     for index, item in enumerate(items):
         try:
-            args.append(check_track.track_args(item))
+            args.append(track_args(item))
         except ApiError as exc:
             raise _at(index, exc) from exc
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     for index, item in enumerate(items):
         try:
-            check_track.track_features(cat, item)
+            track_features(cat, item)
         except ApiError as exc:
             raise _at(index, exc) from exc
     order = sorted(range(len(items)), key=lambda i: (items[i].customer_id, i))
@@ -50,7 +50,7 @@ def batch_track(ctx: Ctx, items: list[BatchTrackItem]) -> dict[str, Any]:
             for index in order:
                 value, behavior, lock, expand = args[index]
                 try:
-                    check_track.track_in(ctx, conn, items[index], value, behavior, lock, expand)
+                    track_in(ctx, conn, items[index], value, behavior, lock, expand)
                 except ApiError as exc:
                     raise _at(index, exc) from exc
 

@@ -18,10 +18,10 @@ from sqlalchemy import Connection
 from autumn_sdk._generated.models import TrackParams, TrackTokensParams
 from reference_server.engine.entitlements import Feature
 from reference_server.errors import ApiError, customer_not_found, feature_not_found
-from reference_server.service import check_track
 from reference_server.service.context import Ctx
 from reference_server.service.entities import with_seat_charge
 from reference_server.service.model_prices import price_tokens
+from reference_server.service.track import queued_response, track_args, track_in
 from reference_server.service.usage import resolve_subject
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import load_subject, scoped
@@ -103,10 +103,10 @@ def track_tokens(ctx: Ctx, params: TrackTokensParams) -> dict[str, Any]:
             cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
             feature = _ai_feature(ctx, conn, cat, params)
             track = _track_params(params, feature)
-            value, behavior, lock, expand = check_track.track_args(track)
-            return check_track.track_in(ctx, conn, track, value, behavior, lock, expand)
+            value, behavior, lock, expand = track_args(track)
+            return track_in(ctx, conn, track, value, behavior, lock, expand)
 
     response = with_seat_charge(ctx, run)
     if params.async_:
-        return check_track.queued_response(response["value"], params.customer_id, params.entity_id)
+        return queued_response(response["value"], params.customer_id, params.entity_id)
     return response
