@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -27,7 +28,7 @@ from reference_server.engine.plan_controls import overlay
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import ApiError, customer_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
-from reference_server.service.license_pools import customer_licenses
+from reference_server.service.license_pools import customer_licenses, pools_json
 from reference_server.service.maintenance import (
     catch_up,
     needs_maintenance,
@@ -44,7 +45,9 @@ from reference_server.service.subscriptions import (
 )
 from reference_server.service.usage_limits import check_limits, limits_view
 from reference_server.store import customers as customers_repo
+from reference_server.store import licenses as licenses_repo
 from reference_server.store.catalog import Catalog
+from reference_server.store.licenses import Pool
 from reference_server.store.subjects import (
     CustomerRow,
     EntityRow,
@@ -221,6 +224,15 @@ def balances_and_flags(
     return balances, flags
 
 
+@dataclass
+class Preloaded:
+    """What :func:`customer_json` would read for one customer, read for a whole list page."""
+
+    sources: list[Source] = field(default_factory=list)
+    instances: list[Instance] = field(default_factory=list)
+    pools: list[Pool] = field(default_factory=list)
+
+
 def customer_json(
     ctx: Ctx,
     conn: Connection,
@@ -230,12 +242,12 @@ def customer_json(
     expand: set[str] | None = None,
     *,
     persist_resets: bool = False,
-    preloaded: tuple[list[Source], list[Instance]] | None = None,
+    preloaded: Preloaded | None = None,
 ) -> dict[str, Any]:
-    """The Customer object; ``preloaded`` (sources, plan instances) saves the reads for list pages."""
+    """The Customer object; ``preloaded`` saves the reads a list page makes for all its customers at once."""
     expand = expand or set()
     if preloaded is not None:
-        sources, instances = preloaded
+        sources, instances = preloaded.sources, preloaded.instances
         apply_due_resets(sources, now)
     else:
         sources = load_sources(conn, customer.pk)
@@ -257,7 +269,11 @@ def customer_json(
         "billing_controls": controls_view(conn, cat, customer, None, sources, now),
         "subscriptions": subs,
         "purchases": purchases,
-        "licenses": customer_licenses(conn, cat, customer.pk),
+        "licenses": (
+            pools_json(cat, preloaded.pools)
+            if preloaded is not None
+            else customer_licenses(conn, cat, customer.pk)
+        ),
         "balances": balances,
         "flags": flags,
         "config": {"disable_pooled_balance": bool(customer.config.get("disable_pooled_balance", False))},
@@ -477,25 +493,19 @@ def list_customers(ctx: Ctx, params: ListCustomersParams) -> dict[str, Any]:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         rows = customers_repo.customer_page(conn, ctx.tenant, query, limit)
         page = rows[:limit]
-        # Two queries for the whole page (sources, plan instances) instead of two per customer.
+        # A fixed number of queries for the whole page (sources, plan instances, license pools)
+        # instead of a few per customer.
         pks = [c.pk for c in page]
-        sources_by: dict[int, list[Source]] = {pk: [] for pk in pks}
+        loaded = {pk: Preloaded() for pk in pks}
         for s in load_sources_for(conn, pks):
-            sources_by[s.customer_pk].append(s)
-        instances_by: dict[int, list[Instance]] = {pk: [] for pk in pks}
+            loaded[s.customer_pk].sources.append(s)
         if pks:
             for r in customers_repo.live_instance_rows(conn, pks):
-                instances_by[r.customer_pk].append(instance_from_row(r))
+                loaded[r.customer_pk].instances.append(instance_from_row(r))
+        for pk, pools in licenses_repo.pools_for(conn, pks).items():
+            loaded[pk].pools = pools
         out = [
-            customer_json(
-                ctx,
-                conn,
-                cat,
-                c,
-                ctx.now(c.clock_offset_ms),
-                preloaded=(sources_by[c.pk], instances_by[c.pk]),
-            )
-            for c in page
+            customer_json(ctx, conn, cat, c, ctx.now(c.clock_offset_ms), preloaded=loaded[c.pk]) for c in page
         ]
     next_cursor = _encode_cursor(page[-1].created_at, page[-1].pk) if len(rows) > limit else None
     return {"list": out, "next_cursor": next_cursor}

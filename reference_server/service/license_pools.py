@@ -6,6 +6,7 @@ without importing the license operations (which use the customer service).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -33,5 +34,10 @@ def customer_licenses(
     conn: Connection, cat: Catalog, customer_pk: int, entity_pk: int | None = None
 ) -> list[dict[str, Any]]:
     """The Customer object's ``licenses``: its seat pools, ordered by parent then license plan."""
-    out = [p for p in (_pool_json(pool, cat) for pool in store.pools(conn, customer_pk, entity_pk)) if p]
+    return pools_json(cat, store.pools(conn, customer_pk, entity_pk))
+
+
+def pools_json(cat: Catalog, pools: Iterable[store.Pool]) -> list[dict[str, Any]]:
+    """:func:`customer_licenses` of pools already read (list pages read every customer's at once)."""
+    out = [p for p in (_pool_json(pool, cat) for pool in pools) if p]
     return sorted(out, key=lambda p: (p["parent_plan_id"], p["license_plan_id"]))

@@ -32,6 +32,11 @@ def paid_seats(conn: Connection, parent_instance_pk: int, license_plan_id: str, 
             subscription_billing.c.customer_plan_pk == parent_instance_pk
         )
     ).scalar_one_or_none()
+    return _paid(stored, license_plan_id, included)
+
+
+def _paid(stored: dict[str, Any] | None, license_plan_id: str, included: int) -> int:
+    """:func:`paid_seats` given the parent instance's stored prepaid quantities."""
     value = (stored or {}).get(seat_key(license_plan_id))
     if value is None:
         return 0
@@ -188,16 +193,57 @@ def pools(conn: Connection, customer_pk: int, entity_pk: int | None = None) -> l
     scope: ColumnElement[bool] = customer_plans.c.entity_pk.is_(None)
     if entity_pk is not None:
         scope = or_(scope, customer_plans.c.entity_pk == entity_pk)
+    return _pools(conn, [customer_pk], scope).get(customer_pk, [])
+
+
+def pools_for(conn: Connection, customer_pks: list[int]) -> dict[int, list[Pool]]:
+    """:func:`pools` (customer level) of several customers, in a fixed number of statements (list
+    pages); customers without pools are left out."""
+    if not customer_pks:
+        return {}
+    return _pools(conn, customer_pks, customer_plans.c.entity_pk.is_(None))
+
+
+def _pools(conn: Connection, customer_pks: list[int], scope: ColumnElement[bool]) -> dict[int, list[Pool]]:
+    """The pools of the customers' active plan instances within ``scope``: at most five statements
+    whatever the number of customers, instances and links."""
     instances = conn.execute(
         select(
             customer_plans.c.pk,
+            customer_plans.c.customer_pk,
             customer_plans.c.plan_pk,
             customer_plans.c.plan_id,
             customer_plans.c.entity_pk,
         )
-        .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active", scope)
+        .where(customer_plans.c.customer_pk.in_(customer_pks), customer_plans.c.status == "active", scope)
         .order_by(customer_plans.c.pk)
     ).all()
+    if not instances:
+        return {}
+    links_by_plan: dict[int, list[LicenseLink]] = {}
+    for r in conn.execute(
+        select(plan_licenses)
+        .where(plan_licenses.c.plan_pk.in_(sorted({int(i.plan_pk) for i in instances})))
+        .order_by(plan_licenses.c.plan_pk, plan_licenses.c.position)
+    ):
+        links_by_plan.setdefault(int(r.plan_pk), []).append(
+            LicenseLink(r.license_plan_id, int(r.included), r.prepaid_only)
+        )
+    instance_pks = [int(i.pk) for i in instances]
+    overrides_by_instance: dict[int, list[LinkOverride]] = {}
+    for r in conn.execute(
+        select(customer_plan_licenses)
+        .where(customer_plan_licenses.c.customer_plan_pk.in_(instance_pks))
+        .order_by(customer_plan_licenses.c.customer_plan_pk, customer_plan_licenses.c.position)
+    ):
+        overrides_by_instance.setdefault(int(r.customer_plan_pk), []).append(
+            LinkOverride(r.license_plan_id, r.included, r.prepaid_only, r.price)
+        )
+    linked = [
+        i for i in instances if links_by_plan.get(int(i.plan_pk)) or overrides_by_instance.get(int(i.pk))
+    ]
+    if not linked:
+        return {}
     live: dict[tuple[int, str], int] = {}
     for r in conn.execute(
         select(
@@ -205,22 +251,36 @@ def pools(conn: Connection, customer_pk: int, entity_pk: int | None = None) -> l
             license_assignments.c.license_plan_id,
             func.count().label("assigned"),
         )
-        .where(license_assignments.c.customer_pk == customer_pk, license_assignments.c.ended_at.is_(None))
+        .where(
+            license_assignments.c.customer_pk.in_(sorted({int(i.customer_pk) for i in linked})),
+            license_assignments.c.ended_at.is_(None),
+        )
         .group_by(license_assignments.c.parent_customer_plan_pk, license_assignments.c.license_plan_id)
     ):
         live[(int(r.parent_customer_plan_pk), r.license_plan_id)] = int(r.assigned)
-    out: list[Pool] = []
-    for inst in instances:
-        for link in instance_links(conn, inst.pk, inst.plan_pk):
-            out.append(
+    stored: dict[int, dict[str, Any] | None] = {
+        int(r.customer_plan_pk): r.prepaid_quantities
+        for r in conn.execute(
+            select(subscription_billing.c.customer_plan_pk, subscription_billing.c.prepaid_quantities).where(
+                subscription_billing.c.customer_plan_pk.in_([int(i.pk) for i in linked])
+            )
+        )
+    }
+    out: dict[int, list[Pool]] = {}
+    for inst in linked:
+        pk = int(inst.pk)
+        for link in effective_links(
+            links_by_plan.get(int(inst.plan_pk), []), overrides_by_instance.get(pk, [])
+        ):
+            out.setdefault(int(inst.customer_pk), []).append(
                 Pool(
-                    inst.pk,
+                    pk,
                     inst.plan_id,
                     inst.entity_pk,
                     link.license_plan_id,
                     link.included,
-                    live.get((inst.pk, link.license_plan_id), 0),
-                    paid_seats(conn, inst.pk, link.license_plan_id, link.included),
+                    live.get((pk, link.license_plan_id), 0),
+                    _paid(stored.get(pk), link.license_plan_id, link.included),
                 )
             )
     return out

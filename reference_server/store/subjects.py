@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import Any
@@ -127,36 +128,91 @@ def list_entities(conn: Connection, customer_pk: int) -> list[EntityRow]:
 _SOURCE_COLUMNS = [*balance_sources.c, entities.c.id.label("entity_public_id")]
 
 
+_SOURCE_ROW = (*_SOURCE_COLUMN_NAMES, "entity_public_id")
+"""The columns of a source row as :data:`_SOURCES_SQL` reads it: the table's, then the entity's id."""
+
+
 def source_from_row(r: Any) -> Source:
+    """A Source from a row holding the :data:`_SOURCE_ROW` columns as attributes."""
+    return _source([getattr(r, name) for name in _SOURCE_ROW])
+
+
+def _source(r: Sequence[Any]) -> Source:
+    """A Source from the :data:`_SOURCE_ROW` values, in order (JSON columns as read or decoded)."""
+    (
+        pk,
+        customer_pk,
+        entity_pk,
+        customer_plan_pk,
+        balance_id,
+        feature_id,
+        plan_id,
+        is_flag,
+        allowance,
+        adjustment,
+        prepaid,
+        balance,
+        unlimited,
+        usage_allowed,
+        max_purchase,
+        interval,
+        interval_count,
+        anchor_at,
+        next_reset_at,
+        expires_at,
+        rollover_config,
+        rollovers,
+        price,
+        is_addon,
+        continuous,
+        created_at,
+        entity_public_id,
+    ) = r
+    rollovers = raw.json_value(rollovers)
     return Source(
-        pk=r.pk,
-        id=r.balance_id or f"cus_ent_{r.pk}",
-        feature_id=r.feature_id,
-        plan_id=r.plan_id,
-        customer_plan_pk=r.customer_plan_pk,
-        entity_pk=r.entity_pk,
-        entity_id=r.entity_public_id,
-        is_flag=bool(r.is_flag),
-        allowance=float(r.allowance),
-        adjustment=float(r.adjustment),
-        prepaid=float(r.prepaid),
-        balance=float(r.balance),
-        unlimited=bool(r.unlimited),
-        usage_allowed=bool(r.usage_allowed),
-        max_purchase=None if r.max_purchase is None else float(r.max_purchase),
-        interval=r.interval,
-        interval_count=int(r.interval_count or 1),
-        anchor_at=r.anchor_at,
-        next_reset_at=r.next_reset_at,
-        expires_at=r.expires_at,
-        rollover_config=r.rollover_config,
-        price=r.price,
-        is_addon=bool(r.is_addon),
-        continuous=bool(r.continuous),
-        created_at=int(r.created_at),
-        rollovers=[Rollover.from_json(x) for x in (r.rollovers or [])],
-        customer_pk=int(r.customer_pk),
+        pk=pk,
+        id=balance_id or f"cus_ent_{pk}",
+        feature_id=feature_id,
+        plan_id=plan_id,
+        customer_plan_pk=customer_plan_pk,
+        entity_pk=entity_pk,
+        entity_id=entity_public_id,
+        is_flag=bool(is_flag),
+        allowance=float(allowance),
+        adjustment=float(adjustment),
+        prepaid=float(prepaid),
+        balance=float(balance),
+        unlimited=bool(unlimited),
+        usage_allowed=bool(usage_allowed),
+        max_purchase=None if max_purchase is None else float(max_purchase),
+        interval=interval,
+        interval_count=int(interval_count or 1),
+        anchor_at=anchor_at,
+        next_reset_at=next_reset_at,
+        expires_at=expires_at,
+        rollover_config=raw.json_value(rollover_config),
+        price=raw.json_value(price),
+        is_addon=bool(is_addon),
+        continuous=bool(continuous),
+        created_at=int(created_at),
+        rollovers=[Rollover.from_json(x) for x in rollovers] if rollovers else [],
+        customer_pk=int(customer_pk),
     )
+
+
+if tuple(_source.__code__.co_varnames[1 : 1 + len(_SOURCE_ROW)]) != _SOURCE_ROW:
+    raise RuntimeError("_source must unpack the balance_sources columns in table order, then the entity id")
+
+
+def _fetch_sources(conn: Connection, sql: str, params: dict[str, Any]) -> list[Source]:
+    """The sources :data:`_SOURCES_SQL` (or a variant) reads: the cursor's rows straight into
+    Sources, without building a named row first (list pages read thousands)."""
+    cur = raw.cursor(conn)
+    try:
+        cur.execute(_statement(sql).text(conn), params)
+        return [_source(r) for r in cur.fetchall()]
+    finally:
+        cur.close()
 
 
 _SOURCE_SELECT = ", ".join(f"s.{name}" for name in _SOURCE_COLUMN_NAMES) + ", e.id AS entity_public_id"
@@ -180,14 +236,7 @@ def load_sources(conn: Connection, customer_pk: int, feature_ids: set[str] | Non
         clause, extra = raw.in_list("f", sorted(feature_ids))
         sql += f" AND s.feature_id IN {clause}"
         params.update(extra)
-    sql += " ORDER BY s.pk"
-    out = []
-    for r in raw.fetch(conn, _statement(sql), params):
-        r.rollover_config = raw.json_value(r.rollover_config)
-        r.rollovers = raw.json_value(r.rollovers)
-        r.price = raw.json_value(r.price)
-        out.append(source_from_row(r))
-    return out
+    return _fetch_sources(conn, sql + " ORDER BY s.pk", params)
 
 
 _SAVE_SOURCE = raw.Statement(
@@ -204,13 +253,7 @@ def load_sources_for(conn: Connection, customer_pks: list[int]) -> list[Source]:
         return []
     clause, params = raw.in_list("c", customer_pks)
     sql = _SOURCES_SQL.replace("WHERE s.customer_pk = :customer", f"WHERE s.customer_pk IN {clause}")
-    out = []
-    for r in raw.fetch(conn, _statement(sql + " ORDER BY s.pk"), params):
-        r.rollover_config = raw.json_value(r.rollover_config)
-        r.rollovers = raw.json_value(r.rollovers)
-        r.price = raw.json_value(r.price)
-        out.append(source_from_row(r))
-    return out
+    return _fetch_sources(conn, sql + " ORDER BY s.pk", params)
 
 
 def save_sources(conn: Connection, sources: list[Source]) -> None:
@@ -301,12 +344,8 @@ def subject_from_rows(rows: list[Any]) -> tuple[CustomerRow, list[Source]] | Non
     customer = customer_from_row(SimpleNamespace(**values))
     sources = []
     for r in rows:
-        if r.pk is None:
-            continue
-        r.rollover_config = raw.json_value(r.rollover_config)
-        r.rollovers = raw.json_value(r.rollovers)
-        r.price = raw.json_value(r.price)
-        sources.append(source_from_row(r))
+        if r.pk is not None:
+            sources.append(source_from_row(r))
     return customer, sources
 
 
