@@ -26,13 +26,9 @@ from reference_server.billing.invoice_list import list_invoices
 from reference_server.billing.invoice_mode import finalize_invoice
 from reference_server.billing.multi_attach import multi_attach_in
 from reference_server.billing.page_actions import PageActions
-from reference_server.billing.plan_changes import (
-    past_due_instances,
-    retry_past_due,
-    trial_used,
-)
+from reference_server.billing.plan_changes import trial_used
 from reference_server.billing.processor_choice import org_stripe_processor, processor_for, processors_of
-from reference_server.billing.renewals import maintenance_hook
+from reference_server.billing.renewals import maintenance_hook, past_due_instances, retry_past_due
 from reference_server.billing.schedules import create_schedule_in
 from reference_server.billing.seats import make_seat_billing
 from reference_server.billing.update import apply_update, update_quotes

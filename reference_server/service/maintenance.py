@@ -25,7 +25,7 @@ def run_maintenance(ctx: Ctx, conn: Connection, cat: Catalog, customer: Customer
     if due is None or due > now:
         return
     billing = ctx.state.billing.maintenance
-    if billing is not None:  # paid billing: renewals, trial ends, period-end switches (billing.plan_changes)
+    if billing is not None:  # paid billing: renewals, trial ends, period-end switches (billing.renewals)
         billing(ctx, conn, cat, customer, now)
     instances = load_instances(conn, customer.pk)
     # Expire ended instances first, then start scheduled ones, in time order.
