@@ -1,0 +1,243 @@
+"""A plan version's values as stored: read from a plans.create / plans.update request (base price,
+items, free trial, config, billing controls, the other settings), read back from storage and
+normalized again, and checked as a whole."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autumn_sdk._generated.models import (
+    BasePrice,
+    BillingControlsParams,
+    CreatePlanParams,
+    FreeTrialParams,
+    PlanConfig,
+    PlanItemParams,
+    UpdatePlanParams,
+)
+from reference_server.engine.plan_controls import check_plan_controls
+from reference_server.engine.plan_controls import normalize as normalize_plan_controls
+from reference_server.engine.usage_limits import validation_error as usage_limit_error
+from reference_server.errors import invalid
+from reference_server.service.plan_items import normalize_item
+from reference_server.store.catalog import Catalog, Plan
+
+
+def price_value(price: BasePrice | None) -> dict[str, Any] | None:
+    """A plan's base price as stored."""
+    if price is None:
+        return None
+    return {
+        "amount": price.amount,
+        "interval": price.interval,
+        **({"interval_count": price.interval_count} if price.interval_count else {}),
+    }
+
+
+def free_trial_value(free_trial: FreeTrialParams | None) -> dict[str, Any] | None:
+    """A plan's free trial as stored."""
+    if free_trial is None:
+        return None
+    extra = free_trial.model_extra or {}
+    return {
+        "duration_length": free_trial.duration_length,
+        "duration_type": free_trial.duration_type or "month",
+        "card_required": free_trial.card_required is not False,  # null: the default
+        **({"on_end": free_trial.on_end} if free_trial.on_end else {}),
+        # Autumn's trial option "one trial per fingerprint" (kept only when set).
+        **({"unique_fingerprint": True} if extra.get("unique_fingerprint") else {}),
+    }
+
+
+def config_value(config: PlanConfig | None) -> dict[str, Any]:
+    return {"ignore_past_due": bool(config is not None and config.ignore_past_due)}
+
+
+def plan_billing_controls(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A plan's ``billing_controls`` as stored (None: none), or 400 for what Autumn refuses."""
+    controls = normalize_plan_controls(raw)
+    if controls is None:
+        return None
+    message = check_plan_controls(controls) or usage_limit_error(controls["usage_limits"])
+    if message is not None:
+        raise invalid(message, "invalid_inputs")
+    return controls
+
+
+def _updated_controls(current: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict[str, Any] | None:
+    """plans.update: each control list sent replaces the plan's (``[]`` clears it); the rest stay."""
+    if patch is None:
+        return current
+    return {**(current or {}), **{key: value for key, value in patch.items() if value is not None}}
+
+
+def _controls_patch(controls: BillingControlsParams | None) -> dict[str, Any] | None:
+    """The request's ``billing_controls`` as the engine reads them (None: not given)."""
+    return controls.model_dump(mode="json", exclude_unset=True) if controls is not None else None
+
+
+def _requested_values(params: CreatePlanParams | UpdatePlanParams, cat: Catalog) -> dict[str, Any]:
+    """The plan fields the request sends (an explicit null included), as stored; not
+    ``billing_controls``, which the caller merges."""
+    sent = params.model_fields_set
+    out: dict[str, Any] = {}
+    if "name" in sent:
+        out["name"] = params.name
+    if "description" in sent:
+        out["description"] = params.description
+    if "group" in sent:
+        out["group"] = params.group or ""
+    if "add_on" in sent:
+        out["add_on"] = bool(params.add_on)
+    if "auto_enable" in sent:
+        out["auto_enable"] = bool(params.auto_enable)
+    if "price" in sent:
+        out["price"] = price_value(params.price)
+    if "items" in sent:
+        out["items"] = [normalize_item(i, cat) for i in params.items or []]
+    if "free_trial" in sent:
+        out["free_trial"] = free_trial_value(params.free_trial)
+    if "config" in sent:
+        out["config"] = config_value(params.config)
+    if isinstance(params, UpdatePlanParams) and "archived" in sent:
+        out["archived"] = bool(params.archived)
+    if "metadata" in sent:
+        out["metadata"] = dict(params.metadata or {})
+    return out
+
+
+def reread(values: dict[str, Any], cat: Catalog) -> dict[str, Any]:
+    """Stored plan values (any of them) read again as a request gives them and normalized once more,
+    so the items follow their features as they are now."""
+    out = dict(values)
+    if "price" in values:
+        out["price"] = price_value(BasePrice.model_validate(values["price"]) if values["price"] else None)
+    if "items" in values:
+        out["items"] = [normalize_item(PlanItemParams.model_validate(i), cat) for i in values["items"]]
+    if "free_trial" in values:
+        trial = values["free_trial"]
+        out["free_trial"] = free_trial_value(FreeTrialParams.model_validate(trial) if trial else None)
+    if "config" in values:
+        out["config"] = config_value(PlanConfig.model_validate(values["config"] or {}))
+    if "group" in values:
+        out["group"] = values["group"] or ""
+    for key in ("add_on", "auto_enable", "archived"):
+        if key in values:
+            out[key] = bool(values[key])
+    if "metadata" in values:
+        out["metadata"] = dict(values["metadata"] or {})
+    return out
+
+
+def checked_values(v: dict[str, Any], cat: Catalog) -> dict[str, Any]:
+    """A plan version's values as stored, from normalized values (every field, ``billing_controls``
+    as given): checked as a whole."""
+    items = v["items"]
+    seen: set[tuple[str, Any]] = set()
+    for i in items:
+        key = (i["feature_id"], (i["reset"] or {}).get("interval"))
+        if key in seen and cat.features[i["feature_id"]].type == "boolean":
+            raise invalid(f"Feature {i['feature_id']} appears twice in items", "invalid_inputs")
+        seen.add(key)
+    free_trial = v["free_trial"]
+    values = {
+        "name": v["name"],
+        "description": v["description"],
+        "group": v["group"],
+        "add_on": v["add_on"],
+        "auto_enable": v["auto_enable"],
+        "price": v["price"],
+        "items": items,
+        "free_trial": free_trial,
+        "config": v["config"],
+        "archived": v["archived"],
+        "metadata": v["metadata"],
+        "billing_controls": plan_billing_controls(v["billing_controls"]),
+    }
+    is_free = v["price"] is None and not any(i["price"] for i in items)
+    trial_no_card = free_trial is not None and not free_trial["card_required"]
+    if values["auto_enable"] and not (is_free or trial_no_card):
+        raise invalid(
+            "auto_enable is only allowed for free plans or plans with a trial that does not require a card",
+            "invalid_inputs",
+        )
+    return values
+
+
+def stored_values(plan: Plan) -> dict[str, Any]:
+    """A plan version's values as stored (every field :func:`checked_values` returns)."""
+    return {
+        "name": plan.name,
+        "description": plan.description,
+        "group": plan.group,
+        "add_on": plan.add_on,
+        "auto_enable": plan.auto_enable,
+        "price": plan.price,
+        "items": plan.items,
+        "free_trial": plan.free_trial,
+        "config": plan.config,
+        "archived": plan.archived,
+        "metadata": plan.metadata,
+        "billing_controls": plan.billing_controls,
+    }
+
+
+def priced_parts(plan: Plan) -> dict[str, Any]:
+    """The parts of a plan that price it (base price, items, free trial): what a variant customizes,
+    and what a new version is made for when customers are on the plan."""
+    return {"price": plan.price, "items": plan.items, "free_trial": plan.free_trial}
+
+
+def plan_from_values(
+    pk: int,
+    plan_id: str,
+    version: int,
+    created_at: int,
+    env: str,
+    v: dict[str, Any],
+    base_plan_id: str | None = None,
+) -> Plan:
+    """The latest version of a plan, as just written with ``v`` (values as stored)."""
+    return Plan(
+        pk=pk,
+        id=plan_id,
+        version=version,
+        created_at=created_at,
+        env=env,
+        is_latest=True,
+        base_plan_id=base_plan_id,
+        **v,
+    )
+
+
+def created_values(params: CreatePlanParams, cat: Catalog) -> dict[str, Any]:
+    """A new plan's values: what plans.create sends over the defaults."""
+    extra = params.model_extra or {}
+    defaults: dict[str, Any] = {
+        "name": params.name,
+        "description": None,
+        "group": "",
+        "add_on": False,
+        "auto_enable": False,
+        "price": None,
+        "items": [],
+        "free_trial": None,
+        "config": config_value(None),
+        # Not a field of the spec's create body; the server has always honoured it.
+        "archived": bool(extra.get("archived", False)),
+        "metadata": {},
+        "billing_controls": _controls_patch(params.billing_controls),
+    }
+    return checked_values({**defaults, **_requested_values(params, cat)}, cat)
+
+
+def updated_values(current: Plan, params: UpdatePlanParams, cat: Catalog) -> dict[str, Any]:
+    """The current version's values with what the request sends: each field sent replaces the
+    plan's, ``billing_controls`` list by list."""
+    requested = _requested_values(params, cat)
+    kept = {k: v for k, v in stored_values(current).items() if k not in requested}
+    merged = {**reread(kept, cat), **requested}
+    merged["billing_controls"] = _updated_controls(
+        current.billing_controls, _controls_patch(params.billing_controls)
+    )
+    return checked_values(merged, cat)

@@ -1,0 +1,299 @@
+"""Plan variants on plans.update: ``variants`` (created or updated directly), ``update_variant_ids``
+(the base's change carried to them), ``base_plan_id`` (linking a plan to a base), and
+``Plan.variant_details``.
+
+A variant is a plan of its own (own id, versions and customers) linked to a base plan; its shape is
+the base's with a ``customize`` patch applied (price, add_items, remove_items, free_trial).
+``variant_details.customize`` is the patch that turns the base's latest version into the variant,
+computed from the two plans.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Connection
+
+from autumn_sdk._generated.models import (
+    PlanItemFilter,
+    UpdatePlanParams,
+    UpdatePlanVariant,
+    UpdatePlanVariantCustomize,
+)
+from reference_server.errors import invalid, plan_not_found
+from reference_server.service.context import Ctx
+from reference_server.service.features import ID_RE
+from reference_server.service.license_links import save_plan_links
+from reference_server.service.plan_items import item_key, normalize_item
+from reference_server.service.plan_values import (
+    checked_values,
+    config_value,
+    free_trial_value,
+    plan_from_values,
+    price_value,
+    priced_parts,
+    reread,
+    stored_values,
+)
+from reference_server.service.plan_versions import diffed_values, pricing_changed, save_version
+from reference_server.store import catalog_writes as catalog_repo
+from reference_server.store.catalog import Catalog, Plan
+
+_VARIANT_BLOCKED_SETTINGS = ("description", "group", "add_on", "config", "metadata")
+"""Settings a variant takes from its base: updating them on the variant itself is refused."""
+
+
+_PROPAGATED_SETTINGS = ("description", "group", "add_on", "config", "metadata")
+"""Settings a base's update copies to every variant (a variant keeps its own name)."""
+
+
+def _item_filter(item: dict[str, Any]) -> dict[str, Any]:
+    """The ``remove_items`` filter selecting exactly this item's match key."""
+    feature_id, method, interval, count = item_key(item)
+    out: dict[str, Any] = {"feature_id": feature_id}
+    if method is not None:
+        out["billing_method"] = method
+    if interval is not None:
+        out["interval"] = interval
+        out["interval_count"] = count or 1
+    return out
+
+
+def _filter_matches(item: dict[str, Any], flt: PlanItemFilter) -> bool:
+    """Whether ``item`` matches a ``remove_items`` filter: every field given must match."""
+    feature_id, method, interval, count = item_key(item)
+    checks: tuple[tuple[Any, Any], ...] = (
+        (flt.feature_id, feature_id),
+        (flt.billing_method, method),
+        (flt.interval, interval),
+        (flt.interval_count, count or (1 if interval else None)),
+    )
+    return all(wanted is None or wanted == value for wanted, value in checks)
+
+
+def customize_between(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+    """The ``customize`` patch turning ``base`` into ``variant`` (both: price, items, free_trial)."""
+    out: dict[str, Any] = {}
+    if variant["price"] != base["price"]:
+        out["price"] = variant["price"]
+    base_items = {item_key(i): i for i in base["items"]}
+    variant_items = {item_key(i): i for i in variant["items"]}
+    removed = [_item_filter(i) for k, i in base_items.items() if variant_items.get(k) != i]
+    added = [
+        {key: value for key, value in i.items() if value is not None}
+        for k, i in variant_items.items()
+        if base_items.get(k) != i
+    ]
+    if removed:
+        out["remove_items"] = removed
+    if added:
+        out["add_items"] = added
+    if variant["free_trial"] != base["free_trial"]:
+        out["free_trial"] = variant["free_trial"]
+    return out
+
+
+def variant_details(plan: Plan, cat: Catalog) -> dict[str, Any]:
+    """``Plan.variant_details`` of a variant: its base and the patch from the base's latest version."""
+    details: dict[str, Any] = {"base_plan_id": plan.base_plan_id}
+    base = cat.plans.get(plan.base_plan_id or "")
+    if base is not None:
+        details["customize"] = customize_between(priced_parts(base), priced_parts(plan))
+    return details
+
+
+def _customize(entry: UpdatePlanVariant) -> UpdatePlanVariantCustomize:
+    """A ``variants`` entry's ``customize`` patch as its model: the spec also admits any object, which
+    validation leaves a plain dict when it is empty or not a valid patch."""
+    if isinstance(entry.customize, UpdatePlanVariantCustomize):
+        return entry.customize
+    try:
+        return UpdatePlanVariantCustomize.model_validate(entry.customize)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise invalid(f"variants.customize.{where}: {error['msg']}", "invalid_inputs") from exc
+
+
+def _customized_values(
+    base_values: dict[str, Any], customize: UpdatePlanVariantCustomize, cat: Catalog, name: str
+) -> dict[str, Any]:
+    """A variant's values: the base's with ``customize`` applied, under the variant's name."""
+    sent = customize.model_fields_set
+    items = [
+        i
+        for i in base_values["items"]
+        if not any(_filter_matches(i, flt) for flt in customize.remove_items or ())
+    ]
+    v = reread({**base_values, "items": items}, cat)
+    v["name"] = name
+    v["auto_enable"] = False
+    if "price" in sent:
+        v["price"] = price_value(customize.price)
+    for raw in customize.add_items or ():
+        added = normalize_item(raw, cat)
+        v["items"] = [i for i in v["items"] if item_key(i) != item_key(added)] + [added]
+    if "free_trial" in sent:
+        v["free_trial"] = free_trial_value(customize.free_trial)
+    return checked_values(v, cat)
+
+
+def _variant_of(cat: Catalog, variant_id: str, base_id: str) -> Plan:
+    variant = cat.plans.get(variant_id)
+    if variant is None:
+        raise plan_not_found(variant_id)
+    if variant.base_plan_id != base_id:
+        raise invalid(f"Plan {variant_id} is not a variant of {base_id}", "invalid_propagation_target")
+    return variant
+
+
+def _variant_versions(
+    conn: Connection,
+    plan: Plan,
+    values: dict[str, Any],
+    entry: UpdatePlanVariant | None,
+    flags: tuple[bool, bool, bool],
+) -> bool:
+    """Whether a variant's update creates a new version: its own flags, then the base update's,
+    then (as for any plan) whether it changed pricing under customers."""
+    force_version, disable_version, all_versions = flags
+    if entry is not None and entry.force_version:
+        return True
+    if entry is not None and entry.disable_version:
+        return False
+    if force_version:
+        return True
+    if disable_version or all_versions:
+        return False
+    return pricing_changed(plan, values) and catalog_repo.customer_count(conn, [plan.pk]) > 0
+
+
+def _setting(key: str, value: Any) -> Any:
+    """A setting as compared for a variant: empty group, description and metadata are one value,
+    and config is its one flag."""
+    if key == "config":
+        return bool((value or {}).get("ignore_past_due", False))
+    if key in ("group", "description", "metadata"):
+        return value or None
+    return bool(value) if key == "add_on" else value
+
+
+def _sent_settings(params: UpdatePlanParams) -> dict[str, Any]:
+    """The variant-blocked settings the request sends, in their stored form."""
+    sent = params.model_fields_set
+    values: dict[str, Any] = {
+        "description": params.description,
+        "group": params.group,
+        "add_on": params.add_on,
+        "config": config_value(params.config),
+        "metadata": params.metadata,
+    }
+    return {key: values[key] for key in _VARIANT_BLOCKED_SETTINGS if key in sent}
+
+
+def check_variant_request(plan: Plan, params: UpdatePlanParams) -> None:
+    """Refuse what a variant cannot take directly, and variants of a plan becoming a variant."""
+    is_variant = plan.base_plan_id is not None or bool(params.base_plan_id)
+    if is_variant and (params.auto_enable or (plan.auto_enable and params.base_plan_id)):
+        raise invalid("Variants cannot be the default plan.", "variant_cannot_be_default")
+    if plan.base_plan_id is not None:
+        current = stored_values(plan)
+        for key, value in _sent_settings(params).items():
+            if _setting(key, value) != _setting(key, current[key]):
+                raise invalid(
+                    f"Cannot update {key} directly on a variant plan.", "invalid_propagation_target"
+                )
+    if params.base_plan_id and (params.variants or params.update_variant_ids):
+        raise invalid("Cannot create a variant from another variant.", "nested_variant_not_allowed")
+
+
+def link_base(conn: Connection, ctx: Ctx, cat: Catalog, plan: Plan, base_id: str | None) -> str | None:
+    """``base_plan_id`` on plans.update: link the plan (every version) to a base, or detach it."""
+    if base_id is not None:
+        base = cat.plans.get(base_id)
+        if base is None:
+            raise plan_not_found(base_id)
+        if base_id == plan.id:
+            raise invalid("A plan cannot be a variant of itself", "invalid_propagation_target")
+        if base.base_plan_id is not None:
+            raise invalid("Cannot create a variant from another variant.", "nested_variant_not_allowed")
+        if any(p.base_plan_id == plan.id for p in cat.plans.values()):
+            raise invalid(
+                f"Plan {plan.id} has variants of its own and cannot become a variant",
+                "nested_variant_not_allowed",
+            )
+    catalog_repo.update_plan_versions(conn, ctx.tenant, plan.id, {"base_plan_id": base_id})
+    return base_id
+
+
+def update_variants(
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    params: UpdatePlanParams,
+    before: Plan,
+    base: Plan,
+    flags: tuple[bool, bool, bool],
+) -> None:
+    """``variants`` (direct updates and creations), ``update_variant_ids`` (the base's diff) and the
+    base's settings, which every variant follows."""
+    entries = list(params.variants or [])
+    propagate = list(params.update_variant_ids or [])
+    if (entries or propagate) and before.base_plan_id is not None:
+        raise invalid("Cannot create a variant from another variant.", "nested_variant_not_allowed")
+    by_id: dict[str, UpdatePlanVariant] = {}
+    for entry in entries:
+        vid = entry.variant_plan_id
+        if entry.force_version and entry.disable_version:
+            raise invalid("Cannot use both force_version and disable_version", "conflicting_version_flags")
+        if vid in by_id:
+            raise invalid(f"Variant {vid} appears twice in variants", "invalid_inputs")
+        if vid in (before.id, base.id):
+            raise invalid("A plan cannot be a variant of itself", "invalid_propagation_target")
+        by_id[vid] = entry
+    base_values = stored_values(base)
+    done: set[str] = set()
+    for vid, entry in by_id.items():
+        existing = cat.plans.get(vid)
+        if existing is None:
+            if cat.versions(vid):
+                raise invalid(f"Product {vid} already exists.", "product_already_exists", 409)
+            if not entry.name:
+                raise invalid(
+                    f"Variant {vid} does not exist. Provide name to create it.", "invalid_propagation_target"
+                )
+            if base.archived:
+                raise invalid("Cannot fork an archived base plan.", "cannot_fork_archived_base")
+            if not ID_RE.match(vid):
+                raise invalid("variant_plan_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
+            values = _customized_values(base_values, _customize(entry), cat, entry.name)
+            now = ctx.now()
+            pk = catalog_repo.insert_plan(conn, ctx.tenant, vid, 1, now, values, base_plan_id=base.id)
+            created = plan_from_values(pk, vid, 1, now, ctx.tenant.env, values, base.id)
+            save_plan_links(conn, cat, created, None, now=now)
+        else:
+            variant = _variant_of(cat, vid, before.id)
+            values = _customized_values(base_values, _customize(entry), cat, entry.name or variant.name)
+            values["archived"] = variant.archived
+            values["auto_enable"] = variant.auto_enable
+            versions = _variant_versions(conn, variant, values, entry, flags)
+            save_version(ctx, conn, variant, values, new_version=versions)
+        done.add(vid)
+    settings = tuple(k for k in _PROPAGATED_SETTINGS if base_values[k] != getattr(before, k))
+    for vid in dict.fromkeys(propagate):
+        if vid in done:
+            continue
+        variant = _variant_of(cat, vid, before.id)
+        values = {**stored_values(variant), **diffed_values(variant, before, base_values, settings)}
+        values = checked_values(reread(values, cat), cat) | {"archived": variant.archived}
+        versions = _variant_versions(conn, variant, values, None, flags)
+        save_version(ctx, conn, variant, values, new_version=versions)
+        done.add(vid)
+    if settings:
+        patch = {k: base_values[k] for k in settings}
+        for variant in cat.plans.values():
+            if variant.base_plan_id == before.id and variant.id not in done:
+                catalog_repo.update_plan_versions(conn, ctx.tenant, variant.id, patch)
+    if base.id != before.id:
+        catalog_repo.rebase_variants(conn, ctx.tenant, before.id, base.id)
