@@ -14,16 +14,16 @@ from autumn_sdk._generated.models import (
     PreviewUpdateParams,
     UpdateSubscriptionParams,
 )
-from reference_server.errors import ApiError, entity_not_found, invalid, plan_not_found
+from reference_server.errors import ApiError, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
-from reference_server.service.plans_read import current_main
+from reference_server.service.plans_read import current_main, requested_entity
 from reference_server.service.subscriptions import (
     Instance,
     load_instances,
 )
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.subjects import CustomerRow, EntityRow, get_entity
+from reference_server.store.subjects import CustomerRow, EntityRow
 
 AttachRequest = AttachParams | PreviewAttachParams
 """The request of one plan attached (``billing.attach`` or its preview; multi-attach and schedules
@@ -47,25 +47,8 @@ def built_params(model: type[M], data: dict[str, Any]) -> M:
         raise invalid(f"{where}: {first['msg']}", "invalid_inputs") from exc
 
 
-def requested_entity(conn: Connection, customer: CustomerRow, entity_id: str | None) -> EntityRow | None:
-    """The request's ``entity_id`` entity of this customer (None without one); 404 when unknown."""
-    if not entity_id:
-        return None
-    entity = get_entity(conn, customer.pk, entity_id)
-    if entity is None:
-        raise entity_not_found(entity_id)
-    return entity
-
-
 def needs_paid_billing(plan: Plan, current: Plan | None) -> bool:
     return not plan.is_free or (current is not None and not current.is_free)
-
-
-def plan_version(cat: Catalog, plan_id: str, version: int | float | None) -> Plan | None:
-    """The plan at a request's ``version`` (the current one without); a fractional version is none."""
-    if version is not None and version != int(version):
-        return None
-    return cat.plan_version(plan_id, None if version is None else int(version))
 
 
 def resolve_attach(
@@ -74,7 +57,7 @@ def resolve_attach(
     """Load everything an attach needs (shared by the free path and the paid handlers)."""
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
-    plan = plan_version(cat, params.plan_id, params.version)
+    plan = cat.plan_version(params.plan_id, params.version)
     if plan is None:
         raise plan_not_found(params.plan_id)
     entity = requested_entity(conn, customer, params.entity_id)

@@ -14,12 +14,12 @@ from reference_server.billing.convert import customized_plan, engine_plan, featu
 from reference_server.billing.multi_attach import multi_attach_in
 from reference_server.billing.payment_collection import rule_error
 from reference_server.billing.plan_changes import save_billing_state
-from reference_server.billing.resolve import built_params, plan_version
+from reference_server.billing.resolve import built_params
 from reference_server.engine.billing import (
     BillingRuleError,
     quote_new,
 )
-from reference_server.errors import invalid
+from reference_server.errors import invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
 from reference_server.service.subscriptions import (
@@ -126,10 +126,8 @@ def create_schedule_in(
             end_instances_at(conn, previous, at, now)
         pks: list[int] = []
         for entry in phase.plans:
-            plan = plan_version(cat, entry.plan_id, entry.version)
+            plan = cat.plan_version(entry.plan_id, entry.version)
             if plan is None:
-                from reference_server.errors import plan_not_found
-
                 raise plan_not_found(entry.plan_id)
             custom = customized_plan(plan, entry.customize)
             try:

@@ -1,5 +1,6 @@
-"""plans.get and plans.list with each plan's ``customer_eligibility`` (§5.10), and how two plans
-compare (which is the current main plan, upgrade or downgrade), shared with billing's attach."""
+"""plans.get and plans.list with each plan's ``customer_eligibility`` (§5.10); how two plans compare
+(which is the current main plan, upgrade or downgrade) and the request's entity, shared with billing's
+attach and update."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import GetPlanParams, ListPlansParams
-from reference_server.errors import entity_not_found, plan_not_found
+from reference_server.engine.intervals import MONTHS
+from reference_server.errors import customer_not_found, entity_not_found, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.plans import plan_json
 from reference_server.service.subscriptions import (
@@ -16,12 +18,10 @@ from reference_server.service.subscriptions import (
     load_instances,
 )
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.subjects import CustomerRow, EntityRow, get_entity
+from reference_server.store.subjects import CustomerRow, EntityRow, get_customer, get_entity
 
 
 def monthly_price(plan: Plan) -> float:
-    from reference_server.engine.intervals import MONTHS
-
     if not plan.price:
         return 0.0
     interval = plan.price.get("interval", "month")
@@ -55,7 +55,8 @@ def is_upgrade(old: Plan, new: Plan) -> bool:
 
 
 def requested_entity(conn: Connection, customer: CustomerRow, entity_id: str | None) -> EntityRow | None:
-    """The request's ``entity_id`` entity of this customer (None without one); 404 when unknown."""
+    """The request's ``entity_id`` entity of this customer (None without one); 404 when unknown.
+    Shared with billing's attach and update."""
     if not entity_id:
         return None
     entity = get_entity(conn, customer.pk, entity_id)
@@ -99,7 +100,7 @@ def eligibility(
 def plans_get(ctx: Ctx, params: GetPlanParams) -> dict[str, Any]:
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        plan = _plan_version(cat, params.plan_id, params.version)
+        plan = cat.plan_version(params.plan_id, params.version)
         if plan is None:
             raise plan_not_found(params.plan_id)
         # plans.get's spec body has no customer: the eligibility fields are read when sent anyway.
@@ -125,14 +126,6 @@ def plans_list(ctx: Ctx, params: ListPlansParams) -> dict[str, Any]:
         }
 
 
-def _plan_version(cat: Catalog, plan_id: str, version: float | None) -> Plan | None:
-    """plans.get's plan: its latest version, or the one ``version`` names (a number that is not whole
-    names none)."""
-    if version is None:
-        return cat.plan_version(plan_id, None)
-    return cat.plan_version(plan_id, int(version)) if float(version).is_integer() else None
-
-
 def _eligibility_for(
     ctx: Ctx,
     conn: Connection,
@@ -143,9 +136,6 @@ def _eligibility_for(
 ) -> dict[int, dict[str, Any]] | None:
     if not customer_id:
         return None
-    from reference_server.errors import customer_not_found
-    from reference_server.store.subjects import get_customer
-
     customer = get_customer(conn, ctx.tenant, customer_id)
     if customer is None:
         raise customer_not_found(customer_id)

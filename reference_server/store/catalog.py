@@ -64,9 +64,16 @@ class Catalog:
     credit_systems_for: dict[str, list[Feature]] = field(default_factory=dict)
     features_for_event: dict[str, list[Feature]] = field(default_factory=dict)
 
-    def plan_version(self, plan_id: str, version: int | None) -> Plan | None:
+    def plan_version(self, plan_id: str, version: float | None) -> Plan | None:
+        """The plan's latest version (``version`` None), or the one ``version`` names.
+
+        A request types ``version`` as a number: a whole one (``2`` or ``2.0``) names that version, a
+        fractional one (``1.5``) names none.
+        """
         if version is None:
             return self.plans.get(plan_id)
+        if not float(version).is_integer():
+            return None
         for p in self.plans_by_pk.values():
             if p.id == plan_id and p.version == version:
                 return p
