@@ -74,8 +74,8 @@ from reference_server.service.subscriptions import (
     expire_instance,
     expire_scheduled_switches,
 )
-from reference_server.store.billing_records import pending_lines
 from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.pending_lines import pending_lines
 from reference_server.store.subjects import CustomerRow, EntityRow
 
 

@@ -20,7 +20,7 @@ from reference_server.billing.sessions import (
 from reference_server.errors import entity_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
-from reference_server.store.billing_records import load_session
+from reference_server.store.billing_sessions import load_session
 from reference_server.store.subjects import CustomerRow, get_entity
 
 SETUP_ATTACH_KEYS = frozenset(

@@ -27,13 +27,8 @@ from reference_server.service.context import Ctx
 from reference_server.service.extra_params import FinalizeInvoiceParams, NoParams
 from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_lock import billing_lock
-from reference_server.store.billing_records import (
-    clear_processor_id,
-    invoice_record,
-    locked_invoice,
-    tenant_invoice,
-)
 from reference_server.store.invoice_drafts import void_unpaid
+from reference_server.store.invoices import clear_processor_id, invoice_record, locked_invoice, tenant_invoice
 from reference_server.store.tables.billing import INVOICE_REASON
 from reference_server.store.tables.imports import invoice_rows_by_pk
 
@@ -50,19 +45,11 @@ def _invoice_id(params: FinalizeInvoiceParams) -> str:
 def _customer_of(ctx: Ctx, invoice_id: str) -> tuple[int, str]:
     """The invoice's pk and its customer's id (the billing lock's key); 404 when not this env's."""
     with ctx.db.read() as conn:
-        row = _find(conn, ctx, invoice_id)
-    return int(row.pk), str(row.customer_id)
-
-
-def _find(conn: Connection, ctx: Ctx, invoice_id: str) -> Any:
-    row = tenant_invoice(conn, invoice_id, ctx.tenant.org_pk, ctx.tenant.env)
-    if row is None:
+        found = tenant_invoice(conn, invoice_id, ctx.tenant.org_pk, ctx.tenant.env)
+    if found is None:
         raise ApiError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
-    return row
-
-
-def _locked(conn: Connection, invoice_pk: int) -> Any:
-    return locked_invoice(conn, invoice_pk)
+    invoice, customer_id = found
+    return invoice.pk, customer_id
 
 
 def _answer(conn: Connection, invoice_pk: int) -> JSON:
@@ -81,7 +68,7 @@ class InvoiceActions:
         invoice_pk, customer_id = _customer_of(ctx, invoice_id)
         lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
         with lock, ctx.db.write() as conn:
-            row = _locked(conn, invoice_pk)
+            row = locked_invoice(conn, invoice_pk)
             if row.status == "void":
                 return _answer(conn, invoice_pk)
             if row.status != "open" or row.reason != INVOICE_REASON:
@@ -92,7 +79,7 @@ class InvoiceActions:
                     "voided here (a draft is finalized first; renewals and charges settle through "
                     "their own flows)",
                 )
-            processor = self.processor_of(conn, int(row.customer_pk))
+            processor = self.processor_of(conn, row.customer_pk)
             if not processor.void_invoice(conn, invoice_record(conn, invoice_pk)):
                 raise ApiError(
                     409,
@@ -108,7 +95,7 @@ class InvoiceActions:
         invoice_pk, customer_id = _customer_of(ctx, invoice_id)
         lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
         with lock, ctx.db.write() as conn:
-            row = _locked(conn, invoice_pk)
+            row = locked_invoice(conn, invoice_pk)
             if row.status == "paid":
                 return _answer(conn, invoice_pk)
             if row.status != "open":
@@ -117,7 +104,7 @@ class InvoiceActions:
                     "invoice_not_open",
                     f"Invoice {invoice_id} is {row.status}: only an open invoice can be marked paid",
                 )
-            processor = self.processor_of(conn, int(row.customer_pk))
+            processor = self.processor_of(conn, row.customer_pk)
             processor_invoice_id = processor.processor_invoice_id(row.processor_id)
             if processor_invoice_id is not None:  # the processor's own invoice (Stripe's) is paid too
                 refused = processor.mark_invoice_paid(processor_invoice_id)
@@ -129,7 +116,7 @@ class InvoiceActions:
                     )
             # as a payment of the whole invoice arriving; the invoice keeps its processor id (none
             # for the local processor's: payment_succeeded would record the payment's id there)
-            payment = {"amount_paid": int(row.total), "id": row.processor_id}
+            payment = {"amount_paid": row.total, "id": row.processor_id}
             payment_succeeded(conn, row, payment, ctx.now(), self.complete)
             if row.processor_id is None:
                 clear_processor_id(conn, invoice_pk)

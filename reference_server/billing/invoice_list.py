@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.store.billing_records import listed_invoices
+from reference_server.store.invoices import listed_invoices
 from reference_server.store.subjects import CustomerRow
 
 
@@ -14,17 +14,16 @@ def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any
     """``customer.invoices`` for ``expand: ["invoices"]``."""
     from reference_server.engine.billing.money import minor_to_json
 
-    rows = listed_invoices(conn, customer.pk)
     return [
         {
-            "plan_ids": list(r.plan_ids or []),
+            "plan_ids": list(r.plan_ids),
             "stripe_id": r.processor_id or r.id,
-            "processor_type": r.processor_type or "stripe",  # invoices.insert may record RevenueCat's
+            "processor_type": processor_type or "stripe",  # invoices.insert may record RevenueCat's
             "status": r.status,
-            "total": minor_to_json(int(r.total), r.currency),
+            "total": minor_to_json(r.total, r.currency),
             "currency": r.currency,
             "created_at": r.created_at,
             "hosted_invoice_url": r.hosted_url,
         }
-        for r in rows
+        for r, processor_type in listed_invoices(conn, customer.pk)
     ]

@@ -32,8 +32,8 @@ from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.extra_params import FinalizeInvoiceParams
 from reference_server.service.invoices import invoice_json
-from reference_server.store.billing_records import invoice_status_reason, tenant_invoice
 from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft
+from reference_server.store.invoices import invoice_record, tenant_invoice
 from reference_server.store.tables.billing import INVOICE_REASON
 from reference_server.store.tables.imports import invoice_rows_by_pk
 
@@ -105,8 +105,8 @@ def is_open_invoice_mode_invoice(conn: Connection, invoice_pk: int) -> bool:
     """An open invoice-mode invoice: its page is the invoice's own (``hosted_invoice_url``), payable until
     the invoice is paid or voided, as Stripe's hosted invoice page is; no checkout window applies (the
     invoice is sent with net terms, paying it days later is the point)."""
-    row = invoice_status_reason(conn, invoice_pk)
-    return bool(row.status == "open" and row.reason == INVOICE_REASON)
+    invoice = invoice_record(conn, invoice_pk)
+    return invoice.status == "open" and invoice.reason == INVOICE_REASON
 
 
 ProcessorOf = Callable[[Connection, int], PaymentProcessor]
@@ -119,26 +119,27 @@ def finalize_invoice(ctx: Ctx, params: FinalizeInvoiceParams, processor_of: Proc
     if not invoice_id:
         raise invalid("invoice_id: Required", "invalid_inputs")
     with ctx.db.write() as conn:
-        row = tenant_invoice(conn, invoice_id, ctx.tenant.org_pk, ctx.tenant.env)
-        if row is None:
+        found = tenant_invoice(conn, invoice_id, ctx.tenant.org_pk, ctx.tenant.env)
+        if found is None:
             raise ApiError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
+        row, customer_id = found
         if not is_invoice_mode_draft(row):
             raise ApiError(
                 409,
                 "invoice_not_draft",
                 f"Invoice {invoice_id} is {row.status}: only a draft can be finalized",
             )
-        processor = processor_of(conn, int(row.customer_pk))
+        processor = processor_of(conn, row.customer_pk)
         processor_invoice_id = processor.processor_invoice_id(row.processor_id)
         if processor_invoice_id is not None:  # the processor's own draft (Stripe's) is finalized too
             processor.finalize_invoice(processor_invoice_id)
-        finalize_draft(conn, int(row.pk))
-        out: dict[str, Any] = {"customer_id": row.customer_id}
+        finalize_draft(conn, row.pk)
+        out: dict[str, Any] = {"customer_id": customer_id}
         if row.entity_id is not None:
             out["entity_id"] = row.entity_id
         # The invoice as invoices.list shows it (id, customer, amounts paid and refunded), the shape
         # the official SDK's InvoicesFinalize model reads.
-        out["invoice"] = invoice_json(invoice_rows_by_pk(conn, [int(row.pk)])[int(row.pk)])
+        out["invoice"] = invoice_json(invoice_rows_by_pk(conn, [row.pk])[row.pk])
         return out
 
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.store.billing_records import InvoiceRecord, PaymentMethodInfo, SessionRecord
+from reference_server.store.billing_sessions import SessionRecord
+from reference_server.store.invoices import InvoiceRecord
+from reference_server.store.payment_methods import PaymentMethodInfo
 
 
 @dataclass(frozen=True)

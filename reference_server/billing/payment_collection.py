@@ -27,16 +27,15 @@ from reference_server.errors import ApiError
 from reference_server.processors.contract import ChargeOutcome
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import catch_up
-from reference_server.store.billing_records import (
+from reference_server.store.billing_sessions import load_session, update_session
+from reference_server.store.invoice_drafts import HOSTED_URL_KEY
+from reference_server.store.invoices import (
     InvoiceRecord,
     create_invoice,
     invoice_record,
-    load_session,
     make_draft,
     set_hosted_url,
-    update_session,
 )
-from reference_server.store.invoice_drafts import HOSTED_URL_KEY
 from reference_server.store.subjects import CustomerRow, EntityRow
 from reference_server.store.tables.billing import INVOICE_REASON
 

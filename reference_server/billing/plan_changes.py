@@ -32,10 +32,10 @@ from reference_server.service.subscriptions import (
     schedule_maintenance,
 )
 from reference_server.store import instance_billing
-from reference_server.store.billing_records import CustomerRef, take_pending_lines
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.customer_lookup import customer_owner
+from reference_server.store.customer_lookup import CustomerRef, customer_owner
 from reference_server.store.customers import has_trial_record, insert_trial_record, trial_used_by_fingerprint
+from reference_server.store.pending_lines import take_pending_lines
 from reference_server.store.plan_instances import (
     consumable_sources,
     instance_row,

@@ -51,13 +51,9 @@ from reference_server.service.subscriptions import (
     with_entity_usage,
 )
 from reference_server.store import instance_billing
-from reference_server.store.billing_records import (
-    has_retryable_invoice,
-    invoice_record,
-    retryable_invoice_pks,
-    take_pending_lines,
-)
 from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.invoices import has_retryable_invoice, invoice_record, retryable_invoice_pks
+from reference_server.store.pending_lines import take_pending_lines
 from reference_server.store.plan_instances import clear_period_end, set_period
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_by_pk
 

@@ -43,13 +43,14 @@ from reference_server.processors.contract import ChargeOutcome, PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.entities import SeatChargeFailed
 from reference_server.service.subscriptions import load_instances, with_entity_usage
-from reference_server.store.billing_records import add_pending_lines, restore_voided, snapshot_invoice
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.instance_billing import (
     delete_replaceable_seats,
     replaceable_seats,
     save_replaceable_seats,
 )
+from reference_server.store.invoices import restore_voided, snapshot_invoice
+from reference_server.store.pending_lines import add_pending_lines
 from reference_server.store.plan_instances import continuous_usage_sources
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_by_pk
 

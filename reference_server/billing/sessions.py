@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from reference_server.engine.billing.invoice import InvoiceDraft
-from reference_server.store.billing_records import create_session
+from reference_server.store.billing_sessions import create_session
 
 SESSION_TTL_MS = 24 * 3_600_000
 # A declined or 3-D Secure charge gets a short window; then its invoice is voided (Autumn: 10 minutes).

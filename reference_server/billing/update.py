@@ -74,14 +74,10 @@ from reference_server.service.subscriptions import (
     expire_scheduled_switches,
     schedule_maintenance,
 )
-from reference_server.store.billing_records import (
-    InvoiceRecord,
-    add_pending_lines,
-    pending_lines,
-    take_pending_lines,
-)
 from reference_server.store.catalog import Catalog
 from reference_server.store.instance_billing import set_prepaid_quantities
+from reference_server.store.invoices import InvoiceRecord
+from reference_server.store.pending_lines import add_pending_lines, pending_lines, take_pending_lines
 from reference_server.store.plan_instances import (
     first_feature_source,
     set_canceled_at,

@@ -41,16 +41,13 @@ from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
 from reference_server.service.context import AppState, BillingHooks, Ctx
 from reference_server.store import idempotency
-from reference_server.store.billing_records import (
-    InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
-    default_payment_method,
-)
+from reference_server.store.billing_sessions import SessionRecord
 from reference_server.store.catalog import Plan
 from reference_server.store.customer_lookup import customer_clock_offset, customer_id_at, customer_owner
 from reference_server.store.customers import customer_at
+from reference_server.store.invoices import InvoiceRecord
 from reference_server.store.org_tenants import tenant_of
+from reference_server.store.payment_methods import PaymentMethodInfo, default_payment_method
 from reference_server.store.subjects import CustomerRow
 from reference_server.webhooks import DeliveryPolicy, WebhookDeliverer, WebhookWorker
 from reference_server.webhooks.routes import webhook_routes

@@ -17,16 +17,11 @@ from reference_server.billing.invoice_mode import is_open_invoice_mode_invoice
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.local.cards import TEST_CARD_HINTS, CardError
 from reference_server.processors.registry import processor_for
-from reference_server.store.billing_records import (
-    CustomerRef,
-    PaymentMethodInfo,
-    SessionRecord,
-    invoice_record,
-    load_session,
-    update_session,
-)
-from reference_server.store.customer_lookup import customer_owner
+from reference_server.store.billing_sessions import SessionRecord, load_session, update_session
+from reference_server.store.customer_lookup import CustomerRef, customer_owner
 from reference_server.store.customers import customer_at
+from reference_server.store.invoices import invoice_record
+from reference_server.store.payment_methods import PaymentMethodInfo
 from reference_server.store.plan_summaries import latest_plan
 from reference_server.store.tables.dashboard import branding_of
 

@@ -10,15 +10,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from reference_server.processors.contract import ChargeOutcome, ChargeStatus
-from reference_server.store.billing_records import (
-    CustomerRef,
-    PaymentMethodInfo,
-    SessionRecord,
-    invoice_record,
-    load_session,
-    set_invoice_status,
-    update_session,
-)
+from reference_server.store.billing_sessions import SessionRecord, load_session, update_session
+from reference_server.store.customer_lookup import CustomerRef
+from reference_server.store.invoices import invoice_record, set_invoice_status
+from reference_server.store.payment_methods import PaymentMethodInfo
 
 from .base import PageBase, customer_ref
 from .formatting import app_origin, customer_label, format_money

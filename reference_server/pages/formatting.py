@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reference_server.engine.billing.money import currency_exponent, minor_to_major
-from reference_server.store.billing_records import CustomerRef
+from reference_server.store.customer_lookup import CustomerRef
 
 _CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}
 

@@ -8,8 +8,9 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reference_server.store.billing_records import invoice_by_id, invoice_lines_of, payment_method_by_pk
-from reference_server.store.invoice_charges import paying_payment_method_pk
+from reference_server.store.invoice_lines import invoice_lines_of
+from reference_server.store.invoices import InvoiceRecord, invoice_by_id, paying_payment_method_pk
+from reference_server.store.payment_methods import payment_method_by_pk
 from reference_server.store.tables.dashboard import Branding
 
 from .base import DRAFT_NOTICE, PageBase, customer_ref
@@ -22,7 +23,7 @@ class InvoicePages(PageBase):
 
     def _invoice_document(
         self, request: Request, conn: Connection, invoice_id: str
-    ) -> tuple[Any, InvoiceDocument, dict[str, Any]] | None:
+    ) -> tuple[InvoiceRecord, InvoiceDocument, dict[str, Any]] | None:
         """The invoice's facts (for the page and the PDF) and the page's frame; None when unknown."""
         row = invoice_by_id(conn, invoice_id)
         if row is None:
@@ -32,7 +33,7 @@ class InvoicePages(PageBase):
         customer = customer_ref(conn, row.customer_pk)
         paid_with = paying_payment_method_pk(conn, row.pk)
         card = payment_method_by_pk(conn, paid_with) if paid_with is not None else None
-        credit = int(row.credit_applied or 0)
+        credit = row.credit_applied
         doc = InvoiceDocument(
             number=row.id,
             status=row.status,

@@ -13,14 +13,11 @@ from starlette.responses import RedirectResponse, Response
 from reference_server.billing.page_actions import PortalSubscription
 from reference_server.engine.billing.money import currency_exponent
 from reference_server.errors import ApiError
-from reference_server.store.billing_records import (
-    CustomerRef,
-    PaymentMethodInfo,
-    SessionRecord,
-    customer_invoices,
-)
-from reference_server.store.customer_lookup import customer_owner
+from reference_server.store.billing_sessions import SessionRecord
+from reference_server.store.customer_lookup import CustomerRef, customer_owner
 from reference_server.store.held_plans import active_main_plan_groups, held_plans
+from reference_server.store.invoices import customer_invoices
+from reference_server.store.payment_methods import PaymentMethodInfo
 from reference_server.store.plan_summaries import latest_main_plans_in
 
 from .base import PageBase, customer_ref

@@ -5,12 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reference_server.store.billing_records import (
-    invoice_record,
-    load_session,
-    payment_method_by_pk,
-    update_session,
-)
+from reference_server.store.billing_sessions import load_session, update_session
+from reference_server.store.invoices import invoice_record
+from reference_server.store.payment_methods import payment_method_by_pk
 from reference_server.store.tables.dashboard import Branding
 
 from .base import customer_ref

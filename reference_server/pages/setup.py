@@ -9,12 +9,9 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reference_server.store.billing_records import (
-    CustomerRef,
-    PaymentMethodInfo,
-    SessionRecord,
-    update_session,
-)
+from reference_server.store.billing_sessions import SessionRecord, update_session
+from reference_server.store.customer_lookup import CustomerRef
+from reference_server.store.payment_methods import PaymentMethodInfo
 
 from .base import PageBase, customer_ref
 from .formatting import app_origin, customer_label

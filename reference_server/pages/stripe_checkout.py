@@ -20,7 +20,7 @@ from reference_server.processors.stripe.checkout import (
     ERROR_KEY,
     CompletedSetup,
 )
-from reference_server.store.billing_records import SessionRecord, load_session, update_session
+from reference_server.store.billing_sessions import SessionRecord, load_session, update_session
 from reference_server.store.customer_lookup import customer_owner
 
 from .base import customer_ref, window_passed

@@ -57,7 +57,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -66,6 +66,7 @@ from reference_server.backoff import ExponentialBackoff
 from reference_server.clock import Clock
 from reference_server.store.customer_lookup import customer_owner
 from reference_server.store.db import after_transaction
+from reference_server.store.invoices import InvoiceRecord, invoice_by_id
 from reference_server.store.refunds_due import (
     REFUND_KIND,
     RefundDueRow,
@@ -73,7 +74,6 @@ from reference_server.store.refunds_due import (
     delete_refund_due,
     insert_refund_due,
     invoice_exists_after_commits,
-    invoice_payment,
     record_refund_retry,
     refund_keys,
     refund_still_due,
@@ -106,7 +106,7 @@ class TakenPayment:
     server invoice exists, else voided."""
 
 
-def _is_recorded(row: Any, payment: TakenPayment) -> bool:
+def _is_recorded(row: InvoiceRecord | None, payment: TakenPayment) -> bool:
     if row is None:
         return False
     if payment.opened:  # the server invoice exists only if its transaction committed
@@ -117,13 +117,13 @@ def _is_recorded(row: Any, payment: TakenPayment) -> bool:
 def recorded(conn: Connection, payment: TakenPayment) -> bool:
     """Whether the server recorded ``payment``: its invoice is paid with that processor invoice (an
     :attr:`~TakenPayment.opened` invoice: the server invoice exists)."""
-    return _is_recorded(invoice_payment(conn, payment.server_invoice_id), payment)
+    return _is_recorded(invoice_by_id(conn, payment.server_invoice_id), payment)
 
 
 def _locked(conn: Connection, payment: TakenPayment) -> bool:
     """:func:`recorded`, holding the invoice row (PostgreSQL) so no billing call records it meanwhile;
     SQLite's write transaction holds the whole database already."""
-    return _is_recorded(invoice_payment(conn, payment.server_invoice_id, lock=True), payment)
+    return _is_recorded(invoice_by_id(conn, payment.server_invoice_id, lock=True), payment)
 
 
 def _key(payment: TakenPayment) -> str:

@@ -26,23 +26,24 @@ from sqlalchemy import Connection
 
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.processors.local.cards import CardBehavior, CardInput
-from reference_server.store.billing_records import (
-    CustomerRef,
+from reference_server.store.billing_sessions import SessionRecord
+from reference_server.store.credits import add_credit, credit_balance
+from reference_server.store.customer_lookup import CustomerRef
+from reference_server.store.invoices import (
     InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
-    add_credit,
     create_invoice,
-    credit_balance,
-    default_payment_method,
     invoice_record,
-    payment_method_by_pk,
     record_charge,
     set_invoice_status,
+)
+from reference_server.store.payment_methods import (
+    PaymentMethodInfo,
+    default_payment_method,
+    payment_method_by_pk,
+    payment_method_pk_by_processor_id,
     set_payment_method_behavior,
     store_payment_method,
 )
-from reference_server.store.processor_records import payment_method_pk_by_processor_id
 
 
 class ChargeStatus(str, Enum):

@@ -14,7 +14,8 @@ from autumn_sdk._generated.models import InsertInvoicesParams, ListInvoicesParam
 from reference_server.engine.billing.money import major_to_minor, minor_to_json
 from reference_server.errors import customer_not_found, entity_not_found, invalid
 from reference_server.service.context import Ctx
-from reference_server.store.subjects import get_customer, new_id
+from reference_server.store.ids import new_id
+from reference_server.store.subjects import get_customer
 from reference_server.store.tables import imports as store
 from reference_server.store.tables.imports import InvoiceRow, InvoiceValues
 

@@ -34,7 +34,8 @@ from reference_server.service.subscriptions import activate_plan, expire_instanc
 from reference_server.store import licenses as store
 from reference_server.store.catalog import Catalog
 from reference_server.store.entities import insert_entity
-from reference_server.store.subjects import CustomerRow, EntityRow, get_entity, new_id
+from reference_server.store.ids import new_id
+from reference_server.store.subjects import CustomerRow, EntityRow, get_entity
 
 # --- pools -----------------------------------------------------------------------------------------
 

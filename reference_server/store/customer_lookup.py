@@ -12,6 +12,17 @@ from reference_server.store.tables.core import customers
 
 
 @dataclass(frozen=True)
+class CustomerRef:
+    """The customer a processor acts for, or a hosted page shows (from its ``customers`` row)."""
+
+    pk: int
+    id: str
+    email: str | None = None
+    name: str | None = None
+    processor_id: str | None = None
+
+
+@dataclass(frozen=True)
 class CustomerOwner:
     """The organization and environment (``sandbox`` or ``live``) a customer belongs to."""
 

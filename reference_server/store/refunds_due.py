@@ -9,7 +9,6 @@ caller's connection and transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, delete, insert, select, text, update
 
@@ -31,15 +30,6 @@ class RefundDueRow:
     attempts: int
     next_attempt_at: int
     last_error: str | None
-
-
-def invoice_payment(conn: Connection, server_invoice_id: str, *, lock: bool = False) -> Any:
-    """The server invoice's ``status`` and ``processor_id`` (None when it does not exist); ``lock``
-    holds the row (PostgreSQL) until the transaction ends."""
-    query = select(invoices.c.status, invoices.c.processor_id).where(invoices.c.id == server_invoice_id)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return conn.execute(query).first()
 
 
 def invoice_exists_after_commits(conn: Connection, server_invoice_id: str) -> bool:

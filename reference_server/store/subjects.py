@@ -8,7 +8,6 @@ back only the sources the engine marked dirty.
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from types import SimpleNamespace
@@ -56,10 +55,6 @@ _CUSTOMER_JSON = tuple(c.name for c in CUSTOMER_COLUMNS if isinstance(c.type, JS
 if [f.name for f in fields(CustomerRow)] != [c.name for c in CUSTOMER_COLUMNS]:
     raise RuntimeError("CustomerRow's fields must be the customers table's columns, in order")
 _SOURCE_COLUMN_NAMES = [c.name for c in balance_sources.c]
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
 
 
 def customer_from_row(r: Any) -> CustomerRow:

@@ -13,8 +13,10 @@ from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.processors.contract import ChargeStatus
 from reference_server.processors.local.cards import CardError, CardInput
 from reference_server.processors.local.processor import LocalProcessor
-from reference_server.store.billing_records import CustomerRef, credit_balance, invoice_lines_of
+from reference_server.store.credits import credit_balance
+from reference_server.store.customer_lookup import CustomerRef
 from reference_server.store.db import Database
+from reference_server.store.invoice_lines import invoice_lines_of
 from reference_server.store.tables.billing import charges, invoices
 from tests.engine.builders import PREMIUM, PRO, ms
 

@@ -25,14 +25,11 @@ from reference_server.engine.billing import quote_attach
 from reference_server.pages import PageActions, PagesContext, PortalSubscription, billing_page_routes
 from reference_server.processors.local.processor import LocalProcessor
 from reference_server.processors.registry import Processors
-from reference_server.store.billing_records import (
-    CustomerRef,
-    InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
-    default_payment_method,
-)
+from reference_server.store.billing_sessions import SessionRecord
+from reference_server.store.customer_lookup import CustomerRef
 from reference_server.store.db import Database
+from reference_server.store.invoices import InvoiceRecord
+from reference_server.store.payment_methods import PaymentMethodInfo, default_payment_method
 from reference_server.store.tables.billing import charges, invoices
 from reference_server.store.tables.core import customers, plans
 from reference_server.store.tables.dashboard import set_branding

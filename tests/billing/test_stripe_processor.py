@@ -19,7 +19,8 @@ from reference_server.processors.contract import ChargeStatus
 from reference_server.processors.local.cards import CardError, CardInput
 from reference_server.processors.registry import Processors
 from reference_server.processors.stripe.processor import StripeProcessor
-from reference_server.store.billing_records import CustomerRef, credit_balance
+from reference_server.store.credits import credit_balance
+from reference_server.store.customer_lookup import CustomerRef
 from reference_server.store.db import Database
 from reference_server.store.tables.billing import invoices
 from reference_server.store.tables.core import customers

@@ -27,13 +27,10 @@ from reference_server.processors.local.cards import (
     CardInput,
     check_card,
 )
-from reference_server.store.billing_records import (
-    CustomerRef,
-    InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
-    store_payment_method,
-)
+from reference_server.store.billing_sessions import SessionRecord
+from reference_server.store.customer_lookup import CustomerRef
+from reference_server.store.invoices import InvoiceRecord
+from reference_server.store.payment_methods import PaymentMethodInfo, store_payment_method
 
 
 class LocalProcessor(PaymentProcessor):

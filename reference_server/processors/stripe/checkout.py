@@ -34,12 +34,8 @@ import stripe
 from sqlalchemy import Connection
 
 from reference_server.processors.contract import CompletedSetup
-from reference_server.store.billing_records import (
-    CustomerRef,
-    SessionRecord,
-    update_session,
-)
-from reference_server.store.processor_records import session_processor_id
+from reference_server.store.billing_sessions import SessionRecord, session_processor_id, update_session
+from reference_server.store.customer_lookup import CustomerRef
 
 APPLIED_KEY = "stripe_checkout_applied"
 """``action`` key: the Stripe Checkout Session ids already applied to a server session."""

@@ -41,34 +41,27 @@ from starlette.routing import BaseRoute, Route
 from reference_server.clock import Clock
 from reference_server.processors.compensation import ReverserFor, TakenPayment, reverse_orphan
 from reference_server.store.billing_lock import release, try_acquire
-from reference_server.store.billing_records import (
-    InvoiceRecord,
+from reference_server.store.billing_sessions import (
     SessionRecord,
-    add_credit,
-    invoice_record,
     load_session,
-    set_invoice_status,
     update_session,
-)
-from reference_server.store.db import Database
-from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft, void_unpaid
-from reference_server.store.org_stripe import stripe_config
-from reference_server.store.stripe_events import (
-    event_seen,
-    invoice_exists,
-    invoice_paid_by,
-    invoice_row,
-    open_invoice_left,
-    org_pk_by_id,
-    record_event,
-    set_billed_past_due,
-    stripe_customer_of,
     waiting_checkout_sessions,
 )
-from reference_server.store.tables.billing import (
-    INVOICE_REASON,
-    RETRYABLE_REASONS,
+from reference_server.store.credits import add_credit
+from reference_server.store.db import Database
+from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft, void_unpaid
+from reference_server.store.invoices import (
+    InvoiceRecord,
+    has_retryable_invoice,
+    invoice_exists,
+    invoice_paid_by,
+    invoice_record,
+    set_invoice_status,
 )
+from reference_server.store.org_stripe import stripe_config
+from reference_server.store.stripe_customers import stripe_customer_of
+from reference_server.store.stripe_events import event_seen, org_pk_by_id, record_event, set_billed_past_due
+from reference_server.store.tables.billing import INVOICE_REASON
 
 CompleteCheckout = Callable[[Connection, SessionRecord, InvoiceRecord | None, int], None]
 """The billing hook that finishes what a checkout session was for (e.g. starts an attached plan)."""
@@ -84,7 +77,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"message": message, "code": code}, status_code=status)
 
 
-def _our_invoice(conn: Connection, org_pk: int, env: str, intent: dict[str, Any]) -> Any:
+def _our_invoice(conn: Connection, org_pk: int, env: str, intent: dict[str, Any]) -> InvoiceRecord | None:
     """The invoice a PaymentIntent or a Stripe Invoice pays: by the id in its metadata, else by the
     processor id we stored (the intent, the Stripe invoice, or the Stripe invoice the intent pays)."""
     invoice_id = (intent.get("metadata") or {}).get("autumn_invoice_id")
@@ -94,12 +87,10 @@ def _our_invoice(conn: Connection, org_pk: int, env: str, intent: dict[str, Any]
     return invoice_paid_by(conn, org_pk, env, ids, str(invoice_id) if invoice_id else None)
 
 
-def _set_past_due(conn: Connection, invoice: Any, past_due: bool, now: int) -> None:
+def _set_past_due(conn: Connection, invoice: InvoiceRecord, past_due: bool, now: int) -> None:
     """The active plan instances the invoice bills (its ``plan_ids``, on its entity or the customer
     itself) are past due or no longer."""
-    set_billed_past_due(
-        conn, invoice.customer_pk, list(invoice.plan_ids or []), invoice.entity_id, past_due, now
-    )
+    set_billed_past_due(conn, invoice.customer_pk, invoice.plan_ids, invoice.entity_id, past_due, now)
 
 
 def _complete_sessions(
@@ -118,7 +109,7 @@ def _complete_sessions(
 
 def payment_succeeded(
     conn: Connection,
-    invoice: Any,
+    invoice: InvoiceRecord,
     intent: dict[str, Any],
     now: int,
     complete: CompleteCheckout | None = None,
@@ -139,12 +130,12 @@ def payment_succeeded(
         conn, invoice.pk, "paid", now, amount_paid=amount, credit_applied=credit, processor_id=processor_id
     )
     _complete_sessions(conn, invoice.pk, now, complete)
-    if not open_invoice_left(conn, invoice.customer_pk, RETRYABLE_REASONS):
+    if not has_retryable_invoice(conn, invoice.customer_pk):
         _set_past_due(conn, invoice, False, now)
     return "invoice_paid"
 
 
-def payment_failed(conn: Connection, invoice: Any, now: int) -> str:
+def payment_failed(conn: Connection, invoice: InvoiceRecord, now: int) -> str:
     """An unpaid invoice's subscriptions become past due (a paid one stays as it is)."""
     if invoice.status != "open":
         return f"invoice_{invoice.status}"
@@ -179,7 +170,7 @@ def apply_event(
     if kind in ("payment_intent.succeeded", "invoice.paid"):
         if is_invoice_mode_draft(invoice) and finalize_draft(conn, invoice.pk):
             # paid on Stripe before its invoice.finalized arrived: finalized first, then paid
-            invoice = invoice_row(conn, invoice.pk)
+            invoice = invoice_record(conn, invoice.pk)
         return payment_succeeded(conn, invoice, intent, now, complete)
     return payment_failed(conn, invoice, now)
 

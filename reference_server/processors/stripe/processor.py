@@ -50,21 +50,12 @@ from reference_server.processors.stripe.checkout import (
     open_checkout_for,
     reusable_url,
 )
-from reference_server.store.billing_records import (
-    CustomerRef,
-    InvoiceRecord,
-    PaymentMethodInfo,
-    SessionRecord,
-    invoice_lines_of,
-    set_invoice_status,
-    store_payment_method,
-)
-from reference_server.store.processor_records import (
-    charge_attempts,
-    customer_stripe_id,
-    invoice_reason,
-    set_customer_stripe_id,
-)
+from reference_server.store.billing_sessions import SessionRecord
+from reference_server.store.customer_lookup import CustomerRef
+from reference_server.store.invoice_lines import invoice_lines_of
+from reference_server.store.invoices import InvoiceRecord, charge_attempts, set_invoice_status
+from reference_server.store.payment_methods import PaymentMethodInfo, store_payment_method
+from reference_server.store.stripe_customers import customer_stripe_id, set_customer_stripe_id
 
 LOCAL_TEST_API = ("http://127.0.0.1", "http://localhost")
 
@@ -500,7 +491,7 @@ class StripeProcessor(PaymentProcessor):
         if code == REQUIRES_ACTION or code is None:  # read before a void cancels the PaymentIntent
             intent = self._latest_intent(stripe_invoice)
             needs_authentication = intent is not None and intent.status == "requires_action"
-        if _voided_on_failure(conn, invoice):
+        if invoice.reason in VOIDED_ON_FAILURE:
             self.void_stripe_invoice(str(stripe_invoice.id))
         else:  # left open for a retry or 3-D Secure: voided unless this transaction commits
             void_after_transaction(conn, self, customer.pk, invoice.id, str(stripe_invoice.id), due, now)
@@ -543,10 +534,6 @@ VOIDED_ON_FAILURE = ("seats",)
 """Invoice reasons whose unpaid charge the server voids at once (a seat change that is not paid
 is rolled back and its invoice kept voided, see :mod:`~reference_server.billing.seats`): their
 Stripe invoice is voided with them."""
-
-
-def _voided_on_failure(conn: Connection, invoice: InvoiceRecord) -> bool:
-    return invoice_reason(conn, invoice.pk) in VOIDED_ON_FAILURE
 
 
 class StripeInvoiceMismatch(RuntimeError):

@@ -83,7 +83,7 @@ from reference_server.processors.stripe.subscription_state import (
     trial_end,
     wanted_prices,
 )
-from reference_server.store.billing_records import CustomerRef
+from reference_server.store.customer_lookup import CustomerRef
 from reference_server.store.db import Database
 from reference_server.store.stripe_mirror import (
     active_instances,

@@ -31,7 +31,7 @@ from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.processors.stripe.subscription_sync import SyncResult, sync_stripe_subscriptions
 from reference_server.store.customer_lookup import customer_owner
 from reference_server.store.db import Database, after_transaction
-from reference_server.store.processor_records import customer_stripe_id
+from reference_server.store.stripe_customers import customer_stripe_id
 from reference_server.store.stripe_mirror import (
     active_subscription_ids,
     bump_followup_version,
