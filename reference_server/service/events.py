@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 from typing import Any
 
@@ -13,7 +14,14 @@ from reference_server.engine.entitlements import Feature, num
 from reference_server.engine.intervals import FIXED_MS, add_months
 from reference_server.errors import customer_not_found, invalid
 from reference_server.service.context import Ctx
-from reference_server.store.events import EventFilter, active_plan_rows, event_page, events_between
+from reference_server.store.events import (
+    AggregateQuery,
+    EventFilter,
+    active_plan_rows,
+    aggregate_rows,
+    event_page,
+    events_between,
+)
 from reference_server.store.subjects import CustomerRow, get_customer, load_sources
 
 RANGE_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
@@ -162,6 +170,7 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> dict[str, Any]:
         raise invalid('aggregate_on "deducted" requires customer_id', "invalid_inputs")
     owners: dict[str, str | None] = {}
     features_of: dict[str, Feature] = {}
+    rows: list[Any] = []
     with ctx.db.read() as conn:
         event_filter, customer = _base_filters(ctx, conn, params)
         now = ctx.now(customer.clock_offset_ms if customer else 0)
@@ -173,35 +182,38 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> dict[str, Any]:
             cycle = rng or "1bc"
             start, end = _cycle(conn, customer, now, 3 if cycle == "3bc" else 1, cycle == "last_cycle")
         bin_size = params.bin_size or ("hour" if rng == "24h" else "day")
-        rows = events_between(conn, ctx.tenant, event_filter, start, end)
+        filters = tuple(
+            (key.split(".", 1)[1] if key.startswith("properties.") else key, expected)
+            for key, expected in filter_by.items()
+        )
+        query = AggregateQuery(
+            start,
+            end,
+            FIXED_MS["hour" if bin_size == "hour" else "day"],  # weeks and months fold days
+            _sql_group(group_by),
+            filters,
+        )
+        summed = aggregate_rows(conn, ctx.tenant, event_filter, query)
         plan_of: dict[int, str] = {}
         if group_by == "$plan_id":
             for plan_row in active_plan_rows(conn):
                 plan_of.setdefault(plan_row.customer_pk, plan_row.plan_id)
         if deducted and customer is not None:
+            rows = events_between(conn, ctx.tenant, event_filter, start, end)
             features_of = ctx.state.catalog_cache.get(conn, ctx.tenant).features
             for src in load_sources(conn, customer.pk):
                 owners[src.id] = src.entity_id
                 owners.update({roll.id: src.entity_id for roll in src.rollovers})
 
-    def group_key(r: Any) -> str:
-        if group_by == "$customer_id":
-            return str(r.customer_id)
-        if group_by == "$entity_id":
-            return str(r.entity_id)
-        if group_by == "$plan_id":
-            return plan_of.get(r.customer_pk, "none")
+    def group_of(raw: Any) -> str:
+        """A group's name from its raw SQL value, as ``str`` of the event's value names it."""
         assert group_by is not None
-        return str((r.properties or {}).get(group_by.split(".", 1)[1]))
+        if group_by == "$plan_id":
+            return plan_of.get(raw, "none")
+        if group_by.startswith("properties."):
+            return str(None if raw is None else json.loads(raw))
+        return str(raw)
 
-    def keep(r: Any) -> bool:
-        for key, expected in filter_by.items():
-            actual = (r.properties or {}).get(key.split(".", 1)[1] if key.startswith("properties.") else key)
-            if actual != expected:
-                return False
-        return True
-
-    rows = [r for r in rows if keep(r)]
     bins: list[int] = []
     b = _floor(start, bin_size)
     last_bin = _floor(min(end, now), bin_size)
@@ -210,11 +222,17 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> dict[str, Any]:
         b = _next_bin(b, bin_size)
     totals = {f: {"count": 0, "sum": 0.0} for f in fids}
     groups_total: dict[str, float] = {}
-    if group_by:
-        for r in rows:
-            k = group_key(r)
-            groups_total[k] = groups_total.get(k, 0.0) + abs(float(r.value))
-    top = set(sorted(groups_total, key=lambda k: -groups_total[k])[:max_groups])
+    first_seen: dict[str, int] = {}
+    names = {r.grp: group_of(r.grp) for r in summed} if group_by else {}
+    for r in summed:
+        totals[r.feature_id]["count"] += r.n
+        totals[r.feature_id]["sum"] = round(totals[r.feature_id]["sum"] + float(r.total), 10)
+        if group_by:
+            k = names[r.grp]
+            groups_total[k] = groups_total.get(k, 0.0) + float(r.magnitude)
+            first_seen[k] = min(first_seen.get(k, r.first), r.first)
+    # the largest groups by magnitude; between equals, the one with the earliest event
+    top = set(sorted(groups_total, key=lambda k: (-groups_total[k], first_seen[k]))[:max_groups])
     data: dict[int, dict[str, Any]] = {
         p: {
             "period": p,
@@ -223,24 +241,57 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> dict[str, Any]:
         }
         for p in bins
     }
-    for r in rows:
-        p = _floor(int(r.timestamp), bin_size)
-        totals[r.feature_id]["count"] += 1
-        totals[r.feature_id]["sum"] = round(totals[r.feature_id]["sum"] + float(r.value), 10)
+    for r in sorted(summed, key=lambda r: (r.bin, r.first)):
+        p = _floor(int(r.bin), bin_size)
         if p not in data:
             continue
         entry = data[p]
-        entry["values"][r.feature_id] = round(entry["values"][r.feature_id] + float(r.value), 10)
+        entry["values"][r.feature_id] = round(entry["values"][r.feature_id] + float(r.total), 10)
         if group_by:
-            k = group_key(r)
+            k = names[r.grp]
             k = k if k in top else "Other"
             g = entry["grouped_values"][r.feature_id]
-            g[k] = round(g.get(k, 0.0) + float(r.value), 10)
+            g[k] = round(g.get(k, 0.0) + float(r.total), 10)
     out: dict[str, Any] = {"list": [data[p] for p in bins], "total": totals}
     if deducted:
-        keys = {r.id: (group_key(r) if group_key(r) in top else "Other") for r in rows} if group_by else {}
-        out["deductions"] = _deductions(rows, bins, bin_size, features_of, owners, keys)
+        out["deductions"] = _deductions(
+            [r for r in rows if _keep(r, filters)],
+            bins,
+            bin_size,
+            features_of,
+            owners,
+            {r.id: _event_group(r, group_by, plan_of, top) for r in rows} if group_by else {},
+        )
     return out
+
+
+def _sql_group(group_by: str | None) -> str | None:
+    """What ``aggregate_rows`` groups by: a property key, an event column, or (for plans) the
+    customer, mapped to its plan afterwards."""
+    if not group_by:
+        return None
+    if group_by == "$plan_id":
+        return "$customer_pk"
+    return group_by.split(".", 1)[1] if group_by.startswith("properties.") else group_by
+
+
+def _keep(r: Any, filters: tuple[tuple[str, str], ...]) -> bool:
+    """The event's properties hold every filter's string (the SQL side of ``aggregate_rows``)."""
+    props = r.properties or {}
+    return all(props.get(key) == expected for key, expected in filters)
+
+
+def _event_group(r: Any, group_by: str, plan_of: dict[int, str], top: set[str]) -> str:
+    """One event's group (``Other`` outside the top groups), for the per-source deductions."""
+    if group_by == "$customer_id":
+        k = str(r.customer_id)
+    elif group_by == "$entity_id":
+        k = str(r.entity_id)
+    elif group_by == "$plan_id":
+        k = plan_of.get(r.customer_pk, "none")
+    else:
+        k = str((r.properties or {}).get(group_by.split(".", 1)[1]))
+    return k if k in top else "Other"
 
 
 def _deductions(

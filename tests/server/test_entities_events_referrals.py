@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from reference_server.service.events import _floor, _next_bin
+
 from .helpers import Api
 
 MONTH = {"interval": "month"}
@@ -260,3 +267,169 @@ def test_aggregate_billing_cycle_and_month_bins(api: Api) -> None:
     assert sum(b["values"]["messages"] for b in monthly["list"]) == 10
     assert len(monthly["list"]) in (3, 4)
     assert monthly["total"]["messages"]["count"] == 2
+
+
+def _expected_aggregate(
+    events: list[dict[str, Any]],
+    fids: list[str],
+    start: int,
+    end: int,
+    bin_size: str,
+    group: Callable[[dict[str, Any]], str] | None = None,
+    filter_by: dict[str, str] | None = None,
+    max_groups: int = 9,
+) -> dict[str, Any]:
+    """events.aggregate over a custom range ending by now, event by event (the SQL's reference)."""
+    rows = [
+        e
+        for e in events
+        if e["feature_id"] in fids
+        and start <= e["timestamp"] <= end
+        and all(e["properties"].get(k.removeprefix("properties.")) == v for k, v in (filter_by or {}).items())
+    ]
+    bins = []
+    b = _floor(start, bin_size)
+    while b <= _floor(end, bin_size):
+        bins.append(b)
+        b = _next_bin(b, bin_size)
+    magnitude: dict[str, float] = {}
+    for e in rows:
+        if group is not None:
+            magnitude[group(e)] = magnitude.get(group(e), 0.0) + abs(e["value"])
+    top = set(sorted(magnitude, key=lambda k: -magnitude[k])[:max_groups])
+    data = {p: {"period": p, "values": {f: 0.0 for f in fids}} for p in bins}
+    grouped: dict[int, dict[str, dict[str, float]]] = {p: {f: {} for f in fids} for p in bins}
+    totals = {f: {"count": 0, "sum": 0.0} for f in fids}
+    for e in rows:
+        fid, p, v = e["feature_id"], _floor(e["timestamp"], bin_size), e["value"]
+        totals[fid] = {"count": totals[fid]["count"] + 1, "sum": round(totals[fid]["sum"] + v, 10)}
+        data[p]["values"][fid] = round(data[p]["values"][fid] + v, 10)
+        if group is not None:
+            k = group(e) if group(e) in top else "Other"
+            grouped[p][fid][k] = round(grouped[p][fid].get(k, 0.0) + v, 10)
+    listed = [{**data[p], **({"grouped_values": grouped[p]} if group is not None else {})} for p in bins]
+    return {"list": listed, "total": totals}
+
+
+def test_aggregate_groups_filters_and_bins_in_sql(api: Api) -> None:
+    """Binning, grouping, filtering and the Other fold match an event-by-event reference."""
+    api.feature("messages")
+    api.feature("calls")
+    api.feature("users", consumable=False)
+    api.plan(
+        "free",
+        [
+            {"feature_id": "messages", "included": 10_000, "reset": MONTH},
+            {"feature_id": "calls", "included": 10_000, "reset": MONTH},
+            {"feature_id": "users", "included": 10},
+        ],
+        auto_enable=True,
+    )
+    for cid in ("u1", "u2", "u3"):
+        api.customer(cid)
+    api("entities.create", customer_id="u1", entity_id="e1", feature_id="users")
+    api("entities.create", customer_id="u1", entity_id="e2", feature_id="users")
+    props: list[dict[str, Any]] = [
+        {"kind": "a", "n": 1, "region": "eu"},
+        {"kind": "b", "n": "1", "region": "us"},
+        {"kind": "c", "n": 1.0, "flag": True, "a.b": "dotted"},
+        {"kind": "d", "n": None, "flag": False, 'q"k': "quoted"},
+        {"kind": "a", "n": [1, 2], "region": "eu"},
+        {"kind": "e", "n": {"x": 1}, "region": "eu", 'q"k': "quoted"},
+        {},
+    ]
+    entity_of: dict[int, str | None] = {}
+    tracked = 0
+    for step in range(30):
+        # steps of 7 h cross hour, day, week and (the clock starts 2026-01-01) no month yet
+        cid = ("u1", "u2", "u3")[step % 3]
+        fid = "calls" if step % 4 == 0 else "messages"
+        entity = ("e1", "e2", None)[step % 3] if cid == "u1" else None
+        value = [1, 2.5, 0.1, 7, 3][step % 5] + step
+        extra = {"entity_id": entity} if entity else {}
+        api.track(cid, fid, value, properties=props[step % len(props)], **extra)
+        entity_of[tracked] = entity
+        tracked += 1
+        api.advance(hours=7 + step % 3)
+    events = list(reversed(api("events.list", limit=1000)["list"]))
+    assert len(events) == tracked
+    for i, e in enumerate(events):
+        e["entity_id"] = entity_of[i]
+    first, last = events[0]["timestamp"], events[-1]["timestamp"]
+    start, end = first - 5 * 3_600_000 + 123, last
+    both = ["messages", "calls"]
+
+    def agg(**kw: Any) -> dict[str, Any]:
+        result = api("events.aggregate", custom_range={"start": start, "end": end}, **kw)
+        return {"list": result["list"], "total": result["total"]}
+
+    def prop(key: str) -> Callable[[dict[str, Any]], str]:
+        return lambda e: str(e["properties"].get(key))
+
+    for bin_size in ("hour", "day", "week", "month"):
+        assert agg(feature_id=both, bin_size=bin_size) == _expected_aggregate(
+            events, both, start, end, bin_size
+        )
+    for key in ("kind", "n", "flag", "a.b", 'q"k', "missing"):
+        assert agg(feature_id=both, bin_size="day", group_by=f"properties.{key}") == _expected_aggregate(
+            events, both, start, end, "day", prop(key)
+        ), key
+    assert agg(feature_id="messages", bin_size="week", group_by="properties.kind", max_groups=2) == (
+        _expected_aggregate(events, ["messages"], start, end, "week", prop("kind"), max_groups=2)
+    )
+    assert agg(feature_id=both, bin_size="day", group_by="$customer_id", max_groups=1) == _expected_aggregate(
+        events, both, start, end, "day", lambda e: e["customer_id"], max_groups=1
+    )
+    u1 = [e for e in events if e["customer_id"] == "u1"]
+    assert agg(
+        customer_id="u1", feature_id=both, bin_size="day", group_by="$entity_id"
+    ) == _expected_aggregate(u1, both, start, end, "day", lambda e: str(e["entity_id"]))
+    e1 = [e for e in u1 if e["entity_id"] == "e1"]
+    assert agg(customer_id="u1", entity_id="e1", feature_id=both, bin_size="hour") == _expected_aggregate(
+        e1, both, start, end, "hour"
+    )
+    assert agg(feature_id=both, bin_size="day", group_by="$plan_id") == _expected_aggregate(
+        events, both, start, end, "day", lambda e: "free"
+    )
+    for filter_by in (
+        {"properties.region": "eu"},
+        {"region": "eu", "kind": "a"},
+        {"properties.n": "1"},  # only the string "1", not the numbers 1 and 1.0
+        {"properties.flag": "True"},  # booleans are not strings
+        {'properties.q"k': "quoted"},
+        {"properties.missing": "None"},
+    ):
+        assert agg(feature_id=both, bin_size="day", group_by="properties.kind", filter_by=filter_by) == (
+            _expected_aggregate(events, both, start, end, "day", prop("kind"), filter_by)
+        ), filter_by
+    # too many hour bins to read one by one: the ungrouped sums come from one pass over the events
+    long = end - 90 * 86_400_000
+    assert api(
+        "events.aggregate", feature_id=both, bin_size="hour", custom_range={"start": long, "end": end}
+    ) == (_expected_aggregate(events, both, long, end, "hour"))
+    # a range starting mid-bin: the first bin is the one holding the start, events before it are out
+    mid = events[10]["timestamp"] - 1
+    assert (
+        api("events.aggregate", feature_id=both, bin_size="day", custom_range={"start": mid, "end": end})[
+            "total"
+        ]
+        == _expected_aggregate(events, both, mid, end, "day")["total"]
+    )
+    deducted = api(
+        "events.aggregate",
+        customer_id="u1",
+        feature_id="messages",
+        range="30d",
+        group_by="properties.kind",
+        filter_by={"region": "eu"},
+        max_groups=1,
+        aggregate_on="deducted",
+    )
+    eu = [e for e in u1 if e["feature_id"] == "messages" and e["properties"].get("region") == "eu"]
+    drawn = [v for b in deducted["deductions"] for v in b["values"].values()]
+    assert sum(v["deducted"] for v in drawn) == pytest.approx(sum(e["value"] for e in eu))
+    assert {k for b in deducted["deductions"] for g in b.get("grouped_values", {}).values() for k in g} <= {
+        "a",
+        "e",
+        "Other",
+    }

@@ -245,6 +245,9 @@ events = Table(
     Column("timestamp", BigInteger, nullable=False),
     Index("ix_events_customer_ts", "customer_pk", "timestamp"),
     Index("ix_events_org_ts", "org_pk", "env", "timestamp"),
+    # events.aggregate: one feature's events in time order with their values (index-only bin reads)
+    Index("ix_events_customer_feature_ts", "customer_pk", "feature_id", "timestamp", "value"),
+    Index("ix_events_org_feature_ts", "org_pk", "env", "feature_id", "timestamp", "value"),
 )
 
 idempotency_keys = Table(
