@@ -50,10 +50,10 @@ from reference_server.service.subscriptions import (
     load_instances,
     schedule_maintenance,
 )
+from reference_server.store import imported_billing
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.subjects import CustomerRow, get_customer
-from reference_server.store.tables import imports as store
 
 ENDED_STATUSES = ("canceled", "expired")
 NO_PROCESSOR = "none"
@@ -271,7 +271,7 @@ def _matches(source: Any, balance: dict[str, Any]) -> bool:
 
 
 def _apply_balances(conn: Connection, instance_pk: int, balances: list[dict[str, Any]]) -> None:
-    sources = store.instance_sources(conn, instance_pk)
+    sources = imported_billing.instance_sources(conn, instance_pk)
     for balance in balances:
         fid = balance["feature_id"]
         matches = [s for s in sources if _matches(s, balance)]
@@ -296,7 +296,9 @@ def _apply_balances(conn: Connection, instance_pk: int, balances: list[dict[str,
             remaining = value - float(balance["usage"])
             value = remaining if source.usage_allowed else max(0.0, remaining)
         next_reset = balance.get("next_reset_at")
-        store.set_source_balance(conn, source.pk, value, int(next_reset) if next_reset is not None else None)
+        imported_billing.set_source_balance(
+            conn, source.pk, value, int(next_reset) if next_reset is not None else None
+        )
 
 
 def _mismatch(p: _Planned, cat: Catalog) -> str | None:
@@ -321,7 +323,9 @@ def _image(
     quantity = float(p.given.quantity or 1)
     ends_at = p.ends_at()
     if p.effective_status in ENDED_STATUSES and ends_at is None:
-        pk = store.insert_ended_instance(conn, customer.pk, p.plan.pk, p.plan.id, quantity, started_at, now)
+        pk = imported_billing.insert_ended_instance(
+            conn, customer.pk, p.plan.pk, p.plan.id, quantity, started_at, now
+        )
     else:
         anchor = p.resolved_anchor if p.resolved_anchor is not None else started_at
         overrides: dict[tuple[str, str | None], int] = {
@@ -339,14 +343,14 @@ def _image(
             feature_quantities=p.quantities,
             next_reset_overrides=overrides,
         )
-        store.set_started_at(conn, pk, started_at)
+        imported_billing.set_started_at(conn, pk, started_at)
         if ends_at is not None:  # canceled at the processor, running until its period ends
-            store.end_later(conn, pk, p.hydrated.canceled_at or now, ends_at)
+            imported_billing.end_later(conn, pk, p.hydrated.canceled_at or now, ends_at)
             schedule_maintenance(conn, customer.pk, ends_at)
         # the balances' filters tell an absent interval from a null one: read as the request's JSON
         balances = [b.model_dump(mode="json", exclude_unset=True) for b in p.given.balances or []]
         _apply_balances(conn, pk, balances)
-    store.record_imported_plan(
+    imported_billing.record_imported_plan(
         conn,
         pk,
         p.processor,
@@ -371,7 +375,7 @@ def _upsert_customer(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> Cust
     if customer is None:
         values = {k: data.get(k) for k in ("name", "email", "fingerprint")}
         values["stripe_id"] = identities.get("stripe")
-        pk = store.insert_bare_customer(
+        pk = imported_billing.insert_bare_customer(
             conn, ctx.tenant.org_pk, ctx.tenant.env, customer_id, values, controls_json({}), now
         )
     else:
@@ -381,9 +385,9 @@ def _upsert_customer(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> Cust
             for k in ("name", "email", "fingerprint")
             if data.get(k) is not None and data[k] != getattr(customer, k)
         }
-        store.update_customer_fields(conn, pk, changes)
+        imported_billing.update_customer_fields(conn, pk, changes)
     if "revenuecat" in identities:
-        store.seed_processor_identity(conn, pk, "revenuecat", identities["revenuecat"], now)
+        imported_billing.seed_processor_identity(conn, pk, "revenuecat", identities["revenuecat"], now)
     found = get_customer(conn, ctx.tenant, customer_id, lock=True)
     assert found is not None
     return found
@@ -453,7 +457,7 @@ def _flash(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> tuple[Customer
     customer = _upsert_customer(ctx, conn, params)
     now = ctx.now(customer.clock_offset_ms)
     instances = load_instances(conn, customer.pk)
-    processors = store.processor_of_instances(conn, [i.pk for i in instances])
+    processors = imported_billing.processor_of_instances(conn, [i.pk for i in instances])
     planned = _plan_billables(cat, params, instances, processors)
     _hydrate(ctx, conn, customer, planned, now)
     flashed: list[dict[str, Any]] = []
@@ -488,7 +492,7 @@ def _flash(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> tuple[Customer
             if inst.status != "active" or inst.entity_pk is not None or inst.plan_pk in desired:
                 continue
             expire_instance(conn, inst.pk, now)
-            store.mark_canceled(conn, inst.pk, now)
+            imported_billing.mark_canceled(conn, inst.pk, now)
             flashed.append(
                 {
                     "plan_id": inst.plan_id,

@@ -28,9 +28,9 @@ from reference_server.service.extra_params import FinalizeInvoiceParams, NoParam
 from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.invoice_drafts import void_unpaid
+from reference_server.store.invoice_pages import invoice_rows_by_pk
 from reference_server.store.invoices import clear_processor_id, invoice_record, locked_invoice, tenant_invoice
 from reference_server.store.tables.billing import INVOICE_REASON
-from reference_server.store.tables.imports import invoice_rows_by_pk
 
 JSON = dict[str, Any]
 

@@ -33,9 +33,9 @@ from reference_server.service.context import Ctx
 from reference_server.service.extra_params import FinalizeInvoiceParams
 from reference_server.service.invoices import invoice_json
 from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft
+from reference_server.store.invoice_pages import invoice_rows_by_pk
 from reference_server.store.invoices import invoice_record, tenant_invoice
 from reference_server.store.tables.billing import INVOICE_REASON
-from reference_server.store.tables.imports import invoice_rows_by_pk
 
 NO_CARD_TRIAL_OPTIONS = (
     "Invoice mode with a no-card free trial sends a finalized invoice with the default invoice settings "

@@ -14,10 +14,11 @@ from autumn_sdk._generated.models import InsertInvoicesParams, ListInvoicesParam
 from reference_server.engine.billing.money import major_to_minor, minor_to_json
 from reference_server.errors import customer_not_found, entity_not_found, invalid
 from reference_server.service.context import Ctx
+from reference_server.store import imported_billing, invoice_pages
 from reference_server.store.ids import new_id
+from reference_server.store.imported_billing import InvoiceValues
+from reference_server.store.invoice_pages import InvoiceRow
 from reference_server.store.subjects import get_customer
-from reference_server.store.tables import imports as store
-from reference_server.store.tables.imports import InvoiceRow, InvoiceValues
 
 MAX_LIMIT = 5000
 MAX_INSERT = 500
@@ -56,7 +57,7 @@ def list_invoices(ctx: Ctx, params: ListInvoicesParams) -> dict[str, Any]:
         raise invalid("entity_id filter requires customer_id", "invalid_inputs")
     after = None
     if params.start_cursor:
-        after = store.decode_invoice_cursor(params.start_cursor)
+        after = invoice_pages.decode_invoice_cursor(params.start_cursor)
         if after is None:
             raise invalid("start_cursor: invalid cursor", "invalid_inputs")
     with ctx.db.read() as conn:
@@ -66,9 +67,9 @@ def list_invoices(ctx: Ctx, params: ListInvoicesParams) -> dict[str, Any]:
             if customer is None:
                 raise customer_not_found(customer_id)
             customer_pk = customer.pk
-            if entity_id and not store.entity_exists(conn, customer.pk, entity_id):
+            if entity_id and not imported_billing.entity_exists(conn, customer.pk, entity_id):
                 raise entity_not_found(entity_id)
-        rows, more = store.list_invoice_page(
+        rows, more = invoice_pages.list_invoice_page(
             conn,
             ctx.tenant.org_pk,
             ctx.tenant.env,
@@ -79,7 +80,9 @@ def list_invoices(ctx: Ctx, params: ListInvoicesParams) -> dict[str, Any]:
             statuses=params.status or None,
             processor_types=params.processor_types or None,
         )
-    next_cursor = store.encode_invoice_cursor(rows[-1].created_at, rows[-1].pk) if more and rows else None
+    next_cursor = (
+        invoice_pages.encode_invoice_cursor(rows[-1].created_at, rows[-1].pk) if more and rows else None
+    )
     return {"list": [invoice_json(r) for r in rows], "next_cursor": next_cursor}
 
 
@@ -103,7 +106,9 @@ def insert_invoices(ctx: Ctx, params: InsertInvoicesParams) -> dict[str, Any]:
     customer_ids = sorted({inv.customer_id for inv in given})
     plan_ids = sorted({p for inv in given for p in inv.plan_ids or []})
     with ctx.db.write() as conn:
-        by_customer = store.customer_pks_by_id(conn, ctx.tenant.org_pk, ctx.tenant.env, customer_ids)
+        by_customer = imported_billing.customer_pks_by_id(
+            conn, ctx.tenant.org_pk, ctx.tenant.env, customer_ids
+        )
         missing = [c for c in customer_ids if c not in by_customer]
         if missing:
             raise invalid(f"Customers not found: {', '.join(missing)}")
@@ -112,7 +117,7 @@ def insert_invoices(ctx: Ctx, params: InsertInvoicesParams) -> dict[str, Any]:
         if unknown:
             raise invalid(f"Plans not found: {', '.join(unknown)}")
         existing: dict[str, int] = {}
-        for found in store.invoices_by_stripe_id(conn, stripe_ids):
+        for found in imported_billing.invoices_by_stripe_id(conn, stripe_ids):
             if found.org_pk != ctx.tenant.org_pk or found.env != ctx.tenant.env:
                 raise invalid(f"Invoice {found.stripe_id} belongs to another organization or environment")
             existing.setdefault(found.stripe_id, found.pk)
@@ -127,7 +132,7 @@ def insert_invoices(ctx: Ctx, params: InsertInvoicesParams) -> dict[str, Any]:
                 customer_pk=by_customer[inv.customer_id],
                 plan_ids=list(inv.plan_ids or []),
                 stripe_id=inv.stripe_id,
-                processor_type=inv.processor_type or store.DEFAULT_PROCESSOR,
+                processor_type=inv.processor_type or invoice_pages.DEFAULT_PROCESSOR,
                 status=inv.status,
                 total=_minor(inv.total, currency, f"{where}.total"),
                 amount_paid=_minor(paid, currency, f"{where}.amount_paid") if paid is not None else None,
@@ -136,8 +141,10 @@ def insert_invoices(ctx: Ctx, params: InsertInvoicesParams) -> dict[str, Any]:
                 created_at=int(inv.created_at),
                 hosted_invoice_url=inv.hosted_invoice_url,
             )
-            pks.append(store.upsert_imported_invoice(conn, existing.get(values.stripe_id), values, now))
-        rows = store.invoice_rows_by_pk(conn, pks)
+            pks.append(
+                imported_billing.upsert_imported_invoice(conn, existing.get(values.stripe_id), values, now)
+            )
+        rows = invoice_pages.invoice_rows_by_pk(conn, pks)
     out = []
     for pk in pks:
         row = invoice_json(rows[pk])
