@@ -170,7 +170,7 @@ def _instance_processor(processors: dict[int, str | None], inst: Instance) -> st
 def _plan_of(cat: Catalog, given: DfuFlashBillablePlan) -> Plan:
     plan_id = given.plan_id
     version = given.version
-    plan = cat.plan_version(plan_id, int(version) if version is not None else None)
+    plan = cat.plan_version(plan_id, version)  # a fractional version names no plan, as in billing.attach
     if plan is None:
         raise plan_not_found(plan_id)
     return plan
