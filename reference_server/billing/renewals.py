@@ -322,9 +322,9 @@ def run_billing_maintenance(
         process_boundary(ctx, conn, cat, customer, first_due, processor, base_url)
 
 
-def past_due_instances(conn: Connection, customer: CustomerRow) -> set[int]:
-    """The customer's plan instances with an unpaid renewal (``past_due`` on the Customer object)."""
-    return instance_billing.past_due_instance_pks(conn, customer.pk)
+def past_due_instances(conn: Connection, customer_pks: Sequence[int]) -> set[int]:
+    """The customers' plan instances with an unpaid renewal (``past_due`` on the Customer object)."""
+    return instance_billing.past_due_instance_pks(conn, customer_pks)
 
 
 def retry_past_due(

@@ -43,9 +43,9 @@ class Maintenance(Protocol):
 
 
 class PastDueLookup(Protocol):
-    """The plan-instance pks whose renewal charge failed (``subscriptions[].past_due``)."""
+    """The customers' plan-instance pks whose renewal charge failed (``subscriptions[].past_due``)."""
 
-    def __call__(self, conn: Connection, customer: CustomerRow, /) -> Iterable[int]: ...
+    def __call__(self, conn: Connection, customer_pks: Sequence[int], /) -> Iterable[int]: ...
 
 
 class PaymentMethodLookup(Protocol):

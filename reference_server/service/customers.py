@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,6 +232,7 @@ class Preloaded:
     sources: list[Source] = field(default_factory=list)
     instances: list[Instance] = field(default_factory=list)
     pools: list[Pool] = field(default_factory=list)
+    past_due: frozenset[int] = frozenset()
 
 
 def customer_json(
@@ -254,7 +256,8 @@ def customer_json(
         if apply_due_resets(sources, now) and persist_resets:
             save_sources(conn, sources)
         instances = load_instances(conn, customer.pk)
-    subs, purchases = plans_json(instances, cat, None, expand, past_due_instances(ctx, conn, customer))
+    past_due = preloaded.past_due if preloaded is not None else past_due_instances(ctx, conn, [customer.pk])
+    subs, purchases = plans_json(instances, cat, None, expand, past_due)
     balances, flags = balances_and_flags(cat, sources, now, expand)
     out: dict[str, Any] = {
         "id": customer.id,
@@ -309,10 +312,11 @@ def customer_json(
     return out
 
 
-def past_due_instances(ctx: Ctx, conn: Connection, customer: CustomerRow) -> frozenset[int]:
-    """Plan instances whose renewal charge failed; paid billing knows them (none without it)."""
+def past_due_instances(ctx: Ctx, conn: Connection, customer_pks: Sequence[int]) -> frozenset[int]:
+    """The customers' plan instances whose renewal charge failed; paid billing knows them (none
+    without it)."""
     lookup = ctx.state.billing.past_due
-    return frozenset(lookup(conn, customer)) if lookup is not None else frozenset()
+    return frozenset(lookup(conn, customer_pks)) if lookup is not None and customer_pks else frozenset()
 
 
 def _no_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
@@ -504,6 +508,9 @@ def list_customers(ctx: Ctx, params: ListCustomersParams) -> dict[str, Any]:
                 loaded[r.customer_pk].instances.append(instance_from_row(r))
         for pk, pools in licenses_repo.pools_for(conn, pks).items():
             loaded[pk].pools = pools
+        past_due = past_due_instances(ctx, conn, pks)
+        for preloaded in loaded.values():
+            preloaded.past_due = past_due
         out = [
             customer_json(ctx, conn, cat, c, ctx.now(c.clock_offset_ms), preloaded=loaded[c.pk]) for c in page
         ]
@@ -586,7 +593,9 @@ def entity_subject_json(
     sources = scoped(load_sources(conn, customer.pk), entity)
     apply_due_resets(sources, now)
     instances = load_instances(conn, customer.pk)
-    subs, purchases = plans_json(instances, cat, entity.pk, expand, past_due_instances(ctx, conn, customer))
+    subs, purchases = plans_json(
+        instances, cat, entity.pk, expand, past_due_instances(ctx, conn, [customer.pk])
+    )
     balances, flags = balances_and_flags(cat, sources, now, expand)
     out: dict[str, Any] = {
         "id": entity.id,

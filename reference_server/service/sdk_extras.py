@@ -225,12 +225,9 @@ def _list_customer_plans(ctx: Ctx, params: ListCustomerPlansParams, *, purchases
             limit=limit,
         )
         rows, next_cursor = _page(page, limit, kind)
-        past_due: set[int] = set()
+        past_due: frozenset[int] = frozenset()
         if not purchases:
-            for customer_pk in {r.cpk for r in rows if r.status == "active"}:
-                owner = _customer_row(conn, customer_pk)
-                if owner is not None:
-                    past_due |= past_due_instances(ctx, conn, owner)
+            past_due = past_due_instances(ctx, conn, sorted({r.cpk for r in rows if r.status == "active"}))
     out = []
     for r in rows:
         inst = instance_from_row(r)

@@ -3,6 +3,7 @@ quantities, customized plan) and the released paid seats it may reuse (``seat_re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
@@ -102,12 +103,14 @@ def past_due_flag(conn: Connection, instance_pk: int) -> bool | None:
     return flag
 
 
-def past_due_instance_pks(conn: Connection, customer_pk: int) -> set[int]:
-    """The customer's plan instances with an unpaid renewal."""
+def past_due_instance_pks(conn: Connection, customer_pks: Sequence[int]) -> set[int]:
+    """The customers' plan instances with an unpaid renewal (one statement for a whole list page)."""
+    if not customer_pks:
+        return set()
     rows = conn.execute(
         select(subscription_billing.c.customer_plan_pk)
         .join(customer_plans, customer_plans.c.pk == subscription_billing.c.customer_plan_pk)
-        .where(customer_plans.c.customer_pk == customer_pk, subscription_billing.c.past_due.is_(True))
+        .where(customer_plans.c.customer_pk.in_(customer_pks), subscription_billing.c.past_due.is_(True))
     )
     return {int(r.customer_plan_pk) for r in rows}
 
