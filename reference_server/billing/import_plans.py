@@ -43,6 +43,7 @@ from reference_server.errors import ApiError, invalid, plan_not_found
 from reference_server.processors.registry import stripe_processor_for
 from reference_server.service.context import Ctx
 from reference_server.service.customers import controls_json, customer_json
+from reference_server.service.extra_fields import extra_field
 from reference_server.service.subscriptions import (
     Instance,
     activate_plan,
@@ -202,7 +203,7 @@ def _plan_billables(
         given = billable.plan
         if given is None:
             raise invalid(f"billables[{position}]: a billable must have a plan", "invalid_inputs")
-        if (billable.model_extra or {}).get("phases"):  # not in the spec's billable: an extra field
+        if extra_field(billable, "phases"):  # not in the spec's billable: an extra field
             raise _unsupported("phases")
         plan = _plan_of(cat, given)
         processor = billable.processor
@@ -509,7 +510,7 @@ def _flash(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> tuple[Customer
 
 def import_billing(ctx: Ctx, params: DfuFlashParams) -> dict[str, Any]:
     customer_id = params.customer_id
-    if (params.model_extra or {}).get("entities"):  # not in the spec's request: an extra field
+    if extra_field(params, "entities"):  # not in the spec's request: an extra field
         raise _unsupported("entities")
     lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
     with lock, ctx.db.write() as conn:

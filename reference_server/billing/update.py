@@ -66,6 +66,7 @@ from reference_server.engine.billing.preview import (
 )
 from reference_server.errors import invalid, plan_not_found
 from reference_server.service.context import Ctx
+from reference_server.service.extra_fields import extra_field
 from reference_server.service.subscriptions import (
     Instance,
     activate_group_default,
@@ -135,11 +136,6 @@ def _intent(params: UpdateRequest) -> str:
     if customized:
         return "update_plan"
     return "none"
-
-
-def _extra(params: UpdateRequest, key: str) -> Any:
-    """A field ``billing.update`` does not declare but honours as ``billing.attach`` does (an extra)."""
-    return (params.model_extra or {}).get(key)
 
 
 def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str, Any]:
@@ -276,8 +272,9 @@ def apply_update(
             params,
             start,
             mode=mode,
-            enable_plan_immediately=_extra(params, "enable_plan_immediately"),
-            success_url=_extra(params, "success_url"),
+            # not declared by billing.update, honoured as billing.attach does
+            enable_plan_immediately=extra_field(params, "enable_plan_immediately"),
+            success_url=extra_field(params, "success_url"),
         )
     cat: Catalog = q["cat"]
     customer: CustomerRow = q["customer"]

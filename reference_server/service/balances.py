@@ -17,6 +17,7 @@ from reference_server.engine.intervals import next_boundary_after
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import ApiError, feature_not_found, invalid
 from reference_server.service.context import Ctx
+from reference_server.service.extra_fields import extra_field
 from reference_server.service.maintenance import require_customer
 from reference_server.service.usage import (
     resolve_subject,
@@ -34,12 +35,6 @@ from reference_server.store.subjects import (
 # ---------------------------------------------------------------- balances.create / update / delete
 
 
-def _legacy(params: CreateBalanceParams | UpdateBalanceParams, name: str) -> Any:
-    """A field's older name the model does not declare (``granted_balance``, ``current_balance``),
-    as sent: the model keeps it among its extras."""
-    return (params.model_extra or {}).get(name)
-
-
 def create_balance(ctx: Ctx, params: CreateBalanceParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
@@ -49,7 +44,9 @@ def create_balance(ctx: Ctx, params: CreateBalanceParams) -> dict[str, Any]:
         customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
         entity = resolve_subject(conn, customer, params.entity_id)
         grant = (
-            params.included_grant if params.included_grant is not None else _legacy(params, "granted_balance")
+            params.included_grant
+            if params.included_grant is not None
+            else extra_field(params, "granted_balance")
         )
         unlimited = bool(params.unlimited)
         reset = params.reset
@@ -157,7 +154,7 @@ def _matching(
 
 
 def update_balance(ctx: Ctx, params: UpdateBalanceParams) -> dict[str, Any]:
-    remaining = params.remaining if params.remaining is not None else _legacy(params, "current_balance")
+    remaining = params.remaining if params.remaining is not None else extra_field(params, "current_balance")
     if remaining is not None and params.add_to_balance is not None:
         raise invalid("remaining and add_to_balance cannot be used together", "invalid_inputs")
     if remaining is not None and params.usage is not None:

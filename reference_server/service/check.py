@@ -19,8 +19,8 @@ from reference_server.engine.deduction import DeductionResult, InsufficientBalan
 from reference_server.engine.entitlements import Feature, Source, num, r10
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import feature_not_found, invalid
-from reference_server.service.body_extras import expands_feature, extra_field
 from reference_server.service.context import Ctx
+from reference_server.service.extra_fields import expands_feature, extra_field
 from reference_server.service.lock_settlement import store_lock
 from reference_server.service.maintenance import catch_up, load_checked_subject, needs_maintenance
 from reference_server.service.plan_controls import PlanDefaults, plan_defaults

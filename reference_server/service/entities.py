@@ -33,6 +33,7 @@ from reference_server.service.customers import (
     create_customer_row,
     entity_subject_json,
 )
+from reference_server.service.extra_fields import extra_field
 from reference_server.service.maintenance import catch_up, needs_maintenance, require_customer
 from reference_server.service.usage import controls_for
 from reference_server.service.usage_limits import check_limits
@@ -254,7 +255,7 @@ def get_entity_op(ctx: Ctx, params: GetEntityParams) -> dict[str, Any]:
     """A read transaction, after any due maintenance of the customer (as customers.get).
 
     ``expand`` is not in the spec's request; it is read as sent (``invoices``)."""
-    expand = set((params.model_extra or {}).get("expand") or [])
+    expand = set(extra_field(params, "expand") or [])
     for attempt in range(2):
         with ctx.db.read() as conn:
             cat, customer, entity, now = _load(ctx, conn, params.customer_id, params.entity_id, False)
@@ -294,7 +295,7 @@ def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> dict[str, Any]:
 def update_entity(ctx: Ctx, params: UpdateEntityParams) -> dict[str, Any]:
     """Merge the sent ``billing_controls`` over the entity's; ``name`` (not in the spec's request)
     is read as sent."""
-    name = (params.model_extra or {}).get("name")
+    name = extra_field(params, "name")
     with ctx.db.write() as conn:
         cat, customer, entity, now = _load(ctx, conn, params.customer_id, params.entity_id, True)
         if params.billing_controls is not None:

@@ -20,6 +20,7 @@ from reference_server.engine.balances import feature_json
 from reference_server.engine.entitlements import Feature
 from reference_server.errors import ApiError, feature_not_found, invalid
 from reference_server.service.context import Ctx
+from reference_server.service.extra_fields import extra_field
 from reference_server.service.extra_params import NoParams
 from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Catalog, bump_catalog_version, feature_from_row
@@ -147,7 +148,7 @@ def create_feature(ctx: Ctx, params: CreateFeatureParams) -> dict[str, Any]:
         credit_schema=_credit_schema(params.credit_schema),
         display=_display(params.display),
         # Not a field of the spec's create body; the server has always honoured it.
-        archived=bool((params.model_extra or {}).get("archived", False)),
+        archived=bool(extra_field(params, "archived")),
         markups=_given_markups(params),
     )
     with ctx.db.write() as conn:

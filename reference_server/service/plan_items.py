@@ -8,6 +8,7 @@ from typing import Any
 
 from autumn_sdk._generated.models import PlanItemParams, UpdatePlanVariantCustomizeAddItem
 from reference_server.errors import feature_not_found, invalid
+from reference_server.service.extra_fields import extra_field
 from reference_server.store.catalog import Catalog
 
 PlanItem = PlanItemParams | UpdatePlanVariantCustomizeAddItem
@@ -81,7 +82,7 @@ def normalize_item(item: PlanItem, cat: Catalog) -> dict[str, Any]:
             out["rollover"]["max_percentage"] = ro.max_percentage
         if ro.expiry_duration_length is not None:
             out["rollover"]["expiry_duration_length"] = ro.expiry_duration_length
-    display = (item.model_extra or {}).get("display")  # not in the spec; stored items carry it
+    display = extra_field(item, "display")  # not in the spec; stored items carry it
     if display:
         out["display"] = display
     return out

@@ -21,9 +21,9 @@ from reference_server.engine.deduction import DeductionResult, InsufficientBalan
 from reference_server.engine.entitlements import Controls, Feature, Source, num
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import ApiError, feature_not_found, invalid
-from reference_server.service.body_extras import expands_feature, extra_field
 from reference_server.service.context import Ctx
 from reference_server.service.entities import with_seat_charge
+from reference_server.service.extra_fields import expands_feature, extra_field
 from reference_server.service.lock_settlement import store_lock
 from reference_server.service.maintenance import load_checked_subject
 from reference_server.service.plan_controls import plan_defaults
