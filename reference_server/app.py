@@ -161,6 +161,8 @@ def create_app(
         billing.worker.start()
         yield
         billing.worker.stop()
+        if state.request_log is not None:  # what the last requests logged, written before the pool goes
+            state.request_log.close()
         if state.async_pool is not None:
             await state.async_pool.close()
         db.dispose()

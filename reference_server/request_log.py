@@ -2,19 +2,21 @@
 
 The server kept no request log, so this one is deliberately cheap: the middleware only appends
 (key hash, method, path, status, request id, time) to an in-memory buffer; the buffer is written in
-batches from a worker thread (at least a second apart, or at 100 rows) and before the dashboard reads it,
-and each organization env keeps its last :data:`REQUEST_LOG_KEEP` rows.  Rows of unknown keys are dropped.
+batches by one writer thread of its own (at least a second apart, or at 100 rows), never awaited by a
+request, and before the dashboard reads it; each organization env keeps its last
+:data:`REQUEST_LOG_KEEP` rows.  Rows of unknown keys are dropped.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import logging
 import threading
 import time
 from collections import deque
 from typing import Any
 
-import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reference_server.clock import Clock
@@ -37,6 +39,9 @@ class RequestLog:
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._flushing = False
+        # One thread writes the batches: a flush per request thread would pile up behind the lock,
+        # each holding a database connection, and starve the requests of the pool.
+        self._writer = self._new_writer()
 
     def record(self, key_hash: str, method: str, path: str, status: int, request_id: str | None) -> None:
         self._buffer.append((key_hash, method, path[:255], status, request_id, self.clock.now_ms()))
@@ -47,6 +52,37 @@ class RequestLog:
             and not self._flushing
             and (len(self._buffer) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS)
         )
+
+    def claim_flush(self) -> bool:
+        """Whether a flush is due; if so it is taken, and no other claim succeeds until it has run.
+
+        Called on the event loop (one caller at a time), so the check and the claim are one step.
+        """
+        if not self.due():
+            return False
+        self._flushing = True
+        return True
+
+    def flush_in_background(self) -> concurrent.futures.Future[None]:
+        """Run :meth:`flush` on the log's writer thread; failures are logged, never raised."""
+        return self._writer.submit(self._flush_logged)
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            logging.getLogger("reference_server").warning("writing the request log failed", exc_info=True)
+
+    def close(self) -> None:
+        """Write what is buffered and stop the writer thread (the app's shutdown; an app started
+        again gets a fresh writer thread on its first flush)."""
+        writer, self._writer = self._writer, self._new_writer()
+        writer.shutdown(wait=True)
+        self._flush_logged()
+
+    @staticmethod
+    def _new_writer() -> concurrent.futures.ThreadPoolExecutor:
+        return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="request-log")
 
     def flush(self) -> None:
         """Write the buffered rows (one transaction), then trim each touched org env to the newest rows."""
@@ -121,8 +157,8 @@ class RequestLogMiddleware:
                     status,
                     None if request_id == "-" else request_id[:64],
                 )
-                if self.log.due():
-                    await anyio.to_thread.run_sync(self.log.flush)
+                if self.log.claim_flush():  # written behind the response, never awaited here
+                    self.log.flush_in_background()
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +51,34 @@ def after_transaction(conn: Connection, callback: Callable[[], object]) -> bool:
     return True
 
 
+class _Pinned:
+    """One thread's kept SQLite connections, by role (``reader``, ``writer``).
+
+    A thread keeps them between requests, which saves a pool checkout and check-in per request.
+    When the thread ends, its ``threading.local`` data goes and with it this object, whose finalizer
+    closes the connections, handing them back to the pool: worker threads come and go (anyio's exit
+    after 10 idle seconds), and connections pinned to dead threads would drain the pool for good.
+    """
+
+    __slots__ = ("by_role", "__weakref__")
+
+    def __init__(self) -> None:
+        self.by_role: dict[str, Connection] = {}
+        # The finalizer holds the dict, not this object, so it never keeps the object alive.
+        weakref.finalize(self, _close_all, self.by_role)
+
+    def get(self, role: str) -> Connection | None:
+        conn = self.by_role.get(role)
+        return None if conn is None or conn.closed or conn.invalidated else conn
+
+
+def _close_all(by_role: dict[str, Connection]) -> None:
+    for conn in list(by_role.values()):
+        with contextlib.suppress(Exception):
+            conn.close()
+    by_role.clear()
+
+
 def _run_after(callbacks: list[Callable[[], object]]) -> None:
     for callback in callbacks:
         with contextlib.suppress(Exception):  # each callback records its own failures
@@ -63,7 +92,7 @@ class Database:
         self.url = normalize_url(url or DEFAULT_DATABASE_URL)
         self.is_sqlite = self.url.startswith("sqlite")
         self._local = threading.local()
-        self._readers: list[Connection] = []
+        self._pinned: weakref.WeakSet[_Pinned] = weakref.WeakSet()
         if self.is_sqlite:
             self.engine: Engine = create_engine(
                 self.url,
@@ -105,6 +134,18 @@ class Database:
             mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
             # Straight to the driver: this runs once per request on the hot path.
             conn.connection.dbapi_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
+
+    def _pinned_here(self) -> _Pinned:
+        """This thread's kept SQLite connections (see :class:`_Pinned`)."""
+        pinned: _Pinned | None = getattr(self._local, "pinned", None)
+        if pinned is None:
+            pinned = self._local.pinned = _Pinned()
+            self._pinned.add(pinned)
+        return pinned
+
+    def pinned_connections(self) -> int:
+        """How many kept SQLite connections live threads hold."""
+        return sum(len(p.by_role) for p in list(self._pinned))
 
     def current_unit(self) -> Connection | None:
         """The connection of this thread's open :meth:`unit_of_work`, if any."""
@@ -165,11 +206,10 @@ class Database:
                     "SQLite has one writer: a write that commits on its own cannot run inside a unit of work"
                 )
         if self.is_sqlite:
-            conn = getattr(self._local, "writer", None)
-            if conn is None or conn.closed or conn.invalidated:
-                conn = self.engine.connect()
-                self._local.writer = conn
-                self._readers.append(conn)
+            pinned = self._pinned_here()
+            conn = pinned.get("writer")
+            if conn is None:
+                conn = pinned.by_role["writer"] = self.engine.connect()
             if not conn.in_transaction():
                 after: list[Callable[[], object]] = []
                 conn.info[AFTER_TRANSACTION] = after
@@ -212,11 +252,11 @@ class Database:
             yield unit
             return
         if self.is_sqlite:
-            conn = getattr(self._local, "reader", None)
-            if conn is None or conn.closed or conn.invalidated:
+            pinned = self._pinned_here()
+            conn = pinned.get("reader")
+            if conn is None:
                 conn = self.engine.connect().execution_options(sqlite_begin="DEFERRED")
-                self._local.reader = conn
-                self._readers.append(conn)
+                pinned.by_role["reader"] = conn
             with conn.begin():
                 yield conn
             return
@@ -271,10 +311,9 @@ class Database:
             engine.dispose()
 
     def dispose(self) -> None:
-        for conn in self._readers:
-            with contextlib.suppress(Exception):
-                conn.close()
-        self._readers.clear()
+        for pinned in list(self._pinned):
+            _close_all(pinned.by_role)
+        self._pinned = weakref.WeakSet()
         self._local = threading.local()
         if self._autocommit_engine is not self.engine:
             self._autocommit_engine.dispose()

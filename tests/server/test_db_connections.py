@@ -1,0 +1,108 @@
+"""Database connections under churn and load: threads that end give their SQLite connections back,
+and the dashboard's request log writes from one thread of its own, never from the request."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from reference_server.clock import SystemClock
+from reference_server.request_log import FLUSH_ROWS, RequestLog
+from reference_server.store.db import Database
+from reference_server.store.tables.dashboard import api_request_log
+from reference_server.testing import fresh_sqlite_url, run_server
+
+
+def test_connections_kept_by_ended_threads_go_back_to_the_pool() -> None:
+    """Each thread keeps a reader and a writer; 40 threads one after another would need 80 of the
+    pool's 24 connections if an ended thread kept its own (the 13th would wait 30 s and fail)."""
+    with fresh_sqlite_url() as url:
+        db = Database(url)
+        db.migrate()
+        failures: list[BaseException] = []
+
+        def read_and_write() -> None:
+            try:
+                with db.write() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+                with db.read() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+
+        for _ in range(40):
+            thread = threading.Thread(target=read_and_write)
+            thread.start()
+            thread.join(timeout=60)
+        assert failures == []
+        assert db.pinned_connections() == 0
+        pool = db.engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert pool.checkedout() == 0
+        read_and_write()  # this thread keeps its two until the database is disposed
+        assert db.pinned_connections() == 2 and pool.checkedout() == 2
+        db.dispose()
+        assert db.pinned_connections() == 0
+
+
+def test_request_log_flushes_one_at_a_time_on_its_own_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    with fresh_sqlite_url() as url:
+        db = Database(url)
+        db.migrate()
+        log = RequestLog(db, SystemClock())
+        assert not log.claim_flush()  # nothing buffered
+        for i in range(FLUSH_ROWS):
+            log.record("unknown-key-hash", "POST", f"/v1/x{i}", 200, None)
+        assert log.claim_flush()
+        assert not log.claim_flush()  # taken: later requests do not start a second flush
+        names: list[str] = []
+        real_write = log._write
+
+        def write(rows: list[tuple[str, str, str, int, str | None, int]]) -> None:
+            names.append(threading.current_thread().name)
+            real_write(rows)
+
+        monkeypatch.setattr(log, "_write", write)
+        log.flush_in_background().result(timeout=30)
+        assert names and names[0].startswith("request-log")
+        assert not log.claim_flush()  # flushed: nothing buffered until the next request
+        log.close()
+        db.dispose()
+
+
+def test_a_burst_of_keyed_requests_is_served_and_logged() -> None:
+    """16 clients at once, 400 requests: every answer is a 200 and every request reaches the log."""
+    with fresh_sqlite_url() as url:
+        _burst(url)
+        db = Database(url)
+        try:
+            with db.read() as conn:  # the server's shutdown wrote what was still buffered
+                logged = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(api_request_log)
+                    .where(api_request_log.c.path == "/v1/customers.get")
+                ).scalar_one()
+            assert logged == 400
+        finally:
+            db.dispose()
+
+
+def _burst(url: str) -> None:
+    with run_server(url) as server:
+        with server.client() as seed:
+            seed.post("/v1/customers.get_or_create", json={"customer_id": "burst"}).raise_for_status()
+
+        def calls(n: int) -> list[int]:
+            with httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as client:
+                return [
+                    client.post("/v1/customers.get", json={"customer_id": "burst"}).status_code
+                    for _ in range(n)
+                ]
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            statuses = [s for batch in pool.map(calls, [25] * 16) for s in batch]
+        assert statuses == [200] * 400
