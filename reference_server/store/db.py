@@ -60,7 +60,7 @@ class _Pinned:
     after 10 idle seconds), and connections pinned to dead threads would drain the pool for good.
     """
 
-    __slots__ = ("by_role", "__weakref__")
+    __slots__ = ("__weakref__", "by_role")
 
     def __init__(self) -> None:
         self.by_role: dict[str, Connection] = {}
