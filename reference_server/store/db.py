@@ -79,6 +79,35 @@ def _close_all(by_role: dict[str, Connection]) -> None:
     by_role.clear()
 
 
+_SAVEPOINT_DEPTH = "autumn_savepoint_depth"
+
+
+@contextmanager
+def _savepoint(conn: Connection) -> Iterator[None]:
+    """A SAVEPOINT of ``conn``'s open transaction, sent straight to the driver.
+
+    What ``conn.begin_nested()`` does, without SQLAlchemy compiling a savepoint clause each time
+    (a fifth of a keyed ``track``).  On an exception the savepoint's statements are rolled back and
+    the exception goes on; if that rollback itself fails, its error goes on instead, so the caller
+    never commits work the savepoint should have undone.
+    """
+    depth = int(conn.info.get(_SAVEPOINT_DEPTH, 0)) + 1
+    conn.info[_SAVEPOINT_DEPTH] = depth
+    name = f"autumn_sp_{depth}"
+    driver: Any = conn.connection.dbapi_connection
+    try:
+        driver.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            driver.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            driver.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        driver.execute(f"RELEASE SAVEPOINT {name}")
+    finally:
+        conn.info[_SAVEPOINT_DEPTH] = depth - 1
+
+
 def _run_after(callbacks: list[Callable[[], object]]) -> None:
     for callback in callbacks:
         with contextlib.suppress(Exception):  # each callback records its own failures
@@ -198,7 +227,7 @@ class Database:
         unit = self.current_unit()
         if unit is not None:
             if not independent:
-                with unit.begin_nested():
+                with _savepoint(unit):
                     yield unit
                 return
             if self.is_sqlite:
