@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reference_server.store.invoices import listed_invoices
+from reference_server.store.invoices import listed_invoices, net_terms_json
 from reference_server.store.subjects import CustomerRow
 
 
@@ -24,6 +24,7 @@ def list_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any
             "currency": r.currency,
             "created_at": r.created_at,
             "hosted_invoice_url": r.hosted_url,
+            **net_terms_json(r.net_terms_days, r.due_at),
         }
         for r, processor_type in listed_invoices(conn, customer.pk)
     ]

@@ -52,6 +52,35 @@ UPDATE_NO_CARD_TRIAL = (
 )
 
 
+DEFAULT_NET_TERMS_DAYS = 30
+"""Days an invoice-mode invoice gives the customer to pay without ``net_terms_days`` (Autumn's default,
+Stripe's ``days_until_due``; this server has no organization-wide default or invoice templates)."""
+MAX_NET_TERMS_DAYS = 1825
+"""The longest ``net_terms_days`` taken (five years; Autumn passes any positive number on to Stripe)."""
+
+
+def net_terms_days(mode: AttachInvoiceMode) -> int:
+    """The days the customer has to pay an invoice-mode invoice (its due date: that many days after it is
+    finalized)."""
+    return mode.net_terms_days if mode.net_terms_days is not None else DEFAULT_NET_TERMS_DAYS
+
+
+def _custom_options(mode: AttachInvoiceMode) -> bool:
+    """Invoice options that cannot reach the invoice a no-card trial sends when it ends: ``finalize: false``
+    or net terms other than the default."""
+    custom_terms = mode.net_terms_days is not None and mode.net_terms_days != DEFAULT_NET_TERMS_DAYS
+    return mode.finalize is False or custom_terms
+
+
+def _check_net_terms(mode: AttachInvoiceMode) -> None:
+    """``net_terms_days`` beyond :data:`MAX_NET_TERMS_DAYS` is refused (400 ``invalid_inputs``); the spec's
+    ``exclusiveMinimum: 0`` already refuses zero and negative ones."""
+    if mode.net_terms_days is not None and mode.net_terms_days > MAX_NET_TERMS_DAYS:
+        raise invalid(
+            f"invoice_mode.net_terms_days: must be at most {MAX_NET_TERMS_DAYS} days", "invalid_inputs"
+        )
+
+
 def enabled_mode(mode: AttachInvoiceMode | None) -> AttachInvoiceMode | None:
     """The request's ``invoice_mode`` when it is enabled, else None."""
     return mode if mode is not None and mode.enabled else None
@@ -78,14 +107,15 @@ def check_attach(
     first phase and their previews): ``card_required``/``on_end`` of the trial the attach starts (None
     without one); ``scheduled``: the plan starts at the period end (a downgrade).
 
-    * a no-card trial billed at its end invoices with the default settings: ``finalize: false`` is
-      refused (400 ``invalid_request``);
+    * a no-card trial billed at its end invoices with the default settings: ``finalize: false`` and
+      ``net_terms_days`` other than the default (30) are refused (400 ``invalid_request``);
     * deferred activation (no ``enable_plan_immediately``) of a downgrade has nothing to pay now: refused.
     """
     mode = enabled_mode(invoice_mode)
     if mode is None:
         return
-    if _bills_at_trial_end(card_required, on_end) and mode.finalize is False:
+    _check_net_terms(mode)
+    if _bills_at_trial_end(card_required, on_end) and _custom_options(mode):
         raise invalid(NO_CARD_TRIAL_OPTIONS)
     if scheduled and not plan_starts_now(mode, enable_plan_immediately):
         raise invalid(DEFERRED_DOWNGRADE)
@@ -96,9 +126,13 @@ def check_update(
 ) -> None:
     """Autumn's invoice-mode validation of ``billing.update`` (and its preview): invoice mode is chosen when
     a no-card trial is attached, never set while updating a plan in one (``card_required``/``on_end``
-    of the plan's running trial, None without one)."""
-    if enabled_mode(invoice_mode) is not None and _bills_at_trial_end(card_required, on_end):
+    of the plan's running trial, None without one); ``net_terms_days`` as for attach."""
+    mode = enabled_mode(invoice_mode)
+    if mode is None:
+        return
+    if _bills_at_trial_end(card_required, on_end):
         raise invalid(UPDATE_NO_CARD_TRIAL)
+    _check_net_terms(mode)
 
 
 def is_open_invoice_mode_invoice(conn: Connection, invoice_pk: int) -> bool:
@@ -133,7 +167,7 @@ def finalize_invoice(ctx: Ctx, params: FinalizeInvoiceParams, processor_of: Proc
         processor_invoice_id = processor.processor_invoice_id(row.processor_id)
         if processor_invoice_id is not None:  # the processor's own draft (Stripe's) is finalized too
             processor.finalize_invoice(processor_invoice_id)
-        finalize_draft(conn, row.pk)
+        finalize_draft(conn, row.pk, ctx.state.clock.now_ms())
         out: dict[str, Any] = {"customer_id": customer_id}
         if row.entity_id is not None:
             out["entity_id"] = row.entity_id
@@ -144,12 +178,15 @@ def finalize_invoice(ctx: Ctx, params: FinalizeInvoiceParams, processor_of: Proc
 
 
 __all__ = [
+    "DEFAULT_NET_TERMS_DAYS",
     "DEFERRED_DOWNGRADE",
+    "MAX_NET_TERMS_DAYS",
     "NO_CARD_TRIAL_OPTIONS",
     "UPDATE_NO_CARD_TRIAL",
     "check_attach",
     "check_update",
     "enabled_mode",
     "finalize_invoice",
+    "net_terms_days",
     "plan_starts_now",
 ]

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachInvoiceMode
-from reference_server.billing.invoice_mode import enabled_mode, plan_starts_now
+from reference_server.billing.invoice_mode import enabled_mode, net_terms_days, plan_starts_now
 from reference_server.billing.plan_changes import (
     charge_draft,
     customer_ref,
@@ -35,6 +35,7 @@ from reference_server.store.invoices import (
     invoice_record,
     make_draft,
     set_hosted_url,
+    set_net_terms,
 )
 from reference_server.store.subjects import CustomerRow, EntityRow
 from reference_server.store.tables.billing import INVOICE_REASON
@@ -160,6 +161,7 @@ def bill_by_invoice(
     With ``enable_plan_immediately`` the change happens now (``start``); otherwise paying the invoice
     completes it (the checkout action ``op`` with ``params``, as a paid checkout completes it).
     ``mode`` is the request's enabled ``invoice_mode`` (:func:`invoice_mode_for`).
+    The invoice is due ``net_terms_days`` (default 30) after it is finalized.
     ``finalize: false`` keeps the invoice a draft (no hosted URL, its page takes no payment) until it is
     finalized (see :mod:`~reference_server.billing.invoice_mode`).  On Stripe a ``send_invoice`` Stripe
     invoice (voided after the transaction if it does not commit)."""
@@ -168,6 +170,8 @@ def bill_by_invoice(
     processor = processor_for(ctx.state, conn, customer.pk)
     entity_id = entity.id if entity else None
     record = create_invoice(conn, customer.pk, due, INVOICE_REASON, processor.name, now, base_url, entity_id)
+    days = net_terms_days(mode)
+    set_net_terms(conn, record.pk, days, now if finalize else None)
     action = checkout_action(ctx, "invoice_paid" if immediately else op, params)
     session_id, url = create_checkout_session(
         conn, customer.pk, due, action, now, base_url, success_url, record.pk
@@ -180,7 +184,7 @@ def bill_by_invoice(
         assert session is not None
         update_session(conn, session.pk, action={**session.action, HOSTED_URL_KEY: url})
     # the processor's books show the open invoice too (Stripe: a send_invoice invoice)
-    processor.open_invoice(conn, customer_ref(customer), record, now, finalize=finalize)
+    processor.open_invoice(conn, customer_ref(customer), record, now, finalize=finalize, net_terms_days=days)
     if immediately:
         start()
     return change_response(

@@ -22,6 +22,7 @@ class InvoiceDocument:
     credit: str | None
     total: str
     card: str | None
+    due_date: str | None = None  # an invoice-mode invoice once finalized (its net terms)
 
 
 def _latin1(text: str) -> str:
@@ -48,6 +49,8 @@ def invoice_pdf(doc: InvoiceDocument) -> bytes:
     pdf.cell(width, 8, "Invoice", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("Helvetica", "", 10)
     facts = [("Invoice number", doc.number), ("Date", doc.date), ("Status", doc.status)]
+    if doc.due_date:
+        facts.append(("Due", doc.due_date))
     if doc.paid_date:
         facts.append(("Paid", doc.paid_date))
     if doc.card:

@@ -51,6 +51,7 @@ class InvoicePages(PageBase):
             credit=format_money(-credit, row.currency) if credit else None,
             total=format_money(row.total, row.currency),
             card=f"{card.brand.capitalize()} ending in {card.last4}" if card else None,
+            due_date=format_date(row.due_at),
         )
         return row, doc, chrome
 
@@ -69,6 +70,7 @@ class InvoicePages(PageBase):
                 invoice_status=row.status,
                 date=doc.date,
                 paid_date=doc.paid_date,
+                due_date=doc.due_date,
                 seller=doc.seller,
                 seller_url=doc.seller_url,
                 customer_lines=doc.customer_lines,

@@ -212,10 +212,17 @@ class PaymentProcessor(ABC):
 
     @abstractmethod
     def open_invoice(
-        self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, now: int, finalize: bool = True
+        self,
+        conn: Connection,
+        customer: CustomerRef,
+        invoice: InvoiceRecord,
+        now: int,
+        finalize: bool = True,
+        net_terms_days: int = 30,
     ) -> str | None:
         """Invoice mode: show ``invoice`` on the processor's books as one the customer is sent to pay
-        (left a draft unless ``finalize``); its id there, None when the processor keeps no books."""
+        within ``net_terms_days`` of its finalization (left a draft unless ``finalize``); its id there,
+        None when the processor keeps no books (the server's invoice records the due date)."""
 
     @abstractmethod
     def finalize_invoice(self, processor_invoice_id: str) -> None:

@@ -18,6 +18,7 @@ from reference_server.store import imported_billing, invoice_pages
 from reference_server.store.ids import new_id
 from reference_server.store.imported_billing import InvoiceValues
 from reference_server.store.invoice_pages import InvoiceRow
+from reference_server.store.invoices import net_terms_json
 from reference_server.store.subjects import get_customer
 
 MAX_LIMIT = 5000
@@ -44,6 +45,7 @@ def invoice_json(row: InvoiceRow) -> dict[str, Any]:
         "currency": row.currency,
         "created_at": row.created_at,
         "hosted_invoice_url": row.hosted_invoice_url,
+        **net_terms_json(row.net_terms_days, row.due_at),
     }
 
 

@@ -6,10 +6,12 @@ dashboard) apply the same row changes, so they live here, below both.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, select, update
 
 from reference_server.store.billing_sessions import checkout_sessions_of, update_session
-from reference_server.store.invoices import InvoiceRecord, locked_invoice
+from reference_server.store.invoices import DAY_MS, InvoiceRecord, locked_invoice
 from reference_server.store.tables.billing import INVOICE_REASON, invoices
 from reference_server.store.tables.core import customers, organizations
 
@@ -38,9 +40,11 @@ def _customer_now(conn: Connection, customer_pk: int, now: int) -> int:
     return now + int(org_offset or 0) + int(row.clock_offset_ms or 0)
 
 
-def finalize_draft(conn: Connection, invoice_pk: int) -> bool:
+def finalize_draft(conn: Connection, invoice_pk: int, now: int) -> bool:
     """Open an invoice-mode draft: status ``open`` and its hosted page URL set, the page payable from now
-    until the invoice is paid or voided.  False when it is not a draft (any more)."""
+    (``now``: the server's clock) until the invoice is paid or voided, due its net terms from now (as
+    Stripe dates a ``send_invoice`` invoice's ``due_date`` from its finalization).  False when it is not
+    a draft (any more)."""
     row = locked_invoice(conn, invoice_pk)
     if not is_invoice_mode_draft(row):
         return False
@@ -48,9 +52,10 @@ def finalize_draft(conn: Connection, invoice_pk: int) -> bool:
     for session in checkout_sessions_of(conn, invoice_pk):
         if session.status == "open":
             hosted_url = hosted_url or session.action.get(HOSTED_URL_KEY)
-    conn.execute(
-        update(invoices).where(invoices.c.pk == invoice_pk).values(status="open", hosted_url=hosted_url)
-    )
+    values: dict[str, Any] = {"status": "open", "hosted_url": hosted_url}
+    if row.net_terms_days is not None:
+        values["due_at"] = _customer_now(conn, row.customer_pk, now) + row.net_terms_days * DAY_MS
+    conn.execute(update(invoices).where(invoices.c.pk == invoice_pk).values(**values))
     return True
 
 

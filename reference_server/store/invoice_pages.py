@@ -47,6 +47,8 @@ class InvoiceRow:
     currency: str
     created_at: int
     hosted_invoice_url: str | None
+    net_terms_days: int | None = None
+    due_at: int | None = None
 
 
 def _refunded_subquery() -> Any:
@@ -78,6 +80,8 @@ def _invoice_select() -> tuple[Any, Any]:
             invoices.c.currency,
             invoices.c.created_at,
             invoices.c.hosted_url,
+            invoices.c.net_terms_days,
+            invoices.c.due_at,
         ).select_from(
             invoices.join(customers, customers.c.pk == invoices.c.customer_pk).outerjoin(
                 imported_invoices, imported_invoices.c.invoice_pk == invoices.c.pk
@@ -107,6 +111,8 @@ def _invoice_row(r: Any) -> InvoiceRow:
         currency=str(r.currency),
         created_at=int(r.created_at),
         hosted_invoice_url=r.hosted_url,
+        net_terms_days=r.net_terms_days,
+        due_at=r.due_at,
     )
 
 

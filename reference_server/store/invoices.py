@@ -53,16 +53,29 @@ class InvoiceRecord:
     plan_ids: tuple[str, ...]
     processor: str
     paid_at: int | None
+    net_terms_days: int | None = None
+    due_at: int | None = None
 
     def to_api(self) -> dict[str, Any]:
-        """The attach response's ``invoice`` object (total in major units)."""
+        """The attach response's ``invoice`` object (total in major units; an invoice-mode invoice
+        with its net terms, see :func:`net_terms_json`)."""
         return {
             "status": self.status,
             "stripe_id": self.processor_id or self.id,
             "total": minor_to_json(self.total, self.currency),
             "currency": self.currency,
             "hosted_invoice_url": self.hosted_url,
+            **net_terms_json(self.net_terms_days, self.due_at),
         }
+
+
+def net_terms_json(net_terms_days: int | None, due_at: int | None) -> dict[str, Any]:
+    """An invoice-mode invoice's net terms as every invoice object shows them (beyond the spec, whose
+    invoice objects have no due date; Stripe's invoice has ``days_until_due`` and ``due_date``):
+    ``net_terms_days`` and ``due_at`` (epoch ms, null while a draft).  Nothing for other invoices."""
+    if net_terms_days is None:
+        return {}
+    return {"net_terms_days": net_terms_days, "due_at": due_at}
 
 
 def _record(row: Row[Any]) -> InvoiceRecord:
@@ -84,6 +97,8 @@ def _record(row: Row[Any]) -> InvoiceRecord:
         plan_ids=tuple(row.plan_ids or ()),
         processor=str(row.processor),
         paid_at=row.paid_at,
+        net_terms_days=row.net_terms_days,
+        due_at=row.due_at,
     )
 
 
@@ -145,6 +160,21 @@ def create_invoice(
         plan_ids=plan_ids,
         processor=processor,
         paid_at=None,
+    )
+
+
+DAY_MS = 86_400_000
+
+
+def set_net_terms(conn: Connection, invoice_pk: int, net_terms_days: int, opened_at: int | None) -> None:
+    """Give an invoice-mode invoice its net terms; ``opened_at``: when it was finalized (its due date
+    is that many days later), None for a draft (due that many days after it is finalized,
+    :func:`~reference_server.store.invoice_drafts.finalize_draft`)."""
+    due_at = None if opened_at is None else opened_at + net_terms_days * DAY_MS
+    conn.execute(
+        update(invoices)
+        .where(invoices.c.pk == invoice_pk)
+        .values(net_terms_days=net_terms_days, due_at=due_at)
     )
 
 

@@ -238,3 +238,143 @@ def test_disable_overage_billing_is_stored_and_echoed(api: Api) -> None:
         customer_data={"config": {"disable_overage_billing": True}},
     )
     assert api("customers.get", customer_id="u3")["config"]["disable_overage_billing"] is True
+
+
+def _controls_data() -> dict[str, Any]:
+    """A ``customer_data`` (or ``customers.get_or_create`` body) setting every current control field."""
+    return {
+        "name": "Ada",
+        "config": {"disable_overage_billing": True},
+        "billing_controls": {
+            "overage_allowed": [{"feature_id": "messages", "enabled": True}],
+            "spend_limits": [
+                {
+                    "feature_id": "messages",
+                    "enabled": True,
+                    "limit_type": "usage_percentage",
+                    "overage_limit": 20,
+                    "skip_overage_billing": True,
+                }
+            ],
+            "auto_topups": [
+                {
+                    "feature_id": "messages",
+                    "enabled": True,
+                    "threshold": 10,
+                    "quantity": 100,
+                    "purchase_limit": {"interval": "day", "limit": 2, "count": 1},
+                }
+            ],
+        },
+    }
+
+
+def _topup_counts(api: Api, customer_id: str) -> list[tuple[str, int]]:
+    from sqlalchemy import select
+
+    from reference_server.store.tables.core import auto_topup_counts, customers
+
+    with api.server.app.state.autumn.db.read() as conn:
+        rows = conn.execute(
+            select(auto_topup_counts.c.feature_id, auto_topup_counts.c.purchase_count)
+            .join(customers, customers.c.pk == auto_topup_counts.c.customer_pk)
+            .where(customers.c.id == customer_id)
+        ).all()
+    return [(str(r.feature_id), int(r.purchase_count)) for r in rows]
+
+
+def _boost_plans(api: Api) -> None:
+    api.feature("messages")
+    api.feature("calls")
+    api.plan("free", [_msgs(200)], auto_enable=True)
+    api.plan("boost", [{"feature_id": "calls", "included": 5, "reset": MONTH}], add_on=True)
+
+
+def test_customer_data_of_multi_attach_sets_the_controls_get_or_create_sets(api: Api) -> None:
+    _boost_plans(api)
+    data = _controls_data()
+    api("billing.multi_attach", customer_id="u1", plans=[{"plan_id": "boost"}], customer_data=data)
+    api.customer("u2", **data)
+    made, direct = (api("customers.get", customer_id=c) for c in ("u1", "u2"))
+    assert (made["config"], made["billing_controls"]) == (direct["config"], direct["billing_controls"])
+    assert made["config"]["disable_overage_billing"] is True
+    limit = made["billing_controls"]["spend_limits"][0]
+    assert (limit["limit_type"], limit["skip_overage_billing"], limit["overage_limit"]) == (
+        "usage_percentage",
+        True,
+        20,
+    )
+    # purchase_limit.count is runtime state: counted, not stored with the controls
+    assert made["billing_controls"]["auto_topups"][0]["purchase_limit"] == {"interval": "day", "limit": 2}
+    assert _topup_counts(api, "u1") == _topup_counts(api, "u2") == [("messages", 1)]
+    assert sorted(s["plan_id"] for s in made["subscriptions"]) == ["boost", "free"]
+    # The percentage spend limit caps usage: 20% of free's 200 messages beyond them.
+    assert api.track("u1", "messages", 300)["balance"]["usage"] == 240
+    # customer_data only creates: a customer that exists keeps its controls.
+    other = {"config": {"disable_overage_billing": False}, "billing_controls": {"spend_limits": []}}
+    api("billing.multi_attach", customer_id="u2", plans=[{"plan_id": "boost"}], customer_data=other)
+    assert api("customers.get", customer_id="u2")["billing_controls"] == direct["billing_controls"]
+
+
+def test_bad_customer_data_controls_are_refused_and_create_nothing(api: Api) -> None:
+    _boost_plans(api)
+    data = _controls_data()
+    data["billing_controls"]["auto_topups"][0]["purchase_limit"]["count"] = 3
+    plans = [{"plan_id": "boost"}]
+    error = api.error("billing.multi_attach", customer_id="u1", plans=plans, customer_data=data)
+    assert (error.status, error.code) == (400, "invalid_request")
+    assert error.body["message"] == (
+        "purchase_limit.count (3) cannot exceed purchase_limit.limit (2) for feature messages"
+    )
+    assert api.error("customers.get", customer_id="u1").code == "customer_not_found"
+    data = _controls_data()
+    data["billing_controls"]["spend_limits"][0]["limit_type"] = "sideways"
+    error = api.error("billing.multi_attach", customer_id="u1", plans=plans, customer_data=data)
+    assert (error.status, error.code) == (400, "invalid_inputs")
+    currency = {**_controls_data(), "currency": "eur"}
+    error = api.error("billing.multi_attach", customer_id="u1", plans=plans, customer_data=currency)
+    assert (error.status, error.code) == (400, "unsupported_field")
+    assert "customer_data.currency" in error.body["message"]
+    assert api.error("customers.get", customer_id="u1").code == "customer_not_found"
+
+
+def test_entity_data_of_multi_attach_sets_the_controls_entities_create_sets(api: Api) -> None:
+    _boost_plans(api)
+    api.feature("seats", consumable=False)
+    api.customer("u1")
+    controls = {
+        "overage_allowed": [{"feature_id": "messages", "enabled": True}],
+        "spend_limits": [
+            {
+                "feature_id": "messages",
+                "enabled": True,
+                "limit_type": "usage_percentage",
+                "overage_limit": 50,
+                "skip_overage_billing": True,
+            }
+        ],
+    }
+    api(
+        "billing.multi_attach",
+        customer_id="u1",
+        entity_id="e1",
+        entity_data={"feature_id": "seats", "billing_controls": controls},
+        plans=[{"plan_id": "boost"}],
+    )
+    api("entities.create", customer_id="u1", entity_id="e2", feature_id="seats", billing_controls=controls)
+    made, direct = (api("entities.get", customer_id="u1", entity_id=e) for e in ("e1", "e2"))
+    assert made["billing_controls"] == direct["billing_controls"]
+    limit = made["billing_controls"]["spend_limits"][0]
+    assert (limit["limit_type"], limit["skip_overage_billing"]) == ("usage_percentage", True)
+    assert [s["plan_id"] for s in made["subscriptions"]] == ["boost"]
+    assert api.track("u1", "messages", 1000, entity_id="e1")["balance"]["usage"] == 300
+    bad = {"spend_limits": [{"feature_id": "messages", "limit_type": "sideways"}]}
+    error = api.error(
+        "billing.multi_attach",
+        customer_id="u1",
+        entity_id="e3",
+        entity_data={"feature_id": "seats", "billing_controls": bad},
+        plans=[{"plan_id": "boost"}],
+    )
+    assert (error.status, error.code) == (400, "invalid_inputs")
+    assert api.error("entities.get", customer_id="u1", entity_id="e3").code == "entity_not_found"

@@ -107,7 +107,13 @@ class LocalProcessor(PaymentProcessor):
         return None  # the server's invoice is the only one
 
     def open_invoice(
-        self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, now: int, finalize: bool = True
+        self,
+        conn: Connection,
+        customer: CustomerRef,
+        invoice: InvoiceRecord,
+        now: int,
+        finalize: bool = True,
+        net_terms_days: int = 30,
     ) -> str | None:
         return None
 

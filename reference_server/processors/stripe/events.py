@@ -168,7 +168,7 @@ def apply_event(
     if invoice is None:
         return "ignored"
     if kind in ("payment_intent.succeeded", "invoice.paid"):
-        if is_invoice_mode_draft(invoice) and finalize_draft(conn, invoice.pk):
+        if is_invoice_mode_draft(invoice) and finalize_draft(conn, invoice.pk, now):
             # paid on Stripe before its invoice.finalized arrived: finalized first, then paid
             invoice = invoice_record(conn, invoice.pk)
         return payment_succeeded(conn, invoice, intent, now, complete)
@@ -193,7 +193,7 @@ def invoice_mode_event(
     if str(invoice.processor_id or "") != str(stripe_invoice.get("id")):
         return "ignored"
     if kind == "invoice.finalized":
-        return "invoice_finalized" if finalize_draft(conn, invoice.pk) else f"invoice_{invoice.status}"
+        return "invoice_finalized" if finalize_draft(conn, invoice.pk, now) else f"invoice_{invoice.status}"
     return "invoice_voided" if void_unpaid(conn, invoice.pk, now) else f"invoice_{invoice.status}"
 
 

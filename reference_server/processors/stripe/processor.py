@@ -60,6 +60,11 @@ from reference_server.store.stripe_customers import customer_stripe_id, set_cust
 LOCAL_TEST_API = ("http://127.0.0.1", "http://localhost")
 
 
+SEND_INVOICE_DAYS_DUE = 30
+"""``days_until_due`` of an invoice-mode Stripe invoice without ``net_terms_days`` (Stripe requires one
+for ``send_invoice``)."""
+
+
 class StripeProcessor(PaymentProcessor):
     """Payments through a Stripe account (``api_base`` points at localstripe in tests)."""
 
@@ -218,9 +223,11 @@ class StripeProcessor(PaymentProcessor):
         now: int,
         send_invoice: bool = False,
         finalize: bool = True,
+        days_until_due: int = SEND_INVOICE_DAYS_DUE,
     ) -> Any:
         """An open Stripe invoice itemizing ``invoice`` (credit spent as a negative item), total ``due``;
-        ``send_invoice``: one the customer is sent to pay (invoice mode), else charged by the server;
+        ``send_invoice``: one the customer is sent to pay (invoice mode) within ``days_until_due``, else
+        charged by the server;
         ``finalize=False`` (invoice mode only): left a draft, finalized later on Stripe's dashboard.
         A ``send_invoice`` invoice is registered with
         :func:`~reference_server.processors.compensation.void_after_transaction` as soon as Stripe made it,
@@ -245,7 +252,7 @@ class StripeProcessor(PaymentProcessor):
             "metadata": {"autumn_invoice_id": invoice.id, "autumn_customer_id": customer.id},
         }
         if send_invoice:
-            params.update(collection_method="send_invoice", days_until_due=SEND_INVOICE_DAYS_DUE)
+            params.update(collection_method="send_invoice", days_until_due=days_until_due)
         draft = self.client.v1.invoices.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
         if send_invoice:  # payable on Stripe: voided unless the server keeps its invoice
             void_after_transaction(conn, self, customer.pk, invoice.id, str(draft.id), due, now)
@@ -293,7 +300,13 @@ class StripeProcessor(PaymentProcessor):
         return self._retrieve_invoice(str(draft.id))
 
     def open_invoice(
-        self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, now: int, finalize: bool = True
+        self,
+        conn: Connection,
+        customer: CustomerRef,
+        invoice: InvoiceRecord,
+        now: int,
+        finalize: bool = True,
+        net_terms_days: int = SEND_INVOICE_DAYS_DUE,
     ) -> str:
         """Invoice mode: ``invoice`` itemized and finalized on Stripe as an open ``send_invoice`` invoice
         (Stripe's books show what the customer owes, ``invoice.stripe_id`` names it).  The customer pays
@@ -301,10 +314,19 @@ class StripeProcessor(PaymentProcessor):
         available changed meanwhile, a new one for the new amount, this one voided).  ``finalize=False``
         (``invoice_mode.finalize: false``): a draft ``send_invoice`` invoice for manual review, finalized
         on Stripe's dashboard (its ``invoice.finalized`` event opens the server invoice) or through
-        :meth:`finalize_draft`.  Voided if the transaction does not commit.  The Stripe id."""
+        :meth:`finalize_draft`.  Its ``days_until_due`` is ``net_terms_days`` (Stripe dates it from the
+        finalization).  Voided if the transaction does not commit.  The Stripe id."""
         stripe_customer = str(self.ensure_customer(conn, customer))
         opened = self._create_stripe_invoice(
-            conn, customer, stripe_customer, invoice, invoice.total, now, send_invoice=True, finalize=finalize
+            conn,
+            customer,
+            stripe_customer,
+            invoice,
+            invoice.total,
+            now,
+            send_invoice=True,
+            finalize=finalize,
+            days_until_due=net_terms_days,
         )
         return str(opened.id)
 
@@ -523,9 +545,6 @@ def _paid_intents(stripe_invoice: Any) -> list[str]:
         found = [str(stripe_invoice.payment_intent)]
     return found
 
-
-SEND_INVOICE_DAYS_DUE = 30
-"""``days_until_due`` of an invoice-mode Stripe invoice (Stripe requires one for ``send_invoice``)."""
 
 REQUIRES_ACTION = "invoice_payment_intent_requires_action"
 """Stripe's error code when paying an invoice off-session needs the customer to authenticate."""

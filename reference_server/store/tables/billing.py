@@ -62,6 +62,10 @@ invoices = Table(
     Column("hosted_url", Text),
     Column("created_at", BigInteger, nullable=False),
     Column("paid_at", BigInteger),
+    # Invoice mode: the days the customer has to pay (``invoice_mode.net_terms_days``, default 30) and
+    # the due date they give, set when the invoice is finalized (null while a draft).
+    Column("net_terms_days", Integer),
+    Column("due_at", BigInteger),
     Index("ix_invoices_customer", "customer_pk", "created_at"),
 )
 

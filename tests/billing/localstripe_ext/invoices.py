@@ -6,7 +6,8 @@ invoice cannot be finalized on its own, ``pay`` ignores the payment method and s
 and ``void`` fails on an invoice that was never attempted.  Stripe today (https://docs.stripe.com/api/invoices):
 
 - ``create`` takes ``pending_invoice_items_behavior`` (default ``exclude``: an empty draft the caller
-  fills with items created with ``invoice=``), ``currency``, ``auto_advance``, ``collection_method``;
+  fills with items created with ``invoice=``), ``currency``, ``auto_advance``, ``collection_method``
+  and ``days_until_due`` (required for ``send_invoice``; ``due_date`` is set from it when finalized);
 - ``POST /v1/invoices/{id}/finalize`` turns a draft into an open invoice (a zero one is paid at once);
 - ``POST /v1/invoices/{id}/pay`` takes ``payment_method`` and ``off_session``; a decline answers 402
   ``card_declined`` and a card that needs 3-D Secure answers 402
@@ -30,6 +31,7 @@ from localstripe.resources import (
     extra_apis,
     store,
     try_convert_to_bool,
+    try_convert_to_int,
 )
 
 from .prices import missing, stripe_error, unknown_parameters
@@ -54,6 +56,7 @@ def _create(
     collection_method: Any = None,
     metadata: Any = None,
     description: Any = None,
+    days_until_due: Any = None,
     **kwargs: Any,
 ) -> Invoice:
     """``exclude`` (Stripe's default): an empty draft; ``include``: localstripe's sweep of pending items."""
@@ -67,7 +70,7 @@ def _create(
                 "parameter_invalid_string",
                 "pending_invoice_items_behavior",
             )
-        unknown_parameters({k: v for k, v in kwargs.items() if k not in ("days_until_due",)})
+        unknown_parameters(kwargs)
         if not isinstance(customer, str) or not customer:
             raise missing("customer")
         if store.get("customer:" + customer) is None:
@@ -86,10 +89,34 @@ def _create(
             "collection_method",
         )
     obj.collection_method = collection_method or "charge_automatically"
+    obj.days_until_due = _days_until_due(obj.collection_method, days_until_due)
+    obj.due_date = None
     advance = try_convert_to_bool(auto_advance)
     obj.auto_advance = bool(advance) if advance is not None else False
     obj._attempts = []
     return obj
+
+
+def _days_until_due(collection_method: str, days_until_due: Any) -> int | None:
+    """Stripe: a ``send_invoice`` invoice needs ``days_until_due`` (a positive whole number of days), a
+    ``charge_automatically`` one takes none."""
+    if collection_method != "send_invoice":
+        if days_until_due is not None:
+            raise stripe_error(
+                400,
+                "days_until_due can only be set when collection_method=send_invoice.",
+                "parameter_invalid_integer",
+                "days_until_due",
+            )
+        return None
+    if days_until_due is None:
+        raise missing("days_until_due")
+    days = try_convert_to_int(days_until_due)
+    if not isinstance(days, int) or days < 0:
+        raise stripe_error(
+            400, "Invalid integer: days_until_due", "parameter_invalid_integer", "days_until_due"
+        )
+    return days
 
 
 def _finalize(id: str, auto_advance: Any = None, **kwargs: Any) -> Invoice:
@@ -102,6 +129,8 @@ def _finalize(id: str, auto_advance: Any = None, **kwargs: Any) -> Invoice:
             "invoice_not_editable",
         )
     obj._finalize()
+    if getattr(obj, "days_until_due", None) is not None:  # due that many days after finalization
+        obj.due_date = int(time.time()) + obj.days_until_due * 86400
     if auto_advance is not None:
         obj.auto_advance = bool(try_convert_to_bool(auto_advance))
     resources.schedule_webhook(Event("invoice.finalized", obj))
