@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import AttachCarryOverBalances
 from reference_server.billing.convert import plan_snapshot
 from reference_server.billing.resolve import AttachRequest, plans_to_remove
 from reference_server.engine.billing import AttachQuote, ChangeKind, TrialChoice
@@ -193,7 +194,7 @@ class AttachState:
         return self.entity.pk if self.entity else None
 
 
-def _consumable_leftovers(conn: Connection, instance_pk: int) -> dict[str, tuple[float, float]]:
+def consumable_leftovers(conn: Connection, instance_pk: int) -> dict[str, tuple[float, float]]:
     """(usage, remaining) per consumable feature of an instance, read before it expires."""
     rows = consumable_sources(conn, instance_pk)
     out: dict[str, tuple[float, float]] = {}
@@ -204,13 +205,19 @@ def _consumable_leftovers(conn: Connection, instance_pk: int) -> dict[str, tuple
     return out
 
 
-def _carry_over(
-    conn: Connection, state: AttachState, new_pk: int, leftovers: dict[str, tuple[float, float]], now: int
+def carry_over(
+    conn: Connection,
+    customer_pk: int,
+    entity_pk: int | None,
+    new_pk: int,
+    leftovers: dict[str, tuple[float, float]],
+    now: int,
+    usages: AttachCarryOverBalances | None,
+    balances: AttachCarryOverBalances | None = None,
 ) -> None:
-    """``carry_over_usages`` deducts the old usage from the new grant; ``carry_over_balances`` keeps the old
-    remaining as a one-off balance that expires at the new plan's next reset (consumable features only)."""
-    usages = state.params.carry_over_usages
-    balances = state.params.carry_over_balances
+    """``carry_over_usages`` deducts the old usage (``leftovers``, see :func:`consumable_leftovers`) from
+    the new instance's grant; ``carry_over_balances`` keeps the old remaining as a one-off balance that
+    expires at the new plan's next reset (consumable features only; ``feature_ids`` narrows either)."""
     new_rows = consumable_sources(conn, new_pk, oldest_first=True)
     first_row: dict[str, Any] = {}
     for new_row in new_rows:
@@ -222,7 +229,7 @@ def _carry_over(
             and usages.enabled
             and row is not None
             and usage > 0
-            and feature_id in (usages.feature_ids or [feature_id])
+            and (usages.feature_ids is None or feature_id in usages.feature_ids)
         ):
             set_balance(conn, row.pk, float(row.balance) - usage)
         if (
@@ -234,8 +241,8 @@ def _carry_over(
             insert_source(
                 conn,
                 {
-                    "customer_pk": state.customer.pk,
-                    "entity_pk": state.entity_pk,
+                    "customer_pk": customer_pk,
+                    "entity_pk": entity_pk,
                     "customer_plan_pk": None,
                     "feature_id": feature_id,
                     "plan_id": None,
@@ -300,7 +307,7 @@ def apply_attach(
         # Its pending next-cycle prorations went on the switch's invoice (operations.prepare_attach).
         entity_id = state.entity.id if state.entity else None
         take_pending_lines(conn, state.customer.pk, current.plan_id, entity_id)
-        leftovers = _consumable_leftovers(conn, current.pk)
+        leftovers = consumable_leftovers(conn, current.pk)
         carried = expire_active(conn, current.pk, now, changes)
     if not plan.add_on and not plan.is_one_off:
         changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
@@ -322,7 +329,17 @@ def apply_attach(
     )
     save_billing_state(conn, new_pk, quote.anchor, quantities, now, custom)
     if leftovers:
-        _carry_over(conn, state, new_pk, leftovers, now)
+        params = state.params
+        carry_over(
+            conn,
+            state.customer.pk,
+            state.entity_pk,
+            new_pk,
+            leftovers,
+            now,
+            params.carry_over_usages,
+            params.carry_over_balances,
+        )
     if trial is not None:
         record_trial(conn, state.customer, plan.id, now)
     if period is not None:

@@ -12,7 +12,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from autumn_sdk._generated.models import PreviewUpdateParams, UpdateSubscriptionParams
+from autumn_sdk._generated.models import (
+    AttachCarryOverBalances,
+    PreviewUpdateParams,
+    UpdateSubscriptionParams,
+)
 from reference_server.billing.convert import (
     customized_plan,
     engine_plan,
@@ -23,6 +27,7 @@ from reference_server.billing.convert import (
 )
 from reference_server.billing.customer_lock import customer_lock
 from reference_server.billing.invoice_mode import check_update
+from reference_server.billing.last_payment_refund import check_refund_request, make_refund, quote_refund
 from reference_server.billing.license_seats import (
     hide_seats,
     keep_links,
@@ -43,7 +48,9 @@ from reference_server.billing.payment_collection import (
 )
 from reference_server.billing.plan_changes import (
     activate_default,
+    carry_over,
     change,
+    consumable_leftovers,
     emit_billing_updated,
     expire_active,
     expire_scheduled_in_group,
@@ -59,7 +66,7 @@ from reference_server.engine.billing import (
     quote_quantity_change,
     quote_upgrade,
 )
-from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.engine.billing.invoice import InvoiceDraft, LineKind
 from reference_server.engine.billing.preview import (
     outgoing_json,
     preview_body,
@@ -138,6 +145,33 @@ def _intent(params: UpdateRequest) -> str:
     return "none"
 
 
+def _usage_carry(params: UpdateRequest) -> AttachCarryOverBalances:
+    """``carry_over_usages`` of an update that replaces the plan's items (``customize``): unlike an attach,
+    Autumn carries every consumable feature's usage when the field is left out; ``enabled: false``
+    carries none, ``feature_ids`` only those.  Usage of continuous features (seats in use) always stays."""
+    return params.carry_over_usages or AttachCarryOverBalances(enabled=True)
+
+
+def _carries(carry: AttachCarryOverBalances, feature_id: str | None) -> bool:
+    ids = carry.feature_ids  # left out: every consumable feature; [] none
+    return carry.enabled and feature_id is not None and (ids is None or feature_id in ids)
+
+
+def _without_carried_usage(draft: InvoiceDraft, plan_id: str, carry: AttachCarryOverBalances) -> InvoiceDraft:
+    """The switch's invoice without the outgoing version's overage of features whose usage carries over:
+    that usage is billed with the new version's, at its renewal, not twice."""
+    return InvoiceDraft(
+        tuple(
+            line
+            for line in draft.lines
+            if not (
+                line.kind is LineKind.USAGE and line.plan_id == plan_id and _carries(carry, line.feature_id)
+            )
+        ),
+        draft.currency,
+    )
+
+
 def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str, Any]:
     cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, params)
     plan = instance_plan(conn, cat, inst)
@@ -166,6 +200,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         "next_cycle": None,
         "ends_at": None,
         "quantities": None,
+        "refund": None,
     }
     prorate = params.proration_behavior != "none"
     if intent in ("cancel_immediately", "cancel_end_of_cycle"):
@@ -173,6 +208,13 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
             raise invalid("Only an active plan can be cancelled")
         cancel = quote_cancel(sub, now, intent == "cancel_immediately" or sub.period_end is None, prorate)
         due = cancel.due_now
+        if params.refund_last_payment is not None:  # only with cancel_immediately (check_refund_request)
+            processor = processor_for(ctx.state, conn, customer.pk)
+            entity_id = entity.id if entity else None
+            due, refund = quote_refund(
+                conn, processor, customer.pk, entity_id, inst.plan_id, due, params.refund_last_payment
+            )
+            result.update(refund=refund)
         if cancel.ends_at <= now:
             # Ending now: its pending next-cycle prorations are settled on this last invoice.
             due = plus_lines(
@@ -228,7 +270,8 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
             )
         except BillingRuleError as exc:
             raise rule_error(exc) from exc
-        due = _relabel(switch.due_now, f"{sub.plan.id}@previous", sub.plan.id)
+        due = _without_carried_usage(switch.due_now, f"{sub.plan.id}@previous", _usage_carry(params))
+        due = _relabel(due, f"{sub.plan.id}@previous", sub.plan.id)
         # The replaced version's pending next-cycle prorations are settled now, like its unused time.
         due = plus_lines(due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None))
         switch = dataclasses.replace(switch, due_now=due)
@@ -304,6 +347,8 @@ def apply_update(
     entity_pk = entity.pk if entity else None
     if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
         take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
+        if q["refund"] is not None:
+            make_refund(conn, processor_for(ctx.state, conn, customer.pk), customer.pk, q["refund"], now)
         set_canceled_at(conn, inst.pk, now)
         carried = expire_active(conn, inst.pk, now, changes)
         if not plan.add_on:
@@ -349,6 +394,7 @@ def apply_update(
         custom = q["custom"]
         take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
         parked = park_seats(conn, inst.pk)  # the customized plan keeps the seats it gave out
+        leftovers = consumable_leftovers(conn, inst.pk)
         carried = expire_active(conn, inst.pk, now, changes)
         period = switch.period
         new_pk = activate_plan(
@@ -367,6 +413,7 @@ def apply_update(
             current_period_end=period.end if period else None,
         )
         save_billing_state(conn, new_pk, switch.anchor, dict(switch.prepaid_quantities), now, custom)
+        carry_over(conn, customer.pk, entity_pk, new_pk, leftovers, now, _usage_carry(params))
         keep_links(conn, new_pk, q["seats"], inst.pk, now)
         unpark_seats(conn, parked, new_pk, inst.plan_pk, now)
         if period is not None:
@@ -394,6 +441,7 @@ def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
 
 
 def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
+    check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
     settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
         q = update_quotes(ctx, conn, params)
@@ -430,6 +478,8 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
             q["entity"].id if q["entity"] else None,
         )
         out["intent"] = q["intent"]
+        if q["refund"] is not None:
+            out["refund"] = q["refund"].to_json()
         conn.rollback()
         return hide_seats(out)
 
@@ -437,6 +487,7 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
 def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
     """``billing.update``: a plan without a price changes at once (free path), a priced one is quoted
     and charged; both under the customer's billing lock."""
+    check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
     with customer_lock(ctx, params.customer_id):
         return _update_unlocked(ctx, params)
 

@@ -48,6 +48,13 @@ it (:attr:`TakenPayment.opened`): the proof is then that the server invoice exis
 may already have moved on); otherwise the reversal voids it (a draft is deleted, one the customer paid
 meanwhile is refunded), and a failed void is kept and retried exactly like a refund (same scope; a
 kept row's server invoice can never appear later, since its transaction was proven rolled back).
+
+The other way round, a refund the server decides on (``refund_last_payment`` of ``billing.update``) is
+recorded in the billing transaction as a negative charge on the refunded invoice
+(:attr:`TakenPayment.refund_id`) and made on the processor only once that transaction committed:
+:func:`refund_after_transaction` registers it, the proof is that the charge row exists, and a refund the
+processor refuses is kept and retried exactly like a reversal (its row's key names the charge, whose
+amount is read back each time; the refund's idempotency keys derive from it, so it is never made twice).
 """
 
 from __future__ import annotations
@@ -66,7 +73,8 @@ from reference_server.backoff import ExponentialBackoff
 from reference_server.clock import Clock
 from reference_server.store.customer_lookup import customer_owner
 from reference_server.store.db import after_transaction
-from reference_server.store.invoices import InvoiceRecord, invoice_by_id
+from reference_server.store.invoice_refunds import refund_amount
+from reference_server.store.invoices import invoice_by_id
 from reference_server.store.refunds_due import (
     REFUND_KIND,
     RefundDueRow,
@@ -86,6 +94,10 @@ class Reverser(Protocol):
     def reverse_payment(self, processor_invoice_id: str, server_invoice_id: str) -> None:
         """Give back what ``processor_invoice_id`` collected (idempotent); raises when it could not."""
 
+    def refund_payment(self, processor_invoice_id: str, amount: int, refund_id: str) -> None:
+        """Refund ``amount`` (minor units) of what ``processor_invoice_id`` collected, as the server's
+        refund ``refund_id`` (idempotent per ``refund_id``); raises when it could not."""
+
 
 ReverserFor = Callable[[Connection, int, str], "Reverser | None"]
 """The reverser of an organization's environment (its Stripe processor), None when it has none."""
@@ -104,9 +116,15 @@ class TakenPayment:
     opened: bool = False
     """An invoice opened for the customer to pay (invoice mode), not a payment taken: recorded when the
     server invoice exists, else voided."""
+    refund_id: str | None = None
+    """Not a payment taken but a refund the server recorded (the id of its negative charge on the server
+    invoice): made on the processor when recorded, else (rolled back) nothing is owed."""
 
 
-def _is_recorded(row: InvoiceRecord | None, payment: TakenPayment) -> bool:
+def _is_recorded(conn: Connection, payment: TakenPayment, lock: bool) -> bool:
+    if payment.refund_id is not None:
+        return refund_amount(conn, payment.refund_id, lock=lock) is not None
+    row = invoice_by_id(conn, payment.server_invoice_id, lock=lock)
     if row is None:
         return False
     if payment.opened:  # the server invoice exists only if its transaction committed
@@ -116,18 +134,31 @@ def _is_recorded(row: InvoiceRecord | None, payment: TakenPayment) -> bool:
 
 def recorded(conn: Connection, payment: TakenPayment) -> bool:
     """Whether the server recorded ``payment``: its invoice is paid with that processor invoice (an
-    :attr:`~TakenPayment.opened` invoice: the server invoice exists)."""
-    return _is_recorded(invoice_by_id(conn, payment.server_invoice_id), payment)
+    :attr:`~TakenPayment.opened` invoice: the server invoice exists; a refund: its charge exists)."""
+    return _is_recorded(conn, payment, lock=False)
 
 
 def _locked(conn: Connection, payment: TakenPayment) -> bool:
     """:func:`recorded`, holding the invoice row (PostgreSQL) so no billing call records it meanwhile;
     SQLite's write transaction holds the whole database already."""
-    return _is_recorded(invoice_by_id(conn, payment.server_invoice_id, lock=True), payment)
+    return _is_recorded(conn, payment, lock=True)
+
+
+def _owed(payment: TakenPayment, is_recorded: bool) -> bool:
+    """Whether the processor still owes the customer something: a payment taken that the server did not
+    record, or a refund the server did record."""
+    return is_recorded if payment.refund_id is not None else not is_recorded
 
 
 def _key(payment: TakenPayment) -> str:
-    return f"{payment.processor_invoice_id} {payment.server_invoice_id}"
+    key = f"{payment.processor_invoice_id} {payment.server_invoice_id}"
+    return key if payment.refund_id is None else f"{key} {payment.refund_id}"
+
+
+def _from_key(org_pk: int, env: str, key: str) -> TakenPayment:
+    processor_id, _, rest = key.partition(" ")
+    server_id, _, refund_id = rest.partition(" ")
+    return TakenPayment(org_pk, env, server_id, processor_id, refund_id=refund_id or None)
 
 
 def _still_due(conn: Connection, payment: TakenPayment) -> bool:
@@ -163,14 +194,20 @@ def _reverse(
     with engine.begin() as conn:
         if kept and not _still_due(conn, payment):
             return "settled"  # another retrier did it meanwhile
-        if _locked(conn, payment):
+        is_recorded = _locked(conn, payment)
+        if not _owed(payment, is_recorded):
             _forget(conn, payment)
-            return "recorded"
+            return "recorded" if is_recorded else "not_recorded"
         try:
-            reverser.reverse_payment(payment.processor_invoice_id, payment.server_invoice_id)
+            if payment.refund_id is not None:
+                amount = refund_amount(conn, payment.refund_id)
+                assert amount is not None  # recorded: the charge is there
+                reverser.refund_payment(payment.processor_invoice_id, amount, payment.refund_id)
+            else:
+                reverser.reverse_payment(payment.processor_invoice_id, payment.server_invoice_id)
         except Exception as exc:
             log.warning(
-                "reversing Stripe invoice %s (%s minor units, Autumn invoice %s) failed; kept for a retry",
+                "refunding Stripe invoice %s (%s minor units, Autumn invoice %s) failed; kept for a retry",
                 payment.processor_invoice_id,
                 payment.amount,
                 payment.server_invoice_id,
@@ -196,13 +233,16 @@ def settle(
 ) -> str:
     """After the transaction: ``recorded``, ``refunded``, or ``refund_due`` (the reversal failed and
     is kept for a retry, due from ``now``; its error appended to ``errors``); ``kept``: the payment is
-    one of :func:`refunds_due` (``settled`` when another retrier settled it meanwhile).  Raises only
-    when the database fails."""
+    one of :func:`refunds_due` (``settled`` when another retrier settled it meanwhile).  A refund the
+    server decided on (:attr:`TakenPayment.refund_id`): ``refunded``, ``refund_due``, or
+    ``not_recorded`` (its transaction rolled back: nothing to refund).  Raises only when the database
+    fails."""
     if not kept:  # the usual case, a committed payment: a plain read proves it
         reader = engine.connect().execution_options(sqlite_begin="DEFERRED")
         with reader, reader.begin():
-            if recorded(reader, payment):
-                return "recorded"
+            is_recorded = recorded(reader, payment)
+        if not _owed(payment, is_recorded):
+            return "recorded" if is_recorded else "not_recorded"
     return _reverse(engine, reverser, payment, kept=kept, now=now, errors=errors)
 
 
@@ -219,11 +259,7 @@ def reverse_orphan(engine: Engine, reverser: Reverser, payment: TakenPayment, no
 
 
 def refunds_due(conn: Connection, org_pk: int, env: str) -> list[TakenPayment]:
-    out: list[TakenPayment] = []
-    for key in refund_keys(conn, org_pk, env):
-        processor_id, _, server_id = key.partition(" ")
-        out.append(TakenPayment(org_pk, env, server_id, processor_id))
-    return out
+    return [_from_key(org_pk, env, key) for key in refund_keys(conn, org_pk, env)]
 
 
 def retry_refunds(engine: Engine, reverser: Reverser, org_pk: int, env: str) -> list[str]:
@@ -307,8 +343,8 @@ class RefundRetrier:
 
     def _attempt(self, row: RefundDueRow, now: int) -> None:
         org_pk, env, key = int(row.org_pk), str(row.env), str(row.key)
-        processor_id, _, server_id = key.partition(" ")
-        payment = TakenPayment(org_pk, env, server_id, processor_id)
+        payment = _from_key(org_pk, env, key)
+        processor_id = payment.processor_invoice_id
         attempts = int(row.attempts) + 1
         errors: list[str] = []
         try:
@@ -411,6 +447,43 @@ def void_after_transaction(
         log.warning("invoice %s opened outside Database.write: not reconciled", processor_invoice_id)
 
 
+def refund_after_transaction(
+    conn: Connection,
+    refunder: Reverser,
+    customer_pk: int,
+    server_invoice_id: str,
+    processor_invoice_id: str,
+    refund_id: str,
+    amount: int,
+    now: int | None = None,
+) -> None:
+    """Register a refund just recorded in ``conn``'s transaction (the negative charge ``refund_id`` of
+    ``amount`` minor units on the server invoice): once the transaction has committed it is made on the
+    processor (a refund that fails is left to :class:`RefundRetrier`); rolled back, nothing is done."""
+    owner = customer_owner(conn, customer_pk)
+    refund = TakenPayment(
+        owner.org_pk, owner.env, server_invoice_id, processor_invoice_id, amount, refund_id=refund_id
+    )
+    engine = conn.engine
+
+    def run() -> None:
+        try:
+            settle(engine, refunder, refund, now=now)
+        except Exception:
+            log.error(
+                "refund %s of Stripe invoice %s (%s minor units, Autumn invoice %s) could not be made: "
+                "the database failed after the transaction; refund it on Stripe if the charge is recorded",
+                refund_id,
+                processor_invoice_id,
+                amount,
+                server_invoice_id,
+                exc_info=True,
+            )
+
+    if not after_transaction(conn, run):
+        raise RuntimeError(f"refund {refund_id} recorded outside Database.write: it would never be made")
+
+
 __all__ = [
     "REFUND_KIND",
     "RefundRetrier",
@@ -420,6 +493,7 @@ __all__ = [
     "ReverserFor",
     "TakenPayment",
     "recorded",
+    "refund_after_transaction",
     "refunds_due",
     "retry_refunds",
     "reverse_orphan",

@@ -246,6 +246,13 @@ class PaymentProcessor(ABC):
         (idempotent; see :mod:`~reference_server.processors.compensation`).  The local processor's
         payments live in the server's transaction, so none is ever taken unrecorded."""
 
+    def refund_payment(self, processor_invoice_id: str, amount: int, refund_id: str) -> None:
+        """Refund ``amount`` (minor units) of what ``processor_invoice_id`` collected, as the server's
+        refund ``refund_id`` once the transaction recording it committed (idempotent per ``refund_id``;
+        see :func:`~reference_server.processors.compensation.refund_after_transaction`).  The local
+        processor holds no money outside the server's records: its refund is the recorded charge alone."""
+        return None
+
     # charges ---------------------------------------------------------------------------------------------
 
     def charge(

@@ -1,5 +1,6 @@
 """Refunds due: processor payments (or opened invoices) to give back because their billing transaction
-did not commit, kept as ``stripe_followups`` rows of kind :data:`REFUND_KIND` until reversed.
+did not commit, and refunds the server recorded (``refund_last_payment``) that the processor has not made
+yet, kept as ``stripe_followups`` rows of kind :data:`REFUND_KIND` until done.
 
 :mod:`reference_server.processors.compensation` decides when to reverse; this module reads and writes the
 rows, and the server invoice whose existence proves a payment was recorded.  Every function runs in the
@@ -16,7 +17,8 @@ from reference_server.store.stripe_objects import stripe_followups
 from reference_server.store.tables.billing import invoices
 
 REFUND_KIND = "refund"
-"""``stripe_followups.kind`` of a reversal still to do (``key``: the processor and server invoice ids)."""
+"""``stripe_followups.kind`` of a reversal still to do (``key``: the processor and server invoice ids; a
+refund the server recorded adds the id of its charge)."""
 
 
 @dataclass(frozen=True)

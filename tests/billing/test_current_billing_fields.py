@@ -9,12 +9,16 @@ and resets behave as before.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import text
 
 from reference_server.clock import ManualClock
+from reference_server.processors.compensation import RefundRetrier
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
 from .helpers import STRIPE_KEY, Api, ms
@@ -227,3 +231,237 @@ def test_purchase_limit_count_sets_the_top_ups_already_bought(api: Api) -> None:
     api("customers.update", customer_id="u1", billing_controls={"auto_topups": [reset]})
     api("balances.track", customer_id="u1", feature_id="credits", value=1)
     assert _credits(api) == 109  # counted from zero again
+
+
+# billing.update's carry_over_usages: a customization replaces the plan's items; Autumn carries every
+# consumable feature's usage onto them unless told otherwise (unlike an attach).
+CUSTOM_PAYG = {
+    "price": {"amount": 10, "interval": "month"},
+    "items": [
+        {
+            "feature_id": fid,
+            "included": 300,
+            "reset": MONTH,
+            "price": {"amount": 0.5, "interval": "month", "billing_method": "usage_based"},
+        }
+        for fid in ("messages", "calls")
+    ],
+}
+
+
+def _usage(api: Api, customer_id: str) -> dict[str, tuple[float, float]]:
+    balances = api.customer(customer_id)["balances"]
+    return {fid: (balances[fid]["granted"], balances[fid]["usage"]) for fid in ("messages", "calls")}
+
+
+@pytest.mark.parametrize(
+    ("carry", "usage_after", "total"),
+    [
+        # left out: both usages stay on the customized plan, and no overage is billed at the switch
+        (None, {"messages": (300, 150), "calls": (300, 50)}, 0),
+        # {enabled: true} is the same
+        ({"enabled": True}, {"messages": (300, 150), "calls": (300, 50)}, 0),
+        # only calls carries: messages starts over, its 50 over the old 100 billed now at 0.50
+        ({"enabled": True, "feature_ids": ["calls"]}, {"messages": (300, 0), "calls": (300, 50)}, 25),
+        # none carries
+        ({"enabled": False}, {"messages": (300, 0), "calls": (300, 0)}, 25),
+    ],
+)
+def test_update_customize_carries_usage_over_as_asked(
+    api: Api, carry: dict[str, Any] | None, usage_after: dict[str, tuple[float, float]], total: float
+) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="payg")
+    api("balances.track", customer_id="u1", feature_id="messages", value=150)
+    api("balances.track", customer_id="u1", feature_id="calls", value=50)
+    api.clock.advance(15 * 86_400_000)
+    body: dict[str, Any] = {"customer_id": "u1", "plan_id": "payg", "customize": CUSTOM_PAYG}
+    if carry is not None:
+        body["carry_over_usages"] = carry
+    preview = api("billing.preview_update", **body)
+    assert (preview["intent"], preview["total"]) == ("update_plan", total)
+    usage_lines = [line["feature_id"] for line in preview["line_items"] if line["feature_id"]]
+    assert usage_lines == ([] if total == 0 else ["messages"])
+    assert _usage(api, "u1") == {"messages": (100, 150), "calls": (100, 50)}  # the preview changed nothing
+    result = api("billing.update", **body)
+    assert result.get("invoice", {"total": 0})["total"] == total
+    assert _usage(api, "u1") == usage_after
+    # the renewal bills the carried usage at the customized plan's rates: none is over 300
+    api.clock.set(RENEWAL)
+    assert api.customer("u1")["invoices"][0]["total"] == 10
+
+
+# billing.update's refund_last_payment: an immediate cancellation refunds the plan's last payment instead
+# of crediting its unused time.
+
+
+def _cancel_payg_halfway(api: Api, customer_id: str) -> dict[str, Any]:
+    """``customer_id`` pays $10 for payg, uses 200 messages (100 over: $50 in arrears), and half the
+    month later previews an immediate cancellation; returns the plain preview."""
+    api("customers.get_or_create", customer_id=customer_id)
+    api.add_card(customer_id)
+    api("billing.attach", customer_id=customer_id, plan_id="payg")
+    api("balances.track", customer_id=customer_id, feature_id="messages", value=200)
+    api.clock.set(START + 15 * 86_400_000)
+    plain = api(
+        "billing.preview_update", customer_id=customer_id, plan_id="payg", cancel_action="cancel_immediately"
+    )
+    assert [line["total"] for line in plain["line_items"]] == [50, -5]  # overage, unused half of $10
+    return plain
+
+
+def _paid_invoice(api: Api, customer_id: str) -> dict[str, Any]:
+    (first,) = [i for i in api("invoices.list", customer_id=customer_id)["list"] if i["total"] == 10]
+    return dict(first)
+
+
+def _refunded_on_processor(api: Api, invoice: dict[str, Any]) -> int:
+    """Cents refunded of the invoice where the money is: Stripe's charge, or the server's own books."""
+    if api.stripe is None:
+        return int(invoice["refunded_amount"] * 100)
+    found: Any = api.stripe.v1.invoices.retrieve(str(invoice["stripe_id"]), {"expand": ["payments"]})
+    intent: Any = api.stripe.v1.payment_intents.retrieve(
+        found.payments.data[-1].payment.payment_intent, {"expand": ["latest_charge"]}
+    )
+    return int(intent.latest_charge.amount_refunded)
+
+
+@pytest.mark.parametrize(
+    ("mode", "due", "refund"),
+    [
+        ("prorated", [50], 5),  # the overage is billed, the unused half refunded instead of credited
+        ("full", [], 10),  # the whole payment back, none of the cancellation's lines billed
+    ],
+)
+def test_refund_last_payment_refunds_instead_of_crediting(
+    api: Api, mode: str, due: list[float], refund: float
+) -> None:
+    _cancel_payg_halfway(api, "u1")
+    body: dict[str, Any] = {"customer_id": "u1", "plan_id": "payg", "cancel_action": "cancel_immediately"}
+    preview = api("billing.preview_update", **body, refund_last_payment=mode)
+    paid = _paid_invoice(api, "u1")
+    assert [line["total"] for line in preview["line_items"]] == due
+    assert preview["total"] == sum(due)
+    assert preview["refund"] == {
+        "amount": refund,
+        "invoice": {"stripe_id": paid["stripe_id"], "total": 10, "refunded_amount": 0, "currency": "usd"},
+    }
+    assert paid["refunded_amount"] == 0  # the preview refunded nothing
+    result = api("billing.update", **body, refund_last_payment=mode)
+    assert result.get("invoice", {"total": 0})["total"] == sum(due)
+    assert api.plans_of("u1") == {}
+    paid = _paid_invoice(api, "u1")
+    assert paid["refunded_amount"] == refund
+    assert _refunded_on_processor(api, paid) == refund * 100
+    # no credit for the unused time: the customer's invoices are the payment and the overage only
+    assert sorted(i["total"] for i in api.customer("u1")["invoices"]) == sorted([10, *due])
+    api("billing.attach", customer_id="u1", plan_id="payg")  # pays the full $10 again: no credit spent
+    assert api.customer("u1")["invoices"][0]["total"] == 10
+
+
+def test_refund_last_payment_is_refused_outside_an_immediate_cancellation(api: Api) -> None:
+    _cancel_payg_halfway(api, "u1")
+    base: dict[str, Any] = {"customer_id": "u1", "plan_id": "payg", "refund_last_payment": "full"}
+    for op in ("billing.update", "billing.preview_update"):
+        for extra in (
+            {"cancel_action": "cancel_end_of_cycle"},
+            {"cancel_action": "uncancel"},
+            {"customize": CUSTOM_PAYG},
+            {"cancel_action": "cancel_immediately", "proration_behavior": "prorate_immediately"},
+        ):
+            error = api(op, 400, **base, **extra)
+            assert error["code"] == "invalid_inputs", error
+    assert api.plans_of("u1") == {"payg": "active"}
+    assert _paid_invoice(api, "u1")["refunded_amount"] == 0
+
+
+def test_refund_last_payment_with_nothing_to_refund_still_cancels(api: Api) -> None:
+    """A plan in its free trial was never paid: the cancellation goes through with neither refund nor
+    credit (Autumn finds no payment on the subscription and refunds nothing)."""
+    api(
+        "plans.create",
+        plan_id="trial_pro",
+        name="Trial Pro",
+        price={"amount": 30, "interval": "month"},
+        items=[{"feature_id": "messages", "included": 1000, "reset": MONTH}],
+        free_trial={"duration_length": 14, "duration_type": "day", "card_required": True},
+    )
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="trial_pro")
+    assert api.customer("u1")["invoices"] == []
+    body: dict[str, Any] = {
+        "customer_id": "u1",
+        "plan_id": "trial_pro",
+        "cancel_action": "cancel_immediately",
+    }
+    preview = api("billing.preview_update", **body, refund_last_payment="full")
+    assert (preview["total"], preview["line_items"], "refund" in preview) == (0, [], False)
+    result = api("billing.update", **body, refund_last_payment="full")
+    assert "invoice" not in result
+    assert api.plans_of("u1") == {}
+    assert api.customer("u1")["invoices"] == []
+
+
+def test_refund_last_payment_stripe_refuses_is_made_later_once(api: Api) -> None:
+    """Stripe refuses the refund once: the cancellation and the server's record of the refund stand, and
+    the background retrier makes the refund on Stripe later, once."""
+    if api.stripe is None:
+        pytest.skip("the local processor's refund is the server's own record, made in the transaction")
+    _cancel_payg_halfway(api, "u1")
+    refused = httpx.post(f"{api.stripe_api}/_config/refunds", data={"fail_next": "1"})
+    assert refused.status_code == 200, refused.text
+    body: dict[str, Any] = {"customer_id": "u1", "plan_id": "payg", "cancel_action": "cancel_immediately"}
+    api("billing.update", **body, refund_last_payment="prorated")
+    assert api.plans_of("u1") == {}
+    paid = _paid_invoice(api, "u1")
+    assert (paid["refunded_amount"], _refunded_on_processor(api, paid)) == (5, 0)
+    retrier: RefundRetrier = api.server.app.state.billing.refunds
+    ((key, state),) = retrier.state().items()
+    assert key[2].startswith(f"{paid['stripe_id']} ") and state.last_error is not None
+    api.clock.set(state.next_attempt_at)
+    deadline = time.monotonic() + 30
+    while retrier.state() and time.monotonic() < deadline:
+        retrier.run_due()
+        time.sleep(0.1)
+    assert retrier.state() == {}
+    assert _refunded_on_processor(api, paid) == 500
+    found: Any = api.stripe.v1.invoices.retrieve(str(paid["stripe_id"]), {"expand": ["payments"]})
+    intent = str(found.payments.data[-1].payment.payment_intent)
+    made: Any = api.stripe.v1.refunds.list({"payment_intent": intent}).data
+    assert [(r.amount, r.metadata["autumn_reason"]) for r in made] == [(500, "refund_last_payment")]
+
+
+def test_refund_last_payment_whose_transaction_fails_refunds_nothing(api: Api) -> None:
+    """The cancellation's transaction fails at COMMIT after the refund was recorded: nothing changed and
+    nothing was refunded on Stripe; the same request then goes through."""
+    if api.stripe is None or not api.server.database_url.startswith("sqlite"):
+        pytest.skip("a Stripe refund on SQLite (a deferred foreign key fails the COMMIT)")
+    _cancel_payg_halfway(api, "u1")
+    engine = api.server.app.state.autumn.db.engine
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE autumn_test_guard (org_pk INTEGER REFERENCES organizations(pk) "
+                "DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER autumn_test_fail AFTER INSERT ON charges WHEN NEW.status = 'refunded' "
+                "BEGIN INSERT INTO autumn_test_guard VALUES (-1); END"
+            )
+        )
+    body: dict[str, Any] = {"customer_id": "u1", "plan_id": "payg", "cancel_action": "cancel_immediately"}
+    failed = api.http.post("/v1/billing.update", json={**body, "refund_last_payment": "full"})
+    assert failed.status_code == 500 and set(failed.json()) >= {"message", "code"}
+    assert api.plans_of("u1") == {"payg": "active"}
+    paid = _paid_invoice(api, "u1")
+    assert (paid["refunded_amount"], _refunded_on_processor(api, paid)) == (0, 0)
+    assert api.server.app.state.billing.refunds.state() == {}
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER autumn_test_fail"))
+    api("billing.update", **body, refund_last_payment="full")
+    paid = _paid_invoice(api, "u1")
+    assert (paid["refunded_amount"], _refunded_on_processor(api, paid)) == (10, 1000)

@@ -18,6 +18,7 @@ an invoice would no longer explain its total.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import stripe
@@ -56,6 +57,8 @@ from reference_server.store.invoice_lines import invoice_lines_of
 from reference_server.store.invoices import InvoiceRecord, charge_attempts, set_invoice_status
 from reference_server.store.payment_methods import PaymentMethodInfo, store_payment_method
 from reference_server.store.stripe_customers import customer_stripe_id, set_customer_stripe_id
+
+log = logging.getLogger(__name__)
 
 LOCAL_TEST_API = ("http://127.0.0.1", "http://localhost")
 
@@ -443,6 +446,45 @@ class StripeProcessor(PaymentProcessor):
         self.client.v1.invoices.update(
             processor_invoice_id, {"metadata": {"autumn_reversal": "refunded"}, "description": reason}
         )
+
+    def refund_payment(self, processor_invoice_id: str, amount: int, refund_id: str) -> None:
+        """Refund ``amount`` (minor units) of a paid Stripe invoice as the server's refund ``refund_id``
+        (``refund_last_payment``), from its payments in turn.  Idempotent: what Stripe already refunded
+        under ``refund_id`` counts, and each refund's idempotency key derives from it.  More than its
+        payments have left is not refunded (Stripe would refuse it): logged, not retried."""
+        intents = _paid_intents(self._retrieve_invoice(processor_invoice_id))
+        left = amount
+        for intent_id in intents:
+            for made in self.client.v1.refunds.list({"payment_intent": intent_id}).data:
+                metadata = made.metadata.to_dict() if made.metadata else {}
+                if metadata.get("autumn_refund_id") == refund_id and made.status != "failed":
+                    left -= int(made.amount)
+        for intent_id in intents:
+            if left <= 0:
+                return
+            intent = self.client.v1.payment_intents.retrieve(intent_id, {"expand": ["latest_charge"]})
+            charge = intent.latest_charge
+            if charge is None or isinstance(charge, str) or intent.status != "succeeded":
+                continue
+            part = min(left, int(charge.amount) - int(charge.amount_refunded or 0))
+            if part <= 0:
+                continue
+            self.client.v1.refunds.create(
+                {
+                    "payment_intent": intent_id,
+                    "amount": part,
+                    "metadata": {"autumn_refund_id": refund_id, "autumn_reason": "refund_last_payment"},
+                },
+                {"idempotency_key": _idempotency("refund", refund_id, intent_id, str(part))},
+            )
+            left -= part
+        if left > 0:
+            log.warning(
+                "refund %s of Stripe invoice %s: %d minor units more than its payments have left",
+                refund_id,
+                processor_invoice_id,
+                left,
+            )
 
     def void_invoice_id(self, stripe_id: str, status: str) -> None:
         if status == "open":
