@@ -55,7 +55,7 @@ from reference_server.service import (
     track_tokens,
     webhook_endpoints,
 )
-from reference_server.service.context import Ctx
+from reference_server.service.context import Ctx, KeyedCall
 from reference_server.service.extra_params import (
     AdvanceClockParams,
     CreateSandboxParams,
@@ -76,8 +76,9 @@ Service = Callable[[Ctx, Any], dict[str, Any]]
 """A service takes the context and the validated request: the operation's params model instance
 (a list of them for an array body, :class:`NoParams` when the operation reads nothing).  Each
 service annotates its own model; :func:`endpoints` refuses to build a table where one disagrees."""
-AsyncService = Callable[[Ctx, Any], Awaitable[dict[str, Any] | None]]
-"""An event-loop fast path of a service; None hands the request to the synchronous service."""
+AsyncService = Callable[[Ctx, Any, KeyedCall | None], Awaitable[dict[str, Any] | None]]
+"""An event-loop fast path of a service, given the request's ``Idempotency-Key`` when it has one;
+None hands the request to the synchronous service."""
 
 ASYNC_SERVICES: dict[Operation, AsyncService] = {
     ops.CHECK: check.check_async,
@@ -290,9 +291,11 @@ def endpoints() -> list[Endpoint]:
 
 def takes_request(ep: Endpoint, service: Callable[..., Any]) -> bool:
     """Whether ``service``'s request parameter is annotated with what ``ep`` hands it: the params model,
-    or ``list[model]`` for an array body."""
+    or ``list[model]`` for an array body.  It takes (ctx, request) and nothing else it requires (an
+    event-loop fast path also takes the request's :class:`KeyedCall`, defaulting to None)."""
     parameters = list(inspect.signature(service, eval_str=True).parameters.values())
-    if len(parameters) != 2:
+    required = [p for p in parameters if p.default is inspect.Parameter.empty]
+    if len(parameters) < 2 or len(required) != 2:
         return False
     annotation = parameters[1].annotation
     if ep.items is not None:

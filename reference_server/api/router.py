@@ -31,7 +31,7 @@ from reference_server.api.ratelimit import RateLimiter
 from reference_server.billing.customer_lock import LOCKED_OPERATIONS
 from reference_server.errors import ApiError
 from reference_server.service import key_ops
-from reference_server.service.context import AppState, Ctx
+from reference_server.service.context import AppState, Ctx, KeyedCall
 from reference_server.store import idempotency
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.tenancy import Tenant, env_of_key, tenant_for_key
@@ -202,23 +202,44 @@ class Dispatcher:
         return ep.status, result, {}
 
     async def run_async(
-        self, ep: Endpoint, raw: dict[str, Any], authorization: str | None, base_url: str
+        self,
+        ep: Endpoint,
+        raw: dict[str, Any],
+        authorization: str | None,
+        idem_key: str | None,
+        base_url: str,
     ) -> tuple[int, Any, dict[str, str]]:
         """:meth:`run` for an endpoint with an event-loop fast path (PostgreSQL check and track).
 
         Authentication and the catalogue come from the per-process caches (a miss reads the
         database synchronously, at most about once a second per key); the service's one statement
-        is awaited; anything the fast path declines runs in a worker thread as usual.
+        is awaited.  With an ``Idempotency-Key`` the fast path claims the key in that statement,
+        storing the answer :meth:`_seal` makes, or declines.  Anything the fast path declines runs in
+        a worker thread as usual (a keyed request through :meth:`_run_keyed`).
         """
         assert ep.async_service is not None
         try:
+            hashed = idempotency.request_hash(ep.name, raw) if idem_key else ""
             ctx, request = self._admit(ep, raw, authorization, base_url)
-            result = await ep.async_service(ctx, request)
-            if result is None:
-                result = await anyio.to_thread.run_sync(ep.service, ctx, request)
-            return self._success(ep, result)
+            keyed = None
+            if idem_key:
+                _check_key(idem_key)
+                keyed = KeyedCall(idem_key, hashed, lambda response: self._seal(ep, response))
+            result = await ep.async_service(ctx, request, keyed)
+            if result is not None:
+                return self._success(ep, result)
+            if idem_key:
+                return await anyio.to_thread.run_sync(
+                    self._run_keyed, ep, ctx, request, hashed, idem_key, authorization
+                )
+            return self._success(ep, await anyio.to_thread.run_sync(ep.service, ctx, request))
         except (_RateLimited, ApiError) as exc:
             return _refusal(exc, authorization)
+
+    def _seal(self, ep: Endpoint, response: dict[str, Any]) -> tuple[int, str]:
+        """The (status, JSON body) a keyed request's claim stores for ``response``, as sent."""
+        status, result, _ = self._success(ep, response)
+        return status, to_json(result).decode()
 
     async def serve(
         self,
@@ -252,8 +273,8 @@ class Dispatcher:
         try:
             if self.state.db.is_sqlite:
                 status, result, headers = self.run(*args)
-            elif ep.async_service is not None and self.state.async_pool is not None and not args[3]:
-                status, result, headers = await self.run_async(ep, raw, args[2], public)
+            elif ep.async_service is not None and self.state.async_pool is not None:
+                status, result, headers = await self.run_async(*args)
             else:
                 status, result, headers = await anyio.to_thread.run_sync(self.run, *args)
         except Exception as exc:  # an unexpected failure: Autumn's internal_error shape, never a traceback

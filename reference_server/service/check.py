@@ -19,7 +19,7 @@ from reference_server.engine.deduction import DeductionResult, InsufficientBalan
 from reference_server.engine.entitlements import Feature, Source, num, r10
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import feature_not_found, invalid
-from reference_server.service.context import Ctx
+from reference_server.service.context import Ctx, KeyedCall
 from reference_server.service.extra_fields import expands_feature, extra_field
 from reference_server.service.lock_settlement import store_lock
 from reference_server.service.maintenance import catch_up, load_checked_subject, needs_maintenance
@@ -323,15 +323,16 @@ def _check_and_deduct(
         return response
 
 
-async def check_async(ctx: Ctx, params: CheckParams) -> dict[str, Any] | None:
+async def check_async(ctx: Ctx, params: CheckParams, keyed: KeyedCall | None = None) -> dict[str, Any] | None:
     """:func:`check` as one statement sent on the event loop (PostgreSQL, plain checks).
 
     None: serve the request with :func:`check` in a worker thread instead (send_event, locks,
-    entities, previews, maintenance due, an unknown customer, a catalogue not cached yet).
+    entities, previews, maintenance due, an unknown customer, a catalogue not cached yet, an
+    ``Idempotency-Key``, which only the unit of work in the thread stores).
     """
     pool = ctx.state.async_pool
     cat = ctx.state.catalog_cache.peek(ctx.tenant)
-    if pool is None or cat is None or params.send_event or params.lock is not None:
+    if pool is None or cat is None or keyed is not None or params.send_event or params.lock is not None:
         return None
     if params.entity_id or params.with_preview:
         return None

@@ -9,7 +9,7 @@ hook is absent and the services behave as with no paid plan at all.  Billing (wh
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -189,6 +189,20 @@ class AppState:
         """The base of links made with no request (renewals, processor events): the configured public
         URL, else the address the server listens on."""
         return self.public_url or self.bind_url or "http://127.0.0.1"
+
+
+@dataclass(frozen=True)
+class KeyedCall:
+    """The ``Idempotency-Key`` of a request an event-loop fast path serves (PostgreSQL's track).
+
+    The fast path claims the key in the statement that does the work, storing the answer with it;
+    ``seal`` turns the service's response into that answer, exactly as the dispatcher would send it.
+    """
+
+    key: str
+    request_hash: str
+    seal: Callable[[dict[str, Any]], tuple[int, str]]
+    """The service's response -> (status, JSON body) a replay of the key answers."""
 
 
 @dataclass

@@ -21,7 +21,7 @@ from reference_server.engine.deduction import DeductionResult, InsufficientBalan
 from reference_server.engine.entitlements import Controls, Feature, Source, num
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import ApiError, feature_not_found, invalid
-from reference_server.service.context import Ctx
+from reference_server.service.context import Ctx, KeyedCall
 from reference_server.service.entities import with_seat_charge
 from reference_server.service.extra_fields import expands_feature, extra_field
 from reference_server.service.lock_settlement import store_lock
@@ -40,14 +40,17 @@ from reference_server.service.usage import (
 from reference_server.service.usage_limits import Gate, armed
 from reference_server.service.usage_limits import gate as usage_gate
 from reference_server.store.catalog import Catalog
+from reference_server.store.idempotency import AnsweredClaim
 from reference_server.store.subject_cache import (
     APPLY,
+    APPLY_KEYED,
     CachedSubject,
     SubjectCache,
     apply_params,
     apply_track,
     cached_subject,
     fingerprinted_query,
+    keyed_apply_params,
     load_fingerprinted,
     subject_key,
 )
@@ -370,20 +373,30 @@ def _track_done(
     value: float,
     expand: bool,
 ) -> dict[str, Any] | None:
-    if fingerprint is None:
+    if not _settled(entry, step, fingerprint):
         return None
-    for s in step.dirty:
-        s.dirty = False
-    entry.fingerprint = fingerprint
     return _track_response(
         cat, params, entry.customer, None, feats, step.results, entry.sources, step.now, value, expand
     )
 
 
-async def track_async(ctx: Ctx, params: TrackParams) -> dict[str, Any] | None:
+def _settled(entry: CachedSubject, step: _TrackStep, fingerprint: str | None) -> bool:
+    """Whether the statement wrote the step; if so the entry now matches the database again."""
+    if fingerprint is None:
+        return False
+    for s in step.dirty:
+        s.dirty = False
+    entry.fingerprint = fingerprint
+    return True
+
+
+async def track_async(ctx: Ctx, params: TrackParams, keyed: KeyedCall | None = None) -> dict[str, Any] | None:
     """:func:`track` with its one statement sent on the event loop (PostgreSQL, cached subjects).
 
-    None: serve the request with :func:`track` in a worker thread instead.
+    With an ``Idempotency-Key`` (``keyed``) the same statement claims the key and stores the answer
+    (:data:`APPLY_KEYED`), so a keyed track costs what a keyless one does.  None: serve the request
+    with :func:`track` in a worker thread instead (for a keyed one, the dispatcher's unit of work,
+    which replays, refuses or does the work).
     """
     cache, pool = ctx.state.subject_cache, ctx.state.async_pool
     value, behavior, lock, expand = track_args(params)
@@ -410,12 +423,43 @@ async def track_async(ctx: Ctx, params: TrackParams) -> dict[str, Any] | None:
                 step = _track_step(ctx, conn, cat, params, entry, feats, ids, value, behavior)
         if step is None:
             return None
-        rows = await pool.fetch(APPLY, apply_params(entry, ids, step.dirty, step.event))
-        fingerprint = None if not rows or rows[0].fp is None else str(rows[0].fp)
-        response = _track_done(cat, params, entry, feats, step, fingerprint, value, expand)
-        done = entry if response is not None else None
-        if response is not None and params.async_:
-            return _queued(params, value)
-        return response
+        if keyed is None:
+            rows = await pool.fetch(APPLY, apply_params(entry, ids, step.dirty, step.event))
+            response = _track_done(cat, params, entry, feats, step, _fingerprint(rows), value, expand)
+            done = entry if response is not None else None
+            if response is not None and params.async_:
+                return _queued(params, value)
+            return response
+        answer = _answer(cat, params, entry, feats, step, value, expand)
+        status, body = keyed.seal(answer)
+        claim = AnsweredClaim(
+            ctx.tenant.org_pk, ctx.tenant.env, keyed.key, keyed.request_hash, ctx.now(), status, body
+        )
+        rows = await pool.fetch(APPLY_KEYED, keyed_apply_params(entry, ids, step.dirty, step.event, claim))
+        if not _settled(entry, step, _fingerprint(rows)):
+            return None
+        done = entry
+        return answer
     finally:
         cache.release(key, done)
+
+
+def _fingerprint(rows: list[Any]) -> str | None:
+    return None if not rows or rows[0].fp is None else str(rows[0].fp)
+
+
+def _answer(
+    cat: Catalog,
+    params: TrackParams,
+    entry: CachedSubject,
+    feats: list[Feature],
+    step: _TrackStep,
+    value: float,
+    expand: bool,
+) -> dict[str, Any]:
+    """What a keyed track answers, computed before its statement (the claim stores it)."""
+    if params.async_:
+        return _queued(params, value)
+    return _track_response(
+        cat, params, entry.customer, None, feats, step.results, entry.sources, step.now, value, expand
+    )

@@ -114,9 +114,36 @@ _COMPLETE = raw.Statement(
 )
 
 
-def _advisory_lock_id(org_pk: int, env: str, key: str) -> int:
+def advisory_lock_id(org_pk: int, env: str, key: str) -> int:
+    """The transaction-scoped advisory lock that marks a header key in flight on PostgreSQL."""
     digest = hashlib.sha256(f"{org_pk}\x00{env}\x00{key}".encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class AnsweredClaim:
+    """A header claim written together with its answer, in the statement that does the work
+    (PostgreSQL's keyed track, :data:`reference_server.store.subject_cache.APPLY_KEYED`)."""
+
+    org_pk: int
+    env: str
+    key: str
+    request_hash: str
+    now: int
+    status: int
+    body: str
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "org": self.org_pk,
+            "env": self.env,
+            "key": self.key,
+            "hash": self.request_hash,
+            "now": self.now,
+            "lock": advisory_lock_id(self.org_pk, self.env, self.key),
+            "status": self.status,
+            "body": self.body,
+        }
 
 
 def lookup(conn: Connection, org_pk: int, env: str, key: str) -> Stored | None:
@@ -144,7 +171,7 @@ def begin(
     params = {"org": org_pk, "env": env, "key": key, "now": now, "hash": hashed}
     postgres = conn.dialect.name == "postgresql"
     if postgres:
-        params["lock"] = _advisory_lock_id(org_pk, env, key)
+        params["lock"] = advisory_lock_id(org_pk, env, key)
     statement = _INSERT_POSTGRES if postgres else _INSERT_SQLITE
     for _ in range(2):
         rows = raw.fetch(conn, statement, params)

@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 
 from reference_server.engine.entitlements import Source
 from reference_server.store import raw
+from reference_server.store.idempotency import AnsweredClaim
 from reference_server.store.subjects import _SUBJECT_SQL, CustomerRow, subject_from_rows
 from reference_server.store.tenancy import Tenant
 
@@ -141,6 +142,26 @@ def apply_params(
         "updates": raw.json_param(updates),
         "event": raw.json_param(event),
     }
+
+
+APPLY_KEYED = raw.Statement(
+    "SELECT autumn_track_apply_keyed(CAST(:customer_pk AS bigint), CAST(:features AS text[]), :expected, "
+    "CAST(:updates AS json), CAST(:event AS json), CAST(:org AS bigint), :env, :key, :hash, "
+    "CAST(:now AS bigint), CAST(:lock AS bigint), CAST(:status AS integer), :body) AS fp"
+)
+""":data:`APPLY` that also claims the request's ``Idempotency-Key`` with its answer (migration 0024):
+NULL, with nothing written, when the key is held or claimed before, or the subject changed."""
+
+
+def keyed_apply_params(
+    entry: CachedSubject,
+    feature_ids: set[str],
+    dirty: list[Source],
+    event: dict[str, Any],
+    claim: AnsweredClaim,
+) -> dict[str, Any]:
+    """Parameters of :data:`APPLY_KEYED`."""
+    return {**apply_params(entry, feature_ids, dirty, event), **claim.params()}
 
 
 def apply_track(

@@ -4,9 +4,17 @@ sharing the database."""
 
 from __future__ import annotations
 
-import httpx
+from typing import Any
 
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from reference_server.api.endpoints import Endpoint
+from reference_server.api.router import Dispatcher
 from reference_server.clock import ManualClock
+from reference_server.service.context import Ctx
+from reference_server.store.db import Database
 from reference_server.testing import RunningServer, run_server
 
 from .helpers import Api
@@ -103,3 +111,57 @@ def test_hot_paths_answer_errors_like_every_other_route(api: Api) -> None:
     assert legacy.json()["allowed"] is True
     tracked = api.raw("/v1/events", {"customer_id": "u1", "event_name": "nothing-listens"})
     assert (tracked.status_code, tracked.json()["code"]) == (404, "invalid_request")
+
+
+def test_keyed_tracks_claim_their_key_in_the_one_statement(
+    api: Api, server: tuple[RunningServer, ManualClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a keyed track (the SDK keys every one) is served on the event loop, its key
+    claimed with the stored answer in the track's own statement; a replay, a duplicate and a
+    subject changed under the cache go to the unit of work, and every answer stays what it was."""
+    srv, _ = server
+    postgres = srv.database_url.startswith("postgresql")
+    units: list[str] = []
+    run_keyed = Dispatcher._run_keyed
+
+    def counted(self: Dispatcher, ep: Endpoint, ctx: Ctx, request: Any, *rest: Any) -> Any:
+        units.append(f"{ep.name}:{rest[1]}")
+        return run_keyed(self, ep, ctx, request, *rest)
+
+    monkeypatch.setattr(Dispatcher, "_run_keyed", counted)
+    _setup(api, 100)
+    body = {"customer_id": "u1", "feature_id": "messages", "value": 5}
+    assert api.track("u1", "messages", 1)["balance"]["remaining"] == 99  # warms the caches
+    first = api.raw("/v1/balances.track", body, **{"Idempotency-Key": "k1"})
+    assert first.status_code == 200 and first.json()["balance"]["remaining"] == 94
+    assert units == ([] if postgres else ["track:k1"])
+    replay = api.raw("/v1/balances.track", body, **{"Idempotency-Key": "k1"})
+    assert replay.status_code == 200 and replay.json() == first.json()
+    assert replay.headers["idempotent-replayed"] == "true"
+    other = api.raw("/v1/balances.track", {**body, "value": 2}, **{"Idempotency-Key": "k1"})
+    assert (other.status_code, other.json()["code"]) == (409, "duplicate_idempotency_key")
+    second = api.raw("/v1/balances.track", body, **{"Idempotency-Key": "k2"})
+    assert second.status_code == 200 and second.json()["balance"]["remaining"] == 89
+    # The balance changes behind the process's back (another writer): the statement finds the subject
+    # changed and writes nothing, the key included; the unit of work then tracks from the new balance.
+    db = Database(srv.database_url)
+    try:
+        with db.write() as conn:
+            conn.execute(sa.text("UPDATE balance_sources SET balance = balance - 50"))
+    finally:
+        db.dispose()
+    moved = api.raw("/v1/balances.track", body, **{"Idempotency-Key": "k3"})
+    assert moved.status_code == 200 and moved.json()["balance"]["remaining"] == 34
+    again = api.raw("/v1/balances.track", body, **{"Idempotency-Key": "k3"})
+    assert again.json() == moved.json()
+    fresh = api.raw("/v1/balances.track", body, **{"Idempotency-Key": "k4"})
+    assert fresh.status_code == 200 and fresh.json()["balance"]["remaining"] == 29
+    # PostgreSQL: only the replays, the duplicate and the changed subject took the unit of work.
+    assert units == (
+        ["track:k1", "track:k1", "track:k3", "track:k3"]
+        if postgres
+        else ["track:k1", "track:k1", "track:k1", "track:k2", "track:k3", "track:k3", "track:k4"]
+    )
+    b = api.balance("u1", "messages")
+    assert b is not None and b["remaining"] == 29
+    assert len(api("events.list", customer_id="u1", limit=100)["list"]) == 5

@@ -169,10 +169,15 @@ def test_a_request_that_fails_inside_its_transaction_leaves_no_claim(api: Api) -
 @pytest.mark.parametrize("server", ["postgres"], indirect=True)
 def test_a_key_in_flight_gets_409_with_retry_after_postgres(api: Api) -> None:
     """PostgreSQL serves requests in threads: the second request with the key answers at once.
-    (One SQLite server process serves one request at a time: see the two-process test.)"""
+    (One SQLite server process serves one request at a time: see the two-process test.)
+
+    The first track carries a body ``idempotency_key`` too, so it runs in the unit of work (in a
+    thread, where the hook can hold it); the second, a plain track, tries the one-statement path,
+    finds the key's advisory lock held and is answered by the unit of work."""
     cid = _setup(api)
     key = _key()
-    body = {"customer_id": cid, "feature_id": "messages"}
+    body = {"customer_id": cid, "feature_id": "messages", "idempotency_key": f"body-{key}"}
+    plain = {"customer_id": cid, "feature_id": "messages"}
     inside, go_on = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -185,7 +190,7 @@ def test_a_key_in_flight_gets_409_with_retry_after_postgres(api: Api) -> None:
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(api.raw, "/v1/balances.track", body, **{"Idempotency-Key": key})
             assert inside.wait(60)
-            second = api.raw("/v1/balances.track", body, **{"Idempotency-Key": key})
+            second = api.raw("/v1/balances.track", plain, **{"Idempotency-Key": key})
             go_on.set()
             assert first.result().status_code == 200
     finally:
