@@ -26,7 +26,6 @@ _CUSTOMIZE = (
     "customize.items[].price.tiers[].additional_currencies",
     "customize.add_items[].price.tiers[].additional_currencies",
     "customize.price.additional_currencies",
-    "customize.remove_items[].interval_count",
 )
 # Autumn's invoice templates (footer, memo and default net terms) are configured in its dashboard's billing
 # settings, which no operation of the spec reaches; this server has none, so no id can name one.

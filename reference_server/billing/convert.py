@@ -14,6 +14,7 @@ from reference_server.billing.license_seats import is_seat_key, links_for, store
 from reference_server.engine.billing import Plan as EnginePlan
 from reference_server.engine.billing import Subscription, plan_from_api
 from reference_server.engine.billing.money import to_decimal
+from reference_server.service.plan_items import matches_item_filter
 from reference_server.service.subscriptions import Instance
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.customers import overage_settings
@@ -45,15 +46,6 @@ def engine_plan(plan: Plan, cat: Catalog) -> EnginePlan:
     )
 
 
-def _item_matches(item: dict[str, Any], flt: dict[str, Any]) -> bool:
-    if flt.get("feature_id") and item.get("feature_id") != flt["feature_id"]:
-        return False
-    price = item.get("price") or {}
-    if flt.get("billing_method") and price.get("billing_method") != flt["billing_method"]:
-        return False
-    return not (flt.get("interval") and price.get("interval") != flt["interval"])
-
-
 def feature_quantities(entries: list[FeatureQuantity] | None) -> dict[str, Decimal]:
     """A request's ``feature_quantities`` as a mapping of feature id to total desired units."""
     return {fq.feature_id: to_decimal(fq.quantity) for fq in entries or () if fq.quantity is not None}
@@ -83,7 +75,7 @@ def customized_plan(plan: Plan, params: PlanCustomize | None) -> Plan:
         items = copy.deepcopy(customize["items"])
     else:
         for flt in customize.get("remove_items") or ():
-            items = [item for item in items if not _item_matches(item, flt)]
+            items = [item for item in items if not matches_item_filter(item, flt)]
         items.extend(copy.deepcopy(customize.get("add_items") or []))
     changes["items"] = items
     if "free_trial" in customize:

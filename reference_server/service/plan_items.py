@@ -4,6 +4,7 @@ feature; and the key Autumn matches two items by."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from autumn_sdk._generated.models import PlanItemParams, UpdatePlanVariantCustomizeAddItem
@@ -97,3 +98,17 @@ def item_key(item: dict[str, Any]) -> tuple[Any, ...]:
         price.get("interval") or reset.get("interval"),
         price.get("interval_count") or reset.get("interval_count"),
     )
+
+
+def matches_item_filter(item: dict[str, Any], flt: Mapping[str, Any]) -> bool:
+    """Whether ``item`` matches a ``remove_items`` filter (Autumn's ``PlanItemFilter``): every field the
+    filter gives must match the item's match key; an item without an interval count has count 1, and
+    ``interval`` matches the price's interval, else the reset's."""
+    price, reset = item.get("price") or {}, item.get("reset") or {}
+    actual = {
+        "feature_id": item.get("feature_id"),
+        "billing_method": price.get("billing_method"),
+        "interval": price.get("interval") or reset.get("interval"),
+        "interval_count": price.get("interval_count") or reset.get("interval_count") or 1,
+    }
+    return all(flt.get(key) is None or flt[key] == value for key, value in actual.items())

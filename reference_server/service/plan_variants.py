@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import (
-    PlanItemFilter,
     UpdatePlanParams,
     UpdatePlanVariant,
     UpdatePlanVariantCustomize,
@@ -25,7 +24,7 @@ from reference_server.errors import invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.features import ID_RE
 from reference_server.service.license_links import save_plan_links
-from reference_server.service.plan_items import item_key, normalize_item
+from reference_server.service.plan_items import item_key, matches_item_filter, normalize_item
 from reference_server.service.plan_values import (
     checked_values,
     config_value,
@@ -58,18 +57,6 @@ def _item_filter(item: dict[str, Any]) -> dict[str, Any]:
         out["interval"] = interval
         out["interval_count"] = count or 1
     return out
-
-
-def _filter_matches(item: dict[str, Any], flt: PlanItemFilter) -> bool:
-    """Whether ``item`` matches a ``remove_items`` filter: every field given must match."""
-    feature_id, method, interval, count = item_key(item)
-    checks: tuple[tuple[Any, Any], ...] = (
-        (flt.feature_id, feature_id),
-        (flt.billing_method, method),
-        (flt.interval, interval),
-        (flt.interval_count, count or (1 if interval else None)),
-    )
-    return all(wanted is None or wanted == value for wanted, value in checks)
 
 
 def customize_between(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +111,7 @@ def _customized_values(
     items = [
         i
         for i in base_values["items"]
-        if not any(_filter_matches(i, flt) for flt in customize.remove_items or ())
+        if not any(matches_item_filter(i, flt.model_dump()) for flt in customize.remove_items or ())
     ]
     v = reread({**base_values, "items": items}, cat)
     v["name"] = name
