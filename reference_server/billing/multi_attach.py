@@ -42,13 +42,16 @@ from reference_server.service.context import Ctx
 from reference_server.service.entities import ensure_customer, ensure_entity
 from reference_server.service.maintenance import require_customer
 from reference_server.service.subscriptions import load_instances
+from reference_server.store.subjects import EntityRow
 
 MultiAttachRequest = MultiAttachParams | PreviewMultiAttachParams
 
 
 def _plan_params(params: MultiAttachRequest) -> list[AttachParams]:
     """Each plan as the request of a lone ``billing.attach`` (the request's customer, entity and
-    invoice mode, the plan's own fields winning)."""
+    invoice mode, the plan's own fields winning).
+
+    A plan's ``entity_id`` is its scope: omitted, the request's; ``null``, the customer itself."""
     if not params.plans:
         raise invalid("plans: at least one plan is required", "invalid_inputs")
     keys = {"customer_id", "entity_id", "invoice_mode", "enable_plan_immediately"}
@@ -56,8 +59,21 @@ def _plan_params(params: MultiAttachRequest) -> list[AttachParams]:
     out = []
     for plan in params.plans:
         own = {k: v for k, v in plan.model_dump(exclude_unset=True).items() if v is not None}
+        if "entity_id" in plan.model_fields_set:
+            own["entity_id"] = plan.entity_id  # (null: customer-level, even when the request names one)
         out.append(built_params(AttachParams, {**shared, **own}))
     return out
+
+
+def _scope_entity(
+    prepared: list[tuple[AttachState, AttachQuote, TrialChoice | None]], requested: str | None
+) -> EntityRow | None:
+    """The entity the multi-attach as a whole is for (its invoice, response and preview): the one every
+    plan is attached to; with plans of several scopes, the request's own entity, if it names one."""
+    entities = [state.entity for state, _, _ in prepared]
+    if len({e.pk if e else None for e in entities}) == 1:
+        return entities[0]
+    return next((e for e in entities if e is not None and e.id == requested), None)
 
 
 def _prepare_multi(
@@ -67,12 +83,16 @@ def _prepare_multi(
     if check:  # (not when a paid checkout completes it: it was checked when asked for)
         for state, quote, trial in prepared:
             check_attach_mode(state, quote, trial)
-    first = prepared[0][0]
-    owned = [i.plan_id for i in first.instances if i.status == "active" and i.entity_pk == first.entity_pk]
-    try:
-        check_multi_attach([engine_plan(s.plan, s.cat) for s, _, _ in prepared], owned)
-    except BillingRuleError as exc:
-        raise rule_error(exc) from exc
+    # Group and ownership rules hold within each scope (the customer, or one entity).
+    scopes: dict[int | None, list[AttachState]] = {}
+    for state, _, _ in prepared:
+        scopes.setdefault(state.entity.pk if state.entity else None, []).append(state)
+    for entity_pk, states in scopes.items():
+        owned = [i.plan_id for i in states[0].instances if i.status == "active" and i.entity_pk == entity_pk]
+        try:
+            check_multi_attach([engine_plan(s.plan, s.cat) for s in states], owned)
+        except BillingRuleError as exc:
+            raise rule_error(exc) from exc
     return prepared
 
 
@@ -110,18 +130,23 @@ def multi_attach_in(
     passes its own request); by default this multi-attach."""
     prepared = _prepare_multi(ctx, conn, params, check=not paid)
     first = prepared[0][0]
-    entity_id = first.entity.id if first.entity else None
+    scope = _scope_entity(prepared, params.entity_id)
+    entity_id = scope.id if scope else None
     try:
         due = combine_due([q for _, q, _ in prepared])
     except BillingRuleError as exc:
         raise rule_error(exc) from exc
 
     def start() -> None:
-        changes: list[dict[str, Any]] = []
+        changes: dict[int | None, list[dict[str, Any]]] = {}
+        entities: dict[int | None, EntityRow | None] = {}
         for state, quote, trial in prepared:
             state.instances = load_instances(conn, state.customer.pk)
-            changes += apply_attach(state, quote, trial, created)
-        emit_billing_updated(ctx, conn, first.customer, first.entity, changes, first.now)
+            key = state.entity.pk if state.entity else None
+            entities[key] = state.entity
+            changes.setdefault(key, []).extend(apply_attach(state, quote, trial, created))
+        for key, scope_changes in changes.items():  # one event per scope, as one attach there would send
+            emit_billing_updated(ctx, conn, first.customer, entities[key], scope_changes, first.now)
 
     invoice_params = action_params if action_params is not None else params
     mode = None if paid else invoice_mode_for(params.invoice_mode, due)
@@ -131,7 +156,7 @@ def multi_attach_in(
             ctx,
             conn,
             first.customer,
-            first.entity,
+            scope,
             due,
             first.now,
             base_url,
@@ -161,7 +186,7 @@ def multi_attach_in(
             ctx,
             conn,
             first.customer,
-            first.entity,
+            scope,
             due,
             "multi_attach",
             first.now,
@@ -183,6 +208,7 @@ def preview_multi_attach(ctx: Ctx, params: PreviewMultiAttachParams) -> dict[str
     with ctx.db.write() as conn:
         prepared = _prepare_multi(ctx, conn, params)
         first = prepared[0][0]
+        scope = _scope_entity(prepared, params.entity_id)
         processor = processor_for(ctx.state, conn, first.customer.pk)
         has_pm = processor.default_payment_method(conn, customer_ref(first.customer)) is not None
         redirect = any(redirect_for(ctx, s, q, t)[0] for s, q, t in prepared)
@@ -192,7 +218,7 @@ def preview_multi_attach(ctx: Ctx, params: PreviewMultiAttachParams) -> dict[str
                 [q for _, q, _ in prepared],
                 redirect,
                 checkout_type(prepared[0][1], redirect, has_pm),
-                first.entity.id if first.entity else None,
+                scope.id if scope else None,
             )
         except BillingRuleError as exc:
             raise rule_error(exc) from exc

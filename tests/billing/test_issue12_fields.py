@@ -73,3 +73,82 @@ def test_remove_items_bad_interval_count_is_400_and_attaches_nothing(api: Api) -
         error = api("billing.attach", expect=400, customer_id="u1", plan_id="dual", customize=body)
         assert error["code"] == "invalid_inputs", error
     assert api.plans_of("u1") == {"free": "active"}
+
+
+def _addon(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="extra",
+        name="Extra",
+        add_on=True,
+        price={"amount": 5, "interval": "month"},
+        items=[{"feature_id": "messages", "included": 50, "reset": MONTH}],
+    )
+
+
+def _scopes(api: Api, customer_id: str) -> dict[str | None, set[str]]:
+    """Each scope's active plans: the customer's own (``None``) and each entity's."""
+    out: dict[str | None, set[str]] = {
+        None: {s["plan_id"] for s in api.customer(customer_id)["subscriptions"] if s["status"] == "active"}
+    }
+    for entity in api("entities.list", customer_id=customer_id)["list"]:
+        got = api("entities.get", customer_id=customer_id, entity_id=entity["id"])
+        out[entity["id"]] = {s["plan_id"] for s in got["subscriptions"] if s["status"] == "active"}
+    return out
+
+
+def test_multi_attach_plan_entity_id_scopes_each_plan(api: Api) -> None:
+    _addon(api)
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    for eid in ("e1", "e2"):
+        api("entities.create", customer_id="u1", entity_id=eid, feature_id="seats", name=eid)
+    plans = [
+        {"plan_id": "pro"},  # the request's entity, e1
+        {"plan_id": "pro", "entity_id": "e2"},  # the same main plan, on another entity
+        {"plan_id": "extra", "entity_id": None},  # the customer itself
+    ]
+    preview = api("billing.preview_multi_attach", customer_id="u1", entity_id="e1", plans=plans)
+    assert preview["total"] == 45
+    result = api("billing.multi_attach", customer_id="u1", entity_id="e1", plans=plans)
+    assert result["invoice"]["total"] == 45  # one invoice for the three
+    assert result["entity_id"] == "e1"
+    scopes = _scopes(api, "u1")
+    assert scopes["e1"] == {"pro"} and scopes["e2"] == {"pro"}
+    assert "extra" in scopes[None] and "pro" not in scopes[None]
+
+
+def test_multi_attach_plan_entity_id_without_a_request_entity(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    for eid in ("e1", "e2"):
+        api("entities.create", customer_id="u1", entity_id=eid, feature_id="seats", name=eid)
+    plans = [{"plan_id": "pro", "entity_id": "e1"}, {"plan_id": "premium", "entity_id": "e2"}]
+    result = api("billing.multi_attach", customer_id="u1", plans=plans)
+    assert result["invoice"]["total"] == 70
+    assert "entity_id" not in result or result["entity_id"] is None  # two scopes, none named by the request
+    scopes = _scopes(api, "u1")
+    assert (scopes["e1"], scopes["e2"]) == ({"pro"}, {"premium"})
+    # every plan on one entity: the attach is that entity's
+    api("entities.create", customer_id="u1", entity_id="e3", feature_id="seats", name="e3")
+    one = api("billing.multi_attach", customer_id="u1", plans=[{"plan_id": "pro", "entity_id": "e3"}])
+    assert one["entity_id"] == "e3"
+
+
+def test_multi_attach_plan_entity_id_refusals_attach_nothing(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats", name="e1")
+    before = _scopes(api, "u1")
+    unknown = [{"plan_id": "pro", "entity_id": "e1"}, {"plan_id": "premium", "entity_id": "nobody"}]
+    error = api("billing.multi_attach", expect=404, customer_id="u1", plans=unknown)
+    assert error["code"] == "entity_not_found", error
+    # two main plans of one group in the same scope, reached through the plan's entity_id
+    same = [{"plan_id": "pro"}, {"plan_id": "premium", "entity_id": "e1"}]
+    error = api("billing.multi_attach", expect=400, customer_id="u1", entity_id="e1", plans=same)
+    assert error["code"] == "invalid_request", error
+    error = api(
+        "billing.multi_attach", expect=400, customer_id="u1", plans=[{"plan_id": "pro", "entity_id": 7}]
+    )
+    assert error["code"] == "invalid_inputs", error
+    assert _scopes(api, "u1") == before
