@@ -33,7 +33,6 @@ _INVOICE_MODE = ("invoice_mode.invoice_template_id",)
 _CUSTOMER_DATA = ("customer_data.currency",)
 _MULTI_ATTACH = (
     "currency",
-    "billing_behavior",
     "starts_at",
     "plans[].customize.items[].pooled",
     "plans[].customize.items[].price.additional_currencies",

@@ -48,14 +48,16 @@ MultiAttachRequest = MultiAttachParams | PreviewMultiAttachParams
 
 
 def _plan_params(params: MultiAttachRequest) -> list[AttachParams]:
-    """Each plan as the request of a lone ``billing.attach`` (the request's customer, entity and
-    invoice mode, the plan's own fields winning).
+    """Each plan as the request of a lone ``billing.attach`` (the request's customer, entity, invoice
+    mode and ``billing_behavior`` as attach's ``proration_behavior``, the plan's own fields winning).
 
     A plan's ``entity_id`` is its scope: omitted, the request's; ``null``, the customer itself."""
     if not params.plans:
         raise invalid("plans: at least one plan is required", "invalid_inputs")
     keys = {"customer_id", "entity_id", "invoice_mode", "enable_plan_immediately"}
     shared = {k: v for k, v in params.model_dump(include=keys, exclude_unset=True).items() if v is not None}
+    if params.billing_behavior is not None:  # attach's proration_behavior, for every plan of the request
+        shared["proration_behavior"] = params.billing_behavior
     out = []
     for plan in params.plans:
         own = {k: v for k, v in plan.model_dump(exclude_unset=True).items() if v is not None}

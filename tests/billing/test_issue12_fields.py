@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import Api
+from .helpers import DAY, START, Api, ms
 
 MONTH = {"interval": "month"}
 QUARTER = {"interval": "month", "interval_count": 3}
@@ -152,3 +152,42 @@ def test_multi_attach_plan_entity_id_refusals_attach_nothing(api: Api) -> None:
     )
     assert error["code"] == "invalid_inputs", error
     assert _scopes(api, "u1") == before
+
+
+def test_multi_attach_billing_behavior_none_charges_no_proration(api: Api) -> None:
+    _addon(api)
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    api.clock.set(START + 15 * DAY)  # half of April
+    plans = [{"plan_id": "premium"}, {"plan_id": "extra"}]
+    prorated = api("billing.preview_multi_attach", customer_id="u1", plans=plans)
+    # premium's half month less pro's unused half, and the add-on's own month
+    assert prorated["total"] == 20
+    none = api("billing.preview_multi_attach", customer_id="u1", plans=plans, billing_behavior="none")
+    assert none["total"] == 5  # the switch is neither charged nor credited; the new add-on is billed
+    result = api("billing.multi_attach", customer_id="u1", plans=plans, billing_behavior="none")
+    assert result["invoice"]["total"] == 5
+    assert api.plans_of("u1") == {"premium": "active", "extra": "active"}
+    # premium keeps pro's period: its full price comes with the renewal on the same anchor
+    subs = {sub["plan_id"]: sub for sub in api.customer("u1")["subscriptions"]}
+    assert subs["premium"]["current_period_end"] == ms(2026, 5, 1)
+
+
+def test_multi_attach_billing_behavior_refusals(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    bad = api(
+        "billing.multi_attach", expect=400, customer_id="u1", plans=[{"plan_id": "pro"}], billing_behavior="x"
+    )
+    assert bad["code"] == "invalid_inputs"
+    # as attach's proration_behavior: 'none' cannot switch a free plan to a paid one
+    free = api(
+        "billing.multi_attach",
+        expect=400,
+        customer_id="u1",
+        plans=[{"plan_id": "pro"}],
+        billing_behavior="none",
+    )
+    assert free["code"] == "invalid_request", free
+    assert api.plans_of("u1") == {"free": "active"}
