@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from reference_server.processors.registry import Processors
     from reference_server.request_log import RequestLog
     from reference_server.service.extra_params import FinalizeInvoiceParams
+    from reference_server.service.track_batches import TrackBatches
     from reference_server.store.async_pool import AsyncPool
     from reference_server.store.catalog import Catalog, CatalogCache, Plan
     from reference_server.store.subject_cache import SubjectCache
@@ -174,6 +175,8 @@ class AppState:
     request_log: RequestLog | None = None
     """The dashboard's recent requests (one per app: the middleware writes it)."""
     subject_cache: SubjectCache | None = None
+    track_batches: TrackBatches[Any, dict[str, Any]] | None = None
+    """PostgreSQL: tracks waiting for a busy subject, written together (service.track_batches)."""
     """PostgreSQL only: the subjects tracks compute from (one round trip per track)."""
     async_pool: AsyncPool | None = None
     """PostgreSQL only: the event loop's connections for check and track's single statement."""

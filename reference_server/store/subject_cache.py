@@ -164,6 +164,29 @@ def keyed_apply_params(
     return {**apply_params(entry, feature_ids, dirty, event), **claim.params()}
 
 
+APPLY_BATCH = raw.Statement(
+    "SELECT autumn_track_apply_batch(CAST(:customer_pk AS bigint), CAST(:features AS text[]), :expected, "
+    "CAST(:updates AS json), CAST(:events AS json), CAST(:claims AS json)) AS fp"
+)
+""":data:`APPLY` for several tracks of one customer, with their header claims (migration 0025):
+all or nothing, NULL when any key is held or claimed before, or the subject changed."""
+
+
+def batch_apply_params(
+    entry: CachedSubject,
+    feature_ids: set[str],
+    dirty: list[Source],
+    events: list[dict[str, Any]],
+    claims: list[AnsweredClaim],
+) -> dict[str, Any]:
+    """Parameters of :data:`APPLY_BATCH`."""
+    params = apply_params(entry, feature_ids, dirty, {})
+    del params["event"]
+    params["events"] = raw.json_param(events)
+    params["claims"] = raw.json_param([c.params() for c in claims])
+    return params
+
+
 def apply_track(
     conn: Connection,
     entry: CachedSubject,

@@ -4,6 +4,7 @@ sharing the database."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -14,7 +15,9 @@ from reference_server.api.endpoints import Endpoint
 from reference_server.api.router import Dispatcher
 from reference_server.clock import ManualClock
 from reference_server.service.context import Ctx
+from reference_server.service.track_batches import TrackBatches
 from reference_server.store.db import Database
+from reference_server.store.subject_cache import CachedSubject, SubjectKey
 from reference_server.testing import RunningServer, run_server
 
 from .helpers import Api
@@ -165,3 +168,61 @@ def test_keyed_tracks_claim_their_key_in_the_one_statement(
     b = api.balance("u1", "messages")
     assert b is not None and b["remaining"] == 29
     assert len(api("events.list", customer_id="u1", limit=100)["list"]) == 5
+
+
+def test_concurrent_tracks_of_one_customer_are_written_in_batches(
+    api: Api, server: tuple[RunningServer, ManualClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """64 tracks of one customer, 16 at a time, half of them keyed: on PostgreSQL the ones that wait
+    for the subject go together in one statement; every answer is what one-at-a-time tracks give
+    (each sees the ones before it), nothing is lost or counted twice, and each key replays its answer."""
+    srv, _ = server
+    postgres = srv.database_url.startswith("postgresql")
+    handed: list[int] = []
+    hand_off = TrackBatches.hand_off
+
+    def counted(self: TrackBatches[Any, Any], key: SubjectKey, entry: CachedSubject | None) -> bool:
+        taken = hand_off(self, key, entry)
+        if taken:
+            handed.append(1)
+        return taken
+
+    monkeypatch.setattr(TrackBatches, "hand_off", counted)
+    _setup(api, 1000)
+    api.track("u1", "messages", 1)  # warms the caches
+
+    async def burst() -> list[tuple[str | None, httpx.Response]]:
+        limits = httpx.Limits(max_connections=16)
+        async with httpx.AsyncClient(
+            base_url=srv.url, headers={"Authorization": f"Bearer {api.key}"}, limits=limits, timeout=60
+        ) as client:
+
+            async def one(i: int) -> tuple[str | None, httpx.Response]:
+                key = f"burst-{i}" if i % 2 else None
+                headers = {"Idempotency-Key": key} if key else {}
+                body = {"customer_id": "u1", "feature_id": "messages", "value": 1}
+                return key, await client.post("/v1/balances.track", json=body, headers=headers)
+
+            return await asyncio.gather(*(one(i) for i in range(64)))
+
+    answers = asyncio.run(burst())
+    assert [r.status_code for _, r in answers] == [200] * 64
+    remaining = sorted(r.json()["balance"]["remaining"] for _, r in answers)
+    assert remaining == list(range(935, 999))  # 999 after the warm-up, then one each
+    b = api.balance("u1", "messages")
+    assert b is not None and (b["remaining"], b["usage"]) == (935, 65)
+    assert len(api("events.list", customer_id="u1", limit=100)["list"]) == 65
+    for key, first in answers:
+        if key is not None:
+            replay = api.raw(
+                "/v1/balances.track",
+                {"customer_id": "u1", "feature_id": "messages", "value": 1},
+                **{"Idempotency-Key": key},
+            )
+            assert replay.headers["idempotent-replayed"] == "true" and replay.json() == first.json()
+    b = api.balance("u1", "messages")
+    assert b is not None and b["remaining"] == 935
+    if postgres:
+        assert handed  # some tracks waited and went in a batch
+    else:
+        assert not handed  # SQLite serves one request at a time: nothing waits
