@@ -33,7 +33,6 @@ _INVOICE_MODE = ("invoice_mode.invoice_template_id",)
 _CUSTOMER_DATA = ("customer_data.currency",)
 _MULTI_ATTACH = (
     "currency",
-    "starts_at",
     "plans[].customize.items[].pooled",
     "plans[].customize.items[].price.additional_currencies",
     "plans[].customize.items[].price.tiers[].additional_currencies",
@@ -75,6 +74,17 @@ _PLAN_UPDATE = (
     *_PLAN,
 )
 
+# A schedule's ``discounts`` and ``no_billing_changes`` have nothing to reuse here (attach applies no
+# reward as a discount, and has no unbilled attach); a plan's customize is refused where attach's is.
+_SCHEDULE = (
+    "currency",
+    "discounts",
+    "no_billing_changes",
+    *(f"phases[].plans[].{path}" for path in _CUSTOMIZE),
+    *(f"unscheduled_plans[].{path}" for path in _CUSTOMIZE),
+    *_INVOICE_MODE,
+)
+
 UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     "billing.attach": _ATTACH,
     "billing.preview_attach": _ATTACH,
@@ -83,24 +93,7 @@ UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     "billing.preview_update": _UPDATE,
     "billing.multi_attach": _MULTI_ATTACH,
     "billing.preview_multi_attach": _MULTI_ATTACH,
-    "billing.create_schedule": (
-        "currency",
-        "discounts",
-        "free_trial",
-        "no_billing_changes",
-        "preserve_add_ons",
-        "unscheduled_plans",
-        "phases[].billing_cycle_anchor",
-        "phases[].starting_after",
-        "phases[].plans[].entity_id",
-        "phases[].plans[].customize.add_items",
-        "phases[].plans[].customize.remove_items",
-        "phases[].plans[].customize.billing_controls",
-        "phases[].plans[].customize.items[].pooled",
-        "phases[].plans[].customize.items[].price.additional_currencies",
-        "phases[].plans[].customize.price.additional_currencies",
-        *_INVOICE_MODE,
-    ),
+    "billing.create_schedule": _SCHEDULE,
     "customers.get_or_create": _CUSTOMER,
     "customers.update": _CUSTOMER,
     "entities.create": _CUSTOMER_DATA,

@@ -1,15 +1,26 @@
-"""billing.create_schedule: phase 0 attached now (as a multi-attach), each later phase scheduled to
-replace the one before it."""
+"""billing.create_schedule: phase 0 attached now (as a multi-attach, with any ``unscheduled_plans``), each
+later phase scheduled to replace the one before it.
+
+Every later phase is resolved (its start, plans, customizations, prices and scope) before phase 0 is
+billed, so a bad later phase refuses the request before any money moves."""
 
 from __future__ import annotations
 
 import itertools
 import secrets
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection
 
-from autumn_sdk._generated.models import CreateScheduleParams, CreateSchedulePhase, MultiAttachParams
+from autumn_sdk._generated.models import (
+    CreateScheduleParams,
+    CreateSchedulePhase,
+    CreateSchedulePhasePlan,
+    CreateScheduleUnscheduledPlan,
+    MultiAttachParams,
+)
 from reference_server.billing.convert import customized_plan, engine_plan, feature_quantities, is_customized
 from reference_server.billing.multi_attach import multi_attach_in
 from reference_server.billing.payment_collection import rule_error
@@ -19,23 +30,38 @@ from reference_server.engine.billing import (
     BillingRuleError,
     quote_new,
 )
-from reference_server.errors import invalid, plan_not_found
+from reference_server.engine.billing.periods import add_duration
+from reference_server.errors import ApiError, feature_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
+from reference_server.service.plans_read import requested_entity
 from reference_server.service.subscriptions import (
     activate_plan,
+    load_instances,
     schedule_maintenance,
 )
+from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.plan_instances import end_instances_at, subscription_ids
-from reference_server.store.subjects import get_entity
+from reference_server.store.subjects import CustomerRow, EntityRow
 
 FIRST_PHASE_TOLERANCE_MS = 15 * 60_000
 
+SchedulePlan = CreateSchedulePhasePlan | CreateScheduleUnscheduledPlan
 
-def _phase_start(phase: CreateSchedulePhase, default: int) -> int:
-    """A phase's ``starts_at`` in ms (``default`` without one, or for ``"now"``)."""
-    at = phase.starts_at
-    return int(at) if at is not None and at != "now" and at else default
+
+@dataclass
+class _LaterPlan:
+    """One plan of a later phase, resolved before anything is written."""
+
+    entry: CreateSchedulePhasePlan
+    plan: Plan
+    entity: EntityRow | None
+    prepaid: dict[str, Decimal]
+
+
+def _check_trial(trial: Any, where: str) -> None:
+    if isinstance(trial, dict) and trial.get("on_end") == "revert":
+        raise invalid(f"{where}.on_end 'revert' is not allowed in a schedule")
 
 
 def _schedule_phases(params: CreateScheduleParams) -> list[CreateSchedulePhase]:
@@ -48,13 +74,151 @@ def _schedule_phases(params: CreateScheduleParams) -> list[CreateSchedulePhase]:
         for entry in phase.plans:
             # a phase plan's customize declares no free_trial: it is one of its extra fields
             extra = (entry.customize.model_extra if entry.customize is not None else None) or {}
-            trial = extra.get("free_trial") or {}
-            if isinstance(trial, dict) and trial.get("on_end") == "revert":
-                raise invalid("free_trial.on_end 'revert' is not allowed in a schedule")
-    starts = [_phase_start(p, 0) for p in phases]
+            _check_trial(extra.get("free_trial"), "free_trial")
+    if params.free_trial is not None:
+        _check_trial(params.free_trial.model_dump(mode="json"), "free_trial")
+    return phases
+
+
+def _phase_starts(phases: list[CreateSchedulePhase], now: int) -> list[int]:
+    """Each phase's start in ms: ``starts_at`` (``"now"`` or none on the first phase: now), or
+    ``starting_after`` calendar months or years after the phase before it."""
+    starts: list[int] = []
+    for index, phase in enumerate(phases):
+        at = phase.starts_at
+        if at == "now":
+            starts.append(now)
+        elif at is not None and at:
+            starts.append(int(at))
+        elif phase.starting_after is not None:
+            if index == 0:
+                raise invalid("starting_after cannot be used on the first phase")
+            after = phase.starting_after
+            starts.append(add_duration(starts[-1], after.duration_type, after.duration_count))
+        elif index == 0:
+            starts.append(now)
+        else:
+            raise invalid("Each phase must include exactly one of starts_at or starting_after")
     if any(later <= earlier for earlier, later in itertools.pairwise(starts)):
         raise invalid("Phase starts_at values must be strictly increasing")
-    return phases
+    return starts
+
+
+def _declared_scope(entry: SchedulePlan, default: str | None) -> str | None:
+    """A plan's own ``entity_id`` (``null``: customer-level); omitted, the request's."""
+    return entry.entity_id if "entity_id" in entry.model_fields_set else default
+
+
+def _first_phase_scope(params: CreateScheduleParams, first: list[CreateSchedulePhasePlan]) -> str | None:
+    """The one scope (entity id, or None for the customer) the first phase attaches in; its plans and
+    the unscheduled plans in different scopes are refused (a multi-attach here bills one scope)."""
+    scopes = {_declared_scope(entry, params.entity_id) for entry in first}
+    scopes |= {_declared_scope(entry, params.entity_id) for entry in params.unscheduled_plans or ()}
+    if len(scopes) > 1:
+        raise ApiError(
+            400,
+            "unsupported_field",
+            "phases[0].plans[*].entity_id and unscheduled_plans[*].entity_id: the reference server "
+            "attaches the first phase's plans and the unscheduled plans in one scope; give them the "
+            "same entity (or none)",
+        )
+    return scopes.pop()
+
+
+def _catalog_plan(cat: Catalog, entry: SchedulePlan) -> Plan:
+    """The plan (and version) an entry names; its ``customize`` items must name known features."""
+    plan = cat.plan_version(entry.plan_id, entry.version)
+    if plan is None:
+        raise plan_not_found(entry.plan_id)
+    custom = entry.customize
+    for item in [*(custom.items or []), *(custom.add_items or [])] if custom is not None else []:
+        if item.feature_id not in cat.features:
+            raise feature_not_found(item.feature_id)
+    return plan
+
+
+def _replacement_key(plan: Plan) -> str:
+    """The slot a plan takes in its scope: add-ons and one-offs stack (their own id), others their group."""
+    return f"plan:{plan.id}" if plan.add_on or plan.is_one_off else f"group:{plan.group}"
+
+
+def _later_scope(
+    entry: CreateSchedulePhasePlan,
+    plan: Plan,
+    first_plans: list[Plan],
+    first_entity: EntityRow | None,
+    fallback: EntityRow | None,
+) -> EntityRow | None:
+    """A later phase's plan scope, as Autumn resolves it: its own ``entity_id`` (``null``: customer-level;
+    an entity only if the first phase is scoped to it); omitted, the scope of the first-phase plan it
+    succeeds (the same plan, else the same group), else the request's entity."""
+    if "entity_id" in entry.model_fields_set:
+        if entry.entity_id is None:
+            return None
+        if first_entity is None or first_entity.id != entry.entity_id:
+            raise invalid(
+                f"Entity '{entry.entity_id}' is not scoped by the first phase, so a later phase cannot "
+                "schedule a plan in it."
+            )
+        return first_entity
+    key = _replacement_key(plan)
+    if any(p.id == plan.id or _replacement_key(p) == key for p in first_plans):
+        return first_entity
+    return fallback
+
+
+def _resolve_later(
+    cat: Catalog,
+    phases: list[CreateSchedulePhase],
+    starts: list[int],
+    first_plans: list[Plan],
+    first_entity: EntityRow | None,
+    fallback: EntityRow | None,
+) -> list[list[_LaterPlan]]:
+    out: list[list[_LaterPlan]] = []
+    for phase, at in zip(phases[1:], starts[1:], strict=True):
+        resolved: list[_LaterPlan] = []
+        for entry in phase.plans:
+            plan = customized_plan(_catalog_plan(cat, entry), entry.customize)
+            try:
+                quote = quote_new(engine_plan(plan, cat), at, feature_quantities(entry.feature_quantities))
+            except BillingRuleError as exc:
+                raise rule_error(exc) from exc
+            entity = _later_scope(entry, plan, first_plans, first_entity, fallback)
+            resolved.append(_LaterPlan(entry, plan, entity, dict(quote.prepaid_quantities)))
+        out.append(resolved)
+    return out
+
+
+def _check_unscheduled(
+    cat: Catalog, params: CreateScheduleParams, later: list[list[_LaterPlan]], scope: EntityRow | None
+) -> set[str]:
+    """The unscheduled plans' ids; refused when one is also in the first phase, or a later phase takes
+    its group in its scope (it would replace a plan the schedule never ends)."""
+    ids: set[str] = set()
+    first_ids = {entry.plan_id for entry in params.phases[0].plans}
+    claimed = {
+        (item.plan.group, item.entity.pk if item.entity else None)
+        for phase in later
+        for item in phase
+        if not item.plan.add_on and not item.plan.is_one_off
+    }
+    scope_pk = scope.pk if scope is not None else None
+    for entry in params.unscheduled_plans or ():
+        plan = _catalog_plan(cat, entry)
+        if entry.plan_id in first_ids or entry.plan_id in ids:
+            raise invalid(
+                f'Plan "{entry.plan_id}" is given twice across the first phase and unscheduled_plans'
+            )
+        ids.add(entry.plan_id)
+        if plan.add_on or plan.is_one_off:
+            continue
+        if (plan.group, scope_pk) in claimed:
+            raise invalid(
+                f'Plan "{plan.id}" is in unscheduled_plans, but a later phase schedules its group and scope. '
+                "Move it into the phases or drop it from the phase that claims it."
+            )
+    return ids
 
 
 def _public_ids(conn: Connection, pks: list[int]) -> list[str]:
@@ -64,6 +228,54 @@ def _public_ids(conn: Connection, pks: list[int]) -> list[str]:
     return [by_pk[pk] for pk in pks]
 
 
+def _attach_entry(entry: SchedulePlan, trial: dict[str, Any] | None) -> dict[str, Any]:
+    """A first-phase or unscheduled plan as a multi-attach plan (its scope is the multi-attach's);
+    the request's ``free_trial`` applies to every one of them."""
+    out = entry.model_dump(exclude_unset=True)
+    out.pop("entity_id", None)
+    if trial is not None:
+        out["customize"] = {**(out.get("customize") or {}), "free_trial": trial}
+    return out
+
+
+def _schedule_later(
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    later: list[list[_LaterPlan]],
+    starts: list[int],
+    previous: list[int],
+    now: int,
+) -> list[list[int]]:
+    """Write each later phase: its plans scheduled at its start, ending the phase before it."""
+    written: list[list[int]] = []
+    for phase, at in zip(later, starts[1:], strict=True):
+        if previous:
+            end_instances_at(conn, previous, at, now)
+        pks: list[int] = []
+        for item in phase:
+            pk = activate_plan(
+                conn,
+                cat,
+                customer=customer,
+                entity=item.entity,
+                plan=item.plan,
+                now=now,
+                status="scheduled",
+                starts_at=at,
+                subscription_id=item.entry.subscription_id,
+                feature_quantities={k: float(v) for k, v in item.prepaid.items()},
+            )
+            save_billing_state(
+                conn, pk, at, item.prepaid, now, item.plan if is_customized(item.entry.customize) else None
+            )
+            pks.append(pk)
+        schedule_maintenance(conn, customer.pk, at)
+        written.append(pks)
+        previous = pks
+    return written
+
+
 def create_schedule_in(
     ctx: Ctx, conn: Connection, params: CreateScheduleParams, base_url: str, paid: bool = False
 ) -> dict[str, Any]:
@@ -71,18 +283,22 @@ def create_schedule_in(
     phases = _schedule_phases(params)
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
-    if _phase_start(phases[0], now) > now + FIRST_PHASE_TOLERANCE_MS:
+    starts = _phase_starts(phases, now)
+    if starts[0] > now + FIRST_PHASE_TOLERANCE_MS:
         raise invalid("The first phase must start immediately")
-    keys = {
-        "customer_id",
-        "entity_id",
-        "redirect_mode",
-        "success_url",
-        "invoice_mode",
-        "enable_plan_immediately",
-    }
+    scope_id = _first_phase_scope(params, phases[0].plans)
+    first_entity = requested_entity(conn, customer, scope_id)
+    fallback = requested_entity(conn, customer, params.entity_id)
+    first_plans = [_catalog_plan(cat, entry) for entry in phases[0].plans]
+    later = _resolve_later(cat, phases, starts, first_plans, first_entity, fallback)
+    unscheduled = _check_unscheduled(cat, params, later, first_entity)
+    keys = {"customer_id", "redirect_mode", "success_url", "invoice_mode", "enable_plan_immediately"}
     shared = {k: v for k, v in params.model_dump(include=keys, exclude_unset=True).items() if v}
-    plans = [entry.model_dump(exclude_unset=True) for entry in phases[0].plans]
+    if scope_id is not None:
+        shared["entity_id"] = scope_id
+    trial = params.free_trial.model_dump(mode="json", exclude_unset=True) if params.free_trial else None
+    entries: list[SchedulePlan] = [*phases[0].plans, *(params.unscheduled_plans or [])]
+    plans = [_attach_entry(entry, trial) for entry in entries]
     created: list[int] = []
     first = multi_attach_in(
         ctx,
@@ -110,60 +326,19 @@ def create_schedule_in(
             if key in first:
                 out[key] = first[key]
         return out
-    entity = get_entity(conn, customer.pk, entity_id) if entity_id else None
+    if unscheduled:  # they outlive the schedule: not phase 0's, never ended by phase 1
+        plan_of = {inst.pk: inst.plan_id for inst in load_instances(conn, customer.pk)}
+        created = [pk for pk in created if plan_of.get(pk) not in unscheduled]
     schedule_id = f"sched_{secrets.token_hex(10)}"
+    written = _schedule_later(conn, cat, customer, later, starts, created, now)
     phase_json = [
         {
-            "phase_id": f"{schedule_id}_0",
-            "starts_at": _phase_start(phases[0], now),
-            "customer_product_ids": _public_ids(conn, created),
+            "phase_id": f"{schedule_id}_{index}",
+            "starts_at": at,
+            "customer_product_ids": _public_ids(conn, pks),
         }
+        for index, (at, pks) in enumerate(zip(starts, [created, *written], strict=True))
     ]
-    previous = created
-    for index, phase in enumerate(phases[1:], start=1):
-        at = _phase_start(phase, 0)
-        if previous:
-            end_instances_at(conn, previous, at, now)
-        pks: list[int] = []
-        for entry in phase.plans:
-            plan = cat.plan_version(entry.plan_id, entry.version)
-            if plan is None:
-                raise plan_not_found(entry.plan_id)
-            custom = customized_plan(plan, entry.customize)
-            try:
-                quote = quote_new(engine_plan(custom, cat), at, feature_quantities(entry.feature_quantities))
-            except BillingRuleError as exc:
-                raise rule_error(exc) from exc
-            pk = activate_plan(
-                conn,
-                cat,
-                customer=customer,
-                entity=entity,
-                plan=custom,
-                now=now,
-                status="scheduled",
-                starts_at=at,
-                subscription_id=entry.subscription_id,
-                feature_quantities={k: float(v) for k, v in quote.prepaid_quantities.items()},
-            )
-            save_billing_state(
-                conn,
-                pk,
-                at,
-                dict(quote.prepaid_quantities),
-                now,
-                custom if is_customized(entry.customize) else None,
-            )
-            pks.append(pk)
-        schedule_maintenance(conn, customer.pk, at)
-        phase_json.append(
-            {
-                "phase_id": f"{schedule_id}_{index}",
-                "starts_at": at,
-                "customer_product_ids": _public_ids(conn, pks),
-            }
-        )
-        previous = pks
     out = {
         "customer_id": customer.id,
         "entity_id": entity_id,
