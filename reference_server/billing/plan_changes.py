@@ -326,6 +326,7 @@ def apply_attach(
         trial_ends_at=quote.trial_ends_at,
         current_period_start=period.start if period else None,
         current_period_end=period.end if period else None,
+        backdated_from=quote.backdated_from,
     )
     save_billing_state(conn, new_pk, quote.anchor, quantities, now, custom)
     if leftovers:

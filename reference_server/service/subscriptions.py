@@ -208,8 +208,11 @@ def activate_plan(
     trial_ends_at: int | None = None,
     current_period_start: int | None = None,
     current_period_end: int | None = None,
+    backdated_from: int | None = None,
 ) -> int:
-    """Create a plan instance; an ``active`` one gets its balances now, a ``scheduled`` one later."""
+    """Create a plan instance; an ``active`` one gets its balances now, a ``scheduled`` one later.
+
+    ``backdated_from``: an active instance started in the past (its start and its balances' reset anchor)."""
     instance_pk = plan_instances.insert_instance(
         conn,
         {
@@ -220,7 +223,7 @@ def activate_plan(
             "subscription_id": subscription_id,
             "status": status,
             "quantity": quantity,
-            "started_at": starts_at if starts_at is not None else now,
+            "started_at": starts_at if starts_at is not None else backdated_from or now,
             "starts_at": starts_at,
             "trial_ends_at": trial_ends_at,
             "current_period_start": current_period_start,
@@ -243,7 +246,7 @@ def activate_plan(
         instance_pk=instance_pk,
         plan=plan,
         now=now,
-        anchor_at=now,
+        anchor_at=backdated_from if backdated_from is not None else now,
         quantity=quantity,
         feature_quantities=feature_quantities,
         carried_usage=carried,

@@ -191,3 +191,71 @@ def test_multi_attach_billing_behavior_refusals(api: Api) -> None:
     )
     assert free["code"] == "invalid_request", free
     assert api.plans_of("u1") == {"free": "active"}
+
+
+def test_multi_attach_starts_at_backdates_and_bills_every_period_since(api: Api) -> None:
+    _addon(api)
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api.clock.set(START + 45 * DAY)  # May 16
+    plans = [{"plan_id": "pro"}, {"plan_id": "extra"}]
+    preview = api("billing.preview_multi_attach", customer_id="u1", plans=plans, starts_at=START)
+    assert preview["total"] == 50  # April and May of pro (20 each) and of the add-on (5 each)
+    result = api("billing.multi_attach", customer_id="u1", plans=plans, starts_at=START)
+    assert result["invoice"]["total"] == 50
+    customer = api.customer("u1")
+    subs = {s["plan_id"]: s for s in customer["subscriptions"]}
+    assert set(subs) == {"pro", "extra"}  # pro replaced the free plan
+    for sub in subs.values():
+        assert sub["started_at"] == START
+        assert (sub["current_period_start"], sub["current_period_end"]) == (ms(2026, 5, 1), ms(2026, 6, 1))
+    assert customer["balances"]["messages"]["next_reset_at"] == ms(2026, 6, 1)
+    assert customer["balances"]["messages"]["granted"] == 1050
+    api.clock.set(ms(2026, 6, 1) + 1)  # the renewal follows the backdated anchor
+    invoices = api.customer("u1")["invoices"]
+    assert sorted(i["total"] for i in invoices) == [5, 20, 50], (
+        invoices
+    )  # each plan renews on its own invoice
+
+
+def test_multi_attach_starts_at_refusals_change_nothing(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="trialed",
+        name="Trialed",
+        add_on=True,
+        price={"amount": 9, "interval": "month"},
+        free_trial={"duration_length": 7, "duration_type": "day", "card_required": False},
+    )
+    api(
+        "plans.create",
+        plan_id="gift",
+        name="Gift",
+        add_on=True,
+        items=[{"feature_id": "messages", "included": 5}],
+    )
+    api("customers.get_or_create", customer_id="nocard")
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api.clock.set(START + 45 * DAY)
+    pro = [{"plan_id": "pro"}]
+    refusals: list[tuple[str, list[dict[str, Any]], Any]] = [
+        ("u1", pro, START + 46 * DAY),  # a future moment
+        ("u1", [{"plan_id": "gift"}], START),  # nothing paid and recurring
+        ("u1", [{"plan_id": "trialed"}], START),  # a trial
+        ("u1", pro, ms(2000, 1, 1)),  # over 250 backdated periods
+        ("nocard", pro, START),  # it would go through Stripe Checkout
+    ]
+    for customer_id, plans, at in refusals:
+        for op in ("billing.preview_multi_attach", "billing.multi_attach"):
+            error = api(op, expect=400, customer_id=customer_id, plans=plans, starts_at=at)
+            assert error["code"] == "invalid_request", (customer_id, plans, at, error)
+    assert api("billing.multi_attach", expect=400, customer_id="u1", plans=pro, starts_at=-1)["code"] == (
+        "invalid_inputs"
+    )
+    assert api.plans_of("u1") == {"free": "active"} and api.plans_of("nocard") == {"free": "active"}
+    # with a paid subscription already, backdating is refused
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    extra = [{"plan_id": "trialed"}]
+    error = api("billing.multi_attach", expect=400, customer_id="u1", plans=extra, starts_at=START)
+    assert "new Stripe subscription" in error["message"]

@@ -16,7 +16,7 @@ from .errors import BillingRuleError
 from .invoice import LineItem, LineKind, UsageLine
 from .model import BasePrice, Plan, PlanItem, Subscription
 from .money import exact_minor, round_half_up
-from .periods import Interval, Period, period_at
+from .periods import Interval, Period, boundary, period_at, period_index
 from .pricing import overage_cost, overage_units, prepaid_cost, prepaid_units
 
 _ZERO = Decimal(0)
@@ -157,6 +157,23 @@ def recurring_lines(
         if charge.interval is Interval.ONE_OFF:
             continue
         lines.append(_full_line(plan, charge, period_at(anchor, at, charge.interval, charge.interval_count)))
+    return lines
+
+
+def backdated_lines(
+    plan: Plan, quantities: Mapping[str, Decimal], anchor: int, now: int, plan_quantity: int = 1
+) -> list[LineItem]:
+    """A subscription backdated to ``anchor``: each recurring fixed price in full for every one of its
+    periods from ``anchor`` up to the one containing ``now`` (one line per period, as Stripe does)."""
+    lines = []
+    for charge in _fixed_charges(plan, quantities, plan_quantity):
+        if charge.interval is Interval.ONE_OFF:
+            continue
+        last = period_index(anchor, now, charge.interval, charge.interval_count)
+        for k in range(last + 1):
+            start = boundary(anchor, charge.interval, charge.interval_count, k)
+            end = boundary(anchor, charge.interval, charge.interval_count, k + 1)
+            lines.append(_full_line(plan, charge, Period(start, end)))
     return lines
 
 

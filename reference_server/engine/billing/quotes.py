@@ -10,6 +10,7 @@ and keeps the billing anchor when the interval is unchanged. Downgrades wait for
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,6 +18,7 @@ from decimal import Decimal
 from .errors import BillingRuleError
 from .invoice import InvoiceDraft, LineItem, NextCycle
 from .lines import (
+    backdated_lines,
     minor,
     one_off_lines,
     prorated_minor,
@@ -31,7 +33,7 @@ from .lines import (
     usage_line_stubs,
 )
 from .model import OnDecrease, OnIncrease, Plan, Subscription
-from .periods import Period, add_interval, period_at
+from .periods import Interval, Period, add_interval, period_at, period_index
 from .pricing import prepaid_cost, prepaid_units
 from .transitions import ChangeKind, classify
 from .trials import TrialChoice
@@ -56,6 +58,8 @@ class AttachQuote:
     prepaid_quantities: Mapping[str, Decimal]
     outgoing_plan_id: str | None = None
     outgoing_ends_at: int | None = None
+    backdated_from: int | None = None
+    """A backdated start (in the past): the instance's start and anchor, billed from there."""
 
     @property
     def scheduled(self) -> bool:
@@ -530,3 +534,44 @@ def combine_due(quotes: Sequence[AttachQuote]) -> InvoiceDraft:
     for quote in quotes:
         lines += quote.due_now.lines
     return InvoiceDraft(lines, currencies.pop() if currencies else "usd")
+
+
+def backdated_periods(plan: Plan, starts_at: int, now: int) -> int:
+    """How many periods of its recurring prices a plan backdated to ``starts_at`` covers up to ``now``
+    (Stripe's backdated first invoice has a line per price and period)."""
+    count = 0
+    prices: list[tuple[Interval, int]] = []
+    if plan.price is not None and plan.price.recurring:
+        prices.append((plan.price.interval, plan.price.interval_count))
+    prices += [
+        (i.price.interval, i.price.interval_count) for i in plan.priced_items if i.price and i.price.recurring
+    ]
+    for interval, interval_count in prices:
+        count += period_index(starts_at, now, interval, interval_count) + 1
+    return count
+
+
+def backdate_quote(
+    quote: AttachQuote, starts_at: int, seat_usage: Mapping[str, Decimal] | None = None
+) -> AttachQuote:
+    """A new subscription's quote moved back to ``starts_at``: anchored there, its recurring prices billed
+    for every period since, up to and including the current one (seats in use only for the current
+    period); nothing it replaces may be billed (the caller allows only a new plan or a free one replaced)."""
+    plan = quote.plan
+    interval = plan.billing_interval()
+    if interval is None:
+        raise BillingRuleError(
+            "Past starts_at requires a paid recurring plan and does not support one-off plans."
+        )
+    resolved = quote.prepaid_quantities
+    period = period_at(starts_at, quote.now, *interval)
+    lines = backdated_lines(plan, resolved, starts_at, quote.now)
+    lines += seat_lines_for(plan, seat_usage, starts_at, period)
+    return dataclasses.replace(
+        quote,
+        due_now=InvoiceDraft(tuple(lines), plan.currency),
+        next_cycle=_next_cycle(plan, resolved, starts_at, period, 1, seat_usage),
+        anchor=starts_at,
+        period=period,
+        backdated_from=starts_at,
+    )
