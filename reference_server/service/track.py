@@ -422,28 +422,33 @@ async def track_async(ctx: Ctx, params: TrackParams, keyed: KeyedCall | None = N
         batches.lead(key)
     done: CachedSubject | None = None
     try:
-        if entry is None:
-            stmt, args = fingerprinted_query(ctx.tenant, params.customer_id, ids)
-            entry = cached_subject(await pool.fetch(stmt, args))
-            if entry is None:
+        # A cached subject another process changed since fails the statement: read it afresh and
+        # try once more here on the loop (several server processes tracking the same customers).
+        for cached in (entry, None) if entry is not None else (None,):
+            if cached is None:
+                stmt, args = fingerprinted_query(ctx.tenant, params.customer_id, ids)
+                cached = cached_subject(await pool.fetch(stmt, args))
+                if cached is None:
+                    return None
+            step = _step_on_loop(ctx, cat, params, cached, feats, ids, value, behavior)
+            if step is None:
                 return None
-        step = _step_on_loop(ctx, cat, params, entry, feats, ids, value, behavior)
-        if step is None:
-            return None
-        if keyed is None:
-            rows = await pool.fetch(APPLY, apply_params(entry, ids, step.dirty, step.event))
-            response = _track_done(cat, params, entry, feats, step, _fingerprint(rows), value, expand)
-            done = entry if response is not None else None
-            if response is not None and params.async_:
-                return _queued(params, value)
-            return response
-        answer = _answer(cat, params, entry, feats, step, value, expand)
-        claim = _claim(ctx, keyed, answer)
-        rows = await pool.fetch(APPLY_KEYED, keyed_apply_params(entry, ids, step.dirty, step.event, claim))
-        if not _settled(entry, step, _fingerprint(rows)):
-            return None
-        done = entry
-        return answer
+            if keyed is None:
+                rows = await pool.fetch(APPLY, apply_params(cached, ids, step.dirty, step.event))
+                response = _track_done(cat, params, cached, feats, step, _fingerprint(rows), value, expand)
+                if response is None:
+                    continue
+                done = cached
+                return _queued(params, value) if params.async_ else response
+            answer = _answer(cat, params, cached, feats, step, value, expand)
+            claim = _claim(ctx, keyed, answer)
+            rows = await pool.fetch(
+                APPLY_KEYED, keyed_apply_params(cached, ids, step.dirty, step.event, claim)
+            )
+            if _settled(cached, step, _fingerprint(rows)):
+                done = cached
+                return answer
+        return None
     finally:
         _release(ctx, key, done)
 
