@@ -61,7 +61,6 @@ _PLAN = (
 # itself never moves customers); this server has no migration drafts, so a draft is refused.
 _VARIANT = (
     "variants[].migration.draft",
-    "variants[].customize.billing_controls",
     "variants[].customize.price.additional_currencies",
     "variants[].customize.add_items[].pooled",
     "variants[].customize.add_items[].price.additional_currencies",

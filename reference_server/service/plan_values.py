@@ -64,8 +64,9 @@ def plan_billing_controls(raw: dict[str, Any] | None) -> dict[str, Any] | None:
     return controls
 
 
-def _updated_controls(current: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict[str, Any] | None:
-    """plans.update: each control list sent replaces the plan's (``[]`` clears it); the rest stay."""
+def updated_controls(current: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict[str, Any] | None:
+    """plans.update (and a variant's ``customize``): each control list sent replaces the plan's (``[]``
+    clears it); the rest stay."""
     if patch is None:
         return current
     return {**(current or {}), **{key: value for key, value in patch.items() if value is not None}}
@@ -237,7 +238,7 @@ def updated_values(current: Plan, params: UpdatePlanParams, cat: Catalog) -> dic
     requested = _requested_values(params, cat)
     kept = {k: v for k, v in stored_values(current).items() if k not in requested}
     merged = {**reread(kept, cat), **requested}
-    merged["billing_controls"] = _updated_controls(
+    merged["billing_controls"] = updated_controls(
         current.billing_controls, _controls_patch(params.billing_controls)
     )
     return checked_values(merged, cat)

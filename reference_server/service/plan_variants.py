@@ -34,6 +34,7 @@ from reference_server.service.plan_values import (
     priced_parts,
     reread,
     stored_values,
+    updated_controls,
 )
 from reference_server.service.plan_versions import diffed_values, pricing_changed, save_version
 from reference_server.store import catalog_writes as catalog_repo
@@ -87,7 +88,17 @@ def variant_details(plan: Plan, cat: Catalog) -> dict[str, Any]:
     base = cat.plans.get(plan.base_plan_id or "")
     if base is not None:
         details["customize"] = customize_between(priced_parts(base), priced_parts(plan))
+        controls = _controls_between(base.billing_controls or {}, plan.billing_controls or {})
+        if controls:
+            details["customize"]["billing_controls"] = controls
     return details
+
+
+def _controls_between(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+    """The ``billing_controls`` patch turning the base's controls into the variant's: each list that
+    differs, as the variant has it (``[]`` for one the variant clears)."""
+    keys = dict.fromkeys([*base, *variant])
+    return {key: variant.get(key) or [] for key in keys if (variant.get(key) or []) != (base.get(key) or [])}
 
 
 def _customize(entry: UpdatePlanVariant) -> UpdatePlanVariantCustomize:
@@ -123,6 +134,9 @@ def _customized_values(
         v["items"] = [i for i in v["items"] if item_key(i) != item_key(added)] + [added]
     if "free_trial" in sent:
         v["free_trial"] = free_trial_value(customize.free_trial)
+    if customize.billing_controls is not None:  # the base's controls, list by list as plans.update
+        patch = customize.billing_controls.model_dump(mode="json", exclude_unset=True)
+        v["billing_controls"] = updated_controls(v.get("billing_controls"), patch)
     return checked_values(v, cat)
 
 

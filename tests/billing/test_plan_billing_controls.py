@@ -194,3 +194,47 @@ def test_a_plan_auto_top_up_buys_for_its_customers(api: Api) -> None:
     api.clock.advance(60_000)
     api("balances.track", customer_id="u1", feature_id="credits", value=100)
     assert api.customer("u1")["balances"]["credits"]["remaining"] == 10
+
+
+def test_variant_customize_billing_controls_overrides_the_base_list_by_list(api: Api) -> None:
+    base_controls = {
+        "usage_limits": [{"feature_id": "messages", "limit": 10, "interval": "day"}],
+        "overage_allowed": [{"feature_id": "messages", "enabled": True}],
+    }
+    _free(api, "free", base_controls)
+    strict = {"usage_limits": [{"feature_id": "messages", "limit": 3, "interval": "day"}]}
+    variant = {
+        "variant_plan_id": "free_strict",
+        "name": "Free strict",
+        "customize": {"billing_controls": strict},
+    }
+    api("plans.update", plan_id="free", variants=[variant])
+    got = api("plans.get", plan_id="free_strict")
+    assert got["billing_controls"]["usage_limits"] == strict["usage_limits"]
+    assert (
+        got["billing_controls"]["overage_allowed"] == base_controls["overage_allowed"]
+    )  # not sent: the base's
+    assert got["variant_details"]["customize"]["billing_controls"] == {"usage_limits": strict["usage_limits"]}
+    assert (
+        api("plans.get", plan_id="free")["billing_controls"]["usage_limits"] == base_controls["usage_limits"]
+    )
+    # the variant's holders get the variant's controls
+    api("customers.get_or_create", customer_id="u1")
+    api("billing.attach", customer_id="u1", plan_id="free_strict")
+    assert _allowed(api, "u1", "messages", 3) and not _allowed(api, "u1", "messages", 4)
+    # updating the variant again: its controls are the base's with the new patch
+    cleared = {**variant, "customize": {"billing_controls": {"overage_allowed": []}}}
+    api("plans.update", plan_id="free", variants=[cleared])
+    got = api("plans.get", plan_id="free_strict")
+    assert got["billing_controls"]["usage_limits"] == base_controls["usage_limits"]
+    assert got["billing_controls"]["overage_allowed"] == []
+    assert got["variant_details"]["customize"]["billing_controls"] == {"overage_allowed": []}
+
+
+def test_variant_customize_billing_controls_bad_input_creates_nothing(api: Api) -> None:
+    _free(api, "free", {})
+    bad = {"usage_limits": [{"feature_id": "messages", "limit": -1, "interval": "day"}]}
+    variant = {"variant_plan_id": "free_bad", "name": "Bad", "customize": {"billing_controls": bad}}
+    error = api("plans.update", expect=400, plan_id="free", variants=[variant])
+    assert error["code"] == "invalid_inputs", error
+    api("plans.get", expect=404, plan_id="free_bad")
