@@ -31,7 +31,7 @@ from reference_server.engine.billing import (
     quote_new,
 )
 from reference_server.engine.billing.periods import add_duration
-from reference_server.errors import ApiError, feature_not_found, invalid, plan_not_found
+from reference_server.errors import feature_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
 from reference_server.service.plans_read import requested_entity
@@ -104,25 +104,13 @@ def _phase_starts(phases: list[CreateSchedulePhase], now: int) -> list[int]:
     return starts
 
 
-def _declared_scope(entry: SchedulePlan, default: str | None) -> str | None:
-    """A plan's own ``entity_id`` (``null``: customer-level); omitted, the request's."""
-    return entry.entity_id if "entity_id" in entry.model_fields_set else default
-
-
-def _first_phase_scope(params: CreateScheduleParams, first: list[CreateSchedulePhasePlan]) -> str | None:
-    """The one scope (entity id, or None for the customer) the first phase attaches in; its plans and
-    the unscheduled plans in different scopes are refused (a multi-attach here bills one scope)."""
-    scopes = {_declared_scope(entry, params.entity_id) for entry in first}
-    scopes |= {_declared_scope(entry, params.entity_id) for entry in params.unscheduled_plans or ()}
-    if len(scopes) > 1:
-        raise ApiError(
-            400,
-            "unsupported_field",
-            "phases[0].plans[*].entity_id and unscheduled_plans[*].entity_id: the reference server "
-            "attaches the first phase's plans and the unscheduled plans in one scope; give them the "
-            "same entity (or none)",
-        )
-    return scopes.pop()
+def _entity_of(
+    conn: Connection, customer: CustomerRow, entry: SchedulePlan, default: str | None
+) -> EntityRow | None:
+    """A first-phase or unscheduled plan's scope: its own ``entity_id`` (``null``: the customer itself),
+    omitted, the request's (404 ``entity_not_found`` for an entity the customer does not have)."""
+    entity_id = entry.entity_id if "entity_id" in entry.model_fields_set else default
+    return requested_entity(conn, customer, entity_id)
 
 
 def _catalog_plan(cat: Catalog, entry: SchedulePlan) -> Plan:
@@ -142,28 +130,33 @@ def _replacement_key(plan: Plan) -> str:
     return f"plan:{plan.id}" if plan.add_on or plan.is_one_off else f"group:{plan.group}"
 
 
+_Scoped = tuple[Plan, EntityRow | None]
+"""A first-phase plan (as the catalogue has it) and the entity it is attached to (None: the customer)."""
+
+
 def _later_scope(
-    entry: CreateSchedulePhasePlan,
-    plan: Plan,
-    first_plans: list[Plan],
-    first_entity: EntityRow | None,
-    fallback: EntityRow | None,
+    entry: CreateSchedulePhasePlan, plan: Plan, first: list[_Scoped], fallback: EntityRow | None
 ) -> EntityRow | None:
     """A later phase's plan scope, as Autumn resolves it: its own ``entity_id`` (``null``: customer-level;
-    an entity only if the first phase is scoped to it); omitted, the scope of the first-phase plan it
-    succeeds (the same plan, else the same group), else the request's entity."""
+    an entity only if a first-phase plan is attached to it); omitted, the scope of the first-phase plan
+    it succeeds (the same plan, else the same group), else the request's entity."""
     if "entity_id" in entry.model_fields_set:
         if entry.entity_id is None:
             return None
-        if first_entity is None or first_entity.id != entry.entity_id:
+        entity = next((e for _, e in first if e is not None and e.id == entry.entity_id), None)
+        if entity is None:
             raise invalid(
                 f"Entity '{entry.entity_id}' is not scoped by the first phase, so a later phase cannot "
                 "schedule a plan in it."
             )
-        return first_entity
+        return entity
+    for succeeded, entity in first:
+        if succeeded.id == plan.id:
+            return entity
     key = _replacement_key(plan)
-    if any(p.id == plan.id or _replacement_key(p) == key for p in first_plans):
-        return first_entity
+    for succeeded, entity in first:
+        if _replacement_key(succeeded) == key:
+            return entity
     return fallback
 
 
@@ -171,8 +164,7 @@ def _resolve_later(
     cat: Catalog,
     phases: list[CreateSchedulePhase],
     starts: list[int],
-    first_plans: list[Plan],
-    first_entity: EntityRow | None,
+    first: list[_Scoped],
     fallback: EntityRow | None,
 ) -> list[list[_LaterPlan]]:
     out: list[list[_LaterPlan]] = []
@@ -184,14 +176,35 @@ def _resolve_later(
                 quote = quote_new(engine_plan(plan, cat), at, feature_quantities(entry.feature_quantities))
             except BillingRuleError as exc:
                 raise rule_error(exc) from exc
-            entity = _later_scope(entry, plan, first_plans, first_entity, fallback)
+            entity = _later_scope(entry, plan, first, fallback)
             resolved.append(_LaterPlan(entry, plan, entity, dict(quote.prepaid_quantities)))
+        _check_groups(resolved)
         out.append(resolved)
     return out
 
 
+def _check_groups(phase: list[_LaterPlan]) -> None:
+    """A phase holds at most one main recurring plan per group in each scope (as the first phase's
+    multi-attach checks for it)."""
+    slots: dict[tuple[int | None, str], list[str]] = {}
+    for item in phase:
+        if not item.plan.add_on and not item.plan.is_one_off:
+            key = (item.entity.pk if item.entity is not None else None, item.plan.group)
+            slots.setdefault(key, []).append(item.plan.id)
+    conflicting = [f'"{plan_id}"' for ids in slots.values() if len(ids) > 1 for plan_id in ids]
+    if conflicting:
+        raise invalid(
+            "Create schedule supports at most one plan per group and scope, but plans "
+            f"{', '.join(conflicting)} conflict."
+        )
+
+
 def _check_unscheduled(
-    cat: Catalog, params: CreateScheduleParams, later: list[list[_LaterPlan]], scope: EntityRow | None
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    params: CreateScheduleParams,
+    later: list[list[_LaterPlan]],
 ) -> set[str]:
     """The unscheduled plans' ids; refused when one is also in the first phase, or a later phase takes
     its group in its scope (it would replace a plan the schedule never ends)."""
@@ -203,7 +216,6 @@ def _check_unscheduled(
         for item in phase
         if not item.plan.add_on and not item.plan.is_one_off
     }
-    scope_pk = scope.pk if scope is not None else None
     for entry in params.unscheduled_plans or ():
         plan = _catalog_plan(cat, entry)
         if entry.plan_id in first_ids or entry.plan_id in ids:
@@ -213,7 +225,8 @@ def _check_unscheduled(
         ids.add(entry.plan_id)
         if plan.add_on or plan.is_one_off:
             continue
-        if (plan.group, scope_pk) in claimed:
+        entity = _entity_of(conn, customer, entry, params.entity_id)
+        if (plan.group, entity.pk if entity is not None else None) in claimed:
             raise invalid(
                 f'Plan "{plan.id}" is in unscheduled_plans, but a later phase schedules its group and scope. '
                 "Move it into the phases or drop it from the phase that claims it."
@@ -229,10 +242,9 @@ def _public_ids(conn: Connection, pks: list[int]) -> list[str]:
 
 
 def _attach_entry(entry: SchedulePlan, trial: dict[str, Any] | None) -> dict[str, Any]:
-    """A first-phase or unscheduled plan as a multi-attach plan (its scope is the multi-attach's);
+    """A first-phase or unscheduled plan as a multi-attach plan (its ``entity_id`` its scope there);
     the request's ``free_trial`` applies to every one of them."""
     out = entry.model_dump(exclude_unset=True)
-    out.pop("entity_id", None)
     if trial is not None:
         out["customize"] = {**(out.get("customize") or {}), "free_trial": trial}
     return out
@@ -286,16 +298,22 @@ def create_schedule_in(
     starts = _phase_starts(phases, now)
     if starts[0] > now + FIRST_PHASE_TOLERANCE_MS:
         raise invalid("The first phase must start immediately")
-    scope_id = _first_phase_scope(params, phases[0].plans)
-    first_entity = requested_entity(conn, customer, scope_id)
     fallback = requested_entity(conn, customer, params.entity_id)
-    first_plans = [_catalog_plan(cat, entry) for entry in phases[0].plans]
-    later = _resolve_later(cat, phases, starts, first_plans, first_entity, fallback)
-    unscheduled = _check_unscheduled(cat, params, later, first_entity)
-    keys = {"customer_id", "redirect_mode", "success_url", "invoice_mode", "enable_plan_immediately"}
+    opening = [
+        (_catalog_plan(cat, entry), _entity_of(conn, customer, entry, params.entity_id))
+        for entry in phases[0].plans
+    ]
+    later = _resolve_later(cat, phases, starts, opening, fallback)
+    unscheduled = _check_unscheduled(conn, cat, customer, params, later)
+    keys = {
+        "customer_id",
+        "entity_id",
+        "redirect_mode",
+        "success_url",
+        "invoice_mode",
+        "enable_plan_immediately",
+    }
     shared = {k: v for k, v in params.model_dump(include=keys, exclude_unset=True).items() if v}
-    if scope_id is not None:
-        shared["entity_id"] = scope_id
     trial = params.free_trial.model_dump(mode="json", exclude_unset=True) if params.free_trial else None
     entries: list[SchedulePlan] = [*phases[0].plans, *(params.unscheduled_plans or [])]
     plans = [_attach_entry(entry, trial) for entry in entries]

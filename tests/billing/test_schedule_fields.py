@@ -225,6 +225,38 @@ def test_phase_plans_inherit_or_declare_their_entity(api: Api) -> None:
     assert customer_level == {"free": "active", "boost": "active"}
 
 
+def test_first_phase_plans_in_several_scopes(api: Api) -> None:
+    """Later plans take the scope of the first-phase plan they succeed: the same plan, else its group."""
+    _boost(api)
+    _with_card(api)
+    for entity_id in ("e1", "e2"):
+        api("entities.create", customer_id="u1", entity_id=entity_id, feature_id="seats", name=entity_id)
+    later = ms(2026, 4, 11)
+    result = _schedule(
+        api,
+        phases=[
+            {
+                "starts_at": START,
+                "plans": [{"plan_id": "pro", "entity_id": "e1"}, {"plan_id": "premium", "entity_id": "e2"}],
+            },
+            {"starts_at": later, "plans": [{"plan_id": "premium"}, {"plan_id": "free"}]},
+        ],
+    )
+    assert result["invoice"]["total"] == 70
+    assert [len(p["customer_product_ids"]) for p in result["phases"]] == [2, 2]
+
+    def of(entity_id: str) -> list[tuple[str, str]]:
+        entity = api("entities.get", customer_id="u1", entity_id=entity_id)
+        return sorted((s["plan_id"], s["status"]) for s in entity["subscriptions"])
+
+    assert of("e1") == [("free", "scheduled"), ("pro", "active")]
+    assert of("e2") == [("premium", "active"), ("premium", "scheduled")]
+    api.clock.set(later + 1)
+    assert (of("e1"), of("e2")) == ([("free", "active")], [("premium", "active")])
+    e2 = api("entities.get", customer_id="u1", entity_id="e2")["subscriptions"][0]
+    assert e2["started_at"] == later
+
+
 def test_phase_plan_entity_bad_input(api: Api) -> None:
     _with_card(api)
     for entity_id in ("e1", "e2"):
@@ -242,15 +274,18 @@ def test_phase_plan_entity_bad_input(api: Api) -> None:
     assert elsewhere["message"] == (
         "Entity 'e2' is not scoped by the first phase, so a later phase cannot schedule a plan in it."
     )
-    mixed = _schedule(
+    clash = _schedule(
         api,
         400,
         entity_id="e1",
         phases=[
-            {"starts_at": START, "plans": [{"plan_id": "pro"}, {"plan_id": "premium", "entity_id": None}]}
+            {"starts_at": START, "plans": [{"plan_id": "pro"}]},
+            {"starts_at": later, "plans": [{"plan_id": "premium"}, {"plan_id": "free", "entity_id": "e1"}]},
         ],
     )
-    assert mixed["code"] == "unsupported_field"
+    assert clash["message"] == (
+        'Create schedule supports at most one plan per group and scope, but plans "premium", "free" conflict.'
+    )
     missing = _schedule(
         api, 404, phases=[{"starts_at": START, "plans": [{"plan_id": "pro", "entity_id": "nope"}]}]
     )
@@ -358,10 +393,14 @@ def test_unscheduled_plans_bad_input(api: Api) -> None:
     twice = refused(400, [{"plan_id": "boost"}])
     assert twice["code"] == "invalid_request"
     assert refused(404, [{"plan_id": "nope"}])["code"] == "product_not_found"
-    assert refused(400, [{"plan_id": "boost", "entity_id": "e1"}], first="pro")["code"] == "unsupported_field"
     pooled = [{"plan_id": "boost", "customize": {"add_items": [{"feature_id": "seats", "pooled": True}]}}]
     assert refused(400, pooled, first="pro")["code"] == "unsupported_field"
     assert _subs(api).keys() == {"free"} and api.customer("u1")["invoices"] == []
+    # The same group in another scope is not claimed: pro on e1 outlives the customer's premium phase.
+    refused(200, [{"plan_id": "pro", "entity_id": "e1"}])
+    api.clock.set(later + 1)
+    entity = api("entities.get", customer_id="u1", entity_id="e1")
+    assert [(s["plan_id"], s["status"]) for s in entity["subscriptions"]] == [("pro", "active")]
 
 
 def test_discounts_and_no_billing_changes_stay_refused(api: Api) -> None:
