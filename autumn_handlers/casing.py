@@ -10,6 +10,7 @@ browser and a browser cannot slip fields past the schema.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,13 @@ def _field_key(model: type[BaseModel], name: str, *, by_alias: bool) -> str:
     return info.serialization_alias or info.alias or to_camel(name)
 
 
+@functools.lru_cache(maxsize=1024)
+def _field_keys(model: type[BaseModel], by_alias: bool) -> tuple[tuple[str, str], ...]:
+    """(field name, JSON key) of every field of ``model``, in declaration order (worked out once per
+    model: each response walks them)."""
+    return tuple((name, _field_key(model, name, by_alias=by_alias)) for name in model.model_fields)
+
+
 def _convert(value: Any, *, by_alias: bool) -> Any:
     if isinstance(value, RootModel):
         return _convert(value.root, by_alias=by_alias)
@@ -56,8 +64,8 @@ def _known_fields(model: BaseModel, *, by_alias: bool) -> dict[str, Any]:
     extras = model.__pydantic_extra__ or {}
     provided = model.model_fields_set - extras.keys()
     return {
-        _field_key(cls, name, by_alias=by_alias): _convert(getattr(model, name), by_alias=by_alias)
-        for name in cls.model_fields
+        key: _convert(getattr(model, name), by_alias=by_alias)
+        for name, key in _field_keys(cls, by_alias)
         if name in provided
     }
 
