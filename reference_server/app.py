@@ -29,7 +29,7 @@ from reference_server.observability import OpsMiddleware
 from reference_server.pages import PagesContext, billing_page_routes, stripe_checkout_completer
 from reference_server.processors.registry import Processors, ProcessorSettings
 from reference_server.service.context import AppState
-from reference_server.service.track import new_track_batches
+from reference_server.service.track_loop import new_track_batches
 from reference_server.store.async_pool import AsyncPool
 from reference_server.store.catalog import CatalogCache
 from reference_server.store.db import Database

@@ -52,6 +52,7 @@ from reference_server.service import (
     sdk_extras,
     sdk_logs,
     track,
+    track_loop,
     track_tokens,
     webhook_endpoints,
 )
@@ -82,7 +83,7 @@ None hands the request to the synchronous service."""
 
 ASYNC_SERVICES: dict[Operation, AsyncService] = {
     ops.CHECK: check.check_async,
-    ops.TRACK: track.track_async,
+    ops.TRACK: track_loop.track_async,
 }
 """The event-loop fast path of each ``hot_path`` operation (:func:`endpoints` checks they match)."""
 
