@@ -48,7 +48,7 @@ _LICENSE_LINKS = (
 )
 """What a per-customer license link cannot carry here: changes to the license plan's items (a seat
 gets the license plan as it is) and link metadata; its included seats and seat price are served."""
-_ATTACH = ("currency", "long_lived_checkout", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
+_ATTACH = ("currency", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
 _UPDATE = (*_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
 _CUSTOMER = ("currency",)
 _PLAN = (
@@ -73,12 +73,14 @@ _PLAN_UPDATE = (
     *_PLAN,
 )
 
-# A schedule's ``discounts`` and ``no_billing_changes`` have nothing to reuse here (attach applies no
-# reward as a discount, and has no unbilled attach); a plan's customize is refused where attach's is.
+# A schedule's ``discounts``, ``no_billing_changes`` and ``billing_cycle_anchor: "now"`` have nothing to
+# reuse here (no billing change applies a reward as a discount, skips billing or resets the anchor of
+# the plans it attaches); a plan's customize is refused where attach's is.
 _SCHEDULE = (
     "currency",
     "discounts",
     "no_billing_changes",
+    "billing_cycle_anchor",
     *(f"phases[].plans[].{path}" for path in _CUSTOMIZE),
     *(f"unscheduled_plans[].{path}" for path in _CUSTOMIZE),
     *_INVOICE_MODE,

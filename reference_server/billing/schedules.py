@@ -312,6 +312,7 @@ def create_schedule_in(
         "success_url",
         "invoice_mode",
         "enable_plan_immediately",
+        "billing_behavior",  # whether to prorate the immediate phase
     }
     shared = {k: v for k, v in params.model_dump(include=keys, exclude_unset=True).items() if v}
     trial = params.free_trial.model_dump(mode="json", exclude_unset=True) if params.free_trial else None

@@ -403,10 +403,33 @@ def test_unscheduled_plans_bad_input(api: Api) -> None:
     assert [(s["plan_id"], s["status"]) for s in entity["subscriptions"]] == [("pro", "active")]
 
 
-def test_discounts_and_no_billing_changes_stay_refused(api: Api) -> None:
+def test_billing_behavior_none_does_not_prorate_the_first_phase(api: Api) -> None:
+    _with_card(api)
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    api.clock.set(START + 15 * DAY)  # half of April
+    later = ms(2026, 6, 1)
+    phases = [
+        {"starts_at": "now", "plans": [{"plan_id": "premium"}]},
+        {"starts_at": later, "plans": [{"plan_id": "pro"}]},
+    ]
+    bad = _schedule(api, 400, billing_behavior="sometimes", phases=phases)
+    assert bad["code"] in {"invalid_request", "invalid_inputs"}
+    result = _schedule(api, billing_behavior="none", phases=phases)
+    assert result["status"] == "created" and result.get("invoice", {"total": 0})["total"] == 0
+    assert [i["total"] for i in api.customer("u1")["invoices"] if i["total"]] == [20]
+    premium = _subs(api)["premium"]
+    assert (premium["status"], premium["current_period_end"]) == ("active", ms(2026, 5, 1))
+    assert _subs(api)["pro"]["status"] == "scheduled"
+
+
+def test_discounts_no_billing_changes_and_anchor_now_stay_refused(api: Api) -> None:
     _with_card(api)
     phases = [{"starts_at": START, "plans": [{"plan_id": "pro"}]}]
-    for extra in ({"discounts": [{"reward_id": "r1"}]}, {"no_billing_changes": True}):
+    for extra in (
+        {"discounts": [{"reward_id": "r1"}]},
+        {"no_billing_changes": True},
+        {"billing_cycle_anchor": "now"},
+    ):
         refused = _schedule(api, 400, phases=phases, **extra)
         assert refused["code"] == "unsupported_field"
     assert _subs(api).keys() == {"free"}
