@@ -48,7 +48,7 @@ _LICENSE_LINKS = (
 )
 """What a per-customer license link cannot carry here: changes to the license plan's items (a seat
 gets the license plan as it is) and link metadata; its included seats and seat price are served."""
-_ATTACH = ("currency", "long_lived_checkout", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
+_ATTACH = ("currency", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
 _UPDATE = (*_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
 _CUSTOMER = ("currency",)
 _PLAN = (

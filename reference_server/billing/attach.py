@@ -54,7 +54,7 @@ from reference_server.billing.resolve import (
     resolve_attach,
 )
 from reference_server.billing.seats import starting_seat_usage
-from reference_server.billing.sessions import create_checkout_session
+from reference_server.billing.sessions import create_checkout_link, create_checkout_session, session_url
 from reference_server.engine.billing import (
     AttachQuote,
     BillingRuleError,
@@ -74,6 +74,7 @@ from reference_server.service.subscriptions import (
     expire_instance,
     expire_scheduled_switches,
 )
+from reference_server.store.billing_sessions import WAITING, SessionRecord, load_session, update_session
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.pending_lines import pending_lines
 from reference_server.store.subjects import CustomerRow, EntityRow
@@ -243,9 +244,14 @@ def attach_in(
         redirect, _ = redirect_for(ctx, state, quote, trial)
         action = checkout_action(ctx, "attach", params)
         if redirect:
-            _, url = create_checkout_session(
-                conn, state.customer.pk, quote.due_now, action, state.now, base_url, params.success_url
-            )
+            if params.long_lived_checkout:  # a link that prices the attach again whenever it is opened
+                _, url = create_checkout_link(
+                    conn, state.customer.pk, action, state.now, base_url, params.success_url
+                )
+            else:
+                _, url = create_checkout_session(
+                    conn, state.customer.pk, quote.due_now, action, state.now, base_url, params.success_url
+                )
             return change_response(state.customer, entity_id, payment_url=url)
         invoice, failure = charge_or_retry_link(
             ctx,
@@ -269,6 +275,32 @@ def attach_in(
     if invoice is not None:
         out["invoice"] = invoice.to_api()
     return out
+
+
+LINK_CHECKOUT_KEY = "checkout_session_id"
+"""Where a long-lived link's action keeps the checkout its last opening created."""
+
+
+def open_checkout_link(ctx: Ctx, conn: Connection, link: SessionRecord, base_url: str, now: int) -> str:
+    """Opening a ``long_lived_checkout`` link: the checkout an earlier opening created while it still
+    waits for its payment (or is paid: its page says so), else a fresh checkout of the attach, priced
+    now (a plan attached meanwhile, or anything else the attach now refuses, is its 4xx)."""
+    last = link.action.get(LINK_CHECKOUT_KEY)
+    if last:
+        earlier = load_session(conn, str(last), "checkout")
+        if earlier is not None and (
+            earlier.status == "complete" or (earlier.status in WAITING and now < earlier.expires_at)
+        ):
+            return session_url(base_url, "checkout", earlier.id)
+    action = {k: v for k, v in link.action.items() if k != LINK_CHECKOUT_KEY}
+    params = AttachParams.model_validate(action.get("body") or {})
+    state, quote, trial = prepare_attach(ctx, conn, params)
+    check_attach_mode(state, quote, trial)
+    session_id, url = create_checkout_session(
+        conn, state.customer.pk, quote.due_now, action, state.now, base_url, link.success_url
+    )
+    update_session(conn, link.pk, action={**action, LINK_CHECKOUT_KEY: session_id})
+    return url
 
 
 def check_attach_mode(state: AttachState, quote: AttachQuote, trial: TrialChoice | None) -> None:

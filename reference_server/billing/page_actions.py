@@ -59,6 +59,9 @@ class PageActions:
     # ... and the switch itself inside the page's transaction: a payment URL when the customer must
     # pay on a checkout page first, else None (switched, or scheduled for the end of the period).
     switch_plan: Callable[[Connection, int, str, int], str | None] | None = None
+    # A long-lived checkout link opened (``long_lived_checkout``): (conn, link, base URL, now) -> the URL
+    # of the checkout to send the payer to (raises the attach's ApiError when it can no longer be made).
+    open_checkout_link: Callable[[Connection, SessionRecord, str, int], str] | None = None
 
 
 __all__ = ["PageActions", "PortalSubscription"]

@@ -14,6 +14,8 @@ from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.store.billing_sessions import create_session
 
 SESSION_TTL_MS = 24 * 3_600_000
+LINK_TTL_MS = 90 * 24 * 3_600_000
+"""How long a long-lived checkout link (``long_lived_checkout``) can be opened (Autumn: 90 days)."""
 # A declined or 3-D Secure charge gets a short window; then its invoice is voided (Autumn: 10 minutes).
 PAYMENT_RETRY_TTL_MS = 10 * 60_000
 
@@ -46,6 +48,22 @@ def create_checkout_session(
         invoice_pk=invoice_pk,
     )
     return session_id, session_url(base_url, "checkout", session_id)
+
+
+def create_checkout_link(
+    conn: Connection,
+    customer_pk: int,
+    action: dict[str, Any],
+    now: int,
+    base_url: str,
+    success_url: str | None = None,
+) -> tuple[str, str]:
+    """A long-lived checkout link (``/l/{id}``): each opening prices ``action`` again and sends the payer
+    to a checkout for it (the one still open from an earlier opening, else a fresh one)."""
+    session_id = create_session(
+        conn, "link", customer_pk, now, LINK_TTL_MS, action=action, success_url=success_url
+    )
+    return session_id, f"{base_url.rstrip('/')}/l/{session_id}"
 
 
 def create_setup_session(

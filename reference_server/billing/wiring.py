@@ -19,7 +19,7 @@ from autumn_sdk._generated.models import (
     PreviewAttachParams,
     UpdateSubscriptionParams,
 )
-from reference_server.billing.attach import attach_in, preview_attach
+from reference_server.billing.attach import attach_in, open_checkout_link, preview_attach
 from reference_server.billing.customer_pages import setup_attach
 from reference_server.billing.invoice_actions import InvoiceActions
 from reference_server.billing.invoice_list import list_invoices
@@ -141,7 +141,12 @@ def _page_actions(state: AppState) -> PageActions:
         url = out.get("payment_url")
         return str(url) if url else None
 
+    def checkout_link(conn: Connection, link: SessionRecord, base_url: str, now: int) -> str:
+        ctx = _ctx_for_customer(state, conn, link.customer_pk)
+        return open_checkout_link(ctx, conn, link, base_url, now)
+
     return PageActions(
+        open_checkout_link=checkout_link,
         payment_method_saved=payment_method_saved,
         complete_checkout=complete_checkout,
         complete_setup=complete_setup,

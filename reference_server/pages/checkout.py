@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from reference_server.errors import ApiError
 from reference_server.processors.contract import ChargeOutcome, ChargeStatus
 from reference_server.store.billing_sessions import SessionRecord, load_session, update_session
 from reference_server.store.customer_lookup import CustomerRef
@@ -65,6 +66,30 @@ class CheckoutPages(PageBase):
                 processor = self._processor(conn, session.customer_pk)
                 if invoice.status == "open" and processor.void_invoice(conn, invoice):
                     set_invoice_status(conn, invoice_pk, "void")
+
+    def checkout_link(self, request: Request, link_id: str) -> Response:
+        """A long-lived checkout link (``/l/{id}``, from ``long_lived_checkout``): on to a checkout of its
+        attach, the one an earlier opening made while it still waits, else a fresh one priced now."""
+        with self.ctx.db.write() as conn:
+            link, problem, now = self._open_session(conn, request, link_id, "link", lock=True)
+            if problem is not None or link is None:
+                return problem or self._not_found(request)
+            hook = self.ctx.hooks.open_checkout_link
+            if hook is None:
+                return self._not_found(request)
+            try:
+                url = hook(conn, link, self._base_url(request), now)
+            except ApiError as exc:  # the attach is refused now (e.g. the plan was attached meanwhile)
+                conn.rollback()
+                return self._render(
+                    request,
+                    "done.html",
+                    exc.status,
+                    heading="Cannot check out",
+                    message=exc.message,
+                    link=None,
+                )
+            return RedirectResponse(url, status_code=303)
 
     def checkout_page(self, request: Request, session_id: str) -> Response:
         with self.ctx.db.read() as conn:

@@ -49,6 +49,9 @@ def billing_page_routes(ctx: PagesContext) -> list[BaseRoute]:
     async def checkout_page(request: Request) -> Response:
         return await run_in_threadpool(pages.checkout_page, request, sid(request))
 
+    async def checkout_link(request: Request) -> Response:
+        return await run_in_threadpool(pages.checkout_link, request, sid(request))
+
     async def checkout_pay(request: Request) -> Response:
         form = dict(await request.form())
         return await run_in_threadpool(pages.checkout_pay, request, sid(request), form)
@@ -123,6 +126,7 @@ def billing_page_routes(ctx: PagesContext) -> list[BaseRoute]:
         return await run_in_threadpool(pages.portal_switch, request, sid(request), plan_id)
 
     routes: list[BaseRoute] = [
+        Route("/l/{session_id}", checkout_link, methods=["GET"], name="checkout_link"),
         Route("/checkout/{session_id}", checkout_page, methods=["GET"], name="checkout_page"),
         Route("/checkout/{session_id}", checkout_pay, methods=["POST"], name="checkout_pay"),
         Route(

@@ -21,7 +21,7 @@ WAITING = ("open", "requires_action")
 class SessionRecord:
     pk: int
     id: str
-    kind: str  # checkout | portal | setup
+    kind: str  # checkout | portal | setup | link (a long-lived checkout link)
     customer_pk: int
     status: str  # open | requires_action | complete | expired
     currency: str
@@ -70,7 +70,7 @@ def create_session(
     return_url: str | None = None,
     invoice_pk: int | None = None,
 ) -> str:
-    prefix = {"checkout": "cs", "portal": "bps", "setup": "seti"}[kind]
+    prefix = {"checkout": "cs", "portal": "bps", "setup": "seti", "link": "lco"}[kind]
     session_id = new_id(prefix)
     conn.execute(
         insert(billing_sessions).values(

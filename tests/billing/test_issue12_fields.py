@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from .helpers import DAY, START, Api, ms
 
 MONTH = {"interval": "month"}
@@ -259,3 +261,49 @@ def test_multi_attach_starts_at_refusals_change_nothing(api: Api) -> None:
     extra = [{"plan_id": "trialed"}]
     error = api("billing.multi_attach", expect=400, customer_id="u1", plans=extra, starts_at=START)
     assert "new Stripe subscription" in error["message"]
+
+
+def _open(link: str) -> str:
+    """Open a long-lived checkout link as a payer's browser does: where it sends them."""
+    response = httpx.get(link, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return str(response.headers["location"])
+
+
+def test_long_lived_checkout_link_prices_the_attach_again_when_opened(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    result = api("billing.attach", customer_id="u1", plan_id="pro", long_lived_checkout=True)
+    link = result["payment_url"]
+    assert "/l/" in link and "/checkout/" not in link
+    assert api.plans_of("u1") == {"free": "active"}  # nothing changes before payment
+    first = _open(link)
+    assert "/checkout/" in first
+    assert _open(link) == first  # still waiting: the same checkout
+    api.clock.set(START + 2 * DAY)  # that checkout expired (24 hours); the plan's price changed meanwhile
+    api("plans.update", plan_id="pro", price={"amount": 25, "interval": "month"})
+    fresh = _open(link)
+    assert fresh != first and "/checkout/" in fresh
+    if api.stripe is None:
+        assert "$25.00" in httpx.get(fresh).text  # priced when opened
+    assert api.pay(fresh).status_code == 303
+    assert api.plans_of("u1") == {"pro": "active"}
+    invoices = api.customer("u1")["invoices"]
+    assert [i["total"] for i in invoices] == [25]
+    assert _open(link) == fresh  # paid: back to that checkout, which shows it done
+    api.clock.set(START + 91 * DAY)
+    assert httpx.get(link, follow_redirects=False).status_code == 410  # the link lives 90 days
+
+
+def test_long_lived_checkout_link_refused_once_the_attach_is(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    link = api("billing.attach", customer_id="u1", plan_id="pro", long_lived_checkout=True)["payment_url"]
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="pro", long_lived_checkout=True)  # a card: no link
+    assert api.plans_of("u1") == {"pro": "active"}
+    response = httpx.get(link, follow_redirects=False)
+    assert response.status_code == 409 and "Cannot check out" in response.text  # the attach's own refusal
+    error = api("billing.attach", expect=400, customer_id="u1", plan_id="premium", long_lived_checkout="x")
+    assert error["code"] == "invalid_inputs"
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="premium", long_lived_checkout=True)
+    assert preview["total"] == 30  # a preview takes it and changes nothing
+    assert httpx.get(link.replace("/l/", "/l/x"), follow_redirects=False).status_code == 404
