@@ -368,6 +368,33 @@ def test_unscheduled_plans_are_billed_now_and_outlive_the_schedule(api: Api) -> 
     assert api.customer("u1")["balances"]["messages"]["granted"] == 5300
 
 
+def test_unscheduled_plans_through_checkout(api: Api) -> None:
+    """Without a card the first phase goes through checkout; paying it creates the schedule, with the
+    unscheduled plan attached and left out of the phases."""
+    _boost(api)
+    api("customers.get_or_create", customer_id="u1")
+    pending = _schedule(
+        api,
+        unscheduled_plans=[{"plan_id": "boost"}],
+        phases=[
+            {"starts_at": START, "plans": [{"plan_id": "pro"}]},
+            {
+                "starting_after": {"duration_type": "month", "duration_count": 1},
+                "plans": [{"plan_id": "premium"}],
+            },
+        ],
+    )
+    assert pending["status"] == "pending_payment" and pending["phases"] == []
+    assert api.plans_of("u1") == {"free": "active"}
+    assert api.pay(pending["payment_url"]).status_code == 303
+    assert api.plans_of("u1") == {"pro": "active", "boost": "active", "premium": "scheduled"}
+    api.clock.set(ms(2026, 5, 1) + 1)
+    assert api.plans_of("u1") == {"premium": "active", "boost": "active"}
+    assert _subs(api)["premium"]["started_at"] == ms(2026, 5, 1)
+    # paid at checkout: pro and boost; on May 1: premium's first month and boost's renewal
+    assert sorted(i["total"] for i in api.customer("u1")["invoices"]) == [5, 25, 50]
+
+
 def test_unscheduled_plans_bad_input(api: Api) -> None:
     _boost(api)
     _with_card(api)
