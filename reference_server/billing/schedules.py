@@ -64,6 +64,12 @@ def _check_trial(trial: Any, where: str) -> None:
         raise invalid(f"{where}.on_end 'revert' is not allowed in a schedule")
 
 
+def _check_plan_trial(entry: SchedulePlan) -> None:
+    # a schedule plan's customize declares no free_trial: it is one of its extra fields
+    extra = (entry.customize.model_extra if entry.customize is not None else None) or {}
+    _check_trial(extra.get("free_trial"), "free_trial")
+
+
 def _schedule_phases(params: CreateScheduleParams) -> list[CreateSchedulePhase]:
     phases = list(params.phases or [])
     if not phases:
@@ -72,9 +78,9 @@ def _schedule_phases(params: CreateScheduleParams) -> list[CreateSchedulePhase]:
         if not phase.plans:
             raise invalid("phases: every phase needs at least one plan", "invalid_inputs")
         for entry in phase.plans:
-            # a phase plan's customize declares no free_trial: it is one of its extra fields
-            extra = (entry.customize.model_extra if entry.customize is not None else None) or {}
-            _check_trial(extra.get("free_trial"), "free_trial")
+            _check_plan_trial(entry)
+    for unscheduled in params.unscheduled_plans or ():
+        _check_plan_trial(unscheduled)
     if params.free_trial is not None:
         _check_trial(params.free_trial.model_dump(mode="json"), "free_trial")
     return phases

@@ -321,6 +321,16 @@ def test_free_trial_bad_input(api: Api) -> None:
     phases = [{"starts_at": START, "plans": [{"plan_id": "pro"}]}]
     revert = _schedule(api, 400, free_trial={"duration_length": 7, "on_end": "revert"}, phases=phases)
     assert revert["message"] == "free_trial.on_end 'revert' is not allowed in a schedule"
+    _boost(api)
+    on_unscheduled = _schedule(
+        api,
+        400,
+        unscheduled_plans=[
+            {"plan_id": "boost", "customize": {"free_trial": {"duration_length": 1, "on_end": "revert"}}}
+        ],
+        phases=phases,
+    )
+    assert on_unscheduled["message"] == revert["message"]
     week = _schedule(api, 400, free_trial={"duration_length": 7, "duration_type": "week"}, phases=phases)
     assert week["code"] in {"invalid_request", "invalid_inputs"}
     assert _subs(api).keys() == {"free"}
