@@ -41,6 +41,7 @@ def _extra_operation(name: str) -> Operation:
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler_route=None,
         handler_fail_open=False,
         handler_requires_customer=False,

@@ -64,6 +64,9 @@ class Operation:
     """A billing change that takes the customer's billing lock (a concurrent second one gets 429)."""
     hot_path: bool
     """The reference server serves it ahead of routing, with an event-loop fast path."""
+    long_read: bool
+    """A read whose cost grows with the stored data (lists, aggregates): the reference server runs
+    it off the request loop, so it never stalls the calls behind it."""
     handler_route: str | None
     """The autumn-js hooks route name ``autumn_handlers`` serves it under; ``None``: not a route."""
     handler_fail_open: bool

@@ -24,6 +24,7 @@ def _policy_fields(policy: Policy) -> list[tuple[str, str]]:
         ("rate_limit_group", repr(policy.rate_limit_group)),
         ("locks_customer", repr(policy.locks_customer)),
         ("hot_path", repr(policy.hot_path)),
+        ("long_read", repr(policy.long_read)),
         ("handler_route", repr(handler.name if handler else None)),
         ("handler_fail_open", repr(handler.fail_open if handler else False)),
         ("handler_requires_customer", repr(handler.requires_customer if handler else False)),

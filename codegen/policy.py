@@ -45,6 +45,9 @@ class Policy:
     """A billing change that takes the customer's billing lock."""
     hot_path: bool
     """The reference server serves it ahead of routing, with an event-loop fast path."""
+    long_read: bool
+    """A read whose cost grows with the stored data (lists, aggregates): the reference server runs
+    it off the request loop, so it never stalls the calls behind it."""
     handler: HandlerRoute | None
 
 
@@ -57,6 +60,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="check",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("getOrCreateCustomer", fail_open=True, requires_customer=False),
     ),
     "customers.get": Policy(
@@ -67,6 +71,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="check",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "customers.list": Policy(
@@ -77,6 +82,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="list",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=None,
     ),
     "customers.update": Policy(
@@ -87,6 +93,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "customers.delete": Policy(
@@ -97,6 +104,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "plans.create": Policy(
@@ -107,6 +115,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "plans.get": Policy(
@@ -117,6 +126,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "plans.list": Policy(
@@ -127,6 +137,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=HandlerRoute("listPlans", fail_open=False, requires_customer=False),
     ),
     "plans.update": Policy(
@@ -137,6 +148,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "plans.delete": Policy(
@@ -147,6 +159,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "features.create": Policy(
@@ -157,6 +170,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "features.get": Policy(
@@ -167,6 +181,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "features.list": Policy(
@@ -177,6 +192,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=None,
     ),
     "features.update": Policy(
@@ -187,6 +203,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "features.delete": Policy(
@@ -197,6 +214,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "billing.attach": Policy(
@@ -207,6 +225,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="billing",
         locks_customer=True,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("attach", fail_open=False, requires_customer=True),
     ),
     "billing.create_schedule": Policy(
@@ -217,6 +236,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="billing",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "billing.multi_attach": Policy(
@@ -227,6 +247,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="billing",
         locks_customer=True,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("multiAttach", fail_open=False, requires_customer=True),
     ),
     "billing.preview_attach": Policy(
@@ -237,6 +258,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("previewAttach", fail_open=False, requires_customer=True),
     ),
     "billing.preview_multi_attach": Policy(
@@ -247,6 +269,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("previewMultiAttach", fail_open=False, requires_customer=True),
     ),
     "billing.update": Policy(
@@ -257,6 +280,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="billing",
         locks_customer=True,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("updateSubscription", fail_open=False, requires_customer=True),
     ),
     "billing.preview_update": Policy(
@@ -267,6 +291,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("previewUpdateSubscription", fail_open=False, requires_customer=True),
     ),
     "billing.multi_update": Policy(
@@ -277,6 +302,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=True,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "billing.preview_multi_update": Policy(
@@ -287,6 +313,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "billing.open_customer_portal": Policy(
@@ -297,6 +324,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="billing",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("openCustomerPortal", fail_open=False, requires_customer=True),
     ),
     "billing.setup_payment": Policy(
@@ -307,6 +335,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="billing",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("setupPayment", fail_open=False, requires_customer=True),
     ),
     "billing.import": Policy(
@@ -317,6 +346,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=True,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "balances.create": Policy(
@@ -327,6 +357,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="track",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "balances.update": Policy(
@@ -337,6 +368,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="track",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "balances.delete": Policy(
@@ -347,6 +379,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="track",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "balances.finalize": Policy(
@@ -357,6 +390,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="track",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "check": Policy(
@@ -367,6 +401,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="check",
         locks_customer=False,
         hot_path=True,
+        long_read=False,
         handler=None,
     ),
     "track": Policy(
@@ -377,6 +412,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="track",
         locks_customer=False,
         hot_path=True,
+        long_read=False,
         handler=None,
     ),
     "track_tokens": Policy(
@@ -387,6 +423,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "batch_track": Policy(
@@ -397,6 +434,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "events.list": Policy(
@@ -407,6 +445,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="events",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=HandlerRoute("listEvents", fail_open=False, requires_customer=True),
     ),
     "events.aggregate": Policy(
@@ -417,6 +456,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="events",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=HandlerRoute("aggregateEvents", fail_open=False, requires_customer=True),
     ),
     "invoices.insert": Policy(
@@ -427,6 +467,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "invoices.list": Policy(
@@ -437,6 +478,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=None,
     ),
     "licenses.attach": Policy(
@@ -447,6 +489,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "licenses.release": Policy(
@@ -457,6 +500,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "licenses.list_assignments": Policy(
@@ -467,6 +511,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=None,
     ),
     "licenses.list": Policy(
@@ -477,6 +522,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=None,
     ),
     "entities.create": Policy(
@@ -487,6 +533,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "entities.get": Policy(
@@ -497,6 +544,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="entity_get",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("getEntity", fail_open=True, requires_customer=True),
     ),
     "entities.list": Policy(
@@ -507,6 +555,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="list",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=None,
     ),
     "entities.update": Policy(
@@ -517,6 +566,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "entities.delete": Policy(
@@ -527,6 +577,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "referrals.create_code": Policy(
@@ -537,6 +588,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("createReferralCode", fail_open=False, requires_customer=True),
     ),
     "referrals.redeem_code": Policy(
@@ -547,6 +599,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=HandlerRoute("redeemReferralCode", fail_open=False, requires_customer=True),
     ),
     "referrals.create_program": Policy(
@@ -557,6 +610,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "referrals.list_programs": Policy(
@@ -567,6 +621,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=None,
     ),
     "referrals.get_program": Policy(
@@ -577,6 +632,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "referrals.update_program": Policy(
@@ -587,6 +643,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "referrals.delete_program": Policy(
@@ -597,6 +654,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "rewards.create": Policy(
@@ -607,6 +665,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "rewards.list": Policy(
@@ -617,6 +676,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=None,
     ),
     "rewards.get": Policy(
@@ -627,6 +687,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "rewards.update": Policy(
@@ -637,6 +698,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "rewards.delete": Policy(
@@ -647,6 +709,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "rewards.redeem_code": Policy(
@@ -657,6 +720,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "platform.link_revenue_cat": Policy(
@@ -667,6 +731,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "platform.sync_revenue_cat": Policy(
@@ -677,6 +742,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "platform.get_revenue_cat_keys": Policy(
@@ -687,6 +753,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "keys.mint": Policy(
@@ -697,6 +764,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "keys.refresh": Policy(
@@ -707,6 +775,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "keys.revoke": Policy(
@@ -717,6 +786,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "platform.list_organizations": Policy(
@@ -727,6 +797,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=None,
     ),
     "platform.create_organization": Policy(
@@ -737,6 +808,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "platform.generate_oauth_url": Policy(
@@ -747,6 +819,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "platform.update_stripe_config": Policy(
@@ -757,6 +830,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=False,
         handler=None,
     ),
     "platform.list_users": Policy(
@@ -767,6 +841,7 @@ POLICIES: dict[str, Policy] = {
         rate_limit_group="other",
         locks_customer=False,
         hot_path=False,
+        long_read=True,
         handler=None,
     ),
 }

@@ -232,6 +232,8 @@ class Endpoint:
     items: tuple[int, int | None] | None = None
     """For an array body: the fewest and most items the spec allows."""
     async_service: AsyncService | None = None
+    long_read: bool = False
+    """A read whose cost grows with the data: the dispatcher runs it off the request loop."""
     operation_id: str = ""
     summary: str = ""
     in_spec: bool = True
@@ -265,6 +267,7 @@ def endpoints() -> list[Endpoint]:
                 query_params=op.http_method == "GET",
                 items=(op.min_items, op.max_items) if op.body_style == "items" else None,
                 async_service=ASYNC_SERVICES.get(op),
+                long_read=op.long_read,
                 operation_id=op.operation_id,
                 summary=op.summary or "",
             )

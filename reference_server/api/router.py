@@ -77,6 +77,8 @@ class Dispatcher:
         self._tenants: dict[str, tuple[Tenant, float, int]] = {}
         self.hot_endpoints: dict[str, Endpoint] = {}
         """POST paths :class:`HotPaths` serves ahead of the router (filled by :func:`build_routes`)."""
+        self._long_reads: anyio.CapacityLimiter | None = None
+        """SQLite: how many long reads run in worker threads at once (made on first use, in the loop)."""
 
     def _lookup_tenant(self, key: str) -> Tenant | None:
         generation = self.state.catalog_cache.generation
@@ -271,8 +273,17 @@ class Dispatcher:
         public = self.state.public_url or base_url().rstrip("/")  # the base of links this request hands out
         args = (ep, raw, header("authorization"), header("idempotency-key"), public)
         try:
-            if self.state.db.is_sqlite:
+            if self.state.db.is_sqlite and not ep.long_read:
+                # One writer: requests run on the loop (a transaction costs microseconds here).
                 status, result, headers = self.run(*args)
+            elif self.state.db.is_sqlite:
+                # A long read (a list, an aggregate) reads beside the loop through WAL, in a thread, a
+                # few at a time (each thread keeps a connection of the pool).
+                if self._long_reads is None:
+                    self._long_reads = anyio.CapacityLimiter(LONG_READS_AT_ONCE)
+                status, result, headers = await anyio.to_thread.run_sync(
+                    self.run, *args, limiter=self._long_reads
+                )
             elif ep.async_service is not None and self.state.async_pool is not None:
                 status, result, headers = await self.run_async(*args)
             else:
@@ -426,6 +437,10 @@ def _refusal(exc: Exception, authorization: str | None) -> tuple[int, Any, dict[
 
 def _error(status: int, code: str, message: str, env: str) -> tuple[int, bytes, dict[str, str]]:
     return status, json.dumps({"message": message, "code": code, "env": env}).encode(), {}
+
+
+LONG_READS_AT_ONCE = 4
+"""SQLite: long reads (``long_read`` operations) served in worker threads at once."""
 
 
 class HotPaths:

@@ -50,6 +50,7 @@ def test_policy_fields_are_the_declared_ones() -> None:
         "rate_limit_group",
         "locks_customer",
         "hot_path",
+        "long_read",
         "handler_route",
         "handler_fail_open",
         "handler_requires_customer",

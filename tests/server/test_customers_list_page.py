@@ -143,8 +143,9 @@ def _page_statements(statements: _Statements, api: Api) -> list[str]:
     return [
         s
         for s in seen
-        # The key lookup and the request log depend on caches and timing, not on the page.
-        if "api_keys" not in s and "api_request_log" not in s
+        # The key lookup and the request log depend on caches and timing, not on the page; a new
+        # connection's PRAGMAs on whether the worker thread serving the page (a long read) is new.
+        if "api_keys" not in s and "api_request_log" not in s and not s.startswith("PRAGMA")
     ]
 
 

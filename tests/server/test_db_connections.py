@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from autumn_sdk._generated.models import EventsAggregateParams
 from reference_server.clock import SystemClock
 from reference_server.request_log import FLUSH_ROWS, RequestLog
+from reference_server.service import events
+from reference_server.service.context import Ctx
 from reference_server.store.db import Database
 from reference_server.store.tables.dashboard import api_request_log
-from reference_server.testing import fresh_sqlite_url, run_server
+from reference_server.testing import fresh_database_url, fresh_sqlite_url, run_server
+
+from .helpers import require_postgres
 
 
 def test_connections_kept_by_ended_threads_go_back_to_the_pool() -> None:
@@ -106,3 +112,43 @@ def _burst(url: str) -> None:
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             statuses = [s for batch in pool.map(calls, [25] * 16) for s in batch]
         assert statuses == [200] * 400
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgres"])
+def test_a_long_read_never_stalls_the_calls_behind_it(db_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ``events.aggregate`` (a ``long_read`` operation) held inside its service: checks are still
+    answered meanwhile, on SQLite too, where every other request runs on the event loop."""
+    if db_kind == "postgres":
+        require_postgres()
+    inside, release = threading.Event(), threading.Event()
+    real = events.aggregate
+
+    def held(ctx: Ctx, params: EventsAggregateParams) -> dict[str, Any]:
+        inside.set()
+        assert release.wait(60)
+        return real(ctx, params)
+
+    monkeypatch.setattr(events, "aggregate", held)
+    with fresh_database_url(db_kind) as url, run_server(url) as server, server.client() as client:
+        client.post(
+            "/v1/features.create",
+            json={"feature_id": "m", "name": "m", "type": "metered", "consumable": True},
+        )
+        client.post("/v1/customers.get_or_create", json={"customer_id": "c"}).raise_for_status()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(
+                client.post,
+                "/v1/events.aggregate",
+                json={"customer_id": "c", "feature_id": "m", "range": "7d"},
+            )
+            try:
+                assert inside.wait(30)
+                for _ in range(5):
+                    with httpx.Client(base_url=server.url, headers=server.headers, timeout=10) as other:
+                        answered = other.post(
+                            "/v1/balances.check", json={"customer_id": "c", "feature_id": "m"}
+                        )
+                    assert answered.status_code == 200, answered.text
+            finally:
+                release.set()
+            assert slow.result(timeout=60).status_code == 200, slow.result().text
