@@ -30,9 +30,19 @@ _CUSTOMIZE = (
 # Autumn's invoice templates (footer, memo and default net terms) are configured in its dashboard's billing
 # settings, which no operation of the spec reaches; this server has none, so no id can name one.
 _INVOICE_MODE = ("invoice_mode.invoice_template_id",)
-_CUSTOMER_DATA = ("customer_data.currency",)
+# Autumn's ``create_in_stripe`` creates the Stripe customer at once; this server creates it when billing
+# first needs it, so an eager creation is not asked for here.
+_CUSTOMER_DATA = ("customer_data.currency", "customer_data.create_in_stripe")
+# Options of a billing change that no billing operation here acts on: discounts (rewards, coupons,
+# promotion codes) on the change, and a new Stripe subscription rather than the existing one.
+# (``checkout_session_params`` is read: its ``cancel_url`` is the Stripe Checkout's back link.)
+_CHANGE_OPTIONS = ("discounts", "new_billing_subscription")
+# A multi-attach's request-wide ``free_trial`` (Autumn's one trial for all its plans) is not applied here:
+# each plan keeps its own.
 _MULTI_ATTACH = (
     "currency",
+    "free_trial",
+    *_CHANGE_OPTIONS,
     "plans[].customize.items[].pooled",
     "plans[].customize.items[].price.additional_currencies",
     "plans[].customize.items[].price.tiers[].additional_currencies",
@@ -48,8 +58,47 @@ _LICENSE_LINKS = (
 )
 """What a per-customer license link cannot carry here: changes to the license plan's items (a seat
 gets the license plan as it is) and link metadata; its included seats and seat price are served."""
-_ATTACH = ("currency", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
-_UPDATE = (*_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS)
+# An attach here starts now and runs until cancelled, bills the engine's own lines on its own anchor, always
+# applies its billing, and puts no metadata or tax rate on what it bills; nor can it adopt an existing Stripe
+# subscription (``processor_subscription_id``).
+_ATTACH_OPTIONS = (
+    *_CHANGE_OPTIONS,
+    "billing_cycle_anchor",
+    "starts_at",
+    "ends_at",
+    "custom_line_items",
+    "processor_subscription_id",
+    "metadata",
+    "no_billing_changes",
+    "tax_rate_id",
+)
+_ATTACH = ("currency", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS, *_ATTACH_OPTIONS)
+# An update keeps the subscription's plan version, anchor and balances as its own rules say, and always
+# applies its billing.
+_UPDATE = (
+    *_CUSTOMIZE,
+    *_INVOICE_MODE,
+    *_LICENSE_LINKS,
+    "version",
+    "discounts",
+    "billing_cycle_anchor",
+    "no_billing_changes",
+    "recalculate_balances",
+)
+# What billing.setup_payment's later attach takes is its plan, scope, quantities, customization and
+# removals (``customer_pages.SETUP_ATTACH_KEYS``); its other attach fields would be dropped.
+_SETUP_PAYMENT = (
+    "currency",
+    *_CUSTOMIZE,
+    *_LICENSE_LINKS,
+    *(path for path in _ATTACH_OPTIONS if path != "new_billing_subscription"),  # (no such field here)
+    "version",
+    "proration_behavior",
+    "subscription_id",
+    "carry_over_balances",
+    "carry_over_usages",
+    "enable_plan_immediately",
+)
 _CUSTOMER = ("currency",)
 _PLAN = (
     "price.additional_currencies",
@@ -89,13 +138,15 @@ _SCHEDULE = (
 UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     "billing.attach": _ATTACH,
     "billing.preview_attach": _ATTACH,
-    "billing.setup_payment": ("currency", *_CUSTOMIZE, *_LICENSE_LINKS),
+    "billing.setup_payment": _SETUP_PAYMENT,
+    # Autumn hands ``configuration_id`` to Stripe's billing portal; this server's portal has none.
+    "billing.open_customer_portal": ("configuration_id",),
     "billing.update": _UPDATE,
     "billing.preview_update": _UPDATE,
     "billing.multi_attach": _MULTI_ATTACH,
     "billing.preview_multi_attach": _MULTI_ATTACH,
     "billing.create_schedule": _SCHEDULE,
-    "customers.get_or_create": _CUSTOMER,
+    "customers.get_or_create": (*_CUSTOMER, "create_in_stripe"),
     "customers.update": _CUSTOMER,
     "entities.create": _CUSTOMER_DATA,
     "plans.create": _PLAN,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from autumn_sdk._generated.operations import OPERATIONS
@@ -69,3 +71,139 @@ def test_the_server_refuses_before_writing(api: Api) -> None:
     assert (error.status, error.body["code"]) == (400, "unsupported_field")
     api.customer("u1")
     assert api("billing.attach", customer_id="u1", plan_id="pro")["customer_id"] == "u1"
+
+
+_ATTACH_ASKS: dict[str, Any] = {
+    "discounts": [{"reward_id": "launch"}],
+    "new_billing_subscription": True,
+    "billing_cycle_anchor": "now",
+    "starts_at": 1_900_000_000_000,
+    "ends_at": 1_900_000_000_000,
+    "custom_line_items": [{"amount": 5, "description": "Setup"}],
+    "processor_subscription_id": "sub_123",
+    "metadata": {"order": "42"},
+    "no_billing_changes": True,
+    "tax_rate_id": "txr_123",
+}
+"""Attach fields no attach here acts on, each with a value that asks for something."""
+_ATTACH_EMPTY: dict[str, Any] = {
+    "discounts": [],
+    "new_billing_subscription": False,
+    "custom_line_items": [],
+    "metadata": {},
+    "no_billing_changes": False,
+}
+"""The same fields with values that ask for nothing (what the official SDK may send)."""
+_SETUP_ASKS: dict[str, Any] = {
+    **{k: v for k, v in _ATTACH_ASKS.items() if k != "new_billing_subscription"},
+    "version": 1,
+    "proration_behavior": "none",
+    "subscription_id": "sub_a",
+    "carry_over_balances": {"enabled": True},
+    "carry_over_usages": {"enabled": True},
+    "enable_plan_immediately": True,
+}
+"""What billing.setup_payment's later attach would drop (it takes only plan, scope, quantities,
+customization and removals)."""
+_UPDATE_ASKS: dict[str, Any] = {
+    "version": 1,
+    "discounts": [{"reward_id": "launch"}],
+    "billing_cycle_anchor": "now",
+    "no_billing_changes": True,
+    "recalculate_balances": {"enabled": True},
+}
+_MULTI_ATTACH_ASKS: dict[str, Any] = {
+    "free_trial": {"duration_length": 7, "duration_type": "day"},
+    "discounts": [{"promotion_code": "LAUNCH"}],
+    "new_billing_subscription": True,
+}
+
+
+def _refused(error: Any, field: str) -> None:
+    assert (error.status, error.body["code"]) == (400, "unsupported_field"), (field, error.body)
+    assert error.body["message"].startswith(f"{field} "), (field, error.body)
+
+
+def _free_catalogue(api: Api) -> None:
+    api.feature("messages")
+    api.feature("seats", consumable=False)
+    api.plan("free", [{"feature_id": "messages", "included": 10}])
+    api.plan("pro", [{"feature_id": "messages", "included": 100}], price={"amount": 20, "interval": "month"})
+
+
+@pytest.mark.parametrize("operation", ["billing.attach", "billing.preview_attach"])
+def test_attach_fields_it_does_not_act_on_are_refused(api: Api, operation: str) -> None:
+    _free_catalogue(api)
+    api.customer("u1")
+    for field, value in _ATTACH_ASKS.items():
+        _refused(api.error(operation, customer_id="u1", plan_id="free", **{field: value}), field)
+    assert api("customers.get", customer_id="u1")["subscriptions"] == []  # nothing attached
+    api(operation, customer_id="u1", plan_id="free", **_ATTACH_EMPTY)
+
+
+@pytest.mark.parametrize("operation", ["billing.update", "billing.preview_update"])
+def test_update_fields_it_does_not_act_on_are_refused(api: Api, operation: str) -> None:
+    _free_catalogue(api)
+    api.plan("team", [{"feature_id": "seats", "included": 5}])
+    api.customer("u1")
+    api("billing.attach", customer_id="u1", plan_id="team")
+    before = api("customers.get", customer_id="u1")
+    for field, value in _UPDATE_ASKS.items():
+        _refused(api.error(operation, customer_id="u1", plan_id="team", **{field: value}), field)
+    assert api("customers.get", customer_id="u1") == before
+    empty = {"discounts": [], "no_billing_changes": False}
+    api(operation, customer_id="u1", plan_id="team", **empty)
+
+
+@pytest.mark.parametrize("operation", ["billing.multi_attach", "billing.preview_multi_attach"])
+def test_multi_attach_fields_it_does_not_act_on_are_refused(api: Api, operation: str) -> None:
+    _free_catalogue(api)
+    api.customer("u1")
+    plans = [{"plan_id": "free"}]
+    for field, value in _MULTI_ATTACH_ASKS.items():
+        _refused(api.error(operation, customer_id="u1", plans=plans, **{field: value}), field)
+    # customer_data.create_in_stripe: refused before the customer it describes is created.
+    error = api.error(operation, customer_id="u2", plans=plans, customer_data={"create_in_stripe": True})
+    _refused(error, "customer_data.create_in_stripe")
+    assert api("customers.get", customer_id="u1")["subscriptions"] == []
+    assert api.error("customers.get", customer_id="u2").body["code"] == "customer_not_found"
+    empty = {"free_trial": None, "discounts": [], "new_billing_subscription": False}
+    api(operation, customer_id="u1", plans=plans, **empty)
+
+
+def test_setup_payment_fields_its_attach_would_drop_are_refused(api: Api) -> None:
+    _free_catalogue(api)
+    api.customer("u1")
+    for field, value in _SETUP_ASKS.items():
+        _refused(api.error("billing.setup_payment", customer_id="u1", plan_id="pro", **{field: value}), field)
+    empty = {**{k: v for k, v in _ATTACH_EMPTY.items() if k != "new_billing_subscription"}}
+    empty.update(enable_plan_immediately=False)
+    assert "/setup/" in api("billing.setup_payment", customer_id="u1", plan_id="pro", **empty)["url"]
+
+
+def test_create_in_stripe_and_portal_configuration_are_refused(api: Api) -> None:
+    api.feature("seats", consumable=False)
+    _refused(
+        api.error("customers.get_or_create", customer_id="u1", create_in_stripe=True), "create_in_stripe"
+    )
+    assert api.error("customers.get", customer_id="u1").body["code"] == "customer_not_found"
+    error = api.error(
+        "entities.create",
+        customer_id="u1",
+        entity_id="e1",
+        feature_id="seats",
+        customer_data={"create_in_stripe": True},
+    )
+    _refused(error, "customer_data.create_in_stripe")
+    assert api.error("customers.get", customer_id="u1").body["code"] == "customer_not_found"
+    api("customers.get_or_create", customer_id="u1", create_in_stripe=False)
+    api(
+        "entities.create",
+        customer_id="u1",
+        entity_id="e1",
+        feature_id="seats",
+        customer_data={"create_in_stripe": False},
+    )
+    error = api.error("billing.open_customer_portal", customer_id="u1", configuration_id="bpc_123")
+    _refused(error, "configuration_id")
+    assert "/portal/" in api("billing.open_customer_portal", customer_id="u1")["url"]
