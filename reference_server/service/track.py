@@ -336,8 +336,14 @@ def track_step(
     if armed(customer, None, plans):  # usage limits read and write their window counters: the locked path
         return None
     watcher = ctx.state.billing.track_watcher
-    if watcher is not None and (conn is None or watcher(ctx, conn, customer, None, ids) is not None):
-        return None
+    if watcher is not None:
+        if conn is not None:
+            watch = watcher(ctx, conn, customer, None, ids)
+        else:  # on the event loop: the watcher reads through a connection only on a cache miss
+            with ctx.db.autocommit() as own:
+                watch = watcher(ctx, own, customer, None, ids)
+        if watch is not None:
+            return None
     apply_due_resets(sources, now)
     controls = controls_map(customer, None, ids, plans)
     try:

@@ -83,7 +83,7 @@ async def track_async(ctx: Ctx, params: TrackParams, keyed: KeyedCall | None = N
                 cached = cached_subject(await pool.fetch(stmt, args))
                 if cached is None:
                     return None
-            step = _step_on_loop(ctx, cat, params, cached, feats, ids, value, behavior)
+            step = track_step(ctx, None, cat, params, cached, feats, ids, value, behavior)
             if step is None:
                 return None
             if keyed is None:
@@ -157,7 +157,7 @@ async def _write_batch(
             q: _Queued = waiter.item
             feats = track_features(cat, q.params)
             before = copy.deepcopy(entry.sources)  # a declined track must leave the subject as it was
-            step = _step_on_loop(q.ctx, cat, q.params, entry, feats, ids, q.value, q.behavior)
+            step = track_step(q.ctx, None, cat, q.params, entry, feats, ids, q.value, q.behavior)
             if step is None:
                 entry.sources = before
                 computed.append(None)
@@ -183,22 +183,6 @@ async def _write_batch(
         for waiter, answer in zip(lead.batch[1:], answers[1:], strict=True):
             waiter.resolve(answer)
         _release(ctx, key, done)
-
-
-def _step_on_loop(
-    ctx: Ctx,
-    cat: Catalog,
-    params: TrackParams,
-    entry: CachedSubject,
-    feats: list[Feature],
-    ids: set[str],
-    value: float,
-    behavior: OverageBehavior,
-) -> TrackStep | None:
-    if ctx.state.billing.track_watcher is None:
-        return track_step(ctx, None, cat, params, entry, feats, ids, value, behavior)
-    with ctx.db.autocommit() as conn:  # the billing watcher reads through it only on a cache miss
-        return track_step(ctx, conn, cat, params, entry, feats, ids, value, behavior)
 
 
 def _claim(ctx: Ctx, keyed: KeyedCall, answer: dict[str, Any]) -> AnsweredClaim:
