@@ -122,14 +122,14 @@ _PLAN_UPDATE = (
     *_PLAN,
 )
 
-# A schedule's ``discounts``, ``no_billing_changes`` and ``billing_cycle_anchor: "now"`` have nothing to
-# reuse here (no billing change applies a reward as a discount, skips billing or resets the anchor of
-# the plans it attaches); a plan's customize is refused where attach's is.
+# A schedule's ``discounts`` and ``no_billing_changes`` have nothing to reuse here (no billing change
+# applies a reward as a discount or skips billing); ``billing_cycle_anchor: "now"``, which the official
+# SDK always sends, is served by billing/schedules.py (refused there only where it would ask for more
+# than attaching now does); a plan's customize is refused where attach's is.
 _SCHEDULE = (
     "currency",
     "discounts",
     "no_billing_changes",
-    "billing_cycle_anchor",
     *(f"phases[].plans[].{path}" for path in _CUSTOMIZE),
     *(f"unscheduled_plans[].{path}" for path in _CUSTOMIZE),
     *_INVOICE_MODE,

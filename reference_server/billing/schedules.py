@@ -31,7 +31,7 @@ from reference_server.engine.billing import (
     quote_new,
 )
 from reference_server.engine.billing.periods import add_duration
-from reference_server.errors import feature_not_found, invalid, plan_not_found
+from reference_server.errors import ApiError, feature_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
 from reference_server.service.plans_read import requested_entity
@@ -294,6 +294,39 @@ def _schedule_later(
     return written
 
 
+def _check_anchor_now(
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    params: CreateScheduleParams,
+    opening: list[_Scoped],
+) -> None:
+    """``billing_cycle_anchor: "now"`` (which the official SDK always sends) restarts the first phase's
+    billing cycles at the request.  A plan attached now starts its cycle now anyway (also when it
+    replaces a free plan); one that replaces a paid plan the customer holds in its group is an upgrade,
+    which keeps the running anchor here, so that case is refused rather than silently ignored."""
+    if params.billing_cycle_anchor != "now":
+        return
+    held = {
+        (_replacement_key(plan), inst.entity_pk)
+        for inst in load_instances(conn, customer.pk)
+        if inst.status in ("active", "trialing", "past_due")
+        and (plan := cat.plans_by_pk.get(inst.plan_pk)) is not None
+        and not plan.add_on
+        and not plan.is_one_off
+        and not plan.is_free  # replacing a free plan starts a new cycle now, as asked
+    }
+    for plan, entity in opening:
+        if (_replacement_key(plan), entity.pk if entity is not None else None) in held:
+            raise ApiError(
+                400,
+                "unsupported_field",
+                "billing_cycle_anchor 'now' with a first-phase plan that replaces a current plan of its "
+                "group is part of Autumn's API but the reference server does not support it yet; leave "
+                "it out (see the README's list of unsupported fields)",
+            )
+
+
 def create_schedule_in(
     ctx: Ctx, conn: Connection, params: CreateScheduleParams, base_url: str, paid: bool = False
 ) -> dict[str, Any]:
@@ -309,6 +342,7 @@ def create_schedule_in(
         (_catalog_plan(cat, entry), _entity_of(conn, customer, entry, params.entity_id))
         for entry in phases[0].plans
     ]
+    _check_anchor_now(conn, cat, customer, params, opening)
     later = _resolve_later(cat, phases, starts, opening, fallback)
     unscheduled = _check_unscheduled(conn, cat, customer, params, later)
     keys = {

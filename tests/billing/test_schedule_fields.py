@@ -3,8 +3,8 @@ processor and database of :data:`tests.billing.helpers.PROCESSORS`.
 
 Phase plans customized with ``add_items``/``remove_items``, scoped with ``entity_id``, phases started
 ``starting_after`` the one before, ``billing_cycle_anchor: phase_start``, a request ``free_trial``,
-``preserve_add_ons`` and ``unscheduled_plans``; and what stays refused (``discounts``,
-``no_billing_changes``, ``customize.billing_controls``).
+``preserve_add_ons``, ``unscheduled_plans`` and ``billing_cycle_anchor: "now"``; and what stays refused
+(``discounts``, ``no_billing_changes``, ``customize.billing_controls``).
 """
 
 from __future__ import annotations
@@ -459,14 +459,26 @@ def test_billing_behavior_none_does_not_prorate_the_first_phase(api: Api) -> Non
     assert _subs(api)["pro"]["status"] == "scheduled"
 
 
-def test_discounts_no_billing_changes_and_anchor_now_stay_refused(api: Api) -> None:
+def test_discounts_and_no_billing_changes_stay_refused(api: Api) -> None:
     _with_card(api)
     phases = [{"starts_at": START, "plans": [{"plan_id": "pro"}]}]
-    for extra in (
-        {"discounts": [{"reward_id": "r1"}]},
-        {"no_billing_changes": True},
-        {"billing_cycle_anchor": "now"},
-    ):
+    for extra in ({"discounts": [{"reward_id": "r1"}]}, {"no_billing_changes": True}):
         refused = _schedule(api, 400, phases=phases, **extra)
         assert refused["code"] == "unsupported_field"
     assert _subs(api).keys() == {"free"}
+
+
+def test_anchor_now_starts_the_first_phase_now_or_is_refused(api: Api) -> None:
+    """``billing_cycle_anchor: "now"`` (the official SDK always sends it): a plan attached now, here
+    replacing the free plan, starts its cycle now; replacing a paid plan (an upgrade, which keeps the
+    running anchor here) is refused with nothing written."""
+    _with_card(api)
+    phases = [{"starts_at": START, "plans": [{"plan_id": "pro"}]}]
+    result = _schedule(api, phases=phases, billing_cycle_anchor="now")
+    assert [p["starts_at"] for p in result["phases"]] == [START]
+    pro = _subs(api)["pro"]
+    assert pro["current_period_start"] == START
+    upgrade = [{"starts_at": START, "plans": [{"plan_id": "premium"}]}]
+    refused = _schedule(api, 400, phases=upgrade, billing_cycle_anchor="now")
+    assert refused["code"] == "unsupported_field" and "billing_cycle_anchor" in refused["message"]
+    assert _subs(api).keys() == {"pro"}
