@@ -42,7 +42,8 @@ from reference_server.engine.intervals import boundary
 from reference_server.errors import ApiError, invalid, plan_not_found
 from reference_server.processors.registry import stripe_processor_for
 from reference_server.service.context import Ctx
-from reference_server.service.customers import controls_json, customer_json
+from reference_server.service.customer_controls import controls_json
+from reference_server.service.customer_views import customer_json
 from reference_server.service.extra_fields import extra_field
 from reference_server.service.subscriptions import (
     Instance,

@@ -27,12 +27,9 @@ from reference_server.errors import (
     invalid,
 )
 from reference_server.service.context import Ctx
-from reference_server.service.customers import (
-    controls_json,
-    controls_part,
-    create_customer_row,
-    entity_subject_json,
-)
+from reference_server.service.customer_controls import controls_json, controls_part
+from reference_server.service.customer_views import entity_subject_json
+from reference_server.service.customers import create_customer_row
 from reference_server.service.extra_fields import extra_field
 from reference_server.service.maintenance import catch_up, needs_maintenance, require_customer
 from reference_server.service.usage import controls_for

@@ -28,7 +28,7 @@ from reference_server.engine.entitlements import num
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import ApiError, customer_not_found, entity_not_found, invalid
 from reference_server.service.context import Ctx
-from reference_server.service.customers import past_due_instances, subscription_json
+from reference_server.service.customer_views import past_due_instances, subscription_json
 from reference_server.service.extra_params import (
     ListBalancesParams,
     ListCustomerPlansParams,

@@ -1,0 +1,294 @@
+"""The Customer (and entity subject) object as the API shows it: subscriptions, purchases, balances
+and flags, billing controls, invoices, trials used and referrals, read in a fixed number of
+statements per page (:mod:`reference_server.store.customers`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from reference_server.engine.balances import derive_balance, derive_flag
+from reference_server.engine.entitlements import Source, num
+from reference_server.engine.plan_controls import overlay
+from reference_server.engine.resets import apply_due_resets
+from reference_server.service.context import Ctx
+from reference_server.service.customer_controls import controls_json
+from reference_server.service.license_pools import customer_licenses, pools_json
+from reference_server.service.plan_controls import plan_defaults
+from reference_server.service.plans import plan_json
+from reference_server.service.subscriptions import (
+    Instance,
+    load_instances,
+)
+from reference_server.service.usage_limits import limits_view
+from reference_server.store import customers as customers_repo
+from reference_server.store.catalog import Catalog
+from reference_server.store.licenses import Pool
+from reference_server.store.subjects import (
+    CustomerRow,
+    EntityRow,
+    list_entities,
+    load_sources,
+    save_sources,
+    scoped,
+)
+
+
+def controls_view(
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow | None,
+    sources: list[Source],
+    now: int,
+) -> dict[str, Any]:
+    """The subject's controls as answered: its own entries (``source: customer``) over its current
+    plans' defaults (``source: plan``), each usage limit with its window's ``usage``."""
+    own = controls_json(
+        entity.billing_controls if entity else customer.billing_controls, entity=entity is not None
+    )
+    seen = scoped(sources, entity) if entity is not None else [s for s in sources if s.entity_pk is None]
+    merged = overlay(plan_defaults(cat, seen, now) or {}, own, tag=True)
+    out = {key: merged[key] for key in own}
+    out["usage_limits"] = limits_view(conn, customer, entity, out["usage_limits"], seen, now)
+    return out
+
+
+def subscription_json(
+    inst: Instance, cat: Catalog, expand_plan: bool, past_due: bool = False
+) -> dict[str, Any]:
+    plan = cat.plans_by_pk.get(inst.plan_pk)
+    out: dict[str, Any] = {
+        "id": inst.public_id,
+        "plan_id": inst.plan_id,
+        "auto_enable": bool(plan.auto_enable) if plan else False,
+        "add_on": bool(plan.add_on) if plan else False,
+        "status": "scheduled" if inst.status == "scheduled" else "active",
+        "past_due": past_due,
+        "canceled_at": inst.canceled_at,
+        "expires_at": inst.expires_at,
+        "trial_ends_at": inst.trial_ends_at,
+        "started_at": inst.started_at,
+        "current_period_start": inst.current_period_start,
+        "current_period_end": inst.current_period_end,
+        "quantity": num(inst.quantity),
+    }
+    if expand_plan and plan is not None:
+        out["plan"] = plan_json(plan, cat)
+    return out
+
+
+def purchase_json(inst: Instance, cat: Catalog, expand_plan: bool) -> dict[str, Any]:
+    plan = cat.plans_by_pk.get(inst.plan_pk)
+    out: dict[str, Any] = {
+        "plan_id": inst.plan_id,
+        "expires_at": inst.expires_at,
+        "started_at": inst.started_at,
+        "quantity": num(inst.quantity),
+    }
+    if expand_plan and plan is not None:
+        out["plan"] = plan_json(plan, cat)
+    return out
+
+
+def plans_json(
+    instances: list[Instance],
+    cat: Catalog,
+    entity_pk: int | None,
+    expand: set[str],
+    past_due: frozenset[int] = frozenset(),
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One subject's subscriptions and purchases; ``past_due``: instances whose renewal charge failed."""
+    subs, purchases = [], []
+    for inst in instances:
+        if inst.status == "expired":
+            continue
+        if entity_pk is not None and inst.entity_pk != entity_pk:
+            continue
+        if entity_pk is None and inst.entity_pk is not None:
+            continue
+        plan = cat.plans_by_pk.get(inst.plan_pk)
+        if plan is not None and plan.is_one_off:
+            purchases.append(purchase_json(inst, cat, "purchases.plan" in expand))
+        else:
+            subs.append(subscription_json(inst, cat, "subscriptions.plan" in expand, inst.pk in past_due))
+    return subs, purchases
+
+
+def balances_and_flags(
+    cat: Catalog, sources: list[Source], now: int, expand: set[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    by_feature: dict[str, list[Source]] = {}
+    for s in sources:
+        by_feature.setdefault(s.feature_id, []).append(s)
+    balances: dict[str, Any] = {}
+    flags: dict[str, Any] = {}
+    for fid, group in by_feature.items():
+        feature = cat.features.get(fid)
+        if feature is None:
+            continue
+        if feature.type == "boolean":
+            flag = derive_flag(feature, group, now, "flags.feature" in expand)
+            if flag is not None:
+                flags[fid] = flag
+        else:
+            bal = derive_balance(feature, group, now, "balances.feature" in expand)
+            if bal is not None:
+                balances[fid] = bal
+    return balances, flags
+
+
+@dataclass
+class Preloaded:
+    """What :func:`customer_json` would read for one customer, read for a whole list page."""
+
+    sources: list[Source] = field(default_factory=list)
+    instances: list[Instance] = field(default_factory=list)
+    pools: list[Pool] = field(default_factory=list)
+    past_due: frozenset[int] = frozenset()
+
+
+def customer_json(
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    now: int,
+    expand: set[str] | None = None,
+    *,
+    persist_resets: bool = False,
+    preloaded: Preloaded | None = None,
+) -> dict[str, Any]:
+    """The Customer object; ``preloaded`` saves the reads a list page makes for all its customers at once."""
+    expand = expand or set()
+    if preloaded is not None:
+        sources, instances = preloaded.sources, preloaded.instances
+        apply_due_resets(sources, now)
+    else:
+        sources = load_sources(conn, customer.pk)
+        if apply_due_resets(sources, now) and persist_resets:
+            save_sources(conn, sources)
+        instances = load_instances(conn, customer.pk)
+    past_due = preloaded.past_due if preloaded is not None else past_due_instances(ctx, conn, [customer.pk])
+    subs, purchases = plans_json(instances, cat, None, expand, past_due)
+    balances, flags = balances_and_flags(cat, sources, now, expand)
+    out: dict[str, Any] = {
+        "id": customer.id,
+        "name": customer.name,
+        "email": customer.email,
+        "created_at": customer.created_at,
+        "fingerprint": customer.fingerprint,
+        "stripe_id": customer.stripe_id,
+        "env": ctx.tenant.env,
+        "metadata": customer.metadata,
+        "send_email_receipts": customer.send_email_receipts,
+        "billing_controls": controls_view(conn, cat, customer, None, sources, now),
+        "subscriptions": subs,
+        "purchases": purchases,
+        "licenses": (
+            pools_json(cat, preloaded.pools)
+            if preloaded is not None
+            else customer_licenses(conn, cat, customer.pk)
+        ),
+        "balances": balances,
+        "flags": flags,
+        "config": {"disable_pooled_balance": bool(customer.config.get("disable_pooled_balance", False))},
+    }
+    if customer.config.get("disable_overage_billing") is not None:  # echoed once set, as it overrides
+        out["config"]["disable_overage_billing"] = bool(customer.config["disable_overage_billing"])
+    if customer.stripe_id:
+        out["processors"] = {"stripe": {"id": customer.stripe_id}}
+    if "invoices" in expand:
+        out["invoices"] = list((ctx.state.billing.invoice_lister or _no_invoices)(conn, customer))
+    if "entities" in expand:
+        out["entities"] = [
+            {
+                "id": e.id,
+                "name": e.name,
+                "customer_id": customer.id,
+                "feature_id": e.feature_id,
+                "created_at": e.created_at,
+                "env": ctx.tenant.env,
+            }
+            for e in list_entities(conn, customer.pk)
+        ]
+    if "trials_used" in expand:
+        out["trials_used"] = _trials_used(conn, cat, customer)
+    if "rewards" in expand:
+        out["rewards"] = {"discounts": []}
+    if "referrals" in expand:
+        out["referrals"] = _referrals(conn, customer)
+    if "payment_method" in expand:
+        # Paid billing stores cards; it can answer through this hook (None without a card on file).
+        lookup = ctx.state.billing.payment_method
+        out["payment_method"] = lookup(conn, customer) if lookup is not None else None
+    return out
+
+
+def past_due_instances(ctx: Ctx, conn: Connection, customer_pks: Sequence[int]) -> frozenset[int]:
+    """The customers' plan instances whose renewal charge failed; paid billing knows them (none
+    without it)."""
+    lookup = ctx.state.billing.past_due
+    return frozenset(lookup(conn, customer_pks)) if lookup is not None and customer_pks else frozenset()
+
+
+def _no_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
+    return []
+
+
+def _trials_used(conn: Connection, cat: Catalog, customer: CustomerRow) -> list[dict[str, Any]]:
+    return [
+        {"plan_id": plan_id, "customer_id": customer.id, "fingerprint": customer.fingerprint}
+        for plan_id in customers_repo.trial_plan_ids(conn, customer.pk)
+    ]
+
+
+def _referrals(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
+    rows = customers_repo.referrals_by(conn, customer.pk)
+    return [
+        {
+            "program_id": r.program_id,
+            "customer": {"id": r.cid, "name": r.cname, "email": r.cemail},
+            "reward_applied": bool(r.applied),
+            "created_at": r.created_at,
+        }
+        for r in rows
+    ]
+
+
+def entity_subject_json(
+    ctx: Ctx,
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    entity: EntityRow,
+    now: int,
+    expand: set[str] | None = None,
+) -> dict[str, Any]:
+    expand = expand or set()
+    sources = scoped(load_sources(conn, customer.pk), entity)
+    apply_due_resets(sources, now)
+    instances = load_instances(conn, customer.pk)
+    subs, purchases = plans_json(
+        instances, cat, entity.pk, expand, past_due_instances(ctx, conn, [customer.pk])
+    )
+    balances, flags = balances_and_flags(cat, sources, now, expand)
+    out: dict[str, Any] = {
+        "id": entity.id,
+        "name": entity.name,
+        "customer_id": customer.id,
+        "feature_id": entity.feature_id,
+        "created_at": entity.created_at,
+        "env": ctx.tenant.env,
+        "subscriptions": subs,
+        "purchases": purchases,
+        "balances": balances,
+        "flags": flags,
+        "billing_controls": controls_view(conn, cat, customer, entity, sources, now),
+    }
+    if "invoices" in expand:
+        out["invoices"] = []
+    return out
