@@ -45,6 +45,7 @@ from reference_server.billing.plan_changes import (
     customer_ref,
     emit_billing_updated,
     trial_used,
+    without_carried_usage,
 )
 from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import (
@@ -184,7 +185,10 @@ def prepare_attach(
         if quote.kind is ChangeKind.UPGRADE:
             # The outgoing plan's pending next-cycle prorations are settled on the switch's invoice
             # (its last invoice), never left behind; apply_attach removes them from the draft.
-            quote = dataclasses.replace(quote, due_now=plus_lines(quote.due_now, pending))
+            due = plus_lines(quote.due_now, pending)
+            if params.carry_over_usages is not None:  # carried usage is billed by the new plan, not twice
+                due = without_carried_usage(due, current.plan_id, params.carry_over_usages)
+            quote = dataclasses.replace(quote, due_now=due)
         elif quote.next_cycle is not None:
             quote = dataclasses.replace(quote, next_cycle=cycle_plus_lines(quote.next_cycle, pending))
     return state, quote, trial

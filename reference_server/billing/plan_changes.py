@@ -20,7 +20,7 @@ from autumn_sdk._generated.models import AttachCarryOverBalances
 from reference_server.billing.convert import plan_snapshot
 from reference_server.billing.resolve import AttachRequest, plans_to_remove
 from reference_server.engine.billing import AttachQuote, ChangeKind, TrialChoice
-from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.engine.billing.invoice import InvoiceDraft, LineKind
 from reference_server.processors.contract import ChargeOutcome, PaymentProcessor
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import (
@@ -407,4 +407,25 @@ def charge_draft(
         return None
     return processor.charge(
         conn, customer_ref(customer), draft, reason, now, base_url, entity_id=entity.id if entity else None
+    )
+
+
+def carries(carry: AttachCarryOverBalances, feature_id: str | None) -> bool:
+    """Whether ``carry_over_usages`` carries ``feature_id``'s usage onto what replaces the plan."""
+    ids = carry.feature_ids  # left out: every consumable feature; [] none
+    return carry.enabled and feature_id is not None and (ids is None or feature_id in ids)
+
+
+def without_carried_usage(draft: InvoiceDraft, plan_id: str, carry: AttachCarryOverBalances) -> InvoiceDraft:
+    """The switch's invoice without the outgoing version's overage of features whose usage carries over:
+    that usage is billed with the new version's, at its renewal, not twice."""
+    return InvoiceDraft(
+        tuple(
+            line
+            for line in draft.lines
+            if not (
+                line.kind is LineKind.USAGE and line.plan_id == plan_id and carries(carry, line.feature_id)
+            )
+        ),
+        draft.currency,
     )

@@ -56,6 +56,7 @@ from reference_server.billing.plan_changes import (
     expire_scheduled_in_group,
     group_default,
     save_billing_state,
+    without_carried_usage,
 )
 from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import UpdateRequest, resolve_update
@@ -66,7 +67,7 @@ from reference_server.engine.billing import (
     quote_quantity_change,
     quote_upgrade,
 )
-from reference_server.engine.billing.invoice import InvoiceDraft, LineKind
+from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.preview import (
     outgoing_json,
     preview_body,
@@ -150,26 +151,6 @@ def _usage_carry(params: UpdateRequest) -> AttachCarryOverBalances:
     Autumn carries every consumable feature's usage when the field is left out; ``enabled: false``
     carries none, ``feature_ids`` only those.  Usage of continuous features (seats in use) always stays."""
     return params.carry_over_usages or AttachCarryOverBalances(enabled=True)
-
-
-def _carries(carry: AttachCarryOverBalances, feature_id: str | None) -> bool:
-    ids = carry.feature_ids  # left out: every consumable feature; [] none
-    return carry.enabled and feature_id is not None and (ids is None or feature_id in ids)
-
-
-def _without_carried_usage(draft: InvoiceDraft, plan_id: str, carry: AttachCarryOverBalances) -> InvoiceDraft:
-    """The switch's invoice without the outgoing version's overage of features whose usage carries over:
-    that usage is billed with the new version's, at its renewal, not twice."""
-    return InvoiceDraft(
-        tuple(
-            line
-            for line in draft.lines
-            if not (
-                line.kind is LineKind.USAGE and line.plan_id == plan_id and _carries(carry, line.feature_id)
-            )
-        ),
-        draft.currency,
-    )
 
 
 def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str, Any]:
@@ -270,7 +251,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
             )
         except BillingRuleError as exc:
             raise rule_error(exc) from exc
-        due = _without_carried_usage(switch.due_now, f"{sub.plan.id}@previous", _usage_carry(params))
+        due = without_carried_usage(switch.due_now, f"{sub.plan.id}@previous", _usage_carry(params))
         due = _relabel(due, f"{sub.plan.id}@previous", sub.plan.id)
         # The replaced version's pending next-cycle prorations are settled now, like its unused time.
         due = plus_lines(due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None))

@@ -465,3 +465,46 @@ def test_refund_last_payment_whose_transaction_fails_refunds_nothing(api: Api) -
     api("billing.update", **body, refund_last_payment="full")
     paid = _paid_invoice(api, "u1")
     assert (paid["refunded_amount"], _refunded_on_processor(api, paid)) == (10, 1000)
+
+
+def test_attach_upgrade_carrying_usage_does_not_bill_it_twice(api: Api) -> None:
+    """An upgrade with ``carry_over_usages`` moves the old usage onto the new plan, which bills it at its
+    renewal: the switch's invoice leaves out the carried feature's overage (as Autumn does), and bills
+    the overage of a feature that does not carry."""
+    api(
+        "plans.create",
+        plan_id="payg_plus",
+        name="Pay as you go, plus",
+        price={"amount": 30, "interval": "month"},
+        items=[
+            {
+                "feature_id": fid,
+                "included": 100,
+                "reset": MONTH,
+                "price": {"amount": 0.5, "interval": "month", "billing_method": "usage_based"},
+            }
+            for fid in ("messages", "calls")
+        ],
+    )
+    billed: dict[str, list[str]] = {}
+    totals: dict[str, float] = {}
+    for customer_id, carry in (("u1", {"enabled": True, "feature_ids": ["messages"]}), ("u2", None)):
+        api("customers.get_or_create", customer_id=customer_id)
+        api.add_card(customer_id)
+        api("billing.attach", customer_id=customer_id, plan_id="payg")
+        for fid in ("messages", "calls"):
+            api("balances.track", customer_id=customer_id, feature_id=fid, value=150)  # 50 over each
+        body: dict[str, Any] = {"customer_id": customer_id, "plan_id": "payg_plus"}
+        if carry is not None:
+            body["carry_over_usages"] = carry
+        preview = api("billing.preview_attach", **body)
+        result = api("billing.attach", **body)
+        assert result["invoice"]["total"] == preview["total"]
+        billed[customer_id] = sorted(
+            line["feature_id"] for line in preview["line_items"] if line["feature_id"]
+        )
+        totals[customer_id] = preview["total"]
+    assert billed == {"u1": ["calls"], "u2": ["calls", "messages"]}
+    assert totals["u2"] - totals["u1"] == 25  # messages' 50 over at 0.50, billed once, by payg_plus later
+    carried = api.customer("u1")["balances"]["messages"]
+    assert (carried["granted"], carried["usage"]) == (100, 150)  # billed at payg_plus's renewal
