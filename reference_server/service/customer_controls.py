@@ -14,6 +14,7 @@ from autumn_sdk._generated.models import (
 )
 from reference_server.engine.entitlements import num
 from reference_server.errors import invalid
+from reference_server.service.usage_limits import check_limits
 from reference_server.store import customers as customers_repo
 
 CONTROL_KEYS = ("auto_topups", "spend_limits", "usage_limits", "usage_alerts", "overage_allowed")
@@ -74,3 +75,12 @@ def _without_nulls(item: dict[str, Any]) -> dict[str, Any]:
         for key, value in item.items()
         if value is not None
     }
+
+
+def check_customer_controls(controls: dict[str, Any]) -> None:
+    """400 for a customer's ``billing_controls`` Autumn refuses, the same on create and on update:
+    usage limits (:func:`check_limits`) and two spend limits for one feature."""
+    check_limits(controls)
+    ids = [s.get("feature_id") for s in controls.get("spend_limits") or []]
+    if len(ids) != len(set(ids)):
+        raise invalid("billing_controls.spend_limits: duplicate feature_id", "invalid_inputs")

@@ -23,6 +23,7 @@ from reference_server.errors import ApiError, customer_not_found, invalid, plan_
 from reference_server.service.context import Ctx
 from reference_server.service.customer_controls import (
     CONTROL_KEYS,
+    check_customer_controls,
     config_json,
     controls_json,
     controls_part,
@@ -40,7 +41,6 @@ from reference_server.service.subscriptions import (
     attach_defaults,
     instance_from_row,
 )
-from reference_server.service.usage_limits import check_limits
 from reference_server.store import customers as customers_repo
 from reference_server.store import licenses as licenses_repo
 from reference_server.store.catalog import Catalog
@@ -81,7 +81,7 @@ def create_customer_row(
     if email is not None and _clean_email(email) is None:
         raise invalid(f"email: invalid email address {email}", "invalid_inputs")
     controls = controls_json(controls_part(data.billing_controls))
-    check_limits(controls)
+    check_customer_controls(controls)
     counts = take_topup_counts(controls)
     values = {
         "org_pk": ctx.tenant.org_pk,
@@ -260,11 +260,8 @@ def update_customer(ctx: Ctx, params: UpdateCustomerParams) -> dict[str, Any]:
                 if sent_controls.get(key) is not None:
                     merged[key] = sent_controls[key]
             merged = controls_json(merged)
-            check_limits(merged)
+            check_customer_controls(merged)
             topup_counts = take_topup_counts(merged)
-            ids = [s.get("feature_id") for s in merged["spend_limits"]]
-            if len(ids) != len(set(ids)):
-                raise invalid("billing_controls.spend_limits: duplicate feature_id", "invalid_inputs")
             changes["billing_controls"] = merged
         new_id = params.new_customer_id
         if new_id and new_id != customer_id:

@@ -378,3 +378,24 @@ def test_entity_data_of_multi_attach_sets_the_controls_entities_create_sets(api:
     )
     assert (error.status, error.code) == (400, "invalid_inputs")
     assert api.error("entities.get", customer_id="u1", entity_id="e3").code == "entity_not_found"
+
+
+def test_two_spend_limits_for_one_feature_are_refused_on_create_and_update(api: Api) -> None:
+    api.feature("messages")
+    twice = {
+        "spend_limits": [
+            {"feature_id": "messages", "enabled": True, "overage_limit": 10},
+            {"feature_id": "messages", "enabled": True, "overage_limit": 20},
+        ]
+    }
+    for op, body in (
+        ("customers.get_or_create", {"customer_id": "dup"}),
+        ("customers.update", {"customer_id": "u1"}),
+    ):
+        if op == "customers.update":
+            api.customer("u1")
+        refused = api.error(op, **body, billing_controls=twice)
+        assert (refused.status, refused.body["code"]) == (400, "invalid_inputs")
+        assert "duplicate feature_id" in refused.body["message"]
+    assert api.error("customers.get", customer_id="dup").status == 404  # nothing was created
+    assert api("customers.get", customer_id="u1")["billing_controls"].get("spend_limits", []) == []
