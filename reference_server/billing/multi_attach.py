@@ -43,7 +43,7 @@ from reference_server.engine.billing.quotes import (
     check_multi_attach,
     combine_due,
 )
-from reference_server.errors import invalid
+from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.entities import ensure_customer, ensure_entity
 from reference_server.service.maintenance import require_customer
@@ -87,6 +87,15 @@ def _scope_entity(
 def _prepare_multi(
     ctx: Ctx, conn: Connection, params: MultiAttachRequest, check: bool = True
 ) -> list[tuple[AttachState, AttachQuote, TrialChoice | None]]:
+    if "free_trial" in params.model_fields_set and params.free_trial is None:
+        # Autumn's ``free_trial: null`` removes the plans' trials; the unsupported-field table lets a
+        # null through (the SDKs send defaults), so it is refused here rather than ignored.
+        raise ApiError(
+            400,
+            "unsupported_field",
+            "free_trial: null (attaching without the plans' trials) is part of Autumn's API but the "
+            "reference server does not support it yet; leave it out",
+        )
     prepared = [prepare_attach(ctx, conn, p) for p in _plan_params(params)]
     if check:  # (not when a paid checkout completes it: it was checked when asked for)
         for state, quote, trial in prepared:
