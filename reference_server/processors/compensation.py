@@ -392,23 +392,12 @@ def settle_after_transaction(
     record it; the Stripe ``invoice.paid`` event repairs it, see :func:`reverse_orphan`)."""
     owner = customer_owner(conn, customer_pk)
     payment = TakenPayment(owner.org_pk, owner.env, server_invoice_id, processor_invoice_id, amount)
-    engine = conn.engine
-
-    def run() -> None:
-        try:
-            settle(engine, reverser, payment, now=now)
-        except Exception:
-            log.error(
-                "payment of Stripe invoice %s (%s minor units, Autumn invoice %s) could not be "
-                "reconciled: the database failed after the transaction; its invoice.paid event will "
-                "refund it if the server invoice is missing",
-                processor_invoice_id,
-                amount,
-                server_invoice_id,
-                exc_info=True,
-            )
-
-    if not after_transaction(conn, run):
+    failed = (
+        f"payment of Stripe invoice {processor_invoice_id} ({amount} minor units, Autumn invoice "
+        f"{server_invoice_id}) could not be reconciled: the database failed after the transaction; its "
+        "invoice.paid event will refund it if the server invoice is missing"
+    )
+    if not _settle_after(conn, reverser, payment, now, failed):
         log.warning("payment %s taken outside Database.write: not reconciled", processor_invoice_id)
 
 
@@ -428,22 +417,12 @@ def void_after_transaction(
     opened = TakenPayment(
         owner.org_pk, owner.env, server_invoice_id, processor_invoice_id, amount, opened=True
     )
-    engine = conn.engine
-
-    def run() -> None:
-        try:
-            settle(engine, reverser, opened, now=now)
-        except Exception:
-            log.error(
-                "Stripe invoice %s (%s minor units, Autumn invoice %s) could not be reconciled: the "
-                "database failed after the transaction; void it on Stripe if the server invoice is missing",
-                processor_invoice_id,
-                amount,
-                server_invoice_id,
-                exc_info=True,
-            )
-
-    if not after_transaction(conn, run):
+    failed = (
+        f"Stripe invoice {processor_invoice_id} ({amount} minor units, Autumn invoice {server_invoice_id}) "
+        "could not be reconciled: the database failed after the transaction; void it on Stripe if the "
+        "server invoice is missing"
+    )
+    if not _settle_after(conn, reverser, opened, now, failed):
         log.warning("invoice %s opened outside Database.write: not reconciled", processor_invoice_id)
 
 
@@ -464,24 +443,30 @@ def refund_after_transaction(
     refund = TakenPayment(
         owner.org_pk, owner.env, server_invoice_id, processor_invoice_id, amount, refund_id=refund_id
     )
+    failed = (
+        f"refund {refund_id} of Stripe invoice {processor_invoice_id} ({amount} minor units, Autumn invoice "
+        f"{server_invoice_id}) could not be made: the database failed after the transaction; refund it on "
+        "Stripe if the charge is recorded"
+    )
+    if not _settle_after(conn, refunder, refund, now, failed):
+        raise RuntimeError(f"refund {refund_id} recorded outside Database.write: it would never be made")
+
+
+def _settle_after(
+    conn: Connection, reverser: Reverser, payment: TakenPayment, now: int | None, failed: str
+) -> bool:
+    """Run :func:`settle` for ``payment`` once ``conn``'s write transaction has ended; a database
+    failure then is logged at ERROR as ``failed`` (nothing else can record it).  False when ``conn``
+    is not in a transaction opened by ``Database.write`` (nothing registered)."""
     engine = conn.engine
 
     def run() -> None:
         try:
-            settle(engine, refunder, refund, now=now)
+            settle(engine, reverser, payment, now=now)
         except Exception:
-            log.error(
-                "refund %s of Stripe invoice %s (%s minor units, Autumn invoice %s) could not be made: "
-                "the database failed after the transaction; refund it on Stripe if the charge is recorded",
-                refund_id,
-                processor_invoice_id,
-                amount,
-                server_invoice_id,
-                exc_info=True,
-            )
+            log.error("%s", failed, exc_info=True)
 
-    if not after_transaction(conn, run):
-        raise RuntimeError(f"refund {refund_id} recorded outside Database.write: it would never be made")
+    return after_transaction(conn, run)
 
 
 __all__ = [

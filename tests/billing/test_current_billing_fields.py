@@ -404,11 +404,12 @@ def test_refund_last_payment_with_nothing_to_refund_still_cancels(api: Api) -> N
     assert api.customer("u1")["invoices"] == []
 
 
+# The local processor's refund is the server's own record, made in the transaction: Stripe only.
+@pytest.mark.parametrize("api", [p for p in PROCESSORS if str(p.id).startswith("stripe")], indirect=True)
 def test_refund_last_payment_stripe_refuses_is_made_later_once(api: Api) -> None:
     """Stripe refuses the refund once: the cancellation and the server's record of the refund stand, and
     the background retrier makes the refund on Stripe later, once."""
-    if api.stripe is None:
-        pytest.skip("the local processor's refund is the server's own record, made in the transaction")
+    assert api.stripe is not None
     _cancel_payg_halfway(api, "u1")
     refused = httpx.post(f"{api.stripe_api}/_config/refunds", data={"fail_next": "1"})
     assert refused.status_code == 200, refused.text
@@ -433,11 +434,12 @@ def test_refund_last_payment_stripe_refuses_is_made_later_once(api: Api) -> None
     assert [(r.amount, r.metadata["autumn_reason"]) for r in made] == [(500, "refund_last_payment")]
 
 
+# A Stripe refund on SQLite, where a deferred foreign key makes the COMMIT itself fail.
+@pytest.mark.parametrize("api", [p for p in PROCESSORS if p.id == "stripe-sqlite"], indirect=True)
 def test_refund_last_payment_whose_transaction_fails_refunds_nothing(api: Api) -> None:
     """The cancellation's transaction fails at COMMIT after the refund was recorded: nothing changed and
     nothing was refunded on Stripe; the same request then goes through."""
-    if api.stripe is None or not api.server.database_url.startswith("sqlite"):
-        pytest.skip("a Stripe refund on SQLite (a deferred foreign key fails the COMMIT)")
+    assert api.stripe is not None
     _cancel_payg_halfway(api, "u1")
     engine = api.server.app.state.autumn.db.engine
     with engine.begin() as conn:
