@@ -93,8 +93,9 @@ def _prepare_multi(
         raise ApiError(
             400,
             "unsupported_field",
-            "free_trial: null (attaching without the plans' trials) is part of Autumn's API but the "
-            "reference server does not support it yet; leave it out",
+            "free_trial null (attaching without the plans' trials) is part of Autumn's API but the "
+            "reference server does not support it yet; leave it out (see the README's list of "
+            "unsupported fields)",
         )
     prepared = [prepare_attach(ctx, conn, p) for p in _plan_params(params)]
     if check:  # (not when a paid checkout completes it: it was checked when asked for)

@@ -139,7 +139,7 @@ def test_bodies_over_one_mebibyte_are_413(
 def test_a_chunked_body_within_the_limit_is_served(
     client: HandlerClient, customer_id: str, reference: LiveAutumn
 ) -> None:
-    body = {"planId": FREE_PLAN, "successUrl": "http://app.local/", "metadata": {"note": "y" * 3000}}
+    body = {"planId": FREE_PLAN, "successUrl": "http://app.local/?note=" + "y" * 3000}
     headers = {**JSON, "x-test-customer": customer_id}
     reply = client.send(f"{PREFIX}/attach", json.dumps(body).encode(), headers, chunked=True)
     assert reply.status == 200, reply.text

@@ -167,7 +167,9 @@ def test_multi_attach_fields_it_does_not_act_on_are_refused(api: Api, operation:
     _refused(error, "customer_data.create_in_stripe")
     assert api("customers.get", customer_id="u1")["subscriptions"] == []
     assert api.error("customers.get", customer_id="u2").body["code"] == "customer_not_found"
-    empty = {"free_trial": None, "discounts": [], "new_billing_subscription": False}
+    # free_trial: null asks for something (attaching without the plans' trials): refused by multi_attach.
+    _refused(api.error(operation, customer_id="u1", plans=plans, free_trial=None), "free_trial")
+    empty = {"discounts": [], "new_billing_subscription": False}
     api(operation, customer_id="u1", plans=plans, **empty)
 
 
