@@ -300,7 +300,7 @@ def _track_cached(
             if step is None:
                 return None
             fingerprint = apply_track(conn, entry, ids, step.dirty, step.event)
-            response = track_done(cat, params, entry, feats, step, fingerprint, value, expand)
+            response = _track_done(cat, params, entry, feats, step, fingerprint, value, expand)
             done = entry if response is not None else None
             return response
         finally:
@@ -363,7 +363,7 @@ def track_step(
     return TrackStep(now, results, [s for s in sources if s.dirty], event)
 
 
-def track_done(
+def _track_done(
     cat: Catalog,
     params: TrackParams,
     entry: CachedSubject,
@@ -373,18 +373,19 @@ def track_done(
     value: float,
     expand: bool,
 ) -> dict[str, Any] | None:
-    if not settled(entry, step, fingerprint):
+    if not settled(entry, step.dirty, fingerprint):
         return None
     return track_response(
         cat, params, entry.customer, None, feats, step.results, entry.sources, step.now, value, expand
     )
 
 
-def settled(entry: CachedSubject, step: TrackStep, fingerprint: str | None) -> bool:
-    """Whether the statement wrote the step; if so the entry now matches the database again."""
+def settled(entry: CachedSubject, written: list[Source], fingerprint: str | None) -> bool:
+    """Whether the statement wrote the ``written`` sources (``fingerprint``: the subject's new one);
+    if so the entry now matches the database again."""
     if fingerprint is None:
         return False
-    for s in step.dirty:
+    for s in written:
         s.dirty = False
     entry.fingerprint = fingerprint
     return True

@@ -24,7 +24,6 @@ from reference_server.service.track import (
     queued,
     settled,
     track_args,
-    track_done,
     track_features,
     track_response,
     track_step,
@@ -86,19 +85,15 @@ async def track_async(ctx: Ctx, params: TrackParams, keyed: KeyedCall | None = N
             step = track_step(ctx, None, cat, params, cached, feats, ids, value, behavior)
             if step is None:
                 return None
+            answer = _answer(cat, params, cached, feats, step, value, expand)
             if keyed is None:
                 rows = await pool.fetch(APPLY, apply_params(cached, ids, step.dirty, step.event))
-                response = track_done(cat, params, cached, feats, step, _fingerprint(rows), value, expand)
-                if response is None:
-                    continue
-                done = cached
-                return queued(params, value) if params.async_ else response
-            answer = _answer(cat, params, cached, feats, step, value, expand)
-            claim = _claim(ctx, keyed, answer)
-            rows = await pool.fetch(
-                APPLY_KEYED, keyed_apply_params(cached, ids, step.dirty, step.event, claim)
-            )
-            if settled(cached, step, _fingerprint(rows)):
+            else:
+                claim = _claim(ctx, keyed, answer)
+                rows = await pool.fetch(
+                    APPLY_KEYED, keyed_apply_params(cached, ids, step.dirty, step.event, claim)
+                )
+            if settled(cached, step.dirty, _fingerprint(rows)):
                 done = cached
                 return answer
         return None
@@ -171,12 +166,8 @@ async def _write_batch(
             return None
         dirty = [s for s in entry.sources if s.dirty]
         rows = await pool.fetch(APPLY_BATCH, batch_apply_params(entry, ids, dirty, events, claims))
-        fingerprint = _fingerprint(rows)
-        if fingerprint is None:
+        if not settled(entry, dirty, _fingerprint(rows)):
             return None
-        for s in dirty:
-            s.dirty = False
-        entry.fingerprint = fingerprint
         done, answers = entry, computed
         return answers[0]
     finally:
@@ -206,7 +197,7 @@ def _answer(
     value: float,
     expand: bool,
 ) -> dict[str, Any]:
-    """What a keyed track answers, computed before its statement (the claim stores it)."""
+    """What the track answers, computed before its statement (a keyed one's claim stores it)."""
     if params.async_:
         return queued(params, value)
     return track_response(
