@@ -180,15 +180,21 @@ def _multi_attach_unlocked(ctx: Ctx, params: MultiAttachParams) -> dict[str, Any
         return multi_attach_in(ctx, conn, params, base_url)
 
 
-def _create_missing_subjects(ctx: Ctx, conn: Connection, params: MultiAttachParams) -> None:
+def _create_missing_subjects(
+    ctx: Ctx, conn: Connection, params: MultiAttachRequest, *, bill_seats: bool = True
+) -> None:
     """``customer_data`` creates the customer, ``entity_data`` the entity, when they do not exist yet
-    (in the attach's own transaction: a refused attach creates neither)."""
+    (in the attach's own transaction: a refused attach creates neither).  A preview passes
+    ``bill_seats=False``: the entity uses its seat but nothing is charged for it, and the preview's
+    rollback takes both back."""
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     if params.customer_data is not None:
         ensure_customer(ctx, conn, cat, params.customer_id, params.customer_data)
     if params.entity_id is not None and params.entity_data is not None:
         customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
-        ensure_entity(ctx, conn, cat, customer, params.entity_id, params.entity_data, now)
+        ensure_entity(
+            ctx, conn, cat, customer, params.entity_id, params.entity_data, now, bill_seats=bill_seats
+        )
 
 
 def multi_attach_in(
@@ -283,8 +289,16 @@ def multi_attach_in(
 
 
 def preview_multi_attach(ctx: Ctx, params: PreviewMultiAttachParams) -> dict[str, Any]:
-    settle_due(ctx, params.customer_id)
+    """The multi-attach's preview, priced as :func:`multi_attach` would price it: a customer or entity
+    that ``customer_data``/``entity_data`` would create is created in the preview's transaction, which
+    is rolled back (Autumn's preview makes no changes), so nothing is written and nothing charged."""
+    try:
+        settle_due(ctx, params.customer_id)
+    except ApiError as exc:  # a customer the request would create has nothing due yet
+        if exc.code != "customer_not_found" or params.customer_data is None:
+            raise
     with ctx.db.write() as conn:
+        _create_missing_subjects(ctx, conn, params, bill_seats=False)
         prepared = _prepare_multi(ctx, conn, params)
         first = prepared[0][0]
         scope = _scope_entity(prepared, params.entity_id)

@@ -177,17 +177,20 @@ def ensure_entity(
     entity_id: str,
     data: EntityData,
     now: int,
+    *,
+    bill_seats: bool = True,
 ) -> None:
     """Create entity ``entity_id`` from a billing request's ``entity_data`` unless it exists, inside the
     caller's transaction: its seat is used and billed as ``entities.create`` does, and a failed seat
-    charge raises :class:`SeatChargeFailed`, rolling the whole call back (nothing was charged)."""
+    charge raises :class:`SeatChargeFailed`, rolling the whole call back (nothing was charged).
+    ``bill_seats=False`` (a preview, rolled back afterwards) uses the seat without charging for it."""
     if get_entity(conn, customer.pk, entity_id) is not None:
         return
     _seat_feature(cat, data.feature_id)
     with conn.begin_nested():
-        _bill_seats(
-            ctx, conn, customer, data.feature_id, _use_seats(conn, customer, data.feature_id, 1.0, now), now
-        )
+        used = _use_seats(conn, customer, data.feature_id, 1.0, now)
+        if bill_seats:
+            _bill_seats(ctx, conn, customer, data.feature_id, used, now)
     params = CreateEntityParams(
         customer_id=str(customer.id),
         entity_id=entity_id,
