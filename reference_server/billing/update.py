@@ -61,6 +61,7 @@ from reference_server.billing.plan_changes import (
 from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import UpdateRequest, resolve_update
 from reference_server.billing.seats import starting_seat_usage
+from reference_server.billing.sessions import create_checkout_session
 from reference_server.engine.billing import (
     BillingRuleError,
     quote_cancel,
@@ -144,6 +145,37 @@ def _intent(params: UpdateRequest) -> str:
     if customized:
         return "update_plan"
     return "none"
+
+
+CHECKOUT_TYPE = "autumn_checkout"
+"""An update sent through checkout (``redirect_mode: "always"``) is confirmed on the checkout page,
+with the saved card or a new one (Autumn's update uses its own checkout page for it, never Stripe's)."""
+
+
+def check_update_redirect(params: UpdateRequest) -> None:
+    """``redirect_mode: "always"`` sends the change to a checkout page, as Autumn's update does; like
+    Autumn, it is refused for a cancel or an uncancel and for an update that changes nothing.
+    (``never`` and ``if_required`` are the same for an update, in Autumn as here: the change is charged
+    at once, and a charge that needs the customer answers a payment link with ``required_action``.)"""
+    if params.redirect_mode != "always":
+        return
+    intent = _intent(params)
+    if intent in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
+        raise invalid("Autumn checkout does not support cancel or uncancel updates", "invalid_request")
+    if intent == "none":
+        raise invalid(
+            "Cannot create checkout when no billing changes will happen in this update", "invalid_request"
+        )
+
+
+def _check_checkout_quantities(q: dict[str, Any]) -> None:
+    """A checkout for a quantity update that leaves every quantity as it is would sell nothing."""
+    quote = q["quantities"]
+    always = q["params"].redirect_mode == "always"
+    if always and quote is not None and not any(quote.balance_deltas.values()):
+        raise invalid(
+            "Cannot create checkout when quantities are not updated or adjustable", "invalid_request"
+        )
 
 
 def _usage_carry(params: UpdateRequest) -> AttachCarryOverBalances:
@@ -309,6 +341,18 @@ def apply_update(
     intent = q["intent"]
     entity_id = entity.id if entity else None
     invoice: InvoiceRecord | None = None
+    if not paid and params.redirect_mode == "always":
+        # The change waits on a checkout page; paying (or confirming) it there applies it (op "update").
+        _, url = create_checkout_session(
+            conn,
+            customer.pk,
+            q["due"],
+            checkout_action(ctx, "update", params),
+            now,
+            base_url,
+            extra_field(params, "success_url"),
+        )
+        return change_response(customer, entity_id, payment_url=url)
     if not paid:
         invoice, failure = charge_or_retry_link(
             ctx,
@@ -418,14 +462,22 @@ def _add_prepaid(conn: Connection, instance_pk: int, feature_id: str, delta: flo
 def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
-        return apply_update(ctx, conn, update_quotes(ctx, conn, params), base_url)
+        q = update_quotes(ctx, conn, params)
+        _check_checkout_quantities(q)
+        return apply_update(ctx, conn, q, base_url)
 
 
 def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
+    check_update_redirect(params)
     settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
         q = update_quotes(ctx, conn, params)
+        _check_checkout_quantities(q)
+        # An invoice-mode update is invoiced, never sent to checkout (as apply_update does).
+        redirect = (
+            params.redirect_mode == "always" and invoice_mode_for(params.invoice_mode, q["due"]) is None
+        )
         inst, now = q["inst"], q["now"]
         sub = q["sub"]
         cycles = []
@@ -454,8 +506,8 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
             cycles,
             incoming,
             outgoing,
-            False,
-            None,
+            redirect,
+            CHECKOUT_TYPE if redirect else None,
             q["entity"].id if q["entity"] else None,
         )
         out["intent"] = q["intent"]
@@ -469,6 +521,7 @@ def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str,
     """``billing.update``: a plan without a price changes at once (free path), a priced one is quoted
     and charged; both under the customer's billing lock."""
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
+    check_update_redirect(params)
     with customer_lock(ctx, params.customer_id):
         return _update_unlocked(ctx, params)
 
@@ -482,6 +535,7 @@ def _update_unlocked(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, An
             and plan.is_free
             and not params.feature_quantities
             and not params.license_quantities
+            and params.redirect_mode != "always"  # a checkout is the paid path's, even at $0
         ):
             return update_free(ctx, conn, params, cat, customer, entity, inst, instances, now)
     return paid_update(ctx, params)

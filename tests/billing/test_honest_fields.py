@@ -3,7 +3,11 @@ through the real server over HTTP on SQLite and PostgreSQL, locally and on Strip
 
 from __future__ import annotations
 
-from .helpers import Api
+from typing import Any
+
+import httpx
+
+from .helpers import DAY, Api, create_prepaid_team_plan
 
 
 def test_preview_multi_attach_prices_a_customer_customer_data_would_create(api: Api) -> None:
@@ -58,3 +62,61 @@ def test_preview_multi_attach_prices_an_entity_entity_data_would_create(api: Api
         plans=plans,
     )
     assert error["code"] == "unsupported_field" and "customer_data.currency" in error["message"]
+
+
+def test_update_redirect_mode_always_waits_on_a_checkout_page(api: Api) -> None:
+    create_prepaid_team_plan(api)
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    hundred = [{"feature_id": "messages", "quantity": 100}]
+    api("billing.attach", customer_id="u1", plan_id="team", feature_quantities=hundred)
+    api.clock.advance(15 * DAY)
+    more = [{"feature_id": "messages", "quantity": 300}]
+    body: dict[str, Any] = {"customer_id": "u1", "plan_id": "team", "feature_quantities": more}
+    charged_now = api("billing.preview_update", **body)
+    preview = api("billing.preview_update", redirect_mode="always", **body)
+    assert (preview["total"], preview["redirect_to_checkout"], preview["checkout_type"]) == (
+        charged_now["total"],
+        True,
+        "autumn_checkout",
+    )
+    assert charged_now["redirect_to_checkout"] is False
+    result = api("billing.update", redirect_mode="always", **body)
+    assert result["payment_url"] and "/checkout/" in result["payment_url"]
+    assert "invoice" not in result
+    # Nothing changes until the customer confirms on the page (with the saved card here).
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 100
+    page = httpx.get(result["payment_url"])
+    assert page.status_code == 200 and "Visa ending in 4242" in page.text
+    assert httpx.post(result["payment_url"], data={"use_saved": "1"}).status_code == 303
+    customer = api.customer("u1")
+    assert customer["balances"]["messages"]["granted"] == 300
+    assert [i["total"] for i in customer["invoices"]] == [charged_now["total"], 30]
+    # never and if_required charge at once, as without the field (the same in Autumn).
+    for mode in ("never", "if_required"):
+        body["feature_quantities"] = [{"feature_id": "messages", "quantity": 400 if mode == "never" else 500}]
+        done = api("billing.update", redirect_mode=mode, **body)
+        assert done["payment_url"] is None and done["invoice"]["status"] == "paid"
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 500
+
+
+def test_update_redirect_mode_always_is_refused_where_autumn_refuses_it(api: Api) -> None:
+    create_prepaid_team_plan(api)
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    hundred = [{"feature_id": "messages", "quantity": 100}]
+    api("billing.attach", customer_id="u1", plan_id="team", feature_quantities=hundred)
+    base = {"customer_id": "u1", "plan_id": "team", "redirect_mode": "always"}
+    refusals: tuple[tuple[dict[str, Any], str], ...] = (
+        ({"cancel_action": "cancel_end_of_cycle"}, "does not support cancel or uncancel"),
+        ({"cancel_action": "cancel_immediately"}, "does not support cancel or uncancel"),
+        ({"cancel_action": "uncancel"}, "does not support cancel or uncancel"),
+        ({}, "no billing changes"),
+        ({"feature_quantities": hundred}, "quantities are not updated"),
+    )
+    for extra, message in refusals:
+        for op in ("billing.update", "billing.preview_update"):
+            error = api(op, expect=400, **base, **extra)
+            assert error["code"] == "invalid_request" and message in error["message"], (op, extra, error)
+    assert api.plans_of("u1") == {"team": "active"}
+    assert len(api.customer("u1")["invoices"]) == 1
