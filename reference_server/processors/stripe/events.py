@@ -122,7 +122,7 @@ def payment_succeeded(
     stored = str(invoice.processor_id or "")
     processor_id = stored if stored.startswith("in_") else str(intent.get("id"))  # keep the Stripe invoice
     credit = int(invoice.total) - amount if 0 < amount < int(invoice.total) else 0
-    if credit > 0:  # the payment was the rest after the customer's credit (see StripeProcessor)
+    if credit > 0:  # the payment was the rest after the customer's credit (see processors.stripe.invoices)
         add_credit(
             conn, invoice.customer_pk, invoice.currency, -credit, f"Applied to {invoice.id}", now, invoice.pk
         )
