@@ -8,6 +8,8 @@ default currency, a usage limit that never limits). Instead the request is refus
 when the server implements it; the README lists what is still here.
 
 Paths are dotted field names of the request body; ``[]`` steps into every item of a list.
+``checkout_session_params``, whose keys are Stripe Checkout's, is refused key by key: every key but
+those :mod:`reference_server.billing.checkout_session_params` serves (:data:`OPEN_OBJECTS`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from reference_server.billing.checkout_session_params import SERVED_KEYS as CHECKOUT_SESSION_KEYS
 from reference_server.errors import ApiError
 
 _CUSTOMIZE = (
@@ -35,7 +38,7 @@ _INVOICE_MODE = ("invoice_mode.invoice_template_id",)
 _CUSTOMER_DATA = ("customer_data.currency", "customer_data.create_in_stripe")
 # Options of a billing change that no billing operation here acts on: discounts (rewards, coupons,
 # promotion codes) on the change, and a new Stripe subscription rather than the existing one.
-# (``checkout_session_params`` is read: its ``cancel_url`` is the Stripe Checkout's back link.)
+# (``checkout_session_params`` is refused key by key: see OPEN_OBJECTS.)
 _CHANGE_OPTIONS = ("discounts", "new_billing_subscription")
 # A multi-attach's request-wide ``free_trial`` (Autumn's one trial for all its plans) is not applied here:
 # each plan keeps its own.
@@ -155,6 +158,29 @@ UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
 """Qualified operation name -> the request fields refused with ``unsupported_field``."""
 
 
+# Autumn spreads ``checkout_session_params`` into its Stripe Checkout Session.  Here the payer checks out
+# on the server's own summary page and enters a card on it (local processor) or on a setup-mode Stripe
+# Checkout (Stripe), so only the keys both can honour, or Stripe Checkout can for an organization charged
+# through Stripe, are served; the rest (promotion codes, tax, subscription and payment intent data,
+# invoice creation, shipping, custom fields and text, consent, phone numbers, expiry...) ask for what
+# neither page does, and the ones Autumn overrides itself (customer, mode, line_items, success_url,
+# discounts) are no-ops even there.
+OPEN_OBJECTS: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
+    operation: (("checkout_session_params", CHECKOUT_SESSION_KEYS),)
+    for operation in (
+        "billing.attach",
+        "billing.preview_attach",
+        "billing.multi_attach",
+        "billing.preview_multi_attach",
+        "billing.create_schedule",
+        "billing.setup_payment",
+    )
+}
+"""Qualified operation name -> (free-form object field, the keys of it served): any other key is refused."""
+
+_KEY_HINTS = {"success_url": "the request's own success_url is where the payer returns"}
+
+
 def _asks(value: Any) -> bool:
     """Whether a sent value asks for something: ``null``, ``false``, ``[]`` and ``{}`` do not (the
     official SDK sends a field's default, such as ``pooled: false``, on every item)."""
@@ -182,17 +208,28 @@ def _present(value: Any, steps: list[str]) -> Iterator[None]:
 
 def watches_unsupported(operation: str) -> bool:
     """Whether ``operation`` has fields this server refuses (only then is the body walked)."""
-    return operation in UNSUPPORTED_FIELDS
+    return operation in UNSUPPORTED_FIELDS or operation in OPEN_OBJECTS
+
+
+def _refuse(shown: str, hint: str | None = None) -> ApiError:
+    advice = f"{hint}; leave it out" if hint else "leave it out"
+    return ApiError(
+        400,
+        "unsupported_field",
+        f"{shown} is part of Autumn's API but the reference server does not support it yet; "
+        f"{advice} (see the README's list of unsupported fields)",
+    )
 
 
 def refuse_unsupported(operation: str, body: dict[str, Any]) -> None:
     """Raise 400 ``unsupported_field`` if ``body`` sets a field this server does not act on yet."""
     for path in UNSUPPORTED_FIELDS.get(operation, ()):
         if any(True for _ in _present(body, path.split("."))):
-            shown = path.replace("[]", "[*]")
-            raise ApiError(
-                400,
-                "unsupported_field",
-                f"{shown} is part of Autumn's API but the reference server does not support it yet; "
-                "leave it out (see the README's list of unsupported fields)",
-            )
+            raise _refuse(path.replace("[]", "[*]"))
+    for field, served in OPEN_OBJECTS.get(operation, ()):
+        given = body.get(field)
+        if not isinstance(given, dict):
+            continue
+        for key in sorted(given):
+            if key not in served and _asks(given[key]):
+                raise _refuse(f"{field}.{key}", _KEY_HINTS.get(key))

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachParams, PreviewAttachParams
+from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.convert import (
     customized_plan,
     engine_plan,
@@ -334,6 +335,7 @@ def _outgoing_quantities(conn: Connection, state: AttachState) -> dict[str, dict
 def preview_attach(ctx: Ctx, params: PreviewAttachParams) -> dict[str, Any]:
     settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
+        check_checkout_session_params(ctx, conn, params)
         state, quote, trial = prepare_attach(ctx, conn, params)
         check_attach_mode(state, quote, trial)
         redirect, has_pm = redirect_for(ctx, state, quote, trial)
@@ -358,6 +360,7 @@ def attach(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
 
 def _attach_unlocked(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
+        check_checkout_session_params(ctx, conn, params)
         cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, params)
         current_plan = cat.plans_by_pk.get(current.plan_pk) if current else None
         needs_paid = (

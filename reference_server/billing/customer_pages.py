@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachParams, OpenCustomerPortalParams, SetupPaymentParams
+from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.license_seats import attach_seats
 from reference_server.billing.payment_collection import change_response, checkout_action
 from reference_server.billing.plan_changes import customer_ref
@@ -57,6 +58,7 @@ def _customer_and_entity(
 def setup_payment(ctx: Ctx, params: SetupPaymentParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
+        check_checkout_session_params(ctx, conn, params)
         customer, entity_id, now = _customer_and_entity(ctx, conn, params.customer_id, params.entity_id)
         action = checkout_action(ctx, "setup", params)
         if params.remove_plan_ids:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachParams, MultiAttachParams, PreviewMultiAttachParams
 from reference_server.billing.attach import check_attach_mode, prepare_attach, redirect_for
+from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.convert import engine_plan
 from reference_server.billing.customer_lock import customer_lock
 from reference_server.billing.payment_collection import (
@@ -176,6 +177,7 @@ def _backdated(
 def _multi_attach_unlocked(ctx: Ctx, params: MultiAttachParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
+        check_checkout_session_params(ctx, conn, params)
         _create_missing_subjects(ctx, conn, params)
         return multi_attach_in(ctx, conn, params, base_url)
 
@@ -298,6 +300,7 @@ def preview_multi_attach(ctx: Ctx, params: PreviewMultiAttachParams) -> dict[str
         if exc.code != "customer_not_found" or params.customer_data is None:
             raise
     with ctx.db.write() as conn:
+        check_checkout_session_params(ctx, conn, params)
         _create_missing_subjects(ctx, conn, params, bill_seats=False)
         prepared = _prepare_multi(ctx, conn, params)
         first = prepared[0][0]

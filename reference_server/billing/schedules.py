@@ -21,6 +21,7 @@ from autumn_sdk._generated.models import (
     CreateScheduleUnscheduledPlan,
     MultiAttachParams,
 )
+from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.convert import customized_plan, engine_plan, feature_quantities, is_customized
 from reference_server.billing.multi_attach import multi_attach_in
 from reference_server.billing.payment_collection import rule_error
@@ -414,4 +415,5 @@ def create_schedule_in(
 def create_schedule(ctx: Ctx, params: CreateScheduleParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
+        check_checkout_session_params(ctx, conn, params)
         return create_schedule_in(ctx, conn, params, base_url)

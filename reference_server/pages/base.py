@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from reference_server.billing.checkout_session_params import cancel_url_of
 from reference_server.billing.invoice_mode import is_open_invoice_mode_invoice
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.local.cards import TEST_CARD_HINTS, CardError
@@ -26,7 +27,7 @@ from reference_server.store.plan_summaries import latest_plan
 from reference_server.store.tables.dashboard import branding_of
 
 from .context import PagesContext
-from .formatting import price_label
+from .formatting import app_origin, price_label
 from .forms import ERROR_FIELDS, STRIPE_CARD_ENTRY, card_from_form
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -86,6 +87,12 @@ class PageBase:
             "test_mode": owner.env != "live",
             "back_url": back_url or brand.website_url,
         }
+
+    @staticmethod
+    def _way_back(session: SessionRecord) -> str | None:
+        """Where a checkout or setup page's "Cancel and return" link goes: the request's
+        ``checkout_session_params.cancel_url``, else the origin of its ``success_url``."""
+        return cancel_url_of(session.action) or app_origin(session.success_url)
 
     @staticmethod
     def _recurring(

@@ -17,7 +17,7 @@ from reference_server.store.invoices import invoice_record, set_invoice_status
 from reference_server.store.payment_methods import PaymentMethodInfo
 
 from .base import PageBase, customer_ref
-from .formatting import app_origin, customer_label, format_money
+from .formatting import customer_label, format_money
 from .forms import typed_back
 
 
@@ -32,7 +32,7 @@ class CheckoutPages(PageBase):
         plan_id = session.action.get("plan_id") or (session.action.get("body") or {}).get("plan_id")
         plan_name, recurring = self._recurring(conn, customer.pk, plan_id, draft.currency)
         return {
-            **self._chrome(conn, customer.pk, app_origin(session.success_url)),
+            **self._chrome(conn, customer.pk, self._way_back(session)),
             "plan_name": plan_name,
             "recurring": recurring,
             "lines": [

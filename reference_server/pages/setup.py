@@ -14,7 +14,7 @@ from reference_server.store.customer_lookup import CustomerRef
 from reference_server.store.payment_methods import PaymentMethodInfo
 
 from .base import PageBase, customer_ref
-from .formatting import app_origin, customer_label
+from .formatting import customer_label
 from .forms import typed_back
 
 
@@ -26,7 +26,7 @@ class SetupPages(PageBase):
     ) -> Any:
         plan_name, recurring = self._recurring(conn, customer.pk, session.action.get("plan_id"), "usd")
         return {
-            **self._chrome(conn, customer.pk, app_origin(session.success_url)),
+            **self._chrome(conn, customer.pk, self._way_back(session)),
             "recurring": recurring,
             "customer_label": customer_label(customer),
             "plan_id": plan_name or session.action.get("plan_id"),

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from .helpers import DAY, Api, create_prepaid_team_plan
+from .helpers import DAY, START, Api, create_prepaid_team_plan
+from .localstripe_server import stripe_checkout_url
 
 
 def test_preview_multi_attach_prices_a_customer_customer_data_would_create(api: Api) -> None:
@@ -120,3 +121,148 @@ def test_update_redirect_mode_always_is_refused_where_autumn_refuses_it(api: Api
             assert error["code"] == "invalid_request" and message in error["message"], (op, extra, error)
     assert api.plans_of("u1") == {"team": "active"}
     assert len(api.customer("u1")["invoices"]) == 1
+
+
+CANCEL_URL = "https://app.example.com/pricing"
+SUCCESS = "https://app.example.com/done"
+
+
+def test_checkout_session_params_keys_not_served_are_refused_naming_the_key(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    pro: dict[str, Any] = {"customer_id": "u1", "plan_id": "pro"}
+    plans = {"customer_id": "u1", "plans": [{"plan_id": "pro"}]}
+    schedule = {"customer_id": "u1", "phases": [{"starts_at": START, "plans": [{"plan_id": "pro"}]}]}
+    cases: tuple[tuple[str, dict[str, Any], str], ...] = (
+        ("billing.attach", pro, "allow_promotion_codes"),
+        ("billing.preview_attach", pro, "allow_promotion_codes"),
+        ("billing.multi_attach", plans, "subscription_data"),
+        ("billing.preview_multi_attach", plans, "subscription_data"),
+        ("billing.create_schedule", schedule, "custom_text"),
+        ("billing.setup_payment", {"customer_id": "u1"}, "consent_collection"),
+        ("billing.attach", pro, "success_url"),
+    )
+    values = {
+        "allow_promotion_codes": True,
+        "subscription_data": {"metadata": {"a": "b"}},
+        "custom_text": {"submit": {"message": "Thanks"}},
+        "consent_collection": {"terms_of_service": "required"},
+        "success_url": "https://app.example.com/elsewhere",
+    }
+    for op, body, key in cases:
+        params = {"cancel_url": CANCEL_URL, key: values[key]}
+        error = api(op, expect=400, checkout_session_params=params, **body)
+        assert error["code"] == "unsupported_field", (op, error)
+        assert error["message"].startswith(f"checkout_session_params.{key} is part of Autumn's API"), error
+    assert "the request's own success_url" in error["message"]
+    # A key that asks for nothing passes, as the official SDK's defaults do.
+    quiet = {"allow_promotion_codes": False, "custom_text": {}, "shipping_options": [], "locale": None}
+    api("billing.preview_attach", checkout_session_params=quiet, **pro)
+    assert api.plans_of("u1") == {"free": "active"} and api.customer("u1")["invoices"] == []
+
+
+def test_checkout_session_params_cancel_url_is_the_way_back_from_every_checkout_page(api: Api) -> None:
+    for cid in ("u1", "u2", "u3"):
+        api("customers.get_or_create", customer_id=cid)
+    url = api(
+        "billing.attach",
+        customer_id="u1",
+        plan_id="pro",
+        success_url=SUCCESS,
+        checkout_session_params={"cancel_url": CANCEL_URL},
+    )["payment_url"]
+    page = httpx.get(url)
+    assert f'href="{CANCEL_URL}" id="return-link"' in page.text
+    assert f'id="back-link" href="{CANCEL_URL}"' in page.text
+    # Without it the way back is the success URL's site, as before.
+    other = api("billing.attach", customer_id="u2", plan_id="pro", success_url=SUCCESS)["payment_url"]
+    assert 'href="https://app.example.com/" id="return-link"' in httpx.get(other).text
+    setup = api("billing.setup_payment", customer_id="u3", checkout_session_params={"cancel_url": CANCEL_URL})
+    if api.stripe is None:
+        assert f'href="{CANCEL_URL}" id="return-link"' in httpx.get(setup["url"]).text
+    else:  # Stripe Checkout's own back link, on the setup's Stripe session and on the attach's
+        assert _stripe_session(api, setup["url"]).cancel_url == CANCEL_URL
+        assert _stripe_session(api, stripe_checkout_url(url)).cancel_url == CANCEL_URL
+    assert api.pay(url).status_code == 303
+    assert api.plans_of("u1") == {"pro": "active"}
+    # A cancel_url that is not an absolute http(s) URL is refused before anything is written.
+    for bad in ("javascript:alert(1)", "/pricing", 7):
+        error = api(
+            "billing.attach",
+            expect=400,
+            customer_id="u2",
+            plan_id="premium",
+            checkout_session_params={"cancel_url": bad},
+        )
+        assert error["code"] == "invalid_inputs" and "checkout_session_params.cancel_url" in error["message"]
+
+
+def _stripe_session(api: Api, stripe_url: str) -> Any:
+    assert api.stripe is not None and "/c/pay/" in stripe_url
+    return api.stripe.v1.checkout.sessions.retrieve(stripe_url.rsplit("/", 1)[1])
+
+
+STRIPE_CHECKOUT_OPTIONS = {
+    "locale": "fr",
+    "billing_address_collection": "required",
+    "metadata": {"campaign": "spring", "seats": 3},
+}
+
+
+def test_checkout_session_params_served_on_stripe_checkout_only_where_there_is_one(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    api("customers.get_or_create", customer_id="u2")
+    served_by_both = {"billing_address_collection": "auto", "payment_method_types": ["card"]}
+    if api.stripe is None:
+        # The server's own card form has no language but English, no address step and no Stripe session.
+        for key, value in STRIPE_CHECKOUT_OPTIONS.items():
+            for op in ("billing.attach", "billing.preview_attach"):
+                error = api(
+                    op, expect=400, customer_id="u1", plan_id="pro", checkout_session_params={key: value}
+                )
+                assert error["code"] == "unsupported_field", error
+                assert f"checkout_session_params.{key} is part of Autumn's API" in error["message"]
+                assert "only on Stripe Checkout" in error["message"]
+        url = api("billing.attach", customer_id="u1", plan_id="pro", checkout_session_params=served_by_both)
+        assert api.pay(url["payment_url"]).status_code == 303
+        assert api.plans_of("u1") == {"pro": "active"}
+        return
+    options = {**STRIPE_CHECKOUT_OPTIONS, **{"payment_method_types": ["card"]}}
+    url = api("billing.attach", customer_id="u1", plan_id="pro", checkout_session_params=options)[
+        "payment_url"
+    ]
+    stripe_url = stripe_checkout_url(url)
+    session = _stripe_session(api, stripe_url)
+    assert (session.locale, session.billing_address_collection) == ("fr", "required")
+    metadata = session.metadata.to_dict()
+    assert (metadata["campaign"], metadata["seats"]) == ("spring", "3")
+    assert metadata["autumn_session_kind"] == "checkout"  # the server's own keys stay
+    assert api.pay(url).status_code == 303
+    assert api.plans_of("u1") == {"pro": "active"}
+    setup = api("billing.setup_payment", customer_id="u2", checkout_session_params={"locale": "de"})
+    assert _stripe_session(api, setup["url"]).locale == "de"
+
+
+def test_checkout_session_params_bad_values_are_refused(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    invalid_values = (
+        {"locale": "klingon"},
+        {"billing_address_collection": "sometimes"},
+        {"payment_method_types": "card"},
+        {"metadata": {"autumn_session_id": "sess_forged"}},
+        {"metadata": {"k" * 41: "v"}},
+        {"metadata": {"k": "v" * 501}},
+        {"metadata": {"k": {"nested": True}}},
+        {"metadata": "campaign"},
+    )
+    for params in invalid_values:
+        for op in ("billing.attach", "billing.preview_attach"):
+            error = api(op, expect=400, customer_id="u1", plan_id="pro", checkout_session_params=params)
+            key = next(iter(params))
+            assert error["code"] == "invalid_inputs", (params, error)
+            assert error["message"].startswith(f"checkout_session_params.{key}:"), error
+    other_types = {"payment_method_types": ["card", "us_bank_account"]}
+    error = api(
+        "billing.attach", expect=400, customer_id="u1", plan_id="pro", checkout_session_params=other_types
+    )
+    assert error["code"] == "unsupported_field" and "['us_bank_account']" in error["message"]
+    assert api.plans_of("u1") == {"free": "active"} and api.customer("u1")["invoices"] == []

@@ -44,6 +44,18 @@ ERROR_KEY = "stripe_checkout_error"
 BASE_URL_KEY = "stripe_checkout_base_url"
 """``action`` key: the public URL the payer used, for invoices created when the webhook comes first."""
 SESSION_ID_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
+RESERVED_METADATA_PREFIX = "autumn_"
+"""The server's own keys on a Checkout Session's metadata (which server session it completes)."""
+CALLER_OPTIONS = ("locale", "billing_address_collection")
+"""``checkout_session_params`` keys passed to Stripe as they are (checked when the request came in:
+:mod:`reference_server.billing.checkout_session_params`)."""
+
+
+def metadata_value(value: Any) -> str:
+    """A metadata value as Stripe stores it: a string (``true``/``false`` for a boolean)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def page_path(kind: str, session_id: str) -> str:
@@ -75,18 +87,23 @@ def create_setup_checkout(
     kind: str,
     success_url: str,
     cancel_url: str,
+    options: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """A setup-mode Checkout Session for the server session ``session_id``: (its id, its URL).
 
     ``success_url`` gets ``?checkout_session={CHECKOUT_SESSION_ID}``; the metadata names the server
     session so the webhook finds it.  The id is stored as the server session's ``processor_id``.
+    ``options``: the caller's ``checkout_session_params`` (its :data:`CALLER_OPTIONS` are passed on and
+    its ``metadata`` goes beside the server's own keys).
     """
+    options = options or {}
     separator = "&" if "?" in success_url else "?"
     metadata = {
         "autumn_session_id": session_id,
         "autumn_session_kind": kind,
         "autumn_customer_id": customer.id,
     }
+    caller_metadata = options.get("metadata")
     params: dict[str, Any] = {
         "mode": "setup",
         "customer": str(stripe_customer),
@@ -94,8 +111,12 @@ def create_setup_checkout(
         "client_reference_id": session_id,
         "success_url": f"{success_url}{separator}checkout_session={SESSION_ID_PLACEHOLDER}",
         "cancel_url": cancel_url,
-        "metadata": metadata,
+        "metadata": {
+            **{str(k): metadata_value(v) for k, v in (caller_metadata or {}).items()},
+            **metadata,  # the server's keys win (the caller's autumn_* keys are refused on the way in)
+        },
         "setup_intent_data": {"metadata": metadata},
+        **{key: options[key] for key in CALLER_OPTIONS if options.get(key)},
     }
     created = client.v1.checkout.sessions.create(params)  # type: ignore[arg-type]
     update_session(conn, session_pk, processor_id=created.id)
@@ -111,7 +132,8 @@ def open_checkout_for(
     base_url: str,
 ) -> str:
     """A new Checkout Session for a server session: back to :func:`return_path` when done, and to the
-    caller's ``checkout_session_params.cancel_url`` (else the server's page) when the payer goes back."""
+    caller's ``checkout_session_params.cancel_url`` (else the server's page) when the payer goes back;
+    the caller's ``locale``, ``billing_address_collection`` and ``metadata`` are the session's too."""
     base = base_url.rstrip("/")
     params = dict((session.action.get("body") or {}).get("checkout_session_params") or {})
     cancel_url = str(params.get("cancel_url") or f"{base}{page_path(session.kind, session.id)}")
@@ -126,6 +148,7 @@ def open_checkout_for(
         session.kind,
         f"{base}{return_path(session.kind, session.id)}",
         cancel_url,
+        params,
     )
     return url
 
@@ -193,13 +216,16 @@ def completed_setup(client: stripe.StripeClient, checkout_session_id: str) -> Co
 __all__ = [
     "APPLIED_KEY",
     "BASE_URL_KEY",
+    "CALLER_OPTIONS",
     "ERROR_KEY",
+    "RESERVED_METADATA_PREFIX",
     "SESSION_ID_PLACEHOLDER",
     "CompletedSetup",
     "completed_setup",
     "create_setup_checkout",
     "current_session_id",
     "expire_if_open",
+    "metadata_value",
     "open_checkout_for",
     "page_path",
     "return_path",

@@ -6,7 +6,8 @@ This module adds, on top of localstripe's own objects and store:
 * the ``checkout.session`` object, modelled on Stripe's documented one: ``id`` (``cs_test_...``),
   ``url``, ``mode``, ``customer``, ``setup_intent``, ``status`` (``open`` | ``complete`` |
   ``expired``), ``success_url`` (``{CHECKOUT_SESSION_ID}`` is replaced when the payer is sent there),
-  ``cancel_url``, ``metadata``, ``client_reference_id``, ``expires_at``, ``payment_status``;
+  ``cancel_url``, ``metadata``, ``client_reference_id``, ``expires_at``, ``payment_status``, ``locale``,
+  ``billing_address_collection`` (stored and shown as given);
   ``POST /v1/checkout/sessions``, ``GET /v1/checkout/sessions/{id}`` and
   ``POST /v1/checkout/sessions/{id}/expire``.  Only ``mode=setup`` is modelled (a 400 otherwise).
 * a minimal hosted page at ``session.url`` (``/c/pay/{id}``, like checkout.stripe.com) where a test card
@@ -43,6 +44,52 @@ from localstripe.resources import (
 from localstripe.webhooks import schedule_webhook
 
 PAGE_PREFIX = "/c/pay/"
+_LOCALES = frozenset(
+    [
+        "auto",
+        "bg",
+        "cs",
+        "da",
+        "de",
+        "el",
+        "en",
+        "en-GB",
+        "es",
+        "es-419",
+        "et",
+        "fi",
+        "fil",
+        "fr",
+        "fr-CA",
+        "hr",
+        "hu",
+        "id",
+        "it",
+        "ja",
+        "ko",
+        "lt",
+        "lv",
+        "ms",
+        "mt",
+        "nb",
+        "nl",
+        "pl",
+        "pt",
+        "pt-BR",
+        "ro",
+        "ru",
+        "sk",
+        "sl",
+        "sv",
+        "th",
+        "tr",
+        "vi",
+        "zh",
+        "zh-HK",
+        "zh-TW",
+    ]
+)
+"""Stripe Checkout's ``locale`` values (anything else is Stripe's 400)."""
 SESSION_TTL_S = 24 * 3600
 
 # The origin (scheme://host:port) the current API request came in on, so ``url`` is absolute.
@@ -77,6 +124,8 @@ class CheckoutSession(StripeObject):  # type: ignore[misc]
         payment_method_types: Any = None,
         currency: Any = None,
         setup_intent_data: Any = None,
+        locale: Any = None,
+        billing_address_collection: Any = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -88,6 +137,8 @@ class CheckoutSession(StripeObject):  # type: ignore[misc]
             assert customer is None or (isinstance(customer, str) and customer.startswith("cus_"))
             assert metadata is None or isinstance(metadata, dict)
             assert setup_intent_data is None or isinstance(setup_intent_data, dict)
+            assert locale is None or (isinstance(locale, str) and locale in _LOCALES)
+            assert billing_address_collection in (None, "auto", "required")
             if payment_method_types is not None:
                 assert isinstance(payment_method_types, list)
                 assert all(t == "card" for t in payment_method_types)
@@ -111,6 +162,8 @@ class CheckoutSession(StripeObject):  # type: ignore[misc]
         self.cancel_url = cancel_url
         self.metadata = metadata or {}
         self.client_reference_id = client_reference_id
+        self.locale = locale
+        self.billing_address_collection = billing_address_collection or "auto"
         self.payment_method_types = payment_method_types or ["card"]
         self.currency = currency
         self.setup_intent = setup_intent.id
