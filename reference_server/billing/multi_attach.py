@@ -36,14 +36,10 @@ from reference_server.engine.billing import (
     BillingRuleError,
     TrialChoice,
 )
+from reference_server.engine.billing.attach_quotes import check_multi_attach, combine_due
+from reference_server.engine.billing.backdating import backdate_quote, backdated_periods
 from reference_server.engine.billing.checkout import checkout_type
 from reference_server.engine.billing.preview import attach_preview_body
-from reference_server.engine.billing.quotes import (
-    backdate_quote,
-    backdated_periods,
-    check_multi_attach,
-    combine_due,
-)
 from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.entities import ensure_customer, ensure_entity

@@ -1,6 +1,6 @@
 """Paid plan changes applied to the core's plan instances: attach, downgrade, cancel and switch back.
 
-The engine prices a change (:mod:`reference_server.engine.billing.quotes`); these functions make it
+The engine prices a change (:mod:`reference_server.engine.billing.attach_quotes`); these functions make it
 happen in the caller's transaction: charge through the processor, create, schedule or expire plan
 instances through :mod:`reference_server.service.subscriptions`, keep the billing state
 (``subscription_billing``) and write ``billing.updated`` to the webhook outbox.  What happens later

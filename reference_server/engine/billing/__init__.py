@@ -1,10 +1,13 @@
 """Pure billing logic: money, periods, pricing, proration, quotes and previews (no I/O).
 
-The server core maps stored plans and subscriptions onto :mod:`.model` dataclasses, asks :mod:`.quotes`
-what a change costs, charges the quote's ``due_now`` through a payment processor and renders previews
-with :mod:`.preview`, so the preview and the charge are computed by the same code.
+The server core maps stored plans and subscriptions onto :mod:`.model` dataclasses, asks the quotes
+(:mod:`.attach_quotes`, :mod:`.quantity_quotes`, :mod:`.closing_quotes`, :mod:`.seats`) what a change
+costs, charges the quote's ``due_now`` through a payment processor and renders previews with
+:mod:`.preview`, so the preview and the charge are computed by the same code.
 """
 
+from .attach_quotes import AttachQuote, quote_attach, quote_downgrade, quote_new, quote_upgrade
+from .closing_quotes import CancelQuote, RenewalQuote, quote_cancel, quote_final_usage, quote_renewal
 from .errors import BillingRuleError
 from .invoice import InvoiceDraft, LineItem, LineKind, NextCycle, UsageLine
 from .model import (
@@ -25,20 +28,7 @@ from .model import (
     quantities_from_api,
 )
 from .periods import Interval, Period, add_interval, next_boundary_after, period_at
-from .quotes import (
-    AttachQuote,
-    CancelQuote,
-    QuantityQuote,
-    RenewalQuote,
-    quote_attach,
-    quote_cancel,
-    quote_downgrade,
-    quote_final_usage,
-    quote_new,
-    quote_quantity_change,
-    quote_renewal,
-    quote_upgrade,
-)
+from .quantity_quotes import QuantityQuote, quote_quantity_change
 from .seats import SeatChangeQuote
 from .transitions import ChangeKind, classify
 from .trials import TrialChoice, TrialEndOutcome, choose_trial, trial_end_outcome

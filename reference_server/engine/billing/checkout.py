@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .attach_quotes import AttachQuote
 from .model import Plan
-from .quotes import AttachQuote
 from .transitions import ChangeKind
 
 

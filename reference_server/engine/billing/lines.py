@@ -1,7 +1,7 @@
 """The line items a quote is made of: fixed prices in full or for the time left, usage beyond what is
 included (in arrears, or up front for seats), prepaid quantities and quantity changes.
 
-Each line is rounded once, half up, from the exact amount (:mod:`.money`); :mod:`.quotes` and
+Each line is rounded once, half up, from the exact amount (:mod:`.money`); the quotes and
 :mod:`.seats` compose these lines into what is due now and at the next cycle.
 """
 

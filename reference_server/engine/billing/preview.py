@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from .attach_quotes import AttachQuote, combine_due
 from .invoice import InvoiceDraft, LineItem, NextCycle, UsageLine
 from .money import minor_to_json
-from .quotes import AttachQuote
 
 JSON = dict[str, Any]
 
@@ -134,8 +134,6 @@ def attach_preview_body(
     outgoing_quantities: Mapping[str, Mapping[str, Decimal]] | None = None,
 ) -> JSON:
     """Preview for one attach or a multi-attach."""
-    from .quotes import combine_due
-
     due = combine_due(quotes)
     cycles = [q.next_cycle for q in quotes if q.next_cycle is not None]
     outgoing = [

@@ -24,8 +24,9 @@ from reference_server.engine.billing import (
     quote_quantity_change,
     quote_renewal,
 )
+from reference_server.engine.billing.attach_quotes import check_multi_attach, combine_due
+from reference_server.engine.billing.closing_quotes import quote_final_usage
 from reference_server.engine.billing.periods import add_interval
-from reference_server.engine.billing.quotes import check_multi_attach, combine_due, quote_final_usage
 from reference_server.engine.billing.seats import quote_seat_change
 from tests.engine.builders import (
     FREE,
