@@ -15,7 +15,6 @@ ends in ``httpx.PoolTimeout``, errors before the request left the process are ``
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
+    import asyncio
     import ssl
 
     from httpx._types import CertTypes
@@ -137,7 +137,12 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
             from httpx_aiohttp import AiohttpTransport
         except ImportError as exc:
             raise ImportError(_MISSING) from exc
+        # asyncio is imported with the transport, not with the SDK: a sync-only program never loads it.
+        import asyncio
+
         self._inner = AiohttpTransport(limits=limits, **kwargs)
+        self._wait_for = asyncio.wait_for
+        self._timeout_error = asyncio.TimeoutError  # not the builtin TimeoutError before Python 3.11
         size = limits.max_connections
         self._slots = asyncio.Semaphore(size) if size is not None else None
 
@@ -151,8 +156,8 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout") or {}
         pool = timeouts.get("pool") if isinstance(timeouts, dict) else None
         try:
-            await asyncio.wait_for(slots.acquire(), pool)
-        except asyncio.TimeoutError:
+            await self._wait_for(slots.acquire(), pool)
+        except self._timeout_error:
             raise httpx.PoolTimeout(f"no connection of the pool became free within {pool:g} s") from None
         return _Slot(slots)
 

@@ -5,6 +5,9 @@ resources, the handlers and the reference server all read the same table, so no 
 can be forgotten by one part and served by another. Each operation also carries its policy
 (read-only, fail-open, timeout class, rate-limit group, billing lock, hot path, handler route),
 declared once in ``codegen/policy.py``.
+
+The generated table names its models rather than holding them: the generated models load one API
+group at a time (``_generated/models/``), and the table must not load them all.
 """
 
 from __future__ import annotations
@@ -14,6 +17,25 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Literal
 
 from pydantic import BaseModel
+
+from ._generated import models as _models
+
+_found: dict[str, type[BaseModel]] = {}
+
+
+def model_named(name: str) -> type[BaseModel]:
+    """The generated model called ``name``, its group's module imported on first use."""
+    model = _found.get(name)
+    if model is None:
+        value = getattr(_models, name)
+        if not (isinstance(value, type) and issubclass(value, BaseModel)):
+            raise TypeError(f"{name!r} is not a generated model")
+        model = _found[name] = value
+    return model
+
+
+def _resolve(ref: type[BaseModel] | str | None) -> type[BaseModel] | None:
+    return model_named(ref) if isinstance(ref, str) else ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +52,10 @@ class Operation:
     http_method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str
     """Path relative to the server URL, e.g. ``"/v1/customers.get_or_create"``."""
-    params_model: type[BaseModel] | None
-    """Model of the JSON body (POST) or of the query parameters (GET); ``None`` when it takes none."""
-    response_model: type[BaseModel] | None
-    """Model of the success body; ``None`` when the success response has no body."""
+    params_model_ref: type[BaseModel] | str | None
+    """The params model (:attr:`params_model`), or the name of a generated one, loaded on first use."""
+    response_model_ref: type[BaseModel] | str | None
+    """The response model (:attr:`response_model`), or the name of a generated one."""
     success_statuses: tuple[int, ...]
     error_statuses: tuple[int, ...]
     """Error statuses the spec declares (Autumn's own spec declares none; any 4xx/5xx may still come)."""
@@ -73,6 +95,16 @@ class Operation:
     """As a handler route: an outage answers 200 with an empty object instead of an error."""
     handler_requires_customer: bool
     """As a handler route: without a customer id from ``identify`` it answers 401."""
+
+    @property
+    def params_model(self) -> type[BaseModel] | None:
+        """Model of the JSON body (POST) or of the query parameters (GET); ``None`` when it takes none."""
+        return _resolve(self.params_model_ref)
+
+    @property
+    def response_model(self) -> type[BaseModel] | None:
+        """Model of the success body; ``None`` when the success response has no body."""
+        return _resolve(self.response_model_ref)
 
     @property
     def method_name(self) -> str:

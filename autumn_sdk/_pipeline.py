@@ -48,7 +48,7 @@ from pydantic.alias_generators import to_snake
 
 from ._config import ClientConfig
 from ._fail_open import fail_open_result, supports_fail_open
-from ._generated.models import NON_NULLABLE_FIELDS
+from ._generated.models import non_nullable_fields
 from ._meta import ResponseInfo, attach_response_info
 from ._model import AutumnModel
 from ._operation import Operation
@@ -210,7 +210,7 @@ def _unsent_nulls(value: Any) -> Any:
     there); ``None`` for a nullable field (``plans.update(price=None)`` removes the price) is sent.
     """
     if isinstance(value, AutumnModel):
-        refused = NON_NULLABLE_FIELDS.get(type(value), frozenset())
+        refused = non_nullable_fields(type(value))
         plan: dict[Any, Any] = {}
         for name in value.model_fields_set:
             field = getattr(value, name)

@@ -28,7 +28,9 @@ from pydantic import BaseModel, ValidationError
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 from standardwebhooks.webhooks import Webhook as _StandardWebhook
 
+from ._generated.operations import WEBHOOK_EVENTS
 from ._model import AutumnModel
+from ._operation import model_named
 from .errors import WebhookVerificationError
 
 __all__ = ["DEFAULT_TOLERANCE", "UnknownWebhookEvent", "Webhook", "WebhookVerificationError", "parse", "sign"]
@@ -44,12 +46,6 @@ class UnknownWebhookEvent(AutumnModel):
 
     type: str
     data: Any = None
-
-
-def _event_models() -> Mapping[str, type[BaseModel]]:
-    from ._generated.operations import WEBHOOK_EVENTS
-
-    return WEBHOOK_EVENTS
 
 
 def _as_text(payload: bytes | str) -> str:
@@ -75,7 +71,8 @@ def parse(payload: bytes | str | Mapping[str, Any]) -> BaseModel:
             raise WebhookVerificationError("webhook payload is not JSON") from exc
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise WebhookVerificationError("webhook payload has no string 'type'")
-    model = _event_models().get(data["type"], UnknownWebhookEvent)
+    model_name = WEBHOOK_EVENTS.get(data["type"])
+    model = UnknownWebhookEvent if model_name is None else model_named(model_name)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .collect import collect
-from .emit_models import render_models
+from .emit_models import non_nullable_fields, render_models
 from .emit_operations import render_operations
 from .emit_resources import render_resources
 from .spec import DEFAULT_SPECS, REPO_ROOT, SpecDocument, load_spec
+from .split_models import PACKAGE as MODELS
+from .split_models import split_models
 
 DEFAULT_OUT = REPO_ROOT / "autumn_sdk" / "_generated"
 COMMAND = "python -m codegen"
@@ -44,13 +46,19 @@ def generate_into(
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "__init__.py": f'{header}\n"""Code generated from the Autumn OpenAPI specs."""\n',
-        "models.py": render_models(collection.catalog, header),
+        **split_models(
+            collection,
+            render_models(collection.catalog, header),
+            header,
+            non_nullable_fields(collection.catalog),
+        ),
         "operations.py": render_operations(collection, header),
         **{f"{RESOURCES}/{name}": text for name, text in render_resources(collection, header).items()},
     }
     for stale in set(generated_files(out_dir)) - set(files):
         (out_dir / stale).unlink()  # e.g. a group the specs no longer have, or the old resources.py
-    (out_dir / RESOURCES).mkdir(exist_ok=True)
+    for package in (RESOURCES, MODELS):
+        (out_dir / package).mkdir(exist_ok=True)
     written = []
     for name, text in files.items():
         path = out_dir / name

@@ -1,4 +1,7 @@
-"""``_generated/models.py``: the catalogue's shapes rendered by datamodel-code-generator."""
+"""The catalogue's shapes rendered by datamodel-code-generator, as one module's code.
+
+:mod:`codegen.split_models` then spreads that code over ``_generated/models/``, a module per API group.
+"""
 
 from __future__ import annotations
 
@@ -57,10 +60,7 @@ def render_models(catalog: Catalog, header: str) -> str:
         # AutumnModel.to_api() dumps field names, so a renamed field would go out under the wrong
         # wire name. No field of the current specs needs it; fail loudly if a new spec does.
         raise ValueError(f"fields renamed by the generator (wire name is not a usable identifier): {renamed}")
-    components = catalog.components()
-    names = sorted(components)
-    exports = "".join(f"    {name!r},\n" for name in names)
-    return f"{code.rstrip()}\n\n\n{_non_nullable_table(components)}\n\n__all__ = [\n{exports}]\n"
+    return code
 
 
 _FUTURE_IMPORT = "from __future__ import annotations\n"
@@ -94,29 +94,18 @@ def _admits_null(schema: Any) -> bool:
     return any(_admits_null(option) for key in ("anyOf", "oneOf") for option in schema.get(key) or [])
 
 
-def _non_nullable_table(components: dict[str, Any]) -> str:
-    """``NON_NULLABLE_FIELDS``: per model, the optional fields the spec does not let be ``null``.
-
-    The models type every optional field ``X | None = None`` (so "not sent" is ``None`` and the
-    SDK's signatures stay simple); this table keeps what the spec says about an explicit ``null``,
-    for a server that must refuse it before writing a NOT NULL column.
-    """
-    rows = []
-    for name in sorted(components):
-        schema = components[name]
+def non_nullable_fields(catalog: Catalog) -> dict[str, list[str]]:
+    """Per model name, the optional fields the spec does not let be ``null`` (``NON_NULLABLE_FIELDS``)."""
+    table: dict[str, list[str]] = {}
+    for name, schema in catalog.components().items():
         properties = schema.get("properties") if isinstance(schema, dict) else None
         if not isinstance(properties, dict):
             continue
         required = set(schema.get("required") or [])
         fields = sorted(f for f, prop in properties.items() if f not in required and not _admits_null(prop))
         if fields:
-            rows.append(f"    {name}: frozenset({{{', '.join(repr(f) for f in fields)}}}),\n")
-    return (
-        "NON_NULLABLE_FIELDS: dict[type[AutumnModel], frozenset[str]] = {\n"
-        + "".join(rows)
-        + "}\n"
-        + '"""Per model, the optional fields whose spec schema does not admit ``null``."""\n'
-    )
+            table[name] = fields
+    return table
 
 
 _CLASS_LINE = re.compile(r"^class (?P<name>\w+)\(AutumnModel\):$")

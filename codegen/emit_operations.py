@@ -11,7 +11,7 @@ def _qualified_name(op: OperationInfo) -> str:
 
 
 def _model_ref(collection: Collection, shape: int | None) -> str:
-    return "None" if shape is None else f"models.{collection.catalog.name_of(shape)}"
+    return "None" if shape is None else repr(collection.catalog.name_of(shape))
 
 
 def _policy_fields(policy: Policy) -> list[tuple[str, str]]:
@@ -38,8 +38,8 @@ def _operation(collection: Collection, op: OperationInfo, policy: Policy) -> str
         ("name", repr(op.name)),
         ("http_method", repr(op.http_method)),
         ("path", repr(op.path)),
-        ("params_model", _model_ref(collection, op.params_shape)),
-        ("response_model", _model_ref(collection, op.response_shape)),
+        ("params_model_ref", _model_ref(collection, op.params_shape)),
+        ("response_model_ref", _model_ref(collection, op.response_shape)),
         ("success_statuses", repr(op.success_statuses)),
         ("error_statuses", repr(op.error_statuses)),
         ("api", repr(op.api)),
@@ -63,11 +63,7 @@ def render_operations(collection: Collection, header: str) -> str:
         "",
         "from __future__ import annotations",
         "",
-        "from pydantic import BaseModel",
-        "",
         "from autumn_sdk._operation import Operation",
-        "",
-        "from . import models",
         "",
     ]
     policies = policy_for(_qualified_name(op) for op in collection.operations)
@@ -93,12 +89,12 @@ def render_operations(collection: Collection, header: str) -> str:
         + "}\n"
     )
     events = "".join(
-        f"    {hook.event_type!r}: models.{collection.catalog.name_of(hook.payload_shape)},\n"
+        f"    {hook.event_type!r}: {collection.catalog.name_of(hook.payload_shape)!r},\n"
         for hook in collection.webhooks
     )
     parts.append(
-        "# Webhook event type -> payload model.\n"
-        f"WEBHOOK_EVENTS: dict[str, type[BaseModel]] = {{\n{events}}}\n"
+        "# Webhook event type -> the name of its payload model (``autumn_sdk._operation.model_named``).\n"
+        f"WEBHOOK_EVENTS: dict[str, str] = {{\n{events}}}\n"
     )
     names = ["OPERATIONS", "OPERATIONS_BY_PATH", "OPERATIONS_BY_ROUTE", "WEBHOOK_EVENTS", *constants]
     parts.append("__all__ = [\n" + "".join(f"    {n!r},\n" for n in names) + "]\n")

@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from autumn_sdk._generated.models import NON_NULLABLE_FIELDS
+from autumn_sdk._generated.models import non_nullable_fields
 from autumn_sdk._model import AutumnModel
 from reference_server.errors import ApiError
 
@@ -222,7 +222,7 @@ def _nulls(value: Any, path: tuple[str | int, ...]) -> None:
 def _null_plan(model: type[AutumnModel]) -> tuple[frozenset[str], tuple[str, ...]]:
     """A model's fields that refuse null, and those that may hold further models."""
     nested = tuple(name for name, info in model.model_fields.items() if _holds_models(info.annotation))
-    return NON_NULLABLE_FIELDS.get(model, frozenset()), nested
+    return non_nullable_fields(model), nested
 
 
 def _holds_models(annotation: Any) -> bool:

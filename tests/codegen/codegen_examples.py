@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from autumn_sdk._generated.operations import OPERATIONS_BY_ROUTE, WEBHOOK_EVENTS
 from autumn_sdk._model import AutumnModel
+from autumn_sdk._operation import model_named
 from codegen.spec import HTTP_METHODS
 
 
@@ -112,7 +113,7 @@ def spec_examples() -> list[SpecExample]:
                             )
                         )
         for event_type, item in (document.data.get("webhooks") or {}).items():
-            model = WEBHOOK_EVENTS[event_type]
+            model = model_named(WEBHOOK_EVENTS[event_type])
             media = _json_media(item["post"].get("requestBody"))
             for n, value in enumerate(_media_examples(media)):
                 found.append(SpecExample(f"webhook {event_type} #{n}", _autumn_model(model), value))

@@ -38,13 +38,13 @@ def test_check_fails_and_names_the_stale_file(
 ) -> None:
     out = tmp_path / "generated"
     shutil.copytree(generated_dir, out)
-    models = out / "models.py"
+    models = out / "models" / "root.py"
     models.write_text(models.read_text(encoding="utf-8") + "\n# edited by hand\n", encoding="utf-8")
     (out / "resources" / "keys.py").unlink()
     shutil.copy(out / "resources" / "plans.py", out / "resources.py")  # a leftover generated module
     assert check(out, DEFAULT_SPECS, fresh_dir=generated_dir) == 1
     printed = capsys.readouterr().out
-    assert "models.py: out of date" in printed
+    assert "models/root.py: out of date" in printed
     assert "resources/keys.py: out of date" in printed
     assert "resources.py: out of date" in printed
     assert "operations.py" not in printed

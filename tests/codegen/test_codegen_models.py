@@ -13,13 +13,14 @@ from autumn_sdk import models
 from autumn_sdk._generated import models as models_module
 from autumn_sdk._generated import operations as ops
 from autumn_sdk._model import AutumnModel
+from autumn_sdk._operation import model_named
 
 MODEL_CLASSES = {
     name: obj
-    for name, obj in vars(models).items()
-    if inspect.isclass(obj)
+    for name in models.__all__
+    if inspect.isclass(obj := getattr(models, name))
     and issubclass(obj, BaseModel)
-    and obj.__module__ == "autumn_sdk._generated.models"
+    and obj.__module__.startswith("autumn_sdk._generated.models.")
 }
 
 
@@ -27,7 +28,7 @@ def test_every_generated_class_is_an_autumn_model_and_exported() -> None:
     assert len(MODEL_CLASSES) > 150
     for model in MODEL_CLASSES.values():
         assert issubclass(model, AutumnModel)
-    assert sorted([*MODEL_CLASSES, "CustomerExpand"]) == sorted(models.__all__)
+    assert sorted([*MODEL_CLASSES, "CustomerExpand", "PlanId"]) == sorted(models.__all__)
 
 
 def test_named_enum_components_are_literal_aliases() -> None:
@@ -84,8 +85,8 @@ def test_titled_request_bodies_keep_their_titles() -> None:
 
 
 def test_webhook_payload_models() -> None:
-    assert ops.WEBHOOK_EVENTS["balances.limit_reached"] is models.BalancesLimitReachedEvent
-    assert ops.WEBHOOK_EVENTS["billing.updated"] is models.BillingUpdatedEvent
+    assert model_named(ops.WEBHOOK_EVENTS["balances.limit_reached"]) is models.BalancesLimitReachedEvent
+    assert model_named(ops.WEBHOOK_EVENTS["billing.updated"]) is models.BillingUpdatedEvent
     event = models.BalancesLimitReachedEvent.model_validate(
         {
             "type": "balances.limit_reached",
@@ -107,14 +108,15 @@ def test_enums_and_consts_are_literals_and_nullables_optional() -> None:
 def test_non_nullable_fields_follow_the_spec() -> None:
     """Optional fields stay ``X | None = None``; the table keeps which of them the spec lets be null."""
     table = models_module.NON_NULLABLE_FIELDS
-    customer_update = table[models.UpdateCustomerParams]
+    customer_update = models_module.non_nullable_fields(models.UpdateCustomerParams)
     assert "send_email_receipts" in customer_update  # type: boolean
     assert "name" not in customer_update and "email" not in customer_update  # anyOf [string, null]
     assert "customer_id" not in customer_update  # required: pydantic refuses null there itself
-    plan_update = table[models.UpdatePlanParams]
+    plan_update = table["UpdatePlanParams"]
     assert "name" in plan_update and "price" not in plan_update and "free_trial" not in plan_update
-    assert models.CreateOrganizationResponse not in table  # OpenAPI 3.0 ``nullable: true``
-    assert "organizations" not in table[models.PlatformUser]
+    assert "CreateOrganizationResponse" not in table  # OpenAPI 3.0 ``nullable: true``
+    assert "organizations" not in models_module.non_nullable_fields(models.PlatformUser)
+    assert models_module.non_nullable_fields(type("UpdatePlanParams", (BaseModel,), {})) == frozenset()
     field = models.UpdateCustomerParams.model_fields["send_email_receipts"]
     assert field.annotation == bool | None and not field.is_required()
     assert "NON_NULLABLE_FIELDS" not in models.__all__

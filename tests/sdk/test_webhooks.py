@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from autumn_sdk import models
 from autumn_sdk._generated.operations import WEBHOOK_EVENTS
+from autumn_sdk._operation import model_named
 from autumn_sdk.errors import WebhookVerificationError
 from autumn_sdk.webhooks import UnknownWebhookEvent, Webhook, generate_secret, parse, sign
 
@@ -65,7 +66,7 @@ def test_verify_parses_each_example_into_its_model(event_type: str, payload: dic
     event = Webhook(SECRET).verify(
         body, {"svix-id": msg_id, "svix-timestamp": str(now), "svix-signature": signature}
     )
-    assert type(event) is WEBHOOK_EVENTS[event_type]
+    assert type(event) is model_named(WEBHOOK_EVENTS[event_type])
     assert event.model_dump(mode="json", exclude_unset=True)["type"] == event_type
 
 
@@ -82,7 +83,7 @@ def test_standard_webhook_header_names_are_accepted() -> None:
     body = _body(payload)
     headers = Webhook(SECRET).sign(body, header_prefix="webhook")
     assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
-    assert type(Webhook(SECRET).verify(body, headers)) is WEBHOOK_EVENTS[event_type]
+    assert type(Webhook(SECRET).verify(body, headers)) is model_named(WEBHOOK_EVENTS[event_type])
     assert StandardWebhook(SECRET).verify(body, headers) == payload
 
 
@@ -131,7 +132,7 @@ def test_missing_headers_are_rejected() -> None:
 
 def test_parse_without_verification_and_unknown_types() -> None:
     event_type, payload = EXAMPLES[-1]
-    assert type(parse(_body(payload))) is WEBHOOK_EVENTS[event_type]
+    assert type(parse(_body(payload))) is model_named(WEBHOOK_EVENTS[event_type])
     future = parse({"type": "plans.renamed", "data": {"plan_id": "pro"}})
     assert isinstance(future, UnknownWebhookEvent)
     assert future.data == {"plan_id": "pro"}
