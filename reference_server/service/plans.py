@@ -11,6 +11,7 @@ from reference_server.errors import ApiError, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.features import ID_RE
 from reference_server.service.license_links import save_plan_links
+from reference_server.service.plan_stripe import create_plan_in_stripe
 from reference_server.service.plan_values import created_values, plan_from_values, updated_values
 from reference_server.service.plan_variants import (
     check_variant_request,
@@ -56,6 +57,8 @@ def create_plan(ctx: Ctx, params: CreatePlanParams) -> dict[str, Any]:
         pk = catalog_repo.insert_plan(conn, ctx.tenant, plan_id, 1, now, values)
         created = plan_from_values(pk, plan_id, 1, now, ctx.tenant.env, values)
         save_plan_links(conn, cat, created, params.licenses, now=now)
+        if params.create_in_stripe:
+            create_plan_in_stripe(ctx, conn, pk, now)
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         return plan_json(created, cat)
 
@@ -121,6 +124,8 @@ def update_plan(ctx: Ctx, params: UpdatePlanParams) -> dict[str, Any]:
         if "base_plan_id" in sent:
             updated.base_plan_id = link_base(conn, ctx, cat, updated, params.base_plan_id)
         save_plan_links(conn, cat, updated, params.licenses, now=ctx.now(), previous_pk=current.pk)
+        if params.create_in_stripe:
+            create_plan_in_stripe(ctx, conn, pk, ctx.now())
         bump_catalog_version(conn, ctx.state.catalog_cache, ctx.tenant)
         return plan_json(updated, cat)
 

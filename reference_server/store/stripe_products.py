@@ -69,6 +69,12 @@ def delete_object(conn: Connection, pk: int) -> None:
     conn.execute(delete(stripe_objects).where(stripe_objects.c.pk == pk))
 
 
+def plan_version(conn: Connection, plan_pk: int) -> Row[Any]:
+    """The ``plans`` row of one plan version (what :mod:`~reference_server.processors.stripe.catalog`
+    makes a Product and Prices of)."""
+    return conn.execute(select(plans).where(plans.c.pk == plan_pk)).one()
+
+
 def plan_versions_for(conn: Connection, customer_pk: int, plan_id: str) -> tuple[list[Row[Any]], list[int]]:
     """The ``plans`` rows of every version of ``plan_id`` in the customer's organization and environment,
     and the plan pks of the customer's instances of it, newest first."""

@@ -6,8 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import select
 
-from .helpers import DAY, START, Api, create_prepaid_team_plan
+from reference_server.clock import ManualClock
+from reference_server.store.stripe_objects import stripe_objects
+from reference_server.testing import free_port, fresh_database_url, run_server
+
+from .helpers import DAY, START, STRIPE_KEY, Api, create_prepaid_team_plan
 from .localstripe_server import stripe_checkout_url
 
 
@@ -266,3 +272,57 @@ def test_checkout_session_params_bad_values_are_refused(api: Api) -> None:
     )
     assert error["code"] == "unsupported_field" and "['us_bank_account']" in error["message"]
     assert api.plans_of("u1") == {"free": "active"} and api.customer("u1")["invoices"] == []
+
+
+def _stripe_objects(api: Api, plan_id: str) -> dict[tuple[int, str], str]:
+    """(version, price key) -> Stripe id of what the server made in Stripe for ``plan_id``."""
+    with api.server.app.state.autumn.db.read() as conn:
+        rows = conn.execute(select(stripe_objects).where(stripe_objects.c.plan_id == plan_id)).all()
+    return {(int(r.plan_version), str(r.price_key)): str(r.stripe_id) for r in rows}
+
+
+def test_create_in_stripe_makes_the_plans_stripe_product_when_it_is_written(api: Api) -> None:
+    price = {"amount": 15, "interval": "month"}
+    solo = api("plans.create", plan_id="solo", name="Solo", price=price, create_in_stripe=True)
+    assert solo["id"] == "solo"
+    api("plans.create", plan_id="later", name="Later", price=price, create_in_stripe=False)
+    api("plans.create", plan_id="lazy", name="Lazy", price=price)
+    assert _stripe_objects(api, "later") == _stripe_objects(api, "lazy") == {}  # made when first billed
+    if api.stripe is None:  # charged locally: no Stripe account, nothing to make (as Autumn without Stripe)
+        assert _stripe_objects(api, "solo") == {}
+        return
+    made = _stripe_objects(api, "solo")
+    assert set(made) == {(1, ""), (1, "base")}
+    product = api.stripe.v1.products.retrieve(made[(1, "")])
+    assert (product.name, product.metadata["autumn_plan_id"]) == ("Solo", "solo")
+    base = api.stripe.v1.prices.retrieve(made[(1, "base")])
+    assert base.recurring is not None
+    assert (base.unit_amount, base.recurring.interval, base.product) == (1500, "month", product.id)
+    # Billing the plan uses what was made; a rename with create_in_stripe renames the Product at once.
+    api("customers.get_or_create", customer_id="u1")
+    api.add_card("u1")
+    api("billing.attach", customer_id="u1", plan_id="solo")
+    assert _stripe_objects(api, "solo") == made
+    api("plans.update", plan_id="solo", name="Solo Plus", create_in_stripe=True)
+    assert api.stripe.v1.products.retrieve(made[(1, "")]).name == "Solo Plus"
+    # A new version (its price changed while it has a customer) gets its own Product and Price at once.
+    api("plans.update", plan_id="solo", price={"amount": 18, "interval": "month"}, create_in_stripe=True)
+    assert set(_stripe_objects(api, "solo")) == {(1, ""), (1, "base"), (2, ""), (2, "base")}
+
+
+def test_create_in_stripe_is_502_and_writes_nothing_when_stripe_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
+    monkeypatch.setenv("STRIPE_API_BASE", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with fresh_database_url("sqlite") as url, run_server(url, clock=ManualClock(START)) as server:
+        api = Api(server, ManualClock(START))
+        price = {"amount": 15, "interval": "month"}
+        error = api(
+            "plans.create", expect=502, plan_id="solo", name="Solo", price=price, create_in_stripe=True
+        )
+        assert error["code"] == "stripe_error" and error["message"].startswith("create_in_stripe: Stripe")
+        assert api("plans.get", expect=404, plan_id="solo")["code"] == "product_not_found"
+        api("plans.create", plan_id="solo", name="Solo", price=price)  # made when first billed
+        api.http.close()
