@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import requires
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,7 @@ class Options:
     features: int
     official_python: str | None
     seeded: int = CUSTOMERS
+    sdk_python: str | None = None
 
 
 @dataclass
@@ -668,6 +671,19 @@ with Autumn(secret_key=sys.argv[1], server_url=sys.argv[2]) as autumn:
 {PEAK}
 """
 BARE = PEAK
+# The floor of any client on this stack: httpx and pydantic imported, a client built (its TLS
+# context included, as every httpx client has one), one POST, its answer validated by one model.
+STACK_FLOOR = f"""
+import sys
+import httpx
+from pydantic import BaseModel
+class Answer(BaseModel):
+    allowed: bool
+with httpx.Client(base_url=sys.argv[2], headers={{"Authorization": "Bearer " + sys.argv[1]}}) as http:
+    body = {{"customer_id": "c0", "feature_id": "messages"}}
+    Answer.model_validate(http.post("/v1/balances.check", json=body).json())
+{PEAK}
+"""
 
 
 # Bytecode for the project's modules, as an installed package has it (pip compiles on install):
@@ -675,10 +691,19 @@ BARE = PEAK
 PYCACHE = Path(tempfile.gettempdir()) / "autumn-bench-pycache"
 
 
-def _cold(python: str, code: str, *args: str, isolated: bool = False) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of a fresh interpreter running ``code``."""
+@dataclass
+class ColdRun:
+    wall_s: float
+    cpu_s: float
+    """User + system time of the interpreter: steadier than wall time on a busy machine."""
+    peak_mib: float
+
+
+def _cold(python: str, code: str, *args: str, isolated: bool = False) -> ColdRun:
+    """Wall and CPU seconds and peak RSS of a fresh interpreter running ``code``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": str(PYCACHE)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [python, *(["-I"] if isolated else []), "-c", code, *args],
@@ -688,42 +713,88 @@ def _cold(python: str, code: str, *args: str, isolated: bool = False) -> tuple[f
         env=env,
         cwd=tempfile.gettempdir(),
     )
-    return time.perf_counter() - started, int(done.stdout.split()[-1]) / 1024
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return ColdRun(wall, cpu, int(done.stdout.split()[-1]) / 1024)
+
+
+OURS = "import + first check"
+OFFICIAL = "official SDK import + first check"
+SDK_VENV = Path(tempfile.gettempdir()) / "autumn-bench-sdk-venv"
+
+
+def _sdk_python() -> str:
+    """An interpreter with the SDK's own dependencies and nothing else, as ``pip install autumn-kit`` gives.
+
+    The development environment is not what a user imports from: with ``click`` and ``rich``
+    installed (the CLI's extras), ``import httpx`` also loads its command line, some 0.3 s. The
+    virtualenv is built once under the temp dir (pip, from the package index) and reused while the
+    dependencies stay the same; the project's own code comes from the checkout (``PYTHONPATH``).
+    """
+
+    needed = sorted(r for r in requires("autumn-kit") or [] if "extra ==" not in r)
+    python = SDK_VENV / "bin" / "python"
+    stamp = SDK_VENV / "requirements.txt"
+    if python.exists() and stamp.exists() and stamp.read_text().split("\n") == needed:
+        return str(python)
+    shutil.rmtree(SDK_VENV, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(SDK_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *needed], check=True, capture_output=True)
+    stamp.write_text("\n".join(needed))
+    return str(python)
 
 
 def cold_import(o: Options) -> list[Row]:
     """A fresh interpreter: import the SDK, build a client, one check; vs a bare interpreter."""
     runs = Runs()
     db = o.dbs[0]
+    python = o.sdk_python or sys.executable
+    if python == "auto":
+        try:
+            python = _sdk_python()
+        except subprocess.CalledProcessError as exc:
+            print(
+                f"  (cold_import: no SDK-only virtualenv ({exc}); measuring {sys.executable})",
+                file=sys.stderr,
+            )
+            python = sys.executable
+    print(f"  (cold_import: the SDK imported by {python})", file=sys.stderr)
     with database(db) as url, serve("server", "--database-url", url) as server:
         seed(server, customers=1)
-        _cold(sys.executable, COLD, KEY, server.url)  # writes the bytecode; not counted
+        _cold(python, COLD, KEY, server.url)  # writes the bytecode; not counted
         if o.official_python:
             _cold(o.official_python, OFFICIAL_COLD, KEY, server.url, isolated=True)
         for _ in range(o.runs):
-            bare_s, bare_mib = _cold(sys.executable, BARE)
-            ours_s, ours_mib = _cold(sys.executable, COLD, KEY, server.url)
-            runs.add("bare interpreter", bare_s)
-            runs.add("import + first check", ours_s)
-            runs.add("import + first check, above bare", ours_s - bare_s)
-            runs.add("peak RSS above bare", ours_mib - bare_mib)
-            runs.add("bare interpreter RSS", bare_mib)
-            runs.add("peak RSS", ours_mib)
+            bare = _cold(python, BARE)
+            floor = _cold(python, STACK_FLOOR, KEY, server.url)
+            ours = _cold(python, COLD, KEY, server.url)
+            for name, run in (("bare interpreter", bare), ("httpx + pydantic floor", floor), (OURS, ours)):
+                runs.add(name, run.wall_s)
+                runs.add(f"{name}, CPU", run.cpu_s)
+                runs.add(f"{name}, peak RSS", run.peak_mib)
+            runs.add(f"{OURS}, above bare", ours.wall_s - bare.wall_s)
+            runs.add(f"{OURS}, CPU above bare", ours.cpu_s - bare.cpu_s)
+            runs.add(f"{OURS}, peak RSS above bare", ours.peak_mib - bare.peak_mib)
             if o.official_python:
-                off_s, off_mib = _cold(o.official_python, OFFICIAL_COLD, KEY, server.url, isolated=True)
-                runs.add("official SDK import + first check", off_s)
-                runs.add("official SDK peak RSS", off_mib)
+                official = _cold(o.official_python, OFFICIAL_COLD, KEY, server.url, isolated=True)
+                runs.add(OFFICIAL, official.wall_s)
+                runs.add(f"{OFFICIAL}, CPU", official.cpu_s)
+                runs.add(f"{OFFICIAL}, peak RSS", official.peak_mib)
     rows = [
-        row("cold_import", runs, "import + first check", "s", "bare interpreter"),
-        row("cold_import", runs, "import + first check, above bare", "s", None),
-        row("cold_import", runs, "peak RSS", "MiB", "bare interpreter RSS"),
-        row("cold_import", runs, "peak RSS above bare", "MiB", None),
+        row("cold_import", runs, OURS, "s", "bare interpreter"),
+        row("cold_import", runs, f"{OURS}, above bare", "s", None),
+        row("cold_import", runs, f"{OURS}, CPU above bare", "s", None),
+        row("cold_import", runs, OURS, "s", "httpx + pydantic floor"),
+        row("cold_import", runs, f"{OURS}, CPU", "s", "httpx + pydantic floor, CPU"),
+        row("cold_import", runs, f"{OURS}, peak RSS", "MiB", "bare interpreter, peak RSS"),
+        row("cold_import", runs, f"{OURS}, peak RSS above bare", "MiB", None),
+        row("cold_import", runs, f"{OURS}, peak RSS", "MiB", "httpx + pydantic floor, peak RSS"),
     ]
     if o.official_python:
-        rows.append(
-            row("cold_import", runs, "import + first check", "s", "official SDK import + first check")
-        )
-        rows.append(row("cold_import", runs, "peak RSS", "MiB", "official SDK peak RSS"))
+        rows.append(row("cold_import", runs, OURS, "s", OFFICIAL))
+        rows.append(row("cold_import", runs, f"{OURS}, CPU", "s", f"{OFFICIAL}, CPU"))
+        rows.append(row("cold_import", runs, f"{OURS}, peak RSS", "MiB", f"{OFFICIAL}, peak RSS"))
     return rows
 
 
@@ -777,6 +848,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--features", type=int, default=200, help="features of the customers_list scenario")
     p.add_argument("--generator", choices=("wrk", "python"), default=loadgen.GENERATOR)
     p.add_argument("--official-python", help="interpreter of a virtualenv holding the official autumn-sdk")
+    p.add_argument(
+        "--sdk-python",
+        help="interpreter the cold_import scenario imports the SDK with (default auto: a virtualenv holding"
+        " only the SDK's dependencies, built once with pip; the tiny run uses the running interpreter)",
+    )
     p.add_argument("--tiny", action="store_true", help="a smoke run: 0.2 s loads, 1 run, small data sets")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SCENARIOS)
@@ -799,9 +875,21 @@ def main(argv: list[str] | None = None) -> int:
         args.customers,
         args.features,
         args.official_python,
+        sdk_python=args.sdk_python or "auto",
     )
     if args.tiny:
-        o = Options(0.2, 1, min(args.connections, 4), dbs, 300, 30, 8, args.official_python, seeded=10)
+        o = Options(
+            0.2,
+            1,
+            min(args.connections, 4),
+            dbs,
+            300,
+            30,
+            8,
+            args.official_python,
+            seeded=10,
+            sdk_python=args.sdk_python or sys.executable,
+        )
         args.generator = "python"
     loadgen.GENERATOR = args.generator
     print(
