@@ -46,9 +46,19 @@ def _assert_ratio(row: list[str]) -> None:
 def test_check_track_and_cold_import_print_figures_and_ratios() -> None:
     rows = _bench("--db", "sqlite", "--only", "check_track,cold_import")
     assert re.match(NUMBER, rows["bare endpoint"][2])
-    for name in ("sqlite check, c4", "sqlite track, c4", "import + first check", "peak RSS"):
+    for name in (
+        "sqlite check, c4",
+        "sqlite track, c4",
+        "import + first check",
+        "import + first check, CPU",
+        "import + first check, peak RSS",
+    ):
         _assert_ratio(rows[name])
-    for name in ("import + first check, above bare", "peak RSS above bare"):
+    for name in (
+        "import + first check, above bare",
+        "import + first check, CPU above bare",
+        "import + first check, peak RSS above bare",
+    ):
         assert re.match(rf"-?{NUMBER} ", rows[name][2]), rows[name]
 
 
