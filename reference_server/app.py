@@ -14,11 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from reference_server.api.dispatcher import Dispatcher
 from reference_server.api.endpoints import endpoints
+from reference_server.api.hot_paths import HotPaths
 from reference_server.api.ops import ops_routes
 from reference_server.api.ratelimit import Limit, RateLimiter, SharedRateLimiter
+from reference_server.api.refusals import error_response
 from reference_server.api.request_guard import DEFAULT_MAX_BODY_BYTES, PLATFORM_PREFIX, platform_error_code
-from reference_server.api.router import Dispatcher, HotPaths, build_routes, error_response
+from reference_server.api.router import build_routes
 from reference_server.billing.processor_choice import processors_of
 from reference_server.billing.wiring import wire_billing
 from reference_server.clock import Clock, SystemClock

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from reference_server.api.dispatcher import Dispatcher
 from reference_server.api.endpoints import Endpoint
-from reference_server.api.router import Dispatcher
 from reference_server.clock import ManualClock
 from reference_server.service.context import Ctx
 from reference_server.service.track_batches import TrackBatches
