@@ -61,15 +61,15 @@ _LICENSE_LINKS = (
 )
 """What a per-customer license link cannot carry here: changes to the license plan's items (a seat
 gets the license plan as it is) and link metadata; its included seats and seat price are served."""
-# An attach here starts now and runs until cancelled, bills the engine's own lines on its own anchor, always
-# applies its billing, and puts no metadata or tax rate on what it bills; nor can it adopt an existing Stripe
-# subscription (``processor_subscription_id``).
+# An attach here starts now and runs until cancelled, bills on its own anchor (the engine's lines, or the
+# caller's ``custom_line_items`` for a change of an existing subscription), always applies its billing, and
+# puts no metadata or tax rate on what it bills; nor can it adopt an existing Stripe subscription
+# (``processor_subscription_id``).
 _ATTACH_OPTIONS = (
     *_CHANGE_OPTIONS,
     "billing_cycle_anchor",
     "starts_at",
     "ends_at",
-    "custom_line_items",
     "processor_subscription_id",
     "metadata",
     "no_billing_changes",
@@ -95,6 +95,7 @@ _SETUP_PAYMENT = (
     *_CUSTOMIZE,
     *_LICENSE_LINKS,
     *(path for path in _ATTACH_OPTIONS if path != "new_billing_subscription"),  # (no such field here)
+    "custom_line_items",
     "version",
     "proration_behavior",
     "subscription_id",

@@ -67,6 +67,8 @@ from reference_server.engine.billing import (
     quote_attach,
 )
 from reference_server.engine.billing.checkout import checkout_type, needs_checkout
+from reference_server.engine.billing.custom_lines import CustomLine, with_custom_lines
+from reference_server.engine.billing.money import to_decimal
 from reference_server.engine.billing.preview import attach_preview_body
 from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
@@ -192,6 +194,12 @@ def prepare_attach(
             quote = dataclasses.replace(quote, due_now=due)
         elif quote.next_cycle is not None:
             quote = dataclasses.replace(quote, next_cycle=cycle_plus_lines(quote.next_cycle, pending))
+    if params.custom_line_items:
+        given = [CustomLine(to_decimal(item.amount), item.description) for item in params.custom_line_items]
+        try:
+            quote = with_custom_lines(quote, current_sub, given)
+        except BillingRuleError as exc:
+            raise rule_error(exc) from exc
     return state, quote, trial
 
 

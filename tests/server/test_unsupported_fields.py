@@ -79,7 +79,6 @@ _ATTACH_ASKS: dict[str, Any] = {
     "billing_cycle_anchor": "now",
     "starts_at": 1_900_000_000_000,
     "ends_at": 1_900_000_000_000,
-    "custom_line_items": [{"amount": 5, "description": "Setup"}],
     "processor_subscription_id": "sub_123",
     "metadata": {"order": "42"},
     "no_billing_changes": True,
@@ -96,6 +95,7 @@ _ATTACH_EMPTY: dict[str, Any] = {
 """The same fields with values that ask for nothing (what the official SDK may send)."""
 _SETUP_ASKS: dict[str, Any] = {
     **{k: v for k, v in _ATTACH_ASKS.items() if k != "new_billing_subscription"},
+    "custom_line_items": [{"amount": 5, "description": "Setup"}],
     "version": 1,
     "proration_behavior": "none",
     "subscription_id": "sub_a",

@@ -19,6 +19,8 @@ class LineKind(str, Enum):
     UNUSED_TIME = "unused_time"
     REMAINING_TIME = "remaining_time"
     QUANTITY_CHANGE = "quantity_change"
+    CUSTOM = "custom"
+    """A line the caller gave (``custom_line_items``), in place of the computed ones."""
 
 
 @dataclass(frozen=True)
