@@ -37,14 +37,8 @@ def reverse_payment(invoices: StripeInvoices, processor_invoice_id: str, server_
         left = _refundable(client, intent_id)
         if left <= 0:
             continue
-        client.v1.refunds.create(
-            {
-                "payment_intent": intent_id,
-                "amount": left,
-                "metadata": {"autumn_invoice_id": server_invoice_id, "autumn_reason": "not_recorded"},
-            },
-            {"idempotency_key": idempotency_key("refund", intent_id, str(left))},
-        )
+        tags = {"autumn_invoice_id": server_invoice_id, "autumn_reason": "not_recorded"}
+        _refund(client, intent_id, left, tags, idempotency_key("refund", intent_id, str(left)))
     client.v1.invoices.update(
         processor_invoice_id, {"metadata": {"autumn_reversal": "refunded"}, "description": reason}
     )
@@ -69,14 +63,8 @@ def refund_payment(invoices: StripeInvoices, processor_invoice_id: str, amount: 
         part = min(left, _refundable(client, intent_id))
         if part <= 0:
             continue
-        client.v1.refunds.create(
-            {
-                "payment_intent": intent_id,
-                "amount": part,
-                "metadata": {"autumn_refund_id": refund_id, "autumn_reason": "refund_last_payment"},
-            },
-            {"idempotency_key": idempotency_key("refund", refund_id, intent_id, str(part))},
-        )
+        tags = {"autumn_refund_id": refund_id, "autumn_reason": "refund_last_payment"}
+        _refund(client, intent_id, part, tags, idempotency_key("refund", refund_id, intent_id, str(part)))
         left -= part
     if left > 0:
         log.warning(
@@ -85,6 +73,15 @@ def refund_payment(invoices: StripeInvoices, processor_invoice_id: str, amount: 
             processor_invoice_id,
             left,
         )
+
+
+def _refund(
+    client: stripe.StripeClient, intent_id: str, amount: int, metadata: dict[str, str], key: str
+) -> None:
+    """Refund ``amount`` (minor units) of the PaymentIntent's charge, once per idempotency ``key``."""
+    client.v1.refunds.create(
+        {"payment_intent": intent_id, "amount": amount, "metadata": metadata}, {"idempotency_key": key}
+    )
 
 
 def _refundable(client: stripe.StripeClient, intent_id: str) -> int:
