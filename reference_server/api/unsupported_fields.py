@@ -67,7 +67,6 @@ gets the license plan as it is) and link metadata; its included seats and seat p
 # (``processor_subscription_id``).
 _ATTACH_OPTIONS = (
     *_CHANGE_OPTIONS,
-    "billing_cycle_anchor",
     "starts_at",
     "ends_at",
     "processor_subscription_id",
@@ -96,6 +95,7 @@ _SETUP_PAYMENT = (
     *_LICENSE_LINKS,
     *(path for path in _ATTACH_OPTIONS if path != "new_billing_subscription"),  # (no such field here)
     "custom_line_items",
+    "billing_cycle_anchor",
     "version",
     "proration_behavior",
     "subscription_id",

@@ -178,6 +178,7 @@ def prepare_attach(
             proration_behavior=params.proration_behavior or "prorate_immediately",
             plan_schedule=params.plan_schedule,
             seat_usage=seats,
+            reset_anchor=params.billing_cycle_anchor == "now",
         )
     except BillingRuleError as exc:
         raise rule_error(exc) from exc

@@ -76,7 +76,6 @@ def test_the_server_refuses_before_writing(api: Api) -> None:
 _ATTACH_ASKS: dict[str, Any] = {
     "discounts": [{"reward_id": "launch"}],
     "new_billing_subscription": True,
-    "billing_cycle_anchor": "now",
     "starts_at": 1_900_000_000_000,
     "ends_at": 1_900_000_000_000,
     "processor_subscription_id": "sub_123",
@@ -96,6 +95,7 @@ _ATTACH_EMPTY: dict[str, Any] = {
 _SETUP_ASKS: dict[str, Any] = {
     **{k: v for k, v in _ATTACH_ASKS.items() if k != "new_billing_subscription"},
     "custom_line_items": [{"amount": 5, "description": "Setup"}],
+    "billing_cycle_anchor": "now",
     "version": 1,
     "proration_behavior": "none",
     "subscription_id": "sub_a",

@@ -131,8 +131,13 @@ def quote_upgrade(
     proration_behavior: str = PRORATE_IMMEDIATELY,
     plan_quantity: int = 1,
     seat_usage: Mapping[str, Decimal] | None = None,
+    reset_anchor: bool = False,
 ) -> AttachQuote:
     """Immediate switch: credit unused old time, charge remaining new time, bill old usage now.
+
+    The running anchor is kept when the interval does not change, unless ``reset_anchor``
+    (``billing_cycle_anchor: "now"``): then the new plan's cycle starts now and its first period is
+    charged in full, as when the interval changes.
 
     Seats (continuous usage-based items) are paid up front like the base price, so they are credited and
     charged the same way: the old plan's seats in use for their unused time, the new plan's for the time
@@ -148,7 +153,8 @@ def quote_upgrade(
     lines += one_off_lines(plan, resolved, plan_quantity)
     new_interval = plan.billing_interval()
     keep_anchor = (
-        new_interval is not None
+        not reset_anchor
+        and new_interval is not None
         and new_interval == current.plan.billing_interval()
         and old_period is not None
         and not old_trialing
@@ -265,13 +271,69 @@ def quote_attach(
     plan_schedule: str | None = None,
     plan_quantity: int = 1,
     seat_usage: Mapping[str, Decimal] | None = None,
+    reset_anchor: bool = False,
 ) -> AttachQuote:
     """Price an attach of ``plan`` given the customer's current main plan in the same group and scope.
 
     ``plan_schedule`` ("immediate" or "end_of_cycle") overrides the upgrade/downgrade timing. Re-attaching
     a canceling current plan is a free reactivation; re-attaching an active one is refused (409).
     ``seat_usage``: units of continuous features the new plan starts with (seats billed up front).
+    ``reset_anchor`` (``billing_cycle_anchor: "now"``): the plan's billing cycle starts now; see
+    :func:`_check_reset_anchor` for where that cannot apply.
     """
+    quote = _quote_attach(
+        current,
+        plan,
+        now,
+        quantities,
+        trial,
+        proration_behavior,
+        plan_schedule,
+        plan_quantity,
+        seat_usage,
+        reset_anchor,
+    )
+    if reset_anchor:
+        _check_reset_anchor(quote)
+    return quote
+
+
+def _check_reset_anchor(quote: AttachQuote) -> None:
+    """Where ``billing_cycle_anchor: "now"`` has no cycle to reset, refused as Autumn refuses it."""
+    if quote.plan.billing_interval() is None:
+        raise BillingRuleError(
+            "billing_cycle_anchor is not supported for one-off products. One-off products do not have a "
+            "recurring billing cycle."
+        )
+    if quote.trial_ends_at is not None:
+        raise BillingRuleError(
+            "billing_cycle_anchor cannot be used together with a free trial. The trial already controls "
+            "the billing cycle start."
+        )
+    if quote.kind is ChangeKind.DOWNGRADE:
+        raise BillingRuleError(
+            "billing_cycle_anchor resets are not supported for scheduled switches. Use an immediate "
+            "upgrade, or remove billing_cycle_anchor."
+        )
+    if quote.kind is ChangeKind.SAME:
+        raise BillingRuleError(
+            "billing_cycle_anchor cannot reset the cycle of a canceling plan being reactivated: it keeps "
+            "its running cycle. Remove billing_cycle_anchor."
+        )
+
+
+def _quote_attach(
+    current: Subscription | None,
+    plan: Plan,
+    now: int,
+    quantities: Mapping[str, Decimal] | None,
+    trial: TrialChoice | None,
+    proration_behavior: str,
+    plan_schedule: str | None,
+    plan_quantity: int,
+    seat_usage: Mapping[str, Decimal] | None,
+    reset_anchor: bool,
+) -> AttachQuote:
     kind = classify(
         current.plan if current else None,
         plan,
@@ -296,7 +358,9 @@ def quote_attach(
         kind = ChangeKind.UPGRADE
     if kind is ChangeKind.DOWNGRADE:
         return quote_downgrade(current, plan, now, quantities, plan_quantity, seat_usage)
-    return quote_upgrade(current, plan, now, quantities, trial, proration_behavior, plan_quantity, seat_usage)
+    return quote_upgrade(
+        current, plan, now, quantities, trial, proration_behavior, plan_quantity, seat_usage, reset_anchor
+    )
 
 
 def check_multi_attach(plans: Sequence[Plan], current_plan_ids: Iterable[str]) -> None:
