@@ -40,6 +40,9 @@ _CUSTOMER_DATA = ("customer_data.currency", "customer_data.create_in_stripe")
 # promotion codes) on the change, and a new Stripe subscription rather than the existing one.
 # (``checkout_session_params`` is refused key by key: see OPEN_OBJECTS.)
 _CHANGE_OPTIONS = ("discounts", "new_billing_subscription")
+# An ``adjustable`` quantity is one the customer may change on Autumn's checkout page (Stripe Checkout's
+# adjustable quantity); this server's checkout page sells the quantities the request names, as they are.
+_ADJUSTABLE = "feature_quantities[].adjustable"
 # A multi-attach's request-wide ``free_trial`` (Autumn's one trial for all its plans) is not applied here:
 # each plan keeps its own.
 _MULTI_ATTACH = (
@@ -50,6 +53,7 @@ _MULTI_ATTACH = (
     "plans[].customize.items[].price.additional_currencies",
     "plans[].customize.items[].price.tiers[].additional_currencies",
     "plans[].customize.price.additional_currencies",
+    f"plans[].{_ADJUSTABLE}",
     *_CUSTOMER_DATA,
     *_INVOICE_MODE,
 )
@@ -73,6 +77,7 @@ _ATTACH_OPTIONS = (
     "metadata",
     "no_billing_changes",
     "tax_rate_id",
+    _ADJUSTABLE,
 )
 _ATTACH = ("currency", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS, *_ATTACH_OPTIONS)
 # An update keeps the subscription's plan version, anchor and balances as its own rules say, and always
@@ -86,6 +91,7 @@ _UPDATE = (
     "billing_cycle_anchor",
     "no_billing_changes",
     "recalculate_balances",
+    _ADJUSTABLE,
 )
 # What billing.setup_payment's later attach takes is its plan, scope, quantities, customization and
 # removals (``customer_pages.SETUP_ATTACH_KEYS``); its other attach fields would be dropped.
@@ -136,6 +142,8 @@ _SCHEDULE = (
     "no_billing_changes",
     *(f"phases[].plans[].{path}" for path in _CUSTOMIZE),
     *(f"unscheduled_plans[].{path}" for path in _CUSTOMIZE),
+    f"phases[].plans[].{_ADJUSTABLE}",
+    f"unscheduled_plans[].{_ADJUSTABLE}",
     *_INVOICE_MODE,
 )
 

@@ -326,3 +326,37 @@ def test_create_in_stripe_is_502_and_writes_nothing_when_stripe_fails(
         assert api("plans.get", expect=404, plan_id="solo")["code"] == "product_not_found"
         api("plans.create", plan_id="solo", name="Solo", price=price)  # made when first billed
         api.http.close()
+
+
+def test_adjustable_quantities_are_refused_naming_the_field(api: Api) -> None:
+    create_prepaid_team_plan(api)
+    api("customers.get_or_create", customer_id="u1")
+    quantities = [{"feature_id": "messages", "quantity": 100, "adjustable": True}]
+    cases: tuple[tuple[str, dict[str, Any], str], ...] = (
+        ("billing.attach", {"plan_id": "team", "feature_quantities": quantities}, "feature_quantities"),
+        (
+            "billing.preview_attach",
+            {"plan_id": "team", "feature_quantities": quantities},
+            "feature_quantities",
+        ),
+        (
+            "billing.setup_payment",
+            {"plan_id": "team", "feature_quantities": quantities},
+            "feature_quantities",
+        ),
+        (
+            "billing.multi_attach",
+            {"plans": [{"plan_id": "team", "feature_quantities": quantities}]},
+            "plans[*].feature_quantities",
+        ),
+        ("billing.update", {"plan_id": "team", "feature_quantities": quantities}, "feature_quantities"),
+    )
+    for op, body, path in cases:
+        error = api(op, expect=400, customer_id="u1", **body)
+        assert error["code"] == "unsupported_field", (op, error)
+        assert error["message"].startswith(f"{path}[*].adjustable is part of Autumn's API"), error
+    not_adjustable = [{"feature_id": "messages", "quantity": 100, "adjustable": False}]
+    preview = api(
+        "billing.preview_attach", customer_id="u1", plan_id="team", feature_quantities=not_adjustable
+    )
+    assert preview["total"] == 30
