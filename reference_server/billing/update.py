@@ -535,6 +535,7 @@ def _update_unlocked(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, An
             and plan.is_free
             and not params.feature_quantities
             and not params.license_quantities
+            and not is_customized(params.customize)  # a new shape of the plan: quoted like a paid one
             and params.redirect_mode != "always"  # a checkout is the paid path's, even at $0
         ):
             return update_free(ctx, conn, params, cat, customer, entity, inst, instances, now)

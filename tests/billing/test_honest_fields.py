@@ -360,3 +360,15 @@ def test_adjustable_quantities_are_refused_naming_the_field(api: Api) -> None:
         "billing.preview_attach", customer_id="u1", plan_id="team", feature_quantities=not_adjustable
     )
     assert preview["total"] == 30
+
+
+def test_update_customizes_a_free_plan(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u1")
+    items = [{"feature_id": "messages", "included": 777, "reset": {"interval": "month"}}]
+    preview = api("billing.preview_update", customer_id="u1", plan_id="free", customize={"items": items})
+    assert (preview["intent"], preview["total"]) == ("update_plan", 0)
+    done = api("billing.update", customer_id="u1", plan_id="free", customize={"items": items})
+    assert done["payment_url"] is None
+    customer = api.customer("u1")
+    assert customer["balances"]["messages"]["granted"] == 777
+    assert [s["plan_id"] for s in customer["subscriptions"]] == ["free"] and customer["invoices"] == []
