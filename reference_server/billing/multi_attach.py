@@ -178,6 +178,22 @@ def _multi_attach_unlocked(ctx: Ctx, params: MultiAttachParams) -> dict[str, Any
         return multi_attach_in(ctx, conn, params, base_url)
 
 
+def _redirects(
+    ctx: Ctx,
+    params: MultiAttachRequest,
+    prepared: list[tuple[AttachState, AttachQuote, TrialChoice | None]],
+    has_pm: bool,
+) -> bool:
+    """Whether the multi-attach (or its preview) sends the customer to a checkout page, as Autumn's
+    multi-attach decides: ``never`` never does (the charge is attempted, as for a lone attach);
+    with a saved card only ``always`` does; without one, whenever a plan would need checkout alone."""
+    if params.redirect_mode == "never":
+        return False
+    if has_pm:
+        return params.redirect_mode == "always"
+    return any(redirect_for(ctx, s, q, t)[0] for s, q, t in prepared)
+
+
 def _create_missing_subjects(
     ctx: Ctx, conn: Connection, params: MultiAttachRequest, *, bill_seats: bool = True
 ) -> None:
@@ -252,11 +268,7 @@ def multi_attach_in(
     if not paid:
         processor = processor_for(ctx.state, conn, first.customer.pk)
         has_pm = processor.default_payment_method(conn, customer_ref(first.customer)) is not None
-        redirect = (
-            any(redirect_for(ctx, s, q, t)[0] for s, q, t in prepared)
-            if not has_pm
-            else params.redirect_mode == "always"
-        )
+        redirect = _redirects(ctx, params, prepared, has_pm)
         action = checkout_action(ctx, action_op, invoice_params)
         if redirect and not has_pm and params.starts_at is not None:  # (Stripe Checkout, not a confirmation)
             raise invalid(PAST_START_REQUIRES_INVOICE, "invalid_request")
@@ -303,7 +315,11 @@ def preview_multi_attach(ctx: Ctx, params: PreviewMultiAttachParams) -> dict[str
         scope = _scope_entity(prepared, params.entity_id)
         processor = processor_for(ctx.state, conn, first.customer.pk)
         has_pm = processor.default_payment_method(conn, customer_ref(first.customer)) is not None
-        redirect = any(redirect_for(ctx, s, q, t)[0] for s, q, t in prepared)
+        try:
+            invoiced = invoice_mode_for(params.invoice_mode, combine_due([q for _, q, _ in prepared]))
+        except BillingRuleError as exc:
+            raise rule_error(exc) from exc
+        redirect = invoiced is None and _redirects(ctx, params, prepared, has_pm)
         if redirect and not has_pm and params.starts_at is not None:  # (Stripe Checkout, not a confirmation)
             raise invalid(PAST_START_REQUIRES_INVOICE, "invalid_request")
         try:

