@@ -184,6 +184,8 @@ def list_customers(ctx: Ctx, params: ListCustomersParams) -> dict[str, Any]:
     descending = (params.sort_order or "desc") == "desc"
     after = _decode_cursor(params.start_cursor) if params.start_cursor else None
     start_at, end_at = _created_at_bounds(params.created_at_range)
+    if params.processors and "stripe" not in params.processors:
+        return {"list": [], "next_cursor": None}  # no customer here is billed by RevenueCat or Vercel
     plan_filters = params.plans or []
     plan_pks: list[list[int]] | None = None
     if plan_filters:

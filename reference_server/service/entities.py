@@ -271,6 +271,8 @@ def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> dict[str, Any]:
         raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
     cursor = params.start_cursor
     start = int(cursor) if cursor is not None and cursor.isdigit() else 0
+    if params.processors and "stripe" not in params.processors:
+        return {"list": [], "next_cursor": None}  # no customer here is billed by RevenueCat or Vercel
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer_pk = None
@@ -279,8 +281,24 @@ def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> dict[str, Any]:
             if customer is None:
                 raise customer_not_found(params.customer_id)
             customer_pk = customer.pk
+        plan_pks = (
+            [
+                [p.pk for p in cat.versions(f.id) if not f.versions or p.version in f.versions]
+                for f in params.plans
+            ]
+            if params.plans
+            else None
+        )
         rows = entities_repo.entity_page(
-            conn, ctx.tenant, after_pk=start, customer_pk=customer_pk, limit=limit
+            conn,
+            ctx.tenant,
+            after_pk=start,
+            customer_pk=customer_pk,
+            limit=limit,
+            search=params.search or None,
+            plan_pks=plan_pks,
+            subscription_status=params.subscription_status or None,
+            stripe_only=bool(params.processors),
         )
         page = rows[:limit]
         out = []

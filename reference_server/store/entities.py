@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, and_, delete, insert, or_, select, update
 
 from reference_server.store.subjects import EntityRow, entity_from_row
-from reference_server.store.tables.core import customers, entities
+from reference_server.store.tables.core import customer_plans, customers, entities
 from reference_server.store.tenancy import Tenant
 
 
@@ -53,10 +53,24 @@ def entity_with_owner(conn: Connection, tenant: Tenant, entity_id: str) -> Row[A
 
 
 def entity_page(
-    conn: Connection, tenant: Tenant, *, after_pk: int, customer_pk: int | None, limit: int
+    conn: Connection,
+    tenant: Tenant,
+    *,
+    after_pk: int,
+    customer_pk: int | None,
+    limit: int,
+    search: str | None = None,
+    plan_pks: list[list[int]] | None = None,
+    subscription_status: str | None = None,
+    stripe_only: bool = False,
 ) -> list[Row[Any]]:
     """Up to ``limit + 1`` of the env's entities (with their customer's ``cid``) after ``after_pk``,
-    oldest first; only the customer's when given."""
+    oldest first; only the customer's when given.
+
+    ``search``: in the entity's id or name; ``plan_pks``: entities holding a plan instance (their own,
+    or their customer's own, which they inherit) of any of these lists of plan versions;
+    ``subscription_status``: only instances of that status match (else any but expired); ``stripe_only``:
+    entities of customers with a Stripe customer.  As ``customers.list`` filters customers."""
     q = (
         select(entities, customers.c.id.label("cid"))
         .join(customers, customers.c.pk == entities.c.customer_pk)
@@ -70,6 +84,23 @@ def entity_page(
     )
     if customer_pk is not None:
         q = q.where(entities.c.customer_pk == customer_pk)
+    if search:
+        pattern = f"%{search}%"
+        q = q.where(or_(entities.c.id.ilike(pattern), entities.c.name.ilike(pattern)))
+    if plan_pks or subscription_status:
+        held = and_(
+            customer_plans.c.customer_pk == entities.c.customer_pk,
+            or_(customer_plans.c.entity_pk == entities.c.pk, customer_plans.c.entity_pk.is_(None)),
+            customer_plans.c.status != "expired",
+        )
+        if subscription_status:
+            held = and_(held, customer_plans.c.status == subscription_status)
+        if plan_pks:
+            conds: list[ColumnElement[bool]] = [customer_plans.c.plan_pk.in_(pks) for pks in plan_pks]
+            held = and_(held, or_(*conds))
+        q = q.where(select(customer_plans.c.pk).where(held).exists())
+    if stripe_only:
+        q = q.where(customers.c.stripe_id.is_not(None))
     return list(conn.execute(q).all())
 
 

@@ -396,3 +396,36 @@ def test_multi_attach_redirect_mode_as_autumn_decides_it(api: Api) -> None:
     assert done["required_action"]["code"] == "payment_method_required"
     assert done["invoice"]["status"] == "open" and done["payment_url"]
     assert api.plans_of("nocard") == {"free": "active"}
+
+
+def test_entities_list_filters_as_customers_list_does(api: Api) -> None:
+    api(
+        "plans.create",
+        plan_id="boost",
+        name="Boost",
+        add_on=True,
+        items=[{"feature_id": "messages", "included": 50}],
+    )
+    for cid in ("u1", "u2"):
+        api("customers.get_or_create", customer_id=cid)
+    api("entities.create", customer_id="u1", entity_id="alpha", feature_id="seats", name="Alpha team")
+    api("entities.create", customer_id="u1", entity_id="beta", feature_id="seats", name="Beta team")
+    api("entities.create", customer_id="u2", entity_id="gamma", feature_id="seats", name="Gamma")
+    api("billing.attach", customer_id="u1", entity_id="beta", plan_id="boost")
+    api("billing.attach", customer_id="u2", plan_id="boost")  # the customer's: gamma inherits it
+
+    def ids(**body: Any) -> list[str]:
+        return [e["id"] for e in api("entities.list", **body)["list"]]
+
+    assert ids() == ["alpha", "beta", "gamma"]
+    assert ids(search="TEAM") == ["alpha", "beta"]
+    assert ids(search="gam") == ["gamma"]
+    assert ids(plans=[{"id": "boost"}]) == ["beta", "gamma"]
+    assert ids(plans=[{"id": "boost", "versions": [2]}]) == []
+    assert ids(plans=[{"id": "boost"}], customer_id="u1") == ["beta"]
+    assert ids(subscription_status="scheduled") == []
+    assert ids(processors=["revenuecat"]) == []
+    api.add_card("u2")  # u2 now has a Stripe customer on Stripe; nobody does on the local processor
+    assert ids(processors=["stripe", "vercel"]) == (["gamma"] if api.stripe is not None else [])
+    customers = [c["id"] for c in api("customers.list", processors=["vercel"])["list"]]
+    assert customers == []
