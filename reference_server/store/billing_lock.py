@@ -4,8 +4,9 @@ Autumn answers 429 while another billing change for the same customer is in flig
 row in the database, not a process-local mutex, so it holds across server processes and workers.
 It reuses the claim table of idempotency keys (a unique row per org, env, scope and key with its
 creation time) under its own scope: taking the lock is inserting the row in a committed
-transaction, releasing it is deleting the row.  A holder that died leaves a row older than
-:data:`LOCK_TTL_MS`, which the next caller clears.
+transaction, releasing it is deleting the row.  A holder that died leaves its row behind: the next
+caller takes it over at once when the row names a holder on this machine that no longer runs
+(:mod:`reference_server.store.lock_holders`), else once the row is older than :data:`LOCK_TTL_MS`.
 
 The check reads first: a committed lock row is visible to a read transaction even while the holder
 is inside a long write transaction (SQLite allows one writer), so the second caller gets its 429
@@ -24,10 +25,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import ColumnElement, delete, insert, select
+from sqlalchemy import ColumnElement, delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from reference_server.errors import ApiError
+from reference_server.store import lock_holders
 from reference_server.store.db import Database, after_transaction
 from reference_server.store.tables.core import idempotency_keys
 
@@ -59,17 +61,26 @@ def try_acquire(db: Database, org_pk: int, env: str, customer_id: str, now: int)
     """Take the customer's billing lock; False while another live holder has it."""
     where = _where(org_pk, env, customer_id)
     with db.read() as conn:
-        held_since = conn.execute(select(idempotency_keys.c.created_at).where(*where)).scalar()
-    if held_since is not None and held_since >= now - LOCK_TTL_MS:
-        return False
+        held = conn.execute(
+            select(idempotency_keys.c.created_at, idempotency_keys.c.holder).where(*where)
+        ).first()
+    abandoned: ColumnElement[bool] = idempotency_keys.c.created_at < now - LOCK_TTL_MS
+    if held is not None:
+        if held.created_at >= now - LOCK_TTL_MS and lock_holders.is_running(held.holder):
+            return False
+        if held.holder is not None:  # its holder is gone: the row goes, unless another took it meanwhile
+            abandoned = or_(abandoned, idempotency_keys.c.holder == held.holder)
     try:
         with db.write(independent=True) as conn:
-            conn.execute(
-                delete(idempotency_keys).where(*where, idempotency_keys.c.created_at < now - LOCK_TTL_MS)
-            )
+            conn.execute(delete(idempotency_keys).where(*where, abandoned))
             conn.execute(
                 insert(idempotency_keys).values(
-                    org_pk=org_pk, env=env, scope=SCOPE, key=customer_id, created_at=now
+                    org_pk=org_pk,
+                    env=env,
+                    scope=SCOPE,
+                    key=customer_id,
+                    created_at=now,
+                    holder=lock_holders.this_process(),
                 )
             )
     except IntegrityError:

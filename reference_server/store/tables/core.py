@@ -263,6 +263,8 @@ idempotency_keys = Table(
     Column("request_hash", String(64)),
     Column("response_status", Integer),
     Column("response_body", Text),
+    # billing locks (store.billing_lock): the process holding it (store.lock_holders)
+    Column("holder", String(128)),
     UniqueConstraint("org_pk", "env", "scope", "key", name="uq_idempotency_keys_org_env_scope_key"),
     Index("ix_idempotency_keys_created_at", "created_at"),  # the purge of expired claims
 )
