@@ -15,8 +15,8 @@ from starlette.templating import Jinja2Templates
 
 from reference_server.billing.checkout_session_params import cancel_url_of
 from reference_server.billing.invoice_mode import is_open_invoice_mode_invoice
+from reference_server.processors.cards import TEST_CARD_HINTS, CardError
 from reference_server.processors.contract import PaymentProcessor
-from reference_server.processors.local.cards import TEST_CARD_HINTS, CardError
 from reference_server.processors.registry import processor_for
 from reference_server.store.billing_sessions import SessionRecord, load_session, update_session
 from reference_server.store.customer_lookup import CustomerRef, customer_owner

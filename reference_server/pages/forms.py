@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reference_server.processors.local.cards import CardError, CardInput, parse_expiry
+from reference_server.processors.cards import CardError, CardInput, parse_expiry
 
 STRIPE_CARD_ENTRY = "Card details are entered on Stripe's page: use the Continue to Stripe button."
 CARD_FIELDS = ("card_number", "expiry", "cvc")

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from reference_server.engine.billing.invoice import InvoiceDraft
-from reference_server.processors.local.cards import CardBehavior, CardInput
+from reference_server.processors.cards import CardBehavior, CardInput
 from reference_server.store.billing_sessions import SessionRecord
 from reference_server.store.credits import add_credit, credit_balance
 from reference_server.store.customer_lookup import CustomerRef
@@ -123,7 +123,7 @@ class PaymentProcessor(ABC):
 
     @abstractmethod
     def add_card(self, conn: Connection, customer: CustomerRef, card: CardInput, now: int) -> CardSetup:
-        """Validate and store a card; raises :class:`~reference_server.processors.local.cards.CardError`."""
+        """Validate and store a card; raises :class:`~reference_server.processors.cards.CardError`."""
 
     def confirm_card(
         self, conn: Connection, customer: CustomerRef, payment_method: PaymentMethodInfo

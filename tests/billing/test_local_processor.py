@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from reference_server.engine.billing import quote_attach, quote_cancel
 from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.processors.cards import CardError, CardInput
 from reference_server.processors.contract import ChargeStatus
-from reference_server.processors.local.cards import CardError, CardInput
 from reference_server.processors.local.processor import LocalProcessor
 from reference_server.store.credits import credit_balance
 from reference_server.store.customer_lookup import CustomerRef

@@ -15,8 +15,8 @@ from reference_server.billing.sessions import create_checkout_session
 from reference_server.clock import ManualClock
 from reference_server.engine.billing import Subscription, quote_attach, quote_cancel
 from reference_server.pages import PageActions, PagesContext, billing_page_routes
+from reference_server.processors.cards import CardError, CardInput
 from reference_server.processors.contract import ChargeStatus
-from reference_server.processors.local.cards import CardError, CardInput
 from reference_server.processors.registry import Processors
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.credits import credit_balance

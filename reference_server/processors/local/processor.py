@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from reference_server.processors.cards import (
+    DECLINE_MESSAGES,
+    CardBehavior,
+    CardError,
+    CardInput,
+    check_card,
+)
 from reference_server.processors.contract import (
     CardSetup,
     ChargeOutcome,
@@ -19,13 +26,6 @@ from reference_server.processors.contract import (
     card_needs_authentication,
     card_succeeded,
     utc_day,
-)
-from reference_server.processors.local.cards import (
-    DECLINE_MESSAGES,
-    CardBehavior,
-    CardError,
-    CardInput,
-    check_card,
 )
 from reference_server.store.billing_sessions import SessionRecord
 from reference_server.store.customer_lookup import CustomerRef

@@ -12,6 +12,7 @@ from typing import Any
 import stripe
 from sqlalchemy import Connection
 
+from reference_server.processors.cards import DECLINE_MESSAGES, CardBehavior
 from reference_server.processors.compensation import settle_after_transaction, void_after_transaction
 from reference_server.processors.contract import (
     ChargeOutcome,
@@ -20,7 +21,6 @@ from reference_server.processors.contract import (
     card_needs_authentication,
     card_succeeded,
 )
-from reference_server.processors.local.cards import DECLINE_MESSAGES, CardBehavior
 from reference_server.processors.stripe.invoices import StripeInvoices, idempotency_key
 from reference_server.store.customer_lookup import CustomerRef
 from reference_server.store.invoices import InvoiceRecord, charge_attempts

@@ -20,6 +20,7 @@ from typing import Any
 import stripe
 from sqlalchemy import Connection
 
+from reference_server.processors.cards import CardBehavior, CardError, CardInput, check_card
 from reference_server.processors.contract import (
     CardSetup,
     ChargeOutcome,
@@ -28,7 +29,6 @@ from reference_server.processors.contract import (
     PaymentProcessor,
     utc_day,
 )
-from reference_server.processors.local.cards import CardBehavior, CardError, CardInput, check_card
 from reference_server.processors.stripe.catalog import StripeCatalog
 from reference_server.processors.stripe.checkout import (
     completed_setup,

@@ -1,4 +1,8 @@
-"""Test cards of the local processor (the same numbers Stripe's test mode uses).
+"""The card a payer types on the server's pages, its checks, and the test card numbers.
+
+The hosted pages read a card into :class:`CardInput` and check it here; the local processor stores
+it, and the Stripe processor's test-only ``add_card`` posts it to Stripe's test mode. The test numbers
+are Stripe's own, and both processors honour them:
 
 ``4242 4242 4242 4242`` succeeds, ``4000 0000 0000 0002`` is declined, ``4000 0025 0000 3155`` needs
 authentication when it is first used (then off-session charges succeed), ``4000 0027 6000 3184`` needs
