@@ -88,7 +88,6 @@ _UPDATE = (
     *_LICENSE_LINKS,
     "version",
     "discounts",
-    "billing_cycle_anchor",
     "no_billing_changes",
     "recalculate_balances",
     _ADJUSTABLE,

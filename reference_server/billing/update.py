@@ -64,16 +64,18 @@ from reference_server.billing.seats import starting_seat_usage
 from reference_server.billing.sessions import create_checkout_session
 from reference_server.engine.billing import (
     BillingRuleError,
+    Subscription,
     quote_cancel,
     quote_quantity_change,
     quote_upgrade,
 )
+from reference_server.engine.billing.cycle_reset import check_cycle_reset
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.preview import (
     outgoing_json,
     preview_body,
 )
-from reference_server.errors import invalid, plan_not_found
+from reference_server.errors import ApiError, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.extra_fields import extra_field
 from reference_server.service.subscriptions import (
@@ -216,6 +218,9 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         "refund": None,
     }
     prorate = params.proration_behavior != "none"
+    reset_anchor = params.billing_cycle_anchor == "now"
+    if reset_anchor:
+        _check_cycle_reset(intent, sub, now)
     if intent in ("cancel_immediately", "cancel_end_of_cycle"):
         if inst.status != "active":
             raise invalid("Only an active plan can be cancelled")
@@ -280,6 +285,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
                 requested,
                 proration_behavior=params.proration_behavior or "prorate_immediately",
                 seat_usage=starting_seat_usage(conn, cat, customer.pk, custom, entity, inst.pk),
+                reset_anchor=reset_anchor,
             )
         except BillingRuleError as exc:
             raise rule_error(exc) from exc
@@ -292,6 +298,31 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
             due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom, seats=seats
         )
     return result
+
+
+def _check_cycle_reset(intent: str, sub: Subscription, now: int) -> None:
+    """``billing_cycle_anchor: "now"``: a customization (``customize``) of a plan with a recurring price
+    restarts the subscription's cycle at the request, crediting the unused time and charging a whole new
+    period. As Autumn, it is 400 for a one-off plan and during a free trial; on a free plan, with a
+    cancel or with an update of quantities only (or of nothing) it is refused here rather than
+    silently ignored."""
+    if not sub.plan.is_free:
+        try:
+            check_cycle_reset(sub.plan, sub.trialing_at(now))
+        except BillingRuleError as exc:
+            raise rule_error(exc) from exc
+    if intent != "update_plan" or sub.plan.is_free:
+        raise _cycle_reset_unsupported()
+
+
+def _cycle_reset_unsupported() -> ApiError:
+    return ApiError(
+        400,
+        "unsupported_field",
+        "billing_cycle_anchor 'now' on a free plan, or without a customize change (a cancel, or an update "
+        "of quantities only) is part of Autumn's API but the reference server does not support it yet; "
+        "leave it out (see the README's list of unsupported fields)",
+    )
 
 
 def _relabel(draft: InvoiceDraft, old_id: str, new_id: str) -> InvoiceDraft:
@@ -538,5 +569,7 @@ def _update_unlocked(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, An
             and not is_customized(params.customize)  # a new shape of the plan: quoted like a paid one
             and params.redirect_mode != "always"  # a checkout is the paid path's, even at $0
         ):
+            if params.billing_cycle_anchor == "now":
+                raise _cycle_reset_unsupported()
             return update_free(ctx, conn, params, cat, customer, entity, inst, instances, now)
     return paid_update(ctx, params)

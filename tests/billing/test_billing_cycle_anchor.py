@@ -92,3 +92,41 @@ def test_now_is_refused_where_there_is_no_cycle_to_restart(api: Api) -> None:
         error = api(op, expect=400, customer_id="u3", plan_id="trial_pro", **RESET)
         assert "free trial" in error["message"], error
     assert set(api.plans_of("u3")) == {"premium"}
+
+
+MORE_MESSAGES = {"items": [{"feature_id": "messages", "included": 2000, "reset": {"interval": "month"}}]}
+
+
+def test_a_customization_with_now_restarts_the_subscription_cycle(api: Api) -> None:
+    _on_pro(api, "u1")
+    api.clock.advance(10 * DAY)
+    kept = api("billing.preview_update", customer_id="u1", plan_id="pro", customize=MORE_MESSAGES)
+    assert kept["total"] == 0  # the same price to the same anchor: credit and charge cancel out
+    preview = api(
+        "billing.preview_update", customer_id="u1", plan_id="pro", customize=MORE_MESSAGES, **RESET
+    )
+    assert preview["total"] == 6.67  # -$13.33 unused, +$20 for a whole month from now
+    renewal_at = ms(2026, 5, 11)
+    assert preview["next_cycle"]["starts_at"] == renewal_at
+
+    api("billing.update", customer_id="u1", plan_id="pro", customize=MORE_MESSAGES, **RESET)
+    switch = _invoices(api, "u1")[0]
+    assert (switch["total"], switch["status"]) == (6.67, "paid"), switch
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 2000
+    count = len(_invoices(api, "u1"))
+    api.clock.set(MAY)
+    assert len(_invoices(api, "u1")) == count
+    api.clock.set(renewal_at)
+    renewal = _invoices(api, "u1")[0]
+    assert (renewal["total"], renewal["status"]) == (20, "paid"), renewal
+
+
+def test_an_update_that_does_not_customize_refuses_now(api: Api) -> None:
+    _on_pro(api, "u1")
+    for extra in ({"cancel_action": "cancel_end_of_cycle"}, {}):
+        for op in ("billing.preview_update", "billing.update"):
+            error = api(op, expect=400, customer_id="u1", plan_id="pro", **extra, **RESET)
+            assert error["code"] == "unsupported_field", error
+            assert error["message"].startswith("billing_cycle_anchor "), error
+    assert api.plans_of("u1") == {"pro": "active"}
+    assert api.customer("u1")["subscriptions"][0]["canceled_at"] is None

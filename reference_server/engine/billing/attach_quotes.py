@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from .cycle_reset import check_cycle_reset
 from .cycles import (
     PRORATE_IMMEDIATELY,
     PRORATION_NONE,
@@ -300,16 +301,7 @@ def quote_attach(
 
 def _check_reset_anchor(quote: AttachQuote) -> None:
     """Where ``billing_cycle_anchor: "now"`` has no cycle to reset, refused as Autumn refuses it."""
-    if quote.plan.billing_interval() is None:
-        raise BillingRuleError(
-            "billing_cycle_anchor is not supported for one-off products. One-off products do not have a "
-            "recurring billing cycle."
-        )
-    if quote.trial_ends_at is not None:
-        raise BillingRuleError(
-            "billing_cycle_anchor cannot be used together with a free trial. The trial already controls "
-            "the billing cycle start."
-        )
+    check_cycle_reset(quote.plan, quote.trial_ends_at is not None)
     if quote.kind is ChangeKind.DOWNGRADE:
         raise BillingRuleError(
             "billing_cycle_anchor resets are not supported for scheduled switches. Use an immediate "
