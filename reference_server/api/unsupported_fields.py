@@ -65,14 +65,14 @@ _LICENSE_LINKS = (
 )
 """What a per-customer license link cannot carry here: changes to the license plan's items (a seat
 gets the license plan as it is) and link metadata; its included seats and seat price are served."""
-# An attach here starts now and runs until cancelled, bills on its own anchor (the engine's lines, or the
-# caller's ``custom_line_items`` for a change of an existing subscription), always applies its billing, and
-# puts no metadata or tax rate on what it bills; nor can it adopt an existing Stripe subscription
-# (``processor_subscription_id``).
+# An attach here bills on its own anchor (the engine's lines, or the caller's ``custom_line_items`` for a
+# change of an existing subscription), always applies its billing, and puts no metadata or tax rate on what
+# it bills; nor can it adopt an existing Stripe subscription (``processor_subscription_id``). Its
+# ``starts_at`` and ``ends_at`` are served (billing/attach_dates.py); what of them this server does not
+# model is refused there: access before a later start's billing (``enable_plan_immediately``) and a new
+# start or end for a canceling plan being re-attached (which keeps its running cycle).
 _ATTACH_OPTIONS = (
     *_CHANGE_OPTIONS,
-    "starts_at",
-    "ends_at",
     "processor_subscription_id",
     "metadata",
     "no_billing_changes",
@@ -101,6 +101,8 @@ _SETUP_PAYMENT = (
     *(path for path in _ATTACH_OPTIONS if path != "new_billing_subscription"),  # (no such field here)
     "custom_line_items",
     "billing_cycle_anchor",
+    "starts_at",
+    "ends_at",
     "version",
     "proration_behavior",
     "subscription_id",

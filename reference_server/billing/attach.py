@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachParams, PreviewAttachParams
+from reference_server.billing.attach_dates import dated_quote, refuse_past_start_checkout
 from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.convert import (
     customized_plan,
@@ -66,6 +67,7 @@ from reference_server.engine.billing import (
     choose_trial,
     quote_attach,
 )
+from reference_server.engine.billing.attach_dates import StartTiming, start_timing
 from reference_server.engine.billing.checkout import checkout_type, needs_checkout
 from reference_server.engine.billing.custom_lines import CustomLine, with_custom_lines
 from reference_server.engine.billing.money import to_decimal
@@ -182,6 +184,7 @@ def prepare_attach(
         )
     except BillingRuleError as exc:
         raise rule_error(exc) from exc
+    quote = dated_quote(state, quote, current_sub, trial, seats)  # starts_at, ends_at (attach_dates.py)
     if quote.kind is ChangeKind.DOWNGRADE or quote.trial_ends_at is None:
         trial = None
     if current is not None and quote.kind in (ChangeKind.UPGRADE, ChangeKind.SAME):
@@ -216,6 +219,7 @@ def redirect_for(
         pm is not None,
         state.params.redirect_mode or "if_required",
         trial.card_required if trial else True,
+        starts_in_future=start_timing(state.params.starts_at, state.now) is StartTiming.FUTURE,
         invoice_mode=state.params.invoice_mode is not None,
     )
     return redirect, pm is not None
@@ -255,7 +259,9 @@ def attach_in(
             success_url=params.success_url,
         )
     if not paid:
-        redirect, _ = redirect_for(ctx, state, quote, trial)
+        redirect, has_pm = redirect_for(ctx, state, quote, trial)
+        if redirect and not has_pm:
+            refuse_past_start_checkout(params, state.now)
         action = checkout_action(ctx, "attach", params)
         if redirect:
             if params.long_lived_checkout:  # a link that prices the attach again whenever it is opened
@@ -376,6 +382,8 @@ def _attach_unlocked(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
             needs_paid_billing(plan, current_plan)
             or params.redirect_mode == "always"
             or bool(params.license_quantities)  # paid seats: priced by the paid path
+            or params.ends_at is not None  # (starts_at and ends_at are checked and priced there)
+            or start_timing(params.starts_at, now) is not StartTiming.NOW
         )
         if not needs_paid:
             return attach_free(ctx, conn, params, cat, customer, entity, plan, current, instances, now)

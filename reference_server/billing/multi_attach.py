@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachParams, MultiAttachParams, PreviewMultiAttachParams
 from reference_server.billing.attach import check_attach_mode, prepare_attach, redirect_for
+from reference_server.billing.attach_dates import backdate
 from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.convert import engine_plan
 from reference_server.billing.customer_lock import customer_lock
@@ -29,7 +30,6 @@ from reference_server.billing.plan_changes import (
 )
 from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import built_params
-from reference_server.billing.seats import starting_seat_usage
 from reference_server.billing.sessions import create_checkout_session
 from reference_server.engine.billing import (
     AttachQuote,
@@ -37,7 +37,6 @@ from reference_server.engine.billing import (
     TrialChoice,
 )
 from reference_server.engine.billing.attach_quotes import check_multi_attach, combine_due
-from reference_server.engine.billing.backdating import backdate_quote, backdated_periods
 from reference_server.engine.billing.checkout import checkout_type
 from reference_server.engine.billing.preview import attach_preview_body
 from reference_server.errors import ApiError, invalid
@@ -113,8 +112,6 @@ def _prepare_multi(
     return prepared
 
 
-BACKDATE_LINE_LIMIT = 250
-"""Most lines Stripe puts on a backdated subscription's first invoice (one per price and period)."""
 PAST_START_REQUIRES_INVOICE = (
     "Past starts_at cannot go through checkout: it needs a saved payment method or invoice mode."
 )
@@ -123,51 +120,16 @@ PAST_START_REQUIRES_INVOICE = (
 def _backdated(
     conn: Connection, prepared: list[tuple[AttachState, AttachQuote, TrialChoice | None]], starts_at: int
 ) -> list[tuple[AttachState, AttachQuote, TrialChoice | None]]:
-    """``starts_at``: every paid recurring plan starts at that past moment, anchored there, and its prices
-    are billed for each period since (Autumn's backdated multi-attach); free plans start now.
-
-    As in Autumn: only a past moment, at least one paid recurring plan and no one-off plan, none while
-    the customer has a paid subscription or a scheduled plan, no trial, and at most 250 backdated lines."""
-    first = prepared[0][0]
-    if starts_at > first.now:
+    """``starts_at``: a past moment backdates the paid recurring plans (:func:`.attach_dates.backdate`,
+    shared with ``billing.attach``); a multi-attach takes no later one."""
+    if starts_at > prepared[0][0].now:
         raise invalid("Multi-attach starts_at only supports past timestamps.", "invalid_request")
-    plans = [engine_plan(state.plan, state.cat) for state, _, _ in prepared]
-    if not any(not p.is_free and p.billing_interval() is not None for p in plans) or any(
-        p.is_one_off for p in plans
-    ):
-        raise invalid(
-            "Past starts_at requires a paid recurring plan and does not support one-off plans.",
-            "invalid_request",
-        )
-    for inst in first.instances:
-        held = first.cat.plans_by_pk.get(inst.plan_pk)
-        billed = engine_plan(held, first.cat) if held is not None else None
-        recurring = billed is not None and not billed.is_free and billed.billing_interval() is not None
-        if inst.status == "scheduled" or (inst.status == "active" and recurring):
-            raise invalid(
-                "Past starts_at is only supported when creating a new Stripe subscription.", "invalid_request"
-            )
-    if any(quote.trial_ends_at is not None for _, quote, _ in prepared):
-        raise invalid("Past starts_at cannot be used together with a free trial.", "invalid_request")
-    if sum(backdated_periods(p, starts_at, first.now) for p in plans) > BACKDATE_LINE_LIMIT:
-        raise invalid(
-            "Past starts_at is too far in the past. Stripe supports backdating only when the first invoice "
-            f"has at most {BACKDATE_LINE_LIMIT} line items.",
-            "invalid_request",
-        )
-    out = []
-    for (state, quote, trial), eplan in zip(prepared, plans, strict=True):
-        if not eplan.is_free and eplan.billing_interval() is not None:
-            current_pk = state.current.pk if state.current is not None else None
-            seats = starting_seat_usage(
-                conn, state.cat, state.customer.pk, state.plan, state.entity, current_pk
-            )
-            try:
-                quote = backdate_quote(quote, starts_at, seats)
-            except BillingRuleError as exc:
-                raise rule_error(exc) from exc
-        out.append((state, quote, trial))
-    return out
+    return backdate(
+        conn,
+        prepared,
+        starts_at,
+        "Past starts_at requires a paid recurring plan and does not support one-off plans.",
+    )
 
 
 def _multi_attach_unlocked(ctx: Ctx, params: MultiAttachParams) -> dict[str, Any]:

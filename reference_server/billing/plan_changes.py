@@ -275,12 +275,15 @@ def apply_attach(
         changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
         changes.append(change(conn, "updated", current.pk, previous))
         return changes
-    if quote.kind is ChangeKind.DOWNGRADE:
-        assert current is not None
-        changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
-        previous = {"canceled_at": current.canceled_at, "expires_at": current.expires_at}
-        set_cancellation(conn, current.pk, now, quote.starts_at)
-        changes.append(change(conn, "updated", current.pk, previous))
+    if quote.kind is ChangeKind.DOWNGRADE or quote.scheduled:
+        # A downgrade at the period end, or a plan asked to start later (``starts_at``): the plan it
+        # replaces ends then, unless it already ends before.
+        if not plan.add_on and not plan.is_one_off:
+            changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
+        if current is not None and (current.expires_at is None or current.expires_at >= quote.starts_at):
+            previous = {"canceled_at": current.canceled_at, "expires_at": current.expires_at}
+            set_cancellation(conn, current.pk, now, quote.starts_at)
+            changes.append(change(conn, "updated", current.pk, previous))
         new_pk = activate_plan(
             conn,
             cat,
@@ -297,6 +300,7 @@ def apply_attach(
         )
         save_billing_state(conn, new_pk, quote.anchor, quantities, now, custom)
         schedule_maintenance(conn, state.customer.pk, quote.starts_at)
+        _set_end(conn, state.customer.pk, new_pk, quote.ends_at)
         changes.append(change(conn, "scheduled", new_pk))
         if created is not None:
             created.append(new_pk)
@@ -345,10 +349,19 @@ def apply_attach(
         record_trial(conn, state.customer, plan.id, now)
     if period is not None:
         schedule_maintenance(conn, state.customer.pk, period.end)
+    _set_end(conn, state.customer.pk, new_pk, quote.ends_at)
     changes.append(change(conn, "activated", new_pk, one_off=plan.is_one_off))
     if created is not None:
         created.append(new_pk)
     return changes
+
+
+def _set_end(conn: Connection, customer_pk: int, instance_pk: int, ends_at: int | None) -> None:
+    """``ends_at``: the new instance expires then, without being cancelled (Autumn's ``canceled: false``);
+    the renewals bill the period it ends in only up to it (:mod:`.renewals`)."""
+    if ends_at is not None:
+        set_cancellation(conn, instance_pk, None, ends_at)
+        schedule_maintenance(conn, customer_pk, ends_at)
 
 
 def group_default(cat: Catalog, group: str, exclude_plan_id: str) -> Plan | None:

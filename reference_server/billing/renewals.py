@@ -38,6 +38,7 @@ from reference_server.engine.billing import (
     quote_renewal,
     trial_end_outcome,
 )
+from reference_server.engine.billing.attach_dates import end_credit
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import to_decimal
 from reference_server.processors.contract import ChargeOutcome, PaymentProcessor
@@ -99,7 +100,15 @@ def _activate_scheduled(
     if not plan.is_free:
         seats = {fid: to_decimal(u) for fid, u in usage.items()}
         quote = quote_new(engine_plan(plan, cat), at, quantities, seat_usage=seats)
-        outcome = charge_draft(processor, conn, customer, quote.due_now, "renewal", at, base_url, entity)
+        due = quote.due_now
+        if _ends_itself(inst) and quote.anchor is not None:  # its ``ends_at`` falls in its first period
+            assert inst.expires_at is not None
+            ends_at = inst.expires_at
+            credit = end_credit(
+                quote.plan, quote.prepaid_quantities, quote.anchor, quote.period, ends_at, 1, seats
+            )
+            due = InvoiceDraft(due.lines + tuple(credit), due.currency)
+        outcome = charge_draft(processor, conn, customer, due, "renewal", at, base_url, entity)
         past_due = outcome is not None and not outcome.succeeded
         if quote.period is not None:
             columns = {"current_period_start": quote.period.start, "current_period_end": quote.period.end}
@@ -116,6 +125,38 @@ def _activate_scheduled(
         carried_usage=usage,
     )
     return [change(conn, "activated", inst.pk)]
+
+
+def _ends_itself(inst: Instance) -> bool:
+    """The instance ends at its own ``ends_at`` (an expiry it was attached with, not a cancellation):
+    the period it ends in is billed only up to then."""
+    return inst.expires_at is not None and inst.canceled_at is None
+
+
+def _displace_default(
+    conn: Connection, cat: Catalog, customer: CustomerRow, inst: Instance, at: int
+) -> tuple[ExpiredState | None, list[dict[str, Any]]]:
+    """A main plan starting at ``at`` ends the free plan still active in its group and scope past that
+    moment: the group's default, back because the plan the start was to replace ended sooner (a
+    ``starts_at`` after a cancellation's end). What it leaves (continuous usage) carries over."""
+    changes: list[dict[str, Any]] = []
+    carried: ExpiredState | None = None
+    plan = cat.plans_by_pk.get(inst.plan_pk)
+    if plan is None or plan.add_on or plan.is_one_off:
+        return carried, changes
+    for other in load_instances(conn, customer.pk):
+        held = cat.plans_by_pk.get(other.plan_pk)
+        if (
+            other.status == "active"
+            and other.entity_pk == inst.entity_pk
+            and held is not None
+            and held.is_free
+            and held.group == plan.group
+            and not held.add_on
+            and (other.expires_at is None or other.expires_at > at)
+        ):
+            carried = expire_active(conn, other.pk, at, changes)
+    return carried, changes
 
 
 def _trial_of(plan: Plan) -> FreeTrial | None:
@@ -178,12 +219,25 @@ def process_boundary(
                 changes += _activate_scheduled(
                     conn, cat, customer, successor, boundary, processor, base_url, carried
                 )
-        elif not plan.add_on:
+        elif not plan.add_on and not plan.is_one_off:  # (a one-off purchase ending replaces nothing)
             changes += activate_default(conn, cat, customer, entity, plan.group, boundary, carried, plan.id)
         emit_billing_updated(ctx, conn, customer, entity, changes, boundary, tags)
         return
     renewal = quote_renewal(sub, boundary)
-    invoice = _with_pending(conn, customer, inst, renewal.invoice, entity)
+    invoice = renewal.invoice
+    if _ends_itself(inst):  # the period it ends in is billed up to its ``ends_at``
+        assert inst.expires_at is not None
+        credit = end_credit(
+            sub.plan,
+            sub.prepaid_quantities,
+            sub.anchor,
+            renewal.next_period,
+            inst.expires_at,
+            sub.quantity,
+            sub.usage,
+        )
+        invoice = InvoiceDraft(invoice.lines + tuple(credit), invoice.currency)
+    invoice = _with_pending(conn, customer, inst, invoice, entity)
     outcome = charge_draft(processor, conn, customer, invoice, "renewal", boundary, base_url, entity)
     past_due = outcome is not None and not outcome.succeeded
     previous = {
@@ -305,8 +359,9 @@ def run_billing_maintenance(
             first_due is None or (first_start.starts_at or 0) < (_event_time(first_due) or 0)
         ):
             assert first_start.starts_at is not None
-            changes = _activate_scheduled(
-                conn, cat, customer, first_start, first_start.starts_at, processor, base_url, None
+            carried, changes = _displace_default(conn, cat, customer, first_start, first_start.starts_at)
+            changes += _activate_scheduled(
+                conn, cat, customer, first_start, first_start.starts_at, processor, base_url, carried
             )
             emit_billing_updated(
                 ctx,

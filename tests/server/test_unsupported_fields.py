@@ -76,8 +76,6 @@ def test_the_server_refuses_before_writing(api: Api) -> None:
 _ATTACH_ASKS: dict[str, Any] = {
     "discounts": [{"reward_id": "launch"}],
     "new_billing_subscription": True,
-    "starts_at": 1_900_000_000_000,
-    "ends_at": 1_900_000_000_000,
     "processor_subscription_id": "sub_123",
     "metadata": {"order": "42"},
     "no_billing_changes": True,
@@ -96,6 +94,8 @@ _SETUP_ASKS: dict[str, Any] = {
     **{k: v for k, v in _ATTACH_ASKS.items() if k != "new_billing_subscription"},
     "custom_line_items": [{"amount": 5, "description": "Setup"}],
     "billing_cycle_anchor": "now",
+    "starts_at": 1_900_000_000_000,
+    "ends_at": 1_900_000_000_000,
     "version": 1,
     "proration_behavior": "none",
     "subscription_id": "sub_a",

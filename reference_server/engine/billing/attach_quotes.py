@@ -59,6 +59,8 @@ class AttachQuote:
     outgoing_ends_at: int | None = None
     backdated_from: int | None = None
     """A backdated start (in the past): the instance's start and anchor, billed from there."""
+    ends_at: int | None = None
+    """When the plan ends (``ends_at``; :func:`.attach_dates.bound_quote`), None: until cancelled."""
 
     @property
     def scheduled(self) -> bool:

@@ -45,6 +45,7 @@ def closing_lines(subscription: Subscription, now: int, prorate: bool) -> list[L
     period = current_period(subscription)
     lines += usage_charge_lines(subscription, period)
     if prorate and period is not None:
+        until = paid_until(subscription, period)
         lines += time_scaled_lines(
             subscription.plan,
             subscription.prepaid_quantities,
@@ -52,9 +53,22 @@ def closing_lines(subscription: Subscription, now: int, prorate: bool) -> list[L
             now,
             subscription.quantity,
             credit=True,
+            until=until,
         )
-        lines += seat_time_lines(subscription.plan, subscription.usage, subscription.anchor, now, credit=True)
+        lines += seat_time_lines(
+            subscription.plan, subscription.usage, subscription.anchor, now, credit=True, until=until
+        )
     return lines
+
+
+def paid_until(subscription: Subscription, period: Period) -> int | None:
+    """When the subscription's payment for ``period`` stops: its own end (``ends_at``: an expiry it was
+    attached with, not a cancellation) when that falls inside the period, which was billed only up to
+    it; None: the whole period was paid."""
+    ends = subscription.expires_at
+    if subscription.canceled_at is None and ends is not None and period.start < ends < period.end:
+        return ends
+    return None
 
 
 def change_effective_at(current: Subscription, now: int) -> int:

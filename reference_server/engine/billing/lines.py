@@ -30,11 +30,17 @@ def minor(exact_major: Decimal, currency: str) -> int:
     return round_half_up(exact_minor(exact_major, currency))
 
 
-def prorated_minor(exact_major: Decimal, period: Period, at: int, currency: str) -> int:
-    """Share of a full-period amount for the time left in ``period`` at ``at``, rounded once."""
+def prorated_minor(
+    exact_major: Decimal, period: Period, at: int, currency: str, until: int | None = None
+) -> int:
+    """Share of a full-period amount for the time left in ``period`` at ``at`` (up to ``until`` when the
+    subscription ends inside the period), rounded once."""
     if period.length <= 0:
         return 0
-    share = exact_minor(exact_major, currency) * Decimal(period.remaining_at(at)) / Decimal(period.length)
+    left = (
+        period.remaining_at(at) if until is None else max(0, min(until, period.end) - max(at, period.start))
+    )
+    share = exact_minor(exact_major, currency) * Decimal(left) / Decimal(period.length)
     return round_half_up(share)
 
 
@@ -184,14 +190,16 @@ def time_scaled_lines(
     at: int,
     plan_quantity: int,
     credit: bool,
+    until: int | None = None,
 ) -> list[LineItem]:
-    """Remaining-time charges (or unused-time credits) of the recurring fixed prices at ``at``."""
+    """Remaining-time charges (or unused-time credits) of the recurring fixed prices at ``at`` (the time
+    up to ``until`` only, for a subscription that ends inside the period)."""
     lines = []
     for charge in _fixed_charges(plan, quantities, plan_quantity):
         if charge.interval is Interval.ONE_OFF:
             continue
         period = period_at(anchor, at, charge.interval, charge.interval_count)
-        amount = prorated_minor(charge.amount, period, at, plan.currency)
+        amount = prorated_minor(charge.amount, period, at, plan.currency, until)
         if amount == 0:
             continue
         verb = "Unused time on" if credit else "Remaining time on"
@@ -274,7 +282,12 @@ def _seat_items(plan: Plan) -> list[PlanItem]:
 
 
 def seat_time_lines(
-    plan: Plan, seat_usage: Mapping[str, Decimal] | None, anchor: int, at: int, credit: bool
+    plan: Plan,
+    seat_usage: Mapping[str, Decimal] | None,
+    anchor: int,
+    at: int,
+    credit: bool,
+    until: int | None = None,
 ) -> list[LineItem]:
     """Seats beyond ``included`` for the time left in their period at ``at``, rounded once per line.
 
@@ -291,7 +304,7 @@ def seat_time_lines(
         if cost == 0:
             continue
         period = period_at(anchor, at, item.price.interval, item.price.interval_count)
-        amount = prorated_minor(cost, period, at, plan.currency)
+        amount = prorated_minor(cost, period, at, plan.currency, until)
         if amount == 0:
             continue
         verb = "Unused time on" if credit else "Remaining time on"

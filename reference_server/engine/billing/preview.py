@@ -69,7 +69,8 @@ def _feature_quantities(quantities: Mapping[str, Decimal]) -> list[JSON]:
 
 
 def incoming_json(quote: AttachQuote) -> JSON:
-    """An incoming plan; ``effective_at`` is when a scheduled paid plan starts (its subscription's schedule).
+    """An incoming plan; ``effective_at`` is when a scheduled paid plan starts (its subscription's schedule),
+    ``expires_at`` when it ends (``ends_at``).
 
     A scheduled free plan has no subscription schedule to start, so Autumn reports null for it (its
     pro -> free preview test asserts ``effective_at: null``); the outgoing plan's ``expires_at`` says when.
@@ -79,7 +80,7 @@ def incoming_json(quote: AttachQuote) -> JSON:
         "feature_quantities": _feature_quantities(quote.prepaid_quantities),
         "effective_at": quote.starts_at if quote.scheduled and not quote.plan.is_free else None,
         "canceled_at": None,
-        "expires_at": None,
+        "expires_at": quote.ends_at,
     }
 
 
