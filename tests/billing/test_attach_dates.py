@@ -331,3 +331,32 @@ def test_autumns_refusals_write_nothing(api: Api) -> None:
     # a start within a minute of now is now
     api("billing.attach", customer_id="u1", plan_id="pro", starts_at=START + 30_000)
     assert api.plans_of("u1") == {"pro": "active"} and _invoices(api, "u1") == [(20, "paid")]
+
+
+def test_a_later_start_after_a_cancellation_and_on_an_entity(api: Api) -> None:
+    _customer(api, "u1")
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    api("billing.update", customer_id="u1", plan_id="pro", cancel_action="cancel_end_of_cycle")
+    starts = MAY + 9 * DAY  # after pro's end: the default plan comes back meanwhile
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="premium", starts_at=starts)
+    assert [(o["plan_id"], o["expires_at"]) for o in preview["outgoing"]] == [("pro", MAY)]
+    api("billing.attach", customer_id="u1", plan_id="premium", starts_at=starts)
+    subs = _subs(api, "u1")
+    assert (subs["pro"]["expires_at"], subs["premium"]["status"]) == (MAY, "scheduled")
+    assert "free" not in subs  # the default scheduled at pro's end made way for premium
+
+    # an entity's plan starts later in the entity's scope only
+    api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats", name="Seat 1")
+    api("billing.attach", customer_id="u1", entity_id="e1", plan_id="pro", starts_at=starts)
+    entity = api("entities.get", customer_id="u1", entity_id="e1")
+    assert [(s["plan_id"], s["status"]) for s in entity["subscriptions"]] == [("pro", "scheduled")]
+
+    api.clock.set(MAY + 1)
+    assert api.plans_of("u1") == {"free": "active", "premium": "scheduled"}
+    assert _granted(api, "u1") == 100
+    api.clock.set(starts + 1)
+    assert api.plans_of("u1") == {"premium": "active"}
+    assert _granted(api, "u1") == 6000  # premium's 5000, and the entity's pro 1000
+    entity = api("entities.get", customer_id="u1", entity_id="e1")
+    assert [(s["plan_id"], s["status"]) for s in entity["subscriptions"]] == [("pro", "active")]
+    assert sorted(total for total, _ in _invoices(api, "u1")) == [20, 20, 50]
