@@ -43,7 +43,13 @@ def _field_keys(model: type[BaseModel], by_alias: bool) -> tuple[tuple[str, str]
     return tuple((name, _field_key(model, name, by_alias=by_alias)) for name in model.model_fields)
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Values that are their own JSON (most of an answer): returned as they are, before any other test."""
+
+
 def _convert(value: Any, *, by_alias: bool) -> Any:
+    if type(value) in _JSON_SCALARS:
+        return value
     if isinstance(value, RootModel):
         return _convert(value.root, by_alias=by_alias)
     if isinstance(value, BaseModel):
