@@ -66,15 +66,15 @@ _LICENSE_LINKS = (
 """What a per-customer license link cannot carry here: changes to the license plan's items (a seat
 gets the license plan as it is) and link metadata; its included seats and seat price are served."""
 # An attach here bills on its own anchor (the engine's lines, or the caller's ``custom_line_items`` for a
-# change of an existing subscription), always applies its billing, and puts no metadata or tax rate on what
-# it bills; nor can it adopt an existing Stripe subscription (``processor_subscription_id``). Its
+# change of an existing subscription), always applies its billing, and puts no tax rate on what it bills;
+# nor can it adopt an existing Stripe subscription (``processor_subscription_id``). Its ``metadata`` is
+# served on Stripe (billing/stripe_metadata.py; refused there for a local-processor organization). Its
 # ``starts_at`` and ``ends_at`` are served (billing/attach_dates.py); what of them this server does not
 # model is refused there: access before a later start's billing (``enable_plan_immediately``) and a new
 # start or end for a canceling plan being re-attached (which keeps its running cycle).
 _ATTACH_OPTIONS = (
     *_CHANGE_OPTIONS,
     "processor_subscription_id",
-    "metadata",
     "no_billing_changes",
     "tax_rate_id",
     _ADJUSTABLE,
@@ -92,8 +92,8 @@ _UPDATE = (
     "recalculate_balances",
     _ADJUSTABLE,
 )
-# What billing.setup_payment's later attach takes is its plan, scope, quantities, customization and
-# removals (``customer_pages.SETUP_ATTACH_KEYS``); its other attach fields would be dropped.
+# What billing.setup_payment's later attach takes is its plan, scope, quantities, customization, removals
+# and metadata (``customer_pages.SETUP_ATTACH_KEYS``); its other attach fields would be dropped.
 _SETUP_PAYMENT = (
     "currency",
     *_CUSTOMIZE,

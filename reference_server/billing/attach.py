@@ -58,6 +58,11 @@ from reference_server.billing.resolve import (
 )
 from reference_server.billing.seats import starting_seat_usage
 from reference_server.billing.sessions import create_checkout_link, create_checkout_session, session_url
+from reference_server.billing.stripe_metadata import (
+    attach_metadata,
+    check_attach_metadata,
+    keep_attach_metadata,
+)
 from reference_server.engine.billing import (
     AttachQuote,
     BillingRuleError,
@@ -231,6 +236,7 @@ def attach_in(
     """Attach inside ``conn``'s transaction; ``paid`` means a checkout already collected the money."""
     state, quote, trial = prepare_attach(ctx, conn, params)
     entity_id = state.entity.id if state.entity else None
+    metadata = attach_metadata(params)  # for the Stripe invoice and subscription (stripe_metadata.py)
     invoice = None
     if not paid:
         check_attach_mode(state, quote, trial)
@@ -240,6 +246,7 @@ def attach_in(
         def start() -> None:
             created: list[int] = []
             changes = apply_attach(state, quote, trial, created)
+            keep_attach_metadata(conn, state, quote.kind, created, metadata)
             save_attach_links(conn, state.cat, state.plan, created, params, state.now)
             emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
 
@@ -257,6 +264,7 @@ def attach_in(
             mode=invoice_mode,
             enable_plan_immediately=params.enable_plan_immediately,
             success_url=params.success_url,
+            metadata=metadata,
         )
     if not paid:
         redirect, has_pm = redirect_for(ctx, state, quote, trial)
@@ -284,11 +292,13 @@ def attach_in(
             base_url,
             action,
             params.success_url,
+            metadata,
         )
         if failure is not None:
             return failure
     created: list[int] = []
     changes = apply_attach(state, quote, trial, created)
+    keep_attach_metadata(conn, state, quote.kind, created, metadata)
     save_attach_links(conn, state.cat, state.plan, created, params, state.now)
     emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
     out = change_response(state.customer, entity_id, payment_url=None)
@@ -351,6 +361,7 @@ def preview_attach(ctx: Ctx, params: PreviewAttachParams) -> dict[str, Any]:
     settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)
+        check_attach_metadata(ctx, conn, params)
         state, quote, trial = prepare_attach(ctx, conn, params)
         check_attach_mode(state, quote, trial)
         redirect, has_pm = redirect_for(ctx, state, quote, trial)
@@ -376,6 +387,7 @@ def attach(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
 def _attach_unlocked(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)
+        check_attach_metadata(ctx, conn, params)
         cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, params)
         current_plan = cat.plans_by_pk.get(current.plan_pk) if current else None
         needs_paid = (

@@ -16,7 +16,8 @@ honour, and those only Stripe Checkout can where the processor is Stripe:
     ``required`` on Stripe Checkout only;
 ``locale``, ``metadata``
     on Stripe Checkout only: the Stripe page's language, and metadata on the Stripe Checkout Session
-    beside the server's own ``autumn_*`` keys (reserved).
+    beside the server's own ``autumn_*`` keys (reserved) and over an attach's ``metadata``
+    (:mod:`reference_server.billing.stripe_metadata`), all within Stripe's 50 keys.
 
 Any other key is refused by :mod:`reference_server.api.unsupported_fields` before anything is written;
 :func:`check_checkout_session_params` checks the values of these, and the ones the customer's processor
@@ -32,8 +33,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection
 
 from reference_server.billing.processor_choice import processors_of
+from reference_server.billing.stripe_metadata import CHECKOUT_ROOM, check_metadata
 from reference_server.errors import ApiError, invalid
-from reference_server.processors.stripe.checkout import RESERVED_METADATA_PREFIX, metadata_value
+from reference_server.processors.stripe.metadata import RESERVED_PREFIX
 from reference_server.service.context import Ctx
 
 SERVED_KEYS = frozenset(
@@ -88,9 +90,6 @@ STRIPE_LOCALES = frozenset(
 )
 """Stripe Checkout's ``locale`` values."""
 
-_METADATA_KEYS, _METADATA_KEY_LENGTH, _METADATA_VALUE_LENGTH = 50, 40, 500
-"""Stripe's limits on an object's metadata."""
-
 _FIELD = "checkout_session_params"
 
 
@@ -141,19 +140,12 @@ def _check_payment_method_types(value: Any) -> None:
 
 
 def _check_metadata(value: Any) -> None:
-    if not isinstance(value, dict):
-        raise _bad("metadata", "must be an object")
-    if len(value) > _METADATA_KEYS:
-        raise _bad("metadata", f"at most {_METADATA_KEYS} keys")
-    for key, item in value.items():
-        if not key or len(key) > _METADATA_KEY_LENGTH or "[" in key or "]" in key:
-            raise _bad("metadata", f"key {key!r} must be 1 to {_METADATA_KEY_LENGTH} characters, without [ ]")
-        if key.startswith(RESERVED_METADATA_PREFIX):
-            raise _bad("metadata", f"key {key!r}: keys starting with {RESERVED_METADATA_PREFIX} are reserved")
-        if not isinstance(item, (str, int, float)) or len(metadata_value(item)) > _METADATA_VALUE_LENGTH:
-            raise _bad(
-                "metadata", f"{key}: a string (or number) of at most {_METADATA_VALUE_LENGTH} characters"
-            )
+    """Stripe's limits (:func:`~reference_server.billing.stripe_metadata.check_metadata`, beside the
+    server's keys on the Checkout Session); a reserved key is refused here, not stripped."""
+    for key in value if isinstance(value, dict) else ():
+        if str(key).startswith(RESERVED_PREFIX):
+            raise _bad("metadata", f"key {key!r}: keys starting with {RESERVED_PREFIX} are reserved")
+    check_metadata(f"{_FIELD}.metadata", value, CHECKOUT_ROOM)
 
 
 def check_checkout_session_params(ctx: Ctx, conn: Connection, params: Any) -> None:

@@ -18,6 +18,7 @@ from reference_server.billing.sessions import (
     create_portal_session,
     create_setup_session,
 )
+from reference_server.billing.stripe_metadata import check_attach_metadata
 from reference_server.errors import entity_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
@@ -33,14 +34,16 @@ SETUP_ATTACH_KEYS = frozenset(
         "license_quantities",
         "customize",
         "remove_plan_ids",
+        "metadata",
     )
 )
-"""What ``billing.setup_payment`` with a ``plan_id`` attaches once the card is set up."""
+"""What ``billing.setup_payment`` with a ``plan_id`` attaches once the card is set up (its ``metadata``
+goes on what that attach makes on Stripe, as Autumn passes the request on to its attach)."""
 
 
 def setup_attach(body: dict[str, Any]) -> AttachParams:
     """The attach a ``billing.setup_payment`` request (its JSON, as stored with the setup session) makes
-    once set up: its plan with its quantities, customization and removals."""
+    once set up: its plan with its quantities, customization, removals and metadata."""
     return AttachParams.model_validate({k: v for k, v in body.items() if k in SETUP_ATTACH_KEYS})
 
 
@@ -59,6 +62,7 @@ def setup_payment(ctx: Ctx, params: SetupPaymentParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)
+        check_attach_metadata(ctx, conn, params, on_checkout=False)  # (not on the setup's Checkout)
         customer, entity_id, now = _customer_and_entity(ctx, conn, params.customer_id, params.entity_id)
         action = checkout_action(ctx, "setup", params)
         if params.remove_plan_ids:

@@ -118,11 +118,13 @@ def charge_or_retry_link(
     base_url: str,
     action: dict[str, Any],
     success_url: str | None,
+    metadata: dict[str, str] | None = None,
 ) -> tuple[InvoiceRecord | None, dict[str, Any] | None]:
     """Charge ``draft`` now: the invoice (None when nothing was due), or the failure response
-    (:func:`_failed_payment`) when the customer has to act before the change can happen."""
+    (:func:`_failed_payment`) when the customer has to act before the change can happen;
+    ``metadata``: the caller's keys for the processor's invoice."""
     processor = processor_for(ctx.state, conn, customer.pk)
-    outcome = charge_draft(processor, conn, customer, draft, reason, now, base_url, entity)
+    outcome = charge_draft(processor, conn, customer, draft, reason, now, base_url, entity, metadata)
     if outcome is not None and not outcome.succeeded:
         entity_id = entity.id if entity else None
         failure = _failed_payment(
@@ -154,6 +156,7 @@ def bill_by_invoice(
     mode: AttachInvoiceMode,
     enable_plan_immediately: bool | None,
     success_url: str | None,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Invoice mode (attach, multi-attach, a schedule's first phase, update): one invoice for what is due
     now, which the customer pays on its hosted page instead of an automatic charge.
@@ -164,12 +167,23 @@ def bill_by_invoice(
     The invoice is due ``net_terms_days`` (default 30) after it is finalized.
     ``finalize: false`` keeps the invoice a draft (no hosted URL, its page takes no payment) until it is
     finalized (see :mod:`~reference_server.billing.invoice_mode`).  On Stripe a ``send_invoice`` Stripe
-    invoice (voided after the transaction if it does not commit)."""
+    invoice (voided after the transaction if it does not commit), carrying ``metadata`` (the caller's
+    keys for the processor's invoice)."""
     immediately = plan_starts_now(mode, enable_plan_immediately)
     finalize = mode.finalize is not False
     processor = processor_for(ctx.state, conn, customer.pk)
     entity_id = entity.id if entity else None
-    record = create_invoice(conn, customer.pk, due, INVOICE_REASON, processor.name, now, base_url, entity_id)
+    record = create_invoice(
+        conn,
+        customer.pk,
+        due,
+        INVOICE_REASON,
+        processor.name,
+        now,
+        base_url,
+        entity_id,
+        processor_metadata=metadata,
+    )
     days = net_terms_days(mode)
     set_net_terms(conn, record.pk, days, now if finalize else None)
     action = checkout_action(ctx, "invoice_paid" if immediately else op, params)

@@ -414,12 +414,21 @@ def charge_draft(
     now: int,
     base_url: str,
     entity: EntityRow | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> ChargeOutcome | None:
-    """Invoice ``draft`` unless it has no lines (free changes create no invoice)."""
+    """Invoice ``draft`` unless it has no lines (free changes create no invoice); ``metadata``: the
+    caller's keys for the processor's invoice."""
     if not draft.lines:
         return None
     return processor.charge(
-        conn, customer_ref(customer), draft, reason, now, base_url, entity_id=entity.id if entity else None
+        conn,
+        customer_ref(customer),
+        draft,
+        reason,
+        now,
+        base_url,
+        entity_id=entity.id if entity else None,
+        metadata=metadata,
     )
 
 

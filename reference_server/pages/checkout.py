@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from reference_server.billing.stripe_metadata import action_metadata
 from reference_server.errors import ApiError
 from reference_server.processors.contract import ChargeOutcome, ChargeStatus
 from reference_server.store.billing_sessions import SessionRecord, load_session, update_session
@@ -206,6 +207,7 @@ class CheckoutPages(PageBase):
                 entity_id=session.action.get("entity_id"),
                 payment_method=pm,
                 authenticated=authenticated,
+                metadata=action_metadata(session.action),  # an attach's, for the Stripe invoice
             )
         invoice_pk = outcome.invoice.pk if outcome.invoice else None
         if outcome.status is ChargeStatus.REQUIRES_ACTION:

@@ -266,9 +266,21 @@ class PaymentProcessor(ABC):
         entity_id: str | None = None,
         payment_method: PaymentMethodInfo | None = None,
         authenticated: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> ChargeOutcome:
-        """Invoice ``draft`` and collect it (credit first, then the card)."""
-        invoice = create_invoice(conn, customer.pk, draft, reason, self.name, now, base_url, entity_id)
+        """Invoice ``draft`` and collect it (credit first, then the card); ``metadata``: the caller's keys
+        for the processor's invoice (an attach's ``metadata``; Stripe writes them beside its own)."""
+        invoice = create_invoice(
+            conn,
+            customer.pk,
+            draft,
+            reason,
+            self.name,
+            now,
+            base_url,
+            entity_id,
+            processor_metadata=metadata,
+        )
         return self.retry_invoice(conn, customer, invoice, now, payment_method, authenticated)
 
     def retry_invoice(

@@ -37,6 +37,22 @@ def set_prepaid_quantities(conn: Connection, instance_pk: int, quantities: dict[
     )
 
 
+def merge_processor_metadata(conn: Connection, instance_pks: Sequence[int], metadata: dict[str, str]) -> None:
+    """Add ``metadata`` (the caller's keys for the processor's subscription) to the instances' billing
+    rows, over the keys they already carry."""
+    for instance_pk in instance_pks:
+        current = conn.execute(
+            select(subscription_billing.c.processor_metadata).where(
+                subscription_billing.c.customer_plan_pk == instance_pk
+            )
+        ).scalar_one_or_none()
+        conn.execute(
+            update(subscription_billing)
+            .where(subscription_billing.c.customer_plan_pk == instance_pk)
+            .values(processor_metadata={**dict(current or {}), **metadata})
+        )
+
+
 # ----------------------------------------------------------------- reusable released seats
 
 

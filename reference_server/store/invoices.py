@@ -55,6 +55,7 @@ class InvoiceRecord:
     paid_at: int | None
     net_terms_days: int | None = None
     due_at: int | None = None
+    processor_metadata: dict[str, str] | None = None  # the caller's keys for the processor's invoice
 
     def to_api(self) -> dict[str, Any]:
         """The attach response's ``invoice`` object (total in major units; an invoice-mode invoice
@@ -99,6 +100,7 @@ def _record(row: Row[Any]) -> InvoiceRecord:
         paid_at=row.paid_at,
         net_terms_days=row.net_terms_days,
         due_at=row.due_at,
+        processor_metadata=dict(row.processor_metadata) if row.processor_metadata else None,
     )
 
 
@@ -115,8 +117,11 @@ def create_invoice(
     base_url: str,
     entity_id: str | None = None,
     processor_id: str | None = None,
+    processor_metadata: dict[str, str] | None = None,
 ) -> InvoiceRecord:
-    """Insert an open invoice with its lines; the hosted page lives at ``{base_url}/invoices/{id}``."""
+    """Insert an open invoice with its lines; the hosted page lives at ``{base_url}/invoices/{id}``.
+    ``processor_metadata``: the caller's metadata for the processor's invoice (an attach's)."""
+    processor_metadata = dict(processor_metadata) if processor_metadata else None
     invoice_id = new_id("in")
     hosted_url = f"{base_url.rstrip('/')}/invoices/{invoice_id}"
     plan_ids = tuple(sorted({line.plan_id for line in draft.lines}))
@@ -138,6 +143,7 @@ def create_invoice(
             processor_id=processor_id,
             hosted_url=hosted_url,
             created_at=now,
+            processor_metadata=processor_metadata,
         )
         .returning(invoices.c.pk)
     ).scalar_one()
@@ -160,6 +166,7 @@ def create_invoice(
         plan_ids=plan_ids,
         processor=processor,
         paid_at=None,
+        processor_metadata=processor_metadata,
     )
 
 

@@ -22,11 +22,14 @@ from reference_server.store.tables.core import customer_plans, customers, entiti
 
 def active_instances(conn: Connection, customer_pk: int) -> list[Row[Any]]:
     """The customer's active plan instances with billing state (``customer_plans`` columns plus
-    ``prepaid_quantities`` and ``custom_plan``), oldest first."""
+    ``prepaid_quantities``, ``custom_plan`` and ``processor_metadata``), oldest first."""
     return list(
         conn.execute(
             select(
-                customer_plans, subscription_billing.c.prepaid_quantities, subscription_billing.c.custom_plan
+                customer_plans,
+                subscription_billing.c.prepaid_quantities,
+                subscription_billing.c.custom_plan,
+                subscription_billing.c.processor_metadata,
             )
             .join(subscription_billing, subscription_billing.c.customer_plan_pk == customer_plans.c.pk)
             .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active")

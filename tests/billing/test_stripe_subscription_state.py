@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from reference_server.processors.stripe.catalog import PlanObjects, StripePrice, fixed_prices
+from reference_server.processors.stripe.metadata import SERVER_KEYS
 from reference_server.processors.stripe.subscription_state import (
     MIN_ANCHOR_DELAY_S,
     Mirror,
@@ -55,6 +56,7 @@ def instance(**overrides: Any) -> Any:
         "expires_at": None,
         "trial_ends_at": None,
         "current_period_end": NOW_MS + 30 * DAY_S * 1000,
+        "processor_metadata": None,
     }
     values.update(overrides)
     return SimpleNamespace(**values)
@@ -100,6 +102,18 @@ def test_the_catalogue_prices_are_used_and_the_metadata_names_the_instance() -> 
         False,
         None,
     )
+
+
+def test_the_callers_metadata_goes_beside_the_servers_keys_which_win() -> None:
+    the_plan = plan()
+    inst = instance(entity_pk=3, processor_metadata={"order": "42", "autumn_plan_id": "forged"})
+    mirror = desired_mirror(
+        inst, the_plan, wanted_prices(inst, the_plan), objects_of(the_plan), "u1", "e1", NOW_MS
+    )
+    assert mirror.metadata["order"] == "42" and mirror.metadata["autumn_plan_id"] == "pro"
+    assert mirror.state["metadata"] == mirror.metadata  # a change of the caller's keys is synced
+    # what a caller may add is counted against every key the server sets (Stripe takes 50)
+    assert set(mirror.metadata) - {"order"} == set(SERVER_KEYS["subscription"])
 
 
 def test_a_customized_price_is_inline_on_the_plan_product() -> None:

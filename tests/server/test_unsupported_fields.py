@@ -77,7 +77,6 @@ _ATTACH_ASKS: dict[str, Any] = {
     "discounts": [{"reward_id": "launch"}],
     "new_billing_subscription": True,
     "processor_subscription_id": "sub_123",
-    "metadata": {"order": "42"},
     "no_billing_changes": True,
     "tax_rate_id": "txr_123",
 }
@@ -104,7 +103,7 @@ _SETUP_ASKS: dict[str, Any] = {
     "enable_plan_immediately": True,
 }
 """What billing.setup_payment's later attach would drop (it takes only plan, scope, quantities,
-customization and removals)."""
+customization, removals and metadata)."""
 _UPDATE_ASKS: dict[str, Any] = {
     "version": 1,
     "discounts": [{"reward_id": "launch"}],

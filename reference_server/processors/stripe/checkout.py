@@ -34,6 +34,7 @@ import stripe
 from sqlalchemy import Connection
 
 from reference_server.processors.contract import CompletedSetup
+from reference_server.processors.stripe.metadata import caller_metadata, with_server_keys
 from reference_server.store.billing_sessions import SessionRecord, session_processor_id, update_session
 from reference_server.store.customer_lookup import CustomerRef
 
@@ -44,18 +45,9 @@ ERROR_KEY = "stripe_checkout_error"
 BASE_URL_KEY = "stripe_checkout_base_url"
 """``action`` key: the public URL the payer used, for invoices created when the webhook comes first."""
 SESSION_ID_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
-RESERVED_METADATA_PREFIX = "autumn_"
-"""The server's own keys on a Checkout Session's metadata (which server session it completes)."""
 CALLER_OPTIONS = ("locale", "billing_address_collection")
 """``checkout_session_params`` keys passed to Stripe as they are (checked when the request came in:
 :mod:`reference_server.billing.checkout_session_params`)."""
-
-
-def metadata_value(value: Any) -> str:
-    """A metadata value as Stripe stores it: a string (``true``/``false`` for a boolean)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def page_path(kind: str, session_id: str) -> str:
@@ -88,13 +80,16 @@ def create_setup_checkout(
     success_url: str,
     cancel_url: str,
     options: dict[str, Any] | None = None,
+    attach_metadata: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """A setup-mode Checkout Session for the server session ``session_id``: (its id, its URL).
 
     ``success_url`` gets ``?checkout_session={CHECKOUT_SESSION_ID}``; the metadata names the server
     session so the webhook finds it.  The id is stored as the server session's ``processor_id``.
     ``options``: the caller's ``checkout_session_params`` (its :data:`CALLER_OPTIONS` are passed on and
-    its ``metadata`` goes beside the server's own keys).
+    its ``metadata`` goes beside the server's own keys); ``attach_metadata``: the attach's ``metadata``
+    (as :func:`~.metadata.caller_metadata` gives it), under ``checkout_session_params.metadata`` as
+    Autumn merges them.  The server's own keys win over both.
     """
     options = options or {}
     separator = "&" if "?" in success_url else "?"
@@ -103,7 +98,7 @@ def create_setup_checkout(
         "autumn_session_kind": kind,
         "autumn_customer_id": customer.id,
     }
-    caller_metadata = options.get("metadata")
+    caller = {**(attach_metadata or {}), **caller_metadata(options.get("metadata"))}
     params: dict[str, Any] = {
         "mode": "setup",
         "customer": str(stripe_customer),
@@ -111,10 +106,7 @@ def create_setup_checkout(
         "client_reference_id": session_id,
         "success_url": f"{success_url}{separator}checkout_session={SESSION_ID_PLACEHOLDER}",
         "cancel_url": cancel_url,
-        "metadata": {
-            **{str(k): metadata_value(v) for k, v in (caller_metadata or {}).items()},
-            **metadata,  # the server's keys win (the caller's autumn_* keys are refused on the way in)
-        },
+        "metadata": with_server_keys(caller, metadata),
         "setup_intent_data": {"metadata": metadata},
         **{key: options[key] for key in CALLER_OPTIONS if options.get(key)},
     }
@@ -133,9 +125,13 @@ def open_checkout_for(
 ) -> str:
     """A new Checkout Session for a server session: back to :func:`return_path` when done, and to the
     caller's ``checkout_session_params.cancel_url`` (else the server's page) when the payer goes back;
-    the caller's ``locale``, ``billing_address_collection`` and ``metadata`` are the session's too."""
+    the caller's ``locale``, ``billing_address_collection`` and ``metadata`` are the session's too, and
+    so is the attach's ``metadata`` when the session is a checkout (Autumn puts it on the Checkout
+    Session of an attach, not on ``billing.setup_payment``'s)."""
     base = base_url.rstrip("/")
-    params = dict((session.action.get("body") or {}).get("checkout_session_params") or {})
+    body = session.action.get("body") or {}
+    params = dict(body.get("checkout_session_params") or {})
+    attach_metadata = caller_metadata(body.get("metadata")) if session.kind == "checkout" else {}
     cancel_url = str(params.get("cancel_url") or f"{base}{page_path(session.kind, session.id)}")
     update_session(conn, session.pk, action={**session.action, BASE_URL_KEY: base})
     _, url = create_setup_checkout(
@@ -149,6 +145,7 @@ def open_checkout_for(
         f"{base}{return_path(session.kind, session.id)}",
         cancel_url,
         params,
+        attach_metadata,
     )
     return url
 
@@ -218,14 +215,12 @@ __all__ = [
     "BASE_URL_KEY",
     "CALLER_OPTIONS",
     "ERROR_KEY",
-    "RESERVED_METADATA_PREFIX",
     "SESSION_ID_PLACEHOLDER",
     "CompletedSetup",
     "completed_setup",
     "create_setup_checkout",
     "current_session_id",
     "expire_if_open",
-    "metadata_value",
     "open_checkout_for",
     "page_path",
     "return_path",

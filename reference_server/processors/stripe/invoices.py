@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from reference_server.processors.compensation import Reverser, void_after_transaction
 from reference_server.processors.stripe.catalog import PlanObjects, StripeCatalog
+from reference_server.processors.stripe.metadata import with_server_keys
 from reference_server.store.customer_lookup import CustomerRef
 from reference_server.store.invoice_lines import invoice_lines_of
 from reference_server.store.invoices import InvoiceRecord, set_invoice_status
@@ -82,7 +83,8 @@ class StripeInvoices:
     ) -> Any:
         """An open Stripe invoice itemizing ``invoice`` (credit spent as a negative item), total ``due``;
         ``send_invoice``: one the customer is sent to pay (invoice mode) within ``days_until_due``, else
-        charged by the server;
+        charged by the server; its metadata is the server's keys over the caller's the server invoice
+        carries (``processor_metadata``: the ``metadata`` of the attach that made it);
         ``finalize=False`` (invoice mode only): left a draft, finalized later on Stripe's dashboard.
         A ``send_invoice`` invoice is registered with
         :func:`~reference_server.processors.compensation.void_after_transaction` as soon as Stripe made it,
@@ -104,7 +106,10 @@ class StripeInvoices:
             "auto_advance": False,
             "pending_invoice_items_behavior": "exclude",
             "description": f"Autumn invoice {invoice.id}",
-            "metadata": {"autumn_invoice_id": invoice.id, "autumn_customer_id": customer.id},
+            "metadata": with_server_keys(
+                invoice.processor_metadata,  # the attach's ``metadata``, if it made this invoice
+                {"autumn_invoice_id": invoice.id, "autumn_customer_id": customer.id},
+            ),
         }
         if send_invoice:
             params.update(collection_method="send_invoice", days_until_due=days_until_due)

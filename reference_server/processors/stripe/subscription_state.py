@@ -14,6 +14,7 @@ from typing import Any
 
 from reference_server.engine.billing.money import to_decimal
 from reference_server.processors.stripe.catalog import FixedPrice, PlanObjects, fixed_prices
+from reference_server.processors.stripe.metadata import with_server_keys
 
 SHORTEST_DAYS = {"day": 1, "week": 7, "month": 28, "year": 365}
 """The shortest length of one Stripe interval in days (the anchor must come before the first natural date)."""
@@ -113,7 +114,8 @@ def desired_mirror(
     """The Stripe Subscription of an instance with recurring ``wanted`` prices (see
     :func:`wanted_prices`): the catalogue's Prices where the instance pays them, inline ``price_data``
     on the plan's Product where it was customized; only the first price's interval (Stripe bills one
-    interval per subscription)."""
+    interval per subscription).  Its metadata: the server's keys naming the instance, over the caller's
+    the instance carries (``processor_metadata``: the ``metadata`` of the attaches that made it)."""
     recurring = wanted[0][0].recurring
     assert recurring is not None
     catalog = {f.key: f for f in fixed_prices(plan)}
@@ -133,7 +135,7 @@ def desired_mirror(
                 "recurring": {"interval": recurring[0], "interval_count": recurring[1]},
             }
         items.append(item)
-    metadata = {
+    server = {
         "autumn_customer_id": customer_id,
         "autumn_plan_id": str(inst.plan_id),
         "autumn_plan_version": str(plan.version),
@@ -141,7 +143,9 @@ def desired_mirror(
         "autumn_env": str(plan.env),
     }
     if inst.entity_pk is not None:
-        metadata["autumn_entity_id"] = str(entity_id)
+        server["autumn_entity_id"] = str(entity_id)
+    # the caller's keys (the attaches' ``metadata``) beside the server's, which win
+    metadata = with_server_keys(dict(inst.processor_metadata or {}), server)
     canceled = inst.canceled_at is not None and inst.expires_at is not None
     trialing = inst.trial_ends_at is not None and int(inst.trial_ends_at) > now
     return Mirror(

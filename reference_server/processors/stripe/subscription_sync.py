@@ -16,7 +16,11 @@ recurring fixed price) is mirrored as one Stripe Subscription:
   Stripe bills a subscription's items on one interval, so only the prices on the interval of the first
   one (the base price's, when the plan has one) are mirrored; usage-based prices have no Price at all;
 - metadata: ``autumn_customer_id``, ``autumn_plan_id``, ``autumn_plan_version``, ``autumn_instance_id``
-  (the subscription id the API shows), ``autumn_entity_id`` for an entity's plan, ``autumn_env``;
+  (the subscription id the API shows), ``autumn_entity_id`` for an entity's plan, ``autumn_env``; beside
+  them the ``metadata`` of the attaches that made (or re-attached) the instance, under the server's keys.
+  An update sets these and unsets only the server's own keys that no longer apply: any other key stays
+  (Stripe merges an update's metadata), so a plan handed over to its successor keeps the earlier
+  attach's keys, and a key added in the Stripe dashboard is never removed;
 - ``cancel_at_period_end`` while the instance is canceled at its period end (unset on uncancel); an
   instance that ended (expired, or deleted with its entity) has its subscription canceled without a
   final invoice or proration (``invoice_now=false``, ``prorate=false``).  An instance replaced by an
@@ -73,6 +77,7 @@ import stripe
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from reference_server.processors.stripe.metadata import RESERVED_PREFIX
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.processors.stripe.subscription_state import (
     Mirror,
@@ -211,9 +216,12 @@ class _Stripe:
             meta = item.metadata.to_dict() if item.metadata else {}
             existing[str(meta.get("autumn_price") or item.price.id)] = item
         changes = item_changes(existing, mirror)
-        stale = set(current.metadata.to_dict() if current.metadata else {}) - set(mirror.metadata)
+        # Only the server's own keys it no longer sets are unset (""); anyone else's stay, as Stripe keeps
+        # the keys an update does not name: an earlier attach's metadata, a key added in the dashboard.
+        had = current.metadata.to_dict() if current.metadata else {}
+        stale = {k for k in had if k.startswith(RESERVED_PREFIX)} - set(mirror.metadata)
         params: dict[str, Any] = {
-            "metadata": {**{k: "" for k in stale}, **mirror.metadata},  # "" unsets a key
+            "metadata": {**{k: "" for k in stale}, **mirror.metadata},
             "cancel_at_period_end": mirror.cancel_at_period_end,
             "pause_collection": {"behavior": "void"},
             "proration_behavior": "none",

@@ -66,6 +66,9 @@ invoices = Table(
     # the due date they give, set when the invoice is finalized (null while a draft).
     Column("net_terms_days", Integer),
     Column("due_at", BigInteger),
+    # The caller's metadata for the processor's invoice (``billing.attach``'s ``metadata``, its
+    # ``autumn_*`` keys stripped): on Stripe, beside the server's own keys.  Null: none.
+    Column("processor_metadata", JSON),
     Index("ix_invoices_customer", "customer_pk", "created_at"),
 )
 
@@ -157,6 +160,10 @@ subscription_billing = Table(
     Column("custom_plan", JSON),
     Column("past_due", Boolean, nullable=False, default=False),
     Column("processor_subscription_id", String(255)),
+    # The caller's metadata for the processor's subscription (the ``metadata`` of the attaches that made
+    # or re-attached the instance, ``autumn_*`` keys stripped): the mirrored Stripe Subscription's, beside
+    # the server's own keys.  Null: none.
+    Column("processor_metadata", JSON),
     Column("updated_at", BigInteger, nullable=False),
 )
 
