@@ -151,6 +151,16 @@ class PaymentProcessor(ABC):
         """Whether this processor can charge the stored card at all."""
         return True
 
+    def leave_unpaid(
+        self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, due: int, now: int
+    ) -> None:
+        """No card can pay ``due`` (minor units) of the open ``invoice`` (none saved, or none this
+        processor can charge): the processor's books show it open all the same, to be paid later (a
+        payment link, a card saved afterwards), as Autumn leaves its Stripe invoice finalized and unpaid
+        with ``required_action: payment_method_required``.  The local processor keeps nothing outside
+        the server's records."""
+        return None
+
     # the processor's own card page ------------------------------------------------------------------------
     @abstractmethod
     def has_own_card_page(self) -> bool:
@@ -313,7 +323,8 @@ class PaymentProcessor(ABC):
         if due > 0:
             pm = payment_method or default_payment_method(conn, customer.pk)
             if pm is None or not self.can_charge(pm):
-                return ChargeOutcome(ChargeStatus.PAYMENT_METHOD_REQUIRED, invoice)
+                self.leave_unpaid(conn, customer, invoice, due, now)
+                return ChargeOutcome(ChargeStatus.PAYMENT_METHOD_REQUIRED, invoice_record(conn, invoice.pk))
             collected = self.collect_card(conn, customer, invoice, pm, due, now, authenticated)
             if isinstance(collected, ChargeOutcome):
                 return collected

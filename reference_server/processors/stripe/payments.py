@@ -2,7 +2,8 @@
 
 A payment Stripe took is registered with
 :func:`~reference_server.processors.compensation.settle_after_transaction`, so it is refunded unless the
-server's transaction records it; an invoice left open for a retry or 3-D Secure is voided unless it does.
+server's transaction records it; an invoice left open for a retry or 3-D Secure (or for want of a card,
+:func:`leave_unpaid`) is voided unless it does.
 """
 
 from __future__ import annotations
@@ -70,6 +71,29 @@ def collect(
     message = DECLINE_MESSAGES[CardBehavior.DECLINE][1]
     decline = code if code and code != REQUIRES_ACTION else "card_declined"
     return card_failed(conn, invoice, payment_method, due, now, decline, message)
+
+
+def leave_unpaid(
+    invoices: StripeInvoices,
+    conn: Connection,
+    customer: CustomerRef,
+    stripe_customer: str,
+    invoice: InvoiceRecord,
+    due: int,
+    now: int,
+) -> None:
+    """No saved card can pay ``due`` of ``invoice``: its Stripe invoice is itemized and finalized all the
+    same and left open (``charge_automatically``, never attempted), as Autumn leaves it when there is no
+    payment method, so Stripe's books show what the server's do.  A card paying it later (the payment
+    link, a card saved afterwards) pays this same Stripe invoice (:meth:`StripeInvoices.for_attempt`).
+    Voided unless this transaction commits; a reason whose unpaid charge the server voids at once
+    (:data:`VOIDED_ON_FAILURE`) gets no Stripe invoice at all."""
+    if invoice.reason in VOIDED_ON_FAILURE:
+        return
+    stripe_invoice = invoices.for_attempt(conn, customer, stripe_customer, invoice, due, now)
+    if stripe_invoice.status == "open":
+        stripe_id = str(stripe_invoice.id)
+        void_after_transaction(conn, invoices.reverser, customer.pk, invoice.id, stripe_id, due, now)
 
 
 def _pay(

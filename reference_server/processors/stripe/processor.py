@@ -2,10 +2,12 @@
 
 Customers and cards live in Stripe.  Every server invoice that takes money from a card becomes an
 itemized Stripe Invoice on the Stripe customer (see :mod:`~reference_server.processors.stripe.catalog`
-for the items, Products and Prices), finalized and paid off-session with the chosen saved card; the
-Stripe invoice id is the server invoice's processor id (``invoice.stripe_id`` in the API).  The
-server keeps its own invoice records, so previews, pages and the API read the same numbers whichever
-processor is used, and its engine drives renewals on its own clock: no Stripe Subscription bills.
+for the items, Products and Prices), finalized and paid off-session with the chosen saved card (with
+no card to take it from, finalized and left open, as the server's invoice is, until a card pays it or
+it is voided); the Stripe invoice id is the server invoice's processor id (``invoice.stripe_id`` in
+the API).  The server keeps its own invoice records, so previews, pages and the API read the same
+numbers whichever processor is used, and its engine drives renewals on its own clock: no Stripe
+Subscription bills.
 
 This class is the contract's face: customers and cards are its own; the Stripe invoice is made and
 read by :mod:`~reference_server.processors.stripe.invoices` (customer credit spent as a negative
@@ -42,7 +44,7 @@ from reference_server.processors.stripe.invoices import (
     StripeInvoices,
     stripe_invoice_id,
 )
-from reference_server.processors.stripe.payments import collect
+from reference_server.processors.stripe.payments import collect, leave_unpaid
 from reference_server.processors.stripe.refunds import refund_payment, reverse_payment
 from reference_server.store.billing_sessions import SessionRecord
 from reference_server.store.customer_lookup import CustomerRef
@@ -191,6 +193,14 @@ class StripeProcessor(PaymentProcessor):
         return collect(
             self.invoices, conn, customer, stripe_customer, invoice, payment_method, due, now, authenticated
         )
+
+    def leave_unpaid(
+        self, conn: Connection, customer: CustomerRef, invoice: InvoiceRecord, due: int, now: int
+    ) -> None:
+        """No card for the charge: its Stripe invoice finalized and left open (see
+        :func:`~reference_server.processors.stripe.payments.leave_unpaid`)."""
+        stripe_customer = str(self.ensure_customer(conn, customer))
+        leave_unpaid(self.invoices, conn, customer, stripe_customer, invoice, due, now)
 
     def processor_invoice_id(self, processor_id: str | None) -> str | None:
         """The Stripe invoice (``in_...``) behind a server invoice; None for another id (none, or a
