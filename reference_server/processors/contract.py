@@ -71,7 +71,7 @@ class ChargeOutcome:
         if self.status is ChargeStatus.REQUIRES_ACTION:
             return {"code": "3ds_required", "reason": "The payment requires authentication"}
         if self.status is ChargeStatus.PAYMENT_METHOD_REQUIRED:
-            return {"code": "payment_method_required", "reason": "No payment method on file"}
+            return {"code": "payment_method_required", "reason": "No payment method found"}
         if self.status is ChargeStatus.FAILED:
             return {"code": "payment_failed", "reason": self.failure_message or "The payment failed"}
         return None

@@ -47,7 +47,7 @@ def test_charge_without_a_card_needs_a_payment_method(setup: tuple[Database, Cus
     assert outcome.status is ChargeStatus.PAYMENT_METHOD_REQUIRED
     assert outcome.required_action() == {
         "code": "payment_method_required",
-        "reason": "No payment method on file",
+        "reason": "No payment method found",
     }
     assert outcome.invoice is not None and outcome.invoice.status == "open"
 
