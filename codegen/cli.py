@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .collect import collect
+from .emit_json_types import MODULE as JSON_TYPES
+from .emit_json_types import render_json_types
 from .emit_models import non_nullable_fields, render_models
 from .emit_operations import render_operations
 from .emit_resources import render_resources
@@ -53,6 +55,7 @@ def generate_into(
             non_nullable_fields(collection.catalog),
         ),
         "operations.py": render_operations(collection, header),
+        JSON_TYPES: render_json_types(collection, header),
         **{f"{RESOURCES}/{name}": text for name, text in render_resources(collection, header).items()},
     }
     for stale in set(generated_files(out_dir)) - set(files):

@@ -41,6 +41,8 @@ with Autumn(sys.argv[1], server_url=sys.argv[2]) as autumn:
     print(autumn.check(customer_id="cus_1", feature_id="messages").allowed)
 print(loaded())
 print(built())
+# The response TypedDicts are the server's: the SDK never loads them.
+assert "autumn_sdk._generated.json_types" not in sys.modules
 """
 
 
