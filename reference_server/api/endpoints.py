@@ -9,7 +9,7 @@ request with :func:`validate_request`, so a service always receives its operatio
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
@@ -73,10 +73,13 @@ from reference_server.service.extra_params import (
     WebhookRefParams,
 )
 
-Service = Callable[[Ctx, Any], dict[str, Any]]
+Service = Callable[[Ctx, Any], Mapping[str, Any]]
 """A service takes the context and the validated request: the operation's params model instance
 (a list of them for an array body, :class:`NoParams` when the operation reads nothing).  Each
-service annotates its own model; :func:`endpoints` refuses to build a table where one disagrees."""
+service annotates its own model; :func:`endpoints` refuses to build a table where one disagrees.
+It answers the operation's response as its generated ``TypedDict`` (``FeatureJson`` for a
+``Feature``, from ``autumn_sdk._generated.json_types``), or, in the services not typed yet, a plain
+``dict[str, Any]`` (``tests/server/test_typed_responses.py`` lists them and lets the list only shrink)."""
 AsyncService = Callable[[Ctx, Any, KeyedCall | None], Awaitable[dict[str, Any] | None]]
 """An event-loop fast path of a service, given the request's ``Idempotency-Key`` when it has one;
 None hands the request to the synchronous service."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from autumn_sdk._generated.json_types import FeatureJson
 from reference_server.engine.entitlements import Feature, Source, num, r10
 
 
-def feature_json(f: Feature) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def feature_json(f: Feature) -> FeatureJson:
+    out: FeatureJson = {
         "id": f.id,
         "name": f.name or f.id,
         "type": f.type,
@@ -22,8 +23,13 @@ def feature_json(f: Feature) -> dict[str, Any]:
     }
     if f.display:
         out["display"] = f.display
-    if f.markups:  # AI credit systems: only the markups that are set, as Autumn answers them
-        out.update({k: v for k, v in f.markups.items() if v is not None})
+    markups = f.markups or {}  # AI credit systems: only the markups that are set, as Autumn answers them
+    if (default_markup := markups.get("default_markup")) is not None:
+        out["default_markup"] = default_markup
+    if (provider_markups := markups.get("provider_markups")) is not None:
+        out["provider_markups"] = provider_markups
+    if (model_markups := markups.get("model_markups")) is not None:
+        out["model_markups"] = model_markups
     return out
 
 

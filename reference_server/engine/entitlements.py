@@ -3,7 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypedDict
+
+from autumn_sdk._generated.json_types import (
+    CreateFeatureModelMarkupJson,
+    CreateFeatureProviderMarkupJson,
+    CreditSchemaEntryJson,
+    FeatureDisplayJson,
+)
+
+FeatureType = Literal["boolean", "metered", "credit_system", "ai_credit_system"]
+
+
+class FeatureMarkups(TypedDict, total=False):
+    """An AI credit system's markups as stored (``features.markups``) and answered: those set."""
+
+    default_markup: int | float
+    provider_markups: dict[str, CreateFeatureProviderMarkupJson]
+    model_markups: dict[str, CreateFeatureModelMarkupJson]
 
 
 def r10(x: float) -> float:
@@ -24,14 +41,14 @@ def num(x: float | int | None) -> float | int | None:
 class Feature:
     id: str
     name: str | None
-    type: str  # boolean | metered | credit_system | ai_credit_system
+    type: FeatureType
     consumable: bool
     event_names: list[str] = field(default_factory=list)
-    credit_schema: list[dict[str, Any]] = field(default_factory=list)
-    display: dict[str, Any] | None = None
+    credit_schema: list[CreditSchemaEntryJson] = field(default_factory=list)
+    display: FeatureDisplayJson | None = None
     archived: bool = False
     created_at: int = 0
-    markups: dict[str, Any] | None = None
+    markups: FeatureMarkups | None = None
     """AI credit systems: ``default_markup``, ``provider_markups`` and ``model_markups`` as given."""
 
     def credit_cost(self, metered_feature_id: str) -> float | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.json_types import SuccessResponseJson
 from autumn_sdk._generated.models import CreateBalanceParams, DeleteBalanceParams, UpdateBalanceParams
 from reference_server.engine.deduction import (
     Target,
@@ -35,7 +36,7 @@ from reference_server.store.subjects import (
 # ---------------------------------------------------------------- balances.create / update / delete
 
 
-def create_balance(ctx: Ctx, params: CreateBalanceParams) -> dict[str, Any]:
+def create_balance(ctx: Ctx, params: CreateBalanceParams) -> SuccessResponseJson:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         feature = cat.features.get(params.feature_id)
@@ -153,7 +154,7 @@ def _matching(
     return out
 
 
-def update_balance(ctx: Ctx, params: UpdateBalanceParams) -> dict[str, Any]:
+def update_balance(ctx: Ctx, params: UpdateBalanceParams) -> SuccessResponseJson:
     remaining = params.remaining if params.remaining is not None else extra_field(params, "current_balance")
     if remaining is not None and params.add_to_balance is not None:
         raise invalid("remaining and add_to_balance cannot be used together", "invalid_inputs")
@@ -216,7 +217,7 @@ def update_balance(ctx: Ctx, params: UpdateBalanceParams) -> dict[str, Any]:
     return {"success": True}
 
 
-def delete_balance(ctx: Ctx, params: DeleteBalanceParams) -> dict[str, Any]:
+def delete_balance(ctx: Ctx, params: DeleteBalanceParams) -> SuccessResponseJson:
     feature_id = params.feature_id
     if params.recalculate_balances and not feature_id:
         raise invalid("recalculate_balances requires feature_id", "invalid_inputs")

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.json_types import (
+    CreateFeatureModelMarkupJson,
+    CreditSchemaEntryJson,
+    FeatureDisplayJson,
+    FeatureJson,
+    ListFeaturesResponseJson,
+    SuccessResponseJson,
+)
 from autumn_sdk._generated.models import (
+    CreateFeatureModelMarkup,
     CreateFeatureParams,
     CreditSchemaEntry,
     DeleteFeatureParams,
@@ -17,7 +26,7 @@ from autumn_sdk._generated.models import (
     UpdateFeatureParams,
 )
 from reference_server.engine.balances import feature_json
-from reference_server.engine.entitlements import Feature
+from reference_server.engine.entitlements import Feature, FeatureMarkups, FeatureType
 from reference_server.errors import ApiError, feature_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.extra_fields import extra_field
@@ -33,35 +42,62 @@ FEATURE_TYPES = ("boolean", "metered", "credit_system", "ai_credit_system")
 MARKUP_FIELDS = ("default_markup", "provider_markups", "model_markups")
 
 
-def _given_markups(params: CreateFeatureParams | UpdateFeatureParams) -> dict[str, Any]:
+def _model_markup(markup: CreateFeatureModelMarkup) -> CreateFeatureModelMarkupJson:
+    """One model's markup as stored: the costs and markup the request gives."""
+    out: CreateFeatureModelMarkupJson = {}
+    if markup.markup is not None:
+        out["markup"] = markup.markup
+    if markup.input_cost is not None:
+        out["input_cost"] = markup.input_cost
+    if markup.output_cost is not None:
+        out["output_cost"] = markup.output_cost
+    return out
+
+
+def _given_markups(params: CreateFeatureParams | UpdateFeatureParams) -> FeatureMarkups:
     """The markups the request sets to a value (not null), as stored."""
-    out: dict[str, Any] = {}
+    out: FeatureMarkups = {}
     if params.default_markup is not None:
         out["default_markup"] = params.default_markup
     if params.provider_markups is not None:
         out["provider_markups"] = {
-            name: markup.model_dump(mode="json", exclude_unset=True)
-            for name, markup in params.provider_markups.items()
+            name: {"markup": markup.markup} for name, markup in params.provider_markups.items()
         }
     if params.model_markups is not None:
-        out["model_markups"] = {
-            name: markup.model_dump(mode="json", exclude_unset=True)
-            for name, markup in params.model_markups.items()
-        }
+        out["model_markups"] = {name: _model_markup(m) for name, m in params.model_markups.items()}
     return out
 
 
 def _markups(
-    markups: dict[str, Any], ftype: str, requested: CreateFeatureParams | UpdateFeatureParams
-) -> dict[str, Any] | None:
+    markups: FeatureMarkups, ftype: str, requested: CreateFeatureParams | UpdateFeatureParams
+) -> FeatureMarkups | None:
     """An AI credit system's markups as stored (None: none set); other types take none."""
     if ftype != "ai_credit_system":
         given = list(_given_markups(requested))
         if given:
             raise invalid(f"{given[0]}: only ai_credit_system features take markups", "invalid_feature")
         return None
-    values = {k: markups[k] for k in MARKUP_FIELDS if markups.get(k) is not None}
+    values: FeatureMarkups = {}
+    if (default_markup := markups.get("default_markup")) is not None:
+        values["default_markup"] = default_markup
+    if (provider_markups := markups.get("provider_markups")) is not None:
+        values["provider_markups"] = provider_markups
+    if (model_markups := markups.get("model_markups")) is not None:
+        values["model_markups"] = model_markups
     return values or None
+
+
+class _StoredFeature(TypedDict):
+    """A feature's columns as written (``features`` table), checked and complete."""
+
+    name: str
+    type: FeatureType
+    consumable: bool
+    event_names: list[str]
+    credit_schema: list[CreditSchemaEntryJson]
+    display: FeatureDisplayJson | None
+    archived: bool
+    markups: FeatureMarkups | None
 
 
 @dataclass
@@ -70,21 +106,21 @@ class _FeatureFields:
     ``credit_schema``, ``display`` and ``markups`` are in their stored (JSON) form."""
 
     name: str | None
-    type: str | None
+    type: FeatureType | None
     consumable: bool | None
     event_names: list[str]
-    credit_schema: list[dict[str, Any]]
-    display: dict[str, Any] | None
+    credit_schema: list[CreditSchemaEntryJson]
+    display: FeatureDisplayJson | None
     archived: bool
-    markups: dict[str, Any]
+    markups: FeatureMarkups
 
 
-def _credit_schema(entries: list[CreditSchemaEntry] | None) -> list[dict[str, Any]]:
+def _credit_schema(entries: list[CreditSchemaEntry] | None) -> list[CreditSchemaEntryJson]:
     return [{"metered_feature_id": e.metered_feature_id, "credit_cost": e.credit_cost} for e in entries or []]
 
 
-def _display(display: FeatureUnitNames | None) -> dict[str, Any] | None:
-    return display.model_dump(mode="json", exclude_unset=True) if display is not None else None
+def _display(display: FeatureUnitNames | None) -> FeatureDisplayJson | None:
+    return {"singular": display.singular, "plural": display.plural} if display is not None else None
 
 
 def _validate_feature(
@@ -92,7 +128,7 @@ def _validate_feature(
     catalog: Catalog,
     feature_id: str,
     requested: CreateFeatureParams | UpdateFeatureParams,
-) -> dict[str, Any]:
+) -> _StoredFeature:
     """The stored values of a feature; ``requested`` is the request itself (``fields`` may hold the
     current feature's values on update)."""
     ftype = fields.type
@@ -136,7 +172,7 @@ def _validate_feature(
     }
 
 
-def create_feature(ctx: Ctx, params: CreateFeatureParams) -> dict[str, Any]:
+def create_feature(ctx: Ctx, params: CreateFeatureParams) -> FeatureJson:
     fid = params.feature_id
     if not ID_RE.match(fid):
         raise invalid("feature_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
@@ -165,7 +201,7 @@ def create_feature(ctx: Ctx, params: CreateFeatureParams) -> dict[str, Any]:
         return feature_json(Feature(id=fid, created_at=now, **values))
 
 
-def get_feature(ctx: Ctx, params: GetFeatureParams) -> dict[str, Any]:
+def get_feature(ctx: Ctx, params: GetFeatureParams) -> FeatureJson:
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     f = cat.features.get(params.feature_id)
@@ -174,7 +210,7 @@ def get_feature(ctx: Ctx, params: GetFeatureParams) -> dict[str, Any]:
     return feature_json(f)
 
 
-def list_features(ctx: Ctx, params: NoParams) -> dict[str, Any]:
+def list_features(ctx: Ctx, params: NoParams) -> ListFeaturesResponseJson:
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     return {"list": [feature_json(f) for f in cat.features.values()]}
@@ -183,13 +219,19 @@ def list_features(ctx: Ctx, params: NoParams) -> dict[str, Any]:
 def _updated_fields(current: Feature, params: UpdateFeatureParams) -> _FeatureFields:
     """The current feature's fields with those the request sends (an explicit null included)."""
     sent = params.model_fields_set
-    markups = {k: v for k, v in (current.markups or {}).items() if v is not None}
+    markups: FeatureMarkups = {**(current.markups or {})}
     given = _given_markups(params)
-    for key in MARKUP_FIELDS:
-        if key in given:
-            markups[key] = given[key]
-        elif key in sent and key != "model_markups":  # null clears, but model_markups: null keeps them
-            markups.pop(key, None)
+    # null clears a markup, but model_markups: null keeps them
+    if "default_markup" in given:
+        markups["default_markup"] = given["default_markup"]
+    elif "default_markup" in sent:
+        markups.pop("default_markup", None)
+    if "provider_markups" in given:
+        markups["provider_markups"] = given["provider_markups"]
+    elif "provider_markups" in sent:
+        markups.pop("provider_markups", None)
+    if "model_markups" in given:
+        markups["model_markups"] = given["model_markups"]
     return _FeatureFields(
         name=params.name if "name" in sent else current.name or current.id,
         type=params.type if "type" in sent else current.type,
@@ -207,7 +249,7 @@ def _updated_fields(current: Feature, params: UpdateFeatureParams) -> _FeatureFi
     )
 
 
-def update_feature(ctx: Ctx, params: UpdateFeatureParams) -> dict[str, Any]:
+def update_feature(ctx: Ctx, params: UpdateFeatureParams) -> FeatureJson:
     fid = params.feature_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
@@ -227,7 +269,7 @@ def update_feature(ctx: Ctx, params: UpdateFeatureParams) -> dict[str, Any]:
         return feature_json(feature_from_row(row))
 
 
-def delete_feature(ctx: Ctx, params: DeleteFeatureParams) -> dict[str, Any]:
+def delete_feature(ctx: Ctx, params: DeleteFeatureParams) -> SuccessResponseJson:
     fid = params.feature_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)

@@ -3,8 +3,7 @@ settling locks is :mod:`.lock_settlement`."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from autumn_sdk._generated.json_types import SuccessResponseJson
 from autumn_sdk._generated.models import FinalizeBalanceParams
 from reference_server.errors import invalid
 from reference_server.service.context import Ctx
@@ -14,7 +13,7 @@ from reference_server.store import locks as locks_repo
 from reference_server.store.customers import customer_at
 
 
-def finalize(ctx: Ctx, params: FinalizeBalanceParams) -> dict[str, Any]:
+def finalize(ctx: Ctx, params: FinalizeBalanceParams) -> SuccessResponseJson:
     lock_id = params.lock_id
     not_found = invalid(f"Lock not found for ID: {lock_id}")
     with ctx.db.write() as conn:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from reference_server.engine.entitlements import FeatureMarkups
 from reference_server.errors import ApiError
 
 MODELS_DEV: dict[str, dict[str, dict[str, Any]]] = {
@@ -123,33 +124,34 @@ def _rates(cost: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def _markup(model_id: str, markups: dict[str, Any]) -> tuple[float, str]:
-    model_entry = (markups.get("model_markups") or {}).get(model_id) or {}
-    if model_entry.get("markup") is not None:
-        return float(model_entry["markup"]), "model"
+def _markup(model_id: str, markups: FeatureMarkups) -> tuple[float, str]:
+    model_entry = (markups.get("model_markups") or {}).get(model_id)
+    if model_entry is not None and (model_markup := model_entry.get("markup")) is not None:
+        return float(model_markup), "model"
     provider, _ = split_model_id(model_id)
-    provider_entry = (markups.get("provider_markups") or {}).get(provider) or {}
-    if provider_entry.get("markup") is not None:
+    provider_entry = (markups.get("provider_markups") or {}).get(provider)
+    if provider_entry is not None and provider_entry.get("markup") is not None:
         return float(provider_entry["markup"]), "provider"
-    if markups.get("default_markup") is not None:
-        return float(markups["default_markup"]), "default"
+    if (default_markup := markups.get("default_markup")) is not None:
+        return float(default_markup), "default"
     return 0.0, "none"
 
 
-def price_tokens(model_id: str, markups: dict[str, Any] | None, tokens: dict[str, int]) -> Pricing:
+def price_tokens(model_id: str, markups: FeatureMarkups | None, tokens: dict[str, int]) -> Pricing:
     """Dollars for ``tokens`` (pool -> count, pools as in :data:`POOLS`) of ``model_id``."""
     markups = markups or {}
     provider, model = split_model_id(model_id)
     markup, source = _markup(model_id, markups)
     if provider == CUSTOM_PROVIDER and model:
         entry = (markups.get("model_markups") or {}).get(model_id) or {}
-        if entry.get("input_cost") is None or entry.get("output_cost") is None:
+        input_cost, output_cost = entry.get("input_cost"), entry.get("output_cost")
+        if input_cost is None or output_cost is None:
             raise ApiError(
                 400,
                 "invalid_request",
                 f"Custom model {model_id} is missing input_cost or output_cost in model_markups",
             )
-        cost: dict[str, Any] = {"input": entry["input_cost"], "output": entry["output_cost"]}
+        cost: dict[str, Any] = {"input": input_cost, "output": output_cost}
         tokens = {"input": tokens.get("input", 0), "output": tokens.get("output", 0)}
     else:
         found = MODELS_DEV.get(provider, {}).get(model) if model else None

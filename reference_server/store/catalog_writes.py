@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
@@ -14,7 +15,7 @@ from reference_server.store.tenancy import Tenant
 
 
 def insert_feature(
-    conn: Connection, tenant: Tenant, feature_id: str, created_at: int, values: dict[str, Any]
+    conn: Connection, tenant: Tenant, feature_id: str, created_at: int, values: Mapping[str, object]
 ) -> None:
     conn.execute(
         insert(features).values(
@@ -24,7 +25,7 @@ def insert_feature(
 
 
 def update_feature(
-    conn: Connection, tenant: Tenant, feature_id: str, new_id: str, values: dict[str, Any]
+    conn: Connection, tenant: Tenant, feature_id: str, new_id: str, values: Mapping[str, object]
 ) -> None:
     conn.execute(
         update(features)

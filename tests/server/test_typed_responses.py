@@ -1,0 +1,187 @@
+"""The ratchet on typed answers: every service of the endpoint table (``api/endpoints.py``) returns
+its operation's generated response ``TypedDict`` (``autumn_sdk._generated.json_types``), so that
+``mypy --strict`` checks the dict it builds against the spec, except the services listed in
+:data:`UNTYPED`, which still return ``dict[str, Any]``.
+
+A service missing from the list must be typed (new code starts typed); a listed service that is
+typed now, or no longer served, must leave the list (so it only shrinks).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import typing_extensions
+
+from autumn_sdk._generated import json_types
+from autumn_sdk._generated.models import Feature, GetFeatureParams
+from reference_server.api.endpoints import Endpoint, endpoints
+from reference_server.service.context import Ctx
+
+_CUSTOMER_VIEW = "customer_views.py builds subscriptions, balances, flags and controls as dicts"
+_PLAN_VIEW = "plan_values.py builds a plan's items and prices (tiers, reset) from engine dicts"
+_BILLING = "billing/ builds quotes, previews and invoices from the engine's dict lines"
+_BALANCE = "engine.balances.derive_balance builds Balance (breakdown, price, reset) as dicts"
+_INVOICE_ACTIONS = "billing/invoice_actions.py answers from stored invoice rows as dicts"
+_SDK_EXTRAS = "sdk_extras.py reuses the customer view's dict builders"
+_WEBHOOKS = "webhook_endpoints.py builds endpoints from stored rows as dicts"
+_SANDBOXES = "sandboxes.py builds sandboxes from stored rows as dicts"
+_ADMIN = "api/admin.py answers from the clock and invoice stores as dicts"
+
+UNTYPED: dict[str, str] = {
+    "customers.get_or_create": _CUSTOMER_VIEW,
+    "customers.get": _CUSTOMER_VIEW,
+    "customers.list": _CUSTOMER_VIEW,
+    "customers.update": _CUSTOMER_VIEW,
+    "customers.delete": "customers.py: its module's answers are typed with the customer view",
+    "plans.create": _PLAN_VIEW,
+    "plans.get": _PLAN_VIEW,
+    "plans.list": _PLAN_VIEW,
+    "plans.update": _PLAN_VIEW,
+    "plans.delete": "plans.py: its module's answers are typed with the plan view",
+    "billing.attach": _BILLING,
+    "billing.create_schedule": _BILLING,
+    "billing.multi_attach": _BILLING,
+    "billing.preview_attach": _BILLING,
+    "billing.preview_multi_attach": _BILLING,
+    "billing.update": _BILLING,
+    "billing.preview_update": _BILLING,
+    "billing.multi_update": _BILLING,
+    "billing.preview_multi_update": _BILLING,
+    "billing.open_customer_portal": _BILLING,
+    "billing.setup_payment": _BILLING,
+    "billing.import": _BILLING,
+    "check": _BALANCE,
+    "track": _BALANCE,
+    "track_tokens": _BALANCE,
+    "batch_track": _BALANCE,
+    "events.list": "events.py builds event rows from stored JSON properties",
+    "events.aggregate": "events.py builds periods and grouped totals as nested dicts",
+    "invoices.insert": "invoices.py builds invoices from stored line dicts",
+    "invoices.list": "invoices.py builds invoices from stored line dicts",
+    "licenses.attach": "license_ops.py: typed with the license pool views",
+    "licenses.release": "license_ops.py: typed with the license pool views",
+    "licenses.list_assignments": "license_pools.py builds pools and assignments as dicts",
+    "licenses.list": "license_pools.py builds pools and assignments as dicts",
+    "entities.create": _CUSTOMER_VIEW,
+    "entities.get": _CUSTOMER_VIEW,
+    "entities.list": _CUSTOMER_VIEW,
+    "entities.update": _CUSTOMER_VIEW,
+    "entities.delete": "entities.py: its module's answers are typed with the customer view",
+    "referrals.create_code": "referrals.py builds codes and redemptions from stored rows",
+    "referrals.redeem_code": "referrals.py builds codes and redemptions from stored rows",
+    "referrals.create_program": "rewards.py builds programs from stored JSON config",
+    "referrals.list_programs": "rewards.py builds programs from stored JSON config",
+    "referrals.get_program": "rewards.py builds programs from stored JSON config",
+    "referrals.update_program": "rewards.py builds programs from stored JSON config",
+    "referrals.delete_program": "rewards.py builds programs from stored JSON config",
+    "rewards.create": "rewards.py builds rewards from stored JSON config",
+    "rewards.list": "rewards.py builds rewards from stored JSON config",
+    "rewards.get": "rewards.py builds rewards from stored JSON config",
+    "rewards.update": "rewards.py builds rewards from stored JSON config",
+    "rewards.delete": "rewards.py builds rewards from stored JSON config",
+    "rewards.redeem_code": "referrals.py builds codes and redemptions from stored rows",
+    "platform.link_revenue_cat": "revenuecat.py answers from the processor's own dicts",
+    "platform.sync_revenue_cat": "revenuecat.py answers from the processor's own dicts",
+    "platform.get_revenue_cat_keys": "revenuecat.py answers from the processor's own dicts",
+    "keys.mint": "key_ops.py builds key answers from stored rows",
+    "keys.refresh": "key_ops.py builds key answers from stored rows",
+    "keys.revoke": "key_ops.py builds key answers from stored rows",
+    "platform.list_organizations": "platform.py builds organizations from stored rows",
+    "platform.create_organization": "platform.py builds organizations from stored rows",
+    "platform.generate_oauth_url": "platform.py answers from the processor's OAuth helper",
+    "platform.update_stripe_config": "platform.py answers from the processor's OAuth helper",
+    "platform.list_users": "platform.py builds users from stored rows",
+    "test_clocks.advance": _ADMIN,
+    "customers.advance_test_clock": _ADMIN,
+    "invoices.finalize": _ADMIN,
+    "invoices.void": _INVOICE_ACTIONS,
+    "invoices.pay": _INVOICE_ACTIONS,
+    "invoices.create": _INVOICE_ACTIONS,
+    "invoices.update": _INVOICE_ACTIONS,
+    "invoices.reissue": _INVOICE_ACTIONS,
+    "invoices.issue_credit_note": _INVOICE_ACTIONS,
+    "invoices.list_templates": _INVOICE_ACTIONS,
+    "catalog.internal_ids": "catalog_ids.py: beyond the spec, so no generated type yet",
+    "organizations.current": "catalog_ids.py: beyond the spec, so no generated type yet",
+    "webhooks.create": _WEBHOOKS,
+    "webhooks.get": _WEBHOOKS,
+    "webhooks.list": _WEBHOOKS,
+    "webhooks.update": _WEBHOOKS,
+    "webhooks.delete": _WEBHOOKS,
+    "webhooks.preview_sync": _WEBHOOKS,
+    "webhooks.sync": _WEBHOOKS,
+    "sandboxes.create": _SANDBOXES,
+    "sandboxes.list": _SANDBOXES,
+    "sandboxes.delete": _SANDBOXES,
+    "sandboxes.reset": _SANDBOXES,
+    "balances.list": _SDK_EXTRAS,
+    "subscriptions.list": _SDK_EXTRAS,
+    "purchases.list": _SDK_EXTRAS,
+    "billing.verify": _SDK_EXTRAS,
+    "logs.search": "sdk_logs.py builds log rows from the request log as dicts",
+    "platform.get_stripe_connection": _SDK_EXTRAS,
+    "platform.disconnect_stripe": _SDK_EXTRAS,
+}
+"""Operation -> why its service still answers ``dict[str, Any]`` (what its builders cascade into)."""
+
+
+def _answer_type(service: Callable[..., Any]) -> Any:
+    return inspect.signature(service, eval_str=True).return_annotation
+
+
+def _expected_type(ep: Endpoint) -> Any:
+    """The generated ``TypedDict`` of ``ep``'s response, or None for an operation without one."""
+    if ep.response_model is None:
+        return None
+    return getattr(json_types, ep.response_model.__name__ + "Json")
+
+
+def _is_typed(ep: Endpoint) -> bool:
+    answer = _answer_type(ep.service)
+    expected = _expected_type(ep)
+    if expected is not None:
+        return bool(answer is expected)
+    return typing_extensions.is_typeddict(answer)  # beyond the spec: a TypedDict of its own
+
+
+def test_new_services_answer_their_generated_typed_dict() -> None:
+    untyped = [ep.name for ep in endpoints() if not _is_typed(ep) and ep.name not in UNTYPED]
+    assert untyped == [], (
+        "these services must return their operation's TypedDict from autumn_sdk._generated.json_types "
+        "(e.g. -> FeatureJson for a Feature), not dict[str, Any]"
+    )
+
+
+def test_the_untyped_list_only_shrinks() -> None:
+    served = {ep.name: ep for ep in endpoints()}
+    typed_now = sorted(name for name in UNTYPED if name in served and _is_typed(served[name]))
+    assert typed_now == [], "typed now: remove them from UNTYPED"
+    gone = sorted(set(UNTYPED) - set(served))
+    assert gone == [], "no longer served: remove them from UNTYPED"
+
+
+def test_typed_services_include_two_whole_api_groups() -> None:
+    typed = {ep.name for ep in endpoints() if _is_typed(ep)}
+    assert {"features.create", "features.get", "features.list", "features.update", "features.delete"} <= typed
+    assert {"balances.create", "balances.update", "balances.delete", "balances.finalize"} <= typed
+
+
+def test_an_untyped_or_wrongly_typed_answer_is_caught() -> None:
+    def untyped(ctx: Ctx, params: GetFeatureParams) -> dict[str, Any]:
+        return {}
+
+    def other_type(ctx: Ctx, params: GetFeatureParams) -> json_types.SuccessResponseJson:
+        return {"success": True}
+
+    def typed(ctx: Ctx, params: GetFeatureParams) -> json_types.FeatureJson:
+        return {"id": "f", "name": "F", "type": "boolean", "consumable": False, "archived": False}
+
+    def ep(service: Callable[..., Any]) -> Endpoint:
+        return Endpoint("features.get", "/v1/features.get", "POST", service, GetFeatureParams, Feature)
+
+    assert not _is_typed(ep(untyped))
+    assert not _is_typed(ep(other_type))
+    assert _is_typed(ep(typed))
