@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, overload
 
 from autumn_sdk._generated.json_types import (
     CreateFeatureModelMarkupJson,
@@ -27,6 +27,14 @@ def r10(x: float) -> float:
     """Round to 10 decimal places, as Autumn does, so 100 - 23.47 reads 76.53."""
     v = round(x, 10)
     return 0.0 if v == 0 else v
+
+
+@overload
+def num(x: float) -> float | int: ...
+
+
+@overload
+def num(x: None) -> None: ...
 
 
 def num(x: float | int | None) -> float | int | None:

@@ -9,6 +9,15 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import (
+    EventJson,
+    EventsAggregateDeductionJson,
+    EventsAggregateDeductionValueJson,
+    EventsAggregatePeriodJson,
+    EventsAggregateResponseJson,
+    EventsAggregateTotalJson,
+    EventsListResponseJson,
+)
 from autumn_sdk._generated.models import EventsAggregateParams, EventsListParams
 from reference_server.engine.entitlements import Feature, num
 from reference_server.engine.intervals import FIXED_MS, add_months
@@ -62,7 +71,7 @@ def _base_filters(
     ), customer
 
 
-def event_json(r: Any) -> dict[str, Any]:
+def event_json(r: Any) -> EventJson:
     return {
         "id": r.id,
         "timestamp": r.timestamp,
@@ -74,7 +83,7 @@ def event_json(r: Any) -> dict[str, Any]:
     }
 
 
-def list_events(ctx: Ctx, params: EventsListParams) -> dict[str, Any]:
+def list_events(ctx: Ctx, params: EventsListParams) -> EventsListResponseJson:
     limit = params.limit or 50  # the model holds it to 1..5000
     with ctx.db.read() as conn:
         event_filter, _customer = _base_filters(ctx, conn, params)
@@ -144,7 +153,7 @@ def _cycle(conn: Any, customer: Any, now: int, cycles: int, last: bool) -> tuple
     return start, min(end, now) if not last else end
 
 
-def aggregate(ctx: Ctx, params: EventsAggregateParams) -> dict[str, Any]:
+def aggregate(ctx: Ctx, params: EventsAggregateParams) -> EventsAggregateResponseJson:
     fids = _feature_ids(params.feature_id)
     if not fids:
         raise invalid("feature_id: required", "invalid_inputs")
@@ -220,7 +229,7 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> dict[str, Any]:
     while b <= last_bin:
         bins.append(b)
         b = _next_bin(b, bin_size)
-    totals = {f: {"count": 0, "sum": 0.0} for f in fids}
+    totals: dict[str, EventsAggregateTotalJson] = {f: {"count": 0, "sum": 0.0} for f in fids}
     groups_total: dict[str, float] = {}
     first_seen: dict[str, int] = {}
     names = {r.grp: group_of(r.grp) for r in summed} if group_by else {}
@@ -233,14 +242,11 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> dict[str, Any]:
             first_seen[k] = min(first_seen.get(k, r.first), r.first)
     # the largest groups by magnitude; between equals, the one with the earliest event
     top = set(sorted(groups_total, key=lambda k: (-groups_total[k], first_seen[k]))[:max_groups])
-    data: dict[int, dict[str, Any]] = {
-        p: {
-            "period": p,
-            "values": {f: 0.0 for f in fids},
-            **({"grouped_values": {f: {} for f in fids}} if group_by else {}),
-        }
-        for p in bins
-    }
+    data: dict[int, EventsAggregatePeriodJson] = {}
+    for p in bins:
+        data[p] = {"period": p, "values": {f: 0.0 for f in fids}}
+        if group_by:
+            data[p]["grouped_values"] = {f: {} for f in fids}
     for r in sorted(summed, key=lambda r: (r.bin, r.first)):
         p = _floor(int(r.bin), bin_size)
         if p not in data:
@@ -252,7 +258,7 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> dict[str, Any]:
             k = k if k in top else "Other"
             g = entry["grouped_values"][r.feature_id]
             g[k] = round(g.get(k, 0.0) + float(r.total), 10)
-    out: dict[str, Any] = {"list": [data[p] for p in bins], "total": totals}
+    out: EventsAggregateResponseJson = {"list": [data[p] for p in bins], "total": totals}
     if deducted:
         out["deductions"] = _deductions(
             [r for r in rows if _keep(r, filters)],
@@ -301,7 +307,7 @@ def _deductions(
     features: dict[str, Feature],
     owners: dict[str, str | None],
     group_of: dict[str, str],
-) -> list[dict[str, Any]]:
+) -> list[EventsAggregateDeductionJson]:
     """``aggregate_on: "deducted"``: per bin, what the events drew from each balance, keyed by the
     feature owning the balance (credits for credit systems, the feature's own units otherwise)."""
     per_bin: dict[int, dict[str, Any]] = {p: {} for p in bins}
@@ -348,16 +354,19 @@ def _deductions(
     def one_cost(costs: set[float | None]) -> float | int | None:
         return num(next(iter(costs))) if len(costs) == 1 else None
 
-    out = []
+    out: list[EventsAggregateDeductionJson] = []
     for p in bins:
-        values = {
+        values: dict[str, EventsAggregateDeductionValueJson] = {
             fid: {
                 "feature_type": e["feature_type"],
                 "deducted": num(e["deducted"]),
                 "events": len(e["events"]),
                 "balances": [
                     {
-                        **{k: b[k] for k in ("balance_id", "entity_id", "plan_id", "reset")},
+                        "balance_id": b["balance_id"],
+                        "entity_id": b["entity_id"],
+                        "plan_id": b["plan_id"],
+                        "reset": b["reset"],
                         "credit_cost": one_cost(b["costs"]),
                         "deducted": num(b["deducted"]),
                         "events": len(b["events"]),
@@ -367,7 +376,7 @@ def _deductions(
             }
             for fid, e in per_bin[p].items()
         }
-        item: dict[str, Any] = {"period": p, "values": values}
+        item: EventsAggregateDeductionJson = {"period": p, "values": values}
         if group_of:
             item["grouped_values"] = {
                 bid: {

@@ -19,6 +19,7 @@ import json
 import os
 from typing import Any
 
+from autumn_sdk._generated.json_types import MintKeyResponseJson, RevokeKeyResponseJson
 from autumn_sdk._generated.models import MintKeyParams, RevokeKeyParams
 from reference_server.errors import ApiError, customer_not_found
 from reference_server.service.context import AppState, Ctx, CustomerToken
@@ -201,7 +202,7 @@ def _pair(
     family: store.Family,
     *,
     indefinite: bool = False,
-) -> dict[str, Any]:
+) -> MintKeyResponseJson:
     secret = _secret(state, create=True)
     assert secret is not None
     now = state.clock.now_ms()
@@ -229,7 +230,7 @@ def _pair(
     }
 
 
-def mint_key(ctx: Ctx, params: MintKeyParams) -> dict[str, Any]:
+def mint_key(ctx: Ctx, params: MintKeyParams) -> MintKeyResponseJson:
     """A token pair for the customer (a non-expiring access token alone when ``indefinite``)."""
     customer_id = params.customer_id
     indefinite = bool(params.indefinite)
@@ -245,7 +246,7 @@ def mint_key(ctx: Ctx, params: MintKeyParams) -> dict[str, Any]:
     return _pair(ctx.state, ctx.tenant, customer_id, customer.pk, family, indefinite=indefinite)
 
 
-def refresh_key(ctx: Ctx, params: NoParams) -> dict[str, Any]:
+def refresh_key(ctx: Ctx, params: NoParams) -> MintKeyResponseJson:
     """Rotate the pair of the refresh token the request was made with."""
     claim = ctx.customer_token
     if claim is None or claim.audience != AUD_REFRESH:
@@ -267,7 +268,7 @@ def refresh_key(ctx: Ctx, params: NoParams) -> dict[str, Any]:
     return _pair(ctx.state, ctx.tenant, claim.customer_id, claim.customer_pk, family)
 
 
-def revoke_key(ctx: Ctx, params: RevokeKeyParams) -> dict[str, Any]:
+def revoke_key(ctx: Ctx, params: RevokeKeyParams) -> RevokeKeyResponseJson:
     """Revoke every outstanding token of the customer (new ones can be minted afterwards)."""
     customer_id = params.customer_id
     now = ctx.state.clock.now_ms()

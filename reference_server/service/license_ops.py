@@ -10,10 +10,13 @@ gives the seat back.  When the parent plan ends, its seats end with it (at once,
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import (
+    ListLicenseAssignmentsResponseJson,
+    ListLicensesResponseJson,
+    SuccessResponseJson,
+)
 from autumn_sdk._generated.models import (
     AttachLicenseEntity,
     AttachLicenseParams,
@@ -90,7 +93,7 @@ def _new_entity(
     )
 
 
-def attach_license(ctx: Ctx, params: AttachLicenseParams) -> dict[str, Any]:
+def attach_license(ctx: Ctx, params: AttachLicenseParams) -> SuccessResponseJson:
     """Assign a seat of the customer's pool of ``plan_id`` to each entity (unknown ones are created)."""
     license_plan_id = params.plan_id
     specs = params.entities
@@ -140,7 +143,7 @@ def attach_license(ctx: Ctx, params: AttachLicenseParams) -> dict[str, Any]:
     return {"success": True}
 
 
-def release_license(ctx: Ctx, params: ReleaseLicenseParams) -> dict[str, Any]:
+def release_license(ctx: Ctx, params: ReleaseLicenseParams) -> SuccessResponseJson:
     """End each entity's seat (of ``license_plan_id`` when given) and return it to its pool."""
     entity_ids = params.entity_ids
     license_plan_id = params.license_plan_id
@@ -183,7 +186,7 @@ def release_license(ctx: Ctx, params: ReleaseLicenseParams) -> dict[str, Any]:
     return {"success": True}
 
 
-def list_licenses(ctx: Ctx, params: ListLicensesParams) -> dict[str, Any]:
+def list_licenses(ctx: Ctx, params: ListLicensesParams) -> ListLicensesResponseJson:
     """The customer's pools (with ``entity_id``: also those of plans attached to that entity)."""
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
@@ -198,7 +201,9 @@ def list_licenses(ctx: Ctx, params: ListLicensesParams) -> dict[str, Any]:
         return {"list": customer_licenses(conn, cat, customer.pk, entity_pk)}
 
 
-def list_license_assignments(ctx: Ctx, params: ListLicenseAssignmentsParams) -> dict[str, Any]:
+def list_license_assignments(
+    ctx: Ctx, params: ListLicenseAssignmentsParams
+) -> ListLicenseAssignmentsResponseJson:
     """The customer's seat assignments, newest last; ``active`` (default true) keeps the live ones."""
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
