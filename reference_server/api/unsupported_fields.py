@@ -66,7 +66,8 @@ _LICENSE_LINKS = (
 """What a per-customer license link cannot carry here: changes to the license plan's items (a seat
 gets the license plan as it is) and link metadata; its included seats and seat price are served."""
 # An attach here bills on its own anchor (the engine's lines, or the caller's ``custom_line_items`` for a
-# change of an existing subscription), always applies its billing, and puts no tax rate on what it bills;
+# change of an existing subscription) and puts no tax rate on what it bills (its ``no_billing_changes`` is
+# served: billing/no_billing.py);
 # nor can it adopt an existing Stripe subscription (``processor_subscription_id``). Its ``metadata`` is
 # served on Stripe (billing/stripe_metadata.py; refused there for a local-processor organization). Its
 # ``starts_at`` and ``ends_at`` are served (billing/attach_dates.py); what of them this server does not
@@ -75,25 +76,24 @@ gets the license plan as it is) and link metadata; its included seats and seat p
 _ATTACH_OPTIONS = (
     *_CHANGE_OPTIONS,
     "processor_subscription_id",
-    "no_billing_changes",
     "tax_rate_id",
     _ADJUSTABLE,
 )
 _ATTACH = ("currency", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS, *_ATTACH_OPTIONS)
-# An update keeps the subscription's plan version, anchor and balances as its own rules say, and always
-# applies its billing.
+# An update keeps the subscription's plan version, anchor and balances as its own rules say (its
+# ``no_billing_changes`` is served: billing/no_billing.py).
 _UPDATE = (
     *_CUSTOMIZE,
     *_INVOICE_MODE,
     *_LICENSE_LINKS,
     "version",
     "discounts",
-    "no_billing_changes",
     "recalculate_balances",
     _ADJUSTABLE,
 )
-# What billing.setup_payment's later attach takes is its plan, scope, quantities, customization, removals
-# and metadata (``customer_pages.SETUP_ATTACH_KEYS``); its other attach fields would be dropped.
+# What billing.setup_payment's later attach takes is its plan, scope, quantities, customization, removals,
+# metadata and no_billing_changes (``customer_pages.SETUP_ATTACH_KEYS``); its other attach fields would be
+# dropped.
 _SETUP_PAYMENT = (
     "currency",
     *_CUSTOMIZE,
@@ -133,14 +133,13 @@ _PLAN_UPDATE = (
     *_PLAN,
 )
 
-# A schedule's ``discounts`` and ``no_billing_changes`` have nothing to reuse here (no billing change
-# applies a reward as a discount or skips billing); ``billing_cycle_anchor: "now"``, which the official
-# SDK always sends, is served by billing/schedules.py (refused there only where it would ask for more
-# than attaching now does); a plan's customize is refused where attach's is.
+# A schedule's ``discounts`` have nothing to reuse here (no billing change applies a reward as a
+# discount; its ``no_billing_changes`` is served: billing/no_billing.py); ``billing_cycle_anchor: "now"``,
+# which the official SDK always sends, is served by billing/schedules.py (refused there only where it
+# would ask for more than attaching now does); a plan's customize is refused where attach's is.
 _SCHEDULE = (
     "currency",
     "discounts",
-    "no_billing_changes",
     *(f"phases[].plans[].{path}" for path in _CUSTOMIZE),
     *(f"unscheduled_plans[].{path}" for path in _CUSTOMIZE),
     f"phases[].plans[].{_ADJUSTABLE}",

@@ -30,6 +30,7 @@ from reference_server.billing.license_seats import (
     hide_seats,
     save_attach_links,
 )
+from reference_server.billing.no_billing import check_no_billing, skips_billing, unbilled
 from reference_server.billing.payment_collection import (
     bill_by_invoice,
     change_response,
@@ -170,7 +171,10 @@ def prepare_attach(
     licensed = attach_seats(conn, cat, plan, current.pk if current is not None else None, params)
     plan, seat_quantities = licensed.plan, licensed.quantities
     customized = is_customized(customize)
-    state = AttachState(ctx, conn, cat, customer, entity, plan, customized, current, instances, now, params)
+    no_billing = skips_billing(params)
+    state = AttachState(
+        ctx, conn, cat, customer, entity, plan, customized, current, instances, now, params, no_billing
+    )
     _check_subscription_id(params, instances)
     current_sub = engine_subscription(conn, cat, current) if current is not None else None
     trial = _trial_for(conn, state)
@@ -209,6 +213,8 @@ def prepare_attach(
             quote = with_custom_lines(quote, current_sub, given)
         except BillingRuleError as exc:
             raise rule_error(exc) from exc
+    if no_billing:  # the change as quoted, with nothing billed for it (no_billing.py)
+        quote = unbilled(quote)
     return state, quote, trial
 
 
@@ -238,9 +244,10 @@ def attach_in(
     entity_id = state.entity.id if state.entity else None
     metadata = attach_metadata(params)  # for the Stripe invoice and subscription (stripe_metadata.py)
     invoice = None
-    if not paid:
+    collect = not paid and not state.no_billing  # (no_billing_changes: nothing to collect, no_billing.py)
+    if collect:
         check_attach_mode(state, quote, trial)
-    invoice_mode = None if paid else invoice_mode_for(params.invoice_mode, quote.due_now)
+    invoice_mode = invoice_mode_for(params.invoice_mode, quote.due_now) if collect else None
     if invoice_mode is not None:
 
         def start() -> None:
@@ -266,7 +273,7 @@ def attach_in(
             success_url=params.success_url,
             metadata=metadata,
         )
-    if not paid:
+    if collect:
         redirect, has_pm = redirect_for(ctx, state, quote, trial)
         if redirect and not has_pm:
             refuse_past_start_checkout(params, state.now)
@@ -300,7 +307,9 @@ def attach_in(
     changes = apply_attach(state, quote, trial, created)
     keep_attach_metadata(conn, state, quote.kind, created, metadata)
     save_attach_links(conn, state.cat, state.plan, created, params, state.now)
-    emit_billing_updated(ctx, conn, state.customer, state.entity, changes, state.now)
+    emit_billing_updated(
+        ctx, conn, state.customer, state.entity, changes, state.now, sync_processor=not state.no_billing
+    )
     out = change_response(state.customer, entity_id, payment_url=None)
     if invoice is not None:
         out["invoice"] = invoice.to_api()
@@ -362,9 +371,13 @@ def preview_attach(ctx: Ctx, params: PreviewAttachParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)
         check_attach_metadata(ctx, conn, params)
+        check_no_billing(params)
         state, quote, trial = prepare_attach(ctx, conn, params)
-        check_attach_mode(state, quote, trial)
-        redirect, has_pm = redirect_for(ctx, state, quote, trial)
+        if state.no_billing:  # no checkout, no invoice: the change is made as it is (no_billing.py)
+            redirect, has_pm = False, True
+        else:
+            check_attach_mode(state, quote, trial)
+            redirect, has_pm = redirect_for(ctx, state, quote, trial)
         out = attach_preview_body(
             state.customer.id or "",
             [quote],
@@ -388,6 +401,7 @@ def _attach_unlocked(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)
         check_attach_metadata(ctx, conn, params)
+        check_no_billing(params)
         cat, customer, entity, plan, current, instances, now = resolve_attach(ctx, conn, params)
         current_plan = cat.plans_by_pk.get(current.plan_pk) if current else None
         needs_paid = (

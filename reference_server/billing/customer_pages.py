@@ -35,15 +35,17 @@ SETUP_ATTACH_KEYS = frozenset(
         "customize",
         "remove_plan_ids",
         "metadata",
+        "no_billing_changes",
     )
 )
 """What ``billing.setup_payment`` with a ``plan_id`` attaches once the card is set up (its ``metadata``
-goes on what that attach makes on Stripe, as Autumn passes the request on to its attach)."""
+goes on what that attach makes on Stripe, as Autumn passes the request on to its attach; with
+``no_billing_changes`` that attach bills nothing: billing/no_billing.py)."""
 
 
 def setup_attach(body: dict[str, Any]) -> AttachParams:
     """The attach a ``billing.setup_payment`` request (its JSON, as stored with the setup session) makes
-    once set up: its plan with its quantities, customization, removals and metadata."""
+    once set up: its plan with its quantities, customization, removals, metadata and no_billing_changes."""
     return AttachParams.model_validate({k: v for k, v in body.items() if k in SETUP_ATTACH_KEYS})
 
 

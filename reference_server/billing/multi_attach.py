@@ -13,6 +13,7 @@ from reference_server.billing.attach_dates import backdate
 from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.convert import engine_plan
 from reference_server.billing.customer_lock import customer_lock
+from reference_server.billing.no_billing import unbilled
 from reference_server.billing.payment_collection import (
     bill_by_invoice,
     change_response,
@@ -182,12 +183,19 @@ def multi_attach_in(
     created: list[int] | None = None,
     action_op: str = "multi_attach",
     action_params: BaseModel | None = None,
+    no_billing: bool = False,
 ) -> dict[str, Any]:
     """Attach several plans inside ``conn``'s transaction; ``paid``: a checkout collected the money.
 
     ``action_op``/``action_params``: what completing the checkout or paying the invoice does (a schedule
-    passes its own request); by default this multi-attach."""
-    prepared = _prepare_multi(ctx, conn, params, check=not paid)
+    passes its own request); by default this multi-attach. ``no_billing``: the schedule's
+    ``no_billing_changes``, the plans attached with nothing billed (billing/no_billing.py)."""
+    prepared = _prepare_multi(ctx, conn, params, check=not paid and not no_billing)
+    if no_billing:
+        for state, _, _ in prepared:
+            state.no_billing = True
+        prepared = [(state, unbilled(quote), trial) for state, quote, trial in prepared]
+        paid = True  # nothing to collect: the plans are attached as they are
     first = prepared[0][0]
     scope = _scope_entity(prepared, params.entity_id)
     entity_id = scope.id if scope else None
@@ -205,7 +213,15 @@ def multi_attach_in(
             entities[key] = state.entity
             changes.setdefault(key, []).extend(apply_attach(state, quote, trial, created))
         for key, scope_changes in changes.items():  # one event per scope, as one attach there would send
-            emit_billing_updated(ctx, conn, first.customer, entities[key], scope_changes, first.now)
+            emit_billing_updated(
+                ctx,
+                conn,
+                first.customer,
+                entities[key],
+                scope_changes,
+                first.now,
+                sync_processor=not no_billing,
+            )
 
     invoice_params = action_params if action_params is not None else params
     mode = None if paid else invoice_mode_for(params.invoice_mode, due)

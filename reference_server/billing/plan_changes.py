@@ -95,7 +95,10 @@ def emit_billing_updated(
     changes: Sequence[dict[str, Any]],
     now: int,
     tags: Sequence[str] = (),
+    sync_processor: bool = True,
 ) -> None:
+    """Write ``billing.updated`` for ``changes`` and, with ``sync_processor``, sync the customer's Stripe
+    subscriptions to them (a ``no_billing_changes`` change leaves Stripe as it is: billing/no_billing.py)."""
     if not changes:
         return
     enqueue(
@@ -107,7 +110,7 @@ def emit_billing_updated(
         now,
     )
     mirror = ctx.state.billing.subscription_mirror  # Stripe subscriptions follow each change
-    if mirror is not None:
+    if mirror is not None and sync_processor:
         mirror.after_change(conn, customer.pk)
 
 
@@ -188,6 +191,8 @@ class AttachState:
     instances: list[Instance]
     now: int
     params: AttachRequest
+    no_billing: bool = False
+    """``no_billing_changes``: the change is made without billing it (billing/no_billing.py)."""
 
     @property
     def entity_pk(self) -> int | None:
@@ -308,9 +313,10 @@ def apply_attach(
     carried: ExpiredState | None = None
     leftovers: dict[str, tuple[float, float]] = {}
     if quote.kind is ChangeKind.UPGRADE and current is not None:
-        # Its pending next-cycle prorations went on the switch's invoice (operations.prepare_attach).
-        entity_id = state.entity.id if state.entity else None
-        take_pending_lines(conn, state.customer.pk, current.plan_id, entity_id)
+        if not state.no_billing:
+            # Its pending next-cycle prorations went on the switch's invoice (attach.prepare_attach).
+            entity_id = state.entity.id if state.entity else None
+            take_pending_lines(conn, state.customer.pk, current.plan_id, entity_id)
         leftovers = consumable_leftovers(conn, current.pk)
         carried = expire_active(conn, current.pk, now, changes)
     if not plan.add_on and not plan.is_one_off:

@@ -24,6 +24,7 @@ from autumn_sdk._generated.models import (
 from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.convert import customized_plan, engine_plan, feature_quantities, is_customized
 from reference_server.billing.multi_attach import multi_attach_in
+from reference_server.billing.no_billing import check_no_billing, skips_billing
 from reference_server.billing.payment_collection import rule_error
 from reference_server.billing.plan_changes import save_billing_state
 from reference_server.billing.resolve import built_params
@@ -369,6 +370,7 @@ def create_schedule_in(
         created=created,
         action_op="create_schedule",
         action_params=params,
+        no_billing=skips_billing(params),  # phase 0 attached with nothing billed (no_billing.py)
     )
     entity_id = params.entity_id
     # Waiting for a payment: a checkout page, or an invoice-mode invoice without enable_plan_immediately
@@ -416,4 +418,5 @@ def create_schedule(ctx: Ctx, params: CreateScheduleParams) -> dict[str, Any]:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)
+        check_no_billing(params)
         return create_schedule_in(ctx, conn, params, base_url)

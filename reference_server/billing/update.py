@@ -35,6 +35,7 @@ from reference_server.billing.license_seats import (
     unpark_seats,
     update_seats,
 )
+from reference_server.billing.no_billing import check_no_billing, nothing_due, skips_billing
 from reference_server.billing.payment_collection import (
     bill_by_invoice,
     change_response,
@@ -216,6 +217,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         "ends_at": None,
         "quantities": None,
         "refund": None,
+        "no_billing": skips_billing(params),
     }
     prorate = params.proration_behavior != "none"
     reset_anchor = params.billing_cycle_anchor == "now"
@@ -297,6 +299,8 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         result.update(
             due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom, seats=seats
         )
+    if result["no_billing"]:  # the change as quoted, with nothing billed for it (no_billing.py)
+        result.update(due=nothing_due(result["due"]))
     return result
 
 
@@ -341,6 +345,8 @@ def apply_update(
 ) -> dict[str, Any]:
     """Apply an update; ``paid``: its invoice-mode invoice was paid (nothing more to collect)."""
     params: UpdateRequest = q["params"]
+    no_billing: bool = q["no_billing"]
+    paid = paid or no_billing  # (no_billing_changes: nothing to collect, no_billing.py)
     mode = None if paid else invoice_mode_for(params.invoice_mode, q["due"])
     if mode is not None:
 
@@ -402,7 +408,8 @@ def apply_update(
     changes: list[dict[str, Any]] = []
     entity_pk = entity.pk if entity else None
     if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
-        take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
+        if not no_billing:
+            take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
         if q["refund"] is not None:
             make_refund(conn, processor_for(ctx.state, conn, customer.pk), customer.pk, q["refund"], now)
         set_canceled_at(conn, inst.pk, now)
@@ -440,15 +447,17 @@ def apply_update(
         quote = q["quantities"]
         for feature_id, delta in quote.balance_deltas.items():
             _add_prepaid(conn, inst.pk, feature_id, float(delta))
-        # ``*_next_cycle`` prorations wait for the renewal invoice (Stripe's pending invoice items).
-        processor_name = processor_for(ctx.state, conn, customer.pk).name
-        add_pending_lines(conn, customer.pk, quote.deferred, processor_name, now, base_url, entity_id)
+        if not no_billing:
+            # ``*_next_cycle`` prorations wait for the renewal invoice (Stripe's pending invoice items).
+            processor_name = processor_for(ctx.state, conn, customer.pk).name
+            add_pending_lines(conn, customer.pk, quote.deferred, processor_name, now, base_url, entity_id)
         set_prepaid_quantities(conn, inst.pk, {k: str(v) for k, v in quote.prepaid_quantities.items()}, now)
         changes.append(change(conn, "updated", inst.pk, {}))
     elif intent == "update_plan":
         switch = q["switch"]
         custom = q["custom"]
-        take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
+        if not no_billing:
+            take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
         parked = park_seats(conn, inst.pk)  # the customized plan keeps the seats it gave out
         leftovers = consumable_leftovers(conn, inst.pk)
         carried = expire_active(conn, inst.pk, now, changes)
@@ -475,7 +484,7 @@ def apply_update(
         if period is not None:
             schedule_maintenance(conn, customer.pk, period.end)
         changes.append(change(conn, "activated", new_pk))
-    emit_billing_updated(ctx, conn, customer, entity, changes, now)
+    emit_billing_updated(ctx, conn, customer, entity, changes, now, sync_processor=not no_billing)
     out = change_response(customer, entity_id, payment_url=None)
     if invoice is not None:
         out["invoice"] = invoice.to_api()
@@ -499,6 +508,7 @@ def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
 
 
 def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
+    check_no_billing(params)
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
     check_update_redirect(params)
     settle_due(ctx, params.customer_id)
@@ -551,6 +561,7 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
 def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
     """``billing.update``: a plan without a price changes at once (free path), a priced one is quoted
     and charged; both under the customer's billing lock."""
+    check_no_billing(params)
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
     check_update_redirect(params)
     with customer_lock(ctx, params.customer_id):

@@ -4,7 +4,7 @@ processor and database of :data:`tests.billing.helpers.PROCESSORS`.
 Phase plans customized with ``add_items``/``remove_items``, scoped with ``entity_id``, phases started
 ``starting_after`` the one before, ``billing_cycle_anchor: phase_start``, a request ``free_trial``,
 ``preserve_add_ons``, ``unscheduled_plans`` and ``billing_cycle_anchor: "now"``; and what stays refused
-(``discounts``, ``no_billing_changes``, ``customize.billing_controls``).
+(``discounts``, ``customize.billing_controls``; ``no_billing_changes`` is in test_no_billing_changes.py).
 """
 
 from __future__ import annotations
@@ -459,12 +459,11 @@ def test_billing_behavior_none_does_not_prorate_the_first_phase(api: Api) -> Non
     assert _subs(api)["pro"]["status"] == "scheduled"
 
 
-def test_discounts_and_no_billing_changes_stay_refused(api: Api) -> None:
+def test_discounts_stay_refused(api: Api) -> None:
     _with_card(api)
     phases = [{"starts_at": START, "plans": [{"plan_id": "pro"}]}]
-    for extra in ({"discounts": [{"reward_id": "r1"}]}, {"no_billing_changes": True}):
-        refused = _schedule(api, 400, phases=phases, **extra)
-        assert refused["code"] == "unsupported_field"
+    refused = _schedule(api, 400, phases=phases, discounts=[{"reward_id": "r1"}])
+    assert refused["code"] == "unsupported_field"
     assert _subs(api).keys() == {"free"}
 
 

@@ -77,7 +77,6 @@ _ATTACH_ASKS: dict[str, Any] = {
     "discounts": [{"reward_id": "launch"}],
     "new_billing_subscription": True,
     "processor_subscription_id": "sub_123",
-    "no_billing_changes": True,
     "tax_rate_id": "txr_123",
 }
 """Attach fields no attach here acts on, each with a value that asks for something."""
@@ -103,12 +102,11 @@ _SETUP_ASKS: dict[str, Any] = {
     "enable_plan_immediately": True,
 }
 """What billing.setup_payment's later attach would drop (it takes only plan, scope, quantities,
-customization, removals and metadata)."""
+customization, removals, metadata and no_billing_changes)."""
 _UPDATE_ASKS: dict[str, Any] = {
     "version": 1,
     "discounts": [{"reward_id": "launch"}],
     "billing_cycle_anchor": "now",
-    "no_billing_changes": True,
     "recalculate_balances": {"enabled": True},
 }
 _MULTI_ATTACH_ASKS: dict[str, Any] = {

@@ -1,0 +1,72 @@
+"""``no_billing_changes``: a plan change made in the server's records only.
+
+Autumn's ``no_billing_changes`` (billing.attach, billing.update, their previews, billing.create_schedule
+and the attach of billing.setup_payment) applies the change to the customer's plans and balances and skips
+every billing step: no line items (its preview lists none), no invoice, no charge, no checkout, no refund
+or credit, and no call to Stripe. Here the same: the change is quoted as without the flag (which plan
+starts, ends or is scheduled, the new quantities, balances, period and anchor), then its invoice is
+emptied and nothing is collected, invoiced or refunded; the customer's Stripe subscriptions are not
+synced for it (:func:`.plan_changes.emit_billing_updated` with ``sync_processor=False``).
+
+What Autumn leaves to Stripe this server does itself, so what comes later follows the server's records:
+the next renewal bills the plans the customer then has, a plan scheduled by the change is billed when
+it starts, and the Stripe mirror shows the change with the customer's next synced billing change (its
+renewal at the latest). Prorations already waiting for a replaced plan's next invoice stay where they
+are (nothing is settled).
+
+Options that ask for a billing step are refused with it (400 ``invalid_request``): an invoice
+(``invoice_mode``), a checkout (``redirect_mode: "always"``, ``long_lived_checkout``), the caller's own
+invoice lines (``custom_line_items``) and a refund (``refund_last_payment``, as Autumn refuses it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from reference_server.billing.invoice_mode import enabled_mode
+from reference_server.engine.billing import AttachQuote
+from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.errors import invalid
+
+
+def skips_billing(params: Any) -> bool:
+    """Whether the request sets ``no_billing_changes: true``."""
+    return getattr(params, "no_billing_changes", None) is True
+
+
+def _conflicts(params: Any) -> list[str]:
+    asked: list[str] = []
+    if enabled_mode(getattr(params, "invoice_mode", None)) is not None:
+        asked.append("invoice_mode")
+    if getattr(params, "redirect_mode", None) == "always":
+        asked.append("redirect_mode 'always'")
+    if getattr(params, "long_lived_checkout", None):
+        asked.append("long_lived_checkout")
+    if getattr(params, "custom_line_items", None):
+        asked.append("custom_line_items")
+    if getattr(params, "refund_last_payment", None) is not None:
+        asked.append("refund_last_payment")
+    return asked
+
+
+def check_no_billing(params: Any) -> None:
+    """Refuse ``no_billing_changes`` beside an option that asks for the billing it skips."""
+    if not skips_billing(params):
+        return
+    asked = _conflicts(params)
+    if asked:
+        raise invalid(
+            f"{asked[0]} cannot be combined with no_billing_changes: it asks for an invoice, a checkout, "
+            "a charge or a refund, and no_billing_changes skips every billing change"
+        )
+
+
+def unbilled(quote: AttachQuote) -> AttachQuote:
+    """``quote`` with nothing due now (its plan, period, anchor, quantities and next cycle kept)."""
+    return dataclasses.replace(quote, due_now=nothing_due(quote.due_now))
+
+
+def nothing_due(draft: InvoiceDraft) -> InvoiceDraft:
+    """An empty invoice in ``draft``'s currency."""
+    return InvoiceDraft((), draft.currency)

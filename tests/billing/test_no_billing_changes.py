@@ -1,0 +1,172 @@
+"""``no_billing_changes`` on billing.attach, billing.update, their previews and billing.create_schedule:
+the change is made in the server's records (plans, balances) with nothing billed for it: no invoice, no
+charge, no credit or refund, no checkout, and the customer's Stripe subscriptions left as they were.
+Through the real server over HTTP, local processor and Stripe (localstripe, whose books the fixture checks
+at the end), on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from reference_server.store.tables.core import customers
+
+from .helpers import DAY, MAY, Api, create_prepaid_team_plan
+
+SKIP = {"no_billing_changes": True}
+
+
+def _invoices(api: Api, customer_id: str = "u1") -> list[dict[str, Any]]:
+    return list(api.customer(customer_id)["invoices"])
+
+
+def _granted(api: Api, customer_id: str = "u1") -> float:
+    return float(api.customer(customer_id)["balances"]["messages"]["granted"])
+
+
+def _stripe_state(api: Api, customer_id: str = "u1") -> list[tuple[str, str, bool, dict[str, int]]]:
+    """The customer's Stripe subscriptions as (id, status, cancel_at_period_end, {price: quantity}); empty
+    for the local processor (nothing on Stripe)."""
+    if api.stripe is None:
+        return []
+    with api.server.app.state.autumn.db.read() as conn:
+        stripe_id = conn.execute(select(customers.c.stripe_id).where(customers.c.id == customer_id)).scalar()
+    if stripe_id is None:
+        return []
+    listed = api.stripe.v1.subscriptions.list({"customer": str(stripe_id), "status": "all", "limit": 100})
+    return sorted(
+        (
+            str(sub.id),
+            str(sub.status),
+            bool(sub.cancel_at_period_end),
+            {str(item.price.id): int(item.quantity or 0) for item in sub["items"].data},
+        )
+        for sub in listed.data
+    )
+
+
+def _on_pro(api: Api, customer_id: str = "u1") -> None:
+    api("customers.get_or_create", customer_id=customer_id)
+    api.add_card(customer_id)
+    api("billing.attach", customer_id=customer_id, plan_id="pro")
+
+
+def test_an_upgrade_without_billing_switches_plans_and_bills_nothing(api: Api) -> None:
+    _on_pro(api)
+    invoices, stripe_before = _invoices(api), _stripe_state(api)
+    assert [i["total"] for i in invoices] == [20]
+    if api.stripe is not None:
+        assert stripe_before and stripe_before[0][1] == "active"
+    api.clock.advance(15 * DAY)
+
+    billed = api("billing.preview_attach", customer_id="u1", plan_id="premium")
+    assert billed["total"] == 15  # what the same upgrade would bill: -$10 unused Pro, +$25 Premium
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="premium", **SKIP)
+    assert (preview["total"], preview["line_items"]) == (0, [])
+    assert preview["next_cycle"] == billed["next_cycle"]  # the next renewal bills Premium
+
+    out = api("billing.attach", customer_id="u1", plan_id="premium", **SKIP)
+    assert out["payment_url"] is None and "invoice" not in out and "required_action" not in out
+    assert api.plans_of("u1") == {"premium": "active"}
+    assert _granted(api) == 5000
+    assert _invoices(api) == invoices  # no invoice, no charge, no credit
+    assert _stripe_state(api) == stripe_before  # Stripe untouched
+
+    api.clock.set(MAY)  # the next renewal bills the plan the customer has
+    renewal = _invoices(api)[0]
+    assert (renewal["total"], renewal["status"]) == (50, "paid"), renewal
+    assert api.on_processor(renewal) == ("paid", 5000)
+
+
+def test_a_paid_plan_without_billing_needs_no_card_and_no_checkout(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u2")
+    preview = api("billing.preview_attach", customer_id="u2", plan_id="pro", **SKIP)
+    assert (preview["total"], preview["line_items"]) == (0, [])
+    out = api("billing.attach", customer_id="u2", plan_id="pro", **SKIP)
+    assert out["payment_url"] is None and "invoice" not in out
+    assert api.plans_of("u2") == {"pro": "active"}
+    assert _granted(api, "u2") == 1000
+    assert _invoices(api, "u2") == []
+    assert _stripe_state(api, "u2") == []
+
+
+def test_a_downgrade_without_billing_is_still_scheduled_for_the_period_end(api: Api) -> None:
+    _on_pro(api, "u3")
+    api("billing.attach", customer_id="u3", plan_id="premium")
+    invoices, stripe_before = _invoices(api, "u3"), _stripe_state(api, "u3")
+    api("billing.attach", customer_id="u3", plan_id="pro", **SKIP)
+    assert api.plans_of("u3") == {"premium": "active", "pro": "scheduled"}
+    assert _invoices(api, "u3") == invoices
+    assert _stripe_state(api, "u3") == stripe_before
+
+
+def test_update_quantities_and_cancel_without_billing(api: Api) -> None:
+    create_prepaid_team_plan(api)
+    api("customers.get_or_create", customer_id="u4")
+    api.add_card("u4")
+    quantities = [{"feature_id": "messages", "quantity": 200}]
+    api("billing.attach", customer_id="u4", plan_id="team", feature_quantities=quantities)
+    invoices, stripe_before = _invoices(api, "u4"), _stripe_state(api, "u4")
+    assert [i["total"] for i in invoices] == [40]
+    api.clock.advance(10 * DAY)
+
+    more = [{"feature_id": "messages", "quantity": 500}]
+    billed = api("billing.preview_update", customer_id="u4", plan_id="team", feature_quantities=more)
+    assert billed["total"] > 0
+    preview = api("billing.preview_update", customer_id="u4", plan_id="team", feature_quantities=more, **SKIP)
+    assert (preview["total"], preview["line_items"]) == (0, [])
+    api("billing.update", customer_id="u4", plan_id="team", feature_quantities=more, **SKIP)
+    assert _granted(api, "u4") == 500
+    assert _invoices(api, "u4") == invoices
+    assert _stripe_state(api, "u4") == stripe_before
+
+    credit = api(
+        "billing.preview_update", customer_id="u4", plan_id="team", cancel_action="cancel_immediately"
+    )
+    assert credit["total"] < 0  # the same cancel would credit the unused time
+    api("billing.update", customer_id="u4", plan_id="team", cancel_action="cancel_immediately", **SKIP)
+    assert api.plans_of("u4") == {"free": "active"}
+    assert _invoices(api, "u4") == invoices
+    assert _stripe_state(api, "u4") == stripe_before  # not canceled on Stripe either
+
+
+def test_a_schedule_without_billing_attaches_and_schedules_with_no_invoice(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u5")
+    now = api.clock.now_ms()
+    phases = [
+        {"starts_at": now, "plans": [{"plan_id": "pro"}]},
+        {"starts_at": MAY, "plans": [{"plan_id": "premium"}]},
+    ]
+    out = api("billing.create_schedule", customer_id="u5", phases=phases, **SKIP)
+    assert (out["status"], out["payment_url"]) == ("created", None) and "invoice" not in out
+    assert api.plans_of("u5") == {"pro": "active", "premium": "scheduled"}
+    assert _granted(api, "u5") == 1000
+    assert _invoices(api, "u5") == []
+    assert _stripe_state(api, "u5") == []
+
+
+def test_options_that_ask_for_billing_are_refused_with_it(api: Api) -> None:
+    _on_pro(api, "u6")
+    before = api.customer("u6")
+    asks: list[tuple[str, dict[str, Any]]] = [
+        ("invoice_mode", {"invoice_mode": {"enabled": True}}),
+        ("redirect_mode 'always'", {"redirect_mode": "always"}),
+        ("custom_line_items", {"custom_line_items": [{"amount": 5, "description": "Fee"}]}),
+    ]
+    for op in ("billing.attach", "billing.preview_attach"):
+        for named, extra in asks:
+            error = api(op, expect=400, customer_id="u6", plan_id="premium", **SKIP, **extra)
+            assert error["code"] == "invalid_request", error
+            assert error["message"].startswith(f"{named} cannot be combined with no_billing_changes"), error
+    refund = {"cancel_action": "cancel_immediately", "refund_last_payment": "full"}
+    for op in ("billing.update", "billing.preview_update"):
+        error = api(op, expect=400, customer_id="u6", plan_id="pro", **SKIP, **refund)
+        assert error["message"].startswith("refund_last_payment cannot be combined"), error
+    phases = [{"starts_at": api.clock.now_ms(), "plans": [{"plan_id": "premium"}]}]
+    error = api(
+        "billing.create_schedule", expect=400, customer_id="u6", phases=phases, redirect_mode="always", **SKIP
+    )
+    assert error["code"] == "invalid_request", error
+    assert api.customer("u6") == before
