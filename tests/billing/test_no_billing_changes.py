@@ -147,6 +147,17 @@ def test_a_schedule_without_billing_attaches_and_schedules_with_no_invoice(api: 
     assert _stripe_state(api, "u5") == []
 
 
+def test_setup_payment_attaches_its_plan_without_billing_once_the_card_is_saved(api: Api) -> None:
+    api("customers.get_or_create", customer_id="u7")
+    url = api("billing.setup_payment", customer_id="u7", plan_id="pro", **SKIP)["url"]
+    assert api.plans_of("u7") == {"free": "active"}
+    assert api.pay(url).status_code == 303
+    assert api.plans_of("u7") == {"pro": "active"}
+    assert _granted(api, "u7") == 1000
+    assert _invoices(api, "u7") == []  # the card is saved, nothing charged
+    assert _stripe_state(api, "u7") == []
+
+
 def test_options_that_ask_for_billing_are_refused_with_it(api: Api) -> None:
     _on_pro(api, "u6")
     before = api.customer("u6")
