@@ -9,6 +9,11 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.json_types import (
+    CreateReferralCodeResponseJson,
+    RedeemRewardCodeEntitlementsGrantedJson,
+    RedeemRewardCodeResponseJson,
+)
 from autumn_sdk._generated.models import (
     CreateReferralCodeParams,
     RedeemReferralCodeParams,
@@ -34,14 +39,15 @@ def _program(conn: Connection, ctx: Ctx, program_id: str) -> Any:
     return row
 
 
-def create_code(ctx: Ctx, params: CreateReferralCodeParams) -> dict[str, Any]:
+def create_code(ctx: Ctx, params: CreateReferralCodeParams) -> CreateReferralCodeResponseJson:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
         program = _program(conn, ctx, params.program_id)
         existing = rewards_repo.referral_code_of(conn, program.pk, customer.pk)
+        customer_id = customer.id or params.customer_id  # found by that id
         if existing is not None:
-            return {"code": existing.code, "customer_id": customer.id, "created_at": existing.created_at}
+            return {"code": existing.code, "customer_id": customer_id, "created_at": existing.created_at}
         for _ in range(20):
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
             try:
@@ -54,15 +60,17 @@ def create_code(ctx: Ctx, params: CreateReferralCodeParams) -> dict[str, Any]:
                         customer_pk=customer.pk,
                         created_at=now,
                     )
-                return {"code": code, "customer_id": customer.id, "created_at": now}
+                return {"code": code, "customer_id": customer_id, "created_at": now}
             except IntegrityError:
                 continue
     raise ApiError(500, "internal_error", "Could not allocate a unique referral code")
 
 
-def _grant(conn: Connection, cat: Catalog, customer_pk: int, reward: Any, now: int) -> list[dict[str, Any]]:
+def _grant(
+    conn: Connection, cat: Catalog, customer_pk: int, reward: Any, now: int
+) -> list[RedeemRewardCodeEntitlementsGrantedJson]:
     """A feature grant's balances, each expiring ``expiry.length`` periods from now when it has one."""
-    granted = []
+    granted: list[RedeemRewardCodeEntitlementsGrantedJson] = []
     for g in reward.grants or []:
         feature = cat.features.get(g["feature_id"])
         if feature is None:
@@ -164,7 +172,7 @@ def redeem_code(ctx: Ctx, params: RedeemReferralCodeParams) -> dict[str, Any]:
         }
 
 
-def redeem_reward(ctx: Ctx, params: RedeemRewardCodeParams) -> dict[str, Any]:
+def redeem_reward(ctx: Ctx, params: RedeemRewardCodeParams) -> RedeemRewardCodeResponseJson:
     code = params.code
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)

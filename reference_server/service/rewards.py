@@ -18,11 +18,20 @@ plans and a positive ``max_redemptions`` (400 ``invalid_request``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.json_types import (
+    CreateReferralProgramResponseJson,
+    CreateRewardCouponResponseJson,
+    CreateRewardFeatureGrantResponseJson,
+    CreateRewardResponseJson,
+    ListReferralProgramsResponseJson,
+    RewardsListResponseJson,
+    SuccessResponseJson,
+)
 from autumn_sdk._generated.models import (
     CreateReferralProgramParams,
     CreateRewardCouponDuration,
@@ -77,8 +86,8 @@ def _positive_int(value: int | None, field: str) -> int:
 # --------------------------------------------------------------------------------- reward shapes
 
 
-def _coupon_json(row: Any) -> dict[str, Any]:
-    duration = row.duration_type or "one_off"
+def _coupon_json(row: Any) -> CreateRewardCouponResponseJson:
+    duration: Literal["one_off", "months", "forever"] = row.duration_type or "one_off"
     return {
         "id": row.id,
         "name": row.name,
@@ -98,7 +107,7 @@ def _coupon_json(row: Any) -> dict[str, Any]:
     }
 
 
-def _feature_grant_json(row: Any) -> dict[str, Any]:
+def _feature_grant_json(row: Any) -> CreateRewardFeatureGrantResponseJson:
     return {
         "id": row.id,
         "name": row.name,
@@ -113,7 +122,7 @@ def _feature_grant_json(row: Any) -> dict[str, Any]:
     }
 
 
-def _reward_json(row: Any) -> dict[str, Any]:
+def _reward_json(row: Any) -> CreateRewardResponseJson:
     if row.type == "feature_grant":
         return {"feature_grant": _feature_grant_json(row)}
     return {"coupon": _coupon_json(row)}
@@ -246,7 +255,7 @@ def _reward_row(conn: Connection, pk: int) -> Any:
 # --------------------------------------------------------------------------------- rewards.*
 
 
-def create_reward(ctx: Ctx, params: CreateRewardParams) -> dict[str, Any]:
+def create_reward(ctx: Ctx, params: CreateRewardParams) -> CreateRewardResponseJson:
     """Create a coupon or a feature grant (exactly one of ``coupon`` / ``feature_grant``)."""
     coupon, grant = params.coupon, params.feature_grant
     spec: CreateRewardCouponRequest | CreateRewardFeatureGrantRequest
@@ -293,7 +302,7 @@ def create_reward(ctx: Ctx, params: CreateRewardParams) -> dict[str, Any]:
         return _reward_json(_reward_row(conn, pk))
 
 
-def list_rewards(ctx: Ctx, params: NoParams) -> dict[str, Any]:
+def list_rewards(ctx: Ctx, params: NoParams) -> RewardsListResponseJson:
     """The env's coupons and feature grants, newest first (``free_product`` rewards left out)."""
     with ctx.db.read() as conn:
         rows = rewards_repo.list_rewards(conn, ctx.tenant, MAX_LISTED)
@@ -303,13 +312,13 @@ def list_rewards(ctx: Ctx, params: NoParams) -> dict[str, Any]:
     }
 
 
-def get_reward(ctx: Ctx, params: GetRewardParams) -> dict[str, Any]:
+def get_reward(ctx: Ctx, params: GetRewardParams) -> CreateRewardResponseJson:
     """One coupon or feature grant by id."""
     with ctx.db.read() as conn:
         return _reward_json(_require_reward(conn, ctx, params.reward_id))
 
 
-def update_reward(ctx: Ctx, params: UpdateRewardParams) -> dict[str, Any]:
+def update_reward(ctx: Ctx, params: UpdateRewardParams) -> CreateRewardResponseJson:
     """Change a reward's name, promo codes, and its plans (coupon) or grants (feature grant)."""
     with ctx.db.write() as conn:
         row = _require_reward(conn, ctx, params.reward_id, lock=True)
@@ -342,7 +351,7 @@ def update_reward(ctx: Ctx, params: UpdateRewardParams) -> dict[str, Any]:
         return _reward_json(_reward_row(conn, row.pk))
 
 
-def delete_reward(ctx: Ctx, params: DeleteRewardParams) -> dict[str, Any]:
+def delete_reward(ctx: Ctx, params: DeleteRewardParams) -> SuccessResponseJson:
     """Delete a reward no referral program uses (its promo-code redemptions go with it)."""
     with ctx.db.write() as conn:
         row = _require_reward(conn, ctx, params.reward_id, lock=True)
@@ -358,7 +367,7 @@ def delete_reward(ctx: Ctx, params: DeleteRewardParams) -> dict[str, Any]:
 # --------------------------------------------------------------------------------- referral programs
 
 
-def _program_json(row: Any) -> dict[str, Any]:
+def _program_json(row: Any) -> CreateReferralProgramResponseJson:
     return {
         "id": row.id,
         "reward_id": row.reward_id,
@@ -405,7 +414,9 @@ def _program_fields(values: dict[str, Any]) -> None:
         raise invalid("When `Redeem On` is set to `Checkout`, max redemptions must be greater than 0")
 
 
-def create_referral_program(ctx: Ctx, params: CreateReferralProgramParams) -> dict[str, Any]:
+def create_referral_program(
+    ctx: Ctx, params: CreateReferralProgramParams
+) -> CreateReferralProgramResponseJson:
     """Create a referral program giving an existing reward when its referral codes are redeemed."""
     with ctx.db.write() as conn:
         if rewards_repo.program_exists(conn, ctx.tenant, params.id):
@@ -432,20 +443,22 @@ def create_referral_program(ctx: Ctx, params: CreateReferralProgramParams) -> di
         return _program_json(rewards_repo.program_row(conn, pk))
 
 
-def list_referral_programs(ctx: Ctx, params: NoParams) -> dict[str, Any]:
+def list_referral_programs(ctx: Ctx, params: NoParams) -> ListReferralProgramsResponseJson:
     """The env's referral programs, oldest first."""
     with ctx.db.read() as conn:
         rows = rewards_repo.list_programs(conn, ctx.tenant)
     return {"list": [_program_json(r) for r in rows]}
 
 
-def get_referral_program(ctx: Ctx, params: GetReferralProgramParams) -> dict[str, Any]:
+def get_referral_program(ctx: Ctx, params: GetReferralProgramParams) -> CreateReferralProgramResponseJson:
     """One referral program by id."""
     with ctx.db.read() as conn:
         return _program_json(_require_program(conn, ctx, params.referral_program_id))
 
 
-def update_referral_program(ctx: Ctx, params: UpdateReferralProgramParams) -> dict[str, Any]:
+def update_referral_program(
+    ctx: Ctx, params: UpdateReferralProgramParams
+) -> CreateReferralProgramResponseJson:
     """Change a program; omitted fields keep their value, an explicit null clears an optional one."""
     given = params.model_fields_set
     with ctx.db.write() as conn:
@@ -466,7 +479,7 @@ def update_referral_program(ctx: Ctx, params: UpdateReferralProgramParams) -> di
         return _program_json(rewards_repo.program_row(conn, row.pk))
 
 
-def delete_referral_program(ctx: Ctx, params: DeleteReferralProgramParams) -> dict[str, Any]:
+def delete_referral_program(ctx: Ctx, params: DeleteReferralProgramParams) -> SuccessResponseJson:
     """Delete a program, its referral codes and their redemptions."""
     with ctx.db.write() as conn:
         gone = rewards_repo.delete_program(conn, ctx.tenant, params.referral_program_id)
