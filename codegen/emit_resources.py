@@ -257,6 +257,8 @@ def _methods(method: Method, flavour: str) -> list[str]:
             )
         )
     if method.page_item is not None:
+        # ``list`` -> ``list_all``; ``list_purchases`` -> ``list_purchases_all`` (one pager per list)
+        pager_name = f"{name}_all"
         page_params = tuple(p for p in method.params if p.wire != "start_cursor")
         page_body = _body(method, page_params)
         pager = Method(
@@ -270,7 +272,7 @@ def _methods(method: Method, flavour: str) -> list[str]:
         if flavour == "sync":
             out.append(
                 _def(
-                    "list_all",
+                    pager_name,
                     pager,
                     page_params,
                     f"Iterator[{method.page_item}]",
@@ -280,7 +282,7 @@ def _methods(method: Method, flavour: str) -> list[str]:
             )
             out.append(
                 _def(
-                    "list_all_async",
+                    f"{pager_name}_async",
                     pager,
                     page_params,
                     f"AsyncIterator[{method.page_item}]",
@@ -291,7 +293,7 @@ def _methods(method: Method, flavour: str) -> list[str]:
         else:
             out.append(
                 _def(
-                    "list_all",
+                    pager_name,
                     pager,
                     page_params,
                     f"AsyncIterator[{method.page_item}]",

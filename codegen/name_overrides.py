@@ -63,4 +63,30 @@ VARIANT_NAMES: dict[str, str] = {
     # live window (count, next reset).
     "AutoTopupStatusPurchaseLimit[0]": "AutoTopupPurchaseLimit",
     "AutoTopupStatusPurchaseLimit[1]": "AutoTopupPurchaseWindow",
+    # billing.verify (spec/autumn-sdk-1.2.0-operations.yml): one variant per mismatch ``type``.
+    "VerifyResponseCustomerMismatch[0]": "VerifyBasePriceMismatch",
+    "VerifyResponseCustomerMismatch[1]": "VerifyItemMismatch",
+    "VerifyResponseCustomerMismatch[2]": "VerifyPrepaidQuantityMismatch",
+    "VerifyResponseCustomerMismatch[3]": "VerifyPrepaidPriceMismatch",
+    "VerifyResponseCustomerMismatch[4]": "VerifyScheduleMismatch",
+    "VerifyResponseCustomerMismatch[5]": "VerifyCancelStateMismatch",
+    "VerifyResponseCustomerMismatch[6]": "VerifyRewardMismatch",
+    "VerifyResponseCustomerMismatch[7]": "VerifyStripeSubNotInAutumn",
+    "VerifyResponseCustomerMismatch[8]": "VerifyPlanOnEndingSubscription",
+    "VerifyResponseCustomerMismatch[9]": "VerifyStaleSubscriptionLink",
+    "VerifyResponseCustomerMismatch[10]": "VerifyExpectedStateError",
+    "VerifyResponseCustomerMismatch[11]": "VerifySharedStripeCustomer",
+    # webhooks.preview_sync: one variant per change ``action``.
+    "PreviewSyncWebhooksResponseChange[0]": "WebhookSyncCreate",
+    "PreviewSyncWebhooksResponseChange[1]": "WebhookSyncUpdate",
+    "PreviewSyncWebhooksResponseChange[2]": "WebhookSyncAdopt",
+    "PreviewSyncWebhooksResponseChange[3]": "WebhookSyncUnmanaged",
+    "PreviewSyncWebhooksResponseChange[4]": "WebhookSyncDelete",
+    # invoices.create: a credit cost that is flat or tiered, overall or per dimension match.
+    "CreateInvoicePlanCustomizeItemFeatureOverrideCreditSchema[0]": "InvoiceCreditSchemaFlat",
+    "CreateInvoicePlanCustomizeItemFeatureOverrideCreditSchema[1]": "InvoiceCreditSchemaTiered",
+    "InvoiceCreditSchemaFlatDimension[0]": "InvoiceCreditDimensionFlat",
+    "InvoiceCreditSchemaFlatDimension[1]": "InvoiceCreditDimensionTiered",
+    "InvoiceCreditSchemaTieredDimension[0]": "InvoiceCreditDimensionFlat",
+    "InvoiceCreditSchemaTieredDimension[1]": "InvoiceCreditDimensionTiered",
 }

@@ -16,6 +16,7 @@ SPEC_DIR = REPO_ROOT / "spec"
 DEFAULT_SPECS = (
     SPEC_DIR / "autumn-2026-08-22.yml",
     SPEC_DIR / "platform.yaml",
+    SPEC_DIR / "autumn-sdk-1.2.0-operations.yml",
 )
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 _SAFE_LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

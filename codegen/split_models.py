@@ -23,7 +23,7 @@ from .collect import Collection
 ROOT_MODULE = "root"
 """The models of the operations on the client itself (``check``, ``track``)."""
 WEBHOOKS_MODULE = "webhooks"
-"""The webhook payloads, and any model no operation or webhook reaches."""
+"""The webhook payloads (and the ``webhooks`` group's models), and any model nothing reaches."""
 PACKAGE = "models"
 _FACADE_NAMES = frozenset(
     {"annotations", "importlib", "TYPE_CHECKING", "Any", "NON_NULLABLE_FIELDS", "non_nullable_fields"}
@@ -83,9 +83,10 @@ def _group_roots(collection: Collection) -> dict[str, set[str]]:
     for op in collection.operations:
         module = roots.setdefault(op.group or ROOT_MODULE, set())
         module.update(name_of(shape) for shape in (op.params_shape, op.response_shape) if shape is not None)
-    if WEBHOOKS_MODULE in roots:
-        raise ValueError(f"an API group is named {WEBHOOKS_MODULE!r}, the webhook payloads' module")
-    roots[WEBHOOKS_MODULE] = {name_of(hook.payload_shape) for hook in collection.webhooks}
+    # The ``webhooks`` group (webhook endpoints CRUD) shares its module with the webhook payloads.
+    roots.setdefault(WEBHOOKS_MODULE, set()).update(
+        name_of(hook.payload_shape) for hook in collection.webhooks
+    )
     return roots
 
 
@@ -143,7 +144,7 @@ def _who(module: str) -> str:
     if module == ROOT_MODULE:
         return "the operations on the client itself: ``check``, ``track`` and the like"
     if module == WEBHOOKS_MODULE:
-        return "the webhook payloads (and models no operation reaches)"
+        return "the ``webhooks`` operations, the webhook payloads (and models no operation reaches)"
     return f"the ``{module}`` operations"
 
 

@@ -1,9 +1,11 @@
 """Strict response validation against the vendored specs themselves (not the lax generated models).
 
-Every response the reference server sends for an operation of ``spec/autumn-2026-08-22.yml`` or
-``spec/platform.yaml`` is checked against the JSON schema the spec gives for that operation and
-status, with ``jsonschema`` (Draft 2020-12, ``$ref``s resolved inside the spec document; the
-platform API's OpenAPI 3.0 ``nullable`` rewritten to a JSON Schema ``null`` alternative first).
+Every response the reference server sends for an operation of ``spec/autumn-2026-08-22.yml``,
+``spec/platform.yaml`` or ``spec/autumn-sdk-1.2.0-operations.yml`` (the official SDK's operations
+beyond the published spec, as its models read them) is checked against the JSON schema the spec
+gives for that operation and status, with ``jsonschema`` (Draft 2020-12, ``$ref``s resolved
+inside the spec document; the platform API's OpenAPI 3.0 ``nullable`` rewritten to a JSON Schema
+``null`` alternative first).
 
 The specs document no error responses for Autumn's own operations and only some for the platform
 API.  Every error the server answers is Autumn's error JSON (``{message, code, env}``), so a 4xx or
@@ -41,6 +43,7 @@ from reference_server.api.router import LEGACY_ALIASES
 SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
 AUTUMN_SPEC = SPEC_DIR / "autumn-2026-08-22.yml"
 PLATFORM_SPEC = SPEC_DIR / "platform.yaml"
+OFFICIAL_SDK_SPEC = SPEC_DIR / "autumn-sdk-1.2.0-operations.yml"
 PLATFORM_PREFIX = "/v1"
 """``platform.yaml``'s server URL ends in ``/v1``: its paths are served under it."""
 
@@ -104,7 +107,11 @@ class Conformance:
     def __init__(self) -> None:
         self.operations: dict[tuple[str, str], Operation] = {}
         self._validators: dict[tuple[str, str], Draft202012Validator] = {}
-        for spec_path, prefix in ((AUTUMN_SPEC, ""), (PLATFORM_SPEC, PLATFORM_PREFIX)):
+        for spec_path, prefix in (
+            (AUTUMN_SPEC, ""),
+            (PLATFORM_SPEC, PLATFORM_PREFIX),
+            (OFFICIAL_SDK_SPEC, ""),
+        ):
             document = load_spec(spec_path)
             uri = spec_path.as_uri()
             registry: Registry[Any] = Registry().with_resource(

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from autumn_sdk._generated.models import FinalizeInvoiceParams
 from reference_server.api.request_guard import MAX_SCHEDULE_MS
 from reference_server.errors import ApiError, customer_not_found, invalid
 from reference_server.service.context import Ctx
-from reference_server.service.extra_params import AdvanceClockParams, FinalizeInvoiceParams
+from reference_server.service.extra_params import AdvanceClockParams
 from reference_server.store.customers import advance_clock
 from reference_server.store.subjects import get_customer
 from reference_server.store.tenancy import advance_sandbox_clock

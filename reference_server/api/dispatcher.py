@@ -110,6 +110,8 @@ class Dispatcher:
         check_key(key)
         db, tenant = ctx.db, ctx.tenant
         customer_id = getattr(request, "customer_id", None)
+        if customer_id is None and ep.lock_customer_of is not None and db.is_sqlite:
+            customer_id = ep.lock_customer_of(ctx, request)  # invoices.pay: the invoice's customer
         locked = db.is_sqlite and ep.name in LOCKED_OPERATIONS and isinstance(customer_id, str)
         if locked:  # a replay needs no lock: answer it before queueing for one
             with db.read() as conn:

@@ -57,21 +57,7 @@ from reference_server.service import (
     webhook_endpoints,
 )
 from reference_server.service.context import Ctx, KeyedCall
-from reference_server.service.extra_params import (
-    AdvanceClockParams,
-    CreateSandboxParams,
-    FinalizeInvoiceParams,
-    ListBalancesParams,
-    ListCustomerPlansParams,
-    NoParams,
-    SandboxRefParams,
-    SearchLogsParams,
-    StripeConnectionParams,
-    SyncWebhooksParams,
-    VerifyParams,
-    WebhookParams,
-    WebhookRefParams,
-)
+from reference_server.service.extra_params import AdvanceClockParams, NoParams
 
 Service = Callable[[Ctx, Any], Mapping[str, Any]]
 """A service takes the context and the validated request: the operation's params model instance
@@ -167,54 +153,59 @@ def service_table() -> dict[str, Service]:
         "referrals.list_programs": rewards.list_referral_programs,
         "referrals.update_program": rewards.update_referral_program,
         "referrals.delete_program": rewards.delete_referral_program,
+        # The official autumn-sdk 1.2.0's operations beyond Autumn's published spec
+        # (spec/autumn-sdk-1.2.0-operations.yml)
+        "customers.advance_test_clock": admin.advance_customer_clock,
+        "customers.list_purchases": sdk_extras.list_purchases,
+        "customers.list_subscriptions": sdk_extras.list_subscriptions,
+        "balances.list": sdk_extras.list_balances,
+        "billing.verify": sdk_extras.verify,
+        "invoices.finalize": admin.finalize_invoice,
+        "invoices.void": invoice_actions.void_invoice,
+        "invoices.pay": invoice_actions.pay_invoice,
+        "invoices.create": invoice_actions.create_invoice,
+        "invoices.update": invoice_actions.update_invoice,
+        "invoices.reissue": invoice_actions.reissue_invoice,
+        "invoices.issue_credit_note": invoice_actions.issue_credit_note,
+        "invoices.list_templates": invoice_actions.list_invoice_templates,
+        "logs.search": sdk_logs.search_logs,
+        "platform.get_stripe_connection": sdk_extras.get_stripe_connection,
+        "platform.disconnect_stripe": sdk_extras.disconnect_stripe,
+        "sandboxes.create": sandboxes.create_sandbox,
+        "sandboxes.list": sandboxes.list_sandboxes,
+        "sandboxes.delete": sandboxes.delete_sandbox,
+        "sandboxes.reset": sandboxes.reset_sandbox,
+        "webhooks.create": webhook_endpoints.create_webhook,
+        "webhooks.get": webhook_endpoints.get_webhook,
+        "webhooks.list": webhook_endpoints.list_webhooks,
+        "webhooks.update": webhook_endpoints.update_webhook,
+        "webhooks.delete": webhook_endpoints.delete_webhook,
+        "webhooks.preview_sync": webhook_endpoints.preview_sync_webhooks,
+        "webhooks.sync": webhook_endpoints.sync_webhooks,
     }
+
+
+WIDER_PARAMS: dict[str, type[BaseModel]] = {
+    # The official {customer_id, frozen_time}, and the steps of test_clocks.advance (advance_to,
+    # advance_by_ms, days, hours) that this server's tests and dashboard move a clock with.
+    "customers.advance_test_clock": AdvanceClockParams,
+}
+"""Spec operations whose request this server takes in a wider model than the spec's (a superset:
+every request the spec allows is accepted the same way)."""
+
+LOCK_CUSTOMER_OF: dict[str, Callable[[Ctx, Any], str]] = {
+    "invoices.pay": invoice_actions.invoice_customer,
+    "invoices.void": invoice_actions.invoice_customer,
+}
+"""The ``locks_customer`` operations whose customer is found from what the request names."""
 
 
 EXTRA_OPERATIONS: dict[str, tuple[str, Service, type[BaseModel]]] = {
     "/v1/test_clocks.advance": ("test_clocks.advance", admin.advance_org_clock, AdvanceClockParams),
-    "/v1/customers.advance_test_clock": (
-        "customers.advance_test_clock",
-        admin.advance_customer_clock,
-        AdvanceClockParams,
-    ),
-    "/v1/invoices.finalize": ("invoices.finalize", admin.finalize_invoice, FinalizeInvoiceParams),
-    "/v1/invoices.void": ("invoices.void", invoice_actions.void_invoice, FinalizeInvoiceParams),
-    "/v1/invoices.pay": ("invoices.pay", invoice_actions.pay_invoice, FinalizeInvoiceParams),
-    **{path: (name, refuse, NoParams) for path, (name, refuse) in invoice_actions.REFUSED_OPERATIONS.items()},
     "/v1/catalog.internal_ids": ("catalog.internal_ids", catalog_ids.internal_ids, NoParams),
     "/v1/organizations.current": ("organizations.current", catalog_ids.current_organization, NoParams),
-    "/v1/webhooks.create": ("webhooks.create", webhook_endpoints.create_webhook, WebhookParams),
-    "/v1/webhooks.get": ("webhooks.get", webhook_endpoints.get_webhook, WebhookRefParams),
-    "/v1/webhooks.list": ("webhooks.list", webhook_endpoints.list_webhooks, NoParams),
-    "/v1/webhooks.update": ("webhooks.update", webhook_endpoints.update_webhook, WebhookParams),
-    "/v1/webhooks.delete": ("webhooks.delete", webhook_endpoints.delete_webhook, WebhookRefParams),
-    "/v1/webhooks.preview_sync": (
-        "webhooks.preview_sync",
-        webhook_endpoints.preview_sync_webhooks,
-        SyncWebhooksParams,
-    ),
-    "/v1/webhooks.sync": ("webhooks.sync", webhook_endpoints.sync_webhooks, SyncWebhooksParams),
-    "/v1/sandboxes.create": ("sandboxes.create", sandboxes.create_sandbox, CreateSandboxParams),
-    "/v1/sandboxes.list": ("sandboxes.list", sandboxes.list_sandboxes, NoParams),
-    "/v1/sandboxes.delete": ("sandboxes.delete", sandboxes.delete_sandbox, SandboxRefParams),
-    "/v1/sandboxes.reset": ("sandboxes.reset", sandboxes.reset_sandbox, NoParams),
-    "/v1/balances.list": ("balances.list", sdk_extras.list_balances, ListBalancesParams),
-    "/v1/subscriptions.list": ("subscriptions.list", sdk_extras.list_subscriptions, ListCustomerPlansParams),
-    "/v1/purchases.list": ("purchases.list", sdk_extras.list_purchases, ListCustomerPlansParams),
-    "/v1/billing.verify": ("billing.verify", sdk_extras.verify, VerifyParams),
-    "/v1/logs.search": ("logs.search", sdk_logs.search_logs, SearchLogsParams),
-    "/v1/platform.get_stripe_connection": (
-        "platform.get_stripe_connection",
-        sdk_extras.get_stripe_connection,
-        StripeConnectionParams,
-    ),
-    "/v1/platform.disconnect_stripe": (
-        "platform.disconnect_stripe",
-        sdk_extras.disconnect_stripe,
-        StripeConnectionParams,
-    ),
 }
-"""Operations beyond the spec: path -> (name, service, request model from :mod:`extra_params`)."""
+"""Operations beyond the specs: path -> (name, service, request model from :mod:`extra_params`)."""
 
 ITEMS_KEY = "items"
 """Where the router carries the items of an array body (``balances.batch_track``) to validation."""
@@ -240,6 +231,9 @@ class Endpoint:
     operation_id: str = ""
     summary: str = ""
     in_spec: bool = True
+    lock_customer_of: Callable[[Ctx, Any], str] | None = None
+    """For a ``locks_customer`` operation whose request names no ``customer_id``: the customer whose
+    billing lock it takes (the dispatcher takes it before a keyed request's unit of work opens)."""
 
 
 def endpoints() -> list[Endpoint]:
@@ -264,7 +258,7 @@ def endpoints() -> list[Endpoint]:
                 op.path,
                 op.http_method,
                 service,
-                op.params_model or NoParams,
+                WIDER_PARAMS.get(op.qualified_name) or op.params_model or NoParams,
                 op.response_model,
                 status=op.success_statuses[0] if op.success_statuses else 200,
                 query_params=op.http_method == "GET",
@@ -273,6 +267,7 @@ def endpoints() -> list[Endpoint]:
                 long_read=op.long_read,
                 operation_id=op.operation_id,
                 summary=op.summary or "",
+                lock_customer_of=LOCK_CUSTOMER_OF.get(op.qualified_name),
             )
         )
     for path, (name, service, params_model) in EXTRA_OPERATIONS.items():

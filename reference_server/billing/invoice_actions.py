@@ -16,15 +16,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import (
+    CreateInvoiceParams,
+    IssueCreditNoteParams,
+    ListInvoiceTemplatesParams,
+    PayInvoiceParams,
+    ReissueInvoiceParams,
+    UpdateInvoiceParams,
+    VoidInvoiceParams,
+)
 from reference_server.errors import ApiError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.stripe.events import CompleteCheckout, payment_succeeded
 from reference_server.service.context import Ctx
-from reference_server.service.extra_params import FinalizeInvoiceParams, NoParams
 from reference_server.service.invoices import invoice_json
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.invoice_drafts import void_unpaid
@@ -35,7 +43,7 @@ from reference_server.store.tables.billing import INVOICE_REASON
 JSON = dict[str, Any]
 
 
-def _invoice_id(params: FinalizeInvoiceParams) -> str:
+def _invoice_id(params: VoidInvoiceParams | PayInvoiceParams) -> str:
     invoice_id = params.invoice_id
     if not invoice_id:
         raise invalid("invoice_id: Required", "invalid_inputs")
@@ -52,6 +60,11 @@ def _customer_of(ctx: Ctx, invoice_id: str) -> tuple[int, str]:
     return invoice.pk, customer_id
 
 
+def invoice_customer(ctx: Ctx, params: VoidInvoiceParams | PayInvoiceParams) -> str:
+    """The id of the customer whose billing lock ``invoices.void`` or ``invoices.pay`` takes."""
+    return _customer_of(ctx, _invoice_id(params))[1]
+
+
 def _answer(conn: Connection, invoice_pk: int) -> JSON:
     return {"invoice": invoice_json(invoice_rows_by_pk(conn, [invoice_pk])[invoice_pk])}
 
@@ -63,7 +76,7 @@ class InvoiceActions:
     complete: CompleteCheckout | None
     """What a paid checkout was for (an attach paid by invoice...), as a payment's arrival does it."""
 
-    def void(self, ctx: Ctx, params: FinalizeInvoiceParams) -> JSON:
+    def void(self, ctx: Ctx, params: VoidInvoiceParams) -> JSON:
         invoice_id = _invoice_id(params)
         invoice_pk, customer_id = _customer_of(ctx, invoice_id)
         lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
@@ -90,7 +103,7 @@ class InvoiceActions:
             void_unpaid(conn, invoice_pk, ctx.now())
             return _answer(conn, invoice_pk)
 
-    def pay(self, ctx: Ctx, params: FinalizeInvoiceParams) -> JSON:
+    def pay(self, ctx: Ctx, params: PayInvoiceParams) -> JSON:
         invoice_id = _invoice_id(params)
         invoice_pk, customer_id = _customer_of(ctx, invoice_id)
         lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
@@ -130,12 +143,12 @@ def _actions(ctx: Ctx, name: str) -> InvoiceActions:
     return actions
 
 
-def void_invoice(ctx: Ctx, params: FinalizeInvoiceParams) -> JSON:
+def void_invoice(ctx: Ctx, params: VoidInvoiceParams) -> JSON:
     """``invoices.void``: void an open invoice-mode invoice on its processor and here."""
     return _actions(ctx, "invoices.void").void(ctx, params)
 
 
-def pay_invoice(ctx: Ctx, params: FinalizeInvoiceParams) -> JSON:
+def pay_invoice(ctx: Ctx, params: PayInvoiceParams) -> JSON:
     """``invoices.pay``: mark an open invoice paid out of band (no charge is attempted)."""
     return _actions(ctx, "invoices.pay").pay(ctx, params)
 
@@ -153,25 +166,34 @@ UNSUPPORTED: dict[str, str] = {
 """The official SDK's invoice operations this server refuses, and why."""
 
 
-def _refusal(name: str) -> Callable[[Ctx, NoParams], JSON]:
-    def refuse(ctx: Ctx, params: NoParams) -> JSON:
-        raise ApiError(
-            400,
-            "unsupported_operation",
-            f"{name} is part of Autumn's API but the reference server does not support it: "
-            + UNSUPPORTED[name],
-        )
-
-    refuse.__doc__ = f"``{name}``: refused (400 ``unsupported_operation``)."
-    return refuse
-
-
-REFUSED_OPERATIONS: dict[str, tuple[str, Callable[[Ctx, NoParams], JSON]]] = {
-    "/v1/invoices.listTemplates" if name == "invoices.list_templates" else f"/v1/{name}": (
-        name,
-        _refusal(name),
+def _refuse(name: str) -> NoReturn:
+    raise ApiError(
+        400,
+        "unsupported_operation",
+        f"{name} is part of Autumn's API but the reference server does not support it: " + UNSUPPORTED[name],
     )
-    for name in UNSUPPORTED
-}
-"""Path -> (name, service) per refused operation, at the official SDK's paths (``listTemplates`` is
-camel-cased there); the router serves them beyond the spec."""
+
+
+def create_invoice(ctx: Ctx, params: CreateInvoiceParams) -> JSON:
+    """``invoices.create``: refused (400 ``unsupported_operation``)."""
+    _refuse("invoices.create")
+
+
+def update_invoice(ctx: Ctx, params: UpdateInvoiceParams) -> JSON:
+    """``invoices.update``: refused (400 ``unsupported_operation``)."""
+    _refuse("invoices.update")
+
+
+def reissue_invoice(ctx: Ctx, params: ReissueInvoiceParams) -> JSON:
+    """``invoices.reissue``: refused (400 ``unsupported_operation``)."""
+    _refuse("invoices.reissue")
+
+
+def issue_credit_note(ctx: Ctx, params: IssueCreditNoteParams) -> JSON:
+    """``invoices.issue_credit_note``: refused (400 ``unsupported_operation``)."""
+    _refuse("invoices.issue_credit_note")
+
+
+def list_invoice_templates(ctx: Ctx, params: ListInvoiceTemplatesParams) -> JSON:
+    """``invoices.list_templates``: refused (400 ``unsupported_operation``)."""
+    _refuse("invoices.list_templates")

@@ -26,11 +26,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from autumn_sdk._generated.models import AttachInvoiceMode
+from autumn_sdk._generated.models import AttachInvoiceMode, FinalizeInvoiceParams
 from reference_server.errors import ApiError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import Ctx
-from reference_server.service.extra_params import FinalizeInvoiceParams
 from reference_server.service.invoices import invoice_json
 from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft
 from reference_server.store.invoice_pages import invoice_rows_by_pk

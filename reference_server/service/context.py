@@ -20,11 +20,11 @@ from reference_server.store.db import Database
 from reference_server.store.tenancy import Tenant
 
 if TYPE_CHECKING:
+    from autumn_sdk._generated.models import FinalizeInvoiceParams, PayInvoiceParams, VoidInvoiceParams
     from reference_server.engine.entitlements import Source
     from reference_server.jobs import LeaderLease
     from reference_server.processors.registry import Processors
     from reference_server.request_log import RequestLog
-    from reference_server.service.extra_params import FinalizeInvoiceParams
     from reference_server.service.track_batches import TrackBatches
     from reference_server.store.async_pool import AsyncPool
     from reference_server.store.catalog import Catalog, CatalogCache, Plan
@@ -125,9 +125,9 @@ class SubscriptionMirror(Protocol):
 class InvoiceActions(Protocol):
     """``invoices.void`` and ``invoices.pay``."""
 
-    def void(self, ctx: Ctx, params: FinalizeInvoiceParams) -> JSON: ...
+    def void(self, ctx: Ctx, params: VoidInvoiceParams) -> JSON: ...
 
-    def pay(self, ctx: Ctx, params: FinalizeInvoiceParams) -> JSON: ...
+    def pay(self, ctx: Ctx, params: PayInvoiceParams) -> JSON: ...
 
 
 @dataclass

@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import CreateSandboxParams, DeleteSandboxParams
 from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
-from reference_server.service.extra_params import CreateSandboxParams, NoParams, SandboxRefParams
+from reference_server.service.extra_params import NoParams
 from reference_server.store import sandboxes as sandboxes_repo
 from reference_server.store.catalog import bump_catalog_version
 from reference_server.store.tenancy import create_key, create_org
@@ -126,7 +127,7 @@ def list_sandboxes(ctx: Ctx, params: NoParams) -> JSON:
     return {"list": [_view(row) for row in rows]}
 
 
-def delete_sandbox(ctx: Ctx, params: SandboxRefParams) -> JSON:
+def delete_sandbox(ctx: Ctx, params: DeleteSandboxParams) -> JSON:
     """``sandboxes.delete``: the sandbox organization and everything in it, its keys included."""
     sandbox_id = params.id
     with ctx.db.write() as conn:

@@ -23,19 +23,20 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.models import (
+    DisconnectStripeParams,
+    GetStripeConnectionParams,
+    ListBalancesParams,
+    ListPurchasesParams,
+    ListSubscriptionsParams,
+    VerifyParams,
+)
 from reference_server.engine.balances import breakdown_row
 from reference_server.engine.entitlements import num
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import ApiError, customer_not_found, entity_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.customer_views import past_due_instances, subscription_json
-from reference_server.service.extra_params import (
-    ListBalancesParams,
-    ListCustomerPlansParams,
-    ListPageParams,
-    StripeConnectionParams,
-    VerifyParams,
-)
 from reference_server.service.platform import _tenant_org
 from reference_server.service.subscriptions import instance_from_row
 from reference_server.store import listings
@@ -50,6 +51,12 @@ from reference_server.store.subjects import (
 
 # ---------------------------------------------------------------------------------------------
 # Paging: (customer pk, created_at, row pk), all descending.
+
+
+ListPageParams = ListBalancesParams | ListSubscriptionsParams | ListPurchasesParams
+"""The requests of Autumn's cross-customer lists: ``customer_id``, ``entity_id``, and the paging."""
+DEFAULT_LIMIT = 50
+"""A page's rows when ``limit`` is left out (the most is 200, which the spec's models enforce)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ def list_balances(ctx: Ctx, params: ListBalancesParams) -> dict[str, Any]:
     ``statuses`` defaults to active; a balance is expired once its ``expires_at`` passed (a plan's
     balances leave with the plan).  ``plan_id`` null lists the standalone balances only.
     """
-    limit = params.limit
+    limit = params.limit or DEFAULT_LIMIT
     statuses: set[str] = set(params.statuses or ["active"])
     cursor = _decode_cursor("bal", params.start_cursor)
     base_now = ctx.now()
@@ -190,18 +197,20 @@ _DB_STATUSES = {
 """A requested status -> the stored plan statuses it reads (past_due narrows active rows)."""
 
 
-def list_subscriptions(ctx: Ctx, params: ListCustomerPlansParams) -> dict[str, Any]:
+def list_subscriptions(ctx: Ctx, params: ListSubscriptionsParams) -> dict[str, Any]:
     """Recurring plans (subscriptions) across customers; active and scheduled by default."""
     return _list_customer_plans(ctx, params, purchases=False)
 
 
-def list_purchases(ctx: Ctx, params: ListCustomerPlansParams) -> dict[str, Any]:
+def list_purchases(ctx: Ctx, params: ListPurchasesParams) -> dict[str, Any]:
     """One-off plans (purchases) across customers; active and scheduled by default."""
     return _list_customer_plans(ctx, params, purchases=True)
 
 
-def _list_customer_plans(ctx: Ctx, params: ListCustomerPlansParams, *, purchases: bool) -> dict[str, Any]:
-    limit = params.limit
+def _list_customer_plans(
+    ctx: Ctx, params: ListSubscriptionsParams | ListPurchasesParams, *, purchases: bool
+) -> dict[str, Any]:
+    limit = params.limit or DEFAULT_LIMIT
     statuses: list[str] = list(params.statuses or ["active", "scheduled"])
     db_statuses = sorted({db for status in statuses for db in _DB_STATUSES[status]})
     # past_due without active: of the active rows, only those whose renewal charge failed.
@@ -290,18 +299,18 @@ def verify(ctx: Ctx, params: VerifyParams) -> dict[str, Any]:
 # platform.get_stripe_connection / platform.disconnect_stripe
 
 
-def _org_env(params: StripeConnectionParams) -> str:
+def _org_env(params: GetStripeConnectionParams | DisconnectStripeParams) -> str:
     return "live" if params.env == "live" else "sandbox"
 
 
-def get_stripe_connection(ctx: Ctx, params: StripeConnectionParams) -> dict[str, Any]:
+def get_stripe_connection(ctx: Ctx, params: GetStripeConnectionParams) -> dict[str, Any]:
     """A managed organization's Stripe OAuth connection: never one here (no Stripe OAuth)."""
     with ctx.db.read() as conn:
         _tenant_org(ctx, conn, params.organization_slug)
     return {"connected": False, "account_id": None, "connected_at": None}
 
 
-def disconnect_stripe(ctx: Ctx, params: StripeConnectionParams) -> dict[str, Any]:
+def disconnect_stripe(ctx: Ctx, params: DisconnectStripeParams) -> dict[str, Any]:
     """Revoke a managed organization's Stripe OAuth connection.
 
     As in Autumn, a connected account the platform set (``platform.update_stripe_config`` with an

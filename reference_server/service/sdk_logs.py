@@ -20,13 +20,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from autumn_sdk._generated.models import SearchRequestLogsParams
 from reference_server.errors import invalid
 from reference_server.service.context import Ctx
-from reference_server.service.extra_params import SearchLogsParams
 from reference_server.store.request_log import requests_between
 
 DEFAULT_RANGE_MS = 30 * 60 * 1000
 MAX_RANGE_MS = 7 * 24 * 60 * 60 * 1000
+DEFAULT_LIMIT = 100
+"""The logs returned when ``limit`` is left out (1 to 200, which the spec's model enforces)."""
 
 ANSWERED_FIELDS = (
     "timestamp",
@@ -281,7 +283,7 @@ def _iso(ms: int) -> str:
     )
 
 
-def search_logs(ctx: Ctx, params: SearchLogsParams) -> dict[str, Any]:
+def search_logs(ctx: Ctx, params: SearchRequestLogsParams) -> dict[str, Any]:
     """The environment's API requests in the range that match the query, newest first by default."""
     filters, order, query_limit = _plan(params.query)
     start_date = params.range.start_date if params.range is not None else None
@@ -318,7 +320,8 @@ def search_logs(ctx: Ctx, params: SearchLogsParams) -> dict[str, Any]:
         entries.sort(key=lambda e: (e[field] is None, e[field]), reverse=descending)
     elif order is not None and not order[1]:
         entries.reverse()
-    limit = min(params.limit, query_limit if query_limit is not None else 200)
+    wanted = params.limit if params.limit is not None else DEFAULT_LIMIT
+    limit = min(wanted, query_limit if query_limit is not None else 200)
     return {"list": [_entry(e) for e in entries[:limit]]}
 
 

@@ -18,14 +18,17 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.models import (
+    CreateWebhookParams,
+    DeleteWebhookParams,
+    GetWebhookParams,
+    SyncWebhookItem,
+    SyncWebhooksParams,
+    UpdateWebhookParams,
+)
 from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
-from reference_server.service.extra_params import (
-    NoParams,
-    SyncWebhooksParams,
-    WebhookParams,
-    WebhookRefParams,
-)
+from reference_server.service.extra_params import NoParams
 from reference_server.store import webhook_endpoints as webhook_endpoints_repo
 from reference_server.webhooks.endpoints import create_endpoint
 from reference_server.webhooks.events import EVENT_TYPES
@@ -140,7 +143,9 @@ def _check_id(webhook_id: str) -> str:
     return webhook_id
 
 
-def stated_from(params: WebhookParams, *, create: bool) -> Stated:
+def stated_from(
+    params: CreateWebhookParams | UpdateWebhookParams | SyncWebhookItem, *, create: bool
+) -> Stated:
     """The checked webhook of a request (``create``: ``url`` is required)."""
     webhook_id = _check_id(params.id)
     if params.url is None and create:
@@ -251,7 +256,7 @@ def _changed(ctx: Ctx) -> None:
         watcher.cache.clear()
 
 
-def create_webhook(ctx: Ctx, params: WebhookParams) -> JSON:
+def create_webhook(ctx: Ctx, params: CreateWebhookParams) -> JSON:
     """``webhooks.create``: a new webhook with the caller's id; its signing secret is shown once."""
     stated = stated_from(params, create=True)
     now = ctx.now()
@@ -266,7 +271,7 @@ def create_webhook(ctx: Ctx, params: WebhookParams) -> JSON:
     return {**hook.to_json(), "secret": secret}
 
 
-def get_webhook(ctx: Ctx, params: WebhookRefParams) -> JSON:
+def get_webhook(ctx: Ctx, params: GetWebhookParams) -> JSON:
     """``webhooks.get``: one webhook by its id (or the ``ep_`` id of one made without an id)."""
     webhook_id = _check_id(params.id)
     with ctx.db.read() as conn:
@@ -283,7 +288,7 @@ def list_webhooks(ctx: Ctx, params: NoParams) -> JSON:
     return {"list": [hook.to_json() for hook in hooks]}
 
 
-def update_webhook(ctx: Ctx, params: WebhookParams) -> JSON:
+def update_webhook(ctx: Ctx, params: UpdateWebhookParams) -> JSON:
     """``webhooks.update``: change the URL, events, description or disabled of a webhook."""
     stated = stated_from(params, create=False)
     now = ctx.now()
@@ -297,7 +302,7 @@ def update_webhook(ctx: Ctx, params: WebhookParams) -> JSON:
     return after.to_json()
 
 
-def delete_webhook(ctx: Ctx, params: WebhookRefParams) -> JSON:
+def delete_webhook(ctx: Ctx, params: DeleteWebhookParams) -> JSON:
     """``webhooks.delete``: remove a webhook; undelivered messages to it are dropped with it."""
     webhook_id = _check_id(params.id)
     with ctx.db.write() as conn:

@@ -24,7 +24,8 @@ def _spec_operations() -> list[tuple[str, str, str]]:
 
 def test_every_spec_operation_appears_exactly_once() -> None:
     spec = _spec_operations()
-    assert len(spec) == 72  # Autumn's 67 (2026-08-22) and the platform API's 5
+    # Autumn's 67 (2026-08-22), the platform API's 5 and the official SDK's 27 beyond them
+    assert len(spec) == 99
     table = Counter((op.operation_id, op.http_method, op.path) for op in ops.OPERATIONS)
     assert table == Counter(spec)
     assert all(isinstance(op, Operation) for op in ops.OPERATIONS)
@@ -51,18 +52,23 @@ def test_platform_operations() -> None:
         "link_revenue_cat",
         "sync_revenue_cat",
         "get_revenue_cat_keys",
+        "get_stripe_connection",
+        "disconnect_stripe",
     }
+    # Autumn's own spec and the official SDK's operations serve these at /v1/platform.*
+    dotted = {"link_revenue_cat", "sync_revenue_cat", "get_revenue_cat_keys"}
+    dotted |= {"get_stripe_connection", "disconnect_stripe"}
     assert all(
         op.api == "platform" and op.path.startswith("/v1/platform/")
         for op in platform.values()
-        if "revenue_cat" not in op.name  # Autumn's own spec serves these at /v1/platform.*
+        if op.name not in dotted
     )
     assert platform["list_users"].http_method == "GET"
     assert platform["list_users"].params_model is not None
     assert set(platform["list_users"].params_model.model_fields) == {"limit", "offset", "expand"}
     assert platform["create_organization"].success_statuses == (201,)
     assert platform["generate_oauth_url"].error_statuses == (400, 403, 404)
-    assert all(op.api == "v1" for op in ops.OPERATIONS if op.group != "platform" or "revenue_cat" in op.name)
+    assert all(op.api == "v1" for op in ops.OPERATIONS if op.group != "platform" or op.name in dotted)
 
 
 def test_check_track_finalize_have_one_model_for_200_and_202() -> None:
@@ -79,6 +85,9 @@ def test_body_styles_follow_the_official_sdk() -> None:
         "rewards.list",
         "referrals.list_programs",
         "keys.refresh",
+        "sandboxes.list",
+        "sandboxes.reset",
+        "webhooks.list",
     }
     assert ops.BATCH_TRACK.body_style == "items"
     assert (ops.BATCH_TRACK.min_items, ops.BATCH_TRACK.max_items) == (1, 1000)
@@ -90,3 +99,24 @@ def test_lookup_tables() -> None:
     assert ops.OPERATIONS_BY_PATH["/v1/platform/organizations"] is ops.PLATFORM_CREATE_ORGANIZATION
     assert ops.OPERATIONS_BY_ROUTE[("GET", "/v1/platform/organizations")] is ops.PLATFORM_LIST_ORGANIZATIONS
     assert len(ops.OPERATIONS_BY_ROUTE) == len(ops.OPERATIONS)
+
+
+def test_the_official_sdks_operations_beyond_the_spec_keep_its_names_and_paths() -> None:
+    """spec/autumn-sdk-1.2.0-operations.yml: ``client.<group>.<method>`` as the official SDK calls it."""
+    by_name = {op.qualified_name: op for op in ops.OPERATIONS}
+    assert by_name["customers.list_purchases"].path == "/v1/purchases.list"
+    assert by_name["customers.list_subscriptions"].path == "/v1/subscriptions.list"
+    assert by_name["invoices.list_templates"].path == "/v1/invoices.listTemplates"
+    assert by_name["invoices.list_templates"].operation_id == "listInvoiceTemplates"
+    assert by_name["logs.search"].operation_id == "searchRequestLogs"
+    assert {op.name for op in ops.OPERATIONS if op.group in ("sandboxes", "webhooks")} == {
+        "create",
+        "delete",
+        "get",
+        "list",
+        "preview_sync",
+        "reset",
+        "sync",
+        "update",
+    }
+    assert by_name["webhooks.sync"].params_model is by_name["webhooks.preview_sync"].params_model
