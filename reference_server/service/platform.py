@@ -16,6 +16,15 @@ from urllib.parse import urlencode
 import stripe
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import (
+    CreateOrganizationResponseJson,
+    GenerateOAuthURLResponseJson,
+    ListOrganizationsResponseJson,
+    ListUsersResponseJson,
+    PlatformOrganizationJson,
+    PlatformUserJson,
+    UpdateStripeConfigResponseJson,
+)
 from autumn_sdk._generated.models import (
     CreateOrganizationRequest,
     GenerateOAuthURLRequest,
@@ -46,7 +55,7 @@ def _public_slug(ctx: Ctx, slug: str) -> str:
     return slug[len(prefix) :] if slug.startswith(prefix) else slug
 
 
-def create_organization(ctx: Ctx, params: CreateOrganizationRequest) -> dict[str, Any]:
+def create_organization(ctx: Ctx, params: CreateOrganizationRequest) -> CreateOrganizationResponseJson:
     env = params.env or "both"
     if "@" not in params.user_email:
         raise invalid("user_email: must be an email address", "invalid_inputs")
@@ -62,7 +71,7 @@ def create_organization(ctx: Ctx, params: CreateOrganizationRequest) -> dict[str
             org_pk = row.pk
         user_pk, _uid, _created = ensure_user(conn, params.user_email)
         add_member(conn, org_pk, user_pk)
-        out: dict[str, Any] = {"test_secret_key": None, "live_secret_key": None}
+        out: CreateOrganizationResponseJson = {"test_secret_key": None, "live_secret_key": None}
         if env in ("test", "both"):
             out["test_secret_key"] = create_key(conn, org_pk, "sandbox", "platform")[1]
         if env in ("live", "both"):
@@ -70,24 +79,26 @@ def create_organization(ctx: Ctx, params: CreateOrganizationRequest) -> dict[str
     return out
 
 
-def list_organizations(ctx: Ctx, params: ListOrganizationsParams) -> dict[str, Any]:
+def list_organizations(ctx: Ctx, params: ListOrganizationsParams) -> ListOrganizationsResponseJson:
     limit, offset = params.limit or 10, params.offset or 0
     if not 1 <= limit <= 100 or offset < 0:
         raise invalid("limit must be 1..100 and offset >= 0", "invalid_inputs")
     with ctx.db.read() as conn:
         rows = platform_repo.child_orgs(conn, ctx.tenant.org_pk, limit, offset)
-    items = [{"slug": _public_slug(ctx, r.slug), "name": r.name, "created_at": r.created_at} for r in rows]
+    items: list[PlatformOrganizationJson] = [
+        {"slug": _public_slug(ctx, r.slug), "name": r.name, "created_at": r.created_at} for r in rows
+    ]
     return {"list": items, "total": len(items), "limit": limit, "offset": offset}
 
 
-def list_users(ctx: Ctx, params: ListUsersParams) -> dict[str, Any]:
+def list_users(ctx: Ctx, params: ListUsersParams) -> ListUsersResponseJson:
     limit, offset = params.limit or 10, params.offset or 0
     expand = params.expand or ""
     with ctx.db.read() as conn:
         rows = platform_repo.child_org_users(conn, ctx.tenant.org_pk, limit, offset)
-        items = []
+        items: list[PlatformUserJson] = []
         for r in rows:
-            item: dict[str, Any] = {"email": r.email, "created_at": r.created_at}
+            item: PlatformUserJson = {"email": r.email, "created_at": r.created_at}
             if "organizations" in expand:
                 orgs = platform_repo.user_child_orgs(conn, ctx.tenant.org_pk, r.pk)
                 item["organizations"] = [
@@ -105,7 +116,7 @@ def _tenant_org(ctx: Ctx, conn: Connection, slug: str) -> Any:
     return row
 
 
-def generate_oauth_url(ctx: Ctx, params: GenerateOAuthURLRequest) -> dict[str, Any]:
+def generate_oauth_url(ctx: Ctx, params: GenerateOAuthURLRequest) -> GenerateOAuthURLResponseJson:
     """The Stripe OAuth URL of an organization: this server's own connect page (``ctx.base_url``)."""
     with ctx.db.read() as conn:
         org = _tenant_org(ctx, conn, params.organization_slug)
@@ -172,7 +183,7 @@ def same_account(before: Identity, after: Identity) -> bool:
     return old_account is not None and old_account == new_account
 
 
-def update_stripe(ctx: Ctx, params: UpdateStripeConfigRequest) -> dict[str, Any]:
+def update_stripe(ctx: Ctx, params: UpdateStripeConfigRequest) -> UpdateStripeConfigResponseJson:
     """Save the organization's Stripe account per environment.
 
     ``test_account_id`` / ``live_account_id`` (the platform contract) name a connected account charged

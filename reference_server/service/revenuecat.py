@@ -14,8 +14,11 @@ so no organization can be linked here:
 
 from __future__ import annotations
 
-from typing import Any
-
+from autumn_sdk._generated.json_types import (
+    GetRevenueCatKeysResponseJson,
+    LinkRevenueCatResponseJson,
+    SyncRevenueCatResponseJson,
+)
 from autumn_sdk._generated.models import GetRevenueCatKeysParams, LinkRevenueCatParams, SyncRevenueCatParams
 from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
@@ -27,7 +30,7 @@ def _require_org(ctx: Ctx, slug: str) -> None:
         _tenant_org(ctx, conn, slug)
 
 
-def link_revenue_cat(ctx: Ctx, params: LinkRevenueCatParams) -> dict[str, Any]:
+def link_revenue_cat(ctx: Ctx, params: LinkRevenueCatParams) -> LinkRevenueCatResponseJson:
     _require_org(ctx, params.organization_slug)
     raise ApiError(
         501,
@@ -37,11 +40,11 @@ def link_revenue_cat(ctx: Ctx, params: LinkRevenueCatParams) -> dict[str, Any]:
     )
 
 
-def sync_revenue_cat(ctx: Ctx, params: SyncRevenueCatParams) -> dict[str, Any]:
+def sync_revenue_cat(ctx: Ctx, params: SyncRevenueCatParams) -> SyncRevenueCatResponseJson:
     _require_org(ctx, params.organization_slug)
     raise invalid("Connect RevenueCat via OAuth for this environment before syncing")
 
 
-def get_revenue_cat_keys(ctx: Ctx, params: GetRevenueCatKeysParams) -> dict[str, Any]:
+def get_revenue_cat_keys(ctx: Ctx, params: GetRevenueCatKeysParams) -> GetRevenueCatKeysResponseJson:
     _require_org(ctx, params.organization_slug)
     return {"apps": [], "oauth_access_token": None}
