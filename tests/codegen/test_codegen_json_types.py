@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import inspect
 import pathlib
+import subprocess
+import sys
 import types
 import typing
 from typing import Any
@@ -18,6 +20,7 @@ from autumn_sdk._generated import models as models_module
 from autumn_sdk._generated.models import NON_NULLABLE_FIELDS
 from autumn_sdk._generated.operations import OPERATIONS
 from codegen.emit_json_types import SUFFIX, json_type_name
+from codegen.spec import REPO_ROOT
 
 TYPED_DICTS: dict[str, Any] = {
     name: obj
@@ -94,3 +97,56 @@ def test_the_sdk_never_imports_the_json_types() -> None:
         if path.name != "json_types.py" and "json_types" in path.read_text(encoding="utf-8")
     ]
     assert users == []
+
+
+_ANSWERS = """
+from autumn_sdk._generated.json_types import FeatureJson, ListFeaturesResponseJson
+
+
+def good() -> ListFeaturesResponseJson:
+    feature: FeatureJson = {"id": "f", "name": "F", "type": "metered", "consumable": True, "archived": False}
+    feature["display"] = {"singular": "call", "plural": "calls"}
+    return {"list": [feature]}
+
+
+def misspelt() -> FeatureJson:
+    return {"id": "f", "name": "F", "type": "metered", "consumable": True, "archived": False, "nmae": "F"}
+
+
+def missing() -> FeatureJson:
+    return {"id": "f", "name": "F", "type": "metered", "consumable": True}
+
+
+def null_where_the_spec_refuses_it() -> FeatureJson:
+    return {"id": "f", "name": "F", "type": "metered", "consumable": True, "archived": False, "display": None}
+
+
+def unknown_type() -> FeatureJson:
+    return {"id": "f", "name": "F", "type": "seats", "consumable": True, "archived": False}
+"""
+
+
+def test_mypy_checks_an_answer_against_its_typed_dict(tmp_path: pathlib.Path) -> None:
+    source = tmp_path / "answers.py"
+    source.write_text(_ANSWERS, encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--follow-imports=silent",
+            "--no-incremental",
+            "--config-file",
+            str(REPO_ROOT / "pyproject.toml"),
+            str(source),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    lines = sorted({int(line.split(":")[1]) for line in errors})
+    assert lines == [12, 16, 20, 24], result.stdout
+    assert '"nmae"' in result.stdout and '"archived"' in result.stdout
