@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.json_types import SuccessResponseJson
 from autumn_sdk._generated.models import (
     CustomerData,
     DeleteCustomerParams,
@@ -277,7 +278,7 @@ def update_customer(ctx: Ctx, params: UpdateCustomerParams) -> dict[str, Any]:
         return customer_json(ctx, conn, cat, customer, now, persist_resets=True)
 
 
-def delete_customer(ctx: Ctx, params: DeleteCustomerParams) -> dict[str, Any]:
+def delete_customer(ctx: Ctx, params: DeleteCustomerParams) -> SuccessResponseJson:
     with ctx.db.write() as conn:
         customer = get_customer(conn, ctx.tenant, params.customer_id, lock=True)
         if customer is None:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.json_types import SuccessResponseJson
 from autumn_sdk._generated.models import (
     CreateEntityParams,
     CustomerData,
@@ -330,8 +331,8 @@ def update_entity(ctx: Ctx, params: UpdateEntityParams) -> dict[str, Any]:
         return entity_subject_json(ctx, conn, cat, customer, entity, now)
 
 
-def delete_entity(ctx: Ctx, params: DeleteEntityParams) -> dict[str, Any]:
-    def change() -> dict[str, Any]:
+def delete_entity(ctx: Ctx, params: DeleteEntityParams) -> SuccessResponseJson:
+    def change() -> SuccessResponseJson:
         with ctx.db.write() as conn:
             _cat, customer, entity, now = _load(ctx, conn, params.customer_id, params.entity_id, True)
             if entity.feature_id:

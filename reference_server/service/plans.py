@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autumn_sdk._generated.json_types import SuccessResponseJson
 from autumn_sdk._generated.models import CreatePlanParams, DeletePlanParams, UpdatePlanParams
 from reference_server.engine.entitlements import Feature
 from reference_server.errors import ApiError, invalid, plan_not_found
@@ -130,7 +131,7 @@ def update_plan(ctx: Ctx, params: UpdatePlanParams) -> dict[str, Any]:
         return plan_json(updated, cat)
 
 
-def delete_plan(ctx: Ctx, params: DeletePlanParams) -> dict[str, Any]:
+def delete_plan(ctx: Ctx, params: DeletePlanParams) -> SuccessResponseJson:
     plan_id = params.plan_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
