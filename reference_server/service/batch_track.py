@@ -14,8 +14,7 @@ batches lock the customers they share in the same order and cannot deadlock.
 
 from __future__ import annotations
 
-from typing import Any
-
+from autumn_sdk._generated.json_types import BatchTrackResponseJson
 from autumn_sdk._generated.models import BatchTrackItem
 from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
@@ -28,7 +27,7 @@ def _at(index: int, exc: ApiError) -> ApiError:
     return ApiError(exc.status, exc.code, f"Item {index}: {exc.message}")
 
 
-def batch_track(ctx: Ctx, items: list[BatchTrackItem]) -> dict[str, Any]:
+def batch_track(ctx: Ctx, items: list[BatchTrackItem]) -> BatchTrackResponseJson:
     """Apply ``items`` (1 to 1000: the router holds the body to the spec's bounds) or none of them."""
     args = []
     for index, item in enumerate(items):
