@@ -65,7 +65,6 @@ from reference_server.billing.seats import starting_seat_usage
 from reference_server.billing.sessions import create_checkout_session
 from reference_server.engine.billing import (
     BillingRuleError,
-    Subscription,
     quote_cancel,
     quote_quantity_change,
     quote_upgrade,
@@ -220,9 +219,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         "no_billing": skips_billing(params),
     }
     prorate = params.proration_behavior != "none"
-    reset_anchor = params.billing_cycle_anchor == "now"
-    if reset_anchor:
-        _check_cycle_reset(intent, sub, now)
+    reset_anchor = params.billing_cycle_anchor == "now"  # (checked before the quote: check_anchor_now)
     if intent in ("cancel_immediately", "cancel_end_of_cycle"):
         if inst.status != "active":
             raise invalid("Only an active plan can be cancelled")
@@ -304,12 +301,18 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
     return result
 
 
-def _check_cycle_reset(intent: str, sub: Subscription, now: int) -> None:
+def check_anchor_now(conn: Connection, cat: Catalog, inst: Instance, params: UpdateRequest, now: int) -> None:
     """``billing_cycle_anchor: "now"``: a customization (``customize``) of a plan with a recurring price
     restarts the subscription's cycle at the request, crediting the unused time and charging a whole new
     period. As Autumn, it is 400 for a one-off plan and during a free trial; on a free plan, with a
     cancel or with an update of quantities only (or of nothing) it is refused here rather than
-    silently ignored."""
+    silently ignored. One check for every plan, free or paid, before the update is quoted."""
+    if params.billing_cycle_anchor != "now":
+        return
+    sub = engine_subscription(conn, cat, inst)
+    if sub is None:
+        raise invalid(f"Plan {inst.plan_id} is not available")
+    intent = _intent(params)
     if not sub.plan.is_free:
         try:
             check_cycle_reset(sub.plan, sub.trialing_at(now))
@@ -513,6 +516,9 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
     check_update_redirect(params)
     settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
+        if params.billing_cycle_anchor == "now":
+            cat, _, _, inst, _, now = resolve_update(ctx, conn, params)
+            check_anchor_now(conn, cat, inst, params, now)
         q = update_quotes(ctx, conn, params)
         _check_checkout_quantities(q)
         # An invoice-mode update is invoiced, never sent to checkout (as apply_update does).
@@ -571,6 +577,7 @@ def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str,
 def _update_unlocked(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
     with ctx.db.write() as conn:
         cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, params)
+        check_anchor_now(conn, cat, inst, params, now)
         plan = cat.plans_by_pk.get(inst.plan_pk)
         if (
             plan is not None
@@ -580,7 +587,5 @@ def _update_unlocked(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, An
             and not is_customized(params.customize)  # a new shape of the plan: quoted like a paid one
             and params.redirect_mode != "always"  # a checkout is the paid path's, even at $0
         ):
-            if params.billing_cycle_anchor == "now":
-                raise _cycle_reset_unsupported()
             return update_free(ctx, conn, params, cat, customer, entity, inst, instances, now)
     return paid_update(ctx, params)
