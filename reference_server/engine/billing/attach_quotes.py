@@ -61,6 +61,20 @@ class AttachQuote:
     """A backdated start (in the past): the instance's start and anchor, billed from there."""
     ends_at: int | None = None
     """When the plan ends (``ends_at``; :func:`.attach_dates.bound_quote`), None: until cancelled."""
+    outgoing_paid_recurring: bool = False
+    """The plan replaced at once had a recurring price (set by :func:`quote_upgrade`)."""
+
+    @property
+    def changes_paid_subscription_now(self) -> bool:
+        """An immediate change of an existing paid subscription: the current plan, with a recurring price,
+        replaced at once by a plan with one (so the running period is credited and charged now). Not a
+        first paid plan, an upgrade from a free or one-off plan, a switch at the period end or a
+        reactivation, which create a subscription or change nothing now."""
+        return (
+            self.kind is ChangeKind.UPGRADE
+            and self.outgoing_paid_recurring
+            and self.plan.billing_interval() is not None
+        )
 
     @property
     def scheduled(self) -> bool:
@@ -197,6 +211,7 @@ def quote_upgrade(
         prepaid_quantities=resolved,
         outgoing_plan_id=current.plan.id,
         outgoing_ends_at=now,
+        outgoing_paid_recurring=not current.plan.is_free and current.plan.billing_interval() is not None,
     )
 
 

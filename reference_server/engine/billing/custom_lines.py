@@ -20,7 +20,6 @@ from .errors import BillingRuleError
 from .invoice import InvoiceDraft, LineItem, LineKind
 from .model import Subscription
 from .money import major_to_minor
-from .transitions import ChangeKind
 
 
 @dataclass(frozen=True)
@@ -38,13 +37,7 @@ def with_custom_lines(
 
     Raises BillingRuleError when the change has no invoice of an existing subscription to replace.
     """
-    if (
-        current is None
-        or quote.kind is not ChangeKind.UPGRADE
-        or current.plan.is_free
-        or current.plan.billing_interval() is None
-        or quote.plan.billing_interval() is None
-    ):
+    if current is None or not quote.changes_paid_subscription_now:
         raise BillingRuleError(
             "custom_line_items can only be used when updating an existing subscription"
             " (not creating a new one)"
