@@ -980,8 +980,8 @@ def run_call(call: Call, client: Client, state: State) -> dict[str, Any]:
     return report
 
 
-def inventory() -> dict[str, str]:
-    """Every operation method of the official client (``group.method`` -> its HTTP path)."""
+def _operation_methods() -> dict[str, tuple[str, Any]]:
+    """Every operation method of the official client: ``group.method`` -> (its HTTP path, the function)."""
     official = importlib.import_module("autumn_sdk")
     bind_around_feature_models()
     owners: dict[str, type] = {"": official.Autumn}
@@ -994,7 +994,28 @@ def inventory() -> dict[str, str]:
                 continue
             path = re.search(r'path="([^"]+)"', inspect.getsource(member))
             if path is not None:
-                found[prefix + attr] = path.group(1)
+                found[prefix + attr] = (path.group(1), member)
+    return found
+
+
+def inventory() -> dict[str, str]:
+    """Every operation method of the official client (``group.method`` -> its HTTP path)."""
+    return {name: path for name, (path, _method) in _operation_methods().items()}
+
+
+CALL_OPTIONS = frozenset({"self", "retries", "server_url", "timeout_ms", "http_headers"})
+"""The official methods' per-call options, beside each operation's own arguments."""
+
+
+def signatures() -> dict[str, dict[str, list[str]]]:
+    """Each official operation method's keyword arguments: ``{"required": [...], "optional": [...]}``."""
+    found = {}
+    for name, (_path, method) in _operation_methods().items():
+        parameters = [p for p in inspect.signature(method).parameters.values() if p.name not in CALL_OPTIONS]
+        found[name] = {
+            "required": sorted(p.name for p in parameters if p.default is inspect.Parameter.empty),
+            "optional": sorted(p.name for p in parameters if p.default is not inspect.Parameter.empty),
+        }
     return found
 
 
@@ -1022,6 +1043,9 @@ def _run_refused(
 def main(argv: list[str]) -> int:
     if argv[1:] == ["--inventory"]:
         print(json.dumps(inventory()))
+        return 0
+    if argv[1:] == ["--signatures"]:
+        print(json.dumps(signatures()))
         return 0
     server_url, secret_key = argv[1], argv[2]
     official = importlib.import_module("autumn_sdk")

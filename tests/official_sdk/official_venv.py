@@ -46,6 +46,11 @@ class OfficialSdk:
         found: dict[str, str] = json.loads(self.run("--inventory"))
         return found
 
+    def signatures(self) -> dict[str, dict[str, list[str]]]:
+        """Each official operation's keyword arguments: ``{"required": [...], "optional": [...]}``."""
+        found: dict[str, dict[str, list[str]]] = json.loads(self.run("--signatures"))
+        return found
+
     def call_all(self, server_url: str, secret_key: str) -> list[dict[str, Any]]:
         """One report per line of the script's output (the seed's first, then one per call)."""
         return [json.loads(line) for line in self.run(server_url, secret_key).splitlines() if line.strip()]
