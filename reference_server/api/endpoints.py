@@ -66,7 +66,7 @@ service annotates its own model; :func:`endpoints` refuses to build a table wher
 It answers the operation's response as its generated ``TypedDict`` (``FeatureJson`` for a
 ``Feature``, from ``autumn_sdk._generated.json_types``), or, in the services not typed yet, a plain
 ``dict[str, Any]`` (``tests/server/test_typed_responses.py`` lists them and lets the list only shrink)."""
-AsyncService = Callable[[Ctx, Any, KeyedCall | None], Awaitable[dict[str, Any] | None]]
+AsyncService = Callable[[Ctx, Any, KeyedCall | None], Awaitable[Mapping[str, Any] | None]]
 """An event-loop fast path of a service, given the request's ``Idempotency-Key`` when it has one;
 None hands the request to the synchronous service."""
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from autumn_sdk._generated.json_types import FeatureJson
+from autumn_sdk._generated.json_types import (
+    BalanceBreakdownJson,
+    BalanceBreakdownPriceJson,
+    BalanceJson,
+    BalanceRolloverJson,
+    CustomerFlagJson,
+    FeatureJson,
+)
 from reference_server.engine.entitlements import Feature, Source, num, r10
 
 
@@ -33,11 +40,11 @@ def feature_json(f: Feature) -> FeatureJson:
     return out
 
 
-def _price_json(s: Source) -> dict[str, Any] | None:
+def _price_json(s: Source) -> BalanceBreakdownPriceJson | None:
     p = s.price
     if not p:
         return None
-    out: dict[str, Any] = {
+    out: BalanceBreakdownPriceJson = {
         "billing_units": p.get("billing_units", 1),
         "billing_method": p["billing_method"],
         "max_purchase": p.get("max_purchase"),
@@ -51,7 +58,8 @@ def _price_json(s: Source) -> dict[str, Any] | None:
     return out
 
 
-def breakdown_row(s: Source) -> dict[str, Any]:
+def breakdown_json(s: Source) -> BalanceBreakdownJson:
+    """One source as a row of its Balance's ``breakdown``."""
     return {
         "id": s.id,
         "plan_id": s.plan_id,
@@ -66,21 +74,28 @@ def breakdown_row(s: Source) -> dict[str, Any]:
     }
 
 
+def breakdown_row(s: Source) -> dict[str, Any]:
+    """:func:`breakdown_json` as a plain dict, for answers that add keys of their own to it."""
+    return {**breakdown_json(s)}
+
+
 def derive_balance(
     feature: Feature, sources: list[Source], now_ms: int, expand_feature: bool = False
-) -> dict[str, Any] | None:
+) -> BalanceJson | None:
     """The Balance object of ``feature`` over the given (already scoped) sources; None if none."""
     live = [s for s in sources if s.is_live(now_ms) and not s.is_flag]
     if not live:
         return None
     unlimited = [s for s in live if s.unlimited]
-    out: dict[str, Any]
+    out: BalanceJson
     if unlimited:
         used = num(sum(s.usage for s in unlimited))
-        row = breakdown_row(unlimited[0])
-        row.update(
-            {"included_grant": 0, "prepaid_grant": 0, "remaining": 0, "usage": used, "unlimited": True}
-        )
+        row = breakdown_json(unlimited[0])
+        row["included_grant"] = 0
+        row["prepaid_grant"] = 0
+        row["remaining"] = 0
+        row["usage"] = used
+        row["unlimited"] = True
         out = {
             "feature_id": feature.id,
             "granted": 0,
@@ -94,7 +109,7 @@ def derive_balance(
         }
     else:
         granted = remaining = usage = 0.0
-        rollovers: list[dict[str, Any]] = []
+        rollovers: list[BalanceRolloverJson] = []
         has_rollover_cfg = False
         for s in live:
             granted += s.included_grant + s.prepaid
@@ -124,7 +139,7 @@ def derive_balance(
             "next_reset_at": min(
                 (s.next_reset_at for s in live if s.next_reset_at is not None), default=None
             ),
-            "breakdown": [breakdown_row(s) for s in live],
+            "breakdown": [breakdown_json(s) for s in live],
         }
         if has_rollover_cfg or rollovers:
             out["rollovers"] = rollovers
@@ -147,12 +162,12 @@ def _max_purchase(sources: list[Source]) -> float | None:
 
 def derive_flag(
     feature: Feature, sources: list[Source], now_ms: int, expand_feature: bool = False
-) -> dict[str, Any] | None:
+) -> CustomerFlagJson | None:
     live = [s for s in sources if s.is_flag and s.is_live(now_ms)]
     if not live:
         return None
     s = live[0]
-    out: dict[str, Any] = {
+    out: CustomerFlagJson = {
         "id": s.id,
         "plan_id": s.plan_id,
         "expires_at": s.expires_at,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, overload
 
 from autumn_sdk._generated.json_types import (
+    BalanceBreakdownResetJson,
     CreateFeatureModelMarkupJson,
     CreateFeatureProviderMarkupJson,
     CreditSchemaEntryJson,
@@ -13,6 +14,7 @@ from autumn_sdk._generated.json_types import (
 )
 
 FeatureType = Literal["boolean", "metered", "credit_system", "ai_credit_system"]
+ResetInterval = Literal["one_off", "minute", "hour", "day", "week", "month", "quarter", "semi_annual", "year"]
 
 
 class FeatureMarkups(TypedDict, total=False):
@@ -107,7 +109,7 @@ class Source:
     unlimited: bool
     usage_allowed: bool
     max_purchase: float | None
-    interval: str | None  # None for continuous features; "one_off" for lifetime
+    interval: ResetInterval | None  # None for continuous features; "one_off" for lifetime
     interval_count: int
     anchor_at: int | None
     next_reset_at: int | None
@@ -144,12 +146,12 @@ class Source:
     def is_live(self, now_ms: int) -> bool:
         return self.expires_at is None or self.expires_at > now_ms
 
-    def reset_json(self) -> dict[str, Any] | None:
+    def reset_json(self) -> BalanceBreakdownResetJson | None:
         if self.continuous:
             return None
-        if self.interval in (None, "one_off"):
+        if self.interval is None or self.interval == "one_off":
             return {"interval": "one_off", "resets_at": None}
-        out: dict[str, Any] = {"interval": self.interval, "resets_at": self.next_reset_at}
+        out: BalanceBreakdownResetJson = {"interval": self.interval, "resets_at": self.next_reset_at}
         if self.interval_count != 1:
             out["interval_count"] = self.interval_count
         return out

@@ -8,10 +8,9 @@ that locks the customer (:func:`_check_and_deduct`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import CheckPreviewJson, CheckResponseJson
 from autumn_sdk._generated.models import CheckLock, CheckParams
 from reference_server.engine.balances import derive_flag
 from reference_server.engine.check import metered_allowed
@@ -54,7 +53,7 @@ def _preview(
     customer: CustomerRow,
     feature: Feature,
     has_balance: bool,
-) -> dict[str, Any]:
+) -> CheckPreviewJson:
     owned = {i.plan_pk for i in load_instances(conn, customer.pk)}
     owned_ids = {cat.plans_by_pk[pk].id for pk in owned if pk in cat.plans_by_pk}
     containing = [
@@ -148,7 +147,7 @@ def _check_args(params: CheckParams) -> tuple[float, bool]:
     return 1.0 if required is None else float(required), expands_feature(params)
 
 
-def check(ctx: Ctx, params: CheckParams) -> dict[str, Any]:
+def check(ctx: Ctx, params: CheckParams) -> CheckResponseJson:
     required, expand = _check_args(params)
     lock = params.lock
     customer_id = params.customer_id
@@ -205,10 +204,10 @@ def _check_response(
     *,
     forced: bool | None = None,
     limits: Gate | None = None,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
+) -> CheckResponseJson:
+    out: CheckResponseJson = {
         "allowed": False,
-        "customer_id": customer.id,
+        "customer_id": customer.id or params.customer_id,  # the customer was found by that id
         "entity_id": entity.id if entity else None,
         "required_balance": num(required),
         "balance": None,
@@ -243,7 +242,7 @@ def _within_limits(
 
 def _check_and_deduct(
     ctx: Ctx, params: CheckParams, required: float, lock: CheckLock | None, expand: bool
-) -> dict[str, Any]:
+) -> CheckResponseJson:
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         feature = cat.features.get(params.feature_id)
@@ -323,7 +322,9 @@ def _check_and_deduct(
         return response
 
 
-async def check_async(ctx: Ctx, params: CheckParams, keyed: KeyedCall | None = None) -> dict[str, Any] | None:
+async def check_async(
+    ctx: Ctx, params: CheckParams, keyed: KeyedCall | None = None
+) -> CheckResponseJson | None:
     """:func:`check` as one statement sent on the event loop (PostgreSQL, plain checks).
 
     None: serve the request with :func:`check` in a worker thread instead (send_event, locks,

@@ -3,9 +3,13 @@ Plan object as the API shows it, and in the legacy "product" shape."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from autumn_sdk._generated.json_types import SuccessResponseJson
+from autumn_sdk._generated.json_types import (
+    CheckPreviewProductItemJson,
+    CheckPreviewProductJson,
+    SuccessResponseJson,
+)
 from autumn_sdk._generated.models import CreatePlanParams, DeletePlanParams, UpdatePlanParams
 from reference_server.engine.entitlements import Feature
 from reference_server.errors import ApiError, invalid, plan_not_found
@@ -204,7 +208,7 @@ def plan_json(
     return out
 
 
-def _legacy_feature_type(f: Feature | None) -> str | None:
+def _legacy_feature_type(f: Feature | None) -> Literal["boolean", "single_use", "continuous_use"] | None:
     if f is None:
         return None
     if f.type == "boolean":
@@ -214,9 +218,9 @@ def _legacy_feature_type(f: Feature | None) -> str | None:
     )
 
 
-def product_json(plan: Plan, cat: Catalog) -> dict[str, Any]:
+def product_json(plan: Plan, cat: Catalog) -> CheckPreviewProductJson:
     """A plan in Autumn's legacy "product" shape, which check previews still use."""
-    items: list[dict[str, Any]] = []
+    items: list[CheckPreviewProductItemJson] = []
     if plan.price:
         items.append(
             {
@@ -230,7 +234,7 @@ def product_json(plan: Plan, cat: Catalog) -> dict[str, Any]:
         f = cat.features.get(it["feature_id"])
         price = it.get("price")
         reset = it.get("reset") or {}
-        entry: dict[str, Any] = {
+        entry: CheckPreviewProductItemJson = {
             "type": "priced_feature" if price else "feature",
             "feature_id": it["feature_id"],
             "feature_type": _legacy_feature_type(f),
@@ -251,7 +255,7 @@ def product_json(plan: Plan, cat: Catalog) -> dict[str, Any]:
         "id": plan.id,
         "name": plan.name,
         "group": plan.group or None,
-        "env": plan.env,
+        "env": "live" if plan.env == "live" else "sandbox",
         "is_add_on": plan.add_on,
         "is_default": plan.auto_enable,
         "archived": plan.archived,

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import BalanceJson
 from reference_server.engine.balances import derive_balance
 from reference_server.engine.deduction import (
     DeductionResult,
@@ -160,9 +161,7 @@ def event_values(
     }
 
 
-def balance_of(
-    cat: Catalog, fid: str, subject: list[Source], now: int, expand: bool
-) -> dict[str, Any] | None:
+def balance_of(cat: Catalog, fid: str, subject: list[Source], now: int, expand: bool) -> BalanceJson | None:
     feature = cat.features[fid]
     return derive_balance(feature, [s for s in subject if s.feature_id == fid], now, expand)
 
