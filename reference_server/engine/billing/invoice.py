@@ -21,6 +21,8 @@ class LineKind(str, Enum):
     QUANTITY_CHANGE = "quantity_change"
     CUSTOM = "custom"
     """A line the caller gave (``custom_line_items``), in place of the computed ones."""
+    DISCOUNT = "discount"
+    """A coupon's reduction of the invoice's charges (negative; :mod:`.discounts`)."""
 
 
 @dataclass(frozen=True)
