@@ -20,6 +20,8 @@ from typing import Any
 OFFICIAL_VERSION = "1.2.0"
 OFFICIAL_REQUIREMENT = f"autumn-sdk=={OFFICIAL_VERSION}"
 CALLS_SCRIPT = Path(__file__).with_name("official_calls.py")
+DERIVE_SCRIPT = Path(__file__).resolve().parents[2] / "codegen" / "official_operations.py"
+"""Derives spec/autumn-sdk-1.2.0-operations.yml from the official SDK (run with its interpreter)."""
 INSTALL_TIMEOUT_S = 240
 
 
@@ -28,22 +30,28 @@ class OfficialSdk:
     python: Path
     """The interpreter of the virtualenv that holds the official SDK."""
 
-    def run(self, *args: str, timeout: float = 300) -> str:
-        """``official_calls.py`` with ``args``, isolated (``-I``: no PYTHONPATH, no script directory)."""
+    def run(self, *args: str, timeout: float = 300, script: Path = CALLS_SCRIPT) -> str:
+        """``script`` (``official_calls.py``) with ``args``, isolated (``-I``: no PYTHONPATH, no script
+        directory)."""
         done = subprocess.run(
-            [str(self.python), "-I", str(CALLS_SCRIPT), *args],
+            [str(self.python), "-I", str(script), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
             env={k: v for k, v in os.environ.items() if not k.startswith(("AUTUMN_", "X_API_", "FAIL_OPEN"))},
         )
         if done.returncode != 0:
-            raise RuntimeError(f"official_calls.py {' '.join(args)} failed:\n{done.stderr[-4000:]}")
+            raise RuntimeError(f"{script.name} {' '.join(args)} failed:\n{done.stderr[-4000:]}")
         return done.stdout
 
     def inventory(self) -> dict[str, str]:
         """The official client's operations: ``group.method`` -> HTTP path."""
         found: dict[str, str] = json.loads(self.run("--inventory"))
+        return found
+
+    def derived_spec(self) -> dict[str, Any]:
+        """The document ``codegen/official_operations.py`` derives from this SDK."""
+        found: dict[str, Any] = json.loads(self.run(script=DERIVE_SCRIPT))
         return found
 
     def signatures(self) -> dict[str, dict[str, list[str]]]:

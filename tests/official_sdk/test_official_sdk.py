@@ -155,6 +155,11 @@ def test_the_spec_of_the_official_operations_beyond_autumns_describes_exactly_th
     )
 
 
+def test_the_vendored_document_is_what_the_official_sdk_derives(official_sdk: OfficialSdk) -> None:
+    """spec/autumn-sdk-1.2.0-operations.yml is exactly ``codegen/official_operations.py``'s output."""
+    assert official_sdk.derived_spec() == load_spec(OFFICIAL_OPERATIONS_SPEC).data
+
+
 def test_the_virtualenv_is_the_official_one(official_sdk: OfficialSdk, inventory: dict[str, str]) -> None:
     """The SDK the calls use is PyPI's 1.2.0 in its own environment, not this kit's ``autumn_sdk``."""
     assert official_sdk.python.is_file()
