@@ -12,7 +12,7 @@ hand their requests to :meth:`Dispatcher.serve`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -197,7 +197,7 @@ class Dispatcher:
         except (RateLimited, ApiError) as exc:
             return refusal(exc, authorization)
 
-    def _seal(self, ep: Endpoint, response: dict[str, Any]) -> tuple[int, str]:
+    def _seal(self, ep: Endpoint, response: Mapping[str, Any]) -> tuple[int, str]:
         """The (status, JSON body) a keyed request's claim stores for ``response``, as sent."""
         status, result, _ = self._success(ep, response)
         return status, to_json(result).decode()

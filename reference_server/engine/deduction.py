@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from autumn_sdk._generated.json_types import TrackDeductionJson
 from reference_server.engine.entitlements import Controls, Rollover, Source, num, r10
 from reference_server.engine.intervals import approx_interval_ms
 
@@ -46,7 +47,7 @@ class Target:
 
 @dataclass
 class DeductionResult:
-    deductions: list[dict[str, Any]] = field(default_factory=list)
+    deductions: list[TrackDeductionJson] = field(default_factory=list)
     applied: float = 0.0  # in units of the tracked feature
     touched: dict[str, float] = field(default_factory=dict)  # feature_id -> amount deducted (signed)
     receipt: list[dict[str, Any]] = field(default_factory=list)  # exact per-source amounts, for locks
@@ -259,10 +260,10 @@ def _refund(targets: list[Target], amount: float, behavior: OverageBehavior) -> 
 
 
 def _merge_same_source(result: DeductionResult) -> None:
-    merged: dict[str, dict[str, Any]] = {}
+    merged: dict[str, TrackDeductionJson] = {}
     for d in result.deductions:
         if d["balance_id"] in merged:
             merged[d["balance_id"]]["value"] = num(merged[d["balance_id"]]["value"] + d["value"])
         else:
-            merged[d["balance_id"]] = dict(d)
+            merged[d["balance_id"]] = {**d}
     result.deductions = list(merged.values())

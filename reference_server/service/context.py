@@ -20,6 +20,7 @@ from reference_server.store.db import Database
 from reference_server.store.tenancy import Tenant
 
 if TYPE_CHECKING:
+    from autumn_sdk._generated.json_types import TrackResponseJson
     from autumn_sdk._generated.models import FinalizeInvoiceParams, PayInvoiceParams, VoidInvoiceParams
     from reference_server.engine.entitlements import Source
     from reference_server.jobs import LeaderLease
@@ -175,7 +176,7 @@ class AppState:
     request_log: RequestLog | None = None
     """The dashboard's recent requests (one per app: the middleware writes it)."""
     subject_cache: SubjectCache | None = None
-    track_batches: TrackBatches[Any, dict[str, Any]] | None = None
+    track_batches: TrackBatches[Any, TrackResponseJson] | None = None
     """PostgreSQL: tracks waiting for a busy subject, written together (service.track_batches)."""
     """PostgreSQL only: the subjects tracks compute from (one round trip per track)."""
     async_pool: AsyncPool | None = None
@@ -204,7 +205,7 @@ class KeyedCall:
 
     key: str
     request_hash: str
-    seal: Callable[[dict[str, Any]], tuple[int, str]]
+    seal: Callable[[Mapping[str, Any]], tuple[int, str]]
     """The service's response -> (status, JSON body) a replay of the key answers."""
 
 

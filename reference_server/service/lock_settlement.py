@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.json_types import TrackDeductionJson
 from autumn_sdk._generated.models import CheckLock
 from reference_server.engine.deduction import DeductionResult
 from reference_server.engine.entitlements import Feature, Source, num, r10
@@ -80,9 +81,9 @@ def store_lock(
 
 def _give_back(
     sources_by_pk: dict[int, Source], receipt: list[dict[str, Any]], amount: float
-) -> list[dict[str, Any]]:
+) -> list[TrackDeductionJson]:
     """Return ``amount`` (receipt units, newest entries first) to exactly the sources it came from."""
-    touched: list[dict[str, Any]] = []
+    touched: list[TrackDeductionJson] = []
     need = amount
     for entry in reversed(receipt):
         if need <= 0:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import BalanceJson, TrackResponseJson
 from autumn_sdk._generated.models import BatchTrackItem, CheckLock, TrackParams
 from reference_server.engine.deduction import DeductionResult, InsufficientBalance, OverageBehavior
 from reference_server.engine.entitlements import Controls, Feature, Source, num
@@ -67,9 +68,9 @@ def track_args(params: TrackItem) -> tuple[float, OverageBehavior, CheckLock | N
 
 def queued_response(
     value: float, customer_id: str, entity_id: str | None, event_name: str | None = None
-) -> dict[str, Any]:
+) -> TrackResponseJson:
     """Autumn's answer to an ``async`` track: what was recorded, no balance (applied already here)."""
-    out: dict[str, Any] = {"customer_id": customer_id, "value": num(value), "balance": None}
+    out: TrackResponseJson = {"customer_id": customer_id, "value": num(value), "balance": None}
     if entity_id:
         out["entity_id"] = entity_id
     if event_name:
@@ -77,7 +78,7 @@ def queued_response(
     return out
 
 
-def queued(params: TrackParams, value: float) -> dict[str, Any]:
+def queued(params: TrackParams, value: float) -> TrackResponseJson:
     return queued_response(value, params.customer_id, params.entity_id, params.event_name)
 
 
@@ -86,7 +87,7 @@ def cacheable(params: TrackParams, lock: CheckLock | None) -> bool:
     return lock is None and not extra_field(params, "idempotency_key") and not params.entity_id
 
 
-def track(ctx: Ctx, params: TrackParams) -> dict[str, Any]:
+def track(ctx: Ctx, params: TrackParams) -> TrackResponseJson:
     value, behavior, lock, expand = track_args(params)
     cache = ctx.state.subject_cache
     if cache is not None and cacheable(params, lock):
@@ -104,7 +105,7 @@ def _track_locked(
     behavior: OverageBehavior,
     lock: CheckLock | None,
     expand: bool,
-) -> dict[str, Any]:
+) -> TrackResponseJson:
     """The track in one write transaction that locks the customer (an unpaid seat charge rolls it back)."""
     with ctx.db.write() as conn:
         return track_in(ctx, conn, params, value, behavior, lock, expand)
@@ -118,7 +119,7 @@ def track_in(
     behavior: OverageBehavior,
     lock: CheckLock | None,
     expand: bool,
-) -> dict[str, Any]:
+) -> TrackResponseJson:
     """One track in the caller's write transaction (``track``, every item of ``batch_track``, and
     ``track_tokens``); ``value``, ``behavior``, ``lock`` and ``expand`` are :func:`track_args`'s."""
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
@@ -220,13 +221,20 @@ def track_response(
     now: int,
     value: float,
     expand: bool,
-) -> dict[str, Any]:
-    response: dict[str, Any] = {"customer_id": customer.id, "value": num(value)}
-    if entity is not None:
-        response["entity_id"] = entity.id
+) -> TrackResponseJson:
+    balance, balances = _track_balances(cat, feats, results, subject, now, expand)
+    # the customer and entity were found by the ids asked for
+    response: TrackResponseJson = {
+        "customer_id": customer.id or params.customer_id,
+        "value": num(value),
+        "balance": balance,
+    }
+    if entity is not None and (entity_id := entity.id or params.entity_id):
+        response["entity_id"] = entity_id
     if params.event_name:
         response["event_name"] = params.event_name
-    response.update(_track_balances(cat, feats, results, subject, now, expand))
+    if balances is not None:
+        response["balances"] = balances
     response["deductions"] = [d for _, r in results for d in r.deductions]
     return response
 
@@ -238,16 +246,15 @@ def _track_balances(
     subject: list[Source],
     now: int,
     expand: bool,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+) -> tuple[BalanceJson | None, dict[str, BalanceJson | None] | None]:
+    """The track's ``balance`` and, when it involves several features, its ``balances``."""
+    balance: BalanceJson | None = None
     involved: list[str] = []
     for f in feats:
         for fid in [f.id] + [cs.id for cs in cat.credit_systems_for.get(f.id, [])]:
             if fid not in involved:
                 involved.append(fid)
-    if len(feats) > 1:
-        out["balance"] = None
-    else:
+    if len(feats) == 1:
         f = feats[0]
         touched = results[0][1].touched if results else {}
         own = [s for s in subject if s.feature_id == f.id and s.is_live(now)]
@@ -263,10 +270,10 @@ def _track_balances(
         if chosen is None:
             owned_credit = [cid for cid in credit_ids if any(s.feature_id == cid for s in subject)]
             chosen = f.id if own or not owned_credit else owned_credit[0]
-        out["balance"] = balance_of(cat, chosen, subject, now, expand) if f.type != "boolean" else None
+        balance = balance_of(cat, chosen, subject, now, expand) if f.type != "boolean" else None
     if len(involved) >= 2:
-        out["balances"] = {fid: balance_of(cat, fid, subject, now, expand) for fid in involved}
-    return out
+        return balance, {fid: balance_of(cat, fid, subject, now, expand) for fid in involved}
+    return balance, None
 
 
 def _track_cached(
@@ -276,7 +283,7 @@ def _track_cached(
     value: float,
     behavior: OverageBehavior,
     expand: bool,
-) -> dict[str, Any] | None:
+) -> TrackResponseJson | None:
     """PostgreSQL's one-round-trip track from the process's cached subject (store.subject_cache).
 
     Answers None whenever the locked path must decide instead: an unknown customer, maintenance
@@ -372,7 +379,7 @@ def _track_done(
     fingerprint: str | None,
     value: float,
     expand: bool,
-) -> dict[str, Any] | None:
+) -> TrackResponseJson | None:
     if not settled(entry, step.dirty, fingerprint):
         return None
     return track_response(

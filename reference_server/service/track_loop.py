@@ -14,6 +14,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from autumn_sdk._generated.json_types import TrackResponseJson
 from autumn_sdk._generated.models import TrackParams
 from reference_server.engine.deduction import OverageBehavior
 from reference_server.engine.entitlements import Feature
@@ -47,7 +48,9 @@ from reference_server.store.subject_cache import (
 )
 
 
-async def track_async(ctx: Ctx, params: TrackParams, keyed: KeyedCall | None = None) -> dict[str, Any] | None:
+async def track_async(
+    ctx: Ctx, params: TrackParams, keyed: KeyedCall | None = None
+) -> TrackResponseJson | None:
     """:func:`track` with its one statement sent on the event loop (PostgreSQL, cached subjects).
 
     With an ``Idempotency-Key`` (``keyed``) the same statement claims the key and stores the answer
@@ -113,7 +116,7 @@ class _Queued:
     expand: bool
 
 
-def new_track_batches() -> TrackBatches[_Queued, dict[str, Any]]:
+def new_track_batches() -> TrackBatches[_Queued, TrackResponseJson]:
     """The process's queues of tracks waiting for a busy subject (``AppState.track_batches``)."""
     return TrackBatches()
 
@@ -126,12 +129,12 @@ def _release(ctx: Ctx, key: SubjectKey, entry: CachedSubject | None) -> None:
 
 
 async def _write_batch(
-    ctx: Ctx, key: SubjectKey, lead: Lead[_Queued, dict[str, Any]]
-) -> dict[str, Any] | None:
+    ctx: Ctx, key: SubjectKey, lead: Lead[_Queued, TrackResponseJson]
+) -> TrackResponseJson | None:
     """Compute the queued tracks one after another from the subject and write them in one statement
     (:data:`APPLY_BATCH`); every waiter is released with its answer once it has committed, or with
     None (the ordinary path) when the batch could not be written.  The leader's own answer returned."""
-    answers: list[dict[str, Any] | None] = [None] * len(lead.batch)
+    answers: list[TrackResponseJson | None] = [None] * len(lead.batch)
     done: CachedSubject | None = None
     try:
         pool, cat = ctx.state.async_pool, ctx.state.catalog_cache.peek(ctx.tenant)
@@ -147,7 +150,7 @@ async def _write_batch(
                 return None
         events: list[dict[str, Any]] = []
         claims: list[AnsweredClaim] = []
-        computed: list[dict[str, Any] | None] = []
+        computed: list[TrackResponseJson | None] = []
         for waiter in lead.batch:
             q: _Queued = waiter.item
             feats = track_features(cat, q.params)
@@ -176,7 +179,7 @@ async def _write_batch(
         _release(ctx, key, done)
 
 
-def _claim(ctx: Ctx, keyed: KeyedCall, answer: dict[str, Any]) -> AnsweredClaim:
+def _claim(ctx: Ctx, keyed: KeyedCall, answer: TrackResponseJson) -> AnsweredClaim:
     """The request's header claim, carrying the answer a replay gives."""
     status, body = keyed.seal(answer)
     return AnsweredClaim(
@@ -196,7 +199,7 @@ def _answer(
     step: TrackStep,
     value: float,
     expand: bool,
-) -> dict[str, Any]:
+) -> TrackResponseJson:
     """What the track answers, computed before its statement (a keyed one's claim stores it)."""
     if params.async_:
         return queued(params, value)

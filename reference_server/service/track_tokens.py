@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import TrackResponseJson
 from autumn_sdk._generated.models import TrackParams, TrackTokensParams
 from reference_server.engine.entitlements import Feature
 from reference_server.errors import ApiError, customer_not_found, feature_not_found
@@ -97,8 +98,8 @@ def _track_params(params: TrackTokensParams, feature: Feature) -> TrackParams:
     )
 
 
-def track_tokens(ctx: Ctx, params: TrackTokensParams) -> dict[str, Any]:
-    def run() -> dict[str, Any]:
+def track_tokens(ctx: Ctx, params: TrackTokensParams) -> TrackResponseJson:
+    def run() -> TrackResponseJson:
         with ctx.db.write() as conn:
             cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
             feature = _ai_feature(ctx, conn, cat, params)

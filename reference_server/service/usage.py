@@ -7,7 +7,7 @@ a loaded customer into the engine's inputs and records the results.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -116,7 +116,7 @@ def record_event(
     name: str,
     value: float,
     properties: dict[str, Any] | None,
-    deductions: list[dict[str, Any]] | None,
+    deductions: Sequence[Mapping[str, object]] | None,
     timestamp: int,
 ) -> str:
     """Store one usage event (track, send_event, lock or finalize) in the caller's transaction."""
@@ -142,7 +142,7 @@ def event_values(
     name: str,
     value: float,
     properties: dict[str, Any] | None,
-    deductions: list[dict[str, Any]] | None,
+    deductions: Sequence[Mapping[str, object]] | None,
     timestamp: int,
 ) -> dict[str, Any]:
     """The columns of one event row (JSON columns as Python values), with a new event id."""

@@ -23,7 +23,6 @@ from reference_server.service.context import Ctx
 _CUSTOMER_VIEW = "customer_views.py builds subscriptions, balances, flags and controls as dicts"
 _PLAN_VIEW = "plan_values.py builds a plan's items and prices (tiers, reset) from engine dicts"
 _BILLING = "billing/ builds quotes, previews and invoices from the engine's dict lines"
-_TRACK = "track.py and track_loop.py build answers and deductions as dicts (Balance is typed)"
 _INVOICE_ACTIONS = "billing/invoice_actions.py answers from stored invoice rows as dicts"
 _SDK_EXTRAS = "sdk_extras.py reuses the customer view's dict builders"
 _WEBHOOKS = "webhook_endpoints.py builds endpoints from stored rows as dicts"
@@ -51,8 +50,6 @@ UNTYPED: dict[str, str] = {
     "billing.open_customer_portal": _BILLING,
     "billing.setup_payment": _BILLING,
     "billing.import": _BILLING,
-    "track": _TRACK,
-    "track_tokens": _TRACK,
     "invoices.insert": "invoice_json adds net_terms_days and due_at, keys the spec's invoice lacks",
     "invoices.list": "invoice_json adds net_terms_days and due_at, keys the spec's invoice lacks",
     "entities.create": _CUSTOMER_VIEW,
@@ -132,7 +129,8 @@ def test_the_untyped_list_only_shrinks() -> None:
 def test_the_typed_api_groups_stay_typed() -> None:
     typed = {ep.name for ep in endpoints() if _is_typed(ep)}
     assert {"features.create", "features.get", "features.list", "features.update", "features.delete"} <= typed
-    assert {"balances.create", "balances.update", "balances.delete", "balances.finalize", "check"} <= typed
+    assert {"balances.create", "balances.update", "balances.delete", "balances.finalize"} <= typed
+    assert {"check", "track", "track_tokens", "batch_track"} <= typed
     assert {"events.list", "events.aggregate", "keys.mint", "licenses.list", "platform.list_users"} <= typed
     assert {
         "rewards.create",
