@@ -1,6 +1,8 @@
-"""Schemathesis over both vendored specs against the real server over HTTP, on SQLite and PostgreSQL.
+"""Schemathesis over the vendored specs against the real server over HTTP, on SQLite and PostgreSQL.
 
-Every operation of ``spec/autumn-2026-05-20.yml`` and ``spec/platform.yaml`` gets a fixed number
+Every operation of ``spec/autumn-2026-08-22.yml``, ``spec/platform.yaml`` and
+``spec/autumn-sdk-1.2.0-operations.yml`` (run last: its ``sandboxes.reset`` empties the seeded
+environment) gets a fixed number
 of generated requests (schema-valid and schema-violating bodies and queries, derandomized so CI
 repeats the same run) with a valid secret key against a server seeded with ``--demo``'s catalogue
 and customer (plus an entity), and the ids the spec generates are swapped for those seeded ones
@@ -45,6 +47,7 @@ from reference_server.testing import RunningServer, fresh_database_url, run_serv
 from tests.spec_conformance import (
     AUTUMN_ERROR,
     AUTUMN_SPEC,
+    OFFICIAL_SDK_SPEC,
     PLATFORM_PREFIX,
     PLATFORM_SPEC,
     load_spec,
@@ -131,6 +134,7 @@ def before_generate_body(context: Any, strategy: st.SearchStrategy[Any]) -> st.S
 
 AUTUMN = _schema(AUTUMN_SPEC)
 PLATFORM = _schema(PLATFORM_SPEC)
+OFFICIAL = _schema(OFFICIAL_SDK_SPEC)
 
 
 def _seed(server: RunningServer) -> None:
@@ -187,6 +191,7 @@ _SETTINGS = settings(
 _TestFunction = Callable[..., None]
 autumn_operations = cast(Callable[[_TestFunction], _TestFunction], AUTUMN.parametrize())
 platform_operations = cast(Callable[[_TestFunction], _TestFunction], PLATFORM.parametrize())
+official_operations = cast(Callable[[_TestFunction], _TestFunction], OFFICIAL.parametrize())
 
 
 @autumn_operations
@@ -198,4 +203,12 @@ def test_autumn_api_conforms(case: Case[Any], seeded_server: RunningServer) -> N
 @platform_operations
 @_SETTINGS
 def test_platform_api_conforms(case: Case[Any], seeded_server: RunningServer) -> None:
+    _call(case, seeded_server)
+
+
+@official_operations
+@_SETTINGS
+def test_official_sdk_operations_conform(case: Case[Any], seeded_server: RunningServer) -> None:
+    """The official SDK's operations beyond Autumn's spec (spec/autumn-sdk-1.2.0-operations.yml); last,
+    since ``sandboxes.reset`` empties the seeded environment."""
     _call(case, seeded_server)
