@@ -36,8 +36,9 @@ _INVOICE_MODE = ("invoice_mode.invoice_template_id",)
 # Autumn's ``create_in_stripe`` creates the Stripe customer at once; this server creates it when billing
 # first needs it, so an eager creation is not asked for here.
 _CUSTOMER_DATA = ("customer_data.currency", "customer_data.create_in_stripe")
-# Options of a billing change that no billing operation here acts on: discounts (rewards, coupons,
-# promotion codes) on the change, and a new Stripe subscription rather than the existing one.
+# Options of a billing change that these operations do not act on: discounts (rewards, coupons, promotion
+# codes; served on attach and its preview: billing/discounts.py), and a new Stripe subscription rather than
+# the existing one.
 # (``checkout_session_params`` is refused key by key: see OPEN_OBJECTS.)
 _CHANGE_OPTIONS = ("discounts", "new_billing_subscription")
 # An ``adjustable`` quantity is one the customer may change on Autumn's checkout page (Stripe Checkout's
@@ -73,8 +74,9 @@ gets the license plan as it is) and link metadata; its included seats and seat p
 # ``starts_at`` and ``ends_at`` are served (billing/attach_dates.py); what of them this server does not
 # model is refused there: access before a later start's billing (``enable_plan_immediately``) and a new
 # start or end for a canceling plan being re-attached (which keeps its running cycle).
+# Its ``discounts`` are served (billing/discounts.py).
 _ATTACH_OPTIONS = (
-    *_CHANGE_OPTIONS,
+    "new_billing_subscription",
     "processor_subscription_id",
     "tax_rate_id",
     _ADJUSTABLE,
@@ -99,6 +101,7 @@ _SETUP_PAYMENT = (
     *_CUSTOMIZE,
     *_LICENSE_LINKS,
     *(path for path in _ATTACH_OPTIONS if path != "new_billing_subscription"),  # (no such field here)
+    "discounts",
     "custom_line_items",
     "billing_cycle_anchor",
     "starts_at",
@@ -133,8 +136,8 @@ _PLAN_UPDATE = (
     *_PLAN,
 )
 
-# A schedule's ``discounts`` have nothing to reuse here (no billing change applies a reward as a
-# discount; its ``no_billing_changes`` is served: billing/no_billing.py); ``billing_cycle_anchor: "now"``,
+# A schedule's ``discounts`` are not applied yet (attach's are: billing/discounts.py; its
+# ``no_billing_changes`` is served: billing/no_billing.py); ``billing_cycle_anchor: "now"``,
 # which the official SDK always sends, is served by billing/schedules.py (refused there only where it
 # would ask for more than attaching now does); a plan's customize is refused where attach's is.
 _SCHEDULE = (

@@ -24,6 +24,7 @@ from reference_server.billing.convert import (
     is_customized,
 )
 from reference_server.billing.customer_lock import customer_lock
+from reference_server.billing.discounts import discount_quote, resolve_discounts
 from reference_server.billing.invoice_mode import check_attach
 from reference_server.billing.license_seats import (
     attach_seats,
@@ -76,7 +77,7 @@ from reference_server.engine.billing import (
 from reference_server.engine.billing.attach_dates import StartTiming, start_timing
 from reference_server.engine.billing.checkout import checkout_type, needs_checkout
 from reference_server.engine.billing.custom_lines import CustomLine, with_custom_lines
-from reference_server.engine.billing.money import to_decimal
+from reference_server.engine.billing.money import DEFAULT_CURRENCY, to_decimal
 from reference_server.engine.billing.preview import attach_preview_body
 from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
@@ -106,6 +107,8 @@ def attach_free(
 ) -> dict[str, Any]:
     entity_pk = entity.pk if entity else None
     _check_subscription_id(params, instances)
+    # A plan without a price has no invoice to discount: its discounts are checked, and kept nowhere.
+    resolve_discounts(ctx, conn, params.discounts, DEFAULT_CURRENCY)
     carried = None
     if current is not None:
         if current.plan_id == plan.id:
@@ -213,6 +216,14 @@ def prepare_attach(
             quote = with_custom_lines(quote, current_sub, given)
         except BillingRuleError as exc:
             raise rule_error(exc) from exc
+    if params.discounts:  # coupons on what it bills now and later (discounts.py)
+        if no_billing:
+            raise ApiError(
+                400, "invalid_request", "discounts cannot be used with no_billing_changes: nothing is billed"
+            )
+        terms = resolve_discounts(ctx, conn, params.discounts, quote.due_now.currency)
+        state.discounts = discount_quote(quote, terms)
+        quote = state.discounts.quote
     if no_billing:  # the change as quoted, with nothing billed for it (no_billing.py)
         quote = unbilled(quote)
     return state, quote, trial

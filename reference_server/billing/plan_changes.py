@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachCarryOverBalances
 from reference_server.billing.convert import plan_snapshot
+from reference_server.billing.discounts import DiscountedQuote, record_discounts
 from reference_server.billing.resolve import AttachRequest, plans_to_remove
 from reference_server.engine.billing import AttachQuote, ChangeKind, TrialChoice
 from reference_server.engine.billing.invoice import InvoiceDraft, LineKind
@@ -193,6 +194,8 @@ class AttachState:
     params: AttachRequest
     no_billing: bool = False
     """``no_billing_changes``: the change is made without billing it (billing/no_billing.py)."""
+    discounts: DiscountedQuote | None = None
+    """The request's ``discounts`` as its quote applied them, kept on the instance (billing/discounts.py)."""
 
     @property
     def entity_pk(self) -> int | None:
@@ -279,6 +282,7 @@ def apply_attach(
         set_cancellation(conn, current.pk, None, None)
         changes += expire_scheduled_in_group(conn, cat, state.instances, plan.group, state.entity_pk)
         changes.append(change(conn, "updated", current.pk, previous))
+        _keep_discounts(state, quote, current.pk)
         return changes
     if quote.kind is ChangeKind.DOWNGRADE or quote.scheduled:
         # A downgrade at the period end, or a plan asked to start later (``starts_at``): the plan it
@@ -307,6 +311,7 @@ def apply_attach(
         schedule_maintenance(conn, state.customer.pk, quote.starts_at)
         _set_end(conn, state.customer.pk, new_pk, quote.ends_at)
         changes.append(change(conn, "scheduled", new_pk))
+        _keep_discounts(state, quote, new_pk)
         if created is not None:
             created.append(new_pk)
         return changes
@@ -357,9 +362,23 @@ def apply_attach(
         schedule_maintenance(conn, state.customer.pk, period.end)
     _set_end(conn, state.customer.pk, new_pk, quote.ends_at)
     changes.append(change(conn, "activated", new_pk, one_off=plan.is_one_off))
+    _keep_discounts(state, quote, new_pk)
     if created is not None:
         created.append(new_pk)
     return changes
+
+
+def _keep_discounts(state: AttachState, quote: AttachQuote, instance_pk: int) -> None:
+    if state.discounts is not None:
+        record_discounts(
+            state.ctx,
+            state.conn,
+            state.customer.pk,
+            instance_pk,
+            state.discounts,
+            quote.due_now.currency,
+            state.now,
+        )
 
 
 def _set_end(conn: Connection, customer_pk: int, instance_pk: int, ends_at: int | None) -> None:

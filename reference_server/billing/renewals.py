@@ -20,6 +20,7 @@ from reference_server.billing.convert import (
     instance_plan,
     instance_quantities,
 )
+from reference_server.billing.discounts import discount_invoice
 from reference_server.billing.plan_changes import (
     activate_default,
     change,
@@ -108,6 +109,7 @@ def _activate_scheduled(
                 quote.plan, quote.prepaid_quantities, quote.anchor, quote.period, ends_at, 1, seats
             )
             due = InvoiceDraft(due.lines + tuple(credit), due.currency)
+        due = discount_invoice(conn, inst.pk, due, at)  # coupons kept when it was scheduled (discounts.py)
         outcome = charge_draft(processor, conn, customer, due, "renewal", at, base_url, entity)
         past_due = outcome is not None and not outcome.succeeded
         if quote.period is not None:
@@ -238,6 +240,7 @@ def process_boundary(
         )
         invoice = InvoiceDraft(invoice.lines + tuple(credit), invoice.currency)
     invoice = _with_pending(conn, customer, inst, invoice, entity)
+    invoice = discount_invoice(conn, inst.pk, invoice, boundary)  # its coupons in force (discounts.py)
     outcome = charge_draft(processor, conn, customer, invoice, "renewal", boundary, base_url, entity)
     past_due = outcome is not None and not outcome.succeeded
     previous = {

@@ -74,7 +74,6 @@ def test_the_server_refuses_before_writing(api: Api) -> None:
 
 
 _ATTACH_ASKS: dict[str, Any] = {
-    "discounts": [{"reward_id": "launch"}],
     "new_billing_subscription": True,
     "processor_subscription_id": "sub_123",
     "tax_rate_id": "txr_123",
@@ -90,6 +89,7 @@ _ATTACH_EMPTY: dict[str, Any] = {
 """The same fields with values that ask for nothing (what the official SDK may send)."""
 _SETUP_ASKS: dict[str, Any] = {
     **{k: v for k, v in _ATTACH_ASKS.items() if k != "new_billing_subscription"},
+    "discounts": [{"reward_id": "launch"}],
     "custom_line_items": [{"amount": 5, "description": "Setup"}],
     "billing_cycle_anchor": "now",
     "starts_at": 1_900_000_000_000,

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from .attach_quotes import AttachQuote, combine_due
-from .invoice import InvoiceDraft, LineItem, NextCycle, UsageLine
+from .invoice import InvoiceDraft, LineItem, LineKind, NextCycle, UsageLine
 from .money import minor_to_json
 
 JSON = dict[str, Any]
@@ -44,6 +44,11 @@ def _usage_line_json(line: UsageLine) -> JSON:
     return body
 
 
+def subtotal_of(lines: Sequence[LineItem]) -> int:
+    """What the lines add up to before discounts (a coupon's :attr:`LineKind.DISCOUNT` lines)."""
+    return sum(line.amount for line in lines if line.kind is not LineKind.DISCOUNT)
+
+
 def invoice_lines_json(invoice: InvoiceDraft) -> list[JSON]:
     return [line_item_json(line, invoice.currency) for line in invoice.lines]
 
@@ -57,7 +62,7 @@ def next_cycle_json(cycles: Sequence[NextCycle], currency: str) -> JSON | None:
     total = sum(line.amount for line in lines)
     return {
         "starts_at": starts_at,
-        "subtotal": minor_to_json(total, currency),
+        "subtotal": minor_to_json(subtotal_of(lines), currency),
         "total": minor_to_json(total, currency),
         "line_items": [line_item_json(line, currency) for line in lines],
         "usage_line_items": [_usage_line_json(u) for cycle in cycles for u in cycle.usage_lines],
@@ -110,7 +115,7 @@ def preview_body(
     body: JSON = {
         "customer_id": customer_id,
         "line_items": invoice_lines_json(due_now),
-        "subtotal": minor_to_json(due_now.total, due_now.currency),
+        "subtotal": minor_to_json(subtotal_of(due_now.lines), due_now.currency),
         "total": minor_to_json(due_now.total, due_now.currency),
         "currency": due_now.currency,
         "incoming": list(incoming),

@@ -267,3 +267,30 @@ BILLING_TABLES: tuple[Table, ...] = (
     webhook_deliveries,
 )
 """Tables created by migration ``0002_billing``, in dependency order."""
+
+subscription_discounts = Table(
+    "subscription_discounts",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("customer_pk", PK, ForeignKey("customers.pk", ondelete="CASCADE"), nullable=False),
+    Column("customer_plan_pk", PK, ForeignKey("customer_plans.pk", ondelete="CASCADE"), nullable=False),
+    # The coupon as it was applied (a later edit or deletion of the reward does not change it).
+    Column("reward_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("type", String(32), nullable=False),  # percentage_discount | fixed_discount | invoice_credits
+    Column("value", String(64), nullable=False),  # decimal string: a percentage or major units
+    Column("plan_ids", JSON),  # the plans it discounts; null: every plan
+    Column("currency", String(16), nullable=False),
+    Column("duration_type", String(16), nullable=False),  # one_off | months | forever
+    Column("duration_length", Integer),
+    # Billing periods still discounted (null: forever); invoice credit still to spend (minor units).
+    Column("periods_left", Integer),
+    Column("credit_left", BigInteger),
+    Column("total_discount", BigInteger, nullable=False),  # minor units taken off so far
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),  # set when it is used up or its subscription ends
+    Index("ix_subscription_discounts_customer_pk", "customer_pk"),
+    Index("ix_subscription_discounts_customer_plan_pk", "customer_plan_pk"),
+)
+"""Coupons applied to a subscription (``discounts`` of a billing change): created by migration
+``0028_subscription_discounts`` (not part of :data:`BILLING_TABLES`)."""

@@ -1,0 +1,258 @@
+"""``discounts`` of a billing change: a coupon reward applied to the change's invoice and recorded on the
+subscription, then applied to its later invoices while it lasts.
+
+A discount names an Autumn reward (``reward_id``) or one of its promo codes (``promotion_code``, any
+case); an unknown one is Autumn's 400 ``invalid_request``, and so is a feature-grant reward (it grants
+balances, it takes nothing off an invoice: ``referrals.redeem`` is its way in) or a promo code at its
+``global_max_redemption``.  The same reward named twice applies once.
+
+How long a coupon lasts is counted in the subscription's invoices that charge something it applies
+to: ``one_off`` only the first, ``months`` N the first N (one per billing period, whatever the
+interval), ``forever`` every one.  An ``invoice_credits`` coupon is an amount to spend: each invoice
+takes what it can and the rest waits for the next ones (within its duration).  The engine computes the
+lines (:mod:`reference_server.engine.billing.discounts`); this module resolves rewards and keeps the
+record (:mod:`reference_server.store.subscription_discounts`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Connection
+
+from autumn_sdk._generated.models import AttachDiscount
+from reference_server.engine.billing import AttachQuote, InvoiceDraft, NextCycle
+from reference_server.engine.billing.discounts import AppliedCoupon, Coupon, CouponKind, apply_coupons
+from reference_server.engine.billing.money import major_to_minor, minor_to_major, to_decimal
+from reference_server.errors import ApiError
+from reference_server.service.context import Ctx
+from reference_server.store import rewards as rewards_repo
+from reference_server.store import subscription_discounts as discounts_repo
+from reference_server.store.subscription_discounts import AppliedDiscount
+
+
+@dataclass(frozen=True)
+class CouponTerms:
+    """A coupon and how much of it is left: billing periods (None: forever) and invoice credit (minor
+    units; None unless an ``invoice_credits`` coupon)."""
+
+    reward_id: str
+    name: str
+    kind: CouponKind
+    value: Decimal
+    plan_ids: tuple[str, ...] | None
+    duration_type: str
+    duration_length: int | None
+    periods_left: int | None
+    credit_left: int | None
+    reward_pk: int | None = None
+    promotion_code: str | None = None
+    """The promo code it was named by (its use is counted as a redemption of the code)."""
+
+    @property
+    def lasts(self) -> bool:
+        return (self.periods_left is None or self.periods_left > 0) and (
+            self.credit_left is None or self.credit_left > 0
+        )
+
+    def coupon(self, currency: str) -> Coupon:
+        value = self.value
+        if self.kind is CouponKind.INVOICE_CREDITS and self.credit_left is not None:
+            value = minor_to_major(self.credit_left, currency)
+        plans = frozenset(self.plan_ids) if self.plan_ids is not None else None
+        return Coupon(self.reward_id, self.name, self.kind, value, plans)
+
+    def after(self, used: AppliedCoupon) -> CouponTerms:
+        """What is left once an invoice used it (an invoice with nothing it applies to uses nothing)."""
+        if not used.eligible:
+            return self
+        periods = None if self.periods_left is None else self.periods_left - 1
+        credit = None if self.credit_left is None else self.credit_left - used.amount
+        return dataclasses.replace(self, periods_left=periods, credit_left=credit)
+
+
+def _periods(duration_type: str, length: int | None) -> int | None:
+    if duration_type == "forever":
+        return None
+    if duration_type == "months":
+        return max(1, length or 1)
+    return 1
+
+
+def _refuse(message: str) -> ApiError:
+    return ApiError(400, "invalid_request", message)
+
+
+def resolve_discounts(
+    ctx: Ctx, conn: Connection, discounts: Sequence[AttachDiscount] | None, currency: str
+) -> list[CouponTerms]:
+    """The coupons the request's ``discounts`` name, in order, each once (400 for what is not one)."""
+    if not discounts:
+        return []
+    rows = rewards_repo.all_rewards(conn, ctx.tenant)
+    chosen: list[CouponTerms] = []
+    for given in discounts:
+        code: str | None = None
+        if given.reward_id:
+            row = next((r for r in rows if r.id == given.reward_id), None)
+            if row is None:
+                raise _refuse(f"No coupon reward with id {given.reward_id} to apply as a discount")
+        elif given.promotion_code:
+            code = given.promotion_code
+            found = [
+                (r, p)
+                for r in rows
+                for p in r.promo_codes or []
+                if str(p.get("code", "")).upper() == code.upper()
+            ]
+            if not found:
+                raise _refuse(f"No reward has the promotion code {code}")
+            row, promo = found[0]
+            limit = promo.get("global_max_redemption")
+            if limit is not None and rewards_repo.promo_redemptions(conn, row.pk, code) >= int(limit):
+                raise _refuse(f"Promotion code {code} has reached its maximum number of redemptions")
+        else:
+            raise _refuse("discounts: each discount needs a reward_id or a promotion_code")
+        if row.type not in {kind.value for kind in CouponKind}:
+            raise _refuse(
+                f"Reward {row.id} is a feature grant, not a coupon: it cannot be applied as a discount"
+                " (redeem its promo code with referrals.redeem instead)"
+            )
+        if any(c.reward_id == row.id for c in chosen):
+            continue
+        kind = CouponKind(row.type)
+        value = to_decimal(row.discount_value)
+        duration = row.duration_type or "one_off"
+        chosen.append(
+            CouponTerms(
+                reward_id=row.id,
+                name=row.name or row.id,
+                kind=kind,
+                value=value,
+                plan_ids=tuple(row.plan_ids) if row.plan_ids is not None else None,
+                duration_type=duration,
+                duration_length=row.duration_length if duration == "months" else None,
+                periods_left=_periods(duration, row.duration_length),
+                credit_left=major_to_minor(value, currency) if kind is CouponKind.INVOICE_CREDITS else None,
+                reward_pk=int(row.pk),
+                promotion_code=code,
+            )
+        )
+    return chosen
+
+
+def stored_terms(applied: AppliedDiscount) -> CouponTerms:
+    return CouponTerms(
+        reward_id=applied.reward_id,
+        name=applied.name,
+        kind=CouponKind(applied.type),
+        value=Decimal(applied.value),
+        plan_ids=applied.plan_ids,
+        duration_type=applied.duration_type,
+        duration_length=applied.duration_length,
+        periods_left=applied.periods_left,
+        credit_left=applied.credit_left,
+    )
+
+
+def discount_draft(
+    draft: InvoiceDraft, terms: Sequence[CouponTerms]
+) -> tuple[InvoiceDraft, list[CouponTerms], list[AppliedCoupon]]:
+    """``draft`` with the coupons that still last applied; the coupons' terms after it; what each took."""
+    lasting = [t for t in terms if t.lasts]
+    out, used = apply_coupons(draft, [t.coupon(draft.currency) for t in lasting])
+    by_id = {u.reward_id: u for u in used}
+    after = [t.after(by_id[t.reward_id]) if t.reward_id in by_id else t for t in terms]
+    taken = [by_id.get(t.reward_id, AppliedCoupon(t.reward_id, 0, eligible=False)) for t in terms]
+    return out, after, taken
+
+
+@dataclass(frozen=True)
+class DiscountedQuote:
+    quote: AttachQuote
+    terms: list[CouponTerms]
+    """The coupons as they stand after the change's own invoice."""
+    taken: list[AppliedCoupon]
+    """What each took off that invoice."""
+
+
+def discount_quote(quote: AttachQuote, terms: Sequence[CouponTerms]) -> DiscountedQuote:
+    """The quote with the coupons on what it bills now, and on its next cycle while they still last."""
+    due, after, taken = discount_draft(quote.due_now, terms)
+    next_cycle = quote.next_cycle
+    if next_cycle is not None:
+        invoice, _, _ = discount_draft(next_cycle.invoice, after)
+        next_cycle = NextCycle(next_cycle.starts_at, invoice, next_cycle.usage_lines)
+    return DiscountedQuote(dataclasses.replace(quote, due_now=due, next_cycle=next_cycle), after, taken)
+
+
+def record_discounts(
+    ctx: Ctx,
+    conn: Connection,
+    customer_pk: int,
+    customer_plan_pk: int,
+    discounted: DiscountedQuote,
+    currency: str,
+    now: int,
+) -> None:
+    """Keep the coupons on the new instance, as its change's invoice left them; count promo codes used."""
+    for terms, taken in zip(discounted.terms, discounted.taken, strict=True):
+        discounts_repo.add_discount(
+            conn,
+            customer_pk,
+            customer_plan_pk,
+            {
+                "reward_id": terms.reward_id,
+                "name": terms.name,
+                "type": terms.kind.value,
+                "value": str(terms.value),
+                "plan_ids": list(terms.plan_ids) if terms.plan_ids is not None else None,
+                "currency": currency,
+                "duration_type": terms.duration_type,
+                "duration_length": terms.duration_length,
+                "periods_left": terms.periods_left,
+                "credit_left": terms.credit_left,
+                "total_discount": taken.amount,
+                "started_at": now,
+                "ended_at": None if terms.lasts else now,
+            },
+        )
+        if terms.promotion_code is not None and terms.reward_pk is not None:
+            rewards_repo.insert_redemption(
+                conn,
+                ctx.tenant,
+                {
+                    "id": "rd_" + secrets.token_hex(10),
+                    "kind": "promo",
+                    "reward_pk": terms.reward_pk,
+                    "code": terms.promotion_code.upper(),
+                    "customer_pk": customer_pk,
+                    "applied": True,
+                    "created_at": now,
+                },
+            )
+
+
+def discount_invoice(conn: Connection, customer_plan_pk: int, draft: InvoiceDraft, at: int) -> InvoiceDraft:
+    """A later invoice of the instance (a renewal, a scheduled start) with its coupons in force, each
+    used as the invoice uses it."""
+    stored = discounts_repo.discounts_of(conn, customer_plan_pk)
+    if not stored:
+        return draft
+    out, after, taken = discount_draft(draft, [stored_terms(s) for s in stored])
+    for record, terms, used in zip(stored, after, taken, strict=True):
+        if not used.eligible:
+            continue
+        discounts_repo.record_use(
+            conn,
+            record.pk,
+            amount=used.amount,
+            periods_left=terms.periods_left,
+            credit_left=terms.credit_left,
+            ended_at=None if terms.lasts else at,
+        )
+    return out

@@ -1,0 +1,177 @@
+"""``discounts`` on ``billing.attach`` and its preview: a coupon reward (by id or by promo code, any case)
+takes its share off the change's invoice and off the subscription's renewals while it lasts, through the
+real server over HTTP on SQLite and PostgreSQL, and on Stripe with localstripe (whose books the fixture
+checks against the server's at the end of every scenario)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .helpers import DAY, JUNE, MAY, Api
+
+
+def _invoices(api: Api, customer_id: str) -> list[dict[str, Any]]:
+    return list(api.customer(customer_id)["invoices"])
+
+
+def _coupon(api: Api, rid: str, **coupon: Any) -> None:
+    body: dict[str, Any] = {
+        "id": rid,
+        "name": rid.replace("_", " ").title(),
+        "plan_ids": None,
+        "promo_codes": [],
+    }
+    api("rewards.create", coupon=body | coupon)
+
+
+def _customer(api: Api, customer_id: str) -> None:
+    api("customers.get_or_create", customer_id=customer_id)
+    api.add_card(customer_id)
+
+
+def test_a_percentage_coupon_for_two_periods(api: Api) -> None:
+    _coupon(
+        api,
+        "launch",
+        type="percentage_discount",
+        value=25,
+        duration={"type": "months", "length": 2},
+        plan_ids=["pro"],
+        promo_codes=[{"code": "LAUNCH25"}],
+    )
+    _customer(api, "u1")
+    discounts = [{"reward_id": "launch"}]
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="pro", discounts=discounts)
+    assert (preview["subtotal"], preview["total"]) == (20, 15), preview
+    assert [(line["display_name"], line["total"]) for line in preview["line_items"]] == [
+        ("Pro", 20),
+        ("Launch", -5),
+    ]
+    assert preview["next_cycle"]["total"] == 15  # the second period is discounted too
+
+    api("billing.attach", customer_id="u1", plan_id="pro", discounts=discounts)
+    first = _invoices(api, "u1")[0]
+    assert (first["total"], first["status"]) == (15, "paid"), first
+    assert api.on_processor(first) == ("paid", 1500)
+
+    api.clock.set(MAY)  # the second period: still 25% off
+    renewal = _invoices(api, "u1")[0]
+    assert (renewal["total"], renewal["status"]) == (15, "paid"), renewal
+    assert api.on_processor(renewal) == ("paid", 1500)
+    api.clock.set(JUNE)  # used up: full price
+    assert _invoices(api, "u1")[0]["total"] == 20
+
+
+def test_a_promo_code_in_any_case_once_and_capped(api: Api) -> None:
+    _coupon(
+        api,
+        "welcome",
+        type="fixed_discount",
+        value=30,
+        duration={"type": "one_off", "length": None},
+        promo_codes=[{"code": "Welcome30"}],
+    )
+    _customer(api, "u1")
+    discounts = [{"promotion_code": "welcome30"}]
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="pro", discounts=discounts)
+    assert (preview["subtotal"], preview["total"]) == (20, 0), preview  # $30 off a $20 invoice: free
+    assert preview["next_cycle"]["total"] == 20  # once: the renewal is full price
+    api("billing.attach", customer_id="u1", plan_id="pro", discounts=discounts)
+    assert api.plans_of("u1") == {"pro": "active"}
+    api.clock.set(MAY)
+    renewal = _invoices(api, "u1")[0]
+    assert (renewal["total"], renewal["status"]) == (20, "paid"), renewal
+    assert api.on_processor(renewal) == ("paid", 2000)
+
+
+def test_a_forever_coupon_on_an_upgrade_discounts_only_its_charges(api: Api) -> None:
+    _coupon(api, "loyal", type="percentage_discount", value=10, duration={"type": "forever", "length": None})
+    _customer(api, "u1")
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    api.clock.advance(15 * DAY)
+    discounts = [{"reward_id": "loyal"}]
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="premium", discounts=discounts)
+    # -$10 unused Pro (a credit: never discounted), +$25 Premium less 10%.
+    assert (preview["subtotal"], preview["total"]) == (15, 12.5), preview
+    api("billing.attach", customer_id="u1", plan_id="premium", discounts=discounts)
+    switch = _invoices(api, "u1")[0]
+    assert (switch["total"], switch["status"]) == (12.5, "paid"), switch
+    assert api.on_processor(switch) == ("paid", 1250)
+    api.clock.set(MAY)
+    api.clock.set(JUNE)
+    totals = [invoice["total"] for invoice in _invoices(api, "u1")[:2]]
+    assert totals == [45, 45]
+
+
+def test_a_coupon_for_other_plans_takes_nothing(api: Api) -> None:
+    _coupon(
+        api,
+        "premium_only",
+        type="percentage_discount",
+        value=50,
+        plan_ids=["premium"],
+        duration={"type": "forever", "length": None},
+    )
+    _customer(api, "u1")
+    preview = api(
+        "billing.preview_attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "premium_only"}]
+    )
+    assert (preview["subtotal"], preview["total"]) == (20, 20)
+    assert [line["total"] for line in preview["line_items"]] == [20]
+
+
+def test_what_is_not_a_coupon_is_refused_and_writes_nothing(api: Api) -> None:
+    api(
+        "rewards.create",
+        feature_grant={
+            "id": "bonus",
+            "name": "Bonus",
+            "grants": [{"feature_id": "messages", "included": 10, "expiry": None}],
+            "promo_codes": [{"code": "BONUS", "max_uses": None}],
+        },
+    )
+    _customer(api, "u1")
+    for discount in ({"reward_id": "nope"}, {"promotion_code": "NOPE"}, {"reward_id": "bonus"}, {}):
+        for op in ("billing.preview_attach", "billing.attach"):
+            error = api(op, expect=400, customer_id="u1", plan_id="pro", discounts=[discount])
+            assert error["code"] == "invalid_request", error
+    error = api(
+        "billing.attach", expect=400, customer_id="u1", plan_id="pro", discounts=[{"reward_id": "bonus"}]
+    )
+    assert "feature grant" in error["message"], error
+    assert api.plans_of("u1") == {"free": "active"}
+    assert _invoices(api, "u1") == []
+
+
+def test_a_promo_codes_redemption_limit(api: Api) -> None:
+    _coupon(
+        api,
+        "few",
+        type="percentage_discount",
+        value=50,
+        duration={"type": "one_off", "length": None},
+        promo_codes=[{"code": "FEW", "global_max_redemption": 1}],
+    )
+    for customer_id in ("u1", "u2"):
+        _customer(api, customer_id)
+    api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"promotion_code": "few"}])
+    assert _invoices(api, "u1")[0]["total"] == 10
+    error = api(
+        "billing.attach", expect=400, customer_id="u2", plan_id="pro", discounts=[{"promotion_code": "FEW"}]
+    )
+    assert "maximum" in error["message"], error
+    assert api.plans_of("u2") == {"free": "active"}
+    assert _invoices(api, "u2") == []
+
+
+def test_a_free_plan_checks_its_discounts(api: Api) -> None:
+    _coupon(api, "spare", type="percentage_discount", value=10, duration={"type": "forever", "length": None})
+    api("customers.get_or_create", customer_id="u1")
+    api("plans.create", plan_id="basic", name="Basic", add_on=True, items=[])
+    error = api(
+        "billing.attach", expect=400, customer_id="u1", plan_id="basic", discounts=[{"reward_id": "no"}]
+    )
+    assert error["code"] == "invalid_request", error
+    api("billing.attach", customer_id="u1", plan_id="basic", discounts=[{"reward_id": "spare"}])
+    assert api.plans_of("u1") == {"free": "active", "basic": "active"}
+    assert _invoices(api, "u1") == []
