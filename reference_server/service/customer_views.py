@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from reference_server.engine.balances import derive_balance, derive_flag
+from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.entitlements import Source, num
 from reference_server.engine.plan_controls import overlay
 from reference_server.engine.resets import apply_due_resets
@@ -35,6 +36,7 @@ from reference_server.store.subjects import (
     save_sources,
     scoped,
 )
+from reference_server.store.subscription_discounts import customer_discounts
 
 
 def controls_view(
@@ -218,7 +220,7 @@ def customer_json(
     if "trials_used" in expand:
         out["trials_used"] = _trials_used(conn, cat, customer)
     if "rewards" in expand:
-        out["rewards"] = {"discounts": []}
+        out["rewards"] = {"discounts": _discounts(conn, customer)}
     if "referrals" in expand:
         out["referrals"] = _referrals(conn, customer)
     if "payment_method" in expand:
@@ -226,6 +228,26 @@ def customer_json(
         lookup = ctx.state.billing.payment_method
         out["payment_method"] = lookup(conn, customer) if lookup is not None else None
     return out
+
+
+def _discounts(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
+    """The coupons in force on the customer's subscriptions (``discounts`` of billing changes)."""
+    return [
+        {
+            "id": d.reward_id,
+            "name": d.name,
+            "type": d.type,
+            "discount_value": num(float(d.value)),
+            "duration_type": d.duration_type,
+            "duration_value": d.duration_length,
+            "currency": d.currency if d.type != "percentage_discount" else None,
+            "start": d.started_at,
+            "end": d.ended_at,
+            "subscription_id": d.subscription_id,
+            "total_discount_amount": minor_to_json(d.total_discount, d.currency),
+        }
+        for d in customer_discounts(conn, customer.pk)
+    ]
 
 
 def past_due_instances(ctx: Ctx, conn: Connection, customer_pks: Sequence[int]) -> frozenset[int]:

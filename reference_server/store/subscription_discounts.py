@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from reference_server.store.tables.billing import subscription_billing, subscription_discounts
+from reference_server.store.stripe_objects import stripe_subscriptions
+from reference_server.store.tables.billing import subscription_discounts
 from reference_server.store.tables.core import customer_plans
 
 
@@ -32,7 +33,8 @@ class AppliedDiscount:
     started_at: int
     ended_at: int | None
     subscription_id: str | None = None
-    """The instance's processor subscription, when it has one (only :func:`customer_discounts` reads it)."""
+    """The instance's Stripe subscription (the mirror's), when it has one (only :func:`customer_discounts`
+    reads it)."""
 
 
 def _record(row: Any, subscription_id: str | None = None) -> AppliedDiscount:
@@ -104,11 +106,12 @@ def record_use(
 def customer_discounts(conn: Connection, customer_pk: int) -> list[AppliedDiscount]:
     """The customer's coupons in force on its active or scheduled instances, oldest first."""
     rows = conn.execute(
-        select(subscription_discounts, subscription_billing.c.processor_subscription_id)
+        select(subscription_discounts, stripe_subscriptions.c.stripe_id.label("processor_subscription_id"))
         .join(customer_plans, customer_plans.c.pk == subscription_discounts.c.customer_plan_pk)
         .outerjoin(
-            subscription_billing,
-            subscription_billing.c.customer_plan_pk == subscription_discounts.c.customer_plan_pk,
+            stripe_subscriptions,
+            (stripe_subscriptions.c.customer_plan_pk == subscription_discounts.c.customer_plan_pk)
+            & (stripe_subscriptions.c.status == "active"),
         )
         .where(
             subscription_discounts.c.customer_pk == customer_pk,
@@ -117,4 +120,7 @@ def customer_discounts(conn: Connection, customer_pk: int) -> list[AppliedDiscou
         )
         .order_by(subscription_discounts.c.pk)
     ).all()
-    return [_record(row, row.processor_subscription_id) for row in rows]
+    seen: dict[int, AppliedDiscount] = {}  # (one row each, should an instance have two Stripe accounts)
+    for row in rows:
+        seen.setdefault(int(row.pk), _record(row, row.processor_subscription_id))
+    return list(seen.values())

@@ -24,6 +24,11 @@ def _coupon(api: Api, rid: str, **coupon: Any) -> None:
     api("rewards.create", coupon=body | coupon)
 
 
+def _discounts(api: Api, customer_id: str) -> list[dict[str, Any]]:
+    customer = api("customers.get", customer_id=customer_id, expand=["rewards"])
+    return list(customer["rewards"]["discounts"])
+
+
 def _customer(api: Api, customer_id: str) -> None:
     api("customers.get_or_create", customer_id=customer_id)
     api.add_card(customer_id)
@@ -54,10 +59,30 @@ def test_a_percentage_coupon_for_two_periods(api: Api) -> None:
     assert (first["total"], first["status"]) == (15, "paid"), first
     assert api.on_processor(first) == ("paid", 1500)
 
+    [kept] = _discounts(api, "u1")
+    subscription_id = kept.pop("subscription_id")
+    if api.processor == "stripe":  # the Stripe subscription it is on
+        assert str(subscription_id).startswith("sub_"), subscription_id
+    else:
+        assert subscription_id is None
+    assert kept == {
+        "id": "launch",
+        "name": "Launch",
+        "type": "percentage_discount",
+        "discount_value": 25,
+        "duration_type": "months",
+        "duration_value": 2,
+        "currency": None,
+        "start": first["created_at"],
+        "end": None,
+        "total_discount_amount": 5,
+    }
+
     api.clock.set(MAY)  # the second period: still 25% off
     renewal = _invoices(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (15, "paid"), renewal
     assert api.on_processor(renewal) == ("paid", 1500)
+    assert _discounts(api, "u1") == []  # both periods used: no longer in force
     api.clock.set(JUNE)  # used up: full price
     assert _invoices(api, "u1")[0]["total"] == 20
 
