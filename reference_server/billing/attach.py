@@ -24,7 +24,7 @@ from reference_server.billing.convert import (
     is_customized,
 )
 from reference_server.billing.customer_lock import customer_lock
-from reference_server.billing.discounts import discount_quote, resolve_discounts
+from reference_server.billing.discounts import discount_change, resolve_discounts, running_discounts
 from reference_server.billing.invoice_mode import check_attach
 from reference_server.billing.license_seats import (
     attach_seats,
@@ -216,14 +216,18 @@ def prepare_attach(
             quote = with_custom_lines(quote, current_sub, given)
         except BillingRuleError as exc:
             raise rule_error(exc) from exc
-    if params.discounts:  # coupons on what it bills now and later (discounts.py)
-        if no_billing:
-            raise ApiError(
-                400, "invalid_request", "discounts cannot be used with no_billing_changes: nothing is billed"
-            )
-        terms = resolve_discounts(ctx, conn, params.discounts, quote.due_now.currency)
-        state.discounts = discount_quote(quote, terms)
-        quote = state.discounts.quote
+    # Coupons (discounts.py): those of the instance it replaces now keep going on its successor, and the
+    # request's are added; they discount what it bills now and its next cycle.
+    replaces_now = quote.kind in (ChangeKind.UPGRADE, ChangeKind.SAME) and not quote.scheduled
+    running = running_discounts(conn, current.pk) if current is not None and replaces_now else []
+    if params.discounts and no_billing:
+        raise ApiError(
+            400, "invalid_request", "discounts cannot be used with no_billing_changes: nothing is billed"
+        )
+    named = resolve_discounts(ctx, conn, params.discounts, quote.due_now.currency)
+    if running or named:
+        state.discounts = discount_change(quote.due_now, quote.next_cycle, running, named, not no_billing)
+        quote = state.discounts.on(quote)
     if no_billing:  # the change as quoted, with nothing billed for it (no_billing.py)
         quote = unbilled(quote)
     return state, quote, trial

@@ -52,6 +52,12 @@ class CouponTerms:
     reward_pk: int | None = None
     promotion_code: str | None = None
     """The promo code it was named by (its use is counted as a redemption of the code)."""
+    record_pk: int | None = None
+    """Its row when it is already on the subscription (``running``), None for one the request names."""
+
+    @property
+    def running(self) -> bool:
+        return self.record_pk is not None
 
     @property
     def lasts(self) -> bool:
@@ -64,13 +70,16 @@ class CouponTerms:
         if self.kind is CouponKind.INVOICE_CREDITS and self.credit_left is not None:
             value = minor_to_major(self.credit_left, currency)
         plans = frozenset(self.plan_ids) if self.plan_ids is not None else None
-        return Coupon(self.reward_id, self.name, self.kind, value, plans)
+        return Coupon(self.reward_id, self.name, self.kind, value, plans, running=self.running)
 
-    def after(self, used: AppliedCoupon) -> CouponTerms:
-        """What is left once an invoice used it (an invoice with nothing it applies to uses nothing)."""
+    def after(self, used: AppliedCoupon, mid_cycle: bool) -> CouponTerms:
+        """What is left once an invoice used it (an invoice with nothing it applies to uses nothing; a
+        change in the middle of a period it already discounts uses no billing period of it)."""
         if not used.eligible:
             return self
-        periods = None if self.periods_left is None else self.periods_left - 1
+        periods = self.periods_left
+        if periods is not None and not (mid_cycle and self.running):
+            periods -= 1
         credit = None if self.credit_left is None else self.credit_left - used.amount
         return dataclasses.replace(self, periods_left=periods, credit_left=credit)
 
@@ -145,6 +154,11 @@ def resolve_discounts(
     return chosen
 
 
+def running_discounts(conn: Connection, customer_plan_pk: int) -> list[CouponTerms]:
+    """The coupons in force on an instance."""
+    return [stored_terms(s) for s in discounts_repo.discounts_of(conn, customer_plan_pk)]
+
+
 def stored_terms(applied: AppliedDiscount) -> CouponTerms:
     return CouponTerms(
         reward_id=applied.reward_id,
@@ -156,38 +170,57 @@ def stored_terms(applied: AppliedDiscount) -> CouponTerms:
         duration_length=applied.duration_length,
         periods_left=applied.periods_left,
         credit_left=applied.credit_left,
+        record_pk=applied.pk,
     )
 
 
 def discount_draft(
-    draft: InvoiceDraft, terms: Sequence[CouponTerms]
+    draft: InvoiceDraft, terms: Sequence[CouponTerms], mid_cycle: bool = False
 ) -> tuple[InvoiceDraft, list[CouponTerms], list[AppliedCoupon]]:
-    """``draft`` with the coupons that still last applied; the coupons' terms after it; what each took."""
+    """``draft`` with the coupons that still last applied; the coupons' terms after it; what each took.
+    ``mid_cycle``: the invoice of a change within a period (not a renewal)."""
     lasting = [t for t in terms if t.lasts]
     out, used = apply_coupons(draft, [t.coupon(draft.currency) for t in lasting])
     by_id = {u.reward_id: u for u in used}
-    after = [t.after(by_id[t.reward_id]) if t.reward_id in by_id else t for t in terms]
+    after = [t.after(by_id[t.reward_id], mid_cycle) if t.reward_id in by_id else t for t in terms]
     taken = [by_id.get(t.reward_id, AppliedCoupon(t.reward_id, 0, eligible=False)) for t in terms]
     return out, after, taken
 
 
 @dataclass(frozen=True)
-class DiscountedQuote:
-    quote: AttachQuote
+class DiscountedChange:
+    """A billing change's invoices with its coupons: those already on the subscription, then those the
+    request names."""
+
+    due: InvoiceDraft
+    next_cycle: NextCycle | None
     terms: list[CouponTerms]
     """The coupons as they stand after the change's own invoice."""
     taken: list[AppliedCoupon]
     """What each took off that invoice."""
 
+    def on(self, quote: AttachQuote) -> AttachQuote:
+        return dataclasses.replace(quote, due_now=self.due, next_cycle=self.next_cycle)
 
-def discount_quote(quote: AttachQuote, terms: Sequence[CouponTerms]) -> DiscountedQuote:
-    """The quote with the coupons on what it bills now, and on its next cycle while they still last."""
-    due, after, taken = discount_draft(quote.due_now, terms)
-    next_cycle = quote.next_cycle
+
+def discount_change(
+    due: InvoiceDraft,
+    next_cycle: NextCycle | None,
+    running: Sequence[CouponTerms],
+    named: Sequence[CouponTerms],
+    billed: bool = True,
+) -> DiscountedChange:
+    """The change's invoice (and its next cycle while they last) with the coupons; ``billed`` False (a
+    change made without billing it) leaves the invoices alone and only carries the coupons."""
+    named = [t for t in named if all(r.reward_id != t.reward_id for r in running)]
+    terms = [*running, *named]
+    if not billed:
+        return DiscountedChange(due, next_cycle, terms, [AppliedCoupon(t.reward_id, 0, False) for t in terms])
+    out, after, taken = discount_draft(due, terms, mid_cycle=True)
     if next_cycle is not None:
         invoice, _, _ = discount_draft(next_cycle.invoice, after)
         next_cycle = NextCycle(next_cycle.starts_at, invoice, next_cycle.usage_lines)
-    return DiscountedQuote(dataclasses.replace(quote, due_now=due, next_cycle=next_cycle), after, taken)
+    return DiscountedChange(out, next_cycle, after, taken)
 
 
 def record_discounts(
@@ -195,12 +228,24 @@ def record_discounts(
     conn: Connection,
     customer_pk: int,
     customer_plan_pk: int,
-    discounted: DiscountedQuote,
+    discounted: DiscountedChange,
     currency: str,
     now: int,
 ) -> None:
-    """Keep the coupons on the new instance, as its change's invoice left them; count promo codes used."""
+    """Keep the coupons on the instance the change leaves (those already on the subscription move to it),
+    as its invoice left them; count the promo codes used."""
     for terms, taken in zip(discounted.terms, discounted.taken, strict=True):
+        if terms.record_pk is not None:
+            discounts_repo.record_use(
+                conn,
+                terms.record_pk,
+                amount=taken.saved,
+                periods_left=terms.periods_left,
+                credit_left=terms.credit_left,
+                ended_at=None if terms.lasts else now,
+                customer_plan_pk=customer_plan_pk,
+            )
+            continue
         discounts_repo.add_discount(
             conn,
             customer_pk,
@@ -216,7 +261,7 @@ def record_discounts(
                 "duration_length": terms.duration_length,
                 "periods_left": terms.periods_left,
                 "credit_left": terms.credit_left,
-                "total_discount": taken.amount,
+                "total_discount": taken.saved,
                 "started_at": now,
                 "ended_at": None if terms.lasts else now,
             },
@@ -245,12 +290,12 @@ def discount_invoice(conn: Connection, customer_plan_pk: int, draft: InvoiceDraf
         return draft
     out, after, taken = discount_draft(draft, [stored_terms(s) for s in stored])
     for record, terms, used in zip(stored, after, taken, strict=True):
-        if not used.eligible:
+        if not used.eligible and used.returned == 0:
             continue
         discounts_repo.record_use(
             conn,
             record.pk,
-            amount=used.amount,
+            amount=used.saved,
             periods_left=terms.periods_left,
             credit_left=terms.credit_left,
             ended_at=None if terms.lasts else at,

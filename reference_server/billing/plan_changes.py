@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachCarryOverBalances
 from reference_server.billing.convert import plan_snapshot
-from reference_server.billing.discounts import DiscountedQuote, record_discounts
+from reference_server.billing.discounts import DiscountedChange, record_discounts
 from reference_server.billing.resolve import AttachRequest, plans_to_remove
 from reference_server.engine.billing import AttachQuote, ChangeKind, TrialChoice
 from reference_server.engine.billing.invoice import InvoiceDraft, LineKind
@@ -194,8 +194,9 @@ class AttachState:
     params: AttachRequest
     no_billing: bool = False
     """``no_billing_changes``: the change is made without billing it (billing/no_billing.py)."""
-    discounts: DiscountedQuote | None = None
-    """The request's ``discounts`` as its quote applied them, kept on the instance (billing/discounts.py)."""
+    discounts: DiscountedChange | None = None
+    """The coupons as its quote applied them (the replaced instance's, then the request's ``discounts``),
+    kept on the instance the attach leaves (billing/discounts.py)."""
 
     @property
     def entity_pk(self) -> int | None:

@@ -89,18 +89,19 @@ def record_use(
     periods_left: int | None,
     credit_left: int | None,
     ended_at: int | None,
+    customer_plan_pk: int | None = None,
 ) -> None:
-    """One invoice's use of a coupon: ``amount`` more taken off, what is left of it, its end."""
-    conn.execute(
-        update(subscription_discounts)
-        .where(subscription_discounts.c.pk == pk)
-        .values(
-            total_discount=subscription_discounts.c.total_discount + amount,
-            periods_left=periods_left,
-            credit_left=credit_left,
-            ended_at=ended_at,
-        )
-    )
+    """One invoice's use of a coupon: ``amount`` more taken off, what is left of it, its end; and the
+    instance it moves to (``customer_plan_pk``: a change that replaces the instance keeps its coupons)."""
+    values: dict[str, Any] = {
+        "total_discount": subscription_discounts.c.total_discount + amount,
+        "periods_left": periods_left,
+        "credit_left": credit_left,
+        "ended_at": ended_at,
+    }
+    if customer_plan_pk is not None:
+        values["customer_plan_pk"] = customer_plan_pk
+    conn.execute(update(subscription_discounts).where(subscription_discounts.c.pk == pk).values(**values))
 
 
 def customer_discounts(conn: Connection, customer_pk: int) -> list[AppliedDiscount]:

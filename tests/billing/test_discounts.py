@@ -200,3 +200,31 @@ def test_a_free_plan_checks_its_discounts(api: Api) -> None:
     api("billing.attach", customer_id="u1", plan_id="basic", discounts=[{"reward_id": "spare"}])
     assert api.plans_of("u1") == {"free": "active", "basic": "active"}
     assert _invoices(api, "u1") == []
+
+
+def test_a_coupon_stays_on_the_subscription_through_an_upgrade(api: Api) -> None:
+    _coupon(
+        api,
+        "partner",
+        type="percentage_discount",
+        value=20,
+        duration={"type": "forever", "length": None},
+        plan_ids=None,
+    )
+    _customer(api, "u1")
+    api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "partner"}])
+    assert _invoices(api, "u1")[0]["total"] == 16
+    api.clock.advance(15 * DAY)
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="premium")
+    # The unused half of Pro was paid at 20% off: $8 back, not $10; half of Premium less 20%: $20.
+    assert (preview["subtotal"], preview["total"]) == (15, 12), preview
+    assert preview["next_cycle"]["total"] == 40
+    api("billing.attach", customer_id="u1", plan_id="premium")
+    switch = _invoices(api, "u1")[0]
+    assert (switch["total"], switch["status"]) == (12, "paid"), switch
+    assert api.on_processor(switch) == ("paid", 1200)
+    api.clock.set(MAY)
+    renewal = _invoices(api, "u1")[0]
+    assert (renewal["total"], renewal["status"]) == (40, "paid"), renewal
+    [kept] = _discounts(api, "u1")
+    assert (kept["id"], kept["total_discount_amount"]) == ("partner", 4 + 3 + 10)

@@ -8,6 +8,9 @@ rounded once, half up (:mod:`.money`); a fixed amount (or what is left of an inv
 most what is left of them.  Several coupons apply in the order given, each to what the earlier ones
 left, so percentages stack multiplicatively.  A discount never takes the draft's total below zero.
 
+A coupon already on the subscription (``running``) that is a percentage also takes its share back from
+the invoice's credits for its plans: the unused time they credit was paid at the discounted price.
+
 Each coupon's reduction is shared among its eligible lines in proportion to what is left of them
 (largest remainder for the odd minor units) and written as one negative :attr:`LineKind.DISCOUNT`
 line per plan, so every plan's lines net to what the customer pays for it.
@@ -41,6 +44,9 @@ class Coupon:
     kind: CouponKind
     value: Decimal
     plan_ids: frozenset[str] | None = None
+    running: bool = False
+    """Already on the subscription before this invoice: a percentage then also reduces the invoice's credits
+    for its plans (the unused time it credits was paid at the discounted price)."""
 
     def applies_to(self, line: LineItem) -> bool:
         return self.plan_ids is None or line.plan_id in self.plan_ids
@@ -54,6 +60,12 @@ class AppliedCoupon:
     amount: int
     eligible: bool
     """Whether the invoice charged anything the coupon applies to (a billing period it used up)."""
+    returned: int = 0
+    """What it took back from the invoice's credits (a running percentage: :attr:`Coupon.running`)."""
+
+    @property
+    def saved(self) -> int:
+        return self.amount - self.returned
 
 
 def _share(amount: int, weights: Sequence[int]) -> list[int]:
@@ -81,10 +93,23 @@ def _describe(coupon: Coupon, currency: str) -> str:
 def apply_coupons(draft: InvoiceDraft, coupons: Sequence[Coupon]) -> tuple[InvoiceDraft, list[AppliedCoupon]]:
     """``draft`` with the coupons' discount lines appended, and what each coupon took."""
     left = {i: line.amount for i, line in enumerate(draft.lines) if line.amount > 0}
+    credited = {i: -line.amount for i, line in enumerate(draft.lines) if line.amount < 0}
     total = draft.total
     extra: list[LineItem] = []
     applied: list[AppliedCoupon] = []
     for coupon in coupons:
+        per_plan: dict[str, int] = {}  # plan -> what the coupon changes on its lines (negative: off)
+        returned = 0
+        if coupon.running and coupon.kind is CouponKind.PERCENTAGE:
+            credits = [i for i in credited if credited[i] > 0 and coupon.applies_to(draft.lines[i])]
+            returned = round_half_up(
+                Decimal(sum(credited[i] for i in credits)) * min(coupon.value, Decimal(100)) / 100
+            )
+            for i, part in zip(credits, _share(returned, [credited[i] for i in credits]), strict=True):
+                credited[i] -= part
+                plan_id = draft.lines[i].plan_id
+                per_plan[plan_id] = per_plan.get(plan_id, 0) + part
+            total += returned
         eligible = [i for i in left if coupon.applies_to(draft.lines[i])]
         base = sum(left[i] for i in eligible)
         if coupon.kind is CouponKind.PERCENTAGE:
@@ -92,15 +117,12 @@ def apply_coupons(draft: InvoiceDraft, coupons: Sequence[Coupon]) -> tuple[Invoi
         else:
             wanted = major_to_minor(coupon.value, draft.currency)
         amount = max(0, min(wanted, base, total))
-        applied.append(AppliedCoupon(coupon.reward_id, amount, eligible=bool(eligible)))
-        if amount == 0:
-            continue
+        applied.append(AppliedCoupon(coupon.reward_id, amount, eligible=bool(eligible), returned=returned))
         weighted = [i for i in eligible if left[i] > 0]
-        per_plan: dict[str, int] = {}
         for i, part in zip(weighted, _share(amount, [left[i] for i in weighted]), strict=True):
             left[i] -= part
             plan_id = draft.lines[i].plan_id
-            per_plan[plan_id] = per_plan.get(plan_id, 0) + part
+            per_plan[plan_id] = per_plan.get(plan_id, 0) - part
         total -= amount
         description = _describe(coupon, draft.currency)
         extra.extend(
@@ -108,10 +130,10 @@ def apply_coupons(draft: InvoiceDraft, coupons: Sequence[Coupon]) -> tuple[Invoi
                 kind=LineKind.DISCOUNT,
                 display_name=coupon.name,
                 description=description,
-                amount=-part,
+                amount=change,
                 plan_id=plan_id,
             )
-            for plan_id, part in per_plan.items()
-            if part > 0
+            for plan_id, change in per_plan.items()
+            if change != 0
         )
     return InvoiceDraft(draft.lines + tuple(extra), draft.currency), applied

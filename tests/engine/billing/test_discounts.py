@@ -89,3 +89,21 @@ def test_zero_decimal_currency() -> None:
     out, _ = apply_coupons(draft, [_coupon(CouponKind.FIXED, "300")])
     assert out.total == 700
     assert out.lines[-1].description == "Promo (300 JPY off)"
+
+
+def test_a_running_percentage_also_reduces_the_credits_of_its_plans() -> None:
+    draft = InvoiceDraft(
+        (
+            _line(-1000, "pro", LineKind.UNUSED_TIME),
+            _line(2500, "premium", LineKind.REMAINING_TIME),
+            _line(-300, "other", LineKind.UNUSED_TIME),
+        )
+    )
+    coupon = Coupon("loyal", "Loyal", CouponKind.PERCENTAGE, Decimal(20), frozenset({"pro", "premium"}), True)
+    out, applied = apply_coupons(draft, [coupon])
+    # The $10 Pro credit was paid at 20% off: $2 of it comes back; $25 Premium less 20%.
+    assert sorted(_discounts(out)) == [("premium", -500), ("pro", 200)]
+    assert (applied[0].amount, applied[0].returned, applied[0].saved) == (500, 200, 300)
+    assert out.total == 1200 - 300
+    fresh, _ = apply_coupons(draft, [Coupon("new", "New", CouponKind.PERCENTAGE, Decimal(20))])
+    assert fresh.total == 1200 - 500  # a coupon new on this invoice leaves the credits alone
