@@ -14,6 +14,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import (
+    CreateSandboxResponseJson,
+    DisconnectStripeResponseJson,
+    ListSandboxesItemJson,
+    ListSandboxesResponseJson,
+)
 from autumn_sdk._generated.models import CreateSandboxParams, DeleteSandboxParams
 from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
@@ -46,8 +52,6 @@ RESERVED_SLUGS = frozenset(
 )
 """Autumn's reserved sandbox slugs (dashboard routes and the two env names)."""
 
-JSON = dict[str, Any]
-
 
 def sandbox_slug(name: str) -> str:
     return re.sub(r"[^\w\s-]", "", name.lower().replace(" ", "-"))
@@ -73,7 +77,7 @@ def _not_in_sandbox(conn: Connection, ctx: Ctx) -> None:
         raise _invalid("Sandboxes are managed from your main organization, not from within a sandbox")
 
 
-def _view(row: Any) -> JSON:
+def _view(row: Any) -> ListSandboxesItemJson:
     return {
         "id": row.id,
         "name": row.name,
@@ -88,7 +92,7 @@ def _rows(conn: Connection, parent_org_pk: int) -> list[Any]:
     return sandboxes_repo.sandbox_rows(conn, parent_org_pk)
 
 
-def create_sandbox(ctx: Ctx, params: CreateSandboxParams) -> JSON:
+def create_sandbox(ctx: Ctx, params: CreateSandboxParams) -> CreateSandboxResponseJson:
     """``sandboxes.create``: a child organization with a sandbox secret key (shown once)."""
     name = params.name
     slug = _check_name(name)
@@ -119,7 +123,7 @@ def create_sandbox(ctx: Ctx, params: CreateSandboxParams) -> JSON:
     }
 
 
-def list_sandboxes(ctx: Ctx, params: NoParams) -> JSON:
+def list_sandboxes(ctx: Ctx, params: NoParams) -> ListSandboxesResponseJson:
     """``sandboxes.list``: the calling organization's sandboxes, newest first (never their keys)."""
     with ctx.db.read() as conn:
         _not_in_sandbox(conn, ctx)
@@ -127,7 +131,7 @@ def list_sandboxes(ctx: Ctx, params: NoParams) -> JSON:
     return {"list": [_view(row) for row in rows]}
 
 
-def delete_sandbox(ctx: Ctx, params: DeleteSandboxParams) -> JSON:
+def delete_sandbox(ctx: Ctx, params: DeleteSandboxParams) -> DisconnectStripeResponseJson:
     """``sandboxes.delete``: the sandbox organization and everything in it, its keys included."""
     sandbox_id = params.id
     with ctx.db.write() as conn:
@@ -143,7 +147,7 @@ def delete_sandbox(ctx: Ctx, params: DeleteSandboxParams) -> JSON:
     return {"success": True}
 
 
-def reset_sandbox(ctx: Ctx, params: NoParams) -> JSON:
+def reset_sandbox(ctx: Ctx, params: NoParams) -> DisconnectStripeResponseJson:
     """``sandboxes.reset``: empty the calling key's sandbox environment; keys and settings stay."""
     if ctx.tenant.env != "sandbox":
         raise _invalid("Only sandboxes can be reset")

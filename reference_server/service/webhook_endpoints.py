@@ -12,12 +12,26 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from autumn_sdk._generated.json_types import (
+    CreateWebhookResponseJson,
+    DisconnectStripeResponseJson,
+    GetWebhookWebhookJson,
+    ListWebhooksResponseJson,
+    PreviewSyncWebhooksErrorJson,
+    PreviewSyncWebhooksResponseJson,
+    SyncWebhooksResponseJson,
+    SyncWebhooksSecretJson,
+    WebhookSyncAdoptJson,
+    WebhookSyncCreateJson,
+    WebhookSyncDeleteJson,
+    WebhookSyncUnmanagedJson,
+    WebhookSyncUpdateJson,
+)
 from autumn_sdk._generated.models import (
     CreateWebhookParams,
     DeleteWebhookParams,
@@ -51,7 +65,14 @@ AUTUMN_EVENT_TYPES: tuple[str, ...] = (
 
 WEBHOOK_ID = re.compile(r"^[a-zA-Z0-9_-]{1,256}$")
 
-JSON = dict[str, Any]
+WebhookSyncChange = (
+    WebhookSyncCreateJson
+    | WebhookSyncUpdateJson
+    | WebhookSyncAdoptJson
+    | WebhookSyncUnmanagedJson
+    | WebhookSyncDeleteJson
+)
+"""One entry of a sync's ``changes``."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +93,7 @@ class Webhook:
     created_at: int
     updated_at: int
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> GetWebhookWebhookJson:
         return {
             "id": self.id,
             "url": self.url,
@@ -256,7 +277,7 @@ def _changed(ctx: Ctx) -> None:
         watcher.cache.clear()
 
 
-def create_webhook(ctx: Ctx, params: CreateWebhookParams) -> JSON:
+def create_webhook(ctx: Ctx, params: CreateWebhookParams) -> CreateWebhookResponseJson:
     """``webhooks.create``: a new webhook with the caller's id; its signing secret is shown once."""
     stated = stated_from(params, create=True)
     now = ctx.now()
@@ -271,7 +292,7 @@ def create_webhook(ctx: Ctx, params: CreateWebhookParams) -> JSON:
     return {**hook.to_json(), "secret": secret}
 
 
-def get_webhook(ctx: Ctx, params: GetWebhookParams) -> JSON:
+def get_webhook(ctx: Ctx, params: GetWebhookParams) -> GetWebhookWebhookJson:
     """``webhooks.get``: one webhook by its id (or the ``ep_`` id of one made without an id)."""
     webhook_id = _check_id(params.id)
     with ctx.db.read() as conn:
@@ -281,14 +302,14 @@ def get_webhook(ctx: Ctx, params: GetWebhookParams) -> JSON:
     return hook.to_json()
 
 
-def list_webhooks(ctx: Ctx, params: NoParams) -> JSON:
+def list_webhooks(ctx: Ctx, params: NoParams) -> ListWebhooksResponseJson:
     """``webhooks.list``: every webhook of the calling key's environment."""
     with ctx.db.read() as conn:
         hooks = load(conn, ctx.tenant.org_pk, ctx.tenant.env)
     return {"list": [hook.to_json() for hook in hooks]}
 
 
-def update_webhook(ctx: Ctx, params: UpdateWebhookParams) -> JSON:
+def update_webhook(ctx: Ctx, params: UpdateWebhookParams) -> GetWebhookWebhookJson:
     """``webhooks.update``: change the URL, events, description or disabled of a webhook."""
     stated = stated_from(params, create=False)
     now = ctx.now()
@@ -302,7 +323,7 @@ def update_webhook(ctx: Ctx, params: UpdateWebhookParams) -> JSON:
     return after.to_json()
 
 
-def delete_webhook(ctx: Ctx, params: DeleteWebhookParams) -> JSON:
+def delete_webhook(ctx: Ctx, params: DeleteWebhookParams) -> DisconnectStripeResponseJson:
     """``webhooks.delete``: remove a webhook; undelivered messages to it are dropped with it."""
     webhook_id = _check_id(params.id)
     with ctx.db.write() as conn:
@@ -316,8 +337,8 @@ def delete_webhook(ctx: Ctx, params: DeleteWebhookParams) -> JSON:
 
 @dataclass(frozen=True)
 class SyncPlan:
-    changes: list[JSON]
-    errors: list[JSON]
+    changes: list[WebhookSyncChange]
+    errors: list[PreviewSyncWebhooksErrorJson]
     creates: list[Stated]
     stores: list[Webhook]
     deletes: list[Webhook]
@@ -338,7 +359,7 @@ def plan_sync(hooks: Sequence[Webhook], stated: Sequence[Stated], skip_deletions
     owned = {hook.id: hook for hook in hooks if hook.managed}
     idless = [hook for hook in hooks if not hook.managed]
     new = [s for s in stated if s.id not in owned]
-    errors: list[JSON] = []
+    errors: list[PreviewSyncWebhooksErrorJson] = []
     adoptions: dict[str, Webhook] = {}
     for s in new:
         matches = [hook for hook in idless if hook.url == s.url]
@@ -361,7 +382,7 @@ def plan_sync(hooks: Sequence[Webhook], stated: Sequence[Stated], skip_deletions
         elif matches:
             adoptions[s.id] = matches[0]
     failed = {error["id"] for error in errors}
-    changes: list[JSON] = []
+    changes: list[WebhookSyncChange] = []
     creates: list[Stated] = []
     stores: list[Webhook] = []
     for s in stated:
@@ -404,15 +425,16 @@ def plan_sync(hooks: Sequence[Webhook], stated: Sequence[Stated], skip_deletions
     for hook in hooks:
         if (hook.managed and hook.id in stated_ids) or hook.pk in adopted:
             continue
-        action = "unmanaged" if skip_deletions else "delete"
-        changes.append({"action": action, "id": hook.id, "webhook": hook.to_json()})
-        if not skip_deletions:
+        if skip_deletions:
+            changes.append({"action": "unmanaged", "id": hook.id, "webhook": hook.to_json()})
+        else:
+            changes.append({"action": "delete", "id": hook.id, "webhook": hook.to_json()})
             deletes.append(hook)
     listed = [s.id for s in stated if s.id not in failed]
     return SyncPlan(changes, errors, creates, stores, deletes, listed)
 
 
-def preview_sync_webhooks(ctx: Ctx, params: SyncWebhooksParams) -> JSON:
+def preview_sync_webhooks(ctx: Ctx, params: SyncWebhooksParams) -> PreviewSyncWebhooksResponseJson:
     """``webhooks.preview_sync``: what ``webhooks.sync`` would do with the same body; changes nothing."""
     stated, skip_deletions = _sync_request(params)
     with ctx.db.read() as conn:
@@ -421,7 +443,7 @@ def preview_sync_webhooks(ctx: Ctx, params: SyncWebhooksParams) -> JSON:
     return {"changes": plan.changes, "errors": plan.errors}
 
 
-def sync_webhooks(ctx: Ctx, params: SyncWebhooksParams) -> JSON:
+def sync_webhooks(ctx: Ctx, params: SyncWebhooksParams) -> SyncWebhooksResponseJson:
     """``webhooks.sync``: make the environment's webhooks match the list, in one transaction."""
     stated, skip_deletions = _sync_request(params)
     now = ctx.now()
@@ -431,14 +453,14 @@ def sync_webhooks(ctx: Ctx, params: SyncWebhooksParams) -> JSON:
         raise ApiError(409, "duplicate_webhook_id", "A listed webhook id is already in use") from exc
 
 
-def _sync(ctx: Ctx, stated: Sequence[Stated], skip_deletions: bool, now: int) -> JSON:
+def _sync(ctx: Ctx, stated: Sequence[Stated], skip_deletions: bool, now: int) -> SyncWebhooksResponseJson:
     with ctx.db.write() as conn:
         plan = plan_sync(load(conn, ctx.tenant.org_pk, ctx.tenant.env), stated, skip_deletions, now)
         if stated and len(plan.errors) == len(stated):
             raise ApiError(
                 400, "invalid_inputs", "; ".join(f"{e['id']}: {e['message']}" for e in plan.errors)
             )
-        secrets = []
+        secrets: list[SyncWebhooksSecretJson] = []
         for hook in plan.deletes:
             webhook_endpoints_repo.delete_endpoint(conn, hook.pk)
         for after in plan.stores:

@@ -25,8 +25,6 @@ _PLAN_VIEW = "plan_values.py builds a plan's items and prices (tiers, reset) fro
 _BILLING = "billing/ builds quotes, previews and invoices from the engine's dict lines"
 _INVOICE_ACTIONS = "billing/invoice_actions.py answers from stored invoice rows as dicts"
 _SDK_EXTRAS = "sdk_extras.py reuses the customer view's dict builders"
-_WEBHOOKS = "webhook_endpoints.py builds endpoints from stored rows as dicts"
-_SANDBOXES = "sandboxes.py builds sandboxes from stored rows as dicts"
 _ADMIN = "api/admin.py answers from the clock and invoice stores as dicts"
 
 UNTYPED: dict[str, str] = {
@@ -69,17 +67,6 @@ UNTYPED: dict[str, str] = {
     "invoices.list_templates": _INVOICE_ACTIONS,
     "catalog.internal_ids": "catalog_ids.py: beyond the spec, so no generated type yet",
     "organizations.current": "catalog_ids.py: beyond the spec, so no generated type yet",
-    "webhooks.create": _WEBHOOKS,
-    "webhooks.get": _WEBHOOKS,
-    "webhooks.list": _WEBHOOKS,
-    "webhooks.update": _WEBHOOKS,
-    "webhooks.delete": _WEBHOOKS,
-    "webhooks.preview_sync": _WEBHOOKS,
-    "webhooks.sync": _WEBHOOKS,
-    "sandboxes.create": _SANDBOXES,
-    "sandboxes.list": _SANDBOXES,
-    "sandboxes.delete": _SANDBOXES,
-    "sandboxes.reset": _SANDBOXES,
     "balances.list": _SDK_EXTRAS,
     "customers.list_subscriptions": _SDK_EXTRAS,
     "customers.list_purchases": _SDK_EXTRAS,
@@ -131,6 +118,7 @@ def test_the_typed_api_groups_stay_typed() -> None:
     assert {"features.create", "features.get", "features.list", "features.update", "features.delete"} <= typed
     assert {"balances.create", "balances.update", "balances.delete", "balances.finalize"} <= typed
     assert {"check", "track", "track_tokens", "batch_track"} <= typed
+    assert {"webhooks.sync", "webhooks.preview_sync", "sandboxes.create", "sandboxes.reset"} <= typed
     assert {"events.list", "events.aggregate", "keys.mint", "licenses.list", "platform.list_users"} <= typed
     assert {
         "rewards.create",
