@@ -23,6 +23,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import (
+    DisconnectStripeResponseJson,
+    GetStripeConnectionResponseJson,
+    VerifyResponseJson,
+)
 from autumn_sdk._generated.models import (
     DisconnectStripeParams,
     GetStripeConnectionParams,
@@ -272,7 +277,7 @@ def _purchase_row(
 # billing.verify
 
 
-def verify(ctx: Ctx, params: VerifyParams) -> dict[str, Any]:
+def verify(ctx: Ctx, params: VerifyParams) -> VerifyResponseJson:
     """A customer's billing checked against its Stripe subscriptions.
 
     A customer with no Stripe customer has no Stripe subscription to disagree with: it verifies clean
@@ -303,14 +308,14 @@ def _org_env(params: GetStripeConnectionParams | DisconnectStripeParams) -> str:
     return "live" if params.env == "live" else "sandbox"
 
 
-def get_stripe_connection(ctx: Ctx, params: GetStripeConnectionParams) -> dict[str, Any]:
+def get_stripe_connection(ctx: Ctx, params: GetStripeConnectionParams) -> GetStripeConnectionResponseJson:
     """A managed organization's Stripe OAuth connection: never one here (no Stripe OAuth)."""
     with ctx.db.read() as conn:
         _tenant_org(ctx, conn, params.organization_slug)
     return {"connected": False, "account_id": None, "connected_at": None}
 
 
-def disconnect_stripe(ctx: Ctx, params: DisconnectStripeParams) -> dict[str, Any]:
+def disconnect_stripe(ctx: Ctx, params: DisconnectStripeParams) -> DisconnectStripeResponseJson:
     """Revoke a managed organization's Stripe OAuth connection.
 
     As in Autumn, a connected account the platform set (``platform.update_stripe_config`` with an

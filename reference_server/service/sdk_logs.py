@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from autumn_sdk._generated.json_types import SearchRequestLogsItemJson, SearchRequestLogsResponseJson
 from autumn_sdk._generated.models import SearchRequestLogsParams
 from reference_server.errors import invalid
 from reference_server.service.context import Ctx
@@ -283,7 +284,7 @@ def _iso(ms: int) -> str:
     )
 
 
-def search_logs(ctx: Ctx, params: SearchRequestLogsParams) -> dict[str, Any]:
+def search_logs(ctx: Ctx, params: SearchRequestLogsParams) -> SearchRequestLogsResponseJson:
     """The environment's API requests in the range that match the query, newest first by default."""
     filters, order, query_limit = _plan(params.query)
     start_date = params.range.start_date if params.range is not None else None
@@ -325,7 +326,7 @@ def search_logs(ctx: Ctx, params: SearchRequestLogsParams) -> dict[str, Any]:
     return {"list": [_entry(e) for e in entries[:limit]]}
 
 
-def _entry(e: Row) -> dict[str, Any]:
+def _entry(e: Row) -> SearchRequestLogsItemJson:
     return {
         "timestamp": e["timestamp"],
         "source": e["source"],
