@@ -7,5 +7,6 @@ operations and webhooks, :mod:`codegen.catalog` hoists, merges and names every o
 (pinned names in :mod:`codegen.name_overrides`), and the ``emit_*`` modules render the models, the
 operation table (each operation with its policy from :mod:`codegen.policy`) and the resources
 package (a module per API group). :mod:`codegen.official_operations` is no part of the pipeline: run
-with the official SDK's interpreter, it derives ``spec/autumn-sdk-1.2.0-operations.yml``.
+with the official SDK's interpreter, it derives ``spec/autumn-sdk-1.2.0-operations.yml`` (whose
+``x-official-arguments`` :mod:`codegen.overlay` adds to the requests of Autumn's spec).
 """

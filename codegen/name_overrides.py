@@ -56,6 +56,11 @@ NAME_OVERRIDES: dict[str, str] = {
     "CustomerInvoicePreviewLineItemPeriod": "PreviewAttachLineItemPeriod",
     "ListCustomersParamsCreatedAtRange": "EventsListCustomRange",
     "VercelResourcesProvisionedDataResource": "VercelResource",
+    # Names kept from before the official SDK's arguments (x-official-arguments) met these shapes first.
+    "AttachAddLine": "CreateInvoiceCustomLineItem",
+    "AttachTaxAutomaticTax": "UpdateSubscriptionRecalculateBalances",
+    "GetOrCreateCustomerBillingDetailsTaxIdsAdd": "ReissueInvoiceCustomerTaxId",
+    "GetOrCreateCustomerBillingDetailsInvoiceSettingsCustomField": "ReissueInvoiceInvoiceCustomField",
 }
 
 VARIANT_NAMES: dict[str, str] = {

@@ -12,6 +12,10 @@ JSON schemas of its request and response models, and writes them as one OpenAPI 
   discriminator (a ``const`` with itself as default) is required;
 - the limits Speakeasy's Python drops but the docstrings state (:data:`LIMITS`) are added.
 
+It also writes, under ``x-official-arguments``, the request fields that the official methods of
+operations of Autumn's spec take beyond that spec (:data:`ARGUMENTS`, Autumn's internal spec being
+newer): path -> field -> schema, read the same way. ``codegen/overlay.py`` adds them to those requests.
+
 It runs with the interpreter of an environment that has ``autumn-sdk==1.2.0`` (never this kit's: both
 install ``autumn_sdk``), as a script, not as part of the package: ``python -I codegen/official_operations.py``
 prints the document as JSON; ``--write PATH`` writes it as YAML (PyYAML needed there).
@@ -20,7 +24,9 @@ prints the document as JSON; ``--write PATH`` writes it as YAML (PyYAML needed t
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 import json
 import re
@@ -57,6 +63,30 @@ OPERATIONS = (
     "webhooks.update",
 )
 """The official operations beyond Autumn's published spec (``group.method``)."""
+
+_LINES = ("add_lines", "remove_lines", "remove_discounts", "free_trial")
+ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "customers.get_or_create": ("billing_details",),
+    "customers.update": ("billing_details",),
+    "features.create": ("combine",),
+    "features.update": ("combine",),
+    "billing.attach": (*_LINES, "billing_details", "tax"),
+    "billing.preview_attach": (*_LINES, "billing_details", "tax"),
+    "billing.setup_payment": (*_LINES, "billing_details", "tax"),
+    "billing.update": (*_LINES, "custom_line_items", "subscription_params"),
+    "billing.preview_update": (*_LINES, "custom_line_items", "subscription_params"),
+    "billing.multi_update": ("refund_last_payment", "subscription_params"),
+    "billing.preview_multi_update": ("refund_last_payment", "subscription_params"),
+    "events.list": ("range",),
+    "events.aggregate": ("measure", "timezone"),
+    "invoices.list": ("invoice_id", "stripe_id"),
+    "referrals.create_program": ("internal_id",),
+}
+"""The official methods of operations of ``autumn-2026-08-22.yml`` -> their arguments that spec lacks."""
+
+BROKEN_MODEL_MODULES = ("autumn_sdk.models.createfeatureop", "autumn_sdk.models.updatefeatureop")
+"""Official model modules that name classes before defining them (1.2.0's import bug); imported with
+their statements in dependency order."""
 
 LIMITS: dict[tuple[str, str], dict[str, Any]] = {
     ("balances.list", "limit"): {"minimum": 1, "maximum": 200},
@@ -185,11 +215,59 @@ def _docstring(method: Any) -> tuple[str, dict[str, str]]:
     return text.strip(), described
 
 
-def _operation(official: Any, models: Any, qualified: str) -> tuple[str, dict[str, Any]]:
+def _import_in_dependency_order(name: str) -> None:
+    """Import the model module ``name`` although some of its statements name classes defined later."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"the official SDK has no {name}")
+    with open(spec.origin, encoding="utf-8") as handle:
+        pending = ast.parse(handle.read(), spec.origin).body
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    while pending:
+        deferred = []
+        for statement in pending:
+            try:
+                code = compile(ast.Module(body=[statement], type_ignores=[]), spec.origin, "exec")
+                exec(code, module.__dict__)
+            except NameError:  # names a class defined further down: run it after that class
+                deferred.append(statement)
+        if len(deferred) == len(pending):
+            raise ImportError(f"{spec.origin}: unresolvable names")
+        pending = deferred
+
+
+def _method(official: Any, qualified: str) -> tuple[Any, str]:
+    """The official sub-SDK method of ``group.method`` and its source."""
     group, name = qualified.split(".")
     module_name, class_name = official.Autumn._sub_sdk_map[group]
     method = getattr(getattr(importlib.import_module(module_name), class_name), name)
-    source = inspect.getsource(method)
+    return method, inspect.getsource(method)
+
+
+def _arguments(official: Any, models: Any, qualified: str) -> tuple[str, dict[str, Any]]:
+    """The path of an operation of Autumn's spec and the schemas of its :data:`ARGUMENTS`."""
+    method, source = _method(official, qualified)
+    path = re.search(r'path="([^"]+)"', source)
+    model = re.search(r'"json",\s*(?:Optional\[)?models\.(\w+)', source)
+    if path is None or model is None:
+        raise ValueError(f"{qualified}: no path or request model in the official method")
+    properties = _root(getattr(models, model.group(1)), response=False)["properties"]
+    _, described = _docstring(method)
+    fields = {}
+    for field_name in ARGUMENTS[qualified]:
+        field = properties[field_name]
+        if field_name in described:
+            field["description"] = described[field_name]
+        fields[field_name] = field
+    return path.group(1), fields
+
+
+def _operation(official: Any, models: Any, qualified: str) -> tuple[str, dict[str, Any]]:
+    group, name = qualified.split(".")
+    method, source = _method(official, qualified)
 
     def found(pattern: str) -> str:
         match = re.search(pattern, source)
@@ -232,8 +310,11 @@ def document() -> dict[str, Any]:
     official = importlib.import_module("autumn_sdk")
     if official.__name__ != "autumn_sdk" or not hasattr(official.Autumn, "_sub_sdk_map"):
         raise RuntimeError("run this with the interpreter of an environment holding autumn-sdk 1.2.0")
+    for name in BROKEN_MODEL_MODULES:
+        _import_in_dependency_order(name)
     models = importlib.import_module("autumn_sdk.models")
     paths = dict(sorted(_operation(official, models, qualified) for qualified in OPERATIONS))
+    arguments = dict(sorted(_arguments(official, models, qualified) for qualified in ARGUMENTS))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -243,11 +324,13 @@ def document() -> dict[str, Any]:
                 "Written for this kit, not published by Autumn. The operations of the official Python SDK "
                 "autumn-sdk 1.2.0 (Speakeasy-generated from Autumn's internal spec) that "
                 "autumn-2026-08-22.yml lacks: paths, operation ids, method names and request and response "
-                "shapes read from that SDK's models and method docstrings. See spec/README.md."
+                "shapes read from that SDK's models and method docstrings; under x-official-arguments, the "
+                "request fields its methods of that spec's operations take beyond it. See spec/README.md."
             ),
         },
         "servers": [{"url": "https://api.useautumn.com", "description": "Production server"}],
         "paths": paths,
+        "x-official-arguments": arguments,
     }
 
 

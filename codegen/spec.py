@@ -8,15 +8,18 @@ from typing import Any
 
 import yaml
 
-from .overlay import apply_overlay
+from .overlay import OFFICIAL_ARGUMENTS_KEY, apply_overlay
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEC_DIR = REPO_ROOT / "spec"
 """The vendored OpenAPI documents (``spec/README.md`` says where each came from)."""
+OFFICIAL_OPERATIONS_SPEC = SPEC_DIR / "autumn-sdk-1.2.0-operations.yml"
+"""The official SDK's operations beyond Autumn's spec, and its arguments beyond that spec
+(``x-official-arguments``)."""
 DEFAULT_SPECS = (
     SPEC_DIR / "autumn-2026-08-22.yml",
     SPEC_DIR / "platform.yaml",
-    SPEC_DIR / "autumn-sdk-1.2.0-operations.yml",
+    OFFICIAL_OPERATIONS_SPEC,
 )
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 _SAFE_LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -45,11 +48,18 @@ class SpecDocument:
         return after_scheme[slash:].rstrip("/") if slash >= 0 else ""
 
 
-def load_spec(path: Path) -> SpecDocument:
+def _read(path: Path) -> dict[str, Any]:
     """YAML anchors (the spec shares examples through them) are resolved by the safe loader."""
     with path.open(encoding="utf-8") as handle:
         data = yaml.load(handle, Loader=_SAFE_LOADER)
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not an OpenAPI document")
-    apply_overlay(data)
+    return data
+
+
+def load_spec(path: Path) -> SpecDocument:
+    """One vendored document, widened by :mod:`codegen.overlay` (with the official SDK's arguments)."""
+    data = _read(path)
+    official = data if path == OFFICIAL_OPERATIONS_SPEC else _read(OFFICIAL_OPERATIONS_SPEC)
+    apply_overlay(data, official.get(OFFICIAL_ARGUMENTS_KEY) or {})
     return SpecDocument(path=path, data=data)

@@ -150,20 +150,42 @@ _SCHEDULE = (
     *_INVOICE_MODE,
 )
 
+# The official SDK's arguments beyond Autumn's spec (spec/autumn-sdk-1.2.0-operations.yml,
+# ``x-official-arguments``) that no operation here acts on: Stripe customer billing details (address, tax
+# ids, exemption) and a request's tax choice, which no invoice here carries; lines added to or removed
+# from the invoice a change bills, and discounts removed from a subscription by reward; attach's
+# ``free_trial`` shorthand (``customize.free_trial`` is served); Stripe subscription parameters; a
+# multi-update's refund of the last payment; an update's custom line items.
+_BILLING_DETAILS = "billing_details"
+_LINE_CHANGES = ("add_lines", "remove_lines", "remove_discounts", "free_trial")
+_ATTACH_ARGUMENTS = (*_LINE_CHANGES, _BILLING_DETAILS, "tax")
+_UPDATE_ARGUMENTS = (*_LINE_CHANGES, "custom_line_items", "subscription_params")
+_MULTI_UPDATE_ARGUMENTS = ("refund_last_payment", "subscription_params")
+# A feature's ``combine`` (how grants of several plans add up: max or min rather than sum) is not modelled:
+# grants always add up here.
+_FEATURE_ARGUMENTS = ("combine",)
+
 UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
-    "billing.attach": _ATTACH,
-    "billing.preview_attach": _ATTACH,
-    "billing.setup_payment": _SETUP_PAYMENT,
+    "billing.attach": (*_ATTACH, *_ATTACH_ARGUMENTS),
+    "billing.preview_attach": (*_ATTACH, *_ATTACH_ARGUMENTS),
+    "billing.setup_payment": (*_SETUP_PAYMENT, *_ATTACH_ARGUMENTS),
     # Autumn hands ``configuration_id`` to Stripe's billing portal; this server's portal has none.
     "billing.open_customer_portal": ("configuration_id",),
-    "billing.update": _UPDATE,
-    "billing.preview_update": _UPDATE,
+    "billing.update": (*_UPDATE, *_UPDATE_ARGUMENTS),
+    "billing.preview_update": (*_UPDATE, *_UPDATE_ARGUMENTS),
+    "billing.multi_update": _MULTI_UPDATE_ARGUMENTS,
+    "billing.preview_multi_update": _MULTI_UPDATE_ARGUMENTS,
     "billing.multi_attach": _MULTI_ATTACH,
     "billing.preview_multi_attach": _MULTI_ATTACH,
     "billing.create_schedule": _SCHEDULE,
-    "customers.get_or_create": (*_CUSTOMER, "create_in_stripe"),
-    "customers.update": _CUSTOMER,
+    "customers.get_or_create": (*_CUSTOMER, "create_in_stripe", _BILLING_DETAILS),
+    "customers.update": (*_CUSTOMER, _BILLING_DETAILS),
     "entities.create": _CUSTOMER_DATA,
+    "features.create": _FEATURE_ARGUMENTS,
+    "features.update": _FEATURE_ARGUMENTS,
+    # Autumn's ``internal_id`` addresses an existing program by a second, internal id; programs here have
+    # one id, ``id``.
+    "referrals.create_program": ("internal_id",),
     "plans.create": _PLAN,
     "plans.update": _PLAN_UPDATE,
 }

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import math
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection
 
@@ -34,6 +36,9 @@ from reference_server.store.events import (
 from reference_server.store.subjects import CustomerRow, get_customer, load_sources
 
 RANGE_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
+ZONED_BIN_MS = 15 * 60 * 1000
+"""The SQL bin under a ``timezone``: every zone's UTC offset is a whole number of quarter hours, so
+quarter-hour sums fold exactly into local days, weeks and months."""
 
 
 def _cursor(ts: int, pk: int) -> str:
@@ -85,20 +90,19 @@ def event_json(r: Any) -> EventJson:
 
 def list_events(ctx: Ctx, params: EventsListParams) -> EventsListResponseJson:
     limit = params.limit or 50  # the model holds it to 1..5000
+    if params.range and params.custom_range is not None:
+        raise invalid("range and custom_range cannot be used together", "invalid_inputs")
     with ctx.db.read() as conn:
-        event_filter, _customer = _base_filters(ctx, conn, params)
+        event_filter, customer = _base_filters(ctx, conn, params)
         rng = params.custom_range
+        # timestamps are whole ms: [1.5, 9.5] holds the same events as [2, 9]
+        start = math.ceil(rng.start) if rng is not None and rng.start is not None else None
+        end = math.floor(rng.end) if rng is not None and rng.end is not None else None
+        if params.range:  # the preset window, as the aggregate resolves it
+            now = ctx.now(customer.clock_offset_ms if customer else 0)
+            start, end = _window(conn, customer, now, params.range)
         after = _uncursor(params.start_cursor) if params.start_cursor else None
-        rows = event_page(
-            conn,
-            ctx.tenant,
-            event_filter,
-            # timestamps are whole ms: [1.5, 9.5] holds the same events as [2, 9]
-            start=math.ceil(rng.start) if rng is not None and rng.start is not None else None,
-            end=math.floor(rng.end) if rng is not None and rng.end is not None else None,
-            after=after,
-            limit=limit,
-        )
+        rows = event_page(conn, ctx.tenant, event_filter, start=start, end=end, after=after, limit=limit)
     page = rows[:limit]
     return {
         "list": [event_json(r) for r in page],
@@ -106,26 +110,61 @@ def list_events(ctx: Ctx, params: EventsListParams) -> EventsListResponseJson:
     }
 
 
-def _floor(ts: int, bin_size: str) -> int:
+def _floor(ts: int, bin_size: str, zone: ZoneInfo | None = None) -> int:
+    """The start of the bin holding ``ts``: hours in UTC; days, ISO weeks and months at midnight in
+    ``zone`` (UTC when None)."""
     if bin_size == "hour":
         return ts - ts % FIXED_MS["hour"]
+    if zone is not None:
+        local = datetime.fromtimestamp(ts / 1000, tz=zone)
+        midnight = datetime(local.year, local.month, local.day, tzinfo=zone)
+        if bin_size == "week":
+            midnight = datetime.combine(
+                (midnight - timedelta(days=midnight.weekday())).date(), datetime.min.time(), tzinfo=zone
+            )
+        elif bin_size == "month":
+            midnight = midnight.replace(day=1)
+        return int(midnight.timestamp() * 1000)
     day = ts - ts % FIXED_MS["day"]
     if bin_size == "day":
         return day
     if bin_size == "week":  # ISO weeks: Monday 00:00 UTC (1970-01-01 was a Thursday)
         return day - ((day // FIXED_MS["day"] + 3) % 7) * FIXED_MS["day"]
-    from datetime import datetime, timezone
-
     dt = datetime.fromtimestamp(day / 1000, tz=timezone.utc).replace(day=1)
     return int(dt.timestamp() * 1000)
 
 
-def _next_bin(ts: int, bin_size: str) -> int:
+def _next_bin(ts: int, bin_size: str, zone: ZoneInfo | None = None) -> int:
+    """The start of the bin after the one starting at ``ts``."""
+    if zone is not None and bin_size != "hour":
+        # A local day lasts 23 to 25 hours, so a day and two hours on lands in the next bin's first
+        # day (likewise a week and two hours, or 32 days for a month).
+        span = {"day": 26, "week": 7 * 24 + 2, "month": 32 * 24}[bin_size] * FIXED_MS["hour"]
+        return _floor(ts + span, bin_size, zone)
     if bin_size in ("hour", "day"):
         return ts + FIXED_MS[bin_size]
     if bin_size == "week":
         return ts + 7 * FIXED_MS["day"]
     return add_months(ts, 1)
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    """The IANA zone of ``timezone`` (None for UTC, the default); 400 for a name that is none."""
+    if name is None or name in ("UTC", "Etc/UTC"):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise invalid(f"timezone: {name!r} is not an IANA time zone", "invalid_inputs") from exc
+
+
+def _window(conn: Any, customer: Any, now: int, rng: str | None) -> tuple[int, int]:
+    """The [start, end] of a preset ``range``: the last 24 hours to 90 days, else billing cycles
+    (``1bc`` by default, ``3bc``, ``last_cycle``)."""
+    if rng is not None and rng in RANGE_DAYS:
+        return now - RANGE_DAYS[rng] * FIXED_MS["day"], now
+    cycle = rng or "1bc"
+    return _cycle(conn, customer, now, 3 if cycle == "3bc" else 1, cycle == "last_cycle")
 
 
 def _cycle(conn: Any, customer: Any, now: int, cycles: int, last: bool) -> tuple[int, int]:
@@ -162,6 +201,8 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> EventsAggregateRespons
         raise invalid("range and custom_range cannot be used together", "invalid_inputs")
     if custom is not None and not custom.start < custom.end:
         raise invalid("custom_range: start must be before end", "invalid_inputs")
+    zone = _zone(params.timezone)
+    counting = params.measure == "count"
     group_by = params.group_by
     if group_by and not (
         group_by.startswith("properties.") or group_by in ("$customer_id", "$entity_id", "$plan_id")
@@ -185,12 +226,11 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> EventsAggregateRespons
         now = ctx.now(customer.clock_offset_ms if customer else 0)
         if custom is not None:
             start, end = int(custom.start), int(custom.end)
-        elif rng is not None and rng in RANGE_DAYS:
-            start, end = now - RANGE_DAYS[rng] * FIXED_MS["day"], now
         else:
-            cycle = rng or "1bc"
-            start, end = _cycle(conn, customer, now, 3 if cycle == "3bc" else 1, cycle == "last_cycle")
+            start, end = _window(conn, customer, now, rng)
         bin_size = params.bin_size or ("hour" if rng == "24h" else "day")
+        if bin_size == "hour":
+            zone = None  # hour bins are UTC's whatever the zone
         filters = tuple(
             (key.split(".", 1)[1] if key.startswith("properties.") else key, expected)
             for key, expected in filter_by.items()
@@ -198,7 +238,8 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> EventsAggregateRespons
         query = AggregateQuery(
             start,
             end,
-            FIXED_MS["hour" if bin_size == "hour" else "day"],  # weeks and months fold days
+            # weeks and months fold days; a zone's days fold quarter hours
+            ZONED_BIN_MS if zone is not None else FIXED_MS["hour" if bin_size == "hour" else "day"],
             _sql_group(group_by),
             filters,
         )
@@ -224,11 +265,11 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> EventsAggregateRespons
         return str(raw)
 
     bins: list[int] = []
-    b = _floor(start, bin_size)
-    last_bin = _floor(min(end, now), bin_size)
+    b = _floor(start, bin_size, zone)
+    last_bin = _floor(min(end, now), bin_size, zone)
     while b <= last_bin:
         bins.append(b)
-        b = _next_bin(b, bin_size)
+        b = _next_bin(b, bin_size, zone)
     totals: dict[str, EventsAggregateTotalJson] = {f: {"count": 0, "sum": 0.0} for f in fids}
     groups_total: dict[str, float] = {}
     first_seen: dict[str, int] = {}
@@ -248,22 +289,23 @@ def aggregate(ctx: Ctx, params: EventsAggregateParams) -> EventsAggregateRespons
         if group_by:
             data[p]["grouped_values"] = {f: {} for f in fids}
     for r in sorted(summed, key=lambda r: (r.bin, r.first)):
-        p = _floor(int(r.bin), bin_size)
+        p = _floor(int(r.bin), bin_size, zone)
         if p not in data:
             continue
         entry = data[p]
-        entry["values"][r.feature_id] = round(entry["values"][r.feature_id] + float(r.total), 10)
+        amount = float(r.n) if counting else float(r.total)  # ``measure``: "count" counts events
+        entry["values"][r.feature_id] = round(entry["values"][r.feature_id] + amount, 10)
         if group_by:
             k = names[r.grp]
             k = k if k in top else "Other"
             g = entry["grouped_values"][r.feature_id]
-            g[k] = round(g.get(k, 0.0) + float(r.total), 10)
+            g[k] = round(g.get(k, 0.0) + amount, 10)
     out: EventsAggregateResponseJson = {"list": [data[p] for p in bins], "total": totals}
     if deducted:
         out["deductions"] = _deductions(
             [r for r in rows if _keep(r, filters)],
             bins,
-            bin_size,
+            (bin_size, zone),
             features_of,
             owners,
             {r.id: _event_group(r, group_by, plan_of, top) for r in rows} if group_by else {},
@@ -303,7 +345,7 @@ def _event_group(r: Any, group_by: str, plan_of: dict[int, str], top: set[str]) 
 def _deductions(
     rows: list[Any],
     bins: list[int],
-    bin_size: str,
+    binning: tuple[str, ZoneInfo | None],
     features: dict[str, Feature],
     owners: dict[str, str | None],
     group_of: dict[str, str],
@@ -313,7 +355,7 @@ def _deductions(
     per_bin: dict[int, dict[str, Any]] = {p: {} for p in bins}
     grouped: dict[int, dict[str, dict[str, dict[str, Any]]]] = {p: {} for p in bins}
     for r in rows:
-        p = _floor(int(r.timestamp), bin_size)
+        p = _floor(int(r.timestamp), *binning)
         if p not in per_bin:
             continue
         for d in r.deductions or []:

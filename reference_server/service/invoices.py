@@ -81,6 +81,8 @@ def list_invoices(ctx: Ctx, params: ListInvoicesParams) -> dict[str, Any]:
             entity_id=entity_id or None,
             statuses=params.status or None,
             processor_types=params.processor_types or None,
+            invoice_id=params.invoice_id,
+            stripe_id=params.stripe_id,
         )
     next_cursor = (
         invoice_pages.encode_invoice_cursor(rows[-1].created_at, rows[-1].pk) if more and rows else None

@@ -143,8 +143,12 @@ def list_invoice_page(
     entity_id: str | None,
     statuses: Sequence[str] | None,
     processor_types: Sequence[str] | None,
+    invoice_id: str | None = None,
+    stripe_id: str | None = None,
 ) -> tuple[list[InvoiceRow], bool]:
-    """A page of the org env's invoices, newest first; True when more follow."""
+    """A page of the org env's invoices, newest first; True when more follow. ``invoice_id`` keeps the
+    invoice of that id, ``stripe_id`` the one of that processor id (an invoice of the local processor
+    is its own)."""
     query, processor_type = _invoice_select()
     conds: list[Any] = [
         customers.c.org_pk == org_pk,
@@ -164,6 +168,10 @@ def list_invoice_page(
         conds.append(invoices.c.status.in_(list(statuses)))
     if processor_types:
         conds.append(processor_type.in_(list(processor_types)))
+    if invoice_id is not None:
+        conds.append(invoices.c.id == invoice_id)
+    if stripe_id is not None:
+        conds.append(func.coalesce(invoices.c.processor_id, invoices.c.id) == stripe_id)
     if after is not None:
         created_at, pk = after
         conds.append(

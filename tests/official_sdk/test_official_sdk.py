@@ -14,9 +14,9 @@ refused) would only be listed; ``licenses.list`` and ``licenses.list_assignments
 from the official SDK.
 
 Our own SDK is held to the official one's surface here too: every official operation is a method of
-our ``Autumn`` and ``AsyncAutumn`` under its name, taking its keyword arguments (but the known gaps of
-``ARGUMENTS_NOT_IN_THE_SPECS``), and ``spec/autumn-sdk-1.2.0-operations.yml`` describes exactly the
-official operations beyond Autumn's spec.
+our ``Autumn`` and ``AsyncAutumn`` under its name, taking all of its keyword arguments, and
+``spec/autumn-sdk-1.2.0-operations.yml`` describes exactly the official operations beyond Autumn's spec
+and, under ``x-official-arguments``, the official arguments of the spec's operations beyond it.
 
 The official 1.2.0 wheel has an import bug: its ``autumn_sdk.features`` sub-SDK fails to import
 (``models/createfeatureop.py`` and ``updatefeatureop.py`` name classes before defining them), so the
@@ -31,9 +31,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from autumn_sdk import AsyncAutumn, Autumn
 from autumn_sdk._generated.operations import OPERATIONS
+from codegen.overlay import OFFICIAL_ARGUMENTS_KEY
 from codegen.spec import DEFAULT_SPECS, SPEC_DIR, load_spec
 from reference_server.testing import fresh_database_url, run_server
 
@@ -44,28 +46,6 @@ OFFICIAL_OPERATIONS_SPEC = SPEC_DIR / "autumn-sdk-1.2.0-operations.yml"
 UNUSED_KEY = "am_sk_test_" + "x" * 40
 UNUSED_URL = "http://127.0.0.1:9"
 """A client only inspected, never sent through."""
-
-_LINES = {"add_lines", "remove_lines", "remove_discounts", "free_trial"}
-ARGUMENTS_NOT_IN_THE_SPECS: dict[str, set[str]] = {
-    "customers.get_or_create": {"billing_details"},
-    "customers.update": {"billing_details"},
-    "features.create": {"combine"},
-    "features.update": {"combine"},
-    "billing.attach": _LINES | {"billing_details", "tax"},
-    "billing.preview_attach": _LINES | {"billing_details", "tax"},
-    "billing.setup_payment": _LINES | {"billing_details", "tax"},
-    "billing.update": _LINES | {"custom_line_items", "subscription_params"},
-    "billing.preview_update": _LINES | {"custom_line_items", "subscription_params"},
-    "billing.multi_update": {"refund_last_payment", "subscription_params"},
-    "billing.preview_multi_update": {"refund_last_payment", "subscription_params"},
-    "events.list": {"range"},
-    "events.aggregate": {"measure", "timezone"},
-    "invoices.list": {"invoice_id", "stripe_id"},
-    "referrals.create_program": {"internal_id"},
-}
-"""Arguments of the official 1.2.0 methods (generated from Autumn's internal spec, newer than the
-published 2026-08-22 one) that no vendored spec describes, so our methods lack them. Every operation
-of ``SERVER_OPERATIONS_BEYOND_SPEC`` takes all of its official arguments."""
 
 SPEC_OPERATIONS_MISSING_FROM_OFFICIAL_SDK = frozenset({"/v1/licenses.list", "/v1/licenses.list_assignments"})
 
@@ -118,7 +98,6 @@ def test_our_sdk_has_every_official_method_with_its_arguments(official_sdk: Offi
     every keyword argument the official one takes and requiring none it may omit (issue 12, item 4)."""
     official = official_sdk.signatures()
     assert len(official) == len(call_names())
-    assert not set(ARGUMENTS_NOT_IN_THE_SPECS) & set(SERVER_OPERATIONS_BEYOND_SPEC)
     clients: list[Autumn | AsyncAutumn] = [
         Autumn(secret_key=UNUSED_KEY, server_url=UNUSED_URL),
         AsyncAutumn(secret_key=UNUSED_KEY, server_url=UNUSED_URL),
@@ -136,10 +115,9 @@ def test_our_sdk_has_every_official_method_with_its_arguments(official_sdk: Offi
             ours = {p.name for p in parameters}
             required = {p.name for p in parameters if p.default is inspect.Parameter.empty}
             where = f"{type(client).__name__}.{name}"
-            # Every official call is one of ours: no argument missing but the known gaps, none required
-            # that it may omit (ours may take more: the current spec's newer fields such as track's ``lock``).
-            missing = (set(arguments["required"]) | set(arguments["optional"])) - ours
-            assert missing == ARGUMENTS_NOT_IN_THE_SPECS.get(name, set()), where
+            # Every official call is one of ours: no argument missing, none required that it may omit
+            # (ours may take more: the current spec's newer fields such as track's ``lock``).
+            assert (set(arguments["required"]) | set(arguments["optional"])) <= ours, where
             assert required <= set(arguments["required"]), where
 
 
@@ -153,6 +131,17 @@ def test_the_spec_of_the_official_operations_beyond_autumns_describes_exactly_th
     assert {ours[inventory[name]] for name in SERVER_OPERATIONS_BEYOND_SPEC} == set(
         SERVER_OPERATIONS_BEYOND_SPEC
     )
+    # The official arguments beyond Autumn's spec are of operations of that spec, none it describes.
+    arguments = document.data[OFFICIAL_ARGUMENTS_KEY]
+    spec = load_spec(DEFAULT_SPECS[0]).data["paths"]
+    assert set(arguments) <= _spec_paths() - paths
+    with DEFAULT_SPECS[0].open(encoding="utf-8") as handle:
+        published = yaml.safe_load(handle)["paths"]
+    for path, fields in arguments.items():
+        body = published[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert not set(fields) & set(body["properties"]), path
+        widened = spec[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert set(fields) <= set(widened["properties"]), path
 
 
 def test_the_vendored_document_is_what_the_official_sdk_derives(official_sdk: OfficialSdk) -> None:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .balances import ListBalancesParams as ListBalancesParams
     from .balances import ListBalancesResponse as ListBalancesResponse
     from .balances import UpdateBalanceParams as UpdateBalanceParams
+    from .billing import AttachAddLine as AttachAddLine
+    from .billing import AttachBillingDetails as AttachBillingDetails
     from .billing import AttachCarryOverBalances as AttachCarryOverBalances
     from .billing import AttachCustomize as AttachCustomize
     from .billing import AttachCustomizeUpsertLicense as AttachCustomizeUpsertLicense
@@ -33,8 +35,14 @@ if TYPE_CHECKING:
     from .billing import AttachInvoiceMode as AttachInvoiceMode
     from .billing import AttachLicenseQuantity as AttachLicenseQuantity
     from .billing import AttachParams as AttachParams
+    from .billing import AttachRemoveDiscount as AttachRemoveDiscount
+    from .billing import AttachRemoveLine as AttachRemoveLine
+    from .billing import AttachRemoveLineFeatureQuantity as AttachRemoveLineFeatureQuantity
+    from .billing import AttachRemoveLineLicenseQuantity as AttachRemoveLineLicenseQuantity
+    from .billing import AttachRemoveLinePrice as AttachRemoveLinePrice
     from .billing import AttachRequiredAction as AttachRequiredAction
     from .billing import AttachResponse as AttachResponse
+    from .billing import AttachTax as AttachTax
     from .billing import CreateScheduleParams as CreateScheduleParams
     from .billing import CreateSchedulePhase as CreateSchedulePhase
     from .billing import CreateSchedulePhasePlan as CreateSchedulePhasePlan
@@ -148,6 +156,14 @@ if TYPE_CHECKING:
     from .customers import FeatureUnitNames as FeatureUnitNames
     from .customers import FreeTrialParams as FreeTrialParams
     from .customers import GetCustomerParams as GetCustomerParams
+    from .customers import GetOrCreateCustomerBillingDetails as GetOrCreateCustomerBillingDetails
+    from .customers import (
+        GetOrCreateCustomerBillingDetailsAddress as GetOrCreateCustomerBillingDetailsAddress,
+    )
+    from .customers import (
+        GetOrCreateCustomerBillingDetailsInvoiceSettings as GetOrCreateCustomerBillingDetailsInvoiceSettings,
+    )
+    from .customers import GetOrCreateCustomerBillingDetailsTaxIds as GetOrCreateCustomerBillingDetailsTaxIds
     from .customers import GetOrCreateCustomerParams as GetOrCreateCustomerParams
     from .customers import ListCustomersParams as ListCustomersParams
     from .customers import ListCustomersPlan as ListCustomersPlan
@@ -185,6 +201,8 @@ if TYPE_CHECKING:
     from .customers import PreviewAttachLineItem as PreviewAttachLineItem
     from .customers import PreviewAttachLineItemDiscount as PreviewAttachLineItemDiscount
     from .customers import PreviewAttachLineItemPeriod as PreviewAttachLineItemPeriod
+    from .customers import ReissueInvoiceCustomerTaxId as ReissueInvoiceCustomerTaxId
+    from .customers import ReissueInvoiceInvoiceCustomField as ReissueInvoiceInvoiceCustomField
     from .customers import SuccessResponse as SuccessResponse
     from .customers import UpdateCustomerParams as UpdateCustomerParams
     from .customers import UsageLimit as UsageLimit
@@ -214,7 +232,6 @@ if TYPE_CHECKING:
     from .features import GetFeatureParams as GetFeatureParams
     from .features import ListFeaturesResponse as ListFeaturesResponse
     from .features import UpdateFeatureParams as UpdateFeatureParams
-    from .invoices import CreateInvoiceCustomLineItem as CreateInvoiceCustomLineItem
     from .invoices import CreateInvoiceInvoice as CreateInvoiceInvoice
     from .invoices import CreateInvoiceInvoiceItem as CreateInvoiceInvoiceItem
     from .invoices import CreateInvoiceInvoiceItemEntity as CreateInvoiceInvoiceItemEntity
@@ -268,9 +285,7 @@ if TYPE_CHECKING:
     from .invoices import PayInvoiceParams as PayInvoiceParams
     from .invoices import ReissueInvoiceCustomer as ReissueInvoiceCustomer
     from .invoices import ReissueInvoiceCustomerAddress as ReissueInvoiceCustomerAddress
-    from .invoices import ReissueInvoiceCustomerTaxId as ReissueInvoiceCustomerTaxId
     from .invoices import ReissueInvoiceInvoice as ReissueInvoiceInvoice
-    from .invoices import ReissueInvoiceInvoiceCustomField as ReissueInvoiceInvoiceCustomField
     from .invoices import ReissueInvoiceLines as ReissueInvoiceLines
     from .invoices import ReissueInvoiceLinesUpdate as ReissueInvoiceLinesUpdate
     from .invoices import ReissueInvoiceParams as ReissueInvoiceParams
@@ -554,6 +569,8 @@ if TYPE_CHECKING:
 _MODULE_OF: dict[str, str] = {
     "AdvanceTestClockParams": "customers",
     "AdvanceTestClockResponse": "customers",
+    "AttachAddLine": "billing",
+    "AttachBillingDetails": "billing",
     "AttachCarryOverBalances": "billing",
     "AttachCustomLineItem": "billing",
     "AttachCustomize": "billing",
@@ -566,8 +583,14 @@ _MODULE_OF: dict[str, str] = {
     "AttachLicenseParams": "licenses",
     "AttachLicenseQuantity": "billing",
     "AttachParams": "billing",
+    "AttachRemoveDiscount": "billing",
+    "AttachRemoveLine": "billing",
+    "AttachRemoveLineFeatureQuantity": "billing",
+    "AttachRemoveLineLicenseQuantity": "billing",
+    "AttachRemoveLinePrice": "billing",
     "AttachRequiredAction": "billing",
     "AttachResponse": "billing",
+    "AttachTax": "billing",
     "AutoTopup": "customers",
     "AutoTopupInvoice": "webhooks",
     "AutoTopupPurchaseLimit": "customers",
@@ -617,7 +640,6 @@ _MODULE_OF: dict[str, str] = {
     "CreateFeatureModelMarkup": "root",
     "CreateFeatureParams": "features",
     "CreateFeatureProviderMarkup": "root",
-    "CreateInvoiceCustomLineItem": "invoices",
     "CreateInvoiceInvoice": "invoices",
     "CreateInvoiceInvoiceItem": "invoices",
     "CreateInvoiceInvoiceItemEntity": "invoices",
@@ -755,6 +777,10 @@ _MODULE_OF: dict[str, str] = {
     "GetCustomerParams": "customers",
     "GetEntityParams": "entities",
     "GetFeatureParams": "features",
+    "GetOrCreateCustomerBillingDetails": "customers",
+    "GetOrCreateCustomerBillingDetailsAddress": "customers",
+    "GetOrCreateCustomerBillingDetailsInvoiceSettings": "customers",
+    "GetOrCreateCustomerBillingDetailsTaxIds": "customers",
     "GetOrCreateCustomerParams": "customers",
     "GetPlanParams": "plans",
     "GetReferralProgramParams": "referrals",
@@ -928,9 +954,9 @@ _MODULE_OF: dict[str, str] = {
     "RedeemRewardCodeResponse": "rewards",
     "ReissueInvoiceCustomer": "invoices",
     "ReissueInvoiceCustomerAddress": "invoices",
-    "ReissueInvoiceCustomerTaxId": "invoices",
+    "ReissueInvoiceCustomerTaxId": "customers",
     "ReissueInvoiceInvoice": "invoices",
-    "ReissueInvoiceInvoiceCustomField": "invoices",
+    "ReissueInvoiceInvoiceCustomField": "customers",
     "ReissueInvoiceLines": "invoices",
     "ReissueInvoiceLinesUpdate": "invoices",
     "ReissueInvoiceParams": "invoices",
@@ -1031,6 +1057,8 @@ _MODULE_OF: dict[str, str] = {
 }
 
 NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
+    "AttachAddLine": frozenset({"period_end", "period_start"}),
+    "AttachBillingDetails": frozenset({"address", "tax_exempt", "tax_ids"}),
     "AttachCarryOverBalances": frozenset({"feature_ids"}),
     "AttachCustomize": frozenset(
         {"add_items", "billing_controls", "items", "remove_items", "upsert_licenses"}
@@ -1044,7 +1072,9 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "AttachLicenseEntity": frozenset({"feature_id"}),
     "AttachParams": frozenset(
         {
+            "add_lines",
             "billing_cycle_anchor",
+            "billing_details",
             "carry_over_balances",
             "carry_over_usages",
             "checkout_session_params",
@@ -1066,15 +1096,23 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
             "processor_subscription_id",
             "proration_behavior",
             "redirect_mode",
+            "remove_discounts",
+            "remove_lines",
             "remove_plan_ids",
             "starts_at",
             "subscription_id",
             "success_url",
+            "tax",
             "tax_rate_id",
             "version",
         }
     ),
+    "AttachRemoveLine": frozenset({"direction", "feature_quantities", "license_quantities", "price"}),
+    "AttachRemoveLineFeatureQuantity": frozenset({"interval", "interval_count"}),
+    "AttachRemoveLineLicenseQuantity": frozenset({"feature_quantities", "price"}),
+    "AttachRemoveLinePrice": frozenset({"interval", "interval_count"}),
     "AttachResponse": frozenset({"entity_id", "invoice", "required_action"}),
+    "AttachTax": frozenset({"automatic_tax", "rate_id"}),
     "AutoTopup": frozenset({"enabled", "invoice_mode", "purchase_limit"}),
     "AutoTopupPurchaseLimitParams": frozenset({"count", "interval_count"}),
     "AutoTopupPurchaseWindow": frozenset({"interval_count"}),
@@ -1134,9 +1172,8 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "CreateEntityParams": frozenset({"billing_controls", "customer_data"}),
     "CreateFeatureModelMarkup": frozenset({"input_cost", "markup", "output_cost"}),
     "CreateFeatureParams": frozenset(
-        {"consumable", "credit_schema", "default_markup", "display", "event_names"}
+        {"combine", "consumable", "credit_schema", "default_markup", "display", "event_names"}
     ),
-    "CreateInvoiceCustomLineItem": frozenset({"period_end", "period_start"}),
     "CreateInvoiceInvoice": frozenset({"items", "processor_type"}),
     "CreateInvoiceParams": frozenset(
         {
@@ -1215,6 +1252,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
             "price",
         }
     ),
+    "CreateReferralProgramParams": frozenset({"internal_id"}),
     "CreateRewardParams": frozenset({"coupon", "feature_grant"}),
     "CreateRewardResponse": frozenset({"coupon", "feature_grant"}),
     "CreateSandboxParams": frozenset({"color", "icon"}),
@@ -1296,14 +1334,16 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
             "filter_by",
             "group_by",
             "max_groups",
+            "measure",
             "range",
+            "timezone",
         }
     ),
     "EventsAggregatePeriod": frozenset({"grouped_values"}),
     "EventsAggregateResponse": frozenset({"deductions"}),
     "EventsListCustomRange": frozenset({"end", "start"}),
     "EventsListParams": frozenset(
-        {"custom_range", "customer_id", "entity_id", "feature_id", "limit", "start_cursor"}
+        {"custom_range", "customer_id", "entity_id", "feature_id", "limit", "range", "start_cursor"}
     ),
     "Feature": frozenset({"credit_schema", "default_markup", "display", "event_names"}),
     "FeatureQuantity": frozenset({"adjustable", "quantity"}),
@@ -1312,10 +1352,13 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "GenerateOAuthURLResponse": frozenset({"oauth_url"}),
     "GetCustomerParams": frozenset({"expand"}),
     "GetEntityParams": frozenset({"customer_id"}),
+    "GetOrCreateCustomerBillingDetails": frozenset({"invoice_settings", "tax_exempt", "tax_ids"}),
+    "GetOrCreateCustomerBillingDetailsTaxIds": frozenset({"add", "remove"}),
     "GetOrCreateCustomerParams": frozenset(
         {
             "auto_enable_plan_id",
             "billing_controls",
+            "billing_details",
             "config",
             "create_in_stripe",
             "expand",
@@ -1362,7 +1405,16 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "ListInvoiceTemplatesParams": frozenset({"limit", "offset"}),
     "ListInvoicesItem": frozenset({"processor_type"}),
     "ListInvoicesParams": frozenset(
-        {"customer_id", "entity_id", "limit", "processor_types", "start_cursor", "status"}
+        {
+            "customer_id",
+            "entity_id",
+            "invoice_id",
+            "limit",
+            "processor_types",
+            "start_cursor",
+            "status",
+            "stripe_id",
+        }
     ),
     "ListLicenseAssignmentsParams": frozenset({"active", "entity_id", "plan_id"}),
     "ListLicensesParams": frozenset({"entity_id"}),
@@ -1412,7 +1464,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     ),
     "MultiAttachPlan": frozenset({"customize", "feature_quantities", "subscription_id", "version"}),
     "MultiAttachPlanCustomize": frozenset({"items"}),
-    "MultiUpdateParams": frozenset({"entity_id"}),
+    "MultiUpdateParams": frozenset({"entity_id", "refund_last_payment", "subscription_params"}),
     "MultiUpdatePreviewSubscription": frozenset({"expand", "next_cycle"}),
     "MultiUpdateUpdate": frozenset({"entity_id", "plan_id", "proration_behavior", "subscription_id"}),
     "OpenCustomerPortalParams": frozenset({"configuration_id", "return_url"}),
@@ -1511,7 +1563,9 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "PreviewAttachNextCycleUsageLineItem": frozenset({"period"}),
     "PreviewAttachParams": frozenset(
         {
+            "add_lines",
             "billing_cycle_anchor",
+            "billing_details",
             "carry_over_balances",
             "carry_over_usages",
             "checkout_session_params",
@@ -1533,10 +1587,13 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
             "processor_subscription_id",
             "proration_behavior",
             "redirect_mode",
+            "remove_discounts",
+            "remove_lines",
             "remove_plan_ids",
             "starts_at",
             "subscription_id",
             "success_url",
+            "tax",
             "tax_rate_id",
             "version",
         }
@@ -1559,12 +1616,14 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
             "success_url",
         }
     ),
-    "PreviewMultiUpdateParams": frozenset({"entity_id"}),
+    "PreviewMultiUpdateParams": frozenset({"entity_id", "refund_last_payment", "subscription_params"}),
     "PreviewUpdateParams": frozenset(
         {
+            "add_lines",
             "billing_cycle_anchor",
             "cancel_action",
             "carry_over_usages",
+            "custom_line_items",
             "customize",
             "discounts",
             "entity_id",
@@ -1577,7 +1636,10 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
             "recalculate_balances",
             "redirect_mode",
             "refund_last_payment",
+            "remove_discounts",
+            "remove_lines",
             "subscription_id",
+            "subscription_params",
             "version",
         }
     ),
@@ -1612,7 +1674,9 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "SearchRequestLogsRange": frozenset({"end_date", "start_date"}),
     "SetupPaymentParams": frozenset(
         {
+            "add_lines",
             "billing_cycle_anchor",
+            "billing_details",
             "carry_over_balances",
             "carry_over_usages",
             "checkout_session_params",
@@ -1630,10 +1694,13 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
             "plan_id",
             "processor_subscription_id",
             "proration_behavior",
+            "remove_discounts",
+            "remove_lines",
             "remove_plan_ids",
             "starts_at",
             "subscription_id",
             "success_url",
+            "tax",
             "tax_rate_id",
             "version",
         }
@@ -1689,12 +1756,13 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
         }
     ),
     "UpdateCustomerParams": frozenset(
-        {"billing_controls", "config", "new_customer_id", "send_email_receipts"}
+        {"billing_controls", "billing_details", "config", "new_customer_id", "send_email_receipts"}
     ),
     "UpdateEntityParams": frozenset({"billing_controls", "customer_id"}),
     "UpdateFeatureParams": frozenset(
         {
             "archived",
+            "combine",
             "consumable",
             "credit_schema",
             "default_markup",
@@ -1758,9 +1826,11 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "UpdateStripeConfigResponse": frozenset({"message", "organization"}),
     "UpdateSubscriptionParams": frozenset(
         {
+            "add_lines",
             "billing_cycle_anchor",
             "cancel_action",
             "carry_over_usages",
+            "custom_line_items",
             "customize",
             "discounts",
             "entity_id",
@@ -1773,7 +1843,10 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
             "recalculate_balances",
             "redirect_mode",
             "refund_last_payment",
+            "remove_discounts",
+            "remove_lines",
             "subscription_id",
+            "subscription_params",
             "version",
         }
     ),
@@ -1869,6 +1942,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "AdvanceTestClockParams",
     "AdvanceTestClockResponse",
+    "AttachAddLine",
+    "AttachBillingDetails",
     "AttachCarryOverBalances",
     "AttachCustomLineItem",
     "AttachCustomize",
@@ -1881,8 +1956,14 @@ __all__ = [
     "AttachLicenseParams",
     "AttachLicenseQuantity",
     "AttachParams",
+    "AttachRemoveDiscount",
+    "AttachRemoveLine",
+    "AttachRemoveLineFeatureQuantity",
+    "AttachRemoveLineLicenseQuantity",
+    "AttachRemoveLinePrice",
     "AttachRequiredAction",
     "AttachResponse",
+    "AttachTax",
     "AutoTopup",
     "AutoTopupInvoice",
     "AutoTopupPurchaseLimit",
@@ -1932,7 +2013,6 @@ __all__ = [
     "CreateFeatureModelMarkup",
     "CreateFeatureParams",
     "CreateFeatureProviderMarkup",
-    "CreateInvoiceCustomLineItem",
     "CreateInvoiceInvoice",
     "CreateInvoiceInvoiceItem",
     "CreateInvoiceInvoiceItemEntity",
@@ -2070,6 +2150,10 @@ __all__ = [
     "GetCustomerParams",
     "GetEntityParams",
     "GetFeatureParams",
+    "GetOrCreateCustomerBillingDetails",
+    "GetOrCreateCustomerBillingDetailsAddress",
+    "GetOrCreateCustomerBillingDetailsInvoiceSettings",
+    "GetOrCreateCustomerBillingDetailsTaxIds",
     "GetOrCreateCustomerParams",
     "GetPlanParams",
     "GetReferralProgramParams",

@@ -18,6 +18,7 @@ from .customers import (
     Customer,
     CustomerConfig,
     FreeTrialParams,
+    GetOrCreateCustomerBillingDetailsAddress,
     Plan,
     PlanItemFilter,
     PlanItemProration,
@@ -25,10 +26,18 @@ from .customers import (
     PlanItemRolloverParams,
     PreviewAttachLineItem,
     PreviewAttachLineItemPeriod,
+    ReissueInvoiceCustomerTaxId,
     UsageLimit,
 )
 from .plans import CreatePlanLicenseCustomizeAddItem, PlanItemParams, UpdatePlanVariantCustomizeAddItem
 from .root import OverageAllowed, SpendLimit, UsageAlert
+
+
+class AttachAddLine(AutumnModel):
+    amount: int | float
+    description: str
+    period_start: int | None = None
+    period_end: int | None = None
 
 
 class AttachCarryOverBalances(AutumnModel):
@@ -110,6 +119,22 @@ class AttachLicenseQuantity(AutumnModel):
         ge=0,
         le=9007199254740991,
     )
+
+
+class AttachRemoveDiscount(AutumnModel):
+    reward_id: str
+
+
+class AttachRemoveLineFeatureQuantity(AutumnModel):
+    feature_id: str
+    billing_behavior: Literal["prepaid", "usage_based"]
+    interval: Literal["one_off", "week", "month", "quarter", "semi_annual", "year"] | None = None
+    interval_count: int | None = None
+
+
+class AttachRemoveLinePrice(AutumnModel):
+    interval: Literal["one_off", "week", "month", "quarter", "semi_annual", "year"] | None = None
+    interval_count: int | None = None
 
 
 class AttachRequiredAction(AutumnModel):
@@ -340,6 +365,13 @@ class PreviewMultiUpdateParams(AutumnModel):
     updates: list[MultiUpdateUpdate] = Field(
         ..., description="The list of plan updates to apply to the customer.", min_length=1
     )
+    refund_last_payment: Literal["prorated", "full"] | None = Field(
+        None,
+        description="Controls how the last payment is refunded on immediate cancellation. 'prorated' refunds the unused portion, 'full' refunds the entire last payment.",
+    )
+    subscription_params: dict[str, Any] | None = Field(
+        None, description="Additional parameters to pass into the Stripe subscription update or cancel call."
+    )
 
 
 class SchedulePlanItemPriceAdditionalCurrency(AutumnModel):
@@ -369,14 +401,7 @@ class SetupPaymentResponse(AutumnModel):
 
 
 class UpdateSubscriptionRecalculateBalances(AutumnModel):
-    """
-    Controls whether balances should be recalculated during the subscription update.
-    """
-
-    enabled: bool = Field(
-        ...,
-        description="If true, recalculates balances during the subscription update. Only applicable when updating feature quantities.",
-    )
+    enabled: bool
 
 
 class VerifyBasePriceMismatch(AutumnModel):
@@ -523,6 +548,31 @@ class VerifyStripeSubNotInAutumn(AutumnModel):
     severity: str | None = Field(None, description="Known values: error, warning (others may appear).")
 
 
+class AttachBillingDetails(AutumnModel):
+    """
+    Billing address, tax IDs and tax exemption to save to the customer before billing. Lets an invoice-mode attach supply the address automatic tax needs in the same call.
+    """
+
+    address: GetOrCreateCustomerBillingDetailsAddress | None = None
+    tax_ids: list[ReissueInvoiceCustomerTaxId] | None = None
+    tax_exempt: Literal["none", "exempt", "reverse"] | None = None
+
+
+class AttachRemoveLineLicenseQuantity(AutumnModel):
+    license_plan_id: str
+    price: AttachRemoveLinePrice | bool | None = None
+    feature_quantities: list[AttachRemoveLineFeatureQuantity] | None = None
+
+
+class AttachTax(AutumnModel):
+    """
+    Tax behavior for this attach. Use automatic_tax to turn automatic tax on or off for this request, or rate_id to apply a fixed tax rate.
+    """
+
+    automatic_tax: UpdateSubscriptionRecalculateBalances | None = None
+    rate_id: str | None = None
+
+
 class CreateSchedulePhasePlanCustomizeBillingControlsUsageLimit(AutumnModel):
     feature_id: str = Field(..., description="The feature this usage limit applies to.")
     enabled: bool | None = Field(None, description="Whether this usage limit is enabled.")
@@ -592,6 +642,13 @@ class MultiUpdateParams(AutumnModel):
     )
     updates: list[MultiUpdateUpdate] = Field(
         ..., description="The list of plan updates to apply to the customer.", min_length=1
+    )
+    refund_last_payment: Literal["prorated", "full"] | None = Field(
+        None,
+        description="Controls how the last payment is refunded on immediate cancellation. 'prorated' refunds the unused portion, 'full' refunds the entire last payment.",
+    )
+    subscription_params: dict[str, Any] | None = Field(
+        None, description="Additional parameters to pass into the Stripe subscription update or cancel call."
     )
 
 
@@ -679,6 +736,15 @@ class VerifySubscription(AutumnModel):
         | VerifyExpectedStateError
         | VerifySharedStripeCustomer
     ]
+
+
+class AttachRemoveLine(AutumnModel):
+    plan_id: str
+    entity_id: str | None = None
+    direction: Literal["charge", "refund"] | None = None
+    price: AttachRemoveLinePrice | bool | None = None
+    feature_quantities: list[AttachRemoveLineFeatureQuantity] | None = None
+    license_quantities: list[AttachRemoveLineLicenseQuantity] | None = None
 
 
 class CreateSchedulePhasePlanCustomizeBillingControls(AutumnModel):
@@ -1195,6 +1261,30 @@ class AttachParams(AutumnModel):
         None,
         description="Plan IDs to expire on the customer as part of this attach. Each must be an active plan billed on the same subscription as the attach (or a free plan); plans on a separate subscription are rejected.",
     )
+    add_lines: list[AttachAddLine] | None = Field(
+        None,
+        description="Lines to add to the invoice this request creates. Never changes the subscription or later invoices.",
+    )
+    remove_lines: list[AttachRemoveLine] | None = Field(
+        None,
+        description="Lines to remove from the invoice this request creates. Never changes the subscription or later invoices.",
+    )
+    remove_discounts: list[AttachRemoveDiscount] | None = Field(
+        None,
+        description="Discounts to remove from the subscription, by reward ID. Discounts not listed are left unchanged.",
+    )
+    free_trial: FreeTrialParams | None = Field(
+        None,
+        description="Free trial for this plan. A shorthand for customize.free_trial, which takes precedence when both are given.",
+    )
+    billing_details: AttachBillingDetails | None = Field(
+        None,
+        description="Billing address, tax IDs and tax exemption to save to the customer before billing. Lets an invoice-mode attach supply the address automatic tax needs in the same call.",
+    )
+    tax: AttachTax | None = Field(
+        None,
+        description="Tax behavior for this attach. Use automatic_tax to turn automatic tax on or off for this request, or rate_id to apply a fixed tax rate.",
+    )
 
 
 class CreateSchedulePhase(AutumnModel):
@@ -1390,6 +1480,30 @@ class PreviewAttachParams(AutumnModel):
         None,
         description="Plan IDs to expire on the customer as part of this attach. Each must be an active plan billed on the same subscription as the attach (or a free plan); plans on a separate subscription are rejected.",
     )
+    add_lines: list[AttachAddLine] | None = Field(
+        None,
+        description="Lines to add to the invoice this request creates. Never changes the subscription or later invoices.",
+    )
+    remove_lines: list[AttachRemoveLine] | None = Field(
+        None,
+        description="Lines to remove from the invoice this request creates. Never changes the subscription or later invoices.",
+    )
+    remove_discounts: list[AttachRemoveDiscount] | None = Field(
+        None,
+        description="Discounts to remove from the subscription, by reward ID. Discounts not listed are left unchanged.",
+    )
+    free_trial: FreeTrialParams | None = Field(
+        None,
+        description="Free trial for this plan. A shorthand for customize.free_trial, which takes precedence when both are given.",
+    )
+    billing_details: AttachBillingDetails | None = Field(
+        None,
+        description="Billing address, tax IDs and tax exemption to save to the customer before billing. Lets an invoice-mode attach supply the address automatic tax needs in the same call.",
+    )
+    tax: AttachTax | None = Field(
+        None,
+        description="Tax behavior for this attach. Use automatic_tax to turn automatic tax on or off for this request, or rate_id to apply a fixed tax rate.",
+    )
 
 
 class PreviewAttachResponse(AutumnModel):
@@ -1492,6 +1606,29 @@ class PreviewUpdateParams(AutumnModel):
     license_quantities: list[AttachLicenseQuantity] | None = Field(
         None,
         description="Total seat quantities (inclusive of the license's included count) per license plan offered by this plan. Licenses not listed keep their current paid quantity.",
+    )
+    add_lines: list[AttachAddLine] | None = Field(
+        None,
+        description="Lines to add to the invoice this request creates. Never changes the subscription or later invoices.",
+    )
+    remove_lines: list[AttachRemoveLine] | None = Field(
+        None,
+        description="Lines to remove from the invoice this request creates. Never changes the subscription or later invoices.",
+    )
+    remove_discounts: list[AttachRemoveDiscount] | None = Field(
+        None,
+        description="Discounts to remove from the subscription, by reward ID. Discounts not listed are left unchanged.",
+    )
+    free_trial: FreeTrialParams | None = Field(
+        None,
+        description="Free trial for this plan. A shorthand for customize.free_trial, which takes precedence when both are given.",
+    )
+    custom_line_items: list[AttachCustomLineItem] | None = Field(
+        None,
+        description="Custom line items that replace the auto-generated proration invoice, or bill a standalone invoice when nothing else changes. Only valid on an existing recurring subscription.",
+    )
+    subscription_params: dict[str, Any] | None = Field(
+        None, description="Additional parameters to pass into the Stripe subscription update or cancel call."
     )
 
 
@@ -1619,6 +1756,30 @@ class SetupPaymentParams(AutumnModel):
         None,
         description="Plan IDs to expire on the customer as part of this attach. Each must be an active plan billed on the same subscription as the attach (or a free plan); plans on a separate subscription are rejected.",
     )
+    add_lines: list[AttachAddLine] | None = Field(
+        None,
+        description="Lines to add to the invoice this request creates. Never changes the subscription or later invoices.",
+    )
+    remove_lines: list[AttachRemoveLine] | None = Field(
+        None,
+        description="Lines to remove from the invoice this request creates. Never changes the subscription or later invoices.",
+    )
+    remove_discounts: list[AttachRemoveDiscount] | None = Field(
+        None,
+        description="Discounts to remove from the subscription, by reward ID. Discounts not listed are left unchanged.",
+    )
+    free_trial: FreeTrialParams | None = Field(
+        None,
+        description="Free trial for this plan. A shorthand for customize.free_trial, which takes precedence when both are given.",
+    )
+    billing_details: AttachBillingDetails | None = Field(
+        None,
+        description="Billing address, tax IDs and tax exemption to save to the customer before billing. Lets an invoice-mode attach supply the address automatic tax needs in the same call.",
+    )
+    tax: AttachTax | None = Field(
+        None,
+        description="Tax behavior for this attach. Use automatic_tax to turn automatic tax on or off for this request, or rate_id to apply a fixed tax rate.",
+    )
 
 
 class UpdateSubscriptionParams(AutumnModel):
@@ -1681,6 +1842,29 @@ class UpdateSubscriptionParams(AutumnModel):
     license_quantities: list[AttachLicenseQuantity] | None = Field(
         None,
         description="Total seat quantities (inclusive of the license's included count) per license plan offered by this plan. Licenses not listed keep their current paid quantity.",
+    )
+    add_lines: list[AttachAddLine] | None = Field(
+        None,
+        description="Lines to add to the invoice this request creates. Never changes the subscription or later invoices.",
+    )
+    remove_lines: list[AttachRemoveLine] | None = Field(
+        None,
+        description="Lines to remove from the invoice this request creates. Never changes the subscription or later invoices.",
+    )
+    remove_discounts: list[AttachRemoveDiscount] | None = Field(
+        None,
+        description="Discounts to remove from the subscription, by reward ID. Discounts not listed are left unchanged.",
+    )
+    free_trial: FreeTrialParams | None = Field(
+        None,
+        description="Free trial for this plan. A shorthand for customize.free_trial, which takes precedence when both are given.",
+    )
+    custom_line_items: list[AttachCustomLineItem] | None = Field(
+        None,
+        description="Custom line items that replace the auto-generated proration invoice, or bill a standalone invoice when nothing else changes. Only valid on an existing recurring subscription.",
+    )
+    subscription_params: dict[str, Any] | None = Field(
+        None, description="Additional parameters to pass into the Stripe subscription update or cancel call."
     )
 
 
@@ -1790,6 +1974,8 @@ class MultiUpdatePreviewResponse(AutumnModel):
 
 
 __all__ = [
+    "AttachAddLine",
+    "AttachBillingDetails",
     "AttachCarryOverBalances",
     "AttachCustomLineItem",
     "AttachCustomize",
@@ -1800,8 +1986,14 @@ __all__ = [
     "AttachInvoiceMode",
     "AttachLicenseQuantity",
     "AttachParams",
+    "AttachRemoveDiscount",
+    "AttachRemoveLine",
+    "AttachRemoveLineFeatureQuantity",
+    "AttachRemoveLineLicenseQuantity",
+    "AttachRemoveLinePrice",
     "AttachRequiredAction",
     "AttachResponse",
+    "AttachTax",
     "CreateScheduleParams",
     "CreateSchedulePhase",
     "CreateSchedulePhasePlan",

@@ -342,6 +342,15 @@ class GetCustomerParams(AutumnModel):
     )
 
 
+class GetOrCreateCustomerBillingDetailsAddress(AutumnModel):
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
 class ListCustomersPlan(AutumnModel):
     id: str
     versions: list[int | float] | None = None
@@ -632,6 +641,16 @@ class PreviewAttachLineItemPeriod(AutumnModel):
     end: int | float = Field(..., description="The end of the period in milliseconds since the Unix epoch.")
 
 
+class ReissueInvoiceCustomerTaxId(AutumnModel):
+    type: str
+    value: str
+
+
+class ReissueInvoiceInvoiceCustomField(AutumnModel):
+    name: str
+    value: str
+
+
 class SuccessResponse(AutumnModel):
     success: bool
 
@@ -731,6 +750,15 @@ class CustomerRewards(AutumnModel):
     discounts: list[CustomerRewardsDiscount] = Field(
         ..., description="Array of active discounts applied to the customer"
     )
+
+
+class GetOrCreateCustomerBillingDetailsInvoiceSettings(AutumnModel):
+    custom_fields: list[ReissueInvoiceInvoiceCustomField] | None = None
+
+
+class GetOrCreateCustomerBillingDetailsTaxIds(AutumnModel):
+    add: list[ReissueInvoiceCustomerTaxId] | None = None
+    remove: list[ReissueInvoiceCustomerTaxId] | None = None
 
 
 class ListCustomersParams(AutumnModel):
@@ -944,6 +972,17 @@ class CustomerInvoicePreview(AutumnModel):
     )
 
 
+class GetOrCreateCustomerBillingDetails(AutumnModel):
+    """
+    Billing details to set on the Stripe customer. Creates the Stripe customer if needed.
+    """
+
+    address: GetOrCreateCustomerBillingDetailsAddress | None = None
+    tax_ids: GetOrCreateCustomerBillingDetailsTaxIds | None = None
+    tax_exempt: Literal["none", "exempt", "reverse"] | None = None
+    invoice_settings: GetOrCreateCustomerBillingDetailsInvoiceSettings | None = None
+
+
 class GetOrCreateCustomerParams(AutumnModel):
     customer_id: str | None
     name: str | None = Field(None, description="Customer's name")
@@ -972,6 +1011,10 @@ class GetOrCreateCustomerParams(AutumnModel):
     expand: list[CustomerExpand] | None = Field(
         None,
         description="Fields to expand in the returned customer response, such as subscriptions.plan, purchases.plan, balances.feature, or flags.feature.",
+    )
+    billing_details: GetOrCreateCustomerBillingDetails | None = Field(
+        None,
+        description="Billing details to set on the Stripe customer. Creates the Stripe customer if needed.",
     )
 
 
@@ -1065,6 +1108,9 @@ class UpdateCustomerParams(AutumnModel):
     )
     config: CustomerConfig | None = Field(None, description="Miscellaneous configurations for the customer.")
     new_customer_id: str | None = Field(None, description="New ID for the customer")
+    billing_details: GetOrCreateCustomerBillingDetails | None = Field(
+        None, description="Billing details stored on the linked Stripe customer. Requires a Stripe customer."
+    )
 
 
 class PlanItem(AutumnModel):
@@ -1326,6 +1372,10 @@ __all__ = [
     "FeatureUnitNames",
     "FreeTrialParams",
     "GetCustomerParams",
+    "GetOrCreateCustomerBillingDetails",
+    "GetOrCreateCustomerBillingDetailsAddress",
+    "GetOrCreateCustomerBillingDetailsInvoiceSettings",
+    "GetOrCreateCustomerBillingDetailsTaxIds",
     "GetOrCreateCustomerParams",
     "ListCustomersParams",
     "ListCustomersPlan",
@@ -1361,6 +1411,8 @@ __all__ = [
     "PreviewAttachLineItem",
     "PreviewAttachLineItemDiscount",
     "PreviewAttachLineItemPeriod",
+    "ReissueInvoiceCustomerTaxId",
+    "ReissueInvoiceInvoiceCustomField",
     "SuccessResponse",
     "UpdateCustomerParams",
     "UsageLimit",

@@ -56,6 +56,10 @@ class EventsListParams(AutumnModel):
     )
     feature_id: str | list[str] | None = Field(None, description="Filter by specific feature ID(s)")
     custom_range: EventsListCustomRange | None = Field(None, description="Filter events by time range")
+    range: Literal["24h", "7d", "30d", "90d", "last_cycle", "1bc", "3bc"] | None = Field(
+        None,
+        description="Preset time range to filter events by, resolved the same way as in events.aggregate. Cannot be combined with custom_range",
+    )
 
 
 class Event(AutumnModel):
@@ -127,6 +131,14 @@ class EventsAggregateParams(AutumnModel):
     aggregate_on: Literal["deducted"] | None = Field(
         None,
         description='Set to "deducted" to additionally return a per-balance breakdown of what each event consumed, under `deductions`. Purely additive: `list` and `total` are unchanged. Requires customer_id.',
+    )
+    measure: Literal["sum", "count"] | None = Field(
+        None,
+        description='What `list` reports per bin: \\"sum\\" (default) adds up event values; \\"count\\" counts events, i.e. how many track requests came in regardless of value. `total` is unchanged.',
+    )
+    timezone: str | None = Field(
+        None,
+        description='IANA timezone (e.g. \\"America/New_York\\") that day, week and month bins are aligned to. Hour bins are always UTC. Defaults to UTC',
     )
 
 

@@ -63,6 +63,10 @@ class UpdateFeatureParams(AutumnModel):
         None,
         description="The new ID of the feature. Feature ID can only be updated if it's not being used by any customers.",
     )
+    combine: Literal["sum", "max", "min"] | None = Field(
+        None,
+        description="How grants of this feature from several plans combine. 'sum' (default) adds them up. 'max' or 'min' keeps only the highest or lowest grant among plan items with no price; priced items always add on top. Metered and credit system features only.",
+    )
 
 
 class CreateFeatureParams(AutumnModel):
@@ -97,6 +101,10 @@ class CreateFeatureParams(AutumnModel):
     )
     event_names: list[str] | None = None
     feature_id: str = Field(..., description="The ID of the feature to create.")
+    combine: Literal["sum", "max", "min"] | None = Field(
+        None,
+        description="How grants of this feature from several plans combine. 'sum' (default) adds them up. 'max' or 'min' keeps only the highest or lowest grant among plan items with no price; priced items always add on top. Metered and credit system features only.",
+    )
 
 
 class ListFeaturesResponse(AutumnModel):

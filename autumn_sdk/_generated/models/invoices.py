@@ -12,15 +12,12 @@ from pydantic import Field
 
 from autumn_sdk._model import AutumnModel
 
-from .billing import AttachCustomLineItem, AttachDiscount
-from .customers import PlanItemPriceTierAdditionalCurrency
-
-
-class CreateInvoiceCustomLineItem(AutumnModel):
-    amount: int | float
-    description: str
-    period_start: int | None = None
-    period_end: int | None = None
+from .billing import AttachAddLine, AttachCustomLineItem, AttachDiscount
+from .customers import (
+    PlanItemPriceTierAdditionalCurrency,
+    ReissueInvoiceCustomerTaxId,
+    ReissueInvoiceInvoiceCustomField,
+)
 
 
 class CreateInvoiceInvoiceItemEntity(AutumnModel):
@@ -238,6 +235,12 @@ class ListInvoicesParams(AutumnModel):
         None,
         description="Filter by billing processor (stripe, revenuecat). Invoices recorded before processor tracking count as stripe.",
     )
+    invoice_id: str | None = Field(
+        None, description="Filter to the invoice with this Autumn invoice ID (e.g. inv_2b3c4d5e6f7g8h)."
+    )
+    stripe_id: str | None = Field(
+        None, description="Filter to the invoice with this Stripe invoice ID (e.g. in_1A2B3C4D5E6F7G8H)."
+    )
 
 
 class ListInvoicesResponse(AutumnModel):
@@ -258,16 +261,6 @@ class ReissueInvoiceCustomerAddress(AutumnModel):
     state: str | None = None
     postal_code: str | None = None
     country: str | None = None
-
-
-class ReissueInvoiceCustomerTaxId(AutumnModel):
-    type: str
-    value: str
-
-
-class ReissueInvoiceInvoiceCustomField(AutumnModel):
-    name: str
-    value: str
 
 
 class ReissueInvoiceLinesUpdate(AutumnModel):
@@ -575,7 +568,7 @@ class CreateInvoiceParams(AutumnModel):
         description="The entity every plan is billed to unless the plan sets its own entity_id. The invoice is tagged with it when every plan line resolves to this entity.",
     )
     plans: list[CreateInvoicePlan] | None = None
-    custom_line_items: list[CreateInvoiceCustomLineItem] | None = Field(
+    custom_line_items: list[AttachAddLine] | None = Field(
         None, description="Charges that are not tied to any plan or feature."
     )
     discounts: list[AttachDiscount] | None = Field(
@@ -633,7 +626,6 @@ class CreateInvoiceParams(AutumnModel):
 
 
 __all__ = [
-    "CreateInvoiceCustomLineItem",
     "CreateInvoiceInvoice",
     "CreateInvoiceInvoiceItem",
     "CreateInvoiceInvoiceItemEntity",
@@ -681,9 +673,7 @@ __all__ = [
     "PayInvoiceParams",
     "ReissueInvoiceCustomer",
     "ReissueInvoiceCustomerAddress",
-    "ReissueInvoiceCustomerTaxId",
     "ReissueInvoiceInvoice",
-    "ReissueInvoiceInvoiceCustomField",
     "ReissueInvoiceLines",
     "ReissueInvoiceLinesUpdate",
     "ReissueInvoiceParams",

@@ -43,6 +43,10 @@ class CreateReferralProgramParams(AutumnModel):
     exclude_trial: bool | None = Field(
         None, description="Whether checkouts that start a trial should skip granting the reward."
     )
+    internal_id: str | None = Field(
+        None,
+        description="Address an existing referral program by its stable id. Omit when creating — the server generates one.",
+    )
 
 
 class CreateReferralProgramResponse(AutumnModel):

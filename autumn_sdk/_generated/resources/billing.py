@@ -52,6 +52,12 @@ class Billing(SyncResource):
         tax_rate_id: str | NotGiven = NOT_GIVEN,
         currency: str | NotGiven = NOT_GIVEN,
         remove_plan_ids: Sequence[str] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        billing_details: models.AttachBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        tax: models.AttachTax | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.AttachResponse:
         """Attaches a plan to a customer. Handles new subscriptions, upgrades and downgrades."""
@@ -88,6 +94,12 @@ class Billing(SyncResource):
                 "tax_rate_id": tax_rate_id,
                 "currency": currency,
                 "remove_plan_ids": remove_plan_ids,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "billing_details": billing_details,
+                "tax": tax,
             },
             options,
             models.AttachResponse,
@@ -126,6 +138,12 @@ class Billing(SyncResource):
         tax_rate_id: str | NotGiven = NOT_GIVEN,
         currency: str | NotGiven = NOT_GIVEN,
         remove_plan_ids: Sequence[str] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        billing_details: models.AttachBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        tax: models.AttachTax | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.AttachResponse:
         """Attaches a plan to a customer. Handles new subscriptions, upgrades and downgrades."""
@@ -162,6 +180,12 @@ class Billing(SyncResource):
                 "tax_rate_id": tax_rate_id,
                 "currency": currency,
                 "remove_plan_ids": remove_plan_ids,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "billing_details": billing_details,
+                "tax": tax,
             },
             options,
             models.AttachResponse,
@@ -394,6 +418,12 @@ class Billing(SyncResource):
         tax_rate_id: str | NotGiven = NOT_GIVEN,
         currency: str | NotGiven = NOT_GIVEN,
         remove_plan_ids: Sequence[str] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        billing_details: models.AttachBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        tax: models.AttachTax | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.PreviewAttachResponse:
         """Previews the billing changes that would occur when attaching a plan, without actually making any
@@ -432,6 +462,12 @@ class Billing(SyncResource):
                 "tax_rate_id": tax_rate_id,
                 "currency": currency,
                 "remove_plan_ids": remove_plan_ids,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "billing_details": billing_details,
+                "tax": tax,
             },
             options,
             models.PreviewAttachResponse,
@@ -470,6 +506,12 @@ class Billing(SyncResource):
         tax_rate_id: str | NotGiven = NOT_GIVEN,
         currency: str | NotGiven = NOT_GIVEN,
         remove_plan_ids: Sequence[str] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        billing_details: models.AttachBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        tax: models.AttachTax | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.PreviewAttachResponse:
         """Previews the billing changes that would occur when attaching a plan, without actually making any
@@ -508,6 +550,12 @@ class Billing(SyncResource):
                 "tax_rate_id": tax_rate_id,
                 "currency": currency,
                 "remove_plan_ids": remove_plan_ids,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "billing_details": billing_details,
+                "tax": tax,
             },
             options,
             models.PreviewAttachResponse,
@@ -633,6 +681,12 @@ class Billing(SyncResource):
         | NotGiven = NOT_GIVEN,
         carry_over_usages: models.AttachCarryOverBalances | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         license_quantities: Sequence[models.AttachLicenseQuantity | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        custom_line_items: Sequence[models.AttachCustomLineItem | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.AttachResponse:
         """Updates an existing subscription. Use to modify feature quantities, cancel, or change plan
@@ -659,6 +713,12 @@ class Billing(SyncResource):
                 "recalculate_balances": recalculate_balances,
                 "carry_over_usages": carry_over_usages,
                 "license_quantities": license_quantities,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "custom_line_items": custom_line_items,
+                "subscription_params": subscription_params,
             },
             options,
             models.AttachResponse,
@@ -688,6 +748,12 @@ class Billing(SyncResource):
         | NotGiven = NOT_GIVEN,
         carry_over_usages: models.AttachCarryOverBalances | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         license_quantities: Sequence[models.AttachLicenseQuantity | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        custom_line_items: Sequence[models.AttachCustomLineItem | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.AttachResponse:
         """Updates an existing subscription. Use to modify feature quantities, cancel, or change plan
@@ -714,6 +780,12 @@ class Billing(SyncResource):
                 "recalculate_balances": recalculate_balances,
                 "carry_over_usages": carry_over_usages,
                 "license_quantities": license_quantities,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "custom_line_items": custom_line_items,
+                "subscription_params": subscription_params,
             },
             options,
             models.AttachResponse,
@@ -743,6 +815,12 @@ class Billing(SyncResource):
         | NotGiven = NOT_GIVEN,
         carry_over_usages: models.AttachCarryOverBalances | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         license_quantities: Sequence[models.AttachLicenseQuantity | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        custom_line_items: Sequence[models.AttachCustomLineItem | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.PreviewUpdateResponse:
         """Previews the billing changes that would occur when updating a subscription, without actually
@@ -769,6 +847,12 @@ class Billing(SyncResource):
                 "recalculate_balances": recalculate_balances,
                 "carry_over_usages": carry_over_usages,
                 "license_quantities": license_quantities,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "custom_line_items": custom_line_items,
+                "subscription_params": subscription_params,
             },
             options,
             models.PreviewUpdateResponse,
@@ -798,6 +882,12 @@ class Billing(SyncResource):
         | NotGiven = NOT_GIVEN,
         carry_over_usages: models.AttachCarryOverBalances | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         license_quantities: Sequence[models.AttachLicenseQuantity | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        custom_line_items: Sequence[models.AttachCustomLineItem | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.PreviewUpdateResponse:
         """Previews the billing changes that would occur when updating a subscription, without actually
@@ -824,6 +914,12 @@ class Billing(SyncResource):
                 "recalculate_balances": recalculate_balances,
                 "carry_over_usages": carry_over_usages,
                 "license_quantities": license_quantities,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "custom_line_items": custom_line_items,
+                "subscription_params": subscription_params,
             },
             options,
             models.PreviewUpdateResponse,
@@ -835,6 +931,8 @@ class Billing(SyncResource):
         customer_id: str,
         updates: Sequence[models.MultiUpdateUpdate | Mapping[str, Any]],
         entity_id: str | NotGiven = NOT_GIVEN,
+        refund_last_payment: Literal["prorated", "full"] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.AttachResponse:
         """Updates multiple plans on a customer in a single request. Currently supports cancel actions
@@ -842,7 +940,13 @@ class Billing(SyncResource):
         """
         return self._call(
             ops.BILLING_MULTI_UPDATE,
-            {"customer_id": customer_id, "updates": updates, "entity_id": entity_id},
+            {
+                "customer_id": customer_id,
+                "updates": updates,
+                "entity_id": entity_id,
+                "refund_last_payment": refund_last_payment,
+                "subscription_params": subscription_params,
+            },
             options,
             models.AttachResponse,
         )
@@ -853,6 +957,8 @@ class Billing(SyncResource):
         customer_id: str,
         updates: Sequence[models.MultiUpdateUpdate | Mapping[str, Any]],
         entity_id: str | NotGiven = NOT_GIVEN,
+        refund_last_payment: Literal["prorated", "full"] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.AttachResponse:
         """Updates multiple plans on a customer in a single request. Currently supports cancel actions
@@ -860,7 +966,13 @@ class Billing(SyncResource):
         """
         return await self._call_async(
             ops.BILLING_MULTI_UPDATE,
-            {"customer_id": customer_id, "updates": updates, "entity_id": entity_id},
+            {
+                "customer_id": customer_id,
+                "updates": updates,
+                "entity_id": entity_id,
+                "refund_last_payment": refund_last_payment,
+                "subscription_params": subscription_params,
+            },
             options,
             models.AttachResponse,
         )
@@ -871,6 +983,8 @@ class Billing(SyncResource):
         customer_id: str,
         updates: Sequence[models.MultiUpdateUpdate | Mapping[str, Any]],
         entity_id: str | NotGiven = NOT_GIVEN,
+        refund_last_payment: Literal["prorated", "full"] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.MultiUpdatePreviewResponse:
         """Previews the billing changes of a multi-plan update without making any changes. Returns one core
@@ -878,7 +992,13 @@ class Billing(SyncResource):
         """
         return self._call(
             ops.BILLING_PREVIEW_MULTI_UPDATE,
-            {"customer_id": customer_id, "updates": updates, "entity_id": entity_id},
+            {
+                "customer_id": customer_id,
+                "updates": updates,
+                "entity_id": entity_id,
+                "refund_last_payment": refund_last_payment,
+                "subscription_params": subscription_params,
+            },
             options,
             models.MultiUpdatePreviewResponse,
         )
@@ -889,6 +1009,8 @@ class Billing(SyncResource):
         customer_id: str,
         updates: Sequence[models.MultiUpdateUpdate | Mapping[str, Any]],
         entity_id: str | NotGiven = NOT_GIVEN,
+        refund_last_payment: Literal["prorated", "full"] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.MultiUpdatePreviewResponse:
         """Previews the billing changes of a multi-plan update without making any changes. Returns one core
@@ -896,7 +1018,13 @@ class Billing(SyncResource):
         """
         return await self._call_async(
             ops.BILLING_PREVIEW_MULTI_UPDATE,
-            {"customer_id": customer_id, "updates": updates, "entity_id": entity_id},
+            {
+                "customer_id": customer_id,
+                "updates": updates,
+                "entity_id": entity_id,
+                "refund_last_payment": refund_last_payment,
+                "subscription_params": subscription_params,
+            },
             options,
             models.MultiUpdatePreviewResponse,
         )
@@ -961,6 +1089,12 @@ class Billing(SyncResource):
         tax_rate_id: str | NotGiven = NOT_GIVEN,
         currency: str | NotGiven = NOT_GIVEN,
         remove_plan_ids: Sequence[str] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        billing_details: models.AttachBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        tax: models.AttachTax | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.SetupPaymentResponse:
         """Create a payment setup session for a customer to add or update their payment method."""
@@ -992,6 +1126,12 @@ class Billing(SyncResource):
                 "tax_rate_id": tax_rate_id,
                 "currency": currency,
                 "remove_plan_ids": remove_plan_ids,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "billing_details": billing_details,
+                "tax": tax,
             },
             options,
             models.SetupPaymentResponse,
@@ -1025,6 +1165,12 @@ class Billing(SyncResource):
         tax_rate_id: str | NotGiven = NOT_GIVEN,
         currency: str | NotGiven = NOT_GIVEN,
         remove_plan_ids: Sequence[str] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        billing_details: models.AttachBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        tax: models.AttachTax | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.SetupPaymentResponse:
         """Create a payment setup session for a customer to add or update their payment method."""
@@ -1056,6 +1202,12 @@ class Billing(SyncResource):
                 "tax_rate_id": tax_rate_id,
                 "currency": currency,
                 "remove_plan_ids": remove_plan_ids,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "billing_details": billing_details,
+                "tax": tax,
             },
             options,
             models.SetupPaymentResponse,
@@ -1182,6 +1334,12 @@ class AsyncBilling(AsyncResource):
         tax_rate_id: str | NotGiven = NOT_GIVEN,
         currency: str | NotGiven = NOT_GIVEN,
         remove_plan_ids: Sequence[str] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        billing_details: models.AttachBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        tax: models.AttachTax | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.AttachResponse:
         """Attaches a plan to a customer. Handles new subscriptions, upgrades and downgrades."""
@@ -1218,6 +1376,12 @@ class AsyncBilling(AsyncResource):
                 "tax_rate_id": tax_rate_id,
                 "currency": currency,
                 "remove_plan_ids": remove_plan_ids,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "billing_details": billing_details,
+                "tax": tax,
             },
             options,
             models.AttachResponse,
@@ -1353,6 +1517,12 @@ class AsyncBilling(AsyncResource):
         tax_rate_id: str | NotGiven = NOT_GIVEN,
         currency: str | NotGiven = NOT_GIVEN,
         remove_plan_ids: Sequence[str] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        billing_details: models.AttachBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        tax: models.AttachTax | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.PreviewAttachResponse:
         """Previews the billing changes that would occur when attaching a plan, without actually making any
@@ -1391,6 +1561,12 @@ class AsyncBilling(AsyncResource):
                 "tax_rate_id": tax_rate_id,
                 "currency": currency,
                 "remove_plan_ids": remove_plan_ids,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "billing_details": billing_details,
+                "tax": tax,
             },
             options,
             models.PreviewAttachResponse,
@@ -1468,6 +1644,12 @@ class AsyncBilling(AsyncResource):
         | NotGiven = NOT_GIVEN,
         carry_over_usages: models.AttachCarryOverBalances | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         license_quantities: Sequence[models.AttachLicenseQuantity | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        custom_line_items: Sequence[models.AttachCustomLineItem | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.AttachResponse:
         """Updates an existing subscription. Use to modify feature quantities, cancel, or change plan
@@ -1494,6 +1676,12 @@ class AsyncBilling(AsyncResource):
                 "recalculate_balances": recalculate_balances,
                 "carry_over_usages": carry_over_usages,
                 "license_quantities": license_quantities,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "custom_line_items": custom_line_items,
+                "subscription_params": subscription_params,
             },
             options,
             models.AttachResponse,
@@ -1523,6 +1711,12 @@ class AsyncBilling(AsyncResource):
         | NotGiven = NOT_GIVEN,
         carry_over_usages: models.AttachCarryOverBalances | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         license_quantities: Sequence[models.AttachLicenseQuantity | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        custom_line_items: Sequence[models.AttachCustomLineItem | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.PreviewUpdateResponse:
         """Previews the billing changes that would occur when updating a subscription, without actually
@@ -1549,6 +1743,12 @@ class AsyncBilling(AsyncResource):
                 "recalculate_balances": recalculate_balances,
                 "carry_over_usages": carry_over_usages,
                 "license_quantities": license_quantities,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "custom_line_items": custom_line_items,
+                "subscription_params": subscription_params,
             },
             options,
             models.PreviewUpdateResponse,
@@ -1560,6 +1760,8 @@ class AsyncBilling(AsyncResource):
         customer_id: str,
         updates: Sequence[models.MultiUpdateUpdate | Mapping[str, Any]],
         entity_id: str | NotGiven = NOT_GIVEN,
+        refund_last_payment: Literal["prorated", "full"] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.AttachResponse:
         """Updates multiple plans on a customer in a single request. Currently supports cancel actions
@@ -1567,7 +1769,13 @@ class AsyncBilling(AsyncResource):
         """
         return await self._call(
             ops.BILLING_MULTI_UPDATE,
-            {"customer_id": customer_id, "updates": updates, "entity_id": entity_id},
+            {
+                "customer_id": customer_id,
+                "updates": updates,
+                "entity_id": entity_id,
+                "refund_last_payment": refund_last_payment,
+                "subscription_params": subscription_params,
+            },
             options,
             models.AttachResponse,
         )
@@ -1578,6 +1786,8 @@ class AsyncBilling(AsyncResource):
         customer_id: str,
         updates: Sequence[models.MultiUpdateUpdate | Mapping[str, Any]],
         entity_id: str | NotGiven = NOT_GIVEN,
+        refund_last_payment: Literal["prorated", "full"] | NotGiven = NOT_GIVEN,
+        subscription_params: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.MultiUpdatePreviewResponse:
         """Previews the billing changes of a multi-plan update without making any changes. Returns one core
@@ -1585,7 +1795,13 @@ class AsyncBilling(AsyncResource):
         """
         return await self._call(
             ops.BILLING_PREVIEW_MULTI_UPDATE,
-            {"customer_id": customer_id, "updates": updates, "entity_id": entity_id},
+            {
+                "customer_id": customer_id,
+                "updates": updates,
+                "entity_id": entity_id,
+                "refund_last_payment": refund_last_payment,
+                "subscription_params": subscription_params,
+            },
             options,
             models.MultiUpdatePreviewResponse,
         )
@@ -1634,6 +1850,12 @@ class AsyncBilling(AsyncResource):
         tax_rate_id: str | NotGiven = NOT_GIVEN,
         currency: str | NotGiven = NOT_GIVEN,
         remove_plan_ids: Sequence[str] | NotGiven = NOT_GIVEN,
+        add_lines: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_lines: Sequence[models.AttachRemoveLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        remove_discounts: Sequence[models.AttachRemoveDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        free_trial: models.FreeTrialParams | Mapping[str, Any] | None | NotGiven = NOT_GIVEN,
+        billing_details: models.AttachBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        tax: models.AttachTax | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.SetupPaymentResponse:
         """Create a payment setup session for a customer to add or update their payment method."""
@@ -1665,6 +1887,12 @@ class AsyncBilling(AsyncResource):
                 "tax_rate_id": tax_rate_id,
                 "currency": currency,
                 "remove_plan_ids": remove_plan_ids,
+                "add_lines": add_lines,
+                "remove_lines": remove_lines,
+                "remove_discounts": remove_discounts,
+                "free_trial": free_trial,
+                "billing_details": billing_details,
+                "tax": tax,
             },
             options,
             models.SetupPaymentResponse,

@@ -35,6 +35,7 @@ class Customers(SyncResource):
         billing_controls: models.BillingControlsParams | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         config: models.CustomerConfig | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         expand: Sequence[models.CustomerExpand] | NotGiven = NOT_GIVEN,
+        billing_details: models.GetOrCreateCustomerBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Creates a customer if they do not exist, or returns the existing customer by your external
@@ -56,6 +57,7 @@ class Customers(SyncResource):
                 "billing_controls": billing_controls,
                 "config": config,
                 "expand": expand,
+                "billing_details": billing_details,
             },
             options,
             models.Customer,
@@ -77,6 +79,7 @@ class Customers(SyncResource):
         billing_controls: models.BillingControlsParams | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         config: models.CustomerConfig | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         expand: Sequence[models.CustomerExpand] | NotGiven = NOT_GIVEN,
+        billing_details: models.GetOrCreateCustomerBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Creates a customer if they do not exist, or returns the existing customer by your external
@@ -98,6 +101,7 @@ class Customers(SyncResource):
                 "billing_controls": billing_controls,
                 "config": config,
                 "expand": expand,
+                "billing_details": billing_details,
             },
             options,
             models.Customer,
@@ -261,6 +265,7 @@ class Customers(SyncResource):
         billing_controls: models.BillingControlsParams | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         config: models.CustomerConfig | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         new_customer_id: str | NotGiven = NOT_GIVEN,
+        billing_details: models.GetOrCreateCustomerBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Updates an existing customer by ID."""
@@ -278,6 +283,7 @@ class Customers(SyncResource):
                 "billing_controls": billing_controls,
                 "config": config,
                 "new_customer_id": new_customer_id,
+                "billing_details": billing_details,
             },
             options,
             models.Customer,
@@ -297,6 +303,7 @@ class Customers(SyncResource):
         billing_controls: models.BillingControlsParams | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         config: models.CustomerConfig | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         new_customer_id: str | NotGiven = NOT_GIVEN,
+        billing_details: models.GetOrCreateCustomerBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Updates an existing customer by ID."""
@@ -314,6 +321,7 @@ class Customers(SyncResource):
                 "billing_controls": billing_controls,
                 "config": config,
                 "new_customer_id": new_customer_id,
+                "billing_details": billing_details,
             },
             options,
             models.Customer,
@@ -613,6 +621,7 @@ class AsyncCustomers(AsyncResource):
         billing_controls: models.BillingControlsParams | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         config: models.CustomerConfig | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         expand: Sequence[models.CustomerExpand] | NotGiven = NOT_GIVEN,
+        billing_details: models.GetOrCreateCustomerBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Creates a customer if they do not exist, or returns the existing customer by your external
@@ -634,6 +643,7 @@ class AsyncCustomers(AsyncResource):
                 "billing_controls": billing_controls,
                 "config": config,
                 "expand": expand,
+                "billing_details": billing_details,
             },
             options,
             models.Customer,
@@ -725,6 +735,7 @@ class AsyncCustomers(AsyncResource):
         billing_controls: models.BillingControlsParams | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         config: models.CustomerConfig | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         new_customer_id: str | NotGiven = NOT_GIVEN,
+        billing_details: models.GetOrCreateCustomerBillingDetails | Mapping[str, Any] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Customer:
         """Updates an existing customer by ID."""
@@ -742,6 +753,7 @@ class AsyncCustomers(AsyncResource):
                 "billing_controls": billing_controls,
                 "config": config,
                 "new_customer_id": new_customer_id,
+                "billing_details": billing_details,
             },
             options,
             models.Customer,

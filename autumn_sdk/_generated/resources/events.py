@@ -28,6 +28,7 @@ class Events(SyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         feature_id: str | Sequence[str] | NotGiven = NOT_GIVEN,
         custom_range: models.EventsListCustomRange | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        range: Literal["24h", "7d", "30d", "90d", "last_cycle", "1bc", "3bc"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.EventsListResponse:
         """List usage events for your organization. Filter by customer, feature, or time range."""
@@ -40,6 +41,7 @@ class Events(SyncResource):
                 "entity_id": entity_id,
                 "feature_id": feature_id,
                 "custom_range": custom_range,
+                "range": range,
             },
             options,
             models.EventsListResponse,
@@ -54,6 +56,7 @@ class Events(SyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         feature_id: str | Sequence[str] | NotGiven = NOT_GIVEN,
         custom_range: models.EventsListCustomRange | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        range: Literal["24h", "7d", "30d", "90d", "last_cycle", "1bc", "3bc"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.EventsListResponse:
         """List usage events for your organization. Filter by customer, feature, or time range."""
@@ -66,6 +69,7 @@ class Events(SyncResource):
                 "entity_id": entity_id,
                 "feature_id": feature_id,
                 "custom_range": custom_range,
+                "range": range,
             },
             options,
             models.EventsListResponse,
@@ -79,6 +83,7 @@ class Events(SyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         feature_id: str | Sequence[str] | NotGiven = NOT_GIVEN,
         custom_range: models.EventsListCustomRange | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        range: Literal["24h", "7d", "30d", "90d", "last_cycle", "1bc", "3bc"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> Iterator[models.Event]:
         """Every item of ``list``, following ``next_cursor`` page by page."""
@@ -90,6 +95,7 @@ class Events(SyncResource):
                 "entity_id": entity_id,
                 "feature_id": feature_id,
                 "custom_range": custom_range,
+                "range": range,
             },
             options,
             models.Event,
@@ -103,6 +109,7 @@ class Events(SyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         feature_id: str | Sequence[str] | NotGiven = NOT_GIVEN,
         custom_range: models.EventsListCustomRange | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        range: Literal["24h", "7d", "30d", "90d", "last_cycle", "1bc", "3bc"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[models.Event]:
         """Every item of ``list``, following ``next_cursor`` page by page."""
@@ -114,6 +121,7 @@ class Events(SyncResource):
                 "entity_id": entity_id,
                 "feature_id": feature_id,
                 "custom_range": custom_range,
+                "range": range,
             },
             options,
             models.Event,
@@ -132,6 +140,8 @@ class Events(SyncResource):
         filter_by: Mapping[str, str] | NotGiven = NOT_GIVEN,
         max_groups: int | NotGiven = NOT_GIVEN,
         aggregate_on: Literal["deducted"] | NotGiven = NOT_GIVEN,
+        measure: Literal["sum", "count"] | NotGiven = NOT_GIVEN,
+        timezone: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.EventsAggregateResponse:
         """Aggregate usage events by time period. Returns usage totals grouped by feature and optionally by
@@ -150,6 +160,8 @@ class Events(SyncResource):
                 "filter_by": filter_by,
                 "max_groups": max_groups,
                 "aggregate_on": aggregate_on,
+                "measure": measure,
+                "timezone": timezone,
             },
             options,
             models.EventsAggregateResponse,
@@ -168,6 +180,8 @@ class Events(SyncResource):
         filter_by: Mapping[str, str] | NotGiven = NOT_GIVEN,
         max_groups: int | NotGiven = NOT_GIVEN,
         aggregate_on: Literal["deducted"] | NotGiven = NOT_GIVEN,
+        measure: Literal["sum", "count"] | NotGiven = NOT_GIVEN,
+        timezone: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.EventsAggregateResponse:
         """Aggregate usage events by time period. Returns usage totals grouped by feature and optionally by
@@ -186,6 +200,8 @@ class Events(SyncResource):
                 "filter_by": filter_by,
                 "max_groups": max_groups,
                 "aggregate_on": aggregate_on,
+                "measure": measure,
+                "timezone": timezone,
             },
             options,
             models.EventsAggregateResponse,
@@ -204,6 +220,7 @@ class AsyncEvents(AsyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         feature_id: str | Sequence[str] | NotGiven = NOT_GIVEN,
         custom_range: models.EventsListCustomRange | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        range: Literal["24h", "7d", "30d", "90d", "last_cycle", "1bc", "3bc"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.EventsListResponse:
         """List usage events for your organization. Filter by customer, feature, or time range."""
@@ -216,6 +233,7 @@ class AsyncEvents(AsyncResource):
                 "entity_id": entity_id,
                 "feature_id": feature_id,
                 "custom_range": custom_range,
+                "range": range,
             },
             options,
             models.EventsListResponse,
@@ -229,6 +247,7 @@ class AsyncEvents(AsyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         feature_id: str | Sequence[str] | NotGiven = NOT_GIVEN,
         custom_range: models.EventsListCustomRange | Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        range: Literal["24h", "7d", "30d", "90d", "last_cycle", "1bc", "3bc"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[models.Event]:
         """Every item of ``list``, following ``next_cursor`` page by page."""
@@ -240,6 +259,7 @@ class AsyncEvents(AsyncResource):
                 "entity_id": entity_id,
                 "feature_id": feature_id,
                 "custom_range": custom_range,
+                "range": range,
             },
             options,
             models.Event,
@@ -258,6 +278,8 @@ class AsyncEvents(AsyncResource):
         filter_by: Mapping[str, str] | NotGiven = NOT_GIVEN,
         max_groups: int | NotGiven = NOT_GIVEN,
         aggregate_on: Literal["deducted"] | NotGiven = NOT_GIVEN,
+        measure: Literal["sum", "count"] | NotGiven = NOT_GIVEN,
+        timezone: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.EventsAggregateResponse:
         """Aggregate usage events by time period. Returns usage totals grouped by feature and optionally by
@@ -276,6 +298,8 @@ class AsyncEvents(AsyncResource):
                 "filter_by": filter_by,
                 "max_groups": max_groups,
                 "aggregate_on": aggregate_on,
+                "measure": measure,
+                "timezone": timezone,
             },
             options,
             models.EventsAggregateResponse,

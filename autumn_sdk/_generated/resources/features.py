@@ -37,6 +37,7 @@ class Features(SyncResource):
         | None
         | NotGiven = NOT_GIVEN,
         event_names: Sequence[str] | NotGiven = NOT_GIVEN,
+        combine: Literal["sum", "max", "min"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Feature:
         """Creates a new feature."""
@@ -53,6 +54,7 @@ class Features(SyncResource):
                 "default_markup": default_markup,
                 "provider_markups": provider_markups,
                 "event_names": event_names,
+                "combine": combine,
             },
             options,
             models.Feature,
@@ -75,6 +77,7 @@ class Features(SyncResource):
         | None
         | NotGiven = NOT_GIVEN,
         event_names: Sequence[str] | NotGiven = NOT_GIVEN,
+        combine: Literal["sum", "max", "min"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Feature:
         """Creates a new feature."""
@@ -91,6 +94,7 @@ class Features(SyncResource):
                 "default_markup": default_markup,
                 "provider_markups": provider_markups,
                 "event_names": event_names,
+                "combine": combine,
             },
             options,
             models.Feature,
@@ -151,6 +155,7 @@ class Features(SyncResource):
         event_names: Sequence[str] | NotGiven = NOT_GIVEN,
         archived: bool | NotGiven = NOT_GIVEN,
         new_feature_id: str | NotGiven = NOT_GIVEN,
+        combine: Literal["sum", "max", "min"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Feature:
         """Updates an existing feature."""
@@ -169,6 +174,7 @@ class Features(SyncResource):
                 "event_names": event_names,
                 "archived": archived,
                 "new_feature_id": new_feature_id,
+                "combine": combine,
             },
             options,
             models.Feature,
@@ -193,6 +199,7 @@ class Features(SyncResource):
         event_names: Sequence[str] | NotGiven = NOT_GIVEN,
         archived: bool | NotGiven = NOT_GIVEN,
         new_feature_id: str | NotGiven = NOT_GIVEN,
+        combine: Literal["sum", "max", "min"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Feature:
         """Updates an existing feature."""
@@ -211,6 +218,7 @@ class Features(SyncResource):
                 "event_names": event_names,
                 "archived": archived,
                 "new_feature_id": new_feature_id,
+                "combine": combine,
             },
             options,
             models.Feature,
@@ -257,6 +265,7 @@ class AsyncFeatures(AsyncResource):
         | None
         | NotGiven = NOT_GIVEN,
         event_names: Sequence[str] | NotGiven = NOT_GIVEN,
+        combine: Literal["sum", "max", "min"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Feature:
         """Creates a new feature."""
@@ -273,6 +282,7 @@ class AsyncFeatures(AsyncResource):
                 "default_markup": default_markup,
                 "provider_markups": provider_markups,
                 "event_names": event_names,
+                "combine": combine,
             },
             options,
             models.Feature,
@@ -316,6 +326,7 @@ class AsyncFeatures(AsyncResource):
         event_names: Sequence[str] | NotGiven = NOT_GIVEN,
         archived: bool | NotGiven = NOT_GIVEN,
         new_feature_id: str | NotGiven = NOT_GIVEN,
+        combine: Literal["sum", "max", "min"] | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.Feature:
         """Updates an existing feature."""
@@ -334,6 +345,7 @@ class AsyncFeatures(AsyncResource):
                 "event_names": event_names,
                 "archived": archived,
                 "new_feature_id": new_feature_id,
+                "combine": combine,
             },
             options,
             models.Feature,

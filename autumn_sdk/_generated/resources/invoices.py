@@ -52,6 +52,8 @@ class Invoices(SyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         status: Sequence[Literal["draft", "open", "void", "paid", "uncollectible"]] | NotGiven = NOT_GIVEN,
         processor_types: Sequence[Literal["stripe", "revenuecat"]] | NotGiven = NOT_GIVEN,
+        invoice_id: str | NotGiven = NOT_GIVEN,
+        stripe_id: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.ListInvoicesResponse:
         """Lists invoices with cursor pagination and optional filters (customer, entity, status,
@@ -67,6 +69,8 @@ class Invoices(SyncResource):
                 "entity_id": entity_id,
                 "status": status,
                 "processor_types": processor_types,
+                "invoice_id": invoice_id,
+                "stripe_id": stripe_id,
             },
             options,
             models.ListInvoicesResponse,
@@ -81,6 +85,8 @@ class Invoices(SyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         status: Sequence[Literal["draft", "open", "void", "paid", "uncollectible"]] | NotGiven = NOT_GIVEN,
         processor_types: Sequence[Literal["stripe", "revenuecat"]] | NotGiven = NOT_GIVEN,
+        invoice_id: str | NotGiven = NOT_GIVEN,
+        stripe_id: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.ListInvoicesResponse:
         """Lists invoices with cursor pagination and optional filters (customer, entity, status,
@@ -96,6 +102,8 @@ class Invoices(SyncResource):
                 "entity_id": entity_id,
                 "status": status,
                 "processor_types": processor_types,
+                "invoice_id": invoice_id,
+                "stripe_id": stripe_id,
             },
             options,
             models.ListInvoicesResponse,
@@ -109,6 +117,8 @@ class Invoices(SyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         status: Sequence[Literal["draft", "open", "void", "paid", "uncollectible"]] | NotGiven = NOT_GIVEN,
         processor_types: Sequence[Literal["stripe", "revenuecat"]] | NotGiven = NOT_GIVEN,
+        invoice_id: str | NotGiven = NOT_GIVEN,
+        stripe_id: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> Iterator[models.ListInvoicesItem]:
         """Every item of ``list``, following ``next_cursor`` page by page."""
@@ -120,6 +130,8 @@ class Invoices(SyncResource):
                 "entity_id": entity_id,
                 "status": status,
                 "processor_types": processor_types,
+                "invoice_id": invoice_id,
+                "stripe_id": stripe_id,
             },
             options,
             models.ListInvoicesItem,
@@ -133,6 +145,8 @@ class Invoices(SyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         status: Sequence[Literal["draft", "open", "void", "paid", "uncollectible"]] | NotGiven = NOT_GIVEN,
         processor_types: Sequence[Literal["stripe", "revenuecat"]] | NotGiven = NOT_GIVEN,
+        invoice_id: str | NotGiven = NOT_GIVEN,
+        stripe_id: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[models.ListInvoicesItem]:
         """Every item of ``list``, following ``next_cursor`` page by page."""
@@ -144,6 +158,8 @@ class Invoices(SyncResource):
                 "entity_id": entity_id,
                 "status": status,
                 "processor_types": processor_types,
+                "invoice_id": invoice_id,
+                "stripe_id": stripe_id,
             },
             options,
             models.ListInvoicesItem,
@@ -155,8 +171,7 @@ class Invoices(SyncResource):
         customer_id: str,
         entity_id: str | NotGiven = NOT_GIVEN,
         plans: Sequence[models.CreateInvoicePlan | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
-        custom_line_items: Sequence[models.CreateInvoiceCustomLineItem | Mapping[str, Any]]
-        | NotGiven = NOT_GIVEN,
+        custom_line_items: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
         discounts: Sequence[models.AttachDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
         invoice_template_id: str | NotGiven = NOT_GIVEN,
         net_terms_days: int | NotGiven = NOT_GIVEN,
@@ -215,8 +230,7 @@ class Invoices(SyncResource):
         customer_id: str,
         entity_id: str | NotGiven = NOT_GIVEN,
         plans: Sequence[models.CreateInvoicePlan | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
-        custom_line_items: Sequence[models.CreateInvoiceCustomLineItem | Mapping[str, Any]]
-        | NotGiven = NOT_GIVEN,
+        custom_line_items: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
         discounts: Sequence[models.AttachDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
         invoice_template_id: str | NotGiven = NOT_GIVEN,
         net_terms_days: int | NotGiven = NOT_GIVEN,
@@ -617,6 +631,8 @@ class AsyncInvoices(AsyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         status: Sequence[Literal["draft", "open", "void", "paid", "uncollectible"]] | NotGiven = NOT_GIVEN,
         processor_types: Sequence[Literal["stripe", "revenuecat"]] | NotGiven = NOT_GIVEN,
+        invoice_id: str | NotGiven = NOT_GIVEN,
+        stripe_id: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.ListInvoicesResponse:
         """Lists invoices with cursor pagination and optional filters (customer, entity, status,
@@ -632,6 +648,8 @@ class AsyncInvoices(AsyncResource):
                 "entity_id": entity_id,
                 "status": status,
                 "processor_types": processor_types,
+                "invoice_id": invoice_id,
+                "stripe_id": stripe_id,
             },
             options,
             models.ListInvoicesResponse,
@@ -645,6 +663,8 @@ class AsyncInvoices(AsyncResource):
         entity_id: str | NotGiven = NOT_GIVEN,
         status: Sequence[Literal["draft", "open", "void", "paid", "uncollectible"]] | NotGiven = NOT_GIVEN,
         processor_types: Sequence[Literal["stripe", "revenuecat"]] | NotGiven = NOT_GIVEN,
+        invoice_id: str | NotGiven = NOT_GIVEN,
+        stripe_id: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[models.ListInvoicesItem]:
         """Every item of ``list``, following ``next_cursor`` page by page."""
@@ -656,6 +676,8 @@ class AsyncInvoices(AsyncResource):
                 "entity_id": entity_id,
                 "status": status,
                 "processor_types": processor_types,
+                "invoice_id": invoice_id,
+                "stripe_id": stripe_id,
             },
             options,
             models.ListInvoicesItem,
@@ -667,8 +689,7 @@ class AsyncInvoices(AsyncResource):
         customer_id: str,
         entity_id: str | NotGiven = NOT_GIVEN,
         plans: Sequence[models.CreateInvoicePlan | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
-        custom_line_items: Sequence[models.CreateInvoiceCustomLineItem | Mapping[str, Any]]
-        | NotGiven = NOT_GIVEN,
+        custom_line_items: Sequence[models.AttachAddLine | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
         discounts: Sequence[models.AttachDiscount | Mapping[str, Any]] | NotGiven = NOT_GIVEN,
         invoice_template_id: str | NotGiven = NOT_GIVEN,
         net_terms_days: int | NotGiven = NOT_GIVEN,

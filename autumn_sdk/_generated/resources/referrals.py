@@ -90,6 +90,7 @@ class Referrals(SyncResource):
         max_redemptions: int | None | NotGiven = NOT_GIVEN,
         plan_ids: Sequence[str] | None | NotGiven = NOT_GIVEN,
         exclude_trial: bool | None | NotGiven = NOT_GIVEN,
+        internal_id: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.CreateReferralProgramResponse:
         """Create a referral program linked to an existing reward."""
@@ -103,6 +104,7 @@ class Referrals(SyncResource):
                 "max_redemptions": max_redemptions,
                 "plan_ids": plan_ids,
                 "exclude_trial": exclude_trial,
+                "internal_id": internal_id,
             },
             options,
             models.CreateReferralProgramResponse,
@@ -118,6 +120,7 @@ class Referrals(SyncResource):
         max_redemptions: int | None | NotGiven = NOT_GIVEN,
         plan_ids: Sequence[str] | None | NotGiven = NOT_GIVEN,
         exclude_trial: bool | None | NotGiven = NOT_GIVEN,
+        internal_id: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.CreateReferralProgramResponse:
         """Create a referral program linked to an existing reward."""
@@ -131,6 +134,7 @@ class Referrals(SyncResource):
                 "max_redemptions": max_redemptions,
                 "plan_ids": plan_ids,
                 "exclude_trial": exclude_trial,
+                "internal_id": internal_id,
             },
             options,
             models.CreateReferralProgramResponse,
@@ -312,6 +316,7 @@ class AsyncReferrals(AsyncResource):
         max_redemptions: int | None | NotGiven = NOT_GIVEN,
         plan_ids: Sequence[str] | None | NotGiven = NOT_GIVEN,
         exclude_trial: bool | None | NotGiven = NOT_GIVEN,
+        internal_id: str | NotGiven = NOT_GIVEN,
         **options: Unpack[RequestOptions],
     ) -> models.CreateReferralProgramResponse:
         """Create a referral program linked to an existing reward."""
@@ -325,6 +330,7 @@ class AsyncReferrals(AsyncResource):
                 "max_redemptions": max_redemptions,
                 "plan_ids": plan_ids,
                 "exclude_trial": exclude_trial,
+                "internal_id": internal_id,
             },
             options,
             models.CreateReferralProgramResponse,
