@@ -37,8 +37,8 @@ _INVOICE_MODE = ("invoice_mode.invoice_template_id",)
 # first needs it, so an eager creation is not asked for here.
 _CUSTOMER_DATA = ("customer_data.currency", "customer_data.create_in_stripe")
 # Options of a billing change that these operations do not act on: discounts (rewards, coupons, promotion
-# codes; served on attach and its preview: billing/discounts.py), and a new Stripe subscription rather than
-# the existing one.
+# codes; served on attach, update and their previews: billing/discounts.py), and a new Stripe
+# subscription rather than the existing one.
 # (``checkout_session_params`` is refused key by key: see OPEN_OBJECTS.)
 _CHANGE_OPTIONS = ("discounts", "new_billing_subscription")
 # An ``adjustable`` quantity is one the customer may change on Autumn's checkout page (Stripe Checkout's
@@ -83,13 +83,12 @@ _ATTACH_OPTIONS = (
 )
 _ATTACH = ("currency", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS, *_ATTACH_OPTIONS)
 # An update keeps the subscription's plan version, anchor and balances as its own rules say (its
-# ``no_billing_changes`` is served: billing/no_billing.py).
+# ``no_billing_changes`` and ``discounts`` are served: billing/no_billing.py, billing/discounts.py).
 _UPDATE = (
     *_CUSTOMIZE,
     *_INVOICE_MODE,
     *_LICENSE_LINKS,
     "version",
-    "discounts",
     "recalculate_balances",
     _ADJUSTABLE,
 )
@@ -136,7 +135,7 @@ _PLAN_UPDATE = (
     *_PLAN,
 )
 
-# A schedule's ``discounts`` are not applied yet (attach's are: billing/discounts.py; its
+# A schedule's ``discounts`` are not applied yet (attach's and update's are: billing/discounts.py; its
 # ``no_billing_changes`` is served: billing/no_billing.py); ``billing_cycle_anchor: "now"``,
 # which the official SDK always sends, is served by billing/schedules.py (refused there only where it
 # would ask for more than attaching now does); a plan's customize is refused where attach's is.

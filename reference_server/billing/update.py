@@ -26,6 +26,13 @@ from reference_server.billing.convert import (
     is_customized,
 )
 from reference_server.billing.customer_lock import customer_lock
+from reference_server.billing.discounts import (
+    DiscountedChange,
+    discount_change,
+    record_discounts,
+    resolve_discounts,
+    running_discounts,
+)
 from reference_server.billing.invoice_mode import check_update
 from reference_server.billing.last_payment_refund import check_refund_request, make_refund, quote_refund
 from reference_server.billing.license_seats import (
@@ -71,6 +78,7 @@ from reference_server.engine.billing import (
 )
 from reference_server.engine.billing.cycle_reset import check_cycle_reset
 from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.engine.billing.money import DEFAULT_CURRENCY
 from reference_server.engine.billing.preview import (
     outgoing_json,
     preview_body,
@@ -110,6 +118,8 @@ def update_free(
     instances: list[Instance],
     now: int,
 ) -> dict[str, Any]:
+    # A plan without a price has no invoice to discount: its discounts are checked, and kept nowhere.
+    resolve_discounts(ctx, conn, params.discounts, DEFAULT_CURRENCY)
     plan = cat.plans_by_pk.get(inst.plan_pk)
     if plan is None:
         raise plan_not_found(inst.plan_id)
@@ -217,6 +227,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         "quantities": None,
         "refund": None,
         "no_billing": skips_billing(params),
+        "discounts": None,
     }
     prorate = params.proration_behavior != "none"
     reset_anchor = params.billing_cycle_anchor == "now"  # (checked before the quote: check_anchor_now)
@@ -296,6 +307,17 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         result.update(
             due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom, seats=seats
         )
+    # Coupons (discounts.py): the subscription's own, then the request's, on what the change bills now
+    # and its next cycle; they stay on the instance the change leaves.
+    if params.discounts and result["no_billing"]:
+        raise invalid("discounts cannot be used with no_billing_changes: nothing is billed")
+    coupons = running_discounts(conn, inst.pk) if inst.status == "active" else []
+    named = resolve_discounts(ctx, conn, params.discounts, result["due"].currency)
+    if coupons or named:
+        discounted = discount_change(
+            result["due"], result["next_cycle"], coupons, named, billed=not result["no_billing"]
+        )
+        result.update(due=discounted.due, next_cycle=discounted.next_cycle, discounts=discounted)
     if result["no_billing"]:  # the change as quoted, with nothing billed for it (no_billing.py)
         result.update(due=nothing_due(result["due"]))
     return result
@@ -410,6 +432,7 @@ def apply_update(
             return failure
     changes: list[dict[str, Any]] = []
     entity_pk = entity.pk if entity else None
+    kept_on: int = inst.pk  # the instance the change leaves, where its coupons stay
     if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
         if not no_billing:
             take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
@@ -487,6 +510,10 @@ def apply_update(
         if period is not None:
             schedule_maintenance(conn, customer.pk, period.end)
         changes.append(change(conn, "activated", new_pk))
+        kept_on = new_pk
+    discounted: DiscountedChange | None = q["discounts"]
+    if discounted is not None:
+        record_discounts(ctx, conn, customer.pk, kept_on, discounted, q["due"].currency, now)
     emit_billing_updated(ctx, conn, customer, entity, changes, now, sync_processor=not no_billing)
     out = change_response(customer, entity_id, payment_url=None)
     if invoice is not None:

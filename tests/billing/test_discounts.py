@@ -228,3 +228,46 @@ def test_a_coupon_stays_on_the_subscription_through_an_upgrade(api: Api) -> None
     assert (renewal["total"], renewal["status"]) == (40, "paid"), renewal
     [kept] = _discounts(api, "u1")
     assert (kept["id"], kept["total_discount_amount"]) == ("partner", 4 + 3 + 10)
+
+
+CUSTOM = {
+    "price": {"amount": 30, "interval": "month"},
+    "items": [{"feature_id": "messages", "included": 2000, "reset": {"interval": "month"}}],
+}
+"""Pro at $30: halfway through April, -$10 unused Pro and +$15 for the rest of the month."""
+
+
+def test_billing_update_applies_its_discounts_once(api: Api) -> None:
+    _coupon(api, "sorry", type="percentage_discount", value=10, duration={"type": "one_off", "length": None})
+    _customer(api, "u1")
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    api.clock.advance(15 * DAY)
+    discounts = [{"reward_id": "sorry"}]
+    preview = api(
+        "billing.preview_update", customer_id="u1", plan_id="pro", customize=CUSTOM, discounts=discounts
+    )
+    assert (preview["subtotal"], preview["total"]) == (5, 3.5), preview  # 10% of the $15 charge
+    assert preview["next_cycle"]["total"] == 30  # once: used up by this invoice
+    result = api("billing.update", customer_id="u1", plan_id="pro", customize=CUSTOM, discounts=discounts)
+    assert result["invoice"]["total"] == 3.5
+    assert api.on_processor(_invoices(api, "u1")[0]) == ("paid", 350)
+    api.clock.set(MAY)
+    assert [invoice["total"] for invoice in _invoices(api, "u1")] == [30, 3.5, 20]
+    error = api("billing.update", expect=400, customer_id="u1", plan_id="pro", discounts=[{"reward_id": "x"}])
+    assert error["code"] == "invalid_request", error
+
+
+def test_a_coupon_stays_on_the_subscription_through_an_update(api: Api) -> None:
+    _coupon(api, "partner", type="percentage_discount", value=20, duration={"type": "months", "length": 2})
+    _customer(api, "u1")
+    api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "partner"}])
+    api.clock.advance(15 * DAY)
+    preview = api("billing.preview_update", customer_id="u1", plan_id="pro", customize=CUSTOM)
+    # $8 back for the unused half paid at 20% off; $15 less 20%: no billing period of the coupon used.
+    assert (preview["subtotal"], preview["total"]) == (5, 4), preview
+    assert preview["next_cycle"]["total"] == 24
+    api("billing.update", customer_id="u1", plan_id="pro", customize=CUSTOM)
+    api.clock.set(MAY)  # its second period: 20% off the custom price
+    api.clock.set(JUNE)  # used up
+    assert [invoice["total"] for invoice in _invoices(api, "u1")] == [30, 24, 4, 16]
+    assert _discounts(api, "u1") == []

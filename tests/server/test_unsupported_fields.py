@@ -105,7 +105,6 @@ _SETUP_ASKS: dict[str, Any] = {
 customization, removals, metadata and no_billing_changes)."""
 _UPDATE_ASKS: dict[str, Any] = {
     "version": 1,
-    "discounts": [{"reward_id": "launch"}],
     "billing_cycle_anchor": "now",
     "recalculate_balances": {"enabled": True},
 }
