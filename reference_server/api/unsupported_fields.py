@@ -152,13 +152,14 @@ _SCHEDULE = (
 # The official SDK's arguments beyond Autumn's spec (spec/autumn-sdk-1.2.0-operations.yml,
 # ``x-official-arguments``) that no operation here acts on: Stripe customer billing details (address, tax
 # ids, exemption) and a request's tax choice, which no invoice here carries; lines added to or removed
-# from the invoice a change bills, and discounts removed from a subscription by reward; attach's
-# ``free_trial`` shorthand (``customize.free_trial`` is served); Stripe subscription parameters; a
-# multi-update's refund of the last payment; an update's custom line items.
+# from the invoice a change bills, and discounts removed from a subscription by reward; update's
+# ``free_trial`` (attach's, its preview's and setup_payment's are served: billing/free_trial_shorthand.py);
+# Stripe subscription parameters; a multi-update's refund of the last payment; an update's custom line
+# items.
 _BILLING_DETAILS = "billing_details"
-_LINE_CHANGES = ("add_lines", "remove_lines", "remove_discounts", "free_trial")
+_LINE_CHANGES = ("add_lines", "remove_lines", "remove_discounts")
 _ATTACH_ARGUMENTS = (*_LINE_CHANGES, _BILLING_DETAILS, "tax")
-_UPDATE_ARGUMENTS = (*_LINE_CHANGES, "custom_line_items", "subscription_params")
+_UPDATE_ARGUMENTS = (*_LINE_CHANGES, "free_trial", "custom_line_items", "subscription_params")
 _MULTI_UPDATE_ARGUMENTS = ("refund_last_payment", "subscription_params")
 # A feature's ``combine`` (how grants of several plans add up: max or min rather than sum) is not modelled:
 # grants always add up here.

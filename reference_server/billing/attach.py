@@ -25,6 +25,7 @@ from reference_server.billing.convert import (
 )
 from reference_server.billing.customer_lock import customer_lock
 from reference_server.billing.discounts import discount_change, resolve_discounts, running_discounts
+from reference_server.billing.free_trial_shorthand import fold_free_trial
 from reference_server.billing.invoice_mode import check_attach
 from reference_server.billing.license_seats import (
     attach_seats,
@@ -382,6 +383,7 @@ def _outgoing_quantities(conn: Connection, state: AttachState) -> dict[str, dict
 
 
 def preview_attach(ctx: Ctx, params: PreviewAttachParams) -> dict[str, Any]:
+    params = fold_free_trial(params)
     settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)
@@ -409,7 +411,7 @@ def attach(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
     """``billing.attach``: a plan without a price (and nothing priced replaced) takes the free path;
     anything involving money the paid one; both under the customer's billing lock."""
     with customer_lock(ctx, params.customer_id):
-        return _attach_unlocked(ctx, params)
+        return _attach_unlocked(ctx, fold_free_trial(params))
 
 
 def _attach_unlocked(ctx: Ctx, params: AttachParams) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachParams, OpenCustomerPortalParams, SetupPaymentParams
 from reference_server.billing.checkout_session_params import check_checkout_session_params
+from reference_server.billing.free_trial_shorthand import fold_free_trial
 from reference_server.billing.license_seats import attach_seats
 from reference_server.billing.payment_collection import change_response, checkout_action
 from reference_server.billing.plan_changes import customer_ref
@@ -61,6 +62,7 @@ def _customer_and_entity(
 
 
 def setup_payment(ctx: Ctx, params: SetupPaymentParams) -> dict[str, Any]:
+    params = fold_free_trial(params)
     base_url = ctx.base_url
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)

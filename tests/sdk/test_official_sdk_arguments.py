@@ -5,8 +5,9 @@ keyword arguments that spec lacks; ``codegen/official_operations.py`` records th
 ``spec/autumn-sdk-1.2.0-operations.yml`` (``x-official-arguments``) and ``codegen/overlay.py`` adds
 them to our methods. Each is sent here through our SDK, sync and async, to the reference server over
 real HTTP on SQLite and PostgreSQL: the ones it serves (``events.list`` ``range``, ``events.aggregate``
-``measure`` and ``timezone``, ``invoices.list`` ``invoice_id`` and ``stripe_id``) show in the answer
-that they were applied; every other one is refused with 400 ``unsupported_field`` naming it.
+``measure`` and ``timezone``, ``invoices.list`` ``invoice_id`` and ``stripe_id``, the ``free_trial``
+shorthand of attach, its preview and ``setup_payment``) show in the answer that they were applied;
+every other one is refused with 400 ``unsupported_field`` naming it.
 """
 
 from __future__ import annotations
@@ -189,6 +190,43 @@ def test_invoices_list_by_id(client: Autumn, server: RunningServer) -> None:
     assert [i.id for i in asyncio.run(run()).list] == [second.id]
 
 
+def test_attach_free_trial_shorthand(client: Autumn, server: RunningServer) -> None:
+    """``free_trial`` gives the plan a trial as ``customize.free_trial`` does, which wins over it."""
+    client.customers.get_or_create(customer_id="cus_trial")
+    plain = client.billing.preview_attach(customer_id="cus_trial", plan_id="pro_plan")
+    assert plain.total == 10
+    trial = client.billing.preview_attach(customer_id="cus_trial", plan_id="pro_plan", free_trial=_TRIAL)
+    assert trial.total == 0
+    overridden = client.billing.preview_attach(
+        customer_id="cus_trial", plan_id="pro_plan", free_trial=_TRIAL, customize={"free_trial": None}
+    )
+    assert overridden.total == 10
+
+    async def run() -> models.PreviewAttachResponse:
+        async with _async_client(server) as autumn:
+            return await autumn.billing.preview_attach(
+                customer_id="cus_trial", plan_id="pro_plan", free_trial=_TRIAL
+            )
+
+    assert asyncio.run(run()).total == 0
+    attached = client.billing.attach(
+        customer_id="cus_trial", plan_id="pro_plan", free_trial=_TRIAL, invoice_mode={"enabled": True}
+    )
+    assert attached.invoice is None  # a no-card trial starts at once: nothing to bill now
+    customer = client.customers.get(customer_id="cus_trial")
+    [subscription] = [s for s in customer.subscriptions if s.plan_id == "pro_plan"]
+    assert subscription.trial_ends_at is not None
+    assert abs(subscription.trial_ends_at - subscription.started_at - 7 * DAY_MS) < DAY_MS
+    client.customers.get_or_create(customer_id="cus_trial_setup")
+    setup = client.billing.setup_payment(customer_id="cus_trial_setup", plan_id="pro_plan", free_trial=_TRIAL)
+    card = {"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"}
+    assert httpx.post(setup.url, data=card).status_code == 303  # the card set up: the plan attaches
+    after_setup = client.customers.get(customer_id="cus_trial_setup")
+    [trialing] = [s for s in after_setup.subscriptions if s.plan_id == "pro_plan"]
+    assert trialing.trial_ends_at is not None
+    assert abs(trialing.trial_ends_at - trialing.started_at - 7 * DAY_MS) < DAY_MS
+
+
 _ATTACH = {"customer_id": "cus_inv_1", "plan_id": "pro_plan"}
 _UPDATE = {"customer_id": "cus_inv_1", "plan_id": "pro_plan"}
 _MULTI_UPDATE = {
@@ -210,7 +248,6 @@ _REFUSED_ARGUMENTS: list[tuple[str, dict[str, Any], str, Any]] = [
             ("add_lines", [_LINE]),
             ("remove_lines", [{"plan_id": "pro_plan"}]),
             ("remove_discounts", [{"reward_id": "rew_1"}]),
-            ("free_trial", _TRIAL),
             ("billing_details", _BILLING_DETAILS),
             ("tax", {"rate_id": "txr_1"}),
         )
