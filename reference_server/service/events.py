@@ -154,7 +154,7 @@ def _zone(name: str | None) -> ZoneInfo | None:
         return None
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a directory, an overlong name
         raise invalid(f"timezone: {name!r} is not an IANA time zone", "invalid_inputs") from exc
 
 

@@ -163,10 +163,11 @@ def test_events_aggregate_timezone_async_and_unknown(client: Autumn, server: Run
     shifted = asyncio.run(run())
     # Kolkata is UTC+5:30: its midnights are 18:30 UTC
     assert all(int(p.period) % DAY_MS == 18 * HOUR_MS + HOUR_MS // 2 for p in shifted.list)
-    with pytest.raises(errors.BadRequestError) as unknown:
-        client.events.aggregate(customer_id="cus_events", feature_id="calls", timezone="Mars/Olympus")
-    assert unknown.value.code == "invalid_inputs"
-    assert "timezone" in str(unknown.value)
+    for name in ("Mars/Olympus", "America", "../etc/passwd", "x" * 5000, ""):
+        with pytest.raises(errors.BadRequestError) as unknown:
+            client.events.aggregate(customer_id="cus_events", feature_id="calls", timezone=name)
+        assert unknown.value.code == "invalid_inputs"
+        assert "timezone" in str(unknown.value)
 
 
 def test_invoices_list_by_id(client: Autumn, server: RunningServer) -> None:
