@@ -57,3 +57,72 @@ def _at(data: dict[str, Any], path: tuple[str, ...]) -> Any:
     for step in path:
         node = node.get(step) if isinstance(node, dict) else None
     return node
+
+
+PLAN_ITEM_KEYS = frozenset({"feature_id", "included", "unlimited", "reset", "price"})
+"""The properties that make an object schema a plan item."""
+
+FREE_TRIAL_KEYS = frozenset({"duration_length", "duration_type", "card_required"})
+"""The properties that make an object schema a plan's free trial."""
+
+PLAN_ITEM_ANSWER_KEYS: tuple[tuple[str, str], ...] = (
+    # The server stores a plan item's ``proration`` as plans.create/update sent it and answers the
+    # stored item (tests/billing/test_seats.py reads it back); Autumn's Plan answer lacks the key.
+    ("proration", "a plan item answers the proration its request set"),
+)
+"""Keys a plan's items answer beyond Autumn's schemas, each with the schema the plans.create
+request's item gives it, and why the server answers it."""
+
+FREE_TRIAL_ANSWER_ADDITIONS: tuple[tuple[str, dict[str, Any], str], ...] = (
+    (
+        "unique_fingerprint",
+        {"type": "boolean", "description": "One trial per payment card fingerprint (present only when set)."},
+        # Autumn's free trial option ``unique_fingerprint``: the server keeps it when a plan's
+        # free_trial sets it and answers it in the plan's free_trial (tests/billing/test_api_billing.py
+        # reads it back); Autumn's Plan answer lacks the key.
+        "a plan's free trial answers its one-trial-per-fingerprint option",
+    ),
+)
+"""Keys a plan's ``free_trial`` answers beyond Autumn's schemas: name, schema, why."""
+
+
+def apply_answer_additions(data: dict[str, Any]) -> None:
+    """Add :data:`PLAN_ITEM_ANSWER_KEYS` to every plan item, and :data:`FREE_TRIAL_ANSWER_ADDITIONS` to
+    every plan free trial, that the document answers or sends in a webhook: each object schema with
+    :data:`PLAN_ITEM_KEYS` or :data:`FREE_TRIAL_KEYS`, neither in a request body nor in a
+    ``customize`` (which the server answers as it was sent). A key already there is left as it is."""
+    request_item = _at(data, _body("/v1/plans.create", "properties", "items", "items", "properties"))
+    item_additions = {
+        name: request_item[name]
+        for name, _why in PLAN_ITEM_ANSWER_KEYS
+        if isinstance(request_item, dict) and isinstance(request_item.get(name), dict)
+    }
+    trial_additions = {name: schema for name, schema, _why in FREE_TRIAL_ANSWER_ADDITIONS}
+    answers = _answer_objects(data.get("components"), skip_requests=False)
+    answers += _answer_objects(data.get("webhooks"), skip_requests=False)  # a payload is a request body
+    answers += _answer_objects(data.get("paths"), skip_requests=True)
+    for node in answers:
+        properties = node["properties"]
+        keys = set(properties)
+        additions = (
+            item_additions if keys >= PLAN_ITEM_KEYS else trial_additions if keys >= FREE_TRIAL_KEYS else {}
+        )
+        for name, schema in additions.items():
+            properties.setdefault(name, copy.deepcopy(schema))
+
+
+def _answer_objects(node: Any, *, skip_requests: bool) -> list[dict[str, Any]]:
+    """The object schemas (with ``properties``) under ``node``, outside ``customize`` properties and,
+    with ``skip_requests``, outside request bodies."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("properties"), dict):
+            found.append(node)
+        for key, child in node.items():
+            if key == "customize" or (skip_requests and key == "requestBody"):
+                continue
+            found += _answer_objects(child, skip_requests=skip_requests)
+    elif isinstance(node, list):
+        for child in node:
+            found += _answer_objects(child, skip_requests=skip_requests)
+    return found

@@ -695,6 +695,7 @@ class PlanFreeTrialJson(TypedDict):
     duration_type: Literal["day", "month", "year"]
     card_required: bool
     on_end: NotRequired[Literal["bill", "revert"] | None]
+    unique_fingerprint: NotRequired[bool]
 
 
 class PlanItemFeatureJson(TypedDict):
@@ -1812,6 +1813,7 @@ class PlanItemJson(TypedDict):
     price: PlanItemPriceJson | None
     display: NotRequired[PlanPriceDisplayJson]
     rollover: NotRequired[PlanItemRolloverJson]
+    proration: NotRequired[PlanItemProrationJson]
 
 
 class PlanVariantDetailsCustomizeJson(TypedDict):

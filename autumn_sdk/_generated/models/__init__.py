@@ -1483,7 +1483,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
         {"auto_topups", "overage_allowed", "spend_limits", "usage_alerts", "usage_limits"}
     ),
     "PlanChangePlanChangePlanBillingControlsAutoTopup": frozenset({"invoice_mode", "purchase_limit"}),
-    "PlanChangePlanChangePlanItem": frozenset({"display", "feature", "pooled", "rollover"}),
+    "PlanChangePlanChangePlanItem": frozenset({"display", "feature", "pooled", "proration", "rollover"}),
     "PlanChangePlanChangePlanItemPrice": frozenset(
         {"additional_currencies", "amount", "interval_count", "tier_behavior", "tiers"}
     ),
@@ -1524,7 +1524,8 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "PlanChangePreviousAttributes": frozenset({"past_due", "status"}),
     "PlanConfig": frozenset({"ignore_past_due"}),
     "PlanCustomerEligibility": frozenset({"canceling", "status", "trial_available", "trialing"}),
-    "PlanItem": frozenset({"display", "feature", "pooled", "rollover"}),
+    "PlanFreeTrial": frozenset({"unique_fingerprint"}),
+    "PlanItem": frozenset({"display", "feature", "pooled", "proration", "rollover"}),
     "PlanItemFilter": frozenset({"billing_method", "feature_id", "interval", "interval_count"}),
     "PlanItemParams": frozenset(
         {"included", "pooled", "price", "proration", "reset", "rollover", "unlimited"}

@@ -489,6 +489,9 @@ class PlanFreeTrial(AutumnModel):
         None,
         description="Behavior when the trial ends. 'bill' charges the customer (default). 'revert' expires the trial and restores the customer's previous plan.",
     )
+    unique_fingerprint: bool | None = Field(
+        None, description="One trial per payment card fingerprint (present only when set)."
+    )
 
 
 class PlanItemFeature(AutumnModel):
@@ -1138,6 +1141,10 @@ class PlanItem(AutumnModel):
     rollover: PlanItemRollover | None = Field(
         None,
         description="Rollover configuration for unused units. If set, unused included units roll over to the next period.",
+    )
+    proration: PlanItemProration | None = Field(
+        None,
+        description="Proration settings for prepaid features. Controls mid-cycle quantity change billing.",
     )
 
 

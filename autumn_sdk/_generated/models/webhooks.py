@@ -921,6 +921,10 @@ class PlanChangePlanChangePlanItem(AutumnModel):
         None,
         description="Rollover configuration for unused units. If set, unused included units roll over to the next period.",
     )
+    proration: PlanItemProration | None = Field(
+        None,
+        description="Proration settings for prepaid features. Controls mid-cycle quantity change billing.",
+    )
 
 
 class PlanChangePlanChangePlanVariantDetailsCustomize(AutumnModel):
