@@ -154,13 +154,13 @@ _SCHEDULE = (
 # ids, exemption) and a request's tax choice, which no invoice here carries; lines added to or removed
 # from the invoice a change bills, and discounts removed from a subscription by reward; update's
 # ``free_trial`` (attach's, its preview's and setup_payment's are served: billing/free_trial_shorthand.py);
-# Stripe subscription parameters; a multi-update's refund of the last payment; an update's custom line
-# items.
+# Stripe subscription parameters; an update's custom line items (a multi-update's
+# ``refund_last_payment`` is served: billing/multi_update.py).
 _BILLING_DETAILS = "billing_details"
 _LINE_CHANGES = ("add_lines", "remove_lines", "remove_discounts")
 _ATTACH_ARGUMENTS = (*_LINE_CHANGES, _BILLING_DETAILS, "tax")
 _UPDATE_ARGUMENTS = (*_LINE_CHANGES, "free_trial", "custom_line_items", "subscription_params")
-_MULTI_UPDATE_ARGUMENTS = ("refund_last_payment", "subscription_params")
+_MULTI_UPDATE_ARGUMENTS = ("subscription_params",)
 # A feature's ``combine`` (how grants of several plans add up: max or min rather than sum) is not modelled:
 # grants always add up here.
 _FEATURE_ARGUMENTS = ("combine",)

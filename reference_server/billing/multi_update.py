@@ -12,6 +12,12 @@ the whole transaction back, and a processor payment made inside it is compensate
 
 The preview returns one core preview per affected paid plan instance (each bills as its own
 subscription here); updates of free plans have no entry, as in Autumn.
+
+``refund_last_payment`` (an argument of the official SDK beyond Autumn's published spec:
+``x-official-arguments`` of ``spec/autumn-sdk-1.2.0-operations.yml``) refunds, for each update that
+cancels immediately, that plan's last payment as a lone ``billing.update`` with it does
+(:mod:`reference_server.billing.last_payment_refund`), in place of its prorated credit; a request with
+it and no immediate cancel is refused as the lone update refuses it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from autumn_sdk._generated.models import (
     UpdateSubscriptionParams,
 )
 from reference_server.billing.customer_lock import customer_lock
+from reference_server.billing.last_payment_refund import check_refund_request
 from reference_server.billing.payment_collection import settle_due
 from reference_server.billing.plan_changes import charge_draft
 from reference_server.billing.processor_choice import processor_for
@@ -64,14 +71,19 @@ def _item_params(params: MultiUpdateRequest) -> list[UpdateSubscriptionParams]:
         entity_id = item.entity_id or params.entity_id
         if entity_id:
             one["entity_id"] = entity_id
+        refund = params.refund_last_payment if item.cancel_action == "cancel_immediately" else None
+        check_refund_request(refund, item.cancel_action, item.proration_behavior)
         fields = {
             "plan_id": item.plan_id,
             "subscription_id": item.subscription_id,
             "cancel_action": item.cancel_action,
             "proration_behavior": item.proration_behavior,
+            "refund_last_payment": refund,
         }
         one.update({k: v for k, v in fields.items() if v is not None})
         out.append(UpdateSubscriptionParams.model_validate(one))
+    if params.refund_last_payment is not None and not any(o.refund_last_payment for o in out):
+        check_refund_request(params.refund_last_payment, None, None)  # no update cancels immediately
     return out
 
 

@@ -6,7 +6,8 @@ keyword arguments that spec lacks; ``codegen/official_operations.py`` records th
 them to our methods. Each is sent here through our SDK, sync and async, to the reference server over
 real HTTP on SQLite and PostgreSQL: the ones it serves (``events.list`` ``range``, ``events.aggregate``
 ``measure`` and ``timezone``, ``invoices.list`` ``invoice_id`` and ``stripe_id``, the ``free_trial``
-shorthand of attach, its preview and ``setup_payment``) show in the answer that they were applied;
+shorthand of attach, its preview and ``setup_payment``, ``billing.multi_update``'s
+``refund_last_payment``) show in the answer that they were applied;
 every other one is refused with 400 ``unsupported_field`` naming it.
 """
 
@@ -228,6 +229,43 @@ def test_attach_free_trial_shorthand(client: Autumn, server: RunningServer) -> N
     assert abs(trialing.trial_ends_at - trialing.started_at - 7 * DAY_MS) < DAY_MS
 
 
+def test_multi_update_refund_last_payment(client: Autumn, server: RunningServer) -> None:
+    """An immediate cancel refunds the plan's last payment instead of crediting its unused time."""
+    card = {"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"}
+    for customer_id in ("cus_refund", "cus_credit"):
+        client.customers.get_or_create(customer_id=customer_id)
+        setup = client.billing.setup_payment(customer_id=customer_id)
+        assert httpx.post(setup.url, data=card).status_code == 303
+        assert client.billing.attach(customer_id=customer_id, plan_id="pro_plan").payment_url is None
+    cancel = [{"plan_id": "pro_plan", "cancel_action": "cancel_immediately"}]
+    with pytest.raises(errors.BadRequestError) as not_cancelling:
+        client.billing.multi_update(
+            customer_id="cus_refund",
+            updates=[{"plan_id": "pro_plan", "cancel_action": "uncancel"}],
+            refund_last_payment="full",
+        )
+    assert not_cancelling.value.code == "invalid_inputs"
+    assert "cancel_immediately" in str(not_cancelling.value)
+
+    async def preview(customer_id: str, **refund: Any) -> models.PreviewMultiUpdateResponse:
+        async with _async_client(server) as autumn:
+            return await autumn.billing.preview_multi_update(
+                customer_id=customer_id, updates=cancel, **refund
+            )
+
+    credited = asyncio.run(preview("cus_credit"))
+    refunded = asyncio.run(preview("cus_refund", refund_last_payment="full"))
+    assert credited.total < 0  # the unused time, credited
+    assert refunded.total == 0  # no credit: the payment itself goes back
+    client.billing.multi_update(customer_id="cus_refund", updates=cancel, refund_last_payment="full")
+    client.billing.multi_update(customer_id="cus_credit", updates=cancel)
+    [paid_back] = client.invoices.list(customer_id="cus_refund").list
+    assert (paid_back.total, paid_back.refunded_amount) == (10, 10)
+    credit_invoices = client.invoices.list(customer_id="cus_credit").list
+    assert [i.refunded_amount for i in credit_invoices] == [0, 0]  # the payment kept, a credit invoiced
+    assert sorted(i.total for i in credit_invoices) == [credited.total, 10]
+
+
 _ATTACH = {"customer_id": "cus_inv_1", "plan_id": "pro_plan"}
 _UPDATE = {"customer_id": "cus_inv_1", "plan_id": "pro_plan"}
 _MULTI_UPDATE = {
@@ -268,10 +306,7 @@ _REFUSED_ARGUMENTS: list[tuple[str, dict[str, Any], str, Any]] = [
     *(
         (operation, _MULTI_UPDATE, argument, value)
         for operation in ("billing.multi_update", "billing.preview_multi_update")
-        for argument, value in (
-            ("refund_last_payment", "full"),
-            ("subscription_params", {"description": "x"}),
-        )
+        for argument, value in (("subscription_params", {"description": "x"}),)
     ),
     (
         "referrals.create_program",
