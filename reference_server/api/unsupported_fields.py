@@ -36,11 +36,9 @@ _INVOICE_MODE = ("invoice_mode.invoice_template_id",)
 # Autumn's ``create_in_stripe`` creates the Stripe customer at once; this server creates it when billing
 # first needs it, so an eager creation is not asked for here.
 _CUSTOMER_DATA = ("customer_data.currency", "customer_data.create_in_stripe")
-# Options of a billing change that these operations do not act on: discounts (rewards, coupons, promotion
-# codes; served on attach, update and their previews: billing/discounts.py), and a new Stripe
-# subscription rather than the existing one.
-# (``checkout_session_params`` is refused key by key: see OPEN_OBJECTS.)
-_CHANGE_OPTIONS = ("discounts", "new_billing_subscription")
+# ``discounts`` (rewards, coupons, promotion codes) are served on attach, multi-attach, update, their
+# previews and schedules (billing/discounts.py); a new Stripe subscription rather than the existing one is
+# not. (``checkout_session_params`` is refused key by key: see OPEN_OBJECTS.)
 # An ``adjustable`` quantity is one the customer may change on Autumn's checkout page (Stripe Checkout's
 # adjustable quantity); this server's checkout page sells the quantities the request names, as they are.
 _ADJUSTABLE = "feature_quantities[].adjustable"
@@ -49,7 +47,7 @@ _ADJUSTABLE = "feature_quantities[].adjustable"
 _MULTI_ATTACH = (
     "currency",
     "free_trial",
-    *_CHANGE_OPTIONS,
+    "new_billing_subscription",
     "plans[].customize.items[].pooled",
     "plans[].customize.items[].price.additional_currencies",
     "plans[].customize.items[].price.tiers[].additional_currencies",
@@ -135,13 +133,12 @@ _PLAN_UPDATE = (
     *_PLAN,
 )
 
-# A schedule's ``discounts`` are not applied yet (attach's and update's are: billing/discounts.py; its
-# ``no_billing_changes`` is served: billing/no_billing.py); ``billing_cycle_anchor: "now"``,
+# A schedule's ``discounts`` (on its immediate phase, through the multi-attach: billing/discounts.py) and
+# its ``no_billing_changes`` are served (billing/no_billing.py); ``billing_cycle_anchor: "now"``,
 # which the official SDK always sends, is served by billing/schedules.py (refused there only where it
 # would ask for more than attaching now does); a plan's customize is refused where attach's is.
 _SCHEDULE = (
     "currency",
-    "discounts",
     *(f"phases[].plans[].{path}" for path in _CUSTOMIZE),
     *(f"unscheduled_plans[].{path}" for path in _CUSTOMIZE),
     f"phases[].plans[].{_ADJUSTABLE}",

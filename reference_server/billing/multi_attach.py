@@ -7,12 +7,18 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
-from autumn_sdk._generated.models import AttachParams, MultiAttachParams, PreviewMultiAttachParams
+from autumn_sdk._generated.models import (
+    AttachDiscount,
+    AttachParams,
+    MultiAttachParams,
+    PreviewMultiAttachParams,
+)
 from reference_server.billing.attach import check_attach_mode, prepare_attach, redirect_for
 from reference_server.billing.attach_dates import backdate
 from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.convert import engine_plan
 from reference_server.billing.customer_lock import customer_lock
+from reference_server.billing.discounts import CouponTerms, resolve_discounts
 from reference_server.billing.no_billing import unbilled
 from reference_server.billing.payment_collection import (
     bill_by_invoice,
@@ -39,6 +45,8 @@ from reference_server.engine.billing import (
 )
 from reference_server.engine.billing.attach_quotes import check_multi_attach, combine_due
 from reference_server.engine.billing.checkout import checkout_type
+from reference_server.engine.billing.discounts import CouponKind
+from reference_server.engine.billing.money import DEFAULT_CURRENCY
 from reference_server.engine.billing.preview import attach_preview_body
 from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
@@ -70,6 +78,30 @@ def _plan_params(params: MultiAttachRequest) -> list[AttachParams]:
     return out
 
 
+def _spread_discounts(
+    plan_params: list[AttachParams], coupons: list[CouponTerms], priced: set[str]
+) -> list[AttachParams]:
+    """The request's coupons on its plans with a price (``priced``: their ids; a plan without one has no
+    invoice to discount): a percentage on every one it applies to, an amount (or an invoice credit) on the
+    first only, so it is taken once; a coupon named by a promo code names it on the first plan (one
+    redemption of the code) and by its reward id on the others."""
+    given: list[list[AttachDiscount]] = [[] for _ in plan_params]
+    for coupon in coupons:
+        targets = [
+            i
+            for i, p in enumerate(plan_params)
+            if p.plan_id in priced and (coupon.plan_ids is None or p.plan_id in coupon.plan_ids)
+        ]
+        if coupon.kind is not CouponKind.PERCENTAGE:
+            targets = targets[:1]
+        for n, i in enumerate(targets):
+            if n == 0 and coupon.promotion_code is not None:
+                given[i].append(AttachDiscount(promotion_code=coupon.promotion_code))
+            else:
+                given[i].append(AttachDiscount(reward_id=coupon.reward_id))
+    return [p.model_copy(update={"discounts": d or None}) for p, d in zip(plan_params, given, strict=True)]
+
+
 def _scope_entity(
     prepared: list[tuple[AttachState, AttachQuote, TrialChoice | None]], requested: str | None
 ) -> EntityRow | None:
@@ -94,7 +126,13 @@ def _prepare_multi(
             "reference server does not support it yet; leave it out (see the README's list of "
             "unsupported fields)",
         )
-    prepared = [prepare_attach(ctx, conn, p) for p in _plan_params(params)]
+    plan_params = _plan_params(params)
+    if params.discounts:
+        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+        priced = {plan_id for plan_id, plan in cat.plans.items() if not plan.is_free}
+        coupons = resolve_discounts(ctx, conn, params.discounts, DEFAULT_CURRENCY)
+        plan_params = _spread_discounts(plan_params, coupons, priced)
+    prepared = [prepare_attach(ctx, conn, p) for p in plan_params]
     if check:  # (not when a paid checkout completes it: it was checked when asked for)
         for state, quote, trial in prepared:
             check_attach_mode(state, quote, trial)

@@ -345,6 +345,8 @@ def create_schedule_in(
         for entry in phases[0].plans
     ]
     _check_anchor_now(conn, cat, customer, params, opening)
+    if params.discounts and skips_billing(params):
+        raise invalid("discounts cannot be used with no_billing_changes: nothing is billed")
     later = _resolve_later(cat, phases, starts, opening, fallback)
     unscheduled = _check_unscheduled(conn, cat, customer, params, later)
     keys = {
@@ -355,6 +357,7 @@ def create_schedule_in(
         "invoice_mode",
         "enable_plan_immediately",
         "billing_behavior",  # whether to prorate the immediate phase
+        "discounts",  # on the immediate phase (billing/discounts.py, through the multi-attach)
     }
     shared = {k: v for k, v in params.model_dump(include=keys, exclude_unset=True).items() if v}
     trial = params.free_trial.model_dump(mode="json", exclude_unset=True) if params.free_trial else None

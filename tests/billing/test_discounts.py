@@ -271,3 +271,51 @@ def test_a_coupon_stays_on_the_subscription_through_an_update(api: Api) -> None:
     api.clock.set(JUNE)  # used up
     assert [invoice["total"] for invoice in _invoices(api, "u1")] == [30, 24, 4, 16]
     assert _discounts(api, "u1") == []
+
+
+def _extra(api: Api) -> None:
+    month = {"interval": "month"}
+    api("plans.create", plan_id="extra", name="Extra", add_on=True, price={"amount": 10, **month}, items=[])
+
+
+def test_multi_attach_takes_a_percentage_on_each_plan_and_an_amount_once(api: Api) -> None:
+    _extra(api)
+    _coupon(api, "half", type="percentage_discount", value=50, duration={"type": "months", "length": 2})
+    _coupon(api, "five", type="fixed_discount", value=5, duration={"type": "one_off", "length": None})
+    api("plans.create", plan_id="bonus", name="Bonus", add_on=True, items=[])  # no price: no amount on it
+    _customer(api, "u1")
+    plans = [{"plan_id": "bonus"}, {"plan_id": "pro"}, {"plan_id": "extra"}]
+    discounts = [{"reward_id": "half"}, {"reward_id": "five"}]
+    preview = api("billing.preview_multi_attach", customer_id="u1", plans=plans, discounts=discounts)
+    # Pro $20 - 50% - $5, Extra $10 - 50%.
+    assert (preview["subtotal"], preview["total"]) == (30, 10), preview
+    api("billing.multi_attach", customer_id="u1", plans=plans, discounts=discounts)
+    first = _invoices(api, "u1")[0]
+    assert (first["total"], first["status"]) == (10, "paid"), first
+    assert api.on_processor(first) == ("paid", 1000)
+    kept = sorted((d["id"], d["total_discount_amount"]) for d in _discounts(api, "u1"))
+    assert kept == [("half", 5), ("half", 10)]  # on Pro and on Extra; the $5 once is used up
+    error = api(
+        "billing.multi_attach", expect=400, customer_id="u1", plans=plans, discounts=[{"reward_id": "x"}]
+    )
+    assert error["code"] == "invalid_request", error
+
+
+def test_a_schedule_discounts_its_immediate_phase(api: Api) -> None:
+    _coupon(api, "intro", type="fixed_discount", value=4, duration={"type": "months", "length": 2})
+    _customer(api, "u1")
+    start = api.clock.now_ms()
+    phases = [
+        {"starts_at": start, "plans": [{"plan_id": "pro"}]},
+        {"starts_at": JUNE, "plans": [{"plan_id": "premium"}]},
+    ]
+    unknown = [{"reward_id": "x"}]
+    error = api("billing.create_schedule", expect=400, customer_id="u1", phases=phases, discounts=unknown)
+    assert error["code"] == "invalid_request", error
+    assert api.plans_of("u1") == {"free": "active"}
+    api("billing.create_schedule", customer_id="u1", phases=phases, discounts=[{"reward_id": "intro"}])
+    assert _invoices(api, "u1")[0]["total"] == 16
+    api.clock.set(MAY)
+    assert _invoices(api, "u1")[0]["total"] == 16
+    api.clock.set(JUNE)  # Premium, a new plan of the schedule: no coupon on it
+    assert _invoices(api, "u1")[0]["total"] == 50

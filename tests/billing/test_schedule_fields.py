@@ -4,7 +4,8 @@ processor and database of :data:`tests.billing.helpers.PROCESSORS`.
 Phase plans customized with ``add_items``/``remove_items``, scoped with ``entity_id``, phases started
 ``starting_after`` the one before, ``billing_cycle_anchor: phase_start``, a request ``free_trial``,
 ``preserve_add_ons``, ``unscheduled_plans`` and ``billing_cycle_anchor: "now"``; and what stays refused
-(``discounts``, ``customize.billing_controls``; ``no_billing_changes`` is in test_no_billing_changes.py).
+(``customize.billing_controls``; ``no_billing_changes`` is in test_no_billing_changes.py, ``discounts`` in
+test_discounts.py).
 """
 
 from __future__ import annotations
@@ -457,14 +458,6 @@ def test_billing_behavior_none_does_not_prorate_the_first_phase(api: Api) -> Non
     premium = _subs(api)["premium"]
     assert (premium["status"], premium["current_period_end"]) == ("active", ms(2026, 5, 1))
     assert _subs(api)["pro"]["status"] == "scheduled"
-
-
-def test_discounts_stay_refused(api: Api) -> None:
-    _with_card(api)
-    phases = [{"starts_at": START, "plans": [{"plan_id": "pro"}]}]
-    refused = _schedule(api, 400, phases=phases, discounts=[{"reward_id": "r1"}])
-    assert refused["code"] == "unsupported_field"
-    assert _subs(api).keys() == {"free"}
 
 
 def test_anchor_now_starts_the_first_phase_now_or_is_refused(api: Api) -> None:

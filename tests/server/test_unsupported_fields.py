@@ -110,7 +110,6 @@ _UPDATE_ASKS: dict[str, Any] = {
 }
 _MULTI_ATTACH_ASKS: dict[str, Any] = {
     "free_trial": {"duration_length": 7, "duration_type": "day"},
-    "discounts": [{"promotion_code": "LAUNCH"}],
     "new_billing_subscription": True,
 }
 
