@@ -19,15 +19,17 @@ from autumn_sdk._generated.models import (
     RedeemReferralCodeParams,
     RedeemRewardCodeParams,
 )
+from reference_server.engine.billing.money import DEFAULT_CURRENCY, major_to_minor, to_decimal
 from reference_server.engine.intervals import boundary
 from reference_server.errors import ApiError
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
-from reference_server.service.subscriptions import activate_plan
+from reference_server.service.subscriptions import activate_plan, load_instances
 from reference_server.store import rewards as rewards_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.customers import customer_at
 from reference_server.store.subjects import CustomerRow, insert_source
+from reference_server.store.subscription_discounts import add_discount, discounts_of
 
 CODE_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -172,6 +174,59 @@ def redeem_code(ctx: Ctx, params: RedeemReferralCodeParams) -> dict[str, Any]:
         }
 
 
+COUPON_TYPES = ("percentage_discount", "fixed_discount", "invoice_credits")
+
+
+def _apply_coupon(conn: Connection, cat: Catalog, customer_pk: int, reward: Any, now: int) -> None:
+    """A coupon's promo code redeemed: the coupon goes on the customer's active subscriptions with a
+    recurring price that it applies to (an amount or invoice credit on the first only, so it is taken
+    once), from their next invoice on, as a ``discounts`` of a billing change keeps it
+    (billing/discounts.py); 400 ``invalid_reward`` when there is none."""
+    plan_ids = reward.plan_ids
+    targets = [
+        inst
+        for inst in load_instances(conn, customer_pk)
+        if inst.status == "active"
+        and (plan := cat.plans_by_pk.get(inst.plan_pk)) is not None
+        and not plan.is_free
+        and not plan.is_one_off
+        and (plan_ids is None or inst.plan_id in plan_ids)
+        and all(d.reward_id != reward.id for d in discounts_of(conn, inst.pk))
+    ]
+    if not targets:
+        raise ApiError(
+            400,
+            "invalid_reward",
+            f"Reward {reward.id} is a coupon and the customer has no paid subscription it applies to",
+        )
+    if reward.type != "percentage_discount":
+        targets = targets[:1]
+    duration = reward.duration_type or "one_off"
+    length = reward.duration_length if duration == "months" else None
+    value = to_decimal(reward.discount_value)
+    for inst in targets:
+        add_discount(
+            conn,
+            customer_pk,
+            inst.pk,
+            {
+                "reward_id": reward.id,
+                "name": reward.name or reward.id,
+                "type": reward.type,
+                "value": str(value),
+                "plan_ids": plan_ids,
+                "currency": DEFAULT_CURRENCY,
+                "duration_type": duration,
+                "duration_length": length,
+                "periods_left": None if duration == "forever" else max(1, length or 1),
+                "credit_left": major_to_minor(value) if reward.type == "invoice_credits" else None,
+                "total_discount": 0,
+                "started_at": now,
+                "ended_at": None,
+            },
+        )
+
+
 def redeem_reward(ctx: Ctx, params: RedeemRewardCodeParams) -> RedeemRewardCodeResponseJson:
     code = params.code
     with ctx.db.write() as conn:
@@ -186,7 +241,8 @@ def redeem_reward(ctx: Ctx, params: RedeemRewardCodeParams) -> RedeemRewardCodeR
                     match, promo = r, p
         if match is None:
             raise ApiError(404, "reward_not_found", f"Reward with code {code} not found")
-        if match.type != "feature_grant" or not match.grants:
+        coupon = match.type in COUPON_TYPES
+        if not coupon and (match.type != "feature_grant" or not match.grants):
             raise ApiError(400, "invalid_reward", f"Reward {match.id} does not grant features")
         used = rewards_repo.promo_redemptions(conn, match.pk, code)
         limit = promo.get("global_max_redemption")
@@ -200,7 +256,9 @@ def redeem_reward(ctx: Ctx, params: RedeemRewardCodeParams) -> RedeemRewardCodeR
             raise ApiError(
                 400, "customer_already_redeemed_referral_code", f"Customer has already redeemed code {code}"
             )
-        granted = _grant(conn, cat, customer.pk, match, now)
+        granted = [] if coupon else _grant(conn, cat, customer.pk, match, now)
+        if coupon:
+            _apply_coupon(conn, cat, customer.pk, match, now)
         rewards_repo.insert_redemption(
             conn,
             ctx.tenant,

@@ -319,3 +319,28 @@ def test_a_schedule_discounts_its_immediate_phase(api: Api) -> None:
     assert _invoices(api, "u1")[0]["total"] == 16
     api.clock.set(JUNE)  # Premium, a new plan of the schedule: no coupon on it
     assert _invoices(api, "u1")[0]["total"] == 50
+
+
+def test_redeeming_a_coupons_promo_code_discounts_the_paid_subscription(api: Api) -> None:
+    _coupon(
+        api,
+        "loyal",
+        type="percentage_discount",
+        value=50,
+        duration={"type": "forever", "length": None},
+        promo_codes=[{"code": "LOYAL50"}],
+    )
+    _customer(api, "u1")
+    error = api("rewards.redeem", expect=400, code="loyal50", customer_id="u1")  # only the free plan
+    assert error["code"] == "invalid_reward", error
+    api("billing.attach", customer_id="u1", plan_id="pro")
+    redeemed = api("rewards.redeem", code="loyal50", customer_id="u1")
+    assert redeemed == {"reward_id": "loyal", "entitlements_granted": []}
+    assert [(d["id"], d["total_discount_amount"]) for d in _discounts(api, "u1")] == [("loyal", 0)]
+    error = api("rewards.redeem", expect=400, code="LOYAL50", customer_id="u1")
+    assert error["code"] == "customer_already_redeemed_referral_code", error
+    api.clock.set(MAY)  # from its next invoice on
+    renewal = _invoices(api, "u1")[0]
+    assert (renewal["total"], renewal["status"]) == (10, "paid"), renewal
+    assert api.on_processor(renewal) == ("paid", 1000)
+    assert [d["total_discount_amount"] for d in _discounts(api, "u1")] == [10]

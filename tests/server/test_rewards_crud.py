@@ -129,7 +129,7 @@ def test_coupon_lifecycle(api: Api) -> None:
     assert (err.status, err.code) == (400, "invalid_request")
     assert "provide coupon" in err.body["message"]
     api.customer("u1")
-    err = api.error("rewards.redeem", code="SUMMER20", customer_id="u1")  # no Stripe coupon here
+    err = api.error("rewards.redeem", code="SUMMER20", customer_id="u1")  # no paid subscription for it
     assert (err.status, err.code) == (400, "invalid_reward")
 
 
