@@ -344,3 +344,17 @@ def test_redeeming_a_coupons_promo_code_discounts_the_paid_subscription(api: Api
     assert (renewal["total"], renewal["status"]) == (10, "paid"), renewal
     assert api.on_processor(renewal) == ("paid", 1000)
     assert [d["total_discount_amount"] for d in _discounts(api, "u1")] == [10]
+
+
+def test_a_checkout_charges_the_discounted_invoice_and_keeps_the_coupon(api: Api) -> None:
+    _coupon(api, "quarter", type="percentage_discount", value=25, duration={"type": "months", "length": 2})
+    api("customers.get_or_create", customer_id="u1")  # no card: the attach goes through checkout
+    result = api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "quarter"}])
+    assert result["payment_url"] is not None
+    assert api.pay(result["payment_url"]).status_code == 303
+    assert api.plans_of("u1") == {"pro": "active"}
+    first = _invoices(api, "u1")[0]
+    assert (first["total"], first["status"]) == (15, "paid"), first
+    assert [(d["id"], d["total_discount_amount"]) for d in _discounts(api, "u1")] == [("quarter", 5)]
+    api.clock.set(MAY)
+    assert _invoices(api, "u1")[0]["total"] == 15
