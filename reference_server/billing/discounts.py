@@ -282,13 +282,15 @@ def record_discounts(
             )
 
 
-def discount_invoice(conn: Connection, customer_plan_pk: int, draft: InvoiceDraft, at: int) -> InvoiceDraft:
-    """A later invoice of the instance (a renewal, a scheduled start) with its coupons in force, each
-    used as the invoice uses it."""
+def discount_invoice(
+    conn: Connection, customer_plan_pk: int, draft: InvoiceDraft, at: int, mid_cycle: bool = False
+) -> InvoiceDraft:
+    """A later invoice of the instance (a renewal, a scheduled start; ``mid_cycle``: its final usage,
+    which uses no billing period) with its coupons in force, each used as the invoice uses it."""
     stored = discounts_repo.discounts_of(conn, customer_plan_pk)
     if not stored:
         return draft
-    out, after, taken = discount_draft(draft, [stored_terms(s) for s in stored])
+    out, after, taken = discount_draft(draft, [stored_terms(s) for s in stored], mid_cycle=mid_cycle)
     for record, terms, used in zip(stored, after, taken, strict=True):
         if not used.eligible and used.returned == 0:
             continue

@@ -58,6 +58,7 @@ from reference_server.store.invoices import has_retryable_invoice, invoice_recor
 from reference_server.store.pending_lines import take_pending_lines
 from reference_server.store.plan_instances import clear_period_end, set_period
 from reference_server.store.subjects import CustomerRow, EntityRow, entity_by_pk
+from reference_server.store.subscription_discounts import move_discounts
 
 
 def _entity_of(conn: Connection, entity_pk: int | None) -> EntityRow | None:
@@ -203,6 +204,7 @@ def process_boundary(
     if ending:
         if not trial_ending:
             final = _with_pending(conn, customer, inst, quote_final_usage(sub), entity)
+            final = discount_invoice(conn, inst.pk, final, boundary, mid_cycle=True)
             charge_draft(processor, conn, customer, final, "final_usage", boundary, base_url, entity)
         carried = expire_active(conn, inst.pk, boundary, changes)
         successors = [
@@ -217,6 +219,8 @@ def process_boundary(
             and not p.add_on
         ]
         if successors:
+            # The plan that follows (a downgrade at the period end) keeps the subscription's coupons.
+            move_discounts(conn, inst.pk, successors[0].pk)
             for successor in successors:
                 changes += _activate_scheduled(
                     conn, cat, customer, successor, boundary, processor, base_url, carried

@@ -104,6 +104,18 @@ def record_use(
     conn.execute(update(subscription_discounts).where(subscription_discounts.c.pk == pk).values(**values))
 
 
+def move_discounts(conn: Connection, from_pk: int, to_pk: int) -> None:
+    """The coupons in force on instance ``from_pk`` go on ``to_pk`` (the plan that follows it)."""
+    conn.execute(
+        update(subscription_discounts)
+        .where(
+            subscription_discounts.c.customer_plan_pk == from_pk,
+            subscription_discounts.c.ended_at.is_(None),
+        )
+        .values(customer_plan_pk=to_pk)
+    )
+
+
 def customer_discounts(conn: Connection, customer_pk: int) -> list[AppliedDiscount]:
     """The customer's coupons in force on its active or scheduled instances, oldest first."""
     rows = conn.execute(

@@ -358,3 +358,20 @@ def test_a_checkout_charges_the_discounted_invoice_and_keeps_the_coupon(api: Api
     assert [(d["id"], d["total_discount_amount"]) for d in _discounts(api, "u1")] == [("quarter", 5)]
     api.clock.set(MAY)
     assert _invoices(api, "u1")[0]["total"] == 15
+
+
+def test_a_downgrade_at_the_period_end_keeps_the_coupon(api: Api) -> None:
+    _coupon(api, "vip", type="percentage_discount", value=20, duration={"type": "forever", "length": None})
+    _customer(api, "u1")
+    api("billing.attach", customer_id="u1", plan_id="premium", discounts=[{"reward_id": "vip"}])
+    assert _invoices(api, "u1")[0]["total"] == 40
+    api.clock.advance(10 * DAY)
+    api("billing.attach", customer_id="u1", plan_id="pro")  # waits for May
+    assert api.plans_of("u1") == {"premium": "active", "pro": "scheduled"}
+    api.clock.set(MAY)
+    assert api.plans_of("u1") == {"pro": "active"}
+    first = _invoices(api, "u1")[0]
+    assert (first["total"], first["status"]) == (16, "paid"), first
+    assert api.on_processor(first) == ("paid", 1600)
+    [kept] = _discounts(api, "u1")
+    assert (kept["id"], kept["total_discount_amount"]) == ("vip", 14)
