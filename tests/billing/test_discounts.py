@@ -375,3 +375,18 @@ def test_a_downgrade_at_the_period_end_keeps_the_coupon(api: Api) -> None:
     assert api.on_processor(first) == ("paid", 1600)
     [kept] = _discounts(api, "u1")
     assert (kept["id"], kept["total_discount_amount"]) == ("vip", 14)
+
+
+def test_a_multi_update_credits_what_the_coupon_left_paid(api: Api) -> None:
+    _coupon(
+        api, "partner", type="percentage_discount", value=20, duration={"type": "forever", "length": None}
+    )
+    _customer(api, "u1")
+    api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "partner"}])
+    api.clock.advance(15 * DAY)
+    cancel = [{"plan_id": "pro", "cancel_action": "cancel_immediately"}]
+    preview = api("billing.preview_multi_update", customer_id="u1", updates=cancel)
+    assert preview["total"] == -8, preview  # half of the $16 paid, not half of $20
+    api("billing.multi_update", customer_id="u1", updates=cancel)
+    assert api.plans_of("u1") == {"free": "active"}
+    assert _invoices(api, "u1")[0]["total"] == -8
