@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from autumn_sdk._generated.json_types import PlanItemJson
 from autumn_sdk._generated.models import PlanItemParams, UpdatePlanVariantCustomizeAddItem
 from reference_server.errors import feature_not_found, invalid
 from reference_server.service.extra_fields import extra_field
@@ -89,7 +90,25 @@ def normalize_item(item: PlanItem, cat: Catalog) -> dict[str, Any]:
     return out
 
 
-def item_key(item: dict[str, Any]) -> tuple[Any, ...]:
+def item_json(item: Mapping[str, Any]) -> PlanItemJson:
+    """A stored item (:func:`normalize_item`'s) as plans answer it: its keys of the Plan answer."""
+    out: PlanItemJson = {
+        "feature_id": item["feature_id"],
+        "included": item["included"],
+        "unlimited": item["unlimited"],
+        "reset": item["reset"],
+        "price": item["price"],
+    }
+    if "proration" in item:
+        out["proration"] = item["proration"]
+    if "rollover" in item:
+        out["rollover"] = item["rollover"]
+    if "display" in item:
+        out["display"] = item["display"]
+    return out
+
+
+def item_key(item: Mapping[str, Any]) -> tuple[Any, ...]:
     """Autumn's match key of a plan item: feature, billing method, interval and interval count."""
     price, reset = item.get("price") or {}, item.get("reset") or {}
     return (
@@ -100,7 +119,7 @@ def item_key(item: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def matches_item_filter(item: dict[str, Any], flt: Mapping[str, Any]) -> bool:
+def matches_item_filter(item: Mapping[str, Any], flt: Mapping[str, Any]) -> bool:
     """Whether ``item`` matches a ``remove_items`` filter (Autumn's ``PlanItemFilter``): every field the
     filter gives must match the item's match key; an item without an interval count has count 1, and
     ``interval`` matches the price's interval, else the reset's."""

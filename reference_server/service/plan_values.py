@@ -4,8 +4,10 @@ normalized again, and checked as a whole."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from autumn_sdk._generated.json_types import PlanBillingControlsJson, PlanFreeTrialJson, PlanPriceJson
 from autumn_sdk._generated.models import (
     BasePrice,
     BillingControlsParams,
@@ -47,6 +49,44 @@ def free_trial_value(free_trial: FreeTrialParams | None) -> dict[str, Any] | Non
         # Autumn's trial option "one trial per fingerprint" (kept only when set).
         **({"unique_fingerprint": True} if extra.get("unique_fingerprint") else {}),
     }
+
+
+def price_json(price: Mapping[str, Any]) -> PlanPriceJson:
+    """A stored base price (:func:`price_value`'s) as plans answer it."""
+    out: PlanPriceJson = {"amount": price["amount"], "interval": price["interval"]}
+    if "interval_count" in price:
+        out["interval_count"] = price["interval_count"]
+    return out
+
+
+def free_trial_json(trial: Mapping[str, Any]) -> PlanFreeTrialJson:
+    """A stored free trial (:func:`free_trial_value`'s) as plans answer it."""
+    out: PlanFreeTrialJson = {
+        "duration_length": trial["duration_length"],
+        "duration_type": trial.get("duration_type") or "month",
+        "card_required": trial.get("card_required") is not False,
+    }
+    if "on_end" in trial:
+        out["on_end"] = trial["on_end"]
+    if "unique_fingerprint" in trial:
+        out["unique_fingerprint"] = trial["unique_fingerprint"]
+    return out
+
+
+def controls_json(controls: Mapping[str, Any]) -> PlanBillingControlsJson:
+    """Stored ``billing_controls`` (:func:`plan_billing_controls`'s) as plans answer them."""
+    out: PlanBillingControlsJson = {}
+    if "auto_topups" in controls:
+        out["auto_topups"] = controls["auto_topups"]
+    if "spend_limits" in controls:
+        out["spend_limits"] = controls["spend_limits"]
+    if "usage_limits" in controls:
+        out["usage_limits"] = controls["usage_limits"]
+    if "usage_alerts" in controls:
+        out["usage_alerts"] = controls["usage_alerts"]
+    if "overage_allowed" in controls:
+        out["overage_allowed"] = controls["overage_allowed"]
+    return out
 
 
 def config_value(config: PlanConfig | None) -> dict[str, Any]:

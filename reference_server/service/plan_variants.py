@@ -10,16 +10,27 @@ computed from the two plans.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import (
+    BasePriceJson,
+    FreeTrialParamsJson,
+    PlanItemFilterJson,
+    PlanVariantDetailsCustomizeAddItemJson,
+    PlanVariantDetailsCustomizeBillingControlsJson,
+    PlanVariantDetailsCustomizeJson,
+    PlanVariantDetailsJson,
+)
 from autumn_sdk._generated.models import (
     UpdatePlanParams,
     UpdatePlanVariant,
     UpdatePlanVariantCustomize,
 )
+from reference_server.engine.plan_controls import KEYS
 from reference_server.errors import invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.features import ID_RE
@@ -30,6 +41,7 @@ from reference_server.service.plan_values import (
     config_value,
     free_trial_value,
     plan_from_values,
+    price_json,
     price_value,
     priced_parts,
     reread,
@@ -48,10 +60,10 @@ _PROPAGATED_SETTINGS = ("description", "group", "add_on", "config", "metadata")
 """Settings a base's update copies to every variant (a variant keeps its own name)."""
 
 
-def _item_filter(item: dict[str, Any]) -> dict[str, Any]:
+def _item_filter(item: Mapping[str, Any]) -> PlanItemFilterJson:
     """The ``remove_items`` filter selecting exactly this item's match key."""
     feature_id, method, interval, count = item_key(item)
-    out: dict[str, Any] = {"feature_id": feature_id}
+    out: PlanItemFilterJson = {"feature_id": feature_id}
     if method is not None:
         out["billing_method"] = method
     if interval is not None:
@@ -60,45 +72,92 @@ def _item_filter(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def customize_between(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+def _added_item(item: Mapping[str, Any]) -> PlanVariantDetailsCustomizeAddItemJson:
+    """A stored item as ``customize.add_items`` answers it: its keys that are set (not null)."""
+    out: PlanVariantDetailsCustomizeAddItemJson = {"feature_id": item["feature_id"]}
+    if item.get("included") is not None:
+        out["included"] = item["included"]
+    if item.get("unlimited") is not None:
+        out["unlimited"] = item["unlimited"]
+    if item.get("reset") is not None:
+        out["reset"] = item["reset"]
+    if item.get("price") is not None:
+        out["price"] = item["price"]
+    if item.get("proration") is not None:
+        out["proration"] = item["proration"]
+    if item.get("rollover") is not None:
+        out["rollover"] = item["rollover"]
+    return out
+
+
+def _base_price(price: Mapping[str, Any] | None) -> BasePriceJson | None:
+    return price_json(price) if price is not None else None
+
+
+def _trial_params(trial: Mapping[str, Any] | None) -> FreeTrialParamsJson | None:
+    """A stored free trial as ``customize.free_trial`` answers it."""
+    if trial is None:
+        return None
+    out: FreeTrialParamsJson = {"duration_length": trial["duration_length"]}
+    if "duration_type" in trial:
+        out["duration_type"] = trial["duration_type"]
+    if "card_required" in trial:
+        out["card_required"] = trial["card_required"]
+    if trial.get("on_end") is not None:
+        out["on_end"] = trial["on_end"]
+    return out
+
+
+def customize_between(base: Mapping[str, Any], variant: Mapping[str, Any]) -> PlanVariantDetailsCustomizeJson:
     """The ``customize`` patch turning ``base`` into ``variant`` (both: price, items, free_trial)."""
-    out: dict[str, Any] = {}
+    out: PlanVariantDetailsCustomizeJson = {}
     if variant["price"] != base["price"]:
-        out["price"] = variant["price"]
+        out["price"] = _base_price(variant["price"])
     base_items = {item_key(i): i for i in base["items"]}
     variant_items = {item_key(i): i for i in variant["items"]}
     removed = [_item_filter(i) for k, i in base_items.items() if variant_items.get(k) != i]
-    added = [
-        {key: value for key, value in i.items() if value is not None}
-        for k, i in variant_items.items()
-        if base_items.get(k) != i
-    ]
+    added = [_added_item(i) for k, i in variant_items.items() if base_items.get(k) != i]
     if removed:
         out["remove_items"] = removed
     if added:
         out["add_items"] = added
     if variant["free_trial"] != base["free_trial"]:
-        out["free_trial"] = variant["free_trial"]
+        out["free_trial"] = _trial_params(variant["free_trial"])
     return out
 
 
-def variant_details(plan: Plan, cat: Catalog) -> dict[str, Any]:
-    """``Plan.variant_details`` of a variant: its base and the patch from the base's latest version."""
-    details: dict[str, Any] = {"base_plan_id": plan.base_plan_id}
-    base = cat.plans.get(plan.base_plan_id or "")
+def variant_details(plan: Plan, base_plan_id: str, cat: Catalog) -> PlanVariantDetailsJson:
+    """``Plan.variant_details`` of a variant of ``base_plan_id``: its base and the patch from the
+    base's latest version."""
+    details: PlanVariantDetailsJson = {"base_plan_id": base_plan_id}
+    base = cat.plans.get(base_plan_id)
     if base is not None:
-        details["customize"] = customize_between(priced_parts(base), priced_parts(plan))
+        customize = customize_between(priced_parts(base), priced_parts(plan))
         controls = _controls_between(base.billing_controls or {}, plan.billing_controls or {})
         if controls:
-            details["customize"]["billing_controls"] = controls
+            customize["billing_controls"] = controls
+        details["customize"] = customize
     return details
 
 
-def _controls_between(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+def _controls_between(
+    base: Mapping[str, Any], variant: Mapping[str, Any]
+) -> PlanVariantDetailsCustomizeBillingControlsJson:
     """The ``billing_controls`` patch turning the base's controls into the variant's: each list that
     differs, as the variant has it (``[]`` for one the variant clears)."""
-    keys = dict.fromkeys([*base, *variant])
-    return {key: variant.get(key) or [] for key in keys if (variant.get(key) or []) != (base.get(key) or [])}
+    differs = {key for key in KEYS if (variant.get(key) or []) != (base.get(key) or [])}
+    out: PlanVariantDetailsCustomizeBillingControlsJson = {}
+    if "auto_topups" in differs:
+        out["auto_topups"] = variant.get("auto_topups") or []
+    if "spend_limits" in differs:
+        out["spend_limits"] = variant.get("spend_limits") or []
+    if "usage_limits" in differs:
+        out["usage_limits"] = variant.get("usage_limits") or []
+    if "usage_alerts" in differs:
+        out["usage_alerts"] = variant.get("usage_alerts") or []
+    if "overage_allowed" in differs:
+        out["overage_allowed"] = variant.get("overage_allowed") or []
+    return out
 
 
 def _customize(entry: UpdatePlanVariant) -> UpdatePlanVariantCustomize:

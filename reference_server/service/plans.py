@@ -3,11 +3,13 @@ Plan object as the API shows it, and in the legacy "product" shape."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from autumn_sdk._generated.json_types import (
     CheckPreviewProductItemJson,
     CheckPreviewProductJson,
+    PlanCustomerEligibilityJson,
+    PlanJson,
     SuccessResponseJson,
 )
 from autumn_sdk._generated.models import CreatePlanParams, DeletePlanParams, UpdatePlanParams
@@ -16,8 +18,16 @@ from reference_server.errors import ApiError, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.features import ID_RE
 from reference_server.service.license_links import save_plan_links
+from reference_server.service.plan_items import item_json
 from reference_server.service.plan_stripe import create_plan_in_stripe
-from reference_server.service.plan_values import created_values, plan_from_values, updated_values
+from reference_server.service.plan_values import (
+    controls_json,
+    created_values,
+    free_trial_json,
+    plan_from_values,
+    price_json,
+    updated_values,
+)
 from reference_server.service.plan_variants import (
     check_variant_request,
     link_base,
@@ -49,7 +59,7 @@ _UPDATABLE = (
 """plans.update fields that change the plan itself."""
 
 
-def create_plan(ctx: Ctx, params: CreatePlanParams) -> dict[str, Any]:
+def create_plan(ctx: Ctx, params: CreatePlanParams) -> PlanJson:
     plan_id = params.plan_id
     if not ID_RE.match(plan_id):
         raise invalid("plan_id: must match ^[a-zA-Z0-9_-]+$", "invalid_inputs")
@@ -78,7 +88,7 @@ def _with_is_default(params: UpdatePlanParams) -> UpdatePlanParams:
     return params.model_copy(update={"auto_enable": params.is_default})
 
 
-def update_plan(ctx: Ctx, params: UpdatePlanParams) -> dict[str, Any]:
+def update_plan(ctx: Ctx, params: UpdatePlanParams) -> PlanJson:
     plan_id = params.plan_id
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.fresh(conn, ctx.tenant)
@@ -158,25 +168,10 @@ def delete_plan(ctx: Ctx, params: DeletePlanParams) -> SuccessResponseJson:
 
 
 def plan_json(
-    plan: Plan, cat: Catalog, *, expand_features: bool = False, eligibility: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    items = []
-    for it in plan.items:
-        item = dict(it)
-        if expand_features and it["feature_id"] in cat.features:
-            f = cat.features[it["feature_id"]]
-            item["feature"] = {
-                "id": f.id,
-                "name": f.name,
-                "type": "boolean"
-                if f.type == "boolean"
-                else f.type
-                if f.type in ("credit_system", "ai_credit_system")
-                else ("single_use" if f.consumable else "continuous_use"),
-                "archived": f.archived,
-            }
-        items.append(item)
-    out: dict[str, Any] = {
+    plan: Plan, cat: Catalog, *, eligibility: PlanCustomerEligibilityJson | None = None
+) -> PlanJson:
+    """A plan as the API answers it, from its stored values."""
+    out: PlanJson = {
         "id": plan.id,
         "name": plan.name,
         "description": plan.description,
@@ -184,25 +179,21 @@ def plan_json(
         "version": plan.version,
         "add_on": plan.add_on,
         "auto_enable": plan.auto_enable,
-        "price": plan.price,
-        "items": items,
+        "price": price_json(plan.price) if plan.price is not None else None,
+        "items": [item_json(it) for it in plan.items],
         "created_at": plan.created_at,
-        "env": plan.env,
+        "env": "live" if plan.env == "live" else "sandbox",
         "archived": plan.archived,
         "base_variant_id": plan.base_plan_id,
         "config": {"ignore_past_due": bool(plan.config.get("ignore_past_due", False))},
         "metadata": plan.metadata,
     }
     if plan.billing_controls:
-        out["billing_controls"] = plan.billing_controls
+        out["billing_controls"] = controls_json(plan.billing_controls)
     if plan.free_trial:
-        out["free_trial"] = {
-            **plan.free_trial,
-            "duration_type": plan.free_trial.get("duration_type") or "month",
-            "card_required": plan.free_trial.get("card_required") is not False,
-        }
+        out["free_trial"] = free_trial_json(plan.free_trial)
     if plan.base_plan_id is not None:
-        out["variant_details"] = variant_details(plan, cat)
+        out["variant_details"] = variant_details(plan, plan.base_plan_id, cat)
     if eligibility is not None:
         out["customer_eligibility"] = eligibility
     return out

@@ -4,14 +4,16 @@ attach and update."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import ListPlansResponseJson, PlanCustomerEligibilityJson, PlanJson
 from autumn_sdk._generated.models import GetPlanParams, ListPlansParams
 from reference_server.engine.intervals import MONTHS
 from reference_server.errors import customer_not_found, entity_not_found, plan_not_found
 from reference_server.service.context import Ctx
+from reference_server.service.plan_listing import listed_plan
 from reference_server.service.plans import plan_json
 from reference_server.service.subscriptions import (
     Instance,
@@ -67,12 +69,12 @@ def requested_entity(conn: Connection, customer: CustomerRow, entity_id: str | N
 
 def eligibility(
     cat: Catalog, plan: Plan, instances: list[Instance], used_trial_plan_ids: set[str], entity_pk: int | None
-) -> dict[str, Any]:
+) -> PlanCustomerEligibilityJson:
     """``customer_eligibility`` of plans.get/list (§5.10)."""
     owned = [
         i for i in instances if i.plan_id == plan.id and i.entity_pk == entity_pk and i.status != "expired"
     ]
-    out: dict[str, Any] = {}
+    action: Literal["activate", "upgrade", "downgrade", "none", "purchase"]
     if plan.is_one_off:
         action = "purchase"
     elif owned:
@@ -86,7 +88,7 @@ def eligibility(
             action = "activate"
         else:
             action = "upgrade" if is_upgrade(current_plan, plan) else "downgrade"
-    out["attach_action"] = action
+    out: PlanCustomerEligibilityJson = {"attach_action": action}
     if owned:
         inst = owned[0]
         out["status"] = "scheduled" if inst.status == "scheduled" else "active"
@@ -97,7 +99,7 @@ def eligibility(
     return out
 
 
-def plans_get(ctx: Ctx, params: GetPlanParams) -> dict[str, Any]:
+def plans_get(ctx: Ctx, params: GetPlanParams) -> PlanJson:
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         plan = cat.plan_version(params.plan_id, params.version)
@@ -109,7 +111,7 @@ def plans_get(ctx: Ctx, params: GetPlanParams) -> dict[str, Any]:
         return plan_json(plan, cat, eligibility=elig.get(plan.pk) if elig is not None else None)
 
 
-def plans_list(ctx: Ctx, params: ListPlansParams) -> dict[str, Any]:
+def plans_list(ctx: Ctx, params: ListPlansParams) -> ListPlansResponseJson:
     with ctx.db.read() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         listed = (
@@ -121,7 +123,8 @@ def plans_list(ctx: Ctx, params: ListPlansParams) -> dict[str, Any]:
         elig = _eligibility_for(ctx, conn, cat, params.customer_id, params.entity_id, chosen)
         return {
             "list": [
-                plan_json(p, cat, eligibility=elig.get(p.pk) if elig is not None else None) for p in chosen
+                listed_plan(plan_json(p, cat, eligibility=elig.get(p.pk) if elig is not None else None))
+                for p in chosen
             ]
         }
 
@@ -133,7 +136,7 @@ def _eligibility_for(
     customer_id: str | None,
     entity_id: str | None,
     chosen: list[Plan],
-) -> dict[int, dict[str, Any]] | None:
+) -> dict[int, PlanCustomerEligibilityJson] | None:
     if not customer_id:
         return None
     customer = get_customer(conn, ctx.tenant, customer_id)

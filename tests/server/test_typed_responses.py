@@ -21,7 +21,6 @@ from reference_server.api.endpoints import Endpoint, endpoints
 from reference_server.service.context import Ctx
 
 _CUSTOMER_VIEW = "customer_views.py builds subscriptions, balances, flags and controls as dicts"
-_PLAN_VIEW = "plan_values.py builds a plan's items and prices (tiers, reset) from engine dicts"
 _BILLING = "billing/ builds quotes, previews and invoices from the engine's dict lines"
 _INVOICE_ACTIONS = "billing/invoice_actions.py: invoice_json answers net terms the spec lacks"
 _REFUSED = "billing/invoice_actions.py refuses it (always 400); typed with the rest of billing/"
@@ -32,10 +31,6 @@ UNTYPED: dict[str, str] = {
     "customers.get": _CUSTOMER_VIEW,
     "customers.list": _CUSTOMER_VIEW,
     "customers.update": _CUSTOMER_VIEW,
-    "plans.create": _PLAN_VIEW,
-    "plans.get": _PLAN_VIEW,
-    "plans.list": _PLAN_VIEW,
-    "plans.update": _PLAN_VIEW,
     "billing.attach": _BILLING,
     "billing.create_schedule": _BILLING,
     "billing.multi_attach": _BILLING,
@@ -114,6 +109,7 @@ def test_the_typed_api_groups_stay_typed() -> None:
     assert {"features.create", "features.get", "features.list", "features.update", "features.delete"} <= typed
     assert {"balances.create", "balances.update", "balances.delete", "balances.finalize"} <= typed
     assert {"check", "track", "track_tokens", "batch_track"} <= typed
+    assert {"plans.create", "plans.get", "plans.list", "plans.update", "plans.delete"} <= typed
     assert {"webhooks.sync", "webhooks.preview_sync", "sandboxes.create", "sandboxes.reset"} <= typed
     assert {"billing.verify", "logs.search", "platform.get_stripe_connection"} <= typed
     assert {"events.list", "events.aggregate", "keys.mint", "licenses.list", "platform.list_users"} <= typed
