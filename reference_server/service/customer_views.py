@@ -4,12 +4,20 @@ statements per page (:mod:`reference_server.store.customers`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import (
+    BalanceJson,
+    CustomerFlagJson,
+    CustomerPurchaseJson,
+    CustomerSubscriptionJson,
+    EntityBillingControlsJson,
+    EntityJson,
+)
 from reference_server.engine.balances import derive_balance, derive_flag
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.entitlements import Source, num
@@ -59,11 +67,30 @@ def controls_view(
     return out
 
 
+def env_json(env: str) -> Literal["sandbox", "live"]:
+    """A tenant's environment as answers name it."""
+    return "live" if env == "live" else "sandbox"
+
+
+def entity_controls_json(controls: Mapping[str, Any]) -> EntityBillingControlsJson:
+    """An entity's :func:`controls_view` as its answer types it (an entity has no auto top-ups)."""
+    out: EntityBillingControlsJson = {}
+    if "spend_limits" in controls:
+        out["spend_limits"] = controls["spend_limits"]
+    if "usage_limits" in controls:
+        out["usage_limits"] = controls["usage_limits"]
+    if "usage_alerts" in controls:
+        out["usage_alerts"] = controls["usage_alerts"]
+    if "overage_allowed" in controls:
+        out["overage_allowed"] = controls["overage_allowed"]
+    return out
+
+
 def subscription_json(
     inst: Instance, cat: Catalog, expand_plan: bool, past_due: bool = False
-) -> dict[str, Any]:
+) -> CustomerSubscriptionJson:
     plan = cat.plans_by_pk.get(inst.plan_pk)
-    out: dict[str, Any] = {
+    out: CustomerSubscriptionJson = {
         "id": inst.public_id,
         "plan_id": inst.plan_id,
         "auto_enable": bool(plan.auto_enable) if plan else False,
@@ -83,9 +110,9 @@ def subscription_json(
     return out
 
 
-def purchase_json(inst: Instance, cat: Catalog, expand_plan: bool) -> dict[str, Any]:
+def purchase_json(inst: Instance, cat: Catalog, expand_plan: bool) -> CustomerPurchaseJson:
     plan = cat.plans_by_pk.get(inst.plan_pk)
-    out: dict[str, Any] = {
+    out: CustomerPurchaseJson = {
         "plan_id": inst.plan_id,
         "expires_at": inst.expires_at,
         "started_at": inst.started_at,
@@ -102,9 +129,10 @@ def plans_json(
     entity_pk: int | None,
     expand: set[str],
     past_due: frozenset[int] = frozenset(),
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[CustomerSubscriptionJson], list[CustomerPurchaseJson]]:
     """One subject's subscriptions and purchases; ``past_due``: instances whose renewal charge failed."""
-    subs, purchases = [], []
+    subs: list[CustomerSubscriptionJson] = []
+    purchases: list[CustomerPurchaseJson] = []
     for inst in instances:
         if inst.status == "expired":
             continue
@@ -122,12 +150,12 @@ def plans_json(
 
 def balances_and_flags(
     cat: Catalog, sources: list[Source], now: int, expand: set[str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, BalanceJson], dict[str, CustomerFlagJson]]:
     by_feature: dict[str, list[Source]] = {}
     for s in sources:
         by_feature.setdefault(s.feature_id, []).append(s)
-    balances: dict[str, Any] = {}
-    flags: dict[str, Any] = {}
+    balances: dict[str, BalanceJson] = {}
+    flags: dict[str, CustomerFlagJson] = {}
     for fid, group in by_feature.items():
         feature = cat.features.get(fid)
         if feature is None:
@@ -289,7 +317,7 @@ def entity_subject_json(
     entity: EntityRow,
     now: int,
     expand: set[str] | None = None,
-) -> dict[str, Any]:
+) -> EntityJson:
     expand = expand or set()
     sources = scoped(load_sources(conn, customer.pk), entity)
     apply_due_resets(sources, now)
@@ -298,18 +326,18 @@ def entity_subject_json(
         instances, cat, entity.pk, expand, past_due_instances(ctx, conn, [customer.pk])
     )
     balances, flags = balances_and_flags(cat, sources, now, expand)
-    out: dict[str, Any] = {
+    out: EntityJson = {
         "id": entity.id,
         "name": entity.name,
         "customer_id": customer.id,
         "feature_id": entity.feature_id,
         "created_at": entity.created_at,
-        "env": ctx.tenant.env,
+        "env": env_json(ctx.tenant.env),
         "subscriptions": subs,
         "purchases": purchases,
         "balances": balances,
         "flags": flags,
-        "billing_controls": controls_view(conn, cat, customer, entity, sources, now),
+        "billing_controls": entity_controls_json(controls_view(conn, cat, customer, entity, sources, now)),
     }
     if "invoices" in expand:
         out["invoices"] = []

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from autumn_sdk._generated.json_types import SuccessResponseJson
+from autumn_sdk._generated.json_types import EntityJson, ListEntitiesResponseJson, SuccessResponseJson
 from autumn_sdk._generated.models import (
     CreateEntityParams,
     CustomerData,
@@ -142,7 +142,7 @@ def _change_seats(
     return None
 
 
-def create_entity(ctx: Ctx, params: CreateEntityParams) -> dict[str, Any]:
+def create_entity(ctx: Ctx, params: CreateEntityParams) -> EntityJson:
     """The entity, its customer created from ``customer_data`` first when there is none yet."""
     customer_id = params.customer_id
     entity_id = params.entity_id
@@ -252,7 +252,7 @@ def _load(
     return cat, customer, entity, now
 
 
-def get_entity_op(ctx: Ctx, params: GetEntityParams) -> dict[str, Any]:
+def get_entity_op(ctx: Ctx, params: GetEntityParams) -> EntityJson:
     """A read transaction, after any due maintenance of the customer (as customers.get).
 
     ``expand`` is not in the spec's request; it is read as sent (``invoices``)."""
@@ -266,7 +266,7 @@ def get_entity_op(ctx: Ctx, params: GetEntityParams) -> dict[str, Any]:
     raise AssertionError("unreachable: the second attempt always answers")
 
 
-def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> dict[str, Any]:
+def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> ListEntitiesResponseJson:
     limit = params.limit or 50
     if not 1 <= limit <= 5000:
         raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
@@ -302,7 +302,7 @@ def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> dict[str, Any]:
             stripe_only=bool(params.processors),
         )
         page = rows[:limit]
-        out = []
+        out: list[EntityJson] = []
         for r in page:
             cust = customer_at(conn, r.customer_pk)
             out.append(
@@ -311,7 +311,7 @@ def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> dict[str, Any]:
     return {"list": out, "next_cursor": str(page[-1].pk) if len(rows) > limit else None}
 
 
-def update_entity(ctx: Ctx, params: UpdateEntityParams) -> dict[str, Any]:
+def update_entity(ctx: Ctx, params: UpdateEntityParams) -> EntityJson:
     """Merge the sent ``billing_controls`` over the entity's; ``name`` (not in the spec's request)
     is read as sent."""
     name = extra_field(params, "name")

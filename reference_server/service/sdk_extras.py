@@ -254,7 +254,7 @@ def _list_customer_plans(
                 inst.public_id, inst.plan_id, inst.expires_at, inst.started_at, inst.quantity
             )
         else:
-            item = subscription_json(inst, cat, False, is_past_due)
+            item = {**subscription_json(inst, cat, False, is_past_due)}  # with a status beyond it
         item["status"] = inst.status if inst.status in ("scheduled", "expired") else "active"
         item.update(ownership)
         out.append(item)
