@@ -48,9 +48,10 @@ def test_a_percentage_coupon_for_two_periods(api: Api) -> None:
     discounts = [{"reward_id": "launch"}]
     preview = api("billing.preview_attach", customer_id="u1", plan_id="pro", discounts=discounts)
     assert (preview["subtotal"], preview["total"]) == (20, 15), preview
-    assert [(line["display_name"], line["total"]) for line in preview["line_items"]] == [
-        ("Pro", 20),
-        ("Launch", -5),
+    [line] = preview["line_items"]  # the discount is shown on the line it discounts, as Autumn does
+    assert (line["display_name"], line["subtotal"], line["total"]) == ("Pro", 20, 15)
+    assert line["discounts"] == [
+        {"amount_off": 5, "percent_off": 25, "reward_id": "launch", "reward_name": "Launch"}
     ]
     assert preview["next_cycle"]["total"] == 15  # the second period is discounted too
 
@@ -218,6 +219,11 @@ def test_a_coupon_stays_on_the_subscription_through_an_upgrade(api: Api) -> None
     preview = api("billing.preview_attach", customer_id="u1", plan_id="premium")
     # The unused half of Pro was paid at 20% off: $8 back, not $10; half of Premium less 20%: $20.
     assert (preview["subtotal"], preview["total"]) == (15, 12), preview
+    shown = [
+        (line["subtotal"], line["total"], line["discounts"][0]["amount_off"])
+        for line in preview["line_items"]
+    ]
+    assert sorted(shown) == [(-10, -8, 2), (25, 20, 5)]
     assert preview["next_cycle"]["total"] == 40
     api("billing.attach", customer_id="u1", plan_id="premium")
     switch = _invoices(api, "u1")[0]

@@ -18,12 +18,13 @@ line per plan, so every plan's lines net to what the customer pays for it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 
-from .invoice import InvoiceDraft, LineItem, LineKind
+from .invoice import InvoiceDraft, LineDiscount, LineItem, LineKind
 from .money import major_to_minor, minor_to_major, round_half_up
 
 
@@ -92,6 +93,7 @@ def _describe(coupon: Coupon, currency: str) -> str:
 
 def apply_coupons(draft: InvoiceDraft, coupons: Sequence[Coupon]) -> tuple[InvoiceDraft, list[AppliedCoupon]]:
     """``draft`` with the coupons' discount lines appended, and what each coupon took."""
+    shares: dict[int, list[LineDiscount]] = {}
     left = {i: line.amount for i, line in enumerate(draft.lines) if line.amount > 0}
     credited = {i: -line.amount for i, line in enumerate(draft.lines) if line.amount < 0}
     total = draft.total
@@ -109,6 +111,8 @@ def apply_coupons(draft: InvoiceDraft, coupons: Sequence[Coupon]) -> tuple[Invoi
                 credited[i] -= part
                 plan_id = draft.lines[i].plan_id
                 per_plan[plan_id] = per_plan.get(plan_id, 0) + part
+                if part:
+                    shares.setdefault(i, []).append(_line_share(coupon, part))
             total += returned
         eligible = [i for i in left if coupon.applies_to(draft.lines[i])]
         base = sum(left[i] for i in eligible)
@@ -123,6 +127,8 @@ def apply_coupons(draft: InvoiceDraft, coupons: Sequence[Coupon]) -> tuple[Invoi
             left[i] -= part
             plan_id = draft.lines[i].plan_id
             per_plan[plan_id] = per_plan.get(plan_id, 0) - part
+            if part:
+                shares.setdefault(i, []).append(_line_share(coupon, -part))
         total -= amount
         description = _describe(coupon, draft.currency)
         extra.extend(
@@ -136,4 +142,13 @@ def apply_coupons(draft: InvoiceDraft, coupons: Sequence[Coupon]) -> tuple[Invoi
             for plan_id, change in per_plan.items()
             if change != 0
         )
-    return InvoiceDraft(draft.lines + tuple(extra), draft.currency), applied
+    lines = tuple(
+        dataclasses.replace(line, discounts=line.discounts + tuple(shares[i])) if i in shares else line
+        for i, line in enumerate(draft.lines)
+    )
+    return InvoiceDraft(lines + tuple(extra), draft.currency), applied
+
+
+def _line_share(coupon: Coupon, amount: int) -> LineDiscount:
+    percent = coupon.value if coupon.kind is CouponKind.PERCENTAGE else None
+    return LineDiscount(coupon.reward_id, coupon.name, amount, percent)

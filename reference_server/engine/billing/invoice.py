@@ -26,6 +26,18 @@ class LineKind(str, Enum):
 
 
 @dataclass(frozen=True)
+class LineDiscount:
+    """A coupon's share of one line: ``amount`` is what it changes the line by, in signed minor units
+    (negative on a charge; positive on a credit it takes back). The invoice itself carries it as a
+    :attr:`LineKind.DISCOUNT` line; previews show it on the line, as Autumn's line items do."""
+
+    reward_id: str
+    reward_name: str
+    amount: int
+    percent_off: Decimal | None = None
+
+
+@dataclass(frozen=True)
 class LineItem:
     """One invoice line. ``amount`` is signed integer minor units (credits are negative)."""
 
@@ -37,6 +49,8 @@ class LineItem:
     feature_id: str | None = None
     quantity: Decimal = Decimal(1)
     period: Period | None = None
+    discounts: tuple[LineDiscount, ...] = ()
+    """The coupons' shares of this line (``amount`` stays the line before them; :mod:`.discounts`)."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from .attach_quotes import AttachQuote, combine_due
-from .invoice import InvoiceDraft, LineItem, LineKind, NextCycle, UsageLine
+from .invoice import InvoiceDraft, LineDiscount, LineItem, LineKind, NextCycle, UsageLine
 from .money import minor_to_json
 
 JSON = dict[str, Any]
@@ -21,13 +21,27 @@ def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def _discount_json(share: LineDiscount, currency: str) -> JSON:
+    body: JSON = {
+        "amount_off": minor_to_json(abs(share.amount), currency),
+        "reward_id": share.reward_id,
+        "reward_name": share.reward_name,
+    }
+    if share.percent_off is not None:
+        body["percent_off"] = _number(share.percent_off)
+    return body
+
+
 def line_item_json(line: LineItem, currency: str) -> JSON:
+    """One line as Autumn's previews show it: ``subtotal`` before the coupons, ``total`` after them, their
+    shares in ``discounts``."""
+    total = line.amount + sum(share.amount for share in line.discounts)
     body: JSON = {
         "display_name": line.display_name,
         "description": line.description,
         "subtotal": minor_to_json(line.amount, currency),
-        "total": minor_to_json(line.amount, currency),
-        "discounts": [],
+        "total": minor_to_json(total, currency),
+        "discounts": [_discount_json(share, currency) for share in line.discounts],
         "plan_id": line.plan_id,
         "feature_id": line.feature_id,
         "quantity": _number(line.quantity),
@@ -49,8 +63,14 @@ def subtotal_of(lines: Sequence[LineItem]) -> int:
     return sum(line.amount for line in lines if line.kind is not LineKind.DISCOUNT)
 
 
+def _shown(lines: Sequence[LineItem]) -> list[LineItem]:
+    """The lines a preview lists: the coupons' :attr:`LineKind.DISCOUNT` lines are shown on the lines
+    they discount (each line's ``discounts``), not apart."""
+    return [line for line in lines if line.kind is not LineKind.DISCOUNT]
+
+
 def invoice_lines_json(invoice: InvoiceDraft) -> list[JSON]:
-    return [line_item_json(line, invoice.currency) for line in invoice.lines]
+    return [line_item_json(line, invoice.currency) for line in _shown(invoice.lines)]
 
 
 def next_cycle_json(cycles: Sequence[NextCycle], currency: str) -> JSON | None:
@@ -64,7 +84,7 @@ def next_cycle_json(cycles: Sequence[NextCycle], currency: str) -> JSON | None:
         "starts_at": starts_at,
         "subtotal": minor_to_json(subtotal_of(lines), currency),
         "total": minor_to_json(total, currency),
-        "line_items": [line_item_json(line, currency) for line in lines],
+        "line_items": [line_item_json(line, currency) for line in _shown(lines)],
         "usage_line_items": [_usage_line_json(u) for cycle in cycles for u in cycle.usage_lines],
     }
 

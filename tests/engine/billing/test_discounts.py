@@ -107,3 +107,13 @@ def test_a_running_percentage_also_reduces_the_credits_of_its_plans() -> None:
     assert out.total == 1200 - 300
     fresh, _ = apply_coupons(draft, [Coupon("new", "New", CouponKind.PERCENTAGE, Decimal(20))])
     assert fresh.total == 1200 - 500  # a coupon new on this invoice leaves the credits alone
+
+
+def test_each_line_carries_its_share_for_previews() -> None:
+    draft = InvoiceDraft((_line(1999), _line(1001, "addon"), _line(-500, kind=LineKind.UNUSED_TIME)))
+    out, _ = apply_coupons(draft, [_coupon(CouponKind.PERCENTAGE, "10")])
+    shares = [[(d.reward_id, d.amount, d.percent_off) for d in line.discounts] for line in out.lines[:3]]
+    # 10% of 30.00 shared 19.99:10.01; the credit (a new coupon's) is left alone.
+    assert shares == [[("promo", -200, Decimal(10))], [("promo", -100, Decimal(10))], []]
+    assert [line.amount for line in out.lines[:3]] == [1999, 1001, -500]  # the lines before the coupon
+    assert sum(d.amount for line in out.lines for d in line.discounts) == sum(_d for _, _d in _discounts(out))
