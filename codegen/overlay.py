@@ -85,11 +85,39 @@ FREE_TRIAL_ANSWER_ADDITIONS: tuple[tuple[str, dict[str, Any], str], ...] = (
 )
 """Keys a plan's ``free_trial`` answers beyond Autumn's schemas: name, schema, why."""
 
+INVOICE_KEYS = frozenset({"plan_ids", "stripe_id", "status", "total", "currency", "created_at"})
+"""The properties that make an object schema an invoice."""
+
+_NET_TERMS = (
+    # reference_server/store/invoices.py net_terms_json: an invoice-mode invoice (billing.attach's
+    # invoice mode, paid on net terms) shows its terms on every invoice object the server answers;
+    # Autumn's invoice schemas have no due date (Stripe's invoice has days_until_due and due_date).
+    "an invoice-mode invoice answers its net terms (absent for other invoices)"
+)
+INVOICE_ANSWER_ADDITIONS: tuple[tuple[str, dict[str, Any], str], ...] = (
+    (
+        "net_terms_days",
+        {"type": "integer", "description": "Days the invoice is due after it is finalized."},
+        _NET_TERMS,
+    ),
+    (
+        "due_at",
+        {
+            "anyOf": [{"type": "number"}, {"type": "null"}],
+            "description": "When the invoice is due, epoch milliseconds (null while a draft).",
+        },
+        _NET_TERMS,
+    ),
+)
+"""Keys an invoice answers beyond Autumn's schemas (present only on an invoice-mode invoice): name,
+schema, why."""
+
 
 def apply_answer_additions(data: dict[str, Any]) -> None:
-    """Add :data:`PLAN_ITEM_ANSWER_KEYS` to every plan item, and :data:`FREE_TRIAL_ANSWER_ADDITIONS` to
-    every plan free trial, that the document answers or sends in a webhook: each object schema with
-    :data:`PLAN_ITEM_KEYS` or :data:`FREE_TRIAL_KEYS`, neither in a request body nor in a
+    """Add :data:`PLAN_ITEM_ANSWER_KEYS` to every plan item, :data:`FREE_TRIAL_ANSWER_ADDITIONS` to
+    every plan free trial and :data:`INVOICE_ANSWER_ADDITIONS` to every invoice that the document
+    answers or sends in a webhook: each object schema with :data:`PLAN_ITEM_KEYS`,
+    :data:`FREE_TRIAL_KEYS` or :data:`INVOICE_KEYS`, neither in a request body nor in a
     ``customize`` (which the server answers as it was sent). A key already there is left as it is."""
     request_item = _at(data, _body("/v1/plans.create", "properties", "items", "items", "properties"))
     item_additions = {
@@ -98,6 +126,7 @@ def apply_answer_additions(data: dict[str, Any]) -> None:
         if isinstance(request_item, dict) and isinstance(request_item.get(name), dict)
     }
     trial_additions = {name: schema for name, schema, _why in FREE_TRIAL_ANSWER_ADDITIONS}
+    invoice_additions = {name: schema for name, schema, _why in INVOICE_ANSWER_ADDITIONS}
     answers = _answer_objects(data.get("components"), skip_requests=False)
     answers += _answer_objects(data.get("webhooks"), skip_requests=False)  # a payload is a request body
     answers += _answer_objects(data.get("paths"), skip_requests=True)
@@ -105,7 +134,13 @@ def apply_answer_additions(data: dict[str, Any]) -> None:
         properties = node["properties"]
         keys = set(properties)
         additions = (
-            item_additions if keys >= PLAN_ITEM_KEYS else trial_additions if keys >= FREE_TRIAL_KEYS else {}
+            item_additions
+            if keys >= PLAN_ITEM_KEYS
+            else trial_additions
+            if keys >= FREE_TRIAL_KEYS
+            else invoice_additions
+            if keys >= INVOICE_KEYS
+            else {}
         )
         for name, schema in additions.items():
             properties.setdefault(name, copy.deepcopy(schema))

@@ -322,6 +322,8 @@ class CustomerInvoiceJson(TypedDict):
     currency: str
     created_at: int | float
     hosted_invoice_url: NotRequired[str | None]
+    net_terms_days: NotRequired[int]
+    due_at: NotRequired[int | float | None]
 
 
 class CustomerLicenseJson(TypedDict):
@@ -487,6 +489,8 @@ class InsertInvoicesResponseInvoiceJson(TypedDict):
     customer_id: str
     amount_paid: int | float | None
     refunded_amount: int | float
+    net_terms_days: NotRequired[int]
+    due_at: NotRequired[int | float | None]
 
 
 class IssueCreditNoteCreditNoteLineJson(TypedDict):
@@ -548,6 +552,8 @@ class ListInvoicesItemJson(TypedDict):
     entity_id: str | None
     amount_paid: int | float | None
     refunded_amount: int | float
+    net_terms_days: NotRequired[int]
+    due_at: NotRequired[int | float | None]
 
 
 class ListInvoicesResponseJson(TypedDict):
@@ -1600,6 +1606,8 @@ class CreateInvoiceInvoiceJson(TypedDict):
     processor_type: NotRequired[str]
     hosted_invoice_url: NotRequired[str | None]
     items: NotRequired[list[CreateInvoiceInvoiceItemJson]]
+    net_terms_days: NotRequired[int]
+    due_at: NotRequired[int | float | None]
 
 
 class CreateInvoiceResponseJson(TypedDict):

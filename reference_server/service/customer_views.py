@@ -12,9 +12,17 @@ from sqlalchemy import Connection
 
 from autumn_sdk._generated.json_types import (
     BalanceJson,
+    BillingControlsJson,
+    CustomerConfigJson,
+    CustomerEntityJson,
     CustomerFlagJson,
+    CustomerInvoiceJson,
+    CustomerJson,
     CustomerPurchaseJson,
+    CustomerReferralJson,
+    CustomerRewardsDiscountJson,
     CustomerSubscriptionJson,
+    CustomerTrialsUsedJson,
     EntityBillingControlsJson,
     EntityJson,
 )
@@ -83,6 +91,43 @@ def entity_controls_json(controls: Mapping[str, Any]) -> EntityBillingControlsJs
         out["usage_alerts"] = controls["usage_alerts"]
     if "overage_allowed" in controls:
         out["overage_allowed"] = controls["overage_allowed"]
+    return out
+
+
+def customer_controls_json(controls: Mapping[str, Any]) -> BillingControlsJson:
+    """A customer's :func:`controls_view` as its answer types it."""
+    out: BillingControlsJson = {}
+    if "auto_topups" in controls:
+        out["auto_topups"] = controls["auto_topups"]
+    if "spend_limits" in controls:
+        out["spend_limits"] = controls["spend_limits"]
+    if "usage_limits" in controls:
+        out["usage_limits"] = controls["usage_limits"]
+    if "usage_alerts" in controls:
+        out["usage_alerts"] = controls["usage_alerts"]
+    if "overage_allowed" in controls:
+        out["overage_allowed"] = controls["overage_allowed"]
+    return out
+
+
+def invoice_json(invoice: Mapping[str, Any]) -> CustomerInvoiceJson:
+    """An invoice of the billing hook's ``customer.invoices`` as the Customer answer types it."""
+    out: CustomerInvoiceJson = {
+        "plan_ids": invoice["plan_ids"],
+        "stripe_id": invoice["stripe_id"],
+        "status": invoice["status"],
+        "total": invoice["total"],
+        "currency": invoice["currency"],
+        "created_at": invoice["created_at"],
+    }
+    if "processor_type" in invoice:
+        out["processor_type"] = invoice["processor_type"]
+    if "hosted_invoice_url" in invoice:
+        out["hosted_invoice_url"] = invoice["hosted_invoice_url"]
+    if "net_terms_days" in invoice:
+        out["net_terms_days"] = invoice["net_terms_days"]
+    if "due_at" in invoice:
+        out["due_at"] = invoice["due_at"]
     return out
 
 
@@ -191,7 +236,7 @@ def customer_json(
     *,
     persist_resets: bool = False,
     preloaded: Preloaded | None = None,
-) -> dict[str, Any]:
+) -> CustomerJson:
     """The Customer object; ``preloaded`` saves the reads a list page makes for all its customers at once."""
     expand = expand or set()
     if preloaded is not None:
@@ -205,17 +250,22 @@ def customer_json(
     past_due = preloaded.past_due if preloaded is not None else past_due_instances(ctx, conn, [customer.pk])
     subs, purchases = plans_json(instances, cat, None, expand, past_due)
     balances, flags = balances_and_flags(cat, sources, now, expand)
-    out: dict[str, Any] = {
+    config: CustomerConfigJson = {
+        "disable_pooled_balance": bool(customer.config.get("disable_pooled_balance", False))
+    }
+    if customer.config.get("disable_overage_billing") is not None:  # echoed once set, as it overrides
+        config["disable_overage_billing"] = bool(customer.config["disable_overage_billing"])
+    out: CustomerJson = {
         "id": customer.id,
         "name": customer.name,
         "email": customer.email,
         "created_at": customer.created_at,
         "fingerprint": customer.fingerprint,
         "stripe_id": customer.stripe_id,
-        "env": ctx.tenant.env,
+        "env": env_json(ctx.tenant.env),
         "metadata": customer.metadata,
         "send_email_receipts": customer.send_email_receipts,
-        "billing_controls": controls_view(conn, cat, customer, None, sources, now),
+        "billing_controls": customer_controls_json(controls_view(conn, cat, customer, None, sources, now)),
         "subscriptions": subs,
         "purchases": purchases,
         "licenses": (
@@ -225,24 +275,23 @@ def customer_json(
         ),
         "balances": balances,
         "flags": flags,
-        "config": {"disable_pooled_balance": bool(customer.config.get("disable_pooled_balance", False))},
+        "config": config,
     }
-    if customer.config.get("disable_overage_billing") is not None:  # echoed once set, as it overrides
-        out["config"]["disable_overage_billing"] = bool(customer.config["disable_overage_billing"])
     if customer.stripe_id:
         out["processors"] = {"stripe": {"id": customer.stripe_id}}
     if "invoices" in expand:
-        out["invoices"] = list((ctx.state.billing.invoice_lister or _no_invoices)(conn, customer))
+        lister = ctx.state.billing.invoice_lister
+        out["invoices"] = [invoice_json(i) for i in lister(conn, customer)] if lister is not None else []
     if "entities" in expand:
         out["entities"] = [
-            {
-                "id": e.id,
-                "name": e.name,
-                "customer_id": customer.id,
-                "feature_id": e.feature_id,
-                "created_at": e.created_at,
-                "env": ctx.tenant.env,
-            }
+            CustomerEntityJson(
+                id=e.id,
+                name=e.name,
+                customer_id=customer.id,
+                feature_id=e.feature_id,
+                created_at=e.created_at,
+                env=env_json(ctx.tenant.env),
+            )
             for e in list_entities(conn, customer.pk)
         ]
     if "trials_used" in expand:
@@ -258,15 +307,35 @@ def customer_json(
     return out
 
 
-def _discounts(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
+_DiscountType = Literal[
+    "percentage_discount", "fixed_discount", "free_product", "invoice_credits", "feature_grant"
+]
+_DISCOUNT_TYPES: dict[str, _DiscountType] = {
+    "percentage_discount": "percentage_discount",
+    "fixed_discount": "fixed_discount",
+    "free_product": "free_product",
+    "invoice_credits": "invoice_credits",
+    "feature_grant": "feature_grant",
+}
+"""A stored discount's reward type (rewards.create writes only these) as the answer types it."""
+
+_DURATION_TYPES: dict[str, Literal["one_off", "months", "forever"]] = {
+    "one_off": "one_off",
+    "months": "months",
+    "forever": "forever",
+}
+"""A stored coupon's duration type (rewards.create writes only these) as the answer types it."""
+
+
+def _discounts(conn: Connection, customer: CustomerRow) -> list[CustomerRewardsDiscountJson]:
     """The coupons in force on the customer's subscriptions (``discounts`` of billing changes)."""
     return [
         {
             "id": d.reward_id,
             "name": d.name,
-            "type": d.type,
+            "type": _DISCOUNT_TYPES[d.type],
             "discount_value": num(float(d.value)),
-            "duration_type": d.duration_type,
+            "duration_type": _DURATION_TYPES[d.duration_type],
             "duration_value": d.duration_length,
             "currency": d.currency if d.type != "percentage_discount" else None,
             "start": d.started_at,
@@ -285,18 +354,16 @@ def past_due_instances(ctx: Ctx, conn: Connection, customer_pks: Sequence[int]) 
     return frozenset(lookup(conn, customer_pks)) if lookup is not None and customer_pks else frozenset()
 
 
-def _no_invoices(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
-    return []
-
-
-def _trials_used(conn: Connection, cat: Catalog, customer: CustomerRow) -> list[dict[str, Any]]:
+def _trials_used(conn: Connection, cat: Catalog, customer: CustomerRow) -> list[CustomerTrialsUsedJson]:
+    if customer.id is None:  # only a customer with an id is attached to, so only it has had trials
+        return []
     return [
         {"plan_id": plan_id, "customer_id": customer.id, "fingerprint": customer.fingerprint}
         for plan_id in customers_repo.trial_plan_ids(conn, customer.pk)
     ]
 
 
-def _referrals(conn: Connection, customer: CustomerRow) -> list[dict[str, Any]]:
+def _referrals(conn: Connection, customer: CustomerRow) -> list[CustomerReferralJson]:
     rows = customers_repo.referrals_by(conn, customer.pk)
     return [
         {

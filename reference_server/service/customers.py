@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from autumn_sdk._generated.json_types import SuccessResponseJson
+from autumn_sdk._generated.json_types import CustomerJson, ListCustomersResponseJson, SuccessResponseJson
 from autumn_sdk._generated.models import (
     CustomerData,
     DeleteCustomerParams,
@@ -106,7 +106,7 @@ def create_customer_row(
     return customer
 
 
-def get_or_create(ctx: Ctx, params: GetOrCreateCustomerParams) -> dict[str, Any]:
+def get_or_create(ctx: Ctx, params: GetOrCreateCustomerParams) -> CustomerJson:
     customer_id = params.customer_id
     expand: set[str] = set(params.expand or [])
     for _attempt in range(2):
@@ -137,7 +137,7 @@ def get_or_create(ctx: Ctx, params: GetOrCreateCustomerParams) -> dict[str, Any]
     raise ApiError(409, "customer_already_exists", f"Customer {customer_id} already exists")
 
 
-def get(ctx: Ctx, params: GetCustomerParams) -> dict[str, Any]:
+def get(ctx: Ctx, params: GetCustomerParams) -> CustomerJson:
     """A read transaction: due resets are computed in memory (the next write stores them); only due
     plan transitions or lock expiries take a write transaction first."""
     customer_id = params.customer_id
@@ -178,7 +178,7 @@ def _created_at_bounds(created_at_range: EventsListCustomRange | None) -> tuple[
     return (None if start is None else int(start)), (None if end is None else int(end))
 
 
-def list_customers(ctx: Ctx, params: ListCustomersParams) -> dict[str, Any]:
+def list_customers(ctx: Ctx, params: ListCustomersParams) -> ListCustomersResponseJson:
     limit = params.limit or 50
     if not 1 <= limit <= 5000:
         raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
@@ -231,7 +231,7 @@ def list_customers(ctx: Ctx, params: ListCustomersParams) -> dict[str, Any]:
     return {"list": out, "next_cursor": next_cursor}
 
 
-def update_customer(ctx: Ctx, params: UpdateCustomerParams) -> dict[str, Any]:
+def update_customer(ctx: Ctx, params: UpdateCustomerParams) -> CustomerJson:
     """Change what the request sends; a field sent as ``null`` is cleared (``metadata`` to ``{}``)."""
     customer_id = params.customer_id
     sent = params.model_fields_set

@@ -108,3 +108,26 @@ def test_the_generated_plan_types_carry_the_keys() -> None:
     assert "proration" in json_types.PlanItemJson.__annotations__
     assert "unique_fingerprint" in json_types.PlanFreeTrialJson.__annotations__
     assert "proration" not in json_types.PlanItemJson.__required_keys__
+
+
+def test_answered_invoices_gain_their_net_terms() -> None:
+    invoice = {
+        "type": "object",
+        "properties": {k: {} for k in ("plan_ids", "stripe_id", "status", "total", "currency", "created_at")},
+    }
+    data: dict[str, Any] = {
+        "paths": {
+            "/v1/invoices.list": {"post": {"responses": {"200": _json({"properties": {"list": invoice}})}}}
+        },
+        "components": {},
+        "webhooks": {},
+    }
+    apply_answer_additions(data)
+    assert set(invoice["properties"]) >= {"net_terms_days", "due_at"}
+
+
+def test_the_generated_invoice_types_carry_the_net_terms() -> None:
+    from autumn_sdk._generated import json_types
+
+    for answered in (json_types.CustomerInvoiceJson, json_types.ListInvoicesItemJson):
+        assert {"net_terms_days", "due_at"} <= answered.__optional_keys__

@@ -1174,7 +1174,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "CreateFeatureParams": frozenset(
         {"combine", "consumable", "credit_schema", "default_markup", "display", "event_names"}
     ),
-    "CreateInvoiceInvoice": frozenset({"items", "processor_type"}),
+    "CreateInvoiceInvoice": frozenset({"items", "net_terms_days", "processor_type"}),
     "CreateInvoiceParams": frozenset(
         {
             "custom_line_items",
@@ -1296,7 +1296,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
         {"auto_enable_plan_id", "billing_controls", "config", "create_in_stripe", "send_email_receipts"}
     ),
     "CustomerFlag": frozenset({"feature"}),
-    "CustomerInvoice": frozenset({"processor_type"}),
+    "CustomerInvoice": frozenset({"net_terms_days", "processor_type"}),
     "CustomerProcessors": frozenset({"revenuecat", "stripe", "vercel"}),
     "CustomerPurchase": frozenset({"plan", "scope"}),
     "CustomerSubscription": frozenset({"plan", "scope"}),
@@ -1368,7 +1368,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "GetPlanParams": frozenset({"version"}),
     "GetRevenueCatKeysAppApiKey": frozenset({"created_at"}),
     "InsertInvoicesInvoice": frozenset({"currency", "plan_ids", "processor_type", "refunded_amount"}),
-    "InsertInvoicesResponseInvoice": frozenset({"processor_type"}),
+    "InsertInvoicesResponseInvoice": frozenset({"net_terms_days", "processor_type"}),
     "InvoiceCreditDimensionFlat": frozenset({"priority"}),
     "InvoiceCreditDimensionTiered": frozenset({"priority"}),
     "InvoiceCreditSchemaFlat": frozenset({"billing_units", "dimensions", "multipliers"}),
@@ -1403,7 +1403,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     ),
     "ListInvoiceTemplatesItem": frozenset({"created_at", "footer", "memo", "net_terms_days"}),
     "ListInvoiceTemplatesParams": frozenset({"limit", "offset"}),
-    "ListInvoicesItem": frozenset({"processor_type"}),
+    "ListInvoicesItem": frozenset({"net_terms_days", "processor_type"}),
     "ListInvoicesParams": frozenset(
         {
             "customer_id",

@@ -210,6 +210,10 @@ class CustomerInvoice(AutumnModel):
     currency: str = Field(..., description="The currency code for the invoice")
     created_at: int | float = Field(..., description="Timestamp when the invoice was created")
     hosted_invoice_url: str | None = Field(None, description="URL to the Stripe-hosted invoice page")
+    net_terms_days: int | None = Field(None, description="Days the invoice is due after it is finalized.")
+    due_at: int | float | None = Field(
+        None, description="When the invoice is due, epoch milliseconds (null while a draft)."
+    )
 
 
 class CustomerLicense(AutumnModel):

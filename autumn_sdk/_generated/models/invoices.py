@@ -111,6 +111,10 @@ class InsertInvoicesResponseInvoice(AutumnModel):
     customer_id: str = Field(..., description="The customer this invoice belongs to.")
     amount_paid: int | float | None = Field(..., description="The amount paid in major currency units.")
     refunded_amount: int | float = Field(..., description="The refunded amount in major currency units.")
+    net_terms_days: int | None = Field(None, description="Days the invoice is due after it is finalized.")
+    due_at: int | float | None = Field(
+        None, description="When the invoice is due, epoch milliseconds (null while a draft)."
+    )
 
 
 class InvoiceCreditDimensionFlat(AutumnModel):
@@ -213,6 +217,10 @@ class ListInvoicesItem(AutumnModel):
         description="The amount paid on the invoice. Null on invoices recorded before amounts paid were tracked.",
     )
     refunded_amount: int | float = Field(..., description="The total amount refunded on the invoice")
+    net_terms_days: int | None = Field(None, description="Days the invoice is due after it is finalized.")
+    due_at: int | float | None = Field(
+        None, description="When the invoice is due, epoch milliseconds (null while a draft)."
+    )
 
 
 class ListInvoicesParams(AutumnModel):
@@ -443,6 +451,10 @@ class CreateInvoiceInvoice(AutumnModel):
     )
     hosted_invoice_url: str | None = None
     items: list[CreateInvoiceInvoiceItem] | None = None
+    net_terms_days: int | None = Field(None, description="Days the invoice is due after it is finalized.")
+    due_at: int | float | None = Field(
+        None, description="When the invoice is due, epoch milliseconds (null while a draft)."
+    )
 
 
 class CreateInvoicePlanCustomizeItemFeatureOverride(AutumnModel):
