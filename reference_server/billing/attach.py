@@ -226,9 +226,17 @@ def prepare_attach(
             400, "invalid_request", "discounts cannot be used with no_billing_changes: nothing is billed"
         )
     named = resolve_discounts(ctx, conn, params.discounts, quote.due_now.currency)
+    # A plan that follows the current one at its end (a downgrade, a later start) takes its coupons then
+    # (renewals.py): its next cycle is shown with them, though they stay on the current plan until then.
+    follows = (quote.kind is ChangeKind.DOWNGRADE or quote.scheduled) and not state.plan.add_on
+    inherited = running_discounts(conn, current.pk) if current is not None and follows else []
+    undiscounted = quote
     if running or named:
         state.discounts = discount_change(quote.due_now, quote.next_cycle, running, named, not no_billing)
         quote = state.discounts.on(quote)
+    if inherited and not no_billing:
+        shown = discount_change(undiscounted.due_now, undiscounted.next_cycle, inherited, named)
+        quote = dataclasses.replace(quote, next_cycle=shown.next_cycle)
     if no_billing:  # the change as quoted, with nothing billed for it (no_billing.py)
         quote = unbilled(quote)
     return state, quote, trial

@@ -372,6 +372,8 @@ def test_a_downgrade_at_the_period_end_keeps_the_coupon(api: Api) -> None:
     api("billing.attach", customer_id="u1", plan_id="premium", discounts=[{"reward_id": "vip"}])
     assert _invoices(api, "u1")[0]["total"] == 40
     api.clock.advance(10 * DAY)
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="pro")
+    assert (preview["total"], preview["next_cycle"]["total"]) == (0, 16), preview  # Pro in May, 20% off
     api("billing.attach", customer_id="u1", plan_id="pro")  # waits for May
     assert api.plans_of("u1") == {"premium": "active", "pro": "scheduled"}
     api.clock.set(MAY)
