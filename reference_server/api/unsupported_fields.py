@@ -37,8 +37,8 @@ _INVOICE_MODE = ("invoice_mode.invoice_template_id",)
 # first needs it, so an eager creation is not asked for here.
 _CUSTOMER_DATA = ("customer_data.currency", "customer_data.create_in_stripe")
 # ``discounts`` (rewards, coupons, promotion codes) are served on attach, multi-attach, update, their
-# previews and schedules (billing/discounts.py); a new Stripe subscription rather than the existing one is
-# not. (``checkout_session_params`` is refused key by key: see OPEN_OBJECTS.)
+# previews, schedules and setup_payment's attach (billing/discounts.py); a new Stripe subscription rather
+# than the existing one is not. (``checkout_session_params`` is refused key by key: see OPEN_OBJECTS.)
 # An ``adjustable`` quantity is one the customer may change on Autumn's checkout page (Stripe Checkout's
 # adjustable quantity); this server's checkout page sells the quantities the request names, as they are.
 _ADJUSTABLE = "feature_quantities[].adjustable"
@@ -90,15 +90,14 @@ _UPDATE = (
     "recalculate_balances",
     _ADJUSTABLE,
 )
-# What billing.setup_payment's later attach takes is its plan, scope, quantities, customization, removals,
-# metadata and no_billing_changes (``customer_pages.SETUP_ATTACH_KEYS``); its other attach fields would be
-# dropped.
+# What billing.setup_payment's later attach takes is its plan, scope, quantities, customization,
+# removals, metadata, no_billing_changes and discounts (``customer_pages.SETUP_ATTACH_KEYS``); its other
+# attach fields would be dropped.
 _SETUP_PAYMENT = (
     "currency",
     *_CUSTOMIZE,
     *_LICENSE_LINKS,
     *(path for path in _ATTACH_OPTIONS if path != "new_billing_subscription"),  # (no such field here)
-    "discounts",
     "custom_line_items",
     "billing_cycle_anchor",
     "starts_at",

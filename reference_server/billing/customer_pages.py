@@ -9,8 +9,10 @@ from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachParams, OpenCustomerPortalParams, SetupPaymentParams
 from reference_server.billing.checkout_session_params import check_checkout_session_params
+from reference_server.billing.discounts import resolve_discounts
 from reference_server.billing.free_trial_shorthand import fold_free_trial
 from reference_server.billing.license_seats import attach_seats
+from reference_server.billing.no_billing import skips_billing
 from reference_server.billing.payment_collection import change_response, checkout_action
 from reference_server.billing.plan_changes import customer_ref
 from reference_server.billing.processor_choice import processor_for
@@ -20,6 +22,7 @@ from reference_server.billing.sessions import (
     create_setup_session,
 )
 from reference_server.billing.stripe_metadata import check_attach_metadata
+from reference_server.engine.billing.money import DEFAULT_CURRENCY
 from reference_server.errors import entity_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.maintenance import require_customer
@@ -37,16 +40,19 @@ SETUP_ATTACH_KEYS = frozenset(
         "remove_plan_ids",
         "metadata",
         "no_billing_changes",
+        "discounts",
     )
 )
 """What ``billing.setup_payment`` with a ``plan_id`` attaches once the card is set up (its ``metadata``
 goes on what that attach makes on Stripe, as Autumn passes the request on to its attach; with
-``no_billing_changes`` that attach bills nothing: billing/no_billing.py)."""
+``no_billing_changes`` that attach bills nothing: billing/no_billing.py; its ``discounts`` are checked
+now and applied by that attach: billing/discounts.py)."""
 
 
 def setup_attach(body: dict[str, Any]) -> AttachParams:
     """The attach a ``billing.setup_payment`` request (its JSON, as stored with the setup session) makes
-    once set up: its plan with its quantities, customization, removals, metadata and no_billing_changes."""
+    once set up: its plan with its quantities, customization, removals, metadata, no_billing_changes and
+    discounts."""
     return AttachParams.model_validate({k: v for k, v in body.items() if k in SETUP_ATTACH_KEYS})
 
 
@@ -69,6 +75,12 @@ def setup_payment(ctx: Ctx, params: SetupPaymentParams) -> dict[str, Any]:
         check_attach_metadata(ctx, conn, params, on_checkout=False)  # (not on the setup's Checkout)
         customer, entity_id, now = _customer_and_entity(ctx, conn, params.customer_id, params.entity_id)
         action = checkout_action(ctx, "setup", params)
+        if params.discounts:  # checked now (400 for what is not a coupon), applied by the attach
+            if not params.plan_id:
+                raise invalid("discounts: only with plan_id (the plan attached once set up)")
+            if skips_billing(params):
+                raise invalid("discounts cannot be used with no_billing_changes: nothing is billed")
+            resolve_discounts(ctx, conn, params.discounts, DEFAULT_CURRENCY)
         if params.remove_plan_ids:
             if not params.plan_id:
                 raise invalid("remove_plan_ids: only with plan_id (the plan attached once set up)")

@@ -398,3 +398,22 @@ def test_a_multi_update_credits_what_the_coupon_left_paid(api: Api) -> None:
     api("billing.multi_update", customer_id="u1", updates=cancel)
     assert api.plans_of("u1") == {"free": "active"}
     assert _invoices(api, "u1")[0]["total"] == -8
+
+
+def test_setup_payment_passes_its_discounts_to_its_attach(api: Api) -> None:
+    _coupon(
+        api, "welcome", type="percentage_discount", value=50, duration={"type": "one_off", "length": None}
+    )
+    api("customers.get_or_create", customer_id="u1")
+    unknown = [{"reward_id": "x"}]
+    error = api("billing.setup_payment", expect=400, customer_id="u1", plan_id="pro", discounts=unknown)
+    assert error["code"] == "invalid_request", error
+    error = api("billing.setup_payment", expect=400, customer_id="u1", discounts=[{"reward_id": "welcome"}])
+    assert "plan_id" in error["message"], error
+    discounts = [{"reward_id": "welcome"}]
+    url = api("billing.setup_payment", customer_id="u1", plan_id="pro", discounts=discounts)["url"]
+    assert api.pay(url).status_code == 303
+    assert api.plans_of("u1") == {"pro": "active"}
+    first = _invoices(api, "u1")[0]
+    assert (first["total"], first["status"]) == (10, "paid"), first
+    assert api.on_processor(first) == ("paid", 1000)

@@ -89,7 +89,6 @@ _ATTACH_EMPTY: dict[str, Any] = {
 """The same fields with values that ask for nothing (what the official SDK may send)."""
 _SETUP_ASKS: dict[str, Any] = {
     **{k: v for k, v in _ATTACH_ASKS.items() if k != "new_billing_subscription"},
-    "discounts": [{"reward_id": "launch"}],
     "custom_line_items": [{"amount": 5, "description": "Setup"}],
     "billing_cycle_anchor": "now",
     "starts_at": 1_900_000_000_000,
@@ -102,7 +101,7 @@ _SETUP_ASKS: dict[str, Any] = {
     "enable_plan_immediately": True,
 }
 """What billing.setup_payment's later attach would drop (it takes only plan, scope, quantities,
-customization, removals, metadata and no_billing_changes)."""
+customization, removals, metadata, no_billing_changes and discounts)."""
 _UPDATE_ASKS: dict[str, Any] = {
     "version": 1,
     "billing_cycle_anchor": "now",
