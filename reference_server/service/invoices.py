@@ -8,8 +8,14 @@ from or written to a billing processor (no Stripe call, no charge, no webhook).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
+from autumn_sdk._generated.json_types import (
+    InsertInvoicesResponseInvoiceJson,
+    InsertInvoicesResponseJson,
+    ListInvoicesItemJson,
+    ListInvoicesResponseJson,
+)
 from autumn_sdk._generated.models import InsertInvoicesParams, ListInvoicesParams
 from reference_server.engine.billing.money import major_to_minor, minor_to_json
 from reference_server.errors import customer_not_found, entity_not_found, invalid
@@ -18,7 +24,6 @@ from reference_server.store import imported_billing, invoice_pages
 from reference_server.store.ids import new_id
 from reference_server.store.imported_billing import InvoiceValues
 from reference_server.store.invoice_pages import InvoiceRow
-from reference_server.store.invoices import net_terms_json
 from reference_server.store.subjects import get_customer
 
 MAX_LIMIT = 5000
@@ -30,14 +35,18 @@ def _amount(minor: int, currency: str) -> int | float:
     return minor_to_json(minor, currency)
 
 
-def invoice_json(row: InvoiceRow) -> dict[str, Any]:
-    return {
+_PROCESSORS: dict[str, Literal["stripe", "revenuecat"]] = {"stripe": "stripe", "revenuecat": "revenuecat"}
+"""A stored invoice's processor (invoices.insert takes only these; the server's own are Stripe's)."""
+
+
+def invoice_json(row: InvoiceRow) -> ListInvoicesItemJson:
+    out: ListInvoicesItemJson = {
         "id": row.id,
         "customer_id": row.customer_id,
         "entity_id": row.entity_id,
         "plan_ids": row.plan_ids,
         "stripe_id": row.stripe_id,
-        "processor_type": row.processor_type,
+        "processor_type": _PROCESSORS[row.processor_type],
         "status": row.status,
         "total": _amount(row.total, row.currency),
         "amount_paid": _amount(row.amount_paid, row.currency) if row.amount_paid is not None else None,
@@ -45,11 +54,40 @@ def invoice_json(row: InvoiceRow) -> dict[str, Any]:
         "currency": row.currency,
         "created_at": row.created_at,
         "hosted_invoice_url": row.hosted_invoice_url,
-        **net_terms_json(row.net_terms_days, row.due_at),
     }
+    if row.net_terms_days is not None:  # an invoice-mode invoice (store.invoices.net_terms_json)
+        out["net_terms_days"] = row.net_terms_days
+        out["due_at"] = row.due_at
+    return out
 
 
-def list_invoices(ctx: Ctx, params: ListInvoicesParams) -> dict[str, Any]:
+def _inserted_json(row: InvoiceRow, customer_id: str) -> InsertInvoicesResponseInvoiceJson:
+    """An invoice invoices.insert wrote, as it answers it: the listed invoice without ``entity_id``."""
+    listed = invoice_json(row)
+    out: InsertInvoicesResponseInvoiceJson = {
+        "id": listed["id"],
+        "customer_id": customer_id,
+        "plan_ids": listed["plan_ids"],
+        "stripe_id": listed["stripe_id"],
+        "status": listed["status"],
+        "total": listed["total"],
+        "amount_paid": listed["amount_paid"],
+        "refunded_amount": listed["refunded_amount"],
+        "currency": listed["currency"],
+        "created_at": listed["created_at"],
+    }
+    if "processor_type" in listed:
+        out["processor_type"] = listed["processor_type"]
+    if "hosted_invoice_url" in listed:
+        out["hosted_invoice_url"] = listed["hosted_invoice_url"]
+    if "net_terms_days" in listed:
+        out["net_terms_days"] = listed["net_terms_days"]
+    if "due_at" in listed:
+        out["due_at"] = listed["due_at"]
+    return out
+
+
+def list_invoices(ctx: Ctx, params: ListInvoicesParams) -> ListInvoicesResponseJson:
     limit = params.limit or 50
     if not 1 <= limit <= MAX_LIMIT:
         raise invalid(f"limit: must be between 1 and {MAX_LIMIT}", "invalid_inputs")
@@ -96,7 +134,7 @@ def _minor(value: int | float, currency: str, field: str) -> int:
     return major_to_minor(value, currency)
 
 
-def insert_invoices(ctx: Ctx, params: InsertInvoicesParams) -> dict[str, Any]:
+def insert_invoices(ctx: Ctx, params: InsertInvoicesParams) -> InsertInvoicesResponseJson:
     given = params.invoices
     if len(given) > MAX_INSERT:
         raise invalid(f"invoices: at most {MAX_INSERT} invoices per request", "invalid_inputs")
@@ -149,9 +187,6 @@ def insert_invoices(ctx: Ctx, params: InsertInvoicesParams) -> dict[str, Any]:
                 imported_billing.upsert_imported_invoice(conn, existing.get(values.stripe_id), values, now)
             )
         rows = invoice_pages.invoice_rows_by_pk(conn, pks)
-    out = []
-    for pk in pks:
-        row = invoice_json(rows[pk])
-        row.pop("entity_id")
-        out.append(row)
-    return {"invoices": out}
+    return {
+        "invoices": [_inserted_json(rows[pk], inv.customer_id) for pk, inv in zip(pks, given, strict=True)]
+    }
