@@ -161,3 +161,52 @@ def _answer_objects(node: Any, *, skip_requests: bool) -> list[dict[str, Any]]:
         for child in node:
             found += _answer_objects(child, skip_requests=skip_requests)
     return found
+
+
+def _answer(path: str) -> tuple[str, ...]:
+    return ("paths", path, "post", "responses", "200", "content", "application/json", "schema", "properties")
+
+
+_PARTY = {
+    "type": "object",
+    "properties": {
+        "id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "name": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "email": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "created_at": {"type": "number"},
+    },
+    "required": ["id", "name", "email", "created_at"],
+}
+ANSWER_FIELD_ADDITIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any], str], ...] = (
+    (
+        _answer("/v1/referrals.redeem_code"),
+        "referrer",
+        {**_PARTY, "description": "The customer whose referral code was redeemed."},
+        # reference_server/service/referrals.py redeem_code: the answer names both parties of the
+        # redemption, so a caller need not look the code's owner up; Autumn's answer has only ids.
+        "the redemption answers the code's owner",
+    ),
+    (
+        _answer("/v1/referrals.redeem_code"),
+        "redeemer",
+        {**_PARTY, "description": "The customer who redeemed the code."},
+        "the redemption answers the customer who redeemed it",
+    ),
+    (
+        _answer("/v1/customers.advance_test_clock"),
+        "now",
+        {"type": "integer", "description": "The customer's time after the advance (frozen_time), epoch ms."},
+        # reference_server/api/admin.py advance_customer_clock: the steps of test_clocks.advance are
+        # taken too, and its answer's ``now`` is repeated (the customer's clock moves at once).
+        "the advance answers the customer's new time as test_clocks.advance does",
+    ),
+)
+"""Fields operations answer beyond their spec: where (the answer's properties), name, schema, why."""
+
+
+def apply_answer_field_additions(data: dict[str, Any]) -> None:
+    """Add :data:`ANSWER_FIELD_ADDITIONS` to the answers ``data`` has (a field already there is left)."""
+    for path, name, schema, _why in ANSWER_FIELD_ADDITIONS:
+        properties = _at(data, path)
+        if isinstance(properties, dict):
+            properties.setdefault(name, copy.deepcopy(schema))

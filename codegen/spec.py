@@ -8,7 +8,12 @@ from typing import Any
 
 import yaml
 
-from .overlay import OFFICIAL_ARGUMENTS_KEY, apply_answer_additions, apply_overlay
+from .overlay import (
+    OFFICIAL_ARGUMENTS_KEY,
+    apply_answer_additions,
+    apply_answer_field_additions,
+    apply_overlay,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEC_DIR = REPO_ROOT / "spec"
@@ -63,4 +68,5 @@ def load_spec(path: Path) -> SpecDocument:
     official = data if path == OFFICIAL_OPERATIONS_SPEC else _read(OFFICIAL_OPERATIONS_SPEC)
     apply_overlay(data, official.get(OFFICIAL_ARGUMENTS_KEY) or {})
     apply_answer_additions(data)
+    apply_answer_field_additions(data)
     return SpecDocument(path=path, data=data)

@@ -18,6 +18,7 @@ class AdvanceTestClockResponseJson(TypedDict):
     customer_id: str
     frozen_time: int
     status: str
+    now: NotRequired[int]
 
 
 class AttachInvoiceJson(TypedDict):
@@ -862,10 +863,23 @@ class PreviewSyncWebhooksErrorJson(TypedDict):
     message: str
 
 
+class RedeemReferralCodeReferrerJson(TypedDict):
+    """
+    The customer whose referral code was redeemed.
+    """
+
+    id: str | None
+    name: str | None
+    email: str | None
+    created_at: int | float
+
+
 class RedeemReferralCodeResponseJson(TypedDict):
     id: str
     customer_id: str
     reward_id: str
+    referrer: NotRequired[RedeemReferralCodeReferrerJson]
+    redeemer: NotRequired[RedeemReferralCodeReferrerJson]
 
 
 class RedeemRewardCodeEntitlementsGrantedJson(TypedDict):
@@ -2273,6 +2287,7 @@ __all__ = [
     "PreviewSyncWebhooksErrorJson",
     "PreviewSyncWebhooksResponseJson",
     "PreviewUpdateResponseJson",
+    "RedeemReferralCodeReferrerJson",
     "RedeemReferralCodeResponseJson",
     "RedeemRewardCodeEntitlementsGrantedJson",
     "RedeemRewardCodeResponseJson",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autumn_sdk._generated.json_types import AdvanceTestClockResponseJson
 from autumn_sdk._generated.models import FinalizeInvoiceParams
 from reference_server.api.request_guard import MAX_SCHEDULE_MS
 from reference_server.errors import ApiError, customer_not_found, invalid
@@ -62,7 +63,7 @@ def advance_org_clock(ctx: Ctx, params: AdvanceClockParams) -> dict[str, Any]:
     return {"now": ctx.now() + delta, "offset_ms": ctx.tenant.clock_offset_ms + delta}
 
 
-def advance_customer_clock(ctx: Ctx, params: AdvanceClockParams) -> dict[str, Any]:
+def advance_customer_clock(ctx: Ctx, params: AdvanceClockParams) -> AdvanceTestClockResponseJson:
     """Move one customer's time forward (resets, expiries and transitions follow lazily).
 
     The official SDK sends ``{customer_id, frozen_time}`` (the target in ms) and reads
@@ -71,14 +72,15 @@ def advance_customer_clock(ctx: Ctx, params: AdvanceClockParams) -> dict[str, An
     """
     _sandbox_only(ctx)
     with ctx.db.write() as conn:
-        customer = get_customer(conn, ctx.tenant, params.customer_id or "", lock=True)
+        customer_id = params.customer_id or ""
+        customer = get_customer(conn, ctx.tenant, customer_id, lock=True)
         if customer is None:
             raise customer_not_found(str(params.customer_id))
         current = ctx.now(customer.clock_offset_ms)
         delta = _delta(params, current)
         advance_clock(conn, customer.pk, delta)
     now = current + delta
-    return {"customer_id": customer.id, "frozen_time": now, "status": "ready", "now": now}
+    return {"customer_id": customer_id, "frozen_time": now, "status": "ready", "now": now}
 
 
 def finalize_invoice(ctx: Ctx, params: FinalizeInvoiceParams) -> dict[str, Any]:

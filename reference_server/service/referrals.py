@@ -11,6 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from autumn_sdk._generated.json_types import (
     CreateReferralCodeResponseJson,
+    RedeemReferralCodeReferrerJson,
+    RedeemReferralCodeResponseJson,
     RedeemRewardCodeEntitlementsGrantedJson,
     RedeemRewardCodeResponseJson,
 )
@@ -112,11 +114,11 @@ def _apply_reward(
         activate_plan(conn, cat, customer=customer, entity=None, plan=cat.plans[reward.free_plan_id], now=now)
 
 
-def _person(c: CustomerRow) -> dict[str, Any]:
+def _person(c: CustomerRow) -> RedeemReferralCodeReferrerJson:
     return {"id": c.id, "name": c.name, "email": c.email, "created_at": c.created_at}
 
 
-def redeem_code(ctx: Ctx, params: RedeemReferralCodeParams) -> dict[str, Any]:
+def redeem_code(ctx: Ctx, params: RedeemReferralCodeParams) -> RedeemReferralCodeResponseJson:
     code = params.code.upper()
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
@@ -167,7 +169,7 @@ def redeem_code(ctx: Ctx, params: RedeemReferralCodeParams) -> dict[str, Any]:
         )
         return {
             "id": rid,
-            "customer_id": redeemer.id,
+            "customer_id": params.customer_id,  # the redeemer's id, as it was looked up
             "reward_id": reward.id,
             "referrer": _person(referrer),
             "redeemer": _person(redeemer),

@@ -131,3 +131,12 @@ def test_the_generated_invoice_types_carry_the_net_terms() -> None:
 
     for answered in (json_types.CustomerInvoiceJson, json_types.ListInvoicesItemJson):
         assert {"net_terms_days", "due_at"} <= answered.__optional_keys__
+
+
+def test_answers_gain_the_fields_their_operations_answer_beyond_the_spec() -> None:
+    from autumn_sdk._generated import json_types
+
+    assert {"referrer", "redeemer"} <= json_types.RedeemReferralCodeResponseJson.__optional_keys__
+    assert "now" in json_types.AdvanceTestClockResponseJson.__optional_keys__
+    party = json_types.RedeemReferralCodeReferrerJson.__required_keys__
+    assert party == {"id", "name", "email", "created_at"}

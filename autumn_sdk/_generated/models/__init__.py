@@ -394,6 +394,7 @@ if TYPE_CHECKING:
     from .referrals import ListReferralProgramsResponse as ListReferralProgramsResponse
     from .referrals import PlanId as PlanId
     from .referrals import RedeemReferralCodeParams as RedeemReferralCodeParams
+    from .referrals import RedeemReferralCodeReferrer as RedeemReferralCodeReferrer
     from .referrals import RedeemReferralCodeResponse as RedeemReferralCodeResponse
     from .referrals import UpdateReferralProgramParams as UpdateReferralProgramParams
     from .rewards import CreateRewardCouponDuration as CreateRewardCouponDuration
@@ -948,6 +949,7 @@ _MODULE_OF: dict[str, str] = {
     "PreviewUpdateParams": "billing",
     "PreviewUpdateResponse": "billing",
     "RedeemReferralCodeParams": "referrals",
+    "RedeemReferralCodeReferrer": "referrals",
     "RedeemReferralCodeResponse": "referrals",
     "RedeemRewardCodeEntitlementsGranted": "rewards",
     "RedeemRewardCodeParams": "rewards",
@@ -1057,6 +1059,7 @@ _MODULE_OF: dict[str, str] = {
 }
 
 NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
+    "AdvanceTestClockResponse": frozenset({"now"}),
     "AttachAddLine": frozenset({"period_end", "period_start"}),
     "AttachBillingDetails": frozenset({"address", "tax_exempt", "tax_ids"}),
     "AttachCarryOverBalances": frozenset({"feature_ids"}),
@@ -1645,6 +1648,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
         }
     ),
     "PreviewUpdateResponse": frozenset({"expand", "invoice_credits", "next_cycle", "tax"}),
+    "RedeemReferralCodeResponse": frozenset({"redeemer", "referrer"}),
     "ReissueInvoiceCustomer": frozenset({"address", "email", "name", "tax_ids"}),
     "ReissueInvoiceCustomerAddress": frozenset({"city", "country", "line1", "line2", "postal_code", "state"}),
     "ReissueInvoiceInvoice": frozenset({"automatic_tax", "custom_fields", "payment_method_types"}),
@@ -2322,6 +2326,7 @@ __all__ = [
     "PreviewUpdateParams",
     "PreviewUpdateResponse",
     "RedeemReferralCodeParams",
+    "RedeemReferralCodeReferrer",
     "RedeemReferralCodeResponse",
     "RedeemRewardCodeEntitlementsGranted",
     "RedeemRewardCodeParams",

@@ -41,6 +41,9 @@ class AdvanceTestClockResponse(AutumnModel):
     status: str = Field(
         ..., description="Known values: advancing, internal_failure, ready (others may appear)."
     )
+    now: int | None = Field(
+        None, description="The customer's time after the advance (frozen_time), epoch ms."
+    )
 
 
 class AutoTopupPurchaseLimit(AutumnModel):

@@ -90,10 +90,27 @@ class RedeemReferralCodeParams(AutumnModel):
     customer_id: str = Field(..., description="The unique identifier of the customer redeeming the code")
 
 
+class RedeemReferralCodeReferrer(AutumnModel):
+    """
+    The customer whose referral code was redeemed.
+    """
+
+    id: str | None
+    name: str | None
+    email: str | None
+    created_at: int | float
+
+
 class RedeemReferralCodeResponse(AutumnModel):
     id: str = Field(..., description="The ID of the redemption event")
     customer_id: str = Field(..., description="Your unique identifier for the customer")
     reward_id: str = Field(..., description="The ID of the reward that will be granted")
+    referrer: RedeemReferralCodeReferrer | None = Field(
+        None, description="The customer whose referral code was redeemed."
+    )
+    redeemer: RedeemReferralCodeReferrer | None = Field(
+        None, description="The customer who redeemed the code."
+    )
 
 
 PlanId = TypeAliasType("PlanId", Annotated[str, Field(..., min_length=1)])
@@ -129,6 +146,7 @@ __all__ = [
     "ListReferralProgramsResponse",
     "PlanId",
     "RedeemReferralCodeParams",
+    "RedeemReferralCodeReferrer",
     "RedeemReferralCodeResponse",
     "UpdateReferralProgramParams",
 ]
