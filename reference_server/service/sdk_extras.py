@@ -26,6 +26,10 @@ from sqlalchemy import Connection
 from autumn_sdk._generated.json_types import (
     DisconnectStripeResponseJson,
     GetStripeConnectionResponseJson,
+    ListPurchasesItemJson,
+    ListPurchasesResponseJson,
+    ListSubscriptionsItemJson,
+    ListSubscriptionsResponseJson,
     VerifyResponseJson,
 )
 from autumn_sdk._generated.models import (
@@ -43,8 +47,9 @@ from reference_server.errors import ApiError, customer_not_found, entity_not_fou
 from reference_server.service.context import Ctx
 from reference_server.service.customer_views import past_due_instances, subscription_json
 from reference_server.service.platform import _tenant_org
-from reference_server.service.subscriptions import instance_from_row
+from reference_server.service.subscriptions import Instance, instance_from_row
 from reference_server.store import listings
+from reference_server.store.catalog import Catalog
 from reference_server.store.org_stripe import connected_account_id
 from reference_server.store.subjects import (
     CustomerRow,
@@ -202,19 +207,70 @@ _DB_STATUSES = {
 """A requested status -> the stored plan statuses it reads (past_due narrows active rows)."""
 
 
-def list_subscriptions(ctx: Ctx, params: ListSubscriptionsParams) -> dict[str, Any]:
+def list_subscriptions(ctx: Ctx, params: ListSubscriptionsParams) -> ListSubscriptionsResponseJson:
     """Recurring plans (subscriptions) across customers; active and scheduled by default."""
-    return _list_customer_plans(ctx, params, purchases=False)
+    listed, next_cursor = _list_customer_plans(ctx, params, purchases=False)
+    out: list[ListSubscriptionsItemJson] = []
+    for plan in listed:
+        sub = subscription_json(plan.inst, plan.cat, False, plan.past_due)
+        out.append(
+            {
+                "id": sub["id"],
+                "plan_id": sub["plan_id"],
+                "auto_enable": sub["auto_enable"],
+                "add_on": sub["add_on"],
+                "past_due": sub["past_due"],
+                "canceled_at": sub["canceled_at"],
+                "expires_at": sub["expires_at"],
+                "trial_ends_at": sub["trial_ends_at"],
+                "started_at": sub["started_at"],
+                "current_period_start": sub["current_period_start"],
+                "current_period_end": sub["current_period_end"],
+                "quantity": sub["quantity"],
+                "status": plan.status,
+                "customer_id": plan.customer_id,
+                "entity_id": plan.entity_id,
+                "created_at": plan.inst.created_at,
+            }
+        )
+    return {"list": out, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 
-def list_purchases(ctx: Ctx, params: ListPurchasesParams) -> dict[str, Any]:
+def list_purchases(ctx: Ctx, params: ListPurchasesParams) -> ListPurchasesResponseJson:
     """One-off plans (purchases) across customers; active and scheduled by default."""
-    return _list_customer_plans(ctx, params, purchases=True)
+    listed, next_cursor = _list_customer_plans(ctx, params, purchases=True)
+    out: list[ListPurchasesItemJson] = [
+        {
+            "id": plan.inst.public_id,
+            "plan_id": plan.inst.plan_id,
+            "expires_at": plan.inst.expires_at,
+            "started_at": plan.inst.started_at,
+            "quantity": num(plan.inst.quantity),
+            "status": plan.status,
+            "customer_id": plan.customer_id,
+            "entity_id": plan.entity_id,
+            "created_at": plan.inst.created_at,
+        }
+        for plan in listed
+    ]
+    return {"list": out, "has_more": next_cursor is not None, "next_cursor": next_cursor}
+
+
+@dataclass(frozen=True)
+class _ListedPlan:
+    """A customer plan of a subscriptions.list / purchases.list page, with what its row answers."""
+
+    inst: Instance
+    cat: Catalog
+    past_due: bool
+    status: str
+    customer_id: str
+    entity_id: str | None
 
 
 def _list_customer_plans(
     ctx: Ctx, params: ListSubscriptionsParams | ListPurchasesParams, *, purchases: bool
-) -> dict[str, Any]:
+) -> tuple[list[_ListedPlan], str | None]:
     limit = params.limit or DEFAULT_LIMIT
     statuses: list[str] = list(params.statuses or ["active", "scheduled"])
     db_statuses = sorted({db for status in statuses for db in _DB_STATUSES[status]})
@@ -242,35 +298,15 @@ def _list_customer_plans(
         past_due: frozenset[int] = frozenset()
         if not purchases:
             past_due = past_due_instances(ctx, conn, sorted({r.cpk for r in rows if r.status == "active"}))
-    out = []
+    out: list[_ListedPlan] = []
     for r in rows:
         inst = instance_from_row(r)
         is_past_due = inst.status == "active" and inst.pk in past_due
         if inst.status == "active" and only_past_due and not is_past_due:
             continue
-        ownership = {"customer_id": _customer_id(r), "entity_id": r.eid, "created_at": inst.created_at}
-        if purchases:
-            item = _purchase_row(
-                inst.public_id, inst.plan_id, inst.expires_at, inst.started_at, inst.quantity
-            )
-        else:
-            item = {**subscription_json(inst, cat, False, is_past_due)}  # with a status beyond it
-        item["status"] = inst.status if inst.status in ("scheduled", "expired") else "active"
-        item.update(ownership)
-        out.append(item)
-    return {"list": out, "has_more": next_cursor is not None, "next_cursor": next_cursor}
-
-
-def _purchase_row(
-    public_id: str, plan_id: str, expires_at: int | None, started_at: int, quantity: float
-) -> dict[str, Any]:
-    return {
-        "id": public_id,
-        "plan_id": plan_id,
-        "expires_at": expires_at,
-        "started_at": started_at,
-        "quantity": num(quantity),
-    }
+        status = inst.status if inst.status in ("scheduled", "expired") else "active"
+        out.append(_ListedPlan(inst, cat, is_past_due, status, _customer_id(r), r.eid))
+    return out, next_cursor
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from reference_server.service.context import Ctx
 _BILLING = "billing/ builds quotes, previews and invoices from the engine's dict lines"
 _INVOICE_ACTIONS = "billing/invoice_actions.py answers invoices.py's invoice_json, still a dict"
 _REFUSED = "billing/invoice_actions.py refuses it (always 400); typed with the rest of billing/"
-_SDK_EXTRAS = "sdk_extras.py reuses the customer view's dict builders"
+_SDK_EXTRAS = "sdk_extras.py builds its balance rows from engine breakdown dicts"
 
 UNTYPED: dict[str, str] = {
     "billing.attach": _BILLING,
@@ -50,8 +50,6 @@ UNTYPED: dict[str, str] = {
     "catalog.internal_ids": "catalog_ids.py: beyond the spec, so no generated type yet",
     "organizations.current": "catalog_ids.py: beyond the spec, so no generated type yet",
     "balances.list": _SDK_EXTRAS,
-    "customers.list_subscriptions": _SDK_EXTRAS,
-    "customers.list_purchases": _SDK_EXTRAS,
 }
 """Operation -> why its service still answers ``dict[str, Any]`` (what its builders cascade into)."""
 
