@@ -135,9 +135,8 @@ def item_from_api(it: models.PlanItem, feature: Feature | None) -> PlanItem:
         if p.max_purchase is not None:
             price["max_purchase"] = p.max_purchase
         values["price"] = price
-    proration = (it.model_extra or {}).get("proration")
-    if proration:
-        values["proration"] = proration
+    if it.proration is not None:
+        values["proration"] = it.proration.model_dump(mode="json")
     if it.rollover is not None:
         values["rollover"] = _drop_none(it.rollover.model_dump(exclude_unset=True))
         values["rollover"].setdefault("max", None)

@@ -9,7 +9,7 @@ processor (see :mod:`reference_server.billing.invoice_mode`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from autumn_sdk._generated.json_types import AdvanceTestClockResponseJson
 from autumn_sdk._generated.models import FinalizeInvoiceParams
@@ -53,7 +53,14 @@ def _sandbox_only(ctx: Ctx) -> None:
         raise invalid("Test clocks are only available in sandbox", "test_clock_not_allowed", 403)
 
 
-def advance_org_clock(ctx: Ctx, params: AdvanceClockParams) -> dict[str, Any]:
+class AdvanceOrgClockJson(TypedDict):
+    """``test_clocks.advance``'s answer (beyond Autumn's spec): the env's time and clock offset."""
+
+    now: int
+    offset_ms: int
+
+
+def advance_org_clock(ctx: Ctx, params: AdvanceClockParams) -> AdvanceOrgClockJson:
     """Move the sandbox env's time forward for every customer of the organization."""
     _sandbox_only(ctx)
     delta = _delta(params, ctx.now())

@@ -9,7 +9,7 @@ organization and environment a key belongs to (``autumn env``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from reference_server.service.context import Ctx
 from reference_server.service.extra_params import NoParams
@@ -17,7 +17,33 @@ from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.tenancy import org_names
 
 
-def internal_ids(ctx: Ctx, params: NoParams) -> dict[str, Any]:
+class FeatureInternalIdJson(TypedDict):
+    feature_id: str
+    internal_id: str
+
+
+class PlanInternalIdJson(TypedDict):
+    plan_id: str
+    internal_id: str
+
+
+class InternalIdsJson(TypedDict):
+    """``catalog.internal_ids``'s answer."""
+
+    features: list[FeatureInternalIdJson]
+    plans: list[PlanInternalIdJson]
+
+
+class OrganizationJson(TypedDict):
+    """``organizations.current``'s answer."""
+
+    id: str
+    name: str
+    slug: str
+    env: str
+
+
+def internal_ids(ctx: Ctx, params: NoParams) -> InternalIdsJson:
     """Stable internal ids of the environment's features and plans (archived included)."""
     t = ctx.tenant
     with ctx.db.read() as conn:
@@ -29,7 +55,7 @@ def internal_ids(ctx: Ctx, params: NoParams) -> dict[str, Any]:
     }
 
 
-def current_organization(ctx: Ctx, params: NoParams) -> dict[str, Any]:
+def current_organization(ctx: Ctx, params: NoParams) -> OrganizationJson:
     """The organization and environment of the key in use."""
     with ctx.db.read() as conn:
         org_id, name, slug = org_names(conn, ctx.tenant.org_pk)

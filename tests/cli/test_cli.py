@@ -41,7 +41,7 @@ def test_push_needs_yes_dry_run_applies_nothing_and_round_trip_is_identity(cli: 
     msg = next(i for i in pro.items if i.feature_id == "messages")
     assert msg.price is not None and msg.price.tiers and msg.rollover is not None and msg.rollover.max == 500
     seats = next(i for i in pro.items if i.feature_id == "seats")
-    assert (seats.model_extra or {}).get("proration") == {
+    assert seats.proration is not None and seats.proration.model_dump() == {
         "on_increase": "prorate_immediately",
         "on_decrease": "none",
     }

@@ -38,7 +38,6 @@ UNTYPED: dict[str, str] = {
     "billing.open_customer_portal": _BILLING,
     "billing.setup_payment": _BILLING,
     "billing.import": _BILLING,
-    "test_clocks.advance": "api/admin.py: beyond the spec, so no generated type yet",
     "invoices.finalize": "api/admin.py answers invoices.py's invoice_json, still a dict",
     "invoices.void": _INVOICE_ACTIONS,
     "invoices.pay": _INVOICE_ACTIONS,
@@ -47,8 +46,6 @@ UNTYPED: dict[str, str] = {
     "invoices.reissue": _REFUSED,
     "invoices.issue_credit_note": _REFUSED,
     "invoices.list_templates": _REFUSED,
-    "catalog.internal_ids": "catalog_ids.py: beyond the spec, so no generated type yet",
-    "organizations.current": "catalog_ids.py: beyond the spec, so no generated type yet",
     "balances.list": _SDK_EXTRAS,
 }
 """Operation -> why its service still answers ``dict[str, Any]`` (what its builders cascade into)."""
