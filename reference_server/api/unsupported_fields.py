@@ -148,12 +148,13 @@ _SCHEDULE = (
 # The official SDK's arguments beyond Autumn's spec (spec/autumn-sdk-1.2.0-operations.yml,
 # ``x-official-arguments``) that no operation here acts on: Stripe customer billing details (address, tax
 # ids, exemption) and a request's tax choice, which no invoice here carries; lines added to or removed
-# from the invoice a change bills, and discounts removed from a subscription by reward; update's
+# from the invoice a change bills, and setup_payment's discounts removed by reward (attach's and update's
+# ``remove_discounts`` are served: billing/discounts.py); update's
 # ``free_trial`` (attach's, its preview's and setup_payment's are served: billing/free_trial_shorthand.py);
 # Stripe subscription parameters; an update's custom line items (a multi-update's
 # ``refund_last_payment`` is served: billing/multi_update.py).
 _BILLING_DETAILS = "billing_details"
-_LINE_CHANGES = ("add_lines", "remove_lines", "remove_discounts")
+_LINE_CHANGES = ("add_lines", "remove_lines")
 _ATTACH_ARGUMENTS = (*_LINE_CHANGES, _BILLING_DETAILS, "tax")
 _UPDATE_ARGUMENTS = (*_LINE_CHANGES, "free_trial", "custom_line_items", "subscription_params")
 _MULTI_UPDATE_ARGUMENTS = ("subscription_params",)
@@ -164,7 +165,7 @@ _FEATURE_ARGUMENTS = ("combine",)
 UNSUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     "billing.attach": (*_ATTACH, *_ATTACH_ARGUMENTS),
     "billing.preview_attach": (*_ATTACH, *_ATTACH_ARGUMENTS),
-    "billing.setup_payment": (*_SETUP_PAYMENT, *_ATTACH_ARGUMENTS),
+    "billing.setup_payment": (*_SETUP_PAYMENT, *_ATTACH_ARGUMENTS, "remove_discounts"),
     # Autumn hands ``configuration_id`` to Stripe's billing portal; this server's portal has none.
     "billing.open_customer_portal": ("configuration_id",),
     "billing.update": (*_UPDATE, *_UPDATE_ARGUMENTS),

@@ -24,7 +24,13 @@ from reference_server.billing.convert import (
     is_customized,
 )
 from reference_server.billing.customer_lock import customer_lock
-from reference_server.billing.discounts import discount_change, resolve_discounts, running_discounts
+from reference_server.billing.discounts import (
+    DiscountedChange,
+    discount_change,
+    removed_rewards,
+    resolve_discounts,
+    running_discounts,
+)
 from reference_server.billing.free_trial_shorthand import fold_free_trial
 from reference_server.billing.invoice_mode import check_attach
 from reference_server.billing.license_seats import (
@@ -225,15 +231,28 @@ def prepare_attach(
         raise ApiError(
             400, "invalid_request", "discounts cannot be used with no_billing_changes: nothing is billed"
         )
+    removed = removed_rewards(params.discounts, params.remove_discounts, no_billing)
     named = resolve_discounts(ctx, conn, params.discounts, quote.due_now.currency)
     # A plan that follows the current one at its end (a downgrade, a later start) takes its coupons then
     # (renewals.py): its next cycle is shown with them, though they stay on the current plan until then.
     follows = (quote.kind is ChangeKind.DOWNGRADE or quote.scheduled) and not state.plan.add_on
     inherited = running_discounts(conn, current.pk) if current is not None and follows else []
+    inherited = [t for t in inherited if t.reward_id not in removed]
     undiscounted = quote
     if running or named:
-        state.discounts = discount_change(quote.due_now, quote.next_cycle, running, named, not no_billing)
+        state.discounts = discount_change(
+            quote.due_now, quote.next_cycle, running, named, not no_billing, removed
+        )
         quote = state.discounts.on(quote)
+    if removed and current is not None and not replaces_now:  # (a later change: they end now all the same)
+        ended = tuple(
+            t.record_pk
+            for t in running_discounts(conn, current.pk)
+            if t.record_pk is not None and t.reward_id in removed
+        )
+        if ended:
+            base = state.discounts or DiscountedChange(quote.due_now, quote.next_cycle, [], [])
+            state.discounts = dataclasses.replace(base, removed=base.removed + ended)
     if inherited and not no_billing:
         shown = discount_change(undiscounted.due_now, undiscounted.next_cycle, inherited, named)
         quote = dataclasses.replace(quote, next_cycle=shown.next_cycle)

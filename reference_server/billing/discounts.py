@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection
 
-from autumn_sdk._generated.models import AttachDiscount
+from autumn_sdk._generated.models import AttachDiscount, AttachRemoveDiscount
 from reference_server.engine.billing import AttachQuote, InvoiceDraft, NextCycle
 from reference_server.engine.billing.discounts import AppliedCoupon, Coupon, CouponKind, apply_coupons
 from reference_server.engine.billing.money import major_to_minor, minor_to_major, to_decimal
@@ -187,6 +187,23 @@ def discount_draft(
     return out, after, taken
 
 
+def removed_rewards(
+    discounts: Sequence[AttachDiscount] | None,
+    remove: Sequence[AttachRemoveDiscount] | None,
+    no_billing: bool,
+) -> set[str]:
+    """The reward ids ``remove_discounts`` ends on the subscription (one not on it changes nothing); 400
+    ``invalid_request`` when the request also adds one of them, or with ``no_billing_changes``."""
+    removed = {r.reward_id for r in remove or []}
+    if not removed:
+        return removed
+    if no_billing:
+        raise _refuse("remove_discounts cannot be used with no_billing_changes: nothing is billed")
+    if any(d.reward_id in removed for d in discounts or []):
+        raise _refuse("discounts and remove_discounts name the same reward")
+    return removed
+
+
 @dataclass(frozen=True)
 class DiscountedChange:
     """A billing change's invoices with its coupons: those already on the subscription, then those the
@@ -198,6 +215,8 @@ class DiscountedChange:
     """The coupons as they stand after the change's own invoice."""
     taken: list[AppliedCoupon]
     """What each took off that invoice."""
+    removed: tuple[int, ...] = ()
+    """The subscription's coupons ``remove_discounts`` ends (their rows)."""
 
     def on(self, quote: AttachQuote) -> AttachQuote:
         return dataclasses.replace(quote, due_now=self.due, next_cycle=self.next_cycle)
@@ -209,18 +228,23 @@ def discount_change(
     running: Sequence[CouponTerms],
     named: Sequence[CouponTerms],
     billed: bool = True,
+    removed: set[str] | None = None,
 ) -> DiscountedChange:
     """The change's invoice (and its next cycle while they last) with the coupons; ``billed`` False (a
-    change made without billing it) leaves the invoices alone and only carries the coupons."""
+    change made without billing it) leaves the invoices alone and only carries the coupons; ``removed``:
+    the reward ids of the subscription's coupons that end now (``remove_discounts``), left off."""
+    ended = tuple(t.record_pk for t in running if t.record_pk is not None and t.reward_id in (removed or ()))
+    running = [t for t in running if t.reward_id not in (removed or ())]
     named = [t for t in named if all(r.reward_id != t.reward_id for r in running)]
     terms = [*running, *named]
     if not billed:
-        return DiscountedChange(due, next_cycle, terms, [AppliedCoupon(t.reward_id, 0, False) for t in terms])
+        unused = [AppliedCoupon(t.reward_id, 0, False) for t in terms]
+        return DiscountedChange(due, next_cycle, terms, unused, ended)
     out, after, taken = discount_draft(due, terms, mid_cycle=True)
     if next_cycle is not None:
         invoice, _, _ = discount_draft(next_cycle.invoice, after)
         next_cycle = NextCycle(next_cycle.starts_at, invoice, next_cycle.usage_lines)
-    return DiscountedChange(out, next_cycle, after, taken)
+    return DiscountedChange(out, next_cycle, after, taken, ended)
 
 
 def record_discounts(
@@ -233,7 +257,9 @@ def record_discounts(
     now: int,
 ) -> None:
     """Keep the coupons on the instance the change leaves (those already on the subscription move to it),
-    as its invoice left them; count the promo codes used."""
+    as its invoice left them; end those ``remove_discounts`` names; count the promo codes used."""
+    for pk in discounted.removed:
+        discounts_repo.end_discount(conn, pk, now)
     for terms, taken in zip(discounted.terms, discounted.taken, strict=True):
         if terms.record_pk is not None:
             discounts_repo.record_use(

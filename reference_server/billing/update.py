@@ -30,6 +30,7 @@ from reference_server.billing.discounts import (
     DiscountedChange,
     discount_change,
     record_discounts,
+    removed_rewards,
     resolve_discounts,
     running_discounts,
 )
@@ -311,11 +312,12 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
     # and its next cycle; they stay on the instance the change leaves.
     if params.discounts and result["no_billing"]:
         raise invalid("discounts cannot be used with no_billing_changes: nothing is billed")
+    removed = removed_rewards(params.discounts, params.remove_discounts, result["no_billing"])
     coupons = running_discounts(conn, inst.pk) if inst.status == "active" else []
     named = resolve_discounts(ctx, conn, params.discounts, result["due"].currency)
     if coupons or named:
         discounted = discount_change(
-            result["due"], result["next_cycle"], coupons, named, billed=not result["no_billing"]
+            result["due"], result["next_cycle"], coupons, named, not result["no_billing"], removed
         )
         result.update(due=discounted.due, next_cycle=discounted.next_cycle, discounts=discounted)
     if result["no_billing"]:  # the change as quoted, with nothing billed for it (no_billing.py)

@@ -104,6 +104,11 @@ def record_use(
     conn.execute(update(subscription_discounts).where(subscription_discounts.c.pk == pk).values(**values))
 
 
+def end_discount(conn: Connection, pk: int, at: int) -> None:
+    """The coupon is removed from its subscription (``remove_discounts``): no longer in force from ``at``."""
+    conn.execute(update(subscription_discounts).where(subscription_discounts.c.pk == pk).values(ended_at=at))
+
+
 def move_discounts(conn: Connection, from_pk: int, to_pk: int) -> None:
     """The coupons in force on instance ``from_pk`` go on ``to_pk`` (the plan that follows it)."""
     conn.execute(

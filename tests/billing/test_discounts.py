@@ -417,3 +417,38 @@ def test_setup_payment_passes_its_discounts_to_its_attach(api: Api) -> None:
     first = _invoices(api, "u1")[0]
     assert (first["total"], first["status"]) == (10, "paid"), first
     assert api.on_processor(first) == ("paid", 1000)
+
+
+def test_remove_discounts_ends_a_coupon_on_the_subscription(api: Api) -> None:
+    _coupon(
+        api, "partner", type="percentage_discount", value=20, duration={"type": "forever", "length": None}
+    )
+    _customer(api, "u1")
+    api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "partner"}])
+    both = {"discounts": [{"reward_id": "partner"}], "remove_discounts": [{"reward_id": "partner"}]}
+    error = api("billing.update", expect=400, customer_id="u1", plan_id="pro", **both)
+    assert error["code"] == "invalid_request", error
+    api.clock.advance(15 * DAY)
+    removal = [{"reward_id": "partner"}, {"reward_id": "not_on_it"}]  # one not on it changes nothing
+    preview = api("billing.preview_attach", customer_id="u1", plan_id="premium", remove_discounts=removal)
+    assert (preview["total"], preview["next_cycle"]["total"]) == (15, 50), preview  # no coupon on it
+    update = api(
+        "billing.preview_update", customer_id="u1", plan_id="pro", customize=CUSTOM, remove_discounts=removal
+    )
+    assert update["total"] == 5, update  # the customization's invoice without it
+    api("billing.update", customer_id="u1", plan_id="pro", customize=CUSTOM, remove_discounts=removal)
+    assert _invoices(api, "u1")[0]["total"] == 5
+    assert _discounts(api, "u1") == []
+    api.clock.set(MAY)
+    assert _invoices(api, "u1")[0]["total"] == 30
+
+
+def test_remove_discounts_on_a_downgrade_ends_the_coupon_now(api: Api) -> None:
+    _coupon(api, "vip", type="percentage_discount", value=20, duration={"type": "forever", "length": None})
+    _customer(api, "u1")
+    api("billing.attach", customer_id="u1", plan_id="premium", discounts=[{"reward_id": "vip"}])
+    api("billing.attach", customer_id="u1", plan_id="pro", remove_discounts=[{"reward_id": "vip"}])
+    assert _discounts(api, "u1") == []
+    api.clock.set(MAY)
+    assert api.plans_of("u1") == {"pro": "active"}
+    assert _invoices(api, "u1")[0]["total"] == 20

@@ -286,18 +286,18 @@ _REFUSED_ARGUMENTS: list[tuple[str, dict[str, Any], str, Any]] = [
         for argument, value in (
             ("add_lines", [_LINE]),
             ("remove_lines", [{"plan_id": "pro_plan"}]),
-            ("remove_discounts", [{"reward_id": "rew_1"}]),
             ("billing_details", _BILLING_DETAILS),
             ("tax", {"rate_id": "txr_1"}),
         )
     ),
+    # (attach's and update's remove_discounts are served: tests/billing/test_discounts.py)
+    ("billing.setup_payment", _ATTACH, "remove_discounts", [{"reward_id": "rew_1"}]),
     *(
         (operation, _UPDATE, argument, value)
         for operation in ("billing.update", "billing.preview_update")
         for argument, value in (
             ("add_lines", [_LINE]),
             ("remove_lines", [{"plan_id": "pro_plan"}]),
-            ("remove_discounts", [{"reward_id": "rew_1"}]),
             ("free_trial", _TRIAL),
             ("custom_line_items", [_LINE]),
             ("subscription_params", {"description": "x"}),
