@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from autumn_sdk._generated.json_types import (
     BalanceBreakdownJson,
     BalanceBreakdownPriceJson,
@@ -72,11 +70,6 @@ def breakdown_json(s: Source) -> BalanceBreakdownJson:
         "price": _price_json(s),
         "expires_at": s.expires_at,
     }
-
-
-def breakdown_row(s: Source) -> dict[str, Any]:
-    """:func:`breakdown_json` as a plain dict, for answers that add keys of their own to it."""
-    return {**breakdown_json(s)}
 
 
 def derive_balance(

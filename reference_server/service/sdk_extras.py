@@ -24,8 +24,16 @@ from typing import Any
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.json_types import (
+    BalanceBreakdownPriceJson,
+    BalanceBreakdownPriceTierJson,
+    BalanceBreakdownResetJson,
     DisconnectStripeResponseJson,
     GetStripeConnectionResponseJson,
+    ListBalancesItemJson,
+    ListBalancesItemPriceJson,
+    ListBalancesItemPriceTierJson,
+    ListBalancesItemResetJson,
+    ListBalancesResponseJson,
     ListPurchasesItemJson,
     ListPurchasesResponseJson,
     ListSubscriptionsItemJson,
@@ -40,7 +48,7 @@ from autumn_sdk._generated.models import (
     ListSubscriptionsParams,
     VerifyParams,
 )
-from reference_server.engine.balances import breakdown_row
+from reference_server.engine.balances import breakdown_json
 from reference_server.engine.entitlements import num
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import ApiError, customer_not_found, entity_not_found, invalid
@@ -131,7 +139,7 @@ def _customer_id(row: Any) -> str:
 # balances.list
 
 
-def list_balances(ctx: Ctx, params: ListBalancesParams) -> dict[str, Any]:
+def list_balances(ctx: Ctx, params: ListBalancesParams) -> ListBalancesResponseJson:
     """Balances (one row per grant: a plan item's or a standalone one) across customers.
 
     ``statuses`` defaults to active; a balance is expired once its ``expires_at`` passed (a plan's
@@ -161,7 +169,7 @@ def list_balances(ctx: Ctx, params: ListBalancesParams) -> dict[str, Any]:
         wanted = {r.pk for r in rows}
         page_customers = {r.cpk: _customer_row(conn, r.cpk) for r in rows}
         sources = {src.pk: src for src in load_sources_for(conn, list(page_customers)) if src.pk in wanted}
-    out = []
+    out: list[ListBalancesItemJson] = []
     for r in rows:
         src = sources.get(r.pk)
         owner = page_customers[r.cpk]
@@ -169,26 +177,70 @@ def list_balances(ctx: Ctx, params: ListBalancesParams) -> dict[str, Any]:
             continue
         now = base_now + owner.clock_offset_ms
         apply_due_resets([src], now)  # what a read of the customer shows; nothing is written
-        item = breakdown_row(src)
-        item.update(
-            {
-                "feature_id": src.feature_id,
-                "status": "active" if src.is_live(now) else "expired",
-                "rollovers": [
-                    {
-                        "granted": num(ro.balance + ro.usage),
-                        "balance": num(ro.balance),
-                        "expires_at": ro.expires_at or 0,
-                    }
-                    for ro in src.live_rollovers(now)
-                ],
-                "customer_id": _customer_id(r),
-                "entity_id": r.eid,
-                "created_at": src.created_at,
-            }
-        )
+        row = breakdown_json(src)
+        item: ListBalancesItemJson = {
+            "plan_id": row["plan_id"],
+            "included_grant": row["included_grant"],
+            "prepaid_grant": row["prepaid_grant"],
+            "remaining": row["remaining"],
+            "usage": row["usage"],
+            "unlimited": row["unlimited"],
+            "reset": _listed_reset(row["reset"]),
+            "price": _listed_price(row["price"]),
+            "expires_at": row["expires_at"],
+            "feature_id": src.feature_id,
+            "status": "active" if src.is_live(now) else "expired",
+            "rollovers": [
+                {
+                    "granted": num(ro.balance + ro.usage),
+                    "balance": num(ro.balance),
+                    "expires_at": ro.expires_at or 0,
+                }
+                for ro in src.live_rollovers(now)
+            ],
+            "customer_id": _customer_id(r),
+            "entity_id": r.eid,
+            "created_at": src.created_at,
+        }
+        if "id" in row:
+            item["id"] = row["id"]
         out.append(item)
     return {"list": out, "has_more": next_cursor is not None, "next_cursor": next_cursor}
+
+
+def _listed_reset(reset: BalanceBreakdownResetJson | None) -> ListBalancesItemResetJson | None:
+    """A breakdown row's reset as balances.list's item types it (its interval a plain string)."""
+    if reset is None:
+        return None
+    out: ListBalancesItemResetJson = {"interval": reset["interval"], "resets_at": reset["resets_at"]}
+    if "interval_count" in reset:
+        out["interval_count"] = reset["interval_count"]
+    return out
+
+
+def _listed_price(price: BalanceBreakdownPriceJson | None) -> ListBalancesItemPriceJson | None:
+    """A breakdown row's price as balances.list's item types it (its enums plain strings)."""
+    if price is None:
+        return None
+    out: ListBalancesItemPriceJson = {
+        "billing_units": price["billing_units"],
+        "billing_method": price["billing_method"],
+        "max_purchase": price["max_purchase"],
+    }
+    if "amount" in price:
+        out["amount"] = price["amount"]
+    if "tiers" in price:
+        out["tiers"] = [_listed_tier(tier) for tier in price["tiers"]]
+    if "tier_behavior" in price:
+        out["tier_behavior"] = price["tier_behavior"]
+    return out
+
+
+def _listed_tier(tier: BalanceBreakdownPriceTierJson) -> ListBalancesItemPriceTierJson:
+    out: ListBalancesItemPriceTierJson = {"to": tier["to"], "amount": tier["amount"]}
+    if "flat_amount" in tier:
+        out["flat_amount"] = tier["flat_amount"]
+    return out
 
 
 def _customer_row(conn: Connection, customer_pk: int) -> CustomerRow | None:

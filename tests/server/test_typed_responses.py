@@ -23,7 +23,6 @@ from reference_server.service.context import Ctx
 _BILLING = "billing/ builds quotes, previews and invoices from the engine's dict lines"
 _INVOICE_ACTIONS = "billing/invoice_actions.py answers invoices.py's invoice_json, still a dict"
 _REFUSED = "billing/invoice_actions.py refuses it (always 400); typed with the rest of billing/"
-_SDK_EXTRAS = "sdk_extras.py builds its balance rows from engine breakdown dicts"
 
 UNTYPED: dict[str, str] = {
     "billing.attach": _BILLING,
@@ -46,7 +45,6 @@ UNTYPED: dict[str, str] = {
     "invoices.reissue": _REFUSED,
     "invoices.issue_credit_note": _REFUSED,
     "invoices.list_templates": _REFUSED,
-    "balances.list": _SDK_EXTRAS,
 }
 """Operation -> why its service still answers ``dict[str, Any]`` (what its builders cascade into)."""
 
