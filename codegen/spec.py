@@ -53,8 +53,9 @@ class SpecDocument:
         return after_scheme[slash:].rstrip("/") if slash >= 0 else ""
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """YAML anchors (the spec shares examples through them) are resolved by the safe loader."""
+def read_vendored(path: Path) -> dict[str, Any]:
+    """One vendored document exactly as its file has it, not widened by :mod:`codegen.overlay`.
+    YAML anchors (the spec shares examples through them) are resolved by the safe loader."""
     with path.open(encoding="utf-8") as handle:
         data = yaml.load(handle, Loader=_SAFE_LOADER)
     if not isinstance(data, dict):
@@ -64,8 +65,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 def load_spec(path: Path) -> SpecDocument:
     """One vendored document, widened by :mod:`codegen.overlay` (with the official SDK's arguments)."""
-    data = _read(path)
-    official = data if path == OFFICIAL_OPERATIONS_SPEC else _read(OFFICIAL_OPERATIONS_SPEC)
+    data = read_vendored(path)
+    official = data if path == OFFICIAL_OPERATIONS_SPEC else read_vendored(OFFICIAL_OPERATIONS_SPEC)
     apply_overlay(data, official.get(OFFICIAL_ARGUMENTS_KEY) or {})
     apply_answer_additions(data)
     apply_answer_field_additions(data)
