@@ -138,7 +138,7 @@ EXPECT: dict[str, Callable[[Any], None]] = {
     "deleteEntity": _expect_success,
     "createReferralCode": lambda res: assert_equal((res.code, res.customer_id), ("REF123", "cus_123")),
     "redeemReferralCode": lambda res: assert_equal(
-        (res.customer_id, res.reward_id, res.referrer["id"]), ("cus_456", "referral_messages", "cus_123")
+        (res.customer_id, res.reward_id, res.referrer.id), ("cus_456", "referral_messages", "cus_123")
     ),
     "redeemRewardCode": lambda res: assert_equal(
         (res.reward_id, [(g.feature_id, g.balance) for g in res.entitlements_granted]),
