@@ -38,7 +38,8 @@ from reference_server.billing.payment_collection import settle_due
 from reference_server.billing.plan_changes import charge_draft
 from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import resolve_update
-from reference_server.billing.update import apply_update, update_free, update_quotes
+from reference_server.billing.update_apply import apply_update, update_free
+from reference_server.billing.update_quote import update_quotes
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.billing.preview import outgoing_json, preview_body
@@ -94,7 +95,7 @@ class _Item:
     params: UpdateSubscriptionParams
     inst: Instance
     free: dict[str, Any] | None  # resolve_update's values for update_free
-    quotes: dict[str, Any] | None  # billing.update.update_quotes for a paid plan
+    quotes: dict[str, Any] | None  # billing.update_quote.update_quotes for a paid plan
 
 
 def _resolve(ctx: Ctx, conn: Connection, params: MultiUpdateRequest) -> list[_Item]:

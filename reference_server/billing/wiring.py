@@ -31,7 +31,8 @@ from reference_server.billing.processor_choice import org_stripe_processor, proc
 from reference_server.billing.renewals import maintenance_hook, past_due_instances, retry_past_due
 from reference_server.billing.schedules import create_schedule_in
 from reference_server.billing.seats import make_seat_billing
-from reference_server.billing.update import apply_update, update_quotes
+from reference_server.billing.update_apply import apply_update
+from reference_server.billing.update_quote import update_quotes
 from reference_server.billing.usage_alerts import make_track_watcher
 from reference_server.clock import Clock
 from reference_server.processors.compensation import RefundRetrier

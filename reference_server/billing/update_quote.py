@@ -1,0 +1,182 @@
+"""The quote of a ``billing.update`` on a priced plan: a cancel, an uncancel, a change of quantities or a
+customization priced by the engine, with the subscription's and the request's discounts; shared by the
+update, its preview and ``billing.multi_update``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy import Connection
+
+from reference_server.billing.convert import (
+    customized_plan,
+    engine_plan,
+    engine_subscription,
+    feature_quantities,
+    instance_plan,
+)
+from reference_server.billing.discounts import (
+    discount_change,
+    removed_rewards,
+    resolve_discounts,
+    running_discounts,
+)
+from reference_server.billing.invoice_mode import check_update
+from reference_server.billing.last_payment_refund import quote_refund
+from reference_server.billing.license_seats import update_seats
+from reference_server.billing.no_billing import nothing_due, skips_billing
+from reference_server.billing.payment_collection import cycle_plus_lines, plus_lines, rule_error
+from reference_server.billing.plan_changes import without_carried_usage
+from reference_server.billing.processor_choice import processor_for
+from reference_server.billing.resolve import UpdateRequest, resolve_update
+from reference_server.billing.seats import starting_seat_usage
+from reference_server.billing.update_request import update_intent, usage_carry
+from reference_server.engine.billing import (
+    BillingRuleError,
+    quote_cancel,
+    quote_quantity_change,
+    quote_upgrade,
+)
+from reference_server.engine.billing.invoice import InvoiceDraft
+from reference_server.errors import invalid
+from reference_server.service.context import Ctx
+from reference_server.store.pending_lines import pending_lines
+
+
+def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str, Any]:
+    cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, params)
+    plan = instance_plan(conn, cat, inst)
+    sub = engine_subscription(conn, cat, inst)
+    if plan is None or sub is None:
+        raise invalid(f"Plan {inst.plan_id} is not available")
+    intent = update_intent(params)
+    running = (plan.free_trial or {}) if inst.trial_ends_at and inst.trial_ends_at > now else None
+    check_update(
+        params.invoice_mode,
+        bool(running.get("card_required", True)) if running is not None else None,
+        str(running.get("on_end") or "bill") if running is not None else None,
+    )
+    result: dict[str, Any] = {
+        "params": params,
+        "cat": cat,
+        "customer": customer,
+        "entity": entity,
+        "inst": inst,
+        "instances": instances,
+        "now": now,
+        "plan": plan,
+        "sub": sub,
+        "intent": intent,
+        "due": InvoiceDraft(),
+        "next_cycle": None,
+        "ends_at": None,
+        "quantities": None,
+        "refund": None,
+        "no_billing": skips_billing(params),
+        "discounts": None,
+    }
+    prorate = params.proration_behavior != "none"
+    reset_anchor = params.billing_cycle_anchor == "now"  # (checked before the quote: check_anchor_now)
+    if intent in ("cancel_immediately", "cancel_end_of_cycle"):
+        if inst.status != "active":
+            raise invalid("Only an active plan can be cancelled")
+        cancel = quote_cancel(sub, now, intent == "cancel_immediately" or sub.period_end is None, prorate)
+        due = cancel.due_now
+        if params.refund_last_payment is not None:  # only with cancel_immediately (check_refund_request)
+            processor = processor_for(ctx.state, conn, customer.pk)
+            entity_id = entity.id if entity else None
+            due, refund = quote_refund(
+                conn, processor, customer.pk, entity_id, inst.plan_id, due, params.refund_last_payment
+            )
+            result.update(refund=refund)
+        if cancel.ends_at <= now:
+            # Ending now: its pending next-cycle prorations are settled on this last invoice.
+            due = plus_lines(
+                due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None)
+            )
+        result.update(due=due, ends_at=cancel.ends_at)
+    elif intent == "uncancel":
+        if inst.status != "active":
+            raise invalid("Only an active plan can be uncancelled")
+    elif intent == "update_quantity":
+        if inst.status == "scheduled":
+            raise invalid("A scheduled plan cannot be updated")
+        if params.license_quantities and params.feature_quantities:
+            raise invalid("license_quantities cannot be combined with feature_quantities in one update.")
+        seats = update_seats(conn, cat, plan, inst.pk, params)
+        plan = seats.plan
+        sub = dataclasses.replace(sub, plan=engine_plan(plan, cat))
+        result.update(plan=plan, sub=sub)
+        try:
+            quote = quote_quantity_change(
+                sub,
+                {**feature_quantities(params.feature_quantities), **seats.quantities},
+                now,
+                params.proration_behavior,
+            )
+        except BillingRuleError as exc:
+            raise rule_error(exc) from exc
+        next_cycle = quote.next_cycle
+        if next_cycle is not None:
+            # The renewal also takes the prorations already pending for this plan.
+            next_cycle = cycle_plus_lines(
+                next_cycle, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None)
+            )
+        result.update(due=quote.due_now, next_cycle=next_cycle, quantities=quote)
+    elif intent == "update_plan":
+        if inst.status != "active":
+            raise invalid("Only an active plan can be customized")
+        catalog_plan = cat.plans_by_pk.get(inst.plan_pk)
+        if catalog_plan is None:
+            raise invalid(f"Plan {inst.plan_id} is not available")
+        # Paid seats stay through a customization (its items replace the plan's, not the seats).
+        seats = update_seats(conn, cat, customized_plan(plan, params.customize), inst.pk, params)
+        custom = seats.plan
+        requested = {**feature_quantities(params.feature_quantities), **seats.quantities}
+        try:
+            switch = quote_upgrade(
+                dataclasses.replace(sub, plan=dataclasses.replace(sub.plan, id=f"{sub.plan.id}@previous")),
+                engine_plan(custom, cat),
+                now,
+                requested,
+                proration_behavior=params.proration_behavior or "prorate_immediately",
+                seat_usage=starting_seat_usage(conn, cat, customer.pk, custom, entity, inst.pk),
+                reset_anchor=reset_anchor,
+            )
+        except BillingRuleError as exc:
+            raise rule_error(exc) from exc
+        due = without_carried_usage(switch.due_now, f"{sub.plan.id}@previous", usage_carry(params))
+        due = _relabel(due, f"{sub.plan.id}@previous", sub.plan.id)
+        # The replaced version's pending next-cycle prorations are settled now, like its unused time.
+        due = plus_lines(due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None))
+        switch = dataclasses.replace(switch, due_now=due)
+        result.update(
+            due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom, seats=seats
+        )
+    # Coupons (discounts.py): the subscription's own, then the request's, on what the change bills now
+    # and its next cycle; they stay on the instance the change leaves.
+    if params.discounts and result["no_billing"]:
+        raise invalid("discounts cannot be used with no_billing_changes: nothing is billed")
+    removed = removed_rewards(params.discounts, params.remove_discounts, result["no_billing"])
+    coupons = running_discounts(conn, inst.pk) if inst.status == "active" else []
+    named = resolve_discounts(ctx, conn, params.discounts, result["due"].currency)
+    if coupons or named:
+        discounted = discount_change(
+            result["due"], result["next_cycle"], coupons, named, not result["no_billing"], removed
+        )
+        result.update(due=discounted.due, next_cycle=discounted.next_cycle, discounts=discounted)
+    if result["no_billing"]:  # the change as quoted, with nothing billed for it (no_billing.py)
+        result.update(due=nothing_due(result["due"]))
+    return result
+
+
+def _relabel(draft: InvoiceDraft, old_id: str, new_id: str) -> InvoiceDraft:
+    """Lines of the outgoing version of a customized plan carry the plan's own id."""
+    return InvoiceDraft(
+        tuple(
+            dataclasses.replace(line, plan_id=new_id) if line.plan_id == old_id else line
+            for line in draft.lines
+        ),
+        draft.currency,
+    )

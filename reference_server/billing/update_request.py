@@ -1,0 +1,100 @@
+"""What a ``billing.update`` (or its preview) asks for, and the checks on the request before and after
+it is quoted: its intent, a checkout (``redirect_mode: "always"``), ``billing_cycle_anchor: "now"``,
+the usages a customization carries over."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from autumn_sdk._generated.models import AttachCarryOverBalances
+from reference_server.billing.convert import engine_subscription, is_customized
+from reference_server.billing.payment_collection import rule_error
+from reference_server.billing.resolve import UpdateRequest
+from reference_server.engine.billing import BillingRuleError
+from reference_server.engine.billing.cycle_reset import check_cycle_reset
+from reference_server.errors import ApiError, invalid
+from reference_server.service.subscriptions import Instance
+from reference_server.store.catalog import Catalog
+
+
+def update_intent(params: UpdateRequest) -> str:
+    action = params.cancel_action
+    if action in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
+        return str(action)
+    customized = is_customized(params.customize)
+    if params.feature_quantities or (params.license_quantities and not customized):
+        return "update_quantity"
+    if customized:
+        return "update_plan"
+    return "none"
+
+
+CHECKOUT_TYPE = "autumn_checkout"
+"""An update sent through checkout (``redirect_mode: "always"``) is confirmed on the checkout page,
+with the saved card or a new one (Autumn's update uses its own checkout page for it, never Stripe's)."""
+
+
+def check_update_redirect(params: UpdateRequest) -> None:
+    """``redirect_mode: "always"`` sends the change to a checkout page, as Autumn's update does; like
+    Autumn, it is refused for a cancel or an uncancel and for an update that changes nothing.
+    (``never`` and ``if_required`` are the same for an update, in Autumn as here: the change is charged
+    at once, and a charge that needs the customer answers a payment link with ``required_action``.)"""
+    if params.redirect_mode != "always":
+        return
+    intent = update_intent(params)
+    if intent in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
+        raise invalid("Autumn checkout does not support cancel or uncancel updates", "invalid_request")
+    if intent == "none":
+        raise invalid(
+            "Cannot create checkout when no billing changes will happen in this update", "invalid_request"
+        )
+
+
+def check_checkout_quantities(q: dict[str, Any]) -> None:
+    """A checkout for a quantity update that leaves every quantity as it is would sell nothing."""
+    quote = q["quantities"]
+    always = q["params"].redirect_mode == "always"
+    if always and quote is not None and not any(quote.balance_deltas.values()):
+        raise invalid(
+            "Cannot create checkout when quantities are not updated or adjustable", "invalid_request"
+        )
+
+
+def usage_carry(params: UpdateRequest) -> AttachCarryOverBalances:
+    """``carry_over_usages`` of an update that replaces the plan's items (``customize``): unlike an attach,
+    Autumn carries every consumable feature's usage when the field is left out; ``enabled: false``
+    carries none, ``feature_ids`` only those.  Usage of continuous features (seats in use) always stays."""
+    return params.carry_over_usages or AttachCarryOverBalances(enabled=True)
+
+
+def check_anchor_now(conn: Connection, cat: Catalog, inst: Instance, params: UpdateRequest, now: int) -> None:
+    """``billing_cycle_anchor: "now"``: a customization (``customize``) of a plan with a recurring price
+    restarts the subscription's cycle at the request, crediting the unused time and charging a whole new
+    period. As Autumn, it is 400 for a one-off plan and during a free trial; on a free plan, with a
+    cancel or with an update of quantities only (or of nothing) it is refused here rather than
+    silently ignored. One check for every plan, free or paid, before the update is quoted."""
+    if params.billing_cycle_anchor != "now":
+        return
+    sub = engine_subscription(conn, cat, inst)
+    if sub is None:
+        raise invalid(f"Plan {inst.plan_id} is not available")
+    intent = update_intent(params)
+    if not sub.plan.is_free:
+        try:
+            check_cycle_reset(sub.plan, sub.trialing_at(now))
+        except BillingRuleError as exc:
+            raise rule_error(exc) from exc
+    if intent != "update_plan" or sub.plan.is_free:
+        raise _cycle_reset_unsupported()
+
+
+def _cycle_reset_unsupported() -> ApiError:
+    return ApiError(
+        400,
+        "unsupported_field",
+        "billing_cycle_anchor 'now' on a free plan, or without a customize change (a cancel, or an update "
+        "of quantities only) is part of Autumn's API but the reference server does not support it yet; "
+        "leave it out (see the README's list of unsupported fields)",
+    )
