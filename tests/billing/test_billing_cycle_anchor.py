@@ -102,9 +102,7 @@ def test_a_customization_with_now_restarts_the_subscription_cycle(api: Api) -> N
     api.clock.advance(10 * DAY)
     kept = api("billing.preview_update", customer_id="u1", plan_id="pro", customize=MORE_MESSAGES)
     assert kept["total"] == 0  # the same price to the same anchor: credit and charge cancel out
-    preview = api(
-        "billing.preview_update", customer_id="u1", plan_id="pro", customize=MORE_MESSAGES, **RESET
-    )
+    preview = api("billing.preview_update", customer_id="u1", plan_id="pro", customize=MORE_MESSAGES, **RESET)
     assert preview["total"] == 6.67  # -$13.33 unused, +$20 for a whole month from now
     renewal_at = ms(2026, 5, 11)
     assert preview["next_cycle"]["starts_at"] == renewal_at
