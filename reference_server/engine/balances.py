@@ -10,7 +10,7 @@ from autumn_sdk._generated.json_types import (
     CustomerFlagJson,
     FeatureJson,
 )
-from reference_server.engine.entitlements import Feature, Source, num, r10
+from reference_server.engine.entitlements import Feature, Source, markups_set, num, r10
 
 
 def feature_json(f: Feature) -> FeatureJson:
@@ -28,13 +28,13 @@ def feature_json(f: Feature) -> FeatureJson:
     }
     if f.display:
         out["display"] = f.display
-    markups = f.markups or {}  # AI credit systems: only the markups that are set, as Autumn answers them
-    if (default_markup := markups.get("default_markup")) is not None:
-        out["default_markup"] = default_markup
-    if (provider_markups := markups.get("provider_markups")) is not None:
-        out["provider_markups"] = provider_markups
-    if (model_markups := markups.get("model_markups")) is not None:
-        out["model_markups"] = model_markups
+    markups = markups_set(f.markups)  # AI credit systems: only those set, as Autumn answers them
+    if "default_markup" in markups:
+        out["default_markup"] = markups["default_markup"]
+    if "provider_markups" in markups:
+        out["provider_markups"] = markups["provider_markups"]
+    if "model_markups" in markups:
+        out["model_markups"] = markups["model_markups"]
     return out
 
 

@@ -25,6 +25,20 @@ class FeatureMarkups(TypedDict, total=False):
     model_markups: dict[str, CreateFeatureModelMarkupJson]
 
 
+def markups_set(markups: FeatureMarkups | None) -> FeatureMarkups:
+    """An AI credit system's markups that are set (not null): what is stored and answered."""
+    out: FeatureMarkups = {}
+    if markups is None:
+        return out
+    if (default_markup := markups.get("default_markup")) is not None:
+        out["default_markup"] = default_markup
+    if (provider_markups := markups.get("provider_markups")) is not None:
+        out["provider_markups"] = provider_markups
+    if (model_markups := markups.get("model_markups")) is not None:
+        out["model_markups"] = model_markups
+    return out
+
+
 def r10(x: float) -> float:
     """Round to 10 decimal places, as Autumn does, so 100 - 23.47 reads 76.53."""
     v = round(x, 10)

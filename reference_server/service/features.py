@@ -26,7 +26,7 @@ from autumn_sdk._generated.models import (
     UpdateFeatureParams,
 )
 from reference_server.engine.balances import feature_json
-from reference_server.engine.entitlements import Feature, FeatureMarkups, FeatureType
+from reference_server.engine.entitlements import Feature, FeatureMarkups, FeatureType, markups_set
 from reference_server.errors import ApiError, feature_not_found, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.extra_fields import extra_field
@@ -39,7 +39,6 @@ RESET_INTERVALS = ("one_off", "minute", "hour", "day", "week", "month", "quarter
 
 
 FEATURE_TYPES = ("boolean", "metered", "credit_system", "ai_credit_system")
-MARKUP_FIELDS = ("default_markup", "provider_markups", "model_markups")
 
 
 def _model_markup(markup: CreateFeatureModelMarkup) -> CreateFeatureModelMarkupJson:
@@ -77,14 +76,7 @@ def _markups(
         if given:
             raise invalid(f"{given[0]}: only ai_credit_system features take markups", "invalid_feature")
         return None
-    values: FeatureMarkups = {}
-    if (default_markup := markups.get("default_markup")) is not None:
-        values["default_markup"] = default_markup
-    if (provider_markups := markups.get("provider_markups")) is not None:
-        values["provider_markups"] = provider_markups
-    if (model_markups := markups.get("model_markups")) is not None:
-        values["model_markups"] = model_markups
-    return values or None
+    return markups_set(markups) or None
 
 
 class _StoredFeature(TypedDict):
