@@ -27,6 +27,7 @@ from reference_server.billing.customer_lock import customer_lock
 from reference_server.billing.discounts import (
     DiscountedChange,
     discount_change,
+    refuse_unbilled,
     removed_rewards,
     resolve_discounts,
     running_discounts,
@@ -227,10 +228,7 @@ def prepare_attach(
     # request's are added; they discount what it bills now and its next cycle.
     replaces_now = quote.kind in (ChangeKind.UPGRADE, ChangeKind.SAME) and not quote.scheduled
     running = running_discounts(conn, current.pk) if current is not None and replaces_now else []
-    if params.discounts and no_billing:
-        raise ApiError(
-            400, "invalid_request", "discounts cannot be used with no_billing_changes: nothing is billed"
-        )
+    refuse_unbilled(params.discounts, no_billing)
     removed = removed_rewards(params.discounts, params.remove_discounts, no_billing)
     named = resolve_discounts(ctx, conn, params.discounts, quote.due_now.currency)
     # A plan that follows the current one at its end (a downgrade, a later start) takes its coupons then

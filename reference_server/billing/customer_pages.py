@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachParams, OpenCustomerPortalParams, SetupPaymentParams
 from reference_server.billing.checkout_session_params import check_checkout_session_params
-from reference_server.billing.discounts import resolve_discounts
+from reference_server.billing.discounts import refuse_unbilled, resolve_discounts
 from reference_server.billing.free_trial_shorthand import fold_free_trial
 from reference_server.billing.license_seats import attach_seats
 from reference_server.billing.no_billing import skips_billing
@@ -78,8 +78,7 @@ def setup_payment(ctx: Ctx, params: SetupPaymentParams) -> dict[str, Any]:
         if params.discounts:  # checked now (400 for what is not a coupon), applied by the attach
             if not params.plan_id:
                 raise invalid("discounts: only with plan_id (the plan attached once set up)")
-            if skips_billing(params):
-                raise invalid("discounts cannot be used with no_billing_changes: nothing is billed")
+            refuse_unbilled(params.discounts, skips_billing(params))
             resolve_discounts(ctx, conn, params.discounts, DEFAULT_CURRENCY)
         if params.remove_plan_ids:
             if not params.plan_id:

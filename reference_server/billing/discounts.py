@@ -187,6 +187,13 @@ def discount_draft(
     return out, after, taken
 
 
+def refuse_unbilled(discounts: Sequence[AttachDiscount] | None, no_billing: bool) -> None:
+    """400 ``invalid_request`` for ``discounts`` beside ``no_billing_changes``: a coupon discounts what
+    is billed, and nothing is."""
+    if discounts and no_billing:
+        raise _refuse("discounts cannot be used with no_billing_changes: nothing is billed")
+
+
 def removed_rewards(
     discounts: Sequence[AttachDiscount] | None,
     remove: Sequence[AttachRemoveDiscount] | None,

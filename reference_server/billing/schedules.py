@@ -23,6 +23,7 @@ from autumn_sdk._generated.models import (
 )
 from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.convert import customized_plan, engine_plan, feature_quantities, is_customized
+from reference_server.billing.discounts import refuse_unbilled
 from reference_server.billing.multi_attach import multi_attach_in
 from reference_server.billing.no_billing import check_no_billing, skips_billing
 from reference_server.billing.payment_collection import rule_error
@@ -345,8 +346,7 @@ def create_schedule_in(
         for entry in phases[0].plans
     ]
     _check_anchor_now(conn, cat, customer, params, opening)
-    if params.discounts and skips_billing(params):
-        raise invalid("discounts cannot be used with no_billing_changes: nothing is billed")
+    refuse_unbilled(params.discounts, skips_billing(params))
     later = _resolve_later(cat, phases, starts, opening, fallback)
     unscheduled = _check_unscheduled(conn, cat, customer, params, later)
     keys = {

@@ -18,6 +18,7 @@ from reference_server.billing.convert import (
 )
 from reference_server.billing.discounts import (
     discount_change,
+    refuse_unbilled,
     removed_rewards,
     resolve_discounts,
     running_discounts,
@@ -156,8 +157,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         )
     # Coupons (discounts.py): the subscription's own, then the request's, on what the change bills now
     # and its next cycle; they stay on the instance the change leaves.
-    if params.discounts and result["no_billing"]:
-        raise invalid("discounts cannot be used with no_billing_changes: nothing is billed")
+    refuse_unbilled(params.discounts, result["no_billing"])
     removed = removed_rewards(params.discounts, params.remove_discounts, result["no_billing"])
     coupons = running_discounts(conn, inst.pk) if inst.status == "active" else []
     named = resolve_discounts(ctx, conn, params.discounts, result["due"].currency)
