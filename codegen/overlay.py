@@ -112,13 +112,26 @@ INVOICE_ANSWER_ADDITIONS: tuple[tuple[str, dict[str, Any], str], ...] = (
 """Keys an invoice answers beyond Autumn's schemas (present only on an invoice-mode invoice): name,
 schema, why."""
 
+CHANGE_INVOICE_ANSWERS = (
+    # reference_server/store/invoices.py InvoiceRecord.to_api: the ``invoice`` a billing change answers
+    # (charged, or invoice mode's invoice) is the same record, with the same net terms.
+    "/v1/billing.attach",
+    "/v1/billing.update",
+    "/v1/billing.multi_attach",
+    "/v1/billing.multi_update",
+    "/v1/billing.create_schedule",
+)
+"""The operations whose answer's ``invoice`` (Autumn's AttachInvoice, without the keys of
+:data:`INVOICE_KEYS`) also gains :data:`INVOICE_ANSWER_ADDITIONS`."""
+
 
 def apply_answer_additions(data: dict[str, Any]) -> None:
     """Add :data:`PLAN_ITEM_ANSWER_KEYS` to every plan item, :data:`FREE_TRIAL_ANSWER_ADDITIONS` to
     every plan free trial and :data:`INVOICE_ANSWER_ADDITIONS` to every invoice that the document
     answers or sends in a webhook: each object schema with :data:`PLAN_ITEM_KEYS`,
     :data:`FREE_TRIAL_KEYS` or :data:`INVOICE_KEYS`, neither in a request body nor in a
-    ``customize`` (which the server answers as it was sent). A key already there is left as it is."""
+    ``customize`` (which the server answers as it was sent), and the ``invoice`` of the answers of
+    :data:`CHANGE_INVOICE_ANSWERS`. A key already there is left as it is."""
     request_item = _at(data, _body("/v1/plans.create", "properties", "items", "items", "properties"))
     item_additions = {
         name: request_item[name]
@@ -144,6 +157,11 @@ def apply_answer_additions(data: dict[str, Any]) -> None:
         )
         for name, schema in additions.items():
             properties.setdefault(name, copy.deepcopy(schema))
+    for path in CHANGE_INVOICE_ANSWERS:
+        invoice = _at(data, (*_answer(path), "invoice", "properties"))
+        if isinstance(invoice, dict):
+            for name, schema in invoice_additions.items():
+                invoice.setdefault(name, copy.deepcopy(schema))
 
 
 def _answer_objects(node: Any, *, skip_requests: bool) -> list[dict[str, Any]]:

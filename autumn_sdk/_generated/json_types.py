@@ -31,6 +31,8 @@ class AttachInvoiceJson(TypedDict):
     total: int | float
     currency: str
     hosted_invoice_url: str | None
+    net_terms_days: NotRequired[int]
+    due_at: NotRequired[int | float | None]
 
 
 class AttachRequiredActionJson(TypedDict):

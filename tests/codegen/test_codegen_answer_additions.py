@@ -140,3 +140,27 @@ def test_answers_gain_the_fields_their_operations_answer_beyond_the_spec() -> No
     assert "now" in json_types.AdvanceTestClockResponseJson.__optional_keys__
     party = json_types.RedeemReferralCodeReferrerJson.__required_keys__
     assert party == {"id", "name", "email", "created_at"}
+
+
+def test_a_billing_change_answers_its_invoice_with_net_terms() -> None:
+    change_invoice = {"type": "object", "properties": {k: {} for k in ("stripe_id", "status", "total")}}
+    answer = _json({"type": "object", "properties": {"invoice": change_invoice}})
+    auto_topup = {"type": "object", "properties": {k: {} for k in ("stripe_id", "status", "total")}}
+    data: dict[str, Any] = {
+        "paths": {"/v1/billing.attach": {"post": {"responses": {"200": answer}}}},
+        "components": {},
+        "webhooks": {
+            "balances.auto_topup": {"post": {"requestBody": _json({"properties": {"i": auto_topup}})}}
+        },
+    }
+    apply_answer_additions(data)
+    assert set(change_invoice["properties"]) >= {"net_terms_days", "due_at"}
+    assert "net_terms_days" not in auto_topup["properties"]  # (the top-up webhook's invoice has none)
+
+    from autumn_sdk._generated import json_types
+
+    assert {"net_terms_days", "due_at"} <= json_types.AttachInvoiceJson.__optional_keys__
+    assert (
+        json_types.CreateScheduleResponseJson.__annotations__["invoice"]
+        == (json_types.AttachResponseJson.__annotations__["invoice"])
+    )

@@ -1069,6 +1069,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "AttachCustomizeUpsertLicense": frozenset({"included", "metadata", "prepaid_only"}),
     "AttachCustomizeUpsertLicenseCustomize": frozenset({"add_items", "remove_items"}),
     "AttachDiscount": frozenset({"promotion_code", "reward_id"}),
+    "AttachInvoice": frozenset({"net_terms_days"}),
     "AttachInvoiceMode": frozenset(
         {"enable_plan_immediately", "finalize", "invoice_template_id", "net_terms_days"}
     ),

@@ -80,6 +80,10 @@ class AttachInvoice(AutumnModel):
     hosted_invoice_url: str | None = Field(
         ..., description="URL to the hosted invoice page where the customer can view and pay the invoice."
     )
+    net_terms_days: int | None = Field(None, description="Days the invoice is due after it is finalized.")
+    due_at: int | float | None = Field(
+        None, description="When the invoice is due, epoch milliseconds (null while a draft)."
+    )
 
 
 class AttachInvoiceMode(AutumnModel):
