@@ -102,25 +102,19 @@ def resolve_discounts(
     """The coupons the request's ``discounts`` name, in order, each once (400 for what is not one)."""
     if not discounts:
         return []
-    rows = rewards_repo.all_rewards(conn, ctx.tenant)
     chosen: list[CouponTerms] = []
     for given in discounts:
         code: str | None = None
         if given.reward_id:
-            row = next((r for r in rows if r.id == given.reward_id), None)
+            row = rewards_repo.find_reward(conn, ctx.tenant, given.reward_id)
             if row is None:
                 raise _refuse(f"No coupon reward with id {given.reward_id} to apply as a discount")
         elif given.promotion_code:
             code = given.promotion_code
-            found = [
-                (r, p)
-                for r in rows
-                for p in r.promo_codes or []
-                if str(p.get("code", "")).upper() == code.upper()
-            ]
-            if not found:
+            found = rewards_repo.reward_by_promo_code(conn, ctx.tenant, code)
+            if found is None:
                 raise _refuse(f"No reward has the promotion code {code}")
-            row, promo = found[0]
+            row, promo = found
             limit = promo.get("global_max_redemption")
             if limit is not None and rewards_repo.promo_redemptions(conn, row.pk, code) >= int(limit):
                 raise _refuse(f"Promotion code {code} has reached its maximum number of redemptions")

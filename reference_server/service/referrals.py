@@ -234,15 +234,10 @@ def redeem_reward(ctx: Ctx, params: RedeemRewardCodeParams) -> RedeemRewardCodeR
     with ctx.db.write() as conn:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer, now = require_customer(ctx, conn, cat, params.customer_id, lock=True)
-        rows = rewards_repo.all_rewards(conn, ctx.tenant)
-        match = None
-        promo: dict[str, Any] = {}
-        for r in rows:
-            for p in r.promo_codes or []:
-                if str(p.get("code", "")).upper() == code.upper():
-                    match, promo = r, p
-        if match is None:
+        found = rewards_repo.reward_by_promo_code(conn, ctx.tenant, code)
+        if found is None:
             raise ApiError(404, "reward_not_found", f"Reward with code {code} not found")
+        match, promo = found
         coupon = match.type in COUPON_TYPES
         if not coupon and (match.type != "feature_grant" or not match.grants):
             raise ApiError(400, "invalid_reward", f"Reward {match.id} does not grant features")

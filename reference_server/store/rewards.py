@@ -227,13 +227,20 @@ def insert_redemption(conn: Connection, tenant: Tenant, values: dict[str, Any]) 
     conn.execute(insert(redemptions).values(org_pk=tenant.org_pk, env=tenant.env, **values))
 
 
-def all_rewards(conn: Connection, tenant: Tenant) -> list[Row[Any]]:
-    """Every reward of the env, in no particular order."""
-    return list(
-        conn.execute(
-            select(rewards).where(rewards.c.org_pk == tenant.org_pk, rewards.c.env == tenant.env)
-        ).all()
-    )
+def reward_by_promo_code(
+    conn: Connection, tenant: Tenant, code: str
+) -> tuple[Row[Any], dict[str, Any]] | None:
+    """The env's reward with the promo code ``code`` (any case) and that promo code's entry, or None.
+    A code is unique across the env's rewards whatever its case (``service.rewards`` refuses a second)."""
+    folded = code.upper()
+    rows = conn.execute(
+        select(rewards).where(rewards.c.org_pk == tenant.org_pk, rewards.c.env == tenant.env)
+    ).all()
+    for row in rows:
+        for promo in row.promo_codes or []:
+            if str(promo.get("code", "")).upper() == folded:
+                return row, dict(promo)
+    return None
 
 
 def promo_redemptions(conn: Connection, reward_pk: int, code: str) -> int:
