@@ -28,7 +28,7 @@ from autumn_sdk._generated.models import AttachDiscount, AttachRemoveDiscount
 from reference_server.engine.billing import AttachQuote, InvoiceDraft, NextCycle
 from reference_server.engine.billing.discounts import AppliedCoupon, Coupon, CouponKind, apply_coupons
 from reference_server.engine.billing.money import major_to_minor, minor_to_major, to_decimal
-from reference_server.errors import ApiError
+from reference_server.errors import invalid
 from reference_server.service.context import Ctx
 from reference_server.store import rewards as rewards_repo
 from reference_server.store import subscription_discounts as discounts_repo
@@ -92,10 +92,6 @@ def _periods(duration_type: str, length: int | None) -> int | None:
     return 1
 
 
-def _refuse(message: str) -> ApiError:
-    return ApiError(400, "invalid_request", message)
-
-
 def resolve_discounts(
     ctx: Ctx, conn: Connection, discounts: Sequence[AttachDiscount] | None, currency: str
 ) -> list[CouponTerms]:
@@ -108,20 +104,20 @@ def resolve_discounts(
         if given.reward_id:
             row = rewards_repo.find_reward(conn, ctx.tenant, given.reward_id)
             if row is None:
-                raise _refuse(f"No coupon reward with id {given.reward_id} to apply as a discount")
+                raise invalid(f"No coupon reward with id {given.reward_id} to apply as a discount")
         elif given.promotion_code:
             code = given.promotion_code
             found = rewards_repo.reward_by_promo_code(conn, ctx.tenant, code)
             if found is None:
-                raise _refuse(f"No reward has the promotion code {code}")
+                raise invalid(f"No reward has the promotion code {code}")
             row, promo = found
             limit = promo.get("global_max_redemption")
             if limit is not None and rewards_repo.promo_redemptions(conn, row.pk, code) >= int(limit):
-                raise _refuse(f"Promotion code {code} has reached its maximum number of redemptions")
+                raise invalid(f"Promotion code {code} has reached its maximum number of redemptions")
         else:
-            raise _refuse("discounts: each discount needs a reward_id or a promotion_code")
+            raise invalid("discounts: each discount needs a reward_id or a promotion_code")
         if row.type not in {kind.value for kind in CouponKind}:
-            raise _refuse(
+            raise invalid(
                 f"Reward {row.id} is a feature grant, not a coupon: it cannot be applied as a discount"
                 " (redeem its promo code with referrals.redeem instead)"
             )
@@ -185,7 +181,7 @@ def refuse_unbilled(discounts: Sequence[AttachDiscount] | None, no_billing: bool
     """400 ``invalid_request`` for ``discounts`` beside ``no_billing_changes``: a coupon discounts what
     is billed, and nothing is."""
     if discounts and no_billing:
-        raise _refuse("discounts cannot be used with no_billing_changes: nothing is billed")
+        raise invalid("discounts cannot be used with no_billing_changes: nothing is billed")
 
 
 def removed_rewards(
@@ -199,9 +195,9 @@ def removed_rewards(
     if not removed:
         return removed
     if no_billing:
-        raise _refuse("remove_discounts cannot be used with no_billing_changes: nothing is billed")
+        raise invalid("remove_discounts cannot be used with no_billing_changes: nothing is billed")
     if any(d.reward_id in removed for d in discounts or []):
-        raise _refuse("discounts and remove_discounts name the same reward")
+        raise invalid("discounts and remove_discounts name the same reward")
     return removed
 
 
