@@ -8,7 +8,10 @@ Kinds:
 * ``handler``: ``autumn_handlers.starlette.autumn_app`` mounted at ``/api/autumn``, talking to the
   reference server at ``--autumn-url``, identifying every caller as customer ``c<n>``;
 * ``sdk``: a Starlette endpoint at the same path that calls ``AsyncAutumn.customers.get_or_create``
-  directly (what the handler does, minus the handler).
+  directly (what the handler does, minus the handler);
+* ``answer``: a bare Starlette POST endpoint at ``/v1/customers.list`` that answers the JSON of
+  ``--answer-file`` (decoded once at start), encoding it on every request with the server's encoder
+  (pydantic-core's ``to_json``): the floor of any server sending that answer on this stack.
 
 Every kind runs on the HTTP stack ``autumn-server`` runs by default (``--http httptools --loop uvloop``,
 falling back to ``h11``/``asyncio`` when not installed), so ratios compare like with like; ``--http h11
@@ -94,7 +97,20 @@ def sdk_app(autumn_url: str, customers: int) -> Starlette:
     return Starlette(routes=[Route("/api/autumn/getOrCreateCustomer", get_or_create, methods=["POST"])])
 
 
-def build(kind: str, database_url: str, autumn_url: str, customers: int) -> Any:
+def answer_app(path: str) -> Starlette:
+    from pydantic_core import to_json
+
+    with open(path, "rb") as f:
+        answer = json.load(f)
+
+    async def answer_it(request: Request) -> Response:
+        await request.body()
+        return Response(to_json(answer), media_type="application/json")
+
+    return Starlette(routes=[Route("/v1/customers.list", answer_it, methods=["POST"])])
+
+
+def build(kind: str, database_url: str, autumn_url: str, customers: int, answer_file: str = "") -> Any:
     if kind == "baseline":
         return baseline_app()
     if kind == "server":
@@ -105,16 +121,19 @@ def build(kind: str, database_url: str, autumn_url: str, customers: int) -> Any:
         return handler_app(autumn_url, customers)
     if kind == "sdk":
         return sdk_app(autumn_url, customers)
+    if kind == "answer":
+        return answer_app(answer_file)
     raise SystemExit(f"unknown kind {kind!r}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.serve")
-    p.add_argument("kind", choices=("baseline", "server", "handler", "sdk"))
+    p.add_argument("kind", choices=("baseline", "server", "handler", "sdk", "answer"))
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--database-url", default="")
     p.add_argument("--autumn-url", default="")
     p.add_argument("--customers", type=int, default=200, help="handler/sdk: identify callers as c0..c<n-1>")
+    p.add_argument("--answer-file", default="", help="answer: the JSON answer it sends")
     p.add_argument(
         "--http", choices=("httptools", "h11"), default="httptools", help="as autumn-server's --http"
     )
@@ -123,7 +142,7 @@ def main() -> None:
     )
     p.add_argument("--reuse-port", action="store_true")
     args = p.parse_args()
-    app = build(args.kind, args.database_url, args.autumn_url, args.customers)
+    app = build(args.kind, args.database_url, args.autumn_url, args.customers, args.answer_file)
     stack = server_stack(args.http, args.loop)  # what autumn-server would run (h11/asyncio if not installed)
     for fallback in stack.fallbacks:
         print(f"bench.serve {args.kind}: {fallback}", file=sys.stderr, flush=True)
