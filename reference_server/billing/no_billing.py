@@ -22,35 +22,68 @@ invoice lines (``custom_line_items``) and a refund (``refund_last_payment``, as 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Literal, Protocol
 
+from autumn_sdk._generated.models import (
+    AttachInvoiceMode,
+    AttachParams,
+    PreviewAttachParams,
+    PreviewUpdateParams,
+    UpdateSubscriptionParams,
+)
 from reference_server.billing.invoice_mode import enabled_mode
 from reference_server.engine.billing import AttachQuote
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.errors import invalid
 
 
-def skips_billing(params: Any) -> bool:
+class NoBillingFlag(Protocol):
+    """A request that takes ``no_billing_changes`` (every billing request model, setup_payment's too)."""
+
+    @property
+    def no_billing_changes(self) -> bool | None: ...
+
+
+class BillingRequest(NoBillingFlag, Protocol):
+    """The billing options shared by the requests :func:`check_no_billing` checks (attach, update, their
+    previews, create_schedule); the options only some of them have are read per model."""
+
+    @property
+    def invoice_mode(self) -> AttachInvoiceMode | None: ...
+
+    @property
+    def redirect_mode(self) -> Literal["always", "if_required", "never"] | None: ...
+
+
+def skips_billing(params: NoBillingFlag) -> bool:
     """Whether the request sets ``no_billing_changes: true``."""
-    return getattr(params, "no_billing_changes", None) is True
+    return params.no_billing_changes is True
 
 
-def _conflicts(params: Any) -> list[str]:
+def _conflicts(params: BillingRequest) -> list[str]:
     asked: list[str] = []
-    if enabled_mode(getattr(params, "invoice_mode", None)) is not None:
+    if enabled_mode(params.invoice_mode) is not None:
         asked.append("invoice_mode")
-    if getattr(params, "redirect_mode", None) == "always":
+    if params.redirect_mode == "always":
         asked.append("redirect_mode 'always'")
-    if getattr(params, "long_lived_checkout", None):
+    if isinstance(params, AttachParams | PreviewAttachParams) and params.long_lived_checkout:
         asked.append("long_lived_checkout")
-    if getattr(params, "custom_line_items", None):
+    if (
+        isinstance(
+            params, AttachParams | PreviewAttachParams | UpdateSubscriptionParams | PreviewUpdateParams
+        )
+        and params.custom_line_items
+    ):
         asked.append("custom_line_items")
-    if getattr(params, "refund_last_payment", None) is not None:
+    if (
+        isinstance(params, UpdateSubscriptionParams | PreviewUpdateParams)
+        and params.refund_last_payment is not None
+    ):
         asked.append("refund_last_payment")
     return asked
 
 
-def check_no_billing(params: Any) -> None:
+def check_no_billing(params: BillingRequest) -> None:
     """Refuse ``no_billing_changes`` beside an option that asks for the billing it skips."""
     if not skips_billing(params):
         return
