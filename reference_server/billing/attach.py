@@ -209,7 +209,8 @@ def prepare_attach(
         trial = None
     if current is not None and quote.kind in (ChangeKind.UPGRADE, ChangeKind.SAME):
         pending = pending_lines(conn, customer.pk, current.plan_id, entity.id if entity else None)
-        if quote.kind is ChangeKind.UPGRADE:
+        carried = no_billing and not plan.is_free  # to the replacing plan's next invoice (no_billing.py)
+        if quote.kind is ChangeKind.UPGRADE and not carried:
             # The outgoing plan's pending next-cycle prorations are settled on the switch's invoice
             # (its last invoice), never left behind; apply_attach removes them from the draft.
             due = plus_lines(quote.due_now, pending)

@@ -11,8 +11,15 @@ synced for it (:func:`.plan_changes.emit_billing_updated` with ``sync_processor=
 What Autumn leaves to Stripe this server does itself, so what comes later follows the server's records:
 the next renewal bills the plans the customer then has, a plan scheduled by the change is billed when
 it starts, and the Stripe mirror shows the change with the customer's next synced billing change (its
-renewal at the latest). Prorations already waiting for a replaced plan's next invoice stay where they
-are (nothing is settled).
+renewal at the latest).
+
+Lines already waiting for the next invoice of a plan the change ends (``*_next_cycle`` prorations,
+:mod:`reference_server.store.pending_lines`) were owed before the change; they are never left waiting
+for a plan the customer no longer has.  An upgrade hands them to the plan replacing it: its next invoice
+(its first renewal, as the preview's ``next_cycle`` shows) takes them, as Stripe's next invoice of the
+subscription Autumn leaves running would.  A plan that ends with nothing replacing it (an immediate
+cancel, or an upgrade to a plan without a price) has no invoice to come: they are dropped with it, the
+same as the credit for its unused time, since its final invoice is the billing step the flag skips.
 
 Options that ask for a billing step are refused with it (400 ``invalid_request``): an invoice
 (``invoice_mode``), a checkout (``redirect_mode: "always"``, ``long_lived_checkout``), the caller's own

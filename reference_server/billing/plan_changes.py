@@ -37,7 +37,7 @@ from reference_server.store import instance_billing
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.customer_lookup import CustomerRef, customer_owner
 from reference_server.store.customers import has_trial_record, insert_trial_record, trial_used_by_fingerprint
-from reference_server.store.pending_lines import take_pending_lines
+from reference_server.store.pending_lines import carry_pending_lines, take_pending_lines
 from reference_server.store.plan_instances import (
     consumable_sources,
     instance_row,
@@ -319,10 +319,13 @@ def apply_attach(
     carried: ExpiredState | None = None
     leftovers: dict[str, tuple[float, float]] = {}
     if quote.kind is ChangeKind.UPGRADE and current is not None:
-        if not state.no_billing:
-            # Its pending next-cycle prorations went on the switch's invoice (attach.prepare_attach).
-            entity_id = state.entity.id if state.entity else None
+        entity_id = state.entity.id if state.entity else None
+        if not state.no_billing or plan.is_free:
+            # Its pending next-cycle prorations went on the switch's invoice (attach.prepare_attach);
+            # without billing, into a plan with no invoice to come, they are dropped (no_billing.py).
             take_pending_lines(conn, state.customer.pk, current.plan_id, entity_id)
+        else:  # without billing: the next invoice of the plan replacing it takes them (no_billing.py)
+            carry_pending_lines(conn, state.customer.pk, current.plan_id, plan.id, entity_id)
         leftovers = consumable_leftovers(conn, current.pk)
         carried = expire_active(conn, current.pk, now, changes)
     if not plan.add_on and not plan.is_one_off:

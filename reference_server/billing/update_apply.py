@@ -167,8 +167,9 @@ def apply_update(
     entity_pk = entity.pk if entity else None
     kept_on: int = inst.pk  # the instance the change leaves, where its coupons stay
     if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
-        if not no_billing:
-            take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
+        # Its pending next-cycle prorations are settled on this last invoice; without billing there is
+        # none, and no later invoice of the plan: they are dropped with it (no_billing.py).
+        take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)
         if q["refund"] is not None:
             make_refund(conn, processor_for(ctx.state, conn, customer.pk), customer.pk, q["refund"], now)
         set_canceled_at(conn, inst.pk, now)

@@ -2,12 +2,13 @@
 prorations).
 
 They wait as a ``draft`` invoice (reason :data:`PENDING_REASON`) of the plan until
-:func:`take_pending_lines` moves them onto the renewal or final invoice of that plan.
+:func:`take_pending_lines` moves them onto the renewal or final invoice of that plan, or
+:func:`carry_pending_lines` hands them to the plan that replaced it without billing (``no_billing_changes``).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
 
 from reference_server.engine.billing.invoice import InvoiceDraft, LineItem
 from reference_server.store.invoice_lines import line_items_of
@@ -52,9 +53,19 @@ def take_pending_lines(
     return _pending(conn, customer_pk, plan_id, entity_id, take=True)
 
 
-def _pending(
-    conn: Connection, customer_pk: int, plan_id: str, entity_id: str | None, take: bool
-) -> tuple[LineItem, ...]:
+def carry_pending_lines(
+    conn: Connection, customer_pk: int, from_plan_id: str, to_plan_id: str, entity_id: str | None = None
+) -> int:
+    """Hand the pending lines of ``from_plan_id`` (in this scope) to ``to_plan_id``: the next renewal of
+    ``to_plan_id`` takes them (the lines still name the plan they are for).  The number of drafts moved."""
+    pks = _drafts(conn, customer_pk, from_plan_id, entity_id)
+    if pks:
+        conn.execute(update(invoices).where(invoices.c.pk.in_(pks)).values(plan_ids=[to_plan_id]))
+    return len(pks)
+
+
+def _drafts(conn: Connection, customer_pk: int, plan_id: str, entity_id: str | None) -> list[int]:
+    """The pending-lines drafts of ``plan_id`` in this scope, oldest first."""
     scope = invoices.c.entity_id.is_(None) if entity_id is None else invoices.c.entity_id == entity_id
     rows = conn.execute(
         select(invoices.c.pk, invoices.c.plan_ids)
@@ -66,7 +77,13 @@ def _pending(
         )
         .order_by(invoices.c.pk)
     ).all()
-    pks = [r.pk for r in rows if list(r.plan_ids or []) == [plan_id]]
+    return [r.pk for r in rows if list(r.plan_ids or []) == [plan_id]]
+
+
+def _pending(
+    conn: Connection, customer_pk: int, plan_id: str, entity_id: str | None, take: bool
+) -> tuple[LineItem, ...]:
+    pks = _drafts(conn, customer_pk, plan_id, entity_id)
     if not pks:
         return ()
     lines = tuple(line for pk in pks for line in line_items_of(conn, pk))

@@ -1,6 +1,8 @@
 """``no_billing_changes`` on billing.attach, billing.update, their previews and billing.create_schedule:
 the change is made in the server's records (plans, balances) with nothing billed for it: no invoice, no
 charge, no credit or refund, no checkout, and the customer's Stripe subscriptions left as they were.
+Prorations already waiting for the next invoice of a plan the change ends are never left behind: an
+upgrade hands them to the next invoice of the plan replacing it, an immediate cancel drops them.
 Through the real server over HTTP, local processor and Stripe (localstripe, whose books the fixture checks
 at the end), on SQLite and PostgreSQL.
 """
@@ -11,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from reference_server.store.invoices import PENDING_REASON
+from reference_server.store.tables.billing import invoices as invoice_rows
 from reference_server.store.tables.core import customers
 
 from .helpers import DAY, MAY, Api, create_prepaid_team_plan
@@ -47,6 +51,37 @@ def _stripe_state(api: Api, customer_id: str = "u1") -> list[tuple[str, str, boo
     )
 
 
+def _pending_drafts(api: Api, customer_id: str) -> int:
+    """How many drafts of lines waiting for a plan's next invoice the customer has (not listed by the API)."""
+    with api.server.app.state.autumn.db.read() as conn:
+        pk = conn.execute(select(customers.c.pk).where(customers.c.id == customer_id)).scalar_one()
+        rows = conn.execute(
+            select(invoice_rows.c.pk).where(
+                invoice_rows.c.customer_pk == pk, invoice_rows.c.reason == PENDING_REASON
+            )
+        ).all()
+    return len(rows)
+
+
+def _on_team_with_a_pending_proration(api: Api, customer_id: str) -> None:
+    """Team with 100 messages ($30), then 200 at mid-April with ``prorate_next_cycle``: the extra pack
+    for half of April ($5) waits for the plan's next invoice."""
+    create_prepaid_team_plan(
+        api, proration={"on_increase": "prorate_next_cycle", "on_decrease": "prorate_next_cycle"}
+    )
+    api("customers.get_or_create", customer_id=customer_id)
+    api.add_card(customer_id)
+    api("billing.attach", customer_id=customer_id, plan_id="team", feature_quantities=_messages(100))
+    api.clock.advance(15 * DAY)
+    api("billing.update", customer_id=customer_id, plan_id="team", feature_quantities=_messages(200))
+    assert [i["total"] for i in _invoices(api, customer_id)] == [30]
+    assert _pending_drafts(api, customer_id) == 1
+
+
+def _messages(quantity: int) -> list[dict[str, Any]]:
+    return [{"feature_id": "messages", "quantity": quantity}]
+
+
 def _on_pro(api: Api, customer_id: str = "u1") -> None:
     api("customers.get_or_create", customer_id=customer_id)
     api.add_card(customer_id)
@@ -78,6 +113,53 @@ def test_an_upgrade_without_billing_switches_plans_and_bills_nothing(api: Api) -
     renewal = _invoices(api)[0]
     assert (renewal["total"], renewal["status"]) == (50, "paid"), renewal
     assert api.on_processor(renewal) == ("paid", 5000)
+
+
+def test_an_upgrade_without_billing_hands_pending_prorations_to_the_next_invoice(api: Api) -> None:
+    _on_team_with_a_pending_proration(api, "u8")
+    invoices, stripe_before = _invoices(api, "u8"), _stripe_state(api, "u8")
+
+    billed = api("billing.preview_attach", customer_id="u8", plan_id="premium")
+    # -$20 for half of Team ($20 + 2 packs), +$25 for half of Premium, +$5 pending: on the switch's invoice
+    assert billed["total"] == 10
+    preview = api("billing.preview_attach", customer_id="u8", plan_id="premium", **SKIP)
+    assert (preview["total"], preview["line_items"]) == (0, [])
+    # Without billing, Premium's first renewal takes the pending $5 beside its own $50.
+    assert (billed["next_cycle"]["total"], preview["next_cycle"]["total"]) == (50, 55)
+    pending = [line for line in preview["next_cycle"]["line_items"] if line["plan_id"] == "team"]
+    assert [line["total"] for line in pending] == [5], preview["next_cycle"]
+
+    api("billing.attach", customer_id="u8", plan_id="premium", **SKIP)
+    assert api.plans_of("u8") == {"premium": "active"}
+    assert _invoices(api, "u8") == invoices
+    assert _stripe_state(api, "u8") == stripe_before
+    assert _pending_drafts(api, "u8") == 1  # still waiting, now for Premium's next invoice
+
+    api.clock.set(MAY)
+    renewal = _invoices(api, "u8")[0]
+    assert (renewal["total"], renewal["status"]) == (55, "paid"), renewal
+    assert set(renewal["plan_ids"]) == {"premium", "team"}  # the $5 line still names Team
+    assert api.on_processor(renewal) == ("paid", 5500)
+    assert _pending_drafts(api, "u8") == 0
+
+
+def test_an_immediate_cancel_without_billing_drops_the_plans_pending_prorations(api: Api) -> None:
+    _on_team_with_a_pending_proration(api, "u9")
+    invoices, stripe_before = _invoices(api, "u9"), _stripe_state(api, "u9")
+
+    api("billing.update", customer_id="u9", plan_id="team", cancel_action="cancel_immediately", **SKIP)
+    assert api.plans_of("u9") == {"free": "active"}
+    assert _invoices(api, "u9") == invoices
+    assert _stripe_state(api, "u9") == stripe_before
+    assert _pending_drafts(api, "u9") == 0  # the plan has no invoice to come: nothing is left waiting
+
+    # Team bought again bills only itself, now and at its renewal (not the dropped $5).
+    again = api("billing.attach", customer_id="u9", plan_id="team", feature_quantities=_messages(100))
+    assert again["invoice"]["total"] == 30
+    api.clock.advance(31 * DAY)
+    totals = [i["total"] for i in _invoices(api, "u9")]
+    assert totals == [30, 30, 30], totals
+    assert _pending_drafts(api, "u9") == 0
 
 
 def test_a_paid_plan_without_billing_needs_no_card_and_no_checkout(api: Api) -> None:
