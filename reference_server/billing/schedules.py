@@ -307,7 +307,10 @@ def _check_anchor_now(
     """``billing_cycle_anchor: "now"`` (which the official SDK always sends) restarts the first phase's
     billing cycles at the request.  A plan attached now starts its cycle now anyway (also when it
     replaces a free plan); one that replaces a paid plan the customer holds in its group is an upgrade,
-    which keeps the running anchor here, so that case is refused rather than silently ignored."""
+    which keeps the running anchor here, so that case is refused rather than silently ignored.
+    Not one rule with :func:`.update_request.check_anchor_now`: that one restarts the cycle of a plan the
+    customer keeps (a customization; free, one-off and trialing plans refused), this one checks plans
+    that start now."""
     if params.billing_cycle_anchor != "now":
         return
     held = {

@@ -74,7 +74,9 @@ def check_anchor_now(conn: Connection, cat: Catalog, inst: Instance, params: Upd
     restarts the subscription's cycle at the request, crediting the unused time and charging a whole new
     period. As Autumn, it is 400 for a one-off plan and during a free trial; on a free plan, with a
     cancel or with an update of quantities only (or of nothing) it is refused here rather than
-    silently ignored. One check for every plan, free or paid, before the update is quoted."""
+    silently ignored. One check for every plan, free or paid, before the update is quoted.
+    Not one rule with :func:`.schedules._check_anchor_now`: that one checks a schedule's first-phase plans,
+    which start their cycle now anyway, and refuses only one replacing a paid plan of its group."""
     if params.billing_cycle_anchor != "now":
         return
     sub = engine_subscription(conn, cat, inst)
