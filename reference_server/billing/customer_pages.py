@@ -7,13 +7,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import OpenCustomerPortalResponseJson, SetupPaymentResponseJson
 from autumn_sdk._generated.models import AttachParams, OpenCustomerPortalParams, SetupPaymentParams
 from reference_server.billing.checkout_session_params import check_checkout_session_params
 from reference_server.billing.discounts import refuse_unbilled, resolve_discounts
 from reference_server.billing.free_trial_shorthand import fold_free_trial
 from reference_server.billing.license_seats import attach_seats
 from reference_server.billing.no_billing import skips_billing
-from reference_server.billing.payment_collection import change_response, checkout_action
+from reference_server.billing.payment_collection import checkout_action
 from reference_server.billing.plan_changes import customer_ref
 from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import resolve_attach
@@ -67,7 +68,7 @@ def _customer_and_entity(
     return customer, entity_id, now
 
 
-def setup_payment(ctx: Ctx, params: SetupPaymentParams) -> dict[str, Any]:
+def setup_payment(ctx: Ctx, params: SetupPaymentParams) -> SetupPaymentResponseJson:
     params = fold_free_trial(params)
     base_url = ctx.base_url
     with ctx.db.write() as conn:
@@ -100,12 +101,15 @@ def setup_payment(ctx: Ctx, params: SetupPaymentParams) -> dict[str, Any]:
             # Nothing is due today: straight to the processor's own card page when it has one (a
             # setup-mode Stripe Checkout, as Autumn does), else this server's setup page.
             url = processor.card_page_url(conn, customer_ref(customer), session, base_url) or url
-        return change_response(customer, entity_id, url=url)
+        customer_id = customer.id or ""  # (found by the request's customer_id)
+        if entity_id is None:
+            return {"customer_id": customer_id, "url": url}
+        return {"customer_id": customer_id, "entity_id": entity_id, "url": url}
 
 
-def open_customer_portal(ctx: Ctx, params: OpenCustomerPortalParams) -> dict[str, Any]:
+def open_customer_portal(ctx: Ctx, params: OpenCustomerPortalParams) -> OpenCustomerPortalResponseJson:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
         customer, _, now = _customer_and_entity(ctx, conn, params.customer_id, None)
         _, url = create_portal_session(conn, customer.pk, now, base_url, params.return_url)
-        return {"customer_id": customer.id, "url": url}
+        return {"customer_id": customer.id or "", "url": url}

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import AttachResponseJson
 from autumn_sdk._generated.models import (
     AttachDiscount,
     AttachParams,
@@ -171,7 +172,7 @@ def _backdated(
     )
 
 
-def _multi_attach_unlocked(ctx: Ctx, params: MultiAttachParams) -> dict[str, Any]:
+def _multi_attach_unlocked(ctx: Ctx, params: MultiAttachParams) -> AttachResponseJson:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)
@@ -222,7 +223,7 @@ def multi_attach_in(
     action_op: str = "multi_attach",
     action_params: BaseModel | None = None,
     no_billing: bool = False,
-) -> dict[str, Any]:
+) -> AttachResponseJson:
     """Attach several plans inside ``conn``'s transaction; ``paid``: a checkout collected the money.
 
     ``action_op``/``action_params``: what completing the checkout or paying the invoice does (a schedule
@@ -308,10 +309,9 @@ def multi_attach_in(
         if failure is not None:
             return failure
     start()
-    out = change_response(first.customer, entity_id, payment_url=None)
-    if invoice is not None:
-        out["invoice"] = invoice.to_api()
-    return out
+    return change_response(
+        first.customer, entity_id, None, invoice=invoice.to_api() if invoice is not None else None
+    )
 
 
 def preview_multi_attach(ctx: Ctx, params: PreviewMultiAttachParams) -> dict[str, Any]:
@@ -352,7 +352,7 @@ def preview_multi_attach(ctx: Ctx, params: PreviewMultiAttachParams) -> dict[str
         return out
 
 
-def multi_attach(ctx: Ctx, params: MultiAttachParams) -> dict[str, Any]:
+def multi_attach(ctx: Ctx, params: MultiAttachParams) -> AttachResponseJson:
     """``billing.multi_attach``, under the customer's billing lock."""
     with customer_lock(ctx, params.customer_id):
         return _multi_attach_unlocked(ctx, params)

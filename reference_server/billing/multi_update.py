@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import AttachResponseJson
 from autumn_sdk._generated.models import (
     MultiUpdateParams,
     PreviewMultiUpdateParams,
@@ -46,6 +47,7 @@ from reference_server.engine.billing.preview import outgoing_json, preview_body
 from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import Instance
+from reference_server.store.subjects import CustomerRow
 
 SUBSCRIPTION_PREVIEW_KEYS = (
     "customer_id",
@@ -145,12 +147,12 @@ def _combined_due(items: list[_Item]) -> InvoiceDraft:
     return InvoiceDraft(lines, drafts[0].currency)
 
 
-def multi_update(ctx: Ctx, params: MultiUpdateParams) -> dict[str, Any]:
+def multi_update(ctx: Ctx, params: MultiUpdateParams) -> AttachResponseJson:
     with customer_lock(ctx, params.customer_id):
         return _multi_update(ctx, params, ctx.base_url)
 
 
-def _multi_update(ctx: Ctx, params: MultiUpdateParams, base_url: str) -> dict[str, Any]:
+def _multi_update(ctx: Ctx, params: MultiUpdateParams, base_url: str) -> AttachResponseJson:
     with ctx.db.write() as conn:
         items = _resolve(ctx, conn, params)
         due = _combined_due(items)
@@ -162,17 +164,17 @@ def _multi_update(ctx: Ctx, params: MultiUpdateParams, base_url: str) -> dict[st
                 # ``paid=True``: nothing is charged per update; the one invoice below settles them all.
                 apply_update(ctx, conn, it.quotes, base_url, paid=True)
         first = items[0]
-        customer = (first.free or first.quotes or {})["customer"]
+        customer: CustomerRow = (first.free or first.quotes or {})["customer"]
         now = (first.free or first.quotes or {})["now"]
         entity = _request_entity(items, params.entity_id)
-        out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
+        out: AttachResponseJson = {"customer_id": customer.id or "", "payment_url": None}
         if params.entity_id:
             out["entity_id"] = params.entity_id
         processor = processor_for(ctx.state, conn, customer.pk)
         outcome = charge_draft(processor, conn, customer, due, "update", now, base_url, entity)
         if outcome is not None and not outcome.succeeded:
-            action = outcome.required_action() or {}
-            reason = action.get("reason") or "the payment failed"
+            action = outcome.required_action()
+            reason = (action["reason"] if action is not None else "") or "the payment failed"
             raise ApiError(
                 400,
                 "invalid_request",

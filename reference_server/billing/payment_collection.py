@@ -10,6 +10,11 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import (
+    AttachInvoiceJson,
+    AttachRequiredActionJson,
+    AttachResponseJson,
+)
 from autumn_sdk._generated.models import AttachInvoiceMode
 from reference_server.billing.invoice_mode import enabled_mode, net_terms_days, plan_starts_now
 from reference_server.billing.plan_changes import (
@@ -45,11 +50,27 @@ def rule_error(exc: BillingRuleError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message)
 
 
-def change_response(customer: CustomerRow, entity_id: str | None, **values: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"customer_id": customer.id}
-    if entity_id is not None:
-        out["entity_id"] = entity_id
-    out.update(values)
+def change_response(
+    customer: CustomerRow,
+    entity_id: str | None,
+    payment_url: str | None,
+    *,
+    required_action: AttachRequiredActionJson | None = None,
+    invoice: AttachInvoiceJson | None = None,
+) -> AttachResponseJson:
+    """A billing change's answer (attach, update, multi-attach; a schedule's first phase): the
+    customer (and the entity it is scoped to), the page where the customer must act (None when the
+    change happened or waits on its invoice), why a charge needs the customer, and the invoice made."""
+    customer_id = customer.id or ""  # (found by the request's customer_id)
+    out: AttachResponseJson = (
+        {"customer_id": customer_id, "payment_url": payment_url}
+        if entity_id is None
+        else {"customer_id": customer_id, "entity_id": entity_id, "payment_url": payment_url}
+    )
+    if required_action is not None:
+        out["required_action"] = required_action
+    if invoice is not None:
+        out["invoice"] = invoice
     return out
 
 
@@ -94,17 +115,17 @@ def _failed_payment(
     base_url: str,
     success_url: str | None,
     entity_id: str | None,
-) -> dict[str, Any]:
+) -> AttachResponseJson:
     """A charge that needs the customer: hand out a checkout page that collects this invoice."""
     invoice_pk = outcome.invoice.pk if outcome.invoice is not None else None
     action = {**action, "void_on_expiry": True}
     _, url = create_checkout_session(
         conn, customer.pk, draft, action, now, base_url, success_url, invoice_pk, PAYMENT_RETRY_TTL_MS
     )
-    out = change_response(customer, entity_id, payment_url=url, required_action=outcome.required_action())
-    if outcome.invoice is not None:
-        out["invoice"] = invoice_record(conn, outcome.invoice.pk).to_api()
-    return out
+    invoice = invoice_record(conn, invoice_pk).to_api() if invoice_pk is not None else None
+    return change_response(
+        customer, entity_id, url, required_action=outcome.required_action(), invoice=invoice
+    )
 
 
 def charge_or_retry_link(
@@ -119,7 +140,7 @@ def charge_or_retry_link(
     action: dict[str, Any],
     success_url: str | None,
     metadata: dict[str, str] | None = None,
-) -> tuple[InvoiceRecord | None, dict[str, Any] | None]:
+) -> tuple[InvoiceRecord | None, AttachResponseJson | None]:
     """Charge ``draft`` now: the invoice (None when nothing was due), or the failure response
     (:func:`_failed_payment`) when the customer has to act before the change can happen;
     ``metadata``: the caller's keys for the processor's invoice."""
@@ -157,7 +178,7 @@ def bill_by_invoice(
     enable_plan_immediately: bool | None,
     success_url: str | None,
     metadata: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> AttachResponseJson:
     """Invoice mode (attach, multi-attach, a schedule's first phase, update): one invoice for what is due
     now, which the customer pays on its hosted page instead of an automatic charge.
 
@@ -201,6 +222,4 @@ def bill_by_invoice(
     processor.open_invoice(conn, customer_ref(customer), record, now, finalize=finalize, net_terms_days=days)
     if immediately:
         start()
-    return change_response(
-        customer, entity_id, payment_url=None, invoice=invoice_record(conn, record.pk).to_api()
-    )
+    return change_response(customer, entity_id, None, invoice=invoice_record(conn, record.pk).to_api())

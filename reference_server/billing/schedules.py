@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import CreateScheduleResponseJson, ScheduledPhaseJson
 from autumn_sdk._generated.models import (
     CreateScheduleParams,
     CreateSchedulePhase,
@@ -335,7 +336,7 @@ def _check_anchor_now(
 
 def create_schedule_in(
     ctx: Ctx, conn: Connection, params: CreateScheduleParams, base_url: str, paid: bool = False
-) -> dict[str, Any]:
+) -> CreateScheduleResponseJson:
     """Phase 0 is a multi-attach now; each later phase is scheduled and ends the phase before it."""
     phases = _schedule_phases(params)
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
@@ -381,25 +382,28 @@ def create_schedule_in(
     entity_id = params.entity_id
     # Waiting for a payment: a checkout page, or an invoice-mode invoice without enable_plan_immediately
     # (paying it creates the schedule, as a paid checkout does).
-    if first.get("payment_url") or (not paid and "invoice" in first and not created):
-        out = {
-            "customer_id": customer.id,
+    invoice = first.get("invoice")
+    if first["payment_url"] or (not paid and invoice is not None and not created):
+        pending: CreateScheduleResponseJson = {
+            "customer_id": customer.id or "",
             "entity_id": entity_id,
             "status": "pending_payment",
             "schedule_id": None,
             "phases": [],
             "payment_url": first["payment_url"],
         }
-        for key in ("invoice", "required_action"):
-            if key in first:
-                out[key] = first[key]
-        return out
+        if invoice is not None:
+            pending["invoice"] = invoice
+        required_action = first.get("required_action")
+        if required_action is not None:
+            pending["required_action"] = required_action
+        return pending
     if unscheduled:  # they outlive the schedule: not phase 0's, never ended by phase 1
         plan_of = {inst.pk: inst.plan_id for inst in load_instances(conn, customer.pk)}
         created = [pk for pk in created if plan_of.get(pk) not in unscheduled]
     schedule_id = f"sched_{secrets.token_hex(10)}"
     written = _schedule_later(conn, cat, customer, later, starts, created, now)
-    phase_json = [
+    phase_json: list[ScheduledPhaseJson] = [
         {
             "phase_id": f"{schedule_id}_{index}",
             "starts_at": at,
@@ -407,20 +411,20 @@ def create_schedule_in(
         }
         for index, (at, pks) in enumerate(zip(starts, [created, *written], strict=True))
     ]
-    out = {
-        "customer_id": customer.id,
+    out: CreateScheduleResponseJson = {
+        "customer_id": customer.id or "",
         "entity_id": entity_id,
         "status": "created",
         "schedule_id": schedule_id,
         "phases": phase_json,
         "payment_url": None,
     }
-    if "invoice" in first:
-        out["invoice"] = first["invoice"]
+    if invoice is not None:
+        out["invoice"] = invoice
     return out
 
 
-def create_schedule(ctx: Ctx, params: CreateScheduleParams) -> dict[str, Any]:
+def create_schedule(ctx: Ctx, params: CreateScheduleParams) -> CreateScheduleResponseJson:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autumn_sdk._generated.json_types import AttachResponseJson
 from autumn_sdk._generated.models import PreviewUpdateParams, UpdateSubscriptionParams
 from reference_server.billing.convert import is_customized
 from reference_server.billing.customer_lock import customer_lock
@@ -29,7 +30,7 @@ from reference_server.engine.billing.preview import outgoing_json, preview_body
 from reference_server.service.context import Ctx
 
 
-def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
+def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJson:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
         q = update_quotes(ctx, conn, params)
@@ -91,7 +92,7 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
         return hide_seats(out)
 
 
-def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
+def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJson:
     """``billing.update``: a plan without a price changes at once (free path), a priced one is quoted
     and charged; both under the customer's billing lock."""
     check_no_billing(params)
@@ -101,7 +102,7 @@ def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str,
         return _update_unlocked(ctx, params)
 
 
-def _update_unlocked(ctx: Ctx, params: UpdateSubscriptionParams) -> dict[str, Any]:
+def _update_unlocked(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJson:
     with ctx.db.write() as conn:
         cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, params)
         check_anchor_now(conn, cat, inst, params, now)

@@ -20,10 +20,10 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import AttachRequiredActionJson
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.processors.cards import CardBehavior, CardInput
 from reference_server.store.billing_sessions import SessionRecord
@@ -66,7 +66,7 @@ class ChargeOutcome:
     def succeeded(self) -> bool:
         return self.status in (ChargeStatus.PAID, ChargeStatus.NOTHING_DUE, ChargeStatus.CREDITED)
 
-    def required_action(self) -> dict[str, Any] | None:
+    def required_action(self) -> AttachRequiredActionJson | None:
         """The attach response's ``required_action`` for an unsuccessful charge."""
         if self.status is ChargeStatus.REQUIRES_ACTION:
             return {"code": "3ds_required", "reason": "The payment requires authentication"}

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, func, insert, or_, select, update
 
+from autumn_sdk._generated.json_types import AttachInvoiceJson
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.store.ids import new_id
@@ -57,17 +58,20 @@ class InvoiceRecord:
     due_at: int | None = None
     processor_metadata: dict[str, str] | None = None  # the caller's keys for the processor's invoice
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self) -> AttachInvoiceJson:
         """The attach response's ``invoice`` object (total in major units; an invoice-mode invoice
-        with its net terms, see :func:`net_terms_json`)."""
-        return {
+        with its net terms, as :func:`net_terms_json` shows them)."""
+        out: AttachInvoiceJson = {
             "status": self.status,
             "stripe_id": self.processor_id or self.id,
             "total": minor_to_json(self.total, self.currency),
             "currency": self.currency,
             "hosted_invoice_url": self.hosted_url,
-            **net_terms_json(self.net_terms_days, self.due_at),
         }
+        if self.net_terms_days is not None:
+            out["net_terms_days"] = self.net_terms_days
+            out["due_at"] = self.due_at
+        return out
 
 
 def net_terms_json(net_terms_days: int | None, due_at: int | None) -> dict[str, Any]:
