@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import AttachResponseJson
 from autumn_sdk._generated.models import AttachParams, PreviewAttachParams
 from reference_server.billing.attach_dates import dated_quote, refuse_past_start_checkout
 from reference_server.billing.checkout_session_params import check_checkout_session_params
@@ -112,7 +113,7 @@ def attach_free(
     current: Instance | None,
     instances: list[Instance],
     now: int,
-) -> dict[str, Any]:
+) -> AttachResponseJson:
     entity_pk = entity.pk if entity else None
     _check_subscription_id(params, instances)
     # A plan without a price has no invoice to discount: its discounts are checked, and kept nowhere.
@@ -145,8 +146,8 @@ def attach_free(
         carried_usage=carried.continuous_usage if carried else None,
         next_reset_overrides=carried.next_resets if carried else None,
     )
-    out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
-    if entity is not None:
+    out: AttachResponseJson = {"customer_id": customer.id or "", "payment_url": None}
+    if entity is not None and entity.id is not None:  # (found by the request's entity_id)
         out["entity_id"] = entity.id
     return out
 
@@ -280,7 +281,7 @@ def redirect_for(
 
 def attach_in(
     ctx: Ctx, conn: Connection, params: AttachRequest, base_url: str, paid: bool = False
-) -> dict[str, Any]:
+) -> AttachResponseJson:
     """Attach inside ``conn``'s transaction; ``paid`` means a checkout already collected the money."""
     state, quote, trial = prepare_attach(ctx, conn, params)
     entity_id = state.entity.id if state.entity else None
@@ -352,10 +353,9 @@ def attach_in(
     emit_billing_updated(
         ctx, conn, state.customer, state.entity, changes, state.now, sync_processor=not state.no_billing
     )
-    out = change_response(state.customer, entity_id, payment_url=None)
-    if invoice is not None:
-        out["invoice"] = invoice.to_api()
-    return out
+    return change_response(
+        state.customer, entity_id, None, invoice=invoice.to_api() if invoice is not None else None
+    )
 
 
 LINK_CHECKOUT_KEY = "checkout_session_id"
@@ -395,7 +395,7 @@ def check_attach_mode(state: AttachState, quote: AttachQuote, trial: TrialChoice
     )
 
 
-def paid_attach(ctx: Ctx, params: AttachRequest) -> dict[str, Any]:
+def paid_attach(ctx: Ctx, params: AttachRequest) -> AttachResponseJson:
     base_url = ctx.base_url
     with ctx.db.write() as conn:
         return attach_in(ctx, conn, params, base_url)
@@ -433,14 +433,14 @@ def preview_attach(ctx: Ctx, params: PreviewAttachParams) -> dict[str, Any]:
         return hide_seats(out)
 
 
-def attach(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
+def attach(ctx: Ctx, params: AttachParams) -> AttachResponseJson:
     """``billing.attach``: a plan without a price (and nothing priced replaced) takes the free path;
     anything involving money the paid one; both under the customer's billing lock."""
     with customer_lock(ctx, params.customer_id):
         return _attach_unlocked(ctx, fold_free_trial(params))
 
 
-def _attach_unlocked(ctx: Ctx, params: AttachParams) -> dict[str, Any]:
+def _attach_unlocked(ctx: Ctx, params: AttachParams) -> AttachResponseJson:
     with ctx.db.write() as conn:
         check_checkout_session_params(ctx, conn, params)
         check_attach_metadata(ctx, conn, params)

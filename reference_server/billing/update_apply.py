@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import AttachResponseJson
 from reference_server.billing.discounts import DiscountedChange, record_discounts, resolve_discounts
 from reference_server.billing.last_payment_refund import make_refund
 from reference_server.billing.license_seats import keep_links, park_seats, unpark_seats
@@ -68,7 +69,7 @@ def update_free(
     inst: Instance,
     instances: list[Instance],
     now: int,
-) -> dict[str, Any]:
+) -> AttachResponseJson:
     # A plan without a price has no invoice to discount: its discounts are checked, and kept nowhere.
     resolve_discounts(ctx, conn, params.discounts, DEFAULT_CURRENCY)
     plan = cat.plans_by_pk.get(inst.plan_pk)
@@ -92,15 +93,15 @@ def update_free(
         expire_scheduled_switches(conn, cat, instances, plan.group, entity_pk)
     elif inst.status == "scheduled":
         raise invalid("A scheduled plan cannot be updated")
-    out: dict[str, Any] = {"customer_id": customer.id, "payment_url": None}
-    if entity is not None:
+    out: AttachResponseJson = {"customer_id": customer.id or "", "payment_url": None}
+    if entity is not None and entity.id is not None:  # (found by the request's entity_id)
         out["entity_id"] = entity.id
     return out
 
 
 def apply_update(
     ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str, paid: bool = False
-) -> dict[str, Any]:
+) -> AttachResponseJson:
     """Apply an update; ``paid``: its invoice-mode invoice was paid (nothing more to collect)."""
     params: UpdateRequest = q["params"]
     no_billing: bool = q["no_billing"]
@@ -249,10 +250,9 @@ def apply_update(
     if discounted is not None:
         record_discounts(ctx, conn, customer.pk, kept_on, discounted, q["due"].currency, now)
     emit_billing_updated(ctx, conn, customer, entity, changes, now, sync_processor=not no_billing)
-    out = change_response(customer, entity_id, payment_url=None)
-    if invoice is not None:
-        out["invoice"] = invoice.to_api()
-    return out
+    return change_response(
+        customer, entity_id, None, invoice=invoice.to_api() if invoice is not None else None
+    )
 
 
 def _add_prepaid(conn: Connection, instance_pk: int, feature_id: str, delta: float) -> None:
