@@ -41,6 +41,8 @@ def markups_set(markups: FeatureMarkups | None) -> FeatureMarkups:
 
 def r10(x: float) -> float:
     """Round to 10 decimal places, as Autumn does, so 100 - 23.47 reads 76.53."""
+    if x.__class__ is float and x.is_integer():
+        return x or 0.0  # already round (and -0.0 reads 0.0); round() formats digits, 0.5 us a call
     v = round(x, 10)
     return 0.0 if v == 0 else v
 
@@ -57,6 +59,8 @@ def num(x: float | int | None) -> float | int | None:
     """A number as Autumn writes it in JSON: integral values without a decimal point."""
     if x is None or isinstance(x, int):
         return x
+    if x.__class__ is float and x.is_integer():
+        return int(x)  # as int(r10(x)): an integral float is already round
     v = r10(x)
     return int(v) if v.is_integer() else v
 
