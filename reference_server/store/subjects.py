@@ -218,9 +218,24 @@ _SOURCES_SQL = (
 )
 
 
+_SOURCE_JSON = tuple(c.name for c in balance_sources.c if isinstance(c.type, JSON))
+_SOURCE_SELECT_TEXT = (
+    ", ".join(
+        f"CAST(s.{name} AS TEXT) AS {name}" if name in _SOURCE_JSON else f"s.{name}"
+        for name in _SOURCE_COLUMN_NAMES
+    )
+    + ", e.id AS entity_public_id"
+)
+""":data:`_SOURCE_SELECT` with the JSON columns as their text: psycopg would run its JSON loader on
+each (three calls a row, even for ``null``); :func:`raw.json_value` skips the parser for the
+``null`` and ``[]`` most rows hold, and parses the rest as psycopg does (``json.loads``)."""
+
+
 @functools.lru_cache(maxsize=64)
 def _statement(sql: str) -> raw.Statement:
-    return raw.Statement(sql)
+    stmt = raw.Statement(sql)
+    stmt.postgres = stmt.postgres.replace(_SOURCE_SELECT, _SOURCE_SELECT_TEXT)
+    return stmt
 
 
 def load_sources(conn: Connection, customer_pk: int, feature_ids: set[str] | None = None) -> list[Source]:
