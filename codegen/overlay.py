@@ -218,6 +218,21 @@ ANSWER_FIELD_ADDITIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any], str], 
         # taken too, and its answer's ``now`` is repeated (the customer's clock moves at once).
         "the advance answers the customer's new time as test_clocks.advance does",
     ),
+    (
+        _answer("/v1/invoices.finalize"),
+        "customer_id",
+        {"type": "string", "description": "The invoice's customer (as invoice.customer_id)."},
+        # reference_server/billing/invoice_mode.py finalize_invoice: the server's invoices.finalize
+        # answered {customer_id, entity_id, invoice} before the official SDK took the operation in
+        # with the invoice alone (tests/billing/test_invoice_mode.py reads customer_id).
+        "the finalized invoice's answer names its customer",
+    ),
+    (
+        _answer("/v1/invoices.finalize"),
+        "entity_id",
+        {"type": "string", "description": "The invoice's entity (as invoice.entity_id), when it has one."},
+        "the finalized invoice's answer names its entity, when it has one",
+    ),
 )
 """Fields operations answer beyond their spec: where (the answer's properties), name, schema, why."""
 

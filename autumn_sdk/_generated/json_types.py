@@ -1657,6 +1657,8 @@ class EventsAggregateDeductionValueJson(TypedDict):
 
 class FinalizeInvoiceResponseJson(TypedDict):
     invoice: CreateInvoiceInvoiceJson
+    customer_id: NotRequired[str]
+    entity_id: NotRequired[str]
 
 
 class ListBalancesItemJson(TypedDict):
@@ -1699,6 +1701,10 @@ class ListPlansItemVariantDetailsCustomizeAddItemJson(TypedDict):
     price: NotRequired[ListPlansItemVariantDetailsCustomizeAddItemPriceJson]
     proration: NotRequired[PlanItemProrationJson]
     rollover: NotRequired[PlanItemRolloverParamsJson]
+
+
+class PayInvoiceResponseJson(TypedDict):
+    invoice: CreateInvoiceInvoiceJson
 
 
 class PlanItemPriceJson(TypedDict):
@@ -2249,6 +2255,7 @@ __all__ = [
     "MultiUpdatePreviewSubscriptionJson",
     "OpenCustomerPortalResponseJson",
     "OverageAllowedJson",
+    "PayInvoiceResponseJson",
     "PlanJson",
     "PlanBillingControlsJson",
     "PlanBillingControlsAutoTopupJson",

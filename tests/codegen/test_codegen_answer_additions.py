@@ -138,6 +138,9 @@ def test_answers_gain_the_fields_their_operations_answer_beyond_the_spec() -> No
 
     assert {"referrer", "redeemer"} <= json_types.RedeemReferralCodeResponseJson.__optional_keys__
     assert "now" in json_types.AdvanceTestClockResponseJson.__optional_keys__
+    # invoices.finalize's own answer, not invoices.pay's or invoices.void's (a shape of their own now)
+    assert {"customer_id", "entity_id"} <= json_types.FinalizeInvoiceResponseJson.__optional_keys__
+    assert set(json_types.PayInvoiceResponseJson.__annotations__) == {"invoice"}
     party = json_types.RedeemReferralCodeReferrerJson.__required_keys__
     assert party == {"id", "name", "email", "created_at"}
 

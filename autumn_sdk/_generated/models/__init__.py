@@ -283,6 +283,7 @@ if TYPE_CHECKING:
     from .invoices import ListInvoiceTemplatesParams as ListInvoiceTemplatesParams
     from .invoices import ListInvoiceTemplatesResponse as ListInvoiceTemplatesResponse
     from .invoices import PayInvoiceParams as PayInvoiceParams
+    from .invoices import PayInvoiceResponse as PayInvoiceResponse
     from .invoices import ReissueInvoiceCustomer as ReissueInvoiceCustomer
     from .invoices import ReissueInvoiceCustomerAddress as ReissueInvoiceCustomerAddress
     from .invoices import ReissueInvoiceInvoice as ReissueInvoiceInvoice
@@ -870,6 +871,7 @@ _MODULE_OF: dict[str, str] = {
     "OpenCustomerPortalResponse": "billing",
     "OverageAllowed": "root",
     "PayInvoiceParams": "invoices",
+    "PayInvoiceResponse": "invoices",
     "Plan": "customers",
     "PlanBillingControls": "root",
     "PlanBillingControlsAutoTopup": "root",
@@ -1352,6 +1354,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
     "Feature": frozenset({"credit_schema", "default_markup", "display", "event_names"}),
     "FeatureQuantity": frozenset({"adjustable", "quantity"}),
     "FinalizeBalanceParams": frozenset({"override_value", "properties"}),
+    "FinalizeInvoiceResponse": frozenset({"customer_id", "entity_id"}),
     "FreeTrialParams": frozenset({"card_required", "duration_type", "on_end"}),
     "GenerateOAuthURLResponse": frozenset({"oauth_url"}),
     "GetCustomerParams": frozenset({"expand"}),
@@ -2248,6 +2251,7 @@ __all__ = [
     "OpenCustomerPortalResponse",
     "OverageAllowed",
     "PayInvoiceParams",
+    "PayInvoiceResponse",
     "Plan",
     "PlanBillingControls",
     "PlanBillingControlsAutoTopup",

@@ -486,6 +486,14 @@ class CreateInvoiceResponse(AutumnModel):
 
 class FinalizeInvoiceResponse(AutumnModel):
     invoice: CreateInvoiceInvoice
+    customer_id: str | None = Field(None, description="The invoice's customer (as invoice.customer_id).")
+    entity_id: str | None = Field(
+        None, description="The invoice's entity (as invoice.entity_id), when it has one."
+    )
+
+
+class PayInvoiceResponse(AutumnModel):
+    invoice: CreateInvoiceInvoice
 
 
 class ReissueInvoiceResponse(AutumnModel):
@@ -683,6 +691,7 @@ __all__ = [
     "ListInvoicesParams",
     "ListInvoicesResponse",
     "PayInvoiceParams",
+    "PayInvoiceResponse",
     "ReissueInvoiceCustomer",
     "ReissueInvoiceCustomerAddress",
     "ReissueInvoiceInvoice",

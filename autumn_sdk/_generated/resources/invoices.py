@@ -424,25 +424,23 @@ class Invoices(SyncResource):
         *,
         invoice_id: str,
         **options: Unpack[RequestOptions],
-    ) -> models.FinalizeInvoiceResponse:
+    ) -> models.PayInvoiceResponse:
         """Marks an open Stripe invoice as paid out of band. No charge is attempted; use this when payment
         was collected elsewhere (e.g. a marketplace). Already-paid invoices are returned unchanged.
         """
-        return self._call(
-            ops.INVOICES_PAY, {"invoice_id": invoice_id}, options, models.FinalizeInvoiceResponse
-        )
+        return self._call(ops.INVOICES_PAY, {"invoice_id": invoice_id}, options, models.PayInvoiceResponse)
 
     async def pay_async(
         self,
         *,
         invoice_id: str,
         **options: Unpack[RequestOptions],
-    ) -> models.FinalizeInvoiceResponse:
+    ) -> models.PayInvoiceResponse:
         """Marks an open Stripe invoice as paid out of band. No charge is attempted; use this when payment
         was collected elsewhere (e.g. a marketplace). Already-paid invoices are returned unchanged.
         """
         return await self._call_async(
-            ops.INVOICES_PAY, {"invoice_id": invoice_id}, options, models.FinalizeInvoiceResponse
+            ops.INVOICES_PAY, {"invoice_id": invoice_id}, options, models.PayInvoiceResponse
         )
 
     def reissue(
@@ -537,7 +535,7 @@ class Invoices(SyncResource):
             ]
         ],
         **options: Unpack[RequestOptions],
-    ) -> models.FinalizeInvoiceResponse:
+    ) -> models.PayInvoiceResponse:
         """Changes which payment methods a draft or open Stripe invoice accepts. The customer sees the
         change on the hosted invoice page straight away.
         """
@@ -545,7 +543,7 @@ class Invoices(SyncResource):
             ops.INVOICES_UPDATE,
             {"invoice_id": invoice_id, "payment_method_types": payment_method_types},
             options,
-            models.FinalizeInvoiceResponse,
+            models.PayInvoiceResponse,
         )
 
     async def update_async(
@@ -564,7 +562,7 @@ class Invoices(SyncResource):
             ]
         ],
         **options: Unpack[RequestOptions],
-    ) -> models.FinalizeInvoiceResponse:
+    ) -> models.PayInvoiceResponse:
         """Changes which payment methods a draft or open Stripe invoice accepts. The customer sees the
         change on the hosted invoice page straight away.
         """
@@ -572,7 +570,7 @@ class Invoices(SyncResource):
             ops.INVOICES_UPDATE,
             {"invoice_id": invoice_id, "payment_method_types": payment_method_types},
             options,
-            models.FinalizeInvoiceResponse,
+            models.PayInvoiceResponse,
         )
 
     def void(
@@ -580,29 +578,27 @@ class Invoices(SyncResource):
         *,
         invoice_id: str,
         **options: Unpack[RequestOptions],
-    ) -> models.FinalizeInvoiceResponse:
+    ) -> models.PayInvoiceResponse:
         """Voids an open or uncollectible Stripe invoice. Any plan still waiting on the invoice to be paid
         expires. Voiding an unpaid subscription invoice lets Stripe re-derive the subscription status
         from its remaining invoices, which can move a past-due subscription back to active. Already-void
         invoices are returned unchanged.
         """
-        return self._call(
-            ops.INVOICES_VOID, {"invoice_id": invoice_id}, options, models.FinalizeInvoiceResponse
-        )
+        return self._call(ops.INVOICES_VOID, {"invoice_id": invoice_id}, options, models.PayInvoiceResponse)
 
     async def void_async(
         self,
         *,
         invoice_id: str,
         **options: Unpack[RequestOptions],
-    ) -> models.FinalizeInvoiceResponse:
+    ) -> models.PayInvoiceResponse:
         """Voids an open or uncollectible Stripe invoice. Any plan still waiting on the invoice to be paid
         expires. Voiding an unpaid subscription invoice lets Stripe re-derive the subscription status
         from its remaining invoices, which can move a past-due subscription back to active. Already-void
         invoices are returned unchanged.
         """
         return await self._call_async(
-            ops.INVOICES_VOID, {"invoice_id": invoice_id}, options, models.FinalizeInvoiceResponse
+            ops.INVOICES_VOID, {"invoice_id": invoice_id}, options, models.PayInvoiceResponse
         )
 
 
@@ -815,12 +811,12 @@ class AsyncInvoices(AsyncResource):
         *,
         invoice_id: str,
         **options: Unpack[RequestOptions],
-    ) -> models.FinalizeInvoiceResponse:
+    ) -> models.PayInvoiceResponse:
         """Marks an open Stripe invoice as paid out of band. No charge is attempted; use this when payment
         was collected elsewhere (e.g. a marketplace). Already-paid invoices are returned unchanged.
         """
         return await self._call(
-            ops.INVOICES_PAY, {"invoice_id": invoice_id}, options, models.FinalizeInvoiceResponse
+            ops.INVOICES_PAY, {"invoice_id": invoice_id}, options, models.PayInvoiceResponse
         )
 
     async def reissue(
@@ -877,7 +873,7 @@ class AsyncInvoices(AsyncResource):
             ]
         ],
         **options: Unpack[RequestOptions],
-    ) -> models.FinalizeInvoiceResponse:
+    ) -> models.PayInvoiceResponse:
         """Changes which payment methods a draft or open Stripe invoice accepts. The customer sees the
         change on the hosted invoice page straight away.
         """
@@ -885,7 +881,7 @@ class AsyncInvoices(AsyncResource):
             ops.INVOICES_UPDATE,
             {"invoice_id": invoice_id, "payment_method_types": payment_method_types},
             options,
-            models.FinalizeInvoiceResponse,
+            models.PayInvoiceResponse,
         )
 
     async def void(
@@ -893,14 +889,14 @@ class AsyncInvoices(AsyncResource):
         *,
         invoice_id: str,
         **options: Unpack[RequestOptions],
-    ) -> models.FinalizeInvoiceResponse:
+    ) -> models.PayInvoiceResponse:
         """Voids an open or uncollectible Stripe invoice. Any plan still waiting on the invoice to be paid
         expires. Voiding an unpaid subscription invoice lets Stripe re-derive the subscription status
         from its remaining invoices, which can move a past-due subscription back to active. Already-void
         invoices are returned unchanged.
         """
         return await self._call(
-            ops.INVOICES_VOID, {"invoice_id": invoice_id}, options, models.FinalizeInvoiceResponse
+            ops.INVOICES_VOID, {"invoice_id": invoice_id}, options, models.PayInvoiceResponse
         )
 
 
