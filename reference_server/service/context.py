@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from reference_server.service.track_batches import TrackBatches
     from reference_server.store.async_pool import AsyncPool
     from reference_server.store.catalog import Catalog, CatalogCache, Plan
+    from reference_server.store.invoice_pages import InvoiceRow
     from reference_server.store.subject_cache import SubjectCache
     from reference_server.store.subjects import CustomerRow, EntityRow
 
@@ -82,7 +83,7 @@ class SeatBilling(Protocol):
 class InvoiceLister(Protocol):
     """``customer.invoices`` for ``expand: ["invoices"]``."""
 
-    def __call__(self, conn: Connection, customer: CustomerRow, /) -> list[JSON]: ...
+    def __call__(self, conn: Connection, customer: CustomerRow, /) -> list[InvoiceRow]: ...
 
 
 class InvoiceFinalizer(Protocol):

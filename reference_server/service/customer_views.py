@@ -16,7 +16,6 @@ from autumn_sdk._generated.json_types import (
     CustomerConfigJson,
     CustomerEntityJson,
     CustomerFlagJson,
-    CustomerInvoiceJson,
     CustomerJson,
     CustomerPurchaseJson,
     CustomerReferralJson,
@@ -33,6 +32,7 @@ from reference_server.engine.plan_controls import overlay
 from reference_server.engine.resets import apply_due_resets
 from reference_server.service.context import Ctx
 from reference_server.service.customer_controls import controls_json
+from reference_server.service.invoices import customer_invoice_json
 from reference_server.service.license_pools import customer_licenses, pools_json
 from reference_server.service.plan_controls import plan_defaults
 from reference_server.service.plans import plan_json
@@ -107,27 +107,6 @@ def customer_controls_json(controls: Mapping[str, Any]) -> BillingControlsJson:
         out["usage_alerts"] = controls["usage_alerts"]
     if "overage_allowed" in controls:
         out["overage_allowed"] = controls["overage_allowed"]
-    return out
-
-
-def invoice_json(invoice: Mapping[str, Any]) -> CustomerInvoiceJson:
-    """An invoice of the billing hook's ``customer.invoices`` as the Customer answer types it."""
-    out: CustomerInvoiceJson = {
-        "plan_ids": invoice["plan_ids"],
-        "stripe_id": invoice["stripe_id"],
-        "status": invoice["status"],
-        "total": invoice["total"],
-        "currency": invoice["currency"],
-        "created_at": invoice["created_at"],
-    }
-    if "processor_type" in invoice:
-        out["processor_type"] = invoice["processor_type"]
-    if "hosted_invoice_url" in invoice:
-        out["hosted_invoice_url"] = invoice["hosted_invoice_url"]
-    if "net_terms_days" in invoice:
-        out["net_terms_days"] = invoice["net_terms_days"]
-    if "due_at" in invoice:
-        out["due_at"] = invoice["due_at"]
     return out
 
 
@@ -281,7 +260,9 @@ def customer_json(
         out["processors"] = {"stripe": {"id": customer.stripe_id}}
     if "invoices" in expand:
         lister = ctx.state.billing.invoice_lister
-        out["invoices"] = [invoice_json(i) for i in lister(conn, customer)] if lister is not None else []
+        out["invoices"] = (
+            [customer_invoice_json(row) for row in lister(conn, customer)] if lister is not None else []
+        )
     if "entities" in expand:
         out["entities"] = [
             CustomerEntityJson(

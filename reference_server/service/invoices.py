@@ -1,4 +1,5 @@
-"""``invoices.list`` and ``invoices.insert``.
+"""``invoices.list`` and ``invoices.insert``; and an invoice as each answer shows it, built from one
+:class:`~reference_server.store.invoice_pages.InvoiceRow`: listed, and in ``customer.invoices``.
 
 The list pages through every invoice of the org env, newest first (``created_at`` then insertion),
 filtered by customer, entity, status and processor.  The insert records up to 500 historical invoices
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 from autumn_sdk._generated.json_types import (
+    CustomerInvoiceJson,
     InsertInvoicesResponseInvoiceJson,
     InsertInvoicesResponseJson,
     ListInvoicesItemJson,
@@ -40,6 +42,7 @@ _PROCESSORS: dict[str, Literal["stripe", "revenuecat"]] = {"stripe": "stripe", "
 
 
 def invoice_json(row: InvoiceRow) -> ListInvoicesItemJson:
+    """An invoice as ``invoices.list`` lists it."""
     out: ListInvoicesItemJson = {
         "id": row.id,
         "customer_id": row.customer_id,
@@ -56,6 +59,25 @@ def invoice_json(row: InvoiceRow) -> ListInvoicesItemJson:
         "hosted_invoice_url": row.hosted_invoice_url,
     }
     if row.net_terms_days is not None:  # an invoice-mode invoice (store.invoices.net_terms_json)
+        out["net_terms_days"] = row.net_terms_days
+        out["due_at"] = row.due_at
+    return out
+
+
+def customer_invoice_json(row: InvoiceRow) -> CustomerInvoiceJson:
+    """An invoice as ``customer.invoices`` lists it (``expand: ["invoices"]``): the listed invoice
+    without its id, customer, entity and amounts paid and refunded."""
+    out: CustomerInvoiceJson = {
+        "plan_ids": row.plan_ids,
+        "stripe_id": row.stripe_id,
+        "processor_type": _PROCESSORS[row.processor_type],
+        "status": row.status,
+        "total": _amount(row.total, row.currency),
+        "currency": row.currency,
+        "created_at": row.created_at,
+        "hosted_invoice_url": row.hosted_invoice_url,
+    }
+    if row.net_terms_days is not None:
         out["net_terms_days"] = row.net_terms_days
         out["due_at"] = row.due_at
     return out

@@ -1,5 +1,6 @@
 """Invoices as ``invoices.list`` and ``invoices.insert`` report them: one page at a time (a cursor on
-``created_at`` and ``pk``), with the processor and the amounts paid and refunded (imported or made here).
+``created_at`` and ``pk``), with the processor and the amounts paid and refunded (imported or made here);
+and a customer's as ``customer.invoices`` lists them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import (
 )
 
 from reference_server.store.invoices import PENDING_REASON
-from reference_server.store.tables.billing import charges, invoices
+from reference_server.store.tables.billing import INVOICE_REASON, charges, invoices
 from reference_server.store.tables.core import (
     customers,
 )
@@ -31,7 +32,8 @@ DEFAULT_PROCESSOR = "stripe"
 
 @dataclass(frozen=True)
 class InvoiceRow:
-    """One invoice as ``invoices.list`` and ``invoices.insert`` report it (amounts in minor units)."""
+    """One invoice as ``invoices.list``, ``invoices.insert`` and ``customer.invoices`` report it (amounts
+    in minor units)."""
 
     pk: int
     id: str
@@ -191,3 +193,17 @@ def invoice_rows_by_pk(conn: Connection, pks: Sequence[int]) -> dict[int, Invoic
         return {}
     query, _ = _invoice_select()
     return {int(r.pk): _invoice_row(r) for r in conn.execute(query.where(invoices.c.pk.in_(list(pks))))}
+
+
+def customer_invoice_rows(conn: Connection, customer_pk: int) -> list[InvoiceRow]:
+    """The customer's invoices as ``customer.invoices`` lists them, newest first."""
+    query, _ = _invoice_select()
+    rows = conn.execute(
+        query.where(
+            invoices.c.customer_pk == customer_pk,
+            # Drafts holding pending lines for the next renewal are not invoices yet; an invoice-mode
+            # draft (``invoice_mode.finalize: false``) is, listed as ``draft`` with no page to pay it.
+            or_(invoices.c.status != "draft", invoices.c.reason == INVOICE_REASON),
+        ).order_by(invoices.c.created_at.desc(), invoices.c.pk.desc())
+    ).all()
+    return [_invoice_row(r) for r in rows]

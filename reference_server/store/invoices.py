@@ -20,14 +20,12 @@ from reference_server.engine.billing.money import minor_to_json
 from reference_server.store.ids import new_id
 from reference_server.store.invoice_lines import insert_lines
 from reference_server.store.tables.billing import (
-    INVOICE_REASON,
     RETRYABLE_REASONS,
     charges,
     invoice_lines,
     invoices,
 )
 from reference_server.store.tables.core import customers
-from reference_server.store.tables.imports import imported_invoices
 
 PENDING_REASON = "pending"
 """``reason`` of a draft holding lines for the next renewal (:mod:`.pending_lines`): no invoice yet."""
@@ -386,23 +384,6 @@ def customer_invoices(conn: Connection, customer_pk: int, limit: int = 50) -> li
         .limit(limit)
     ).all()
     return [_record(r) for r in rows]
-
-
-def listed_invoices(conn: Connection, customer_pk: int) -> list[tuple[InvoiceRecord, str | None]]:
-    """The customer's invoices as ``customer.invoices`` lists them, newest first, each with the
-    ``processor_type`` it was imported with (None: made here)."""
-    rows = conn.execute(
-        select(invoices, imported_invoices.c.processor_type)
-        .outerjoin(imported_invoices, imported_invoices.c.invoice_pk == invoices.c.pk)
-        # Drafts holding pending lines for the next renewal are not invoices yet; an invoice-mode
-        # draft (``invoice_mode.finalize: false``) is, listed as ``draft`` with no page to pay it.
-        .where(
-            invoices.c.customer_pk == customer_pk,
-            or_(invoices.c.status != "draft", invoices.c.reason == INVOICE_REASON),
-        )
-        .order_by(invoices.c.created_at.desc(), invoices.c.pk.desc())
-    ).all()
-    return [(_record(r), r.processor_type) for r in rows]
 
 
 def retryable_invoice_pks(conn: Connection, customer_pk: int) -> list[int]:
