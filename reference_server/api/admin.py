@@ -9,9 +9,9 @@ processor (see :mod:`reference_server.billing.invoice_mode`).
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TypedDict
 
-from autumn_sdk._generated.json_types import AdvanceTestClockResponseJson
+from autumn_sdk._generated.json_types import AdvanceTestClockResponseJson, FinalizeInvoiceResponseJson
 from autumn_sdk._generated.models import FinalizeInvoiceParams
 from reference_server.api.request_guard import MAX_SCHEDULE_MS
 from reference_server.errors import ApiError, customer_not_found, invalid
@@ -90,7 +90,7 @@ def advance_customer_clock(ctx: Ctx, params: AdvanceClockParams) -> AdvanceTestC
     return {"customer_id": customer_id, "frozen_time": now, "status": "ready", "now": now}
 
 
-def finalize_invoice(ctx: Ctx, params: FinalizeInvoiceParams) -> dict[str, Any]:
+def finalize_invoice(ctx: Ctx, params: FinalizeInvoiceParams) -> FinalizeInvoiceResponseJson:
     """Finalize an invoice-mode draft: ``{invoice_id}`` (its ``stripe_id``) -> ``{customer_id, invoice}``."""
     finalizer = ctx.state.billing.invoice_finalizer
     if finalizer is None:

@@ -33,10 +33,9 @@ subscriptions read by :mod:`.import_stripe` and the plan instances imaged by :mo
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import DfuFlashResultFlashedJson, DfuFlashResultJson
 from autumn_sdk._generated.models import DfuFlashParams
 from reference_server.billing.import_billables import (
     PlannedImport,
@@ -104,7 +103,9 @@ def _hydrate(
             p.hydrated = hydrated
 
 
-def _flash(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> tuple[CustomerRow, list[dict[str, Any]]]:
+def _flash(
+    ctx: Ctx, conn: Connection, params: DfuFlashParams
+) -> tuple[CustomerRow, list[DfuFlashResultFlashedJson]]:
     cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
     customer = _upsert_customer(ctx, conn, params)
     now = ctx.now(customer.clock_offset_ms)
@@ -112,7 +113,7 @@ def _flash(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> tuple[Customer
     processors = imported_billing.processor_of_instances(conn, [i.pk for i in instances])
     planned = plan_billables(cat, params, instances, processors)
     _hydrate(ctx, conn, customer, planned, now)
-    flashed: list[dict[str, Any]] = []
+    flashed: list[DfuFlashResultFlashedJson] = []
     for p in planned:
         if p.existing is not None:
             flashed.append(
@@ -127,7 +128,7 @@ def _flash(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> tuple[Customer
             )
             continue
         inst = image_plan(conn, cat, customer, p, now)
-        entry: dict[str, Any] = {
+        entry: DfuFlashResultFlashedJson = {
             "plan_id": p.plan.id,
             "processor": p.processor or NO_PROCESSOR,
             "customer_product_id": inst.public_id,
@@ -136,7 +137,8 @@ def _flash(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> tuple[Customer
         }
         reason = mismatch(p, cat)
         if reason is not None:
-            entry.update(mismatch=True, reason=reason)
+            entry["mismatch"] = True
+            entry["reason"] = reason
         flashed.append(entry)
     if planned:
         desired = {p.plan.pk for p in planned}
@@ -159,7 +161,7 @@ def _flash(ctx: Ctx, conn: Connection, params: DfuFlashParams) -> tuple[Customer
     return customer, flashed
 
 
-def import_billing(ctx: Ctx, params: DfuFlashParams) -> dict[str, Any]:
+def import_billing(ctx: Ctx, params: DfuFlashParams) -> DfuFlashResultJson:
     customer_id = params.customer_id
     if extra_field(params, "entities"):  # not in the spec's request: an extra field
         raise unsupported("entities")

@@ -16,10 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import (
+    CreateInvoiceResponseJson,
+    IssueCreditNoteResponseJson,
+    ListInvoiceTemplatesResponseJson,
+    PayInvoiceResponseJson,
+    ReissueInvoiceResponseJson,
+)
 from autumn_sdk._generated.models import (
     CreateInvoiceParams,
     IssueCreditNoteParams,
@@ -33,14 +40,12 @@ from reference_server.errors import ApiError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.stripe.events import CompleteCheckout, payment_succeeded
 from reference_server.service.context import Ctx
-from reference_server.service.invoices import invoice_json
+from reference_server.service.invoices import answered_invoice_json
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.invoice_drafts import void_unpaid
 from reference_server.store.invoice_pages import invoice_rows_by_pk
 from reference_server.store.invoices import clear_processor_id, invoice_record, locked_invoice, tenant_invoice
 from reference_server.store.tables.billing import INVOICE_REASON
-
-JSON = dict[str, Any]
 
 
 def _invoice_id(params: VoidInvoiceParams | PayInvoiceParams) -> str:
@@ -65,8 +70,8 @@ def invoice_customer(ctx: Ctx, params: VoidInvoiceParams | PayInvoiceParams) -> 
     return _customer_of(ctx, _invoice_id(params))[1]
 
 
-def _answer(conn: Connection, invoice_pk: int) -> JSON:
-    return {"invoice": invoice_json(invoice_rows_by_pk(conn, [invoice_pk])[invoice_pk])}
+def _answer(conn: Connection, invoice_pk: int) -> PayInvoiceResponseJson:
+    return {"invoice": answered_invoice_json(invoice_rows_by_pk(conn, [invoice_pk])[invoice_pk])}
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class InvoiceActions:
     complete: CompleteCheckout | None
     """What a paid checkout was for (an attach paid by invoice...), as a payment's arrival does it."""
 
-    def void(self, ctx: Ctx, params: VoidInvoiceParams) -> JSON:
+    def void(self, ctx: Ctx, params: VoidInvoiceParams) -> PayInvoiceResponseJson:
         invoice_id = _invoice_id(params)
         invoice_pk, customer_id = _customer_of(ctx, invoice_id)
         lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
@@ -103,7 +108,7 @@ class InvoiceActions:
             void_unpaid(conn, invoice_pk, ctx.now())
             return _answer(conn, invoice_pk)
 
-    def pay(self, ctx: Ctx, params: PayInvoiceParams) -> JSON:
+    def pay(self, ctx: Ctx, params: PayInvoiceParams) -> PayInvoiceResponseJson:
         invoice_id = _invoice_id(params)
         invoice_pk, customer_id = _customer_of(ctx, invoice_id)
         lock = billing_lock(ctx.db, ctx.tenant.org_pk, ctx.tenant.env, customer_id, ctx.now())
@@ -143,12 +148,12 @@ def _actions(ctx: Ctx, name: str) -> InvoiceActions:
     return actions
 
 
-def void_invoice(ctx: Ctx, params: VoidInvoiceParams) -> JSON:
+def void_invoice(ctx: Ctx, params: VoidInvoiceParams) -> PayInvoiceResponseJson:
     """``invoices.void``: void an open invoice-mode invoice on its processor and here."""
     return _actions(ctx, "invoices.void").void(ctx, params)
 
 
-def pay_invoice(ctx: Ctx, params: PayInvoiceParams) -> JSON:
+def pay_invoice(ctx: Ctx, params: PayInvoiceParams) -> PayInvoiceResponseJson:
     """``invoices.pay``: mark an open invoice paid out of band (no charge is attempted)."""
     return _actions(ctx, "invoices.pay").pay(ctx, params)
 
@@ -174,26 +179,26 @@ def _refuse(name: str) -> NoReturn:
     )
 
 
-def create_invoice(ctx: Ctx, params: CreateInvoiceParams) -> JSON:
+def create_invoice(ctx: Ctx, params: CreateInvoiceParams) -> CreateInvoiceResponseJson:
     """``invoices.create``: refused (400 ``unsupported_operation``)."""
     _refuse("invoices.create")
 
 
-def update_invoice(ctx: Ctx, params: UpdateInvoiceParams) -> JSON:
+def update_invoice(ctx: Ctx, params: UpdateInvoiceParams) -> PayInvoiceResponseJson:
     """``invoices.update``: refused (400 ``unsupported_operation``)."""
     _refuse("invoices.update")
 
 
-def reissue_invoice(ctx: Ctx, params: ReissueInvoiceParams) -> JSON:
+def reissue_invoice(ctx: Ctx, params: ReissueInvoiceParams) -> ReissueInvoiceResponseJson:
     """``invoices.reissue``: refused (400 ``unsupported_operation``)."""
     _refuse("invoices.reissue")
 
 
-def issue_credit_note(ctx: Ctx, params: IssueCreditNoteParams) -> JSON:
+def issue_credit_note(ctx: Ctx, params: IssueCreditNoteParams) -> IssueCreditNoteResponseJson:
     """``invoices.issue_credit_note``: refused (400 ``unsupported_operation``)."""
     _refuse("invoices.issue_credit_note")
 
 
-def list_invoice_templates(ctx: Ctx, params: ListInvoiceTemplatesParams) -> JSON:
+def list_invoice_templates(ctx: Ctx, params: ListInvoiceTemplatesParams) -> ListInvoiceTemplatesResponseJson:
     """``invoices.list_templates``: refused (400 ``unsupported_operation``)."""
     _refuse("invoices.list_templates")

@@ -22,15 +22,15 @@ Finalizing opens it (status ``open``, its hosted page payable from then on):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import FinalizeInvoiceResponseJson
 from autumn_sdk._generated.models import AttachInvoiceMode, FinalizeInvoiceParams
 from reference_server.errors import ApiError, invalid
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.service.context import Ctx
-from reference_server.service.invoices import invoice_json
+from reference_server.service.invoices import answered_invoice_json
 from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft
 from reference_server.store.invoice_pages import invoice_rows_by_pk
 from reference_server.store.invoices import invoice_record, tenant_invoice
@@ -146,7 +146,9 @@ ProcessorOf = Callable[[Connection, int], PaymentProcessor]
 """The payment processor of a customer (by pk)."""
 
 
-def finalize_invoice(ctx: Ctx, params: FinalizeInvoiceParams, processor_of: ProcessorOf) -> dict[str, Any]:
+def finalize_invoice(
+    ctx: Ctx, params: FinalizeInvoiceParams, processor_of: ProcessorOf
+) -> FinalizeInvoiceResponseJson:
     """``POST /v1/invoices.finalize {invoice_id}``: finalize an invoice-mode draft (see the module docs)."""
     invoice_id = params.invoice_id
     if not invoice_id:
@@ -167,13 +169,13 @@ def finalize_invoice(ctx: Ctx, params: FinalizeInvoiceParams, processor_of: Proc
         if processor_invoice_id is not None:  # the processor's own draft (Stripe's) is finalized too
             processor.finalize_invoice(processor_invoice_id)
         finalize_draft(conn, row.pk, ctx.state.clock.now_ms())
-        out: dict[str, Any] = {"customer_id": customer_id}
-        if row.entity_id is not None:
-            out["entity_id"] = row.entity_id
         # The invoice as invoices.list shows it (id, customer, amounts paid and refunded), the shape
-        # the official SDK's InvoicesFinalize model reads.
-        out["invoice"] = invoice_json(invoice_rows_by_pk(conn, [row.pk])[row.pk])
-        return out
+        # the official SDK's InvoicesFinalize model reads; customer_id and entity_id beside it are
+        # this server's (codegen/overlay.py).
+        invoice = answered_invoice_json(invoice_rows_by_pk(conn, [row.pk])[row.pk])
+        if row.entity_id is not None:
+            return {"customer_id": customer_id, "entity_id": row.entity_id, "invoice": invoice}
+        return {"customer_id": customer_id, "invoice": invoice}
 
 
 __all__ = [

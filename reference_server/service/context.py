@@ -20,7 +20,11 @@ from reference_server.store.db import Database
 from reference_server.store.tenancy import Tenant
 
 if TYPE_CHECKING:
-    from autumn_sdk._generated.json_types import TrackResponseJson
+    from autumn_sdk._generated.json_types import (
+        FinalizeInvoiceResponseJson,
+        PayInvoiceResponseJson,
+        TrackResponseJson,
+    )
     from autumn_sdk._generated.models import FinalizeInvoiceParams, PayInvoiceParams, VoidInvoiceParams
     from reference_server.engine.entitlements import Source
     from reference_server.jobs import LeaderLease
@@ -89,7 +93,7 @@ class InvoiceLister(Protocol):
 class InvoiceFinalizer(Protocol):
     """``invoices.finalize`` served by billing: ``(ctx, params) -> response``."""
 
-    def __call__(self, ctx: Ctx, params: FinalizeInvoiceParams, /) -> JSON: ...
+    def __call__(self, ctx: Ctx, params: FinalizeInvoiceParams, /) -> FinalizeInvoiceResponseJson: ...
 
 
 class TrackWatch(Protocol):
@@ -127,9 +131,9 @@ class SubscriptionMirror(Protocol):
 class InvoiceActions(Protocol):
     """``invoices.void`` and ``invoices.pay``."""
 
-    def void(self, ctx: Ctx, params: VoidInvoiceParams) -> JSON: ...
+    def void(self, ctx: Ctx, params: VoidInvoiceParams) -> PayInvoiceResponseJson: ...
 
-    def pay(self, ctx: Ctx, params: PayInvoiceParams) -> JSON: ...
+    def pay(self, ctx: Ctx, params: PayInvoiceParams) -> PayInvoiceResponseJson: ...
 
 
 @dataclass

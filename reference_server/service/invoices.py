@@ -1,5 +1,6 @@
 """``invoices.list`` and ``invoices.insert``; and an invoice as each answer shows it, built from one
-:class:`~reference_server.store.invoice_pages.InvoiceRow`: listed, and in ``customer.invoices``.
+:class:`~reference_server.store.invoice_pages.InvoiceRow`: listed, in ``customer.invoices``, and in
+the answers of ``invoices.finalize``, ``invoices.void`` and ``invoices.pay``.
 
 The list pages through every invoice of the org env, newest first (``created_at`` then insertion),
 filtered by customer, entity, status and processor.  The insert records up to 500 historical invoices
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 from autumn_sdk._generated.json_types import (
+    CreateInvoiceInvoiceJson,
     CustomerInvoiceJson,
     InsertInvoicesResponseInvoiceJson,
     InsertInvoicesResponseJson,
@@ -73,6 +75,31 @@ def customer_invoice_json(row: InvoiceRow) -> CustomerInvoiceJson:
         "processor_type": _PROCESSORS[row.processor_type],
         "status": row.status,
         "total": _amount(row.total, row.currency),
+        "currency": row.currency,
+        "created_at": row.created_at,
+        "hosted_invoice_url": row.hosted_invoice_url,
+    }
+    if row.net_terms_days is not None:
+        out["net_terms_days"] = row.net_terms_days
+        out["due_at"] = row.due_at
+    return out
+
+
+def answered_invoice_json(row: InvoiceRow) -> CreateInvoiceInvoiceJson:
+    """An invoice as ``invoices.finalize``, ``invoices.void`` and ``invoices.pay`` answer it: as
+    :func:`invoice_json` lists it, typed as the spec's ``invoice`` of those operations (whose
+    ``processor_type`` is any string)."""
+    out: CreateInvoiceInvoiceJson = {
+        "id": row.id,
+        "customer_id": row.customer_id,
+        "entity_id": row.entity_id,
+        "plan_ids": row.plan_ids,
+        "stripe_id": row.stripe_id,
+        "processor_type": _PROCESSORS[row.processor_type],
+        "status": row.status,
+        "total": _amount(row.total, row.currency),
+        "amount_paid": _amount(row.amount_paid, row.currency) if row.amount_paid is not None else None,
+        "refunded_amount": _amount(row.refunded_amount, row.currency),
         "currency": row.currency,
         "created_at": row.created_at,
         "hosted_invoice_url": row.hosted_invoice_url,

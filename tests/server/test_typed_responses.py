@@ -20,24 +20,13 @@ from autumn_sdk._generated.models import Feature, GetFeatureParams
 from reference_server.api.endpoints import Endpoint, endpoints
 from reference_server.service.context import Ctx
 
-_BILLING = "billing/ builds quotes, previews and invoices from the engine's dict lines"
-_INVOICE_ACTIONS = "billing/invoice_actions.py answers invoices.py's invoice_json, still a dict"
-_REFUSED = "billing/invoice_actions.py refuses it (always 400); typed with the rest of billing/"
+_BILLING = "billing/ builds quotes and previews from the engine's dict lines"
 
 UNTYPED: dict[str, str] = {
     "billing.preview_attach": _BILLING,
     "billing.preview_multi_attach": _BILLING,
     "billing.preview_update": _BILLING,
     "billing.preview_multi_update": _BILLING,
-    "billing.import": _BILLING,
-    "invoices.finalize": "api/admin.py answers invoices.py's invoice_json, still a dict",
-    "invoices.void": _INVOICE_ACTIONS,
-    "invoices.pay": _INVOICE_ACTIONS,
-    "invoices.create": _REFUSED,
-    "invoices.update": _REFUSED,
-    "invoices.reissue": _REFUSED,
-    "invoices.issue_credit_note": _REFUSED,
-    "invoices.list_templates": _REFUSED,
 }
 """Operation -> why its service still answers ``dict[str, Any]`` (what its builders cascade into)."""
 
@@ -88,6 +77,11 @@ def test_the_typed_api_groups_stay_typed() -> None:
     assert {
         "invoices.list",
         "invoices.insert",
+        "invoices.finalize",
+        "invoices.void",
+        "invoices.pay",
+        "invoices.create",
+        "billing.import",
         "referrals.redeem_code",
         "customers.advance_test_clock",
     } <= typed
