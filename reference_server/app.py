@@ -95,9 +95,9 @@ def create_app(
     ``metrics`` serves ``/metrics``; ``/healthz`` and ``/readyz`` are always served.
     ``max_body_bytes``: the largest request body served (default 1 MiB); larger bodies get 413
     (:mod:`reference_server.api.request_guard` holds this and the other input limits).
-    ``processors``: the payment processor settings (default processor, platform Stripe key, Stripe
-    API address); :func:`create_app_from_settings` passes the server's, and without them they are read
-    from the environment (:meth:`ProcessorSettings.from_env`).
+    ``processors``: the payment processor settings (the default processor, and each registered
+    processor's own, such as the platform's Stripe key); :func:`create_app_from_settings` passes the
+    server's, and without them they are read from the environment (:meth:`ProcessorSettings.from_env`).
     """
     db = Database(database_url)
     state = AppState(
@@ -267,16 +267,6 @@ def _openapi_document(index: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _processor_settings(settings: ServerSettings) -> ProcessorSettings:
-    """The processor part of the server's settings."""
-    key = settings.stripe_secret_key
-    return ProcessorSettings(
-        default=settings.payment_processor,
-        stripe_secret_key=key.get_secret_value() if key is not None else None,
-        stripe_api_base=settings.stripe_api_base,
-    )
-
-
 def create_app_from_settings(settings: ServerSettings | None = None, **kwargs: Any) -> Starlette:
     """The server as ``autumn-server`` configures it, from :class:`ServerSettings` (default: read
     from the ``AUTUMN_*`` environment); ``kwargs`` go to :func:`create_app` on top."""
@@ -308,7 +298,7 @@ def create_app_from_settings(settings: ServerSettings | None = None, **kwargs: A
         "background_jobs": settings.background_jobs,
         "job_lease_s": settings.job_lease_seconds,
         "metrics": settings.metrics,
-        "processors": _processor_settings(settings),
+        "processors": settings.processor_settings(),
     }
     options.update(kwargs)
     return create_app(settings.database_url, **options)

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from reference_server.api.ratelimit import DEFAULT_LIMITS, Limit
+from reference_server.processors.registry import PROCESSORS, ProcessorSettings, processor_variables
 from reference_server.store.db import DEFAULT_DATABASE_URL
 from reference_server.store.tenancy import KEY_PREFIXES
 
@@ -75,7 +76,7 @@ class ServerSettings(BaseSettings):
         description="the URL customers reach this server at, for checkout and portal links "
         "(default: the Host of the request)",
     )
-    payment_processor: Literal["local", "stripe"] = Field(
+    payment_processor: str = Field(
         "local", description="the server-wide default processor: `local` pages or `stripe`"
     )
     stripe_secret_key: SecretStr | None = Field(
@@ -218,14 +219,33 @@ class ServerSettings(BaseSettings):
             raise ValueError("use redis://host:6379/0 (or rediss://, unix://)")
         return value.strip()
 
-    @model_validator(mode="after")
-    def _stripe_needs_a_key(self) -> ServerSettings:
-        if self.payment_processor == "stripe" and self.stripe_secret_key is None:
+    @field_validator("payment_processor")
+    @classmethod
+    def _registered_processor(cls, value: str) -> str:
+        if value not in PROCESSORS:
+            *others, last = (repr(name) for name in PROCESSORS)  # as pydantic words a Literal's
             raise ValueError(
-                "AUTUMN_PAYMENT_PROCESSOR=stripe needs the platform's Stripe key: set STRIPE_SECRET_KEY "
-                "(sk_test_... or sk_live_...), or use AUTUMN_PAYMENT_PROCESSOR=local"
+                f"Input should be {', '.join(others)} or {last}" if others else f"Input should be {last}"
             )
+        return value
+
+    @model_validator(mode="after")
+    def _default_processor_settings(self) -> ServerSettings:
+        """The server-wide default processor's own settings are complete (its registration says)."""
+        problem = PROCESSORS[self.payment_processor].default_problem(self.processor_settings().values)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def processor_settings(self) -> ProcessorSettings:
+        """The processor part of these settings: the default's name, and the registered processors'
+        own settings (the fields of their variables, :attr:`Registration.variables`) for their
+        registrations to read."""
+        exported = self.env()
+        return ProcessorSettings(
+            default=self.payment_processor,
+            values={name: exported[name] for name in processor_variables() if name in exported},
+        )
 
     def server_stack(self) -> ServerStack:
         """The :attr:`http` parser and :attr:`loop` to serve with: the chosen ones when importable."""

@@ -1,17 +1,15 @@
 """Which payment processor acts for a customer or an organization (made once per app from the
-server's settings by ``create_app``: each organization's own Stripe account, else the server's default)."""
+server's settings by ``create_app``: each organization's own, else the server's default)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Connection
 
 from reference_server.processors.contract import PaymentProcessor
-from reference_server.processors.registry import (
-    Processors,
-    processors_from_env,
-)
+from reference_server.processors.registry import Processors, processors_from_env
 from reference_server.processors.registry import processor_for as choose_processor
 from reference_server.processors.stripe.processor import StripeProcessor
+from reference_server.processors.stripe.registration import stripe_for_org
 from reference_server.service.context import AppState
 
 
@@ -24,8 +22,8 @@ def processors_of(state: AppState) -> Processors:
 
 
 def processor_for(state: AppState, conn: Connection, customer_pk: int) -> PaymentProcessor:
-    """The processor acting for the customer: its organization's own Stripe account, else the default
-    (:func:`reference_server.processors.registry.processor_for`)."""
+    """The processor acting for the customer: its organization's own (its credentials with a
+    registered processor), else the default (:func:`reference_server.processors.registry.processor_for`)."""
     return choose_processor(processors_of(state), conn, customer_pk)
 
 
@@ -33,4 +31,4 @@ def org_stripe_processor(state: AppState, conn: Connection, org_pk: int, env: st
     """The Stripe processor of the organization's environment (its own Stripe account, a connected
     one, or the server's): it gives back Stripe payments and cleans up after deleted customers; None
     when the organization is charged locally."""
-    return processors_of(state).stripe_for_org(conn, org_pk, env)
+    return stripe_for_org(processors_of(state), conn, org_pk, env)

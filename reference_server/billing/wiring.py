@@ -37,8 +37,9 @@ from reference_server.billing.usage_alerts import make_track_watcher
 from reference_server.clock import Clock
 from reference_server.processors.compensation import RefundRetrier
 from reference_server.processors.contract import PaymentProcessor
-from reference_server.processors.registry import EventHooks, stripe_processor_for
+from reference_server.processors.registration import EventHooks
 from reference_server.processors.stripe.processor import StripeProcessor
+from reference_server.processors.stripe.registration import stripe_processor_for
 from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
 from reference_server.service.context import AppState, BillingHooks, Ctx
 from reference_server.store import idempotency

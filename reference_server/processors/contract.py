@@ -4,8 +4,8 @@ A processor collects payment methods (on this server's hosted card form, or on i
 Stripe Checkout in setup mode), charges and refunds, keeps its own invoices in step with the server's
 (opens, finalizes, voids, marks them paid) and says which of its invoices is the server's.  What a
 processor cannot do is a method answering what that means for it (``None``, ``False`` or nothing),
-never a type check by its callers.  Per-organization credentials and event ingestion are part of a
-processor's registration (:mod:`~reference_server.processors.registry`).
+never a type check by its callers.  Settings, per-organization credentials and event ingestion are
+part of a processor's registration (:mod:`~reference_server.processors.registration`).
 
 Two implementations:
 :class:`~reference_server.processors.local.processor.LocalProcessor` (the reference server is its

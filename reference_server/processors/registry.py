@@ -1,136 +1,102 @@
 """Which payment processor acts for a customer: the registered processors and the choice between them.
 
-:data:`PROCESSORS` maps each processor's name (``AUTUMN_PAYMENT_PROCESSOR``) to its registration: how
-the server-wide processor of that name is made and, where the processor has them, the routes that
-ingest its events.  Adding a processor is one folder under ``processors/`` and one entry here.
+:data:`PROCESSORS` lists each processor's :class:`~reference_server.processors.registration.Registration`
+by name (``AUTUMN_PAYMENT_PROCESSOR``): the settings it reads, how its instances are made (the
+server-wide one and, where the processor has per-organization credentials, each organization's own)
+and the routes that ingest its events.  Each processor's folder defines its registration
+(``local/registration.py``, ``stripe/registration.py``); adding a processor is one folder under
+``processors/`` and one entry here.
 
-:func:`processor_for` picks the processor of a customer: its organization's own Stripe account when it
-saved one for the customer's environment (platform API ``POST /platform/organizations/stripe``; a
-connected account is charged with the server's platform key), else the server-wide default (local
-unless ``AUTUMN_PAYMENT_PROCESSOR=stripe``).  Callers then talk to that processor directly.
+:func:`processor_for` picks the processor of a customer: the instance of its organization's own that a
+registered processor has for the customer's environment (Stripe's: a key or a connected account saved
+with ``POST /platform/organizations/stripe``, :mod:`~reference_server.processors.stripe.accounts`), else
+the server-wide default (local unless ``AUTUMN_PAYMENT_PROCESSOR`` names another).  Callers then talk to
+that processor directly.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection
 from starlette.routing import BaseRoute
 
-from reference_server.clock import Clock
-from reference_server.processors.compensation import ReverserFor
 from reference_server.processors.contract import PaymentProcessor
-from reference_server.processors.local.processor import LocalProcessor
-from reference_server.processors.stripe.accounts import StripeAccounts
-from reference_server.processors.stripe.events import (
-    CheckoutCompleted,
-    CompleteCheckout,
-    stripe_webhook_routes,
-)
-from reference_server.processors.stripe.processor import StripeProcessor
+from reference_server.processors.local.registration import LOCAL
+from reference_server.processors.registration import EventHooks, ProcessorAccounts, Registration
+from reference_server.processors.stripe.registration import STRIPE
 from reference_server.store.customer_lookup import customer_owner
-from reference_server.store.db import Database
+
+A = TypeVar("A", bound=ProcessorAccounts)
+
+PROCESSORS: dict[str, Registration[Any]] = {
+    registration.name: registration for registration in (LOCAL, STRIPE)
+}
+"""Every processor the server knows, by name (``AUTUMN_PAYMENT_PROCESSOR``)."""
+
+
+def processor_variables() -> tuple[str, ...]:
+    """The environment variables of every registered processor's settings."""
+    return tuple(name for registration in PROCESSORS.values() for name in registration.variables)
 
 
 @dataclass(frozen=True)
 class ProcessorSettings:
-    """The processor part of the server's settings: ``create_app_from_settings`` makes it from
-    ``ServerSettings``; :meth:`from_env` reads the same variables for an app built without it."""
+    """The processor part of the server's settings: ``ServerSettings.processor_settings`` makes it;
+    :meth:`from_env` reads the same variables for an app built without it."""
 
     default: str = "local"
     """``AUTUMN_PAYMENT_PROCESSOR``: the name of the processor of organizations without their own."""
-    stripe_secret_key: str | None = None
-    """``STRIPE_SECRET_KEY``: the platform's Stripe key (also charges connected accounts)."""
-    stripe_api_base: str | None = None
-    """``STRIPE_API_BASE``: every Stripe client talks to this address instead (localstripe in tests)."""
+    values: Mapping[str, str] = field(default_factory=dict)
+    """The registered processors' own settings by variable (their registrations'
+    ``variables``, such as ``STRIPE_SECRET_KEY``); each registration reads its own."""
 
     @classmethod
     def from_env(cls) -> ProcessorSettings:
         name = os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local")
         return cls(
             default=name if name in PROCESSORS else "local",  # as before: anything unknown is local
-            stripe_secret_key=os.environ.get("STRIPE_SECRET_KEY"),
-            stripe_api_base=os.environ.get("STRIPE_API_BASE"),
+            values={var: os.environ[var] for var in processor_variables() if var in os.environ},
         )
-
-
-@dataclass(frozen=True)
-class EventHooks:
-    """What a processor's event routes do with an event: the billing hooks they call back."""
-
-    db: Database
-    clock: Clock
-    complete_checkout: CompleteCheckout | None = None
-    """Finishes what a checkout session an event paid was for."""
-    on_change: Callable[[], None] | None = None
-    """Runs after an event changed something (cache resets)."""
-    checkout_completed: CheckoutCompleted | None = None
-    """Applies a completed processor-hosted card setup to its server session."""
-    reverser_for: ReverserFor | None = None
-    """Gives back payments whose server invoice was lost."""
-
-
-@dataclass(frozen=True)
-class Registration:
-    """One processor: how its server-wide instance is made and the routes ingesting its events."""
-
-    create: Callable[[Processors], PaymentProcessor]
-    event_routes: Callable[[EventHooks], list[BaseRoute]] | None = None
-
-
-def _stripe_event_routes(hooks: EventHooks) -> list[BaseRoute]:
-    return stripe_webhook_routes(
-        hooks.db,
-        hooks.clock,
-        hooks.complete_checkout,
-        hooks.on_change,
-        checkout_completed=hooks.checkout_completed,
-        reverser_for=hooks.reverser_for,
-    )
-
-
-PROCESSORS: dict[str, Registration] = {
-    "local": Registration(create=lambda processors: LocalProcessor()),
-    "stripe": Registration(
-        create=lambda processors: processors.stripe.platform(), event_routes=_stripe_event_routes
-    ),
-}
-"""Every processor the server knows, by name (``AUTUMN_PAYMENT_PROCESSOR``)."""
 
 
 @dataclass
 class Processors:
-    """The server-wide default processor and the organizations' own Stripe accounts."""
+    """Every registered processor's instances in one app, and the server-wide default processor."""
 
     settings: ProcessorSettings = field(default_factory=ProcessorSettings.from_env)
     default: PaymentProcessor | None = None
     """The processor of organizations without their own (made from ``settings`` when not given)."""
-    stripe: StripeAccounts = field(init=False)
+    accounts: dict[str, ProcessorAccounts] = field(init=False)
+    """Each registered processor's instances, by name."""
 
     def __post_init__(self) -> None:
-        self.stripe = StripeAccounts(self.settings.stripe_api_base, self.settings.stripe_secret_key)
+        self.accounts = {
+            name: registration.accounts(self.settings.values) for name, registration in PROCESSORS.items()
+        }
         if self.default is None:
-            self.default = PROCESSORS[self.settings.default].create(self)
+            self.default = self.accounts[self.settings.default].server_wide()
 
     @property
     def server_default(self) -> PaymentProcessor:
         assert self.default is not None  # set by __post_init__
         return self.default
 
-    def for_org(self, conn: Connection, org_pk: int, env: str) -> PaymentProcessor:
-        """The processor of an organization's environment: its own Stripe account, else the default."""
-        own = self.stripe.for_org(conn, org_pk, env)
-        return own if own is not None else self.server_default
+    def accounts_of(self, registration: Registration[A]) -> A:
+        """The instances ``registration`` made for this app, as its own type."""
+        return cast(A, self.accounts[registration.name])  # made by registration.accounts, see above
 
-    def stripe_for_org(self, conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:
-        """The Stripe account an organization's environment is charged through (its own, a connected
-        one, or the server's); None when it is charged by another processor."""
-        own = self.stripe.for_org(conn, org_pk, env)
-        if own is not None or self.server_default.name != StripeProcessor.name:
-            return own
-        return self.stripe.platform()
+    def for_org(self, conn: Connection, org_pk: int, env: str) -> PaymentProcessor:
+        """The processor of an organization's environment: a registered processor's instance of its own
+        (its credentials), else the server-wide default."""
+        for accounts in self.accounts.values():
+            own = accounts.for_org(conn, org_pk, env)
+            if own is not None:
+                return own
+        return self.server_default
 
     def event_routes(self, hooks: EventHooks) -> list[BaseRoute]:
         """The routes of every registered processor that has events."""
@@ -148,30 +114,17 @@ def processors_from_env() -> Processors:
     return Processors(ProcessorSettings.from_env())
 
 
-def _org_of(conn: Connection, customer_pk: int) -> tuple[int, str]:
-    owner = customer_owner(conn, customer_pk)
-    return owner.org_pk, owner.env
-
-
 def processor_for(processors: Processors, conn: Connection, customer_pk: int) -> PaymentProcessor:
     """The processor that acts for the customer (see the module docs)."""
-    return processors.for_org(conn, *_org_of(conn, customer_pk))
-
-
-def stripe_processor_for(
-    processors: Processors, conn: Connection, customer_pk: int
-) -> StripeProcessor | None:
-    """The customer's Stripe account when the customer is charged through Stripe, else None."""
-    return processors.stripe_for_org(conn, *_org_of(conn, customer_pk))
+    owner = customer_owner(conn, customer_pk)
+    return processors.for_org(conn, owner.org_pk, owner.env)
 
 
 __all__ = [
     "PROCESSORS",
-    "EventHooks",
     "ProcessorSettings",
     "Processors",
-    "Registration",
     "processor_for",
+    "processor_variables",
     "processors_from_env",
-    "stripe_processor_for",
 ]

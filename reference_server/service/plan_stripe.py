@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from reference_server.errors import ApiError
 from reference_server.processors.registry import processors_from_env
+from reference_server.processors.stripe.registration import stripe_for_org
 from reference_server.service.context import Ctx
 from reference_server.store.stripe_products import plan_version
 
@@ -25,7 +26,7 @@ def create_plan_in_stripe(ctx: Ctx, conn: Connection, plan_pk: int, now: int) ->
     transaction, the plan's write with it, is rolled back, so the request can be sent again."""
     if ctx.state.processors is None:
         ctx.state.processors = processors_from_env()
-    account = ctx.state.processors.stripe_for_org(conn, ctx.tenant.org_pk, ctx.tenant.env)
+    account = stripe_for_org(ctx.state.processors, conn, ctx.tenant.org_pk, ctx.tenant.env)
     if account is None:
         return
     try:

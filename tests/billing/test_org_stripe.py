@@ -84,9 +84,7 @@ def test_router_gives_each_org_its_own_client_and_connected_accounts_the_platfor
     state = running.app.state.autumn
     router = state.processors
     assert isinstance(router, Processors)
-    settings = ProcessorSettings(
-        stripe_api_base=router.settings.stripe_api_base, stripe_secret_key="sk_test_platform"
-    )
+    settings = ProcessorSettings(values={**router.settings.values, "STRIPE_SECRET_KEY": "sk_test_platform"})
     with_platform_key = Processors(settings, default=LocalProcessor())
     with state.db.read() as conn:
         orgs = {

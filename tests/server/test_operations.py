@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from reference_server.api.ratelimit import Limit, RateLimiter, SharedRateLimiter
 from reference_server.cli import _parser
+from reference_server.processors.registry import PROCESSORS, ProcessorSettings, processor_variables
 from reference_server.settings import ServerSettings, env_name, flag_name, load_settings
 from reference_server.store import leases
 from reference_server.store.db import Database
@@ -88,6 +89,26 @@ def test_settings_are_validated_at_start(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ValidationError) as caught:
         load_settings()
     assert caught.value.errors()[0]["loc"] == ("workers",)
+
+
+def test_each_processors_settings_are_server_settings_its_registration_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A registered processor's variables are settings (flags, README rows); only they reach it."""
+    variables = {
+        env_name(name, field.validation_alias) for name, field in ServerSettings.model_fields.items()
+    }
+    assert set(processor_variables()) <= variables and "STRIPE_SECRET_KEY" in processor_variables()
+    monkeypatch.setenv("STRIPE_API_BASE", "http://127.0.0.1:9/")
+    settings = load_settings({"payment_processor": "stripe", "stripe_secret_key": "sk_test_flag"})
+    assert settings.processor_settings() == ProcessorSettings(
+        "stripe", {"STRIPE_SECRET_KEY": "sk_test_flag", "STRIPE_API_BASE": "http://127.0.0.1:9"}
+    )
+    assert sorted(PROCESSORS) == ["local", "stripe"]
+    with pytest.raises(ValidationError) as caught:
+        load_settings({"payment_processor": "paypal"})
+    assert caught.value.errors()[0]["loc"] == ("payment_processor",)
+    assert "'local' or 'stripe'" in caught.value.errors()[0]["msg"]
 
 
 # -- health, readiness, metrics, request ids --------------------------------------------------------

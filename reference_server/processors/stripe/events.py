@@ -40,9 +40,10 @@ from starlette.routing import BaseRoute, Route
 
 from reference_server.clock import Clock
 from reference_server.processors.compensation import ReverserFor, TakenPayment, reverse_orphan
+from reference_server.processors.registration import CheckoutCompleted as CheckoutCompleted
+from reference_server.processors.registration import CompleteCheckout as CompleteCheckout
 from reference_server.store.billing_lock import release, try_acquire
 from reference_server.store.billing_sessions import (
-    SessionRecord,
     load_session,
     update_session,
     waiting_checkout_sessions,
@@ -62,13 +63,6 @@ from reference_server.store.org_stripe import stripe_config
 from reference_server.store.stripe_customers import stripe_customer_of
 from reference_server.store.stripe_events import event_seen, org_pk_by_id, record_event, set_billed_past_due
 from reference_server.store.tables.billing import INVOICE_REASON
-
-CompleteCheckout = Callable[[Connection, SessionRecord, InvoiceRecord | None, int], None]
-"""The billing hook that finishes what a checkout session was for (e.g. starts an attached plan)."""
-
-CheckoutCompleted = Callable[[Connection, int, str, dict[str, Any], int], str]
-"""Applies ``checkout.session.completed`` (org pk, env, the Checkout Session object, now): the card a
-setup-mode Stripe Checkout saved continues its hosted session (see :mod:`.stripe_checkout`)."""
 
 ENVS = ("sandbox", "live")
 

@@ -1,0 +1,118 @@
+"""What registers a payment processor: its settings, its instances and its event routes.
+
+A processor's folder under ``processors/`` defines one :class:`Registration` (``local/registration.py``,
+``stripe/registration.py``) and :data:`~reference_server.processors.registry.PROCESSORS` lists it.  A
+registration gives:
+
+- its settings: the environment variables it reads (:attr:`Registration.variables`, each also a
+  ``ServerSettings`` field, hence an ``autumn-server`` flag and a row of the README's settings table)
+  and what they must hold for the processor to be the server-wide default
+  (:attr:`Registration.default_problem`, checked at start);
+- its instances (:class:`ProcessorAccounts`, made once per app from those settings): the server-wide
+  one and, through the per-organization credentials hook :meth:`ProcessorAccounts.for_org`, an
+  organization's own.  An instance of a processor is one set of credentials (Stripe: one secret key,
+  perhaps on a connected account), so the credentials belong here rather than on
+  :class:`~reference_server.processors.contract.PaymentProcessor`;
+- the routes that ingest its events, if it sends any (:attr:`Registration.event_routes`), given the
+  billing hooks they call back (:class:`EventHooks`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection
+from starlette.routing import BaseRoute
+
+from reference_server.clock import Clock
+from reference_server.processors.compensation import ReverserFor
+from reference_server.processors.contract import PaymentProcessor
+from reference_server.store.billing_sessions import SessionRecord
+from reference_server.store.db import Database
+from reference_server.store.invoices import InvoiceRecord
+
+CompleteCheckout = Callable[[Connection, SessionRecord, InvoiceRecord | None, int], None]
+"""The billing hook that finishes what a checkout session was for (e.g. starts an attached plan)."""
+
+CheckoutCompleted = Callable[[Connection, int, str, dict[str, Any], int], str]
+"""Applies a card setup completed on the processor's own page (org pk, env, the processor's session
+object, now; Stripe: ``checkout.session.completed``): the card it saved continues its hosted session
+(see :mod:`reference_server.pages.stripe_checkout`)."""
+
+
+@dataclass(frozen=True)
+class EventHooks:
+    """What a processor's event routes do with an event: the billing hooks they call back."""
+
+    db: Database
+    clock: Clock
+    complete_checkout: CompleteCheckout | None = None
+    """Finishes what a checkout session an event paid was for."""
+    on_change: Callable[[], None] | None = None
+    """Runs after an event changed something (cache resets)."""
+    checkout_completed: CheckoutCompleted | None = None
+    """Applies a completed processor-hosted card setup to its server session."""
+    reverser_for: ReverserFor | None = None
+    """Gives back payments whose server invoice was lost."""
+
+
+class ProcessorAccounts(ABC):
+    """The instances of one registered processor in an app: the server's own, each organization's own."""
+
+    @abstractmethod
+    def server_wide(self) -> PaymentProcessor:
+        """The instance acting for organizations without their own when this processor is the server's
+        default (``AUTUMN_PAYMENT_PROCESSOR``); asked only then, so it may refuse missing settings."""
+
+    def for_org(self, conn: Connection, org_pk: int, env: str) -> PaymentProcessor | None:
+        """The organization's own instance of this processor in ``env`` (made from credentials it
+        saved); None when it has none, as always for a processor without per-organization credentials."""
+        return None
+
+
+class SingleAccount(ProcessorAccounts):
+    """A processor with one instance and no per-organization credentials (the local processor)."""
+
+    def __init__(self, processor: PaymentProcessor) -> None:
+        self.processor = processor
+
+    def server_wide(self) -> PaymentProcessor:
+        return self.processor
+
+
+A = TypeVar("A", bound=ProcessorAccounts)
+
+
+def no_problem(values: Mapping[str, str]) -> str | None:
+    """A processor that needs no settings can always be the server-wide default."""
+    return None
+
+
+@dataclass(frozen=True)
+class Registration(Generic[A]):
+    """One processor: its name, its settings, how its instances are made, its event routes."""
+
+    name: str
+    """Its name (``AUTUMN_PAYMENT_PROCESSOR``; :attr:`PaymentProcessor.name` of its instances)."""
+    accounts: Callable[[Mapping[str, str]], A]
+    """Makes its instances, once per app, from its settings (those of :attr:`variables` that are set)."""
+    variables: tuple[str, ...] = ()
+    """The environment variables of its settings (each a ``ServerSettings`` field too)."""
+    default_problem: Callable[[Mapping[str, str]], str | None] = no_problem
+    """Why it cannot be the server-wide default with these settings; None when it can."""
+    event_routes: Callable[[EventHooks], list[BaseRoute]] | None = None
+    """The routes ingesting its events, if it sends any."""
+
+
+__all__ = [
+    "CheckoutCompleted",
+    "CompleteCheckout",
+    "EventHooks",
+    "ProcessorAccounts",
+    "Registration",
+    "SingleAccount",
+    "no_problem",
+]
