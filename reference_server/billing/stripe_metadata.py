@@ -18,9 +18,17 @@ nothing else, so what Stripe refuses fails at Stripe.  Here, for an organization
 The request is checked before anything is written: after the reserved keys are stripped, what is left
 must fit Stripe's limits on every object beside the server's own keys
 (:func:`~reference_server.processors.stripe.metadata.room_for`), else 400 ``invalid_inputs`` naming the
-field.  An organization charged by the local processor has no Stripe object to carry it, and Autumn's
-answers show metadata on none of the server's own invoices or subscriptions: there it is 400
-``unsupported_field`` (a ``metadata`` that asks for nothing, ``{}`` or only reserved keys, passes).
+field.  An organization whose processor writes no metadata
+(:meth:`~reference_server.processors.contract.PaymentProcessor.writes_metadata`: the local processor has
+no object to carry it, and Autumn's answers show metadata on none of the server's own invoices or
+subscriptions) is then refused it: 400 ``unsupported_field`` (a ``metadata`` that asks for nothing,
+``{}`` or only reserved keys, passes).
+
+Stripe's limits are checked here, for every organization, rather than by the organization's processor:
+they are the limits of Autumn's API, whose metadata always lands on Stripe, so a value Autumn would
+refuse is ``invalid_inputs`` whichever processor the reference server charges with, before the
+processor is asked whether it can carry metadata at all, as ``checkout_session_params``' values
+(``locale``: Stripe's list) are (:mod:`reference_server.billing.checkout_session_params`).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachParams, PreviewAttachParams, SetupPaymentParams
 from reference_server.billing.plan_changes import AttachState
-from reference_server.billing.processor_choice import org_stripe_processor
+from reference_server.billing.processor_choice import processors_of
 from reference_server.engine.billing import ChangeKind
 from reference_server.errors import ApiError, invalid
 from reference_server.processors.stripe.metadata import (
@@ -95,20 +103,21 @@ def check_attach_metadata(
 ) -> None:
     """Refuse (400) what of the request's ``metadata`` cannot be written, before anything is: Stripe's
     limits (``on_checkout``: also beside ``checkout_session_params.metadata`` on the Checkout Session),
-    and any of it for an organization charged by the local processor."""
+    and any of it for an organization whose processor writes none (the local processor)."""
     if not params.metadata:
         return
     given = check_metadata("metadata", attach_metadata(params), ATTACH_ROOM)
     if not given:
         return  # only reserved keys: stripped, as Autumn does
-    if org_stripe_processor(ctx.state, conn, ctx.tenant.org_pk, ctx.tenant.env) is None:
+    processor = processors_of(ctx.state).for_org(conn, ctx.tenant.org_pk, ctx.tenant.env)
+    if not processor.writes_metadata():
         raise ApiError(
             400,
             "unsupported_field",
             "metadata is part of Autumn's API but the reference server writes it only on the Stripe "
             "subscription, invoice and Checkout Session of an organization charged through Stripe; this "
-            "organization is charged by the local processor, which has none: leave it out (see the "
-            "README's list of unsupported fields)",
+            f"organization is charged by the {processor.name} processor, which has none: leave it out (see "
+            "the README's list of unsupported fields)",
         )
     session_params = getattr(params, "checkout_session_params", None)
     on_session = session_params.get("metadata") if isinstance(session_params, dict) else None

@@ -161,6 +161,13 @@ class PaymentProcessor(ABC):
         the server's records."""
         return None
 
+    def writes_metadata(self) -> bool:
+        """Whether a caller's metadata (``billing.attach``'s ``metadata``) lands on the processor's own
+        objects: the subscription mirroring a plan instance, the invoice, the card page's session.  The
+        local processor keeps nothing outside the server's records, whose answers show no metadata, so
+        an organization it charges is refused it (:mod:`reference_server.billing.stripe_metadata`)."""
+        return False
+
     # the processor's own card page ------------------------------------------------------------------------
     @abstractmethod
     def has_own_card_page(self) -> bool:

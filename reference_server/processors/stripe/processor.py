@@ -148,6 +148,11 @@ class StripeProcessor(PaymentProcessor):
             self._make_default(str(stripe_customer), payment_method.processor_id)
         super().confirm_card(conn, customer, payment_method)
 
+    def writes_metadata(self) -> bool:
+        """An attach's metadata goes on the Stripe Subscription, Invoice and Checkout Session, beside the
+        server's own ``autumn_*`` keys (:mod:`~reference_server.processors.stripe.metadata`)."""
+        return True
+
     # Stripe Checkout (setup mode) collects the cards: see processors.stripe.checkout -----------------------
     def has_own_card_page(self) -> bool:
         return True
