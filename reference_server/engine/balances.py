@@ -58,16 +58,21 @@ def _price_json(s: Source) -> BalanceBreakdownPriceJson | None:
 
 def breakdown_json(s: Source) -> BalanceBreakdownJson:
     """One source as a row of its Balance's ``breakdown``."""
+    return _breakdown(s, s.included_grant, s.usage)
+
+
+def _breakdown(s: Source, included_grant: float, usage: float) -> BalanceBreakdownJson:
+    """:func:`breakdown_json` given the source's ``included_grant`` and ``usage`` (computed once)."""
     return {
         "id": s.id,
         "plan_id": s.plan_id,
-        "included_grant": num(s.included_grant),
+        "included_grant": num(included_grant),
         "prepaid_grant": num(s.prepaid),
         "remaining": num(max(0.0, s.balance)),
-        "usage": num(s.usage),
+        "usage": num(usage),
         "unlimited": s.unlimited,
         "reset": s.reset_json(),
-        "price": _price_json(s),
+        "price": _price_json(s) if s.price else None,
         "expires_at": s.expires_at,
     }
 
@@ -76,7 +81,7 @@ def derive_balance(
     feature: Feature, sources: list[Source], now_ms: int, expand_feature: bool = False
 ) -> BalanceJson | None:
     """The Balance object of ``feature`` over the given (already scoped) sources; None if none."""
-    live = [s for s in sources if s.is_live(now_ms) and not s.is_flag]
+    live = [s for s in sources if (s.expires_at is None or s.expires_at > now_ms) and not s.is_flag]
     if not live:
         return None
     unlimited = [s for s in live if s.unlimited]
@@ -101,56 +106,62 @@ def derive_balance(
             "breakdown": [row],
         }
     else:
+        # One pass over the live sources: the totals, the breakdown rows (each source's
+        # included_grant and usage computed once), pay-per-use, max_purchase and the next reset.
         granted = remaining = usage = 0.0
         rollovers: list[BalanceRolloverJson] = []
-        has_rollover_cfg = False
+        has_rollover_cfg = overage_allowed = False
+        next_reset_at: int | None = None
+        priced = unbounded = False
+        purchasable = 0.0
+        breakdown: list[BalanceBreakdownJson] = []
         for s in live:
-            granted += s.included_grant + s.prepaid
+            included = s.allowance + s.adjustment  # Source.included_grant
+            used_here = r10(included + s.prepaid - s.balance)  # Source.usage
+            granted += included + s.prepaid
             remaining += max(0.0, s.balance)
-            usage += s.usage
+            usage += used_here
+            if s.usage_allowed:
+                overage_allowed = True
+            if s.next_reset_at is not None and (next_reset_at is None or s.next_reset_at < next_reset_at):
+                next_reset_at = s.next_reset_at
+            if s.price:
+                priced = True
+                if s.max_purchase is None:
+                    unbounded = True
+                elif not unbounded:
+                    purchasable += s.max_purchase
             if s.rollover_config:
                 has_rollover_cfg = True
-            for r in s.live_rollovers(now_ms):
-                granted += r.balance + r.usage
-                remaining += r.balance
-                usage += r.usage
-                rollovers.append(
-                    {
-                        "granted": num(r.balance + r.usage),  # as rolled over, before any use
-                        "balance": num(r.balance),
-                        "expires_at": r.expires_at or 0,
-                    }
-                )
+            if s.rollovers:
+                for r in s.live_rollovers(now_ms):
+                    granted += r.balance + r.usage
+                    remaining += r.balance
+                    usage += r.usage
+                    rollovers.append(
+                        {
+                            "granted": num(r.balance + r.usage),  # as rolled over, before any use
+                            "balance": num(r.balance),
+                            "expires_at": r.expires_at or 0,
+                        }
+                    )
+            breakdown.append(_breakdown(s, included, used_here))
         out = {
             "feature_id": feature.id,
             "granted": num(granted),
             "remaining": num(max(0.0, remaining)),
             "usage": num(usage),
             "unlimited": False,
-            "overage_allowed": any(s.pay_per_use for s in live),
-            "max_purchase": _max_purchase(live),
-            "next_reset_at": min(
-                (s.next_reset_at for s in live if s.next_reset_at is not None), default=None
-            ),
-            "breakdown": [breakdown_json(s) for s in live],
+            "overage_allowed": overage_allowed,
+            "max_purchase": num(purchasable) if priced and not unbounded else None,
+            "next_reset_at": next_reset_at,
+            "breakdown": breakdown,
         }
         if has_rollover_cfg or rollovers:
             out["rollovers"] = rollovers
     if expand_feature:
         out["feature"] = feature_json(feature)
     return out
-
-
-def _max_purchase(sources: list[Source]) -> float | None:
-    priced = [s for s in sources if s.price]
-    if not priced:
-        return None
-    total = 0.0
-    for s in priced:
-        if s.max_purchase is None:
-            return None
-        total += s.max_purchase
-    return num(total)
 
 
 def derive_flag(
