@@ -233,6 +233,73 @@ ANSWER_FIELD_ADDITIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any], str], 
         {"type": "string", "description": "The invoice's entity (as invoice.entity_id), when it has one."},
         "the finalized invoice's answer names its entity, when it has one",
     ),
+    *(
+        (
+            _answer(path),
+            "entity_id",
+            {"type": "string", "description": "The entity the previewed change is for (absent for none)."},
+            # reference_server/engine/billing/preview.py preview_body: a preview of a change made for an
+            # entity names it (tests/billing/test_honest_fields.py reads it); Autumn's preview lacks it.
+            "a preview names the entity its change is for",
+        )
+        for path in (
+            "/v1/billing.preview_attach",
+            "/v1/billing.preview_multi_attach",
+            "/v1/billing.preview_update",
+        )
+    ),
+    (
+        _answer("/v1/billing.preview_update"),
+        "redirect_to_checkout",
+        {
+            "type": "boolean",
+            "description": "Whether billing.update would send the customer to a checkout page.",
+        },
+        # reference_server/billing/update.py preview_update: ``redirect_mode: "always"`` sends an update
+        # to a checkout page and its preview says so, as billing.preview_attach's does
+        # (tests/billing/test_honest_fields.py); Autumn's update preview schema lacks the key.
+        "an update's preview says whether the update goes through a checkout page",
+    ),
+    (
+        _answer("/v1/billing.preview_update"),
+        "checkout_type",
+        {
+            "anyOf": [{"enum": ["stripe_checkout", "autumn_checkout"], "type": "string"}, {"type": "null"}],
+            "description": "The checkout page billing.update would send the customer to (null for none).",
+        },
+        "an update's preview says which checkout page the update goes through",
+    ),
+    (
+        _answer("/v1/billing.preview_update"),
+        "refund",
+        {
+            "type": "object",
+            "description": "With refund_last_payment: the refund the cancellation makes of the last payment.",
+            "properties": {
+                "amount": {"type": "number", "description": "What is refunded, in major units."},
+                "invoice": {
+                    "type": "object",
+                    "description": "The paid invoice the refund is made from.",
+                    "properties": {
+                        "stripe_id": {"type": "string"},
+                        "total": {"type": "number"},
+                        "refunded_amount": {
+                            "type": "number",
+                            "description": "What was refunded of it before.",
+                        },
+                        "currency": {"type": "string"},
+                    },
+                    "required": ["stripe_id", "total", "refunded_amount", "currency"],
+                },
+            },
+            "required": ["amount", "invoice"],
+        },
+        # reference_server/billing/last_payment_refund.py LastPaymentRefund.to_json: Autumn's preview
+        # answers ``refund`` (internal in useautumn/autumn shared/api/billing/common/
+        # billingPreviewResponse.ts, so not in its published spec; its invoice names the amount refunded
+        # before ``current_refunded_amount``); tests/billing/test_current_billing_fields.py reads it.
+        "an immediate cancel's preview with refund_last_payment shows the refund",
+    ),
 )
 """Fields operations answer beyond their spec: where (the answer's properties), name, schema, why."""
 

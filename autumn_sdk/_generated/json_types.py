@@ -865,6 +865,17 @@ class PreviewSyncWebhooksErrorJson(TypedDict):
     message: str
 
 
+class PreviewUpdateRefundInvoiceJson(TypedDict):
+    """
+    The paid invoice the refund is made from.
+    """
+
+    stripe_id: str
+    total: int | float
+    refunded_amount: int | float
+    currency: str
+
+
 class RedeemReferralCodeReferrerJson(TypedDict):
     """
     The customer whose referral code was redeemed.
@@ -1494,6 +1505,15 @@ class PreviewSyncWebhooksResponseJson(TypedDict):
     errors: list[PreviewSyncWebhooksErrorJson]
 
 
+class PreviewUpdateRefundJson(TypedDict):
+    """
+    With refund_last_payment: the refund the cancellation makes of the last payment.
+    """
+
+    amount: int | float
+    invoice: PreviewUpdateRefundInvoiceJson
+
+
 class RewardsListResponseJson(TypedDict):
     coupons: list[CreateRewardCouponResponseJson]
     feature_grants: list[CreateRewardFeatureGrantResponseJson]
@@ -1985,6 +2005,7 @@ class PreviewAttachResponseJson(TypedDict):
     checkout_type: Literal["stripe_checkout", "autumn_checkout"] | None
     tax: NotRequired[PreviewAttachTaxJson]
     invoice_credits: NotRequired[PreviewAttachInvoiceCreditsJson]
+    entity_id: NotRequired[str]
 
 
 class PreviewUpdateResponseJson(TypedDict):
@@ -2002,6 +2023,10 @@ class PreviewUpdateResponseJson(TypedDict):
     ]
     tax: NotRequired[PreviewAttachTaxJson]
     invoice_credits: NotRequired[PreviewAttachInvoiceCreditsJson]
+    entity_id: NotRequired[str]
+    redirect_to_checkout: NotRequired[bool]
+    checkout_type: NotRequired[Literal["stripe_checkout", "autumn_checkout"] | None]
+    refund: NotRequired[PreviewUpdateRefundJson]
 
 
 class CustomerPurchaseJson(TypedDict):
@@ -2295,6 +2320,8 @@ __all__ = [
     "PreviewAttachTaxJson",
     "PreviewSyncWebhooksErrorJson",
     "PreviewSyncWebhooksResponseJson",
+    "PreviewUpdateRefundJson",
+    "PreviewUpdateRefundInvoiceJson",
     "PreviewUpdateResponseJson",
     "RedeemReferralCodeReferrerJson",
     "RedeemReferralCodeResponseJson",

@@ -94,6 +94,8 @@ if TYPE_CHECKING:
     from .billing import PreviewMultiAttachParams as PreviewMultiAttachParams
     from .billing import PreviewMultiUpdateParams as PreviewMultiUpdateParams
     from .billing import PreviewUpdateParams as PreviewUpdateParams
+    from .billing import PreviewUpdateRefund as PreviewUpdateRefund
+    from .billing import PreviewUpdateRefundInvoice as PreviewUpdateRefundInvoice
     from .billing import PreviewUpdateResponse as PreviewUpdateResponse
     from .billing import ScheduledPhase as ScheduledPhase
     from .billing import SchedulePlanItemParams as SchedulePlanItemParams
@@ -949,6 +951,8 @@ _MODULE_OF: dict[str, str] = {
     "PreviewSyncWebhooksError": "webhooks",
     "PreviewSyncWebhooksResponse": "webhooks",
     "PreviewUpdateParams": "billing",
+    "PreviewUpdateRefund": "billing",
+    "PreviewUpdateRefundInvoice": "billing",
     "PreviewUpdateResponse": "billing",
     "RedeemReferralCodeParams": "referrals",
     "RedeemReferralCodeReferrer": "referrals",
@@ -1606,7 +1610,7 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
             "version",
         }
     ),
-    "PreviewAttachResponse": frozenset({"expand", "invoice_credits", "next_cycle", "tax"}),
+    "PreviewAttachResponse": frozenset({"entity_id", "expand", "invoice_credits", "next_cycle", "tax"}),
     "PreviewMultiAttachParams": frozenset(
         {
             "billing_behavior",
@@ -1651,7 +1655,9 @@ NON_NULLABLE_FIELDS: dict[str, frozenset[str]] = {
             "version",
         }
     ),
-    "PreviewUpdateResponse": frozenset({"expand", "invoice_credits", "next_cycle", "tax"}),
+    "PreviewUpdateResponse": frozenset(
+        {"entity_id", "expand", "invoice_credits", "next_cycle", "redirect_to_checkout", "refund", "tax"}
+    ),
     "RedeemReferralCodeResponse": frozenset({"redeemer", "referrer"}),
     "ReissueInvoiceCustomer": frozenset({"address", "email", "name", "tax_ids"}),
     "ReissueInvoiceCustomerAddress": frozenset({"city", "country", "line1", "line2", "postal_code", "state"}),
@@ -2329,6 +2335,8 @@ __all__ = [
     "PreviewSyncWebhooksError",
     "PreviewSyncWebhooksResponse",
     "PreviewUpdateParams",
+    "PreviewUpdateRefund",
+    "PreviewUpdateRefundInvoice",
     "PreviewUpdateResponse",
     "RedeemReferralCodeParams",
     "RedeemReferralCodeReferrer",

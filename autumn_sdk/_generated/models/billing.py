@@ -378,6 +378,17 @@ class PreviewMultiUpdateParams(AutumnModel):
     )
 
 
+class PreviewUpdateRefundInvoice(AutumnModel):
+    """
+    The paid invoice the refund is made from.
+    """
+
+    stripe_id: str
+    total: int | float
+    refunded_amount: int | float = Field(..., description="What was refunded of it before.")
+    currency: str
+
+
 class SchedulePlanItemPriceAdditionalCurrency(AutumnModel):
     currency: Any | None = None
     amount: Any | None = None
@@ -676,6 +687,15 @@ class PreviewAttachNextCycle(AutumnModel):
     usage_line_items: list[PreviewAttachNextCycleUsageLineItem] = Field(
         ..., description="List of line items for usage-based features in the next cycle."
     )
+
+
+class PreviewUpdateRefund(AutumnModel):
+    """
+    With refund_last_payment: the refund the cancellation makes of the last payment.
+    """
+
+    amount: int | float = Field(..., description="What is refunded, in major units.")
+    invoice: PreviewUpdateRefundInvoice = Field(..., description="The paid invoice the refund is made from.")
 
 
 class SchedulePlanItemPriceParams(AutumnModel):
@@ -1548,6 +1568,9 @@ class PreviewAttachResponse(AutumnModel):
     invoice_credits: PreviewAttachInvoiceCredits | None = Field(
         None, description="Stripe customer invoice credits preview."
     )
+    entity_id: str | None = Field(
+        None, description="The entity the previewed change is for (absent for none)."
+    )
 
 
 class PreviewUpdateParams(AutumnModel):
@@ -1671,6 +1694,18 @@ class PreviewUpdateResponse(AutumnModel):
     )
     invoice_credits: PreviewAttachInvoiceCredits | None = Field(
         None, description="Stripe customer invoice credits preview."
+    )
+    entity_id: str | None = Field(
+        None, description="The entity the previewed change is for (absent for none)."
+    )
+    redirect_to_checkout: bool | None = Field(
+        None, description="Whether billing.update would send the customer to a checkout page."
+    )
+    checkout_type: Literal["stripe_checkout", "autumn_checkout"] | None = Field(
+        None, description="The checkout page billing.update would send the customer to (null for none)."
+    )
+    refund: PreviewUpdateRefund | None = Field(
+        None, description="With refund_last_payment: the refund the cancellation makes of the last payment."
     )
 
 
@@ -2043,6 +2078,8 @@ __all__ = [
     "PreviewMultiAttachParams",
     "PreviewMultiUpdateParams",
     "PreviewUpdateParams",
+    "PreviewUpdateRefund",
+    "PreviewUpdateRefundInvoice",
     "PreviewUpdateResponse",
     "SchedulePlanItemParams",
     "SchedulePlanItemPriceAdditionalCurrency",
