@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import Connection
 
-from autumn_sdk._generated.json_types import AttachResponseJson
+from autumn_sdk._generated.json_types import AttachResponseJson, PreviewAttachResponseJson
 from autumn_sdk._generated.models import AttachParams, PreviewAttachParams
 from reference_server.billing.attach_dates import dated_quote, refuse_past_start_checkout
 from reference_server.billing.checkout_session_params import check_checkout_session_params
@@ -408,7 +407,7 @@ def _outgoing_quantities(conn: Connection, state: AttachState) -> dict[str, dict
     return {state.current.plan_id: dict(sub.prepaid_quantities)} if sub else {}
 
 
-def preview_attach(ctx: Ctx, params: PreviewAttachParams) -> dict[str, Any]:
+def preview_attach(ctx: Ctx, params: PreviewAttachParams) -> PreviewAttachResponseJson:
     params = fold_free_trial(params)
     settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:

@@ -21,10 +21,10 @@ does not commit refunds nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import PreviewUpdateRefundJson
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.errors import ApiError, invalid
@@ -48,7 +48,7 @@ class LastPaymentRefund:
     amount: int
     refunded_before: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> PreviewUpdateRefundJson:
         """The preview's ``refund`` (not in the spec; Autumn's preview has it): amounts in major units."""
         invoice = self.invoice
         return {

@@ -16,10 +16,11 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import PreviewAttachResponseJson, PreviewUpdateResponseJson
 from autumn_sdk._generated.models import AttachCustomizeUpsertLicense, AttachLicenseQuantity
 from reference_server.billing.resolve import AttachRequest, UpdateRequest
 from reference_server.errors import invalid, plan_not_found
@@ -348,12 +349,13 @@ def unpark_seats(conn: Connection, parked: list[ParkedSeat], parent_pk: int, pla
                 expire_instance(conn, seat.seat_instance_pk, now)
 
 
-def hide_seats(preview: dict[str, Any]) -> dict[str, Any]:
+Preview = TypeVar("Preview", PreviewAttachResponseJson, PreviewUpdateResponseJson)
+
+
+def hide_seats(preview: Preview) -> Preview:
     """A preview body without the paid pools in its plans' ``feature_quantities`` (they are no feature)."""
-    for side in ("incoming", "outgoing"):
-        for plan in preview.get(side) or []:
-            if isinstance(plan, dict) and plan.get("feature_quantities"):
-                plan["feature_quantities"] = [
-                    fq for fq in plan["feature_quantities"] if not is_seat_key(str(fq.get("feature_id")))
-                ]
+    for plan in [*preview["incoming"], *preview["outgoing"]]:
+        plan["feature_quantities"] = [
+            fq for fq in plan["feature_quantities"] if not is_seat_key(fq["feature_id"])
+        ]
     return preview

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
-from autumn_sdk._generated.json_types import AttachResponseJson
+from autumn_sdk._generated.json_types import AttachResponseJson, PreviewAttachResponseJson
 from autumn_sdk._generated.models import (
     AttachDiscount,
     AttachParams,
@@ -314,7 +314,7 @@ def multi_attach_in(
     )
 
 
-def preview_multi_attach(ctx: Ctx, params: PreviewMultiAttachParams) -> dict[str, Any]:
+def preview_multi_attach(ctx: Ctx, params: PreviewMultiAttachParams) -> PreviewAttachResponseJson:
     """The multi-attach's preview, priced as :func:`multi_attach` would price it: a customer or entity
     that ``customer_data``/``entity_data`` would create is created in the preview's transaction, which
     is rolled back (Autumn's preview makes no changes), so nothing is written and nothing charged."""

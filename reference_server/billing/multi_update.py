@@ -27,7 +27,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from autumn_sdk._generated.json_types import AttachResponseJson
+from autumn_sdk._generated.json_types import (
+    AttachResponseJson,
+    MultiUpdatePreviewResponseJson,
+    MultiUpdatePreviewSubscriptionJson,
+)
 from autumn_sdk._generated.models import (
     MultiUpdateParams,
     PreviewMultiUpdateParams,
@@ -41,25 +45,14 @@ from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import resolve_update
 from reference_server.billing.update_apply import apply_update, update_free
 from reference_server.billing.update_quote import update_quotes
+from reference_server.engine.billing import NextCycle, Subscription
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import minor_to_json
-from reference_server.engine.billing.preview import outgoing_json, preview_body
+from reference_server.engine.billing.preview import outgoing_json, subscription_preview_body
 from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import Instance
 from reference_server.store.subjects import CustomerRow
-
-SUBSCRIPTION_PREVIEW_KEYS = (
-    "customer_id",
-    "line_items",
-    "subtotal",
-    "total",
-    "currency",
-    "next_cycle",
-    "incoming",
-    "outgoing",
-)
-
 
 MultiUpdateRequest = MultiUpdateParams | PreviewMultiUpdateParams
 
@@ -197,13 +190,13 @@ def _request_entity(items: list[_Item], entity_id: str | None) -> Any:
     return None
 
 
-def preview_multi_update(ctx: Ctx, params: PreviewMultiUpdateParams) -> dict[str, Any]:
+def preview_multi_update(ctx: Ctx, params: PreviewMultiUpdateParams) -> MultiUpdatePreviewResponseJson:
     settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
         items = _resolve(ctx, conn, params)
         _combined_due(items)  # the currencies must agree, as for the update itself
-        subscriptions = []
-        currency = None
+        subscriptions: list[MultiUpdatePreviewSubscriptionJson] = []
+        currency: str | None = None
         total = 0
         for it in items:
             q = it.quotes
@@ -214,7 +207,7 @@ def preview_multi_update(ctx: Ctx, params: PreviewMultiUpdateParams) -> dict[str
             currency = currency or due.currency
             total += due.total
         first = items[0].free or items[0].quotes or {}
-        customer = first["customer"]
+        customer: CustomerRow = first["customer"]
         conn.rollback()
     currency = currency or InvoiceDraft().currency
     return {
@@ -225,14 +218,18 @@ def preview_multi_update(ctx: Ctx, params: PreviewMultiUpdateParams) -> dict[str
     }
 
 
-def _subscription_preview(q: dict[str, Any]) -> dict[str, Any]:
+def _subscription_preview(q: dict[str, Any]) -> MultiUpdatePreviewSubscriptionJson:
     """One update's core preview, built as ``billing.preview_update`` builds it."""
-    inst, now, sub = q["inst"], q["now"], q["sub"]
-    cycles = [q["next_cycle"]] if q["next_cycle"] is not None else []
+    # The quote's parts (update_quote.py), as the preview reads them.
+    customer: CustomerRow = q["customer"]
+    inst: Instance = q["inst"]
+    now: int = q["now"]
+    sub: Subscription = q["sub"]
+    due: InvoiceDraft = q["due"]
+    next_cycle: NextCycle | None = q["next_cycle"]
+    ends_at: int | None = q["ends_at"]
     outgoing = []
-    if q["ends_at"] is not None:
-        outgoing.append(outgoing_json(inst.plan_id, q["ends_at"], now, dict(sub.prepaid_quantities)))
-    full = preview_body(q["customer"].id or "", q["due"], cycles, (), outgoing)
-    out = {k: full[k] for k in SUBSCRIPTION_PREVIEW_KEYS if k in full}
-    out["plan_ids"] = [inst.plan_id]
-    return out
+    if ends_at is not None:
+        outgoing.append(outgoing_json(inst.plan_id, ends_at, now, dict(sub.prepaid_quantities)))
+    cycles = [next_cycle] if next_cycle is not None else []
+    return subscription_preview_body(customer.id or "", due, cycles, outgoing, [inst.plan_id])

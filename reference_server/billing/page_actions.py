@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import PreviewAttachResponseJson
 from reference_server.store.billing_sessions import SessionRecord
 from reference_server.store.invoices import InvoiceRecord
 from reference_server.store.payment_methods import PaymentMethodInfo
@@ -55,7 +55,7 @@ class PageActions:
     uncancel_subscription: Callable[[Connection, int, str, int], None] | None = None
     # Plan switching in the portal, through the API's own preview and attach: the preview body
     # (``billing.preview_attach``) of (customer pk, plan id), run in its own transaction ...
-    preview_switch: Callable[[int, str], dict[str, Any]] | None = None
+    preview_switch: Callable[[int, str], PreviewAttachResponseJson] | None = None
     # ... and the switch itself inside the page's transaction: a payment URL when the customer must
     # pay on a checkout page first, else None (switched, or scheduled for the end of the period).
     switch_plan: Callable[[Connection, int, str, int], str | None] | None = None

@@ -7,13 +7,11 @@ the group's auto_enable plan back.  A priced plan's change is quoted by the engi
 
 from __future__ import annotations
 
-from typing import Any
-
-from autumn_sdk._generated.json_types import AttachResponseJson
+from autumn_sdk._generated.json_types import AttachResponseJson, PreviewUpdateResponseJson
 from autumn_sdk._generated.models import PreviewUpdateParams, UpdateSubscriptionParams
 from reference_server.billing.convert import is_customized
 from reference_server.billing.customer_lock import customer_lock
-from reference_server.billing.last_payment_refund import check_refund_request
+from reference_server.billing.last_payment_refund import LastPaymentRefund, check_refund_request
 from reference_server.billing.license_seats import hide_seats
 from reference_server.billing.no_billing import check_no_billing
 from reference_server.billing.payment_collection import invoice_mode_for, settle_due
@@ -25,9 +23,12 @@ from reference_server.billing.update_request import (
     check_anchor_now,
     check_checkout_quantities,
     check_update_redirect,
+    update_intent,
 )
-from reference_server.engine.billing.preview import outgoing_json, preview_body
+from reference_server.engine.billing import InvoiceDraft, NextCycle, QuantityQuote, Subscription
+from reference_server.engine.billing.preview import outgoing_json, quantities_json, update_preview_body
 from reference_server.service.context import Ctx
+from reference_server.store.subjects import CustomerRow, EntityRow
 
 
 def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJson:
@@ -38,7 +39,7 @@ def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJso
         return apply_update(ctx, conn, q, base_url)
 
 
-def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
+def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> PreviewUpdateResponseJson:
     check_no_billing(params)
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
     check_update_redirect(params)
@@ -53,41 +54,34 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> dict[str, Any]:
         redirect = (
             params.redirect_mode == "always" and invoice_mode_for(params.invoice_mode, q["due"]) is None
         )
-        inst, now = q["inst"], q["now"]
-        sub = q["sub"]
-        cycles = []
-        if q["next_cycle"] is not None:
-            cycles.append(q["next_cycle"])
+        # The quote's parts (update_quote.py), as the preview reads them.
+        customer: CustomerRow = q["customer"]
+        entity: EntityRow | None = q["entity"]
+        inst, now = q["inst"], q["now"]  # (an Instance and an int, as resolve_update gives them)
+        due: InvoiceDraft = q["due"]
+        sub: Subscription = q["sub"]
+        next_cycle: NextCycle | None = q["next_cycle"]
+        ends_at: int | None = q["ends_at"]
+        quantities: QuantityQuote | None = q["quantities"]
+        refund: LastPaymentRefund | None = q["refund"]
         outgoing = []
-        if q["ends_at"] is not None:
-            outgoing.append(outgoing_json(inst.plan_id, q["ends_at"], now, dict(sub.prepaid_quantities)))
+        if ends_at is not None:
+            outgoing.append(outgoing_json(inst.plan_id, ends_at, now, dict(sub.prepaid_quantities)))
         incoming = []
-        if q["quantities"] is not None:
-            incoming.append(
-                {
-                    "plan_id": inst.plan_id,
-                    "feature_quantities": [
-                        {"feature_id": k, "quantity": float(v) if v != v.to_integral_value() else int(v)}
-                        for k, v in q["quantities"].prepaid_quantities.items()
-                    ],
-                    "effective_at": None,
-                    "canceled_at": None,
-                    "expires_at": None,
-                }
-            )
-        out = preview_body(
-            q["customer"].id or "",
-            q["due"],
-            cycles,
+        if quantities is not None:
+            incoming.append(quantities_json(inst.plan_id, quantities.prepaid_quantities))
+        out = update_preview_body(
+            customer.id or "",
+            due,
+            [next_cycle] if next_cycle is not None else [],
+            update_intent(params),  # (the quote's intent)
             incoming,
             outgoing,
             redirect,
             CHECKOUT_TYPE if redirect else None,
-            q["entity"].id if q["entity"] else None,
+            entity.id if entity else None,
+            refund.to_json() if refund is not None else None,
         )
-        out["intent"] = q["intent"]
-        if q["refund"] is not None:
-            out["refund"] = q["refund"].to_json()
         conn.rollback()
         return hide_seats(out)
 

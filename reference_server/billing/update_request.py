@@ -13,16 +13,18 @@ from reference_server.billing.convert import engine_subscription, is_customized
 from reference_server.billing.payment_collection import rule_error
 from reference_server.billing.resolve import UpdateRequest
 from reference_server.engine.billing import BillingRuleError
+from reference_server.engine.billing.checkout import CheckoutType
 from reference_server.engine.billing.cycle_reset import check_cycle_reset
+from reference_server.engine.billing.preview import UpdateIntent
 from reference_server.errors import ApiError, invalid
 from reference_server.service.subscriptions import Instance
 from reference_server.store.catalog import Catalog
 
 
-def update_intent(params: UpdateRequest) -> str:
+def update_intent(params: UpdateRequest) -> UpdateIntent:
     action = params.cancel_action
     if action in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
-        return str(action)
+        return action
     customized = is_customized(params.customize)
     if params.feature_quantities or (params.license_quantities and not customized):
         return "update_quantity"
@@ -31,7 +33,7 @@ def update_intent(params: UpdateRequest) -> str:
     return "none"
 
 
-CHECKOUT_TYPE = "autumn_checkout"
+CHECKOUT_TYPE: CheckoutType = "autumn_checkout"
 """An update sent through checkout (``redirect_mode: "always"``) is confirmed on the checkout page,
 with the saved card or a new one (Autumn's update uses its own checkout page for it, never Stripe's)."""
 

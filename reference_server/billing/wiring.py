@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection
 from starlette.routing import BaseRoute
 
+from autumn_sdk._generated.json_types import PreviewAttachResponseJson
 from autumn_sdk._generated.models import (
     AttachParams,
     CreateScheduleParams,
@@ -126,7 +127,7 @@ def _page_actions(state: AppState) -> PageActions:
         params = UpdateSubscriptionParams(customer_id=customer_id, plan_id=plan_id, cancel_action="uncancel")
         apply_update(ctx, conn, update_quotes(ctx, conn, params), state.background_url)
 
-    def preview_switch(customer_pk: int, plan_id: str) -> dict[str, Any]:
+    def preview_switch(customer_pk: int, plan_id: str) -> PreviewAttachResponseJson:
         """The portal's plan-switch preview: ``billing.preview_attach`` itself."""
         with state.db.read() as conn:
             ctx = _ctx_for_customer(state, conn, customer_pk)

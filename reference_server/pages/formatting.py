@@ -24,7 +24,7 @@ def format_money(minor: int, currency: str) -> str:
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
 
 
-def format_date(ms: int | None) -> str | None:
+def format_date(ms: float | None) -> str | None:
     if ms is None:
         return None
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d")

@@ -20,14 +20,7 @@ from autumn_sdk._generated.models import Feature, GetFeatureParams
 from reference_server.api.endpoints import Endpoint, endpoints
 from reference_server.service.context import Ctx
 
-_BILLING = "billing/ builds quotes and previews from the engine's dict lines"
-
-UNTYPED: dict[str, str] = {
-    "billing.preview_attach": _BILLING,
-    "billing.preview_multi_attach": _BILLING,
-    "billing.preview_update": _BILLING,
-    "billing.preview_multi_update": _BILLING,
-}
+UNTYPED: dict[str, str] = {}
 """Operation -> why its service still answers ``dict[str, Any]`` (what its builders cascade into)."""
 
 
@@ -87,6 +80,12 @@ def test_the_typed_api_groups_stay_typed() -> None:
     } <= typed
     assert {"webhooks.sync", "webhooks.preview_sync", "sandboxes.create", "sandboxes.reset"} <= typed
     assert {"billing.verify", "logs.search", "platform.get_stripe_connection"} <= typed
+    assert {
+        "billing.preview_attach",
+        "billing.preview_multi_attach",
+        "billing.preview_update",
+        "billing.preview_multi_update",
+    } <= typed
     assert {"billing.attach", "billing.update", "billing.multi_attach", "billing.multi_update"} <= typed
     assert {"billing.create_schedule", "billing.setup_payment", "billing.open_customer_portal"} <= typed
     assert {"events.list", "events.aggregate", "keys.mint", "licenses.list", "platform.list_users"} <= typed

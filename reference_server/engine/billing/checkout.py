@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from .attach_quotes import AttachQuote
 from .model import Plan
 from .transitions import ChangeKind
@@ -34,7 +36,11 @@ def needs_checkout(
     return quote.due_now.total > 0 or quote.kind is ChangeKind.NEW
 
 
-def checkout_type(quote: AttachQuote, redirect: bool, has_payment_method: bool) -> str | None:
+CheckoutType = Literal["stripe_checkout", "autumn_checkout"]
+"""The checkout page a preview says the change goes through (``checkout_type``)."""
+
+
+def checkout_type(quote: AttachQuote, redirect: bool, has_payment_method: bool) -> CheckoutType | None:
     """``stripe_checkout`` when a card must be collected, ``autumn_checkout`` for a confirm-only page."""
     if not redirect:
         return None

@@ -1,28 +1,49 @@
 """Render quotes as the API's preview bodies (``billing.preview_attach`` / ``preview_update`` / multi).
 
 Totals are major-unit JSON numbers (30 for $30), summed from the same integer minor units the real call
-charges, so a preview always equals the invoice.
+charges, so a preview always equals the invoice. Each body is its operation's generated ``TypedDict``
+(``PreviewAttachResponseJson``, ``PreviewUpdateResponseJson``, a multi update's
+``MultiUpdatePreviewSubscriptionJson``), so ``mypy --strict`` checks it against the spec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Literal, TypedDict
+
+from typing_extensions import NotRequired
+
+from autumn_sdk._generated.json_types import (
+    MultiUpdatePreviewSubscriptionJson,
+    PreviewAttachIncomingFeatureQuantityJson,
+    PreviewAttachIncomingJson,
+    PreviewAttachLineItemDiscountJson,
+    PreviewAttachLineItemJson,
+    PreviewAttachNextCycleJson,
+    PreviewAttachNextCycleUsageLineItemJson,
+    PreviewAttachResponseJson,
+    PreviewUpdateRefundJson,
+    PreviewUpdateResponseJson,
+)
 
 from .attach_quotes import AttachQuote, combine_due
+from .checkout import CheckoutType
 from .invoice import InvoiceDraft, LineDiscount, LineItem, LineKind, NextCycle, UsageLine
 from .money import minor_to_json
 
-JSON = dict[str, Any]
+UpdateIntent = Literal[
+    "update_plan", "update_quantity", "cancel_immediately", "cancel_end_of_cycle", "uncancel", "none"
+]
+"""What a ``billing.update`` does, as its preview says (``intent``)."""
 
 
 def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def _discount_json(share: LineDiscount, currency: str) -> JSON:
-    body: JSON = {
+def _discount_json(share: LineDiscount, currency: str) -> PreviewAttachLineItemDiscountJson:
+    body: PreviewAttachLineItemDiscountJson = {
         "amount_off": minor_to_json(abs(share.amount), currency),
         "reward_id": share.reward_id,
         "reward_name": share.reward_name,
@@ -32,11 +53,11 @@ def _discount_json(share: LineDiscount, currency: str) -> JSON:
     return body
 
 
-def line_item_json(line: LineItem, currency: str) -> JSON:
+def line_item_json(line: LineItem, currency: str) -> PreviewAttachLineItemJson:
     """One line as Autumn's previews show it: ``subtotal`` before the coupons, ``total`` after them, their
     shares in ``discounts``."""
     total = line.amount + sum(share.amount for share in line.discounts)
-    body: JSON = {
+    body: PreviewAttachLineItemJson = {
         "display_name": line.display_name,
         "description": line.description,
         "subtotal": minor_to_json(line.amount, currency),
@@ -51,8 +72,12 @@ def line_item_json(line: LineItem, currency: str) -> JSON:
     return body
 
 
-def _usage_line_json(line: UsageLine) -> JSON:
-    body: JSON = {"display_name": line.display_name, "plan_id": line.plan_id, "feature_id": line.feature_id}
+def _usage_line_json(line: UsageLine) -> PreviewAttachNextCycleUsageLineItemJson:
+    body: PreviewAttachNextCycleUsageLineItemJson = {
+        "display_name": line.display_name,
+        "plan_id": line.plan_id,
+        "feature_id": line.feature_id,
+    }
     if line.period is not None:
         body["period"] = {"start": line.period.start, "end": line.period.end}
     return body
@@ -69,11 +94,11 @@ def _shown(lines: Sequence[LineItem]) -> list[LineItem]:
     return [line for line in lines if line.kind is not LineKind.DISCOUNT]
 
 
-def invoice_lines_json(invoice: InvoiceDraft) -> list[JSON]:
+def invoice_lines_json(invoice: InvoiceDraft) -> list[PreviewAttachLineItemJson]:
     return [line_item_json(line, invoice.currency) for line in _shown(invoice.lines)]
 
 
-def next_cycle_json(cycles: Sequence[NextCycle], currency: str) -> JSON | None:
+def next_cycle_json(cycles: Sequence[NextCycle], currency: str) -> PreviewAttachNextCycleJson | None:
     """Merge the next cycles of several quotes; the earliest start wins (it is the next renewal)."""
     if not cycles:
         return None
@@ -89,11 +114,11 @@ def next_cycle_json(cycles: Sequence[NextCycle], currency: str) -> JSON | None:
     }
 
 
-def _feature_quantities(quantities: Mapping[str, Decimal]) -> list[JSON]:
+def _feature_quantities(quantities: Mapping[str, Decimal]) -> list[PreviewAttachIncomingFeatureQuantityJson]:
     return [{"feature_id": fid, "quantity": _number(q)} for fid, q in quantities.items()]
 
 
-def incoming_json(quote: AttachQuote) -> JSON:
+def incoming_json(quote: AttachQuote) -> PreviewAttachIncomingJson:
     """An incoming plan; ``effective_at`` is when a scheduled paid plan starts (its subscription's schedule),
     ``expires_at`` when it ends (``ends_at``).
 
@@ -109,9 +134,20 @@ def incoming_json(quote: AttachQuote) -> JSON:
     }
 
 
+def quantities_json(plan_id: str, quantities: Mapping[str, Decimal]) -> PreviewAttachIncomingJson:
+    """A plan whose prepaid quantities change (``billing.update``), in place from now."""
+    return {
+        "plan_id": plan_id,
+        "feature_quantities": _feature_quantities(quantities),
+        "effective_at": None,
+        "canceled_at": None,
+        "expires_at": None,
+    }
+
+
 def outgoing_json(
     plan_id: str, ends_at: int, now: int, quantities: Mapping[str, Decimal] | None = None
-) -> JSON:
+) -> PreviewAttachIncomingJson:
     return {
         "plan_id": plan_id,
         "feature_quantities": _feature_quantities(quantities or {}),
@@ -125,14 +161,14 @@ def preview_body(
     customer_id: str,
     due_now: InvoiceDraft,
     cycles: Sequence[NextCycle],
-    incoming: Sequence[JSON] = (),
-    outgoing: Sequence[JSON] = (),
+    incoming: Sequence[PreviewAttachIncomingJson] = (),
+    outgoing: Sequence[PreviewAttachIncomingJson] = (),
     redirect_to_checkout: bool = False,
-    checkout_type: str | None = None,
+    checkout_type: CheckoutType | None = None,
     entity_id: str | None = None,
-) -> JSON:
+) -> PreviewAttachResponseJson:
     """Full preview response body."""
-    body: JSON = {
+    body: PreviewAttachResponseJson = {
         "customer_id": customer_id,
         "line_items": invoice_lines_json(due_now),
         "subtotal": minor_to_json(subtotal_of(due_now.lines), due_now.currency),
@@ -155,10 +191,10 @@ def attach_preview_body(
     customer_id: str,
     quotes: Sequence[AttachQuote],
     redirect_to_checkout: bool = False,
-    checkout_type: str | None = None,
+    checkout_type: CheckoutType | None = None,
     entity_id: str | None = None,
     outgoing_quantities: Mapping[str, Mapping[str, Decimal]] | None = None,
-) -> JSON:
+) -> PreviewAttachResponseJson:
     """Preview for one attach or a multi-attach."""
     due = combine_due(quotes)
     cycles = [q.next_cycle for q in quotes if q.next_cycle is not None]
@@ -179,3 +215,63 @@ def attach_preview_body(
         checkout_type=checkout_type,
         entity_id=entity_id,
     )
+
+
+class _UpdateKeys(TypedDict):
+    intent: UpdateIntent
+    refund: NotRequired[PreviewUpdateRefundJson]
+
+
+def update_preview_body(
+    customer_id: str,
+    due_now: InvoiceDraft,
+    cycles: Sequence[NextCycle],
+    intent: UpdateIntent,
+    incoming: Sequence[PreviewAttachIncomingJson] = (),
+    outgoing: Sequence[PreviewAttachIncomingJson] = (),
+    redirect_to_checkout: bool = False,
+    checkout_type: CheckoutType | None = None,
+    entity_id: str | None = None,
+    refund: PreviewUpdateRefundJson | None = None,
+) -> PreviewUpdateResponseJson:
+    """Preview for one ``billing.update``: the preview body, then what the update does (``intent``) and,
+    for an immediate cancel with ``refund_last_payment``, the refund it makes."""
+    body = preview_body(
+        customer_id, due_now, cycles, incoming, outgoing, redirect_to_checkout, checkout_type, entity_id
+    )
+    update: _UpdateKeys = {"intent": intent}
+    if refund is not None:
+        update["refund"] = refund
+    return {**body, **update}
+
+
+class _CycleKeys(TypedDict, total=False):
+    """The optional keys of a subscription's preview in ``billing.preview_multi_update`` (it never
+    answers ``expand``)."""
+
+    next_cycle: PreviewAttachNextCycleJson
+    expand: list[str]
+
+
+def subscription_preview_body(
+    customer_id: str,
+    due_now: InvoiceDraft,
+    cycles: Sequence[NextCycle],
+    outgoing: Sequence[PreviewAttachIncomingJson],
+    plan_ids: Sequence[str],
+) -> MultiUpdatePreviewSubscriptionJson:
+    """One subscription's core preview in ``billing.preview_multi_update``: the preview body without
+    checkout or entity, and the plans it covers."""
+    cycle = next_cycle_json(cycles, due_now.currency)
+    optional: _CycleKeys = {"next_cycle": cycle} if cycle is not None else {}
+    return {
+        "customer_id": customer_id,
+        "line_items": invoice_lines_json(due_now),
+        "subtotal": minor_to_json(subtotal_of(due_now.lines), due_now.currency),
+        "total": minor_to_json(due_now.total, due_now.currency),
+        "currency": due_now.currency,
+        **optional,
+        "incoming": [],
+        "outgoing": list(outgoing),
+        "plan_ids": list(plan_ids),
+    }
