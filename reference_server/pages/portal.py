@@ -247,24 +247,21 @@ class PortalPages(PageBase):
             body = hook(customer_pk, plan_id)
         except ApiError as exc:  # the API's own refusal: shown on the page, never a 500
             return None, exc.message
-        currency = str(body.get("currency") or "usd")
+        currency = body["currency"] or "usd"
 
-        def money(major: Any) -> str:
-            return format_money(int(Decimal(str(major or 0)) * 10 ** currency_exponent(currency)), currency)
+        def money(major: float) -> str:
+            return format_money(int(Decimal(str(major)) * 10 ** currency_exponent(currency)), currency)
 
         lines = [
-            {
-                "description": line.get("description") or line.get("title") or "",
-                "amount": money(line.get("amount")),
-            }
-            for line in body.get("line_items") or []
+            {"description": line["description"], "amount": money(line["total"])}
+            for line in body["line_items"]
         ]
-        cycle = body.get("next_cycle") or None
+        cycle = body.get("next_cycle")
         next_text = None
-        if cycle:
-            starts = format_date(cycle.get("starts_at"))
-            next_text = f"Then {money(cycle.get('total'))} on {starts}." if starts else None
-        return {"lines": lines, "total": money(body.get("total")), "next_cycle": next_text}, None
+        if cycle is not None:
+            starts = format_date(cycle["starts_at"])
+            next_text = f"Then {money(cycle['total'])} on {starts}." if starts else None
+        return {"lines": lines, "total": money(body["total"]), "next_cycle": next_text}, None
 
     def portal_switch_confirm(self, request: Request, session_id: str, plan_id: str) -> Response:
         """The switch's preview, from ``billing.preview_attach``: what is charged today and after."""

@@ -100,6 +100,10 @@ def test_switch_plan_shows_the_api_preview_then_switches(server: RunningServer) 
     assert confirm.status_code == 200 and "Switch to Premium?" in confirm.text
     total = re.search(r'id="switch-total">([^<]+)<', confirm.text)
     assert total is not None and total.group(1) == f"${float(str(expected['total'])):,.2f}"
+    rows = re.findall(r'<tr><td>([^<]*)</td><td class="amount">([^<]+)</td></tr>', confirm.text)
+    lines = expected["line_items"]
+    assert len(lines) >= 2  # premium's charge and pro's unused-time credit
+    assert rows == [(line["description"], _money(float(str(line["total"])))) for line in lines]
     assert "premium" not in plan_state(server, "switcher")  # the preview changed nothing
     refused = client.get(f"{url}/switch", params={"plan_id": "nope"})
     assert refused.status_code == 400 and 'id="card-error"' in refused.text
@@ -107,3 +111,7 @@ def test_switch_plan_shows_the_api_preview_then_switches(server: RunningServer) 
     assert switched.status_code == 303 and "notice=switched" in switched.headers["location"]
     state = plan_state(server, "switcher")
     assert state["premium"]["status"] == "active" and "pro" not in state
+
+
+def _money(major: float) -> str:
+    return f"-${-major:,.2f}" if major < 0 else f"${major:,.2f}"
