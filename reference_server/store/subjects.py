@@ -163,37 +163,75 @@ def _source(r: Sequence[Any]) -> Source:
         created_at,
         entity_public_id,
     ) = r
-    rollovers = raw.json_value(rollovers)
+    # Most rows hold null and [] (as text on SQLite and as read on PostgreSQL): those skip json_value.
+    rollovers = None if rollovers == "[]" else raw.json_value(rollovers)
+    # Positional, in Source's field order (checked below): keyword arguments cost a list page more
+    # than twice as much (the dataclass __init__ matches 28 names per source).
     return Source(
-        pk=pk,
-        id=balance_id or f"cus_ent_{pk}",
-        feature_id=feature_id,
-        plan_id=plan_id,
-        customer_plan_pk=customer_plan_pk,
-        entity_pk=entity_pk,
-        entity_id=entity_public_id,
-        is_flag=bool(is_flag),
-        allowance=float(allowance),
-        adjustment=float(adjustment),
-        prepaid=float(prepaid),
-        balance=float(balance),
-        unlimited=bool(unlimited),
-        usage_allowed=bool(usage_allowed),
-        max_purchase=None if max_purchase is None else float(max_purchase),
-        interval=interval,
-        interval_count=int(interval_count or 1),
-        anchor_at=anchor_at,
-        next_reset_at=next_reset_at,
-        expires_at=expires_at,
-        rollover_config=raw.json_value(rollover_config),
-        price=raw.json_value(price),
-        is_addon=bool(is_addon),
-        continuous=bool(continuous),
-        created_at=int(created_at),
-        rollovers=[Rollover.from_json(x) for x in rollovers] if rollovers else [],
-        customer_pk=int(customer_pk),
+        pk,  # pk
+        balance_id or f"cus_ent_{pk}",  # id
+        feature_id,  # feature_id
+        plan_id,  # plan_id
+        customer_plan_pk,  # customer_plan_pk
+        entity_pk,  # entity_pk
+        entity_public_id,  # entity_id
+        bool(is_flag),  # is_flag
+        float(allowance),  # allowance
+        float(adjustment),  # adjustment
+        float(prepaid),  # prepaid
+        float(balance),  # balance
+        bool(unlimited),  # unlimited
+        bool(usage_allowed),  # usage_allowed
+        None if max_purchase is None else float(max_purchase),  # max_purchase
+        interval,  # interval
+        int(interval_count or 1),  # interval_count
+        anchor_at,  # anchor_at
+        next_reset_at,  # next_reset_at
+        expires_at,  # expires_at
+        None if rollover_config == "null" else raw.json_value(rollover_config),  # rollover_config
+        None if price == "null" else raw.json_value(price),  # price
+        bool(is_addon),  # is_addon
+        bool(continuous),  # continuous
+        int(created_at),  # created_at
+        [Rollover.from_json(x) for x in rollovers] if rollovers else [],  # rollovers
+        False,  # dirty
+        int(customer_pk),  # customer_pk
     )
 
+
+_SOURCE_FIELDS = (
+    "pk",
+    "id",
+    "feature_id",
+    "plan_id",
+    "customer_plan_pk",
+    "entity_pk",
+    "entity_id",
+    "is_flag",
+    "allowance",
+    "adjustment",
+    "prepaid",
+    "balance",
+    "unlimited",
+    "usage_allowed",
+    "max_purchase",
+    "interval",
+    "interval_count",
+    "anchor_at",
+    "next_reset_at",
+    "expires_at",
+    "rollover_config",
+    "price",
+    "is_addon",
+    "continuous",
+    "created_at",
+    "rollovers",
+    "dirty",
+    "customer_pk",
+)
+"""Source's fields in the order :func:`_source` passes them."""
+if tuple(f.name for f in fields(Source)) != _SOURCE_FIELDS:
+    raise RuntimeError("_source passes Source's fields by position: update it with Source's fields")
 
 if tuple(_source.__code__.co_varnames[1 : 1 + len(_SOURCE_ROW)]) != _SOURCE_ROW:
     raise RuntimeError("_source must unpack the balance_sources columns in table order, then the entity id")
