@@ -81,12 +81,18 @@ def derive_balance(
     feature: Feature, sources: list[Source], now_ms: int, expand_feature: bool = False
 ) -> BalanceJson | None:
     """The Balance object of ``feature`` over the given (already scoped) sources; None if none."""
-    live = [s for s in sources if (s.expires_at is None or s.expires_at > now_ms) and not s.is_flag]
+    live: list[Source] = []
+    any_unlimited = False
+    for s in sources:  # one loop, not two comprehensions: most balances have a single source
+        if (s.expires_at is None or s.expires_at > now_ms) and not s.is_flag:
+            live.append(s)
+            if s.unlimited:
+                any_unlimited = True
     if not live:
         return None
-    unlimited = [s for s in live if s.unlimited]
     out: BalanceJson
-    if unlimited:
+    if any_unlimited:
+        unlimited = [s for s in live if s.unlimited]
         used = num(sum(s.usage for s in unlimited))
         row = breakdown_json(unlimited[0])
         row["included_grant"] = 0
