@@ -80,14 +80,13 @@ _ATTACH_OPTIONS = (
     _ADJUSTABLE,
 )
 _ATTACH = ("currency", *_CUSTOMIZE, *_INVOICE_MODE, *_LICENSE_LINKS, *_ATTACH_OPTIONS)
-# An update keeps the subscription's plan version, anchor and balances as its own rules say (its
-# ``no_billing_changes`` and ``discounts`` are served: billing/no_billing.py, billing/discounts.py).
+# An update's ``no_billing_changes`` and ``discounts`` are served (billing/no_billing.py,
+# billing/discounts.py), and so are its ``version`` and ``recalculate_balances`` (billing/update_quote.py,
+# billing/update_request.py).
 _UPDATE = (
     *_CUSTOMIZE,
     *_INVOICE_MODE,
     *_LICENSE_LINKS,
-    "version",
-    "recalculate_balances",
     _ADJUSTABLE,
 )
 # What billing.setup_payment's later attach takes is its plan, scope, quantities, customization,

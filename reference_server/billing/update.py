@@ -106,6 +106,7 @@ def _update_unlocked(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachRespon
             and plan.is_free
             and not params.feature_quantities
             and not params.license_quantities
+            and params.version is None  # another version: quoted like a customization
             and not is_customized(params.customize)  # a new shape of the plan: quoted like a paid one
             and params.redirect_mode != "always"  # a checkout is the paid path's, even at $0
         ):

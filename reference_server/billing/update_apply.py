@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.json_types import AttachResponseJson
+from reference_server.billing.convert import feature_quantities
 from reference_server.billing.discounts import DiscountedChange, record_discounts, resolve_discounts
 from reference_server.billing.last_payment_refund import make_refund
 from reference_server.billing.license_seats import keep_links, park_seats, unpark_seats
@@ -33,7 +34,7 @@ from reference_server.billing.plan_changes import (
 from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import UpdateRequest
 from reference_server.billing.sessions import create_checkout_session
-from reference_server.billing.update_request import usage_carry
+from reference_server.billing.update_request import recalculates, usage_carry
 from reference_server.engine.billing.money import DEFAULT_CURRENCY
 from reference_server.errors import invalid, plan_not_found
 from reference_server.service.context import Ctx
@@ -72,6 +73,7 @@ def update_free(
 ) -> AttachResponseJson:
     # A plan without a price has no invoice to discount: its discounts are checked, and kept nowhere.
     resolve_discounts(ctx, conn, params.discounts, DEFAULT_CURRENCY)
+    recalculates(params)  # (refused here: no quantities to recalculate on this path)
     plan = cat.plans_by_pk.get(inst.plan_pk)
     if plan is None:
         raise plan_not_found(inst.plan_id)
@@ -208,6 +210,9 @@ def apply_update(
         quote = q["quantities"]
         for feature_id, delta in quote.balance_deltas.items():
             _add_prepaid(conn, inst.pk, feature_id, float(delta))
+        if q["recalculate"]:  # recalculate_balances: the named features' balances restart (update_request.py)
+            for feature_id in feature_quantities(params.feature_quantities):
+                _restart_balance(conn, inst.pk, feature_id)
         if not no_billing:
             # ``*_next_cycle`` prorations wait for the renewal invoice (Stripe's pending invoice items).
             processor_name = processor_for(ctx.state, conn, customer.pk).name
@@ -238,7 +243,8 @@ def apply_update(
             current_period_start=period.start if period else None,
             current_period_end=period.end if period else None,
         )
-        save_billing_state(conn, new_pk, switch.anchor, dict(switch.prepaid_quantities), now, custom)
+        snapshot = custom if q.get("snapshot", True) else None  # (a version as it is: none, update_quote.py)
+        save_billing_state(conn, new_pk, switch.anchor, dict(switch.prepaid_quantities), now, snapshot)
         carry_over(conn, customer.pk, entity_pk, new_pk, leftovers, now, usage_carry(params))
         keep_links(conn, new_pk, q["seats"], inst.pk, now)
         unpark_seats(conn, parked, new_pk, inst.plan_pk, now)
@@ -261,3 +267,14 @@ def _add_prepaid(conn: Connection, instance_pk: int, feature_id: str, delta: flo
     if row is None:
         return
     set_prepaid_and_balance(conn, row.pk, float(row.prepaid) + delta, float(row.balance) + delta)
+
+
+def _restart_balance(conn: Connection, instance_pk: int, feature_id: str) -> None:
+    """``recalculate_balances``: the balance is the feature's whole grant again (included, adjustment and
+    the new prepaid quantity), its usage so far no longer counted against it.  A continuous feature's
+    usage is what is in use (seats), never restarted: its balance already is its grant less that."""
+    row = first_feature_source(conn, instance_pk, feature_id)
+    if row is None or row.continuous:
+        return
+    grant = float(row.allowance) + float(row.adjustment) + float(row.prepaid)
+    set_prepaid_and_balance(conn, row.pk, float(row.prepaid), grant)

@@ -15,6 +15,7 @@ from reference_server.billing.convert import (
     engine_subscription,
     feature_quantities,
     instance_plan,
+    is_customized,
 )
 from reference_server.billing.discounts import (
     discount_change,
@@ -32,7 +33,7 @@ from reference_server.billing.plan_changes import without_carried_usage
 from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import UpdateRequest, resolve_update
 from reference_server.billing.seats import starting_seat_usage
-from reference_server.billing.update_request import update_intent, usage_carry
+from reference_server.billing.update_request import recalculates, update_intent, usage_carry
 from reference_server.engine.billing import (
     BillingRuleError,
     quote_cancel,
@@ -40,8 +41,9 @@ from reference_server.engine.billing import (
     quote_upgrade,
 )
 from reference_server.engine.billing.invoice import InvoiceDraft
-from reference_server.errors import invalid
+from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
+from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.pending_lines import pending_lines
 
 
@@ -76,6 +78,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         "refund": None,
         "no_billing": skips_billing(params),
         "discounts": None,
+        "recalculate": recalculates(params),
     }
     prorate = params.proration_behavior != "none"
     reset_anchor = params.billing_cycle_anchor == "now"  # (checked before the quote: check_anchor_now)
@@ -126,13 +129,14 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
             )
         result.update(due=quote.due_now, next_cycle=next_cycle, quantities=quote)
     elif intent == "update_plan":
+        base = plan if params.version is None else _version_of(cat, inst.plan_id, params.version)
         if inst.status != "active":
             raise invalid("Only an active plan can be customized")
         catalog_plan = cat.plans_by_pk.get(inst.plan_pk)
         if catalog_plan is None:
             raise invalid(f"Plan {inst.plan_id} is not available")
         # Paid seats stay through a customization (its items replace the plan's, not the seats).
-        seats = update_seats(conn, cat, customized_plan(plan, params.customize), inst.pk, params)
+        seats = update_seats(conn, cat, customized_plan(base, params.customize), inst.pk, params)
         custom = seats.plan
         requested = {**feature_quantities(params.feature_quantities), **seats.quantities}
         try:
@@ -155,6 +159,8 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         result.update(
             due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom, seats=seats
         )
+        # A move to a version as it is (no customize) bills that version, not a stored customization.
+        result.update(snapshot=params.version is None or is_customized(params.customize))
     # Coupons (discounts.py): the subscription's own, then the request's, on what the change bills now
     # and its next cycle; they stay on the instance the change leaves.
     refuse_unbilled(params.discounts, result["no_billing"])
@@ -169,6 +175,16 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
     if result["no_billing"]:  # the change as quoted, with nothing billed for it (no_billing.py)
         result.update(due=nothing_due(result["due"]))
     return result
+
+
+def _version_of(cat: Catalog, plan_id: str, version: float) -> Plan:
+    """``version``: the subscription's plan at that version (its own items and price, none of the
+    subscription's customization), which the update moves it to; 404 as Autumn when there is none."""
+    found = cat.plan_version(plan_id, version)
+    if found is None:
+        shown = int(version) if float(version).is_integer() else version
+        raise ApiError(404, "product_not_found", f"Product version {shown} not found for product {plan_id}")
+    return found
 
 
 def _relabel(draft: InvoiceDraft, old_id: str, new_id: str) -> InvoiceDraft:

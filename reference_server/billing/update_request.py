@@ -25,6 +25,8 @@ def update_intent(params: UpdateRequest) -> UpdateIntent:
     action = params.cancel_action
     if action in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
         return action
+    if params.version is not None:  # another version of the plan: a plan change, as in Autumn
+        return "update_plan"
     customized = is_customized(params.customize)
     if params.feature_quantities or (params.license_quantities and not customized):
         return "update_quantity"
@@ -62,6 +64,23 @@ def check_checkout_quantities(q: dict[str, Any]) -> None:
         raise invalid(
             "Cannot create checkout when quantities are not updated or adjustable", "invalid_request"
         )
+
+
+def recalculates(params: UpdateRequest) -> bool:
+    """``recalculate_balances: {enabled: true}``: the balance of each feature the update sets a quantity
+    for restarts from its new grant (its usage so far this cycle no longer counts against it); without it
+    the balance moves by the quantity's difference and the usage stays.  As Autumn says, it applies to an
+    update of feature quantities only: with anything else it would do nothing, so it is refused."""
+    asked = params.recalculate_balances
+    if asked is None or not asked.enabled:
+        return False
+    if update_intent(params) != "update_quantity" or not params.feature_quantities:
+        raise invalid(
+            "recalculate_balances only applies to an update of feature_quantities "
+            "(without a cancel_action, version or customize)",
+            "invalid_inputs",
+        )
+    return True
 
 
 def usage_carry(params: UpdateRequest) -> AttachCarryOverBalances:

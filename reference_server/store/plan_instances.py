@@ -181,10 +181,20 @@ def feature_balances(conn: Connection, instance_pk: int) -> list[Row[Any, Any]]:
     )
 
 
-def first_feature_source(conn: Connection, instance_pk: int, feature_id: str) -> Row[Any, Any, Any] | None:
-    """The instance's oldest balance of ``feature_id`` (``pk``, ``prepaid``, ``balance``)."""
+def first_feature_source(
+    conn: Connection, instance_pk: int, feature_id: str
+) -> Row[Any, Any, Any, Any, Any, Any] | None:
+    """The instance's oldest balance of ``feature_id`` (``pk``, ``allowance``, ``adjustment``, ``prepaid``,
+    ``balance``, ``continuous``)."""
     return conn.execute(
-        select(balance_sources.c.pk, balance_sources.c.prepaid, balance_sources.c.balance)
+        select(
+            balance_sources.c.pk,
+            balance_sources.c.allowance,
+            balance_sources.c.adjustment,
+            balance_sources.c.prepaid,
+            balance_sources.c.balance,
+            balance_sources.c.continuous,
+        )
         .where(balance_sources.c.customer_plan_pk == instance_pk, balance_sources.c.feature_id == feature_id)
         .order_by(balance_sources.c.pk)
         .limit(1)
