@@ -2,9 +2,13 @@
 subscription, then applied to its later invoices while it lasts.
 
 A discount names an Autumn reward (``reward_id``) or one of its promo codes (``promotion_code``, any
-case); an unknown one is Autumn's 400 ``invalid_request``, and so is a feature-grant reward (it grants
-balances, it takes nothing off an invoice: ``referrals.redeem`` is its way in) or a promo code at its
-``global_max_redemption``.  The same reward named twice applies once.
+case); else, as Autumn's spec allows, a coupon of the organization's payment processor: a Stripe coupon
+id (``reward_id``) or Stripe promotion code (``promotion_code``), read from Stripe and applied with the
+same terms (:mod:`reference_server.processors.stripe.coupons`; the local processor has none).  One that
+names nothing is Autumn's 400 ``invalid_request``, and so is a feature-grant reward (it grants balances,
+it takes nothing off an invoice: ``referrals.redeem`` is its way in), a promo code at its
+``global_max_redemption``, and a Stripe coupon or promotion code that is no longer valid, expired,
+inactive or used up.  The same reward (or coupon) named twice applies once.
 
 How long a coupon lasts is counted in the subscription's invoices that charge something it applies
 to: ``one_off`` only the first, ``months`` N the first N (one per billing period, whatever the
@@ -25,6 +29,7 @@ from decimal import Decimal
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachDiscount, AttachRemoveDiscount
+from reference_server.billing.processor_choice import processors_of
 from reference_server.engine.billing import AttachQuote, InvoiceDraft, NextCycle
 from reference_server.engine.billing.discounts import AppliedCoupon, Coupon, CouponKind, apply_coupons
 from reference_server.engine.billing.money import major_to_minor, minor_to_major, to_decimal
@@ -54,6 +59,9 @@ class CouponTerms:
     """The promo code it was named by (its use is counted as a redemption of the code)."""
     record_pk: int | None = None
     """Its row when it is already on the subscription (``running``), None for one the request names."""
+    currency: str | None = None
+    """A processor coupon's fixed amount's own currency (a Stripe ``amount_off``), which the change's
+    invoice must be in; None: the invoice's (a reward's amount)."""
 
     @property
     def running(self) -> bool:
@@ -95,53 +103,89 @@ def _periods(duration_type: str, length: int | None) -> int | None:
 def resolve_discounts(
     ctx: Ctx, conn: Connection, discounts: Sequence[AttachDiscount] | None, currency: str
 ) -> list[CouponTerms]:
-    """The coupons the request's ``discounts`` name, in order, each once (400 for what is not one)."""
+    """The coupons the request's ``discounts`` name, in order, each once (400 for what is not one): an
+    Autumn reward (by id or promo code) first, else a coupon of the organization's payment processor
+    (Stripe: a coupon id or promotion code, :mod:`reference_server.processors.stripe.coupons`)."""
     if not discounts:
         return []
     chosen: list[CouponTerms] = []
     for given in discounts:
-        code: str | None = None
-        if given.reward_id:
-            row = rewards_repo.find_reward(conn, ctx.tenant, given.reward_id)
-            if row is None:
-                raise invalid(f"No coupon reward with id {given.reward_id} to apply as a discount")
-        elif given.promotion_code:
-            code = given.promotion_code
-            found = rewards_repo.reward_by_promo_code(conn, ctx.tenant, code)
-            if found is None:
-                raise invalid(f"No reward has the promotion code {code}")
-            row, promo = found
-            limit = promo.get("global_max_redemption")
-            if limit is not None and rewards_repo.promo_redemptions(conn, row.pk, code) >= int(limit):
-                raise invalid(f"Promotion code {code} has reached its maximum number of redemptions")
-        else:
-            raise invalid("discounts: each discount needs a reward_id or a promotion_code")
-        if row.type not in {kind.value for kind in CouponKind}:
-            raise invalid(
-                f"Reward {row.id} is a feature grant, not a coupon: it cannot be applied as a discount"
-                " (redeem its promo code with referrals.redeem instead)"
-            )
-        if any(c.reward_id == row.id for c in chosen):
+        terms = _reward_terms(ctx, conn, given, currency)
+        if terms is None:
+            terms = _processor_terms(ctx, conn, given)
+        if any(c.reward_id == terms.reward_id for c in chosen):
             continue
-        kind = CouponKind(row.type)
-        value = to_decimal(row.discount_value)
-        duration = row.duration_type or "one_off"
-        chosen.append(
-            CouponTerms(
-                reward_id=row.id,
-                name=row.name or row.id,
-                kind=kind,
-                value=value,
-                plan_ids=tuple(row.plan_ids) if row.plan_ids is not None else None,
-                duration_type=duration,
-                duration_length=row.duration_length if duration == "months" else None,
-                periods_left=_periods(duration, row.duration_length),
-                credit_left=major_to_minor(value, currency) if kind is CouponKind.INVOICE_CREDITS else None,
-                reward_pk=int(row.pk),
-                promotion_code=code,
-            )
-        )
+        chosen.append(terms)
     return chosen
+
+
+def _reward_terms(ctx: Ctx, conn: Connection, given: AttachDiscount, currency: str) -> CouponTerms | None:
+    """The Autumn reward ``given`` names, None when it names none (400 for one that is not a coupon or
+    a promo code used up)."""
+    code: str | None = None
+    if given.reward_id:
+        row = rewards_repo.find_reward(conn, ctx.tenant, given.reward_id)
+        if row is None:
+            return None
+    elif given.promotion_code:
+        code = given.promotion_code
+        found = rewards_repo.reward_by_promo_code(conn, ctx.tenant, code)
+        if found is None:
+            return None
+        row, promo = found
+        limit = promo.get("global_max_redemption")
+        if limit is not None and rewards_repo.promo_redemptions(conn, row.pk, code) >= int(limit):
+            raise invalid(f"Promotion code {code} has reached its maximum number of redemptions")
+    else:
+        raise invalid("discounts: each discount needs a reward_id or a promotion_code")
+    if row.type not in {kind.value for kind in CouponKind}:
+        raise invalid(
+            f"Reward {row.id} is a feature grant, not a coupon: it cannot be applied as a discount"
+            " (redeem its promo code with referrals.redeem instead)"
+        )
+    kind = CouponKind(row.type)
+    value = to_decimal(row.discount_value)
+    duration = row.duration_type or "one_off"
+    return CouponTerms(
+        reward_id=row.id,
+        name=row.name or row.id,
+        kind=kind,
+        value=value,
+        plan_ids=tuple(row.plan_ids) if row.plan_ids is not None else None,
+        duration_type=duration,
+        duration_length=row.duration_length if duration == "months" else None,
+        periods_left=_periods(duration, row.duration_length),
+        credit_left=major_to_minor(value, currency) if kind is CouponKind.INVOICE_CREDITS else None,
+        reward_pk=int(row.pk),
+        promotion_code=code,
+    )
+
+
+def _processor_terms(ctx: Ctx, conn: Connection, given: AttachDiscount) -> CouponTerms:
+    """The payment processor's coupon ``given`` names (400 when it names none, as for an unknown
+    reward, or one that cannot be applied now)."""
+    processor = processors_of(ctx.state).for_org(conn, ctx.tenant.org_pk, ctx.tenant.env)
+    promotion = not given.reward_id
+    ref = given.reward_id or given.promotion_code or ""
+    found = processor.find_coupon(conn, ctx.tenant.org_pk, ctx.tenant.env, ref, promotion, ctx.now())
+    if found is None:
+        if promotion:
+            raise invalid(f"No reward has the promotion code {ref}")
+        raise invalid(f"No coupon reward with id {ref} to apply as a discount")
+    if found.problem is not None:
+        raise invalid(found.problem)
+    return CouponTerms(
+        reward_id=found.id,
+        name=found.name,
+        kind=found.kind,
+        value=found.value,
+        plan_ids=found.plan_ids,
+        duration_type=found.duration_type,
+        duration_length=found.duration_length,
+        periods_left=_periods(found.duration_type, found.duration_length),
+        credit_left=None,
+        currency=found.currency,
+    )
 
 
 def running_discounts(conn: Connection, customer_plan_pk: int) -> list[CouponTerms]:
@@ -229,7 +273,14 @@ def discount_change(
 ) -> DiscountedChange:
     """The change's invoice (and its next cycle while they last) with the coupons; ``billed`` False (a
     change made without billing it) leaves the invoices alone and only carries the coupons; ``removed``:
-    the reward ids of the subscription's coupons that end now (``remove_discounts``), left off."""
+    the reward ids of the subscription's coupons that end now (``remove_discounts``), left off.  400 for a
+    named coupon whose own currency is not the invoice's."""
+    for t in named:
+        if t.currency is not None and t.currency != due.currency.lower():
+            raise invalid(
+                f"Coupon {t.reward_id} takes {t.currency.upper()} off: it cannot discount an invoice in"
+                f" {due.currency.upper()}"
+            )
     ended = tuple(t.record_pk for t in running if t.record_pk is not None and t.reward_id in (removed or ()))
     running = [t for t in running if t.reward_id not in (removed or ())]
     named = [t for t in named if all(r.reward_id != t.reward_id for r in running)]

@@ -19,11 +19,13 @@ from __future__ import annotations
 import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.json_types import AttachRequiredActionJson
+from reference_server.engine.billing.discounts import CouponKind
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.processors.cards import CardBehavior, CardInput
 from reference_server.store.billing_sessions import SessionRecord
@@ -100,6 +102,28 @@ class CompletedSetup:
     exp_year: int
 
 
+@dataclass(frozen=True)
+class ProcessorCoupon:
+    """A coupon the processor keeps (Stripe: a coupon, named by its id or by one of its promotion codes),
+    in the terms this server's engine applies an Autumn reward's coupon with."""
+
+    id: str
+    """The processor's coupon id (kept as the discount's ``reward_id``)."""
+    name: str
+    kind: CouponKind
+    value: Decimal
+    """A percentage (``20`` is 20%) or, for a fixed amount, major units of ``currency``."""
+    currency: str | None
+    """A fixed amount's currency (None for a percentage)."""
+    plan_ids: tuple[str, ...] | None
+    """The plans it applies to (None: every plan; empty: none this server bills)."""
+    duration_type: str
+    """``one_off``, ``months`` or ``forever`` (as a reward's ``duration_type``)."""
+    duration_length: int | None
+    problem: str | None = None
+    """Why it cannot be applied now (no longer valid, expired, used up, inactive), None when it can."""
+
+
 class PaymentProcessor(ABC):
     """What the billing flows need from a processor, and the invoicing both processors share.
 
@@ -167,6 +191,15 @@ class PaymentProcessor(ABC):
         local processor keeps nothing outside the server's records, whose answers show no metadata, so
         an organization it charges is refused it (:mod:`reference_server.billing.stripe_metadata`)."""
         return False
+
+    # coupons ---------------------------------------------------------------------------------------------
+    def find_coupon(
+        self, conn: Connection, org_pk: int, env: str, ref: str, promotion_code: bool, now: int
+    ) -> ProcessorCoupon | None:
+        """The processor's coupon ``ref`` names (its id, or with ``promotion_code`` one of its promotion
+        codes), for a billing change's ``discounts`` no Autumn reward answers; None when it names none.
+        ``now`` (epoch ms) decides expiry.  The local processor keeps no coupons."""
+        return None
 
     # the processor's own card page ------------------------------------------------------------------------
     @abstractmethod

@@ -90,3 +90,22 @@ def plan_versions_for(conn: Connection, customer_pk: int, plan_id: str) -> tuple
         .order_by(customer_plans.c.pk.desc())
     ).scalars()
     return list(rows), [int(pk) for pk in owned]
+
+
+def plans_of_products(
+    conn: Connection, org_pk: int, env: str, account_key: str, product_ids: list[str]
+) -> dict[str, str]:
+    """The plan ids of the Stripe Products (``product_ids``) created for an organization's plans in one
+    Stripe account, by Product id (Products it did not create are left out)."""
+    if not product_ids:
+        return {}
+    rows = conn.execute(
+        select(stripe_objects.c.stripe_id, stripe_objects.c.plan_id).where(
+            stripe_objects.c.org_pk == org_pk,
+            stripe_objects.c.env == env,
+            stripe_objects.c.account_key == account_key,
+            stripe_objects.c.price_key == "",
+            stripe_objects.c.stripe_id.in_(product_ids),
+        )
+    ).all()
+    return {str(r.stripe_id): str(r.plan_id) for r in rows}

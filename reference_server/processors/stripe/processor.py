@@ -29,6 +29,7 @@ from reference_server.processors.contract import (
     Collected,
     CompletedSetup,
     PaymentProcessor,
+    ProcessorCoupon,
     utc_day,
 )
 from reference_server.processors.stripe.catalog import StripeCatalog
@@ -39,6 +40,7 @@ from reference_server.processors.stripe.checkout import (
     open_checkout_for,
     reusable_url,
 )
+from reference_server.processors.stripe.coupons import find_coupon
 from reference_server.processors.stripe.invoices import (
     SEND_INVOICE_DAYS_DUE,
     StripeInvoices,
@@ -51,6 +53,7 @@ from reference_server.store.customer_lookup import CustomerRef
 from reference_server.store.invoices import InvoiceRecord
 from reference_server.store.payment_methods import PaymentMethodInfo, store_payment_method
 from reference_server.store.stripe_customers import customer_stripe_id, set_customer_stripe_id
+from reference_server.store.stripe_products import plans_of_products
 
 
 class StripeProcessor(PaymentProcessor):
@@ -152,6 +155,17 @@ class StripeProcessor(PaymentProcessor):
         """An attach's metadata goes on the Stripe Subscription, Invoice and Checkout Session, beside the
         server's own ``autumn_*`` keys (:mod:`~reference_server.processors.stripe.metadata`)."""
         return True
+
+    def find_coupon(
+        self, conn: Connection, org_pk: int, env: str, ref: str, promotion_code: bool, now: int
+    ) -> ProcessorCoupon | None:
+        """A coupon of the Stripe account or one of its promotion codes (:mod:`.coupons`), its Products
+        read back as the organization's plans."""
+
+        def plans(products: list[str]) -> dict[str, str]:
+            return plans_of_products(conn, org_pk, env, self.catalog.account, products) if products else {}
+
+        return find_coupon(self.client, plans, ref, promotion_code, now)
 
     # Stripe Checkout (setup mode) collects the cards: see processors.stripe.checkout -----------------------
     def has_own_card_page(self) -> bool:
