@@ -2,9 +2,9 @@
 
 The official SDK has ``/v1/customers.advance_test_clock`` (not in the spec);
 ``/v1/test_clocks.advance`` moves the whole sandbox env at once.
-Test clocks only exist in sandbox.  ``/v1/invoices.finalize`` (not in Autumn's API: its users finalize
-on Stripe's dashboard) finalizes an ``invoice_mode.finalize: false`` draft, in either env and on either
-processor (see :mod:`reference_server.billing.invoice_mode`).
+Test clocks only exist in sandbox.  ``/v1/invoices.finalize`` (the official SDK's, beyond Autumn's spec)
+finalizes an ``invoice_mode.finalize: false`` draft, in either env and on either processor (see
+:mod:`reference_server.billing.invoice_mode`).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from reference_server.service.context import Ctx
 from reference_server.service.invoices import answered_invoice_json
 from reference_server.store.invoice_drafts import finalize_draft, is_invoice_mode_draft
 from reference_server.store.invoice_pages import invoice_rows_by_pk
-from reference_server.store.invoices import invoice_record, tenant_invoice
+from reference_server.store.invoices import InvoiceRecord, invoice_record, tenant_invoice
 from reference_server.store.tables.billing import INVOICE_REASON
 
 NO_CARD_TRIAL_OPTIONS = (
@@ -158,24 +158,31 @@ def finalize_invoice(
         if found is None:
             raise ApiError(404, "invoice_not_found", f"Invoice {invoice_id} not found")
         row, customer_id = found
+        if row.status in ("open", "paid"):  # finalized already: returned unchanged, as Autumn does
+            return _finalized_answer(conn, row, customer_id)
         if not is_invoice_mode_draft(row):
             raise ApiError(
                 409,
                 "invoice_not_draft",
-                f"Invoice {invoice_id} is {row.status}: only a draft can be finalized",
+                f"Invoice {invoice_id} is {row.status}: only a draft can be finalized "
+                "(an open or paid one is returned unchanged)",
             )
         processor = processor_of(conn, row.customer_pk)
         processor_invoice_id = processor.processor_invoice_id(row.processor_id)
         if processor_invoice_id is not None:  # the processor's own draft (Stripe's) is finalized too
             processor.finalize_invoice(processor_invoice_id)
         finalize_draft(conn, row.pk, ctx.state.clock.now_ms())
-        # The invoice as invoices.list shows it (id, customer, amounts paid and refunded), the shape
-        # the official SDK's InvoicesFinalize model reads; customer_id and entity_id beside it are
-        # this server's (codegen/overlay.py).
-        invoice = answered_invoice_json(invoice_rows_by_pk(conn, [row.pk])[row.pk])
-        if row.entity_id is not None:
-            return {"customer_id": customer_id, "entity_id": row.entity_id, "invoice": invoice}
-        return {"customer_id": customer_id, "invoice": invoice}
+        return _finalized_answer(conn, row, customer_id)
+
+
+def _finalized_answer(conn: Connection, row: InvoiceRecord, customer_id: str) -> FinalizeInvoiceResponseJson:
+    """The invoice as invoices.list shows it (id, customer, amounts paid and refunded), the shape the
+    official SDK's InvoicesFinalize model reads; customer_id and entity_id beside it are this server's
+    (codegen/overlay.py)."""
+    invoice = answered_invoice_json(invoice_rows_by_pk(conn, [row.pk])[row.pk])
+    if row.entity_id is not None:
+        return {"customer_id": customer_id, "entity_id": row.entity_id, "invoice": invoice}
+    return {"customer_id": customer_id, "invoice": invoice}
 
 
 __all__ = [

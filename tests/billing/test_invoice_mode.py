@@ -229,8 +229,9 @@ def test_a_draft_with_enable_plan_immediately_starts_the_plan_now(api: Api) -> N
     done = api("invoices.finalize", invoice_id=invoice["stripe_id"])
     assert (done["invoice"]["status"], done["invoice"]["total"]) == ("open", 20)
     assert api.on_processor(invoice) == ("open", 2000)
-    again = api("invoices.finalize", 409, invoice_id=invoice["stripe_id"])
-    assert again["code"] == "invoice_not_draft"
+    again = api("invoices.finalize", invoice_id=invoice["stripe_id"])  # open: returned unchanged
+    assert again == done
+    assert api.on_processor(invoice) == ("open", 2000)
     assert api("invoices.finalize", 404, invoice_id="in_nope")["code"] == "invoice_not_found"
     assert api("invoices.finalize", 400)["code"] == "invalid_inputs"
     assert api.pay(done["invoice"]["hosted_invoice_url"]).status_code == 303
@@ -246,9 +247,12 @@ def test_an_open_invoice_mode_invoice_is_unchanged_by_finalize(api: Api) -> None
     )
     invoice = result["invoice"]
     assert invoice["status"] == "open" and invoice["hosted_invoice_url"] is not None
-    assert api("invoices.finalize", 409, invoice_id=invoice["stripe_id"])["code"] == "invoice_not_draft"
+    unchanged = api("invoices.finalize", invoice_id=invoice["stripe_id"])
+    assert (unchanged["customer_id"], unchanged["invoice"]["status"]) == ("u1", "open")
     assert api.pay(invoice["hosted_invoice_url"]).status_code == 303
     assert api.plans_of("u1") == {"pro": "active"}
+    paid = api("invoices.finalize", invoice_id=invoice["stripe_id"])  # paid: returned unchanged too
+    assert paid["invoice"]["status"] == "paid" and paid["invoice"]["total"] == unchanged["invoice"]["total"]
 
 
 def pay_on_stripe(api: Api, stripe_id: str, customer_id: str = "u1") -> int:
