@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import ColumnElement, Connection, Row, func, insert, or_, select, update
 
@@ -65,14 +65,21 @@ class InvoiceRecord:
             "total": minor_to_json(self.total, self.currency),
             "currency": self.currency,
             "hosted_invoice_url": self.hosted_url,
+            **net_terms_json(self.net_terms_days, self.due_at),
         }
-        if self.net_terms_days is not None:
-            out["net_terms_days"] = self.net_terms_days
-            out["due_at"] = self.due_at
         return out
 
 
-def net_terms_json(net_terms_days: int | None, due_at: int | None) -> dict[str, Any]:
+class NetTermsJson(TypedDict, total=False):
+    """An invoice-mode invoice's net terms (:func:`net_terms_json`): both keys, or none for an invoice
+    without net terms; the ``net_terms_days`` / ``due_at`` keys of the generated invoice objects
+    (``AttachInvoiceJson``)."""
+
+    net_terms_days: int
+    due_at: int | None
+
+
+def net_terms_json(net_terms_days: int | None, due_at: int | None) -> NetTermsJson:
     """An invoice-mode invoice's net terms as every invoice object shows them (beyond the spec, whose
     invoice objects have no due date; Stripe's invoice has ``days_until_due`` and ``due_date``):
     ``net_terms_days`` and ``due_at`` (epoch ms, null while a draft).  Nothing for other invoices."""
