@@ -150,12 +150,12 @@ _SCHEDULE = (
 # from the invoice a change bills, and setup_payment's discounts removed by reward (attach's and update's
 # ``remove_discounts`` are served: billing/discounts.py); update's
 # ``free_trial`` (attach's, its preview's and setup_payment's are served: billing/free_trial_shorthand.py);
-# Stripe subscription parameters; an update's custom line items (a multi-update's
-# ``refund_last_payment`` is served: billing/multi_update.py).
+# Stripe subscription parameters (an update's ``custom_line_items`` are served:
+# billing/update_custom_lines.py; a multi-update's ``refund_last_payment``: billing/multi_update.py).
 _BILLING_DETAILS = "billing_details"
 _LINE_CHANGES = ("add_lines", "remove_lines")
 _ATTACH_ARGUMENTS = (*_LINE_CHANGES, _BILLING_DETAILS, "tax")
-_UPDATE_ARGUMENTS = (*_LINE_CHANGES, "free_trial", "custom_line_items", "subscription_params")
+_UPDATE_ARGUMENTS = (*_LINE_CHANGES, "free_trial", "subscription_params")
 _MULTI_UPDATE_ARGUMENTS = ("subscription_params",)
 # A feature's ``combine`` (how grants of several plans add up: max or min rather than sum) is not modelled:
 # grants always add up here.

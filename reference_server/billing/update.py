@@ -17,6 +17,7 @@ from reference_server.billing.no_billing import check_no_billing
 from reference_server.billing.payment_collection import invoice_mode_for, settle_due
 from reference_server.billing.resolve import resolve_update
 from reference_server.billing.update_apply import apply_update, update_free
+from reference_server.billing.update_custom_lines import check_custom_lines_request
 from reference_server.billing.update_quote import update_quotes
 from reference_server.billing.update_request import (
     CHECKOUT_TYPE,
@@ -42,6 +43,7 @@ def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJso
 def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> PreviewUpdateResponseJson:
     check_no_billing(params)
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
+    check_custom_lines_request(params)
     check_update_redirect(params)
     settle_due(ctx, params.customer_id)
     with ctx.db.write() as conn:
@@ -91,6 +93,7 @@ def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachRes
     and charged; both under the customer's billing lock."""
     check_no_billing(params)
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
+    check_custom_lines_request(params)
     check_update_redirect(params)
     with customer_lock(ctx, params.customer_id):
         return _update_unlocked(ctx, params)
@@ -109,6 +112,7 @@ def _update_unlocked(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachRespon
             and params.version is None  # another version: quoted like a customization
             and not is_customized(params.customize)  # a new shape of the plan: quoted like a paid one
             and params.redirect_mode != "always"  # a checkout is the paid path's, even at $0
+            and not params.custom_line_items  # refused on the paid path (update_custom_lines.py)
         ):
             return update_free(ctx, conn, params, cat, customer, entity, inst, instances, now)
     return paid_update(ctx, params)

@@ -33,6 +33,7 @@ from reference_server.billing.plan_changes import without_carried_usage
 from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import UpdateRequest, resolve_update
 from reference_server.billing.seats import starting_seat_usage
+from reference_server.billing.update_custom_lines import with_update_lines
 from reference_server.billing.update_request import recalculates, update_intent, usage_carry
 from reference_server.engine.billing import (
     BillingRuleError,
@@ -161,6 +162,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         )
         # A move to a version as it is (no customize) bills that version, not a stored customization.
         result.update(snapshot=params.version is None or is_customized(params.customize))
+    with_update_lines(params, result, ends_trial=False)  # custom_line_items: what it bills now, if given
     # Coupons (discounts.py): the subscription's own, then the request's, on what the change bills now
     # and its next cycle; they stay on the instance the change leaves.
     refuse_unbilled(params.discounts, result["no_billing"])

@@ -7,7 +7,8 @@ them to our methods. Each is sent here through our SDK, sync and async, to the r
 real HTTP on SQLite and PostgreSQL: the ones it serves (``events.list`` ``range``, ``events.aggregate``
 ``measure`` and ``timezone``, ``invoices.list`` ``invoice_id`` and ``stripe_id``, the ``free_trial``
 shorthand of attach, its preview and ``setup_payment``, ``billing.multi_update``'s
-``refund_last_payment``) show in the answer that they were applied;
+``refund_last_payment``, ``billing.update``'s and its preview's ``custom_line_items``) show in the answer
+that they were applied;
 every other one is refused with 400 ``unsupported_field`` naming it.
 """
 
@@ -266,6 +267,38 @@ def test_multi_update_refund_last_payment(client: Autumn, server: RunningServer)
     assert sorted(i.total for i in credit_invoices) == [credited.total, 10]
 
 
+def test_update_custom_line_items(client: Autumn, server: RunningServer) -> None:
+    """The given lines are what the update bills, in place of its computed invoice (or alone)."""
+    client.customers.get_or_create(customer_id="cus_lines")
+    setup = client.billing.setup_payment(customer_id="cus_lines")
+    card = {"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"}
+    assert httpx.post(setup.url, data=card).status_code == 303
+    assert client.billing.attach(customer_id="cus_lines", plan_id="pro_plan").payment_url is None
+    lines = [_LINE, {"amount": -1.25, "description": "Credit"}]
+
+    async def preview() -> models.PreviewUpdateResponse:
+        async with _async_client(server) as autumn:
+            return await autumn.billing.preview_update(
+                customer_id="cus_lines", plan_id="pro_plan", custom_line_items=lines
+            )
+
+    previewed = asyncio.run(preview())
+    assert previewed.total == 3.75
+    assert [line.total for line in previewed.line_items] == [5, -1.25]
+    updated = client.billing.update(customer_id="cus_lines", plan_id="pro_plan", custom_line_items=lines)
+    assert updated.invoice is not None and updated.invoice.total == 3.75
+    with pytest.raises(errors.BadRequestError) as cancelling:
+        client.billing.update(
+            customer_id="cus_lines",
+            plan_id="pro_plan",
+            cancel_action="cancel_end_of_cycle",
+            custom_line_items=lines,
+        )
+    assert cancelling.value.code == "invalid_request"
+    assert "cancel_action" in str(cancelling.value)
+    assert sorted(i.total for i in client.invoices.list(customer_id="cus_lines").list) == [3.75, 10]
+
+
 _ATTACH = {"customer_id": "cus_inv_1", "plan_id": "pro_plan"}
 _UPDATE = {"customer_id": "cus_inv_1", "plan_id": "pro_plan"}
 _MULTI_UPDATE = {
@@ -299,7 +332,6 @@ _REFUSED_ARGUMENTS: list[tuple[str, dict[str, Any], str, Any]] = [
             ("add_lines", [_LINE]),
             ("remove_lines", [{"plan_id": "pro_plan"}]),
             ("free_trial", _TRIAL),
-            ("custom_line_items", [_LINE]),
             ("subscription_params", {"description": "x"}),
         )
     ),
