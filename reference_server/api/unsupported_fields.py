@@ -148,14 +148,14 @@ _SCHEDULE = (
 # ``x-official-arguments``) that no operation here acts on: Stripe customer billing details (address, tax
 # ids, exemption) and a request's tax choice, which no invoice here carries; lines added to or removed
 # from the invoice a change bills, and setup_payment's discounts removed by reward (attach's and update's
-# ``remove_discounts`` are served: billing/discounts.py); update's
-# ``free_trial`` (attach's, its preview's and setup_payment's are served: billing/free_trial_shorthand.py);
-# Stripe subscription parameters (an update's ``custom_line_items`` are served:
-# billing/update_custom_lines.py; a multi-update's ``refund_last_payment``: billing/multi_update.py).
+# ``remove_discounts`` are served: billing/discounts.py); Stripe subscription parameters. (Attach's
+# ``free_trial``, its preview's and setup_payment's are served: billing/free_trial_shorthand.py; an
+# update's ``free_trial`` and ``custom_line_items``: billing/update_free_trial.py and
+# billing/update_custom_lines.py; a multi-update's ``refund_last_payment``: billing/multi_update.py.)
 _BILLING_DETAILS = "billing_details"
 _LINE_CHANGES = ("add_lines", "remove_lines")
 _ATTACH_ARGUMENTS = (*_LINE_CHANGES, _BILLING_DETAILS, "tax")
-_UPDATE_ARGUMENTS = (*_LINE_CHANGES, "free_trial", "subscription_params")
+_UPDATE_ARGUMENTS = (*_LINE_CHANGES, "subscription_params")
 _MULTI_UPDATE_ARGUMENTS = ("subscription_params",)
 # A feature's ``combine`` (how grants of several plans add up: max or min rather than sum) is not modelled:
 # grants always add up here.

@@ -18,6 +18,7 @@ from reference_server.billing.payment_collection import invoice_mode_for, settle
 from reference_server.billing.resolve import resolve_update
 from reference_server.billing.update_apply import apply_update, update_free
 from reference_server.billing.update_custom_lines import check_custom_lines_request
+from reference_server.billing.update_free_trial import fold_update_free_trial
 from reference_server.billing.update_quote import update_quotes
 from reference_server.billing.update_request import (
     CHECKOUT_TYPE,
@@ -41,6 +42,7 @@ def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJso
 
 
 def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> PreviewUpdateResponseJson:
+    params = fold_update_free_trial(params)  # free_trial: customize.free_trial's shorthand
     check_no_billing(params)
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
     check_custom_lines_request(params)
@@ -91,6 +93,7 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> PreviewUpdateRespon
 def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJson:
     """``billing.update``: a plan without a price changes at once (free path), a priced one is quoted
     and charged; both under the customer's billing lock."""
+    params = fold_update_free_trial(params)  # free_trial: customize.free_trial's shorthand
     check_no_billing(params)
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
     check_custom_lines_request(params)

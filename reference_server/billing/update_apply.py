@@ -239,7 +239,7 @@ def apply_update(
             feature_quantities={k: float(v) for k, v in switch.prepaid_quantities.items()},
             carried_usage=carried.continuous_usage,
             next_reset_overrides=carried.next_resets,
-            trial_ends_at=inst.trial_ends_at if inst.trial_ends_at and inst.trial_ends_at > now else None,
+            trial_ends_at=switch.trial_ends_at,  # kept, started or ended (update_free_trial.py)
             current_period_start=period.start if period else None,
             current_period_end=period.end if period else None,
         )

@@ -34,6 +34,7 @@ from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.resolve import UpdateRequest, resolve_update
 from reference_server.billing.seats import starting_seat_usage
 from reference_server.billing.update_custom_lines import with_update_lines
+from reference_server.billing.update_free_trial import update_trial
 from reference_server.billing.update_request import recalculates, update_intent, usage_carry
 from reference_server.engine.billing import (
     BillingRuleError,
@@ -140,12 +141,16 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         seats = update_seats(conn, cat, customized_plan(base, params.customize), inst.pk, params)
         custom = seats.plan
         requested = {**feature_quantities(params.feature_quantities), **seats.quantities}
+        target = engine_plan(custom, cat)
+        trial = update_trial(params.customize, sub, target, now)  # kept, started, ended (update_free_trial)
+        result.update(ends_trial=sub.trialing_at(now) and trial is None)
         try:
             switch = quote_upgrade(
                 dataclasses.replace(sub, plan=dataclasses.replace(sub.plan, id=f"{sub.plan.id}@previous")),
-                engine_plan(custom, cat),
+                target,
                 now,
                 requested,
+                trial=trial,
                 proration_behavior=params.proration_behavior or "prorate_immediately",
                 seat_usage=starting_seat_usage(conn, cat, customer.pk, custom, entity, inst.pk),
                 reset_anchor=reset_anchor,
@@ -162,7 +167,8 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         )
         # A move to a version as it is (no customize) bills that version, not a stored customization.
         result.update(snapshot=params.version is None or is_customized(params.customize))
-    with_update_lines(params, result, ends_trial=False)  # custom_line_items: what it bills now, if given
+    # custom_line_items: what it bills now, if given (update_custom_lines.py)
+    with_update_lines(params, result, ends_trial=bool(result.get("ends_trial")))
     # Coupons (discounts.py): the subscription's own, then the request's, on what the change bills now
     # and its next cycle; they stay on the instance the change leaves.
     refuse_unbilled(params.discounts, result["no_billing"])

@@ -7,8 +7,8 @@ them to our methods. Each is sent here through our SDK, sync and async, to the r
 real HTTP on SQLite and PostgreSQL: the ones it serves (``events.list`` ``range``, ``events.aggregate``
 ``measure`` and ``timezone``, ``invoices.list`` ``invoice_id`` and ``stripe_id``, the ``free_trial``
 shorthand of attach, its preview and ``setup_payment``, ``billing.multi_update``'s
-``refund_last_payment``, ``billing.update``'s and its preview's ``custom_line_items``) show in the answer
-that they were applied;
+``refund_last_payment``, ``billing.update``'s and its preview's ``custom_line_items`` and ``free_trial``)
+show in the answer that they were applied;
 every other one is refused with 400 ``unsupported_field`` naming it.
 """
 
@@ -299,6 +299,35 @@ def test_update_custom_line_items(client: Autumn, server: RunningServer) -> None
     assert sorted(i.total for i in client.invoices.list(customer_id="cus_lines").list) == [3.75, 10]
 
 
+def test_update_free_trial(client: Autumn, server: RunningServer) -> None:
+    """``free_trial`` starts a trial on the subscription now (crediting its unused time); ``null`` ends it."""
+    client.customers.get_or_create(customer_id="cus_update_trial")
+    setup = client.billing.setup_payment(customer_id="cus_update_trial")
+    card = {"card_number": "4242424242424242", "expiry": "12/34", "cvc": "123"}
+    assert httpx.post(setup.url, data=card).status_code == 303
+    assert client.billing.attach(customer_id="cus_update_trial", plan_id="pro_plan").payment_url is None
+
+    async def preview(**trial: Any) -> models.PreviewUpdateResponse:
+        async with _async_client(server) as autumn:
+            return await autumn.billing.preview_update(
+                customer_id="cus_update_trial", plan_id="pro_plan", **trial
+            )
+
+    started = asyncio.run(preview(free_trial=_TRIAL))
+    assert started.total == -10  # the month just paid, unused: credited
+    assert started.next_cycle is not None and started.next_cycle.total == 10
+    assert asyncio.run(preview(free_trial=None)).total == 0  # no trial running: nothing to end
+    client.billing.update(customer_id="cus_update_trial", plan_id="pro_plan", free_trial=_TRIAL)
+    [trialing] = client.customers.get(customer_id="cus_update_trial").subscriptions
+    assert trialing.trial_ends_at is not None
+    assert abs(trialing.trial_ends_at - started.next_cycle.starts_at) < 1000
+    client.billing.update(customer_id="cus_update_trial", plan_id="pro_plan", free_trial=None)
+    [billed] = client.customers.get(customer_id="cus_update_trial").subscriptions
+    assert billed.trial_ends_at is None
+    totals = sorted(i.total for i in client.invoices.list(customer_id="cus_update_trial").list)
+    assert totals == [-10, 10, 10]
+
+
 _ATTACH = {"customer_id": "cus_inv_1", "plan_id": "pro_plan"}
 _UPDATE = {"customer_id": "cus_inv_1", "plan_id": "pro_plan"}
 _MULTI_UPDATE = {
@@ -331,7 +360,6 @@ _REFUSED_ARGUMENTS: list[tuple[str, dict[str, Any], str, Any]] = [
         for argument, value in (
             ("add_lines", [_LINE]),
             ("remove_lines", [{"plan_id": "pro_plan"}]),
-            ("free_trial", _TRIAL),
             ("subscription_params", {"description": "x"}),
         )
     ),
