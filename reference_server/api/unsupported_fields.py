@@ -42,11 +42,10 @@ _CUSTOMER_DATA = ("customer_data.currency", "customer_data.create_in_stripe")
 # An ``adjustable`` quantity is one the customer may change on Autumn's checkout page (Stripe Checkout's
 # adjustable quantity); this server's checkout page sells the quantities the request names, as they are.
 _ADJUSTABLE = "feature_quantities[].adjustable"
-# A multi-attach's request-wide ``free_trial`` (Autumn's one trial for all its plans) is not applied here:
-# each plan keeps its own.
+# A multi-attach's request-wide ``free_trial`` (Autumn's one trial for all its plans) is served
+# (billing/multi_attach.py).
 _MULTI_ATTACH = (
     "currency",
-    "free_trial",
     "new_billing_subscription",
     "plans[].customize.items[].pooled",
     "plans[].customize.items[].price.additional_currencies",

@@ -79,6 +79,29 @@ def _plan_params(params: MultiAttachRequest) -> list[AttachParams]:
     return out
 
 
+def _with_request_trial(
+    ctx: Ctx, conn: Connection, params: MultiAttachRequest, plan_params: list[AttachParams]
+) -> list[AttachParams]:
+    """The request-wide ``free_trial``: Autumn's one trial for the subscription the multi-attach makes, so
+    every plan with a recurring price starts it (in place of its own trial or its ``customize.free_trial``,
+    which Autumn does not read when the request names one); ``null`` attaches them all without a trial.
+    A plan without a recurring price (free, one-off) has no period for a trial to defer: it is left as is."""
+    if "free_trial" not in params.model_fields_set:
+        return plan_params
+    trial = params.free_trial.model_dump(mode="json", exclude_unset=True) if params.free_trial else None
+    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    out = []
+    for plan_param in plan_params:
+        plan = cat.plans.get(plan_param.plan_id)
+        if plan is None or plan.is_free or engine_plan(plan, cat).billing_interval() is None:
+            out.append(plan_param)  # (an unknown plan is refused by the attach it becomes)
+            continue
+        customize = plan_param.customize.model_dump(exclude_unset=True) if plan_param.customize else {}
+        data = {**plan_param.model_dump(exclude_unset=True), "customize": {**customize, "free_trial": trial}}
+        out.append(built_params(AttachParams, data))
+    return out
+
+
 def _spread_discounts(
     plan_params: list[AttachParams], coupons: list[CouponTerms], priced: set[str]
 ) -> list[AttachParams]:
@@ -117,17 +140,7 @@ def _scope_entity(
 def _prepare_multi(
     ctx: Ctx, conn: Connection, params: MultiAttachRequest, check: bool = True
 ) -> list[tuple[AttachState, AttachQuote, TrialChoice | None]]:
-    if "free_trial" in params.model_fields_set and params.free_trial is None:
-        # Autumn's ``free_trial: null`` removes the plans' trials; the unsupported-field table lets a
-        # null through (the SDKs send defaults), so it is refused here rather than ignored.
-        raise ApiError(
-            400,
-            "unsupported_field",
-            "free_trial null (attaching without the plans' trials) is part of Autumn's API but the "
-            "reference server does not support it yet; leave it out (see the README's list of "
-            "unsupported fields)",
-        )
-    plan_params = _plan_params(params)
+    plan_params = _with_request_trial(ctx, conn, params, _plan_params(params))
     if params.discounts:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         priced = {plan_id for plan_id, plan in cat.plans.items() if not plan.is_free}

@@ -305,15 +305,3 @@ def test_long_lived_checkout_link_refused_once_the_attach_is(api: Api) -> None:
     preview = api("billing.preview_attach", customer_id="u1", plan_id="premium", long_lived_checkout=True)
     assert preview["total"] == 30  # a preview takes it and changes nothing
     assert httpx.get(link.replace("/l/", "/l/x"), follow_redirects=False).status_code == 404
-
-
-def test_multi_attach_free_trial_null_is_refused_not_ignored(api: Api) -> None:
-    """Autumn's ``free_trial: null`` attaches without the plans' trials; this server refuses it (the
-    unsupported-field table lets nulls through, as the SDKs send defaults) and attaches nothing."""
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
-    for op in ("billing.multi_attach", "billing.preview_multi_attach"):
-        refused = api(op, 400, customer_id="u1", plans=[{"plan_id": "pro"}], free_trial=None)
-        assert refused["code"] == "unsupported_field" and "free_trial" in refused["message"]
-    assert "pro" not in {s["plan_id"] for s in api.customer("u1")["subscriptions"]}
-    assert api("billing.multi_attach", customer_id="u1", plans=[{"plan_id": "pro"}])["customer_id"] == "u1"

@@ -106,9 +106,8 @@ _UPDATE_ASKS: dict[str, Any] = {
     "billing_cycle_anchor": "now",
 }
 _MULTI_ATTACH_ASKS: dict[str, Any] = {
-    "free_trial": {"duration_length": 7, "duration_type": "day"},
     "new_billing_subscription": True,
-}
+}  # (its request-wide free_trial is served: tests/billing/test_multi_attach_free_trial.py)
 
 
 def _refused(error: Any, field: str) -> None:
@@ -159,8 +158,6 @@ def test_multi_attach_fields_it_does_not_act_on_are_refused(api: Api, operation:
     _refused(error, "customer_data.create_in_stripe")
     assert api("customers.get", customer_id="u1")["subscriptions"] == []
     assert api.error("customers.get", customer_id="u2").body["code"] == "customer_not_found"
-    # free_trial: null asks for something (attaching without the plans' trials): refused by multi_attach.
-    _refused(api.error(operation, customer_id="u1", plans=plans, free_trial=None), "free_trial")
     empty = {"discounts": [], "new_billing_subscription": False}
     api(operation, customer_id="u1", plans=plans, **empty)
 
