@@ -167,7 +167,8 @@ def _trial_for(conn: Connection, state: AttachState) -> TrialChoice | None:
     )
     eplan = engine_plan(state.plan, state.cat)
     override: FreeTrial | None = eplan.free_trial if customize is not None and customize.free_trial else None
-    unique = bool((state.plan.free_trial or {}).get("unique_fingerprint"))
+    trial = state.plan.free_trial
+    unique = bool(trial and trial.get("unique_fingerprint"))
     used = trial_used(conn, state.customer, state.plan.id, unique)
     return choose_trial(eplan, state.now, used, override=override, skip_trial=skip)
 

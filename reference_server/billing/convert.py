@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -21,6 +20,12 @@ from reference_server.store.customers import overage_settings
 from reference_server.store.entities import entity_billing_controls
 from reference_server.store.instance_billing import billing_row
 from reference_server.store.plan_instances import feature_balances
+from reference_server.store.plan_records import (
+    BasePriceRecord,
+    CustomPlanRecord,
+    FreeTrialRecord,
+    PlanItemRecord,
+)
 
 
 def engine_plan(plan: Plan, cat: Catalog) -> EnginePlan:
@@ -67,23 +72,21 @@ def customized_plan(plan: Plan, params: PlanCustomize | None) -> Plan:
     customize = params.model_dump(mode="json", exclude_unset=True) if params is not None else None
     if not customize:
         return plan
-    changes: dict[str, Any] = {}
-    if "price" in customize:
-        changes["price"] = copy.deepcopy(customize["price"])
-    items = copy.deepcopy(plan.items)
+    price: BasePriceRecord | None = copy.deepcopy(customize["price"]) if "price" in customize else plan.price
+    items: list[PlanItemRecord] = copy.deepcopy(plan.items)
     if customize.get("items") is not None:
         items = copy.deepcopy(customize["items"])
     else:
         for flt in customize.get("remove_items") or ():
             items = [item for item in items if not matches_item_filter(item, flt)]
         items.extend(copy.deepcopy(customize.get("add_items") or []))
-    changes["items"] = items
-    if "free_trial" in customize:
-        changes["free_trial"] = copy.deepcopy(customize["free_trial"])
-    return dataclasses.replace(plan, **changes)
+    free_trial: FreeTrialRecord | None = (
+        copy.deepcopy(customize["free_trial"]) if "free_trial" in customize else plan.free_trial
+    )
+    return dataclasses.replace(plan, price=price, items=items, free_trial=free_trial)
 
 
-def plan_snapshot(plan: Plan) -> dict[str, Any]:
+def plan_snapshot(plan: Plan) -> CustomPlanRecord:
     """What ``subscription_billing.custom_plan`` stores for a customized plan."""
     items = [i for i in plan.items if not is_seat_key(str(i.get("feature_id")))]  # seats: not stored
     return {"price": plan.price, "items": items, "free_trial": plan.free_trial}
@@ -95,12 +98,13 @@ def instance_plan(conn: Connection, cat: Catalog, inst: Instance) -> Plan | None
     if plan is None:
         return None
     row = billing_row(conn, inst.pk)
-    if row is not None and row.custom_plan:
+    custom: CustomPlanRecord | None = row.custom_plan if row is not None else None
+    if custom:
         plan = dataclasses.replace(
             plan,
-            price=row.custom_plan.get("price"),
-            items=row.custom_plan.get("items") or [],
-            free_trial=row.custom_plan.get("free_trial"),
+            price=custom.get("price"),
+            items=custom.get("items") or [],
+            free_trial=custom.get("free_trial"),
         )
     paid_pools = stored_seat_ids(row.prepaid_quantities or {}) if row is not None else []
     # Its paid license seats bill as prepaid items (at the customer's own seat price, if upserted).

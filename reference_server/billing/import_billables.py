@@ -14,6 +14,7 @@ from reference_server.errors import ApiError, invalid, plan_not_found
 from reference_server.service.extra_fields import extra_field
 from reference_server.service.subscriptions import Instance
 from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.plan_records import BasePriceRecord, ItemPriceRecord
 
 
 def unsupported(message: str) -> ApiError:
@@ -69,8 +70,8 @@ class PlannedImport:
 
 
 def is_recurring(plan: Plan) -> bool:
-    prices = [plan.price] if plan.price else []
-    prices += [i["price"] for i in plan.items if i.get("price")]
+    prices: list[BasePriceRecord | ItemPriceRecord] = [plan.price] if plan.price else []
+    prices += [p for i in plan.items if (p := i.get("price"))]
     return any(p.get("interval") not in (None, "one_off") for p in prices)
 
 
@@ -93,7 +94,9 @@ def _plan_of(cat: Catalog, given: DfuFlashBillablePlan) -> Plan:
 def _quantities(plan: Plan, given: DfuFlashBillablePlan) -> dict[str, float]:
     out: dict[str, float] = {}
     priced = {
-        i["feature_id"] for i in plan.items if (i.get("price") or {}).get("billing_method") == "prepaid"
+        i["feature_id"]
+        for i in plan.items
+        if (price := i.get("price")) and price.get("billing_method") == "prepaid"
     }
     for fq in given.feature_quantities or []:
         fid = fq.feature_id

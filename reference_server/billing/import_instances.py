@@ -37,9 +37,9 @@ def _resets(plan: Plan, cat: Catalog) -> list[tuple[str, str, int]]:
             or (feature.type == "metered" and not feature.consumable)
         ):
             continue
-        reset = item.get("reset") or {}
-        interval = reset.get("interval")
-        if interval not in (None, "one_off"):
+        reset = item.get("reset")
+        interval = reset.get("interval") if reset else None
+        if reset and interval not in (None, "one_off"):
             out.append((feature.id, str(interval), int(reset.get("interval_count") or 1)))
     return out
 

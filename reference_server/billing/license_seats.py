@@ -29,6 +29,7 @@ from reference_server.store import licenses as store
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.instance_billing import stored_prepaid_quantities
 from reference_server.store.licenses import SEAT_PREFIX, seat_key
+from reference_server.store.plan_records import PlanItemRecord
 
 
 def is_seat_key(key: str) -> bool:
@@ -122,14 +123,14 @@ def links_for(
     return store.effective_links(store.links_of(conn, plan.pk), merged_overrides(existing, upserts or {}))
 
 
-def seat_price(link: store.EffectiveLink, license_plan: Plan | None) -> dict[str, Any] | None:
+def seat_price(link: store.EffectiveLink, license_plan: Plan | None) -> Mapping[str, Any] | None:
     """The price of one paid seat: the customer's own (upserted) price, else the license plan's."""
     if link.price is not None:
         return link.price
     return license_plan.price if license_plan is not None and license_plan.price else None
 
 
-def _seat_item(link: store.EffectiveLink, license_plan: Plan, price: Mapping[str, Any]) -> dict[str, Any]:
+def _seat_item(link: store.EffectiveLink, license_plan: Plan, price: Mapping[str, Any]) -> PlanItemRecord:
     return {
         "feature_id": seat_key(link.license_plan_id),
         "included": link.included,
@@ -152,7 +153,7 @@ def with_seats(
     if not wanted:
         return plan
     have = {str(item.get("feature_id")) for item in plan.items}
-    extra: list[dict[str, Any]] = []
+    extra: list[PlanItemRecord] = []
     for link in links:
         license_plan = cat.plans.get(link.license_plan_id)
         price = seat_price(link, license_plan)

@@ -56,11 +56,12 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
     if plan is None or sub is None:
         raise invalid(f"Plan {inst.plan_id} is not available")
     intent = update_intent(params)
-    running = (plan.free_trial or {}) if inst.trial_ends_at and inst.trial_ends_at > now else None
+    trialing = bool(inst.trial_ends_at and inst.trial_ends_at > now)
+    free_trial = plan.free_trial
     check_update(
         params.invoice_mode,
-        bool(running.get("card_required", True)) if running is not None else None,
-        str(running.get("on_end") or "bill") if running is not None else None,
+        bool(free_trial.get("card_required", True) if free_trial else True) if trialing else None,
+        str((free_trial.get("on_end") if free_trial else None) or "bill") if trialing else None,
     )
     result: dict[str, Any] = {
         "params": params,

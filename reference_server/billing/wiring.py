@@ -163,7 +163,8 @@ def _page_actions(state: AppState) -> PageActions:
 
 def plan_trial_used(conn: Connection, customer: CustomerRow, plan: Plan) -> bool:
     """Whether the customer (or its fingerprint, for a ``unique_fingerprint`` trial) used the trial."""
-    unique = bool((plan.free_trial or {}).get("unique_fingerprint"))
+    trial = plan.free_trial
+    unique = bool(trial and trial.get("unique_fingerprint"))
     return trial_used(conn, customer, plan.id, unique)
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
 from urllib.parse import urlsplit
 
 from reference_server.engine.billing.money import currency_exponent, minor_to_major
 from reference_server.store.customer_lookup import CustomerRef
+from reference_server.store.plan_records import BasePriceRecord
 
 _CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}
 
@@ -30,7 +29,7 @@ def format_date(ms: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d")
 
 
-def price_label(price: Mapping[str, Any] | None, currency: str = "usd") -> str | None:
+def price_label(price: BasePriceRecord | None, currency: str = "usd") -> str | None:
     """A plan's base price as people read it: ``$20.00/month``, ``$99.00 once``; None when free."""
     if not price or price.get("amount") in (None, 0):
         return None

@@ -13,11 +13,12 @@ from autumn_sdk._generated.models import CreatePlanLicense
 from reference_server.errors import invalid, plan_not_found
 from reference_server.store import licenses as store
 from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.plan_records import BasePriceRecord, ItemPriceRecord
 
 
 def _recurring_interval(plan: Plan) -> tuple[str, int] | None:
-    prices = [plan.price] if plan.price else []
-    prices += [i["price"] for i in plan.items if i.get("price")]
+    prices: list[BasePriceRecord | ItemPriceRecord] = [plan.price] if plan.price else []
+    prices += [p for i in plan.items if (p := i.get("price"))]
     for price in prices:
         interval = price.get("interval")
         if interval and interval != "one_off":

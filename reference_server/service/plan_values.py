@@ -7,7 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from autumn_sdk._generated.json_types import PlanBillingControlsJson, PlanFreeTrialJson, PlanPriceJson
+from autumn_sdk._generated.json_types import (
+    PlanBillingControlsJson,
+    PlanConfigJson,
+    PlanFreeTrialJson,
+    PlanPriceJson,
+)
 from autumn_sdk._generated.models import (
     BasePrice,
     BillingControlsParams,
@@ -23,32 +28,34 @@ from reference_server.engine.usage_limits import validation_error as usage_limit
 from reference_server.errors import invalid
 from reference_server.service.plan_items import normalize_item
 from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.plan_records import BasePriceRecord, FreeTrialRecord
 
 
-def price_value(price: BasePrice | None) -> dict[str, Any] | None:
+def price_value(price: BasePrice | None) -> BasePriceRecord | None:
     """A plan's base price as stored."""
     if price is None:
         return None
-    return {
-        "amount": price.amount,
-        "interval": price.interval,
-        **({"interval_count": price.interval_count} if price.interval_count else {}),
-    }
+    out: BasePriceRecord = {"amount": price.amount, "interval": price.interval}
+    if price.interval_count:
+        out["interval_count"] = price.interval_count
+    return out
 
 
-def free_trial_value(free_trial: FreeTrialParams | None) -> dict[str, Any] | None:
+def free_trial_value(free_trial: FreeTrialParams | None) -> FreeTrialRecord | None:
     """A plan's free trial as stored."""
     if free_trial is None:
         return None
     extra = free_trial.model_extra or {}
-    return {
+    out: FreeTrialRecord = {
         "duration_length": free_trial.duration_length,
         "duration_type": free_trial.duration_type or "month",
         "card_required": free_trial.card_required is not False,  # null: the default
-        **({"on_end": free_trial.on_end} if free_trial.on_end else {}),
-        # Autumn's trial option "one trial per fingerprint" (kept only when set).
-        **({"unique_fingerprint": True} if extra.get("unique_fingerprint") else {}),
     }
+    if free_trial.on_end:
+        out["on_end"] = free_trial.on_end
+    if extra.get("unique_fingerprint"):  # Autumn's trial option "one trial per fingerprint" (only when set)
+        out["unique_fingerprint"] = True
+    return out
 
 
 def price_json(price: Mapping[str, Any]) -> PlanPriceJson:
@@ -89,7 +96,7 @@ def controls_json(controls: Mapping[str, Any]) -> PlanBillingControlsJson:
     return out
 
 
-def config_value(config: PlanConfig | None) -> dict[str, Any]:
+def config_value(config: PlanConfig | None) -> PlanConfigJson:
     return {"ignore_past_due": bool(config is not None and config.ignore_past_due)}
 
 

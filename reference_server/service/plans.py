@@ -224,14 +224,15 @@ def product_json(plan: Plan, cat: Catalog) -> CheckPreviewProductJson:
     for it in plan.items:
         f = cat.features.get(it["feature_id"])
         price = it.get("price")
-        reset = it.get("reset") or {}
+        reset = it.get("reset")
+        interval = reset.get("interval") if reset else None
         entry: CheckPreviewProductItemJson = {
             "type": "priced_feature" if price else "feature",
             "feature_id": it["feature_id"],
             "feature_type": _legacy_feature_type(f),
             "included_usage": "inf" if it.get("unlimited") else it.get("included", 0),
-            "interval": reset.get("interval") if reset.get("interval") != "one_off" else None,
-            "interval_count": reset.get("interval_count") or 1,
+            "interval": interval if interval != "one_off" else None,
+            "interval_count": (reset.get("interval_count") if reset else None) or 1,
         }
         if price:
             entry["usage_model"] = "prepaid" if price["billing_method"] == "prepaid" else "pay_per_use"
@@ -254,7 +255,7 @@ def product_json(plan: Plan, cat: Catalog) -> CheckPreviewProductJson:
         "created_at": plan.created_at,
         "items": items,
         "free_trial": {
-            "duration": trial.get("duration_type", "month"),
+            "duration": trial.get("duration_type") or "month",  # the catalogue's is never null
             "length": trial["duration_length"],
             "unique_fingerprint": bool(trial.get("unique_fingerprint", False)),
             "card_required": trial.get("card_required") is not False,

@@ -16,6 +16,7 @@ from reference_server.engine.intervals import FIXED_MS, add_months, next_boundar
 from reference_server.store import plan_instances
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.licenses import end_seats_of
+from reference_server.store.plan_records import PlanItemRecord
 from reference_server.store.subjects import CustomerRow, EntityRow, insert_source, load_sources
 
 
@@ -80,7 +81,7 @@ def schedule_maintenance(conn: Connection, customer_pk: int, at: int) -> None:
     plan_instances.schedule_maintenance(conn, customer_pk, at)
 
 
-def _item_interval(item: dict[str, Any], continuous: bool) -> tuple[str | None, int]:
+def _item_interval(item: PlanItemRecord, continuous: bool) -> tuple[str | None, int]:
     if continuous:
         return None, 1
     reset = item.get("reset")

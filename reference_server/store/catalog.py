@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from autumn_sdk._generated.json_types import PlanConfigJson
 from reference_server.engine.entitlements import Feature
+from reference_server.store.plan_records import BasePriceRecord, FreeTrialRecord, PlanItemRecord
 from reference_server.store.tables.core import features, organizations, plans
 from reference_server.store.tenancy import Tenant
 
@@ -29,10 +31,10 @@ class Plan:
     group: str
     add_on: bool
     auto_enable: bool
-    price: dict[str, Any] | None
-    items: list[dict[str, Any]]
-    free_trial: dict[str, Any] | None
-    config: dict[str, Any]
+    price: BasePriceRecord | None
+    items: list[PlanItemRecord]
+    free_trial: FreeTrialRecord | None
+    config: PlanConfigJson
     archived: bool
     is_latest: bool
     created_at: int
@@ -51,9 +53,9 @@ class Plan:
 
     @property
     def is_one_off(self) -> bool:
-        prices = [self.price] if self.price else []
-        prices += [i["price"] for i in self.items if i.get("price")]
-        return bool(prices) and all(p.get("interval") == "one_off" for p in prices)
+        intervals = [self.price.get("interval")] if self.price else []
+        intervals += [price.get("interval") for i in self.items if (price := i.get("price"))]
+        return bool(intervals) and all(interval == "one_off" for interval in intervals)
 
 
 @dataclass
@@ -99,6 +101,7 @@ def feature_from_row(r: Any) -> Feature:
 
 
 def plan_from_row(r: Any) -> Plan:
+    config: PlanConfigJson = r.config or PlanConfigJson()
     return Plan(
         pk=r.pk,
         id=r.id,
@@ -111,7 +114,7 @@ def plan_from_row(r: Any) -> Plan:
         price=r.price,
         items=list(r.items or []),
         free_trial=r.free_trial,
-        config=r.config or {},
+        config=config,
         archived=bool(r.archived),
         is_latest=bool(r.is_latest),
         created_at=int(r.created_at),

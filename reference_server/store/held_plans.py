@@ -3,12 +3,11 @@ customer portal lists and offers to switch between."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, select
 
+from reference_server.store.plan_records import BasePriceRecord
 from reference_server.store.tables.billing import subscription_billing
 from reference_server.store.tables.core import customer_plans, plans
 
@@ -27,7 +26,7 @@ class HeldPlan:
     started_at: int
     current_period_start: int | None
     name: str
-    price: Mapping[str, Any] | None
+    price: BasePriceRecord | None
     add_on: bool
     past_due: bool | None  # None without a billing row
 

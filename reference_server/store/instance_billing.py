@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
+from reference_server.store.plan_records import CustomPlanRecord
 from reference_server.store.tables.billing import seat_replaceables, subscription_billing
 from reference_server.store.tables.core import customer_plans
 
@@ -95,7 +96,7 @@ def insert_billing_state(
     instance_pk: int,
     anchor: int | None,
     prepaid_quantities: dict[str, str],
-    custom_plan: dict[str, Any] | None,
+    custom_plan: CustomPlanRecord | None,
     now: int,
 ) -> None:
     """The instance's billing row (not past due)."""

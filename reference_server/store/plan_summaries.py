@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, select
 
+from reference_server.store.plan_records import BasePriceRecord
 from reference_server.store.tables.core import plans
 
 
@@ -15,7 +14,7 @@ from reference_server.store.tables.core import plans
 class PlanSummary:
     id: str
     name: str
-    price: Mapping[str, Any] | None
+    price: BasePriceRecord | None
 
 
 def latest_plan(conn: Connection, org_pk: int, env: str, plan_id: str) -> PlanSummary | None:
