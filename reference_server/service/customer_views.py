@@ -40,7 +40,7 @@ from reference_server.service.subscriptions import (
     Instance,
     load_instances,
 )
-from reference_server.service.usage_limits import limits_view
+from reference_server.service.usage_limits import PageWindows, limits_view
 from reference_server.store import customers as customers_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.licenses import Pool
@@ -62,16 +62,18 @@ def controls_view(
     entity: EntityRow | None,
     sources: list[Source],
     now: int,
+    windows: PageWindows | None = None,
 ) -> dict[str, Any]:
     """The subject's controls as answered: its own entries (``source: customer``) over its current
-    plans' defaults (``source: plan``), each usage limit with its window's ``usage``."""
+    plans' defaults (``source: plan``), each usage limit with its window's ``usage`` (``windows``:
+    those of a list page's customers, read once for the page)."""
     own = controls_json(
         entity.billing_controls if entity else customer.billing_controls, entity=entity is not None
     )
     seen = scoped(sources, entity) if entity is not None else [s for s in sources if s.entity_pk is None]
     merged = overlay(plan_defaults(cat, seen, now) or {}, own, tag=True)
     out = {key: merged[key] for key in own}
-    out["usage_limits"] = limits_view(conn, customer, entity, out["usage_limits"], seen, now)
+    out["usage_limits"] = limits_view(conn, customer, entity, out["usage_limits"], seen, now, windows)
     return out
 
 
@@ -203,6 +205,7 @@ class Preloaded:
     instances: list[Instance] = field(default_factory=list)
     pools: list[Pool] = field(default_factory=list)
     past_due: frozenset[int] = frozenset()
+    windows: PageWindows | None = None  # the page's usage-limit windows (None: read for this customer)
 
 
 def customer_json(
@@ -227,6 +230,7 @@ def customer_json(
             save_sources(conn, sources)
         instances = load_instances(conn, customer.pk)
     past_due = preloaded.past_due if preloaded is not None else past_due_instances(ctx, conn, [customer.pk])
+    windows = preloaded.windows if preloaded is not None else None
     subs, purchases = plans_json(instances, cat, None, expand, past_due)
     balances, flags = balances_and_flags(cat, sources, now, expand)
     config: CustomerConfigJson = {
@@ -244,7 +248,9 @@ def customer_json(
         "env": env_json(ctx.tenant.env),
         "metadata": customer.metadata,
         "send_email_receipts": customer.send_email_receipts,
-        "billing_controls": customer_controls_json(controls_view(conn, cat, customer, None, sources, now)),
+        "billing_controls": customer_controls_json(
+            controls_view(conn, cat, customer, None, sources, now, windows)
+        ),
         "subscriptions": subs,
         "purchases": purchases,
         "licenses": (
@@ -365,7 +371,9 @@ def entity_subject_json(
     entity: EntityRow,
     now: int,
     expand: set[str] | None = None,
+    windows: PageWindows | None = None,
 ) -> EntityJson:
+    """The entity as a subject; ``windows``: the usage-limit windows of a list page's customers."""
     expand = expand or set()
     sources = scoped(load_sources(conn, customer.pk), entity)
     apply_due_resets(sources, now)
@@ -385,7 +393,9 @@ def entity_subject_json(
         "purchases": purchases,
         "balances": balances,
         "flags": flags,
-        "billing_controls": entity_controls_json(controls_view(conn, cat, customer, entity, sources, now)),
+        "billing_controls": entity_controls_json(
+            controls_view(conn, cat, customer, entity, sources, now, windows)
+        ),
     }
     if "invoices" in expand:
         out["invoices"] = []

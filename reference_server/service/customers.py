@@ -42,6 +42,7 @@ from reference_server.service.subscriptions import (
     attach_defaults,
     instance_from_row,
 )
+from reference_server.service.usage_limits import PageWindows
 from reference_server.store import customers as customers_repo
 from reference_server.store import licenses as licenses_repo
 from reference_server.store.catalog import Catalog
@@ -210,10 +211,11 @@ def list_customers(ctx: Ctx, params: ListCustomersParams) -> ListCustomersRespon
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         rows = customers_repo.customer_page(conn, ctx.tenant, query, limit)
         page = rows[:limit]
-        # A fixed number of queries for the whole page (sources, plan instances, license pools)
-        # instead of a few per customer.
+        # A fixed number of queries for the whole page (sources, plan instances, license pools,
+        # usage-limit windows) instead of a few per customer.
         pks = [c.pk for c in page]
-        loaded = {pk: Preloaded() for pk in pks}
+        windows = PageWindows(pks)  # read once, when the first customer with usage limits asks
+        loaded = {pk: Preloaded(windows=windows) for pk in pks}
         for s in load_sources_for(conn, pks):
             loaded[s.customer_pk].sources.append(s)
         if pks:

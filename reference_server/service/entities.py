@@ -34,7 +34,7 @@ from reference_server.service.customers import create_customer_row
 from reference_server.service.extra_fields import extra_field
 from reference_server.service.maintenance import catch_up, needs_maintenance, require_customer
 from reference_server.service.usage import controls_for
-from reference_server.service.usage_limits import check_limits
+from reference_server.service.usage_limits import PageWindows, check_limits
 from reference_server.store import entities as entities_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.customers import customer_at
@@ -302,12 +302,13 @@ def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> ListEntitiesRespon
             stripe_only=bool(params.processors),
         )
         page = rows[:limit]
+        # The page's usage-limit windows are read once for all its entities' customers.
+        windows = PageWindows(sorted({r.customer_pk for r in page}))
         out: list[EntityJson] = []
         for r in page:
             cust = customer_at(conn, r.customer_pk)
-            out.append(
-                entity_subject_json(ctx, conn, cat, cust, entity_from_row(r), ctx.now(cust.clock_offset_ms))
-            )
+            now = ctx.now(cust.clock_offset_ms)
+            out.append(entity_subject_json(ctx, conn, cat, cust, entity_from_row(r), now, windows=windows))
     return {"list": out, "next_cursor": str(page[-1].pk) if len(rows) > limit else None}
 
 

@@ -6,11 +6,11 @@ statement otherwise, and the one-statement fast paths of check and track step as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
 
 from reference_server.engine.entitlements import Feature, Source, num, r10
 from reference_server.engine.usage_limits import (
@@ -186,6 +186,21 @@ def gate(
     return result
 
 
+class PageWindows:
+    """The usage-limit windows of a list page's customers, read for all of them in one statement when
+    the first view with limits to show asks (a page whose subjects show none reads nothing)."""
+
+    def __init__(self, customer_pks: Sequence[int]) -> None:
+        self._pks = list(customer_pks)
+        self._rows: dict[int, list[Row[Any, Any, Any, Any, Any]]] | None = None
+
+    def of(self, conn: Connection, customer_pk: int) -> list[Row[Any, Any, Any, Any, Any]]:
+        """The customer's windows (it must be one of the page's customers)."""
+        if self._rows is None:
+            self._rows = usage_limits_repo.windows_of_customers(conn, self._pks)
+        return self._rows.get(customer_pk, [])
+
+
 def limits_view(
     conn: Connection,
     customer: CustomerRow,
@@ -193,14 +208,21 @@ def limits_view(
     entries: list[dict[str, Any]],
     sources: list[Source],
     now: int,
+    page: PageWindows | None = None,
 ) -> list[dict[str, Any]]:
     """The ``usage_limits`` of a customer or entity response (tagged with their ``source``), each with
-    the usage of its current window: an entity's own limits count the entity, the rest the customer."""
+    the usage of its current window: an entity's own limits count the entity, the rest the customer.
+
+    ``page``: the windows of a list page's customers, read for all of them at once (without it, the
+    customer's windows are read here); no statement either way when there are no limits to show."""
     if not entries:
         return []
-    rows = {
-        (int(r.scope_pk), str(r.limit_key)): r for r in usage_limits_repo.all_windows_of(conn, customer.pk)
-    }
+    found = (
+        page.of(conn, customer.pk)
+        if page is not None
+        else usage_limits_repo.all_windows_of(conn, customer.pk)
+    )
+    rows = {(int(r.scope_pk), str(r.limit_key)): r for r in found}
     out = []
     for e in entries:
         entry = dict(e)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
@@ -64,3 +65,24 @@ def all_windows_of(conn: Connection, customer_pk: int) -> list[Row[Any, Any, Any
             ).where(usage_limit_windows.c.customer_pk == customer_pk)
         ).all()
     )
+
+
+def windows_of_customers(
+    conn: Connection, customer_pks: Sequence[int]
+) -> dict[int, list[Row[Any, Any, Any, Any, Any]]]:
+    """Every window of each of the customers (customer_pk, scope_pk, limit_key, window_start, usage),
+    in one statement, by customer pk (a customer without windows is absent); none for no customers."""
+    if not customer_pks:
+        return {}
+    out: dict[int, list[Row[Any, Any, Any, Any, Any]]] = {}
+    for r in conn.execute(
+        select(
+            usage_limit_windows.c.customer_pk,
+            usage_limit_windows.c.scope_pk,
+            usage_limit_windows.c.limit_key,
+            usage_limit_windows.c.window_start,
+            usage_limit_windows.c.usage,
+        ).where(usage_limit_windows.c.customer_pk.in_(sorted(set(customer_pks))))
+    ):
+        out.setdefault(int(r.customer_pk), []).append(r)
+    return out

@@ -1,8 +1,9 @@
 """customers.list reads its page in a fixed number of statements, each customer as customers.get shows it.
 
-The page's sources, plan instances and license pools are read for all its customers at once
-(``service.customers.list_customers``); these tests hold the listed objects to the ones read one
-customer at a time, and the statements of a page to a number that does not grow with its customers.
+The page's sources, plan instances, license pools and usage-limit windows are read for all its
+customers at once (``service.customers.list_customers``); these tests hold the listed objects to the
+ones read one customer at a time, and the statements of a page to a number that does not grow with its
+customers, with or without usage limits.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def _catalog(api: Api) -> None:
         items=[],
         licenses=[{"license_plan_id": "seat_plan", "included": 2}],
     )
+    api.plan(
+        "capped",
+        [{"feature_id": "messages", "included": 100, "reset": MONTH}],
+        add_on=True,
+        billing_controls={"usage_limits": [{"feature_id": "messages", "limit": 20, "interval": "day"}]},
+    )
 
 
 def _customers(api: Api) -> list[str]:
@@ -83,6 +90,28 @@ def _customers(api: Api) -> list[str]:
     return ["pooled", "rolled", "limited", "loose", "plain0", "plain1", "plain2"]
 
 
+def _limited(api: Api, cid: str, used: float) -> None:
+    """A customer whose usage limits show usage: its own (on credits, for itself and its entity),
+    its plan's (``capped`` on messages) and its entity's own, all with usage in their windows."""
+    api.customer(cid)
+    api(
+        "customers.update",
+        customer_id=cid,
+        billing_controls={"usage_limits": [{"feature_id": "credits", "limit": 80, "interval": "week"}]},
+    )
+    api("billing.attach", customer_id=cid, plan_id="capped")
+    api(
+        "entities.create",
+        customer_id=cid,
+        entity_id=f"{cid}_seat",
+        feature_id="seats",
+        billing_controls={"usage_limits": [{"feature_id": "credits", "limit": 9, "interval": "day"}]},
+    )
+    api.track(cid, "credits", used)
+    api.track(cid, "credits", 2, entity_id=f"{cid}_seat")
+    api.track(cid, "messages", used / 2)
+
+
 def test_each_listed_customer_is_the_customer_get_answers(api: Api) -> None:
     ids = _customers(api)
     listed = api("customers.list", limit=100)["list"]
@@ -95,6 +124,20 @@ def test_each_listed_customer_is_the_customer_get_answers(api: Api) -> None:
     assert rolled["balances"]["messages"]["rollovers"][0]["balance"] == 50
     limited = next(c for c in listed if c["id"] == "limited")
     assert limited["billing_controls"]["usage_limits"][0]["usage"] == 30
+    for cid in ("lim_a", "lim_b"):
+        _limited(api, cid, 10 if cid == "lim_a" else 16)
+    listed = api("customers.list", limit=100)["list"]
+    for customer in listed:
+        assert customer == api("customers.get", customer_id=customer["id"]), customer["id"]
+    shown = {
+        c["id"]: [(u["feature_id"], u["source"], u["usage"]) for u in c["billing_controls"]["usage_limits"]]
+        for c in listed
+        if c["id"] in ("lim_a", "lim_b")
+    }
+    assert shown == {
+        "lim_a": [("credits", "customer", 12), ("messages", "plan", 5)],
+        "lim_b": [("credits", "customer", 18), ("messages", "plan", 8)],
+    }
     # a short page is the same customers
     first = api("customers.list", limit=3)
     assert first["list"] == listed[:3]
@@ -169,3 +212,53 @@ def test_a_page_reads_in_statements_that_do_not_grow_with_its_customers(
     seventeen = _page_statements(statements, api)
     assert len(seventeen) == len(seven), "\n".join(seventeen)
     assert len(seven) <= 13, "\n".join(seven)
+    # customers with usage limits (their own, their plans', their entities') read no more
+    for i in range(4):
+        _limited(api, f"lim{i}", 3 + i)
+    twenty_one = _page_statements(statements, api)
+    assert len(twenty_one) == len(seven), "\n".join(twenty_one)
+    assert len(_windows(twenty_one)) == 1, "\n".join(twenty_one)
+
+
+def _windows(seen: list[str]) -> list[str]:
+    return [s for s in seen if "usage_limit_windows" in s]
+
+
+def test_a_page_without_usage_limits_reads_no_windows(counted: tuple[Api, _Statements]) -> None:
+    api, statements = counted
+    _catalog(api)
+    for i in range(3):
+        api.customer(f"plain{i}")
+    api.track("plain0", "credits", 5)
+    seen = _page_statements(statements, api)
+    assert _windows(seen) == [], "\n".join(seen)
+    api.customer("limited")
+    api(
+        "customers.update",
+        customer_id="limited",
+        billing_controls={"usage_limits": [{"feature_id": "credits", "limit": 50, "interval": "day"}]},
+    )
+    seen = _page_statements(statements, api)
+    assert len(_windows(seen)) == 1, "\n".join(seen)
+
+
+def test_an_entities_page_reads_its_usage_limit_windows_once(counted: tuple[Api, _Statements]) -> None:
+    api, statements = counted
+    _catalog(api)
+    for i in range(3):
+        _limited(api, f"lim{i}", 3 + i)
+        api("entities.create", customer_id=f"lim{i}", entity_id=f"lim{i}_free", feature_id="seats")
+    seen = statements.during(api, "entities.list", limit=100)
+    assert len(_windows(seen)) == 1, "\n".join(seen)
+    listed = api("entities.list", limit=100)["list"]
+    assert len(listed) == 6
+    for entity in listed:
+        got = api("entities.get", customer_id=entity["customer_id"], entity_id=entity["id"])
+        assert entity == got, entity["id"]
+    shown = {
+        e["id"]: [(u["feature_id"], u["source"], u["usage"]) for u in e["billing_controls"]["usage_limits"]]
+        for e in listed
+    }
+    assert shown["lim0_seat"] == [("credits", "customer", 2), ("messages", "plan", 1.5)]
+    assert shown["lim2_seat"] == [("credits", "customer", 2), ("messages", "plan", 2.5)]
+    assert shown["lim1_free"] == [("messages", "plan", 2)]
