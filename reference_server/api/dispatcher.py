@@ -37,6 +37,7 @@ from reference_server.api.refusals import (
 from reference_server.api.request_bodies import request_values
 from reference_server.billing.customer_lock import LOCKED_OPERATIONS
 from reference_server.errors import ApiError
+from reference_server.processors.registry import describe_failure
 from reference_server.service import key_ops
 from reference_server.service.context import AppState, Ctx, KeyedCall
 from reference_server.store import idempotency
@@ -46,6 +47,18 @@ log = logging.getLogger("reference_server")
 
 LONG_READS_AT_ONCE = 4
 """SQLite: long reads (``long_read`` operations) served in worker threads at once."""
+
+
+def unexpected_failure(operation: str, exc: Exception) -> ApiError:
+    """The answer to an exception nothing caught in ``operation``, logged at ERROR: a registered payment
+    processor's own failure as that processor describes it (Stripe's: 400 ``stripe_error``,
+    "(Stripe Error) ..." as Autumn answers), anything else 500 ``internal_error`` with its traceback."""
+    described = describe_failure(exc)
+    if described is not None:
+        log.error("payment processor error in %s: %s [%s]", operation, described.message, type(exc).__name__)
+        return described
+    log.exception("unhandled error in %s", operation)
+    return ApiError(500, "internal_error", f"Internal error: {type(exc).__name__}")
 
 
 class Dispatcher:
@@ -247,11 +260,11 @@ class Dispatcher:
                 status, result, headers = await self.run_async(*args)
             else:
                 status, result, headers = await anyio.to_thread.run_sync(self.run, *args)
-        except Exception as exc:  # an unexpected failure: Autumn's internal_error shape, never a traceback
-            log.exception("unhandled error in %s", ep.name)
-            return refused(
-                ep.name, ApiError(500, "internal_error", f"Internal error: {type(exc).__name__}"), env
-            )
+        except Exception as exc:  # an unexpected failure: Autumn's error shape, never a traceback
+            # The unit of work and the idempotency claim were rolled back on the way here (a retry with
+            # the key runs again); a payment processor's own failure (Stripe down or refusing) answers
+            # what Autumn's error middleware answers (400 stripe_error), anything else 500.
+            return refused(ep.name, unexpected_failure(ep.name, exc), env)
         return status, to_json(platform_shaped(ep.name, status, result)), headers
 
     def too_large(self, ep: Endpoint, header: Callable[[str], str | None]) -> Sent:

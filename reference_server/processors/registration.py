@@ -14,7 +14,11 @@ registration gives:
   perhaps on a connected account), so the credentials belong here rather than on
   :class:`~reference_server.processors.contract.PaymentProcessor`;
 - the routes that ingest its events, if it sends any (:attr:`Registration.event_routes`), given the
-  billing hooks they call back (:class:`EventHooks`).
+  billing hooks they call back (:class:`EventHooks`);
+- what one of its own exceptions that nothing caught means to the API's caller
+  (:attr:`Registration.describe_failure`: Stripe's are Autumn's 400 ``stripe_error``), asked by the
+  dispatcher's catch-all, the dashboard and the hosted pages through
+  :func:`~reference_server.processors.registry.describe_failure`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sqlalchemy import Connection
 from starlette.routing import BaseRoute
 
 from reference_server.clock import Clock
+from reference_server.errors import ApiError
 from reference_server.processors.compensation import ReverserFor
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.store.billing_sessions import SessionRecord
@@ -91,6 +96,11 @@ def no_problem(values: Mapping[str, str]) -> str | None:
     return None
 
 
+def no_failure(exc: Exception) -> ApiError | None:
+    """A processor whose exceptions are all bugs: none of them is the caller's error."""
+    return None
+
+
 @dataclass(frozen=True)
 class Registration(Generic[A]):
     """One processor: its name, its settings, how its instances are made, its event routes."""
@@ -105,6 +115,10 @@ class Registration(Generic[A]):
     """Why it cannot be the server-wide default with these settings; None when it can."""
     event_routes: Callable[[EventHooks], list[BaseRoute]] | None = None
     """The routes ingesting its events, if it sends any."""
+    describe_failure: Callable[[Exception], ApiError | None] = no_failure
+    """The Autumn error answering one of its own exceptions that nothing caught (the processor down,
+    refusing a call); None for an exception that is not its own.  The request that raised it is still
+    rolled back as for any unexpected exception; only its answer changes."""
 
 
 __all__ = [
@@ -114,5 +128,6 @@ __all__ = [
     "ProcessorAccounts",
     "Registration",
     "SingleAccount",
+    "no_failure",
     "no_problem",
 ]

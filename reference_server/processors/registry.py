@@ -12,6 +12,10 @@ registered processor has for the customer's environment (Stripe's: a key or a co
 with ``POST /platform/organizations/stripe``, :mod:`~reference_server.processors.stripe.accounts`), else
 the server-wide default (local unless ``AUTUMN_PAYMENT_PROCESSOR`` names another).  Callers then talk to
 that processor directly.
+
+:func:`describe_failure` turns a registered processor's own exception that nothing caught into the
+Autumn error it answers (each registration's ``describe_failure``): the dispatcher's catch-all, the
+dashboard and the hosted pages ask it without knowing which processor raised.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection
 from starlette.routing import BaseRoute
 
+from reference_server.errors import ApiError
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.local.registration import LOCAL
 from reference_server.processors.registration import EventHooks, ProcessorAccounts, Registration
@@ -120,10 +125,21 @@ def processor_for(processors: Processors, conn: Connection, customer_pk: int) ->
     return processors.for_org(conn, owner.org_pk, owner.env)
 
 
+def describe_failure(exc: Exception) -> ApiError | None:
+    """The Autumn error answering ``exc`` when it is a registered processor's own failure (Stripe's:
+    400 ``stripe_error``); None for any other exception (a bug: 500 ``internal_error``)."""
+    for registration in PROCESSORS.values():
+        described = registration.describe_failure(exc)
+        if described is not None:
+            return described
+    return None
+
+
 __all__ = [
     "PROCESSORS",
     "ProcessorSettings",
     "Processors",
+    "describe_failure",
     "processor_for",
     "processor_variables",
     "processors_from_env",

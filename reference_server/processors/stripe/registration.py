@@ -1,6 +1,7 @@
 """Stripe's registration (:class:`~reference_server.processors.registration.Registration`): its settings
 (``STRIPE_SECRET_KEY``, ``STRIPE_API_BASE``), its instances (:class:`.accounts.StripeAccounts`: the
-platform's account and each organization's own) and its webhook routes (:mod:`.events`).
+platform's account and each organization's own), its webhook routes (:mod:`.events`) and what a Stripe
+error nothing caught answers (:func:`describe_failure`).
 
 Also the Stripe account of an organization or a customer, for what only Stripe has (the mirrored
 subscriptions, the catalogue's Products and Prices, imported subscriptions, giving back its payments):
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import stripe
 from sqlalchemy import Connection
 from starlette.routing import BaseRoute
 
+from reference_server.errors import ApiError
 from reference_server.processors.registration import EventHooks, Registration
 from reference_server.processors.stripe.accounts import VARIABLES, StripeAccounts, default_problem
 from reference_server.processors.stripe.events import stripe_webhook_routes
@@ -35,12 +38,23 @@ def _event_routes(hooks: EventHooks) -> list[BaseRoute]:
     )
 
 
+def describe_failure(exc: Exception) -> ApiError | None:
+    """A Stripe error nothing caught (Stripe unreachable, a customer deleted on Stripe, a 4xx the
+    server did not expect) as Autumn's error middleware answers it: 400 ``stripe_error``,
+    ``(Stripe Error) <Stripe's message>``; None for any other exception."""
+    if not isinstance(exc, stripe.StripeError):
+        return None
+    message = exc.user_message or type(exc).__name__  # Stripe's own message, without "Request req_...: "
+    return ApiError(400, "stripe_error", f"(Stripe Error) {message}")
+
+
 STRIPE: Registration[StripeAccounts] = Registration(
     name=StripeProcessor.name,
     accounts=StripeAccounts.from_settings,
     variables=VARIABLES,
     default_problem=default_problem,
     event_routes=_event_routes,
+    describe_failure=describe_failure,
 )
 
 
@@ -58,4 +72,4 @@ def stripe_processor_for(
     return stripe_for_org(processors, conn, owner.org_pk, owner.env)
 
 
-__all__ = ["STRIPE", "stripe_for_org", "stripe_processor_for"]
+__all__ = ["STRIPE", "describe_failure", "stripe_for_org", "stripe_processor_for"]
