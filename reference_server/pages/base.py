@@ -4,6 +4,7 @@ not finalized), saving a typed card and parking a session for authentication.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -17,7 +18,7 @@ from reference_server.billing.checkout_session_params import cancel_url_of
 from reference_server.billing.invoice_mode import is_open_invoice_mode_invoice
 from reference_server.processors.cards import TEST_CARD_HINTS, CardError
 from reference_server.processors.contract import PaymentProcessor
-from reference_server.processors.registry import processor_for
+from reference_server.processors.registry import describe_failure, processor_for
 from reference_server.store.billing_sessions import SessionRecord, load_session, update_session
 from reference_server.store.customer_lookup import CustomerRef, customer_owner
 from reference_server.store.customers import customer_at
@@ -29,6 +30,8 @@ from reference_server.store.tables.dashboard import branding_of
 from .context import PagesContext
 from .formatting import app_origin, price_label
 from .forms import ERROR_FIELDS, STRIPE_CARD_ENTRY, card_from_form
+
+log = logging.getLogger("reference_server")
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -123,6 +126,25 @@ class PageBase:
             heading="Invoice not finalized",
             message=DRAFT_NOTICE,
             link=request.url_for("invoice_page", invoice_id=invoice_id).path,
+        )
+
+    def processor_failure_page(self, request: Request, exc: Exception) -> HTMLResponse | None:
+        """The error page for a payment processor's failure nothing caught (Stripe down or refusing;
+        the page's transaction was rolled back on the way here), with the status and the message the
+        API answers for it (400, "(Stripe Error) ..."); None for any other exception."""
+        described = describe_failure(exc)
+        if described is None:
+            return None
+        log.error(
+            "payment processor error on %s: %s [%s]", request.url.path, described.message, type(exc).__name__
+        )
+        return self._render(
+            request,
+            "done.html",
+            described.status,
+            heading="Payment processor error: please try again later",
+            message=described.message,  # "(Stripe Error) <Stripe's message>", as the API answers
+            link=None,
         )
 
     def _expired(self, request: Request) -> HTMLResponse:

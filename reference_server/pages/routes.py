@@ -1,7 +1,9 @@
 """The hosted pages' route table: each page family's handlers, mounted at the app root.
 
 Every POST runs in one database transaction: the card, the charge and the hook that activates the plan
-commit together or not at all, and the session row is locked so a double submit cannot pay twice.
+commit together or not at all, and the session row is locked so a double submit cannot pay twice.  A
+payment processor's failure that nothing caught (Stripe down or refusing) rolls that transaction back
+and shows an error page (:func:`shown_failures`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from .context import PagesContext, StripeCheckoutCompleted
 from .invoices import InvoicePages
-from .security import StaticHeaders, secured
+from .security import Endpoint, StaticHeaders, secured
 from .session_steps import SessionStepPages
 from .stripe_checkout import StripeCheckoutPages
 
@@ -27,6 +29,23 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 class HostedPages(SessionStepPages, StripeCheckoutPages, InvoicePages):
     """Every hosted page's handlers, one object per app."""
+
+
+def shown_failures(pages: HostedPages, endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` answering a payment processor's failure that nothing caught with an error page
+    (:meth:`~.base.PageBase.processor_failure_page`) rather than a bare 500; other exceptions go on."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception as exc:
+            page = pages.processor_failure_page(request, exc)
+            if page is None:
+                raise
+            return page
+
+    wrapped.__name__ = getattr(endpoint, "__name__", "page")
+    return wrapped
 
 
 def stripe_checkout_completer(ctx: PagesContext) -> StripeCheckoutCompleted:
@@ -175,7 +194,12 @@ def billing_page_routes(ctx: PagesContext) -> list[BaseRoute]:
             )
         )
     secured_routes: list[BaseRoute] = [
-        Route(route.path, secured(route.endpoint), methods=sorted(route.methods or ()), name=route.name)
+        Route(
+            route.path,
+            secured(shown_failures(pages, route.endpoint)),
+            methods=sorted(route.methods or ()),
+            name=route.name,
+        )
         for route in routes
         if isinstance(route, Route)
     ]
