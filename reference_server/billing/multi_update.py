@@ -42,17 +42,17 @@ from reference_server.billing.last_payment_refund import check_refund_request
 from reference_server.billing.payment_collection import settle_due
 from reference_server.billing.plan_changes import charge_draft
 from reference_server.billing.processor_choice import processor_for
+from reference_server.billing.quoted_update import QuotedUpdate
 from reference_server.billing.resolve import resolve_update
 from reference_server.billing.update_apply import apply_update, update_free
 from reference_server.billing.update_quote import update_quotes
-from reference_server.engine.billing import NextCycle, Subscription
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.billing.preview import outgoing_json, subscription_preview_body
 from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import Instance
-from reference_server.store.subjects import CustomerRow
+from reference_server.store.subjects import CustomerRow, EntityRow
 
 MultiUpdateRequest = MultiUpdateParams | PreviewMultiUpdateParams
 
@@ -90,7 +90,19 @@ class _Item:
     params: UpdateSubscriptionParams
     inst: Instance
     free: dict[str, Any] | None  # resolve_update's values for update_free
-    quotes: dict[str, Any] | None  # billing.update_quote.update_quotes for a paid plan
+    quotes: QuotedUpdate | None  # billing.update_quote.update_quotes for a paid plan
+
+    @property
+    def customer(self) -> CustomerRow:
+        return self.quotes.customer if self.quotes is not None else (self.free or {})["customer"]
+
+    @property
+    def now(self) -> int:
+        return self.quotes.now if self.quotes is not None else (self.free or {})["now"]
+
+    @property
+    def entity(self) -> EntityRow | None:
+        return self.quotes.entity if self.quotes is not None else (self.free or {}).get("entity")
 
 
 def _resolve(ctx: Ctx, conn: Connection, params: MultiUpdateRequest) -> list[_Item]:
@@ -130,7 +142,7 @@ def _check_free(params: UpdateSubscriptionParams, inst: Instance) -> None:
 
 
 def _combined_due(items: list[_Item]) -> InvoiceDraft:
-    drafts = [it.quotes["due"] for it in items if it.quotes is not None and it.quotes["due"].lines]
+    drafts = [it.quotes.due for it in items if it.quotes is not None and it.quotes.due.lines]
     if not drafts:
         return InvoiceDraft()
     currencies = {d.currency for d in drafts}
@@ -157,8 +169,7 @@ def _multi_update(ctx: Ctx, params: MultiUpdateParams, base_url: str) -> AttachR
                 # ``paid=True``: nothing is charged per update; the one invoice below settles them all.
                 apply_update(ctx, conn, it.quotes, base_url, paid=True)
         first = items[0]
-        customer: CustomerRow = (first.free or first.quotes or {})["customer"]
-        now = (first.free or first.quotes or {})["now"]
+        customer, now = first.customer, first.now
         entity = _request_entity(items, params.entity_id)
         out: AttachResponseJson = {"customer_id": customer.id or "", "payment_url": None}
         if params.entity_id:
@@ -178,13 +189,12 @@ def _multi_update(ctx: Ctx, params: MultiUpdateParams, base_url: str) -> AttachR
         return out
 
 
-def _request_entity(items: list[_Item], entity_id: str | None) -> Any:
+def _request_entity(items: list[_Item], entity_id: str | None) -> EntityRow | None:
     """The entity the invoice is made out to: the request's, when every update is on it."""
     if not entity_id:
         return None
     for it in items:
-        values = it.free or it.quotes or {}
-        entity = values.get("entity")
+        entity = it.entity
         if entity is not None and entity.id == entity_id:
             return entity
     return None
@@ -203,11 +213,10 @@ def preview_multi_update(ctx: Ctx, params: PreviewMultiUpdateParams) -> MultiUpd
             if q is None:
                 continue
             subscriptions.append(_subscription_preview(q))
-            due: InvoiceDraft = q["due"]
+            due = q.due
             currency = currency or due.currency
             total += due.total
-        first = items[0].free or items[0].quotes or {}
-        customer: CustomerRow = first["customer"]
+        customer = items[0].customer
         conn.rollback()
     currency = currency or InvoiceDraft().currency
     return {
@@ -218,16 +227,10 @@ def preview_multi_update(ctx: Ctx, params: PreviewMultiUpdateParams) -> MultiUpd
     }
 
 
-def _subscription_preview(q: dict[str, Any]) -> MultiUpdatePreviewSubscriptionJson:
+def _subscription_preview(q: QuotedUpdate) -> MultiUpdatePreviewSubscriptionJson:
     """One update's core preview, built as ``billing.preview_update`` builds it."""
-    # The quote's parts (update_quote.py), as the preview reads them.
-    customer: CustomerRow = q["customer"]
-    inst: Instance = q["inst"]
-    now: int = q["now"]
-    sub: Subscription = q["sub"]
-    due: InvoiceDraft = q["due"]
-    next_cycle: NextCycle | None = q["next_cycle"]
-    ends_at: int | None = q["ends_at"]
+    customer, inst, now, sub = q.customer, q.inst, q.now, q.sub
+    due, next_cycle, ends_at = q.due, q.next_cycle, q.ends_at
     outgoing = []
     if ends_at is not None:
         outgoing.append(outgoing_json(inst.plan_id, ends_at, now, dict(sub.prepaid_quantities)))

@@ -11,7 +11,7 @@ from autumn_sdk._generated.json_types import AttachResponseJson, PreviewUpdateRe
 from autumn_sdk._generated.models import PreviewUpdateParams, UpdateSubscriptionParams
 from reference_server.billing.convert import is_customized
 from reference_server.billing.customer_lock import customer_lock
-from reference_server.billing.last_payment_refund import LastPaymentRefund, check_refund_request
+from reference_server.billing.last_payment_refund import check_refund_request
 from reference_server.billing.license_seats import hide_seats
 from reference_server.billing.no_billing import check_no_billing
 from reference_server.billing.payment_collection import invoice_mode_for, settle_due
@@ -27,10 +27,8 @@ from reference_server.billing.update_request import (
     check_update_redirect,
     update_intent,
 )
-from reference_server.engine.billing import InvoiceDraft, NextCycle, QuantityQuote, Subscription
 from reference_server.engine.billing.preview import outgoing_json, quantities_json, update_preview_body
 from reference_server.service.context import Ctx
-from reference_server.store.subjects import CustomerRow, EntityRow
 
 
 def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJson:
@@ -55,19 +53,10 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> PreviewUpdateRespon
         q = update_quotes(ctx, conn, params)
         check_checkout_quantities(q)
         # An invoice-mode update is invoiced, never sent to checkout (as apply_update does).
-        redirect = (
-            params.redirect_mode == "always" and invoice_mode_for(params.invoice_mode, q["due"]) is None
-        )
+        redirect = params.redirect_mode == "always" and invoice_mode_for(params.invoice_mode, q.due) is None
         # The quote's parts (update_quote.py), as the preview reads them.
-        customer: CustomerRow = q["customer"]
-        entity: EntityRow | None = q["entity"]
-        inst, now = q["inst"], q["now"]  # (an Instance and an int, as resolve_update gives them)
-        due: InvoiceDraft = q["due"]
-        sub: Subscription = q["sub"]
-        next_cycle: NextCycle | None = q["next_cycle"]
-        ends_at: int | None = q["ends_at"]
-        quantities: QuantityQuote | None = q["quantities"]
-        refund: LastPaymentRefund | None = q["refund"]
+        customer, entity, inst, now, due, sub = q.customer, q.entity, q.inst, q.now, q.due, q.sub
+        next_cycle, ends_at, quantities, refund = q.next_cycle, q.ends_at, q.quantities, q.refund
         outgoing = []
         if ends_at is not None:
             outgoing.append(outgoing_json(inst.plan_id, ends_at, now, dict(sub.prepaid_quantities)))

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from autumn_sdk._generated.json_types import AttachResponseJson
 from reference_server.billing.convert import feature_quantities
-from reference_server.billing.discounts import DiscountedChange, record_discounts, resolve_discounts
+from reference_server.billing.discounts import record_discounts, resolve_discounts
 from reference_server.billing.last_payment_refund import make_refund
 from reference_server.billing.license_seats import keep_links, park_seats, unpark_seats
 from reference_server.billing.payment_collection import (
@@ -32,6 +32,7 @@ from reference_server.billing.plan_changes import (
     save_billing_state,
 )
 from reference_server.billing.processor_choice import processor_for
+from reference_server.billing.quoted_update import QuotedUpdate
 from reference_server.billing.resolve import UpdateRequest
 from reference_server.billing.sessions import create_checkout_session
 from reference_server.billing.update_request import recalculates, usage_carry
@@ -102,13 +103,13 @@ def update_free(
 
 
 def apply_update(
-    ctx: Ctx, conn: Connection, q: dict[str, Any], base_url: str, paid: bool = False
+    ctx: Ctx, conn: Connection, q: QuotedUpdate, base_url: str, paid: bool = False
 ) -> AttachResponseJson:
     """Apply an update; ``paid``: its invoice-mode invoice was paid (nothing more to collect)."""
-    params: UpdateRequest = q["params"]
-    no_billing: bool = q["no_billing"]
+    params = q.params
+    no_billing = q.no_billing
     paid = paid or no_billing  # (no_billing_changes: nothing to collect, no_billing.py)
-    mode = None if paid else invoice_mode_for(params.invoice_mode, q["due"])
+    mode = None if paid else invoice_mode_for(params.invoice_mode, q.due)
     if mode is not None:
 
         def start() -> None:
@@ -117,10 +118,10 @@ def apply_update(
         return bill_by_invoice(
             ctx,
             conn,
-            q["customer"],
-            q["entity"],
-            q["due"],
-            q["now"],
+            q.customer,
+            q.entity,
+            q.due,
+            q.now,
             base_url,
             "update",
             params,
@@ -130,13 +131,8 @@ def apply_update(
             enable_plan_immediately=extra_field(params, "enable_plan_immediately"),
             success_url=extra_field(params, "success_url"),
         )
-    cat: Catalog = q["cat"]
-    customer: CustomerRow = q["customer"]
-    entity = q["entity"]
-    inst = q["inst"]
-    plan = q["plan"]
-    now: int = q["now"]
-    intent = q["intent"]
+    cat, customer, entity, inst = q.cat, q.customer, q.entity, q.inst
+    plan, now, intent = q.plan, q.now, q.intent
     entity_id = entity.id if entity else None
     invoice: InvoiceRecord | None = None
     if not paid and params.redirect_mode == "always":
@@ -144,7 +140,7 @@ def apply_update(
         _, url = create_checkout_session(
             conn,
             customer.pk,
-            q["due"],
+            q.due,
             checkout_action(ctx, "update", params),
             now,
             base_url,
@@ -157,7 +153,7 @@ def apply_update(
             conn,
             customer,
             entity,
-            q["due"],
+            q.due,
             intent,
             now,
             base_url,
@@ -169,26 +165,28 @@ def apply_update(
     changes: list[dict[str, Any]] = []
     entity_pk = entity.pk if entity else None
     kept_on: int = inst.pk  # the instance the change leaves, where its coupons stay
-    if intent == "cancel_immediately" or (intent == "cancel_end_of_cycle" and q["ends_at"] <= now):
+    ends_at = q.ends_at  # (a cancel's: set with its intent, update_quote.py)
+    if intent == "cancel_immediately" or (
+        intent == "cancel_end_of_cycle" and ends_at is not None and ends_at <= now
+    ):
         # Its pending next-cycle prorations are settled on this last invoice; without billing there is
         # none, and no later invoice of the plan: they are dropped with it (no_billing.py).
         take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)
-        if q["refund"] is not None:
-            make_refund(conn, processor_for(ctx.state, conn, customer.pk), customer.pk, q["refund"], now)
+        if q.refund is not None:
+            make_refund(conn, processor_for(ctx.state, conn, customer.pk), customer.pk, q.refund, now)
         set_canceled_at(conn, inst.pk, now)
         carried = expire_active(conn, inst.pk, now, changes)
         if not plan.add_on:
-            changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
+            changes += expire_scheduled_in_group(conn, cat, q.instances, plan.group, entity_pk)
             changes += activate_default(conn, cat, customer, entity, plan.group, now, carried, plan.id)
-    elif intent == "cancel_end_of_cycle":
-        ends_at = q["ends_at"]
+    elif intent == "cancel_end_of_cycle" and ends_at is not None:
         previous = {"canceled_at": inst.canceled_at, "expires_at": inst.expires_at}
         set_cancellation(conn, inst.pk, now, ends_at)
         schedule_maintenance(conn, customer.pk, ends_at)
         changes.append(change(conn, "updated", inst.pk, previous))
         default = group_default(cat, plan.group, plan.id) if not plan.add_on else None
         if default is not None:
-            changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
+            changes += expire_scheduled_in_group(conn, cat, q.instances, plan.group, entity_pk)
             pk = activate_plan(
                 conn,
                 cat,
@@ -204,13 +202,12 @@ def apply_update(
     elif intent == "uncancel":
         previous = {"canceled_at": inst.canceled_at, "expires_at": inst.expires_at}
         set_cancellation(conn, inst.pk, None, None)
-        changes += expire_scheduled_in_group(conn, cat, q["instances"], plan.group, entity_pk)
+        changes += expire_scheduled_in_group(conn, cat, q.instances, plan.group, entity_pk)
         changes.append(change(conn, "updated", inst.pk, previous))
-    elif intent == "update_quantity":
-        quote = q["quantities"]
+    elif intent == "update_quantity" and (quote := q.quantities) is not None:
         for feature_id, delta in quote.balance_deltas.items():
             _add_prepaid(conn, inst.pk, feature_id, float(delta))
-        if q["recalculate"]:  # recalculate_balances: the named features' balances restart (update_request.py)
+        if q.recalculate:  # recalculate_balances: the named features' balances restart (update_request.py)
             for feature_id in feature_quantities(params.feature_quantities):
                 _restart_balance(conn, inst.pk, feature_id)
         if not no_billing:
@@ -219,9 +216,8 @@ def apply_update(
             add_pending_lines(conn, customer.pk, quote.deferred, processor_name, now, base_url, entity_id)
         set_prepaid_quantities(conn, inst.pk, {k: str(v) for k, v in quote.prepaid_quantities.items()}, now)
         changes.append(change(conn, "updated", inst.pk, {}))
-    elif intent == "update_plan":
-        switch = q["switch"]
-        custom = q["custom"]
+    elif intent == "update_plan" and (customization := q.customization) is not None:
+        switch, custom = customization.switch, customization.custom
         if not no_billing:
             take_pending_lines(conn, customer.pk, inst.plan_id, entity_id)  # settled on this invoice
         parked = park_seats(conn, inst.pk)  # the customized plan keeps the seats it gave out
@@ -243,18 +239,18 @@ def apply_update(
             current_period_start=period.start if period else None,
             current_period_end=period.end if period else None,
         )
-        snapshot = custom if q.get("snapshot", True) else None  # (a version as it is: none, update_quote.py)
+        snapshot = custom if customization.snapshot else None  # (a version as it is: none, update_quote.py)
         save_billing_state(conn, new_pk, switch.anchor, dict(switch.prepaid_quantities), now, snapshot)
         carry_over(conn, customer.pk, entity_pk, new_pk, leftovers, now, usage_carry(params))
-        keep_links(conn, new_pk, q["seats"], inst.pk, now)
+        keep_links(conn, new_pk, customization.seats, inst.pk, now)
         unpark_seats(conn, parked, new_pk, inst.plan_pk, now)
         if period is not None:
             schedule_maintenance(conn, customer.pk, period.end)
         changes.append(change(conn, "activated", new_pk))
         kept_on = new_pk
-    discounted: DiscountedChange | None = q["discounts"]
+    discounted = q.discounts
     if discounted is not None:
-        record_discounts(ctx, conn, customer.pk, kept_on, discounted, q["due"].currency, now)
+        record_discounts(ctx, conn, customer.pk, kept_on, discounted, q.due.currency, now)
     emit_billing_updated(ctx, conn, customer, entity, changes, now, sync_processor=not no_billing)
     return change_response(
         customer, entity_id, None, invoice=invoice.to_api() if invoice is not None else None

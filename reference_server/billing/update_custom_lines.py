@@ -12,11 +12,10 @@ subscription to update) and when the update ends a running trial; ``no_billing_c
 
 from __future__ import annotations
 
-from typing import Any
-
 from reference_server.billing.payment_collection import rule_error
+from reference_server.billing.quoted_update import QuotedUpdate
 from reference_server.billing.resolve import UpdateRequest
-from reference_server.engine.billing import BillingRuleError, Subscription
+from reference_server.engine.billing import BillingRuleError
 from reference_server.engine.billing.custom_lines import CustomLine, update_custom_lines
 from reference_server.engine.billing.money import to_decimal
 from reference_server.errors import invalid
@@ -32,19 +31,19 @@ def check_custom_lines_request(params: UpdateRequest) -> None:
         raise invalid("custom_line_items cannot be used together with cancel_action")
 
 
-def with_update_lines(params: UpdateRequest, result: dict[str, Any], ends_trial: bool) -> None:
+def with_update_lines(params: UpdateRequest, result: QuotedUpdate, ends_trial: bool) -> None:
     """Put the request's lines in place of the quote's ``due`` (an update quote, billing/update_quote.py)."""
     if not params.custom_line_items:
         return
     check_custom_lines_request(params)
-    sub: Subscription = result["sub"]
-    if result["inst"].status != "active":
+    sub = result.sub
+    if result.inst.status != "active":
         raise invalid(
             "custom_line_items can only be used when updating an existing subscription"
             " (not creating a new one)"
         )
     given = [CustomLine(to_decimal(item.amount), item.description) for item in params.custom_line_items]
     try:
-        result["due"] = update_custom_lines(sub, given, result["due"].currency, ends_trial)
+        result.due = update_custom_lines(sub, given, result.due.currency, ends_trial)
     except BillingRuleError as exc:
         raise rule_error(exc) from exc

@@ -5,7 +5,6 @@ update, its preview and ``billing.multi_update``."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -31,6 +30,7 @@ from reference_server.billing.no_billing import nothing_due, skips_billing
 from reference_server.billing.payment_collection import cycle_plus_lines, plus_lines, rule_error
 from reference_server.billing.plan_changes import without_carried_usage
 from reference_server.billing.processor_choice import processor_for
+from reference_server.billing.quoted_update import Customization, QuotedUpdate
 from reference_server.billing.resolve import UpdateRequest, resolve_update
 from reference_server.billing.seats import starting_seat_usage
 from reference_server.billing.update_custom_lines import with_update_lines
@@ -49,7 +49,7 @@ from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.pending_lines import pending_lines
 
 
-def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str, Any]:
+def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> QuotedUpdate:
     cat, customer, entity, inst, instances, now = resolve_update(ctx, conn, params)
     plan = instance_plan(conn, cat, inst)
     sub = engine_subscription(conn, cat, inst)
@@ -63,26 +63,21 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         bool(free_trial.get("card_required", True) if free_trial else True) if trialing else None,
         str((free_trial.get("on_end") if free_trial else None) or "bill") if trialing else None,
     )
-    result: dict[str, Any] = {
-        "params": params,
-        "cat": cat,
-        "customer": customer,
-        "entity": entity,
-        "inst": inst,
-        "instances": instances,
-        "now": now,
-        "plan": plan,
-        "sub": sub,
-        "intent": intent,
-        "due": InvoiceDraft(),
-        "next_cycle": None,
-        "ends_at": None,
-        "quantities": None,
-        "refund": None,
-        "no_billing": skips_billing(params),
-        "discounts": None,
-        "recalculate": recalculates(params),
-    }
+    result = QuotedUpdate(
+        params=params,
+        cat=cat,
+        customer=customer,
+        entity=entity,
+        inst=inst,
+        instances=instances,
+        now=now,
+        plan=plan,
+        sub=sub,
+        intent=intent,
+        due=InvoiceDraft(),
+        no_billing=skips_billing(params),
+        recalculate=recalculates(params),
+    )
     prorate = params.proration_behavior != "none"
     reset_anchor = params.billing_cycle_anchor == "now"  # (checked before the quote: check_anchor_now)
     if intent in ("cancel_immediately", "cancel_end_of_cycle"):
@@ -96,13 +91,13 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
             due, refund = quote_refund(
                 conn, processor, customer.pk, entity_id, inst.plan_id, due, params.refund_last_payment
             )
-            result.update(refund=refund)
+            result.refund = refund
         if cancel.ends_at <= now:
             # Ending now: its pending next-cycle prorations are settled on this last invoice.
             due = plus_lines(
                 due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None)
             )
-        result.update(due=due, ends_at=cancel.ends_at)
+        result.due, result.ends_at = due, cancel.ends_at
     elif intent == "uncancel":
         if inst.status != "active":
             raise invalid("Only an active plan can be uncancelled")
@@ -114,7 +109,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         seats = update_seats(conn, cat, plan, inst.pk, params)
         plan = seats.plan
         sub = dataclasses.replace(sub, plan=engine_plan(plan, cat))
-        result.update(plan=plan, sub=sub)
+        result.plan, result.sub = plan, sub
         try:
             quote = quote_quantity_change(
                 sub,
@@ -130,7 +125,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
             next_cycle = cycle_plus_lines(
                 next_cycle, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None)
             )
-        result.update(due=quote.due_now, next_cycle=next_cycle, quantities=quote)
+        result.due, result.next_cycle, result.quantities = quote.due_now, next_cycle, quote
     elif intent == "update_plan":
         base = plan if params.version is None else _version_of(cat, inst.plan_id, params.version)
         if inst.status != "active":
@@ -144,7 +139,7 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         requested = {**feature_quantities(params.feature_quantities), **seats.quantities}
         target = engine_plan(custom, cat)
         trial = update_trial(params.customize, sub, target, now)  # kept, started, ended (update_free_trial)
-        result.update(ends_trial=sub.trialing_at(now) and trial is None)
+        result.ends_trial = sub.trialing_at(now) and trial is None
         try:
             switch = quote_upgrade(
                 dataclasses.replace(sub, plan=dataclasses.replace(sub.plan, id=f"{sub.plan.id}@previous")),
@@ -163,26 +158,25 @@ def update_quotes(ctx: Ctx, conn: Connection, params: UpdateRequest) -> dict[str
         # The replaced version's pending next-cycle prorations are settled now, like its unused time.
         due = plus_lines(due, pending_lines(conn, customer.pk, inst.plan_id, entity.id if entity else None))
         switch = dataclasses.replace(switch, due_now=due)
-        result.update(
-            due=switch.due_now, next_cycle=switch.next_cycle, switch=switch, custom=custom, seats=seats
-        )
+        result.due, result.next_cycle = switch.due_now, switch.next_cycle
         # A move to a version as it is (no customize) bills that version, not a stored customization.
-        result.update(snapshot=params.version is None or is_customized(params.customize))
+        snapshot = params.version is None or is_customized(params.customize)
+        result.customization = Customization(switch, custom, seats, snapshot)
     # custom_line_items: what it bills now, if given (update_custom_lines.py)
-    with_update_lines(params, result, ends_trial=bool(result.get("ends_trial")))
+    with_update_lines(params, result, ends_trial=result.ends_trial)
     # Coupons (discounts.py): the subscription's own, then the request's, on what the change bills now
     # and its next cycle; they stay on the instance the change leaves.
-    refuse_unbilled(params.discounts, result["no_billing"])
-    removed = removed_rewards(params.discounts, params.remove_discounts, result["no_billing"])
+    refuse_unbilled(params.discounts, result.no_billing)
+    removed = removed_rewards(params.discounts, params.remove_discounts, result.no_billing)
     coupons = running_discounts(conn, inst.pk) if inst.status == "active" else []
-    named = resolve_discounts(ctx, conn, params.discounts, result["due"].currency)
+    named = resolve_discounts(ctx, conn, params.discounts, result.due.currency)
     if coupons or named:
         discounted = discount_change(
-            result["due"], result["next_cycle"], coupons, named, not result["no_billing"], removed
+            result.due, result.next_cycle, coupons, named, not result.no_billing, removed
         )
-        result.update(due=discounted.due, next_cycle=discounted.next_cycle, discounts=discounted)
-    if result["no_billing"]:  # the change as quoted, with nothing billed for it (no_billing.py)
-        result.update(due=nothing_due(result["due"]))
+        result.due, result.next_cycle, result.discounts = discounted.due, discounted.next_cycle, discounted
+    if result.no_billing:  # the change as quoted, with nothing billed for it (no_billing.py)
+        result.due = nothing_due(result.due)
     return result
 
 

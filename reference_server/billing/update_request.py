@@ -4,13 +4,12 @@ the usages a customization carries over."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection
 
 from autumn_sdk._generated.models import AttachCarryOverBalances
 from reference_server.billing.convert import engine_subscription, is_customized
 from reference_server.billing.payment_collection import rule_error
+from reference_server.billing.quoted_update import QuotedUpdate
 from reference_server.billing.resolve import UpdateRequest
 from reference_server.engine.billing import BillingRuleError
 from reference_server.engine.billing.checkout import CheckoutType
@@ -56,10 +55,10 @@ def check_update_redirect(params: UpdateRequest) -> None:
         )
 
 
-def check_checkout_quantities(q: dict[str, Any]) -> None:
+def check_checkout_quantities(q: QuotedUpdate) -> None:
     """A checkout for a quantity update that leaves every quantity as it is would sell nothing."""
-    quote = q["quantities"]
-    always = q["params"].redirect_mode == "always"
+    quote = q.quantities
+    always = q.params.redirect_mode == "always"
     if always and quote is not None and not any(quote.balance_deltas.values()):
         raise invalid(
             "Cannot create checkout when quantities are not updated or adjustable", "invalid_request"
