@@ -58,15 +58,17 @@ def free_trial_value(free_trial: FreeTrialParams | None) -> FreeTrialRecord | No
     return out
 
 
-def price_json(price: Mapping[str, Any]) -> PlanPriceJson:
-    """A stored base price (:func:`price_value`'s) as plans answer it."""
+def price_json(price: BasePriceRecord) -> PlanPriceJson:
+    """A stored base price (:func:`price_value`'s: an ``interval_count`` it has is never null) as plans
+    answer it."""
     out: PlanPriceJson = {"amount": price["amount"], "interval": price["interval"]}
-    if "interval_count" in price:
-        out["interval_count"] = price["interval_count"]
+    interval_count = price.get("interval_count")
+    if interval_count is not None:
+        out["interval_count"] = interval_count
     return out
 
 
-def free_trial_json(trial: Mapping[str, Any]) -> PlanFreeTrialJson:
+def free_trial_json(trial: FreeTrialRecord) -> PlanFreeTrialJson:
     """A stored free trial (:func:`free_trial_value`'s) as plans answer it."""
     out: PlanFreeTrialJson = {
         "duration_length": trial["duration_length"],

@@ -51,6 +51,7 @@ from reference_server.service.plan_values import (
 from reference_server.service.plan_versions import diffed_values, pricing_changed, save_version
 from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Catalog, Plan
+from reference_server.store.plan_records import BasePriceRecord
 
 _VARIANT_BLOCKED_SETTINGS = ("description", "group", "add_on", "config", "metadata")
 """Settings a variant takes from its base: updating them on the variant itself is refused."""
@@ -90,7 +91,7 @@ def _added_item(item: Mapping[str, Any]) -> PlanVariantDetailsCustomizeAddItemJs
     return out
 
 
-def _base_price(price: Mapping[str, Any] | None) -> BasePriceJson | None:
+def _base_price(price: BasePriceRecord | None) -> BasePriceJson | None:
     return price_json(price) if price is not None else None
 
 
