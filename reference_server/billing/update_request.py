@@ -93,12 +93,19 @@ def check_anchor_now(conn: Connection, cat: Catalog, inst: Instance, params: Upd
     """``billing_cycle_anchor: "now"``: a customization (``customize``) of a plan with a recurring price
     restarts the subscription's cycle at the request, crediting the unused time and charging a whole new
     period. As Autumn, it is 400 for a one-off plan and during a free trial; on a free plan, with a
-    cancel or with an update of quantities only (or of nothing) it is refused here rather than
-    silently ignored. One check for every plan, free or paid, before the update is quoted.
+    cancel or with an update of quantities only (or of nothing), and beside a free trial given (which
+    starts its own cycle at its end), it is refused here rather than silently ignored. One check for
+    every plan, free or paid, before the update is quoted.
     Not one rule with :func:`.schedules._check_anchor_now`: that one checks a schedule's first-phase plans,
     which start their cycle now anyway, and refuses only one replacing a paid plan of its group."""
     if params.billing_cycle_anchor != "now":
         return
+    if params.customize is not None and params.customize.free_trial is not None:
+        # a trial given starts now and decides the next period's start: an anchor reset would be dropped
+        raise invalid(
+            "billing_cycle_anchor 'now' cannot be combined with a free trial: the trial starts now and "
+            "the first period begins when it ends"
+        )
     sub = engine_subscription(conn, cat, inst)
     if sub is None:
         raise invalid(f"Plan {inst.plan_id} is not available")

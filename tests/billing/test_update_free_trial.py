@@ -150,3 +150,18 @@ def test_what_autumn_refuses_is_400_and_writes_nothing(api: Api, op: str) -> Non
     assert "message" in malformed and "code" in malformed
     after = (_invoices(api), _subscription(api, "trial_pro"), api.customer("u2")["subscriptions"])
     assert after == before
+
+
+@pytest.mark.parametrize("op", ["billing.update", "billing.preview_update"])
+def test_a_trial_beside_an_anchor_reset_is_refused(api: Api, op: str) -> None:
+    """The trial starts now and the first period when it ends: an anchor reset would be dropped."""
+    _on_pro(api)
+    before = (_invoices(api), _subscription(api, "pro"))
+    for trial in ({"free_trial": TWO_WEEKS}, {"customize": {"free_trial": TWO_WEEKS}}):
+        error = api(op, 400, customer_id="u1", plan_id="pro", billing_cycle_anchor="now", **trial)
+        assert (error["code"], error["message"]) == (
+            "invalid_request",
+            "billing_cycle_anchor 'now' cannot be combined with a free trial: the trial starts now and the "
+            "first period begins when it ends",
+        )
+    assert (_invoices(api), _subscription(api, "pro")) == before
