@@ -19,6 +19,7 @@ from autumn_sdk._generated import operations as ops
 from autumn_sdk._generated.operations import OPERATIONS
 from autumn_sdk._operation import Operation
 from reference_server.api import admin, request_guard
+from reference_server.api.json_types import validate_json_body
 from reference_server.api.request_guard import describe_validation_error
 from reference_server.api.unsupported_fields import refuse_unsupported, watches_unsupported
 from reference_server.billing import import_plans as billing_import
@@ -314,14 +315,18 @@ def _check_request_type(ep: Endpoint, service: Callable[..., Any]) -> None:
 def validate_request(ep: Endpoint, raw: dict[str, Any]) -> Any:
     """The request ``ep``'s service takes, validated from the raw JSON body (or query) ``raw``.
 
-    400 ``invalid_inputs`` for what the model refuses, an explicit null where none is allowed, or a
-    value past :mod:`request_guard`'s limits; 400 ``unsupported_field`` for a field this server does
-    not act on yet (:mod:`unsupported_fields`).
+    400 ``invalid_inputs`` for what the model refuses (a body's wrong JSON type too: bodies are
+    validated strictly, as Autumn's Zod schemas do, :mod:`json_types`), an explicit null where none
+    is allowed, or a value past :mod:`request_guard`'s limits; 400 ``unsupported_field`` for a field
+    this server does not act on yet (:mod:`unsupported_fields`).
     """
     if ep.items is not None:
         return _validate_items(ep.params_model, ep.items, raw.get(ITEMS_KEY))
     try:
-        request = ep.params_model.model_validate(raw)
+        if ep.query_params:  # query values are strings on the wire: the model parses them
+            request = ep.params_model.model_validate(raw)
+        else:
+            request = validate_json_body(ep.params_model, raw)
     except ValidationError as exc:
         raise ApiError(400, "invalid_inputs", describe_validation_error(exc)) from exc
     request_guard.check_nulls(request)
@@ -342,7 +347,7 @@ def _validate_items(model: type[BaseModel], bounds: tuple[int, int | None], item
     out: list[BaseModel] = []
     for index, item in enumerate(items):
         try:
-            parsed = model.model_validate(item)
+            parsed = validate_json_body(model, item) if isinstance(item, dict) else model.model_validate(item)
         except ValidationError as exc:
             raise ApiError(400, "invalid_inputs", f"Item {index}: {describe_validation_error(exc)}") from exc
         request_guard.check_nulls(parsed)
