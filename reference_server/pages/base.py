@@ -55,6 +55,10 @@ def customer_ref(conn: Connection, customer_pk: int) -> CustomerRef:
     return CustomerRef(row.pk, cast(str, row.id), row.email, row.name, row.stripe_id)
 
 
+PROCESSOR_FAILURE_MESSAGE = "The payment could not be processed right now. Please try again in a few minutes."
+"""What a payer reads when the payment processor failed (the processor's own message is logged)."""
+
+
 class PageBase:
     """The shared part of the page handlers; each page family adds its own in a subclass."""
 
@@ -130,8 +134,9 @@ class PageBase:
 
     def processor_failure_page(self, request: Request, exc: Exception) -> HTMLResponse | None:
         """The error page for a payment processor's failure nothing caught (Stripe down or refusing;
-        the page's transaction was rolled back on the way here), with the status and the message the
-        API answers for it (400, "(Stripe Error) ..."); None for any other exception."""
+        the page's transaction was rolled back on the way here), with the status the API answers for it
+        (400); None for any other exception. The payer sees a plain message: the processor's own (which
+        can name the server's hosts and ports) goes to the log, as the API's caller gets it."""
         described = describe_failure(exc)
         if described is None:
             return None
@@ -143,7 +148,7 @@ class PageBase:
             "done.html",
             described.status,
             heading="Payment processor error: please try again later",
-            message=described.message,  # "(Stripe Error) <Stripe's message>", as the API answers
+            message=PROCESSOR_FAILURE_MESSAGE,
             link=None,
         )
 
