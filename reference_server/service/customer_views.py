@@ -199,7 +199,8 @@ def balances_and_flags(
 
 @dataclass
 class Preloaded:
-    """What :func:`customer_json` would read for one customer, read for a whole list page."""
+    """What :func:`customer_json` (or :func:`entity_subject_json`) would read for one customer, read
+    for a whole list page."""
 
     sources: list[Source] = field(default_factory=list)
     instances: list[Instance] = field(default_factory=list)
@@ -371,16 +372,23 @@ def entity_subject_json(
     entity: EntityRow,
     now: int,
     expand: set[str] | None = None,
-    windows: PageWindows | None = None,
+    *,
+    preloaded: Preloaded | None = None,
 ) -> EntityJson:
-    """The entity as a subject; ``windows``: the usage-limit windows of a list page's customers."""
+    """The entity as a subject; ``preloaded``: its customer's sources, plan instances, the past-due
+    set and usage-limit windows, read once for a whole list page (``pools`` is not used)."""
     expand = expand or set()
-    sources = scoped(load_sources(conn, customer.pk), entity)
+    if preloaded is not None:
+        sources = scoped(preloaded.sources, entity)
+        instances = preloaded.instances
+        past_due = preloaded.past_due
+    else:
+        sources = scoped(load_sources(conn, customer.pk), entity)
+        instances = load_instances(conn, customer.pk)
+        past_due = past_due_instances(ctx, conn, [customer.pk])
     apply_due_resets(sources, now)
-    instances = load_instances(conn, customer.pk)
-    subs, purchases = plans_json(
-        instances, cat, entity.pk, expand, past_due_instances(ctx, conn, [customer.pk])
-    )
+    windows = preloaded.windows if preloaded is not None else None
+    subs, purchases = plans_json(instances, cat, entity.pk, expand, past_due)
     balances, flags = balances_and_flags(cat, sources, now, expand)
     out: EntityJson = {
         "id": entity.id,

@@ -29,15 +29,16 @@ from reference_server.errors import (
 )
 from reference_server.service.context import Ctx
 from reference_server.service.customer_controls import controls_json, controls_part
-from reference_server.service.customer_views import entity_subject_json
+from reference_server.service.customer_views import Preloaded, entity_subject_json, past_due_instances
 from reference_server.service.customers import create_customer_row
 from reference_server.service.extra_fields import extra_field
 from reference_server.service.maintenance import catch_up, needs_maintenance, require_customer
+from reference_server.service.subscriptions import instance_from_row
 from reference_server.service.usage import controls_for
 from reference_server.service.usage_limits import PageWindows, check_limits
+from reference_server.store import customers as customers_repo
 from reference_server.store import entities as entities_repo
 from reference_server.store.catalog import Catalog
-from reference_server.store.customers import customer_at
 from reference_server.store.subjects import (
     CustomerRow,
     EntityRow,
@@ -45,6 +46,7 @@ from reference_server.store.subjects import (
     get_customer,
     get_entity,
     load_sources,
+    load_sources_for,
     save_sources,
 )
 
@@ -302,13 +304,26 @@ def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> ListEntitiesRespon
             stripe_only=bool(params.processors),
         )
         page = rows[:limit]
-        # The page's usage-limit windows are read once for all its entities' customers.
-        windows = PageWindows(sorted({r.customer_pk for r in page}))
+        # A fixed number of queries for the whole page (its entities' customers, their sources and
+        # plan instances, the past-due set, usage-limit windows) instead of a few per entity.
+        pks = sorted({r.customer_pk for r in page})
+        owners = customers_repo.customers_at(conn, pks)
+        windows = PageWindows(pks)  # read once, when the first entity with usage limits asks
+        loaded = {pk: Preloaded(windows=windows) for pk in pks}
+        for s in load_sources_for(conn, pks):
+            loaded[s.customer_pk].sources.append(s)
+        if pks:
+            for ir in customers_repo.live_instance_rows(conn, pks):
+                loaded[ir.customer_pk].instances.append(instance_from_row(ir))
+        past_due = past_due_instances(ctx, conn, pks)
+        for preloaded in loaded.values():
+            preloaded.past_due = past_due
         out: list[EntityJson] = []
         for r in page:
-            cust = customer_at(conn, r.customer_pk)
+            cust = owners[r.customer_pk]
             now = ctx.now(cust.clock_offset_ms)
-            out.append(entity_subject_json(ctx, conn, cat, cust, entity_from_row(r), now, windows=windows))
+            entity = entity_from_row(r)
+            out.append(entity_subject_json(ctx, conn, cat, cust, entity, now, preloaded=loaded[cust.pk]))
     return {"list": out, "next_cursor": str(page[-1].pk) if len(rows) > limit else None}
 
 

@@ -161,6 +161,14 @@ def customer_at(conn: Connection, customer_pk: int) -> CustomerRow:
     return customer_from_row(conn.execute(select(customers).where(customers.c.pk == customer_pk)).one())
 
 
+def customers_at(conn: Connection, customer_pks: list[int]) -> dict[int, CustomerRow]:
+    """The customer rows ``customer_pks`` (which must exist) by pk, in one query (list pages)."""
+    if not customer_pks:
+        return {}
+    rows = conn.execute(select(customers).where(customers.c.pk.in_(customer_pks)))
+    return {row.pk: customer_from_row(row) for row in rows}
+
+
 def update_customer(conn: Connection, customer_pk: int, changes: dict[str, Any]) -> None:
     conn.execute(update(customers).where(customers.c.pk == customer_pk).values(**changes))
 

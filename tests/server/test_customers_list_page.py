@@ -262,3 +262,104 @@ def test_an_entities_page_reads_its_usage_limit_windows_once(counted: tuple[Api,
     assert shown["lim0_seat"] == [("credits", "customer", 2), ("messages", "plan", 1.5)]
     assert shown["lim2_seat"] == [("credits", "customer", 2), ("messages", "plan", 2.5)]
     assert shown["lim1_free"] == [("messages", "plan", 2)]
+
+
+def _paid_entities(api: Api, cid: str, count: int) -> None:
+    """A customer with ``count`` entities, the first on plan ``team`` (paid, started by invoice with no
+    card, so its renewal a month later is past due) and the customer on ``team`` too."""
+    api.customer(cid)
+    by_invoice = {"enabled": True, "enable_plan_immediately": True}
+    api("billing.attach", customer_id=cid, plan_id="team", invoice_mode=by_invoice)
+    for i in range(count):
+        api("entities.create", customer_id=cid, entity_id=f"{cid}_e{i}", feature_id="seats")
+    api("billing.attach", customer_id=cid, plan_id="team", entity_id=f"{cid}_e0", invoice_mode=by_invoice)
+    api.track(cid, "messages", 3, entity_id=f"{cid}_e0")
+
+
+def _entities_world(api: Api, first: bool) -> None:
+    """Entities of several customers: paid ones (past due after a renewal), ones with usage limits
+    (their own, their customer's, their plan's) and plain ones; 3 of them at first, 12 once more come."""
+    if first:
+        _catalog(api)
+        api.plan("team", [{"feature_id": "messages", "included": 1000, "reset": MONTH}], name="Team")
+        api("plans.update", plan_id="team", price={"amount": 20, "interval": "month"})
+        _paid_entities(api, "payer0", 1)
+        _limited(api, "lim0", 4)  # its entity lim0_seat
+        api.customer("plain0")
+        api("entities.create", customer_id="plain0", entity_id="plain0_e0", feature_id="seats")
+    else:
+        _paid_entities(api, "payer1", 3)
+        _limited(api, "lim1", 6)
+        api("entities.create", customer_id="lim1", entity_id="lim1_free", feature_id="seats")
+        api("entities.create", customer_id="lim0", entity_id="lim0_free", feature_id="seats")
+        api.customer("plain1")
+        for i in range(2):
+            api("entities.create", customer_id="plain1", entity_id=f"plain1_e{i}", feature_id="seats")
+        api("entities.create", customer_id="plain0", entity_id="plain0_e1", feature_id="seats")
+    api.advance(days=32)  # the paid plans renew; with no card, the renewals are past due
+    for cid in {e["customer_id"] for e in api("entities.list", limit=100)["list"]}:
+        api("customers.get", customer_id=cid)  # the renewals (maintenance) run before the page is read
+    for cid in ("lim0",) if first else ("lim0", "lim1"):  # usage in the windows of the new month
+        api.track(cid, "credits", 2, entity_id=f"{cid}_seat")
+        api.track(cid, "messages", 3, entity_id=f"{cid}_seat")
+        api.track(cid, "messages", 1)
+
+
+def _entity_page_statements(statements: _Statements, api: Api) -> list[str]:
+    seen = statements.during(api, "entities.list", limit=100)
+    return [
+        s
+        for s in seen
+        if "api_keys" not in s
+        and "api_request_log" not in s
+        and not s.startswith("PRAGMA")
+        and s.split(None, 1)[0].upper() not in _TRANSACTION_CONTROL
+    ]
+
+
+def _assert_listed_entities_are_got(api: Api, count: int) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = api("entities.list", limit=100)["list"]
+    assert len(listed) == count
+    for entity in listed:
+        got = api("entities.get", customer_id=entity["customer_id"], entity_id=entity["id"])
+        assert entity == got, entity["id"]
+    return listed
+
+
+def test_an_entities_page_reads_in_statements_that_do_not_grow_with_its_entities(
+    counted: tuple[Api, _Statements],
+) -> None:
+    api, statements = counted
+    _entities_world(api, first=True)
+    three = _entity_page_statements(statements, api)
+    _assert_listed_entities_are_got(api, 3)
+    _entities_world(api, first=False)
+    twelve = _entity_page_statements(statements, api)
+    assert len(twelve) == len(three), "\n".join(twelve)
+    # the page, its customers, their sources, their plan instances, the past-due set, the windows
+    assert len(three) <= 6, "\n".join(three)
+    assert len(_windows(twelve)) == 1, "\n".join(twelve)
+    _assert_listed_entities_are_got(api, 12)
+
+
+def test_each_listed_entity_is_the_entity_get_answers(api: Api) -> None:
+    _entities_world(api, first=True)
+    _entities_world(api, first=False)
+    listed = _assert_listed_entities_are_got(api, 12)
+    past_due = {
+        e["id"]: [(s["plan_id"], s["past_due"]) for s in e["subscriptions"]]
+        for e in listed
+        if e["subscriptions"]
+    }
+    assert past_due == {"payer0_e0": [("team", True)], "payer1_e0": [("team", True)]}
+    shown = {
+        e["id"]: [(u["feature_id"], u["source"], u["usage"]) for u in e["billing_controls"]["usage_limits"]]
+        for e in listed
+        if e["id"].startswith("lim")
+    }
+    assert shown == {  # the plan's limit counts all of the customer's messages (3 + 1)
+        "lim0_seat": [("credits", "customer", 2), ("messages", "plan", 4)],
+        "lim0_free": [("messages", "plan", 4)],
+        "lim1_seat": [("credits", "customer", 2), ("messages", "plan", 4)],
+        "lim1_free": [("messages", "plan", 4)],
+    }
