@@ -14,7 +14,7 @@ import stripe
 from sqlalchemy import Connection
 
 from reference_server.billing.processor_choice import processors_of
-from reference_server.processors.stripe.registration import stripe_processor_for
+from reference_server.processors.stripe_accounts import stripe_processor_for
 from reference_server.service.context import Ctx
 
 

@@ -9,7 +9,7 @@ from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.registry import Processors, processors_from_env
 from reference_server.processors.registry import processor_for as choose_processor
 from reference_server.processors.stripe.processor import StripeProcessor
-from reference_server.processors.stripe.registration import stripe_for_org
+from reference_server.processors.stripe_accounts import stripe_for_org
 from reference_server.service.context import AppState
 
 

@@ -40,8 +40,8 @@ from reference_server.processors.compensation import RefundRetrier
 from reference_server.processors.contract import PaymentProcessor
 from reference_server.processors.registration import EventHooks
 from reference_server.processors.stripe.processor import StripeProcessor
-from reference_server.processors.stripe.registration import stripe_processor_for
 from reference_server.processors.stripe.subscriptions import StripeSubscriptionMirror
+from reference_server.processors.stripe_accounts import stripe_processor_for
 from reference_server.service.context import AppState, BillingHooks, Ctx
 from reference_server.store import idempotency
 from reference_server.store.billing_sessions import SessionRecord

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from reference_server.errors import ApiError
 from reference_server.processors.registry import processors_from_env
-from reference_server.processors.stripe.registration import stripe_for_org
+from reference_server.processors.stripe_accounts import stripe_for_org
 from reference_server.service.context import Ctx
 from reference_server.store.stripe_products import plan_version
 

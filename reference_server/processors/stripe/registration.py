@@ -3,17 +3,13 @@
 platform's account and each organization's own), its webhook routes (:mod:`.events`) and what a Stripe
 error nothing caught answers (:func:`describe_failure`).
 
-Also the Stripe account of an organization or a customer, for what only Stripe has (the mirrored
-subscriptions, the catalogue's Products and Prices, imported subscriptions, giving back its payments):
-:func:`stripe_for_org`, :func:`stripe_processor_for`.
+The Stripe account of an organization or a customer, for what only Stripe has, is
+:mod:`reference_server.processors.stripe_accounts` (beside the registry, which lists this registration).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import stripe
-from sqlalchemy import Connection
 from starlette.routing import BaseRoute
 
 from reference_server.errors import ApiError
@@ -21,10 +17,6 @@ from reference_server.processors.registration import EventHooks, Registration
 from reference_server.processors.stripe.accounts import VARIABLES, StripeAccounts, default_problem
 from reference_server.processors.stripe.events import stripe_webhook_routes
 from reference_server.processors.stripe.processor import StripeProcessor
-from reference_server.store.customer_lookup import customer_owner
-
-if TYPE_CHECKING:  # the registry lists this registration
-    from reference_server.processors.registry import Processors
 
 
 def _event_routes(hooks: EventHooks) -> list[BaseRoute]:
@@ -58,18 +50,4 @@ STRIPE: Registration[StripeAccounts] = Registration(
 )
 
 
-def stripe_for_org(processors: Processors, conn: Connection, org_pk: int, env: str) -> StripeProcessor | None:
-    """The Stripe account an organization's environment is charged through (its own, a connected one,
-    or the platform's; :meth:`.accounts.StripeAccounts.charging`); None when another processor charges it."""
-    return processors.accounts_of(STRIPE).charging(conn, org_pk, env, processors.server_default)
-
-
-def stripe_processor_for(
-    processors: Processors, conn: Connection, customer_pk: int
-) -> StripeProcessor | None:
-    """The customer's Stripe account when the customer is charged through Stripe, else None."""
-    owner = customer_owner(conn, customer_pk)
-    return stripe_for_org(processors, conn, owner.org_pk, owner.env)
-
-
-__all__ = ["STRIPE", "describe_failure", "stripe_for_org", "stripe_processor_for"]
+__all__ = ["STRIPE", "describe_failure"]

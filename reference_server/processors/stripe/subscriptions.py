@@ -54,12 +54,12 @@ log = logging.getLogger(__name__)
 
 StripeOf = Callable[[Connection, int], StripeProcessor | None]
 """The Stripe account a customer (by pk) is charged through; None when another processor charges it
-(:func:`reference_server.processors.stripe.registration.stripe_processor_for`)."""
+(:func:`reference_server.processors.stripe_accounts.stripe_processor_for`)."""
 
 
 OrgStripeOf = Callable[[Connection, int, str], StripeProcessor | None]
 """The Stripe account of an organization's environment, None when it is not on Stripe
-(:func:`reference_server.processors.stripe.registration.stripe_for_org`)."""
+(:func:`reference_server.processors.stripe_accounts.stripe_for_org`)."""
 
 
 NowOf = Callable[[Connection, int], int]
