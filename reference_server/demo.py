@@ -6,6 +6,7 @@ from autumn_sdk._generated.models import CreateFeatureParams, CreatePlanParams, 
 from reference_server.service import customers, features, plans
 from reference_server.service.context import AppState, Ctx
 from reference_server.service.extra_params import NoParams
+from reference_server.store.org_tenants import tenant_of
 from reference_server.store.tenancy import tenant_for_key
 
 DEMO_CUSTOMER_ID = "demo_customer"
@@ -13,20 +14,8 @@ DEMO_CUSTOMER_ID = "demo_customer"
 
 def seed_demo(state: AppState, org_pk: int) -> None:
     """Create features, a free default plan, a pro plan and a customer (idempotent)."""
-    from reference_server.store.tables.core import organizations
-    from reference_server.store.tenancy import Tenant
-
     with state.db.read() as conn:
-        from sqlalchemy import select
-
-        row = conn.execute(select(organizations).where(organizations.c.pk == org_pk)).one()
-    tenant = Tenant(
-        org_pk=org_pk,
-        org_id=row.id,
-        env="sandbox",
-        clock_offset_ms=int(row.sandbox_clock_offset_ms),
-        catalog_version=int(row.catalog_version),
-    )
+        tenant = tenant_of(conn, org_pk, "sandbox")
     ctx = Ctx(state, tenant)
     existing = features.list_features(ctx, NoParams())["list"]
     if any(f["id"] == "messages" for f in existing):
