@@ -2,9 +2,13 @@
 
 Every option is an ``AUTUMN_*`` environment variable and an ``autumn-server`` flag (the flag wins);
 :func:`settings_flags` derives the flags from the fields, so the two never drift, and the README's
-settings table lists the same fields (a test compares them).  ``autumn-server`` builds the object,
-exports what it was given to the environment and its worker processes rebuild the same object there
-(:func:`reference_server.app.app_factory`), as ``uvicorn --factory`` and gunicorn users do.
+settings table lists the same fields (a test compares them).  The registered processors' settings are
+not written here: each registration declares its own
+(:attr:`~reference_server.processors.registration.Registration.settings`), read into the
+:attr:`ServerSettings.processors` block of that processor, their flags and rows made from them.
+``autumn-server`` builds the object, exports what it was given to the environment and its worker
+processes rebuild the same object there (:func:`reference_server.app.app_factory`), as
+``uvicorn --factory`` and gunicorn users do.
 """
 
 from __future__ import annotations
@@ -12,17 +16,25 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import limits
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from reference_server.api.ratelimit import DEFAULT_LIMITS, Limit
-from reference_server.processors.registry import PROCESSORS, ProcessorSettings, processor_variables
+from reference_server.processors.registration import Registration, Setting, http_url
+from reference_server.processors.registry import PROCESSORS, ProcessorSettings
 from reference_server.store.db import DEFAULT_DATABASE_URL
 from reference_server.store.tenancy import KEY_PREFIXES
 
@@ -35,6 +47,38 @@ class ConfigurationError(ValueError):
 
 
 _SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+PROCESSORS_BLOCK = "processors"
+"""The field of the registered processors' own settings (no variable or flag of its own)."""
+
+
+def processor_settings_declared() -> Iterator[tuple[Registration[Any], Setting]]:
+    """Every registered processor's settings, with their registration, in registration order."""
+    for registration in PROCESSORS.values():
+        for setting in registration.settings:
+            yield registration, setting
+
+
+class _Environment(EnvSettingsSource):
+    """The ``AUTUMN_*`` variables of the fields, and the registered processors' settings (each
+    registration's :attr:`~Registration.settings`) for the :attr:`ServerSettings.processors` block."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name != PROCESSORS_BLOCK:
+            return super().get_field_value(field, field_name)
+        block = {
+            registration.name: values
+            for registration in PROCESSORS.values()
+            if (values := registration.read(self.env_vars, self.case_sensitive))
+        }
+        return block, field_name, False
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        if field_name == PROCESSORS_BLOCK:
+            return value or None  # none set: the field's default
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
 
 
 class ServerSettings(BaseSettings):
@@ -79,16 +123,11 @@ class ServerSettings(BaseSettings):
     payment_processor: str = Field(
         "local", description="the server-wide default processor: `local` pages or `stripe`"
     )
-    stripe_secret_key: SecretStr | None = Field(
-        None,
-        validation_alias=AliasChoices("AUTUMN_STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY"),
-        description="the platform's Stripe key (or `AUTUMN_STRIPE_SECRET_KEY`); needed with `stripe`",
-    )
-    stripe_api_base: str | None = Field(
-        None,
-        validation_alias=AliasChoices("AUTUMN_STRIPE_API_BASE", "STRIPE_API_BASE"),
-        description="another Stripe API address (or `AUTUMN_STRIPE_API_BASE`; tests: localstripe)",
-    )
+    processors: dict[str, dict[str, str]] = Field(default_factory=dict, repr=False)
+    """Each registered processor's own settings by variable, keyed by processor name
+    (``{"stripe": {"STRIPE_SECRET_KEY": ...}}``): read from the variables its registration declares
+    (:attr:`Registration.settings`), or from their flags, and checked by them.  Not in the repr: it
+    holds secrets."""
     demo: bool = Field(False, description="seed a demo catalogue and customer")
     rate_limits: bool = Field(True, description="enforce Autumn's documented rate limits")
     rate_limit_overrides: dict[str, str] = Field(
@@ -164,19 +203,39 @@ class ServerSettings(BaseSettings):
             )
         return SecretStr(key)
 
-    @field_validator("public_url", "stripe_api_base")
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The flags, then the environment (with the registered processors' variables)."""
+        return init_settings, _Environment(settings_cls), dotenv_settings, file_secret_settings
+
+    @field_validator("public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip().rstrip("/")
-        try:
-            url = make_url(value) if "://" in value else None
-        except ArgumentError:
-            url = None
-        if url is None or url.drivername not in ("http", "https") or not url.host:
-            raise ValueError("use an http:// or https:// URL, such as https://billing.example.com")
-        return value
+        return None if value is None else http_url(value)
+
+    @field_validator(PROCESSORS_BLOCK)
+    @classmethod
+    def _processor_settings(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        """Each registered processor's settings as its registration checks them; nothing else."""
+        out: dict[str, dict[str, str]] = {}
+        for registration, setting in processor_settings_declared():
+            given = value.get(registration.name, {}).get(setting.variable)
+            if given is None:
+                continue
+            try:
+                checked = setting.check(given)
+            except ValueError as exc:
+                shown = "" if setting.secret else f" {given!r}"
+                raise ValueError(f"{flag_name(setting.name)} / {setting.variable}{shown}: {exc}") from exc
+            out.setdefault(registration.name, {})[setting.variable] = checked
+        return out
 
     @field_validator("rate_limit_overrides", mode="before")
     @classmethod
@@ -239,12 +298,10 @@ class ServerSettings(BaseSettings):
 
     def processor_settings(self) -> ProcessorSettings:
         """The processor part of these settings: the default's name, and the registered processors'
-        own settings (the fields of their variables, :attr:`Registration.variables`) for their
-        registrations to read."""
-        exported = self.env()
+        own settings (the :attr:`processors` block, by variable) for their registrations to read."""
         return ProcessorSettings(
             default=self.payment_processor,
-            values={name: exported[name] for name in processor_variables() if name in exported},
+            values={name: value for values in self.processors.values() for name, value in values.items()},
         )
 
     def server_stack(self) -> ServerStack:
@@ -257,6 +314,9 @@ class ServerSettings(BaseSettings):
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
             if value is None:
+                continue
+            if name == PROCESSORS_BLOCK:
+                out.update(self.processor_settings().values)
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
@@ -315,12 +375,24 @@ SERVE_ONLY = frozenset({"port", "workers", "http", "loop", "demo", "public_url"}
 
 
 def settings_flags(parser: argparse.ArgumentParser, only: frozenset[str] | None = None) -> None:
-    """Add a flag per setting to ``parser`` (``--name VALUE``; ``--name/--no-name`` for switches).
+    """Add a flag per setting to ``parser`` (``--name VALUE``; ``--name/--no-name`` for switches), the
+    registered processors' settings included when ``only`` has :data:`PROCESSORS_BLOCK`.
 
     Defaults are suppressed, so a flag not given leaves the variable (or the default) in force.
     """
     for name, field in ServerSettings.model_fields.items():
         if only is not None and name not in only:
+            continue
+        if name == PROCESSORS_BLOCK:
+            for _, setting in processor_settings_declared():
+                help_text = setting.description.replace("`", "").replace("%", "%%")
+                parser.add_argument(
+                    flag_name(setting.name),
+                    dest=setting.name,
+                    default=argparse.SUPPRESS,
+                    metavar=setting.name.upper(),
+                    help=f"{help_text} (${setting.variable})",
+                )
             continue
         help_text = (field.description or "").replace("`", "").replace("%", "%%")
         help_text += f" (${env_name(name, field.validation_alias)})"
@@ -340,7 +412,14 @@ def settings_flags(parser: argparse.ArgumentParser, only: frozenset[str] | None 
 
 def load_settings(flags: dict[str, Any] | None = None) -> ServerSettings:
     """The settings from the environment with ``flags`` (field name -> value) on top."""
-    given = {k: v for k, v in (flags or {}).items() if k in ServerSettings.model_fields}
+    flags = flags or {}
+    given = {k: v for k, v in flags.items() if k in ServerSettings.model_fields and k != PROCESSORS_BLOCK}
+    block: dict[str, dict[str, str]] = {}
+    for registration, setting in processor_settings_declared():
+        if flags.get(setting.name) is not None:
+            block.setdefault(registration.name, {})[setting.variable] = str(flags[setting.name])
+    if block:
+        given[PROCESSORS_BLOCK] = block  # merged over the environment's, setting by setting
     return ServerSettings(**given)
 
 
@@ -352,7 +431,7 @@ def describe_errors(exc: ValidationError) -> list[str]:
         loc = [str(part) for part in error["loc"]]
         name = loc[0] if loc else ""
         field = ServerSettings.model_fields.get(name)
-        if field is None:
+        if field is None or name == PROCESSORS_BLOCK:  # a processor's setting names itself
             lines.append(message)
             continue
         given = error.get("input")
@@ -362,6 +441,7 @@ def describe_errors(exc: ValidationError) -> list[str]:
 
 
 __all__ = [
+    "PROCESSORS_BLOCK",
     "SERVE_ONLY",
     "ConfigurationError",
     "ServerSettings",
@@ -370,6 +450,7 @@ __all__ = [
     "env_name",
     "flag_name",
     "load_settings",
+    "processor_settings_declared",
     "server_stack",
     "settings_flags",
 ]

@@ -4,9 +4,11 @@ A processor's folder under ``processors/`` defines one :class:`Registration` (``
 ``stripe/registration.py``) and :data:`~reference_server.processors.registry.PROCESSORS` lists it.  A
 registration gives:
 
-- its settings: the environment variables it reads (:attr:`Registration.variables`, each also a
-  ``ServerSettings`` field, hence an ``autumn-server`` flag and a row of the README's settings table)
-  and what they must hold for the processor to be the server-wide default
+- its settings (:attr:`Registration.settings`, one :class:`Setting` each: its environment variable,
+  what it is, whether it is secret, how a value is checked).  The server's settings object reads them
+  into its block of this processor (``ServerSettings.processors[name]``), each is an ``autumn-server``
+  flag and a row of the README's settings table (a test compares them), so a new processor touches
+  none of ``settings.py``; and what they must hold for the processor to be the server-wide default
   (:attr:`Registration.default_problem`, checked at start);
 - its instances (:class:`ProcessorAccounts`, made once per app from those settings): the server-wide
   one and, through the per-organization credentials hook :meth:`ProcessorAccounts.for_org`, an
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from starlette.routing import BaseRoute
 
 from reference_server.clock import Clock
@@ -91,6 +95,60 @@ class SingleAccount(ProcessorAccounts):
 A = TypeVar("A", bound=ProcessorAccounts)
 
 
+def stripped(value: str) -> str:
+    """A setting's value as given, without surrounding blanks."""
+    return value.strip()
+
+
+def http_url(value: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host (without a trailing ``/``); ValueError otherwise."""
+    value = value.strip().rstrip("/")
+    try:
+        url = make_url(value) if "://" in value else None
+    except ArgumentError:
+        url = None
+    if url is None or url.drivername not in ("http", "https") or not url.host:
+        raise ValueError("use an http:// or https:// URL, such as https://billing.example.com")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a processor, declared by its registration: the server's settings object, the
+    ``autumn-server`` flags and the README's settings table all come from these."""
+
+    variable: str
+    """Its environment variable, the name the processor reads it by (``STRIPE_SECRET_KEY``); the same
+    name with ``AUTUMN_`` before it is read too, and wins."""
+    description: str
+    """What it is: the flag's help and the README row's last column."""
+    secret: bool = False
+    """Never shown back (in a start-up error, in the settings' repr)."""
+    check: Callable[[str], str] = stripped
+    """The value to use for a given one (ValueError, with what to do, for one that cannot work)."""
+
+    @property
+    def name(self) -> str:
+        """Its name as a flag's (``stripe_secret_key`` for ``--stripe-secret-key``)."""
+        return self.variable.lower().removeprefix("autumn_")
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The environment variables it is read from, the first one set wins."""
+        if self.variable.startswith("AUTUMN_"):
+            return (self.variable,)
+        return (f"AUTUMN_{self.variable}", self.variable)
+
+    def lookup(self, environ: Mapping[str, str | None], case_sensitive: bool = True) -> str | None:
+        """Its value in ``environ`` (None when none of :attr:`variables` is set); ``case_sensitive``
+        False for an environment whose names were lowered."""
+        for variable in self.variables:
+            value = environ.get(variable if case_sensitive else variable.lower())
+            if value is not None:
+                return value
+        return None
+
+
 def no_problem(values: Mapping[str, str]) -> str | None:
     """A processor that needs no settings can always be the server-wide default."""
     return None
@@ -108,9 +166,10 @@ class Registration(Generic[A]):
     name: str
     """Its name (``AUTUMN_PAYMENT_PROCESSOR``; :attr:`PaymentProcessor.name` of its instances)."""
     accounts: Callable[[Mapping[str, str]], A]
-    """Makes its instances, once per app, from its settings (those of :attr:`variables` that are set)."""
-    variables: tuple[str, ...] = ()
-    """The environment variables of its settings (each a ``ServerSettings`` field too)."""
+    """Makes its instances, once per app, from its settings (the values of those of :attr:`settings`
+    that are set, by variable)."""
+    settings: tuple[Setting, ...] = ()
+    """Its settings (the server's settings object reads them into its block of this processor)."""
     default_problem: Callable[[Mapping[str, str]], str | None] = no_problem
     """Why it cannot be the server-wide default with these settings; None when it can."""
     event_routes: Callable[[EventHooks], list[BaseRoute]] | None = None
@@ -120,6 +179,16 @@ class Registration(Generic[A]):
     refusing a call); None for an exception that is not its own.  The request that raised it is still
     rolled back as for any unexpected exception; only its answer changes."""
 
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The environment variables of its settings (:attr:`Setting.variable`)."""
+        return tuple(setting.variable for setting in self.settings)
+
+    def read(self, environ: Mapping[str, str | None], case_sensitive: bool = True) -> dict[str, str]:
+        """Its settings that ``environ`` sets, by variable, as given (unchecked)."""
+        values = {setting.variable: setting.lookup(environ, case_sensitive) for setting in self.settings}
+        return {variable: value for variable, value in values.items() if value is not None}
+
 
 __all__ = [
     "CheckoutCompleted",
@@ -127,7 +196,10 @@ __all__ = [
     "EventHooks",
     "ProcessorAccounts",
     "Registration",
+    "Setting",
     "SingleAccount",
+    "http_url",
     "no_failure",
     "no_problem",
+    "stripped",
 ]

@@ -51,20 +51,28 @@ def processor_variables() -> tuple[str, ...]:
 @dataclass(frozen=True)
 class ProcessorSettings:
     """The processor part of the server's settings: ``ServerSettings.processor_settings`` makes it;
-    :meth:`from_env` reads the same variables for an app built without it."""
+    :meth:`from_env` reads the same variables (as given, unchecked) for an app built without it."""
 
     default: str = "local"
     """``AUTUMN_PAYMENT_PROCESSOR``: the name of the processor of organizations without their own."""
     values: Mapping[str, str] = field(default_factory=dict)
     """The registered processors' own settings by variable (their registrations'
-    ``variables``, such as ``STRIPE_SECRET_KEY``); each registration reads its own."""
+    ``settings``, such as ``STRIPE_SECRET_KEY``); each registration is given its own."""
+
+    def of(self, registration: Registration[Any]) -> dict[str, str]:
+        """The values of ``registration``'s own settings, by variable."""
+        return {name: self.values[name] for name in registration.variables if name in self.values}
 
     @classmethod
     def from_env(cls) -> ProcessorSettings:
         name = os.environ.get("AUTUMN_PAYMENT_PROCESSOR", "local")
         return cls(
             default=name if name in PROCESSORS else "local",  # as before: anything unknown is local
-            values={var: os.environ[var] for var in processor_variables() if var in os.environ},
+            values={
+                variable: value
+                for registration in PROCESSORS.values()
+                for variable, value in registration.read(os.environ).items()
+            },
         )
 
 
@@ -80,7 +88,8 @@ class Processors:
 
     def __post_init__(self) -> None:
         self.accounts = {
-            name: registration.accounts(self.settings.values) for name, registration in PROCESSORS.items()
+            name: registration.accounts(self.settings.of(registration))
+            for name, registration in PROCESSORS.items()
         }
         if self.default is None:
             self.default = self.accounts[self.settings.default].server_wide()

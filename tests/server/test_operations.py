@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -19,8 +19,23 @@ from starlette.routing import Route
 
 from reference_server.api.ratelimit import Limit, RateLimiter, SharedRateLimiter
 from reference_server.cli import _parser
-from reference_server.processors.registry import PROCESSORS, ProcessorSettings, processor_variables
-from reference_server.settings import ServerSettings, env_name, flag_name, load_settings
+from reference_server.processors.local.processor import LocalProcessor
+from reference_server.processors.registration import Registration, Setting, SingleAccount
+from reference_server.processors.registry import (
+    PROCESSORS,
+    Processors,
+    ProcessorSettings,
+    processor_variables,
+)
+from reference_server.settings import (
+    PROCESSORS_BLOCK,
+    ServerSettings,
+    describe_errors,
+    env_name,
+    flag_name,
+    load_settings,
+    processor_settings_declared,
+)
 from reference_server.store import leases
 from reference_server.store.db import Database
 from reference_server.store.schema_version import head_revision
@@ -53,10 +68,12 @@ def _readme_settings() -> dict[str, tuple[str, str]]:
     return rows
 
 
-def test_readme_lists_every_setting_with_its_flag_and_default() -> None:
-    documented = _readme_settings()
+def _settings_rows() -> dict[str, tuple[str, str]]:
+    """What the settings object reads: variable -> (flag, default), every registration's included."""
     expected = {}
     for name, field in ServerSettings.model_fields.items():
+        if name == PROCESSORS_BLOCK:
+            continue
         default = field.get_default(call_default_factory=True)
         shown = (
             "none" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
@@ -67,7 +84,15 @@ def test_readme_lists_every_setting_with_its_flag_and_default() -> None:
             else f"{flag_name(name)}, --no-{flag_name(name)[2:]}"
         )
         expected[env_name(name, field.validation_alias)] = (flag, shown)
-    assert documented == expected
+    for _, setting in processor_settings_declared():
+        expected[setting.variable] = (flag_name(setting.name), "none")
+    return expected
+
+
+def test_readme_lists_every_setting_with_its_flag_and_default() -> None:
+    """The README's table lists exactly the variables the settings object reads, those of every
+    registered processor included (each registration's settings)."""
+    assert _readme_settings() == _settings_rows()
 
 
 def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,8 +101,8 @@ def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_from_environment")
     from_env = load_settings(vars(_parser().parse_args([])))
     assert from_env.port == 9000 and from_env.rate_limits is False
-    assert from_env.stripe_secret_key is not None
-    assert from_env.stripe_secret_key.get_secret_value() == "sk_test_from_environment"
+    assert from_env.processors == {"stripe": {"STRIPE_SECRET_KEY": "sk_test_from_environment"}}
+    assert "sk_test_from_environment" not in repr(from_env)
     flags = vars(_parser().parse_args(["--port", "9001", "--rate-limits", "migrate"]))
     assert load_settings(flags).port == 9001 and load_settings(flags).rate_limits is True
     exported = load_settings(flags).env()  # what worker processes rebuild the settings from
@@ -95,10 +120,9 @@ def test_each_processors_settings_are_server_settings_its_registration_reads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A registered processor's variables are settings (flags, README rows); only they reach it."""
-    variables = {
-        env_name(name, field.validation_alias) for name, field in ServerSettings.model_fields.items()
-    }
-    assert set(processor_variables()) <= variables and "STRIPE_SECRET_KEY" in processor_variables()
+    assert (
+        set(processor_variables()) <= set(_settings_rows()) and "STRIPE_SECRET_KEY" in processor_variables()
+    )
     monkeypatch.setenv("STRIPE_API_BASE", "http://127.0.0.1:9/")
     settings = load_settings({"payment_processor": "stripe", "stripe_secret_key": "sk_test_flag"})
     assert settings.processor_settings() == ProcessorSettings(
@@ -109,6 +133,75 @@ def test_each_processors_settings_are_server_settings_its_registration_reads(
         load_settings({"payment_processor": "paypal"})
     assert caught.value.errors()[0]["loc"] == ("payment_processor",)
     assert "'local' or 'stripe'" in caught.value.errors()[0]["msg"]
+
+
+class _AcmeProcessor(LocalProcessor):
+    """The fake third processor's instances: the local processor's pages, under another name."""
+
+    name = "acme"
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__()
+        self.values = dict(values)
+
+
+def _acme_region(value: str) -> str:
+    if value.strip() not in ("eu", "us"):
+        raise ValueError("use eu or us")
+    return value.strip()
+
+
+ACME: Registration[SingleAccount] = Registration(
+    name="acme",
+    accounts=lambda values: SingleAccount(_AcmeProcessor(values)),
+    settings=(
+        Setting("ACME_API_TOKEN", "Acme's API token; needed with `acme`", secret=True),
+        Setting("AUTUMN_ACME_REGION", "where Acme charges: `eu` or `us`", check=_acme_region),
+    ),
+    default_problem=lambda values: None if "ACME_API_TOKEN" in values else "acme needs ACME_API_TOKEN",
+)
+
+
+def test_a_third_processor_is_one_registration_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A processor registered in this test alone: its settings are read from the environment (or its
+    flags) into its block of the settings object, checked, exported, handed to its instances and
+    missing from the README's table, with nothing written for it in ``settings.py``."""
+    monkeypatch.setitem(PROCESSORS, ACME.name, ACME)
+    monkeypatch.setenv("ACME_API_TOKEN", "tok_from_environment")
+    monkeypatch.setenv("AUTUMN_ACME_REGION", " eu ")
+    monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "acme")
+    settings = load_settings(vars(_parser().parse_args([])))
+    assert settings.payment_processor == "acme"
+    assert settings.processors["acme"] == {
+        "ACME_API_TOKEN": "tok_from_environment",
+        "AUTUMN_ACME_REGION": "eu",
+    }
+    assert "tok_from_environment" not in repr(settings)
+    # the AUTUMN_ name wins over the plain one; a flag wins over both
+    monkeypatch.setenv("AUTUMN_ACME_API_TOKEN", "tok_autumn")
+    flags = vars(_parser().parse_args(["--acme-region", "us", "worker"]))
+    settings = load_settings(flags)
+    assert settings.processors["acme"] == {"ACME_API_TOKEN": "tok_autumn", "AUTUMN_ACME_REGION": "us"}
+    exported = settings.env()
+    assert exported["ACME_API_TOKEN"] == "tok_autumn" and exported["AUTUMN_ACME_REGION"] == "us"
+    # its instances get its settings, and only its own
+    processors = Processors(settings.processor_settings())
+    default = processors.server_default
+    assert isinstance(default, _AcmeProcessor)
+    assert default.values == {"ACME_API_TOKEN": "tok_autumn", "AUTUMN_ACME_REGION": "us"}
+    # its checks are the settings object's: a start-up error naming its flag and variable
+    with pytest.raises(ValidationError) as caught:
+        load_settings({"acme_region": "mars"})
+    assert describe_errors(caught.value) == ["--acme-region / AUTUMN_ACME_REGION 'mars': use eu or us"]
+    monkeypatch.delenv("ACME_API_TOKEN")
+    monkeypatch.delenv("AUTUMN_ACME_API_TOKEN")
+    with pytest.raises(ValidationError) as caught:
+        load_settings()
+    assert describe_errors(caught.value) == ["acme needs ACME_API_TOKEN"]
+    # and the README's table, which does not list it, no longer matches the settings
+    missing = set(_settings_rows()) - set(_readme_settings())
+    assert missing == {"ACME_API_TOKEN", "AUTUMN_ACME_REGION"}
+    assert _settings_rows()["AUTUMN_ACME_REGION"] == ("--acme-region", "none")
 
 
 # -- health, readiness, metrics, request ids --------------------------------------------------------

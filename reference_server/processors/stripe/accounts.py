@@ -5,9 +5,9 @@ An organization that saved a Stripe secret key for an environment (platform API
 account is charged with the server's platform key on that account.  Clients hold connection pools, so
 one is kept per (key, account) and reused.
 
-Stripe's settings are read here too (:data:`VARIABLES`, :meth:`StripeAccounts.from_settings`): the
-registry hands each registration the variables it names, ``ServerSettings`` declaring the same ones as
-``--stripe-*`` flags.
+Stripe's settings are declared here too (:data:`SETTINGS`, read by :meth:`StripeAccounts.from_settings`):
+the server's settings object reads them into its ``stripe`` block, the ``--stripe-*`` flags and the
+README's rows come from them, and the registry hands the registration their values.
 """
 
 from __future__ import annotations
@@ -18,12 +18,23 @@ from collections.abc import Mapping
 from sqlalchemy import Connection
 
 from reference_server.processors.contract import PaymentProcessor
-from reference_server.processors.registration import ProcessorAccounts
+from reference_server.processors.registration import ProcessorAccounts, Setting, http_url
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.store.org_stripe import stripe_config
 
 SECRET_KEY, API_BASE = "STRIPE_SECRET_KEY", "STRIPE_API_BASE"
-VARIABLES = (SECRET_KEY, API_BASE)
+SETTINGS = (
+    Setting(
+        SECRET_KEY,
+        "the platform's Stripe key (or `AUTUMN_STRIPE_SECRET_KEY`); needed with `stripe`",
+        secret=True,
+    ),
+    Setting(
+        API_BASE,
+        "another Stripe API address (or `AUTUMN_STRIPE_API_BASE`; tests: localstripe)",
+        check=http_url,
+    ),
+)
 """Stripe's settings: the platform's key (also charges connected accounts) and the address every Stripe
 client talks to instead of Stripe's (localstripe in tests)."""
 
@@ -93,4 +104,4 @@ class StripeAccounts(ProcessorAccounts):
         return self.platform()
 
 
-__all__ = ["API_BASE", "SECRET_KEY", "VARIABLES", "StripeAccounts", "default_problem"]
+__all__ = ["API_BASE", "SECRET_KEY", "SETTINGS", "StripeAccounts", "default_problem"]

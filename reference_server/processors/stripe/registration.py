@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute
 
 from reference_server.errors import ApiError
 from reference_server.processors.registration import EventHooks, Registration
-from reference_server.processors.stripe.accounts import VARIABLES, StripeAccounts, default_problem
+from reference_server.processors.stripe.accounts import SETTINGS, StripeAccounts, default_problem
 from reference_server.processors.stripe.events import stripe_webhook_routes
 from reference_server.processors.stripe.processor import StripeProcessor
 
@@ -43,7 +43,7 @@ def describe_failure(exc: Exception) -> ApiError | None:
 STRIPE: Registration[StripeAccounts] = Registration(
     name=StripeProcessor.name,
     accounts=StripeAccounts.from_settings,
-    variables=VARIABLES,
+    settings=SETTINGS,
     default_problem=default_problem,
     event_routes=_event_routes,
     describe_failure=describe_failure,
