@@ -11,6 +11,7 @@ from autumn_sdk._generated.json_types import AttachResponseJson, PreviewUpdateRe
 from autumn_sdk._generated.models import PreviewUpdateParams, UpdateSubscriptionParams
 from reference_server.billing.convert import is_customized
 from reference_server.billing.customer_lock import customer_lock
+from reference_server.billing.free_trial_shorthand import fold_free_trial
 from reference_server.billing.last_payment_refund import check_refund_request
 from reference_server.billing.license_seats import hide_seats
 from reference_server.billing.no_billing import check_no_billing
@@ -18,7 +19,6 @@ from reference_server.billing.payment_collection import invoice_mode_for, settle
 from reference_server.billing.resolve import resolve_update
 from reference_server.billing.update_apply import apply_update, update_free
 from reference_server.billing.update_custom_lines import check_custom_lines_request
-from reference_server.billing.update_free_trial import fold_update_free_trial
 from reference_server.billing.update_quote import update_quotes
 from reference_server.billing.update_request import (
     CHECKOUT_TYPE,
@@ -40,7 +40,7 @@ def paid_update(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJso
 
 
 def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> PreviewUpdateResponseJson:
-    params = fold_update_free_trial(params)  # free_trial: customize.free_trial's shorthand
+    params = fold_free_trial(params)  # free_trial: customize.free_trial's shorthand
     check_no_billing(params)
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
     check_custom_lines_request(params)
@@ -82,7 +82,7 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> PreviewUpdateRespon
 def update_subscription(ctx: Ctx, params: UpdateSubscriptionParams) -> AttachResponseJson:
     """``billing.update``: a plan without a price changes at once (free path), a priced one is quoted
     and charged; both under the customer's billing lock."""
-    params = fold_update_free_trial(params)  # free_trial: customize.free_trial's shorthand
+    params = fold_free_trial(params)  # free_trial: customize.free_trial's shorthand
     check_no_billing(params)
     check_refund_request(params.refund_last_payment, params.cancel_action, params.proration_behavior)
     check_custom_lines_request(params)

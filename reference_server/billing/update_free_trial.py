@@ -1,5 +1,6 @@
 """A ``billing.update``'s free trial: ``free_trial`` (beyond Autumn's spec, as the official SDK sends it; a
-shorthand for ``customize.free_trial``, which wins when both are given) and ``customize.free_trial``.
+shorthand for ``customize.free_trial``, which wins when both are given, folded into it by
+free_trial_shorthand.fold_free_trial as attach's is) and ``customize.free_trial``.
 
 As Autumn's update: a trial given starts a fresh trial now, whatever the subscription is doing (paying:
 its unused time is credited and its next invoice is the first period after the trial; trialing: the trial
@@ -13,34 +14,12 @@ server refuses a trial on a plan without a recurring price (there is nothing for
 
 from __future__ import annotations
 
-from typing import TypeVar
-
-from autumn_sdk._generated.models import AttachCustomize, PreviewUpdateParams, UpdateSubscriptionParams
+from autumn_sdk._generated.models import AttachCustomize
 from reference_server.engine.billing import Subscription
 from reference_server.engine.billing.model import Plan as EnginePlan
 from reference_server.engine.billing.periods import add_duration
 from reference_server.engine.billing.trials import TrialChoice
 from reference_server.errors import invalid
-
-Params = TypeVar("Params", UpdateSubscriptionParams, PreviewUpdateParams)
-
-
-def fold_update_free_trial(params: Params) -> Params:
-    """``params`` with its ``free_trial`` moved into ``customize`` (unless ``customize`` names one)."""
-    if "free_trial" not in params.model_fields_set:
-        return params
-    customize = params.customize
-    if customize is not None and "free_trial" in customize.model_fields_set:
-        folded = customize
-    elif customize is not None:
-        folded = customize.model_copy(update={"free_trial": params.free_trial})
-        folded.model_fields_set.add("free_trial")
-    else:
-        folded = AttachCustomize.model_validate({"free_trial": params.free_trial})
-    out = params.model_copy(update={"customize": folded, "free_trial": None})
-    out.model_fields_set.discard("free_trial")
-    out.model_fields_set.add("customize")
-    return out
 
 
 def asks_trial_change(customize: AttachCustomize | None) -> bool:
