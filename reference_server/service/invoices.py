@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from typing_extensions import NotRequired, TypedDict
+
 from autumn_sdk._generated.json_types import (
     CreateInvoiceInvoiceJson,
     CustomerInvoiceJson,
@@ -43,9 +45,44 @@ _PROCESSORS: dict[str, Literal["stripe", "revenuecat"]] = {"stripe": "stripe", "
 """A stored invoice's processor (invoices.insert takes only these; the server's own are Stripe's)."""
 
 
-def invoice_json(row: InvoiceRow) -> ListInvoicesItemJson:
-    """An invoice as ``invoices.list`` lists it."""
-    out: ListInvoicesItemJson = {
+class _NetTerms(TypedDict, total=False, closed=True):
+    """An invoice-mode invoice's terms (store.invoices.net_terms_json), the tail of every invoice shown."""
+
+    net_terms_days: int
+    due_at: int | float | None
+
+
+def _net_terms(row: InvoiceRow) -> _NetTerms:
+    """``row``'s terms when it is an invoice-mode invoice, else nothing."""
+    if row.net_terms_days is None:
+        return {}
+    return {"net_terms_days": row.net_terms_days, "due_at": row.due_at}
+
+
+class _InvoiceJson(TypedDict, closed=True):
+    """An invoice as ``invoices.list`` lists it and the invoice actions answer it. Closed (no other keys),
+    so it unpacks into either operation's generated ``TypedDict``, whose ``processor_type`` types differ
+    (TypedDict fields are invariant: neither generated type is assignable to the other)."""
+
+    id: str
+    customer_id: str | None
+    entity_id: str | None
+    plan_ids: list[str]
+    stripe_id: str
+    processor_type: Literal["stripe", "revenuecat"]
+    status: str
+    total: int | float
+    amount_paid: int | float | None
+    refunded_amount: int | float
+    currency: str
+    created_at: int | float
+    hosted_invoice_url: str | None
+    net_terms_days: NotRequired[int]
+    due_at: NotRequired[int | float | None]
+
+
+def _invoice_json(row: InvoiceRow) -> _InvoiceJson:
+    return {
         "id": row.id,
         "customer_id": row.customer_id,
         "entity_id": row.entity_id,
@@ -59,55 +96,36 @@ def invoice_json(row: InvoiceRow) -> ListInvoicesItemJson:
         "currency": row.currency,
         "created_at": row.created_at,
         "hosted_invoice_url": row.hosted_invoice_url,
+        **_net_terms(row),
     }
-    if row.net_terms_days is not None:  # an invoice-mode invoice (store.invoices.net_terms_json)
-        out["net_terms_days"] = row.net_terms_days
-        out["due_at"] = row.due_at
-    return out
 
 
-def customer_invoice_json(row: InvoiceRow) -> CustomerInvoiceJson:
-    """An invoice as ``customer.invoices`` lists it (``expand: ["invoices"]``): the listed invoice
-    without its id, customer, entity and amounts paid and refunded."""
-    out: CustomerInvoiceJson = {
-        "plan_ids": row.plan_ids,
-        "stripe_id": row.stripe_id,
-        "processor_type": _PROCESSORS[row.processor_type],
-        "status": row.status,
-        "total": _amount(row.total, row.currency),
-        "currency": row.currency,
-        "created_at": row.created_at,
-        "hosted_invoice_url": row.hosted_invoice_url,
-    }
-    if row.net_terms_days is not None:
-        out["net_terms_days"] = row.net_terms_days
-        out["due_at"] = row.due_at
-    return out
+def invoice_json(row: InvoiceRow) -> ListInvoicesItemJson:
+    """An invoice as ``invoices.list`` lists it."""
+    return {**_invoice_json(row)}
 
 
 def answered_invoice_json(row: InvoiceRow) -> CreateInvoiceInvoiceJson:
     """An invoice as ``invoices.finalize``, ``invoices.void`` and ``invoices.pay`` answer it: as
     :func:`invoice_json` lists it, typed as the spec's ``invoice`` of those operations (whose
     ``processor_type`` is any string)."""
-    out: CreateInvoiceInvoiceJson = {
-        "id": row.id,
-        "customer_id": row.customer_id,
-        "entity_id": row.entity_id,
+    return {**_invoice_json(row)}
+
+
+def customer_invoice_json(row: InvoiceRow) -> CustomerInvoiceJson:
+    """An invoice as ``customer.invoices`` lists it (``expand: ["invoices"]``): the listed invoice
+    without its id, customer, entity and amounts paid and refunded."""
+    return {
         "plan_ids": row.plan_ids,
         "stripe_id": row.stripe_id,
         "processor_type": _PROCESSORS[row.processor_type],
         "status": row.status,
         "total": _amount(row.total, row.currency),
-        "amount_paid": _amount(row.amount_paid, row.currency) if row.amount_paid is not None else None,
-        "refunded_amount": _amount(row.refunded_amount, row.currency),
         "currency": row.currency,
         "created_at": row.created_at,
         "hosted_invoice_url": row.hosted_invoice_url,
+        **_net_terms(row),
     }
-    if row.net_terms_days is not None:
-        out["net_terms_days"] = row.net_terms_days
-        out["due_at"] = row.due_at
-    return out
 
 
 def _inserted_json(row: InvoiceRow, customer_id: str) -> InsertInvoicesResponseInvoiceJson:
