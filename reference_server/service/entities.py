@@ -269,6 +269,9 @@ def get_entity_op(ctx: Ctx, params: GetEntityParams) -> EntityJson:
 
 
 def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> ListEntitiesResponseJson:
+    """A read transaction, each entity as ``entities.get`` answers it: when a customer on the page has
+    maintenance due (renewals, expiries, scheduled starts), it is run once per such customer in its own
+    write transaction (as ``entities.get`` and ``customers.get`` run it) and the page is read again."""
     limit = params.limit or 50
     if not 1 <= limit <= 5000:
         raise invalid("limit: must be between 1 and 5000", "invalid_inputs")
@@ -276,55 +279,73 @@ def list_entities_op(ctx: Ctx, params: ListEntitiesParams) -> ListEntitiesRespon
     start = int(cursor) if cursor is not None and cursor.isdigit() else 0
     if params.processors and "stripe" not in params.processors:
         return {"list": [], "next_cursor": None}  # no customer here is billed by RevenueCat or Vercel
-    with ctx.db.write() as conn:
-        cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
-        customer_pk = None
-        if params.customer_id:
-            customer = get_customer(conn, ctx.tenant, params.customer_id)
-            if customer is None:
-                raise customer_not_found(params.customer_id)
-            customer_pk = customer.pk
-        plan_pks = (
-            [
-                [p.pk for p in cat.versions(f.id) if not f.versions or p.version in f.versions]
-                for f in params.plans
-            ]
-            if params.plans
-            else None
-        )
-        rows = entities_repo.entity_page(
-            conn,
-            ctx.tenant,
-            after_pk=start,
-            customer_pk=customer_pk,
-            limit=limit,
-            search=params.search or None,
-            plan_pks=plan_pks,
-            subscription_status=params.subscription_status or None,
-            stripe_only=bool(params.processors),
-        )
-        page = rows[:limit]
-        # A fixed number of queries for the whole page (its entities' customers, their sources and
-        # plan instances, the past-due set, usage-limit windows) instead of a few per entity.
-        pks = sorted({r.customer_pk for r in page})
-        owners = customers_repo.customers_at(conn, pks)
-        windows = PageWindows(pks)  # read once, when the first entity with usage limits asks
-        loaded = {pk: Preloaded(windows=windows) for pk in pks}
-        for s in load_sources_for(conn, pks):
-            loaded[s.customer_pk].sources.append(s)
-        if pks:
-            for ir in customers_repo.live_instance_rows(conn, pks):
-                loaded[ir.customer_pk].instances.append(instance_from_row(ir))
-        past_due = past_due_instances(ctx, conn, pks)
-        for preloaded in loaded.values():
-            preloaded.past_due = past_due
-        out: list[EntityJson] = []
-        for r in page:
-            cust = owners[r.customer_pk]
-            now = ctx.now(cust.clock_offset_ms)
-            entity = entity_from_row(r)
-            out.append(entity_subject_json(ctx, conn, cat, cust, entity, now, preloaded=loaded[cust.pk]))
-    return {"list": out, "next_cursor": str(page[-1].pk) if len(rows) > limit else None}
+    for attempt in range(2):
+        with ctx.db.read() as conn:
+            due, answer = _entity_page(ctx, conn, params, start, limit, check_due=attempt == 0)
+        if answer is not None:
+            return answer
+        for customer_id in due:
+            catch_up(ctx, customer_id)
+    raise AssertionError("unreachable: the second attempt always answers")
+
+
+def _entity_page(
+    ctx: Ctx, conn: Connection, params: ListEntitiesParams, start: int, limit: int, *, check_due: bool
+) -> tuple[list[str], ListEntitiesResponseJson | None]:
+    """The page of entities after ``start``; with ``check_due``, instead the ids of its customers that
+    have maintenance due (and no answer) when there are any."""
+    cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
+    customer_pk = None
+    if params.customer_id:
+        customer = get_customer(conn, ctx.tenant, params.customer_id)
+        if customer is None:
+            raise customer_not_found(params.customer_id)
+        customer_pk = customer.pk
+    plan_pks = (
+        [
+            [p.pk for p in cat.versions(f.id) if not f.versions or p.version in f.versions]
+            for f in params.plans
+        ]
+        if params.plans
+        else None
+    )
+    rows = entities_repo.entity_page(
+        conn,
+        ctx.tenant,
+        after_pk=start,
+        customer_pk=customer_pk,
+        limit=limit,
+        search=params.search or None,
+        plan_pks=plan_pks,
+        subscription_status=params.subscription_status or None,
+        stripe_only=bool(params.processors),
+    )
+    page = rows[:limit]
+    # A fixed number of queries for the whole page (its entities' customers, their sources and
+    # plan instances, the past-due set, usage-limit windows) instead of a few per entity.
+    pks = sorted({r.customer_pk for r in page})
+    owners = customers_repo.customers_at(conn, pks)
+    if check_due:
+        due = [c.id for c in (owners[pk] for pk in pks) if c.id is not None and needs_maintenance(ctx, c)]
+        if due:
+            return due, None
+    windows = PageWindows(pks)  # read once, when the first entity with usage limits asks
+    loaded = {pk: Preloaded(windows=windows) for pk in pks}
+    for s in load_sources_for(conn, pks):
+        loaded[s.customer_pk].sources.append(s)
+    if pks:
+        for ir in customers_repo.live_instance_rows(conn, pks):
+            loaded[ir.customer_pk].instances.append(instance_from_row(ir))
+    past_due = past_due_instances(ctx, conn, pks)
+    for preloaded in loaded.values():
+        preloaded.past_due = past_due
+    out: list[EntityJson] = []
+    for r in page:
+        cust = owners[r.customer_pk]
+        now = ctx.now(cust.clock_offset_ms)
+        entity = entity_from_row(r)
+        out.append(entity_subject_json(ctx, conn, cat, cust, entity, now, preloaded=loaded[cust.pk]))
+    return [], {"list": out, "next_cursor": str(page[-1].pk) if len(rows) > limit else None}
 
 
 def update_entity(ctx: Ctx, params: UpdateEntityParams) -> EntityJson:
