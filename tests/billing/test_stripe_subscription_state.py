@@ -139,7 +139,7 @@ def test_a_customized_price_is_inline_on_the_plan_product() -> None:
 def test_a_trial_and_a_cancellation_show_in_the_state() -> None:
     the_plan = plan(add_on=True)
     trial_ends = NOW_MS + 7 * DAY_S * 1000
-    inst = instance(trial_ends_at=trial_ends, canceled_at=NOW_MS, expires_at=NOW_MS + DAY_S * 1000)
+    inst = instance(trial_ends_at=trial_ends, canceled_at=NOW_MS, expires_at=trial_ends)  # with its trial
     mirror = desired_mirror(
         inst, the_plan, wanted_prices(inst, the_plan), objects_of(the_plan), "u1", None, NOW_MS
     )

@@ -39,6 +39,7 @@ class Mirror:
     period_end: int | None  # ms, the server's
     recurring: tuple[str, int]
     trial_end: int | None = None  # ms, the server's, while the instance is on a free trial
+    cancel_at: int | None = None  # ms, the server's, when it ends other than at its period end
 
     @property
     def state(self) -> dict[str, Any]:
@@ -51,6 +52,8 @@ class Mirror:
         }
         if self.trial_end is not None:  # absent otherwise: rows written before trials stay current
             state["trial_end"] = self.trial_end
+        if self.cancel_at is not None:  # likewise
+            state["cancel_at"] = self.cancel_at
         return state
 
 
@@ -146,8 +149,13 @@ def desired_mirror(
         server["autumn_entity_id"] = str(entity_id)
     # the caller's keys (the attaches' ``metadata``) beside the server's, which win
     metadata = with_server_keys(dict(inst.processor_metadata or {}), server)
-    canceled = inst.canceled_at is not None and inst.expires_at is not None
     trialing = inst.trial_ends_at is not None and int(inst.trial_ends_at) > now
+    # An end: a cancellation at Stripe's period end (the trial's while trialing) is
+    # ``cancel_at_period_end``; any other (``ends_at``, a later plan starting) is ``cancel_at``, as Autumn
+    # sets a subscription's ``cancel_at`` to when its plan ends.
+    ends = int(inst.expires_at) if inst.expires_at is not None else None
+    period_end = inst.trial_ends_at if trialing else inst.current_period_end
+    canceled = ends is not None and inst.canceled_at is not None and ends == (period_end or ends)
     return Mirror(
         instance_pk=int(inst.pk),
         entity_pk=int(inst.entity_pk) if inst.entity_pk is not None else None,
@@ -158,6 +166,7 @@ def desired_mirror(
         period_end=int(inst.current_period_end) if inst.current_period_end is not None else None,
         recurring=recurring,
         trial_end=int(inst.trial_ends_at) if trialing else None,
+        cancel_at=None if canceled else ends,
     )
 
 
@@ -176,6 +185,13 @@ def trial_end(mirror: Mirror, real_now: int) -> int:
     assert mirror.trial_end is not None
     wanted = mirror.trial_end // 1000
     return max(real_now + MIN_ANCHOR_DELAY_S, min(wanted, real_now + MAX_TRIAL_DAYS * 86_400))
+
+
+def cancel_at(mirror: Mirror, real_now: int) -> int:
+    """The server's end in seconds, kept where Stripe takes a ``cancel_at`` (in the future, from an
+    hour ahead like the anchor: under a test clock the server's end may be in Stripe's past)."""
+    assert mirror.cancel_at is not None
+    return max(real_now + MIN_ANCHOR_DELAY_S, mirror.cancel_at // 1000)
 
 
 def item_params(item: dict[str, Any]) -> dict[str, Any]:
@@ -232,6 +248,7 @@ __all__ = [
     "Mirror",
     "anchor",
     "billed_plan",
+    "cancel_at",
     "desired_mirror",
     "item_changes",
     "item_included",
