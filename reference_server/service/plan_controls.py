@@ -6,14 +6,12 @@ without a statement.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from reference_server.engine.entitlements import Source
-from reference_server.engine.plan_controls import Entry, merge_plans
+from reference_server.engine.plan_controls import ControlsRecord, merge_plans
 from reference_server.store.catalog import Catalog
 
-PlanDefaults = Mapping[str, list[Entry]]
+PlanDefaults = ControlsRecord
+"""The plans' merged controls: every list."""
 
 
 def plan_defaults(cat: Catalog, sources: list[Source], now: int) -> PlanDefaults | None:
@@ -22,7 +20,7 @@ def plan_defaults(cat: Catalog, sources: list[Source], now: int) -> PlanDefaults
     for s in sources:
         if s.plan_id and s.customer_plan_pk is not None and s.is_live(now):
             started[s.plan_id] = max(started.get(s.plan_id, 0), s.created_at)
-    layers: list[Mapping[str, Any]] = []
+    layers: list[ControlsRecord] = []
     for plan_id in sorted(started, key=lambda p: (-started[p], p)):
         plan = cat.plans.get(plan_id)
         if plan is not None and plan.billing_controls:
@@ -32,7 +30,7 @@ def plan_defaults(cat: Catalog, sources: list[Source], now: int) -> PlanDefaults
 
 def instance_defaults(cat: Catalog, plan_pks: list[int]) -> PlanDefaults | None:
     """The merged controls of some plan versions (a customer's current instances, most recent first)."""
-    layers: list[Mapping[str, Any]] = []
+    layers: list[ControlsRecord] = []
     for pk in plan_pks:
         plan = cat.plans_by_pk.get(pk)
         if plan is not None and plan.billing_controls:

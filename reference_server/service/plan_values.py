@@ -22,13 +22,18 @@ from autumn_sdk._generated.models import (
     PlanItemParams,
     UpdatePlanParams,
 )
-from reference_server.engine.plan_controls import check_plan_controls
+from reference_server.engine.plan_controls import ControlsRecord, check_plan_controls
 from reference_server.engine.plan_controls import normalize as normalize_plan_controls
 from reference_server.engine.usage_limits import validation_error as usage_limit_error
 from reference_server.errors import invalid
 from reference_server.service.plan_items import normalize_item
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.plan_records import BasePriceRecord, FreeTrialRecord
+
+ControlsJson = Mapping[str, Any]
+"""``billing_controls`` as a request sends them (``model_dump(mode="json", exclude_unset=True)``: keys
+sent as null are null), perhaps over stored controls: JSON until ``plan_billing_controls`` makes it a
+:class:`ControlsRecord`."""
 
 
 def price_value(price: BasePrice | None) -> BasePriceRecord | None:
@@ -82,19 +87,19 @@ def free_trial_json(trial: FreeTrialRecord) -> PlanFreeTrialJson:
     return out
 
 
-def controls_json(controls: Mapping[str, Any]) -> PlanBillingControlsJson:
+def controls_json(controls: ControlsRecord) -> PlanBillingControlsJson:
     """Stored ``billing_controls`` (:func:`plan_billing_controls`'s) as plans answer them."""
     out: PlanBillingControlsJson = {}
     if "auto_topups" in controls:
-        out["auto_topups"] = controls["auto_topups"]
+        out["auto_topups"] = [e for e in controls["auto_topups"]]
     if "spend_limits" in controls:
-        out["spend_limits"] = controls["spend_limits"]
+        out["spend_limits"] = [e for e in controls["spend_limits"]]
     if "usage_limits" in controls:
-        out["usage_limits"] = controls["usage_limits"]
+        out["usage_limits"] = [e for e in controls["usage_limits"]]
     if "usage_alerts" in controls:
-        out["usage_alerts"] = controls["usage_alerts"]
+        out["usage_alerts"] = [e for e in controls["usage_alerts"]]
     if "overage_allowed" in controls:
-        out["overage_allowed"] = controls["overage_allowed"]
+        out["overage_allowed"] = [e for e in controls["overage_allowed"]]
     return out
 
 
@@ -102,7 +107,7 @@ def config_value(config: PlanConfig | None) -> PlanConfigJson:
     return {"ignore_past_due": bool(config is not None and config.ignore_past_due)}
 
 
-def plan_billing_controls(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+def plan_billing_controls(raw: ControlsJson | None) -> ControlsRecord | None:
     """A plan's ``billing_controls`` as stored (None: none), or 400 for what Autumn refuses."""
     controls = normalize_plan_controls(raw)
     if controls is None:
@@ -113,7 +118,7 @@ def plan_billing_controls(raw: dict[str, Any] | None) -> dict[str, Any] | None:
     return controls
 
 
-def updated_controls(current: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict[str, Any] | None:
+def updated_controls(current: ControlsRecord | None, patch: ControlsJson | None) -> ControlsJson | None:
     """plans.update (and a variant's ``customize``): each control list sent replaces the plan's (``[]``
     clears it); the rest stay."""
     if patch is None:
@@ -121,7 +126,7 @@ def updated_controls(current: dict[str, Any] | None, patch: dict[str, Any] | Non
     return {**(current or {}), **{key: value for key, value in patch.items() if value is not None}}
 
 
-def _controls_patch(controls: BillingControlsParams | None) -> dict[str, Any] | None:
+def _controls_patch(controls: BillingControlsParams | None) -> ControlsJson | None:
     """The request's ``billing_controls`` as the engine reads them (None: not given)."""
     return controls.model_dump(mode="json", exclude_unset=True) if controls is not None else None
 

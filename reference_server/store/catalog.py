@@ -16,7 +16,12 @@ from sqlalchemy import Connection, select, update
 
 from autumn_sdk._generated.json_types import PlanConfigJson
 from reference_server.engine.entitlements import Feature
-from reference_server.store.plan_records import BasePriceRecord, FreeTrialRecord, PlanItemRecord
+from reference_server.store.plan_records import (
+    BasePriceRecord,
+    FreeTrialRecord,
+    PlanControlsRecord,
+    PlanItemRecord,
+)
 from reference_server.store.tables.core import features, organizations, plans
 from reference_server.store.tenancy import Tenant
 
@@ -43,7 +48,7 @@ class Plan:
     """The user's key-values; shared by every version of the plan."""
     base_plan_id: str | None = None
     """A variant's base plan (its id); None for a plan that is not a variant."""
-    billing_controls: dict[str, Any] | None = None
+    billing_controls: PlanControlsRecord | None = None
     """Billing controls the plan gives its customers as defaults (engine.plan_controls); None: none."""
 
     @property

@@ -8,7 +8,8 @@ the request's ``customize`` JSON as sent (``model_dump(mode="json", exclude_unse
 client left out are missing, keys it sent as null are null.  Paid license seats add items of their own
 (``billing.license_seats``).  So every key a request may omit is ``NotRequired`` here, and nullable
 where the request allows null.  ``config`` is ``PlanConfigJson`` as it is: the stored value is
-exactly the API's.
+exactly the API's.  ``billing_controls`` is the engine's ``plan_controls.ControlsRecord`` (normalized by
+``engine.plan_controls.normalize``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from autumn_sdk._generated.json_types import (
     PlanPriceAdditionalCurrencyJson,
     PlanPriceDisplayJson,
 )
+from reference_server.engine.plan_controls import ControlsRecord
 
 PriceInterval = Literal["one_off", "week", "month", "quarter", "semi_annual", "year"]
 ResetInterval = Literal["one_off", "minute", "hour", "day", "week", "month", "quarter", "semi_annual", "year"]
@@ -110,3 +112,7 @@ class CustomPlanRecord(TypedDict):
     price: BasePriceRecord | None
     items: list[PlanItemRecord]
     free_trial: FreeTrialRecord | None
+
+
+PlanControlsRecord = ControlsRecord
+"""``plans.billing_controls``: the defaults a plan gives its customers (every list; no ``null`` inside)."""
