@@ -121,7 +121,9 @@ class ServerSettings(BaseSettings):
         "(default: the Host of the request)",
     )
     payment_processor: str = Field(
-        "local", description="the server-wide default processor: `local` pages or `stripe`"
+        "local",
+        description="the server-wide default processor, a registered one: "
+        + " or ".join(f"`{name}`" for name in PROCESSORS),
     )
     processors: dict[str, dict[str, str]] = Field(default_factory=dict, repr=False)
     """Each registered processor's own settings by variable, keyed by processor name
