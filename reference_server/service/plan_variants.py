@@ -35,7 +35,7 @@ from reference_server.errors import invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.features import ID_RE
 from reference_server.service.license_links import save_plan_links
-from reference_server.service.plan_items import item_key, matches_item_filter, normalize_item
+from reference_server.service.plan_items import filter_json, item_key, matches_item_filter, normalize_item
 from reference_server.service.plan_values import (
     checked_values,
     config_value,
@@ -51,7 +51,7 @@ from reference_server.service.plan_values import (
 from reference_server.service.plan_versions import diffed_values, pricing_changed, save_version
 from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.plan_records import BasePriceRecord
+from reference_server.store.plan_records import BasePriceRecord, PlanItemRecord
 
 _VARIANT_BLOCKED_SETTINGS = ("description", "group", "add_on", "config", "metadata")
 """Settings a variant takes from its base: updating them on the variant itself is refused."""
@@ -61,7 +61,7 @@ _PROPAGATED_SETTINGS = ("description", "group", "add_on", "config", "metadata")
 """Settings a base's update copies to every variant (a variant keeps its own name)."""
 
 
-def _item_filter(item: Mapping[str, Any]) -> PlanItemFilterJson:
+def _item_filter(item: PlanItemRecord) -> PlanItemFilterJson:
     """The ``remove_items`` filter selecting exactly this item's match key."""
     feature_id, method, interval, count = item_key(item)
     out: PlanItemFilterJson = {"feature_id": feature_id}
@@ -69,7 +69,7 @@ def _item_filter(item: Mapping[str, Any]) -> PlanItemFilterJson:
         out["billing_method"] = method
     if interval is not None:
         out["interval"] = interval
-        out["interval_count"] = count or 1
+        out["interval_count"] = int(count or 1)  # the spec's filter counts whole intervals
     return out
 
 
@@ -182,7 +182,7 @@ def _customized_values(
     items = [
         i
         for i in base_values["items"]
-        if not any(matches_item_filter(i, flt.model_dump()) for flt in customize.remove_items or ())
+        if not any(matches_item_filter(i, filter_json(flt)) for flt in customize.remove_items or ())
     ]
     v = reread({**base_values, "items": items}, cat)
     v["name"] = name
