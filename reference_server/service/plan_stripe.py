@@ -10,10 +10,8 @@ account, so there is nothing to create for it either.
 
 from __future__ import annotations
 
-import stripe
 from sqlalchemy import Connection
 
-from reference_server.errors import ApiError
 from reference_server.processors.registry import processors_from_env
 from reference_server.processors.stripe_accounts import stripe_for_org
 from reference_server.service.context import Ctx
@@ -22,19 +20,13 @@ from reference_server.store.stripe_products import plan_version
 
 def create_plan_in_stripe(ctx: Ctx, conn: Connection, plan_pk: int, now: int) -> None:
     """Make plan version ``plan_pk``'s Product and Prices in the organization's Stripe account now
-    (none for an organization charged locally).  Stripe failing is 502 ``stripe_error``: the caller's
-    transaction, the plan's write with it, is rolled back, so the request can be sent again."""
+    (none for an organization charged locally).  Stripe failing raises its own error, answered as any
+    Stripe error nothing caught (the dispatcher's catch-all, ``registry.describe_failure``): 400
+    ``stripe_error``, "(Stripe Error) <Stripe's message>", as Autumn answers; the caller's transaction,
+    the plan's write with it, is rolled back, so the request can be sent again."""
     if ctx.state.processors is None:
         ctx.state.processors = processors_from_env()
     account = stripe_for_org(ctx.state.processors, conn, ctx.tenant.org_pk, ctx.tenant.env)
     if account is None:
         return
-    try:
-        account.catalog.plan_objects(conn, plan_version(conn, plan_pk), now)
-    except stripe.StripeError as exc:
-        raise ApiError(
-            502,
-            "stripe_error",
-            f"create_in_stripe: Stripe did not create the plan's Product and Prices ({type(exc).__name__}: "
-            f"{exc.user_message or exc}); nothing was written, try again",
-        ) from exc
+    account.catalog.plan_objects(conn, plan_version(conn, plan_pk), now)
