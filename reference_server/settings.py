@@ -293,7 +293,8 @@ class ServerSettings(BaseSettings):
     @model_validator(mode="after")
     def _default_processor_settings(self) -> ServerSettings:
         """The server-wide default processor's own settings are complete (its registration says)."""
-        problem = PROCESSORS[self.payment_processor].default_problem(self.processor_settings().values)
+        own = self.processors.get(self.payment_processor, {})
+        problem = PROCESSORS[self.payment_processor].default_problem(own)
         if problem is not None:
             raise ValueError(problem)
         return self
