@@ -20,7 +20,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
-from autumn_sdk._generated.json_types import PreviewAttachResponseJson, PreviewUpdateResponseJson
+from autumn_sdk._generated.json_types import (
+    MultiUpdatePreviewSubscriptionJson,
+    PreviewAttachResponseJson,
+    PreviewUpdateResponseJson,
+)
 from autumn_sdk._generated.models import AttachCustomizeUpsertLicense, AttachLicenseQuantity
 from reference_server.billing.resolve import AttachRequest, UpdateRequest
 from reference_server.errors import invalid, plan_not_found
@@ -350,11 +354,14 @@ def unpark_seats(conn: Connection, parked: list[ParkedSeat], parent_pk: int, pla
                 expire_instance(conn, seat.seat_instance_pk, now)
 
 
-Preview = TypeVar("Preview", PreviewAttachResponseJson, PreviewUpdateResponseJson)
+Preview = TypeVar(
+    "Preview", PreviewAttachResponseJson, PreviewUpdateResponseJson, MultiUpdatePreviewSubscriptionJson
+)
 
 
 def hide_seats(preview: Preview) -> Preview:
-    """A preview body without the paid pools in its plans' ``feature_quantities`` (they are no feature)."""
+    """A preview body (or a multi update's subscription preview) without the paid pools in its plans'
+    ``feature_quantities`` (they are no feature)."""
     for plan in [*preview["incoming"], *preview["outgoing"]]:
         plan["feature_quantities"] = [
             fq for fq in plan["feature_quantities"] if not is_seat_key(fq["feature_id"])

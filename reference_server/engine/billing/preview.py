@@ -145,6 +145,46 @@ def quantities_json(plan_id: str, quantities: Mapping[str, Decimal]) -> PreviewA
     }
 
 
+def cancel_incoming_json(
+    intent: UpdateIntent,
+    plan_id: str,
+    now: int,
+    ends_at: int | None,
+    quantities: Mapping[str, Decimal],
+    default_plan_id: str | None,
+) -> list[PreviewAttachIncomingJson]:
+    """What comes in with a cancel or an uncancel, as Autumn's update previews list it: first the
+    plans the change starts (the group's free default, ``default_plan_id``, when a main plan is
+    cancelled: active now, or scheduled from the plan's end), then the plan itself as the change leaves
+    it when it stays (``cancel_end_of_cycle``: cancelled now, ending at ``ends_at``; ``uncancel``: with
+    no cancellation). An immediate cancel brings in only the default."""
+    incoming: list[PreviewAttachIncomingJson] = []
+    if intent in ("cancel_immediately", "cancel_end_of_cycle") and default_plan_id is not None:
+        scheduled = ends_at is not None and ends_at > now
+        incoming.append(
+            {
+                "plan_id": default_plan_id,
+                "feature_quantities": [],  # a free plan has no prepaid quantities
+                "effective_at": ends_at if scheduled else None,
+                "canceled_at": None,
+                "expires_at": None,
+            }
+        )
+    if intent == "cancel_end_of_cycle":
+        incoming.append(
+            {
+                "plan_id": plan_id,
+                "feature_quantities": _feature_quantities(quantities),
+                "effective_at": None,
+                "canceled_at": now,
+                "expires_at": ends_at,
+            }
+        )
+    elif intent == "uncancel":
+        incoming.append(quantities_json(plan_id, quantities))
+    return incoming
+
+
 def outgoing_json(
     plan_id: str, ends_at: int, now: int, quantities: Mapping[str, Decimal] | None = None
 ) -> PreviewAttachIncomingJson:
@@ -257,6 +297,7 @@ def subscription_preview_body(
     customer_id: str,
     due_now: InvoiceDraft,
     cycles: Sequence[NextCycle],
+    incoming: Sequence[PreviewAttachIncomingJson],
     outgoing: Sequence[PreviewAttachIncomingJson],
     plan_ids: Sequence[str],
 ) -> MultiUpdatePreviewSubscriptionJson:
@@ -271,7 +312,7 @@ def subscription_preview_body(
         "total": minor_to_json(due_now.total, due_now.currency),
         "currency": due_now.currency,
         **optional,
-        "incoming": [],
+        "incoming": list(incoming),
         "outgoing": list(outgoing),
         "plan_ids": list(plan_ids),
     }
