@@ -9,7 +9,6 @@ No response ever contains a stored Stripe secret (they are stored encrypted, see
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,6 +32,8 @@ from autumn_sdk._generated.models import (
     UpdateStripeConfigRequest,
 )
 from reference_server.errors import ApiError, invalid
+from reference_server.processors.registry import processors_from_env
+from reference_server.processors.stripe.registration import STRIPE
 from reference_server.service.context import Ctx
 from reference_server.store import platform_orgs as platform_repo
 from reference_server.store.org_stripe import (
@@ -149,13 +150,13 @@ def _merged(config: OrgStripeConfig | None, values: dict[str, str]) -> OrgStripe
     )
 
 
-def stripe_account_of(secret_key: str) -> str | None:
-    """The id of the Stripe account a secret key belongs to (``GET /v1/account``), None when Stripe
-    does not say (a revoked key, no network, or localstripe, which has no such endpoint)."""
-    base = os.environ.get("STRIPE_API_BASE")
+def stripe_account_of(secret_key: str, api_base: str | None = None) -> str | None:
+    """The id of the Stripe account a secret key belongs to (``GET /v1/account`` at ``api_base``, the
+    server's ``STRIPE_API_BASE``, else Stripe's), None when Stripe does not say (a revoked key, no
+    network, or localstripe, which has no such endpoint)."""
     client = stripe.StripeClient(
         secret_key,
-        base_addresses={"api": base} if base else {},
+        base_addresses={"api": api_base} if api_base else {},
         max_network_retries=0,
         http_client=stripe.new_default_http_client(timeout=15),
     )
@@ -166,20 +167,21 @@ def stripe_account_of(secret_key: str) -> str | None:
     return str(account.id) if account.id else None
 
 
-def same_account(before: Identity, after: Identity) -> bool:
+def same_account(before: Identity, after: Identity, api_base: str | None = None) -> bool:
     """Whether customers and cards saved under ``before`` still exist under ``after``.
 
     The same key or the same connected account: yes.  Two different secret keys: Stripe is asked which
     account each belongs to (a rolled key of the same account keeps everything); when it cannot tell
     for either key, the keys are taken as different accounts, because a stale customer id fails every
     charge ("No such customer") while a fresh one only costs re-entering a card.  No account before
-    (local payments or the server's default Stripe account): a different account.
+    (local payments or the server's default Stripe account): a different account.  ``api_base``: the
+    Stripe API address the server's Stripe settings name (``STRIPE_API_BASE``), None for Stripe's.
     """
     if before == after:
         return True
     if before is None or after is None or before[0] != "key" or after[0] != "key":
         return False
-    old_account, new_account = stripe_account_of(before[1]), stripe_account_of(after[1])
+    old_account, new_account = stripe_account_of(before[1], api_base), stripe_account_of(after[1], api_base)
     return old_account is not None and old_account == new_account
 
 
@@ -204,8 +206,11 @@ def update_stripe(ctx: Ctx, params: UpdateStripeConfigRequest) -> UpdateStripeCo
             org = _tenant_org(ctx, conn, params.organization_slug)
             before = {env: stripe_config(conn, org.pk, env) for env in updates}
         # Stripe is asked outside the transaction; the write below re-checks that nothing changed since.
+        if ctx.state.processors is None:
+            ctx.state.processors = processors_from_env()
+        api_base = ctx.state.processors.accounts_of(STRIPE).api_base
         moved = {
-            env: not same_account(_identity(before[env]), _identity(_merged(before[env], values)))
+            env: not same_account(_identity(before[env]), _identity(_merged(before[env], values)), api_base)
             for env, values in updates.items()
         }
         with ctx.db.write() as conn:
