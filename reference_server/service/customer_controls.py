@@ -3,6 +3,7 @@ use cases that write them (:mod:`customers`, :mod:`entities`) and the views that
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection
@@ -13,6 +14,7 @@ from autumn_sdk._generated.models import (
     EntityBillingControlsParams,
 )
 from reference_server.engine.entitlements import num
+from reference_server.engine.plan_controls import ControlsRecord, as_record
 from reference_server.errors import invalid
 from reference_server.service.usage_limits import check_limits
 from reference_server.store import customers as customers_repo
@@ -20,20 +22,40 @@ from reference_server.store import customers as customers_repo
 CONTROL_KEYS = ("auto_topups", "spend_limits", "usage_limits", "usage_alerts", "overage_allowed")
 
 
-def controls_json(raw: dict[str, Any], *, entity: bool = False) -> dict[str, Any]:
+def controls_json(raw: Mapping[str, Any], *, entity: bool = False) -> ControlsRecord:
     """Billing controls as stored and answered: every list present, no ``null`` inside an item.
 
     An item field sent as ``null`` means "not set" (its default applies: ``enabled`` false, ...);
     the spec's response schemas allow none of them to be ``null``.
     """
-    keys = CONTROL_KEYS[1:] if entity else CONTROL_KEYS
-    return {k: [_without_nulls(item) for item in raw.get(k) or [] if isinstance(item, dict)] for k in keys}
+    return as_record(raw, auto_topups=not entity)
+
+
+def merged_controls(
+    stored: Mapping[str, Any], sent: Mapping[str, Any], *, entity: bool = False
+) -> ControlsRecord:
+    """A request's controls (:func:`controls_part`) over the stored ones: each list sent (not
+    ``null``) replaces the stored list; the others stay."""
+    return controls_json(
+        {**stored, **{key: value for key, value in sent.items() if value is not None}}, entity=entity
+    )
+
+
+_WITHOUT_TOPUP_COUNT = {"auto_topups": {"__all__": {"purchase_limit": {"count"}}}}
 
 
 def controls_part(part: BillingControlsParams | EntityBillingControlsParams | None) -> dict[str, Any]:
     """A request's ``billing_controls`` as the JSON it was sent as (absent keys left out), for
-    :func:`controls_json` and merging over the stored controls."""
-    return part.model_dump(mode="json", exclude_unset=True) if part is not None else {}
+    :func:`controls_json` and merging over the stored controls.
+
+    Without ``auto_topups[].purchase_limit.count``: the count is runtime state (top-ups bought in
+    the current window), not a setting; as in Autumn it is never stored with the controls
+    (:func:`topup_counts` reads it)."""
+    if part is None:
+        return {}
+    if isinstance(part, BillingControlsParams):
+        return part.model_dump(mode="json", exclude_unset=True, exclude=_WITHOUT_TOPUP_COUNT)
+    return part.model_dump(mode="json", exclude_unset=True)
 
 
 def config_json(config: CustomerConfig) -> dict[str, Any]:
@@ -41,25 +63,21 @@ def config_json(config: CustomerConfig) -> dict[str, Any]:
     return config.model_dump(mode="json", exclude_unset=True)
 
 
-def take_topup_counts(controls: dict[str, Any]) -> list[tuple[str, int]]:
-    """Take ``auto_topups[].purchase_limit.count`` out of controls about to be stored.
-
-    The count is runtime state (top-ups bought in the current window), not a setting: as in Autumn
-    it is never stored with the controls, and one above the limit is refused.
-    """
+def topup_counts(part: BillingControlsParams | None) -> list[tuple[str, int]]:
+    """A request's ``auto_topups[].purchase_limit.count``: the top-ups already bought in the current
+    window, per feature; one above the limit is refused."""
     counts: list[tuple[str, int]] = []
-    for topup in controls.get("auto_topups") or []:
-        limit = topup.get("purchase_limit")
-        if not isinstance(limit, dict) or "count" not in limit:
+    for topup in (part.auto_topups if part is not None else None) or []:
+        limit = topup.purchase_limit
+        if limit is None or limit.count is None:
             continue
-        count = limit.pop("count")
-        if count > limit["limit"]:
+        if limit.count > limit.limit:
             raise invalid(
-                f"purchase_limit.count ({num(count)}) cannot exceed purchase_limit.limit "
-                f"({num(limit['limit'])}) for feature {topup['feature_id']}",
+                f"purchase_limit.count ({num(limit.count)}) cannot exceed purchase_limit.limit "
+                f"({num(limit.limit)}) for feature {topup.feature_id}",
                 "invalid_request",
             )
-        counts.append((str(topup["feature_id"]), int(count)))
+        counts.append((str(topup.feature_id), int(limit.count)))
     return counts
 
 
@@ -69,15 +87,7 @@ def save_topup_counts(conn: Connection, customer_pk: int, counts: list[tuple[str
         customers_repo.replace_topup_count(conn, customer_pk, feature_id, count, now)
 
 
-def _without_nulls(item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: _without_nulls(value) if isinstance(value, dict) else value
-        for key, value in item.items()
-        if value is not None
-    }
-
-
-def check_customer_controls(controls: dict[str, Any]) -> None:
+def check_customer_controls(controls: ControlsRecord) -> None:
     """400 for a customer's ``billing_controls`` Autumn refuses, the same on create and on update:
     usage limits (:func:`check_limits`) and two spend limits for one feature."""
     check_limits(controls)

@@ -23,13 +23,13 @@ from autumn_sdk._generated.models import (
 from reference_server.errors import ApiError, customer_not_found, invalid, plan_not_found
 from reference_server.service.context import Ctx
 from reference_server.service.customer_controls import (
-    CONTROL_KEYS,
     check_customer_controls,
     config_json,
     controls_json,
     controls_part,
+    merged_controls,
     save_topup_counts,
-    take_topup_counts,
+    topup_counts,
 )
 from reference_server.service.customer_views import Preloaded, customer_json, past_due_instances
 from reference_server.service.maintenance import (
@@ -84,7 +84,7 @@ def create_customer_row(
         raise invalid(f"email: invalid email address {email}", "invalid_inputs")
     controls = controls_json(controls_part(data.billing_controls))
     check_customer_controls(controls)
-    counts = take_topup_counts(controls)
+    counts = topup_counts(data.billing_controls)
     values = {
         "org_pk": ctx.tenant.org_pk,
         "env": ctx.tenant.env,
@@ -241,7 +241,7 @@ def update_customer(ctx: Ctx, params: UpdateCustomerParams) -> CustomerJson:
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         customer, now = require_customer(ctx, conn, cat, customer_id, lock=True)
         changes: dict[str, Any] = {}
-        topup_counts: list[tuple[str, int]] = []
+        counts: list[tuple[str, int]] = []
         if "name" in sent:
             changes["name"] = params.name
         if "fingerprint" in sent:
@@ -259,21 +259,16 @@ def update_customer(ctx: Ctx, params: UpdateCustomerParams) -> CustomerJson:
                 raise invalid(f"email: invalid email address {params.email}", "invalid_inputs")
             changes["email"] = params.email
         if params.billing_controls is not None:
-            sent_controls = controls_part(params.billing_controls)
-            merged = controls_json(customer.billing_controls)
-            for key in CONTROL_KEYS:
-                if sent_controls.get(key) is not None:
-                    merged[key] = sent_controls[key]
-            merged = controls_json(merged)
+            merged = merged_controls(customer.billing_controls, controls_part(params.billing_controls))
             check_customer_controls(merged)
-            topup_counts = take_topup_counts(merged)
+            counts = topup_counts(params.billing_controls)
             changes["billing_controls"] = merged
         new_id = params.new_customer_id
         if new_id and new_id != customer_id:
             if get_customer(conn, ctx.tenant, new_id) is not None:
                 raise ApiError(409, "customer_already_exists", f"Customer {new_id} already exists")
             changes["id"] = new_id
-        save_topup_counts(conn, customer.pk, topup_counts, now)
+        save_topup_counts(conn, customer.pk, counts, now)
         if changes:
             customers_repo.update_customer(conn, customer.pk, changes)
             customer = customers_repo.customer_at(conn, customer.pk)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -19,6 +19,7 @@ from autumn_sdk._generated.models import (
     UpdateEntityParams,
 )
 from reference_server.engine.deduction import InsufficientBalance, Target, deduct, order_targets
+from reference_server.engine.plan_controls import ControlsRecord
 from reference_server.engine.resets import apply_due_resets
 from reference_server.errors import (
     ApiError,
@@ -28,7 +29,7 @@ from reference_server.errors import (
     invalid,
 )
 from reference_server.service.context import Ctx
-from reference_server.service.customer_controls import controls_json, controls_part
+from reference_server.service.customer_controls import controls_json, controls_part, merged_controls
 from reference_server.service.customer_views import Preloaded, entity_subject_json, past_due_instances
 from reference_server.service.customers import create_customer_row
 from reference_server.service.extra_fields import extra_field
@@ -213,7 +214,7 @@ def _seat_feature(cat: Catalog, feature_id: str) -> None:
         raise invalid(f"Feature {feature_id} must be a non-consumable (continuous) metered feature")
 
 
-def checked_controls(raw: dict[str, Any]) -> dict[str, Any]:
+def checked_controls(raw: Mapping[str, Any]) -> ControlsRecord:
     """An entity's controls as stored, its usage limits validated."""
     controls = controls_json(raw, entity=True)
     check_limits(controls)
@@ -355,11 +356,8 @@ def update_entity(ctx: Ctx, params: UpdateEntityParams) -> EntityJson:
     with ctx.db.write() as conn:
         cat, customer, entity, now = _load(ctx, conn, params.customer_id, params.entity_id, True)
         if params.billing_controls is not None:
-            merged = controls_json(entity.billing_controls, entity=True)
-            for key, value in controls_part(params.billing_controls).items():
-                if key in merged and value is not None:
-                    merged[key] = value
-            merged = checked_controls(merged)
+            sent = controls_part(params.billing_controls)
+            merged = checked_controls(merged_controls(entity.billing_controls, sent, entity=True))
             entities_repo.update_entity(conn, entity.pk, {"billing_controls": merged})
             entity.billing_controls = merged
         if name is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, delete, insert, or_, select, update
 
+from reference_server.engine.plan_controls import ControlsRecord
 from reference_server.store.subjects import EntityRow, entity_from_row
 from reference_server.store.tables.core import customer_plans, customers, entities
 from reference_server.store.tenancy import Tenant
@@ -19,7 +20,7 @@ def insert_entity(
     entity_id: str | None,
     name: str | None,
     feature_id: str,
-    billing_controls: dict[str, Any],
+    billing_controls: ControlsRecord,
     created_at: int,
 ) -> EntityRow:
     """Insert an entity of the customer and read it back."""

@@ -20,6 +20,7 @@ from sqlalchemy import (
     update,
 )
 
+from reference_server.engine.plan_controls import ControlsRecord
 from reference_server.store.tables.billing import invoices
 from reference_server.store.tables.core import (
     balance_sources,
@@ -246,7 +247,7 @@ def insert_bare_customer(
     env: str,
     customer_id: str,
     values: dict[str, Any],
-    billing_controls: dict[str, Any],
+    billing_controls: ControlsRecord,
     now: int,
 ) -> int:
     """A customer row with no plan attached (an import brings its own plans, never the defaults)."""

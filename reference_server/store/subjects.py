@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, delete, insert, select, update
 
 from reference_server.engine.entitlements import Rollover, Source
+from reference_server.engine.plan_controls import ControlsRecord
 from reference_server.store import raw
 from reference_server.store.tables.core import balance_sources, customers, entities
 from reference_server.store.tenancy import Tenant
@@ -31,7 +32,7 @@ class CustomerRow:
     stripe_id: str | None
     metadata: dict[str, Any]
     send_email_receipts: bool
-    billing_controls: dict[str, Any]
+    billing_controls: ControlsRecord
     config: dict[str, Any]
     clock_offset_ms: int
     maintenance_due_at: int | None
@@ -44,7 +45,7 @@ class EntityRow:
     id: str | None
     name: str | None
     feature_id: str | None
-    billing_controls: dict[str, Any]
+    billing_controls: ControlsRecord
     created_at: int
     customer_pk: int
 
@@ -67,7 +68,7 @@ def customer_from_row(r: Any) -> CustomerRow:
         stripe_id=r.stripe_id,
         metadata=r.metadata or {},
         send_email_receipts=bool(r.send_email_receipts),
-        billing_controls=r.billing_controls or {},
+        billing_controls=r.billing_controls or ControlsRecord(),
         config=r.config or {},
         clock_offset_ms=int(r.clock_offset_ms or 0),
         maintenance_due_at=r.maintenance_due_at,
@@ -81,7 +82,7 @@ def entity_from_row(r: Any) -> EntityRow:
         id=r.id,
         name=r.name,
         feature_id=r.feature_id,
-        billing_controls=r.billing_controls or {},
+        billing_controls=r.billing_controls or ControlsRecord(),
         created_at=int(r.created_at),
         customer_pk=r.customer_pk,
     )
