@@ -8,10 +8,24 @@ from decimal import Decimal
 
 from sqlalchemy import Connection
 
+from autumn_sdk._generated.json_types import PlanItemProrationJson
 from autumn_sdk._generated.models import AttachCustomize, CreateSchedulePhasePlanCustomize, FeatureQuantity
 from reference_server.billing.license_seats import is_seat_key, links_for, stored_seat_ids, with_seats
+from reference_server.engine.billing import (
+    BasePrice,
+    BillingMethod,
+    FreeTrial,
+    Interval,
+    ItemPrice,
+    OnDecrease,
+    OnIncrease,
+    PlanItem,
+    Proration,
+    Subscription,
+    Tier,
+    TierBehavior,
+)
 from reference_server.engine.billing import Plan as EnginePlan
-from reference_server.engine.billing import Subscription, plan_from_api
 from reference_server.engine.billing.money import to_decimal
 from reference_server.service.plan_items import matches_item_filter
 from reference_server.service.subscriptions import Instance
@@ -24,30 +38,98 @@ from reference_server.store.plan_records import (
     BasePriceRecord,
     CustomPlanRecord,
     FreeTrialRecord,
+    ItemPriceRecord,
+    ItemPriceTierRecord,
     PlanItemRecord,
 )
 
 
 def engine_plan(plan: Plan, cat: Catalog) -> EnginePlan:
+    """The plan version as the engine prices it, read from its typed records."""
     names = {fid: feature.name for fid, feature in cat.features.items() if feature.name}
     names.update({i["feature_id"]: i["license_plan_name"] for i in plan.items if "license_plan_name" in i})
     continuous = frozenset(
         fid for fid, feature in cat.features.items() if feature.type == "metered" and not feature.consumable
     )
-    return plan_from_api(
-        {
-            "id": plan.id,
-            "name": plan.name,
-            "price": plan.price,
-            "items": plan.items,
-            "group": plan.group,
-            "add_on": plan.add_on,
-            "auto_enable": plan.auto_enable,
-            "free_trial": plan.free_trial,
-            "version": plan.version,
-        },
-        names,
-        continuous,
+    return EnginePlan(
+        id=str(plan.id),
+        name=str(plan.name or plan.id),
+        price=engine_base_price(plan.price) if plan.price else None,
+        items=tuple(
+            engine_item(item, names.get(item["feature_id"]), item["feature_id"] in continuous)
+            for item in plan.items or ()
+        ),
+        group=str(plan.group or ""),
+        add_on=bool(plan.add_on),
+        auto_enable=bool(plan.auto_enable),
+        free_trial=engine_free_trial(plan.free_trial) if plan.free_trial else None,
+        version=int(plan.version or 1),
+    )
+
+
+def engine_base_price(price: BasePriceRecord) -> BasePrice:
+    return BasePrice(
+        amount=to_decimal(price["amount"]),
+        interval=Interval(price.get("interval", "month")),
+        interval_count=int(price.get("interval_count") or 1),
+    )
+
+
+def engine_free_trial(trial: FreeTrialRecord) -> FreeTrial:
+    """A stored free trial; a key a customized one left out (or sent as null) takes its default,
+    except ``card_required``: only a missing one defaults to required."""
+    return FreeTrial(
+        duration_length=int(trial.get("duration_length") or 1),
+        duration_type=str(trial.get("duration_type") or "month"),
+        card_required=bool(trial.get("card_required", True)),
+        on_end=str(trial.get("on_end") or "bill"),
+    )
+
+
+def engine_item(item: PlanItemRecord, feature_name: str | None = None, continuous: bool = False) -> PlanItem:
+    price = item.get("price")
+    proration = item.get("proration")
+    return PlanItem(
+        feature_id=str(item["feature_id"]),
+        feature_name=feature_name,
+        included=to_decimal(item.get("included") or 0),
+        unlimited=bool(item.get("unlimited", False)),
+        price=engine_item_price(price) if price else None,
+        proration=engine_proration(proration) if proration else Proration(),
+        continuous=continuous,
+    )
+
+
+def engine_item_price(price: ItemPriceRecord) -> ItemPrice:
+    amount = price.get("amount")
+    max_purchase = price.get("max_purchase")
+    return ItemPrice(
+        interval=Interval(price.get("interval", "month")),
+        billing_method=BillingMethod(price.get("billing_method", "usage_based")),
+        amount=None if amount is None else to_decimal(amount),
+        tiers=tuple(engine_tier(tier) for tier in price.get("tiers") or ()),
+        tier_behavior=TierBehavior(price.get("tier_behavior") or "graduated"),
+        interval_count=int(price.get("interval_count") or 1),
+        billing_units=to_decimal(price.get("billing_units") or 1),
+        max_purchase=None if max_purchase is None else to_decimal(max_purchase),
+    )
+
+
+def engine_tier(tier: ItemPriceTierRecord) -> Tier:
+    """A price tier; ``to`` "inf" (or missing) is the last tier's open end."""
+    to = tier.get("to")
+    flat_amount = tier.get("flat_amount")
+    return Tier(
+        to=None if to is None or to == "inf" else to_decimal(to),
+        amount=to_decimal(tier.get("amount") or 0),
+        flat_amount=None if flat_amount is None else to_decimal(flat_amount),
+    )
+
+
+def engine_proration(proration: PlanItemProrationJson) -> Proration:
+    return Proration(
+        on_increase=OnIncrease(proration.get("on_increase", "prorate_immediately")),
+        on_decrease=OnDecrease(proration.get("on_decrease", "prorate_immediately")),
     )
 
 

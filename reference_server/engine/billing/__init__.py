@@ -24,7 +24,6 @@ from .model import (
     Tier,
     TierBehavior,
     item_from_api,
-    plan_from_api,
     quantities_from_api,
 )
 from .periods import Interval, Period, add_interval, next_boundary_after, period_at
@@ -68,7 +67,6 @@ __all__ = [
     "item_from_api",
     "next_boundary_after",
     "period_at",
-    "plan_from_api",
     "quantities_from_api",
     "quote_attach",
     "quote_cancel",

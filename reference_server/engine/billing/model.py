@@ -213,48 +213,6 @@ def dec(value: Any) -> Decimal:
     return to_decimal(value)
 
 
-def plan_from_api(
-    data: Mapping[str, Any],
-    feature_names: Mapping[str, str] | None = None,
-    continuous_features: frozenset[str] = frozenset(),
-) -> Plan:
-    """Build a :class:`Plan` from the API's plan JSON (``plans.get`` response shape)."""
-    names = feature_names or {}
-    price_data = data.get("price")
-    base = None
-    if price_data:
-        base = BasePrice(
-            amount=dec(price_data["amount"]),
-            interval=Interval(price_data.get("interval", "month")),
-            interval_count=int(price_data.get("interval_count") or 1),
-        )
-    items = tuple(
-        item_from_api(raw, names.get(raw["feature_id"]), raw["feature_id"] in continuous_features)
-        for raw in data.get("items") or ()
-    )
-    trial_data = data.get("free_trial")
-    trial = None
-    if trial_data:
-        trial = FreeTrial(
-            duration_length=int(trial_data.get("duration_length") or 1),
-            duration_type=str(trial_data.get("duration_type") or "month"),
-            card_required=bool(trial_data.get("card_required", True)),
-            on_end=str(trial_data.get("on_end") or "bill"),
-        )
-    return Plan(
-        id=str(data["id"]),
-        name=str(data.get("name") or data["id"]),
-        price=base,
-        items=items,
-        group=str(data.get("group") or ""),
-        add_on=bool(data.get("add_on", False)),
-        auto_enable=bool(data.get("auto_enable", False)),
-        free_trial=trial,
-        version=int(data.get("version") or 1),
-        currency=str(data.get("currency") or DEFAULT_CURRENCY),
-    )
-
-
 def item_from_api(
     data: Mapping[str, Any], feature_name: str | None = None, continuous: bool = False
 ) -> PlanItem:
