@@ -33,7 +33,7 @@ from reference_server.store import licenses as store
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.instance_billing import stored_prepaid_quantities
 from reference_server.store.licenses import SEAT_PREFIX, seat_key
-from reference_server.store.plan_records import PlanItemRecord
+from reference_server.store.plan_records import BasePriceRecord, ItemPriceRecord, PlanItemRecord
 
 
 def is_seat_key(key: str) -> bool:
@@ -50,7 +50,7 @@ Upserts = Mapping[str, store.LinkOverride | None]
 (the license goes back to the plan version's link)."""
 
 
-def _recurring(price: Mapping[str, Any] | None) -> tuple[str, int] | None:
+def _recurring(price: BasePriceRecord | ItemPriceRecord | None) -> tuple[str, int] | None:
     if price and price.get("interval") and price.get("interval") != "one_off":
         return str(price["interval"]), int(price.get("interval_count") or 1)
     return None
@@ -66,7 +66,7 @@ def _plan_interval(plan: Plan) -> tuple[str, int] | None:
 
 def parse_upserts(
     cat: Catalog, parent: Plan, entries: list[AttachCustomizeUpsertLicense] | None
-) -> dict[str, Any]:
+) -> dict[str, store.LinkOverride | None]:
     """``customize.upsert_licenses`` checked as plans.create checks a link; keyed by license plan."""
     out: dict[str, store.LinkOverride | None] = {}
     for entry in entries or []:
@@ -85,9 +85,10 @@ def parse_upserts(
                 "License overflow billing (prepaid_only: false) is not yet available. "
                 "Set prepaid_only to true."
             )
-        custom_price = entry.customize.price if entry.customize is not None else None
-        # stored as the request's JSON (the link's price override)
-        price = custom_price.model_dump(mode="json", exclude_unset=True) if custom_price is not None else None
+        # stored as the request's JSON (the link's price override): its ``BasePrice`` as sent
+        custom = entry.customize
+        customize = custom.model_dump(mode="json", exclude_unset=True) if custom is not None else {}
+        price: BasePriceRecord | None = customize.get("price")
         included = entry.included
         if included is None and entry.prepaid_only is None and price is None:
             out[license_plan_id] = None  # a bare entry: back to the catalogue's link
@@ -127,14 +128,14 @@ def links_for(
     return store.effective_links(store.links_of(conn, plan.pk), merged_overrides(existing, upserts or {}))
 
 
-def seat_price(link: store.EffectiveLink, license_plan: Plan | None) -> Mapping[str, Any] | None:
+def seat_price(link: store.EffectiveLink, license_plan: Plan | None) -> BasePriceRecord | None:
     """The price of one paid seat: the customer's own (upserted) price, else the license plan's."""
     if link.price is not None:
         return link.price
     return license_plan.price if license_plan is not None and license_plan.price else None
 
 
-def _seat_item(link: store.EffectiveLink, license_plan: Plan, price: Mapping[str, Any]) -> PlanItemRecord:
+def _seat_item(link: store.EffectiveLink, license_plan: Plan, price: BasePriceRecord) -> PlanItemRecord:
     return {
         "feature_id": seat_key(link.license_plan_id),
         "included": link.included,

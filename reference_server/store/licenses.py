@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, delete, func, insert, or_, select, update
 
+from reference_server.store.plan_records import BasePriceRecord
 from reference_server.store.tables.billing import subscription_billing
 from reference_server.store.tables.core import customer_plans, entities
 from reference_server.store.tables.licenses import customer_plan_licenses, license_assignments, plan_licenses
@@ -111,7 +112,8 @@ class LinkOverride:
     license_plan_id: str
     included: int | None = None
     prepaid_only: bool | None = None
-    price: dict[str, Any] | None = None
+    price: BasePriceRecord | None = None
+    """The seat price for this customer (``customize.price`` as the request sent it); None: inherit."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class EffectiveLink:
     license_plan_id: str
     included: int
     prepaid_only: bool | None
-    price: dict[str, Any] | None = None
+    price: BasePriceRecord | None = None
     """The seat price for this customer; None: the license plan's own base price."""
 
 
