@@ -118,17 +118,24 @@ def _feature_quantities(quantities: Mapping[str, Decimal]) -> list[PreviewAttach
     return [{"feature_id": fid, "quantity": _number(q)} for fid, q in quantities.items()]
 
 
-def incoming_json(quote: AttachQuote) -> PreviewAttachIncomingJson:
-    """An incoming plan; ``effective_at`` is when a scheduled paid plan starts (its subscription's schedule),
-    ``expires_at`` when it ends (``ends_at``).
+def scheduled_start(starts_at: int | None, now: int) -> int | None:
+    """An incoming plan's ``effective_at``: when it starts if it is scheduled, null when it starts now.
 
-    A scheduled free plan has no subscription schedule to start, so Autumn reports null for it (its
-    pro -> free preview test asserts ``effective_at: null``); the outgoing plan's ``expires_at`` says when.
+    One rule for every incoming plan, free or paid, attached or brought back by a cancel: Autumn lists
+    the incoming plans of its attach, update and multi update previews in one place
+    (``billingPlanToChanges``, reached from ``billingPlanToPreviewResponse`` by each of them), which
+    tells no free plan from a paid one. The outgoing plan's ``expires_at`` says the same date.
     """
+    return starts_at if starts_at is not None and starts_at > now else None
+
+
+def incoming_json(quote: AttachQuote) -> PreviewAttachIncomingJson:
+    """An incoming plan; ``effective_at`` is when a scheduled plan starts (:func:`scheduled_start`),
+    ``expires_at`` when it ends (``ends_at``)."""
     return {
         "plan_id": quote.plan.id,
         "feature_quantities": _feature_quantities(quote.prepaid_quantities),
-        "effective_at": quote.starts_at if quote.scheduled and not quote.plan.is_free else None,
+        "effective_at": scheduled_start(quote.starts_at, quote.now),
         "canceled_at": None,
         "expires_at": quote.ends_at,
     }
@@ -160,12 +167,11 @@ def cancel_incoming_json(
     no cancellation). An immediate cancel brings in only the default."""
     incoming: list[PreviewAttachIncomingJson] = []
     if intent in ("cancel_immediately", "cancel_end_of_cycle") and default_plan_id is not None:
-        scheduled = ends_at is not None and ends_at > now
         incoming.append(
             {
                 "plan_id": default_plan_id,
                 "feature_quantities": [],  # a free plan has no prepaid quantities
-                "effective_at": ends_at if scheduled else None,
+                "effective_at": scheduled_start(ends_at, now),
                 "canceled_at": None,
                 "expires_at": None,
             }
@@ -195,6 +201,48 @@ def outgoing_json(
         "canceled_at": now if ends_at > now else None,
         "expires_at": ends_at,
     }
+
+
+def update_changes_json(
+    intent: UpdateIntent,
+    plan_id: str,
+    now: int,
+    quantities: Mapping[str, Decimal],
+    ends_at: int | None = None,
+    default_plan_id: str | None = None,
+    cancellation: tuple[int | None, int | None] = (None, None),
+    new_quantities: Mapping[str, Decimal] | None = None,
+) -> tuple[list[PreviewAttachIncomingJson], list[PreviewAttachIncomingJson]]:
+    """What a ``billing.update`` of one plan brings in and takes out, as ``billing.preview_update`` and
+    each subscription of ``billing.preview_multi_update`` list them (``incoming``, ``outgoing``).
+
+    ``quantities`` are the plan's prepaid quantities as they stand, ``cancellation`` its
+    ``(canceled_at, expires_at)`` before the update; a cancel ends the plan at ``ends_at`` and brings
+    back the group's free default ``default_plan_id`` (:func:`cancel_incoming_json`), a quantity
+    change leaves it with ``new_quantities``.
+
+    As Autumn's ``billingPlanToChanges`` (with ``billingPlanToOutgoingEffectiveAt``): the plan goes out
+    when the update ends it (at ``ends_at``), and also when an uncancel or a quantity change gives it
+    back changed: then it leaves as it stood (an uncancelled plan with its cancellation), now.
+    """
+    incoming = cancel_incoming_json(intent, plan_id, now, ends_at, quantities, default_plan_id)
+    outgoing: list[PreviewAttachIncomingJson] = []
+    if ends_at is not None:
+        outgoing.append(outgoing_json(plan_id, ends_at, now, quantities))
+    elif intent == "uncancel" or (intent == "update_quantity" and new_quantities is not None):
+        canceled_at, expires_at = cancellation
+        outgoing.append(
+            {
+                "plan_id": plan_id,
+                "feature_quantities": _feature_quantities(quantities),
+                "effective_at": now,
+                "canceled_at": canceled_at,
+                "expires_at": expires_at,
+            }
+        )
+    if intent == "update_quantity" and new_quantities is not None:
+        incoming.append(quantities_json(plan_id, new_quantities))
+    return incoming, outgoing
 
 
 def preview_body(

@@ -43,8 +43,8 @@ def test_downgrade_preview_is_zero_with_a_scheduled_incoming_plan() -> None:
     body = attach_preview_body("cus_1", [quote])
     assert body["total"] == 0
     assert body["line_items"] == []
-    # Autumn's pro -> free preview reports no effective_at for the free plan; the outgoing plan says when
-    assert body["incoming"][0]["effective_at"] is None
+    # A scheduled plan says when it starts, free or paid (one rule, as a cancel's scheduled default)
+    assert body["incoming"][0]["effective_at"] == END
     assert body["outgoing"][0] == {
         "plan_id": "pro",
         "feature_quantities": [],
