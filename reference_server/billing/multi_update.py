@@ -12,9 +12,10 @@ the whole transaction back, and a processor payment made inside it is compensate
 
 The preview returns one core preview per affected paid plan instance (each bills as its own
 subscription here); updates of free plans have no entry, as in Autumn.  Each is built as
-``billing.preview_update`` builds its body (paid seat pools hidden from ``feature_quantities``), and
-its ``incoming`` lists what comes in as Autumn's does: the group's free default a cancelled main plan
-brings back, then the plan itself when it stays (cancelled at its period's end, or uncancelled).
+``billing.preview_update`` builds its body (paid seat pools hidden from ``feature_quantities``), with
+the same ``incoming`` and ``outgoing`` (:mod:`.update_changes`): the group's free default a cancelled
+main plan brings back, then the plan itself when it stays (cancelled at its period's end, or
+uncancelled); out goes the plan a cancel ends, or an uncancelled plan as it stood.
 
 ``refund_last_payment`` (an argument of the official SDK beyond Autumn's published spec:
 ``x-official-arguments`` of ``spec/autumn-sdk-1.2.0-operations.yml``) refunds, for each update that
@@ -44,19 +45,16 @@ from reference_server.billing.customer_lock import customer_lock
 from reference_server.billing.last_payment_refund import check_refund_request
 from reference_server.billing.license_seats import hide_seats
 from reference_server.billing.payment_collection import settle_due
-from reference_server.billing.plan_changes import charge_draft, group_default
+from reference_server.billing.plan_changes import charge_draft
 from reference_server.billing.processor_choice import processor_for
 from reference_server.billing.quoted_update import QuotedUpdate
 from reference_server.billing.resolve import resolve_update
 from reference_server.billing.update_apply import apply_update, update_free
+from reference_server.billing.update_changes import update_changes
 from reference_server.billing.update_quote import update_quotes
 from reference_server.engine.billing.invoice import InvoiceDraft
 from reference_server.engine.billing.money import minor_to_json
-from reference_server.engine.billing.preview import (
-    cancel_incoming_json,
-    outgoing_json,
-    subscription_preview_body,
-)
+from reference_server.engine.billing.preview import subscription_preview_body
 from reference_server.errors import ApiError, invalid
 from reference_server.service.context import Ctx
 from reference_server.service.subscriptions import Instance
@@ -236,21 +234,11 @@ def preview_multi_update(ctx: Ctx, params: PreviewMultiUpdateParams) -> MultiUpd
 
 
 def _subscription_preview(q: QuotedUpdate) -> MultiUpdatePreviewSubscriptionJson:
-    """One update's core preview, built as ``billing.preview_update`` builds it (its paid seat pools
-    hidden), with what comes in as Autumn lists it: the group's free default a cancelled main plan
-    brings back (as ``update_apply.apply_update`` activates or schedules it), and the plan itself when
-    it stays (cancelled at its period's end, or uncancelled)."""
-    customer, inst, now, sub, plan = q.customer, q.inst, q.now, q.sub, q.plan
-    due, next_cycle, ends_at = q.due, q.next_cycle, q.ends_at
-    quantities = dict(sub.prepaid_quantities)
-    outgoing = []
-    if ends_at is not None:
-        outgoing.append(outgoing_json(inst.plan_id, ends_at, now, quantities))
-    default = None if plan.add_on else group_default(q.cat, plan.group, plan.id)
-    incoming = cancel_incoming_json(
-        q.intent, inst.plan_id, now, ends_at, quantities, default.id if default is not None else None
-    )
-    cycles = [next_cycle] if next_cycle is not None else []
+    """One update's core preview, built as ``billing.preview_update`` builds it: its paid seat pools
+    hidden, what comes in and goes out as that preview lists it (update_changes.py)."""
+    incoming, outgoing = update_changes(q)
+    cycles = [q.next_cycle] if q.next_cycle is not None else []
+    customer_id = q.customer.id or ""
     return hide_seats(
-        subscription_preview_body(customer.id or "", due, cycles, incoming, outgoing, [inst.plan_id])
+        subscription_preview_body(customer_id, q.due, cycles, incoming, outgoing, [q.inst.plan_id])
     )

@@ -18,6 +18,7 @@ from reference_server.billing.no_billing import check_no_billing
 from reference_server.billing.payment_collection import invoice_mode_for, settle_due
 from reference_server.billing.resolve import resolve_update
 from reference_server.billing.update_apply import apply_update, update_free
+from reference_server.billing.update_changes import update_changes
 from reference_server.billing.update_custom_lines import check_custom_lines_request
 from reference_server.billing.update_quote import update_quotes
 from reference_server.billing.update_request import (
@@ -27,7 +28,7 @@ from reference_server.billing.update_request import (
     check_update_redirect,
     update_intent,
 )
-from reference_server.engine.billing.preview import outgoing_json, quantities_json, update_preview_body
+from reference_server.engine.billing.preview import update_preview_body
 from reference_server.service.context import Ctx
 
 
@@ -55,14 +56,8 @@ def preview_update(ctx: Ctx, params: PreviewUpdateParams) -> PreviewUpdateRespon
         # An invoice-mode update is invoiced, never sent to checkout (as apply_update does).
         redirect = params.redirect_mode == "always" and invoice_mode_for(params.invoice_mode, q.due) is None
         # The quote's parts (update_quote.py), as the preview reads them.
-        customer, entity, inst, now, due, sub = q.customer, q.entity, q.inst, q.now, q.due, q.sub
-        next_cycle, ends_at, quantities, refund = q.next_cycle, q.ends_at, q.quantities, q.refund
-        outgoing = []
-        if ends_at is not None:
-            outgoing.append(outgoing_json(inst.plan_id, ends_at, now, dict(sub.prepaid_quantities)))
-        incoming = []
-        if quantities is not None:
-            incoming.append(quantities_json(inst.plan_id, quantities.prepaid_quantities))
+        customer, entity, due, next_cycle, refund = q.customer, q.entity, q.due, q.next_cycle, q.refund
+        incoming, outgoing = update_changes(q)  # as each of a multi update's previews (update_changes.py)
         out = update_preview_body(
             customer.id or "",
             due,
