@@ -176,6 +176,67 @@ def create_prepaid_team_plan(api: Api, **item_extra: Any) -> None:
     api("plans.create", plan_id="team", name="Team", price={"amount": 20, "interval": "month"}, items=[item])
 
 
+# Set-up the paid scenarios share, on the ``api`` fixture's catalogue (conftest.py: Free, Pro, Premium, ...)
+TWO_WEEKS = {"duration_length": 14, "duration_type": "day", "card_required": True}
+"""A free trial of two weeks that needs a card (a plan's, or a request's ``free_trial``)."""
+
+
+def with_card(api: Api, customer_id: str = "u1") -> None:
+    """The customer (made if new) with a card saved through ``billing.setup_payment``."""
+    api("customers.get_or_create", customer_id=customer_id)
+    api.add_card(customer_id)
+
+
+def on_pro(api: Api, customer_id: str = "u1") -> None:
+    """The customer, with a card, pays for Pro ($20/month) from now."""
+    with_card(api, customer_id)
+    api("billing.attach", customer_id=customer_id, plan_id="pro")
+    assert api.plans_of(customer_id) == {"pro": "active"}
+
+
+def invoices_of(api: Api, customer_id: str = "u1") -> list[dict[str, Any]]:
+    """The customer's invoices, newest first."""
+    return list(api.customer(customer_id)["invoices"])
+
+
+def subscription_of(api: Api, plan_id: str, customer_id: str = "u1") -> dict[str, Any]:
+    """The customer's subscription to ``plan_id``."""
+    subs = api.customer(customer_id)["subscriptions"]
+    return dict(next(s for s in subs if s["plan_id"] == plan_id))
+
+
+def subscriptions_by_plan(api: Api, customer_id: str = "u1") -> dict[str, dict[str, Any]]:
+    return {s["plan_id"]: s for s in api.customer(customer_id)["subscriptions"]}
+
+
+def create_trial_pro(api: Api, days: int, amount: int = 20, group: str | None = None) -> None:
+    """Plan ``trial_pro``: $``amount``/month with 1000 messages a month, and a ``days``-day free trial that
+    needs a card (in its own ``group``, beside Pro, when given)."""
+    month = {"interval": "month"}
+    grouped: dict[str, Any] = {"group": group} if group is not None else {}
+    api(
+        "plans.create",
+        plan_id="trial_pro",
+        name="Trial Pro",
+        **grouped,
+        price={"amount": amount, **month},
+        items=[{"feature_id": "messages", "included": 1000, "reset": month}],
+        free_trial={"duration_length": days, "duration_type": "day", "card_required": True},
+    )
+
+
+def create_pack(api: Api, amount: int = 10, included: int = 50) -> None:
+    """Add-on ``pack``: a one-off purchase of ``included`` messages for $``amount``."""
+    api(
+        "plans.create",
+        plan_id="pack",
+        name="Pack",
+        add_on=True,
+        price={"amount": amount, "interval": "one_off"},
+        items=[{"feature_id": "messages", "included": included}],
+    )
+
+
 def call(server: RunningServer, op: str, **body: Any) -> dict[str, Any]:
     response = httpx.post(f"{server.url}/v1/{op}", json=body, headers=server.headers, timeout=30)
     assert response.status_code == 200, response.text

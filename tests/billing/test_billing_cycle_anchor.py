@@ -4,25 +4,13 @@ PostgreSQL, and on Stripe with localstripe (whose books the fixture checks at th
 
 from __future__ import annotations
 
-from typing import Any
-
-from .helpers import DAY, MAY, Api, ms
+from .helpers import DAY, MAY, Api, create_pack, create_trial_pro, invoices_of, ms, on_pro, with_card
 
 RESET = {"billing_cycle_anchor": "now"}
 
 
-def _invoices(api: Api, customer_id: str) -> list[dict[str, Any]]:
-    return list(api.customer(customer_id)["invoices"])
-
-
-def _on_pro(api: Api, customer_id: str) -> None:
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
-    api("billing.attach", customer_id=customer_id, plan_id="pro")
-
-
 def test_an_upgrade_with_now_restarts_the_cycle_and_bills_a_full_period(api: Api) -> None:
-    _on_pro(api, "u1")
+    on_pro(api, "u1")
     api.clock.advance(10 * DAY)  # from April 1st (helpers.START): 20 of April's 30 days left
     kept = api("billing.preview_attach", customer_id="u1", plan_id="premium")
     assert kept["total"] == 20  # -$13.33 unused Pro, +$33.33 Premium to the running anchor
@@ -34,23 +22,22 @@ def test_an_upgrade_with_now_restarts_the_cycle_and_bills_a_full_period(api: Api
     assert preview["next_cycle"]["starts_at"] == renewal_at
 
     api("billing.attach", customer_id="u1", plan_id="premium", **RESET)
-    switch = _invoices(api, "u1")[0]
+    switch = invoices_of(api, "u1")[0]
     assert (switch["total"], switch["status"]) == (36.67, "paid"), switch
     assert api.on_processor(switch) == ("paid", 3667)
     premium = next(s for s in api.customer("u1")["subscriptions"] if s["plan_id"] == "premium")
     assert premium["current_period_end"] == renewal_at, premium
 
-    count = len(_invoices(api, "u1"))
+    count = len(invoices_of(api, "u1"))
     api.clock.set(MAY)  # the old anchor bills nothing any more
-    assert len(_invoices(api, "u1")) == count
+    assert len(invoices_of(api, "u1")) == count
     api.clock.set(renewal_at)
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (50, "paid"), renewal
 
 
 def test_a_new_plan_with_now_starts_now_as_it_always_does(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u2")
-    api.add_card("u2")
+    with_card(api, "u2")
     api.clock.advance(3 * DAY)
     plain = api("billing.preview_attach", customer_id="u2", plan_id="pro")
     reset = api("billing.preview_attach", customer_id="u2", plan_id="pro", **RESET)
@@ -61,33 +48,18 @@ def test_a_new_plan_with_now_starts_now_as_it_always_does(api: Api) -> None:
 
 
 def test_now_is_refused_where_there_is_no_cycle_to_restart(api: Api) -> None:
-    _on_pro(api, "u3")
+    on_pro(api, "u3")
     api("billing.attach", customer_id="u3", plan_id="premium")
     # a downgrade waits for the period end
     error = api("billing.attach", expect=400, customer_id="u3", plan_id="pro", **RESET)
     assert "scheduled switches" in error["message"], error
     assert api.plans_of("u3") == {"premium": "active"}
     # a one-off plan has no cycle
-    api(
-        "plans.create",
-        plan_id="pack",
-        name="Pack",
-        add_on=True,
-        price={"amount": 5, "interval": "one_off"},
-        items=[{"feature_id": "messages", "included": 100}],
-    )
+    create_pack(api, amount=5, included=100)
     error = api("billing.attach", expect=400, customer_id="u3", plan_id="pack", **RESET)
     assert "one-off" in error["message"], error
     # a trial already decides when the cycle starts
-    api(
-        "plans.create",
-        plan_id="trial_pro",
-        name="Trial Pro",
-        group="trials",
-        price={"amount": 20, "interval": "month"},
-        items=[{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
-        free_trial={"duration_length": 14, "duration_type": "day", "card_required": True},
-    )
+    create_trial_pro(api, 14, group="trials")
     for op in ("billing.preview_attach", "billing.attach"):
         error = api(op, expect=400, customer_id="u3", plan_id="trial_pro", **RESET)
         assert "free trial" in error["message"], error
@@ -98,7 +70,7 @@ MORE_MESSAGES = {"items": [{"feature_id": "messages", "included": 2000, "reset":
 
 
 def test_a_customization_with_now_restarts_the_subscription_cycle(api: Api) -> None:
-    _on_pro(api, "u1")
+    on_pro(api, "u1")
     api.clock.advance(10 * DAY)
     kept = api("billing.preview_update", customer_id="u1", plan_id="pro", customize=MORE_MESSAGES)
     assert kept["total"] == 0  # the same price to the same anchor: credit and charge cancel out
@@ -108,19 +80,19 @@ def test_a_customization_with_now_restarts_the_subscription_cycle(api: Api) -> N
     assert preview["next_cycle"]["starts_at"] == renewal_at
 
     api("billing.update", customer_id="u1", plan_id="pro", customize=MORE_MESSAGES, **RESET)
-    switch = _invoices(api, "u1")[0]
+    switch = invoices_of(api, "u1")[0]
     assert (switch["total"], switch["status"]) == (6.67, "paid"), switch
     assert api.customer("u1")["balances"]["messages"]["granted"] == 2000
-    count = len(_invoices(api, "u1"))
+    count = len(invoices_of(api, "u1"))
     api.clock.set(MAY)
-    assert len(_invoices(api, "u1")) == count
+    assert len(invoices_of(api, "u1")) == count
     api.clock.set(renewal_at)
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (20, "paid"), renewal
 
 
 def test_an_update_that_does_not_customize_refuses_now(api: Api) -> None:
-    _on_pro(api, "u1")
+    on_pro(api, "u1")
     for extra in ({"cancel_action": "cancel_end_of_cycle"}, {}):
         for op in ("billing.preview_update", "billing.update"):
             error = api(op, expect=400, customer_id="u1", plan_id="pro", **extra, **RESET)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import DAY, MAY, Api
+from .helpers import DAY, MAY, Api, create_trial_pro, invoices_of, on_pro, with_card
 
 LINES = [
     {"amount": 12.5, "description": "Upgrade to Premium, agreed price"},
@@ -14,19 +14,8 @@ LINES = [
 ]
 
 
-def _invoices(api: Api, customer_id: str) -> list[dict[str, Any]]:
-    return list(api.customer(customer_id)["invoices"])
-
-
-def _on_pro(api: Api, customer_id: str) -> None:
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
-    api("billing.attach", customer_id=customer_id, plan_id="pro")
-    assert api.plans_of(customer_id) == {"pro": "active"}
-
-
 def test_an_upgrade_bills_the_given_lines_instead_of_its_proration(api: Api) -> None:
-    _on_pro(api, "u1")
+    on_pro(api, "u1")
     api.clock.advance(15 * DAY)
     computed = api("billing.preview_attach", customer_id="u1", plan_id="premium")
     assert computed["total"] == 15  # half a month: -$10 unused Pro, +$25 Premium
@@ -39,10 +28,10 @@ def test_an_upgrade_bills_the_given_lines_instead_of_its_proration(api: Api) -> 
     ]
     assert preview["next_cycle"] == computed["next_cycle"]  # the renewal is untouched
 
-    before = len(_invoices(api, "u1"))
+    before = len(invoices_of(api, "u1"))
     api("billing.attach", customer_id="u1", plan_id="premium", custom_line_items=LINES)
     assert api.plans_of("u1") == {"premium": "active"}
-    invoices = _invoices(api, "u1")
+    invoices = invoices_of(api, "u1")
     assert len(invoices) == before + 1
     switch = invoices[0]
     assert (switch["total"], switch["status"]) == (10.5, "paid"), switch
@@ -50,12 +39,12 @@ def test_an_upgrade_bills_the_given_lines_instead_of_its_proration(api: Api) -> 
     assert api.customer("u1")["balances"]["messages"]["granted"] == 5000
 
     api.clock.set(MAY)  # the renewal is Premium's full price on the kept anchor
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (50, "paid"), renewal
 
 
 def test_lines_that_credit_more_than_they_charge_leave_a_credit(api: Api) -> None:
-    _on_pro(api, "u1")
+    on_pro(api, "u1")
     api.clock.advance(10 * DAY)
     credit = [{"amount": -5, "description": "Apology credit"}]
     preview = api("billing.preview_attach", customer_id="u1", plan_id="premium", custom_line_items=credit)
@@ -63,23 +52,22 @@ def test_lines_that_credit_more_than_they_charge_leave_a_credit(api: Api) -> Non
     api("billing.attach", customer_id="u1", plan_id="premium", custom_line_items=credit)
     assert api.plans_of("u1") == {"premium": "active"}
     api.clock.set(MAY)  # the $5 credit pays part of the first Premium renewal
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (50, "paid"), renewal
     assert api.on_processor(renewal) == ("paid", 4500)
 
 
 def test_a_change_that_creates_or_waits_is_refused_and_writes_nothing(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u2")
-    api.add_card("u2")
+    with_card(api, "u2")
     # a first paid plan (from the free default) creates a subscription: nothing to replace
     for op in ("billing.preview_attach", "billing.attach"):
         error = api(op, expect=400, customer_id="u2", plan_id="pro", custom_line_items=LINES)
         assert error["code"] == "invalid_request", error
         assert "existing subscription" in error["message"], error
     assert api.plans_of("u2") == {"free": "active"}
-    assert _invoices(api, "u2") == []
+    assert invoices_of(api, "u2") == []
 
-    _on_pro(api, "u3")
+    on_pro(api, "u3")
     api("billing.attach", customer_id="u3", plan_id="premium")
     # a downgrade waits for the period end: it bills nothing now
     error = api("billing.attach", expect=400, customer_id="u3", plan_id="pro", custom_line_items=LINES)
@@ -88,15 +76,7 @@ def test_a_change_that_creates_or_waits_is_refused_and_writes_nothing(api: Api) 
 
 
 def test_a_change_that_ends_a_trial_is_refused(api: Api) -> None:
-    api(
-        "plans.create",
-        plan_id="trial_pro",
-        name="Trial Pro",
-        group="trials",
-        price={"amount": 20, "interval": "month"},
-        items=[{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
-        free_trial={"duration_length": 14, "duration_type": "day", "card_required": True},
-    )
+    create_trial_pro(api, 14, group="trials")
     api(
         "plans.create",
         plan_id="trial_max",
@@ -105,8 +85,7 @@ def test_a_change_that_ends_a_trial_is_refused(api: Api) -> None:
         price={"amount": 40, "interval": "month"},
         items=[{"feature_id": "messages", "included": 4000, "reset": {"interval": "month"}}],
     )
-    api("customers.get_or_create", customer_id="u4")
-    api.add_card("u4")
+    with_card(api, "u4")
     api("billing.attach", customer_id="u4", plan_id="trial_pro")
 
     def trial_ends_at() -> Any:
@@ -122,7 +101,7 @@ def test_a_change_that_ends_a_trial_is_refused(api: Api) -> None:
 
 
 def test_an_empty_list_is_the_computed_invoice(api: Api) -> None:
-    _on_pro(api, "u1")
+    on_pro(api, "u1")
     api.clock.advance(15 * DAY)
     preview = api("billing.preview_attach", customer_id="u1", plan_id="premium", custom_line_items=[])
     assert preview["total"] == 15

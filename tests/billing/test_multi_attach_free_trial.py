@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from .helpers import DAY, START, Api
+from .helpers import DAY, START, TWO_WEEKS, Api, create_pack, with_card
 
-TWO_WEEKS = {"duration_length": 14, "duration_type": "day", "card_required": True}
 MONTH = {"interval": "month"}
 
 
@@ -25,16 +24,8 @@ def _catalog(api: Api) -> None:
         items=[{"feature_id": "messages", "included": 200, "reset": MONTH}],
         free_trial={"duration_length": 3, "duration_type": "day", "card_required": True},
     )
-    api(
-        "plans.create",
-        plan_id="pack",
-        name="Pack",
-        add_on=True,
-        price={"amount": 10, "interval": "one_off"},
-        items=[{"feature_id": "messages", "included": 50}],
-    )
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    create_pack(api)
+    with_card(api, "u1")
 
 
 def _trial_ends(api: Api) -> dict[str, Any]:

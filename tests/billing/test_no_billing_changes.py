@@ -17,13 +17,9 @@ from reference_server.store.invoices import PENDING_REASON
 from reference_server.store.tables.billing import invoices as invoice_rows
 from reference_server.store.tables.core import customers
 
-from .helpers import DAY, MAY, Api, create_prepaid_team_plan
+from .helpers import DAY, MAY, Api, create_prepaid_team_plan, invoices_of, on_pro, with_card
 
 SKIP = {"no_billing_changes": True}
-
-
-def _invoices(api: Api, customer_id: str = "u1") -> list[dict[str, Any]]:
-    return list(api.customer(customer_id)["invoices"])
 
 
 def _granted(api: Api, customer_id: str = "u1") -> float:
@@ -69,12 +65,11 @@ def _on_team_with_a_pending_proration(api: Api, customer_id: str) -> None:
     create_prepaid_team_plan(
         api, proration={"on_increase": "prorate_next_cycle", "on_decrease": "prorate_next_cycle"}
     )
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
+    with_card(api, customer_id)
     api("billing.attach", customer_id=customer_id, plan_id="team", feature_quantities=_messages(100))
     api.clock.advance(15 * DAY)
     api("billing.update", customer_id=customer_id, plan_id="team", feature_quantities=_messages(200))
-    assert [i["total"] for i in _invoices(api, customer_id)] == [30]
+    assert [i["total"] for i in invoices_of(api, customer_id)] == [30]
     assert _pending_drafts(api, customer_id) == 1
 
 
@@ -82,15 +77,9 @@ def _messages(quantity: int) -> list[dict[str, Any]]:
     return [{"feature_id": "messages", "quantity": quantity}]
 
 
-def _on_pro(api: Api, customer_id: str = "u1") -> None:
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
-    api("billing.attach", customer_id=customer_id, plan_id="pro")
-
-
 def test_an_upgrade_without_billing_switches_plans_and_bills_nothing(api: Api) -> None:
-    _on_pro(api)
-    invoices, stripe_before = _invoices(api), _stripe_state(api)
+    on_pro(api)
+    invoices, stripe_before = invoices_of(api), _stripe_state(api)
     assert [i["total"] for i in invoices] == [20]
     if api.stripe is not None:
         assert stripe_before and stripe_before[0][1] == "active"
@@ -106,18 +95,18 @@ def test_an_upgrade_without_billing_switches_plans_and_bills_nothing(api: Api) -
     assert out["payment_url"] is None and "invoice" not in out and "required_action" not in out
     assert api.plans_of("u1") == {"premium": "active"}
     assert _granted(api) == 5000
-    assert _invoices(api) == invoices  # no invoice, no charge, no credit
+    assert invoices_of(api) == invoices  # no invoice, no charge, no credit
     assert _stripe_state(api) == stripe_before  # Stripe untouched
 
     api.clock.set(MAY)  # the next renewal bills the plan the customer has
-    renewal = _invoices(api)[0]
+    renewal = invoices_of(api)[0]
     assert (renewal["total"], renewal["status"]) == (50, "paid"), renewal
     assert api.on_processor(renewal) == ("paid", 5000)
 
 
 def test_an_upgrade_without_billing_hands_pending_prorations_to_the_next_invoice(api: Api) -> None:
     _on_team_with_a_pending_proration(api, "u8")
-    invoices, stripe_before = _invoices(api, "u8"), _stripe_state(api, "u8")
+    invoices, stripe_before = invoices_of(api, "u8"), _stripe_state(api, "u8")
 
     billed = api("billing.preview_attach", customer_id="u8", plan_id="premium")
     # -$20 for half of Team ($20 + 2 packs), +$25 for half of Premium, +$5 pending: on the switch's invoice
@@ -131,12 +120,12 @@ def test_an_upgrade_without_billing_hands_pending_prorations_to_the_next_invoice
 
     api("billing.attach", customer_id="u8", plan_id="premium", **SKIP)
     assert api.plans_of("u8") == {"premium": "active"}
-    assert _invoices(api, "u8") == invoices
+    assert invoices_of(api, "u8") == invoices
     assert _stripe_state(api, "u8") == stripe_before
     assert _pending_drafts(api, "u8") == 1  # still waiting, now for Premium's next invoice
 
     api.clock.set(MAY)
-    renewal = _invoices(api, "u8")[0]
+    renewal = invoices_of(api, "u8")[0]
     assert (renewal["total"], renewal["status"]) == (55, "paid"), renewal
     assert set(renewal["plan_ids"]) == {"premium", "team"}  # the $5 line still names Team
     assert api.on_processor(renewal) == ("paid", 5500)
@@ -145,11 +134,11 @@ def test_an_upgrade_without_billing_hands_pending_prorations_to_the_next_invoice
 
 def test_an_immediate_cancel_without_billing_drops_the_plans_pending_prorations(api: Api) -> None:
     _on_team_with_a_pending_proration(api, "u9")
-    invoices, stripe_before = _invoices(api, "u9"), _stripe_state(api, "u9")
+    invoices, stripe_before = invoices_of(api, "u9"), _stripe_state(api, "u9")
 
     api("billing.update", customer_id="u9", plan_id="team", cancel_action="cancel_immediately", **SKIP)
     assert api.plans_of("u9") == {"free": "active"}
-    assert _invoices(api, "u9") == invoices
+    assert invoices_of(api, "u9") == invoices
     assert _stripe_state(api, "u9") == stripe_before
     assert _pending_drafts(api, "u9") == 0  # the plan has no invoice to come: nothing is left waiting
 
@@ -157,7 +146,7 @@ def test_an_immediate_cancel_without_billing_drops_the_plans_pending_prorations(
     again = api("billing.attach", customer_id="u9", plan_id="team", feature_quantities=_messages(100))
     assert again["invoice"]["total"] == 30
     api.clock.advance(31 * DAY)
-    totals = [i["total"] for i in _invoices(api, "u9")]
+    totals = [i["total"] for i in invoices_of(api, "u9")]
     assert totals == [30, 30, 30], totals
     assert _pending_drafts(api, "u9") == 0
 
@@ -170,27 +159,26 @@ def test_a_paid_plan_without_billing_needs_no_card_and_no_checkout(api: Api) -> 
     assert out["payment_url"] is None and "invoice" not in out
     assert api.plans_of("u2") == {"pro": "active"}
     assert _granted(api, "u2") == 1000
-    assert _invoices(api, "u2") == []
+    assert invoices_of(api, "u2") == []
     assert _stripe_state(api, "u2") == []
 
 
 def test_a_downgrade_without_billing_is_still_scheduled_for_the_period_end(api: Api) -> None:
-    _on_pro(api, "u3")
+    on_pro(api, "u3")
     api("billing.attach", customer_id="u3", plan_id="premium")
-    invoices, stripe_before = _invoices(api, "u3"), _stripe_state(api, "u3")
+    invoices, stripe_before = invoices_of(api, "u3"), _stripe_state(api, "u3")
     api("billing.attach", customer_id="u3", plan_id="pro", **SKIP)
     assert api.plans_of("u3") == {"premium": "active", "pro": "scheduled"}
-    assert _invoices(api, "u3") == invoices
+    assert invoices_of(api, "u3") == invoices
     assert _stripe_state(api, "u3") == stripe_before
 
 
 def test_update_quantities_and_cancel_without_billing(api: Api) -> None:
     create_prepaid_team_plan(api)
-    api("customers.get_or_create", customer_id="u4")
-    api.add_card("u4")
+    with_card(api, "u4")
     quantities = [{"feature_id": "messages", "quantity": 200}]
     api("billing.attach", customer_id="u4", plan_id="team", feature_quantities=quantities)
-    invoices, stripe_before = _invoices(api, "u4"), _stripe_state(api, "u4")
+    invoices, stripe_before = invoices_of(api, "u4"), _stripe_state(api, "u4")
     assert [i["total"] for i in invoices] == [40]
     api.clock.advance(10 * DAY)
 
@@ -201,7 +189,7 @@ def test_update_quantities_and_cancel_without_billing(api: Api) -> None:
     assert (preview["total"], preview["line_items"]) == (0, [])
     api("billing.update", customer_id="u4", plan_id="team", feature_quantities=more, **SKIP)
     assert _granted(api, "u4") == 500
-    assert _invoices(api, "u4") == invoices
+    assert invoices_of(api, "u4") == invoices
     assert _stripe_state(api, "u4") == stripe_before
 
     credit = api(
@@ -210,7 +198,7 @@ def test_update_quantities_and_cancel_without_billing(api: Api) -> None:
     assert credit["total"] < 0  # the same cancel would credit the unused time
     api("billing.update", customer_id="u4", plan_id="team", cancel_action="cancel_immediately", **SKIP)
     assert api.plans_of("u4") == {"free": "active"}
-    assert _invoices(api, "u4") == invoices
+    assert invoices_of(api, "u4") == invoices
     assert _stripe_state(api, "u4") == stripe_before  # not canceled on Stripe either
 
 
@@ -225,7 +213,7 @@ def test_a_schedule_without_billing_attaches_and_schedules_with_no_invoice(api: 
     assert (out["status"], out["payment_url"]) == ("created", None) and "invoice" not in out
     assert api.plans_of("u5") == {"pro": "active", "premium": "scheduled"}
     assert _granted(api, "u5") == 1000
-    assert _invoices(api, "u5") == []
+    assert invoices_of(api, "u5") == []
     assert _stripe_state(api, "u5") == []
 
 
@@ -236,12 +224,12 @@ def test_setup_payment_attaches_its_plan_without_billing_once_the_card_is_saved(
     assert api.pay(url).status_code == 303
     assert api.plans_of("u7") == {"pro": "active"}
     assert _granted(api, "u7") == 1000
-    assert _invoices(api, "u7") == []  # the card is saved, nothing charged
+    assert invoices_of(api, "u7") == []  # the card is saved, nothing charged
     assert _stripe_state(api, "u7") == []
 
 
 def test_options_that_ask_for_billing_are_refused_with_it(api: Api) -> None:
-    _on_pro(api, "u6")
+    on_pro(api, "u6")
     before = api.customer("u6")
     asks: list[tuple[str, dict[str, Any]]] = [
         ("invoice_mode", {"invoice_mode": {"enabled": True}}),

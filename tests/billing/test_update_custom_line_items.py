@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import DAY, MAY, Api
+from .helpers import DAY, MAY, Api, create_pack, invoices_of, on_pro
 
 LINES = [
     {"amount": 12.5, "description": "Move to the bigger allowance, agreed price"},
@@ -21,19 +21,8 @@ NOT_EXISTING = (
 BIGGER = {"price": {"amount": 30, "interval": "month"}}
 
 
-def _invoices(api: Api, customer_id: str) -> list[dict[str, Any]]:
-    return list(api.customer(customer_id)["invoices"])
-
-
-def _on_pro(api: Api, customer_id: str) -> None:
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
-    api("billing.attach", customer_id=customer_id, plan_id="pro")
-    assert api.plans_of(customer_id) == {"pro": "active"}
-
-
 def test_a_customization_bills_the_given_lines_instead_of_its_proration(api: Api) -> None:
-    _on_pro(api, "u1")
+    on_pro(api, "u1")
     api.clock.advance(15 * DAY)
     body: dict[str, Any] = {"customer_id": "u1", "plan_id": "pro", "customize": BIGGER}
     computed = api("billing.preview_update", **body)
@@ -47,22 +36,22 @@ def test_a_customization_bills_the_given_lines_instead_of_its_proration(api: Api
     ]
     assert preview["next_cycle"] == computed["next_cycle"]  # the renewal is untouched
 
-    before = len(_invoices(api, "u1"))
+    before = len(invoices_of(api, "u1"))
     answer = api("billing.update", **body, custom_line_items=LINES)
     assert answer["invoice"]["total"] == preview["total"]
-    invoices = _invoices(api, "u1")
+    invoices = invoices_of(api, "u1")
     assert len(invoices) == before + 1
     change = invoices[0]
     assert (change["total"], change["status"]) == (10.5, "paid"), change
     assert api.on_processor(change) == ("paid", 1050)
 
     api.clock.set(MAY)  # the customization applied: the renewal is its price, on the kept anchor
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (30, "paid"), renewal
 
 
 def test_lines_alone_bill_a_standalone_invoice_and_change_nothing_else(api: Api) -> None:
-    _on_pro(api, "u1")
+    on_pro(api, "u1")
     api.clock.advance(10 * DAY)
     api("balances.track", customer_id="u1", feature_id="messages", value=40)
     body: dict[str, Any] = {"customer_id": "u1", "plan_id": "pro", "custom_line_items": LINES[:1]}
@@ -70,10 +59,10 @@ def test_lines_alone_bill_a_standalone_invoice_and_change_nothing_else(api: Api)
     assert preview["total"] == 12.5
     assert [line["total"] for line in preview["line_items"]] == [12.5]
 
-    before = _invoices(api, "u1")
+    before = invoices_of(api, "u1")
     answer = api("billing.update", **body)
     assert answer["invoice"]["total"] == 12.5
-    invoices = _invoices(api, "u1")
+    invoices = invoices_of(api, "u1")
     assert len(invoices) == len(before) + 1
     assert api.on_processor(invoices[0]) == ("paid", 1250)
     customer = api.customer("u1")
@@ -82,36 +71,29 @@ def test_lines_alone_bill_a_standalone_invoice_and_change_nothing_else(api: Api)
     assert (messages["granted"], messages["usage"]) == (1000, 40)  # balances untouched
 
     api.clock.set(MAY)  # the plan renews as before
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (20, "paid"), renewal
 
 
 def test_a_credit_line_leaves_a_credit_for_the_renewal(api: Api) -> None:
-    _on_pro(api, "u1")
+    on_pro(api, "u1")
     credit = [{"amount": -5, "description": "Apology credit"}]
     preview = api("billing.preview_update", customer_id="u1", plan_id="pro", custom_line_items=credit)
     assert preview["total"] == -5
     api("billing.update", customer_id="u1", plan_id="pro", custom_line_items=credit)
     api.clock.set(MAY)  # the $5 credit pays part of the renewal
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (20, "paid"), renewal
     assert api.on_processor(renewal) == ("paid", 1500)
 
 
 @pytest.mark.parametrize("op", ["billing.update", "billing.preview_update"])
 def test_what_autumn_refuses_is_400_and_writes_nothing(api: Api, op: str) -> None:
-    _on_pro(api, "u1")
-    api(
-        "plans.create",
-        plan_id="pack",
-        name="Pack",
-        add_on=True,
-        price={"amount": 10, "interval": "one_off"},
-        items=[{"feature_id": "messages", "included": 50}],
-    )
+    on_pro(api, "u1")
+    create_pack(api)
     api("billing.attach", customer_id="u1", plan_id="pack")
     api("customers.get_or_create", customer_id="u2")  # on the free default plan only
-    before = (_invoices(api, "u1"), api.customer("u1")["balances"], _invoices(api, "u2"))
+    before = (invoices_of(api, "u1"), api.customer("u1")["balances"], invoices_of(api, "u2"))
     cases: list[tuple[dict[str, Any], str]] = [
         (
             {"customer_id": "u1", "plan_id": "pro", "cancel_action": "cancel_immediately"},
@@ -149,13 +131,13 @@ def test_what_autumn_refuses_is_400_and_writes_nothing(api: Api, op: str) -> Non
     assert no_billing["code"] == "invalid_request" and "custom_line_items" in no_billing["message"]
     malformed = api(op, 400, customer_id="u1", plan_id="pro", custom_line_items=[{"amount": 5}])
     assert "message" in malformed and "code" in malformed
-    after = (_invoices(api, "u1"), api.customer("u1")["balances"], _invoices(api, "u2"))
+    after = (invoices_of(api, "u1"), api.customer("u1")["balances"], invoices_of(api, "u2"))
     assert after == before
     assert api.plans_of("u1") == {"pro": "active"} and api.plans_of("u2") == {"free": "active"}
 
 
 def test_an_empty_list_is_the_computed_invoice(api: Api) -> None:
-    _on_pro(api, "u1")
+    on_pro(api, "u1")
     api.clock.advance(15 * DAY)
     preview = api(
         "billing.preview_update", customer_id="u1", plan_id="pro", customize=BIGGER, custom_line_items=[]

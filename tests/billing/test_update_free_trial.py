@@ -9,44 +9,29 @@ from typing import Any
 
 import pytest
 
-from .helpers import DAY, MAY, START, Api
-
-TWO_WEEKS = {"duration_length": 14, "duration_type": "day", "card_required": True}
-
-
-def _invoices(api: Api, customer_id: str = "u1") -> list[dict[str, Any]]:
-    return list(api.customer(customer_id)["invoices"])
-
-
-def _subscription(api: Api, plan_id: str, customer_id: str = "u1") -> dict[str, Any]:
-    subs = api.customer(customer_id)["subscriptions"]
-    return dict(next(s for s in subs if s["plan_id"] == plan_id))
-
-
-def _on_pro(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
-    api("billing.attach", customer_id="u1", plan_id="pro")
+from .helpers import (
+    DAY,
+    MAY,
+    START,
+    TWO_WEEKS,
+    Api,
+    create_trial_pro,
+    invoices_of,
+    on_pro,
+    subscription_of,
+    with_card,
+)
 
 
 def _trialing(api: Api) -> None:
-    api(
-        "plans.create",
-        plan_id="trial_pro",
-        name="Trial Pro",
-        group="trials",
-        price={"amount": 20, "interval": "month"},
-        items=[{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
-        free_trial={"duration_length": 7, "duration_type": "day", "card_required": True},
-    )
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    create_trial_pro(api, 7, group="trials")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="trial_pro")
-    assert _subscription(api, "trial_pro")["trial_ends_at"] == START + 7 * DAY
+    assert subscription_of(api, "trial_pro")["trial_ends_at"] == START + 7 * DAY
 
 
 def test_a_trial_on_a_paying_subscription_credits_its_unused_time(api: Api) -> None:
-    _on_pro(api)
+    on_pro(api)
     api("balances.track", customer_id="u1", feature_id="messages", value=35)
     body: dict[str, Any] = {"customer_id": "u1", "plan_id": "pro", "free_trial": TWO_WEEKS}
     preview = api("billing.preview_update", **body)
@@ -56,13 +41,13 @@ def test_a_trial_on_a_paying_subscription_credits_its_unused_time(api: Api) -> N
 
     answer = api("billing.update", **body)
     assert answer["invoice"]["total"] == preview["total"]
-    subscription = _subscription(api, "pro")
+    subscription = subscription_of(api, "pro")
     assert subscription["trial_ends_at"] == START + 14 * DAY
     messages = api.customer("u1")["balances"]["messages"]
     assert (messages["granted"], messages["usage"]) == (1000, 35)  # usage kept through the change
 
     api.clock.set(START + 14 * DAY)  # the trial ends: the first period is billed (the credit pays it)
-    renewal = _invoices(api)[0]
+    renewal = invoices_of(api)[0]
     assert (renewal["total"], renewal["status"]) == (20, "paid"), renewal
     if api.stripe is None:  # (on Stripe nothing is asked of the card: the fixture checks its books)
         assert api.on_processor(renewal) == ("paid", 0)
@@ -77,7 +62,7 @@ def test_a_running_trial_is_replaced_kept_or_ended(api: Api) -> None:
     assert longer["total"] == 0
     assert longer["next_cycle"]["starts_at"] == MAY + 3 * DAY
     api("billing.update", customer_id="u1", plan_id="trial_pro", free_trial=month)
-    assert _subscription(api, "trial_pro")["trial_ends_at"] == MAY + 3 * DAY
+    assert subscription_of(api, "trial_pro")["trial_ends_at"] == MAY + 3 * DAY
 
     # customize.free_trial wins over the shorthand; a customization leaving the trial out keeps it
     body: dict[str, Any] = {"customer_id": "u1", "plan_id": "trial_pro"}
@@ -87,41 +72,41 @@ def test_a_running_trial_is_replaced_kept_or_ended(api: Api) -> None:
     kept = api("billing.preview_update", **body, customize=bigger)
     assert kept["total"] == 0 and kept["next_cycle"]["starts_at"] == MAY + 3 * DAY
     api("billing.update", **body, customize=bigger)
-    assert _subscription(api, "trial_pro")["trial_ends_at"] == MAY + 3 * DAY
+    assert subscription_of(api, "trial_pro")["trial_ends_at"] == MAY + 3 * DAY
     assert api.customer("u1")["balances"]["messages"]["granted"] == 2100  # (and Free's 100)
 
     # null ends it now: a whole period billed from now
-    before = len(_invoices(api))
+    before = len(invoices_of(api))
     ended = api("billing.preview_update", **body, free_trial=None)
     assert ended["total"] == 20
     assert ended["next_cycle"]["starts_at"] == MAY + 3 * DAY  # a month from now
     answer = api("billing.update", **body, free_trial=None)
     assert answer["invoice"]["total"] == 20
-    assert _subscription(api, "trial_pro")["trial_ends_at"] is None
-    invoices = _invoices(api)
+    assert subscription_of(api, "trial_pro")["trial_ends_at"] is None
+    invoices = invoices_of(api)
     assert len(invoices) == before + 1
     assert api.on_processor(invoices[0]) == ("paid", 2000)
     assert now == api.clock.now_ms()
 
 
 def test_null_without_a_running_trial_changes_nothing(api: Api) -> None:
-    _on_pro(api)
+    on_pro(api)
     api.clock.advance(10 * DAY)
-    before = _invoices(api)
+    before = invoices_of(api)
     preview = api("billing.preview_update", customer_id="u1", plan_id="pro", free_trial=None)
     assert preview["total"] == 0
     api("billing.update", customer_id="u1", plan_id="pro", free_trial=None)
-    assert [i for i in _invoices(api) if i["total"]] == [i for i in before if i["total"]]
-    assert _subscription(api, "pro")["trial_ends_at"] is None
+    assert [i for i in invoices_of(api) if i["total"]] == [i for i in before if i["total"]]
+    assert subscription_of(api, "pro")["trial_ends_at"] is None
     api.clock.set(MAY)
-    assert _invoices(api)[0]["total"] == 20  # renews on its anchor as before
+    assert invoices_of(api)[0]["total"] == 20  # renews on its anchor as before
 
 
 @pytest.mark.parametrize("op", ["billing.update", "billing.preview_update"])
 def test_what_autumn_refuses_is_400_and_writes_nothing(api: Api, op: str) -> None:
     _trialing(api)
     api("customers.get_or_create", customer_id="u2")  # on the free default plan only
-    before = (_invoices(api), _subscription(api, "trial_pro"), api.customer("u2")["subscriptions"])
+    before = (invoices_of(api), subscription_of(api, "trial_pro"), api.customer("u2")["subscriptions"])
     revert = {**TWO_WEEKS, "on_end": "revert"}
     cases: list[tuple[dict[str, Any], str]] = [
         (
@@ -148,15 +133,15 @@ def test_what_autumn_refuses_is_400_and_writes_nothing(api: Api, op: str) -> Non
         assert (error["code"], error["message"]) == ("invalid_request", message), (body, error)
     malformed = api(op, 400, customer_id="u1", plan_id="trial_pro", free_trial={"duration_type": "day"})
     assert "message" in malformed and "code" in malformed
-    after = (_invoices(api), _subscription(api, "trial_pro"), api.customer("u2")["subscriptions"])
+    after = (invoices_of(api), subscription_of(api, "trial_pro"), api.customer("u2")["subscriptions"])
     assert after == before
 
 
 @pytest.mark.parametrize("op", ["billing.update", "billing.preview_update"])
 def test_a_trial_beside_an_anchor_reset_is_refused(api: Api, op: str) -> None:
     """The trial starts now and the first period when it ends: an anchor reset would be dropped."""
-    _on_pro(api)
-    before = (_invoices(api), _subscription(api, "pro"))
+    on_pro(api)
+    before = (invoices_of(api), subscription_of(api, "pro"))
     for trial in ({"free_trial": TWO_WEEKS}, {"customize": {"free_trial": TWO_WEEKS}}):
         error = api(op, 400, customer_id="u1", plan_id="pro", billing_cycle_anchor="now", **trial)
         assert (error["code"], error["message"]) == (
@@ -164,4 +149,4 @@ def test_a_trial_beside_an_anchor_reset_is_refused(api: Api, op: str) -> None:
             "billing_cycle_anchor 'now' cannot be combined with a free trial: the trial starts now and the "
             "first period begins when it ends",
         )
-    assert (_invoices(api), _subscription(api, "pro")) == before
+    assert (invoices_of(api), subscription_of(api, "pro")) == before

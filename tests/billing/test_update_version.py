@@ -8,13 +8,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import DAY, Api, create_prepaid_team_plan, ms
-
-
-def _subscribe_pro(api: Api, customer_id: str = "u1") -> None:
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
-    api("billing.attach", customer_id=customer_id, plan_id="pro")
+from .helpers import DAY, Api, create_prepaid_team_plan, ms, on_pro, with_card
 
 
 def _customer(api: Api, customer_id: str = "u1") -> dict[str, Any]:
@@ -40,7 +34,7 @@ def _state(api: Api, customer_id: str) -> tuple[Any, ...]:
 
 
 def test_version_upgrade_mid_cycle_prorates_the_price_change(api: Api) -> None:
-    _subscribe_pro(api)
+    on_pro(api)
     # pro's price changes while it has a customer: version 2; the customer stays on version 1.
     api("plans.update", plan_id="pro", price={"amount": 30, "interval": "month"})
     assert api("plans.get", plan_id="pro")["version"] == 2
@@ -63,8 +57,7 @@ def test_version_upgrade_mid_cycle_prorates_the_price_change(api: Api) -> None:
 
 def test_version_downgrade_credits_the_unused_difference(api: Api) -> None:
     api("plans.create", plan_id="team", name="Team", price={"amount": 40, "interval": "month"})
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("plans.update", plan_id="team", price={"amount": 20, "interval": "month"}, force_version=True)
     api("billing.attach", customer_id="u1", plan_id="team", version=1)
     api.clock.advance(15 * DAY)
@@ -81,7 +74,7 @@ def test_version_downgrade_credits_the_unused_difference(api: Api) -> None:
 
 @pytest.mark.parametrize("carry", [None, {"enabled": False}])
 def test_version_change_keeps_or_resets_balances(api: Api, carry: dict[str, Any] | None) -> None:
-    _subscribe_pro(api)
+    on_pro(api)
     api("track", customer_id="u1", feature_id="messages", value=300)
     month = {"interval": "month"}
     api("plans.update", plan_id="pro", items=[{"feature_id": "messages", "included": 2000, "reset": month}])
@@ -99,7 +92,7 @@ def test_version_change_keeps_or_resets_balances(api: Api, carry: dict[str, Any]
 
 
 def test_version_change_drops_a_customization_unless_customized_again(api: Api) -> None:
-    _subscribe_pro(api)
+    on_pro(api)
     month = {"interval": "month"}
     custom = {"items": [{"feature_id": "messages", "included": 3000, "reset": month}]}
     api("billing.update", customer_id="u1", plan_id="pro", customize=custom)
@@ -118,8 +111,7 @@ def test_version_change_drops_a_customization_unless_customized_again(api: Api) 
 
 def test_version_change_keeps_the_prepaid_quantity(api: Api) -> None:
     create_prepaid_team_plan(api)
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     quantity = [{"feature_id": "messages", "quantity": 200}]
     api("billing.attach", customer_id="u1", plan_id="team", feature_quantities=quantity)
     api("track", customer_id="u1", feature_id="messages", value=50)
@@ -140,8 +132,7 @@ def test_version_change_keeps_the_prepaid_quantity(api: Api) -> None:
 @pytest.mark.parametrize("recalculate", [False, True])
 def test_recalculate_balances_with_a_quantity_change(api: Api, recalculate: bool) -> None:
     create_prepaid_team_plan(api)
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api(
         "billing.attach",
         customer_id="u1",
@@ -178,9 +169,8 @@ def _error(api: Api, op: str, status: int, **body: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("op", ["billing.update", "billing.preview_update"])
 def test_bad_version_or_recalculate_is_refused_and_writes_nothing(api: Api, op: str) -> None:
     create_prepaid_team_plan(api)
-    _subscribe_pro(api)
-    api("customers.get_or_create", customer_id="u2")
-    api.add_card("u2")
+    on_pro(api)
+    with_card(api, "u2")
     quantity = [{"feature_id": "messages", "quantity": 100}]
     api("billing.attach", customer_id="u2", plan_id="team", feature_quantities=quantity)
     api("plans.update", plan_id="pro", price={"amount": 30, "interval": "month"})
