@@ -5,7 +5,7 @@ normalized again, and checked as a whole."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from autumn_sdk._generated.json_types import (
     PlanBillingControlsJson,
@@ -28,12 +28,73 @@ from reference_server.engine.usage_limits import validation_error as usage_limit
 from reference_server.errors import invalid
 from reference_server.service.plan_items import normalize_item
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.plan_records import BasePriceRecord, FreeTrialRecord
+from reference_server.store.plan_records import BasePriceRecord, FreeTrialRecord, PlanItemRecord
 
 ControlsJson = Mapping[str, Any]
 """``billing_controls`` as a request sends them (``model_dump(mode="json", exclude_unset=True)``: keys
 sent as null are null), perhaps over stored controls: JSON until ``plan_billing_controls`` makes it a
 :class:`ControlsRecord`."""
+
+ValueKey = Literal[
+    "name",
+    "description",
+    "group",
+    "add_on",
+    "auto_enable",
+    "price",
+    "items",
+    "free_trial",
+    "config",
+    "archived",
+    "metadata",
+    "billing_controls",
+]
+SettingKey = Literal["name", "description", "group", "add_on", "config", "metadata"]
+"""A plan's settings: the values that do not price it (``auto_enable`` and ``archived`` aside)."""
+
+
+class PlanValues(TypedDict):
+    """A plan version's values as stored (:func:`checked_values`'s): every field of its
+    :class:`~reference_server.store.catalog.Plan` but its identity and version."""
+
+    name: str
+    description: str | None
+    group: str
+    add_on: bool
+    auto_enable: bool
+    price: BasePriceRecord | None
+    items: list[PlanItemRecord]
+    free_trial: FreeTrialRecord | None
+    config: PlanConfigJson
+    archived: bool
+    metadata: dict[str, Any]
+    billing_controls: ControlsRecord | None
+
+
+class GivenValues(TypedDict, total=False):
+    """Some of a plan version's values: what a request sends (as stored), stored values read again,
+    a diff carried to other versions. ``billing_controls`` is JSON until :func:`checked_values`."""
+
+    name: str
+    description: str | None
+    group: str
+    add_on: bool
+    auto_enable: bool
+    price: BasePriceRecord | None
+    items: list[PlanItemRecord]
+    free_trial: FreeTrialRecord | None
+    config: PlanConfigJson
+    archived: bool
+    metadata: dict[str, Any]
+    billing_controls: ControlsJson | None
+
+
+class PricedParts(TypedDict):
+    """The parts of a plan that price it."""
+
+    price: BasePriceRecord | None
+    items: list[PlanItemRecord]
+    free_trial: FreeTrialRecord | None
 
 
 def price_value(price: BasePrice | None) -> BasePriceRecord | None:
@@ -118,7 +179,7 @@ def plan_billing_controls(raw: ControlsJson | None) -> ControlsRecord | None:
     return controls
 
 
-def updated_controls(current: ControlsRecord | None, patch: ControlsJson | None) -> ControlsJson | None:
+def updated_controls(current: ControlsJson | None, patch: ControlsJson | None) -> ControlsJson | None:
     """plans.update (and a variant's ``customize``): each control list sent replaces the plan's (``[]``
     clears it); the rest stay."""
     if patch is None:
@@ -131,12 +192,12 @@ def _controls_patch(controls: BillingControlsParams | None) -> ControlsJson | No
     return controls.model_dump(mode="json", exclude_unset=True) if controls is not None else None
 
 
-def _requested_values(params: CreatePlanParams | UpdatePlanParams, cat: Catalog) -> dict[str, Any]:
+def _requested_values(params: CreatePlanParams | UpdatePlanParams, cat: Catalog) -> GivenValues:
     """The plan fields the request sends (an explicit null included), as stored; not
     ``billing_controls``, which the caller merges."""
     sent = params.model_fields_set
-    out: dict[str, Any] = {}
-    if "name" in sent:
+    out: GivenValues = {}
+    if "name" in sent and params.name is not None:  # a null name is refused before (request_guard)
         out["name"] = params.name
     if "description" in sent:
         out["description"] = params.description
@@ -161,12 +222,13 @@ def _requested_values(params: CreatePlanParams | UpdatePlanParams, cat: Catalog)
     return out
 
 
-def reread(values: dict[str, Any], cat: Catalog) -> dict[str, Any]:
+def reread(values: GivenValues, cat: Catalog) -> GivenValues:
     """Stored plan values (any of them) read again as a request gives them and normalized once more,
     so the items follow their features as they are now."""
-    out = dict(values)
+    out = values.copy()
     if "price" in values:
-        out["price"] = price_value(BasePrice.model_validate(values["price"]) if values["price"] else None)
+        price = values["price"]
+        out["price"] = price_value(BasePrice.model_validate(price) if price else None)
     if "items" in values:
         out["items"] = [normalize_item(PlanItemParams.model_validate(i), cat) for i in values["items"]]
     if "free_trial" in values:
@@ -176,26 +238,30 @@ def reread(values: dict[str, Any], cat: Catalog) -> dict[str, Any]:
         out["config"] = config_value(PlanConfig.model_validate(values["config"] or {}))
     if "group" in values:
         out["group"] = values["group"] or ""
-    for key in ("add_on", "auto_enable", "archived"):
-        if key in values:
-            out[key] = bool(values[key])
+    if "add_on" in values:
+        out["add_on"] = bool(values["add_on"])
+    if "auto_enable" in values:
+        out["auto_enable"] = bool(values["auto_enable"])
+    if "archived" in values:
+        out["archived"] = bool(values["archived"])
     if "metadata" in values:
         out["metadata"] = dict(values["metadata"] or {})
     return out
 
 
-def checked_values(v: dict[str, Any], cat: Catalog) -> dict[str, Any]:
+def checked_values(v: GivenValues, cat: Catalog) -> PlanValues:
     """A plan version's values as stored, from normalized values (every field, ``billing_controls``
     as given): checked as a whole."""
     items = v["items"]
-    seen: set[tuple[str, Any]] = set()
+    seen: set[tuple[str, str | None]] = set()
     for i in items:
-        key = (i["feature_id"], (i["reset"] or {}).get("interval"))
+        reset = i.get("reset")
+        key = (i["feature_id"], reset.get("interval") if reset else None)
         if key in seen and cat.features[i["feature_id"]].type == "boolean":
             raise invalid(f"Feature {i['feature_id']} appears twice in items", "invalid_inputs")
         seen.add(key)
     free_trial = v["free_trial"]
-    values = {
+    values: PlanValues = {
         "name": v["name"],
         "description": v["description"],
         "group": v["group"],
@@ -209,7 +275,7 @@ def checked_values(v: dict[str, Any], cat: Catalog) -> dict[str, Any]:
         "metadata": v["metadata"],
         "billing_controls": plan_billing_controls(v["billing_controls"]),
     }
-    is_free = v["price"] is None and not any(i["price"] for i in items)
+    is_free = v["price"] is None and not any(i.get("price") for i in items)
     trial_no_card = free_trial is not None and not free_trial["card_required"]
     if values["auto_enable"] and not (is_free or trial_no_card):
         raise invalid(
@@ -219,7 +285,7 @@ def checked_values(v: dict[str, Any], cat: Catalog) -> dict[str, Any]:
     return values
 
 
-def stored_values(plan: Plan) -> dict[str, Any]:
+def stored_values(plan: Plan) -> PlanValues:
     """A plan version's values as stored (every field :func:`checked_values` returns)."""
     return {
         "name": plan.name,
@@ -237,7 +303,7 @@ def stored_values(plan: Plan) -> dict[str, Any]:
     }
 
 
-def priced_parts(plan: Plan) -> dict[str, Any]:
+def priced_parts(plan: Plan) -> PricedParts:
     """The parts of a plan that price it (base price, items, free trial): what a variant customizes,
     and what a new version is made for when customers are on the plan."""
     return {"price": plan.price, "items": plan.items, "free_trial": plan.free_trial}
@@ -249,7 +315,7 @@ def plan_from_values(
     version: int,
     created_at: int,
     env: str,
-    v: dict[str, Any],
+    v: PlanValues,
     base_plan_id: str | None = None,
 ) -> Plan:
     """The latest version of a plan, as just written with ``v`` (values as stored)."""
@@ -265,10 +331,35 @@ def plan_from_values(
     )
 
 
-def created_values(params: CreatePlanParams, cat: Catalog) -> dict[str, Any]:
+VALUE_KEYS: tuple[ValueKey, ...] = (
+    "name",
+    "description",
+    "group",
+    "add_on",
+    "auto_enable",
+    "price",
+    "items",
+    "free_trial",
+    "config",
+    "archived",
+    "metadata",
+    "billing_controls",
+)
+
+
+def without(values: PlanValues, given: GivenValues) -> GivenValues:
+    """``values`` but the fields ``given`` has."""
+    out: GivenValues = {**values}
+    for key in VALUE_KEYS:
+        if key in given:
+            del out[key]
+    return out
+
+
+def created_values(params: CreatePlanParams, cat: Catalog) -> PlanValues:
     """A new plan's values: what plans.create sends over the defaults."""
     extra = params.model_extra or {}
-    defaults: dict[str, Any] = {
+    defaults: GivenValues = {
         "name": params.name,
         "description": None,
         "group": "",
@@ -286,12 +377,11 @@ def created_values(params: CreatePlanParams, cat: Catalog) -> dict[str, Any]:
     return checked_values({**defaults, **_requested_values(params, cat)}, cat)
 
 
-def updated_values(current: Plan, params: UpdatePlanParams, cat: Catalog) -> dict[str, Any]:
+def updated_values(current: Plan, params: UpdatePlanParams, cat: Catalog) -> PlanValues:
     """The current version's values with what the request sends: each field sent replaces the
     plan's, ``billing_controls`` list by list."""
     requested = _requested_values(params, cat)
-    kept = {k: v for k, v in stored_values(current).items() if k not in requested}
-    merged = {**reread(kept, cat), **requested}
+    merged: GivenValues = {**reread(without(stored_values(current), requested), cat), **requested}
     merged["billing_controls"] = updated_controls(
         current.billing_controls, _controls_patch(params.billing_controls)
     )

@@ -37,6 +37,9 @@ from reference_server.service.features import ID_RE
 from reference_server.service.license_links import save_plan_links
 from reference_server.service.plan_items import filter_json, item_key, matches_item_filter, normalize_item
 from reference_server.service.plan_values import (
+    GivenValues,
+    PlanValues,
+    SettingKey,
     checked_values,
     config_value,
     free_trial_value,
@@ -53,11 +56,11 @@ from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Catalog, Plan
 from reference_server.store.plan_records import BasePriceRecord, PlanItemRecord
 
-_VARIANT_BLOCKED_SETTINGS = ("description", "group", "add_on", "config", "metadata")
+_VARIANT_BLOCKED_SETTINGS: tuple[SettingKey, ...] = ("description", "group", "add_on", "config", "metadata")
 """Settings a variant takes from its base: updating them on the variant itself is refused."""
 
 
-_PROPAGATED_SETTINGS = ("description", "group", "add_on", "config", "metadata")
+_PROPAGATED_SETTINGS: tuple[SettingKey, ...] = ("description", "group", "add_on", "config", "metadata")
 """Settings a base's update copies to every variant (a variant keeps its own name)."""
 
 
@@ -175,8 +178,8 @@ def _customize(entry: UpdatePlanVariant) -> UpdatePlanVariantCustomize:
 
 
 def _customized_values(
-    base_values: dict[str, Any], customize: UpdatePlanVariantCustomize, cat: Catalog, name: str
-) -> dict[str, Any]:
+    base_values: PlanValues, customize: UpdatePlanVariantCustomize, cat: Catalog, name: str
+) -> PlanValues:
     """A variant's values: the base's with ``customize`` applied, under the variant's name."""
     sent = customize.model_fields_set
     items = [
@@ -212,7 +215,7 @@ def _variant_of(cat: Catalog, variant_id: str, base_id: str) -> Plan:
 def _variant_versions(
     conn: Connection,
     plan: Plan,
-    values: dict[str, Any],
+    values: PlanValues,
     entry: UpdatePlanVariant | None,
     flags: tuple[bool, bool, bool],
 ) -> bool:
@@ -240,10 +243,10 @@ def _setting(key: str, value: Any) -> Any:
     return bool(value) if key == "add_on" else value
 
 
-def _sent_settings(params: UpdatePlanParams) -> dict[str, Any]:
+def _sent_settings(params: UpdatePlanParams) -> dict[SettingKey, Any]:
     """The variant-blocked settings the request sends, in their stored form."""
     sent = params.model_fields_set
-    values: dict[str, Any] = {
+    values: dict[SettingKey, Any] = {
         "description": params.description,
         "group": params.group,
         "add_on": params.add_on,
@@ -346,13 +349,16 @@ def update_variants(
         if vid in done:
             continue
         variant = _variant_of(cat, vid, before.id)
-        values = {**stored_values(variant), **diffed_values(variant, before, base_values, settings)}
-        values = checked_values(reread(values, cat), cat) | {"archived": variant.archived}
+        diffed: GivenValues = {
+            **stored_values(variant),
+            **diffed_values(variant, before, base_values, settings),
+        }
+        values = checked_values(reread(diffed, cat), cat) | {"archived": variant.archived}
         versions = _variant_versions(conn, variant, values, None, flags)
         save_version(ctx, conn, variant, values, new_version=versions)
         done.add(vid)
     if settings:
-        patch = {k: base_values[k] for k in settings}
+        patch: dict[str, object] = {k: base_values[k] for k in settings}
         for variant in cat.plans.values():
             if variant.base_plan_id == before.id and variant.id not in done:
                 catalog_repo.update_plan_versions(conn, ctx.tenant, variant.id, patch)

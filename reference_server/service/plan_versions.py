@@ -4,18 +4,24 @@ version, and carrying a change to other versions (``all_versions``, variants) as
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from sqlalchemy import Connection
 
 from reference_server.errors import invalid
 from reference_server.service.context import Ctx
 from reference_server.service.plan_items import item_key
-from reference_server.service.plan_values import plan_from_values, priced_parts
+from reference_server.service.plan_values import (
+    GivenValues,
+    PlanValues,
+    PricedParts,
+    SettingKey,
+    plan_from_values,
+    priced_parts,
+)
 from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Plan
 
-_SHARED_SETTINGS = ("name", "description", "group", "add_on", "config", "metadata")
+_SHARED_SETTINGS: tuple[SettingKey, ...] = ("name", "description", "group", "add_on", "config", "metadata")
 """Settings ``all_versions`` copies to every version when the update changed them."""
 
 
@@ -30,8 +36,8 @@ def check_version_flags(disable_version: bool, force_version: bool, all_versions
 
 
 def diffed_values(
-    other: Plan, before: Plan, after: dict[str, Any], settings: tuple[str, ...]
-) -> dict[str, Any]:
+    other: Plan, before: Plan, after: PlanValues, settings: tuple[SettingKey, ...]
+) -> GivenValues:
     """What an update that turned ``before`` into ``after`` changes on ``other``, as a diff.
 
     A changed item is removed and added again, matched by its key, so items ``other`` has on its
@@ -41,7 +47,10 @@ def diffed_values(
     after_items = {item_key(i): i for i in after["items"]}
     removed = {k for k, i in before_items.items() if after_items.get(k) != i}
     added = [i for k, i in after_items.items() if before_items.get(k) != i]
-    changes: dict[str, Any] = {key: after[key] for key in settings if after[key] != getattr(before, key)}
+    changes: GivenValues = {}
+    for key in settings:
+        if after[key] != getattr(before, key):
+            changes[key] = after[key]
     if after["price"] != before.price:
         changes["price"] = after["price"]
     if after["free_trial"] != before.free_trial:
@@ -53,9 +62,7 @@ def diffed_values(
     return changes
 
 
-def apply_to_other_versions(
-    conn: Connection, others: list[Plan], before: Plan, after: dict[str, Any]
-) -> None:
+def apply_to_other_versions(conn: Connection, others: list[Plan], before: Plan, after: PlanValues) -> None:
     """``all_versions``: apply what this update changed on the latest version to every other version.
 
     As in Autumn the change is a diff, not a copy: a changed item is removed and added again,
@@ -67,13 +74,16 @@ def apply_to_other_versions(
             catalog_repo.update_version(conn, other.pk, values)
 
 
-def pricing_changed(plan: Plan, values: dict[str, Any]) -> bool:
-    return priced_parts(plan) != {k: values[k] for k in ("price", "items", "free_trial")}
+def pricing_changed(plan: Plan, values: PlanValues) -> bool:
+    priced: PricedParts = {
+        "price": values["price"],
+        "items": values["items"],
+        "free_trial": values["free_trial"],
+    }
+    return priced_parts(plan) != priced
 
 
-def save_version(
-    ctx: Ctx, conn: Connection, current: Plan, values: dict[str, Any], *, new_version: bool
-) -> Plan:
+def save_version(ctx: Ctx, conn: Connection, current: Plan, values: PlanValues, *, new_version: bool) -> Plan:
     """Write ``values`` to ``current`` in place, or as its next version (which becomes the latest)."""
     if not new_version:
         catalog_repo.update_version(conn, current.pk, values)

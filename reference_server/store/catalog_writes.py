@@ -61,7 +61,7 @@ def insert_plan(
     plan_id: str,
     version: int,
     created_at: int,
-    values: dict[str, Any],
+    values: Mapping[str, object],
     *,
     base_plan_id: str | None = None,
 ) -> int:
@@ -92,12 +92,14 @@ def customer_count(conn: Connection, plan_pks: list[int]) -> int:
     )
 
 
-def update_version(conn: Connection, plan_pk: int, values: dict[str, Any]) -> None:
+def update_version(conn: Connection, plan_pk: int, values: Mapping[str, object]) -> None:
     """Set ``values`` on one plan version."""
     conn.execute(update(plans).where(plans.c.pk == plan_pk).values(**values))
 
 
-def update_plan_versions(conn: Connection, tenant: Tenant, plan_id: str, values: dict[str, Any]) -> None:
+def update_plan_versions(
+    conn: Connection, tenant: Tenant, plan_id: str, values: Mapping[str, object]
+) -> None:
     """Set ``values`` on every version of the env's plan ``plan_id``."""
     conn.execute(
         update(plans)
