@@ -22,6 +22,7 @@ from reference_server.engine.deduction import (
     order_targets,
 )
 from reference_server.engine.entitlements import Controls, Feature, Source
+from reference_server.engine.plan_controls import ControlsRecord
 from reference_server.errors import ApiError, entity_not_found
 from reference_server.service.context import Ctx
 from reference_server.store import idempotency
@@ -39,22 +40,23 @@ def controls_for(
     customer: CustomerRow,
     entity: EntityRow | None,
     feature_id: str,
-    plans: Mapping[str, Any] | None = None,
+    plans: ControlsRecord | None = None,
 ) -> Controls:
     """Entity entries override customer entries, which override the plans' defaults, per feature."""
     c = Controls()
-    for settings in (plans or {}, customer.billing_controls, entity.billing_controls if entity else {}):
+    none: ControlsRecord = {}
+    for settings in (plans or none, customer.billing_controls, entity.billing_controls if entity else none):
         for e in settings.get("overage_allowed") or []:
             if e.get("feature_id") == feature_id:
                 c.overage_allowed = bool(e.get("enabled", False))
-        for e in settings.get("spend_limits") or []:
-            if e.get("feature_id") == feature_id:
+        for limit in settings.get("spend_limits") or []:
+            if limit.get("feature_id") == feature_id:
                 c.spend_limit = (
-                    float(e["overage_limit"])
-                    if e.get("enabled") and e.get("overage_limit") is not None
+                    float(limit["overage_limit"])
+                    if limit.get("enabled") and limit.get("overage_limit") is not None
                     else None
                 )
-                c.spend_limit_percent = e.get("limit_type") == "usage_percentage"
+                c.spend_limit_percent = limit.get("limit_type") == "usage_percentage"
     return c
 
 
@@ -80,7 +82,7 @@ def build_targets(cat: Catalog, feature: Feature, subject: list[Source], now: in
 
 
 def controls_map(
-    customer: CustomerRow, entity: EntityRow | None, ids: set[str], plans: Mapping[str, Any] | None = None
+    customer: CustomerRow, entity: EntityRow | None, ids: set[str], plans: ControlsRecord | None = None
 ) -> dict[str, Controls]:
     return {fid: controls_for(customer, entity, fid, plans) for fid in ids}
 
