@@ -28,9 +28,10 @@ from autumn_sdk._generated.json_types import (
 from reference_server.engine.balances import derive_balance, derive_flag
 from reference_server.engine.billing.money import minor_to_json
 from reference_server.engine.entitlements import Source, num
-from reference_server.engine.plan_controls import KEYS, as_record, overlay
+from reference_server.engine.plan_controls import KEYS, overlay
 from reference_server.engine.resets import apply_due_resets
 from reference_server.service.context import Ctx
+from reference_server.service.customer_controls import controls_json
 from reference_server.service.invoices import customer_invoice_json
 from reference_server.service.license_pools import customer_licenses, pools_json
 from reference_server.service.plan_controls import plan_defaults
@@ -66,8 +67,8 @@ def controls_view(
     """The subject's controls as answered: its own entries (``source: customer``) over its current
     plans' defaults (``source: plan``), each usage limit with its window's ``usage`` (``windows``:
     those of a list page's customers, read once for the page)."""
-    own = as_record(
-        entity.billing_controls if entity else customer.billing_controls, auto_topups=entity is None
+    own = controls_json(
+        entity.billing_controls if entity else customer.billing_controls, entity=entity is not None
     )
     seen = scoped(sources, entity) if entity is not None else [s for s in sources if s.entity_pk is None]
     merged = overlay(plan_defaults(cat, seen, now) or {}, own, tag=True)
