@@ -21,7 +21,10 @@ recurring fixed price) is mirrored as one Stripe Subscription:
   An update sets these and unsets only the server's own keys that no longer apply: any other key stays
   (Stripe merges an update's metadata), so a plan handed over to its successor keeps the earlier
   attach's keys, and a key added in the Stripe dashboard is never removed;
-- ``cancel_at_period_end`` while the instance is canceled at its period end (unset on uncancel); an
+- ``cancel_at_period_end`` while the instance is canceled at its period end, and ``cancel_at`` (the
+  server's end, at least an hour ahead on Stripe's clock) when it ends at another time (an ``ends_at``,
+  a later plan starting), as Autumn sets ``cancel_at`` to when the plan ends; both unset (``cancel_at``
+  to ``""``) once the end is removed (uncancel, renew); an
   instance that ended (expired, or deleted with its entity) has its subscription canceled without a
   final invoice or proration (``invoice_now=false``, ``prorate=false``).  An instance replaced by an
   upgrade or downgrade in the same group (and entity) hands its subscription over to its successor,
@@ -82,12 +85,14 @@ from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.processors.stripe.subscription_state import (
     Mirror,
     anchor,
+    cancel_at,
     desired_mirror,
     item_changes,
     item_params,
     trial_end,
     wanted_prices,
 )
+from reference_server.store.catalog import plan_from_row
 from reference_server.store.customer_lookup import CustomerRef
 from reference_server.store.db import Database
 from reference_server.store.stripe_mirror import (
@@ -132,13 +137,14 @@ def _desired(
     rows = active_instances(conn, customer_pk)
     out: dict[int, Mirror] = {}
     for inst in rows:
-        plan = plan_row(conn, inst.plan_pk)
-        if plan is None:
+        row = plan_row(conn, inst.plan_pk)
+        if row is None:
             continue
+        plan = plan_from_row(row)
         wanted = wanted_prices(inst, plan)
         if not wanted:
             continue
-        objects = processor.catalog.plan_objects(conn, plan, now)
+        objects = processor.catalog.plan_objects(conn, row, now)
         entity_id = None
         if inst.entity_pk is not None:
             entity_id = entity_id_of(conn, inst.entity_pk)
@@ -151,6 +157,23 @@ def _key(*parts: str) -> str:
     return f"autumn-subscription-{digest}"
 
 
+def ending(mirror: Mirror, current: Any | None) -> dict[str, Any]:
+    """The parameters of the subscription's end: one of ``cancel_at`` and ``cancel_at_period_end``,
+    never both (Stripe refuses a ``cancel_at`` with ``cancel_at_period_end`` true); an end set
+    earlier by ``cancel_at`` (``current``: the subscription as Stripe has it) is unset with ``""``
+    (``cancel_at_period_end=false`` unsets one set at the period end)."""
+    if mirror.cancel_at is not None:
+        return {"cancel_at": cancel_at(mirror, int(time.time()))}
+    if (
+        not mirror.cancel_at_period_end
+        and current is not None
+        and current.cancel_at is not None
+        and not current.cancel_at_period_end
+    ):
+        return {"cancel_at": ""}
+    return {"cancel_at_period_end": mirror.cancel_at_period_end}
+
+
 class _Stripe:
     """The Stripe calls of one sync."""
 
@@ -159,13 +182,10 @@ class _Stripe:
         self.account = processor.catalog.account
         self.customer = stripe_customer
 
-    def pause(self, stripe_id: str, mirror: Mirror) -> None:
+    def pause(self, stripe_id: str) -> None:
+        """Void whatever Stripe invoices from now on (the end is set on creation, with the rest)."""
         self.client.v1.subscriptions.update(
-            stripe_id,
-            {
-                "pause_collection": {"behavior": "void"},
-                "cancel_at_period_end": mirror.cancel_at_period_end,
-            },
+            stripe_id, {"pause_collection": {"behavior": "void"}, "proration_behavior": "none"}
         )
 
     def _orphan(self, mirror: Mirror) -> Any | None:
@@ -194,7 +214,7 @@ class _Stripe:
             "collection_method": "send_invoice",
             "days_until_due": DAYS_UNTIL_DUE,
             "proration_behavior": "none",
-            "cancel_at_period_end": mirror.cancel_at_period_end,
+            **ending(mirror, None),
         }
         if mirror.trial_end is not None:  # trialing until the server's trial end (its cycle anchored there)
             cycle = params["trial_end"] = trial_end(mirror, real_now)
@@ -203,7 +223,7 @@ class _Stripe:
         state = json.dumps(mirror.state, sort_keys=True)
         key = _key(self.account, self.customer, str(mirror.instance_pk), state, str(cycle // 3600))
         created = self.client.v1.subscriptions.create(params, {"idempotency_key": key})  # type: ignore[arg-type]
-        self.pause(str(created.id), mirror)
+        self.pause(str(created.id))
         return str(created.id)
 
     def update(self, stripe_id: str, mirror: Mirror) -> str:
@@ -222,7 +242,7 @@ class _Stripe:
         stale = {k for k in had if k.startswith(RESERVED_PREFIX)} - set(mirror.metadata)
         params: dict[str, Any] = {
             "metadata": {**{k: "" for k in stale}, **mirror.metadata},
-            "cancel_at_period_end": mirror.cancel_at_period_end,
+            **ending(mirror, current),
             "pause_collection": {"behavior": "void"},
             "proration_behavior": "none",
         }

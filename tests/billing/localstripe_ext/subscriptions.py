@@ -8,7 +8,8 @@ parameters.  This module replaces it with Stripe's documented behaviour of what 
 - create: ``customer``, ``items[]`` (``price`` of a recurring Price from :mod:`.prices`, or inline
   ``price_data`` with ``product``, ``currency``, ``unit_amount`` and ``recurring``; ``quantity``;
   ``metadata``), ``metadata``, ``description``, ``collection_method`` (``send_invoice`` needs
-  ``days_until_due``), ``cancel_at_period_end``, ``billing_cycle_anchor`` (a future time before the
+  ``days_until_due``), ``cancel_at_period_end``, ``cancel_at`` (a future timestamp; not with
+  ``cancel_at_period_end`` true), ``billing_cycle_anchor`` (a future time before the
   first natural billing date: "The anchor must be a future UNIX timestamp before the next natural
   subscription billing date") and ``proration_behavior``.  All items bill on one interval.  With an
   anchor and ``proration_behavior=none`` the period up to the anchor is free and no invoice is made;
@@ -18,7 +19,9 @@ parameters.  This module replaces it with Stripe's documented behaviour of what 
   the period (and the cycle's anchor) ending at ``trial_end``, and, as Stripe does, one invoice of the
   trial period at 0 (lines "Trial period for ...") finalized and so paid at once, nothing collected;
 - update: ``items[]`` (by ``id``: a new ``price``/``price_data``, a ``quantity``, ``deleted``; without:
-  a new item), ``metadata`` (merged; ``""`` unsets a key), ``cancel_at_period_end``,
+  a new item), ``metadata`` (merged; ``""`` unsets a key), ``cancel_at_period_end`` (true sets
+  ``cancel_at`` to the period end, as Stripe shows it; false unsets the end), ``cancel_at`` (a future
+  timestamp, not with ``cancel_at_period_end`` true; ``""`` unsets the end),
   ``pause_collection[behavior]`` (``keep_as_draft``, ``mark_uncollectible`` or ``void``; ``""`` resumes),
   ``proration_behavior`` (only ``none`` is modelled when the items change: prorations refused),
   ``trial_end`` (a future timestamp: the trial moved or started, nothing invoiced; ``now`` on a trialing
@@ -27,7 +30,8 @@ parameters.  This module replaces it with Stripe's documented behaviour of what 
 - ``DELETE /v1/subscriptions/{id}`` cancels at once (``invoice_now``/``prorate`` true are refused as
   not modelled); retrieve and list (``customer``, ``status``: by default every status but canceled);
 - ``POST /_config/subscriptions/{id}/cycle`` plays what Stripe does when the current period (or the
-  trial: ``trialing`` becomes ``active``) ends: canceled when ``cancel_at_period_end``, else an invoice
+  trial: ``trialing`` becomes ``active``) ends: canceled when ``cancel_at_period_end`` or a
+  ``cancel_at`` up to the period end (not prorated: the server never asks it), else an invoice
   for the next period of every item, which with collection paused ``void`` is voided at once (nothing
   collected), with ``send_invoice`` left open for the customer, and with ``charge_automatically``
   charged to the customer's default card;
@@ -162,6 +166,23 @@ def _natural_end(start: int, recurring: dict[str, Any]) -> int:
     return int((datetime.fromtimestamp(start, tz=timezone.utc) + step).timestamp())
 
 
+def _cancel_at(value: Any, now: int, at_period_end: bool | None) -> int:
+    """A ``cancel_at`` timestamp: in the future, not beside ``cancel_at_period_end`` true."""
+    if at_period_end:
+        raise stripe_error(
+            400,
+            "You may only specify one of these parameters: cancel_at, cancel_at_period_end.",
+            "parameter_invalid_integer",
+            "cancel_at",
+        )
+    end = _int(value, "cancel_at")
+    if end <= now:
+        raise stripe_error(
+            400, "Invalid timestamp: must be in the future.", "parameter_invalid_integer", "cancel_at"
+        )
+    return end
+
+
 def _trial_end(value: Any, now: int) -> int:
     """A ``trial_end`` timestamp: in the future, at most two years away (Stripe's limit)."""
     end = _int(value, "trial_end")
@@ -188,6 +209,7 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
         collection_method: Any = None,
         days_until_due: Any = None,
         cancel_at_period_end: Any = None,
+        cancel_at: Any = None,
         billing_cycle_anchor: Any = None,
         proration_behavior: Any = None,
         trial_end: Any = None,
@@ -285,6 +307,7 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
                 "billing_cycle_anchor",
             )
         cancel = _bool(cancel_at_period_end, "cancel_at_period_end")
+        ends = None if cancel_at is None else _cancel_at(cancel_at, now, cancel)
 
         # All exceptions must be raised before this point.
         super().__init__()
@@ -295,7 +318,6 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
         self.days_until_due = due_days
         self.cancel_at_period_end = bool(cancel)
         self.canceled_at = None
-        self.cancel_at = None
         self.ended_at = None
         self.status = "trialing" if trial is not None else "active"
         self.pause_collection = None
@@ -306,6 +328,7 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
         self.currency = priced[0][0].currency
         self.current_period_start = now
         self.current_period_end = self.billing_cycle_anchor
+        self.cancel_at = self.current_period_end if cancel else ends
         self.latest_invoice = None
         self.items = List("/v1/subscription_items?subscription=" + self.id)
         for price, quantity, meta in priced:
@@ -335,6 +358,7 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
         items: Any = None,
         metadata: Any = None,
         cancel_at_period_end: Any = None,
+        cancel_at: Any = None,
         pause_collection: Any = None,
         proration_behavior: Any = None,
         description: Any = None,
@@ -373,6 +397,7 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
                     "resumes_at": _int(resumes, "pause_collection[resumes_at]") if resumes else None,
                 }
         cancel = _bool(cancel_at_period_end, "cancel_at_period_end")
+        ends = None if cancel_at in (None, "") else _cancel_at(cancel_at, now, cancel)
         current = {item.id: item for item in self.items._list}
         kept = list(self.items._list)
         added: list[PricedSubscriptionItem] = []
@@ -436,6 +461,11 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
             self.metadata = {k: v for k, v in merged.items() if v != ""}
         if cancel is not None:
             self.cancel_at_period_end = cancel
+            self.cancel_at = self.current_period_end if cancel else None
+        if cancel_at == "":
+            self.cancel_at_period_end, self.cancel_at = False, None
+        elif ends is not None:
+            self.cancel_at_period_end, self.cancel_at = ends == self.current_period_end, ends
         if description is not None:
             self.description = description or None
         self.pause_collection = pause
@@ -475,7 +505,9 @@ class PricedSubscription(StripeObject):  # type: ignore[misc]
         """What Stripe does when the current period (or the trial) ends."""
         if self.status == "canceled":
             raise stripe_error(400, "The subscription is canceled.", "resource_missing", "id")
-        if self.cancel_at_period_end:
+        if self.cancel_at_period_end or (
+            self.cancel_at is not None and self.cancel_at <= int(self.current_period_end or 0)
+        ):
             self.status = "canceled"
             self.canceled_at = self.ended_at = int(time.time())
             resources.schedule_webhook(Event("customer.subscription.deleted", self))
