@@ -39,6 +39,7 @@ from reference_server.service.plan_items import filter_json, item_key, matches_i
 from reference_server.service.plan_values import (
     GivenValues,
     PlanValues,
+    PricedParts,
     SettingKey,
     checked_values,
     config_value,
@@ -54,7 +55,7 @@ from reference_server.service.plan_values import (
 from reference_server.service.plan_versions import diffed_values, pricing_changed, save_version
 from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Catalog, Plan
-from reference_server.store.plan_records import BasePriceRecord, PlanItemRecord
+from reference_server.store.plan_records import BasePriceRecord, FreeTrialRecord, PlanItemRecord
 
 _VARIANT_BLOCKED_SETTINGS: tuple[SettingKey, ...] = ("description", "group", "add_on", "config", "metadata")
 """Settings a variant takes from its base: updating them on the variant itself is refused."""
@@ -98,21 +99,24 @@ def _base_price(price: BasePriceRecord | None) -> BasePriceJson | None:
     return price_json(price) if price is not None else None
 
 
-def _trial_params(trial: Mapping[str, Any] | None) -> FreeTrialParamsJson | None:
-    """A stored free trial as ``customize.free_trial`` answers it."""
+def _trial_params(trial: FreeTrialRecord | None) -> FreeTrialParamsJson | None:
+    """A stored free trial (``free_trial_value``'s: ``duration_type`` and ``card_required`` set) as
+    ``customize.free_trial`` answers it."""
     if trial is None:
         return None
     out: FreeTrialParamsJson = {"duration_length": trial["duration_length"]}
-    if "duration_type" in trial:
-        out["duration_type"] = trial["duration_type"]
-    if "card_required" in trial:
-        out["card_required"] = trial["card_required"]
-    if trial.get("on_end") is not None:
-        out["on_end"] = trial["on_end"]
+    duration_type, card_required = trial.get("duration_type"), trial.get("card_required")
+    if duration_type is not None:
+        out["duration_type"] = duration_type
+    if card_required is not None:
+        out["card_required"] = card_required
+    on_end = trial.get("on_end")
+    if on_end is not None:
+        out["on_end"] = on_end
     return out
 
 
-def customize_between(base: Mapping[str, Any], variant: Mapping[str, Any]) -> PlanVariantDetailsCustomizeJson:
+def customize_between(base: PricedParts, variant: PricedParts) -> PlanVariantDetailsCustomizeJson:
     """The ``customize`` patch turning ``base`` into ``variant`` (both: price, items, free_trial)."""
     out: PlanVariantDetailsCustomizeJson = {}
     if variant["price"] != base["price"]:
