@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
-from types import SimpleNamespace
 from typing import Any
 
+from autumn_sdk._generated.json_types import PlanConfigJson
 from reference_server.engine.billing.money import to_decimal
 from reference_server.processors.stripe.catalog import FixedPrice, PlanObjects, fixed_prices
 from reference_server.processors.stripe.metadata import with_server_keys
+from reference_server.store.catalog import Plan
+from reference_server.store.plan_records import BasePriceRecord, CustomPlanRecord, PlanItemRecord
 
 SHORTEST_DAYS = {"day": 1, "week": 7, "month": 28, "year": 365}
 """The shortest length of one Stripe interval in days (the anchor must come before the first natural date)."""
@@ -65,26 +67,36 @@ def packs(quantity: Decimal, included: Decimal, pack_units: Decimal) -> int:
     return int((extra / pack_units).to_integral_value(rounding=ROUND_CEILING))
 
 
-def item_included(plan: Any, feature_id: str | None) -> Decimal:
+@dataclass(frozen=True)
+class BilledPlan:
+    """What an instance is billed by (:func:`billed_plan`): a price and items, with its plan's
+    ``config``."""
+
+    price: BasePriceRecord | None
+    items: list[PlanItemRecord]
+    config: PlanConfigJson
+
+
+def item_included(plan: BilledPlan, feature_id: str | None) -> Decimal:
     """What the plan's prepaid item of ``feature_id`` includes for free."""
     for item in plan.items or []:
-        if (
-            item.get("feature_id") == feature_id
-            and (item.get("price") or {}).get("billing_method") == "prepaid"
-        ):
+        price = item.get("price")
+        if item.get("feature_id") == feature_id and price and price.get("billing_method") == "prepaid":
             return to_decimal(item.get("included") or 0)
     return Decimal(0)
 
 
-def billed_plan(inst: Any, plan: Any) -> Any:
-    """What the instance is billed by: its customized price and items, else the plan's."""
-    if not inst.custom_plan:
-        return plan
-    custom = dict(inst.custom_plan)
-    return SimpleNamespace(price=custom.get("price"), items=custom.get("items") or [], config=plan.config)
+def billed_plan(inst: Any, plan: Plan) -> BilledPlan:
+    """What the instance is billed by: its customized price and items, else the plan's.
+
+    ``inst``: an ``active_instances`` row (``custom_plan``: its stored customized plan, if any)."""
+    custom: CustomPlanRecord | None = inst.custom_plan
+    if not custom:
+        return BilledPlan(plan.price, plan.items, plan.config)
+    return BilledPlan(custom.get("price"), custom.get("items") or [], plan.config)
 
 
-def wanted_prices(inst: Any, plan: Any) -> list[tuple[FixedPrice, int]]:
+def wanted_prices(inst: Any, plan: Plan) -> list[tuple[FixedPrice, int]]:
     """The instance's recurring fixed prices with their quantities (the base: the instance's quantity;
     a prepaid item: the packs bought); empty when nothing of it recurs."""
     billed = billed_plan(inst, plan)
@@ -107,7 +119,7 @@ def wanted_prices(inst: Any, plan: Any) -> list[tuple[FixedPrice, int]]:
 
 def desired_mirror(
     inst: Any,
-    plan: Any,
+    plan: Plan,
     wanted: list[tuple[FixedPrice, int]],
     objects: PlanObjects,
     customer_id: str,
@@ -245,6 +257,7 @@ __all__ = [
     "MAX_TRIAL_DAYS",
     "MIN_ANCHOR_DELAY_S",
     "SHORTEST_DAYS",
+    "BilledPlan",
     "Mirror",
     "anchor",
     "billed_plan",
