@@ -19,8 +19,6 @@ from reference_server.errors import invalid
 from reference_server.service.usage_limits import check_limits
 from reference_server.store import customers as customers_repo
 
-CONTROL_KEYS = ("auto_topups", "spend_limits", "usage_limits", "usage_alerts", "overage_allowed")
-
 
 def controls_json(raw: Mapping[str, Any], *, entity: bool = False) -> ControlsRecord:
     """Billing controls as stored and answered: every list present, no ``null`` inside an item.
