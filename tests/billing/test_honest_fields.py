@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from reference_server.store.stripe_objects import stripe_objects
 
-from .helpers import DAY, START, Api, create_prepaid_team_plan
+from .helpers import DAY, START, Api, create_prepaid_team_plan, with_card
 from .localstripe_server import stripe_checkout_url
 
 
@@ -35,8 +35,7 @@ def test_preview_multi_attach_prices_a_customer_customer_data_would_create(api: 
 
 
 def test_preview_multi_attach_prices_an_entity_entity_data_would_create(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     plans = [{"plan_id": "pro"}]
     missing = api("billing.preview_multi_attach", expect=404, customer_id="u1", entity_id="w1", plans=plans)
     assert missing["code"] == "entity_not_found"
@@ -70,8 +69,7 @@ def test_preview_multi_attach_prices_an_entity_entity_data_would_create(api: Api
 
 def test_update_redirect_mode_always_waits_on_a_checkout_page(api: Api) -> None:
     create_prepaid_team_plan(api)
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     hundred = [{"feature_id": "messages", "quantity": 100}]
     api("billing.attach", customer_id="u1", plan_id="team", feature_quantities=hundred)
     api.clock.advance(15 * DAY)
@@ -106,8 +104,7 @@ def test_update_redirect_mode_always_waits_on_a_checkout_page(api: Api) -> None:
 
 def test_update_redirect_mode_always_is_refused_where_autumn_refuses_it(api: Api) -> None:
     create_prepaid_team_plan(api)
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     hundred = [{"feature_id": "messages", "quantity": 100}]
     api("billing.attach", customer_id="u1", plan_id="team", feature_quantities=hundred)
     base = {"customer_id": "u1", "plan_id": "team", "redirect_mode": "always"}
@@ -296,8 +293,7 @@ def test_create_in_stripe_makes_the_plans_stripe_product_when_it_is_written(api:
     assert base.recurring is not None
     assert (base.unit_amount, base.recurring.interval, base.product) == (1500, "month", product.id)
     # Billing the plan uses what was made; a rename with create_in_stripe renames the Product at once.
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="solo")
     assert _stripe_objects(api, "solo") == made
     api("plans.update", plan_id="solo", name="Solo Plus", create_in_stripe=True)
@@ -355,8 +351,7 @@ def test_update_customizes_a_free_plan(api: Api) -> None:
 
 def test_multi_attach_redirect_mode_as_autumn_decides_it(api: Api) -> None:
     plans = [{"plan_id": "pro"}]
-    api("customers.get_or_create", customer_id="card")
-    api.add_card("card")
+    with_card(api, "card")
     # With a card on file only "always" goes to checkout; the preview says so too.
     always = api("billing.preview_multi_attach", customer_id="card", plans=plans, redirect_mode="always")
     assert always["redirect_to_checkout"] is True

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .helpers import DAY, START, Api, ms
+from .helpers import DAY, START, Api, ms, with_card
 
 MONTH = {"interval": "month"}
 QUARTER = {"interval": "month", "interval_count": 3}
@@ -35,8 +35,7 @@ def _granted(api: Api, customer_id: str) -> Any:
 def test_remove_items_interval_count_removes_only_the_item_of_that_count(api: Api) -> None:
     _two_cadence_plan(api)
     for cid in ("u1", "u2", "u3"):
-        api("customers.get_or_create", customer_id=cid)
-        api.add_card(cid)
+        with_card(api, cid)
     quarterly = {"remove_items": [{"feature_id": "messages", "interval": "month", "interval_count": 3}]}
     preview = api("billing.preview_attach", customer_id="u1", plan_id="dual", customize=quarterly)
     assert preview["total"] == 10
@@ -54,8 +53,7 @@ def test_remove_items_interval_count_removes_only_the_item_of_that_count(api: Ap
 
 def test_remove_items_interval_count_on_update(api: Api) -> None:
     _two_cadence_plan(api)
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="dual")
     assert _granted(api, "u1") == 600
     quarterly = {"remove_items": [{"feature_id": "messages", "interval_count": 3}]}
@@ -99,8 +97,7 @@ def _scopes(api: Api, customer_id: str) -> dict[str | None, set[str]]:
 
 def test_multi_attach_plan_entity_id_scopes_each_plan(api: Api) -> None:
     _addon(api)
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     for eid in ("e1", "e2"):
         api("entities.create", customer_id="u1", entity_id=eid, feature_id="seats", name=eid)
     plans = [
@@ -119,8 +116,7 @@ def test_multi_attach_plan_entity_id_scopes_each_plan(api: Api) -> None:
 
 
 def test_multi_attach_plan_entity_id_without_a_request_entity(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     for eid in ("e1", "e2"):
         api("entities.create", customer_id="u1", entity_id=eid, feature_id="seats", name=eid)
     plans = [{"plan_id": "pro", "entity_id": "e1"}, {"plan_id": "premium", "entity_id": "e2"}]
@@ -136,8 +132,7 @@ def test_multi_attach_plan_entity_id_without_a_request_entity(api: Api) -> None:
 
 
 def test_multi_attach_plan_entity_id_refusals_attach_nothing(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats", name="e1")
     before = _scopes(api, "u1")
     unknown = [{"plan_id": "pro", "entity_id": "e1"}, {"plan_id": "premium", "entity_id": "nobody"}]
@@ -156,8 +151,7 @@ def test_multi_attach_plan_entity_id_refusals_attach_nothing(api: Api) -> None:
 
 def test_multi_attach_billing_behavior_none_charges_no_proration(api: Api) -> None:
     _addon(api)
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro")
     api.clock.set(START + 15 * DAY)  # half of April
     plans = [{"plan_id": "premium"}, {"plan_id": "extra"}]
@@ -175,8 +169,7 @@ def test_multi_attach_billing_behavior_none_charges_no_proration(api: Api) -> No
 
 
 def test_multi_attach_billing_behavior_refusals(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     bad = api(
         "billing.multi_attach", expect=400, customer_id="u1", plans=[{"plan_id": "pro"}], billing_behavior="x"
     )
@@ -195,8 +188,7 @@ def test_multi_attach_billing_behavior_refusals(api: Api) -> None:
 
 def test_multi_attach_starts_at_backdates_and_bills_every_period_since(api: Api) -> None:
     _addon(api)
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api.clock.set(START + 45 * DAY)  # May 16
     plans = [{"plan_id": "pro"}, {"plan_id": "extra"}]
     preview = api("billing.preview_multi_attach", customer_id="u1", plans=plans, starts_at=START)
@@ -235,8 +227,7 @@ def test_multi_attach_starts_at_refusals_change_nothing(api: Api) -> None:
         items=[{"feature_id": "messages", "included": 5}],
     )
     api("customers.get_or_create", customer_id="nocard")
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api.clock.set(START + 45 * DAY)
     pro = [{"plan_id": "pro"}]
     refusals: list[tuple[str, list[dict[str, Any]], Any]] = [

@@ -15,7 +15,7 @@ import pytest
 from reference_server.clock import ManualClock
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .helpers import DAY, START, Api, ms
+from .helpers import DAY, START, Api, ms, with_card
 
 MAY_1 = ms(2026, 5, 1)
 
@@ -59,8 +59,7 @@ def api(request: pytest.FixtureRequest) -> Iterator[Api]:
 
 
 def subscribe(api: Api, customer_id: str, plan_id: str, expect: int = 200, **body: Any) -> dict[str, Any]:
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
+    with_card(api, customer_id)
     return api("billing.attach", expect=expect, customer_id=customer_id, plan_id=plan_id, **body)
 
 
@@ -82,8 +81,7 @@ def seats(n: int, prefix: str = "u") -> list[dict[str, Any]]:
 
 
 def test_buying_seats_bills_the_paid_ones_at_the_license_price(api: Api) -> None:
-    api("customers.get_or_create", customer_id="c")
-    api.add_card("c")
+    with_card(api, "c")
     body: dict[str, Any] = {
         "customer_id": "c",
         "plan_id": "team",
@@ -171,8 +169,7 @@ def test_upgrading_the_parent_keeps_the_bought_seats(api: Api) -> None:
 
 
 def test_license_quantities_that_cannot_be_honoured_are_refused(api: Api) -> None:
-    api("customers.get_or_create", customer_id="c")
-    api.add_card("c")
+    with_card(api, "c")
     unlinked = [{"license_plan_id": "scale", "quantity": 2}]
     assert (
         "not linked"
@@ -197,8 +194,7 @@ def test_license_quantities_that_cannot_be_honoured_are_refused(api: Api) -> Non
 
 
 def test_upserted_links_set_the_customers_included_seats_and_seat_price(api: Api) -> None:
-    api("customers.get_or_create", customer_id="c")
-    api.add_card("c")
+    with_card(api, "c")
     body: dict[str, Any] = {
         "customer_id": "c",
         "plan_id": "team",
@@ -264,8 +260,7 @@ def test_an_update_upserting_a_seat_price_reprices_the_paid_seats(api: Api) -> N
 
 
 def test_upserted_links_that_cannot_be_honoured_are_refused(api: Api) -> None:
-    api("customers.get_or_create", customer_id="c")
-    api.add_card("c")
+    with_card(api, "c")
 
     def attach(*links: dict[str, Any], expect: int = 400) -> dict[str, Any]:
         upserts = {"upsert_licenses": list(links)}

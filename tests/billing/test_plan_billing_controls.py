@@ -13,7 +13,7 @@ import pytest
 from reference_server.clock import ManualClock
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .helpers import Api, ms
+from .helpers import Api, ms, with_card
 
 MONTH = {"interval": "month"}
 USAGE_PRICE = {"amount": 0.5, "interval": "month", "billing_method": "usage_based"}
@@ -157,8 +157,7 @@ def test_plan_overage_off_blocks_a_usage_based_price(api: Api) -> None:
         items=[{"feature_id": "calls", "included": 10, "reset": MONTH, "price": USAGE_PRICE}],
         billing_controls={"overage_allowed": [{"feature_id": "calls", "enabled": False}]},
     )
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="payg")
     assert _allowed(api, "u1", "calls", 10) and not _allowed(api, "u1", "calls", 11)
     out = api("balances.track", customer_id="u1", feature_id="calls", value=15)
@@ -177,8 +176,7 @@ def test_a_plan_auto_top_up_buys_for_its_customers(api: Api) -> None:
         items=[{"feature_id": "credits", "included": 0, "price": pack}],
         billing_controls={"auto_topups": [topup]},
     )
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api(
         "billing.attach",
         customer_id="u1",

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from reference_server.clock import ManualClock
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .helpers import DAY, START, Api, ms
+from .helpers import DAY, START, Api, ms, with_card
 
 MAY_1 = ms(2026, 5, 1)
 DECLINE = "4000000000000341"  # saved fine, declined when charged
@@ -81,8 +81,7 @@ def track(api: Api, customer_id: str, value: int, expect: int = 200) -> dict[str
 
 
 def subscribe(api: Api, customer_id: str, plan_id: str, **body: Any) -> None:
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
+    with_card(api, customer_id)
     api("billing.attach", customer_id=customer_id, plan_id=plan_id, **body)
 
 
@@ -209,8 +208,7 @@ def test_cancel_immediately_credits_the_unused_seat_time(api: Api) -> None:
 
 
 def test_next_cycle_previews_equal_the_renewal_with_seats(api: Api) -> None:
-    api("customers.get_or_create", customer_id="m")
-    api.add_card("m")
+    with_card(api, "m")
     for n in (1, 2, 3):
         api("entities.create", customer_id="m", entity_id=f"m{n}", feature_id="seats")
     quantities = [{"feature_id": "credits", "quantity": 100}]
