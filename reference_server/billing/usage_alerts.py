@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from reference_server.billing.convert import engine_item
 from reference_server.billing.plan_changes import customer_ref
 from reference_server.billing.seats import bill_seat_changes
-from reference_server.engine.billing import item_from_api
 from reference_server.engine.billing.controls import (
     Allowance,
     BalanceState,
@@ -42,7 +42,7 @@ from reference_server.service.subscriptions import load_instances
 from reference_server.store.catalog import Catalog
 from reference_server.store.customers import record_topup, topup_count, topup_purchase_times
 from reference_server.store.plan_instances import set_prepaid_and_balance
-from reference_server.store.subjects import CustomerRow, EntityRow
+from reference_server.store.subjects import CustomerRow, EntityRow, source_price
 from reference_server.webhooks import (
     AUTO_TOPUP_SUCCEEDED,
     LIMIT_REACHED,
@@ -219,7 +219,7 @@ class TrackWatch:
         )
         if target is None:
             return
-        item = item_from_api({"feature_id": fid, "included": 0, "price": target.price})
+        item = engine_item({"feature_id": fid, "included": 0, "price": source_price(target)})
         history = topup_purchase_times(self.conn, self.customer.pk, fid)
         ref = customer_ref(self.customer)
         pm = self.processor.default_payment_method(self.conn, ref)

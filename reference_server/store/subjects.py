@@ -11,13 +11,14 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, Connection, delete, insert, select, update
 
 from reference_server.engine.entitlements import Rollover, Source
 from reference_server.engine.plan_controls import ControlsRecord
 from reference_server.store import raw
+from reference_server.store.plan_records import ItemPriceRecord
 from reference_server.store.tables.core import balance_sources, customers, entities
 from reference_server.store.tenancy import Tenant
 
@@ -131,6 +132,12 @@ _SOURCE_ROW = (*_SOURCE_COLUMN_NAMES, "entity_public_id")
 def source_from_row(r: Any) -> Source:
     """A Source from a row holding the :data:`_SOURCE_ROW` columns as attributes."""
     return _source([getattr(r, name) for name in _SOURCE_ROW])
+
+
+def source_price(source: Source) -> ItemPriceRecord | None:
+    """The source's ``balance_sources.price``: its plan item's price record as the instance was
+    given it (``service.subscriptions`` writes the item's ``price`` as is), None for a free item."""
+    return cast("ItemPriceRecord | None", source.price)
 
 
 def _source(r: Sequence[Any]) -> Source:

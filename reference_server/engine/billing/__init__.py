@@ -23,7 +23,6 @@ from .model import (
     Subscription,
     Tier,
     TierBehavior,
-    item_from_api,
     quantities_from_api,
 )
 from .periods import Interval, Period, add_interval, next_boundary_after, period_at
@@ -64,7 +63,6 @@ __all__ = [
     "add_interval",
     "choose_trial",
     "classify",
-    "item_from_api",
     "next_boundary_after",
     "period_at",
     "quantities_from_api",

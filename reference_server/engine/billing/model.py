@@ -213,49 +213,6 @@ def dec(value: Any) -> Decimal:
     return to_decimal(value)
 
 
-def item_from_api(
-    data: Mapping[str, Any], feature_name: str | None = None, continuous: bool = False
-) -> PlanItem:
-    """Build a :class:`PlanItem` from the API's plan item JSON."""
-    price_data = data.get("price")
-    price = None
-    if price_data:
-        tiers = tuple(
-            Tier(
-                to=None if tier.get("to") in ("inf", None) else dec(tier["to"]),
-                amount=dec(tier.get("amount") or 0),
-                flat_amount=None if tier.get("flat_amount") is None else dec(tier["flat_amount"]),
-            )
-            for tier in price_data.get("tiers") or ()
-        )
-        price = ItemPrice(
-            interval=Interval(price_data.get("interval", "month")),
-            billing_method=BillingMethod(price_data.get("billing_method", "usage_based")),
-            amount=None if price_data.get("amount") is None else dec(price_data["amount"]),
-            tiers=tiers,
-            tier_behavior=TierBehavior(price_data.get("tier_behavior") or "graduated"),
-            interval_count=int(price_data.get("interval_count") or 1),
-            billing_units=dec(price_data.get("billing_units") or 1),
-            max_purchase=None if price_data.get("max_purchase") is None else dec(price_data["max_purchase"]),
-        )
-    proration_data = data.get("proration")
-    proration = Proration()
-    if proration_data:
-        proration = Proration(
-            on_increase=OnIncrease(proration_data.get("on_increase", "prorate_immediately")),
-            on_decrease=OnDecrease(proration_data.get("on_decrease", "prorate_immediately")),
-        )
-    return PlanItem(
-        feature_id=str(data["feature_id"]),
-        feature_name=feature_name,
-        included=dec(data.get("included") or 0),
-        unlimited=bool(data.get("unlimited", False)),
-        price=price,
-        proration=proration,
-        continuous=continuous,
-    )
-
-
 def quantities_from_api(feature_quantities: Sequence[Mapping[str, Any]] | None) -> dict[str, Decimal]:
     """``feature_quantities`` request array as a mapping of feature id to total desired units."""
     return {
