@@ -25,7 +25,17 @@ from reference_server.processors.registry import Processors
 from reference_server.processors.stripe.processor import StripeProcessor
 from reference_server.testing import run_server
 
-from .helpers import DAY, START, STRIPE_KEY, Api, create_prepaid_team_plan, ms
+from .helpers import (
+    DAY,
+    START,
+    STRIPE_KEY,
+    Api,
+    create_pack,
+    create_prepaid_team_plan,
+    create_trial_pro,
+    ms,
+    with_card,
+)
 
 
 def test_free_to_paid_without_a_card_goes_through_checkout(api: Api) -> None:
@@ -54,8 +64,7 @@ def test_free_to_paid_without_a_card_goes_through_checkout(api: Api) -> None:
 
 
 def test_upgrade_halfway_charges_fifteen_and_preview_matches(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     first = AttachResponse.model_validate(api("billing.attach", customer_id="u1", plan_id="pro"))
     assert first.payment_url is None and first.invoice is not None and first.invoice.total == 20
     api("balances.track", customer_id="u1", feature_id="messages", value=30)
@@ -74,8 +83,7 @@ def test_upgrade_halfway_charges_fifteen_and_preview_matches(api: Api) -> None:
 
 
 def test_downgrade_is_scheduled_and_happens_at_period_end(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="premium")
     api.clock.advance(10 * DAY)
     preview = api("billing.preview_attach", customer_id="u1", plan_id="pro")
@@ -96,8 +104,7 @@ def test_downgrade_is_scheduled_and_happens_at_period_end(api: Api) -> None:
 
 
 def test_reattaching_the_current_plan_is_409_and_cancels_a_scheduled_downgrade(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="premium")
     conflict = api("billing.attach", expect=409, customer_id="u1", plan_id="premium")
     assert conflict["code"] == "plan_already_attached"
@@ -109,8 +116,7 @@ def test_reattaching_the_current_plan_is_409_and_cancels_a_scheduled_downgrade(a
 
 
 def test_renewal_bills_the_next_period(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro")
     api.clock.set(ms(2026, 6, 2))  # two renewals: May 1 and June 1
     customer = api.customer("u1")
@@ -134,8 +140,7 @@ def test_usage_based_overage_is_billed_at_renewal(api: Api) -> None:
             }
         ],
     )
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="payg")
     api("balances.track", customer_id="u1", feature_id="messages", value=200)
     api.clock.set(ms(2026, 5, 1) + 1)
@@ -146,8 +151,7 @@ def test_usage_based_overage_is_billed_at_renewal(api: Api) -> None:
 
 def test_prepaid_quantities_charge_upfront_and_update_prorates(api: Api) -> None:
     create_prepaid_team_plan(api)
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     quantities = [{"feature_id": "messages", "quantity": 100}]
     preview = api("billing.preview_attach", customer_id="u1", plan_id="team", feature_quantities=quantities)
     assert preview["total"] == 30
@@ -171,8 +175,7 @@ def test_next_cycle_quantity_proration_lands_on_the_renewal_invoice(api: Api) ->
     create_prepaid_team_plan(
         api, proration={"on_increase": "prorate_next_cycle", "on_decrease": "prorate_next_cycle"}
     )
-    api("customers.get_or_create", customer_id="q")
-    api.add_card("q")
+    with_card(api, "q")
     api(
         "billing.attach",
         customer_id="q",
@@ -193,8 +196,7 @@ def test_next_cycle_quantity_proration_lands_on_the_renewal_invoice(api: Api) ->
 
 
 def test_cancel_end_of_cycle_returns_the_default_plan(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro")
     api("billing.update", customer_id="u1", plan_id="pro", cancel_action="cancel_end_of_cycle")
     assert api.plans_of("u1") == {"pro": "active", "free": "scheduled"}
@@ -207,8 +209,7 @@ def test_cancel_end_of_cycle_returns_the_default_plan(api: Api) -> None:
 
 
 def test_cancel_immediately_credits_unused_time(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="premium")
     api.clock.advance(15 * DAY)
     preview = api(
@@ -224,16 +225,8 @@ def test_cancel_immediately_credits_unused_time(api: Api) -> None:
 
 
 def test_trial_with_card_bills_at_trial_end(api: Api) -> None:
-    api(
-        "plans.create",
-        plan_id="trial_pro",
-        name="Trial Pro",
-        price={"amount": 20, "interval": "month"},
-        items=[{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
-        free_trial={"duration_length": 7, "duration_type": "day", "card_required": True},
-    )
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    create_trial_pro(api, 7)
+    with_card(api, "u1")
     preview = api("billing.preview_attach", customer_id="u1", plan_id="trial_pro")
     assert preview["total"] == 0 and preview["next_cycle"]["starts_at"] == START + 7 * DAY
     api("billing.attach", customer_id="u1", plan_id="trial_pro")
@@ -276,16 +269,8 @@ def test_multi_attach_charges_once(api: Api) -> None:
         price={"amount": 20, "interval": "month"},
         items=[{"feature_id": "messages", "included": 200, "reset": {"interval": "month"}}],
     )
-    api(
-        "plans.create",
-        plan_id="pack",
-        name="Pack",
-        add_on=True,
-        price={"amount": 10, "interval": "one_off"},
-        items=[{"feature_id": "messages", "included": 50}],
-    )
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    create_pack(api)
+    with_card(api, "u1")
     plans = [{"plan_id": "extra"}, {"plan_id": "pack"}]
     assert api("billing.preview_multi_attach", customer_id="u1", plans=plans)["total"] == 30
     result = api("billing.multi_attach", customer_id="u1", plans=plans)
@@ -333,8 +318,7 @@ def test_portal_and_setup_urls_are_served(api: Api) -> None:
 
 
 def test_create_schedule_runs_phases_in_order(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     later = ms(2026, 4, 11)
     result = api(
         "billing.create_schedule",
@@ -374,8 +358,7 @@ def test_create_schedule_runs_phases_in_order(api: Api) -> None:
 
 
 def test_redirect_always_confirms_with_the_saved_card(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     preview = api("billing.preview_attach", customer_id="u1", plan_id="pro", redirect_mode="always")
     assert preview["redirect_to_checkout"] and preview["checkout_type"] == "autumn_checkout"
     result = api("billing.attach", customer_id="u1", plan_id="pro", redirect_mode="always")
@@ -388,8 +371,7 @@ def test_redirect_always_confirms_with_the_saved_card(api: Api) -> None:
 
 
 def test_update_customize_prorates_the_new_price(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro")
     api.clock.advance(15 * DAY)
     customize = {
@@ -409,8 +391,7 @@ def test_update_customize_prorates_the_new_price(api: Api) -> None:
 
 
 def test_paid_plan_attached_to_an_entity(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats", name="Seat 1")
     result = api("billing.attach", customer_id="u1", entity_id="e1", plan_id="pro")
     assert result["entity_id"] == "e1" and result["invoice"]["total"] == 20
@@ -548,8 +529,7 @@ def test_multi_attach_and_schedule_through_checkout(api: Api) -> None:
 
 
 def test_failed_renewal_is_past_due_until_a_new_card_pays_it(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro")
     portal = api("billing.open_customer_portal", customer_id="u1")["url"]
     assert (
@@ -568,8 +548,7 @@ def test_failed_renewal_is_past_due_until_a_new_card_pays_it(api: Api) -> None:
 
 
 def test_past_due_shows_on_customer_and_entity_subscriptions_until_paid(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("entities.create", customer_id="u1", entity_id="e1", feature_id="seats", name="Seat 1")
     api("billing.attach", customer_id="u1", plan_id="pro")
     api("billing.attach", customer_id="u1", entity_id="e1", plan_id="premium")
@@ -624,8 +603,7 @@ def held_charges(api: Api) -> Held:
 
 
 def test_a_second_billing_change_while_one_is_in_flight_gets_429(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     held = held_charges(api)
     api.server.app.state.autumn.processors = Processors(default=held)
     # A second server process on the same database: the lock must hold across workers too.
@@ -666,14 +644,7 @@ def test_unpaid_retry_links_expire_and_void_their_invoice(api: Api) -> None:
 
 
 def test_trial_needing_a_card_collects_it_at_checkout_without_an_invoice(api: Api) -> None:
-    api(
-        "plans.create",
-        plan_id="trial_pro",
-        name="Trial Pro",
-        price={"amount": 20, "interval": "month"},
-        items=[{"feature_id": "messages", "included": 1000, "reset": {"interval": "month"}}],
-        free_trial={"duration_length": 7, "duration_type": "day", "card_required": True},
-    )
+    create_trial_pro(api, 7)
     api("customers.get_or_create", customer_id="u1")
     result = api("billing.attach", customer_id="u1", plan_id="trial_pro")
     page = httpx.get(result["payment_url"])
@@ -725,8 +696,7 @@ def test_a_unique_fingerprint_trial_is_used_once_per_fingerprint(api: Api) -> No
 
 def test_upgrade_carries_over_usage_or_balance_when_asked(api: Api) -> None:
     for customer_id, option in (("u1", "carry_over_usages"), ("u2", "carry_over_balances")):
-        api("customers.get_or_create", customer_id=customer_id)
-        api.add_card(customer_id)
+        with_card(api, customer_id)
         api("billing.attach", customer_id=customer_id, plan_id="pro")
         api("balances.track", customer_id=customer_id, feature_id="messages", value=300)
         api("billing.attach", customer_id=customer_id, plan_id="premium", **{option: {"enabled": True}})
@@ -787,8 +757,7 @@ def test_per_seat_example_prepaid_and_usage_based(api: Api) -> None:
     )
     assert update["invoice"]["total"] == 10  # 2 more seats x $10 for half the month
 
-    api("customers.get_or_create", customer_id="org2")
-    api.add_card("org2")
+    with_card(api, "org2")
     api("billing.attach", customer_id="org2", plan_id="team_payg")
     api("balances.track", customer_id="org2", feature_id="seats", value=10)
     api.clock.set(ms(2026, 5, 16) + 1)  # org2 subscribed on April 16
@@ -831,8 +800,7 @@ def test_entities_on_paid_seats_bill_per_the_items_proration(api: Api) -> None:
             api("entities.delete", customer_id=customer_id, entity_id=f"{customer_id}-{n}")
 
     for customer_id, plan_id in (("a", "seats_prorated"), ("b", "seats_full"), ("c", "seats_prepaid")):
-        api("customers.get_or_create", customer_id=customer_id)
-        api.add_card(customer_id)
+        with_card(api, customer_id)
         quantities = (
             {"feature_quantities": [{"feature_id": "seats", "quantity": 3}]}
             if plan_id == "seats_prepaid"
@@ -888,8 +856,7 @@ def test_one_off_prepaid_top_ups_stack(api: Api) -> None:
             }
         ],
     )
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     pack = [{"feature_id": "credits", "quantity": 250}]  # rounds up to 3 packs of 100
     assert (
         api("billing.preview_attach", customer_id="u1", plan_id="credit_pack", feature_quantities=pack)[
@@ -925,8 +892,7 @@ def test_an_unpaid_seat_charge_creates_no_entity_and_voids_its_invoice(api: Api)
             }
         ],
     )
-    api("customers.get_or_create", customer_id="t")
-    api.add_card("t")
+    with_card(api, "t")
     api("billing.attach", customer_id="t", plan_id="team")
     api("entities.create", customer_id="t", entity_id="t-1", feature_id="seats")  # the included seat
     api.clock.advance(15 * DAY)
@@ -965,8 +931,7 @@ def test_next_cycle_seat_prorations_land_on_the_renewal_invoice(api: Api) -> Non
             }
         ],
     )
-    api("customers.get_or_create", customer_id="n")
-    api.add_card("n")
+    with_card(api, "n")
     api("billing.attach", customer_id="n", plan_id="team")
 
     def charged() -> list[int | float]:
@@ -991,8 +956,7 @@ def test_next_cycle_seat_prorations_land_on_the_renewal_invoice(api: Api) -> Non
 def test_credit_that_covers_an_open_invoice_pays_it_and_nothing_stays_owed(api: Api) -> None:
     """An invoice-mode invoice paid when the customer's credit covers it: paid from the credit, the card
     is not charged, and the processor holds nothing open for it (on Stripe, its invoice is voided)."""
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="premium")
     api.clock.advance(15 * DAY)
     cancel = api("billing.update", customer_id="u1", plan_id="premium", cancel_action="cancel_immediately")

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import DAY, Api
+from .helpers import DAY, Api, invoices_of, with_card
 from .localstripe_server import stripe_checkout_url
 
 ORDER = {"order": "42", "autumn_plan_id": "forged", "autumn_note": "dropped"}
 """The caller's metadata: one key of its own, two reserved ones (stripped)."""
-
-
-def _invoices(api: Api, customer_id: str) -> list[dict[str, Any]]:
-    return list(api.customer(customer_id)["invoices"])
 
 
 def _stripe_metadata(found: Any) -> dict[str, str]:
@@ -39,12 +35,11 @@ def _invoice(api: Api, invoice: dict[str, Any]) -> dict[str, str]:
 
 def _nothing_written(api: Api, customer_id: str) -> None:
     assert api.plans_of(customer_id) == {"free": "active"}
-    assert _invoices(api, customer_id) == []
+    assert invoices_of(api, customer_id) == []
 
 
 def test_metadata_goes_on_the_stripe_subscription_and_invoice_of_the_attach(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     if api.stripe is None:  # no Stripe object to carry it: refused, nothing written
         for op in ("billing.preview_attach", "billing.attach"):
             error = api(op, expect=400, customer_id="u1", plan_id="pro", metadata=ORDER)
@@ -59,7 +54,7 @@ def test_metadata_goes_on_the_stripe_subscription_and_invoice_of_the_attach(api:
         return
     api("billing.preview_attach", customer_id="u1", plan_id="pro", metadata=ORDER)
     api("billing.attach", customer_id="u1", plan_id="pro", metadata=ORDER)
-    first = _invoices(api, "u1")[0]
+    first = invoices_of(api, "u1")[0]
     on_invoice = _invoice(api, first)
     assert on_invoice["order"] == "42" and on_invoice["autumn_invoice_id"]  # beside the server's key
     assert not {"autumn_plan_id", "autumn_note"} & set(on_invoice)  # the caller's reserved keys: stripped
@@ -70,7 +65,7 @@ def test_metadata_goes_on_the_stripe_subscription_and_invoice_of_the_attach(api:
     # An upgrade updates the same subscription: its metadata merged over the earlier attach's.
     api.clock.advance(15 * DAY)
     api("billing.attach", customer_id="u1", plan_id="premium", metadata={"order": "43", "seats": "5"})
-    upgrade = _invoices(api, "u1")[0]
+    upgrade = invoices_of(api, "u1")[0]
     assert upgrade["stripe_id"] != first["stripe_id"]
     assert (_invoice(api, upgrade)["order"], _invoice(api, upgrade)["seats"]) == ("43", "5")
     on_sub = _subscription(api, "u1")
@@ -97,7 +92,7 @@ def test_metadata_goes_on_the_stripe_checkout_session_under_checkout_session_par
         metadata=metadata,
         checkout_session_params=session_params,
     )["payment_url"]
-    assert url and _invoices(api, "u1") == []  # nothing is billed before the payer pays
+    assert url and invoices_of(api, "u1") == []  # nothing is billed before the payer pays
     stripe_url = stripe_checkout_url(url)
     session = api.stripe.v1.checkout.sessions.retrieve(stripe_url.rsplit("/", 1)[1])
     on_session = _stripe_metadata(session)
@@ -106,7 +101,7 @@ def test_metadata_goes_on_the_stripe_checkout_session_under_checkout_session_par
     assert on_session["autumn_session_id"] != "sess_forged"  # the server's key, not the caller's
     assert api.pay(url).status_code == 303
     assert api.plans_of("u1") == {"pro": "active"}
-    paid = _invoices(api, "u1")[0]
+    paid = invoices_of(api, "u1")[0]
     assert (paid["status"], _invoice(api, paid)["order"], _invoice(api, paid)["campaign"]) == (
         "paid",
         "42",
@@ -129,7 +124,7 @@ def test_setup_payment_metadata_goes_on_what_its_attach_makes(api: Api) -> None:
     assert "order" not in _stripe_metadata(session)
     assert api.pay(url).status_code == 303
     assert api.plans_of("u1") == {"pro": "active"}
-    assert _invoice(api, _invoices(api, "u1")[0])["order"] == "7"
+    assert _invoice(api, invoices_of(api, "u1")[0])["order"] == "7"
     assert _subscription(api, "u1")["order"] == "7"
 
 
@@ -150,8 +145,7 @@ def test_invoice_mode_sends_the_stripe_invoice_with_the_metadata(api: Api) -> No
 
 
 def test_metadata_stripe_would_refuse_is_refused_before_anything_is_written(api: Api) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     too_many = {f"k{i}": "v" for i in range(45)}  # 44 fit beside the subscription's 6 server keys
     cases: tuple[dict[str, str], ...] = (
         too_many,

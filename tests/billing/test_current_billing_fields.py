@@ -21,7 +21,7 @@ from reference_server.clock import ManualClock
 from reference_server.processors.compensation import RefundRetrier
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .helpers import STRIPE_KEY, Api, ms
+from .helpers import STRIPE_KEY, Api, create_trial_pro, ms, with_card
 from .localstripe_server import localstripe
 
 START = ms(2026, 4, 1)  # a 30-day month
@@ -270,8 +270,7 @@ def _usage(api: Api, customer_id: str) -> dict[str, tuple[float, float]]:
 def test_update_customize_carries_usage_over_as_asked(
     api: Api, carry: dict[str, Any] | None, usage_after: dict[str, tuple[float, float]], total: float
 ) -> None:
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="payg")
     api("balances.track", customer_id="u1", feature_id="messages", value=150)
     api("balances.track", customer_id="u1", feature_id="calls", value=50)
@@ -299,8 +298,7 @@ def test_update_customize_carries_usage_over_as_asked(
 def _cancel_payg_halfway(api: Api, customer_id: str) -> dict[str, Any]:
     """``customer_id`` pays $10 for payg, uses 200 messages (100 over: $50 in arrears), and half the
     month later previews an immediate cancellation; returns the plain preview."""
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
+    with_card(api, customer_id)
     api("billing.attach", customer_id=customer_id, plan_id="payg")
     api("balances.track", customer_id=customer_id, feature_id="messages", value=200)
     api.clock.set(START + 15 * 86_400_000)
@@ -379,16 +377,8 @@ def test_refund_last_payment_is_refused_outside_an_immediate_cancellation(api: A
 def test_refund_last_payment_with_nothing_to_refund_still_cancels(api: Api) -> None:
     """A plan in its free trial was never paid: the cancellation goes through with neither refund nor
     credit (Autumn finds no payment on the subscription and refunds nothing)."""
-    api(
-        "plans.create",
-        plan_id="trial_pro",
-        name="Trial Pro",
-        price={"amount": 30, "interval": "month"},
-        items=[{"feature_id": "messages", "included": 1000, "reset": MONTH}],
-        free_trial={"duration_length": 14, "duration_type": "day", "card_required": True},
-    )
-    api("customers.get_or_create", customer_id="u1")
-    api.add_card("u1")
+    create_trial_pro(api, 14, amount=30)
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="trial_pro")
     assert api.customer("u1")["invoices"] == []
     body: dict[str, Any] = {
@@ -491,8 +481,7 @@ def test_attach_upgrade_carrying_usage_does_not_bill_it_twice(api: Api) -> None:
     billed: dict[str, list[str]] = {}
     totals: dict[str, float] = {}
     for customer_id, carry in (("u1", {"enabled": True, "feature_ids": ["messages"]}), ("u2", None)):
-        api("customers.get_or_create", customer_id=customer_id)
-        api.add_card(customer_id)
+        with_card(api, customer_id)
         api("billing.attach", customer_id=customer_id, plan_id="payg")
         for fid in ("messages", "calls"):
             api("balances.track", customer_id=customer_id, feature_id=fid, value=150)  # 50 over each

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import DAY, JUNE, MAY, Api
-
-
-def _invoices(api: Api, customer_id: str) -> list[dict[str, Any]]:
-    return list(api.customer(customer_id)["invoices"])
+from .helpers import DAY, JUNE, MAY, Api, invoices_of, with_card
 
 
 def _coupon(api: Api, rid: str, **coupon: Any) -> None:
@@ -29,11 +25,6 @@ def _discounts(api: Api, customer_id: str) -> list[dict[str, Any]]:
     return list(customer["rewards"]["discounts"])
 
 
-def _customer(api: Api, customer_id: str) -> None:
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
-
-
 def test_a_percentage_coupon_for_two_periods(api: Api) -> None:
     _coupon(
         api,
@@ -44,7 +35,7 @@ def test_a_percentage_coupon_for_two_periods(api: Api) -> None:
         plan_ids=["pro"],
         promo_codes=[{"code": "LAUNCH25"}],
     )
-    _customer(api, "u1")
+    with_card(api, "u1")
     discounts = [{"reward_id": "launch"}]
     preview = api("billing.preview_attach", customer_id="u1", plan_id="pro", discounts=discounts)
     assert (preview["subtotal"], preview["total"]) == (20, 15), preview
@@ -56,7 +47,7 @@ def test_a_percentage_coupon_for_two_periods(api: Api) -> None:
     assert preview["next_cycle"]["total"] == 15  # the second period is discounted too
 
     api("billing.attach", customer_id="u1", plan_id="pro", discounts=discounts)
-    first = _invoices(api, "u1")[0]
+    first = invoices_of(api, "u1")[0]
     assert (first["total"], first["status"]) == (15, "paid"), first
     assert api.on_processor(first) == ("paid", 1500)
 
@@ -80,12 +71,12 @@ def test_a_percentage_coupon_for_two_periods(api: Api) -> None:
     }
 
     api.clock.set(MAY)  # the second period: still 25% off
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (15, "paid"), renewal
     assert api.on_processor(renewal) == ("paid", 1500)
     assert _discounts(api, "u1") == []  # both periods used: no longer in force
     api.clock.set(JUNE)  # used up: full price
-    assert _invoices(api, "u1")[0]["total"] == 20
+    assert invoices_of(api, "u1")[0]["total"] == 20
 
 
 def test_a_promo_code_in_any_case_once_and_capped(api: Api) -> None:
@@ -97,7 +88,7 @@ def test_a_promo_code_in_any_case_once_and_capped(api: Api) -> None:
         duration={"type": "one_off", "length": None},
         promo_codes=[{"code": "Welcome30"}],
     )
-    _customer(api, "u1")
+    with_card(api, "u1")
     discounts = [{"promotion_code": "welcome30"}]
     preview = api("billing.preview_attach", customer_id="u1", plan_id="pro", discounts=discounts)
     assert (preview["subtotal"], preview["total"]) == (20, 0), preview  # $30 off a $20 invoice: free
@@ -105,14 +96,14 @@ def test_a_promo_code_in_any_case_once_and_capped(api: Api) -> None:
     api("billing.attach", customer_id="u1", plan_id="pro", discounts=discounts)
     assert api.plans_of("u1") == {"pro": "active"}
     api.clock.set(MAY)
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (20, "paid"), renewal
     assert api.on_processor(renewal) == ("paid", 2000)
 
 
 def test_a_forever_coupon_on_an_upgrade_discounts_only_its_charges(api: Api) -> None:
     _coupon(api, "loyal", type="percentage_discount", value=10, duration={"type": "forever", "length": None})
-    _customer(api, "u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro")
     api.clock.advance(15 * DAY)
     discounts = [{"reward_id": "loyal"}]
@@ -120,12 +111,12 @@ def test_a_forever_coupon_on_an_upgrade_discounts_only_its_charges(api: Api) -> 
     # -$10 unused Pro (a credit: never discounted), +$25 Premium less 10%.
     assert (preview["subtotal"], preview["total"]) == (15, 12.5), preview
     api("billing.attach", customer_id="u1", plan_id="premium", discounts=discounts)
-    switch = _invoices(api, "u1")[0]
+    switch = invoices_of(api, "u1")[0]
     assert (switch["total"], switch["status"]) == (12.5, "paid"), switch
     assert api.on_processor(switch) == ("paid", 1250)
     api.clock.set(MAY)
     api.clock.set(JUNE)
-    totals = [invoice["total"] for invoice in _invoices(api, "u1")[:2]]
+    totals = [invoice["total"] for invoice in invoices_of(api, "u1")[:2]]
     assert totals == [45, 45]
 
 
@@ -138,7 +129,7 @@ def test_a_coupon_for_other_plans_takes_nothing(api: Api) -> None:
         plan_ids=["premium"],
         duration={"type": "forever", "length": None},
     )
-    _customer(api, "u1")
+    with_card(api, "u1")
     preview = api(
         "billing.preview_attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "premium_only"}]
     )
@@ -156,7 +147,7 @@ def test_what_is_not_a_coupon_is_refused_and_writes_nothing(api: Api) -> None:
             "promo_codes": [{"code": "BONUS", "max_uses": None}],
         },
     )
-    _customer(api, "u1")
+    with_card(api, "u1")
     for discount in ({"reward_id": "nope"}, {"promotion_code": "NOPE"}, {"reward_id": "bonus"}, {}):
         for op in ("billing.preview_attach", "billing.attach"):
             error = api(op, expect=400, customer_id="u1", plan_id="pro", discounts=[discount])
@@ -166,7 +157,7 @@ def test_what_is_not_a_coupon_is_refused_and_writes_nothing(api: Api) -> None:
     )
     assert "feature grant" in error["message"], error
     assert api.plans_of("u1") == {"free": "active"}
-    assert _invoices(api, "u1") == []
+    assert invoices_of(api, "u1") == []
 
 
 def test_a_promo_codes_redemption_limit(api: Api) -> None:
@@ -179,15 +170,15 @@ def test_a_promo_codes_redemption_limit(api: Api) -> None:
         promo_codes=[{"code": "FEW", "global_max_redemption": 1}],
     )
     for customer_id in ("u1", "u2"):
-        _customer(api, customer_id)
+        with_card(api, customer_id)
     api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"promotion_code": "few"}])
-    assert _invoices(api, "u1")[0]["total"] == 10
+    assert invoices_of(api, "u1")[0]["total"] == 10
     error = api(
         "billing.attach", expect=400, customer_id="u2", plan_id="pro", discounts=[{"promotion_code": "FEW"}]
     )
     assert "maximum" in error["message"], error
     assert api.plans_of("u2") == {"free": "active"}
-    assert _invoices(api, "u2") == []
+    assert invoices_of(api, "u2") == []
 
 
 def test_a_free_plan_checks_its_discounts(api: Api) -> None:
@@ -200,7 +191,7 @@ def test_a_free_plan_checks_its_discounts(api: Api) -> None:
     assert error["code"] == "invalid_request", error
     api("billing.attach", customer_id="u1", plan_id="basic", discounts=[{"reward_id": "spare"}])
     assert api.plans_of("u1") == {"free": "active", "basic": "active"}
-    assert _invoices(api, "u1") == []
+    assert invoices_of(api, "u1") == []
 
 
 def test_a_coupon_stays_on_the_subscription_through_an_upgrade(api: Api) -> None:
@@ -212,9 +203,9 @@ def test_a_coupon_stays_on_the_subscription_through_an_upgrade(api: Api) -> None
         duration={"type": "forever", "length": None},
         plan_ids=None,
     )
-    _customer(api, "u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "partner"}])
-    assert _invoices(api, "u1")[0]["total"] == 16
+    assert invoices_of(api, "u1")[0]["total"] == 16
     api.clock.advance(15 * DAY)
     preview = api("billing.preview_attach", customer_id="u1", plan_id="premium")
     # The unused half of Pro was paid at 20% off: $8 back, not $10; half of Premium less 20%: $20.
@@ -226,11 +217,11 @@ def test_a_coupon_stays_on_the_subscription_through_an_upgrade(api: Api) -> None
     assert sorted(shown) == [(-10, -8, 2), (25, 20, 5)]
     assert preview["next_cycle"]["total"] == 40
     api("billing.attach", customer_id="u1", plan_id="premium")
-    switch = _invoices(api, "u1")[0]
+    switch = invoices_of(api, "u1")[0]
     assert (switch["total"], switch["status"]) == (12, "paid"), switch
     assert api.on_processor(switch) == ("paid", 1200)
     api.clock.set(MAY)
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (40, "paid"), renewal
     [kept] = _discounts(api, "u1")
     assert (kept["id"], kept["total_discount_amount"]) == ("partner", 4 + 3 + 10)
@@ -245,7 +236,7 @@ CUSTOM = {
 
 def test_billing_update_applies_its_discounts_once(api: Api) -> None:
     _coupon(api, "sorry", type="percentage_discount", value=10, duration={"type": "one_off", "length": None})
-    _customer(api, "u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro")
     api.clock.advance(15 * DAY)
     discounts = [{"reward_id": "sorry"}]
@@ -256,16 +247,16 @@ def test_billing_update_applies_its_discounts_once(api: Api) -> None:
     assert preview["next_cycle"]["total"] == 30  # once: used up by this invoice
     result = api("billing.update", customer_id="u1", plan_id="pro", customize=CUSTOM, discounts=discounts)
     assert result["invoice"]["total"] == 3.5
-    assert api.on_processor(_invoices(api, "u1")[0]) == ("paid", 350)
+    assert api.on_processor(invoices_of(api, "u1")[0]) == ("paid", 350)
     api.clock.set(MAY)
-    assert [invoice["total"] for invoice in _invoices(api, "u1")] == [30, 3.5, 20]
+    assert [invoice["total"] for invoice in invoices_of(api, "u1")] == [30, 3.5, 20]
     error = api("billing.update", expect=400, customer_id="u1", plan_id="pro", discounts=[{"reward_id": "x"}])
     assert error["code"] == "invalid_request", error
 
 
 def test_a_coupon_stays_on_the_subscription_through_an_update(api: Api) -> None:
     _coupon(api, "partner", type="percentage_discount", value=20, duration={"type": "months", "length": 2})
-    _customer(api, "u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "partner"}])
     api.clock.advance(15 * DAY)
     preview = api("billing.preview_update", customer_id="u1", plan_id="pro", customize=CUSTOM)
@@ -275,7 +266,7 @@ def test_a_coupon_stays_on_the_subscription_through_an_update(api: Api) -> None:
     api("billing.update", customer_id="u1", plan_id="pro", customize=CUSTOM)
     api.clock.set(MAY)  # its second period: 20% off the custom price
     api.clock.set(JUNE)  # used up
-    assert [invoice["total"] for invoice in _invoices(api, "u1")] == [30, 24, 4, 16]
+    assert [invoice["total"] for invoice in invoices_of(api, "u1")] == [30, 24, 4, 16]
     assert _discounts(api, "u1") == []
 
 
@@ -289,14 +280,14 @@ def test_multi_attach_takes_a_percentage_on_each_plan_and_an_amount_once(api: Ap
     _coupon(api, "half", type="percentage_discount", value=50, duration={"type": "months", "length": 2})
     _coupon(api, "five", type="fixed_discount", value=5, duration={"type": "one_off", "length": None})
     api("plans.create", plan_id="bonus", name="Bonus", add_on=True, items=[])  # no price: no amount on it
-    _customer(api, "u1")
+    with_card(api, "u1")
     plans = [{"plan_id": "bonus"}, {"plan_id": "pro"}, {"plan_id": "extra"}]
     discounts = [{"reward_id": "half"}, {"reward_id": "five"}]
     preview = api("billing.preview_multi_attach", customer_id="u1", plans=plans, discounts=discounts)
     # Pro $20 - 50% - $5, Extra $10 - 50%.
     assert (preview["subtotal"], preview["total"]) == (30, 10), preview
     api("billing.multi_attach", customer_id="u1", plans=plans, discounts=discounts)
-    first = _invoices(api, "u1")[0]
+    first = invoices_of(api, "u1")[0]
     assert (first["total"], first["status"]) == (10, "paid"), first
     assert api.on_processor(first) == ("paid", 1000)
     kept = sorted((d["id"], d["total_discount_amount"]) for d in _discounts(api, "u1"))
@@ -309,7 +300,7 @@ def test_multi_attach_takes_a_percentage_on_each_plan_and_an_amount_once(api: Ap
 
 def test_a_schedule_discounts_its_immediate_phase(api: Api) -> None:
     _coupon(api, "intro", type="fixed_discount", value=4, duration={"type": "months", "length": 2})
-    _customer(api, "u1")
+    with_card(api, "u1")
     start = api.clock.now_ms()
     phases = [
         {"starts_at": start, "plans": [{"plan_id": "pro"}]},
@@ -320,11 +311,11 @@ def test_a_schedule_discounts_its_immediate_phase(api: Api) -> None:
     assert error["code"] == "invalid_request", error
     assert api.plans_of("u1") == {"free": "active"}
     api("billing.create_schedule", customer_id="u1", phases=phases, discounts=[{"reward_id": "intro"}])
-    assert _invoices(api, "u1")[0]["total"] == 16
+    assert invoices_of(api, "u1")[0]["total"] == 16
     api.clock.set(MAY)
-    assert _invoices(api, "u1")[0]["total"] == 16
+    assert invoices_of(api, "u1")[0]["total"] == 16
     api.clock.set(JUNE)  # Premium, a new plan of the schedule: no coupon on it
-    assert _invoices(api, "u1")[0]["total"] == 50
+    assert invoices_of(api, "u1")[0]["total"] == 50
 
 
 def test_redeeming_a_coupons_promo_code_discounts_the_paid_subscription(api: Api) -> None:
@@ -336,7 +327,7 @@ def test_redeeming_a_coupons_promo_code_discounts_the_paid_subscription(api: Api
         duration={"type": "forever", "length": None},
         promo_codes=[{"code": "LOYAL50"}],
     )
-    _customer(api, "u1")
+    with_card(api, "u1")
     error = api("rewards.redeem", expect=400, code="loyal50", customer_id="u1")  # only the free plan
     assert error["code"] == "invalid_reward", error
     api("billing.attach", customer_id="u1", plan_id="pro")
@@ -346,7 +337,7 @@ def test_redeeming_a_coupons_promo_code_discounts_the_paid_subscription(api: Api
     error = api("rewards.redeem", expect=400, code="LOYAL50", customer_id="u1")
     assert error["code"] == "customer_already_redeemed_referral_code", error
     api.clock.set(MAY)  # from its next invoice on
-    renewal = _invoices(api, "u1")[0]
+    renewal = invoices_of(api, "u1")[0]
     assert (renewal["total"], renewal["status"]) == (10, "paid"), renewal
     assert api.on_processor(renewal) == ("paid", 1000)
     assert [d["total_discount_amount"] for d in _discounts(api, "u1")] == [10]
@@ -359,18 +350,18 @@ def test_a_checkout_charges_the_discounted_invoice_and_keeps_the_coupon(api: Api
     assert result["payment_url"] is not None
     assert api.pay(result["payment_url"]).status_code == 303
     assert api.plans_of("u1") == {"pro": "active"}
-    first = _invoices(api, "u1")[0]
+    first = invoices_of(api, "u1")[0]
     assert (first["total"], first["status"]) == (15, "paid"), first
     assert [(d["id"], d["total_discount_amount"]) for d in _discounts(api, "u1")] == [("quarter", 5)]
     api.clock.set(MAY)
-    assert _invoices(api, "u1")[0]["total"] == 15
+    assert invoices_of(api, "u1")[0]["total"] == 15
 
 
 def test_a_downgrade_at_the_period_end_keeps_the_coupon(api: Api) -> None:
     _coupon(api, "vip", type="percentage_discount", value=20, duration={"type": "forever", "length": None})
-    _customer(api, "u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="premium", discounts=[{"reward_id": "vip"}])
-    assert _invoices(api, "u1")[0]["total"] == 40
+    assert invoices_of(api, "u1")[0]["total"] == 40
     api.clock.advance(10 * DAY)
     preview = api("billing.preview_attach", customer_id="u1", plan_id="pro")
     assert (preview["total"], preview["next_cycle"]["total"]) == (0, 16), preview  # Pro in May, 20% off
@@ -378,7 +369,7 @@ def test_a_downgrade_at_the_period_end_keeps_the_coupon(api: Api) -> None:
     assert api.plans_of("u1") == {"premium": "active", "pro": "scheduled"}
     api.clock.set(MAY)
     assert api.plans_of("u1") == {"pro": "active"}
-    first = _invoices(api, "u1")[0]
+    first = invoices_of(api, "u1")[0]
     assert (first["total"], first["status"]) == (16, "paid"), first
     assert api.on_processor(first) == ("paid", 1600)
     [kept] = _discounts(api, "u1")
@@ -389,7 +380,7 @@ def test_a_multi_update_credits_what_the_coupon_left_paid(api: Api) -> None:
     _coupon(
         api, "partner", type="percentage_discount", value=20, duration={"type": "forever", "length": None}
     )
-    _customer(api, "u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "partner"}])
     api.clock.advance(15 * DAY)
     cancel = [{"plan_id": "pro", "cancel_action": "cancel_immediately"}]
@@ -397,7 +388,7 @@ def test_a_multi_update_credits_what_the_coupon_left_paid(api: Api) -> None:
     assert preview["total"] == -8, preview  # half of the $16 paid, not half of $20
     api("billing.multi_update", customer_id="u1", updates=cancel)
     assert api.plans_of("u1") == {"free": "active"}
-    assert _invoices(api, "u1")[0]["total"] == -8
+    assert invoices_of(api, "u1")[0]["total"] == -8
 
 
 def test_setup_payment_passes_its_discounts_to_its_attach(api: Api) -> None:
@@ -414,7 +405,7 @@ def test_setup_payment_passes_its_discounts_to_its_attach(api: Api) -> None:
     url = api("billing.setup_payment", customer_id="u1", plan_id="pro", discounts=discounts)["url"]
     assert api.pay(url).status_code == 303
     assert api.plans_of("u1") == {"pro": "active"}
-    first = _invoices(api, "u1")[0]
+    first = invoices_of(api, "u1")[0]
     assert (first["total"], first["status"]) == (10, "paid"), first
     assert api.on_processor(first) == ("paid", 1000)
 
@@ -423,7 +414,7 @@ def test_remove_discounts_ends_a_coupon_on_the_subscription(api: Api) -> None:
     _coupon(
         api, "partner", type="percentage_discount", value=20, duration={"type": "forever", "length": None}
     )
-    _customer(api, "u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="pro", discounts=[{"reward_id": "partner"}])
     both = {"discounts": [{"reward_id": "partner"}], "remove_discounts": [{"reward_id": "partner"}]}
     error = api("billing.update", expect=400, customer_id="u1", plan_id="pro", **both)
@@ -437,18 +428,18 @@ def test_remove_discounts_ends_a_coupon_on_the_subscription(api: Api) -> None:
     )
     assert update["total"] == 5, update  # the customization's invoice without it
     api("billing.update", customer_id="u1", plan_id="pro", customize=CUSTOM, remove_discounts=removal)
-    assert _invoices(api, "u1")[0]["total"] == 5
+    assert invoices_of(api, "u1")[0]["total"] == 5
     assert _discounts(api, "u1") == []
     api.clock.set(MAY)
-    assert _invoices(api, "u1")[0]["total"] == 30
+    assert invoices_of(api, "u1")[0]["total"] == 30
 
 
 def test_remove_discounts_on_a_downgrade_ends_the_coupon_now(api: Api) -> None:
     _coupon(api, "vip", type="percentage_discount", value=20, duration={"type": "forever", "length": None})
-    _customer(api, "u1")
+    with_card(api, "u1")
     api("billing.attach", customer_id="u1", plan_id="premium", discounts=[{"reward_id": "vip"}])
     api("billing.attach", customer_id="u1", plan_id="pro", remove_discounts=[{"reward_id": "vip"}])
     assert _discounts(api, "u1") == []
     api.clock.set(MAY)
     assert api.plans_of("u1") == {"pro": "active"}
-    assert _invoices(api, "u1")[0]["total"] == 20
+    assert invoices_of(api, "u1")[0]["total"] == 20

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +19,7 @@ from reference_server.store.tables.billing import invoices
 from reference_server.store.tables.core import customers
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .helpers import STRIPE_KEY, Api, ms
+from .helpers import STRIPE_KEY, Api, ms, subscriptions_by_plan, with_card
 from .localstripe_server import localstripe
 
 START = ms(2026, 4, 1)  # a 30-day month
@@ -88,15 +87,10 @@ def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def _subscribed(api: Api, customer_id: str) -> None:
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
+    with_card(api, customer_id)
     api("billing.attach", customer_id=customer_id, plan_id="pro")
     api("billing.attach", customer_id=customer_id, plan_id="addon")
     api("billing.attach", customer_id=customer_id, plan_id="perk")
-
-
-def _subs(api: Api, customer_id: str) -> dict[str, dict[str, Any]]:
-    return {s["plan_id"]: s for s in api.customer(customer_id)["subscriptions"]}
 
 
 def _invoice_count(api: Api) -> int:
@@ -120,7 +114,7 @@ def test_cancel_end_of_cycle_of_several_plans_together(api: Api) -> None:
     assert out["customer_id"] == "u1" and out["payment_url"] is None
     assert "invoice" not in out  # nothing is due: the paid plans end at their period end
     assert _invoice_count(api) == invoices_before
-    subs = _subs(api, "u1")
+    subs = subscriptions_by_plan(api, "u1")
     assert subs["pro"]["canceled_at"] is not None and subs["pro"]["expires_at"] == START + 30 * DAY
     assert subs["addon"]["canceled_at"] is not None and subs["addon"]["expires_at"] == START + 30 * DAY
     assert "perk" not in subs or subs["perk"]["status"] == "expired"
@@ -134,7 +128,7 @@ def test_cancel_end_of_cycle_of_several_plans_together(api: Api) -> None:
             {"plan_id": "addon", "cancel_action": "uncancel"},
         ],
     )
-    subs = _subs(api, "u1")
+    subs = subscriptions_by_plan(api, "u1")
     assert subs["pro"]["canceled_at"] is None and subs["pro"]["expires_at"] is None
     assert subs["addon"]["canceled_at"] is None and subs["addon"]["expires_at"] is None
 
@@ -147,10 +141,11 @@ def test_cancel_immediately_credits_on_one_invoice_and_preview_matches(api: Api)
         {"plan_id": "addon", "cancel_action": "cancel_immediately"},
         {"plan_id": "perk", "cancel_action": "cancel_immediately"},
     ]
-    before = _subs(api, "u1")
+    before = subscriptions_by_plan(api, "u1")
     invoices_before = _invoice_count(api)
     preview = api("billing.preview_multi_update", customer_id="u1", updates=updates)
-    assert _subs(api, "u1") == before and _invoice_count(api) == invoices_before  # nothing changed
+    # nothing changed
+    assert subscriptions_by_plan(api, "u1") == before and _invoice_count(api) == invoices_before
     assert preview["customer_id"] == "u1" and preview["currency"] == "usd"
     by_plan = {tuple(s["plan_ids"]): s for s in preview["subscriptions"]}
     assert set(by_plan) == {("pro",), ("addon",)}  # the free add-on has no entry
@@ -160,13 +155,13 @@ def test_cancel_immediately_credits_on_one_invoice_and_preview_matches(api: Api)
     out = api("billing.multi_update", customer_id="u1", updates=updates)
     assert out["invoice"]["total"] == preview["total"]
     assert _invoice_count(api) == invoices_before + 1  # one invoice for both credits
-    subs = _subs(api, "u1")
+    subs = subscriptions_by_plan(api, "u1")
     assert set(subs) == {"free"}  # the group's default plan took over
 
 
 def test_a_refused_update_changes_nothing(api: Api) -> None:
     _subscribed(api, "u1")
-    before = _subs(api, "u1")
+    before = subscriptions_by_plan(api, "u1")
     invoices_before = _invoice_count(api)
     refused = api(
         "billing.multi_update",
@@ -188,7 +183,7 @@ def test_a_refused_update_changes_nothing(api: Api) -> None:
         ],
     )
     assert twice["code"] == "invalid_request" and "same plan" in twice["message"]
-    assert _subs(api, "u1") == before and _invoice_count(api) == invoices_before
+    assert subscriptions_by_plan(api, "u1") == before and _invoice_count(api) == invoices_before
 
     assert api("billing.multi_update", expect=400, customer_id="u1", updates=[])["code"]
     missing_action = api("billing.multi_update", expect=400, customer_id="u1", updates=[{"plan_id": "pro"}])
@@ -204,7 +199,7 @@ def test_a_refused_update_changes_nothing(api: Api) -> None:
         updates=[{"plan_id": "pro", "cancel_action": "cancel_immediately"}],
     )
     assert ghost["code"] == "customer_not_found"
-    assert _subs(api, "u1") == before and _invoice_count(api) == invoices_before
+    assert subscriptions_by_plan(api, "u1") == before and _invoice_count(api) == invoices_before
 
 
 def test_it_takes_the_customer_billing_lock_and_replays_by_idempotency_key(api: Api) -> None:
@@ -220,18 +215,18 @@ def test_it_takes_the_customer_billing_lock_and_replays_by_idempotency_key(api: 
         assert busy["code"] == "lock_already_exists"
         busy = api("billing.import", expect=429, customer_id="u1", billables=[])
         assert busy["code"] == "lock_already_exists"
-    assert _subs(api, "u1")["addon"]["canceled_at"] is None
+    assert subscriptions_by_plan(api, "u1")["addon"]["canceled_at"] is None
 
     headers = {"Idempotency-Key": "multi-update-1"}
     first = api.http.post(
         "/v1/billing.multi_update", json={"customer_id": "u1", "updates": updates}, headers=headers
     )
     assert first.status_code == 200, first.text
-    canceled_at = _subs(api, "u1")["addon"]["canceled_at"]
+    canceled_at = subscriptions_by_plan(api, "u1")["addon"]["canceled_at"]
     assert canceled_at is not None
     api.clock.advance(DAY)
     replay = api.http.post(
         "/v1/billing.multi_update", json={"customer_id": "u1", "updates": updates}, headers=headers
     )
     assert (replay.status_code, replay.json()) == (200, first.json())
-    assert _subs(api, "u1")["addon"]["canceled_at"] == canceled_at  # applied once
+    assert subscriptions_by_plan(api, "u1")["addon"]["canceled_at"] == canceled_at  # applied once

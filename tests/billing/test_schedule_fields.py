@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import DAY, START, Api, ms
+from .helpers import DAY, START, Api, ms, subscriptions_by_plan, with_card
 
 MONTH = {"interval": "month"}
 
@@ -30,12 +30,7 @@ def _boost(api: Api) -> None:
 
 
 def _with_card(api: Api, customer_id: str = "u1") -> None:
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
-
-
-def _subs(api: Api, customer_id: str = "u1") -> dict[str, dict[str, Any]]:
-    return {s["plan_id"]: s for s in api.customer(customer_id)["subscriptions"]}
+    with_card(api, customer_id)
 
 
 def _schedule(api: Api, expect: int = 200, **body: Any) -> dict[str, Any]:
@@ -115,7 +110,7 @@ def test_phase_plan_item_changes_refused_as_on_attach(api: Api) -> None:
         ],
     )
     assert unknown["code"] == "feature_not_found"
-    assert _subs(api).keys() == {"free"} and api.customer("u1")["invoices"] == []
+    assert subscriptions_by_plan(api).keys() == {"free"} and api.customer("u1")["invoices"] == []
 
 
 def test_starting_after_counts_from_the_phase_before(api: Api) -> None:
@@ -136,10 +131,10 @@ def test_starting_after_counts_from_the_phase_before(api: Api) -> None:
         ],
     )
     assert [p["starts_at"] for p in result["phases"]] == [START, june, next_june]
-    subs = _subs(api)
+    subs = subscriptions_by_plan(api)
     assert (subs["pro"]["status"], subs["premium"]["status"]) == ("active", "scheduled")
     api.clock.set(june + 1)
-    subs = _subs(api)
+    subs = subscriptions_by_plan(api)
     assert subs["premium"]["status"] == "active" and subs["premium"]["started_at"] == june
     assert "pro" not in subs and subs["free"]["status"] == "scheduled"
     assert [i["total"] for i in api.customer("u1")["invoices"]] == [50, 20, 20]
@@ -168,7 +163,7 @@ def test_starting_after_bad_input(api: Api) -> None:
             phases=[{"starts_at": START, "plans": [{"plan_id": "pro"}]}, {"starting_after": after, **later}],
         )
         assert bad["code"] in {"invalid_request", "invalid_inputs"}
-    assert _subs(api).keys() == {"free"}
+    assert subscriptions_by_plan(api).keys() == {"free"}
 
 
 def test_phase_start_anchor_starts_a_new_cycle(api: Api) -> None:
@@ -183,7 +178,7 @@ def test_phase_start_anchor_starts_a_new_cycle(api: Api) -> None:
     )
     assert [p["starts_at"] for p in result["phases"]] == [START, later]
     api.clock.set(later + 1)
-    pro = _subs(api)["pro"]
+    pro = subscriptions_by_plan(api)["pro"]
     assert (pro["current_period_start"], pro["current_period_end"]) == (later, ms(2026, 5, 11))
     assert [i["total"] for i in api.customer("u1")["invoices"]] == [20, 50]
     bad = _schedule(
@@ -222,7 +217,9 @@ def test_phase_plans_inherit_or_declare_their_entity(api: Api) -> None:
     api.clock.set(later + 1)
     entity = api("entities.get", customer_id="u1", entity_id="e1")
     assert {s["plan_id"]: s["status"] for s in entity["subscriptions"]} == {"premium": "active"}
-    customer_level = {s["plan_id"]: s["status"] for s in _subs(api).values() if s.get("entity_id") is None}
+    customer_level = {
+        s["plan_id"]: s["status"] for s in subscriptions_by_plan(api).values() if s.get("entity_id") is None
+    }
     assert customer_level == {"free": "active", "boost": "active"}
 
 
@@ -291,7 +288,7 @@ def test_phase_plan_entity_bad_input(api: Api) -> None:
         api, 404, phases=[{"starts_at": START, "plans": [{"plan_id": "pro", "entity_id": "nope"}]}]
     )
     assert missing["code"] == "entity_not_found"
-    assert _subs(api).keys() == {"free"} and api.customer("u1")["invoices"] == []
+    assert subscriptions_by_plan(api).keys() == {"free"} and api.customer("u1")["invoices"] == []
 
 
 def test_free_trial_applies_to_the_first_phase(api: Api) -> None:
@@ -306,13 +303,13 @@ def test_free_trial_applies_to_the_first_phase(api: Api) -> None:
         ],
     )
     assert result["status"] == "created" and result.get("invoice", {"total": 0})["total"] == 0
-    pro = _subs(api)["pro"]
+    pro = subscriptions_by_plan(api)["pro"]
     assert pro["trial_ends_at"] == START + 7 * DAY
     assert [i["total"] for i in api.customer("u1")["invoices"] if i["total"]] == []
     api.clock.set(START + 7 * DAY + 1)
     assert [i["total"] for i in api.customer("u1")["invoices"] if i["total"]] == [20]
     api.clock.set(later + 1)
-    subs = _subs(api)
+    subs = subscriptions_by_plan(api)
     assert subs["premium"]["status"] == "active" and subs["premium"]["trial_ends_at"] is None
     assert [i["total"] for i in api.customer("u1")["invoices"] if i["total"]] == [50, 20]
 
@@ -334,7 +331,7 @@ def test_free_trial_bad_input(api: Api) -> None:
     assert on_unscheduled["message"] == revert["message"]
     week = _schedule(api, 400, free_trial={"duration_length": 7, "duration_type": "week"}, phases=phases)
     assert week["code"] in {"invalid_request", "invalid_inputs"}
-    assert _subs(api).keys() == {"free"}
+    assert subscriptions_by_plan(api).keys() == {"free"}
 
 
 def test_preserve_add_ons_is_accepted_and_add_ons_stay(api: Api) -> None:
@@ -372,7 +369,7 @@ def test_unscheduled_plans_are_billed_now_and_outlive_the_schedule(api: Api) -> 
     )
     assert result["invoice"]["total"] == 25
     assert [len(p["customer_product_ids"]) for p in result["phases"]] == [1, 1]
-    assert result["phases"][0]["customer_product_ids"] == [_subs(api)["pro"]["id"]]
+    assert result["phases"][0]["customer_product_ids"] == [subscriptions_by_plan(api)["pro"]["id"]]
     assert api.plans_of("u1") == {"pro": "active", "boost": "active", "premium": "scheduled"}
     api.clock.set(later + 1)
     assert api.plans_of("u1") == {"premium": "active", "boost": "active"}
@@ -401,7 +398,7 @@ def test_unscheduled_plans_through_checkout(api: Api) -> None:
     assert api.plans_of("u1") == {"pro": "active", "boost": "active", "premium": "scheduled"}
     api.clock.set(ms(2026, 5, 1) + 1)
     assert api.plans_of("u1") == {"premium": "active", "boost": "active"}
-    assert _subs(api)["premium"]["started_at"] == ms(2026, 5, 1)
+    assert subscriptions_by_plan(api)["premium"]["started_at"] == ms(2026, 5, 1)
     # paid at checkout: pro and boost; on May 1: premium's first month and boost's renewal
     assert sorted(i["total"] for i in api.customer("u1")["invoices"]) == [5, 25, 50]
 
@@ -433,7 +430,7 @@ def test_unscheduled_plans_bad_input(api: Api) -> None:
     assert refused(404, [{"plan_id": "nope"}])["code"] == "product_not_found"
     pooled = [{"plan_id": "boost", "customize": {"add_items": [{"feature_id": "seats", "pooled": True}]}}]
     assert refused(400, pooled, first="pro")["code"] == "unsupported_field"
-    assert _subs(api).keys() == {"free"} and api.customer("u1")["invoices"] == []
+    assert subscriptions_by_plan(api).keys() == {"free"} and api.customer("u1")["invoices"] == []
     # The same group in another scope is not claimed: pro on e1 outlives the customer's premium phase.
     refused(200, [{"plan_id": "pro", "entity_id": "e1"}])
     api.clock.set(later + 1)
@@ -455,9 +452,9 @@ def test_billing_behavior_none_does_not_prorate_the_first_phase(api: Api) -> Non
     result = _schedule(api, billing_behavior="none", phases=phases)
     assert result["status"] == "created" and result.get("invoice", {"total": 0})["total"] == 0
     assert [i["total"] for i in api.customer("u1")["invoices"] if i["total"]] == [20]
-    premium = _subs(api)["premium"]
+    premium = subscriptions_by_plan(api)["premium"]
     assert (premium["status"], premium["current_period_end"]) == ("active", ms(2026, 5, 1))
-    assert _subs(api)["pro"]["status"] == "scheduled"
+    assert subscriptions_by_plan(api)["pro"]["status"] == "scheduled"
 
 
 def test_anchor_now_starts_the_first_phase_now_or_is_refused(api: Api) -> None:
@@ -468,9 +465,9 @@ def test_anchor_now_starts_the_first_phase_now_or_is_refused(api: Api) -> None:
     phases = [{"starts_at": START, "plans": [{"plan_id": "pro"}]}]
     result = _schedule(api, phases=phases, billing_cycle_anchor="now")
     assert [p["starts_at"] for p in result["phases"]] == [START]
-    pro = _subs(api)["pro"]
+    pro = subscriptions_by_plan(api)["pro"]
     assert pro["current_period_start"] == START
     upgrade = [{"starts_at": START, "plans": [{"plan_id": "premium"}]}]
     refused = _schedule(api, 400, phases=upgrade, billing_cycle_anchor="now")
     assert refused["code"] == "unsupported_field" and "billing_cycle_anchor" in refused["message"]
-    assert _subs(api).keys() == {"pro"}
+    assert subscriptions_by_plan(api).keys() == {"pro"}
