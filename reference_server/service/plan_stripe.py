@@ -29,4 +29,4 @@ def create_plan_in_stripe(ctx: Ctx, conn: Connection, plan_pk: int, now: int) ->
     account = stripe_for_org(ctx.state.processors, conn, ctx.tenant.org_pk, ctx.tenant.env)
     if account is None:
         return
-    account.catalog.plan_objects(conn, plan_version(conn, plan_pk), now)
+    account.catalog.plan_objects(conn, ctx.tenant.org_pk, plan_version(conn, plan_pk), now)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from reference_server.store.stripe_objects import stripe_followups, stripe_subscriptions
 from reference_server.store.tables.billing import subscription_billing
-from reference_server.store.tables.core import customer_plans, customers, entities, plans
+from reference_server.store.tables.core import customer_plans, customers, entities
 
 # what the mirror reads --------------------------------------------------------------------------------
 
@@ -36,10 +36,6 @@ def active_instances(conn: Connection, customer_pk: int) -> list[Row[Any]]:
             .order_by(customer_plans.c.pk)
         ).all()
     )
-
-
-def plan_row(conn: Connection, plan_pk: int) -> Row[Any] | None:
-    return conn.execute(select(plans).where(plans.c.pk == plan_pk)).first()
 
 
 def entity_id(conn: Connection, entity_pk: int) -> Any:

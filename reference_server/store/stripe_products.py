@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
+from reference_server.store.catalog import Plan, plan_from_row
 from reference_server.store.customer_lookup import customer_owner
 from reference_server.store.stripe_objects import stripe_objects
 from reference_server.store.tables.core import customer_plans, plans
@@ -69,15 +70,41 @@ def delete_object(conn: Connection, pk: int) -> None:
     conn.execute(delete(stripe_objects).where(stripe_objects.c.pk == pk))
 
 
-def plan_version(conn: Connection, plan_pk: int) -> Row[Any]:
-    """The ``plans`` row of one plan version (what :mod:`~reference_server.processors.stripe.catalog`
-    makes a Product and Prices of)."""
-    return conn.execute(select(plans).where(plans.c.pk == plan_pk)).one()
+@dataclass(frozen=True)
+class OrgPlan:
+    """A plan version with its organization (:class:`~reference_server.store.catalog.Plan` leaves the
+    organization out; its Stripe objects are kept per organization)."""
+
+    org_pk: int
+    plan: Plan
 
 
-def plan_versions_for(conn: Connection, customer_pk: int, plan_id: str) -> tuple[list[Row[Any]], list[int]]:
-    """The ``plans`` rows of every version of ``plan_id`` in the customer's organization and environment,
-    and the plan pks of the customer's instances of it, newest first."""
+def org_plan(conn: Connection, plan_pk: int) -> OrgPlan | None:
+    """Plan version ``plan_pk`` with its organization (None when there is none)."""
+    row = conn.execute(select(plans).where(plans.c.pk == plan_pk)).first()
+    return None if row is None else OrgPlan(int(row.org_pk), plan_from_row(row))
+
+
+def plan_version(conn: Connection, plan_pk: int) -> Plan:
+    """Plan version ``plan_pk`` (it must exist): what :mod:`~reference_server.processors.stripe.catalog`
+    makes a Product and Prices of."""
+    return plan_from_row(conn.execute(select(plans).where(plans.c.pk == plan_pk)).one())
+
+
+@dataclass(frozen=True)
+class CustomerPlanVersions:
+    """Every version of a plan in a customer's organization and environment
+    (:func:`plan_versions_for`)."""
+
+    org_pk: int
+    versions: list[Plan]
+    owned: list[int]
+    """The plan pks of the customer's instances of the plan, newest first."""
+
+
+def plan_versions_for(conn: Connection, customer_pk: int, plan_id: str) -> CustomerPlanVersions:
+    """Every version of ``plan_id`` in the customer's organization and environment, and the plan pks
+    of the customer's instances of it, newest first."""
     customer = customer_owner(conn, customer_pk)
     rows = conn.execute(
         select(plans).where(
@@ -89,7 +116,7 @@ def plan_versions_for(conn: Connection, customer_pk: int, plan_id: str) -> tuple
         .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.plan_id == plan_id)
         .order_by(customer_plans.c.pk.desc())
     ).scalars()
-    return list(rows), [int(pk) for pk in owned]
+    return CustomerPlanVersions(customer.org_pk, [plan_from_row(r) for r in rows], [int(pk) for pk in owned])
 
 
 def plans_of_products(

@@ -34,15 +34,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import stripe
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from reference_server.engine.billing.money import exact_minor, to_decimal
+from reference_server.engine.billing.money import DEFAULT_CURRENCY, exact_minor, to_decimal
+from reference_server.store.catalog import Plan
+from reference_server.store.plan_records import BasePriceRecord, ItemPriceRecord, PlanItemRecord
 from reference_server.store.stripe_products import (
     StoredObject,
     delete_object,
@@ -99,18 +102,28 @@ def account_key(secret_key: str, stripe_account: str | None) -> str:
     return hashlib.sha256(f"{secret_key}\0{stripe_account or ''}".encode()).hexdigest()[:32]
 
 
-def product_name(plan: Any) -> str:
-    version = int(plan.version)
-    return str(plan.name) if version == 1 else f"{plan.name} (v{version})"
+class PricedVersion(Protocol):
+    """What :func:`fixed_prices` reads: a plan version (:class:`~reference_server.store.catalog.Plan`)
+    or what an instance is billed by (``subscription_state.BilledPlan``)."""
+
+    @property
+    def price(self) -> BasePriceRecord | None: ...
+
+    @property
+    def items(self) -> Sequence[PlanItemRecord]: ...
 
 
-def _whole_minor(amount: Any, currency: str) -> int | None:
+def product_name(plan: Plan) -> str:
+    return str(plan.name) if plan.version == 1 else f"{plan.name} (v{plan.version})"
+
+
+def _whole_minor(amount: int | float, currency: str) -> int | None:
     exact = exact_minor(to_decimal(amount), currency)
     return int(exact) if exact == exact.to_integral_value() and exact >= 0 else None
 
 
-def _recurring(price: dict[str, Any]) -> tuple[str, int] | bool | None:
-    """Stripe's recurrence of a price JSON; None for one-off, False when Stripe cannot express it."""
+def _recurring(price: BasePriceRecord | ItemPriceRecord) -> tuple[str, int] | Literal[False] | None:
+    """Stripe's recurrence of a price record; None for one-off, False when Stripe cannot express it."""
     interval = str(price.get("interval") or "month")
     if interval == "one_off":
         return None
@@ -120,27 +133,31 @@ def _recurring(price: dict[str, Any]) -> tuple[str, int] | bool | None:
     return mapped[0], mapped[1] * int(price.get("interval_count") or 1)
 
 
-def fixed_prices(plan: Any) -> list[FixedPrice]:
-    """The fixed prices of a ``plans`` row that Stripe can hold as Prices."""
-    currency = str((plan.config or {}).get("currency") or "usd").lower()
+def fixed_prices(plan: PricedVersion) -> list[FixedPrice]:
+    """The fixed prices of a plan version (or of what an instance is billed by) that Stripe can hold
+    as Prices.
+
+    In the server's one currency (``DEFAULT_CURRENCY``): a plan keeps none of its own (its ``config``
+    is only ``ignore_past_due``, ``service.plan_values.config_value``), and requests naming another
+    currency are refused (``api.unsupported_fields``)."""
+    currency = DEFAULT_CURRENCY
     out: list[FixedPrice] = []
-    candidates: list[tuple[str, dict[str, Any], Decimal, str | None]] = []
+    candidates: list[tuple[str, int | float, BasePriceRecord | ItemPriceRecord, Decimal, str | None]] = []
     if plan.price:
-        candidates.append(("base", dict(plan.price), Decimal(1), None))
+        candidates.append(("base", plan.price["amount"], plan.price, Decimal(1), None))
     for item in plan.items or []:
-        price = item.get("price") or {}
-        if price.get("billing_method") != "prepaid" or price.get("tiers") or price.get("amount") is None:
+        price = item.get("price")
+        amount = price.get("amount") if price else None
+        if not price or price.get("billing_method") != "prepaid" or price.get("tiers") or amount is None:
             continue
         units = to_decimal(price.get("billing_units") or 1)
-        candidates.append((f"prepaid:{item['feature_id']}", dict(price), units, str(item["feature_id"])))
-    for key, price, units, feature_id in candidates:
-        unit_amount = _whole_minor(price["amount"], currency)
-        recurring = _recurring(price)
+        candidates.append((f"prepaid:{item['feature_id']}", amount, price, units, str(item["feature_id"])))
+    for key, amount, record, units, feature_id in candidates:
+        unit_amount = _whole_minor(amount, currency)
+        recurring = _recurring(record)
         if unit_amount is None or recurring is False:
             continue
-        out.append(
-            FixedPrice(key, unit_amount, currency, recurring or None, units, feature_id)  # type: ignore[arg-type]
-        )
+        out.append(FixedPrice(key, unit_amount, currency, recurring, units, feature_id))
     return out
 
 
@@ -176,7 +193,7 @@ class StripeCatalog:
             self._account = str(account.id)
         return self._account
 
-    def _sync_product(self, product: str, plan: Any) -> None:
+    def _sync_product(self, product: str, plan: Plan) -> None:
         """Give the Product the plan's current name and description (a plan renamed in place)."""
         wanted = (product_name(plan), str(plan.description) if plan.description else None)
         known = self._names.get(product)
@@ -207,16 +224,17 @@ class StripeCatalog:
             return object_stripe_id(conn, values)
         return str(values["stripe_id"])
 
-    def _idempotency(self, org_pk: int, env: str, plan: Any, key: str) -> dict[str, Any]:
+    def _idempotency(self, org_pk: int, env: str, plan: Plan, key: str) -> dict[str, Any]:
         price = next((f for f in fixed_prices(plan) if f.key == key), None)
         amount = f"{price.unit_amount}:{price.currency}:{price.recurring}" if price else ""
         raw = f"{self.account}:{org_pk}:{env}:{plan.pk}:{key}:{amount}"
         digest = hashlib.sha256(raw.encode()).hexdigest()[:40]
         return {"idempotency_key": f"autumn-catalog-{digest}"}
 
-    def plan_objects(self, conn: Connection, plan: Any, now: int) -> PlanObjects:
-        """The Product and Prices of a ``plans`` row, created in Stripe the first time they are needed."""
-        org_pk, env, version = int(plan.org_pk), str(plan.env), int(plan.version)
+    def plan_objects(self, conn: Connection, org_pk: int, plan: Plan, now: int) -> PlanObjects:
+        """The Product and Prices of organization ``org_pk``'s plan version, created in Stripe the first
+        time they are needed."""
+        env, version = plan.env, plan.version
         account = self.account
         stored = self._stored(conn, org_pk, env, plan.id, version)
         base = {
@@ -301,19 +319,19 @@ class StripeCatalog:
         return PlanObjects(plan.id, version, product, prices)
 
     # invoice lines -----------------------------------------------------------------------------------------
-    def _plan_versions(self, conn: Connection, customer_pk: int, plan_id: str) -> list[Any]:
-        """The plan's versions, most likely first: the customer's own instances (newest first), then the
-        latest version, then the older ones."""
-        rows, owned = plan_versions_for(conn, customer_pk, plan_id)
-        by_pk = {int(r.pk): r for r in rows}
-        ordered: list[Any] = []
-        for pk in owned:
-            row = by_pk.get(pk)
-            if row is not None and row not in ordered:
-                ordered.append(row)
-        rest = sorted(rows, key=lambda r: (not bool(r.is_latest), -int(r.version)))
-        ordered.extend(r for r in rest if r not in ordered)
-        return ordered
+    def _plan_versions(self, conn: Connection, customer_pk: int, plan_id: str) -> tuple[int, list[Plan]]:
+        """The plan's organization and versions, most likely first: the customer's own instances (newest
+        first), then the latest version, then the older ones."""
+        found = plan_versions_for(conn, customer_pk, plan_id)
+        by_pk = {p.pk: p for p in found.versions}
+        ordered: list[Plan] = []
+        for pk in found.owned:
+            plan = by_pk.get(pk)
+            if plan is not None and plan not in ordered:
+                ordered.append(plan)
+        rest = sorted(found.versions, key=lambda p: (not p.is_latest, -p.version))
+        ordered.extend(p for p in rest if p not in ordered)
+        return found.org_pk, ordered
 
     def item_params(
         self,
@@ -331,17 +349,19 @@ class StripeCatalog:
         params: dict[str, Any] = {"description": str(line.description or line.display_name)[:500]}
         if line.period_start is not None and line.period_end is not None:
             params["period"] = {"start": int(line.period_start) // 1000, "end": int(line.period_end) // 1000}
-        versions = self._plan_versions(conn, customer_pk, str(line.plan_id)) if line.plan_id else []
+        org_pk, versions = 0, list[Plan]()  # no plan: no versions, no organization to look in
+        if line.plan_id:
+            org_pk, versions = self._plan_versions(conn, customer_pk, str(line.plan_id))
         chosen: PlanObjects | None = None
         match: tuple[StripePrice, int] | None = None
         for plan in versions:
             found = self._match(line, currency, fixed_prices(plan))
             if found is not None:
-                chosen = self._objects(conn, plan, now, cache)
+                chosen = self._objects(conn, org_pk, plan, now, cache)
                 match = (chosen.prices[found[0].key], found[1]) if found[0].key in chosen.prices else None
                 break
         if chosen is None and versions:
-            chosen = self._objects(conn, versions[0], now, cache)
+            chosen = self._objects(conn, org_pk, versions[0], now, cache)
         if chosen is not None:
             metadata["autumn_plan_version"] = str(chosen.version)
             metadata["autumn_stripe_product"] = chosen.product
@@ -363,11 +383,13 @@ class StripeCatalog:
         params["metadata"] = metadata
         return params
 
-    def _objects(self, conn: Connection, plan: Any, now: int, cache: dict[int, PlanObjects]) -> PlanObjects:
-        objects = cache.get(int(plan.pk))
+    def _objects(
+        self, conn: Connection, org_pk: int, plan: Plan, now: int, cache: dict[int, PlanObjects]
+    ) -> PlanObjects:
+        objects = cache.get(plan.pk)
         if objects is None:
-            objects = self.plan_objects(conn, plan, now)
-            cache[int(plan.pk)] = objects
+            objects = self.plan_objects(conn, org_pk, plan, now)
+            cache[plan.pk] = objects
         return objects
 
     @staticmethod
@@ -386,4 +408,4 @@ class StripeCatalog:
         return None
 
 
-__all__ = ["PlanObjects", "StripeCatalog", "account_key", "fixed_prices"]
+__all__ = ["PlanObjects", "PricedVersion", "StripeCatalog", "account_key", "fixed_prices"]

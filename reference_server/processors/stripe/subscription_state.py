@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from autumn_sdk._generated.json_types import PlanConfigJson
 from reference_server.engine.billing.money import to_decimal
 from reference_server.processors.stripe.catalog import FixedPrice, PlanObjects, fixed_prices
 from reference_server.processors.stripe.metadata import with_server_keys
@@ -69,12 +68,11 @@ def packs(quantity: Decimal, included: Decimal, pack_units: Decimal) -> int:
 
 @dataclass(frozen=True)
 class BilledPlan:
-    """What an instance is billed by (:func:`billed_plan`): a price and items, with its plan's
-    ``config``."""
+    """What an instance is billed by (:func:`billed_plan`): a price and items (a
+    :class:`~reference_server.processors.stripe.catalog.PricedVersion` to ``fixed_prices``)."""
 
     price: BasePriceRecord | None
     items: list[PlanItemRecord]
-    config: PlanConfigJson
 
 
 def item_included(plan: BilledPlan, feature_id: str | None) -> Decimal:
@@ -92,8 +90,8 @@ def billed_plan(inst: Any, plan: Plan) -> BilledPlan:
     ``inst``: an ``active_instances`` row (``custom_plan``: its stored customized plan, if any)."""
     custom: CustomPlanRecord | None = inst.custom_plan
     if not custom:
-        return BilledPlan(plan.price, plan.items, plan.config)
-    return BilledPlan(custom.get("price"), custom.get("items") or [], plan.config)
+        return BilledPlan(plan.price, plan.items)
+    return BilledPlan(custom.get("price"), custom.get("items") or [])
 
 
 def wanted_prices(inst: Any, plan: Plan) -> list[tuple[FixedPrice, int]]:

@@ -92,7 +92,6 @@ from reference_server.processors.stripe.subscription_state import (
     trial_end,
     wanted_prices,
 )
-from reference_server.store.catalog import plan_from_row
 from reference_server.store.customer_lookup import CustomerRef
 from reference_server.store.db import Database
 from reference_server.store.stripe_mirror import (
@@ -101,13 +100,13 @@ from reference_server.store.stripe_mirror import (
     customer_row,
     insert_subscription,
     mark_subscription_canceled,
-    plan_row,
     update_subscription,
     update_subscription_of_instance,
 )
 from reference_server.store.stripe_mirror import (
     entity_id as entity_id_of,
 )
+from reference_server.store.stripe_products import org_plan
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +136,14 @@ def _desired(
     rows = active_instances(conn, customer_pk)
     out: dict[int, Mirror] = {}
     for inst in rows:
-        row = plan_row(conn, inst.plan_pk)
-        if row is None:
+        found = org_plan(conn, inst.plan_pk)
+        if found is None:
             continue
-        plan = plan_from_row(row)
+        plan = found.plan
         wanted = wanted_prices(inst, plan)
         if not wanted:
             continue
-        objects = processor.catalog.plan_objects(conn, row, now)
+        objects = processor.catalog.plan_objects(conn, found.org_pk, plan, now)
         entity_id = None
         if inst.entity_pk is not None:
             entity_id = entity_id_of(conn, inst.entity_pk)
