@@ -844,9 +844,64 @@ def http_stack(o: Options) -> list[Row]:
     ]
 
 
+CPU_REQUESTS = 2000
+
+
+def _send(proc: Proc, requests: list[tuple[str, str]], n: int, keyed: bool, threads: int = 4) -> None:
+    """Exactly ``n`` POSTs cycling through ``requests`` over ``threads`` keep-alive clients."""
+    import secrets
+
+    def worker(k: int) -> None:
+        with api(proc) as c:
+            for i in range(k, n, threads):
+                path, body = requests[i % len(requests)]
+                headers = {"Content-Type": "application/json"}
+                if keyed:
+                    headers["Idempotency-Key"] = secrets.token_hex(16)
+                _ok(c.post(path, content=body, headers=headers))
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
+
+
+def cpu_per_request(o: Options) -> list[Row]:
+    """The server process's CPU per check / keyed track (``/proc/<pid>/stat``, exactly N requests over 4
+    connections) vs the bare endpoint's, measured the same way: load-independent, unlike req/s."""
+    runs = Runs()
+    n = 200 if o.duration < 1 else CPU_REQUESTS
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(serve("baseline"))
+        servers = {}
+        for db in o.dbs:
+            servers[db] = stack.enter_context(
+                serve("server", "--database-url", stack.enter_context(database(db)))
+            )
+            seed(servers[db], o.seeded)
+        cases = [("bare endpoint", base, checks(o), False)]
+        for db, proc in servers.items():
+            cases += [
+                (f"{db} check", proc, checks(o), False),
+                (f"{db} track, Idempotency-Key", proc, tracks(o), True),
+            ]
+        for _, proc, requests, keyed in cases:
+            _send(proc, requests, n // 4, keyed)
+        for _ in range(o.runs):
+            for name, proc, requests, keyed in cases:
+                cpu = proc.cpu()
+                _send(proc, requests, n, keyed)
+                runs.add(f"{name}, CPU per request", (proc.cpu() - cpu) * 1e6 / n)
+    rows = [row("cpu_per_request", runs, "bare endpoint, CPU per request", "µs", None)]
+    for name, *_ in cases[1:]:
+        rows.append(
+            row("cpu_per_request", runs, f"{name}, CPU per request", "µs", "bare endpoint, CPU per request")
+        )
+    return rows
+
+
 SCENARIOS: dict[str, Callable[[Options], list[Row]]] = {
     "check_track": check_track,
     "keyed_track": keyed_track,
+    "cpu_per_request": cpu_per_request,
     "floors": floors,
     "hot_row": hot_row,
     "scale_out": scale_out,
