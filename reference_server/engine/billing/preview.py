@@ -125,6 +125,11 @@ def scheduled_start(starts_at: int | None, now: int) -> int | None:
     the incoming plans of its attach, update and multi update previews in one place
     (``billingPlanToChanges``, reached from ``billingPlanToPreviewResponse`` by each of them), which
     tells no free plan from a paid one. The outgoing plan's ``expires_at`` says the same date.
+
+    Which date is not settled by the Autumn sources at hand: the newest stored ``billingPlanToChanges``
+    (useautumn/autumn 71642d4) writes ``effective_at: null`` for every plan it inserts, but it predates
+    the vendored API (``spec/autumn-2026-08-22.yml`` adds ``canceled_at`` and ``expires_at`` to these
+    changes, which no stored version writes); the start is kept, as the paid attach preview has said.
     """
     return starts_at if starts_at is not None and starts_at > now else None
 
