@@ -7,7 +7,6 @@ receives a response breaking the spec's schemas fails.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,7 @@ from reference_server.clock import ManualClock
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 from tests.spec_conformance import spec_checked_run_server, spec_conformant_responses
 
-from .helpers import PROCESSORS, START, STRIPE_KEY, Api, Tenant
+from .helpers import PROCESSORS, START, Api, Tenant, running_api
 from .localstripe_server import localstripe
 
 __all__ = ["spec_checked_run_server", "spec_conformant_responses"]
@@ -33,21 +32,7 @@ def shared_localstripe() -> Iterator[str]:
 @pytest.fixture(params=PROCESSORS)
 def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     processor, database = request.param
-    if database == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    clock = ManualClock(START)
-    with contextlib.ExitStack() as stack:
-        stripe_api: str | None = None
-        if processor == "stripe":  # the server-wide default processor: Stripe with the server's key
-            stripe_api = str(request.getfixturevalue("shared_localstripe"))
-            monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
-            monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
-            monkeypatch.setenv("STRIPE_API_BASE", stripe_api)
-        else:
-            monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
-        url = stack.enter_context(fresh_database_url(database))
-        server = stack.enter_context(run_server(url, clock=clock))
-        client = Api(server, clock, processor, stripe_api)
+    with running_api(request, monkeypatch, database, processor) as client:
         client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
         client("features.create", feature_id="seats", name="Seats", type="metered", consumable=False)
         month = {"interval": "month"}
@@ -73,9 +58,6 @@ def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
             items=[{"feature_id": "messages", "included": 5000, "reset": month}],
         )
         yield client
-        if client.stripe is not None:
-            client.check_stripe_books()
-        client.http.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

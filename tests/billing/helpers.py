@@ -1,18 +1,20 @@
 """Shared helpers of the billing integration tests: the dates and cards of the paid scenarios, the API
-clients they drive (:class:`Api` for a server-wide processor, :class:`Tenant` for an organization with its
-own Stripe key), and the database failures the compensation scenarios inject.  Fixtures live in
+clients they drive (:class:`Api` for a server-wide processor, started by :func:`running_api`; :class:`Tenant`
+for an organization with its own Stripe key), the set-up the scenarios share (a customer with a card, on Pro;
+the trial and pack plans), and the database failures the compensation scenarios inject.  Fixtures live in
 ``conftest.py``; plan builders in :mod:`tests.engine.builders`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin
 
@@ -25,7 +27,7 @@ from reference_server.clock import ManualClock
 from reference_server.store.stripe_objects import stripe_objects
 from reference_server.store.tables.billing import invoices
 from reference_server.store.tables.core import customers
-from reference_server.testing import RunningServer
+from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
 from tests.engine.builders import ms
 
 from .localstripe_server import pay_through_stripe_checkout
@@ -154,6 +156,39 @@ class Api:
                     assert stripe_invoice.status == "void", (stripe_invoice.id, stripe_invoice.status)
             pending = self.stripe.v1.invoice_items.list({"customer": customer, "pending": True}).data
             assert list(pending) == [], customer
+
+
+@contextlib.contextmanager
+def running_api(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    database: str,
+    processor: str = "local",
+    start: int = START,
+) -> Iterator[Api]:
+    """An :class:`Api` over a server started on a fresh ``database`` at ``start`` (a manual clock), with
+    ``processor`` as the server-wide default (``"stripe"``: the server's key on the module's
+    ``shared_localstripe``, whose books must agree with the server's when the scenario ends); the catalogue
+    is the caller's. Skips when PostgreSQL is asked for and not available."""
+    if database == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not available")
+    clock = ManualClock(start)
+    with contextlib.ExitStack() as stack:
+        stripe_api: str | None = None
+        if processor == "stripe":
+            stripe_api = str(request.getfixturevalue("shared_localstripe"))
+            monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
+            monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
+            monkeypatch.setenv("STRIPE_API_BASE", stripe_api)
+        else:
+            monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
+        url = stack.enter_context(fresh_database_url(database))
+        server = stack.enter_context(run_server(url, clock=clock))
+        client = Api(server, clock, processor, stripe_api)
+        yield client
+        if client.stripe is not None:
+            client.check_stripe_books()
+        client.http.close()
 
 
 PROCESSORS = [

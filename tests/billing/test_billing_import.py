@@ -24,7 +24,7 @@ from reference_server.store.tables.core import customer_plans, metadata
 from reference_server.store.tables.imports import IMPORT_TABLES, customer_processor_ids, imported_plans
 from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .helpers import STRIPE_KEY, Api, ms
+from .helpers import STRIPE_KEY, Api, ms, running_api
 from .localstripe_server import localstripe
 
 START = ms(2026, 4, 10)
@@ -36,15 +36,7 @@ DATABASES = [
 
 @pytest.fixture(params=DATABASES)
 def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    database = request.param
-    if database == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
-    clock = ManualClock(START)
-    with contextlib.ExitStack() as stack:
-        url = stack.enter_context(fresh_database_url(database))
-        server = stack.enter_context(run_server(url, clock=clock))
-        client = Api(server, clock)
+    with running_api(request, monkeypatch, request.param, start=START) as client:
         client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
         client("features.create", feature_id="credits", name="Credits", type="metered", consumable=True)
         month = {"interval": "month"}
@@ -73,7 +65,6 @@ def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
             ],
         )
         yield client
-        client.http.close()
 
 
 def _count(api: Api, table: Any) -> int:

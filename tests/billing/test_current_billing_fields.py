@@ -8,7 +8,6 @@ and resets behave as before.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,14 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from reference_server.clock import ManualClock
 from reference_server.processors.compensation import RefundRetrier
-from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .helpers import STRIPE_KEY, Api, create_trial_pro, ms, with_card
-from .localstripe_server import localstripe
+from .helpers import START, Api, create_trial_pro, ms, running_api, with_card
 
-START = ms(2026, 4, 1)  # a 30-day month
 RENEWAL = ms(2026, 5, 1) + 1
 PROCESSORS = [
     pytest.param(("local", "sqlite"), id="local-sqlite"),
@@ -34,30 +29,10 @@ PROCESSORS = [
 MONTH = {"interval": "month"}
 
 
-@pytest.fixture(scope="module")
-def shared_localstripe() -> Iterator[str]:
-    with localstripe() as api_base:
-        yield api_base
-
-
 @pytest.fixture(params=PROCESSORS)
 def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     processor, database = request.param
-    if database == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    clock = ManualClock(START)
-    with contextlib.ExitStack() as stack:
-        stripe_api: str | None = None
-        if processor == "stripe":
-            stripe_api = str(request.getfixturevalue("shared_localstripe"))
-            monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
-            monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
-            monkeypatch.setenv("STRIPE_API_BASE", stripe_api)
-        else:
-            monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
-        url = stack.enter_context(fresh_database_url(database))
-        server = stack.enter_context(run_server(url, clock=clock))
-        client = Api(server, clock, processor, stripe_api)
+    with running_api(request, monkeypatch, database, processor) as client:
         for fid in ("messages", "calls"):
             client("features.create", feature_id=fid, name=fid.title(), type="metered", consumable=True)
         client(
@@ -76,9 +51,6 @@ def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
             ],
         )
         yield client
-        if client.stripe is not None:
-            client.check_stripe_books()
-        client.http.close()
 
 
 def _renewal_after_overage(api: Api, **customer: Any) -> dict[str, Any]:

@@ -7,20 +7,16 @@ Autumn's filters and cursor pages; the insert records historical invoices as giv
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
 
-from reference_server.clock import ManualClock
 from reference_server.store.tables.billing import invoices
 from reference_server.store.tables.imports import imported_invoices
-from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .helpers import Api, ms
+from .helpers import Api, ms, running_api
 
-START = ms(2026, 4, 1)
 DATABASES = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
@@ -29,15 +25,7 @@ DATABASES = [
 
 @pytest.fixture(params=DATABASES)
 def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    database = request.param
-    if database == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
-    clock = ManualClock(START)
-    with contextlib.ExitStack() as stack:
-        url = stack.enter_context(fresh_database_url(database))
-        server = stack.enter_context(run_server(url, clock=clock))
-        client = Api(server, clock)
+    with running_api(request, monkeypatch, request.param) as client:
         client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
         month = {"interval": "month"}
         client(
@@ -49,7 +37,6 @@ def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
         )
         client("plans.create", plan_id="legacy", name="Legacy", items=[])
         yield client
-        client.http.close()
 
 
 def _legacy(customer_id: str, stripe_id: str, created_at: int, **extra: object) -> dict[str, object]:

@@ -7,22 +7,17 @@ entry per paid plan and changes nothing, and a refused update leaves every plan 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
 
-from reference_server.clock import ManualClock
 from reference_server.store.billing_lock import billing_lock
 from reference_server.store.tables.billing import invoices
 from reference_server.store.tables.core import customers
-from reference_server.testing import fresh_database_url, postgres_available, run_server
 
-from .helpers import STRIPE_KEY, Api, ms, subscriptions_by_plan, with_card
-from .localstripe_server import localstripe
+from .helpers import START, Api, running_api, subscriptions_by_plan, with_card
 
-START = ms(2026, 4, 1)  # a 30-day month
 DAY = 86_400_000
 PROCESSORS = [
     pytest.param(("local", "sqlite"), id="local-sqlite"),
@@ -31,30 +26,10 @@ PROCESSORS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def shared_localstripe() -> Iterator[str]:
-    with localstripe() as api_base:
-        yield api_base
-
-
 @pytest.fixture(params=PROCESSORS)
 def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     processor, database = request.param
-    if database == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    clock = ManualClock(START)
-    with contextlib.ExitStack() as stack:
-        stripe_api: str | None = None
-        if processor == "stripe":
-            stripe_api = str(request.getfixturevalue("shared_localstripe"))
-            monkeypatch.setenv("AUTUMN_PAYMENT_PROCESSOR", "stripe")
-            monkeypatch.setenv("STRIPE_SECRET_KEY", STRIPE_KEY)
-            monkeypatch.setenv("STRIPE_API_BASE", stripe_api)
-        else:
-            monkeypatch.delenv("AUTUMN_PAYMENT_PROCESSOR", raising=False)
-        url = stack.enter_context(fresh_database_url(database))
-        server = stack.enter_context(run_server(url, clock=clock))
-        client = Api(server, clock, processor, stripe_api)
+    with running_api(request, monkeypatch, database, processor) as client:
         client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
         month = {"interval": "month"}
         client(
@@ -81,9 +56,6 @@ def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
         )
         client("plans.create", plan_id="perk", name="Perk", add_on=True, items=[])
         yield client
-        if client.stripe is not None:
-            client.check_stripe_books()
-        client.http.close()
 
 
 def _subscribed(api: Api, customer_id: str) -> None:
