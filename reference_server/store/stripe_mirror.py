@@ -9,10 +9,12 @@ function here runs in the caller's connection and transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
+from reference_server.store.plan_records import CustomPlanRecord
 from reference_server.store.stripe_objects import stripe_followups, stripe_subscriptions
 from reference_server.store.tables.billing import subscription_billing
 from reference_server.store.tables.core import customer_plans, customers, entities
@@ -20,22 +22,64 @@ from reference_server.store.tables.core import customer_plans, customers, entiti
 # what the mirror reads --------------------------------------------------------------------------------
 
 
-def active_instances(conn: Connection, customer_pk: int) -> list[Row[Any]]:
-    """The customer's active plan instances with billing state (``customer_plans`` columns plus
-    ``prepaid_quantities``, ``custom_plan`` and ``processor_metadata``), oldest first."""
-    return list(
-        conn.execute(
-            select(
-                customer_plans,
-                subscription_billing.c.prepaid_quantities,
-                subscription_billing.c.custom_plan,
-                subscription_billing.c.processor_metadata,
-            )
-            .join(subscription_billing, subscription_billing.c.customer_plan_pk == customer_plans.c.pk)
-            .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active")
-            .order_by(customer_plans.c.pk)
-        ).all()
-    )
+@dataclass(frozen=True)
+class MirroredInstance:
+    """An active plan instance as the mirror reads it (:func:`active_instances`): its
+    ``customer_plans`` columns the mirror uses and its ``subscription_billing`` state."""
+
+    pk: int
+    plan_pk: int
+    plan_id: str
+    subscription_id: str | None
+    entity_pk: int | None
+    quantity: float
+    canceled_at: int | None
+    expires_at: int | None
+    trial_ends_at: int | None
+    current_period_end: int | None
+    prepaid_quantities: dict[str, str]
+    """Feature id -> the prepaid quantity bought, a decimal string."""
+    custom_plan: CustomPlanRecord | None
+    """The customized plan's parts, None when the instance is billed by its plan version."""
+    processor_metadata: dict[str, str] | None
+    """The caller's keys for the processor's subscription (the attaches' ``metadata``)."""
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def active_instances(conn: Connection, customer_pk: int) -> list[MirroredInstance]:
+    """The customer's active plan instances with their billing state, oldest first."""
+    rows = conn.execute(
+        select(
+            customer_plans,
+            subscription_billing.c.prepaid_quantities,
+            subscription_billing.c.custom_plan,
+            subscription_billing.c.processor_metadata,
+        )
+        .join(subscription_billing, subscription_billing.c.customer_plan_pk == customer_plans.c.pk)
+        .where(customer_plans.c.customer_pk == customer_pk, customer_plans.c.status == "active")
+        .order_by(customer_plans.c.pk)
+    ).all()
+    return [
+        MirroredInstance(
+            pk=int(r.pk),
+            plan_pk=int(r.plan_pk),
+            plan_id=str(r.plan_id),
+            subscription_id=r.subscription_id,
+            entity_pk=_optional_int(r.entity_pk),
+            quantity=float(r.quantity),
+            canceled_at=_optional_int(r.canceled_at),
+            expires_at=_optional_int(r.expires_at),
+            trial_ends_at=_optional_int(r.trial_ends_at),
+            current_period_end=_optional_int(r.current_period_end),
+            prepaid_quantities=dict(r.prepaid_quantities or {}),
+            custom_plan=r.custom_plan,
+            processor_metadata=r.processor_metadata,
+        )
+        for r in rows
+    ]
 
 
 def entity_id(conn: Connection, entity_pk: int) -> Any:

@@ -16,6 +16,7 @@ from reference_server.processors.stripe.catalog import FixedPrice, PlanObjects, 
 from reference_server.processors.stripe.metadata import with_server_keys
 from reference_server.store.catalog import Plan
 from reference_server.store.plan_records import BasePriceRecord, CustomPlanRecord, PlanItemRecord
+from reference_server.store.stripe_mirror import MirroredInstance
 
 SHORTEST_DAYS = {"day": 1, "week": 7, "month": 28, "year": 365}
 """The shortest length of one Stripe interval in days (the anchor must come before the first natural date)."""
@@ -84,17 +85,15 @@ def item_included(plan: BilledPlan, feature_id: str | None) -> Decimal:
     return Decimal(0)
 
 
-def billed_plan(inst: Any, plan: Plan) -> BilledPlan:
-    """What the instance is billed by: its customized price and items, else the plan's.
-
-    ``inst``: an ``active_instances`` row (``custom_plan``: its stored customized plan, if any)."""
+def billed_plan(inst: MirroredInstance, plan: Plan) -> BilledPlan:
+    """What the instance is billed by: its customized price and items, else the plan's."""
     custom: CustomPlanRecord | None = inst.custom_plan
     if not custom:
         return BilledPlan(plan.price, plan.items)
     return BilledPlan(custom.get("price"), custom.get("items") or [])
 
 
-def wanted_prices(inst: Any, plan: Plan) -> list[tuple[FixedPrice, int]]:
+def wanted_prices(inst: MirroredInstance, plan: Plan) -> list[tuple[FixedPrice, int]]:
     """The instance's recurring fixed prices with their quantities (the base: the instance's quantity;
     a prepaid item: the packs bought); empty when nothing of it recurs."""
     billed = billed_plan(inst, plan)
@@ -116,7 +115,7 @@ def wanted_prices(inst: Any, plan: Plan) -> list[tuple[FixedPrice, int]]:
 
 
 def desired_mirror(
-    inst: Any,
+    inst: MirroredInstance,
     plan: Plan,
     wanted: list[tuple[FixedPrice, int]],
     objects: PlanObjects,
@@ -150,32 +149,32 @@ def desired_mirror(
         items.append(item)
     server = {
         "autumn_customer_id": customer_id,
-        "autumn_plan_id": str(inst.plan_id),
+        "autumn_plan_id": inst.plan_id,
         "autumn_plan_version": str(plan.version),
-        "autumn_instance_id": str(inst.subscription_id or f"sub_{inst.pk}"),
+        "autumn_instance_id": inst.subscription_id or f"sub_{inst.pk}",
         "autumn_env": str(plan.env),
     }
     if inst.entity_pk is not None:
         server["autumn_entity_id"] = str(entity_id)
     # the caller's keys (the attaches' ``metadata``) beside the server's, which win
     metadata = with_server_keys(dict(inst.processor_metadata or {}), server)
-    trialing = inst.trial_ends_at is not None and int(inst.trial_ends_at) > now
+    trial_ends = inst.trial_ends_at if inst.trial_ends_at is not None and inst.trial_ends_at > now else None
     # An end: a cancellation at Stripe's period end (the trial's while trialing) is
     # ``cancel_at_period_end``; any other (``ends_at``, a later plan starting) is ``cancel_at``, as Autumn
     # sets a subscription's ``cancel_at`` to when its plan ends.
-    ends = int(inst.expires_at) if inst.expires_at is not None else None
-    period_end = inst.trial_ends_at if trialing else inst.current_period_end
+    ends = inst.expires_at
+    period_end = trial_ends if trial_ends is not None else inst.current_period_end
     canceled = ends is not None and inst.canceled_at is not None and ends == (period_end or ends)
     return Mirror(
-        instance_pk=int(inst.pk),
-        entity_pk=int(inst.entity_pk) if inst.entity_pk is not None else None,
+        instance_pk=inst.pk,
+        entity_pk=inst.entity_pk,
         group=None if plan.add_on else str(plan.group or ""),
         items=tuple(items),
         metadata=metadata,
         cancel_at_period_end=canceled,
-        period_end=int(inst.current_period_end) if inst.current_period_end is not None else None,
+        period_end=inst.current_period_end,
         recurring=recurring,
-        trial_end=int(inst.trial_ends_at) if trialing else None,
+        trial_end=trial_ends,
         cancel_at=None if canceled else ends,
     )
 

@@ -133,9 +133,8 @@ def _desired(
 ) -> dict[int, Mirror]:
     """Each active recurring paid instance of the customer as it should be in Stripe (Prices created
     the first time they are needed)."""
-    rows = active_instances(conn, customer_pk)
     out: dict[int, Mirror] = {}
-    for inst in rows:
+    for inst in active_instances(conn, customer_pk):
         found = org_plan(conn, inst.plan_pk)
         if found is None:
             continue
@@ -147,7 +146,7 @@ def _desired(
         entity_id = None
         if inst.entity_pk is not None:
             entity_id = entity_id_of(conn, inst.entity_pk)
-        out[int(inst.pk)] = desired_mirror(inst, plan, wanted, objects, customer_id, entity_id, now)
+        out[inst.pk] = desired_mirror(inst, plan, wanted, objects, customer_id, entity_id, now)
     return out
 
 
