@@ -23,7 +23,6 @@ from .model import (
     Subscription,
     Tier,
     TierBehavior,
-    quantities_from_api,
 )
 from .periods import Interval, Period, add_interval, next_boundary_after, period_at
 from .quantity_quotes import QuantityQuote, quote_quantity_change
@@ -65,7 +64,6 @@ __all__ = [
     "classify",
     "next_boundary_after",
     "period_at",
-    "quantities_from_api",
     "quote_attach",
     "quote_cancel",
     "quote_downgrade",

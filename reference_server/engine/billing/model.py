@@ -7,13 +7,12 @@ states them (20 means $20, 0.008 is allowed); quantities are ``Decimal`` feature
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Any
 
-from .money import DEFAULT_CURRENCY, to_decimal
+from .money import DEFAULT_CURRENCY
 from .periods import APPROX_DAYS, Interval
 
 
@@ -207,16 +206,3 @@ class Subscription:
     def trialing_at(self, at: int) -> bool:
         return self.trial_ends_at is not None and at < self.trial_ends_at
 
-
-def dec(value: Any) -> Decimal:
-    """Decimal from an API JSON number (helper for the mapping functions below)."""
-    return to_decimal(value)
-
-
-def quantities_from_api(feature_quantities: Sequence[Mapping[str, Any]] | None) -> dict[str, Decimal]:
-    """``feature_quantities`` request array as a mapping of feature id to total desired units."""
-    return {
-        str(fq["feature_id"]): dec(fq["quantity"])
-        for fq in feature_quantities or ()
-        if fq.get("quantity") is not None
-    }
