@@ -18,7 +18,8 @@ Changes = tuple[list[PreviewAttachIncomingJson], list[PreviewAttachIncomingJson]
 
 def update_changes(q: QuotedUpdate) -> Changes:
     """``(incoming, outgoing)`` of the update ``q``: a cancelled main plan brings back its group's
-    free default, as ``update_apply.apply_update`` activates or schedules it (an add-on brings none)."""
+    free default, as ``update_apply.apply_update`` activates or schedules it (an add-on brings none);
+    a customization or another version comes in as quoted (its switch), the plan as it stood goes out."""
     plan, inst = q.plan, q.inst
     default = None if plan.add_on else group_default(q.cat, plan.group, plan.id)
     return update_changes_json(
@@ -30,4 +31,5 @@ def update_changes(q: QuotedUpdate) -> Changes:
         default_plan_id=default.id if default is not None else None,
         cancellation=(inst.canceled_at, inst.expires_at),
         new_quantities=q.quantities.prepaid_quantities if q.quantities is not None else None,
+        switch=q.customization.switch if q.customization is not None else None,
     )

@@ -217,6 +217,7 @@ def update_changes_json(
     default_plan_id: str | None = None,
     cancellation: tuple[int | None, int | None] = (None, None),
     new_quantities: Mapping[str, Decimal] | None = None,
+    switch: AttachQuote | None = None,
 ) -> tuple[list[PreviewAttachIncomingJson], list[PreviewAttachIncomingJson]]:
     """What a ``billing.update`` of one plan brings in and takes out, as ``billing.preview_update`` and
     each subscription of ``billing.preview_multi_update`` list them (``incoming``, ``outgoing``).
@@ -224,17 +225,24 @@ def update_changes_json(
     ``quantities`` are the plan's prepaid quantities as they stand, ``cancellation`` its
     ``(canceled_at, expires_at)`` before the update; a cancel ends the plan at ``ends_at`` and brings
     back the group's free default ``default_plan_id`` (:func:`cancel_incoming_json`), a quantity
-    change leaves it with ``new_quantities``.
+    change leaves it with ``new_quantities``, a customization or a move to another version
+    (``update_plan``) switches it to the plan quoted by ``switch``, listed as an attach lists it
+    (:func:`incoming_json`).
 
-    As Autumn's ``billingPlanToChanges`` (with ``billingPlanToOutgoingEffectiveAt``): the plan goes out
-    when the update ends it (at ``ends_at``), and also when an uncancel or a quantity change gives it
-    back changed: then it leaves as it stood (an uncancelled plan with its cancellation), now.
+    As Autumn's ``billingPlanToChanges`` (with ``getIsOutgoing`` and
+    ``billingPlanToOutgoingEffectiveAt``): the plan goes out when the update ends it (at ``ends_at``),
+    and also when an uncancel, a quantity change or a plan change gives it back changed: then it leaves
+    as it stood (an uncancelled plan with its cancellation), now.
     """
     incoming = cancel_incoming_json(intent, plan_id, now, ends_at, quantities, default_plan_id)
     outgoing: list[PreviewAttachIncomingJson] = []
     if ends_at is not None:
         outgoing.append(outgoing_json(plan_id, ends_at, now, quantities))
-    elif intent == "uncancel" or (intent == "update_quantity" and new_quantities is not None):
+    elif (
+        intent == "uncancel"
+        or (intent == "update_quantity" and new_quantities is not None)
+        or (intent == "update_plan" and switch is not None)
+    ):
         canceled_at, expires_at = cancellation
         outgoing.append(
             {
@@ -247,6 +255,8 @@ def update_changes_json(
         )
     if intent == "update_quantity" and new_quantities is not None:
         incoming.append(quantities_json(plan_id, new_quantities))
+    if intent == "update_plan" and switch is not None:
+        incoming.append(incoming_json(switch))
     return incoming, outgoing
 
 
