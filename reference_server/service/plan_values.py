@@ -5,7 +5,7 @@ normalized again, and checked as a whole."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, get_args
 
 from autumn_sdk._generated.json_types import (
     PlanBillingControlsJson,
@@ -49,6 +49,9 @@ ValueKey = Literal[
     "metadata",
     "billing_controls",
 ]
+VALUE_KEYS: tuple[ValueKey, ...] = get_args(ValueKey)
+"""A plan version's values (every field of :class:`PlanValues`), in order: the fields plans.update
+changes the plan itself with."""
 SettingKey = Literal["name", "description", "group", "add_on", "config", "metadata"]
 """A plan's settings: the values that do not price it (``auto_enable`` and ``archived`` aside)."""
 
@@ -329,22 +332,6 @@ def plan_from_values(
         base_plan_id=base_plan_id,
         **v,
     )
-
-
-VALUE_KEYS: tuple[ValueKey, ...] = (
-    "name",
-    "description",
-    "group",
-    "add_on",
-    "auto_enable",
-    "price",
-    "items",
-    "free_trial",
-    "config",
-    "archived",
-    "metadata",
-    "billing_controls",
-)
 
 
 def without(values: PlanValues, given: GivenValues) -> GivenValues:

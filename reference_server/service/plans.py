@@ -21,6 +21,7 @@ from reference_server.service.license_links import save_plan_links
 from reference_server.service.plan_items import item_json
 from reference_server.service.plan_stripe import create_plan_in_stripe
 from reference_server.service.plan_values import (
+    VALUE_KEYS,
     controls_json,
     created_values,
     free_trial_json,
@@ -41,22 +42,6 @@ from reference_server.service.plan_versions import (
 )
 from reference_server.store import catalog_writes as catalog_repo
 from reference_server.store.catalog import Catalog, Plan, bump_catalog_version
-
-_UPDATABLE = (
-    "name",
-    "description",
-    "group",
-    "add_on",
-    "auto_enable",
-    "price",
-    "items",
-    "free_trial",
-    "config",
-    "archived",
-    "metadata",
-    "billing_controls",
-)
-"""plans.update fields that change the plan itself."""
 
 
 def create_plan(ctx: Ctx, params: CreatePlanParams) -> PlanJson:
@@ -110,7 +95,7 @@ def update_plan(ctx: Ctx, params: UpdatePlanParams) -> PlanJson:
         check_version_flags(disable_version, force_version, all_versions)
         # force_version versions whenever the request changes anything (like Autumn, a request
         # carrying nothing but plan_id and the flag is a no-op); all_versions edits in place.
-        forced = force_version and any(key in sent for key in (*_UPDATABLE, "new_plan_id"))
+        forced = force_version and any(key in sent for key in (*VALUE_KEYS, "new_plan_id"))
         if forced or (changes_pricing and has_customers and not disable_version and not all_versions):
             catalog_repo.update_version(conn, current.pk, {"is_latest": False})
             version = current.version + 1
