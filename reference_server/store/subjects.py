@@ -8,6 +8,7 @@ back only the sources the engine marked dirty.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from types import SimpleNamespace
@@ -54,6 +55,7 @@ class EntityRow:
 CUSTOMER_COLUMNS = tuple(c for c in customers.c if c.name not in ("org_pk", "env"))
 """The customers columns a :class:`CustomerRow` holds, in table order (all but the tenant's)."""
 _CUSTOMER_JSON = tuple(c.name for c in CUSTOMER_COLUMNS if isinstance(c.type, JSON))
+_CUSTOMER_NAMES = tuple(c.name for c in CUSTOMER_COLUMNS)
 if [f.name for f in fields(CustomerRow)] != [c.name for c in CUSTOMER_COLUMNS]:
     raise RuntimeError("CustomerRow's fields must be the customers table's columns, in order")
 _SOURCE_COLUMN_NAMES = [c.name for c in balance_sources.c]
@@ -129,9 +131,14 @@ _SOURCE_ROW = (*_SOURCE_COLUMN_NAMES, "entity_public_id")
 """The columns of a source row as :data:`_SOURCES_SQL` reads it: the table's, then the entity's id."""
 
 
+_SOURCE_ROW_VALUES = operator.attrgetter(*_SOURCE_ROW)
+"""A named row's :data:`_SOURCE_ROW` values as a tuple, read in C (a per-name getattr loop cost as
+much as building the Source)."""
+
+
 def source_from_row(r: Any) -> Source:
     """A Source from a row holding the :data:`_SOURCE_ROW` columns as attributes."""
-    return _source([getattr(r, name) for name in _SOURCE_ROW])
+    return _source(_SOURCE_ROW_VALUES(r))
 
 
 def source_price(source: Source) -> ItemPriceRecord | None:
@@ -380,29 +387,38 @@ def load_subject(
     return subject_from_rows(raw.fetch(conn, stmt, params))
 
 
+@functools.lru_cache(maxsize=64)
+def _subject_statement(n_features: int) -> raw.Statement:
+    """:data:`_SUBJECT_SQL` for ``n_features`` features (``:f0``...), made once per count: formatting
+    and hashing the 2 kB text on every check cost more than its parameters."""
+    clause, _ = raw.in_list("f", range(n_features))
+    return _statement(_SUBJECT_SQL.format(features=clause))
+
+
 def subject_query(
     tenant: Tenant, customer_id: str, feature_ids: set[str]
 ) -> tuple[raw.Statement, dict[str, Any]]:
     """The one statement reading a customer and the sources of some features."""
-    clause, params = raw.in_list("f", sorted(feature_ids) or [""])
+    values = sorted(feature_ids) or [""]
+    params: dict[str, Any] = {f"f{i}": v for i, v in enumerate(values)}
     params.update({"org": tenant.org_pk, "env": tenant.env, "id": customer_id})
-    return _statement(_SUBJECT_SQL.format(features=clause)), params
+    return _subject_statement(len(values)), params
+
+
+_JOINED_CUSTOMER_VALUES = operator.attrgetter(*(f"c_{c.name}" for c in CUSTOMER_COLUMNS))
+"""The customer's :data:`CUSTOMER_COLUMNS` of a :data:`_SUBJECT_SQL` row (``c_``-prefixed), as a tuple."""
+_CUSTOMER_JSON_AT = tuple(i for i, c in enumerate(CUSTOMER_COLUMNS) if c.name in _CUSTOMER_JSON)
 
 
 def subject_from_rows(rows: list[Any]) -> tuple[CustomerRow, list[Source]] | None:
     """The customer and its sources from the rows of :data:`_SUBJECT_SQL` (one per source)."""
     if not rows:
         return None
-    first = rows[0]
-    values = {c.name: getattr(first, "c_" + c.name) for c in CUSTOMER_COLUMNS}
-    for name in _CUSTOMER_JSON:
-        values[name] = raw.json_value(values[name])
-    customer = customer_from_row(SimpleNamespace(**values))
-    sources = []
-    for r in rows:
-        if r.pk is not None:
-            sources.append(source_from_row(r))
-    return customer, sources
+    values = list(_JOINED_CUSTOMER_VALUES(rows[0]))
+    for i in _CUSTOMER_JSON_AT:
+        values[i] = raw.json_value(values[i])
+    customer = customer_from_row(SimpleNamespace(**dict(zip(_CUSTOMER_NAMES, values, strict=True))))
+    return customer, [_source(_SOURCE_ROW_VALUES(r)) for r in rows if r.pk is not None]
 
 
 def set_anchor(conn: Connection, source_pks: list[int], anchor_at: int) -> None:
