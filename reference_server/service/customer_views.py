@@ -38,10 +38,12 @@ from reference_server.service.plan_controls import plan_defaults
 from reference_server.service.plans import plan_json
 from reference_server.service.subscriptions import (
     Instance,
+    instance_from_row,
     load_instances,
 )
 from reference_server.service.usage_limits import PageWindows, limits_view
 from reference_server.store import customers as customers_repo
+from reference_server.store import licenses as licenses_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.licenses import Pool
 from reference_server.store.subjects import (
@@ -49,6 +51,7 @@ from reference_server.store.subjects import (
     EntityRow,
     list_entities,
     load_sources,
+    load_sources_for,
     save_sources,
     scoped,
 )
@@ -207,6 +210,26 @@ class Preloaded:
     pools: list[Pool] = field(default_factory=list)
     past_due: frozenset[int] = frozenset()
     windows: PageWindows | None = None  # the page's usage-limit windows (None: read for this customer)
+
+
+def preload_page(ctx: Ctx, conn: Connection, pks: list[int], *, pools: bool = False) -> dict[int, Preloaded]:
+    """What a list page's customers (``pks``) would each read, in a fixed number of queries for the
+    whole page (their sources and plan instances, the past-due set, with ``pools`` their license
+    pools; usage-limit windows once the first of them with usage limits asks) instead of a few each."""
+    windows = PageWindows(pks)
+    loaded = {pk: Preloaded(windows=windows) for pk in pks}
+    for s in load_sources_for(conn, pks):
+        loaded[s.customer_pk].sources.append(s)
+    if pks:
+        for r in customers_repo.live_instance_rows(conn, pks):
+            loaded[r.customer_pk].instances.append(instance_from_row(r))
+    if pools:
+        for pk, customer_pools in licenses_repo.pools_for(conn, pks).items():
+            loaded[pk].pools = customer_pools
+    past_due = past_due_instances(ctx, conn, pks)
+    for preloaded in loaded.values():
+        preloaded.past_due = past_due
+    return loaded
 
 
 def customer_json(

@@ -31,7 +31,7 @@ from reference_server.service.customer_controls import (
     save_topup_counts,
     topup_counts,
 )
-from reference_server.service.customer_views import Preloaded, customer_json, past_due_instances
+from reference_server.service.customer_views import customer_json, preload_page
 from reference_server.service.maintenance import (
     catch_up,
     needs_maintenance,
@@ -40,16 +40,12 @@ from reference_server.service.maintenance import (
 )
 from reference_server.service.subscriptions import (
     attach_defaults,
-    instance_from_row,
 )
-from reference_server.service.usage_limits import PageWindows
 from reference_server.store import customers as customers_repo
-from reference_server.store import licenses as licenses_repo
 from reference_server.store.catalog import Catalog
 from reference_server.store.subjects import (
     CustomerRow,
     get_customer,
-    load_sources_for,
 )
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -211,21 +207,7 @@ def list_customers(ctx: Ctx, params: ListCustomersParams) -> ListCustomersRespon
         cat = ctx.state.catalog_cache.get(conn, ctx.tenant)
         rows = customers_repo.customer_page(conn, ctx.tenant, query, limit)
         page = rows[:limit]
-        # A fixed number of queries for the whole page (sources, plan instances, license pools,
-        # usage-limit windows) instead of a few per customer.
-        pks = [c.pk for c in page]
-        windows = PageWindows(pks)  # read once, when the first customer with usage limits asks
-        loaded = {pk: Preloaded(windows=windows) for pk in pks}
-        for s in load_sources_for(conn, pks):
-            loaded[s.customer_pk].sources.append(s)
-        if pks:
-            for r in customers_repo.live_instance_rows(conn, pks):
-                loaded[r.customer_pk].instances.append(instance_from_row(r))
-        for pk, pools in licenses_repo.pools_for(conn, pks).items():
-            loaded[pk].pools = pools
-        past_due = past_due_instances(ctx, conn, pks)
-        for preloaded in loaded.values():
-            preloaded.past_due = past_due
+        loaded = preload_page(ctx, conn, [c.pk for c in page], pools=True)
         out = [
             customer_json(ctx, conn, cat, c, ctx.now(c.clock_offset_ms), preloaded=loaded[c.pk]) for c in page
         ]

@@ -30,13 +30,12 @@ from reference_server.errors import (
 )
 from reference_server.service.context import Ctx
 from reference_server.service.customer_controls import controls_json, controls_part, merged_controls
-from reference_server.service.customer_views import Preloaded, entity_subject_json, past_due_instances
+from reference_server.service.customer_views import entity_subject_json, preload_page
 from reference_server.service.customers import create_customer_row
 from reference_server.service.extra_fields import extra_field
 from reference_server.service.maintenance import catch_up, needs_maintenance, require_customer
-from reference_server.service.subscriptions import instance_from_row
 from reference_server.service.usage import controls_for
-from reference_server.service.usage_limits import PageWindows, check_limits
+from reference_server.service.usage_limits import check_limits
 from reference_server.store import customers as customers_repo
 from reference_server.store import entities as entities_repo
 from reference_server.store.catalog import Catalog
@@ -47,7 +46,6 @@ from reference_server.store.subjects import (
     get_customer,
     get_entity,
     load_sources,
-    load_sources_for,
     save_sources,
 )
 
@@ -330,16 +328,7 @@ def _entity_page(
         due = [c.id for c in (owners[pk] for pk in pks) if c.id is not None and needs_maintenance(ctx, c)]
         if due:
             return due, None
-    windows = PageWindows(pks)  # read once, when the first entity with usage limits asks
-    loaded = {pk: Preloaded(windows=windows) for pk in pks}
-    for s in load_sources_for(conn, pks):
-        loaded[s.customer_pk].sources.append(s)
-    if pks:
-        for ir in customers_repo.live_instance_rows(conn, pks):
-            loaded[ir.customer_pk].instances.append(instance_from_row(ir))
-    past_due = past_due_instances(ctx, conn, pks)
-    for preloaded in loaded.values():
-        preloaded.past_due = past_due
+    loaded = preload_page(ctx, conn, pks)
     out: list[EntityJson] = []
     for r in page:
         cust = owners[r.customer_pk]
