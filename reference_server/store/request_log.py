@@ -3,10 +3,12 @@ dashboard's request log writing batches of them."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select
+from sqlalchemy import Connection, Row, and_, delete, select
 
+from reference_server.store import raw
 from reference_server.store.tables.core import api_keys
 from reference_server.store.tables.dashboard import api_request_log
 from reference_server.store.tenancy import Tenant
@@ -53,8 +55,37 @@ def key_owners(conn: Connection, key_hashes: set[str]) -> dict[str, tuple[int, s
     }
 
 
+_REQUEST_COLUMNS = ("org_pk", "env", "method", "path", "status", "request_id", "created_at")
+_SQLITE_CHUNK = 100
+"""Rows per SQLite INSERT: 700 parameters, under the 999 of SQLite builds older than 3.32."""
+_INSERT_POSTGRES = (
+    f"INSERT INTO api_request_log ({', '.join(_REQUEST_COLUMNS)}) SELECT * FROM unnest("
+    "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::bigint[])"
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_sqlite(n: int) -> str:
+    """One INSERT of ``n`` rows with positional parameters."""
+    row = "(" + ", ".join(["?"] * len(_REQUEST_COLUMNS)) + ")"
+    return f"INSERT INTO api_request_log ({', '.join(_REQUEST_COLUMNS)}) VALUES " + ", ".join([row] * n)
+
+
 def insert_requests(conn: Connection, values: list[dict[str, Any]]) -> None:
-    conn.execute(insert(api_request_log), values)
+    """Insert a batch of log rows (each dict holds every column but ``pk``), straight to the driver:
+    one statement per 100 rows on SQLite, one per batch on PostgreSQL (``unnest`` of a column
+    array each).  Row by row through SQLAlchemy the log writer cost about a tenth of a check's CPU
+    per logged request."""
+    cur = raw.cursor(conn)
+    try:
+        if conn.dialect.name == "postgresql":
+            cur.execute(_INSERT_POSTGRES, [[row[c] for row in values] for c in _REQUEST_COLUMNS])
+            return
+        for start in range(0, len(values), _SQLITE_CHUNK):
+            chunk = values[start : start + _SQLITE_CHUNK]
+            cur.execute(_insert_sqlite(len(chunk)), [row[c] for row in chunk for c in _REQUEST_COLUMNS])
+    finally:
+        cur.close()
 
 
 def keep_latest_requests(conn: Connection, org_pk: int, env: str, keep: int) -> None:

@@ -4,6 +4,7 @@ and the dashboard's request log writes from one thread of its own, never from th
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import threading
 from typing import Any
 
@@ -18,6 +19,7 @@ from reference_server.service import events
 from reference_server.service.context import Ctx
 from reference_server.store.db import Database
 from reference_server.store.tables.dashboard import api_request_log
+from reference_server.store.tenancy import ensure_default_org, register_key
 from reference_server.testing import fresh_database_url, fresh_sqlite_url, run_server
 
 from .helpers import require_postgres
@@ -152,3 +154,39 @@ def test_a_long_read_never_stalls_the_calls_behind_it(db_kind: str, monkeypatch:
             finally:
                 release.set()
             assert slow.result(timeout=60).status_code == 200, slow.result().text
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgres"])
+def test_request_log_batches_keep_every_row_and_column(db_kind: str) -> None:
+    """The log writer's multi-row INSERT (SQLite: 100 rows a statement; PostgreSQL: unnest) stores
+    every buffered row with its values, a missing request id included."""
+    if db_kind == "postgres":
+        require_postgres()
+    with fresh_database_url(db_kind) as url:
+        db = Database(url)
+        db.migrate()
+        try:
+            key = "am_sk_test_request_log_batch"
+            with db.write() as conn:
+                org = ensure_default_org(conn)
+                register_key(conn, org.pk, key, "batch")
+            log = RequestLog(db, SystemClock())
+            key_hash = hashlib.sha256(key.encode()).hexdigest()
+            for i in range(250):
+                log.record(key_hash, "POST", f"/v1/x{i}", 200 + i % 3, None if i % 2 else f"req_{i}")
+            log.flush()
+            with db.read() as conn:
+                rows = conn.execute(
+                    sa.select(
+                        api_request_log.c.org_pk,
+                        api_request_log.c.method,
+                        api_request_log.c.path,
+                        api_request_log.c.status,
+                        api_request_log.c.request_id,
+                    ).order_by(api_request_log.c.pk)
+                ).all()
+            assert [tuple(r) for r in rows] == [
+                (org.pk, "POST", f"/v1/x{i}", 200 + i % 3, None if i % 2 else f"req_{i}") for i in range(250)
+            ]
+        finally:
+            db.dispose()
