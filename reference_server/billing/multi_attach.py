@@ -54,6 +54,7 @@ from reference_server.service.context import Ctx
 from reference_server.service.entities import ensure_customer, ensure_entity
 from reference_server.service.maintenance import require_customer
 from reference_server.service.subscriptions import load_instances
+from reference_server.store import instance_billing
 from reference_server.store.subjects import EntityRow
 
 MultiAttachRequest = MultiAttachParams | PreviewMultiAttachParams
@@ -259,11 +260,16 @@ def multi_attach_in(
     def start() -> None:
         changes: dict[int | None, list[dict[str, Any]]] = {}
         entities: dict[int | None, EntityRow | None] = {}
+        made: list[int] = []
         for state, quote, trial in prepared:
             state.instances = load_instances(conn, state.customer.pk)
             key = state.entity.pk if state.entity else None
             entities[key] = state.entity
-            changes.setdefault(key, []).extend(apply_attach(state, quote, trial, created))
+            changes.setdefault(key, []).extend(apply_attach(state, quote, trial, made))
+        if created is not None:
+            created.extend(made)
+        if len(made) > 1:  # one subscription: the plans renewing at the same boundary share an invoice
+            instance_billing.set_billing_group(conn, made, f"multi_attach_{made[0]}")
         for key, scope_changes in changes.items():  # one event per scope, as one attach there would send
             emit_billing_updated(
                 ctx,

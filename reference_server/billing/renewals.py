@@ -33,6 +33,8 @@ from reference_server.billing.plan_changes import (
 from reference_server.billing.processor_choice import processor_for
 from reference_server.engine.billing import (
     FreeTrial,
+    RenewalQuote,
+    Subscription,
     TrialEndOutcome,
     quote_final_usage,
     quote_new,
@@ -194,13 +196,10 @@ def process_boundary(
     entity = _entity_of(conn, inst.entity_pk)
     changes: list[dict[str, Any]] = []
     tags: list[str] = []
-    ending = inst.expires_at is not None and inst.expires_at <= boundary
-    trial_ending = inst.trial_ends_at is not None and inst.trial_ends_at <= boundary
     pm = processor.default_payment_method(conn, customer_ref(customer))
-    if trial_ending and not ending:
+    ending, trial_ending, trial_ended = _ending_at(inst, plan, boundary, pm is not None)
+    if trial_ended:
         tags.append("trial_ended")
-        if trial_end_outcome(_trial_of(plan), pm is not None) is not TrialEndOutcome.BILL:
-            ending = True
     if ending:
         if not trial_ending:
             final = _with_pending(conn, customer, inst, quote_final_usage(sub), entity)
@@ -229,7 +228,89 @@ def process_boundary(
             changes += activate_default(conn, cat, customer, entity, plan.group, boundary, carried, plan.id)
         emit_billing_updated(ctx, conn, customer, entity, changes, boundary, tags)
         return
-    renewal = quote_renewal(sub, boundary)
+    # The other plans of its multi-attach renewing now share the invoice (their trial ended with it).
+    members = [(inst, sub), *_renewing_with(conn, cat, customer, inst, sub, boundary, pm is not None)]
+    renewals = [(member, member_sub, quote_renewal(member_sub, boundary)) for member, member_sub in members]
+    invoice = InvoiceDraft((), renewals[0][2].invoice.currency)
+    for member, member_sub, renewal in renewals:
+        draft = _renewal_invoice(conn, customer, member, member_sub, renewal, entity, boundary)
+        invoice = InvoiceDraft(invoice.lines + draft.lines, invoice.currency)
+    outcome = charge_draft(processor, conn, customer, invoice, "renewal", boundary, base_url, entity)
+    past_due = outcome is not None and not outcome.succeeded
+    for member, _, renewal in renewals:
+        previous = {
+            "current_period_start": member.current_period_start,
+            "current_period_end": member.current_period_end,
+        }
+        set_period(conn, member.pk, renewal.next_period.start, renewal.next_period.end)
+        instance_billing.set_past_due(conn, member.pk, past_due, boundary)
+        schedule_maintenance(conn, customer.pk, renewal.next_period.end)
+        changes.append(change(conn, "updated", member.pk, previous))
+    emit_billing_updated(ctx, conn, customer, entity, changes, boundary, tags)
+
+
+def _ending_at(inst: Instance, plan: Plan, boundary: int, has_card: bool) -> tuple[bool, bool, bool]:
+    """(the instance ends at ``boundary``, its trial ends by then, that trial end is the event: the
+    instance does not end at its own ``ends_at``). A trial end that does not bill the plan (no card, or
+    ``on_end`` not billing) ends it."""
+    ending = inst.expires_at is not None and inst.expires_at <= boundary
+    trial_ending = inst.trial_ends_at is not None and inst.trial_ends_at <= boundary
+    trial_ended = trial_ending and not ending
+    if trial_ended and trial_end_outcome(_trial_of(plan), has_card) is not TrialEndOutcome.BILL:
+        ending = True
+    return ending, trial_ending, trial_ended
+
+
+def _renewing_with(
+    conn: Connection,
+    cat: Catalog,
+    customer: CustomerRow,
+    inst: Instance,
+    sub: Subscription,
+    boundary: int,
+    has_card: bool,
+) -> list[tuple[Instance, Subscription]]:
+    """The other plans of ``inst``'s multi-attach (its billing group, one subscription) renewing at the
+    same ``boundary`` in the same scope and currency: billed on the same invoice, as Autumn's one Stripe
+    subscription with an item per plan bills them together (after a shared trial ends, too)."""
+    group = instance_billing.billing_groups(conn, [inst.pk]).get(inst.pk)
+    if group is None:
+        return []
+    others = [
+        i
+        for i in load_instances(conn, customer.pk)
+        if i.pk != inst.pk
+        and i.status == "active"
+        and i.entity_pk == inst.entity_pk
+        and i.current_period_end == boundary
+        and _event_time(i) == boundary
+    ]
+    groups = instance_billing.billing_groups(conn, [i.pk for i in others])
+    currency = quote_renewal(sub, boundary).invoice.currency
+    found: list[tuple[Instance, Subscription]] = []
+    for other in others:
+        if groups.get(other.pk) != group:
+            continue
+        plan = instance_plan(conn, cat, other)
+        other_sub = engine_subscription(conn, cat, other)
+        if plan is None or other_sub is None or _ending_at(other, plan, boundary, has_card)[0]:
+            continue  # (it ends at the boundary: billed, or not, on its own)
+        if quote_renewal(other_sub, boundary).invoice.currency == currency:
+            found.append((other, other_sub))
+    return found
+
+
+def _renewal_invoice(
+    conn: Connection,
+    customer: CustomerRow,
+    inst: Instance,
+    sub: Subscription,
+    renewal: RenewalQuote,
+    entity: EntityRow | None,
+    boundary: int,
+) -> InvoiceDraft:
+    """One plan's part of a renewal invoice: its renewal quote, the credit of a plan ending within the
+    next period, its pending ``*_next_cycle`` prorations, and its coupons in force (discounts.py)."""
     invoice = renewal.invoice
     if _ends_itself(inst):  # the period it ends in is billed up to its ``ends_at``
         assert inst.expires_at is not None
@@ -244,18 +325,7 @@ def process_boundary(
         )
         invoice = InvoiceDraft(invoice.lines + tuple(credit), invoice.currency)
     invoice = _with_pending(conn, customer, inst, invoice, entity)
-    invoice = discount_invoice(conn, inst.pk, invoice, boundary)  # its coupons in force (discounts.py)
-    outcome = charge_draft(processor, conn, customer, invoice, "renewal", boundary, base_url, entity)
-    past_due = outcome is not None and not outcome.succeeded
-    previous = {
-        "current_period_start": inst.current_period_start,
-        "current_period_end": inst.current_period_end,
-    }
-    set_period(conn, inst.pk, renewal.next_period.start, renewal.next_period.end)
-    instance_billing.set_past_due(conn, inst.pk, past_due, boundary)
-    schedule_maintenance(conn, customer.pk, renewal.next_period.end)
-    changes.append(change(conn, "updated", inst.pk, previous))
-    emit_billing_updated(ctx, conn, customer, entity, changes, boundary, tags)
+    return discount_invoice(conn, inst.pk, invoice, boundary)
 
 
 MAX_BOUNDARIES_PER_RUN = 1000

@@ -173,3 +173,25 @@ def clear_past_due(conn: Connection, instance_pks: list[int], now: int) -> None:
         .where(subscription_billing.c.customer_plan_pk.in_(instance_pks))
         .values(past_due=False, updated_at=now)
     )
+
+
+def set_billing_group(conn: Connection, instance_pks: Sequence[int], group: str) -> None:
+    """The instances renew together from now on (one invoice at each boundary they share)."""
+    conn.execute(
+        update(subscription_billing)
+        .where(subscription_billing.c.customer_plan_pk.in_(list(instance_pks)))
+        .values(billing_group=group)
+    )
+
+
+def billing_groups(conn: Connection, instance_pks: Sequence[int]) -> dict[int, str]:
+    """The billing group of each of the instances that has one."""
+    if not instance_pks:
+        return {}
+    rows = conn.execute(
+        select(subscription_billing.c.customer_plan_pk, subscription_billing.c.billing_group).where(
+            subscription_billing.c.customer_plan_pk.in_(list(instance_pks)),
+            subscription_billing.c.billing_group.is_not(None),
+        )
+    )
+    return {int(r.customer_plan_pk): str(r.billing_group) for r in rows}

@@ -164,6 +164,10 @@ subscription_billing = Table(
     # or re-attached the instance, ``autumn_*`` keys stripped): the mirrored Stripe Subscription's, beside
     # the server's own keys.  Null: none.
     Column("processor_metadata", JSON),
+    # The plans a ``billing.multi_attach`` made together (one subscription, as Autumn's one Stripe
+    # subscription with an item per plan): those renewing at the same boundary share one invoice.
+    # Null: the instance renews on its own.
+    Column("billing_group", String(255)),
     Column("updated_at", BigInteger, nullable=False),
 )
 
