@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from reference_server.store.tables.billing import invoice_lines, invoices
 
-from .helpers import DAY, START, TWO_WEEKS, Api, create_pack, with_card
+from .helpers import DAY, DECLINING, GOOD, START, TWO_WEEKS, Api, create_pack, with_card
 
 MONTH = {"interval": "month"}
 TRIAL_END = START + 14 * DAY
@@ -133,3 +133,25 @@ def test_plans_attached_one_by_one_still_renew_on_their_own(api: Api) -> None:
     api.clock.set(START + 30 * DAY)
     renewals = _renewals(api)[2:]
     assert sorted((i["total"], tuple(i["plan_ids"])) for i in renewals) == [(15, ("extra",)), (20, ("pro",))]
+
+
+def test_a_declined_trial_end_leaves_both_plans_past_due_until_a_new_card_pays_it(api: Api) -> None:
+    _extra(api)
+    with_card(api, "u1")
+    api("billing.multi_attach", customer_id="u1", plans=PLANS, free_trial=TWO_WEEKS)
+    api.add_card("u1", DECLINING)  # saved; its charges fail
+    api.clock.set(TRIAL_END)
+    invoices_now = _renewals(api)
+    assert [(i["total"], i["status"]) for i in invoices_now] == [(35, "open")], invoices_now
+    assert api.on_processor(invoices_now[0]) == ("open", 3500)
+    subs = api.customer("u1")["subscriptions"]
+    assert {s["plan_id"]: (s["status"], s["past_due"]) for s in subs} == {
+        "pro": ("active", True),
+        "extra": ("active", True),
+    }
+    api.add_card("u1", GOOD)  # the one open invoice is paid, and neither plan is past due
+    invoices_now = _renewals(api)
+    assert [(i["total"], i["status"]) for i in invoices_now] == [(35, "paid")], invoices_now
+    assert api.on_processor(invoices_now[0]) == ("paid", 3500)
+    subs = api.customer("u1")["subscriptions"]
+    assert {s["plan_id"]: s["past_due"] for s in subs} == {"pro": False, "extra": False}
