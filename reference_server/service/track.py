@@ -347,7 +347,7 @@ def track_step(
         if conn is not None:
             watch = watcher(ctx, conn, customer, None, ids)
         else:  # on the event loop: the watcher reads through a connection only on a cache miss
-            with ctx.db.autocommit() as own:
+            with ctx.db.kept_autocommit() as own:
                 watch = watcher(ctx, own, customer, None, ids)
         if watch is not None:
             return None
