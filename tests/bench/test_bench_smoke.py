@@ -78,6 +78,10 @@ def test_unknown_scenario_is_refused() -> None:
 
 EVERY_ROW = {
     "keyed_track": ["{db} track, Idempotency-Key"],
+    "cpu_per_request": [
+        "{db} check, CPU per request",
+        "{db} track, Idempotency-Key, CPU per request",
+    ],
     "floors": ["{db} track, c4"],
     "aggregate": ["{db} aggregate, 300 events", "{db} check p99 during aggregates"],
     "customers_list": [
