@@ -26,11 +26,12 @@ def update_intent(params: UpdateRequest) -> UpdateIntent:
         return action
     if params.version is not None:  # another version of the plan: a plan change, as in Autumn
         return "update_plan"
-    customized = is_customized(params.customize)
-    if params.feature_quantities or (params.license_quantities and not customized):
-        return "update_quantity"
-    if customized:
+    if is_customized(params.customize):
+        # a new shape of the plan (price, items, free trial): a plan change, which takes the given
+        # quantities (else the current ones), as Autumn's computeUpdateSubscriptionIntent
         return "update_plan"
+    if params.feature_quantities or params.license_quantities:
+        return "update_quantity"
     return "none"
 
 
