@@ -24,10 +24,17 @@ import stripe
 from sqlalchemy import select, text
 
 from reference_server.clock import ManualClock
+from reference_server.processors.registry import ProcessorSettings
 from reference_server.store.stripe_objects import stripe_objects
 from reference_server.store.tables.billing import invoices
 from reference_server.store.tables.core import customers
-from reference_server.testing import RunningServer, fresh_database_url, postgres_available, run_server
+from reference_server.testing import (
+    RunningServer,
+    free_port,
+    fresh_database_url,
+    postgres_available,
+    run_server,
+)
 from tests.engine.builders import ms
 
 from .localstripe_server import pay_through_stripe_checkout
@@ -191,6 +198,12 @@ def running_api(
         client.http.close()
 
 
+DATABASES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+"""A fixture's databases (for :func:`running_api`, or a server of its own): SQLite and PostgreSQL."""
+
 PROCESSORS = [
     pytest.param(("local", "sqlite"), id="local-sqlite"),
     pytest.param(("local", "postgres"), id="local-postgres", marks=pytest.mark.postgres),
@@ -199,8 +212,8 @@ PROCESSORS = [
 ]
 
 
-def create_prepaid_team_plan(api: Api, **item_extra: Any) -> None:
-    """Plan ``team``: $20/month plus prepaid messages at $10 per pack of 100."""
+def create_prepaid_team_plan(api: Api, group: str | None = None, **item_extra: Any) -> None:
+    """Plan ``team``: $20/month plus prepaid messages at $10 per pack of 100 (in ``group`` when given)."""
     item: dict[str, Any] = {
         "feature_id": "messages",
         "included": 0,
@@ -208,7 +221,9 @@ def create_prepaid_team_plan(api: Api, **item_extra: Any) -> None:
         "price": {"amount": 10, "interval": "month", "billing_method": "prepaid", "billing_units": 100},
         **item_extra,
     }
-    api("plans.create", plan_id="team", name="Team", price={"amount": 20, "interval": "month"}, items=[item])
+    grouped: dict[str, Any] = {"group": group} if group is not None else {}
+    price = {"amount": 20, "interval": "month"}
+    api("plans.create", plan_id="team", name="Team", **grouped, price=price, items=[item])
 
 
 # Set-up the paid scenarios share, on the ``api`` fixture's catalogue (conftest.py: Free, Pro, Premium, ...)
@@ -270,6 +285,69 @@ def create_pack(api: Api, amount: int = 10, included: int = 50) -> None:
         price={"amount": amount, "interval": "one_off"},
         items=[{"feature_id": "messages", "included": included}],
     )
+
+
+def create_addon(api: Api) -> None:
+    """Add-on ``addon``: $10/month, with no items."""
+    api(
+        "plans.create",
+        plan_id="addon",
+        name="Addon",
+        add_on=True,
+        price={"amount": 10, "interval": "month"},
+        items=[],
+    )
+
+
+def create_seat_license(api: Api) -> dict[str, Any]:
+    """Features ``summaries`` (consumable) and ``users`` (not), and license plan ``seat`` (group
+    ``licenses``): $30/month with 50 summaries a month. The monthly summaries item, for other plans."""
+    api("features.create", feature_id="summaries", name="Summaries", type="metered", consumable=True)
+    api("features.create", feature_id="users", name="Users", type="metered", consumable=False)
+    summaries = {"feature_id": "summaries", "included": 50, "reset": {"interval": "month"}}
+    api(
+        "plans.create",
+        plan_id="seat",
+        name="Seat",
+        group="licenses",
+        price={"amount": 30, "interval": "month"},
+        items=[summaries],
+    )
+    return summaries
+
+
+def change(
+    plan_id: str,
+    quantities: list[dict[str, Any]],
+    effective_at: int | None = None,
+    canceled_at: int | None = None,
+    expires_at: int | None = None,
+) -> dict[str, Any]:
+    """One of a preview's ``incoming`` or ``outgoing`` plans."""
+    return {
+        "plan_id": plan_id,
+        "feature_quantities": quantities,
+        "effective_at": effective_at,
+        "canceled_at": canceled_at,
+        "expires_at": expires_at,
+    }
+
+
+@contextlib.contextmanager
+def stripe_down_server(database: str) -> Iterator[RunningServer]:
+    """A server on a fresh ``database`` charging through Stripe whose Stripe API address is a closed
+    loopback port (Stripe unreachable). Skips when PostgreSQL is asked for and not available."""
+    if database == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not available")
+    closed = f"http://127.0.0.1:{free_port()}"
+    settings = ProcessorSettings(
+        default="stripe", values={"STRIPE_SECRET_KEY": "sk_test_down", "STRIPE_API_BASE": closed}
+    )
+    with (
+        fresh_database_url(database) as url,
+        run_server(url, clock=ManualClock(START), processors=settings) as server,
+    ):
+        yield server
 
 
 def call(server: RunningServer, op: str, **body: Any) -> dict[str, Any]:

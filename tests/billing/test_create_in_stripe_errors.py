@@ -16,36 +16,19 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from reference_server.clock import ManualClock
-from reference_server.processors.registry import ProcessorSettings
 from reference_server.store.tables.core import idempotency_keys
-from reference_server.testing import (
-    RunningServer,
-    free_port,
-    fresh_database_url,
-    postgres_available,
-    run_server,
-)
+from reference_server.testing import RunningServer
 
-from .helpers import START
+from .helpers import DATABASES, stripe_down_server
 
 PREFIX = "(Stripe Error) "
 PRICE = {"amount": 15, "interval": "month"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def stripe_down(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     """A server charging through Stripe whose Stripe API address is a closed loopback port."""
-    if request.param == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    closed = f"http://127.0.0.1:{free_port()}"
-    settings = ProcessorSettings(
-        default="stripe", values={"STRIPE_SECRET_KEY": "sk_test_down", "STRIPE_API_BASE": closed}
-    )
-    with (
-        fresh_database_url(request.param) as url,
-        run_server(url, clock=ManualClock(START), processors=settings) as server,
-    ):
+    with stripe_down_server(request.param) as server:
         yield server
 
 

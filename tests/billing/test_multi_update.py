@@ -16,7 +16,7 @@ from reference_server.store.billing_lock import billing_lock
 from reference_server.store.tables.billing import invoices
 from reference_server.store.tables.core import customers
 
-from .helpers import START, Api, running_api, subscriptions_by_plan, with_card
+from .helpers import START, Api, create_addon, running_api, subscriptions_by_plan, with_card
 
 DAY = 86_400_000
 PROCESSORS = [
@@ -46,14 +46,7 @@ def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
             price={"amount": 20, "interval": "month"},
             items=[{"feature_id": "messages", "included": 1000, "reset": month}],
         )
-        client(
-            "plans.create",
-            plan_id="addon",
-            name="Addon",
-            add_on=True,
-            price={"amount": 10, "interval": "month"},
-            items=[],
-        )
+        create_addon(client)
         client("plans.create", plan_id="perk", name="Perk", add_on=True, items=[])
         yield client
 

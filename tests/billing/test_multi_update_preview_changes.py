@@ -15,33 +15,16 @@ from typing import Any
 
 import pytest
 
-from reference_server.clock import ManualClock
-from reference_server.testing import fresh_database_url, postgres_available, run_server
-
-from .helpers import DAY, START, Api
+from .helpers import DATABASES, DAY, START, Api, create_addon, create_seat_license, running_api, with_card
 
 PERIOD_END = START + 30 * DAY  # April 2026 has 30 days
 SEATS = [{"license_plan_id": "seat", "quantity": 3}]  # 1 included, 2 paid
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api(request: pytest.FixtureRequest) -> Iterator[Api]:
-    if request.param == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    clock = ManualClock(START)
-    with fresh_database_url(request.param) as url, run_server(url, clock=clock) as server:
-        client = Api(server, clock)
-        client("features.create", feature_id="summaries", name="Summaries", type="metered", consumable=True)
-        client("features.create", feature_id="users", name="Users", type="metered", consumable=False)
-        monthly = {"feature_id": "summaries", "included": 50, "reset": {"interval": "month"}}
-        client(
-            "plans.create",
-            plan_id="seat",
-            name="Seat",
-            group="licenses",
-            price={"amount": 30, "interval": "month"},
-            items=[monthly],
-        )
+@pytest.fixture(params=DATABASES)
+def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    with running_api(request, monkeypatch, request.param) as client:
+        monthly = create_seat_license(client)
         client("plans.create", plan_id="free", name="Free", group="main", auto_enable=True, items=[monthly])
         client(
             "plans.create",
@@ -52,22 +35,13 @@ def api(request: pytest.FixtureRequest) -> Iterator[Api]:
             items=[monthly],
             licenses=[{"license_plan_id": "seat", "included": 1}],
         )
-        client(
-            "plans.create",
-            plan_id="addon",
-            name="Addon",
-            add_on=True,
-            price={"amount": 10, "interval": "month"},
-            items=[],
-        )
+        create_addon(client)
         yield client
-        client.http.close()
 
 
 def _subscribed(api: Api, customer_id: str) -> None:
     """Team with a seat pool of 3 (2 of them paid) and the add-on."""
-    api("customers.get_or_create", customer_id=customer_id)
-    api.add_card(customer_id)
+    with_card(api, customer_id)
     api("billing.attach", customer_id=customer_id, plan_id="team", license_quantities=SEATS)
     api("billing.attach", customer_id=customer_id, plan_id="addon")
 

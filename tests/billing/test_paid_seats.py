@@ -12,32 +12,15 @@ from typing import Any
 
 import pytest
 
-from reference_server.clock import ManualClock
-from reference_server.testing import fresh_database_url, postgres_available, run_server
-
-from .helpers import DAY, START, Api, ms, with_card
+from .helpers import DATABASES, DAY, Api, create_seat_license, ms, running_api, with_card
 
 MAY_1 = ms(2026, 5, 1)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api(request: pytest.FixtureRequest) -> Iterator[Api]:
-    if request.param == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    clock = ManualClock(START)
-    with fresh_database_url(request.param) as url, run_server(url, clock=clock) as server:
-        client = Api(server, clock)
-        client("features.create", feature_id="summaries", name="Summaries", type="metered", consumable=True)
-        client("features.create", feature_id="users", name="Users", type="metered", consumable=False)
-        summaries = {"feature_id": "summaries", "included": 50, "reset": {"interval": "month"}}
-        client(
-            "plans.create",
-            plan_id="seat",
-            name="Seat",
-            group="licenses",
-            price={"amount": 30, "interval": "month"},
-            items=[summaries],
-        )
+@pytest.fixture(params=DATABASES)
+def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    with running_api(request, monkeypatch, request.param) as client:
+        summaries = create_seat_license(client)
         client("plans.create", plan_id="viewer", name="Viewer", group="viewers", items=[summaries])
         client(
             "plans.create", plan_id="free_seat", name="Free seat", group="free_licenses", items=[summaries]
@@ -55,7 +38,6 @@ def api(request: pytest.FixtureRequest) -> Iterator[Api]:
                 ],
             )
         yield client
-        client.http.close()
 
 
 def subscribe(api: Api, customer_id: str, plan_id: str, expect: int = 200, **body: Any) -> dict[str, Any]:

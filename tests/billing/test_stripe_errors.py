@@ -14,20 +14,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from reference_server.clock import ManualClock
-from reference_server.processors.registry import ProcessorSettings
 from reference_server.store.tables.billing import invoices
 from reference_server.store.tables.core import idempotency_keys
-from reference_server.testing import (
-    RunningServer,
-    free_port,
-    fresh_database_url,
-    postgres_available,
-    run_server,
-)
+from reference_server.testing import RunningServer
 from tests.dashboard.helpers import ADMIN, Browser, create_admin_cli
 
-from .helpers import PROCESSORS, START, Api
+from .helpers import DATABASES, PROCESSORS, Api, stripe_down_server
 
 PREFIX = "(Stripe Error) "
 PAYER_MESSAGE = "The payment could not be processed right now. Please try again in a few minutes."
@@ -134,19 +126,10 @@ def test_the_dashboard_shows_a_stripe_error_on_its_page(api: Api, monkeypatch: p
     assert "pro" not in api.plans_of("u3")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def stripe_down(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     """A server charging through Stripe whose Stripe API address is a closed loopback port."""
-    if request.param == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    closed = f"http://127.0.0.1:{free_port()}"
-    settings = ProcessorSettings(
-        default="stripe", values={"STRIPE_SECRET_KEY": "sk_test_down", "STRIPE_API_BASE": closed}
-    )
-    with (
-        fresh_database_url(request.param) as url,
-        run_server(url, clock=ManualClock(START), processors=settings) as server,
-    ):
+    with stripe_down_server(request.param) as server:
         yield server
 
 

@@ -11,27 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import DAY, START, Api, create_prepaid_team_plan, on_pro, subscription_of, with_card
+from .helpers import DAY, START, Api, change, create_prepaid_team_plan, on_pro, subscription_of, with_card
 
 NOW = START + 15 * DAY
 PERIOD_END = START + 30 * DAY  # April 2026 has 30 days
 MONTH = {"interval": "month"}
-
-
-def _change(
-    plan_id: str,
-    quantities: list[dict[str, Any]],
-    effective_at: int | None = None,
-    canceled_at: int | None = None,
-    expires_at: int | None = None,
-) -> dict[str, Any]:
-    return {
-        "plan_id": plan_id,
-        "feature_quantities": quantities,
-        "effective_at": effective_at,
-        "canceled_at": canceled_at,
-        "expires_at": expires_at,
-    }
 
 
 def _previews(api: Api, update: dict[str, Any]) -> dict[str, Any]:
@@ -55,8 +39,8 @@ def test_customize_lists_the_plan_as_changed_and_as_it_stood(api: Api) -> None:
     preview = _previews(api, update)
     assert preview["intent"] == "update_plan" and preview["total"] == 5  # half a month of $10 more
     assert preview["next_cycle"]["total"] == 60  # Team at $30 with its 300 messages
-    assert preview["incoming"] == [_change("team", packs)]  # Team as customized, from now
-    assert preview["outgoing"] == [_change("team", packs, effective_at=NOW)]  # Team as it stood
+    assert preview["incoming"] == [change("team", packs)]  # Team as customized, from now
+    assert preview["outgoing"] == [change("team", packs, effective_at=NOW)]  # Team as it stood
 
     api("billing.update", customer_id="u1", **update)
     team = subscription_of(api, "team")
@@ -71,8 +55,8 @@ def test_version_move_lists_the_new_version_and_the_old(api: Api) -> None:
     update = {"plan_id": "pro", "version": 2}
     preview = _previews(api, update)
     assert preview["intent"] == "update_plan" and preview["total"] == 5
-    assert preview["incoming"] == [_change("pro", [])]
-    assert preview["outgoing"] == [_change("pro", [], effective_at=NOW)]
+    assert preview["incoming"] == [change("pro", [])]
+    assert preview["outgoing"] == [change("pro", [], effective_at=NOW)]
     api("billing.update", customer_id="u1", **update)
     assert api.plans_of("u1") == {"pro": "active"}
 
@@ -89,10 +73,10 @@ def test_customizing_a_cancelled_plan_lists_its_cancellation_going_out(api: Api)
     assert preview["intent"] == "update_plan"
     pro = subscription_of(api, "pro")
     assert preview["outgoing"] == [
-        _change("pro", [], effective_at=NOW, canceled_at=cancelled_at, expires_at=PERIOD_END)
+        change("pro", [], effective_at=NOW, canceled_at=cancelled_at, expires_at=PERIOD_END)
     ]
     # the customized plan comes in as the update leaves it: a new instance, with no cancellation
-    assert preview["incoming"] == [_change("pro", [])]
+    assert preview["incoming"] == [change("pro", [])]
     assert pro["canceled_at"] == cancelled_at  # (the preview changed nothing)
     api("billing.update", customer_id="u1", **update)
     after = subscription_of(api, "pro")
@@ -105,7 +89,7 @@ def test_customizing_a_free_plan_lists_it_in_and_out(api: Api) -> None:
     customize = {"items": [{"feature_id": "messages", "included": 250, "reset": MONTH}]}
     preview = _previews(api, {"plan_id": "free", "customize": customize})
     assert preview["intent"] == "update_plan" and preview["total"] == 0
-    assert preview["incoming"] == [_change("free", [])]
-    assert preview["outgoing"] == [_change("free", [], effective_at=START)]
+    assert preview["incoming"] == [change("free", [])]
+    assert preview["outgoing"] == [change("free", [], effective_at=START)]
     api("billing.update", customer_id="u1", plan_id="free", customize=customize)
     assert api.customer("u1")["balances"]["messages"]["granted"] == 250

@@ -16,57 +16,38 @@ from typing import Any
 
 import pytest
 
-from reference_server.clock import ManualClock
-from reference_server.testing import fresh_database_url, postgres_available, run_server
-
-from .helpers import DAY, START, Api
+from .helpers import (
+    DATABASES,
+    DAY,
+    START,
+    Api,
+    change,
+    create_addon,
+    create_prepaid_team_plan,
+    running_api,
+    with_card,
+)
 
 PERIOD_END = START + 30 * DAY  # April 2026 has 30 days
 NOW = START + 15 * DAY
 PACKS = [{"feature_id": "messages", "quantity": 300}]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api(request: pytest.FixtureRequest) -> Iterator[Api]:
-    if request.param == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL is not available")
-    clock = ManualClock(START)
-    with fresh_database_url(request.param) as url, run_server(url, clock=clock) as server:
-        client = Api(server, clock)
+@pytest.fixture(params=DATABASES)
+def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    with running_api(request, monkeypatch, request.param) as client:
         client("features.create", feature_id="messages", name="Messages", type="metered", consumable=True)
         monthly = {"feature_id": "messages", "included": 50, "reset": {"interval": "month"}}
-        prepaid = {
-            "feature_id": "messages",
-            "included": 0,
-            "reset": {"interval": "month"},
-            "price": {"amount": 10, "interval": "month", "billing_method": "prepaid", "billing_units": 100},
-        }
         client("plans.create", plan_id="free", name="Free", group="main", auto_enable=True, items=[monthly])
-        client(
-            "plans.create",
-            plan_id="team",
-            name="Team",
-            group="main",
-            price={"amount": 20, "interval": "month"},
-            items=[prepaid],
-        )
-        client(
-            "plans.create",
-            plan_id="addon",
-            name="Addon",
-            add_on=True,
-            price={"amount": 10, "interval": "month"},
-            items=[],
-        )
+        create_prepaid_team_plan(client, group="main")
+        create_addon(client)
         yield client
-        client.http.close()
 
 
 def _on_team(api: Api) -> list[dict[str, Any]]:
     """Customer ``c`` on Team with 300 prepaid messages and the add-on, half a month in; Team's
     ``feature_quantities`` as its attach preview listed them."""
-    api("customers.get_or_create", customer_id="c")
-    api.add_card("c")
+    with_card(api, "c")
     attach = api("billing.preview_attach", customer_id="c", plan_id="team", feature_quantities=PACKS)
     api("billing.attach", customer_id="c", plan_id="team", feature_quantities=PACKS)
     api("billing.attach", customer_id="c", plan_id="addon")
@@ -74,22 +55,6 @@ def _on_team(api: Api) -> list[dict[str, Any]]:
     quantities: list[dict[str, Any]] = attach["incoming"][0]["feature_quantities"]
     assert quantities  # the prepaid messages
     return quantities
-
-
-def _change(
-    plan_id: str,
-    quantities: list[dict[str, Any]],
-    effective_at: int | None = None,
-    canceled_at: int | None = None,
-    expires_at: int | None = None,
-) -> dict[str, Any]:
-    return {
-        "plan_id": plan_id,
-        "feature_quantities": quantities,
-        "effective_at": effective_at,
-        "canceled_at": canceled_at,
-        "expires_at": expires_at,
-    }
 
 
 def _previews(api: Api, update: dict[str, Any]) -> dict[str, Any]:
@@ -109,11 +74,11 @@ def test_cancel_at_period_end_then_uncancel(api: Api) -> None:
     preview = _previews(api, cancel)
     assert preview["intent"] == "cancel_end_of_cycle"
     assert preview["incoming"] == [
-        _change("free", [], effective_at=PERIOD_END),  # the group's default, from Team's end
-        _change("team", packs, canceled_at=NOW, expires_at=PERIOD_END),  # Team, staying until then
+        change("free", [], effective_at=PERIOD_END),  # the group's default, from Team's end
+        change("team", packs, canceled_at=NOW, expires_at=PERIOD_END),  # Team, staying until then
     ]
     assert preview["outgoing"] == [
-        _change("team", packs, effective_at=PERIOD_END, canceled_at=NOW, expires_at=PERIOD_END)
+        change("team", packs, effective_at=PERIOD_END, canceled_at=NOW, expires_at=PERIOD_END)
     ]
     # an attach that schedules the free plan says it starts when the cancel's default does
     attach = api("billing.preview_attach", customer_id="c", plan_id="free")
@@ -130,9 +95,9 @@ def test_cancel_at_period_end_then_uncancel(api: Api) -> None:
     uncancel = {"plan_id": "team", "cancel_action": "uncancel"}
     preview = _previews(api, uncancel)
     assert preview["intent"] == "uncancel" and preview["total"] == 0
-    assert preview["incoming"] == [_change("team", packs)]
+    assert preview["incoming"] == [change("team", packs)]
     assert preview["outgoing"] == [
-        _change("team", packs, effective_at=later, canceled_at=NOW, expires_at=PERIOD_END)
+        change("team", packs, effective_at=later, canceled_at=NOW, expires_at=PERIOD_END)
     ]
 
     api("billing.update", customer_id="c", **uncancel)
@@ -147,8 +112,8 @@ def test_cancel_now_brings_the_default_in_now(api: Api) -> None:
     preview = _previews(api, cancel)
     assert preview["intent"] == "cancel_immediately"
     assert preview["total"] < 0  # the unused half month is credited
-    assert preview["incoming"] == [_change("free", [])]  # active at once
-    assert preview["outgoing"] == [_change("team", packs, effective_at=NOW, expires_at=NOW)]
+    assert preview["incoming"] == [change("free", [])]  # active at once
+    assert preview["outgoing"] == [change("team", packs, effective_at=NOW, expires_at=NOW)]
 
     api("billing.update", customer_id="c", **cancel)
     assert api.plans_of("c") == {"free": "active", "addon": "active"}
@@ -158,17 +123,17 @@ def test_an_add_on_brings_no_default(api: Api) -> None:
     _on_team(api)
     cancel = {"plan_id": "addon", "cancel_action": "cancel_end_of_cycle"}
     preview = _previews(api, cancel)
-    assert preview["incoming"] == [_change("addon", [], canceled_at=NOW, expires_at=PERIOD_END)]
+    assert preview["incoming"] == [change("addon", [], canceled_at=NOW, expires_at=PERIOD_END)]
     assert preview["outgoing"] == [
-        _change("addon", [], effective_at=PERIOD_END, canceled_at=NOW, expires_at=PERIOD_END)
+        change("addon", [], effective_at=PERIOD_END, canceled_at=NOW, expires_at=PERIOD_END)
     ]
     api("billing.update", customer_id="c", **cancel)
 
     uncancel = {"plan_id": "addon", "cancel_action": "uncancel"}
     preview = _previews(api, uncancel)
-    assert preview["incoming"] == [_change("addon", [])]
+    assert preview["incoming"] == [change("addon", [])]
     assert preview["outgoing"] == [
-        _change("addon", [], effective_at=NOW, canceled_at=NOW, expires_at=PERIOD_END)
+        change("addon", [], effective_at=NOW, canceled_at=NOW, expires_at=PERIOD_END)
     ]
     api("billing.update", customer_id="c", **uncancel)
     assert api.plans_of("c") == {"team": "active", "addon": "active"}
