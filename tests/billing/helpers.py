@@ -21,13 +21,13 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 import stripe
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from reference_server.clock import ManualClock
 from reference_server.processors.registry import ProcessorSettings
 from reference_server.store.stripe_objects import stripe_objects
 from reference_server.store.tables.billing import invoices
-from reference_server.store.tables.core import customers
+from reference_server.store.tables.core import customers, idempotency_keys
 from reference_server.testing import (
     RunningServer,
     free_port,
@@ -299,6 +299,20 @@ def create_addon(api: Api) -> None:
     )
 
 
+def create_extra(api: Api, amount: int = 15, included: int = 200, **plan_extra: Any) -> None:
+    """Add-on ``extra``: $``amount``/month with ``included`` messages a month (``plan_extra``: more of
+    ``plans.create``'s fields, e.g. a ``free_trial``)."""
+    api(
+        "plans.create",
+        plan_id="extra",
+        name="Extra",
+        add_on=True,
+        price={"amount": amount, "interval": "month"},
+        items=[{"feature_id": "messages", "included": included, "reset": {"interval": "month"}}],
+        **plan_extra,
+    )
+
+
 def create_seat_license(api: Api) -> dict[str, Any]:
     """Features ``summaries`` (consumable) and ``users`` (not), and license plan ``seat`` (group
     ``licenses``): $30/month with 50 summaries a month. The monthly summaries item, for other plans."""
@@ -348,6 +362,15 @@ def stripe_down_server(database: str) -> Iterator[RunningServer]:
         run_server(url, clock=ManualClock(START), processors=settings) as server,
     ):
         yield server
+
+
+def stored_keys(server: RunningServer, key: str) -> int:
+    """How many ``Idempotency-Key`` rows the server keeps for ``key``."""
+    with server.app.state.autumn.db.read() as conn:
+        count = conn.execute(
+            select(func.count()).select_from(idempotency_keys).where(idempotency_keys.c.key == key)
+        ).scalar_one()
+    return int(count)
 
 
 def call(server: RunningServer, op: str, **body: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import DAY, MAY, START, Api, ms
+from .helpers import DAY, MAY, START, Api, create_extra, ms
 
 
 def _customer(api: Api, customer_id: str, card: bool = True) -> None:
@@ -30,19 +30,8 @@ def _granted(api: Api, customer_id: str) -> Any:
     return api.customer(customer_id)["balances"]["messages"]["granted"]
 
 
-def _extra(api: Api) -> None:
-    api(
-        "plans.create",
-        plan_id="extra",
-        name="Extra",
-        add_on=True,
-        price={"amount": 5, "interval": "month"},
-        items=[{"feature_id": "messages", "included": 50, "reset": {"interval": "month"}}],
-    )
-
-
 def test_a_later_start_schedules_the_plan_and_bills_it_when_it_starts(api: Api) -> None:
-    _extra(api)
+    create_extra(api, amount=5, included=50)
     _customer(api, "u1")
     starts = START + 10 * DAY  # April 11
     preview = api("billing.preview_attach", customer_id="u1", plan_id="pro", starts_at=starts)

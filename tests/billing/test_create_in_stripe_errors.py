@@ -14,12 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
-from reference_server.store.tables.core import idempotency_keys
 from reference_server.testing import RunningServer
 
-from .helpers import DATABASES, stripe_down_server
+from .helpers import DATABASES, stored_keys, stripe_down_server
 
 PREFIX = "(Stripe Error) "
 PRICE = {"amount": 15, "interval": "month"}
@@ -34,14 +32,6 @@ def stripe_down(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
 
 def _client(server: RunningServer) -> httpx.Client:
     return httpx.Client(base_url=server.url, headers=server.headers, timeout=60)
-
-
-def _stored_keys(server: RunningServer, key: str) -> int:
-    with server.app.state.autumn.db.read() as conn:
-        count = conn.execute(
-            select(func.count()).select_from(idempotency_keys).where(idempotency_keys.c.key == key)
-        ).scalar_one()
-    return int(count)
 
 
 def _post(http: httpx.Client, op: str, key: str | None = None, **body: Any) -> httpx.Response:
@@ -73,7 +63,7 @@ def _create_refused(server: RunningServer, http: httpx.Client) -> None:
             create_in_stripe=True,
         )
         _stripe_error(created)
-        assert _stored_keys(server, "create-down-1") == 0
+        assert stored_keys(server, "create-down-1") == 0
     missing = _post(http, "plans.get", plan_id="solo")
     assert (missing.status_code, missing.json()["code"]) == (404, "product_not_found"), missing.text
     listed = _post(http, "plans.list")
@@ -97,7 +87,7 @@ def _update_refused(server: RunningServer, http: httpx.Client) -> None:
         http, "plans.update", "update-down-1", plan_id="solo", name="Solo Plus", create_in_stripe=True
     )
     _stripe_error(renamed)
-    assert _stored_keys(server, "update-down-1") == 0
+    assert stored_keys(server, "update-down-1") == 0
     repriced = _post(
         http, "plans.update", plan_id="solo", price={"amount": 18, "interval": "month"}, create_in_stripe=True
     )

@@ -9,21 +9,11 @@ from typing import Any
 
 import pytest
 
-from .helpers import DAY, START, TWO_WEEKS, Api, create_pack, with_card
-
-MONTH = {"interval": "month"}
+from .helpers import DAY, START, TWO_WEEKS, Api, create_extra, create_pack, with_card
 
 
 def _catalog(api: Api) -> None:
-    api(
-        "plans.create",
-        plan_id="extra",
-        name="Extra",
-        add_on=True,
-        price={"amount": 15, "interval": "month"},
-        items=[{"feature_id": "messages", "included": 200, "reset": MONTH}],
-        free_trial={"duration_length": 3, "duration_type": "day", "card_required": True},
-    )
+    create_extra(api, free_trial={"duration_length": 3, "duration_type": "day", "card_required": True})
     create_pack(api)
     with_card(api, "u1")
 

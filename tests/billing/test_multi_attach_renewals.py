@@ -11,22 +11,10 @@ from sqlalchemy import select
 
 from reference_server.store.tables.billing import invoice_lines, invoices
 
-from .helpers import DAY, DECLINING, GOOD, START, TWO_WEEKS, Api, create_pack, with_card
+from .helpers import DAY, DECLINING, GOOD, START, TWO_WEEKS, Api, create_extra, create_pack, with_card
 
-MONTH = {"interval": "month"}
 TRIAL_END = START + 14 * DAY
 PLANS = [{"plan_id": "pro"}, {"plan_id": "extra"}]
-
-
-def _extra(api: Api) -> None:
-    api(
-        "plans.create",
-        plan_id="extra",
-        name="Extra",
-        add_on=True,
-        price={"amount": 15, "interval": "month"},
-        items=[{"feature_id": "messages", "included": 200, "reset": MONTH}],
-    )
 
 
 def _lines(api: Api, invoice: dict[str, Any]) -> list[tuple[str, int, int | None, int | None]]:
@@ -55,7 +43,7 @@ def _periods(api: Api, customer_id: str = "u1") -> dict[str, tuple[int, int]]:
 
 
 def test_the_trial_end_and_every_later_renewal_are_one_invoice(api: Api) -> None:
-    _extra(api)
+    create_extra(api)
     create_pack(api)
     with_card(api, "u1")
     plans = [*PLANS, {"plan_id": "pack"}]
@@ -95,7 +83,7 @@ def test_the_trial_end_and_every_later_renewal_are_one_invoice(api: Api) -> None
 
 
 def test_without_a_trial_each_cycle_is_one_invoice(api: Api) -> None:
-    _extra(api)
+    create_extra(api)
     with_card(api, "u1")
     attached = api("billing.multi_attach", customer_id="u1", plans=PLANS)
     assert attached["invoice"]["total"] == 35
@@ -112,7 +100,7 @@ def test_without_a_trial_each_cycle_is_one_invoice(api: Api) -> None:
 
 
 def test_a_plan_canceled_at_the_trial_end_leaves_the_other_renewing_alone(api: Api) -> None:
-    _extra(api)
+    create_extra(api)
     with_card(api, "u1")
     api("billing.multi_attach", customer_id="u1", plans=PLANS, free_trial=TWO_WEEKS)
     api("billing.update", customer_id="u1", plan_id="extra", cancel_action="cancel_end_of_cycle")
@@ -126,7 +114,7 @@ def test_a_plan_canceled_at_the_trial_end_leaves_the_other_renewing_alone(api: A
 
 
 def test_plans_attached_one_by_one_still_renew_on_their_own(api: Api) -> None:
-    _extra(api)
+    create_extra(api)
     with_card(api, "u1")
     for plan in PLANS:
         api("billing.attach", customer_id="u1", plan_id=plan["plan_id"])
@@ -136,7 +124,7 @@ def test_plans_attached_one_by_one_still_renew_on_their_own(api: Api) -> None:
 
 
 def test_a_declined_trial_end_leaves_both_plans_past_due_until_a_new_card_pays_it(api: Api) -> None:
-    _extra(api)
+    create_extra(api)
     with_card(api, "u1")
     api("billing.multi_attach", customer_id="u1", plans=PLANS, free_trial=TWO_WEEKS)
     api.add_card("u1", DECLINING)  # saved; its charges fail

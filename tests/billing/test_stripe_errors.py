@@ -15,11 +15,10 @@ import pytest
 from sqlalchemy import func, select
 
 from reference_server.store.tables.billing import invoices
-from reference_server.store.tables.core import idempotency_keys
 from reference_server.testing import RunningServer
 from tests.dashboard.helpers import ADMIN, Browser, create_admin_cli
 
-from .helpers import DATABASES, PROCESSORS, Api, stripe_down_server
+from .helpers import DATABASES, PROCESSORS, Api, stored_keys, stripe_down_server
 
 PREFIX = "(Stripe Error) "
 PAYER_MESSAGE = "The payment could not be processed right now. Please try again in a few minutes."
@@ -29,14 +28,6 @@ LOCAL_ONLY = [param for param in PROCESSORS if str(param.id).startswith("local-"
 
 def keyed(api: Api, op: str, key: str, **body: Any) -> httpx.Response:
     return api.http.post(f"/v1/{op}", json=body, headers={"Idempotency-Key": key})
-
-
-def stored_keys(server: RunningServer, key: str) -> int:
-    with server.app.state.autumn.db.read() as conn:
-        count = conn.execute(
-            select(func.count()).select_from(idempotency_keys).where(idempotency_keys.c.key == key)
-        ).scalar_one()
-    return int(count)
 
 
 def invoice_count(server: RunningServer) -> int:
