@@ -5,16 +5,21 @@ for one organization, a new organization's key, and the PostgreSQL guard.  Fixtu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from autumn_sdk._generated.operations import OPERATIONS
 from reference_server.clock import ManualClock
-from reference_server.testing import RunningServer, postgres_available
+from reference_server.testing import RunningServer, postgres_available, run_server
 
 OPS_BY_PATH = {op.path: op for op in OPERATIONS if op.http_method == "POST"}
 OPS_BY_NAME = {op.qualified_name: op for op in OPERATIONS}
@@ -112,3 +117,50 @@ def new_org_key(srv: RunningServer, env: str = "test") -> str:
     )
     assert r.status_code == 201, r.text
     return str(r.json()["test_secret_key" if env == "test" else "live_secret_key"])
+
+
+class SqliteStatements:
+    """The statements SQLite runs on the connections opened while it is installed (see
+    :func:`traced_api`), each with the connection that ran it, while on."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, str]] = []
+        self.on = False
+
+    def connect(self, dbapi_conn: Any, _record: Any) -> None:
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            key = id(dbapi_conn)
+            dbapi_conn.set_trace_callback(lambda sql: self._trace(key, sql))
+
+    def _trace(self, key: int, sql: str) -> None:
+        if self.on:
+            self.seen.append((key, sql))
+
+    def during(self, api: Api, op: str, **body: Any) -> list[tuple[int, str]]:
+        """(connection, statement) of each statement run while ``op`` is answered."""
+        self.seen, self.on = [], True
+        try:
+            api(op, **body)
+        finally:
+            self.on = False
+        return self.seen
+
+    def sql_during(self, api: Api, op: str, **body: Any) -> list[str]:
+        """The statements run while ``op`` is answered."""
+        return [sql for _, sql in self.during(api, op, **body)]
+
+
+@contextlib.contextmanager
+def traced_api() -> Iterator[tuple[Api, SqliteStatements]]:
+    """A new organization's :class:`Api` on a server over a fresh SQLite database (a manual clock at
+    2026-01-01, no background jobs), and the statements SQLite runs for it."""
+    statements = SqliteStatements()
+    event.listen(Engine, "connect", statements.connect)
+    try:
+        clock = ManualClock(1_767_225_600_000)
+        with run_server(clock=clock, background_jobs=False) as srv:
+            client = Api(srv, new_org_key(srv), clock)
+            yield client, statements
+            client.http.close()
+    finally:
+        event.remove(Engine, "connect", statements.connect)

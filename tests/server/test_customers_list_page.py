@@ -8,18 +8,12 @@ customers, with or without usage limits.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
-from reference_server.clock import ManualClock
-from reference_server.testing import run_server
-
-from .helpers import Api, new_org_key
+from .helpers import Api, SqliteStatements, traced_api
 
 MONTH = {"interval": "month"}
 
@@ -143,46 +137,14 @@ def test_each_listed_customer_is_the_customer_get_answers(api: Api) -> None:
     assert first["list"] == listed[:3]
 
 
-class _Statements:
-    """The statements SQLite runs on the connections opened while it is installed."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self.on = False
-
-    def connect(self, dbapi_conn: Any, _record: Any) -> None:
-        if isinstance(dbapi_conn, sqlite3.Connection):
-            dbapi_conn.set_trace_callback(self._trace)
-
-    def _trace(self, sql: str) -> None:
-        if self.on:
-            self.seen.append(sql)
-
-    def during(self, api: Api, op: str, **body: Any) -> list[str]:
-        self.seen, self.on = [], True
-        try:
-            api(op, **body)
-        finally:
-            self.on = False
-        return self.seen
-
-
 @pytest.fixture
-def counted() -> Iterator[tuple[Api, _Statements]]:
-    statements = _Statements()
-    event.listen(Engine, "connect", statements.connect)
-    try:
-        clock = ManualClock(1_767_225_600_000)
-        with run_server(clock=clock, background_jobs=False) as srv:
-            client = Api(srv, new_org_key(srv), clock)
-            yield client, statements
-            client.http.close()
-    finally:
-        event.remove(Engine, "connect", statements.connect)
+def counted() -> Iterator[tuple[Api, SqliteStatements]]:
+    with traced_api() as traced:
+        yield traced
 
 
-def _page_statements(statements: _Statements, api: Api) -> list[str]:
-    seen = statements.during(api, "customers.list", limit=100)
+def _page_statements(statements: SqliteStatements, api: Api) -> list[str]:
+    seen = statements.sql_during(api, "customers.list", limit=100)
     return [
         s
         for s in seen
@@ -201,7 +163,7 @@ _TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "R
 
 
 def test_a_page_reads_in_statements_that_do_not_grow_with_its_customers(
-    counted: tuple[Api, _Statements],
+    counted: tuple[Api, SqliteStatements],
 ) -> None:
     api, statements = counted
     _customers(api)
@@ -224,7 +186,7 @@ def _windows(seen: list[str]) -> list[str]:
     return [s for s in seen if "usage_limit_windows" in s]
 
 
-def test_a_page_without_usage_limits_reads_no_windows(counted: tuple[Api, _Statements]) -> None:
+def test_a_page_without_usage_limits_reads_no_windows(counted: tuple[Api, SqliteStatements]) -> None:
     api, statements = counted
     _catalog(api)
     for i in range(3):
@@ -242,13 +204,13 @@ def test_a_page_without_usage_limits_reads_no_windows(counted: tuple[Api, _State
     assert len(_windows(seen)) == 1, "\n".join(seen)
 
 
-def test_an_entities_page_reads_its_usage_limit_windows_once(counted: tuple[Api, _Statements]) -> None:
+def test_an_entities_page_reads_its_usage_limit_windows_once(counted: tuple[Api, SqliteStatements]) -> None:
     api, statements = counted
     _catalog(api)
     for i in range(3):
         _limited(api, f"lim{i}", 3 + i)
         api("entities.create", customer_id=f"lim{i}", entity_id=f"lim{i}_free", feature_id="seats")
-    seen = statements.during(api, "entities.list", limit=100)
+    seen = statements.sql_during(api, "entities.list", limit=100)
     assert len(_windows(seen)) == 1, "\n".join(seen)
     listed = api("entities.list", limit=100)["list"]
     assert len(listed) == 6
@@ -305,8 +267,8 @@ def _entities_world(api: Api, first: bool) -> None:
         api.track(cid, "messages", 1)
 
 
-def _entity_page_statements(statements: _Statements, api: Api) -> list[str]:
-    seen = statements.during(api, "entities.list", limit=100)
+def _entity_page_statements(statements: SqliteStatements, api: Api) -> list[str]:
+    seen = statements.sql_during(api, "entities.list", limit=100)
     return [
         s
         for s in seen
@@ -327,7 +289,7 @@ def _assert_listed_entities_are_got(api: Api, count: int) -> list[dict[str, Any]
 
 
 def test_an_entities_page_reads_in_statements_that_do_not_grow_with_its_entities(
-    counted: tuple[Api, _Statements],
+    counted: tuple[Api, SqliteStatements],
 ) -> None:
     api, statements = counted
     _entities_world(api, first=True)

@@ -8,18 +8,12 @@ When nothing is due, the page is read in a read transaction (a deferred ``BEGIN`
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
-from reference_server.clock import ManualClock
-from reference_server.testing import run_server
-
-from .helpers import Api, new_org_key
+from .helpers import Api, SqliteStatements, traced_api
 
 MONTH = {"interval": "month"}
 BY_INVOICE = {"enabled": True, "enable_plan_immediately": True}
@@ -84,43 +78,10 @@ def test_a_page_read_past_a_renewal_is_what_get_answers(api: Api) -> None:
     assert _messages(only[0]) == (0, 1100)
 
 
-class _Statements:
-    """The statements SQLite runs, with the connection that ran each, while installed and on."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[int, str]] = []
-        self.on = False
-
-    def connect(self, dbapi_conn: Any, _record: Any) -> None:
-        if isinstance(dbapi_conn, sqlite3.Connection):
-            key = id(dbapi_conn)
-            dbapi_conn.set_trace_callback(lambda sql: self._trace(key, sql))
-
-    def _trace(self, key: int, sql: str) -> None:
-        if self.on:
-            self.seen.append((key, sql))
-
-    def during(self, api: Api, op: str, **body: Any) -> list[tuple[int, str]]:
-        self.seen, self.on = [], True
-        try:
-            api(op, **body)
-        finally:
-            self.on = False
-        return self.seen
-
-
 @pytest.fixture
-def counted() -> Iterator[tuple[Api, _Statements]]:
-    statements = _Statements()
-    event.listen(Engine, "connect", statements.connect)
-    try:
-        clock = ManualClock(1_767_225_600_000)
-        with run_server(clock=clock, background_jobs=False) as srv:
-            client = Api(srv, new_org_key(srv), clock)
-            yield client, statements
-            client.http.close()
-    finally:
-        event.remove(Engine, "connect", statements.connect)
+def counted() -> Iterator[tuple[Api, SqliteStatements]]:
+    with traced_api() as traced:
+        yield traced
 
 
 def _page_transactions(seen: list[tuple[int, str]]) -> list[str]:
@@ -136,7 +97,7 @@ def _page_transactions(seen: list[tuple[int, str]]) -> list[str]:
     return out
 
 
-def test_a_page_with_nothing_due_is_read_in_a_read_transaction(counted: tuple[Api, _Statements]) -> None:
+def test_a_page_with_nothing_due_is_read_in_a_read_transaction(counted: tuple[Api, SqliteStatements]) -> None:
     api, statements = counted
     _world(api)
     assert _page_transactions(statements.during(api, "entities.list", limit=100)) == ["BEGIN DEFERRED"]
