@@ -287,30 +287,25 @@ def create_pack(api: Api, amount: int = 10, included: int = 50) -> None:
     )
 
 
-def create_addon(api: Api) -> None:
-    """Add-on ``addon``: $10/month, with no items."""
-    api(
-        "plans.create",
-        plan_id="addon",
-        name="Addon",
-        add_on=True,
-        price={"amount": 10, "interval": "month"},
-        items=[],
-    )
+def create_addon(
+    api: Api,
+    plan_id: str = "addon",
+    amount: int = 10,
+    items: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> None:
+    """Add-on ``plan_id`` (named after it): $``amount``/month with ``items`` (none when not given)
+    (``extra``: more of ``plans.create``'s fields, e.g. a ``free_trial``)."""
+    price = {"amount": amount, "interval": "month"}
+    name = plan_id.capitalize()
+    api("plans.create", plan_id=plan_id, name=name, add_on=True, price=price, items=items or [], **extra)
 
 
 def create_extra(api: Api, amount: int = 15, included: int = 200, **plan_extra: Any) -> None:
     """Add-on ``extra``: $``amount``/month with ``included`` messages a month (``plan_extra``: more of
     ``plans.create``'s fields, e.g. a ``free_trial``)."""
-    api(
-        "plans.create",
-        plan_id="extra",
-        name="Extra",
-        add_on=True,
-        price={"amount": amount, "interval": "month"},
-        items=[{"feature_id": "messages", "included": included, "reset": {"interval": "month"}}],
-        **plan_extra,
-    )
+    monthly = {"feature_id": "messages", "included": included, "reset": {"interval": "month"}}
+    create_addon(api, "extra", amount, [monthly], **plan_extra)
 
 
 def create_seat_license(api: Api) -> dict[str, Any]:

@@ -42,6 +42,19 @@ def _periods(api: Api, customer_id: str = "u1") -> dict[str, tuple[int, int]]:
     return {s["plan_id"]: (s["current_period_start"], s["current_period_end"]) for s in subs}
 
 
+def _renewed_together(api: Api, count: int, start: int, end: int) -> None:
+    """The customer's ``count``-th invoice (oldest first) is Pro and Extra renewed together, from ``start``
+    to ``end``: $35, paid, a line per plan, and both plans' periods are that one."""
+    invoices_now = _renewals(api)
+    assert len(invoices_now) == count, invoices_now
+    renewal = invoices_now[count - 1]
+    plans = sorted(renewal["plan_ids"])
+    assert (renewal["total"], renewal["status"], plans) == (35, "paid", ["extra", "pro"])
+    assert api.on_processor(renewal) == ("paid", 3500)
+    assert _lines(api, renewal) == [("extra", 1500, start, end), ("pro", 2000, start, end)]
+    assert _periods(api) == {"pro": (start, end), "extra": (start, end)}
+
+
 def test_the_trial_end_and_every_later_renewal_are_one_invoice(api: Api) -> None:
     create_extra(api)
     create_pack(api)
@@ -54,27 +67,15 @@ def test_the_trial_end_and_every_later_renewal_are_one_invoice(api: Api) -> None
     assert len(_renewals(api)) == 1
 
     api.clock.set(TRIAL_END)  # the trial ends for both plans: one invoice, a line per plan
-    invoices_now = _renewals(api)
-    assert len(invoices_now) == 2, invoices_now
-    first = invoices_now[1]
-    assert (first["total"], first["status"], sorted(first["plan_ids"])) == (35, "paid", ["extra", "pro"])
-    assert api.on_processor(first) == ("paid", 3500)
     next_end = START + 44 * DAY  # (May 15)
-    assert _lines(api, first) == [("extra", 1500, TRIAL_END, next_end), ("pro", 2000, TRIAL_END, next_end)]
-    assert _periods(api) == {"pro": (TRIAL_END, next_end), "extra": (TRIAL_END, next_end)}
+    _renewed_together(api, 2, TRIAL_END, next_end)
     balance = api.customer("u1")["balances"]["messages"]
     assert balance["granted"] == 1250  # Pro 1000 + Extra 200 + the Pack's 50
     assert balance["usage"] == 30
 
     api.clock.set(next_end)  # one more cycle: again one invoice for both
-    invoices_now = _renewals(api)
-    assert len(invoices_now) == 3, invoices_now
-    second = invoices_now[2]
-    assert (second["total"], second["status"], sorted(second["plan_ids"])) == (35, "paid", ["extra", "pro"])
-    assert api.on_processor(second) == ("paid", 3500)
     later_end = START + 75 * DAY  # (June 15)
-    assert _lines(api, second) == [("extra", 1500, next_end, later_end), ("pro", 2000, next_end, later_end)]
-    assert _periods(api) == {"pro": (next_end, later_end), "extra": (next_end, later_end)}
+    _renewed_together(api, 3, next_end, later_end)
     assert api.customer("u1")["balances"]["messages"]["granted"] == 1250
     assert {s["plan_id"]: s["status"] for s in api.customer("u1")["subscriptions"]} == {
         "pro": "active",
