@@ -2,16 +2,17 @@
 
 Two scopes use the table (a third, ``billing_lock``, is :mod:`reference_server.store.billing_lock`):
 
-* ``header``: the ``Idempotency-Key`` header of any request.  The dispatcher inserts the claim as
+* ``header``: the ``Idempotency-Key`` header of any request.  The dispatcher claims the key with
   the first statement of the request's unit of work (:meth:`Database.unit_of_work`), runs the
-  service in that same transaction and writes the response into the claim row before the commit.
+  service in that same transaction and stores the response with the claim before the commit.
   So a crash, a rollback or a refused request never leaves a key claimed for work that did not
   happen, and a committed claim always carries the response it answered: a repeat with the same
   request (operation and canonical body, :func:`request_hash`) replays it, a different request gets
   409 ``duplicate_idempotency_key``, and a repeat while the first is still running gets 409
   ``idempotency_key_in_flight`` (PostgreSQL: a transaction-scoped advisory lock per key marks the
   claim in flight, so the second request never waits on the first's uncommitted row; SQLite has one
-  writer, so a second process waits for the first to commit and then replays).
+  writer, so a second process waits for the first to commit and then replays: there the unit reads
+  the key first and inserts it with its response at the end, :class:`Pending`).
 * ``body``: the ``idempotency_key`` field of ``track`` (Autumn's own rule: claimed in the track's
   transaction, a repeat gets 409, a failed track releases it by rolling back).
 
@@ -92,10 +93,10 @@ class InFlight:
     """Another request with this key is running (its claim is not committed yet)."""
 
 
-_INSERT_SQLITE = raw.Statement(
-    "INSERT INTO idempotency_keys (org_pk, env, scope, key, created_at, request_hash) "
-    "VALUES (:org, :env, 'header', :key, :now, :hash) "
-    "ON CONFLICT (org_pk, env, scope, key) DO NOTHING RETURNING pk"
+# SQLite: the key with its answer, at the end of the unit that holds the one write lock (:class:`Pending`).
+_INSERT_ANSWERED = raw.Statement(
+    "INSERT INTO idempotency_keys (org_pk, env, scope, key, created_at, request_hash, response_status, "
+    "response_body) VALUES (:org, :env, 'header', :key, :now, :hash, :status, :body)"
 )
 # The advisory lock (released at commit or rollback) marks the key in flight: a second request
 # inserts nothing at once instead of waiting on the first one's uncommitted row.
@@ -161,39 +162,77 @@ def lookup(conn: Connection, org_pk: int, env: str, key: str) -> Stored | None:
     )
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A SQLite header claim not written yet: :func:`complete` inserts the key with its answer.
+
+    SQLite has one writer and the unit of work holds it from its ``BEGIN IMMEDIATE``, so no other
+    request can claim the key between :func:`begin`'s read and the insert at the end of the unit: a
+    second process waits for the commit and then replays, as it did when the claim came first.
+    One write instead of an insert and an update of the same row.
+    """
+
+    org_pk: int
+    env: str
+    key: str
+    request_hash: str
+    now: int
+
+
+Claim = int | Pending
+"""What :func:`begin` claimed: the new row's pk (PostgreSQL) or the insert still to do (SQLite)."""
+
+
 def begin(
     conn: Connection, org_pk: int, env: str, key: str, hashed: str, now: int
-) -> int | Stored | InFlight:
+) -> Claim | Stored | InFlight:
     """Claim the header ``key`` as the first statement of a unit of work.
 
-    The new claim's pk, the live claim already committed for the key, or :class:`InFlight`.
+    The new claim (:data:`Claim`), the live claim already committed for the key, or :class:`InFlight`.
     """
+    if conn.dialect.name != "postgresql":
+        stored = lookup(conn, org_pk, env, key)
+        if stored is not None:
+            if stored.created_at >= now - CLAIM_TTL_MS:
+                return stored
+            raw.execute(conn, _DELETE, {"pk": stored.pk})  # expired: claim it afresh
+        return Pending(org_pk, env, key, hashed, now)
     params = {"org": org_pk, "env": env, "key": key, "now": now, "hash": hashed}
-    postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        params["lock"] = advisory_lock_id(org_pk, env, key)
-    statement = _INSERT_POSTGRES if postgres else _INSERT_SQLITE
+    params["lock"] = advisory_lock_id(org_pk, env, key)
     for _ in range(2):
-        rows = raw.fetch(conn, statement, params)
+        rows = raw.fetch(conn, _INSERT_POSTGRES, params)
         if rows:
             return int(rows[0].pk)
         stored = lookup(conn, org_pk, env, key)
         if stored is None:
-            return InFlight()  # PostgreSQL: another transaction holds the key's advisory lock
+            return InFlight()  # another transaction holds the key's advisory lock
         if stored.created_at >= now - CLAIM_TTL_MS:
             return stored
         raw.execute(conn, _DELETE, {"pk": stored.pk})  # expired: claim it afresh
     return InFlight()
 
 
-def complete(conn: Connection, pk: int, status: int, body: str) -> None:
+def complete(conn: Connection, claim: Claim, status: int, body: str) -> None:
     """Store the response with the claim (same transaction as the work)."""
-    raw.execute(conn, _COMPLETE, {"pk": pk, "status": status, "body": body})
+    if isinstance(claim, Pending):
+        params = {
+            "org": claim.org_pk,
+            "env": claim.env,
+            "key": claim.key,
+            "now": claim.now,
+            "hash": claim.request_hash,
+            "status": status,
+            "body": body,
+        }
+        raw.execute(conn, _INSERT_ANSWERED, params)
+        return
+    raw.execute(conn, _COMPLETE, {"pk": claim, "status": status, "body": body})
 
 
-def release(conn: Connection, pk: int) -> None:
+def release(conn: Connection, claim: Claim) -> None:
     """Give the key back (a failure the client may retry); the rest of the unit still commits."""
-    raw.execute(conn, _DELETE, {"pk": pk})
+    if not isinstance(claim, Pending):  # a pending claim wrote nothing
+        raw.execute(conn, _DELETE, {"pk": claim})
 
 
 _PURGE_SQLITE = (
