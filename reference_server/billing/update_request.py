@@ -91,12 +91,14 @@ def usage_carry(params: UpdateRequest) -> AttachCarryOverBalances:
 
 
 def check_anchor_now(conn: Connection, cat: Catalog, inst: Instance, params: UpdateRequest, now: int) -> None:
-    """``billing_cycle_anchor: "now"``: a customization (``customize``) of a plan with a recurring price
-    restarts the subscription's cycle at the request, crediting the unused time and charging a whole new
-    period. As Autumn, it is 400 for a one-off plan and during a free trial; on a free plan, with a
-    cancel or with an update of quantities only (or of nothing), and beside a free trial given (which
-    starts its own cycle at its end), it is refused here rather than silently ignored. One check for
-    every plan, free or paid, before the update is quoted.
+    """``billing_cycle_anchor: "now"``: a plan change (``customize`` or ``version``, with or without
+    quantities) of a plan with a recurring price restarts the subscription's cycle at the request,
+    crediting the unused time and charging a whole new period. As Autumn
+    (``handleUpdateSubscriptionBillingCycleAnchorErrors``), it is 400 for a one-off plan, during a free
+    trial, with a cancel action and with an update of quantities only (``feature_quantities`` or
+    ``license_quantities`` without a plan change); on a free plan or with an update of nothing, and
+    beside a free trial given (which starts its own cycle at its end), it is refused here rather than
+    silently ignored. One check for every plan, free or paid, before the update is quoted.
     Not one rule with :func:`.schedules._check_anchor_now`: that one checks a schedule's first-phase plans,
     which start their cycle now anyway, and refuses only one replacing a paid plan of its group."""
     if params.billing_cycle_anchor != "now":
@@ -116,6 +118,11 @@ def check_anchor_now(conn: Connection, cat: Catalog, inst: Instance, params: Upd
             check_cycle_reset(sub.plan, sub.trialing_at(now))
         except BillingRuleError as exc:
             raise rule_error(exc) from exc
+    if intent in ("cancel_immediately", "cancel_end_of_cycle", "uncancel"):
+        raise invalid("billing_cycle_anchor cannot be used together with a cancel action")
+    if intent == "update_quantity":  # Autumn's change of seats (license_quantities) comes first
+        field = "license_quantities" if params.license_quantities else "feature_quantities"
+        raise invalid(f"billing_cycle_anchor cannot be used together with {field}")
     if intent != "update_plan" or sub.plan.is_free:
         raise _cycle_reset_unsupported()
 
@@ -124,7 +131,7 @@ def _cycle_reset_unsupported() -> ApiError:
     return ApiError(
         400,
         "unsupported_field",
-        "billing_cycle_anchor 'now' on a free plan, or without a customize change (a cancel, or an update "
-        "of quantities only) is part of Autumn's API but the reference server does not support it yet; "
-        "leave it out (see the README's list of unsupported fields)",
+        "billing_cycle_anchor 'now' on a free plan, or on an update that changes nothing, is part of "
+        "Autumn's API but the reference server does not support it yet; leave it out (see the README's "
+        "list of unsupported fields)",
     )

@@ -202,3 +202,57 @@ def test_anchor_now_with_customize_and_both_quantities_restarts_the_cycle(api: A
     assert [i["total"] for i in invoices_of(api)[:2]] == [200, 145]
     if api.stripe is not None:
         api.check_stripe_books()
+
+
+def test_a_version_change_with_both_quantities_takes_both(api: Api) -> None:
+    """``version`` is a plan change too (as in Autumn): both quantities are taken on it."""
+    _on_seat_team(api)
+    api("plans.update", plan_id="seat_team", price={"amount": 30, **MONTH})  # version 2
+    api.clock.advance(15 * DAY)
+    update = {
+        "plan_id": "seat_team",
+        "version": 2,
+        "feature_quantities": PACKS_500,
+        "license_quantities": [{"license_plan_id": "seat", "quantity": 5}],
+    }
+    preview = _applied_like_preview(api, update)
+    assert (preview["intent"], preview["total"], preview["next_cycle"]["total"]) == ("update_plan", 45, 200)
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 500
+    assert (_seats(api)["granted"], _seats(api)["paid_quantity"]) == (5, 4)
+
+
+def test_anchor_now_with_a_version_change_restarts_the_cycle(api: Api) -> None:
+    _on_seat_team(api)
+    api("plans.update", plan_id="seat_team", price={"amount": 30, **MONTH})  # version 2
+    api.clock.advance(15 * DAY)
+    now = api.clock.now_ms()
+    update = {"plan_id": "seat_team", "version": 2, "billing_cycle_anchor": "now"}
+    preview = _applied_like_preview(api, update)
+    # a whole month of version 2 ($30 + 3 packs + 2 paid seats: $120) less the unused half of $110
+    assert (preview["intent"], preview["total"], preview["next_cycle"]["total"]) == ("update_plan", 65, 120)
+    team = subscription_of(api, "seat_team")
+    assert (team["current_period_start"], team["current_period_end"]) == (now, now + 30 * DAY)
+
+
+def test_anchor_now_without_a_plan_change_is_autumns_400(api: Api) -> None:
+    """As Autumn's ``handleUpdateSubscriptionBillingCycleAnchorErrors``: beside quantities only (a change of
+    seats first) or a cancel action the anchor is a 400 ``invalid_request``; nothing changes."""
+    _on_seat_team(api)
+    api.clock.advance(15 * DAY)
+    seats_5 = [{"license_plan_id": "seat", "quantity": 5}]
+    refusals: tuple[tuple[dict[str, Any], str], ...] = (
+        ({"feature_quantities": PACKS_500}, "feature_quantities"),
+        ({"license_quantities": seats_5}, "license_quantities"),
+        ({"feature_quantities": PACKS_500, "license_quantities": seats_5}, "license_quantities"),
+        ({"cancel_action": "cancel_end_of_cycle"}, "a cancel action"),
+        ({"cancel_action": "cancel_immediately"}, "a cancel action"),
+    )
+    for body, what in refusals:
+        for op in ("billing.preview_update", "billing.update"):
+            refused = api(op, 400, customer_id="u1", plan_id="seat_team", billing_cycle_anchor="now", **body)
+            assert refused["code"] == "invalid_request", refused
+            assert refused["message"] == f"billing_cycle_anchor cannot be used together with {what}"
+    assert len(invoices_of(api)) == 1
+    assert api.customer("u1")["balances"]["messages"]["granted"] == 300
+    assert _seats(api)["granted"] == 3
+    assert subscription_of(api, "seat_team")["status"] == "active"
