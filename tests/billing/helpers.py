@@ -249,6 +249,21 @@ def invoices_of(api: Api, customer_id: str = "u1") -> list[dict[str, Any]]:
     return list(api.customer(customer_id)["invoices"])
 
 
+def applied_like_preview(api: Api, update: dict[str, Any], customer_id: str = "u1") -> dict[str, Any]:
+    """The preview of ``update`` for the customer, then the update: its invoice bills what the preview
+    said, paid (and on Stripe, Stripe's books agree)."""
+    preview = api("billing.preview_update", customer_id=customer_id, **update)
+    before = len(invoices_of(api, customer_id))
+    api("billing.update", customer_id=customer_id, **update)
+    invoices = invoices_of(api, customer_id)
+    assert len(invoices) == before + 1
+    assert invoices[0]["total"] == preview["total"]
+    assert invoices[0]["status"] == "paid"
+    if api.stripe is not None:
+        api.check_stripe_books()
+    return preview
+
+
 def subscription_of(api: Api, plan_id: str, customer_id: str = "u1") -> dict[str, Any]:
     """The customer's subscription to ``plan_id``."""
     subs = api.customer(customer_id)["subscriptions"]

@@ -10,9 +10,15 @@ Stripe); the preview is what the update then bills.
 
 from __future__ import annotations
 
-from typing import Any
-
-from .helpers import DAY, Api, create_prepaid_team_plan, invoices_of, subscription_of, with_card
+from .helpers import (
+    DAY,
+    Api,
+    applied_like_preview,
+    create_prepaid_team_plan,
+    invoices_of,
+    subscription_of,
+    with_card,
+)
 
 MONTH = {"interval": "month"}
 PACKS_300 = [{"feature_id": "messages", "quantity": 300}]
@@ -27,20 +33,6 @@ def _on_team_with_300(api: Api) -> None:
     assert invoices_of(api)[0]["total"] == 50
 
 
-def _applied_like_preview(api: Api, update: dict[str, Any]) -> dict[str, Any]:
-    """The preview of ``update`` for u1, then the update: its invoice bills what the preview said."""
-    preview = api("billing.preview_update", customer_id="u1", **update)
-    before = len(invoices_of(api))
-    api("billing.update", customer_id="u1", **update)
-    invoices = invoices_of(api)
-    assert len(invoices) == before + 1
-    assert invoices[0]["total"] == preview["total"]
-    assert invoices[0]["status"] == "paid"
-    if api.stripe is not None:
-        api.check_stripe_books()
-    return preview
-
-
 def test_customized_price_and_new_quantities_are_one_plan_change(api: Api) -> None:
     _on_team_with_300(api)
     api.clock.advance(15 * DAY)  # half of April (30 days) left
@@ -49,7 +41,7 @@ def test_customized_price_and_new_quantities_are_one_plan_change(api: Api) -> No
         "customize": {"price": {"amount": 30, **MONTH}},
         "feature_quantities": PACKS_500,
     }
-    preview = _applied_like_preview(api, update)
+    preview = applied_like_preview(api, update)
     assert preview["intent"] == "update_plan"
     # half a month of $30 + 5 packs ($80) less half a month of $20 + 3 packs ($50): $40 - $25
     assert preview["total"] == 15
@@ -77,7 +69,7 @@ def test_customized_items_take_the_given_quantities(api: Api) -> None:
         },
         "feature_quantities": [{"feature_id": "messages", "quantity": 200}],
     }
-    preview = _applied_like_preview(api, update)
+    preview = applied_like_preview(api, update)
     assert preview["intent"] == "update_plan"
     # half a month of $20 + 2 packs at $20 ($60) less half a month of the $50 it paid: $30 - $25
     assert preview["total"] == 5
@@ -89,7 +81,7 @@ def test_customize_without_quantities_keeps_the_current_ones(api: Api) -> None:
     _on_team_with_300(api)
     api.clock.advance(15 * DAY)
     update = {"plan_id": "team", "customize": {"price": {"amount": 30, **MONTH}}}
-    preview = _applied_like_preview(api, update)
+    preview = applied_like_preview(api, update)
     assert (preview["intent"], preview["total"], preview["next_cycle"]["total"]) == ("update_plan", 5, 60)
     assert api.customer("u1")["balances"]["messages"]["granted"] == 300
 

@@ -22,7 +22,16 @@ from typing import Any
 
 import httpx
 
-from .helpers import DAY, MAY, Api, create_prepaid_team_plan, invoices_of, subscription_of, with_card
+from .helpers import (
+    DAY,
+    MAY,
+    Api,
+    applied_like_preview,
+    create_prepaid_team_plan,
+    invoices_of,
+    subscription_of,
+    with_card,
+)
 
 MONTH = {"interval": "month"}
 PACKS_300 = [{"feature_id": "messages", "quantity": 300}]
@@ -71,20 +80,6 @@ def _on_seat_team(api: Api) -> None:
     assert invoices_of(api)[0]["total"] == 110
 
 
-def _applied_like_preview(api: Api, update: dict[str, Any]) -> dict[str, Any]:
-    """The preview of ``update`` for u1, then the update: its invoice bills what the preview said."""
-    preview = api("billing.preview_update", customer_id="u1", **update)
-    before = len(invoices_of(api))
-    api("billing.update", customer_id="u1", **update)
-    invoices = invoices_of(api)
-    assert len(invoices) == before + 1
-    assert invoices[0]["total"] == preview["total"]
-    assert invoices[0]["status"] == "paid"
-    if api.stripe is not None:
-        api.check_stripe_books()
-    return preview
-
-
 def test_customize_with_feature_and_license_quantities_takes_both(api: Api) -> None:
     _on_seat_team(api)
     api.clock.advance(15 * DAY)  # half of April (30 days) left
@@ -94,7 +89,7 @@ def test_customize_with_feature_and_license_quantities_takes_both(api: Api) -> N
         "feature_quantities": PACKS_500,
         "license_quantities": [{"license_plan_id": "seat", "quantity": 5}],
     }
-    preview = _applied_like_preview(api, update)
+    preview = applied_like_preview(api, update)
     assert preview["intent"] == "update_plan"
     # a month: $30 + 5 packs ($50) + 4 paid seats ($120) = $200, was $110; half of each
     assert preview["total"] == 100 - 55
@@ -162,7 +157,7 @@ def test_anchor_now_with_customize_and_quantities_restarts_the_cycle(api: Api) -
         "feature_quantities": PACKS_500,
         "billing_cycle_anchor": "now",
     }
-    preview = _applied_like_preview(api, update)
+    preview = applied_like_preview(api, update)
     assert preview["intent"] == "update_plan"
     # a whole new month of $30 + 5 packs ($80) less the unused half of the $50 paid
     assert preview["total"] == 80 - 25
@@ -191,7 +186,7 @@ def test_anchor_now_with_customize_and_both_quantities_restarts_the_cycle(api: A
         "license_quantities": [{"license_plan_id": "seat", "quantity": 5}],
         "billing_cycle_anchor": "now",
     }
-    preview = _applied_like_preview(api, update)
+    preview = applied_like_preview(api, update)
     # a whole new month ($30 + 5 packs + 4 paid seats: $200) less the unused half of the $110 paid
     assert (preview["intent"], preview["total"], preview["next_cycle"]["total"]) == ("update_plan", 145, 200)
     team = subscription_of(api, "seat_team")
@@ -215,7 +210,7 @@ def test_a_version_change_with_both_quantities_takes_both(api: Api) -> None:
         "feature_quantities": PACKS_500,
         "license_quantities": [{"license_plan_id": "seat", "quantity": 5}],
     }
-    preview = _applied_like_preview(api, update)
+    preview = applied_like_preview(api, update)
     assert (preview["intent"], preview["total"], preview["next_cycle"]["total"]) == ("update_plan", 45, 200)
     assert api.customer("u1")["balances"]["messages"]["granted"] == 500
     assert (_seats(api)["granted"], _seats(api)["paid_quantity"]) == (5, 4)
@@ -227,7 +222,7 @@ def test_anchor_now_with_a_version_change_restarts_the_cycle(api: Api) -> None:
     api.clock.advance(15 * DAY)
     now = api.clock.now_ms()
     update = {"plan_id": "seat_team", "version": 2, "billing_cycle_anchor": "now"}
-    preview = _applied_like_preview(api, update)
+    preview = applied_like_preview(api, update)
     # a whole month of version 2 ($30 + 3 packs + 2 paid seats: $120) less the unused half of $110
     assert (preview["intent"], preview["total"], preview["next_cycle"]["total"]) == ("update_plan", 65, 120)
     team = subscription_of(api, "seat_team")
